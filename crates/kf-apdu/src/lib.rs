@@ -1,0 +1,1 @@
+//! kf-apdu (work in progress).

@@ -1,0 +1,1 @@
+//! kf-audit (work in progress).

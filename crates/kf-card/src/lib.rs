@@ -1,0 +1,1 @@
+//! kf-card (work in progress).

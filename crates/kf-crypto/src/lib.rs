@@ -1,0 +1,1 @@
+//! kf-crypto (work in progress).

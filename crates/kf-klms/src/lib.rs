@@ -1,0 +1,1 @@
+//! kf-klms (work in progress).

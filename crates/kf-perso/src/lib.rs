@@ -1,0 +1,1 @@
+//! kf-perso (work in progress).

@@ -1,0 +1,1 @@
+//! kf-scp03 (work in progress).

@@ -1,0 +1,1 @@
+//! kf-source (work in progress).

@@ -1,0 +1,2 @@
+//! Key fob end-of-line station CLI.
+fn main() {}

@@ -1,0 +1,1 @@
+//! kf-transport (work in progress).

@@ -1,0 +1,1 @@
+//! sks (work in progress).
