@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The project's one test command (README, CI): installs missing Debian packages,
+# then format check, clippy (-D warnings), all tests (including pcscd + vpcd),
+# bench smoke runs and the Windows cross-check.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+step() { printf '\n==> %s\n' "$*"; }
+
+step "system packages"
+scripts/setup-deps.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+step "cargo test"
+cargo test --workspace --all-features
+
+if [ -x scripts/bench-smoke.sh ]; then
+  step "benchmark smoke runs"
+  scripts/bench-smoke.sh
+fi
+
+if [ "${SKIP_WINDOWS_CHECK:-0}" != "1" ]; then
+  step "Windows cross-check (x86_64-pc-windows-gnu)"
+  scripts/windows-check.sh
+fi
+step "all checks passed"
