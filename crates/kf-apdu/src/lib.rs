@@ -1,1 +1,58 @@
-//! kf-apdu (work in progress).
+//! ISO/IEC 7816-4 APDU codec, status words, GlobalPlatform command builders,
+//! and the DGI and BER-TLV codecs used for personalization.
+//!
+//! Data flow (no I/O here; a transport moves the bytes):
+//!
+//! ```text
+//! host:  gp::* builders ──CommandApdu──▶ [SCP03 wrap] ──▶ to_bytes() ──▶ transport
+//!        transport ──bytes──▶ ResponseApdu::parse ──▶ sw().kind(), data()
+//! perso: Dgi::encode_sequence ──▶ split into blocks ──▶ gp::store_data(P1, n, block)
+//! card:  CommandApdu::parse ──▶ StoreDataP1::from_byte ──▶ DgiStreamDecoder::feed ──▶ Dgi
+//! ```
+//!
+//! Modules: [`CommandApdu`] / [`ResponseApdu`] (ISO/IEC 7816-3 §12.1 cases
+//! 1–4, short and extended), [`StatusWord`] (ISO/IEC 7816-4 §5.6, GPC 2.3.1
+//! §11.1.3), [`gp`] (GPC 2.3.1 chapter 11 and Appendix D builders),
+//! [`dgi`] (GPC 2.3.1 §11.1.12), [`tlv`] (ISO/IEC 8825-1 BER-TLV).
+//!
+//! Parsers never panic and reject every malformed length combination.
+//! Sensitive commands (PUT KEY, encrypted STORE DATA) and sensitive DGIs carry
+//! a flag that makes `Debug`/`Display` print only the header and length, and
+//! wipes their data on drop.
+//!
+//! ```
+//! use kf_apdu::gp::{self, StoreDataEncryption, StoreDataP1, StoreDataStructure};
+//! use kf_apdu::{CommandApdu, Dgi, ResponseApdu, StatusKind};
+//!
+//! let dgis = [Dgi::new(0xA006, [0x11; 16])];
+//! let block = Dgi::encode_sequence(&dgis)?;
+//! let p1 = StoreDataP1 {
+//!     last_block: true,
+//!     encryption: StoreDataEncryption::None,
+//!     structure: StoreDataStructure::Dgi,
+//!     expects_response: false,
+//! };
+//! let cmd = gp::store_data(p1, 0, block);
+//! assert_eq!(cmd.to_bytes()[..5], [0x80, 0xE2, 0x88, 0x00, 19]);
+//! assert_eq!(CommandApdu::parse(&cmd.to_bytes())?, cmd);
+//!
+//! let rsp = ResponseApdu::parse(&[0x69, 0x82])?;
+//! assert_eq!(rsp.sw().kind(), StatusKind::SecurityStatusNotSatisfied);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod command;
+pub mod dgi;
+mod error;
+pub mod gp;
+mod hex;
+mod response;
+mod status;
+pub mod tlv;
+
+pub use command::{ApduCase, CommandApdu, MAX_DATA_LEN, MAX_LE, MAX_SHORT_DATA_LEN, MAX_SHORT_LE};
+pub use dgi::{Dgi, DgiError, DgiStreamDecoder};
+pub use error::ApduError;
+pub use response::ResponseApdu;
+pub use status::{StatusKind, StatusWord};
+pub use tlv::{Tag, Tlv, TlvError, TlvValue};

@@ -1,1 +1,54 @@
-//! kf-klms (work in progress).
+//! Reference KLMS ("Clypeum" contract, seed 000) for integration tests and
+//! factory dry runs: REST over mutual TLS, KDF3 key diversification, a
+//! one-time issuance ledger, key-package TTL and audit ingest.
+//!
+//! Data flow of one request:
+//!
+//! ```text
+//! station ──TLS (client cert verified against the station CA)──▶ accept loop
+//!   └─ CN of the client certificate ──allow-list──▶ 403 when unlisted
+//! POST /v1/key-packages {fob_uid, reader_id}
+//!   ├─ UID length check ──▶ KDF3(master, label, UID) ──▶ static ENC/MAC/DEK
+//!   ├─ ContentProvider ──▶ SPID, device cert, P-256 scalar, ICA, root, IRK
+//!   │     └─ scalar ──AES-CBC(static DEK, IV 0, ISO 9797-1 M2)──▶ DGI A003
+//!   ├─ Ledger (SQLite, synchronous=FULL): one package per UID, 409 otherwise
+//!   └─▶ {transaction_id, key_version, scp03_static_keys, ford_payload,
+//!        personalization_dgis, expires_at = now + TTL}
+//! POST /v1/audit {seed 000 record} ──validate──▶ Ledger (idempotent by
+//!   transaction_id; SUCCESS completes the issuance)
+//! ```
+//!
+//! The private scalar never leaves the server in clear: the station receives
+//! A003 already encrypted under the fob's static DEK and writes it as is.
+
+pub mod bench;
+pub mod config;
+pub mod content;
+pub mod ledger;
+pub mod pki;
+mod server;
+mod service;
+pub mod tls;
+pub mod wire;
+
+pub use server::{
+    serve, spawn_server, KlmsConfig, ServerError, ServerHandle, DEFAULT_BODY_LIMIT, DEFAULT_TTL,
+    DEFAULT_UID_LEN,
+};
+
+/// KDF3 diversification of the three static keys as upper-case hex JSON
+/// (`kf-klms derive`): `{"enc": HEX, "mac": HEX, "dek": HEX}`.
+pub fn derive_json(master_key_hex: &str, uid_hex: &str, uid_len: usize) -> Result<String, String> {
+    let master = kf_crypto::AesKey::from_hex(master_key_hex).map_err(|e| format!("master key: {e}"))?;
+    let uid = kf_crypto::decode_hex(uid_hex).map_err(|e| format!("uid: {e}"))?;
+    if uid.len() != uid_len {
+        return Err(format!("uid has {} bytes, expected {uid_len}", uid.len()));
+    }
+    let keys = kf_crypto::kdf::diversify_static_keys(&master, &uid).map_err(|e| e.to_string())?;
+    Ok(serde_json::json!({
+        "enc": hex::encode_upper(keys.enc.expose_secret()),
+        "mac": hex::encode_upper(keys.mac.expose_secret()),
+        "dek": hex::encode_upper(keys.dek.expose_secret()),
+    })
+    .to_string())
+}

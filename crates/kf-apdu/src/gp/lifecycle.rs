@@ -1,0 +1,110 @@
+//! SET STATUS and GET STATUS (GPC 2.3.1 §11.10, §11.4).
+
+use crate::command::CommandApdu;
+use crate::error::ApduError;
+use crate::gp::{check_aid, ins, CLA_GP};
+
+/// Card life cycle states, the P2 of SET STATUS for the ISD (GPC 2.3.1 Table 11-6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum CardLifeCycle {
+    /// `01`.
+    OpReady = 0x01,
+    /// `07`.
+    Initialized = 0x07,
+    /// `0F`.
+    Secured = 0x0F,
+    /// `7F`.
+    CardLocked = 0x7F,
+    /// `FF`: irreversible.
+    Terminated = 0xFF,
+}
+
+impl CardLifeCycle {
+    /// The coded state byte.
+    pub fn as_byte(self) -> u8 {
+        self as u8
+    }
+
+    /// Decodes a card life cycle byte.
+    pub fn from_byte(b: u8) -> Option<Self> {
+        Some(match b {
+            0x01 => Self::OpReady,
+            0x07 => Self::Initialized,
+            0x0F => Self::Secured,
+            0x7F => Self::CardLocked,
+            0xFF => Self::Terminated,
+            _ => return None,
+        })
+    }
+}
+
+/// SET STATUS for the card (ISD): `80 F0 80 state` (GPC 2.3.1 §11.10.2,
+/// Tables 11-85/86). The data field is ignored for P1 `80`, so none is sent.
+pub fn set_card_status(state: CardLifeCycle) -> CommandApdu {
+    CommandApdu::new(CLA_GP, ins::SET_STATUS, 0x80, state.as_byte())
+}
+
+/// SET STATUS for an application or supplementary SD: `80 F0 40 state Lc AID`
+/// (GPC 2.3.1 §11.10.2). `state` is coded per Table 11-4 (application) or
+/// 11-5 (security domain); e.g. `07` SELECTABLE, `0F` PERSONALIZED, `83` LOCKED.
+pub fn set_application_status(aid: &[u8], state: u8) -> Result<CommandApdu, ApduError> {
+    check_aid(aid)?;
+    Ok(CommandApdu::new(CLA_GP, ins::SET_STATUS, 0x40, state).with_data(aid))
+}
+
+/// SET STATUS for a security domain and its applications: `80 F0 60 80|00 Lc AID`
+/// (GPC 2.3.1 §11.10.2.1–2): P2 b8 = 1 locks, 0 unlocks.
+pub fn set_domain_and_applications_locked(
+    sd_aid: &[u8],
+    locked: bool,
+) -> Result<CommandApdu, ApduError> {
+    check_aid(sd_aid)?;
+    let p2 = if locked { 0x80 } else { 0x00 };
+    Ok(CommandApdu::new(CLA_GP, ins::SET_STATUS, 0x60, p2).with_data(sd_aid))
+}
+
+/// The subset GET STATUS reports, its P1 (GPC 2.3.1 Table 11-33).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum GetStatusScope {
+    /// `80`: the Issuer Security Domain only.
+    IssuerSecurityDomain = 0x80,
+    /// `40`: applications and supplementary security domains.
+    Applications = 0x40,
+    /// `20`: executable load files.
+    LoadFiles = 0x20,
+    /// `10`: executable load files and their modules.
+    LoadFilesAndModules = 0x10,
+}
+
+/// GET STATUS: `80 F2 P1 P2 Lc 4F len AID-prefix 00` (GPC 2.3.1 §11.4.2,
+/// Tables 11-32..11-35).
+///
+/// P2 is `02` (tagged response format, Tables 11-36/37) or `03` for
+/// "get next occurrence". An empty `aid_prefix` gives the search criterion
+/// `4F 00`, matching every entry of the scope.
+pub fn get_status(
+    scope: GetStatusScope,
+    aid_prefix: &[u8],
+    next_occurrence: bool,
+) -> Result<CommandApdu, ApduError> {
+    if aid_prefix.len() > 16 {
+        return Err(ApduError::InvalidArgument(
+            "AID search criterion is at most 16 bytes",
+        ));
+    }
+    if next_occurrence && scope == GetStatusScope::IssuerSecurityDomain {
+        return Err(ApduError::InvalidArgument(
+            "get next occurrence is rejected for the ISD scope (GPC 2.3.1 §11.4.2.2)",
+        ));
+    }
+    let mut data = Vec::with_capacity(2 + aid_prefix.len());
+    data.push(0x4F);
+    data.push(aid_prefix.len() as u8);
+    data.extend_from_slice(aid_prefix);
+    let p2 = if next_occurrence { 0x03 } else { 0x02 };
+    Ok(CommandApdu::new(CLA_GP, ins::GET_STATUS, scope as u8, p2)
+        .with_data(data)
+        .with_le(256))
+}

@@ -1,0 +1,167 @@
+//! STORE DATA (GPC 2.3.1 §11.11).
+
+use crate::command::CommandApdu;
+use crate::error::ApduError;
+use crate::gp::{ins, CLA_GP};
+
+/// Encryption information, P1 b7–b6 (GPC 2.3.1 Table 11-89).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum StoreDataEncryption {
+    /// `00`: no general encryption information, or plaintext data.
+    #[default]
+    None,
+    /// `01` (P1 `20`): encryption of the value fields is application dependent.
+    ApplicationDependent,
+    /// `11` (P1 `60`): the value fields of all data structures are encrypted.
+    Encrypted,
+}
+
+/// Data structure information, P1 b5–b4 (GPC 2.3.1 Table 11-89).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum StoreDataStructure {
+    /// `00`: no general data structure information (application dependent).
+    #[default]
+    Unspecified,
+    /// `01` (P1 `08`): the data field holds DGIs.
+    Dgi,
+    /// `10` (P1 `10`): the data field holds BER-TLV objects.
+    BerTlv,
+}
+
+/// Reference control parameter P1 of STORE DATA (GPC 2.3.1 §11.11.2.1, Table 11-89).
+///
+/// | bits | meaning |
+/// |---|---|
+/// | b8 | last block |
+/// | b7–b6 | encryption information |
+/// | b5–b4 | data structure information |
+/// | b3–b2 | RFU (zero) |
+/// | b1 | ISO case 4 (response data may be returned) |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct StoreDataP1 {
+    /// b8: this is the last block of the personalization session.
+    pub last_block: bool,
+    /// b7–b6.
+    pub encryption: StoreDataEncryption,
+    /// b5–b4.
+    pub structure: StoreDataStructure,
+    /// b1: case 4 command; the builder then adds Le `00`.
+    pub expects_response: bool,
+}
+
+impl StoreDataP1 {
+    /// The P1 byte.
+    pub fn to_byte(self) -> u8 {
+        let mut p1 = 0u8;
+        if self.last_block {
+            p1 |= 0x80;
+        }
+        p1 |= match self.encryption {
+            StoreDataEncryption::None => 0x00,
+            StoreDataEncryption::ApplicationDependent => 0x20,
+            StoreDataEncryption::Encrypted => 0x60,
+        };
+        p1 |= match self.structure {
+            StoreDataStructure::Unspecified => 0x00,
+            StoreDataStructure::Dgi => 0x08,
+            StoreDataStructure::BerTlv => 0x10,
+        };
+        if self.expects_response {
+            p1 |= 0x01;
+        }
+        p1
+    }
+
+    /// Decodes a P1 byte; RFU codings (b7–b6 = `10`, b5–b4 = `11`) are errors,
+    /// the RFU bits b3–b2 are ignored as §11.1 prescribes for cards.
+    pub fn from_byte(p1: u8) -> Result<Self, ApduError> {
+        let encryption = match (p1 >> 5) & 0b11 {
+            0b00 => StoreDataEncryption::None,
+            0b01 => StoreDataEncryption::ApplicationDependent,
+            0b11 => StoreDataEncryption::Encrypted,
+            _ => {
+                return Err(ApduError::InvalidArgument(
+                    "STORE DATA P1 b7-b6 = 10 is RFU",
+                ))
+            }
+        };
+        let structure = match (p1 >> 3) & 0b11 {
+            0b00 => StoreDataStructure::Unspecified,
+            0b01 => StoreDataStructure::Dgi,
+            0b10 => StoreDataStructure::BerTlv,
+            _ => {
+                return Err(ApduError::InvalidArgument(
+                    "STORE DATA P1 b5-b4 = 11 is RFU",
+                ))
+            }
+        };
+        Ok(Self {
+            last_block: p1 & 0x80 != 0,
+            encryption,
+            structure,
+            expects_response: p1 & 0x01 != 0,
+        })
+    }
+}
+
+/// STORE DATA: `80 E2 P1 block-number Lc data [00]` (GPC 2.3.1 §11.11.2, Table 11-88).
+///
+/// Case 3, or case 4 with Le `00` when `p1.expects_response`. The command is
+/// marked sensitive when P1 says the data is (or may be) encrypted, so DEK
+/// encrypted key material never reaches logs. An empty data field is allowed
+/// (seed 001 closes personalization with `80 E2 80 P2` and no data).
+pub fn store_data(p1: StoreDataP1, block_number: u8, data: impl Into<Vec<u8>>) -> CommandApdu {
+    let mut apdu =
+        CommandApdu::new(CLA_GP, ins::STORE_DATA, p1.to_byte(), block_number).with_data(data);
+    if p1.expects_response {
+        apdu = apdu.with_le(256);
+    }
+    if p1.encryption != StoreDataEncryption::None {
+        apdu = apdu.sensitive();
+    }
+    apdu
+}
+
+/// Splits `data` into STORE DATA commands of at most `max_block_len` bytes,
+/// numbering blocks from `first_block` and setting P1.b8 (last block) on the
+/// final one only (GPC 2.3.1 §11.11.2.2–3: a DGI or TLV value may continue in
+/// the next block). `p1.last_block` is ignored.
+///
+/// Empty `data` gives one last block without data. Fails when
+/// `max_block_len` is 0 or above 255 (short Lc; the caller subtracts room for
+/// the C-MAC), or when the block number would pass `FF`.
+pub fn split_store_data(
+    p1: StoreDataP1,
+    data: &[u8],
+    max_block_len: usize,
+    first_block: u8,
+) -> Result<Vec<CommandApdu>, ApduError> {
+    if !(1..=255).contains(&max_block_len) {
+        return Err(ApduError::InvalidArgument(
+            "STORE DATA block length must be 1..=255",
+        ));
+    }
+    let chunks: Vec<&[u8]> = if data.is_empty() {
+        vec![&[]]
+    } else {
+        data.chunks(max_block_len).collect()
+    };
+    if chunks.len() > 256 - usize::from(first_block) {
+        return Err(ApduError::InvalidArgument(
+            "STORE DATA block number would exceed FF",
+        ));
+    }
+    let last = chunks.len() - 1;
+    Ok(chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, chunk)| {
+            let p1 = StoreDataP1 {
+                last_block: i == last,
+                ..p1
+            };
+            // i < 256 - first_block, so the sum fits in a u8.
+            store_data(p1, first_block.wrapping_add(i as u8), chunk)
+        })
+        .collect())
+}

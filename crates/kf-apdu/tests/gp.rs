@@ -1,0 +1,229 @@
+//! GlobalPlatform builders: argument validation and P1 codings.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use kf_apdu::gp::{
+    self, CardLifeCycle, GetStatusScope, PutKeyParams, StoreDataEncryption, StoreDataP1,
+    StoreDataStructure,
+};
+use kf_apdu::ApduError;
+
+#[test]
+fn store_data_p1_bits_follow_table_11_89() {
+    let p1 = |last, encryption, structure, expects_response| {
+        StoreDataP1 {
+            last_block: last,
+            encryption,
+            structure,
+            expects_response,
+        }
+        .to_byte()
+    };
+    use StoreDataEncryption as E;
+    use StoreDataStructure as S;
+    assert_eq!(p1(false, E::None, S::Unspecified, false), 0x00);
+    assert_eq!(p1(true, E::None, S::Unspecified, false), 0x80);
+    assert_eq!(
+        p1(false, E::ApplicationDependent, S::Unspecified, false),
+        0x20
+    );
+    assert_eq!(p1(false, E::Encrypted, S::Unspecified, false), 0x60);
+    assert_eq!(p1(false, E::None, S::Dgi, false), 0x08);
+    assert_eq!(p1(false, E::None, S::BerTlv, false), 0x10);
+    assert_eq!(p1(false, E::None, S::Unspecified, true), 0x01);
+    assert_eq!(p1(true, E::Encrypted, S::Dgi, false), 0xE8);
+    for b in 0..=u8::MAX {
+        match StoreDataP1::from_byte(b) {
+            Ok(p) => assert_eq!(p.to_byte(), b & !0x06, "P1 {b:02X}"),
+            Err(_) => assert!(b & 0x60 == 0x40 || b & 0x18 == 0x18, "P1 {b:02X} rejected"),
+        }
+    }
+}
+
+#[test]
+fn store_data_marks_encrypted_blocks_sensitive() {
+    let plain = StoreDataP1 {
+        structure: StoreDataStructure::Dgi,
+        ..Default::default()
+    };
+    assert!(!gp::store_data(plain, 0, vec![1]).is_sensitive());
+    let enc = StoreDataP1 {
+        encryption: StoreDataEncryption::Encrypted,
+        ..plain
+    };
+    let apdu = gp::store_data(enc, 1, vec![0xA0, 0x03, 0x01, 0x42]);
+    assert!(apdu.is_sensitive());
+    assert!(!format!("{apdu:?}").contains("A0030142"));
+    assert_eq!(apdu.le(), None);
+    let case4 = StoreDataP1 {
+        expects_response: true,
+        ..plain
+    };
+    assert_eq!(gp::store_data(case4, 0, vec![1]).le(), Some(256));
+}
+
+#[test]
+fn select_validates_aid_length() {
+    assert!(gp::select_by_aid(&[0xA0; 4]).is_err());
+    assert!(gp::select_by_aid(&[0xA0; 17]).is_err());
+    assert_eq!(gp::select_by_aid(&[0xA0; 16]).unwrap().data().len(), 16);
+    assert_eq!(gp::select_by_aid(&[0xA0; 5]).unwrap().to_bytes()[4], 5);
+}
+
+#[test]
+fn initialize_update_accepts_8_or_16_byte_challenges_only() {
+    for len in [0, 7, 9, 15, 17, 32] {
+        assert!(matches!(
+            gp::initialize_update(0x30, &vec![0; len]),
+            Err(ApduError::InvalidArgument(_))
+        ));
+    }
+    assert_eq!(
+        gp::initialize_update(0x30, &[0; 16]).unwrap().data().len(),
+        16
+    );
+}
+
+#[test]
+fn external_authenticate_checks_level_and_cryptogram() {
+    for level in [0x00, 0x01, 0x03, 0x11, 0x13, 0x33] {
+        let apdu = gp::external_authenticate(level, &[0; 8]).unwrap();
+        assert_eq!(apdu.to_bytes()[..5], [0x80, 0x82, level, 0x00, 0x08]);
+        assert_eq!(apdu.le(), None);
+    }
+    assert!(gp::external_authenticate(0x02, &[0; 8]).is_err());
+    assert!(gp::external_authenticate(0x31, &[0; 8]).is_err());
+    assert!(gp::external_authenticate(0x01, &[0; 12]).is_err());
+    assert!(gp::external_authenticate(0x33, &[0; 16]).is_ok());
+}
+
+#[test]
+fn set_status_encodings() {
+    assert_eq!(
+        gp::set_card_status(CardLifeCycle::Secured).to_bytes(),
+        [0x80, 0xF0, 0x80, 0x0F]
+    );
+    assert_eq!(
+        CardLifeCycle::from_byte(0x7F),
+        Some(CardLifeCycle::CardLocked)
+    );
+    assert_eq!(CardLifeCycle::from_byte(0x10), None);
+    assert!(gp::set_application_status(&[0xA0; 3], 0x83).is_err());
+    let lock = gp::set_domain_and_applications_locked(&[0xA0, 0, 0, 1, 0x51], true).unwrap();
+    assert_eq!(
+        lock.to_bytes(),
+        [0x80, 0xF0, 0x60, 0x80, 5, 0xA0, 0, 0, 1, 0x51]
+    );
+    let unlock = gp::set_domain_and_applications_locked(&[0xA0, 0, 0, 1, 0x51], false).unwrap();
+    assert_eq!(unlock.p2(), 0x00);
+}
+
+#[test]
+fn get_status_rules() {
+    let by_prefix = gp::get_status(GetStatusScope::Applications, &[0xA0, 0, 0, 5], false).unwrap();
+    assert_eq!(
+        by_prefix.to_bytes(),
+        [0x80, 0xF2, 0x40, 0x02, 6, 0x4F, 4, 0xA0, 0, 0, 5, 0x00]
+    );
+    assert!(gp::get_status(GetStatusScope::IssuerSecurityDomain, &[], true).is_err());
+    assert!(gp::get_status(GetStatusScope::LoadFiles, &[0; 17], false).is_err());
+    assert_eq!(
+        gp::get_status(GetStatusScope::LoadFilesAndModules, &[], false)
+            .unwrap()
+            .p1(),
+        0x10
+    );
+}
+
+#[test]
+fn put_key_is_sensitive_and_checks_ranges() {
+    let params = PutKeyParams {
+        current_key_version: 0x00,
+        first_key_id: 0x01,
+        multiple_keys: true,
+        more_commands: true,
+    };
+    let apdu = gp::put_key(params, vec![0x30, 0x88, 0x10, 0xDE, 0xAD]).unwrap();
+    assert!(apdu.is_sensitive());
+    assert_eq!((apdu.p1(), apdu.p2()), (0x80, 0x81));
+    assert!(!apdu.to_string().contains("DEAD"));
+    assert!(gp::put_key(
+        PutKeyParams {
+            current_key_version: 0x80,
+            ..params
+        },
+        vec![1]
+    )
+    .is_err());
+    assert!(gp::put_key(
+        PutKeyParams {
+            first_key_id: 0x80,
+            ..params
+        },
+        vec![1]
+    )
+    .is_err());
+    assert!(gp::put_key(params, vec![]).is_err());
+}
+
+#[test]
+fn get_response_and_get_data_shapes() {
+    assert_eq!(gp::get_response(0).le(), Some(256));
+    assert_eq!(
+        gp::get_response(300).to_bytes(),
+        [0x00, 0xC0, 0, 0, 0x00, 0x01, 0x2C]
+    );
+    assert_eq!(
+        gp::get_data(0x00E0).to_bytes(),
+        [0x80, 0xCA, 0x00, 0xE0, 0x00]
+    );
+    assert!(gp::put_data_odd(0, 0, vec![]).is_err());
+}
+
+#[test]
+fn split_store_data_numbers_blocks_and_marks_only_the_last() {
+    let p1 = StoreDataP1 {
+        structure: StoreDataStructure::Dgi,
+        ..Default::default()
+    };
+    let data: Vec<u8> = (0..600u32).map(|i| i as u8).collect();
+    let cmds = gp::split_store_data(p1, &data, 245, 3).unwrap();
+    assert_eq!(cmds.len(), 3);
+    let lens: Vec<usize> = cmds.iter().map(|c| c.data().len()).collect();
+    assert_eq!(lens, [245, 245, 110]);
+    assert_eq!(cmds.iter().map(|c| c.p2()).collect::<Vec<_>>(), [3, 4, 5]);
+    assert_eq!(
+        cmds.iter().map(|c| c.p1()).collect::<Vec<_>>(),
+        [0x08, 0x08, 0x88]
+    );
+    assert_eq!(
+        cmds.iter()
+            .flat_map(|c| c.data().to_vec())
+            .collect::<Vec<_>>(),
+        data
+    );
+
+    let empty = gp::split_store_data(p1, &[], 245, 0).unwrap();
+    assert_eq!(empty.len(), 1);
+    assert_eq!(empty[0].to_bytes(), [0x80, 0xE2, 0x88, 0x00]);
+
+    assert!(gp::split_store_data(p1, &data, 0, 0).is_err());
+    assert!(gp::split_store_data(p1, &data, 256, 0).is_err());
+    // 256 blocks fit from block 0, not from block 1.
+    assert_eq!(
+        gp::split_store_data(p1, &[0; 256], 1, 0)
+            .unwrap()
+            .last()
+            .unwrap()
+            .p2(),
+        0xFF
+    );
+    assert!(gp::split_store_data(p1, &[0; 256], 1, 1).is_err());
+    let enc = StoreDataP1 {
+        encryption: StoreDataEncryption::Encrypted,
+        ..p1
+    };
+    assert!(gp::split_store_data(enc, &data, 245, 0)
+        .unwrap()
+        .iter()
+        .all(|c| c.is_sensitive()));
+}

@@ -1,0 +1,184 @@
+//! Issuer Security Domain commands: SELECT (GPC 2.3.1 §11.9), GET DATA
+//! (§11.3), SET STATUS (§11.10), GET STATUS (§11.4).
+
+use kf_apdu::{CommandApdu, ResponseApdu};
+use kf_profile::{APPLET_AID, ISD_AID};
+
+use crate::fob::{status, Selected, VirtualFob};
+use crate::life_cycle::IsdLifeCycle;
+use crate::sw;
+
+/// Privileges of the ISD in GET STATUS (GPC Table 11-7): Security Domain,
+/// Card Lock, Card Terminate, Card Reset, CVM Management; Trusted Path,
+/// Authorized Management, Global Delete/Lock/Registry, Final Application; Receipt Generation.
+const ISD_PRIVILEGES: [u8; 3] = [0x9E, 0xFE, 0x80];
+
+/// Application life cycle the applet reports in GET STATUS (SELECTABLE, Table 11-4).
+const APPLET_SELECTABLE: u8 = 0x07;
+
+impl VirtualFob {
+    /// SELECT by name (GPC §11.9, §6.4.2.1.2): full or partial (≥ 5 bytes) AID
+    /// match against the registry (ISD, then applet); no data selects the ISD.
+    /// P1 00/01/02/08/09 (file selection; there is no file system) → 6A82.
+    /// In CARD_LOCKED, the ISD is re-selected with warning 6283 and the
+    /// applet gets 6A81 (Table 11-83, 11-84). Selecting ends the secure
+    /// channel and any STORE DATA sequence.
+    pub(crate) fn select(&mut self, cmd: &CommandApdu) -> ResponseApdu {
+        match cmd.p1() {
+            0x04 => {}
+            0x00..=0x02 | 0x08 | 0x09 => return status(sw::NOT_FOUND),
+            _ => return status(sw::WRONG_P1P2),
+        }
+        let want_fci = match cmd.p2() {
+            0x00 => true,
+            0x0C => false,
+            // Next occurrence: the registry has a single match per AID prefix here.
+            0x02 => return status(sw::NOT_FOUND),
+            _ => return status(sw::WRONG_P1P2),
+        };
+        let aid = cmd.data();
+        let target = if aid.is_empty() || matches_aid(aid, ISD_AID) {
+            Selected::Isd
+        } else if matches_aid(aid, APPLET_AID) {
+            Selected::Applet
+        } else {
+            return status(sw::NOT_FOUND);
+        };
+        let locked = self.data.isd_life_cycle == IsdLifeCycle::CardLocked;
+        if locked && target == Selected::Applet {
+            return status(sw::FUNCTION_NOT_SUPPORTED);
+        }
+        self.channel = None;
+        self.perso = None;
+        self.selected = target;
+        let full_aid = match target {
+            Selected::Isd => ISD_AID,
+            Selected::Applet => APPLET_AID,
+        };
+        let data = if want_fci { fci(full_aid) } else { Vec::new() };
+        let sw = if locked { sw::CARD_LOCKED_WARNING } else { sw::OK };
+        ResponseApdu::new(data, sw)
+    }
+
+    /// GET DATA (GPC §11.3): `00E0` key information template (ISD), `0066`
+    /// card data and anything else → 6A88.
+    pub(crate) fn get_data(&self, cmd: &CommandApdu) -> ResponseApdu {
+        let tag = u16::from_be_bytes([cmd.p1(), cmd.p2()]);
+        match (tag, self.selected) {
+            (0x00E0, Selected::Isd) => ResponseApdu::new(self.key_information(), sw::OK),
+            _ => status(sw::REFERENCED_DATA_NOT_FOUND),
+        }
+    }
+
+    /// Key Information Template `E0` (GPC §11.3.3.1, Table 11-29): for each key
+    /// set, the ENC/MAC/DEK keys (id 1, 2, 3) as AES keys (type 88).
+    fn key_information(&self) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (kvn, keys) in &self.data.key_sets {
+            for (id, len) in [(1u8, keys.enc.len()), (2, keys.mac.len()), (3, keys.dek.len())] {
+                body.extend_from_slice(&[0xC0, 0x04, id, *kvn, 0x88, len as u8]);
+            }
+        }
+        let mut out = vec![0xE0];
+        push_len(&mut out, body.len());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// SET STATUS for the ISD (P1 80, §11.10) inside the secure channel:
+    /// P2 is the target card life cycle (Table 11-6), checked against
+    /// Figure 5-1. Other P1 (applications) → 6A88; bad P2 → 6A80; a
+    /// transition not allowed (incl. to the current state) → 6985; without
+    /// the secure channel → 6982.
+    pub(crate) fn set_status(&mut self, cmd: &CommandApdu, secured: bool) -> ResponseApdu {
+        if !secured {
+            return status(sw::SECURITY_STATUS);
+        }
+        match cmd.p1() {
+            0x80 => {}
+            0x40 | 0x60 => return status(sw::REFERENCED_DATA_NOT_FOUND),
+            _ => return status(sw::WRONG_P1P2),
+        }
+        let Some(target) = IsdLifeCycle::from_code(cmd.p2()) else {
+            return status(sw::WRONG_DATA);
+        };
+        let previous = self.data.isd_life_cycle;
+        if !previous.may_transition_to(target) {
+            return status(sw::CONDITIONS_NOT_SATISFIED);
+        }
+        self.data.isd_life_cycle = target;
+        if self.persist().is_err() {
+            self.data.isd_life_cycle = previous;
+            return status(sw::MEMORY_FAILURE);
+        }
+        status(sw::OK)
+    }
+
+    /// GET STATUS (§11.4) inside the secure channel: P1 80 (ISD) or 40
+    /// (applications); P2 00 (legacy format) or 02 (TLV `E3`); data `4F 00`
+    /// (match all). Other P1 → 6A88, other P2 → 6A86, other data → 6A80.
+    pub(crate) fn get_status(&self, cmd: &CommandApdu, secured: bool) -> ResponseApdu {
+        if !secured {
+            return status(sw::SECURITY_STATUS);
+        }
+        let tlv = match cmd.p2() {
+            0x00 => false,
+            0x02 => true,
+            _ => return status(sw::WRONG_P1P2),
+        };
+        if cmd.data() != [0x4F, 0x00] {
+            return status(sw::WRONG_DATA);
+        }
+        let entries: Vec<(&[u8], u8, &[u8])> = match cmd.p1() {
+            0x80 => vec![(ISD_AID, self.data.isd_life_cycle.code(), &ISD_PRIVILEGES[..])],
+            0x40 => vec![(APPLET_AID, APPLET_SELECTABLE, &[0x00, 0x00, 0x00][..])],
+            _ => return status(sw::REFERENCED_DATA_NOT_FOUND),
+        };
+        let mut out = Vec::new();
+        for (aid, life_cycle, privileges) in entries {
+            if tlv {
+                let mut body = vec![0x4F, aid.len() as u8];
+                body.extend_from_slice(aid);
+                body.extend_from_slice(&[0x9F, 0x70, 0x01, life_cycle]);
+                body.extend_from_slice(&[0xC5, privileges.len() as u8]);
+                body.extend_from_slice(privileges);
+                out.push(0xE3);
+                push_len(&mut out, body.len());
+                out.extend_from_slice(&body);
+            } else {
+                out.push(aid.len() as u8);
+                out.extend_from_slice(aid);
+                out.push(life_cycle);
+                out.push(privileges.first().copied().unwrap_or(0));
+            }
+        }
+        ResponseApdu::new(out, sw::OK)
+    }
+}
+
+/// Full match, or a partial match of at least 5 bytes (an RID), GPC §6.4.2.1.2.
+fn matches_aid(requested: &[u8], aid: &[u8]) -> bool {
+    requested == aid || (requested.len() >= 5 && aid.starts_with(requested))
+}
+
+/// FCI template (GPC Table 11-82): `6F { 84 AID, A5 { 9F65 01 FF } }`.
+fn fci(aid: &[u8]) -> Vec<u8> {
+    let proprietary = [0xA5, 0x04, 0x9F, 0x65, 0x01, 0xFF];
+    let mut body = vec![0x84, aid.len() as u8];
+    body.extend_from_slice(aid);
+    body.extend_from_slice(&proprietary);
+    let mut out = vec![0x6F, body.len() as u8];
+    out.extend_from_slice(&body);
+    out
+}
+
+/// BER-TLV definite length (ISO/IEC 8825-1 §8.1.3).
+fn push_len(out: &mut Vec<u8>, len: usize) {
+    if len < 0x80 {
+        out.push(len as u8);
+    } else if len < 0x100 {
+        out.extend_from_slice(&[0x81, len as u8]);
+    } else {
+        out.extend_from_slice(&[0x82, (len >> 8) as u8, len as u8]);
+    }
+}

@@ -1,0 +1,266 @@
+//! The card's persistent data and its state file.
+//!
+//! The state file is a **test artifact**: a JSON document holding the static
+//! keys and the provisioned private scalar in clear, so that a simulated fob
+//! survives a restart. It is written atomically (temporary file, fsync,
+//! rename, directory fsync) after every committed change, so a crash or a
+//! card tear leaves either the previous or the new state, never a torn file.
+
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use kf_crypto::{AesKey, StaticKeys};
+use p256::ecdsa::SigningKey;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroize;
+
+use crate::config::Uid;
+use crate::error::FobError;
+use crate::life_cycle::IsdLifeCycle;
+
+/// Transport configuration flags set by the post-perso commands
+/// `00 DB 00 00 03 <id> 01 <value>` (seed 001).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TransportFlags {
+    /// `0A`: UICC transport enabled.
+    pub uicc: bool,
+    /// `0B`: BLE transport enabled.
+    pub ble: bool,
+}
+
+/// What the applet holds once PERSONALIZED (the typed form of the
+/// UNPERSONALIZED → PERSONALIZED transition: present means personalized).
+pub(crate) struct Personalization {
+    /// The DGIs as received on the wire, by tag (A003 still DEK-encrypted).
+    pub dgis: BTreeMap<u16, Vec<u8>>,
+    /// The provisioned P-256 key (from DGI A003); zeroized on drop by `p256`.
+    pub signing_key: SigningKey,
+}
+
+/// Everything a real card keeps in non-volatile memory.
+pub(crate) struct CardData {
+    pub uid: Uid,
+    pub key_sets: BTreeMap<u8, StaticKeys>,
+    pub isd_life_cycle: IsdLifeCycle,
+    pub personalization: Option<Personalization>,
+    pub transport: TransportFlags,
+    pub auth_failures: u32,
+    /// SCP03 sequence counters by "<sd>/<KVN hex>" (Amd D §6.2.2.1).
+    pub sequence_counters: BTreeMap<String, u32>,
+}
+
+const FORMAT: &str = "kf-card state v1";
+const WARNING: &str =
+    "TEST ARTIFACT of the kf-card simulator: holds secret keys in clear; never use production keys";
+
+#[derive(Serialize, Deserialize)]
+struct KeySetFile {
+    kvn: u8,
+    enc: String,
+    mac: String,
+    dek: String,
+}
+
+impl Drop for KeySetFile {
+    fn drop(&mut self) {
+        self.enc.zeroize();
+        self.mac.zeroize();
+        self.dek.zeroize();
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct StateFile {
+    format: String,
+    warning: String,
+    uid: String,
+    key_sets: Vec<KeySetFile>,
+    isd_life_cycle: IsdLifeCycle,
+    personalized: bool,
+    dgis: BTreeMap<String, String>,
+    private_scalar: Option<String>,
+    transport: TransportFlags,
+    auth_failures: u32,
+    #[serde(default)]
+    sequence_counters: BTreeMap<String, u32>,
+}
+
+impl Drop for StateFile {
+    fn drop(&mut self) {
+        if let Some(s) = self.private_scalar.as_mut() {
+            s.zeroize();
+        }
+        if let Some(v) = self.dgis.get_mut("A003") {
+            v.zeroize();
+        }
+    }
+}
+
+impl CardData {
+    /// The stored SCP03 sequence counter of a security domain's key set.
+    pub fn sequence_counter(&self, sd: &str, kvn: u8) -> u32 {
+        self.sequence_counters
+            .get(&format!("{sd}/{kvn:02X}"))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Records an SCP03 sequence counter.
+    pub fn set_sequence_counter(&mut self, sd: &str, kvn: u8, counter: u32) {
+        self.sequence_counters
+            .insert(format!("{sd}/{kvn:02X}"), counter);
+    }
+
+    /// Serializes to the JSON state file format.
+    pub fn to_json(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        let file = StateFile {
+            format: FORMAT.to_owned(),
+            warning: WARNING.to_owned(),
+            uid: self.uid.to_string(),
+            key_sets: self
+                .key_sets
+                .iter()
+                .map(|(kvn, k)| KeySetFile {
+                    kvn: *kvn,
+                    enc: hex::encode_upper(k.enc.expose_secret()),
+                    mac: hex::encode_upper(k.mac.expose_secret()),
+                    dek: hex::encode_upper(k.dek.expose_secret()),
+                })
+                .collect(),
+            isd_life_cycle: self.isd_life_cycle,
+            personalized: self.personalization.is_some(),
+            dgis: self
+                .personalization
+                .iter()
+                .flat_map(|p| p.dgis.iter())
+                .map(|(tag, value)| (format!("{tag:04X}"), hex::encode_upper(value)))
+                .collect(),
+            private_scalar: self
+                .personalization
+                .as_ref()
+                .map(|p| hex::encode_upper(p.signing_key.to_bytes())),
+            transport: self.transport,
+            auth_failures: self.auth_failures,
+            sequence_counters: self.sequence_counters.clone(),
+        };
+        // Serializing plain strings, maps and integers cannot fail.
+        zeroize::Zeroizing::new(serde_json::to_vec_pretty(&file).unwrap_or_default())
+    }
+
+    /// Parses a state file's content.
+    pub fn from_json(bytes: &[u8], path: &Path) -> Result<CardData, FobError> {
+        let corrupt = |reason: &str| FobError::CorruptState {
+            path: path.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let file: StateFile =
+            serde_json::from_slice(bytes).map_err(|e| corrupt(&format!("JSON: line {}", e.line())))?;
+        if file.format != FORMAT {
+            return Err(corrupt("unknown format tag"));
+        }
+        let uid = Uid::from_hex(&file.uid).map_err(|_| corrupt("bad UID"))?;
+        let mut key_sets = BTreeMap::new();
+        for ks in &file.key_sets {
+            let keys = StaticKeys::new(
+                AesKey::from_hex(&ks.enc).map_err(|_| corrupt("bad ENC key"))?,
+                AesKey::from_hex(&ks.mac).map_err(|_| corrupt("bad MAC key"))?,
+                AesKey::from_hex(&ks.dek).map_err(|_| corrupt("bad DEK"))?,
+            )
+            .map_err(|_| corrupt("key lengths differ in a key set"))?;
+            key_sets.insert(ks.kvn, keys);
+        }
+        let personalization = if file.personalized {
+            let mut dgis = BTreeMap::new();
+            for (tag, value) in &file.dgis {
+                let tag = u16::from_str_radix(tag, 16).map_err(|_| corrupt("bad DGI tag"))?;
+                let value = hex::decode(value).map_err(|_| corrupt("bad DGI value"))?;
+                dgis.insert(tag, value);
+            }
+            let scalar_hex = file
+                .private_scalar
+                .as_deref()
+                .ok_or_else(|| corrupt("personalized without a private key"))?;
+            let mut scalar = hex::decode(scalar_hex).map_err(|_| corrupt("bad private key"))?;
+            let signing_key = SigningKey::from_slice(&scalar);
+            scalar.zeroize();
+            Some(Personalization {
+                dgis,
+                signing_key: signing_key.map_err(|_| corrupt("bad private key"))?,
+            })
+        } else {
+            None
+        };
+        Ok(CardData {
+            uid,
+            key_sets,
+            isd_life_cycle: file.isd_life_cycle,
+            personalization,
+            transport: file.transport,
+            auth_failures: file.auth_failures,
+            sequence_counters: file.sequence_counters.clone(),
+        })
+    }
+
+    /// Loads the state file, `Ok(None)` when it does not exist.
+    pub fn load(path: &Path) -> Result<Option<CardData>, FobError> {
+        match fs::read(path) {
+            Ok(bytes) => {
+                let bytes = zeroize::Zeroizing::new(bytes);
+                CardData::from_json(&bytes, path).map(Some)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(FobError::StateIo {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// Writes the state file atomically.
+    pub fn save(&self, path: &Path) -> Result<(), FobError> {
+        write_atomic(path, &self.to_json()).map_err(|source| FobError::StateIo {
+            path: path.to_owned(),
+            source,
+        })
+    }
+}
+
+/// The temporary file a save writes before renaming it over `path`. A crash
+/// can leave it behind; loading ignores it and the next save overwrites it.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// Replaces `path` with `bytes` so that readers see the old or the new content,
+/// never a mix: write a temporary file, fsync it, rename it over `path`, and
+/// (on Unix) fsync the directory so the rename itself is durable.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = temp_path(path);
+    {
+        let mut options = OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            // Keys in clear: owner-only.
+            options.mode(0o600);
+        }
+        let mut file = options.open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    #[cfg(unix)]
+    {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}

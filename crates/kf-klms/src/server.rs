@@ -1,0 +1,274 @@
+//! The TLS accept loop and the embeddable server handle.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use kf_crypto::AesKey;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+use crate::content::{ContentError, ContentProvider, SynthesizedContent};
+use crate::ledger::{Ledger, LedgerError};
+use crate::pki::DevPki;
+use crate::service::{router, AppState, StationIdentity};
+use crate::tls::{server_config, subject_common_name, TlsError, TlsMaterial};
+
+/// Default key-package lifetime (seed 000 "Items to Confirm": 5 seconds).
+pub const DEFAULT_TTL: Duration = Duration::from_secs(5);
+/// Default request body limit.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+/// Default UID length (JCOP 10-byte UID, seed 000 KDF3 context).
+pub const DEFAULT_UID_LEN: usize = 10;
+/// Time allowed for a TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Server errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// TLS set-up failed.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The ledger could not be opened.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// Content set-up failed.
+    #[error(transparent)]
+    Content(#[from] ContentError),
+    /// Binding or runtime start failed.
+    #[error("server I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// The configuration is inconsistent.
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+/// Everything the server needs.
+pub struct KlmsConfig {
+    /// Listen address (loopback by default).
+    pub bind: SocketAddr,
+    /// Server certificate, key and the station CA.
+    pub tls: TlsMaterial,
+    /// Client certificate CNs allowed to call the API.
+    pub allowed_stations: Vec<String>,
+    /// KDF3 master key.
+    pub master_key: AesKey,
+    /// Key version number reported with the keys (1..=255).
+    pub key_version: u8,
+    /// Accepted UID length in bytes.
+    pub uid_len: usize,
+    /// Key-package lifetime.
+    pub ttl: Duration,
+    /// Issuance ledger database.
+    pub ledger_path: PathBuf,
+    /// Per-fob content.
+    pub content: Arc<dyn ContentProvider>,
+    /// Request body limit in bytes (larger → 413).
+    pub body_limit: usize,
+}
+
+impl KlmsConfig {
+    /// A development configuration from an in-memory [`DevPki`]: every station
+    /// of the PKI is allowed, synthesized content, loopback with a random port.
+    pub fn dev(pki: &DevPki, ledger_path: PathBuf, master_key: AesKey) -> Result<KlmsConfig, ServerError> {
+        let content = SynthesizedContent::new(
+            &pki.fob_ica.cert_pem,
+            &pki.fob_ica.key_pem,
+            &pki.fob_root.cert_pem,
+        )?;
+        Ok(KlmsConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: TlsMaterial {
+                client_ca_pem: pki.ca.cert_pem.clone(),
+                server_cert_pem: pki.server.cert_pem.clone(),
+                server_key_pem: pki.server.key_pem.clone(),
+            },
+            allowed_stations: pki.stations.iter().map(|(cn, _)| cn.clone()).collect(),
+            master_key,
+            key_version: 1,
+            uid_len: DEFAULT_UID_LEN,
+            ttl: DEFAULT_TTL,
+            ledger_path,
+            content: Arc::new(content),
+            body_limit: DEFAULT_BODY_LIMIT,
+        })
+    }
+}
+
+struct Prepared {
+    acceptor: tokio_rustls::TlsAcceptor,
+    app: axum::Router,
+}
+
+fn prepare(config: KlmsConfig) -> Result<Prepared, ServerError> {
+    if config.key_version == 0 {
+        return Err(ServerError::Config("key_version must be 1..=255".into()));
+    }
+    if config.uid_len == 0 || config.uid_len > 64 {
+        return Err(ServerError::Config("uid_len must be 1..=64".into()));
+    }
+    let tls = server_config(&config.tls)?;
+    let ledger = Ledger::open(&config.ledger_path)?;
+    let state = Arc::new(AppState {
+        ledger: Mutex::new(ledger),
+        content: config.content,
+        master: config.master_key,
+        key_version: config.key_version,
+        uid_len: config.uid_len,
+        ttl: config.ttl,
+        allowed: config.allowed_stations.into_iter().collect::<HashSet<_>>(),
+    });
+    Ok(Prepared {
+        acceptor: tokio_rustls::TlsAcceptor::from(tls),
+        app: router(state, config.body_limit),
+    })
+}
+
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    prepared: Prepared,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let acceptor = prepared.acceptor.clone();
+        let app = prepared.app.clone();
+        connections.spawn(async move {
+            let _ = tcp.set_nodelay(true);
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::info!(%peer, error = %e, "TLS handshake refused");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let cn = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .and_then(|leaf| subject_common_name(leaf));
+            let identity = StationIdentity(cn);
+            let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(identity.clone());
+                app.clone().oneshot(request)
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+        // Reap finished connection tasks so the set does not grow without bound.
+        while connections.try_join_next().is_some() {}
+    }
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
+}
+
+/// Runs the server on the current tokio runtime until `shutdown` resolves.
+pub async fn serve(
+    config: KlmsConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let listener = tokio::net::TcpListener::bind(config.bind).await?;
+    tracing::info!(addr = %listener.local_addr()?, "kf-klms listening (mutual TLS)");
+    let prepared = prepare(config)?;
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    });
+    accept_loop(listener, prepared, rx).await;
+    Ok(())
+}
+
+/// A server running on its own thread and runtime; stopped by
+/// [`ServerHandle::shutdown`] or on drop.
+pub struct ServerHandle {
+    addr: SocketAddr,
+    stop: Option<watch::Sender<bool>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// The bound address (use with `127.0.0.1:0` to get the random port).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `https://127.0.0.1:PORT` style base URL.
+    pub fn base_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// Stops accepting, closes connections and joins the server thread.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+/// Starts the server in the background (own thread, two-worker runtime).
+/// Bind errors and configuration errors are returned here.
+pub fn spawn_server(config: KlmsConfig) -> Result<ServerHandle, ServerError> {
+    let std_listener = std::net::TcpListener::bind(config.bind)?;
+    std_listener.set_nonblocking(true)?;
+    let addr = std_listener.local_addr()?;
+    let prepared = prepare(config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("kf-klms")
+        .enable_all()
+        .build()?;
+    let (tx, rx) = watch::channel(false);
+    let thread = std::thread::Builder::new()
+        .name("kf-klms-server".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                match tokio::net::TcpListener::from_std(std_listener) {
+                    Ok(listener) => accept_loop(listener, prepared, rx).await,
+                    Err(e) => tracing::error!(error = %e, "listener could not be registered"),
+                }
+            });
+            runtime.shutdown_timeout(Duration::from_secs(2));
+        })?;
+    Ok(ServerHandle {
+        addr,
+        stop: Some(tx),
+        thread: Some(thread),
+    })
+}

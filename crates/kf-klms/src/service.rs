@@ -1,0 +1,385 @@
+//! HTTP handlers: key-package issuance, audit ingest, health.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use axum::body::Bytes;
+use kf_crypto::AesKey;
+use time::OffsetDateTime;
+
+use crate::content::{ContentProvider, FobContent};
+use crate::ledger::{AuditStored, Ledger, LedgerError, NewIssuance};
+use crate::wire::{
+    AuditAck, AuditRecordCore, DgiJson, ErrorBody, FordPayload, KeyPackageRequest,
+    KeyPackageResponse, StaticKeysHex,
+};
+
+/// Identity of the TLS peer, attached to each request by the connection layer.
+#[derive(Clone, Debug)]
+pub(crate) struct StationIdentity(pub Option<String>);
+
+pub(crate) struct AppState {
+    pub ledger: Mutex<Ledger>,
+    pub content: Arc<dyn ContentProvider>,
+    pub master: AesKey,
+    pub key_version: u8,
+    pub uid_len: usize,
+    pub ttl: Duration,
+    pub allowed: HashSet<String>,
+}
+
+/// An error response: status + `{"error", "message"}`.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+    fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(ErrorBody {
+                error: self.code,
+                message: self.message,
+            }),
+        )
+            .into_response()
+    }
+}
+
+pub(crate) fn router(state: Arc<AppState>, body_limit: usize) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/key-packages", post(key_packages))
+        .route("/v1/audit", post(audit))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+fn authorize(state: &AppState, identity: &StationIdentity) -> Result<String, ApiError> {
+    match &identity.0 {
+        Some(cn) if state.allowed.contains(cn) => Ok(cn.clone()),
+        Some(_) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "station_not_allowed",
+            "the client certificate's CN is not on the station allow-list",
+        )),
+        None => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "station_not_allowed",
+            "the client certificate has no CN",
+        )),
+    }
+}
+
+fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    let body = body.map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(status, "body_too_large", "request body exceeds the limit")
+        } else {
+            ApiError::new(status, "bad_body", rejection.body_text())
+        }
+    })?;
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+    if !is_json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected Content-Type: application/json",
+        ));
+    }
+    Ok(body)
+}
+
+async fn key_packages(
+    State(state): State<Arc<AppState>>,
+    Extension(identity): Extension<StationIdentity>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<KeyPackageResponse>, ApiError> {
+    let station = authorize(&state, &identity)?;
+    let body = json_body(&headers, body)?;
+    let request: KeyPackageRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
+    tokio::task::spawn_blocking(move || issue(&state, &station, &request))
+        .await
+        .map_err(|_| ApiError::internal("issuance task failed"))?
+        .map(Json)
+}
+
+/// Parses a UID of exactly `uid_len` bytes (hex, either case).
+pub(crate) fn parse_uid(text: &str, uid_len: usize) -> Result<Vec<u8>, ApiError> {
+    let uid = hex::decode(text)
+        .map_err(|_| ApiError::unprocessable("invalid_uid", "fob_uid is not valid hex"))?;
+    if uid.len() != uid_len {
+        return Err(ApiError::unprocessable(
+            "invalid_uid",
+            format!("fob_uid has {} bytes, expected {uid_len}", uid.len()),
+        ));
+    }
+    Ok(uid)
+}
+
+fn check_label(field: &str, value: &str) -> Result<(), ApiError> {
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && value.chars().all(|c| c.is_ascii_graphic() || c == ' ');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::unprocessable(
+            "invalid_field",
+            format!("{field} must be 1..=128 printable ASCII characters"),
+        ))
+    }
+}
+
+pub(crate) fn rfc3339_millis(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+/// Seed 001 DGI wire encoding: TAG(2) ‖ len (1 byte < 255, else FF ‖ 2 bytes) ‖ value.
+pub(crate) fn encode_dgi(tag: u16, value: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&tag.to_be_bytes());
+    if value.len() < 0xFF {
+        out.push(value.len() as u8);
+    } else {
+        out.push(0xFF);
+        out.extend_from_slice(&(value.len() as u16).to_be_bytes());
+    }
+    out.extend_from_slice(value);
+}
+
+/// DGIs in personalization order; A003 is AES-CBC(static DEK, IV 0, ISO 9797-1 M2).
+fn build_dgis(dek: &AesKey, content: &FobContent) -> Vec<(u16, Vec<u8>, bool)> {
+    let encrypted_scalar = kf_crypto::cbc::encrypt_m2(dek, &[0u8; 16], content.private_scalar.as_ref());
+    vec![
+        (0xA003, encrypted_scalar, true),
+        (0xA001, content.spid_hex.as_bytes().to_vec(), false),
+        (0xA002, content.device_cert_der.clone(), false),
+        (0xA004, content.ica_cert_der.clone(), false),
+        (0xA005, content.root_cert_der.clone(), false),
+        (0xA006, content.irk.to_vec(), false),
+    ]
+}
+
+fn issue(state: &AppState, station: &str, request: &KeyPackageRequest) -> Result<KeyPackageResponse, ApiError> {
+    let uid = parse_uid(&request.fob_uid, state.uid_len)?;
+    check_label("reader_id", &request.reader_id)?;
+    let keys = kf_crypto::kdf::diversify_static_keys(&state.master, &uid)
+        .map_err(|e| ApiError::internal(format!("key diversification failed: {e}")))?;
+    let content = state
+        .content
+        .content_for(&uid)
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_content", e.to_string()))?;
+    let dgis = build_dgis(&keys.dek, &content);
+    for (tag, value, _) in &dgis {
+        if let Some(dgi) = kf_profile::FobDgi::from_tag(*tag) {
+            dgi.check_value(value)
+                .map_err(|e| ApiError::internal(format!("content does not fit the applet: {e}")))?;
+        }
+    }
+    let transaction_id = format!("trx_{}", uuid::Uuid::new_v4().simple());
+    let now = OffsetDateTime::now_utc();
+    let expires = now + state.ttl;
+    let uid_hex = hex::encode_upper(&uid);
+    let to_ms = |t: OffsetDateTime| (t.unix_timestamp_nanos() / 1_000_000) as i64;
+    {
+        let mut ledger = state
+            .ledger
+            .lock()
+            .map_err(|_| ApiError::internal("ledger lock poisoned"))?;
+        ledger
+            .try_issue(&NewIssuance {
+                transaction_id: &transaction_id,
+                fob_uid: &uid_hex,
+                station,
+                reader_id: &request.reader_id,
+                key_version: state.key_version,
+                issued_at_ms: to_ms(now),
+                expires_at_ms: to_ms(expires),
+            })
+            .map_err(|e| match e {
+                LedgerError::AlreadyIssued(why) => {
+                    ApiError::new(StatusCode::CONFLICT, "already_issued", why)
+                }
+                other => ApiError::internal(other.to_string()),
+            })?;
+    }
+    tracing::info!(%transaction_id, fob_uid = %uid_hex, %station, fesn = %content.fesn, "key package issued");
+    let mut payload = Vec::new();
+    for (tag, value, _) in &dgis {
+        encode_dgi(*tag, value, &mut payload);
+    }
+    Ok(KeyPackageResponse {
+        transaction_id,
+        fob_uid: uid_hex,
+        key_version: state.key_version,
+        scp03_static_keys: StaticKeysHex {
+            enc: hex::encode_upper(keys.enc.expose_secret()),
+            mac: hex::encode_upper(keys.mac.expose_secret()),
+            dek: hex::encode_upper(keys.dek.expose_secret()),
+        },
+        ford_payload: FordPayload {
+            apdu_cla_ins_p1_p2: "80E20000".to_owned(),
+            data_hex: hex::encode_upper(&payload),
+        },
+        personalization_dgis: dgis
+            .iter()
+            .map(|(tag, value, encrypted)| DgiJson {
+                tag: format!("{tag:04X}"),
+                data_hex: hex::encode_upper(value),
+                encrypted: *encrypted,
+            })
+            .collect(),
+        expires_at: rfc3339_millis(expires),
+    })
+}
+
+fn validate_audit(core: &AuditRecordCore, uid_len: usize) -> Result<(), ApiError> {
+    check_label("transaction_id", &core.transaction_id)?;
+    check_label("eol_station_id", &core.eol_station_id)?;
+    check_label("overall_result", &core.overall_result)?;
+    check_label("stage_reached", &core.stage_reached)?;
+    parse_uid(&core.fob_uid, uid_len)?;
+    OffsetDateTime::parse(&core.timestamp_iso8601, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| ApiError::unprocessable("invalid_field", "timestamp_iso8601 is not RFC 3339"))?;
+    for (i, entry) in core.apdu_trace.iter().enumerate() {
+        let bad = |what: &str| ApiError::unprocessable("invalid_trace", format!("apdu_trace[{i}]: {what}"));
+        if entry.direction != "TX" && entry.direction != "RX" {
+            return Err(bad("direction must be TX or RX"));
+        }
+        if hex::decode(&entry.apdu_hex).is_err() {
+            return Err(bad("apdu_hex is not valid hex"));
+        }
+        for sw in [&entry.sw1, &entry.sw2].into_iter().flatten() {
+            if sw.len() != 2 || hex::decode(sw).is_err() {
+                return Err(bad("sw1/sw2 must be one hex byte"));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn audit(
+    State(state): State<Arc<AppState>>,
+    Extension(identity): Extension<StationIdentity>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<AuditAck>), ApiError> {
+    let station = authorize(&state, &identity)?;
+    let body = json_body(&headers, body)?;
+    let value: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
+    if !value.is_object() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", "expected a JSON object"));
+    }
+    let core: AuditRecordCore = serde_json::from_value(value.clone())
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
+    validate_audit(&core, state.uid_len)?;
+    let canonical = serde_json::to_string(&value).map_err(|e| ApiError::internal(e.to_string()))?;
+    let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let stored = tokio::task::spawn_blocking(move || {
+        let mut ledger = state
+            .ledger
+            .lock()
+            .map_err(|_| ApiError::internal("ledger lock poisoned"))?;
+        ledger
+            .store_audit(
+                &core.transaction_id,
+                &station,
+                &core.fob_uid,
+                &core.overall_result,
+                &canonical,
+                now_ms,
+            )
+            .map(|s| (s, core.transaction_id.clone()))
+            .map_err(|e| match e {
+                LedgerError::UnknownTransaction => {
+                    ApiError::new(StatusCode::NOT_FOUND, "unknown_transaction", e.to_string())
+                }
+                LedgerError::WrongStation => {
+                    ApiError::new(StatusCode::FORBIDDEN, "wrong_station", e.to_string())
+                }
+                LedgerError::UidMismatch => ApiError::unprocessable("uid_mismatch", e.to_string()),
+                LedgerError::ConflictingAudit => {
+                    ApiError::new(StatusCode::CONFLICT, "conflicting_audit", e.to_string())
+                }
+                other => ApiError::internal(other.to_string()),
+            })
+    })
+    .await
+    .map_err(|_| ApiError::internal("audit task failed"))??;
+    let (stored, transaction_id) = stored;
+    Ok(match stored {
+        AuditStored::New => (StatusCode::CREATED, Json(AuditAck { transaction_id, status: "stored" })),
+        AuditStored::Duplicate => (StatusCode::OK, Json(AuditAck { transaction_id, status: "duplicate" })),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dgi_length_encoding() {
+        let mut out = Vec::new();
+        encode_dgi(0xA001, &[1, 2], &mut out);
+        assert_eq!(out, [0xA0, 0x01, 0x02, 1, 2]);
+        let mut out = Vec::new();
+        encode_dgi(0xA002, &[0u8; 300], &mut out);
+        assert_eq!(&out[..5], &[0xA0, 0x02, 0xFF, 0x01, 0x2C]);
+        assert_eq!(out.len(), 305);
+    }
+
+    #[test]
+    fn uid_parsing() {
+        assert_eq!(parse_uid("04112233445566778899", 10).unwrap().len(), 10);
+        assert!(parse_uid("0411223344556677889", 10).is_err());
+        assert!(parse_uid("041122334455667788", 10).is_err());
+        assert!(parse_uid("zz112233445566778899", 10).is_err());
+    }
+}

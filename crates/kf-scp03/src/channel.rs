@@ -1,0 +1,84 @@
+//! State shared by the host and card channels: session keys, MAC chaining
+//! value, encryption counter, command limit, and fail-closed termination
+//! (ARCHITECTURE convention 3, Amd D §5.6).
+
+use zeroize::Zeroize;
+
+use crate::sm::ChainingValue;
+use crate::{Mode, Scp03Error, SecurityLevel, SessionKeys, TerminationCause};
+
+/// Default per-session command limit: 2^20 commands.
+///
+/// Amendment D sets no limit (the counter block is 15 bytes wide); the limit
+/// bounds how much traffic one set of session keys protects. A personalization
+/// session needs a few hundred commands. Configure it per session with
+/// `command_limit` on the host or card configuration.
+pub const DEFAULT_COMMAND_LIMIT: u64 = 1 << 20;
+
+pub(crate) struct ChannelCore {
+    keys: Option<SessionKeys>,
+    pub(crate) mode: Mode,
+    pub(crate) level: SecurityLevel,
+    pub(crate) chaining: ChainingValue,
+    /// Encryption counter of the last command (0 before the first one).
+    pub(crate) counter: u64,
+    limit: u64,
+    terminated: Option<TerminationCause>,
+}
+
+impl ChannelCore {
+    pub(crate) fn new(
+        keys: SessionKeys,
+        mode: Mode,
+        level: SecurityLevel,
+        chaining: ChainingValue,
+        limit: u64,
+    ) -> Self {
+        ChannelCore {
+            keys: Some(keys),
+            mode,
+            level,
+            chaining,
+            counter: 0,
+            limit,
+            terminated: None,
+        }
+    }
+
+    /// The live session keys, or the termination error.
+    pub(crate) fn keys(&self) -> Result<&SessionKeys, Scp03Error> {
+        match (&self.terminated, &self.keys) {
+            (None, Some(k)) => Ok(k),
+            (Some(cause), _) => Err(Scp03Error::Terminated(*cause)),
+            (None, None) => Err(Scp03Error::Terminated(TerminationCause::Closed)),
+        }
+    }
+
+    /// Terminates: drops (and so zeroizes) the session keys and wipes the chaining value.
+    pub(crate) fn terminate(&mut self, cause: TerminationCause) -> Scp03Error {
+        if self.terminated.is_none() {
+            self.terminated = Some(cause);
+        }
+        self.keys = None;
+        self.chaining.zeroize();
+        Scp03Error::Terminated(self.terminated.unwrap_or(cause))
+    }
+
+    /// Counter for the next command, terminating when the limit is reached.
+    pub(crate) fn next_counter(&mut self) -> Result<u64, Scp03Error> {
+        self.keys()?;
+        if self.counter >= self.limit {
+            return Err(self.terminate(TerminationCause::CommandLimitReached));
+        }
+        Ok(self.counter + 1)
+    }
+
+    pub(crate) fn termination(&self) -> Option<TerminationCause> {
+        self.terminated
+    }
+
+    #[cfg(test)]
+    pub(crate) fn has_keys(&self) -> bool {
+        self.keys.is_some()
+    }
+}

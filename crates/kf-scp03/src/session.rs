@@ -1,0 +1,117 @@
+//! Session key derivation, authentication cryptograms and the pseudo-random
+//! card challenge (Amd D §6.2.1, §6.2.2), all through the §4.1.5 KDF.
+
+use kf_crypto::kdf::{
+    scp03_derive_key, scp03_kdf, CONST_CARD_CHALLENGE, CONST_CARD_CRYPTOGRAM,
+    CONST_HOST_CRYPTOGRAM, CONST_S_ENC, CONST_S_MAC, CONST_S_RMAC,
+};
+use kf_crypto::{AesKey, StaticKeys};
+
+use crate::{Mode, Scp03Error};
+
+/// The session keys of one secure channel session (Amd D §6.2.1, Table 6-2).
+///
+/// Secret: each key zeroizes on drop and prints only its KCV. There is no
+/// session DEK in SCP03; sensitive data uses the static Key-DEK (Amd D §6.2.8).
+#[derive(Debug)]
+pub struct SessionKeys {
+    s_enc: AesKey,
+    s_mac: AesKey,
+    s_rmac: AesKey,
+}
+
+impl SessionKeys {
+    /// Derives S-ENC ('04' from Key-ENC), S-MAC ('06' from Key-MAC) and S-RMAC
+    /// ('07' from Key-MAC) with context = host challenge ‖ card challenge and
+    /// L = the static key length.
+    pub fn derive(
+        keys: &StaticKeys,
+        host_challenge: &[u8],
+        card_challenge: &[u8],
+    ) -> Result<SessionKeys, Scp03Error> {
+        let mut context = Vec::with_capacity(host_challenge.len() + card_challenge.len());
+        context.extend_from_slice(host_challenge);
+        context.extend_from_slice(card_challenge);
+        Ok(SessionKeys {
+            s_enc: scp03_derive_key(&keys.enc, CONST_S_ENC, &context)?,
+            s_mac: scp03_derive_key(&keys.mac, CONST_S_MAC, &context)?,
+            s_rmac: scp03_derive_key(&keys.mac, CONST_S_RMAC, &context)?,
+        })
+    }
+
+    /// S-ENC: command and response encryption and the counter ICVs.
+    pub fn s_enc(&self) -> &AesKey {
+        &self.s_enc
+    }
+
+    /// S-MAC: C-MAC and the authentication cryptograms.
+    pub fn s_mac(&self) -> &AesKey {
+        &self.s_mac
+    }
+
+    /// S-RMAC: R-MAC.
+    pub fn s_rmac(&self) -> &AesKey {
+        &self.s_rmac
+    }
+}
+
+fn cryptogram(
+    s_mac: &AesKey,
+    constant: u8,
+    mode: Mode,
+    host_challenge: &[u8],
+    card_challenge: &[u8],
+) -> Result<Vec<u8>, Scp03Error> {
+    let mut context = Vec::with_capacity(host_challenge.len() + card_challenge.len());
+    context.extend_from_slice(host_challenge);
+    context.extend_from_slice(card_challenge);
+    Ok(scp03_kdf(s_mac, constant, mode.l_bits(), &context)?.to_vec())
+}
+
+/// Card authentication cryptogram: KDF(S-MAC, '00', L = 64 or 128,
+/// host challenge ‖ card challenge) (Amd D §6.2.2.2).
+pub fn card_cryptogram(
+    keys: &SessionKeys,
+    mode: Mode,
+    host_challenge: &[u8],
+    card_challenge: &[u8],
+) -> Result<Vec<u8>, Scp03Error> {
+    cryptogram(
+        keys.s_mac(),
+        CONST_CARD_CRYPTOGRAM,
+        mode,
+        host_challenge,
+        card_challenge,
+    )
+}
+
+/// Host authentication cryptogram: KDF(S-MAC, '01', L = 64 or 128,
+/// host challenge ‖ card challenge) (Amd D §6.2.2.3).
+pub fn host_cryptogram(
+    keys: &SessionKeys,
+    mode: Mode,
+    host_challenge: &[u8],
+    card_challenge: &[u8],
+) -> Result<Vec<u8>, Scp03Error> {
+    cryptogram(
+        keys.s_mac(),
+        CONST_HOST_CRYPTOGRAM,
+        mode,
+        host_challenge,
+        card_challenge,
+    )
+}
+
+/// Pseudo-random card challenge: KDF(static Key-ENC, '02', L = 64 or 128,
+/// sequence counter (3) ‖ SD AID) (Amd D §6.2.2.1).
+pub fn pseudo_random_card_challenge(
+    static_enc: &AesKey,
+    mode: Mode,
+    sequence_counter: [u8; 3],
+    sd_aid: &[u8],
+) -> Result<Vec<u8>, Scp03Error> {
+    let mut context = Vec::with_capacity(3 + sd_aid.len());
+    context.extend_from_slice(&sequence_counter);
+    context.extend_from_slice(sd_aid);
+    Ok(scp03_kdf(static_enc, CONST_CARD_CHALLENGE, mode.l_bits(), &context)?.to_vec())
+}

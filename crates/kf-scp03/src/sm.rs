@@ -1,0 +1,427 @@
+//! Secure messaging primitives shared by host, card and replay: C-MAC and
+//! C-DECRYPTION (Amd D §6.2.4, §6.2.6), R-MAC and R-ENCRYPTION (§6.2.5, §6.2.7).
+//!
+//! These functions do not terminate anything; the channel types wrap them and
+//! fail closed. The replay calculator uses them directly so it can report a bad
+//! MAC and carry on.
+
+use kf_apdu::{
+    CommandApdu, ResponseApdu, StatusWord, MAX_DATA_LEN, MAX_SHORT_DATA_LEN, MAX_SHORT_LE,
+};
+use kf_crypto::{cbc, ct_eq, AesKey, CmacState, BLOCK_LEN};
+
+use crate::{Mode, Scp03Error, SecurityLevel, SessionKeys, TerminationCause};
+
+/// A 16-byte MAC chaining value (Amd D §5.3, §6.2.3): public, but part of the
+/// channel state.
+pub type ChainingValue = [u8; BLOCK_LEN];
+
+/// Secure-messaging view of a class byte (Amd D §6.2.4, GPC Table 11-11/11-12).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClassBytes {
+    /// CLA used in the MAC input: logical channel cleared, GP SM indicated.
+    pub mac: u8,
+    /// CLA sent on the wire: the MAC CLA plus the logical channel number.
+    pub wire: u8,
+    /// CLA of the plaintext command.
+    pub plain: u8,
+}
+
+fn is_further_interindustry(cla: u8) -> bool {
+    cla & 0x40 != 0
+}
+
+/// Class bytes for wrapping a plaintext command. The plaintext must not already
+/// indicate secure messaging; CLA 'FF' is invalid (ISO/IEC 7816-4 §5.4.1).
+pub(crate) fn class_for_wrap(cla: u8) -> Result<ClassBytes, Scp03Error> {
+    if cla == 0xFF {
+        return Err(Scp03Error::UnsupportedClass(cla));
+    }
+    if is_further_interindustry(cla) {
+        // b6 indicates secure messaging, b1-b4 the channel (4..19).
+        if cla & 0x20 != 0 {
+            return Err(Scp03Error::UnsupportedClass(cla));
+        }
+        let mac = (cla & !0x0F) | 0x20;
+        Ok(ClassBytes {
+            mac,
+            wire: mac | (cla & 0x0F),
+            plain: cla,
+        })
+    } else {
+        // b3-b4 = 01: GP proprietary secure messaging; b1-b2 the channel (0..3).
+        if cla & 0x0C != 0 {
+            return Err(Scp03Error::UnsupportedClass(cla));
+        }
+        let mac = (cla & !0x03) | 0x04;
+        Ok(ClassBytes {
+            mac,
+            wire: mac | (cla & 0x03),
+            plain: cla,
+        })
+    }
+}
+
+/// Class bytes of a received command; `None` when it does not indicate GP
+/// secure messaging.
+pub(crate) fn class_for_unwrap(cla: u8) -> Option<ClassBytes> {
+    if cla == 0xFF {
+        return None;
+    }
+    if is_further_interindustry(cla) {
+        (cla & 0x20 != 0).then_some(ClassBytes {
+            mac: cla & !0x0F,
+            wire: cla,
+            plain: cla & !0x20,
+        })
+    } else {
+        (cla & 0x0C == 0x04).then_some(ClassBytes {
+            mac: cla & !0x03,
+            wire: cla,
+            plain: cla & !0x04,
+        })
+    }
+}
+
+/// ICV for command encryption: AES-ECB(S-ENC, counter as a 16-byte big-endian
+/// block) (Amd D §6.2.6).
+pub fn command_icv(s_enc: &AesKey, counter: u64) -> [u8; BLOCK_LEN] {
+    let mut block = [0u8; BLOCK_LEN];
+    block[8..].copy_from_slice(&counter.to_be_bytes());
+    cbc::ecb_encrypt_block(s_enc, &block)
+}
+
+/// ICV for response encryption: the command counter block with its most
+/// significant byte set to '80', encrypted with S-ENC (Amd D §6.2.7).
+pub fn response_icv(s_enc: &AesKey, counter: u64) -> [u8; BLOCK_LEN] {
+    let mut block = [0u8; BLOCK_LEN];
+    block[8..].copy_from_slice(&counter.to_be_bytes());
+    block[0] = 0x80;
+    cbc::ecb_encrypt_block(s_enc, &block)
+}
+
+/// Lc field as it appears in the MAC input: the encoding the wire uses.
+fn lc_field(lc: usize, extended: bool) -> Vec<u8> {
+    if extended {
+        vec![0x00, (lc >> 8) as u8, lc as u8]
+    } else {
+        vec![lc as u8]
+    }
+}
+
+/// Full 16-byte C-MAC over chaining value ‖ header ‖ Lc ‖ data (Amd D §6.2.4).
+fn c_mac(
+    s_mac: &AesKey,
+    chaining: &ChainingValue,
+    header: [u8; 4],
+    lc: &[u8],
+    data: &[u8],
+) -> [u8; BLOCK_LEN] {
+    let mut m = CmacState::new(s_mac);
+    m.update(chaining);
+    m.update(&header);
+    m.update(lc);
+    m.update(data);
+    m.finalize()
+}
+
+/// Builds the EXTERNAL AUTHENTICATE command (Amd D §7.1.2, §6.2.3): CLA '84',
+/// INS '82', P1 = security level, data = host cryptogram ‖ C-MAC, MAC chained
+/// from 16 × '00'. Returns the command and the new chaining value.
+pub fn external_authenticate(
+    keys: &SessionKeys,
+    mode: Mode,
+    level: SecurityLevel,
+    host_cryptogram: &[u8],
+) -> (CommandApdu, ChainingValue) {
+    let header = [0x84, 0x82, level.value(), 0x00];
+    let lc = host_cryptogram.len() + mode.byte_len();
+    let mac = c_mac(
+        keys.s_mac(),
+        &[0u8; BLOCK_LEN],
+        header,
+        &lc_field(lc, false),
+        host_cryptogram,
+    );
+    let mut data = host_cryptogram.to_vec();
+    data.extend_from_slice(&mac[..mode.byte_len()]);
+    (
+        CommandApdu::new(0x84, 0x82, level.value(), 0x00).with_data(data),
+        mac,
+    )
+}
+
+/// Verifies a received EXTERNAL AUTHENTICATE's C-MAC (card side) and returns
+/// the host cryptogram and the new chaining value.
+pub(crate) fn verify_external_authenticate(
+    keys: &SessionKeys,
+    mode: Mode,
+    raw: &[u8],
+) -> Result<(CommandApdu, Vec<u8>, ChainingValue), Scp03Error> {
+    let malformed = |reason| Scp03Error::MalformedHandshakeCommand {
+        command: "EXTERNAL AUTHENTICATE",
+        reason,
+    };
+    let cmd = CommandApdu::parse(raw).map_err(|_| malformed("not a valid APDU"))?;
+    let class = class_for_unwrap(cmd.cla()).ok_or(malformed("no secure messaging in CLA"))?;
+    if cmd.ins() != 0x82 || cmd.p2() != 0x00 {
+        return Err(malformed("wrong INS or P2"));
+    }
+    if cmd.data().len() != 2 * mode.byte_len() {
+        return Err(malformed("data is not host cryptogram ‖ C-MAC"));
+    }
+    let (crypto, mac) = cmd.data().split_at(mode.byte_len());
+    let extended = raw.len() > 5 && raw[4] == 0;
+    let computed = c_mac(
+        keys.s_mac(),
+        &[0u8; BLOCK_LEN],
+        [class.mac, cmd.ins(), cmd.p1(), cmd.p2()],
+        &lc_field(cmd.data().len(), extended),
+        crypto,
+    );
+    if !ct_eq(&computed[..mode.byte_len()], mac) {
+        return Err(Scp03Error::ExternalAuthenticateMacMismatch);
+    }
+    let crypto = crypto.to_vec();
+    Ok((cmd, crypto, computed))
+}
+
+/// Protects a plaintext command for the current level (host side).
+///
+/// `counter` is the encryption counter of this command (1 for the first
+/// command after EXTERNAL AUTHENTICATE). `chaining` is updated only on
+/// success. Commands without data are not encrypted (Amd D §6.2.6); padding is
+/// always applied otherwise; Le is kept; extended lengths are used when the
+/// protected data exceeds 255 bytes or Le exceeds 256.
+pub fn protect_command(
+    keys: &SessionKeys,
+    mode: Mode,
+    level: SecurityLevel,
+    chaining: &mut ChainingValue,
+    counter: u64,
+    command: &CommandApdu,
+) -> Result<CommandApdu, Scp03Error> {
+    if !level.c_mac() {
+        return Ok(command.clone());
+    }
+    let class = class_for_wrap(command.cla())?;
+    let mut body = if level.c_dec() && !command.data().is_empty() {
+        cbc::encrypt_m2(
+            keys.s_enc(),
+            &command_icv(keys.s_enc(), counter),
+            command.data(),
+        )
+    } else {
+        command.data().to_vec()
+    };
+    let lc = body.len() + mode.byte_len();
+    if lc > MAX_DATA_LEN {
+        return Err(Scp03Error::CommandTooLong(command.data().len()));
+    }
+    let extended = lc > MAX_SHORT_DATA_LEN || command.le().is_some_and(|le| le > MAX_SHORT_LE);
+    let mac = c_mac(
+        keys.s_mac(),
+        chaining,
+        [class.mac, command.ins(), command.p1(), command.p2()],
+        &lc_field(lc, extended),
+        &body,
+    );
+    body.extend_from_slice(&mac[..mode.byte_len()]);
+    let mut out = CommandApdu::new(class.wire, command.ins(), command.p1(), command.p2())
+        .try_with_data(body)?;
+    if let Some(le) = command.le() {
+        out = out.try_with_le(le)?;
+    }
+    if command.is_sensitive() {
+        out = out.sensitive();
+    }
+    *chaining = mac;
+    Ok(out)
+}
+
+/// Verifies and decrypts a received command (card side). `raw` is the command
+/// as it came off the wire: its Lc encoding (short or extended) is what the
+/// MAC covers.
+pub fn verify_command(
+    keys: &SessionKeys,
+    mode: Mode,
+    level: SecurityLevel,
+    chaining: &mut ChainingValue,
+    counter: u64,
+    raw: &[u8],
+) -> Result<CommandApdu, TerminationCause> {
+    let command = CommandApdu::parse(raw).map_err(|_| TerminationCause::MalformedCommand)?;
+    if !level.c_mac() {
+        return Ok(command);
+    }
+    let class = class_for_unwrap(command.cla()).ok_or(TerminationCause::MissingSecureMessaging)?;
+    let data = command.data();
+    if data.len() < mode.byte_len() {
+        return Err(TerminationCause::MissingMac);
+    }
+    let (body, mac) = data.split_at(data.len() - mode.byte_len());
+    let extended = raw.len() > 5 && raw[4] == 0;
+    let computed = c_mac(
+        keys.s_mac(),
+        chaining,
+        [class.mac, command.ins(), command.p1(), command.p2()],
+        &lc_field(data.len(), extended),
+        body,
+    );
+    if !ct_eq(&computed[..mode.byte_len()], mac) {
+        return Err(TerminationCause::CMacMismatch);
+    }
+    *chaining = computed;
+    let plain = if level.c_dec() && !body.is_empty() {
+        cbc::decrypt_m2(keys.s_enc(), &command_icv(keys.s_enc(), counter), body)
+            .map_err(|_| TerminationCause::BadCryptogramLayout)?
+    } else {
+        body.to_vec()
+    };
+    let mut out = CommandApdu::new(class.plain, command.ins(), command.p1(), command.p2())
+        .try_with_data(plain)
+        .map_err(|_| TerminationCause::MalformedCommand)?;
+    if let Some(le) = command.le() {
+        out = out
+            .try_with_le(le)
+            .map_err(|_| TerminationCause::MalformedCommand)?;
+    }
+    Ok(out)
+}
+
+/// Whether a status word gets R-MAC protection: '9000' and the warnings
+/// '62xx'/'63xx'; every other SW is an error and carries no R-MAC (Amd D §6.2.5).
+pub fn sw_is_protected(sw: StatusWord) -> bool {
+    sw.is_success() || sw.is_warning()
+}
+
+/// Protects a response (card side), for the command that had `counter`.
+/// Error status words are returned alone, without data or R-MAC.
+pub fn protect_response(
+    keys: &SessionKeys,
+    mode: Mode,
+    level: SecurityLevel,
+    chaining: &ChainingValue,
+    counter: u64,
+    response: &ResponseApdu,
+) -> ResponseApdu {
+    if !level.r_mac() {
+        return response.clone();
+    }
+    let sw = response.sw();
+    if !sw_is_protected(sw) {
+        return ResponseApdu::status(sw);
+    }
+    let mut body = if level.r_enc() && !response.data().is_empty() {
+        cbc::encrypt_m2(
+            keys.s_enc(),
+            &response_icv(keys.s_enc(), counter),
+            response.data(),
+        )
+    } else {
+        response.data().to_vec()
+    };
+    let mac = r_mac(keys, chaining, &body, sw);
+    body.extend_from_slice(&mac[..mode.byte_len()]);
+    ResponseApdu::new(body, sw)
+}
+
+fn r_mac(
+    keys: &SessionKeys,
+    chaining: &ChainingValue,
+    data: &[u8],
+    sw: StatusWord,
+) -> [u8; BLOCK_LEN] {
+    let mut m = CmacState::new(keys.s_rmac());
+    m.update(chaining);
+    m.update(data);
+    m.update(&sw.to_bytes());
+    m.finalize()
+}
+
+/// Outcome of opening a protected response without failing on the first error
+/// (used by replay, and by [`verify_response`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenedResponse {
+    /// `Some(true/false)` when an R-MAC was checked; `None` when the level has
+    /// no R-MAC or the SW is an unprotected error.
+    pub mac_valid: Option<bool>,
+    /// Plaintext response, or the layout error that prevented decryption.
+    pub plain: Result<ResponseApdu, TerminationCause>,
+}
+
+/// Checks the R-MAC and decrypts, reporting both results separately.
+pub fn open_response(
+    keys: &SessionKeys,
+    mode: Mode,
+    level: SecurityLevel,
+    chaining: &ChainingValue,
+    counter: u64,
+    response: &ResponseApdu,
+) -> OpenedResponse {
+    let sw = response.sw();
+    if !level.r_mac() {
+        return OpenedResponse {
+            mac_valid: None,
+            plain: Ok(response.clone()),
+        };
+    }
+    if !sw_is_protected(sw) {
+        // Error responses carry the SW alone (Amd D §6.2.5); data next to an
+        // error SW means the SW was altered in transit.
+        if !response.data().is_empty() {
+            return OpenedResponse {
+                mac_valid: Some(false),
+                plain: Err(TerminationCause::UnexpectedResponseData),
+            };
+        }
+        return OpenedResponse {
+            mac_valid: None,
+            plain: Ok(ResponseApdu::status(sw)),
+        };
+    }
+    let data = response.data();
+    if data.len() < mode.byte_len() {
+        return OpenedResponse {
+            mac_valid: Some(false),
+            plain: Err(TerminationCause::MissingMac),
+        };
+    }
+    let (body, mac) = data.split_at(data.len() - mode.byte_len());
+    let computed = r_mac(keys, chaining, body, sw);
+    let mac_valid = ct_eq(&computed[..mode.byte_len()], mac);
+    let plain = if level.r_enc() && !body.is_empty() {
+        cbc::decrypt_m2(keys.s_enc(), &response_icv(keys.s_enc(), counter), body)
+            .map(|d| ResponseApdu::new(d, sw))
+            .map_err(|_| TerminationCause::BadCryptogramLayout)
+    } else {
+        Ok(ResponseApdu::new(body.to_vec(), sw))
+    };
+    OpenedResponse {
+        mac_valid: Some(mac_valid),
+        plain,
+    }
+}
+
+/// Verifies and decrypts a protected response (host side). Error SWs other
+/// than '62xx'/'63xx' pass through when they come alone; with data beside them
+/// they are rejected as tampered.
+pub fn verify_response(
+    keys: &SessionKeys,
+    mode: Mode,
+    level: SecurityLevel,
+    chaining: &ChainingValue,
+    counter: u64,
+    response: &ResponseApdu,
+) -> Result<ResponseApdu, TerminationCause> {
+    let opened = open_response(keys, mode, level, chaining, counter, response);
+    match (opened.mac_valid, opened.plain) {
+        (
+            Some(false),
+            Err(c @ (TerminationCause::MissingMac | TerminationCause::UnexpectedResponseData)),
+        ) => Err(c),
+        // A bad MAC wins over a decryption failure: no padding oracle.
+        (Some(false), _) => Err(TerminationCause::RMacMismatch),
+        (_, plain) => plain,
+    }
+}

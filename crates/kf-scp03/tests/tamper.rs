@@ -1,0 +1,261 @@
+//! Tamper tests (fail closed, Amd D §5.6): flipping any single bit of a
+//! wrapped command is detected by the card, and flipping any single bit of a
+//! protected response is detected by the host; both terminate their channel,
+//! erase the session keys, and return the same error on every later call.
+//!
+//! Bits outside the integrity protection by design of Amd D §6.2.4 are
+//! excluded: the logical channel bits of CLA (b1–b2) and the Le field.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use kf_apdu::{CommandApdu, ResponseApdu, StatusWord};
+use kf_scp03::{Mode, Scp03Error, SecurityLevel, TerminationCause};
+
+const PROTECTED_LEVELS: [u8; 5] = [0x01, 0x03, 0x11, 0x13, 0x33];
+
+fn i_for(level: SecurityLevel) -> u8 {
+    if level.r_enc() {
+        0x70
+    } else if level.r_mac() {
+        0x30
+    } else {
+        0x10
+    }
+}
+
+/// Byte ranges of `wire` covered by the C-MAC (everything but Le and CLA's channel bits).
+fn protected_bits(wire: &[u8], command: &CommandApdu) -> Vec<(usize, u8)> {
+    let le_len = match (command.le(), wire.len() > 5 && wire[4] == 0) {
+        (None, _) => 0,
+        (Some(_), false) => 1,
+        (Some(_), true) => 2,
+    };
+    let mut out = Vec::new();
+    for byte in 0..wire.len() - le_len {
+        for bit in 0..8u8 {
+            let mask = 1u8 << bit;
+            if byte == 0 && mask & 0x03 != 0 {
+                continue;
+            }
+            out.push((byte, mask));
+        }
+    }
+    out
+}
+
+fn tamper_commands_for(level: u8, key_len: usize, mode: Mode) {
+    let level = SecurityLevel::new(level).unwrap();
+    let commands = [
+        CommandApdu::new(0x80, 0xF2, 0x80, 0x02),
+        CommandApdu::new(0x80, 0xCA, 0x00, 0x66).with_le(256),
+        CommandApdu::new(0x80, 0xE2, 0x90, 0x00)
+            .with_data(vec![0xAB; 20])
+            .with_le(256),
+        CommandApdu::new(0x80, 0xE2, 0x90, 0x00).with_data(vec![0xCD; 250]),
+    ];
+    for command in &commands {
+        // Wrap once with a fresh pair to learn the wire bytes, then replay each
+        // single-bit flip on a fresh pair (same deterministic challenges).
+        let (mut host, _) = open(level, key_len, mode, i_for(level));
+        host.wrap(CommandApdu::new(0x80, 0xCA, 0x00, 0x66).with_le(256))
+            .unwrap();
+        let wire = host.wrap(command.clone()).unwrap().to_bytes();
+        let bits = protected_bits(&wire, command);
+        // Extended encodings make exhaustive flipping slow; sample every 7th bit there.
+        let step = if wire.len() > 64 { 7 } else { 1 };
+        for &(byte, mask) in bits.iter().step_by(step) {
+            let (mut host, mut card) = open(level, key_len, mode, i_for(level));
+            // One good exchange first so the MAC chaining value is non-zero.
+            let first = host
+                .wrap(CommandApdu::new(0x80, 0xCA, 0x00, 0x66).with_le(256))
+                .unwrap();
+            card.unwrap_command(&first.to_bytes()).unwrap();
+            let good = host.wrap(command.clone()).unwrap().to_bytes();
+            assert_eq!(good, wire);
+            let mut bad = good.clone();
+            bad[byte] ^= mask;
+            let what = format!(
+                "level {:02X} AES-{} {mode:?} byte {byte} mask {mask:02X}",
+                level.value(),
+                key_len * 8
+            );
+            let err = card.unwrap_command(&bad).expect_err(&what);
+            assert!(matches!(err, Scp03Error::Terminated(_)), "{what}: {err}");
+            assert!(card.is_terminated(), "{what}");
+            // Every later call returns the same error, even the genuine command.
+            assert_eq!(card.unwrap_command(&good).unwrap_err(), err, "{what}");
+            assert_eq!(
+                card.wrap_response(ResponseApdu::status(StatusWord::SUCCESS))
+                    .unwrap_err(),
+                err,
+                "{what}"
+            );
+            assert_eq!(err.card_status_word(), StatusWord::new(0x69, 0x82));
+        }
+    }
+}
+
+fn tamper_responses_for(level: u8, key_len: usize, mode: Mode) {
+    let level = SecurityLevel::new(level).unwrap();
+    let responses = [
+        ResponseApdu::new(vec![], StatusWord::SUCCESS),
+        ResponseApdu::new(vec![0x5A; 21], StatusWord::SUCCESS),
+        ResponseApdu::new(vec![0x01, 0x02], StatusWord::new(0x63, 0xC2)),
+    ];
+    for response in &responses {
+        let (mut host, mut card) = open(level, key_len, mode, i_for(level));
+        let cmd = host
+            .wrap(CommandApdu::new(0x80, 0xCA, 0x00, 0x66).with_le(256))
+            .unwrap();
+        card.unwrap_command(&cmd.to_bytes()).unwrap();
+        let wire = card.wrap_response(response.clone()).unwrap().to_bytes();
+        for byte in 0..wire.len() {
+            for bit in 0..8u8 {
+                let (mut host, mut card) = open(level, key_len, mode, i_for(level));
+                let cmd = host
+                    .wrap(CommandApdu::new(0x80, 0xCA, 0x00, 0x66).with_le(256))
+                    .unwrap();
+                card.unwrap_command(&cmd.to_bytes()).unwrap();
+                let good = card.wrap_response(response.clone()).unwrap().to_bytes();
+                assert_eq!(good, wire);
+                let mut bad = good.clone();
+                bad[byte] ^= 1 << bit;
+                let what = format!(
+                    "level {:02X} AES-{} {mode:?} response byte {byte} bit {bit}",
+                    level.value(),
+                    key_len * 8
+                );
+                let err = host.unwrap_bytes(&bad).expect_err(&what);
+                assert!(matches!(err, Scp03Error::Terminated(_)), "{what}: {err}");
+                assert_eq!(host.unwrap_bytes(&good).unwrap_err(), err, "{what}");
+                assert_eq!(
+                    host.wrap(CommandApdu::new(0x80, 0xCA, 0x00, 0x66))
+                        .unwrap_err(),
+                    err,
+                    "{what}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn tamper_command_any_bit_detected_by_card_all_protected_levels_aes128_s8() {
+    for level in PROTECTED_LEVELS {
+        tamper_commands_for(level, 16, Mode::S8);
+    }
+}
+
+#[test]
+fn tamper_command_any_bit_detected_by_card_all_protected_levels_aes256_s16() {
+    for level in PROTECTED_LEVELS {
+        tamper_commands_for(level, 32, Mode::S16);
+    }
+}
+
+#[test]
+fn tamper_command_any_bit_detected_by_card_level_33_aes192_s8() {
+    tamper_commands_for(0x33, 24, Mode::S8);
+}
+
+#[test]
+fn tamper_response_any_bit_detected_by_host_r_mac_levels_aes128_s8() {
+    for level in [0x11, 0x13, 0x33] {
+        tamper_responses_for(level, 16, Mode::S8);
+    }
+}
+
+#[test]
+fn tamper_response_any_bit_detected_by_host_r_mac_levels_aes256_s16() {
+    for level in [0x11, 0x13, 0x33] {
+        tamper_responses_for(level, 32, Mode::S16);
+    }
+}
+
+#[test]
+fn tamper_response_any_bit_detected_by_host_level_33_aes192_s16() {
+    tamper_responses_for(0x33, 24, Mode::S16);
+}
+
+#[test]
+fn tamper_dropped_command_breaks_the_chain() {
+    let (mut host, mut card) = open(SecurityLevel::C_MAC, 16, Mode::S8, 0x00);
+    let _lost = host.wrap(CommandApdu::new(0x80, 0xCA, 0x00, 0x66)).unwrap();
+    let next = host.wrap(CommandApdu::new(0x80, 0xCA, 0x00, 0x67)).unwrap();
+    assert_eq!(
+        card.unwrap_command(&next.to_bytes()).unwrap_err(),
+        Scp03Error::Terminated(TerminationCause::CMacMismatch)
+    );
+}
+
+#[test]
+fn tamper_replayed_command_is_rejected() {
+    let (mut host, mut card) = open(SecurityLevel::C_DEC_C_MAC, 16, Mode::S8, 0x00);
+    let c = host
+        .wrap(CommandApdu::new(0x80, 0xE2, 0, 0).with_data(vec![1, 2, 3]))
+        .unwrap();
+    card.unwrap_command(&c.to_bytes()).unwrap();
+    assert!(matches!(
+        card.unwrap_command(&c.to_bytes()),
+        Err(Scp03Error::Terminated(TerminationCause::CMacMismatch))
+    ));
+}
+
+#[test]
+fn tamper_reordered_commands_are_rejected() {
+    let (mut host, mut card) = open(SecurityLevel::FULL, 16, Mode::S8, 0x70);
+    let a = host
+        .wrap(CommandApdu::new(0x80, 0xE2, 0, 0).with_data(vec![1]))
+        .unwrap();
+    let b = host
+        .wrap(CommandApdu::new(0x80, 0xE2, 0, 0).with_data(vec![2]))
+        .unwrap();
+    assert!(card.unwrap_command(&b.to_bytes()).is_err());
+    assert!(card.unwrap_command(&a.to_bytes()).is_err());
+}
+
+#[test]
+fn tamper_unprotected_command_at_mac_level_terminates() {
+    let (_, mut card) = open(SecurityLevel::C_MAC, 16, Mode::S8, 0x00);
+    let plain = CommandApdu::new(0x80, 0xCA, 0x00, 0x66)
+        .with_le(256)
+        .to_bytes();
+    assert_eq!(
+        card.unwrap_command(&plain).unwrap_err(),
+        Scp03Error::Terminated(TerminationCause::MissingSecureMessaging)
+    );
+}
+
+#[test]
+fn error_status_word_alone_passes_through_without_terminating() {
+    let (mut host, mut card) = open(SecurityLevel::FULL, 16, Mode::S8, 0x70);
+    let c = host
+        .wrap(CommandApdu::new(0x80, 0xCA, 0x00, 0x66).with_le(256))
+        .unwrap();
+    card.unwrap_command(&c.to_bytes()).unwrap();
+    let r = card
+        .wrap_response(ResponseApdu::new(
+            vec![1, 2, 3],
+            StatusWord::new(0x6A, 0x88),
+        ))
+        .unwrap();
+    assert_eq!(
+        r.to_bytes(),
+        vec![0x6A, 0x88],
+        "error SW carries no data and no R-MAC"
+    );
+    assert_eq!(
+        host.unwrap(r).unwrap(),
+        ResponseApdu::status(StatusWord::new(0x6A, 0x88))
+    );
+    assert!(!host.is_terminated());
+    round_trip(
+        &mut host,
+        &mut card,
+        &CommandApdu::new(0x80, 0xE2, 0, 0).with_data(vec![9; 9]),
+        &ResponseApdu::new(vec![7; 7], StatusWord::SUCCESS),
+        "after error SW",
+    );
+}

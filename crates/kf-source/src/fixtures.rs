@@ -1,0 +1,363 @@
+//! Synthetic container package pools for tests and demos.
+//!
+//! ```text
+//! seed ──StdRng──▶ root key ──self-signed──▶ CN=FMC-NFC-ROOT (≈722 B)
+//!                  ICA key  ──signed by root─▶ CN=FMC-NFC-ICA  (≈435 B)
+//!                  per fob: P-256 key, FESN 1KM0001E style, SPID (40 hex), IRK
+//!                           ──signed by ICA──▶ device cert CN=FESN (≈422–424 B)
+//! ──write──▶ POOL/ in exactly the container format (see [`crate::container`])
+//! ```
+//!
+//! Certificates are built with `rcgen`; signatures are deterministic ECDSA
+//! P-256/SHA-256 (RFC 6979) from the `p256` crate, so a given seed always
+//! produces the same pool byte for byte. Sizes are brought close to the seed
+//! 001 packages with a certificate-policies extension whose CPS URI length is
+//! tuned.
+
+use std::path::Path;
+
+use base64::Engine;
+use p256::ecdsa::signature::Signer;
+use p256::pkcs8::EncodePrivateKey;
+use rand::{RngCore, SeedableRng};
+use rcgen::{
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, IsCa,
+    KeyIdMethod, KeyPair, KeyUsagePurpose, RemoteKeyPair, SerialNumber, SignatureAlgorithm,
+};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::container::{
+    PackageFiles, DEVICE_CERT_FILE, FESN_FILE, ICA_CERT_FILE, IRK_FILE, PRIVATE_KEY_FILE,
+    ROOT_CERT_FILE,
+};
+use crate::SourceError;
+
+/// Target DER sizes (seed 001: device 422/424, ICA 435, root 722 bytes).
+const DEVICE_CERT_TARGET: usize = 423;
+const ICA_CERT_TARGET: usize = 435;
+const ROOT_CERT_TARGET: usize = 722;
+
+/// One synthetic package, as the files of its directory.
+pub struct FixturePackage {
+    /// FESN, e.g. `1KM0001E`.
+    pub fesn: String,
+    /// SPID, 40 upper-case hex characters.
+    pub spid: String,
+    /// Content of `irk_keyfob.key` (base64, 24 characters).
+    pub irk_base64: Zeroizing<String>,
+    /// Content of `keyfob_private.der` (PKCS#8, 138 bytes).
+    pub private_key_der: Zeroizing<Vec<u8>>,
+    /// Content of `keyfob_public.der` (device certificate).
+    pub device_cert_der: Vec<u8>,
+}
+
+impl FixturePackage {
+    /// Directory name `<FESN>-<SPID>`.
+    pub fn dir_name(&self) -> String {
+        format!("{}-{}", self.fesn, self.spid)
+    }
+
+    /// The package's files, as [`PackageFiles`] for in-memory validation.
+    pub fn files(&self) -> PackageFiles {
+        PackageFiles {
+            fesn_txt: self.fesn.as_bytes().to_vec(),
+            irk_key: Zeroizing::new(self.irk_base64.as_bytes().to_vec()),
+            private_key_der: self.private_key_der.clone(),
+            device_cert_der: self.device_cert_der.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for FixturePackage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FixturePackage")
+            .field("fesn", &self.fesn)
+            .field("spid", &self.spid)
+            .field("device_cert_len", &self.device_cert_der.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A synthetic pool: shared certificates and packages.
+#[derive(Debug)]
+pub struct FixturePool {
+    /// `ica_cert.der`.
+    pub ica_cert_der: Vec<u8>,
+    /// `cms_root_cert.der`.
+    pub root_cert_der: Vec<u8>,
+    /// The packages, in FESN order.
+    pub packages: Vec<FixturePackage>,
+}
+
+impl FixturePool {
+    /// Writes the pool into `dir` (created if needed). Refuses to overwrite an
+    /// existing pool's certificates or packages.
+    pub fn write(&self, dir: &Path) -> Result<(), SourceError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        write_new(&dir.join(ICA_CERT_FILE), &self.ica_cert_der)?;
+        write_new(&dir.join(ROOT_CERT_FILE), &self.root_cert_der)?;
+        for p in &self.packages {
+            let pkg = dir.join(p.dir_name());
+            std::fs::create_dir(&pkg).map_err(io(&pkg))?;
+            write_new(&pkg.join(FESN_FILE), p.fesn.as_bytes())?;
+            write_new(&pkg.join(IRK_FILE), p.irk_base64.as_bytes())?;
+            write_new(&pkg.join(PRIVATE_KEY_FILE), &p.private_key_der)?;
+            write_new(&pkg.join(DEVICE_CERT_FILE), &p.device_cert_der)?;
+        }
+        Ok(())
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SourceError + '_ {
+    move |source| SourceError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn write_new(path: &Path, bytes: &[u8]) -> Result<(), SourceError> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io(path))?;
+    f.write_all(bytes).map_err(io(path))
+}
+
+/// Builds a pool of `count` packages in memory. With a seed the result is
+/// reproducible; without one it comes from the OS RNG.
+pub fn build(count: usize, seed: Option<u64>) -> Result<FixturePool, SourceError> {
+    let mut rng = match seed {
+        Some(s) => rand::rngs::StdRng::seed_from_u64(s),
+        None => rand::rngs::StdRng::from_entropy(),
+    };
+    let root_key = p256::SecretKey::random(&mut rng);
+    let ica_key = p256::SecretKey::random(&mut rng);
+
+    let root_params = |pad: usize| ca_params(root_dn(), 1, pad, &root_key, [0x52; 8]);
+    let root = sized(ROOT_CERT_TARGET, |pad| {
+        root_params(pad)?.self_signed(&remote(&root_key)?)
+    })?;
+
+    let mut ica_serial = [0u8; 8];
+    rng.fill_bytes(&mut ica_serial);
+    let ica = sized(ICA_CERT_TARGET, |pad| {
+        ca_params(ica_dn(), 0, pad, &ica_key, ica_serial)?.signed_by(
+            &remote(&ica_key)?,
+            &root,
+            &remote(&root_key)?,
+        )
+    })?;
+
+    let first = 0x1E + (rng.next_u32() % 0x1000) as usize;
+    let mut packages = Vec::with_capacity(count);
+    for i in 0..count {
+        let fesn = format!("1KM{:05X}", first + i);
+        let mut spid_bytes = [0u8; 20];
+        rng.fill_bytes(&mut spid_bytes);
+        let mut irk = Zeroizing::new([0u8; 16]);
+        rng.fill_bytes(irk.as_mut());
+        let mut serial = [0u8; 8];
+        rng.fill_bytes(&mut serial);
+        let key = p256::SecretKey::random(&mut rng);
+        let cert = sized(DEVICE_CERT_TARGET, |pad| {
+            device_params(&fesn, pad, &key, &serial)?.signed_by(
+                &remote(&key)?,
+                &ica,
+                &remote(&ica_key)?,
+            )
+        })?;
+        let der = key
+            .to_pkcs8_der()
+            .map_err(|e| SourceError::Fixture(e.to_string()))?;
+        packages.push(FixturePackage {
+            fesn,
+            spid: hex::encode_upper(spid_bytes),
+            irk_base64: Zeroizing::new(
+                base64::engine::general_purpose::STANDARD.encode(irk.as_ref()),
+            ),
+            private_key_der: Zeroizing::new(der.as_bytes().to_vec()),
+            device_cert_der: cert.der().to_vec(),
+        });
+    }
+    Ok(FixturePool {
+        ica_cert_der: ica.der().to_vec(),
+        root_cert_der: root.der().to_vec(),
+        packages,
+    })
+}
+
+/// Builds a pool and writes it to `dir` (the `kf-station fixtures generate` command).
+pub fn generate(dir: &Path, count: usize, seed: Option<u64>) -> Result<FixturePool, SourceError> {
+    let pool = build(count, seed)?;
+    pool.write(dir)?;
+    Ok(pool)
+}
+
+/// Calls `make` with growing padding until the DER size reaches `target`
+/// (within the ±1 byte an ECDSA signature's DER length may vary by).
+fn sized(
+    target: usize,
+    mut make: impl FnMut(usize) -> Result<rcgen::Certificate, rcgen::Error>,
+) -> Result<rcgen::Certificate, SourceError> {
+    let fixture_err = |e: rcgen::Error| SourceError::Fixture(e.to_string());
+    let mut pad = 0usize;
+    let mut cert = make(pad).map_err(fixture_err)?;
+    for _ in 0..8 {
+        let len = cert.der().len();
+        if len.abs_diff(target) <= 1 || len > target && pad == 0 {
+            break;
+        }
+        pad = if len < target {
+            pad + (target - len)
+        } else {
+            pad.saturating_sub(len - target)
+        };
+        cert = make(pad).map_err(fixture_err)?;
+    }
+    Ok(cert)
+}
+
+/// An rcgen key pair that signs with a `p256` key (deterministic ECDSA).
+struct P256Remote {
+    key: p256::ecdsa::SigningKey,
+    public: Vec<u8>,
+}
+
+impl RemoteKeyPair for P256Remote {
+    fn public_key(&self) -> &[u8] {
+        &self.public
+    }
+
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        let sig: p256::ecdsa::Signature = self.key.sign(msg);
+        Ok(sig.to_der().as_bytes().to_vec())
+    }
+
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        &rcgen::PKCS_ECDSA_P256_SHA256
+    }
+}
+
+fn remote(key: &p256::SecretKey) -> Result<KeyPair, rcgen::Error> {
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    let public = key.public_key().to_encoded_point(false).as_bytes().to_vec();
+    KeyPair::from_remote(Box::new(P256Remote {
+        key: p256::ecdsa::SigningKey::from(key),
+        public,
+    }))
+}
+
+/// Subject key identifier: leftmost 160 bits of SHA-256 of the public key
+/// (RFC 7093 §2 method 1).
+fn key_id(key: &p256::SecretKey) -> Vec<u8> {
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    let digest = Sha256::digest(key.public_key().to_encoded_point(false).as_bytes());
+    digest[..20].to_vec()
+}
+
+fn root_dn() -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CountryName, "US");
+    dn.push(DnType::StateOrProvinceName, "Michigan");
+    dn.push(DnType::LocalityName, "Dearborn");
+    dn.push(DnType::OrganizationName, "Ford Motor Company");
+    dn.push(
+        DnType::OrganizationalUnitName,
+        "Ford Motor Company KeyFob Pair ECC Issuing CA",
+    );
+    dn.push(DnType::CommonName, "FMC-NFC-ROOT");
+    dn
+}
+
+fn ica_dn() -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CountryName, "US");
+    dn.push(DnType::OrganizationName, "Ford Motor Company");
+    dn.push(DnType::CommonName, "FMC-NFC-ICA");
+    dn
+}
+
+fn ca_params(
+    dn: DistinguishedName,
+    path_len: u8,
+    pad: usize,
+    key: &p256::SecretKey,
+    mut serial: [u8; 8],
+) -> Result<CertificateParams, rcgen::Error> {
+    serial[0] &= 0x7F; // positive INTEGER (RFC 5280 §4.1.2.2)
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn;
+    params.not_before = rcgen::date_time_ymd(2024, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2049, 12, 31);
+    params.serial_number = Some(SerialNumber::from_slice(&serial));
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.key_identifier_method = KeyIdMethod::PreSpecified(key_id(key));
+    params.use_authority_key_identifier_extension = true;
+    params.custom_extensions = vec![policies_extension(pad)];
+    Ok(params)
+}
+
+fn device_params(
+    fesn: &str,
+    pad: usize,
+    key: &p256::SecretKey,
+    serial: &[u8; 8],
+) -> Result<CertificateParams, rcgen::Error> {
+    let mut serial = *serial;
+    serial[0] &= 0x7F;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, fesn);
+    params.distinguished_name = dn;
+    params.not_before = rcgen::date_time_ymd(2025, 6, 1);
+    params.not_after = rcgen::date_time_ymd(2045, 5, 31);
+    params.serial_number = Some(SerialNumber::from_slice(&serial));
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyAgreement,
+    ];
+    params.key_identifier_method = KeyIdMethod::PreSpecified(key_id(key));
+    params.use_authority_key_identifier_extension = true;
+    params.custom_extensions = vec![policies_extension(pad)];
+    Ok(params)
+}
+
+/// certificatePolicies (RFC 5280 §4.2.1.4) with one policy and a CPS URI of
+/// `pad` extra characters, used to tune certificate sizes.
+fn policies_extension(pad: usize) -> CustomExtension {
+    const ID_CE_CERTIFICATE_POLICIES: &[u64] = &[2, 5, 29, 32];
+    // Private-enterprise style policy OID for the synthetic PKI; id-qt-cps.
+    const POLICY_OID: &[u8] = &[0x2B, 0x06, 0x01, 0x04, 0x01, 0x82, 0xB0, 0x1A, 0x01, 0x01];
+    const ID_QT_CPS: &[u8] = &[0x2B, 0x06, 0x01, 0x05, 0x05, 0x07, 0x02, 0x01];
+    let mut uri = String::from("https://pki.fixtures.invalid/keyfob/cps");
+    for i in 0..pad {
+        uri.push(char::from(b'a' + (i % 26) as u8));
+    }
+    let qualifier = tlv(0x30, &[tlv(0x06, ID_QT_CPS), tlv(0x16, uri.as_bytes())].concat());
+    let info = tlv(0x30, &[tlv(0x06, POLICY_OID), tlv(0x30, &qualifier)].concat());
+    CustomExtension::from_oid_content(ID_CE_CERTIFICATE_POLICIES, tlv(0x30, &info))
+}
+
+/// DER TLV with a definite length (X.690 §8.1.3).
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else if len <= 0xFF {
+        out.extend_from_slice(&[0x81, len as u8]);
+    } else {
+        out.extend_from_slice(&[0x82, (len >> 8) as u8, len as u8]);
+    }
+    out.extend_from_slice(content);
+    out
+}

@@ -1,0 +1,66 @@
+//! `kf-station scp03 replay`: the offline SCP03 calculator (issue 2 replay contract).
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use crate::exit;
+
+/// SCP03 subcommands.
+#[derive(Subcommand)]
+pub enum Scp03Command {
+    /// Replay a captured SCP03 session against known static keys (JSON in, JSON out).
+    Replay {
+        /// Replay script (JSON); `-` reads standard input.
+        #[arg(long)]
+        script: PathBuf,
+        /// Also print the derived session keys (offline debugging only).
+        #[arg(long)]
+        show_session_keys: bool,
+    },
+}
+
+/// Runs an SCP03 subcommand and returns the exit code.
+pub fn run(command: Scp03Command) -> u8 {
+    match command {
+        Scp03Command::Replay {
+            script,
+            show_session_keys,
+        } => replay(&script, show_session_keys),
+    }
+}
+
+fn replay(script: &std::path::Path, show_session_keys: bool) -> u8 {
+    let text = if script.as_os_str() == "-" {
+        let mut s = String::new();
+        match std::io::Read::read_to_string(&mut std::io::stdin(), &mut s) {
+            Ok(_) => Ok(s),
+            Err(e) => Err(e),
+        }
+    } else {
+        std::fs::read_to_string(script)
+    };
+    let text = match text {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", script.display());
+            return exit::BAD_INPUT;
+        }
+    };
+    match kf_scp03::replay::replay(&text, show_session_keys) {
+        Ok(out) => match serde_json::to_string_pretty(&out) {
+            Ok(json) => {
+                println!("{json}");
+                exit::OK
+            }
+            Err(e) => {
+                eprintln!("error: cannot encode the result: {e}");
+                exit::FAILED
+            }
+        },
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::BAD_INPUT
+        }
+    }
+}

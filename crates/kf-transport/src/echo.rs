@@ -1,0 +1,150 @@
+//! [`EchoCard`]: a tiny virtual card used as a test double for transports.
+//!
+//! It is not a model of any real card; it exists so that transports, the vpcd
+//! bridge and benches can be exercised without the real virtual fob.
+//!
+//! | command | answer |
+//! |---|---|
+//! | `FF CA 00 00 xx` (PC/SC GET UID) | UID, `9000` |
+//! | any command with P1 bit 0 clear | the command data field, `9000` |
+//! | any command with P1 bit 0 set | `61 nn`; the data follows on GET RESPONSE |
+//! | `00 C0 00 00 Le` (GET RESPONSE) | up to Le pending bytes, `9000` / `61 nn` |
+//! | when powered off | `6F00` |
+
+use crate::apdu_shape::CommandShape;
+use crate::iso7816::INS_GET_RESPONSE;
+use crate::loopback::VirtualCard;
+
+/// ATR of the echo card: a contactless-style (PC/SC Part 3 §3.1.3.2.3) ATR
+/// with an empty historical-bytes payload.
+pub const ECHO_CARD_ATR: [u8; 11] =
+    [0x3B, 0x86, 0x80, 0x01, 0x4B, 0x46, 0x45, 0x43, 0x48, 0x4F, 0x00];
+
+/// Echoes command data back; see the module table.
+#[derive(Debug, Clone)]
+pub struct EchoCard {
+    uid: Vec<u8>,
+    powered: bool,
+    pending: Vec<u8>,
+    apdus_processed: u64,
+}
+
+impl EchoCard {
+    /// An echo card with the given UID.
+    pub fn new(uid: &[u8]) -> Self {
+        Self { uid: uid.to_vec(), powered: false, pending: Vec::new(), apdus_processed: 0 }
+    }
+
+    /// Number of command APDUs processed since creation.
+    pub fn apdus_processed(&self) -> u64 {
+        self.apdus_processed
+    }
+
+    /// True while powered on.
+    pub fn is_powered(&self) -> bool {
+        self.powered
+    }
+
+    fn chunk_from_pending(&mut self, ne: usize) -> Vec<u8> {
+        let take = ne.min(self.pending.len());
+        let mut out: Vec<u8> = self.pending.drain(..take).collect();
+        match self.pending.len() {
+            0 => out.extend([0x90, 0x00]),
+            n => out.extend([0x61, n.min(256) as u8]),
+        }
+        out
+    }
+}
+
+impl Default for EchoCard {
+    fn default() -> Self {
+        Self::new(&[0x04, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66])
+    }
+}
+
+impl VirtualCard for EchoCard {
+    fn power_on(&mut self) -> Vec<u8> {
+        self.powered = true;
+        self.pending.clear();
+        ECHO_CARD_ATR.to_vec()
+    }
+
+    fn power_off(&mut self) {
+        self.powered = false;
+        self.pending.clear();
+    }
+
+    fn reset(&mut self) -> Vec<u8> {
+        self.power_on()
+    }
+
+    fn atr(&self) -> Vec<u8> {
+        ECHO_CARD_ATR.to_vec()
+    }
+
+    fn process_apdu(&mut self, apdu: &[u8]) -> Vec<u8> {
+        if !self.powered {
+            return vec![0x6F, 0x00];
+        }
+        self.apdus_processed += 1;
+        let Ok(shape) = CommandShape::parse(apdu) else {
+            return vec![0x67, 0x00];
+        };
+        let (cla, ins, p1) = (apdu[0], apdu[1], apdu[2]);
+        if cla == 0xFF && ins == 0xCA {
+            return [self.uid.as_slice(), &[0x90, 0x00]].concat();
+        }
+        if ins == INS_GET_RESPONSE {
+            if self.pending.is_empty() {
+                return vec![0x6F, 0x00];
+            }
+            return self.chunk_from_pending(shape.ne.unwrap_or(256));
+        }
+        let data = shape.data(apdu);
+        if p1 & 0x01 != 0 {
+            self.pending = data.to_vec();
+            return vec![0x61, data.len().min(256) as u8];
+        }
+        [data, &[0x90, 0x00]].concat()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::iso7816::{read_uid, Iso7816Driver};
+    use crate::loopback::LoopbackTransport;
+    use crate::transport::Transport;
+
+    #[test]
+    fn echoes_and_serves_uid_over_loopback() {
+        let mut t = LoopbackTransport::new(EchoCard::new(&[1, 2, 3, 4]));
+        assert_eq!(t.atr().unwrap(), ECHO_CARD_ATR.to_vec());
+        assert_eq!(t.transmit(&[0x80, 0x10, 0, 0, 2, 0xAB, 0xCD]).unwrap(), vec![0xAB, 0xCD, 0x90, 0]);
+        assert_eq!(read_uid(&mut t).unwrap(), vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn get_response_path_through_driver() {
+        let mut driver = Iso7816Driver::new(LoopbackTransport::new(EchoCard::default()));
+        let data: Vec<u8> = (0..200u8).collect();
+        let apdu = [&[0x80, 0x10, 0x01, 0x00, 200][..], &data].concat();
+        let raw = driver.inner_mut().transmit(&apdu).unwrap();
+        assert_eq!(raw, vec![0x61, 200]);
+        driver.inner_mut().reset().unwrap();
+        assert!(driver.was_reset());
+        assert!(!driver.was_reset());
+        let resp = driver.transmit(&apdu).unwrap();
+        assert_eq!(resp, [data.as_slice(), &[0x90, 0x00]].concat());
+    }
+
+    #[test]
+    fn removed_card_errors_until_reset() {
+        let mut t = LoopbackTransport::new(EchoCard::default());
+        t.remove_card();
+        assert!(!t.card().is_powered());
+        assert_eq!(t.transmit(&[0, 0x10, 0, 0]).unwrap_err(), crate::TransportError::CardRemoved);
+        t.reset().unwrap();
+        assert_eq!(t.transmit(&[0, 0x10, 0, 0]).unwrap(), vec![0x90, 0]);
+    }
+}

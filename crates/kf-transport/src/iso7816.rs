@@ -1,0 +1,210 @@
+//! ISO/IEC 7816 transmission conventions above any [`Transport`].
+//!
+//! * `61xx` (ISO/IEC 7816-4 §5.3.4, 7816-3 §12.2.2): more response bytes are
+//!   waiting; the driver sends GET RESPONSE (`INS C0`, Le = xx) and concatenates
+//!   the data until a final status word, with a bounded number of rounds.
+//! * `6Cxx`: wrong Le; the driver re-issues the same command once with Le = xx.
+//! * Extended-length commands (7816-4 §5.1) are only passed to transports that
+//!   support them ([`Transport::supports_extended`]); otherwise the call fails
+//!   with [`TransportError::ApduTooLong`] before anything is sent.
+//!
+//! ```text
+//! caller ──C-APDU──▶ Iso7816Driver ──C-APDU / GET RESPONSE──▶ Transport ──▶ card
+//!        ◀─data||SW── (61xx/6Cxx resolved) ◀──────raw R-APDUs───────────────┘
+//! ```
+
+use crate::apdu_shape::{with_ne, CommandShape};
+use crate::error::TransportError;
+use crate::transport::{Sensitivity, Transport};
+
+/// INS of GET RESPONSE (ISO/IEC 7816-4 §7.6.1).
+pub const INS_GET_RESPONSE: u8 = 0xC0;
+
+/// PC/SC pseudo-APDU GET DATA for the contactless UID (PC/SC Part 3
+/// Supplement, §3.2.2.1.3): `FF CA 00 00 00`.
+pub const GET_UID_APDU: [u8; 5] = [0xFF, 0xCA, 0x00, 0x00, 0x00];
+
+/// Bounds of the driver's loops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DriverConfig {
+    /// Maximum number of GET RESPONSE commands for one exchange.
+    pub max_get_response_rounds: usize,
+    /// Maximum total response data collected over the GET RESPONSE loop.
+    pub max_response_len: usize,
+    /// Re-issue a command answered with `6Cxx` (once) with the corrected Le.
+    pub reissue_on_wrong_le: bool,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        Self { max_get_response_rounds: 64, max_response_len: 65_536, reissue_on_wrong_le: true }
+    }
+}
+
+/// A [`Transport`] that resolves `61xx` and `6Cxx` on top of another one.
+///
+/// It is itself a `Transport`, so protocol drivers (SCP03, perso) can stack on
+/// it without knowing whether the reader uses T=0 or T=1.
+#[derive(Debug)]
+pub struct Iso7816Driver<T> {
+    inner: T,
+    config: DriverConfig,
+}
+
+impl<T: Transport> Iso7816Driver<T> {
+    /// Wraps `inner` with the default bounds.
+    pub fn new(inner: T) -> Self {
+        Self { inner, config: DriverConfig::default() }
+    }
+
+    /// Wraps `inner` with explicit bounds.
+    pub fn with_config(inner: T, config: DriverConfig) -> Self {
+        Self { inner, config }
+    }
+
+    /// The wrapped transport.
+    pub fn inner(&self) -> &T {
+        &self.inner
+    }
+
+    /// The wrapped transport, mutably.
+    pub fn inner_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+
+    /// Unwraps the transport.
+    pub fn into_inner(self) -> T {
+        self.inner
+    }
+
+    /// Sends `apdu` and resolves `61xx`/`6Cxx`; returns data || SW1 SW2.
+    pub fn exchange(
+        &mut self,
+        apdu: &[u8],
+        sensitivity: Sensitivity,
+    ) -> Result<Vec<u8>, TransportError> {
+        transceive(&mut self.inner, apdu, sensitivity, &self.config)
+    }
+}
+
+impl<T: Transport> Transport for Iso7816Driver<T> {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        self.exchange(apdu, Sensitivity::Public)
+    }
+    fn transmit_sensitive(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        self.exchange(apdu, Sensitivity::Sensitive)
+    }
+    fn reset(&mut self) -> Result<(), TransportError> {
+        self.inner.reset()
+    }
+    fn max_apdu_len(&self) -> usize {
+        self.inner.max_apdu_len()
+    }
+    fn was_reset(&mut self) -> bool {
+        self.inner.was_reset()
+    }
+    fn atr(&self) -> Option<Vec<u8>> {
+        self.inner.atr()
+    }
+}
+
+/// Splits a raw response into (data, SW1, SW2).
+fn split_response(resp: &[u8]) -> Result<(&[u8], u8, u8), TransportError> {
+    match resp {
+        [data @ .., sw1, sw2] => Ok((data, *sw1, *sw2)),
+        _ => Err(TransportError::Protocol(format!(
+            "response of {} bytes has no status word",
+            resp.len()
+        ))),
+    }
+}
+
+/// CLA for GET RESPONSE: keep the logical channel, drop secure messaging and
+/// chaining bits (ISO/IEC 7816-4 §5.4.1). Proprietary classes (GlobalPlatform
+/// `80`/`84`) map to the interindustry class of the same channel.
+fn get_response_cla(cla: u8) -> u8 {
+    if cla & 0x40 != 0 {
+        cla & 0x4F
+    } else {
+        cla & 0x03
+    }
+}
+
+/// Sends one command, re-issuing it once with the corrected Le on `6Cxx`.
+fn send_correcting_le<T: Transport + ?Sized>(
+    transport: &mut T,
+    apdu: &[u8],
+    sensitivity: Sensitivity,
+    config: &DriverConfig,
+) -> Result<Vec<u8>, TransportError> {
+    let resp = transport.transmit_as(apdu, sensitivity)?;
+    let (_, sw1, sw2) = split_response(&resp)?;
+    if sw1 != 0x6C || !config.reissue_on_wrong_le {
+        return Ok(resp);
+    }
+    let ne = if sw2 == 0 { 256 } else { usize::from(sw2) };
+    let corrected = with_ne(apdu, ne)?;
+    let resp = transport.transmit_as(&corrected, sensitivity)?;
+    split_response(&resp)?;
+    Ok(resp)
+}
+
+/// Sends `apdu` over `transport`, resolving `61xx` with a bounded GET RESPONSE
+/// loop and `6Cxx` with one re-issue. Returns the concatenated data || final SW.
+pub fn transceive<T: Transport + ?Sized>(
+    transport: &mut T,
+    apdu: &[u8],
+    sensitivity: Sensitivity,
+    config: &DriverConfig,
+) -> Result<Vec<u8>, TransportError> {
+    let shape = CommandShape::parse(apdu)?;
+    let max = transport.max_apdu_len();
+    if apdu.len() > max || (shape.extended && !transport.supports_extended()) {
+        return Err(TransportError::ApduTooLong { len: apdu.len(), max });
+    }
+    let first = send_correcting_le(transport, apdu, sensitivity, config)?;
+    let (data, mut sw1, mut sw2) = split_response(&first)?;
+    let mut collected = data.to_vec();
+    let mut rounds = 0usize;
+    while sw1 == 0x61 {
+        rounds += 1;
+        if rounds > config.max_get_response_rounds {
+            return Err(TransportError::Protocol(format!(
+                "card still signals 61xx after {} GET RESPONSE commands",
+                config.max_get_response_rounds
+            )));
+        }
+        let get_response = [get_response_cla(apdu[0]), INS_GET_RESPONSE, 0x00, 0x00, sw2];
+        let resp = send_correcting_le(transport, &get_response, sensitivity, config)?;
+        let (data, next_sw1, next_sw2) = split_response(&resp)?;
+        if collected.len() + data.len() > config.max_response_len {
+            return Err(TransportError::Protocol(format!(
+                "response exceeds {} bytes over GET RESPONSE",
+                config.max_response_len
+            )));
+        }
+        collected.extend_from_slice(data);
+        sw1 = next_sw1;
+        sw2 = next_sw2;
+    }
+    collected.push(sw1);
+    collected.push(sw2);
+    Ok(collected)
+}
+
+/// Reads the contactless UID with the PC/SC pseudo-APDU `FF CA 00 00 00`.
+///
+/// A status word other than `9000` (e.g. `6A81` from a contact reader) is
+/// reported as [`TransportError::UidUnavailable`].
+pub fn read_uid<T: Transport + ?Sized>(transport: &mut T) -> Result<Vec<u8>, TransportError> {
+    let resp = transceive(transport, &GET_UID_APDU, Sensitivity::Public, &DriverConfig::default())?;
+    let (data, sw1, sw2) = split_response(&resp)?;
+    if (sw1, sw2) != (0x90, 0x00) {
+        return Err(TransportError::UidUnavailable { sw: u16::from_be_bytes([sw1, sw2]) });
+    }
+    Ok(data.to_vec())
+}
+
+#[cfg(test)]
+#[path = "iso7816_tests.rs"]
+mod tests;

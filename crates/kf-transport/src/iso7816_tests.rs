@@ -1,0 +1,190 @@
+use std::collections::VecDeque;
+
+use super::*;
+use crate::transport::{EXTENDED_APDU_MAX, SHORT_APDU_MAX};
+
+/// A transport that checks each command against a script and replies.
+struct Scripted {
+    script: VecDeque<(Vec<u8>, Vec<u8>)>,
+    max: usize,
+    seen: Vec<(Vec<u8>, Sensitivity)>,
+}
+
+impl Scripted {
+    fn new(max: usize, script: &[(&[u8], &[u8])]) -> Self {
+        Self {
+            script: script.iter().map(|(c, r)| (c.to_vec(), r.to_vec())).collect(),
+            max,
+            seen: Vec::new(),
+        }
+    }
+    fn finished(&self) -> bool {
+        self.script.is_empty()
+    }
+}
+
+impl Transport for Scripted {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        self.seen.push((apdu.to_vec(), Sensitivity::Public));
+        let (expected, resp) = self.script.pop_front().expect("unexpected extra command");
+        assert_eq!(hex::encode(apdu), hex::encode(expected), "command mismatch");
+        Ok(resp)
+    }
+    fn transmit_sensitive(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let out = self.transmit(apdu);
+        if let Some(last) = self.seen.last_mut() {
+            last.1 = Sensitivity::Sensitive;
+        }
+        out
+    }
+    fn reset(&mut self) -> Result<(), TransportError> {
+        Ok(())
+    }
+    fn max_apdu_len(&self) -> usize {
+        self.max
+    }
+    fn was_reset(&mut self) -> bool {
+        false
+    }
+}
+
+#[test]
+fn plain_9000_passes_through() {
+    let mut t = Scripted::new(SHORT_APDU_MAX, &[(&[0, 0xA4, 4, 0, 1, 0xA0], &[0x90, 0])]);
+    let resp = transceive(&mut t, &[0, 0xA4, 4, 0, 1, 0xA0], Sensitivity::Public, &DriverConfig::default()).unwrap();
+    assert_eq!(resp, vec![0x90, 0]);
+    assert!(t.finished());
+}
+
+#[test]
+fn get_response_loop_concatenates_chunks() {
+    let mut t = Scripted::new(
+        SHORT_APDU_MAX,
+        &[
+            (&[0x84, 0xCA, 0, 0x66, 0], &[0xAA, 0x61, 0x02]),
+            (&[0x00, 0xC0, 0, 0, 0x02], &[0xBB, 0xCC, 0x61, 0x00]),
+            (&[0x00, 0xC0, 0, 0, 0x00], &[0xDD, 0x90, 0x00]),
+        ],
+    );
+    let mut driver = Iso7816Driver::new(&mut t);
+    let resp = driver.transmit(&[0x84, 0xCA, 0, 0x66, 0]).unwrap();
+    assert_eq!(resp, vec![0xAA, 0xBB, 0xCC, 0xDD, 0x90, 0x00]);
+    assert!(t.finished());
+}
+
+#[test]
+fn get_response_keeps_logical_channel() {
+    let mut t = Scripted::new(
+        SHORT_APDU_MAX,
+        &[(&[0x81, 0xCA, 0, 0x66, 0], &[0x61, 0x01]), (&[0x01, 0xC0, 0, 0, 0x01], &[0x42, 0x90, 0])],
+    );
+    let resp = transceive(&mut t, &[0x81, 0xCA, 0, 0x66, 0], Sensitivity::Public, &DriverConfig::default()).unwrap();
+    assert_eq!(resp, vec![0x42, 0x90, 0]);
+}
+
+#[test]
+fn get_response_loop_is_bounded() {
+    let script: Vec<(Vec<u8>, Vec<u8>)> = std::iter::once((vec![0, 0xB0, 0, 0, 0], vec![0x61, 0x01]))
+        .chain((0..3).map(|_| (vec![0, 0xC0, 0, 0, 1], vec![0x00, 0x61, 0x01])))
+        .collect();
+    let refs: Vec<(&[u8], &[u8])> = script.iter().map(|(c, r)| (c.as_slice(), r.as_slice())).collect();
+    let mut t = Scripted::new(SHORT_APDU_MAX, &refs);
+    let config = DriverConfig { max_get_response_rounds: 3, ..DriverConfig::default() };
+    let err = transceive(&mut t, &[0, 0xB0, 0, 0, 0], Sensitivity::Public, &config).unwrap_err();
+    assert!(matches!(err, TransportError::Protocol(ref m) if m.contains("after 3 GET RESPONSE")), "{err}");
+    assert!(t.finished());
+}
+
+#[test]
+fn total_response_length_is_bounded() {
+    let big = [vec![0u8; 200], vec![0x61, 0x00]].concat();
+    let mut t = Scripted::new(SHORT_APDU_MAX, &[(&[0, 0xB0, 0, 0, 0], &big), (&[0, 0xC0, 0, 0, 0], &big)]);
+    let config = DriverConfig { max_response_len: 300, ..DriverConfig::default() };
+    let err = transceive(&mut t, &[0, 0xB0, 0, 0, 0], Sensitivity::Public, &config).unwrap_err();
+    assert!(matches!(err, TransportError::Protocol(ref m) if m.contains("exceeds 300")), "{err}");
+}
+
+#[test]
+fn wrong_le_is_reissued_once_with_corrected_le() {
+    let mut t = Scripted::new(
+        SHORT_APDU_MAX,
+        &[(&[0, 0xB0, 0, 0, 0x10], &[0x6C, 0x04]), (&[0, 0xB0, 0, 0, 0x04], &[1, 2, 3, 4, 0x90, 0])],
+    );
+    let resp = transceive(&mut t, &[0, 0xB0, 0, 0, 0x10], Sensitivity::Public, &DriverConfig::default()).unwrap();
+    assert_eq!(resp, vec![1, 2, 3, 4, 0x90, 0]);
+    assert!(t.finished());
+}
+
+#[test]
+fn second_wrong_le_is_returned_not_looped() {
+    let mut t = Scripted::new(
+        SHORT_APDU_MAX,
+        &[(&[0, 0xB0, 0, 0, 0x10], &[0x6C, 0x04]), (&[0, 0xB0, 0, 0, 0x04], &[0x6C, 0x05])],
+    );
+    let resp = transceive(&mut t, &[0, 0xB0, 0, 0, 0x10], Sensitivity::Public, &DriverConfig::default()).unwrap();
+    assert_eq!(resp, vec![0x6C, 0x05]);
+    assert!(t.finished());
+}
+
+#[test]
+fn wrong_le_then_more_data() {
+    let mut t = Scripted::new(
+        SHORT_APDU_MAX,
+        &[
+            (&[0, 0xCA, 0, 0x66, 0x01], &[0x6C, 0x00]),
+            (&[0, 0xCA, 0, 0x66, 0x00], &[0xAB, 0x61, 0x01]),
+            (&[0, 0xC0, 0, 0, 0x01], &[0xCD, 0x90, 0x00]),
+        ],
+    );
+    let resp = transceive(&mut t, &[0, 0xCA, 0, 0x66, 0x01], Sensitivity::Public, &DriverConfig::default()).unwrap();
+    assert_eq!(resp, vec![0xAB, 0xCD, 0x90, 0x00]);
+}
+
+#[test]
+fn sensitivity_is_kept_for_get_response() {
+    let mut t = Scripted::new(
+        SHORT_APDU_MAX,
+        &[(&[0x84, 0xE2, 0x80, 0, 1, 0x55], &[0x61, 0x01]), (&[0, 0xC0, 0, 0, 1], &[0x01, 0x90, 0])],
+    );
+    transceive(&mut t, &[0x84, 0xE2, 0x80, 0, 1, 0x55], Sensitivity::Sensitive, &DriverConfig::default()).unwrap();
+    assert!(t.seen.iter().all(|(_, s)| *s == Sensitivity::Sensitive));
+}
+
+#[test]
+fn extended_apdu_refused_on_short_only_transport() {
+    let mut apdu = vec![0x80, 0xE2, 0, 0, 0, 0x01, 0x2C];
+    apdu.extend(std::iter::repeat_n(0x11, 300));
+    let mut short = Scripted::new(SHORT_APDU_MAX, &[]);
+    let err = transceive(&mut short, &apdu, Sensitivity::Public, &DriverConfig::default()).unwrap_err();
+    assert_eq!(err, TransportError::ApduTooLong { len: 307, max: SHORT_APDU_MAX });
+    // A short-form case 2E (7 bytes) is also refused: the reader cannot carry it.
+    let err = transceive(&mut short, &[0, 0xB0, 0, 0, 0, 1, 0], Sensitivity::Public, &DriverConfig::default()).unwrap_err();
+    assert!(matches!(err, TransportError::ApduTooLong { .. }));
+    assert!(short.seen.is_empty());
+
+    let mut ext = Scripted::new(EXTENDED_APDU_MAX, &[(&apdu, &[0x90, 0])]);
+    assert_eq!(transceive(&mut ext, &apdu, Sensitivity::Public, &DriverConfig::default()).unwrap(), vec![0x90, 0]);
+}
+
+#[test]
+fn malformed_command_and_response_are_errors() {
+    let mut t = Scripted::new(SHORT_APDU_MAX, &[(&[0, 0xA4, 4, 0], &[0x90])]);
+    assert!(matches!(
+        transceive(&mut t, &[0, 0xA4], Sensitivity::Public, &DriverConfig::default()),
+        Err(TransportError::InvalidApdu(_))
+    ));
+    assert!(matches!(
+        transceive(&mut t, &[0, 0xA4, 4, 0], Sensitivity::Public, &DriverConfig::default()),
+        Err(TransportError::Protocol(_))
+    ));
+}
+
+#[test]
+fn read_uid_returns_data_or_typed_error() {
+    let mut t = Scripted::new(
+        SHORT_APDU_MAX,
+        &[(&GET_UID_APDU, &[1, 2, 3, 4, 0x90, 0]), (&GET_UID_APDU, &[0x6A, 0x81])],
+    );
+    assert_eq!(read_uid(&mut t).unwrap(), vec![1, 2, 3, 4]);
+    assert_eq!(read_uid(&mut t).unwrap_err(), TransportError::UidUnavailable { sw: 0x6A81 });
+}

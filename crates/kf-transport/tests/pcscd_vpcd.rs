@@ -1,0 +1,235 @@
+//! Real-stack tests: PC/SC backend → pcscd → vsmartcard vpcd driver → vpcd
+//! bridge → EchoCard, all started and stopped by these tests.
+//!
+//! Needs the Debian packages `pcscd`, `vsmartcard-vpcd`, `libpcsclite-dev` and
+//! root (pcscd creates /run/pcscd). Missing pieces make the tests FAIL with a
+//! message; they never pass silently. Only one pcscd can run on a machine, so
+//! the tests are serialized with a lock.
+#![cfg(all(unix, feature = "pcsc"))]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::{Mutex, MutexGuard};
+use std::thread;
+use std::time::Duration;
+
+use kf_transport::echo::ECHO_CARD_ATR;
+use kf_transport::pcsc::{CardDisposition, ConnectOptions, PcscContext, ShareMode};
+use kf_transport::pcscd_harness::{free_port_pair, Pcscd};
+use kf_transport::vpcd::{BridgeHandle, VpcdConfig};
+use kf_transport::{
+    list_readers_with_status, read_uid, EchoCard, Iso7816Driver, Transport, TransportError,
+};
+
+const UID: [u8; 7] = [0x04, 0xA1, 0xB2, 0xC3, 0xD4, 0xE5, 0xF6];
+const WAIT: Option<Duration> = Some(Duration::from_secs(10));
+
+static ONE_PCSCD: Mutex<()> = Mutex::new(());
+
+/// Fields drop in order: the daemon stops before the lock is released.
+struct Stack {
+    pcscd: Pcscd,
+    _dir: tempfile::TempDir,
+    _guard: MutexGuard<'static, ()>,
+}
+
+fn start_stack() -> Stack {
+    let guard = ONE_PCSCD.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port_pair().unwrap();
+    let pcscd = Pcscd::start(dir.path(), port)
+        .unwrap_or_else(|e| panic!("cannot start pcscd with the vpcd driver: {e}"));
+    Stack { pcscd, _dir: dir, _guard: guard }
+}
+
+fn start_card(stack: &Stack) -> BridgeHandle<EchoCard> {
+    let config = VpcdConfig {
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(200),
+        poll_interval: Duration::from_millis(20),
+        ..VpcdConfig::new(stack.pcscd.vpcd_addr(0))
+    };
+    let bridge = BridgeHandle::spawn(EchoCard::new(&UID), config).unwrap();
+    assert!(bridge.wait_connected(Duration::from_secs(10)), "bridge did not connect to vpcd");
+    bridge
+}
+
+fn echo_apdu(data: &[u8]) -> Vec<u8> {
+    [&[0x80, 0x10, 0x00, 0x00, data.len() as u8][..], data].concat()
+}
+
+#[test]
+fn lists_virtual_readers_and_card_presence() {
+    let stack = start_stack();
+    let reader = stack.pcscd.reader_name(0);
+    let ctx = PcscContext::establish().unwrap();
+    let names = ctx.list_readers().unwrap();
+    assert!(names.contains(&reader), "readers: {names:?}");
+    assert!(names.contains(&stack.pcscd.reader_name(1)), "readers: {names:?}");
+    assert!(!ctx.reader_status(&reader).unwrap().card_present);
+
+    let bridge = start_card(&stack);
+    let info = ctx.wait_for_card(&reader, WAIT).unwrap();
+    assert_eq!(info.atr.as_deref(), Some(hex::encode_upper(ECHO_CARD_ATR).as_str()));
+
+    let all = list_readers_with_status().unwrap();
+    let slot0 = all.iter().find(|r| r.name == reader).unwrap();
+    let slot1 = all.iter().find(|r| r.name == stack.pcscd.reader_name(1)).unwrap();
+    assert!(slot0.card_present && !slot1.card_present, "{all:?}");
+    let json = serde_json::to_value(&all).unwrap();
+    assert_eq!(json[0]["name"], serde_json::json!(all[0].name));
+
+    assert!(matches!(ctx.reader_status("No Such Reader 00 00"), Err(TransportError::NoReader(_))));
+    bridge.stop_and_join().unwrap();
+}
+
+#[test]
+fn detects_insertion_and_removal_with_timeout_and_cancel() {
+    let stack = start_stack();
+    let reader = stack.pcscd.reader_name(0);
+    let ctx = PcscContext::establish().unwrap();
+    assert_eq!(
+        ctx.wait_for_card(&reader, Some(Duration::from_millis(300))).unwrap_err(),
+        TransportError::Timeout
+    );
+
+    let bridge = start_card(&stack);
+    assert!(ctx.wait_for_card(&reader, WAIT).unwrap().card_present);
+    bridge.stop_and_join().unwrap();
+    assert!(!ctx.wait_for_removal(&reader, WAIT).unwrap().card_present);
+
+    // A wait without timeout is ended from another thread.
+    let canceller = ctx.canceller();
+    let waiter = {
+        let ctx = ctx.clone();
+        let reader = reader.clone();
+        thread::spawn(move || ctx.wait_for_card(&reader, None))
+    };
+    thread::sleep(Duration::from_millis(300));
+    canceller.cancel().unwrap();
+    assert_eq!(waiter.join().unwrap().unwrap_err(), TransportError::Cancelled);
+}
+
+#[test]
+fn reads_uid_transmits_and_holds_the_card_exclusively() {
+    let stack = start_stack();
+    let reader = stack.pcscd.reader_name(0);
+    let bridge = start_card(&stack);
+    let ctx = PcscContext::establish().unwrap();
+    ctx.wait_for_card(&reader, WAIT).unwrap();
+
+    let mut card = ctx.connect(&reader).unwrap();
+    assert_eq!(card.atr().unwrap(), ECHO_CARD_ATR.to_vec());
+    assert_eq!(card.uid().unwrap(), UID.to_vec());
+    assert_eq!(card.transmit(&echo_apdu(&[0x42])).unwrap(), vec![0x42, 0x90, 0x00]);
+    let big: Vec<u8> = (0..255u8).collect();
+    assert_eq!(card.transmit(&echo_apdu(&big)).unwrap(), [big.as_slice(), &[0x90, 0x00]].concat());
+
+    // Exclusive: a second connection from another context is refused.
+    let other = PcscContext::establish().unwrap();
+    let refused = other.connect_with(&reader, ConnectOptions { share: ShareMode::Shared, ..Default::default() });
+    assert_eq!(refused.unwrap_err(), TransportError::SharingViolation);
+
+    // 61xx through the real stack: the driver collects 200 bytes with GET RESPONSE.
+    let data: Vec<u8> = (0..200u8).rev().collect();
+    let mut apdu = echo_apdu(&data);
+    apdu[2] = 0x01;
+    let mut driver = Iso7816Driver::new(&mut card);
+    assert_eq!(driver.transmit(&apdu).unwrap(), [data.as_slice(), &[0x90, 0x00]].concat());
+
+    // Warm reset through SCardReconnect.
+    card.reset().unwrap();
+    assert!(card.was_reset());
+    assert!(!card.was_reset());
+    assert_eq!(read_uid(&mut card).unwrap(), UID.to_vec());
+
+    // A transaction is a Transport too.
+    {
+        let mut tx = card.transaction().unwrap();
+        assert_eq!(tx.transmit(&echo_apdu(&[7])).unwrap(), vec![7, 0x90, 0x00]);
+        tx.end(CardDisposition::Leave).unwrap();
+    }
+    card.disconnect(CardDisposition::Unpower).unwrap();
+    // Once released, the other context may connect.
+    let mut second = other.connect(&reader).unwrap();
+    assert_eq!(second.transmit(&echo_apdu(&[9])).unwrap(), vec![9, 0x90, 0x00]);
+    second.disconnect(CardDisposition::Leave).unwrap();
+    bridge.stop_and_join().unwrap();
+}
+
+#[test]
+fn extended_length_apdu_over_vpcd() {
+    let stack = start_stack();
+    let reader = stack.pcscd.reader_name(0);
+    let bridge = start_card(&stack);
+    let ctx = PcscContext::establish().unwrap();
+    ctx.wait_for_card(&reader, WAIT).unwrap();
+    let mut card = ctx.connect(&reader).unwrap();
+    let data: Vec<u8> = (0..600u32).map(|i| i as u8).collect();
+    let mut apdu = vec![0x80, 0x10, 0x00, 0x00, 0x00, 0x02, 0x58];
+    apdu.extend_from_slice(&data);
+    // Without an advertised limit the driver refuses before sending.
+    let mut driver = Iso7816Driver::new(&mut card);
+    assert!(matches!(driver.transmit(&apdu), Err(TransportError::ApduTooLong { .. })));
+    card.set_max_apdu_len(kf_transport::EXTENDED_APDU_MAX);
+    let mut driver = Iso7816Driver::new(&mut card);
+    assert_eq!(driver.transmit(&apdu).unwrap(), [data.as_slice(), &[0x90, 0x00]].concat());
+    drop(card);
+    bridge.stop_and_join().unwrap();
+}
+
+#[test]
+fn killed_card_gives_card_removed_and_reset_recovers() {
+    let stack = start_stack();
+    let reader = stack.pcscd.reader_name(0);
+    let bridge = start_card(&stack);
+    let ctx = PcscContext::establish().unwrap();
+    ctx.wait_for_card(&reader, WAIT).unwrap();
+    let mut card = ctx.connect(&reader).unwrap();
+    assert_eq!(card.transmit(&echo_apdu(&[1])).unwrap(), vec![1, 0x90, 0x00]);
+
+    bridge.stop_and_join().unwrap();
+    ctx.wait_for_removal(&reader, WAIT).unwrap();
+    let err = card.transmit(&echo_apdu(&[2])).unwrap_err();
+    assert!(
+        matches!(err, TransportError::CardRemoved | TransportError::NoCard),
+        "expected a removed-card error, got {err:?}"
+    );
+    assert!(err.is_session_lost());
+
+    let bridge = start_card(&stack);
+    ctx.wait_for_card(&reader, WAIT).unwrap();
+    card.reset().unwrap();
+    assert!(card.was_reset());
+    assert_eq!(card.transmit(&echo_apdu(&[3])).unwrap(), vec![3, 0x90, 0x00]);
+    drop(card);
+    bridge.stop_and_join().unwrap();
+}
+
+#[test]
+fn pcscd_restart_is_survived_by_bridge_and_host() {
+    let mut stack = start_stack();
+    let reader = stack.pcscd.reader_name(0);
+    let bridge = start_card(&stack);
+    let ctx = PcscContext::establish().unwrap();
+    ctx.wait_for_card(&reader, WAIT).unwrap();
+    let mut card = ctx.connect(&reader).unwrap();
+    assert_eq!(card.transmit(&echo_apdu(&[1])).unwrap(), vec![1, 0x90, 0x00]);
+
+    let old_pid = stack.pcscd.pid().unwrap();
+    stack.pcscd.stop().unwrap();
+    assert_eq!(PcscContext::establish().unwrap_err(), TransportError::NoService);
+    assert_eq!(list_readers_with_status().unwrap_err(), TransportError::NoService);
+    let err = card.transmit(&echo_apdu(&[2])).unwrap_err();
+    assert_ne!(err, TransportError::Timeout, "a dead service must not look like a timeout");
+    drop(card);
+
+    stack.pcscd.restart().unwrap_or_else(|e| panic!("pcscd restart failed: {e}"));
+    assert_ne!(stack.pcscd.pid().unwrap(), old_pid);
+    let ctx = PcscContext::establish().unwrap();
+    ctx.wait_for_card(&reader, WAIT).unwrap();
+    assert!(bridge.control().connections() >= 2, "bridge did not reconnect");
+    let mut card = ctx.connect(&reader).unwrap();
+    assert_eq!(card.transmit(&echo_apdu(&[3])).unwrap(), vec![3, 0x90, 0x00]);
+    drop(card);
+    bridge.stop_and_join().unwrap();
+}

@@ -1,0 +1,513 @@
+//! Object creation inside an open session: createPUKPolicy [7], createPINPolicy [8],
+//! createKeyEntry [9], setCertificatePath [11], importSymmetricKey [12],
+//! importPrivateKey [13] and addExtension [14] (byte layouts §6.4–§6.10).
+
+use super::Core;
+use crate::api::{req, resp};
+use crate::codec::{Reader, Writer};
+use crate::consts::*;
+use crate::crypto::keys::{KeySpec, PrivateKey, PublicKey};
+use crate::error::{err, ErrorCode, SksError, SksResult};
+use crate::model::{Extension, KeyEntry, PinPolicy, PukPolicy};
+use crate::pin;
+
+fn option(msg: impl Into<String>) -> SksError {
+    err(ErrorCode::Option, msg)
+}
+
+/// Parses KeyAlgorithm + KeyParameters (byte layouts §10 item 15).
+fn key_spec(uri: &str, params: &[u8]) -> SksResult<KeySpec> {
+    let (spec, exp) = match uri {
+        ALG_KEY_EC_P256 => (KeySpec::P256, false),
+        ALG_KEY_EC_P384 => (KeySpec::P384, false),
+        ALG_KEY_RSA1024 => (KeySpec::Rsa { bits: 1024, exponent: 65537 }, false),
+        ALG_KEY_RSA2048 => (KeySpec::Rsa { bits: 2048, exponent: 65537 }, false),
+        ALG_KEY_RSA1024_EXP => (KeySpec::Rsa { bits: 1024, exponent: 0 }, true),
+        ALG_KEY_RSA2048_EXP => (KeySpec::Rsa { bits: 2048, exponent: 0 }, true),
+        _ => return Err(err(ErrorCode::Algorithm, format!("Unsupported \"KeyAlgorithm\": {uri}"))),
+    };
+    if !exp {
+        if !params.is_empty() {
+            return Err(option("Unexpected \"KeyParameters\""));
+        }
+        return Ok(spec);
+    }
+    if params.is_empty() || params.len() > 8 {
+        return Err(option("Missing or oversized \"KeyParameters\""));
+    }
+    let e = params.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+    if e < 3 || e % 2 == 0 {
+        return Err(option("Invalid RSA exponent"));
+    }
+    match spec {
+        KeySpec::Rsa { bits, .. } => Ok(KeySpec::Rsa { bits, exponent: e }),
+        other => Ok(other),
+    }
+}
+
+/// EndorsedAlgorithm checks at createKeyEntry (byte layouts §8.5, §10 item 27).
+fn check_endorsed(list: &[String]) -> SksResult<()> {
+    for w in list.windows(2) {
+        if w[0].as_bytes() >= w[1].as_bytes() {
+            return Err(option("Duplicate or incorrectly sorted algorithm"));
+        }
+    }
+    for uri in list {
+        if uri == ALG_NONE {
+            if list.len() != 1 {
+                return Err(option("\"none\" must be the only endorsed algorithm"));
+            }
+            continue;
+        }
+        match algorithm_class(uri) {
+            Some(AlgClass::KeyGeneration | AlgClass::Special) | None => {
+                return Err(option(format!("Unsupported algorithm: {uri}")));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// True if the public key is one this SKS accepts in certificates and imports.
+fn supported_key(k: &PublicKey) -> bool {
+    match k {
+        PublicKey::Rsa(_) => matches!(k.rsa_bits(), Some(1024 | 2048)),
+        PublicKey::P256(_) | PublicKey::P384(_) => true,
+    }
+}
+
+/// Parses PropertyBag ExtensionData (byte layouts §6.10.1): Name, Writable, Value triples.
+pub(crate) fn parse_property_bag(data: &[u8]) -> Option<Vec<(Vec<u8>, bool, Vec<u8>)>> {
+    let mut r = Reader::new(data);
+    let mut props = Vec::new();
+    while r.remaining() > 0 {
+        let name = r.array().ok()?;
+        if name.is_empty() || name.len() > 255 {
+            return None;
+        }
+        let writable = r.boolean().ok()?;
+        let value = r.array().ok()?;
+        props.push((name, writable, value));
+    }
+    (!props.is_empty()).then_some(props)
+}
+
+/// Serializes a PropertyBag.
+pub(crate) fn encode_property_bag(props: &[(Vec<u8>, bool, Vec<u8>)]) -> Vec<u8> {
+    let mut w = Writer::new();
+    for (n, wr, v) in props {
+        w.array(n).boolean(*wr).array(v);
+    }
+    w.into_bytes()
+}
+
+impl Core {
+    fn ee_certificate(&self, kh: u32) -> SksResult<Vec<u8>> {
+        self.state
+            .keys
+            .get(&kh)
+            .and_then(|k| k.ee_certificate().map(<[u8]>::to_vec))
+            .ok_or_else(|| option("Missing \"setCertificatePath\""))
+    }
+
+    /// createPUKPolicy [7] (byte layouts §6.4).
+    pub(crate) fn create_puk_policy(&mut self, a: req::CreatePukPolicy) -> SksResult<resp::CreatePukPolicy> {
+        let ph = a.provisioning_handle;
+        self.open_session(ph)?;
+        self.guarded(ph, |c| {
+            if a.format > format::BINARY {
+                return Err(option("Invalid PUK \"Format\""));
+            }
+            if a.retry_limit > MAX_RETRY_LIMIT {
+                return Err(option("PUK \"RetryLimit\" out of range"));
+            }
+            let mut w = Writer::new();
+            w.string(&a.id).array(&a.puk_value).byte(a.format).short(a.retry_limit);
+            c.verify_mac(ph, "createPUKPolicy", w.as_bytes(), &a.mac)?;
+            let value = c.decrypt(ph, &a.puk_value)?;
+            if value.is_empty() || value.len() > MAX_LENGTH_PIN_PUK {
+                return Err(option("PUK length error"));
+            }
+            pin::check_syntax(a.format, value.expose()).map_err(|e| option(e.to_string()))?;
+            c.check_new_id(ph, &a.id)?;
+            let handle = c.alloc_handle();
+            c.state.puks.insert(
+                handle,
+                PukPolicy {
+                    handle,
+                    session: ph,
+                    id: a.id,
+                    value,
+                    format: a.format,
+                    retry_limit: a.retry_limit,
+                    error_count: 0,
+                },
+            );
+            Ok(resp::CreatePukPolicy { puk_policy_handle: handle })
+        })
+    }
+
+    /// createPINPolicy [8] (byte layouts §6.5).
+    pub(crate) fn create_pin_policy(&mut self, a: req::CreatePinPolicy) -> SksResult<resp::CreatePinPolicy> {
+        let ph = a.provisioning_handle;
+        self.open_session(ph)?;
+        self.guarded(ph, |c| {
+            if a.grouping > grouping::UNIQUE {
+                return Err(option("Invalid \"Grouping\""));
+            }
+            if !(input_method::PROGRAMMATIC..=input_method::ANY).contains(&a.input_method) {
+                return Err(option("Invalid \"InputMethod\""));
+            }
+            if a.format > format::BINARY {
+                return Err(option("Invalid PIN \"Format\""));
+            }
+            if a.retry_limit == 0 || a.retry_limit > MAX_RETRY_LIMIT {
+                return Err(option("PIN \"RetryLimit\" out of range"));
+            }
+            if a.pattern_restrictions & !0x1F != 0 {
+                return Err(option("Invalid \"PatternRestrictions\""));
+            }
+            let puk_ref = if a.puk_policy_handle == 0 {
+                NOT_AVAILABLE.to_owned()
+            } else {
+                match c.state.puks.get(&a.puk_policy_handle) {
+                    Some(p) if p.session == ph => p.id.clone(),
+                    _ => return Err(option("Referenced PUK policy object not found")),
+                }
+            };
+            if a.pattern_restrictions & pattern::MISSING_GROUP != 0
+                && a.format != format::ALPHANUMERIC
+                && a.format != format::STRING
+            {
+                return Err(option("\"missing-group\" requires alphanumeric or string format"));
+            }
+            if a.min_length < 1
+                || usize::from(a.max_length) > MAX_LENGTH_PIN_PUK
+                || a.max_length < a.min_length
+            {
+                return Err(option("PIN length limits out of range"));
+            }
+            let mut w = Writer::new();
+            w.string(&a.id).string(&puk_ref).boolean(a.user_defined).boolean(a.user_modifiable);
+            w.byte(a.format).short(a.retry_limit).byte(a.grouping).byte(a.pattern_restrictions);
+            w.short(a.min_length).short(a.max_length).byte(a.input_method);
+            c.verify_mac(ph, "createPINPolicy", w.as_bytes(), &a.mac)?;
+            c.check_new_id(ph, &a.id)?;
+            let handle = c.alloc_handle();
+            c.state.pins.insert(
+                handle,
+                PinPolicy {
+                    handle,
+                    session: ph,
+                    id: a.id,
+                    puk: a.puk_policy_handle,
+                    user_defined: a.user_defined,
+                    user_modifiable: a.user_modifiable,
+                    format: a.format,
+                    retry_limit: a.retry_limit,
+                    grouping: a.grouping,
+                    patterns: a.pattern_restrictions,
+                    min_length: a.min_length,
+                    max_length: a.max_length,
+                    input_method: a.input_method,
+                },
+            );
+            Ok(resp::CreatePinPolicy { pin_policy_handle: handle })
+        })
+    }
+
+    /// createKeyEntry [9] (byte layouts §6.6).
+    pub(crate) fn create_key_entry(&mut self, a: req::CreateKeyEntry) -> SksResult<resp::CreateKeyEntry> {
+        let ph = a.provisioning_handle;
+        self.open_session(ph)?;
+        self.guarded(ph, |c| c.create_key_entry_inner(ph, a))
+    }
+
+    fn create_key_entry_inner(&mut self, ph: u32, a: req::CreateKeyEntry) -> SksResult<resp::CreateKeyEntry> {
+        if a.algorithm != ALG_KEY_K1 {
+            return Err(err(ErrorCode::Algorithm, "Unsupported key entry \"Algorithm\""));
+        }
+        let spec = key_spec(&a.key_algorithm, &a.key_parameters)?;
+        if a.server_seed.len() > 32 {
+            return Err(option("\"ServerSeed\" must be 0-32 bytes"));
+        }
+        for (v, name) in [
+            (a.export_protection, "ExportProtection"),
+            (a.delete_protection, "DeleteProtection"),
+            (a.app_usage, "AppUsage"),
+            (a.biometric_protection, "BiometricProtection"),
+        ] {
+            if v > 3 {
+                return Err(option(format!("\"{name}\" out of range")));
+            }
+        }
+        if a.friendly_name.chars().count() > MAX_LENGTH_FRIENDLY_NAME {
+            return Err(option("\"FriendlyName\" too long"));
+        }
+        let policy: Option<PinPolicy> = if a.device_pin_protection {
+            return Err(option("Device PIN protection is not supported by this SKS"));
+        } else if a.pin_policy_handle != 0 {
+            let p = match c_pin(self, a.pin_policy_handle, ph) {
+                Some(p) => p,
+                None => return Err(option("Referenced PIN policy object not found")),
+            };
+            if a.enable_pin_caching && p.input_method != input_method::TRUSTED_GUI {
+                return Err(option("\"EnablePINCaching\" requires \"trusted-gui\""));
+            }
+            Some(p)
+        } else {
+            if matches!(a.export_protection, protection::PIN | protection::PUK)
+                || matches!(a.delete_protection, protection::PIN | protection::PUK)
+            {
+                return Err(option("Protection object lacks a PIN or PUK object"));
+            }
+            if a.enable_pin_caching {
+                return Err(option("\"EnablePINCaching\" without PIN"));
+            }
+            if !a.pin_value.is_empty() {
+                return Err(option("\"PINValue\" given without PIN policy"));
+            }
+            None
+        };
+        if a.biometric_protection != biometric::NONE {
+            if !self.config.biometric_support {
+                return Err(option("Biometric protection is not supported by this SKS"));
+            }
+            let has_pin = policy.is_some();
+            let ok = if a.biometric_protection == biometric::EXCLUSIVE { !has_pin } else { has_pin };
+            if !ok {
+                return Err(option("Biometric protection does not match PIN protection"));
+            }
+        }
+        let has_puk = policy.as_ref().map(|p| p.puk != 0).unwrap_or(false);
+        if !has_puk && (a.export_protection == protection::PUK || a.delete_protection == protection::PUK) {
+            return Err(option("Protection object lacks a PUK object"));
+        }
+        check_endorsed(&a.endorsed_algorithms.0)?;
+
+        let issuer_set = policy.as_ref().map(|p| !p.user_defined).unwrap_or(false);
+        let mut w = Writer::new();
+        w.string(&a.id).string(&a.algorithm).array(&a.server_seed);
+        w.string(policy.as_ref().map(|p| p.id.as_str()).unwrap_or(NOT_AVAILABLE));
+        if issuer_set {
+            w.array(a.pin_value.expose());
+        } else {
+            w.string(NOT_AVAILABLE);
+        }
+        w.boolean(a.enable_pin_caching).byte(a.biometric_protection).byte(a.export_protection);
+        w.byte(a.delete_protection).byte(a.app_usage).string(&a.friendly_name);
+        w.string(&a.key_algorithm).array(&a.key_parameters);
+        for e in &a.endorsed_algorithms.0 {
+            w.string(e);
+        }
+        self.verify_mac(ph, "createKeyEntry", w.as_bytes(), &a.mac)?;
+
+        let pin_value = if issuer_set { self.decrypt(ph, a.pin_value.expose())? } else { a.pin_value };
+        if let Some(p) = &policy {
+            pin::check_pin(p, pin_value.expose()).map_err(|e| option(e.to_string()))?;
+            let others: Vec<(u8, &[u8])> = self
+                .state
+                .keys
+                .values()
+                .filter(|k| k.pin_policy == p.handle)
+                .map(|k| (k.app_usage, k.pin_value.expose()))
+                .collect();
+            pin::check_grouping(p.grouping, a.app_usage, pin_value.expose(), others)
+                .map_err(|e| option(e.to_string()))?;
+        }
+        self.check_new_id(ph, &a.id)?;
+
+        // ServerSeed: the OS RNG alone is used, which cannot reduce entropy (crate docs).
+        let private = PrivateKey::generate(spec).map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+        let public_key = private
+            .public_key()
+            .to_spki()
+            .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+        let pkcs8 = private.to_pkcs8().map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+        let mut w = Writer::new();
+        w.string(&a.id).array(&public_key);
+        let attestation = self.attest(ph, w.as_bytes())?;
+
+        let handle = self.alloc_handle();
+        self.state.keys.insert(
+            handle,
+            KeyEntry {
+                handle,
+                session: ph,
+                id: a.id,
+                key_algorithm: a.key_algorithm,
+                pin_policy: a.pin_policy_handle,
+                device_pin: false,
+                pin_value,
+                pin_error_count: 0,
+                enable_pin_caching: a.enable_pin_caching,
+                biometric: a.biometric_protection,
+                export_protection: a.export_protection,
+                delete_protection: a.delete_protection,
+                app_usage: a.app_usage,
+                friendly_name: a.friendly_name,
+                public_key: public_key.clone(),
+                private_key: pkcs8,
+                symmetric_key: None,
+                certificate_path: Vec::new(),
+                endorsed: a.endorsed_algorithms.0,
+                extensions: Vec::new(),
+                key_backup: 0,
+            },
+        );
+        Ok(resp::CreateKeyEntry { key_handle: handle, public_key, attestation: attestation.to_vec() })
+    }
+
+    /// setCertificatePath [11] (byte layouts §6.7).
+    pub(crate) fn set_certificate_path(
+        &mut self,
+        a: req::SetCertificatePath,
+    ) -> SksResult<resp::SetCertificatePath> {
+        let ph = self.open_key(a.key_handle)?;
+        self.guarded(ph, |c| {
+            let path = &a.certificate_path.0;
+            if path.is_empty() {
+                return Err(option("Empty certificate path"));
+            }
+            if path.iter().any(|cert| cert.len() > MAX_LENGTH_CRYPTO_DATA || cert.is_empty()) {
+                return Err(option("Certificate length error"));
+            }
+            let (public_key, id) = {
+                let k = c.key_mut(a.key_handle)?;
+                (k.public_key.clone(), k.id.clone())
+            };
+            let mut w = Writer::new();
+            w.array(&public_key).string(&id);
+            for cert in path {
+                w.array(cert);
+            }
+            c.verify_mac(ph, "setCertificatePath", w.as_bytes(), &a.mac)?;
+            let spki = crate::x509::certificate_spki(&path[0])
+                .map_err(|_| err(ErrorCode::Crypto, "Malformed end-entity certificate"))?;
+            let ee_key = PublicKey::from_spki(&spki)
+                .map_err(|_| option("Unsupported end-entity public key"))?;
+            if !supported_key(&ee_key) {
+                return Err(option("Unsupported end-entity public key"));
+            }
+            let k = c.key_mut(a.key_handle)?;
+            if !k.certificate_path.is_empty() {
+                return Err(option("Multiple calls to \"setCertificatePath\""));
+            }
+            k.certificate_path = a.certificate_path.0;
+            Ok(resp::SetCertificatePath {})
+        })
+    }
+
+    fn begin_import(&mut self, kh: u32, encrypted_len: usize, limit: usize) -> SksResult<Vec<u8>> {
+        let ee = self.ee_certificate(kh)?;
+        if encrypted_len > limit {
+            return Err(option("Imported key too long"));
+        }
+        let k = self.key_mut(kh)?;
+        if k.key_backup & key_backup::SERVER != 0 {
+            return Err(option("Multiple key imports"));
+        }
+        Ok(ee)
+    }
+
+    /// importSymmetricKey [12] (byte layouts §6.8).
+    pub(crate) fn import_symmetric_key(
+        &mut self,
+        a: req::ImportSymmetricKey,
+    ) -> SksResult<resp::ImportSymmetricKey> {
+        let ph = self.open_key(a.key_handle)?;
+        self.guarded(ph, |c| {
+            let limit = MAX_LENGTH_SYMMETRIC_KEY + AES_CBC_PKCS5_PADDING;
+            let ee = c.begin_import(a.key_handle, a.symmetric_key.len(), limit)?;
+            let mut w = Writer::new();
+            w.array(&ee).array(&a.symmetric_key);
+            c.verify_mac(ph, "importSymmetricKey", w.as_bytes(), &a.mac)?;
+            let key = c.decrypt(ph, &a.symmetric_key)?;
+            if key.is_empty() || key.len() > MAX_LENGTH_SYMMETRIC_KEY {
+                return Err(option("Symmetric key length error"));
+            }
+            let k = c.key_mut(a.key_handle)?;
+            k.symmetric_key = Some(key);
+            k.key_backup |= key_backup::SERVER;
+            Ok(resp::ImportSymmetricKey {})
+        })
+    }
+
+    /// importPrivateKey [13] (byte layouts §6.9).
+    pub(crate) fn import_private_key(&mut self, a: req::ImportPrivateKey) -> SksResult<resp::ImportPrivateKey> {
+        let ph = self.open_key(a.key_handle)?;
+        self.guarded(ph, |c| {
+            let limit = MAX_LENGTH_CRYPTO_DATA + AES_CBC_PKCS5_PADDING;
+            let ee = c.begin_import(a.key_handle, a.private_key.len(), limit)?;
+            let mut w = Writer::new();
+            w.array(&ee).array(&a.private_key);
+            c.verify_mac(ph, "importPrivateKey", w.as_bytes(), &a.mac)?;
+            let der = c.decrypt(ph, &a.private_key)?;
+            let private = PrivateKey::from_pkcs8(der.expose())
+                .map_err(|_| err(ErrorCode::Crypto, "Malformed PKCS#8 private key"))?;
+            if !supported_key(&private.public_key()) {
+                return Err(option("Unsupported imported key"));
+            }
+            let pkcs8 = private.to_pkcs8().map_err(|e| err(ErrorCode::Crypto, e.to_string()))?;
+            let k = c.key_mut(a.key_handle)?;
+            k.private_key = pkcs8;
+            k.key_backup |= key_backup::SERVER;
+            Ok(resp::ImportPrivateKey {})
+        })
+    }
+
+    /// addExtension [14] (byte layouts §6.10).
+    pub(crate) fn add_extension(&mut self, a: req::AddExtension) -> SksResult<resp::AddExtension> {
+        let ph = self.open_key(a.key_handle)?;
+        self.guarded(ph, |c| {
+            if a.sub_type > sub_type::LOGOTYPE {
+                return Err(option("Invalid \"SubType\""));
+            }
+            if a.type_uri.is_empty() || a.type_uri.len() > MAX_LENGTH_URI {
+                return Err(option("\"Type\" length error"));
+            }
+            if c.key_mut(a.key_handle)?.extensions.iter().any(|e| e.type_uri == a.type_uri) {
+                return Err(option(format!("Duplicate extension: {}", a.type_uri)));
+            }
+            let encrypted = a.sub_type == sub_type::ENCRYPTED_EXTENSION;
+            let limit = MAX_LENGTH_EXTENSION_DATA + if encrypted { AES_CBC_PKCS5_PADDING } else { 0 };
+            if a.extension_data.0.len() > limit {
+                return Err(option("\"ExtensionData\" too long"));
+            }
+            let logotype = a.sub_type == sub_type::LOGOTYPE;
+            if a.qualifier.is_empty() == logotype || a.qualifier.len() > MAX_LENGTH_QUALIFIER {
+                return Err(option("\"Qualifier\" error"));
+            }
+            if a.sub_type == sub_type::PROPERTY_BAG && parse_property_bag(&a.extension_data.0).is_none() {
+                return Err(option("Malformed PropertyBag"));
+            }
+            let ee = c.ee_certificate(a.key_handle)?;
+            let mut w = Writer::new();
+            w.array(&ee).string(&a.type_uri).byte(a.sub_type).string(&a.qualifier);
+            w.blob(&a.extension_data.0);
+            c.verify_mac(ph, "addExtension", w.as_bytes(), &a.mac)?;
+            let data = if encrypted {
+                let d = c.decrypt(ph, &a.extension_data.0)?;
+                if d.len() > MAX_LENGTH_EXTENSION_DATA {
+                    return Err(option("\"ExtensionData\" too long"));
+                }
+                d.expose().to_vec()
+            } else {
+                a.extension_data.0
+            };
+            c.key_mut(a.key_handle)?.extensions.push(Extension {
+                type_uri: a.type_uri,
+                sub_type: a.sub_type,
+                qualifier: a.qualifier,
+                data,
+            });
+            Ok(resp::AddExtension {})
+        })
+    }
+}
+
+fn c_pin(core: &Core, handle: u32, ph: u32) -> Option<PinPolicy> {
+    core.state.pins.get(&handle).filter(|p| p.session == ph).cloned()
+}
+

@@ -1,0 +1,615 @@
+//! Issuer emulation: the server side of §6. It creates the ephemeral ECDH key, derives the
+//! same SessionKey, keeps its own MACSequenceCounter, MACs and encrypts requests, signs
+//! Target Key References with its KeyManagementKey, verifies attestations, and acts as a
+//! local CA for the generated public keys. Tests, the CLI and `sks demo` provision through it
+//! exactly as a remote issuer would.
+
+use crate::api::{req, resp};
+use crate::codec::{Blob, List8, Secret, Writer};
+use crate::consts::*;
+use crate::crypto::keys::{KeySpec, PrivateKey, PublicKey};
+use crate::crypto::{ct_eq, SessionKey};
+use crate::x509::{certificate_spki, issue_certificate};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// An issuer-side failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssuerError {
+    /// A session attestation, key attestation or close attestation did not verify.
+    #[error("attestation verification failed: {0}")]
+    Attestation(&'static str),
+    /// A key or certificate could not be handled.
+    #[error("issuer key error: {0}")]
+    Key(String),
+    /// A call was made in the wrong order (no session yet).
+    #[error("issuer state error: {0}")]
+    State(&'static str),
+}
+
+/// Parameters of a PIN policy (createPINPolicy).
+#[derive(Debug, Clone)]
+pub struct PinPolicySpec {
+    /// ID.
+    pub id: String,
+    /// Governing PUK: (handle, ID).
+    pub puk: Option<(u32, String)>,
+    /// UserDefined.
+    pub user_defined: bool,
+    /// UserModifiable.
+    pub user_modifiable: bool,
+    /// Format.
+    pub format: u8,
+    /// RetryLimit.
+    pub retry_limit: u16,
+    /// Grouping.
+    pub grouping: u8,
+    /// PatternRestrictions.
+    pub patterns: u8,
+    /// MinLength.
+    pub min_length: u16,
+    /// MaxLength.
+    pub max_length: u16,
+    /// InputMethod.
+    pub input_method: u8,
+}
+
+impl PinPolicySpec {
+    /// A numeric, user-defined, modifiable policy: 4-8 digits, 3 retries, shared grouping.
+    pub fn new(id: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            puk: None,
+            user_defined: true,
+            user_modifiable: true,
+            format: format::NUMERIC,
+            retry_limit: 3,
+            grouping: grouping::SHARED,
+            patterns: 0,
+            min_length: 4,
+            max_length: 8,
+            input_method: input_method::ANY,
+        }
+    }
+}
+
+/// Parameters of a key entry (createKeyEntry).
+#[derive(Debug, Clone)]
+pub struct KeyEntrySpec {
+    /// ID.
+    pub id: String,
+    /// KeyAlgorithm URI.
+    pub key_algorithm: String,
+    /// KeyParameters.
+    pub key_parameters: Vec<u8>,
+    /// PIN policy: (handle, ID, user_defined).
+    pub pin_policy: Option<(u32, String, bool)>,
+    /// Clear PIN value (encrypted here when the policy is issuer-set).
+    pub pin_value: Vec<u8>,
+    /// DevicePINProtection.
+    pub device_pin: bool,
+    /// EnablePINCaching.
+    pub enable_pin_caching: bool,
+    /// BiometricProtection.
+    pub biometric: u8,
+    /// ExportProtection.
+    pub export_protection: u8,
+    /// DeleteProtection.
+    pub delete_protection: u8,
+    /// AppUsage.
+    pub app_usage: u8,
+    /// FriendlyName.
+    pub friendly_name: String,
+    /// ServerSeed.
+    pub server_seed: Vec<u8>,
+    /// Endorsed algorithms (sent in the given order).
+    pub endorsed: Vec<String>,
+}
+
+impl KeyEntrySpec {
+    /// An unprotected P-256 key.
+    pub fn new(id: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            key_algorithm: ALG_KEY_EC_P256.to_owned(),
+            key_parameters: Vec::new(),
+            pin_policy: None,
+            pin_value: Vec::new(),
+            device_pin: false,
+            enable_pin_caching: false,
+            biometric: 0,
+            export_protection: protection::NONE,
+            delete_protection: protection::NONE,
+            app_usage: app_usage::UNIVERSAL,
+            friendly_name: String::new(),
+            server_seed: Vec::new(),
+            endorsed: Vec::new(),
+        }
+    }
+}
+
+struct LiveSession {
+    session_key: SessionKey,
+    mac_counter: u16,
+    client_session_id: String,
+    device_id: Vec<u8>,
+    provisioning_handle: u32,
+    pending_attestations: HashMap<String, u16>,
+    close_attestation: Option<u16>,
+}
+
+/// The issuer of one provisioning session (create a new one per session).
+pub struct Issuer {
+    /// IssuerURI.
+    pub issuer_uri: String,
+    /// ServerSessionID.
+    pub server_session_id: String,
+    /// PrivacyEnabled.
+    pub privacy_enabled: bool,
+    /// ClientTime.
+    pub client_time: u32,
+    /// SessionLifeTime.
+    pub session_life_time: u32,
+    /// SessionKeyLimit.
+    pub session_key_limit: u16,
+    ephemeral: p256::SecretKey,
+    key_management_key: Option<PrivateKey>,
+    ca_key: p256::SecretKey,
+    ca_name: String,
+    ca_certificate: Vec<u8>,
+    serial: u64,
+    live: Option<LiveSession>,
+}
+
+impl std::fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issuer")
+            .field("issuer_uri", &self.issuer_uri)
+            .field("server_session_id", &self.server_session_id)
+            .field("privacy_enabled", &self.privacy_enabled)
+            .finish()
+    }
+}
+
+/// A reusable issuer CA plus KeyManagementKey, shared by the sessions of one issuer.
+pub struct IssuerIdentity {
+    ca_key: p256::SecretKey,
+    ca_name: String,
+    ca_certificate: Vec<u8>,
+    key_management_key: Option<PrivateKey>,
+}
+
+impl std::fmt::Debug for IssuerIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuerIdentity").field("ca_name", &self.ca_name).finish()
+    }
+}
+
+impl IssuerIdentity {
+    /// A new CA (P-256, self-signed) and optionally a KeyManagementKey of the given kind.
+    pub fn generate(ca_name: &str, kmk: Option<KeySpec>) -> Result<Self, IssuerError> {
+        let ca_key = p256::SecretKey::random(&mut rand_core::OsRng);
+        let spki = PublicKey::P256(ca_key.public_key())
+            .to_spki()
+            .map_err(|e| IssuerError::Key(e.to_string()))?;
+        let ca_certificate =
+            issue_certificate(&ca_key, None, ca_name, &spki, 1, Duration::from_secs(10 * 365 * 86400))
+                .map_err(|e| IssuerError::Key(e.to_string()))?;
+        let key_management_key = match kmk {
+            Some(spec) => Some(PrivateKey::generate(spec).map_err(|e| IssuerError::Key(e.to_string()))?),
+            None => None,
+        };
+        Ok(Self { ca_key, ca_name: ca_name.to_owned(), ca_certificate, key_management_key })
+    }
+
+    /// The CA certificate (DER).
+    pub fn ca_certificate(&self) -> &[u8] {
+        &self.ca_certificate
+    }
+
+    /// Starts an issuer session with this identity.
+    pub fn session(&self, issuer_uri: &str, server_session_id: &str) -> Issuer {
+        Issuer {
+            issuer_uri: issuer_uri.to_owned(),
+            server_session_id: server_session_id.to_owned(),
+            privacy_enabled: false,
+            client_time: u32::try_from(crate::engine::system_clock()).unwrap_or(u32::MAX),
+            session_life_time: 3600,
+            session_key_limit: 100,
+            ephemeral: p256::SecretKey::random(&mut rand_core::OsRng),
+            key_management_key: self
+                .key_management_key
+                .as_ref()
+                .and_then(|k| k.to_pkcs8().ok())
+                .and_then(|d| PrivateKey::from_pkcs8(d.expose()).ok()),
+            ca_key: self.ca_key.clone(),
+            ca_name: self.ca_name.clone(),
+            ca_certificate: self.ca_certificate.clone(),
+            serial: 1000,
+            live: None,
+        }
+    }
+}
+
+impl Issuer {
+    fn live(&mut self) -> Result<&mut LiveSession, IssuerError> {
+        self.live.as_mut().ok_or(IssuerError::State("no session"))
+    }
+
+    fn mac(&mut self, method: &str, data: &[u8]) -> Result<Vec<u8>, IssuerError> {
+        let l = self.live()?;
+        let n = l.mac_counter;
+        l.mac_counter = n.wrapping_add(1);
+        Ok(l.session_key.mac(method, n, data).to_vec())
+    }
+
+    /// The ProvisioningHandle of the accepted session.
+    pub fn provisioning_handle(&self) -> u32 {
+        self.live.as_ref().map(|l| l.provisioning_handle).unwrap_or(0)
+    }
+
+    /// The KeyManagementKey (SPKI), if any.
+    pub fn key_management_key_spki(&self) -> Vec<u8> {
+        self.key_management_key
+            .as_ref()
+            .and_then(|k| k.public_key().to_spki().ok())
+            .unwrap_or_default()
+    }
+
+    /// The createProvisioningSession request.
+    pub fn create_session_request(&self) -> req::CreateProvisioningSession {
+        req::CreateProvisioningSession {
+            algorithm: ALG_SESSION_S1.to_owned(),
+            privacy_enabled: self.privacy_enabled,
+            server_session_id: self.server_session_id.clone(),
+            server_ephemeral_key: PublicKey::P256(self.ephemeral.public_key()).to_spki().unwrap_or_default(),
+            issuer_uri: self.issuer_uri.clone(),
+            key_management_key: self.key_management_key_spki(),
+            client_time: self.client_time,
+            session_life_time: self.session_life_time,
+            session_key_limit: self.session_key_limit,
+        }
+    }
+
+    /// "Server Response Validation": derive SessionKey and verify the session attestation
+    /// with the device certificate (E2ES) or by comparison (PEP).
+    pub fn accept_session(
+        &mut self,
+        out: &resp::CreateProvisioningSession,
+        device_certificate: &[u8],
+    ) -> Result<(), IssuerError> {
+        let client_key = match PublicKey::from_spki(&out.client_ephemeral_key) {
+            Ok(PublicKey::P256(k)) => k,
+            _ => return Err(IssuerError::Key("ClientEphemeralKey is not P-256".into())),
+        };
+        let z = p256::ecdh::diffie_hellman(self.ephemeral.to_nonzero_scalar(), client_key.as_affine());
+        let device_id = if self.privacy_enabled { ANONYMOUS.to_vec() } else { device_certificate.to_vec() };
+        let session_key = SessionKey::derive(
+            z.raw_secret_bytes(),
+            &out.client_session_id,
+            &self.server_session_id,
+            &self.issuer_uri,
+            &device_id,
+        );
+        let request = self.create_session_request();
+        let mut w = Writer::new();
+        w.string(ALG_SESSION_S1)
+            .boolean(self.privacy_enabled)
+            .array(&request.server_ephemeral_key)
+            .array(&out.client_ephemeral_key)
+            .array(&request.key_management_key)
+            .int(self.client_time)
+            .int(self.session_life_time)
+            .short(self.session_key_limit);
+        let h = session_key.plain_hmac(w.as_bytes());
+        let ok = if self.privacy_enabled {
+            ct_eq(&h, &out.attestation)
+        } else {
+            let spki = certificate_spki(device_certificate).map_err(|e| IssuerError::Key(e.0))?;
+            let key = PublicKey::from_spki(&spki).map_err(|e| IssuerError::Key(e.to_string()))?;
+            key.verify_sha256(&h, &out.attestation).unwrap_or(false)
+        };
+        if !ok {
+            return Err(IssuerError::Attestation("session"));
+        }
+        self.live = Some(LiveSession {
+            session_key,
+            mac_counter: 0,
+            client_session_id: out.client_session_id.clone(),
+            device_id,
+            provisioning_handle: out.provisioning_handle,
+            pending_attestations: HashMap::new(),
+            close_attestation: None,
+        });
+        Ok(())
+    }
+
+    /// §6.1 encryption with the session's EncryptionKey.
+    pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, IssuerError> {
+        Ok(self.live()?.session_key.encrypt(plaintext))
+    }
+
+    /// createPUKPolicy.
+    pub fn puk_policy(
+        &mut self,
+        id: &str,
+        puk: &[u8],
+        format: u8,
+        retry_limit: u16,
+    ) -> Result<req::CreatePukPolicy, IssuerError> {
+        let ph = self.provisioning_handle();
+        let puk_value = self.encrypt(puk)?;
+        let mut w = Writer::new();
+        w.string(id).array(&puk_value).byte(format).short(retry_limit);
+        let mac = self.mac("createPUKPolicy", w.as_bytes())?;
+        Ok(req::CreatePukPolicy { provisioning_handle: ph, id: id.to_owned(), puk_value, format, retry_limit, mac })
+    }
+
+    /// createPINPolicy.
+    pub fn pin_policy(&mut self, p: &PinPolicySpec) -> Result<req::CreatePinPolicy, IssuerError> {
+        let ph = self.provisioning_handle();
+        let puk_ref = p.puk.as_ref().map(|(_, id)| id.as_str()).unwrap_or(NOT_AVAILABLE);
+        let mut w = Writer::new();
+        w.string(&p.id).string(puk_ref).boolean(p.user_defined).boolean(p.user_modifiable);
+        w.byte(p.format).short(p.retry_limit).byte(p.grouping).byte(p.patterns);
+        w.short(p.min_length).short(p.max_length).byte(p.input_method);
+        let mac = self.mac("createPINPolicy", w.as_bytes())?;
+        Ok(req::CreatePinPolicy {
+            provisioning_handle: ph,
+            id: p.id.clone(),
+            puk_policy_handle: p.puk.as_ref().map(|(h, _)| *h).unwrap_or(0),
+            user_defined: p.user_defined,
+            user_modifiable: p.user_modifiable,
+            format: p.format,
+            retry_limit: p.retry_limit,
+            grouping: p.grouping,
+            pattern_restrictions: p.patterns,
+            min_length: p.min_length,
+            max_length: p.max_length,
+            input_method: p.input_method,
+            mac,
+        })
+    }
+
+    /// createKeyEntry; reserves the next counter value for the key attestation.
+    pub fn key_entry(&mut self, k: &KeyEntrySpec) -> Result<req::CreateKeyEntry, IssuerError> {
+        let ph = self.provisioning_handle();
+        let issuer_set = k.pin_policy.as_ref().map(|(_, _, ud)| !ud).unwrap_or(false);
+        let pin_value = if issuer_set { self.encrypt(&k.pin_value)? } else { k.pin_value.clone() };
+        let policy_ref = if k.device_pin {
+            DEVICE_PIN.to_owned()
+        } else {
+            k.pin_policy.as_ref().map(|(_, id, _)| id.clone()).unwrap_or_else(|| NOT_AVAILABLE.to_owned())
+        };
+        let mut w = Writer::new();
+        w.string(&k.id).string(ALG_KEY_K1).array(&k.server_seed).string(&policy_ref);
+        if issuer_set {
+            w.array(&pin_value);
+        } else {
+            w.string(NOT_AVAILABLE);
+        }
+        w.boolean(k.enable_pin_caching).byte(k.biometric).byte(k.export_protection);
+        w.byte(k.delete_protection).byte(k.app_usage).string(&k.friendly_name);
+        w.string(&k.key_algorithm).array(&k.key_parameters);
+        for e in &k.endorsed {
+            w.string(e);
+        }
+        let mac = self.mac("createKeyEntry", w.as_bytes())?;
+        let l = self.live()?;
+        l.pending_attestations.insert(k.id.clone(), l.mac_counter);
+        l.mac_counter = l.mac_counter.wrapping_add(1);
+        Ok(req::CreateKeyEntry {
+            provisioning_handle: ph,
+            id: k.id.clone(),
+            algorithm: ALG_KEY_K1.to_owned(),
+            server_seed: k.server_seed.clone(),
+            device_pin_protection: k.device_pin,
+            pin_policy_handle: k.pin_policy.as_ref().map(|(h, _, _)| *h).unwrap_or(0),
+            pin_value: Secret::new(pin_value),
+            enable_pin_caching: k.enable_pin_caching,
+            biometric_protection: k.biometric,
+            export_protection: k.export_protection,
+            delete_protection: k.delete_protection,
+            app_usage: k.app_usage,
+            friendly_name: k.friendly_name.clone(),
+            key_algorithm: k.key_algorithm.clone(),
+            key_parameters: k.key_parameters.clone(),
+            endorsed_algorithms: List8(k.endorsed.clone()),
+            mac,
+        })
+    }
+
+    /// Verifies the key attestation `ID || PublicKey` (byte layouts §6.6.2).
+    pub fn verify_key_attestation(&mut self, id: &str, out: &resp::CreateKeyEntry) -> Result<(), IssuerError> {
+        let l = self.live()?;
+        let n = l.pending_attestations.remove(id).ok_or(IssuerError::State("no such key request"))?;
+        let mut w = Writer::new();
+        w.string(id).array(&out.public_key);
+        if ct_eq(&l.session_key.attest(n, w.as_bytes()), &out.attestation) {
+            Ok(())
+        } else {
+            Err(IssuerError::Attestation("key"))
+        }
+    }
+
+    /// Issues an end-entity certificate for a public key (the "external certification").
+    pub fn certify(&mut self, subject_cn: &str, public_key: &[u8]) -> Result<Vec<u8>, IssuerError> {
+        self.serial += 1;
+        issue_certificate(
+            &self.ca_key,
+            Some(&self.ca_name),
+            &format!("CN={subject_cn}"),
+            public_key,
+            self.serial,
+            Duration::from_secs(365 * 86400),
+        )
+        .map_err(|e| IssuerError::Key(e.0))
+    }
+
+    /// The issuer CA certificate.
+    pub fn ca_certificate(&self) -> &[u8] {
+        &self.ca_certificate
+    }
+
+    /// setCertificatePath.
+    pub fn certificate_path(
+        &mut self,
+        key_handle: u32,
+        id: &str,
+        public_key: &[u8],
+        path: Vec<Vec<u8>>,
+    ) -> Result<req::SetCertificatePath, IssuerError> {
+        let mut w = Writer::new();
+        w.array(public_key).string(id);
+        for c in &path {
+            w.array(c);
+        }
+        let mac = self.mac("setCertificatePath", w.as_bytes())?;
+        Ok(req::SetCertificatePath { key_handle, certificate_path: List8(path), mac })
+    }
+
+    /// importSymmetricKey.
+    pub fn symmetric_key(&mut self, key_handle: u32, ee: &[u8], key: &[u8]) -> Result<req::ImportSymmetricKey, IssuerError> {
+        let symmetric_key = self.encrypt(key)?;
+        let mut w = Writer::new();
+        w.array(ee).array(&symmetric_key);
+        let mac = self.mac("importSymmetricKey", w.as_bytes())?;
+        Ok(req::ImportSymmetricKey { key_handle, symmetric_key, mac })
+    }
+
+    /// importPrivateKey.
+    pub fn private_key(&mut self, key_handle: u32, ee: &[u8], pkcs8: &[u8]) -> Result<req::ImportPrivateKey, IssuerError> {
+        let private_key = self.encrypt(pkcs8)?;
+        let mut w = Writer::new();
+        w.array(ee).array(&private_key);
+        let mac = self.mac("importPrivateKey", w.as_bytes())?;
+        Ok(req::ImportPrivateKey { key_handle, private_key, mac })
+    }
+
+    /// addExtension; SubType 0x01 data is encrypted here.
+    pub fn extension(
+        &mut self,
+        key_handle: u32,
+        ee: &[u8],
+        type_uri: &str,
+        sub_type_value: u8,
+        qualifier: &str,
+        data: &[u8],
+    ) -> Result<req::AddExtension, IssuerError> {
+        let data = if sub_type_value == sub_type::ENCRYPTED_EXTENSION { self.encrypt(data)? } else { data.to_vec() };
+        let mut w = Writer::new();
+        w.array(ee).string(type_uri).byte(sub_type_value).string(qualifier).blob(&data);
+        let mac = self.mac("addExtension", w.as_bytes())?;
+        Ok(req::AddExtension {
+            key_handle,
+            type_uri: type_uri.to_owned(),
+            sub_type: sub_type_value,
+            qualifier: qualifier.to_owned(),
+            extension_data: Blob(data),
+            mac,
+        })
+    }
+
+    /// Target Key Reference (§6.4): Sign(KMK, HMAC(SessionKey || DeviceID, target EE cert)).
+    pub fn authorization(&mut self, target_ee: &[u8]) -> Result<Vec<u8>, IssuerError> {
+        let l = self.live.as_ref().ok_or(IssuerError::State("no session"))?;
+        let hash = l.session_key.target_key_reference(&l.device_id, target_ee);
+        let kmk = self.key_management_key.as_ref().ok_or(IssuerError::State("no KeyManagementKey"))?;
+        kmk.sign_sha256(&hash).map_err(|e| IssuerError::Key(e.to_string()))
+    }
+
+    fn post_simple(&mut self, method: &str, authorization: &[u8]) -> Result<Vec<u8>, IssuerError> {
+        let mut w = Writer::new();
+        w.array(authorization);
+        self.mac(method, w.as_bytes())
+    }
+
+    /// postDeleteKey.
+    pub fn post_delete_key(&mut self, target: u32, target_ee: &[u8]) -> Result<req::PostDeleteKey, IssuerError> {
+        let authorization = self.authorization(target_ee)?;
+        let mac = self.post_simple("postDeleteKey", &authorization)?;
+        Ok(req::PostDeleteKey { provisioning_handle: self.provisioning_handle(), target_key_handle: target, authorization, mac })
+    }
+
+    /// postUnlockKey.
+    pub fn post_unlock_key(&mut self, target: u32, target_ee: &[u8]) -> Result<req::PostUnlockKey, IssuerError> {
+        let authorization = self.authorization(target_ee)?;
+        let mac = self.post_simple("postUnlockKey", &authorization)?;
+        Ok(req::PostUnlockKey { provisioning_handle: self.provisioning_handle(), target_key_handle: target, authorization, mac })
+    }
+
+    fn post_pair(&mut self, method: &str, new_ee: &[u8], target_ee: &[u8]) -> Result<(Vec<u8>, Vec<u8>), IssuerError> {
+        let authorization = self.authorization(target_ee)?;
+        let mut w = Writer::new();
+        w.array(new_ee).array(&authorization);
+        let mac = self.mac(method, w.as_bytes())?;
+        Ok((authorization, mac))
+    }
+
+    /// postUpdateKey.
+    pub fn post_update_key(
+        &mut self,
+        new_key: u32,
+        new_ee: &[u8],
+        target: u32,
+        target_ee: &[u8],
+    ) -> Result<req::PostUpdateKey, IssuerError> {
+        let (authorization, mac) = self.post_pair("postUpdateKey", new_ee, target_ee)?;
+        Ok(req::PostUpdateKey { key_handle: new_key, target_key_handle: target, authorization, mac })
+    }
+
+    /// postCloneKeyProtection.
+    pub fn post_clone_key_protection(
+        &mut self,
+        new_key: u32,
+        new_ee: &[u8],
+        target: u32,
+        target_ee: &[u8],
+    ) -> Result<req::PostCloneKeyProtection, IssuerError> {
+        let (authorization, mac) = self.post_pair("postCloneKeyProtection", new_ee, target_ee)?;
+        Ok(req::PostCloneKeyProtection { key_handle: new_key, target_key_handle: target, authorization, mac })
+    }
+
+    /// closeProvisioningSession; reserves the next counter value for the close attestation.
+    pub fn close(&mut self, nonce: &[u8]) -> Result<req::CloseProvisioningSession, IssuerError> {
+        let (csid, ph) = {
+            let l = self.live()?;
+            (l.client_session_id.clone(), l.provisioning_handle)
+        };
+        let mut w = Writer::new();
+        w.string(&csid).string(&self.server_session_id).string(&self.issuer_uri).array(nonce);
+        let mac = self.mac("closeProvisioningSession", w.as_bytes())?;
+        let l = self.live()?;
+        l.close_attestation = Some(l.mac_counter);
+        l.mac_counter = l.mac_counter.wrapping_add(1);
+        Ok(req::CloseProvisioningSession { provisioning_handle: ph, nonce: nonce.to_vec(), mac })
+    }
+
+    /// Verifies the close attestation `Nonce || sks.s1`.
+    pub fn verify_close(&mut self, nonce: &[u8], out: &resp::CloseProvisioningSession) -> Result<(), IssuerError> {
+        let l = self.live()?;
+        let n = l.close_attestation.ok_or(IssuerError::State("close not requested"))?;
+        let mut w = Writer::new();
+        w.array(nonce).string(ALG_SESSION_S1);
+        if ct_eq(&l.session_key.attest(n, w.as_bytes()), &out.attestation) {
+            Ok(())
+        } else {
+            Err(IssuerError::Attestation("close"))
+        }
+    }
+
+    /// signProvisioningSessionData verification value.
+    pub fn expected_session_signature(&self, data: &[u8]) -> Option<[u8; 32]> {
+        self.live.as_ref().map(|l| l.session_key.external_signature(data))
+    }
+}
+
+/// Builds PropertyBag ExtensionData from (name, value, writable) triples.
+pub fn property_bag(props: &[(&str, &str, bool)]) -> Vec<u8> {
+    let mut w = Writer::new();
+    for (name, value, writable) in props {
+        w.string(name).boolean(*writable).string(value);
+    }
+    w.into_bytes()
+}

@@ -1,0 +1,232 @@
+//! `sks`: command-line front end of the software SKS.
+//!
+//! ```text
+//! sks init --db FILE                      create the device key and certificate
+//! sks serve --db FILE --listen 127.0.0.1:PORT
+//! sks [--db FILE | --connect ADDR] device-info | keys | key show HANDLE
+//! sks [--db FILE | --connect ADDR] sign HANDLE --data-hex HEX [--alg URI] [--pin PIN]
+//! sks [--db FILE | --connect ADDR] change-pin HANDLE --old-pin PIN --new-pin PIN
+//! sks [--db FILE | --connect ADDR] demo   (in-memory SKS when neither is given)
+//! ```
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use sks::api::{req, SksApi};
+use sks::codec::Secret;
+use sks::consts::ALG_ECDSA_SHA256;
+use sks::net::{bind_loopback, serve, TcpClient};
+use sks::{Config, MemoryStorage, Sks, SqliteStorage};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "sks", about = "Software Secure Key Store (SKS API 1.00)")]
+struct Cli {
+    /// SQLite credential database.
+    #[arg(long, global = true, env = "SKS_DB")]
+    db: Option<PathBuf>,
+    /// Address of a running `sks serve`.
+    #[arg(long, global = true, conflicts_with = "db")]
+    connect: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the device key and certificate in --db.
+    Init,
+    /// Serve the SKS over length-prefixed TCP frames (loopback only).
+    Serve {
+        /// 127.0.0.1:PORT
+        #[arg(long)]
+        listen: String,
+    },
+    /// getDeviceInfo.
+    DeviceInfo,
+    /// enumerateKeys.
+    Keys,
+    /// Key commands.
+    Key {
+        #[command(subcommand)]
+        cmd: KeyCmd,
+    },
+    /// signHashedData.
+    Sign {
+        /// Key handle.
+        handle: u32,
+        /// Hashed data in hex.
+        #[arg(long)]
+        data_hex: String,
+        /// Signature algorithm URI.
+        #[arg(long, default_value = ALG_ECDSA_SHA256)]
+        alg: String,
+        /// PIN (prefer the SKS_PIN environment variable).
+        #[arg(long, env = "SKS_PIN", hide_env_values = true, default_value = "")]
+        pin: String,
+    },
+    /// changePIN.
+    ChangePin {
+        /// Key handle.
+        handle: u32,
+        /// Current PIN.
+        #[arg(long, env = "SKS_PIN", hide_env_values = true)]
+        old_pin: String,
+        /// New PIN.
+        #[arg(long, env = "SKS_NEW_PIN", hide_env_values = true)]
+        new_pin: String,
+    },
+    /// Run Appendix B end to end.
+    Demo,
+}
+
+#[derive(Subcommand)]
+enum KeyCmd {
+    /// getKeyAttributes + getKeyProtectionInfo.
+    Show {
+        /// Key handle.
+        handle: u32,
+    },
+}
+
+fn open_db(db: &Option<PathBuf>) -> Result<Sks<SqliteStorage>> {
+    let path = db.as_ref().context("--db FILE (or --connect ADDR) is required")?;
+    if !path.exists() {
+        bail!("{} does not exist; run `sks init --db {}` first", path.display(), path.display());
+    }
+    Ok(Sks::open(SqliteStorage::open(path)?, Config::default())?)
+}
+
+fn client(cli: &Cli) -> Result<Box<dyn SksApi>> {
+    if let Some(addr) = &cli.connect {
+        return Ok(Box::new(TcpClient::connect(addr)?));
+    }
+    Ok(Box::new(open_db(&cli.db)?))
+}
+
+struct Dyn<'a>(&'a mut dyn SksApi);
+impl SksApi for Dyn<'_> {
+    fn call(&mut self, r: sks::Request) -> Result<sks::Response, sks::SksError> {
+        self.0.call(r)
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Init => {
+            let path = cli.db.as_ref().context("--db FILE is required")?;
+            let mut sks = Sks::initialize(SqliteStorage::open(path)?, Config::default())?;
+            let info = sks.get_device_info(req::GetDeviceInfo {})?;
+            println!("initialized {}", path.display());
+            print_cert("device certificate", &info.certificate_path.0[..]);
+        }
+        Command::Serve { listen } => {
+            let sks = open_db(&cli.db)?;
+            let listener = bind_loopback(listen)?;
+            println!("sks serving on {}", listener.local_addr()?);
+            serve(listener, sks)?;
+        }
+        Command::DeviceInfo => {
+            let mut c = client(&cli)?;
+            let i = Dyn(c.as_mut()).get_device_info(req::GetDeviceInfo {})?;
+            println!("APILevel:          {}", i.api_level);
+            println!("DeviceType:        0x{:02X}", i.device_type);
+            println!("VendorName:        {}", i.vendor_name);
+            println!("VendorDescription: {}", i.vendor_description);
+            println!("UpdateURL:         {:?}", i.update_url);
+            println!("CryptoDataSize:    {}", i.crypto_data_size);
+            println!("ExtensionDataSize: {}", i.extension_data_size);
+            println!("DevicePINSupport:  {}", i.device_pin_support);
+            println!("BiometricSupport:  {}", i.biometric_support);
+            print_cert("certificate", &i.certificate_path.0);
+            println!("SupportedAlgorithms ({}):", i.supported_algorithms.0.len());
+            for a in &i.supported_algorithms.0 {
+                println!("  {a}");
+            }
+        }
+        Command::Keys => {
+            let mut c = client(&cli)?;
+            let mut api = Dyn(c.as_mut());
+            let mut h = 0;
+            loop {
+                let k = api.enumerate_keys(req::EnumerateKeys { key_handle: h })?;
+                if k.key_handle == 0 {
+                    break;
+                }
+                let a = api.get_key_attributes(req::GetKeyAttributes { key_handle: k.key_handle })?;
+                let subject = a
+                    .certificate_path
+                    .0
+                    .first()
+                    .and_then(|c| sks::x509::certificate_subject(c).ok())
+                    .unwrap_or_default();
+                let kind = if a.symmetric_key_length > 0 { "symmetric" } else { "asymmetric" };
+                println!(
+                    "{:>6}  session {:>4}  {kind:<10}  {subject}  {:?}",
+                    k.key_handle, k.provisioning_handle, a.friendly_name
+                );
+                h = k.key_handle;
+            }
+        }
+        Command::Key { cmd: KeyCmd::Show { handle } } => {
+            let mut c = client(&cli)?;
+            let mut api = Dyn(c.as_mut());
+            let a = api.get_key_attributes(req::GetKeyAttributes { key_handle: *handle })?;
+            let p = api.get_key_protection_info(req::GetKeyProtectionInfo { key_handle: *handle })?;
+            println!("KeyHandle:          {handle}");
+            println!("FriendlyName:       {:?}", a.friendly_name);
+            println!("AppUsage:           {}", a.app_usage);
+            println!("SymmetricKeyLength: {}", a.symmetric_key_length);
+            print_cert("certificate", &a.certificate_path.0);
+            println!("EndorsedAlgorithms: {:?}", a.endorsed_algorithms.0);
+            println!("Extensions:         {:?}", a.extension_types.0);
+            println!("ProtectionStatus:   0x{:02X}", p.protection_status);
+            println!("PIN: format {} retry {} errors {} grouping {} patterns 0x{:02X} length {}..{}",
+                p.format, p.retry_limit, p.pin_error_count, p.grouping, p.pattern_restrictions, p.min_length, p.max_length);
+            println!("PUK: format {} retry {} errors {}", p.puk_format, p.puk_retry_limit, p.puk_error_count);
+            println!("Export/Delete protection: {}/{}  KeyBackup 0x{:02X}", p.export_protection, p.delete_protection, p.key_backup);
+        }
+        Command::Sign { handle, data_hex, alg, pin } => {
+            let mut c = client(&cli)?;
+            let data = hex::decode(data_hex.trim()).context("--data-hex is not hex")?;
+            let out = Dyn(c.as_mut()).sign_hashed_data(req::SignHashedData {
+                key_handle: *handle,
+                algorithm: alg.clone(),
+                parameters: vec![],
+                authorization: Secret::from(pin.as_str()),
+                data,
+            })?;
+            println!("{}", hex::encode(out.result));
+        }
+        Command::ChangePin { handle, old_pin, new_pin } => {
+            let mut c = client(&cli)?;
+            Dyn(c.as_mut()).change_pin(req::ChangePin {
+                key_handle: *handle,
+                authorization: Secret::from(old_pin.as_str()),
+                new_pin: Secret::from(new_pin.as_str()),
+            })?;
+            println!("PIN changed");
+        }
+        Command::Demo => {
+            let mut c: Box<dyn SksApi> = if cli.db.is_some() || cli.connect.is_some() {
+                client(&cli)?
+            } else {
+                Box::new(Sks::initialize(MemoryStorage::new(), Config::default())?)
+            };
+            let rep = sks::demo::run(&mut Dyn(c.as_mut()))?;
+            for s in &rep.steps {
+                println!("- {s}");
+            }
+            println!("Appendix B session (P-256, create..close): {:.1} ms", rep.session_time.as_secs_f64() * 1e3);
+            println!("signHashedData (ECDSA P-256, PIN):         {:.3} ms", rep.sign_time.as_secs_f64() * 1e3);
+        }
+    }
+    Ok(())
+}
+
+fn print_cert(label: &str, path: &[Vec<u8>]) {
+    for (i, c) in path.iter().enumerate() {
+        let subject = sks::x509::certificate_subject(c).unwrap_or_else(|_| "<unparsable>".into());
+        println!("{label}[{i}]: {subject} ({} bytes)", c.len());
+    }
+}

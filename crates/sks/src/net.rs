@@ -1,0 +1,150 @@
+//! The wire protocol over TCP: each message is a 4-byte big-endian length followed by a
+//! request (`[method id][arguments]`) or a response (`[status][outputs]` /
+//! `[status≠0][error string]`). [`handle_frame`] is the sans-IO server step; [`serve`] runs
+//! it on a loopback listener; [`TcpClient`] and [`WireLoopback`] are clients.
+
+use crate::api::{encode_result, Request, Response, SksApi};
+use crate::error::{ErrorCode, SksError};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+/// Largest accepted frame (requests carry at most 64 KiB blobs plus headers).
+pub const MAX_FRAME: usize = 1 << 20;
+
+/// Network failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetError {
+    /// I/O failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// A frame is larger than [`MAX_FRAME`].
+    #[error("frame too large")]
+    FrameTooLarge,
+    /// Only loopback addresses may be served.
+    #[error("refusing to listen on non-loopback address {0}")]
+    NotLoopback(SocketAddr),
+}
+
+/// Writes one frame.
+pub fn write_frame(w: &mut impl Write, payload: &[u8]) -> Result<(), NetError> {
+    if payload.len() > MAX_FRAME {
+        return Err(NetError::FrameTooLarge);
+    }
+    let len = u32::try_from(payload.len()).map_err(|_| NetError::FrameTooLarge)?;
+    w.write_all(&len.to_be_bytes())?;
+    w.write_all(payload)?;
+    w.flush()?;
+    Ok(())
+}
+
+/// Reads one frame; `Ok(None)` on a clean end of stream.
+pub fn read_frame(r: &mut impl Read) -> Result<Option<Vec<u8>>, NetError> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let len = usize::try_from(u32::from_be_bytes(len)).map_err(|_| NetError::FrameTooLarge)?;
+    if len > MAX_FRAME {
+        return Err(NetError::FrameTooLarge);
+    }
+    let mut buf = vec![0u8; len];
+    r.read_exact(&mut buf)?;
+    Ok(Some(buf))
+}
+
+/// Server step: decodes a request, executes it, encodes the response. Never panics.
+pub fn handle_frame(sks: &mut impl SksApi, request: &[u8]) -> Vec<u8> {
+    let result = match Request::decode(request) {
+        Ok(req) => sks.call(req),
+        Err(e) => Err(SksError::new(ErrorCode::External, format!("Malformed request: {e}"))),
+    };
+    encode_result(&result)
+}
+
+/// Serves connections until the listener fails. Calls are serialized through one lock.
+pub fn serve<A: SksApi + Send + 'static>(listener: TcpListener, sks: A) -> Result<(), NetError> {
+    let addr = listener.local_addr()?;
+    if !addr.ip().is_loopback() {
+        return Err(NetError::NotLoopback(addr));
+    }
+    let shared = Arc::new(Mutex::new(sks));
+    for stream in listener.incoming() {
+        let stream = stream?;
+        if !stream.peer_addr().map(|a| a.ip().is_loopback()).unwrap_or(false) {
+            continue;
+        }
+        let shared = Arc::clone(&shared);
+        std::thread::spawn(move || serve_connection(stream, &shared));
+    }
+    Ok(())
+}
+
+fn serve_connection<A: SksApi>(mut stream: TcpStream, sks: &Mutex<A>) {
+    while let Ok(Some(frame)) = read_frame(&mut stream) {
+        let reply = match sks.lock() {
+            Ok(mut guard) => handle_frame(&mut *guard, &frame),
+            Err(_) => return,
+        };
+        if write_frame(&mut stream, &reply).is_err() {
+            return;
+        }
+    }
+}
+
+/// Binds a loopback listener (`127.0.0.1:PORT`); other addresses are refused.
+pub fn bind_loopback(addr: &str) -> Result<TcpListener, NetError> {
+    let listener = TcpListener::bind(addr)?;
+    let local = listener.local_addr()?;
+    if !local.ip().is_loopback() {
+        return Err(NetError::NotLoopback(local));
+    }
+    Ok(listener)
+}
+
+fn external(e: impl std::fmt::Display) -> SksError {
+    SksError::new(ErrorCode::External, format!("Communication failure: {e}"))
+}
+
+/// A TCP client of `sks serve`.
+#[derive(Debug)]
+pub struct TcpClient {
+    stream: TcpStream,
+}
+
+impl TcpClient {
+    /// Connects.
+    pub fn connect(addr: &str) -> Result<Self, NetError> {
+        Ok(Self { stream: TcpStream::connect(addr)? })
+    }
+}
+
+impl SksApi for TcpClient {
+    fn call(&mut self, request: Request) -> Result<Response, SksError> {
+        let id = request.method_id();
+        write_frame(&mut self.stream, &request.encode()).map_err(external)?;
+        let reply = read_frame(&mut self.stream)
+            .map_err(external)?
+            .ok_or_else(|| external("connection closed"))?;
+        Response::decode(id, &reply).map_err(external)?
+    }
+}
+
+/// An in-process client that still passes every call through the byte encoding.
+#[derive(Debug)]
+pub struct WireLoopback<A: SksApi> {
+    /// The server side.
+    pub inner: A,
+}
+
+impl<A: SksApi> SksApi for WireLoopback<A> {
+    fn call(&mut self, request: Request) -> Result<Response, SksError> {
+        let id = request.method_id();
+        let bytes = request.encode();
+        let reply = handle_frame(&mut self.inner, &bytes);
+        Response::decode(id, &reply).map_err(external)?
+    }
+}

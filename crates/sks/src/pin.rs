@@ -1,0 +1,210 @@
+//! PIN policy rules: formats (§5.6), pattern restrictions (§5.5) and grouping (§5.7),
+//! as refined by byte layouts §8.3 and §8.4. Pure functions on decoded PIN octets.
+
+use crate::consts::{app_usage, format, grouping, pattern};
+use crate::model::PinPolicy;
+
+/// Why a PIN does not satisfy its policy. Never contains the PIN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PinRuleError {
+    /// Outside MinLength..=MaxLength.
+    #[error("PIN length error")]
+    Length,
+    /// Characters outside the format.
+    #[error("PIN syntax error")]
+    Syntax,
+    /// missing-group violated.
+    #[error("PIN must contain a mix of character groups")]
+    MissingGroup,
+    /// sequence violated.
+    #[error("PIN must not be a sequence")]
+    Sequence,
+    /// repeated violated.
+    #[error("PIN must not contain repeated characters")]
+    Repeated,
+    /// two-in-a-row violated.
+    #[error("PIN must not contain two equal characters in a row")]
+    TwoInARow,
+    /// three-in-a-row violated.
+    #[error("PIN must not contain three equal characters in a row")]
+    ThreeInARow,
+    /// Grouping violated.
+    #[error("PIN grouping rule violated")]
+    Grouping,
+}
+
+/// Checks a PUK or PIN against a format only (createPUKPolicy, §5.6).
+pub fn check_syntax(fmt: u8, value: &[u8]) -> Result<(), PinRuleError> {
+    let ok = match fmt {
+        format::NUMERIC => value.iter().all(u8::is_ascii_digit),
+        format::ALPHANUMERIC => value.iter().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()),
+        _ => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(PinRuleError::Syntax)
+    }
+}
+
+/// Length, syntax and pattern checks of byte layouts §8.3 (steps 1-6).
+pub fn check_pin(policy: &PinPolicy, pin: &[u8]) -> Result<(), PinRuleError> {
+    let len = pin.len();
+    if len < usize::from(policy.min_length) || len > usize::from(policy.max_length) {
+        return Err(PinRuleError::Length);
+    }
+    check_syntax(policy.format, pin)?;
+    let p = policy.patterns;
+    if p & pattern::MISSING_GROUP != 0 {
+        let upper = pin.iter().any(u8::is_ascii_uppercase);
+        let lower = pin.iter().any(u8::is_ascii_lowercase);
+        let digit = pin.iter().any(u8::is_ascii_digit);
+        let other = pin.iter().any(|c| !c.is_ascii_alphanumeric());
+        let ok = upper && digit && (policy.format != format::STRING || (lower && other));
+        if !ok {
+            return Err(PinRuleError::MissingGroup);
+        }
+    }
+    if p & pattern::SEQUENCE != 0 && len > 1 {
+        let d = pin[1].wrapping_sub(pin[0]);
+        if (d == 1 || d == 0xFF) && pin.windows(2).all(|w| w[1] == w[0].wrapping_add(d)) {
+            return Err(PinRuleError::Sequence);
+        }
+    }
+    if p & pattern::REPEATED != 0 {
+        let mut seen = [false; 256];
+        for &c in pin {
+            if seen[usize::from(c)] {
+                return Err(PinRuleError::Repeated);
+            }
+            seen[usize::from(c)] = true;
+        }
+    }
+    if p & pattern::TWO_IN_A_ROW != 0 {
+        if pin.windows(2).any(|w| w[0] == w[1]) {
+            return Err(PinRuleError::TwoInARow);
+        }
+    } else if p & pattern::THREE_IN_A_ROW != 0 && pin.windows(3).any(|w| w[0] == w[1] && w[1] == w[2]) {
+        return Err(PinRuleError::ThreeInARow);
+    }
+    Ok(())
+}
+
+/// True if two keys with these AppUsages are in the same synchronised PIN set (§8.4).
+pub fn same_pin_group(grouping_value: u8, usage_a: u8, usage_b: u8) -> bool {
+    match grouping_value {
+        grouping::SHARED => true,
+        grouping::SIGNATURE_PLUS_STANDARD => {
+            (usage_a == app_usage::SIGNATURE) == (usage_b == app_usage::SIGNATURE)
+        }
+        grouping::UNIQUE => usage_a == usage_b,
+        _ => false,
+    }
+}
+
+/// Creation-time grouping check (byte layouts §8.4): `others` are (AppUsage, PIN) of the
+/// keys already governed by the same policy.
+pub fn check_grouping<'a>(
+    grouping_value: u8,
+    usage: u8,
+    pin: &[u8],
+    others: impl IntoIterator<Item = (u8, &'a [u8])>,
+) -> Result<(), PinRuleError> {
+    if grouping_value == grouping::NONE {
+        return Ok(());
+    }
+    for (other_usage, other_pin) in others {
+        let equal = crate::crypto::ct_eq(pin, other_pin);
+        let same_group = same_pin_group(grouping_value, usage, other_usage);
+        if same_group != equal {
+            return Err(PinRuleError::Grouping);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(fmt: u8, patterns: u8) -> PinPolicy {
+        PinPolicy {
+            handle: 1,
+            session: 1,
+            id: "PIN".into(),
+            puk: 0,
+            user_defined: true,
+            user_modifiable: true,
+            format: fmt,
+            retry_limit: 3,
+            grouping: 0,
+            patterns,
+            min_length: 1,
+            max_length: 128,
+            input_method: 3,
+        }
+    }
+
+    /// Examples from byte layouts §8.3 ([T] test13).
+    #[test]
+    fn pattern_examples_from_the_reference_suite() {
+        let s = policy(format::STRING, pattern::MISSING_GROUP);
+        assert!(check_pin(&s, b"2aZ.").is_ok());
+        for bad in [&b"2aZA"[..], b"a.jZ", b"2 ZA", b"2a 6"] {
+            assert_eq!(check_pin(&s, bad), Err(PinRuleError::MissingGroup));
+        }
+        let a = policy(format::ALPHANUMERIC, pattern::MISSING_GROUP);
+        assert!(check_pin(&a, b"AB34").is_ok());
+        assert_eq!(check_pin(&a, b"ABCK"), Err(PinRuleError::MissingGroup));
+        assert_eq!(check_pin(&a, b"1235"), Err(PinRuleError::MissingGroup));
+        let q = policy(format::NUMERIC, pattern::SEQUENCE);
+        assert_eq!(check_pin(&q, b"1234"), Err(PinRuleError::Sequence));
+        assert_eq!(check_pin(&q, b"8765"), Err(PinRuleError::Sequence));
+        assert!(check_pin(&q, b"1235").is_ok());
+        assert!(check_pin(&q, b"1345").is_ok());
+        assert!(check_pin(&q, b"7").is_ok());
+        let r = policy(format::NUMERIC, pattern::REPEATED);
+        assert_eq!(check_pin(&r, b"1315"), Err(PinRuleError::Repeated));
+        let two = policy(format::NUMERIC, pattern::TWO_IN_A_ROW);
+        assert_eq!(check_pin(&two, b"11345"), Err(PinRuleError::TwoInARow));
+        assert_eq!(check_pin(&two, b"13455"), Err(PinRuleError::TwoInARow));
+        let three = policy(format::NUMERIC, pattern::THREE_IN_A_ROW);
+        assert!(check_pin(&three, b"11232").is_ok());
+        assert_eq!(check_pin(&three, b"111345"), Err(PinRuleError::ThreeInARow));
+        assert_eq!(check_pin(&three, b"134555"), Err(PinRuleError::ThreeInARow));
+        let both = policy(format::NUMERIC, pattern::TWO_IN_A_ROW | pattern::THREE_IN_A_ROW);
+        assert_eq!(check_pin(&both, b"1123"), Err(PinRuleError::TwoInARow));
+    }
+
+    #[test]
+    fn formats_and_lengths() {
+        let mut n = policy(format::NUMERIC, 0);
+        n.min_length = 4;
+        n.max_length = 6;
+        assert_eq!(check_pin(&n, b"123"), Err(PinRuleError::Length));
+        assert_eq!(check_pin(&n, b"1234567"), Err(PinRuleError::Length));
+        assert_eq!(check_pin(&n, b"12a4"), Err(PinRuleError::Syntax));
+        assert!(check_pin(&n, b"1234").is_ok());
+        let a = policy(format::ALPHANUMERIC, 0);
+        assert_eq!(check_pin(&a, b"AbC1"), Err(PinRuleError::Syntax));
+        assert!(check_pin(&a, b"ABC1").is_ok());
+        assert!(check_pin(&policy(format::STRING, 0), "pässword".as_bytes()).is_ok());
+        assert!(check_pin(&policy(format::BINARY, 0), &[0, 0xFF, 0x80]).is_ok());
+    }
+
+    #[test]
+    fn grouping_rules() {
+        use crate::consts::app_usage::*;
+        let others = [(SIGNATURE, &b"1111"[..]), (AUTHENTICATION, &b"2222"[..])];
+        assert!(check_grouping(grouping::NONE, ENCRYPTION, b"9999", others).is_ok());
+        assert!(check_grouping(grouping::SHARED, ENCRYPTION, b"1111", [(SIGNATURE, &b"1111"[..])]).is_ok());
+        assert!(check_grouping(grouping::SHARED, ENCRYPTION, b"1112", [(SIGNATURE, &b"1111"[..])]).is_err());
+        assert!(check_grouping(grouping::SIGNATURE_PLUS_STANDARD, ENCRYPTION, b"2222", others).is_ok());
+        assert!(check_grouping(grouping::SIGNATURE_PLUS_STANDARD, ENCRYPTION, b"1111", others).is_err());
+        assert!(check_grouping(grouping::SIGNATURE_PLUS_STANDARD, SIGNATURE, b"1111", others).is_ok());
+        assert!(check_grouping(grouping::UNIQUE, ENCRYPTION, b"2222", others).is_err());
+        assert!(check_grouping(grouping::UNIQUE, ENCRYPTION, b"3333", others).is_ok());
+        assert!(check_grouping(grouping::UNIQUE, AUTHENTICATION, b"3333", others).is_err());
+    }
+}

@@ -1,0 +1,140 @@
+//! Shared test helpers: SKS construction and a standard issuer-driven provisioning flow.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use sks::api::{req, resp, SksApi};
+use sks::codec::Secret;
+use sks::consts::*;
+use sks::crypto::keys::KeySpec;
+use sks::issuer::{Issuer, IssuerIdentity, KeyEntrySpec, PinPolicySpec};
+use sks::{Config, MemoryStorage, Sks};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Config with a tiny PUK delay and a controllable clock.
+pub fn config(clock: Arc<AtomicU64>) -> Config {
+    Config {
+        puk_delay: Duration::from_millis(1),
+        clock: Arc::new(move || clock.load(Ordering::SeqCst)),
+        ..Config::default()
+    }
+}
+
+pub fn clock() -> Arc<AtomicU64> {
+    Arc::new(AtomicU64::new(1_700_000_000))
+}
+
+pub fn memory_sks() -> Sks<MemoryStorage> {
+    Sks::initialize(MemoryStorage::new(), config(clock())).unwrap()
+}
+
+pub fn device_cert(sks: &mut impl SksApi) -> Vec<u8> {
+    sks.get_device_info(req::GetDeviceInfo {}).unwrap().certificate_path.0[0].clone()
+}
+
+pub fn identity() -> IssuerIdentity {
+    IssuerIdentity::generate("CN=Test CA", Some(KeySpec::P256)).unwrap()
+}
+
+/// Opens a session for `iss` and returns its handle.
+pub fn open(sks: &mut impl SksApi, iss: &mut Issuer) -> u32 {
+    let dc = device_cert(sks);
+    let out = sks.create_provisioning_session(iss.create_session_request()).unwrap();
+    iss.accept_session(&out, &dc).unwrap();
+    out.provisioning_handle
+}
+
+/// A provisioned key: handle, EE certificate, public key.
+pub struct Provisioned {
+    pub handle: u32,
+    pub ee: Vec<u8>,
+    pub public_key: Vec<u8>,
+}
+
+/// createKeyEntry + certify + setCertificatePath.
+pub fn key(sks: &mut impl SksApi, iss: &mut Issuer, spec: &KeyEntrySpec) -> Provisioned {
+    let out = sks.create_key_entry(iss.key_entry(spec).unwrap()).unwrap();
+    iss.verify_key_attestation(&spec.id, &out).unwrap();
+    let ee = iss.certify(&spec.id, &out.public_key).unwrap();
+    sks.set_certificate_path(iss.certificate_path(out.key_handle, &spec.id, &out.public_key, vec![ee.clone()]).unwrap())
+        .unwrap();
+    Provisioned { handle: out.key_handle, ee, public_key: out.public_key }
+}
+
+pub fn close(sks: &mut impl SksApi, iss: &mut Issuer) -> Result<(), sks::SksError> {
+    let nonce = b"nonce".to_vec();
+    let out = sks.close_provisioning_session(iss.close(&nonce).unwrap())?;
+    iss.verify_close(&nonce, &out).unwrap();
+    Ok(())
+}
+
+/// PUK "PUK.1" (retry `puk_retry`) + PIN policy "PIN.1" from `pin` (puk filled in).
+pub fn pin_and_puk(sks: &mut impl SksApi, iss: &mut Issuer, mut pin: PinPolicySpec, puk_retry: u16) -> u32 {
+    let puk = sks.create_puk_policy(iss.puk_policy("PUK.1", b"12345678", format::NUMERIC, puk_retry).unwrap()).unwrap();
+    pin.puk = Some((puk.puk_policy_handle, "PUK.1".into()));
+    sks.create_pin_policy(iss.pin_policy(&pin).unwrap()).unwrap().pin_policy_handle
+}
+
+/// One closed session with one PIN+PUK protected P-256 key (PIN "1234", PUK "12345678").
+pub fn pin_key_session(sks: &mut impl SksApi, ident: &IssuerIdentity, pin: PinPolicySpec, pin_value: &str) -> Provisioned {
+    let mut iss = ident.session("https://issuer.example.com/x", "S.pinkey");
+    open(sks, &mut iss);
+    let id = pin.id.clone();
+    let user_defined = pin.user_defined;
+    let ph = pin_and_puk(sks, &mut iss, pin, 3);
+    let mut spec = KeyEntrySpec::new("Key.1");
+    spec.pin_policy = Some((ph, id, user_defined));
+    spec.pin_value = pin_value.as_bytes().to_vec();
+    let k = key(sks, &mut iss, &spec);
+    close(sks, &mut iss).unwrap();
+    k
+}
+
+pub fn sign(sks: &mut impl SksApi, kh: u32, pin: &str) -> Result<resp::SignHashedData, sks::SksError> {
+    sks.sign_hashed_data(req::SignHashedData {
+        key_handle: kh,
+        algorithm: ALG_ECDSA_SHA256.into(),
+        parameters: vec![],
+        authorization: Secret::from(pin),
+        data: vec![7u8; 32],
+    })
+}
+
+pub fn protection(sks: &mut impl SksApi, kh: u32) -> resp::GetKeyProtectionInfo {
+    sks.get_key_protection_info(req::GetKeyProtectionInfo { key_handle: kh }).unwrap()
+}
+
+pub fn code<T: std::fmt::Debug>(r: Result<T, sks::SksError>) -> ErrorCodeOf {
+    ErrorCodeOf(r.unwrap_err().code())
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct ErrorCodeOf(pub sks::ErrorCode);
+
+pub fn session_count(sks: &mut impl SksApi, open_state: bool) -> usize {
+    let mut n = 0;
+    let mut h = 0;
+    loop {
+        let out = sks
+            .enumerate_provisioning_sessions(req::EnumerateProvisioningSessions { provisioning_handle: h, provisioning_state: open_state })
+            .unwrap();
+        if out.provisioning_handle == 0 {
+            return n;
+        }
+        n += 1;
+        h = out.provisioning_handle;
+    }
+}
+
+pub fn keys(sks: &mut impl SksApi) -> Vec<u32> {
+    let mut v = Vec::new();
+    let mut h = 0;
+    loop {
+        let out = sks.enumerate_keys(req::EnumerateKeys { key_handle: h }).unwrap();
+        if out.key_handle == 0 {
+            return v;
+        }
+        v.push(out.key_handle);
+        h = out.key_handle;
+    }
+}
