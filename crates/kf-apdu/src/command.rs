@@ -50,7 +50,10 @@ pub enum ApduCase {
 ///
 /// Invariants: data holds at most [`MAX_DATA_LEN`] bytes; Le, when present,
 /// is in `1..=65536`. Every value is therefore encodable.
-#[derive(Clone, PartialEq, Eq)]
+///
+/// Equality compares what goes on the wire (header, data, Le) and ignores the
+/// sensitivity flag, so `parse(to_bytes(x)) == x` holds for every command.
+#[derive(Clone)]
 pub struct CommandApdu {
     cla: u8,
     ins: u8,
@@ -354,6 +357,22 @@ fn extended_le(value: u16) -> usize {
         usize::from(value)
     }
 }
+
+impl PartialEq for CommandApdu {
+    fn eq(&self, other: &Self) -> bool {
+        (self.cla, self.ins, self.p1, self.p2, &self.data, self.le)
+            == (
+                other.cla,
+                other.ins,
+                other.p1,
+                other.p2,
+                &other.data,
+                other.le,
+            )
+    }
+}
+
+impl Eq for CommandApdu {}
 
 /// Sensitive commands wipe their data when dropped.
 impl Drop for CommandApdu {

@@ -71,8 +71,9 @@ pub enum DgiError {
 /// One DGI: a 2-byte tag and its value.
 ///
 /// A sensitive DGI (e.g. one holding DEK-encrypted key material) prints only
-/// its tag and length in `Debug` and zeroizes its value on drop.
-#[derive(Clone, PartialEq, Eq)]
+/// its tag and length in `Debug` and zeroizes its value on drop. Equality
+/// compares tag and value only, not the flag.
+#[derive(Clone)]
 pub struct Dgi {
     /// DGI tag, e.g. `0xA003`.
     pub tag: u16,
@@ -188,6 +189,14 @@ impl Dgi {
         Ok(out)
     }
 }
+
+impl PartialEq for Dgi {
+    fn eq(&self, other: &Self) -> bool {
+        self.tag == other.tag && self.data == other.data
+    }
+}
+
+impl Eq for Dgi {}
 
 impl Drop for Dgi {
     fn drop(&mut self) {

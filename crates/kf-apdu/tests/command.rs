@@ -179,8 +179,12 @@ fn sensitive_commands_redact_data_in_debug_and_display() {
         assert!(text.contains("80 D8 01 81 Lc=4 [redacted]"), "{text}");
         assert!(!text.to_uppercase().contains("DEADBEEF"), "{text}");
     }
-    // The wire encoding is unaffected.
+    // The wire encoding is unaffected, and equality ignores the flag.
     assert_eq!(&c.to_bytes()[5..], secret);
+    let parsed = CommandApdu::parse(&c.to_bytes()).unwrap();
+    assert!(!parsed.is_sensitive());
+    assert_eq!(parsed, c);
+    assert_ne!(parsed, c.clone().with_data([0xDE]));
 }
 
 #[test]

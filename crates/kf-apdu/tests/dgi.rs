@@ -108,6 +108,10 @@ fn sensitive_dgi_debug_is_redacted() {
     assert_eq!(text, "Dgi(A003, len=4, [redacted])");
     let plain = Dgi::new(0xA001, vec![0xAB]);
     assert_eq!(format!("{plain:?}"), "Dgi(A001, len=1, AB)");
+    // Equality ignores the flag but not tag or value.
+    assert_eq!(secret, Dgi::new(0xA003, vec![0xDE, 0xAD, 0xBE, 0xEF]));
+    assert_ne!(secret, Dgi::new(0xA004, vec![0xDE, 0xAD, 0xBE, 0xEF]));
+    assert_ne!(secret, Dgi::new(0xA003, vec![0xDE, 0xAD, 0xBE]));
 }
 
 /// Splits like seed 001 does (245-byte blocks, DGIs crossing blocks).

@@ -17,9 +17,12 @@ fn command() -> impl Strategy<Value = CommandApdu> {
         Just(Some(256)),
         Just(Some(65_536)),
     ];
-    (any::<[u8; 4]>(), data, le).prop_map(|(h, data, le)| {
+    (any::<[u8; 4]>(), data, le, any::<bool>()).prop_map(|(h, data, le, sensitive)| {
         let mut c = CommandApdu::new(h[0], h[1], h[2], h[3]).with_data(data);
         c.set_le(le);
+        if sensitive {
+            c = c.sensitive();
+        }
         c
     })
 }

@@ -13,9 +13,8 @@
 /// category `80`; card capabilities `73 C0 01 C0` (selection by full and
 /// partial DF name; command chaining and extended Lc/Le); card issuer's data
 /// `55` "JCOP4".
-pub const JCOP4_HISTORICAL_BYTES: [u8; 10] = [
-    0x80, 0x73, 0xC0, 0x01, 0xC0, 0x54, b'J', b'C', b'O', b'P',
-];
+pub const JCOP4_HISTORICAL_BYTES: [u8; 10] =
+    [0x80, 0x73, 0xC0, 0x01, 0xC0, 0x54, b'J', b'C', b'O', b'P'];
 
 /// Builds the PC/SC part 3 contactless ATR for ISO/IEC 14443-4 historical
 /// bytes; more than 15 historical bytes are truncated to 15 (T0 has 4 bits).

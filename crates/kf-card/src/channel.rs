@@ -6,8 +6,8 @@
 
 use kf_apdu::{CommandApdu, ResponseApdu, StatusWord};
 use kf_scp03::{
-    CardAwaitingAuthentication, CardChannel, CardConfig, CardKeySet, CardSession, Mode,
-    ParameterI, Scp03Error, KDD_LEN,
+    CardAwaitingAuthentication, CardChannel, CardConfig, CardKeySet, CardSession, Mode, ParameterI,
+    Scp03Error, KDD_LEN,
 };
 
 use crate::error::FobError;
@@ -167,7 +167,8 @@ impl VirtualFob {
             Err(e) => {
                 if matches!(
                     e,
-                    Scp03Error::HostCryptogramMismatch | Scp03Error::ExternalAuthenticateMacMismatch
+                    Scp03Error::HostCryptogramMismatch
+                        | Scp03Error::ExternalAuthenticateMacMismatch
                 ) {
                     self.data.auth_failures = self.data.auth_failures.saturating_add(1);
                     // The count is kept in RAM even if the file cannot be written.

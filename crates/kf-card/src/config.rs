@@ -5,8 +5,8 @@ use std::fmt;
 use std::path::PathBuf;
 
 use kf_crypto::{AesKey, StaticKeys};
-use kf_scp03::Mode;
 use kf_profile::{DEV_SAMPLE_DEK, DEV_SAMPLE_ENC, DEV_SAMPLE_KVN, DEV_SAMPLE_MAC};
+use kf_scp03::Mode;
 use rand_core::{OsRng, RngCore};
 
 use crate::error::FobError;
@@ -32,7 +32,7 @@ impl Uid {
 
     /// A UID from hex (4, 7 or 10 bytes).
     pub fn from_hex(text: &str) -> Result<Uid, FobError> {
-        let bytes = hex::decode(text.trim()).map_err(|_| FobError::InvalidUid { len: 0 })?;
+        let bytes = hex::decode(text.trim()).map_err(|_| FobError::InvalidUidHex)?;
         Uid::new(&bytes)
     }
 

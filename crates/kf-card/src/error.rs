@@ -10,11 +10,14 @@ use thiserror::Error;
 #[non_exhaustive]
 pub enum FobError {
     /// A UID must be 4, 7 or 10 bytes (ISO/IEC 14443-3).
-    #[error("a UID must be 4, 7 or 10 bytes of hex, got {len} bytes")]
+    #[error("a UID must be 4, 7 or 10 bytes, got {len} bytes")]
     InvalidUid {
         /// Length given.
         len: usize,
     },
+    /// A UID given as text is not hex.
+    #[error("a UID must be given as hex digits (4, 7 or 10 bytes)")]
+    InvalidUidHex,
     /// The SCP03 "i" parameter is not one of Amd D Table 5-1's values.
     #[error("unsupported SCP03 i parameter {0:02X}")]
     InvalidScpParameter(u8),

@@ -159,8 +159,7 @@ impl VirtualFob {
         if let Err(sw) = screen_cla(cla) {
             return status(sw);
         }
-        if self.data.isd_life_cycle == IsdLifeCycle::Terminated
-            && !matches!(cmd.ins(), 0xCA | 0xCB)
+        if self.data.isd_life_cycle == IsdLifeCycle::Terminated && !matches!(cmd.ins(), 0xCA | 0xCB)
         {
             // GPC §5.1.1.5: only GET DATA is processed once TERMINATED.
             return status(sw::CONDITIONS_NOT_SATISFIED);
@@ -352,4 +351,3 @@ impl kf_transport::loopback::VirtualCard for VirtualFob {
         VirtualFob::process_apdu(self, apdu)
     }
 }
-

@@ -56,7 +56,11 @@ impl VirtualFob {
             Selected::Applet => APPLET_AID,
         };
         let data = if want_fci { fci(full_aid) } else { Vec::new() };
-        let sw = if locked { sw::CARD_LOCKED_WARNING } else { sw::OK };
+        let sw = if locked {
+            sw::CARD_LOCKED_WARNING
+        } else {
+            sw::OK
+        };
         ResponseApdu::new(data, sw)
     }
 
@@ -75,7 +79,11 @@ impl VirtualFob {
     fn key_information(&self) -> Vec<u8> {
         let mut body = Vec::new();
         for (kvn, keys) in &self.data.key_sets {
-            for (id, len) in [(1u8, keys.enc.len()), (2, keys.mac.len()), (3, keys.dek.len())] {
+            for (id, len) in [
+                (1u8, keys.enc.len()),
+                (2, keys.mac.len()),
+                (3, keys.dek.len()),
+            ] {
                 body.extend_from_slice(&[0xC0, 0x04, id, *kvn, 0x88, len as u8]);
             }
         }
@@ -130,7 +138,11 @@ impl VirtualFob {
             return status(sw::WRONG_DATA);
         }
         let entries: Vec<(&[u8], u8, &[u8])> = match cmd.p1() {
-            0x80 => vec![(ISD_AID, self.data.isd_life_cycle.code(), &ISD_PRIVILEGES[..])],
+            0x80 => vec![(
+                ISD_AID,
+                self.data.isd_life_cycle.code(),
+                &ISD_PRIVILEGES[..],
+            )],
             0x40 => vec![(APPLET_AID, APPLET_SELECTABLE, &[0x00, 0x00, 0x00][..])],
             _ => return status(sw::REFERENCED_DATA_NOT_FOUND),
         };

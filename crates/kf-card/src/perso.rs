@@ -80,10 +80,16 @@ impl PersoSession {
             // The last block ends inside a DGI.
             return Err(sw::WRONG_DATA);
         }
-        if FobDgi::ALL.iter().any(|d| !self.staged.contains_key(&d.tag())) {
+        if FobDgi::ALL
+            .iter()
+            .any(|d| !self.staged.contains_key(&d.tag()))
+        {
             return Err(sw::CONDITIONS_NOT_SATISFIED);
         }
-        let signing_key = self.signing_key.take().ok_or(sw::CONDITIONS_NOT_SATISFIED)?;
+        let signing_key = self
+            .signing_key
+            .take()
+            .ok_or(sw::CONDITIONS_NOT_SATISFIED)?;
         Ok(BlockOutcome::Complete(Personalization {
             dgis: std::mem::take(&mut self.staged),
             signing_key,
@@ -117,7 +123,8 @@ impl Drop for PersoSession {
 /// 9797-1 method 2 unpadding (GPC Amd D §6.2.8 for DEK use; seed 001), then a
 /// 32-byte scalar in `1..n-1` (SEC 1 §2.3.6 via `p256`).
 fn decrypt_private_key(value: &[u8], dek: &AesKey) -> Result<SigningKey, StatusWord> {
-    let mut plain = kf_crypto::cbc::decrypt_m2(dek, &[0u8; 16], value).map_err(|_| sw::WRONG_DATA)?;
+    let mut plain =
+        kf_crypto::cbc::decrypt_m2(dek, &[0u8; 16], value).map_err(|_| sw::WRONG_DATA)?;
     let key = if plain.len() == 32 {
         SigningKey::from_slice(&plain).map_err(|_| sw::WRONG_DATA)
     } else {

@@ -114,7 +114,7 @@ impl CardData {
     }
 
     /// Serializes to the JSON state file format.
-    pub fn to_json(&self) -> zeroize::Zeroizing<Vec<u8>> {
+    pub fn to_json(&self) -> Result<zeroize::Zeroizing<Vec<u8>>, serde_json::Error> {
         let file = StateFile {
             format: FORMAT.to_owned(),
             warning: WARNING.to_owned(),
@@ -145,8 +145,7 @@ impl CardData {
             auth_failures: self.auth_failures,
             sequence_counters: self.sequence_counters.clone(),
         };
-        // Serializing plain strings, maps and integers cannot fail.
-        zeroize::Zeroizing::new(serde_json::to_vec_pretty(&file).unwrap_or_default())
+        serde_json::to_vec_pretty(&file).map(zeroize::Zeroizing::new)
     }
 
     /// Parses a state file's content.
@@ -155,8 +154,8 @@ impl CardData {
             path: path.to_owned(),
             reason: reason.to_owned(),
         };
-        let file: StateFile =
-            serde_json::from_slice(bytes).map_err(|e| corrupt(&format!("JSON: line {}", e.line())))?;
+        let file: StateFile = serde_json::from_slice(bytes)
+            .map_err(|e| corrupt(&format!("JSON: line {}", e.line())))?;
         if file.format != FORMAT {
             return Err(corrupt("unknown format tag"));
         }
@@ -220,17 +219,24 @@ impl CardData {
 
     /// Writes the state file atomically.
     pub fn save(&self, path: &Path) -> Result<(), FobError> {
-        write_atomic(path, &self.to_json()).map_err(|source| FobError::StateIo {
+        let io_error = |source| FobError::StateIo {
             path: path.to_owned(),
             source,
-        })
+        };
+        let json = self
+            .to_json()
+            .map_err(|e| io_error(std::io::Error::other(e)))?;
+        write_atomic(path, &json).map_err(io_error)
     }
 }
 
 /// The temporary file a save writes before renaming it over `path`. A crash
 /// can leave it behind; loading ignores it and the next save overwrites it.
 pub fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".tmp");
     path.with_file_name(name)
 }

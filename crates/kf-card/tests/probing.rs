@@ -34,9 +34,15 @@ fn uid_of_each_size_is_returned_in_any_state() {
         let uid = Uid::from_hex(uid_hex).unwrap();
         let mut fob = VirtualFob::new(FobConfig::dev_sample().with_uid(uid.clone())).unwrap();
         fob.power_on();
-        assert_eq!(send(&mut fob, "FFCA000000"), (uid.as_bytes().to_vec(), 0x9000));
+        assert_eq!(
+            send(&mut fob, "FFCA000000"),
+            (uid.as_bytes().to_vec(), 0x9000)
+        );
         send(&mut fob, "00A4040005A000000857");
-        assert_eq!(send(&mut fob, "FFCA000000"), (uid.as_bytes().to_vec(), 0x9000));
+        assert_eq!(
+            send(&mut fob, "FFCA000000"),
+            (uid.as_bytes().to_vec(), 0x9000)
+        );
         // Le shorter than the UID: 6Cxx with the exact length.
         let (_, sw) = send(&mut fob, "FFCA000002");
         assert_eq!(sw, 0x6C00 | uid.as_bytes().len() as u16);
@@ -102,7 +108,7 @@ fn opensc_and_pcsc_scan_probes_get_sensible_status_words() {
         ("FF00000000", 0x6D00),         // other reader pseudo-APDU
         ("00", 0x6700),                 // truncated header
         ("00A404", 0x6700),
-        ("00A4040005A0", 0x6700),       // Lc disagrees with body
+        ("00A4040005A0", 0x6700), // Lc disagrees with body
     ];
     for (apdu, want) in cases {
         let (_, sw) = send(&mut fob, apdu);
@@ -125,7 +131,10 @@ fn applet_commands_need_personalization_or_a_channel() {
     assert_eq!(send(&mut fob, "00DB0000030A0101").1, 0x6985);
     // Verification before personalization.
     let challenge = "00".repeat(32);
-    assert_eq!(send(&mut fob, &format!("0088000020{challenge}00")).1, 0x6985);
+    assert_eq!(
+        send(&mut fob, &format!("0088000020{challenge}00")).1,
+        0x6985
+    );
     // ISD commands are not the applet's.
     assert_eq!(send(&mut fob, "80F0800F").1, 0x6D00);
     assert!(fob.stored_dgi_tags().is_empty());
@@ -136,7 +145,11 @@ fn isd_commands_need_the_secure_channel() {
     let mut fob = fob();
     assert_eq!(send(&mut fob, "80F0800F").1, 0x6982);
     assert_eq!(send(&mut fob, "80F28000024F0000").1, 0x6982);
-    assert_eq!(send(&mut fob, "80E2800000").1, 0x6D00, "STORE DATA is the applet's");
+    assert_eq!(
+        send(&mut fob, "80E2800000").1,
+        0x6D00,
+        "STORE DATA is the applet's"
+    );
     assert_eq!(fob.isd_life_cycle(), IsdLifeCycle::OpReady);
 }
 

@@ -34,12 +34,23 @@ enum Command {
     /// Offline SCP03 tools.
     #[command(subcommand)]
     Scp03(cmd::scp03::Scp03Command),
+    /// Virtual key fobs for tests and dry runs.
+    #[command(subcommand)]
+    Sim(cmd::sim::SimCommand),
+    /// List PC/SC readers and whether a card is present.
+    Readers {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Scp03(c) => cmd::scp03::run(c),
+        Command::Readers { json } => cmd::readers::run(json),
+        Command::Sim(c) => cmd::sim::run(c),
     };
     ExitCode::from(code)
 }

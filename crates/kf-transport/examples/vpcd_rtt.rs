@@ -15,11 +15,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     use kf_transport::vpcd::{BridgeHandle, VpcdConfig};
     use kf_transport::{EchoCard, Transport};
 
-    let iterations: usize = std::env::args().nth(1).map(|a| a.parse()).transpose()?.unwrap_or(1000);
+    let iterations: usize = std::env::args()
+        .nth(1)
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(1000);
     let dir = std::env::temp_dir().join(format!("kf-vpcd-rtt-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let pcscd = Pcscd::start(&dir, free_port_pair()?)?;
-    let config = VpcdConfig { poll_interval: Duration::from_millis(50), ..VpcdConfig::new(pcscd.vpcd_addr(0)) };
+    let config = VpcdConfig {
+        poll_interval: Duration::from_millis(50),
+        ..VpcdConfig::new(pcscd.vpcd_addr(0))
+    };
     let bridge = BridgeHandle::spawn(EchoCard::default(), config)?;
     let reader = pcscd.reader_name(0);
     let ctx = PcscContext::establish()?;

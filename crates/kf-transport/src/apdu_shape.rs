@@ -22,55 +22,99 @@ impl CommandShape {
     pub fn parse(apdu: &[u8]) -> Result<Self, TransportError> {
         let len = apdu.len();
         if len < 4 {
-            return Err(TransportError::InvalidApdu("shorter than the 4-byte header"));
+            return Err(TransportError::InvalidApdu(
+                "shorter than the 4-byte header",
+            ));
         }
         if len == 4 {
-            return Ok(Self { nc: 0, data_offset: 4, ne: None, extended: false });
+            return Ok(Self {
+                nc: 0,
+                data_offset: 4,
+                ne: None,
+                extended: false,
+            });
         }
         let b4 = usize::from(apdu[4]);
         if len == 5 {
             let ne = if b4 == 0 { 256 } else { b4 };
-            return Ok(Self { nc: 0, data_offset: 5, ne: Some(ne), extended: false });
+            return Ok(Self {
+                nc: 0,
+                data_offset: 5,
+                ne: Some(ne),
+                extended: false,
+            });
         }
         if b4 != 0 {
             let nc = b4;
             return match len.checked_sub(5 + nc) {
-                Some(0) => Ok(Self { nc, data_offset: 5, ne: None, extended: false }),
+                Some(0) => Ok(Self {
+                    nc,
+                    data_offset: 5,
+                    ne: None,
+                    extended: false,
+                }),
                 Some(1) => {
                     let le = usize::from(apdu[len - 1]);
                     let ne = if le == 0 { 256 } else { le };
-                    Ok(Self { nc, data_offset: 5, ne: Some(ne), extended: false })
+                    Ok(Self {
+                        nc,
+                        data_offset: 5,
+                        ne: Some(ne),
+                        extended: false,
+                    })
                 }
-                _ => Err(TransportError::InvalidApdu("Lc does not match the APDU length")),
+                _ => Err(TransportError::InvalidApdu(
+                    "Lc does not match the APDU length",
+                )),
             };
         }
         // b4 == 0 and more than 5 bytes: extended encoding.
         if len < 7 {
-            return Err(TransportError::InvalidApdu("truncated extended length field"));
+            return Err(TransportError::InvalidApdu(
+                "truncated extended length field",
+            ));
         }
         let first = usize::from(u16::from_be_bytes([apdu[5], apdu[6]]));
         if len == 7 {
             let ne = if first == 0 { 65_536 } else { first };
-            return Ok(Self { nc: 0, data_offset: 7, ne: Some(ne), extended: true });
+            return Ok(Self {
+                nc: 0,
+                data_offset: 7,
+                ne: Some(ne),
+                extended: true,
+            });
         }
         let nc = first;
         if nc == 0 {
             return Err(TransportError::InvalidApdu("extended Lc of zero"));
         }
         match len.checked_sub(7 + nc) {
-            Some(0) => Ok(Self { nc, data_offset: 7, ne: None, extended: true }),
+            Some(0) => Ok(Self {
+                nc,
+                data_offset: 7,
+                ne: None,
+                extended: true,
+            }),
             Some(2) => {
                 let le = usize::from(u16::from_be_bytes([apdu[len - 2], apdu[len - 1]]));
                 let ne = if le == 0 { 65_536 } else { le };
-                Ok(Self { nc, data_offset: 7, ne: Some(ne), extended: true })
+                Ok(Self {
+                    nc,
+                    data_offset: 7,
+                    ne: Some(ne),
+                    extended: true,
+                })
             }
-            _ => Err(TransportError::InvalidApdu("extended Lc does not match the APDU length")),
+            _ => Err(TransportError::InvalidApdu(
+                "extended Lc does not match the APDU length",
+            )),
         }
     }
 
     /// The data field of `apdu` (which must be the APDU this shape came from).
     pub fn data<'a>(&self, apdu: &'a [u8]) -> &'a [u8] {
-        apdu.get(self.data_offset..self.data_offset + self.nc).unwrap_or(&[])
+        apdu.get(self.data_offset..self.data_offset + self.nc)
+            .unwrap_or(&[])
     }
 }
 
@@ -145,8 +189,14 @@ mod tests {
 
     #[test]
     fn with_ne_rewrites_le() {
-        assert_eq!(with_ne(&[0, 0xB0, 0, 0, 0], 0x10).unwrap(), vec![0, 0xB0, 0, 0, 0x10]);
-        assert_eq!(with_ne(&[0, 0xCA, 0, 0x66], 256).unwrap(), vec![0, 0xCA, 0, 0x66, 0]);
+        assert_eq!(
+            with_ne(&[0, 0xB0, 0, 0, 0], 0x10).unwrap(),
+            vec![0, 0xB0, 0, 0, 0x10]
+        );
+        assert_eq!(
+            with_ne(&[0, 0xCA, 0, 0x66], 256).unwrap(),
+            vec![0, 0xCA, 0, 0x66, 0]
+        );
         assert_eq!(
             with_ne(&[0, 0xA4, 4, 0, 1, 0xA0], 8).unwrap(),
             vec![0, 0xA4, 4, 0, 1, 0xA0, 8]

@@ -17,8 +17,9 @@ use crate::loopback::VirtualCard;
 
 /// ATR of the echo card: a contactless-style (PC/SC Part 3 §3.1.3.2.3) ATR
 /// with an empty historical-bytes payload.
-pub const ECHO_CARD_ATR: [u8; 11] =
-    [0x3B, 0x86, 0x80, 0x01, 0x4B, 0x46, 0x45, 0x43, 0x48, 0x4F, 0x00];
+pub const ECHO_CARD_ATR: [u8; 11] = [
+    0x3B, 0x86, 0x80, 0x01, 0x4B, 0x46, 0x45, 0x43, 0x48, 0x4F, 0x00,
+];
 
 /// Echoes command data back; see the module table.
 #[derive(Debug, Clone)]
@@ -32,7 +33,12 @@ pub struct EchoCard {
 impl EchoCard {
     /// An echo card with the given UID.
     pub fn new(uid: &[u8]) -> Self {
-        Self { uid: uid.to_vec(), powered: false, pending: Vec::new(), apdus_processed: 0 }
+        Self {
+            uid: uid.to_vec(),
+            powered: false,
+            pending: Vec::new(),
+            apdus_processed: 0,
+        }
     }
 
     /// Number of command APDUs processed since creation.
@@ -120,7 +126,10 @@ mod tests {
     fn echoes_and_serves_uid_over_loopback() {
         let mut t = LoopbackTransport::new(EchoCard::new(&[1, 2, 3, 4]));
         assert_eq!(t.atr().unwrap(), ECHO_CARD_ATR.to_vec());
-        assert_eq!(t.transmit(&[0x80, 0x10, 0, 0, 2, 0xAB, 0xCD]).unwrap(), vec![0xAB, 0xCD, 0x90, 0]);
+        assert_eq!(
+            t.transmit(&[0x80, 0x10, 0, 0, 2, 0xAB, 0xCD]).unwrap(),
+            vec![0xAB, 0xCD, 0x90, 0]
+        );
         assert_eq!(read_uid(&mut t).unwrap(), vec![1, 2, 3, 4]);
     }
 
@@ -143,7 +152,10 @@ mod tests {
         let mut t = LoopbackTransport::new(EchoCard::default());
         t.remove_card();
         assert!(!t.card().is_powered());
-        assert_eq!(t.transmit(&[0, 0x10, 0, 0]).unwrap_err(), crate::TransportError::CardRemoved);
+        assert_eq!(
+            t.transmit(&[0, 0x10, 0, 0]).unwrap_err(),
+            crate::TransportError::CardRemoved
+        );
         t.reset().unwrap();
         assert_eq!(t.transmit(&[0, 0x10, 0, 0]).unwrap(), vec![0x90, 0]);
     }

@@ -57,7 +57,11 @@ impl FaultPlan {
     /// XOR `mask` into byte `byte` (0-based, from the start, SW included) of the
     /// response to APDU `n`. A byte index past the end leaves it unchanged.
     pub fn corrupt_response(mut self, n: u64, byte: usize, mask: u8) -> Self {
-        self.corruptions.push(Corruption { apdu: n, byte, mask });
+        self.corruptions.push(Corruption {
+            apdu: n,
+            byte,
+            mask,
+        });
         self
     }
 
@@ -82,7 +86,13 @@ impl FaultPlan {
 
     /// Wraps `inner` with this plan.
     pub fn build<T: Transport>(self, inner: T) -> FaultyTransport<T> {
-        FaultyTransport { inner, plan: self, calls: 0, torn: false, reset_seen: false }
+        FaultyTransport {
+            inner,
+            plan: self,
+            calls: 0,
+            torn: false,
+            reset_seen: false,
+        }
     }
 }
 
@@ -219,7 +229,10 @@ mod tests {
     #[test]
     fn tear_after_n_reaches_the_card_but_loses_the_response() {
         let mut t = FaultPlan::new().tear_after(0).build(echo());
-        assert_eq!(t.transmit_sensitive(&PING).unwrap_err(), TransportError::CardRemoved);
+        assert_eq!(
+            t.transmit_sensitive(&PING).unwrap_err(),
+            TransportError::CardRemoved
+        );
         assert_eq!(t.inner_mut().card().apdus_processed(), 1);
         assert_eq!(t.transmit(&PING).unwrap_err(), TransportError::CardRemoved);
         assert_eq!(t.inner_mut().card().apdus_processed(), 1);
@@ -229,7 +242,10 @@ mod tests {
 
     #[test]
     fn corrupts_only_the_planned_byte_of_the_planned_response() {
-        let mut t = FaultPlan::new().corrupt_response(1, 0, 0x01).corrupt_response(2, 99, 0xFF).build(echo());
+        let mut t = FaultPlan::new()
+            .corrupt_response(1, 0, 0x01)
+            .corrupt_response(2, 99, 0xFF)
+            .build(echo());
         assert_eq!(t.transmit(&PING).unwrap(), vec![0x5A, 0x90, 0x00]);
         assert_eq!(t.transmit(&PING).unwrap(), vec![0x5B, 0x90, 0x00]);
         assert_eq!(t.transmit(&PING).unwrap(), vec![0x5A, 0x90, 0x00]);

@@ -37,7 +37,11 @@ pub struct DriverConfig {
 
 impl Default for DriverConfig {
     fn default() -> Self {
-        Self { max_get_response_rounds: 64, max_response_len: 65_536, reissue_on_wrong_le: true }
+        Self {
+            max_get_response_rounds: 64,
+            max_response_len: 65_536,
+            reissue_on_wrong_le: true,
+        }
     }
 }
 
@@ -54,7 +58,10 @@ pub struct Iso7816Driver<T> {
 impl<T: Transport> Iso7816Driver<T> {
     /// Wraps `inner` with the default bounds.
     pub fn new(inner: T) -> Self {
-        Self { inner, config: DriverConfig::default() }
+        Self {
+            inner,
+            config: DriverConfig::default(),
+        }
     }
 
     /// Wraps `inner` with explicit bounds.
@@ -160,7 +167,10 @@ pub fn transceive<T: Transport + ?Sized>(
     let shape = CommandShape::parse(apdu)?;
     let max = transport.max_apdu_len();
     if apdu.len() > max || (shape.extended && !transport.supports_extended()) {
-        return Err(TransportError::ApduTooLong { len: apdu.len(), max });
+        return Err(TransportError::ApduTooLong {
+            len: apdu.len(),
+            max,
+        });
     }
     let first = send_correcting_le(transport, apdu, sensitivity, config)?;
     let (data, mut sw1, mut sw2) = split_response(&first)?;
@@ -197,10 +207,17 @@ pub fn transceive<T: Transport + ?Sized>(
 /// A status word other than `9000` (e.g. `6A81` from a contact reader) is
 /// reported as [`TransportError::UidUnavailable`].
 pub fn read_uid<T: Transport + ?Sized>(transport: &mut T) -> Result<Vec<u8>, TransportError> {
-    let resp = transceive(transport, &GET_UID_APDU, Sensitivity::Public, &DriverConfig::default())?;
+    let resp = transceive(
+        transport,
+        &GET_UID_APDU,
+        Sensitivity::Public,
+        &DriverConfig::default(),
+    )?;
     let (data, sw1, sw2) = split_response(&resp)?;
     if (sw1, sw2) != (0x90, 0x00) {
-        return Err(TransportError::UidUnavailable { sw: u16::from_be_bytes([sw1, sw2]) });
+        return Err(TransportError::UidUnavailable {
+            sw: u16::from_be_bytes([sw1, sw2]),
+        });
     }
     Ok(data.to_vec())
 }

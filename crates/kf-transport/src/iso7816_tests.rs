@@ -13,7 +13,10 @@ struct Scripted {
 impl Scripted {
     fn new(max: usize, script: &[(&[u8], &[u8])]) -> Self {
         Self {
-            script: script.iter().map(|(c, r)| (c.to_vec(), r.to_vec())).collect(),
+            script: script
+                .iter()
+                .map(|(c, r)| (c.to_vec(), r.to_vec()))
+                .collect(),
             max,
             seen: Vec::new(),
         }
@@ -51,7 +54,13 @@ impl Transport for Scripted {
 #[test]
 fn plain_9000_passes_through() {
     let mut t = Scripted::new(SHORT_APDU_MAX, &[(&[0, 0xA4, 4, 0, 1, 0xA0], &[0x90, 0])]);
-    let resp = transceive(&mut t, &[0, 0xA4, 4, 0, 1, 0xA0], Sensitivity::Public, &DriverConfig::default()).unwrap();
+    let resp = transceive(
+        &mut t,
+        &[0, 0xA4, 4, 0, 1, 0xA0],
+        Sensitivity::Public,
+        &DriverConfig::default(),
+    )
+    .unwrap();
     assert_eq!(resp, vec![0x90, 0]);
     assert!(t.finished());
 }
@@ -76,41 +85,78 @@ fn get_response_loop_concatenates_chunks() {
 fn get_response_keeps_logical_channel() {
     let mut t = Scripted::new(
         SHORT_APDU_MAX,
-        &[(&[0x81, 0xCA, 0, 0x66, 0], &[0x61, 0x01]), (&[0x01, 0xC0, 0, 0, 0x01], &[0x42, 0x90, 0])],
+        &[
+            (&[0x81, 0xCA, 0, 0x66, 0], &[0x61, 0x01]),
+            (&[0x01, 0xC0, 0, 0, 0x01], &[0x42, 0x90, 0]),
+        ],
     );
-    let resp = transceive(&mut t, &[0x81, 0xCA, 0, 0x66, 0], Sensitivity::Public, &DriverConfig::default()).unwrap();
+    let resp = transceive(
+        &mut t,
+        &[0x81, 0xCA, 0, 0x66, 0],
+        Sensitivity::Public,
+        &DriverConfig::default(),
+    )
+    .unwrap();
     assert_eq!(resp, vec![0x42, 0x90, 0]);
 }
 
 #[test]
 fn get_response_loop_is_bounded() {
-    let script: Vec<(Vec<u8>, Vec<u8>)> = std::iter::once((vec![0, 0xB0, 0, 0, 0], vec![0x61, 0x01]))
-        .chain((0..3).map(|_| (vec![0, 0xC0, 0, 0, 1], vec![0x00, 0x61, 0x01])))
+    let script: Vec<(Vec<u8>, Vec<u8>)> =
+        std::iter::once((vec![0, 0xB0, 0, 0, 0], vec![0x61, 0x01]))
+            .chain((0..3).map(|_| (vec![0, 0xC0, 0, 0, 1], vec![0x00, 0x61, 0x01])))
+            .collect();
+    let refs: Vec<(&[u8], &[u8])> = script
+        .iter()
+        .map(|(c, r)| (c.as_slice(), r.as_slice()))
         .collect();
-    let refs: Vec<(&[u8], &[u8])> = script.iter().map(|(c, r)| (c.as_slice(), r.as_slice())).collect();
     let mut t = Scripted::new(SHORT_APDU_MAX, &refs);
-    let config = DriverConfig { max_get_response_rounds: 3, ..DriverConfig::default() };
+    let config = DriverConfig {
+        max_get_response_rounds: 3,
+        ..DriverConfig::default()
+    };
     let err = transceive(&mut t, &[0, 0xB0, 0, 0, 0], Sensitivity::Public, &config).unwrap_err();
-    assert!(matches!(err, TransportError::Protocol(ref m) if m.contains("after 3 GET RESPONSE")), "{err}");
+    assert!(
+        matches!(err, TransportError::Protocol(ref m) if m.contains("after 3 GET RESPONSE")),
+        "{err}"
+    );
     assert!(t.finished());
 }
 
 #[test]
 fn total_response_length_is_bounded() {
     let big = [vec![0u8; 200], vec![0x61, 0x00]].concat();
-    let mut t = Scripted::new(SHORT_APDU_MAX, &[(&[0, 0xB0, 0, 0, 0], &big), (&[0, 0xC0, 0, 0, 0], &big)]);
-    let config = DriverConfig { max_response_len: 300, ..DriverConfig::default() };
+    let mut t = Scripted::new(
+        SHORT_APDU_MAX,
+        &[(&[0, 0xB0, 0, 0, 0], &big), (&[0, 0xC0, 0, 0, 0], &big)],
+    );
+    let config = DriverConfig {
+        max_response_len: 300,
+        ..DriverConfig::default()
+    };
     let err = transceive(&mut t, &[0, 0xB0, 0, 0, 0], Sensitivity::Public, &config).unwrap_err();
-    assert!(matches!(err, TransportError::Protocol(ref m) if m.contains("exceeds 300")), "{err}");
+    assert!(
+        matches!(err, TransportError::Protocol(ref m) if m.contains("exceeds 300")),
+        "{err}"
+    );
 }
 
 #[test]
 fn wrong_le_is_reissued_once_with_corrected_le() {
     let mut t = Scripted::new(
         SHORT_APDU_MAX,
-        &[(&[0, 0xB0, 0, 0, 0x10], &[0x6C, 0x04]), (&[0, 0xB0, 0, 0, 0x04], &[1, 2, 3, 4, 0x90, 0])],
+        &[
+            (&[0, 0xB0, 0, 0, 0x10], &[0x6C, 0x04]),
+            (&[0, 0xB0, 0, 0, 0x04], &[1, 2, 3, 4, 0x90, 0]),
+        ],
     );
-    let resp = transceive(&mut t, &[0, 0xB0, 0, 0, 0x10], Sensitivity::Public, &DriverConfig::default()).unwrap();
+    let resp = transceive(
+        &mut t,
+        &[0, 0xB0, 0, 0, 0x10],
+        Sensitivity::Public,
+        &DriverConfig::default(),
+    )
+    .unwrap();
     assert_eq!(resp, vec![1, 2, 3, 4, 0x90, 0]);
     assert!(t.finished());
 }
@@ -119,9 +165,18 @@ fn wrong_le_is_reissued_once_with_corrected_le() {
 fn second_wrong_le_is_returned_not_looped() {
     let mut t = Scripted::new(
         SHORT_APDU_MAX,
-        &[(&[0, 0xB0, 0, 0, 0x10], &[0x6C, 0x04]), (&[0, 0xB0, 0, 0, 0x04], &[0x6C, 0x05])],
+        &[
+            (&[0, 0xB0, 0, 0, 0x10], &[0x6C, 0x04]),
+            (&[0, 0xB0, 0, 0, 0x04], &[0x6C, 0x05]),
+        ],
     );
-    let resp = transceive(&mut t, &[0, 0xB0, 0, 0, 0x10], Sensitivity::Public, &DriverConfig::default()).unwrap();
+    let resp = transceive(
+        &mut t,
+        &[0, 0xB0, 0, 0, 0x10],
+        Sensitivity::Public,
+        &DriverConfig::default(),
+    )
+    .unwrap();
     assert_eq!(resp, vec![0x6C, 0x05]);
     assert!(t.finished());
 }
@@ -136,7 +191,13 @@ fn wrong_le_then_more_data() {
             (&[0, 0xC0, 0, 0, 0x01], &[0xCD, 0x90, 0x00]),
         ],
     );
-    let resp = transceive(&mut t, &[0, 0xCA, 0, 0x66, 0x01], Sensitivity::Public, &DriverConfig::default()).unwrap();
+    let resp = transceive(
+        &mut t,
+        &[0, 0xCA, 0, 0x66, 0x01],
+        Sensitivity::Public,
+        &DriverConfig::default(),
+    )
+    .unwrap();
     assert_eq!(resp, vec![0xAB, 0xCD, 0x90, 0x00]);
 }
 
@@ -144,9 +205,18 @@ fn wrong_le_then_more_data() {
 fn sensitivity_is_kept_for_get_response() {
     let mut t = Scripted::new(
         SHORT_APDU_MAX,
-        &[(&[0x84, 0xE2, 0x80, 0, 1, 0x55], &[0x61, 0x01]), (&[0, 0xC0, 0, 0, 1], &[0x01, 0x90, 0])],
+        &[
+            (&[0x84, 0xE2, 0x80, 0, 1, 0x55], &[0x61, 0x01]),
+            (&[0, 0xC0, 0, 0, 1], &[0x01, 0x90, 0]),
+        ],
     );
-    transceive(&mut t, &[0x84, 0xE2, 0x80, 0, 1, 0x55], Sensitivity::Sensitive, &DriverConfig::default()).unwrap();
+    transceive(
+        &mut t,
+        &[0x84, 0xE2, 0x80, 0, 1, 0x55],
+        Sensitivity::Sensitive,
+        &DriverConfig::default(),
+    )
+    .unwrap();
     assert!(t.seen.iter().all(|(_, s)| *s == Sensitivity::Sensitive));
 }
 
@@ -155,26 +225,63 @@ fn extended_apdu_refused_on_short_only_transport() {
     let mut apdu = vec![0x80, 0xE2, 0, 0, 0, 0x01, 0x2C];
     apdu.extend(std::iter::repeat_n(0x11, 300));
     let mut short = Scripted::new(SHORT_APDU_MAX, &[]);
-    let err = transceive(&mut short, &apdu, Sensitivity::Public, &DriverConfig::default()).unwrap_err();
-    assert_eq!(err, TransportError::ApduTooLong { len: 307, max: SHORT_APDU_MAX });
+    let err = transceive(
+        &mut short,
+        &apdu,
+        Sensitivity::Public,
+        &DriverConfig::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        TransportError::ApduTooLong {
+            len: 307,
+            max: SHORT_APDU_MAX
+        }
+    );
     // A short-form case 2E (7 bytes) is also refused: the reader cannot carry it.
-    let err = transceive(&mut short, &[0, 0xB0, 0, 0, 0, 1, 0], Sensitivity::Public, &DriverConfig::default()).unwrap_err();
+    let err = transceive(
+        &mut short,
+        &[0, 0xB0, 0, 0, 0, 1, 0],
+        Sensitivity::Public,
+        &DriverConfig::default(),
+    )
+    .unwrap_err();
     assert!(matches!(err, TransportError::ApduTooLong { .. }));
     assert!(short.seen.is_empty());
 
     let mut ext = Scripted::new(EXTENDED_APDU_MAX, &[(&apdu, &[0x90, 0])]);
-    assert_eq!(transceive(&mut ext, &apdu, Sensitivity::Public, &DriverConfig::default()).unwrap(), vec![0x90, 0]);
+    assert_eq!(
+        transceive(
+            &mut ext,
+            &apdu,
+            Sensitivity::Public,
+            &DriverConfig::default()
+        )
+        .unwrap(),
+        vec![0x90, 0]
+    );
 }
 
 #[test]
 fn malformed_command_and_response_are_errors() {
     let mut t = Scripted::new(SHORT_APDU_MAX, &[(&[0, 0xA4, 4, 0], &[0x90])]);
     assert!(matches!(
-        transceive(&mut t, &[0, 0xA4], Sensitivity::Public, &DriverConfig::default()),
+        transceive(
+            &mut t,
+            &[0, 0xA4],
+            Sensitivity::Public,
+            &DriverConfig::default()
+        ),
         Err(TransportError::InvalidApdu(_))
     ));
     assert!(matches!(
-        transceive(&mut t, &[0, 0xA4, 4, 0], Sensitivity::Public, &DriverConfig::default()),
+        transceive(
+            &mut t,
+            &[0, 0xA4, 4, 0],
+            Sensitivity::Public,
+            &DriverConfig::default()
+        ),
         Err(TransportError::Protocol(_))
     ));
 }
@@ -183,8 +290,14 @@ fn malformed_command_and_response_are_errors() {
 fn read_uid_returns_data_or_typed_error() {
     let mut t = Scripted::new(
         SHORT_APDU_MAX,
-        &[(&GET_UID_APDU, &[1, 2, 3, 4, 0x90, 0]), (&GET_UID_APDU, &[0x6A, 0x81])],
+        &[
+            (&GET_UID_APDU, &[1, 2, 3, 4, 0x90, 0]),
+            (&GET_UID_APDU, &[0x6A, 0x81]),
+        ],
     );
     assert_eq!(read_uid(&mut t).unwrap(), vec![1, 2, 3, 4]);
-    assert_eq!(read_uid(&mut t).unwrap_err(), TransportError::UidUnavailable { sw: 0x6A81 });
+    assert_eq!(
+        read_uid(&mut t).unwrap_err(),
+        TransportError::UidUnavailable { sw: 0x6A81 }
+    );
 }

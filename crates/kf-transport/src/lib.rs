@@ -21,7 +21,22 @@
 //! * [`vpcd`]: serves a [`VirtualCard`] to pcscd via vsmartcard's vpcd.
 //! * `pcsc` (feature `pcsc` on Linux, always on Windows/macOS): PC/SC backend.
 //! * [`readers`]: `list_readers_with_status` for `kf-station readers`.
+//! * [`TransportExt`]: typed `kf-apdu` commands over any transport.
+//!
+//! ```
+//! use kf_transport::{EchoCard, Iso7816Driver, LoopbackTransport, TracingTransport, Transport};
+//!
+//! let tracer = TracingTransport::new(LoopbackTransport::new(EchoCard::default()));
+//! let trace = tracer.trace();
+//! let mut card = Iso7816Driver::new(tracer);
+//! assert_eq!(card.transmit(&[0x80, 0x10, 0x00, 0x00, 0x01, 0x42])?, [0x42, 0x90, 0x00]);
+//! card.transmit_sensitive(&[0x80, 0x10, 0x00, 0x00, 0x02, 0x0B, 0xAD])?;
+//! let entries = trace.entries();
+//! assert_eq!(entries[2].apdu_hex, "80100000"); // header only
+//! # Ok::<(), kf_transport::TransportError>(())
+//! ```
 
+mod apdu_ext;
 mod apdu_shape;
 pub mod echo;
 pub mod error;
@@ -37,6 +52,7 @@ pub mod trace;
 pub mod transport;
 pub mod vpcd;
 
+pub use apdu_ext::TransportExt;
 pub use echo::EchoCard;
 pub use error::TransportError;
 pub use fault::{FaultPlan, FaultyTransport};

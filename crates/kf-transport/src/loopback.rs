@@ -75,7 +75,12 @@ impl<C: VirtualCard> LoopbackTransport<C> {
     /// Powers `card` on and connects to it. Extended length is supported.
     pub fn new(mut card: C) -> Self {
         let atr = card.power_on();
-        Self { card, atr: Some(atr), reset_seen: false, max_apdu_len: EXTENDED_APDU_MAX }
+        Self {
+            card,
+            atr: Some(atr),
+            reset_seen: false,
+            max_apdu_len: EXTENDED_APDU_MAX,
+        }
     }
 
     /// Limits the command length, e.g. to emulate a short-APDU-only reader.
@@ -114,7 +119,10 @@ impl<C: VirtualCard> Transport for LoopbackTransport<C> {
             return Err(TransportError::CardRemoved);
         }
         if apdu.len() > self.max_apdu_len {
-            return Err(TransportError::ApduTooLong { len: apdu.len(), max: self.max_apdu_len });
+            return Err(TransportError::ApduTooLong {
+                len: apdu.len(),
+                max: self.max_apdu_len,
+            });
         }
         Ok(self.card.process_apdu(apdu))
     }

@@ -43,9 +43,15 @@ fn find_file(env: &str, candidates: &[&str]) -> Option<PathBuf> {
 
 /// Path of the pcscd binary (`KF_PCSCD` or the usual sbin locations / PATH).
 pub fn find_pcscd() -> Option<PathBuf> {
-    find_file("KF_PCSCD", &["/usr/sbin/pcscd", "/usr/local/sbin/pcscd", "/sbin/pcscd"]).or_else(|| {
+    find_file(
+        "KF_PCSCD",
+        &["/usr/sbin/pcscd", "/usr/local/sbin/pcscd", "/sbin/pcscd"],
+    )
+    .or_else(|| {
         std::env::var_os("PATH").and_then(|path| {
-            std::env::split_paths(&path).map(|d| d.join("pcscd")).find(|p| p.is_file())
+            std::env::split_paths(&path)
+                .map(|d| d.join("pcscd"))
+                .find(|p| p.is_file())
         })
     })
 }
@@ -87,16 +93,20 @@ pub struct Pcscd {
     conf_dir: PathBuf,
     log_path: PathBuf,
     port: u16,
+    readers: usize,
 }
 
 impl Pcscd {
     /// Starts pcscd with vpcd slots on `port` and `port + 1`, configuration and
     /// log under `work_dir`, and waits until both virtual readers are listed.
     pub fn start(work_dir: &Path, port: u16) -> io::Result<Self> {
-        let pcscd = find_pcscd()
-            .ok_or_else(|| other("pcscd not found: install the `pcscd` package (or set KF_PCSCD)".into()))?;
+        let pcscd = find_pcscd().ok_or_else(|| {
+            other("pcscd not found: install the `pcscd` package (or set KF_PCSCD)".into())
+        })?;
         let driver = find_vpcd_driver().ok_or_else(|| {
-            other("libifdvpcd.so not found: install `vsmartcard-vpcd` (or set KF_VPCD_DRIVER)".into())
+            other(
+                "libifdvpcd.so not found: install `vsmartcard-vpcd` (or set KF_VPCD_DRIVER)".into(),
+            )
         })?;
         let conf_dir = work_dir.join("reader.conf.d");
         fs::create_dir_all(&conf_dir)?;
@@ -107,7 +117,33 @@ impl Pcscd {
             driver.display()
         );
         fs::write(conf_dir.join("vpcd"), conf)?;
-        let mut daemon = Self { child: None, pcscd, conf_dir, log_path: work_dir.join("pcscd.log"), port };
+        let mut daemon = Self {
+            child: None,
+            pcscd,
+            conf_dir,
+            log_path: work_dir.join("pcscd.log"),
+            port,
+            readers: 2,
+        };
+        daemon.spawn()?;
+        Ok(daemon)
+    }
+
+    /// Starts pcscd with an empty reader configuration (no readers at all).
+    pub fn start_without_readers(work_dir: &Path) -> io::Result<Self> {
+        let pcscd = find_pcscd().ok_or_else(|| {
+            other("pcscd not found: install the `pcscd` package (or set KF_PCSCD)".into())
+        })?;
+        let conf_dir = work_dir.join("empty.conf.d");
+        fs::create_dir_all(&conf_dir)?;
+        let mut daemon = Self {
+            child: None,
+            pcscd,
+            conf_dir,
+            log_path: work_dir.join("pcscd.log"),
+            port: 0,
+            readers: 0,
+        };
         daemon.spawn()?;
         Ok(daemon)
     }
@@ -125,7 +161,10 @@ impl Pcscd {
         }
         fs::create_dir_all("/run/pcscd")
             .map_err(|e| other(format!("cannot create /run/pcscd (run as root?): {e}")))?;
-        let log = fs::OpenOptions::new().create(true).append(true).open(&self.log_path)?;
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)?;
         let child = Command::new(&self.pcscd)
             .arg("--foreground")
             .arg("--info")
@@ -146,18 +185,28 @@ impl Pcscd {
             if let Some(child) = self.child.as_mut() {
                 if let Some(status) = child.try_wait()? {
                     self.child = None;
-                    return Err(other(format!("pcscd exited at startup ({status}); log:\n{}", self.log_tail())));
+                    return Err(other(format!(
+                        "pcscd exited at startup ({status}); log:\n{}",
+                        self.log_tail()
+                    )));
                 }
             }
             let listed = PcscContext::establish()
                 .and_then(|ctx| ctx.list_readers())
-                .map(|names| names.iter().filter(|n| n.starts_with(VPCD_READER_PREFIX)).count())
-                .unwrap_or(0);
-            if listed >= 2 {
+                .map(|names| {
+                    names
+                        .iter()
+                        .filter(|n| n.starts_with(VPCD_READER_PREFIX))
+                        .count()
+                });
+            if matches!(listed, Ok(n) if n >= self.readers) {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(other(format!("pcscd did not list the vpcd readers in time; log:\n{}", self.log_tail())));
+                return Err(other(format!(
+                    "pcscd did not list the vpcd readers in time; log:\n{}",
+                    self.log_tail()
+                )));
             }
             thread::sleep(Duration::from_millis(50));
         }
@@ -192,7 +241,10 @@ impl Pcscd {
         };
         let pid = child.id();
         // std has no SIGTERM; pcscd cleans /run/pcscd only on SIGTERM/SIGINT.
-        let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if child.try_wait()?.is_some() {

@@ -106,12 +106,19 @@ impl Default for ApduTrace {
 impl ApduTrace {
     /// An empty trace whose clock starts now.
     pub fn new() -> Self {
-        Self { inner: Arc::new(Mutex::new(TraceBuf { started: Instant::now(), entries: Vec::new() })) }
+        Self {
+            inner: Arc::new(Mutex::new(TraceBuf {
+                started: Instant::now(),
+                entries: Vec::new(),
+            })),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, TraceBuf> {
         // A panic elsewhere must not make the audit trail unreadable.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A copy of all entries, oldest first.
@@ -168,8 +175,19 @@ impl ApduTrace {
     /// Records a command; a sensitive one keeps its 4-byte header only.
     pub fn record_command(&self, apdu: &[u8], sensitivity: Sensitivity) {
         let redacted = sensitivity == Sensitivity::Sensitive;
-        let shown = if redacted { &apdu[..apdu.len().min(4)] } else { apdu };
-        self.push(Direction::Tx, hex::encode(shown), apdu.len(), redacted, None, None);
+        let shown = if redacted {
+            &apdu[..apdu.len().min(4)]
+        } else {
+            apdu
+        };
+        self.push(
+            Direction::Tx,
+            hex::encode(shown),
+            apdu.len(),
+            redacted,
+            None,
+            None,
+        );
     }
 
     /// Records a response (or the error that replaced it); a sensitive one
@@ -186,10 +204,21 @@ impl ApduTrace {
                     [.., sw1, sw2] => Some((*sw1, *sw2)),
                     _ => None,
                 };
-                let hex = if redacted { String::new() } else { hex::encode(resp) };
+                let hex = if redacted {
+                    String::new()
+                } else {
+                    hex::encode(resp)
+                };
                 self.push(Direction::Rx, hex, resp.len(), redacted, sw, None);
             }
-            Err(err) => self.push(Direction::Rx, String::new(), 0, false, None, Some(err.to_string())),
+            Err(err) => self.push(
+                Direction::Rx,
+                String::new(),
+                0,
+                false,
+                None,
+                Some(err.to_string()),
+            ),
         }
     }
 }
@@ -204,7 +233,10 @@ pub struct TracingTransport<T> {
 impl<T: Transport> TracingTransport<T> {
     /// Wraps `inner` with a new trace.
     pub fn new(inner: T) -> Self {
-        Self { inner, trace: ApduTrace::new() }
+        Self {
+            inner,
+            trace: ApduTrace::new(),
+        }
     }
 
     /// Wraps `inner`, recording into an existing trace handle.
@@ -269,7 +301,8 @@ mod tests {
     fn sensitive_exchange_keeps_header_and_lengths_only() {
         let mut t = TracingTransport::new(LoopbackTransport::new(EchoCard::default()));
         let trace = t.trace();
-        t.transmit(&[0x00, 0xA4, 0x04, 0x00, 0x02, 0xA0, 0x00]).unwrap();
+        t.transmit(&[0x00, 0xA4, 0x04, 0x00, 0x02, 0xA0, 0x00])
+            .unwrap();
         let sensitive = [&[0x84, 0xE2, 0x80, 0x00, 0x08][..], &SECRET].concat();
         t.transmit_sensitive(&sensitive).unwrap();
 
@@ -290,11 +323,21 @@ mod tests {
 
         let json = serde_json::to_string(&entries).unwrap();
         let display: String = entries.iter().map(|e| format!("{e}\n")).collect();
-        for text in [json.to_lowercase(), display.to_lowercase(), format!("{entries:?}").to_lowercase()] {
+        for text in [
+            json.to_lowercase(),
+            display.to_lowercase(),
+            format!("{entries:?}").to_lowercase(),
+        ] {
             assert!(!text.contains("deadbeef"), "secret leaked: {text}");
-            assert!(!text.contains("de, ad") && !text.contains("222, 173"), "secret leaked: {text}");
+            assert!(
+                !text.contains("de, ad") && !text.contains("222, 173"),
+                "secret leaked: {text}"
+            );
         }
-        assert!(display.contains(">> 84E28000 [sensitive, 13 bytes]"), "{display}");
+        assert!(
+            display.contains(">> 84E28000 [sensitive, 13 bytes]"),
+            "{display}"
+        );
         assert!(json.contains("\"direction\":\"tx\""), "{json}");
     }
 
@@ -305,7 +348,10 @@ mod tests {
         let mut driver = Iso7816Driver::new(tracer);
         // P1 bit 0: the echo card answers 61xx and serves the data on GET RESPONSE.
         let apdu = [&[0x80, 0x10, 0x01, 0x00, 0x08][..], &SECRET].concat();
-        assert_eq!(driver.transmit_sensitive(&apdu).unwrap(), [&SECRET[..], &[0x90, 0]].concat());
+        assert_eq!(
+            driver.transmit_sensitive(&apdu).unwrap(),
+            [&SECRET[..], &[0x90, 0]].concat()
+        );
         let entries = trace.entries();
         assert_eq!(entries.len(), 4);
         assert!(entries.iter().all(|e| e.redacted));
@@ -319,8 +365,14 @@ mod tests {
         let mut t = TracingTransport::new(inner);
         assert!(t.transmit(&[0, 0x10, 0, 0]).is_err());
         let entries = t.trace().entries();
-        assert_eq!(entries[1].error.as_deref(), Some("card removed from the reader"));
-        assert_eq!(entries[1].to_string(), "<< error: card removed from the reader");
+        assert_eq!(
+            entries[1].error.as_deref(),
+            Some("card removed from the reader")
+        );
+        assert_eq!(
+            entries[1].to_string(),
+            "<< error: card removed from the reader"
+        );
         assert!(entries[0].elapsed_us <= entries[1].elapsed_us);
         assert!(entries[0].at_unix_ms > 1_600_000_000_000);
     }

@@ -140,12 +140,22 @@ impl FrameReader {
         }
         let mut chunk = [0u8; 4096];
         match stream.read(&mut chunk) {
-            Ok(0) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "vpcd closed the connection")),
+            Ok(0) => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "vpcd closed the connection",
+            )),
             Ok(n) => {
                 self.buf.extend_from_slice(&chunk[..n]);
                 Ok(self.take_frame())
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => Ok(None),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                Ok(None)
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
             Err(e) => Err(e),
         }
@@ -153,8 +163,9 @@ impl FrameReader {
 }
 
 fn write_frame<W: Write>(stream: &mut W, payload: &[u8]) -> io::Result<()> {
-    let len = u16::try_from(payload.len())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame longer than 65535 bytes"))?;
+    let len = u16::try_from(payload.len()).map_err(|_| {
+        io::Error::new(io::ErrorKind::InvalidInput, "frame longer than 65535 bytes")
+    })?;
     let mut msg = Vec::with_capacity(payload.len() + 2);
     msg.extend_from_slice(&len.to_be_bytes());
     msg.extend_from_slice(payload);
@@ -163,7 +174,11 @@ fn write_frame<W: Write>(stream: &mut W, payload: &[u8]) -> io::Result<()> {
 }
 
 /// Handles one message from vpcd; returns the reply to send, if any.
-fn handle_message<C: VirtualCard + ?Sized>(card: &mut C, msg: &[u8], control: &BridgeControl) -> Option<Vec<u8>> {
+fn handle_message<C: VirtualCard + ?Sized>(
+    card: &mut C,
+    msg: &[u8],
+    control: &BridgeControl,
+) -> Option<Vec<u8>> {
     match msg {
         [] => None,
         [CTRL_POWER_OFF] => {
@@ -195,6 +210,18 @@ fn handle_message<C: VirtualCard + ?Sized>(card: &mut C, msg: &[u8], control: &B
     }
 }
 
+/// vpcd sends the 2-byte length and the payload in two writes; with Nagle on
+/// its side and delayed ACKs on ours every message would stall ~40 ms. Linux
+/// leaves quick-ACK mode by itself, so it is re-armed before every read.
+#[cfg(target_os = "linux")]
+fn quick_ack(stream: &TcpStream) {
+    // Best effort: without it the bridge is only slower.
+    let _ = socket2::SockRef::from(stream).set_tcp_quickack(true);
+}
+
+#[cfg(not(target_os = "linux"))]
+fn quick_ack(_stream: &TcpStream) {}
+
 /// Serves one established connection until it drops (Err) or stop (Ok).
 fn serve_connection<C: VirtualCard + ?Sized>(
     stream: &mut TcpStream,
@@ -207,6 +234,7 @@ fn serve_connection<C: VirtualCard + ?Sized>(
     stream.set_nodelay(true)?;
     let mut reader = FrameReader::default();
     while !control.is_stopped() {
+        quick_ack(stream);
         if let Some(msg) = reader.poll(stream)? {
             if let Some(reply) = handle_message(card, &msg, control) {
                 write_frame(stream, &reply)?;
@@ -234,7 +262,9 @@ fn resolve(addr: &str) -> Result<Vec<SocketAddr>, TransportError> {
         .map_err(|e| TransportError::Io(format!("cannot resolve vpcd address {addr}: {e}")))?
         .collect();
     if addrs.is_empty() {
-        return Err(TransportError::Io(format!("vpcd address {addr} resolves to nothing")));
+        return Err(TransportError::Io(format!(
+            "vpcd address {addr} resolves to nothing"
+        )));
     }
     Ok(addrs)
 }
@@ -251,7 +281,9 @@ pub fn serve<C: VirtualCard + ?Sized>(
     let addrs = resolve(&config.addr)?;
     let mut backoff = config.initial_backoff;
     while !control.is_stopped() {
-        let connected = addrs.iter().find_map(|a| TcpStream::connect_timeout(a, config.connect_timeout).ok());
+        let connected = addrs
+            .iter()
+            .find_map(|a| TcpStream::connect_timeout(a, config.connect_timeout).ok());
         let Some(mut stream) = connected else {
             sleep_unless_stopped(backoff, config.poll_interval, control);
             backoff = (backoff * 2).min(config.max_backoff);

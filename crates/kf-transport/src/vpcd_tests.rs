@@ -23,7 +23,9 @@ struct FakeVpcd {
 impl FakeVpcd {
     fn accept(listener: &TcpListener) -> Self {
         let (stream, _) = listener.accept().unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         Self { stream }
     }
     fn send(&mut self, payload: &[u8]) {
@@ -58,16 +60,31 @@ fn control_codes_and_apdus_follow_the_vpcd_protocol() {
 
     assert_eq!(vpcd.exchange(&[CTRL_GET_ATR]), ECHO_CARD_ATR.to_vec());
     // Not powered yet: the echo card refuses APDUs.
-    assert_eq!(vpcd.exchange(&[0x80, 0x10, 0, 0, 1, 0x33]), vec![0x6F, 0x00]);
+    assert_eq!(
+        vpcd.exchange(&[0x80, 0x10, 0, 0, 1, 0x33]),
+        vec![0x6F, 0x00]
+    );
     vpcd.send(&[CTRL_POWER_ON]);
-    assert_eq!(vpcd.exchange(&[0x80, 0x10, 0, 0, 1, 0x33]), vec![0x33, 0x90, 0x00]);
-    assert_eq!(vpcd.exchange(&[0xFF, 0xCA, 0, 0, 0]), vec![9, 8, 7, 6, 0x90, 0x00]);
+    assert_eq!(
+        vpcd.exchange(&[0x80, 0x10, 0, 0, 1, 0x33]),
+        vec![0x33, 0x90, 0x00]
+    );
+    assert_eq!(
+        vpcd.exchange(&[0xFF, 0xCA, 0, 0, 0]),
+        vec![9, 8, 7, 6, 0x90, 0x00]
+    );
     vpcd.send(&[CTRL_RESET]);
     let big: Vec<u8> = (0..255u8).collect();
     let apdu = [&[0x80, 0x10, 0, 0, 0xFF][..], &big].concat();
-    assert_eq!(vpcd.exchange(&apdu), [big.as_slice(), &[0x90, 0x00]].concat());
+    assert_eq!(
+        vpcd.exchange(&apdu),
+        [big.as_slice(), &[0x90, 0x00]].concat()
+    );
     vpcd.send(&[CTRL_POWER_OFF]);
-    assert_eq!(vpcd.exchange(&[0x80, 0x10, 0, 0, 1, 0x33]), vec![0x6F, 0x00]);
+    assert_eq!(
+        vpcd.exchange(&[0x80, 0x10, 0, 0, 1, 0x33]),
+        vec![0x6F, 0x00]
+    );
     // Unknown control code: ignored, the link stays usable.
     vpcd.send(&[0x07]);
     assert_eq!(vpcd.exchange(&[CTRL_GET_ATR]), ECHO_CARD_ATR.to_vec());
@@ -151,8 +168,16 @@ fn stop_returns_while_connected_and_while_disconnected() {
 #[test]
 fn unresolvable_address_is_an_error() {
     let mut card = EchoCard::default();
-    let err = serve(&mut card, &VpcdConfig::new("not an address"), &BridgeControl::new()).unwrap_err();
-    assert!(matches!(err, TransportError::Io(ref m) if m.contains("cannot resolve")), "{err}");
+    let err = serve(
+        &mut card,
+        &VpcdConfig::new("not an address"),
+        &BridgeControl::new(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, TransportError::Io(ref m) if m.contains("cannot resolve")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -161,8 +186,14 @@ fn frame_reader_waits_for_complete_frames() {
     let mut input: &[u8] = &[0x00, 0x03, 0xAA];
     assert_eq!(reader.poll(&mut input).unwrap(), None);
     let mut input: &[u8] = &[0xBB, 0xCC, 0x00, 0x00];
-    assert_eq!(reader.poll(&mut input).unwrap(), Some(vec![0xAA, 0xBB, 0xCC]));
+    assert_eq!(
+        reader.poll(&mut input).unwrap(),
+        Some(vec![0xAA, 0xBB, 0xCC])
+    );
     let mut empty: &[u8] = &[];
     assert_eq!(reader.poll(&mut empty).unwrap(), Some(vec![]));
-    assert_eq!(reader.poll(&mut empty).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+    assert_eq!(
+        reader.poll(&mut empty).unwrap_err().kind(),
+        io::ErrorKind::UnexpectedEof
+    );
 }

@@ -38,7 +38,11 @@ fn start_stack() -> Stack {
     let port = free_port_pair().unwrap();
     let pcscd = Pcscd::start(dir.path(), port)
         .unwrap_or_else(|e| panic!("cannot start pcscd with the vpcd driver: {e}"));
-    Stack { pcscd, _dir: dir, _guard: guard }
+    Stack {
+        pcscd,
+        _dir: dir,
+        _guard: guard,
+    }
 }
 
 fn start_card(stack: &Stack) -> BridgeHandle<EchoCard> {
@@ -49,7 +53,10 @@ fn start_card(stack: &Stack) -> BridgeHandle<EchoCard> {
         ..VpcdConfig::new(stack.pcscd.vpcd_addr(0))
     };
     let bridge = BridgeHandle::spawn(EchoCard::new(&UID), config).unwrap();
-    assert!(bridge.wait_connected(Duration::from_secs(10)), "bridge did not connect to vpcd");
+    assert!(
+        bridge.wait_connected(Duration::from_secs(10)),
+        "bridge did not connect to vpcd"
+    );
     bridge
 }
 
@@ -64,22 +71,60 @@ fn lists_virtual_readers_and_card_presence() {
     let ctx = PcscContext::establish().unwrap();
     let names = ctx.list_readers().unwrap();
     assert!(names.contains(&reader), "readers: {names:?}");
-    assert!(names.contains(&stack.pcscd.reader_name(1)), "readers: {names:?}");
+    assert!(
+        names.contains(&stack.pcscd.reader_name(1)),
+        "readers: {names:?}"
+    );
     assert!(!ctx.reader_status(&reader).unwrap().card_present);
 
     let bridge = start_card(&stack);
     let info = ctx.wait_for_card(&reader, WAIT).unwrap();
-    assert_eq!(info.atr.as_deref(), Some(hex::encode_upper(ECHO_CARD_ATR).as_str()));
+    assert_eq!(
+        info.atr.as_deref(),
+        Some(hex::encode_upper(ECHO_CARD_ATR).as_str())
+    );
 
     let all = list_readers_with_status().unwrap();
     let slot0 = all.iter().find(|r| r.name == reader).unwrap();
-    let slot1 = all.iter().find(|r| r.name == stack.pcscd.reader_name(1)).unwrap();
+    let slot1 = all
+        .iter()
+        .find(|r| r.name == stack.pcscd.reader_name(1))
+        .unwrap();
     assert!(slot0.card_present && !slot1.card_present, "{all:?}");
     let json = serde_json::to_value(&all).unwrap();
     assert_eq!(json[0]["name"], serde_json::json!(all[0].name));
 
-    assert!(matches!(ctx.reader_status("No Such Reader 00 00"), Err(TransportError::NoReader(_))));
+    assert!(matches!(
+        ctx.reader_status("No Such Reader 00 00"),
+        Err(TransportError::NoReader(_))
+    ));
     bridge.stop_and_join().unwrap();
+}
+
+#[test]
+fn no_readers_is_an_empty_list_and_no_service_is_typed() {
+    let guard = ONE_PCSCD.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let mut pcscd = Pcscd::start_without_readers(dir.path())
+        .unwrap_or_else(|e| panic!("cannot start pcscd: {e}"));
+    let ctx = PcscContext::establish().unwrap();
+    assert_eq!(ctx.list_readers().unwrap(), Vec::<String>::new());
+    assert_eq!(list_readers_with_status().unwrap(), vec![]);
+    assert!(matches!(
+        ctx.connect("Virtual PCD 00 00"),
+        Err(TransportError::NoReader(_))
+    ));
+    pcscd.stop().unwrap();
+    assert_eq!(
+        PcscContext::establish().unwrap_err(),
+        TransportError::NoService
+    );
+    assert_eq!(
+        list_readers_with_status().unwrap_err(),
+        TransportError::NoService
+    );
+    drop(pcscd);
+    drop(guard);
 }
 
 #[test]
@@ -88,7 +133,8 @@ fn detects_insertion_and_removal_with_timeout_and_cancel() {
     let reader = stack.pcscd.reader_name(0);
     let ctx = PcscContext::establish().unwrap();
     assert_eq!(
-        ctx.wait_for_card(&reader, Some(Duration::from_millis(300))).unwrap_err(),
+        ctx.wait_for_card(&reader, Some(Duration::from_millis(300)))
+            .unwrap_err(),
         TransportError::Timeout
     );
 
@@ -106,7 +152,10 @@ fn detects_insertion_and_removal_with_timeout_and_cancel() {
     };
     thread::sleep(Duration::from_millis(300));
     canceller.cancel().unwrap();
-    assert_eq!(waiter.join().unwrap().unwrap_err(), TransportError::Cancelled);
+    assert_eq!(
+        waiter.join().unwrap().unwrap_err(),
+        TransportError::Cancelled
+    );
 }
 
 #[test]
@@ -120,13 +169,25 @@ fn reads_uid_transmits_and_holds_the_card_exclusively() {
     let mut card = ctx.connect(&reader).unwrap();
     assert_eq!(card.atr().unwrap(), ECHO_CARD_ATR.to_vec());
     assert_eq!(card.uid().unwrap(), UID.to_vec());
-    assert_eq!(card.transmit(&echo_apdu(&[0x42])).unwrap(), vec![0x42, 0x90, 0x00]);
+    assert_eq!(
+        card.transmit(&echo_apdu(&[0x42])).unwrap(),
+        vec![0x42, 0x90, 0x00]
+    );
     let big: Vec<u8> = (0..255u8).collect();
-    assert_eq!(card.transmit(&echo_apdu(&big)).unwrap(), [big.as_slice(), &[0x90, 0x00]].concat());
+    assert_eq!(
+        card.transmit(&echo_apdu(&big)).unwrap(),
+        [big.as_slice(), &[0x90, 0x00]].concat()
+    );
 
     // Exclusive: a second connection from another context is refused.
     let other = PcscContext::establish().unwrap();
-    let refused = other.connect_with(&reader, ConnectOptions { share: ShareMode::Shared, ..Default::default() });
+    let refused = other.connect_with(
+        &reader,
+        ConnectOptions {
+            share: ShareMode::Shared,
+            ..Default::default()
+        },
+    );
     assert_eq!(refused.unwrap_err(), TransportError::SharingViolation);
 
     // 61xx through the real stack: the driver collects 200 bytes with GET RESPONSE.
@@ -134,7 +195,10 @@ fn reads_uid_transmits_and_holds_the_card_exclusively() {
     let mut apdu = echo_apdu(&data);
     apdu[2] = 0x01;
     let mut driver = Iso7816Driver::new(&mut card);
-    assert_eq!(driver.transmit(&apdu).unwrap(), [data.as_slice(), &[0x90, 0x00]].concat());
+    assert_eq!(
+        driver.transmit(&apdu).unwrap(),
+        [data.as_slice(), &[0x90, 0x00]].concat()
+    );
 
     // Warm reset through SCardReconnect.
     card.reset().unwrap();
@@ -151,7 +215,10 @@ fn reads_uid_transmits_and_holds_the_card_exclusively() {
     card.disconnect(CardDisposition::Unpower).unwrap();
     // Once released, the other context may connect.
     let mut second = other.connect(&reader).unwrap();
-    assert_eq!(second.transmit(&echo_apdu(&[9])).unwrap(), vec![9, 0x90, 0x00]);
+    assert_eq!(
+        second.transmit(&echo_apdu(&[9])).unwrap(),
+        vec![9, 0x90, 0x00]
+    );
     second.disconnect(CardDisposition::Leave).unwrap();
     bridge.stop_and_join().unwrap();
 }
@@ -169,10 +236,16 @@ fn extended_length_apdu_over_vpcd() {
     apdu.extend_from_slice(&data);
     // Without an advertised limit the driver refuses before sending.
     let mut driver = Iso7816Driver::new(&mut card);
-    assert!(matches!(driver.transmit(&apdu), Err(TransportError::ApduTooLong { .. })));
+    assert!(matches!(
+        driver.transmit(&apdu),
+        Err(TransportError::ApduTooLong { .. })
+    ));
     card.set_max_apdu_len(kf_transport::EXTENDED_APDU_MAX);
     let mut driver = Iso7816Driver::new(&mut card);
-    assert_eq!(driver.transmit(&apdu).unwrap(), [data.as_slice(), &[0x90, 0x00]].concat());
+    assert_eq!(
+        driver.transmit(&apdu).unwrap(),
+        [data.as_slice(), &[0x90, 0x00]].concat()
+    );
     drop(card);
     bridge.stop_and_join().unwrap();
 }
@@ -185,7 +258,10 @@ fn killed_card_gives_card_removed_and_reset_recovers() {
     let ctx = PcscContext::establish().unwrap();
     ctx.wait_for_card(&reader, WAIT).unwrap();
     let mut card = ctx.connect(&reader).unwrap();
-    assert_eq!(card.transmit(&echo_apdu(&[1])).unwrap(), vec![1, 0x90, 0x00]);
+    assert_eq!(
+        card.transmit(&echo_apdu(&[1])).unwrap(),
+        vec![1, 0x90, 0x00]
+    );
 
     bridge.stop_and_join().unwrap();
     ctx.wait_for_removal(&reader, WAIT).unwrap();
@@ -200,7 +276,10 @@ fn killed_card_gives_card_removed_and_reset_recovers() {
     ctx.wait_for_card(&reader, WAIT).unwrap();
     card.reset().unwrap();
     assert!(card.was_reset());
-    assert_eq!(card.transmit(&echo_apdu(&[3])).unwrap(), vec![3, 0x90, 0x00]);
+    assert_eq!(
+        card.transmit(&echo_apdu(&[3])).unwrap(),
+        vec![3, 0x90, 0x00]
+    );
     drop(card);
     bridge.stop_and_join().unwrap();
 }
@@ -213,23 +292,45 @@ fn pcscd_restart_is_survived_by_bridge_and_host() {
     let ctx = PcscContext::establish().unwrap();
     ctx.wait_for_card(&reader, WAIT).unwrap();
     let mut card = ctx.connect(&reader).unwrap();
-    assert_eq!(card.transmit(&echo_apdu(&[1])).unwrap(), vec![1, 0x90, 0x00]);
+    assert_eq!(
+        card.transmit(&echo_apdu(&[1])).unwrap(),
+        vec![1, 0x90, 0x00]
+    );
 
     let old_pid = stack.pcscd.pid().unwrap();
     stack.pcscd.stop().unwrap();
-    assert_eq!(PcscContext::establish().unwrap_err(), TransportError::NoService);
-    assert_eq!(list_readers_with_status().unwrap_err(), TransportError::NoService);
+    assert_eq!(
+        PcscContext::establish().unwrap_err(),
+        TransportError::NoService
+    );
+    assert_eq!(
+        list_readers_with_status().unwrap_err(),
+        TransportError::NoService
+    );
     let err = card.transmit(&echo_apdu(&[2])).unwrap_err();
-    assert_ne!(err, TransportError::Timeout, "a dead service must not look like a timeout");
+    assert_ne!(
+        err,
+        TransportError::Timeout,
+        "a dead service must not look like a timeout"
+    );
     drop(card);
 
-    stack.pcscd.restart().unwrap_or_else(|e| panic!("pcscd restart failed: {e}"));
+    stack
+        .pcscd
+        .restart()
+        .unwrap_or_else(|e| panic!("pcscd restart failed: {e}"));
     assert_ne!(stack.pcscd.pid().unwrap(), old_pid);
     let ctx = PcscContext::establish().unwrap();
     ctx.wait_for_card(&reader, WAIT).unwrap();
-    assert!(bridge.control().connections() >= 2, "bridge did not reconnect");
+    assert!(
+        bridge.control().connections() >= 2,
+        "bridge did not reconnect"
+    );
     let mut card = ctx.connect(&reader).unwrap();
-    assert_eq!(card.transmit(&echo_apdu(&[3])).unwrap(), vec![3, 0x90, 0x00]);
+    assert_eq!(
+        card.transmit(&echo_apdu(&[3])).unwrap(),
+        vec![3, 0x90, 0x00]
+    );
     drop(card);
     bridge.stop_and_join().unwrap();
 }

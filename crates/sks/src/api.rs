@@ -161,7 +161,6 @@ pub fn encode_result(r: &Result<Response, SksError>) -> Vec<u8> {
     }
 }
 
-
 sks_methods! {
     /// getDeviceInfo [1]: core characteristics of the SKS.
     1 GetDeviceInfo get_device_info {} -> {

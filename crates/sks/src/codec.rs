@@ -112,8 +112,14 @@ impl<'a> Reader<'a> {
         Self { data, pos: 0 }
     }
     fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
-        let end = self.pos.checked_add(n).ok_or(DecodeError::Truncated(what))?;
-        let slice = self.data.get(self.pos..end).ok_or(DecodeError::Truncated(what))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .ok_or(DecodeError::Truncated(what))?;
+        let slice = self
+            .data
+            .get(self.pos..end)
+            .ok_or(DecodeError::Truncated(what))?;
         self.pos = end;
         Ok(slice)
     }
@@ -346,7 +352,12 @@ mod tests {
     #[test]
     fn encodes_big_endian_and_prefixes() {
         let mut w = Writer::new();
-        w.byte(1).boolean(true).short(0x0203).int(0x04050607).array(b"ab").blob(b"c");
+        w.byte(1)
+            .boolean(true)
+            .short(0x0203)
+            .int(0x04050607)
+            .array(b"ab")
+            .blob(b"c");
         assert_eq!(
             w.into_bytes(),
             [1, 1, 2, 3, 4, 5, 6, 7, 0, 2, b'a', b'b', 0, 0, 0, 1, b'c']

@@ -100,12 +100,48 @@ pub const ALGORITHMS: &[(&str, AlgClass)] = &[
     (ALG_RSA_1_5, AlgClass::AsymmetricDecryption),
     (ALG_RSA_RAW, AlgClass::AsymmetricDecryption),
     (ALG_ECDH_RAW, AlgClass::KeyAgreement),
-    (ALG_RSA_SHA1, AlgClass::Signature { rsa: true, hash_len: Some(20) }),
-    (ALG_RSA_SHA256, AlgClass::Signature { rsa: true, hash_len: Some(32) }),
-    (ALG_ECDSA_SHA256, AlgClass::Signature { rsa: false, hash_len: Some(32) }),
-    (ALG_ECDSA_SHA384, AlgClass::Signature { rsa: false, hash_len: Some(48) }),
-    (ALG_RSA_NONE, AlgClass::Signature { rsa: true, hash_len: None }),
-    (ALG_ECDSA_NONE, AlgClass::Signature { rsa: false, hash_len: None }),
+    (
+        ALG_RSA_SHA1,
+        AlgClass::Signature {
+            rsa: true,
+            hash_len: Some(20),
+        },
+    ),
+    (
+        ALG_RSA_SHA256,
+        AlgClass::Signature {
+            rsa: true,
+            hash_len: Some(32),
+        },
+    ),
+    (
+        ALG_ECDSA_SHA256,
+        AlgClass::Signature {
+            rsa: false,
+            hash_len: Some(32),
+        },
+    ),
+    (
+        ALG_ECDSA_SHA384,
+        AlgClass::Signature {
+            rsa: false,
+            hash_len: Some(48),
+        },
+    ),
+    (
+        ALG_RSA_NONE,
+        AlgClass::Signature {
+            rsa: true,
+            hash_len: None,
+        },
+    ),
+    (
+        ALG_ECDSA_NONE,
+        AlgClass::Signature {
+            rsa: false,
+            hash_len: None,
+        },
+    ),
     (ALG_KEY_RSA1024, AlgClass::KeyGeneration),
     (ALG_KEY_RSA2048, AlgClass::KeyGeneration),
     (ALG_KEY_RSA1024_EXP, AlgClass::KeyGeneration),

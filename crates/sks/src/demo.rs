@@ -36,7 +36,10 @@ pub struct DemoError {
 }
 
 fn at<E: std::fmt::Display>(step: &'static str) -> impl Fn(E) -> DemoError {
-    move |e| DemoError { step, reason: e.to_string() }
+    move |e| DemoError {
+        step,
+        reason: e.to_string(),
+    }
 }
 
 /// The user's PIN in the demo.
@@ -53,36 +56,55 @@ fn verify_p256(cert: &[u8], digest: &[u8], sig: &[u8]) -> Result<(), String> {
         return Err("not a P-256 certificate".into());
     };
     let sig = p256::ecdsa::Signature::from_der(sig).map_err(|e| e.to_string())?;
-    p256::ecdsa::VerifyingKey::from(&pk).verify_prehash(digest, &sig).map_err(|e| e.to_string())
+    p256::ecdsa::VerifyingKey::from(&pk)
+        .verify_prehash(digest, &sig)
+        .map_err(|e| e.to_string())
 }
 
 /// HOTP value (RFC 4226) from an HMAC-SHA1 result.
 pub fn hotp_truncate(mac: &[u8], digits: u32) -> u32 {
     let off = usize::from(mac.get(19).copied().unwrap_or(0) & 0x0F);
-    let bin = mac.get(off..off + 4).map(|b| u32::from_be_bytes([b[0] & 0x7F, b[1], b[2], b[3]])).unwrap_or(0);
+    let bin = mac
+        .get(off..off + 4)
+        .map(|b| u32::from_be_bytes([b[0] & 0x7F, b[1], b[2], b[3]]))
+        .unwrap_or(0);
     bin % 10u32.pow(digits)
 }
 
 /// Runs the demo against any SKS.
 pub fn run(sks: &mut impl SksApi) -> Result<DemoReport, DemoError> {
     let mut rep = DemoReport::default();
-    let info = sks.get_device_info(req::GetDeviceInfo {}).map_err(at("getDeviceInfo"))?;
+    let info = sks
+        .get_device_info(req::GetDeviceInfo {})
+        .map_err(at("getDeviceInfo"))?;
     let device_cert = info.certificate_path.0.first().cloned().unwrap_or_default();
-    rep.steps.push(format!("device: {} (API level {})", info.vendor_name, info.api_level));
-    let identity = IssuerIdentity::generate("CN=Demo Issuer CA", Some(KeySpec::P256)).map_err(at("issuer"))?;
+    rep.steps.push(format!(
+        "device: {} (API level {})",
+        info.vendor_name, info.api_level
+    ));
+    let identity =
+        IssuerIdentity::generate("CN=Demo Issuer CA", Some(KeySpec::P256)).map_err(at("issuer"))?;
 
     // Session 1 (Appendix B).
     let started = Instant::now();
     let mut iss = identity.session("https://issuer.example.com/keygen2", "S1.demo");
-    let out = sks.create_provisioning_session(iss.create_session_request()).map_err(at("createProvisioningSession"))?;
-    iss.accept_session(&out, &device_cert).map_err(at("session attestation"))?;
+    let out = sks
+        .create_provisioning_session(iss.create_session_request())
+        .map_err(at("createProvisioningSession"))?;
+    iss.accept_session(&out, &device_cert)
+        .map_err(at("session attestation"))?;
     let ph = out.provisioning_handle;
     let puk = sks
-        .create_puk_policy(iss.puk_policy("PUK.1", DEMO_PUK.as_bytes(), format::NUMERIC, 3).map_err(at("puk"))?)
+        .create_puk_policy(
+            iss.puk_policy("PUK.1", DEMO_PUK.as_bytes(), format::NUMERIC, 3)
+                .map_err(at("puk"))?,
+        )
         .map_err(at("createPUKPolicy"))?;
     let mut pin_spec = PinPolicySpec::new("PIN.1");
     pin_spec.puk = Some((puk.puk_policy_handle, "PUK.1".into()));
-    let pin = sks.create_pin_policy(iss.pin_policy(&pin_spec).map_err(at("pin"))?).map_err(at("createPINPolicy"))?;
+    let pin = sks
+        .create_pin_policy(iss.pin_policy(&pin_spec).map_err(at("pin"))?)
+        .map_err(at("createPINPolicy"))?;
 
     let mut k1 = KeyEntrySpec::new("Key.1");
     k1.pin_policy = Some((pin.pin_policy_handle, "PIN.1".into(), true));
@@ -90,36 +112,83 @@ pub fn run(sks: &mut impl SksApi) -> Result<DemoReport, DemoError> {
     k1.app_usage = app_usage::SIGNATURE;
     k1.friendly_name = "Demo signing key".into();
     k1.endorsed = vec![ALG_ECDSA_SHA256.to_owned()];
-    let key1 = sks.create_key_entry(iss.key_entry(&k1).map_err(at("key"))?).map_err(at("createKeyEntry"))?;
-    iss.verify_key_attestation("Key.1", &key1).map_err(at("key attestation"))?;
+    let key1 = sks
+        .create_key_entry(iss.key_entry(&k1).map_err(at("key"))?)
+        .map_err(at("createKeyEntry"))?;
+    iss.verify_key_attestation("Key.1", &key1)
+        .map_err(at("key attestation"))?;
 
     let mut k2 = KeyEntrySpec::new("Key.2");
     k2.app_usage = app_usage::AUTHENTICATION;
     k2.friendly_name = "Demo HOTP".into();
     k2.endorsed = vec![ALG_HMAC_SHA1.to_owned()];
-    let key2 = sks.create_key_entry(iss.key_entry(&k2).map_err(at("key"))?).map_err(at("createKeyEntry"))?;
-    iss.verify_key_attestation("Key.2", &key2).map_err(at("key attestation"))?;
+    let key2 = sks
+        .create_key_entry(iss.key_entry(&k2).map_err(at("key"))?)
+        .map_err(at("createKeyEntry"))?;
+    iss.verify_key_attestation("Key.2", &key2)
+        .map_err(at("key attestation"))?;
 
-    let ee1 = iss.certify("Demo User", &key1.public_key).map_err(at("certify"))?;
+    let ee1 = iss
+        .certify("Demo User", &key1.public_key)
+        .map_err(at("certify"))?;
     let path1 = vec![ee1.clone(), iss.ca_certificate().to_vec()];
-    sks.set_certificate_path(iss.certificate_path(key1.key_handle, "Key.1", &key1.public_key, path1).map_err(at("cert"))?)
-        .map_err(at("setCertificatePath"))?;
-    let ee2 = iss.certify("Demo HOTP", &key2.public_key).map_err(at("certify"))?;
-    sks.set_certificate_path(iss.certificate_path(key2.key_handle, "Key.2", &key2.public_key, vec![ee2.clone()]).map_err(at("cert"))?)
-        .map_err(at("setCertificatePath"))?;
-    sks.import_symmetric_key(iss.symmetric_key(key2.key_handle, &ee2, HOTP_KEY).map_err(at("sym"))?)
-        .map_err(at("importSymmetricKey"))?;
+    sks.set_certificate_path(
+        iss.certificate_path(key1.key_handle, "Key.1", &key1.public_key, path1)
+            .map_err(at("cert"))?,
+    )
+    .map_err(at("setCertificatePath"))?;
+    let ee2 = iss
+        .certify("Demo HOTP", &key2.public_key)
+        .map_err(at("certify"))?;
+    sks.set_certificate_path(
+        iss.certificate_path(
+            key2.key_handle,
+            "Key.2",
+            &key2.public_key,
+            vec![ee2.clone()],
+        )
+        .map_err(at("cert"))?,
+    )
+    .map_err(at("setCertificatePath"))?;
+    sks.import_symmetric_key(
+        iss.symmetric_key(key2.key_handle, &ee2, HOTP_KEY)
+            .map_err(at("sym"))?,
+    )
+    .map_err(at("importSymmetricKey"))?;
     let bag = property_bag(&[("Counter", "0", true), ("Digits", "8", false)]);
     let hotp_type = "http://xmlns.webpki.org/keygen2/1.0#provider.ietf-hotp";
-    sks.add_extension(iss.extension(key2.key_handle, &ee2, hotp_type, sub_type::PROPERTY_BAG, "", &bag).map_err(at("ext"))?)
-        .map_err(at("addExtension(PropertyBag)"))?;
+    sks.add_extension(
+        iss.extension(
+            key2.key_handle,
+            &ee2,
+            hotp_type,
+            sub_type::PROPERTY_BAG,
+            "",
+            &bag,
+        )
+        .map_err(at("ext"))?,
+    )
+    .map_err(at("addExtension(PropertyBag)"))?;
     let logo = b"\x89PNG\r\n\x1a\n demo logotype";
     let logo_type = "http://xmlns.webpki.org/keygen2/1.0#logotype.application";
-    sks.add_extension(iss.extension(key2.key_handle, &ee2, logo_type, sub_type::LOGOTYPE, "image/png", logo).map_err(at("ext"))?)
-        .map_err(at("addExtension(Logotype)"))?;
+    sks.add_extension(
+        iss.extension(
+            key2.key_handle,
+            &ee2,
+            logo_type,
+            sub_type::LOGOTYPE,
+            "image/png",
+            logo,
+        )
+        .map_err(at("ext"))?,
+    )
+    .map_err(at("addExtension(Logotype)"))?;
     let nonce = crate::crypto::random_bytes(32);
-    let closed = sks.close_provisioning_session(iss.close(&nonce).map_err(at("close"))?).map_err(at("closeProvisioningSession"))?;
-    iss.verify_close(&nonce, &closed).map_err(at("close attestation"))?;
+    let closed = sks
+        .close_provisioning_session(iss.close(&nonce).map_err(at("close"))?)
+        .map_err(at("closeProvisioningSession"))?;
+    iss.verify_close(&nonce, &closed)
+        .map_err(at("close attestation"))?;
     rep.session_time = started.elapsed();
     rep.signing_key = key1.key_handle;
     rep.hotp_key = key2.key_handle;
@@ -142,7 +211,8 @@ pub fn run(sks: &mut impl SksApi) -> Result<DemoReport, DemoError> {
         .map_err(at("signHashedData"))?;
     rep.sign_time = t.elapsed();
     verify_p256(&ee1, &digest, &sig.result).map_err(at("signature verification"))?;
-    rep.steps.push("signHashedData: ECDSA signature verified against the end-entity certificate".into());
+    rep.steps
+        .push("signHashedData: ECDSA signature verified against the end-entity certificate".into());
     let mac = sks
         .perform_hmac(req::PerformHmac {
             key_handle: key2.key_handle,
@@ -154,9 +224,14 @@ pub fn run(sks: &mut impl SksApi) -> Result<DemoReport, DemoError> {
         .map_err(at("performHMAC"))?;
     let otp = hotp_truncate(&mac.result, 8);
     if otp != 84_755_224 {
-        return Err(DemoError { step: "HOTP", reason: format!("unexpected OTP {otp}") });
+        return Err(DemoError {
+            step: "HOTP",
+            reason: format!("unexpected OTP {otp}"),
+        });
     }
-    rep.steps.push(format!("performHMAC: HOTP(counter 0, 8 digits) = {otp:08} (RFC 4226 vector)"));
+    rep.steps.push(format!(
+        "performHMAC: HOTP(counter 0, 8 digits) = {otp:08} (RFC 4226 vector)"
+    ));
     sks.set_property(req::SetProperty {
         key_handle: key2.key_handle,
         type_uri: hotp_type.into(),
@@ -167,21 +242,43 @@ pub fn run(sks: &mut impl SksApi) -> Result<DemoReport, DemoError> {
 
     // Session 2: postUpdateKey replaces Key.1 and inherits its PIN protection.
     let mut iss2 = identity.session("https://issuer.example.com/keygen2", "S2.demo");
-    let out2 = sks.create_provisioning_session(iss2.create_session_request()).map_err(at("createProvisioningSession 2"))?;
-    iss2.accept_session(&out2, &device_cert).map_err(at("session 2 attestation"))?;
+    let out2 = sks
+        .create_provisioning_session(iss2.create_session_request())
+        .map_err(at("createProvisioningSession 2"))?;
+    iss2.accept_session(&out2, &device_cert)
+        .map_err(at("session 2 attestation"))?;
     let mut k3 = KeyEntrySpec::new("Key.1b");
     k3.app_usage = app_usage::SIGNATURE;
     k3.friendly_name = "Demo signing key (renewed)".into();
-    let key3 = sks.create_key_entry(iss2.key_entry(&k3).map_err(at("key"))?).map_err(at("createKeyEntry 2"))?;
-    iss2.verify_key_attestation("Key.1b", &key3).map_err(at("key attestation"))?;
-    let ee3 = iss2.certify("Demo User (renewed)", &key3.public_key).map_err(at("certify"))?;
-    sks.set_certificate_path(iss2.certificate_path(key3.key_handle, "Key.1b", &key3.public_key, vec![ee3.clone()]).map_err(at("cert"))?)
-        .map_err(at("setCertificatePath 2"))?;
-    sks.post_update_key(iss2.post_update_key(key3.key_handle, &ee3, key1.key_handle, &ee1).map_err(at("tkr"))?)
-        .map_err(at("postUpdateKey"))?;
+    let key3 = sks
+        .create_key_entry(iss2.key_entry(&k3).map_err(at("key"))?)
+        .map_err(at("createKeyEntry 2"))?;
+    iss2.verify_key_attestation("Key.1b", &key3)
+        .map_err(at("key attestation"))?;
+    let ee3 = iss2
+        .certify("Demo User (renewed)", &key3.public_key)
+        .map_err(at("certify"))?;
+    sks.set_certificate_path(
+        iss2.certificate_path(
+            key3.key_handle,
+            "Key.1b",
+            &key3.public_key,
+            vec![ee3.clone()],
+        )
+        .map_err(at("cert"))?,
+    )
+    .map_err(at("setCertificatePath 2"))?;
+    sks.post_update_key(
+        iss2.post_update_key(key3.key_handle, &ee3, key1.key_handle, &ee1)
+            .map_err(at("tkr"))?,
+    )
+    .map_err(at("postUpdateKey"))?;
     let nonce2 = crate::crypto::random_bytes(16);
-    let closed2 = sks.close_provisioning_session(iss2.close(&nonce2).map_err(at("close"))?).map_err(at("closeProvisioningSession 2"))?;
-    iss2.verify_close(&nonce2, &closed2).map_err(at("close attestation 2"))?;
+    let closed2 = sks
+        .close_provisioning_session(iss2.close(&nonce2).map_err(at("close"))?)
+        .map_err(at("closeProvisioningSession 2"))?;
+    iss2.verify_close(&nonce2, &closed2)
+        .map_err(at("close attestation 2"))?;
     let sig2 = sks
         .sign_hashed_data(req::SignHashedData {
             key_handle: key1.key_handle,

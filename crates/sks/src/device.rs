@@ -14,7 +14,9 @@ pub struct DeviceIdentity {
 
 impl std::fmt::Debug for DeviceIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeviceIdentity").field("certificates", &self.certificate_path.len()).finish()
+        f.debug_struct("DeviceIdentity")
+            .field("certificates", &self.certificate_path.len())
+            .finish()
     }
 }
 
@@ -26,9 +28,8 @@ impl DeviceIdentity {
             .to_spki()
             .map_err(|e| X509Error(e.to_string()))?;
         let subject = format!("CN={common_name},O=SKS software device");
-        let serial = u64::from_be_bytes(
-            crate::crypto::random_bytes(8).try_into().unwrap_or([1; 8]),
-        ) >> 1;
+        let serial =
+            u64::from_be_bytes(crate::crypto::random_bytes(8).try_into().unwrap_or([1; 8])) >> 1;
         let cert = issue_certificate(
             &key,
             None,
@@ -37,12 +38,18 @@ impl DeviceIdentity {
             serial.max(1),
             std::time::Duration::from_secs(20 * 365 * 86400),
         )?;
-        Ok(Self { key, certificate_path: vec![cert] })
+        Ok(Self {
+            key,
+            certificate_path: vec![cert],
+        })
     }
 
     /// The device certificate (Device ID in E2ES mode, §2.7).
     pub fn certificate(&self) -> &[u8] {
-        self.certificate_path.first().map(Vec::as_slice).unwrap_or(&[])
+        self.certificate_path
+            .first()
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// The certificate path.
@@ -81,6 +88,9 @@ impl DeviceIdentity {
             certificate_path.push(r.blob().ok()?);
         }
         r.finish().ok()?;
-        Some(Self { key, certificate_path })
+        Some(Self {
+            key,
+            certificate_path,
+        })
     }
 }

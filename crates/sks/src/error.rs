@@ -119,7 +119,13 @@ impl SksError {
 
 impl fmt::Display for SksError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (0x{:02X}): {}", self.code.name(), self.code.status(), self.message)
+        write!(
+            f,
+            "{} (0x{:02X}): {}",
+            self.code.name(),
+            self.code.status(),
+            self.message
+        )
     }
 }
 

@@ -182,7 +182,9 @@ pub struct IssuerIdentity {
 
 impl std::fmt::Debug for IssuerIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IssuerIdentity").field("ca_name", &self.ca_name).finish()
+        f.debug_struct("IssuerIdentity")
+            .field("ca_name", &self.ca_name)
+            .finish()
     }
 }
 
@@ -193,14 +195,27 @@ impl IssuerIdentity {
         let spki = PublicKey::P256(ca_key.public_key())
             .to_spki()
             .map_err(|e| IssuerError::Key(e.to_string()))?;
-        let ca_certificate =
-            issue_certificate(&ca_key, None, ca_name, &spki, 1, Duration::from_secs(10 * 365 * 86400))
-                .map_err(|e| IssuerError::Key(e.to_string()))?;
+        let ca_certificate = issue_certificate(
+            &ca_key,
+            None,
+            ca_name,
+            &spki,
+            1,
+            Duration::from_secs(10 * 365 * 86400),
+        )
+        .map_err(|e| IssuerError::Key(e.to_string()))?;
         let key_management_key = match kmk {
-            Some(spec) => Some(PrivateKey::generate(spec).map_err(|e| IssuerError::Key(e.to_string()))?),
+            Some(spec) => {
+                Some(PrivateKey::generate(spec).map_err(|e| IssuerError::Key(e.to_string()))?)
+            }
             None => None,
         };
-        Ok(Self { ca_key, ca_name: ca_name.to_owned(), ca_certificate, key_management_key })
+        Ok(Self {
+            ca_key,
+            ca_name: ca_name.to_owned(),
+            ca_certificate,
+            key_management_key,
+        })
     }
 
     /// The CA certificate (DER).
@@ -246,7 +261,10 @@ impl Issuer {
 
     /// The ProvisioningHandle of the accepted session.
     pub fn provisioning_handle(&self) -> u32 {
-        self.live.as_ref().map(|l| l.provisioning_handle).unwrap_or(0)
+        self.live
+            .as_ref()
+            .map(|l| l.provisioning_handle)
+            .unwrap_or(0)
     }
 
     /// The KeyManagementKey (SPKI), if any.
@@ -263,7 +281,9 @@ impl Issuer {
             algorithm: ALG_SESSION_S1.to_owned(),
             privacy_enabled: self.privacy_enabled,
             server_session_id: self.server_session_id.clone(),
-            server_ephemeral_key: PublicKey::P256(self.ephemeral.public_key()).to_spki().unwrap_or_default(),
+            server_ephemeral_key: PublicKey::P256(self.ephemeral.public_key())
+                .to_spki()
+                .unwrap_or_default(),
             issuer_uri: self.issuer_uri.clone(),
             key_management_key: self.key_management_key_spki(),
             client_time: self.client_time,
@@ -283,8 +303,13 @@ impl Issuer {
             Ok(PublicKey::P256(k)) => k,
             _ => return Err(IssuerError::Key("ClientEphemeralKey is not P-256".into())),
         };
-        let z = p256::ecdh::diffie_hellman(self.ephemeral.to_nonzero_scalar(), client_key.as_affine());
-        let device_id = if self.privacy_enabled { ANONYMOUS.to_vec() } else { device_certificate.to_vec() };
+        let z =
+            p256::ecdh::diffie_hellman(self.ephemeral.to_nonzero_scalar(), client_key.as_affine());
+        let device_id = if self.privacy_enabled {
+            ANONYMOUS.to_vec()
+        } else {
+            device_certificate.to_vec()
+        };
         let session_key = SessionKey::derive(
             z.raw_secret_bytes(),
             &out.client_session_id,
@@ -341,19 +366,41 @@ impl Issuer {
         let ph = self.provisioning_handle();
         let puk_value = self.encrypt(puk)?;
         let mut w = Writer::new();
-        w.string(id).array(&puk_value).byte(format).short(retry_limit);
+        w.string(id)
+            .array(&puk_value)
+            .byte(format)
+            .short(retry_limit);
         let mac = self.mac("createPUKPolicy", w.as_bytes())?;
-        Ok(req::CreatePukPolicy { provisioning_handle: ph, id: id.to_owned(), puk_value, format, retry_limit, mac })
+        Ok(req::CreatePukPolicy {
+            provisioning_handle: ph,
+            id: id.to_owned(),
+            puk_value,
+            format,
+            retry_limit,
+            mac,
+        })
     }
 
     /// createPINPolicy.
     pub fn pin_policy(&mut self, p: &PinPolicySpec) -> Result<req::CreatePinPolicy, IssuerError> {
         let ph = self.provisioning_handle();
-        let puk_ref = p.puk.as_ref().map(|(_, id)| id.as_str()).unwrap_or(NOT_AVAILABLE);
+        let puk_ref = p
+            .puk
+            .as_ref()
+            .map(|(_, id)| id.as_str())
+            .unwrap_or(NOT_AVAILABLE);
         let mut w = Writer::new();
-        w.string(&p.id).string(puk_ref).boolean(p.user_defined).boolean(p.user_modifiable);
-        w.byte(p.format).short(p.retry_limit).byte(p.grouping).byte(p.patterns);
-        w.short(p.min_length).short(p.max_length).byte(p.input_method);
+        w.string(&p.id)
+            .string(puk_ref)
+            .boolean(p.user_defined)
+            .boolean(p.user_modifiable);
+        w.byte(p.format)
+            .short(p.retry_limit)
+            .byte(p.grouping)
+            .byte(p.patterns);
+        w.short(p.min_length)
+            .short(p.max_length)
+            .byte(p.input_method);
         let mac = self.mac("createPINPolicy", w.as_bytes())?;
         Ok(req::CreatePinPolicy {
             provisioning_handle: ph,
@@ -376,21 +423,35 @@ impl Issuer {
     pub fn key_entry(&mut self, k: &KeyEntrySpec) -> Result<req::CreateKeyEntry, IssuerError> {
         let ph = self.provisioning_handle();
         let issuer_set = k.pin_policy.as_ref().map(|(_, _, ud)| !ud).unwrap_or(false);
-        let pin_value = if issuer_set { self.encrypt(&k.pin_value)? } else { k.pin_value.clone() };
+        let pin_value = if issuer_set {
+            self.encrypt(&k.pin_value)?
+        } else {
+            k.pin_value.clone()
+        };
         let policy_ref = if k.device_pin {
             DEVICE_PIN.to_owned()
         } else {
-            k.pin_policy.as_ref().map(|(_, id, _)| id.clone()).unwrap_or_else(|| NOT_AVAILABLE.to_owned())
+            k.pin_policy
+                .as_ref()
+                .map(|(_, id, _)| id.clone())
+                .unwrap_or_else(|| NOT_AVAILABLE.to_owned())
         };
         let mut w = Writer::new();
-        w.string(&k.id).string(ALG_KEY_K1).array(&k.server_seed).string(&policy_ref);
+        w.string(&k.id)
+            .string(ALG_KEY_K1)
+            .array(&k.server_seed)
+            .string(&policy_ref);
         if issuer_set {
             w.array(&pin_value);
         } else {
             w.string(NOT_AVAILABLE);
         }
-        w.boolean(k.enable_pin_caching).byte(k.biometric).byte(k.export_protection);
-        w.byte(k.delete_protection).byte(k.app_usage).string(&k.friendly_name);
+        w.boolean(k.enable_pin_caching)
+            .byte(k.biometric)
+            .byte(k.export_protection);
+        w.byte(k.delete_protection)
+            .byte(k.app_usage)
+            .string(&k.friendly_name);
         w.string(&k.key_algorithm).array(&k.key_parameters);
         for e in &k.endorsed {
             w.string(e);
@@ -421,9 +482,16 @@ impl Issuer {
     }
 
     /// Verifies the key attestation `ID || PublicKey` (byte layouts §6.6.2).
-    pub fn verify_key_attestation(&mut self, id: &str, out: &resp::CreateKeyEntry) -> Result<(), IssuerError> {
+    pub fn verify_key_attestation(
+        &mut self,
+        id: &str,
+        out: &resp::CreateKeyEntry,
+    ) -> Result<(), IssuerError> {
         let l = self.live()?;
-        let n = l.pending_attestations.remove(id).ok_or(IssuerError::State("no such key request"))?;
+        let n = l
+            .pending_attestations
+            .remove(id)
+            .ok_or(IssuerError::State("no such key request"))?;
         let mut w = Writer::new();
         w.string(id).array(&out.public_key);
         if ct_eq(&l.session_key.attest(n, w.as_bytes()), &out.attestation) {
@@ -466,25 +534,47 @@ impl Issuer {
             w.array(c);
         }
         let mac = self.mac("setCertificatePath", w.as_bytes())?;
-        Ok(req::SetCertificatePath { key_handle, certificate_path: List8(path), mac })
+        Ok(req::SetCertificatePath {
+            key_handle,
+            certificate_path: List8(path),
+            mac,
+        })
     }
 
     /// importSymmetricKey.
-    pub fn symmetric_key(&mut self, key_handle: u32, ee: &[u8], key: &[u8]) -> Result<req::ImportSymmetricKey, IssuerError> {
+    pub fn symmetric_key(
+        &mut self,
+        key_handle: u32,
+        ee: &[u8],
+        key: &[u8],
+    ) -> Result<req::ImportSymmetricKey, IssuerError> {
         let symmetric_key = self.encrypt(key)?;
         let mut w = Writer::new();
         w.array(ee).array(&symmetric_key);
         let mac = self.mac("importSymmetricKey", w.as_bytes())?;
-        Ok(req::ImportSymmetricKey { key_handle, symmetric_key, mac })
+        Ok(req::ImportSymmetricKey {
+            key_handle,
+            symmetric_key,
+            mac,
+        })
     }
 
     /// importPrivateKey.
-    pub fn private_key(&mut self, key_handle: u32, ee: &[u8], pkcs8: &[u8]) -> Result<req::ImportPrivateKey, IssuerError> {
+    pub fn private_key(
+        &mut self,
+        key_handle: u32,
+        ee: &[u8],
+        pkcs8: &[u8],
+    ) -> Result<req::ImportPrivateKey, IssuerError> {
         let private_key = self.encrypt(pkcs8)?;
         let mut w = Writer::new();
         w.array(ee).array(&private_key);
         let mac = self.mac("importPrivateKey", w.as_bytes())?;
-        Ok(req::ImportPrivateKey { key_handle, private_key, mac })
+        Ok(req::ImportPrivateKey {
+            key_handle,
+            private_key,
+            mac,
+        })
     }
 
     /// addExtension; SubType 0x01 data is encrypted here.
@@ -497,9 +587,17 @@ impl Issuer {
         qualifier: &str,
         data: &[u8],
     ) -> Result<req::AddExtension, IssuerError> {
-        let data = if sub_type_value == sub_type::ENCRYPTED_EXTENSION { self.encrypt(data)? } else { data.to_vec() };
+        let data = if sub_type_value == sub_type::ENCRYPTED_EXTENSION {
+            self.encrypt(data)?
+        } else {
+            data.to_vec()
+        };
         let mut w = Writer::new();
-        w.array(ee).string(type_uri).byte(sub_type_value).string(qualifier).blob(&data);
+        w.array(ee)
+            .string(type_uri)
+            .byte(sub_type_value)
+            .string(qualifier)
+            .blob(&data);
         let mac = self.mac("addExtension", w.as_bytes())?;
         Ok(req::AddExtension {
             key_handle,
@@ -515,8 +613,12 @@ impl Issuer {
     pub fn authorization(&mut self, target_ee: &[u8]) -> Result<Vec<u8>, IssuerError> {
         let l = self.live.as_ref().ok_or(IssuerError::State("no session"))?;
         let hash = l.session_key.target_key_reference(&l.device_id, target_ee);
-        let kmk = self.key_management_key.as_ref().ok_or(IssuerError::State("no KeyManagementKey"))?;
-        kmk.sign_sha256(&hash).map_err(|e| IssuerError::Key(e.to_string()))
+        let kmk = self
+            .key_management_key
+            .as_ref()
+            .ok_or(IssuerError::State("no KeyManagementKey"))?;
+        kmk.sign_sha256(&hash)
+            .map_err(|e| IssuerError::Key(e.to_string()))
     }
 
     fn post_simple(&mut self, method: &str, authorization: &[u8]) -> Result<Vec<u8>, IssuerError> {
@@ -526,20 +628,58 @@ impl Issuer {
     }
 
     /// postDeleteKey.
-    pub fn post_delete_key(&mut self, target: u32, target_ee: &[u8]) -> Result<req::PostDeleteKey, IssuerError> {
+    pub fn post_delete_key(
+        &mut self,
+        target: u32,
+        target_ee: &[u8],
+    ) -> Result<req::PostDeleteKey, IssuerError> {
         let authorization = self.authorization(target_ee)?;
         let mac = self.post_simple("postDeleteKey", &authorization)?;
-        Ok(req::PostDeleteKey { provisioning_handle: self.provisioning_handle(), target_key_handle: target, authorization, mac })
+        Ok(req::PostDeleteKey {
+            provisioning_handle: self.provisioning_handle(),
+            target_key_handle: target,
+            authorization,
+            mac,
+        })
+    }
+
+    /// postDeleteKey with a caller-supplied Authorization (for testing rejected signatures).
+    pub fn post_delete_key_with(
+        &mut self,
+        target: u32,
+        authorization: Vec<u8>,
+    ) -> Result<req::PostDeleteKey, IssuerError> {
+        let mac = self.post_simple("postDeleteKey", &authorization)?;
+        Ok(req::PostDeleteKey {
+            provisioning_handle: self.provisioning_handle(),
+            target_key_handle: target,
+            authorization,
+            mac,
+        })
     }
 
     /// postUnlockKey.
-    pub fn post_unlock_key(&mut self, target: u32, target_ee: &[u8]) -> Result<req::PostUnlockKey, IssuerError> {
+    pub fn post_unlock_key(
+        &mut self,
+        target: u32,
+        target_ee: &[u8],
+    ) -> Result<req::PostUnlockKey, IssuerError> {
         let authorization = self.authorization(target_ee)?;
         let mac = self.post_simple("postUnlockKey", &authorization)?;
-        Ok(req::PostUnlockKey { provisioning_handle: self.provisioning_handle(), target_key_handle: target, authorization, mac })
+        Ok(req::PostUnlockKey {
+            provisioning_handle: self.provisioning_handle(),
+            target_key_handle: target,
+            authorization,
+            mac,
+        })
     }
 
-    fn post_pair(&mut self, method: &str, new_ee: &[u8], target_ee: &[u8]) -> Result<(Vec<u8>, Vec<u8>), IssuerError> {
+    fn post_pair(
+        &mut self,
+        method: &str,
+        new_ee: &[u8],
+        target_ee: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>), IssuerError> {
         let authorization = self.authorization(target_ee)?;
         let mut w = Writer::new();
         w.array(new_ee).array(&authorization);
@@ -556,7 +696,12 @@ impl Issuer {
         target_ee: &[u8],
     ) -> Result<req::PostUpdateKey, IssuerError> {
         let (authorization, mac) = self.post_pair("postUpdateKey", new_ee, target_ee)?;
-        Ok(req::PostUpdateKey { key_handle: new_key, target_key_handle: target, authorization, mac })
+        Ok(req::PostUpdateKey {
+            key_handle: new_key,
+            target_key_handle: target,
+            authorization,
+            mac,
+        })
     }
 
     /// postCloneKeyProtection.
@@ -568,7 +713,12 @@ impl Issuer {
         target_ee: &[u8],
     ) -> Result<req::PostCloneKeyProtection, IssuerError> {
         let (authorization, mac) = self.post_pair("postCloneKeyProtection", new_ee, target_ee)?;
-        Ok(req::PostCloneKeyProtection { key_handle: new_key, target_key_handle: target, authorization, mac })
+        Ok(req::PostCloneKeyProtection {
+            key_handle: new_key,
+            target_key_handle: target,
+            authorization,
+            mac,
+        })
     }
 
     /// closeProvisioningSession; reserves the next counter value for the close attestation.
@@ -578,18 +728,31 @@ impl Issuer {
             (l.client_session_id.clone(), l.provisioning_handle)
         };
         let mut w = Writer::new();
-        w.string(&csid).string(&self.server_session_id).string(&self.issuer_uri).array(nonce);
+        w.string(&csid)
+            .string(&self.server_session_id)
+            .string(&self.issuer_uri)
+            .array(nonce);
         let mac = self.mac("closeProvisioningSession", w.as_bytes())?;
         let l = self.live()?;
         l.close_attestation = Some(l.mac_counter);
         l.mac_counter = l.mac_counter.wrapping_add(1);
-        Ok(req::CloseProvisioningSession { provisioning_handle: ph, nonce: nonce.to_vec(), mac })
+        Ok(req::CloseProvisioningSession {
+            provisioning_handle: ph,
+            nonce: nonce.to_vec(),
+            mac,
+        })
     }
 
     /// Verifies the close attestation `Nonce || sks.s1`.
-    pub fn verify_close(&mut self, nonce: &[u8], out: &resp::CloseProvisioningSession) -> Result<(), IssuerError> {
+    pub fn verify_close(
+        &mut self,
+        nonce: &[u8],
+        out: &resp::CloseProvisioningSession,
+    ) -> Result<(), IssuerError> {
         let l = self.live()?;
-        let n = l.close_attestation.ok_or(IssuerError::State("close not requested"))?;
+        let n = l
+            .close_attestation
+            .ok_or(IssuerError::State("close not requested"))?;
         let mut w = Writer::new();
         w.array(nonce).string(ALG_SESSION_S1);
         if ct_eq(&l.session_key.attest(n, w.as_bytes()), &out.attestation) {
@@ -601,7 +764,9 @@ impl Issuer {
 
     /// signProvisioningSessionData verification value.
     pub fn expected_session_signature(&self, data: &[u8]) -> Option<[u8; 32]> {
-        self.live.as_ref().map(|l| l.session_key.external_signature(data))
+        self.live
+            .as_ref()
+            .map(|l| l.session_key.external_signature(data))
     }
 }
 

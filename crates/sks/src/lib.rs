@@ -122,7 +122,10 @@ pub(crate) mod test_vectors {
         include_str!("../tests/data/appendix_a.txt")
             .lines()
             .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-            .filter_map(|l| l.split_once(' ').map(|(a, b)| (a.to_owned(), b.trim().to_owned())))
+            .filter_map(|l| {
+                l.split_once(' ')
+                    .map(|(a, b)| (a.to_owned(), b.trim().to_owned()))
+            })
             .collect()
     }
 }

@@ -89,9 +89,15 @@ enum KeyCmd {
 }
 
 fn open_db(db: &Option<PathBuf>) -> Result<Sks<SqliteStorage>> {
-    let path = db.as_ref().context("--db FILE (or --connect ADDR) is required")?;
+    let path = db
+        .as_ref()
+        .context("--db FILE (or --connect ADDR) is required")?;
     if !path.exists() {
-        bail!("{} does not exist; run `sks init --db {}` first", path.display(), path.display());
+        bail!(
+            "{} does not exist; run `sks init --db {}` first",
+            path.display(),
+            path.display()
+        );
     }
     Ok(Sks::open(SqliteStorage::open(path)?, Config::default())?)
 }
@@ -153,14 +159,20 @@ fn main() -> Result<()> {
                 if k.key_handle == 0 {
                     break;
                 }
-                let a = api.get_key_attributes(req::GetKeyAttributes { key_handle: k.key_handle })?;
+                let a = api.get_key_attributes(req::GetKeyAttributes {
+                    key_handle: k.key_handle,
+                })?;
                 let subject = a
                     .certificate_path
                     .0
                     .first()
                     .and_then(|c| sks::x509::certificate_subject(c).ok())
                     .unwrap_or_default();
-                let kind = if a.symmetric_key_length > 0 { "symmetric" } else { "asymmetric" };
+                let kind = if a.symmetric_key_length > 0 {
+                    "symmetric"
+                } else {
+                    "asymmetric"
+                };
                 println!(
                     "{:>6}  session {:>4}  {kind:<10}  {subject}  {:?}",
                     k.key_handle, k.provisioning_handle, a.friendly_name
@@ -168,11 +180,17 @@ fn main() -> Result<()> {
                 h = k.key_handle;
             }
         }
-        Command::Key { cmd: KeyCmd::Show { handle } } => {
+        Command::Key {
+            cmd: KeyCmd::Show { handle },
+        } => {
             let mut c = client(&cli)?;
             let mut api = Dyn(c.as_mut());
-            let a = api.get_key_attributes(req::GetKeyAttributes { key_handle: *handle })?;
-            let p = api.get_key_protection_info(req::GetKeyProtectionInfo { key_handle: *handle })?;
+            let a = api.get_key_attributes(req::GetKeyAttributes {
+                key_handle: *handle,
+            })?;
+            let p = api.get_key_protection_info(req::GetKeyProtectionInfo {
+                key_handle: *handle,
+            })?;
             println!("KeyHandle:          {handle}");
             println!("FriendlyName:       {:?}", a.friendly_name);
             println!("AppUsage:           {}", a.app_usage);
@@ -181,12 +199,31 @@ fn main() -> Result<()> {
             println!("EndorsedAlgorithms: {:?}", a.endorsed_algorithms.0);
             println!("Extensions:         {:?}", a.extension_types.0);
             println!("ProtectionStatus:   0x{:02X}", p.protection_status);
-            println!("PIN: format {} retry {} errors {} grouping {} patterns 0x{:02X} length {}..{}",
-                p.format, p.retry_limit, p.pin_error_count, p.grouping, p.pattern_restrictions, p.min_length, p.max_length);
-            println!("PUK: format {} retry {} errors {}", p.puk_format, p.puk_retry_limit, p.puk_error_count);
-            println!("Export/Delete protection: {}/{}  KeyBackup 0x{:02X}", p.export_protection, p.delete_protection, p.key_backup);
+            println!(
+                "PIN: format {} retry {} errors {} grouping {} patterns 0x{:02X} length {}..{}",
+                p.format,
+                p.retry_limit,
+                p.pin_error_count,
+                p.grouping,
+                p.pattern_restrictions,
+                p.min_length,
+                p.max_length
+            );
+            println!(
+                "PUK: format {} retry {} errors {}",
+                p.puk_format, p.puk_retry_limit, p.puk_error_count
+            );
+            println!(
+                "Export/Delete protection: {}/{}  KeyBackup 0x{:02X}",
+                p.export_protection, p.delete_protection, p.key_backup
+            );
         }
-        Command::Sign { handle, data_hex, alg, pin } => {
+        Command::Sign {
+            handle,
+            data_hex,
+            alg,
+            pin,
+        } => {
             let mut c = client(&cli)?;
             let data = hex::decode(data_hex.trim()).context("--data-hex is not hex")?;
             let out = Dyn(c.as_mut()).sign_hashed_data(req::SignHashedData {
@@ -198,7 +235,11 @@ fn main() -> Result<()> {
             })?;
             println!("{}", hex::encode(out.result));
         }
-        Command::ChangePin { handle, old_pin, new_pin } => {
+        Command::ChangePin {
+            handle,
+            old_pin,
+            new_pin,
+        } => {
             let mut c = client(&cli)?;
             Dyn(c.as_mut()).change_pin(req::ChangePin {
                 key_handle: *handle,
@@ -217,8 +258,14 @@ fn main() -> Result<()> {
             for s in &rep.steps {
                 println!("- {s}");
             }
-            println!("Appendix B session (P-256, create..close): {:.1} ms", rep.session_time.as_secs_f64() * 1e3);
-            println!("signHashedData (ECDSA P-256, PIN):         {:.3} ms", rep.sign_time.as_secs_f64() * 1e3);
+            println!(
+                "Appendix B session (P-256, create..close): {:.1} ms",
+                rep.session_time.as_secs_f64() * 1e3
+            );
+            println!(
+                "signHashedData (ECDSA P-256, PIN):         {:.3} ms",
+                rep.sign_time.as_secs_f64() * 1e3
+            );
         }
     }
     Ok(())

@@ -246,9 +246,12 @@ impl State {
             let mut w = Writer::new();
             start(&mut w);
             w.int(s.handle).boolean(s.open).boolean(s.privacy_enabled);
-            w.blob(s.client_session_id.as_bytes()).blob(s.server_session_id.as_bytes());
+            w.blob(s.client_session_id.as_bytes())
+                .blob(s.server_session_id.as_bytes());
             w.blob(s.issuer_uri.as_bytes()).blob(&s.key_management_key);
-            w.int(s.client_time).int(s.session_life_time).short(s.key_ops_left);
+            w.int(s.client_time)
+                .int(s.session_life_time)
+                .short(s.key_ops_left);
             w.short(s.mac_counter).blob(s.session_key.expose());
             w.verbatim(&s.opened_at.to_be_bytes());
             w.int(u32::try_from(s.post_ops.len()).unwrap_or(0));
@@ -260,17 +263,27 @@ impl State {
         for p in self.puks.values() {
             let mut w = Writer::new();
             start(&mut w);
-            w.int(p.handle).int(p.session).blob(p.id.as_bytes()).blob(p.value.expose());
+            w.int(p.handle)
+                .int(p.session)
+                .blob(p.id.as_bytes())
+                .blob(p.value.expose());
             w.byte(p.format).short(p.retry_limit).short(p.error_count);
             out.insert((kind::PUK, p.handle), Secret::new(w.into_bytes()));
         }
         for p in self.pins.values() {
             let mut w = Writer::new();
             start(&mut w);
-            w.int(p.handle).int(p.session).blob(p.id.as_bytes()).int(p.puk);
-            w.boolean(p.user_defined).boolean(p.user_modifiable).byte(p.format);
+            w.int(p.handle)
+                .int(p.session)
+                .blob(p.id.as_bytes())
+                .int(p.puk);
+            w.boolean(p.user_defined)
+                .boolean(p.user_modifiable)
+                .byte(p.format);
             w.short(p.retry_limit).byte(p.grouping).byte(p.patterns);
-            w.short(p.min_length).short(p.max_length).byte(p.input_method);
+            w.short(p.min_length)
+                .short(p.max_length)
+                .byte(p.input_method);
             out.insert((kind::PIN, p.handle), Secret::new(w.into_bytes()));
         }
         for k in self.keys.values() {
@@ -361,7 +374,11 @@ fn decode_session(r: &mut Reader<'_>) -> Result<Session, DecodeError> {
     let n = r.int()?;
     let mut post_ops = Vec::new();
     for _ in 0..n {
-        post_ops.push(PostOp { method: r.byte()?, target: r.int()?, new_key: r.int()? });
+        post_ops.push(PostOp {
+            method: r.byte()?,
+            target: r.int()?,
+            new_key: r.int()?,
+        });
     }
     Ok(Session {
         handle,
@@ -384,11 +401,22 @@ fn decode_session(r: &mut Reader<'_>) -> Result<Session, DecodeError> {
 fn encode_key(k: &KeyEntry) -> Vec<u8> {
     let mut w = Writer::new();
     start(&mut w);
-    w.int(k.handle).int(k.session).blob(k.id.as_bytes()).blob(k.key_algorithm.as_bytes());
-    w.int(k.pin_policy).boolean(k.device_pin).blob(k.pin_value.expose());
-    w.short(k.pin_error_count).boolean(k.enable_pin_caching).byte(k.biometric);
-    w.byte(k.export_protection).byte(k.delete_protection).byte(k.app_usage);
-    w.blob(k.friendly_name.as_bytes()).blob(&k.public_key).blob(k.private_key.expose());
+    w.int(k.handle)
+        .int(k.session)
+        .blob(k.id.as_bytes())
+        .blob(k.key_algorithm.as_bytes());
+    w.int(k.pin_policy)
+        .boolean(k.device_pin)
+        .blob(k.pin_value.expose());
+    w.short(k.pin_error_count)
+        .boolean(k.enable_pin_caching)
+        .byte(k.biometric);
+    w.byte(k.export_protection)
+        .byte(k.delete_protection)
+        .byte(k.app_usage);
+    w.blob(k.friendly_name.as_bytes())
+        .blob(&k.public_key)
+        .blob(k.private_key.expose());
     match &k.symmetric_key {
         Some(s) => w.boolean(true).blob(s.expose()),
         None => w.boolean(false),
@@ -398,7 +426,9 @@ fn encode_key(k: &KeyEntry) -> Vec<u8> {
     put_list(&mut w, &endorsed);
     w.int(u32::try_from(k.extensions.len()).unwrap_or(0));
     for e in &k.extensions {
-        w.blob(e.type_uri.as_bytes()).byte(e.sub_type).blob(e.qualifier.as_bytes());
+        w.blob(e.type_uri.as_bytes())
+            .byte(e.sub_type)
+            .blob(e.qualifier.as_bytes());
         w.blob(&e.data);
     }
     w.byte(k.key_backup);
@@ -422,7 +452,11 @@ fn decode_key(r: &mut Reader<'_>) -> Result<KeyEntry, DecodeError> {
     let friendly_name = get_string(r)?;
     let public_key = r.blob()?;
     let private_key = Secret::new(r.blob()?);
-    let symmetric_key = if r.boolean()? { Some(Secret::new(r.blob()?)) } else { None };
+    let symmetric_key = if r.boolean()? {
+        Some(Secret::new(r.blob()?))
+    } else {
+        None
+    };
     let certificate_path = get_list(r)?;
     let endorsed = get_list(r)?
         .into_iter()

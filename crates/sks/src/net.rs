@@ -60,7 +60,10 @@ pub fn read_frame(r: &mut impl Read) -> Result<Option<Vec<u8>>, NetError> {
 pub fn handle_frame(sks: &mut impl SksApi, request: &[u8]) -> Vec<u8> {
     let result = match Request::decode(request) {
         Ok(req) => sks.call(req),
-        Err(e) => Err(SksError::new(ErrorCode::External, format!("Malformed request: {e}"))),
+        Err(e) => Err(SksError::new(
+            ErrorCode::External,
+            format!("Malformed request: {e}"),
+        )),
     };
     encode_result(&result)
 }
@@ -74,7 +77,11 @@ pub fn serve<A: SksApi + Send + 'static>(listener: TcpListener, sks: A) -> Resul
     let shared = Arc::new(Mutex::new(sks));
     for stream in listener.incoming() {
         let stream = stream?;
-        if !stream.peer_addr().map(|a| a.ip().is_loopback()).unwrap_or(false) {
+        if !stream
+            .peer_addr()
+            .map(|a| a.ip().is_loopback())
+            .unwrap_or(false)
+        {
             continue;
         }
         let shared = Arc::clone(&shared);
@@ -118,7 +125,9 @@ pub struct TcpClient {
 impl TcpClient {
     /// Connects.
     pub fn connect(addr: &str) -> Result<Self, NetError> {
-        Ok(Self { stream: TcpStream::connect(addr)? })
+        Ok(Self {
+            stream: TcpStream::connect(addr)?,
+        })
     }
 }
 

@@ -38,7 +38,9 @@ pub enum PinRuleError {
 pub fn check_syntax(fmt: u8, value: &[u8]) -> Result<(), PinRuleError> {
     let ok = match fmt {
         format::NUMERIC => value.iter().all(u8::is_ascii_digit),
-        format::ALPHANUMERIC => value.iter().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()),
+        format::ALPHANUMERIC => value
+            .iter()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()),
         _ => true,
     };
     if ok {
@@ -85,7 +87,9 @@ pub fn check_pin(policy: &PinPolicy, pin: &[u8]) -> Result<(), PinRuleError> {
         if pin.windows(2).any(|w| w[0] == w[1]) {
             return Err(PinRuleError::TwoInARow);
         }
-    } else if p & pattern::THREE_IN_A_ROW != 0 && pin.windows(3).any(|w| w[0] == w[1] && w[1] == w[2]) {
+    } else if p & pattern::THREE_IN_A_ROW != 0
+        && pin.windows(3).any(|w| w[0] == w[1] && w[1] == w[2])
+    {
         return Err(PinRuleError::ThreeInARow);
     }
     Ok(())
@@ -173,7 +177,10 @@ mod tests {
         assert!(check_pin(&three, b"11232").is_ok());
         assert_eq!(check_pin(&three, b"111345"), Err(PinRuleError::ThreeInARow));
         assert_eq!(check_pin(&three, b"134555"), Err(PinRuleError::ThreeInARow));
-        let both = policy(format::NUMERIC, pattern::TWO_IN_A_ROW | pattern::THREE_IN_A_ROW);
+        let both = policy(
+            format::NUMERIC,
+            pattern::TWO_IN_A_ROW | pattern::THREE_IN_A_ROW,
+        );
         assert_eq!(check_pin(&both, b"1123"), Err(PinRuleError::TwoInARow));
     }
 
@@ -198,11 +205,41 @@ mod tests {
         use crate::consts::app_usage::*;
         let others = [(SIGNATURE, &b"1111"[..]), (AUTHENTICATION, &b"2222"[..])];
         assert!(check_grouping(grouping::NONE, ENCRYPTION, b"9999", others).is_ok());
-        assert!(check_grouping(grouping::SHARED, ENCRYPTION, b"1111", [(SIGNATURE, &b"1111"[..])]).is_ok());
-        assert!(check_grouping(grouping::SHARED, ENCRYPTION, b"1112", [(SIGNATURE, &b"1111"[..])]).is_err());
-        assert!(check_grouping(grouping::SIGNATURE_PLUS_STANDARD, ENCRYPTION, b"2222", others).is_ok());
-        assert!(check_grouping(grouping::SIGNATURE_PLUS_STANDARD, ENCRYPTION, b"1111", others).is_err());
-        assert!(check_grouping(grouping::SIGNATURE_PLUS_STANDARD, SIGNATURE, b"1111", others).is_ok());
+        assert!(check_grouping(
+            grouping::SHARED,
+            ENCRYPTION,
+            b"1111",
+            [(SIGNATURE, &b"1111"[..])]
+        )
+        .is_ok());
+        assert!(check_grouping(
+            grouping::SHARED,
+            ENCRYPTION,
+            b"1112",
+            [(SIGNATURE, &b"1111"[..])]
+        )
+        .is_err());
+        assert!(check_grouping(
+            grouping::SIGNATURE_PLUS_STANDARD,
+            ENCRYPTION,
+            b"2222",
+            others
+        )
+        .is_ok());
+        assert!(check_grouping(
+            grouping::SIGNATURE_PLUS_STANDARD,
+            ENCRYPTION,
+            b"1111",
+            others
+        )
+        .is_err());
+        assert!(check_grouping(
+            grouping::SIGNATURE_PLUS_STANDARD,
+            SIGNATURE,
+            b"1111",
+            others
+        )
+        .is_ok());
         assert!(check_grouping(grouping::UNIQUE, ENCRYPTION, b"2222", others).is_err());
         assert!(check_grouping(grouping::UNIQUE, ENCRYPTION, b"3333", others).is_ok());
         assert!(check_grouping(grouping::UNIQUE, AUTHENTICATION, b"3333", others).is_err());

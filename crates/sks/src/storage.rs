@@ -50,7 +50,11 @@ impl MemoryStorage {
 
 impl Storage for MemoryStorage {
     fn load(&mut self) -> Result<BTreeMap<RecordId, Secret>, StorageError> {
-        Ok(self.records.iter().map(|(k, v)| (*k, v.duplicate())).collect())
+        Ok(self
+            .records
+            .iter()
+            .map(|(k, v)| (*k, v.duplicate()))
+            .collect())
     }
 
     fn apply(&mut self, batch: &[Change<'_>]) -> Result<(), StorageError> {
@@ -108,9 +112,14 @@ impl SqliteStorage {
 
 impl Storage for SqliteStorage {
     fn load(&mut self) -> Result<BTreeMap<RecordId, Secret>, StorageError> {
-        let mut stmt = self.conn.prepare("SELECT kind, handle, data FROM records")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT kind, handle, data FROM records")?;
         let rows = stmt.query_map([], |row| {
-            Ok(((row.get::<_, u8>(0)?, row.get::<_, u32>(1)?), Secret::new(row.get(2)?)))
+            Ok((
+                (row.get::<_, u8>(0)?, row.get::<_, u32>(1)?),
+                Secret::new(row.get(2)?),
+            ))
         })?;
         let mut out = BTreeMap::new();
         for row in rows {

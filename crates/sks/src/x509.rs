@@ -56,8 +56,11 @@ pub fn issue_certificate(
     let signing_key = p256::ecdsa::SigningKey::from(signer);
     let serial = SerialNumber::from(serial);
     let validity = Validity::from_now(valid_for).map_err(|x| e(&x))?;
-    let builder = CertificateBuilder::new(profile, serial, validity, subject_name, spki, &signing_key)
+    let builder =
+        CertificateBuilder::new(profile, serial, validity, subject_name, spki, &signing_key)
+            .map_err(|x| e(&x))?;
+    let cert = builder
+        .build::<p256::ecdsa::DerSignature>()
         .map_err(|x| e(&x))?;
-    let cert = builder.build::<p256::ecdsa::DerSignature>().map_err(|x| e(&x))?;
     cert.to_der().map_err(|x| e(&x))
 }

@@ -18,7 +18,9 @@ fn appendix_b_demo_in_memory() {
 
 #[test]
 fn appendix_b_demo_through_the_wire_codec() {
-    let mut client = WireLoopback { inner: common::memory_sks() };
+    let mut client = WireLoopback {
+        inner: common::memory_sks(),
+    };
     sks::demo::run(&mut client).unwrap();
 }
 
@@ -28,11 +30,17 @@ fn appendix_b_demo_on_sqlite_survives_restart() {
     let path = dir.path().join("sks.db");
     let clock = common::clock();
     let rep = {
-        let mut sks = Sks::initialize(SqliteStorage::open(&path).unwrap(), common::config(clock.clone())).unwrap();
+        let mut sks = Sks::initialize(
+            SqliteStorage::open(&path).unwrap(),
+            common::config(clock.clone()),
+        )
+        .unwrap();
         sks::demo::run(&mut sks).unwrap()
     };
     let mut sks = Sks::open(SqliteStorage::open(&path).unwrap(), common::config(clock)).unwrap();
     assert_eq!(common::keys(&mut sks), vec![rep.signing_key, rep.hotp_key]);
     common::sign(&mut sks, rep.signing_key, sks::demo::DEMO_PIN).unwrap();
-    let _ = sks.call(sks::Request::GetDeviceInfo(sks::api::req::GetDeviceInfo {})).unwrap();
+    let _ = sks
+        .call(sks::Request::GetDeviceInfo(sks::api::req::GetDeviceInfo {}))
+        .unwrap();
 }

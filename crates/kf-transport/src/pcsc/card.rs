@@ -128,7 +128,11 @@ fn reader_max_input(card: &Card) -> Option<usize> {
 }
 
 impl PcscTransport {
-    pub(super) fn connect(ctx: Context, reader: &str, options: ConnectOptions) -> Result<Self, TransportError> {
+    pub(super) fn connect(
+        ctx: Context,
+        reader: &str,
+        options: ConnectOptions,
+    ) -> Result<Self, TransportError> {
         let name = CString::new(reader).map_err(|_| TransportError::NoReader(reader.to_owned()))?;
         let card = ctx
             .connect(&name, options.share.to_pcsc(), protocols())
@@ -140,7 +144,16 @@ impl PcscTransport {
                 .unwrap_or(SHORT_APDU_MAX)
         });
         tracing::debug!(reader, atr = %hex::encode_upper(&atr), ?protocol, max_apdu_len, "card connected");
-        Ok(Self { ctx, card: Some(card), reader: reader.to_owned(), options, atr, protocol, max_apdu_len, reset_seen: false })
+        Ok(Self {
+            ctx,
+            card: Some(card),
+            reader: reader.to_owned(),
+            options,
+            atr,
+            protocol,
+            max_apdu_len,
+            reset_seen: false,
+        })
     }
 
     /// Name of the reader.
@@ -183,14 +196,16 @@ impl PcscTransport {
                 // The handle is dead; its disconnect result carries no information.
                 let _ = old.disconnect(Disposition::LeaveCard);
             }
-            let name = CString::new(self.reader.as_str()).map_err(|_| TransportError::NoReader(self.reader.clone()))?;
+            let name = CString::new(self.reader.as_str())
+                .map_err(|_| TransportError::NoReader(self.reader.clone()))?;
             let card = self
                 .ctx
                 .connect(&name, share, protocols())
                 .map_err(|e| map_pcsc_error(e, Some(&self.reader)))?;
             self.card = Some(card);
         }
-        let (atr, protocol) = card_state(self.card()?).map_err(|e| map_pcsc_error(e, Some(&self.reader)))?;
+        let (atr, protocol) =
+            card_state(self.card()?).map_err(|e| map_pcsc_error(e, Some(&self.reader)))?;
         self.atr = atr;
         self.protocol = protocol;
         self.reset_seen = true;
@@ -212,7 +227,9 @@ impl PcscTransport {
     pub fn transaction(&mut self) -> Result<PcscTransaction<'_>, TransportError> {
         let reader = self.reader.as_str();
         let card = self.card.as_mut().ok_or(TransportError::CardRemoved)?;
-        let tx = card.transaction().map_err(|e| map_pcsc_error(e, Some(reader)))?;
+        let tx = card
+            .transaction()
+            .map_err(|e| map_pcsc_error(e, Some(reader)))?;
         Ok(PcscTransaction {
             tx,
             reader,
@@ -281,7 +298,9 @@ pub struct PcscTransaction<'a> {
 
 impl std::fmt::Debug for PcscTransaction<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PcscTransaction").field("reader", &self.reader).finish_non_exhaustive()
+        f.debug_struct("PcscTransaction")
+            .field("reader", &self.reader)
+            .finish_non_exhaustive()
     }
 }
 
@@ -289,7 +308,9 @@ impl PcscTransaction<'_> {
     /// Ends the transaction with an explicit disposition.
     pub fn end(self, disposition: CardDisposition) -> Result<(), TransportError> {
         let reader = self.reader;
-        self.tx.end(disposition.to_pcsc()).map_err(|(_tx, e)| map_pcsc_error(e, Some(reader)))
+        self.tx
+            .end(disposition.to_pcsc())
+            .map_err(|(_tx, e)| map_pcsc_error(e, Some(reader)))
     }
 }
 

@@ -51,7 +51,11 @@ fn info_from_state(name: &str, state: &ReaderState) -> ReaderInfo {
     let event = state.event_state();
     let card_present = event.contains(State::PRESENT);
     let atr = (card_present && !state.atr().is_empty()).then(|| hex::encode_upper(state.atr()));
-    ReaderInfo { name: name.to_owned(), card_present, atr }
+    ReaderInfo {
+        name: name.to_owned(),
+        card_present,
+        atr,
+    }
 }
 
 impl PcscContext {
@@ -64,13 +68,18 @@ impl PcscContext {
 
     /// A handle that cancels this context's blocking waits.
     pub fn canceller(&self) -> PcscCanceller {
-        PcscCanceller { ctx: self.ctx.clone() }
+        PcscCanceller {
+            ctx: self.ctx.clone(),
+        }
     }
 
     /// Names of all readers. No reader is an empty list, not an error.
     pub fn list_readers(&self) -> Result<Vec<String>, TransportError> {
         match self.ctx.list_readers_owned() {
-            Ok(names) => Ok(names.iter().map(|n| n.to_string_lossy().into_owned()).collect()),
+            Ok(names) => Ok(names
+                .iter()
+                .map(|n| n.to_string_lossy().into_owned())
+                .collect()),
             Err(::pcsc::Error::NoReadersAvailable) => Ok(Vec::new()),
             Err(e) => Err(map_pcsc_error(e, None)),
         }
@@ -82,7 +91,10 @@ impl PcscContext {
         self.ctx
             .get_status_change(Duration::ZERO, &mut states)
             .map_err(|e| map_pcsc_error(e, Some(reader)))?;
-        if states[0].event_state().intersects(State::UNKNOWN | State::IGNORE) {
+        if states[0]
+            .event_state()
+            .intersects(State::UNKNOWN | State::IGNORE)
+        {
             return Err(TransportError::NoReader(reader.to_owned()));
         }
         Ok(info_from_state(reader, &states[0]))
@@ -101,18 +113,32 @@ impl PcscContext {
         self.ctx
             .get_status_change(Duration::ZERO, &mut states)
             .map_err(|e| map_pcsc_error(e, None))?;
-        Ok(names.iter().zip(&states).map(|(n, s)| info_from_state(n, s)).collect())
+        Ok(names
+            .iter()
+            .zip(&states)
+            .map(|(n, s)| info_from_state(n, s))
+            .collect())
     }
 
     /// Blocks until `reader` holds a card, up to `timeout` (`None`: forever).
     /// Returns the reader state; [`TransportError::Timeout`] or
     /// [`TransportError::Cancelled`] (from a [`PcscCanceller`]) otherwise.
-    pub fn wait_for_card(&self, reader: &str, timeout: Option<Duration>) -> Result<ReaderInfo, TransportError> {
-        self.wait_until(reader, timeout, |s| s.contains(State::PRESENT) && !s.contains(State::MUTE))
+    pub fn wait_for_card(
+        &self,
+        reader: &str,
+        timeout: Option<Duration>,
+    ) -> Result<ReaderInfo, TransportError> {
+        self.wait_until(reader, timeout, |s| {
+            s.contains(State::PRESENT) && !s.contains(State::MUTE)
+        })
     }
 
     /// Blocks until `reader` holds no card, up to `timeout` (`None`: forever).
-    pub fn wait_for_removal(&self, reader: &str, timeout: Option<Duration>) -> Result<ReaderInfo, TransportError> {
+    pub fn wait_for_removal(
+        &self,
+        reader: &str,
+        timeout: Option<Duration>,
+    ) -> Result<ReaderInfo, TransportError> {
         self.wait_until(reader, timeout, |s| !s.contains(State::PRESENT))
     }
 
@@ -125,10 +151,7 @@ impl PcscContext {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut states = [ReaderState::new(reader_cstring(reader)?, State::UNAWARE)];
         loop {
-            let remaining = match deadline {
-                Some(d) => Some(d.saturating_duration_since(Instant::now())),
-                None => None,
-            };
+            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             self.ctx
                 .get_status_change(remaining, &mut states)
                 .map_err(|e| map_pcsc_error(e, Some(reader)))?;
@@ -152,7 +175,11 @@ impl PcscContext {
     }
 
     /// Connects to the card in `reader` with explicit options.
-    pub fn connect_with(&self, reader: &str, options: ConnectOptions) -> Result<PcscTransport, TransportError> {
+    pub fn connect_with(
+        &self,
+        reader: &str,
+        options: ConnectOptions,
+    ) -> Result<PcscTransport, TransportError> {
         PcscTransport::connect(self.ctx.clone(), reader, options)
     }
 }

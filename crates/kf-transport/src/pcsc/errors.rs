@@ -20,7 +20,9 @@ pub fn map_pcsc_error(err: ::pcsc::Error, reader: Option<&str>) -> TransportErro
         E::ProtoMismatch | E::UnsupportedCard | E::CardUnsupported => {
             TransportError::Protocol(format!("card protocol not supported: {err}"))
         }
-        E::CommError | E::CommDataLost => TransportError::Io(format!("reader communication error: {err}")),
+        E::CommError | E::CommDataLost => {
+            TransportError::Io(format!("reader communication error: {err}"))
+        }
         other => TransportError::Other(format!("PC/SC: {other} ({:#010X})", other as u32)),
     }
 }
@@ -32,13 +34,31 @@ mod tests {
     #[test]
     fn maps_the_session_relevant_codes() {
         use ::pcsc::Error as E;
-        assert_eq!(map_pcsc_error(E::RemovedCard, None), TransportError::CardRemoved);
-        assert_eq!(map_pcsc_error(E::ResetCard, None), TransportError::CardReset);
-        assert_eq!(map_pcsc_error(E::NoService, None), TransportError::NoService);
-        assert_eq!(map_pcsc_error(E::ServiceStopped, None), TransportError::NoService);
+        assert_eq!(
+            map_pcsc_error(E::RemovedCard, None),
+            TransportError::CardRemoved
+        );
+        assert_eq!(
+            map_pcsc_error(E::ResetCard, None),
+            TransportError::CardReset
+        );
+        assert_eq!(
+            map_pcsc_error(E::NoService, None),
+            TransportError::NoService
+        );
+        assert_eq!(
+            map_pcsc_error(E::ServiceStopped, None),
+            TransportError::NoService
+        );
         assert_eq!(map_pcsc_error(E::Timeout, None), TransportError::Timeout);
-        assert_eq!(map_pcsc_error(E::SharingViolation, None), TransportError::SharingViolation);
-        assert_eq!(map_pcsc_error(E::Cancelled, None), TransportError::Cancelled);
+        assert_eq!(
+            map_pcsc_error(E::SharingViolation, None),
+            TransportError::SharingViolation
+        );
+        assert_eq!(
+            map_pcsc_error(E::Cancelled, None),
+            TransportError::Cancelled
+        );
         assert_eq!(
             map_pcsc_error(E::UnknownReader, Some("Virtual PCD 00 00")),
             TransportError::NoReader("Virtual PCD 00 00".into())

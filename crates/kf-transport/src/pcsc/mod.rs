@@ -15,6 +15,8 @@ mod card;
 mod context;
 mod errors;
 
-pub use card::{CardDisposition, ConnectOptions, PcscProtocol, PcscTransaction, PcscTransport, ShareMode};
+pub use card::{
+    CardDisposition, ConnectOptions, PcscProtocol, PcscTransaction, PcscTransport, ShareMode,
+};
 pub use context::{PcscCanceller, PcscContext};
 pub use errors::map_pcsc_error;

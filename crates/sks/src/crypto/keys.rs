@@ -60,7 +60,8 @@ impl PublicKey {
             Self::P384(k) => k.to_public_key_der(),
             Self::Rsa(k) => k.to_public_key_der(),
         };
-        doc.map(|d| d.as_bytes().to_vec()).map_err(|_| KeyError::Encoding)
+        doc.map(|d| d.as_bytes().to_vec())
+            .map_err(|_| KeyError::Encoding)
     }
 
     /// True for RSA keys.
@@ -83,19 +84,24 @@ impl PublicKey {
             Self::P256(k) => {
                 let sig = p256::ecdsa::DerSignature::from_bytes(signature)
                     .map_err(|_| KeyError::Signature)?;
-                Ok(p256::ecdsa::VerifyingKey::from(k).verify(message, &sig).is_ok())
+                Ok(p256::ecdsa::VerifyingKey::from(k)
+                    .verify(message, &sig)
+                    .is_ok())
             }
             Self::P384(k) => {
                 // SHA256withECDSA on P-384: verify the SHA-256 prehash.
                 use p384::ecdsa::signature::hazmat::PrehashVerifier;
-                let sig = p384::ecdsa::Signature::from_der(signature)
-                    .map_err(|_| KeyError::Signature)?;
+                let sig =
+                    p384::ecdsa::Signature::from_der(signature).map_err(|_| KeyError::Signature)?;
                 let h = Sha256::digest(message);
-                Ok(p384::ecdsa::VerifyingKey::from(k).verify_prehash(&h, &sig).is_ok())
+                Ok(p384::ecdsa::VerifyingKey::from(k)
+                    .verify_prehash(&h, &sig)
+                    .is_ok())
             }
             Self::Rsa(k) => {
                 let h = Sha256::digest(message);
-                Ok(k.verify(Pkcs1v15Sign::new::<Sha256>(), &h, signature).is_ok())
+                Ok(k.verify(Pkcs1v15Sign::new::<Sha256>(), &h, signature)
+                    .is_ok())
             }
         }
     }
@@ -170,7 +176,8 @@ impl PrivateKey {
             Self::P384(k) => k.to_pkcs8_der(),
             Self::Rsa(k) => k.to_pkcs8_der(),
         };
-        doc.map(|d| Secret::from_slice(d.as_bytes())).map_err(|_| KeyError::Encoding)
+        doc.map(|d| Secret::from_slice(d.as_bytes()))
+            .map_err(|_| KeyError::Encoding)
     }
 
     /// The public key.

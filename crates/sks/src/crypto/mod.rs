@@ -145,7 +145,9 @@ impl SessionKey {
         let key = self.encryption_key();
         let (iv, ct) = data.split_at(16);
         let dec = cbc::Decryptor::<Aes256>::new_from_slices(key.expose(), iv).ok()?;
-        dec.decrypt_padded_vec_mut::<Pkcs7>(ct).ok().map(Secret::new)
+        dec.decrypt_padded_vec_mut::<Pkcs7>(ct)
+            .ok()
+            .map(Secret::new)
     }
 }
 
@@ -166,15 +168,28 @@ mod tests {
     fn appendix_a_worked_encodings() {
         let v = crate::test_vectors::appendix_a();
         let mut w = Writer::new();
-        w.string("PIN.1").string("#N/A").boolean(true).boolean(false).byte(0).short(3);
+        w.string("PIN.1")
+            .string("#N/A")
+            .boolean(true)
+            .boolean(false)
+            .byte(0)
+            .short(3);
         w.byte(1).byte(0).short(4).short(8).byte(3);
-        assert_eq!(hex::encode(sk().mac("createPINPolicy", 0, w.as_bytes())), v["A.1"]);
+        assert_eq!(
+            hex::encode(sk().mac("createPINPolicy", 0, w.as_bytes())),
+            v["A.1"]
+        );
         assert_eq!(hex::encode(sk().encryption_key().expose()), v["A.2"]);
         assert_eq!(hex::encode(sk().external_signature(b"abc")), v["A.3"]);
         let mut w = Writer::new();
-        w.string("C-1").string("S-1").string("https://issuer.example.com/x");
+        w.string("C-1")
+            .string("S-1")
+            .string("https://issuer.example.com/x");
         w.array(&[0, 1, 2, 3]);
-        assert_eq!(hex::encode(sk().mac("closeProvisioningSession", 1, w.as_bytes())), v["A.4"]);
+        assert_eq!(
+            hex::encode(sk().mac("closeProvisioningSession", 1, w.as_bytes())),
+            v["A.4"]
+        );
     }
 
     #[test]
@@ -186,6 +201,9 @@ mod tests {
         assert!(k.decrypt(&ct[..31]).is_none());
         let mut bad = ct.clone();
         bad[31] ^= 1;
-        assert!(k.decrypt(&bad).map(|s| s.expose() != b"secret value").unwrap_or(true));
+        assert!(k
+            .decrypt(&bad)
+            .map(|s| s.expose() != b"secret value")
+            .unwrap_or(true));
     }
 }

@@ -8,8 +8,8 @@ use cbc::cipher::block_padding::Pkcs7;
 use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit};
 use hmac::{Hmac, Mac};
 use rand_core::OsRng;
-use rsa::{BigUint, Pkcs1v15Encrypt, Pkcs1v15Sign};
 use rsa::traits::PublicKeyParts;
+use rsa::{BigUint, Pkcs1v15Encrypt, Pkcs1v15Sign};
 
 /// Which DigestInfo an RSA signature carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +44,8 @@ pub fn sign_prehashed(key: &PrivateKey, data: &[u8], hash: HashId) -> Result<Vec
                 HashId::Sha256 => Pkcs1v15Sign::new::<sha2::Sha256>(),
                 HashId::None => Pkcs1v15Sign::new_unprefixed(),
             };
-            k.sign_with_rng(&mut OsRng, scheme, data).map_err(|_| KeyError::Signature)
+            k.sign_with_rng(&mut OsRng, scheme, data)
+                .map_err(|_| KeyError::Signature)
         }
     }
 }
@@ -109,9 +110,18 @@ pub fn hmac(hash: &str, key: &[u8], data: &[u8]) -> Option<Vec<u8>> {
 macro_rules! with_aes {
     ($key:expr, $cipher:ident => $body:expr) => {
         match $key.len() {
-            16 => { type $cipher = aes::Aes128; $body }
-            24 => { type $cipher = aes::Aes192; $body }
-            32 => { type $cipher = aes::Aes256; $body }
+            16 => {
+                type $cipher = aes::Aes128;
+                $body
+            }
+            24 => {
+                type $cipher = aes::Aes192;
+                $body
+            }
+            32 => {
+                type $cipher = aes::Aes256;
+                $body
+            }
             _ => None,
         }
     };

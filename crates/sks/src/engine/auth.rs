@@ -10,14 +10,19 @@ use crate::pin::same_pin_group;
 impl Core {
     /// Keys sharing the PIN value and error counter of `kh` (byte layouts §8.4), incl. `kh`.
     pub(crate) fn pin_sync_set(&self, kh: u32) -> Vec<u32> {
-        let Some(k) = self.state.keys.get(&kh) else { return Vec::new() };
-        let Some(p) = self.state.pins.get(&k.pin_policy) else { return vec![kh] };
+        let Some(k) = self.state.keys.get(&kh) else {
+            return Vec::new();
+        };
+        let Some(p) = self.state.pins.get(&k.pin_policy) else {
+            return vec![kh];
+        };
         self.state
             .keys
             .values()
             .filter(|o| {
                 o.handle == kh
-                    || (o.pin_policy == p.handle && same_pin_group(p.grouping, k.app_usage, o.app_usage))
+                    || (o.pin_policy == p.handle
+                        && same_pin_group(p.grouping, k.app_usage, o.app_usage))
             })
             .map(|o| o.handle)
             .collect()
@@ -33,21 +38,34 @@ impl Core {
 
     /// PIN check. Keys without a local PIN policy accept only an empty authorization.
     pub(crate) fn verify_pin(&mut self, kh: u32, pin: &Secret) -> SksResult<()> {
-        let k = self.state.keys.get(&kh).ok_or_else(|| err(ErrorCode::NoKey, "Key not found"))?;
+        let k = self
+            .state
+            .keys
+            .get(&kh)
+            .ok_or_else(|| err(ErrorCode::NoKey, "Key not found"))?;
         if k.biometric == biometric::COMBINED || k.biometric == biometric::EXCLUSIVE {
             // No biometric sensor: the biometric factor can never be presented.
-            return Err(err(ErrorCode::Authorization, "Biometric authorization unavailable"));
+            return Err(err(
+                ErrorCode::Authorization,
+                "Biometric authorization unavailable",
+            ));
         }
         let Some(policy) = self.state.pins.get(&k.pin_policy) else {
             if pin.is_empty() {
                 return Ok(());
             }
-            return Err(err(ErrorCode::Authorization, "Redundant authorization information"));
+            return Err(err(
+                ErrorCode::Authorization,
+                "Redundant authorization information",
+            ));
         };
         let limit = policy.retry_limit;
         let count = k.pin_error_count;
         if count >= limit {
-            return Err(err(ErrorCode::Authorization, "Key locked, PIN error count exceeded"));
+            return Err(err(
+                ErrorCode::Authorization,
+                "Key locked, PIN error count exceeded",
+            ));
         }
         if k.pin_value.ct_eq(pin.expose()) {
             if count != 0 {
@@ -62,7 +80,11 @@ impl Core {
 
     /// PUK check of the key's PIN policy's PUK policy.
     pub(crate) fn verify_puk(&mut self, kh: u32, puk: &Secret) -> SksResult<()> {
-        let k = self.state.keys.get(&kh).ok_or_else(|| err(ErrorCode::NoKey, "Key not found"))?;
+        let k = self
+            .state
+            .keys
+            .get(&kh)
+            .ok_or_else(|| err(ErrorCode::NoKey, "Key not found"))?;
         let puk_handle = self
             .state
             .pins
@@ -77,7 +99,10 @@ impl Core {
             .get_mut(&puk_handle)
             .ok_or_else(|| err(ErrorCode::Internal, "PUK policy missing"))?;
         if p.retry_limit > 0 && p.error_count >= p.retry_limit {
-            return Err(err(ErrorCode::Authorization, "PUK locked, error count exceeded"));
+            return Err(err(
+                ErrorCode::Authorization,
+                "PUK locked, error count exceeded",
+            ));
         }
         if p.retry_limit == 0 {
             // "No limit": an internal delay before acting thwarts exhaustive search.
@@ -95,14 +120,25 @@ impl Core {
     }
 
     /// Export/DeleteProtection authorization (§5.1, §5.2).
-    pub(crate) fn verify_protection(&mut self, kh: u32, protection: u8, auth: &Secret) -> SksResult<()> {
+    pub(crate) fn verify_protection(
+        &mut self,
+        kh: u32,
+        protection: u8,
+        auth: &Secret,
+    ) -> SksResult<()> {
         use crate::consts::protection::*;
         match protection {
             NONE if auth.is_empty() => Ok(()),
-            NONE => Err(err(ErrorCode::Authorization, "Redundant authorization information")),
+            NONE => Err(err(
+                ErrorCode::Authorization,
+                "Redundant authorization information",
+            )),
             PIN => self.verify_pin(kh, auth),
             PUK => self.verify_puk(kh, auth),
-            _ => Err(err(ErrorCode::NotAllowed, "Operation not allowed by key protection")),
+            _ => Err(err(
+                ErrorCode::NotAllowed,
+                "Operation not allowed by key protection",
+            )),
         }
     }
 }

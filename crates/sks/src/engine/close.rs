@@ -36,7 +36,10 @@ fn check_endorsed_material(k: &KeyEntry, public: &PublicKey) -> SksResult<()> {
             } else {
                 "EC"
             };
-            return Err(option(format!("{kind} key {} does not match algorithm: {uri}", k.id)));
+            return Err(option(format!(
+                "{kind} key {} does not match algorithm: {uri}",
+                k.id
+            )));
         }
     }
     Ok(())
@@ -57,7 +60,9 @@ impl Core {
             let mut w = Writer::new();
             {
                 let s = c.session_mut(ph)?;
-                w.string(&s.client_session_id).string(&s.server_session_id).string(&s.issuer_uri);
+                w.string(&s.client_session_id)
+                    .string(&s.server_session_id)
+                    .string(&s.issuer_uri);
             }
             w.array(&a.nonce);
             c.verify_mac(ph, "closeProvisioningSession", w.as_bytes(), &a.mac)?;
@@ -68,7 +73,9 @@ impl Core {
             Ok(attestation)
         })?;
         self.commit(ph);
-        Ok(resp::CloseProvisioningSession { attestation: attestation.to_vec() })
+        Ok(resp::CloseProvisioningSession {
+            attestation: attestation.to_vec(),
+        })
     }
 
     fn check_close(&self, ph: u32) -> SksResult<()> {
@@ -83,10 +90,16 @@ impl Core {
                 return Err(option(format!("Unreferenced object \"{}\"", pin.id)));
             }
         }
-        let ops = &st.sessions.get(&ph).map(|s| s.post_ops.clone()).unwrap_or_default();
+        let ops = &st
+            .sessions
+            .get(&ph)
+            .map(|s| s.post_ops.clone())
+            .unwrap_or_default();
         let replaced: BTreeSet<u32> = ops
             .iter()
-            .filter(|o| o.method == method_id::PostUpdateKey || o.method == method_id::PostDeleteKey)
+            .filter(|o| {
+                o.method == method_id::PostUpdateKey || o.method == method_id::PostDeleteKey
+            })
             .map(|o| o.target)
             .collect();
         for k in st.keys.values().filter(|k| k.session == ph) {
@@ -95,7 +108,8 @@ impl Core {
                 .ok_or_else(|| option(format!("Missing \"setCertificatePath\" for: {}", k.id)))?;
             let spki = crate::x509::certificate_spki(ee)
                 .map_err(|_| err(ErrorCode::Crypto, "Malformed certificate"))?;
-            let public = PublicKey::from_spki(&spki).map_err(|_| option("Unsupported certificate key"))?;
+            let public =
+                PublicKey::from_spki(&spki).map_err(|_| option("Unsupported certificate key"))?;
             let private = PrivateKey::from_pkcs8(k.private_key.expose())
                 .map_err(|_| err(ErrorCode::Internal, "Stored private key unreadable"))?;
             if private.public_key() != public {
@@ -104,7 +118,10 @@ impl Core {
                     (false, false) => "EC mismatch",
                     _ => "RSA/EC mixup",
                 };
-                return Err(option(format!("{msg} between public and private key for: {}", k.id)));
+                return Err(option(format!(
+                    "{msg} between public and private key for: {}",
+                    k.id
+                )));
             }
             let duplicate = st.keys.values().any(|other| {
                 other.handle != k.handle
@@ -189,9 +206,15 @@ impl Core {
     }
 
     fn inherit_protection(&mut self, new_key: u32, target: u32) {
-        let Some(t) = self.state.keys.get(&target) else { return };
-        let (policy, value, count, dev) =
-            (t.pin_policy, t.pin_value.duplicate(), t.pin_error_count, t.device_pin);
+        let Some(t) = self.state.keys.get(&target) else {
+            return;
+        };
+        let (policy, value, count, dev) = (
+            t.pin_policy,
+            t.pin_value.duplicate(),
+            t.pin_error_count,
+            t.device_pin,
+        );
         if let Some(k) = self.state.keys.get_mut(&new_key) {
             k.pin_policy = policy;
             k.pin_value = value;
@@ -203,15 +226,28 @@ impl Core {
     /// Deletes a key, then orphaned PIN/PUK policies (§3.2, byte layouts §10 item 12) and a
     /// closed session left without keys (§3.3).
     pub(crate) fn remove_key(&mut self, kh: u32) {
-        let Some(k) = self.state.keys.remove(&kh) else { return };
-        if k.pin_policy != 0 && !self.state.keys.values().any(|o| o.pin_policy == k.pin_policy) {
+        let Some(k) = self.state.keys.remove(&kh) else {
+            return;
+        };
+        if k.pin_policy != 0
+            && !self
+                .state
+                .keys
+                .values()
+                .any(|o| o.pin_policy == k.pin_policy)
+        {
             if let Some(p) = self.state.pins.remove(&k.pin_policy) {
                 if p.puk != 0 && !self.state.pins.values().any(|o| o.puk == p.puk) {
                     self.state.puks.remove(&p.puk);
                 }
             }
         }
-        let closed = self.state.sessions.get(&k.session).map(|s| !s.open).unwrap_or(false);
+        let closed = self
+            .state
+            .sessions
+            .get(&k.session)
+            .map(|s| !s.open)
+            .unwrap_or(false);
         if closed && !self.state.keys.values().any(|o| o.session == k.session) {
             self.state.sessions.remove(&k.session);
         }

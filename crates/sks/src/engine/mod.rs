@@ -62,7 +62,8 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             vendor_name: "keyfob-station".to_owned(),
-            vendor_description: "Software SKS (Secure Key Store API 1.00), TYPE_SOFTWARE".to_owned(),
+            vendor_description: "Software SKS (Secure Key Store API 1.00), TYPE_SOFTWARE"
+                .to_owned(),
             biometric_support: false,
             puk_delay: Duration::from_secs(1),
             clock: Arc::new(system_clock),
@@ -89,7 +90,11 @@ impl std::fmt::Debug for Core {
 impl Core {
     /// A core over a state.
     pub fn new(state: State, device: DeviceIdentity, config: Config) -> Self {
-        Self { state, device, config }
+        Self {
+            state,
+            device,
+            config,
+        }
     }
 
     /// Executes one call. Expired open sessions are aborted first (SessionLifeTime).
@@ -136,15 +141,20 @@ impl Core {
     pub(crate) fn open_session(&self, ph: u32) -> SksResult<&Session> {
         match self.state.sessions.get(&ph) {
             Some(s) if s.open => Ok(s),
-            _ => Err(err(ErrorCode::NoSession, format!("No open provisioning session {ph}"))),
+            _ => Err(err(
+                ErrorCode::NoSession,
+                format!("No open provisioning session {ph}"),
+            )),
         }
     }
 
     pub(crate) fn session_mut(&mut self, ph: u32) -> SksResult<&mut Session> {
-        self.state
-            .sessions
-            .get_mut(&ph)
-            .ok_or_else(|| err(ErrorCode::NoSession, format!("No provisioning session {ph}")))
+        self.state.sessions.get_mut(&ph).ok_or_else(|| {
+            err(
+                ErrorCode::NoSession,
+                format!("No provisioning session {ph}"),
+            )
+        })
     }
 
     /// The key must belong to an open session (ERROR_NO_KEY otherwise, no abort).
@@ -156,7 +166,10 @@ impl Core {
             .ok_or_else(|| err(ErrorCode::NoKey, format!("Key {kh} not found")))?;
         match self.state.sessions.get(&k.session) {
             Some(s) if s.open => Ok(s.handle),
-            _ => Err(err(ErrorCode::NoKey, format!("Key {kh} does not belong to an open session"))),
+            _ => Err(err(
+                ErrorCode::NoKey,
+                format!("Key {kh} does not belong to an open session"),
+            )),
         }
     }
 
@@ -169,7 +182,10 @@ impl Core {
             .ok_or_else(|| err(ErrorCode::NoKey, format!("Key {kh} not found")))?;
         match self.state.sessions.get(&k.session) {
             Some(s) if !s.open => Ok(k),
-            _ => Err(err(ErrorCode::NoKey, format!("Key {kh} is not provisioned yet"))),
+            _ => Err(err(
+                ErrorCode::NoKey,
+                format!("Key {kh} is not provisioned yet"),
+            )),
         }
     }
 
@@ -212,7 +228,13 @@ impl Core {
     }
 
     /// Verifies a method MAC with the next MACSequenceCounter value (§6.2).
-    pub(crate) fn verify_mac(&mut self, ph: u32, method: &str, data: &[u8], mac: &[u8]) -> SksResult<()> {
+    pub(crate) fn verify_mac(
+        &mut self,
+        ph: u32,
+        method: &str,
+        data: &[u8],
+        mac: &[u8],
+    ) -> SksResult<()> {
         self.key_op(ph)?;
         let s = self.session_mut(ph)?;
         let n = s.mac_counter;
@@ -246,9 +268,21 @@ impl Core {
     /// Checks an ID (byte layouts §8.1) and its uniqueness in the session's namespace.
     pub(crate) fn check_new_id(&self, ph: u32, id: &str) -> SksResult<()> {
         check_id_syntax(id)?;
-        let dup = self.state.keys.values().any(|k| k.session == ph && k.id == id)
-            || self.state.pins.values().any(|p| p.session == ph && p.id == id)
-            || self.state.puks.values().any(|p| p.session == ph && p.id == id);
+        let dup = self
+            .state
+            .keys
+            .values()
+            .any(|k| k.session == ph && k.id == id)
+            || self
+                .state
+                .pins
+                .values()
+                .any(|p| p.session == ph && p.id == id)
+            || self
+                .state
+                .puks
+                .values()
+                .any(|p| p.session == ph && p.id == id);
         if dup {
             return Err(err(ErrorCode::Option, format!("Duplicate \"ID\": {id}")));
         }
@@ -262,7 +296,8 @@ pub fn check_id_syntax(id: &str) -> SksResult<()> {
     let ok = !b.is_empty()
         && b.len() <= MAX_LENGTH_ID
         && (b[0].is_ascii_alphabetic() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
     if ok {
         Ok(())
     } else {
@@ -341,7 +376,9 @@ impl<S: Storage> Sks<S> {
         if !records.contains_key(&(kind::DEVICE, 0)) {
             let device = DeviceIdentity::generate(&config.vendor_name)
                 .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
-            let rec = device.to_record().ok_or_else(|| err(ErrorCode::Internal, "device record"))?;
+            let rec = device
+                .to_record()
+                .ok_or_else(|| err(ErrorCode::Internal, "device record"))?;
             storage
                 .apply(&[((kind::DEVICE, 0), Some(rec.expose()))])
                 .map_err(storage_error)?;
@@ -355,9 +392,18 @@ impl<S: Storage> Sks<S> {
         let device = image
             .get(&(kind::DEVICE, 0))
             .and_then(|r| DeviceIdentity::from_record(r.expose()))
-            .ok_or_else(|| err(ErrorCode::Storage, "Device not initialized (run `sks init`)"))?;
+            .ok_or_else(|| {
+                err(
+                    ErrorCode::Storage,
+                    "Device not initialized (run `sks init`)",
+                )
+            })?;
         let state = State::from_records(image.iter()).map_err(storage_error)?;
-        Ok(Self { core: Core::new(state, device, config), storage, image })
+        Ok(Self {
+            core: Core::new(state, device, config),
+            storage,
+            image,
+        })
     }
 
     /// The engine (read-only).
@@ -383,7 +429,12 @@ impl<S: Storage> Sks<S> {
         }
         let mut batch: Vec<Change<'_>> = Vec::new();
         for (id, data) in &records {
-            if self.image.get(id).map(|old| old.expose() != data.expose()).unwrap_or(true) {
+            if self
+                .image
+                .get(id)
+                .map(|old| old.expose() != data.expose())
+                .unwrap_or(true)
+            {
                 batch.push((*id, Some(data.expose())));
             }
         }

@@ -37,7 +37,9 @@ impl Core {
             .get(&k.session)
             .ok_or_else(|| err(ErrorCode::Internal, "Key without session"))?;
         if owner.open {
-            return Err(option(format!("Target key {target} belongs to an open session")));
+            return Err(option(format!(
+                "Target key {target} belongs to an open session"
+            )));
         }
         if owner.key_management_key.is_empty() {
             return Err(option(format!("Target key {target} is not updatable")));
@@ -62,7 +64,9 @@ impl Core {
         };
         let privacy = self.session_mut(ph)?.privacy_enabled;
         if privacy != owner_privacy {
-            return Err(option("Inconsistent use of the \"PrivacyEnabled\" attribute"));
+            return Err(option(
+                "Inconsistent use of the \"PrivacyEnabled\" attribute",
+            ));
         }
         self.verify_mac(ph, method_name(method), mac_data, mac)?;
         self.key_op(ph)?;
@@ -73,12 +77,19 @@ impl Core {
             .and_then(|k| k.ee_certificate().map(<[u8]>::to_vec))
             .ok_or_else(|| option("Target key lacks a certificate"))?;
         let device_id = self.device_id(privacy);
-        let hash = self.session_mut(ph)?.session_key.target_key_reference(&device_id, &target_cert);
-        let kmk = PublicKey::from_spki(&kmk).map_err(|_| err(ErrorCode::Crypto, "Bad KeyManagementKey"))?;
+        let hash = self
+            .session_mut(ph)?
+            .session_key
+            .target_key_reference(&device_id, &target_cert);
+        let kmk = PublicKey::from_spki(&kmk)
+            .map_err(|_| err(ErrorCode::Crypto, "Bad KeyManagementKey"))?;
         match kmk.verify_sha256(&hash, authorization) {
             Ok(true) => Ok(()),
             Ok(false) => Err(option("\"Authorization\" signature did not verify")),
-            Err(KeyError::Signature) | Err(_) => Err(err(ErrorCode::Crypto, "Malformed \"Authorization\" signature")),
+            Err(KeyError::Signature) | Err(_) => Err(err(
+                ErrorCode::Crypto,
+                "Malformed \"Authorization\" signature",
+            )),
         }
     }
 
@@ -118,14 +129,25 @@ impl Core {
         self.guarded(ph, |c| {
             c.target_key(target)?;
             if method == method_id::PostUnlockKey
-                && c.state.keys.get(&target).map(|k| k.pin_policy == 0).unwrap_or(true)
+                && c.state
+                    .keys
+                    .get(&target)
+                    .map(|k| k.pin_policy == 0)
+                    .unwrap_or(true)
             {
                 return Err(option(format!("Key {target} is not PIN protected")));
             }
             let mut w = Writer::new();
             w.array(authorization);
             c.authorize_post_op(ph, method, target, w.as_bytes(), authorization, mac)?;
-            c.queue_post_op(ph, PostOp { method, target, new_key: 0 })
+            c.queue_post_op(
+                ph,
+                PostOp {
+                    method,
+                    target,
+                    new_key: 0,
+                },
+            )
         })
     }
 
@@ -142,7 +164,12 @@ impl Core {
             c.target_key(target)?;
             let (new_usage, new_pin, new_dev, new_ee) = {
                 let k = c.key_mut(new_key)?;
-                (k.app_usage, k.pin_policy, k.device_pin, k.ee_certificate().map(<[u8]>::to_vec))
+                (
+                    k.app_usage,
+                    k.pin_policy,
+                    k.device_pin,
+                    k.ee_certificate().map(<[u8]>::to_vec),
+                )
             };
             if new_pin != 0 || new_dev {
                 return Err(option("New key must not be PIN protected"));
@@ -157,19 +184,31 @@ impl Core {
             if method == method_id::PostCloneKeyProtection && t_pin != 0 {
                 let g = c.state.pins.get(&t_pin).map(|p| p.grouping);
                 if g != Some(grouping::SHARED) {
-                    return Err(option("Cloned key protection must have PIN grouping \"shared\""));
+                    return Err(option(
+                        "Cloned key protection must have PIN grouping \"shared\"",
+                    ));
                 }
             }
             let ee = new_ee.ok_or_else(|| option("Missing \"setCertificatePath\""))?;
             let mut w = Writer::new();
             w.array(&ee).array(authorization);
             c.authorize_post_op(ph, method, target, w.as_bytes(), authorization, mac)?;
-            c.queue_post_op(ph, PostOp { method, target, new_key })
+            c.queue_post_op(
+                ph,
+                PostOp {
+                    method,
+                    target,
+                    new_key,
+                },
+            )
         })
     }
 
     /// postDeleteKey [50].
-    pub(crate) fn post_delete_key(&mut self, a: req::PostDeleteKey) -> SksResult<resp::PostDeleteKey> {
+    pub(crate) fn post_delete_key(
+        &mut self,
+        a: req::PostDeleteKey,
+    ) -> SksResult<resp::PostDeleteKey> {
         self.delete_or_unlock(
             method_id::PostDeleteKey,
             a.provisioning_handle,
@@ -181,7 +220,10 @@ impl Core {
     }
 
     /// postUnlockKey [51].
-    pub(crate) fn post_unlock_key(&mut self, a: req::PostUnlockKey) -> SksResult<resp::PostUnlockKey> {
+    pub(crate) fn post_unlock_key(
+        &mut self,
+        a: req::PostUnlockKey,
+    ) -> SksResult<resp::PostUnlockKey> {
         self.delete_or_unlock(
             method_id::PostUnlockKey,
             a.provisioning_handle,
@@ -193,7 +235,10 @@ impl Core {
     }
 
     /// postUpdateKey [52].
-    pub(crate) fn post_update_key(&mut self, a: req::PostUpdateKey) -> SksResult<resp::PostUpdateKey> {
+    pub(crate) fn post_update_key(
+        &mut self,
+        a: req::PostUpdateKey,
+    ) -> SksResult<resp::PostUpdateKey> {
         self.update_or_clone(
             method_id::PostUpdateKey,
             a.key_handle,

@@ -20,11 +20,40 @@ fn key_spec(uri: &str, params: &[u8]) -> SksResult<KeySpec> {
     let (spec, exp) = match uri {
         ALG_KEY_EC_P256 => (KeySpec::P256, false),
         ALG_KEY_EC_P384 => (KeySpec::P384, false),
-        ALG_KEY_RSA1024 => (KeySpec::Rsa { bits: 1024, exponent: 65537 }, false),
-        ALG_KEY_RSA2048 => (KeySpec::Rsa { bits: 2048, exponent: 65537 }, false),
-        ALG_KEY_RSA1024_EXP => (KeySpec::Rsa { bits: 1024, exponent: 0 }, true),
-        ALG_KEY_RSA2048_EXP => (KeySpec::Rsa { bits: 2048, exponent: 0 }, true),
-        _ => return Err(err(ErrorCode::Algorithm, format!("Unsupported \"KeyAlgorithm\": {uri}"))),
+        ALG_KEY_RSA1024 => (
+            KeySpec::Rsa {
+                bits: 1024,
+                exponent: 65537,
+            },
+            false,
+        ),
+        ALG_KEY_RSA2048 => (
+            KeySpec::Rsa {
+                bits: 2048,
+                exponent: 65537,
+            },
+            false,
+        ),
+        ALG_KEY_RSA1024_EXP => (
+            KeySpec::Rsa {
+                bits: 1024,
+                exponent: 0,
+            },
+            true,
+        ),
+        ALG_KEY_RSA2048_EXP => (
+            KeySpec::Rsa {
+                bits: 2048,
+                exponent: 0,
+            },
+            true,
+        ),
+        _ => {
+            return Err(err(
+                ErrorCode::Algorithm,
+                format!("Unsupported \"KeyAlgorithm\": {uri}"),
+            ))
+        }
     };
     if !exp {
         if !params.is_empty() {
@@ -35,7 +64,9 @@ fn key_spec(uri: &str, params: &[u8]) -> SksResult<KeySpec> {
     if params.is_empty() || params.len() > 8 {
         return Err(option("Missing or oversized \"KeyParameters\""));
     }
-    let e = params.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+    let e = params
+        .iter()
+        .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
     if e < 3 || e % 2 == 0 {
         return Err(option("Invalid RSA exponent"));
     }
@@ -77,8 +108,11 @@ fn supported_key(k: &PublicKey) -> bool {
     }
 }
 
+/// One PropertyBag property: (Name, Writable, Value).
+pub(crate) type Property = (Vec<u8>, bool, Vec<u8>);
+
 /// Parses PropertyBag ExtensionData (byte layouts §6.10.1): Name, Writable, Value triples.
-pub(crate) fn parse_property_bag(data: &[u8]) -> Option<Vec<(Vec<u8>, bool, Vec<u8>)>> {
+pub(crate) fn parse_property_bag(data: &[u8]) -> Option<Vec<Property>> {
     let mut r = Reader::new(data);
     let mut props = Vec::new();
     while r.remaining() > 0 {
@@ -94,7 +128,7 @@ pub(crate) fn parse_property_bag(data: &[u8]) -> Option<Vec<(Vec<u8>, bool, Vec<
 }
 
 /// Serializes a PropertyBag.
-pub(crate) fn encode_property_bag(props: &[(Vec<u8>, bool, Vec<u8>)]) -> Vec<u8> {
+pub(crate) fn encode_property_bag(props: &[Property]) -> Vec<u8> {
     let mut w = Writer::new();
     for (n, wr, v) in props {
         w.array(n).boolean(*wr).array(v);
@@ -112,7 +146,10 @@ impl Core {
     }
 
     /// createPUKPolicy [7] (byte layouts §6.4).
-    pub(crate) fn create_puk_policy(&mut self, a: req::CreatePukPolicy) -> SksResult<resp::CreatePukPolicy> {
+    pub(crate) fn create_puk_policy(
+        &mut self,
+        a: req::CreatePukPolicy,
+    ) -> SksResult<resp::CreatePukPolicy> {
         let ph = a.provisioning_handle;
         self.open_session(ph)?;
         self.guarded(ph, |c| {
@@ -123,7 +160,10 @@ impl Core {
                 return Err(option("PUK \"RetryLimit\" out of range"));
             }
             let mut w = Writer::new();
-            w.string(&a.id).array(&a.puk_value).byte(a.format).short(a.retry_limit);
+            w.string(&a.id)
+                .array(&a.puk_value)
+                .byte(a.format)
+                .short(a.retry_limit);
             c.verify_mac(ph, "createPUKPolicy", w.as_bytes(), &a.mac)?;
             let value = c.decrypt(ph, &a.puk_value)?;
             if value.is_empty() || value.len() > MAX_LENGTH_PIN_PUK {
@@ -144,12 +184,17 @@ impl Core {
                     error_count: 0,
                 },
             );
-            Ok(resp::CreatePukPolicy { puk_policy_handle: handle })
+            Ok(resp::CreatePukPolicy {
+                puk_policy_handle: handle,
+            })
         })
     }
 
     /// createPINPolicy [8] (byte layouts §6.5).
-    pub(crate) fn create_pin_policy(&mut self, a: req::CreatePinPolicy) -> SksResult<resp::CreatePinPolicy> {
+    pub(crate) fn create_pin_policy(
+        &mut self,
+        a: req::CreatePinPolicy,
+    ) -> SksResult<resp::CreatePinPolicy> {
         let ph = a.provisioning_handle;
         self.open_session(ph)?;
         self.guarded(ph, |c| {
@@ -180,7 +225,9 @@ impl Core {
                 && a.format != format::ALPHANUMERIC
                 && a.format != format::STRING
             {
-                return Err(option("\"missing-group\" requires alphanumeric or string format"));
+                return Err(option(
+                    "\"missing-group\" requires alphanumeric or string format",
+                ));
             }
             if a.min_length < 1
                 || usize::from(a.max_length) > MAX_LENGTH_PIN_PUK
@@ -189,9 +236,17 @@ impl Core {
                 return Err(option("PIN length limits out of range"));
             }
             let mut w = Writer::new();
-            w.string(&a.id).string(&puk_ref).boolean(a.user_defined).boolean(a.user_modifiable);
-            w.byte(a.format).short(a.retry_limit).byte(a.grouping).byte(a.pattern_restrictions);
-            w.short(a.min_length).short(a.max_length).byte(a.input_method);
+            w.string(&a.id)
+                .string(&puk_ref)
+                .boolean(a.user_defined)
+                .boolean(a.user_modifiable);
+            w.byte(a.format)
+                .short(a.retry_limit)
+                .byte(a.grouping)
+                .byte(a.pattern_restrictions);
+            w.short(a.min_length)
+                .short(a.max_length)
+                .byte(a.input_method);
             c.verify_mac(ph, "createPINPolicy", w.as_bytes(), &a.mac)?;
             c.check_new_id(ph, &a.id)?;
             let handle = c.alloc_handle();
@@ -213,20 +268,32 @@ impl Core {
                     input_method: a.input_method,
                 },
             );
-            Ok(resp::CreatePinPolicy { pin_policy_handle: handle })
+            Ok(resp::CreatePinPolicy {
+                pin_policy_handle: handle,
+            })
         })
     }
 
     /// createKeyEntry [9] (byte layouts §6.6).
-    pub(crate) fn create_key_entry(&mut self, a: req::CreateKeyEntry) -> SksResult<resp::CreateKeyEntry> {
+    pub(crate) fn create_key_entry(
+        &mut self,
+        a: req::CreateKeyEntry,
+    ) -> SksResult<resp::CreateKeyEntry> {
         let ph = a.provisioning_handle;
         self.open_session(ph)?;
         self.guarded(ph, |c| c.create_key_entry_inner(ph, a))
     }
 
-    fn create_key_entry_inner(&mut self, ph: u32, a: req::CreateKeyEntry) -> SksResult<resp::CreateKeyEntry> {
+    fn create_key_entry_inner(
+        &mut self,
+        ph: u32,
+        a: req::CreateKeyEntry,
+    ) -> SksResult<resp::CreateKeyEntry> {
         if a.algorithm != ALG_KEY_K1 {
-            return Err(err(ErrorCode::Algorithm, "Unsupported key entry \"Algorithm\""));
+            return Err(err(
+                ErrorCode::Algorithm,
+                "Unsupported key entry \"Algorithm\"",
+            ));
         }
         let spec = key_spec(&a.key_algorithm, &a.key_parameters)?;
         if a.server_seed.len() > 32 {
@@ -275,13 +342,19 @@ impl Core {
                 return Err(option("Biometric protection is not supported by this SKS"));
             }
             let has_pin = policy.is_some();
-            let ok = if a.biometric_protection == biometric::EXCLUSIVE { !has_pin } else { has_pin };
+            let ok = if a.biometric_protection == biometric::EXCLUSIVE {
+                !has_pin
+            } else {
+                has_pin
+            };
             if !ok {
                 return Err(option("Biometric protection does not match PIN protection"));
             }
         }
         let has_puk = policy.as_ref().map(|p| p.puk != 0).unwrap_or(false);
-        if !has_puk && (a.export_protection == protection::PUK || a.delete_protection == protection::PUK) {
+        if !has_puk
+            && (a.export_protection == protection::PUK || a.delete_protection == protection::PUK)
+        {
             return Err(option("Protection object lacks a PUK object"));
         }
         check_endorsed(&a.endorsed_algorithms.0)?;
@@ -289,21 +362,34 @@ impl Core {
         let issuer_set = policy.as_ref().map(|p| !p.user_defined).unwrap_or(false);
         let mut w = Writer::new();
         w.string(&a.id).string(&a.algorithm).array(&a.server_seed);
-        w.string(policy.as_ref().map(|p| p.id.as_str()).unwrap_or(NOT_AVAILABLE));
+        w.string(
+            policy
+                .as_ref()
+                .map(|p| p.id.as_str())
+                .unwrap_or(NOT_AVAILABLE),
+        );
         if issuer_set {
             w.array(a.pin_value.expose());
         } else {
             w.string(NOT_AVAILABLE);
         }
-        w.boolean(a.enable_pin_caching).byte(a.biometric_protection).byte(a.export_protection);
-        w.byte(a.delete_protection).byte(a.app_usage).string(&a.friendly_name);
+        w.boolean(a.enable_pin_caching)
+            .byte(a.biometric_protection)
+            .byte(a.export_protection);
+        w.byte(a.delete_protection)
+            .byte(a.app_usage)
+            .string(&a.friendly_name);
         w.string(&a.key_algorithm).array(&a.key_parameters);
         for e in &a.endorsed_algorithms.0 {
             w.string(e);
         }
         self.verify_mac(ph, "createKeyEntry", w.as_bytes(), &a.mac)?;
 
-        let pin_value = if issuer_set { self.decrypt(ph, a.pin_value.expose())? } else { a.pin_value };
+        let pin_value = if issuer_set {
+            self.decrypt(ph, a.pin_value.expose())?
+        } else {
+            a.pin_value
+        };
         if let Some(p) = &policy {
             pin::check_pin(p, pin_value.expose()).map_err(|e| option(e.to_string()))?;
             let others: Vec<(u8, &[u8])> = self
@@ -319,12 +405,15 @@ impl Core {
         self.check_new_id(ph, &a.id)?;
 
         // ServerSeed: the OS RNG alone is used, which cannot reduce entropy (crate docs).
-        let private = PrivateKey::generate(spec).map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+        let private =
+            PrivateKey::generate(spec).map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
         let public_key = private
             .public_key()
             .to_spki()
             .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
-        let pkcs8 = private.to_pkcs8().map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+        let pkcs8 = private
+            .to_pkcs8()
+            .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
         let mut w = Writer::new();
         w.string(&a.id).array(&public_key);
         let attestation = self.attest(ph, w.as_bytes())?;
@@ -356,7 +445,11 @@ impl Core {
                 key_backup: 0,
             },
         );
-        Ok(resp::CreateKeyEntry { key_handle: handle, public_key, attestation: attestation.to_vec() })
+        Ok(resp::CreateKeyEntry {
+            key_handle: handle,
+            public_key,
+            attestation: attestation.to_vec(),
+        })
     }
 
     /// setCertificatePath [11] (byte layouts §6.7).
@@ -370,7 +463,10 @@ impl Core {
             if path.is_empty() {
                 return Err(option("Empty certificate path"));
             }
-            if path.iter().any(|cert| cert.len() > MAX_LENGTH_CRYPTO_DATA || cert.is_empty()) {
+            if path
+                .iter()
+                .any(|cert| cert.len() > MAX_LENGTH_CRYPTO_DATA || cert.is_empty())
+            {
                 return Err(option("Certificate length error"));
             }
             let (public_key, id) = {
@@ -435,7 +531,10 @@ impl Core {
     }
 
     /// importPrivateKey [13] (byte layouts §6.9).
-    pub(crate) fn import_private_key(&mut self, a: req::ImportPrivateKey) -> SksResult<resp::ImportPrivateKey> {
+    pub(crate) fn import_private_key(
+        &mut self,
+        a: req::ImportPrivateKey,
+    ) -> SksResult<resp::ImportPrivateKey> {
         let ph = self.open_key(a.key_handle)?;
         self.guarded(ph, |c| {
             let limit = MAX_LENGTH_CRYPTO_DATA + AES_CBC_PKCS5_PADDING;
@@ -449,7 +548,9 @@ impl Core {
             if !supported_key(&private.public_key()) {
                 return Err(option("Unsupported imported key"));
             }
-            let pkcs8 = private.to_pkcs8().map_err(|e| err(ErrorCode::Crypto, e.to_string()))?;
+            let pkcs8 = private
+                .to_pkcs8()
+                .map_err(|e| err(ErrorCode::Crypto, e.to_string()))?;
             let k = c.key_mut(a.key_handle)?;
             k.private_key = pkcs8;
             k.key_backup |= key_backup::SERVER;
@@ -467,11 +568,16 @@ impl Core {
             if a.type_uri.is_empty() || a.type_uri.len() > MAX_LENGTH_URI {
                 return Err(option("\"Type\" length error"));
             }
-            if c.key_mut(a.key_handle)?.extensions.iter().any(|e| e.type_uri == a.type_uri) {
+            if c.key_mut(a.key_handle)?
+                .extensions
+                .iter()
+                .any(|e| e.type_uri == a.type_uri)
+            {
                 return Err(option(format!("Duplicate extension: {}", a.type_uri)));
             }
             let encrypted = a.sub_type == sub_type::ENCRYPTED_EXTENSION;
-            let limit = MAX_LENGTH_EXTENSION_DATA + if encrypted { AES_CBC_PKCS5_PADDING } else { 0 };
+            let limit =
+                MAX_LENGTH_EXTENSION_DATA + if encrypted { AES_CBC_PKCS5_PADDING } else { 0 };
             if a.extension_data.0.len() > limit {
                 return Err(option("\"ExtensionData\" too long"));
             }
@@ -479,12 +585,17 @@ impl Core {
             if a.qualifier.is_empty() == logotype || a.qualifier.len() > MAX_LENGTH_QUALIFIER {
                 return Err(option("\"Qualifier\" error"));
             }
-            if a.sub_type == sub_type::PROPERTY_BAG && parse_property_bag(&a.extension_data.0).is_none() {
+            if a.sub_type == sub_type::PROPERTY_BAG
+                && parse_property_bag(&a.extension_data.0).is_none()
+            {
                 return Err(option("Malformed PropertyBag"));
             }
             let ee = c.ee_certificate(a.key_handle)?;
             let mut w = Writer::new();
-            w.array(&ee).string(&a.type_uri).byte(a.sub_type).string(&a.qualifier);
+            w.array(&ee)
+                .string(&a.type_uri)
+                .byte(a.sub_type)
+                .string(&a.qualifier);
             w.blob(&a.extension_data.0);
             c.verify_mac(ph, "addExtension", w.as_bytes(), &a.mac)?;
             let data = if encrypted {
@@ -508,6 +619,9 @@ impl Core {
 }
 
 fn c_pin(core: &Core, handle: u32, ph: u32) -> Option<PinPolicy> {
-    core.state.pins.get(&handle).filter(|p| p.session == ph).cloned()
+    core.state
+        .pins
+        .get(&handle)
+        .filter(|p| p.session == ph)
+        .cloned()
 }
-

@@ -15,7 +15,10 @@ const ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxy
 
 impl Core {
     /// getDeviceInfo [1].
-    pub(crate) fn get_device_info(&mut self, _a: req::GetDeviceInfo) -> SksResult<resp::GetDeviceInfo> {
+    pub(crate) fn get_device_info(
+        &mut self,
+        _a: req::GetDeviceInfo,
+    ) -> SksResult<resp::GetDeviceInfo> {
         Ok(resp::GetDeviceInfo {
             api_level: API_LEVEL,
             device_type: DEVICE_TYPE_SOFTWARE_EMBEDDED,
@@ -44,7 +47,12 @@ impl Core {
         }
         let server_key = match PublicKey::from_spki(&a.server_ephemeral_key) {
             Ok(PublicKey::P256(k)) => k,
-            _ => return Err(err(ErrorCode::Option, "\"ServerEphemeralKey\" must be a P-256 key")),
+            _ => {
+                return Err(err(
+                    ErrorCode::Option,
+                    "\"ServerEphemeralKey\" must be a P-256 key",
+                ))
+            }
         };
         if !a.key_management_key.is_empty() {
             match PublicKey::from_spki(&a.key_management_key) {
@@ -60,7 +68,12 @@ impl Core {
             for b in random_bytes(31) {
                 id.push(char::from(ID_ALPHABET[usize::from(b & 63)]));
             }
-            if !self.state.sessions.values().any(|s| s.client_session_id == id) {
+            if !self
+                .state
+                .sessions
+                .values()
+                .any(|s| s.client_session_id == id)
+            {
                 break id;
             }
         };
@@ -187,13 +200,18 @@ impl Core {
                 .keys
                 .values()
                 .find(|k| k.session == ph && k.id == a.id)
-                .map(|k| resp::GetKeyHandle { key_handle: k.handle })
+                .map(|k| resp::GetKeyHandle {
+                    key_handle: k.handle,
+                })
                 .ok_or_else(|| err(ErrorCode::Option, format!("Key {} missing", a.id)))
         })
     }
 
     /// enumerateKeys [70]: keys of closed sessions, in handle order.
-    pub(crate) fn enumerate_keys(&mut self, a: req::EnumerateKeys) -> SksResult<resp::EnumerateKeys> {
+    pub(crate) fn enumerate_keys(
+        &mut self,
+        a: req::EnumerateKeys,
+    ) -> SksResult<resp::EnumerateKeys> {
         if a.key_handle == u32::MAX {
             return Ok(resp::EnumerateKeys::default());
         }
@@ -205,12 +223,21 @@ impl Core {
             .map(|(_, k)| k)
             .find(|k| sessions.get(&k.session).map(|s| !s.open).unwrap_or(false));
         Ok(next
-            .map(|k| resp::EnumerateKeys { key_handle: k.handle, provisioning_handle: k.session })
+            .map(|k| resp::EnumerateKeys {
+                key_handle: k.handle,
+                provisioning_handle: k.session,
+            })
             .unwrap_or_default())
     }
 
     /// updateFirmware [90]: UpdateURL is empty, so the method is not available.
-    pub(crate) fn update_firmware(&mut self, _a: req::UpdateFirmware) -> SksResult<resp::UpdateFirmware> {
-        Err(err(ErrorCode::NotAvailable, "Firmware update is not available (UpdateURL is empty)"))
+    pub(crate) fn update_firmware(
+        &mut self,
+        _a: req::UpdateFirmware,
+    ) -> SksResult<resp::UpdateFirmware> {
+        Err(err(
+            ErrorCode::NotAvailable,
+            "Firmware update is not available (UpdateURL is empty)",
+        ))
     }
 }

@@ -11,7 +11,10 @@ use crate::pin;
 
 impl Core {
     /// getKeyAttributes [71].
-    pub(crate) fn get_key_attributes(&mut self, a: req::GetKeyAttributes) -> SksResult<resp::GetKeyAttributes> {
+    pub(crate) fn get_key_attributes(
+        &mut self,
+        a: req::GetKeyAttributes,
+    ) -> SksResult<resp::GetKeyAttributes> {
         let k = self.closed_key(a.key_handle)?;
         Ok(resp::GetKeyAttributes {
             symmetric_key_length: k
@@ -78,7 +81,12 @@ impl Core {
             .extensions
             .iter()
             .find(|e| e.type_uri == a.type_uri)
-            .ok_or_else(|| err(ErrorCode::Option, format!("No such extension: {}", a.type_uri)))?;
+            .ok_or_else(|| {
+                err(
+                    ErrorCode::Option,
+                    format!("No such extension: {}", a.type_uri),
+                )
+            })?;
         Ok(resp::GetExtension {
             sub_type: e.sub_type,
             qualifier: e.qualifier.clone(),
@@ -95,13 +103,17 @@ impl Core {
             .iter_mut()
             .find(|e| e.type_uri == a.type_uri && e.sub_type == sub_type::PROPERTY_BAG)
             .ok_or_else(|| err(ErrorCode::Option, "No such PropertyBag"))?;
-        let mut props = parse_property_bag(&e.data).ok_or_else(|| err(ErrorCode::Internal, "Corrupt PropertyBag"))?;
+        let mut props = parse_property_bag(&e.data)
+            .ok_or_else(|| err(ErrorCode::Internal, "Corrupt PropertyBag"))?;
         let prop = props
             .iter_mut()
             .find(|(n, _, _)| n.as_slice() == a.name.as_bytes())
             .ok_or_else(|| err(ErrorCode::Option, format!("No such property: {}", a.name)))?;
         if !prop.1 {
-            return Err(err(ErrorCode::NotAllowed, format!("Property \"{}\" is not writable", a.name)));
+            return Err(err(
+                ErrorCode::NotAllowed,
+                format!("Property \"{}\" is not writable", a.name),
+            ));
         }
         prop.2 = a.value.into_bytes();
         let data = encode_property_bag(&props);
@@ -147,11 +159,12 @@ impl Core {
 
     fn local_policy(&self, kh: u32) -> SksResult<crate::model::PinPolicy> {
         let k = self.closed_key(kh)?;
-        self.state
-            .pins
-            .get(&k.pin_policy)
-            .cloned()
-            .ok_or_else(|| err(ErrorCode::NotAllowed, "Key is not protected by a local PIN policy"))
+        self.state.pins.get(&k.pin_policy).cloned().ok_or_else(|| {
+            err(
+                ErrorCode::NotAllowed,
+                "Key is not protected by a local PIN policy",
+            )
+        })
     }
 
     fn store_new_pin(&mut self, kh: u32, new_pin: &Secret, reset: bool) -> SksResult<()> {
@@ -159,7 +172,8 @@ impl Core {
         if !policy.user_modifiable {
             return Err(err(ErrorCode::NotAllowed, "PIN is not user modifiable"));
         }
-        pin::check_pin(&policy, new_pin.expose()).map_err(|e| err(ErrorCode::Option, e.to_string()))?;
+        pin::check_pin(&policy, new_pin.expose())
+            .map_err(|e| err(ErrorCode::Option, e.to_string()))?;
         let set = self.pin_sync_set(kh);
         let usage = self.closed_key(kh)?.app_usage;
         // changePIN/setPIN rule: only keys already holding the new PIN take part (§8.4).
@@ -201,6 +215,8 @@ impl Core {
     }
 }
 
-fn prop_too_long(props: &[(Vec<u8>, bool, Vec<u8>)]) -> bool {
-    props.iter().any(|(_, _, v)| v.len() > usize::from(u16::MAX))
+fn prop_too_long(props: &[super::provision::Property]) -> bool {
+    props
+        .iter()
+        .any(|(_, _, v)| v.len() > usize::from(u16::MAX))
 }

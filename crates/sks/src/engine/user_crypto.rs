@@ -35,13 +35,18 @@ impl Core {
         if data_len > MAX_LENGTH_CRYPTO_DATA {
             return Err(err(ErrorCode::Option, "Data exceeds CryptoDataSize"));
         }
-        let class = algorithm_class(algorithm).ok_or_else(|| alg_err(format!("Unsupported algorithm: {algorithm}")))?;
+        let class = algorithm_class(algorithm)
+            .ok_or_else(|| alg_err(format!("Unsupported algorithm: {algorithm}")))?;
         if !wanted(&class) {
-            return Err(alg_err(format!("Algorithm does not match operation: {algorithm}")));
+            return Err(alg_err(format!(
+                "Algorithm does not match operation: {algorithm}"
+            )));
         }
         let k = self.closed_key(kh)?;
         if !k.endorsed.is_empty() && !k.endorsed.iter().any(|e| e == algorithm) {
-            return Err(alg_err(format!("Algorithm not endorsed for key {kh}: {algorithm}")));
+            return Err(alg_err(format!(
+                "Algorithm not endorsed for key {kh}: {algorithm}"
+            )));
         }
         let material = match &k.symmetric_key {
             Some(s) => Material::Symmetric(s.duplicate()),
@@ -56,28 +61,42 @@ impl Core {
     fn asymmetric(m: Material, kh: u32, algorithm: &str) -> SksResult<PrivateKey> {
         match m {
             Material::Private(p) => Ok(p),
-            Material::Symmetric(_) => Err(alg_err(format!("Symmetric key {kh} is incompatible with: {algorithm}"))),
+            Material::Symmetric(_) => Err(alg_err(format!(
+                "Symmetric key {kh} is incompatible with: {algorithm}"
+            ))),
         }
     }
 
     fn symmetric(m: Material, kh: u32, algorithm: &str) -> SksResult<Secret> {
         match m {
             Material::Symmetric(s) => Ok(s),
-            Material::Private(_) => Err(alg_err(format!("Asymmetric key {kh} is incompatible with: {algorithm}"))),
+            Material::Private(_) => Err(alg_err(format!(
+                "Asymmetric key {kh} is incompatible with: {algorithm}"
+            ))),
         }
     }
 
     /// signHashedData [100].
-    pub(crate) fn sign_hashed_data(&mut self, a: req::SignHashedData) -> SksResult<resp::SignHashedData> {
-        let (class, m) = self.prepare(a.key_handle, &a.algorithm, &a.authorization, a.data.len(), |c| {
-            matches!(c, AlgClass::Signature { .. })
-        })?;
+    pub(crate) fn sign_hashed_data(
+        &mut self,
+        a: req::SignHashedData,
+    ) -> SksResult<resp::SignHashedData> {
+        let (class, m) = self.prepare(
+            a.key_handle,
+            &a.algorithm,
+            &a.authorization,
+            a.data.len(),
+            |c| matches!(c, AlgClass::Signature { .. }),
+        )?;
         let key = Self::asymmetric(m, a.key_handle, &a.algorithm)?;
         let AlgClass::Signature { rsa, hash_len } = class else {
             return Err(alg_err("Algorithm does not match operation"));
         };
         if rsa != matches!(key, PrivateKey::Rsa(_)) {
-            return Err(alg_err(format!("Key {} is incompatible with: {}", a.key_handle, a.algorithm)));
+            return Err(alg_err(format!(
+                "Key {} is incompatible with: {}",
+                a.key_handle, a.algorithm
+            )));
         }
         if !a.parameters.is_empty() {
             return Err(err(ErrorCode::Option, "\"Parameters\" must be empty"));
@@ -102,12 +121,19 @@ impl Core {
         &mut self,
         a: req::AsymmetricKeyDecrypt,
     ) -> SksResult<resp::AsymmetricKeyDecrypt> {
-        let (_, m) = self.prepare(a.key_handle, &a.algorithm, &a.authorization, a.data.len(), |c| {
-            matches!(c, AlgClass::AsymmetricDecryption)
-        })?;
+        let (_, m) = self.prepare(
+            a.key_handle,
+            &a.algorithm,
+            &a.authorization,
+            a.data.len(),
+            |c| matches!(c, AlgClass::AsymmetricDecryption),
+        )?;
         let key = Self::asymmetric(m, a.key_handle, &a.algorithm)?;
         if !matches!(key, PrivateKey::Rsa(_)) {
-            return Err(alg_err(format!("EC key {} is incompatible with: {}", a.key_handle, a.algorithm)));
+            return Err(alg_err(format!(
+                "EC key {} is incompatible with: {}",
+                a.key_handle, a.algorithm
+            )));
         }
         if !a.parameters.is_empty() {
             return Err(err(ErrorCode::Option, "\"Parameters\" must be empty"));
@@ -129,23 +155,34 @@ impl Core {
         })?;
         let key = Self::asymmetric(m, a.key_handle, &a.algorithm)?;
         if matches!(key, PrivateKey::Rsa(_)) {
-            return Err(alg_err(format!("RSA key {} is incompatible with: {}", a.key_handle, a.algorithm)));
+            return Err(alg_err(format!(
+                "RSA key {} is incompatible with: {}",
+                a.key_handle, a.algorithm
+            )));
         }
         if !a.parameters.is_empty() {
             return Err(err(ErrorCode::Option, "\"Parameters\" must be empty"));
         }
         let peer = PublicKey::from_spki(&a.public_key)
             .map_err(|_| err(ErrorCode::Crypto, "Malformed \"PublicKey\""))?;
-        let result = ops::ecdh(&key, &peer)
-            .ok_or_else(|| err(ErrorCode::Option, "\"PublicKey\" curve does not match the key"))?;
+        let result = ops::ecdh(&key, &peer).ok_or_else(|| {
+            err(
+                ErrorCode::Option,
+                "\"PublicKey\" curve does not match the key",
+            )
+        })?;
         Ok(resp::KeyAgreement { result })
     }
 
     /// performHMAC [103].
     pub(crate) fn perform_hmac(&mut self, a: req::PerformHmac) -> SksResult<resp::PerformHmac> {
-        let (_, m) = self.prepare(a.key_handle, &a.algorithm, &a.authorization, a.data.0.len(), |c| {
-            matches!(c, AlgClass::Hmac)
-        })?;
+        let (_, m) = self.prepare(
+            a.key_handle,
+            &a.algorithm,
+            &a.authorization,
+            a.data.0.len(),
+            |c| matches!(c, AlgClass::Hmac),
+        )?;
         let key = Self::symmetric(m, a.key_handle, &a.algorithm)?;
         if !a.parameters.is_empty() {
             return Err(err(ErrorCode::Option, "\"Parameters\" must be empty"));
@@ -166,20 +203,30 @@ impl Core {
         &mut self,
         a: req::SymmetricKeyEncrypt,
     ) -> SksResult<resp::SymmetricKeyEncrypt> {
-        let (class, m) = self.prepare(a.key_handle, &a.algorithm, &a.authorization, a.data.0.len(), |c| {
-            matches!(c, AlgClass::SymmetricEncryption(_))
-        })?;
+        let (class, m) = self.prepare(
+            a.key_handle,
+            &a.algorithm,
+            &a.authorization,
+            a.data.0.len(),
+            |c| matches!(c, AlgClass::SymmetricEncryption(_)),
+        )?;
         let key = Self::symmetric(m, a.key_handle, &a.algorithm)?;
         if let AlgClass::SymmetricEncryption(lens) = class {
             if !lens.contains(&key.len()) {
-                return Err(err(ErrorCode::Option, "Key length does not match the algorithm"));
+                return Err(err(
+                    ErrorCode::Option,
+                    "Key length does not match the algorithm",
+                ));
             }
         }
         let crypto = || err(ErrorCode::Crypto, "Encryption/decryption failed");
         let result = match a.algorithm.as_str() {
             ALG_AES_CBC_PKCS5 => {
                 if a.parameters.len() != 16 {
-                    return Err(err(ErrorCode::Option, "\"Parameters\" must hold a 16-byte IV"));
+                    return Err(err(
+                        ErrorCode::Option,
+                        "\"Parameters\" must hold a 16-byte IV",
+                    ));
                 }
                 ops::aes_cbc(key.expose(), &a.parameters, a.mode, &a.data.0).ok_or_else(crypto)?
             }
@@ -196,7 +243,9 @@ impl Core {
                 if a.mode {
                     let iv = random_bytes(16);
                     let mut out = iv.clone();
-                    out.extend(ops::aes_cbc(key.expose(), &iv, true, &a.data.0).ok_or_else(crypto)?);
+                    out.extend(
+                        ops::aes_cbc(key.expose(), &iv, true, &a.data.0).ok_or_else(crypto)?,
+                    );
                     out
                 } else {
                     if a.data.0.len() < 32 || a.data.0.len() % 16 != 0 {
@@ -207,6 +256,8 @@ impl Core {
                 }
             }
         };
-        Ok(resp::SymmetricKeyEncrypt { result: Blob(result) })
+        Ok(resp::SymmetricKeyEncrypt {
+            result: Blob(result),
+        })
     }
 }

@@ -6,6 +6,7 @@ use sks::codec::Secret;
 use sks::consts::*;
 use sks::crypto::keys::KeySpec;
 use sks::issuer::{Issuer, IssuerIdentity, KeyEntrySpec, PinPolicySpec};
+use sks::net::WireLoopback;
 use sks::{Config, MemoryStorage, Sks};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -28,8 +29,27 @@ pub fn memory_sks() -> Sks<MemoryStorage> {
     Sks::initialize(MemoryStorage::new(), config(clock())).unwrap()
 }
 
+/// The SKS every behavioural test uses: each call is encoded to bytes, decoded, executed,
+/// and the response encoded and decoded again (the §7.4 wire format).
+pub fn sks() -> WireLoopback<Sks<MemoryStorage>> {
+    WireLoopback {
+        inner: memory_sks(),
+    }
+}
+
+/// Like [`sks`] with a caller-held clock.
+pub fn sks_with_clock(clock: Arc<AtomicU64>) -> WireLoopback<Sks<MemoryStorage>> {
+    WireLoopback {
+        inner: Sks::initialize(MemoryStorage::new(), config(clock)).unwrap(),
+    }
+}
+
 pub fn device_cert(sks: &mut impl SksApi) -> Vec<u8> {
-    sks.get_device_info(req::GetDeviceInfo {}).unwrap().certificate_path.0[0].clone()
+    sks.get_device_info(req::GetDeviceInfo {})
+        .unwrap()
+        .certificate_path
+        .0[0]
+        .clone()
 }
 
 pub fn identity() -> IssuerIdentity {
@@ -39,7 +59,9 @@ pub fn identity() -> IssuerIdentity {
 /// Opens a session for `iss` and returns its handle.
 pub fn open(sks: &mut impl SksApi, iss: &mut Issuer) -> u32 {
     let dc = device_cert(sks);
-    let out = sks.create_provisioning_session(iss.create_session_request()).unwrap();
+    let out = sks
+        .create_provisioning_session(iss.create_session_request())
+        .unwrap();
     iss.accept_session(&out, &dc).unwrap();
     out.provisioning_handle
 }
@@ -56,9 +78,16 @@ pub fn key(sks: &mut impl SksApi, iss: &mut Issuer, spec: &KeyEntrySpec) -> Prov
     let out = sks.create_key_entry(iss.key_entry(spec).unwrap()).unwrap();
     iss.verify_key_attestation(&spec.id, &out).unwrap();
     let ee = iss.certify(&spec.id, &out.public_key).unwrap();
-    sks.set_certificate_path(iss.certificate_path(out.key_handle, &spec.id, &out.public_key, vec![ee.clone()]).unwrap())
-        .unwrap();
-    Provisioned { handle: out.key_handle, ee, public_key: out.public_key }
+    sks.set_certificate_path(
+        iss.certificate_path(out.key_handle, &spec.id, &out.public_key, vec![ee.clone()])
+            .unwrap(),
+    )
+    .unwrap();
+    Provisioned {
+        handle: out.key_handle,
+        ee,
+        public_key: out.public_key,
+    }
 }
 
 pub fn close(sks: &mut impl SksApi, iss: &mut Issuer) -> Result<(), sks::SksError> {
@@ -69,14 +98,31 @@ pub fn close(sks: &mut impl SksApi, iss: &mut Issuer) -> Result<(), sks::SksErro
 }
 
 /// PUK "PUK.1" (retry `puk_retry`) + PIN policy "PIN.1" from `pin` (puk filled in).
-pub fn pin_and_puk(sks: &mut impl SksApi, iss: &mut Issuer, mut pin: PinPolicySpec, puk_retry: u16) -> u32 {
-    let puk = sks.create_puk_policy(iss.puk_policy("PUK.1", b"12345678", format::NUMERIC, puk_retry).unwrap()).unwrap();
+pub fn pin_and_puk(
+    sks: &mut impl SksApi,
+    iss: &mut Issuer,
+    mut pin: PinPolicySpec,
+    puk_retry: u16,
+) -> u32 {
+    let puk = sks
+        .create_puk_policy(
+            iss.puk_policy("PUK.1", b"12345678", format::NUMERIC, puk_retry)
+                .unwrap(),
+        )
+        .unwrap();
     pin.puk = Some((puk.puk_policy_handle, "PUK.1".into()));
-    sks.create_pin_policy(iss.pin_policy(&pin).unwrap()).unwrap().pin_policy_handle
+    sks.create_pin_policy(iss.pin_policy(&pin).unwrap())
+        .unwrap()
+        .pin_policy_handle
 }
 
 /// One closed session with one PIN+PUK protected P-256 key (PIN "1234", PUK "12345678").
-pub fn pin_key_session(sks: &mut impl SksApi, ident: &IssuerIdentity, pin: PinPolicySpec, pin_value: &str) -> Provisioned {
+pub fn pin_key_session(
+    sks: &mut impl SksApi,
+    ident: &IssuerIdentity,
+    pin: PinPolicySpec,
+    pin_value: &str,
+) -> Provisioned {
     let mut iss = ident.session("https://issuer.example.com/x", "S.pinkey");
     open(sks, &mut iss);
     let id = pin.id.clone();
@@ -90,7 +136,11 @@ pub fn pin_key_session(sks: &mut impl SksApi, ident: &IssuerIdentity, pin: PinPo
     k
 }
 
-pub fn sign(sks: &mut impl SksApi, kh: u32, pin: &str) -> Result<resp::SignHashedData, sks::SksError> {
+pub fn sign(
+    sks: &mut impl SksApi,
+    kh: u32,
+    pin: &str,
+) -> Result<resp::SignHashedData, sks::SksError> {
     sks.sign_hashed_data(req::SignHashedData {
         key_handle: kh,
         algorithm: ALG_ECDSA_SHA256.into(),
@@ -101,7 +151,8 @@ pub fn sign(sks: &mut impl SksApi, kh: u32, pin: &str) -> Result<resp::SignHashe
 }
 
 pub fn protection(sks: &mut impl SksApi, kh: u32) -> resp::GetKeyProtectionInfo {
-    sks.get_key_protection_info(req::GetKeyProtectionInfo { key_handle: kh }).unwrap()
+    sks.get_key_protection_info(req::GetKeyProtectionInfo { key_handle: kh })
+        .unwrap()
 }
 
 pub fn code<T: std::fmt::Debug>(r: Result<T, sks::SksError>) -> ErrorCodeOf {
@@ -116,7 +167,10 @@ pub fn session_count(sks: &mut impl SksApi, open_state: bool) -> usize {
     let mut h = 0;
     loop {
         let out = sks
-            .enumerate_provisioning_sessions(req::EnumerateProvisioningSessions { provisioning_handle: h, provisioning_state: open_state })
+            .enumerate_provisioning_sessions(req::EnumerateProvisioningSessions {
+                provisioning_handle: h,
+                provisioning_state: open_state,
+            })
             .unwrap();
         if out.provisioning_handle == 0 {
             return n;
@@ -130,7 +184,9 @@ pub fn keys(sks: &mut impl SksApi) -> Vec<u32> {
     let mut v = Vec::new();
     let mut h = 0;
     loop {
-        let out = sks.enumerate_keys(req::EnumerateKeys { key_handle: h }).unwrap();
+        let out = sks
+            .enumerate_keys(req::EnumerateKeys { key_handle: h })
+            .unwrap();
         if out.key_handle == 0 {
             return v;
         }

@@ -1,0 +1,518 @@
+//! postDeleteKey [50], postUnlockKey [51], postUpdateKey [52], postCloneKeyProtection [53]:
+//! deferred execution at closeProvisioningSession [3], ownership transfer, conflict rules,
+//! wrong or missing KeyManagementKeys, privacy-mode mismatch, and rollback on failed close.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use sks::api::{req, SksApi};
+use sks::consts::*;
+use sks::crypto::keys::KeySpec;
+use sks::issuer::{IssuerIdentity, KeyEntrySpec, PinPolicySpec};
+use sks::ErrorCode;
+
+struct Setup {
+    s: sks::net::WireLoopback<sks::Sks<sks::MemoryStorage>>,
+    ident: IssuerIdentity,
+    target: Provisioned,
+    old_session: u32,
+}
+
+/// Session 1: a PIN+PUK protected P-256 key (PIN "1234") owned by an updatable session.
+fn setup() -> Setup {
+    setup_with(identity())
+}
+
+fn setup_with(ident: IssuerIdentity) -> Setup {
+    let mut s = sks();
+    let target = pin_key_session(&mut s, &ident, PinPolicySpec::new("PIN.1"), "1234");
+    let old_session = s
+        .enumerate_provisioning_sessions(req::EnumerateProvisioningSessions {
+            provisioning_handle: 0,
+            provisioning_state: false,
+        })
+        .unwrap()
+        .provisioning_handle;
+    Setup {
+        s,
+        ident,
+        target,
+        old_session,
+    }
+}
+
+#[test]
+fn post_delete_key_is_deferred_to_close() {
+    let Setup {
+        mut s,
+        ident,
+        target,
+        ..
+    } = setup();
+    let mut iss = ident.session("https://issuer.example.com/x", "S2");
+    open(&mut s, &mut iss);
+    s.post_delete_key(iss.post_delete_key(target.handle, &target.ee).unwrap())
+        .unwrap();
+    sign(&mut s, target.handle, "1234").expect("not deleted before close");
+    close(&mut s, &mut iss).unwrap();
+    assert!(keys(&mut s).is_empty());
+    assert_eq!(
+        session_count(&mut s, false),
+        0,
+        "old and (empty) new session are gone"
+    );
+}
+
+#[test]
+fn post_unlock_key_resets_pin_and_puk_counters() {
+    let Setup {
+        mut s,
+        ident,
+        target,
+        ..
+    } = setup();
+    for _ in 0..3 {
+        let _ = sign(&mut s, target.handle, "0000");
+    }
+    let _ = s.unlock_key(req::UnlockKey {
+        key_handle: target.handle,
+        authorization: sks::codec::Secret::from("1"),
+    });
+    let mut iss = ident.session("https://issuer.example.com/x", "S2");
+    open(&mut s, &mut iss);
+    s.post_unlock_key(iss.post_unlock_key(target.handle, &target.ee).unwrap())
+        .unwrap();
+    assert!(
+        sign(&mut s, target.handle, "1234").is_err(),
+        "still locked before close"
+    );
+    close(&mut s, &mut iss).unwrap();
+    let p = protection(&mut s, target.handle);
+    assert_eq!((p.pin_error_count, p.puk_error_count), (0, 0));
+    sign(&mut s, target.handle, "1234").unwrap();
+}
+
+#[test]
+fn post_unlock_key_requires_a_pin_protected_target() {
+    let ident = identity();
+    let mut s = sks();
+    let mut iss = ident.session("https://issuer.example.com/x", "S1");
+    open(&mut s, &mut iss);
+    let k = key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
+    close(&mut s, &mut iss).unwrap();
+    let mut iss = ident.session("https://issuer.example.com/x", "S2");
+    open(&mut s, &mut iss);
+    assert_eq!(
+        code(s.post_unlock_key(iss.post_unlock_key(k.handle, &k.ee).unwrap())),
+        ErrorCodeOf(ErrorCode::Option)
+    );
+}
+
+#[test]
+fn post_update_key_replaces_key_and_transfers_ownership() {
+    let Setup {
+        mut s,
+        ident,
+        target,
+        old_session,
+    } = setup();
+    let mut iss = ident.session("https://issuer.example.com/x", "S2");
+    let new_session = open(&mut s, &mut iss);
+    let mut spec = KeyEntrySpec::new("New");
+    spec.friendly_name = "renewed".into();
+    let new = key(&mut s, &mut iss, &spec);
+    s.post_update_key(
+        iss.post_update_key(new.handle, &new.ee, target.handle, &target.ee)
+            .unwrap(),
+    )
+    .unwrap();
+    close(&mut s, &mut iss).unwrap();
+    assert_eq!(
+        keys(&mut s),
+        vec![target.handle],
+        "the new key took the target's handle"
+    );
+    let a = s
+        .get_key_attributes(req::GetKeyAttributes {
+            key_handle: target.handle,
+        })
+        .unwrap();
+    assert_eq!(a.certificate_path.0[0], new.ee);
+    assert_eq!(a.friendly_name, "renewed");
+    let p = protection(&mut s, target.handle);
+    assert_ne!(
+        p.protection_status & protection_status::PIN_PROTECTED,
+        0,
+        "PIN protection inherited"
+    );
+    sign(&mut s, target.handle, "1234").unwrap();
+    let e = s
+        .enumerate_provisioning_sessions(req::EnumerateProvisioningSessions {
+            provisioning_handle: 0,
+            provisioning_state: false,
+        })
+        .unwrap();
+    assert_eq!(e.provisioning_handle, new_session);
+    assert_ne!(e.provisioning_handle, old_session);
+    assert_eq!(session_count(&mut s, false), 1);
+}
+
+#[test]
+fn post_update_key_rules() {
+    // Different AppUsage.
+    let Setup {
+        mut s,
+        ident,
+        target,
+        ..
+    } = setup();
+    let mut iss = ident.session("https://issuer.example.com/x", "S2");
+    open(&mut s, &mut iss);
+    let mut spec = KeyEntrySpec::new("New");
+    spec.app_usage = app_usage::SIGNATURE;
+    let new = key(&mut s, &mut iss, &spec);
+    let r = s.post_update_key(
+        iss.post_update_key(new.handle, &new.ee, target.handle, &target.ee)
+            .unwrap(),
+    );
+    assert_eq!(code(r), ErrorCodeOf(ErrorCode::Option));
+    // New key must not be PIN protected.
+    let Setup {
+        mut s,
+        ident,
+        target,
+        ..
+    } = setup();
+    let mut iss = ident.session("https://issuer.example.com/x", "S2");
+    open(&mut s, &mut iss);
+    let ph = s
+        .create_pin_policy(iss.pin_policy(&PinPolicySpec::new("PIN.2")).unwrap())
+        .unwrap()
+        .pin_policy_handle;
+    let mut spec = KeyEntrySpec::new("New");
+    spec.pin_policy = Some((ph, "PIN.2".into(), true));
+    spec.pin_value = b"5555".to_vec();
+    let new = key(&mut s, &mut iss, &spec);
+    let r = s.post_update_key(
+        iss.post_update_key(new.handle, &new.ee, target.handle, &target.ee)
+            .unwrap(),
+    );
+    assert_eq!(code(r), ErrorCodeOf(ErrorCode::Option));
+}
+
+#[test]
+fn post_clone_key_protection_links_the_pin() {
+    let Setup {
+        mut s,
+        ident,
+        target,
+        ..
+    } = setup();
+    let mut iss = ident.session("https://issuer.example.com/x", "S2");
+    open(&mut s, &mut iss);
+    let a = key(&mut s, &mut iss, &KeyEntrySpec::new("A"));
+    let b = key(&mut s, &mut iss, &KeyEntrySpec::new("B"));
+    s.post_clone_key_protection(
+        iss.post_clone_key_protection(a.handle, &a.ee, target.handle, &target.ee)
+            .unwrap(),
+    )
+    .unwrap();
+    s.post_clone_key_protection(
+        iss.post_clone_key_protection(b.handle, &b.ee, target.handle, &target.ee)
+            .unwrap(),
+    )
+    .unwrap();
+    close(&mut s, &mut iss).unwrap();
+    assert_eq!(keys(&mut s).len(), 3);
+    sign(&mut s, a.handle, "1234").unwrap();
+    assert!(sign(&mut s, b.handle, "").is_err());
+    assert_eq!(
+        protection(&mut s, target.handle).pin_error_count,
+        1,
+        "shared PIN object and counter"
+    );
+}
+
+#[test]
+fn post_clone_requires_shared_grouping() {
+    let ident = identity();
+    let mut s = sks();
+    let mut p = PinPolicySpec::new("PIN.1");
+    p.grouping = grouping::NONE;
+    let target = pin_key_session(&mut s, &ident, p, "1234");
+    let mut iss = ident.session("https://issuer.example.com/x", "S2");
+    open(&mut s, &mut iss);
+    let a = key(&mut s, &mut iss, &KeyEntrySpec::new("A"));
+    let r = s.post_clone_key_protection(
+        iss.post_clone_key_protection(a.handle, &a.ee, target.handle, &target.ee)
+            .unwrap(),
+    );
+    assert_eq!(code(r), ErrorCodeOf(ErrorCode::Option));
+}
+
+#[test]
+fn allowed_combination_update_plus_clones_plus_unlock() {
+    let Setup {
+        mut s,
+        ident,
+        target,
+        ..
+    } = setup();
+    let mut iss = ident.session("https://issuer.example.com/x", "S2");
+    open(&mut s, &mut iss);
+    let u = key(&mut s, &mut iss, &KeyEntrySpec::new("U"));
+    let c = key(&mut s, &mut iss, &KeyEntrySpec::new("C"));
+    s.post_unlock_key(iss.post_unlock_key(target.handle, &target.ee).unwrap())
+        .unwrap();
+    s.post_clone_key_protection(
+        iss.post_clone_key_protection(c.handle, &c.ee, target.handle, &target.ee)
+            .unwrap(),
+    )
+    .unwrap();
+    s.post_update_key(
+        iss.post_update_key(u.handle, &u.ee, target.handle, &target.ee)
+            .unwrap(),
+    )
+    .unwrap();
+    close(&mut s, &mut iss).unwrap();
+    assert_eq!(keys(&mut s), vec![target.handle, c.handle]);
+}
+
+#[test]
+fn conflicting_post_operations_abort() {
+    type Step =
+        fn(&mut Setup, &mut sks::issuer::Issuer, &[Provisioned]) -> Result<(), sks::SksError>;
+    let del: Step = |st, iss, _| {
+        st.s.post_delete_key(
+            iss.post_delete_key(st.target.handle, &st.target.ee)
+                .unwrap(),
+        )
+        .map(|_| ())
+    };
+    let unl: Step = |st, iss, _| {
+        st.s.post_unlock_key(
+            iss.post_unlock_key(st.target.handle, &st.target.ee)
+                .unwrap(),
+        )
+        .map(|_| ())
+    };
+    let upd0: Step = |st, iss, n| {
+        st.s.post_update_key(
+            iss.post_update_key(n[0].handle, &n[0].ee, st.target.handle, &st.target.ee)
+                .unwrap(),
+        )
+        .map(|_| ())
+    };
+    let upd1: Step = |st, iss, n| {
+        st.s.post_update_key(
+            iss.post_update_key(n[1].handle, &n[1].ee, st.target.handle, &st.target.ee)
+                .unwrap(),
+        )
+        .map(|_| ())
+    };
+    let cln0: Step = |st, iss, n| {
+        st.s.post_clone_key_protection(
+            iss.post_clone_key_protection(n[0].handle, &n[0].ee, st.target.handle, &st.target.ee)
+                .unwrap(),
+        )
+        .map(|_| ())
+    };
+    let cases: Vec<(&str, Step, Step)> = vec![
+        ("delete+delete", del, del),
+        ("delete+unlock", del, unl),
+        ("unlock+delete", unl, del),
+        ("delete+update", del, upd0),
+        ("update+delete", upd0, del),
+        ("unlock+unlock", unl, unl),
+        ("update+update", upd0, upd1),
+        ("same new key: update+clone", upd0, cln0),
+    ];
+    for (name, first, second) in cases {
+        let mut st = setup();
+        let mut iss = st.ident.session("https://issuer.example.com/x", "S2");
+        open(&mut st.s, &mut iss);
+        let news = vec![
+            key(&mut st.s, &mut iss, &KeyEntrySpec::new("N0")),
+            key(&mut st.s, &mut iss, &KeyEntrySpec::new("N1")),
+        ];
+        first(&mut st, &mut iss, &news).unwrap();
+        let r = second(&mut st, &mut iss, &news);
+        assert_eq!(code(r), ErrorCodeOf(ErrorCode::Option), "{name}");
+        assert_eq!(session_count(&mut st.s, true), 0, "{name}: session aborted");
+        assert_eq!(
+            keys(&mut st.s),
+            vec![st.target.handle],
+            "{name}: target untouched"
+        );
+    }
+}
+
+#[test]
+fn wrong_key_management_key_is_rejected() {
+    let Setup { mut s, target, .. } = setup();
+    let other = identity(); // a different KMK
+    let mut iss = other.session("https://issuer.example.com/x", "S2");
+    open(&mut s, &mut iss);
+    let r = s.post_delete_key(iss.post_delete_key(target.handle, &target.ee).unwrap());
+    assert_eq!(code(r), ErrorCodeOf(ErrorCode::Option));
+    assert_eq!(keys(&mut s), vec![target.handle]);
+    // RSA KeyManagementKey of the right owner works; of a wrong owner does not.
+    let rsa = IssuerIdentity::generate(
+        "CN=RSA CA",
+        Some(KeySpec::Rsa {
+            bits: 1024,
+            exponent: 65537,
+        }),
+    )
+    .unwrap();
+    let Setup {
+        mut s,
+        ident,
+        target,
+        ..
+    } = setup_with(rsa);
+    let mut iss = ident.session("https://issuer.example.com/x", "S2");
+    open(&mut s, &mut iss);
+    s.post_delete_key(iss.post_delete_key(target.handle, &target.ee).unwrap())
+        .unwrap();
+    close(&mut s, &mut iss).unwrap();
+    assert!(keys(&mut s).is_empty());
+}
+
+#[test]
+fn malformed_authorization_is_a_crypto_error_and_session_without_kmk_is_not_updatable() {
+    let Setup {
+        mut s,
+        ident,
+        target,
+        ..
+    } = setup();
+    let mut iss = ident.session("https://issuer.example.com/x", "S2");
+    open(&mut s, &mut iss);
+    let r = iss
+        .post_delete_key_with(target.handle, vec![1, 2, 3])
+        .unwrap();
+    assert_eq!(code(s.post_delete_key(r)), ErrorCodeOf(ErrorCode::Crypto));
+    assert_eq!(keys(&mut s), vec![target.handle]);
+    // A valid signature over the wrong target certificate does not verify.
+    let mut iss = ident.session("https://issuer.example.com/x", "S3");
+    open(&mut s, &mut iss);
+    let auth = iss.authorization(b"some other certificate").unwrap();
+    let r = iss.post_delete_key_with(target.handle, auth).unwrap();
+    assert_eq!(code(s.post_delete_key(r)), ErrorCodeOf(ErrorCode::Option));
+    // A tampered MAC is ERROR_MAC.
+    let mut iss = ident.session("https://issuer.example.com/x", "S4");
+    open(&mut s, &mut iss);
+    let mut r = iss.post_delete_key(target.handle, &target.ee).unwrap();
+    r.mac[5] ^= 0x40;
+    assert_eq!(code(s.post_delete_key(r)), ErrorCodeOf(ErrorCode::Mac));
+
+    let no_kmk = IssuerIdentity::generate("CN=No KMK", None).unwrap();
+    let Setup { mut s, target, .. } = setup_with(no_kmk);
+    let any = identity();
+    let mut iss = any.session("https://issuer.example.com/x", "S2");
+    open(&mut s, &mut iss);
+    let r = s.post_delete_key(iss.post_delete_key(target.handle, &target.ee).unwrap());
+    let e = r.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Option);
+    assert!(e.message().contains("not updatable"), "{e}");
+}
+
+#[test]
+fn unknown_target_and_open_session_targets() {
+    let Setup {
+        mut s,
+        ident,
+        target,
+        ..
+    } = setup();
+    let mut iss = ident.session("https://issuer.example.com/x", "S2");
+    open(&mut s, &mut iss);
+    let r = s.post_delete_key(iss.post_delete_key(424242, &target.ee).unwrap());
+    assert_eq!(code(r), ErrorCodeOf(ErrorCode::NoKey));
+    let mut iss = ident.session("https://issuer.example.com/x", "S3");
+    open(&mut s, &mut iss);
+    let own = key(&mut s, &mut iss, &KeyEntrySpec::new("Own"));
+    let r = s.post_delete_key(iss.post_delete_key(own.handle, &own.ee).unwrap());
+    assert_eq!(
+        code(r),
+        ErrorCodeOf(ErrorCode::Option),
+        "target in an open session"
+    );
+}
+
+#[test]
+fn privacy_enabled_flag_must_match_between_sessions() {
+    let Setup {
+        mut s,
+        ident,
+        target,
+        ..
+    } = setup();
+    let mut iss = ident.session("https://issuer.example.com/x", "S2");
+    iss.privacy_enabled = true;
+    open(&mut s, &mut iss);
+    let r = s.post_delete_key(iss.post_delete_key(target.handle, &target.ee).unwrap());
+    let e = r.unwrap_err();
+    assert!(e.message().contains("PrivacyEnabled"), "{e}");
+}
+
+#[test]
+fn privacy_enabled_post_operations_work_between_pep_sessions() {
+    let ident = identity();
+    let mut s = sks();
+    let mut iss = ident.session("https://issuer.example.com/x", "S1");
+    iss.privacy_enabled = true;
+    open(&mut s, &mut iss);
+    let k = key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
+    close(&mut s, &mut iss).unwrap();
+    let mut iss = ident.session("https://issuer.example.com/x", "S2");
+    iss.privacy_enabled = true;
+    open(&mut s, &mut iss);
+    s.post_delete_key(iss.post_delete_key(k.handle, &k.ee).unwrap())
+        .unwrap();
+    close(&mut s, &mut iss).unwrap();
+    assert!(keys(&mut s).is_empty());
+}
+
+#[test]
+fn failed_close_rolls_back_queued_operations() {
+    let Setup {
+        mut s,
+        ident,
+        target,
+        ..
+    } = setup();
+    let mut iss = ident.session("https://issuer.example.com/x", "S2");
+    open(&mut s, &mut iss);
+    s.post_delete_key(iss.post_delete_key(target.handle, &target.ee).unwrap())
+        .unwrap();
+    s.create_pin_policy(iss.pin_policy(&PinPolicySpec::new("Unreferenced")).unwrap())
+        .unwrap();
+    assert!(close(&mut s, &mut iss).is_err());
+    assert_eq!(keys(&mut s), vec![target.handle]);
+    sign(&mut s, target.handle, "1234").unwrap();
+}
+
+#[test]
+fn user_delete_of_target_before_close_fails_the_close() {
+    let ident = identity();
+    let mut s = sks();
+    let mut iss = ident.session("https://issuer.example.com/x", "S1");
+    open(&mut s, &mut iss);
+    let a = key(&mut s, &mut iss, &KeyEntrySpec::new("A"));
+    let b = key(&mut s, &mut iss, &KeyEntrySpec::new("B"));
+    close(&mut s, &mut iss).unwrap();
+    let mut iss = ident.session("https://issuer.example.com/x", "S2");
+    open(&mut s, &mut iss);
+    s.post_delete_key(iss.post_delete_key(a.handle, &a.ee).unwrap())
+        .unwrap();
+    s.delete_key(req::DeleteKey {
+        key_handle: a.handle,
+        authorization: sks::codec::Secret::default(),
+    })
+    .unwrap();
+    assert_eq!(code(close(&mut s, &mut iss)), ErrorCodeOf(ErrorCode::NoKey));
+    assert_eq!(keys(&mut s), vec![b.handle]);
+}

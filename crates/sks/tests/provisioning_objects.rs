@@ -1,0 +1,772 @@
+//! createPUKPolicy [7], createPINPolicy [8], createKeyEntry [9], setCertificatePath [11],
+//! importSymmetricKey [12], importPrivateKey [13], addExtension [14], getExtension [73],
+//! setProperty [74]: bounds, key algorithms, endorsed algorithms, duplicate certificates,
+//! extension rules.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use hmac::Mac;
+use sks::api::{req, SksApi};
+use sks::codec::{Blob, Secret};
+use sks::consts::*;
+use sks::crypto::keys::{KeySpec, PrivateKey};
+use sks::issuer::{property_bag, Issuer, KeyEntrySpec, PinPolicySpec};
+use sks::ErrorCode;
+
+fn session(s: &mut impl SksApi) -> Issuer {
+    let id = identity();
+    let mut iss = id.session("https://issuer.example.com/x", "S1");
+    open(s, &mut iss);
+    iss
+}
+
+#[test]
+fn create_puk_policy_retry_limit_bounds() {
+    for (limit, ok) in [(0u16, true), (10000, true), (10001, false)] {
+        let mut s = sks();
+        let mut iss = session(&mut s);
+        let r = s.create_puk_policy(
+            iss.puk_policy("PUK.1", b"1234", format::NUMERIC, limit)
+                .unwrap(),
+        );
+        assert_eq!(r.is_ok(), ok, "PUK RetryLimit {limit}");
+    }
+}
+
+#[test]
+fn create_puk_policy_format_and_length() {
+    let cases: [(&[u8], u8, bool); 6] = [
+        (b"12A4", format::NUMERIC, false),
+        (b"12A4", format::ALPHANUMERIC, true),
+        (b"12a4", format::ALPHANUMERIC, false),
+        (b"", format::STRING, false),
+        (&[0u8; 129], format::BINARY, false),
+        (&[0u8; 128], format::BINARY, true),
+    ];
+    for (puk, fmt, ok) in cases {
+        let mut s = sks();
+        let mut iss = session(&mut s);
+        assert_eq!(
+            s.create_puk_policy(iss.puk_policy("PUK.1", puk, fmt, 3).unwrap())
+                .is_ok(),
+            ok
+        );
+    }
+}
+
+#[test]
+fn create_pin_policy_retry_limit_and_length_bounds() {
+    let mut cases: Vec<(PinPolicySpec, bool)> = Vec::new();
+    for (limit, ok) in [(0u16, false), (1, true), (10000, true), (10001, false)] {
+        let mut p = PinPolicySpec::new("PIN.1");
+        p.retry_limit = limit;
+        cases.push((p, ok));
+    }
+    for (min, max, ok) in [
+        (0u16, 8u16, false),
+        (1, 128, true),
+        (1, 129, false),
+        (5, 4, false),
+    ] {
+        let mut p = PinPolicySpec::new("PIN.1");
+        p.min_length = min;
+        p.max_length = max;
+        cases.push((p, ok));
+    }
+    for (g, im, ok) in [
+        (4u8, 3u8, false),
+        (3, 0, false),
+        (3, 4, false),
+        (0, 1, true),
+    ] {
+        let mut p = PinPolicySpec::new("PIN.1");
+        p.grouping = g;
+        p.input_method = im;
+        cases.push((p, ok));
+    }
+    let mut p = PinPolicySpec::new("PIN.1");
+    p.patterns = pattern::MISSING_GROUP; // numeric + missing-group is invalid
+    cases.push((p, false));
+    let mut p = PinPolicySpec::new("PIN.1");
+    p.patterns = 0x20;
+    cases.push((p, false));
+    for (p, ok) in cases {
+        let mut s = sks();
+        let mut iss = session(&mut s);
+        assert_eq!(
+            s.create_pin_policy(iss.pin_policy(&p).unwrap()).is_ok(),
+            ok,
+            "{p:?}"
+        );
+    }
+}
+
+#[test]
+fn create_key_entry_generates_p256_p384_rsa1024_rsa2048() {
+    let mut s = sks();
+    let mut iss = session(&mut s);
+    let mut handles = Vec::new();
+    for (id, alg, params) in [
+        ("EC256", ALG_KEY_EC_P256, vec![]),
+        ("EC384", ALG_KEY_EC_P384, vec![]),
+        ("RSA1024", ALG_KEY_RSA1024, vec![]),
+        ("RSA2048", ALG_KEY_RSA2048, vec![]),
+        ("RSA1024e", ALG_KEY_RSA1024_EXP, vec![0x01, 0x00, 0x01]),
+    ] {
+        let mut k = KeyEntrySpec::new(id);
+        k.key_algorithm = alg.into();
+        k.key_parameters = params;
+        let p = key(&mut s, &mut iss, &k);
+        let pk = sks::crypto::keys::PublicKey::from_spki(&p.public_key).unwrap();
+        match alg {
+            ALG_KEY_RSA2048 => assert_eq!(pk.rsa_bits(), Some(2048)),
+            ALG_KEY_RSA1024 | ALG_KEY_RSA1024_EXP => assert_eq!(pk.rsa_bits(), Some(1024)),
+            _ => assert!(!pk.is_rsa()),
+        }
+        handles.push(p.handle);
+    }
+    close(&mut s, &mut iss).unwrap();
+    assert_eq!(keys(&mut s), handles);
+}
+
+#[test]
+fn create_key_entry_rejects_bad_algorithms_and_parameters() {
+    type Edit = fn(&mut KeyEntrySpec);
+    let cases: Vec<(Edit, ErrorCode)> = vec![
+        (
+            |k| k.key_algorithm = "urn:unknown".into(),
+            ErrorCode::Algorithm,
+        ),
+        (|k| k.key_parameters = vec![3], ErrorCode::Option),
+        (
+            |k| {
+                k.key_algorithm = ALG_KEY_RSA1024_EXP.into();
+                k.key_parameters = vec![];
+            },
+            ErrorCode::Option,
+        ),
+        (
+            |k| {
+                k.key_algorithm = ALG_KEY_RSA1024_EXP.into();
+                k.key_parameters = vec![4];
+            },
+            ErrorCode::Option,
+        ),
+        (|k| k.server_seed = vec![0; 33], ErrorCode::Option),
+        (|k| k.app_usage = 4, ErrorCode::Option),
+        (|k| k.export_protection = protection::PIN, ErrorCode::Option),
+        (|k| k.delete_protection = protection::PUK, ErrorCode::Option),
+        (|k| k.device_pin = true, ErrorCode::Option),
+        (|k| k.biometric = biometric::ALTERNATIVE, ErrorCode::Option),
+        (|k| k.enable_pin_caching = true, ErrorCode::Option),
+        (|k| k.friendly_name = "x".repeat(129), ErrorCode::Option),
+    ];
+    for (edit, expected) in cases {
+        let mut s = sks();
+        let mut iss = session(&mut s);
+        let mut k = KeyEntrySpec::new("Key.1");
+        edit(&mut k);
+        let r = s.create_key_entry(iss.key_entry(&k).unwrap());
+        assert_eq!(code(r), ErrorCodeOf(expected), "{k:?}");
+        assert_eq!(session_count(&mut s, true), 0, "the session is aborted");
+    }
+}
+
+#[test]
+fn create_key_entry_server_seed_is_accepted() {
+    let mut s = sks();
+    let mut iss = session(&mut s);
+    let mut k = KeyEntrySpec::new("Key.1");
+    k.server_seed = vec![0xAB; 32];
+    key(&mut s, &mut iss, &k);
+    close(&mut s, &mut iss).unwrap();
+}
+
+#[test]
+fn endorsed_algorithms_must_be_sorted_unique_and_known() {
+    let cases: [(Vec<&str>, bool); 6] = [
+        (vec![ALG_ECDSA_SHA256, ALG_RSA_SHA256], true),
+        (vec![ALG_RSA_SHA256, ALG_ECDSA_SHA256], false),
+        (vec![ALG_ECDSA_SHA256, ALG_ECDSA_SHA256], false),
+        (vec!["urn:nope"], false),
+        (vec![ALG_KEY_EC_P256], false),
+        (vec![ALG_NONE, ALG_HMAC_SHA1], false),
+    ];
+    for (list, ok) in cases {
+        let mut s = sks();
+        let mut iss = session(&mut s);
+        let mut k = KeyEntrySpec::new("Key.1");
+        k.endorsed = list.iter().map(|x| x.to_string()).collect();
+        assert_eq!(
+            s.create_key_entry(iss.key_entry(&k).unwrap()).is_ok(),
+            ok,
+            "{list:?}"
+        );
+    }
+}
+
+fn close_with_endorsed(alg: &str, rsa: bool, symmetric: Option<&[u8]>) -> bool {
+    let mut s = sks();
+    let mut iss = session(&mut s);
+    let mut k = KeyEntrySpec::new("Key.1");
+    k.endorsed = vec![alg.to_owned()];
+    if rsa {
+        k.key_algorithm = ALG_KEY_RSA1024.into();
+    }
+    let p = key(&mut s, &mut iss, &k);
+    if let Some(sym) = symmetric {
+        s.import_symmetric_key(iss.symmetric_key(p.handle, &p.ee, sym).unwrap())
+            .unwrap();
+    }
+    close(&mut s, &mut iss).is_ok()
+}
+
+#[test]
+fn endorsed_algorithms_are_checked_against_key_material_at_close() {
+    assert!(close_with_endorsed(ALG_ECDSA_SHA256, false, None));
+    assert!(!close_with_endorsed(ALG_RSA_SHA256, false, None));
+    assert!(close_with_endorsed(ALG_RSA_SHA256, true, None));
+    assert!(!close_with_endorsed(ALG_ECDSA_SHA256, true, None));
+    assert!(close_with_endorsed(ALG_ECDH_RAW, false, None));
+    assert!(!close_with_endorsed(ALG_RSA_1_5, false, None));
+    assert!(!close_with_endorsed(ALG_HMAC_SHA1, false, None));
+    assert!(close_with_endorsed(ALG_HMAC_SHA1, false, Some(&[1; 20])));
+    assert!(close_with_endorsed(ALG_AES128_CBC, false, Some(&[1; 16])));
+    assert!(!close_with_endorsed(ALG_AES256_CBC, false, Some(&[1; 16])));
+    assert!(close_with_endorsed(
+        ALG_AES_ECB_NOPAD,
+        false,
+        Some(&[1; 24])
+    ));
+    assert!(!close_with_endorsed(
+        ALG_ECDSA_SHA256,
+        false,
+        Some(&[1; 16])
+    ));
+    assert!(close_with_endorsed(ALG_NONE, false, Some(&[1; 5])));
+}
+
+#[test]
+fn set_certificate_path_rules() {
+    let mut s = sks();
+    let mut iss = session(&mut s);
+    let out = s
+        .create_key_entry(iss.key_entry(&KeyEntrySpec::new("Key.1")).unwrap())
+        .unwrap();
+    let ee = iss.certify("k", &out.public_key).unwrap();
+    // Unknown key handle: ERROR_NO_KEY without abort.
+    let r = iss
+        .certificate_path(9999, "Key.1", &out.public_key, vec![ee.clone()])
+        .unwrap();
+    assert_eq!(
+        code(s.set_certificate_path(r)),
+        ErrorCodeOf(ErrorCode::NoKey)
+    );
+    assert_eq!(session_count(&mut s, true), 1);
+    // (The issuer consumed a counter value for the rejected call; use a fresh session.)
+    let mut s = sks();
+    let mut iss = session(&mut s);
+    let out = s
+        .create_key_entry(iss.key_entry(&KeyEntrySpec::new("Key.1")).unwrap())
+        .unwrap();
+    let ee = iss.certify("k", &out.public_key).unwrap();
+    let ordered = vec![ee.clone(), iss.ca_certificate().to_vec()];
+    s.set_certificate_path(
+        iss.certificate_path(out.key_handle, "Key.1", &out.public_key, ordered.clone())
+            .unwrap(),
+    )
+    .unwrap();
+    let second = iss
+        .certificate_path(out.key_handle, "Key.1", &out.public_key, vec![ee])
+        .unwrap();
+    assert_eq!(
+        code(s.set_certificate_path(second)),
+        ErrorCodeOf(ErrorCode::Option),
+        "multiple calls abort"
+    );
+    assert_eq!(session_count(&mut s, true), 0);
+    // Empty path aborts.
+    let mut s = sks();
+    let mut iss = session(&mut s);
+    let out = s
+        .create_key_entry(iss.key_entry(&KeyEntrySpec::new("Key.1")).unwrap())
+        .unwrap();
+    let r = iss
+        .certificate_path(out.key_handle, "Key.1", &out.public_key, vec![])
+        .unwrap();
+    assert_eq!(
+        code(s.set_certificate_path(r)),
+        ErrorCodeOf(ErrorCode::Option)
+    );
+}
+
+#[test]
+fn set_certificate_path_keeps_the_ordered_path() {
+    let mut s = sks();
+    let mut iss = session(&mut s);
+    let out = s
+        .create_key_entry(iss.key_entry(&KeyEntrySpec::new("Key.1")).unwrap())
+        .unwrap();
+    let ee = iss.certify("k", &out.public_key).unwrap();
+    let path = vec![ee, iss.ca_certificate().to_vec()];
+    s.set_certificate_path(
+        iss.certificate_path(out.key_handle, "Key.1", &out.public_key, path.clone())
+            .unwrap(),
+    )
+    .unwrap();
+    close(&mut s, &mut iss).unwrap();
+    let a = s
+        .get_key_attributes(req::GetKeyAttributes {
+            key_handle: out.key_handle,
+        })
+        .unwrap();
+    assert_eq!(a.certificate_path.0, path);
+}
+
+#[test]
+fn duplicate_end_entity_certificates_fail_close() {
+    // Within one session.
+    let mut s = sks();
+    let mut iss = session(&mut s);
+    let a = s
+        .create_key_entry(iss.key_entry(&KeyEntrySpec::new("A")).unwrap())
+        .unwrap();
+    let b = s
+        .create_key_entry(iss.key_entry(&KeyEntrySpec::new("B")).unwrap())
+        .unwrap();
+    let ee = iss.certify("a", &a.public_key).unwrap();
+    s.set_certificate_path(
+        iss.certificate_path(a.key_handle, "A", &a.public_key, vec![ee.clone()])
+            .unwrap(),
+    )
+    .unwrap();
+    s.set_certificate_path(
+        iss.certificate_path(b.key_handle, "B", &b.public_key, vec![ee.clone()])
+            .unwrap(),
+    )
+    .unwrap();
+    let e = close(&mut s, &mut iss).unwrap_err();
+    assert!(
+        e.message().contains("Duplicate certificate") || e.message().contains("mismatch"),
+        "{e}"
+    );
+    // Across sessions: a second session importing the same certificate and private key.
+    let mut s = sks();
+    let mut iss = session(&mut s);
+    let issued = PrivateKey::generate(KeySpec::P256).unwrap();
+    let pkcs8 = issued.to_pkcs8().unwrap();
+    let spki = issued.public_key().to_spki().unwrap();
+    let ee = iss.certify("shared", &spki).unwrap();
+    let import = |s: &mut _, iss: &mut Issuer, id: &str| {
+        let out =
+            SksApi::create_key_entry(s, iss.key_entry(&KeyEntrySpec::new(id)).unwrap()).unwrap();
+        SksApi::set_certificate_path(
+            s,
+            iss.certificate_path(out.key_handle, id, &out.public_key, vec![ee.clone()])
+                .unwrap(),
+        )
+        .unwrap();
+        SksApi::import_private_key(
+            s,
+            iss.private_key(out.key_handle, &ee, pkcs8.expose())
+                .unwrap(),
+        )
+        .unwrap();
+    };
+    import(&mut s, &mut iss, "K1");
+    close(&mut s, &mut iss).unwrap();
+    let id2 = identity();
+    let mut iss2 = id2.session("https://issuer.example.com/y", "S2");
+    open(&mut s, &mut iss2);
+    import(&mut s, &mut iss2, "K2");
+    let e = close(&mut s, &mut iss2).unwrap_err();
+    assert!(e.message().contains("Duplicate certificate"), "{e}");
+}
+
+#[test]
+fn certificate_must_match_generated_key_at_close() {
+    let mut s = sks();
+    let mut iss = session(&mut s);
+    let out = s
+        .create_key_entry(iss.key_entry(&KeyEntrySpec::new("Key.1")).unwrap())
+        .unwrap();
+    let other = PrivateKey::generate(KeySpec::P256)
+        .unwrap()
+        .public_key()
+        .to_spki()
+        .unwrap();
+    let ee = iss.certify("k", &other).unwrap();
+    s.set_certificate_path(
+        iss.certificate_path(out.key_handle, "Key.1", &out.public_key, vec![ee])
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(close(&mut s, &mut iss)
+        .unwrap_err()
+        .message()
+        .contains("EC mismatch"));
+}
+
+#[test]
+fn import_symmetric_key_hmac_and_aes_match_rustcrypto() {
+    let mut s = sks();
+    let mut iss = session(&mut s);
+    let hkey = [0x0bu8; 32];
+    let akey = [0x2bu8; 16];
+    let mut k1 = KeyEntrySpec::new("HMAC");
+    k1.endorsed = vec![ALG_HMAC_SHA256.into()];
+    let p1 = key(&mut s, &mut iss, &k1);
+    s.import_symmetric_key(iss.symmetric_key(p1.handle, &p1.ee, &hkey).unwrap())
+        .unwrap();
+    let p2 = key(&mut s, &mut iss, &KeyEntrySpec::new("AES"));
+    s.import_symmetric_key(iss.symmetric_key(p2.handle, &p2.ee, &akey).unwrap())
+        .unwrap();
+    close(&mut s, &mut iss).unwrap();
+
+    let data = b"The quick brown fox".to_vec();
+    let out = s
+        .perform_hmac(req::PerformHmac {
+            key_handle: p1.handle,
+            algorithm: ALG_HMAC_SHA256.into(),
+            parameters: vec![],
+            authorization: Secret::default(),
+            data: Blob(data.clone()),
+        })
+        .unwrap();
+    let mut m = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&hkey).unwrap();
+    m.update(&data);
+    assert_eq!(out.result, m.finalize().into_bytes().to_vec());
+    // Endorsement: HMAC-SHA1 is not endorsed for this key.
+    let r = s.perform_hmac(req::PerformHmac {
+        key_handle: p1.handle,
+        algorithm: ALG_HMAC_SHA1.into(),
+        parameters: vec![],
+        authorization: Secret::default(),
+        data: Blob(data.clone()),
+    });
+    assert_eq!(code(r), ErrorCodeOf(ErrorCode::Algorithm));
+
+    // AES-ECB against the aes crate, AES-CBC round trip with the pkcs5 variant and IV.
+    use aes::cipher::{BlockEncrypt, KeyInit};
+    let block = [0x6bu8; 16];
+    let ecb = s
+        .symmetric_key_encrypt(req::SymmetricKeyEncrypt {
+            key_handle: p2.handle,
+            algorithm: ALG_AES_ECB_NOPAD.into(),
+            mode: true,
+            parameters: vec![],
+            authorization: Secret::default(),
+            data: Blob(block.to_vec()),
+        })
+        .unwrap();
+    let mut expected = aes::Block::clone_from_slice(&block);
+    aes::Aes128::new_from_slice(&akey)
+        .unwrap()
+        .encrypt_block(&mut expected);
+    assert_eq!(ecb.result.0, expected.to_vec());
+    let iv = vec![7u8; 16];
+    let enc = s
+        .symmetric_key_encrypt(req::SymmetricKeyEncrypt {
+            key_handle: p2.handle,
+            algorithm: ALG_AES_CBC_PKCS5.into(),
+            mode: true,
+            parameters: iv.clone(),
+            authorization: Secret::default(),
+            data: Blob(data.clone()),
+        })
+        .unwrap();
+    assert_eq!(enc.result.0.len(), 32);
+    let dec = s
+        .symmetric_key_encrypt(req::SymmetricKeyEncrypt {
+            key_handle: p2.handle,
+            algorithm: ALG_AES_CBC_PKCS5.into(),
+            mode: false,
+            parameters: iv,
+            authorization: Secret::default(),
+            data: enc.result,
+        })
+        .unwrap();
+    assert_eq!(dec.result.0, data);
+    // xmlenc aes128-cbc: IV prepended.
+    let enc = s
+        .symmetric_key_encrypt(req::SymmetricKeyEncrypt {
+            key_handle: p2.handle,
+            algorithm: ALG_AES128_CBC.into(),
+            mode: true,
+            parameters: vec![],
+            authorization: Secret::default(),
+            data: Blob(data.clone()),
+        })
+        .unwrap();
+    assert_eq!(enc.result.0.len(), 16 + 32);
+    let dec = s
+        .symmetric_key_encrypt(req::SymmetricKeyEncrypt {
+            key_handle: p2.handle,
+            algorithm: ALG_AES128_CBC.into(),
+            mode: false,
+            parameters: vec![],
+            authorization: Secret::default(),
+            data: enc.result,
+        })
+        .unwrap();
+    assert_eq!(dec.result.0, data);
+    // Wrong key length for aes256-cbc.
+    let r = s.symmetric_key_encrypt(req::SymmetricKeyEncrypt {
+        key_handle: p2.handle,
+        algorithm: ALG_AES256_CBC.into(),
+        mode: true,
+        parameters: vec![],
+        authorization: Secret::default(),
+        data: Blob(data),
+    });
+    assert_eq!(code(r), ErrorCodeOf(ErrorCode::Option));
+    let attrs = s
+        .get_key_attributes(req::GetKeyAttributes {
+            key_handle: p2.handle,
+        })
+        .unwrap();
+    assert_eq!(attrs.symmetric_key_length, 16);
+    assert_eq!(protection(&mut s, p2.handle).key_backup, key_backup::SERVER);
+}
+
+#[test]
+fn import_symmetric_key_limits_and_single_import() {
+    let mut s = sks();
+    let mut iss = session(&mut s);
+    let p = key(&mut s, &mut iss, &KeyEntrySpec::new("K"));
+    let r = iss.symmetric_key(p.handle, &p.ee, &[1u8; 129]).unwrap();
+    assert_eq!(
+        code(s.import_symmetric_key(r)),
+        ErrorCodeOf(ErrorCode::Option)
+    );
+    let mut s = sks();
+    let mut iss = session(&mut s);
+    let p = key(&mut s, &mut iss, &KeyEntrySpec::new("K"));
+    s.import_symmetric_key(iss.symmetric_key(p.handle, &p.ee, &[1u8; 16]).unwrap())
+        .unwrap();
+    let r = iss.symmetric_key(p.handle, &p.ee, &[1u8; 16]).unwrap();
+    assert_eq!(
+        code(s.import_symmetric_key(r)),
+        ErrorCodeOf(ErrorCode::Option),
+        "multiple key imports"
+    );
+    // Without a certificate the session aborts.
+    let mut s = sks();
+    let mut iss = session(&mut s);
+    let out = s
+        .create_key_entry(iss.key_entry(&KeyEntrySpec::new("K")).unwrap())
+        .unwrap();
+    let r = iss
+        .symmetric_key(out.key_handle, b"no cert", &[1u8; 16])
+        .unwrap();
+    assert_eq!(
+        code(s.import_symmetric_key(r)),
+        ErrorCodeOf(ErrorCode::Option)
+    );
+    assert_eq!(session_count(&mut s, true), 0);
+}
+
+#[test]
+fn import_private_key_replaces_generated_key() {
+    let mut s = sks();
+    let mut iss = session(&mut s);
+    let issued = PrivateKey::generate(KeySpec::Rsa {
+        bits: 1024,
+        exponent: 65537,
+    })
+    .unwrap();
+    let spki = issued.public_key().to_spki().unwrap();
+    let mut k = KeyEntrySpec::new("K");
+    k.export_protection = protection::NONE;
+    let out = s.create_key_entry(iss.key_entry(&k).unwrap()).unwrap();
+    let ee = iss.certify("imported", &spki).unwrap();
+    s.set_certificate_path(
+        iss.certificate_path(out.key_handle, "K", &out.public_key, vec![ee.clone()])
+            .unwrap(),
+    )
+    .unwrap();
+    let pkcs8 = issued.to_pkcs8().unwrap();
+    s.import_private_key(
+        iss.private_key(out.key_handle, &ee, pkcs8.expose())
+            .unwrap(),
+    )
+    .unwrap();
+    close(&mut s, &mut iss).unwrap();
+    let exported = s
+        .export_key(req::ExportKey {
+            key_handle: out.key_handle,
+            authorization: Secret::default(),
+        })
+        .unwrap();
+    assert_eq!(exported.key.expose(), pkcs8.expose());
+    assert_eq!(
+        protection(&mut s, out.key_handle).key_backup,
+        key_backup::SERVER | key_backup::LOCAL
+    );
+    // Garbage PKCS#8 aborts with ERROR_CRYPTO.
+    let mut s = sks();
+    let mut iss = session(&mut s);
+    let p = key(&mut s, &mut iss, &KeyEntrySpec::new("K"));
+    let r = iss.private_key(p.handle, &p.ee, b"not pkcs8").unwrap();
+    assert_eq!(
+        code(s.import_private_key(r)),
+        ErrorCodeOf(ErrorCode::Crypto)
+    );
+}
+
+#[test]
+fn add_extension_rules_and_get_extension() {
+    let mut s = sks();
+    let mut iss = session(&mut s);
+    let p = key(&mut s, &mut iss, &KeyEntrySpec::new("K"));
+    s.add_extension(
+        iss.extension(
+            p.handle,
+            &p.ee,
+            "urn:ext:plain",
+            sub_type::EXTENSION,
+            "",
+            b"plain",
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    s.add_extension(
+        iss.extension(
+            p.handle,
+            &p.ee,
+            "urn:ext:enc",
+            sub_type::ENCRYPTED_EXTENSION,
+            "",
+            b"secret ext",
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let bag = property_bag(&[("Counter", "0", true), ("Digits", "8", false)]);
+    s.add_extension(
+        iss.extension(
+            p.handle,
+            &p.ee,
+            "urn:ext:bag",
+            sub_type::PROPERTY_BAG,
+            "",
+            &bag,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    s.add_extension(
+        iss.extension(
+            p.handle,
+            &p.ee,
+            "urn:ext:logo",
+            sub_type::LOGOTYPE,
+            "image/png",
+            b"PNG",
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    close(&mut s, &mut iss).unwrap();
+    let get = |s: &mut _, t: &str| {
+        SksApi::get_extension(
+            s,
+            req::GetExtension {
+                key_handle: p.handle,
+                type_uri: t.into(),
+            },
+        )
+    };
+    assert_eq!(
+        get(&mut s, "urn:ext:enc").unwrap().extension_data.0,
+        b"secret ext",
+        "decrypted at provisioning"
+    );
+    let logo = get(&mut s, "urn:ext:logo").unwrap();
+    assert_eq!(
+        (logo.sub_type, logo.qualifier.as_str()),
+        (sub_type::LOGOTYPE, "image/png")
+    );
+    assert!(get(&mut s, "urn:ext:none").is_err());
+    let a = s
+        .get_key_attributes(req::GetKeyAttributes {
+            key_handle: p.handle,
+        })
+        .unwrap();
+    assert_eq!(a.extension_types.0.len(), 4);
+
+    // setProperty: writable property changes, read-only and unknown ones fail.
+    let set = |s: &mut _, name: &str| {
+        SksApi::set_property(
+            s,
+            req::SetProperty {
+                key_handle: p.handle,
+                type_uri: "urn:ext:bag".into(),
+                name: name.into(),
+                value: "17".into(),
+            },
+        )
+    };
+    set(&mut s, "Counter").unwrap();
+    assert_eq!(
+        get(&mut s, "urn:ext:bag").unwrap().extension_data.0,
+        property_bag(&[("Counter", "17", true), ("Digits", "8", false)])
+    );
+    assert_eq!(
+        code(set(&mut s, "Digits")),
+        ErrorCodeOf(ErrorCode::NotAllowed)
+    );
+    assert!(set(&mut s, "Missing").is_err());
+    let r = s.set_property(req::SetProperty {
+        key_handle: p.handle,
+        type_uri: "urn:ext:plain".into(),
+        name: "Counter".into(),
+        value: "1".into(),
+    });
+    assert!(r.is_err(), "setProperty needs a PropertyBag");
+}
+
+#[test]
+fn add_extension_violations_abort() {
+    let long_mime = "m".repeat(129);
+    let cases: Vec<(&str, u8, &str, Vec<u8>)> = vec![
+        ("urn:x", 4, "", vec![1]),
+        ("", 0, "", vec![1]),
+        ("urn:x", sub_type::LOGOTYPE, "", vec![1]),
+        ("urn:x", sub_type::EXTENSION, "text/plain", vec![1]),
+        ("urn:x", sub_type::LOGOTYPE, &long_mime, vec![1]),
+        ("urn:x", sub_type::PROPERTY_BAG, "", vec![0, 0, 0, 0, 0]),
+        ("urn:x", sub_type::PROPERTY_BAG, "", vec![]),
+        ("urn:x", sub_type::EXTENSION, "", vec![0; 65537]),
+    ];
+    for (t, st, q, data) in cases {
+        let mut s = sks();
+        let mut iss = session(&mut s);
+        let p = key(&mut s, &mut iss, &KeyEntrySpec::new("K"));
+        let r = s.add_extension(iss.extension(p.handle, &p.ee, t, st, q, &data).unwrap());
+        assert_eq!(
+            code(r),
+            ErrorCodeOf(ErrorCode::Option),
+            "type {t:?} subtype {st}"
+        );
+        assert_eq!(session_count(&mut s, true), 0);
+    }
+    // Same Type twice.
+    let mut s = sks();
+    let mut iss = session(&mut s);
+    let p = key(&mut s, &mut iss, &KeyEntrySpec::new("K"));
+    s.add_extension(
+        iss.extension(p.handle, &p.ee, "urn:x", 0, "", b"a")
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(s
+        .add_extension(
+            iss.extension(p.handle, &p.ee, "urn:x", 0, "", b"b")
+                .unwrap()
+        )
+        .is_err());
+}

@@ -1,0 +1,463 @@
+//! createProvisioningSession [2], closeProvisioningSession [3], enumerateProvisioningSessions [4],
+//! abortProvisioningSession [5], signProvisioningSessionData [6], getKeyHandle [10],
+//! getDeviceInfo [1]: attestation (E2ES and PEP), MAC counter, SessionKeyLimit, SessionLifeTime,
+//! close checks (unreferenced policies, missing certificate), ID syntax.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use sks::api::{req, SksApi};
+use sks::consts::*;
+use sks::issuer::{KeyEntrySpec, PinPolicySpec};
+use sks::ErrorCode;
+use std::sync::atomic::Ordering;
+
+#[test]
+fn get_device_info_reports_software_sks_1_00() {
+    let mut s = sks();
+    let i = s.get_device_info(req::GetDeviceInfo {}).unwrap();
+    assert_eq!(i.api_level, 100);
+    assert_eq!(i.device_type, 0x01);
+    assert!(i.update_url.is_empty());
+    assert!(i.crypto_data_size >= 16384 && i.extension_data_size >= 65536);
+    assert!(i.supported_algorithms.0.iter().any(|a| a == ALG_SESSION_S1));
+    assert!(sks::x509::certificate_subject(&i.certificate_path.0[0])
+        .unwrap()
+        .contains("CN="));
+}
+
+#[test]
+fn create_provisioning_session_e2es_attestation_verifies_with_device_certificate() {
+    let mut s = sks();
+    let dc = device_cert(&mut s);
+    let id = identity();
+    let mut iss = id.session("https://issuer.example.com/x", "S1");
+    let out = s
+        .create_provisioning_session(iss.create_session_request())
+        .unwrap();
+    assert!(out.client_session_id.starts_with('C') && out.client_session_id.len() == 32);
+    assert!(
+        out.attestation.len() > 32,
+        "E2ES attestation is an ECDSA signature"
+    );
+    iss.accept_session(&out, &dc).unwrap();
+    // A different device certificate must not verify it.
+    let mut other = id.session("https://issuer.example.com/x", "S1");
+    let other_dc = device_cert(&mut sks());
+    let out2 = s
+        .create_provisioning_session(other.create_session_request())
+        .unwrap();
+    assert!(other.accept_session(&out2, &other_dc).is_err());
+}
+
+#[test]
+fn create_provisioning_session_privacy_enabled_uses_anonymous_device_id() {
+    let mut s = sks();
+    let id = identity();
+    let mut iss = id.session("https://issuer.example.com/x", "S1");
+    iss.privacy_enabled = true;
+    let out = s
+        .create_provisioning_session(iss.create_session_request())
+        .unwrap();
+    assert_eq!(
+        out.attestation.len(),
+        32,
+        "PEP attestation is the bare HMAC"
+    );
+    iss.accept_session(&out, b"ignored").unwrap();
+    let k = key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
+    close(&mut s, &mut iss).unwrap();
+    let e = s
+        .enumerate_provisioning_sessions(req::EnumerateProvisioningSessions {
+            provisioning_handle: 0,
+            provisioning_state: false,
+        })
+        .unwrap();
+    assert!(e.privacy_enabled);
+    assert!(keys(&mut s).contains(&k.handle));
+}
+
+#[test]
+fn create_provisioning_session_parameter_errors() {
+    let mut s = sks();
+    let id = identity();
+    let iss = id.session("https://issuer.example.com/x", "S1");
+    let mut r = iss.create_session_request();
+    r.algorithm = ALG_KEY_K1.into();
+    assert_eq!(
+        code(s.create_provisioning_session(r)),
+        ErrorCodeOf(ErrorCode::Algorithm)
+    );
+    let mut r = iss.create_session_request();
+    r.server_ephemeral_key = vec![1, 2, 3];
+    assert_eq!(
+        code(s.create_provisioning_session(r)),
+        ErrorCodeOf(ErrorCode::Option)
+    );
+    let mut r = iss.create_session_request();
+    r.server_session_id = ".bad".into();
+    assert_eq!(
+        code(s.create_provisioning_session(r)),
+        ErrorCodeOf(ErrorCode::Option)
+    );
+    let mut r = iss.create_session_request();
+    r.issuer_uri = String::new();
+    assert_eq!(
+        code(s.create_provisioning_session(r)),
+        ErrorCodeOf(ErrorCode::Option)
+    );
+    assert_eq!(session_count(&mut s, true), 0);
+}
+
+#[test]
+fn id_syntax_rules() {
+    for good in [
+        "a",
+        "_",
+        "a.",
+        "azAZ09-._",
+        "abcdefghijklmnopqrstuvwxyz012345",
+    ] {
+        assert!(sks::engine::check_id_syntax(good).is_ok(), "{good}");
+    }
+    for bad in [
+        ".a",
+        "-",
+        " a",
+        "",
+        "abcdefghijklmnopqrstuvwxyz0123456",
+        "a b",
+        "ä",
+    ] {
+        assert!(sks::engine::check_id_syntax(bad).is_err(), "{bad:?}");
+    }
+    // A bad key ID aborts the session.
+    let mut s = sks();
+    let id = identity();
+    let mut iss = id.session("https://issuer.example.com/x", "S1");
+    let ph = open(&mut s, &mut iss);
+    let r = s.create_key_entry(iss.key_entry(&KeyEntrySpec::new("1abc")).unwrap());
+    assert_eq!(code(r), ErrorCodeOf(ErrorCode::Option));
+    assert_eq!(
+        code(s.abort_provisioning_session(req::AbortProvisioningSession {
+            provisioning_handle: ph
+        })),
+        ErrorCodeOf(ErrorCode::NoSession)
+    );
+}
+
+#[test]
+fn duplicate_ids_share_one_namespace_and_abort() {
+    let mut s = sks();
+    let id = identity();
+    let mut iss = id.session("https://issuer.example.com/x", "S1");
+    let ph = open(&mut s, &mut iss);
+    s.create_puk_policy(iss.puk_policy("X", b"1234", format::NUMERIC, 3).unwrap())
+        .unwrap();
+    let r = s.create_key_entry(iss.key_entry(&KeyEntrySpec::new("X")).unwrap());
+    assert_eq!(code(r), ErrorCodeOf(ErrorCode::Option));
+    assert!(s
+        .abort_provisioning_session(req::AbortProvisioningSession {
+            provisioning_handle: ph
+        })
+        .is_err());
+}
+
+#[test]
+fn close_provisioning_session_fails_on_unreferenced_pin_policy() {
+    let mut s = sks();
+    let id = identity();
+    let mut iss = id.session("https://issuer.example.com/x", "S1");
+    open(&mut s, &mut iss);
+    s.create_pin_policy(iss.pin_policy(&PinPolicySpec::new("PIN.1")).unwrap())
+        .unwrap();
+    key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
+    assert_eq!(
+        code(close(&mut s, &mut iss)),
+        ErrorCodeOf(ErrorCode::Option)
+    );
+    assert_eq!(
+        session_count(&mut s, true) + session_count(&mut s, false),
+        0
+    );
+    assert!(keys(&mut s).is_empty());
+}
+
+#[test]
+fn close_provisioning_session_fails_on_unreferenced_puk_policy() {
+    let mut s = sks();
+    let id = identity();
+    let mut iss = id.session("https://issuer.example.com/x", "S1");
+    open(&mut s, &mut iss);
+    s.create_puk_policy(
+        iss.puk_policy("PUK.1", b"1234", format::NUMERIC, 3)
+            .unwrap(),
+    )
+    .unwrap();
+    key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
+    let e = close(&mut s, &mut iss).unwrap_err();
+    assert!(e.message().contains("Unreferenced object \"PUK.1\""), "{e}");
+}
+
+#[test]
+fn close_provisioning_session_fails_without_set_certificate_path() {
+    let mut s = sks();
+    let id = identity();
+    let mut iss = id.session("https://issuer.example.com/x", "S1");
+    open(&mut s, &mut iss);
+    s.create_key_entry(iss.key_entry(&KeyEntrySpec::new("Key.1")).unwrap())
+        .unwrap();
+    let e = close(&mut s, &mut iss).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Option);
+    assert!(e.message().contains("setCertificatePath"));
+    assert!(keys(&mut s).is_empty());
+}
+
+#[test]
+fn close_provisioning_session_with_tampered_mac_fails_and_aborts() {
+    let mut s = sks();
+    let id = identity();
+    let mut iss = id.session("https://issuer.example.com/x", "S1");
+    let ph = open(&mut s, &mut iss);
+    key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
+    let mut r = iss.close(b"n").unwrap();
+    r.mac[0] ^= 1;
+    assert_eq!(
+        code(s.close_provisioning_session(r)),
+        ErrorCodeOf(ErrorCode::Mac)
+    );
+    assert_eq!(
+        code(s.abort_provisioning_session(req::AbortProvisioningSession {
+            provisioning_handle: ph
+        })),
+        ErrorCodeOf(ErrorCode::NoSession)
+    );
+}
+
+#[test]
+fn tampered_mac_on_any_provisioning_call_aborts_the_session() {
+    let mut s = sks();
+    let id = identity();
+    let mut iss = id.session("https://issuer.example.com/x", "S1");
+    let ph = open(&mut s, &mut iss);
+    let mut r = iss.pin_policy(&PinPolicySpec::new("PIN.1")).unwrap();
+    r.retry_limit = 4; // data changed after MACing
+    assert_eq!(code(s.create_pin_policy(r)), ErrorCodeOf(ErrorCode::Mac));
+    assert_eq!(session_count(&mut s, true), 0);
+    // Replaying a request with a stale counter also fails.
+    let mut iss = id.session("https://issuer.example.com/x", "S2");
+    open(&mut s, &mut iss);
+    let r1 = iss.pin_policy(&PinPolicySpec::new("PIN.1")).unwrap();
+    let r2 = iss.pin_policy(&PinPolicySpec::new("PIN.2")).unwrap();
+    assert_eq!(
+        code(s.create_pin_policy(r2)),
+        ErrorCodeOf(ErrorCode::Mac),
+        "out-of-order MAC"
+    );
+    let _ = (r1, ph);
+}
+
+#[test]
+fn close_nonce_must_be_1_to_32_bytes() {
+    let mut s = sks();
+    let id = identity();
+    let mut iss = id.session("https://issuer.example.com/x", "S1");
+    open(&mut s, &mut iss);
+    key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
+    let r = iss.close(&[0u8; 33]).unwrap();
+    assert_eq!(
+        code(s.close_provisioning_session(r)),
+        ErrorCodeOf(ErrorCode::Option)
+    );
+}
+
+#[test]
+fn abort_provisioning_session_removes_everything() {
+    let mut s = sks();
+    let id = identity();
+    let mut iss = id.session("https://issuer.example.com/x", "S1");
+    let ph = open(&mut s, &mut iss);
+    key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
+    s.abort_provisioning_session(req::AbortProvisioningSession {
+        provisioning_handle: ph,
+    })
+    .unwrap();
+    assert_eq!(session_count(&mut s, true), 0);
+    assert_eq!(
+        code(s.abort_provisioning_session(req::AbortProvisioningSession {
+            provisioning_handle: ph
+        })),
+        ErrorCodeOf(ErrorCode::NoSession)
+    );
+    assert_eq!(
+        code(s.get_key_handle(req::GetKeyHandle {
+            provisioning_handle: ph,
+            id: "Key.1".into()
+        })),
+        ErrorCodeOf(ErrorCode::NoSession)
+    );
+}
+
+#[test]
+fn enumerate_provisioning_sessions_walks_open_and_closed() {
+    let mut s = sks();
+    let id = identity();
+    let mut a = id.session("https://issuer.example.com/a", "A");
+    open(&mut s, &mut a);
+    key(&mut s, &mut a, &KeyEntrySpec::new("Key.1"));
+    close(&mut s, &mut a).unwrap();
+    let mut b = id.session("https://issuer.example.com/b", "B");
+    let ph_b = open(&mut s, &mut b);
+    assert_eq!(session_count(&mut s, true), 1);
+    assert_eq!(session_count(&mut s, false), 1);
+    let e = s
+        .enumerate_provisioning_sessions(req::EnumerateProvisioningSessions {
+            provisioning_handle: 0,
+            provisioning_state: true,
+        })
+        .unwrap();
+    assert_eq!(e.provisioning_handle, ph_b);
+    assert_eq!(e.server_session_id, "B");
+    assert_eq!(e.issuer_uri, "https://issuer.example.com/b");
+    assert_eq!(e.key_management_key, b.key_management_key_spki());
+}
+
+#[test]
+fn sign_provisioning_session_data_matches_issuer() {
+    let mut s = sks();
+    let id = identity();
+    let mut iss = id.session("https://issuer.example.com/x", "S1");
+    let ph = open(&mut s, &mut iss);
+    let out = s
+        .sign_provisioning_session_data(req::SignProvisioningSessionData {
+            provisioning_handle: ph,
+            data: b"abc".to_vec(),
+        })
+        .unwrap();
+    assert_eq!(
+        out.signature,
+        iss.expected_session_signature(b"abc").unwrap()
+    );
+    // It uses no MAC counter value: the next MACed call still works.
+    key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
+    close(&mut s, &mut iss).unwrap();
+}
+
+#[test]
+fn get_key_handle_finds_keys_and_unknown_id_aborts() {
+    let mut s = sks();
+    let id = identity();
+    let mut iss = id.session("https://issuer.example.com/x", "S1");
+    let ph = open(&mut s, &mut iss);
+    let k = key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
+    assert_eq!(
+        s.get_key_handle(req::GetKeyHandle {
+            provisioning_handle: ph,
+            id: "Key.1".into()
+        })
+        .unwrap()
+        .key_handle,
+        k.handle
+    );
+    assert!(s
+        .get_key_handle(req::GetKeyHandle {
+            provisioning_handle: ph,
+            id: "Key.2".into()
+        })
+        .is_err());
+    assert_eq!(session_count(&mut s, true), 0);
+}
+
+/// Byte layouts §4.4 / [T] test47: one PIN policy, one key, close.
+fn session_key_limit_run(limit: u16, issuer_set: bool) -> bool {
+    let mut s = sks();
+    let id = identity();
+    let mut iss = id.session("https://issuer.example.com/x", "S1");
+    iss.session_key_limit = limit;
+    open(&mut s, &mut iss);
+    let mut p = PinPolicySpec::new("PIN.1");
+    p.user_defined = !issuer_set;
+    let Ok(pin) = s.create_pin_policy(iss.pin_policy(&p).unwrap()) else {
+        return false;
+    };
+    let mut k = KeyEntrySpec::new("Key.1");
+    k.pin_policy = Some((pin.pin_policy_handle, "PIN.1".into(), !issuer_set));
+    k.pin_value = b"1234".to_vec();
+    let Ok(out) = s.create_key_entry(iss.key_entry(&k).unwrap()) else {
+        return false;
+    };
+    let ee = iss.certify("k", &out.public_key).unwrap();
+    if s.set_certificate_path(
+        iss.certificate_path(out.key_handle, "Key.1", &out.public_key, vec![ee])
+            .unwrap(),
+    )
+    .is_err()
+    {
+        return false;
+    }
+    close(&mut s, &mut iss).is_ok()
+}
+
+#[test]
+fn session_key_limit_exhaustion() {
+    assert!(!session_key_limit_run(5, false));
+    assert!(session_key_limit_run(6, false));
+    assert!(session_key_limit_run(7, false));
+    assert!(!session_key_limit_run(6, true));
+    assert!(session_key_limit_run(7, true));
+}
+
+#[test]
+fn session_key_limit_error_code_is_option() {
+    let mut s = sks();
+    let id = identity();
+    let mut iss = id.session("https://issuer.example.com/x", "S1");
+    iss.session_key_limit = 1;
+    open(&mut s, &mut iss);
+    s.create_pin_policy(iss.pin_policy(&PinPolicySpec::new("PIN.1")).unwrap())
+        .unwrap();
+    let r = s.create_pin_policy(iss.pin_policy(&PinPolicySpec::new("PIN.2")).unwrap());
+    let e = r.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Option);
+    assert!(e.message().contains("SessionKeyLimit"));
+}
+
+#[test]
+fn session_life_time_expiry_aborts_open_session() {
+    let clock = clock();
+    let mut s = sks_with_clock(clock.clone());
+    let id = identity();
+    let mut iss = id.session("https://issuer.example.com/x", "S1");
+    iss.session_life_time = 60;
+    let ph = open(&mut s, &mut iss);
+    clock.fetch_add(60, Ordering::SeqCst);
+    key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1")); // still inside the lifetime
+    clock.fetch_add(1, Ordering::SeqCst);
+    assert_eq!(
+        code(close(&mut s, &mut iss)),
+        ErrorCodeOf(ErrorCode::NoSession)
+    );
+    assert_eq!(
+        code(s.get_key_handle(req::GetKeyHandle {
+            provisioning_handle: ph,
+            id: "Key.1".into()
+        })),
+        ErrorCodeOf(ErrorCode::NoSession)
+    );
+    assert_eq!(session_count(&mut s, true), 0);
+}
+
+#[test]
+fn closed_sessions_do_not_expire() {
+    let clock = clock();
+    let mut s = sks_with_clock(clock.clone());
+    let id = identity();
+    let mut iss = id.session("https://issuer.example.com/x", "S1");
+    iss.session_life_time = 10;
+    open(&mut s, &mut iss);
+    let k = key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
+    close(&mut s, &mut iss).unwrap();
+    clock.fetch_add(1_000_000, Ordering::SeqCst);
+    assert_eq!(keys(&mut s), vec![k.handle]);
+}

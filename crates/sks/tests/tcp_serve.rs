@@ -1,0 +1,130 @@
+//! `sks serve` transport: length-prefixed frames over loopback TCP, the TCP client running
+//! Appendix B, refusal of non-loopback addresses, and crash consistency when the server
+//! process is killed during closeProvisioningSession.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use rand_core::RngCore;
+use sks::api::{req, Request, Response, SksApi};
+use sks::issuer::{KeyEntrySpec, PinPolicySpec};
+use sks::net::{bind_loopback, read_frame, serve, write_frame, TcpClient};
+use sks::{Config, Sks, SqliteStorage};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+#[test]
+fn serve_and_tcp_client_run_appendix_b() {
+    let listener = bind_loopback("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || serve(listener, memory_sks()));
+    let mut client = TcpClient::connect(&addr).unwrap();
+    sks::demo::run(&mut client).unwrap();
+    // A malformed frame gets an error response, and the connection stays usable.
+    let mut raw = std::net::TcpStream::connect(&addr).unwrap();
+    write_frame(&mut raw, &[0xEE, 1, 2]).unwrap();
+    let reply = read_frame(&mut raw).unwrap().unwrap();
+    assert_eq!(reply[0], sks::ErrorCode::External.status());
+    write_frame(
+        &mut raw,
+        &Request::GetDeviceInfo(req::GetDeviceInfo {}).encode(),
+    )
+    .unwrap();
+    let reply = read_frame(&mut raw).unwrap().unwrap();
+    assert!(matches!(
+        Response::decode(1, &reply).unwrap().unwrap(),
+        Response::GetDeviceInfo(_)
+    ));
+}
+
+#[test]
+fn non_loopback_listen_address_is_refused() {
+    assert!(bind_loopback("0.0.0.0:0").is_err());
+}
+
+fn start_server(db: &std::path::Path) -> (std::process::Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sks"))
+        .args(["serve", "--db"])
+        .arg(db)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.trim().rsplit(' ').next().unwrap().to_owned();
+    (child, addr)
+}
+
+/// Kills `sks serve` at random points during closeProvisioningSession of a session carrying
+/// a postUpdateKey and a new key; after restart the store holds the old state or the new one.
+#[test]
+fn crash_during_close_leaves_old_or_new_state() {
+    let mut seen_old = 0;
+    let mut seen_new = 0;
+    for round in 0..6u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("sks.db");
+        let ident = identity();
+        let target = {
+            let mut s =
+                Sks::initialize(SqliteStorage::open(&db).unwrap(), Config::default()).unwrap();
+            pin_key_session(&mut s, &ident, PinPolicySpec::new("PIN.1"), "1234")
+        };
+        let (mut child, addr) = start_server(&db);
+        let mut client = TcpClient::connect(&addr).unwrap();
+        let mut iss = ident.session("https://issuer.example.com/x", "S2");
+        open(&mut client, &mut iss);
+        let new = key(&mut client, &mut iss, &KeyEntrySpec::new("New"));
+        let extra = key(&mut client, &mut iss, &KeyEntrySpec::new("Extra"));
+        client
+            .post_update_key(
+                iss.post_update_key(new.handle, &new.ee, target.handle, &target.ee)
+                    .unwrap(),
+            )
+            .unwrap();
+        let close_req = Request::CloseProvisioningSession(iss.close(b"nonce").unwrap());
+        let mut raw = std::net::TcpStream::connect(&addr).unwrap();
+        let delay_us = if round == 0 {
+            0
+        } else {
+            rand_core::OsRng.next_u64() % 4000
+        };
+        write_frame(&mut raw, &close_req.encode()).unwrap();
+        std::thread::sleep(Duration::from_micros(delay_us));
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        let mut s = Sks::open(SqliteStorage::open(&db).unwrap(), Config::default()).unwrap();
+        let open_sessions = session_count(&mut s, true);
+        let key_list = keys(&mut s);
+        let ee = s
+            .get_key_attributes(req::GetKeyAttributes {
+                key_handle: target.handle,
+            })
+            .unwrap()
+            .certificate_path
+            .0[0]
+            .clone();
+        if open_sessions == 1 {
+            assert_eq!(
+                key_list,
+                vec![target.handle],
+                "old state: only the original key is usable"
+            );
+            assert_eq!(ee, target.ee);
+            seen_old += 1;
+        } else {
+            assert_eq!(open_sessions, 0);
+            assert_eq!(key_list, vec![target.handle, extra.handle], "new state");
+            assert_eq!(ee, new.ee);
+            seen_new += 1;
+        }
+        sign(&mut s, target.handle, "1234").unwrap();
+    }
+    assert_eq!(seen_old + seen_new, 6);
+}

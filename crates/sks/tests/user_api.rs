@@ -1,0 +1,430 @@
+//! User API: enumerateKeys [70], getKeyAttributes [71], deleteKey [80], exportKey [81],
+//! updateFirmware [90], signHashedData [100], asymmetricKeyDecrypt [101], keyAgreement [102],
+//! performHMAC [103], symmetricKeyEncrypt [104]; delete/export protection; endorsement.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use sha2::Digest;
+use sks::api::{req, SksApi};
+use sks::codec::{Blob, Secret};
+use sks::consts::*;
+use sks::crypto::keys::{KeySpec, PrivateKey, PublicKey};
+use sks::issuer::{KeyEntrySpec, PinPolicySpec};
+use sks::ErrorCode;
+
+fn one_key(
+    spec: KeyEntrySpec,
+) -> (
+    sks::net::WireLoopback<sks::Sks<sks::MemoryStorage>>,
+    Provisioned,
+) {
+    let mut s = sks();
+    let id = identity();
+    let mut iss = id.session("https://issuer.example.com/x", "S1");
+    open(&mut s, &mut iss);
+    let k = key(&mut s, &mut iss, &spec);
+    close(&mut s, &mut iss).unwrap();
+    (s, k)
+}
+
+fn rsa_spec() -> KeyEntrySpec {
+    let mut k = KeyEntrySpec::new("RSA");
+    k.key_algorithm = ALG_KEY_RSA1024.into();
+    k
+}
+
+#[test]
+fn sign_hashed_data_rsa_variants_verify_with_rustcrypto() {
+    let (mut s, k) = one_key(rsa_spec());
+    let PublicKey::Rsa(pk) = PublicKey::from_spki(&k.public_key).unwrap() else {
+        panic!()
+    };
+    let digest = sha2::Sha256::digest(b"data").to_vec();
+    let sig = |s: &mut _, alg: &str, data: Vec<u8>| {
+        SksApi::sign_hashed_data(
+            s,
+            req::SignHashedData {
+                key_handle: k.handle,
+                algorithm: alg.into(),
+                parameters: vec![],
+                authorization: Secret::default(),
+                data,
+            },
+        )
+    };
+    let r = sig(&mut s, ALG_RSA_SHA256, digest.clone()).unwrap();
+    pk.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &digest, &r.result)
+        .unwrap();
+    let d1 = sha1::Sha1::digest(b"data").to_vec();
+    let r = sig(&mut s, ALG_RSA_SHA1, d1.clone()).unwrap();
+    pk.verify(rsa::Pkcs1v15Sign::new::<sha1::Sha1>(), &d1, &r.result)
+        .unwrap();
+    let r = sig(&mut s, ALG_RSA_NONE, b"raw".to_vec()).unwrap();
+    pk.verify(rsa::Pkcs1v15Sign::new_unprefixed(), b"raw", &r.result)
+        .unwrap();
+    assert_eq!(
+        code(sig(&mut s, ALG_RSA_SHA256, vec![0; 31])),
+        ErrorCodeOf(ErrorCode::Option),
+        "hash length"
+    );
+    assert_eq!(
+        code(sig(&mut s, ALG_ECDSA_SHA256, digest.clone())),
+        ErrorCodeOf(ErrorCode::Algorithm),
+        "RSA key, EC alg"
+    );
+    assert_eq!(
+        code(sig(&mut s, ALG_HMAC_SHA256, digest.clone())),
+        ErrorCodeOf(ErrorCode::Algorithm)
+    );
+    assert_eq!(
+        code(sig(&mut s, "urn:unknown", digest)),
+        ErrorCodeOf(ErrorCode::Algorithm)
+    );
+    assert_eq!(
+        code(sig(&mut s, ALG_RSA_NONE, vec![0; 16385])),
+        ErrorCodeOf(ErrorCode::Option),
+        "CryptoDataSize"
+    );
+}
+
+#[test]
+fn sign_hashed_data_ecdsa_and_p384() {
+    use p256::ecdsa::signature::hazmat::PrehashVerifier;
+    let (mut s, k) = one_key(KeyEntrySpec::new("EC"));
+    let PublicKey::P256(pk) = PublicKey::from_spki(&k.public_key).unwrap() else {
+        panic!()
+    };
+    let r = sign(&mut s, k.handle, "").unwrap();
+    let sig = p256::ecdsa::Signature::from_der(&r.result).unwrap();
+    p256::ecdsa::VerifyingKey::from(&pk)
+        .verify_prehash(&[7u8; 32], &sig)
+        .unwrap();
+    let mut spec = KeyEntrySpec::new("EC384");
+    spec.key_algorithm = ALG_KEY_EC_P384.into();
+    let (mut s, k) = one_key(spec);
+    let PublicKey::P384(pk) = PublicKey::from_spki(&k.public_key).unwrap() else {
+        panic!()
+    };
+    let d = sha2::Sha384::digest(b"x").to_vec();
+    let r = s
+        .sign_hashed_data(req::SignHashedData {
+            key_handle: k.handle,
+            algorithm: ALG_ECDSA_SHA384.into(),
+            parameters: vec![],
+            authorization: Secret::default(),
+            data: d.clone(),
+        })
+        .unwrap();
+    let sig = p384::ecdsa::Signature::from_der(&r.result).unwrap();
+    p384::ecdsa::VerifyingKey::from(&pk)
+        .verify_prehash(&d, &sig)
+        .unwrap();
+}
+
+#[test]
+fn asymmetric_key_decrypt_pkcs1_and_raw() {
+    let (mut s, k) = one_key(rsa_spec());
+    let PublicKey::Rsa(pk) = PublicKey::from_spki(&k.public_key).unwrap() else {
+        panic!()
+    };
+    let ct = pk
+        .encrypt(&mut rand_core::OsRng, rsa::Pkcs1v15Encrypt, b"session key")
+        .unwrap();
+    let dec = |s: &mut _, alg: &str, data: Vec<u8>| {
+        SksApi::asymmetric_key_decrypt(
+            s,
+            req::AsymmetricKeyDecrypt {
+                key_handle: k.handle,
+                algorithm: alg.into(),
+                parameters: vec![],
+                authorization: Secret::default(),
+                data,
+            },
+        )
+    };
+    assert_eq!(
+        dec(&mut s, ALG_RSA_1_5, ct.clone())
+            .unwrap()
+            .result
+            .expose(),
+        b"session key"
+    );
+    let raw = dec(&mut s, ALG_RSA_RAW, ct).unwrap().result;
+    assert_eq!(raw.len(), 128);
+    assert_eq!(
+        &raw.expose()[..2],
+        &[0, 2],
+        "PKCS#1 type 2 block visible in raw mode"
+    );
+    assert_eq!(
+        code(dec(&mut s, ALG_RSA_SHA256, vec![0; 128])),
+        ErrorCodeOf(ErrorCode::Algorithm)
+    );
+    let (mut s, k) = one_key(KeyEntrySpec::new("EC"));
+    let r = s.asymmetric_key_decrypt(req::AsymmetricKeyDecrypt {
+        key_handle: k.handle,
+        algorithm: ALG_RSA_1_5.into(),
+        parameters: vec![],
+        authorization: Secret::default(),
+        data: vec![0; 128],
+    });
+    assert_eq!(code(r), ErrorCodeOf(ErrorCode::Algorithm));
+}
+
+#[test]
+fn key_agreement_matches_rustcrypto_ecdh() {
+    let (mut s, k) = one_key(KeyEntrySpec::new("EC"));
+    let peer = p256::SecretKey::random(&mut rand_core::OsRng);
+    let peer_spki = PublicKey::P256(peer.public_key()).to_spki().unwrap();
+    let out = s
+        .key_agreement(req::KeyAgreement {
+            key_handle: k.handle,
+            algorithm: ALG_ECDH_RAW.into(),
+            parameters: vec![],
+            authorization: Secret::default(),
+            public_key: peer_spki,
+        })
+        .unwrap();
+    let PublicKey::P256(pk) = PublicKey::from_spki(&k.public_key).unwrap() else {
+        panic!()
+    };
+    let z = p256::ecdh::diffie_hellman(peer.to_nonzero_scalar(), pk.as_affine());
+    assert_eq!(out.result.expose(), z.raw_secret_bytes().as_slice());
+    let p384_peer = PublicKey::P384(p384::SecretKey::random(&mut rand_core::OsRng).public_key())
+        .to_spki()
+        .unwrap();
+    let r = s.key_agreement(req::KeyAgreement {
+        key_handle: k.handle,
+        algorithm: ALG_ECDH_RAW.into(),
+        parameters: vec![],
+        authorization: Secret::default(),
+        public_key: p384_peer,
+    });
+    assert_eq!(code(r), ErrorCodeOf(ErrorCode::Option), "curve mismatch");
+}
+
+#[test]
+fn endorsed_algorithms_are_enforced_by_the_user_api() {
+    let mut spec = KeyEntrySpec::new("EC");
+    spec.endorsed = vec![ALG_ECDSA_SHA256.into()];
+    let (mut s, k) = one_key(spec);
+    sign(&mut s, k.handle, "").unwrap();
+    let r = s.sign_hashed_data(req::SignHashedData {
+        key_handle: k.handle,
+        algorithm: ALG_ECDSA_NONE.into(),
+        parameters: vec![],
+        authorization: Secret::default(),
+        data: vec![1; 32],
+    });
+    assert_eq!(code(r), ErrorCodeOf(ErrorCode::Algorithm));
+    let mut spec = KeyEntrySpec::new("EC");
+    spec.endorsed = vec![ALG_NONE.into()];
+    let (mut s, k) = one_key(spec);
+    assert_eq!(
+        code(sign(&mut s, k.handle, "")),
+        ErrorCodeOf(ErrorCode::Algorithm),
+        "algorithm.none disables crypto"
+    );
+}
+
+#[test]
+fn perform_hmac_needs_a_symmetric_key() {
+    let (mut s, k) = one_key(KeyEntrySpec::new("EC"));
+    let r = s.perform_hmac(req::PerformHmac {
+        key_handle: k.handle,
+        algorithm: ALG_HMAC_SHA256.into(),
+        parameters: vec![],
+        authorization: Secret::default(),
+        data: Blob(vec![1]),
+    });
+    assert_eq!(code(r), ErrorCodeOf(ErrorCode::Algorithm));
+    let r = s.symmetric_key_encrypt(req::SymmetricKeyEncrypt {
+        key_handle: k.handle,
+        algorithm: ALG_AES128_CBC.into(),
+        mode: true,
+        parameters: vec![],
+        authorization: Secret::default(),
+        data: Blob(vec![1]),
+    });
+    assert_eq!(code(r), ErrorCodeOf(ErrorCode::Algorithm));
+}
+
+fn protected_key(
+    export: u8,
+    delete: u8,
+) -> (
+    sks::net::WireLoopback<sks::Sks<sks::MemoryStorage>>,
+    Provisioned,
+) {
+    let mut s = sks();
+    let id = identity();
+    let mut iss = id.session("https://issuer.example.com/x", "S1");
+    open(&mut s, &mut iss);
+    let ph = pin_and_puk(&mut s, &mut iss, PinPolicySpec::new("PIN.1"), 3);
+    let mut spec = KeyEntrySpec::new("Key.1");
+    spec.pin_policy = Some((ph, "PIN.1".into(), true));
+    spec.pin_value = b"1234".to_vec();
+    spec.export_protection = export;
+    spec.delete_protection = delete;
+    let k = key(&mut s, &mut iss, &spec);
+    close(&mut s, &mut iss).unwrap();
+    (s, k)
+}
+
+#[test]
+fn export_protection_none_pin_puk_not_allowed() {
+    let export = |s: &mut _, kh: u32, a: &str| {
+        SksApi::export_key(
+            s,
+            req::ExportKey {
+                key_handle: kh,
+                authorization: Secret::from(a),
+            },
+        )
+    };
+    let (mut s, k) = protected_key(protection::NONE, protection::NONE);
+    let pkcs8 = export(&mut s, k.handle, "").unwrap().key;
+    let key = PrivateKey::from_pkcs8(pkcs8.expose()).unwrap();
+    assert_eq!(key.public_key().to_spki().unwrap(), k.public_key);
+    assert_eq!(protection(&mut s, k.handle).key_backup, key_backup::LOCAL);
+    let (mut s, k) = protected_key(protection::PIN, protection::NONE);
+    assert_eq!(
+        code(export(&mut s, k.handle, "0000")),
+        ErrorCodeOf(ErrorCode::Authorization)
+    );
+    assert_eq!(protection(&mut s, k.handle).pin_error_count, 1);
+    export(&mut s, k.handle, "1234").unwrap();
+    let (mut s, k) = protected_key(protection::PUK, protection::NONE);
+    assert_eq!(
+        code(export(&mut s, k.handle, "1234")),
+        ErrorCodeOf(ErrorCode::Authorization),
+        "a PIN is not the PUK"
+    );
+    assert_eq!(protection(&mut s, k.handle).puk_error_count, 1);
+    export(&mut s, k.handle, "12345678").unwrap();
+    let (mut s, k) = protected_key(protection::NOT_ALLOWED, protection::NONE);
+    assert_eq!(
+        code(export(&mut s, k.handle, "1234")),
+        ErrorCodeOf(ErrorCode::NotAllowed)
+    );
+}
+
+#[test]
+fn delete_protection_and_automatic_cleanup() {
+    let delete = |s: &mut _, kh: u32, a: &str| {
+        SksApi::delete_key(
+            s,
+            req::DeleteKey {
+                key_handle: kh,
+                authorization: Secret::from(a),
+            },
+        )
+    };
+    let (mut s, k) = protected_key(protection::NONE, protection::NOT_ALLOWED);
+    assert_eq!(
+        code(delete(&mut s, k.handle, "1234")),
+        ErrorCodeOf(ErrorCode::NotAllowed)
+    );
+    let (mut s, k) = protected_key(protection::NONE, protection::PUK);
+    assert_eq!(
+        code(delete(&mut s, k.handle, "1234")),
+        ErrorCodeOf(ErrorCode::Authorization)
+    );
+    delete(&mut s, k.handle, "12345678").unwrap();
+    assert!(keys(&mut s).is_empty());
+    assert_eq!(
+        session_count(&mut s, false),
+        0,
+        "last key deleted removes the session"
+    );
+    let (mut s, k) = protected_key(protection::NONE, protection::PIN);
+    assert_eq!(
+        code(delete(&mut s, k.handle, "")),
+        ErrorCodeOf(ErrorCode::Authorization)
+    );
+    delete(&mut s, k.handle, "1234").unwrap();
+    assert_eq!(
+        code(delete(&mut s, k.handle, "1234")),
+        ErrorCodeOf(ErrorCode::NoKey)
+    );
+}
+
+#[test]
+fn user_api_refuses_keys_of_open_sessions() {
+    let mut s = sks();
+    let id = identity();
+    let mut iss = id.session("https://issuer.example.com/x", "S1");
+    open(&mut s, &mut iss);
+    let k = key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
+    assert_eq!(
+        code(sign(&mut s, k.handle, "")),
+        ErrorCodeOf(ErrorCode::NoKey)
+    );
+    assert!(
+        keys(&mut s).is_empty(),
+        "enumerateKeys lists closed sessions only"
+    );
+    assert_eq!(
+        code(s.get_key_attributes(req::GetKeyAttributes {
+            key_handle: k.handle
+        })),
+        ErrorCodeOf(ErrorCode::NoKey)
+    );
+}
+
+#[test]
+fn get_key_attributes_reports_provisioned_values() {
+    let mut spec = KeyEntrySpec::new("EC");
+    spec.friendly_name = "My key".into();
+    spec.app_usage = app_usage::ENCRYPTION;
+    spec.endorsed = vec![ALG_ECDSA_SHA256.into(), ALG_ECDH_RAW.into()];
+    let (mut s, k) = one_key(spec);
+    let a = s
+        .get_key_attributes(req::GetKeyAttributes {
+            key_handle: k.handle,
+        })
+        .unwrap();
+    assert_eq!(a.friendly_name, "My key");
+    assert_eq!(a.app_usage, app_usage::ENCRYPTION);
+    assert_eq!(a.symmetric_key_length, 0);
+    assert_eq!(
+        a.endorsed_algorithms.0,
+        vec![ALG_ECDSA_SHA256.to_owned(), ALG_ECDH_RAW.to_owned()]
+    );
+    assert_eq!(a.certificate_path.0, vec![k.ee]);
+}
+
+#[test]
+fn update_firmware_is_not_available() {
+    let mut s = sks();
+    let r = s.update_firmware(req::UpdateFirmware {
+        chunk: Blob(vec![1, 2, 3]),
+    });
+    assert_eq!(code(r), ErrorCodeOf(ErrorCode::NotAvailable));
+}
+
+#[test]
+fn rsa_2048_generation_and_signature() {
+    let mut spec = KeyEntrySpec::new("RSA2048");
+    spec.key_algorithm = ALG_KEY_RSA2048.into();
+    let (mut s, k) = one_key(spec);
+    let PublicKey::Rsa(pk) = PublicKey::from_spki(&k.public_key).unwrap() else {
+        panic!()
+    };
+    let d = sha2::Sha256::digest(b"x").to_vec();
+    let r = s
+        .sign_hashed_data(req::SignHashedData {
+            key_handle: k.handle,
+            algorithm: ALG_RSA_SHA256.into(),
+            parameters: vec![],
+            authorization: Secret::default(),
+            data: d.clone(),
+        })
+        .unwrap();
+    assert_eq!(r.result.len(), 256);
+    pk.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &d, &r.result)
+        .unwrap();
+    let _ = KeySpec::P256;
+}
