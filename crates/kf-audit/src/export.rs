@@ -20,7 +20,9 @@ impl std::str::FromStr for ExportFormat {
         match s.to_ascii_lowercase().as_str() {
             "json" => Ok(ExportFormat::Json),
             "csv" => Ok(ExportFormat::Csv),
-            other => Err(format!("unknown export format {other:?} (expected json or csv)")),
+            other => Err(format!(
+                "unknown export format {other:?} (expected json or csv)"
+            )),
         }
     }
 }
@@ -67,7 +69,10 @@ pub fn export(
     let records = journal.list(filter)?;
     match format {
         ExportFormat::Json => {
-            let values = records.iter().map(json_value).collect::<Result<Vec<_>, _>>()?;
+            let values = records
+                .iter()
+                .map(json_value)
+                .collect::<Result<Vec<_>, _>>()?;
             serde_json::to_writer_pretty(&mut *out, &values)
                 .map_err(|e| AuditError::Io(std::io::Error::other(e)))?;
             writeln!(out)?;
@@ -109,11 +114,16 @@ mod tests {
     fn json_and_csv_exports() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(dir.path().join("j.db")).unwrap();
-        j.append_started("t,1", &json!({"note": "say \"hi\""})).unwrap();
-        j.append_outcome("t,1", &json!({"overall_result": "SUCCESS"})).unwrap();
+        j.append_started("t,1", &json!({"note": "say \"hi\""}))
+            .unwrap();
+        j.append_outcome("t,1", &json!({"overall_result": "SUCCESS"}))
+            .unwrap();
 
         let mut buf = Vec::new();
-        assert_eq!(export(&j, &ListFilter::default(), ExportFormat::Json, &mut buf).unwrap(), 2);
+        assert_eq!(
+            export(&j, &ListFilter::default(), ExportFormat::Json, &mut buf).unwrap(),
+            2
+        );
         let parsed: serde_json::Value = serde_json::from_slice(&buf).unwrap();
         assert_eq!(parsed[1]["body"]["overall_result"], "SUCCESS");
         assert_eq!(parsed[0]["kind"], "started");

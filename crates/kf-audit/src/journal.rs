@@ -134,6 +134,19 @@ impl Journal {
         Ok(Journal { conn })
     }
 
+    /// Opens an existing journal; errors with `NotFound`-style I/O error
+    /// instead of creating an empty one (for `audit list|show|export|verify`).
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Journal, AuditError> {
+        let path = path.as_ref();
+        if !path.is_file() {
+            return Err(AuditError::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no audit journal at {}", path.display()),
+            )));
+        }
+        Journal::open(path)
+    }
+
     /// Appends a `started` record (commit it before the first STORE DATA).
     pub fn append_started(
         &mut self,
@@ -312,7 +325,9 @@ impl Journal {
     /// mismatch) and deleted rows (sequence gap). Truncating the newest records
     /// leaves a valid shorter chain; the uploaded copies at the KLMS cover that.
     pub fn verify(&self) -> Result<VerifyReport, AuditError> {
-        let mut stmt = self.conn.prepare(&format!("SELECT {COLUMNS} FROM records ORDER BY seq"))?;
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {COLUMNS} FROM records ORDER BY seq"))?;
         let mut rows = stmt.query([])?;
         let mut expected_seq = 1i64;
         let mut prev = GENESIS_HASH;
@@ -338,7 +353,9 @@ impl Journal {
             let (Some(stored_prev), Some(stored_hash)) =
                 (decode_hash(&record.prev_hash), decode_hash(&record.hash))
             else {
-                return broken(BreakReason::Malformed("hash column is not 32 bytes of hex".into()));
+                return broken(BreakReason::Malformed(
+                    "hash column is not 32 bytes of hex".into(),
+                ));
             };
             if stored_prev != prev {
                 return broken(BreakReason::PrevHashMismatch);
@@ -397,7 +414,9 @@ mod tests {
     fn append_chains_and_verifies() {
         let (_d, mut j) = journal();
         let a = j.append_started("trx_1", &json!({"b": 1, "a": 2})).unwrap();
-        let b = j.append_outcome("trx_1", &json!({"overall_result": "SUCCESS"})).unwrap();
+        let b = j
+            .append_outcome("trx_1", &json!({"overall_result": "SUCCESS"}))
+            .unwrap();
         assert_eq!(a.seq, 1);
         assert_eq!(b.seq, 2);
         assert_eq!(a.body, r#"{"a":2,"b":1}"#);
@@ -415,16 +434,25 @@ mod tests {
         let o1 = j.append_outcome("t1", &json!({"n": 1})).unwrap();
         let o2 = j.append_outcome("t2", &json!({"n": 2})).unwrap();
         let pending = j.pending_uploads(10).unwrap();
-        assert_eq!(pending.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![o1.seq, o2.seq]);
+        assert_eq!(
+            pending.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            vec![o1.seq, o2.seq]
+        );
         j.mark_acknowledged(o1.seq).unwrap();
         j.mark_rejected(o2.seq, "400 bad record").unwrap();
         assert!(j.pending_uploads(10).unwrap().is_empty());
-        assert!(matches!(j.show(o1.seq).unwrap().upload, UploadState::Acknowledged(_)));
+        assert!(matches!(
+            j.show(o1.seq).unwrap().upload,
+            UploadState::Acknowledged(_)
+        ));
         assert_eq!(
             j.show(o2.seq).unwrap().upload,
             UploadState::Rejected("400 bad record".into())
         );
-        assert!(matches!(j.mark_acknowledged(99), Err(AuditError::NotFound(99))));
+        assert!(matches!(
+            j.mark_acknowledged(99),
+            Err(AuditError::NotFound(99))
+        ));
         // Upload bookkeeping is outside the hash.
         assert!(j.verify().unwrap().is_ok());
     }
@@ -457,7 +485,10 @@ mod tests {
                 ..ListFilter::default()
             })
             .unwrap();
-        assert_eq!(started.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!(
+            started.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            vec![1, 3]
+        );
         let limited = j
             .list(&ListFilter {
                 limit: Some(1),
@@ -466,6 +497,19 @@ mod tests {
             })
             .unwrap();
         assert_eq!(limited.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![2]);
+    }
+
+    #[test]
+    fn open_existing_does_not_create() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing.db");
+        assert!(matches!(
+            Journal::open_existing(&path),
+            Err(AuditError::Io(_))
+        ));
+        assert!(!path.exists());
+        Journal::open(&path).unwrap();
+        Journal::open_existing(&path).unwrap();
     }
 
     #[test]

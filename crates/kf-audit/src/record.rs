@@ -134,12 +134,23 @@ pub struct BrokenLink {
 impl std::fmt::Display for BrokenLink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.reason {
-            BreakReason::HashMismatch => write!(f, "record {}: content does not match its hash", self.seq),
+            BreakReason::HashMismatch => {
+                write!(f, "record {}: content does not match its hash", self.seq)
+            }
             BreakReason::PrevHashMismatch => {
-                write!(f, "record {}: previous-hash link does not match record {}", self.seq, self.seq - 1)
+                write!(
+                    f,
+                    "record {}: previous-hash link does not match record {}",
+                    self.seq,
+                    self.seq - 1
+                )
             }
             BreakReason::SequenceGap { expected } => {
-                write!(f, "record {}: expected sequence number {expected} (records missing)", self.seq)
+                write!(
+                    f,
+                    "record {}: expected sequence number {expected} (records missing)",
+                    self.seq
+                )
             }
             BreakReason::Malformed(why) => write!(f, "record {}: malformed ({why})", self.seq),
         }

@@ -190,7 +190,12 @@ fn idle(state: &SharedState, wait: Duration, wake_counts: bool) -> bool {
     }
 }
 
-fn run<S: AuditSink>(mut journal: Journal, mut sink: S, config: UploaderConfig, state: SharedState) {
+fn run<S: AuditSink>(
+    mut journal: Journal,
+    mut sink: S,
+    config: UploaderConfig,
+    state: SharedState,
+) {
     let mut backoff = config.initial_backoff;
     loop {
         if lock(&state).stop {

@@ -61,7 +61,10 @@ pub fn run_issuance_bench(
         .add_root_certificate(
             reqwest::Certificate::from_pem(client.ca_pem.as_bytes()).map_err(|e| e.to_string())?,
         )
-        .identity(reqwest::Identity::from_pem(client.identity_pem.as_bytes()).map_err(|e| e.to_string())?)
+        .identity(
+            reqwest::Identity::from_pem(client.identity_pem.as_bytes())
+                .map_err(|e| e.to_string())?,
+        )
         .pool_max_idle_per_host(concurrency)
         .timeout(Duration::from_secs(30))
         .build()

@@ -13,7 +13,8 @@ use kf_crypto::AesKey;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::content::SynthesizedContent;
+use crate::container_pool::ContainerPoolContent;
+use crate::content::{ContentProvider, SynthesizedContent};
 use crate::server::{KlmsConfig, ServerError, DEFAULT_BODY_LIMIT, DEFAULT_TTL, DEFAULT_UID_LEN};
 use crate::tls::TlsMaterial;
 
@@ -67,6 +68,11 @@ pub enum ContentConfig {
         ica_key: PathBuf,
         /// Fob root certificate (PEM).
         root_cert: PathBuf,
+    },
+    /// Hand out seed 001 container packages from a pool directory, each once.
+    ContainerPool {
+        /// Pool directory.
+        dir: PathBuf,
     },
 }
 
@@ -142,14 +148,21 @@ impl FileConfig {
         };
         let master_key = AesKey::from_hex(master_hex.trim())
             .map_err(|e| ServerError::Config(format!("master key: {e}")))?;
-        let content = match &self.content {
+        let content: Arc<dyn ContentProvider> = match &self.content {
             ContentConfig::Synthesized {
                 ica_cert,
                 ica_key,
                 root_cert,
             } => {
                 let key = Zeroizing::new(read(base, ica_key)?);
-                SynthesizedContent::new(&read(base, ica_cert)?, &key, &read(base, root_cert)?)?
+                Arc::new(SynthesizedContent::new(
+                    &read(base, ica_cert)?,
+                    &key,
+                    &read(base, root_cert)?,
+                )?)
+            }
+            ContentConfig::ContainerPool { dir } => {
+                Arc::new(ContainerPoolContent::open(base.join(dir))?)
             }
         };
         Ok(KlmsConfig {
@@ -165,7 +178,7 @@ impl FileConfig {
             uid_len: self.uid_len,
             ttl: Duration::from_millis(self.ttl_ms),
             ledger_path: self.ledger_path(base),
-            content: Arc::new(content),
+            content,
             body_limit: self.body_limit,
         })
     }

@@ -85,8 +85,13 @@ fn pem_to_der(what: &'static str, pem: &str) -> Result<Vec<u8>, ContentError> {
 impl SynthesizedContent {
     /// Builds the generator from the fob ICA certificate and key and the root
     /// certificate (PEM, as written by `kf-klms pki init`).
-    pub fn new(ica_cert_pem: &str, ica_key_pem: &str, root_cert_pem: &str) -> Result<Self, ContentError> {
-        let ica_key = KeyPair::from_pem(ica_key_pem).map_err(|e| ContentError::Config(e.to_string()))?;
+    pub fn new(
+        ica_cert_pem: &str,
+        ica_key_pem: &str,
+        root_cert_pem: &str,
+    ) -> Result<Self, ContentError> {
+        let ica_key =
+            KeyPair::from_pem(ica_key_pem).map_err(|e| ContentError::Config(e.to_string()))?;
         // rcgen signs with an issuer certificate object; one rebuilt from the same
         // subject and key yields the same issuer name and authority key id.
         let ica_issuer = ca_params(FOB_ICA_CN)
@@ -120,11 +125,14 @@ impl ContentProvider for SynthesizedContent {
         let now = time::OffsetDateTime::now_utc();
         params.not_before = now - time::Duration::days(1);
         params.not_after = now + time::Duration::days(20 * 365);
-        let cert = params.signed_by(&key, &self.ica_issuer, &self.ica_key).map_err(gen)?;
+        let cert = params
+            .signed_by(&key, &self.ica_issuer, &self.ica_key)
+            .map_err(gen)?;
 
         let pkcs8 = Zeroizing::new(key.serialize_der());
-        let secret = p256::SecretKey::from_pkcs8_der(&pkcs8)
-            .map_err(|_| ContentError::Generation("generated key is not a P-256 PKCS#8 key".into()))?;
+        let secret = p256::SecretKey::from_pkcs8_der(&pkcs8).map_err(|_| {
+            ContentError::Generation("generated key is not a P-256 PKCS#8 key".into())
+        })?;
         let mut scalar = Zeroizing::new([0u8; 32]);
         scalar.copy_from_slice(&secret.to_bytes());
 

@@ -109,45 +109,22 @@ impl Ledger {
         Ok(Ledger { conn })
     }
 
+    /// Read-only pre-check of the one-time rule (the issuance itself re-checks
+    /// atomically); lets the server skip claiming content for a refused UID.
+    pub fn check_issuable(&self, fob_uid: &str, now_ms: i64) -> Result<(), LedgerError> {
+        blocking_state(&self.conn, fob_uid, now_ms).map(|_| ())
+    }
+
     /// Records an issuance if the one-time rule allows it (one durable transaction).
     pub fn try_issue(&mut self, new: &NewIssuance<'_>) -> Result<(), LedgerError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let blocking: Option<(String, Option<i64>, i64)> = tx
-            .query_row(
-                "SELECT transaction_id, completed_at_ms, expires_at_ms FROM issuances
-                 WHERE fob_uid = ?1 AND (completed_at_ms IS NOT NULL OR expires_at_ms > ?2)
-                 ORDER BY issued_at_ms DESC LIMIT 1",
-                params![new.fob_uid, new.issued_at_ms],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?;
-        if let Some((_, completed, _)) = blocking {
-            let reissue: Option<i64> = tx
-                .query_row(
-                    "SELECT id FROM reissues WHERE fob_uid = ?1 AND consumed_by IS NULL
-                     ORDER BY id LIMIT 1",
-                    params![new.fob_uid],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            match reissue {
-                Some(id) => {
-                    tx.execute(
-                        "UPDATE reissues SET consumed_by = ?2 WHERE id = ?1",
-                        params![id, new.transaction_id],
-                    )?;
-                }
-                None => {
-                    let why = if completed.is_some() {
-                        "the fob was already provisioned successfully; an operator re-issue is required"
-                    } else {
-                        "a key package for this fob is still valid"
-                    };
-                    return Err(LedgerError::AlreadyIssued(why.to_owned()));
-                }
-            }
+        if let Some(reissue_id) = blocking_state(&tx, new.fob_uid, new.issued_at_ms)? {
+            tx.execute(
+                "UPDATE reissues SET consumed_by = ?2 WHERE id = ?1",
+                params![reissue_id, new.transaction_id],
+            )?;
         }
         tx.execute(
             "INSERT INTO issuances (transaction_id, fob_uid, station, reader_id, key_version,
@@ -267,6 +244,45 @@ impl Ledger {
     }
 }
 
+/// `Ok(None)`: free; `Ok(Some(id))`: blocked but operator re-issue `id` may be
+/// consumed; `Err(AlreadyIssued)`: refused.
+fn blocking_state(
+    conn: &Connection,
+    fob_uid: &str,
+    now_ms: i64,
+) -> Result<Option<i64>, LedgerError> {
+    let blocking: Option<Option<i64>> = conn
+        .query_row(
+            "SELECT completed_at_ms FROM issuances
+             WHERE fob_uid = ?1 AND (completed_at_ms IS NOT NULL OR expires_at_ms > ?2)
+             ORDER BY issued_at_ms DESC LIMIT 1",
+            params![fob_uid, now_ms],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(completed) = blocking else {
+        return Ok(None);
+    };
+    let reissue: Option<i64> = conn
+        .query_row(
+            "SELECT id FROM reissues WHERE fob_uid = ?1 AND consumed_by IS NULL ORDER BY id LIMIT 1",
+            params![fob_uid],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match reissue {
+        Some(id) => Ok(Some(id)),
+        None => Err(LedgerError::AlreadyIssued(
+            if completed.is_some() {
+                "the fob was already provisioned successfully; an operator re-issue is required"
+            } else {
+                "a key package for this fob is still valid"
+            }
+            .to_owned(),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,20 +305,44 @@ mod tests {
         let mut l = Ledger::open(dir.path().join("l.db")).unwrap();
         l.try_issue(&issuance("t1", 1000)).unwrap();
         // Still valid → refused.
-        assert!(matches!(l.try_issue(&issuance("t2", 2000)), Err(LedgerError::AlreadyIssued(_))));
+        assert!(matches!(
+            l.try_issue(&issuance("t2", 2000)),
+            Err(LedgerError::AlreadyIssued(_))
+        ));
         // Expired without a successful audit → allowed.
         l.try_issue(&issuance("t3", 7000)).unwrap();
         let uid = "04112233445566778899";
-        assert_eq!(l.store_audit("t3", "station-01", uid, "SUCCESS", "{}", 7100).unwrap(), AuditStored::New);
-        assert_eq!(l.store_audit("t3", "station-01", uid, "SUCCESS", "{}", 7200).unwrap(), AuditStored::Duplicate);
-        assert!(matches!(l.store_audit("t3", "station-01", uid, "SUCCESS", "{\"x\":1}", 7200), Err(LedgerError::ConflictingAudit)));
+        assert_eq!(
+            l.store_audit("t3", "station-01", uid, "SUCCESS", "{}", 7100)
+                .unwrap(),
+            AuditStored::New
+        );
+        assert_eq!(
+            l.store_audit("t3", "station-01", uid, "SUCCESS", "{}", 7200)
+                .unwrap(),
+            AuditStored::Duplicate
+        );
+        assert!(matches!(
+            l.store_audit("t3", "station-01", uid, "SUCCESS", "{\"x\":1}", 7200),
+            Err(LedgerError::ConflictingAudit)
+        ));
         // Completed → refused even long after expiry.
-        assert!(matches!(l.try_issue(&issuance("t4", 99_000)), Err(LedgerError::AlreadyIssued(_))));
+        assert!(matches!(
+            l.try_issue(&issuance("t4", 99_000)),
+            Err(LedgerError::AlreadyIssued(_))
+        ));
         // Operator re-issue is consumed once.
-        assert!(matches!(l.record_reissue(uid, " ", "op", 1), Err(LedgerError::MissingReason)));
-        l.record_reissue(uid, "fob replaced", "op", 100_000).unwrap();
+        assert!(matches!(
+            l.record_reissue(uid, " ", "op", 1),
+            Err(LedgerError::MissingReason)
+        ));
+        l.record_reissue(uid, "fob replaced", "op", 100_000)
+            .unwrap();
         l.try_issue(&issuance("t5", 100_001)).unwrap();
-        assert!(matches!(l.try_issue(&issuance("t6", 100_002)), Err(LedgerError::AlreadyIssued(_))));
+        assert!(matches!(
+            l.try_issue(&issuance("t6", 100_002)),
+            Err(LedgerError::AlreadyIssued(_))
+        ));
         assert_eq!(l.issuance_count(uid).unwrap(), 3);
     }
 
@@ -312,11 +352,21 @@ mod tests {
         let mut l = Ledger::open(dir.path().join("l.db")).unwrap();
         l.try_issue(&issuance("t1", 1000)).unwrap();
         let uid = "04112233445566778899";
-        assert!(matches!(l.store_audit("nope", "station-01", uid, "SUCCESS", "{}", 1), Err(LedgerError::UnknownTransaction)));
-        assert!(matches!(l.store_audit("t1", "station-02", uid, "SUCCESS", "{}", 1), Err(LedgerError::WrongStation)));
-        assert!(matches!(l.store_audit("t1", "station-01", "00", "SUCCESS", "{}", 1), Err(LedgerError::UidMismatch)));
+        assert!(matches!(
+            l.store_audit("nope", "station-01", uid, "SUCCESS", "{}", 1),
+            Err(LedgerError::UnknownTransaction)
+        ));
+        assert!(matches!(
+            l.store_audit("t1", "station-02", uid, "SUCCESS", "{}", 1),
+            Err(LedgerError::WrongStation)
+        ));
+        assert!(matches!(
+            l.store_audit("t1", "station-01", "00", "SUCCESS", "{}", 1),
+            Err(LedgerError::UidMismatch)
+        ));
         // A failure audit does not complete the issuance.
-        l.store_audit("t1", "station-01", uid, "FAILURE", "{}", 1).unwrap();
+        l.store_audit("t1", "station-01", uid, "FAILURE", "{}", 1)
+            .unwrap();
         l.try_issue(&issuance("t2", 9000)).unwrap();
     }
 }

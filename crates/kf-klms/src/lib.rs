@@ -18,11 +18,27 @@
 //!   transaction_id; SUCCESS completes the issuance)
 //! ```
 //!
-//! The private scalar never leaves the server in clear: the station receives
-//! A003 already encrypted under the fob's static DEK and writes it as is.
+//! Decisions (the seed leaves them open):
+//! * The private scalar never leaves the server in clear: the station receives
+//!   A003 already encrypted under the fob's static DEK (AES-CBC, IV 0,
+//!   ISO 9797-1 M2) and writes it as is.
+//! * `ford_payload` carries the STORE DATA header template `80E20000` and the
+//!   concatenation of all DGIs (`TAG ‖ len ‖ value`, seed 001 encoding); the
+//!   client checks it equals `personalization_dgis`.
+//! * Requests are strict (`deny_unknown_fields`); the audit record requires the
+//!   seed 000 fields and keeps extra fields verbatim (see [`wire`]).
+//! * Status codes: 400 malformed JSON / missing or unknown field, 415 wrong
+//!   content type, 413 body over the limit, 422 well-formed but invalid value,
+//!   403 CN not allowed (or audit from another station), 404 audit for an
+//!   unknown transaction, 409 already issued / conflicting audit, 503 no content.
+//! * `GET /healthz` needs a verified client certificate but no allow-listed CN.
+//! * An audit must come from the station the package was issued to; a `SUCCESS`
+//!   audit marks the issuance completed, which blocks re-issuance for good
+//!   (until an operator re-issue).
 
 pub mod bench;
 pub mod config;
+pub mod container_pool;
 pub mod content;
 pub mod ledger;
 pub mod pki;
@@ -39,7 +55,8 @@ pub use server::{
 /// KDF3 diversification of the three static keys as upper-case hex JSON
 /// (`kf-klms derive`): `{"enc": HEX, "mac": HEX, "dek": HEX}`.
 pub fn derive_json(master_key_hex: &str, uid_hex: &str, uid_len: usize) -> Result<String, String> {
-    let master = kf_crypto::AesKey::from_hex(master_key_hex).map_err(|e| format!("master key: {e}"))?;
+    let master =
+        kf_crypto::AesKey::from_hex(master_key_hex).map_err(|e| format!("master key: {e}"))?;
     let uid = kf_crypto::decode_hex(uid_hex).map_err(|e| format!("uid: {e}"))?;
     if uid.len() != uid_len {
         return Err(format!("uid has {} bytes, expected {uid_len}", uid.len()));

@@ -8,7 +8,11 @@ use kf_klms::config::FileConfig;
 use kf_klms::pki::DevPki;
 
 #[derive(Parser)]
-#[command(name = "kf-klms", version, about = "Reference KLMS: REST over mutual TLS, KDF3, issuance ledger")]
+#[command(
+    name = "kf-klms",
+    version,
+    about = "Reference KLMS: REST over mutual TLS, KDF3, issuance ledger"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -96,16 +100,37 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve { config, bind } => serve(&config, bind),
-        Command::Derive { master_key, uid, uid_len } => {
-            let json = kf_klms::derive_json(&master_key, &uid, uid_len).map_err(anyhow::Error::msg)?;
+        Command::Derive {
+            master_key,
+            uid,
+            uid_len,
+        } => {
+            let json =
+                kf_klms::derive_json(&master_key, &uid, uid_len).map_err(anyhow::Error::msg)?;
             println!("{json}");
             Ok(())
         }
-        Command::Pki { command: PkiCommand::Init { dir, stations } } => pki_init(&dir, &stations),
-        Command::Reissue { uid, reason, operator, config, ledger } => {
-            reissue(&uid, &reason, &operator, config.as_deref(), ledger.as_deref())
-        }
-        Command::Bench { concurrency, requests, dir } => bench(&concurrency, requests, dir),
+        Command::Pki {
+            command: PkiCommand::Init { dir, stations },
+        } => pki_init(&dir, &stations),
+        Command::Reissue {
+            uid,
+            reason,
+            operator,
+            config,
+            ledger,
+        } => reissue(
+            &uid,
+            &reason,
+            &operator,
+            config.as_deref(),
+            ledger.as_deref(),
+        ),
+        Command::Bench {
+            concurrency,
+            requests,
+            dir,
+        } => bench(&concurrency, requests, dir),
     }
 }
 
@@ -122,7 +147,9 @@ fn serve(config_path: &Path, bind: Option<std::net::SocketAddr>) -> anyhow::Resu
     if !config.bind.ip().is_loopback() {
         tracing::warn!(bind = %config.bind, "listening on a non-loopback address");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(kf_klms::serve(config, async {
         let _ = tokio::signal::ctrl_c().await;
     }))?;
@@ -131,7 +158,10 @@ fn serve(config_path: &Path, bind: Option<std::net::SocketAddr>) -> anyhow::Resu
 
 fn pki_init(dir: &Path, stations: &[String]) -> anyhow::Result<()> {
     if dir.join("ca.pem").exists() {
-        bail!("{} already contains a PKI (ca.pem); refusing to overwrite", dir.display());
+        bail!(
+            "{} already contains a PKI (ca.pem); refusing to overwrite",
+            dir.display()
+        );
     }
     let names: Vec<&str> = stations.iter().map(String::as_str).collect();
     let pki = DevPki::generate("KF Dev Station CA", &names)?;
@@ -150,7 +180,10 @@ fn pki_init(dir: &Path, stations: &[String]) -> anyhow::Result<()> {
     let config = FileConfig::dev_default(stations);
     std::fs::write(dir.join("klms.toml"), toml::to_string_pretty(&config)?)?;
     println!("development PKI written to {}", dir.display());
-    println!("  server:   kf-klms serve --config {}", dir.join("klms.toml").display());
+    println!(
+        "  server:   kf-klms serve --config {}",
+        dir.join("klms.toml").display()
+    );
     for s in stations {
         println!("  station:  {s}.pem / {s}.key (trust ca.pem)");
     }
@@ -187,7 +220,9 @@ fn reissue(
 }
 
 fn bench(levels: &[usize], requests: usize, dir: Option<PathBuf>) -> anyhow::Result<()> {
-    let dir = dir.unwrap_or_else(|| std::env::temp_dir().join(format!("kf-klms-bench-{}", std::process::id())));
+    let dir = dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("kf-klms-bench-{}", std::process::id()))
+    });
     std::fs::create_dir_all(&dir)?;
     let pki = DevPki::generate("KF Bench CA", &["bench-station"])?;
     let (_, station) = pki.stations.first().context("no station certificate")?;

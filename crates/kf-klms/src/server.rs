@@ -74,7 +74,11 @@ pub struct KlmsConfig {
 impl KlmsConfig {
     /// A development configuration from an in-memory [`DevPki`]: every station
     /// of the PKI is allowed, synthesized content, loopback with a random port.
-    pub fn dev(pki: &DevPki, ledger_path: PathBuf, master_key: AesKey) -> Result<KlmsConfig, ServerError> {
+    pub fn dev(
+        pki: &DevPki,
+        ledger_path: PathBuf,
+        master_key: AesKey,
+    ) -> Result<KlmsConfig, ServerError> {
         let content = SynthesizedContent::new(
             &pki.fob_ica.cert_pem,
             &pki.fob_ica.key_pem,
@@ -169,10 +173,12 @@ async fn accept_loop(
                 .and_then(|chain| chain.first())
                 .and_then(|leaf| subject_common_name(leaf));
             let identity = StationIdentity(cn);
-            let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(identity.clone());
-                app.clone().oneshot(request)
-            });
+            let service = hyper::service::service_fn(
+                move |mut request: hyper::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(identity.clone());
+                    app.clone().oneshot(request)
+                },
+            );
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");

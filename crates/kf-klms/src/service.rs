@@ -4,13 +4,13 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use axum::body::Bytes;
 use kf_crypto::AesKey;
 use time::OffsetDateTime;
 
@@ -113,7 +113,11 @@ fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
     if !is_json {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -195,7 +199,8 @@ pub(crate) fn encode_dgi(tag: u16, value: &[u8], out: &mut Vec<u8>) {
 
 /// DGIs in personalization order; A003 is AES-CBC(static DEK, IV 0, ISO 9797-1 M2).
 fn build_dgis(dek: &AesKey, content: &FobContent) -> Vec<(u16, Vec<u8>, bool)> {
-    let encrypted_scalar = kf_crypto::cbc::encrypt_m2(dek, &[0u8; 16], content.private_scalar.as_ref());
+    let encrypted_scalar =
+        kf_crypto::cbc::encrypt_m2(dek, &[0u8; 16], content.private_scalar.as_ref());
     vec![
         (0xA003, encrypted_scalar, true),
         (0xA001, content.spid_hex.as_bytes().to_vec(), false),
@@ -206,11 +211,32 @@ fn build_dgis(dek: &AesKey, content: &FobContent) -> Vec<(u16, Vec<u8>, bool)> {
     ]
 }
 
-fn issue(state: &AppState, station: &str, request: &KeyPackageRequest) -> Result<KeyPackageResponse, ApiError> {
+fn ledger_issue_error(e: LedgerError) -> ApiError {
+    match e {
+        LedgerError::AlreadyIssued(why) => {
+            ApiError::new(StatusCode::CONFLICT, "already_issued", why)
+        }
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+fn issue(
+    state: &AppState,
+    station: &str,
+    request: &KeyPackageRequest,
+) -> Result<KeyPackageResponse, ApiError> {
     let uid = parse_uid(&request.fob_uid, state.uid_len)?;
     check_label("reader_id", &request.reader_id)?;
     let keys = kf_crypto::kdf::diversify_static_keys(&state.master, &uid)
         .map_err(|e| ApiError::internal(format!("key diversification failed: {e}")))?;
+    let uid_hex = hex::encode_upper(&uid);
+    let to_ms = |t: OffsetDateTime| (t.unix_timestamp_nanos() / 1_000_000) as i64;
+    state
+        .ledger
+        .lock()
+        .map_err(|_| ApiError::internal("ledger lock poisoned"))?
+        .check_issuable(&uid_hex, to_ms(OffsetDateTime::now_utc()))
+        .map_err(ledger_issue_error)?;
     let content = state
         .content
         .content_for(&uid)
@@ -225,8 +251,6 @@ fn issue(state: &AppState, station: &str, request: &KeyPackageRequest) -> Result
     let transaction_id = format!("trx_{}", uuid::Uuid::new_v4().simple());
     let now = OffsetDateTime::now_utc();
     let expires = now + state.ttl;
-    let uid_hex = hex::encode_upper(&uid);
-    let to_ms = |t: OffsetDateTime| (t.unix_timestamp_nanos() / 1_000_000) as i64;
     {
         let mut ledger = state
             .ledger
@@ -242,12 +266,7 @@ fn issue(state: &AppState, station: &str, request: &KeyPackageRequest) -> Result
                 issued_at_ms: to_ms(now),
                 expires_at_ms: to_ms(expires),
             })
-            .map_err(|e| match e {
-                LedgerError::AlreadyIssued(why) => {
-                    ApiError::new(StatusCode::CONFLICT, "already_issued", why)
-                }
-                other => ApiError::internal(other.to_string()),
-            })?;
+            .map_err(ledger_issue_error)?;
     }
     tracing::info!(%transaction_id, fob_uid = %uid_hex, %station, fesn = %content.fesn, "key package issued");
     let mut payload = Vec::new();
@@ -285,10 +304,15 @@ fn validate_audit(core: &AuditRecordCore, uid_len: usize) -> Result<(), ApiError
     check_label("overall_result", &core.overall_result)?;
     check_label("stage_reached", &core.stage_reached)?;
     parse_uid(&core.fob_uid, uid_len)?;
-    OffsetDateTime::parse(&core.timestamp_iso8601, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| ApiError::unprocessable("invalid_field", "timestamp_iso8601 is not RFC 3339"))?;
+    OffsetDateTime::parse(
+        &core.timestamp_iso8601,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map_err(|_| ApiError::unprocessable("invalid_field", "timestamp_iso8601 is not RFC 3339"))?;
     for (i, entry) in core.apdu_trace.iter().enumerate() {
-        let bad = |what: &str| ApiError::unprocessable("invalid_trace", format!("apdu_trace[{i}]: {what}"));
+        let bad = |what: &str| {
+            ApiError::unprocessable("invalid_trace", format!("apdu_trace[{i}]: {what}"))
+        };
         if entry.direction != "TX" && entry.direction != "RX" {
             return Err(bad("direction must be TX or RX"));
         }
@@ -315,7 +339,11 @@ async fn audit(
     let value: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
     if !value.is_object() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", "expected a JSON object"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "expected a JSON object",
+        ));
     }
     let core: AuditRecordCore = serde_json::from_value(value.clone())
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
@@ -355,8 +383,20 @@ async fn audit(
     .map_err(|_| ApiError::internal("audit task failed"))??;
     let (stored, transaction_id) = stored;
     Ok(match stored {
-        AuditStored::New => (StatusCode::CREATED, Json(AuditAck { transaction_id, status: "stored" })),
-        AuditStored::Duplicate => (StatusCode::OK, Json(AuditAck { transaction_id, status: "duplicate" })),
+        AuditStored::New => (
+            StatusCode::CREATED,
+            Json(AuditAck {
+                transaction_id,
+                status: "stored",
+            }),
+        ),
+        AuditStored::Duplicate => (
+            StatusCode::OK,
+            Json(AuditAck {
+                transaction_id,
+                status: "duplicate",
+            }),
+        ),
     })
 }
 

@@ -45,7 +45,10 @@ pub struct TlsMaterial {
 }
 
 /// Parses all certificates of a PEM text.
-pub fn certs_from_pem(what: &'static str, pem: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub fn certs_from_pem(
+    what: &'static str,
+    pem: &str,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = rustls_pemfile::certs(&mut pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|source| TlsError::Pem { what, source })?;
@@ -76,9 +79,10 @@ pub fn server_config(material: &TlsMaterial) -> Result<Arc<ServerConfig>, TlsErr
     for ca in certs_from_pem("client CA", &material.client_ca_pem)? {
         roots.add(ca)?;
     }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
-        .build()
-        .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+            .build()
+            .map_err(|e| TlsError::Verifier(e.to_string()))?;
     let chain = certs_from_pem("server certificate", &material.server_cert_pem)?;
     let key = key_from_pem("server key", &material.server_key_pem)?;
     let mut config = ServerConfig::builder_with_provider(provider)

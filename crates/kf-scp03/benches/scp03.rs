@@ -7,8 +7,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use kf_apdu::{CommandApdu, ResponseApdu, StatusWord};
 use kf_crypto::StaticKeys;
 use kf_scp03::{
-    CardChannel, CardConfig, CardKeySet, CardSession, HostSession, Mode, ParameterI,
-    SecureChannel, SecurityLevel,
+    CardChannel, CardConfig, CardKeySet, CardSession, HostSession, Mode, ParameterI, SecureChannel,
+    SecurityLevel,
 };
 
 fn keys() -> StaticKeys {
@@ -51,7 +51,11 @@ fn bench_open(c: &mut Criterion) {
 
 fn bench_round_trip(c: &mut Criterion) {
     let mut group = c.benchmark_group("scp03_wrap_unwrap");
-    for level in [SecurityLevel::C_MAC, SecurityLevel::C_DEC_C_MAC, SecurityLevel::FULL] {
+    for level in [
+        SecurityLevel::C_MAC,
+        SecurityLevel::C_DEC_C_MAC,
+        SecurityLevel::FULL,
+    ] {
         for len in [16usize, 64, 239] {
             group.throughput(Throughput::Bytes(len as u64));
             let id = BenchmarkId::new(format!("level_{:02X}", level.value()), len);

@@ -68,8 +68,12 @@ fn handshake_wrong_host_cryptogram_is_rejected_by_card() {
         let (_, resp, auth) = start(host(16, SecurityLevel::C_MAC), &mut card, mode);
         let keys = card_side_keys(16, mode, &resp);
         // Correct C-MAC over a wrong cryptogram.
-        let (ea, _) =
-            sm::external_authenticate(&keys, mode, SecurityLevel::C_MAC, &vec![0x42; mode.byte_len()]);
+        let (ea, _) = sm::external_authenticate(
+            &keys,
+            mode,
+            SecurityLevel::C_MAC,
+            &vec![0x42; mode.byte_len()],
+        );
         let err = auth.external_authenticate(&ea.to_bytes()).unwrap_err();
         assert_eq!(err, Scp03Error::HostCryptogramMismatch);
         assert_eq!(err.card_status_word(), StatusWord::new(0x69, 0x82));

@@ -21,6 +21,15 @@
 //! that fails validation when claimed is marked `status=rejected`, its error is
 //! returned, and the next fetch moves on. Deleting a marker by hand releases a
 //! package (an operator decision, e.g. after a fob was scrapped before STORE DATA).
+//!
+//! **Certificate checks** (when the pool is opened and per package): the ICA's
+//! issuer DN equals the root's subject DN and the ICA signature verifies with the
+//! root key; the device certificate's issuer DN equals the ICA subject and its
+//! signature verifies with the ICA key. ECDSA with SHA-256 or SHA-384 under P-256
+//! or P-384 keys is supported; a root or ICA with another key type (e.g. RSA) is
+//! refused with [`ContainerErrorKind::UnsupportedKeyAlgorithm`] rather than
+//! accepted unchecked. Validity periods are not checked (the station clock is
+//! not trusted, and factory packages may be written before their not-before).
 
 mod ledger;
 mod package;
@@ -252,11 +261,7 @@ pub(crate) fn input_from_package(
     uid: &[u8],
     source_name: &str,
 ) -> ProvisioningInput {
-    let transaction_id = format!(
-        "{source_name}-{}-{}",
-        package.fesn,
-        crate::unix_millis()
-    );
+    let transaction_id = format!("{source_name}-{}-{}", package.fesn, crate::unix_millis());
     ProvisioningInput {
         fob_uid: uid.to_vec(),
         transaction_id,

@@ -136,15 +136,16 @@ pub fn build(count: usize, seed: Option<u64>) -> Result<FixturePool, SourceError
     let root_key = p256::SecretKey::random(&mut rng);
     let ica_key = p256::SecretKey::random(&mut rng);
 
-    let root_params = |pad: usize| ca_params(root_dn(), 1, pad, &root_key, [0x52; 8]);
+    let root_params =
+        |pad: usize| ca_params(root_dn(), 1, Knob::Policies(pad), &root_key, &[0x52; 8]);
     let root = sized(ROOT_CERT_TARGET, |pad| {
         root_params(pad)?.self_signed(&remote(&root_key)?)
     })?;
 
-    let mut ica_serial = [0u8; 8];
+    let mut ica_serial = [0u8; 20];
     rng.fill_bytes(&mut ica_serial);
     let ica = sized(ICA_CERT_TARGET, |pad| {
-        ca_params(ica_dn(), 0, pad, &ica_key, ica_serial)?.signed_by(
+        ca_params(ica_dn(), 0, Knob::SerialLen(pad), &ica_key, &ica_serial)?.signed_by(
             &remote(&ica_key)?,
             &root,
             &remote(&root_key)?,
@@ -163,7 +164,7 @@ pub fn build(count: usize, seed: Option<u64>) -> Result<FixturePool, SourceError
         rng.fill_bytes(&mut serial);
         let key = p256::SecretKey::random(&mut rng);
         let cert = sized(DEVICE_CERT_TARGET, |pad| {
-            device_params(&fesn, pad, &key, &serial)?.signed_by(
+            device_params(&fesn, Knob::CrlUri(pad), &key, &serial)?.signed_by(
                 &remote(&key)?,
                 &ica,
                 &remote(&ica_key)?,
@@ -197,27 +198,32 @@ pub fn generate(dir: &Path, count: usize, seed: Option<u64>) -> Result<FixturePo
 }
 
 /// Calls `make` with growing padding until the DER size reaches `target`
-/// (within the ±1 byte an ECDSA signature's DER length may vary by).
+/// (within the ±1 byte an ECDSA signature's DER length may vary by). Padding
+/// 0 means no padding extension at all.
 fn sized(
     target: usize,
     mut make: impl FnMut(usize) -> Result<rcgen::Certificate, rcgen::Error>,
 ) -> Result<rcgen::Certificate, SourceError> {
     let fixture_err = |e: rcgen::Error| SourceError::Fixture(e.to_string());
     let mut pad = 0usize;
-    let mut cert = make(pad).map_err(fixture_err)?;
+    let mut best = make(pad).map_err(fixture_err)?;
+    let mut cert_len = best.der().len();
     for _ in 0..8 {
-        let len = cert.der().len();
-        if len.abs_diff(target) <= 1 || len > target && pad == 0 {
+        if cert_len.abs_diff(target) <= 1 || (cert_len > target && pad == 0) {
             break;
         }
-        pad = if len < target {
-            pad + (target - len)
+        pad = if cert_len < target {
+            pad + (target - cert_len)
         } else {
-            pad.saturating_sub(len - target)
+            pad.saturating_sub(cert_len - target)
         };
-        cert = make(pad).map_err(fixture_err)?;
+        let cert = make(pad).map_err(fixture_err)?;
+        cert_len = cert.der().len();
+        if cert_len.abs_diff(target) < best.der().len().abs_diff(target) {
+            best = cert;
+        }
     }
-    Ok(cert)
+    Ok(best)
 }
 
 /// An rcgen key pair that signs with a `p256` key (deterministic ECDSA).
@@ -261,38 +267,71 @@ fn key_id(key: &p256::SecretKey) -> Vec<u8> {
 fn root_dn() -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CountryName, "US");
-    dn.push(DnType::StateOrProvinceName, "Michigan");
-    dn.push(DnType::LocalityName, "Dearborn");
     dn.push(DnType::OrganizationName, "Ford Motor Company");
-    dn.push(
-        DnType::OrganizationalUnitName,
-        "Ford Motor Company KeyFob Pair ECC Issuing CA",
-    );
     dn.push(DnType::CommonName, "FMC-NFC-ROOT");
     dn
 }
 
 fn ica_dn() -> DistinguishedName {
     let mut dn = DistinguishedName::new();
-    dn.push(DnType::CountryName, "US");
-    dn.push(DnType::OrganizationName, "Ford Motor Company");
     dn.push(DnType::CommonName, "FMC-NFC-ICA");
     dn
+}
+
+/// How a certificate's size is tuned, with 1-byte steps where possible.
+#[derive(Clone, Copy)]
+enum Knob {
+    /// certificatePolicies with a CPS URI of this many extra characters (0: no extension).
+    Policies(usize),
+    /// Serial number of `1 + n` bytes (at most 20, RFC 5280 §4.1.2.2).
+    SerialLen(usize),
+    /// CRL distribution point URI with this many extra characters.
+    CrlUri(usize),
+}
+
+impl Knob {
+    fn apply(self, params: &mut CertificateParams, serial: &[u8]) {
+        let serial_len = match self {
+            Knob::SerialLen(n) => (1 + n).min(20),
+            _ => 8,
+        };
+        let mut serial = serial[..serial_len.min(serial.len())].to_vec();
+        if let Some(first) = serial.first_mut() {
+            *first = (*first & 0x7F) | 0x40; // positive, minimal INTEGER
+        }
+        params.serial_number = Some(SerialNumber::from_slice(&serial));
+        match self {
+            Knob::Policies(pad) => {
+                params.custom_extensions = policies_extension(pad).into_iter().collect();
+            }
+            Knob::CrlUri(pad) => {
+                let mut uri = String::from("http://pki.fixtures.invalid/FMC-NFC-ICA.crl");
+                uri.insert_str(28, &filler(pad));
+                params.crl_distribution_points =
+                    vec![rcgen::CrlDistributionPoint { uris: vec![uri] }];
+            }
+            Knob::SerialLen(_) => {}
+        }
+    }
+}
+
+fn filler(len: usize) -> String {
+    (0..len)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect()
 }
 
 fn ca_params(
     dn: DistinguishedName,
     path_len: u8,
-    pad: usize,
+    knob: Knob,
     key: &p256::SecretKey,
-    mut serial: [u8; 8],
+    serial: &[u8],
 ) -> Result<CertificateParams, rcgen::Error> {
-    serial[0] &= 0x7F; // positive INTEGER (RFC 5280 §4.1.2.2)
     let mut params = CertificateParams::default();
     params.distinguished_name = dn;
     params.not_before = rcgen::date_time_ymd(2024, 1, 1);
     params.not_after = rcgen::date_time_ymd(2049, 12, 31);
-    params.serial_number = Some(SerialNumber::from_slice(&serial));
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
@@ -301,50 +340,54 @@ fn ca_params(
     ];
     params.key_identifier_method = KeyIdMethod::PreSpecified(key_id(key));
     params.use_authority_key_identifier_extension = true;
-    params.custom_extensions = vec![policies_extension(pad)];
+    knob.apply(&mut params, serial);
     Ok(params)
 }
 
 fn device_params(
     fesn: &str,
-    pad: usize,
+    knob: Knob,
     key: &p256::SecretKey,
-    serial: &[u8; 8],
+    serial: &[u8],
 ) -> Result<CertificateParams, rcgen::Error> {
-    let mut serial = *serial;
-    serial[0] &= 0x7F;
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, fesn);
     params.distinguished_name = dn;
     params.not_before = rcgen::date_time_ymd(2025, 6, 1);
     params.not_after = rcgen::date_time_ymd(2045, 5, 31);
-    params.serial_number = Some(SerialNumber::from_slice(&serial));
-    params.is_ca = IsCa::ExplicitNoCa;
+    params.is_ca = IsCa::NoCa;
     params.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyAgreement,
     ];
     params.key_identifier_method = KeyIdMethod::PreSpecified(key_id(key));
     params.use_authority_key_identifier_extension = true;
-    params.custom_extensions = vec![policies_extension(pad)];
+    knob.apply(&mut params, serial);
     Ok(params)
 }
 
 /// certificatePolicies (RFC 5280 §4.2.1.4) with one policy and a CPS URI of
-/// `pad` extra characters, used to tune certificate sizes.
-fn policies_extension(pad: usize) -> CustomExtension {
+/// `pad - 1` extra characters; none for `pad` 0.
+fn policies_extension(pad: usize) -> Option<CustomExtension> {
+    let pad = pad.checked_sub(1)?;
     const ID_CE_CERTIFICATE_POLICIES: &[u64] = &[2, 5, 29, 32];
     // Private-enterprise style policy OID for the synthetic PKI; id-qt-cps.
     const POLICY_OID: &[u8] = &[0x2B, 0x06, 0x01, 0x04, 0x01, 0x82, 0xB0, 0x1A, 0x01, 0x01];
     const ID_QT_CPS: &[u8] = &[0x2B, 0x06, 0x01, 0x05, 0x05, 0x07, 0x02, 0x01];
-    let mut uri = String::from("https://pki.fixtures.invalid/keyfob/cps");
-    for i in 0..pad {
-        uri.push(char::from(b'a' + (i % 26) as u8));
-    }
-    let qualifier = tlv(0x30, &[tlv(0x06, ID_QT_CPS), tlv(0x16, uri.as_bytes())].concat());
-    let info = tlv(0x30, &[tlv(0x06, POLICY_OID), tlv(0x30, &qualifier)].concat());
-    CustomExtension::from_oid_content(ID_CE_CERTIFICATE_POLICIES, tlv(0x30, &info))
+    let uri = format!("https://pki.fixtures.invalid/keyfob/cps{}", filler(pad));
+    let qualifier = tlv(
+        0x30,
+        &[tlv(0x06, ID_QT_CPS), tlv(0x16, uri.as_bytes())].concat(),
+    );
+    let info = tlv(
+        0x30,
+        &[tlv(0x06, POLICY_OID), tlv(0x30, &qualifier)].concat(),
+    );
+    Some(CustomExtension::from_oid_content(
+        ID_CE_CERTIFICATE_POLICIES,
+        tlv(0x30, &info),
+    ))
 }
 
 /// DER TLV with a definite length (X.690 §8.1.3).

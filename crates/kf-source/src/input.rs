@@ -22,8 +22,12 @@ pub const SPID_LEN: usize = 40;
 pub struct PrivateScalar([u8; SCALAR_LEN]);
 
 impl PrivateScalar {
-    /// Builds a scalar from 32 big-endian bytes; rejects 0 and values ≥ n.
+    /// Builds a scalar from exactly 32 big-endian bytes; rejects 0 and values ≥ n.
     pub fn from_bytes(bytes: &[u8]) -> Result<PrivateScalar, SourceError> {
+        // p256 accepts shorter slices (left-padding them); the fob wants exactly 32.
+        if bytes.len() != SCALAR_LEN {
+            return Err(SourceError::InvalidScalar);
+        }
         let key = p256::SecretKey::from_slice(bytes).map_err(|_| SourceError::InvalidScalar)?;
         Ok(PrivateScalar::from_secret_key(&key))
     }
@@ -226,4 +230,71 @@ pub struct ProvisioningInput {
     pub device_public_key: p256::PublicKey,
     /// Where the content came from (e.g. the container package directory name), for reports.
     pub origin: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCALAR: [u8; 32] = [0x11; 32];
+
+    #[test]
+    fn secrets_print_redacted() {
+        let s = PrivateScalar::from_bytes(&SCALAR).unwrap();
+        let irk = BleIrk::from_bytes(&[0x22; 16]).unwrap();
+        let enc = EncryptedScalar::from_bytes(&[0x33; 48]).unwrap();
+        let text = format!("{s:?} {irk:?} {enc:?}");
+        assert!(
+            !text.contains("11") && !text.contains("22") && !text.contains("33"),
+            "{text}"
+        );
+        assert!(text.contains("[redacted]"));
+    }
+
+    #[test]
+    fn scalars_out_of_range_are_refused() {
+        assert!(matches!(
+            PrivateScalar::from_bytes(&[0; 32]),
+            Err(SourceError::InvalidScalar)
+        ));
+        assert!(matches!(
+            PrivateScalar::from_bytes(&[0xFF; 32]),
+            Err(SourceError::InvalidScalar)
+        ));
+        assert!(matches!(
+            PrivateScalar::from_bytes(&[1; 31]),
+            Err(SourceError::InvalidScalar)
+        ));
+        let s = PrivateScalar::from_bytes(&SCALAR).unwrap();
+        assert_eq!(s.expose_secret(), &SCALAR);
+        assert_eq!(s.public_key().unwrap(), s.duplicate().public_key().unwrap());
+    }
+
+    #[test]
+    fn item_lengths_are_checked() {
+        assert!(matches!(
+            BleIrk::from_bytes(&[0; 15]),
+            Err(SourceError::InvalidIrk { len: 15 })
+        ));
+        assert!(matches!(
+            EncryptedScalar::from_bytes(&[0; 32]),
+            Err(SourceError::InvalidEncryptedScalar { len: 32 })
+        ));
+        assert!(Spid::new("59918C0096F859EC8BF6DA454E2E554A14DD4BD1").is_ok());
+        assert!(Spid::new("59918c0096f859ec8bf6da454e2e554a14dd4bd1").is_ok());
+        assert!(matches!(
+            Spid::new("59918C"),
+            Err(SourceError::InvalidSpid { len: 6 })
+        ));
+        assert!(Spid::new("59918C0096F859EC8BF6DA454E2E554A14DD4BDG").is_err());
+    }
+
+    #[test]
+    fn dev_sample_keys_are_the_seed_keys() {
+        let k = CardKeys::dev_sample().unwrap();
+        assert_eq!(k.kvn, 0xFF);
+        assert_eq!(k.keys.enc.expose_secret(), kf_profile::DEV_SAMPLE_ENC);
+        assert_eq!(k.keys.dek.expose_secret(), kf_profile::DEV_SAMPLE_DEK);
+        assert_eq!(k.duplicate().keys, k.keys);
+    }
 }

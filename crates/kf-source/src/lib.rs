@@ -1,11 +1,120 @@
-//! Provisioning inputs for the station.
-//!
-//! Data flow:
+//! Provisioning inputs for the key-fob station: where each fob's static keys
+//! and personalization content come from.
 //!
 //! ```text
-//! fob UID ──klms::KlmsClient (REST, mutual TLS, pinned CA)──▶ validated KeyPackage
-//!           (static keys as AesKey, DGIs A001–A006, expires_at) ──▶ pipeline
+//! fob UID ──▶ ProvisioningSource::fetch ──▶ ProvisioningInput ──▶ kf-perso (DGI plan, pipeline)
+//!              ├─ DevSampleSource: seed 001 dev keys (KVN 255) + packages (pool dir or in memory)
+//!              ├─ ContainerSource: `<FESN>-<SPID>/` package directories (seed 001), verified
+//!              └─ klms::KlmsClient (REST, mutual TLS, pinned CA) ──▶ validated KeyPackage
+//!                 (static keys as AesKey, DGIs A001–A006, expires_at)
 //! audit journal ──klms::KlmsAuditSink──▶ KLMS /v1/audit
+//! fixtures::generate ──▶ synthetic package pools in the container format
 //! ```
+//!
+//! Container packages are parsed with real DER libraries (`pkcs8`/`sec1` for the
+//! key, `x509-cert` for certificates) and checked: the private key matches the
+//! device certificate, the device certificate is signed by the ICA, the ICA by
+//! the root, the FESN agrees across directory name, `FESN.txt` and the
+//! certificate CN. Every malformed file gives a [`ContainerError`] naming it.
 
+pub mod container;
+pub mod dev;
+pub mod fixtures;
+pub mod input;
 pub mod klms;
+
+use thiserror::Error;
+
+pub use container::{ContainerError, ContainerErrorKind, ContainerSource};
+pub use dev::DevSampleSource;
+pub use input::{
+    BleIrk, CardKeys, EncryptedScalar, PersonalizationItems, PrivateKeyMaterial, PrivateScalar,
+    ProvisioningInput, Spid,
+};
+
+/// A source of per-fob provisioning inputs.
+///
+/// `fetch` is called once per fob after its UID is read; a source hands out
+/// each package at most once (a re-presented fob with the same UID may get
+/// the package it was already given back, see [`ContainerSource`]).
+pub trait ProvisioningSource {
+    /// Short name for logs and audit records (`dev`, `container`, `klms`).
+    fn name(&self) -> &str;
+
+    /// Fetches the keys and personalization content for the fob with this UID.
+    fn fetch(&mut self, uid: &[u8]) -> Result<ProvisioningInput, SourceError>;
+}
+
+/// Errors of the provisioning sources. No variant carries secret bytes.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// A container package or a shared certificate is malformed or inconsistent.
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    /// Every package of the pool has been used.
+    #[error("no unused package left in {pool}")]
+    PoolExhausted {
+        /// The pool directory (or `memory` for in-memory pools).
+        pool: String,
+    },
+    /// The UID is empty or longer than 10 bytes.
+    #[error("invalid fob UID length {len} (expected 1..=10 bytes)")]
+    InvalidUid {
+        /// Length received.
+        len: usize,
+    },
+    /// A private scalar is 0, ≥ n, or not 32 bytes.
+    #[error("invalid P-256 private scalar")]
+    InvalidScalar,
+    /// A pre-encrypted A003 blob has the wrong length.
+    #[error("invalid DEK-encrypted private key length {len} (expected 48)")]
+    InvalidEncryptedScalar {
+        /// Length received.
+        len: usize,
+    },
+    /// A BLE IRK is not 16 bytes.
+    #[error("invalid BLE IRK length {len} (expected 16)")]
+    InvalidIrk {
+        /// Length received.
+        len: usize,
+    },
+    /// A SPID is not 40 ASCII hex characters.
+    #[error("invalid SPID: {len} characters, expected 40 ASCII hex digits")]
+    InvalidSpid {
+        /// Length received.
+        len: usize,
+    },
+    /// A key could not be built (wrong length, mismatched set).
+    #[error("invalid static key: {0}")]
+    Key(#[from] kf_crypto::CryptoError),
+    /// Generating fixtures failed.
+    #[error("fixture generation failed: {0}")]
+    Fixture(String),
+    /// I/O outside a package (pool directory, ledger).
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The path involved.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Checks a fob UID length (ISO 14443-3: 4, 7 or 10 bytes; other lengths up to
+/// 10 are accepted for readers that report shortened UIDs).
+pub(crate) fn check_uid(uid: &[u8]) -> Result<(), SourceError> {
+    if uid.is_empty() || uid.len() > 10 {
+        return Err(SourceError::InvalidUid { len: uid.len() });
+    }
+    Ok(())
+}
+
+/// Milliseconds since the Unix epoch, for transaction identifiers.
+pub(crate) fn unix_millis() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}

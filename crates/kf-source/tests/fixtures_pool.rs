@@ -13,13 +13,23 @@ fn generated_sizes_are_close_to_the_seed_packages() {
         "root {} ica {} devices {:?} keys {:?}",
         pool.root_cert_der.len(),
         pool.ica_cert_der.len(),
-        pool.packages.iter().map(|p| p.device_cert_der.len()).collect::<Vec<_>>(),
-        pool.packages.iter().map(|p| p.private_key_der.len()).collect::<Vec<_>>()
+        pool.packages
+            .iter()
+            .map(|p| p.device_cert_der.len())
+            .collect::<Vec<_>>(),
+        pool.packages
+            .iter()
+            .map(|p| p.private_key_der.len())
+            .collect::<Vec<_>>()
     );
     assert!(pool.root_cert_der.len().abs_diff(722) <= 3);
     assert!(pool.ica_cert_der.len().abs_diff(435) <= 3);
     for p in &pool.packages {
-        assert!((420..=426).contains(&p.device_cert_der.len()), "{}", p.device_cert_der.len());
+        assert!(
+            (420..=426).contains(&p.device_cert_der.len()),
+            "{}",
+            p.device_cert_der.len()
+        );
         assert_eq!(p.private_key_der.len(), 138);
         assert_eq!(p.fesn.len(), 8);
         assert!(p.fesn.starts_with("1KM"));
@@ -36,7 +46,10 @@ fn the_same_seed_gives_the_same_pool() {
     let c = fixtures::build(2, Some(43)).unwrap();
     assert_eq!(a.root_cert_der, b.root_cert_der);
     assert_eq!(a.packages[1].device_cert_der, b.packages[1].device_cert_der);
-    assert_eq!(*a.packages[1].private_key_der, *b.packages[1].private_key_der);
+    assert_eq!(
+        *a.packages[1].private_key_der,
+        *b.packages[1].private_key_der
+    );
     assert_ne!(a.packages[0].device_cert_der, c.packages[0].device_cert_der);
 }
 
@@ -56,7 +69,11 @@ fn generated_pool_round_trips_through_the_container_source() {
     let uids: [&[u8]; 3] = [&[1; 10], &[2; 7], &[3; 4]];
     for (i, uid) in uids.iter().enumerate() {
         let input = source.fetch(uid).unwrap();
-        let expected = pool.packages.iter().find(|p| p.dir_name() == names[i]).unwrap();
+        let expected = pool
+            .packages
+            .iter()
+            .find(|p| p.dir_name() == names[i])
+            .unwrap();
         assert_eq!(input.origin, names[i], "sorted order");
         assert_eq!(input.fob_uid, uid.to_vec());
         assert_eq!(input.card_keys.kvn, 0xFF);
@@ -85,8 +102,7 @@ fn generated_pool_round_trips_through_the_container_source() {
     ));
 
     // The ledger survives a reopen: nothing is handed out twice.
-    let mut reopened =
-        ContainerSource::open(dir.path(), CardKeys::dev_sample().unwrap()).unwrap();
+    let mut reopened = ContainerSource::open(dir.path(), CardKeys::dev_sample().unwrap()).unwrap();
     assert!(matches!(
         reopened.fetch(&[8; 10]),
         Err(SourceError::PoolExhausted { .. })

@@ -23,7 +23,11 @@ pub mod exit {
 }
 
 #[derive(Parser)]
-#[command(name = "kf-station", version, about = "Key-fob end-of-line provisioning station (GlobalPlatform SCP03)")]
+#[command(
+    name = "kf-station",
+    version,
+    about = "Key-fob end-of-line provisioning station (GlobalPlatform SCP03)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -30,7 +30,9 @@ fn assert_subset(expected: &Value, actual: &Value, path: &str) {
     match (expected, actual) {
         (Value::Object(e), Value::Object(a)) => {
             for (k, v) in e {
-                let sub = a.get(k).unwrap_or_else(|| panic!("{path}.{k} missing in output"));
+                let sub = a
+                    .get(k)
+                    .unwrap_or_else(|| panic!("{path}.{k} missing in output"));
                 assert_subset(v, sub, &format!("{path}.{k}"));
             }
         }
@@ -56,10 +58,17 @@ fn replay_cli_matches_every_published_transcript() {
     for case in cases {
         let source = case["source"].as_str().unwrap();
         let out = replay(&case["input"].to_string(), &[]);
-        assert!(out.status.success(), "{source}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{source}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let actual: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_subset(&case["expected"], &actual, source);
-        assert!(actual.get("session_keys").is_none(), "{source}: keys printed unasked");
+        assert!(
+            actual.get("session_keys").is_none(),
+            "{source}: keys printed unasked"
+        );
     }
 }
 
@@ -80,12 +89,22 @@ fn replay_cli_rejects_malformed_input_with_exit_2_and_one_line() {
     odd_hex["host_challenge"] = Value::String("ABC".into());
     let mut bad_level = vectors["cases"][0]["input"].clone();
     bad_level["security_level"] = Value::String("02".into());
-    for script in ["", "{", "[]", "{\"static_keys\": 1}", &odd_hex.to_string(), &bad_level.to_string()]
-    {
+    for script in [
+        "",
+        "{",
+        "[]",
+        "{\"static_keys\": 1}",
+        &odd_hex.to_string(),
+        &bad_level.to_string(),
+    ] {
         let out = replay(script, &[]);
         assert_eq!(out.status.code(), Some(2), "script {script:?}");
         let err = String::from_utf8(out.stderr).unwrap();
-        assert_eq!(err.trim_end().lines().count(), 1, "one line on stderr: {err:?}");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "one line on stderr: {err:?}"
+        );
         assert!(out.stdout.is_empty());
     }
 }

@@ -15,10 +15,11 @@ use crate::apdu_shape::CommandShape;
 use crate::iso7816::INS_GET_RESPONSE;
 use crate::loopback::VirtualCard;
 
-/// ATR of the echo card: a contactless-style (PC/SC Part 3 §3.1.3.2.3) ATR
-/// with an empty historical-bytes payload.
+/// ATR of the echo card, in the contactless layout of PC/SC Part 3
+/// §3.1.3.2.3 (`3B 8n 80 01` + historical bytes "KFECHO" + TCK, the XOR of
+/// T0..last historical byte).
 pub const ECHO_CARD_ATR: [u8; 11] = [
-    0x3B, 0x86, 0x80, 0x01, 0x4B, 0x46, 0x45, 0x43, 0x48, 0x4F, 0x00,
+    0x3B, 0x86, 0x80, 0x01, 0x4B, 0x46, 0x45, 0x43, 0x48, 0x4F, 0x0B,
 ];
 
 /// Echoes command data back; see the module table.
@@ -123,6 +124,15 @@ mod tests {
     use crate::transport::Transport;
 
     #[test]
+    fn atr_check_byte_is_consistent() {
+        let tck = ECHO_CARD_ATR[1..].iter().fold(0u8, |acc, b| acc ^ b);
+        assert_eq!(
+            tck, 0,
+            "TCK must make T0..TCK XOR to zero (ISO/IEC 7816-3 §8.2.5)"
+        );
+    }
+
+    #[test]
     fn echoes_and_serves_uid_over_loopback() {
         let mut t = LoopbackTransport::new(EchoCard::new(&[1, 2, 3, 4]));
         assert_eq!(t.atr().unwrap(), ECHO_CARD_ATR.to_vec());
@@ -145,6 +155,24 @@ mod tests {
         assert!(!driver.was_reset());
         let resp = driver.transmit(&apdu).unwrap();
         assert_eq!(resp, [data.as_slice(), &[0x90, 0x00]].concat());
+    }
+
+    #[test]
+    fn trait_objects_work_for_transports_and_cards() {
+        let card: Box<dyn VirtualCard + Send> = Box::new(EchoCard::default());
+        let mut boxed: Box<dyn Transport> = Box::new(LoopbackTransport::new(card));
+        assert_eq!(
+            boxed.transmit(&[0, 0x10, 0, 0, 1, 7]).unwrap(),
+            vec![7, 0x90, 0]
+        );
+        assert!(boxed.supports_extended());
+        let mut short = LoopbackTransport::new(EchoCard::default()).with_max_apdu_len(261);
+        assert!(!short.supports_extended());
+        let err = short.transmit(&[0u8; 262]).unwrap_err();
+        assert_eq!(
+            err,
+            crate::TransportError::ApduTooLong { len: 262, max: 261 }
+        );
     }
 
     #[test]

@@ -82,7 +82,10 @@ pub fn free_port_pair() -> io::Result<u16> {
 
 fn running_pcscd_pid() -> Option<u32> {
     let pid: u32 = fs::read_to_string(PID_FILE).ok()?.trim().parse().ok()?;
-    Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+    // A zombie (exited, not yet reaped) holds no socket.
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let state = stat.rsplit(')').next()?.split_whitespace().next()?;
+    (state != "Z").then_some(pid)
 }
 
 /// A pcscd process started by this harness.

@@ -334,3 +334,40 @@ fn pcscd_restart_is_survived_by_bridge_and_host() {
     drop(card);
     bridge.stop_and_join().unwrap();
 }
+
+#[test]
+fn reset_by_another_application_is_reported_once_then_recovered() {
+    let stack = start_stack();
+    let reader = stack.pcscd.reader_name(0);
+    let bridge = start_card(&stack);
+    let ctx = PcscContext::establish().unwrap();
+    ctx.wait_for_card(&reader, WAIT).unwrap();
+    let shared = ConnectOptions {
+        share: ShareMode::Shared,
+        ..Default::default()
+    };
+    let mut ours = ctx.connect_with(&reader, shared).unwrap();
+    let other_ctx = PcscContext::establish().unwrap();
+    let mut theirs = other_ctx.connect_with(&reader, shared).unwrap();
+    assert_eq!(
+        ours.transmit(&echo_apdu(&[1])).unwrap(),
+        vec![1, 0x90, 0x00]
+    );
+
+    theirs.reset().unwrap();
+    assert_eq!(
+        ours.transmit(&echo_apdu(&[2])).unwrap_err(),
+        TransportError::CardReset
+    );
+    assert!(
+        ours.was_reset(),
+        "the reset must be visible to the session owner"
+    );
+    assert_eq!(
+        ours.transmit(&echo_apdu(&[3])).unwrap(),
+        vec![3, 0x90, 0x00]
+    );
+    theirs.disconnect(CardDisposition::Leave).unwrap();
+    ours.disconnect(CardDisposition::Leave).unwrap();
+    bridge.stop_and_join().unwrap();
+}

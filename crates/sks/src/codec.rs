@@ -290,8 +290,17 @@ impl<T: WireType> WireType for List16<T> {
 
 /// Secret bytes (PIN, PUK, key material, decrypted data): zeroized on drop, redacted
 /// `Debug`, no `Clone`; encoded as `byte[]` on the wire.
-#[derive(Default, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+#[derive(Default, Zeroize, ZeroizeOnDrop)]
 pub struct Secret(Vec<u8>);
+
+/// Constant-time in content (lengths are public).
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        crate::crypto::ct_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Secret {}
 
 impl Secret {
     /// Wraps bytes.

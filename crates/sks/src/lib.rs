@@ -81,15 +81,24 @@
 //! - **ServerSeed**: accepted (0-32 bytes) and MACed, but keys come from the OS RNG only; that
 //!   cannot reduce entropy, which is the spec's only requirement.
 //! - **ClientSessionID**: `C` + 31 random characters of `[A-Za-z0-9_-]`.
-//! - **byte[32] values on the wire** (MAC, Attestation) carry the normal 2-byte length prefix;
+//! - **byte\[32\] values on the wire** (MAC, Attestation) carry the normal 2-byte length prefix;
 //!   a MAC of any other length fails with ERROR_MAC.
 //! - **updateFirmware** returns ERROR_NOT_AVAILABLE (UpdateURL is empty).
 //! - **Curves**: P-256 for sessions and KeyManagementKeys; key entries may also be P-384
 //!   (`…#algorithm.ec.p384`, optional in §4.3); certificates may hold RSA-1024/2048, P-256, P-384.
+//! - **Closed sessions keep no SessionKey**: a session is `SessionState::Open(OpenState)` or
+//!   `Closed`; closing drops (and zeroizes) the SessionKey, MAC counter and SessionKeyLimit,
+//!   which nothing after close needs (Target Key References use the *current* session's key).
 //! - **Sealing**: the SQLite database stores secrets unencrypted (no CPU-resident master key,
-//!   §2.1 allows software containers); protect the file with OS permissions.
+//!   §2.1 allows software containers); protect the file with OS permissions. One process owns a
+//!   database at a time (exclusive SQLite lock); other processes use `sks --connect`.
+//! - **Persistence cost**: after every call the engine re-serializes the in-memory database and
+//!   writes the changed records in one transaction. This is O(total records) per call — simple
+//!   and obviously atomic, fine for hundreds of keys, not tuned for thousands.
 //! - **PUK "no limit, delay"**: RetryLimit 0 sleeps [`Config::puk_delay`] (default 1 s) before
 //!   every PUK check and never locks.
+//! - **InputMethod, AppUsage, EnablePINCaching** are stored and reported (getKeyProtectionInfo,
+//!   getKeyAttributes); their enforcement belongs to cooperative middleware (§5.4, §5.8).
 //! - **Getters on keys of open sessions** (getKeyAttributes, getKeyProtectionInfo,
 //!   getExtension, setProperty) return ERROR_NO_KEY, like the rest of the User API.
 

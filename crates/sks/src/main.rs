@@ -109,6 +109,7 @@ fn client(cli: &Cli) -> Result<Box<dyn SksApi>> {
     Ok(Box::new(open_db(&cli.db)?))
 }
 
+/// Adapts a `dyn SksApi` to the typed `SksApi` functions (which need `Sized`).
 struct Dyn<'a>(&'a mut dyn SksApi);
 impl SksApi for Dyn<'_> {
     fn call(&mut self, r: sks::Request) -> Result<sks::Response, sks::SksError> {

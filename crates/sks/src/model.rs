@@ -35,13 +35,36 @@ pub struct PostOp {
     pub new_key: u32,
 }
 
+/// The secret, mutable part of a session that exists only while it is open. Closing a
+/// session drops it, so the SessionKey is zeroized and never stored for closed sessions.
+#[derive(Debug)]
+pub struct OpenState {
+    /// SessionKey.
+    pub session_key: SessionKey,
+    /// MACSequenceCounter.
+    pub mac_counter: u16,
+    /// Remaining SessionKey operations (SessionKeyLimit).
+    pub key_ops_left: u16,
+    /// SKS clock (UNIX seconds) at creation; used for the lifetime check.
+    pub opened_at: u64,
+    /// Queued post-provisioning operations.
+    pub post_ops: Vec<PostOp>,
+}
+
+/// Session life cycle (§3.3): open (provisioning) or closed (owning provisioned keys).
+#[derive(Debug)]
+pub enum SessionState {
+    /// Provisioning in progress.
+    Open(OpenState),
+    /// Successfully closed.
+    Closed,
+}
+
 /// A provisioning object (§3.3, createProvisioningSession).
 #[derive(Debug)]
 pub struct Session {
     /// ProvisioningHandle.
     pub handle: u32,
-    /// Open (true) or closed.
-    pub open: bool,
     /// PEP mode.
     pub privacy_enabled: bool,
     /// ClientSessionID.
@@ -56,16 +79,31 @@ pub struct Session {
     pub client_time: u32,
     /// SessionLifeTime.
     pub session_life_time: u32,
-    /// Remaining SessionKey operations.
-    pub key_ops_left: u16,
-    /// MACSequenceCounter.
-    pub mac_counter: u16,
-    /// SessionKey.
-    pub session_key: SessionKey,
-    /// SKS clock (UNIX seconds) at creation; used for the lifetime check.
-    pub opened_at: u64,
-    /// Queued post-provisioning operations.
-    pub post_ops: Vec<PostOp>,
+    /// Open or closed.
+    pub state: SessionState,
+}
+
+impl Session {
+    /// True while provisioning is in progress.
+    pub fn is_open(&self) -> bool {
+        matches!(self.state, SessionState::Open(_))
+    }
+
+    /// The open state, if open.
+    pub fn open_state(&self) -> Option<&OpenState> {
+        match &self.state {
+            SessionState::Open(o) => Some(o),
+            SessionState::Closed => None,
+        }
+    }
+
+    /// The open state, if open.
+    pub fn open_state_mut(&mut self) -> Option<&mut OpenState> {
+        match &mut self.state {
+            SessionState::Open(o) => Some(o),
+            SessionState::Closed => None,
+        }
+    }
 }
 
 /// A PUK policy object (createPUKPolicy).
@@ -179,7 +217,7 @@ pub struct KeyEntry {
 }
 
 impl KeyEntry {
-    /// certificate[0], if set.
+    /// certificate\[0\], if set.
     pub fn ee_certificate(&self) -> Option<&[u8]> {
         self.certificate_path.first().map(Vec::as_slice)
     }
@@ -245,18 +283,24 @@ impl State {
         for s in self.sessions.values() {
             let mut w = Writer::new();
             start(&mut w);
-            w.int(s.handle).boolean(s.open).boolean(s.privacy_enabled);
+            w.int(s.handle).boolean(s.privacy_enabled);
             w.blob(s.client_session_id.as_bytes())
                 .blob(s.server_session_id.as_bytes());
             w.blob(s.issuer_uri.as_bytes()).blob(&s.key_management_key);
-            w.int(s.client_time)
-                .int(s.session_life_time)
-                .short(s.key_ops_left);
-            w.short(s.mac_counter).blob(s.session_key.expose());
-            w.verbatim(&s.opened_at.to_be_bytes());
-            w.int(u32::try_from(s.post_ops.len()).unwrap_or(0));
-            for op in &s.post_ops {
-                w.byte(op.method).int(op.target).int(op.new_key);
+            w.int(s.client_time).int(s.session_life_time);
+            match &s.state {
+                SessionState::Closed => {
+                    w.boolean(false);
+                }
+                SessionState::Open(o) => {
+                    w.boolean(true).short(o.key_ops_left).short(o.mac_counter);
+                    w.blob(o.session_key.expose())
+                        .verbatim(&o.opened_at.to_be_bytes());
+                    w.int(u32::try_from(o.post_ops.len()).unwrap_or(0));
+                    for op in &o.post_ops {
+                        w.byte(op.method).int(op.target).int(op.new_key);
+                    }
+                }
             }
             out.insert((kind::SESSION, s.handle), Secret::new(w.into_bytes()));
         }
@@ -357,7 +401,6 @@ impl State {
 
 fn decode_session(r: &mut Reader<'_>) -> Result<Session, DecodeError> {
     let handle = r.int()?;
-    let open = r.boolean()?;
     let privacy_enabled = r.boolean()?;
     let client_session_id = get_string(r)?;
     let server_session_id = get_string(r)?;
@@ -365,24 +408,35 @@ fn decode_session(r: &mut Reader<'_>) -> Result<Session, DecodeError> {
     let key_management_key = r.blob()?;
     let client_time = r.int()?;
     let session_life_time = r.int()?;
-    let key_ops_left = r.short()?;
-    let mac_counter = r.short()?;
-    let sk = Secret::new(r.blob()?);
-    let session_key = SessionKey::from_bytes(sk.expose()).ok_or(DecodeError::Truncated("key"))?;
-    let hi = u64::from(r.int()?);
-    let lo = u64::from(r.int()?);
-    let n = r.int()?;
-    let mut post_ops = Vec::new();
-    for _ in 0..n {
-        post_ops.push(PostOp {
-            method: r.byte()?,
-            target: r.int()?,
-            new_key: r.int()?,
-        });
-    }
+    let state = if r.boolean()? {
+        let key_ops_left = r.short()?;
+        let mac_counter = r.short()?;
+        let sk = Secret::new(r.blob()?);
+        let session_key =
+            SessionKey::from_bytes(sk.expose()).ok_or(DecodeError::Truncated("session key"))?;
+        let hi = u64::from(r.int()?);
+        let lo = u64::from(r.int()?);
+        let n = r.int()?;
+        let mut post_ops = Vec::new();
+        for _ in 0..n {
+            post_ops.push(PostOp {
+                method: r.byte()?,
+                target: r.int()?,
+                new_key: r.int()?,
+            });
+        }
+        SessionState::Open(OpenState {
+            session_key,
+            mac_counter,
+            key_ops_left,
+            opened_at: (hi << 32) | lo,
+            post_ops,
+        })
+    } else {
+        SessionState::Closed
+    };
     Ok(Session {
         handle,
-        open,
         privacy_enabled,
         client_session_id,
         server_session_id,
@@ -390,11 +444,7 @@ fn decode_session(r: &mut Reader<'_>) -> Result<Session, DecodeError> {
         key_management_key,
         client_time,
         session_life_time,
-        key_ops_left,
-        mac_counter,
-        session_key,
-        opened_at: (hi << 32) | lo,
-        post_ops,
+        state,
     })
 }
 

@@ -33,8 +33,11 @@ pub fn write_frame(w: &mut impl Write, payload: &[u8]) -> Result<(), NetError> {
         return Err(NetError::FrameTooLarge);
     }
     let len = u32::try_from(payload.len()).map_err(|_| NetError::FrameTooLarge)?;
-    w.write_all(&len.to_be_bytes())?;
-    w.write_all(payload)?;
+    // One write per frame: a split header would meet Nagle + delayed ACK (~40 ms stalls).
+    let mut frame = Vec::with_capacity(4 + payload.len());
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(payload);
+    w.write_all(&frame)?;
     w.flush()?;
     Ok(())
 }
@@ -84,6 +87,7 @@ pub fn serve<A: SksApi + Send + 'static>(listener: TcpListener, sks: A) -> Resul
         {
             continue;
         }
+        stream.set_nodelay(true)?;
         let shared = Arc::clone(&shared);
         std::thread::spawn(move || serve_connection(stream, &shared));
     }

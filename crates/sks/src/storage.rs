@@ -81,6 +81,9 @@ impl Storage for MemoryStorage {
 }
 
 /// SQLite storage (WAL, `synchronous=FULL`); each batch is one transaction.
+///
+/// The connection holds an exclusive lock for its lifetime, so a second process cannot open
+/// the same database and silently diverge from the first (use `sks --connect` instead).
 pub struct SqliteStorage {
     conn: rusqlite::Connection,
 }
@@ -95,9 +98,12 @@ impl SqliteStorage {
     /// Opens or creates the database file.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
         let conn = rusqlite::Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(2))?;
+        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // A header write takes the exclusive lock now rather than at the first batch.
+        conn.pragma_update(None, "user_version", 1)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS records (
                 kind INTEGER NOT NULL,

@@ -1,7 +1,6 @@
 //! createPUKPolicy [7], createPINPolicy [8], createKeyEntry [9], setCertificatePath [11],
-//! importSymmetricKey [12], importPrivateKey [13], addExtension [14], getExtension [73],
-//! setProperty [74]: bounds, key algorithms, endorsed algorithms, duplicate certificates,
-//! extension rules.
+//! importSymmetricKey [12], importPrivateKey [13]: bounds, key algorithms, endorsed
+//! algorithms, duplicate certificates.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -12,7 +11,7 @@ use sks::api::{req, SksApi};
 use sks::codec::{Blob, Secret};
 use sks::consts::*;
 use sks::crypto::keys::{KeySpec, PrivateKey};
-use sks::issuer::{property_bag, Issuer, KeyEntrySpec, PinPolicySpec};
+use sks::issuer::{Issuer, KeyEntrySpec, PinPolicySpec};
 use sks::ErrorCode;
 
 fn session(s: &mut impl SksApi) -> Issuer {
@@ -614,159 +613,4 @@ fn import_private_key_replaces_generated_key() {
         code(s.import_private_key(r)),
         ErrorCodeOf(ErrorCode::Crypto)
     );
-}
-
-#[test]
-fn add_extension_rules_and_get_extension() {
-    let mut s = sks();
-    let mut iss = session(&mut s);
-    let p = key(&mut s, &mut iss, &KeyEntrySpec::new("K"));
-    s.add_extension(
-        iss.extension(
-            p.handle,
-            &p.ee,
-            "urn:ext:plain",
-            sub_type::EXTENSION,
-            "",
-            b"plain",
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    s.add_extension(
-        iss.extension(
-            p.handle,
-            &p.ee,
-            "urn:ext:enc",
-            sub_type::ENCRYPTED_EXTENSION,
-            "",
-            b"secret ext",
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let bag = property_bag(&[("Counter", "0", true), ("Digits", "8", false)]);
-    s.add_extension(
-        iss.extension(
-            p.handle,
-            &p.ee,
-            "urn:ext:bag",
-            sub_type::PROPERTY_BAG,
-            "",
-            &bag,
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    s.add_extension(
-        iss.extension(
-            p.handle,
-            &p.ee,
-            "urn:ext:logo",
-            sub_type::LOGOTYPE,
-            "image/png",
-            b"PNG",
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    close(&mut s, &mut iss).unwrap();
-    let get = |s: &mut _, t: &str| {
-        SksApi::get_extension(
-            s,
-            req::GetExtension {
-                key_handle: p.handle,
-                type_uri: t.into(),
-            },
-        )
-    };
-    assert_eq!(
-        get(&mut s, "urn:ext:enc").unwrap().extension_data.0,
-        b"secret ext",
-        "decrypted at provisioning"
-    );
-    let logo = get(&mut s, "urn:ext:logo").unwrap();
-    assert_eq!(
-        (logo.sub_type, logo.qualifier.as_str()),
-        (sub_type::LOGOTYPE, "image/png")
-    );
-    assert!(get(&mut s, "urn:ext:none").is_err());
-    let a = s
-        .get_key_attributes(req::GetKeyAttributes {
-            key_handle: p.handle,
-        })
-        .unwrap();
-    assert_eq!(a.extension_types.0.len(), 4);
-
-    // setProperty: writable property changes, read-only and unknown ones fail.
-    let set = |s: &mut _, name: &str| {
-        SksApi::set_property(
-            s,
-            req::SetProperty {
-                key_handle: p.handle,
-                type_uri: "urn:ext:bag".into(),
-                name: name.into(),
-                value: "17".into(),
-            },
-        )
-    };
-    set(&mut s, "Counter").unwrap();
-    assert_eq!(
-        get(&mut s, "urn:ext:bag").unwrap().extension_data.0,
-        property_bag(&[("Counter", "17", true), ("Digits", "8", false)])
-    );
-    assert_eq!(
-        code(set(&mut s, "Digits")),
-        ErrorCodeOf(ErrorCode::NotAllowed)
-    );
-    assert!(set(&mut s, "Missing").is_err());
-    let r = s.set_property(req::SetProperty {
-        key_handle: p.handle,
-        type_uri: "urn:ext:plain".into(),
-        name: "Counter".into(),
-        value: "1".into(),
-    });
-    assert!(r.is_err(), "setProperty needs a PropertyBag");
-}
-
-#[test]
-fn add_extension_violations_abort() {
-    let long_mime = "m".repeat(129);
-    let cases: Vec<(&str, u8, &str, Vec<u8>)> = vec![
-        ("urn:x", 4, "", vec![1]),
-        ("", 0, "", vec![1]),
-        ("urn:x", sub_type::LOGOTYPE, "", vec![1]),
-        ("urn:x", sub_type::EXTENSION, "text/plain", vec![1]),
-        ("urn:x", sub_type::LOGOTYPE, &long_mime, vec![1]),
-        ("urn:x", sub_type::PROPERTY_BAG, "", vec![0, 0, 0, 0, 0]),
-        ("urn:x", sub_type::PROPERTY_BAG, "", vec![]),
-        ("urn:x", sub_type::EXTENSION, "", vec![0; 65537]),
-    ];
-    for (t, st, q, data) in cases {
-        let mut s = sks();
-        let mut iss = session(&mut s);
-        let p = key(&mut s, &mut iss, &KeyEntrySpec::new("K"));
-        let r = s.add_extension(iss.extension(p.handle, &p.ee, t, st, q, &data).unwrap());
-        assert_eq!(
-            code(r),
-            ErrorCodeOf(ErrorCode::Option),
-            "type {t:?} subtype {st}"
-        );
-        assert_eq!(session_count(&mut s, true), 0);
-    }
-    // Same Type twice.
-    let mut s = sks();
-    let mut iss = session(&mut s);
-    let p = key(&mut s, &mut iss, &KeyEntrySpec::new("K"));
-    s.add_extension(
-        iss.extension(p.handle, &p.ee, "urn:x", 0, "", b"a")
-            .unwrap(),
-    )
-    .unwrap();
-    assert!(s
-        .add_extension(
-            iss.extension(p.handle, &p.ee, "urn:x", 0, "", b"b")
-                .unwrap()
-        )
-        .is_err());
 }

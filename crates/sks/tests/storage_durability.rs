@@ -142,3 +142,15 @@ fn close_with_post_operations_is_one_atomic_batch() {
     let _ = keys(&mut s);
     assert_eq!(s.storage_mut().batches.len(), n);
 }
+
+#[test]
+fn a_second_process_cannot_open_a_database_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sks.db");
+    let first = Sks::initialize(SqliteStorage::open(&path).unwrap(), config(clock())).unwrap();
+    assert!(SqliteStorage::open(&path)
+        .and_then(|mut s| s.load().map(|_| ()))
+        .is_err());
+    drop(first);
+    Sks::open(SqliteStorage::open(&path).unwrap(), config(clock())).unwrap();
+}

@@ -126,5 +126,25 @@ fn crash_during_close_leaves_old_or_new_state() {
         }
         sign(&mut s, target.handle, "1234").unwrap();
     }
+    eprintln!("crash rounds: {seen_old} old state, {seen_new} new state");
     assert_eq!(seen_old + seen_new, 6);
+}
+
+/// A PIN error reported over the wire is already durable: killing the server right after the
+/// reply does not reset the counter.
+#[test]
+fn pin_error_counter_survives_kill_after_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sks.db");
+    let target = {
+        let mut s = Sks::initialize(SqliteStorage::open(&db).unwrap(), Config::default()).unwrap();
+        pin_key_session(&mut s, &identity(), PinPolicySpec::new("PIN.1"), "1234")
+    };
+    let (mut child, addr) = start_server(&db);
+    let mut client = TcpClient::connect(&addr).unwrap();
+    assert!(sign(&mut client, target.handle, "9999").is_err());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut s = Sks::open(SqliteStorage::open(&db).unwrap(), Config::default()).unwrap();
+    assert_eq!(protection(&mut s, target.handle).pin_error_count, 1);
 }

@@ -166,6 +166,12 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     #[test]
+    fn stored_record_decoder_never_panics(kind in 0u8..7, bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let records = std::collections::BTreeMap::from([((kind, 1u32), Secret::new(bytes))]);
+        let _ = sks::model::State::from_records(records.iter());
+    }
+
+    #[test]
     fn engine_never_panics_on_random_frames(bytes in proptest::collection::vec(any::<u8>(), 0..120)) {
         let mut core = sks::Sks::initialize(sks::MemoryStorage::new(), sks::Config::default()).unwrap();
         let reply = sks::net::handle_frame(&mut core, &bytes);

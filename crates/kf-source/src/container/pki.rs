@@ -2,9 +2,9 @@
 //! RFC 5208/5958, SEC 1 §2.3.3; ECDSA signatures per RFC 5758 §3.2).
 
 use der::{Decode, Encode};
+use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use p256::pkcs8::DecodePrivateKey;
 use sha2::{Digest, Sha256, Sha384};
-use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use x509_cert::Certificate;
 
 use super::ContainerErrorKind;
@@ -164,7 +164,9 @@ pub(crate) fn subject_cn(cert: &Certificate) -> Option<String> {
             use der::{Tag, Tagged};
             match atv.value.tag() {
                 Tag::Utf8String | Tag::PrintableString | Tag::Ia5String => {
-                    std::str::from_utf8(atv.value.value()).ok().map(str::to_owned)
+                    std::str::from_utf8(atv.value.value())
+                        .ok()
+                        .map(str::to_owned)
                 }
                 _ => None,
             }

@@ -35,7 +35,11 @@ pub struct KlmsClientConfig {
 
 impl KlmsClientConfig {
     /// Defaults: 2 s connect, 5 s request, 3 attempts, 100 ms first backoff.
-    pub fn new(base_url: impl Into<String>, ca_pem: Vec<u8>, identity_pem: Zeroizing<Vec<u8>>) -> Self {
+    pub fn new(
+        base_url: impl Into<String>,
+        ca_pem: Vec<u8>,
+        identity_pem: Zeroizing<Vec<u8>>,
+    ) -> Self {
         KlmsClientConfig {
             base_url: base_url.into(),
             ca_pem,
@@ -93,7 +97,9 @@ pub struct KlmsClient {
 
 impl std::fmt::Debug for KlmsClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KlmsClient").field("base_url", &self.base_url).finish()
+        f.debug_struct("KlmsClient")
+            .field("base_url", &self.base_url)
+            .finish()
     }
 }
 
@@ -115,7 +121,9 @@ impl KlmsClient {
             .redirect(reqwest::redirect::Policy::none());
         let cas = reqwest::Certificate::from_pem_bundle(&config.ca_pem).map_err(cfg)?;
         if cas.is_empty() {
-            return Err(KlmsError::Config("no CA certificate in the pinned CA PEM".into()));
+            return Err(KlmsError::Config(
+                "no CA certificate in the pinned CA PEM".into(),
+            ));
         }
         for ca in cas {
             builder = builder.add_root_certificate(ca);
@@ -141,9 +149,14 @@ impl KlmsClient {
     }
 
     /// `POST /v1/key-packages` for `fob_uid`; returns only a validated, fresh package.
-    pub fn fetch_key_package(&self, fob_uid: &[u8], reader_id: &str) -> Result<KeyPackage, KlmsError> {
+    pub fn fetch_key_package(
+        &self,
+        fob_uid: &[u8],
+        reader_id: &str,
+    ) -> Result<KeyPackage, KlmsError> {
         let url = format!("{}/v1/key-packages", self.base_url);
-        let body = serde_json::json!({"fob_uid": hex::encode_upper(fob_uid), "reader_id": reader_id});
+        let body =
+            serde_json::json!({"fob_uid": hex::encode_upper(fob_uid), "reader_id": reader_id});
         let (status, bytes) = self.send_with_retries(&url, || self.http.post(&url).json(&body))?;
         let bytes = Zeroizing::new(bytes);
         match status {
@@ -170,7 +183,8 @@ impl KlmsClient {
                 .body(body.clone())
         })?;
         if status.is_success() {
-            serde_json::from_slice(&bytes).map_err(|e| KlmsError::InvalidResponse(redacted_json_error(&e)))
+            serde_json::from_slice(&bytes)
+                .map_err(|e| KlmsError::InvalidResponse(redacted_json_error(&e)))
         } else {
             Err(http_error(status, &bytes))
         }
@@ -195,7 +209,8 @@ impl KlmsClient {
                         return Ok((status, self.read_limited(url, response)?));
                     }
                 }
-                Err(e) if e.is_connect() && !e.is_timeout() || e.is_connect() && attempt == 1 && !last => {
+                // Nothing was sent: safe to retry (connect timeouts included).
+                Err(e) if e.is_connect() => {
                     if last {
                         return Err(KlmsError::Unreachable {
                             url: url.to_owned(),
@@ -225,7 +240,10 @@ impl KlmsClient {
     }
 
     fn read_limited(&self, url: &str, response: Response) -> Result<Vec<u8>, KlmsError> {
-        if response.content_length().is_some_and(|n| n > MAX_RESPONSE_BYTES) {
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_RESPONSE_BYTES)
+        {
             return Err(KlmsError::InvalidResponse(format!(
                 "response body larger than {MAX_RESPONSE_BYTES} bytes"
             )));
@@ -257,10 +275,18 @@ impl KlmsClient {
 fn redacted_json_error(e: &serde_json::Error) -> String {
     let msg = e.to_string();
     // Field-level messages ("missing field `x`", "unknown field `x`") carry no values.
-    if msg.starts_with("missing field") || msg.starts_with("unknown field") || msg.starts_with("duplicate field") {
+    if msg.starts_with("missing field")
+        || msg.starts_with("unknown field")
+        || msg.starts_with("duplicate field")
+    {
         return msg;
     }
-    format!("malformed JSON ({:?} error at line {} column {})", e.classify(), e.line(), e.column())
+    format!(
+        "malformed JSON ({:?} error at line {} column {})",
+        e.classify(),
+        e.line(),
+        e.column()
+    )
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

@@ -15,8 +15,10 @@ mod client;
 mod error;
 mod package;
 mod sink;
+mod source;
 
 pub use client::{AuditAck, KlmsClient, KlmsClientConfig, MAX_RESPONSE_BYTES};
 pub use error::KlmsError;
 pub use package::{FordPayload, KeyPackage, PersonalizationDgi};
 pub use sink::KlmsAuditSink;
+pub use source::KlmsSource;

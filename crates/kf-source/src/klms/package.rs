@@ -167,7 +167,10 @@ fn encode_dgi(tag: u16, value: &[u8], out: &mut Vec<u8>) {
 
 impl KeyPackage {
     /// Validates a parsed response for the fob `expected_uid`.
-    pub(crate) fn from_raw(raw: RawKeyPackage, expected_uid: &[u8]) -> Result<KeyPackage, KlmsError> {
+    pub(crate) fn from_raw(
+        raw: RawKeyPackage,
+        expected_uid: &[u8],
+    ) -> Result<KeyPackage, KlmsError> {
         printable("transaction_id", &raw.transaction_id)?;
         let uid = decode_hex("fob_uid", &raw.fob_uid)?;
         if uid.as_slice() != expected_uid {
@@ -184,7 +187,10 @@ impl KeyPackage {
         )
         .map_err(|_| invalid("scp03_static_keys have different lengths"))?;
 
-        let header = decode_hex("ford_payload.apdu_cla_ins_p1_p2", &raw.ford_payload.apdu_cla_ins_p1_p2)?;
+        let header = decode_hex(
+            "ford_payload.apdu_cla_ins_p1_p2",
+            &raw.ford_payload.apdu_cla_ins_p1_p2,
+        )?;
         let cla_ins_p1_p2: [u8; 4] = header
             .as_slice()
             .try_into()
@@ -197,9 +203,12 @@ impl KeyPackage {
             let tag = (d.tag.len() == 4)
                 .then(|| u16::from_str_radix(&d.tag, 16).ok())
                 .flatten()
-                .ok_or_else(|| invalid(format!("personalization_dgis[{i}].tag is not 4 hex digits")))?;
-            let dgi = FobDgi::from_tag(tag)
-                .ok_or_else(|| invalid(format!("personalization_dgis[{i}]: unknown DGI {tag:04X}")))?;
+                .ok_or_else(|| {
+                    invalid(format!("personalization_dgis[{i}].tag is not 4 hex digits"))
+                })?;
+            let dgi = FobDgi::from_tag(tag).ok_or_else(|| {
+                invalid(format!("personalization_dgis[{i}]: unknown DGI {tag:04X}"))
+            })?;
             if dgis.iter().any(|p: &PersonalizationDgi| p.dgi == dgi) {
                 return Err(invalid(format!("DGI {tag:04X} appears twice")));
             }

@@ -1,5 +1,5 @@
 //! One module per subcommand.
 
-pub mod scp03;
 pub mod readers;
+pub mod scp03;
 pub mod sim;

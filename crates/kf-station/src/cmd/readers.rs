@@ -18,7 +18,11 @@ pub fn run(json: bool) -> u8 {
                 println!("no readers found");
             } else {
                 for r in &readers {
-                    let state = if r.card_present { "card present" } else { "empty" };
+                    let state = if r.card_present {
+                        "card present"
+                    } else {
+                        "empty"
+                    };
                     match &r.atr {
                         Some(atr) => println!("{}\t{state}\tATR {atr}", r.name),
                         None => println!("{}\t{state}", r.name),

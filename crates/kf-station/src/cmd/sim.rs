@@ -87,7 +87,11 @@ fn serve_fob(args: ServeArgs) -> anyhow::Result<()> {
     let control = BridgeControl::new();
     let stopper = control.clone();
     ctrlc::set_handler(move || stopper.stop())?;
-    eprintln!("virtual fob UID {} serving vpcd at {} (Ctrl-C to stop)", fob.uid(), args.vpcd);
+    eprintln!(
+        "virtual fob UID {} serving vpcd at {} (Ctrl-C to stop)",
+        fob.uid(),
+        args.vpcd
+    );
     let mut fob = fob;
     serve(&mut fob, &VpcdConfig::new(args.vpcd.clone()), &control)?;
     eprintln!("stopped after {} APDUs", control.apdus());

@@ -41,7 +41,7 @@ pub fn random_bytes(n: usize) -> Vec<u8> {
 }
 
 /// The 32-byte SessionKey of a provisioning session. Zeroized on drop, redacted `Debug`.
-#[derive(Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+#[derive(Zeroize, ZeroizeOnDrop)]
 pub struct SessionKey([u8; 32]);
 
 impl std::fmt::Debug for SessionKey {

@@ -1,4 +1,4 @@
-//! closeProvisioningSession [3]: checks and the atomic commit (§2.5, byte layouts §8.7).
+//! closeProvisioningSession \[3\]: checks and the atomic commit (§2.5, byte layouts §8.7).
 //! All checks run before any change; the deferred post-provisioning operations then execute
 //! in call order. The caller ([`super::Sks`]) persists the result as one storage batch.
 
@@ -8,7 +8,7 @@ use crate::codec::Writer;
 use crate::consts::{algorithm_class, AlgClass, ALG_NONE, ALG_SESSION_S1};
 use crate::crypto::keys::{PrivateKey, PublicKey};
 use crate::error::{err, ErrorCode, SksError, SksResult};
-use crate::model::{KeyEntry, PostOp};
+use crate::model::{KeyEntry, PostOp, SessionState};
 use std::collections::BTreeSet;
 
 fn option(msg: impl Into<String>) -> SksError {
@@ -46,7 +46,7 @@ fn check_endorsed_material(k: &KeyEntry, public: &PublicKey) -> SksResult<()> {
 }
 
 impl Core {
-    /// closeProvisioningSession [3].
+    /// closeProvisioningSession \[3\].
     pub(crate) fn close_provisioning_session(
         &mut self,
         a: req::CloseProvisioningSession,
@@ -93,7 +93,7 @@ impl Core {
         let ops = &st
             .sessions
             .get(&ph)
-            .map(|s| s.post_ops.clone())
+            .and_then(|s| s.open_state().map(|o| o.post_ops.clone()))
             .unwrap_or_default();
         let replaced: BTreeSet<u32> = ops
             .iter()
@@ -142,8 +142,13 @@ impl Core {
     /// Executes the queued operations and transfers ownership (byte layouts §8.7 steps 7-10).
     /// Contains no failure points.
     fn commit(&mut self, ph: u32) {
-        let ops: Vec<PostOp> = match self.state.sessions.get_mut(&ph) {
-            Some(s) => std::mem::take(&mut s.post_ops),
+        let ops: Vec<PostOp> = match self
+            .state
+            .sessions
+            .get_mut(&ph)
+            .and_then(|s| s.open_state_mut())
+        {
+            Some(o) => std::mem::take(&mut o.post_ops),
             None => return,
         };
         let mut old_sessions = BTreeSet::new();
@@ -198,7 +203,8 @@ impl Core {
             self.state.sessions.remove(&old);
         }
         if let Some(s) = self.state.sessions.get_mut(&ph) {
-            s.open = false;
+            // Dropping the open state zeroizes the SessionKey.
+            s.state = SessionState::Closed;
         }
         if !self.state.keys.values().any(|k| k.session == ph) {
             self.state.sessions.remove(&ph);
@@ -246,7 +252,7 @@ impl Core {
             .state
             .sessions
             .get(&k.session)
-            .map(|s| !s.open)
+            .map(|s| !s.is_open())
             .unwrap_or(false);
         if closed && !self.state.keys.values().any(|o| o.session == k.session) {
             self.state.sessions.remove(&k.session);

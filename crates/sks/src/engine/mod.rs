@@ -4,6 +4,7 @@
 
 mod auth;
 mod close;
+mod key_entry;
 mod postops;
 mod provision;
 mod session;
@@ -15,7 +16,7 @@ use crate::codec::Secret;
 use crate::consts::{ANONYMOUS, MAX_LENGTH_ID};
 use crate::device::DeviceIdentity;
 use crate::error::{err, ErrorCode, SksError, SksResult};
-use crate::model::{kind, KeyEntry, RecordId, Session, State};
+use crate::model::{kind, KeyEntry, OpenState, RecordId, Session, State};
 use crate::storage::{Change, Storage};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -113,7 +114,11 @@ impl Core {
             .state
             .sessions
             .values()
-            .filter(|s| s.open && now > s.opened_at.saturating_add(u64::from(s.session_life_time)))
+            .filter(|s| {
+                s.open_state().is_some_and(|o| {
+                    now > o.opened_at.saturating_add(u64::from(s.session_life_time))
+                })
+            })
             .map(|s| s.handle)
             .collect();
         for h in expired {
@@ -140,7 +145,7 @@ impl Core {
     /// The session must exist and be open (ERROR_NO_SESSION otherwise, no abort).
     pub(crate) fn open_session(&self, ph: u32) -> SksResult<&Session> {
         match self.state.sessions.get(&ph) {
-            Some(s) if s.open => Ok(s),
+            Some(s) if s.is_open() => Ok(s),
             _ => Err(err(
                 ErrorCode::NoSession,
                 format!("No open provisioning session {ph}"),
@@ -157,6 +162,20 @@ impl Core {
         })
     }
 
+    /// The open state of session `ph` (ERROR_NO_SESSION if it is not open).
+    pub(crate) fn open_state_mut(&mut self, ph: u32) -> SksResult<&mut OpenState> {
+        self.state
+            .sessions
+            .get_mut(&ph)
+            .and_then(Session::open_state_mut)
+            .ok_or_else(|| {
+                err(
+                    ErrorCode::NoSession,
+                    format!("No open provisioning session {ph}"),
+                )
+            })
+    }
+
     /// The key must belong to an open session (ERROR_NO_KEY otherwise, no abort).
     pub(crate) fn open_key(&self, kh: u32) -> SksResult<u32> {
         let k = self
@@ -165,7 +184,7 @@ impl Core {
             .get(&kh)
             .ok_or_else(|| err(ErrorCode::NoKey, format!("Key {kh} not found")))?;
         match self.state.sessions.get(&k.session) {
-            Some(s) if s.open => Ok(s.handle),
+            Some(s) if s.is_open() => Ok(s.handle),
             _ => Err(err(
                 ErrorCode::NoKey,
                 format!("Key {kh} does not belong to an open session"),
@@ -181,7 +200,7 @@ impl Core {
             .get(&kh)
             .ok_or_else(|| err(ErrorCode::NoKey, format!("Key {kh} not found")))?;
         match self.state.sessions.get(&k.session) {
-            Some(s) if !s.open => Ok(k),
+            Some(s) if !s.is_open() => Ok(k),
             _ => Err(err(
                 ErrorCode::NoKey,
                 format!("Key {kh} is not provisioned yet"),
@@ -219,7 +238,7 @@ impl Core {
 
     /// One SessionKey operation against SessionKeyLimit (byte layouts §4.4).
     pub(crate) fn key_op(&mut self, ph: u32) -> SksResult<()> {
-        let s = self.session_mut(ph)?;
+        let s = self.open_state_mut(ph)?;
         if s.key_ops_left == 0 {
             return Err(err(ErrorCode::Option, "SessionKeyLimit exceeded"));
         }
@@ -236,7 +255,7 @@ impl Core {
         mac: &[u8],
     ) -> SksResult<()> {
         self.key_op(ph)?;
-        let s = self.session_mut(ph)?;
+        let s = self.open_state_mut(ph)?;
         let n = s.mac_counter;
         s.mac_counter = n.wrapping_add(1);
         let expected = s.session_key.mac(method, n, data);
@@ -250,7 +269,7 @@ impl Core {
     /// An attestation with the next counter value (§6.3).
     pub(crate) fn attest(&mut self, ph: u32, data: &[u8]) -> SksResult<[u8; 32]> {
         self.key_op(ph)?;
-        let s = self.session_mut(ph)?;
+        let s = self.open_state_mut(ph)?;
         let n = s.mac_counter;
         s.mac_counter = n.wrapping_add(1);
         Ok(s.session_key.attest(n, data))
@@ -259,7 +278,7 @@ impl Core {
     /// Decrypts §6.1 encrypted data (one SessionKey operation).
     pub(crate) fn decrypt(&mut self, ph: u32, data: &[u8]) -> SksResult<Secret> {
         self.key_op(ph)?;
-        let s = self.session_mut(ph)?;
+        let s = self.open_state_mut(ph)?;
         s.session_key
             .decrypt(data)
             .ok_or_else(|| err(ErrorCode::Crypto, "Decryption of encrypted data failed"))

@@ -1,4 +1,4 @@
-//! Post-provisioning operations (§7.4 [50]–[53], byte layouts §6.11, §6.12, §7, §8.6):
+//! Post-provisioning operations (§7.4 \[50\]–\[53\], byte layouts §6.11, §6.12, §7, §8.6):
 //! validated and authorized by a Target Key Reference when called, queued, and executed
 //! only by closeProvisioningSession.
 
@@ -36,7 +36,7 @@ impl Core {
             .sessions
             .get(&k.session)
             .ok_or_else(|| err(ErrorCode::Internal, "Key without session"))?;
-        if owner.open {
+        if owner.is_open() {
             return Err(option(format!(
                 "Target key {target} belongs to an open session"
             )));
@@ -78,7 +78,7 @@ impl Core {
             .ok_or_else(|| option("Target key lacks a certificate"))?;
         let device_id = self.device_id(privacy);
         let hash = self
-            .session_mut(ph)?
+            .open_state_mut(ph)?
             .session_key
             .target_key_reference(&device_id, &target_cert);
         let kmk = PublicKey::from_spki(&kmk)
@@ -95,7 +95,7 @@ impl Core {
 
     /// Conflict rules of byte layouts §8.6, then queue.
     fn queue_post_op(&mut self, ph: u32, op: PostOp) -> SksResult<()> {
-        let s = self.session_mut(ph)?;
+        let s = self.open_state_mut(ph)?;
         for q in &s.post_ops {
             if op.new_key != 0 && q.new_key == op.new_key {
                 return Err(option("New key used for multiple operations"));
@@ -204,7 +204,7 @@ impl Core {
         })
     }
 
-    /// postDeleteKey [50].
+    /// postDeleteKey \[50\].
     pub(crate) fn post_delete_key(
         &mut self,
         a: req::PostDeleteKey,
@@ -219,7 +219,7 @@ impl Core {
         Ok(resp::PostDeleteKey {})
     }
 
-    /// postUnlockKey [51].
+    /// postUnlockKey \[51\].
     pub(crate) fn post_unlock_key(
         &mut self,
         a: req::PostUnlockKey,
@@ -234,7 +234,7 @@ impl Core {
         Ok(resp::PostUnlockKey {})
     }
 
-    /// postUpdateKey [52].
+    /// postUpdateKey \[52\].
     pub(crate) fn post_update_key(
         &mut self,
         a: req::PostUpdateKey,
@@ -249,7 +249,7 @@ impl Core {
         Ok(resp::PostUpdateKey {})
     }
 
-    /// postCloneKeyProtection [53].
+    /// postCloneKeyProtection \[53\].
     pub(crate) fn post_clone_key_protection(
         &mut self,
         a: req::PostCloneKeyProtection,

@@ -1,6 +1,6 @@
-//! Session-level methods: getDeviceInfo [1], createProvisioningSession [2],
-//! enumerateProvisioningSessions [4], abortProvisioningSession [5],
-//! signProvisioningSessionData [6], getKeyHandle [10], enumerateKeys [70], updateFirmware [90].
+//! Session-level methods: getDeviceInfo \[1\], createProvisioningSession \[2\],
+//! enumerateProvisioningSessions \[4\], abortProvisioningSession \[5\],
+//! signProvisioningSessionData \[6\], getKeyHandle \[10\], enumerateKeys \[70\], updateFirmware \[90\].
 
 use super::{check_id_syntax, Core};
 use crate::api::{req, resp};
@@ -9,12 +9,12 @@ use crate::consts::*;
 use crate::crypto::keys::PublicKey;
 use crate::crypto::{random_bytes, SessionKey};
 use crate::error::{err, ErrorCode, SksResult};
-use crate::model::Session;
+use crate::model::{OpenState, Session, SessionState};
 
 const ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 impl Core {
-    /// getDeviceInfo [1].
+    /// getDeviceInfo \[1\].
     pub(crate) fn get_device_info(
         &mut self,
         _a: req::GetDeviceInfo,
@@ -34,7 +34,7 @@ impl Core {
         })
     }
 
-    /// createProvisioningSession [2] with `sks.s1` (byte layouts §2, §3).
+    /// createProvisioningSession \[2\] with `sks.s1` (byte layouts §2, §3).
     pub(crate) fn create_provisioning_session(
         &mut self,
         a: req::CreateProvisioningSession,
@@ -115,7 +115,6 @@ impl Core {
             handle,
             Session {
                 handle,
-                open: true,
                 privacy_enabled: a.privacy_enabled,
                 client_session_id: client_session_id.clone(),
                 server_session_id: a.server_session_id,
@@ -123,11 +122,13 @@ impl Core {
                 key_management_key: a.key_management_key,
                 client_time: a.client_time,
                 session_life_time: a.session_life_time,
-                key_ops_left: a.session_key_limit,
-                mac_counter: 0,
-                session_key,
-                opened_at,
-                post_ops: Vec::new(),
+                state: SessionState::Open(OpenState {
+                    session_key,
+                    mac_counter: 0,
+                    key_ops_left: a.session_key_limit,
+                    opened_at,
+                    post_ops: Vec::new(),
+                }),
             },
         );
         Ok(resp::CreateProvisioningSession {
@@ -138,7 +139,7 @@ impl Core {
         })
     }
 
-    /// enumerateProvisioningSessions [4] (byte layouts §8.8).
+    /// enumerateProvisioningSessions \[4\] (byte layouts §8.8).
     pub(crate) fn enumerate_provisioning_sessions(
         &mut self,
         a: req::EnumerateProvisioningSessions,
@@ -148,7 +149,7 @@ impl Core {
             .sessions
             .range(a.provisioning_handle.saturating_add(1)..)
             .map(|(_, s)| s)
-            .find(|s| s.open == a.provisioning_state);
+            .find(|s| s.is_open() == a.provisioning_state);
         let Some(s) = next.filter(|_| a.provisioning_handle != u32::MAX) else {
             return Ok(resp::EnumerateProvisioningSessions::default());
         };
@@ -165,7 +166,7 @@ impl Core {
         })
     }
 
-    /// abortProvisioningSession [5].
+    /// abortProvisioningSession \[5\].
     pub(crate) fn abort_provisioning_session(
         &mut self,
         a: req::AbortProvisioningSession,
@@ -175,7 +176,7 @@ impl Core {
         Ok(resp::AbortProvisioningSession {})
     }
 
-    /// signProvisioningSessionData [6] (byte layouts §6.3).
+    /// signProvisioningSessionData \[6\] (byte layouts §6.3).
     pub(crate) fn sign_provisioning_session_data(
         &mut self,
         a: req::SignProvisioningSessionData,
@@ -184,14 +185,14 @@ impl Core {
         self.open_session(ph)?;
         self.guarded(ph, |c| {
             c.key_op(ph)?;
-            let s = c.session_mut(ph)?;
+            let s = c.open_state_mut(ph)?;
             Ok(resp::SignProvisioningSessionData {
                 signature: s.session_key.external_signature(&a.data).to_vec(),
             })
         })
     }
 
-    /// getKeyHandle [10]: an unknown ID aborts the session.
+    /// getKeyHandle \[10\]: an unknown ID aborts the session.
     pub(crate) fn get_key_handle(&mut self, a: req::GetKeyHandle) -> SksResult<resp::GetKeyHandle> {
         let ph = a.provisioning_handle;
         self.open_session(ph)?;
@@ -207,7 +208,7 @@ impl Core {
         })
     }
 
-    /// enumerateKeys [70]: keys of closed sessions, in handle order.
+    /// enumerateKeys \[70\]: keys of closed sessions, in handle order.
     pub(crate) fn enumerate_keys(
         &mut self,
         a: req::EnumerateKeys,
@@ -221,7 +222,12 @@ impl Core {
             .keys
             .range(a.key_handle.saturating_add(1)..)
             .map(|(_, k)| k)
-            .find(|k| sessions.get(&k.session).map(|s| !s.open).unwrap_or(false));
+            .find(|k| {
+                sessions
+                    .get(&k.session)
+                    .map(|s| !s.is_open())
+                    .unwrap_or(false)
+            });
         Ok(next
             .map(|k| resp::EnumerateKeys {
                 key_handle: k.handle,
@@ -230,7 +236,7 @@ impl Core {
             .unwrap_or_default())
     }
 
-    /// updateFirmware [90]: UpdateURL is empty, so the method is not available.
+    /// updateFirmware \[90\]: UpdateURL is empty, so the method is not available.
     pub(crate) fn update_firmware(
         &mut self,
         _a: req::UpdateFirmware,

@@ -1,5 +1,5 @@
 //! User API management methods: enumerate/attributes/protection info/extensions
-//! ([71]–[74]) and deleteKey, exportKey, unlockKey, changePIN, setPIN ([80]–[84]).
+//! (\[71\]–\[74\]) and deleteKey, exportKey, unlockKey, changePIN, setPIN (\[80\]–\[84\]).
 
 use super::provision::{encode_property_bag, parse_property_bag};
 use super::Core;
@@ -10,7 +10,7 @@ use crate::error::{err, ErrorCode, SksResult};
 use crate::pin;
 
 impl Core {
-    /// getKeyAttributes [71].
+    /// getKeyAttributes \[71\].
     pub(crate) fn get_key_attributes(
         &mut self,
         a: req::GetKeyAttributes,
@@ -30,7 +30,7 @@ impl Core {
         })
     }
 
-    /// getKeyProtectionInfo [72].
+    /// getKeyProtectionInfo \[72\].
     pub(crate) fn get_key_protection_info(
         &mut self,
         a: req::GetKeyProtectionInfo,
@@ -74,7 +74,7 @@ impl Core {
         Ok(out)
     }
 
-    /// getExtension [73].
+    /// getExtension \[73\].
     pub(crate) fn get_extension(&mut self, a: req::GetExtension) -> SksResult<resp::GetExtension> {
         let k = self.closed_key(a.key_handle)?;
         let e = k
@@ -94,7 +94,7 @@ impl Core {
         })
     }
 
-    /// setProperty [74].
+    /// setProperty \[74\].
     pub(crate) fn set_property(&mut self, a: req::SetProperty) -> SksResult<resp::SetProperty> {
         self.closed_key(a.key_handle)?;
         let k = self.key_mut(a.key_handle)?;
@@ -124,7 +124,7 @@ impl Core {
         Ok(resp::SetProperty {})
     }
 
-    /// deleteKey [80].
+    /// deleteKey \[80\].
     pub(crate) fn delete_key(&mut self, a: req::DeleteKey) -> SksResult<resp::DeleteKey> {
         let protection = self.closed_key(a.key_handle)?.delete_protection;
         self.verify_protection(a.key_handle, protection, &a.authorization)?;
@@ -132,7 +132,7 @@ impl Core {
         Ok(resp::DeleteKey {})
     }
 
-    /// exportKey [81]: PKCS#8 for private keys, raw bytes for symmetric keys; sets KeyBackup LOCAL.
+    /// exportKey \[81\]: PKCS#8 for private keys, raw bytes for symmetric keys; sets KeyBackup LOCAL.
     pub(crate) fn export_key(&mut self, a: req::ExportKey) -> SksResult<resp::ExportKey> {
         let protection = self.closed_key(a.key_handle)?.export_protection;
         self.verify_protection(a.key_handle, protection, &a.authorization)?;
@@ -145,7 +145,7 @@ impl Core {
         Ok(resp::ExportKey { key })
     }
 
-    /// unlockKey [82].
+    /// unlockKey \[82\].
     pub(crate) fn unlock_key(&mut self, a: req::UnlockKey) -> SksResult<resp::UnlockKey> {
         self.closed_key(a.key_handle)?;
         self.verify_puk(a.key_handle, &a.authorization)?;
@@ -198,7 +198,7 @@ impl Core {
         Ok(())
     }
 
-    /// changePIN [83].
+    /// changePIN \[83\].
     pub(crate) fn change_pin(&mut self, a: req::ChangePin) -> SksResult<resp::ChangePin> {
         self.local_policy(a.key_handle)?;
         self.verify_pin(a.key_handle, &a.authorization)?;
@@ -206,7 +206,7 @@ impl Core {
         Ok(resp::ChangePin {})
     }
 
-    /// setPIN [84].
+    /// setPIN \[84\].
     pub(crate) fn set_pin(&mut self, a: req::SetPin) -> SksResult<resp::SetPin> {
         self.local_policy(a.key_handle)?;
         self.verify_puk(a.key_handle, &a.authorization)?;

@@ -1,4 +1,4 @@
-//! User API cryptographic methods [100]–[104] with endorsed-algorithm enforcement
+//! User API cryptographic methods \[100\]–\[104\] with endorsed-algorithm enforcement
 //! (byte layouts Appendix C). Check order: PIN, data size, algorithm, key type, endorsement.
 
 use super::Core;
@@ -76,7 +76,7 @@ impl Core {
         }
     }
 
-    /// signHashedData [100].
+    /// signHashedData \[100\].
     pub(crate) fn sign_hashed_data(
         &mut self,
         a: req::SignHashedData,
@@ -116,7 +116,7 @@ impl Core {
         Ok(resp::SignHashedData { result })
     }
 
-    /// asymmetricKeyDecrypt [101].
+    /// asymmetricKeyDecrypt \[101\].
     pub(crate) fn asymmetric_key_decrypt(
         &mut self,
         a: req::AsymmetricKeyDecrypt,
@@ -148,7 +148,7 @@ impl Core {
         })
     }
 
-    /// keyAgreement [102].
+    /// keyAgreement \[102\].
     pub(crate) fn key_agreement(&mut self, a: req::KeyAgreement) -> SksResult<resp::KeyAgreement> {
         let (_, m) = self.prepare(a.key_handle, &a.algorithm, &a.authorization, 0, |c| {
             matches!(c, AlgClass::KeyAgreement)
@@ -174,7 +174,7 @@ impl Core {
         Ok(resp::KeyAgreement { result })
     }
 
-    /// performHMAC [103].
+    /// performHMAC \[103\].
     pub(crate) fn perform_hmac(&mut self, a: req::PerformHmac) -> SksResult<resp::PerformHmac> {
         let (_, m) = self.prepare(
             a.key_handle,
@@ -198,7 +198,7 @@ impl Core {
         Ok(resp::PerformHmac { result })
     }
 
-    /// symmetricKeyEncrypt [104].
+    /// symmetricKeyEncrypt \[104\].
     pub(crate) fn symmetric_key_encrypt(
         &mut self,
         a: req::SymmetricKeyEncrypt,

@@ -6,145 +6,8 @@
 use crate::codec::{Blob, DecodeError, List16, List8, Reader, Secret, WireType, Writer};
 use crate::error::{ErrorCode, SksError};
 
-macro_rules! sks_methods {
-    ($(
-        $(#[$mdoc:meta])*
-        $id:literal $name:ident $fname:ident
-        { $( $(#[$fdoc:meta])* $field:ident : $fty:ty ),* $(,)? }
-        -> { $( $(#[$odoc:meta])* $ofield:ident : $oty:ty ),* $(,)? }
-    ;)*) => {
-        /// Request arguments, in the wire order of §7.4.
-        pub mod req {
-            #[allow(unused_imports)]
-            use super::*;
-            $(
-                $(#[$mdoc])*
-                #[derive(Debug, Default, PartialEq, Eq)]
-                pub struct $name { $( $(#[$fdoc])* pub $field: $fty, )* }
-            )*
-        }
-        /// Method outputs (after the status byte), in the wire order of §7.4.
-        pub mod resp {
-            #[allow(unused_imports)]
-            use super::*;
-            $(
-                $(#[$mdoc])*
-                #[derive(Debug, Default, PartialEq, Eq)]
-                pub struct $name { $( $(#[$odoc])* pub $ofield: $oty, )* }
-            )*
-        }
-
-        /// Method IDs of §7.4, named like the request types.
-        #[allow(non_upper_case_globals)]
-        pub mod method_id {
-            $(
-                $(#[$mdoc])*
-                pub const $name: u8 = $id;
-            )*
-        }
-
-        /// A method call: the method ID and its arguments.
-        #[derive(Debug, PartialEq, Eq)]
-        #[non_exhaustive]
-        pub enum Request { $( $(#[$mdoc])* $name(req::$name), )* }
-
-        /// The outputs of a successful call.
-        #[derive(Debug, PartialEq, Eq)]
-        #[non_exhaustive]
-        pub enum Response { $( $(#[$mdoc])* $name(resp::$name), )* }
-
-        impl Request {
-            /// The §7.4 method ID.
-            pub fn method_id(&self) -> u8 {
-                match self { $( Request::$name(_) => $id, )* }
-            }
-            /// The spec's method name.
-            pub fn method_name(&self) -> &'static str {
-                match self { $( Request::$name(_) => stringify!($fname), )* }
-            }
-            /// `[method id][arguments]`.
-            pub fn encode(&self) -> Vec<u8> {
-                let mut w = Writer::new();
-                match self {
-                    $( Request::$name(_a) => { w.byte($id); $( _a.$field.put(&mut w); )* } )*
-                }
-                w.into_bytes()
-            }
-            /// Parses `[method id][arguments]`; never panics.
-            pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-                let mut r = Reader::new(bytes);
-                let id = r.byte()?;
-                let req = match id {
-                    $( $id => Request::$name(req::$name { $( $field: <$fty>::get(&mut r)?, )* }), )*
-                    other => return Err(DecodeError::UnknownMethod(other)),
-                };
-                r.finish()?;
-                Ok(req)
-            }
-        }
-
-        impl Response {
-            /// The §7.4 method ID this response answers.
-            pub fn method_id(&self) -> u8 {
-                match self { $( Response::$name(_) => $id, )* }
-            }
-            /// `[0x00][outputs]`.
-            pub fn encode(&self) -> Vec<u8> {
-                let mut w = Writer::new();
-                w.byte(0);
-                match self {
-                    $( Response::$name(_o) => { $( _o.$ofield.put(&mut w); )* } )*
-                }
-                w.into_bytes()
-            }
-            /// Parses a response to `method_id`: `[0][outputs]` or `[status][error string]`.
-            pub fn decode(method_id: u8, bytes: &[u8]) -> Result<Result<Self, SksError>, DecodeError> {
-                let mut r = Reader::new(bytes);
-                let status = r.byte()?;
-                if status != 0 {
-                    let msg = r.string()?;
-                    r.finish()?;
-                    return Ok(Err(SksError::new(ErrorCode::from_status(status), msg)));
-                }
-                let resp = match method_id {
-                    $( $id => Response::$name(resp::$name { $( $ofield: <$oty>::get(&mut r)?, )* }), )*
-                    other => return Err(DecodeError::UnknownMethod(other)),
-                };
-                r.finish()?;
-                Ok(Ok(resp))
-            }
-        }
-
-        /// Anything that executes SKS calls: the local engine, a wire loopback, a TCP client.
-        /// The typed functions wrap [`SksApi::call`].
-        pub trait SksApi {
-            /// Executes one call.
-            fn call(&mut self, request: Request) -> Result<Response, SksError>;
-
-            $(
-                $(#[$mdoc])*
-                fn $fname(&mut self, args: req::$name) -> Result<resp::$name, SksError> {
-                    match self.call(Request::$name(args))? {
-                        Response::$name(out) => Ok(out),
-                        _ => Err(SksError::new(ErrorCode::Internal, "response does not match the request")),
-                    }
-                }
-            )*
-        }
-
-        /// Every (method ID, method name) pair of §7.4.
-        pub const METHODS: &[(u8, &str)] = &[ $( ($id, stringify!($fname)), )* ];
-
-        pub(crate) trait Dispatch {
-            $( fn $fname(&mut self, args: req::$name) -> Result<resp::$name, SksError>; )*
-            fn dispatch(&mut self, request: Request) -> Result<Response, SksError> {
-                match request {
-                    $( Request::$name(a) => Dispatch::$fname(self, a).map(Response::$name), )*
-                }
-            }
-        }
-    };
-}
+#[macro_use]
+mod macros;
 
 /// Encodes an error response `[status][error string]` (§7.2).
 pub fn encode_error(e: &SksError) -> Vec<u8> {
@@ -162,7 +25,7 @@ pub fn encode_result(r: &Result<Response, SksError>) -> Vec<u8> {
 }
 
 sks_methods! {
-    /// getDeviceInfo [1]: core characteristics of the SKS.
+    /// getDeviceInfo \[1\]: core characteristics of the SKS.
     1 GetDeviceInfo get_device_info {} -> {
         /// 100 = 1.00.
         api_level: u16,
@@ -187,7 +50,7 @@ sks_methods! {
         /// Biometric support.
         biometric_support: bool,
     };
-    /// createProvisioningSession [2]: ECDH session key creation (`sks.s1`).
+    /// createProvisioningSession \[2\]: ECDH session key creation (`sks.s1`).
     2 CreateProvisioningSession create_provisioning_session {
         /// Session algorithm URI (sks.s1).
         algorithm: String,
@@ -217,7 +80,7 @@ sks_methods! {
         /// Provisioning handle.
         provisioning_handle: u32,
     };
-    /// closeProvisioningSession [3]: checks and atomic commit.
+    /// closeProvisioningSession \[3\]: checks and atomic commit.
     3 CloseProvisioningSession close_provisioning_session {
         /// Open session.
         provisioning_handle: u32,
@@ -229,7 +92,7 @@ sks_methods! {
         /// Close attestation.
         attestation: Vec<u8>,
     };
-    /// enumerateProvisioningSessions [4].
+    /// enumerateProvisioningSessions \[4\].
     4 EnumerateProvisioningSessions enumerate_provisioning_sessions {
         /// Enumeration handle (0 starts).
         provisioning_handle: u32,
@@ -255,12 +118,12 @@ sks_methods! {
         /// Issuer URI.
         issuer_uri: String,
     };
-    /// abortProvisioningSession [5].
+    /// abortProvisioningSession \[5\].
     5 AbortProvisioningSession abort_provisioning_session {
         /// Open session.
         provisioning_handle: u32,
     } -> {};
-    /// signProvisioningSessionData [6].
+    /// signProvisioningSessionData \[6\].
     6 SignProvisioningSessionData sign_provisioning_session_data {
         /// Open session.
         provisioning_handle: u32,
@@ -270,7 +133,7 @@ sks_methods! {
         /// HMAC signature.
         signature: Vec<u8>,
     };
-    /// createPUKPolicy [7].
+    /// createPUKPolicy \[7\].
     7 CreatePukPolicy create_puk_policy {
         /// Open session.
         provisioning_handle: u32,
@@ -288,7 +151,7 @@ sks_methods! {
         /// PUK policy handle.
         puk_policy_handle: u32,
     };
-    /// createPINPolicy [8].
+    /// createPINPolicy \[8\].
     8 CreatePinPolicy create_pin_policy {
         /// Open session.
         provisioning_handle: u32,
@@ -320,7 +183,7 @@ sks_methods! {
         /// PIN policy handle.
         pin_policy_handle: u32,
     };
-    /// createKeyEntry [9].
+    /// createKeyEntry \[9\].
     9 CreateKeyEntry create_key_entry {
         /// Open session.
         provisioning_handle: u32,
@@ -364,7 +227,7 @@ sks_methods! {
         /// Key attestation.
         attestation: Vec<u8>,
     };
-    /// getKeyHandle [10].
+    /// getKeyHandle \[10\].
     10 GetKeyHandle get_key_handle {
         /// Open session.
         provisioning_handle: u32,
@@ -374,7 +237,7 @@ sks_methods! {
         /// Key handle.
         key_handle: u32,
     };
-    /// setCertificatePath [11].
+    /// setCertificatePath \[11\].
     11 SetCertificatePath set_certificate_path {
         /// Key of an open session.
         key_handle: u32,
@@ -383,7 +246,7 @@ sks_methods! {
         /// MAC.
         mac: Vec<u8>,
     } -> {};
-    /// importSymmetricKey [12].
+    /// importSymmetricKey \[12\].
     12 ImportSymmetricKey import_symmetric_key {
         /// Key of an open session.
         key_handle: u32,
@@ -392,7 +255,7 @@ sks_methods! {
         /// MAC.
         mac: Vec<u8>,
     } -> {};
-    /// importPrivateKey [13].
+    /// importPrivateKey \[13\].
     13 ImportPrivateKey import_private_key {
         /// Key of an open session.
         key_handle: u32,
@@ -401,7 +264,7 @@ sks_methods! {
         /// MAC.
         mac: Vec<u8>,
     } -> {};
-    /// addExtension [14].
+    /// addExtension \[14\].
     14 AddExtension add_extension {
         /// Key of an open session.
         key_handle: u32,
@@ -416,7 +279,7 @@ sks_methods! {
         /// MAC.
         mac: Vec<u8>,
     } -> {};
-    /// postDeleteKey [50].
+    /// postDeleteKey \[50\].
     50 PostDeleteKey post_delete_key {
         /// Open session.
         provisioning_handle: u32,
@@ -427,7 +290,7 @@ sks_methods! {
         /// MAC.
         mac: Vec<u8>,
     } -> {};
-    /// postUnlockKey [51].
+    /// postUnlockKey \[51\].
     51 PostUnlockKey post_unlock_key {
         /// Open session.
         provisioning_handle: u32,
@@ -438,7 +301,7 @@ sks_methods! {
         /// MAC.
         mac: Vec<u8>,
     } -> {};
-    /// postUpdateKey [52].
+    /// postUpdateKey \[52\].
     52 PostUpdateKey post_update_key {
         /// New key of an open session.
         key_handle: u32,
@@ -449,7 +312,7 @@ sks_methods! {
         /// MAC.
         mac: Vec<u8>,
     } -> {};
-    /// postCloneKeyProtection [53].
+    /// postCloneKeyProtection \[53\].
     53 PostCloneKeyProtection post_clone_key_protection {
         /// New key of an open session.
         key_handle: u32,
@@ -460,7 +323,7 @@ sks_methods! {
         /// MAC.
         mac: Vec<u8>,
     } -> {};
-    /// enumerateKeys [70].
+    /// enumerateKeys \[70\].
     70 EnumerateKeys enumerate_keys {
         /// Enumeration handle (0 starts).
         key_handle: u32,
@@ -470,7 +333,7 @@ sks_methods! {
         /// Owning session.
         provisioning_handle: u32,
     };
-    /// getKeyAttributes [71].
+    /// getKeyAttributes \[71\].
     71 GetKeyAttributes get_key_attributes {
         /// Key.
         key_handle: u32,
@@ -488,7 +351,7 @@ sks_methods! {
         /// Extension type URIs.
         extension_types: List16<String>,
     };
-    /// getKeyProtectionInfo [72].
+    /// getKeyProtectionInfo \[72\].
     72 GetKeyProtectionInfo get_key_protection_info {
         /// Key.
         key_handle: u32,
@@ -532,7 +395,7 @@ sks_methods! {
         /// KeyBackup bits.
         key_backup: u8,
     };
-    /// getExtension [73].
+    /// getExtension \[73\].
     73 GetExtension get_extension {
         /// Key.
         key_handle: u32,
@@ -546,7 +409,7 @@ sks_methods! {
         /// Extension data.
         extension_data: Blob,
     };
-    /// setProperty [74].
+    /// setProperty \[74\].
     74 SetProperty set_property {
         /// Key.
         key_handle: u32,
@@ -557,14 +420,14 @@ sks_methods! {
         /// New value.
         value: String,
     } -> {};
-    /// deleteKey [80].
+    /// deleteKey \[80\].
     80 DeleteKey delete_key {
         /// Key.
         key_handle: u32,
         /// Empty, PIN or PUK.
         authorization: Secret,
     } -> {};
-    /// exportKey [81].
+    /// exportKey \[81\].
     81 ExportKey export_key {
         /// Key.
         key_handle: u32,
@@ -574,14 +437,14 @@ sks_methods! {
         /// PKCS#8 private key or raw symmetric key.
         key: Secret,
     };
-    /// unlockKey [82].
+    /// unlockKey \[82\].
     82 UnlockKey unlock_key {
         /// Key.
         key_handle: u32,
         /// PUK.
         authorization: Secret,
     } -> {};
-    /// changePIN [83].
+    /// changePIN \[83\].
     83 ChangePin change_pin {
         /// Key.
         key_handle: u32,
@@ -590,7 +453,7 @@ sks_methods! {
         /// New PIN.
         new_pin: Secret,
     } -> {};
-    /// setPIN [84].
+    /// setPIN \[84\].
     84 SetPin set_pin {
         /// Key.
         key_handle: u32,
@@ -599,7 +462,7 @@ sks_methods! {
         /// New PIN.
         new_pin: Secret,
     } -> {};
-    /// updateFirmware [90].
+    /// updateFirmware \[90\].
     90 UpdateFirmware update_firmware {
         /// Firmware chunk.
         chunk: Blob,
@@ -607,7 +470,7 @@ sks_methods! {
         /// Next URL or empty.
         next_url: String,
     };
-    /// signHashedData [100].
+    /// signHashedData \[100\].
     100 SignHashedData sign_hashed_data {
         /// Key.
         key_handle: u32,
@@ -623,7 +486,7 @@ sks_methods! {
         /// Signature.
         result: Vec<u8>,
     };
-    /// asymmetricKeyDecrypt [101].
+    /// asymmetricKeyDecrypt \[101\].
     101 AsymmetricKeyDecrypt asymmetric_key_decrypt {
         /// Key.
         key_handle: u32,
@@ -639,7 +502,7 @@ sks_methods! {
         /// Decrypted data.
         result: Secret,
     };
-    /// keyAgreement [102].
+    /// keyAgreement \[102\].
     102 KeyAgreement key_agreement {
         /// Key.
         key_handle: u32,
@@ -655,7 +518,7 @@ sks_methods! {
         /// Shared secret Z.
         result: Secret,
     };
-    /// performHMAC [103].
+    /// performHMAC \[103\].
     103 PerformHmac perform_hmac {
         /// Key.
         key_handle: u32,
@@ -671,7 +534,7 @@ sks_methods! {
         /// HMAC value.
         result: Vec<u8>,
     };
-    /// symmetricKeyEncrypt [104].
+    /// symmetricKeyEncrypt \[104\].
     104 SymmetricKeyEncrypt symmetric_key_encrypt {
         /// Key.
         key_handle: u32,

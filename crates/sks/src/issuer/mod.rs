@@ -4,10 +4,16 @@
 //! local CA for the generated public keys. Tests, the CLI and `sks demo` provision through it
 //! exactly as a remote issuer would.
 
+mod identity;
+mod spec;
+
+pub use identity::IssuerIdentity;
+pub use spec::{KeyEntrySpec, PinPolicySpec};
+
 use crate::api::{req, resp};
 use crate::codec::{Blob, List8, Secret, Writer};
 use crate::consts::*;
-use crate::crypto::keys::{KeySpec, PrivateKey, PublicKey};
+use crate::crypto::keys::{PrivateKey, PublicKey};
 use crate::crypto::{ct_eq, SessionKey};
 use crate::x509::{certificate_spki, issue_certificate};
 use std::collections::HashMap;
@@ -26,107 +32,6 @@ pub enum IssuerError {
     /// A call was made in the wrong order (no session yet).
     #[error("issuer state error: {0}")]
     State(&'static str),
-}
-
-/// Parameters of a PIN policy (createPINPolicy).
-#[derive(Debug, Clone)]
-pub struct PinPolicySpec {
-    /// ID.
-    pub id: String,
-    /// Governing PUK: (handle, ID).
-    pub puk: Option<(u32, String)>,
-    /// UserDefined.
-    pub user_defined: bool,
-    /// UserModifiable.
-    pub user_modifiable: bool,
-    /// Format.
-    pub format: u8,
-    /// RetryLimit.
-    pub retry_limit: u16,
-    /// Grouping.
-    pub grouping: u8,
-    /// PatternRestrictions.
-    pub patterns: u8,
-    /// MinLength.
-    pub min_length: u16,
-    /// MaxLength.
-    pub max_length: u16,
-    /// InputMethod.
-    pub input_method: u8,
-}
-
-impl PinPolicySpec {
-    /// A numeric, user-defined, modifiable policy: 4-8 digits, 3 retries, shared grouping.
-    pub fn new(id: &str) -> Self {
-        Self {
-            id: id.to_owned(),
-            puk: None,
-            user_defined: true,
-            user_modifiable: true,
-            format: format::NUMERIC,
-            retry_limit: 3,
-            grouping: grouping::SHARED,
-            patterns: 0,
-            min_length: 4,
-            max_length: 8,
-            input_method: input_method::ANY,
-        }
-    }
-}
-
-/// Parameters of a key entry (createKeyEntry).
-#[derive(Debug, Clone)]
-pub struct KeyEntrySpec {
-    /// ID.
-    pub id: String,
-    /// KeyAlgorithm URI.
-    pub key_algorithm: String,
-    /// KeyParameters.
-    pub key_parameters: Vec<u8>,
-    /// PIN policy: (handle, ID, user_defined).
-    pub pin_policy: Option<(u32, String, bool)>,
-    /// Clear PIN value (encrypted here when the policy is issuer-set).
-    pub pin_value: Vec<u8>,
-    /// DevicePINProtection.
-    pub device_pin: bool,
-    /// EnablePINCaching.
-    pub enable_pin_caching: bool,
-    /// BiometricProtection.
-    pub biometric: u8,
-    /// ExportProtection.
-    pub export_protection: u8,
-    /// DeleteProtection.
-    pub delete_protection: u8,
-    /// AppUsage.
-    pub app_usage: u8,
-    /// FriendlyName.
-    pub friendly_name: String,
-    /// ServerSeed.
-    pub server_seed: Vec<u8>,
-    /// Endorsed algorithms (sent in the given order).
-    pub endorsed: Vec<String>,
-}
-
-impl KeyEntrySpec {
-    /// An unprotected P-256 key.
-    pub fn new(id: &str) -> Self {
-        Self {
-            id: id.to_owned(),
-            key_algorithm: ALG_KEY_EC_P256.to_owned(),
-            key_parameters: Vec::new(),
-            pin_policy: None,
-            pin_value: Vec::new(),
-            device_pin: false,
-            enable_pin_caching: false,
-            biometric: 0,
-            export_protection: protection::NONE,
-            delete_protection: protection::NONE,
-            app_usage: app_usage::UNIVERSAL,
-            friendly_name: String::new(),
-            server_seed: Vec::new(),
-            endorsed: Vec::new(),
-        }
-    }
 }
 
 struct LiveSession {
@@ -169,81 +74,6 @@ impl std::fmt::Debug for Issuer {
             .field("server_session_id", &self.server_session_id)
             .field("privacy_enabled", &self.privacy_enabled)
             .finish()
-    }
-}
-
-/// A reusable issuer CA plus KeyManagementKey, shared by the sessions of one issuer.
-pub struct IssuerIdentity {
-    ca_key: p256::SecretKey,
-    ca_name: String,
-    ca_certificate: Vec<u8>,
-    key_management_key: Option<PrivateKey>,
-}
-
-impl std::fmt::Debug for IssuerIdentity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IssuerIdentity")
-            .field("ca_name", &self.ca_name)
-            .finish()
-    }
-}
-
-impl IssuerIdentity {
-    /// A new CA (P-256, self-signed) and optionally a KeyManagementKey of the given kind.
-    pub fn generate(ca_name: &str, kmk: Option<KeySpec>) -> Result<Self, IssuerError> {
-        let ca_key = p256::SecretKey::random(&mut rand_core::OsRng);
-        let spki = PublicKey::P256(ca_key.public_key())
-            .to_spki()
-            .map_err(|e| IssuerError::Key(e.to_string()))?;
-        let ca_certificate = issue_certificate(
-            &ca_key,
-            None,
-            ca_name,
-            &spki,
-            1,
-            Duration::from_secs(10 * 365 * 86400),
-        )
-        .map_err(|e| IssuerError::Key(e.to_string()))?;
-        let key_management_key = match kmk {
-            Some(spec) => {
-                Some(PrivateKey::generate(spec).map_err(|e| IssuerError::Key(e.to_string()))?)
-            }
-            None => None,
-        };
-        Ok(Self {
-            ca_key,
-            ca_name: ca_name.to_owned(),
-            ca_certificate,
-            key_management_key,
-        })
-    }
-
-    /// The CA certificate (DER).
-    pub fn ca_certificate(&self) -> &[u8] {
-        &self.ca_certificate
-    }
-
-    /// Starts an issuer session with this identity.
-    pub fn session(&self, issuer_uri: &str, server_session_id: &str) -> Issuer {
-        Issuer {
-            issuer_uri: issuer_uri.to_owned(),
-            server_session_id: server_session_id.to_owned(),
-            privacy_enabled: false,
-            client_time: u32::try_from(crate::engine::system_clock()).unwrap_or(u32::MAX),
-            session_life_time: 3600,
-            session_key_limit: 100,
-            ephemeral: p256::SecretKey::random(&mut rand_core::OsRng),
-            key_management_key: self
-                .key_management_key
-                .as_ref()
-                .and_then(|k| k.to_pkcs8().ok())
-                .and_then(|d| PrivateKey::from_pkcs8(d.expose()).ok()),
-            ca_key: self.ca_key.clone(),
-            ca_name: self.ca_name.clone(),
-            ca_certificate: self.ca_certificate.clone(),
-            serial: 1000,
-            live: None,
-        }
     }
 }
 

@@ -1,0 +1,119 @@
+//! Criterion micro benchmarks of kf-scp03 (AES-128, S8, STORE DATA
+//! `80 E2 90 00` with 16, 64 or 239 bytes, answered with as many bytes + '9000'):
+//!
+//! - `scp03_round_trip/level_XX/N`: both sides of one APDU: host wrap →
+//!   card `unwrap_command` → card `wrap_response` → host unwrap;
+//! - `scp03_host_apdu/level_XX/N`: the host side only: host wrap (to wire
+//!   bytes) + host unwrap of the raw response bytes. Responses at levels with
+//!   R-MAC are produced untimed by a lockstep shadow pair (kf-bench
+//!   `lockstep`); at levels without R-MAC the card's plaintext response is
+//!   unwrapped as is. This is what `peer-compare` measures against yubikit;
+//! - `scp03_host_wrap/level_XX/N`: host wrap alone (to wire bytes);
+//! - `scp03_open/level_33`: INITIALIZE UPDATE → EXTERNAL AUTHENTICATE, host
+//!   and card, in memory (session key derivation, both cryptograms, the
+//!   EXTERNAL AUTHENTICATE C-MAC on both sides).
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use kf_bench::fixtures::{
+    card_session, handshake, open_pair, plain_response, static_keys, store_data,
+    LEVELS, PAYLOAD_SIZES,
+};
+use kf_bench::measure::HostApduBench;
+use kf_scp03::{HostSession, SecurityLevel};
+
+/// Largest number of card responses precomputed at once (bounded memory).
+const LOCKSTEP_CHUNK: u64 = 1024;
+
+fn level_name(level: SecurityLevel) -> String {
+    format!("level_{:02X}", level.value())
+}
+
+fn bench_round_trip(c: &mut Criterion) {
+    let mut group = c.benchmark_group("scp03_round_trip");
+    for level in LEVELS {
+        for len in PAYLOAD_SIZES {
+            group.throughput(Throughput::Bytes(len as u64));
+            let (mut host, mut card) = open_pair(level).unwrap();
+            let command = store_data(len);
+            let response = plain_response(len);
+            group.bench_function(BenchmarkId::new(level_name(level), len), |b| {
+                b.iter(|| {
+                    let wire = host.wrap(command.clone()).unwrap().to_bytes();
+                    card.unwrap_command(&wire).unwrap();
+                    let protected = card.wrap_response(response.clone()).unwrap();
+                    host.unwrap(protected).unwrap()
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+fn bench_host_apdu(c: &mut Criterion) {
+    let mut group = c.benchmark_group("scp03_host_apdu");
+    for level in LEVELS {
+        for len in PAYLOAD_SIZES {
+            group.throughput(Throughput::Bytes(len as u64));
+            let mut bench = HostApduBench::new(level, len, len).unwrap();
+            group.bench_function(BenchmarkId::new(level_name(level), len), |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    let mut left = iters;
+                    while left > 0 {
+                        let n = left.min(LOCKSTEP_CHUNK);
+                        total += bench.run_batch(n as usize).unwrap();
+                        left -= n;
+                    }
+                    total
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+fn bench_host_wrap(c: &mut Criterion) {
+    let mut group = c.benchmark_group("scp03_host_wrap");
+    for level in LEVELS {
+        for len in PAYLOAD_SIZES {
+            group.throughput(Throughput::Bytes(len as u64));
+            let (mut host, _card) = open_pair(level).unwrap();
+            let command = store_data(len);
+            group.bench_function(BenchmarkId::new(level_name(level), len), |b| {
+                b.iter(|| host.wrap(command.clone()).unwrap().to_bytes())
+            });
+        }
+    }
+    group.finish();
+}
+
+fn bench_open(c: &mut Criterion) {
+    let level = SecurityLevel::FULL;
+    let mut card = card_session().unwrap();
+    let keys = static_keys().unwrap();
+    c.bench_function("scp03_open/level_33", |b| {
+        b.iter(|| {
+            let host = HostSession::new(keys.duplicate())
+                .security_level(level)
+                .command_limit(u64::MAX);
+            handshake(host, black_box(&mut card)).unwrap()
+        })
+    });
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = bench_round_trip, bench_host_apdu, bench_host_wrap, bench_open
+}
+criterion_main!(benches);

@@ -1,0 +1,271 @@
+//! Same-run comparison with yubikit's SCP03 (issue 7, item 5).
+//!
+//! ```text
+//! cargo run --release -p kf-bench --bin peer-compare -- [--rounds 31] [--batch 200]
+//!     [--sizes 16,64,239] [--python python3] [--script bench/yubikit_scp03_bench.py] [--json]
+//! ```
+//!
+//! Both sides measure the host's per-APDU work the same way: rounds of
+//! `batch` APDUs, each APDU = wrap STORE DATA to wire bytes + unwrap the
+//! card's response bytes; a round's time / `batch` is one sample; the median
+//! over rounds is reported. Card responses are produced before each round's
+//! timer starts (ours by a lockstep kf-scp03 card, yubikit's by a card
+//! emulation in the script). Half of our rounds run before the Python peer and
+//! half after it, so a load change during the run hits both sides.
+//!
+//! Workloads: level '33' (response = N bytes + '9000', R-MAC + R-ENC) and the
+//! level '03' equivalent (response = bare '9000'). yubikit opens its session
+//! on our card's INITIALIZE UPDATE response (it checks our card cryptogram),
+//! and its first wrapped level-33 command must equal ours byte for byte.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{bail, ensure, Context, Result};
+use kf_bench::fixtures::{
+    first_wrapped_command, initialize_update_response_data, HOST_CHALLENGE, KEY_VERSION,
+    PAYLOAD_SIZES, STATIC_DEK_HEX, STATIC_ENC_HEX, STATIC_MAC_HEX,
+};
+use kf_bench::measure::host_apdu_ns;
+use kf_bench::stats::median;
+use kf_scp03::SecurityLevel;
+use serde_json::{json, Value};
+
+/// Issue 7 target: per-APDU wrap + unwrap at least this many times faster than yubikit.
+const TARGET_RATIO: f64 = 50.0;
+
+struct Options {
+    rounds: usize,
+    batch: usize,
+    sizes: Vec<usize>,
+    python: String,
+    script: PathBuf,
+    json: bool,
+}
+
+fn parse_options() -> Result<Options> {
+    let mut options = Options {
+        rounds: 31,
+        batch: 200,
+        sizes: PAYLOAD_SIZES.to_vec(),
+        python: std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned()),
+        script: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../bench/yubikit_scp03_bench.py"),
+        json: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--rounds" => options.rounds = value()?.parse().context("--rounds")?,
+            "--batch" => options.batch = value()?.parse().context("--batch")?,
+            "--sizes" => {
+                options.sizes = value()?
+                    .split(',')
+                    .map(|s| s.trim().parse::<usize>())
+                    .collect::<Result<_, _>>()
+                    .context("--sizes")?
+            }
+            "--python" => options.python = value()?,
+            "--script" => options.script = PathBuf::from(value()?),
+            "--json" => options.json = true,
+            "--help" | "-h" => {
+                println!(
+                    "usage: peer-compare [--rounds N] [--batch K] [--sizes 16,64,239] \
+                     [--python CMD] [--script PATH] [--json]"
+                );
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?} (try --help)"),
+        }
+    }
+    ensure!(
+        options.rounds >= 2 && options.batch >= 1,
+        "--rounds must be at least 2 and --batch at least 1"
+    );
+    ensure!(
+        options.sizes.iter().all(|s| (1..=239).contains(s)),
+        "--sizes must be 1..239 (short APDUs)"
+    );
+    Ok(options)
+}
+
+/// One workload: a level and its response length for a payload size.
+#[derive(Clone, Copy)]
+struct Workload {
+    level: SecurityLevel,
+    payload: usize,
+}
+
+impl Workload {
+    fn response_len(self) -> usize {
+        if self.level.r_mac() {
+            self.payload
+        } else {
+            0
+        }
+    }
+
+    fn level_name(self) -> String {
+        format!("{:02X}", self.level.value())
+    }
+}
+
+fn run_python(options: &Options, iu_response: &[u8]) -> Result<Value> {
+    let sizes = options
+        .sizes
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let output = Command::new(&options.python)
+        .arg(&options.script)
+        .args(["--rounds", &options.rounds.to_string()])
+        .args(["--batch", &options.batch.to_string()])
+        .args(["--sizes", &sizes, "--levels", "03,33"])
+        .args(["--key-enc", STATIC_ENC_HEX, "--key-mac", STATIC_MAC_HEX])
+        .args(["--key-dek", STATIC_DEK_HEX])
+        .args(["--kvn", &KEY_VERSION.to_string()])
+        .args(["--host-challenge", &hex::encode_upper(HOST_CHALLENGE)])
+        .args(["--iu-response", &hex::encode_upper(iu_response)])
+        .output()
+        .with_context(|| format!("running {} {}", options.python, options.script.display()))?;
+    ensure!(
+        output.status.success(),
+        "yubikit peer failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    serde_json::from_slice(&output.stdout).context("yubikit peer printed no valid JSON")
+}
+
+fn peer_result<'a>(peer: &'a Value, workload: Workload) -> Result<&'a Value> {
+    peer["results"]
+        .as_array()
+        .context("peer JSON has no results")?
+        .iter()
+        .find(|r| {
+            r["level"] == workload.level_name() && r["payload"] == json!(workload.payload)
+        })
+        .with_context(|| {
+            format!(
+                "peer has no result for level {} / {} B",
+                workload.level_name(),
+                workload.payload
+            )
+        })
+}
+
+fn main() -> Result<()> {
+    let options = parse_options()?;
+    let workloads: Vec<Workload> = [SecurityLevel::C_DEC_C_MAC, SecurityLevel::FULL]
+        .into_iter()
+        .flat_map(|level| {
+            options
+                .sizes
+                .iter()
+                .map(move |&payload| Workload { level, payload })
+        })
+        .collect();
+    let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+
+    let first_half = options.rounds / 2;
+    let mut ours: Vec<Vec<f64>> = Vec::new();
+    for w in &workloads {
+        ours.push(host_apdu_ns(
+            w.level,
+            w.payload,
+            w.response_len(),
+            first_half,
+            options.batch,
+        )?);
+    }
+    let iu_response = initialize_update_response_data()?;
+    let peer = run_python(&options, &iu_response)?;
+    for (w, samples) in workloads.iter().zip(ours.iter_mut()) {
+        samples.extend(host_apdu_ns(
+            w.level,
+            w.payload,
+            w.response_len(),
+            options.rounds - first_half,
+            options.batch,
+        )?);
+    }
+    let load_after = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+
+    println!(
+        "peer-compare: host wrap + unwrap per APDU (AES-128, S8, STORE DATA), \
+         median of {} rounds x {} APDUs",
+        options.rounds, options.batch
+    );
+    println!(
+        "peer: yubikit {} (cryptography {}, Python {})",
+        peer["yubikey_manager"].as_str().unwrap_or("?"),
+        peer["cryptography"].as_str().unwrap_or("?"),
+        peer["python"].as_str().unwrap_or("?")
+    );
+    println!(
+        "load average before: {} | after: {}",
+        load_before.trim(),
+        load_after.trim()
+    );
+    println!(
+        "{:<6} {:>8} {:>9} {:>14} {:>14} {:>9}  target >= {TARGET_RATIO}x",
+        "level", "payload", "response", "kf-scp03 ns", "yubikit ns", "ratio"
+    );
+    let mut rows = Vec::new();
+    for (w, samples) in workloads.iter().zip(&ours) {
+        let result = peer_result(&peer, *w)?;
+        if w.level.r_mac() {
+            let ours_wire = hex::encode_upper(first_wrapped_command(w.level, w.payload)?);
+            let theirs = result["first_command_hex"].as_str().unwrap_or_default();
+            ensure!(
+                ours_wire == theirs,
+                "level {} / {} B: yubikit's first wrapped command differs from ours",
+                w.level_name(),
+                w.payload
+            );
+        }
+        let our_median = median(samples).context("no samples")?;
+        let peer_median = result["median_ns"].as_f64().context("peer median_ns")?;
+        let ratio = peer_median / our_median;
+        let met = if ratio >= TARGET_RATIO { "met" } else { "MISSED" };
+        println!(
+            "{:<6} {:>8} {:>9} {:>14.0} {:>14.0} {:>8.1}x  {met}",
+            w.level_name(),
+            w.payload,
+            w.response_len(),
+            our_median,
+            peer_median,
+            ratio
+        );
+        rows.push(json!({
+            "level": w.level_name(),
+            "payload": w.payload,
+            "response_len": w.response_len(),
+            "kf_scp03_median_ns": our_median,
+            "yubikit_median_ns": peer_median,
+            "ratio": ratio,
+            "target_met": ratio >= TARGET_RATIO,
+        }));
+    }
+    println!("level-33 wire bytes identical to yubikit's: yes (first command of each size)");
+    if options.json {
+        println!(
+            "{}",
+            json!({
+                "rounds": options.rounds,
+                "batch": options.batch,
+                "load_before": load_before.trim(),
+                "load_after": load_after.trim(),
+                "peer": {
+                    "yubikey_manager": peer["yubikey_manager"],
+                    "cryptography": peer["cryptography"],
+                    "python": peer["python"],
+                },
+                "results": rows,
+            })
+        );
+    }
+    Ok(())
+}

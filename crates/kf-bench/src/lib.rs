@@ -1,0 +1,29 @@
+//! Benchmark fixtures and the measurement loops shared by the criterion
+//! benches (`cargo bench -p kf-bench`) and the same-run peer comparison with
+//! yubikit (`cargo run --release -p kf-bench --bin peer-compare`).
+//!
+//! Data flow of one measured APDU on the host side (issue 7, "per-APDU wrap +
+//! unwrap"):
+//!
+//! ```text
+//! fixtures::open_pair ── deterministic handshake (fixed keys and challenges) ──▶
+//!   measured SecureChannel                  LockstepResponder (a second, identical
+//!        │                                  host + card pair, run untimed first)
+//!        │ wrap(STORE DATA) → wire bytes         │ wrap the same command → card
+//!        │                                       │ unwrap_command → wrap_response
+//!        ▼                                       ▼
+//!   unwrap_bytes(response) ◀──── precomputed card responses, one per command
+//! ```
+//!
+//! Both host channels start from the same session keys, MAC chaining value
+//! and encryption counter and wrap the same commands, so the responses the
+//! responder's card produced are exactly the ones the measured host expects.
+//! Only the measured host's wrap and unwrap are inside the timed region.
+
+mod error;
+pub mod fixtures;
+pub mod lockstep;
+pub mod measure;
+pub mod stats;
+
+pub use error::BenchError;

@@ -1,0 +1,127 @@
+//! Host-side per-APDU measurement: wrap one STORE DATA to wire bytes and
+//! unwrap the card's response bytes, the work yubikit's `ScpProcessor` does
+//! per APDU. Card responses come from a [`LockstepResponder`] run before the
+//! timer starts, in batches, so memory stays bounded however many APDUs run.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use kf_apdu::{CommandApdu, ResponseApdu};
+use kf_scp03::{SecureChannel, SecurityLevel};
+
+use crate::fixtures::{open_pair, plain_response, store_data};
+use crate::lockstep::LockstepResponder;
+use crate::BenchError;
+
+/// A measured host channel with its source of valid card responses.
+#[derive(Debug)]
+pub struct HostApduBench {
+    host: SecureChannel,
+    /// `None` at levels without R-MAC: the card's response is then sent as is.
+    responder: Option<LockstepResponder>,
+    command: CommandApdu,
+    response: ResponseApdu,
+}
+
+impl HostApduBench {
+    /// A fresh session at `level` sending `payload_len`-byte STORE DATA
+    /// commands answered with `response_len` bytes of data and '9000'.
+    pub fn new(
+        level: SecurityLevel,
+        payload_len: usize,
+        response_len: usize,
+    ) -> Result<HostApduBench, BenchError> {
+        let (host, _card) = open_pair(level)?;
+        let responder = if level.r_mac() {
+            Some(LockstepResponder::new(level)?)
+        } else {
+            None
+        };
+        Ok(HostApduBench {
+            host,
+            responder,
+            command: store_data(payload_len),
+            response: plain_response(response_len),
+        })
+    }
+
+    /// Runs `count` APDUs (host wrap + host unwrap each) and returns the time
+    /// they took; producing the card responses is not timed. The last
+    /// unwrapped response is checked against the plaintext after the timer stops.
+    pub fn run_batch(&mut self, count: usize) -> Result<Duration, BenchError> {
+        let responses = match &mut self.responder {
+            Some(responder) => responder.responses(&self.command, &self.response, count)?,
+            None => vec![self.response.to_bytes(); count],
+        };
+        let mut last = None;
+        let start = Instant::now();
+        for raw in &responses {
+            let wire = self.host.wrap(self.command.clone())?.to_bytes();
+            black_box(&wire);
+            last = Some(self.host.unwrap_bytes(black_box(raw))?);
+        }
+        let elapsed = start.elapsed();
+        match last {
+            Some(plain) if plain != self.response => {
+                Err(BenchError::Lockstep("unwrapped response differs"))
+            }
+            _ => Ok(elapsed),
+        }
+    }
+}
+
+/// Per-APDU host time in nanoseconds for each of `rounds` rounds of `batch`
+/// APDUs (the round's elapsed time divided by `batch`), on one session.
+pub fn host_apdu_ns(
+    level: SecurityLevel,
+    payload_len: usize,
+    response_len: usize,
+    rounds: usize,
+    batch: usize,
+) -> Result<Vec<f64>, BenchError> {
+    if rounds == 0 || batch == 0 {
+        return Err(BenchError::EmptyMeasurement);
+    }
+    let mut bench = HostApduBench::new(level, payload_len, response_len)?;
+    (0..rounds)
+        .map(|_| {
+            let elapsed = bench.run_batch(batch)?;
+            Ok(elapsed.as_nanos() as f64 / batch as f64)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{LEVELS, PAYLOAD_SIZES};
+
+    #[test]
+    fn every_level_and_size_runs_in_lockstep() {
+        for level in LEVELS {
+            for len in PAYLOAD_SIZES {
+                let samples = host_apdu_ns(level, len, len, 3, 4).unwrap();
+                assert_eq!(samples.len(), 3);
+                assert!(samples.iter().all(|s| s.is_finite() && *s >= 0.0));
+            }
+        }
+    }
+
+    #[test]
+    fn status_only_responses_at_level_03() {
+        let samples = host_apdu_ns(SecurityLevel::C_DEC_C_MAC, 64, 0, 2, 3).unwrap();
+        assert_eq!(samples.len(), 2);
+    }
+
+    #[test]
+    fn empty_measurements_are_rejected() {
+        assert!(matches!(
+            host_apdu_ns(SecurityLevel::FULL, 16, 16, 0, 1),
+            Err(BenchError::EmptyMeasurement)
+        ));
+        assert!(matches!(
+            host_apdu_ns(SecurityLevel::FULL, 16, 16, 1, 0),
+            Err(BenchError::EmptyMeasurement)
+        ));
+    }
+}

@@ -1,0 +1,387 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Reference KLMS over real mutual TLS on 127.0.0.1: handshake refusals,
+//! allow-list, strict and hostile request bodies, one-time issuance, audit ingest.
+
+use std::time::Duration;
+
+use kf_klms::pki::DevPki;
+use kf_klms::{spawn_server, KlmsConfig, ServerHandle};
+use reqwest::blocking::Client;
+use serde_json::json;
+
+const MASTER: [u8; 16] = [0x11; 16];
+const UID: &str = "04112233445566778899";
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    pki: DevPki,
+    server: ServerHandle,
+}
+
+fn start(ttl: Duration) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = DevPki::generate("Test Station CA", &["station-01", "station-99"]).unwrap();
+    let mut config = KlmsConfig::dev(
+        &pki,
+        dir.path().join("ledger.db"),
+        kf_crypto::AesKey::from_slice(&MASTER).unwrap(),
+    )
+    .unwrap();
+    config.allowed_stations = vec!["station-01".into()];
+    config.ttl = ttl;
+    let server = spawn_server(config).unwrap();
+    Fixture {
+        _dir: dir,
+        pki,
+        server,
+    }
+}
+
+fn client(ca_pem: &str, identity: Option<(&str, &str)>) -> Client {
+    let mut b = Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
+        .timeout(Duration::from_secs(10));
+    if let Some((cert, key)) = identity {
+        b = b.identity(reqwest::Identity::from_pem(format!("{cert}{key}").as_bytes()).unwrap());
+    }
+    b.build().unwrap()
+}
+
+fn station(f: &Fixture, cn: &str) -> Client {
+    let (_, s) = f.pki.stations.iter().find(|(n, _)| n == cn).unwrap();
+    client(&f.pki.ca.cert_pem, Some((&s.cert_pem, &s.key_pem)))
+}
+
+fn url(f: &Fixture, path: &str) -> String {
+    format!("{}{path}", f.server.base_url())
+}
+
+#[test]
+fn health_over_mutual_tls() {
+    let f = start(Duration::from_secs(5));
+    let r = station(&f, "station-01")
+        .get(url(&f, "/healthz"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<serde_json::Value>().unwrap()["status"], "ok");
+    assert!(f.server.addr().ip().is_loopback());
+    f.server.shutdown();
+}
+
+#[test]
+fn handshake_without_client_certificate_is_refused() {
+    let f = start(Duration::from_secs(5));
+    let err = client(&f.pki.ca.cert_pem, None)
+        .get(url(&f, "/healthz"))
+        .send()
+        .unwrap_err();
+    assert!(
+        err.status().is_none(),
+        "expected a transport error, got {err:?}"
+    );
+}
+
+#[test]
+fn client_certificate_from_another_ca_is_refused() {
+    let f = start(Duration::from_secs(5));
+    let other = DevPki::generate("Foreign CA", &["station-01"]).unwrap();
+    let (_, s) = &other.stations[0];
+    // Same CN as an allowed station, but issued by a foreign CA.
+    let err = client(&f.pki.ca.cert_pem, Some((&s.cert_pem, &s.key_pem)))
+        .get(url(&f, "/healthz"))
+        .send()
+        .unwrap_err();
+    assert!(
+        err.status().is_none(),
+        "expected a transport error, got {err:?}"
+    );
+}
+
+#[test]
+fn unlisted_station_cn_gets_403() {
+    let f = start(Duration::from_secs(5));
+    let r = station(&f, "station-99")
+        .post(url(&f, "/v1/key-packages"))
+        .json(&json!({"fob_uid": UID, "reader_id": "R1"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        r.json::<serde_json::Value>().unwrap()["error"],
+        "station_not_allowed"
+    );
+}
+
+#[test]
+fn issuance_returns_contract_shape_and_second_request_is_409() {
+    let f = start(Duration::from_secs(5));
+    let c = station(&f, "station-01");
+    let r = c
+        .post(url(&f, "/v1/key-packages"))
+        .json(&json!({"fob_uid": UID, "reader_id": "LINE_04_READER_01"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().unwrap();
+    let keys = kf_crypto::kdf::diversify_static_keys(
+        &kf_crypto::AesKey::from_slice(&MASTER).unwrap(),
+        &hex::decode(UID).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        body["scp03_static_keys"]["enc"],
+        hex::encode_upper(keys.enc.expose_secret())
+    );
+    assert_eq!(
+        body["scp03_static_keys"]["mac"],
+        hex::encode_upper(keys.mac.expose_secret())
+    );
+    assert_eq!(
+        body["scp03_static_keys"]["dek"],
+        hex::encode_upper(keys.dek.expose_secret())
+    );
+    assert_eq!(body["key_version"], 1);
+    assert!(body["transaction_id"].as_str().unwrap().starts_with("trx_"));
+    let tags: Vec<&str> = body["personalization_dgis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["tag"].as_str().unwrap())
+        .collect();
+    assert_eq!(tags, ["A003", "A001", "A002", "A004", "A005", "A006"]);
+    // A003 is the P-256 scalar under the static DEK (CBC, IV 0, ISO 9797-1 M2).
+    let a003 = &body["personalization_dgis"][0];
+    assert_eq!(a003["encrypted"], true);
+    let ct = hex::decode(a003["data_hex"].as_str().unwrap()).unwrap();
+    assert_eq!(ct.len(), 48);
+    let scalar = kf_crypto::cbc::decrypt_m2(&keys.dek, &[0u8; 16], &ct).unwrap();
+    assert_eq!(scalar.len(), 32);
+    let spid = hex::decode(
+        body["personalization_dgis"][1]["data_hex"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(spid.len(), 40);
+    assert!(
+        time::OffsetDateTime::parse(
+            body["expires_at"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339
+        )
+        .unwrap()
+            > time::OffsetDateTime::now_utc()
+    );
+
+    let again = c
+        .post(url(&f, "/v1/key-packages"))
+        .json(&json!({"fob_uid": UID, "reader_id": "R1"}))
+        .send()
+        .unwrap();
+    assert_eq!(again.status(), 409);
+    assert_eq!(
+        again.json::<serde_json::Value>().unwrap()["error"],
+        "already_issued"
+    );
+}
+
+fn audit_body(txid: &str, uid: &str, result: &str) -> serde_json::Value {
+    json!({
+        "transaction_id": txid,
+        "fob_uid": uid,
+        "timestamp_iso8601": "2026-11-22T14:32:01.123Z",
+        "overall_result": result,
+        "stage_reached": "POST_PERSONALIZATION",
+        "apdu_trace": [
+            {"direction": "TX", "apdu_hex": "8050000008"},
+            {"direction": "RX", "apdu_hex": "9000", "sw1": "90", "sw2": "00"}
+        ],
+        "eol_station_id": "LINE-04-PC-12",
+        "stage_durations_ms": {"ReadUid": 3}
+    })
+}
+
+#[test]
+fn audit_ingest_is_idempotent_and_completes_issuance() {
+    let f = start(Duration::from_millis(300));
+    let c = station(&f, "station-01");
+    let pkg: serde_json::Value = c
+        .post(url(&f, "/v1/key-packages"))
+        .json(&json!({"fob_uid": UID, "reader_id": "R1"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let txid = pkg["transaction_id"].as_str().unwrap();
+    let record = audit_body(txid, UID, "SUCCESS");
+    let first = c.post(url(&f, "/v1/audit")).json(&record).send().unwrap();
+    assert_eq!(first.status(), 201);
+    let second = c.post(url(&f, "/v1/audit")).json(&record).send().unwrap();
+    assert_eq!(second.status(), 200);
+    assert_eq!(
+        second.json::<serde_json::Value>().unwrap()["status"],
+        "duplicate"
+    );
+    let mut changed = record.clone();
+    changed["overall_result"] = json!("FAILURE");
+    assert_eq!(
+        c.post(url(&f, "/v1/audit"))
+            .json(&changed)
+            .send()
+            .unwrap()
+            .status(),
+        409
+    );
+    // Completed: refused even after the TTL.
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(
+        c.post(url(&f, "/v1/key-packages"))
+            .json(&json!({"fob_uid": UID, "reader_id": "R1"}))
+            .send()
+            .unwrap()
+            .status(),
+        409
+    );
+    // Unknown transaction and wrong station.
+    assert_eq!(
+        c.post(url(&f, "/v1/audit"))
+            .json(&audit_body("trx_unknown", UID, "SUCCESS"))
+            .send()
+            .unwrap()
+            .status(),
+        404
+    );
+}
+
+#[test]
+fn expired_package_without_success_can_be_issued_again() {
+    let f = start(Duration::from_millis(200));
+    let c = station(&f, "station-01");
+    let req = json!({"fob_uid": UID, "reader_id": "R1"});
+    assert_eq!(
+        c.post(url(&f, "/v1/key-packages"))
+            .json(&req)
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        c.post(url(&f, "/v1/key-packages"))
+            .json(&req)
+            .send()
+            .unwrap()
+            .status(),
+        409
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        c.post(url(&f, "/v1/key-packages"))
+            .json(&req)
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[test]
+fn hostile_and_malformed_requests_are_refused() {
+    let f = start(Duration::from_secs(5));
+    let c = station(&f, "station-01");
+    let post = |path: &str, body: String| {
+        c.post(url(&f, path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .unwrap()
+    };
+    let status =
+        |path: &str, body: serde_json::Value| post(path, body.to_string()).status().as_u16();
+    // Missing field, unknown field, wrong type, not JSON.
+    assert_eq!(status("/v1/key-packages", json!({"fob_uid": UID})), 400);
+    assert_eq!(
+        status(
+            "/v1/key-packages",
+            json!({"fob_uid": UID, "reader_id": "R", "admin": true})
+        ),
+        400
+    );
+    assert_eq!(
+        status("/v1/key-packages", json!({"fob_uid": 42, "reader_id": "R"})),
+        400
+    );
+    assert_eq!(
+        post("/v1/key-packages", "{\"fob_uid\":".into()).status(),
+        400
+    );
+    // Odd-length hex, wrong UID length, non-hex, empty reader id.
+    assert_eq!(
+        status(
+            "/v1/key-packages",
+            json!({"fob_uid": "0411223344556677889", "reader_id": "R"})
+        ),
+        422
+    );
+    assert_eq!(
+        status(
+            "/v1/key-packages",
+            json!({"fob_uid": "04112233445566", "reader_id": "R"})
+        ),
+        422
+    );
+    assert_eq!(
+        status(
+            "/v1/key-packages",
+            json!({"fob_uid": "ZZ112233445566778899", "reader_id": "R"})
+        ),
+        422
+    );
+    assert_eq!(
+        status("/v1/key-packages", json!({"fob_uid": UID, "reader_id": ""})),
+        422
+    );
+    // Wrong content type.
+    let r = c
+        .post(url(&f, "/v1/key-packages"))
+        .body(json!({"fob_uid": UID, "reader_id": "R"}).to_string())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    // 10 MB body.
+    let big = format!(
+        "{{\"fob_uid\":\"{UID}\",\"reader_id\":\"{}\"}}",
+        "A".repeat(10 * 1024 * 1024)
+    );
+    match c
+        .post(url(&f, "/v1/key-packages"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+    {
+        Ok(r) => assert_eq!(r.status(), 413),
+        // The server may close the connection before the client finished sending.
+        Err(e) => assert!(e.is_request() || e.is_body(), "unexpected error {e:?}"),
+    }
+    // Audit: missing fields, bad trace, bad timestamp.
+    let mut a = audit_body("trx_x", UID, "SUCCESS");
+    a.as_object_mut().unwrap().remove("apdu_trace");
+    assert_eq!(status("/v1/audit", a), 400);
+    let mut a = audit_body("trx_x", UID, "SUCCESS");
+    a["apdu_trace"][0]["direction"] = json!("SIDEWAYS");
+    assert_eq!(status("/v1/audit", a), 422);
+    let mut a = audit_body("trx_x", UID, "SUCCESS");
+    a["timestamp_iso8601"] = json!("yesterday");
+    assert_eq!(status("/v1/audit", a), 422);
+    assert_eq!(status("/v1/audit", json!([1, 2, 3])), 400);
+    // Nothing above created an issuance.
+    assert_eq!(
+        status(
+            "/v1/key-packages",
+            json!({"fob_uid": UID, "reader_id": "R"})
+        ),
+        200
+    );
+}

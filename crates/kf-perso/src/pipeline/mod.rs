@@ -1,0 +1,436 @@
+//! The provisioning pipeline driver: one fob, every stage of seed 001 plus
+//! Verify and Zeroize, over any [`Transport`].
+//!
+//! ```text
+//!  ReadUid ─▶ FetchKeys ─▶ InitializeUpdate ─▶ ExternalAuthenticate ─▶ [journal "started"]
+//!   ─▶ PayloadDelivery (STORE DATA blocks) ─▶ LifecycleTransition (last block)
+//!   ─▶ PostPersonalization (raw 00 DB ..) ─▶ Verify (ECDSA over a fresh challenge)
+//!   ─▶ [optional ISD SET STATUS] ─▶ Zeroize (always, also after a failure)
+//! ```
+//!
+//! The SCP03 state machine and the plan are sans-IO; this module is the thin
+//! driver that moves their bytes over the transport, times every stage and
+//! fills the audit record (seed 000 shape) from a redacting trace.
+
+mod error;
+mod verify;
+
+use std::time::{Duration, Instant};
+
+use kf_apdu::{CommandApdu, ResponseApdu};
+use kf_profile::TransportConfig;
+use kf_scp03::{HostSession, OsRandom, SecureChannel};
+use kf_source::{ProvisioningInput, ProvisioningSource};
+use kf_transport::iso7816::Iso7816Driver;
+use kf_transport::trace::{ApduTrace, TraceEntry, TracingTransport};
+use kf_transport::transport::{Sensitivity, Transport};
+use time::OffsetDateTime;
+
+pub use error::{PipelineError, StageError};
+pub use verify::{check_signature, verify_command};
+
+use crate::{ApduTraceEntry, AuditRecord, Direction, PersoPlan, PlanOptions, Stage};
+
+/// What the Verify stage does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum VerifyMode {
+    /// Send a fresh challenge and check the signature (default).
+    Require,
+    /// Skip, recording why (e.g. an applet profile without the command).
+    Skip(String),
+}
+
+/// ISD life-cycle state to set at the end (GPC 2.3.1 §11.10, `80 F0 80 xx`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IsdStatus {
+    /// `0F` SECURED.
+    Secured,
+    /// `7F` CARD_LOCKED.
+    CardLocked,
+}
+
+/// Options of the pipeline.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// Station identifier written into every audit record.
+    pub station_id: String,
+    /// Security level, S8/S16, P1 style, extended length, last-block style.
+    pub plan: PlanOptions,
+    /// Raw post-perso commands, in order (seed 001: UICC then BLE).
+    pub post_perso: Vec<TransportConfig>,
+    /// Key-pair verification.
+    pub verify: VerifyMode,
+    /// Optional final ISD SET STATUS (off by default).
+    pub isd_status: Option<IsdStatus>,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        PipelineOptions {
+            station_id: "EOL-STATION".into(),
+            plan: PlanOptions::default(),
+            post_perso: vec![TransportConfig::Uicc, TransportConfig::Ble],
+            verify: VerifyMode::Require,
+            isd_status: None,
+        }
+    }
+}
+
+/// Callbacks of the pipeline (journal, progress).
+pub trait PipelineHooks {
+    /// Called once the channel is open, before the first STORE DATA. An error
+    /// stops the fob before anything is written to it (the journal must hold
+    /// the "started" record first).
+    fn before_first_store_data(&mut self, _record: &AuditRecord) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Called after every stage.
+    fn stage_finished(&mut self, _stage: Stage, _elapsed: Duration) {}
+}
+
+/// Hooks that do nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoHooks;
+
+impl PipelineHooks for NoHooks {}
+
+/// The result of one fob.
+#[derive(Debug)]
+pub struct FobOutcome {
+    /// The audit record (result, stage reached, redacted trace, durations).
+    pub record: AuditRecord,
+    /// The failure, if any.
+    pub error: Option<StageError>,
+    /// The UID read, if the first stage got that far.
+    pub uid: Option<Vec<u8>>,
+    /// Where the content came from (package name), when fetched.
+    pub origin: Option<String>,
+    /// Total wall time.
+    pub elapsed: Duration,
+}
+
+impl FobOutcome {
+    /// True when every stage passed.
+    pub fn is_success(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
+/// Provisions the fob on `transport` with content from `source`.
+///
+/// Never panics on card or source input; every failure ends in an outcome
+/// whose record says FAILURE, the stage and the reason. Secrets (static and
+/// session keys, the private scalar) are dropped (zeroized) in the Zeroize
+/// stage, which runs whatever happened before.
+pub fn provision_fob(
+    transport: &mut dyn Transport,
+    source: &mut dyn ProvisioningSource,
+    options: &PipelineOptions,
+    hooks: &mut dyn PipelineHooks,
+) -> FobOutcome {
+    let started_at = Instant::now();
+    let trace = ApduTrace::new();
+    let mut run = Run {
+        link: Iso7816Driver::new(TracingTransport::with_trace(transport, trace.clone())),
+        record: AuditRecord::new(
+            local_transaction_id(),
+            &[],
+            options.station_id.clone(),
+            OffsetDateTime::now_utc(),
+        ),
+        options,
+        hooks,
+        input: None,
+        channel: None,
+        uid: None,
+    };
+    let result = run.stages(source);
+    let origin = run.origin();
+    // Zeroize always runs: the input (static keys, scalar, IRK) and the
+    // session keys are dropped, which wipes them.
+    let _ = run.stage(Stage::Zeroize, |run| {
+        if let Some(mut channel) = run.channel.take() {
+            channel.close();
+        }
+        run.input = None;
+        Ok(())
+    });
+    let Run {
+        mut record, uid, ..
+    } = run;
+    record.apdu_trace = trace.entries().iter().map(audit_entry).collect();
+    let error = match result {
+        Ok(()) => {
+            record.succeed();
+            None
+        }
+        Err(e) => {
+            record.fail(e.stage, e.error.to_string());
+            Some(e)
+        }
+    };
+    FobOutcome {
+        record,
+        error,
+        uid,
+        origin,
+        elapsed: started_at.elapsed(),
+    }
+}
+
+struct Run<'a, 'b> {
+    link: Iso7816Driver<TracingTransport<&'a mut dyn Transport>>,
+    record: AuditRecord,
+    options: &'b PipelineOptions,
+    hooks: &'b mut dyn PipelineHooks,
+    input: Option<ProvisioningInput>,
+    channel: Option<SecureChannel>,
+    uid: Option<Vec<u8>>,
+}
+
+impl Run<'_, '_> {
+    fn stages(&mut self, source: &mut dyn ProvisioningSource) -> Result<(), StageError> {
+        let uid = self.stage(Stage::ReadUid, |run| {
+            Ok(kf_transport::iso7816::read_uid(&mut run.link)?)
+        })?;
+        self.record.fob_uid = hex::encode_upper(&uid);
+        self.uid = Some(uid.clone());
+
+        self.stage(Stage::FetchKeys, |run| {
+            let input = source.fetch(&uid)?;
+            if input.fob_uid != uid {
+                return Err(PipelineError::UidMismatch {
+                    delivered: hex::encode_upper(&input.fob_uid),
+                });
+            }
+            run.record.transaction_id = input.transaction_id.clone();
+            run.input = Some(input);
+            Ok(())
+        })?;
+
+        let mut plan_options = self.options.plan;
+        plan_options.extended_length &= self.link.supports_extended();
+        let plan = self.stage(Stage::PayloadDelivery, |run| {
+            Ok(PersoPlan::build(run.input()?, &plan_options)?)
+        });
+        // A plan error is reported at PayloadDelivery but before any card I/O.
+        let plan = plan?;
+
+        let awaiting = self.stage(Stage::InitializeUpdate, |run| {
+            run.exchange_ok(
+                &kf_apdu::gp::select_by_aid(kf_profile::APPLET_AID)?,
+                "SELECT",
+            )?;
+            let input = run.input()?;
+            let host = HostSession::new(input.card_keys.keys.duplicate())
+                .security_level(plan_options.security_level)
+                .sd_aid(kf_profile::APPLET_AID);
+            let kvn = input.card_keys.kvn;
+            let (command, awaiting) =
+                host.initialize_update_random(kvn, plan_options.mode, &mut OsRandom)?;
+            let response = run.exchange(&command)?;
+            Ok(awaiting.process_response(&response)?)
+        })?;
+
+        self.stage(Stage::ExternalAuthenticate, |run| {
+            let (command, awaiting) = awaiting;
+            let response = run.exchange(&command)?;
+            run.channel = Some(awaiting.complete(&response)?);
+            Ok(())
+        })?;
+
+        self.stage(Stage::PayloadDelivery, |run| {
+            run.hooks
+                .before_first_store_data(&run.record)
+                .map_err(PipelineError::Journal)?;
+            for block in plan.blocks() {
+                run.exchange_secure(block.command.clone(), "STORE DATA")?;
+            }
+            Ok(())
+        })?;
+
+        self.stage(Stage::LifecycleTransition, |run| {
+            if let Some(last) = plan.lifecycle_command() {
+                run.exchange_secure(last.clone(), "STORE DATA (last block)")?;
+            }
+            Ok(())
+        })?;
+        drop(plan);
+
+        self.stage(Stage::PostPersonalization, |run| {
+            for config in &run.options.post_perso {
+                let command = CommandApdu::parse(&config.enable_command())?;
+                run.exchange_ok(&command, "post-perso configuration")?;
+            }
+            Ok(())
+        })?;
+
+        self.stage(Stage::Verify, |run| match &run.options.verify {
+            VerifyMode::Skip(reason) => {
+                tracing::info!(%reason, "key-pair verification skipped");
+                Ok(())
+            }
+            VerifyMode::Require => {
+                let mut challenge = [0u8; kf_profile::verify::DEFAULT_CHALLENGE_LEN];
+                getrandom::getrandom(&mut challenge)
+                    .map_err(|_| PipelineError::Verify("no randomness for the challenge".into()))?;
+                let response = run.exchange(&verify_command(&challenge))?;
+                check_signature(&run.input()?.device_public_key, &challenge, &response)
+            }
+        })?;
+
+        if let Some(status) = self.options.isd_status {
+            // Reported as a life-cycle transition: it is the ISD's.
+            self.stage(Stage::LifecycleTransition, |run| run.set_isd_status(status))?;
+        }
+        Ok(())
+    }
+
+    /// Runs one stage: marks it entered, times it, reports it to the hooks.
+    fn stage<R>(
+        &mut self,
+        stage: Stage,
+        body: impl FnOnce(&mut Self) -> Result<R, PipelineError>,
+    ) -> Result<R, StageError> {
+        self.record.enter(stage);
+        let start = Instant::now();
+        let result = body(self);
+        let elapsed = start.elapsed();
+        self.record.record_duration(stage, elapsed);
+        self.hooks.stage_finished(stage, elapsed);
+        result.map_err(|error| StageError { stage, error })
+    }
+
+    fn input(&self) -> Result<&ProvisioningInput, PipelineError> {
+        self.input
+            .as_ref()
+            .ok_or_else(|| PipelineError::Verify("no provisioning input".into()))
+    }
+
+    fn origin(&self) -> Option<String> {
+        self.input.as_ref().map(|i| i.origin.clone())
+    }
+
+    /// Sends a plain command and parses the response.
+    fn exchange(&mut self, command: &CommandApdu) -> Result<ResponseApdu, PipelineError> {
+        let sensitivity = if command.is_sensitive() {
+            Sensitivity::Sensitive
+        } else {
+            Sensitivity::Public
+        };
+        let raw = self.link.exchange(&command.to_bytes(), sensitivity)?;
+        Ok(ResponseApdu::parse(&raw)?)
+    }
+
+    /// Sends a plain command that must answer 9000.
+    fn exchange_ok(
+        &mut self,
+        command: &CommandApdu,
+        name: &'static str,
+    ) -> Result<ResponseApdu, PipelineError> {
+        let response = self.exchange(command)?;
+        if !response.sw().is_success() {
+            return Err(PipelineError::Card {
+                command: name,
+                sw: response.sw(),
+            });
+        }
+        Ok(response)
+    }
+
+    /// Wraps, sends, unwraps (checking the R-MAC where the level has one) a
+    /// command that must answer 9000.
+    fn exchange_secure(
+        &mut self,
+        command: CommandApdu,
+        name: &'static str,
+    ) -> Result<ResponseApdu, PipelineError> {
+        let sensitive = command.is_sensitive();
+        let channel = self
+            .channel
+            .as_mut()
+            .ok_or_else(|| PipelineError::Verify("secure channel not open".into()))?;
+        let mut wrapped = channel.wrap(command)?;
+        if sensitive {
+            wrapped = wrapped.sensitive();
+        }
+        let sensitivity = if sensitive {
+            Sensitivity::Sensitive
+        } else {
+            Sensitivity::Public
+        };
+        let raw = self.link.exchange(&wrapped.to_bytes(), sensitivity)?;
+        let channel = self
+            .channel
+            .as_mut()
+            .ok_or_else(|| PipelineError::Verify("secure channel not open".into()))?;
+        let response = channel.unwrap_bytes(&raw)?;
+        if !response.sw().is_success() {
+            return Err(PipelineError::Card {
+                command: name,
+                sw: response.sw(),
+            });
+        }
+        Ok(response)
+    }
+
+    /// SELECT the ISD, open a channel with it and SET STATUS (GPC 2.3.1 §11.10).
+    fn set_isd_status(&mut self, status: IsdStatus) -> Result<(), PipelineError> {
+        if let Some(mut applet_channel) = self.channel.take() {
+            applet_channel.close();
+        }
+        self.exchange_ok(
+            &kf_apdu::gp::select_by_aid(kf_profile::ISD_AID)?,
+            "SELECT ISD",
+        )?;
+        let input = self.input()?;
+        let host = HostSession::new(input.card_keys.keys.duplicate())
+            .security_level(self.options.plan.security_level)
+            .sd_aid(kf_profile::ISD_AID);
+        let (command, awaiting) = host.initialize_update_random(
+            input.card_keys.kvn,
+            self.options.plan.mode,
+            &mut OsRandom,
+        )?;
+        let response = self.exchange(&command)?;
+        let (command, awaiting) = awaiting.process_response(&response)?;
+        let response = self.exchange(&command)?;
+        self.channel = Some(awaiting.complete(&response)?);
+        let state = match status {
+            IsdStatus::Secured => kf_apdu::gp::CardLifeCycle::Secured,
+            IsdStatus::CardLocked => kf_apdu::gp::CardLifeCycle::CardLocked,
+        };
+        self.exchange_secure(kf_apdu::gp::set_card_status(state), "SET STATUS")?;
+        Ok(())
+    }
+}
+
+/// A transaction id for fobs that fail before the source issues one.
+fn local_transaction_id() -> String {
+    let mut bytes = [0u8; 8];
+    // Without randomness the id is still unique enough with the timestamp.
+    let _ = getrandom::getrandom(&mut bytes);
+    format!("local-{}", hex::encode(bytes))
+}
+
+/// Converts a transport trace entry (already redacted) to the seed 000 shape.
+fn audit_entry(entry: &TraceEntry) -> ApduTraceEntry {
+    let direction = match entry.direction {
+        kf_transport::trace::Direction::Tx => Direction::Tx,
+        kf_transport::trace::Direction::Rx => Direction::Rx,
+    };
+    let apdu_hex = match &entry.error {
+        Some(error) => format!("ERROR: {error}"),
+        None => entry.apdu_hex.to_uppercase(),
+    };
+    ApduTraceEntry {
+        direction,
+        apdu_hex,
+        sw1: entry.sw1.map(|b| format!("{b:02X}")),
+        sw2: entry.sw2.map(|b| format!("{b:02X}")),
+        redacted: entry.redacted,
+    }
+}

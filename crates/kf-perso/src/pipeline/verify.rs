@@ -1,0 +1,92 @@
+//! The Verify stage: the fob proves it holds the private key of the device
+//! certificate just written, by signing a fresh random challenge
+//! (`kf_profile::verify`: ISO 7816-4 INTERNAL AUTHENTICATE, ECDSA P-256/SHA-256, DER).
+
+use kf_apdu::{CommandApdu, ResponseApdu};
+use p256::ecdsa::signature::Verifier;
+use p256::ecdsa::{Signature, VerifyingKey};
+
+use super::PipelineError;
+
+/// The verification command for `challenge`.
+pub fn verify_command(challenge: &[u8]) -> CommandApdu {
+    use kf_profile::verify::{CLA, INS};
+    CommandApdu::new(CLA, INS, 0x00, 0x00)
+        .with_data(challenge.to_vec())
+        .with_le(256)
+}
+
+/// Checks the fob's answer: status 9000 and a DER ECDSA signature over
+/// `challenge` that verifies with `public_key`.
+pub fn check_signature(
+    public_key: &p256::PublicKey,
+    challenge: &[u8],
+    response: &ResponseApdu,
+) -> Result<(), PipelineError> {
+    if !response.sw().is_success() {
+        return Err(PipelineError::Card {
+            command: "INTERNAL AUTHENTICATE",
+            sw: response.sw(),
+        });
+    }
+    let signature = Signature::from_der(response.data())
+        .map_err(|_| PipelineError::Verify("the signature is not a DER ECDSA signature".into()))?;
+    VerifyingKey::from(public_key)
+        .verify(challenge, &signature)
+        .map_err(|_| {
+            PipelineError::Verify(
+                "the signature does not match the device certificate's public key".into(),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kf_apdu::StatusWord;
+    use p256::ecdsa::signature::Signer;
+    use p256::ecdsa::SigningKey;
+
+    fn signed(key: &SigningKey, msg: &[u8]) -> ResponseApdu {
+        let sig: Signature = key.sign(msg);
+        ResponseApdu::new(sig.to_der().as_bytes().to_vec(), StatusWord::SUCCESS)
+    }
+
+    #[test]
+    fn a_signature_by_the_certified_key_verifies() {
+        let key = SigningKey::random(&mut rand_core::OsRng);
+        let public = p256::PublicKey::from(key.verifying_key());
+        assert!(check_signature(
+            &public,
+            b"challenge-0123456789",
+            &signed(&key, b"challenge-0123456789")
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn another_key_another_challenge_or_garbage_is_refused() {
+        let key = SigningKey::random(&mut rand_core::OsRng);
+        let other = SigningKey::random(&mut rand_core::OsRng);
+        let public = p256::PublicKey::from(key.verifying_key());
+        let msg = b"challenge-0123456789";
+        assert!(matches!(
+            check_signature(&public, msg, &signed(&other, msg)),
+            Err(PipelineError::Verify(_))
+        ));
+        assert!(matches!(
+            check_signature(&public, msg, &signed(&key, b"other")),
+            Err(PipelineError::Verify(_))
+        ));
+        let garbage = ResponseApdu::new(vec![0x30, 0x03, 0x02, 0x01], StatusWord::SUCCESS);
+        assert!(matches!(
+            check_signature(&public, msg, &garbage),
+            Err(PipelineError::Verify(_))
+        ));
+        let refused = ResponseApdu::new(vec![], StatusWord::new(0x69, 0x85));
+        assert!(matches!(
+            check_signature(&public, msg, &refused),
+            Err(PipelineError::Card { .. })
+        ));
+    }
+}

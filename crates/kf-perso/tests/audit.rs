@@ -1,0 +1,156 @@
+//! Audit record: the seed 000 JSON shape, redaction of sensitive commands.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use kf_perso::{ApduTraceEntry, AuditRecord, Direction, OverallResult, Stage};
+
+/// The "Audit Response" example of seed 000, verbatim.
+const SEED_000_AUDIT: &str = r#"{
+  "transaction_id": "trx_889900",
+  "fob_uid": "11223344556677",
+  "timestamp_iso8601": "2023-10-27T14:32:01.123Z",
+  "overall_result": "SUCCESS",
+  "stage_reached": "PAYLOAD_DELIVERY",
+  "apdu_trace": [
+    {"direction": "TX", "apdu_hex": "8050000008000300000000"},
+    {"direction": "RX", "apdu_hex": "0000314A2B3C...9000", "sw1": "90", "sw2": "00"}
+  ],
+  "eol_station_id": "LINE-04-PC-12"
+}"#;
+
+#[test]
+fn the_seed_example_parses_and_round_trips() {
+    let record: AuditRecord = serde_json::from_str(SEED_000_AUDIT).unwrap();
+    assert_eq!(record.overall_result, OverallResult::Success);
+    assert_eq!(record.stage_reached, Stage::PayloadDelivery);
+    assert_eq!(record.apdu_trace[0].direction, Direction::Tx);
+    assert_eq!(record.apdu_trace[0].sw1, None);
+    assert_eq!(record.apdu_trace[1].sw1.as_deref(), Some("90"));
+    assert!(record.stage_durations_ms.is_empty());
+    assert_eq!(record.failure_reason, None);
+
+    let json = serde_json::to_value(&record).unwrap();
+    let seed: serde_json::Value = serde_json::from_str(SEED_000_AUDIT).unwrap();
+    // Every seed field is present with the same value; TX entries keep no sw1/sw2.
+    for (k, v) in seed.as_object().unwrap() {
+        assert_eq!(&json[k], v, "field {k}");
+    }
+    let again: AuditRecord = serde_json::from_value(json).unwrap();
+    assert_eq!(again, record);
+}
+
+#[test]
+fn field_names_and_stage_names() {
+    let started = time::macros::datetime!(2026-06-15 15:43:56.961 +02:00);
+    let mut record = AuditRecord::new(
+        "dev-1KM0001E-1",
+        &[0x04, 0xA1, 0xFF],
+        "LINE-04-PC-12",
+        started,
+    );
+    record.enter(Stage::ExternalAuthenticate);
+    record.record_duration(Stage::ReadUid, Duration::from_micros(1500));
+    record.record_duration(Stage::ExternalAuthenticate, Duration::from_millis(12));
+    record.trace_command(
+        &[
+            0x84, 0x82, 0x01, 0x00, 0x10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+        ],
+        false,
+    );
+    record.trace_response(&[0x69, 0x82]);
+    record.fail(
+        Stage::ExternalAuthenticate,
+        "card refused the host cryptogram (6982)",
+    );
+
+    let json: serde_json::Value = serde_json::from_str(&record.to_json_line().unwrap()).unwrap();
+    let mut keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "apdu_trace",
+            "eol_station_id",
+            "failure_reason",
+            "fob_uid",
+            "overall_result",
+            "stage_durations_ms",
+            "stage_reached",
+            "timestamp_iso8601",
+            "transaction_id"
+        ]
+    );
+    assert_eq!(json["fob_uid"], "04A1FF");
+    assert_eq!(json["timestamp_iso8601"], "2026-06-15T13:43:56.961Z");
+    assert_eq!(json["overall_result"], "FAILURE");
+    assert_eq!(json["stage_reached"], "EXTERNAL_AUTHENTICATE");
+    assert_eq!(json["stage_durations_ms"]["READ_UID"], 1.5);
+    assert_eq!(json["stage_durations_ms"]["EXTERNAL_AUTHENTICATE"], 12.0);
+    assert_eq!(json["apdu_trace"][1]["direction"], "RX");
+    assert_eq!(json["apdu_trace"][1]["sw1"], "69");
+    assert_eq!(json["apdu_trace"][1]["sw2"], "82");
+    assert!(json["apdu_trace"][0].get("sw1").is_none());
+    assert!(json["apdu_trace"][0].get("redacted").is_none());
+
+    let names: Vec<String> = Stage::ALL
+        .iter()
+        .map(|s| {
+            serde_json::to_value(s)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "READ_UID",
+            "FETCH_KEYS",
+            "INITIALIZE_UPDATE",
+            "EXTERNAL_AUTHENTICATE",
+            "PAYLOAD_DELIVERY",
+            "LIFECYCLE_TRANSITION",
+            "POST_PERSONALIZATION",
+            "VERIFY",
+            "ZEROIZE"
+        ]
+    );
+    for s in Stage::ALL {
+        assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+    }
+
+    let mut ok = AuditRecord::new("t", &[1], "S", started);
+    ok.enter(Stage::Zeroize);
+    ok.succeed();
+    let json = serde_json::to_value(&ok).unwrap();
+    assert_eq!(json["overall_result"], "SUCCESS");
+    assert!(json["failure_reason"].is_null());
+}
+
+#[test]
+fn sensitive_commands_keep_only_header_and_length() {
+    let mut short = vec![0x84, 0xE2, 0x00, 0x00, 0x3B];
+    short.extend([0xAB; 0x3B]);
+    let e = ApduTraceEntry::command(&short, true);
+    assert_eq!(e.apdu_hex, "84E200003B");
+    assert!(e.redacted);
+    let json = serde_json::to_value(&e).unwrap();
+    assert_eq!(json["redacted"], true);
+    assert!(!json.to_string().contains("ABAB"));
+
+    let mut extended = vec![0x84, 0xE2, 0x00, 0x01, 0x00, 0x01, 0x10];
+    extended.extend([0xCD; 0x110]);
+    let e = ApduTraceEntry::command(&extended, true);
+    assert_eq!(e.apdu_hex, "84E20001000110");
+
+    let plain = ApduTraceEntry::command(&short, false);
+    assert_eq!(plain.apdu_hex.len(), short.len() * 2);
+    assert!(!plain.redacted);
+}

@@ -1,0 +1,348 @@
+//! End-to-end: the pipeline against the virtual fob (kf-card) over the
+//! in-process loopback transport, for each source, security level and failure path.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use kf_card::{FobConfig, Uid, VirtualFob};
+use kf_perso::pipeline::{
+    provision_fob, FobOutcome, IsdStatus, NoHooks, PipelineError, PipelineHooks, PipelineOptions,
+    VerifyMode,
+};
+use kf_perso::{AuditRecord, OverallResult, PlanOptions, Stage};
+use kf_profile::{AppletLifeCycle, P1Style};
+use kf_scp03::{Mode, SecurityLevel};
+use kf_source::{CardKeys, ContainerSource, DevSampleSource};
+use kf_transport::fault::FaultPlan;
+use kf_transport::loopback::LoopbackTransport;
+
+const UID: &str = "04112233445566778899";
+
+fn fob() -> LoopbackTransport<VirtualFob> {
+    LoopbackTransport::new(
+        VirtualFob::new(FobConfig::dev_sample().with_uid(Uid::from_hex(UID).unwrap())).unwrap(),
+    )
+}
+
+fn options(level: SecurityLevel) -> PipelineOptions {
+    PipelineOptions {
+        station_id: "TEST-STATION".into(),
+        plan: PlanOptions {
+            security_level: level,
+            ..PlanOptions::default()
+        },
+        ..PipelineOptions::default()
+    }
+}
+
+fn dev_source(count: usize) -> DevSampleSource {
+    DevSampleSource::generated(count, Some(7)).unwrap()
+}
+
+fn assert_personalized(fob: &VirtualFob) {
+    assert_eq!(fob.applet_life_cycle(), AppletLifeCycle::Personalized);
+    assert_eq!(
+        fob.stored_dgi_tags(),
+        vec![0xA001, 0xA002, 0xA003, 0xA004, 0xA005, 0xA006]
+    );
+    let flags = fob.transport_flags();
+    assert!(flags.uicc && flags.ble);
+}
+
+fn assert_success(outcome: &FobOutcome) {
+    assert!(outcome.is_success(), "failed: {:?}", outcome.error);
+    let r = &outcome.record;
+    assert_eq!(r.overall_result, OverallResult::Success);
+    assert_eq!(r.stage_reached, Stage::Zeroize);
+    assert_eq!(r.fob_uid, UID);
+    assert!(r.failure_reason.is_none());
+    for stage in Stage::ALL {
+        assert!(
+            r.stage_durations_ms.contains_key(&stage),
+            "no duration for {stage:?}"
+        );
+    }
+}
+
+#[test]
+fn dev_source_provisions_at_every_supported_level() {
+    for level in [
+        SecurityLevel::C_MAC,
+        SecurityLevel::C_DEC_C_MAC,
+        SecurityLevel::C_DEC_C_MAC_R_MAC,
+        SecurityLevel::FULL,
+        SecurityLevel::C_MAC_R_MAC,
+    ] {
+        let mut link = fob();
+        let mut source = dev_source(1);
+        let outcome = provision_fob(&mut link, &mut source, &options(level), &mut NoHooks);
+        assert_success(&outcome);
+        assert_personalized(link.card());
+        // STORE DATA commands go out wrapped (CLA 84) at every level.
+        let store_data = outcome
+            .record
+            .apdu_trace
+            .iter()
+            .filter(|e| e.apdu_hex.starts_with("84E2"))
+            .count();
+        assert!(store_data >= 7, "level {level:?}: {store_data} STORE DATA");
+    }
+}
+
+#[test]
+fn both_p1_styles_s16_and_block_on_last_data_block_work() {
+    for style in [P1Style::JcShell, P1Style::GpDgi] {
+        for last in [
+            kf_perso::LastBlockStyle::SeparateEmptyBlock,
+            kf_perso::LastBlockStyle::OnLastDataBlock,
+        ] {
+            let mut link = LoopbackTransport::new(
+                VirtualFob::new(
+                    FobConfig::dev_sample()
+                        .with_uid(Uid::from_hex(UID).unwrap())
+                        .with_mode(Mode::S16),
+                )
+                .unwrap(),
+            );
+            let mut opts = options(SecurityLevel::FULL);
+            opts.plan.p1_style = style;
+            opts.plan.mode = Mode::S16;
+            opts.plan.last_block = last;
+            let outcome = provision_fob(&mut link, &mut dev_source(1), &opts, &mut NoHooks);
+            assert_success(&outcome);
+            assert_personalized(link.card());
+        }
+    }
+}
+
+#[test]
+fn container_source_provisions_from_generated_packages() {
+    let dir = tempfile::tempdir().unwrap();
+    kf_source::fixtures::generate(dir.path(), 2, Some(3)).unwrap();
+    let mut source = ContainerSource::open(dir.path(), CardKeys::dev_sample().unwrap()).unwrap();
+    for _ in 0..2 {
+        let mut link = LoopbackTransport::new(VirtualFob::new(FobConfig::dev_sample()).unwrap());
+        let outcome = provision_fob(
+            &mut link,
+            &mut source,
+            &options(SecurityLevel::C_MAC),
+            &mut NoHooks,
+        );
+        assert!(outcome.is_success(), "{:?}", outcome.error);
+        assert!(
+            outcome.origin.as_deref().unwrap_or("").contains('-'),
+            "{:?}",
+            outcome.origin
+        );
+        assert_eq!(
+            link.card().applet_life_cycle(),
+            AppletLifeCycle::Personalized
+        );
+    }
+    assert_eq!(source.remaining().unwrap(), 0);
+}
+
+#[test]
+fn wrong_keys_fail_at_initialize_update_and_nothing_is_written() {
+    let other = kf_crypto::StaticKeys::from_hex(
+        "000102030405060708090A0B0C0D0E0F",
+        "101112131415161718191A1B1C1D1E1F",
+        "202122232425262728292A2B2C2D2E2F",
+    )
+    .unwrap();
+    let mut link = LoopbackTransport::new(
+        VirtualFob::new(FobConfig::dev_sample().with_only_key_set(0xFF, other)).unwrap(),
+    );
+    let outcome = provision_fob(
+        &mut link,
+        &mut dev_source(1),
+        &options(SecurityLevel::C_MAC),
+        &mut NoHooks,
+    );
+    let error = outcome.error.as_ref().unwrap();
+    // The host notices first: the card cryptogram does not verify.
+    assert_eq!(error.stage, Stage::InitializeUpdate);
+    assert!(
+        matches!(error.error, PipelineError::SecureChannel(_)),
+        "{error}"
+    );
+    assert_eq!(outcome.record.overall_result, OverallResult::Failure);
+    assert_eq!(outcome.record.stage_reached, Stage::InitializeUpdate);
+    assert!(outcome.record.failure_reason.is_some());
+    assert_eq!(
+        link.card().applet_life_cycle(),
+        AppletLifeCycle::Unpersonalized
+    );
+    assert!(link.card().stored_dgi_tags().is_empty());
+}
+
+#[test]
+fn an_already_personalized_fob_is_refused_at_payload_delivery() {
+    let mut link = fob();
+    assert!(provision_fob(
+        &mut link,
+        &mut dev_source(2),
+        &options(SecurityLevel::C_MAC),
+        &mut NoHooks
+    )
+    .is_success());
+    let outcome = provision_fob(
+        &mut link,
+        &mut dev_source(1),
+        &options(SecurityLevel::C_MAC),
+        &mut NoHooks,
+    );
+    let error = outcome.error.unwrap();
+    assert_eq!(error.stage, Stage::PayloadDelivery);
+    match error.error {
+        PipelineError::Card { sw, .. } => assert_eq!(sw.as_u16(), 0x6985),
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn a_tear_at_every_apdu_index_fails_cleanly_and_the_fob_can_be_provisioned_again() {
+    // Count the APDUs of a full session first.
+    let mut link = fob();
+    let full = provision_fob(
+        &mut link,
+        &mut dev_source(1),
+        &options(SecurityLevel::FULL),
+        &mut NoHooks,
+    );
+    assert!(full.is_success());
+    let commands = full
+        .record
+        .apdu_trace
+        .iter()
+        .filter(|e| e.direction == kf_perso::Direction::Tx)
+        .count() as u64;
+    assert!(commands > 10);
+    for n in 0..commands {
+        let mut torn = FaultPlan::new().tear_before(n).build(fob());
+        let outcome = provision_fob(
+            &mut torn,
+            &mut dev_source(1),
+            &options(SecurityLevel::FULL),
+            &mut NoHooks,
+        );
+        let error = outcome
+            .error
+            .as_ref()
+            .unwrap_or_else(|| panic!("tear before {n} went unnoticed"));
+        assert!(error.is_card_lost(), "tear before {n}: {error}");
+        assert_eq!(outcome.record.overall_result, OverallResult::Failure);
+        // Re-present the fob: a new session personalizes it, unless the tear
+        // came after the last STORE DATA (then it is already personalized).
+        let mut link = torn.into_inner();
+        kf_transport::transport::Transport::reset(&mut link).unwrap();
+        let already = link.card().applet_life_cycle() == AppletLifeCycle::Personalized;
+        let again = provision_fob(
+            &mut link,
+            &mut dev_source(1),
+            &options(SecurityLevel::FULL),
+            &mut NoHooks,
+        );
+        if already {
+            assert_eq!(
+                again.error.unwrap().stage,
+                Stage::PayloadDelivery,
+                "tear before {n}"
+            );
+        } else {
+            assert!(
+                again.is_success(),
+                "tear before {n}: retry failed: {:?}",
+                again.error
+            );
+            assert_personalized(link.card());
+        }
+    }
+}
+
+#[test]
+fn a_corrupted_response_terminates_the_channel() {
+    // Response 6 is inside the STORE DATA sequence at level 33 (R-MAC).
+    let mut link = FaultPlan::new().corrupt_response(6, 0, 0x01).build(fob());
+    let outcome = provision_fob(
+        &mut link,
+        &mut dev_source(1),
+        &options(SecurityLevel::FULL),
+        &mut NoHooks,
+    );
+    let error = outcome.error.unwrap();
+    assert!(
+        matches!(error.error, PipelineError::SecureChannel(_)),
+        "{error}"
+    );
+}
+
+struct RefusingJournal;
+impl PipelineHooks for RefusingJournal {
+    fn before_first_store_data(&mut self, _record: &AuditRecord) -> Result<(), String> {
+        Err("disk full".into())
+    }
+}
+
+#[test]
+fn a_journal_failure_stops_before_the_first_store_data() {
+    let mut link = fob();
+    let outcome = provision_fob(
+        &mut link,
+        &mut dev_source(1),
+        &options(SecurityLevel::C_MAC),
+        &mut RefusingJournal,
+    );
+    let error = outcome.error.unwrap();
+    assert_eq!(error.stage, Stage::PayloadDelivery);
+    assert!(matches!(error.error, PipelineError::Journal(_)));
+    assert!(!outcome
+        .record
+        .apdu_trace
+        .iter()
+        .any(|e| e.apdu_hex.starts_with("84E2")));
+    assert_eq!(
+        link.card().applet_life_cycle(),
+        AppletLifeCycle::Unpersonalized
+    );
+}
+
+#[test]
+fn verification_can_be_skipped_with_a_reason_and_isd_can_be_secured() {
+    let mut link = fob();
+    let mut opts = options(SecurityLevel::C_MAC);
+    opts.verify = VerifyMode::Skip("profile without INTERNAL AUTHENTICATE".into());
+    opts.isd_status = Some(IsdStatus::Secured);
+    let outcome = provision_fob(&mut link, &mut dev_source(1), &opts, &mut NoHooks);
+    assert!(outcome.is_success(), "{:?}", outcome.error);
+    assert!(!outcome
+        .record
+        .apdu_trace
+        .iter()
+        .any(|e| e.apdu_hex.starts_with("0088")));
+    assert_eq!(link.card().isd_life_cycle(), kf_card::IsdLifeCycle::Secured);
+}
+
+#[test]
+fn no_secret_reaches_the_audit_record() {
+    let mut link = fob();
+    let mut source = dev_source(1);
+    let outcome = provision_fob(
+        &mut link,
+        &mut source,
+        &options(SecurityLevel::C_MAC),
+        &mut NoHooks,
+    );
+    assert!(outcome.is_success());
+    let json = outcome.record.to_json_line().unwrap().to_uppercase();
+    for key in [
+        kf_profile::DEV_SAMPLE_ENC,
+        kf_profile::DEV_SAMPLE_MAC,
+        kf_profile::DEV_SAMPLE_DEK,
+    ] {
+        assert!(!json.contains(&hex::encode_upper(key)));
+    }
+    // The DEK-encrypted scalar block is redacted.
+    assert!(outcome.record.apdu_trace.iter().any(|e| e.redacted));
+    for entry in outcome.record.apdu_trace.iter().filter(|e| e.redacted) {
+        assert!(entry.apdu_hex.len() <= 2 * 7, "{}", entry.apdu_hex);
+    }
+}
