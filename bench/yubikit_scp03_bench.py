@@ -37,7 +37,13 @@ Rust side can check that both hosts produce identical bytes.
 Output: one JSON object on stdout with the median per-APDU time in ns for
 each workload (median over rounds of round time / batch size). Timing uses
 ``time.perf_counter_ns`` with the garbage collector disabled during each
-timed batch (as ``timeit`` does).
+timed batch (as ``timeit`` does). Unless ``--batch`` is given, the batch size
+is calibrated so that one batch takes about ``--batch-us`` microseconds (the
+Rust side does the same): on a loaded machine a batch much longer than a
+scheduler time slice is inflated by waiting for other processes, so both
+sides use batches of equal duration and the median picks uninterrupted ones.
+``median_thread_cpu_ns`` (thread CPU time per APDU) is reported for
+information.
 """
 
 from __future__ import annotations
@@ -193,31 +199,57 @@ def run_workload(args, keys, level: str, size: int) -> dict:
         shadow = ScpProcessor(card, ShortApduFormatter(), shadow_state)
         shadow.send_apdu(0x84, 0x82, 0x33, 0x00, shadow_crypto, 0, encrypt=False)
 
-    samples = []
     last = None
-    gc_enabled = gc.isenabled()
-    try:
-        for _ in range(args.rounds):
-            if shadow is not None:
-                card.produced = []
-                for _ in range(args.batch):
-                    plain, _sw = shadow.send_apdu(*STORE_DATA, payload, 0)
-                    if plain != response_plain:
-                        raise RuntimeError("shadow session rejected its own card")
-                replay.load(card.produced)
-            else:
-                replay.load([])
-            gc.disable()
+
+    def timed_batch(count: int):
+        """Times `count` APDUs on the measured session; card responses are
+        made first, untimed. Returns (wall ns, thread CPU ns)."""
+        nonlocal last
+        if shadow is not None:
+            card.produced = []
+            for _ in range(count):
+                plain, _sw = shadow.send_apdu(*STORE_DATA, payload, 0)
+                if plain != response_plain:
+                    raise RuntimeError("shadow session rejected its own card")
+            replay.load(card.produced)
+        else:
+            replay.load([])
+        gc_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            cpu_start = time.thread_time_ns()
             start = time.perf_counter_ns()
-            for _ in range(args.batch):
+            for _ in range(count):
                 last = measured.send_apdu(*STORE_DATA, payload, 0)
             elapsed = time.perf_counter_ns() - start
+            cpu = time.thread_time_ns() - cpu_start
+        finally:
             if gc_enabled:
                 gc.enable()
-            samples.append(elapsed / args.batch)
-    finally:
-        if gc_enabled:
-            gc.enable()
+        return elapsed, cpu
+
+    if args.batch:
+        batch = args.batch
+    else:
+        # Like timeit's autorange: double a pilot batch until it takes at
+        # least the target, after one warm-up batch, then scale to the target.
+        target_ns = args.batch_us * 1000
+        timed_batch(10)
+        pilot = 1
+        while True:
+            elapsed, _cpu = timed_batch(pilot)
+            if elapsed >= target_ns or pilot >= 1 << 16:
+                break
+            pilot *= 2
+        # One slow pilot (preemption) must not set the batch: use a median.
+        elapsed = statistics.median(timed_batch(pilot)[0] for _ in range(5))
+        batch = max(1, round(target_ns * pilot / max(1, elapsed)))
+    samples = []
+    cpu_samples = []
+    for _ in range(args.rounds):
+        elapsed, cpu = timed_batch(batch)
+        samples.append(elapsed / batch)
+        cpu_samples.append(cpu / batch)
     if last != (response_plain, SW_OK):
         raise RuntimeError(f"level {level}, {size} B: unexpected plaintext response")
     result = {
@@ -226,8 +258,9 @@ def run_workload(args, keys, level: str, size: int) -> dict:
         "response_len": len(response_plain),
         "median_ns": statistics.median(samples),
         "min_ns": min(samples),
+        "median_thread_cpu_ns": statistics.median(cpu_samples),
         "rounds": args.rounds,
-        "batch": args.batch,
+        "batch": batch,
     }
     if card is not None and card.first_command is not None:
         result["first_command_hex"] = card.first_command.hex().upper()
@@ -236,8 +269,16 @@ def run_workload(args, keys, level: str, size: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=31)
-    parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=201)
+    parser.add_argument(
+        "--batch", type=int, default=0, help="APDUs per round (default: calibrated)"
+    )
+    parser.add_argument(
+        "--batch-us",
+        type=float,
+        default=500.0,
+        help="calibrate the batch to take about this many microseconds",
+    )
     parser.add_argument("--sizes", default="16,64,239")
     parser.add_argument("--levels", default="03,33")
     parser.add_argument("--key-enc", default=DEFAULT_ENC)
@@ -252,8 +293,8 @@ def main() -> int:
         "card challenge " + DEFAULT_CARD_CHALLENGE + ")",
     )
     args = parser.parse_args()
-    if args.rounds < 1 or args.batch < 1:
-        parser.error("--rounds and --batch must be at least 1")
+    if args.rounds < 1 or args.batch < 0 or args.batch_us <= 0:
+        parser.error("--rounds must be at least 1, --batch and --batch-us positive")
     levels = [lv.strip() for lv in args.levels.split(",") if lv.strip()]
     if any(lv not in ("03", "33") for lv in levels):
         parser.error("--levels takes 03 and/or 33")

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kf_bench::fixtures::{
-    card_session, handshake, open_pair, plain_response, static_keys, store_data,
-    LEVELS, PAYLOAD_SIZES,
+    card_session, handshake, open_pair, plain_response, static_keys, store_data, LEVELS,
+    PAYLOAD_SIZES,
 };
 use kf_bench::measure::HostApduBench;
 use kf_scp03::{HostSession, SecurityLevel};

@@ -11,8 +11,8 @@
 use kf_apdu::{CommandApdu, ResponseApdu, StatusWord};
 use kf_crypto::StaticKeys;
 use kf_scp03::{
-    CardChannel, CardConfig, CardKeySet, CardSession, HostSession, Mode, ParameterI,
-    SecureChannel, SecurityLevel,
+    CardChannel, CardConfig, CardKeySet, CardSession, HostSession, Mode, ParameterI, SecureChannel,
+    SecurityLevel,
 };
 
 use crate::BenchError;

@@ -91,6 +91,31 @@ pub fn host_apdu_ns(
         .collect()
 }
 
+/// The batch size whose run takes about `target` on this machine now: a
+/// pilot batch of `pilot` APDUs, run after a warm-up batch of the same
+/// size, is timed and scaled (at least 1 APDU).
+///
+/// Equal batch *durations* on both sides of a comparison keep it fair on a
+/// loaded machine: a batch much longer than a scheduler time slice is
+/// inflated by waiting for other processes, a short one mostly is not, and
+/// the median over rounds then picks uninterrupted batches on both sides.
+pub fn calibrated_batch(
+    level: SecurityLevel,
+    payload_len: usize,
+    response_len: usize,
+    target: Duration,
+    pilot: usize,
+) -> Result<usize, BenchError> {
+    if pilot == 0 {
+        return Err(BenchError::EmptyMeasurement);
+    }
+    let mut bench = HostApduBench::new(level, payload_len, response_len)?;
+    bench.run_batch(pilot)?; // warm-up: caches, allocator, branch predictors
+    let elapsed = bench.run_batch(pilot)?;
+    let per_apdu = (elapsed.as_nanos() / pilot as u128).max(1);
+    Ok(((target.as_nanos() / per_apdu) as usize).max(1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +136,19 @@ mod tests {
     fn status_only_responses_at_level_03() {
         let samples = host_apdu_ns(SecurityLevel::C_DEC_C_MAC, 64, 0, 2, 3).unwrap();
         assert_eq!(samples.len(), 2);
+    }
+
+    #[test]
+    fn calibration_scales_with_the_target() {
+        let level = SecurityLevel::FULL;
+        let one = calibrated_batch(level, 16, 16, Duration::from_nanos(1), 10).unwrap();
+        assert_eq!(one, 1, "a target below one APDU still runs one");
+        let many = calibrated_batch(level, 16, 16, Duration::from_secs(10), 10).unwrap();
+        assert!(many > 100, "10 s hold far more than 100 APDUs, got {many}");
+        assert!(matches!(
+            calibrated_batch(level, 16, 16, Duration::from_millis(1), 0),
+            Err(BenchError::EmptyMeasurement)
+        ));
     }
 
     #[test]

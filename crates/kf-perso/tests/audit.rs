@@ -5,19 +5,8 @@ use std::time::Duration;
 
 use kf_perso::{ApduTraceEntry, AuditRecord, Direction, OverallResult, Stage};
 
-/// The "Audit Response" example of seed 000, verbatim.
-const SEED_000_AUDIT: &str = r#"{
-  "transaction_id": "trx_889900",
-  "fob_uid": "11223344556677",
-  "timestamp_iso8601": "2023-10-27T14:32:01.123Z",
-  "overall_result": "SUCCESS",
-  "stage_reached": "PAYLOAD_DELIVERY",
-  "apdu_trace": [
-    {"direction": "TX", "apdu_hex": "8050000008000300000000"},
-    {"direction": "RX", "apdu_hex": "0000314A2B3C...9000", "sw1": "90", "sw2": "00"}
-  ],
-  "eol_station_id": "LINE-04-PC-12"
-}"#;
+/// The "Audit Response" example of seed 000 (see tests/data/README.md).
+const SEED_000_AUDIT: &str = include_str!("data/seed000_audit_example.json");
 
 #[test]
 fn the_seed_example_parses_and_round_trips() {

@@ -167,6 +167,13 @@ pub enum ContainerErrorKind {
     BadSignature,
 }
 
+/// The EC P-256 public key of a DER device certificate (for sources that
+/// receive DGI A002 ready-made, e.g. the KLMS, to fill
+/// [`ProvisioningInput::device_public_key`]).
+pub fn certificate_public_key(der: &[u8]) -> Result<p256::PublicKey, ContainerErrorKind> {
+    pki::p256_public_key(&pki::parse_certificate(der)?)
+}
+
 /// Container packages from a pool directory, with the fob's static keys
 /// supplied by the caller (containers carry no SCP03 keys).
 pub struct ContainerSource {

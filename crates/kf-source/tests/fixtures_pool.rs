@@ -118,3 +118,20 @@ fn writing_over_an_existing_pool_is_refused() {
         Err(SourceError::Io { .. })
     ));
 }
+
+#[test]
+fn certificate_public_key_reads_the_device_key() {
+    let pool = fixtures::build(1, Some(8)).unwrap();
+    let pkg = &pool.packages[0];
+    let key =
+        <p256::SecretKey as p256::pkcs8::DecodePrivateKey>::from_pkcs8_der(&pkg.private_key_der)
+            .unwrap();
+    assert_eq!(
+        kf_source::container::certificate_public_key(&pkg.device_cert_der).unwrap(),
+        key.public_key()
+    );
+    assert!(matches!(
+        kf_source::container::certificate_public_key(&pkg.device_cert_der[..100]),
+        Err(kf_source::ContainerErrorKind::BadCertificate { .. })
+    ));
+}

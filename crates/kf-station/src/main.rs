@@ -7,6 +7,9 @@
 //! The binary only parses arguments and prints; the libraries own the logic.
 
 mod cmd;
+mod config;
+mod reader;
+mod station;
 
 use std::process::ExitCode;
 
@@ -35,6 +38,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Provision N in-process virtual fobs end to end and summarize (the main job).
+    Demo(cmd::demo::DemoArgs),
+    /// The full pipeline against an in-process virtual fob (quick check).
+    SelfTest,
+    /// Provision one fob (reader or --sim).
+    Provision(cmd::provision::StationArgs),
+    /// The station loop: wait for a fob, provision, wait for removal, next.
+    Run(cmd::provision::StationArgs),
+    /// Synthetic container packages.
+    #[command(subcommand)]
+    Fixtures(cmd::fixtures::FixturesCommand),
     /// Offline SCP03 tools.
     #[command(subcommand)]
     Scp03(cmd::scp03::Scp03Command),
@@ -52,6 +66,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
+        Command::Demo(a) => cmd::demo::run(a),
+        Command::SelfTest => cmd::selftest::run(),
+        Command::Provision(a) => cmd::provision::run(a),
+        Command::Run(a) => cmd::run::run(a),
+        Command::Fixtures(c) => cmd::fixtures::run(c),
         Command::Scp03(c) => cmd::scp03::run(c),
         Command::Readers { json } => cmd::readers::run(json),
         Command::Sim(c) => cmd::sim::run(c),

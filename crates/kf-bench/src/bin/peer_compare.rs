@@ -1,8 +1,9 @@
 //! Same-run comparison with yubikit's SCP03 (issue 7, item 5).
 //!
 //! ```text
-//! cargo run --release -p kf-bench --bin peer-compare -- [--rounds 31] [--batch 200]
-//!     [--sizes 16,64,239] [--python python3] [--script bench/yubikit_scp03_bench.py] [--json]
+//! cargo run --release -p kf-bench --bin peer-compare -- [--rounds 201] [--batch-us 500]
+//!     [--batch N] [--sizes 16,64,239] [--python python3]
+//!     [--script bench/yubikit_scp03_bench.py] [--json]
 //! ```
 //!
 //! Both sides measure the host's per-APDU work the same way: rounds of
@@ -10,8 +11,13 @@
 //! card's response bytes; a round's time / `batch` is one sample; the median
 //! over rounds is reported. Card responses are produced before each round's
 //! timer starts (ours by a lockstep kf-scp03 card, yubikit's by a card
-//! emulation in the script). Half of our rounds run before the Python peer and
-//! half after it, so a load change during the run hits both sides.
+//! emulation in the script). Unless `--batch` fixes it, each side calibrates
+//! its batch to take about `--batch-us`: on a loaded machine a batch much
+//! longer than a scheduler time slice is inflated by waiting for other
+//! processes, a short one mostly is not, so equal *counts* would favour the
+//! faster side while equal *durations* treat both alike. Half of our rounds
+//! run before the Python peer and half after it, so a load change during the
+//! run hits both sides.
 //!
 //! Workloads: level '33' (response = N bytes + '9000', R-MAC + R-ENC) and the
 //! level '03' equivalent (response = bare '9000'). yubikit opens its session
@@ -20,33 +26,41 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use kf_bench::fixtures::{
     first_wrapped_command, initialize_update_response_data, HOST_CHALLENGE, KEY_VERSION,
     PAYLOAD_SIZES, STATIC_DEK_HEX, STATIC_ENC_HEX, STATIC_MAC_HEX,
 };
-use kf_bench::measure::host_apdu_ns;
+use kf_bench::measure::{calibrated_batch, host_apdu_ns};
 use kf_bench::stats::median;
 use kf_scp03::SecurityLevel;
 use serde_json::{json, Value};
 
 /// Issue 7 target: per-APDU wrap + unwrap at least this many times faster than yubikit.
 const TARGET_RATIO: f64 = 50.0;
+/// APDUs in the pilot batch that calibrates our batch size.
+const PILOT_APDUS: usize = 200;
 
 struct Options {
     rounds: usize,
-    batch: usize,
+    batch: Option<usize>,
+    batch_us: u64,
     sizes: Vec<usize>,
     python: String,
     script: PathBuf,
     json: bool,
 }
 
+const USAGE: &str = "usage: peer-compare [--rounds N] [--batch-us MICROSECONDS | --batch K] \
+                     [--sizes 16,64,239] [--python CMD] [--script PATH] [--json]";
+
 fn parse_options() -> Result<Options> {
     let mut options = Options {
-        rounds: 31,
-        batch: 200,
+        rounds: 201,
+        batch: None,
+        batch_us: 500,
         sizes: PAYLOAD_SIZES.to_vec(),
         python: std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned()),
         script: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -58,7 +72,8 @@ fn parse_options() -> Result<Options> {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--rounds" => options.rounds = value()?.parse().context("--rounds")?,
-            "--batch" => options.batch = value()?.parse().context("--batch")?,
+            "--batch" => options.batch = Some(value()?.parse().context("--batch")?),
+            "--batch-us" => options.batch_us = value()?.parse().context("--batch-us")?,
             "--sizes" => {
                 options.sizes = value()?
                     .split(',')
@@ -70,18 +85,15 @@ fn parse_options() -> Result<Options> {
             "--script" => options.script = PathBuf::from(value()?),
             "--json" => options.json = true,
             "--help" | "-h" => {
-                println!(
-                    "usage: peer-compare [--rounds N] [--batch K] [--sizes 16,64,239] \
-                     [--python CMD] [--script PATH] [--json]"
-                );
+                println!("{USAGE}");
                 std::process::exit(0);
             }
-            other => bail!("unknown argument {other:?} (try --help)"),
+            other => bail!("unknown argument {other:?}\n{USAGE}"),
         }
     }
     ensure!(
-        options.rounds >= 2 && options.batch >= 1,
-        "--rounds must be at least 2 and --batch at least 1"
+        options.rounds >= 2 && options.batch != Some(0) && options.batch_us > 0,
+        "--rounds must be at least 2, --batch and --batch-us at least 1"
     );
     ensure!(
         options.sizes.iter().all(|s| (1..=239).contains(s)),
@@ -90,7 +102,7 @@ fn parse_options() -> Result<Options> {
     Ok(options)
 }
 
-/// One workload: a level and its response length for a payload size.
+/// One workload: a level and a payload size.
 #[derive(Clone, Copy)]
 struct Workload {
     level: SecurityLevel,
@@ -98,6 +110,7 @@ struct Workload {
 }
 
 impl Workload {
+    /// Level '33' echoes the payload size; the level-03 equivalent answers '9000' alone.
     fn response_len(self) -> usize {
         if self.level.r_mac() {
             self.payload
@@ -109,6 +122,29 @@ impl Workload {
     fn level_name(self) -> String {
         format!("{:02X}", self.level.value())
     }
+
+    fn batch(self, options: &Options) -> Result<usize> {
+        Ok(match options.batch {
+            Some(batch) => batch,
+            None => calibrated_batch(
+                self.level,
+                self.payload,
+                self.response_len(),
+                Duration::from_micros(options.batch_us),
+                PILOT_APDUS,
+            )?,
+        })
+    }
+
+    fn measure(self, rounds: usize, batch: usize) -> Result<Vec<f64>> {
+        Ok(host_apdu_ns(
+            self.level,
+            self.payload,
+            self.response_len(),
+            rounds,
+            batch,
+        )?)
+    }
 }
 
 fn run_python(options: &Options, iu_response: &[u8]) -> Result<Value> {
@@ -118,10 +154,14 @@ fn run_python(options: &Options, iu_response: &[u8]) -> Result<Value> {
         .map(usize::to_string)
         .collect::<Vec<_>>()
         .join(",");
+    let batch_args = match options.batch {
+        Some(batch) => ["--batch".to_owned(), batch.to_string()],
+        None => ["--batch-us".to_owned(), options.batch_us.to_string()],
+    };
     let output = Command::new(&options.python)
         .arg(&options.script)
         .args(["--rounds", &options.rounds.to_string()])
-        .args(["--batch", &options.batch.to_string()])
+        .args(&batch_args)
         .args(["--sizes", &sizes, "--levels", "03,33"])
         .args(["--key-enc", STATIC_ENC_HEX, "--key-mac", STATIC_MAC_HEX])
         .args(["--key-dek", STATIC_DEK_HEX])
@@ -139,14 +179,12 @@ fn run_python(options: &Options, iu_response: &[u8]) -> Result<Value> {
     serde_json::from_slice(&output.stdout).context("yubikit peer printed no valid JSON")
 }
 
-fn peer_result<'a>(peer: &'a Value, workload: Workload) -> Result<&'a Value> {
+fn peer_result(peer: &Value, workload: Workload) -> Result<&Value> {
     peer["results"]
         .as_array()
         .context("peer JSON has no results")?
         .iter()
-        .find(|r| {
-            r["level"] == workload.level_name() && r["payload"] == json!(workload.payload)
-        })
+        .find(|r| r["level"] == workload.level_name() && r["payload"] == json!(workload.payload))
         .with_context(|| {
             format!(
                 "peer has no result for level {} / {} B",
@@ -154,6 +192,12 @@ fn peer_result<'a>(peer: &'a Value, workload: Workload) -> Result<&'a Value> {
                 workload.payload
             )
         })
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "n/a".to_owned())
 }
 
 fn main() -> Result<()> {
@@ -167,36 +211,32 @@ fn main() -> Result<()> {
                 .map(move |&payload| Workload { level, payload })
         })
         .collect();
-    let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load_before = load_average();
 
+    let batches = workloads
+        .iter()
+        .map(|w| w.batch(&options))
+        .collect::<Result<Vec<usize>>>()?;
     let first_half = options.rounds / 2;
-    let mut ours: Vec<Vec<f64>> = Vec::new();
-    for w in &workloads {
-        ours.push(host_apdu_ns(
-            w.level,
-            w.payload,
-            w.response_len(),
-            first_half,
-            options.batch,
-        )?);
+    let mut ours = workloads
+        .iter()
+        .zip(&batches)
+        .map(|(w, &batch)| w.measure(first_half, batch))
+        .collect::<Result<Vec<Vec<f64>>>>()?;
+    let peer = run_python(&options, &initialize_update_response_data()?)?;
+    for ((w, samples), &batch) in workloads.iter().zip(ours.iter_mut()).zip(&batches) {
+        samples.extend(w.measure(options.rounds - first_half, batch)?);
     }
-    let iu_response = initialize_update_response_data()?;
-    let peer = run_python(&options, &iu_response)?;
-    for (w, samples) in workloads.iter().zip(ours.iter_mut()) {
-        samples.extend(host_apdu_ns(
-            w.level,
-            w.payload,
-            w.response_len(),
-            options.rounds - first_half,
-            options.batch,
-        )?);
-    }
-    let load_after = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load_after = load_average();
 
+    let batching = match options.batch {
+        Some(batch) => format!("{batch} APDUs"),
+        None => format!("about {} us", options.batch_us),
+    };
     println!(
         "peer-compare: host wrap + unwrap per APDU (AES-128, S8, STORE DATA), \
-         median of {} rounds x {} APDUs",
-        options.rounds, options.batch
+         median of {} rounds, batches of {batching}",
+        options.rounds
     );
     println!(
         "peer: yubikit {} (cryptography {}, Python {})",
@@ -204,17 +244,20 @@ fn main() -> Result<()> {
         peer["cryptography"].as_str().unwrap_or("?"),
         peer["python"].as_str().unwrap_or("?")
     );
+    println!("load average before: {load_before} | after: {load_after}");
     println!(
-        "load average before: {} | after: {}",
-        load_before.trim(),
-        load_after.trim()
-    );
-    println!(
-        "{:<6} {:>8} {:>9} {:>14} {:>14} {:>9}  target >= {TARGET_RATIO}x",
-        "level", "payload", "response", "kf-scp03 ns", "yubikit ns", "ratio"
+        "{:<6} {:>8} {:>9} {:>12} {:>12} {:>11} {:>11} {:>8}  target >= {TARGET_RATIO}x",
+        "level",
+        "payload",
+        "response",
+        "kf-scp03 ns",
+        "yubikit ns",
+        "batch ours",
+        "batch peer",
+        "ratio"
     );
     let mut rows = Vec::new();
-    for (w, samples) in workloads.iter().zip(&ours) {
+    for ((w, samples), &batch) in workloads.iter().zip(&ours).zip(&batches) {
         let result = peer_result(&peer, *w)?;
         if w.level.r_mac() {
             let ours_wire = hex::encode_upper(first_wrapped_command(w.level, w.payload)?);
@@ -228,15 +271,22 @@ fn main() -> Result<()> {
         }
         let our_median = median(samples).context("no samples")?;
         let peer_median = result["median_ns"].as_f64().context("peer median_ns")?;
+        let peer_batch = result["batch"].as_u64().unwrap_or_default();
         let ratio = peer_median / our_median;
-        let met = if ratio >= TARGET_RATIO { "met" } else { "MISSED" };
+        let verdict = if ratio >= TARGET_RATIO {
+            "met"
+        } else {
+            "MISSED"
+        };
         println!(
-            "{:<6} {:>8} {:>9} {:>14.0} {:>14.0} {:>8.1}x  {met}",
+            "{:<6} {:>8} {:>9} {:>12.0} {:>12.0} {:>11} {:>11} {:>7.1}x  {verdict}",
             w.level_name(),
             w.payload,
             w.response_len(),
             our_median,
             peer_median,
+            batch,
+            peer_batch,
             ratio
         );
         rows.push(json!({
@@ -245,6 +295,9 @@ fn main() -> Result<()> {
             "response_len": w.response_len(),
             "kf_scp03_median_ns": our_median,
             "yubikit_median_ns": peer_median,
+            "yubikit_median_thread_cpu_ns": result["median_thread_cpu_ns"],
+            "kf_scp03_batch": batch,
+            "yubikit_batch": peer_batch,
             "ratio": ratio,
             "target_met": ratio >= TARGET_RATIO,
         }));
@@ -256,8 +309,9 @@ fn main() -> Result<()> {
             json!({
                 "rounds": options.rounds,
                 "batch": options.batch,
-                "load_before": load_before.trim(),
-                "load_after": load_after.trim(),
+                "batch_us": options.batch_us,
+                "load_before": load_before,
+                "load_after": load_after,
                 "peer": {
                     "yubikey_manager": peer["yubikey_manager"],
                     "cryptography": peer["cryptography"],

@@ -1,0 +1,168 @@
+//! `kf-station demo`: the main job on its embedded defaults. N virtual fobs are
+//! provisioned in-process through the full pipeline, with a progress bar and a
+//! summary (yield, per-stage median times, failures by stage).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use kf_perso::pipeline::{provision_fob, FobOutcome, NoHooks};
+use kf_perso::Stage;
+use kf_source::DevSampleSource;
+use kf_transport::loopback::LoopbackTransport;
+
+use crate::config::StationConfig;
+use crate::exit;
+use crate::station::{sim_fob, AuditFile};
+
+/// Options of `demo`.
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Number of virtual fobs.
+    #[arg(long, default_value_t = 20)]
+    pub fobs: usize,
+    /// SCP03 security level.
+    #[arg(long, default_value = "33")]
+    pub level: String,
+    /// Where audit records go.
+    #[arg(long, default_value = "demo-audit.jsonl")]
+    pub audit_file: PathBuf,
+    /// Machine-readable summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the demo.
+pub fn run(args: DemoArgs) -> u8 {
+    match demo(&args) {
+        Ok(true) => exit::OK,
+        Ok(false) => exit::FAILED,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit::FAILED
+        }
+    }
+}
+
+fn demo(args: &DemoArgs) -> anyhow::Result<bool> {
+    let config = StationConfig {
+        station_id: "DEMO-STATION".into(),
+        security_level: args.level.clone(),
+        ..StationConfig::default()
+    };
+    let options = config.pipeline_options()?;
+    let mut source = DevSampleSource::generated(args.fobs, None)?;
+    let audit = AuditFile::new(&args.audit_file);
+    let bar = ProgressBar::new(args.fobs as u64);
+    if args.json {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} fobs  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = Instant::now();
+    let mut outcomes = Vec::with_capacity(args.fobs);
+    for _ in 0..args.fobs {
+        let mut link = LoopbackTransport::new(sim_fob()?);
+        let outcome = provision_fob(&mut link, &mut source, &options, &mut NoHooks);
+        audit.append(&outcome.record)?;
+        bar.set_message(crate::station::outcome_line(&outcome));
+        bar.inc(1);
+        outcomes.push(outcome);
+    }
+    bar.finish_and_clear();
+    let summary = Summary::of(&outcomes, started.elapsed());
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary.to_json())?);
+    } else {
+        summary.print(&args.audit_file);
+    }
+    Ok(summary.failed == 0)
+}
+
+/// Yield, per-stage medians and failures by stage.
+pub struct Summary {
+    total: usize,
+    failed: usize,
+    wall: Duration,
+    per_fob_median_ms: f64,
+    stage_medians_ms: BTreeMap<Stage, f64>,
+    failures_by_stage: BTreeMap<Stage, usize>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+impl Summary {
+    /// Summarizes outcomes.
+    pub fn of(outcomes: &[FobOutcome], wall: Duration) -> Summary {
+        let mut per_stage: BTreeMap<Stage, Vec<f64>> = BTreeMap::new();
+        let mut failures_by_stage = BTreeMap::new();
+        for o in outcomes {
+            for (stage, ms) in &o.record.stage_durations_ms {
+                per_stage.entry(*stage).or_default().push(*ms);
+            }
+            if let Some(e) = &o.error {
+                *failures_by_stage.entry(e.stage).or_insert(0) += 1;
+            }
+        }
+        Summary {
+            total: outcomes.len(),
+            failed: outcomes.iter().filter(|o| !o.is_success()).count(),
+            wall,
+            per_fob_median_ms: median(
+                outcomes
+                    .iter()
+                    .map(|o| o.elapsed.as_secs_f64() * 1000.0)
+                    .collect(),
+            ),
+            stage_medians_ms: per_stage.into_iter().map(|(s, v)| (s, median(v))).collect(),
+            failures_by_stage,
+        }
+    }
+
+    fn print(&self, audit: &std::path::Path) {
+        let good = self.total - self.failed;
+        println!(
+            "provisioned {good}/{} fobs ({:.1}% yield) in {:.2} s; per fob median {:.2} ms",
+            self.total,
+            if self.total == 0 {
+                0.0
+            } else {
+                100.0 * good as f64 / self.total as f64
+            },
+            self.wall.as_secs_f64(),
+            self.per_fob_median_ms
+        );
+        println!("per-stage medians:");
+        for (stage, ms) in &self.stage_medians_ms {
+            println!("  {:<22} {ms:>8.3} ms", format!("{stage:?}"));
+        }
+        if !self.failures_by_stage.is_empty() {
+            println!("failures by stage:");
+            for (stage, n) in &self.failures_by_stage {
+                println!("  {:<22} {n}", format!("{stage:?}"));
+            }
+        }
+        println!("audit records: {}", audit.display());
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "fobs": self.total,
+            "failed": self.failed,
+            "wall_s": self.wall.as_secs_f64(),
+            "per_fob_median_ms": self.per_fob_median_ms,
+            "stage_medians_ms": self.stage_medians_ms,
+            "failures_by_stage": self.failures_by_stage,
+        })
+    }
+}

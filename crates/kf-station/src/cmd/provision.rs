@@ -1,0 +1,105 @@
+//! `kf-station provision`: one fob, from a reader or the in-process virtual fob.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use kf_perso::pipeline::{provision_fob, NoHooks};
+use kf_transport::loopback::LoopbackTransport;
+
+use crate::config::StationConfig;
+use crate::exit;
+use crate::station::{open_source, outcome_json, outcome_line, sim_fob, AuditFile};
+
+/// Options shared by `provision` and `run`.
+#[derive(Args, Debug, Clone)]
+pub struct StationArgs {
+    /// Station configuration (TOML); `KF_*` environment variables override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// PC/SC reader name (see `kf-station readers`).
+    #[arg(long, conflicts_with = "sim")]
+    pub reader: Option<String>,
+    /// Use an in-process virtual fob (dev-sample keys) instead of a reader.
+    #[arg(long)]
+    pub sim: bool,
+    /// Provisioning source: dev, container.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Container pool directory (for --source container; optional for dev).
+    #[arg(long)]
+    pub source_dir: Option<PathBuf>,
+    /// SCP03 security level (01, 03, 11, 13, 33).
+    #[arg(long)]
+    pub level: Option<String>,
+    /// Audit records (JSON lines).
+    #[arg(long)]
+    pub audit_file: Option<PathBuf>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl StationArgs {
+    /// The configuration after file, environment and flags.
+    pub fn config(&self) -> anyhow::Result<StationConfig> {
+        let mut config = StationConfig::load(self.config.as_deref())?;
+        if let Some(r) = &self.reader {
+            config.reader = r.clone();
+            config.sim = false;
+        }
+        if self.sim {
+            config.sim = true;
+        }
+        if let Some(s) = &self.source {
+            config.source.kind = s.clone();
+        }
+        if let Some(d) = &self.source_dir {
+            config.source.dir = Some(d.clone());
+        }
+        if let Some(l) = &self.level {
+            config.security_level = l.clone();
+        }
+        if let Some(a) = &self.audit_file {
+            config.audit_file = a.clone();
+        }
+        Ok(config)
+    }
+}
+
+/// Provisions one fob.
+pub fn run(args: StationArgs) -> u8 {
+    match provision_one(&args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit::BAD_INPUT
+        }
+    }
+}
+
+fn provision_one(args: &StationArgs) -> anyhow::Result<u8> {
+    let config = args.config()?;
+    let options = config.pipeline_options()?;
+    let mut source = open_source(&config)?;
+    let audit = AuditFile::new(&config.audit_file);
+    let outcome = if config.sim {
+        let mut link = LoopbackTransport::new(sim_fob()?);
+        provision_fob(&mut link, source.as_mut(), &options, &mut NoHooks)
+    } else {
+        if config.reader.is_empty() {
+            anyhow::bail!("no reader: give --reader NAME (see `kf-station readers`) or --sim");
+        }
+        crate::reader::provision_on_reader(&config.reader, source.as_mut(), &options)?
+    };
+    audit.append(&outcome.record)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome_json(&outcome))?);
+    } else {
+        println!("{}", outcome_line(&outcome));
+    }
+    Ok(if outcome.is_success() {
+        exit::OK
+    } else {
+        exit::FAILED
+    })
+}

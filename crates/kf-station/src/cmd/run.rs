@@ -1,0 +1,111 @@
+//! `kf-station run`: the station loop. Wait for a fob, provision it, print a
+//! PASS/FAIL line, wait for its removal, next. Ctrl-C stops after the current fob.
+
+use crate::cmd::provision::StationArgs;
+use crate::exit;
+
+/// Runs the loop until Ctrl-C.
+pub fn run(args: StationArgs) -> u8 {
+    match station_loop(&args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit::BAD_INPUT
+        }
+    }
+}
+
+#[cfg(any(feature = "pcsc", windows, target_os = "macos"))]
+fn station_loop(args: &StationArgs) -> anyhow::Result<u8> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use kf_perso::pipeline::{provision_fob, NoHooks};
+    use kf_transport::error::TransportError;
+    use kf_transport::pcsc::{CardDisposition, PcscContext};
+
+    use crate::station::{open_source, outcome_line, AuditFile};
+
+    let config = args.config()?;
+    if config.reader.is_empty() {
+        anyhow::bail!("`run` needs a reader: --reader NAME or `reader = ...` in the config");
+    }
+    let options = config.pipeline_options()?;
+    let mut source = open_source(&config)?;
+    let audit = AuditFile::new(&config.audit_file);
+    let context = PcscContext::establish()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        let canceller = context.canceller();
+        ctrlc::set_handler(move || {
+            stop.store(true, Ordering::SeqCst);
+            let _ = canceller.cancel();
+        })?;
+    }
+    let (mut good, mut failed) = (0u64, 0u64);
+    eprintln!(
+        "station {} on {:?}: present a fob (Ctrl-C to stop)",
+        config.station_id, config.reader
+    );
+    // A short poll keeps Ctrl-C responsive even if cancel is not delivered.
+    let poll = Some(Duration::from_millis(500));
+    while !stop.load(Ordering::SeqCst) {
+        match context.wait_for_card(&config.reader, poll) {
+            Ok(_) => {}
+            Err(TransportError::Timeout | TransportError::Cancelled) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        let outcome = match context.connect(&config.reader) {
+            Ok(mut card) => {
+                let outcome = provision_fob(&mut card, source.as_mut(), &options, &mut NoHooks);
+                let _ = card.disconnect(CardDisposition::Reset);
+                outcome
+            }
+            Err(e) => {
+                eprintln!("FAIL  -  cannot connect: {e}");
+                failed += 1;
+                wait_removed(&context, &config.reader, &stop);
+                continue;
+            }
+        };
+        audit.append(&outcome.record)?;
+        if outcome.is_success() {
+            good += 1;
+        } else {
+            failed += 1;
+        }
+        println!(
+            "{}   [good {good}, failed {failed}]",
+            outcome_line(&outcome)
+        );
+        eprintln!("remove the fob");
+        wait_removed(&context, &config.reader, &stop);
+    }
+    println!("stopped: good {good}, failed {failed}");
+    Ok(if failed == 0 { exit::OK } else { exit::FAILED })
+}
+
+#[cfg(any(feature = "pcsc", windows, target_os = "macos"))]
+fn wait_removed(
+    context: &kf_transport::pcsc::PcscContext,
+    reader: &str,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    use kf_transport::error::TransportError;
+    let poll = Some(std::time::Duration::from_millis(500));
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        match context.wait_for_removal(reader, poll) {
+            Err(TransportError::Timeout | TransportError::Cancelled) => continue,
+            _ => return,
+        }
+    }
+}
+
+#[cfg(not(any(feature = "pcsc", windows, target_os = "macos")))]
+fn station_loop(_args: &StationArgs) -> anyhow::Result<u8> {
+    anyhow::bail!(
+        "this build has no PC/SC support: rebuild with `--features pcsc` (needs libpcsclite-dev)"
+    )
+}

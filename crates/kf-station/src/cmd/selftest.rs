@@ -1,0 +1,52 @@
+//! `kf-station self-test`: the full pipeline against an in-process virtual fob,
+//! at the seed's level (01) and at level 33, with a container package written
+//! to a temporary directory.
+
+use kf_perso::pipeline::{provision_fob, NoHooks};
+use kf_source::{CardKeys, ContainerSource, ProvisioningSource};
+use kf_transport::loopback::LoopbackTransport;
+
+use crate::config::StationConfig;
+use crate::exit;
+use crate::station::{outcome_line, sim_fob};
+
+/// Runs the self-test; exit 0 when every case passes.
+pub fn run() -> u8 {
+    match self_test() {
+        Ok(true) => {
+            println!("self-test PASSED");
+            exit::OK
+        }
+        Ok(false) => {
+            println!("self-test FAILED");
+            exit::FAILED
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit::FAILED
+        }
+    }
+}
+
+fn self_test() -> anyhow::Result<bool> {
+    let pool = tempfile::tempdir()?;
+    kf_source::fixtures::generate(pool.path(), 2, None)?;
+    let mut all = true;
+    for level in ["01", "33"] {
+        let config = StationConfig {
+            security_level: level.into(),
+            station_id: "SELF-TEST".into(),
+            ..StationConfig::default()
+        };
+        let options = config.pipeline_options()?;
+        let mut source: Box<dyn ProvisioningSource> = Box::new(ContainerSource::open(
+            pool.path().to_path_buf(),
+            CardKeys::dev_sample()?,
+        )?);
+        let mut link = LoopbackTransport::new(sim_fob()?);
+        let outcome = provision_fob(&mut link, source.as_mut(), &options, &mut NoHooks);
+        println!("level {level}: {}", outcome_line(&outcome));
+        all &= outcome.is_success();
+    }
+    Ok(all)
+}

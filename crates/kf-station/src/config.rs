@@ -1,0 +1,247 @@
+//! Station configuration: `station.toml`, overridden by `KF_*` environment
+//! variables, overridden by command-line flags.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use kf_perso::pipeline::{IsdStatus, PipelineOptions, VerifyMode};
+use kf_perso::{LastBlockStyle, PlanOptions};
+use kf_profile::P1Style;
+use kf_scp03::{Mode, SecurityLevel};
+use serde::Deserialize;
+
+/// `station.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StationConfig {
+    /// Station identifier in audit records (`KF_STATION_ID`).
+    pub station_id: String,
+    /// PC/SC reader name (`KF_READER`); empty with `sim = true`.
+    pub reader: String,
+    /// Use an in-process virtual fob instead of a reader (`KF_SIM`).
+    pub sim: bool,
+    /// SCP03 security level, hex: 01, 03, 11, 13, 33 (`KF_SECURITY_LEVEL`).
+    pub security_level: String,
+    /// S8 or S16 (`KF_SCP_MODE`).
+    pub scp_mode: String,
+    /// STORE DATA P1 style: `jcshell` (seed 001 script) or `gp-dgi` (`KF_P1_STYLE`).
+    pub p1_style: String,
+    /// Set b8 on the last data block instead of a separate empty block.
+    pub last_block_on_data: bool,
+    /// Use extended-length STORE DATA where the reader supports it.
+    pub extended_length: bool,
+    /// Verify the key pair with a fresh challenge (`KF_VERIFY`).
+    pub verify: bool,
+    /// Final ISD SET STATUS: `none`, `secured` or `locked` (`KF_ISD_STATUS`).
+    pub isd_status: String,
+    /// Where audit records go (JSON lines) (`KF_AUDIT_FILE`).
+    pub audit_file: PathBuf,
+    /// Provisioning source.
+    pub source: SourceConfig,
+}
+
+/// `[source]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceConfig {
+    /// `dev`, `container` or `klms` (`KF_SOURCE`).
+    pub kind: String,
+    /// Container pool directory (container; optional for dev) (`KF_SOURCE_DIR`).
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig {
+            kind: "dev".into(),
+            dir: None,
+        }
+    }
+}
+
+impl Default for StationConfig {
+    fn default() -> Self {
+        StationConfig {
+            station_id: "EOL-STATION-01".into(),
+            reader: String::new(),
+            sim: false,
+            security_level: "01".into(),
+            scp_mode: "S8".into(),
+            p1_style: "jcshell".into(),
+            last_block_on_data: false,
+            extended_length: false,
+            verify: true,
+            isd_status: "none".into(),
+            audit_file: PathBuf::from("audit.jsonl"),
+            source: SourceConfig::default(),
+        }
+    }
+}
+
+impl StationConfig {
+    /// Reads a TOML file (or the defaults when `path` is `None`), then applies
+    /// the `KF_*` environment overrides.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<StationConfig> {
+        let mut config = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read {}", p.display()))?;
+                toml::from_str(&text).with_context(|| format!("invalid config {}", p.display()))?
+            }
+            None => StationConfig::default(),
+        };
+        config.apply_env(|k| std::env::var(k).ok())?;
+        Ok(config)
+    }
+
+    /// Applies overrides from an environment lookup.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        let flag = |v: String, name: &str| -> anyhow::Result<bool> {
+            match v.as_str() {
+                "1" | "true" | "yes" => Ok(true),
+                "0" | "false" | "no" => Ok(false),
+                _ => bail!("{name} must be true or false"),
+            }
+        };
+        if let Some(v) = get("KF_STATION_ID") {
+            self.station_id = v;
+        }
+        if let Some(v) = get("KF_READER") {
+            self.reader = v;
+        }
+        if let Some(v) = get("KF_SIM") {
+            self.sim = flag(v, "KF_SIM")?;
+        }
+        if let Some(v) = get("KF_SECURITY_LEVEL") {
+            self.security_level = v;
+        }
+        if let Some(v) = get("KF_SCP_MODE") {
+            self.scp_mode = v;
+        }
+        if let Some(v) = get("KF_P1_STYLE") {
+            self.p1_style = v;
+        }
+        if let Some(v) = get("KF_VERIFY") {
+            self.verify = flag(v, "KF_VERIFY")?;
+        }
+        if let Some(v) = get("KF_ISD_STATUS") {
+            self.isd_status = v;
+        }
+        if let Some(v) = get("KF_AUDIT_FILE") {
+            self.audit_file = v.into();
+        }
+        if let Some(v) = get("KF_SOURCE") {
+            self.source.kind = v;
+        }
+        if let Some(v) = get("KF_SOURCE_DIR") {
+            self.source.dir = Some(v.into());
+        }
+        Ok(())
+    }
+
+    /// The pipeline options this configuration describes.
+    pub fn pipeline_options(&self) -> anyhow::Result<PipelineOptions> {
+        let level = u8::from_str_radix(&self.security_level, 16)
+            .ok()
+            .and_then(|v| SecurityLevel::new(v).ok())
+            .filter(|l| l.c_mac())
+            .with_context(|| {
+                format!(
+                    "security level {:?}: use 01, 03, 11, 13 or 33 (STORE DATA needs C-MAC)",
+                    self.security_level
+                )
+            })?;
+        let mode = match self.scp_mode.to_ascii_uppercase().as_str() {
+            "S8" => Mode::S8,
+            "S16" => Mode::S16,
+            other => bail!("scp_mode {other:?}: use S8 or S16"),
+        };
+        let p1_style = match self.p1_style.as_str() {
+            "jcshell" => P1Style::JcShell,
+            "gp-dgi" => P1Style::GpDgi,
+            other => bail!("p1_style {other:?}: use jcshell or gp-dgi"),
+        };
+        let isd_status = match self.isd_status.as_str() {
+            "none" => None,
+            "secured" => Some(IsdStatus::Secured),
+            "locked" => Some(IsdStatus::CardLocked),
+            other => bail!("isd_status {other:?}: use none, secured or locked"),
+        };
+        Ok(PipelineOptions {
+            station_id: self.station_id.clone(),
+            plan: PlanOptions {
+                security_level: level,
+                mode,
+                p1_style,
+                extended_length: self.extended_length,
+                last_block: if self.last_block_on_data {
+                    LastBlockStyle::OnLastDataBlock
+                } else {
+                    LastBlockStyle::SeparateEmptyBlock
+                },
+                ..PlanOptions::default()
+            },
+            verify: if self.verify {
+                VerifyMode::Require
+            } else {
+                VerifyMode::Skip("disabled in the station configuration".into())
+            },
+            isd_status,
+            ..PipelineOptions::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_seed() {
+        let opts = StationConfig::default().pipeline_options().unwrap();
+        assert_eq!(opts.plan.security_level, SecurityLevel::C_MAC);
+        assert_eq!(opts.plan.p1_style, P1Style::JcShell);
+        assert_eq!(opts.isd_status, None);
+        assert_eq!(opts.verify, VerifyMode::Require);
+    }
+
+    #[test]
+    fn toml_and_environment_overrides() {
+        let mut config: StationConfig = toml::from_str(
+            "station_id = \"LINE-04\"\nsecurity_level = \"33\"\n[source]\nkind = \"container\"\ndir = \"/pool\"\n",
+        )
+        .unwrap();
+        config
+            .apply_env(|k| match k {
+                "KF_STATION_ID" => Some("LINE-05".into()),
+                "KF_ISD_STATUS" => Some("secured".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(config.station_id, "LINE-05");
+        let opts = config.pipeline_options().unwrap();
+        assert_eq!(opts.plan.security_level, SecurityLevel::FULL);
+        assert_eq!(opts.isd_status, Some(IsdStatus::Secured));
+        assert_eq!(config.source.dir.as_deref(), Some(Path::new("/pool")));
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        assert!(toml::from_str::<StationConfig>("unknown_key = 1").is_err());
+        for (k, v) in [
+            ("KF_SECURITY_LEVEL", "00"),
+            ("KF_SECURITY_LEVEL", "zz"),
+            ("KF_P1_STYLE", "x"),
+            ("KF_ISD_STATUS", "gone"),
+        ] {
+            let mut c = StationConfig::default();
+            c.apply_env(|key| (key == k).then(|| v.to_string()))
+                .unwrap();
+            assert!(c.pipeline_options().is_err(), "{k}={v}");
+        }
+        let mut c = StationConfig::default();
+        assert!(c
+            .apply_env(|k| (k == "KF_SIM").then(|| "maybe".into()))
+            .is_err());
+    }
+}

@@ -1,0 +1,36 @@
+//! Real PC/SC readers (WinSCard on Windows, pcsc-lite on Linux with the
+//! `pcsc` feature).
+
+use kf_perso::pipeline::{FobOutcome, PipelineOptions};
+use kf_source::ProvisioningSource;
+
+/// Connects to the card in `reader` and provisions it.
+#[cfg(any(feature = "pcsc", windows, target_os = "macos"))]
+pub fn provision_on_reader(
+    reader: &str,
+    source: &mut dyn ProvisioningSource,
+    options: &PipelineOptions,
+) -> anyhow::Result<FobOutcome> {
+    use kf_perso::pipeline::{provision_fob, NoHooks};
+    use kf_transport::pcsc::{CardDisposition, PcscContext};
+    let context = PcscContext::establish()?;
+    let mut card = context.connect(reader)?;
+    let outcome = provision_fob(&mut card, source, options, &mut NoHooks);
+    // Reset: whatever happened, no secure-channel state survives on the card.
+    if let Err(e) = card.disconnect(CardDisposition::Reset) {
+        tracing::warn!(error = %e, "disconnect failed");
+    }
+    Ok(outcome)
+}
+
+/// Without PC/SC support compiled in (Linux without the `pcsc` feature).
+#[cfg(not(any(feature = "pcsc", windows, target_os = "macos")))]
+pub fn provision_on_reader(
+    _reader: &str,
+    _source: &mut dyn ProvisioningSource,
+    _options: &PipelineOptions,
+) -> anyhow::Result<FobOutcome> {
+    anyhow::bail!(
+        "this build has no PC/SC support: rebuild with `--features pcsc` (needs libpcsclite-dev)"
+    )
+}

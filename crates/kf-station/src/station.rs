@@ -1,0 +1,98 @@
+//! Shared plumbing of the station commands: sources, transports, audit output.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use kf_card::{FobConfig, VirtualFob};
+use kf_perso::pipeline::FobOutcome;
+use kf_perso::AuditRecord;
+use kf_source::{CardKeys, ContainerSource, DevSampleSource, ProvisioningSource};
+
+use crate::config::StationConfig;
+
+/// Opens the provisioning source the configuration names.
+pub fn open_source(config: &StationConfig) -> anyhow::Result<Box<dyn ProvisioningSource>> {
+    match config.source.kind.as_str() {
+        "dev" => Ok(match &config.source.dir {
+            Some(dir) => Box::new(DevSampleSource::with_pool(dir.clone())?),
+            // Without a pool the dev source makes synthetic packages in memory.
+            None => Box::new(DevSampleSource::generated(64, None)?),
+        }),
+        "container" => {
+            let Some(dir) = &config.source.dir else {
+                bail!("the container source needs a pool directory (--source-dir DIR)");
+            };
+            Ok(Box::new(ContainerSource::open(
+                dir.clone(),
+                CardKeys::dev_sample()?,
+            )?))
+        }
+        "klms" => bail!("the KLMS source needs the [klms] settings; see `kf-station demo`"),
+        other => bail!("unknown source {other:?}: use dev, container or klms"),
+    }
+}
+
+/// A virtual fob with the dev-sample keys (for `--sim`).
+pub fn sim_fob() -> anyhow::Result<VirtualFob> {
+    Ok(VirtualFob::new(FobConfig::dev_sample())?)
+}
+
+/// Appends audit records as JSON lines, flushed and synced per record.
+pub struct AuditFile {
+    path: PathBuf,
+}
+
+impl AuditFile {
+    /// Audit records go to `path` (created when missing).
+    pub fn new(path: &Path) -> AuditFile {
+        AuditFile {
+            path: path.to_path_buf(),
+        }
+    }
+
+    /// Appends one record and syncs it to disk.
+    pub fn append(&self, record: &AuditRecord) -> anyhow::Result<()> {
+        let line = record.to_json_line()?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .with_context(|| format!("cannot open the audit file {}", self.path.display()))?;
+        writeln!(file, "{line}")
+            .and_then(|()| file.sync_data())
+            .with_context(|| format!("cannot write the audit file {}", self.path.display()))?;
+        Ok(())
+    }
+}
+
+/// One line for the operator: PASS/FAIL, UID, time, reason.
+pub fn outcome_line(outcome: &FobOutcome) -> String {
+    let uid = outcome
+        .uid
+        .as_ref()
+        .map(hex::encode_upper)
+        .unwrap_or_else(|| "-".into());
+    let ms = outcome.elapsed.as_secs_f64() * 1000.0;
+    match &outcome.error {
+        None => format!(
+            "PASS  {uid}  {ms:.0} ms  {}",
+            outcome.origin.as_deref().unwrap_or("")
+        ),
+        Some(e) => format!("FAIL  {uid}  {ms:.0} ms  at {:?}: {}", e.stage, e.error),
+    }
+}
+
+/// The outcome as JSON for `--json`.
+pub fn outcome_json(outcome: &FobOutcome) -> serde_json::Value {
+    serde_json::json!({
+        "result": if outcome.is_success() { "PASS" } else { "FAIL" },
+        "fob_uid": outcome.uid.as_ref().map(hex::encode_upper),
+        "origin": outcome.origin,
+        "elapsed_ms": outcome.elapsed.as_secs_f64() * 1000.0,
+        "stage": outcome.error.as_ref().map(|e| format!("{:?}", e.stage)),
+        "error": outcome.error.as_ref().map(|e| e.error.to_string()),
+        "audit": outcome.record,
+    })
+}
