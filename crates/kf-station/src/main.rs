@@ -32,8 +32,25 @@ pub mod exit {
     about = "Key-fob end-of-line provisioning station (GlobalPlatform SCP03)"
 )]
 struct Cli {
+    /// Log format on stderr: human or json (level from RUST_LOG, default warn).
+    #[arg(long, global = true, default_value = "human", value_parser = ["human", "json"])]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Logs go to stderr so that `--json` output on stdout stays parseable.
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 #[derive(Subcommand)]
@@ -65,6 +82,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(&cli.log_format);
     let code = match cli.command {
         Command::Demo(a) => cmd::demo::run(a),
         Command::SelfTest => cmd::selftest::run(),
