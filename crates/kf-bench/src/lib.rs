@@ -19,9 +19,12 @@
 //! and encryption counter and wrap the same commands, so the responses the
 //! responder's card produced are exactly the ones the measured host expects.
 //! Only the measured host's wrap and unwrap are inside the timed region.
+//! [`floor`] times the bare AES block operations of the same APDU as a
+//! reference for what any implementation must spend.
 
 mod error;
 pub mod fixtures;
+pub mod floor;
 pub mod lockstep;
 pub mod measure;
 pub mod stats;

@@ -70,8 +70,60 @@ impl HostApduBench {
     }
 }
 
+/// Something that runs and times a batch of identical operations.
+pub trait Batched {
+    /// Runs `count` operations and returns the time the measured part took.
+    fn run_batch(&mut self, count: usize) -> Result<Duration, BenchError>;
+}
+
+impl Batched for HostApduBench {
+    fn run_batch(&mut self, count: usize) -> Result<Duration, BenchError> {
+        HostApduBench::run_batch(self, count)
+    }
+}
+
+/// Time per operation in nanoseconds for each of `rounds` rounds of `batch`
+/// operations (the round's elapsed time divided by `batch`).
+pub fn per_item_ns(
+    bench: &mut impl Batched,
+    rounds: usize,
+    batch: usize,
+) -> Result<Vec<f64>, BenchError> {
+    if rounds == 0 || batch == 0 {
+        return Err(BenchError::EmptyMeasurement);
+    }
+    (0..rounds)
+        .map(|_| {
+            let elapsed = bench.run_batch(batch)?;
+            Ok(elapsed.as_nanos() as f64 / batch as f64)
+        })
+        .collect()
+}
+
+/// The batch size whose run takes about `target` on this machine now: a
+/// pilot batch of `pilot` operations, run after a warm-up batch of the same
+/// size, is timed and scaled (at least 1).
+///
+/// Equal batch *durations* on both sides of a comparison keep it fair on a
+/// loaded machine: a batch much longer than a scheduler time slice is
+/// inflated by waiting for other processes, a short one mostly is not, and
+/// the median over rounds then picks uninterrupted batches on both sides.
+pub fn calibrate(
+    bench: &mut impl Batched,
+    target: Duration,
+    pilot: usize,
+) -> Result<usize, BenchError> {
+    if pilot == 0 {
+        return Err(BenchError::EmptyMeasurement);
+    }
+    bench.run_batch(pilot)?; // warm-up: caches, allocator, branch predictors
+    let elapsed = bench.run_batch(pilot)?;
+    let per_item = (elapsed.as_nanos() / pilot as u128).max(1);
+    Ok(((target.as_nanos() / per_item) as usize).max(1))
+}
+
 /// Per-APDU host time in nanoseconds for each of `rounds` rounds of `batch`
-/// APDUs (the round's elapsed time divided by `batch`), on one session.
+/// APDUs, on one fresh session.
 pub fn host_apdu_ns(
     level: SecurityLevel,
     payload_len: usize,
@@ -83,22 +135,10 @@ pub fn host_apdu_ns(
         return Err(BenchError::EmptyMeasurement);
     }
     let mut bench = HostApduBench::new(level, payload_len, response_len)?;
-    (0..rounds)
-        .map(|_| {
-            let elapsed = bench.run_batch(batch)?;
-            Ok(elapsed.as_nanos() as f64 / batch as f64)
-        })
-        .collect()
+    per_item_ns(&mut bench, rounds, batch)
 }
 
-/// The batch size whose run takes about `target` on this machine now: a
-/// pilot batch of `pilot` APDUs, run after a warm-up batch of the same
-/// size, is timed and scaled (at least 1 APDU).
-///
-/// Equal batch *durations* on both sides of a comparison keep it fair on a
-/// loaded machine: a batch much longer than a scheduler time slice is
-/// inflated by waiting for other processes, a short one mostly is not, and
-/// the median over rounds then picks uninterrupted batches on both sides.
+/// [`calibrate`] for host APDUs of this shape, on a fresh session.
 pub fn calibrated_batch(
     level: SecurityLevel,
     payload_len: usize,
@@ -106,14 +146,8 @@ pub fn calibrated_batch(
     target: Duration,
     pilot: usize,
 ) -> Result<usize, BenchError> {
-    if pilot == 0 {
-        return Err(BenchError::EmptyMeasurement);
-    }
     let mut bench = HostApduBench::new(level, payload_len, response_len)?;
-    bench.run_batch(pilot)?; // warm-up: caches, allocator, branch predictors
-    let elapsed = bench.run_batch(pilot)?;
-    let per_apdu = (elapsed.as_nanos() / pilot as u128).max(1);
-    Ok(((target.as_nanos() / per_apdu) as usize).max(1))
+    calibrate(&mut bench, target, pilot)
 }
 
 #[cfg(test)]

@@ -34,8 +34,10 @@ pub struct StationConfig {
     pub verify: bool,
     /// Final ISD SET STATUS: `none`, `secured` or `locked` (`KF_ISD_STATUS`).
     pub isd_status: String,
-    /// Where audit records go (JSON lines) (`KF_AUDIT_FILE`).
-    pub audit_file: PathBuf,
+    /// The durable audit journal, SQLite (`KF_JOURNAL`).
+    pub journal: PathBuf,
+    /// Optional copy of every audit record as JSON lines (`KF_AUDIT_FILE`).
+    pub audit_file: Option<PathBuf>,
     /// Provisioning source.
     pub source: SourceConfig,
 }
@@ -72,7 +74,8 @@ impl Default for StationConfig {
             extended_length: false,
             verify: true,
             isd_status: "none".into(),
-            audit_file: PathBuf::from("audit.jsonl"),
+            journal: PathBuf::from("station-journal.db"),
+            audit_file: None,
             source: SourceConfig::default(),
         }
     }
@@ -128,7 +131,10 @@ impl StationConfig {
             self.isd_status = v;
         }
         if let Some(v) = get("KF_AUDIT_FILE") {
-            self.audit_file = v.into();
+            self.audit_file = Some(v.into());
+        }
+        if let Some(v) = get("KF_JOURNAL") {
+            self.journal = v.into();
         }
         if let Some(v) = get("KF_SOURCE") {
             self.source.kind = v;

@@ -8,6 +8,7 @@
 
 mod cmd;
 mod config;
+mod journal;
 mod reader;
 mod station;
 
@@ -63,6 +64,9 @@ enum Command {
     Provision(cmd::provision::StationArgs),
     /// The station loop: wait for a fob, provision, wait for removal, next.
     Run(cmd::provision::StationArgs),
+    /// Read and check the durable audit journal.
+    #[command(subcommand)]
+    Audit(cmd::audit::AuditCommand),
     /// Synthetic container packages.
     #[command(subcommand)]
     Fixtures(cmd::fixtures::FixturesCommand),
@@ -89,6 +93,7 @@ fn main() -> ExitCode {
         Command::Provision(a) => cmd::provision::run(a),
         Command::Run(a) => cmd::run::run(a),
         Command::Fixtures(c) => cmd::fixtures::run(c),
+        Command::Audit(c) => cmd::audit::run(c),
         Command::Scp03(c) => cmd::scp03::run(c),
         Command::Readers { json } => cmd::readers::run(json),
         Command::Sim(c) => cmd::sim::run(c),

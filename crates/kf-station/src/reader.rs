@@ -4,23 +4,25 @@
 use kf_perso::pipeline::{FobOutcome, PipelineOptions};
 use kf_source::ProvisioningSource;
 
+use crate::station::Recorder;
+
 /// Connects to the card in `reader` and provisions it.
 #[cfg(any(feature = "pcsc", windows, target_os = "macos"))]
 pub fn provision_on_reader(
     reader: &str,
     source: &mut dyn ProvisioningSource,
     options: &PipelineOptions,
+    recorder: &mut Recorder,
 ) -> anyhow::Result<FobOutcome> {
-    use kf_perso::pipeline::{provision_fob, NoHooks};
     use kf_transport::pcsc::{CardDisposition, PcscContext};
     let context = PcscContext::establish()?;
     let mut card = context.connect(reader)?;
-    let outcome = provision_fob(&mut card, source, options, &mut NoHooks);
+    let outcome = recorder.provision(&mut card, source, options);
     // Reset: whatever happened, no secure-channel state survives on the card.
     if let Err(e) = card.disconnect(CardDisposition::Reset) {
         tracing::warn!(error = %e, "disconnect failed");
     }
-    Ok(outcome)
+    outcome
 }
 
 /// Without PC/SC support compiled in (Linux without the `pcsc` feature).
@@ -29,6 +31,7 @@ pub fn provision_on_reader(
     _reader: &str,
     _source: &mut dyn ProvisioningSource,
     _options: &PipelineOptions,
+    _recorder: &mut Recorder,
 ) -> anyhow::Result<FobOutcome> {
     anyhow::bail!(
         "this build has no PC/SC support: rebuild with `--features pcsc` (needs libpcsclite-dev)"

@@ -39,6 +39,47 @@ pub fn sim_fob() -> anyhow::Result<VirtualFob> {
     Ok(VirtualFob::new(FobConfig::dev_sample())?)
 }
 
+/// Where a fob's audit goes: the durable journal (started + outcome records)
+/// and, optionally, a JSON-lines copy.
+pub struct Recorder {
+    journal: kf_audit::Journal,
+    audit_file: Option<AuditFile>,
+}
+
+impl Recorder {
+    /// Opens (or creates) the journal.
+    pub fn open(journal: &Path, audit_file: Option<&Path>) -> anyhow::Result<Recorder> {
+        let journal = kf_audit::Journal::open(journal)
+            .with_context(|| format!("cannot open the journal {}", journal.display()))?;
+        Ok(Recorder {
+            journal,
+            audit_file: audit_file.map(AuditFile::new),
+        })
+    }
+
+    /// Provisions one fob with the journal's "started" hook.
+    pub fn provision(
+        &mut self,
+        transport: &mut dyn kf_transport::transport::Transport,
+        source: &mut dyn ProvisioningSource,
+        options: &kf_perso::pipeline::PipelineOptions,
+    ) -> anyhow::Result<FobOutcome> {
+        let mut hooks = crate::journal::JournalHooks::new(&mut self.journal);
+        let outcome = kf_perso::pipeline::provision_fob(transport, source, options, &mut hooks);
+        self.finish(&outcome)?;
+        Ok(outcome)
+    }
+
+    /// Records the outcome (journal first: it is the record of truth).
+    pub fn finish(&mut self, outcome: &FobOutcome) -> anyhow::Result<()> {
+        crate::journal::append_outcome(&mut self.journal, outcome)?;
+        if let Some(file) = &self.audit_file {
+            file.append(&outcome.record)?;
+        }
+        Ok(())
+    }
+}
+
 /// Appends audit records as JSON lines, flushed and synced per record.
 pub struct AuditFile {
     path: PathBuf,

@@ -33,7 +33,8 @@ use kf_bench::fixtures::{
     first_wrapped_command, initialize_update_response_data, HOST_CHALLENGE, KEY_VERSION,
     PAYLOAD_SIZES, STATIC_DEK_HEX, STATIC_ENC_HEX, STATIC_MAC_HEX,
 };
-use kf_bench::measure::{calibrated_batch, host_apdu_ns};
+use kf_bench::floor::{host_block_operations, AesFloor};
+use kf_bench::measure::{calibrate, calibrated_batch, host_apdu_ns, per_item_ns};
 use kf_bench::stats::median;
 use kf_scp03::SecurityLevel;
 use serde_json::{json, Value};
@@ -145,6 +146,29 @@ impl Workload {
             batch,
         )?)
     }
+
+    fn aes_blocks(self) -> usize {
+        host_block_operations(self.level, self.payload, self.response_len())
+    }
+
+    fn floor_batch(self, options: &Options) -> Result<usize> {
+        Ok(match options.batch {
+            Some(batch) => batch,
+            None => calibrate(
+                &mut AesFloor::new(self.aes_blocks()),
+                Duration::from_micros(options.batch_us),
+                PILOT_APDUS,
+            )?,
+        })
+    }
+
+    fn measure_floor(self, rounds: usize, batch: usize) -> Result<Vec<f64>> {
+        Ok(per_item_ns(
+            &mut AesFloor::new(self.aes_blocks()),
+            rounds,
+            batch,
+        )?)
+    }
 }
 
 fn run_python(options: &Options, iu_response: &[u8]) -> Result<Value> {
@@ -217,15 +241,22 @@ fn main() -> Result<()> {
         .iter()
         .map(|w| w.batch(&options))
         .collect::<Result<Vec<usize>>>()?;
-    let first_half = options.rounds / 2;
-    let mut ours = workloads
+    let floor_batches = workloads
         .iter()
-        .zip(&batches)
-        .map(|(w, &batch)| w.measure(first_half, batch))
-        .collect::<Result<Vec<Vec<f64>>>>()?;
+        .map(|w| w.floor_batch(&options))
+        .collect::<Result<Vec<usize>>>()?;
+    let first_half = options.rounds / 2;
+    let second_half = options.rounds - first_half;
+    let mut ours = Vec::new();
+    let mut floors = Vec::new();
+    for ((w, &batch), &floor_batch) in workloads.iter().zip(&batches).zip(&floor_batches) {
+        ours.push(w.measure(first_half, batch)?);
+        floors.push(w.measure_floor(first_half, floor_batch)?);
+    }
     let peer = run_python(&options, &initialize_update_response_data()?)?;
-    for ((w, samples), &batch) in workloads.iter().zip(ours.iter_mut()).zip(&batches) {
-        samples.extend(w.measure(options.rounds - first_half, batch)?);
+    for (i, w) in workloads.iter().enumerate() {
+        ours[i].extend(w.measure(second_half, batches[i])?);
+        floors[i].extend(w.measure_floor(second_half, floor_batches[i])?);
     }
     let load_after = load_average();
 
@@ -246,7 +277,8 @@ fn main() -> Result<()> {
     );
     println!("load average before: {load_before} | after: {load_after}");
     println!(
-        "{:<6} {:>8} {:>9} {:>12} {:>12} {:>11} {:>11} {:>8}  target >= {TARGET_RATIO}x",
+        "{:<6} {:>7} {:>8} {:>11} {:>10} {:>11} {:>11} {:>10} {:>8} {:>10} {:>12}  \
+         target >= {TARGET_RATIO}x",
         "level",
         "payload",
         "response",
@@ -254,10 +286,14 @@ fn main() -> Result<()> {
         "yubikit ns",
         "batch ours",
         "batch peer",
-        "ratio"
+        "AES blocks",
+        "AES ns",
+        "ours/AES",
+        "yubikit/AES",
     );
     let mut rows = Vec::new();
-    for ((w, samples), &batch) in workloads.iter().zip(&ours).zip(&batches) {
+    for (i, w) in workloads.iter().enumerate() {
+        let (samples, batch) = (&ours[i], batches[i]);
         let result = peer_result(&peer, *w)?;
         if w.level.r_mac() {
             let ours_wire = hex::encode_upper(first_wrapped_command(w.level, w.payload)?);
@@ -273,13 +309,15 @@ fn main() -> Result<()> {
         let peer_median = result["median_ns"].as_f64().context("peer median_ns")?;
         let peer_batch = result["batch"].as_u64().unwrap_or_default();
         let ratio = peer_median / our_median;
+        let floor_median = median(&floors[i]).context("no AES samples")?;
         let verdict = if ratio >= TARGET_RATIO {
             "met"
         } else {
             "MISSED"
         };
         println!(
-            "{:<6} {:>8} {:>9} {:>12.0} {:>12.0} {:>11} {:>11} {:>7.1}x  {verdict}",
+            "{:<6} {:>7} {:>8} {:>11.0} {:>10.0} {:>11} {:>11} {:>10} {:>8.0} {:>9.2}x {:>11.1}x  \
+             {ratio:.1}x {verdict}",
             w.level_name(),
             w.payload,
             w.response_len(),
@@ -287,7 +325,10 @@ fn main() -> Result<()> {
             peer_median,
             batch,
             peer_batch,
-            ratio
+            w.aes_blocks(),
+            floor_median,
+            our_median / floor_median,
+            peer_median / floor_median,
         );
         rows.push(json!({
             "level": w.level_name(),
@@ -297,6 +338,9 @@ fn main() -> Result<()> {
             "yubikit_median_ns": peer_median,
             "yubikit_median_thread_cpu_ns": result["median_thread_cpu_ns"],
             "kf_scp03_batch": batch,
+            "aes_block_operations": w.aes_blocks(),
+            "aes_reference_median_ns": floor_median,
+            "aes_reference_batch": floor_batches[i],
             "yubikit_batch": peer_batch,
             "ratio": ratio,
             "target_met": ratio >= TARGET_RATIO,

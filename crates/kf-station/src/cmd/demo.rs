@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use kf_perso::pipeline::{provision_fob, FobOutcome, NoHooks};
+use kf_perso::pipeline::FobOutcome;
 use kf_perso::Stage;
 use kf_source::DevSampleSource;
 use kf_transport::loopback::LoopbackTransport;
 
 use crate::config::StationConfig;
 use crate::exit;
-use crate::station::{sim_fob, AuditFile};
+use crate::station::{sim_fob, Recorder};
 
 /// Options of `demo`.
 #[derive(Args, Debug)]
@@ -26,9 +26,9 @@ pub struct DemoArgs {
     /// SCP03 security level.
     #[arg(long, default_value = "33")]
     pub level: String,
-    /// Where audit records go.
-    #[arg(long, default_value = "demo-audit.jsonl")]
-    pub audit_file: PathBuf,
+    /// Data directory: journal, audit JSON lines (created when missing).
+    #[arg(long, default_value = "kf-demo")]
+    pub data_dir: PathBuf,
     /// Machine-readable summary.
     #[arg(long)]
     pub json: bool,
@@ -54,7 +54,10 @@ fn demo(args: &DemoArgs) -> anyhow::Result<bool> {
     };
     let options = config.pipeline_options()?;
     let mut source = DevSampleSource::generated(args.fobs, None)?;
-    let audit = AuditFile::new(&args.audit_file);
+    std::fs::create_dir_all(&args.data_dir)?;
+    let journal = args.data_dir.join("journal.db");
+    let audit_file = args.data_dir.join("audit.jsonl");
+    let mut recorder = Recorder::open(&journal, Some(&audit_file))?;
     let bar = ProgressBar::new(args.fobs as u64);
     if args.json {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -67,8 +70,7 @@ fn demo(args: &DemoArgs) -> anyhow::Result<bool> {
     let mut outcomes = Vec::with_capacity(args.fobs);
     for _ in 0..args.fobs {
         let mut link = LoopbackTransport::new(sim_fob()?);
-        let outcome = provision_fob(&mut link, &mut source, &options, &mut NoHooks);
-        audit.append(&outcome.record)?;
+        let outcome = recorder.provision(&mut link, &mut source, &options)?;
         bar.set_message(crate::station::outcome_line(&outcome));
         bar.inc(1);
         outcomes.push(outcome);
@@ -78,7 +80,7 @@ fn demo(args: &DemoArgs) -> anyhow::Result<bool> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary.to_json())?);
     } else {
-        summary.print(&args.audit_file);
+        summary.print(&journal, &audit_file);
     }
     Ok(summary.failed == 0)
 }
@@ -129,7 +131,7 @@ impl Summary {
         }
     }
 
-    fn print(&self, audit: &std::path::Path) {
+    fn print(&self, journal: &std::path::Path, audit: &std::path::Path) {
         let good = self.total - self.failed;
         println!(
             "provisioned {good}/{} fobs ({:.1}% yield) in {:.2} s; per fob median {:.2} ms",
@@ -152,6 +154,10 @@ impl Summary {
                 println!("  {:<22} {n}", format!("{stage:?}"));
             }
         }
+        println!(
+            "journal: {} (kf-station audit verify --journal {0})",
+            journal.display()
+        );
         println!("audit records: {}", audit.display());
     }
 

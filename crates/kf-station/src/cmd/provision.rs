@@ -3,12 +3,11 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use kf_perso::pipeline::{provision_fob, NoHooks};
 use kf_transport::loopback::LoopbackTransport;
 
 use crate::config::StationConfig;
 use crate::exit;
-use crate::station::{open_source, outcome_json, outcome_line, sim_fob, AuditFile};
+use crate::station::{open_source, outcome_json, outcome_line, sim_fob, Recorder};
 
 /// Options shared by `provision` and `run`.
 #[derive(Args, Debug, Clone)]
@@ -31,7 +30,10 @@ pub struct StationArgs {
     /// SCP03 security level (01, 03, 11, 13, 33).
     #[arg(long)]
     pub level: Option<String>,
-    /// Audit records (JSON lines).
+    /// The durable audit journal (SQLite).
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
+    /// Also append every audit record to this file as JSON lines.
     #[arg(long)]
     pub audit_file: Option<PathBuf>,
     /// Machine-readable output.
@@ -60,7 +62,10 @@ impl StationArgs {
             config.security_level = l.clone();
         }
         if let Some(a) = &self.audit_file {
-            config.audit_file = a.clone();
+            config.audit_file = Some(a.clone());
+        }
+        if let Some(j) = &self.journal {
+            config.journal = j.clone();
         }
         Ok(config)
     }
@@ -81,17 +86,21 @@ fn provision_one(args: &StationArgs) -> anyhow::Result<u8> {
     let config = args.config()?;
     let options = config.pipeline_options()?;
     let mut source = open_source(&config)?;
-    let audit = AuditFile::new(&config.audit_file);
+    let mut recorder = Recorder::open(&config.journal, config.audit_file.as_deref())?;
     let outcome = if config.sim {
         let mut link = LoopbackTransport::new(sim_fob()?);
-        provision_fob(&mut link, source.as_mut(), &options, &mut NoHooks)
+        recorder.provision(&mut link, source.as_mut(), &options)?
     } else {
         if config.reader.is_empty() {
             anyhow::bail!("no reader: give --reader NAME (see `kf-station readers`) or --sim");
         }
-        crate::reader::provision_on_reader(&config.reader, source.as_mut(), &options)?
+        crate::reader::provision_on_reader(
+            &config.reader,
+            source.as_mut(),
+            &options,
+            &mut recorder,
+        )?
     };
-    audit.append(&outcome.record)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome_json(&outcome))?);
     } else {

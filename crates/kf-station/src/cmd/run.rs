@@ -21,11 +21,10 @@ fn station_loop(args: &StationArgs) -> anyhow::Result<u8> {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use kf_perso::pipeline::{provision_fob, NoHooks};
     use kf_transport::error::TransportError;
     use kf_transport::pcsc::{CardDisposition, PcscContext};
 
-    use crate::station::{open_source, outcome_line, AuditFile};
+    use crate::station::{open_source, outcome_line, Recorder};
 
     let config = args.config()?;
     if config.reader.is_empty() {
@@ -33,7 +32,7 @@ fn station_loop(args: &StationArgs) -> anyhow::Result<u8> {
     }
     let options = config.pipeline_options()?;
     let mut source = open_source(&config)?;
-    let audit = AuditFile::new(&config.audit_file);
+    let mut recorder = Recorder::open(&config.journal, config.audit_file.as_deref())?;
     let context = PcscContext::establish()?;
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -59,9 +58,9 @@ fn station_loop(args: &StationArgs) -> anyhow::Result<u8> {
         }
         let outcome = match context.connect(&config.reader) {
             Ok(mut card) => {
-                let outcome = provision_fob(&mut card, source.as_mut(), &options, &mut NoHooks);
+                let outcome = recorder.provision(&mut card, source.as_mut(), &options);
                 let _ = card.disconnect(CardDisposition::Reset);
-                outcome
+                outcome?
             }
             Err(e) => {
                 eprintln!("FAIL  -  cannot connect: {e}");
@@ -70,7 +69,6 @@ fn station_loop(args: &StationArgs) -> anyhow::Result<u8> {
                 continue;
             }
         };
-        audit.append(&outcome.record)?;
         if outcome.is_success() {
             good += 1;
         } else {

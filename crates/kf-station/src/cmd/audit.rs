@@ -1,0 +1,121 @@
+//! `kf-station audit list | show | export | verify`: read the durable journal.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use kf_audit::{ExportFormat, Journal, ListFilter};
+
+use crate::exit;
+
+/// Audit subcommands (all take `--journal FILE`).
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// One line per record: seq, time, kind, transaction, upload state.
+    List {
+        /// Journal database.
+        #[arg(long, default_value = "station-journal.db")]
+        journal: PathBuf,
+        /// Only records not yet acknowledged by the KLMS.
+        #[arg(long)]
+        pending: bool,
+        /// At most N records.
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// One record in full (JSON).
+    Show {
+        /// Journal database.
+        #[arg(long, default_value = "station-journal.db")]
+        journal: PathBuf,
+        /// Sequence number.
+        seq: i64,
+    },
+    /// Every record as JSON or CSV on stdout.
+    Export {
+        /// Journal database.
+        #[arg(long, default_value = "station-journal.db")]
+        journal: PathBuf,
+        /// json or csv.
+        #[arg(long, default_value = "json")]
+        format: String,
+    },
+    /// Check the hash chain; report the first broken link (exit 1).
+    Verify {
+        /// Journal database.
+        #[arg(long, default_value = "station-journal.db")]
+        journal: PathBuf,
+    },
+}
+
+/// Runs an audit subcommand.
+pub fn run(command: AuditCommand) -> u8 {
+    match audit(command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit::BAD_INPUT
+        }
+    }
+}
+
+fn audit(command: AuditCommand) -> anyhow::Result<u8> {
+    match command {
+        AuditCommand::List {
+            journal,
+            pending,
+            limit,
+        } => {
+            let journal = Journal::open_existing(&journal)?;
+            let filter = ListFilter {
+                pending_only: pending,
+                limit,
+                ..ListFilter::default()
+            };
+            for r in journal.list(&filter)? {
+                println!(
+                    "{:>6}  {}  {:<8} {}  {:?}",
+                    r.seq,
+                    r.timestamp,
+                    r.kind.as_str(),
+                    r.transaction_id,
+                    r.upload
+                );
+            }
+            Ok(exit::OK)
+        }
+        AuditCommand::Show { journal, seq } => {
+            let journal = Journal::open_existing(&journal)?;
+            let record = journal.show(seq)?;
+            let mut value = serde_json::to_value(&record)?;
+            value["body"] = record.body_json()?;
+            println!("{}", serde_json::to_string_pretty(&value)?);
+            Ok(exit::OK)
+        }
+        AuditCommand::Export { journal, format } => {
+            let format: ExportFormat = format
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--format must be json or csv"))?;
+            let journal = Journal::open_existing(&journal)?;
+            let mut out = std::io::stdout().lock();
+            kf_audit::export(&journal, &ListFilter::default(), format, &mut out)?;
+            Ok(exit::OK)
+        }
+        AuditCommand::Verify { journal } => {
+            let journal = Journal::open_existing(&journal)?;
+            let report = journal.verify()?;
+            match &report.first_broken {
+                None => {
+                    println!("journal OK: {} records, hash chain intact", report.records);
+                    Ok(exit::OK)
+                }
+                Some(link) => {
+                    println!(
+                        "journal BROKEN at record {link} ({} records checked)",
+                        report.records
+                    );
+                    Ok(exit::FAILED)
+                }
+            }
+        }
+    }
+}
