@@ -110,7 +110,10 @@ mod tests {
     #[test]
     fn block_counts_of_the_largest_apdu() {
         // 239 B: ICV 1 + 15 encrypted blocks + CMAC over 16+5+240 = 17 blocks + subkey 1.
-        assert_eq!(host_block_operations(SecurityLevel::C_DEC_C_MAC, 239, 0), 34);
+        assert_eq!(
+            host_block_operations(SecurityLevel::C_DEC_C_MAC, 239, 0),
+            34
+        );
         // + R-MAC over 16+240+2 = 17 blocks + subkey 1, ICV 1, 15 decrypted blocks.
         assert_eq!(host_block_operations(SecurityLevel::FULL, 239, 239), 68);
         // C-MAC only: 16+5+239 = 260 B = 17 blocks + subkey.

@@ -43,6 +43,12 @@ pub trait ProvisioningSource {
 
     /// Fetches the keys and personalization content for the fob with this UID.
     fn fetch(&mut self, uid: &[u8]) -> Result<ProvisioningInput, SourceError>;
+
+    /// Checks, right before the input is used, that it may still be used
+    /// (a KLMS key package has a TTL). Offline sources never expire.
+    fn ensure_fresh(&self, _input: &ProvisioningInput) -> Result<(), SourceError> {
+        Ok(())
+    }
 }
 
 /// Errors of the provisioning sources. No variant carries secret bytes.
@@ -91,6 +97,9 @@ pub enum SourceError {
     /// Generating fixtures failed.
     #[error("fixture generation failed: {0}")]
     Fixture(String),
+    /// The KLMS refused, was unreachable, or sent an invalid or expired package.
+    #[error(transparent)]
+    Klms(#[from] klms::KlmsError),
     /// I/O outside a package (pool directory, ledger).
     #[error("I/O error on {path}: {source}")]
     Io {

@@ -40,13 +40,15 @@ pub struct StationConfig {
     pub audit_file: Option<PathBuf>,
     /// Provisioning source.
     pub source: SourceConfig,
+    /// KLMS connection (for `source.kind = "klms"`).
+    pub klms: crate::klms::KlmsSettings,
 }
 
 /// `[source]` table.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SourceConfig {
-    /// `dev`, `container` or `klms` (`KF_SOURCE`).
+    /// `dev`, `container` or `klms` (`KF_SOURCE`; klms reads `[klms]`).
     pub kind: String,
     /// Container pool directory (container; optional for dev) (`KF_SOURCE_DIR`).
     pub dir: Option<PathBuf>,
@@ -77,6 +79,7 @@ impl Default for StationConfig {
             journal: PathBuf::from("station-journal.db"),
             audit_file: None,
             source: SourceConfig::default(),
+            klms: crate::klms::KlmsSettings::default(),
         }
     }
 }
@@ -138,6 +141,9 @@ impl StationConfig {
         }
         if let Some(v) = get("KF_SOURCE") {
             self.source.kind = v;
+        }
+        if let Some(v) = get("KF_KLMS_URL") {
+            self.klms.url = v;
         }
         if let Some(v) = get("KF_SOURCE_DIR") {
             self.source.dir = Some(v.into());

@@ -9,6 +9,7 @@
 mod cmd;
 mod config;
 mod journal;
+mod klms;
 mod reader;
 mod station;
 

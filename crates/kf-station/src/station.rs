@@ -12,8 +12,36 @@ use kf_source::{CardKeys, ContainerSource, DevSampleSource, ProvisioningSource};
 
 use crate::config::StationConfig;
 
+/// A provisioning source, and the KLMS client when the source is the KLMS
+/// (the audit uploader needs it too).
+pub struct OpenedSource {
+    /// The source.
+    pub source: Box<dyn ProvisioningSource>,
+    /// The KLMS client, for `--source klms`.
+    pub klms: Option<std::sync::Arc<kf_source::klms::KlmsClient>>,
+}
+
 /// Opens the provisioning source the configuration names.
-pub fn open_source(config: &StationConfig) -> anyhow::Result<Box<dyn ProvisioningSource>> {
+pub fn open_source(config: &StationConfig) -> anyhow::Result<OpenedSource> {
+    if config.source.kind == "klms" {
+        let client = config.klms.client()?;
+        let reader_id = config
+            .klms
+            .reader_id
+            .clone()
+            .unwrap_or_else(|| config.station_id.clone());
+        return Ok(OpenedSource {
+            source: Box::new(crate::klms::source(&client, &reader_id)),
+            klms: Some(client),
+        });
+    }
+    Ok(OpenedSource {
+        source: offline_source(config)?,
+        klms: None,
+    })
+}
+
+fn offline_source(config: &StationConfig) -> anyhow::Result<Box<dyn ProvisioningSource>> {
     match config.source.kind.as_str() {
         "dev" => Ok(match &config.source.dir {
             Some(dir) => Box::new(DevSampleSource::with_pool(dir.clone())?),
@@ -29,7 +57,6 @@ pub fn open_source(config: &StationConfig) -> anyhow::Result<Box<dyn Provisionin
                 CardKeys::dev_sample()?,
             )?))
         }
-        "klms" => bail!("the KLMS source needs the [klms] settings; see `kf-station demo`"),
         other => bail!("unknown source {other:?}: use dev, container or klms"),
     }
 }
@@ -43,17 +70,39 @@ pub fn sim_fob() -> anyhow::Result<VirtualFob> {
 /// and, optionally, a JSON-lines copy.
 pub struct Recorder {
     journal: kf_audit::Journal,
+    journal_path: PathBuf,
     audit_file: Option<AuditFile>,
+    uploader: Option<kf_audit::Uploader>,
 }
 
 impl Recorder {
     /// Opens (or creates) the journal.
-    pub fn open(journal: &Path, audit_file: Option<&Path>) -> anyhow::Result<Recorder> {
-        let journal = kf_audit::Journal::open(journal)
-            .with_context(|| format!("cannot open the journal {}", journal.display()))?;
+    pub fn open(journal_path: &Path, audit_file: Option<&Path>) -> anyhow::Result<Recorder> {
+        let journal = kf_audit::Journal::open(journal_path)
+            .with_context(|| format!("cannot open the journal {}", journal_path.display()))?;
         Ok(Recorder {
             journal,
+            journal_path: journal_path.to_path_buf(),
             audit_file: audit_file.map(AuditFile::new),
+            uploader: None,
+        })
+    }
+
+    /// Uploads outcome records to the KLMS in the background (store and forward).
+    pub fn upload_to(
+        &mut self,
+        client: &std::sync::Arc<kf_source::klms::KlmsClient>,
+    ) -> anyhow::Result<()> {
+        self.uploader = Some(crate::klms::uploader(&self.journal_path, client)?);
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for pending uploads; returns the uploader's
+    /// statistics (None without an uploader).
+    pub fn close(self, timeout: std::time::Duration) -> Option<kf_audit::UploaderStats> {
+        self.uploader.map(|u| {
+            u.flush(timeout);
+            u.shutdown()
         })
     }
 
@@ -73,6 +122,9 @@ impl Recorder {
     /// Records the outcome (journal first: it is the record of truth).
     pub fn finish(&mut self, outcome: &FobOutcome) -> anyhow::Result<()> {
         crate::journal::append_outcome(&mut self.journal, outcome)?;
+        if let Some(uploader) = &self.uploader {
+            uploader.notify();
+        }
         if let Some(file) = &self.audit_file {
             file.append(&outcome.record)?;
         }

@@ -278,7 +278,7 @@ fn main() -> Result<()> {
     println!("load average before: {load_before} | after: {load_after}");
     println!(
         "{:<6} {:>7} {:>8} {:>11} {:>10} {:>11} {:>11} {:>10} {:>8} {:>10} {:>12}  \
-         target >= {TARGET_RATIO}x",
+         ratio (target >= {TARGET_RATIO}x)",
         "level",
         "payload",
         "response",

@@ -220,6 +220,8 @@ impl Run<'_, '_> {
         let plan = plan?;
 
         let awaiting = self.stage(Stage::InitializeUpdate, |run| {
+            // A KLMS package has a TTL: never open a channel with expired keys.
+            source.ensure_fresh(run.input()?)?;
             run.exchange_ok(
                 &kf_apdu::gp::select_by_aid(kf_profile::APPLET_AID)?,
                 "SELECT",
@@ -243,6 +245,7 @@ impl Run<'_, '_> {
         })?;
 
         self.stage(Stage::PayloadDelivery, |run| {
+            source.ensure_fresh(run.input()?)?;
             run.hooks
                 .before_first_store_data(&run.record)
                 .map_err(PipelineError::Journal)?;

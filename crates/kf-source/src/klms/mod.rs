@@ -21,4 +21,4 @@ pub use client::{AuditAck, KlmsClient, KlmsClientConfig, MAX_RESPONSE_BYTES};
 pub use error::KlmsError;
 pub use package::{FordPayload, KeyPackage, PersonalizationDgi};
 pub use sink::KlmsAuditSink;
-pub use source::KlmsSource;
+pub use source::{KlmsProvisioningSource, KlmsSource};

@@ -44,6 +44,50 @@ impl KlmsSource {
     }
 }
 
+/// [`KlmsSource`] as a [`crate::ProvisioningSource`]: keeps the package of
+/// the fob in progress so the pipeline can check its TTL right before use.
+#[derive(Debug)]
+pub struct KlmsProvisioningSource {
+    source: KlmsSource,
+    current: Option<KeyPackage>,
+}
+
+impl KlmsProvisioningSource {
+    /// Wraps a source.
+    pub fn new(source: KlmsSource) -> Self {
+        KlmsProvisioningSource {
+            source,
+            current: None,
+        }
+    }
+}
+
+impl crate::ProvisioningSource for KlmsProvisioningSource {
+    fn name(&self) -> &str {
+        "klms"
+    }
+
+    fn fetch(&mut self, uid: &[u8]) -> Result<ProvisioningInput, crate::SourceError> {
+        // The previous fob's package (and its keys) is dropped here at the latest.
+        self.current = None;
+        let (package, input) = self.source.fetch(uid)?;
+        self.current = Some(package);
+        Ok(input)
+    }
+
+    fn ensure_fresh(&self, input: &ProvisioningInput) -> Result<(), crate::SourceError> {
+        match &self.current {
+            Some(package) if package.transaction_id() == input.transaction_id => {
+                Ok(package.ensure_fresh()?)
+            }
+            _ => Err(KlmsError::InvalidResponse(
+                "no key package for this transaction is held".into(),
+            )
+            .into()),
+        }
+    }
+}
+
 fn item(package: &KeyPackage, dgi: FobDgi) -> Result<&[u8], KlmsError> {
     package
         .dgis()

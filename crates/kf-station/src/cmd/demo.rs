@@ -32,7 +32,68 @@ pub struct DemoArgs {
     /// Machine-readable summary.
     #[arg(long)]
     pub json: bool,
+    /// Key source: klms (embedded reference KLMS over mTLS, diversified keys)
+    /// or dev (seed dev-sample keys, in-memory packages).
+    #[arg(long, default_value = "klms", value_parser = ["klms", "dev"])]
+    pub source: String,
 }
+
+/// The embedded reference KLMS of the demo: dev PKI in the data directory,
+/// a random master key, a ledger, and a client with the station's identity.
+struct EmbeddedKlms {
+    server: kf_klms::ServerHandle,
+    master: kf_crypto::AesKey,
+    key_version: u8,
+    client: std::sync::Arc<kf_source::klms::KlmsClient>,
+}
+
+impl EmbeddedKlms {
+    fn start(data_dir: &std::path::Path) -> anyhow::Result<EmbeddedKlms> {
+        use kf_klms::pki::DevPki;
+        use kf_source::klms::{KlmsClient, KlmsClientConfig};
+        let pki = DevPki::generate("kf-demo development CA", &[STATION_ID])?;
+        pki.write_to(&data_dir.join("pki"))?;
+        let mut master = zeroize::Zeroizing::new([0u8; 16]);
+        getrandom::getrandom(master.as_mut_slice())
+            .map_err(|e| anyhow::anyhow!("no randomness for the master key: {e}"))?;
+        let master = kf_crypto::AesKey::from_slice(master.as_slice())?;
+        let ledger = data_dir.join("klms-ledger.db");
+        let config = kf_klms::KlmsConfig::dev(&pki, ledger, master.duplicate())?;
+        let key_version = config.key_version;
+        let server = kf_klms::spawn_server(config)?;
+        let (_, station) = pki
+            .stations
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("the dev PKI has no station certificate"))?;
+        let identity = zeroize::Zeroizing::new(
+            format!("{}\n{}", station.cert_pem, station.key_pem).into_bytes(),
+        );
+        let client = KlmsClient::new(KlmsClientConfig::new(
+            server.base_url(),
+            pki.ca.cert_pem.as_bytes().to_vec(),
+            identity,
+        ))?;
+        Ok(EmbeddedKlms {
+            server,
+            master,
+            key_version,
+            client: std::sync::Arc::new(client),
+        })
+    }
+
+    /// A virtual fob carrying the keys the KLMS diversifies for its UID.
+    fn fob(&self) -> anyhow::Result<kf_card::VirtualFob> {
+        let uid = kf_card::Uid::random(kf_card::Uid::DEFAULT_LEN)?;
+        let keys = kf_crypto::kdf::diversify_static_keys(&self.master, uid.as_bytes())?;
+        Ok(kf_card::VirtualFob::new(
+            kf_card::FobConfig::dev_sample()
+                .with_uid(uid)
+                .with_only_key_set(self.key_version, keys),
+        )?)
+    }
+}
+
+const STATION_ID: &str = "DEMO-STATION";
 
 /// Runs the demo.
 pub fn run(args: DemoArgs) -> u8 {
@@ -48,16 +109,26 @@ pub fn run(args: DemoArgs) -> u8 {
 
 fn demo(args: &DemoArgs) -> anyhow::Result<bool> {
     let config = StationConfig {
-        station_id: "DEMO-STATION".into(),
+        station_id: STATION_ID.into(),
         security_level: args.level.clone(),
         ..StationConfig::default()
     };
     let options = config.pipeline_options()?;
-    let mut source = DevSampleSource::generated(args.fobs, None)?;
     std::fs::create_dir_all(&args.data_dir)?;
     let journal = args.data_dir.join("journal.db");
     let audit_file = args.data_dir.join("audit.jsonl");
     let mut recorder = Recorder::open(&journal, Some(&audit_file))?;
+    let klms = if args.source == "klms" {
+        let klms = EmbeddedKlms::start(&args.data_dir)?;
+        recorder.upload_to(&klms.client)?;
+        Some(klms)
+    } else {
+        None
+    };
+    let mut source: Box<dyn kf_source::ProvisioningSource> = match &klms {
+        Some(k) => Box::new(crate::klms::source(&k.client, "DEMO-READER-01")),
+        None => Box::new(DevSampleSource::generated(args.fobs, None)?),
+    };
     let bar = ProgressBar::new(args.fobs as u64);
     if args.json {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -69,14 +140,24 @@ fn demo(args: &DemoArgs) -> anyhow::Result<bool> {
     let started = Instant::now();
     let mut outcomes = Vec::with_capacity(args.fobs);
     for _ in 0..args.fobs {
-        let mut link = LoopbackTransport::new(sim_fob()?);
-        let outcome = recorder.provision(&mut link, &mut source, &options)?;
+        let fob = match &klms {
+            Some(k) => k.fob()?,
+            None => sim_fob()?,
+        };
+        let mut link = LoopbackTransport::new(fob);
+        let outcome = recorder.provision(&mut link, source.as_mut(), &options)?;
         bar.set_message(crate::station::outcome_line(&outcome));
         bar.inc(1);
         outcomes.push(outcome);
     }
     bar.finish_and_clear();
-    let summary = Summary::of(&outcomes, started.elapsed());
+    let wall = started.elapsed();
+    let upload = recorder.close(Duration::from_secs(10));
+    if let Some(k) = klms {
+        k.server.shutdown();
+    }
+    let mut summary = Summary::of(&outcomes, wall);
+    summary.upload = upload;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary.to_json())?);
     } else {
@@ -93,6 +174,7 @@ pub struct Summary {
     per_fob_median_ms: f64,
     stage_medians_ms: BTreeMap<Stage, f64>,
     failures_by_stage: BTreeMap<Stage, usize>,
+    upload: Option<kf_audit::UploaderStats>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -128,6 +210,7 @@ impl Summary {
             ),
             stage_medians_ms: per_stage.into_iter().map(|(s, v)| (s, median(v))).collect(),
             failures_by_stage,
+            upload: None,
         }
     }
 
@@ -154,6 +237,12 @@ impl Summary {
                 println!("  {:<22} {n}", format!("{stage:?}"));
             }
         }
+        if let Some(u) = &self.upload {
+            println!(
+                "KLMS (mutual TLS): audit records uploaded {}, pending {}, rejected {}",
+                u.uploaded, u.pending, u.rejected
+            );
+        }
         println!(
             "journal: {} (kf-station audit verify --journal {0})",
             journal.display()
@@ -169,6 +258,8 @@ impl Summary {
             "per_fob_median_ms": self.per_fob_median_ms,
             "stage_medians_ms": self.stage_medians_ms,
             "failures_by_stage": self.failures_by_stage,
+            "audit_uploaded": self.upload.as_ref().map(|u| u.uploaded),
+            "audit_pending": self.upload.as_ref().map(|u| u.pending),
         })
     }
 }

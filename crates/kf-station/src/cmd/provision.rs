@@ -21,7 +21,7 @@ pub struct StationArgs {
     /// Use an in-process virtual fob (dev-sample keys) instead of a reader.
     #[arg(long)]
     pub sim: bool,
-    /// Provisioning source: dev, container.
+    /// Provisioning source: dev, container, klms (klms reads `[klms]` from --config).
     #[arg(long)]
     pub source: Option<String>,
     /// Container pool directory (for --source container; optional for dev).
@@ -85,8 +85,12 @@ pub fn run(args: StationArgs) -> u8 {
 fn provision_one(args: &StationArgs) -> anyhow::Result<u8> {
     let config = args.config()?;
     let options = config.pipeline_options()?;
-    let mut source = open_source(&config)?;
+    let opened = open_source(&config)?;
+    let mut source = opened.source;
     let mut recorder = Recorder::open(&config.journal, config.audit_file.as_deref())?;
+    if let Some(client) = &opened.klms {
+        recorder.upload_to(client)?;
+    }
     let outcome = if config.sim {
         let mut link = LoopbackTransport::new(sim_fob()?);
         recorder.provision(&mut link, source.as_mut(), &options)?
@@ -105,6 +109,14 @@ fn provision_one(args: &StationArgs) -> anyhow::Result<u8> {
         println!("{}", serde_json::to_string_pretty(&outcome_json(&outcome))?);
     } else {
         println!("{}", outcome_line(&outcome));
+    }
+    if let Some(stats) = recorder.close(std::time::Duration::from_secs(5)) {
+        if stats.pending > 0 {
+            eprintln!(
+                "audit upload pending ({} record(s)): they stay in the journal and go out with the next run",
+                stats.pending
+            );
+        }
     }
     Ok(if outcome.is_success() {
         exit::OK

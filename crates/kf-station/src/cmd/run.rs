@@ -31,8 +31,12 @@ fn station_loop(args: &StationArgs) -> anyhow::Result<u8> {
         anyhow::bail!("`run` needs a reader: --reader NAME or `reader = ...` in the config");
     }
     let options = config.pipeline_options()?;
-    let mut source = open_source(&config)?;
+    let opened = open_source(&config)?;
+    let mut source = opened.source;
     let mut recorder = Recorder::open(&config.journal, config.audit_file.as_deref())?;
+    if let Some(client) = &opened.klms {
+        recorder.upload_to(client)?;
+    }
     let context = PcscContext::establish()?;
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -82,6 +86,12 @@ fn station_loop(args: &StationArgs) -> anyhow::Result<u8> {
         wait_removed(&context, &config.reader, &stop);
     }
     println!("stopped: good {good}, failed {failed}");
+    if let Some(stats) = recorder.close(Duration::from_secs(5)) {
+        println!(
+            "audit upload: {} sent, {} pending",
+            stats.uploaded, stats.pending
+        );
+    }
     Ok(if failed == 0 { exit::OK } else { exit::FAILED })
 }
 
