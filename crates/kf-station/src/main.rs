@@ -65,6 +65,8 @@ enum Command {
     Provision(cmd::provision::StationArgs),
     /// The station loop: wait for a fob, provision, wait for removal, next.
     Run(cmd::provision::StationArgs),
+    /// End-to-end throughput against the transport floor (issue 7).
+    Bench(cmd::bench::BenchArgs),
     /// Read and check the durable audit journal.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
@@ -95,6 +97,7 @@ fn main() -> ExitCode {
         Command::Run(a) => cmd::run::run(a),
         Command::Fixtures(c) => cmd::fixtures::run(c),
         Command::Audit(c) => cmd::audit::run(c),
+        Command::Bench(a) => cmd::bench::run(a),
         Command::Scp03(c) => cmd::scp03::run(c),
         Command::Readers { json } => cmd::readers::run(json),
         Command::Sim(c) => cmd::sim::run(c),

@@ -9,3 +9,4 @@ pub mod run;
 pub mod scp03;
 pub mod selftest;
 pub mod sim;
+pub mod bench;
