@@ -39,3 +39,43 @@ pub fn append_outcome(journal: &mut Journal, outcome: &FobOutcome) -> anyhow::Re
     journal.append_outcome(&outcome.record.transaction_id, &body)?;
     Ok(())
 }
+
+/// After a crash (kill -9, power loss) some fobs have a "started" record and
+/// no outcome: the station cannot know how far the card got. Each gets a
+/// FAILURE outcome so the KLMS learns of it and the fob is re-presented.
+/// Returns the number of transactions closed this way.
+pub fn close_interrupted(journal: &mut Journal) -> anyhow::Result<usize> {
+    let unfinished = journal.unfinished()?;
+    for transaction_id in &unfinished {
+        let filter = kf_audit::ListFilter {
+            transaction_id: Some(transaction_id.clone()),
+            kind: Some(kf_audit::RecordKind::Started),
+            ..kf_audit::ListFilter::default()
+        };
+        let started = journal
+            .list(&filter)?
+            .pop()
+            .map(|r| r.body_json())
+            .transpose()?
+            .unwrap_or_default();
+        let field = |name: &str| {
+            started
+                .get(name)
+                .cloned()
+                .unwrap_or(serde_json::Value::Null)
+        };
+        let body = serde_json::json!({
+            "transaction_id": transaction_id,
+            "fob_uid": field("fob_uid"),
+            "timestamp_iso8601": field("timestamp_iso8601"),
+            "overall_result": "FAILURE",
+            "stage_reached": field("stage_reached"),
+            "apdu_trace": [],
+            "eol_station_id": field("eol_station_id"),
+            "stage_durations_ms": {},
+            "failure_reason": "station stopped during personalization; outcome unknown, re-present the fob",
+        });
+        journal.append_outcome(transaction_id, &body)?;
+    }
+    Ok(unfinished.len())
+}

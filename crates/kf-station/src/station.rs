@@ -78,8 +78,14 @@ pub struct Recorder {
 impl Recorder {
     /// Opens (or creates) the journal.
     pub fn open(journal_path: &Path, audit_file: Option<&Path>) -> anyhow::Result<Recorder> {
-        let journal = kf_audit::Journal::open(journal_path)
+        let mut journal = kf_audit::Journal::open(journal_path)
             .with_context(|| format!("cannot open the journal {}", journal_path.display()))?;
+        let interrupted = crate::journal::close_interrupted(&mut journal)?;
+        if interrupted > 0 {
+            eprintln!(
+                "journal: {interrupted} personalization(s) interrupted by a previous stop recorded as FAILURE"
+            );
+        }
         Ok(Recorder {
             journal,
             journal_path: journal_path.to_path_buf(),

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod audit;
+pub mod bench;
 pub mod demo;
 pub mod fixtures;
 pub mod provision;
@@ -9,4 +10,3 @@ pub mod run;
 pub mod scp03;
 pub mod selftest;
 pub mod sim;
-pub mod bench;
