@@ -347,6 +347,9 @@ fn main() -> Result<()> {
         }));
     }
     println!("level-33 wire bytes identical to yubikit's: yes (first command of each size)");
+    if options.rounds < 31 {
+        println!("note: fewer than 31 rounds: a smoke run, not a measurement");
+    }
     if options.json {
         println!(
             "{}",
