@@ -2,7 +2,7 @@
 # Benchmark smoke runs for CI (scripts/test.sh): every criterion benchmark of
 # kf-bench runs once in criterion's test mode, and the yubikit peer
 # comparison runs with tiny counts. Checks that the benchmarks work, not how
-# fast they are. Real runs: see the commands in crates/kf-bench (README).
+# fast they are. Real runs: see bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n--> %s\n' "$*"; }
@@ -16,8 +16,11 @@ if ! "$PYTHON" -c 'import yubikit.core.smartcard.scp' 2>/dev/null; then
 fi
 "$PYTHON" -c 'import yubikit.core.smartcard.scp'
 
+# `cargo test --benches` runs criterion benches in test mode (each benchmark
+# once) with the test profile, reusing what `cargo test` already built
+# instead of compiling the dependency tree again with the release profile.
 step "criterion benches, test mode (each benchmark runs once)"
-cargo bench -p kf-bench -- --test
+cargo test -p kf-bench --benches
 
 step "yubikit peer script alone, tiny counts"
 out="$("$PYTHON" bench/yubikit_scp03_bench.py --rounds 2 --batch 3)"
@@ -26,6 +29,6 @@ r = json.loads(sys.argv[1])["results"]
 assert len(r) == 6 and all(x["median_ns"] > 0 for x in r), r' "$out"
 
 step "peer-compare, tiny counts"
-cargo run --release -p kf-bench --bin peer-compare -- --rounds 2 --batch 3
+cargo run -p kf-bench --bin peer-compare -- --rounds 2 --batch 3
 
 step "benchmark smoke runs passed"

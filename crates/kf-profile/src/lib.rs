@@ -224,7 +224,16 @@ impl TransportConfig {
 
     /// The raw post-perso command enabling this transport (sent outside the secure channel).
     pub const fn enable_command(self) -> [u8; 8] {
-        [0x00, INS_PUT_CONFIG, 0x00, 0x00, 0x03, self.id(), 0x01, 0x01]
+        [
+            0x00,
+            INS_PUT_CONFIG,
+            0x00,
+            0x00,
+            0x03,
+            self.id(),
+            0x01,
+            0x01,
+        ]
     }
 }
 
@@ -294,8 +303,12 @@ mod tests {
 
     #[test]
     fn dgi_values_are_checked() {
-        assert!(FobDgi::Spid.check_value(b"59918C0096F859EC8BF6DA454E2E554A14DD4BD1").is_ok());
-        assert!(FobDgi::Spid.check_value(b"59918C0096F859EC8BF6DA454E2E554A14DD4BDZ").is_err());
+        assert!(FobDgi::Spid
+            .check_value(b"59918C0096F859EC8BF6DA454E2E554A14DD4BD1")
+            .is_ok());
+        assert!(FobDgi::Spid
+            .check_value(b"59918C0096F859EC8BF6DA454E2E554A14DD4BDZ")
+            .is_err());
         assert!(FobDgi::PrivateKey.check_value(&[0u8; 48]).is_ok());
         assert!(FobDgi::PrivateKey.check_value(&[0u8; 32]).is_err());
         assert!(FobDgi::BleIrk.check_value(&[0u8; 16]).is_ok());
