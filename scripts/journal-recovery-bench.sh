@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Journal recovery after kill -9: fill N durable records, keep appending, kill -9
+# mid-append, then time open (WAL recovery) + full chain verification.
+# Usage: scripts/journal-recovery-bench.sh [N=100000] [--debug]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n="${1:-100000}"
+profile=(--release)
+[ "${2:-}" = "--debug" ] && profile=()
+cargo build -q "${profile[@]}" -p kf-audit --example recovery
+bin="target/$([ ${#profile[@]} -gt 0 ] && echo release || echo debug)/examples/recovery"
+[ -n "${CARGO_TARGET_DIR:-}" ] && bin="$CARGO_TARGET_DIR/${bin#target/}"
+dir="$(mktemp -d)"
+trap 'rm -rf "$dir"' EXIT
+"$bin" fill "$dir/journal.db" "$n" > "$dir/fill.log" &
+pid=$!
+start=$(date +%s)
+until grep -q filled "$dir/fill.log" 2>/dev/null; do
+  sleep 0.5
+  kill -0 "$pid" 2>/dev/null || { echo "filler died" >&2; exit 1; }
+done
+sleep 0.3
+kill -9 "$pid"
+wait "$pid" 2>/dev/null || true
+echo "filled $n records in $(( $(date +%s) - start )) s, killed with -9 mid-append"
+"$bin" open "$dir/journal.db"
