@@ -109,6 +109,28 @@ fn transmit_raw(card: &Card, apdu: &[u8]) -> Result<Vec<u8>, ::pcsc::Error> {
     Ok(resp.to_vec())
 }
 
+/// After an ambiguous transmit error, polls the card state for up to one
+/// second: the reader may report the removal a moment after the failure.
+fn card_left_after(card: &Card, error: ::pcsc::Error) -> bool {
+    use ::pcsc::Error as E;
+    if !matches!(
+        error,
+        E::NotTransacted | E::CommError | E::CommDataLost | E::UnresponsiveCard | E::UnknownError
+    ) {
+        return false;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        match Ok::<_, ()>(card_state(card)) {
+            Ok(Err(E::RemovedCard | E::NoSmartcard)) => return true,
+            Ok(Ok(_)) | Ok(Err(_)) | Err(_) if std::time::Instant::now() >= deadline => {
+                return false
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    }
+}
+
 fn card_state(card: &Card) -> Result<(Vec<u8>, Option<PcscProtocol>), ::pcsc::Error> {
     let status = card.status2_owned()?;
     let protocol = status.protocol2().map(|p| match p {
@@ -252,7 +274,17 @@ impl Transport for PcscTransport {
                 self.reconnect(CardDisposition::Leave)?;
                 Err(TransportError::CardReset)
             }
-            Err(e) => Err(map_pcsc_error(e, Some(&self.reader))),
+            Err(e) => {
+                // A card that leaves the field mid-exchange is reported in
+                // several ways (pcsc-lite over vpcd: SCARD_E_NOT_TRANSACTED);
+                // ask the reader whether the card is still there.
+                let gone = self.card().map(|c| card_left_after(c, e)).unwrap_or(false);
+                if gone {
+                    Err(TransportError::CardRemoved)
+                } else {
+                    Err(map_pcsc_error(e, Some(&self.reader)))
+                }
+            }
         }
     }
 
