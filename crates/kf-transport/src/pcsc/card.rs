@@ -121,11 +121,9 @@ fn card_left_after(card: &Card, error: ::pcsc::Error) -> bool {
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
     loop {
-        match Ok::<_, ()>(card_state(card)) {
-            Ok(Err(E::RemovedCard | E::NoSmartcard)) => return true,
-            Ok(Ok(_)) | Ok(Err(_)) | Err(_) if std::time::Instant::now() >= deadline => {
-                return false
-            }
+        match card_state(card) {
+            Err(E::RemovedCard | E::NoSmartcard) => return true,
+            _ if std::time::Instant::now() >= deadline => return false,
             _ => std::thread::sleep(std::time::Duration::from_millis(50)),
         }
     }
