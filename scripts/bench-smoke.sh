@@ -31,4 +31,14 @@ assert len(r) == 6 and all(x["median_ns"] > 0 for x in r), r' "$out"
 step "peer-compare, tiny counts"
 cargo run -p kf-bench --bin peer-compare -- --rounds 2 --batch 3
 
+step "kf-station bench (end to end vs floor), tiny counts"
+cargo run -q -p kf-station --features pcsc -- bench --fobs 2 --transport both --json > /dev/null
+
+step "kf-klms issuance over mTLS, tiny counts"
+cargo run -q -p kf-klms -- bench --concurrency 1,8 --requests 16
+
+step "journal durable appends and recovery after kill -9, tiny counts"
+cargo run -q -p kf-audit --example append_rate -- 50
+scripts/journal-recovery-bench.sh 200 --debug
+
 step "benchmark smoke runs passed"
