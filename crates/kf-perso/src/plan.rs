@@ -131,7 +131,8 @@ pub fn wrapped_len(level: SecurityLevel, mode: Mode, plain_len: usize) -> usize 
 /// One STORE DATA block of the plan.
 #[derive(Debug, Clone)]
 pub struct StoreDataBlock {
-    /// The plaintext command (`80 E2 P1 P2 Lc data`), sensitive when it carries A003 bytes.
+    /// The plaintext command (`80 E2 P1 P2 Lc data`), sensitive when it carries
+    /// secret DGI bytes (A003 private key, A006 BLE IRK).
     pub command: CommandApdu,
     /// Byte range of the DGI stream this block carries.
     pub range: Range<usize>,
@@ -179,7 +180,7 @@ impl PersoPlan {
             let encoded = Dgi {
                 tag: dgi.tag(),
                 data: value.to_vec(),
-                sensitive: dgi.is_encrypted(),
+                sensitive: dgi.is_secret(),
             };
             let start = stream.len();
             encoded.encode_into(&mut stream)?;
@@ -201,17 +202,26 @@ impl PersoPlan {
             .filter(|(d, _)| d.is_encrypted())
             .map(|(_, r)| r)
             .collect();
+        let secret_ranges: Vec<&Range<usize>> = dgi_ranges
+            .iter()
+            .filter(|(d, _)| d.is_secret())
+            .map(|(_, r)| r)
+            .collect();
+        let overlaps = |ranges: &[&Range<usize>], range: &Range<usize>| {
+            ranges
+                .iter()
+                .any(|r| r.start < range.end && range.start < r.end)
+        };
         let mut blocks = Vec::with_capacity(chunks.len());
         for (number, range) in chunks.into_iter().enumerate() {
-            let carries = encrypted_ranges
-                .iter()
-                .any(|r| r.start < range.end && range.start < r.end);
+            let carries = overlaps(&encrypted_ranges, &range);
+            let secret = overlaps(&secret_ranges, &range);
             let last = !separate && number + 1 == total;
             let p1 = options.p1_style.p1(last, carries);
             // number < MAX_BLOCKS, checked above.
             let mut command = CommandApdu::new(CLA_GP, INS_STORE_DATA, p1, number as u8)
                 .try_with_data(stream[range.clone()].to_vec())?;
-            if carries {
+            if secret {
                 command = command.sensitive();
             }
             blocks.push(StoreDataBlock {

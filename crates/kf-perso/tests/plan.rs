@@ -226,11 +226,17 @@ fn p1_follows_the_style() {
 }
 
 #[test]
-fn only_blocks_with_a003_bytes_are_sensitive() {
+fn only_blocks_with_secret_dgi_bytes_are_sensitive() {
     let plan = PersoPlan::build(&seed_input(), &PlanOptions::default()).unwrap();
     let enc_hex = hex::encode_upper(&encrypted_scalar()[..8]);
+    let last = plan.blocks().len() - 1;
     for (i, block) in plan.blocks().iter().enumerate() {
-        assert_eq!(block.command.is_sensitive(), i == 0, "block {i}");
+        // A003 (private key) opens the stream, A006 (BLE IRK) closes it.
+        assert_eq!(
+            block.command.is_sensitive(),
+            i == 0 || i == last,
+            "block {i}"
+        );
         assert_eq!(block.carries_encrypted_dgi, i == 0);
         let shown = format!("{} {:?}", block.command, block.command);
         assert!(!shown.contains(&enc_hex), "{shown}");

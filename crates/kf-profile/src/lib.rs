@@ -90,6 +90,13 @@ impl FobDgi {
         matches!(self, FobDgi::PrivateKey)
     }
 
+    /// Whether the DGI content is secret and must never reach a trace, log or
+    /// audit record: the (encrypted) private key and the BLE IRK, which lets
+    /// anyone resolve the fob's private Bluetooth addresses.
+    pub const fn is_secret(self) -> bool {
+        matches!(self, FobDgi::PrivateKey | FobDgi::BleIrk)
+    }
+
     /// Short human name, for errors and reports.
     pub const fn name(self) -> &'static str {
         match self {
