@@ -346,3 +346,46 @@ fn no_secret_reaches_the_audit_record() {
         assert!(entry.apdu_hex.len() <= 2 * 7, "{}", entry.apdu_hex);
     }
 }
+
+/// A source whose A003 is a pre-encrypted blob that does not decrypt to a
+/// valid padded scalar under the fob's DEK: the plan accepts it (48 bytes),
+/// the card must refuse it.
+struct GarbageA003(DevSampleSource);
+
+impl kf_source::ProvisioningSource for GarbageA003 {
+    fn name(&self) -> &str {
+        "garbage-a003"
+    }
+    fn fetch(
+        &mut self,
+        uid: &[u8],
+    ) -> Result<kf_source::ProvisioningInput, kf_source::SourceError> {
+        let mut input = self.0.fetch(uid)?;
+        input.items.private_key = kf_source::PrivateKeyMaterial::DekEncrypted(
+            kf_source::EncryptedScalar::from_bytes(&[0x55; 48])?,
+        );
+        Ok(input)
+    }
+}
+
+#[test]
+fn a_malformed_dgi_is_rejected_by_the_card_and_nothing_is_stored() {
+    for level in [SecurityLevel::C_MAC, SecurityLevel::FULL] {
+        let mut link = fob();
+        let mut source = GarbageA003(dev_source(1));
+        let outcome = provision_fob(&mut link, &mut source, &options(level), &mut NoHooks);
+        let error = outcome.error.unwrap();
+        assert_eq!(error.stage, Stage::PayloadDelivery);
+        match error.error {
+            PipelineError::Card { sw, .. } => assert_eq!(sw.as_u16(), 0x6A80, "level {level:?}"),
+            other => panic!("{other}"),
+        }
+        assert_eq!(outcome.record.overall_result, OverallResult::Failure);
+        assert_eq!(outcome.record.stage_reached, Stage::PayloadDelivery);
+        assert_eq!(
+            link.card().applet_life_cycle(),
+            AppletLifeCycle::Unpersonalized
+        );
+        assert!(link.card().stored_dgi_tags().is_empty());
+    }
+}
