@@ -23,6 +23,9 @@ if [ -x scripts/bench-smoke.sh ]; then
   scripts/bench-smoke.sh
 fi
 
+step "interop: opensc-tool and yubikit's SCP03 host against the virtual fob"
+scripts/interop.sh
+
 if [ "${SKIP_WINDOWS_CHECK:-0}" != "1" ]; then
   step "Windows cross-check (x86_64-pc-windows-gnu)"
   scripts/windows-check.sh
