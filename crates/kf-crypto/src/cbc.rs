@@ -1,14 +1,14 @@
 //! AES-CBC (NIST SP 800-38A) as used by SCP03 (GPC Amd D §4.1.2, §6.2.6–§6.2.8).
 
-use crate::cipher::BlockCipher;
-use crate::padding::{pad_m2, unpad_m2};
+use crate::cipher::AesCipher;
 use crate::{AesKey, CryptoError, BLOCK_LEN};
+
+// One-shot forms for single operations under a key; a session that reuses
+// keys should hold an [`AesCipher`] instead.
 
 /// Encrypts one block with AES-ECB (used for the SCP03 ICVs and key check values).
 pub fn ecb_encrypt_block(key: &AesKey, block: &[u8; BLOCK_LEN]) -> [u8; BLOCK_LEN] {
-    let mut b = *block;
-    BlockCipher::new(key).encrypt(&mut b);
-    b
+    AesCipher::new(key).encrypt_block(block)
 }
 
 /// CBC-encrypts data whose length is a multiple of 16 (no padding added).
@@ -17,19 +17,8 @@ pub fn encrypt_no_pad(
     iv: &[u8; BLOCK_LEN],
     plain: &[u8],
 ) -> Result<Vec<u8>, CryptoError> {
-    if plain.len() % BLOCK_LEN != 0 {
-        return Err(CryptoError::NotBlockAligned { len: plain.len() });
-    }
-    let cipher = BlockCipher::new(key);
-    let mut chain = *iv;
     let mut out = Vec::with_capacity(plain.len());
-    for chunk in plain.chunks_exact(BLOCK_LEN) {
-        for (c, p) in chain.iter_mut().zip(chunk) {
-            *c ^= p;
-        }
-        cipher.encrypt(&mut chain);
-        out.extend_from_slice(&chain);
-    }
+    AesCipher::new(key).cbc_encrypt_with(iv, plain, &mut out, |_| ())?;
     Ok(out)
 }
 
@@ -39,34 +28,13 @@ pub fn decrypt_no_pad(
     iv: &[u8; BLOCK_LEN],
     cipher_text: &[u8],
 ) -> Result<Vec<u8>, CryptoError> {
-    if cipher_text.len() % BLOCK_LEN != 0 {
-        return Err(CryptoError::NotBlockAligned {
-            len: cipher_text.len(),
-        });
-    }
-    let cipher = BlockCipher::new(key);
-    let mut prev = *iv;
-    let mut out = Vec::with_capacity(cipher_text.len());
-    for chunk in cipher_text.chunks_exact(BLOCK_LEN) {
-        let mut block = [0u8; BLOCK_LEN];
-        block.copy_from_slice(chunk);
-        let saved = block;
-        cipher.decrypt(&mut block);
-        for (b, p) in block.iter_mut().zip(prev.iter()) {
-            *b ^= p;
-        }
-        out.extend_from_slice(&block);
-        prev = saved;
-    }
-    Ok(out)
+    AesCipher::new(key).cbc_decrypt(iv, cipher_text)
 }
 
 /// Pads with ISO 9797-1 method 2 (Amd D §4.1.4) and CBC-encrypts. Always adds
 /// padding, a full block when the input is aligned.
 pub fn encrypt_m2(key: &AesKey, iv: &[u8; BLOCK_LEN], plain: &[u8]) -> Vec<u8> {
-    let padded = zeroize::Zeroizing::new(pad_m2(plain, BLOCK_LEN));
-    // The padded length is a multiple of the block length by construction.
-    encrypt_no_pad(key, iv, &padded).unwrap_or_default()
+    AesCipher::new(key).cbc_encrypt_m2(iv, plain)
 }
 
 /// CBC-decrypts and strictly removes method-2 padding.
@@ -75,11 +43,7 @@ pub fn decrypt_m2(
     iv: &[u8; BLOCK_LEN],
     cipher_text: &[u8],
 ) -> Result<Vec<u8>, CryptoError> {
-    if cipher_text.is_empty() {
-        return Err(CryptoError::NotBlockAligned { len: 0 });
-    }
-    let plain = zeroize::Zeroizing::new(decrypt_no_pad(key, iv, cipher_text)?);
-    Ok(unpad_m2(&plain)?.to_vec())
+    AesCipher::new(key).cbc_decrypt_m2(iv, cipher_text)
 }
 
 #[cfg(test)]

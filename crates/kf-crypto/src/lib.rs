@@ -21,6 +21,7 @@ pub mod cbc;
 pub mod kdf;
 pub mod padding;
 
+pub use cipher::AesCipher;
 pub use error::CryptoError;
 pub use key::{AesKey, StaticKeys};
 pub use mac::{aes_cmac, CmacState};

@@ -7,13 +7,22 @@ use crate::{AesKey, BLOCK_LEN};
 /// Incremental AES-CMAC over the AES variant matching the key length.
 ///
 /// Useful for MAC chaining (Amd D §6.2.4): feed the chaining value, then the
-/// header, then the data, without concatenating buffers.
+/// header, then the data, without concatenating buffers. A state keyed once
+/// and cloned per message skips the key schedule and subkey derivation.
+#[derive(Clone)]
 pub struct CmacState(Inner);
 
+#[derive(Clone)]
 enum Inner {
     A128(Cmac<aes::Aes128>),
     A192(Cmac<aes::Aes192>),
     A256(Cmac<aes::Aes256>),
+}
+
+impl std::fmt::Debug for CmacState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CmacState([redacted])")
+    }
 }
 
 impl CmacState {

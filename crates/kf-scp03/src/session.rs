@@ -5,7 +5,7 @@ use kf_crypto::kdf::{
     scp03_derive_key, scp03_kdf, CONST_CARD_CHALLENGE, CONST_CARD_CRYPTOGRAM,
     CONST_HOST_CRYPTOGRAM, CONST_S_ENC, CONST_S_MAC, CONST_S_RMAC,
 };
-use kf_crypto::{AesKey, StaticKeys};
+use kf_crypto::{AesCipher, AesKey, CmacState, StaticKeys};
 
 use crate::{Mode, Scp03Error};
 
@@ -18,6 +18,11 @@ pub struct SessionKeys {
     s_enc: AesKey,
     s_mac: AesKey,
     s_rmac: AesKey,
+    /// S-ENC's key schedule, prepared once for the whole session.
+    enc: AesCipher,
+    /// CMAC states keyed with S-MAC and S-RMAC, cloned per message.
+    c_mac: CmacState,
+    r_mac: CmacState,
 }
 
 impl SessionKeys {
@@ -32,10 +37,16 @@ impl SessionKeys {
         let mut context = Vec::with_capacity(host_challenge.len() + card_challenge.len());
         context.extend_from_slice(host_challenge);
         context.extend_from_slice(card_challenge);
+        let s_enc = scp03_derive_key(&keys.enc, CONST_S_ENC, &context)?;
+        let s_mac = scp03_derive_key(&keys.mac, CONST_S_MAC, &context)?;
+        let s_rmac = scp03_derive_key(&keys.mac, CONST_S_RMAC, &context)?;
         Ok(SessionKeys {
-            s_enc: scp03_derive_key(&keys.enc, CONST_S_ENC, &context)?,
-            s_mac: scp03_derive_key(&keys.mac, CONST_S_MAC, &context)?,
-            s_rmac: scp03_derive_key(&keys.mac, CONST_S_RMAC, &context)?,
+            enc: AesCipher::new(&s_enc),
+            c_mac: CmacState::new(&s_mac),
+            r_mac: CmacState::new(&s_rmac),
+            s_enc,
+            s_mac,
+            s_rmac,
         })
     }
 
@@ -52,6 +63,21 @@ impl SessionKeys {
     /// S-RMAC: R-MAC.
     pub fn s_rmac(&self) -> &AesKey {
         &self.s_rmac
+    }
+
+    /// S-ENC as a prepared cipher.
+    pub(crate) fn enc_cipher(&self) -> &AesCipher {
+        &self.enc
+    }
+
+    /// A fresh CMAC computation under S-MAC.
+    pub(crate) fn c_mac_state(&self) -> CmacState {
+        self.c_mac.clone()
+    }
+
+    /// A fresh CMAC computation under S-RMAC.
+    pub(crate) fn r_mac_state(&self) -> CmacState {
+        self.r_mac.clone()
     }
 }
 

@@ -8,7 +8,7 @@
 use kf_apdu::{
     CommandApdu, ResponseApdu, StatusWord, MAX_DATA_LEN, MAX_SHORT_DATA_LEN, MAX_SHORT_LE,
 };
-use kf_crypto::{cbc, ct_eq, AesKey, CmacState, BLOCK_LEN};
+use kf_crypto::{ct_eq, AesCipher, AesKey, CmacState, BLOCK_LEN};
 
 use crate::{Mode, Scp03Error, SecurityLevel, SessionKeys, TerminationCause};
 
@@ -86,41 +86,74 @@ pub(crate) fn class_for_unwrap(cla: u8) -> Option<ClassBytes> {
 /// ICV for command encryption: AES-ECB(S-ENC, counter as a 16-byte big-endian
 /// block) (Amd D §6.2.6).
 pub fn command_icv(s_enc: &AesKey, counter: u64) -> [u8; BLOCK_LEN] {
-    let mut block = [0u8; BLOCK_LEN];
-    block[8..].copy_from_slice(&counter.to_be_bytes());
-    cbc::ecb_encrypt_block(s_enc, &block)
+    icv(&AesCipher::new(s_enc), counter, false)
 }
 
 /// ICV for response encryption: the command counter block with its most
 /// significant byte set to '80', encrypted with S-ENC (Amd D §6.2.7).
 pub fn response_icv(s_enc: &AesKey, counter: u64) -> [u8; BLOCK_LEN] {
+    icv(&AesCipher::new(s_enc), counter, true)
+}
+
+fn icv(s_enc: &AesCipher, counter: u64, response: bool) -> [u8; BLOCK_LEN] {
     let mut block = [0u8; BLOCK_LEN];
     block[8..].copy_from_slice(&counter.to_be_bytes());
-    block[0] = 0x80;
-    cbc::ecb_encrypt_block(s_enc, &block)
+    if response {
+        block[0] = 0x80;
+    }
+    s_enc.encrypt_block(&block)
 }
 
 /// Lc field as it appears in the MAC input: the encoding the wire uses.
-fn lc_field(lc: usize, extended: bool) -> Vec<u8> {
-    if extended {
-        vec![0x00, (lc >> 8) as u8, lc as u8]
-    } else {
-        vec![lc as u8]
+struct LcField {
+    bytes: [u8; 3],
+    len: usize,
+}
+
+impl LcField {
+    fn new(lc: usize, extended: bool) -> LcField {
+        if extended {
+            LcField {
+                bytes: [0x00, (lc >> 8) as u8, lc as u8],
+                len: 3,
+            }
+        } else {
+            LcField {
+                bytes: [lc as u8, 0, 0],
+                len: 1,
+            }
+        }
     }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// A C-MAC computation with chaining value ‖ header ‖ Lc already absorbed
+/// (Amd D §6.2.4); the data follows.
+fn c_mac_start(
+    keys: &SessionKeys,
+    chaining: &ChainingValue,
+    header: [u8; 4],
+    lc: &LcField,
+) -> CmacState {
+    let mut m = keys.c_mac_state();
+    m.update(chaining);
+    m.update(&header);
+    m.update(lc.as_bytes());
+    m
 }
 
 /// Full 16-byte C-MAC over chaining value ‖ header ‖ Lc ‖ data (Amd D §6.2.4).
 fn c_mac(
-    s_mac: &AesKey,
+    keys: &SessionKeys,
     chaining: &ChainingValue,
     header: [u8; 4],
-    lc: &[u8],
+    lc: &LcField,
     data: &[u8],
 ) -> [u8; BLOCK_LEN] {
-    let mut m = CmacState::new(s_mac);
-    m.update(chaining);
-    m.update(&header);
-    m.update(lc);
+    let mut m = c_mac_start(keys, chaining, header, lc);
     m.update(data);
     m.finalize()
 }
@@ -137,10 +170,10 @@ pub fn external_authenticate(
     let header = [0x84, 0x82, level.value(), 0x00];
     let lc = host_cryptogram.len() + mode.byte_len();
     let mac = c_mac(
-        keys.s_mac(),
+        keys,
         &[0u8; BLOCK_LEN],
         header,
-        &lc_field(lc, false),
+        &LcField::new(lc, false),
         host_cryptogram,
     );
     let mut data = host_cryptogram.to_vec();
@@ -173,10 +206,10 @@ pub(crate) fn verify_external_authenticate(
     let (crypto, mac) = cmd.data().split_at(mode.byte_len());
     let extended = raw.len() > 5 && raw[4] == 0;
     let computed = c_mac(
-        keys.s_mac(),
+        keys,
         &[0u8; BLOCK_LEN],
         [class.mac, cmd.ins(), cmd.p1(), cmd.p2()],
-        &lc_field(cmd.data().len(), extended),
+        &LcField::new(cmd.data().len(), extended),
         crypto,
     );
     if !ct_eq(&computed[..mode.byte_len()], mac) {
@@ -205,27 +238,33 @@ pub fn protect_command(
         return Ok(command.clone());
     }
     let class = class_for_wrap(command.cla())?;
-    let mut body = if level.c_dec() && !command.data().is_empty() {
-        cbc::encrypt_m2(
-            keys.s_enc(),
-            &command_icv(keys.s_enc(), counter),
-            command.data(),
-        )
+    let data = command.data();
+    let encrypt = level.c_dec() && !data.is_empty();
+    let body_len = if encrypt {
+        data.len() / BLOCK_LEN * BLOCK_LEN + BLOCK_LEN
     } else {
-        command.data().to_vec()
+        data.len()
     };
-    let lc = body.len() + mode.byte_len();
+    let lc = body_len + mode.byte_len();
     if lc > MAX_DATA_LEN {
-        return Err(Scp03Error::CommandTooLong(command.data().len()));
+        return Err(Scp03Error::CommandTooLong(data.len()));
     }
     let extended = lc > MAX_SHORT_DATA_LEN || command.le().is_some_and(|le| le > MAX_SHORT_LE);
-    let mac = c_mac(
-        keys.s_mac(),
-        chaining,
-        [class.mac, command.ins(), command.p1(), command.p2()],
-        &lc_field(lc, extended),
-        &body,
-    );
+    let header = [class.mac, command.ins(), command.p1(), command.p2()];
+    let mut m = c_mac_start(keys, chaining, header, &LcField::new(lc, extended));
+    let mut body = Vec::with_capacity(lc);
+    if encrypt {
+        // The C-MAC covers the ciphertext; it absorbs each block as the
+        // encryption produces it, so the two AES chains overlap.
+        let cipher = keys.enc_cipher();
+        cipher.cbc_encrypt_m2_with(&icv(cipher, counter, false), data, &mut body, |block| {
+            m.update(block)
+        });
+    } else {
+        body.extend_from_slice(data);
+        m.update(data);
+    }
+    let mac = m.finalize();
     body.extend_from_slice(&mac[..mode.byte_len()]);
     let mut out = CommandApdu::new(class.wire, command.ins(), command.p1(), command.p2())
         .try_with_data(body)?;
@@ -262,10 +301,10 @@ pub fn verify_command(
     let (body, mac) = data.split_at(data.len() - mode.byte_len());
     let extended = raw.len() > 5 && raw[4] == 0;
     let computed = c_mac(
-        keys.s_mac(),
+        keys,
         chaining,
         [class.mac, command.ins(), command.p1(), command.p2()],
-        &lc_field(data.len(), extended),
+        &LcField::new(data.len(), extended),
         body,
     );
     if !ct_eq(&computed[..mode.byte_len()], mac) {
@@ -273,7 +312,9 @@ pub fn verify_command(
     }
     *chaining = computed;
     let plain = if level.c_dec() && !body.is_empty() {
-        cbc::decrypt_m2(keys.s_enc(), &command_icv(keys.s_enc(), counter), body)
+        let cipher = keys.enc_cipher();
+        cipher
+            .cbc_decrypt_m2(&icv(cipher, counter, false), body)
             .map_err(|_| TerminationCause::BadCryptogramLayout)?
     } else {
         body.to_vec()
@@ -312,18 +353,32 @@ pub fn protect_response(
     if !sw_is_protected(sw) {
         return ResponseApdu::status(sw);
     }
-    let mut body = if level.r_enc() && !response.data().is_empty() {
-        cbc::encrypt_m2(
-            keys.s_enc(),
-            &response_icv(keys.s_enc(), counter),
+    let mut m = r_mac_start(keys, chaining);
+    let mut body = Vec::with_capacity(response.data().len() + BLOCK_LEN + mode.byte_len());
+    if level.r_enc() && !response.data().is_empty() {
+        let cipher = keys.enc_cipher();
+        cipher.cbc_encrypt_m2_with(
+            &icv(cipher, counter, true),
             response.data(),
-        )
+            &mut body,
+            |block| m.update(block),
+        );
     } else {
-        response.data().to_vec()
-    };
-    let mac = r_mac(keys, chaining, &body, sw);
+        body.extend_from_slice(response.data());
+        m.update(response.data());
+    }
+    m.update(&sw.to_bytes());
+    let mac = m.finalize();
     body.extend_from_slice(&mac[..mode.byte_len()]);
     ResponseApdu::new(body, sw)
+}
+
+/// An R-MAC computation with the chaining value absorbed (Amd D §6.2.5); the
+/// response data and SW follow.
+fn r_mac_start(keys: &SessionKeys, chaining: &ChainingValue) -> CmacState {
+    let mut m = keys.r_mac_state();
+    m.update(chaining);
+    m
 }
 
 fn r_mac(
@@ -332,8 +387,7 @@ fn r_mac(
     data: &[u8],
     sw: StatusWord,
 ) -> [u8; BLOCK_LEN] {
-    let mut m = CmacState::new(keys.s_rmac());
-    m.update(chaining);
+    let mut m = r_mac_start(keys, chaining);
     m.update(data);
     m.update(&sw.to_bytes());
     m.finalize()
@@ -391,7 +445,9 @@ pub fn open_response(
     let computed = r_mac(keys, chaining, body, sw);
     let mac_valid = ct_eq(&computed[..mode.byte_len()], mac);
     let plain = if level.r_enc() && !body.is_empty() {
-        cbc::decrypt_m2(keys.s_enc(), &response_icv(keys.s_enc(), counter), body)
+        let cipher = keys.enc_cipher();
+        cipher
+            .cbc_decrypt_m2(&icv(cipher, counter, true), body)
             .map(|d| ResponseApdu::new(d, sw))
             .map_err(|_| TerminationCause::BadCryptogramLayout)
     } else {
