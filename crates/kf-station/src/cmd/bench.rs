@@ -5,8 +5,11 @@
 //! wrapper keeps the size of every command and response. The floor replays
 //! exactly those sizes as plain echo exchanges (an echo card answering the
 //! recorded response length) over the same transport, so `pipeline / floor`
-//! is what the station's software adds to the link. Packages are generated
-//! before timing; the journal is not used (its own benchmark is separate).
+//! is what the station's software adds to the link. The virtual fob's own
+//! work (on a real fob, the chip's) is timed inside the card emulation on
+//! both transports and reported beside it, so `pipeline − card / floor` is the
+//! station's share. Packages are generated before timing; the journal is not
+//! used (its own benchmark is separate).
 
 use std::time::{Duration, Instant};
 
@@ -61,9 +64,21 @@ struct Row {
     p50_ms: f64,
     p99_ms: f64,
     cpu_us_per_fob: f64,
-    host_cpu_us_per_fob_excl_card: Option<f64>,
+    host_cpu_us_per_fob_excl_card: f64,
     floor_p50_ms: f64,
     ratio_p50: f64,
+    /// Per fob: pipeline time minus the time spent inside the card emulation
+    /// (on a real fob that time is the chip's).
+    p50_ms_excl_card: f64,
+    ratio_p50_excl_card: f64,
+    /// The largest wrapped STORE DATA command of the session: its Lc.
+    store_data_lc: usize,
+    /// Median round trip of those STORE DATA commands, card work included.
+    store_data_rtt_p50_us: f64,
+    /// Median time the card emulation spent on them.
+    store_data_card_p50_us: f64,
+    /// Median round trip of the floor's echo exchanges of the same sizes.
+    echo_same_size_rtt_p50_us: f64,
 }
 
 fn bench(args: &BenchArgs) -> anyhow::Result<()> {
@@ -89,7 +104,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         println!(
-            "{:<9} {:>5} {:>5} {:>6} {:>7} {:>8} {:>8} {:>8} {:>10} {:>12} {:>9} {:>7}",
+            "{:<9} {:>5} {:>5} {:>6} {:>7} {:>8} {:>8} {:>8} {:>10} {:>14} {:>9} {:>7} {:>14} {:>11}",
             "transport",
             "level",
             "fobs",
@@ -101,11 +116,13 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             "CPU µs/fob",
             "host excl.card",
             "floor p50",
-            "ratio"
+            "ratio",
+            "p50 excl.card",
+            "ratio excl."
         );
         for r in &rows {
             println!(
-                "{:<9} {:>5} {:>5} {:>6} {:>7} {:>8.1} {:>8.3} {:>8.3} {:>10.1} {:>12} {:>9.3} {:>7.2}",
+                "{:<9} {:>5} {:>5} {:>6} {:>7} {:>8.1} {:>8.3} {:>8.3} {:>10.1} {:>14.1} {:>9.3} {:>7.2} {:>14.3} {:>11.2}",
                 r.transport,
                 r.level,
                 r.fobs,
@@ -115,27 +132,64 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
                 r.p50_ms,
                 r.p99_ms,
                 r.cpu_us_per_fob,
-                r.host_cpu_us_per_fob_excl_card
-                    .map(|v| format!("{v:.1}"))
-                    .unwrap_or_else(|| "-".into()),
+                r.host_cpu_us_per_fob_excl_card,
                 r.floor_p50_ms,
-                r.ratio_p50
+                r.ratio_p50,
+                r.p50_ms_excl_card,
+                r.ratio_p50_excl_card
+            );
+        }
+        println!();
+        for r in &rows {
+            println!(
+                "{:<9} level {}: STORE DATA Lc={} round trip p50 {:.1} µs (card emulation {:.1} µs); \
+                 echo of the same size {:.1} µs",
+                r.transport,
+                r.level,
+                r.store_data_lc,
+                r.store_data_rtt_p50_us,
+                r.store_data_card_p50_us,
+                r.echo_same_size_rtt_p50_us
             );
         }
     }
     Ok(())
 }
 
-/// Records the size of every exchange (command bytes, response bytes).
-struct SizeRecorder<T> {
-    inner: T,
-    sizes: Vec<(usize, usize)>,
+/// One recorded exchange.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Exchange {
+    cmd: usize,
+    resp: usize,
+    ins: u8,
+    rtt: Duration,
 }
 
-impl<T: Transport> Transport for SizeRecorder<T> {
+/// Records the size, INS and round-trip time of every exchange.
+struct Recorder<T> {
+    inner: T,
+    log: Vec<Exchange>,
+}
+
+impl<T> Recorder<T> {
+    fn new(inner: T) -> Self {
+        Recorder {
+            inner,
+            log: Vec::new(),
+        }
+    }
+}
+
+impl<T: Transport> Transport for Recorder<T> {
     fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let start = Instant::now();
         let resp = self.inner.transmit(apdu)?;
-        self.sizes.push((apdu.len(), resp.len()));
+        self.log.push(Exchange {
+            cmd: apdu.len(),
+            resp: resp.len(),
+            ins: apdu.get(1).copied().unwrap_or(0),
+            rtt: start.elapsed(),
+        });
         Ok(resp)
     }
     fn reset(&mut self) -> Result<(), TransportError> {
@@ -156,9 +210,9 @@ pub(crate) struct EchoSizes {
 }
 
 impl EchoSizes {
-    fn new(sizes: &[(usize, usize)]) -> Self {
+    fn new(log: &[Exchange]) -> Self {
         EchoSizes {
-            responses: sizes.iter().map(|(_, r)| *r).collect(),
+            responses: log.iter().map(|e| e.resp).collect(),
         }
     }
 }
@@ -182,22 +236,38 @@ impl VirtualCard for EchoSizes {
     }
 }
 
-/// Replays the recorded command sizes (plain `80 10 00 00` echo commands).
-fn replay_floor(transport: &mut dyn Transport, sizes: &[(usize, usize)]) -> anyhow::Result<()> {
-    for (cmd, _) in sizes {
-        let data_len = cmd.saturating_sub(6).min(255);
+/// Replays the recorded command sizes (plain `80 10 00 00` echo commands) and
+/// returns the round trip of each.
+fn replay_floor(transport: &mut dyn Transport, log: &[Exchange]) -> anyhow::Result<Vec<Duration>> {
+    let mut rtts = Vec::with_capacity(log.len());
+    for e in log {
+        let data_len = e.cmd.saturating_sub(6).min(255);
         let mut apdu = vec![0x80, 0x10, 0x00, 0x00, data_len as u8];
         apdu.extend(std::iter::repeat_n(0x5Au8, data_len));
         apdu.push(0x00);
+        let start = Instant::now();
         transport.transmit(&apdu)?;
+        rtts.push(start.elapsed());
     }
-    Ok(())
+    Ok(rtts)
 }
 
-/// Measures the time spent inside the card emulation.
-struct TimedCard {
+/// Measures the time spent inside the card emulation, in total and per
+/// STORE DATA command (by its Lc).
+pub(crate) struct TimedCard {
     card: VirtualFob,
     busy: Duration,
+    store_data: Vec<(usize, Duration)>,
+}
+
+impl TimedCard {
+    fn new(card: VirtualFob) -> Self {
+        TimedCard {
+            card,
+            busy: Duration::ZERO,
+            store_data: Vec::new(),
+        }
+    }
 }
 
 impl VirtualCard for TimedCard {
@@ -216,9 +286,25 @@ impl VirtualCard for TimedCard {
     fn process_apdu(&mut self, apdu: &[u8]) -> Vec<u8> {
         let start = Instant::now();
         let out = self.card.process_apdu(apdu);
-        self.busy += start.elapsed();
+        let took = start.elapsed();
+        self.busy += took;
+        if apdu.get(1) == Some(&STORE_DATA_INS) {
+            self.store_data.push((apdu.len(), took));
+        }
         out
     }
+}
+
+const STORE_DATA_INS: u8 = 0xE2;
+
+/// What one fob's session left for the report.
+pub(crate) struct FobRun {
+    elapsed: Duration,
+    card_busy: Duration,
+    log: Vec<Exchange>,
+    /// (command length, card time) of each STORE DATA.
+    card_store_data: Vec<(usize, Duration)>,
+    floor_rtts: Vec<Duration>,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -244,85 +330,111 @@ fn loopback(fobs: usize, level: &str, options: &PipelineOptions) -> anyhow::Resu
     let cards: Vec<VirtualFob> = (0..fobs)
         .map(|_| VirtualFob::new(FobConfig::dev_sample()))
         .collect::<Result<_, _>>()?;
-    let mut times = Vec::with_capacity(fobs);
-    let mut card_busy = Duration::ZERO;
-    let mut sessions = Vec::with_capacity(fobs);
+    let mut runs = Vec::with_capacity(fobs);
     let cpu_start = cpu_now();
     let wall_start = Instant::now();
     for card in cards {
-        let mut link = SizeRecorder {
-            inner: LoopbackTransport::new(TimedCard {
-                card,
-                busy: Duration::ZERO,
-            }),
-            sizes: Vec::new(),
-        };
+        let mut link = Recorder::new(LoopbackTransport::new(TimedCard::new(card)));
         let start = Instant::now();
         let outcome = provision_fob(&mut link, &mut source, options, &mut NoHooks);
-        times.push(ms(start.elapsed()));
+        let elapsed = start.elapsed();
         if let Some(e) = outcome.error {
             anyhow::bail!("fob failed during the bench: {e}");
         }
-        card_busy += link.inner.card().busy;
-        sessions.push(link.sizes);
+        let card = link.inner.card();
+        runs.push(FobRun {
+            elapsed,
+            card_busy: card.busy,
+            card_store_data: card.store_data.clone(),
+            log: link.log,
+            floor_rtts: Vec::new(),
+        });
     }
     let wall = wall_start.elapsed();
     let cpu = cpu_now().saturating_sub(cpu_start);
-    let mut floors = Vec::with_capacity(fobs);
-    for sizes in &sessions {
-        let mut link = LoopbackTransport::new(EchoSizes::new(sizes));
-        let start = Instant::now();
-        replay_floor(&mut link, sizes)?;
-        floors.push(ms(start.elapsed()));
+    for run in &mut runs {
+        let mut link = LoopbackTransport::new(EchoSizes::new(&run.log));
+        run.floor_rtts = replay_floor(&mut link, &run.log)?;
     }
-    let host_excl = cpu.saturating_sub(card_busy);
-    Ok(row(
-        "loopback",
-        level,
-        &sessions,
-        times,
-        floors,
-        wall,
-        cpu,
-        Some(host_excl),
-    ))
+    Ok(row("loopback", level, &runs, wall, cpu))
 }
 
-#[allow(clippy::too_many_arguments)]
 fn row(
     transport: &'static str,
     level: &str,
-    sessions: &[Vec<(usize, usize)>],
-    mut times: Vec<f64>,
-    mut floors: Vec<f64>,
+    runs: &[FobRun],
     wall: Duration,
     cpu: Duration,
-    host_excl: Option<Duration>,
 ) -> Row {
-    let fobs = times.len();
-    times.sort_by(f64::total_cmp);
-    floors.sort_by(f64::total_cmp);
-    let first = sessions.first().map(Vec::as_slice).unwrap_or(&[]);
+    let fobs = runs.len();
+    let sorted_ms = |f: &dyn Fn(&FobRun) -> Duration| {
+        let mut v: Vec<f64> = runs.iter().map(|r| ms(f(r))).collect();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let times = sorted_ms(&|r| r.elapsed);
+    let floors = sorted_ms(&|r| r.floor_rtts.iter().sum());
+    let excl = sorted_ms(&|r| r.elapsed.saturating_sub(r.card_busy));
+    let card_busy: Duration = runs.iter().map(|r| r.card_busy).sum();
+    let first = runs.first().map(|r| r.log.as_slice()).unwrap_or(&[]);
     let per_fob = |d: Duration| d.as_secs_f64() * 1e6 / fobs as f64;
-    let p50 = percentile(&times, 0.5);
-    let floor_p50 = percentile(&floors, 0.5);
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+    let (p50, floor_p50, excl_p50) = (
+        percentile(&times, 0.5),
+        percentile(&floors, 0.5),
+        percentile(&excl, 0.5),
+    );
+    // The largest STORE DATA of the sessions: its round trip, the card's share
+    // of it, and the floor's echo of the same size at the same position.
+    let largest = runs
+        .iter()
+        .flat_map(|r| r.log.iter())
+        .filter(|e| e.ins == STORE_DATA_INS)
+        .map(|e| e.cmd)
+        .max()
+        .unwrap_or(0);
+    let us = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        percentile(&v, 0.5)
+    };
+    let mut rtt = Vec::new();
+    let mut echo = Vec::new();
+    for r in runs {
+        for (i, e) in r.log.iter().enumerate() {
+            if e.ins == STORE_DATA_INS && e.cmd == largest {
+                rtt.push(e.rtt.as_secs_f64() * 1e6);
+                if let Some(f) = r.floor_rtts.get(i) {
+                    echo.push(f.as_secs_f64() * 1e6);
+                }
+            }
+        }
+    }
+    let card: Vec<f64> = runs
+        .iter()
+        .flat_map(|r| r.card_store_data.iter())
+        .filter(|(len, _)| *len == largest)
+        .map(|(_, d)| d.as_secs_f64() * 1e6)
+        .collect();
     Row {
         transport,
         level: level.to_string(),
         fobs,
         apdus_per_fob: first.len(),
-        bytes_per_fob: first.iter().map(|(c, r)| c + r).sum(),
+        bytes_per_fob: first.iter().map(|e| e.cmd + e.resp).sum(),
         fobs_per_s: fobs as f64 / wall.as_secs_f64(),
         p50_ms: p50,
         p99_ms: percentile(&times, 0.99),
         cpu_us_per_fob: per_fob(cpu),
-        host_cpu_us_per_fob_excl_card: host_excl.map(per_fob),
+        host_cpu_us_per_fob_excl_card: per_fob(cpu.saturating_sub(card_busy)),
         floor_p50_ms: floor_p50,
-        ratio_p50: if floor_p50 > 0.0 {
-            p50 / floor_p50
-        } else {
-            0.0
-        },
+        ratio_p50: ratio(p50, floor_p50),
+        p50_ms_excl_card: excl_p50,
+        ratio_p50_excl_card: ratio(excl_p50, floor_p50),
+        // Short APDU: CLA INS P1 P2 Lc data (no Le on STORE DATA).
+        store_data_lc: largest.saturating_sub(5),
+        store_data_rtt_p50_us: us(rtt),
+        store_data_card_p50_us: us(card),
+        echo_same_size_rtt_p50_us: us(echo),
     }
 }
 
@@ -341,7 +453,7 @@ mod vpcd {
     use kf_transport::vpcd::{BridgeHandle, VpcdConfig};
     use kf_transport::VirtualCard;
 
-    use super::{cpu_now, ms, replay_floor, row, EchoSizes, Row, SizeRecorder};
+    use super::{cpu_now, replay_floor, row, EchoSizes, FobRun, Recorder, Row, TimedCard};
 
     const WAIT: Option<Duration> = Some(Duration::from_secs(15));
 
@@ -361,14 +473,15 @@ mod vpcd {
         Ok(bridge)
     }
 
+    /// Removes the card from the reader and returns it.
     fn swap<C: VirtualCard + Send + 'static>(
         pcscd: &Pcscd,
         context: &PcscContext,
         bridge: BridgeHandle<C>,
-    ) -> anyhow::Result<()> {
-        bridge.stop_and_join()?;
+    ) -> anyhow::Result<C> {
+        let card = bridge.stop_and_join()?;
         context.wait_for_removal(&pcscd.reader_name(0), WAIT)?;
-        Ok(())
+        Ok(card)
     }
 
     pub(super) fn run(fobs: usize, level: &str, options: &PipelineOptions) -> anyhow::Result<Row> {
@@ -378,41 +491,40 @@ mod vpcd {
         let reader = pcscd.reader_name(0);
         let context = PcscContext::establish()?;
         let mut source = DevSampleSource::generated(fobs, None)?;
-        let (mut times, mut floors, mut sessions) = (Vec::new(), Vec::new(), Vec::new());
+        let mut runs = Vec::with_capacity(fobs);
         let mut wall = Duration::ZERO;
         let mut cpu = Duration::ZERO;
         for _ in 0..fobs {
             // Insertion (bridge start, pcscd detection) is outside the timing.
-            let bridge = serve(&pcscd, &context, VirtualFob::new(FobConfig::dev_sample())?)?;
-            let card = context.connect(&reader)?;
-            let mut link = SizeRecorder {
-                inner: card,
-                sizes: Vec::new(),
-            };
+            let fob = TimedCard::new(VirtualFob::new(FobConfig::dev_sample())?);
+            let bridge = serve(&pcscd, &context, fob)?;
+            let mut link = Recorder::new(context.connect(&reader)?);
             let (cpu0, start) = (cpu_now(), Instant::now());
             let outcome = provision_fob(&mut link, &mut source, options, &mut NoHooks);
             let elapsed = start.elapsed();
+            // Includes the bridge thread, hence the card emulation.
             cpu += cpu_now().saturating_sub(cpu0);
             wall += elapsed;
-            times.push(ms(elapsed));
             if let Some(e) = outcome.error {
                 anyhow::bail!("fob failed during the bench: {e}");
             }
             link.inner.disconnect(CardDisposition::Leave)?;
-            swap(&pcscd, &context, bridge)?;
+            let card = swap(&pcscd, &context, bridge)?;
             // The floor: the same sizes as echo exchanges over the same path.
-            let bridge = serve(&pcscd, &context, EchoSizes::new(&link.sizes))?;
-            let mut card = context.connect(&reader)?;
-            let start = Instant::now();
-            replay_floor(&mut card, &link.sizes)?;
-            floors.push(ms(start.elapsed()));
-            card.disconnect(CardDisposition::Leave)?;
+            let bridge = serve(&pcscd, &context, EchoSizes::new(&link.log))?;
+            let mut echo = context.connect(&reader)?;
+            let floor_rtts = replay_floor(&mut echo, &link.log)?;
+            echo.disconnect(CardDisposition::Leave)?;
             swap(&pcscd, &context, bridge)?;
-            sessions.push(link.sizes);
+            runs.push(FobRun {
+                elapsed,
+                card_busy: card.busy,
+                card_store_data: card.store_data,
+                log: link.log,
+                floor_rtts,
+            });
         }
-        Ok(row(
-            "vpcd", level, &sessions, times, floors, wall, cpu, None,
-        ))
+        Ok(row("vpcd", level, &runs, wall, cpu))
     }
 }
 
