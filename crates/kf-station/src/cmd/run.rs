@@ -15,6 +15,22 @@ pub fn run(args: StationArgs) -> u8 {
     }
 }
 
+/// The configuration and the pipeline options, or the operator's error
+/// (checked before anything is opened or created).
+fn checked_config(
+    args: &StationArgs,
+) -> anyhow::Result<(
+    crate::config::StationConfig,
+    kf_perso::pipeline::PipelineOptions,
+)> {
+    let config = args.config()?;
+    if config.reader.is_empty() {
+        anyhow::bail!("`run` needs a reader: --reader NAME or `reader = ...` in the config");
+    }
+    let options = config.pipeline_options()?;
+    Ok((config, options))
+}
+
 #[cfg(any(feature = "pcsc", windows, target_os = "macos"))]
 fn station_loop(args: &StationArgs) -> anyhow::Result<u8> {
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,11 +42,7 @@ fn station_loop(args: &StationArgs) -> anyhow::Result<u8> {
 
     use crate::station::{open_source, outcome_line, Recorder};
 
-    let config = args.config()?;
-    if config.reader.is_empty() {
-        anyhow::bail!("`run` needs a reader: --reader NAME or `reader = ...` in the config");
-    }
-    let options = config.pipeline_options()?;
+    let (config, options) = checked_config(args)?;
     // PC/SC before the source and the journal: without pcscd the station is
     // refused without leaving a journal behind.
     let context = PcscContext::establish()?;
@@ -118,7 +130,7 @@ fn wait_removed(
 #[cfg(not(any(feature = "pcsc", windows, target_os = "macos")))]
 fn station_loop(args: &StationArgs) -> anyhow::Result<u8> {
     // The configuration's own errors first, as with PC/SC support.
-    args.config()?.pipeline_options()?;
+    checked_config(args)?;
     anyhow::bail!(
         "this build has no PC/SC support: rebuild with `--features pcsc` (needs libpcsclite-dev)"
     )
