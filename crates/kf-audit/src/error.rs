@@ -21,8 +21,8 @@ pub enum AuditError {
     /// No record has this sequence number.
     #[error("no audit record with sequence number {0}")]
     NotFound(i64),
-    /// Writing an export failed.
-    #[error("export failed: {0}")]
+    /// A file could not be read or written (a missing journal, an export).
+    #[error("audit journal I/O error: {0}")]
     Io(#[from] std::io::Error),
     /// The uploader thread could not be started.
     #[error("uploader thread could not be started: {0}")]

@@ -10,12 +10,14 @@
 //! transport, an HTTP client or a database (ARCHITECTURE "crate map").
 
 pub mod audit;
+pub mod keypair;
 pub mod pipeline;
 pub mod plan;
 
 use thiserror::Error;
 
 pub use audit::{ApduTraceEntry, AuditRecord, Direction, OverallResult, Stage};
+pub use keypair::{check_key_pair, KeyPairError};
 pub use plan::{LastBlockStyle, PersoPlan, PlanOptions, StoreDataBlock};
 
 /// Errors while building a personalization plan. No variant carries secret bytes.

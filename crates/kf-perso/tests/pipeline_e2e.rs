@@ -389,3 +389,80 @@ fn a_malformed_dgi_is_rejected_by_the_card_and_nothing_is_stored() {
         assert!(link.card().stored_dgi_tags().is_empty());
     }
 }
+
+/// A source whose package carries a valid P-256 scalar that is not the one of
+/// its device certificate (or, with `verification_key`, a Verify key that is
+/// not the certificate's).
+struct MismatchedKeyPair {
+    inner: DevSampleSource,
+    verification_key: bool,
+}
+
+const OTHER_SCALAR: [u8; 32] = [0x42; 32];
+
+impl kf_source::ProvisioningSource for MismatchedKeyPair {
+    fn name(&self) -> &str {
+        "mismatched"
+    }
+    fn fetch(
+        &mut self,
+        uid: &[u8],
+    ) -> Result<kf_source::ProvisioningInput, kf_source::SourceError> {
+        let mut input = self.inner.fetch(uid)?;
+        let other = kf_source::PrivateScalar::from_bytes(&OTHER_SCALAR)?;
+        if self.verification_key {
+            input.device_public_key = other.public_key()?;
+        } else {
+            input.items.private_key = kf_source::PrivateKeyMaterial::Scalar(other);
+        }
+        Ok(input)
+    }
+}
+
+#[test]
+fn a_key_package_whose_scalar_does_not_match_its_certificate_is_refused_before_any_store_data() {
+    for (verification_key, expected) in [
+        (false, kf_perso::KeyPairError::PrivateKeyMismatch),
+        (true, kf_perso::KeyPairError::VerificationKeyMismatch),
+    ] {
+        for level in [SecurityLevel::C_MAC, SecurityLevel::FULL] {
+            let mut link = fob();
+            let mut source = MismatchedKeyPair {
+                inner: dev_source(1),
+                verification_key,
+            };
+            let outcome = provision_fob(&mut link, &mut source, &options(level), &mut NoHooks);
+            let error = outcome
+                .error
+                .as_ref()
+                .expect("a mismatched package must fail");
+            assert_eq!(error.stage, Stage::FetchKeys, "{error}");
+            match &error.error {
+                PipelineError::KeyPair(e) => assert_eq!(*e, expected),
+                other => panic!("{other}"),
+            }
+            assert_eq!(outcome.record.overall_result, OverallResult::Failure);
+            assert_eq!(outcome.record.stage_reached, Stage::FetchKeys);
+            // Only the UID was read: no SELECT, no channel, no STORE DATA.
+            let sent: Vec<&str> = outcome
+                .record
+                .apdu_trace
+                .iter()
+                .filter(|e| e.direction == kf_perso::Direction::Tx)
+                .map(|e| e.apdu_hex.as_str())
+                .collect();
+            assert_eq!(sent, vec!["FFCA000000"], "{sent:?}");
+            assert_eq!(
+                link.card().applet_life_cycle(),
+                AppletLifeCycle::Unpersonalized
+            );
+            assert!(link.card().stored_dgi_tags().is_empty());
+            // The reason names the DGIs, never the key.
+            let reason = outcome.record.failure_reason.clone().unwrap();
+            assert!(reason.contains("A002"), "{reason}");
+            let text = format!("{reason} {error} {error:?}").to_uppercase();
+            assert!(!text.contains(&hex::encode_upper(OTHER_SCALAR)), "{text}");
+            assert!(!text.contains("4242424242"), "{text}");
+        }
+    }
+}

@@ -91,8 +91,10 @@ impl StationConfig {
         let mut config = match path {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("cannot read {}", p.display()))?;
-                toml::from_str(&text).with_context(|| format!("invalid config {}", p.display()))?
+                    .with_context(|| format!("config {}: cannot read", p.display()))?;
+                toml::from_str(&text).map_err(|e| {
+                    anyhow::anyhow!("config {}: {}", p.display(), one_line(&text, &e))
+                })?
             }
             None => StationConfig::default(),
         };
@@ -204,6 +206,53 @@ impl StationConfig {
     }
 }
 
+/// A TOML error as one line: the message, the key and where it is.
+///
+/// toml's own `Display` is a multi-line snippet with a caret, which breaks
+/// the station's one-line error convention (logs, the operator's terminal).
+/// Example: `unknown field `foo`, expected one of … (key `foo` at line 3 column 1)`.
+fn one_line(text: &str, error: &toml::de::Error) -> String {
+    let message = error
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let Some(span) = error.span() else {
+        return message;
+    };
+    let start = span.start.min(text.len());
+    let before = text.get(..start).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    match key_at(text, line) {
+        Some(key) => format!("{message} (key `{key}` at line {line} column {column})"),
+        None => format!("{message} (at line {line} column {column})"),
+    }
+}
+
+/// The dotted key assigned on line `line` (1-based) of a simple TOML file:
+/// `[table]` header above it, then `name = ...` on the line.
+fn key_at(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let index = line.checked_sub(1)?;
+    let (name, _) = lines.get(index)?.split_once('=')?;
+    let name = name.trim().trim_matches('"');
+    if name.is_empty() || name.starts_with('[') || name.starts_with('#') {
+        return None;
+    }
+    let table = lines.get(..index)?.iter().rev().find_map(|l| {
+        let l = l.trim();
+        l.starts_with('[')
+            .then(|| l.trim_start_matches('[').trim_end_matches(']').trim())
+    });
+    Some(match table {
+        Some(t) if !t.is_empty() => format!("{t}.{name}"),
+        _ => name.to_owned(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,6 +284,52 @@ mod tests {
         assert_eq!(opts.plan.security_level, SecurityLevel::FULL);
         assert_eq!(opts.isd_status, Some(IsdStatus::Secured));
         assert_eq!(config.source.dir.as_deref(), Some(Path::new("/pool")));
+    }
+
+    fn load_text(text: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("station.toml");
+        std::fs::write(&path, text).unwrap();
+        let error = StationConfig::load(Some(&path)).unwrap_err();
+        format!("{error:#}").replace(&path.display().to_string(), "PATH")
+    }
+
+    #[test]
+    fn toml_errors_are_one_line_with_file_key_and_position() {
+        let unknown = load_text("station_id = \"L\"\n\nfoo = 1\n");
+        assert!(!unknown.contains('\n'), "{unknown}");
+        assert!(
+            unknown.starts_with("config PATH: unknown field `foo`"),
+            "{unknown}"
+        );
+        assert!(
+            unknown.ends_with("(key `foo` at line 3 column 1)"),
+            "{unknown}"
+        );
+
+        let typed = load_text("station_id = \"L\"\nverify = \"yes\"\n");
+        assert!(!typed.contains('\n'), "{typed}");
+        assert!(
+            typed.starts_with("config PATH: invalid type: string \"yes\", expected a boolean"),
+            "{typed}"
+        );
+        assert!(
+            typed.ends_with("(key `verify` at line 2 column 10)"),
+            "{typed}"
+        );
+
+        let nested = load_text("[source]\nkind = \"dev\"\ndri = \"/pool\"\n");
+        assert!(!nested.contains('\n'), "{nested}");
+        assert!(nested.contains("unknown field `dri`"), "{nested}");
+        assert!(
+            nested.ends_with("(key `source.dri` at line 3 column 1)"),
+            "{nested}"
+        );
+
+        let syntax = load_text("station_id = \n");
+        assert!(!syntax.contains('\n'), "{syntax}");
+        assert!(syntax.starts_with("config PATH: "), "{syntax}");
+        assert!(syntax.contains("line 1"), "{syntax}");
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //!
 //! The binary only parses arguments and prints; the libraries own the logic.
 
+#[macro_use]
+mod out;
+
 mod cmd;
 mod config;
 mod journal;
@@ -23,8 +26,12 @@ pub mod exit {
     pub const OK: u8 = 0;
     /// A fob failed (pipeline error) or a check failed.
     pub const FAILED: u8 = 1;
-    /// Bad input: arguments, files, JSON.
+    /// Bad input: arguments, config, files, JSON. The same code clap uses for
+    /// its own usage errors, so every refused invocation exits alike.
     pub const BAD_INPUT: u8 = 2;
+    /// Standard output was a pipe whose reader went away (`| head -1`):
+    /// 128 + SIGPIPE, see [`crate::out`].
+    pub const BROKEN_PIPE: u8 = 141;
 }
 
 #[derive(Parser)]

@@ -6,6 +6,20 @@ use kf_source::ProvisioningSource;
 
 use crate::station::Recorder;
 
+/// Whether this build can talk to PC/SC readers.
+pub const SUPPORTED: bool = cfg!(any(feature = "pcsc", windows, target_os = "macos"));
+
+/// Refuses early, before any file is opened, on a build without PC/SC.
+pub fn ensure_supported() -> anyhow::Result<()> {
+    if SUPPORTED {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "this build has no PC/SC support: rebuild with `--features pcsc` (needs libpcsclite-dev)"
+        )
+    }
+}
+
 /// Connects to the card in `reader` and provisions it.
 #[cfg(any(feature = "pcsc", windows, target_os = "macos"))]
 pub fn provision_on_reader(

@@ -82,7 +82,7 @@ impl Recorder {
             .with_context(|| format!("cannot open the journal {}", journal_path.display()))?;
         let interrupted = crate::journal::close_interrupted(&mut journal)?;
         if interrupted > 0 {
-            eprintln!(
+            errln!(
                 "journal: {interrupted} personalization(s) interrupted by a previous stop recorded as FAILURE"
             );
         }

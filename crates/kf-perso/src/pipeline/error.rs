@@ -30,6 +30,10 @@ pub enum PipelineError {
     /// The personalization content does not fit the applet profile.
     #[error("personalization plan: {0}")]
     Plan(#[from] crate::PlanError),
+    /// The package's private key and device certificate do not belong
+    /// together; refused before any command reaches the card.
+    #[error("key package rejected: {0}")]
+    KeyPair(#[from] crate::KeyPairError),
     /// A response could not be parsed.
     #[error("malformed response: {0}")]
     Apdu(#[from] kf_apdu::ApduError),

@@ -2,7 +2,7 @@
 //! Verify and Zeroize, over any [`Transport`].
 //!
 //! ```text
-//!  ReadUid ─▶ FetchKeys ─▶ InitializeUpdate ─▶ ExternalAuthenticate ─▶ [journal "started"]
+//!  ReadUid ─▶ FetchKeys (+ key-pair check) ─▶ InitializeUpdate ─▶ ExternalAuthenticate ─▶ [journal "started"]
 //!   ─▶ PayloadDelivery (STORE DATA blocks) ─▶ LifecycleTransition (last block)
 //!   ─▶ PostPersonalization (raw 00 DB ..) ─▶ Verify (ECDSA over a fresh challenge)
 //!   ─▶ [optional ISD SET STATUS] ─▶ Zeroize (always, also after a failure)
@@ -207,7 +207,12 @@ impl Run<'_, '_> {
                 });
             }
             run.record.transaction_id = input.transaction_id.clone();
+            // Before any card command: a mismatched package written in full
+            // would only fail at Verify, with the fob already PERSONALIZED.
+            let checked = crate::check_key_pair(&input);
+            // Kept even when refused, so Zeroize drops it like any other input.
             run.input = Some(input);
+            checked?;
             Ok(())
         })?;
 

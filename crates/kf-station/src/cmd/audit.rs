@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::Subcommand;
 use kf_audit::{ExportFormat, Journal, ListFilter};
 
@@ -47,12 +48,22 @@ pub enum AuditCommand {
     },
 }
 
+/// Opens an existing journal; every error names the file (a missing,
+/// truncated or non-SQLite file is the operator's input: exit 2).
+fn open_journal(path: &std::path::Path) -> anyhow::Result<Journal> {
+    Journal::open_existing(path).with_context(|| at(path))
+}
+
+fn at(path: &std::path::Path) -> String {
+    format!("journal {}", path.display())
+}
+
 /// Runs an audit subcommand.
 pub fn run(command: AuditCommand) -> u8 {
     match audit(command) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {}", crate::out::error_line(&e));
             exit::BAD_INPUT
         }
     }
@@ -65,14 +76,15 @@ fn audit(command: AuditCommand) -> anyhow::Result<u8> {
             pending,
             limit,
         } => {
-            let journal = Journal::open_existing(&journal)?;
+            let path = journal;
+            let journal = open_journal(&path)?;
             let filter = ListFilter {
                 pending_only: pending,
                 limit,
                 ..ListFilter::default()
             };
-            for r in journal.list(&filter)? {
-                println!(
+            for r in journal.list(&filter).with_context(|| at(&path))? {
+                outln!(
                     "{:>6}  {}  {:<8} {}  {:?}",
                     r.seq,
                     r.timestamp,
@@ -84,32 +96,36 @@ fn audit(command: AuditCommand) -> anyhow::Result<u8> {
             Ok(exit::OK)
         }
         AuditCommand::Show { journal, seq } => {
-            let journal = Journal::open_existing(&journal)?;
-            let record = journal.show(seq)?;
+            let record = open_journal(&journal)?
+                .show(seq)
+                .with_context(|| at(&journal))?;
             let mut value = serde_json::to_value(&record)?;
             value["body"] = record.body_json()?;
-            println!("{}", serde_json::to_string_pretty(&value)?);
+            outln!("{}", serde_json::to_string_pretty(&value)?);
             Ok(exit::OK)
         }
         AuditCommand::Export { journal, format } => {
             let format: ExportFormat = format
                 .parse()
                 .map_err(|_| anyhow::anyhow!("--format must be json or csv"))?;
-            let journal = Journal::open_existing(&journal)?;
-            let mut out = std::io::stdout().lock();
-            kf_audit::export(&journal, &ListFilter::default(), format, &mut out)?;
+            let path = journal;
+            let journal = open_journal(&path)?;
+            let mut out = crate::out::Stdout::lock();
+            kf_audit::export(&journal, &ListFilter::default(), format, &mut out)
+                .with_context(|| at(&path))?;
             Ok(exit::OK)
         }
         AuditCommand::Verify { journal } => {
-            let journal = Journal::open_existing(&journal)?;
-            let report = journal.verify()?;
+            let report = open_journal(&journal)?
+                .verify()
+                .with_context(|| at(&journal))?;
             match &report.first_broken {
                 None => {
-                    println!("journal OK: {} records, hash chain intact", report.records);
+                    outln!("journal OK: {} records, hash chain intact", report.records);
                     Ok(exit::OK)
                 }
                 Some(link) => {
-                    println!(
+                    outln!(
                         "journal BROKEN at record {link} ({} records checked)",
                         report.records
                     );

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use kf_perso::pipeline::FobOutcome;
+use kf_perso::pipeline::{FobOutcome, PipelineOptions};
 use kf_perso::Stage;
 use kf_source::DevSampleSource;
 use kf_transport::loopback::LoopbackTransport;
@@ -97,23 +98,36 @@ const STATION_ID: &str = "DEMO-STATION";
 
 /// Runs the demo.
 pub fn run(args: DemoArgs) -> u8 {
-    match demo(&args) {
+    // Arguments first: a bad --level is the operator's input (exit 2, like
+    // clap's usage errors and `provision --level`), not a failed fob (exit 1),
+    // and it is refused before the data directory is created.
+    let options = match demo_options(&args) {
+        Ok(options) => options,
+        Err(e) => {
+            errln!("error: {}", crate::out::error_line(&e));
+            return exit::BAD_INPUT;
+        }
+    };
+    match demo(&args, &options) {
         Ok(true) => exit::OK,
         Ok(false) => exit::FAILED,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {}", crate::out::error_line(&e));
             exit::FAILED
         }
     }
 }
 
-fn demo(args: &DemoArgs) -> anyhow::Result<bool> {
+fn demo_options(args: &DemoArgs) -> anyhow::Result<PipelineOptions> {
     let config = StationConfig {
         station_id: STATION_ID.into(),
         security_level: args.level.clone(),
         ..StationConfig::default()
     };
-    let options = config.pipeline_options()?;
+    config.pipeline_options().context("--level")
+}
+
+fn demo(args: &DemoArgs, options: &PipelineOptions) -> anyhow::Result<bool> {
     std::fs::create_dir_all(&args.data_dir)?;
     let journal = args.data_dir.join("journal.db");
     let audit_file = args.data_dir.join("audit.jsonl");
@@ -145,7 +159,7 @@ fn demo(args: &DemoArgs) -> anyhow::Result<bool> {
             None => sim_fob()?,
         };
         let mut link = LoopbackTransport::new(fob);
-        let outcome = recorder.provision(&mut link, source.as_mut(), &options)?;
+        let outcome = recorder.provision(&mut link, source.as_mut(), options)?;
         bar.set_message(crate::station::outcome_line(&outcome));
         bar.inc(1);
         outcomes.push(outcome);
@@ -159,7 +173,7 @@ fn demo(args: &DemoArgs) -> anyhow::Result<bool> {
     let mut summary = Summary::of(&outcomes, wall);
     summary.upload = upload;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary.to_json())?);
+        outln!("{}", serde_json::to_string_pretty(&summary.to_json())?);
     } else {
         summary.print(&journal, &audit_file);
     }
@@ -216,7 +230,7 @@ impl Summary {
 
     fn print(&self, journal: &std::path::Path, audit: &std::path::Path) {
         let good = self.total - self.failed;
-        println!(
+        outln!(
             "provisioned {good}/{} fobs ({:.1}% yield) in {:.2} s; per fob median {:.2} ms",
             self.total,
             if self.total == 0 {
@@ -227,27 +241,29 @@ impl Summary {
             self.wall.as_secs_f64(),
             self.per_fob_median_ms
         );
-        println!("per-stage medians:");
+        outln!("per-stage medians:");
         for (stage, ms) in &self.stage_medians_ms {
-            println!("  {:<22} {ms:>8.3} ms", format!("{stage:?}"));
+            outln!("  {:<22} {ms:>8.3} ms", format!("{stage:?}"));
         }
         if !self.failures_by_stage.is_empty() {
-            println!("failures by stage:");
+            outln!("failures by stage:");
             for (stage, n) in &self.failures_by_stage {
-                println!("  {:<22} {n}", format!("{stage:?}"));
+                outln!("  {:<22} {n}", format!("{stage:?}"));
             }
         }
         if let Some(u) = &self.upload {
-            println!(
+            outln!(
                 "KLMS (mutual TLS): audit records uploaded {}, pending {}, rejected {}",
-                u.uploaded, u.pending, u.rejected
+                u.uploaded,
+                u.pending,
+                u.rejected
             );
         }
-        println!(
+        outln!(
             "journal: {} (kf-station audit verify --journal {0})",
             journal.display()
         );
-        println!("audit records: {}", audit.display());
+        outln!("audit records: {}", audit.display());
     }
 
     fn to_json(&self) -> serde_json::Value {

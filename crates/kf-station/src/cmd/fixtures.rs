@@ -28,7 +28,7 @@ pub fn run(command: FixturesCommand) -> u8 {
         FixturesCommand::Generate { dir, count, seed } => {
             match kf_source::fixtures::generate(&dir, count, seed) {
                 Ok(pool) => {
-                    println!(
+                    outln!(
                         "wrote {} packages to {}",
                         pool.packages.len(),
                         dir.display()
@@ -36,8 +36,15 @@ pub fn run(command: FixturesCommand) -> u8 {
                     exit::OK
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
-                    exit::FAILED
+                    errln!("error: {e}");
+                    // A target path that cannot be written (a file, an existing
+                    // pool, no permission) is the operator's input, like any
+                    // other bad file argument; a generation failure is not.
+                    if matches!(e, kf_source::SourceError::Io { .. }) {
+                        exit::BAD_INPUT
+                    } else {
+                        exit::FAILED
+                    }
                 }
             }
         }

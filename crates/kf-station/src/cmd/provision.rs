@@ -76,7 +76,7 @@ pub fn run(args: StationArgs) -> u8 {
     match provision_one(&args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {}", crate::out::error_line(&e));
             exit::BAD_INPUT
         }
     }
@@ -85,6 +85,14 @@ pub fn run(args: StationArgs) -> u8 {
 fn provision_one(args: &StationArgs) -> anyhow::Result<u8> {
     let config = args.config()?;
     let options = config.pipeline_options()?;
+    // Every refusal comes before the source and the journal are opened: a
+    // refused invocation leaves no journal (nor claim marker) behind.
+    if !config.sim {
+        if config.reader.is_empty() {
+            anyhow::bail!("no reader: give --reader NAME (see `kf-station readers`) or --sim");
+        }
+        crate::reader::ensure_supported()?;
+    }
     let opened = open_source(&config)?;
     let mut source = opened.source;
     let mut recorder = Recorder::open(&config.journal, config.audit_file.as_deref())?;
@@ -95,9 +103,6 @@ fn provision_one(args: &StationArgs) -> anyhow::Result<u8> {
         let mut link = LoopbackTransport::new(sim_fob()?);
         recorder.provision(&mut link, source.as_mut(), &options)?
     } else {
-        if config.reader.is_empty() {
-            anyhow::bail!("no reader: give --reader NAME (see `kf-station readers`) or --sim");
-        }
         crate::reader::provision_on_reader(
             &config.reader,
             source.as_mut(),
@@ -106,13 +111,13 @@ fn provision_one(args: &StationArgs) -> anyhow::Result<u8> {
         )?
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&outcome_json(&outcome))?);
+        outln!("{}", serde_json::to_string_pretty(&outcome_json(&outcome))?);
     } else {
-        println!("{}", outcome_line(&outcome));
+        outln!("{}", outcome_line(&outcome));
     }
     if let Some(stats) = recorder.close(std::time::Duration::from_secs(5)) {
         if stats.pending > 0 {
-            eprintln!(
+            errln!(
                 "audit upload pending ({} record(s)): they stay in the journal and go out with the next run",
                 stats.pending
             );

@@ -8,14 +8,14 @@ pub fn run(json: bool) -> u8 {
         Ok(readers) => {
             if json {
                 match serde_json::to_string_pretty(&readers) {
-                    Ok(text) => println!("{text}"),
+                    Ok(text) => outln!("{text}"),
                     Err(e) => {
-                        eprintln!("error: {e}");
+                        errln!("error: {e}");
                         return exit::FAILED;
                     }
                 }
             } else if readers.is_empty() {
-                println!("no readers found");
+                outln!("no readers found");
             } else {
                 for r in &readers {
                     let state = if r.card_present {
@@ -24,15 +24,15 @@ pub fn run(json: bool) -> u8 {
                         "empty"
                     };
                     match &r.atr {
-                        Some(atr) => println!("{}\t{state}\tATR {atr}", r.name),
-                        None => println!("{}\t{state}", r.name),
+                        Some(atr) => outln!("{}\t{state}\tATR {atr}", r.name),
+                        None => outln!("{}\t{state}", r.name),
                     }
                 }
             }
             exit::OK
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             exit::FAILED
         }
     }

@@ -9,10 +9,26 @@ pub fn run(args: StationArgs) -> u8 {
     match station_loop(&args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {}", crate::out::error_line(&e));
             exit::BAD_INPUT
         }
     }
+}
+
+/// The configuration and the pipeline options, or the operator's error
+/// (checked before anything is opened or created).
+fn checked_config(
+    args: &StationArgs,
+) -> anyhow::Result<(
+    crate::config::StationConfig,
+    kf_perso::pipeline::PipelineOptions,
+)> {
+    let config = args.config()?;
+    if config.reader.is_empty() {
+        anyhow::bail!("`run` needs a reader: --reader NAME or `reader = ...` in the config");
+    }
+    let options = config.pipeline_options()?;
+    Ok((config, options))
 }
 
 #[cfg(any(feature = "pcsc", windows, target_os = "macos"))]
@@ -26,18 +42,16 @@ fn station_loop(args: &StationArgs) -> anyhow::Result<u8> {
 
     use crate::station::{open_source, outcome_line, Recorder};
 
-    let config = args.config()?;
-    if config.reader.is_empty() {
-        anyhow::bail!("`run` needs a reader: --reader NAME or `reader = ...` in the config");
-    }
-    let options = config.pipeline_options()?;
+    let (config, options) = checked_config(args)?;
+    // PC/SC before the source and the journal: without pcscd the station is
+    // refused without leaving a journal behind.
+    let context = PcscContext::establish()?;
     let opened = open_source(&config)?;
     let mut source = opened.source;
     let mut recorder = Recorder::open(&config.journal, config.audit_file.as_deref())?;
     if let Some(client) = &opened.klms {
         recorder.upload_to(client)?;
     }
-    let context = PcscContext::establish()?;
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -48,9 +62,10 @@ fn station_loop(args: &StationArgs) -> anyhow::Result<u8> {
         })?;
     }
     let (mut good, mut failed) = (0u64, 0u64);
-    eprintln!(
+    errln!(
         "station {} on {:?}: present a fob (Ctrl-C to stop)",
-        config.station_id, config.reader
+        config.station_id,
+        config.reader
     );
     // A short poll keeps Ctrl-C responsive even if cancel is not delivered.
     let poll = Some(Duration::from_millis(500));
@@ -67,7 +82,7 @@ fn station_loop(args: &StationArgs) -> anyhow::Result<u8> {
                 outcome?
             }
             Err(e) => {
-                eprintln!("FAIL  -  cannot connect: {e}");
+                errln!("FAIL  -  cannot connect: {e}");
                 failed += 1;
                 wait_removed(&context, &config.reader, &stop);
                 continue;
@@ -78,18 +93,19 @@ fn station_loop(args: &StationArgs) -> anyhow::Result<u8> {
         } else {
             failed += 1;
         }
-        println!(
+        outln!(
             "{}   [good {good}, failed {failed}]",
             outcome_line(&outcome)
         );
-        eprintln!("remove the fob");
+        errln!("remove the fob");
         wait_removed(&context, &config.reader, &stop);
     }
-    println!("stopped: good {good}, failed {failed}");
+    outln!("stopped: good {good}, failed {failed}");
     if let Some(stats) = recorder.close(Duration::from_secs(5)) {
-        println!(
+        outln!(
             "audit upload: {} sent, {} pending",
-            stats.uploaded, stats.pending
+            stats.uploaded,
+            stats.pending
         );
     }
     Ok(if failed == 0 { exit::OK } else { exit::FAILED })
@@ -112,7 +128,9 @@ fn wait_removed(
 }
 
 #[cfg(not(any(feature = "pcsc", windows, target_os = "macos")))]
-fn station_loop(_args: &StationArgs) -> anyhow::Result<u8> {
+fn station_loop(args: &StationArgs) -> anyhow::Result<u8> {
+    // The configuration's own errors first, as with PC/SC support.
+    checked_config(args)?;
     anyhow::bail!(
         "this build has no PC/SC support: rebuild with `--features pcsc` (needs libpcsclite-dev)"
     )

@@ -43,23 +43,23 @@ fn replay(script: &std::path::Path, show_session_keys: bool) -> u8 {
     let text = match text {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: cannot read {}: {e}", script.display());
+            errln!("error: cannot read {}: {e}", script.display());
             return exit::BAD_INPUT;
         }
     };
     match kf_scp03::replay::replay(&text, show_session_keys) {
         Ok(out) => match serde_json::to_string_pretty(&out) {
             Ok(json) => {
-                println!("{json}");
+                outln!("{json}");
                 exit::OK
             }
             Err(e) => {
-                eprintln!("error: cannot encode the result: {e}");
+                errln!("error: cannot encode the result: {e}");
                 exit::FAILED
             }
         },
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             exit::BAD_INPUT
         }
     }

@@ -14,15 +14,15 @@ use crate::station::{outcome_line, sim_fob};
 pub fn run() -> u8 {
     match self_test() {
         Ok(true) => {
-            println!("self-test PASSED");
+            outln!("self-test PASSED");
             exit::OK
         }
         Ok(false) => {
-            println!("self-test FAILED");
+            outln!("self-test FAILED");
             exit::FAILED
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {}", crate::out::error_line(&e));
             exit::FAILED
         }
     }
@@ -45,7 +45,7 @@ fn self_test() -> anyhow::Result<bool> {
         )?);
         let mut link = LoopbackTransport::new(sim_fob()?);
         let outcome = provision_fob(&mut link, source.as_mut(), &options, &mut NoHooks);
-        println!("level {level}: {}", outcome_line(&outcome));
+        outln!("level {level}: {}", outcome_line(&outcome));
         all &= outcome.is_success();
     }
     Ok(all)

@@ -50,7 +50,7 @@ pub fn run(command: SimCommand) -> u8 {
         SimCommand::Serve(args) => match serve_fob(args) {
             Ok(()) => exit::OK,
             Err(e) => {
-                eprintln!("error: {e:#}");
+                errln!("error: {}", crate::out::error_line(&e));
                 exit::BAD_INPUT
             }
         },
@@ -87,13 +87,13 @@ fn serve_fob(args: ServeArgs) -> anyhow::Result<()> {
     let control = BridgeControl::new();
     let stopper = control.clone();
     ctrlc::set_handler(move || stopper.stop())?;
-    eprintln!(
+    errln!(
         "virtual fob UID {} serving vpcd at {} (Ctrl-C to stop)",
         fob.uid(),
         args.vpcd
     );
     let mut fob = fob;
     serve(&mut fob, &VpcdConfig::new(args.vpcd.clone()), &control)?;
-    eprintln!("stopped after {} APDUs", control.apdus());
+    errln!("stopped after {} APDUs", control.apdus());
     Ok(())
 }
