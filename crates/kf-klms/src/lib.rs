@@ -41,6 +41,7 @@ pub mod config;
 pub mod container_pool;
 pub mod content;
 pub mod ledger;
+mod ledger_writer;
 pub mod pki;
 mod server;
 mod service;
