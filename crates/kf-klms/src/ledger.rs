@@ -3,6 +3,9 @@
 //! Rule: a UID gets a key package once. A further request is refused unless
 //! every earlier package expired without a successful audit, or an operator
 //! recorded a re-issue (`kf-klms reissue`), which the next issuance consumes.
+//!
+//! The server writes through [`Ledger::apply_batch`] (group commit: several
+//! requests' writes in one fsynced transaction, each in its own savepoint).
 
 use std::path::Path;
 use std::time::Duration;
