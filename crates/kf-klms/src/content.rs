@@ -6,7 +6,6 @@
 
 use std::fmt;
 
-use p256::pkcs8::DecodePrivateKey;
 use rand::RngCore;
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, KeyUsagePurpose};
 use zeroize::Zeroizing;
@@ -106,6 +105,43 @@ impl SynthesizedContent {
     }
 }
 
+/// The private scalar of a P-256 PKCS#8 key we generated ourselves.
+///
+/// `p256::SecretKey::from_pkcs8_der` re-derives the public key (a pure-Rust
+/// scalar multiplication, twice) to check it against the embedded one; that
+/// was the largest CPU cost of an issuance. The key comes from `ring` in this
+/// process, so the structure and the scalar range are checked, not the
+/// public point.
+fn p256_scalar_from_pkcs8(pkcs8: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
+    use der::{Decode, Reader};
+    const EC_PUBLIC_KEY: der::asn1::ObjectIdentifier =
+        der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+    const SECP256R1: der::asn1::ObjectIdentifier =
+        der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+    let info = p256::pkcs8::PrivateKeyInfo::from_der(pkcs8).ok()?;
+    if info.algorithm.oid != EC_PUBLIC_KEY || info.algorithm.parameters_oid().ok()? != SECP256R1 {
+        return None;
+    }
+    // ECPrivateKey ::= SEQUENCE { version INTEGER (1), privateKey OCTET STRING,
+    //                             [0] parameters OPTIONAL, [1] publicKey OPTIONAL }
+    let mut reader = der::SliceReader::new(info.private_key).ok()?;
+    let key: &[u8] = reader
+        .sequence(|seq| {
+            if u8::decode(seq)? != 1 {
+                return Err(der::Tag::Integer.value_error());
+            }
+            let key = der::asn1::OctetStringRef::decode(seq)?;
+            seq.read_slice(seq.remaining_len())?;
+            Ok(key.as_bytes())
+        })
+        .ok()?;
+    // Range check only (non-zero, below the group order): no point multiplication.
+    let secret = p256::SecretKey::from_slice(key).ok()?;
+    let mut scalar = Zeroizing::new([0u8; 32]);
+    scalar.copy_from_slice(&secret.to_bytes());
+    Some(scalar)
+}
+
 impl ContentProvider for SynthesizedContent {
     fn content_for(&self, _fob_uid: &[u8]) -> Result<FobContent, ContentError> {
         let gen = |e: rcgen::Error| ContentError::Generation(e.to_string());
@@ -130,11 +166,9 @@ impl ContentProvider for SynthesizedContent {
             .map_err(gen)?;
 
         let pkcs8 = Zeroizing::new(key.serialize_der());
-        let secret = p256::SecretKey::from_pkcs8_der(&pkcs8).map_err(|_| {
+        let scalar = p256_scalar_from_pkcs8(&pkcs8).ok_or_else(|| {
             ContentError::Generation("generated key is not a P-256 PKCS#8 key".into())
         })?;
-        let mut scalar = Zeroizing::new([0u8; 32]);
-        scalar.copy_from_slice(&secret.to_bytes());
 
         Ok(FobContent {
             fesn,
@@ -145,5 +179,48 @@ impl ContentProvider for SynthesizedContent {
             root_cert_der: self.root_cert_der.clone(),
             irk,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synthesized_scalar_matches_the_device_certificate() {
+        let pki = crate::pki::DevPki::generate("Test CA", &["station-01"]).unwrap();
+        let content = SynthesizedContent::new(
+            &pki.fob_ica.cert_pem,
+            &pki.fob_ica.key_pem,
+            &pki.fob_root.cert_pem,
+        )
+        .unwrap();
+        for _ in 0..4 {
+            let c = content.content_for(&[0x04; 10]).unwrap();
+            let secret = p256::SecretKey::from_slice(c.private_scalar.as_ref()).unwrap();
+            let point = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(
+                &secret.public_key(),
+                false,
+            );
+            let cert =
+                <x509_cert::Certificate as der::Decode>::from_der(&c.device_cert_der).unwrap();
+            let spki = cert
+                .tbs_certificate
+                .subject_public_key_info
+                .subject_public_key
+                .as_bytes()
+                .unwrap()
+                .to_vec();
+            assert_eq!(spki, point.as_bytes());
+        }
+    }
+
+    #[test]
+    fn scalar_extraction_refuses_other_keys() {
+        assert!(p256_scalar_from_pkcs8(b"not der").is_none());
+        let p384 = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        assert!(p256_scalar_from_pkcs8(&p384.serialize_der()).is_none());
+        let p256 = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        assert!(p256_scalar_from_pkcs8(&p256.serialize_der()).is_some());
     }
 }

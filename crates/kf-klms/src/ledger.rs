@@ -3,6 +3,9 @@
 //! Rule: a UID gets a key package once. A further request is refused unless
 //! every earlier package expired without a successful audit, or an operator
 //! recorded a re-issue (`kf-klms reissue`), which the next issuance consumes.
+//!
+//! The server writes through [`Ledger::apply_batch`] (group commit: several
+//! requests' writes in one fsynced transaction, each in its own savepoint).
 
 use std::path::Path;
 use std::time::Duration;
@@ -34,6 +37,16 @@ pub enum LedgerError {
     /// A re-issue needs a reason.
     #[error("a re-issue needs a non-empty reason")]
     MissingReason,
+    /// The group transaction this request was part of did not commit, so
+    /// nothing of it is recorded.
+    #[error("ledger commit failed: {0}")]
+    CommitFailed(String),
+    /// The ledger writer's queue is full (overload); nothing was recorded.
+    #[error("the ledger is busy; retry later")]
+    Busy,
+    /// The ledger writer has stopped.
+    #[error("the ledger writer is not running")]
+    WriterStopped,
 }
 
 /// A new issuance to record.
@@ -53,6 +66,89 @@ pub struct NewIssuance<'a> {
     pub issued_at_ms: i64,
     /// Expiry, Unix milliseconds.
     pub expires_at_ms: i64,
+}
+
+impl NewIssuance<'_> {
+    /// An owned copy, for [`LedgerOp::Issue`].
+    pub fn to_owned_issuance(&self) -> Issuance {
+        Issuance {
+            transaction_id: self.transaction_id.to_owned(),
+            fob_uid: self.fob_uid.to_owned(),
+            station: self.station.to_owned(),
+            reader_id: self.reader_id.to_owned(),
+            key_version: self.key_version,
+            issued_at_ms: self.issued_at_ms,
+            expires_at_ms: self.expires_at_ms,
+        }
+    }
+}
+
+/// Owned form of [`NewIssuance`] (a job queued to the ledger writer).
+#[derive(Debug, Clone)]
+pub struct Issuance {
+    /// Transaction id.
+    pub transaction_id: String,
+    /// UID, upper-case hex.
+    pub fob_uid: String,
+    /// Client certificate CN.
+    pub station: String,
+    /// Reader id from the request.
+    pub reader_id: String,
+    /// Key version.
+    pub key_version: u8,
+    /// Issue time, Unix milliseconds.
+    pub issued_at_ms: i64,
+    /// Expiry, Unix milliseconds.
+    pub expires_at_ms: i64,
+}
+
+impl Issuance {
+    fn borrowed(&self) -> NewIssuance<'_> {
+        NewIssuance {
+            transaction_id: &self.transaction_id,
+            fob_uid: &self.fob_uid,
+            station: &self.station,
+            reader_id: &self.reader_id,
+            key_version: self.key_version,
+            issued_at_ms: self.issued_at_ms,
+            expires_at_ms: self.expires_at_ms,
+        }
+    }
+}
+
+/// An audit record to store (see [`Ledger::store_audit`]).
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    /// Transaction id the audit reports on.
+    pub transaction_id: String,
+    /// Client certificate CN of the uploader.
+    pub station: String,
+    /// UID as sent in the audit.
+    pub fob_uid: String,
+    /// `SUCCESS` completes the issuance.
+    pub overall_result: String,
+    /// Canonical JSON body.
+    pub body: String,
+    /// Receive time, Unix milliseconds.
+    pub now_ms: i64,
+}
+
+/// One write of a group commit ([`Ledger::apply_batch`]).
+#[derive(Debug, Clone)]
+pub enum LedgerOp {
+    /// Record an issuance if the one-time rule allows it.
+    Issue(Issuance),
+    /// Store an audit record.
+    Audit(AuditRecord),
+}
+
+/// Result of one [`LedgerOp`] whose batch committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerOutcome {
+    /// The issuance is recorded (and durable once the batch committed).
+    Issued,
+    /// The audit was stored or recognised as a duplicate.
+    Audit(AuditStored),
 }
 
 /// Outcome of storing an audit record.
@@ -109,6 +205,20 @@ impl Ledger {
         Ok(Ledger { conn })
     }
 
+    /// Opens an existing ledger for reads only (a second connection next to
+    /// the writer; WAL lets it read without waiting for the writer's commits).
+    pub fn open_reader(path: impl AsRef<Path>) -> Result<Ledger, LedgerError> {
+        let ledger = Ledger::open(path)?;
+        ledger.conn.pragma_update(None, "query_only", "ON")?;
+        Ok(ledger)
+    }
+
+    /// Shortens the wait for a lock held by another connection (tests).
+    #[cfg(test)]
+    pub(crate) fn set_busy_timeout(&self, timeout: Duration) -> Result<(), LedgerError> {
+        Ok(self.conn.busy_timeout(timeout)?)
+    }
+
     /// Read-only pre-check of the one-time rule (the issuance itself re-checks
     /// atomically); lets the server skip claiming content for a refused UID.
     pub fn check_issuable(&self, fob_uid: &str, now_ms: i64) -> Result<(), LedgerError> {
@@ -120,28 +230,63 @@ impl Ledger {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if let Some(reissue_id) = blocking_state(&tx, new.fob_uid, new.issued_at_ms)? {
-            tx.execute(
-                "UPDATE reissues SET consumed_by = ?2 WHERE id = ?1",
-                params![reissue_id, new.transaction_id],
-            )?;
-        }
-        tx.execute(
-            "INSERT INTO issuances (transaction_id, fob_uid, station, reader_id, key_version,
-                                    issued_at_ms, expires_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                new.transaction_id,
-                new.fob_uid,
-                new.station,
-                new.reader_id,
-                new.key_version,
-                new.issued_at_ms,
-                new.expires_at_ms
-            ],
-        )?;
+        issue_in(&tx, new)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Group commit: applies `ops` in order inside one IMMEDIATE transaction
+    /// and commits it once (one fsync with synchronous=FULL for the batch).
+    ///
+    /// Each op runs in its own savepoint, so an op refused by its rule (or
+    /// failing in SQLite) is rolled back alone and later ops see the effects
+    /// of the earlier successful ones (two issuances of one UID in a batch:
+    /// the second is refused). The per-op results are only meaningful when the
+    /// call returns `Ok`, i.e. after the commit; on `Err` nothing of the batch
+    /// is recorded.
+    pub fn apply_batch(
+        &mut self,
+        ops: &[LedgerOp],
+    ) -> Result<Vec<Result<LedgerOutcome, LedgerError>>, LedgerError> {
+        let mut tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut results = Vec::with_capacity(ops.len());
+        for op in ops {
+            let sp = tx.savepoint()?;
+            let result = match op {
+                LedgerOp::Issue(new) => {
+                    issue_in(&sp, &new.borrowed()).map(|()| LedgerOutcome::Issued)
+                }
+                LedgerOp::Audit(a) => store_audit_in(
+                    &sp,
+                    &a.transaction_id,
+                    &a.station,
+                    &a.fob_uid,
+                    &a.overall_result,
+                    &a.body,
+                    a.now_ms,
+                )
+                .map(LedgerOutcome::Audit),
+            };
+            if result.is_ok() {
+                sp.commit()?;
+            } else {
+                // Rolls back to the savepoint and releases it: only this op is undone.
+                sp.finish()?;
+            }
+            // Some SQLite errors (I/O, full disk) roll back the whole
+            // transaction; later ops would then run in autocommit mode and
+            // commit on their own, so the batch must stop here.
+            if tx.is_autocommit() {
+                return Err(LedgerError::CommitFailed(
+                    "the transaction was rolled back by SQLite".to_owned(),
+                ));
+            }
+            results.push(result);
+        }
+        tx.commit()?;
+        Ok(results)
     }
 
     /// Records an operator re-issue for `fob_uid`; the next request consumes it.
@@ -176,49 +321,19 @@ impl Ledger {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let issued: Option<(String, String)> = tx
-            .query_row(
-                "SELECT station, fob_uid FROM issuances WHERE transaction_id = ?1",
-                params![transaction_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let Some((issued_station, issued_uid)) = issued else {
-            return Err(LedgerError::UnknownTransaction);
-        };
-        if issued_station != station {
-            return Err(LedgerError::WrongStation);
-        }
-        if !issued_uid.eq_ignore_ascii_case(fob_uid) {
-            return Err(LedgerError::UidMismatch);
-        }
-        let existing: Option<String> = tx
-            .query_row(
-                "SELECT body FROM audits WHERE transaction_id = ?1",
-                params![transaction_id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(existing) = existing {
-            return if existing == body {
-                Ok(AuditStored::Duplicate)
-            } else {
-                Err(LedgerError::ConflictingAudit)
-            };
-        }
-        tx.execute(
-            "INSERT INTO audits (transaction_id, station, overall_result, body, received_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![transaction_id, station, overall_result, body, now_ms],
+        let stored = store_audit_in(
+            &tx,
+            transaction_id,
+            station,
+            fob_uid,
+            overall_result,
+            body,
+            now_ms,
         )?;
-        if overall_result == "SUCCESS" {
-            tx.execute(
-                "UPDATE issuances SET completed_at_ms = ?2 WHERE transaction_id = ?1",
-                params![transaction_id, now_ms],
-            )?;
+        if stored == AuditStored::New {
+            tx.commit()?;
         }
-        tx.commit()?;
-        Ok(AuditStored::New)
+        Ok(stored)
     }
 
     /// The stored audit body of a transaction, if any.
@@ -244,6 +359,81 @@ impl Ledger {
     }
 }
 
+/// Check + insert of one issuance inside the caller's transaction.
+fn issue_in(conn: &Connection, new: &NewIssuance<'_>) -> Result<(), LedgerError> {
+    if let Some(reissue_id) = blocking_state(conn, new.fob_uid, new.issued_at_ms)? {
+        conn.prepare_cached("UPDATE reissues SET consumed_by = ?2 WHERE id = ?1")?
+            .execute(params![reissue_id, new.transaction_id])?;
+    }
+    conn.prepare_cached(
+        "INSERT INTO issuances (transaction_id, fob_uid, station, reader_id, key_version,
+                                issued_at_ms, expires_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        new.transaction_id,
+        new.fob_uid,
+        new.station,
+        new.reader_id,
+        new.key_version,
+        new.issued_at_ms,
+        new.expires_at_ms
+    ])?;
+    Ok(())
+}
+
+/// Checks and stores one audit record inside the caller's transaction.
+fn store_audit_in(
+    conn: &Connection,
+    transaction_id: &str,
+    station: &str,
+    fob_uid: &str,
+    overall_result: &str,
+    body: &str,
+    now_ms: i64,
+) -> Result<AuditStored, LedgerError> {
+    let issued: Option<(String, String)> = conn
+        .prepare_cached("SELECT station, fob_uid FROM issuances WHERE transaction_id = ?1")?
+        .query_row(params![transaction_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((issued_station, issued_uid)) = issued else {
+        return Err(LedgerError::UnknownTransaction);
+    };
+    if issued_station != station {
+        return Err(LedgerError::WrongStation);
+    }
+    if !issued_uid.eq_ignore_ascii_case(fob_uid) {
+        return Err(LedgerError::UidMismatch);
+    }
+    let existing: Option<String> = conn
+        .prepare_cached("SELECT body FROM audits WHERE transaction_id = ?1")?
+        .query_row(params![transaction_id], |r| r.get(0))
+        .optional()?;
+    if let Some(existing) = existing {
+        return if existing == body {
+            Ok(AuditStored::Duplicate)
+        } else {
+            Err(LedgerError::ConflictingAudit)
+        };
+    }
+    conn.prepare_cached(
+        "INSERT INTO audits (transaction_id, station, overall_result, body, received_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        transaction_id,
+        station,
+        overall_result,
+        body,
+        now_ms
+    ])?;
+    if overall_result == "SUCCESS" {
+        conn.prepare_cached("UPDATE issuances SET completed_at_ms = ?2 WHERE transaction_id = ?1")?
+            .execute(params![transaction_id, now_ms])?;
+    }
+    Ok(AuditStored::New)
+}
+
 /// `Ok(None)`: free; `Ok(Some(id))`: blocked but operator re-issue `id` may be
 /// consumed; `Err(AlreadyIssued)`: refused.
 fn blocking_state(
@@ -252,23 +442,21 @@ fn blocking_state(
     now_ms: i64,
 ) -> Result<Option<i64>, LedgerError> {
     let blocking: Option<Option<i64>> = conn
-        .query_row(
+        .prepare_cached(
             "SELECT completed_at_ms FROM issuances
              WHERE fob_uid = ?1 AND (completed_at_ms IS NOT NULL OR expires_at_ms > ?2)
              ORDER BY issued_at_ms DESC LIMIT 1",
-            params![fob_uid, now_ms],
-            |r| r.get(0),
-        )
+        )?
+        .query_row(params![fob_uid, now_ms], |r| r.get(0))
         .optional()?;
     let Some(completed) = blocking else {
         return Ok(None);
     };
     let reissue: Option<i64> = conn
-        .query_row(
+        .prepare_cached(
             "SELECT id FROM reissues WHERE fob_uid = ?1 AND consumed_by IS NULL ORDER BY id LIMIT 1",
-            params![fob_uid],
-            |r| r.get(0),
-        )
+        )?
+        .query_row(params![fob_uid], |r| r.get(0))
         .optional()?;
     match reissue {
         Some(id) => Ok(Some(id)),
@@ -368,5 +556,112 @@ mod tests {
         l.store_audit("t1", "station-01", uid, "FAILURE", "{}", 1)
             .unwrap();
         l.try_issue(&issuance("t2", 9000)).unwrap();
+    }
+
+    fn op_issue(txid: &str, uid: &str, now: i64) -> LedgerOp {
+        LedgerOp::Issue(Issuance {
+            transaction_id: txid.to_owned(),
+            fob_uid: uid.to_owned(),
+            station: "station-01".to_owned(),
+            reader_id: "R1".to_owned(),
+            key_version: 1,
+            issued_at_ms: now,
+            expires_at_ms: now + 5000,
+        })
+    }
+
+    fn op_audit(txid: &str, uid: &str, result: &str) -> LedgerOp {
+        LedgerOp::Audit(AuditRecord {
+            transaction_id: txid.to_owned(),
+            station: "station-01".to_owned(),
+            fob_uid: uid.to_owned(),
+            overall_result: result.to_owned(),
+            body: format!("{{\"r\":\"{result}\"}}"),
+            now_ms: 1500,
+        })
+    }
+
+    const UID_A: &str = "04112233445566778899";
+    const UID_B: &str = "04AABBCCDDEEFF001122";
+
+    #[test]
+    fn batch_applies_the_one_time_rule_in_order_and_is_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.db");
+        let mut l = Ledger::open(&path).unwrap();
+        let results = l
+            .apply_batch(&[
+                op_issue("t1", UID_A, 1000),
+                op_issue("t2", UID_A, 1001),
+                op_issue("t3", UID_B, 1002),
+                op_audit("t3", UID_B, "SUCCESS"),
+            ])
+            .unwrap();
+        assert!(matches!(results[0], Ok(LedgerOutcome::Issued)));
+        assert!(matches!(results[1], Err(LedgerError::AlreadyIssued(_))));
+        assert!(matches!(results[2], Ok(LedgerOutcome::Issued)));
+        // An audit sees the issuance committed earlier in the same batch.
+        assert!(matches!(
+            results[3],
+            Ok(LedgerOutcome::Audit(AuditStored::New))
+        ));
+        drop(l);
+        let l = Ledger::open(&path).unwrap();
+        assert_eq!(l.issuance_count(UID_A).unwrap(), 1);
+        assert_eq!(l.issuance_count(UID_B).unwrap(), 1);
+        assert!(l.audit_body("t3").unwrap().is_some());
+    }
+
+    #[test]
+    fn failing_op_in_a_batch_rolls_back_only_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.db");
+        let mut l = Ledger::open(&path).unwrap();
+        l.try_issue(&issuance("t0", 1000)).unwrap();
+        l.record_reissue(UID_A, "fob replaced", "op", 1100).unwrap();
+        let results = l
+            .apply_batch(&[
+                // Consumes the re-issue, then fails on the duplicate primary
+                // key: the consumption must be undone with it.
+                op_issue("t0", UID_A, 1200),
+                op_audit("nope", UID_A, "SUCCESS"),
+                // Gets the re-issue the failed op gave back.
+                op_issue("t1", UID_A, 1201),
+                op_issue("t2", UID_B, 1202),
+                // The re-issue is consumed now.
+                op_issue("t3", UID_A, 1203),
+            ])
+            .unwrap();
+        assert!(matches!(results[0], Err(LedgerError::Database(_))));
+        assert!(matches!(results[1], Err(LedgerError::UnknownTransaction)));
+        assert!(matches!(results[2], Ok(LedgerOutcome::Issued)));
+        assert!(matches!(results[3], Ok(LedgerOutcome::Issued)));
+        assert!(matches!(results[4], Err(LedgerError::AlreadyIssued(_))));
+        drop(l);
+        let l = Ledger::open(&path).unwrap();
+        assert_eq!(l.issuance_count(UID_A).unwrap(), 2);
+        assert_eq!(l.issuance_count(UID_B).unwrap(), 1);
+        let consumed_by: Option<String> = l
+            .conn
+            .query_row("SELECT consumed_by FROM reissues", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(consumed_by.as_deref(), Some("t1"));
+    }
+
+    #[test]
+    fn batch_that_cannot_start_records_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.db");
+        let mut l = Ledger::open(&path).unwrap();
+        l.set_busy_timeout(Duration::from_millis(50)).unwrap();
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        assert!(matches!(
+            l.apply_batch(&[op_issue("t1", UID_A, 1000), op_issue("t2", UID_B, 1000)]),
+            Err(LedgerError::Database(_))
+        ));
+        other.execute_batch("ROLLBACK").unwrap();
+        assert_eq!(l.issuance_count(UID_A).unwrap(), 0);
+        assert_eq!(l.issuance_count(UID_B).unwrap(), 0);
     }
 }

@@ -11,7 +11,9 @@
 //!   ├─ UID length check ──▶ KDF3(master, label, UID) ──▶ static ENC/MAC/DEK
 //!   ├─ ContentProvider ──▶ SPID, device cert, P-256 scalar, ICA, root, IRK
 //!   │     └─ scalar ──AES-CBC(static DEK, IV 0, ISO 9797-1 M2)──▶ DGI A003
-//!   ├─ Ledger (SQLite, synchronous=FULL): one package per UID, 409 otherwise
+//!   ├─ Ledger (SQLite, synchronous=FULL): one package per UID, 409 otherwise;
+//!   │     writes go through one writer thread that commits all queued requests
+//!   │     in one fsynced transaction (group commit); the reply waits for it
 //!   └─▶ {transaction_id, key_version, scp03_static_keys, ford_payload,
 //!        personalization_dgis, expires_at = now + TTL}
 //! POST /v1/audit {seed 000 record} ──validate──▶ Ledger (idempotent by
@@ -41,6 +43,7 @@ pub mod config;
 pub mod container_pool;
 pub mod content;
 pub mod ledger;
+mod ledger_writer;
 pub mod pki;
 mod server;
 mod service;

@@ -13,6 +13,7 @@ use tower::ServiceExt;
 
 use crate::content::{ContentError, ContentProvider, SynthesizedContent};
 use crate::ledger::{Ledger, LedgerError};
+use crate::ledger_writer::LedgerWriter;
 use crate::pki::DevPki;
 use crate::service::{router, AppState, StationIdentity};
 use crate::tls::{server_config, subject_common_name, TlsError, TlsMaterial};
@@ -23,6 +24,10 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(5);
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 /// Default UID length (JCOP 10-byte UID, seed 000 KDF3 context).
 pub const DEFAULT_UID_LEN: usize = 10;
+/// Ledger writes waiting for the writer thread before requests get 503.
+const LEDGER_QUEUE_LEN: usize = 4096;
+/// Most writes committed in one transaction (bounds a batch's latency).
+const LEDGER_MAX_BATCH: usize = 256;
 /// Time allowed for a TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -116,9 +121,13 @@ fn prepare(config: KlmsConfig) -> Result<Prepared, ServerError> {
         return Err(ServerError::Config("uid_len must be 1..=64".into()));
     }
     let tls = server_config(&config.tls)?;
+    // The writer connection creates the schema; the reader opens after it.
     let ledger = Ledger::open(&config.ledger_path)?;
+    let ledger_reader = Ledger::open_reader(&config.ledger_path)?;
+    let ledger_writer = LedgerWriter::start(ledger, LEDGER_QUEUE_LEN, LEDGER_MAX_BATCH)?;
     let state = Arc::new(AppState {
-        ledger: Mutex::new(ledger),
+        ledger_reader: Mutex::new(ledger_reader),
+        ledger_writer,
         content: config.content,
         master: config.master_key,
         key_version: config.key_version,

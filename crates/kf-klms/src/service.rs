@@ -15,7 +15,10 @@ use kf_crypto::AesKey;
 use time::OffsetDateTime;
 
 use crate::content::{ContentProvider, FobContent};
-use crate::ledger::{AuditStored, Ledger, LedgerError, NewIssuance};
+use crate::ledger::{
+    AuditRecord, AuditStored, Issuance, Ledger, LedgerError, LedgerOp, LedgerOutcome,
+};
+use crate::ledger_writer::LedgerWriter;
 use crate::wire::{
     AuditAck, AuditRecordCore, DgiJson, ErrorBody, FordPayload, KeyPackageRequest,
     KeyPackageResponse, StaticKeysHex,
@@ -26,7 +29,10 @@ use crate::wire::{
 pub(crate) struct StationIdentity(pub Option<String>);
 
 pub(crate) struct AppState {
-    pub ledger: Mutex<Ledger>,
+    /// Read connection for the advisory pre-check (never writes).
+    pub ledger_reader: Mutex<Ledger>,
+    /// All ledger writes go through the group-commit writer.
+    pub ledger_writer: LedgerWriter,
     pub content: Arc<dyn ContentProvider>,
     pub master: AesKey,
     pub key_version: u8,
@@ -138,10 +144,24 @@ async fn key_packages(
     let body = json_body(&headers, body)?;
     let request: KeyPackageRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
-    tokio::task::spawn_blocking(move || issue(&state, &station, &request))
+    // Key derivation and content (which may read or claim files) run on the
+    // blocking pool; the ledger write is awaited without holding a thread.
+    let prepared = {
+        let state = Arc::clone(&state);
+        tokio::task::spawn_blocking(move || prepare_issue(&state, station, request))
+            .await
+            .map_err(|_| ApiError::internal("issuance task failed"))??
+    };
+    let outcome = state
+        .ledger_writer
+        .submit(LedgerOp::Issue(prepared.issuance.clone()))
         .await
-        .map_err(|_| ApiError::internal("issuance task failed"))?
-        .map(Json)
+        .map_err(ledger_issue_error)?;
+    if outcome != LedgerOutcome::Issued {
+        return Err(ApiError::internal("unexpected ledger outcome"));
+    }
+    // Only now, after the group commit returned, is the package handed out.
+    Ok(Json(prepared.into_response(&state)))
 }
 
 /// Parses a UID of exactly `uid_len` bytes (hex, either case).
@@ -216,23 +236,52 @@ fn ledger_issue_error(e: LedgerError) -> ApiError {
         LedgerError::AlreadyIssued(why) => {
             ApiError::new(StatusCode::CONFLICT, "already_issued", why)
         }
+        LedgerError::Busy => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ledger_busy",
+            e.to_string(),
+        ),
         other => ApiError::internal(other.to_string()),
     }
 }
 
-fn issue(
+/// Upper-case hex of response fields. `hex::encode_upper` builds the string
+/// char by char through an iterator, which showed up in issuance profiles.
+fn hex_upper(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0F)]));
+    }
+    out
+}
+
+/// Everything of an issuance except its ledger record.
+struct PreparedIssue {
+    issuance: Issuance,
+    keys: kf_crypto::StaticKeys,
+    dgis: Vec<(u16, Vec<u8>, bool)>,
+    fesn: String,
+    expires: OffsetDateTime,
+}
+
+fn to_ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn prepare_issue(
     state: &AppState,
-    station: &str,
-    request: &KeyPackageRequest,
-) -> Result<KeyPackageResponse, ApiError> {
+    station: String,
+    request: KeyPackageRequest,
+) -> Result<PreparedIssue, ApiError> {
     let uid = parse_uid(&request.fob_uid, state.uid_len)?;
     check_label("reader_id", &request.reader_id)?;
     let keys = kf_crypto::kdf::diversify_static_keys(&state.master, &uid)
         .map_err(|e| ApiError::internal(format!("key diversification failed: {e}")))?;
     let uid_hex = hex::encode_upper(&uid);
-    let to_ms = |t: OffsetDateTime| (t.unix_timestamp_nanos() / 1_000_000) as i64;
     state
-        .ledger
+        .ledger_reader
         .lock()
         .map_err(|_| ApiError::internal("ledger lock poisoned"))?
         .check_issuable(&uid_hex, to_ms(OffsetDateTime::now_utc()))
@@ -251,51 +300,67 @@ fn issue(
     let transaction_id = format!("trx_{}", uuid::Uuid::new_v4().simple());
     let now = OffsetDateTime::now_utc();
     let expires = now + state.ttl;
-    {
-        let mut ledger = state
-            .ledger
-            .lock()
-            .map_err(|_| ApiError::internal("ledger lock poisoned"))?;
-        ledger
-            .try_issue(&NewIssuance {
-                transaction_id: &transaction_id,
-                fob_uid: &uid_hex,
-                station,
-                reader_id: &request.reader_id,
-                key_version: state.key_version,
-                issued_at_ms: to_ms(now),
-                expires_at_ms: to_ms(expires),
-            })
-            .map_err(ledger_issue_error)?;
-    }
-    tracing::info!(%transaction_id, fob_uid = %uid_hex, %station, fesn = %content.fesn, "key package issued");
-    let mut payload = Vec::new();
-    for (tag, value, _) in &dgis {
-        encode_dgi(*tag, value, &mut payload);
-    }
-    Ok(KeyPackageResponse {
-        transaction_id,
-        fob_uid: uid_hex,
-        key_version: state.key_version,
-        scp03_static_keys: StaticKeysHex {
-            enc: hex::encode_upper(keys.enc.expose_secret()),
-            mac: hex::encode_upper(keys.mac.expose_secret()),
-            dek: hex::encode_upper(keys.dek.expose_secret()),
+    Ok(PreparedIssue {
+        issuance: Issuance {
+            transaction_id,
+            fob_uid: uid_hex,
+            station,
+            reader_id: request.reader_id,
+            key_version: state.key_version,
+            issued_at_ms: to_ms(now),
+            expires_at_ms: to_ms(expires),
         },
-        ford_payload: FordPayload {
-            apdu_cla_ins_p1_p2: "80E20000".to_owned(),
-            data_hex: hex::encode_upper(&payload),
-        },
-        personalization_dgis: dgis
-            .iter()
-            .map(|(tag, value, encrypted)| DgiJson {
-                tag: format!("{tag:04X}"),
-                data_hex: hex::encode_upper(value),
-                encrypted: *encrypted,
-            })
-            .collect(),
-        expires_at: rfc3339_millis(expires),
+        keys,
+        dgis,
+        fesn: content.fesn.clone(),
+        expires,
     })
+}
+
+impl PreparedIssue {
+    fn into_response(self, state: &AppState) -> KeyPackageResponse {
+        let PreparedIssue {
+            issuance,
+            keys,
+            dgis,
+            fesn,
+            expires,
+        } = self;
+        tracing::info!(
+            transaction_id = %issuance.transaction_id,
+            fob_uid = %issuance.fob_uid,
+            station = %issuance.station,
+            %fesn,
+            "key package issued"
+        );
+        let mut payload = Vec::new();
+        for (tag, value, _) in &dgis {
+            encode_dgi(*tag, value, &mut payload);
+        }
+        KeyPackageResponse {
+            transaction_id: issuance.transaction_id,
+            fob_uid: issuance.fob_uid,
+            key_version: state.key_version,
+            scp03_static_keys: StaticKeysHex {
+                enc: hex_upper(keys.enc.expose_secret()),
+                mac: hex_upper(keys.mac.expose_secret()),
+                dek: hex_upper(keys.dek.expose_secret()),
+            },
+            ford_payload: FordPayload {
+                apdu_cla_ins_p1_p2: "80E20000".to_owned(),
+                data_hex: hex_upper(&payload),
+            },
+            personalization_dgis: dgis
+                .iter()
+                .map(|(tag, value, encrypted)| DgiJson {
+                    tag: format!("{tag:04X}"),
+                    data_hex: hex_upper(value),
+                    encrypted: *encrypted,
+                })
+                .collect(),
+            expires_at: rfc3339_millis(expires),
+        }
+    }
 }
 
 fn validate_audit(core: &AuditRecordCore, uid_len: usize) -> Result<(), ApiError> {
@@ -350,38 +415,39 @@ async fn audit(
     validate_audit(&core, state.uid_len)?;
     let canonical = serde_json::to_string(&value).map_err(|e| ApiError::internal(e.to_string()))?;
     let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-    let stored = tokio::task::spawn_blocking(move || {
-        let mut ledger = state
-            .ledger
-            .lock()
-            .map_err(|_| ApiError::internal("ledger lock poisoned"))?;
-        ledger
-            .store_audit(
-                &core.transaction_id,
-                &station,
-                &core.fob_uid,
-                &core.overall_result,
-                &canonical,
-                now_ms,
-            )
-            .map(|s| (s, core.transaction_id.clone()))
-            .map_err(|e| match e {
-                LedgerError::UnknownTransaction => {
-                    ApiError::new(StatusCode::NOT_FOUND, "unknown_transaction", e.to_string())
-                }
-                LedgerError::WrongStation => {
-                    ApiError::new(StatusCode::FORBIDDEN, "wrong_station", e.to_string())
-                }
-                LedgerError::UidMismatch => ApiError::unprocessable("uid_mismatch", e.to_string()),
-                LedgerError::ConflictingAudit => {
-                    ApiError::new(StatusCode::CONFLICT, "conflicting_audit", e.to_string())
-                }
-                other => ApiError::internal(other.to_string()),
-            })
-    })
-    .await
-    .map_err(|_| ApiError::internal("audit task failed"))??;
-    let (stored, transaction_id) = stored;
+    let transaction_id = core.transaction_id.clone();
+    let outcome = state
+        .ledger_writer
+        .submit(LedgerOp::Audit(AuditRecord {
+            transaction_id: core.transaction_id,
+            station,
+            fob_uid: core.fob_uid,
+            overall_result: core.overall_result,
+            body: canonical,
+            now_ms,
+        }))
+        .await
+        .map_err(|e| match e {
+            LedgerError::UnknownTransaction => {
+                ApiError::new(StatusCode::NOT_FOUND, "unknown_transaction", e.to_string())
+            }
+            LedgerError::WrongStation => {
+                ApiError::new(StatusCode::FORBIDDEN, "wrong_station", e.to_string())
+            }
+            LedgerError::UidMismatch => ApiError::unprocessable("uid_mismatch", e.to_string()),
+            LedgerError::ConflictingAudit => {
+                ApiError::new(StatusCode::CONFLICT, "conflicting_audit", e.to_string())
+            }
+            LedgerError::Busy => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ledger_busy",
+                e.to_string(),
+            ),
+            other => ApiError::internal(other.to_string()),
+        })?;
+    let LedgerOutcome::Audit(stored) = outcome else {
+        return Err(ApiError::internal("unexpected ledger outcome"));
+    };
     Ok(match stored {
         AuditStored::New => (
             StatusCode::CREATED,
@@ -413,6 +479,13 @@ mod tests {
         encode_dgi(0xA002, &[0u8; 300], &mut out);
         assert_eq!(&out[..5], &[0xA0, 0x02, 0xFF, 0x01, 0x2C]);
         assert_eq!(out.len(), 305);
+    }
+
+    #[test]
+    fn hex_upper_matches_the_hex_crate() {
+        let all: Vec<u8> = (0..=255u8).collect();
+        assert_eq!(hex_upper(&all), hex::encode_upper(&all));
+        assert_eq!(hex_upper(&[]), "");
     }
 
     #[test]

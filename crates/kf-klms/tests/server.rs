@@ -187,6 +187,77 @@ fn issuance_returns_contract_shape_and_second_request_is_409() {
     );
 }
 
+/// Sends one issuance per UID from its own thread (own TLS connection), all
+/// released together so their ledger writes land in shared group commits.
+fn issue_concurrently(f: &Fixture, uids: &[String]) -> Vec<(u16, serde_json::Value)> {
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(uids.len()));
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = uids
+            .iter()
+            .map(|uid| {
+                let barrier = std::sync::Arc::clone(&barrier);
+                let c = station(f, "station-01");
+                let url = url(f, "/v1/key-packages");
+                scope.spawn(move || {
+                    // Handshake first so the requests themselves start together.
+                    assert_eq!(
+                        c.get(url.replace("/v1/key-packages", "/healthz"))
+                            .send()
+                            .unwrap()
+                            .status(),
+                        200
+                    );
+                    barrier.wait();
+                    let r = c
+                        .post(url)
+                        .json(&json!({"fob_uid": uid, "reader_id": "R1"}))
+                        .send()
+                        .unwrap();
+                    (r.status().as_u16(), r.json::<serde_json::Value>().unwrap())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+#[test]
+fn concurrent_issuances_of_distinct_uids_are_all_durable() {
+    let f = start(Duration::from_secs(60));
+    let uids: Vec<String> = (0..24u32)
+        .map(|i| format!("0411223344556677{i:04X}"))
+        .collect();
+    let results = issue_concurrently(&f, &uids);
+    for ((status, body), uid) in results.iter().zip(&uids) {
+        assert_eq!(*status, 200, "{uid}: {body}");
+        assert_eq!(body["fob_uid"], *uid);
+    }
+    let Fixture { _dir, server, .. } = f;
+    server.shutdown();
+    // A fresh connection after the server (and its writer) stopped.
+    let ledger = kf_klms::ledger::Ledger::open(_dir.path().join("ledger.db")).unwrap();
+    for uid in &uids {
+        assert_eq!(ledger.issuance_count(uid).unwrap(), 1, "{uid}");
+    }
+}
+
+#[test]
+fn concurrent_requests_for_one_uid_issue_exactly_once() {
+    let f = start(Duration::from_secs(60));
+    let uids = vec![UID.to_owned(); 16];
+    let results = issue_concurrently(&f, &uids);
+    let ok = results.iter().filter(|(s, _)| *s == 200).count();
+    assert_eq!(ok, 1, "{results:?}");
+    for (status, body) in results.iter().filter(|(s, _)| *s != 200) {
+        assert_eq!(*status, 409);
+        assert_eq!(body["error"], "already_issued");
+    }
+    let Fixture { _dir, server, .. } = f;
+    server.shutdown();
+    let ledger = kf_klms::ledger::Ledger::open(_dir.path().join("ledger.db")).unwrap();
+    assert_eq!(ledger.issuance_count(UID).unwrap(), 1);
+}
+
 fn audit_body(txid: &str, uid: &str, result: &str) -> serde_json::Value {
     json!({
         "transaction_id": txid,
