@@ -32,7 +32,8 @@
 //! * Status codes: 400 malformed JSON / missing or unknown field, 415 wrong
 //!   content type, 413 body over the limit, 422 well-formed but invalid value,
 //!   403 CN not allowed (or audit from another station), 404 audit for an
-//!   unknown transaction, 409 already issued / conflicting audit, 503 no content.
+//!   unknown transaction, 409 already issued / conflicting audit, 503 no content (`no_content`) or the ledger queue is full
+//!   (`ledger_busy`, retry).
 //! * `GET /healthz` needs a verified client certificate but no allow-listed CN.
 //! * An audit must come from the station the package was issued to; a `SUCCESS`
 //!   audit marks the issuance completed, which blocks re-issuance for good
