@@ -24,7 +24,7 @@ pub mod padding;
 pub use cipher::AesCipher;
 pub use error::CryptoError;
 pub use key::{AesKey, StaticKeys};
-pub use mac::{aes_cmac, CmacState};
+pub use mac::{aes_cmac, CmacKey, CmacRun, CmacState};
 
 /// AES block length in bytes.
 pub const BLOCK_LEN: usize = 16;

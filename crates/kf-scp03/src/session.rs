@@ -5,7 +5,7 @@ use kf_crypto::kdf::{
     scp03_derive_key, scp03_kdf, CONST_CARD_CHALLENGE, CONST_CARD_CRYPTOGRAM,
     CONST_HOST_CRYPTOGRAM, CONST_S_ENC, CONST_S_MAC, CONST_S_RMAC,
 };
-use kf_crypto::{AesCipher, AesKey, CmacState, StaticKeys};
+use kf_crypto::{AesCipher, AesKey, CmacKey, CmacRun, StaticKeys};
 
 use crate::{Mode, Scp03Error};
 
@@ -20,9 +20,9 @@ pub struct SessionKeys {
     s_rmac: AesKey,
     /// S-ENC's key schedule, prepared once for the whole session.
     enc: AesCipher,
-    /// CMAC states keyed with S-MAC and S-RMAC, cloned per message.
-    c_mac: CmacState,
-    r_mac: CmacState,
+    /// S-MAC and S-RMAC prepared for CMAC (key schedule and subkeys).
+    c_mac: CmacKey,
+    r_mac: CmacKey,
 }
 
 impl SessionKeys {
@@ -42,8 +42,8 @@ impl SessionKeys {
         let s_rmac = scp03_derive_key(&keys.mac, CONST_S_RMAC, &context)?;
         Ok(SessionKeys {
             enc: AesCipher::new(&s_enc),
-            c_mac: CmacState::new(&s_mac),
-            r_mac: CmacState::new(&s_rmac),
+            c_mac: CmacKey::new(&s_mac),
+            r_mac: CmacKey::new(&s_rmac),
             s_enc,
             s_mac,
             s_rmac,
@@ -71,13 +71,13 @@ impl SessionKeys {
     }
 
     /// A fresh CMAC computation under S-MAC.
-    pub(crate) fn c_mac_state(&self) -> CmacState {
-        self.c_mac.clone()
+    pub(crate) fn c_mac_state(&self) -> CmacRun<'_> {
+        self.c_mac.start()
     }
 
     /// A fresh CMAC computation under S-RMAC.
-    pub(crate) fn r_mac_state(&self) -> CmacState {
-        self.r_mac.clone()
+    pub(crate) fn r_mac_state(&self) -> CmacRun<'_> {
+        self.r_mac.start()
     }
 }
 

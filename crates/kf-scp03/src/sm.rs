@@ -8,7 +8,7 @@
 use kf_apdu::{
     CommandApdu, ResponseApdu, StatusWord, MAX_DATA_LEN, MAX_SHORT_DATA_LEN, MAX_SHORT_LE,
 };
-use kf_crypto::{ct_eq, AesCipher, AesKey, CmacState, BLOCK_LEN};
+use kf_crypto::{ct_eq, AesCipher, AesKey, CmacRun, BLOCK_LEN};
 
 use crate::{Mode, Scp03Error, SecurityLevel, SessionKeys, TerminationCause};
 
@@ -132,12 +132,12 @@ impl LcField {
 
 /// A C-MAC computation with chaining value ‖ header ‖ Lc already absorbed
 /// (Amd D §6.2.4); the data follows.
-fn c_mac_start(
-    keys: &SessionKeys,
+fn c_mac_start<'k>(
+    keys: &'k SessionKeys,
     chaining: &ChainingValue,
     header: [u8; 4],
     lc: &LcField,
-) -> CmacState {
+) -> CmacRun<'k> {
     let mut m = keys.c_mac_state();
     m.update(chaining);
     m.update(&header);
@@ -375,7 +375,7 @@ pub fn protect_response(
 
 /// An R-MAC computation with the chaining value absorbed (Amd D §6.2.5); the
 /// response data and SW follow.
-fn r_mac_start(keys: &SessionKeys, chaining: &ChainingValue) -> CmacState {
+fn r_mac_start<'k>(keys: &'k SessionKeys, chaining: &ChainingValue) -> CmacRun<'k> {
     let mut m = keys.r_mac_state();
     m.update(chaining);
     m

@@ -71,6 +71,10 @@ struct Row {
     /// (on a real fob that time is the chip's).
     p50_ms_excl_card: f64,
     ratio_p50_excl_card: f64,
+    /// Per fob: time outside the exchanges (host work between APDUs).
+    outside_exchanges_p50_ms: f64,
+    /// Per fob: the exchanges' round trips summed, card work included.
+    exchanges_p50_ms: f64,
     /// The largest wrapped STORE DATA command of the session: its Lc.
     store_data_lc: usize,
     /// Median round trip of those STORE DATA commands, card work included.
@@ -142,10 +146,13 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         println!();
         for r in &rows {
             println!(
-                "{:<9} level {}: STORE DATA Lc={} round trip p50 {:.1} µs (card emulation {:.1} µs); \
+                "{:<9} level {}: per fob p50 {:.3} ms in exchanges, {:.3} ms between them; \
+                 STORE DATA Lc={} round trip p50 {:.1} µs (card emulation {:.1} µs); \
                  echo of the same size {:.1} µs",
                 r.transport,
                 r.level,
+                r.exchanges_p50_ms,
+                r.outside_exchanges_p50_ms,
                 r.store_data_lc,
                 r.store_data_rtt_p50_us,
                 r.store_data_card_p50_us,
@@ -375,6 +382,11 @@ fn row(
     let times = sorted_ms(&|r| r.elapsed);
     let floors = sorted_ms(&|r| r.floor_rtts.iter().sum());
     let excl = sorted_ms(&|r| r.elapsed.saturating_sub(r.card_busy));
+    let exchanges = sorted_ms(&|r| r.log.iter().map(|e| e.rtt).sum());
+    let outside = sorted_ms(&|r| {
+        r.elapsed
+            .saturating_sub(r.log.iter().map(|e| e.rtt).sum::<Duration>())
+    });
     let card_busy: Duration = runs.iter().map(|r| r.card_busy).sum();
     let first = runs.first().map(|r| r.log.as_slice()).unwrap_or(&[]);
     let per_fob = |d: Duration| d.as_secs_f64() * 1e6 / fobs as f64;
@@ -429,6 +441,8 @@ fn row(
         floor_p50_ms: floor_p50,
         ratio_p50: ratio(p50, floor_p50),
         p50_ms_excl_card: excl_p50,
+        outside_exchanges_p50_ms: percentile(&outside, 0.5),
+        exchanges_p50_ms: percentile(&exchanges, 0.5),
         ratio_p50_excl_card: ratio(excl_p50, floor_p50),
         // Short APDU: CLA INS P1 P2 Lc data (no Le on STORE DATA).
         store_data_lc: largest.saturating_sub(5),
