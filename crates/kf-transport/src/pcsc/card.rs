@@ -104,9 +104,21 @@ impl std::fmt::Debug for PcscTransport {
 
 /// Sends an APDU on a card handle; the receive buffer fits extended responses.
 fn transmit_raw(card: &Card, apdu: &[u8]) -> Result<Vec<u8>, ::pcsc::Error> {
-    let mut buf = vec![0u8; MAX_BUFFER_SIZE_EXTENDED];
-    let resp = card.transmit(apdu, &mut buf)?;
-    Ok(resp.to_vec())
+    thread_local! {
+        // One receive buffer per thread: a fresh 64 KiB zeroed buffer per
+        // APDU cost more than the APDU's own host work.
+        static RECEIVE: std::cell::RefCell<Vec<u8>> =
+            std::cell::RefCell::new(vec![0u8; MAX_BUFFER_SIZE_EXTENDED]);
+    }
+    RECEIVE.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        let resp = card.transmit(apdu, &mut buf)?;
+        let out = resp.to_vec();
+        let used = out.len();
+        // Leave nothing of the response behind.
+        buf[..used].fill(0);
+        Ok(out)
+    })
 }
 
 /// After an ambiguous transmit error, polls the card state for up to one
