@@ -18,7 +18,15 @@ pub struct SessionKeys {
     s_enc: AesKey,
     s_mac: AesKey,
     s_rmac: AesKey,
-    /// S-ENC's key schedule, prepared once for the whole session.
+    /// Boxed: the key schedules are a few KiB, and the session moves through
+    /// several typed states by value.
+    prepared: Box<Prepared>,
+}
+
+/// The session keys prepared once for the whole session.
+#[derive(Debug)]
+struct Prepared {
+    /// S-ENC's key schedule.
     enc: AesCipher,
     /// S-MAC and S-RMAC prepared for CMAC (key schedule and subkeys).
     c_mac: CmacKey,
@@ -41,9 +49,11 @@ impl SessionKeys {
         let s_mac = scp03_derive_key(&keys.mac, CONST_S_MAC, &context)?;
         let s_rmac = scp03_derive_key(&keys.mac, CONST_S_RMAC, &context)?;
         Ok(SessionKeys {
-            enc: AesCipher::new(&s_enc),
-            c_mac: CmacKey::new(&s_mac),
-            r_mac: CmacKey::new(&s_rmac),
+            prepared: Box::new(Prepared {
+                enc: AesCipher::new(&s_enc),
+                c_mac: CmacKey::new(&s_mac),
+                r_mac: CmacKey::new(&s_rmac),
+            }),
             s_enc,
             s_mac,
             s_rmac,
@@ -67,17 +77,17 @@ impl SessionKeys {
 
     /// S-ENC as a prepared cipher.
     pub(crate) fn enc_cipher(&self) -> &AesCipher {
-        &self.enc
+        &self.prepared.enc
     }
 
     /// A fresh CMAC computation under S-MAC.
     pub(crate) fn c_mac_state(&self) -> CmacRun<'_> {
-        self.c_mac.start()
+        self.prepared.c_mac.start()
     }
 
     /// A fresh CMAC computation under S-RMAC.
     pub(crate) fn r_mac_state(&self) -> CmacRun<'_> {
-        self.r_mac.start()
+        self.prepared.r_mac.start()
     }
 }
 

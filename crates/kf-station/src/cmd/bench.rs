@@ -46,7 +46,7 @@ pub fn run(args: BenchArgs) -> u8 {
     match bench(&args) {
         Ok(()) => exit::OK,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {}", crate::out::error_line(&e));
             exit::FAILED
         }
     }
@@ -105,9 +105,9 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        println!(
+        outln!(
             "{:<9} {:>5} {:>5} {:>6} {:>7} {:>8} {:>8} {:>8} {:>10} {:>14} {:>9} {:>7} {:>14} {:>11}",
             "transport",
             "level",
@@ -125,7 +125,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             "ratio excl."
         );
         for r in &rows {
-            println!(
+            outln!(
                 "{:<9} {:>5} {:>5} {:>6} {:>7} {:>8.1} {:>8.3} {:>8.3} {:>10.1} {:>14.1} {:>9.3} {:>7.2} {:>14.3} {:>11.2}",
                 r.transport,
                 r.level,
@@ -143,9 +143,9 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
                 r.ratio_p50_excl_card
             );
         }
-        println!();
+        outln!();
         for r in &rows {
-            println!(
+            outln!(
                 "{:<9} level {}: per fob p50 {:.3} ms in exchanges, {:.3} ms between them; \
                  STORE DATA Lc={} round trip p50 {:.1} µs (card emulation {:.1} µs); \
                  echo of the same size {:.1} µs",
