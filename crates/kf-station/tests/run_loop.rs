@@ -1,0 +1,454 @@
+//! `kf-station run` (the station loop) end to end: the real binary on a real
+//! pcscd with the vsmartcard vpcd driver, virtual fobs presented and removed
+//! one after the other, Ctrl-C (SIGINT) to stop, then the journal checked with
+//! `kf-station audit`.
+//!
+//! Needs root and the Debian packages `pcscd vsmartcard-vpcd libpcsclite-dev`
+//! (scripts/test.sh installs them). A missing piece FAILS the test loudly.
+//! pcsc-lite has one socket per machine (`/run/pcscd/pcscd.comm`), so the
+//! child station inherits nothing special: it talks to the pcscd this test
+//! started. Tests in this binary take turns on that pcscd (ONE_PCSCD).
+#![cfg(all(unix, feature = "pcsc"))]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use kf_card::{FobConfig, Uid, VirtualFob};
+use kf_crypto::StaticKeys;
+use kf_profile::{AppletLifeCycle, DEV_SAMPLE_KVN};
+use kf_transport::pcsc::PcscContext;
+use kf_transport::pcscd_harness::{free_port_pair, Pcscd};
+use kf_transport::vpcd::{BridgeHandle, VpcdConfig};
+use serde_json::Value;
+
+/// Upper bound for any single step (a fob takes tens of milliseconds; pcscd
+/// notices insertion and removal within its ~400 ms poll).
+const STEP: Duration = Duration::from_secs(15);
+static ONE_PCSCD: Mutex<()> = Mutex::new(());
+
+struct Stack {
+    pcscd: Pcscd,
+    dir: tempfile::TempDir,
+    _guard: MutexGuard<'static, ()>,
+}
+
+fn start_stack() -> Stack {
+    let guard = ONE_PCSCD.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port_pair().unwrap();
+    let pcscd = Pcscd::start(dir.path(), port)
+        .unwrap_or_else(|e| panic!("cannot start pcscd with the vpcd driver: {e}"));
+    Stack {
+        pcscd,
+        dir,
+        _guard: guard,
+    }
+}
+
+/// Presents `fob` on vpcd slot 0 and waits until pcscd reports the card.
+fn insert(stack: &Stack, context: &PcscContext, fob: VirtualFob) -> BridgeHandle<VirtualFob> {
+    let config = VpcdConfig {
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(200),
+        poll_interval: Duration::from_millis(20),
+        ..VpcdConfig::new(stack.pcscd.vpcd_addr(0))
+    };
+    let bridge = BridgeHandle::spawn(fob, config).unwrap();
+    assert!(bridge.wait_connected(STEP), "bridge did not reach vpcd");
+    context
+        .wait_for_card(&stack.pcscd.reader_name(0), Some(STEP))
+        .unwrap();
+    bridge
+}
+
+/// Takes the fob out of the field and waits until pcscd reports the reader
+/// empty (so the station's own removal wait sees it before the next fob).
+fn remove(stack: &Stack, context: &PcscContext, bridge: BridgeHandle<VirtualFob>) -> VirtualFob {
+    let fob = bridge.stop_and_join().unwrap();
+    context
+        .wait_for_removal(&stack.pcscd.reader_name(0), Some(STEP))
+        .unwrap();
+    fob
+}
+
+fn good_fob(uid: &Uid) -> VirtualFob {
+    VirtualFob::new(FobConfig::dev_sample().with_uid(uid.clone())).unwrap()
+}
+
+/// A fob whose key set under the dev-sample KVN is not the dev-sample one:
+/// the card cryptogram cannot match and SCP03 authentication fails.
+fn foreign_key_fob(uid: &Uid) -> VirtualFob {
+    let keys = StaticKeys::from_hex(
+        "000102030405060708090A0B0C0D0E0F",
+        "101112131415161718191A1B1C1D1E1F",
+        "202122232425262728292A2B2C2D2E2F",
+    )
+    .unwrap();
+    let config = FobConfig::dev_sample()
+        .with_uid(uid.clone())
+        .with_only_key_set(DEV_SAMPLE_KVN, keys);
+    VirtualFob::new(config).unwrap()
+}
+
+fn hex_uid(uid: &Uid) -> String {
+    hex::encode_upper(uid.as_bytes())
+}
+
+/// A running `kf-station run`, its output collected line by line. Dropping
+/// it kills the child (a failed assertion must not leave it behind).
+/// One channel per stream: the threads reading stdout and stderr race, so a
+/// line of one stream must stay queued while the other is searched.
+struct Station {
+    child: Child,
+    out_lines: Receiver<String>,
+    err_lines: Receiver<String>,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+fn collect(
+    stream: impl Read + Send + 'static,
+    log: Arc<Mutex<String>>,
+    tx: std::sync::mpsc::Sender<String>,
+) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            {
+                let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+                log.push_str(&line);
+                log.push('\n');
+            }
+            let _ = tx.send(line);
+        }
+    });
+}
+
+impl Station {
+    fn spawn(reader: &str, journal: &Path, audit_file: &Path) -> Station {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kf-station"));
+        // Only this test's settings: no KF_* override from the caller's shell.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("KF_") {
+                cmd.env_remove(key);
+            }
+        }
+        let mut child = cmd
+            .env("KF_STATION_ID", "RUN-LOOP-TEST")
+            .args(["run", "--source", "dev", "--reader", reader, "--journal"])
+            .arg(journal)
+            .arg("--audit-file")
+            .arg(audit_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (out_tx, out_lines) = channel();
+        let (err_tx, err_lines) = channel();
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        collect(child.stdout.take().unwrap(), stdout.clone(), out_tx);
+        collect(child.stderr.take().unwrap(), stderr.clone(), err_tx);
+        Station {
+            child,
+            out_lines,
+            err_lines,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn output(&self) -> (String, String) {
+        let get = |s: &Arc<Mutex<String>>| s.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        (get(&self.stdout), get(&self.stderr))
+    }
+
+    fn fail(&mut self, what: &str) -> ! {
+        let status = self.child.try_wait().ok().flatten();
+        let (out, err) = self.output();
+        panic!(
+            "{what} (station exit status: {status:?})\n--- stdout ---\n{out}--- stderr ---\n{err}"
+        );
+    }
+
+    /// Waits for a stdout line (`stdout == true`) or stderr line matching
+    /// `want`; returns it.
+    fn expect(&mut self, stdout: bool, what: &str, want: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + STEP;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let lines = if stdout {
+                &self.out_lines
+            } else {
+                &self.err_lines
+            };
+            match lines.recv_timeout(left) {
+                Ok(l) if want(&l) => return l,
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => self.fail(&format!("no {what} within {STEP:?}")),
+                Err(RecvTimeoutError::Disconnected) => {
+                    // The stream closed: the station is exiting; let it finish
+                    // so the failure shows its exit status.
+                    std::thread::sleep(Duration::from_millis(300));
+                    self.fail(&format!("the station exited before {what}"))
+                }
+            }
+        }
+    }
+
+    fn expect_result(&mut self, result: &str, uid: &Uid) -> String {
+        let prefix = format!("{result}  {}  ", hex_uid(uid));
+        self.expect(true, &format!("`{prefix}…` line"), |l| {
+            l.starts_with(&prefix)
+        })
+    }
+
+    /// SIGINT (what Ctrl-C sends), then waits for the exit.
+    fn interrupt(&mut self, within: Duration) -> (ExitStatus, Duration) {
+        let sent = Instant::now();
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -INT failed");
+        while sent.elapsed() < within {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, sent.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.fail(&format!(
+            "the station did not exit within {within:?} of SIGINT"
+        ))
+    }
+
+    /// The rest of the output after the child exited (reader threads drain).
+    fn finish_output(&self) -> (String, String) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for lines in [&self.out_lines, &self.err_lines] {
+            while Instant::now() < deadline {
+                if let Err(RecvTimeoutError::Disconnected) =
+                    lines.recv_timeout(Duration::from_millis(50))
+                {
+                    break;
+                }
+            }
+        }
+        self.output()
+    }
+}
+
+impl Drop for Station {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn station_cli(args: &[&str], journal: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_kf-station"))
+        .args(args)
+        .arg("--journal")
+        .arg(journal)
+        .output()
+        .unwrap()
+}
+
+fn journal_records(journal: &Path) -> Vec<Value> {
+    let out = station_cli(&["audit", "export", "--format", "json"], journal);
+    assert!(
+        out.status.success(),
+        "audit export: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn assert_no_panic(stdout: &str, stderr: &str) {
+    for text in [stdout, stderr] {
+        assert!(
+            !text.contains("panicked") && !text.contains("RUST_BACKTRACE"),
+            "the station panicked:\n--- stdout ---\n{stdout}--- stderr ---\n{stderr}"
+        );
+    }
+}
+
+struct Paths {
+    journal: PathBuf,
+    audit_file: PathBuf,
+}
+
+fn paths(stack: &Stack) -> Paths {
+    Paths {
+        journal: stack.dir.path().join("journal.db"),
+        audit_file: stack.dir.path().join("audit.jsonl"),
+    }
+}
+
+#[test]
+fn run_loop_provisions_two_fobs_fails_a_foreign_key_fob_and_stops_on_sigint() {
+    let t0 = Instant::now();
+    let stack = start_stack();
+    let reader = stack.pcscd.reader_name(0);
+    let context = PcscContext::establish().unwrap();
+    let paths = paths(&stack);
+    let mut station = Station::spawn(&reader, &paths.journal, &paths.audit_file);
+    station.expect(false, "the `present a fob` prompt", |l| {
+        l.contains("present a fob")
+    });
+
+    let uids: Vec<Uid> = (1..=3u8)
+        .map(|n| Uid::new(&[0x04, 0x52, 0x55, 0x4E, 0, 0, 0, 0, 0, n]).unwrap())
+        .collect();
+
+    // Two good fobs, one after the other.
+    let mut personalized = Vec::new();
+    for (n, uid) in uids[..2].iter().enumerate() {
+        let bridge = insert(&stack, &context, good_fob(uid));
+        let line = station.expect_result("PASS", uid);
+        assert!(
+            line.ends_with(&format!("[good {}, failed 0]", n + 1)),
+            "{line}"
+        );
+        personalized.push(remove(&stack, &context, bridge));
+    }
+    for fob in &personalized {
+        assert_eq!(fob.applet_life_cycle(), AppletLifeCycle::Personalized);
+        assert_eq!(fob.stored_dgi_tags().len(), 6);
+    }
+
+    // A fob with other static keys: FAIL at SCP03 authentication, loop goes on.
+    let bridge = insert(&stack, &context, foreign_key_fob(&uids[2]));
+    let line = station.expect_result("FAIL", &uids[2]);
+    assert!(line.contains("at InitializeUpdate"), "{line}");
+    assert!(line.ends_with("[good 2, failed 1]"), "{line}");
+    let refused = remove(&stack, &context, bridge);
+    assert_eq!(refused.applet_life_cycle(), AppletLifeCycle::Unpersonalized);
+    assert!(refused.stored_dgi_tags().is_empty());
+
+    // Ctrl-C on an empty reader: the station stops promptly; a failed fob
+    // during the run makes the exit code 1 (exit::FAILED), as `run` documents.
+    let (status, took) = station.interrupt(Duration::from_secs(5));
+    let (stdout, stderr) = station.finish_output();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "--- stdout ---\n{stdout}--- stderr ---\n{stderr}"
+    );
+    assert!(
+        stdout.contains("stopped: good 2, failed 1"),
+        "--- stdout ---\n{stdout}"
+    );
+    assert_no_panic(&stdout, &stderr);
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("PASS  ")).count(),
+        2
+    );
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("FAIL  ")).count(),
+        1
+    );
+
+    // The journal: a started record for each good fob (before STORE DATA),
+    // one outcome per fob, the chain intact.
+    let records = journal_records(&paths.journal);
+    let outcomes: Vec<&Value> = records.iter().filter(|r| r["kind"] == "outcome").collect();
+    let results: Vec<(String, String)> = outcomes
+        .iter()
+        .map(|r| {
+            assert_eq!(r["body"]["eol_station_id"], "RUN-LOOP-TEST");
+            (
+                r["body"]["fob_uid"].as_str().unwrap().to_owned(),
+                r["body"]["overall_result"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        results,
+        vec![
+            (hex_uid(&uids[0]), "SUCCESS".to_owned()),
+            (hex_uid(&uids[1]), "SUCCESS".to_owned()),
+            (hex_uid(&uids[2]), "FAILURE".to_owned()),
+        ]
+    );
+    let started: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["kind"] == "started")
+        .map(|r| &r["transaction_id"])
+        .collect();
+    let succeeded: Vec<&Value> = outcomes
+        .iter()
+        .filter(|r| r["body"]["overall_result"] == "SUCCESS")
+        .map(|r| &r["transaction_id"])
+        .collect();
+    assert_eq!(started, succeeded);
+    assert_eq!(records.len(), 5);
+    let verify = station_cli(&["audit", "verify"], &paths.journal);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("journal OK: 5 records"));
+    // The JSON-lines copy holds the three outcomes.
+    let copy = std::fs::read_to_string(&paths.audit_file).unwrap();
+    assert_eq!(copy.lines().count(), 3, "{copy}");
+
+    eprintln!(
+        "run loop: SIGINT to exit {took:?}, whole test {:?}",
+        t0.elapsed()
+    );
+}
+
+#[test]
+fn sigint_while_a_fob_is_still_in_the_field_stops_without_waiting_for_its_removal() {
+    let t0 = Instant::now();
+    let stack = start_stack();
+    let reader = stack.pcscd.reader_name(0);
+    let context = PcscContext::establish().unwrap();
+    let paths = paths(&stack);
+    let mut station = Station::spawn(&reader, &paths.journal, &paths.audit_file);
+    station.expect(false, "the `present a fob` prompt", |l| {
+        l.contains("present a fob")
+    });
+    let uid = Uid::new(&[0x04, 0x53, 0x49, 0x47, 0, 0, 0, 0, 0, 1]).unwrap();
+    let bridge = insert(&stack, &context, good_fob(&uid));
+    station.expect_result("PASS", &uid);
+    station.expect(false, "the `remove the fob` prompt", |l| {
+        l.contains("remove the fob")
+    });
+
+    // The fob stays on the reader: Ctrl-C must not wait for it to be taken off.
+    let (status, took) = station.interrupt(Duration::from_secs(5));
+    let (stdout, stderr) = station.finish_output();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "--- stdout ---\n{stdout}--- stderr ---\n{stderr}"
+    );
+    assert!(
+        stdout.contains("stopped: good 1, failed 0"),
+        "--- stdout ---\n{stdout}"
+    );
+    assert_no_panic(&stdout, &stderr);
+    let fob = remove(&stack, &context, bridge);
+    assert_eq!(fob.applet_life_cycle(), AppletLifeCycle::Personalized);
+    let verify = station_cli(&["audit", "verify"], &paths.journal);
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("journal OK: 2 records"));
+    eprintln!(
+        "fob left in the field: SIGINT to exit {took:?}, whole test {:?}",
+        t0.elapsed()
+    );
+}
