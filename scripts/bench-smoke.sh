@@ -5,7 +5,7 @@
 # fast they are. Real runs: see bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-step() { printf '\n--> %s\n' "$*"; }
+step() { printf '\n--> %s  [%s]\n' "$*" "$(date -u +%H:%M:%S)"; }
 
 PYTHON="${PYTHON:-python3}"
 export PYTHON

@@ -4,7 +4,7 @@
 # bench smoke runs and the Windows cross-check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> %s  [%s]\n' "$*" "$(date -u +%H:%M:%S)"; }
 
 step "system packages"
 scripts/setup-deps.sh
