@@ -92,14 +92,26 @@ impl AesCipher {
             return Err(CryptoError::NotBlockAligned { len: plain.len() });
         }
         out.reserve(plain.len());
+        self.cbc_chain(iv, plain, out, &mut each_block);
+        Ok(())
+    }
+
+    /// CBC over whole blocks starting from `iv`; returns the last ciphertext block.
+    fn cbc_chain(
+        &self,
+        iv: &[u8; BLOCK_LEN],
+        aligned: &[u8],
+        out: &mut Vec<u8>,
+        each_block: &mut impl FnMut(&[u8; BLOCK_LEN]),
+    ) -> [u8; BLOCK_LEN] {
         let mut chain = *iv;
-        for chunk in plain.chunks_exact(BLOCK_LEN) {
+        for chunk in aligned.chunks_exact(BLOCK_LEN) {
             xor_into(&mut chain, chunk);
             self.encrypt_in_place(&mut chain);
             out.extend_from_slice(&chain);
             each_block(&chain);
         }
-        Ok(())
+        chain
     }
 
     /// Pads `plain` with ISO 9797-1 method 2 (always, a full block when it is
@@ -118,13 +130,7 @@ impl AesCipher {
     ) {
         let full = plain.len() / BLOCK_LEN * BLOCK_LEN;
         out.reserve(full + BLOCK_LEN);
-        let mut chain = *iv;
-        for chunk in plain[..full].chunks_exact(BLOCK_LEN) {
-            xor_into(&mut chain, chunk);
-            self.encrypt_in_place(&mut chain);
-            out.extend_from_slice(&chain);
-            each_block(&chain);
-        }
+        let mut chain = self.cbc_chain(iv, &plain[..full], out, &mut each_block);
         let rest = &plain[full..];
         let mut last = Zeroizing::new([0u8; BLOCK_LEN]);
         last[..rest.len()].copy_from_slice(rest);
@@ -188,7 +194,8 @@ impl AesCipher {
     }
 }
 
-fn xor_into(acc: &mut [u8; BLOCK_LEN], data: &[u8]) {
+/// XORs `data` into `acc` (CBC chaining, CMAC).
+pub(crate) fn xor_into(acc: &mut [u8; BLOCK_LEN], data: &[u8]) {
     for (a, d) in acc.iter_mut().zip(data) {
         *a ^= d;
     }

@@ -9,7 +9,7 @@
 
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::cipher::AesCipher;
+use crate::cipher::{xor_into, AesCipher};
 use crate::{AesKey, BLOCK_LEN};
 
 /// A CMAC key prepared once: the AES key schedule and the subkeys K1, K2
@@ -98,12 +98,6 @@ impl Drop for Progress {
     fn drop(&mut self) {
         self.state.zeroize();
         self.last.zeroize();
-    }
-}
-
-fn xor_into(acc: &mut [u8; BLOCK_LEN], data: &[u8]) {
-    for (a, d) in acc.iter_mut().zip(data) {
-        *a ^= d;
     }
 }
 
