@@ -19,26 +19,22 @@ fi
 # `cargo test --benches` runs criterion benches in test mode (each benchmark
 # once) with the test profile, reusing what `cargo test` already built
 # instead of compiling the dependency tree again with the release profile.
+bin="$(scripts/build-bins.sh)"
+
 step "criterion benches, test mode (each benchmark runs once)"
-cargo test -p kf-bench --benches
+cargo test -q --workspace --all-features --benches
 
-step "yubikit peer script alone, tiny counts"
-out="$("$PYTHON" bench/yubikit_scp03_bench.py --rounds 2 --batch 3)"
-"$PYTHON" -c 'import json, sys
-r = json.loads(sys.argv[1])["results"]
-assert len(r) == 6 and all(x["median_ns"] > 0 for x in r), r' "$out"
-
-step "peer-compare, tiny counts"
-cargo run -p kf-bench --bin peer-compare -- --rounds 2 --batch 3
+step "peer-compare (runs the yubikit peer script), tiny counts"
+"$bin/peer-compare" --rounds 2 --batch 3
 
 step "kf-station bench (end to end vs floor), tiny counts"
-cargo run -q -p kf-station --features pcsc -- bench --fobs 2 --transport both --json > /dev/null
+"$bin/kf-station" bench --fobs 2 --transport both --json > /dev/null
 
 step "kf-klms issuance over mTLS, tiny counts"
-cargo run -q -p kf-klms -- bench --concurrency 1,8 --requests 16
+"$bin/kf-klms" bench --concurrency 1,8 --requests 16
 
 step "journal durable appends and recovery after kill -9, tiny counts"
-cargo run -q -p kf-audit --example append_rate -- 50
+"$bin/examples/append_rate" 50
 scripts/journal-recovery-bench.sh 200 --debug
 
 step "benchmark smoke runs passed"

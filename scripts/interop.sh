@@ -14,8 +14,7 @@ if pgrep -x pcscd >/dev/null; then
   echo "interop: a pcscd is already running; stop it first" >&2
   exit 1
 fi
-cargo build -q -p kf-station --features pcsc
-bin="${CARGO_TARGET_DIR:-target}/debug/kf-station"
+bin="$(scripts/build-bins.sh)/kf-station"
 log="$(mktemp -d)"
 pcscd --foreground > "$log/pcscd.log" 2>&1 &
 pcscd_pid=$!
@@ -27,13 +26,15 @@ cleanup() {
   rm -rf "$log"
 }
 trap cleanup EXIT
-sleep 1
+# the virtual fob retries its vpcd connection until pcscd listens
 "$bin" sim serve --vpcd 127.0.0.1:35963 --uid 04DD0000000000000004 > "$log/sim.log" 2>&1 &
 sim_pid=$!
-for _ in $(seq 50); do
-  "$bin" readers --json 2>/dev/null | grep -q '"card_present": true' && break
+present=""
+for _ in $(seq 150); do
+  if "$bin" readers --json 2>/dev/null | grep -q '"card_present": true'; then present=1; break; fi
   sleep 0.2
 done
+[ -n "$present" ] || { cat "$log/pcscd.log" "$log/sim.log" >&2; echo "interop: no fob seen in 30 s" >&2; exit 1; }
 reader="$("$bin" readers --json | "$PYTHON" -c 'import json,sys; print(next(r["name"] for r in json.load(sys.stdin) if r["card_present"]))')"
 echo "interop: virtual fob in $reader"
 out="$(opensc-tool --reader 0 -s FFCA000000 -s 00A4040005A00000085700 2>&1)"

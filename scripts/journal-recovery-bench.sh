@@ -7,9 +7,12 @@ cd "$(dirname "$0")/.."
 n="${1:-100000}"
 profile=(--release)
 [ "${2:-}" = "--debug" ] && profile=()
-cargo build -q "${profile[@]}" -p kf-audit --example recovery
-bin="target/$([ ${#profile[@]} -gt 0 ] && echo release || echo debug)/examples/recovery"
-[ -n "${CARGO_TARGET_DIR:-}" ] && bin="$CARGO_TARGET_DIR/${bin#target/}"
+if [ ${#profile[@]} -gt 0 ]; then
+  cargo build -q --release -p kf-audit --example recovery
+  bin="${CARGO_TARGET_DIR:-target}/release/examples/recovery"
+else
+  bin="$(scripts/build-bins.sh)/examples/recovery"
+fi
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
 "$bin" fill "$dir/journal.db" "$n" > "$dir/fill.log" &

@@ -4,7 +4,21 @@
 # bench smoke runs and the Windows cross-check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-step() { printf '\n==> %s  [%s]\n' "$*" "$(date -u +%H:%M:%S)"; }
+# Each step's wall time is printed as it ends and summed up at exit.
+t0=$(date +%s); t_step=$t0; name=""; times=()
+step() {
+  local now; now=$(date +%s)
+  [ -n "$name" ] && times+=("$(printf '%6d s  %s' $((now - t_step)) "$name")")
+  name="$*"; t_step=$now
+  printf '\n==> %s  [%s]\n' "$*" "$(date -u +%H:%M:%S)"
+}
+summary() {
+  local rc=$? now; now=$(date +%s)
+  [ -n "$name" ] && times+=("$(printf '%6d s  %s' $((now - t_step)) "$name")")
+  printf '\n==> step times (exit %d)\n' "$rc"; printf '%s\n' "${times[@]}"
+  printf '%6d s  total\n' $((now - t0))
+}
+trap summary EXIT
 
 step "system packages"
 scripts/setup-deps.sh
@@ -15,6 +29,8 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+# One feature set for the whole run (--workspace --all-features): every later
+# script reuses these binaries through scripts/build-bins.sh.
 step "cargo test"
 cargo test --workspace --all-features
 
