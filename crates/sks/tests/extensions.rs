@@ -5,10 +5,10 @@
 mod common;
 
 use common::*;
-use sks::api::{req, SksApi};
-use sks::consts::*;
-use sks::issuer::{property_bag, Issuer, KeyEntrySpec};
-use sks::ErrorCode;
+use sks_core::api::{req, SksApi};
+use sks_core::consts::*;
+use sks_core::ErrorCode;
+use sks_issuer::{property_bag, Issuer, KeyEntrySpec};
 
 fn session(s: &mut impl SksApi) -> Issuer {
     let id = identity();

@@ -6,11 +6,11 @@
 mod common;
 
 use common::*;
-use sks::api::{req, SksApi};
-use sks::codec::Secret;
-use sks::consts::*;
-use sks::issuer::{KeyEntrySpec, PinPolicySpec};
-use sks::ErrorCode;
+use sks_core::api::{req, SksApi};
+use sks_core::consts::*;
+use sks_core::secret::Secret;
+use sks_core::ErrorCode;
+use sks_issuer::{KeyEntrySpec, PinPolicySpec};
 
 fn policy(fmt: u8, patterns: u8) -> PinPolicySpec {
     let mut p = PinPolicySpec::new("PIN.1");
@@ -156,7 +156,7 @@ fn grouping_run(grouping_value: u8, keys: &[(u8, &str)]) -> usize {
 
 #[test]
 fn pin_grouping_rules_at_create_key_entry() {
-    use sks::consts::app_usage::*;
+    use sks_core::consts::app_usage::*;
     assert_eq!(
         grouping_run(grouping::NONE, &[(SIGNATURE, "1111"), (SIGNATURE, "2222")]),
         2
@@ -511,8 +511,8 @@ fn biometric_protection_rules_when_supported() {
     let mut cfg = config(clock);
     cfg.biometric_support = true;
     let run = |bio: u8, with_pin: bool| -> bool {
-        let mut s = sks::net::WireLoopback {
-            inner: sks::Sks::initialize(sks::MemoryStorage::new(), cfg.clone()).unwrap(),
+        let mut s = sks_core::wire::WireLoopback {
+            inner: sks_core::Sks::initialize(sks_core::MemoryStorage::new(), cfg.clone()).unwrap(),
         };
         let id = identity();
         let mut iss = id.session("https://issuer.example.com/x", "S1");

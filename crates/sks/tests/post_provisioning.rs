@@ -6,14 +6,14 @@
 mod common;
 
 use common::*;
-use sks::api::{req, SksApi};
-use sks::consts::*;
-use sks::crypto::keys::KeySpec;
-use sks::issuer::{IssuerIdentity, KeyEntrySpec, PinPolicySpec};
-use sks::ErrorCode;
+use sks_core::api::{req, SksApi};
+use sks_core::consts::*;
+use sks_core::crypto::keys::KeySpec;
+use sks_core::ErrorCode;
+use sks_issuer::{IssuerIdentity, KeyEntrySpec, PinPolicySpec};
 
 struct Setup {
-    s: sks::net::WireLoopback<sks::Sks<sks::MemoryStorage>>,
+    s: sks_core::wire::WireLoopback<sks_core::Sks<sks_core::MemoryStorage>>,
     ident: IssuerIdentity,
     target: Provisioned,
     old_session: u32,
@@ -77,7 +77,7 @@ fn post_unlock_key_resets_pin_and_puk_counters() {
     }
     let _ = s.unlock_key(req::UnlockKey {
         key_handle: target.handle,
-        authorization: sks::codec::Secret::from("1"),
+        authorization: sks_core::secret::Secret::from("1"),
     });
     let mut iss = ident.session("https://issuer.example.com/x", "S2");
     open(&mut s, &mut iss);
@@ -282,7 +282,7 @@ fn allowed_combination_update_plus_clones_plus_unlock() {
 #[test]
 fn conflicting_post_operations_abort() {
     type Step =
-        fn(&mut Setup, &mut sks::issuer::Issuer, &[Provisioned]) -> Result<(), sks::SksError>;
+        fn(&mut Setup, &mut sks_issuer::Issuer, &[Provisioned]) -> Result<(), sks_core::SksError>;
     let del: Step = |st, iss, _| {
         st.s.post_delete_key(
             iss.post_delete_key(st.target.handle, &st.target.ee)
@@ -510,7 +510,7 @@ fn user_delete_of_target_before_close_fails_the_close() {
         .unwrap();
     s.delete_key(req::DeleteKey {
         key_handle: a.handle,
-        authorization: sks::codec::Secret::default(),
+        authorization: sks_core::secret::Secret::default(),
     })
     .unwrap();
     assert_eq!(code(close(&mut s, &mut iss)), ErrorCodeOf(ErrorCode::NoKey));

@@ -7,12 +7,13 @@ mod common;
 
 use common::*;
 use hmac::Mac;
-use sks::api::{req, SksApi};
-use sks::codec::{Blob, Secret};
-use sks::consts::*;
-use sks::crypto::keys::{KeySpec, PrivateKey};
-use sks::issuer::{Issuer, KeyEntrySpec, PinPolicySpec};
-use sks::ErrorCode;
+use sks_core::api::{req, SksApi};
+use sks_core::codec::Blob;
+use sks_core::consts::*;
+use sks_core::crypto::keys::{KeySpec, PrivateKey};
+use sks_core::secret::Secret;
+use sks_core::ErrorCode;
+use sks_issuer::{Issuer, KeyEntrySpec, PinPolicySpec};
 
 fn session(s: &mut impl SksApi) -> Issuer {
     let id = identity();
@@ -118,7 +119,7 @@ fn create_key_entry_generates_p256_p384_rsa1024_rsa2048() {
         k.key_algorithm = alg.into();
         k.key_parameters = params;
         let p = key(&mut s, &mut iss, &k);
-        let pk = sks::crypto::keys::PublicKey::from_spki(&p.public_key).unwrap();
+        let pk = sks_core::crypto::keys::PublicKey::from_spki(&p.public_key).unwrap();
         match alg {
             ALG_KEY_RSA2048 => assert_eq!(pk.rsa_bits(), Some(2048)),
             ALG_KEY_RSA1024 | ALG_KEY_RSA1024_EXP => assert_eq!(pk.rsa_bits(), Some(1024)),

@@ -7,10 +7,10 @@
 mod common;
 
 use common::*;
-use sks::api::{req, SksApi};
-use sks::consts::*;
-use sks::issuer::{KeyEntrySpec, PinPolicySpec};
-use sks::ErrorCode;
+use sks_core::api::{req, SksApi};
+use sks_core::consts::*;
+use sks_core::ErrorCode;
+use sks_issuer::{KeyEntrySpec, PinPolicySpec};
 use std::sync::atomic::Ordering;
 
 #[test]
@@ -22,9 +22,11 @@ fn get_device_info_reports_software_sks_1_00() {
     assert!(i.update_url.is_empty());
     assert!(i.crypto_data_size >= 16384 && i.extension_data_size >= 65536);
     assert!(i.supported_algorithms.0.iter().any(|a| a == ALG_SESSION_S1));
-    assert!(sks::x509::certificate_subject(&i.certificate_path.0[0])
-        .unwrap()
-        .contains("CN="));
+    assert!(
+        sks_core::x509::certificate_subject(&i.certificate_path.0[0])
+            .unwrap()
+            .contains("CN=")
+    );
 }
 
 #[test]
@@ -119,7 +121,7 @@ fn id_syntax_rules() {
         "azAZ09-._",
         "abcdefghijklmnopqrstuvwxyz012345",
     ] {
-        assert!(sks::engine::check_id_syntax(good).is_ok(), "{good}");
+        assert!(sks_core::engine::check_id_syntax(good).is_ok(), "{good}");
     }
     for bad in [
         ".a",
@@ -130,7 +132,7 @@ fn id_syntax_rules() {
         "a b",
         "ä",
     ] {
-        assert!(sks::engine::check_id_syntax(bad).is_err(), "{bad:?}");
+        assert!(sks_core::engine::check_id_syntax(bad).is_err(), "{bad:?}");
     }
     // A bad key ID aborts the session.
     let mut s = sks();

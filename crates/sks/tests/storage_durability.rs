@@ -6,11 +6,12 @@
 mod common;
 
 use common::*;
-use sks::api::{req, SksApi};
-use sks::issuer::{KeyEntrySpec, PinPolicySpec};
-use sks::model::RecordId;
-use sks::storage::{Change, StorageError};
-use sks::{ErrorCode, MemoryStorage, Sks, SqliteStorage, Storage};
+use sks_core::api::{req, SksApi};
+use sks_core::model::RecordId;
+use sks_core::storage::{Change, StorageError};
+use sks_core::{ErrorCode, MemoryStorage, Sks, Storage};
+use sks_issuer::{KeyEntrySpec, PinPolicySpec};
+use sks_sqlite::SqliteStorage;
 use std::collections::BTreeMap;
 
 #[test]
@@ -54,7 +55,7 @@ fn pin_and_puk_error_counters_are_durable() {
         assert!(s
             .unlock_key(req::UnlockKey {
                 key_handle: k.handle,
-                authorization: sks::codec::Secret::from("0")
+                authorization: sks_core::secret::Secret::from("0")
             })
             .is_err());
         k
@@ -107,7 +108,7 @@ struct Counting {
 }
 
 impl Storage for Counting {
-    fn load(&mut self) -> Result<BTreeMap<RecordId, sks::codec::Secret>, StorageError> {
+    fn load(&mut self) -> Result<BTreeMap<RecordId, sks_core::secret::Secret>, StorageError> {
         self.inner.load()
     }
     fn apply(&mut self, batch: &[Change<'_>]) -> Result<(), StorageError> {

@@ -7,10 +7,11 @@ mod common;
 
 use common::*;
 use rand_core::RngCore;
-use sks::api::{req, Request, Response, SksApi};
-use sks::issuer::{KeyEntrySpec, PinPolicySpec};
 use sks::net::{bind_loopback, read_frame, serve, write_frame, TcpClient};
-use sks::{Config, Sks, SqliteStorage};
+use sks_core::api::{req, Request, Response, SksApi};
+use sks_core::{Config, Sks};
+use sks_issuer::{KeyEntrySpec, PinPolicySpec};
+use sks_sqlite::SqliteStorage;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -21,12 +22,12 @@ fn serve_and_tcp_client_run_appendix_b() {
     let addr = listener.local_addr().unwrap().to_string();
     std::thread::spawn(move || serve(listener, memory_sks()));
     let mut client = TcpClient::connect(&addr).unwrap();
-    sks::demo::run(&mut client).unwrap();
+    sks_issuer::demo::run(&mut client).unwrap();
     // A malformed frame gets an error response, and the connection stays usable.
     let mut raw = std::net::TcpStream::connect(&addr).unwrap();
     write_frame(&mut raw, &[0xEE, 1, 2]).unwrap();
     let reply = read_frame(&mut raw).unwrap().unwrap();
-    assert_eq!(reply[0], sks::ErrorCode::External.status());
+    assert_eq!(reply[0], sks_core::ErrorCode::External.status());
     write_frame(
         &mut raw,
         &Request::GetDeviceInfo(req::GetDeviceInfo {}).encode(),

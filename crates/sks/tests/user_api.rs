@@ -7,17 +7,18 @@ mod common;
 
 use common::*;
 use sha2::Digest;
-use sks::api::{req, SksApi};
-use sks::codec::{Blob, Secret};
-use sks::consts::*;
-use sks::crypto::keys::{KeySpec, PrivateKey, PublicKey};
-use sks::issuer::{KeyEntrySpec, PinPolicySpec};
-use sks::ErrorCode;
+use sks_core::api::{req, SksApi};
+use sks_core::codec::Blob;
+use sks_core::consts::*;
+use sks_core::crypto::keys::{KeySpec, PrivateKey, PublicKey};
+use sks_core::secret::Secret;
+use sks_core::ErrorCode;
+use sks_issuer::{KeyEntrySpec, PinPolicySpec};
 
 fn one_key(
     spec: KeyEntrySpec,
 ) -> (
-    sks::net::WireLoopback<sks::Sks<sks::MemoryStorage>>,
+    sks_core::wire::WireLoopback<sks_core::Sks<sks_core::MemoryStorage>>,
     Provisioned,
 ) {
     let mut s = sks();
@@ -255,7 +256,7 @@ fn protected_key(
     export: u8,
     delete: u8,
 ) -> (
-    sks::net::WireLoopback<sks::Sks<sks::MemoryStorage>>,
+    sks_core::wire::WireLoopback<sks_core::Sks<sks_core::MemoryStorage>>,
     Provisioned,
 ) {
     let mut s = sks();

@@ -1,13 +1,13 @@
 //! Shared test helpers: SKS construction and a standard issuer-driven provisioning flow.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use sks::api::{req, resp, SksApi};
-use sks::codec::Secret;
-use sks::consts::*;
-use sks::crypto::keys::KeySpec;
-use sks::issuer::{Issuer, IssuerIdentity, KeyEntrySpec, PinPolicySpec};
-use sks::net::WireLoopback;
-use sks::{Config, MemoryStorage, Sks};
+use sks_core::api::{req, resp, SksApi};
+use sks_core::consts::*;
+use sks_core::crypto::keys::KeySpec;
+use sks_core::secret::Secret;
+use sks_core::wire::WireLoopback;
+use sks_core::{Config, MemoryStorage, Sks};
+use sks_issuer::{Issuer, IssuerIdentity, KeyEntrySpec, PinPolicySpec};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,7 +90,7 @@ pub fn key(sks: &mut impl SksApi, iss: &mut Issuer, spec: &KeyEntrySpec) -> Prov
     }
 }
 
-pub fn close(sks: &mut impl SksApi, iss: &mut Issuer) -> Result<(), sks::SksError> {
+pub fn close(sks: &mut impl SksApi, iss: &mut Issuer) -> Result<(), sks_core::SksError> {
     let nonce = b"nonce".to_vec();
     let out = sks.close_provisioning_session(iss.close(&nonce).unwrap())?;
     iss.verify_close(&nonce, &out).unwrap();
@@ -140,7 +140,7 @@ pub fn sign(
     sks: &mut impl SksApi,
     kh: u32,
     pin: &str,
-) -> Result<resp::SignHashedData, sks::SksError> {
+) -> Result<resp::SignHashedData, sks_core::SksError> {
     sks.sign_hashed_data(req::SignHashedData {
         key_handle: kh,
         algorithm: ALG_ECDSA_SHA256.into(),
@@ -155,12 +155,12 @@ pub fn protection(sks: &mut impl SksApi, kh: u32) -> resp::GetKeyProtectionInfo 
         .unwrap()
 }
 
-pub fn code<T: std::fmt::Debug>(r: Result<T, sks::SksError>) -> ErrorCodeOf {
+pub fn code<T: std::fmt::Debug>(r: Result<T, sks_core::SksError>) -> ErrorCodeOf {
     ErrorCodeOf(r.unwrap_err().code())
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub struct ErrorCodeOf(pub sks::ErrorCode);
+pub struct ErrorCodeOf(pub sks_core::ErrorCode);
 
 pub fn session_count(sks: &mut impl SksApi, open_state: bool) -> usize {
     let mut n = 0;

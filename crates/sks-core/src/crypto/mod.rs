@@ -1,13 +1,14 @@
 //! Session security mechanisms of §6 (byte layouts §2–§5, §7): the `sks.s1` KDF, MAC keys
 //! with MACSequenceCounter, attestations, the EncryptionKey with AES-256-CBC (IV prepended),
 //! signProvisioningSessionData and the Target Key Reference hash. Shared by the SKS and
-//! [`crate::issuer`], so both sides compute the same bytes.
+//! the issuer emulation (`sks-issuer`), so both sides compute the same bytes.
 
 pub mod keys;
 pub mod ops;
 
-use crate::codec::{Secret, Writer};
+use crate::codec::Writer;
 use crate::consts::{DEVICE_ATTESTATION, ENCRYPTION_KEY, EXTERNAL_SIGNATURE};
+use crate::secret::Secret;
 use aes::Aes256;
 use cbc::cipher::block_padding::Pkcs7;
 use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit};
@@ -15,12 +16,6 @@ use hmac::{Hmac, Mac};
 use rand_core::{OsRng, RngCore};
 use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop};
-
-/// Constant-time comparison (lengths are public).
-pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    use subtle::ConstantTimeEq;
-    a.len() == b.len() && bool::from(a.ct_eq(b))
-}
 
 /// HMAC-SHA256 (RFC 2104; long keys are hashed first by the `hmac` crate).
 pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {

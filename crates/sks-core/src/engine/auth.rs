@@ -2,10 +2,10 @@
 //! lock-out, the PUK "no limit, delay" rule, and PIN synchronisation sets (§5.7).
 
 use super::Core;
-use crate::codec::Secret;
 use crate::consts::biometric;
 use crate::error::{err, ErrorCode, SksResult};
 use crate::pin::same_pin_group;
+use crate::secret::Secret;
 
 impl Core {
     /// Keys sharing the PIN value and error counter of `kh` (byte layouts §8.4), incl. `kh`.

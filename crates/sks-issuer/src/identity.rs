@@ -1,8 +1,8 @@
 //! The long-lived part of an issuer: its CA and KeyManagementKey, shared by its sessions.
 
 use super::{Issuer, IssuerError};
-use crate::crypto::keys::{KeySpec, PrivateKey, PublicKey};
-use crate::x509::issue_certificate;
+use sks_core::crypto::keys::{KeySpec, PrivateKey, PublicKey};
+use sks_core::x509::issue_certificate;
 use std::time::Duration;
 
 /// A reusable issuer CA plus KeyManagementKey, shared by the sessions of one issuer.
@@ -62,7 +62,7 @@ impl IssuerIdentity {
             issuer_uri: issuer_uri.to_owned(),
             server_session_id: server_session_id.to_owned(),
             privacy_enabled: false,
-            client_time: u32::try_from(crate::engine::system_clock()).unwrap_or(u32::MAX),
+            client_time: u32::try_from(sks_core::engine::system_clock()).unwrap_or(u32::MAX),
             session_life_time: 3600,
             session_key_limit: 100,
             ephemeral: p256::SecretKey::random(&mut rand_core::OsRng),

@@ -1,6 +1,6 @@
 //! Issuer-side parameter sets for createPINPolicy and createKeyEntry.
 
-use crate::consts::*;
+use sks_core::consts::*;
 
 /// Parameters of a PIN policy (createPINPolicy).
 #[derive(Debug, Clone)]

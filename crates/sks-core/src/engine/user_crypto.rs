@@ -3,12 +3,14 @@
 
 use super::Core;
 use crate::api::{req, resp};
-use crate::codec::{Blob, Secret};
+use crate::codec::Blob;
 use crate::consts::*;
+use crate::crypto::keys::HashId;
 use crate::crypto::keys::{PrivateKey, PublicKey};
-use crate::crypto::ops::{self, HashId};
+use crate::crypto::ops;
 use crate::crypto::random_bytes;
 use crate::error::{err, ErrorCode, SksError, SksResult};
+use crate::secret::Secret;
 
 fn alg_err(msg: impl Into<String>) -> SksError {
     err(ErrorCode::Algorithm, msg)
@@ -111,7 +113,8 @@ impl Core {
             ALG_RSA_SHA256 => HashId::Sha256,
             _ => HashId::None,
         };
-        let result = ops::sign_prehashed(&key, &a.data, hash)
+        let result = key
+            .sign_prehashed(&a.data, hash)
             .map_err(|_| err(ErrorCode::Crypto, "Signature operation failed"))?;
         Ok(resp::SignHashedData { result })
     }

@@ -3,8 +3,9 @@
 //! (`[method id][arguments]`, `[status][outputs]` or `[status≠0][error string]`, §7.2)
 //! and the [`SksApi`] trait with one typed function per method.
 
-use crate::codec::{Blob, DecodeError, List16, List8, Reader, Secret, WireType, Writer};
+use crate::codec::{Blob, DecodeError, List16, List8, Reader, WireType, Writer};
 use crate::error::{ErrorCode, SksError};
+use crate::secret::Secret;
 
 #[macro_use]
 mod macros;

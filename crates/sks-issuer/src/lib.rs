@@ -1,21 +1,37 @@
-//! Issuer emulation: the server side of §6. It creates the ephemeral ECDH key, derives the
-//! same SessionKey, keeps its own MACSequenceCounter, MACs and encrypts requests, signs
-//! Target Key References with its KeyManagementKey, verifies attestations, and acts as a
-//! local CA for the generated public keys. Tests, the CLI and `sks demo` provision through it
-//! exactly as a remote issuer would.
+//! # sks-issuer — issuer emulation for the software SKS
+//!
+//! The server side of SKS API 1.00 §6. It creates the ephemeral ECDH key, derives the same
+//! SessionKey, keeps its own MACSequenceCounter, MACs and encrypts requests, signs Target Key
+//! References with its KeyManagementKey, verifies attestations, and acts as a local CA for the
+//! generated public keys. Tests, benchmarks and `sks demo` provision through it exactly as a
+//! remote issuer would.
+//!
+//! ```text
+//!  IssuerIdentity (CA + KeyManagementKey) ─session()─▶ Issuer
+//!  Issuer ── req::* with MAC (sks_core::layout) ──▶ any SksApi (engine, loopback, TCP)
+//!         ◀── resp::* ── verify attestations (sks_core::layout) ─┘
+//!  demo::run = Appendix B end to end through an Issuer
+//! ```
+//!
+//! Every MAC and attestation input is built by `sks_core::layout`, the same code the engine
+//! uses to check it. The core SKS does not depend on this crate; production paths that
+//! only serve keys (`sks serve`) do not need it.
 
+pub mod demo;
 mod identity;
 mod spec;
 
 pub use identity::IssuerIdentity;
 pub use spec::{KeyEntrySpec, PinPolicySpec};
 
-use crate::api::{req, resp};
-use crate::codec::{Blob, List8, Secret, Writer};
-use crate::consts::*;
-use crate::crypto::keys::{PrivateKey, PublicKey};
-use crate::crypto::{ct_eq, SessionKey};
-use crate::x509::{certificate_spki, issue_certificate};
+use sks_core::api::{req, resp};
+use sks_core::codec::{Blob, List8, Writer};
+use sks_core::consts::*;
+use sks_core::crypto::keys::{PrivateKey, PublicKey};
+use sks_core::crypto::SessionKey;
+use sks_core::secret::ct_eq;
+use sks_core::secret::Secret;
+use sks_core::x509::{certificate_spki, issue_certificate};
 use std::collections::HashMap;
 use std::time::Duration;
 

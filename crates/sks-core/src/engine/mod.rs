@@ -12,11 +12,11 @@ mod user;
 mod user_crypto;
 
 use crate::api::{req, resp, Dispatch, Request, Response, SksApi};
-use crate::codec::Secret;
 use crate::consts::{ANONYMOUS, MAX_LENGTH_ID};
 use crate::device::DeviceIdentity;
 use crate::error::{err, ErrorCode, SksError, SksResult};
 use crate::model::{kind, KeyEntry, OpenState, RecordId, Session, State};
+use crate::secret::Secret;
 use crate::storage::{Change, Storage};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -259,7 +259,7 @@ impl Core {
         let n = s.mac_counter;
         s.mac_counter = n.wrapping_add(1);
         let expected = s.session_key.mac(method, n, data);
-        if crate::crypto::ct_eq(&expected, mac) {
+        if crate::secret::ct_eq(&expected, mac) {
             Ok(())
         } else {
             Err(err(ErrorCode::Mac, format!("MAC error in \"{method}\"")))

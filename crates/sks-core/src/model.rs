@@ -2,8 +2,9 @@
 //! entries, plus their record encoding for [`crate::storage`]. Records use the §7.1 codec
 //! with a leading format version byte.
 
-use crate::codec::{DecodeError, Reader, Secret, Writer};
+use crate::codec::{DecodeError, Reader, Writer};
 use crate::crypto::SessionKey;
+use crate::secret::Secret;
 use std::collections::BTreeMap;
 
 const RECORD_VERSION: u8 = 1;

@@ -4,10 +4,11 @@
 use super::provision::{encode_property_bag, parse_property_bag};
 use super::Core;
 use crate::api::{req, resp};
-use crate::codec::{Blob, List16, List8, Secret};
+use crate::codec::{Blob, List16, List8};
 use crate::consts::{key_backup, protection_status as ps, sub_type, MAX_LENGTH_EXTENSION_DATA};
 use crate::error::{err, ErrorCode, SksResult};
 use crate::pin;
+use crate::secret::Secret;
 
 impl Core {
     /// getKeyAttributes \[71\].

@@ -3,13 +3,14 @@
 //! PropertyBag and a Logotype; close; a signature verified against the certificate; then
 //! session 2 replaces the first key with postUpdateKey.
 
-use crate::api::{req, SksApi};
-use crate::codec::{Blob, Secret};
-use crate::consts::*;
-use crate::crypto::keys::{KeySpec, PublicKey};
-use crate::issuer::{property_bag, IssuerIdentity, KeyEntrySpec, PinPolicySpec};
-use crate::x509::certificate_spki;
+use crate::{property_bag, IssuerIdentity, KeyEntrySpec, PinPolicySpec};
 use sha2::{Digest, Sha256};
+use sks_core::api::{req, SksApi};
+use sks_core::codec::Blob;
+use sks_core::consts::*;
+use sks_core::crypto::keys::{KeySpec, PublicKey};
+use sks_core::secret::Secret;
+use sks_core::x509::certificate_spki;
 use std::time::{Duration, Instant};
 
 /// What the demo did, for printing.
@@ -183,7 +184,7 @@ pub fn run(sks: &mut impl SksApi) -> Result<DemoReport, DemoError> {
         .map_err(at("ext"))?,
     )
     .map_err(at("addExtension(Logotype)"))?;
-    let nonce = crate::crypto::random_bytes(32);
+    let nonce = sks_core::crypto::random_bytes(32);
     let closed = sks
         .close_provisioning_session(iss.close(&nonce).map_err(at("close"))?)
         .map_err(at("closeProvisioningSession"))?;
@@ -273,7 +274,7 @@ pub fn run(sks: &mut impl SksApi) -> Result<DemoReport, DemoError> {
             .map_err(at("tkr"))?,
     )
     .map_err(at("postUpdateKey"))?;
-    let nonce2 = crate::crypto::random_bytes(16);
+    let nonce2 = sks_core::crypto::random_bytes(16);
     let closed2 = sks
         .close_provisioning_session(iss2.close(&nonce2).map_err(at("close"))?)
         .map_err(at("closeProvisioningSession 2"))?;

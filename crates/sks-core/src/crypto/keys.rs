@@ -2,7 +2,7 @@
 //! §10 item 26), PKCS#8 private keys, key generation (§4.1/§4.3) and the SHA-256 signature
 //! scheme used by attestations and Target Key References (§6.4, byte layouts §3, §7).
 
-use crate::codec::Secret;
+use crate::secret::Secret;
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use rand_core::OsRng;
 use rsa::traits::PublicKeyParts;
@@ -192,9 +192,47 @@ impl PrivateKey {
     /// SHA256withRSA (PKCS#1 v1.5) or SHA256withECDSA (DER) over `message`.
     pub fn sign_sha256(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
         let h = Sha256::digest(message);
-        ops::sign_prehashed(self, &h, ops::HashId::Sha256)
+        self.sign_prehashed(&h, HashId::Sha256)
     }
 }
 
-/// Re-exported so signatures share one implementation with the User API.
-use super::ops;
+/// Which DigestInfo an RSA signature carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashId {
+    /// SHA-1 DigestInfo.
+    Sha1,
+    /// SHA-256 DigestInfo.
+    Sha256,
+    /// No DigestInfo (rsa.none / ecdsa.none / ECDSA-with-hash).
+    None,
+}
+
+impl PrivateKey {
+    /// Signs already-hashed data: RSA PKCS#1 v1.5 (with the DigestInfo of `hash`) or ECDSA (DER).
+    pub fn sign_prehashed(&self, data: &[u8], hash: HashId) -> Result<Vec<u8>, KeyError> {
+        use p256::ecdsa::signature::hazmat::PrehashSigner;
+        match self {
+            PrivateKey::P256(k) => {
+                let sig: p256::ecdsa::Signature = p256::ecdsa::SigningKey::from(k)
+                    .sign_prehash(data)
+                    .map_err(|_| KeyError::Signature)?;
+                Ok(sig.to_der().as_bytes().to_vec())
+            }
+            PrivateKey::P384(k) => {
+                let sig: p384::ecdsa::Signature = p384::ecdsa::SigningKey::from(k)
+                    .sign_prehash(data)
+                    .map_err(|_| KeyError::Signature)?;
+                Ok(sig.to_der().as_bytes().to_vec())
+            }
+            PrivateKey::Rsa(k) => {
+                let scheme = match hash {
+                    HashId::Sha1 => Pkcs1v15Sign::new::<sha1::Sha1>(),
+                    HashId::Sha256 => Pkcs1v15Sign::new::<sha2::Sha256>(),
+                    HashId::None => Pkcs1v15Sign::new_unprefixed(),
+                };
+                k.sign_with_rng(&mut OsRng, scheme, data)
+                    .map_err(|_| KeyError::Signature)
+            }
+        }
+    }
+}

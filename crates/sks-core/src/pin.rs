@@ -119,7 +119,7 @@ pub fn check_grouping<'a>(
         return Ok(());
     }
     for (other_usage, other_pin) in others {
-        let equal = crate::crypto::ct_eq(pin, other_pin);
+        let equal = crate::secret::ct_eq(pin, other_pin);
         let same_group = same_pin_group(grouping_value, usage, other_usage);
         if same_group != equal {
             return Err(PinRuleError::Grouping);

@@ -1,5 +1,5 @@
 //! X.509 helpers: reading the public key of an end-entity certificate, and issuing
-//! certificates (the device certificate at `sks init`, and the issuer CA of [`crate::issuer`]).
+//! certificates (the device certificate at `sks init`, and the issuer CA of `sks-issuer`).
 
 use der::{Decode, Encode};
 use std::str::FromStr;

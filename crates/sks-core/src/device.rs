@@ -1,8 +1,9 @@
 //! The device identity (§2.1): the Attestation Private Key (P-256) and the Device Certificate
 //! path reported by getDeviceInfo. Created once by `sks init` and stored as a record.
 
-use crate::codec::{Reader, Secret, Writer};
+use crate::codec::{Reader, Writer};
 use crate::crypto::keys::{PrivateKey, PublicKey};
+use crate::secret::Secret;
 use crate::x509::{issue_certificate, X509Error};
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 

@@ -2,8 +2,7 @@
 //! UTF-8 `string`/`uri`/`id`. The same encoder builds MAC, KDF and attestation data
 //! (byte layouts §1) and the wire protocol (§7.4).
 
-use std::fmt;
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use crate::secret::Secret;
 
 /// A decoding failure. Carries no input bytes (they may be secret).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -288,69 +287,12 @@ impl<T: WireType> WireType for List16<T> {
     }
 }
 
-/// Secret bytes (PIN, PUK, key material, decrypted data): zeroized on drop, redacted
-/// `Debug`, no `Clone`; encoded as `byte[]` on the wire.
-#[derive(Default, Zeroize, ZeroizeOnDrop)]
-pub struct Secret(Vec<u8>);
-
-/// Constant-time in content (lengths are public).
-impl PartialEq for Secret {
-    fn eq(&self, other: &Self) -> bool {
-        crate::crypto::ct_eq(&self.0, &other.0)
-    }
-}
-
-impl Eq for Secret {}
-
-impl Secret {
-    /// Wraps bytes.
-    pub fn new(bytes: Vec<u8>) -> Self {
-        Self(bytes)
-    }
-    /// Copies a slice.
-    pub fn from_slice(bytes: &[u8]) -> Self {
-        Self(bytes.to_vec())
-    }
-    /// The bytes.
-    pub fn expose(&self) -> &[u8] {
-        &self.0
-    }
-    /// Length in bytes.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-    /// True if empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-    /// An explicit copy (secrets are not `Clone` to keep copies deliberate).
-    pub fn duplicate(&self) -> Self {
-        Self(self.0.clone())
-    }
-    /// Constant-time equality.
-    pub fn ct_eq(&self, other: &[u8]) -> bool {
-        crate::crypto::ct_eq(&self.0, other)
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Secret(<{} bytes redacted>)", self.0.len())
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(s: &str) -> Self {
-        Self(s.as_bytes().to_vec())
-    }
-}
-
 impl WireType for Secret {
     fn put(&self, w: &mut Writer) {
-        w.array(&self.0);
+        w.array(self.expose());
     }
     fn get(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        r.array().map(Secret)
+        r.array().map(Secret::new)
     }
 }
 
@@ -381,11 +323,5 @@ mod tests {
         assert_eq!(r.array().unwrap(), Vec::<u8>::new());
         assert_eq!(r.finish(), Err(DecodeError::Trailing(1)));
         assert!(Reader::new(&[0xFF, 0xFF, 0xFF, 0xFF]).blob().is_err());
-    }
-
-    #[test]
-    fn secret_debug_is_redacted() {
-        let s = Secret::from("1234");
-        assert_eq!(format!("{s:?}"), "Secret(<4 bytes redacted>)");
     }
 }

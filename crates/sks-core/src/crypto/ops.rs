@@ -1,54 +1,16 @@
-//! User API cryptography (§4.1, byte layouts Appendix C): signatures on hashed data,
-//! RSA decryption, ECDH, HMAC and AES. Algorithm/key compatibility is checked by the caller.
+//! User API cryptography (§4.1, byte layouts Appendix C): RSA decryption, ECDH, HMAC and AES.
+//! Signatures on hashed data are [`PrivateKey::sign_prehashed`]. Algorithm/key compatibility is
+//! checked by the caller.
 
-use super::keys::{KeyError, PrivateKey, PublicKey};
-use crate::codec::Secret;
+use super::keys::{PrivateKey, PublicKey};
+use crate::secret::Secret;
 use aes::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
 use cbc::cipher::block_padding::Pkcs7;
 use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit};
 use hmac::{Hmac, Mac};
 use rand_core::OsRng;
 use rsa::traits::PublicKeyParts;
-use rsa::{BigUint, Pkcs1v15Encrypt, Pkcs1v15Sign};
-
-/// Which DigestInfo an RSA signature carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HashId {
-    /// SHA-1 DigestInfo.
-    Sha1,
-    /// SHA-256 DigestInfo.
-    Sha256,
-    /// No DigestInfo (rsa.none / ecdsa.none / ECDSA-with-hash).
-    None,
-}
-
-/// Signs already-hashed data: RSA PKCS#1 v1.5 (with the DigestInfo of `hash`) or ECDSA (DER).
-pub fn sign_prehashed(key: &PrivateKey, data: &[u8], hash: HashId) -> Result<Vec<u8>, KeyError> {
-    use p256::ecdsa::signature::hazmat::PrehashSigner;
-    match key {
-        PrivateKey::P256(k) => {
-            let sig: p256::ecdsa::Signature = p256::ecdsa::SigningKey::from(k)
-                .sign_prehash(data)
-                .map_err(|_| KeyError::Signature)?;
-            Ok(sig.to_der().as_bytes().to_vec())
-        }
-        PrivateKey::P384(k) => {
-            let sig: p384::ecdsa::Signature = p384::ecdsa::SigningKey::from(k)
-                .sign_prehash(data)
-                .map_err(|_| KeyError::Signature)?;
-            Ok(sig.to_der().as_bytes().to_vec())
-        }
-        PrivateKey::Rsa(k) => {
-            let scheme = match hash {
-                HashId::Sha1 => Pkcs1v15Sign::new::<sha1::Sha1>(),
-                HashId::Sha256 => Pkcs1v15Sign::new::<sha2::Sha256>(),
-                HashId::None => Pkcs1v15Sign::new_unprefixed(),
-            };
-            k.sign_with_rng(&mut OsRng, scheme, data)
-                .map_err(|_| KeyError::Signature)
-        }
-    }
-}
+use rsa::{BigUint, Pkcs1v15Encrypt};
 
 /// RSA PKCS#1 v1.5 decryption.
 pub fn rsa_decrypt_pkcs1(key: &PrivateKey, data: &[u8]) -> Option<Secret> {
