@@ -24,9 +24,12 @@
 //!  to wire::handle_frame.
 //! ```
 //!
+//! Both sides of every MAC and attestation input are built by [`layout`] from the typed
+//! request, so the SKS and an issuer cannot disagree on a byte.
+//!
 //! ## Crate layering
 //!
-//! `codec`, `secret`, `error`, `consts` ◀ `crypto`, `api` ◀ `model`, `pin`, `device`,
+//! `codec`, `secret`, `error`, `consts` ◀ `crypto`, `api` ◀ `layout`, `model`, `pin`, `device`,
 //! `storage` ◀ `engine`. This crate does no I/O of its own and must not depend on SQLite
 //! (`sks-sqlite`), sockets or the command line (`sks`), or the issuer emulation (`sks-issuer`).
 //!
@@ -116,6 +119,7 @@ pub mod crypto;
 pub mod device;
 pub mod engine;
 pub mod error;
+pub mod layout;
 pub mod model;
 pub mod pin;
 pub mod secret;
@@ -142,5 +146,11 @@ pub(crate) mod test_vectors {
                     .map(|(a, b)| (a.to_owned(), b.trim().to_owned()))
             })
             .collect()
+    }
+
+    /// The Appendix A SessionKey: 00 01 .. 1F.
+    pub fn session_key() -> crate::crypto::SessionKey {
+        let bytes: Vec<u8> = (0u8..32).collect();
+        crate::crypto::SessionKey::from_bytes(&bytes).expect("32 bytes")
     }
 }

@@ -29,6 +29,7 @@ use sks_core::codec::{Blob, List8, Writer};
 use sks_core::consts::*;
 use sks_core::crypto::keys::{PrivateKey, PublicKey};
 use sks_core::crypto::SessionKey;
+use sks_core::layout::{self, MacInput, PinReference};
 use sks_core::secret::ct_eq;
 use sks_core::secret::Secret;
 use sks_core::x509::{certificate_spki, issue_certificate};
@@ -98,11 +99,20 @@ impl Issuer {
         self.live.as_mut().ok_or(IssuerError::State("no session"))
     }
 
-    fn mac(&mut self, method: &str, data: &[u8]) -> Result<Vec<u8>, IssuerError> {
+    /// MAC with the next MACSequenceCounter value (§6.2).
+    fn mac(&mut self, input: &MacInput) -> Result<Vec<u8>, IssuerError> {
         let l = self.live()?;
         let n = l.mac_counter;
         l.mac_counter = n.wrapping_add(1);
-        Ok(l.session_key.mac(method, n, data).to_vec())
+        Ok(l.session_key.mac(input.method, n, &input.data).to_vec())
+    }
+
+    /// Reserves the next counter value for an attestation the SKS will return (§4.3).
+    fn reserve_attestation(&mut self) -> Result<u16, IssuerError> {
+        let l = self.live()?;
+        let n = l.mac_counter;
+        l.mac_counter = n.wrapping_add(1);
+        Ok(n)
     }
 
     /// The ProvisioningHandle of the accepted session.
@@ -164,16 +174,10 @@ impl Issuer {
             &device_id,
         );
         let request = self.create_session_request();
-        let mut w = Writer::new();
-        w.string(ALG_SESSION_S1)
-            .boolean(self.privacy_enabled)
-            .array(&request.server_ephemeral_key)
-            .array(&out.client_ephemeral_key)
-            .array(&request.key_management_key)
-            .int(self.client_time)
-            .int(self.session_life_time)
-            .short(self.session_key_limit);
-        let h = session_key.plain_hmac(w.as_bytes());
+        let h = session_key.plain_hmac(&layout::session_attestation(
+            &request,
+            &out.client_ephemeral_key,
+        ));
         let ok = if self.privacy_enabled {
             ct_eq(&h, &out.attestation)
         } else {
@@ -209,47 +213,22 @@ impl Issuer {
         format: u8,
         retry_limit: u16,
     ) -> Result<req::CreatePukPolicy, IssuerError> {
-        let ph = self.provisioning_handle();
-        let puk_value = self.encrypt(puk)?;
-        let mut w = Writer::new();
-        w.string(id)
-            .array(&puk_value)
-            .byte(format)
-            .short(retry_limit);
-        let mac = self.mac("createPUKPolicy", w.as_bytes())?;
-        Ok(req::CreatePukPolicy {
-            provisioning_handle: ph,
+        let mut request = req::CreatePukPolicy {
+            provisioning_handle: self.provisioning_handle(),
             id: id.to_owned(),
-            puk_value,
+            puk_value: self.encrypt(puk)?,
             format,
             retry_limit,
-            mac,
-        })
+            mac: Vec::new(),
+        };
+        request.mac = self.mac(&layout::create_puk_policy(&request))?;
+        Ok(request)
     }
 
     /// createPINPolicy.
     pub fn pin_policy(&mut self, p: &PinPolicySpec) -> Result<req::CreatePinPolicy, IssuerError> {
-        let ph = self.provisioning_handle();
-        let puk_ref = p
-            .puk
-            .as_ref()
-            .map(|(_, id)| id.as_str())
-            .unwrap_or(NOT_AVAILABLE);
-        let mut w = Writer::new();
-        w.string(&p.id)
-            .string(puk_ref)
-            .boolean(p.user_defined)
-            .boolean(p.user_modifiable);
-        w.byte(p.format)
-            .short(p.retry_limit)
-            .byte(p.grouping)
-            .byte(p.patterns);
-        w.short(p.min_length)
-            .short(p.max_length)
-            .byte(p.input_method);
-        let mac = self.mac("createPINPolicy", w.as_bytes())?;
-        Ok(req::CreatePinPolicy {
-            provisioning_handle: ph,
+        let mut request = req::CreatePinPolicy {
+            provisioning_handle: self.provisioning_handle(),
             id: p.id.clone(),
             puk_policy_handle: p.puk.as_ref().map(|(h, _)| *h).unwrap_or(0),
             user_defined: p.user_defined,
@@ -261,53 +240,30 @@ impl Issuer {
             min_length: p.min_length,
             max_length: p.max_length,
             input_method: p.input_method,
-            mac,
-        })
+            mac: Vec::new(),
+        };
+        let puk_id = p.puk.as_ref().map(|(_, id)| id.as_str());
+        request.mac = self.mac(&layout::create_pin_policy(&request, puk_id))?;
+        Ok(request)
     }
 
     /// createKeyEntry; reserves the next counter value for the key attestation.
     pub fn key_entry(&mut self, k: &KeyEntrySpec) -> Result<req::CreateKeyEntry, IssuerError> {
-        let ph = self.provisioning_handle();
-        let issuer_set = k.pin_policy.as_ref().map(|(_, _, ud)| !ud).unwrap_or(false);
+        let pin_reference = k
+            .pin_policy
+            .as_ref()
+            .map(|(_, id, user_defined)| PinReference {
+                id,
+                user_defined: *user_defined,
+            });
+        let issuer_set = pin_reference.is_some_and(|p| !p.user_defined);
         let pin_value = if issuer_set {
             self.encrypt(&k.pin_value)?
         } else {
             k.pin_value.clone()
         };
-        let policy_ref = if k.device_pin {
-            DEVICE_PIN.to_owned()
-        } else {
-            k.pin_policy
-                .as_ref()
-                .map(|(_, id, _)| id.clone())
-                .unwrap_or_else(|| NOT_AVAILABLE.to_owned())
-        };
-        let mut w = Writer::new();
-        w.string(&k.id)
-            .string(ALG_KEY_K1)
-            .array(&k.server_seed)
-            .string(&policy_ref);
-        if issuer_set {
-            w.array(&pin_value);
-        } else {
-            w.string(NOT_AVAILABLE);
-        }
-        w.boolean(k.enable_pin_caching)
-            .byte(k.biometric)
-            .byte(k.export_protection);
-        w.byte(k.delete_protection)
-            .byte(k.app_usage)
-            .string(&k.friendly_name);
-        w.string(&k.key_algorithm).array(&k.key_parameters);
-        for e in &k.endorsed {
-            w.string(e);
-        }
-        let mac = self.mac("createKeyEntry", w.as_bytes())?;
-        let l = self.live()?;
-        l.pending_attestations.insert(k.id.clone(), l.mac_counter);
-        l.mac_counter = l.mac_counter.wrapping_add(1);
-        Ok(req::CreateKeyEntry {
-            provisioning_handle: ph,
+        let mut request = req::CreateKeyEntry {
+            provisioning_handle: self.provisioning_handle(),
             id: k.id.clone(),
             algorithm: ALG_KEY_K1.to_owned(),
             server_seed: k.server_seed.clone(),
@@ -323,8 +279,12 @@ impl Issuer {
             key_algorithm: k.key_algorithm.clone(),
             key_parameters: k.key_parameters.clone(),
             endorsed_algorithms: List8(k.endorsed.clone()),
-            mac,
-        })
+            mac: Vec::new(),
+        };
+        request.mac = self.mac(&layout::create_key_entry(&request, pin_reference))?;
+        let n = self.reserve_attestation()?;
+        self.live()?.pending_attestations.insert(k.id.clone(), n);
+        Ok(request)
     }
 
     /// Verifies the key attestation `ID || PublicKey` (byte layouts §6.6.2).
@@ -338,9 +298,8 @@ impl Issuer {
             .pending_attestations
             .remove(id)
             .ok_or(IssuerError::State("no such key request"))?;
-        let mut w = Writer::new();
-        w.string(id).array(&out.public_key);
-        if ct_eq(&l.session_key.attest(n, w.as_bytes()), &out.attestation) {
+        let data = layout::key_attestation(id, &out.public_key);
+        if ct_eq(&l.session_key.attest(n, &data), &out.attestation) {
             Ok(())
         } else {
             Err(IssuerError::Attestation("key"))
@@ -374,17 +333,13 @@ impl Issuer {
         public_key: &[u8],
         path: Vec<Vec<u8>>,
     ) -> Result<req::SetCertificatePath, IssuerError> {
-        let mut w = Writer::new();
-        w.array(public_key).string(id);
-        for c in &path {
-            w.array(c);
-        }
-        let mac = self.mac("setCertificatePath", w.as_bytes())?;
-        Ok(req::SetCertificatePath {
+        let mut request = req::SetCertificatePath {
             key_handle,
             certificate_path: List8(path),
-            mac,
-        })
+            mac: Vec::new(),
+        };
+        request.mac = self.mac(&layout::set_certificate_path(&request, public_key, id))?;
+        Ok(request)
     }
 
     /// importSymmetricKey.
@@ -394,15 +349,13 @@ impl Issuer {
         ee: &[u8],
         key: &[u8],
     ) -> Result<req::ImportSymmetricKey, IssuerError> {
-        let symmetric_key = self.encrypt(key)?;
-        let mut w = Writer::new();
-        w.array(ee).array(&symmetric_key);
-        let mac = self.mac("importSymmetricKey", w.as_bytes())?;
-        Ok(req::ImportSymmetricKey {
+        let mut request = req::ImportSymmetricKey {
             key_handle,
-            symmetric_key,
-            mac,
-        })
+            symmetric_key: self.encrypt(key)?,
+            mac: Vec::new(),
+        };
+        request.mac = self.mac(&layout::import_symmetric_key(&request, ee))?;
+        Ok(request)
     }
 
     /// importPrivateKey.
@@ -412,15 +365,13 @@ impl Issuer {
         ee: &[u8],
         pkcs8: &[u8],
     ) -> Result<req::ImportPrivateKey, IssuerError> {
-        let private_key = self.encrypt(pkcs8)?;
-        let mut w = Writer::new();
-        w.array(ee).array(&private_key);
-        let mac = self.mac("importPrivateKey", w.as_bytes())?;
-        Ok(req::ImportPrivateKey {
+        let mut request = req::ImportPrivateKey {
             key_handle,
-            private_key,
-            mac,
-        })
+            private_key: self.encrypt(pkcs8)?,
+            mac: Vec::new(),
+        };
+        request.mac = self.mac(&layout::import_private_key(&request, ee))?;
+        Ok(request)
     }
 
     /// addExtension; SubType 0x01 data is encrypted here.
@@ -438,21 +389,16 @@ impl Issuer {
         } else {
             data.to_vec()
         };
-        let mut w = Writer::new();
-        w.array(ee)
-            .string(type_uri)
-            .byte(sub_type_value)
-            .string(qualifier)
-            .blob(&data);
-        let mac = self.mac("addExtension", w.as_bytes())?;
-        Ok(req::AddExtension {
+        let mut request = req::AddExtension {
             key_handle,
             type_uri: type_uri.to_owned(),
             sub_type: sub_type_value,
             qualifier: qualifier.to_owned(),
             extension_data: Blob(data),
-            mac,
-        })
+            mac: Vec::new(),
+        };
+        request.mac = self.mac(&layout::add_extension(&request, ee))?;
+        Ok(request)
     }
 
     /// Target Key Reference (§6.4): Sign(KMK, HMAC(SessionKey || DeviceID, target EE cert)).
@@ -467,12 +413,6 @@ impl Issuer {
             .map_err(|e| IssuerError::Key(e.to_string()))
     }
 
-    fn post_simple(&mut self, method: &str, authorization: &[u8]) -> Result<Vec<u8>, IssuerError> {
-        let mut w = Writer::new();
-        w.array(authorization);
-        self.mac(method, w.as_bytes())
-    }
-
     /// postDeleteKey.
     pub fn post_delete_key(
         &mut self,
@@ -480,13 +420,7 @@ impl Issuer {
         target_ee: &[u8],
     ) -> Result<req::PostDeleteKey, IssuerError> {
         let authorization = self.authorization(target_ee)?;
-        let mac = self.post_simple("postDeleteKey", &authorization)?;
-        Ok(req::PostDeleteKey {
-            provisioning_handle: self.provisioning_handle(),
-            target_key_handle: target,
-            authorization,
-            mac,
-        })
+        self.post_delete_key_with(target, authorization)
     }
 
     /// postDeleteKey with a caller-supplied Authorization (for testing rejected signatures).
@@ -495,13 +429,14 @@ impl Issuer {
         target: u32,
         authorization: Vec<u8>,
     ) -> Result<req::PostDeleteKey, IssuerError> {
-        let mac = self.post_simple("postDeleteKey", &authorization)?;
-        Ok(req::PostDeleteKey {
+        let mut request = req::PostDeleteKey {
             provisioning_handle: self.provisioning_handle(),
             target_key_handle: target,
             authorization,
-            mac,
-        })
+            mac: Vec::new(),
+        };
+        request.mac = self.mac(&layout::post_delete_key(&request))?;
+        Ok(request)
     }
 
     /// postUnlockKey.
@@ -510,27 +445,14 @@ impl Issuer {
         target: u32,
         target_ee: &[u8],
     ) -> Result<req::PostUnlockKey, IssuerError> {
-        let authorization = self.authorization(target_ee)?;
-        let mac = self.post_simple("postUnlockKey", &authorization)?;
-        Ok(req::PostUnlockKey {
+        let mut request = req::PostUnlockKey {
             provisioning_handle: self.provisioning_handle(),
             target_key_handle: target,
-            authorization,
-            mac,
-        })
-    }
-
-    fn post_pair(
-        &mut self,
-        method: &str,
-        new_ee: &[u8],
-        target_ee: &[u8],
-    ) -> Result<(Vec<u8>, Vec<u8>), IssuerError> {
-        let authorization = self.authorization(target_ee)?;
-        let mut w = Writer::new();
-        w.array(new_ee).array(&authorization);
-        let mac = self.mac(method, w.as_bytes())?;
-        Ok((authorization, mac))
+            authorization: self.authorization(target_ee)?,
+            mac: Vec::new(),
+        };
+        request.mac = self.mac(&layout::post_unlock_key(&request))?;
+        Ok(request)
     }
 
     /// postUpdateKey.
@@ -541,13 +463,14 @@ impl Issuer {
         target: u32,
         target_ee: &[u8],
     ) -> Result<req::PostUpdateKey, IssuerError> {
-        let (authorization, mac) = self.post_pair("postUpdateKey", new_ee, target_ee)?;
-        Ok(req::PostUpdateKey {
+        let mut request = req::PostUpdateKey {
             key_handle: new_key,
             target_key_handle: target,
-            authorization,
-            mac,
-        })
+            authorization: self.authorization(target_ee)?,
+            mac: Vec::new(),
+        };
+        request.mac = self.mac(&layout::post_update_key(&request, new_ee))?;
+        Ok(request)
     }
 
     /// postCloneKeyProtection.
@@ -558,13 +481,14 @@ impl Issuer {
         target: u32,
         target_ee: &[u8],
     ) -> Result<req::PostCloneKeyProtection, IssuerError> {
-        let (authorization, mac) = self.post_pair("postCloneKeyProtection", new_ee, target_ee)?;
-        Ok(req::PostCloneKeyProtection {
+        let mut request = req::PostCloneKeyProtection {
             key_handle: new_key,
             target_key_handle: target,
-            authorization,
-            mac,
-        })
+            authorization: self.authorization(target_ee)?,
+            mac: Vec::new(),
+        };
+        request.mac = self.mac(&layout::post_clone_key_protection(&request, new_ee))?;
+        Ok(request)
     }
 
     /// closeProvisioningSession; reserves the next counter value for the close attestation.
@@ -573,20 +497,21 @@ impl Issuer {
             let l = self.live()?;
             (l.client_session_id.clone(), l.provisioning_handle)
         };
-        let mut w = Writer::new();
-        w.string(&csid)
-            .string(&self.server_session_id)
-            .string(&self.issuer_uri)
-            .array(nonce);
-        let mac = self.mac("closeProvisioningSession", w.as_bytes())?;
-        let l = self.live()?;
-        l.close_attestation = Some(l.mac_counter);
-        l.mac_counter = l.mac_counter.wrapping_add(1);
-        Ok(req::CloseProvisioningSession {
+        let mut request = req::CloseProvisioningSession {
             provisioning_handle: ph,
             nonce: nonce.to_vec(),
-            mac,
-        })
+            mac: Vec::new(),
+        };
+        let mac_input = layout::close_provisioning_session(
+            &request,
+            &csid,
+            &self.server_session_id,
+            &self.issuer_uri,
+        );
+        request.mac = self.mac(&mac_input)?;
+        let n = self.reserve_attestation()?;
+        self.live()?.close_attestation = Some(n);
+        Ok(request)
     }
 
     /// Verifies the close attestation `Nonce || sks.s1`.
@@ -599,9 +524,8 @@ impl Issuer {
         let n = l
             .close_attestation
             .ok_or(IssuerError::State("close not requested"))?;
-        let mut w = Writer::new();
-        w.array(nonce).string(ALG_SESSION_S1);
-        if ct_eq(&l.session_key.attest(n, w.as_bytes()), &out.attestation) {
+        let data = layout::close_attestation(nonce);
+        if ct_eq(&l.session_key.attest(n, &data), &out.attestation) {
             Ok(())
         } else {
             Err(IssuerError::Attestation("close"))

@@ -4,10 +4,10 @@
 
 use super::Core;
 use crate::api::{method_id, req, resp};
-use crate::codec::Writer;
-use crate::consts::{algorithm_class, AlgClass, ALG_NONE, ALG_SESSION_S1};
+use crate::consts::{algorithm_class, AlgClass, ALG_NONE};
 use crate::crypto::keys::{PrivateKey, PublicKey};
 use crate::error::{err, ErrorCode, SksError, SksResult};
+use crate::layout;
 use crate::model::{KeyEntry, PostOp, SessionState};
 use std::collections::BTreeSet;
 
@@ -57,18 +57,17 @@ impl Core {
             if a.nonce.is_empty() || a.nonce.len() > 32 {
                 return Err(option("\"Nonce\" must be 1-32 bytes"));
             }
-            let mut w = Writer::new();
-            {
+            let mac_input = {
                 let s = c.session_mut(ph)?;
-                w.string(&s.client_session_id)
-                    .string(&s.server_session_id)
-                    .string(&s.issuer_uri);
-            }
-            w.array(&a.nonce);
-            c.verify_mac(ph, "closeProvisioningSession", w.as_bytes(), &a.mac)?;
-            let mut w = Writer::new();
-            w.array(&a.nonce).string(ALG_SESSION_S1);
-            let attestation = c.attest(ph, w.as_bytes())?;
+                layout::close_provisioning_session(
+                    &a,
+                    &s.client_session_id,
+                    &s.server_session_id,
+                    &s.issuer_uri,
+                )
+            };
+            c.verify_mac(ph, &mac_input, &a.mac)?;
+            let attestation = c.attest(ph, &layout::close_attestation(&a.nonce))?;
             c.check_close(ph)?;
             Ok(attestation)
         })?;

@@ -3,10 +3,10 @@
 
 use super::Core;
 use crate::api::{req, resp};
-use crate::codec::Writer;
 use crate::consts::*;
 use crate::crypto::keys::{KeySpec, PrivateKey, PublicKey};
 use crate::error::{err, ErrorCode, SksError, SksResult};
+use crate::layout::{self, PinReference};
 use crate::model::{KeyEntry, PinPolicy};
 use crate::pin;
 
@@ -194,30 +194,12 @@ impl Core {
         check_endorsed(&a.endorsed_algorithms.0)?;
 
         let issuer_set = policy.as_ref().map(|p| !p.user_defined).unwrap_or(false);
-        let mut w = Writer::new();
-        w.string(&a.id).string(&a.algorithm).array(&a.server_seed);
-        w.string(
-            policy
-                .as_ref()
-                .map(|p| p.id.as_str())
-                .unwrap_or(NOT_AVAILABLE),
-        );
-        if issuer_set {
-            w.array(a.pin_value.expose());
-        } else {
-            w.string(NOT_AVAILABLE);
-        }
-        w.boolean(a.enable_pin_caching)
-            .byte(a.biometric_protection)
-            .byte(a.export_protection);
-        w.byte(a.delete_protection)
-            .byte(a.app_usage)
-            .string(&a.friendly_name);
-        w.string(&a.key_algorithm).array(&a.key_parameters);
-        for e in &a.endorsed_algorithms.0 {
-            w.string(e);
-        }
-        self.verify_mac(ph, "createKeyEntry", w.as_bytes(), &a.mac)?;
+        let pin_reference = policy.as_ref().map(|p| PinReference {
+            id: &p.id,
+            user_defined: p.user_defined,
+        });
+        let mac_input = layout::create_key_entry(&a, pin_reference);
+        self.verify_mac(ph, &mac_input, &a.mac)?;
 
         let pin_value = if issuer_set {
             self.decrypt(ph, a.pin_value.expose())?
@@ -248,9 +230,7 @@ impl Core {
         let pkcs8 = private
             .to_pkcs8()
             .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
-        let mut w = Writer::new();
-        w.string(&a.id).array(&public_key);
-        let attestation = self.attest(ph, w.as_bytes())?;
+        let attestation = self.attest(ph, &layout::key_attestation(&a.id, &public_key))?;
 
         let handle = self.alloc_handle();
         self.state.keys.insert(

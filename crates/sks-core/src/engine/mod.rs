@@ -15,6 +15,7 @@ use crate::api::{req, resp, Dispatch, Request, Response, SksApi};
 use crate::consts::{ANONYMOUS, MAX_LENGTH_ID};
 use crate::device::DeviceIdentity;
 use crate::error::{err, ErrorCode, SksError, SksResult};
+use crate::layout::MacInput;
 use crate::model::{kind, KeyEntry, OpenState, RecordId, Session, State};
 use crate::secret::Secret;
 use crate::storage::{Change, Storage};
@@ -247,21 +248,16 @@ impl Core {
     }
 
     /// Verifies a method MAC with the next MACSequenceCounter value (§6.2).
-    pub(crate) fn verify_mac(
-        &mut self,
-        ph: u32,
-        method: &str,
-        data: &[u8],
-        mac: &[u8],
-    ) -> SksResult<()> {
+    pub(crate) fn verify_mac(&mut self, ph: u32, input: &MacInput, mac: &[u8]) -> SksResult<()> {
         self.key_op(ph)?;
         let s = self.open_state_mut(ph)?;
         let n = s.mac_counter;
         s.mac_counter = n.wrapping_add(1);
-        let expected = s.session_key.mac(method, n, data);
+        let expected = s.session_key.mac(input.method, n, &input.data);
         if crate::secret::ct_eq(&expected, mac) {
             Ok(())
         } else {
+            let method = input.method;
             Err(err(ErrorCode::Mac, format!("MAC error in \"{method}\"")))
         }
     }

@@ -4,23 +4,26 @@
 
 use super::Core;
 use crate::api::{method_id, req, resp};
-use crate::codec::Writer;
 use crate::consts::grouping;
 use crate::crypto::keys::{KeyError, PublicKey};
 use crate::error::{err, ErrorCode, SksError, SksResult};
+use crate::layout::{self, MacInput};
 use crate::model::PostOp;
 
 fn option(msg: impl Into<String>) -> SksError {
     err(ErrorCode::Option, msg)
 }
 
-fn method_name(method: u8) -> &'static str {
-    match method {
-        method_id::PostDeleteKey => "postDeleteKey",
-        method_id::PostUnlockKey => "postUnlockKey",
-        method_id::PostUpdateKey => "postUpdateKey",
-        _ => "postCloneKeyProtection",
-    }
+/// The parts every post-provisioning call shares.
+struct PostCall<'a> {
+    /// Method ID 50..53.
+    method: u8,
+    /// TargetKeyHandle.
+    target: u32,
+    /// Authorization (the Target Key Reference signature, byte layouts §7).
+    authorization: &'a [u8],
+    /// MAC.
+    mac: &'a [u8],
 }
 
 impl Core {
@@ -51,12 +54,10 @@ impl Core {
     fn authorize_post_op(
         &mut self,
         ph: u32,
-        method: u8,
-        target: u32,
-        mac_data: &[u8],
-        authorization: &[u8],
-        mac: &[u8],
+        call: &PostCall<'_>,
+        mac_input: &MacInput,
     ) -> SksResult<()> {
+        let target = call.target;
         let owner = self.target_key(target)?;
         let (owner_privacy, kmk) = {
             let o = self.session_mut(owner)?;
@@ -68,7 +69,7 @@ impl Core {
                 "Inconsistent use of the \"PrivacyEnabled\" attribute",
             ));
         }
-        self.verify_mac(ph, method_name(method), mac_data, mac)?;
+        self.verify_mac(ph, mac_input, call.mac)?;
         self.key_op(ph)?;
         let target_cert = self
             .state
@@ -83,7 +84,7 @@ impl Core {
             .target_key_reference(&device_id, &target_cert);
         let kmk = PublicKey::from_spki(&kmk)
             .map_err(|_| err(ErrorCode::Crypto, "Bad KeyManagementKey"))?;
-        match kmk.verify_sha256(&hash, authorization) {
+        match kmk.verify_sha256(&hash, call.authorization) {
             Ok(true) => Ok(()),
             Ok(false) => Err(option("\"Authorization\" signature did not verify")),
             Err(KeyError::Signature) | Err(_) => Err(err(
@@ -119,12 +120,11 @@ impl Core {
 
     fn delete_or_unlock(
         &mut self,
-        method: u8,
         ph: u32,
-        target: u32,
-        authorization: &[u8],
-        mac: &[u8],
+        call: PostCall<'_>,
+        mac_input: MacInput,
     ) -> SksResult<()> {
+        let (method, target) = (call.method, call.target);
         self.open_session(ph)?;
         self.guarded(ph, |c| {
             c.target_key(target)?;
@@ -137,9 +137,7 @@ impl Core {
             {
                 return Err(option(format!("Key {target} is not PIN protected")));
             }
-            let mut w = Writer::new();
-            w.array(authorization);
-            c.authorize_post_op(ph, method, target, w.as_bytes(), authorization, mac)?;
+            c.authorize_post_op(ph, &call, &mac_input)?;
             c.queue_post_op(
                 ph,
                 PostOp {
@@ -153,12 +151,11 @@ impl Core {
 
     fn update_or_clone(
         &mut self,
-        method: u8,
         new_key: u32,
-        target: u32,
-        authorization: &[u8],
-        mac: &[u8],
+        call: PostCall<'_>,
+        mac_input: impl FnOnce(&[u8]) -> MacInput,
     ) -> SksResult<()> {
+        let (method, target) = (call.method, call.target);
         let ph = self.open_key(new_key)?;
         self.guarded(ph, |c| {
             c.target_key(target)?;
@@ -190,9 +187,7 @@ impl Core {
                 }
             }
             let ee = new_ee.ok_or_else(|| option("Missing \"setCertificatePath\""))?;
-            let mut w = Writer::new();
-            w.array(&ee).array(authorization);
-            c.authorize_post_op(ph, method, target, w.as_bytes(), authorization, mac)?;
+            c.authorize_post_op(ph, &call, &mac_input(&ee))?;
             c.queue_post_op(
                 ph,
                 PostOp {
@@ -209,13 +204,13 @@ impl Core {
         &mut self,
         a: req::PostDeleteKey,
     ) -> SksResult<resp::PostDeleteKey> {
-        self.delete_or_unlock(
-            method_id::PostDeleteKey,
-            a.provisioning_handle,
-            a.target_key_handle,
-            &a.authorization,
-            &a.mac,
-        )?;
+        let call = PostCall {
+            method: method_id::PostDeleteKey,
+            target: a.target_key_handle,
+            authorization: &a.authorization,
+            mac: &a.mac,
+        };
+        self.delete_or_unlock(a.provisioning_handle, call, layout::post_delete_key(&a))?;
         Ok(resp::PostDeleteKey {})
     }
 
@@ -224,13 +219,13 @@ impl Core {
         &mut self,
         a: req::PostUnlockKey,
     ) -> SksResult<resp::PostUnlockKey> {
-        self.delete_or_unlock(
-            method_id::PostUnlockKey,
-            a.provisioning_handle,
-            a.target_key_handle,
-            &a.authorization,
-            &a.mac,
-        )?;
+        let call = PostCall {
+            method: method_id::PostUnlockKey,
+            target: a.target_key_handle,
+            authorization: &a.authorization,
+            mac: &a.mac,
+        };
+        self.delete_or_unlock(a.provisioning_handle, call, layout::post_unlock_key(&a))?;
         Ok(resp::PostUnlockKey {})
     }
 
@@ -239,13 +234,13 @@ impl Core {
         &mut self,
         a: req::PostUpdateKey,
     ) -> SksResult<resp::PostUpdateKey> {
-        self.update_or_clone(
-            method_id::PostUpdateKey,
-            a.key_handle,
-            a.target_key_handle,
-            &a.authorization,
-            &a.mac,
-        )?;
+        let call = PostCall {
+            method: method_id::PostUpdateKey,
+            target: a.target_key_handle,
+            authorization: &a.authorization,
+            mac: &a.mac,
+        };
+        self.update_or_clone(a.key_handle, call, |ee| layout::post_update_key(&a, ee))?;
         Ok(resp::PostUpdateKey {})
     }
 
@@ -254,13 +249,15 @@ impl Core {
         &mut self,
         a: req::PostCloneKeyProtection,
     ) -> SksResult<resp::PostCloneKeyProtection> {
-        self.update_or_clone(
-            method_id::PostCloneKeyProtection,
-            a.key_handle,
-            a.target_key_handle,
-            &a.authorization,
-            &a.mac,
-        )?;
+        let call = PostCall {
+            method: method_id::PostCloneKeyProtection,
+            target: a.target_key_handle,
+            authorization: &a.authorization,
+            mac: &a.mac,
+        };
+        self.update_or_clone(a.key_handle, call, |ee| {
+            layout::post_clone_key_protection(&a, ee)
+        })?;
         Ok(resp::PostCloneKeyProtection {})
     }
 }

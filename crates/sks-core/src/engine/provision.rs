@@ -9,6 +9,7 @@ use crate::codec::{Reader, Writer};
 use crate::consts::*;
 use crate::crypto::keys::{PrivateKey, PublicKey};
 use crate::error::{err, ErrorCode, SksError, SksResult};
+use crate::layout;
 use crate::model::{Extension, PinPolicy, PukPolicy};
 use crate::pin;
 
@@ -67,12 +68,7 @@ impl Core {
             if a.retry_limit > MAX_RETRY_LIMIT {
                 return Err(option("PUK \"RetryLimit\" out of range"));
             }
-            let mut w = Writer::new();
-            w.string(&a.id)
-                .array(&a.puk_value)
-                .byte(a.format)
-                .short(a.retry_limit);
-            c.verify_mac(ph, "createPUKPolicy", w.as_bytes(), &a.mac)?;
+            c.verify_mac(ph, &layout::create_puk_policy(&a), &a.mac)?;
             let value = c.decrypt(ph, &a.puk_value)?;
             if value.is_empty() || value.len() > MAX_LENGTH_PIN_PUK {
                 return Err(option("PUK length error"));
@@ -121,11 +117,11 @@ impl Core {
             if a.pattern_restrictions & !0x1F != 0 {
                 return Err(option("Invalid \"PatternRestrictions\""));
             }
-            let puk_ref = if a.puk_policy_handle == 0 {
-                NOT_AVAILABLE.to_owned()
+            let puk_id = if a.puk_policy_handle == 0 {
+                None
             } else {
                 match c.state.puks.get(&a.puk_policy_handle) {
-                    Some(p) if p.session == ph => p.id.clone(),
+                    Some(p) if p.session == ph => Some(p.id.clone()),
                     _ => return Err(option("Referenced PUK policy object not found")),
                 }
             };
@@ -143,19 +139,8 @@ impl Core {
             {
                 return Err(option("PIN length limits out of range"));
             }
-            let mut w = Writer::new();
-            w.string(&a.id)
-                .string(&puk_ref)
-                .boolean(a.user_defined)
-                .boolean(a.user_modifiable);
-            w.byte(a.format)
-                .short(a.retry_limit)
-                .byte(a.grouping)
-                .byte(a.pattern_restrictions);
-            w.short(a.min_length)
-                .short(a.max_length)
-                .byte(a.input_method);
-            c.verify_mac(ph, "createPINPolicy", w.as_bytes(), &a.mac)?;
+            let mac_input = layout::create_pin_policy(&a, puk_id.as_deref());
+            c.verify_mac(ph, &mac_input, &a.mac)?;
             c.check_new_id(ph, &a.id)?;
             let handle = c.alloc_handle();
             c.state.pins.insert(
@@ -203,12 +188,8 @@ impl Core {
                 let k = c.key_mut(a.key_handle)?;
                 (k.public_key.clone(), k.id.clone())
             };
-            let mut w = Writer::new();
-            w.array(&public_key).string(&id);
-            for cert in path {
-                w.array(cert);
-            }
-            c.verify_mac(ph, "setCertificatePath", w.as_bytes(), &a.mac)?;
+            let mac_input = layout::set_certificate_path(&a, &public_key, &id);
+            c.verify_mac(ph, &mac_input, &a.mac)?;
             let spki = crate::x509::certificate_spki(&path[0])
                 .map_err(|_| err(ErrorCode::Crypto, "Malformed end-entity certificate"))?;
             let ee_key = PublicKey::from_spki(&spki)
@@ -246,9 +227,7 @@ impl Core {
         self.guarded(ph, |c| {
             let limit = MAX_LENGTH_SYMMETRIC_KEY + AES_CBC_PKCS5_PADDING;
             let ee = c.begin_import(a.key_handle, a.symmetric_key.len(), limit)?;
-            let mut w = Writer::new();
-            w.array(&ee).array(&a.symmetric_key);
-            c.verify_mac(ph, "importSymmetricKey", w.as_bytes(), &a.mac)?;
+            c.verify_mac(ph, &layout::import_symmetric_key(&a, &ee), &a.mac)?;
             let key = c.decrypt(ph, &a.symmetric_key)?;
             if key.is_empty() || key.len() > MAX_LENGTH_SYMMETRIC_KEY {
                 return Err(option("Symmetric key length error"));
@@ -269,9 +248,7 @@ impl Core {
         self.guarded(ph, |c| {
             let limit = MAX_LENGTH_CRYPTO_DATA + AES_CBC_PKCS5_PADDING;
             let ee = c.begin_import(a.key_handle, a.private_key.len(), limit)?;
-            let mut w = Writer::new();
-            w.array(&ee).array(&a.private_key);
-            c.verify_mac(ph, "importPrivateKey", w.as_bytes(), &a.mac)?;
+            c.verify_mac(ph, &layout::import_private_key(&a, &ee), &a.mac)?;
             let der = c.decrypt(ph, &a.private_key)?;
             let private = PrivateKey::from_pkcs8(der.expose())
                 .map_err(|_| err(ErrorCode::Crypto, "Malformed PKCS#8 private key"))?;
@@ -321,13 +298,7 @@ impl Core {
                 return Err(option("Malformed PropertyBag"));
             }
             let ee = c.ee_certificate(a.key_handle)?;
-            let mut w = Writer::new();
-            w.array(&ee)
-                .string(&a.type_uri)
-                .byte(a.sub_type)
-                .string(&a.qualifier);
-            w.blob(&a.extension_data.0);
-            c.verify_mac(ph, "addExtension", w.as_bytes(), &a.mac)?;
+            c.verify_mac(ph, &layout::add_extension(&a, &ee), &a.mac)?;
             let data = if encrypted {
                 let d = c.decrypt(ph, &a.extension_data.0)?;
                 if d.len() > MAX_LENGTH_EXTENSION_DATA {

@@ -4,11 +4,12 @@
 
 use super::{check_id_syntax, Core};
 use crate::api::{req, resp};
-use crate::codec::{List16, List8, Writer};
+use crate::codec::{List16, List8};
 use crate::consts::*;
 use crate::crypto::keys::PublicKey;
 use crate::crypto::{random_bytes, SessionKey};
 use crate::error::{err, ErrorCode, SksResult};
+use crate::layout;
 use crate::model::{OpenState, Session, SessionState};
 
 const ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -91,16 +92,7 @@ impl Core {
             &device_id,
         );
 
-        let mut w = Writer::new();
-        w.string(ALG_SESSION_S1)
-            .boolean(a.privacy_enabled)
-            .array(&a.server_ephemeral_key)
-            .array(&client_ephemeral_key)
-            .array(&a.key_management_key)
-            .int(a.client_time)
-            .int(a.session_life_time)
-            .short(a.session_key_limit);
-        let h = session_key.plain_hmac(w.as_bytes());
+        let h = session_key.plain_hmac(&layout::session_attestation(&a, &client_ephemeral_key));
         let attestation = if a.privacy_enabled {
             h.to_vec()
         } else {
