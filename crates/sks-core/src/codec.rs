@@ -26,6 +26,12 @@ pub enum DecodeError {
     /// A value does not fit its length prefix.
     #[error("value too long for its length prefix")]
     TooLong,
+    /// A stored record has a format version this build does not know.
+    #[error("unknown record version {0}")]
+    UnknownVersion(u8),
+    /// A byte is not one of the values the spec enumerates for its field.
+    #[error(transparent)]
+    UnknownValue(#[from] crate::consts::UnknownValue),
 }
 
 /// Serializer for §7.1 data types.

@@ -192,18 +192,6 @@ pub const MAX_LENGTH_FRIENDLY_NAME: usize = 128;
 /// Largest PIN/PUK RetryLimit.
 pub const MAX_RETRY_LIMIT: u16 = 10000;
 
-/// PIN/PUK formats (§5.6).
-pub mod format {
-    /// 0-9.
-    pub const NUMERIC: u8 = 0x00;
-    /// 0-9, A-Z.
-    pub const ALPHANUMERIC: u8 = 0x01;
-    /// Any UTF-8 string.
-    pub const STRING: u8 = 0x02;
-    /// Binary.
-    pub const BINARY: u8 = 0x03;
-}
-
 /// PIN pattern restriction bits (§5.5).
 pub mod pattern {
     /// 1124 is invalid.
@@ -218,74 +206,141 @@ pub mod pattern {
     pub const MISSING_GROUP: u8 = 0x10;
 }
 
-/// PIN grouping (§5.7).
-pub mod grouping {
-    /// No restrictions.
-    pub const NONE: u8 = 0x00;
-    /// All keys share the same PIN.
-    pub const SHARED: u8 = 0x01;
-    /// Signature keys share one PIN, all others another.
-    pub const SIGNATURE_PLUS_STANDARD: u8 = 0x02;
-    /// One PIN per AppUsage.
-    pub const UNIQUE: u8 = 0x03;
+/// A byte that is not one of the values the spec enumerates for its field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{field} value 0x{value:02X} is not defined")]
+pub struct UnknownValue {
+    /// The field, as the spec names it (e.g. `Grouping`).
+    pub field: &'static str,
+    /// The byte received.
+    pub value: u8,
 }
 
-/// PIN input methods (§5.4).
-pub mod input_method {
-    /// Through the User API only.
-    pub const PROGRAMMATIC: u8 = 0x01;
-    /// Through a trusted GUI.
-    pub const TRUSTED_GUI: u8 = 0x02;
-    /// No restrictions.
-    pub const ANY: u8 = 0x03;
+/// A `byte` field whose values the spec enumerates: the enum, its byte (`u8::from`) and the
+/// checked conversion back (`TryFrom<u8>`, failing with [`UnknownValue`]).
+macro_rules! byte_enum {
+    ($(#[$doc:meta])* $name:ident = $field:literal {
+        $($(#[$vdoc:meta])* $variant:ident = $value:literal,)*
+    }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant = $value,)*
+        }
+
+        impl From<$name> for u8 {
+            fn from(v: $name) -> u8 {
+                v as u8
+            }
+        }
+
+        impl TryFrom<u8> for $name {
+            type Error = UnknownValue;
+            fn try_from(value: u8) -> Result<Self, UnknownValue> {
+                match value {
+                    $($value => Ok(Self::$variant),)*
+                    _ => Err(UnknownValue { field: $field, value }),
+                }
+            }
+        }
+    };
 }
 
-/// Export and delete protection (§5.1, §5.2).
-pub mod protection {
-    /// No authorization needed.
-    pub const NONE: u8 = 0x00;
-    /// PIN required.
-    pub const PIN: u8 = 0x01;
-    /// PUK required.
-    pub const PUK: u8 = 0x02;
-    /// Not allowed at all.
-    pub const NOT_ALLOWED: u8 = 0x03;
+byte_enum! {
+    /// PIN/PUK formats (§5.6, byte layouts §9.3).
+    PinFormat = "Format" {
+        /// 0-9.
+        Numeric = 0x00,
+        /// 0-9, A-Z.
+        Alphanumeric = 0x01,
+        /// Any UTF-8 string.
+        String = 0x02,
+        /// Binary.
+        Binary = 0x03,
+    }
 }
 
-/// Biometric protection (§5.3).
-pub mod biometric {
-    /// None.
-    pub const NONE: u8 = 0x00;
-    /// PIN or biometrics.
-    pub const ALTERNATIVE: u8 = 0x01;
-    /// PIN and biometrics.
-    pub const COMBINED: u8 = 0x02;
-    /// Biometrics only.
-    pub const EXCLUSIVE: u8 = 0x03;
+byte_enum! {
+    /// PIN grouping (§5.7, byte layouts §9.3).
+    Grouping = "Grouping" {
+        /// No restrictions.
+        None = 0x00,
+        /// All keys share the same PIN.
+        Shared = 0x01,
+        /// Signature keys share one PIN, all others another.
+        SignaturePlusStandard = 0x02,
+        /// One PIN per AppUsage.
+        Unique = 0x03,
+    }
 }
 
-/// Application usage (§5.8).
-pub mod app_usage {
-    /// Signature applications.
-    pub const SIGNATURE: u8 = 0x00;
-    /// Authentication applications.
-    pub const AUTHENTICATION: u8 = 0x01;
-    /// Encryption applications.
-    pub const ENCRYPTION: u8 = 0x02;
-    /// Unrestricted.
-    pub const UNIVERSAL: u8 = 0x03;
+byte_enum! {
+    /// PIN input methods (§5.4, byte layouts §9.3).
+    InputMethod = "InputMethod" {
+        /// Through the User API only.
+        Programmatic = 0x01,
+        /// Through a trusted GUI.
+        TrustedGui = 0x02,
+        /// No restrictions.
+        Any = 0x03,
+    }
 }
 
-/// Extension sub-types (addExtension).
-pub mod sub_type {
-    /// Plain extension.
-    pub const EXTENSION: u8 = 0x00;
-    /// Encrypted extension, decrypted at provisioning.
-    pub const ENCRYPTED_EXTENSION: u8 = 0x01;
-    /// PropertyBag.
-    pub const PROPERTY_BAG: u8 = 0x02;
-    /// Logotype; the qualifier is the MIME type.
-    pub const LOGOTYPE: u8 = 0x03;
+byte_enum! {
+    /// Export and delete protection (§5.1, §5.2, byte layouts §9.6).
+    Protection = "Protection" {
+        /// No authorization needed.
+        None = 0x00,
+        /// PIN required.
+        Pin = 0x01,
+        /// PUK required.
+        Puk = 0x02,
+        /// Not allowed at all.
+        NotAllowed = 0x03,
+    }
+}
+
+byte_enum! {
+    /// Biometric protection (§5.3, byte layouts §9.5).
+    BiometricProtection = "BiometricProtection" {
+        /// None.
+        None = 0x00,
+        /// PIN or biometrics.
+        Alternative = 0x01,
+        /// PIN and biometrics.
+        Combined = 0x02,
+        /// Biometrics only.
+        Exclusive = 0x03,
+    }
+}
+
+byte_enum! {
+    /// Application usage (§5.8, byte layouts §9.4).
+    AppUsage = "AppUsage" {
+        /// Signature applications.
+        Signature = 0x00,
+        /// Authentication applications.
+        Authentication = 0x01,
+        /// Encryption applications.
+        Encryption = 0x02,
+        /// Unrestricted.
+        Universal = 0x03,
+    }
+}
+
+byte_enum! {
+    /// Extension sub-types (addExtension, byte layouts §9.7).
+    SubType = "SubType" {
+        /// Plain extension.
+        Extension = 0x00,
+        /// Encrypted extension, decrypted at provisioning.
+        EncryptedExtension = 0x01,
+        /// PropertyBag.
+        PropertyBag = 0x02,
+        /// Logotype; the qualifier is the MIME type.
+        Logotype = 0x03,
+    }
 }
 
 /// getKeyProtectionInfo ProtectionStatus bits.
@@ -312,3 +367,33 @@ pub mod key_backup {
 
 /// DeviceType of this SKS: LOCATION_EMBEDDED | TYPE_SOFTWARE (getDeviceInfo).
 pub const DEVICE_TYPE_SOFTWARE_EMBEDDED: u8 = 0x01;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enumerated_bytes_convert_both_ways_and_reject_the_rest() {
+        for v in 0u8..=3 {
+            assert_eq!(u8::from(Grouping::try_from(v).unwrap()), v);
+            assert_eq!(u8::from(PinFormat::try_from(v).unwrap()), v);
+        }
+        assert_eq!(
+            Grouping::try_from(4),
+            Err(UnknownValue {
+                field: "Grouping",
+                value: 4
+            })
+        );
+        assert!(InputMethod::try_from(0).is_err());
+        assert_eq!(InputMethod::try_from(2), Ok(InputMethod::TrustedGui));
+        assert_eq!(
+            UnknownValue {
+                field: "AppUsage",
+                value: 0x10
+            }
+            .to_string(),
+            "AppUsage value 0x10 is not defined"
+        );
+    }
+}

@@ -1,37 +1,58 @@
 //! The device identity (§2.1): the Attestation Private Key (P-256) and the Device Certificate
 //! path reported by getDeviceInfo. Created once by `sks init` and stored as a record.
 
-use crate::codec::{Reader, Writer};
-use crate::crypto::keys::{PrivateKey, PublicKey};
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::crypto::keys::{KeyError, PrivateKey, PublicKey};
+use crate::crypto::{random_array, CryptoError};
 use crate::secret::Secret;
 use crate::x509::{issue_certificate, X509Error};
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 
+const RECORD_VERSION: u8 = 1;
+
+/// Why a device identity could not be made, stored or read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeviceError {
+    /// The device certificate could not be issued.
+    #[error(transparent)]
+    Certificate(#[from] X509Error),
+    /// The attestation key could not be encoded or used.
+    #[error("attestation key: {0}")]
+    Key(#[from] KeyError),
+    /// No random serial number.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// The stored record is malformed.
+    #[error("device record: {0}")]
+    Record(#[from] DecodeError),
+}
+
 /// Attestation key and device certificate path (device certificate first).
 pub struct DeviceIdentity {
     key: p256::SecretKey,
-    certificate_path: Vec<Vec<u8>>,
+    /// The device certificate (never absent: a path is at least this certificate).
+    certificate: Vec<u8>,
+    /// The rest of the path, issuer after issuer.
+    issuers: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for DeviceIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeviceIdentity")
-            .field("certificates", &self.certificate_path.len())
+            .field("certificates", &(1 + self.issuers.len()))
             .finish()
     }
 }
 
 impl DeviceIdentity {
     /// Generates a P-256 attestation key and a self-signed device certificate.
-    pub fn generate(common_name: &str) -> Result<Self, X509Error> {
+    pub fn generate(common_name: &str) -> Result<Self, DeviceError> {
         let key = p256::SecretKey::random(&mut rand_core::OsRng);
-        let spki = PublicKey::P256(key.public_key())
-            .to_spki()
-            .map_err(|e| X509Error(e.to_string()))?;
+        let spki = PublicKey::P256(key.public_key()).to_spki()?;
         let subject = format!("CN={common_name},O=SKS software device");
-        let serial =
-            u64::from_be_bytes(crate::crypto::random_bytes(8).try_into().unwrap_or([1; 8])) >> 1;
-        let cert = issue_certificate(
+        let serial = u64::from_be_bytes(random_array()?) >> 1;
+        let certificate = issue_certificate(
             &key,
             None,
             &subject,
@@ -41,57 +62,66 @@ impl DeviceIdentity {
         )?;
         Ok(Self {
             key,
-            certificate_path: vec![cert],
+            certificate,
+            issuers: Vec::new(),
         })
     }
 
     /// The device certificate (Device ID in E2ES mode, §2.7).
     pub fn certificate(&self) -> &[u8] {
-        self.certificate_path
-            .first()
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+        &self.certificate
     }
 
-    /// The certificate path.
-    pub fn certificate_path(&self) -> &[Vec<u8>] {
-        &self.certificate_path
+    /// The certificate path, device certificate first.
+    pub fn certificate_path(&self) -> Vec<Vec<u8>> {
+        std::iter::once(&self.certificate)
+            .chain(&self.issuers)
+            .cloned()
+            .collect()
     }
 
     /// Signs with SHA256withECDSA (DER) — the E2ES attestation signature (byte layouts §3).
-    pub fn sign(&self, message: &[u8]) -> Option<Vec<u8>> {
-        PrivateKey::P256(self.key.clone()).sign_sha256(message).ok()
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        PrivateKey::P256(self.key.clone()).sign_sha256(message)
     }
 
     /// Serializes for storage.
-    pub fn to_record(&self) -> Option<Secret> {
-        let pkcs8 = self.key.to_pkcs8_der().ok()?;
+    pub fn to_record(&self) -> Result<Secret, DeviceError> {
+        let pkcs8 = self.key.to_pkcs8_der().map_err(|_| KeyError::Encoding)?;
+        let count = u32::try_from(1 + self.issuers.len()).map_err(|_| DecodeError::TooLong)?;
         let mut w = Writer::new();
-        w.byte(1).blob(pkcs8.as_bytes());
-        w.int(u32::try_from(self.certificate_path.len()).ok()?);
-        for c in &self.certificate_path {
+        w.byte(RECORD_VERSION).blob(pkcs8.as_bytes()).int(count);
+        w.blob(&self.certificate);
+        for c in &self.issuers {
             w.blob(c);
         }
-        Some(Secret::new(w.into_bytes()))
+        Ok(Secret::new(w.into_bytes()))
     }
 
     /// Parses a stored record.
-    pub fn from_record(data: &[u8]) -> Option<Self> {
+    pub fn from_record(data: &[u8]) -> Result<Self, DeviceError> {
         let mut r = Reader::new(data);
-        if r.byte().ok()? != 1 {
-            return None;
+        let version = r.byte()?;
+        if version != RECORD_VERSION {
+            return Err(DecodeError::UnknownVersion(version).into());
         }
-        let pkcs8 = Secret::new(r.blob().ok()?);
-        let key = p256::SecretKey::from_pkcs8_der(pkcs8.expose()).ok()?;
-        let n = r.int().ok()?;
-        let mut certificate_path = Vec::new();
-        for _ in 0..n {
-            certificate_path.push(r.blob().ok()?);
+        let pkcs8 = Secret::new(r.blob()?);
+        let key =
+            p256::SecretKey::from_pkcs8_der(pkcs8.expose()).map_err(|_| KeyError::Encoding)?;
+        let n = r.int()?;
+        if n == 0 {
+            return Err(DecodeError::Truncated("device certificate").into());
         }
-        r.finish().ok()?;
-        Some(Self {
+        let certificate = r.blob()?;
+        let mut issuers = Vec::new();
+        for _ in 1..n {
+            issuers.push(r.blob()?);
+        }
+        r.finish()?;
+        Ok(Self {
             key,
-            certificate_path,
+            certificate,
+            issuers,
         })
     }
 }

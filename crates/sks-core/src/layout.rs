@@ -253,6 +253,6 @@ mod tests {
     }
 
     fn mac(key: &SessionKey, input: &MacInput, counter: u16) -> [u8; 32] {
-        key.mac(input.method, counter, &input.data)
+        key.mac(input.method, counter, &input.data).unwrap()
     }
 }

@@ -3,7 +3,9 @@
 //! with a leading format version byte.
 
 use crate::codec::{DecodeError, Reader, Writer};
+use crate::consts::{AppUsage, BiometricProtection, PinFormat, Protection, SubType};
 use crate::crypto::SessionKey;
+use crate::pin::PinPolicy;
 use crate::secret::Secret;
 use std::collections::BTreeMap;
 
@@ -119,42 +121,24 @@ pub struct PukPolicy {
     /// Decrypted PUK.
     pub value: Secret,
     /// Format.
-    pub format: u8,
+    pub format: PinFormat,
     /// RetryLimit (0 = unlimited, delayed).
     pub retry_limit: u16,
     /// Error count.
     pub error_count: u16,
 }
 
-/// A PIN policy object (createPINPolicy).
+/// A stored PIN policy object (createPINPolicy): the policy plus where it lives.
 #[derive(Debug, Clone)]
-pub struct PinPolicy {
+pub struct PinPolicyEntry {
     /// Handle.
     pub handle: u32,
     /// Owning session.
     pub session: u32,
-    /// ID.
-    pub id: String,
     /// PUK policy handle or 0.
     pub puk: u32,
-    /// UserDefined.
-    pub user_defined: bool,
-    /// UserModifiable.
-    pub user_modifiable: bool,
-    /// Format.
-    pub format: u8,
-    /// RetryLimit.
-    pub retry_limit: u16,
-    /// Grouping.
-    pub grouping: u8,
-    /// PatternRestrictions.
-    pub patterns: u8,
-    /// MinLength.
-    pub min_length: u16,
-    /// MaxLength.
-    pub max_length: u16,
-    /// InputMethod.
-    pub input_method: u8,
+    /// The policy.
+    pub policy: PinPolicy,
 }
 
 /// An extension object (addExtension).
@@ -163,7 +147,7 @@ pub struct Extension {
     /// Type URI.
     pub type_uri: String,
     /// SubType.
-    pub sub_type: u8,
+    pub sub_type: SubType,
     /// Qualifier.
     pub qualifier: String,
     /// Data (decrypted for EncryptedExtension).
@@ -192,13 +176,13 @@ pub struct KeyEntry {
     /// EnablePINCaching.
     pub enable_pin_caching: bool,
     /// BiometricProtection.
-    pub biometric: u8,
+    pub biometric: BiometricProtection,
     /// ExportProtection.
-    pub export_protection: u8,
+    pub export_protection: Protection,
     /// DeleteProtection.
-    pub delete_protection: u8,
+    pub delete_protection: Protection,
     /// AppUsage.
-    pub app_usage: u8,
+    pub app_usage: AppUsage,
     /// FriendlyName.
     pub friendly_name: String,
     /// Generated public key (SPKI).
@@ -234,7 +218,7 @@ pub struct State {
     /// PUK policies.
     pub puks: BTreeMap<u32, PukPolicy>,
     /// PIN policies.
-    pub pins: BTreeMap<u32, PinPolicy>,
+    pub pins: BTreeMap<u32, PinPolicyEntry>,
     /// Keys.
     pub keys: BTreeMap<u32, KeyEntry>,
 }
@@ -249,15 +233,29 @@ fn start(w: &mut Writer) {
 fn check_version(r: &mut Reader<'_>) -> Result<(), DecodeError> {
     match r.byte()? {
         RECORD_VERSION => Ok(()),
-        _ => Err(DecodeError::InvalidBool),
+        other => Err(DecodeError::UnknownVersion(other)),
     }
 }
 
-fn put_list(w: &mut Writer, items: &[Vec<u8>]) {
-    w.int(u32::try_from(items.len()).unwrap_or(0));
+/// An `int` element count.
+fn put_count(w: &mut Writer, n: usize) -> Result<(), DecodeError> {
+    w.int(u32::try_from(n).map_err(|_| DecodeError::TooLong)?);
+    Ok(())
+}
+
+fn put_list(w: &mut Writer, items: &[Vec<u8>]) -> Result<(), DecodeError> {
+    put_count(w, items.len())?;
     for i in items {
         w.blob(i);
     }
+    Ok(())
+}
+
+/// One enumerated `byte`, checked against the values the spec defines.
+fn get_enum<T: TryFrom<u8, Error = crate::consts::UnknownValue>>(
+    r: &mut Reader<'_>,
+) -> Result<T, DecodeError> {
+    Ok(T::try_from(r.byte()?)?)
 }
 
 fn get_list(r: &mut Reader<'_>) -> Result<Vec<Vec<u8>>, DecodeError> {
@@ -274,8 +272,8 @@ fn get_string(r: &mut Reader<'_>) -> Result<String, DecodeError> {
 }
 
 impl State {
-    /// Serializes every object to its record.
-    pub fn to_records(&self) -> BTreeMap<RecordId, Secret> {
+    /// Serializes every object to its record (fails only on a list longer than 2^32 - 1).
+    pub fn to_records(&self) -> Result<BTreeMap<RecordId, Secret>, DecodeError> {
         let mut out = BTreeMap::new();
         let mut w = Writer::new();
         start(&mut w);
@@ -297,7 +295,7 @@ impl State {
                     w.boolean(true).short(o.key_ops_left).short(o.mac_counter);
                     w.blob(o.session_key.expose())
                         .verbatim(&o.opened_at.to_be_bytes());
-                    w.int(u32::try_from(o.post_ops.len()).unwrap_or(0));
+                    put_count(&mut w, o.post_ops.len())?;
                     for op in &o.post_ops {
                         w.byte(op.method).int(op.target).int(op.new_key);
                     }
@@ -312,29 +310,34 @@ impl State {
                 .int(p.session)
                 .blob(p.id.as_bytes())
                 .blob(p.value.expose());
-            w.byte(p.format).short(p.retry_limit).short(p.error_count);
+            w.byte(p.format.into())
+                .short(p.retry_limit)
+                .short(p.error_count);
             out.insert((kind::PUK, p.handle), Secret::new(w.into_bytes()));
         }
         for p in self.pins.values() {
             let mut w = Writer::new();
             start(&mut w);
+            let q = &p.policy;
             w.int(p.handle)
                 .int(p.session)
-                .blob(p.id.as_bytes())
+                .blob(q.id.as_bytes())
                 .int(p.puk);
-            w.boolean(p.user_defined)
-                .boolean(p.user_modifiable)
-                .byte(p.format);
-            w.short(p.retry_limit).byte(p.grouping).byte(p.patterns);
-            w.short(p.min_length)
-                .short(p.max_length)
-                .byte(p.input_method);
+            w.boolean(q.user_defined)
+                .boolean(q.user_modifiable)
+                .byte(q.format.into());
+            w.short(q.retry_limit)
+                .byte(q.grouping.into())
+                .byte(q.patterns);
+            w.short(q.min_length)
+                .short(q.max_length)
+                .byte(q.input_method.into());
             out.insert((kind::PIN, p.handle), Secret::new(w.into_bytes()));
         }
         for k in self.keys.values() {
-            out.insert((kind::KEY, k.handle), Secret::new(encode_key(k)));
+            out.insert((kind::KEY, k.handle), Secret::new(encode_key(k)?));
         }
-        out
+        Ok(out)
     }
 
     /// Rebuilds the state from records; unknown kinds are ignored (the device record is
@@ -362,7 +365,7 @@ impl State {
                         session: r.int()?,
                         id: get_string(&mut r)?,
                         value: Secret::new(r.blob()?),
-                        format: r.byte()?,
+                        format: get_enum(&mut r)?,
                         retry_limit: r.short()?,
                         error_count: r.short()?,
                     };
@@ -370,20 +373,25 @@ impl State {
                 }
                 kind::PIN => {
                     check_version(&mut r)?;
-                    let p = PinPolicy {
-                        handle: r.int()?,
-                        session: r.int()?,
-                        id: get_string(&mut r)?,
+                    let handle = r.int()?;
+                    let session = r.int()?;
+                    let id = get_string(&mut r)?;
+                    let p = PinPolicyEntry {
+                        handle,
+                        session,
                         puk: r.int()?,
-                        user_defined: r.boolean()?,
-                        user_modifiable: r.boolean()?,
-                        format: r.byte()?,
-                        retry_limit: r.short()?,
-                        grouping: r.byte()?,
-                        patterns: r.byte()?,
-                        min_length: r.short()?,
-                        max_length: r.short()?,
-                        input_method: r.byte()?,
+                        policy: PinPolicy {
+                            id,
+                            user_defined: r.boolean()?,
+                            user_modifiable: r.boolean()?,
+                            format: get_enum(&mut r)?,
+                            retry_limit: r.short()?,
+                            grouping: get_enum(&mut r)?,
+                            patterns: r.byte()?,
+                            min_length: r.short()?,
+                            max_length: r.short()?,
+                            input_method: get_enum(&mut r)?,
+                        },
                     };
                     st.pins.insert(p.handle, p);
                 }
@@ -449,7 +457,7 @@ fn decode_session(r: &mut Reader<'_>) -> Result<Session, DecodeError> {
     })
 }
 
-fn encode_key(k: &KeyEntry) -> Vec<u8> {
+fn encode_key(k: &KeyEntry) -> Result<Vec<u8>, DecodeError> {
     let mut w = Writer::new();
     start(&mut w);
     w.int(k.handle)
@@ -461,10 +469,10 @@ fn encode_key(k: &KeyEntry) -> Vec<u8> {
         .blob(k.pin_value.expose());
     w.short(k.pin_error_count)
         .boolean(k.enable_pin_caching)
-        .byte(k.biometric);
-    w.byte(k.export_protection)
-        .byte(k.delete_protection)
-        .byte(k.app_usage);
+        .byte(k.biometric.into());
+    w.byte(k.export_protection.into())
+        .byte(k.delete_protection.into())
+        .byte(k.app_usage.into());
     w.blob(k.friendly_name.as_bytes())
         .blob(&k.public_key)
         .blob(k.private_key.expose());
@@ -472,18 +480,18 @@ fn encode_key(k: &KeyEntry) -> Vec<u8> {
         Some(s) => w.boolean(true).blob(s.expose()),
         None => w.boolean(false),
     };
-    put_list(&mut w, &k.certificate_path);
+    put_list(&mut w, &k.certificate_path)?;
     let endorsed: Vec<Vec<u8>> = k.endorsed.iter().map(|s| s.as_bytes().to_vec()).collect();
-    put_list(&mut w, &endorsed);
-    w.int(u32::try_from(k.extensions.len()).unwrap_or(0));
+    put_list(&mut w, &endorsed)?;
+    put_count(&mut w, k.extensions.len())?;
     for e in &k.extensions {
         w.blob(e.type_uri.as_bytes())
-            .byte(e.sub_type)
+            .byte(e.sub_type.into())
             .blob(e.qualifier.as_bytes());
         w.blob(&e.data);
     }
     w.byte(k.key_backup);
-    w.into_bytes()
+    Ok(w.into_bytes())
 }
 
 fn decode_key(r: &mut Reader<'_>) -> Result<KeyEntry, DecodeError> {
@@ -496,10 +504,10 @@ fn decode_key(r: &mut Reader<'_>) -> Result<KeyEntry, DecodeError> {
     let pin_value = Secret::new(r.blob()?);
     let pin_error_count = r.short()?;
     let enable_pin_caching = r.boolean()?;
-    let biometric = r.byte()?;
-    let export_protection = r.byte()?;
-    let delete_protection = r.byte()?;
-    let app_usage = r.byte()?;
+    let biometric = get_enum(r)?;
+    let export_protection = get_enum(r)?;
+    let delete_protection = get_enum(r)?;
+    let app_usage = get_enum(r)?;
     let friendly_name = get_string(r)?;
     let public_key = r.blob()?;
     let private_key = Secret::new(r.blob()?);
@@ -518,7 +526,7 @@ fn decode_key(r: &mut Reader<'_>) -> Result<KeyEntry, DecodeError> {
     for _ in 0..n {
         extensions.push(Extension {
             type_uri: get_string(r)?,
-            sub_type: r.byte()?,
+            sub_type: get_enum(r)?,
             qualifier: get_string(r)?,
             data: r.blob()?,
         });

@@ -1,8 +1,77 @@
-//! PIN policy rules: formats (§5.6), pattern restrictions (§5.5) and grouping (§5.7),
-//! as refined by byte layouts §8.3 and §8.4. Pure functions on decoded PIN octets.
+//! PIN policies and their rules: formats (§5.6), pattern restrictions (§5.5) and grouping
+//! (§5.7), as refined by byte layouts §8.3 and §8.4. [`PinPolicy`] is the one description of a
+//! policy: the issuer sends it ([`PinPolicy::to_request`]), the SKS stores and enforces it, and
+//! getKeyProtectionInfo reports it. The checks are pure functions on decoded PIN octets.
 
-use crate::consts::{app_usage, format, grouping, pattern};
-use crate::model::PinPolicy;
+use crate::api::req;
+use crate::consts::{pattern, AppUsage, Grouping, InputMethod, PinFormat};
+
+/// A PIN policy (createPINPolicy, §5.4–§5.7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinPolicy {
+    /// ID.
+    pub id: String,
+    /// UserDefined: the user chooses the PIN (else the issuer sets it, encrypted).
+    pub user_defined: bool,
+    /// UserModifiable: changePIN/setPIN allowed.
+    pub user_modifiable: bool,
+    /// Format.
+    pub format: PinFormat,
+    /// RetryLimit, 1..10000.
+    pub retry_limit: u16,
+    /// Grouping.
+    pub grouping: Grouping,
+    /// PatternRestrictions bits ([`crate::consts::pattern`]).
+    pub patterns: u8,
+    /// MinLength.
+    pub min_length: u16,
+    /// MaxLength.
+    pub max_length: u16,
+    /// InputMethod.
+    pub input_method: InputMethod,
+}
+
+impl PinPolicy {
+    /// A numeric, user-defined, modifiable policy: 4-8 digits, 3 retries, shared grouping,
+    /// any input method, no pattern restrictions.
+    pub fn new(id: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            user_defined: true,
+            user_modifiable: true,
+            format: PinFormat::Numeric,
+            retry_limit: 3,
+            grouping: Grouping::Shared,
+            patterns: 0,
+            min_length: 4,
+            max_length: 8,
+            input_method: InputMethod::Any,
+        }
+    }
+
+    /// The createPINPolicy request for this policy, without its MAC.
+    pub fn to_request(
+        &self,
+        provisioning_handle: u32,
+        puk_policy_handle: u32,
+    ) -> req::CreatePinPolicy {
+        req::CreatePinPolicy {
+            provisioning_handle,
+            id: self.id.clone(),
+            puk_policy_handle,
+            user_defined: self.user_defined,
+            user_modifiable: self.user_modifiable,
+            format: self.format.into(),
+            retry_limit: self.retry_limit,
+            grouping: self.grouping.into(),
+            pattern_restrictions: self.patterns,
+            min_length: self.min_length,
+            max_length: self.max_length,
+            input_method: self.input_method.into(),
+            mac: Vec::new(),
+        }
+    }
+}
 
 /// Why a PIN does not satisfy its policy. Never contains the PIN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -35,13 +104,13 @@ pub enum PinRuleError {
 }
 
 /// Checks a PUK or PIN against a format only (createPUKPolicy, §5.6).
-pub fn check_syntax(fmt: u8, value: &[u8]) -> Result<(), PinRuleError> {
+pub fn check_syntax(fmt: PinFormat, value: &[u8]) -> Result<(), PinRuleError> {
     let ok = match fmt {
-        format::NUMERIC => value.iter().all(u8::is_ascii_digit),
-        format::ALPHANUMERIC => value
+        PinFormat::Numeric => value.iter().all(u8::is_ascii_digit),
+        PinFormat::Alphanumeric => value
             .iter()
             .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()),
-        _ => true,
+        PinFormat::String | PinFormat::Binary => true,
     };
     if ok {
         Ok(())
@@ -63,7 +132,7 @@ pub fn check_pin(policy: &PinPolicy, pin: &[u8]) -> Result<(), PinRuleError> {
         let lower = pin.iter().any(u8::is_ascii_lowercase);
         let digit = pin.iter().any(u8::is_ascii_digit);
         let other = pin.iter().any(|c| !c.is_ascii_alphanumeric());
-        let ok = upper && digit && (policy.format != format::STRING || (lower && other));
+        let ok = upper && digit && (policy.format != PinFormat::String || (lower && other));
         if !ok {
             return Err(PinRuleError::MissingGroup);
         }
@@ -96,31 +165,31 @@ pub fn check_pin(policy: &PinPolicy, pin: &[u8]) -> Result<(), PinRuleError> {
 }
 
 /// True if two keys with these AppUsages are in the same synchronised PIN set (§8.4).
-pub fn same_pin_group(grouping_value: u8, usage_a: u8, usage_b: u8) -> bool {
-    match grouping_value {
-        grouping::SHARED => true,
-        grouping::SIGNATURE_PLUS_STANDARD => {
-            (usage_a == app_usage::SIGNATURE) == (usage_b == app_usage::SIGNATURE)
+pub fn same_pin_group(grouping: Grouping, usage_a: AppUsage, usage_b: AppUsage) -> bool {
+    match grouping {
+        Grouping::Shared => true,
+        Grouping::SignaturePlusStandard => {
+            (usage_a == AppUsage::Signature) == (usage_b == AppUsage::Signature)
         }
-        grouping::UNIQUE => usage_a == usage_b,
-        _ => false,
+        Grouping::Unique => usage_a == usage_b,
+        Grouping::None => false,
     }
 }
 
 /// Creation-time grouping check (byte layouts §8.4): `others` are (AppUsage, PIN) of the
 /// keys already governed by the same policy.
 pub fn check_grouping<'a>(
-    grouping_value: u8,
-    usage: u8,
+    grouping: Grouping,
+    usage: AppUsage,
     pin: &[u8],
-    others: impl IntoIterator<Item = (u8, &'a [u8])>,
+    others: impl IntoIterator<Item = (AppUsage, &'a [u8])>,
 ) -> Result<(), PinRuleError> {
-    if grouping_value == grouping::NONE {
+    if grouping == Grouping::None {
         return Ok(());
     }
     for (other_usage, other_pin) in others {
         let equal = crate::secret::ct_eq(pin, other_pin);
-        let same_group = same_pin_group(grouping_value, usage, other_usage);
+        let same_group = same_pin_group(grouping, usage, other_usage);
         if same_group != equal {
             return Err(PinRuleError::Grouping);
         }
@@ -132,53 +201,46 @@ pub fn check_grouping<'a>(
 mod tests {
     use super::*;
 
-    fn policy(fmt: u8, patterns: u8) -> PinPolicy {
+    fn policy(fmt: PinFormat, patterns: u8) -> PinPolicy {
         PinPolicy {
-            handle: 1,
-            session: 1,
-            id: "PIN".into(),
-            puk: 0,
-            user_defined: true,
-            user_modifiable: true,
             format: fmt,
-            retry_limit: 3,
-            grouping: 0,
+            grouping: Grouping::None,
             patterns,
             min_length: 1,
             max_length: 128,
-            input_method: 3,
+            ..PinPolicy::new("PIN")
         }
     }
 
     /// Examples from byte layouts §8.3 ([T] test13).
     #[test]
     fn pattern_examples_from_the_reference_suite() {
-        let s = policy(format::STRING, pattern::MISSING_GROUP);
+        let s = policy(PinFormat::String, pattern::MISSING_GROUP);
         assert!(check_pin(&s, b"2aZ.").is_ok());
         for bad in [&b"2aZA"[..], b"a.jZ", b"2 ZA", b"2a 6"] {
             assert_eq!(check_pin(&s, bad), Err(PinRuleError::MissingGroup));
         }
-        let a = policy(format::ALPHANUMERIC, pattern::MISSING_GROUP);
+        let a = policy(PinFormat::Alphanumeric, pattern::MISSING_GROUP);
         assert!(check_pin(&a, b"AB34").is_ok());
         assert_eq!(check_pin(&a, b"ABCK"), Err(PinRuleError::MissingGroup));
         assert_eq!(check_pin(&a, b"1235"), Err(PinRuleError::MissingGroup));
-        let q = policy(format::NUMERIC, pattern::SEQUENCE);
+        let q = policy(PinFormat::Numeric, pattern::SEQUENCE);
         assert_eq!(check_pin(&q, b"1234"), Err(PinRuleError::Sequence));
         assert_eq!(check_pin(&q, b"8765"), Err(PinRuleError::Sequence));
         assert!(check_pin(&q, b"1235").is_ok());
         assert!(check_pin(&q, b"1345").is_ok());
         assert!(check_pin(&q, b"7").is_ok());
-        let r = policy(format::NUMERIC, pattern::REPEATED);
+        let r = policy(PinFormat::Numeric, pattern::REPEATED);
         assert_eq!(check_pin(&r, b"1315"), Err(PinRuleError::Repeated));
-        let two = policy(format::NUMERIC, pattern::TWO_IN_A_ROW);
+        let two = policy(PinFormat::Numeric, pattern::TWO_IN_A_ROW);
         assert_eq!(check_pin(&two, b"11345"), Err(PinRuleError::TwoInARow));
         assert_eq!(check_pin(&two, b"13455"), Err(PinRuleError::TwoInARow));
-        let three = policy(format::NUMERIC, pattern::THREE_IN_A_ROW);
+        let three = policy(PinFormat::Numeric, pattern::THREE_IN_A_ROW);
         assert!(check_pin(&three, b"11232").is_ok());
         assert_eq!(check_pin(&three, b"111345"), Err(PinRuleError::ThreeInARow));
         assert_eq!(check_pin(&three, b"134555"), Err(PinRuleError::ThreeInARow));
         let both = policy(
-            format::NUMERIC,
+            PinFormat::Numeric,
             pattern::TWO_IN_A_ROW | pattern::THREE_IN_A_ROW,
         );
         assert_eq!(check_pin(&both, b"1123"), Err(PinRuleError::TwoInARow));
@@ -186,62 +248,50 @@ mod tests {
 
     #[test]
     fn formats_and_lengths() {
-        let mut n = policy(format::NUMERIC, 0);
+        let mut n = policy(PinFormat::Numeric, 0);
         n.min_length = 4;
         n.max_length = 6;
         assert_eq!(check_pin(&n, b"123"), Err(PinRuleError::Length));
         assert_eq!(check_pin(&n, b"1234567"), Err(PinRuleError::Length));
         assert_eq!(check_pin(&n, b"12a4"), Err(PinRuleError::Syntax));
         assert!(check_pin(&n, b"1234").is_ok());
-        let a = policy(format::ALPHANUMERIC, 0);
+        let a = policy(PinFormat::Alphanumeric, 0);
         assert_eq!(check_pin(&a, b"AbC1"), Err(PinRuleError::Syntax));
         assert!(check_pin(&a, b"ABC1").is_ok());
-        assert!(check_pin(&policy(format::STRING, 0), "pässword".as_bytes()).is_ok());
-        assert!(check_pin(&policy(format::BINARY, 0), &[0, 0xFF, 0x80]).is_ok());
+        assert!(check_pin(&policy(PinFormat::String, 0), "pässword".as_bytes()).is_ok());
+        assert!(check_pin(&policy(PinFormat::Binary, 0), &[0, 0xFF, 0x80]).is_ok());
     }
 
     #[test]
     fn grouping_rules() {
-        use crate::consts::app_usage::*;
-        let others = [(SIGNATURE, &b"1111"[..]), (AUTHENTICATION, &b"2222"[..])];
-        assert!(check_grouping(grouping::NONE, ENCRYPTION, b"9999", others).is_ok());
+        use AppUsage::*;
+        let others = [(Signature, &b"1111"[..]), (Authentication, &b"2222"[..])];
+        assert!(check_grouping(Grouping::None, Encryption, b"9999", others).is_ok());
         assert!(check_grouping(
-            grouping::SHARED,
-            ENCRYPTION,
+            Grouping::Shared,
+            Encryption,
             b"1111",
-            [(SIGNATURE, &b"1111"[..])]
+            [(Signature, &b"1111"[..])]
         )
         .is_ok());
         assert!(check_grouping(
-            grouping::SHARED,
-            ENCRYPTION,
+            Grouping::Shared,
+            Encryption,
             b"1112",
-            [(SIGNATURE, &b"1111"[..])]
+            [(Signature, &b"1111"[..])]
         )
         .is_err());
-        assert!(check_grouping(
-            grouping::SIGNATURE_PLUS_STANDARD,
-            ENCRYPTION,
-            b"2222",
-            others
-        )
-        .is_ok());
-        assert!(check_grouping(
-            grouping::SIGNATURE_PLUS_STANDARD,
-            ENCRYPTION,
-            b"1111",
-            others
-        )
-        .is_err());
-        assert!(check_grouping(
-            grouping::SIGNATURE_PLUS_STANDARD,
-            SIGNATURE,
-            b"1111",
-            others
-        )
-        .is_ok());
-        assert!(check_grouping(grouping::UNIQUE, ENCRYPTION, b"2222", others).is_err());
-        assert!(check_grouping(grouping::UNIQUE, ENCRYPTION, b"3333", others).is_ok());
-        assert!(check_grouping(grouping::UNIQUE, AUTHENTICATION, b"3333", others).is_err());
+        assert!(
+            check_grouping(Grouping::SignaturePlusStandard, Encryption, b"2222", others).is_ok()
+        );
+        assert!(
+            check_grouping(Grouping::SignaturePlusStandard, Encryption, b"1111", others).is_err()
+        );
+        assert!(
+            check_grouping(Grouping::SignaturePlusStandard, Signature, b"1111", others).is_ok()
+        );
+        assert!(check_grouping(Grouping::Unique, Encryption, b"2222", others).is_err());
+        assert!(check_grouping(Grouping::Unique, Encryption, b"3333", others).is_ok());
+        assert!(check_grouping(Grouping::Unique, Authentication, b"3333", others).is_err());
     }
 }

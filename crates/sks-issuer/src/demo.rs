@@ -3,7 +3,7 @@
 //! PropertyBag and a Logotype; close; a signature verified against the certificate; then
 //! session 2 replaces the first key with postUpdateKey.
 
-use crate::{property_bag, IssuerIdentity, KeyEntrySpec, PinPolicySpec};
+use crate::{property_bag, IssuerIdentity, KeyEntrySpec, PinPolicy};
 use sha2::{Digest, Sha256};
 use sks_core::api::{req, SksApi};
 use sks_core::codec::Blob;
@@ -78,7 +78,13 @@ pub fn run(sks: &mut impl SksApi) -> Result<DemoReport, DemoError> {
     let info = sks
         .get_device_info(req::GetDeviceInfo {})
         .map_err(at("getDeviceInfo"))?;
-    let device_cert = info.certificate_path.0.first().cloned().unwrap_or_default();
+    let device_cert = info
+        .certificate_path
+        .0
+        .first()
+        .cloned()
+        .ok_or("no device certificate")
+        .map_err(at("getDeviceInfo"))?;
     rep.steps.push(format!(
         "device: {} (API level {})",
         info.vendor_name, info.api_level
@@ -90,27 +96,29 @@ pub fn run(sks: &mut impl SksApi) -> Result<DemoReport, DemoError> {
     let started = Instant::now();
     let mut iss = identity.session("https://issuer.example.com/keygen2", "S1.demo");
     let out = sks
-        .create_provisioning_session(iss.create_session_request())
+        .create_provisioning_session(iss.create_session_request().map_err(at("issuer"))?)
         .map_err(at("createProvisioningSession"))?;
     iss.accept_session(&out, &device_cert)
         .map_err(at("session attestation"))?;
     let ph = out.provisioning_handle;
     let puk = sks
         .create_puk_policy(
-            iss.puk_policy("PUK.1", DEMO_PUK.as_bytes(), format::NUMERIC, 3)
+            iss.puk_policy("PUK.1", DEMO_PUK.as_bytes(), PinFormat::Numeric, 3)
                 .map_err(at("puk"))?,
         )
         .map_err(at("createPUKPolicy"))?;
-    let mut pin_spec = PinPolicySpec::new("PIN.1");
-    pin_spec.puk = Some((puk.puk_policy_handle, "PUK.1".into()));
+    let pin_policy = PinPolicy::new("PIN.1");
     let pin = sks
-        .create_pin_policy(iss.pin_policy(&pin_spec).map_err(at("pin"))?)
+        .create_pin_policy(
+            iss.pin_policy(&pin_policy, Some((puk.puk_policy_handle, "PUK.1")))
+                .map_err(at("pin"))?,
+        )
         .map_err(at("createPINPolicy"))?;
 
     let mut k1 = KeyEntrySpec::new("Key.1");
     k1.pin_policy = Some((pin.pin_policy_handle, "PIN.1".into(), true));
     k1.pin_value = DEMO_PIN.as_bytes().to_vec();
-    k1.app_usage = app_usage::SIGNATURE;
+    k1.app_usage = AppUsage::Signature;
     k1.friendly_name = "Demo signing key".into();
     k1.endorsed = vec![ALG_ECDSA_SHA256.to_owned()];
     let key1 = sks
@@ -120,7 +128,7 @@ pub fn run(sks: &mut impl SksApi) -> Result<DemoReport, DemoError> {
         .map_err(at("key attestation"))?;
 
     let mut k2 = KeyEntrySpec::new("Key.2");
-    k2.app_usage = app_usage::AUTHENTICATION;
+    k2.app_usage = AppUsage::Authentication;
     k2.friendly_name = "Demo HOTP".into();
     k2.endorsed = vec![ALG_HMAC_SHA1.to_owned()];
     let key2 = sks
@@ -163,7 +171,7 @@ pub fn run(sks: &mut impl SksApi) -> Result<DemoReport, DemoError> {
             key2.key_handle,
             &ee2,
             hotp_type,
-            sub_type::PROPERTY_BAG,
+            SubType::PropertyBag.into(),
             "",
             &bag,
         )
@@ -177,14 +185,14 @@ pub fn run(sks: &mut impl SksApi) -> Result<DemoReport, DemoError> {
             key2.key_handle,
             &ee2,
             logo_type,
-            sub_type::LOGOTYPE,
+            SubType::Logotype.into(),
             "image/png",
             logo,
         )
         .map_err(at("ext"))?,
     )
     .map_err(at("addExtension(Logotype)"))?;
-    let nonce = sks_core::crypto::random_bytes(32);
+    let nonce = sks_core::crypto::random_bytes(32).map_err(at("nonce"))?;
     let closed = sks
         .close_provisioning_session(iss.close(&nonce).map_err(at("close"))?)
         .map_err(at("closeProvisioningSession"))?;
@@ -244,12 +252,12 @@ pub fn run(sks: &mut impl SksApi) -> Result<DemoReport, DemoError> {
     // Session 2: postUpdateKey replaces Key.1 and inherits its PIN protection.
     let mut iss2 = identity.session("https://issuer.example.com/keygen2", "S2.demo");
     let out2 = sks
-        .create_provisioning_session(iss2.create_session_request())
+        .create_provisioning_session(iss2.create_session_request().map_err(at("issuer"))?)
         .map_err(at("createProvisioningSession 2"))?;
     iss2.accept_session(&out2, &device_cert)
         .map_err(at("session 2 attestation"))?;
     let mut k3 = KeyEntrySpec::new("Key.1b");
-    k3.app_usage = app_usage::SIGNATURE;
+    k3.app_usage = AppUsage::Signature;
     k3.friendly_name = "Demo signing key (renewed)".into();
     let key3 = sks
         .create_key_entry(iss2.key_entry(&k3).map_err(at("key"))?)
@@ -274,7 +282,7 @@ pub fn run(sks: &mut impl SksApi) -> Result<DemoReport, DemoError> {
             .map_err(at("tkr"))?,
     )
     .map_err(at("postUpdateKey"))?;
-    let nonce2 = sks_core::crypto::random_bytes(16);
+    let nonce2 = sks_core::crypto::random_bytes(16).map_err(at("nonce"))?;
     let closed2 = sks
         .close_provisioning_session(iss2.close(&nonce2).map_err(at("close"))?)
         .map_err(at("closeProvisioningSession 2"))?;

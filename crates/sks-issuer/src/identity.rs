@@ -66,11 +66,7 @@ impl IssuerIdentity {
             session_life_time: 3600,
             session_key_limit: 100,
             ephemeral: p256::SecretKey::random(&mut rand_core::OsRng),
-            key_management_key: self
-                .key_management_key
-                .as_ref()
-                .and_then(|k| k.to_pkcs8().ok())
-                .and_then(|d| PrivateKey::from_pkcs8(d.expose()).ok()),
+            key_management_key: self.key_management_key.as_ref().map(PrivateKey::duplicate),
             ca_key: self.ca_key.clone(),
             ca_name: self.ca_name.clone(),
             ca_certificate: self.ca_certificate.clone(),

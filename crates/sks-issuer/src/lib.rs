@@ -22,13 +22,14 @@ mod identity;
 mod spec;
 
 pub use identity::IssuerIdentity;
-pub use spec::{KeyEntrySpec, PinPolicySpec};
+pub use sks_core::pin::PinPolicy;
+pub use spec::KeyEntrySpec;
 
 use sks_core::api::{req, resp};
 use sks_core::codec::{Blob, List8, Writer};
 use sks_core::consts::*;
 use sks_core::crypto::keys::{PrivateKey, PublicKey};
-use sks_core::crypto::SessionKey;
+use sks_core::crypto::{CryptoError, SessionKey};
 use sks_core::layout::{self, MacInput, PinReference};
 use sks_core::secret::ct_eq;
 use sks_core::secret::Secret;
@@ -49,6 +50,9 @@ pub enum IssuerError {
     /// A call was made in the wrong order (no session yet).
     #[error("issuer state error: {0}")]
     State(&'static str),
+    /// A session primitive failed.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
 }
 
 struct LiveSession {
@@ -104,7 +108,7 @@ impl Issuer {
         let l = self.live()?;
         let n = l.mac_counter;
         l.mac_counter = n.wrapping_add(1);
-        Ok(l.session_key.mac(input.method, n, &input.data).to_vec())
+        Ok(l.session_key.mac(input.method, n, &input.data)?.to_vec())
     }
 
     /// Reserves the next counter value for an attestation the SKS will return (§4.3).
@@ -116,36 +120,39 @@ impl Issuer {
     }
 
     /// The ProvisioningHandle of the accepted session.
-    pub fn provisioning_handle(&self) -> u32 {
+    pub fn provisioning_handle(&self) -> Result<u32, IssuerError> {
         self.live
             .as_ref()
             .map(|l| l.provisioning_handle)
-            .unwrap_or(0)
+            .ok_or(IssuerError::State("no session"))
     }
 
-    /// The KeyManagementKey (SPKI), if any.
-    pub fn key_management_key_spki(&self) -> Vec<u8> {
-        self.key_management_key
-            .as_ref()
-            .and_then(|k| k.public_key().to_spki().ok())
-            .unwrap_or_default()
+    /// The KeyManagementKey (SPKI); empty when this issuer has none (the wire's "absent").
+    pub fn key_management_key_spki(&self) -> Result<Vec<u8>, IssuerError> {
+        match &self.key_management_key {
+            Some(k) => k
+                .public_key()
+                .to_spki()
+                .map_err(|e| IssuerError::Key(e.to_string())),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// The createProvisioningSession request.
-    pub fn create_session_request(&self) -> req::CreateProvisioningSession {
-        req::CreateProvisioningSession {
+    pub fn create_session_request(&self) -> Result<req::CreateProvisioningSession, IssuerError> {
+        Ok(req::CreateProvisioningSession {
             algorithm: ALG_SESSION_S1.to_owned(),
             privacy_enabled: self.privacy_enabled,
             server_session_id: self.server_session_id.clone(),
             server_ephemeral_key: PublicKey::P256(self.ephemeral.public_key())
                 .to_spki()
-                .unwrap_or_default(),
+                .map_err(|e| IssuerError::Key(e.to_string()))?,
             issuer_uri: self.issuer_uri.clone(),
-            key_management_key: self.key_management_key_spki(),
+            key_management_key: self.key_management_key_spki()?,
             client_time: self.client_time,
             session_life_time: self.session_life_time,
             session_key_limit: self.session_key_limit,
-        }
+        })
     }
 
     /// "Server Response Validation": derive SessionKey and verify the session attestation
@@ -172,12 +179,12 @@ impl Issuer {
             &self.server_session_id,
             &self.issuer_uri,
             &device_id,
-        );
-        let request = self.create_session_request();
+        )?;
+        let request = self.create_session_request()?;
         let h = session_key.plain_hmac(&layout::session_attestation(
             &request,
             &out.client_ephemeral_key,
-        ));
+        ))?;
         let ok = if self.privacy_enabled {
             ct_eq(&h, &out.attestation)
         } else {
@@ -202,7 +209,7 @@ impl Issuer {
 
     /// §6.1 encryption with the session's EncryptionKey.
     pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, IssuerError> {
-        Ok(self.live()?.session_key.encrypt(plaintext))
+        Ok(self.live()?.session_key.encrypt(plaintext)?)
     }
 
     /// createPUKPolicy.
@@ -210,14 +217,14 @@ impl Issuer {
         &mut self,
         id: &str,
         puk: &[u8],
-        format: u8,
+        format: PinFormat,
         retry_limit: u16,
     ) -> Result<req::CreatePukPolicy, IssuerError> {
         let mut request = req::CreatePukPolicy {
-            provisioning_handle: self.provisioning_handle(),
+            provisioning_handle: self.provisioning_handle()?,
             id: id.to_owned(),
             puk_value: self.encrypt(puk)?,
-            format,
+            format: format.into(),
             retry_limit,
             mac: Vec::new(),
         };
@@ -226,29 +233,43 @@ impl Issuer {
     }
 
     /// createPINPolicy.
-    pub fn pin_policy(&mut self, p: &PinPolicySpec) -> Result<req::CreatePinPolicy, IssuerError> {
-        let mut request = req::CreatePinPolicy {
-            provisioning_handle: self.provisioning_handle(),
-            id: p.id.clone(),
-            puk_policy_handle: p.puk.as_ref().map(|(h, _)| *h).unwrap_or(0),
-            user_defined: p.user_defined,
-            user_modifiable: p.user_modifiable,
-            format: p.format,
-            retry_limit: p.retry_limit,
-            grouping: p.grouping,
-            pattern_restrictions: p.patterns,
-            min_length: p.min_length,
-            max_length: p.max_length,
-            input_method: p.input_method,
-            mac: Vec::new(),
-        };
-        let puk_id = p.puk.as_ref().map(|(_, id)| id.as_str());
+    /// `puk` is the governing PUK policy: (handle, ID).
+    pub fn pin_policy(
+        &mut self,
+        p: &PinPolicy,
+        puk: Option<(u32, &str)>,
+    ) -> Result<req::CreatePinPolicy, IssuerError> {
+        self.pin_policy_with(p, puk, |_| {})
+    }
+
+    /// createPINPolicy with the wire fields edited before the MAC is computed, to send values a
+    /// [`PinPolicy`] cannot hold (tests of the SKS's rejections).
+    pub fn pin_policy_with(
+        &mut self,
+        p: &PinPolicy,
+        puk: Option<(u32, &str)>,
+        edit: impl FnOnce(&mut req::CreatePinPolicy),
+    ) -> Result<req::CreatePinPolicy, IssuerError> {
+        let puk_handle = puk.map_or(0, |(handle, _)| handle);
+        let mut request = p.to_request(self.provisioning_handle()?, puk_handle);
+        edit(&mut request);
+        let puk_id = puk.map(|(_, id)| id);
         request.mac = self.mac(&layout::create_pin_policy(&request, puk_id))?;
         Ok(request)
     }
 
     /// createKeyEntry; reserves the next counter value for the key attestation.
     pub fn key_entry(&mut self, k: &KeyEntrySpec) -> Result<req::CreateKeyEntry, IssuerError> {
+        self.key_entry_with(k, |_| {})
+    }
+
+    /// createKeyEntry with the wire fields edited before the MAC is computed, to send values a
+    /// [`KeyEntrySpec`] cannot hold (tests of the SKS's rejections).
+    pub fn key_entry_with(
+        &mut self,
+        k: &KeyEntrySpec,
+        edit: impl FnOnce(&mut req::CreateKeyEntry),
+    ) -> Result<req::CreateKeyEntry, IssuerError> {
         let pin_reference = k
             .pin_policy
             .as_ref()
@@ -263,7 +284,7 @@ impl Issuer {
             k.pin_value.clone()
         };
         let mut request = req::CreateKeyEntry {
-            provisioning_handle: self.provisioning_handle(),
+            provisioning_handle: self.provisioning_handle()?,
             id: k.id.clone(),
             algorithm: ALG_KEY_K1.to_owned(),
             server_seed: k.server_seed.clone(),
@@ -271,16 +292,17 @@ impl Issuer {
             pin_policy_handle: k.pin_policy.as_ref().map(|(h, _, _)| *h).unwrap_or(0),
             pin_value: Secret::new(pin_value),
             enable_pin_caching: k.enable_pin_caching,
-            biometric_protection: k.biometric,
-            export_protection: k.export_protection,
-            delete_protection: k.delete_protection,
-            app_usage: k.app_usage,
+            biometric_protection: k.biometric.into(),
+            export_protection: k.export_protection.into(),
+            delete_protection: k.delete_protection.into(),
+            app_usage: k.app_usage.into(),
             friendly_name: k.friendly_name.clone(),
             key_algorithm: k.key_algorithm.clone(),
             key_parameters: k.key_parameters.clone(),
             endorsed_algorithms: List8(k.endorsed.clone()),
             mac: Vec::new(),
         };
+        edit(&mut request);
         request.mac = self.mac(&layout::create_key_entry(&request, pin_reference))?;
         let n = self.reserve_attestation()?;
         self.live()?.pending_attestations.insert(k.id.clone(), n);
@@ -299,7 +321,7 @@ impl Issuer {
             .remove(id)
             .ok_or(IssuerError::State("no such key request"))?;
         let data = layout::key_attestation(id, &out.public_key);
-        if ct_eq(&l.session_key.attest(n, &data), &out.attestation) {
+        if ct_eq(&l.session_key.attest(n, &data)?, &out.attestation) {
             Ok(())
         } else {
             Err(IssuerError::Attestation("key"))
@@ -374,7 +396,8 @@ impl Issuer {
         Ok(request)
     }
 
-    /// addExtension; SubType 0x01 data is encrypted here.
+    /// addExtension; SubType 0x01 data is encrypted here. `sub_type_value` is the byte as sent
+    /// ([`SubType`] values, or any other byte to test the SKS's rejection).
     pub fn extension(
         &mut self,
         key_handle: u32,
@@ -384,7 +407,7 @@ impl Issuer {
         qualifier: &str,
         data: &[u8],
     ) -> Result<req::AddExtension, IssuerError> {
-        let data = if sub_type_value == sub_type::ENCRYPTED_EXTENSION {
+        let data = if SubType::try_from(sub_type_value) == Ok(SubType::EncryptedExtension) {
             self.encrypt(data)?
         } else {
             data.to_vec()
@@ -404,7 +427,9 @@ impl Issuer {
     /// Target Key Reference (§6.4): Sign(KMK, HMAC(SessionKey || DeviceID, target EE cert)).
     pub fn authorization(&mut self, target_ee: &[u8]) -> Result<Vec<u8>, IssuerError> {
         let l = self.live.as_ref().ok_or(IssuerError::State("no session"))?;
-        let hash = l.session_key.target_key_reference(&l.device_id, target_ee);
+        let hash = l
+            .session_key
+            .target_key_reference(&l.device_id, target_ee)?;
         let kmk = self
             .key_management_key
             .as_ref()
@@ -430,7 +455,7 @@ impl Issuer {
         authorization: Vec<u8>,
     ) -> Result<req::PostDeleteKey, IssuerError> {
         let mut request = req::PostDeleteKey {
-            provisioning_handle: self.provisioning_handle(),
+            provisioning_handle: self.provisioning_handle()?,
             target_key_handle: target,
             authorization,
             mac: Vec::new(),
@@ -446,7 +471,7 @@ impl Issuer {
         target_ee: &[u8],
     ) -> Result<req::PostUnlockKey, IssuerError> {
         let mut request = req::PostUnlockKey {
-            provisioning_handle: self.provisioning_handle(),
+            provisioning_handle: self.provisioning_handle()?,
             target_key_handle: target,
             authorization: self.authorization(target_ee)?,
             mac: Vec::new(),
@@ -525,7 +550,7 @@ impl Issuer {
             .close_attestation
             .ok_or(IssuerError::State("close not requested"))?;
         let data = layout::close_attestation(nonce);
-        if ct_eq(&l.session_key.attest(n, &data), &out.attestation) {
+        if ct_eq(&l.session_key.attest(n, &data)?, &out.attestation) {
             Ok(())
         } else {
             Err(IssuerError::Attestation("close"))
@@ -533,10 +558,9 @@ impl Issuer {
     }
 
     /// signProvisioningSessionData verification value.
-    pub fn expected_session_signature(&self, data: &[u8]) -> Option<[u8; 32]> {
-        self.live
-            .as_ref()
-            .map(|l| l.session_key.external_signature(data))
+    pub fn expected_session_signature(&self, data: &[u8]) -> Result<[u8; 32], IssuerError> {
+        let l = self.live.as_ref().ok_or(IssuerError::State("no session"))?;
+        Ok(l.session_key.external_signature(data)?)
     }
 }
 

@@ -1,52 +1,6 @@
-//! Issuer-side parameter sets for createPINPolicy and createKeyEntry.
+//! Issuer-side parameters of createKeyEntry (a PIN policy is `sks_core::pin::PinPolicy`).
 
 use sks_core::consts::*;
-
-/// Parameters of a PIN policy (createPINPolicy).
-#[derive(Debug, Clone)]
-pub struct PinPolicySpec {
-    /// ID.
-    pub id: String,
-    /// Governing PUK: (handle, ID).
-    pub puk: Option<(u32, String)>,
-    /// UserDefined.
-    pub user_defined: bool,
-    /// UserModifiable.
-    pub user_modifiable: bool,
-    /// Format.
-    pub format: u8,
-    /// RetryLimit.
-    pub retry_limit: u16,
-    /// Grouping.
-    pub grouping: u8,
-    /// PatternRestrictions.
-    pub patterns: u8,
-    /// MinLength.
-    pub min_length: u16,
-    /// MaxLength.
-    pub max_length: u16,
-    /// InputMethod.
-    pub input_method: u8,
-}
-
-impl PinPolicySpec {
-    /// A numeric, user-defined, modifiable policy: 4-8 digits, 3 retries, shared grouping.
-    pub fn new(id: &str) -> Self {
-        Self {
-            id: id.to_owned(),
-            puk: None,
-            user_defined: true,
-            user_modifiable: true,
-            format: format::NUMERIC,
-            retry_limit: 3,
-            grouping: grouping::SHARED,
-            patterns: 0,
-            min_length: 4,
-            max_length: 8,
-            input_method: input_method::ANY,
-        }
-    }
-}
 
 /// Parameters of a key entry (createKeyEntry).
 #[derive(Debug, Clone)]
@@ -66,13 +20,13 @@ pub struct KeyEntrySpec {
     /// EnablePINCaching.
     pub enable_pin_caching: bool,
     /// BiometricProtection.
-    pub biometric: u8,
+    pub biometric: BiometricProtection,
     /// ExportProtection.
-    pub export_protection: u8,
+    pub export_protection: Protection,
     /// DeleteProtection.
-    pub delete_protection: u8,
+    pub delete_protection: Protection,
     /// AppUsage.
-    pub app_usage: u8,
+    pub app_usage: AppUsage,
     /// FriendlyName.
     pub friendly_name: String,
     /// ServerSeed.
@@ -92,10 +46,10 @@ impl KeyEntrySpec {
             pin_value: Vec::new(),
             device_pin: false,
             enable_pin_caching: false,
-            biometric: 0,
-            export_protection: protection::NONE,
-            delete_protection: protection::NONE,
-            app_usage: app_usage::UNIVERSAL,
+            biometric: BiometricProtection::None,
+            export_protection: Protection::None,
+            delete_protection: Protection::None,
+            app_usage: AppUsage::Universal,
             friendly_name: String::new(),
             server_seed: Vec::new(),
             endorsed: Vec::new(),

@@ -10,7 +10,7 @@ use sks_core::api::{req, SksApi};
 use sks_core::consts::*;
 use sks_core::crypto::keys::KeySpec;
 use sks_core::ErrorCode;
-use sks_issuer::{IssuerIdentity, KeyEntrySpec, PinPolicySpec};
+use sks_issuer::{IssuerIdentity, KeyEntrySpec, PinPolicy};
 
 struct Setup {
     s: sks_core::wire::WireLoopback<sks_core::Sks<sks_core::MemoryStorage>>,
@@ -26,7 +26,7 @@ fn setup() -> Setup {
 
 fn setup_with(ident: IssuerIdentity) -> Setup {
     let mut s = sks();
-    let target = pin_key_session(&mut s, &ident, PinPolicySpec::new("PIN.1"), "1234");
+    let target = pin_key_session(&mut s, &ident, PinPolicy::new("PIN.1"), "1234");
     let old_session = s
         .enumerate_provisioning_sessions(req::EnumerateProvisioningSessions {
             provisioning_handle: 0,
@@ -170,7 +170,7 @@ fn post_update_key_rules() {
     let mut iss = ident.session("https://issuer.example.com/x", "S2");
     open(&mut s, &mut iss);
     let mut spec = KeyEntrySpec::new("New");
-    spec.app_usage = app_usage::SIGNATURE;
+    spec.app_usage = AppUsage::Signature;
     let new = key(&mut s, &mut iss, &spec);
     let r = s.post_update_key(
         iss.post_update_key(new.handle, &new.ee, target.handle, &target.ee)
@@ -187,7 +187,7 @@ fn post_update_key_rules() {
     let mut iss = ident.session("https://issuer.example.com/x", "S2");
     open(&mut s, &mut iss);
     let ph = s
-        .create_pin_policy(iss.pin_policy(&PinPolicySpec::new("PIN.2")).unwrap())
+        .create_pin_policy(iss.pin_policy(&PinPolicy::new("PIN.2"), None).unwrap())
         .unwrap()
         .pin_policy_handle;
     let mut spec = KeyEntrySpec::new("New");
@@ -238,8 +238,8 @@ fn post_clone_key_protection_links_the_pin() {
 fn post_clone_requires_shared_grouping() {
     let ident = identity();
     let mut s = sks();
-    let mut p = PinPolicySpec::new("PIN.1");
-    p.grouping = grouping::NONE;
+    let mut p = PinPolicy::new("PIN.1");
+    p.grouping = Grouping::None;
     let target = pin_key_session(&mut s, &ident, p, "1234");
     let mut iss = ident.session("https://issuer.example.com/x", "S2");
     open(&mut s, &mut iss);
@@ -488,8 +488,11 @@ fn failed_close_rolls_back_queued_operations() {
     open(&mut s, &mut iss);
     s.post_delete_key(iss.post_delete_key(target.handle, &target.ee).unwrap())
         .unwrap();
-    s.create_pin_policy(iss.pin_policy(&PinPolicySpec::new("Unreferenced")).unwrap())
-        .unwrap();
+    s.create_pin_policy(
+        iss.pin_policy(&PinPolicy::new("Unreferenced"), None)
+            .unwrap(),
+    )
+    .unwrap();
     assert!(close(&mut s, &mut iss).is_err());
     assert_eq!(keys(&mut s), vec![target.handle]);
     sign(&mut s, target.handle, "1234").unwrap();

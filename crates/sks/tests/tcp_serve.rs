@@ -10,7 +10,7 @@ use rand_core::RngCore;
 use sks::net::{bind_loopback, read_frame, serve, write_frame, TcpClient};
 use sks_core::api::{req, Request, Response, SksApi};
 use sks_core::{Config, Sks};
-use sks_issuer::{KeyEntrySpec, PinPolicySpec};
+use sks_issuer::{KeyEntrySpec, PinPolicy};
 use sks_sqlite::SqliteStorage;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -74,7 +74,7 @@ fn crash_during_close_leaves_old_or_new_state() {
         let target = {
             let mut s =
                 Sks::initialize(SqliteStorage::open(&db).unwrap(), Config::default()).unwrap();
-            pin_key_session(&mut s, &ident, PinPolicySpec::new("PIN.1"), "1234")
+            pin_key_session(&mut s, &ident, PinPolicy::new("PIN.1"), "1234")
         };
         let (mut child, addr) = start_server(&db);
         let mut client = TcpClient::connect(&addr).unwrap();
@@ -139,7 +139,7 @@ fn pin_error_counter_survives_kill_after_reply() {
     let db = dir.path().join("sks.db");
     let target = {
         let mut s = Sks::initialize(SqliteStorage::open(&db).unwrap(), Config::default()).unwrap();
-        pin_key_session(&mut s, &identity(), PinPolicySpec::new("PIN.1"), "1234")
+        pin_key_session(&mut s, &identity(), PinPolicy::new("PIN.1"), "1234")
     };
     let (mut child, addr) = start_server(&db);
     let mut client = TcpClient::connect(&addr).unwrap();

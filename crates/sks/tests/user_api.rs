@@ -13,7 +13,7 @@ use sks_core::consts::*;
 use sks_core::crypto::keys::{KeySpec, PrivateKey, PublicKey};
 use sks_core::secret::Secret;
 use sks_core::ErrorCode;
-use sks_issuer::{KeyEntrySpec, PinPolicySpec};
+use sks_issuer::{KeyEntrySpec, PinPolicy};
 
 fn one_key(
     spec: KeyEntrySpec,
@@ -253,8 +253,8 @@ fn perform_hmac_needs_a_symmetric_key() {
 }
 
 fn protected_key(
-    export: u8,
-    delete: u8,
+    export: Protection,
+    delete: Protection,
 ) -> (
     sks_core::wire::WireLoopback<sks_core::Sks<sks_core::MemoryStorage>>,
     Provisioned,
@@ -263,7 +263,7 @@ fn protected_key(
     let id = identity();
     let mut iss = id.session("https://issuer.example.com/x", "S1");
     open(&mut s, &mut iss);
-    let ph = pin_and_puk(&mut s, &mut iss, PinPolicySpec::new("PIN.1"), 3);
+    let ph = pin_and_puk(&mut s, &mut iss, PinPolicy::new("PIN.1"), 3);
     let mut spec = KeyEntrySpec::new("Key.1");
     spec.pin_policy = Some((ph, "PIN.1".into(), true));
     spec.pin_value = b"1234".to_vec();
@@ -285,19 +285,19 @@ fn export_protection_none_pin_puk_not_allowed() {
             },
         )
     };
-    let (mut s, k) = protected_key(protection::NONE, protection::NONE);
+    let (mut s, k) = protected_key(Protection::None, Protection::None);
     let pkcs8 = export(&mut s, k.handle, "").unwrap().key;
     let key = PrivateKey::from_pkcs8(pkcs8.expose()).unwrap();
     assert_eq!(key.public_key().to_spki().unwrap(), k.public_key);
     assert_eq!(protection(&mut s, k.handle).key_backup, key_backup::LOCAL);
-    let (mut s, k) = protected_key(protection::PIN, protection::NONE);
+    let (mut s, k) = protected_key(Protection::Pin, Protection::None);
     assert_eq!(
         code(export(&mut s, k.handle, "0000")),
         ErrorCodeOf(ErrorCode::Authorization)
     );
     assert_eq!(protection(&mut s, k.handle).pin_error_count, 1);
     export(&mut s, k.handle, "1234").unwrap();
-    let (mut s, k) = protected_key(protection::PUK, protection::NONE);
+    let (mut s, k) = protected_key(Protection::Puk, Protection::None);
     assert_eq!(
         code(export(&mut s, k.handle, "1234")),
         ErrorCodeOf(ErrorCode::Authorization),
@@ -305,7 +305,7 @@ fn export_protection_none_pin_puk_not_allowed() {
     );
     assert_eq!(protection(&mut s, k.handle).puk_error_count, 1);
     export(&mut s, k.handle, "12345678").unwrap();
-    let (mut s, k) = protected_key(protection::NOT_ALLOWED, protection::NONE);
+    let (mut s, k) = protected_key(Protection::NotAllowed, Protection::None);
     assert_eq!(
         code(export(&mut s, k.handle, "1234")),
         ErrorCodeOf(ErrorCode::NotAllowed)
@@ -323,12 +323,12 @@ fn delete_protection_and_automatic_cleanup() {
             },
         )
     };
-    let (mut s, k) = protected_key(protection::NONE, protection::NOT_ALLOWED);
+    let (mut s, k) = protected_key(Protection::None, Protection::NotAllowed);
     assert_eq!(
         code(delete(&mut s, k.handle, "1234")),
         ErrorCodeOf(ErrorCode::NotAllowed)
     );
-    let (mut s, k) = protected_key(protection::NONE, protection::PUK);
+    let (mut s, k) = protected_key(Protection::None, Protection::Puk);
     assert_eq!(
         code(delete(&mut s, k.handle, "1234")),
         ErrorCodeOf(ErrorCode::Authorization)
@@ -340,7 +340,7 @@ fn delete_protection_and_automatic_cleanup() {
         0,
         "last key deleted removes the session"
     );
-    let (mut s, k) = protected_key(protection::NONE, protection::PIN);
+    let (mut s, k) = protected_key(Protection::None, Protection::Pin);
     assert_eq!(
         code(delete(&mut s, k.handle, "")),
         ErrorCodeOf(ErrorCode::Authorization)
@@ -379,7 +379,7 @@ fn user_api_refuses_keys_of_open_sessions() {
 fn get_key_attributes_reports_provisioned_values() {
     let mut spec = KeyEntrySpec::new("EC");
     spec.friendly_name = "My key".into();
-    spec.app_usage = app_usage::ENCRYPTION;
+    spec.app_usage = AppUsage::Encryption;
     spec.endorsed = vec![ALG_ECDSA_SHA256.into(), ALG_ECDH_RAW.into()];
     let (mut s, k) = one_key(spec);
     let a = s
@@ -388,7 +388,7 @@ fn get_key_attributes_reports_provisioned_values() {
         })
         .unwrap();
     assert_eq!(a.friendly_name, "My key");
-    assert_eq!(a.app_usage, app_usage::ENCRYPTION);
+    assert_eq!(a.app_usage, u8::from(AppUsage::Encryption));
     assert_eq!(a.symmetric_key_length, 0);
     assert_eq!(
         a.endorsed_algorithms.0,

@@ -156,6 +156,15 @@ impl PrivateKey {
         })
     }
 
+    /// An explicit copy (private keys are not `Clone` to keep copies deliberate).
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Self::P256(k) => Self::P256(k.clone()),
+            Self::P384(k) => Self::P384(k.clone()),
+            Self::Rsa(k) => Self::Rsa(k.clone()),
+        }
+    }
+
     /// Parses PKCS#8 DER (RSA, P-256 or P-384).
     pub fn from_pkcs8(der: &[u8]) -> Result<Self, KeyError> {
         if let Ok(k) = p256::SecretKey::from_pkcs8_der(der) {

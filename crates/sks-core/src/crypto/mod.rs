@@ -15,24 +15,46 @@ use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit};
 use hmac::{Hmac, Mac};
 use rand_core::{OsRng, RngCore};
 use sha2::Sha256;
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-/// HMAC-SHA256 (RFC 2104; long keys are hashed first by the `hmac` crate).
-pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
-    // `new_from_slice` accepts every key length for HMAC.
-    let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
-        Ok(m) => m,
-        Err(_) => return [0u8; 32],
-    };
-    mac.update(data);
-    mac.finalize().into_bytes().into()
+/// A cryptographic primitive refused to work. Carries no key or data bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CryptoError {
+    /// The HMAC implementation rejected the key (it accepts every length, RFC 2104).
+    #[error("HMAC key rejected")]
+    HmacKey,
+    /// The operating system's random number generator failed.
+    #[error("random number generator failed")]
+    Random,
+    /// §6.1 encrypted data with a bad length or padding.
+    #[error("decryption of encrypted data failed")]
+    Decrypt,
 }
 
-/// Random bytes from the operating system.
-pub fn random_bytes(n: usize) -> Vec<u8> {
+/// HMAC-SHA256 (RFC 2104; long keys are hashed first by the `hmac` crate).
+pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Result<[u8; 32], CryptoError> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).map_err(|_| CryptoError::HmacKey)?;
+    mac.update(data);
+    Ok(mac.finalize().into_bytes().into())
+}
+
+/// Random bytes from the operating system; a failed draw is an error, never a weak value.
+pub fn random_bytes(n: usize) -> Result<Vec<u8>, CryptoError> {
     let mut v = vec![0u8; n];
-    OsRng.fill_bytes(&mut v);
-    v
+    OsRng
+        .try_fill_bytes(&mut v)
+        .map_err(|_| CryptoError::Random)?;
+    Ok(v)
+}
+
+/// `N` random bytes from the operating system.
+pub fn random_array<const N: usize>() -> Result<[u8; N], CryptoError> {
+    let mut v = [0u8; N];
+    OsRng
+        .try_fill_bytes(&mut v)
+        .map_err(|_| CryptoError::Random)?;
+    Ok(v)
 }
 
 /// The 32-byte SessionKey of a provisioning session. Zeroized on drop, redacted `Debug`.
@@ -54,13 +76,13 @@ impl SessionKey {
         server_session_id: &str,
         issuer_uri: &str,
         device_id: &[u8],
-    ) -> Self {
+    ) -> Result<Self, CryptoError> {
         let mut w = Writer::new();
         w.string(client_session_id)
             .string(server_session_id)
             .string(issuer_uri)
             .array(device_id);
-        Self(hmac_sha256(z, w.as_bytes()))
+        hmac_sha256(z, w.as_bytes()).map(Self)
     }
 
     /// Rebuilds a stored key.
@@ -74,21 +96,21 @@ impl SessionKey {
     }
 
     /// `HMAC(SessionKey, data)` with no suffix: the session attestation (byte layouts §3).
-    pub fn plain_hmac(&self, data: &[u8]) -> [u8; 32] {
+    pub fn plain_hmac(&self, data: &[u8]) -> Result<[u8; 32], CryptoError> {
         hmac_sha256(&self.0, data)
     }
 
     /// §6.2: `HMAC(SessionKey || MethodName || counter:short, data)`.
-    pub fn mac(&self, method: &str, counter: u16, data: &[u8]) -> [u8; 32] {
+    pub fn mac(&self, method: &str, counter: u16, data: &[u8]) -> Result<[u8; 32], CryptoError> {
         self.suffixed(method.as_bytes(), counter, data)
     }
 
     /// §6.3: `HMAC(SessionKey || "Device Attestation" || counter:short, data)`.
-    pub fn attest(&self, counter: u16, data: &[u8]) -> [u8; 32] {
+    pub fn attest(&self, counter: u16, data: &[u8]) -> Result<[u8; 32], CryptoError> {
         self.suffixed(DEVICE_ATTESTATION, counter, data)
     }
 
-    fn suffixed(&self, suffix: &[u8], counter: u16, data: &[u8]) -> [u8; 32] {
+    fn suffixed(&self, suffix: &[u8], counter: u16, data: &[u8]) -> Result<[u8; 32], CryptoError> {
         let mut key = Vec::with_capacity(32 + suffix.len() + 2);
         key.extend_from_slice(&self.0);
         key.extend_from_slice(suffix);
@@ -99,7 +121,7 @@ impl SessionKey {
     }
 
     /// signProvisioningSessionData: `HMAC(SessionKey || "External Signature", Data)`.
-    pub fn external_signature(&self, data: &[u8]) -> [u8; 32] {
+    pub fn external_signature(&self, data: &[u8]) -> Result<[u8; 32], CryptoError> {
         let mut key = self.0.to_vec();
         key.extend_from_slice(EXTERNAL_SIGNATURE);
         let out = hmac_sha256(&key, data);
@@ -108,7 +130,11 @@ impl SessionKey {
     }
 
     /// §6.4: `HMAC(SessionKey || DeviceID, EECertificate)`, all verbatim.
-    pub fn target_key_reference(&self, device_id: &[u8], target_certificate: &[u8]) -> [u8; 32] {
+    pub fn target_key_reference(
+        &self,
+        device_id: &[u8],
+        target_certificate: &[u8],
+    ) -> Result<[u8; 32], CryptoError> {
         let mut key = self.0.to_vec();
         key.extend_from_slice(device_id);
         let out = hmac_sha256(&key, target_certificate);
@@ -116,33 +142,32 @@ impl SessionKey {
         out
     }
 
-    fn encryption_key(&self) -> Secret {
-        Secret::new(hmac_sha256(&self.0, ENCRYPTION_KEY).to_vec())
+    fn encryption_key(&self) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+        hmac_sha256(&self.0, ENCRYPTION_KEY).map(Zeroizing::new)
     }
 
     /// §6.1: `IV || AES-256-CBC(EncryptionKey, IV, PKCS#7(plaintext))` with a random IV.
-    pub fn encrypt(&self, plaintext: &[u8]) -> Vec<u8> {
-        let key = self.encryption_key();
-        let iv = random_bytes(16);
-        let mut out = iv.clone();
-        match cbc::Encryptor::<Aes256>::new_from_slices(key.expose(), &iv) {
-            Ok(enc) => out.extend_from_slice(&enc.encrypt_padded_vec_mut::<Pkcs7>(plaintext)),
-            Err(_) => out.clear(),
-        }
-        out
+    pub fn encrypt(&self, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let key = self.encryption_key()?;
+        let iv: [u8; 16] = random_array()?;
+        let enc = cbc::Encryptor::<Aes256>::new(&(*key).into(), &iv.into());
+        let mut out = iv.to_vec();
+        out.extend_from_slice(&enc.encrypt_padded_vec_mut::<Pkcs7>(plaintext));
+        Ok(out)
     }
 
-    /// Inverse of [`SessionKey::encrypt`]; `None` on bad length or padding.
-    pub fn decrypt(&self, data: &[u8]) -> Option<Secret> {
+    /// Inverse of [`SessionKey::encrypt`]; [`CryptoError::Decrypt`] on bad length or padding.
+    pub fn decrypt(&self, data: &[u8]) -> Result<Secret, CryptoError> {
         if data.len() < 32 || data.len() % 16 != 0 {
-            return None;
+            return Err(CryptoError::Decrypt);
         }
-        let key = self.encryption_key();
+        let key = self.encryption_key()?;
         let (iv, ct) = data.split_at(16);
-        let dec = cbc::Decryptor::<Aes256>::new_from_slices(key.expose(), iv).ok()?;
+        let iv: [u8; 16] = iv.try_into().map_err(|_| CryptoError::Decrypt)?;
+        let dec = cbc::Decryptor::<Aes256>::new(&(*key).into(), &iv.into());
         dec.decrypt_padded_vec_mut::<Pkcs7>(ct)
-            .ok()
             .map(Secret::new)
+            .map_err(|_| CryptoError::Decrypt)
     }
 }
 
@@ -159,17 +184,20 @@ mod tests {
     #[test]
     fn appendix_a_worked_encodings() {
         let v = crate::test_vectors::appendix_a();
-        assert_eq!(hex::encode(sk().encryption_key().expose()), v["A.2"]);
-        assert_eq!(hex::encode(sk().external_signature(b"abc")), v["A.3"]);
+        assert_eq!(hex::encode(*sk().encryption_key().unwrap()), v["A.2"]);
+        assert_eq!(
+            hex::encode(sk().external_signature(b"abc").unwrap()),
+            v["A.3"]
+        );
     }
 
     #[test]
     fn encryption_round_trips_and_rejects_garbage() {
         let k = sk();
-        let ct = k.encrypt(b"secret value");
+        let ct = k.encrypt(b"secret value").unwrap();
         assert_eq!(ct.len(), 32);
         assert_eq!(k.decrypt(&ct).unwrap().expose(), b"secret value");
-        assert!(k.decrypt(&ct[..31]).is_none());
+        assert_eq!(k.decrypt(&ct[..31]).err(), Some(CryptoError::Decrypt));
         let mut bad = ct.clone();
         bad[31] ^= 1;
         assert!(k

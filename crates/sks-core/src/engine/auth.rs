@@ -2,7 +2,7 @@
 //! lock-out, the PUK "no limit, delay" rule, and PIN synchronisation sets (§5.7).
 
 use super::Core;
-use crate::consts::biometric;
+use crate::consts::{BiometricProtection, Protection};
 use crate::error::{err, ErrorCode, SksResult};
 use crate::pin::same_pin_group;
 use crate::secret::Secret;
@@ -22,7 +22,7 @@ impl Core {
             .filter(|o| {
                 o.handle == kh
                     || (o.pin_policy == p.handle
-                        && same_pin_group(p.grouping, k.app_usage, o.app_usage))
+                        && same_pin_group(p.policy.grouping, k.app_usage, o.app_usage))
             })
             .map(|o| o.handle)
             .collect()
@@ -43,7 +43,10 @@ impl Core {
             .keys
             .get(&kh)
             .ok_or_else(|| err(ErrorCode::NoKey, "Key not found"))?;
-        if k.biometric == biometric::COMBINED || k.biometric == biometric::EXCLUSIVE {
+        if matches!(
+            k.biometric,
+            BiometricProtection::Combined | BiometricProtection::Exclusive
+        ) {
             // No biometric sensor: the biometric factor can never be presented.
             return Err(err(
                 ErrorCode::Authorization,
@@ -59,7 +62,7 @@ impl Core {
                 "Redundant authorization information",
             ));
         };
-        let limit = policy.retry_limit;
+        let limit = policy.policy.retry_limit;
         let count = k.pin_error_count;
         if count >= limit {
             return Err(err(
@@ -123,19 +126,18 @@ impl Core {
     pub(crate) fn verify_protection(
         &mut self,
         kh: u32,
-        protection: u8,
+        protection: Protection,
         auth: &Secret,
     ) -> SksResult<()> {
-        use crate::consts::protection::*;
         match protection {
-            NONE if auth.is_empty() => Ok(()),
-            NONE => Err(err(
+            Protection::None if auth.is_empty() => Ok(()),
+            Protection::None => Err(err(
                 ErrorCode::Authorization,
                 "Redundant authorization information",
             )),
-            PIN => self.verify_pin(kh, auth),
-            PUK => self.verify_puk(kh, auth),
-            _ => Err(err(
+            Protection::Pin => self.verify_pin(kh, auth),
+            Protection::Puk => self.verify_puk(kh, auth),
+            Protection::NotAllowed => Err(err(
                 ErrorCode::NotAllowed,
                 "Operation not allowed by key protection",
             )),

@@ -86,14 +86,19 @@ impl Core {
         }
         for pin in st.pins.values().filter(|p| p.session == ph) {
             if !st.keys.values().any(|k| k.pin_policy == pin.handle) {
-                return Err(option(format!("Unreferenced object \"{}\"", pin.id)));
+                return Err(option(format!("Unreferenced object \"{}\"", pin.policy.id)));
             }
         }
         let ops = &st
             .sessions
             .get(&ph)
             .and_then(|s| s.open_state().map(|o| o.post_ops.clone()))
-            .unwrap_or_default();
+            .ok_or_else(|| {
+                err(
+                    ErrorCode::NoSession,
+                    format!("No open provisioning session {ph}"),
+                )
+            })?;
         let replaced: BTreeSet<u32> = ops
             .iter()
             .filter(|o| {

@@ -7,7 +7,7 @@ use crate::consts::*;
 use crate::crypto::keys::{KeySpec, PrivateKey, PublicKey};
 use crate::error::{err, ErrorCode, SksError, SksResult};
 use crate::layout::{self, PinReference};
-use crate::model::{KeyEntry, PinPolicy};
+use crate::model::{KeyEntry, PinPolicyEntry};
 use crate::pin;
 
 fn option(msg: impl Into<String>) -> SksError {
@@ -133,33 +133,31 @@ impl Core {
         if a.server_seed.len() > 32 {
             return Err(option("\"ServerSeed\" must be 0-32 bytes"));
         }
-        for (v, name) in [
-            (a.export_protection, "ExportProtection"),
-            (a.delete_protection, "DeleteProtection"),
-            (a.app_usage, "AppUsage"),
-            (a.biometric_protection, "BiometricProtection"),
-        ] {
-            if v > 3 {
-                return Err(option(format!("\"{name}\" out of range")));
-            }
-        }
+        let out_of_range = |name: &str| option(format!("\"{name}\" out of range"));
+        let export_protection = Protection::try_from(a.export_protection)
+            .map_err(|_| out_of_range("ExportProtection"))?;
+        let delete_protection = Protection::try_from(a.delete_protection)
+            .map_err(|_| out_of_range("DeleteProtection"))?;
+        let app_usage = AppUsage::try_from(a.app_usage).map_err(|_| out_of_range("AppUsage"))?;
+        let biometric = BiometricProtection::try_from(a.biometric_protection)
+            .map_err(|_| out_of_range("BiometricProtection"))?;
         if a.friendly_name.chars().count() > MAX_LENGTH_FRIENDLY_NAME {
             return Err(option("\"FriendlyName\" too long"));
         }
-        let policy: Option<PinPolicy> = if a.device_pin_protection {
+        let policy: Option<PinPolicyEntry> = if a.device_pin_protection {
             return Err(option("Device PIN protection is not supported by this SKS"));
         } else if a.pin_policy_handle != 0 {
             let p = match session_pin_policy(self, a.pin_policy_handle, ph) {
                 Some(p) => p,
                 None => return Err(option("Referenced PIN policy object not found")),
             };
-            if a.enable_pin_caching && p.input_method != input_method::TRUSTED_GUI {
+            if a.enable_pin_caching && p.policy.input_method != InputMethod::TrustedGui {
                 return Err(option("\"EnablePINCaching\" requires \"trusted-gui\""));
             }
             Some(p)
         } else {
-            if matches!(a.export_protection, protection::PIN | protection::PUK)
-                || matches!(a.delete_protection, protection::PIN | protection::PUK)
+            if matches!(export_protection, Protection::Pin | Protection::Puk)
+                || matches!(delete_protection, Protection::Pin | Protection::Puk)
             {
                 return Err(option("Protection object lacks a PIN or PUK object"));
             }
@@ -171,12 +169,12 @@ impl Core {
             }
             None
         };
-        if a.biometric_protection != biometric::NONE {
+        if biometric != BiometricProtection::None {
             if !self.config.biometric_support {
                 return Err(option("Biometric protection is not supported by this SKS"));
             }
             let has_pin = policy.is_some();
-            let ok = if a.biometric_protection == biometric::EXCLUSIVE {
+            let ok = if biometric == BiometricProtection::Exclusive {
                 !has_pin
             } else {
                 has_pin
@@ -185,18 +183,18 @@ impl Core {
                 return Err(option("Biometric protection does not match PIN protection"));
             }
         }
-        let has_puk = policy.as_ref().map(|p| p.puk != 0).unwrap_or(false);
+        let has_puk = policy.as_ref().is_some_and(|p| p.puk != 0);
         if !has_puk
-            && (a.export_protection == protection::PUK || a.delete_protection == protection::PUK)
+            && (export_protection == Protection::Puk || delete_protection == Protection::Puk)
         {
             return Err(option("Protection object lacks a PUK object"));
         }
         check_endorsed(&a.endorsed_algorithms.0)?;
 
-        let issuer_set = policy.as_ref().map(|p| !p.user_defined).unwrap_or(false);
+        let issuer_set = policy.as_ref().is_some_and(|p| !p.policy.user_defined);
         let pin_reference = policy.as_ref().map(|p| PinReference {
-            id: &p.id,
-            user_defined: p.user_defined,
+            id: &p.policy.id,
+            user_defined: p.policy.user_defined,
         });
         let mac_input = layout::create_key_entry(&a, pin_reference);
         self.verify_mac(ph, &mac_input, &a.mac)?;
@@ -207,15 +205,15 @@ impl Core {
             a.pin_value
         };
         if let Some(p) = &policy {
-            pin::check_pin(p, pin_value.expose()).map_err(|e| option(e.to_string()))?;
-            let others: Vec<(u8, &[u8])> = self
+            pin::check_pin(&p.policy, pin_value.expose()).map_err(|e| option(e.to_string()))?;
+            let others: Vec<(AppUsage, &[u8])> = self
                 .state
                 .keys
                 .values()
                 .filter(|k| k.pin_policy == p.handle)
                 .map(|k| (k.app_usage, k.pin_value.expose()))
                 .collect();
-            pin::check_grouping(p.grouping, a.app_usage, pin_value.expose(), others)
+            pin::check_grouping(p.policy.grouping, app_usage, pin_value.expose(), others)
                 .map_err(|e| option(e.to_string()))?;
         }
         self.check_new_id(ph, &a.id)?;
@@ -245,10 +243,10 @@ impl Core {
                 pin_value,
                 pin_error_count: 0,
                 enable_pin_caching: a.enable_pin_caching,
-                biometric: a.biometric_protection,
-                export_protection: a.export_protection,
-                delete_protection: a.delete_protection,
-                app_usage: a.app_usage,
+                biometric,
+                export_protection,
+                delete_protection,
+                app_usage,
                 friendly_name: a.friendly_name,
                 public_key: public_key.clone(),
                 private_key: pkcs8,
@@ -268,7 +266,7 @@ impl Core {
 }
 
 /// A PIN policy of session `ph` (policies of other sessions are not referable).
-fn session_pin_policy(core: &Core, handle: u32, ph: u32) -> Option<PinPolicy> {
+fn session_pin_policy(core: &Core, handle: u32, ph: u32) -> Option<PinPolicyEntry> {
     core.state
         .pins
         .get(&handle)

@@ -13,6 +13,7 @@ mod user_crypto;
 
 use crate::api::{req, resp, Dispatch, Request, Response, SksApi};
 use crate::consts::{ANONYMOUS, MAX_LENGTH_ID};
+use crate::crypto::CryptoError;
 use crate::device::DeviceIdentity;
 use crate::error::{err, ErrorCode, SksError, SksResult};
 use crate::layout::MacInput;
@@ -253,7 +254,7 @@ impl Core {
         let s = self.open_state_mut(ph)?;
         let n = s.mac_counter;
         s.mac_counter = n.wrapping_add(1);
-        let expected = s.session_key.mac(input.method, n, &input.data);
+        let expected = s.session_key.mac(input.method, n, &input.data)?;
         if crate::secret::ct_eq(&expected, mac) {
             Ok(())
         } else {
@@ -268,16 +269,17 @@ impl Core {
         let s = self.open_state_mut(ph)?;
         let n = s.mac_counter;
         s.mac_counter = n.wrapping_add(1);
-        Ok(s.session_key.attest(n, data))
+        Ok(s.session_key.attest(n, data)?)
     }
 
     /// Decrypts §6.1 encrypted data (one SessionKey operation).
     pub(crate) fn decrypt(&mut self, ph: u32, data: &[u8]) -> SksResult<Secret> {
         self.key_op(ph)?;
         let s = self.open_state_mut(ph)?;
-        s.session_key
-            .decrypt(data)
-            .ok_or_else(|| err(ErrorCode::Crypto, "Decryption of encrypted data failed"))
+        s.session_key.decrypt(data).map_err(|e| match e {
+            CryptoError::Decrypt => err(ErrorCode::Crypto, "Decryption of encrypted data failed"),
+            other => other.into(),
+        })
     }
 
     /// Checks an ID (byte layouts §8.1) and its uniqueness in the session's namespace.
@@ -292,7 +294,7 @@ impl Core {
                 .state
                 .pins
                 .values()
-                .any(|p| p.session == ph && p.id == id)
+                .any(|p| p.session == ph && p.policy.id == id)
             || self
                 .state
                 .puks
@@ -393,7 +395,7 @@ impl<S: Storage> Sks<S> {
                 .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
             let rec = device
                 .to_record()
-                .ok_or_else(|| err(ErrorCode::Internal, "device record"))?;
+                .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
             storage
                 .apply(&[((kind::DEVICE, 0), Some(rec.expose()))])
                 .map_err(storage_error)?;
@@ -404,15 +406,13 @@ impl<S: Storage> Sks<S> {
     /// Opens an initialized store.
     pub fn open(mut storage: S, config: Config) -> SksResult<Self> {
         let image = storage.load().map_err(storage_error)?;
-        let device = image
-            .get(&(kind::DEVICE, 0))
-            .and_then(|r| DeviceIdentity::from_record(r.expose()))
-            .ok_or_else(|| {
-                err(
-                    ErrorCode::Storage,
-                    "Device not initialized (run `sks init`)",
-                )
-            })?;
+        let record = image.get(&(kind::DEVICE, 0)).ok_or_else(|| {
+            err(
+                ErrorCode::Storage,
+                "Device not initialized (run `sks init`)",
+            )
+        })?;
+        let device = DeviceIdentity::from_record(record.expose()).map_err(storage_error)?;
         let state = State::from_records(image.iter()).map_err(storage_error)?;
         Ok(Self {
             core: Core::new(state, device, config),
@@ -437,7 +437,7 @@ impl<S: Storage> Sks<S> {
     }
 
     fn flush(&mut self) -> SksResult<()> {
-        let mut records = self.core.state.to_records();
+        let mut records = self.core.state.to_records().map_err(storage_error)?;
         // The device record is not part of State; keep it.
         if let Some(dev) = self.image.get(&(kind::DEVICE, 0)) {
             records.insert((kind::DEVICE, 0), dev.duplicate());

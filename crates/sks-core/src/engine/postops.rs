@@ -4,7 +4,7 @@
 
 use super::Core;
 use crate::api::{method_id, req, resp};
-use crate::consts::grouping;
+use crate::consts::Grouping;
 use crate::crypto::keys::{KeyError, PublicKey};
 use crate::error::{err, ErrorCode, SksError, SksResult};
 use crate::layout::{self, MacInput};
@@ -81,7 +81,7 @@ impl Core {
         let hash = self
             .open_state_mut(ph)?
             .session_key
-            .target_key_reference(&device_id, &target_cert);
+            .target_key_reference(&device_id, &target_cert)?;
         let kmk = PublicKey::from_spki(&kmk)
             .map_err(|_| err(ErrorCode::Crypto, "Bad KeyManagementKey"))?;
         match kmk.verify_sha256(&hash, call.authorization) {
@@ -179,8 +179,8 @@ impl Core {
                 return Err(option("Updated keys must have the same \"AppUsage\""));
             }
             if method == method_id::PostCloneKeyProtection && t_pin != 0 {
-                let g = c.state.pins.get(&t_pin).map(|p| p.grouping);
-                if g != Some(grouping::SHARED) {
+                let g = c.state.pins.get(&t_pin).map(|p| p.policy.grouping);
+                if g != Some(Grouping::Shared) {
                     return Err(option(
                         "Cloned key protection must have PIN grouping \"shared\"",
                     ));

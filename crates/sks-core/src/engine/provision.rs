@@ -10,8 +10,8 @@ use crate::consts::*;
 use crate::crypto::keys::{PrivateKey, PublicKey};
 use crate::error::{err, ErrorCode, SksError, SksResult};
 use crate::layout;
-use crate::model::{Extension, PinPolicy, PukPolicy};
-use crate::pin;
+use crate::model::{Extension, PinPolicyEntry, PukPolicy};
+use crate::pin::{self, PinPolicy};
 
 fn option(msg: impl Into<String>) -> SksError {
     err(ErrorCode::Option, msg)
@@ -62,9 +62,8 @@ impl Core {
         let ph = a.provisioning_handle;
         self.open_session(ph)?;
         self.guarded(ph, |c| {
-            if a.format > format::BINARY {
-                return Err(option("Invalid PUK \"Format\""));
-            }
+            let format =
+                PinFormat::try_from(a.format).map_err(|_| option("Invalid PUK \"Format\""))?;
             if a.retry_limit > MAX_RETRY_LIMIT {
                 return Err(option("PUK \"RetryLimit\" out of range"));
             }
@@ -73,7 +72,7 @@ impl Core {
             if value.is_empty() || value.len() > MAX_LENGTH_PIN_PUK {
                 return Err(option("PUK length error"));
             }
-            pin::check_syntax(a.format, value.expose()).map_err(|e| option(e.to_string()))?;
+            pin::check_syntax(format, value.expose()).map_err(|e| option(e.to_string()))?;
             c.check_new_id(ph, &a.id)?;
             let handle = c.alloc_handle();
             c.state.puks.insert(
@@ -83,7 +82,7 @@ impl Core {
                     session: ph,
                     id: a.id,
                     value,
-                    format: a.format,
+                    format,
                     retry_limit: a.retry_limit,
                     error_count: 0,
                 },
@@ -102,15 +101,12 @@ impl Core {
         let ph = a.provisioning_handle;
         self.open_session(ph)?;
         self.guarded(ph, |c| {
-            if a.grouping > grouping::UNIQUE {
-                return Err(option("Invalid \"Grouping\""));
-            }
-            if !(input_method::PROGRAMMATIC..=input_method::ANY).contains(&a.input_method) {
-                return Err(option("Invalid \"InputMethod\""));
-            }
-            if a.format > format::BINARY {
-                return Err(option("Invalid PIN \"Format\""));
-            }
+            let grouping =
+                Grouping::try_from(a.grouping).map_err(|_| option("Invalid \"Grouping\""))?;
+            let input_method = InputMethod::try_from(a.input_method)
+                .map_err(|_| option("Invalid \"InputMethod\""))?;
+            let format =
+                PinFormat::try_from(a.format).map_err(|_| option("Invalid PIN \"Format\""))?;
             if a.retry_limit == 0 || a.retry_limit > MAX_RETRY_LIMIT {
                 return Err(option("PIN \"RetryLimit\" out of range"));
             }
@@ -126,8 +122,8 @@ impl Core {
                 }
             };
             if a.pattern_restrictions & pattern::MISSING_GROUP != 0
-                && a.format != format::ALPHANUMERIC
-                && a.format != format::STRING
+                && format != PinFormat::Alphanumeric
+                && format != PinFormat::String
             {
                 return Err(option(
                     "\"missing-group\" requires alphanumeric or string format",
@@ -145,20 +141,22 @@ impl Core {
             let handle = c.alloc_handle();
             c.state.pins.insert(
                 handle,
-                PinPolicy {
+                PinPolicyEntry {
                     handle,
                     session: ph,
-                    id: a.id,
                     puk: a.puk_policy_handle,
-                    user_defined: a.user_defined,
-                    user_modifiable: a.user_modifiable,
-                    format: a.format,
-                    retry_limit: a.retry_limit,
-                    grouping: a.grouping,
-                    patterns: a.pattern_restrictions,
-                    min_length: a.min_length,
-                    max_length: a.max_length,
-                    input_method: a.input_method,
+                    policy: PinPolicy {
+                        id: a.id,
+                        user_defined: a.user_defined,
+                        user_modifiable: a.user_modifiable,
+                        format,
+                        retry_limit: a.retry_limit,
+                        grouping,
+                        patterns: a.pattern_restrictions,
+                        min_length: a.min_length,
+                        max_length: a.max_length,
+                        input_method,
+                    },
                 },
             );
             Ok(resp::CreatePinPolicy {
@@ -269,9 +267,8 @@ impl Core {
     pub(crate) fn add_extension(&mut self, a: req::AddExtension) -> SksResult<resp::AddExtension> {
         let ph = self.open_key(a.key_handle)?;
         self.guarded(ph, |c| {
-            if a.sub_type > sub_type::LOGOTYPE {
-                return Err(option("Invalid \"SubType\""));
-            }
+            let sub_type =
+                SubType::try_from(a.sub_type).map_err(|_| option("Invalid \"SubType\""))?;
             if a.type_uri.is_empty() || a.type_uri.len() > MAX_LENGTH_URI {
                 return Err(option("\"Type\" length error"));
             }
@@ -282,18 +279,17 @@ impl Core {
             {
                 return Err(option(format!("Duplicate extension: {}", a.type_uri)));
             }
-            let encrypted = a.sub_type == sub_type::ENCRYPTED_EXTENSION;
+            let encrypted = sub_type == SubType::EncryptedExtension;
             let limit =
                 MAX_LENGTH_EXTENSION_DATA + if encrypted { AES_CBC_PKCS5_PADDING } else { 0 };
             if a.extension_data.0.len() > limit {
                 return Err(option("\"ExtensionData\" too long"));
             }
-            let logotype = a.sub_type == sub_type::LOGOTYPE;
+            let logotype = sub_type == SubType::Logotype;
             if a.qualifier.is_empty() == logotype || a.qualifier.len() > MAX_LENGTH_QUALIFIER {
                 return Err(option("\"Qualifier\" error"));
             }
-            if a.sub_type == sub_type::PROPERTY_BAG
-                && parse_property_bag(&a.extension_data.0).is_none()
+            if sub_type == SubType::PropertyBag && parse_property_bag(&a.extension_data.0).is_none()
             {
                 return Err(option("Malformed PropertyBag"));
             }
@@ -310,7 +306,7 @@ impl Core {
             };
             c.key_mut(a.key_handle)?.extensions.push(Extension {
                 type_uri: a.type_uri,
-                sub_type: a.sub_type,
+                sub_type,
                 qualifier: a.qualifier,
                 data,
             });

@@ -26,7 +26,7 @@ impl Core {
             update_url: String::new(),
             vendor_name: self.config.vendor_name.clone(),
             vendor_description: self.config.vendor_description.clone(),
-            certificate_path: List8(self.device.certificate_path().to_vec()),
+            certificate_path: List8(self.device.certificate_path()),
             supported_algorithms: List16(ALGORITHMS.iter().map(|(u, _)| (*u).to_owned()).collect()),
             crypto_data_size: MAX_LENGTH_CRYPTO_DATA as u32,
             extension_data_size: MAX_LENGTH_EXTENSION_DATA as u32,
@@ -66,7 +66,7 @@ impl Core {
 
         let client_session_id = loop {
             let mut id = String::from("C");
-            for b in random_bytes(31) {
+            for b in random_bytes(31)? {
                 id.push(char::from(ID_ALPHABET[usize::from(b & 63)]));
             }
             if !self
@@ -90,15 +90,15 @@ impl Core {
             &a.server_session_id,
             &a.issuer_uri,
             &device_id,
-        );
+        )?;
 
-        let h = session_key.plain_hmac(&layout::session_attestation(&a, &client_ephemeral_key));
+        let h = session_key.plain_hmac(&layout::session_attestation(&a, &client_ephemeral_key))?;
         let attestation = if a.privacy_enabled {
             h.to_vec()
         } else {
             self.device
                 .sign(&h)
-                .ok_or_else(|| err(ErrorCode::Internal, "Attestation signing failed"))?
+                .map_err(|_| err(ErrorCode::Internal, "Attestation signing failed"))?
         };
 
         let handle = self.alloc_handle();
@@ -179,7 +179,7 @@ impl Core {
             c.key_op(ph)?;
             let s = c.open_state_mut(ph)?;
             Ok(resp::SignProvisioningSessionData {
-                signature: s.session_key.external_signature(&a.data).to_vec(),
+                signature: s.session_key.external_signature(&a.data)?.to_vec(),
             })
         })
     }

@@ -5,8 +5,11 @@ use super::provision::{encode_property_bag, parse_property_bag};
 use super::Core;
 use crate::api::{req, resp};
 use crate::codec::{Blob, List16, List8};
-use crate::consts::{key_backup, protection_status as ps, sub_type, MAX_LENGTH_EXTENSION_DATA};
+use crate::consts::{
+    key_backup, protection_status as ps, AppUsage, SubType, MAX_LENGTH_EXTENSION_DATA,
+};
 use crate::error::{err, ErrorCode, SksResult};
+use crate::model::PinPolicyEntry;
 use crate::pin;
 use crate::secret::Secret;
 
@@ -18,13 +21,13 @@ impl Core {
     ) -> SksResult<resp::GetKeyAttributes> {
         let k = self.closed_key(a.key_handle)?;
         Ok(resp::GetKeyAttributes {
-            symmetric_key_length: k
-                .symmetric_key
-                .as_ref()
-                .map(|s| u16::try_from(s.len()).unwrap_or(0))
-                .unwrap_or(0),
+            symmetric_key_length: match &k.symmetric_key {
+                Some(s) => u16::try_from(s.len())
+                    .map_err(|_| err(ErrorCode::Internal, "Stored symmetric key too long"))?,
+                None => 0,
+            },
             certificate_path: List8(k.certificate_path.clone()),
-            app_usage: k.app_usage,
+            app_usage: k.app_usage.into(),
             friendly_name: k.friendly_name.clone(),
             endorsed_algorithms: List8(k.endorsed.clone()),
             extension_types: List16(k.extensions.iter().map(|e| e.type_uri.clone()).collect()),
@@ -39,9 +42,9 @@ impl Core {
         let k = self.closed_key(a.key_handle)?;
         let mut out = resp::GetKeyProtectionInfo {
             enable_pin_caching: k.enable_pin_caching,
-            biometric_protection: k.biometric,
-            export_protection: k.export_protection,
-            delete_protection: k.delete_protection,
+            biometric_protection: k.biometric.into(),
+            export_protection: k.export_protection.into(),
+            delete_protection: k.delete_protection.into(),
             key_backup: k.key_backup,
             ..Default::default()
         };
@@ -49,25 +52,26 @@ impl Core {
             out.protection_status = ps::DEVICE_PIN;
         } else if let Some(p) = self.state.pins.get(&k.pin_policy) {
             out.protection_status = ps::PIN_PROTECTED;
-            if k.pin_error_count >= p.retry_limit {
+            let q = &p.policy;
+            if k.pin_error_count >= q.retry_limit {
                 out.protection_status |= ps::PIN_BLOCKED;
             }
-            out.user_defined = p.user_defined;
-            out.user_modifiable = p.user_modifiable;
-            out.format = p.format;
-            out.retry_limit = p.retry_limit;
-            out.grouping = p.grouping;
-            out.pattern_restrictions = p.patterns;
-            out.min_length = p.min_length;
-            out.max_length = p.max_length;
-            out.input_method = p.input_method;
+            out.user_defined = q.user_defined;
+            out.user_modifiable = q.user_modifiable;
+            out.format = q.format.into();
+            out.retry_limit = q.retry_limit;
+            out.grouping = q.grouping.into();
+            out.pattern_restrictions = q.patterns;
+            out.min_length = q.min_length;
+            out.max_length = q.max_length;
+            out.input_method = q.input_method.into();
             out.pin_error_count = k.pin_error_count;
             if let Some(puk) = self.state.puks.get(&p.puk) {
                 out.protection_status |= ps::PUK_PROTECTED;
                 if puk.retry_limit > 0 && puk.error_count >= puk.retry_limit {
                     out.protection_status |= ps::PUK_BLOCKED;
                 }
-                out.puk_format = puk.format;
+                out.puk_format = puk.format.into();
                 out.puk_retry_limit = puk.retry_limit;
                 out.puk_error_count = puk.error_count;
             }
@@ -89,7 +93,7 @@ impl Core {
                 )
             })?;
         Ok(resp::GetExtension {
-            sub_type: e.sub_type,
+            sub_type: e.sub_type.into(),
             qualifier: e.qualifier.clone(),
             extension_data: Blob(e.data.clone()),
         })
@@ -102,7 +106,7 @@ impl Core {
         let e = k
             .extensions
             .iter_mut()
-            .find(|e| e.type_uri == a.type_uri && e.sub_type == sub_type::PROPERTY_BAG)
+            .find(|e| e.type_uri == a.type_uri && e.sub_type == SubType::PropertyBag)
             .ok_or_else(|| err(ErrorCode::Option, "No such PropertyBag"))?;
         let mut props = parse_property_bag(&e.data)
             .ok_or_else(|| err(ErrorCode::Internal, "Corrupt PropertyBag"))?;
@@ -158,7 +162,7 @@ impl Core {
         Ok(resp::UnlockKey {})
     }
 
-    fn local_policy(&self, kh: u32) -> SksResult<crate::model::PinPolicy> {
+    fn local_policy(&self, kh: u32) -> SksResult<PinPolicyEntry> {
         let k = self.closed_key(kh)?;
         self.state.pins.get(&k.pin_policy).cloned().ok_or_else(|| {
             err(
@@ -170,15 +174,15 @@ impl Core {
 
     fn store_new_pin(&mut self, kh: u32, new_pin: &Secret, reset: bool) -> SksResult<()> {
         let policy = self.local_policy(kh)?;
-        if !policy.user_modifiable {
+        if !policy.policy.user_modifiable {
             return Err(err(ErrorCode::NotAllowed, "PIN is not user modifiable"));
         }
-        pin::check_pin(&policy, new_pin.expose())
+        pin::check_pin(&policy.policy, new_pin.expose())
             .map_err(|e| err(ErrorCode::Option, e.to_string()))?;
         let set = self.pin_sync_set(kh);
         let usage = self.closed_key(kh)?.app_usage;
         // changePIN/setPIN rule: only keys already holding the new PIN take part (§8.4).
-        let others: Vec<(u8, &[u8])> = self
+        let others: Vec<(AppUsage, &[u8])> = self
             .state
             .keys
             .values()
@@ -186,7 +190,7 @@ impl Core {
             .filter(|k| k.pin_value.ct_eq(new_pin.expose()))
             .map(|k| (k.app_usage, k.pin_value.expose()))
             .collect();
-        pin::check_grouping(policy.grouping, usage, new_pin.expose(), others)
+        pin::check_grouping(policy.policy.grouping, usage, new_pin.expose(), others)
             .map_err(|e| err(ErrorCode::Option, e.to_string()))?;
         for h in set {
             if let Some(k) = self.state.keys.get_mut(&h) {

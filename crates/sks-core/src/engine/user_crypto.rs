@@ -244,7 +244,7 @@ impl Core {
                     return Err(err(ErrorCode::Option, "\"Parameters\" must be empty"));
                 }
                 if a.mode {
-                    let iv = random_bytes(16);
+                    let iv = random_bytes(16)?;
                     let mut out = iv.clone();
                     out.extend(
                         ops::aes_cbc(key.expose(), &iv, true, &a.data.0).ok_or_else(crypto)?,
