@@ -249,49 +249,42 @@ impl WireType for Blob {
     }
 }
 
-/// A list preceded by a `byte` count (certificate paths, endorsed algorithms).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct List8<T>(pub Vec<T>);
+/// A list type preceded by a count of type `$count` (written with `Writer::$put`, read with
+/// `Reader::$get`); longer lists are cut to the count's maximum, as [`Writer::array`] does.
+macro_rules! counted_list {
+    ($(#[$doc:meta])* $name:ident, $count:ty, $put:ident, $get:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Default)]
+        pub struct $name<T>(pub Vec<T>);
 
-impl<T: WireType> WireType for List8<T> {
-    fn put(&self, w: &mut Writer) {
-        let n = u8::try_from(self.0.len()).unwrap_or(u8::MAX);
-        w.byte(n);
-        for item in self.0.iter().take(usize::from(n)) {
-            item.put(w);
+        impl<T: WireType> WireType for $name<T> {
+            fn put(&self, w: &mut Writer) {
+                let n = <$count>::try_from(self.0.len()).unwrap_or(<$count>::MAX);
+                w.$put(n);
+                for item in self.0.iter().take(usize::from(n)) {
+                    item.put(w);
+                }
+            }
+            fn get(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+                let n = r.$get()?;
+                let mut v = Vec::with_capacity(usize::from(n).min(r.remaining()));
+                for _ in 0..n {
+                    v.push(T::get(r)?);
+                }
+                Ok(Self(v))
+            }
         }
-    }
-    fn get(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let n = r.byte()?;
-        let mut v = Vec::with_capacity(usize::from(n).min(r.remaining()));
-        for _ in 0..n {
-            v.push(T::get(r)?);
-        }
-        Ok(Self(v))
-    }
+    };
 }
 
-/// A list preceded by a `short` count (supported algorithms, extension types).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct List16<T>(pub Vec<T>);
-
-impl<T: WireType> WireType for List16<T> {
-    fn put(&self, w: &mut Writer) {
-        let n = u16::try_from(self.0.len()).unwrap_or(u16::MAX);
-        w.short(n);
-        for item in self.0.iter().take(usize::from(n)) {
-            item.put(w);
-        }
-    }
-    fn get(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let n = r.short()?;
-        let mut v = Vec::with_capacity(usize::from(n).min(r.remaining()));
-        for _ in 0..n {
-            v.push(T::get(r)?);
-        }
-        Ok(Self(v))
-    }
-}
+counted_list!(
+    /// A list preceded by a `byte` count (certificate paths, endorsed algorithms).
+    List8, u8, byte, byte
+);
+counted_list!(
+    /// A list preceded by a `short` count (supported algorithms, extension types).
+    List16, u16, short, short
+);
 
 impl WireType for Secret {
     fn put(&self, w: &mut Writer) {

@@ -3,9 +3,9 @@
 //! PropertyBag and a Logotype; close; a signature verified against the certificate; then
 //! session 2 replaces the first key with postUpdateKey.
 
-use crate::{property_bag, IssuerIdentity, KeyEntrySpec, PinPolicy};
+use crate::{property_bag, Issuer, IssuerIdentity, KeyEntrySpec, PinPolicy};
 use sha2::{Digest, Sha256};
-use sks_core::api::{req, SksApi};
+use sks_core::api::{req, resp, SksApi};
 use sks_core::codec::Blob;
 use sks_core::consts::*;
 use sks_core::crypto::keys::{KeySpec, PublicKey};
@@ -72,6 +72,88 @@ pub fn hotp_truncate(mac: &[u8], digits: u32) -> u32 {
     bin % 10u32.pow(digits)
 }
 
+/// createProvisioningSession with a fresh issuer session of `identity`, attestation checked.
+fn open_session(
+    sks: &mut impl SksApi,
+    identity: &IssuerIdentity,
+    server_session_id: &str,
+    device_cert: &[u8],
+) -> Result<(Issuer, u32), DemoError> {
+    let mut iss = identity.session("https://issuer.example.com/keygen2", server_session_id);
+    let out = sks
+        .create_provisioning_session(iss.create_session_request().map_err(at("issuer"))?)
+        .map_err(at("createProvisioningSession"))?;
+    iss.accept_session(&out, device_cert)
+        .map_err(at("session attestation"))?;
+    Ok((iss, out.provisioning_handle))
+}
+
+/// createKeyEntry, key attestation checked.
+fn create_key(
+    sks: &mut impl SksApi,
+    iss: &mut Issuer,
+    spec: &KeyEntrySpec,
+) -> Result<resp::CreateKeyEntry, DemoError> {
+    let key = sks
+        .create_key_entry(iss.key_entry(spec).map_err(at("key"))?)
+        .map_err(at("createKeyEntry"))?;
+    iss.verify_key_attestation(&spec.id, &key)
+        .map_err(at("key attestation"))?;
+    Ok(key)
+}
+
+/// Certifies a generated key by the issuer CA and sets its path (EE, then the CA when
+/// `with_ca`); returns the EE certificate.
+fn certify_key(
+    sks: &mut impl SksApi,
+    iss: &mut Issuer,
+    id: &str,
+    key: &resp::CreateKeyEntry,
+    subject: &str,
+    with_ca: bool,
+) -> Result<Vec<u8>, DemoError> {
+    let ee = iss
+        .certify(subject, &key.public_key)
+        .map_err(at("certify"))?;
+    let mut path = vec![ee.clone()];
+    if with_ca {
+        path.push(iss.ca_certificate().to_vec());
+    }
+    sks.set_certificate_path(
+        iss.certificate_path(key.key_handle, id, &key.public_key, path)
+            .map_err(at("cert"))?,
+    )
+    .map_err(at("setCertificatePath"))?;
+    Ok(ee)
+}
+
+/// closeProvisioningSession with a random nonce, close attestation checked.
+fn close_session(
+    sks: &mut impl SksApi,
+    iss: &mut Issuer,
+    nonce_len: usize,
+) -> Result<(), DemoError> {
+    let nonce = sks_core::crypto::random_bytes(nonce_len).map_err(at("nonce"))?;
+    let closed = sks
+        .close_provisioning_session(iss.close(&nonce).map_err(at("close"))?)
+        .map_err(at("closeProvisioningSession"))?;
+    iss.verify_close(&nonce, &closed)
+        .map_err(at("close attestation"))
+}
+
+/// signHashedData with ECDSA-SHA256 and the demo PIN.
+fn sign(sks: &mut impl SksApi, key_handle: u32, digest: &[u8]) -> Result<Vec<u8>, DemoError> {
+    sks.sign_hashed_data(req::SignHashedData {
+        key_handle,
+        algorithm: ALG_ECDSA_SHA256.into(),
+        parameters: vec![],
+        authorization: Secret::from(DEMO_PIN),
+        data: digest.to_vec(),
+    })
+    .map(|out| out.result)
+    .map_err(at("signHashedData"))
+}
+
 /// Runs the demo against any SKS.
 pub fn run(sks: &mut impl SksApi) -> Result<DemoReport, DemoError> {
     let mut rep = DemoReport::default();
@@ -94,13 +176,7 @@ pub fn run(sks: &mut impl SksApi) -> Result<DemoReport, DemoError> {
 
     // Session 1 (Appendix B).
     let started = Instant::now();
-    let mut iss = identity.session("https://issuer.example.com/keygen2", "S1.demo");
-    let out = sks
-        .create_provisioning_session(iss.create_session_request().map_err(at("issuer"))?)
-        .map_err(at("createProvisioningSession"))?;
-    iss.accept_session(&out, &device_cert)
-        .map_err(at("session attestation"))?;
-    let ph = out.provisioning_handle;
+    let (mut iss, ph) = open_session(sks, &identity, "S1.demo", &device_cert)?;
     let puk = sks
         .create_puk_policy(
             iss.puk_policy("PUK.1", DEMO_PUK.as_bytes(), PinFormat::Numeric, 3)
@@ -121,44 +197,16 @@ pub fn run(sks: &mut impl SksApi) -> Result<DemoReport, DemoError> {
     k1.app_usage = AppUsage::Signature;
     k1.friendly_name = "Demo signing key".into();
     k1.endorsed = vec![ALG_ECDSA_SHA256.to_owned()];
-    let key1 = sks
-        .create_key_entry(iss.key_entry(&k1).map_err(at("key"))?)
-        .map_err(at("createKeyEntry"))?;
-    iss.verify_key_attestation("Key.1", &key1)
-        .map_err(at("key attestation"))?;
+    let key1 = create_key(sks, &mut iss, &k1)?;
 
     let mut k2 = KeyEntrySpec::new("Key.2");
     k2.app_usage = AppUsage::Authentication;
     k2.friendly_name = "Demo HOTP".into();
     k2.endorsed = vec![ALG_HMAC_SHA1.to_owned()];
-    let key2 = sks
-        .create_key_entry(iss.key_entry(&k2).map_err(at("key"))?)
-        .map_err(at("createKeyEntry"))?;
-    iss.verify_key_attestation("Key.2", &key2)
-        .map_err(at("key attestation"))?;
+    let key2 = create_key(sks, &mut iss, &k2)?;
 
-    let ee1 = iss
-        .certify("Demo User", &key1.public_key)
-        .map_err(at("certify"))?;
-    let path1 = vec![ee1.clone(), iss.ca_certificate().to_vec()];
-    sks.set_certificate_path(
-        iss.certificate_path(key1.key_handle, "Key.1", &key1.public_key, path1)
-            .map_err(at("cert"))?,
-    )
-    .map_err(at("setCertificatePath"))?;
-    let ee2 = iss
-        .certify("Demo HOTP", &key2.public_key)
-        .map_err(at("certify"))?;
-    sks.set_certificate_path(
-        iss.certificate_path(
-            key2.key_handle,
-            "Key.2",
-            &key2.public_key,
-            vec![ee2.clone()],
-        )
-        .map_err(at("cert"))?,
-    )
-    .map_err(at("setCertificatePath"))?;
+    let ee1 = certify_key(sks, &mut iss, "Key.1", &key1, "Demo User", true)?;
+    let ee2 = certify_key(sks, &mut iss, "Key.2", &key2, "Demo HOTP", false)?;
     sks.import_symmetric_key(
         iss.symmetric_key(key2.key_handle, &ee2, HOTP_KEY)
             .map_err(at("sym"))?,
@@ -192,12 +240,7 @@ pub fn run(sks: &mut impl SksApi) -> Result<DemoReport, DemoError> {
         .map_err(at("ext"))?,
     )
     .map_err(at("addExtension(Logotype)"))?;
-    let nonce = sks_core::crypto::random_bytes(32).map_err(at("nonce"))?;
-    let closed = sks
-        .close_provisioning_session(iss.close(&nonce).map_err(at("close"))?)
-        .map_err(at("closeProvisioningSession"))?;
-    iss.verify_close(&nonce, &closed)
-        .map_err(at("close attestation"))?;
+    close_session(sks, &mut iss, 32)?;
     rep.session_time = started.elapsed();
     rep.signing_key = key1.key_handle;
     rep.hotp_key = key2.key_handle;
@@ -209,17 +252,9 @@ pub fn run(sks: &mut impl SksApi) -> Result<DemoReport, DemoError> {
     // Use the keys.
     let digest = Sha256::digest(b"Appendix B sample data");
     let t = Instant::now();
-    let sig = sks
-        .sign_hashed_data(req::SignHashedData {
-            key_handle: key1.key_handle,
-            algorithm: ALG_ECDSA_SHA256.into(),
-            parameters: vec![],
-            authorization: Secret::from(DEMO_PIN),
-            data: digest.to_vec(),
-        })
-        .map_err(at("signHashedData"))?;
+    let sig = sign(sks, key1.key_handle, &digest)?;
     rep.sign_time = t.elapsed();
-    verify_p256(&ee1, &digest, &sig.result).map_err(at("signature verification"))?;
+    verify_p256(&ee1, &digest, &sig).map_err(at("signature verification"))?;
     rep.steps
         .push("signHashedData: ECDSA signature verified against the end-entity certificate".into());
     let mac = sks
@@ -250,54 +285,27 @@ pub fn run(sks: &mut impl SksApi) -> Result<DemoReport, DemoError> {
     .map_err(at("setProperty"))?;
 
     // Session 2: postUpdateKey replaces Key.1 and inherits its PIN protection.
-    let mut iss2 = identity.session("https://issuer.example.com/keygen2", "S2.demo");
-    let out2 = sks
-        .create_provisioning_session(iss2.create_session_request().map_err(at("issuer"))?)
-        .map_err(at("createProvisioningSession 2"))?;
-    iss2.accept_session(&out2, &device_cert)
-        .map_err(at("session 2 attestation"))?;
+    let (mut iss2, _) = open_session(sks, &identity, "S2.demo", &device_cert)?;
     let mut k3 = KeyEntrySpec::new("Key.1b");
     k3.app_usage = AppUsage::Signature;
     k3.friendly_name = "Demo signing key (renewed)".into();
-    let key3 = sks
-        .create_key_entry(iss2.key_entry(&k3).map_err(at("key"))?)
-        .map_err(at("createKeyEntry 2"))?;
-    iss2.verify_key_attestation("Key.1b", &key3)
-        .map_err(at("key attestation"))?;
-    let ee3 = iss2
-        .certify("Demo User (renewed)", &key3.public_key)
-        .map_err(at("certify"))?;
-    sks.set_certificate_path(
-        iss2.certificate_path(
-            key3.key_handle,
-            "Key.1b",
-            &key3.public_key,
-            vec![ee3.clone()],
-        )
-        .map_err(at("cert"))?,
-    )
-    .map_err(at("setCertificatePath 2"))?;
+    let key3 = create_key(sks, &mut iss2, &k3)?;
+    let ee3 = certify_key(
+        sks,
+        &mut iss2,
+        "Key.1b",
+        &key3,
+        "Demo User (renewed)",
+        false,
+    )?;
     sks.post_update_key(
         iss2.post_update_key(key3.key_handle, &ee3, key1.key_handle, &ee1)
             .map_err(at("tkr"))?,
     )
     .map_err(at("postUpdateKey"))?;
-    let nonce2 = sks_core::crypto::random_bytes(16).map_err(at("nonce"))?;
-    let closed2 = sks
-        .close_provisioning_session(iss2.close(&nonce2).map_err(at("close"))?)
-        .map_err(at("closeProvisioningSession 2"))?;
-    iss2.verify_close(&nonce2, &closed2)
-        .map_err(at("close attestation 2"))?;
-    let sig2 = sks
-        .sign_hashed_data(req::SignHashedData {
-            key_handle: key1.key_handle,
-            algorithm: ALG_ECDSA_SHA256.into(),
-            parameters: vec![],
-            authorization: Secret::from(DEMO_PIN),
-            data: digest.to_vec(),
-        })
-        .map_err(at("signHashedData after update"))?;
-    verify_p256(&ee3, &digest, &sig2.result).map_err(at("renewed signature verification"))?;
+    close_session(sks, &mut iss2, 16)?;
+    let sig2 = sign(sks, key1.key_handle, &digest)?;
+    verify_p256(&ee3, &digest, &sig2).map_err(at("renewed signature verification"))?;
     rep.steps.push(format!(
         "session 2 closed: postUpdateKey replaced key {} (new certificate, inherited PIN); signature verified",
         key1.key_handle

@@ -52,8 +52,7 @@ impl Core {
         a: req::CloseProvisioningSession,
     ) -> SksResult<resp::CloseProvisioningSession> {
         let ph = a.provisioning_handle;
-        self.open_session(ph)?;
-        let attestation = self.guarded(ph, |c| {
+        let attestation = self.in_open_session(ph, |c| {
             if a.nonce.is_empty() || a.nonce.len() > 32 {
                 return Err(option("\"Nonce\" must be 1-32 bytes"));
             }

@@ -114,8 +114,7 @@ impl Core {
         a: req::CreateKeyEntry,
     ) -> SksResult<resp::CreateKeyEntry> {
         let ph = a.provisioning_handle;
-        self.open_session(ph)?;
-        self.guarded(ph, |c| c.create_key_entry_inner(ph, a))
+        self.in_open_session(ph, |c| c.create_key_entry_inner(ph, a))
     }
 
     fn create_key_entry_inner(

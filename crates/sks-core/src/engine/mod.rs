@@ -178,36 +178,35 @@ impl Core {
             })
     }
 
-    /// The key must belong to an open session (ERROR_NO_KEY otherwise, no abort).
-    pub(crate) fn open_key(&self, kh: u32) -> SksResult<u32> {
+    /// Key `kh` if its session is open (`open` true) or closed (`open` false); ERROR_NO_KEY
+    /// otherwise, no abort.
+    fn key_in(&self, kh: u32, open: bool) -> SksResult<&KeyEntry> {
         let k = self
             .state
             .keys
             .get(&kh)
             .ok_or_else(|| err(ErrorCode::NoKey, format!("Key {kh} not found")))?;
         match self.state.sessions.get(&k.session) {
-            Some(s) if s.is_open() => Ok(s.handle),
-            _ => Err(err(
+            Some(s) if s.is_open() == open => Ok(k),
+            _ if open => Err(err(
                 ErrorCode::NoKey,
                 format!("Key {kh} does not belong to an open session"),
             )),
-        }
-    }
-
-    /// A key of a closed session (User API, ERROR_NO_KEY otherwise).
-    pub(crate) fn closed_key(&self, kh: u32) -> SksResult<&KeyEntry> {
-        let k = self
-            .state
-            .keys
-            .get(&kh)
-            .ok_or_else(|| err(ErrorCode::NoKey, format!("Key {kh} not found")))?;
-        match self.state.sessions.get(&k.session) {
-            Some(s) if !s.is_open() => Ok(k),
             _ => Err(err(
                 ErrorCode::NoKey,
                 format!("Key {kh} is not provisioned yet"),
             )),
         }
+    }
+
+    /// The key must belong to an open session; returns that session (provisioning methods).
+    pub(crate) fn open_key(&self, kh: u32) -> SksResult<u32> {
+        self.key_in(kh, true).map(|k| k.session)
+    }
+
+    /// A key of a closed session (User API).
+    pub(crate) fn closed_key(&self, kh: u32) -> SksResult<&KeyEntry> {
+        self.key_in(kh, false)
     }
 
     pub(crate) fn key_mut(&mut self, kh: u32) -> SksResult<&mut KeyEntry> {
@@ -223,6 +222,17 @@ impl Core {
         self.state.pins.retain(|_, p| p.session != ph);
         self.state.puks.retain(|_, p| p.session != ph);
         self.state.sessions.remove(&ph);
+    }
+
+    /// Session `ph` must be open (ERROR_NO_SESSION otherwise, no abort); then runs `f`, and any
+    /// error of `f` aborts the session (byte layouts §8.9).
+    pub(crate) fn in_open_session<T>(
+        &mut self,
+        ph: u32,
+        f: impl FnOnce(&mut Self) -> SksResult<T>,
+    ) -> SksResult<T> {
+        self.open_session(ph)?;
+        self.guarded(ph, f)
     }
 
     /// Runs `f`; any error aborts the session `ph` (byte layouts §8.9).

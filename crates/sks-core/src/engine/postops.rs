@@ -125,8 +125,7 @@ impl Core {
         mac_input: MacInput,
     ) -> SksResult<()> {
         let (method, target) = (call.method, call.target);
-        self.open_session(ph)?;
-        self.guarded(ph, |c| {
+        self.in_open_session(ph, |c| {
             c.target_key(target)?;
             if method == method_id::PostUnlockKey
                 && c.state

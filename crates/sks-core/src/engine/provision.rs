@@ -60,8 +60,7 @@ impl Core {
         a: req::CreatePukPolicy,
     ) -> SksResult<resp::CreatePukPolicy> {
         let ph = a.provisioning_handle;
-        self.open_session(ph)?;
-        self.guarded(ph, |c| {
+        self.in_open_session(ph, |c| {
             let format =
                 PinFormat::try_from(a.format).map_err(|_| option("Invalid PUK \"Format\""))?;
             if a.retry_limit > MAX_RETRY_LIMIT {
@@ -99,8 +98,7 @@ impl Core {
         a: req::CreatePinPolicy,
     ) -> SksResult<resp::CreatePinPolicy> {
         let ph = a.provisioning_handle;
-        self.open_session(ph)?;
-        self.guarded(ph, |c| {
+        self.in_open_session(ph, |c| {
             let grouping =
                 Grouping::try_from(a.grouping).map_err(|_| option("Invalid \"Grouping\""))?;
             let input_method = InputMethod::try_from(a.input_method)

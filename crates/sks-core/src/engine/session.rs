@@ -174,8 +174,7 @@ impl Core {
         a: req::SignProvisioningSessionData,
     ) -> SksResult<resp::SignProvisioningSessionData> {
         let ph = a.provisioning_handle;
-        self.open_session(ph)?;
-        self.guarded(ph, |c| {
+        self.in_open_session(ph, |c| {
             c.key_op(ph)?;
             let s = c.open_state_mut(ph)?;
             Ok(resp::SignProvisioningSessionData {
@@ -187,8 +186,7 @@ impl Core {
     /// getKeyHandle \[10\]: an unknown ID aborts the session.
     pub(crate) fn get_key_handle(&mut self, a: req::GetKeyHandle) -> SksResult<resp::GetKeyHandle> {
         let ph = a.provisioning_handle;
-        self.open_session(ph)?;
-        self.guarded(ph, |c| {
+        self.in_open_session(ph, |c| {
             c.state
                 .keys
                 .values()
