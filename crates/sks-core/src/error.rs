@@ -2,82 +2,69 @@
 
 use std::fmt;
 
-/// The standard SKS error codes of §7.3. Status `0x00` means success and has no variant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-#[repr(u8)]
-pub enum ErrorCode {
-    /// Something is wrong with a supplied PIN or PUK (non-fatal).
-    Authorization = 0x01,
-    /// The operation is not allowed.
-    NotAllowed = 0x02,
-    /// No persistent storage available for the operation.
-    Storage = 0x03,
-    /// A MAC does not match the supplied data.
-    Mac = 0x04,
-    /// Various cryptographic errors.
-    Crypto = 0x05,
-    /// Provisioning session not found.
-    NoSession = 0x06,
-    /// Key not found.
-    NoKey = 0x07,
-    /// Unknown or non-matching algorithm.
-    Algorithm = 0x08,
-    /// Invalid or unsupported option.
-    Option = 0x09,
-    /// Internal error.
-    Internal = 0x0A,
-    /// External error like a communication link failure.
-    External = 0x0B,
-    /// The user aborted PIN input or similar.
-    UserAbort = 0x0C,
-    /// A requested SKS is unavailable.
-    NotAvailable = 0x0D,
+/// One table of the §7.3 codes: the enum, its status byte, its spec name, and the way back.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident = $status:literal, $name:literal;)*) => {
+        /// The standard SKS error codes of §7.3. Status `0x00` means success and has no variant.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        #[repr(u8)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $variant = $status,)*
+        }
+
+        impl ErrorCode {
+            /// The status byte of this code.
+            pub fn status(self) -> u8 {
+                self as u8
+            }
+
+            /// Maps a non-zero status byte back to a code; unknown values become
+            /// [`ErrorCode::Internal`] (a peer's undefined status is an internal failure).
+            pub fn from_status(status: u8) -> Self {
+                match status {
+                    $($status => Self::$variant,)*
+                    _ => Self::Internal,
+                }
+            }
+
+            /// The spec's name of the code, e.g. `ERROR_MAC`.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name,)*
+                }
+            }
+        }
+    };
 }
 
-impl ErrorCode {
-    /// The status byte of this code.
-    pub fn status(self) -> u8 {
-        self as u8
-    }
-
-    /// Maps a non-zero status byte back to a code; unknown values become [`ErrorCode::Internal`].
-    pub fn from_status(status: u8) -> Self {
-        match status {
-            0x01 => Self::Authorization,
-            0x02 => Self::NotAllowed,
-            0x03 => Self::Storage,
-            0x04 => Self::Mac,
-            0x05 => Self::Crypto,
-            0x06 => Self::NoSession,
-            0x07 => Self::NoKey,
-            0x08 => Self::Algorithm,
-            0x09 => Self::Option,
-            0x0B => Self::External,
-            0x0C => Self::UserAbort,
-            0x0D => Self::NotAvailable,
-            _ => Self::Internal,
-        }
-    }
-
-    /// The spec's name of the code, e.g. `ERROR_MAC`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Authorization => "ERROR_AUTHORIZATION",
-            Self::NotAllowed => "ERROR_NOT_ALLOWED",
-            Self::Storage => "ERROR_STORAGE",
-            Self::Mac => "ERROR_MAC",
-            Self::Crypto => "ERROR_CRYPTO",
-            Self::NoSession => "ERROR_NO_SESSION",
-            Self::NoKey => "ERROR_NO_KEY",
-            Self::Algorithm => "ERROR_ALGORITHM",
-            Self::Option => "ERROR_OPTION",
-            Self::Internal => "ERROR_INTERNAL",
-            Self::External => "ERROR_EXTERNAL",
-            Self::UserAbort => "ERROR_USER_ABORT",
-            Self::NotAvailable => "ERROR_NOT_AVAILABLE",
-        }
-    }
+error_codes! {
+    /// Something is wrong with a supplied PIN or PUK (non-fatal).
+    Authorization = 0x01, "ERROR_AUTHORIZATION";
+    /// The operation is not allowed.
+    NotAllowed = 0x02, "ERROR_NOT_ALLOWED";
+    /// No persistent storage available for the operation.
+    Storage = 0x03, "ERROR_STORAGE";
+    /// A MAC does not match the supplied data.
+    Mac = 0x04, "ERROR_MAC";
+    /// Various cryptographic errors.
+    Crypto = 0x05, "ERROR_CRYPTO";
+    /// Provisioning session not found.
+    NoSession = 0x06, "ERROR_NO_SESSION";
+    /// Key not found.
+    NoKey = 0x07, "ERROR_NO_KEY";
+    /// Unknown or non-matching algorithm.
+    Algorithm = 0x08, "ERROR_ALGORITHM";
+    /// Invalid or unsupported option.
+    Option = 0x09, "ERROR_OPTION";
+    /// Internal error.
+    Internal = 0x0A, "ERROR_INTERNAL";
+    /// External error like a communication link failure.
+    External = 0x0B, "ERROR_EXTERNAL";
+    /// The user aborted PIN input or similar.
+    UserAbort = 0x0C, "ERROR_USER_ABORT";
+    /// A requested SKS is unavailable.
+    NotAvailable = 0x0D, "ERROR_NOT_AVAILABLE";
 }
 
 /// Longest ErrorString the wire carries (§7.2).
