@@ -14,8 +14,9 @@
 //! ```
 //!
 //! Every MAC and attestation input is built by `sks_core::layout`, the same code the engine
-//! uses to check it. The core SKS does not depend on this crate; production paths that
-//! only serve keys (`sks serve`) do not need it.
+//! uses to check it. This crate depends on `sks-core` alone and must not depend on a storage
+//! backend (`sks-sqlite`) or the command line (`sks`); the core SKS does not depend on it, and
+//! production paths that only serve keys (`sks serve`) do not use it.
 
 pub mod demo;
 mod identity;

@@ -6,10 +6,11 @@
 //! ```
 //!
 //! Each message is a 4-byte big-endian length followed by a request (`[method id][arguments]`)
-//! or a response (`[status][outputs]` / `[status≠0][error string]`). [`serve`] runs the
-//! sans-IO server step of `sks-core` on a loopback listener; [`TcpClient`] is its client.
+//! or a response (`[status][outputs]` / `[status≠0][error string]`). [`net::serve`] runs the
+//! sans-IO server step of `sks-core` on a loopback listener; [`net::TcpClient`] is its client.
 //! The binary (`sks init | serve | device-info | keys | key show | sign | change-pin | demo`)
 //! wires `sks-core`, `sks-sqlite` and, for `demo`, `sks-issuer` together. Nothing in this crate
-//! holds SKS logic: the engine, the codecs and the MAC layouts live in `sks-core`.
+//! holds SKS logic: the engine, the codecs and the MAC layouts live in `sks-core`, and no other
+//! crate may depend on this one.
 
 pub mod net;
