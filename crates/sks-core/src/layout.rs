@@ -222,7 +222,7 @@ mod tests {
     use super::*;
     use crate::crypto::SessionKey;
 
-    /// Byte layouts Appendix A.1 and A.4 (author-computed illustrative values): the shared
+    /// Byte layouts Appendix A.1, A.4 and A.5 (author-computed illustrative values): the shared
     /// layouts under SessionKey 00 01 .. 1F.
     #[test]
     fn appendix_a_mac_inputs() {
@@ -250,6 +250,9 @@ mod tests {
         };
         let a4 = close_provisioning_session(&close, "C-1", "S-1", "https://issuer.example.com/x");
         assert_eq!(hex::encode(mac(&key, &a4, 1)), v["A.4"]);
+        let a5 = close_attestation(&close.nonce);
+        assert_eq!(a5.len(), 2 + 4 + 2 + 52, "Nonce:byte[] || sks.s1:string");
+        assert_eq!(hex::encode(key.attest(2, &a5).unwrap()), v["A.5"]);
     }
 
     fn mac(key: &SessionKey, input: &MacInput, counter: u16) -> [u8; 32] {
