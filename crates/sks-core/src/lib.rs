@@ -93,6 +93,8 @@
 //! - **ClientSessionID**: `C` + 31 random characters of `[A-Za-z0-9_-]`.
 //! - **byte\[32\] values on the wire** (MAC, Attestation) carry the normal 2-byte length prefix;
 //!   a MAC of any other length fails with ERROR_MAC.
+//! - **`ecdsa.none`** signs data of any length, as the hash-less algorithms impose none: data
+//!   shorter than the curve's field is taken as the integer it encodes (SEC 1 bits2int).
 //! - **updateFirmware** returns ERROR_NOT_AVAILABLE (UpdateURL is empty).
 //! - **Curves**: P-256 for sessions and KeyManagementKeys; key entries may also be P-384
 //!   (`…#algorithm.ec.p384`, optional in §4.3); certificates may hold RSA-1024/2048, P-256, P-384.

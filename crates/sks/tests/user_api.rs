@@ -429,3 +429,57 @@ fn rsa_2048_generation_and_signature() {
         .unwrap();
     let _ = KeySpec::P256;
 }
+
+/// `ecdsa.none` signs caller-hashed data of any length (§4.1): data shorter than the curve's
+/// field is the integer it encodes (SEC 1 bits2int), the same as the data left-padded with
+/// zeros to the field size.
+#[test]
+fn ecdsa_none_signs_data_of_any_length() {
+    use p256::ecdsa::signature::hazmat::PrehashVerifier;
+    let (mut s, k) = one_key(KeyEntrySpec::new("EC"));
+    let PublicKey::P256(pk) = PublicKey::from_spki(&k.public_key).unwrap() else {
+        panic!()
+    };
+    for len in [0usize, 1, 8, 15, 16, 32, 40] {
+        let data: Vec<u8> = (1..=len).map(|i| i as u8).collect();
+        let r = s
+            .sign_hashed_data(req::SignHashedData {
+                key_handle: k.handle,
+                algorithm: ALG_ECDSA_NONE.into(),
+                parameters: vec![],
+                authorization: Secret::default(),
+                data: data.clone(),
+            })
+            .unwrap_or_else(|e| panic!("{len} bytes: {e}"));
+        let sig = p256::ecdsa::Signature::from_der(&r.result).unwrap();
+        let mut e = data.clone();
+        if e.len() < 32 {
+            e.splice(0..0, std::iter::repeat_n(0, 32 - data.len()));
+        }
+        p256::ecdsa::VerifyingKey::from(&pk)
+            .verify_prehash(&e, &sig)
+            .unwrap_or_else(|err| panic!("{len} bytes: {err}"));
+    }
+    let mut spec = KeyEntrySpec::new("EC384");
+    spec.key_algorithm = ALG_KEY_EC_P384.into();
+    let (mut s, k) = one_key(spec);
+    let PublicKey::P384(pk) = PublicKey::from_spki(&k.public_key).unwrap() else {
+        panic!()
+    };
+    let data = vec![0xA5; 20];
+    let r = s
+        .sign_hashed_data(req::SignHashedData {
+            key_handle: k.handle,
+            algorithm: ALG_ECDSA_NONE.into(),
+            parameters: vec![],
+            authorization: Secret::default(),
+            data: data.clone(),
+        })
+        .unwrap();
+    let sig = p384::ecdsa::Signature::from_der(&r.result).unwrap();
+    let mut e = vec![0u8; 28];
+    e.extend_from_slice(&data);
+    p384::ecdsa::VerifyingKey::from(&pk)
+        .verify_prehash(&e, &sig)
+        .unwrap();
+}

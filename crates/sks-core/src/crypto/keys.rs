@@ -205,6 +205,20 @@ impl PrivateKey {
     }
 }
 
+/// The ECDSA message representative for hashed data of any length (§4.1 `ecdsa.none` imposes
+/// no length): data shorter than the field is the integer it encodes (SEC 1 §4.1.3 step 5,
+/// bits2int), which is the data left-padded with zeros; longer data is truncated by the signer.
+fn field_prehash(data: &[u8], field_len: usize) -> std::borrow::Cow<'_, [u8]> {
+    match field_len.checked_sub(data.len()) {
+        Some(pad) if pad > 0 => {
+            let mut e = vec![0u8; pad];
+            e.extend_from_slice(data);
+            std::borrow::Cow::Owned(e)
+        }
+        _ => std::borrow::Cow::Borrowed(data),
+    }
+}
+
 /// Which DigestInfo an RSA signature carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HashId {
@@ -223,13 +237,13 @@ impl PrivateKey {
         match self {
             PrivateKey::P256(k) => {
                 let sig: p256::ecdsa::Signature = p256::ecdsa::SigningKey::from(k)
-                    .sign_prehash(data)
+                    .sign_prehash(&field_prehash(data, 32))
                     .map_err(|_| KeyError::Signature)?;
                 Ok(sig.to_der().as_bytes().to_vec())
             }
             PrivateKey::P384(k) => {
                 let sig: p384::ecdsa::Signature = p384::ecdsa::SigningKey::from(k)
-                    .sign_prehash(data)
+                    .sign_prehash(&field_prehash(data, 48))
                     .map_err(|_| KeyError::Signature)?;
                 Ok(sig.to_der().as_bytes().to_vec())
             }
