@@ -116,13 +116,6 @@ impl fmt::Display for SksError {
     }
 }
 
-/// A failed primitive is an internal error (the message names the primitive, never data).
-impl From<crate::crypto::CryptoError> for SksError {
-    fn from(e: crate::crypto::CryptoError) -> Self {
-        Self::new(ErrorCode::Internal, e.to_string())
-    }
-}
-
 /// Shorthand constructors used throughout the engine.
 pub(crate) fn err(code: ErrorCode, message: impl Into<String>) -> SksError {
     SksError::new(code, message)

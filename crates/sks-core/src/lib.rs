@@ -29,9 +29,13 @@
 //!
 //! ## Crate layering
 //!
-//! `codec`, `secret`, `error`, `consts` ◀ `crypto`, `api` ◀ `layout`, `model`, `pin`, `device`,
-//! `storage` ◀ `engine`. This crate does no I/O of its own and must not depend on SQLite
-//! (`sks-sqlite`), sockets or the command line (`sks`), or the issuer emulation (`sks-issuer`).
+//! Each module uses only those to its left; no two modules import each other:
+//!
+//! `error`, `consts`, `secret`, `x509` ◀ `codec` ◀ `crypto`, `api` ◀ `layout`, `pin`, `device`,
+//! `wire` ◀ `model` ◀ `storage` ◀ `engine`.
+//!
+//! This crate does no I/O of its own and must not depend on SQLite (`sks-sqlite`), sockets or
+//! the command line (`sks`), or the issuer emulation (`sks-issuer`).
 //!
 //! ## Method IDs (§7.4)
 //!

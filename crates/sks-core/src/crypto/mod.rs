@@ -8,6 +8,7 @@ pub mod ops;
 
 use crate::codec::Writer;
 use crate::consts::{DEVICE_ATTESTATION, ENCRYPTION_KEY, EXTERNAL_SIGNATURE};
+use crate::error::{ErrorCode, SksError};
 use crate::secret::Secret;
 use aes::Aes256;
 use cbc::cipher::block_padding::Pkcs7;
@@ -30,6 +31,13 @@ pub enum CryptoError {
     /// §6.1 encrypted data with a bad length or padding.
     #[error("decryption of encrypted data failed")]
     Decrypt,
+}
+
+/// A failed primitive is an internal error (the message names the primitive, never data).
+impl From<CryptoError> for SksError {
+    fn from(e: CryptoError) -> Self {
+        SksError::new(ErrorCode::Internal, e.to_string())
+    }
 }
 
 /// HMAC-SHA256 (RFC 2104; long keys are hashed first by the `hmac` crate).
