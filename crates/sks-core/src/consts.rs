@@ -330,6 +330,20 @@ byte_enum! {
 }
 
 byte_enum! {
+    /// The deferred post-provisioning operations, by method ID (§7.4 \[50\]–\[53\]).
+    PostOperation = "PostOperation" {
+        /// postDeleteKey.
+        DeleteKey = 50,
+        /// postUnlockKey.
+        UnlockKey = 51,
+        /// postUpdateKey.
+        UpdateKey = 52,
+        /// postCloneKeyProtection.
+        CloneKeyProtection = 53,
+    }
+}
+
+byte_enum! {
     /// Extension sub-types (addExtension, byte layouts §9.7).
     SubType = "SubType" {
         /// Plain extension.

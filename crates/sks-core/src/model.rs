@@ -3,7 +3,7 @@
 //! with a leading format version byte.
 
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::consts::{AppUsage, BiometricProtection, PinFormat, Protection, SubType};
+use crate::consts::{AppUsage, BiometricProtection, PinFormat, PostOperation, Protection, SubType};
 use crate::crypto::SessionKey;
 use crate::pin::PinPolicy;
 use crate::secret::Secret;
@@ -30,8 +30,8 @@ pub mod kind {
 /// A deferred post-provisioning operation (§7.4 postDeleteKey..postCloneKeyProtection).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PostOp {
-    /// Method ID 50..53.
-    pub method: u8,
+    /// Which operation.
+    pub method: PostOperation,
     /// The target key (of a closed session).
     pub target: u32,
     /// The new key for update/clone, else 0.
@@ -297,7 +297,7 @@ impl State {
                         .verbatim(&o.opened_at.to_be_bytes());
                     put_count(&mut w, o.post_ops.len())?;
                     for op in &o.post_ops {
-                        w.byte(op.method).int(op.target).int(op.new_key);
+                        w.byte(op.method.into()).int(op.target).int(op.new_key);
                     }
                 }
             }
@@ -429,7 +429,7 @@ fn decode_session(r: &mut Reader<'_>) -> Result<Session, DecodeError> {
         let mut post_ops = Vec::new();
         for _ in 0..n {
             post_ops.push(PostOp {
-                method: r.byte()?,
+                method: get_enum(r)?,
                 target: r.int()?,
                 new_key: r.int()?,
             });

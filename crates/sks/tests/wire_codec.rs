@@ -47,6 +47,18 @@ fn method_ids_match_section_7_4() {
         (104, "symmetric_key_encrypt"),
     ];
     assert_eq!(METHODS, expected);
+    use sks_core::consts::PostOperation;
+    for (op, id) in [
+        (PostOperation::DeleteKey, method_id::PostDeleteKey),
+        (PostOperation::UnlockKey, method_id::PostUnlockKey),
+        (PostOperation::UpdateKey, method_id::PostUpdateKey),
+        (
+            PostOperation::CloneKeyProtection,
+            method_id::PostCloneKeyProtection,
+        ),
+    ] {
+        assert_eq!(u8::from(op), id);
+    }
 }
 
 #[test]

@@ -3,8 +3,8 @@
 //! in call order. The caller ([`super::Sks`]) persists the result as one storage batch.
 
 use super::Core;
-use crate::api::{method_id, req, resp};
-use crate::consts::{algorithm_class, AlgClass, ALG_NONE};
+use crate::api::{req, resp};
+use crate::consts::{algorithm_class, AlgClass, PostOperation, ALG_NONE};
 use crate::crypto::keys::{PrivateKey, PublicKey};
 use crate::error::{err, ErrorCode, SksError, SksResult};
 use crate::layout;
@@ -101,7 +101,7 @@ impl Core {
         let replaced: BTreeSet<u32> = ops
             .iter()
             .filter(|o| {
-                o.method == method_id::PostUpdateKey || o.method == method_id::PostDeleteKey
+                o.method == PostOperation::UpdateKey || o.method == PostOperation::DeleteKey
             })
             .map(|o| o.target)
             .collect();
@@ -164,8 +164,8 @@ impl Core {
         }
         for op in &ops {
             match op.method {
-                method_id::PostDeleteKey => self.remove_key(op.target),
-                method_id::PostUnlockKey => {
+                PostOperation::DeleteKey => self.remove_key(op.target),
+                PostOperation::UnlockKey => {
                     for h in self.pin_sync_set(op.target) {
                         if let Some(k) = self.state.keys.get_mut(&h) {
                             k.pin_error_count = 0;
@@ -181,9 +181,9 @@ impl Core {
                         p.error_count = 0;
                     }
                 }
-                _ => {
+                PostOperation::UpdateKey | PostOperation::CloneKeyProtection => {
                     self.inherit_protection(op.new_key, op.target);
-                    if op.method == method_id::PostUpdateKey {
+                    if op.method == PostOperation::UpdateKey {
                         if let Some(mut k) = self.state.keys.remove(&op.new_key) {
                             self.state.keys.remove(&op.target);
                             k.handle = op.target;

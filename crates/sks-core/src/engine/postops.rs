@@ -3,8 +3,8 @@
 //! only by closeProvisioningSession.
 
 use super::Core;
-use crate::api::{method_id, req, resp};
-use crate::consts::Grouping;
+use crate::api::{req, resp};
+use crate::consts::{Grouping, PostOperation};
 use crate::crypto::keys::{KeyError, PublicKey};
 use crate::error::{err, ErrorCode, SksError, SksResult};
 use crate::layout::{self, MacInput};
@@ -16,8 +16,8 @@ fn option(msg: impl Into<String>) -> SksError {
 
 /// The parts every post-provisioning call shares.
 struct PostCall<'a> {
-    /// Method ID 50..53.
-    method: u8,
+    /// Which operation.
+    method: PostOperation,
     /// TargetKeyHandle.
     target: u32,
     /// Authorization (the Target Key Reference signature, byte layouts §7).
@@ -102,14 +102,14 @@ impl Core {
                 return Err(option("New key used for multiple operations"));
             }
             if q.target == op.target {
-                let del = method_id::PostDeleteKey;
+                let del = PostOperation::DeleteKey;
                 if q.method == del || op.method == del {
                     return Err(option("Delete wasn't exclusive"));
                 }
-                if q.method == op.method && op.method == method_id::PostUnlockKey {
+                if q.method == op.method && op.method == PostOperation::UnlockKey {
                     return Err(option("Multiple unlocks"));
                 }
-                if q.method == op.method && op.method == method_id::PostUpdateKey {
+                if q.method == op.method && op.method == PostOperation::UpdateKey {
                     return Err(option("Multiple updates"));
                 }
             }
@@ -127,7 +127,7 @@ impl Core {
         let (method, target) = (call.method, call.target);
         self.in_open_session(ph, |c| {
             c.target_key(target)?;
-            if method == method_id::PostUnlockKey
+            if method == PostOperation::UnlockKey
                 && c.state
                     .keys
                     .get(&target)
@@ -174,10 +174,10 @@ impl Core {
                 let t = c.key_mut(target)?;
                 (t.app_usage, t.pin_policy)
             };
-            if method == method_id::PostUpdateKey && new_usage != t_usage {
+            if method == PostOperation::UpdateKey && new_usage != t_usage {
                 return Err(option("Updated keys must have the same \"AppUsage\""));
             }
-            if method == method_id::PostCloneKeyProtection && t_pin != 0 {
+            if method == PostOperation::CloneKeyProtection && t_pin != 0 {
                 let g = c.state.pins.get(&t_pin).map(|p| p.policy.grouping);
                 if g != Some(Grouping::Shared) {
                     return Err(option(
@@ -204,7 +204,7 @@ impl Core {
         a: req::PostDeleteKey,
     ) -> SksResult<resp::PostDeleteKey> {
         let call = PostCall {
-            method: method_id::PostDeleteKey,
+            method: PostOperation::DeleteKey,
             target: a.target_key_handle,
             authorization: &a.authorization,
             mac: &a.mac,
@@ -219,7 +219,7 @@ impl Core {
         a: req::PostUnlockKey,
     ) -> SksResult<resp::PostUnlockKey> {
         let call = PostCall {
-            method: method_id::PostUnlockKey,
+            method: PostOperation::UnlockKey,
             target: a.target_key_handle,
             authorization: &a.authorization,
             mac: &a.mac,
@@ -234,7 +234,7 @@ impl Core {
         a: req::PostUpdateKey,
     ) -> SksResult<resp::PostUpdateKey> {
         let call = PostCall {
-            method: method_id::PostUpdateKey,
+            method: PostOperation::UpdateKey,
             target: a.target_key_handle,
             authorization: &a.authorization,
             mac: &a.mac,
@@ -249,7 +249,7 @@ impl Core {
         a: req::PostCloneKeyProtection,
     ) -> SksResult<resp::PostCloneKeyProtection> {
         let call = PostCall {
-            method: method_id::PostCloneKeyProtection,
+            method: PostOperation::CloneKeyProtection,
             target: a.target_key_handle,
             authorization: &a.authorization,
             mac: &a.mac,
