@@ -154,6 +154,36 @@ pub struct Extension {
     pub data: Vec<u8>,
 }
 
+/// The protection attributes of a key entry (createKeyEntry, §5.1–§5.4, §5.8): one type for
+/// the issuer that requests them, the SKS that stores and enforces them, and
+/// getKeyProtectionInfo that reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyProtection {
+    /// EnablePINCaching.
+    pub enable_pin_caching: bool,
+    /// BiometricProtection.
+    pub biometric: BiometricProtection,
+    /// ExportProtection.
+    pub export_protection: Protection,
+    /// DeleteProtection.
+    pub delete_protection: Protection,
+    /// AppUsage.
+    pub app_usage: AppUsage,
+}
+
+impl Default for KeyProtection {
+    /// No caching, no biometrics, export and delete unprotected, universal usage.
+    fn default() -> Self {
+        Self {
+            enable_pin_caching: false,
+            biometric: BiometricProtection::None,
+            export_protection: Protection::None,
+            delete_protection: Protection::None,
+            app_usage: AppUsage::Universal,
+        }
+    }
+}
+
 /// A key entry (§3.1).
 #[derive(Debug)]
 pub struct KeyEntry {
@@ -173,16 +203,8 @@ pub struct KeyEntry {
     pub pin_value: Secret,
     /// PIN error count.
     pub pin_error_count: u16,
-    /// EnablePINCaching.
-    pub enable_pin_caching: bool,
-    /// BiometricProtection.
-    pub biometric: BiometricProtection,
-    /// ExportProtection.
-    pub export_protection: Protection,
-    /// DeleteProtection.
-    pub delete_protection: Protection,
-    /// AppUsage.
-    pub app_usage: AppUsage,
+    /// Caching, biometric, export and delete protection, AppUsage.
+    pub protection: KeyProtection,
     /// FriendlyName.
     pub friendly_name: String,
     /// Generated public key (SPKI).
@@ -468,11 +490,11 @@ fn encode_key(k: &KeyEntry) -> Result<Vec<u8>, DecodeError> {
         .boolean(k.device_pin)
         .blob(k.pin_value.expose());
     w.short(k.pin_error_count)
-        .boolean(k.enable_pin_caching)
-        .byte(k.biometric.into());
-    w.byte(k.export_protection.into())
-        .byte(k.delete_protection.into())
-        .byte(k.app_usage.into());
+        .boolean(k.protection.enable_pin_caching)
+        .byte(k.protection.biometric.into());
+    w.byte(k.protection.export_protection.into())
+        .byte(k.protection.delete_protection.into())
+        .byte(k.protection.app_usage.into());
     w.blob(k.friendly_name.as_bytes())
         .blob(&k.public_key)
         .blob(k.private_key.expose());
@@ -503,11 +525,13 @@ fn decode_key(r: &mut Reader<'_>) -> Result<KeyEntry, DecodeError> {
     let device_pin = r.boolean()?;
     let pin_value = Secret::new(r.blob()?);
     let pin_error_count = r.short()?;
-    let enable_pin_caching = r.boolean()?;
-    let biometric = get_enum(r)?;
-    let export_protection = get_enum(r)?;
-    let delete_protection = get_enum(r)?;
-    let app_usage = get_enum(r)?;
+    let protection = KeyProtection {
+        enable_pin_caching: r.boolean()?,
+        biometric: get_enum(r)?,
+        export_protection: get_enum(r)?,
+        delete_protection: get_enum(r)?,
+        app_usage: get_enum(r)?,
+    };
     let friendly_name = get_string(r)?;
     let public_key = r.blob()?;
     let private_key = Secret::new(r.blob()?);
@@ -541,11 +565,7 @@ fn decode_key(r: &mut Reader<'_>) -> Result<KeyEntry, DecodeError> {
         device_pin,
         pin_value,
         pin_error_count,
-        enable_pin_caching,
-        biometric,
-        export_protection,
-        delete_protection,
-        app_usage,
+        protection,
         friendly_name,
         public_key,
         private_key,

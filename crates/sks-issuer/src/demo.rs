@@ -194,13 +194,13 @@ pub fn run(sks: &mut impl SksApi) -> Result<DemoReport, DemoError> {
     let mut k1 = KeyEntrySpec::new("Key.1");
     k1.pin_policy = Some((pin.pin_policy_handle, "PIN.1".into(), true));
     k1.pin_value = DEMO_PIN.as_bytes().to_vec();
-    k1.app_usage = AppUsage::Signature;
+    k1.protection.app_usage = AppUsage::Signature;
     k1.friendly_name = "Demo signing key".into();
     k1.endorsed = vec![ALG_ECDSA_SHA256.to_owned()];
     let key1 = create_key(sks, &mut iss, &k1)?;
 
     let mut k2 = KeyEntrySpec::new("Key.2");
-    k2.app_usage = AppUsage::Authentication;
+    k2.protection.app_usage = AppUsage::Authentication;
     k2.friendly_name = "Demo HOTP".into();
     k2.endorsed = vec![ALG_HMAC_SHA1.to_owned()];
     let key2 = create_key(sks, &mut iss, &k2)?;
@@ -287,7 +287,7 @@ pub fn run(sks: &mut impl SksApi) -> Result<DemoReport, DemoError> {
     // Session 2: postUpdateKey replaces Key.1 and inherits its PIN protection.
     let (mut iss2, _) = open_session(sks, &identity, "S2.demo", &device_cert)?;
     let mut k3 = KeyEntrySpec::new("Key.1b");
-    k3.app_usage = AppUsage::Signature;
+    k3.protection.app_usage = AppUsage::Signature;
     k3.friendly_name = "Demo signing key (renewed)".into();
     let key3 = create_key(sks, &mut iss2, &k3)?;
     let ee3 = certify_key(

@@ -1,6 +1,7 @@
 //! Issuer-side parameters of createKeyEntry (a PIN policy is `sks_core::pin::PinPolicy`).
 
 use sks_core::consts::*;
+use sks_core::model::KeyProtection;
 
 /// Parameters of a key entry (createKeyEntry).
 #[derive(Debug, Clone)]
@@ -17,16 +18,8 @@ pub struct KeyEntrySpec {
     pub pin_value: Vec<u8>,
     /// DevicePINProtection.
     pub device_pin: bool,
-    /// EnablePINCaching.
-    pub enable_pin_caching: bool,
-    /// BiometricProtection.
-    pub biometric: BiometricProtection,
-    /// ExportProtection.
-    pub export_protection: Protection,
-    /// DeleteProtection.
-    pub delete_protection: Protection,
-    /// AppUsage.
-    pub app_usage: AppUsage,
+    /// Caching, biometric, export and delete protection, AppUsage.
+    pub protection: KeyProtection,
     /// FriendlyName.
     pub friendly_name: String,
     /// ServerSeed.
@@ -45,11 +38,7 @@ impl KeyEntrySpec {
             pin_policy: None,
             pin_value: Vec::new(),
             device_pin: false,
-            enable_pin_caching: false,
-            biometric: BiometricProtection::None,
-            export_protection: Protection::None,
-            delete_protection: Protection::None,
-            app_usage: AppUsage::Universal,
+            protection: KeyProtection::default(),
             friendly_name: String::new(),
             server_seed: Vec::new(),
             endorsed: Vec::new(),

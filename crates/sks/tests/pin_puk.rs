@@ -149,7 +149,7 @@ fn grouping_run(grouping_value: Grouping, keys: &[(AppUsage, &str)]) -> usize {
         let mut k = KeyEntrySpec::new(&format!("Key.{i}"));
         k.pin_policy = Some((ph, "PIN.1".into(), true));
         k.pin_value = pin.as_bytes().to_vec();
-        k.app_usage = *usage;
+        k.protection.app_usage = *usage;
         if s.create_key_entry(iss.key_entry(&k).unwrap()).is_err() {
             return i;
         }
@@ -437,7 +437,7 @@ fn shared_pin_changes_and_errors_propagate_to_all_keys() {
         let mut spec = KeyEntrySpec::new(&format!("Key.{i}"));
         spec.pin_policy = Some((ph, "PIN.1".into(), true));
         spec.pin_value = b"1234".to_vec();
-        spec.app_usage = usage;
+        spec.protection.app_usage = usage;
         handles.push(key(&mut s, &mut iss, &spec).handle);
     }
     close(&mut s, &mut iss).unwrap();
@@ -500,7 +500,7 @@ fn enable_pin_caching_requires_trusted_gui() {
         let mut k = KeyEntrySpec::new("Key.1");
         k.pin_policy = Some((ph, "PIN.1".into(), true));
         k.pin_value = b"1234".to_vec();
-        k.enable_pin_caching = true;
+        k.protection.enable_pin_caching = true;
         assert_eq!(s.create_key_entry(iss.key_entry(&k).unwrap()).is_ok(), ok);
     }
 }
@@ -518,7 +518,7 @@ fn biometric_protection_rules_when_supported() {
         let mut iss = id.session("https://issuer.example.com/x", "S1");
         open(&mut s, &mut iss);
         let mut k = KeyEntrySpec::new("Key.1");
-        k.biometric = bio;
+        k.protection.biometric = bio;
         if with_pin {
             let ph = s
                 .create_pin_policy(iss.pin_policy(&PinPolicy::new("PIN.1"), None).unwrap())

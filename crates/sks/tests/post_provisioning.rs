@@ -170,7 +170,7 @@ fn post_update_key_rules() {
     let mut iss = ident.session("https://issuer.example.com/x", "S2");
     open(&mut s, &mut iss);
     let mut spec = KeyEntrySpec::new("New");
-    spec.app_usage = AppUsage::Signature;
+    spec.protection.app_usage = AppUsage::Signature;
     let new = key(&mut s, &mut iss, &spec);
     let r = s.post_update_key(
         iss.post_update_key(new.handle, &new.ee, target.handle, &target.ee)

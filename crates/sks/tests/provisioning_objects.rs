@@ -158,14 +158,23 @@ fn create_key_entry_rejects_bad_algorithms_and_parameters() {
             ErrorCode::Option,
         ),
         (|k| k.server_seed = vec![0; 33], ErrorCode::Option),
-        (|k| k.export_protection = Protection::Pin, ErrorCode::Option),
-        (|k| k.delete_protection = Protection::Puk, ErrorCode::Option),
-        (|k| k.device_pin = true, ErrorCode::Option),
         (
-            |k| k.biometric = BiometricProtection::Alternative,
+            |k| k.protection.export_protection = Protection::Pin,
             ErrorCode::Option,
         ),
-        (|k| k.enable_pin_caching = true, ErrorCode::Option),
+        (
+            |k| k.protection.delete_protection = Protection::Puk,
+            ErrorCode::Option,
+        ),
+        (|k| k.device_pin = true, ErrorCode::Option),
+        (
+            |k| k.protection.biometric = BiometricProtection::Alternative,
+            ErrorCode::Option,
+        ),
+        (
+            |k| k.protection.enable_pin_caching = true,
+            ErrorCode::Option,
+        ),
         (|k| k.friendly_name = "x".repeat(129), ErrorCode::Option),
     ];
     for (edit, expected) in cases {
@@ -595,7 +604,7 @@ fn import_private_key_replaces_generated_key() {
     .unwrap();
     let spki = issued.public_key().to_spki().unwrap();
     let mut k = KeyEntrySpec::new("K");
-    k.export_protection = Protection::None;
+    k.protection.export_protection = Protection::None;
     let out = s.create_key_entry(iss.key_entry(&k).unwrap()).unwrap();
     let ee = iss.certify("imported", &spki).unwrap();
     s.set_certificate_path(

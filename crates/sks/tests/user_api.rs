@@ -267,8 +267,8 @@ fn protected_key(
     let mut spec = KeyEntrySpec::new("Key.1");
     spec.pin_policy = Some((ph, "PIN.1".into(), true));
     spec.pin_value = b"1234".to_vec();
-    spec.export_protection = export;
-    spec.delete_protection = delete;
+    spec.protection.export_protection = export;
+    spec.protection.delete_protection = delete;
     let k = key(&mut s, &mut iss, &spec);
     close(&mut s, &mut iss).unwrap();
     (s, k)
@@ -379,7 +379,7 @@ fn user_api_refuses_keys_of_open_sessions() {
 fn get_key_attributes_reports_provisioned_values() {
     let mut spec = KeyEntrySpec::new("EC");
     spec.friendly_name = "My key".into();
-    spec.app_usage = AppUsage::Encryption;
+    spec.protection.app_usage = AppUsage::Encryption;
     spec.endorsed = vec![ALG_ECDSA_SHA256.into(), ALG_ECDH_RAW.into()];
     let (mut s, k) = one_key(spec);
     let a = s

@@ -22,7 +22,11 @@ impl Core {
             .filter(|o| {
                 o.handle == kh
                     || (o.pin_policy == p.handle
-                        && same_pin_group(p.policy.grouping, k.app_usage, o.app_usage))
+                        && same_pin_group(
+                            p.policy.grouping,
+                            k.protection.app_usage,
+                            o.protection.app_usage,
+                        ))
             })
             .map(|o| o.handle)
             .collect()
@@ -44,7 +48,7 @@ impl Core {
             .get(&kh)
             .ok_or_else(|| err(ErrorCode::NoKey, "Key not found"))?;
         if matches!(
-            k.biometric,
+            k.protection.biometric,
             BiometricProtection::Combined | BiometricProtection::Exclusive
         ) {
             // No biometric sensor: the biometric factor can never be presented.

@@ -7,7 +7,7 @@ use crate::consts::*;
 use crate::crypto::keys::{KeySpec, PrivateKey, PublicKey};
 use crate::error::{err, ErrorCode, SksError, SksResult};
 use crate::layout::{self, PinReference};
-use crate::model::{KeyEntry, PinPolicyEntry};
+use crate::model::{KeyEntry, KeyProtection, PinPolicyEntry};
 use crate::pin;
 
 fn option(msg: impl Into<String>) -> SksError {
@@ -210,7 +210,7 @@ impl Core {
                 .keys
                 .values()
                 .filter(|k| k.pin_policy == p.handle)
-                .map(|k| (k.app_usage, k.pin_value.expose()))
+                .map(|k| (k.protection.app_usage, k.pin_value.expose()))
                 .collect();
             pin::check_grouping(p.policy.grouping, app_usage, pin_value.expose(), others)
                 .map_err(|e| option(e.to_string()))?;
@@ -241,11 +241,13 @@ impl Core {
                 device_pin: false,
                 pin_value,
                 pin_error_count: 0,
-                enable_pin_caching: a.enable_pin_caching,
-                biometric,
-                export_protection,
-                delete_protection,
-                app_usage,
+                protection: KeyProtection {
+                    enable_pin_caching: a.enable_pin_caching,
+                    biometric,
+                    export_protection,
+                    delete_protection,
+                    app_usage,
+                },
                 friendly_name: a.friendly_name,
                 public_key: public_key.clone(),
                 private_key: pkcs8,

@@ -161,7 +161,7 @@ impl Core {
             let (new_usage, new_pin, new_dev, new_ee) = {
                 let k = c.key_mut(new_key)?;
                 (
-                    k.app_usage,
+                    k.protection.app_usage,
                     k.pin_policy,
                     k.device_pin,
                     k.ee_certificate().map(<[u8]>::to_vec),
@@ -172,7 +172,7 @@ impl Core {
             }
             let (t_usage, t_pin) = {
                 let t = c.key_mut(target)?;
-                (t.app_usage, t.pin_policy)
+                (t.protection.app_usage, t.pin_policy)
             };
             if method == PostOperation::UpdateKey && new_usage != t_usage {
                 return Err(option("Updated keys must have the same \"AppUsage\""));

@@ -27,7 +27,7 @@ impl Core {
                 None => 0,
             },
             certificate_path: List8(k.certificate_path.clone()),
-            app_usage: k.app_usage.into(),
+            app_usage: k.protection.app_usage.into(),
             friendly_name: k.friendly_name.clone(),
             endorsed_algorithms: List8(k.endorsed.clone()),
             extension_types: List16(k.extensions.iter().map(|e| e.type_uri.clone()).collect()),
@@ -41,10 +41,10 @@ impl Core {
     ) -> SksResult<resp::GetKeyProtectionInfo> {
         let k = self.closed_key(a.key_handle)?;
         let mut out = resp::GetKeyProtectionInfo {
-            enable_pin_caching: k.enable_pin_caching,
-            biometric_protection: k.biometric.into(),
-            export_protection: k.export_protection.into(),
-            delete_protection: k.delete_protection.into(),
+            enable_pin_caching: k.protection.enable_pin_caching,
+            biometric_protection: k.protection.biometric.into(),
+            export_protection: k.protection.export_protection.into(),
+            delete_protection: k.protection.delete_protection.into(),
             key_backup: k.key_backup,
             ..Default::default()
         };
@@ -131,7 +131,7 @@ impl Core {
 
     /// deleteKey \[80\].
     pub(crate) fn delete_key(&mut self, a: req::DeleteKey) -> SksResult<resp::DeleteKey> {
-        let protection = self.closed_key(a.key_handle)?.delete_protection;
+        let protection = self.closed_key(a.key_handle)?.protection.delete_protection;
         self.verify_protection(a.key_handle, protection, &a.authorization)?;
         self.remove_key(a.key_handle);
         Ok(resp::DeleteKey {})
@@ -139,7 +139,7 @@ impl Core {
 
     /// exportKey \[81\]: PKCS#8 for private keys, raw bytes for symmetric keys; sets KeyBackup LOCAL.
     pub(crate) fn export_key(&mut self, a: req::ExportKey) -> SksResult<resp::ExportKey> {
-        let protection = self.closed_key(a.key_handle)?.export_protection;
+        let protection = self.closed_key(a.key_handle)?.protection.export_protection;
         self.verify_protection(a.key_handle, protection, &a.authorization)?;
         let k = self.key_mut(a.key_handle)?;
         k.key_backup |= key_backup::LOCAL;
@@ -180,7 +180,7 @@ impl Core {
         pin::check_pin(&policy.policy, new_pin.expose())
             .map_err(|e| err(ErrorCode::Option, e.to_string()))?;
         let set = self.pin_sync_set(kh);
-        let usage = self.closed_key(kh)?.app_usage;
+        let usage = self.closed_key(kh)?.protection.app_usage;
         // changePIN/setPIN rule: only keys already holding the new PIN take part (§8.4).
         let others: Vec<(AppUsage, &[u8])> = self
             .state
@@ -188,7 +188,7 @@ impl Core {
             .values()
             .filter(|k| k.pin_policy == policy.handle && !set.contains(&k.handle))
             .filter(|k| k.pin_value.ct_eq(new_pin.expose()))
-            .map(|k| (k.app_usage, k.pin_value.expose()))
+            .map(|k| (k.protection.app_usage, k.pin_value.expose()))
             .collect();
         pin::check_grouping(policy.policy.grouping, usage, new_pin.expose(), others)
             .map_err(|e| err(ErrorCode::Option, e.to_string()))?;
