@@ -185,55 +185,39 @@ pub trait WireType: Sized {
     fn get(r: &mut Reader<'_>) -> Result<Self, DecodeError>;
 }
 
-impl WireType for u8 {
-    fn put(&self, w: &mut Writer) {
-        w.byte(*self);
-    }
-    fn get(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        r.byte()
-    }
+/// `WireType` for a type that `Writer::$put` writes and `Reader::$get` reads as is; `copy`
+/// types are passed by value, `ref` types by reference.
+macro_rules! direct_wire_type {
+    (@put copy, $w:ident, $put:ident, $v:ident) => { $w.$put(*$v) };
+    (@put ref, $w:ident, $put:ident, $v:ident) => { $w.$put($v) };
+    ($($(#[$doc:meta])* $how:ident $ty:ty => $put:ident, $get:ident;)*) => {
+        $(
+            $(#[$doc])*
+            impl WireType for $ty {
+                fn put(&self, w: &mut Writer) {
+                    direct_wire_type!(@put $how, w, $put, self);
+                }
+                fn get(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+                    r.$get()
+                }
+            }
+        )*
+    };
 }
-impl WireType for bool {
-    fn put(&self, w: &mut Writer) {
-        w.boolean(*self);
-    }
-    fn get(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        r.boolean()
-    }
-}
-impl WireType for u16 {
-    fn put(&self, w: &mut Writer) {
-        w.short(*self);
-    }
-    fn get(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        r.short()
-    }
-}
-impl WireType for u32 {
-    fn put(&self, w: &mut Writer) {
-        w.int(*self);
-    }
-    fn get(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        r.int()
-    }
-}
-/// `byte[]`.
-impl WireType for Vec<u8> {
-    fn put(&self, w: &mut Writer) {
-        w.array(self);
-    }
-    fn get(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        r.array()
-    }
-}
-/// `string`, `uri`, `id`.
-impl WireType for String {
-    fn put(&self, w: &mut Writer) {
-        w.string(self);
-    }
-    fn get(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        r.string()
-    }
+
+direct_wire_type! {
+    /// `byte`.
+    copy u8 => byte, byte;
+    /// `bool`.
+    copy bool => boolean, boolean;
+    /// `short`.
+    copy u16 => short, short;
+    /// `int`.
+    copy u32 => int, int;
+    /// `byte[]`.
+    ref Vec<u8> => array, array;
+    /// `string`, `uri`, `id`.
+    ref String => string, string;
 }
 
 /// A `blob` (4-byte length prefix).

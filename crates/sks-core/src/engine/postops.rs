@@ -26,6 +26,18 @@ struct PostCall<'a> {
     mac: &'a [u8],
 }
 
+/// The [`PostCall`] of a post-provisioning request (all four name the fields alike).
+macro_rules! post_call {
+    ($method:expr, $a:ident) => {
+        PostCall {
+            method: $method,
+            target: $a.target_key_handle,
+            authorization: &$a.authorization,
+            mac: &$a.mac,
+        }
+    };
+}
+
 impl Core {
     /// `getTargetKey` (byte layouts §8.6): exists, closed, owner session has a KeyManagementKey.
     pub(crate) fn target_key(&self, target: u32) -> SksResult<u32> {
@@ -203,12 +215,7 @@ impl Core {
         &mut self,
         a: req::PostDeleteKey,
     ) -> SksResult<resp::PostDeleteKey> {
-        let call = PostCall {
-            method: PostOperation::DeleteKey,
-            target: a.target_key_handle,
-            authorization: &a.authorization,
-            mac: &a.mac,
-        };
+        let call = post_call!(PostOperation::DeleteKey, a);
         self.delete_or_unlock(a.provisioning_handle, call, layout::post_delete_key(&a))?;
         Ok(resp::PostDeleteKey {})
     }
@@ -218,12 +225,7 @@ impl Core {
         &mut self,
         a: req::PostUnlockKey,
     ) -> SksResult<resp::PostUnlockKey> {
-        let call = PostCall {
-            method: PostOperation::UnlockKey,
-            target: a.target_key_handle,
-            authorization: &a.authorization,
-            mac: &a.mac,
-        };
+        let call = post_call!(PostOperation::UnlockKey, a);
         self.delete_or_unlock(a.provisioning_handle, call, layout::post_unlock_key(&a))?;
         Ok(resp::PostUnlockKey {})
     }
@@ -233,12 +235,7 @@ impl Core {
         &mut self,
         a: req::PostUpdateKey,
     ) -> SksResult<resp::PostUpdateKey> {
-        let call = PostCall {
-            method: PostOperation::UpdateKey,
-            target: a.target_key_handle,
-            authorization: &a.authorization,
-            mac: &a.mac,
-        };
+        let call = post_call!(PostOperation::UpdateKey, a);
         self.update_or_clone(a.key_handle, call, |ee| layout::post_update_key(&a, ee))?;
         Ok(resp::PostUpdateKey {})
     }
@@ -248,12 +245,7 @@ impl Core {
         &mut self,
         a: req::PostCloneKeyProtection,
     ) -> SksResult<resp::PostCloneKeyProtection> {
-        let call = PostCall {
-            method: PostOperation::CloneKeyProtection,
-            target: a.target_key_handle,
-            authorization: &a.authorization,
-            mac: &a.mac,
-        };
+        let call = post_call!(PostOperation::CloneKeyProtection, a);
         self.update_or_clone(a.key_handle, call, |ee| {
             layout::post_clone_key_protection(&a, ee)
         })?;
