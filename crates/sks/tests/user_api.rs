@@ -436,28 +436,31 @@ fn rsa_2048_generation_and_signature() {
 #[test]
 fn ecdsa_none_signs_data_of_any_length() {
     use p256::ecdsa::signature::hazmat::PrehashVerifier;
+    fn sign_none(s: &mut impl SksApi, key_handle: u32, data: &[u8]) -> Vec<u8> {
+        s.sign_hashed_data(req::SignHashedData {
+            key_handle,
+            algorithm: ALG_ECDSA_NONE.into(),
+            parameters: vec![],
+            authorization: Secret::default(),
+            data: data.to_vec(),
+        })
+        .unwrap_or_else(|e| panic!("{} bytes: {e}", data.len()))
+        .result
+    }
+    fn left_padded(data: &[u8], field_len: usize) -> Vec<u8> {
+        let mut e = vec![0u8; field_len.saturating_sub(data.len())];
+        e.extend_from_slice(data);
+        e
+    }
     let (mut s, k) = one_key(KeyEntrySpec::new("EC"));
     let PublicKey::P256(pk) = PublicKey::from_spki(&k.public_key).unwrap() else {
         panic!()
     };
     for len in [0usize, 1, 8, 15, 16, 32, 40] {
         let data: Vec<u8> = (1..=len).map(|i| i as u8).collect();
-        let r = s
-            .sign_hashed_data(req::SignHashedData {
-                key_handle: k.handle,
-                algorithm: ALG_ECDSA_NONE.into(),
-                parameters: vec![],
-                authorization: Secret::default(),
-                data: data.clone(),
-            })
-            .unwrap_or_else(|e| panic!("{len} bytes: {e}"));
-        let sig = p256::ecdsa::Signature::from_der(&r.result).unwrap();
-        let mut e = data.clone();
-        if e.len() < 32 {
-            e.splice(0..0, std::iter::repeat_n(0, 32 - data.len()));
-        }
+        let sig = p256::ecdsa::Signature::from_der(&sign_none(&mut s, k.handle, &data)).unwrap();
         p256::ecdsa::VerifyingKey::from(&pk)
-            .verify_prehash(&e, &sig)
+            .verify_prehash(&left_padded(&data, 32), &sig)
             .unwrap_or_else(|err| panic!("{len} bytes: {err}"));
     }
     let mut spec = KeyEntrySpec::new("EC384");
@@ -467,19 +470,8 @@ fn ecdsa_none_signs_data_of_any_length() {
         panic!()
     };
     let data = vec![0xA5; 20];
-    let r = s
-        .sign_hashed_data(req::SignHashedData {
-            key_handle: k.handle,
-            algorithm: ALG_ECDSA_NONE.into(),
-            parameters: vec![],
-            authorization: Secret::default(),
-            data: data.clone(),
-        })
-        .unwrap();
-    let sig = p384::ecdsa::Signature::from_der(&r.result).unwrap();
-    let mut e = vec![0u8; 28];
-    e.extend_from_slice(&data);
+    let sig = p384::ecdsa::Signature::from_der(&sign_none(&mut s, k.handle, &data)).unwrap();
     p384::ecdsa::VerifyingKey::from(&pk)
-        .verify_prehash(&e, &sig)
+        .verify_prehash(&left_padded(&data, 48), &sig)
         .unwrap();
 }
