@@ -1,10 +1,11 @@
 //! Timing of the Appendix B session (P-256) and of signHashedData, in memory and on SQLite.
 //! Run: `cargo run -p sks --example timing` (add `--release` for optimized numbers).
 
-use sks::api::{req, SksApi};
-use sks::codec::Secret;
-use sks::consts::ALG_ECDSA_SHA256;
-use sks::{Config, MemoryStorage, Sks, SqliteStorage};
+use sks_core::api::{req, SksApi};
+use sks_core::consts::ALG_ECDSA_SHA256;
+use sks_core::secret::Secret;
+use sks_core::{Config, MemoryStorage, Sks};
+use sks_sqlite::SqliteStorage;
 
 // `Core` is the sans-IO engine; `Sks` adds the per-call persistence diff.
 use std::time::{Duration, Instant};
@@ -18,7 +19,7 @@ fn run(label: &str, sks: &mut impl SksApi, sessions: usize, signs: usize) -> any
     let mut session_times = Vec::new();
     let mut key = 0;
     for _ in 0..sessions {
-        let rep = sks::demo::run(sks)?;
+        let rep = sks_issuer::demo::run(sks)?;
         session_times.push(rep.session_time);
         key = rep.signing_key;
     }
@@ -29,7 +30,7 @@ fn run(label: &str, sks: &mut impl SksApi, sessions: usize, signs: usize) -> any
             key_handle: key,
             algorithm: ALG_ECDSA_SHA256.into(),
             parameters: vec![],
-            authorization: Secret::from(sks::demo::DEMO_PIN),
+            authorization: Secret::from(sks_issuer::demo::DEMO_PIN),
             data: vec![1; 32],
         })?;
         sign_times.push(t.elapsed());
@@ -43,8 +44,9 @@ fn run(label: &str, sks: &mut impl SksApi, sessions: usize, signs: usize) -> any
 }
 
 fn main() -> anyhow::Result<()> {
-    let device = sks::device::DeviceIdentity::generate("timing")?;
-    let mut core = sks::Core::new(sks::model::State::default(), device, Config::default());
+    let device = sks_core::device::DeviceIdentity::generate("timing")?;
+    let mut core =
+        sks_core::Core::new(sks_core::model::State::default(), device, Config::default());
     run("core (no persistence)", &mut core, 20, 500)?;
     let mut mem = Sks::initialize(MemoryStorage::new(), Config::default())?;
     run("memory", &mut mem, 20, 500)?;

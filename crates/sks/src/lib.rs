@@ -1,140 +1,16 @@
-//! # sks — a software Secure Key Store (SKS API 1.00)
-//!
-//! Implements the SKS "API and Architecture" (seed 003) as a software SKS
-//! (DeviceType `LOCATION_EMBEDDED | TYPE_SOFTWARE`), using the byte layouts of
-//! `SKS-1.00-byte-layouts.md` where the spec text lost them.
-//!
-//! ## Data flow
+//! # sks — the `sks` command and the SKS wire protocol over TCP
 //!
 //! ```text
-//!  issuer (sks::issuer)                         SKS (this crate)
-//!  ───────────────────                          ─────────────────────────────────────────
-//!  ephemeral P-256 key ── createProvisioningSession ──▶ ECDH + HMAC KDF ─▶ SessionKey
-//!  verify attestation  ◀── ClientEphemeralKey, Attestation (device key or PEP HMAC)
-//!  MAC(counter n), Encrypt ── createPUKPolicy/PINPolicy/KeyEntry ... ──▶ verify MAC, decrypt
-//!  CA: certify public key ── setCertificatePath/import/addExtension ──▶ key entry
-//!  KMK signature (TKR)  ── post{Delete,Unlock,Update,Clone} ──▶ queued
-//!  MAC                   ── closeProvisioningSession ──▶ checks ─▶ commit ─▶ attestation
-//!
-//!  bytes ─▶ api::Request::decode ─▶ engine::Core (sans-IO, in-memory State)
-//!        ◀─ api::Response::encode ◀┘        │ diff of records after every call
-//!                                           ▼
-//!                       storage::Storage::apply(one atomic batch) (memory | SQLite)
-//!  net: 4-byte big-endian length-prefixed frames over TCP (loopback) carry the same bytes.
+//!  TcpClient ──[4-byte length][request]──▶ serve ─▶ sks_core::wire::handle_frame ─▶ Sks<SqliteStorage>
+//!            ◀─[4-byte length][response]──┘
 //! ```
 //!
-//! ## Method IDs (§7.4)
-//!
-//! | ID | method | ID | method |
-//! |---|---|---|---|
-//! | 1 | getDeviceInfo | 53 | postCloneKeyProtection |
-//! | 2 | createProvisioningSession | 70 | enumerateKeys |
-//! | 3 | closeProvisioningSession | 71 | getKeyAttributes |
-//! | 4 | enumerateProvisioningSessions | 72 | getKeyProtectionInfo |
-//! | 5 | abortProvisioningSession | 73 | getExtension |
-//! | 6 | signProvisioningSessionData | 74 | setProperty |
-//! | 7 | createPUKPolicy | 80 | deleteKey |
-//! | 8 | createPINPolicy | 81 | exportKey |
-//! | 9 | createKeyEntry | 82 | unlockKey |
-//! | 10 | getKeyHandle | 83 | changePIN |
-//! | 11 | setCertificatePath | 84 | setPIN |
-//! | 12 | importSymmetricKey | 90 | updateFirmware |
-//! | 13 | importPrivateKey | 100 | signHashedData |
-//! | 14 | addExtension | 101 | asymmetricKeyDecrypt |
-//! | 50 | postDeleteKey | 102 | keyAgreement |
-//! | 51 | postUnlockKey | 103 | performHMAC |
-//! | 52 | postUpdateKey | 104 | symmetricKeyEncrypt |
-//!
-//! ## Spec gaps and the choices made
-//!
-//! Items marked UNDETERMINED in the byte-layout supplement take its PROPOSAL unless noted.
-//!
-//! - **createKeyEntry MAC** (§10 item 15): `KeyAlgorithm:uri || KeyParameters:byte[]` sit where
-//!   the 2012 code had KeySpecifier. `.exp` URIs need 1-8 byte odd exponents ≥ 3 (else
-//!   ERROR_OPTION); other URIs need empty KeyParameters; unknown KeyAlgorithm → ERROR_ALGORITHM.
-//! - **Generic error code** (item 16): session-aborting checks use ERROR_OPTION; parameter
-//!   errors of createProvisioningSession use ERROR_OPTION, an unknown Algorithm ERROR_ALGORITHM.
-//! - **Decryption failures** (item 17) abort the session with ERROR_CRYPTO.
-//! - **Zero-length = absent** on the wire (item 18) for ServerSeed, KeyManagementKey,
-//!   KeyParameters, PINValue, Parameters, FriendlyName, Qualifier, Authorization. An empty
-//!   Authorization for a PIN-protected key counts as a wrong PIN. A non-empty Authorization for
-//!   a key without PIN is rejected with ERROR_AUTHORIZATION (not counted).
-//! - **SessionKeyLimit / RetryLimit ≥ 0x8000** (item 19): unsigned.
-//! - **SessionLifeTime** (item 20): *enforced* — deviation from the proposal, because the issue
-//!   asks for session expiry. An open session whose SKS-clock age exceeds SessionLifeTime is
-//!   aborted at the start of the next call (any method); later calls see ERROR_NO_SESSION.
-//!   ClientTime is stored and attested only (the SKS clock is used, not the client's).
-//! - **Device PIN / biometrics** (item 21): getDeviceInfo reports DevicePINSupport = false, so
-//!   DevicePINProtection = true aborts createKeyEntry (ERROR_OPTION). BiometricSupport is false
-//!   by default (same rule); [`Config::biometric_support`] enables the policy checks for tests, but
-//!   there is no sensor: `alternative` keys use the PIN, `combined`/`exclusive` keys cannot be
-//!   authorized (ERROR_AUTHORIZATION).
-//! - **Empty user-defined PIN** (item 23): ERROR_OPTION ("PIN length error").
-//! - **Sequence on 1-octet PINs** (item 24): not a sequence.
-//! - **changePIN/setPIN without a local PIN policy** (item 25): ERROR_NOT_ALLOWED.
-//! - **Public key canonicalisation** (item 26): only SPKI encodings that re-encode identically
-//!   are accepted (P-256/P-384 uncompressed named curve, RSA with NULL parameters).
-//! - **EndorsedAlgorithm URIs** (item 27): only operation algorithms and `…#algorithm.none`.
-//! - **Length bounds** (item 28): FriendlyName ≤ 128 characters, Nonce 1-32, PathLength ≥ 1,
-//!   decrypted symmetric key 1-128 octets; violations abort with ERROR_OPTION.
-//! - **MAC before decryption** (item 30) in every method.
-//! - **ServerSeed**: accepted (0-32 bytes) and MACed, but keys come from the OS RNG only; that
-//!   cannot reduce entropy, which is the spec's only requirement.
-//! - **ClientSessionID**: `C` + 31 random characters of `[A-Za-z0-9_-]`.
-//! - **byte\[32\] values on the wire** (MAC, Attestation) carry the normal 2-byte length prefix;
-//!   a MAC of any other length fails with ERROR_MAC.
-//! - **updateFirmware** returns ERROR_NOT_AVAILABLE (UpdateURL is empty).
-//! - **Curves**: P-256 for sessions and KeyManagementKeys; key entries may also be P-384
-//!   (`…#algorithm.ec.p384`, optional in §4.3); certificates may hold RSA-1024/2048, P-256, P-384.
-//! - **Closed sessions keep no SessionKey**: a session is `SessionState::Open(OpenState)` or
-//!   `Closed`; closing drops (and zeroizes) the SessionKey, MAC counter and SessionKeyLimit,
-//!   which nothing after close needs (Target Key References use the *current* session's key).
-//! - **Sealing**: the SQLite database stores secrets unencrypted (no CPU-resident master key,
-//!   §2.1 allows software containers); protect the file with OS permissions. One process owns a
-//!   database at a time (exclusive SQLite lock); other processes use `sks --connect`.
-//! - **Persistence cost**: after every call the engine re-serializes the in-memory database and
-//!   writes the changed records in one transaction. This is O(total records) per call — simple
-//!   and obviously atomic, fine for hundreds of keys, not tuned for thousands.
-//! - **PUK "no limit, delay"**: RetryLimit 0 sleeps [`Config::puk_delay`] (default 1 s) before
-//!   every PUK check and never locks.
-//! - **InputMethod, AppUsage, EnablePINCaching** are stored and reported (getKeyProtectionInfo,
-//!   getKeyAttributes); their enforcement belongs to cooperative middleware (§5.4, §5.8).
-//! - **Getters on keys of open sessions** (getKeyAttributes, getKeyProtectionInfo,
-//!   getExtension, setProperty) return ERROR_NO_KEY, like the rest of the User API.
+//! Each message is a 4-byte big-endian length followed by a request (`[method id][arguments]`)
+//! or a response (`[status][outputs]` / `[status≠0][error string]`). [`net::serve`] runs the
+//! sans-IO server step of `sks-core` on a loopback listener; [`net::TcpClient`] is its client.
+//! The binary (`sks init | serve | device-info | keys | key show | sign | change-pin | demo`)
+//! wires `sks-core`, `sks-sqlite` and, for `demo`, `sks-issuer` together. Nothing in this crate
+//! holds SKS logic: the engine, the codecs and the MAC layouts live in `sks-core`, and no other
+//! crate may depend on this one.
 
-pub mod api;
-pub mod codec;
-pub mod consts;
-pub mod crypto;
-pub mod demo;
-pub mod device;
-pub mod engine;
-pub mod error;
-pub mod issuer;
-pub mod model;
 pub mod net;
-pub mod pin;
-pub mod storage;
-pub mod x509;
-
-pub use api::{Request, Response, SksApi};
-pub use engine::{Config, Core, Sks};
-pub use error::{ErrorCode, SksError, SksResult};
-pub use storage::{MemoryStorage, SqliteStorage, Storage};
-
-#[cfg(test)]
-pub(crate) mod test_vectors {
-    use std::collections::HashMap;
-
-    /// Appendix A values from `tests/data/appendix_a.txt`.
-    pub fn appendix_a() -> HashMap<String, String> {
-        include_str!("../tests/data/appendix_a.txt")
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-            .filter_map(|l| {
-                l.split_once(' ')
-                    .map(|(a, b)| (a.to_owned(), b.trim().to_owned()))
-            })
-            .collect()
-    }
-}

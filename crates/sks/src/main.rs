@@ -11,11 +11,12 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use sks::api::{req, SksApi};
-use sks::codec::Secret;
-use sks::consts::ALG_ECDSA_SHA256;
 use sks::net::{bind_loopback, serve, TcpClient};
-use sks::{Config, MemoryStorage, Sks, SqliteStorage};
+use sks_core::api::{req, SksApi};
+use sks_core::consts::ALG_ECDSA_SHA256;
+use sks_core::secret::Secret;
+use sks_core::{Config, MemoryStorage, Sks};
+use sks_sqlite::SqliteStorage;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -112,7 +113,7 @@ fn client(cli: &Cli) -> Result<Box<dyn SksApi>> {
 /// Adapts a `dyn SksApi` to the typed `SksApi` functions (which need `Sized`).
 struct Dyn<'a>(&'a mut dyn SksApi);
 impl SksApi for Dyn<'_> {
-    fn call(&mut self, r: sks::Request) -> Result<sks::Response, sks::SksError> {
+    fn call(&mut self, r: sks_core::Request) -> Result<sks_core::Response, sks_core::SksError> {
         self.0.call(r)
     }
 }
@@ -167,7 +168,7 @@ fn main() -> Result<()> {
                     .certificate_path
                     .0
                     .first()
-                    .and_then(|c| sks::x509::certificate_subject(c).ok())
+                    .and_then(|c| sks_core::x509::certificate_subject(c).ok())
                     .unwrap_or_default();
                 let kind = if a.symmetric_key_length > 0 {
                     "symmetric"
@@ -255,7 +256,7 @@ fn main() -> Result<()> {
             } else {
                 Box::new(Sks::initialize(MemoryStorage::new(), Config::default())?)
             };
-            let rep = sks::demo::run(&mut Dyn(c.as_mut()))?;
+            let rep = sks_issuer::demo::run(&mut Dyn(c.as_mut()))?;
             for s in &rep.steps {
                 println!("- {s}");
             }
@@ -274,7 +275,8 @@ fn main() -> Result<()> {
 
 fn print_cert(label: &str, path: &[Vec<u8>]) {
     for (i, c) in path.iter().enumerate() {
-        let subject = sks::x509::certificate_subject(c).unwrap_or_else(|_| "<unparsable>".into());
+        let subject =
+            sks_core::x509::certificate_subject(c).unwrap_or_else(|_| "<unparsable>".into());
         println!("{label}[{i}]: {subject} ({} bytes)", c.len());
     }
 }

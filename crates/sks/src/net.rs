@@ -1,10 +1,9 @@
-//! The wire protocol over TCP: each message is a 4-byte big-endian length followed by a
-//! request (`[method id][arguments]`) or a response (`[status][outputs]` /
-//! `[status≠0][error string]`). [`handle_frame`] is the sans-IO server step; [`serve`] runs
-//! it on a loopback listener; [`TcpClient`] and [`WireLoopback`] are clients.
+//! Length-prefixed frames over TCP (loopback only): [`serve`] runs
+//! [`sks_core::wire::handle_frame`] for each connection, [`TcpClient`] is its client.
 
-use crate::api::{encode_result, Request, Response, SksApi};
-use crate::error::{ErrorCode, SksError};
+use sks_core::api::{Request, Response, SksApi};
+use sks_core::error::SksError;
+use sks_core::wire::{external, handle_frame};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -59,18 +58,6 @@ pub fn read_frame(r: &mut impl Read) -> Result<Option<Vec<u8>>, NetError> {
     Ok(Some(buf))
 }
 
-/// Server step: decodes a request, executes it, encodes the response. Never panics.
-pub fn handle_frame(sks: &mut impl SksApi, request: &[u8]) -> Vec<u8> {
-    let result = match Request::decode(request) {
-        Ok(req) => sks.call(req),
-        Err(e) => Err(SksError::new(
-            ErrorCode::External,
-            format!("Malformed request: {e}"),
-        )),
-    };
-    encode_result(&result)
-}
-
 /// Serves connections until the listener fails. Calls are serialized through one lock.
 pub fn serve<A: SksApi + Send + 'static>(listener: TcpListener, sks: A) -> Result<(), NetError> {
     let addr = listener.local_addr()?;
@@ -116,10 +103,6 @@ pub fn bind_loopback(addr: &str) -> Result<TcpListener, NetError> {
     Ok(listener)
 }
 
-fn external(e: impl std::fmt::Display) -> SksError {
-    SksError::new(ErrorCode::External, format!("Communication failure: {e}"))
-}
-
 /// A TCP client of `sks serve`.
 #[derive(Debug)]
 pub struct TcpClient {
@@ -142,22 +125,6 @@ impl SksApi for TcpClient {
         let reply = read_frame(&mut self.stream)
             .map_err(external)?
             .ok_or_else(|| external("connection closed"))?;
-        Response::decode(id, &reply).map_err(external)?
-    }
-}
-
-/// An in-process client that still passes every call through the byte encoding.
-#[derive(Debug)]
-pub struct WireLoopback<A: SksApi> {
-    /// The server side.
-    pub inner: A,
-}
-
-impl<A: SksApi> SksApi for WireLoopback<A> {
-    fn call(&mut self, request: Request) -> Result<Response, SksError> {
-        let id = request.method_id();
-        let bytes = request.encode();
-        let reply = handle_frame(&mut self.inner, &bytes);
         Response::decode(id, &reply).map_err(external)?
     }
 }

@@ -4,14 +4,15 @@
 
 mod common;
 
-use sks::api::SksApi;
-use sks::net::WireLoopback;
-use sks::{Sks, SqliteStorage};
+use sks_core::api::SksApi;
+use sks_core::wire::WireLoopback;
+use sks_core::Sks;
+use sks_sqlite::SqliteStorage;
 
 #[test]
 fn appendix_b_demo_in_memory() {
     let mut sks = common::memory_sks();
-    let rep = sks::demo::run(&mut sks).unwrap();
+    let rep = sks_issuer::demo::run(&mut sks).unwrap();
     assert_eq!(rep.steps.len(), 5);
     assert_eq!(common::keys(&mut sks), vec![rep.signing_key, rep.hotp_key]);
 }
@@ -21,7 +22,7 @@ fn appendix_b_demo_through_the_wire_codec() {
     let mut client = WireLoopback {
         inner: common::memory_sks(),
     };
-    sks::demo::run(&mut client).unwrap();
+    sks_issuer::demo::run(&mut client).unwrap();
 }
 
 #[test]
@@ -35,12 +36,14 @@ fn appendix_b_demo_on_sqlite_survives_restart() {
             common::config(clock.clone()),
         )
         .unwrap();
-        sks::demo::run(&mut sks).unwrap()
+        sks_issuer::demo::run(&mut sks).unwrap()
     };
     let mut sks = Sks::open(SqliteStorage::open(&path).unwrap(), common::config(clock)).unwrap();
     assert_eq!(common::keys(&mut sks), vec![rep.signing_key, rep.hotp_key]);
-    common::sign(&mut sks, rep.signing_key, sks::demo::DEMO_PIN).unwrap();
+    common::sign(&mut sks, rep.signing_key, sks_issuer::demo::DEMO_PIN).unwrap();
     let _ = sks
-        .call(sks::Request::GetDeviceInfo(sks::api::req::GetDeviceInfo {}))
+        .call(sks_core::Request::GetDeviceInfo(
+            sks_core::api::req::GetDeviceInfo {},
+        ))
         .unwrap();
 }

@@ -5,10 +5,10 @@
 mod common;
 
 use common::*;
-use sks::api::{req, SksApi};
-use sks::consts::*;
-use sks::issuer::{property_bag, Issuer, KeyEntrySpec};
-use sks::ErrorCode;
+use sks_core::api::{req, SksApi};
+use sks_core::consts::*;
+use sks_core::ErrorCode;
+use sks_issuer::{property_bag, Issuer, KeyEntrySpec};
 
 fn session(s: &mut impl SksApi) -> Issuer {
     let id = identity();
@@ -27,7 +27,7 @@ fn add_extension_rules_and_get_extension() {
             p.handle,
             &p.ee,
             "urn:ext:plain",
-            sub_type::EXTENSION,
+            u8::from(SubType::Extension),
             "",
             b"plain",
         )
@@ -39,7 +39,7 @@ fn add_extension_rules_and_get_extension() {
             p.handle,
             &p.ee,
             "urn:ext:enc",
-            sub_type::ENCRYPTED_EXTENSION,
+            u8::from(SubType::EncryptedExtension),
             "",
             b"secret ext",
         )
@@ -52,7 +52,7 @@ fn add_extension_rules_and_get_extension() {
             p.handle,
             &p.ee,
             "urn:ext:bag",
-            sub_type::PROPERTY_BAG,
+            u8::from(SubType::PropertyBag),
             "",
             &bag,
         )
@@ -64,7 +64,7 @@ fn add_extension_rules_and_get_extension() {
             p.handle,
             &p.ee,
             "urn:ext:logo",
-            sub_type::LOGOTYPE,
+            u8::from(SubType::Logotype),
             "image/png",
             b"PNG",
         )
@@ -89,7 +89,7 @@ fn add_extension_rules_and_get_extension() {
     let logo = get(&mut s, "urn:ext:logo").unwrap();
     assert_eq!(
         (logo.sub_type, logo.qualifier.as_str()),
-        (sub_type::LOGOTYPE, "image/png")
+        (u8::from(SubType::Logotype), "image/png")
     );
     assert!(get(&mut s, "urn:ext:none").is_err());
     let a = s
@@ -136,12 +136,17 @@ fn add_extension_violations_abort() {
     let cases: Vec<(&str, u8, &str, Vec<u8>)> = vec![
         ("urn:x", 4, "", vec![1]),
         ("", 0, "", vec![1]),
-        ("urn:x", sub_type::LOGOTYPE, "", vec![1]),
-        ("urn:x", sub_type::EXTENSION, "text/plain", vec![1]),
-        ("urn:x", sub_type::LOGOTYPE, &long_mime, vec![1]),
-        ("urn:x", sub_type::PROPERTY_BAG, "", vec![0, 0, 0, 0, 0]),
-        ("urn:x", sub_type::PROPERTY_BAG, "", vec![]),
-        ("urn:x", sub_type::EXTENSION, "", vec![0; 65537]),
+        ("urn:x", u8::from(SubType::Logotype), "", vec![1]),
+        ("urn:x", u8::from(SubType::Extension), "text/plain", vec![1]),
+        ("urn:x", u8::from(SubType::Logotype), &long_mime, vec![1]),
+        (
+            "urn:x",
+            u8::from(SubType::PropertyBag),
+            "",
+            vec![0, 0, 0, 0, 0],
+        ),
+        ("urn:x", u8::from(SubType::PropertyBag), "", vec![]),
+        ("urn:x", u8::from(SubType::Extension), "", vec![0; 65537]),
     ];
     for (t, st, q, data) in cases {
         let mut s = sks();

@@ -6,14 +6,14 @@
 mod common;
 
 use common::*;
-use sks::api::{req, SksApi};
-use sks::codec::Secret;
-use sks::consts::*;
-use sks::issuer::{KeyEntrySpec, PinPolicySpec};
-use sks::ErrorCode;
+use sks_core::api::{req, SksApi};
+use sks_core::consts::*;
+use sks_core::secret::Secret;
+use sks_core::ErrorCode;
+use sks_issuer::{KeyEntrySpec, PinPolicy};
 
-fn policy(fmt: u8, patterns: u8) -> PinPolicySpec {
-    let mut p = PinPolicySpec::new("PIN.1");
+fn policy(fmt: PinFormat, patterns: u8) -> PinPolicy {
+    let mut p = PinPolicy::new("PIN.1");
     p.format = fmt;
     p.patterns = patterns;
     p.min_length = 1;
@@ -22,13 +22,13 @@ fn policy(fmt: u8, patterns: u8) -> PinPolicySpec {
 }
 
 /// createKeyEntry with a user-defined PIN under `p`; Ok if the key was created.
-fn create_with_pin(p: PinPolicySpec, pin: &[u8]) -> bool {
+fn create_with_pin(p: PinPolicy, pin: &[u8]) -> bool {
     let mut s = sks();
     let id = identity();
     let mut iss = id.session("https://issuer.example.com/x", "S1");
     open(&mut s, &mut iss);
     let ph = s
-        .create_pin_policy(iss.pin_policy(&p).unwrap())
+        .create_pin_policy(iss.pin_policy(&p, None).unwrap())
         .unwrap()
         .pin_policy_handle;
     let mut k = KeyEntrySpec::new("Key.1");
@@ -49,23 +49,26 @@ fn create_with_pin(p: PinPolicySpec, pin: &[u8]) -> bool {
 
 #[test]
 fn pin_formats_at_create_key_entry() {
-    assert!(create_with_pin(policy(format::NUMERIC, 0), b"0123"));
-    assert!(!create_with_pin(policy(format::NUMERIC, 0), b"01A3"));
-    assert!(create_with_pin(policy(format::ALPHANUMERIC, 0), b"AZ09"));
-    assert!(!create_with_pin(policy(format::ALPHANUMERIC, 0), b"az09"));
+    assert!(create_with_pin(policy(PinFormat::Numeric, 0), b"0123"));
+    assert!(!create_with_pin(policy(PinFormat::Numeric, 0), b"01A3"));
+    assert!(create_with_pin(policy(PinFormat::Alphanumeric, 0), b"AZ09"));
+    assert!(!create_with_pin(
+        policy(PinFormat::Alphanumeric, 0),
+        b"az09"
+    ));
     assert!(create_with_pin(
-        policy(format::STRING, 0),
+        policy(PinFormat::String, 0),
         "ünï cödé".as_bytes()
     ));
-    assert!(create_with_pin(policy(format::BINARY, 0), &[0x00, 0xFF]));
-    let mut p = policy(format::NUMERIC, 0);
+    assert!(create_with_pin(policy(PinFormat::Binary, 0), &[0x00, 0xFF]));
+    let mut p = policy(PinFormat::Numeric, 0);
     p.min_length = 4;
     p.max_length = 6;
     assert!(!create_with_pin(p.clone(), b"123"));
     assert!(!create_with_pin(p.clone(), b"1234567"));
     assert!(create_with_pin(p, b"123456"));
     assert!(
-        !create_with_pin(policy(format::NUMERIC, 0), b""),
+        !create_with_pin(policy(PinFormat::Numeric, 0), b""),
         "empty user PIN"
     );
 }
@@ -73,80 +76,80 @@ fn pin_formats_at_create_key_entry() {
 #[test]
 fn pin_patterns_at_create_key_entry() {
     assert!(!create_with_pin(
-        policy(format::NUMERIC, pattern::TWO_IN_A_ROW),
+        policy(PinFormat::Numeric, pattern::TWO_IN_A_ROW),
         b"1124"
     ));
     assert!(create_with_pin(
-        policy(format::NUMERIC, pattern::TWO_IN_A_ROW),
+        policy(PinFormat::Numeric, pattern::TWO_IN_A_ROW),
         b"1214"
     ));
     assert!(!create_with_pin(
-        policy(format::NUMERIC, pattern::THREE_IN_A_ROW),
+        policy(PinFormat::Numeric, pattern::THREE_IN_A_ROW),
         b"1114"
     ));
     assert!(create_with_pin(
-        policy(format::NUMERIC, pattern::THREE_IN_A_ROW),
+        policy(PinFormat::Numeric, pattern::THREE_IN_A_ROW),
         b"1124"
     ));
     assert!(!create_with_pin(
-        policy(format::NUMERIC, pattern::SEQUENCE),
+        policy(PinFormat::Numeric, pattern::SEQUENCE),
         b"1234"
     ));
     assert!(!create_with_pin(
-        policy(format::NUMERIC, pattern::SEQUENCE),
+        policy(PinFormat::Numeric, pattern::SEQUENCE),
         b"9876"
     ));
     assert!(create_with_pin(
-        policy(format::NUMERIC, pattern::SEQUENCE),
+        policy(PinFormat::Numeric, pattern::SEQUENCE),
         b"1243"
     ));
     assert!(!create_with_pin(
-        policy(format::NUMERIC, pattern::REPEATED),
+        policy(PinFormat::Numeric, pattern::REPEATED),
         b"1213"
     ));
     assert!(create_with_pin(
-        policy(format::NUMERIC, pattern::REPEATED),
+        policy(PinFormat::Numeric, pattern::REPEATED),
         b"1293"
     ));
     assert!(!create_with_pin(
-        policy(format::ALPHANUMERIC, pattern::MISSING_GROUP),
+        policy(PinFormat::Alphanumeric, pattern::MISSING_GROUP),
         b"ABCD"
     ));
     assert!(create_with_pin(
-        policy(format::ALPHANUMERIC, pattern::MISSING_GROUP),
+        policy(PinFormat::Alphanumeric, pattern::MISSING_GROUP),
         b"AB12"
     ));
     assert!(!create_with_pin(
-        policy(format::STRING, pattern::MISSING_GROUP),
+        policy(PinFormat::String, pattern::MISSING_GROUP),
         b"AB12"
     ));
     assert!(create_with_pin(
-        policy(format::STRING, pattern::MISSING_GROUP),
+        policy(PinFormat::String, pattern::MISSING_GROUP),
         b"Ab1!"
     ));
     assert!(!create_with_pin(
-        policy(format::NUMERIC, pattern::SEQUENCE | pattern::REPEATED),
+        policy(PinFormat::Numeric, pattern::SEQUENCE | pattern::REPEATED),
         b"1231"
     ));
 }
 
 /// Creates keys with (AppUsage, PIN) under one policy with `grouping`; returns how many were created.
-fn grouping_run(grouping_value: u8, keys: &[(u8, &str)]) -> usize {
+fn grouping_run(grouping_value: Grouping, keys: &[(AppUsage, &str)]) -> usize {
     let mut s = sks();
     let id = identity();
     let mut iss = id.session("https://issuer.example.com/x", "S1");
     open(&mut s, &mut iss);
-    let mut p = policy(format::NUMERIC, 0);
+    let mut p = policy(PinFormat::Numeric, 0);
     p.grouping = grouping_value;
     let ph = s
-        .create_pin_policy(iss.pin_policy(&p).unwrap())
+        .create_pin_policy(iss.pin_policy(&p, None).unwrap())
         .unwrap()
         .pin_policy_handle;
     for (i, (usage, pin)) in keys.iter().enumerate() {
         let mut k = KeyEntrySpec::new(&format!("Key.{i}"));
         k.pin_policy = Some((ph, "PIN.1".into(), true));
         k.pin_value = pin.as_bytes().to_vec();
-        k.app_usage = *usage;
+        k.protection.app_usage = *usage;
         if s.create_key_entry(iss.key_entry(&k).unwrap()).is_err() {
             return i;
         }
@@ -156,70 +159,70 @@ fn grouping_run(grouping_value: u8, keys: &[(u8, &str)]) -> usize {
 
 #[test]
 fn pin_grouping_rules_at_create_key_entry() {
-    use sks::consts::app_usage::*;
+    use AppUsage::*;
     assert_eq!(
-        grouping_run(grouping::NONE, &[(SIGNATURE, "1111"), (SIGNATURE, "2222")]),
+        grouping_run(Grouping::None, &[(Signature, "1111"), (Signature, "2222")]),
         2
     );
     assert_eq!(
         grouping_run(
-            grouping::SHARED,
-            &[(SIGNATURE, "1111"), (ENCRYPTION, "1111")]
+            Grouping::Shared,
+            &[(Signature, "1111"), (Encryption, "1111")]
         ),
         2
     );
     assert_eq!(
         grouping_run(
-            grouping::SHARED,
-            &[(SIGNATURE, "1111"), (ENCRYPTION, "2222")]
+            Grouping::Shared,
+            &[(Signature, "1111"), (Encryption, "2222")]
         ),
         1
     );
-    let sps = grouping::SIGNATURE_PLUS_STANDARD;
+    let sps = Grouping::SignaturePlusStandard;
     assert_eq!(
         grouping_run(
             sps,
             &[
-                (SIGNATURE, "1111"),
-                (AUTHENTICATION, "2222"),
-                (ENCRYPTION, "2222")
+                (Signature, "1111"),
+                (Authentication, "2222"),
+                (Encryption, "2222")
             ]
         ),
         3
     );
     assert_eq!(
-        grouping_run(sps, &[(SIGNATURE, "1111"), (AUTHENTICATION, "1111")]),
+        grouping_run(sps, &[(Signature, "1111"), (Authentication, "1111")]),
         1
     );
     assert_eq!(
-        grouping_run(sps, &[(AUTHENTICATION, "2222"), (UNIVERSAL, "3333")]),
+        grouping_run(sps, &[(Authentication, "2222"), (Universal, "3333")]),
         1
     );
-    let u = grouping::UNIQUE;
+    let u = Grouping::Unique;
     assert_eq!(
         grouping_run(
             u,
             &[
-                (SIGNATURE, "1"),
-                (AUTHENTICATION, "2"),
-                (ENCRYPTION, "3"),
-                (UNIVERSAL, "4"),
-                (SIGNATURE, "1")
+                (Signature, "1"),
+                (Authentication, "2"),
+                (Encryption, "3"),
+                (Universal, "4"),
+                (Signature, "1")
             ]
         ),
         5
     );
     assert_eq!(
-        grouping_run(u, &[(SIGNATURE, "1"), (AUTHENTICATION, "1")]),
+        grouping_run(u, &[(Signature, "1"), (Authentication, "1")]),
         1
     );
-    assert_eq!(grouping_run(u, &[(SIGNATURE, "1"), (SIGNATURE, "2")]), 1);
+    assert_eq!(grouping_run(u, &[(Signature, "1"), (Signature, "2")]), 1);
 }
 
 #[test]
 fn pin_lock_out_with_user_defined_pin() {
     let mut s = sks();
-    let k = pin_key_session(&mut s, &identity(), PinPolicySpec::new("PIN.1"), "1234");
+    let k = pin_key_session(&mut s, &identity(), PinPolicy::new("PIN.1"), "1234");
     sign(&mut s, k.handle, "1234").unwrap();
     assert_eq!(
         code(sign(&mut s, k.handle, "0000")),
@@ -260,7 +263,7 @@ fn pin_lock_out_with_user_defined_pin() {
 #[test]
 fn pin_lock_out_with_issuer_set_pin() {
     let mut s = sks();
-    let mut p = PinPolicySpec::new("PIN.1");
+    let mut p = PinPolicy::new("PIN.1");
     p.user_defined = false;
     p.user_modifiable = false;
     p.retry_limit = 2;
@@ -291,7 +294,7 @@ fn pin_lock_out_with_issuer_set_pin() {
 #[test]
 fn unlock_key_with_puk_and_puk_lock_out() {
     let mut s = sks();
-    let k = pin_key_session(&mut s, &identity(), PinPolicySpec::new("PIN.1"), "1234");
+    let k = pin_key_session(&mut s, &identity(), PinPolicy::new("PIN.1"), "1234");
     for _ in 0..3 {
         let _ = sign(&mut s, k.handle, "9999");
     }
@@ -334,7 +337,7 @@ fn puk_retry_limit_zero_means_no_limit_with_delay() {
     let id = identity();
     let mut iss = id.session("https://issuer.example.com/x", "S1");
     open(&mut s, &mut iss);
-    let ph = pin_and_puk(&mut s, &mut iss, PinPolicySpec::new("PIN.1"), 0);
+    let ph = pin_and_puk(&mut s, &mut iss, PinPolicy::new("PIN.1"), 0);
     let mut spec = KeyEntrySpec::new("Key.1");
     spec.pin_policy = Some((ph, "PIN.1".into(), true));
     spec.pin_value = b"1234".to_vec();
@@ -361,7 +364,7 @@ fn puk_retry_limit_zero_means_no_limit_with_delay() {
 #[test]
 fn set_pin_with_puk_unlocks_and_sets() {
     let mut s = sks();
-    let k = pin_key_session(&mut s, &identity(), PinPolicySpec::new("PIN.1"), "1234");
+    let k = pin_key_session(&mut s, &identity(), PinPolicy::new("PIN.1"), "1234");
     for _ in 0..3 {
         let _ = sign(&mut s, k.handle, "9999");
     }
@@ -394,7 +397,7 @@ fn set_pin_with_puk_unlocks_and_sets() {
 #[test]
 fn change_pin_checks_old_pin_and_policy() {
     let mut s = sks();
-    let mut p = PinPolicySpec::new("PIN.1");
+    let mut p = PinPolicy::new("PIN.1");
     p.patterns = pattern::SEQUENCE;
     let k = pin_key_session(&mut s, &identity(), p, "1357");
     let r = s.change_pin(req::ChangePin {
@@ -425,16 +428,16 @@ fn shared_pin_changes_and_errors_propagate_to_all_keys() {
     let id = identity();
     let mut iss = id.session("https://issuer.example.com/x", "S1");
     open(&mut s, &mut iss);
-    let ph = pin_and_puk(&mut s, &mut iss, PinPolicySpec::new("PIN.1"), 3);
+    let ph = pin_and_puk(&mut s, &mut iss, PinPolicy::new("PIN.1"), 3);
     let mut handles = Vec::new();
-    for (i, usage) in [app_usage::SIGNATURE, app_usage::ENCRYPTION]
+    for (i, usage) in [AppUsage::Signature, AppUsage::Encryption]
         .into_iter()
         .enumerate()
     {
         let mut spec = KeyEntrySpec::new(&format!("Key.{i}"));
         spec.pin_policy = Some((ph, "PIN.1".into(), true));
         spec.pin_value = b"1234".to_vec();
-        spec.app_usage = usage;
+        spec.protection.app_usage = usage;
         handles.push(key(&mut s, &mut iss, &spec).handle);
     }
     close(&mut s, &mut iss).unwrap();
@@ -483,24 +486,21 @@ fn device_pin_and_keys_without_pin() {
 
 #[test]
 fn enable_pin_caching_requires_trusted_gui() {
-    for (im, ok) in [
-        (input_method::TRUSTED_GUI, true),
-        (input_method::ANY, false),
-    ] {
+    for (im, ok) in [(InputMethod::TrustedGui, true), (InputMethod::Any, false)] {
         let mut s = sks();
         let id = identity();
         let mut iss = id.session("https://issuer.example.com/x", "S1");
         open(&mut s, &mut iss);
-        let mut p = PinPolicySpec::new("PIN.1");
+        let mut p = PinPolicy::new("PIN.1");
         p.input_method = im;
         let ph = s
-            .create_pin_policy(iss.pin_policy(&p).unwrap())
+            .create_pin_policy(iss.pin_policy(&p, None).unwrap())
             .unwrap()
             .pin_policy_handle;
         let mut k = KeyEntrySpec::new("Key.1");
         k.pin_policy = Some((ph, "PIN.1".into(), true));
         k.pin_value = b"1234".to_vec();
-        k.enable_pin_caching = true;
+        k.protection.enable_pin_caching = true;
         assert_eq!(s.create_key_entry(iss.key_entry(&k).unwrap()).is_ok(), ok);
     }
 }
@@ -510,18 +510,18 @@ fn biometric_protection_rules_when_supported() {
     let clock = clock();
     let mut cfg = config(clock);
     cfg.biometric_support = true;
-    let run = |bio: u8, with_pin: bool| -> bool {
-        let mut s = sks::net::WireLoopback {
-            inner: sks::Sks::initialize(sks::MemoryStorage::new(), cfg.clone()).unwrap(),
+    let run = |bio: BiometricProtection, with_pin: bool| -> bool {
+        let mut s = sks_core::wire::WireLoopback {
+            inner: sks_core::Sks::initialize(sks_core::MemoryStorage::new(), cfg.clone()).unwrap(),
         };
         let id = identity();
         let mut iss = id.session("https://issuer.example.com/x", "S1");
         open(&mut s, &mut iss);
         let mut k = KeyEntrySpec::new("Key.1");
-        k.biometric = bio;
+        k.protection.biometric = bio;
         if with_pin {
             let ph = s
-                .create_pin_policy(iss.pin_policy(&PinPolicySpec::new("PIN.1")).unwrap())
+                .create_pin_policy(iss.pin_policy(&PinPolicy::new("PIN.1"), None).unwrap())
                 .unwrap()
                 .pin_policy_handle;
             k.pin_policy = Some((ph, "PIN.1".into(), true));
@@ -529,9 +529,9 @@ fn biometric_protection_rules_when_supported() {
         }
         s.create_key_entry(iss.key_entry(&k).unwrap()).is_ok()
     };
-    assert!(run(biometric::ALTERNATIVE, true));
-    assert!(!run(biometric::ALTERNATIVE, false));
-    assert!(run(biometric::COMBINED, true));
-    assert!(run(biometric::EXCLUSIVE, false));
-    assert!(!run(biometric::EXCLUSIVE, true));
+    assert!(run(BiometricProtection::Alternative, true));
+    assert!(!run(BiometricProtection::Alternative, false));
+    assert!(run(BiometricProtection::Combined, true));
+    assert!(run(BiometricProtection::Exclusive, false));
+    assert!(!run(BiometricProtection::Exclusive, true));
 }

@@ -6,14 +6,14 @@
 mod common;
 
 use common::*;
-use sks::api::{req, SksApi};
-use sks::consts::*;
-use sks::crypto::keys::KeySpec;
-use sks::issuer::{IssuerIdentity, KeyEntrySpec, PinPolicySpec};
-use sks::ErrorCode;
+use sks_core::api::{req, SksApi};
+use sks_core::consts::*;
+use sks_core::crypto::keys::KeySpec;
+use sks_core::ErrorCode;
+use sks_issuer::{IssuerIdentity, KeyEntrySpec, PinPolicy};
 
 struct Setup {
-    s: sks::net::WireLoopback<sks::Sks<sks::MemoryStorage>>,
+    s: sks_core::wire::WireLoopback<sks_core::Sks<sks_core::MemoryStorage>>,
     ident: IssuerIdentity,
     target: Provisioned,
     old_session: u32,
@@ -26,7 +26,7 @@ fn setup() -> Setup {
 
 fn setup_with(ident: IssuerIdentity) -> Setup {
     let mut s = sks();
-    let target = pin_key_session(&mut s, &ident, PinPolicySpec::new("PIN.1"), "1234");
+    let target = pin_key_session(&mut s, &ident, PinPolicy::new("PIN.1"), "1234");
     let old_session = s
         .enumerate_provisioning_sessions(req::EnumerateProvisioningSessions {
             provisioning_handle: 0,
@@ -77,7 +77,7 @@ fn post_unlock_key_resets_pin_and_puk_counters() {
     }
     let _ = s.unlock_key(req::UnlockKey {
         key_handle: target.handle,
-        authorization: sks::codec::Secret::from("1"),
+        authorization: sks_core::secret::Secret::from("1"),
     });
     let mut iss = ident.session("https://issuer.example.com/x", "S2");
     open(&mut s, &mut iss);
@@ -170,7 +170,7 @@ fn post_update_key_rules() {
     let mut iss = ident.session("https://issuer.example.com/x", "S2");
     open(&mut s, &mut iss);
     let mut spec = KeyEntrySpec::new("New");
-    spec.app_usage = app_usage::SIGNATURE;
+    spec.protection.app_usage = AppUsage::Signature;
     let new = key(&mut s, &mut iss, &spec);
     let r = s.post_update_key(
         iss.post_update_key(new.handle, &new.ee, target.handle, &target.ee)
@@ -187,7 +187,7 @@ fn post_update_key_rules() {
     let mut iss = ident.session("https://issuer.example.com/x", "S2");
     open(&mut s, &mut iss);
     let ph = s
-        .create_pin_policy(iss.pin_policy(&PinPolicySpec::new("PIN.2")).unwrap())
+        .create_pin_policy(iss.pin_policy(&PinPolicy::new("PIN.2"), None).unwrap())
         .unwrap()
         .pin_policy_handle;
     let mut spec = KeyEntrySpec::new("New");
@@ -238,8 +238,8 @@ fn post_clone_key_protection_links_the_pin() {
 fn post_clone_requires_shared_grouping() {
     let ident = identity();
     let mut s = sks();
-    let mut p = PinPolicySpec::new("PIN.1");
-    p.grouping = grouping::NONE;
+    let mut p = PinPolicy::new("PIN.1");
+    p.grouping = Grouping::None;
     let target = pin_key_session(&mut s, &ident, p, "1234");
     let mut iss = ident.session("https://issuer.example.com/x", "S2");
     open(&mut s, &mut iss);
@@ -282,7 +282,7 @@ fn allowed_combination_update_plus_clones_plus_unlock() {
 #[test]
 fn conflicting_post_operations_abort() {
     type Step =
-        fn(&mut Setup, &mut sks::issuer::Issuer, &[Provisioned]) -> Result<(), sks::SksError>;
+        fn(&mut Setup, &mut sks_issuer::Issuer, &[Provisioned]) -> Result<(), sks_core::SksError>;
     let del: Step = |st, iss, _| {
         st.s.post_delete_key(
             iss.post_delete_key(st.target.handle, &st.target.ee)
@@ -488,8 +488,11 @@ fn failed_close_rolls_back_queued_operations() {
     open(&mut s, &mut iss);
     s.post_delete_key(iss.post_delete_key(target.handle, &target.ee).unwrap())
         .unwrap();
-    s.create_pin_policy(iss.pin_policy(&PinPolicySpec::new("Unreferenced")).unwrap())
-        .unwrap();
+    s.create_pin_policy(
+        iss.pin_policy(&PinPolicy::new("Unreferenced"), None)
+            .unwrap(),
+    )
+    .unwrap();
     assert!(close(&mut s, &mut iss).is_err());
     assert_eq!(keys(&mut s), vec![target.handle]);
     sign(&mut s, target.handle, "1234").unwrap();
@@ -510,7 +513,7 @@ fn user_delete_of_target_before_close_fails_the_close() {
         .unwrap();
     s.delete_key(req::DeleteKey {
         key_handle: a.handle,
-        authorization: sks::codec::Secret::default(),
+        authorization: sks_core::secret::Secret::default(),
     })
     .unwrap();
     assert_eq!(code(close(&mut s, &mut iss)), ErrorCodeOf(ErrorCode::NoKey));

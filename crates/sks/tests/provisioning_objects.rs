@@ -7,12 +7,13 @@ mod common;
 
 use common::*;
 use hmac::Mac;
-use sks::api::{req, SksApi};
-use sks::codec::{Blob, Secret};
-use sks::consts::*;
-use sks::crypto::keys::{KeySpec, PrivateKey};
-use sks::issuer::{Issuer, KeyEntrySpec, PinPolicySpec};
-use sks::ErrorCode;
+use sks_core::api::{req, SksApi};
+use sks_core::codec::Blob;
+use sks_core::consts::*;
+use sks_core::crypto::keys::{KeySpec, PrivateKey};
+use sks_core::secret::Secret;
+use sks_core::ErrorCode;
+use sks_issuer::{Issuer, KeyEntrySpec, PinPolicy};
 
 fn session(s: &mut impl SksApi) -> Issuer {
     let id = identity();
@@ -27,7 +28,7 @@ fn create_puk_policy_retry_limit_bounds() {
         let mut s = sks();
         let mut iss = session(&mut s);
         let r = s.create_puk_policy(
-            iss.puk_policy("PUK.1", b"1234", format::NUMERIC, limit)
+            iss.puk_policy("PUK.1", b"1234", PinFormat::Numeric, limit)
                 .unwrap(),
         );
         assert_eq!(r.is_ok(), ok, "PUK RetryLimit {limit}");
@@ -36,13 +37,13 @@ fn create_puk_policy_retry_limit_bounds() {
 
 #[test]
 fn create_puk_policy_format_and_length() {
-    let cases: [(&[u8], u8, bool); 6] = [
-        (b"12A4", format::NUMERIC, false),
-        (b"12A4", format::ALPHANUMERIC, true),
-        (b"12a4", format::ALPHANUMERIC, false),
-        (b"", format::STRING, false),
-        (&[0u8; 129], format::BINARY, false),
-        (&[0u8; 128], format::BINARY, true),
+    let cases: [(&[u8], PinFormat, bool); 6] = [
+        (b"12A4", PinFormat::Numeric, false),
+        (b"12A4", PinFormat::Alphanumeric, true),
+        (b"12a4", PinFormat::Alphanumeric, false),
+        (b"", PinFormat::String, false),
+        (&[0u8; 129], PinFormat::Binary, false),
+        (&[0u8; 128], PinFormat::Binary, true),
     ];
     for (puk, fmt, ok) in cases {
         let mut s = sks();
@@ -57,11 +58,13 @@ fn create_puk_policy_format_and_length() {
 
 #[test]
 fn create_pin_policy_retry_limit_and_length_bounds() {
-    let mut cases: Vec<(PinPolicySpec, bool)> = Vec::new();
+    /// Grouping and InputMethod bytes sent instead of the policy's.
+    type WireBytes = Option<(u8, u8)>;
+    let mut cases: Vec<(PinPolicy, WireBytes, bool)> = Vec::new();
     for (limit, ok) in [(0u16, false), (1, true), (10000, true), (10001, false)] {
-        let mut p = PinPolicySpec::new("PIN.1");
+        let mut p = PinPolicy::new("PIN.1");
         p.retry_limit = limit;
-        cases.push((p, ok));
+        cases.push((p, None, ok));
     }
     for (min, max, ok) in [
         (0u16, 8u16, false),
@@ -69,10 +72,10 @@ fn create_pin_policy_retry_limit_and_length_bounds() {
         (1, 129, false),
         (5, 4, false),
     ] {
-        let mut p = PinPolicySpec::new("PIN.1");
+        let mut p = PinPolicy::new("PIN.1");
         p.min_length = min;
         p.max_length = max;
-        cases.push((p, ok));
+        cases.push((p, None, ok));
     }
     for (g, im, ok) in [
         (4u8, 3u8, false),
@@ -80,25 +83,26 @@ fn create_pin_policy_retry_limit_and_length_bounds() {
         (3, 4, false),
         (0, 1, true),
     ] {
-        let mut p = PinPolicySpec::new("PIN.1");
-        p.grouping = g;
-        p.input_method = im;
-        cases.push((p, ok));
+        cases.push((PinPolicy::new("PIN.1"), Some((g, im)), ok));
     }
-    let mut p = PinPolicySpec::new("PIN.1");
+    let mut p = PinPolicy::new("PIN.1");
     p.patterns = pattern::MISSING_GROUP; // numeric + missing-group is invalid
-    cases.push((p, false));
-    let mut p = PinPolicySpec::new("PIN.1");
+    cases.push((p, None, false));
+    let mut p = PinPolicy::new("PIN.1");
     p.patterns = 0x20;
-    cases.push((p, false));
-    for (p, ok) in cases {
+    cases.push((p, None, false));
+    for (p, wire, ok) in cases {
         let mut s = sks();
         let mut iss = session(&mut s);
-        assert_eq!(
-            s.create_pin_policy(iss.pin_policy(&p).unwrap()).is_ok(),
-            ok,
-            "{p:?}"
-        );
+        let request = iss
+            .pin_policy_with(&p, None, |r| {
+                if let Some((g, im)) = wire {
+                    r.grouping = g;
+                    r.input_method = im;
+                }
+            })
+            .unwrap();
+        assert_eq!(s.create_pin_policy(request).is_ok(), ok, "{p:?} {wire:?}");
     }
 }
 
@@ -118,7 +122,7 @@ fn create_key_entry_generates_p256_p384_rsa1024_rsa2048() {
         k.key_algorithm = alg.into();
         k.key_parameters = params;
         let p = key(&mut s, &mut iss, &k);
-        let pk = sks::crypto::keys::PublicKey::from_spki(&p.public_key).unwrap();
+        let pk = sks_core::crypto::keys::PublicKey::from_spki(&p.public_key).unwrap();
         match alg {
             ALG_KEY_RSA2048 => assert_eq!(pk.rsa_bits(), Some(2048)),
             ALG_KEY_RSA1024 | ALG_KEY_RSA1024_EXP => assert_eq!(pk.rsa_bits(), Some(1024)),
@@ -154,12 +158,23 @@ fn create_key_entry_rejects_bad_algorithms_and_parameters() {
             ErrorCode::Option,
         ),
         (|k| k.server_seed = vec![0; 33], ErrorCode::Option),
-        (|k| k.app_usage = 4, ErrorCode::Option),
-        (|k| k.export_protection = protection::PIN, ErrorCode::Option),
-        (|k| k.delete_protection = protection::PUK, ErrorCode::Option),
+        (
+            |k| k.protection.export_protection = Protection::Pin,
+            ErrorCode::Option,
+        ),
+        (
+            |k| k.protection.delete_protection = Protection::Puk,
+            ErrorCode::Option,
+        ),
         (|k| k.device_pin = true, ErrorCode::Option),
-        (|k| k.biometric = biometric::ALTERNATIVE, ErrorCode::Option),
-        (|k| k.enable_pin_caching = true, ErrorCode::Option),
+        (
+            |k| k.protection.biometric = BiometricProtection::Alternative,
+            ErrorCode::Option,
+        ),
+        (
+            |k| k.protection.enable_pin_caching = true,
+            ErrorCode::Option,
+        ),
         (|k| k.friendly_name = "x".repeat(129), ErrorCode::Option),
     ];
     for (edit, expected) in cases {
@@ -171,6 +186,17 @@ fn create_key_entry_rejects_bad_algorithms_and_parameters() {
         assert_eq!(code(r), ErrorCodeOf(expected), "{k:?}");
         assert_eq!(session_count(&mut s, true), 0, "the session is aborted");
     }
+    // An AppUsage byte outside the enumeration, as a faulty issuer may send it.
+    let mut s = sks();
+    let mut iss = session(&mut s);
+    let request = iss
+        .key_entry_with(&KeyEntrySpec::new("Key.1"), |r| r.app_usage = 4)
+        .unwrap();
+    assert_eq!(
+        code(s.create_key_entry(request)),
+        ErrorCodeOf(ErrorCode::Option)
+    );
+    assert_eq!(session_count(&mut s, true), 0, "the session is aborted");
 }
 
 #[test]
@@ -578,7 +604,7 @@ fn import_private_key_replaces_generated_key() {
     .unwrap();
     let spki = issued.public_key().to_spki().unwrap();
     let mut k = KeyEntrySpec::new("K");
-    k.export_protection = protection::NONE;
+    k.protection.export_protection = Protection::None;
     let out = s.create_key_entry(iss.key_entry(&k).unwrap()).unwrap();
     let ee = iss.certify("imported", &spki).unwrap();
     s.set_certificate_path(

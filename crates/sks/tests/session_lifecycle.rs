@@ -7,10 +7,10 @@
 mod common;
 
 use common::*;
-use sks::api::{req, SksApi};
-use sks::consts::*;
-use sks::issuer::{KeyEntrySpec, PinPolicySpec};
-use sks::ErrorCode;
+use sks_core::api::{req, SksApi};
+use sks_core::consts::*;
+use sks_core::ErrorCode;
+use sks_issuer::{KeyEntrySpec, PinPolicy};
 use std::sync::atomic::Ordering;
 
 #[test]
@@ -22,9 +22,11 @@ fn get_device_info_reports_software_sks_1_00() {
     assert!(i.update_url.is_empty());
     assert!(i.crypto_data_size >= 16384 && i.extension_data_size >= 65536);
     assert!(i.supported_algorithms.0.iter().any(|a| a == ALG_SESSION_S1));
-    assert!(sks::x509::certificate_subject(&i.certificate_path.0[0])
-        .unwrap()
-        .contains("CN="));
+    assert!(
+        sks_core::x509::certificate_subject(&i.certificate_path.0[0])
+            .unwrap()
+            .contains("CN=")
+    );
 }
 
 #[test]
@@ -34,7 +36,7 @@ fn create_provisioning_session_e2es_attestation_verifies_with_device_certificate
     let id = identity();
     let mut iss = id.session("https://issuer.example.com/x", "S1");
     let out = s
-        .create_provisioning_session(iss.create_session_request())
+        .create_provisioning_session(iss.create_session_request().unwrap())
         .unwrap();
     assert!(out.client_session_id.starts_with('C') && out.client_session_id.len() == 32);
     assert!(
@@ -46,7 +48,7 @@ fn create_provisioning_session_e2es_attestation_verifies_with_device_certificate
     let mut other = id.session("https://issuer.example.com/x", "S1");
     let other_dc = device_cert(&mut sks());
     let out2 = s
-        .create_provisioning_session(other.create_session_request())
+        .create_provisioning_session(other.create_session_request().unwrap())
         .unwrap();
     assert!(other.accept_session(&out2, &other_dc).is_err());
 }
@@ -58,7 +60,7 @@ fn create_provisioning_session_privacy_enabled_uses_anonymous_device_id() {
     let mut iss = id.session("https://issuer.example.com/x", "S1");
     iss.privacy_enabled = true;
     let out = s
-        .create_provisioning_session(iss.create_session_request())
+        .create_provisioning_session(iss.create_session_request().unwrap())
         .unwrap();
     assert_eq!(
         out.attestation.len(),
@@ -83,25 +85,25 @@ fn create_provisioning_session_parameter_errors() {
     let mut s = sks();
     let id = identity();
     let iss = id.session("https://issuer.example.com/x", "S1");
-    let mut r = iss.create_session_request();
+    let mut r = iss.create_session_request().unwrap();
     r.algorithm = ALG_KEY_K1.into();
     assert_eq!(
         code(s.create_provisioning_session(r)),
         ErrorCodeOf(ErrorCode::Algorithm)
     );
-    let mut r = iss.create_session_request();
+    let mut r = iss.create_session_request().unwrap();
     r.server_ephemeral_key = vec![1, 2, 3];
     assert_eq!(
         code(s.create_provisioning_session(r)),
         ErrorCodeOf(ErrorCode::Option)
     );
-    let mut r = iss.create_session_request();
+    let mut r = iss.create_session_request().unwrap();
     r.server_session_id = ".bad".into();
     assert_eq!(
         code(s.create_provisioning_session(r)),
         ErrorCodeOf(ErrorCode::Option)
     );
-    let mut r = iss.create_session_request();
+    let mut r = iss.create_session_request().unwrap();
     r.issuer_uri = String::new();
     assert_eq!(
         code(s.create_provisioning_session(r)),
@@ -119,7 +121,7 @@ fn id_syntax_rules() {
         "azAZ09-._",
         "abcdefghijklmnopqrstuvwxyz012345",
     ] {
-        assert!(sks::engine::check_id_syntax(good).is_ok(), "{good}");
+        assert!(sks_core::engine::check_id_syntax(good).is_ok(), "{good}");
     }
     for bad in [
         ".a",
@@ -130,7 +132,7 @@ fn id_syntax_rules() {
         "a b",
         "ä",
     ] {
-        assert!(sks::engine::check_id_syntax(bad).is_err(), "{bad:?}");
+        assert!(sks_core::engine::check_id_syntax(bad).is_err(), "{bad:?}");
     }
     // A bad key ID aborts the session.
     let mut s = sks();
@@ -153,7 +155,7 @@ fn duplicate_ids_share_one_namespace_and_abort() {
     let id = identity();
     let mut iss = id.session("https://issuer.example.com/x", "S1");
     let ph = open(&mut s, &mut iss);
-    s.create_puk_policy(iss.puk_policy("X", b"1234", format::NUMERIC, 3).unwrap())
+    s.create_puk_policy(iss.puk_policy("X", b"1234", PinFormat::Numeric, 3).unwrap())
         .unwrap();
     let r = s.create_key_entry(iss.key_entry(&KeyEntrySpec::new("X")).unwrap());
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Option));
@@ -170,7 +172,7 @@ fn close_provisioning_session_fails_on_unreferenced_pin_policy() {
     let id = identity();
     let mut iss = id.session("https://issuer.example.com/x", "S1");
     open(&mut s, &mut iss);
-    s.create_pin_policy(iss.pin_policy(&PinPolicySpec::new("PIN.1")).unwrap())
+    s.create_pin_policy(iss.pin_policy(&PinPolicy::new("PIN.1"), None).unwrap())
         .unwrap();
     key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
     assert_eq!(
@@ -191,7 +193,7 @@ fn close_provisioning_session_fails_on_unreferenced_puk_policy() {
     let mut iss = id.session("https://issuer.example.com/x", "S1");
     open(&mut s, &mut iss);
     s.create_puk_policy(
-        iss.puk_policy("PUK.1", b"1234", format::NUMERIC, 3)
+        iss.puk_policy("PUK.1", b"1234", PinFormat::Numeric, 3)
             .unwrap(),
     )
     .unwrap();
@@ -241,15 +243,15 @@ fn tampered_mac_on_any_provisioning_call_aborts_the_session() {
     let id = identity();
     let mut iss = id.session("https://issuer.example.com/x", "S1");
     let ph = open(&mut s, &mut iss);
-    let mut r = iss.pin_policy(&PinPolicySpec::new("PIN.1")).unwrap();
+    let mut r = iss.pin_policy(&PinPolicy::new("PIN.1"), None).unwrap();
     r.retry_limit = 4; // data changed after MACing
     assert_eq!(code(s.create_pin_policy(r)), ErrorCodeOf(ErrorCode::Mac));
     assert_eq!(session_count(&mut s, true), 0);
     // Replaying a request with a stale counter also fails.
     let mut iss = id.session("https://issuer.example.com/x", "S2");
     open(&mut s, &mut iss);
-    let r1 = iss.pin_policy(&PinPolicySpec::new("PIN.1")).unwrap();
-    let r2 = iss.pin_policy(&PinPolicySpec::new("PIN.2")).unwrap();
+    let r1 = iss.pin_policy(&PinPolicy::new("PIN.1"), None).unwrap();
+    let r2 = iss.pin_policy(&PinPolicy::new("PIN.2"), None).unwrap();
     assert_eq!(
         code(s.create_pin_policy(r2)),
         ErrorCodeOf(ErrorCode::Mac),
@@ -320,7 +322,7 @@ fn enumerate_provisioning_sessions_walks_open_and_closed() {
     assert_eq!(e.provisioning_handle, ph_b);
     assert_eq!(e.server_session_id, "B");
     assert_eq!(e.issuer_uri, "https://issuer.example.com/b");
-    assert_eq!(e.key_management_key, b.key_management_key_spki());
+    assert_eq!(e.key_management_key, b.key_management_key_spki().unwrap());
 }
 
 #[test]
@@ -376,9 +378,9 @@ fn session_key_limit_run(limit: u16, issuer_set: bool) -> bool {
     let mut iss = id.session("https://issuer.example.com/x", "S1");
     iss.session_key_limit = limit;
     open(&mut s, &mut iss);
-    let mut p = PinPolicySpec::new("PIN.1");
+    let mut p = PinPolicy::new("PIN.1");
     p.user_defined = !issuer_set;
-    let Ok(pin) = s.create_pin_policy(iss.pin_policy(&p).unwrap()) else {
+    let Ok(pin) = s.create_pin_policy(iss.pin_policy(&p, None).unwrap()) else {
         return false;
     };
     let mut k = KeyEntrySpec::new("Key.1");
@@ -415,9 +417,9 @@ fn session_key_limit_error_code_is_option() {
     let mut iss = id.session("https://issuer.example.com/x", "S1");
     iss.session_key_limit = 1;
     open(&mut s, &mut iss);
-    s.create_pin_policy(iss.pin_policy(&PinPolicySpec::new("PIN.1")).unwrap())
+    s.create_pin_policy(iss.pin_policy(&PinPolicy::new("PIN.1"), None).unwrap())
         .unwrap();
-    let r = s.create_pin_policy(iss.pin_policy(&PinPolicySpec::new("PIN.2")).unwrap());
+    let r = s.create_pin_policy(iss.pin_policy(&PinPolicy::new("PIN.2"), None).unwrap());
     let e = r.unwrap_err();
     assert_eq!(e.code(), ErrorCode::Option);
     assert!(e.message().contains("SessionKeyLimit"));

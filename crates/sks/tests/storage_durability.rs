@@ -6,11 +6,12 @@
 mod common;
 
 use common::*;
-use sks::api::{req, SksApi};
-use sks::issuer::{KeyEntrySpec, PinPolicySpec};
-use sks::model::RecordId;
-use sks::storage::{Change, StorageError};
-use sks::{ErrorCode, MemoryStorage, Sks, SqliteStorage, Storage};
+use sks_core::api::{req, SksApi};
+use sks_core::model::RecordId;
+use sks_core::storage::{Change, StorageError};
+use sks_core::{ErrorCode, MemoryStorage, Sks, Storage};
+use sks_issuer::{KeyEntrySpec, PinPolicy};
+use sks_sqlite::SqliteStorage;
 use std::collections::BTreeMap;
 
 #[test]
@@ -25,7 +26,7 @@ fn open_session_survives_restart_on_sqlite() {
             Sks::initialize(SqliteStorage::open(&path).unwrap(), config(clock.clone())).unwrap();
         let ph = open(&mut s, &mut iss);
         let pin = s
-            .create_pin_policy(iss.pin_policy(&PinPolicySpec::new("PIN.1")).unwrap())
+            .create_pin_policy(iss.pin_policy(&PinPolicy::new("PIN.1"), None).unwrap())
             .unwrap()
             .pin_policy_handle;
         (ph, pin)
@@ -49,12 +50,12 @@ fn pin_and_puk_error_counters_are_durable() {
     let k = {
         let mut s =
             Sks::initialize(SqliteStorage::open(&path).unwrap(), config(clock.clone())).unwrap();
-        let k = pin_key_session(&mut s, &identity(), PinPolicySpec::new("PIN.1"), "1234");
+        let k = pin_key_session(&mut s, &identity(), PinPolicy::new("PIN.1"), "1234");
         assert!(sign(&mut s, k.handle, "0000").is_err());
         assert!(s
             .unlock_key(req::UnlockKey {
                 key_handle: k.handle,
-                authorization: sks::codec::Secret::from("0")
+                authorization: sks_core::secret::Secret::from("0")
             })
             .is_err());
         k
@@ -89,7 +90,7 @@ fn storage_failure_returns_error_storage_and_keeps_durable_state() {
     assert_eq!(session_count(&mut s, true), 1, "the session is still open");
     // A failed PIN counter write is reported, not silently lost.
     let mut s = Sks::initialize(MemoryStorage::new(), config(clock())).unwrap();
-    let pk = pin_key_session(&mut s, &identity(), PinPolicySpec::new("PIN.1"), "1234");
+    let pk = pin_key_session(&mut s, &identity(), PinPolicy::new("PIN.1"), "1234");
     s.storage_mut().fail_after = Some(0);
     assert_eq!(
         code(sign(&mut s, pk.handle, "0000")),
@@ -107,7 +108,7 @@ struct Counting {
 }
 
 impl Storage for Counting {
-    fn load(&mut self) -> Result<BTreeMap<RecordId, sks::codec::Secret>, StorageError> {
+    fn load(&mut self) -> Result<BTreeMap<RecordId, sks_core::secret::Secret>, StorageError> {
         self.inner.load()
     }
     fn apply(&mut self, batch: &[Change<'_>]) -> Result<(), StorageError> {
@@ -120,7 +121,7 @@ impl Storage for Counting {
 fn close_with_post_operations_is_one_atomic_batch() {
     let mut s = Sks::initialize(Counting::default(), config(clock())).unwrap();
     let ident = identity();
-    let target = pin_key_session(&mut s, &ident, PinPolicySpec::new("PIN.1"), "1234");
+    let target = pin_key_session(&mut s, &ident, PinPolicy::new("PIN.1"), "1234");
     let mut iss = ident.session("https://issuer.example.com/x", "S2");
     open(&mut s, &mut iss);
     let new = key(&mut s, &mut iss, &KeyEntrySpec::new("New"));

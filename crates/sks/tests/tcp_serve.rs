@@ -7,10 +7,11 @@ mod common;
 
 use common::*;
 use rand_core::RngCore;
-use sks::api::{req, Request, Response, SksApi};
-use sks::issuer::{KeyEntrySpec, PinPolicySpec};
 use sks::net::{bind_loopback, read_frame, serve, write_frame, TcpClient};
-use sks::{Config, Sks, SqliteStorage};
+use sks_core::api::{req, Request, Response, SksApi};
+use sks_core::{Config, Sks};
+use sks_issuer::{KeyEntrySpec, PinPolicy};
+use sks_sqlite::SqliteStorage;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -21,12 +22,12 @@ fn serve_and_tcp_client_run_appendix_b() {
     let addr = listener.local_addr().unwrap().to_string();
     std::thread::spawn(move || serve(listener, memory_sks()));
     let mut client = TcpClient::connect(&addr).unwrap();
-    sks::demo::run(&mut client).unwrap();
+    sks_issuer::demo::run(&mut client).unwrap();
     // A malformed frame gets an error response, and the connection stays usable.
     let mut raw = std::net::TcpStream::connect(&addr).unwrap();
     write_frame(&mut raw, &[0xEE, 1, 2]).unwrap();
     let reply = read_frame(&mut raw).unwrap().unwrap();
-    assert_eq!(reply[0], sks::ErrorCode::External.status());
+    assert_eq!(reply[0], sks_core::ErrorCode::External.status());
     write_frame(
         &mut raw,
         &Request::GetDeviceInfo(req::GetDeviceInfo {}).encode(),
@@ -73,7 +74,7 @@ fn crash_during_close_leaves_old_or_new_state() {
         let target = {
             let mut s =
                 Sks::initialize(SqliteStorage::open(&db).unwrap(), Config::default()).unwrap();
-            pin_key_session(&mut s, &ident, PinPolicySpec::new("PIN.1"), "1234")
+            pin_key_session(&mut s, &ident, PinPolicy::new("PIN.1"), "1234")
         };
         let (mut child, addr) = start_server(&db);
         let mut client = TcpClient::connect(&addr).unwrap();
@@ -138,7 +139,7 @@ fn pin_error_counter_survives_kill_after_reply() {
     let db = dir.path().join("sks.db");
     let target = {
         let mut s = Sks::initialize(SqliteStorage::open(&db).unwrap(), Config::default()).unwrap();
-        pin_key_session(&mut s, &identity(), PinPolicySpec::new("PIN.1"), "1234")
+        pin_key_session(&mut s, &identity(), PinPolicy::new("PIN.1"), "1234")
     };
     let (mut child, addr) = start_server(&db);
     let mut client = TcpClient::connect(&addr).unwrap();

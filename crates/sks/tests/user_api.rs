@@ -7,17 +7,18 @@ mod common;
 
 use common::*;
 use sha2::Digest;
-use sks::api::{req, SksApi};
-use sks::codec::{Blob, Secret};
-use sks::consts::*;
-use sks::crypto::keys::{KeySpec, PrivateKey, PublicKey};
-use sks::issuer::{KeyEntrySpec, PinPolicySpec};
-use sks::ErrorCode;
+use sks_core::api::{req, SksApi};
+use sks_core::codec::Blob;
+use sks_core::consts::*;
+use sks_core::crypto::keys::{KeySpec, PrivateKey, PublicKey};
+use sks_core::secret::Secret;
+use sks_core::ErrorCode;
+use sks_issuer::{KeyEntrySpec, PinPolicy};
 
 fn one_key(
     spec: KeyEntrySpec,
 ) -> (
-    sks::net::WireLoopback<sks::Sks<sks::MemoryStorage>>,
+    sks_core::wire::WireLoopback<sks_core::Sks<sks_core::MemoryStorage>>,
     Provisioned,
 ) {
     let mut s = sks();
@@ -252,22 +253,22 @@ fn perform_hmac_needs_a_symmetric_key() {
 }
 
 fn protected_key(
-    export: u8,
-    delete: u8,
+    export: Protection,
+    delete: Protection,
 ) -> (
-    sks::net::WireLoopback<sks::Sks<sks::MemoryStorage>>,
+    sks_core::wire::WireLoopback<sks_core::Sks<sks_core::MemoryStorage>>,
     Provisioned,
 ) {
     let mut s = sks();
     let id = identity();
     let mut iss = id.session("https://issuer.example.com/x", "S1");
     open(&mut s, &mut iss);
-    let ph = pin_and_puk(&mut s, &mut iss, PinPolicySpec::new("PIN.1"), 3);
+    let ph = pin_and_puk(&mut s, &mut iss, PinPolicy::new("PIN.1"), 3);
     let mut spec = KeyEntrySpec::new("Key.1");
     spec.pin_policy = Some((ph, "PIN.1".into(), true));
     spec.pin_value = b"1234".to_vec();
-    spec.export_protection = export;
-    spec.delete_protection = delete;
+    spec.protection.export_protection = export;
+    spec.protection.delete_protection = delete;
     let k = key(&mut s, &mut iss, &spec);
     close(&mut s, &mut iss).unwrap();
     (s, k)
@@ -284,19 +285,19 @@ fn export_protection_none_pin_puk_not_allowed() {
             },
         )
     };
-    let (mut s, k) = protected_key(protection::NONE, protection::NONE);
+    let (mut s, k) = protected_key(Protection::None, Protection::None);
     let pkcs8 = export(&mut s, k.handle, "").unwrap().key;
     let key = PrivateKey::from_pkcs8(pkcs8.expose()).unwrap();
     assert_eq!(key.public_key().to_spki().unwrap(), k.public_key);
     assert_eq!(protection(&mut s, k.handle).key_backup, key_backup::LOCAL);
-    let (mut s, k) = protected_key(protection::PIN, protection::NONE);
+    let (mut s, k) = protected_key(Protection::Pin, Protection::None);
     assert_eq!(
         code(export(&mut s, k.handle, "0000")),
         ErrorCodeOf(ErrorCode::Authorization)
     );
     assert_eq!(protection(&mut s, k.handle).pin_error_count, 1);
     export(&mut s, k.handle, "1234").unwrap();
-    let (mut s, k) = protected_key(protection::PUK, protection::NONE);
+    let (mut s, k) = protected_key(Protection::Puk, Protection::None);
     assert_eq!(
         code(export(&mut s, k.handle, "1234")),
         ErrorCodeOf(ErrorCode::Authorization),
@@ -304,7 +305,7 @@ fn export_protection_none_pin_puk_not_allowed() {
     );
     assert_eq!(protection(&mut s, k.handle).puk_error_count, 1);
     export(&mut s, k.handle, "12345678").unwrap();
-    let (mut s, k) = protected_key(protection::NOT_ALLOWED, protection::NONE);
+    let (mut s, k) = protected_key(Protection::NotAllowed, Protection::None);
     assert_eq!(
         code(export(&mut s, k.handle, "1234")),
         ErrorCodeOf(ErrorCode::NotAllowed)
@@ -322,12 +323,12 @@ fn delete_protection_and_automatic_cleanup() {
             },
         )
     };
-    let (mut s, k) = protected_key(protection::NONE, protection::NOT_ALLOWED);
+    let (mut s, k) = protected_key(Protection::None, Protection::NotAllowed);
     assert_eq!(
         code(delete(&mut s, k.handle, "1234")),
         ErrorCodeOf(ErrorCode::NotAllowed)
     );
-    let (mut s, k) = protected_key(protection::NONE, protection::PUK);
+    let (mut s, k) = protected_key(Protection::None, Protection::Puk);
     assert_eq!(
         code(delete(&mut s, k.handle, "1234")),
         ErrorCodeOf(ErrorCode::Authorization)
@@ -339,7 +340,7 @@ fn delete_protection_and_automatic_cleanup() {
         0,
         "last key deleted removes the session"
     );
-    let (mut s, k) = protected_key(protection::NONE, protection::PIN);
+    let (mut s, k) = protected_key(Protection::None, Protection::Pin);
     assert_eq!(
         code(delete(&mut s, k.handle, "")),
         ErrorCodeOf(ErrorCode::Authorization)
@@ -378,7 +379,7 @@ fn user_api_refuses_keys_of_open_sessions() {
 fn get_key_attributes_reports_provisioned_values() {
     let mut spec = KeyEntrySpec::new("EC");
     spec.friendly_name = "My key".into();
-    spec.app_usage = app_usage::ENCRYPTION;
+    spec.protection.app_usage = AppUsage::Encryption;
     spec.endorsed = vec![ALG_ECDSA_SHA256.into(), ALG_ECDH_RAW.into()];
     let (mut s, k) = one_key(spec);
     let a = s
@@ -387,7 +388,7 @@ fn get_key_attributes_reports_provisioned_values() {
         })
         .unwrap();
     assert_eq!(a.friendly_name, "My key");
-    assert_eq!(a.app_usage, app_usage::ENCRYPTION);
+    assert_eq!(a.app_usage, u8::from(AppUsage::Encryption));
     assert_eq!(a.symmetric_key_length, 0);
     assert_eq!(
         a.endorsed_algorithms.0,
@@ -427,4 +428,50 @@ fn rsa_2048_generation_and_signature() {
     pk.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &d, &r.result)
         .unwrap();
     let _ = KeySpec::P256;
+}
+
+/// `ecdsa.none` signs caller-hashed data of any length (§4.1): data shorter than the curve's
+/// field is the integer it encodes (SEC 1 bits2int), the same as the data left-padded with
+/// zeros to the field size.
+#[test]
+fn ecdsa_none_signs_data_of_any_length() {
+    use p256::ecdsa::signature::hazmat::PrehashVerifier;
+    fn sign_none(s: &mut impl SksApi, key_handle: u32, data: &[u8]) -> Vec<u8> {
+        s.sign_hashed_data(req::SignHashedData {
+            key_handle,
+            algorithm: ALG_ECDSA_NONE.into(),
+            parameters: vec![],
+            authorization: Secret::default(),
+            data: data.to_vec(),
+        })
+        .unwrap_or_else(|e| panic!("{} bytes: {e}", data.len()))
+        .result
+    }
+    fn left_padded(data: &[u8], field_len: usize) -> Vec<u8> {
+        let mut e = vec![0u8; field_len.saturating_sub(data.len())];
+        e.extend_from_slice(data);
+        e
+    }
+    let (mut s, k) = one_key(KeyEntrySpec::new("EC"));
+    let PublicKey::P256(pk) = PublicKey::from_spki(&k.public_key).unwrap() else {
+        panic!()
+    };
+    for len in [0usize, 1, 8, 15, 16, 32, 40] {
+        let data: Vec<u8> = (1..=len).map(|i| i as u8).collect();
+        let sig = p256::ecdsa::Signature::from_der(&sign_none(&mut s, k.handle, &data)).unwrap();
+        p256::ecdsa::VerifyingKey::from(&pk)
+            .verify_prehash(&left_padded(&data, 32), &sig)
+            .unwrap_or_else(|err| panic!("{len} bytes: {err}"));
+    }
+    let mut spec = KeyEntrySpec::new("EC384");
+    spec.key_algorithm = ALG_KEY_EC_P384.into();
+    let (mut s, k) = one_key(spec);
+    let PublicKey::P384(pk) = PublicKey::from_spki(&k.public_key).unwrap() else {
+        panic!()
+    };
+    let data = vec![0xA5; 20];
+    let sig = p384::ecdsa::Signature::from_der(&sign_none(&mut s, k.handle, &data)).unwrap();
+    p384::ecdsa::VerifyingKey::from(&pk)
+        .verify_prehash(&left_padded(&data, 48), &sig)
+        .unwrap();
 }

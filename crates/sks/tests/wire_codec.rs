@@ -3,9 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use proptest::prelude::*;
-use sks::api::{encode_error, method_id, req, resp, Request, Response, METHODS};
-use sks::codec::{Blob, List16, List8, Secret};
-use sks::{ErrorCode, SksError};
+use sks_core::api::{encode_error, method_id, req, resp, Request, Response, METHODS};
+use sks_core::codec::{Blob, List16, List8};
+use sks_core::secret::Secret;
+use sks_core::{ErrorCode, SksError};
 
 #[test]
 fn method_ids_match_section_7_4() {
@@ -46,6 +47,18 @@ fn method_ids_match_section_7_4() {
         (104, "symmetric_key_encrypt"),
     ];
     assert_eq!(METHODS, expected);
+    use sks_core::consts::PostOperation;
+    for (op, id) in [
+        (PostOperation::DeleteKey, method_id::PostDeleteKey),
+        (PostOperation::UnlockKey, method_id::PostUnlockKey),
+        (PostOperation::UpdateKey, method_id::PostUpdateKey),
+        (
+            PostOperation::CloneKeyProtection,
+            method_id::PostCloneKeyProtection,
+        ),
+    ] {
+        assert_eq!(u8::from(op), id);
+    }
 }
 
 #[test]
@@ -168,13 +181,13 @@ proptest! {
     #[test]
     fn stored_record_decoder_never_panics(kind in 0u8..7, bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
         let records = std::collections::BTreeMap::from([((kind, 1u32), Secret::new(bytes))]);
-        let _ = sks::model::State::from_records(records.iter());
+        let _ = sks_core::model::State::from_records(records.iter());
     }
 
     #[test]
     fn engine_never_panics_on_random_frames(bytes in proptest::collection::vec(any::<u8>(), 0..120)) {
-        let mut core = sks::Sks::initialize(sks::MemoryStorage::new(), sks::Config::default()).unwrap();
-        let reply = sks::net::handle_frame(&mut core, &bytes);
+        let mut core = sks_core::Sks::initialize(sks_core::MemoryStorage::new(), sks_core::Config::default()).unwrap();
+        let reply = sks_core::wire::handle_frame(&mut core, &bytes);
         prop_assert!(!reply.is_empty());
     }
 }

@@ -1,13 +1,13 @@
 //! Shared test helpers: SKS construction and a standard issuer-driven provisioning flow.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use sks::api::{req, resp, SksApi};
-use sks::codec::Secret;
-use sks::consts::*;
-use sks::crypto::keys::KeySpec;
-use sks::issuer::{Issuer, IssuerIdentity, KeyEntrySpec, PinPolicySpec};
-use sks::net::WireLoopback;
-use sks::{Config, MemoryStorage, Sks};
+use sks_core::api::{req, resp, SksApi};
+use sks_core::consts::*;
+use sks_core::crypto::keys::KeySpec;
+use sks_core::secret::Secret;
+use sks_core::wire::WireLoopback;
+use sks_core::{Config, MemoryStorage, Sks};
+use sks_issuer::{Issuer, IssuerIdentity, KeyEntrySpec, PinPolicy};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,7 +60,7 @@ pub fn identity() -> IssuerIdentity {
 pub fn open(sks: &mut impl SksApi, iss: &mut Issuer) -> u32 {
     let dc = device_cert(sks);
     let out = sks
-        .create_provisioning_session(iss.create_session_request())
+        .create_provisioning_session(iss.create_session_request().unwrap())
         .unwrap();
     iss.accept_session(&out, &dc).unwrap();
     out.provisioning_handle
@@ -90,7 +90,7 @@ pub fn key(sks: &mut impl SksApi, iss: &mut Issuer, spec: &KeyEntrySpec) -> Prov
     }
 }
 
-pub fn close(sks: &mut impl SksApi, iss: &mut Issuer) -> Result<(), sks::SksError> {
+pub fn close(sks: &mut impl SksApi, iss: &mut Issuer) -> Result<(), sks_core::SksError> {
     let nonce = b"nonce".to_vec();
     let out = sks.close_provisioning_session(iss.close(&nonce).unwrap())?;
     iss.verify_close(&nonce, &out).unwrap();
@@ -98,20 +98,15 @@ pub fn close(sks: &mut impl SksApi, iss: &mut Issuer) -> Result<(), sks::SksErro
 }
 
 /// PUK "PUK.1" (retry `puk_retry`) + PIN policy "PIN.1" from `pin` (puk filled in).
-pub fn pin_and_puk(
-    sks: &mut impl SksApi,
-    iss: &mut Issuer,
-    mut pin: PinPolicySpec,
-    puk_retry: u16,
-) -> u32 {
+pub fn pin_and_puk(sks: &mut impl SksApi, iss: &mut Issuer, pin: PinPolicy, puk_retry: u16) -> u32 {
     let puk = sks
         .create_puk_policy(
-            iss.puk_policy("PUK.1", b"12345678", format::NUMERIC, puk_retry)
+            iss.puk_policy("PUK.1", b"12345678", PinFormat::Numeric, puk_retry)
                 .unwrap(),
         )
         .unwrap();
-    pin.puk = Some((puk.puk_policy_handle, "PUK.1".into()));
-    sks.create_pin_policy(iss.pin_policy(&pin).unwrap())
+    let puk = Some((puk.puk_policy_handle, "PUK.1"));
+    sks.create_pin_policy(iss.pin_policy(&pin, puk).unwrap())
         .unwrap()
         .pin_policy_handle
 }
@@ -120,7 +115,7 @@ pub fn pin_and_puk(
 pub fn pin_key_session(
     sks: &mut impl SksApi,
     ident: &IssuerIdentity,
-    pin: PinPolicySpec,
+    pin: PinPolicy,
     pin_value: &str,
 ) -> Provisioned {
     let mut iss = ident.session("https://issuer.example.com/x", "S.pinkey");
@@ -140,7 +135,7 @@ pub fn sign(
     sks: &mut impl SksApi,
     kh: u32,
     pin: &str,
-) -> Result<resp::SignHashedData, sks::SksError> {
+) -> Result<resp::SignHashedData, sks_core::SksError> {
     sks.sign_hashed_data(req::SignHashedData {
         key_handle: kh,
         algorithm: ALG_ECDSA_SHA256.into(),
@@ -155,12 +150,12 @@ pub fn protection(sks: &mut impl SksApi, kh: u32) -> resp::GetKeyProtectionInfo 
         .unwrap()
 }
 
-pub fn code<T: std::fmt::Debug>(r: Result<T, sks::SksError>) -> ErrorCodeOf {
+pub fn code<T: std::fmt::Debug>(r: Result<T, sks_core::SksError>) -> ErrorCodeOf {
     ErrorCodeOf(r.unwrap_err().code())
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub struct ErrorCodeOf(pub sks::ErrorCode);
+pub struct ErrorCodeOf(pub sks_core::ErrorCode);
 
 pub fn session_count(sks: &mut impl SksApi, open_state: bool) -> usize {
     let mut n = 0;

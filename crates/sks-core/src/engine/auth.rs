@@ -1,0 +1,150 @@
+//! User-API authorization (byte layouts §8.10): PIN and PUK checks with error counters,
+//! lock-out, the PUK "no limit, delay" rule, and PIN synchronisation sets (§5.7).
+
+use super::Core;
+use crate::consts::{BiometricProtection, Protection};
+use crate::error::{err, ErrorCode, SksResult};
+use crate::pin::same_pin_group;
+use crate::secret::Secret;
+
+impl Core {
+    /// Keys sharing the PIN value and error counter of `kh` (byte layouts §8.4), incl. `kh`.
+    pub(crate) fn pin_sync_set(&self, kh: u32) -> Vec<u32> {
+        let Some(k) = self.state.keys.get(&kh) else {
+            return Vec::new();
+        };
+        let Some(p) = self.state.pins.get(&k.pin_policy) else {
+            return vec![kh];
+        };
+        self.state
+            .keys
+            .values()
+            .filter(|o| {
+                o.handle == kh
+                    || (o.pin_policy == p.handle
+                        && same_pin_group(
+                            p.policy.grouping,
+                            k.protection.app_usage,
+                            o.protection.app_usage,
+                        ))
+            })
+            .map(|o| o.handle)
+            .collect()
+    }
+
+    fn set_pin_error_count(&mut self, kh: u32, count: u16) {
+        for h in self.pin_sync_set(kh) {
+            if let Some(k) = self.state.keys.get_mut(&h) {
+                k.pin_error_count = count;
+            }
+        }
+    }
+
+    /// PIN check. Keys without a local PIN policy accept only an empty authorization.
+    pub(crate) fn verify_pin(&mut self, kh: u32, pin: &Secret) -> SksResult<()> {
+        let k = self
+            .state
+            .keys
+            .get(&kh)
+            .ok_or_else(|| err(ErrorCode::NoKey, "Key not found"))?;
+        if matches!(
+            k.protection.biometric,
+            BiometricProtection::Combined | BiometricProtection::Exclusive
+        ) {
+            // No biometric sensor: the biometric factor can never be presented.
+            return Err(err(
+                ErrorCode::Authorization,
+                "Biometric authorization unavailable",
+            ));
+        }
+        let Some(policy) = self.state.pins.get(&k.pin_policy) else {
+            if pin.is_empty() {
+                return Ok(());
+            }
+            return Err(err(
+                ErrorCode::Authorization,
+                "Redundant authorization information",
+            ));
+        };
+        let limit = policy.policy.retry_limit;
+        let count = k.pin_error_count;
+        if count >= limit {
+            return Err(err(
+                ErrorCode::Authorization,
+                "Key locked, PIN error count exceeded",
+            ));
+        }
+        if k.pin_value.ct_eq(pin.expose()) {
+            if count != 0 {
+                self.set_pin_error_count(kh, 0);
+            }
+            Ok(())
+        } else {
+            self.set_pin_error_count(kh, count + 1);
+            Err(err(ErrorCode::Authorization, "Authorization error"))
+        }
+    }
+
+    /// PUK check of the key's PIN policy's PUK policy.
+    pub(crate) fn verify_puk(&mut self, kh: u32, puk: &Secret) -> SksResult<()> {
+        let k = self
+            .state
+            .keys
+            .get(&kh)
+            .ok_or_else(|| err(ErrorCode::NoKey, "Key not found"))?;
+        let puk_handle = self
+            .state
+            .pins
+            .get(&k.pin_policy)
+            .map(|p| p.puk)
+            .filter(|h| *h != 0)
+            .ok_or_else(|| err(ErrorCode::NotAllowed, format!("Key {kh} has no PUK")))?;
+        let delay = self.config.puk_delay;
+        let p = self
+            .state
+            .puks
+            .get_mut(&puk_handle)
+            .ok_or_else(|| err(ErrorCode::Internal, "PUK policy missing"))?;
+        if p.retry_limit > 0 && p.error_count >= p.retry_limit {
+            return Err(err(
+                ErrorCode::Authorization,
+                "PUK locked, error count exceeded",
+            ));
+        }
+        if p.retry_limit == 0 {
+            // "No limit": an internal delay before acting thwarts exhaustive search.
+            std::thread::sleep(delay);
+        }
+        if p.value.ct_eq(puk.expose()) {
+            p.error_count = 0;
+            Ok(())
+        } else {
+            if p.retry_limit > 0 {
+                p.error_count += 1;
+            }
+            Err(err(ErrorCode::Authorization, "Authorization error"))
+        }
+    }
+
+    /// Export/DeleteProtection authorization (§5.1, §5.2).
+    pub(crate) fn verify_protection(
+        &mut self,
+        kh: u32,
+        protection: Protection,
+        auth: &Secret,
+    ) -> SksResult<()> {
+        match protection {
+            Protection::None if auth.is_empty() => Ok(()),
+            Protection::None => Err(err(
+                ErrorCode::Authorization,
+                "Redundant authorization information",
+            )),
+            Protection::Pin => self.verify_pin(kh, auth),
+            Protection::Puk => self.verify_puk(kh, auth),
+            Protection::NotAllowed => Err(err(
+                ErrorCode::NotAllowed,
+                "Operation not allowed by key protection",
+            )),
+        }
+    }
+}

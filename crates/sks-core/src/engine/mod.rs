@@ -1,0 +1,506 @@
+//! The SKS engine. [`Core`] is the sans-IO state machine executing §7.4 methods on the
+//! in-memory Credential Database; [`Sks`] wraps it with a [`Storage`] and persists the
+//! changes of every call as one atomic batch before the call returns (§2.5).
+
+mod auth;
+mod close;
+mod key_entry;
+mod postops;
+mod provision;
+mod session;
+mod user;
+mod user_crypto;
+
+use crate::api::{req, resp, Dispatch, Request, Response, SksApi};
+use crate::consts::{ANONYMOUS, MAX_LENGTH_ID};
+use crate::crypto::CryptoError;
+use crate::device::DeviceIdentity;
+use crate::error::{err, ErrorCode, SksError, SksResult};
+use crate::layout::MacInput;
+use crate::model::{kind, KeyEntry, OpenState, RecordId, Session, State};
+use crate::secret::Secret;
+use crate::storage::{Change, Storage};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A clock returning UNIX seconds (injectable for session-expiry tests).
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// Static device properties and policies.
+#[derive(Clone)]
+pub struct Config {
+    /// getDeviceInfo VendorName.
+    pub vendor_name: String,
+    /// getDeviceInfo VendorDescription.
+    pub vendor_description: String,
+    /// getDeviceInfo BiometricSupport. This software SKS has no sensor: with support
+    /// enabled, biometric policies are accepted but biometrics are never presented.
+    pub biometric_support: bool,
+    /// Delay before acting on a PUK of a policy with RetryLimit 0 (§createPUKPolicy: 1-10 s).
+    pub puk_delay: Duration,
+    /// Time source for SessionLifeTime enforcement.
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("vendor_name", &self.vendor_name)
+            .field("biometric_support", &self.biometric_support)
+            .field("puk_delay", &self.puk_delay)
+            .finish()
+    }
+}
+
+/// UNIX seconds from the system clock.
+pub fn system_clock() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            vendor_name: "keyfob-station".to_owned(),
+            vendor_description: "Software SKS (Secure Key Store API 1.00), TYPE_SOFTWARE"
+                .to_owned(),
+            biometric_support: false,
+            puk_delay: Duration::from_secs(1),
+            clock: Arc::new(system_clock),
+        }
+    }
+}
+
+/// The sans-IO engine: state, device identity and configuration.
+pub struct Core {
+    pub(crate) state: State,
+    pub(crate) device: DeviceIdentity,
+    pub(crate) config: Config,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("sessions", &self.state.sessions.len())
+            .field("keys", &self.state.keys.len())
+            .finish()
+    }
+}
+
+impl Core {
+    /// A core over a state.
+    pub fn new(state: State, device: DeviceIdentity, config: Config) -> Self {
+        Self {
+            state,
+            device,
+            config,
+        }
+    }
+
+    /// Executes one call. Expired open sessions are aborted first (SessionLifeTime).
+    pub fn execute(&mut self, request: Request) -> Result<Response, SksError> {
+        self.purge_expired();
+        self.dispatch(request)
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        (self.config.clock)()
+    }
+
+    fn purge_expired(&mut self) {
+        let now = self.now();
+        let expired: Vec<u32> = self
+            .state
+            .sessions
+            .values()
+            .filter(|s| {
+                s.open_state().is_some_and(|o| {
+                    now > o.opened_at.saturating_add(u64::from(s.session_life_time))
+                })
+            })
+            .map(|s| s.handle)
+            .collect();
+        for h in expired {
+            self.abort_session(h);
+        }
+    }
+
+    pub(crate) fn alloc_handle(&mut self) -> u32 {
+        self.state.next_handle = self.state.next_handle.max(1);
+        let h = self.state.next_handle;
+        self.state.next_handle = h.wrapping_add(1).max(1);
+        h
+    }
+
+    /// Device ID of §2.7 for the given mode.
+    pub(crate) fn device_id(&self, privacy_enabled: bool) -> Vec<u8> {
+        if privacy_enabled {
+            ANONYMOUS.to_vec()
+        } else {
+            self.device.certificate().to_vec()
+        }
+    }
+
+    /// The session must exist and be open (ERROR_NO_SESSION otherwise, no abort).
+    pub(crate) fn open_session(&self, ph: u32) -> SksResult<&Session> {
+        match self.state.sessions.get(&ph) {
+            Some(s) if s.is_open() => Ok(s),
+            _ => Err(err(
+                ErrorCode::NoSession,
+                format!("No open provisioning session {ph}"),
+            )),
+        }
+    }
+
+    pub(crate) fn session_mut(&mut self, ph: u32) -> SksResult<&mut Session> {
+        self.state.sessions.get_mut(&ph).ok_or_else(|| {
+            err(
+                ErrorCode::NoSession,
+                format!("No provisioning session {ph}"),
+            )
+        })
+    }
+
+    /// The open state of session `ph` (ERROR_NO_SESSION if it is not open).
+    pub(crate) fn open_state_mut(&mut self, ph: u32) -> SksResult<&mut OpenState> {
+        self.state
+            .sessions
+            .get_mut(&ph)
+            .and_then(Session::open_state_mut)
+            .ok_or_else(|| {
+                err(
+                    ErrorCode::NoSession,
+                    format!("No open provisioning session {ph}"),
+                )
+            })
+    }
+
+    /// Key `kh` if its session is open (`open` true) or closed (`open` false); ERROR_NO_KEY
+    /// otherwise, no abort.
+    fn key_in(&self, kh: u32, open: bool) -> SksResult<&KeyEntry> {
+        let k = self
+            .state
+            .keys
+            .get(&kh)
+            .ok_or_else(|| err(ErrorCode::NoKey, format!("Key {kh} not found")))?;
+        match self.state.sessions.get(&k.session) {
+            Some(s) if s.is_open() == open => Ok(k),
+            _ if open => Err(err(
+                ErrorCode::NoKey,
+                format!("Key {kh} does not belong to an open session"),
+            )),
+            _ => Err(err(
+                ErrorCode::NoKey,
+                format!("Key {kh} is not provisioned yet"),
+            )),
+        }
+    }
+
+    /// The key must belong to an open session; returns that session (provisioning methods).
+    pub(crate) fn open_key(&self, kh: u32) -> SksResult<u32> {
+        self.key_in(kh, true).map(|k| k.session)
+    }
+
+    /// A key of a closed session (User API).
+    pub(crate) fn closed_key(&self, kh: u32) -> SksResult<&KeyEntry> {
+        self.key_in(kh, false)
+    }
+
+    pub(crate) fn key_mut(&mut self, kh: u32) -> SksResult<&mut KeyEntry> {
+        self.state
+            .keys
+            .get_mut(&kh)
+            .ok_or_else(|| err(ErrorCode::NoKey, format!("Key {kh} not found")))
+    }
+
+    /// Removes an open session and everything it created (§createProvisioningSession remarks).
+    pub(crate) fn abort_session(&mut self, ph: u32) {
+        self.state.keys.retain(|_, k| k.session != ph);
+        self.state.pins.retain(|_, p| p.session != ph);
+        self.state.puks.retain(|_, p| p.session != ph);
+        self.state.sessions.remove(&ph);
+    }
+
+    /// Session `ph` must be open (ERROR_NO_SESSION otherwise, no abort); then runs `f`, and any
+    /// error of `f` aborts the session (byte layouts §8.9).
+    pub(crate) fn in_open_session<T>(
+        &mut self,
+        ph: u32,
+        f: impl FnOnce(&mut Self) -> SksResult<T>,
+    ) -> SksResult<T> {
+        self.open_session(ph)?;
+        self.guarded(ph, f)
+    }
+
+    /// Runs `f`; any error aborts the session `ph` (byte layouts §8.9).
+    pub(crate) fn guarded<T>(
+        &mut self,
+        ph: u32,
+        f: impl FnOnce(&mut Self) -> SksResult<T>,
+    ) -> SksResult<T> {
+        let r = f(self);
+        if r.is_err() {
+            self.abort_session(ph);
+        }
+        r
+    }
+
+    /// One SessionKey operation against SessionKeyLimit (byte layouts §4.4).
+    pub(crate) fn key_op(&mut self, ph: u32) -> SksResult<()> {
+        let s = self.open_state_mut(ph)?;
+        if s.key_ops_left == 0 {
+            return Err(err(ErrorCode::Option, "SessionKeyLimit exceeded"));
+        }
+        s.key_ops_left -= 1;
+        Ok(())
+    }
+
+    /// Verifies a method MAC with the next MACSequenceCounter value (§6.2).
+    pub(crate) fn verify_mac(&mut self, ph: u32, input: &MacInput, mac: &[u8]) -> SksResult<()> {
+        self.key_op(ph)?;
+        let s = self.open_state_mut(ph)?;
+        let n = s.mac_counter;
+        s.mac_counter = n.wrapping_add(1);
+        let expected = s.session_key.mac(input.method, n, &input.data)?;
+        if crate::secret::ct_eq(&expected, mac) {
+            Ok(())
+        } else {
+            let method = input.method;
+            Err(err(ErrorCode::Mac, format!("MAC error in \"{method}\"")))
+        }
+    }
+
+    /// An attestation with the next counter value (§6.3).
+    pub(crate) fn attest(&mut self, ph: u32, data: &[u8]) -> SksResult<[u8; 32]> {
+        self.key_op(ph)?;
+        let s = self.open_state_mut(ph)?;
+        let n = s.mac_counter;
+        s.mac_counter = n.wrapping_add(1);
+        Ok(s.session_key.attest(n, data)?)
+    }
+
+    /// Decrypts §6.1 encrypted data (one SessionKey operation).
+    pub(crate) fn decrypt(&mut self, ph: u32, data: &[u8]) -> SksResult<Secret> {
+        self.key_op(ph)?;
+        let s = self.open_state_mut(ph)?;
+        s.session_key.decrypt(data).map_err(|e| match e {
+            CryptoError::Decrypt => err(ErrorCode::Crypto, "Decryption of encrypted data failed"),
+            other => other.into(),
+        })
+    }
+
+    /// Checks an ID (byte layouts §8.1) and its uniqueness in the session's namespace.
+    pub(crate) fn check_new_id(&self, ph: u32, id: &str) -> SksResult<()> {
+        check_id_syntax(id)?;
+        let dup = self
+            .state
+            .keys
+            .values()
+            .any(|k| k.session == ph && k.id == id)
+            || self
+                .state
+                .pins
+                .values()
+                .any(|p| p.session == ph && p.policy.id == id)
+            || self
+                .state
+                .puks
+                .values()
+                .any(|p| p.session == ph && p.id == id);
+        if dup {
+            return Err(err(ErrorCode::Option, format!("Duplicate \"ID\": {id}")));
+        }
+        Ok(())
+    }
+}
+
+/// ID syntax (§7.1 `id`, byte layouts §8.1): 1-32 chars, first `A-Z a-z _`, then `A-Z a-z 0-9 _ . -`.
+pub fn check_id_syntax(id: &str) -> SksResult<()> {
+    let b = id.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= MAX_LENGTH_ID
+        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(err(ErrorCode::Option, "Malformed \"ID\""))
+    }
+}
+
+macro_rules! delegate {
+    ($($f:ident $name:ident;)*) => {
+        impl Dispatch for Core {
+            $( fn $f(&mut self, a: req::$name) -> SksResult<resp::$name> { Core::$f(self, a) } )*
+        }
+    };
+}
+
+delegate! {
+    get_device_info GetDeviceInfo;
+    create_provisioning_session CreateProvisioningSession;
+    close_provisioning_session CloseProvisioningSession;
+    enumerate_provisioning_sessions EnumerateProvisioningSessions;
+    abort_provisioning_session AbortProvisioningSession;
+    sign_provisioning_session_data SignProvisioningSessionData;
+    create_puk_policy CreatePukPolicy;
+    create_pin_policy CreatePinPolicy;
+    create_key_entry CreateKeyEntry;
+    get_key_handle GetKeyHandle;
+    set_certificate_path SetCertificatePath;
+    import_symmetric_key ImportSymmetricKey;
+    import_private_key ImportPrivateKey;
+    add_extension AddExtension;
+    post_delete_key PostDeleteKey;
+    post_unlock_key PostUnlockKey;
+    post_update_key PostUpdateKey;
+    post_clone_key_protection PostCloneKeyProtection;
+    enumerate_keys EnumerateKeys;
+    get_key_attributes GetKeyAttributes;
+    get_key_protection_info GetKeyProtectionInfo;
+    get_extension GetExtension;
+    set_property SetProperty;
+    delete_key DeleteKey;
+    export_key ExportKey;
+    unlock_key UnlockKey;
+    change_pin ChangePin;
+    set_pin SetPin;
+    update_firmware UpdateFirmware;
+    sign_hashed_data SignHashedData;
+    asymmetric_key_decrypt AsymmetricKeyDecrypt;
+    key_agreement KeyAgreement;
+    perform_hmac PerformHmac;
+    symmetric_key_encrypt SymmetricKeyEncrypt;
+}
+
+/// A persistent SKS: [`Core`] plus a [`Storage`]. Every call's changes are written as one
+/// atomic batch before it returns; if that write fails the in-memory state is reloaded from
+/// storage and the call fails with ERROR_STORAGE.
+pub struct Sks<S: Storage> {
+    core: Core,
+    storage: S,
+    image: BTreeMap<RecordId, Secret>,
+}
+
+impl<S: Storage> std::fmt::Debug for Sks<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sks").field("core", &self.core).finish()
+    }
+}
+
+fn storage_error(e: impl std::fmt::Display) -> SksError {
+    err(ErrorCode::Storage, format!("Storage failure: {e}"))
+}
+
+impl<S: Storage> Sks<S> {
+    /// Creates the device identity in an empty store (`sks init`); an existing one is kept.
+    pub fn initialize(mut storage: S, config: Config) -> SksResult<Self> {
+        let records = storage.load().map_err(storage_error)?;
+        if !records.contains_key(&(kind::DEVICE, 0)) {
+            let device = DeviceIdentity::generate(&config.vendor_name)
+                .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+            let rec = device
+                .to_record()
+                .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+            storage
+                .apply(&[((kind::DEVICE, 0), Some(rec.expose()))])
+                .map_err(storage_error)?;
+        }
+        Self::open(storage, config)
+    }
+
+    /// Opens an initialized store.
+    pub fn open(mut storage: S, config: Config) -> SksResult<Self> {
+        let image = storage.load().map_err(storage_error)?;
+        let record = image.get(&(kind::DEVICE, 0)).ok_or_else(|| {
+            err(
+                ErrorCode::Storage,
+                "Device not initialized (run `sks init`)",
+            )
+        })?;
+        let device = DeviceIdentity::from_record(record.expose()).map_err(storage_error)?;
+        let state = State::from_records(image.iter()).map_err(storage_error)?;
+        Ok(Self {
+            core: Core::new(state, device, config),
+            storage,
+            image,
+        })
+    }
+
+    /// The engine (read-only).
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+
+    /// The storage backend.
+    pub fn storage_mut(&mut self) -> &mut S {
+        &mut self.storage
+    }
+
+    /// Consumes the SKS, returning its storage (simulates a restart in tests).
+    pub fn into_storage(self) -> S {
+        self.storage
+    }
+
+    fn flush(&mut self) -> SksResult<()> {
+        let mut records = self.core.state.to_records().map_err(storage_error)?;
+        // The device record is not part of State; keep it.
+        if let Some(dev) = self.image.get(&(kind::DEVICE, 0)) {
+            records.insert((kind::DEVICE, 0), dev.duplicate());
+        }
+        let mut batch: Vec<Change<'_>> = Vec::new();
+        for (id, data) in &records {
+            if self
+                .image
+                .get(id)
+                .map(|old| old.expose() != data.expose())
+                .unwrap_or(true)
+            {
+                batch.push((*id, Some(data.expose())));
+            }
+        }
+        for id in self.image.keys() {
+            if !records.contains_key(id) {
+                batch.push((*id, None));
+            }
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        match self.storage.apply(&batch) {
+            Ok(()) => {
+                self.image = records;
+                Ok(())
+            }
+            Err(e) => {
+                let msg = storage_error(&e);
+                // Return to the durable state so memory never runs ahead of storage.
+                if let Ok(image) = self.storage.load() {
+                    if let Ok(state) = State::from_records(image.iter()) {
+                        self.core.state = state;
+                        self.image = image;
+                    }
+                }
+                Err(msg)
+            }
+        }
+    }
+}
+
+impl<S: Storage> SksApi for Sks<S> {
+    fn call(&mut self, request: Request) -> Result<Response, SksError> {
+        let result = self.core.execute(request);
+        self.flush()?;
+        result
+    }
+}
+
+impl SksApi for Core {
+    fn call(&mut self, request: Request) -> Result<Response, SksError> {
+        self.execute(request)
+    }
+}

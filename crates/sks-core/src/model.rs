@@ -1,0 +1,578 @@
+//! The Credential Database objects (§3): provisioning sessions, PUK and PIN policies and key
+//! entries, plus their record encoding for [`crate::storage`]. Records use the §7.1 codec
+//! with a leading format version byte.
+
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::consts::{AppUsage, BiometricProtection, PinFormat, PostOperation, Protection, SubType};
+use crate::crypto::SessionKey;
+use crate::pin::PinPolicy;
+use crate::secret::Secret;
+use std::collections::BTreeMap;
+
+const RECORD_VERSION: u8 = 1;
+
+/// Record kinds in storage.
+pub mod kind {
+    /// Handle counter.
+    pub const META: u8 = 0;
+    /// Device key and certificate path.
+    pub const DEVICE: u8 = 1;
+    /// Provisioning session.
+    pub const SESSION: u8 = 2;
+    /// PUK policy.
+    pub const PUK: u8 = 3;
+    /// PIN policy.
+    pub const PIN: u8 = 4;
+    /// Key entry.
+    pub const KEY: u8 = 5;
+}
+
+/// A deferred post-provisioning operation (§7.4 postDeleteKey..postCloneKeyProtection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostOp {
+    /// Which operation.
+    pub method: PostOperation,
+    /// The target key (of a closed session).
+    pub target: u32,
+    /// The new key for update/clone, else 0.
+    pub new_key: u32,
+}
+
+/// The secret, mutable part of a session that exists only while it is open. Closing a
+/// session drops it, so the SessionKey is zeroized and never stored for closed sessions.
+#[derive(Debug)]
+pub struct OpenState {
+    /// SessionKey.
+    pub session_key: SessionKey,
+    /// MACSequenceCounter.
+    pub mac_counter: u16,
+    /// Remaining SessionKey operations (SessionKeyLimit).
+    pub key_ops_left: u16,
+    /// SKS clock (UNIX seconds) at creation; used for the lifetime check.
+    pub opened_at: u64,
+    /// Queued post-provisioning operations.
+    pub post_ops: Vec<PostOp>,
+}
+
+/// Session life cycle (§3.3): open (provisioning) or closed (owning provisioned keys).
+#[derive(Debug)]
+pub enum SessionState {
+    /// Provisioning in progress.
+    Open(OpenState),
+    /// Successfully closed.
+    Closed,
+}
+
+/// A provisioning object (§3.3, createProvisioningSession).
+#[derive(Debug)]
+pub struct Session {
+    /// ProvisioningHandle.
+    pub handle: u32,
+    /// PEP mode.
+    pub privacy_enabled: bool,
+    /// ClientSessionID.
+    pub client_session_id: String,
+    /// ServerSessionID.
+    pub server_session_id: String,
+    /// IssuerURI.
+    pub issuer_uri: String,
+    /// KeyManagementKey (SPKI) or empty.
+    pub key_management_key: Vec<u8>,
+    /// ClientTime.
+    pub client_time: u32,
+    /// SessionLifeTime.
+    pub session_life_time: u32,
+    /// Open or closed.
+    pub state: SessionState,
+}
+
+impl Session {
+    /// True while provisioning is in progress.
+    pub fn is_open(&self) -> bool {
+        matches!(self.state, SessionState::Open(_))
+    }
+
+    /// The open state, if open.
+    pub fn open_state(&self) -> Option<&OpenState> {
+        match &self.state {
+            SessionState::Open(o) => Some(o),
+            SessionState::Closed => None,
+        }
+    }
+
+    /// The open state, if open.
+    pub fn open_state_mut(&mut self) -> Option<&mut OpenState> {
+        match &mut self.state {
+            SessionState::Open(o) => Some(o),
+            SessionState::Closed => None,
+        }
+    }
+}
+
+/// A PUK policy object (createPUKPolicy).
+#[derive(Debug)]
+pub struct PukPolicy {
+    /// Handle.
+    pub handle: u32,
+    /// Owning session.
+    pub session: u32,
+    /// ID.
+    pub id: String,
+    /// Decrypted PUK.
+    pub value: Secret,
+    /// Format.
+    pub format: PinFormat,
+    /// RetryLimit (0 = unlimited, delayed).
+    pub retry_limit: u16,
+    /// Error count.
+    pub error_count: u16,
+}
+
+/// A stored PIN policy object (createPINPolicy): the policy plus where it lives.
+#[derive(Debug, Clone)]
+pub struct PinPolicyEntry {
+    /// Handle.
+    pub handle: u32,
+    /// Owning session.
+    pub session: u32,
+    /// PUK policy handle or 0.
+    pub puk: u32,
+    /// The policy.
+    pub policy: PinPolicy,
+}
+
+/// An extension object (addExtension).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extension {
+    /// Type URI.
+    pub type_uri: String,
+    /// SubType.
+    pub sub_type: SubType,
+    /// Qualifier.
+    pub qualifier: String,
+    /// Data (decrypted for EncryptedExtension).
+    pub data: Vec<u8>,
+}
+
+/// The protection attributes of a key entry (createKeyEntry, §5.1–§5.4, §5.8): one type for
+/// the issuer that requests them, the SKS that stores and enforces them, and
+/// getKeyProtectionInfo that reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyProtection {
+    /// EnablePINCaching.
+    pub enable_pin_caching: bool,
+    /// BiometricProtection.
+    pub biometric: BiometricProtection,
+    /// ExportProtection.
+    pub export_protection: Protection,
+    /// DeleteProtection.
+    pub delete_protection: Protection,
+    /// AppUsage.
+    pub app_usage: AppUsage,
+}
+
+impl Default for KeyProtection {
+    /// No caching, no biometrics, export and delete unprotected, universal usage.
+    fn default() -> Self {
+        Self {
+            enable_pin_caching: false,
+            biometric: BiometricProtection::None,
+            export_protection: Protection::None,
+            delete_protection: Protection::None,
+            app_usage: AppUsage::Universal,
+        }
+    }
+}
+
+/// A key entry (§3.1).
+#[derive(Debug)]
+pub struct KeyEntry {
+    /// KeyHandle.
+    pub handle: u32,
+    /// Owning session.
+    pub session: u32,
+    /// ID.
+    pub id: String,
+    /// KeyAlgorithm URI used at generation.
+    pub key_algorithm: String,
+    /// PIN policy handle or 0.
+    pub pin_policy: u32,
+    /// Device PIN protection.
+    pub device_pin: bool,
+    /// PIN value (local PIN policy only).
+    pub pin_value: Secret,
+    /// PIN error count.
+    pub pin_error_count: u16,
+    /// Caching, biometric, export and delete protection, AppUsage.
+    pub protection: KeyProtection,
+    /// FriendlyName.
+    pub friendly_name: String,
+    /// Generated public key (SPKI).
+    pub public_key: Vec<u8>,
+    /// PKCS#8 private key.
+    pub private_key: Secret,
+    /// Imported symmetric key.
+    pub symmetric_key: Option<Secret>,
+    /// Certificate path, EE first.
+    pub certificate_path: Vec<Vec<u8>>,
+    /// Endorsed algorithms.
+    pub endorsed: Vec<String>,
+    /// Extensions.
+    pub extensions: Vec<Extension>,
+    /// KeyBackup bits.
+    pub key_backup: u8,
+}
+
+impl KeyEntry {
+    /// certificate\[0\], if set.
+    pub fn ee_certificate(&self) -> Option<&[u8]> {
+        self.certificate_path.first().map(Vec::as_slice)
+    }
+}
+
+/// The whole Credential Database in memory.
+#[derive(Debug, Default)]
+pub struct State {
+    /// Next object handle (handles are never reused).
+    pub next_handle: u32,
+    /// Sessions.
+    pub sessions: BTreeMap<u32, Session>,
+    /// PUK policies.
+    pub puks: BTreeMap<u32, PukPolicy>,
+    /// PIN policies.
+    pub pins: BTreeMap<u32, PinPolicyEntry>,
+    /// Keys.
+    pub keys: BTreeMap<u32, KeyEntry>,
+}
+
+/// Storage record id: (kind, handle).
+pub type RecordId = (u8, u32);
+
+fn start(w: &mut Writer) {
+    w.byte(RECORD_VERSION);
+}
+
+fn check_version(r: &mut Reader<'_>) -> Result<(), DecodeError> {
+    match r.byte()? {
+        RECORD_VERSION => Ok(()),
+        other => Err(DecodeError::UnknownVersion(other)),
+    }
+}
+
+/// An `int` element count.
+fn put_count(w: &mut Writer, n: usize) -> Result<(), DecodeError> {
+    w.int(u32::try_from(n).map_err(|_| DecodeError::TooLong)?);
+    Ok(())
+}
+
+fn put_list(w: &mut Writer, items: &[Vec<u8>]) -> Result<(), DecodeError> {
+    put_count(w, items.len())?;
+    for i in items {
+        w.blob(i);
+    }
+    Ok(())
+}
+
+/// One enumerated `byte`, checked against the values the spec defines.
+fn get_enum<T: TryFrom<u8, Error = crate::consts::UnknownValue>>(
+    r: &mut Reader<'_>,
+) -> Result<T, DecodeError> {
+    Ok(T::try_from(r.byte()?)?)
+}
+
+fn get_list(r: &mut Reader<'_>) -> Result<Vec<Vec<u8>>, DecodeError> {
+    let n = r.int()?;
+    let mut v = Vec::new();
+    for _ in 0..n {
+        v.push(r.blob()?);
+    }
+    Ok(v)
+}
+
+fn get_string(r: &mut Reader<'_>) -> Result<String, DecodeError> {
+    String::from_utf8(r.blob()?).map_err(|_| DecodeError::InvalidUtf8)
+}
+
+impl State {
+    /// Serializes every object to its record (fails only on a list longer than 2^32 - 1).
+    pub fn to_records(&self) -> Result<BTreeMap<RecordId, Secret>, DecodeError> {
+        let mut out = BTreeMap::new();
+        let mut w = Writer::new();
+        start(&mut w);
+        w.int(self.next_handle);
+        out.insert((kind::META, 0), Secret::new(w.into_bytes()));
+        for s in self.sessions.values() {
+            let mut w = Writer::new();
+            start(&mut w);
+            w.int(s.handle).boolean(s.privacy_enabled);
+            w.blob(s.client_session_id.as_bytes())
+                .blob(s.server_session_id.as_bytes());
+            w.blob(s.issuer_uri.as_bytes()).blob(&s.key_management_key);
+            w.int(s.client_time).int(s.session_life_time);
+            match &s.state {
+                SessionState::Closed => {
+                    w.boolean(false);
+                }
+                SessionState::Open(o) => {
+                    w.boolean(true).short(o.key_ops_left).short(o.mac_counter);
+                    w.blob(o.session_key.expose())
+                        .verbatim(&o.opened_at.to_be_bytes());
+                    put_count(&mut w, o.post_ops.len())?;
+                    for op in &o.post_ops {
+                        w.byte(op.method.into()).int(op.target).int(op.new_key);
+                    }
+                }
+            }
+            out.insert((kind::SESSION, s.handle), Secret::new(w.into_bytes()));
+        }
+        for p in self.puks.values() {
+            let mut w = Writer::new();
+            start(&mut w);
+            w.int(p.handle)
+                .int(p.session)
+                .blob(p.id.as_bytes())
+                .blob(p.value.expose());
+            w.byte(p.format.into())
+                .short(p.retry_limit)
+                .short(p.error_count);
+            out.insert((kind::PUK, p.handle), Secret::new(w.into_bytes()));
+        }
+        for p in self.pins.values() {
+            let mut w = Writer::new();
+            start(&mut w);
+            let q = &p.policy;
+            w.int(p.handle)
+                .int(p.session)
+                .blob(q.id.as_bytes())
+                .int(p.puk);
+            w.boolean(q.user_defined)
+                .boolean(q.user_modifiable)
+                .byte(q.format.into());
+            w.short(q.retry_limit)
+                .byte(q.grouping.into())
+                .byte(q.patterns);
+            w.short(q.min_length)
+                .short(q.max_length)
+                .byte(q.input_method.into());
+            out.insert((kind::PIN, p.handle), Secret::new(w.into_bytes()));
+        }
+        for k in self.keys.values() {
+            out.insert((kind::KEY, k.handle), Secret::new(encode_key(k)?));
+        }
+        Ok(out)
+    }
+
+    /// Rebuilds the state from records; unknown kinds are ignored (the device record is
+    /// read by [`crate::device`]).
+    pub fn from_records<'a>(
+        records: impl IntoIterator<Item = (&'a RecordId, &'a Secret)>,
+    ) -> Result<Self, DecodeError> {
+        let mut st = State::default();
+        for (&(k, _), data) in records {
+            let mut r = Reader::new(data.expose());
+            match k {
+                kind::META => {
+                    check_version(&mut r)?;
+                    st.next_handle = r.int()?;
+                }
+                kind::SESSION => {
+                    check_version(&mut r)?;
+                    let s = decode_session(&mut r)?;
+                    st.sessions.insert(s.handle, s);
+                }
+                kind::PUK => {
+                    check_version(&mut r)?;
+                    let p = PukPolicy {
+                        handle: r.int()?,
+                        session: r.int()?,
+                        id: get_string(&mut r)?,
+                        value: Secret::new(r.blob()?),
+                        format: get_enum(&mut r)?,
+                        retry_limit: r.short()?,
+                        error_count: r.short()?,
+                    };
+                    st.puks.insert(p.handle, p);
+                }
+                kind::PIN => {
+                    check_version(&mut r)?;
+                    let handle = r.int()?;
+                    let session = r.int()?;
+                    let id = get_string(&mut r)?;
+                    let p = PinPolicyEntry {
+                        handle,
+                        session,
+                        puk: r.int()?,
+                        policy: PinPolicy {
+                            id,
+                            user_defined: r.boolean()?,
+                            user_modifiable: r.boolean()?,
+                            format: get_enum(&mut r)?,
+                            retry_limit: r.short()?,
+                            grouping: get_enum(&mut r)?,
+                            patterns: r.byte()?,
+                            min_length: r.short()?,
+                            max_length: r.short()?,
+                            input_method: get_enum(&mut r)?,
+                        },
+                    };
+                    st.pins.insert(p.handle, p);
+                }
+                kind::KEY => {
+                    check_version(&mut r)?;
+                    let k = decode_key(&mut r)?;
+                    st.keys.insert(k.handle, k);
+                }
+                _ => continue,
+            }
+            r.finish()?;
+        }
+        Ok(st)
+    }
+}
+
+fn decode_session(r: &mut Reader<'_>) -> Result<Session, DecodeError> {
+    let handle = r.int()?;
+    let privacy_enabled = r.boolean()?;
+    let client_session_id = get_string(r)?;
+    let server_session_id = get_string(r)?;
+    let issuer_uri = get_string(r)?;
+    let key_management_key = r.blob()?;
+    let client_time = r.int()?;
+    let session_life_time = r.int()?;
+    let state = if r.boolean()? {
+        let key_ops_left = r.short()?;
+        let mac_counter = r.short()?;
+        let sk = Secret::new(r.blob()?);
+        let session_key =
+            SessionKey::from_bytes(sk.expose()).ok_or(DecodeError::Truncated("session key"))?;
+        let hi = u64::from(r.int()?);
+        let lo = u64::from(r.int()?);
+        let n = r.int()?;
+        let mut post_ops = Vec::new();
+        for _ in 0..n {
+            post_ops.push(PostOp {
+                method: get_enum(r)?,
+                target: r.int()?,
+                new_key: r.int()?,
+            });
+        }
+        SessionState::Open(OpenState {
+            session_key,
+            mac_counter,
+            key_ops_left,
+            opened_at: (hi << 32) | lo,
+            post_ops,
+        })
+    } else {
+        SessionState::Closed
+    };
+    Ok(Session {
+        handle,
+        privacy_enabled,
+        client_session_id,
+        server_session_id,
+        issuer_uri,
+        key_management_key,
+        client_time,
+        session_life_time,
+        state,
+    })
+}
+
+fn encode_key(k: &KeyEntry) -> Result<Vec<u8>, DecodeError> {
+    let mut w = Writer::new();
+    start(&mut w);
+    w.int(k.handle)
+        .int(k.session)
+        .blob(k.id.as_bytes())
+        .blob(k.key_algorithm.as_bytes());
+    w.int(k.pin_policy)
+        .boolean(k.device_pin)
+        .blob(k.pin_value.expose());
+    w.short(k.pin_error_count)
+        .boolean(k.protection.enable_pin_caching)
+        .byte(k.protection.biometric.into());
+    w.byte(k.protection.export_protection.into())
+        .byte(k.protection.delete_protection.into())
+        .byte(k.protection.app_usage.into());
+    w.blob(k.friendly_name.as_bytes())
+        .blob(&k.public_key)
+        .blob(k.private_key.expose());
+    match &k.symmetric_key {
+        Some(s) => w.boolean(true).blob(s.expose()),
+        None => w.boolean(false),
+    };
+    put_list(&mut w, &k.certificate_path)?;
+    let endorsed: Vec<Vec<u8>> = k.endorsed.iter().map(|s| s.as_bytes().to_vec()).collect();
+    put_list(&mut w, &endorsed)?;
+    put_count(&mut w, k.extensions.len())?;
+    for e in &k.extensions {
+        w.blob(e.type_uri.as_bytes())
+            .byte(e.sub_type.into())
+            .blob(e.qualifier.as_bytes());
+        w.blob(&e.data);
+    }
+    w.byte(k.key_backup);
+    Ok(w.into_bytes())
+}
+
+fn decode_key(r: &mut Reader<'_>) -> Result<KeyEntry, DecodeError> {
+    let handle = r.int()?;
+    let session = r.int()?;
+    let id = get_string(r)?;
+    let key_algorithm = get_string(r)?;
+    let pin_policy = r.int()?;
+    let device_pin = r.boolean()?;
+    let pin_value = Secret::new(r.blob()?);
+    let pin_error_count = r.short()?;
+    let protection = KeyProtection {
+        enable_pin_caching: r.boolean()?,
+        biometric: get_enum(r)?,
+        export_protection: get_enum(r)?,
+        delete_protection: get_enum(r)?,
+        app_usage: get_enum(r)?,
+    };
+    let friendly_name = get_string(r)?;
+    let public_key = r.blob()?;
+    let private_key = Secret::new(r.blob()?);
+    let symmetric_key = if r.boolean()? {
+        Some(Secret::new(r.blob()?))
+    } else {
+        None
+    };
+    let certificate_path = get_list(r)?;
+    let endorsed = get_list(r)?
+        .into_iter()
+        .map(|b| String::from_utf8(b).map_err(|_| DecodeError::InvalidUtf8))
+        .collect::<Result<Vec<_>, _>>()?;
+    let n = r.int()?;
+    let mut extensions = Vec::new();
+    for _ in 0..n {
+        extensions.push(Extension {
+            type_uri: get_string(r)?,
+            sub_type: get_enum(r)?,
+            qualifier: get_string(r)?,
+            data: r.blob()?,
+        });
+    }
+    let key_backup = r.byte()?;
+    Ok(KeyEntry {
+        handle,
+        session,
+        id,
+        key_algorithm,
+        pin_policy,
+        device_pin,
+        pin_value,
+        pin_error_count,
+        protection,
+        friendly_name,
+        public_key,
+        private_key,
+        symmetric_key,
+        certificate_path,
+        endorsed,
+        extensions,
+        key_backup,
+    })
+}

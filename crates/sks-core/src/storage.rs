@@ -1,0 +1,94 @@
+//! Credential Database persistence (§2.5). A [`Storage`] holds opaque records keyed by
+//! (kind, handle) and applies a batch of puts and deletes **atomically**. The engine writes
+//! one batch per API call, before the call returns, so:
+//! - closeProvisioningSession commits all its effects in one batch (old state or new state);
+//! - PIN/PUK error counters are durable before the result is returned;
+//! - open provisioning sessions survive a restart.
+
+use crate::model::RecordId;
+use crate::secret::Secret;
+use std::collections::BTreeMap;
+
+/// A storage failure; mapped to ERROR_STORAGE by the engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The backend failed (`backend` names it, e.g. `sqlite`).
+    #[error("{backend}: {source}")]
+    Backend {
+        /// Short backend name.
+        backend: &'static str,
+        /// The backend's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Injected failure (tests).
+    #[error("injected storage failure")]
+    Injected,
+}
+
+/// One change of a batch: `Some(bytes)` writes the record, `None` deletes it.
+pub type Change<'a> = (RecordId, Option<&'a [u8]>);
+
+/// Record store with atomic batches.
+pub trait Storage {
+    /// All records.
+    fn load(&mut self) -> Result<BTreeMap<RecordId, Secret>, StorageError>;
+    /// Applies every change or none.
+    fn apply(&mut self, batch: &[Change<'_>]) -> Result<(), StorageError>;
+}
+
+/// In-memory storage. `fail_after` makes the n-th next `apply` fail (fault injection).
+#[derive(Debug, Default)]
+pub struct MemoryStorage {
+    records: BTreeMap<RecordId, Secret>,
+    /// When `Some(0)`, the next apply fails (and the counter is cleared); `Some(n)` counts down.
+    pub fail_after: Option<u32>,
+}
+
+impl MemoryStorage {
+    /// Empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Storage for MemoryStorage {
+    fn load(&mut self) -> Result<BTreeMap<RecordId, Secret>, StorageError> {
+        Ok(self
+            .records
+            .iter()
+            .map(|(k, v)| (*k, v.duplicate()))
+            .collect())
+    }
+
+    fn apply(&mut self, batch: &[Change<'_>]) -> Result<(), StorageError> {
+        match self.fail_after {
+            Some(0) => {
+                self.fail_after = None;
+                return Err(StorageError::Injected);
+            }
+            Some(n) => self.fail_after = Some(n - 1),
+            None => {}
+        }
+        for (id, data) in batch {
+            match data {
+                Some(d) => {
+                    self.records.insert(*id, Secret::from_slice(d));
+                }
+                None => {
+                    self.records.remove(id);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<S: Storage + ?Sized> Storage for Box<S> {
+    fn load(&mut self) -> Result<BTreeMap<RecordId, Secret>, StorageError> {
+        (**self).load()
+    }
+    fn apply(&mut self, batch: &[Change<'_>]) -> Result<(), StorageError> {
+        (**self).apply(batch)
+    }
+}
