@@ -228,3 +228,48 @@ fn a_fresh_fob_with_a_state_file_writes_it_at_once() {
         assert_eq!(mode & 0o077, 0, "state file holds keys: owner-only");
     }
 }
+
+#[test]
+fn an_unsaved_authentication_failure_stops_authentication_until_it_is_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("gone");
+    std::fs::create_dir(&sub).unwrap();
+    let path = sub.join("fob.json");
+    let mut fob = VirtualFob::new(config(&path)).unwrap();
+    select(&mut fob, ISD_AID);
+    assert_eq!(send_hex(&mut fob, "8050FF00080102030405060708").1, 0x9000);
+    std::fs::remove_dir_all(&sub).unwrap();
+    // A wrong cryptogram whose count cannot be written: not a plain 6982.
+    let (_, sw) = send_hex(&mut fob, &format!("8482010010{}", "00".repeat(16)));
+    assert_eq!(sw, 0x6581);
+    assert_eq!(fob.auth_failures(), 1, "the count is kept in RAM");
+    assert!(!fob.is_channel_open());
+    // No new authentication while the count is not durable.
+    for _ in 0..2 {
+        let (_, sw) = send_hex(&mut fob, "8050FF00080102030405060708");
+        assert_eq!(sw, 0x6581);
+        let (_, sw) = send_hex(&mut fob, &format!("8482010010{}", "00".repeat(16)));
+        assert_eq!(sw, 0x6985, "no INITIALIZE UPDATE was accepted");
+    }
+    assert_eq!(fob.auth_failures(), 1);
+    // Once the file can be written again, the count is saved first and the
+    // card authenticates as before.
+    std::fs::create_dir(&sub).unwrap();
+    let mut isd = open_channel(
+        &mut fob,
+        ISD_AID,
+        DEV_SAMPLE_KVN,
+        &keys(),
+        SecurityLevel::C_MAC,
+        Mode::S8,
+    );
+    assert!(fob.is_channel_open());
+    let (_, sw) = send_secured(
+        &mut fob,
+        &mut isd,
+        kf_apdu::CommandApdu::new(0x80, 0xF0, 0x80, 0x0F),
+    );
+    assert_eq!(sw, 0x9000);
+    drop(fob);
+    assert_eq!(VirtualFob::new(config(&path)).unwrap().auth_failures(), 1);
+}
