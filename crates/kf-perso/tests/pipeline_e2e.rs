@@ -4,8 +4,8 @@
 
 use kf_card::{FobConfig, Uid, VirtualFob};
 use kf_perso::pipeline::{
-    provision_fob, FobOutcome, IsdStatus, NoHooks, PipelineError, PipelineHooks, PipelineOptions,
-    VerifyMode,
+    provision_fob, provision_fob_with_random, FobOutcome, HookError, IsdStatus, NoHooks,
+    PipelineError, PipelineHooks, PipelineOptions, VerifyMode,
 };
 use kf_perso::{AuditRecord, OverallResult, PlanOptions, Stage};
 use kf_profile::{AppletLifeCycle, P1Style};
@@ -277,8 +277,8 @@ fn a_corrupted_response_terminates_the_channel() {
 
 struct RefusingJournal;
 impl PipelineHooks for RefusingJournal {
-    fn before_first_store_data(&mut self, _record: &AuditRecord) -> Result<(), String> {
-        Err("disk full".into())
+    fn before_first_store_data(&mut self, _record: &AuditRecord) -> Result<(), HookError> {
+        Err(HookError::new("disk full"))
     }
 }
 
@@ -299,6 +299,103 @@ fn a_journal_failure_stops_before_the_first_store_data() {
         .apdu_trace
         .iter()
         .any(|e| e.apdu_hex.starts_with("84E2")));
+    assert_eq!(
+        link.card().applet_life_cycle(),
+        AppletLifeCycle::Unpersonalized
+    );
+}
+
+/// A random source that fails once it has served `left` draws.
+struct RunsDry {
+    left: usize,
+}
+
+impl kf_scp03::ChallengeSource for RunsDry {
+    fn fill(&mut self, buf: &mut [u8]) -> Result<(), kf_scp03::Scp03Error> {
+        if self.left == 0 {
+            return Err(kf_scp03::Scp03Error::Rng);
+        }
+        self.left -= 1;
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, buf);
+        Ok(())
+    }
+}
+
+fn provision_with_draws(link: &mut LoopbackTransport<VirtualFob>, draws: usize) -> FobOutcome {
+    provision_fob_with_random(
+        link,
+        &mut dev_source(1),
+        &options(SecurityLevel::C_MAC),
+        &mut NoHooks,
+        &mut RunsDry { left: draws },
+    )
+}
+
+#[test]
+fn no_randomness_for_the_transaction_id_stops_before_any_command() {
+    let mut link = fob();
+    let outcome = provision_with_draws(&mut link, 0);
+    let error = outcome.error.unwrap();
+    assert_eq!(error.stage, Stage::ReadUid);
+    assert!(
+        matches!(
+            error.error,
+            PipelineError::Randomness {
+                purpose: "the transaction id",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(outcome.record.overall_result, OverallResult::Failure);
+    assert!(outcome.record.transaction_id.starts_with("local-norandom-"));
+    assert!(outcome.record.apdu_trace.is_empty());
+    assert!(outcome.uid.is_none());
+}
+
+#[test]
+fn no_randomness_for_the_verification_challenge_stops_before_the_command() {
+    let mut link = fob();
+    // Two draws: the transaction id and the host challenge.
+    let outcome = provision_with_draws(&mut link, 2);
+    let error = outcome.error.unwrap();
+    assert_eq!(error.stage, Stage::Verify);
+    assert!(
+        matches!(
+            error.error,
+            PipelineError::Randomness {
+                purpose: "the verification challenge",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(
+        outcome.record.failure_reason.as_deref(),
+        Some("no randomness for the verification challenge")
+    );
+    assert!(!outcome
+        .record
+        .apdu_trace
+        .iter()
+        .any(|e| e.apdu_hex.starts_with("0088")));
+    // One draw fewer: the host challenge is missing, and no INITIALIZE UPDATE goes out.
+    let mut link = fob();
+    let outcome = provision_with_draws(&mut link, 1);
+    let error = outcome.error.unwrap();
+    assert_eq!(error.stage, Stage::InitializeUpdate);
+    assert!(
+        matches!(
+            error.error,
+            PipelineError::SecureChannel(kf_scp03::Scp03Error::Rng)
+        ),
+        "{error}"
+    );
+    assert!(!outcome
+        .record
+        .apdu_trace
+        .iter()
+        .any(|e| e.apdu_hex.starts_with("8050")));
     assert_eq!(
         link.card().applet_life_cycle(),
         AppletLifeCycle::Unpersonalized
