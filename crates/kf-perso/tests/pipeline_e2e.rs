@@ -331,22 +331,30 @@ fn provision_with_draws(link: &mut LoopbackTransport<VirtualFob>, draws: usize) 
     )
 }
 
+/// Whether a command starting with `hex_prefix` went to the card.
+fn sent(outcome: &FobOutcome, hex_prefix: &str) -> bool {
+    outcome
+        .record
+        .apdu_trace
+        .iter()
+        .any(|e| e.apdu_hex.starts_with(hex_prefix))
+}
+
+/// Asserts that `outcome` failed at `stage` for want of randomness for `want`.
+fn assert_no_randomness(outcome: &FobOutcome, stage: Stage, want: &str) {
+    let error = outcome.error.as_ref().unwrap();
+    assert_eq!(error.stage, stage);
+    match &error.error {
+        PipelineError::Randomness { purpose, .. } => assert_eq!(*purpose, want),
+        other => panic!("expected Randomness, got {other}"),
+    }
+}
+
 #[test]
 fn no_randomness_for_the_transaction_id_stops_before_any_command() {
     let mut link = fob();
     let outcome = provision_with_draws(&mut link, 0);
-    let error = outcome.error.unwrap();
-    assert_eq!(error.stage, Stage::ReadUid);
-    assert!(
-        matches!(
-            error.error,
-            PipelineError::Randomness {
-                purpose: "the transaction id",
-                ..
-            }
-        ),
-        "{error}"
-    );
+    assert_no_randomness(&outcome, Stage::ReadUid, "the transaction id");
     assert_eq!(outcome.record.overall_result, OverallResult::Failure);
     assert!(outcome.record.transaction_id.starts_with("local-norandom-"));
     assert!(outcome.record.apdu_trace.is_empty());
@@ -358,31 +366,16 @@ fn no_randomness_for_the_verification_challenge_stops_before_the_command() {
     let mut link = fob();
     // Two draws: the transaction id and the host challenge.
     let outcome = provision_with_draws(&mut link, 2);
-    let error = outcome.error.unwrap();
-    assert_eq!(error.stage, Stage::Verify);
-    assert!(
-        matches!(
-            error.error,
-            PipelineError::Randomness {
-                purpose: "the verification challenge",
-                ..
-            }
-        ),
-        "{error}"
-    );
+    assert_no_randomness(&outcome, Stage::Verify, "the verification challenge");
     assert_eq!(
         outcome.record.failure_reason.as_deref(),
         Some("no randomness for the verification challenge")
     );
-    assert!(!outcome
-        .record
-        .apdu_trace
-        .iter()
-        .any(|e| e.apdu_hex.starts_with("0088")));
+    assert!(!sent(&outcome, "0088"));
     // One draw fewer: the host challenge is missing, and no INITIALIZE UPDATE goes out.
     let mut link = fob();
     let outcome = provision_with_draws(&mut link, 1);
-    let error = outcome.error.unwrap();
+    let error = outcome.error.as_ref().unwrap();
     assert_eq!(error.stage, Stage::InitializeUpdate);
     assert!(
         matches!(
@@ -391,11 +384,7 @@ fn no_randomness_for_the_verification_challenge_stops_before_the_command() {
         ),
         "{error}"
     );
-    assert!(!outcome
-        .record
-        .apdu_trace
-        .iter()
-        .any(|e| e.apdu_hex.starts_with("8050")));
+    assert!(!sent(&outcome, "8050"));
     assert_eq!(
         link.card().applet_life_cycle(),
         AppletLifeCycle::Unpersonalized
@@ -410,11 +399,7 @@ fn verification_can_be_skipped_with_a_reason_and_isd_can_be_secured() {
     opts.isd_status = Some(IsdStatus::Secured);
     let outcome = provision_fob(&mut link, &mut dev_source(1), &opts, &mut NoHooks);
     assert!(outcome.is_success(), "{:?}", outcome.error);
-    assert!(!outcome
-        .record
-        .apdu_trace
-        .iter()
-        .any(|e| e.apdu_hex.starts_with("0088")));
+    assert!(!sent(&outcome, "0088"));
     assert_eq!(link.card().isd_life_cycle(), kf_card::IsdLifeCycle::Secured);
 }
 
