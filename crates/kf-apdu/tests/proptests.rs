@@ -179,6 +179,7 @@ proptest! {
     fn tlv_parse_never_panics_and_strict_parse_is_canonical(
         bytes in proptest::collection::vec(any::<u8>(), 0..400),
     ) {
+        // Only the absence of a panic is under test; errors are expected.
         let _ = Tlv::parse_all(&bytes);
         let strict = ParseOptions { require_minimal_length: true, ..ParseOptions::default() };
         if let Ok(list) = Tlv::parse_all_with(&bytes, strict) {
@@ -199,6 +200,7 @@ proptest! {
             bytes.push(((depth - i) * 2 + tail.len()).min(0x7F) as u8);
         }
         bytes.extend_from_slice(&tail);
+        // Only the absence of a panic is under test; errors are expected.
         let _ = Tlv::parse_all(&bytes);
         let deep = ParseOptions { max_depth: usize::MAX, ..ParseOptions::default() };
         let _ = Tlv::parse_all_with(&bytes, deep);

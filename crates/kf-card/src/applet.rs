@@ -21,23 +21,26 @@ impl VirtualFob {
     /// The last block commits: the applet becomes PERSONALIZED (state file
     /// written first; if that fails → 6581 and nothing changes).
     pub(crate) fn store_data(&mut self, cmd: &CommandApdu, secured: bool) -> ResponseApdu {
+        let open = self.sm.open_mut();
         if !secured {
-            self.perso = None;
+            if let Some(open) = open {
+                open.perso = None;
+            }
             return status(sw::SECURITY_STATUS);
         }
         if self.data.personalization.is_some() {
             return status(sw::CONDITIONS_NOT_SATISFIED);
         }
-        let Some(kvn) = self.channel.as_ref().map(|c| c.kvn()) else {
+        let Some(open) = open else {
             return status(sw::SECURITY_STATUS);
         };
-        let Some(keys) = self.data.key_sets.get(&kvn) else {
+        let Some(keys) = self.data.key_sets.get(&open.kvn()) else {
             return status(sw::SECURITY_STATUS);
         };
-        let mut session = self.perso.take().unwrap_or_else(PersoSession::new);
+        let mut session = open.perso.take().unwrap_or_else(PersoSession::new);
         match session.block(cmd.p1(), cmd.p2(), cmd.data(), &keys.dek) {
             Ok(BlockOutcome::Continue) => {
-                self.perso = Some(session);
+                open.perso = Some(session);
                 status(sw::OK)
             }
             Ok(BlockOutcome::Complete(personalization)) => {

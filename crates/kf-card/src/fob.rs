@@ -8,23 +8,13 @@ use kf_profile::AppletLifeCycle;
 use p256::ecdsa::VerifyingKey;
 
 use crate::atr::{contactless_atr, JCOP4_HISTORICAL_BYTES};
-use crate::channel::{ScpChannel, ScpEndpoints};
+use crate::channel::{AuthenticateRefused, SecureMessaging};
 use crate::config::{FobConfig, Uid};
 use crate::error::FobError;
 use crate::life_cycle::IsdLifeCycle;
-use crate::perso::PersoSession;
+use crate::selected::Selected;
 use crate::state::{CardData, TransportFlags};
 use crate::sw;
-
-/// Which application is selected on the basic logical channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Selected {
-    /// The Issuer Security Domain (implicitly selected after power-on, GPC §6.4.2.1.1).
-    Isd,
-    /// The key-fob applet.
-    Applet,
-}
 
 /// A virtual JCOP 4 key fob: ISD + key-fob applet (see the crate doc for the
 /// command set). Plugs into `kf_transport`'s loopback and the vpcd bridge
@@ -32,10 +22,12 @@ pub enum Selected {
 pub struct VirtualFob {
     pub(crate) data: CardData,
     pub(crate) state_file: Option<PathBuf>,
-    pub(crate) scp: ScpEndpoints,
+    /// The secure channel and the STORE DATA sequence inside it.
+    pub(crate) sm: SecureMessaging,
     pub(crate) selected: Selected,
-    pub(crate) channel: Option<ScpChannel>,
-    pub(crate) perso: Option<PersoSession>,
+    /// A failed authentication is counted in `data` but the state file could
+    /// not be written: no new authentication starts until it is.
+    auth_failures_unsaved: bool,
     powered: bool,
 }
 
@@ -90,14 +82,13 @@ impl VirtualFob {
                 data
             }
         };
-        let scp = ScpEndpoints::new(&data, scp_i, mode)?;
+        let sm = SecureMessaging::new(&data, scp_i, mode)?;
         Ok(VirtualFob {
             data,
             state_file,
-            scp,
+            sm,
             selected: Selected::Isd,
-            channel: None,
-            perso: None,
+            auth_failures_unsaved: false,
             powered: false,
         })
     }
@@ -132,8 +123,7 @@ impl VirtualFob {
     }
 
     fn clear_transient(&mut self) {
-        self.channel = None;
-        self.perso = None;
+        self.sm.close();
         self.selected = Selected::Isd;
     }
 
@@ -176,28 +166,64 @@ impl VirtualFob {
     /// response. A bad MAC or layout closes the channel (fail closed, Amd D
     /// §5.6) and ends any STORE DATA sequence: 6982.
     fn process_secured(&mut self, raw: &[u8]) -> ResponseApdu {
-        let Some(channel) = self.channel.as_mut() else {
-            return status(sw::SECURITY_STATUS);
-        };
-        let plain = match channel.unwrap_command(raw) {
+        let plain = match self.sm.unwrap_command(raw) {
             Ok(plain) => plain,
-            Err(sw) => {
-                self.channel = None;
-                self.perso = None;
-                return status(sw);
-            }
+            Err(sw) => return status(sw),
         };
         let response = self.dispatch(&plain, true);
-        match self.channel.as_mut() {
-            Some(channel) => match channel.wrap_response(response) {
-                Ok(wrapped) => wrapped,
-                Err(sw) => {
-                    self.channel = None;
-                    self.perso = None;
-                    status(sw)
+        self.sm.wrap_response(response)
+    }
+
+    /// INITIALIZE UPDATE to the selected security domain (Amd D §7.1.1; see
+    /// [`SecureMessaging::initialize_update`]). Ends any previous channel
+    /// and STORE DATA sequence. A sequence counter that moved is saved
+    /// before the answer (pseudo-random challenges must never repeat across
+    /// restarts); if that fails, or a counted authentication failure is
+    /// still unsaved → 6581 and no channel.
+    fn initialize_update(&mut self, cmd: &CommandApdu) -> ResponseApdu {
+        self.sm.close();
+        if self.auth_failures_unsaved {
+            if self.persist().is_err() {
+                return status(sw::MEMORY_FAILURE);
+            }
+            self.auth_failures_unsaved = false;
+        }
+        let sd = self.selected;
+        let updated = match self.sm.initialize_update(sd, cmd) {
+            Ok(updated) => updated,
+            Err(sw) => return status(sw),
+        };
+        if let Some(counter) = updated.sequence_counter {
+            let name = sd.state_name();
+            if counter != self.data.sequence_counter(name, updated.kvn) {
+                self.data.set_sequence_counter(name, updated.kvn, counter);
+                if self.persist().is_err() {
+                    self.sm.close();
+                    return status(sw::MEMORY_FAILURE);
                 }
-            },
-            None => response,
+            }
+        }
+        updated.response
+    }
+
+    /// EXTERNAL AUTHENTICATE (Amd D §7.1.2): opens the channel, or counts a
+    /// failed authentication (wrong host cryptogram or MAC → 6982). Without a
+    /// preceding INITIALIZE UPDATE → 6985; level not allowed by "i" or below
+    /// C-MAC → 6A86. A failed authentication whose count cannot be saved →
+    /// 6581: the count stays in RAM and the next INITIALIZE UPDATE saves it
+    /// or is refused.
+    fn external_authenticate(&mut self, raw: &[u8]) -> ResponseApdu {
+        match self.sm.external_authenticate(raw) {
+            Ok(response) => response,
+            Err(AuthenticateRefused::Refused(sw)) => status(sw),
+            Err(AuthenticateRefused::Failed(sw)) => {
+                self.data.auth_failures = self.data.auth_failures.saturating_add(1);
+                if self.persist().is_err() {
+                    self.auth_failures_unsaved = true;
+                    return status(sw::MEMORY_FAILURE);
+                }
+                status(sw)
+            }
         }
     }
 
@@ -284,12 +310,12 @@ impl VirtualFob {
 
     /// Whether a secure channel is open (EXTERNAL AUTHENTICATE succeeded).
     pub fn is_channel_open(&self) -> bool {
-        self.channel.as_ref().is_some_and(ScpChannel::is_open)
+        self.sm.is_open()
     }
 
     /// Whether a STORE DATA sequence is in progress (staged in RAM only).
     pub fn personalization_in_progress(&self) -> bool {
-        self.perso.is_some()
+        self.sm.personalization_in_progress()
     }
 
     /// The selected application.

@@ -4,8 +4,9 @@
 use kf_apdu::{CommandApdu, ResponseApdu};
 use kf_profile::{APPLET_AID, ISD_AID};
 
-use crate::fob::{status, Selected, VirtualFob};
+use crate::fob::{status, VirtualFob};
 use crate::life_cycle::IsdLifeCycle;
+use crate::selected::Selected;
 use crate::sw;
 
 /// Privileges of the ISD in GET STATUS (GPC Table 11-7): Security Domain,
@@ -48,14 +49,13 @@ impl VirtualFob {
         if locked && target == Selected::Applet {
             return status(sw::FUNCTION_NOT_SUPPORTED);
         }
-        self.channel = None;
-        self.perso = None;
+        self.sm.close();
         self.selected = target;
-        let full_aid = match target {
-            Selected::Isd => ISD_AID,
-            Selected::Applet => APPLET_AID,
+        let data = if want_fci {
+            fci(target.aid())
+        } else {
+            Vec::new()
         };
-        let data = if want_fci { fci(full_aid) } else { Vec::new() };
         let sw = if locked {
             sw::CARD_LOCKED_WARNING
         } else {

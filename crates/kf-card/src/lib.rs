@@ -22,8 +22,8 @@
 //! | GET UID (PC/SC part 3) | `FF CA 00 00 00` | always | UID + 9000 | 6Cxx (Le short), 6282 (Le long), 6A81 (other P1/P2) |
 //! | GET ATS hist. bytes | `FF CA 01 00 00` | always | hist. bytes + 9000 | as above |
 //! | SELECT by name | `00 A4 04 00 Lc AID [00]` | always | FCI + 9000 (P2 0C: no FCI) | 6A82 unknown AID / file selection (P1 00–02, 08, 09) / next occurrence, 6A86 other P1/P2, 6A81 applet while CARD_LOCKED, 6283 ISD while CARD_LOCKED (warning, FCI returned) |
-//! | INITIALIZE UPDATE | `80 50 KVN 00 Lc host-challenge [00]` | ISD or applet | key data + 9000 | 6A88 unknown KVN, 6700 challenge length ≠ 8 (S8) / 16 (S16), 6A86 P2 ≠ 00 or CLA 84, 6E00 ISO class, 6985 sequence counter exhausted, 6581 state file write failed |
-//! | EXTERNAL AUTHENTICATE | `84 82 level 00 10 cryptogram+MAC` | after INITIALIZE UPDATE | 9000, channel open | 6982 wrong host cryptogram or MAC (counted in `auth_failures`), 6A86 level not allowed by i or below C-MAC (01), 6985 no INITIALIZE UPDATE just before |
+//! | INITIALIZE UPDATE | `80 50 KVN 00 Lc host-challenge [00]` | ISD or applet | key data + 9000 | 6A88 unknown KVN, 6700 challenge length ≠ 8 (S8) / 16 (S16), 6A86 P2 ≠ 00 or CLA 84, 6E00 ISO class, 6985 sequence counter exhausted, 6581 state file write failed (also: a counted authentication failure still unsaved) |
+//! | EXTERNAL AUTHENTICATE | `84 82 level 00 10 cryptogram+MAC` | after INITIALIZE UPDATE | 9000, channel open | 6982 wrong host cryptogram or MAC (counted in `auth_failures`; 6581 when the count cannot be saved), 6A86 level not allowed by i or below C-MAC (01), 6985 no INITIALIZE UPDATE just before |
 //! | GET DATA | `00/80 CA 00 E0 00` | ISD | key information template + 9000 | 6A88 any other tag (e.g. `9F7F` CPLC, `0066`) |
 //! | SET STATUS (ISD) | `84 F0 80 state` | ISD, secure channel | 9000 | 6982 no channel, 6A80 unknown state code, 6985 transition not allowed (GPC Figure 5-1, incl. to the current state), 6A88 P1 40/60, 6A86 other P1, 6581 state file write failed |
 //! | GET STATUS | `84 F2 80/40 00/02 02 4F00 00` | ISD, secure channel | entries + 9000 | 6982, 6A88 other P1, 6A86 other P2, 6A80 other data |
@@ -54,12 +54,14 @@ mod isd;
 pub mod life_cycle;
 mod pcsc;
 mod perso;
+mod selected;
 pub mod state;
 pub mod sw;
 
 pub use config::{dev_sample_keys, FobConfig, Uid, DEFAULT_SCP_I};
 pub use error::FobError;
-pub use fob::{Selected, VirtualFob};
+pub use fob::VirtualFob;
 pub use kf_scp03::Mode;
 pub use life_cycle::IsdLifeCycle;
+pub use selected::Selected;
 pub use state::TransportFlags;

@@ -22,6 +22,25 @@ fn config(path: &std::path::Path) -> FobConfig {
         .with_state_file(path)
 }
 
+/// Opens a channel with the ISD and sets the card SECURED; the status word.
+fn set_isd_secured(fob: &mut VirtualFob) -> u16 {
+    let mut isd = open_channel(
+        fob,
+        ISD_AID,
+        DEV_SAMPLE_KVN,
+        &keys(),
+        SecurityLevel::C_MAC,
+        Mode::S8,
+    );
+    assert!(fob.is_channel_open());
+    send_secured(
+        fob,
+        &mut isd,
+        kf_apdu::CommandApdu::new(0x80, 0xF0, 0x80, 0x0F),
+    )
+    .1
+}
+
 #[test]
 fn tear_mid_store_data_then_repersonalize() {
     let dir = tempfile::tempdir().unwrap();
@@ -88,20 +107,7 @@ fn state_file_survives_restart() {
         send_hex(&mut fob, "8050FF00080102030405060708");
         send_hex(&mut fob, &format!("8482010010{}", "00".repeat(16)));
         assert_eq!(fob.auth_failures(), 1);
-        let mut isd = open_channel(
-            &mut fob,
-            ISD_AID,
-            DEV_SAMPLE_KVN,
-            &keys(),
-            SecurityLevel::C_MAC,
-            Mode::S8,
-        );
-        let (_, sw) = send_secured(
-            &mut fob,
-            &mut isd,
-            kf_apdu::CommandApdu::new(0x80, 0xF0, 0x80, 0x0F),
-        );
-        assert_eq!(sw, 0x9000);
+        assert_eq!(set_isd_secured(&mut fob), 0x9000);
     }
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.contains("TEST ARTIFACT"));
@@ -199,13 +205,25 @@ fn interrupted_write_never_corrupts_the_state_file() {
     }
 }
 
-#[test]
-fn a_failed_state_write_rolls_the_change_back_with_6581() {
+/// A fob whose state file sits in a directory the test can remove (every
+/// later write then fails) and create again: (guard, directory, state file, fob).
+fn fob_in_removable_dir() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    VirtualFob,
+) {
     let dir = tempfile::tempdir().unwrap();
     let sub = dir.path().join("gone");
     std::fs::create_dir(&sub).unwrap();
     let path = sub.join("fob.json");
-    let mut fob = VirtualFob::new(config(&path)).unwrap();
+    let fob = VirtualFob::new(config(&path)).unwrap();
+    (dir, sub, path, fob)
+}
+
+#[test]
+fn a_failed_state_write_rolls_the_change_back_with_6581() {
+    let (_dir, sub, _path, mut fob) = fob_in_removable_dir();
     let data = PersoData::new(&keys().dek);
     let mut ch = applet_channel(&mut fob, DEV_SAMPLE_KVN, &keys());
     std::fs::remove_dir_all(&sub).unwrap();
@@ -227,4 +245,31 @@ fn a_fresh_fob_with_a_state_file_writes_it_at_once() {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "state file holds keys: owner-only");
     }
+}
+
+#[test]
+fn an_unsaved_authentication_failure_stops_authentication_until_it_is_saved() {
+    let (_dir, sub, path, mut fob) = fob_in_removable_dir();
+    select(&mut fob, ISD_AID);
+    assert_eq!(send_hex(&mut fob, "8050FF00080102030405060708").1, 0x9000);
+    std::fs::remove_dir_all(&sub).unwrap();
+    // A wrong cryptogram whose count cannot be written: not a plain 6982.
+    let (_, sw) = send_hex(&mut fob, &format!("8482010010{}", "00".repeat(16)));
+    assert_eq!(sw, 0x6581);
+    assert_eq!(fob.auth_failures(), 1, "the count is kept in RAM");
+    assert!(!fob.is_channel_open());
+    // No new authentication while the count is not durable.
+    for _ in 0..2 {
+        let (_, sw) = send_hex(&mut fob, "8050FF00080102030405060708");
+        assert_eq!(sw, 0x6581);
+        let (_, sw) = send_hex(&mut fob, &format!("8482010010{}", "00".repeat(16)));
+        assert_eq!(sw, 0x6985, "no INITIALIZE UPDATE was accepted");
+    }
+    assert_eq!(fob.auth_failures(), 1);
+    // Once the file can be written again, the count is saved first and the
+    // card authenticates as before.
+    std::fs::create_dir(&sub).unwrap();
+    assert_eq!(set_isd_secured(&mut fob), 0x9000);
+    drop(fob);
+    assert_eq!(VirtualFob::new(config(&path)).unwrap().auth_failures(), 1);
 }

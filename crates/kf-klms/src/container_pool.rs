@@ -145,6 +145,18 @@ impl ContainerPoolContent {
     }
 }
 
+/// Writes the claiming fob's UID into the claim file and makes the file
+/// and its directory entry durable.
+fn record_claim(claim: &mut std::fs::File, package: &Path, fob_uid: &[u8]) -> std::io::Result<()> {
+    writeln!(claim, "{}", hex::encode_upper(fob_uid))?;
+    claim.sync_all()?;
+    #[cfg(unix)]
+    std::fs::File::open(package)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = package;
+    Ok(())
+}
+
 impl ContentProvider for ContainerPoolContent {
     fn content_for(&self, fob_uid: &[u8]) -> Result<FobContent, ContentError> {
         loop {
@@ -162,8 +174,12 @@ impl ContentProvider for ContainerPoolContent {
                 .create_new(true)
                 .open(path.join(CLAIM_FILE));
             let Ok(mut claim) = claim else { continue };
-            let _ = writeln!(claim, "{}", hex::encode_upper(fob_uid));
-            let _ = claim.sync_all();
+            // Durable before the package is handed out: a claim lost in a
+            // crash would let the same key material be issued twice.
+            record_claim(&mut claim, &path, fob_uid).map_err(|source| ContentError::Claim {
+                path: path.clone(),
+                source,
+            })?;
             match self.load(&path) {
                 Ok(content) => return Ok(content),
                 Err(e) => {
@@ -171,5 +187,33 @@ impl ContentProvider for ContainerPoolContent {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_claim_that_cannot_be_written_is_an_error() {
+        // /dev/full refuses every write with ENOSPC.
+        let mut full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let err = record_claim(&mut full, dir.path(), &[0x04, 0x11]).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(28), "{err}");
+    }
+
+    #[test]
+    fn a_claim_names_the_fob_and_reaches_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CLAIM_FILE);
+        let mut claim = std::fs::File::create(&path).unwrap();
+        record_claim(&mut claim, dir.path(), &[0x04, 0xAB]).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "04AB\n");
     }
 }

@@ -25,6 +25,16 @@ pub enum ContentError {
     /// No content left for a new fob.
     #[error("no personalization content left")]
     Exhausted,
+    /// A package was claimed but the claim could not be made durable; the
+    /// package stays claimed and is not handed out.
+    #[error("could not record the claim of package {}: {source}", path.display())]
+    Claim {
+        /// The package directory.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Plaintext personalization items of one fob (the private scalar is encrypted

@@ -258,16 +258,7 @@ impl Ledger {
                 LedgerOp::Issue(new) => {
                     issue_in(&sp, &new.borrowed()).map(|()| LedgerOutcome::Issued)
                 }
-                LedgerOp::Audit(a) => store_audit_in(
-                    &sp,
-                    &a.transaction_id,
-                    &a.station,
-                    &a.fob_uid,
-                    &a.overall_result,
-                    &a.body,
-                    a.now_ms,
-                )
-                .map(LedgerOutcome::Audit),
+                LedgerOp::Audit(a) => store_audit_in(&sp, a).map(LedgerOutcome::Audit),
             };
             if result.is_ok() {
                 sp.commit()?;
@@ -309,27 +300,11 @@ impl Ledger {
 
     /// Stores an audit record, idempotent by transaction id; a `SUCCESS`
     /// marks the issuance completed.
-    pub fn store_audit(
-        &mut self,
-        transaction_id: &str,
-        station: &str,
-        fob_uid: &str,
-        overall_result: &str,
-        body: &str,
-        now_ms: i64,
-    ) -> Result<AuditStored, LedgerError> {
+    pub fn store_audit(&mut self, record: &AuditRecord) -> Result<AuditStored, LedgerError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let stored = store_audit_in(
-            &tx,
-            transaction_id,
-            station,
-            fob_uid,
-            overall_result,
-            body,
-            now_ms,
-        )?;
+        let stored = store_audit_in(&tx, record)?;
         if stored == AuditStored::New {
             tx.commit()?;
         }
@@ -383,15 +358,15 @@ fn issue_in(conn: &Connection, new: &NewIssuance<'_>) -> Result<(), LedgerError>
 }
 
 /// Checks and stores one audit record inside the caller's transaction.
-fn store_audit_in(
-    conn: &Connection,
-    transaction_id: &str,
-    station: &str,
-    fob_uid: &str,
-    overall_result: &str,
-    body: &str,
-    now_ms: i64,
-) -> Result<AuditStored, LedgerError> {
+fn store_audit_in(conn: &Connection, record: &AuditRecord) -> Result<AuditStored, LedgerError> {
+    let AuditRecord {
+        transaction_id,
+        station,
+        fob_uid,
+        overall_result,
+        body,
+        now_ms,
+    } = record;
     let issued: Option<(String, String)> = conn
         .prepare_cached("SELECT station, fob_uid FROM issuances WHERE transaction_id = ?1")?
         .query_row(params![transaction_id], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -399,7 +374,7 @@ fn store_audit_in(
     let Some((issued_station, issued_uid)) = issued else {
         return Err(LedgerError::UnknownTransaction);
     };
-    if issued_station != station {
+    if issued_station != *station {
         return Err(LedgerError::WrongStation);
     }
     if !issued_uid.eq_ignore_ascii_case(fob_uid) {
@@ -410,7 +385,7 @@ fn store_audit_in(
         .query_row(params![transaction_id], |r| r.get(0))
         .optional()?;
     if let Some(existing) = existing {
-        return if existing == body {
+        return if existing == *body {
             Ok(AuditStored::Duplicate)
         } else {
             Err(LedgerError::ConflictingAudit)
@@ -487,6 +462,18 @@ mod tests {
         }
     }
 
+    /// A SUCCESS audit from station-01 for the UID of [`issuance`].
+    fn audit(txid: &str) -> AuditRecord {
+        AuditRecord {
+            transaction_id: txid.to_owned(),
+            station: "station-01".to_owned(),
+            fob_uid: "04112233445566778899".to_owned(),
+            overall_result: "SUCCESS".to_owned(),
+            body: "{}".to_owned(),
+            now_ms: 1,
+        }
+    }
+
     #[test]
     fn one_time_rule_expiry_success_and_reissue() {
         let dir = tempfile::tempdir().unwrap();
@@ -501,17 +488,27 @@ mod tests {
         l.try_issue(&issuance("t3", 7000)).unwrap();
         let uid = "04112233445566778899";
         assert_eq!(
-            l.store_audit("t3", "station-01", uid, "SUCCESS", "{}", 7100)
-                .unwrap(),
+            l.store_audit(&AuditRecord {
+                now_ms: 7100,
+                ..audit("t3")
+            })
+            .unwrap(),
             AuditStored::New
         );
         assert_eq!(
-            l.store_audit("t3", "station-01", uid, "SUCCESS", "{}", 7200)
-                .unwrap(),
+            l.store_audit(&AuditRecord {
+                now_ms: 7200,
+                ..audit("t3")
+            })
+            .unwrap(),
             AuditStored::Duplicate
         );
         assert!(matches!(
-            l.store_audit("t3", "station-01", uid, "SUCCESS", "{\"x\":1}", 7200),
+            l.store_audit(&AuditRecord {
+                body: "{\"x\":1}".to_owned(),
+                now_ms: 7200,
+                ..audit("t3")
+            }),
             Err(LedgerError::ConflictingAudit)
         ));
         // Completed → refused even long after expiry.
@@ -539,22 +536,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut l = Ledger::open(dir.path().join("l.db")).unwrap();
         l.try_issue(&issuance("t1", 1000)).unwrap();
-        let uid = "04112233445566778899";
         assert!(matches!(
-            l.store_audit("nope", "station-01", uid, "SUCCESS", "{}", 1),
+            l.store_audit(&audit("nope")),
             Err(LedgerError::UnknownTransaction)
         ));
         assert!(matches!(
-            l.store_audit("t1", "station-02", uid, "SUCCESS", "{}", 1),
+            l.store_audit(&AuditRecord {
+                station: "station-02".to_owned(),
+                ..audit("t1")
+            }),
             Err(LedgerError::WrongStation)
         ));
         assert!(matches!(
-            l.store_audit("t1", "station-01", "00", "SUCCESS", "{}", 1),
+            l.store_audit(&AuditRecord {
+                fob_uid: "00".to_owned(),
+                ..audit("t1")
+            }),
             Err(LedgerError::UidMismatch)
         ));
         // A failure audit does not complete the issuance.
-        l.store_audit("t1", "station-01", uid, "FAILURE", "{}", 1)
-            .unwrap();
+        l.store_audit(&AuditRecord {
+            overall_result: "FAILURE".to_owned(),
+            ..audit("t1")
+        })
+        .unwrap();
         l.try_issue(&issuance("t2", 9000)).unwrap();
     }
 

@@ -60,6 +60,8 @@ impl Drop for LedgerWriter {
     fn drop(&mut self) {
         drop(self.queue.take());
         if let Some(thread) = self.thread.take() {
+            // Err only if the writer panicked; every request it did not
+            // answer already gets WriterStopped from its dropped reply.
             let _ = thread.join();
         }
     }
@@ -85,6 +87,7 @@ fn run(mut ledger: Ledger, jobs: &Receiver<Job>, max_batch: usize) {
         match ledger.apply_batch(&ops) {
             Ok(results) => {
                 for (reply, result) in replies.drain(..).zip(results) {
+                    // Err: the requester gave up waiting; the write stands.
                     let _ = reply.send(result);
                 }
             }
@@ -92,6 +95,7 @@ fn run(mut ledger: Ledger, jobs: &Receiver<Job>, max_batch: usize) {
                 let message = e.to_string();
                 tracing::error!(error = %message, ops = ops.len(), "ledger group commit failed");
                 for reply in replies.drain(..) {
+                    // Err: the requester gave up waiting; nothing was written.
                     let _ = reply.send(Err(LedgerError::CommitFailed(message.clone())));
                 }
             }

@@ -4,8 +4,8 @@
 
 use kf_card::{FobConfig, Uid, VirtualFob};
 use kf_perso::pipeline::{
-    provision_fob, FobOutcome, IsdStatus, NoHooks, PipelineError, PipelineHooks, PipelineOptions,
-    VerifyMode,
+    provision_fob, provision_fob_with_random, FobOutcome, HookError, IsdStatus, NoHooks,
+    PipelineError, PipelineHooks, PipelineOptions, VerifyMode,
 };
 use kf_perso::{AuditRecord, OverallResult, PlanOptions, Stage};
 use kf_profile::{AppletLifeCycle, P1Style};
@@ -277,8 +277,8 @@ fn a_corrupted_response_terminates_the_channel() {
 
 struct RefusingJournal;
 impl PipelineHooks for RefusingJournal {
-    fn before_first_store_data(&mut self, _record: &AuditRecord) -> Result<(), String> {
-        Err("disk full".into())
+    fn before_first_store_data(&mut self, _record: &AuditRecord) -> Result<(), HookError> {
+        Err(HookError::new("disk full"))
     }
 }
 
@@ -305,6 +305,92 @@ fn a_journal_failure_stops_before_the_first_store_data() {
     );
 }
 
+/// A random source that fails once it has served `left` draws.
+struct RunsDry {
+    left: usize,
+}
+
+impl kf_scp03::ChallengeSource for RunsDry {
+    fn fill(&mut self, buf: &mut [u8]) -> Result<(), kf_scp03::Scp03Error> {
+        if self.left == 0 {
+            return Err(kf_scp03::Scp03Error::Rng);
+        }
+        self.left -= 1;
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, buf);
+        Ok(())
+    }
+}
+
+fn provision_with_draws(link: &mut LoopbackTransport<VirtualFob>, draws: usize) -> FobOutcome {
+    provision_fob_with_random(
+        link,
+        &mut dev_source(1),
+        &options(SecurityLevel::C_MAC),
+        &mut NoHooks,
+        &mut RunsDry { left: draws },
+    )
+}
+
+/// Whether a command starting with `hex_prefix` went to the card.
+fn sent(outcome: &FobOutcome, hex_prefix: &str) -> bool {
+    outcome
+        .record
+        .apdu_trace
+        .iter()
+        .any(|e| e.apdu_hex.starts_with(hex_prefix))
+}
+
+/// Asserts that `outcome` failed at `stage` for want of randomness for `want`.
+fn assert_no_randomness(outcome: &FobOutcome, stage: Stage, want: &str) {
+    let error = outcome.error.as_ref().unwrap();
+    assert_eq!(error.stage, stage);
+    match &error.error {
+        PipelineError::Randomness { purpose, .. } => assert_eq!(*purpose, want),
+        other => panic!("expected Randomness, got {other}"),
+    }
+}
+
+#[test]
+fn no_randomness_for_the_transaction_id_stops_before_any_command() {
+    let mut link = fob();
+    let outcome = provision_with_draws(&mut link, 0);
+    assert_no_randomness(&outcome, Stage::ReadUid, "the transaction id");
+    assert_eq!(outcome.record.overall_result, OverallResult::Failure);
+    assert!(outcome.record.transaction_id.starts_with("local-norandom-"));
+    assert!(outcome.record.apdu_trace.is_empty());
+    assert!(outcome.uid.is_none());
+}
+
+#[test]
+fn no_randomness_for_the_verification_challenge_stops_before_the_command() {
+    let mut link = fob();
+    // Two draws: the transaction id and the host challenge.
+    let outcome = provision_with_draws(&mut link, 2);
+    assert_no_randomness(&outcome, Stage::Verify, "the verification challenge");
+    assert_eq!(
+        outcome.record.failure_reason.as_deref(),
+        Some("no randomness for the verification challenge")
+    );
+    assert!(!sent(&outcome, "0088"));
+    // One draw fewer: the host challenge is missing, and no INITIALIZE UPDATE goes out.
+    let mut link = fob();
+    let outcome = provision_with_draws(&mut link, 1);
+    let error = outcome.error.as_ref().unwrap();
+    assert_eq!(error.stage, Stage::InitializeUpdate);
+    assert!(
+        matches!(
+            error.error,
+            PipelineError::SecureChannel(kf_scp03::Scp03Error::Rng)
+        ),
+        "{error}"
+    );
+    assert!(!sent(&outcome, "8050"));
+    assert_eq!(
+        link.card().applet_life_cycle(),
+        AppletLifeCycle::Unpersonalized
+    );
+}
+
 #[test]
 fn verification_can_be_skipped_with_a_reason_and_isd_can_be_secured() {
     let mut link = fob();
@@ -313,11 +399,7 @@ fn verification_can_be_skipped_with_a_reason_and_isd_can_be_secured() {
     opts.isd_status = Some(IsdStatus::Secured);
     let outcome = provision_fob(&mut link, &mut dev_source(1), &opts, &mut NoHooks);
     assert!(outcome.is_success(), "{:?}", outcome.error);
-    assert!(!outcome
-        .record
-        .apdu_trace
-        .iter()
-        .any(|e| e.apdu_hex.starts_with("0088")));
+    assert!(!sent(&outcome, "0088"));
     assert_eq!(link.card().isd_life_cycle(), kf_card::IsdLifeCycle::Secured);
 }
 

@@ -266,6 +266,8 @@ fn scripted(responses: Vec<(&'static str, Vec<u8>, Duration)>) -> Scripted {
                     "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
                     body.len()
                 );
+                // A client that timed out has hung up: write errors are part
+                // of the scripted cases, and the client's side is what is tested.
                 let _ = s.write_all(head.as_bytes());
                 let _ = s.write_all(&body);
                 let _ = s.flush();

@@ -2,7 +2,7 @@
 //! record committed before the first STORE DATA, the outcome after.
 
 use kf_audit::Journal;
-use kf_perso::pipeline::{FobOutcome, PipelineHooks};
+use kf_perso::pipeline::{FobOutcome, HookError, PipelineHooks};
 use kf_perso::AuditRecord;
 
 /// Pipeline hooks that write the "started" record.
@@ -18,7 +18,7 @@ impl<'a> JournalHooks<'a> {
 }
 
 impl PipelineHooks for JournalHooks<'_> {
-    fn before_first_store_data(&mut self, record: &AuditRecord) -> Result<(), String> {
+    fn before_first_store_data(&mut self, record: &AuditRecord) -> Result<(), HookError> {
         let body = serde_json::json!({
             "transaction_id": record.transaction_id,
             "fob_uid": record.fob_uid,
@@ -29,7 +29,7 @@ impl PipelineHooks for JournalHooks<'_> {
         self.journal
             .append_started(&record.transaction_id, &body)
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(HookError::new)
     }
 }
 

@@ -47,6 +47,7 @@ pub fn print_line(args: std::fmt::Arguments<'_>) {
 /// Writes one line to stderr (the [`errln!`] macro).
 pub fn print_error_line(args: std::fmt::Arguments<'_>) {
     let mut stderr = io::stderr().lock();
+    // A failed write to stderr has nowhere left to be reported.
     let _ = stderr
         .write_fmt(args)
         .and_then(|()| stderr.write_all(b"\n"));

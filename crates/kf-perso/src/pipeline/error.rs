@@ -1,5 +1,6 @@
 //! Pipeline errors: which layer failed (transport, card status word, secure
-//! channel, source, plan, verification, journal). None carries secret bytes.
+//! channel, source, plan, verification, randomness, journal). None carries
+//! secret bytes.
 
 use kf_apdu::StatusWord;
 use thiserror::Error;
@@ -39,7 +40,25 @@ pub enum PipelineError {
     Apdu(#[from] kf_apdu::ApduError),
     /// The fob's signature over a fresh challenge did not verify.
     #[error("key-pair verification failed: {0}")]
-    Verify(String),
+    Verify(#[from] VerifyError),
+    /// The operating system's random source failed: the fob gets no further
+    /// command (a predictable challenge or identifier is never used).
+    #[error("no randomness for {purpose}")]
+    Randomness {
+        /// What the random bytes were for.
+        purpose: &'static str,
+        /// The random source's error.
+        #[source]
+        source: kf_scp03::Scp03Error,
+    },
+    /// A stage needed the provisioning input before the source delivered it
+    /// (a driver bug, never card or source input).
+    #[error("no provisioning input")]
+    NoInput,
+    /// A secure command was due before the secure channel was open (a driver
+    /// bug, never card input).
+    #[error("secure channel not open")]
+    ChannelNotOpen,
     /// The source delivered content for another fob.
     #[error("the source delivered a package for UID {delivered}, not for the fob in the reader")]
     UidMismatch {
@@ -48,7 +67,32 @@ pub enum PipelineError {
     },
     /// The journal refused the "started" record; nothing was written to the fob.
     #[error("audit journal: {0}")]
-    Journal(String),
+    Journal(#[from] HookError),
+}
+
+/// Why the fob's signature over the verification challenge was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The answer is not a DER ECDSA signature.
+    #[error("the signature is not a DER ECDSA signature")]
+    MalformedSignature,
+    /// A well-formed signature that the device certificate's key does not verify.
+    #[error("the signature does not match the device certificate's public key")]
+    SignatureMismatch,
+}
+
+/// Why a pipeline hook stopped the fob (for the journal hook: the "started"
+/// record could not be made durable). Wraps the hook's own error.
+#[derive(Debug, Error)]
+#[error("{0}")]
+pub struct HookError(Box<dyn std::error::Error + Send + Sync + 'static>);
+
+impl HookError {
+    /// Wraps the hook's error (any error type, or a message).
+    pub fn new(error: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> HookError {
+        HookError(error.into())
+    }
 }
 
 /// A pipeline error with the stage it happened in.

@@ -19,14 +19,14 @@ use std::time::{Duration, Instant};
 
 use kf_apdu::{CommandApdu, ResponseApdu};
 use kf_profile::TransportConfig;
-use kf_scp03::{HostSession, OsRandom, SecureChannel};
+use kf_scp03::{ChallengeSource, HostSession, OsRandom, SecureChannel};
 use kf_source::{ProvisioningInput, ProvisioningSource};
 use kf_transport::iso7816::Iso7816Driver;
 use kf_transport::trace::{ApduTrace, TraceEntry, TracingTransport};
 use kf_transport::transport::{Sensitivity, Transport};
 use time::OffsetDateTime;
 
-pub use error::{PipelineError, StageError};
+pub use error::{HookError, PipelineError, StageError, VerifyError};
 pub use verify::{check_signature, verify_command};
 
 use crate::{ApduTraceEntry, AuditRecord, Direction, PersoPlan, PlanOptions, Stage};
@@ -83,7 +83,7 @@ pub trait PipelineHooks {
     /// Called once the channel is open, before the first STORE DATA. An error
     /// stops the fob before anything is written to it (the journal must hold
     /// the "started" record first).
-    fn before_first_store_data(&mut self, _record: &AuditRecord) -> Result<(), String> {
+    fn before_first_store_data(&mut self, _record: &AuditRecord) -> Result<(), HookError> {
         Ok(())
     }
 
@@ -131,26 +131,50 @@ pub fn provision_fob(
     options: &PipelineOptions,
     hooks: &mut dyn PipelineHooks,
 ) -> FobOutcome {
+    provision_fob_with_random(transport, source, options, hooks, &mut OsRandom)
+}
+
+/// [`provision_fob`] with the random source given: the local transaction
+/// id, the SCP03 host challenges and the verification challenge are drawn
+/// from `random`. A failed draw stops the fob with
+/// [`PipelineError::Randomness`] (or [`PipelineError::SecureChannel`] for a
+/// host challenge) before the command that needed it.
+pub fn provision_fob_with_random(
+    transport: &mut dyn Transport,
+    source: &mut dyn ProvisioningSource,
+    options: &PipelineOptions,
+    hooks: &mut dyn PipelineHooks,
+    random: &mut dyn ChallengeSource,
+) -> FobOutcome {
     let started_at = Instant::now();
     let trace = ApduTrace::new();
+    let started = OffsetDateTime::now_utc();
+    let (transaction_id, no_randomness) = match local_transaction_id(random) {
+        Ok(id) => (id, None),
+        // The record still needs a name; the fob gets no command at all.
+        Err(e) => (
+            format!("local-norandom-{}", started.unix_timestamp_nanos()),
+            Some(e),
+        ),
+    };
     let mut run = Run {
         link: Iso7816Driver::new(TracingTransport::with_trace(transport, trace.clone())),
-        record: AuditRecord::new(
-            local_transaction_id(),
-            &[],
-            options.station_id.clone(),
-            OffsetDateTime::now_utc(),
-        ),
+        record: AuditRecord::new(transaction_id, &[], options.station_id.clone(), started),
         options,
         hooks,
+        random,
         input: None,
         channel: None,
         uid: None,
     };
-    let result = run.stages(source);
+    let result = match no_randomness {
+        None => run.stages(source),
+        Some(error) => run.stage(Stage::ReadUid, |_| Err(error)),
+    };
     let origin = run.origin();
     // Zeroize always runs: the input (static keys, scalar, IRK) and the
-    // session keys are dropped, which wipes them.
+    // session keys are dropped, which wipes them. Its body cannot fail; the
+    // stage only times it and records it.
     let _ = run.stage(Stage::Zeroize, |run| {
         if let Some(mut channel) = run.channel.take() {
             channel.close();
@@ -186,6 +210,7 @@ struct Run<'a, 'b> {
     record: AuditRecord,
     options: &'b PipelineOptions,
     hooks: &'b mut dyn PipelineHooks,
+    random: &'b mut dyn ChallengeSource,
     input: Option<ProvisioningInput>,
     channel: Option<SecureChannel>,
     uid: Option<Vec<u8>>,
@@ -237,7 +262,7 @@ impl Run<'_, '_> {
                 .sd_aid(kf_profile::APPLET_AID);
             let kvn = input.card_keys.kvn;
             let (command, awaiting) =
-                host.initialize_update_random(kvn, plan_options.mode, &mut OsRandom)?;
+                host.initialize_update_random(kvn, plan_options.mode, &mut *run.random)?;
             let response = run.exchange(&command)?;
             Ok(awaiting.process_response(&response)?)
         })?;
@@ -283,8 +308,12 @@ impl Run<'_, '_> {
             }
             VerifyMode::Require => {
                 let mut challenge = [0u8; kf_profile::verify::DEFAULT_CHALLENGE_LEN];
-                getrandom::getrandom(&mut challenge)
-                    .map_err(|_| PipelineError::Verify("no randomness for the challenge".into()))?;
+                run.random
+                    .fill(&mut challenge)
+                    .map_err(|source| PipelineError::Randomness {
+                        purpose: "the verification challenge",
+                        source,
+                    })?;
                 let response = run.exchange(&verify_command(&challenge))?;
                 check_signature(&run.input()?.device_public_key, &challenge, &response)
             }
@@ -313,9 +342,7 @@ impl Run<'_, '_> {
     }
 
     fn input(&self) -> Result<&ProvisioningInput, PipelineError> {
-        self.input
-            .as_ref()
-            .ok_or_else(|| PipelineError::Verify("no provisioning input".into()))
+        self.input.as_ref().ok_or(PipelineError::NoInput)
     }
 
     fn origin(&self) -> Option<String> {
@@ -357,10 +384,7 @@ impl Run<'_, '_> {
         name: &'static str,
     ) -> Result<ResponseApdu, PipelineError> {
         let sensitive = command.is_sensitive();
-        let channel = self
-            .channel
-            .as_mut()
-            .ok_or_else(|| PipelineError::Verify("secure channel not open".into()))?;
+        let channel = self.channel.as_mut().ok_or(PipelineError::ChannelNotOpen)?;
         let mut wrapped = channel.wrap(command)?;
         if sensitive {
             wrapped = wrapped.sensitive();
@@ -371,10 +395,7 @@ impl Run<'_, '_> {
             Sensitivity::Public
         };
         let raw = self.link.exchange(&wrapped.to_bytes(), sensitivity)?;
-        let channel = self
-            .channel
-            .as_mut()
-            .ok_or_else(|| PipelineError::Verify("secure channel not open".into()))?;
+        let channel = self.channel.as_mut().ok_or(PipelineError::ChannelNotOpen)?;
         let response = channel.unwrap_bytes(&raw)?;
         if !response.sw().is_success() {
             return Err(PipelineError::Card {
@@ -401,7 +422,7 @@ impl Run<'_, '_> {
         let (command, awaiting) = host.initialize_update_random(
             input.card_keys.kvn,
             self.options.plan.mode,
-            &mut OsRandom,
+            &mut *self.random,
         )?;
         let response = self.exchange(&command)?;
         let (command, awaiting) = awaiting.process_response(&response)?;
@@ -417,11 +438,15 @@ impl Run<'_, '_> {
 }
 
 /// A transaction id for fobs that fail before the source issues one.
-fn local_transaction_id() -> String {
+fn local_transaction_id(random: &mut dyn ChallengeSource) -> Result<String, PipelineError> {
     let mut bytes = [0u8; 8];
-    // Without randomness the id is still unique enough with the timestamp.
-    let _ = getrandom::getrandom(&mut bytes);
-    format!("local-{}", hex::encode(bytes))
+    random
+        .fill(&mut bytes)
+        .map_err(|source| PipelineError::Randomness {
+            purpose: "the transaction id",
+            source,
+        })?;
+    Ok(format!("local-{}", hex::encode(bytes)))
 }
 
 /// Converts a transport trace entry (already redacted) to the seed 000 shape.

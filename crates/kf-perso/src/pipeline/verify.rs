@@ -7,7 +7,7 @@ use p256::ecdsa::Signature;
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
 
-use super::PipelineError;
+use super::{PipelineError, VerifyError};
 
 /// The verification command for `challenge`.
 pub fn verify_command(challenge: &[u8]) -> CommandApdu {
@@ -34,16 +34,11 @@ pub fn check_signature(
         });
     }
     // Parsed first only to tell a malformed answer from a wrong signature.
-    Signature::from_der(response.data())
-        .map_err(|_| PipelineError::Verify("the signature is not a DER ECDSA signature".into()))?;
+    Signature::from_der(response.data()).map_err(|_| VerifyError::MalformedSignature)?;
     let point = public_key.to_encoded_point(false);
     UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, point.as_bytes())
         .verify(challenge, response.data())
-        .map_err(|_| {
-            PipelineError::Verify(
-                "the signature does not match the device certificate's public key".into(),
-            )
-        })
+        .map_err(|_| VerifyError::SignatureMismatch.into())
 }
 
 #[cfg(test)]
@@ -78,16 +73,16 @@ mod tests {
         let msg = b"challenge-0123456789";
         assert!(matches!(
             check_signature(&public, msg, &signed(&other, msg)),
-            Err(PipelineError::Verify(_))
+            Err(PipelineError::Verify(VerifyError::SignatureMismatch))
         ));
         assert!(matches!(
             check_signature(&public, msg, &signed(&key, b"other")),
-            Err(PipelineError::Verify(_))
+            Err(PipelineError::Verify(VerifyError::SignatureMismatch))
         ));
         let garbage = ResponseApdu::new(vec![0x30, 0x03, 0x02, 0x01], StatusWord::SUCCESS);
         assert!(matches!(
             check_signature(&public, msg, &garbage),
-            Err(PipelineError::Verify(_))
+            Err(PipelineError::Verify(VerifyError::MalformedSignature))
         ));
         let refused = ResponseApdu::new(vec![], StatusWord::new(0x69, 0x85));
         assert!(matches!(

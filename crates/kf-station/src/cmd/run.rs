@@ -58,6 +58,8 @@ fn station_loop(args: &StationArgs) -> anyhow::Result<u8> {
         let canceller = context.canceller();
         ctrlc::set_handler(move || {
             stop.store(true, Ordering::SeqCst);
+            // Best effort: it only wakes a pending wait early; the loop
+            // also sees `stop` once the wait times out.
             let _ = canceller.cancel();
         })?;
     }
@@ -78,6 +80,8 @@ fn station_loop(args: &StationArgs) -> anyhow::Result<u8> {
         let outcome = match context.connect(&config.reader) {
             Ok(mut card) => {
                 let outcome = recorder.provision(&mut card, source.as_mut(), &options);
+                // The outcome is recorded already; a reader that fails to
+                // reset shows up on the next connect.
                 let _ = card.disconnect(CardDisposition::Reset);
                 outcome?
             }
