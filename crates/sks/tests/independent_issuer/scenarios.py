@@ -516,6 +516,41 @@ class Run:
         c.true("getKeyHandle(unknown ID) aborted the session",
                g.handle not in enumerate_sessions(sks, True))
 
+    # --- PIN grouping and pattern rules at createKeyEntry (layouts 8.3, 8.4) ----------------
+    def pin_rules(self):
+        c, sks = self.c, self.sks
+        # (grouping, patterns, format, [(PIN, AppUsage) of earlier keys], (PIN, AppUsage), ok)
+        cases = [
+            (2, 0, 0, [(b"1357", 0)], (b"1357", 1), False),  # signature vs other class
+            (2, 0, 0, [(b"1357", 1)], (b"1357", 2), True),
+            (2, 0, 0, [(b"1357", 0)], (b"2468", 1), True),
+            (3, 0, 0, [(b"1357", 1)], (b"1357", 2), False),  # unique: per AppUsage
+            (3, 0, 0, [(b"1357", 1)], (b"1357", 1), True),
+            (3, 0, 0, [(b"1357", 1)], (b"2468", 1), False),
+            (0, 0x04, 0, [], (b"8765", 1), False),  # sequence
+            (0, 0x10, 1, [], (b"AB34", 1), True),  # missing-group, alphanumeric
+            (0, 0x10, 2, [], (b"2aZ.", 1), True),  # missing-group, string
+            (0, 0x10, 2, [], (b"2aZA", 1), False),
+        ]
+        for grouping, patterns, fmt, earlier, (pin, usage), ok in cases:
+            s = self.session(True, None, 50, "pin-rules")
+            pol = s.create_pin_policy("PIN.R", None, grouping=grouping, patterns=patterns,
+                                      fmt=fmt)
+            for n, (p, u) in enumerate(earlier):
+                s.create_key(f"Key.{n}", spec.ALG_EC_P256, pol, p, app_usage=u)
+            what = (f"grouping {grouping}, patterns 0x{patterns:02X}, format {fmt}: PIN {pin!r} "
+                    f"(AppUsage {usage}) after {earlier}")
+            if ok:
+                s.create_key("Key.N", spec.ALG_EC_P256, pol, pin, app_usage=usage)
+                simple_call(sks, spec.ABORT_PROVISIONING_SESSION, int32(s.handle))
+                c.passed += 1
+            else:
+                c.fails(f"{what} is refused", spec.ERROR_OPTION,
+                        lambda: s.create_key("Key.N", spec.ALG_EC_P256, pol, pin,
+                                             app_usage=usage))
+                c.true(f"{what}: the session was aborted",
+                       s.handle not in enumerate_sessions(sks, True))
+
     # --- a tampered MAC aborts the session (layouts 4.1, 8.9) ------------------------------
     def tampered_mac(self):
         c, sks = self.c, self.sks
@@ -549,4 +584,5 @@ class Run:
         self.note(f"sessions C, D (PEP) done, {self.c.passed} checks")
         self.session_key_limits()
         self.optional_key_algorithms()
+        self.pin_rules()
         self.tampered_mac()
