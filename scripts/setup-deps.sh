@@ -10,12 +10,26 @@ missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-echo "setup-deps: installing ${missing[*]}" >&2
 SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || { echo "setup-deps: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
-  SUDO="sudo"
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+apt_install() {
+  echo "setup-deps: installing $*" >&2
+  if [ -n "$SUDO" ]; then
+    command -v sudo >/dev/null || { echo "setup-deps: need root (or sudo) to install: $*" >&2; exit 1; }
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+
+# The independent SKS issuer (crates/sks/tests/independent_issuer) needs Python's
+# `cryptography` (PyPI); Debian's python3-cryptography when pip may not install into
+# the system interpreter.
+PYTHON="${PYTHON:-python3}"
+command -v "$PYTHON" >/dev/null || apt_install python3
+if ! "$PYTHON" -c 'import cryptography' 2>/dev/null; then
+  echo "setup-deps: installing cryptography (PyPI) for $PYTHON" >&2
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check cryptography 2>/dev/null \
+    || apt_install python3-cryptography
+  "$PYTHON" -c 'import cryptography'
 fi
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -12,8 +12,6 @@ use sks_core::api::{req, Request, Response, SksApi};
 use sks_core::{Config, Sks};
 use sks_issuer::{KeyEntrySpec, PinPolicy};
 use sks_sqlite::SqliteStorage;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 #[test]
@@ -45,22 +43,6 @@ fn non_loopback_listen_address_is_refused() {
     assert!(bind_loopback("0.0.0.0:0").is_err());
 }
 
-fn start_server(db: &std::path::Path) -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sks"))
-        .args(["serve", "--db"])
-        .arg(db)
-        .args(["--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line.trim().rsplit(' ').next().unwrap().to_owned();
-    (child, addr)
-}
-
 /// Kills `sks serve` at random points during closeProvisioningSession of a session carrying
 /// a postUpdateKey and a new key; after restart the store holds the old state or the new one.
 #[test]
@@ -76,7 +58,7 @@ fn crash_during_close_leaves_old_or_new_state() {
                 Sks::initialize(SqliteStorage::open(&db).unwrap(), Config::default()).unwrap();
             pin_key_session(&mut s, &ident, PinPolicy::new("PIN.1"), "1234")
         };
-        let (mut child, addr) = start_server(&db);
+        let (mut child, addr) = start_serve(&db);
         let mut client = TcpClient::connect(&addr).unwrap();
         let mut iss = ident.session("https://issuer.example.com/x", "S2");
         open(&mut client, &mut iss);
@@ -141,7 +123,7 @@ fn pin_error_counter_survives_kill_after_reply() {
         let mut s = Sks::initialize(SqliteStorage::open(&db).unwrap(), Config::default()).unwrap();
         pin_key_session(&mut s, &identity(), PinPolicy::new("PIN.1"), "1234")
     };
-    let (mut child, addr) = start_server(&db);
+    let (mut child, addr) = start_serve(&db);
     let mut client = TcpClient::connect(&addr).unwrap();
     assert!(sign(&mut client, target.handle, "9999").is_err());
     child.kill().unwrap();

@@ -189,3 +189,26 @@ pub fn keys(sks: &mut impl SksApi) -> Vec<u32> {
         h = out.key_handle;
     }
 }
+
+/// Starts `sks serve --db DB --listen 127.0.0.1:0` (the database must exist) and returns the
+/// process and the address from its first output line (`sks serving on ADDR`).
+pub fn start_serve(db: &std::path::Path) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sks"))
+        .args(["serve", "--db"])
+        .arg(db)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("sks serving on ")
+        .unwrap_or_else(|| panic!("unexpected first line of sks serve: {line:?}"))
+        .to_owned();
+    (child, addr)
+}
