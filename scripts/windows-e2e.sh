@@ -7,7 +7,7 @@
 #   kf-station.exe ─WinSCard─▶ winscard.dll (test bridge, scripts/windows-bridge/)
 #                  ─▶ libpcsclite.so.1 ─▶ pcscd ─▶ vpcd ─TCP─▶ sim serve (virtual fob)
 #
-# Steps: --version, readers, provision (PASS, then the same fob again: refused),
+# Steps: --version, readers, the bridge's own check (bridge-check.c), provision (PASS, then the same fob again: refused),
 # container packages with CRLF files from a path with spaces and non-ASCII
 # characters, self-test, demo --fobs 5 (embedded KLMS, mTLS upload), run with
 # three fobs tapped one after another then Ctrl-C, the %ProgramData% default
@@ -96,7 +96,7 @@ WINESERVER=/usr/lib/wine/wineserver
 [ -x "$WINESERVER" ] || WINESERVER="$(command -v wineserver)"
 export PATH="/usr/lib/wine:$PATH"
 
-begin "test bridge: winscard.dll + bcryptprimitives.dll (winegcc)"
+begin "test bridge: winscard.dll + bcryptprimitives.dll (winegcc), bridge-check.exe"
 mkdir -p "$WORK/bridge"
 for m in winscard bcryptprimitives; do
   winegcc -O2 -Wall -Wextra -Werror -shared -o "$WORK/bridge/$m.dll" \
@@ -104,6 +104,8 @@ for m in winscard bcryptprimitives; do
     > "$WORK/out" 2>&1 || fail "winegcc $m failed"
   [ -f "$WORK/bridge/$m.dll.so" ] || fail "no $m.dll.so"
 done
+x86_64-w64-mingw32-gcc -O2 -Wall -Wextra -Werror -o "$WORK/bridge/bridge-check.exe" \
+  scripts/windows-bridge/bridge-check.c -lwinscard > "$WORK/out" 2>&1 || fail "bridge-check.exe build failed"
 pass
 
 export WINEPREFIX="$WORK/prefix" WINEDEBUG=-all WINEARCH=win64
@@ -185,9 +187,14 @@ pass
 
 UID1=04E2E000000000000001
 insert_fob "$UID1"
-begin "kf-station.exe readers (WinSCard → pcscd)"
+begin "kf-station.exe readers (WinSCard -> pcscd)"
 expect_ok readers
 grep -q "^$READER	card present	ATR 3B" "$WORK/out" || fail "reader with a card not listed"
+pass
+
+begin "bridge check: W calls, AUTOALLOCATE, PnP reader, PCI, reconnect"
+"$WINE" "$WORK/bridge/bridge-check.exe" "$READER" "$UID1" > "$WORK/out" 2>&1 || fail "bridge-check failed"
+expect_out "checks passed"
 pass
 
 J_PROV="$APP_WIN"'\data\provision journal.db'
