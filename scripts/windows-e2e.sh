@@ -7,8 +7,8 @@
 #   kf-station.exe ─WinSCard─▶ winscard.dll (test bridge, scripts/windows-bridge/)
 #                  ─▶ libpcsclite.so.1 ─▶ pcscd ─▶ vpcd ─TCP─▶ sim serve (virtual fob)
 #
-# Steps: --version, readers, the bridge's own check (bridge-check.c), provision (PASS, then the same fob again: refused),
-# container packages with CRLF files from a path with spaces and non-ASCII
+# Steps: --version, readers, the bridge's own check (bridge-check.c), provision
+# (PASS, then the same fob again: refused by the fob), container packages with CRLF files from a path with spaces and non-ASCII
 # characters, self-test, demo --fobs 5 (embedded KLMS, mTLS upload), run with
 # three fobs tapped one after another then Ctrl-C, the %ProgramData% default
 # journal, audit verify on every journal the exe wrote. Each step prints
