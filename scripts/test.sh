@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's one test command (README, CI): installs missing Debian packages,
 # then format check, clippy (-D warnings), all tests (including pcscd + vpcd),
-# bench smoke runs and the Windows cross-check.
+# bench smoke runs, the Windows exe end to end under Wine and its release zip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Each step's wall time is printed as it ends and summed up at exit.
@@ -42,8 +42,10 @@ fi
 step "interop: opensc-tool and yubikit's SCP03 host against the virtual fob"
 scripts/interop.sh
 
-if [ "${SKIP_WINDOWS_CHECK:-0}" != "1" ]; then
-  step "Windows cross-check (x86_64-pc-windows-gnu)"
-  scripts/windows-check.sh
+if [ "${SKIP_WINDOWS_E2E:-0}" != "1" ]; then
+  step "Windows: kf-station.exe under Wine through WinSCard, pcscd + vpcd"
+  scripts/windows-e2e.sh
+  step "Windows: release zip"
+  scripts/package-windows.sh "$(scripts/windows-build.sh)"
 fi
 step "all checks passed"

@@ -76,7 +76,7 @@ impl Default for StationConfig {
             extended_length: false,
             verify: true,
             isd_status: "none".into(),
-            journal: PathBuf::from("station-journal.db"),
+            journal: crate::paths::default_journal(),
             audit_file: None,
             source: SourceConfig::default(),
             klms: crate::klms::KlmsSettings::default(),
@@ -85,10 +85,12 @@ impl Default for StationConfig {
 }
 
 impl StationConfig {
-    /// Reads a TOML file (or the defaults when `path` is `None`), then applies
-    /// the `KF_*` environment overrides.
+    /// Reads a TOML file (when `path` is `None`: the default one of
+    /// [`crate::paths::default_config`], else the defaults), then applies the
+    /// `KF_*` environment overrides.
     pub fn load(path: Option<&Path>) -> anyhow::Result<StationConfig> {
-        let mut config = match path {
+        let default = crate::paths::default_config();
+        let mut config = match path.or(default.as_deref()) {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .with_context(|| format!("config {}: cannot read", p.display()))?;

@@ -13,6 +13,7 @@ mod cmd;
 mod config;
 mod journal;
 mod klms;
+mod paths;
 mod reader;
 mod station;
 

@@ -78,6 +78,9 @@ pub struct Recorder {
 impl Recorder {
     /// Opens (or creates) the journal.
     pub fn open(journal_path: &Path, audit_file: Option<&Path>) -> anyhow::Result<Recorder> {
+        crate::paths::prepare_default_dir(journal_path).with_context(|| {
+            format!("cannot create the directory of {}", journal_path.display())
+        })?;
         let mut journal = kf_audit::Journal::open(journal_path)
             .with_context(|| format!("cannot open the journal {}", journal_path.display()))?;
         let interrupted = crate::journal::close_interrupted(&mut journal)?;

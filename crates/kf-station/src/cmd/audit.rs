@@ -14,7 +14,7 @@ pub enum AuditCommand {
     /// One line per record: seq, time, kind, transaction, upload state.
     List {
         /// Journal database.
-        #[arg(long, default_value = "station-journal.db")]
+        #[arg(long, default_value_os_t = crate::paths::default_journal())]
         journal: PathBuf,
         /// Only records not yet acknowledged by the KLMS.
         #[arg(long)]
@@ -26,7 +26,7 @@ pub enum AuditCommand {
     /// One record in full (JSON).
     Show {
         /// Journal database.
-        #[arg(long, default_value = "station-journal.db")]
+        #[arg(long, default_value_os_t = crate::paths::default_journal())]
         journal: PathBuf,
         /// Sequence number.
         seq: i64,
@@ -34,7 +34,7 @@ pub enum AuditCommand {
     /// Every record as JSON or CSV on stdout.
     Export {
         /// Journal database.
-        #[arg(long, default_value = "station-journal.db")]
+        #[arg(long, default_value_os_t = crate::paths::default_journal())]
         journal: PathBuf,
         /// json or csv.
         #[arg(long, default_value = "json")]
@@ -43,7 +43,7 @@ pub enum AuditCommand {
     /// Check the hash chain; report the first broken link (exit 1).
     Verify {
         /// Journal database.
-        #[arg(long, default_value = "station-journal.db")]
+        #[arg(long, default_value_os_t = crate::paths::default_journal())]
         journal: PathBuf,
     },
 }

@@ -27,8 +27,9 @@ pub struct DemoArgs {
     /// SCP03 security level.
     #[arg(long, default_value = "33")]
     pub level: String,
-    /// Data directory: journal, audit JSON lines (created when missing).
-    #[arg(long, default_value = "kf-demo")]
+    /// Data directory: journal, audit JSON lines (created when missing;
+    /// default `kf-demo`, on Windows `%ProgramData%\keyfob-station\kf-demo`).
+    #[arg(long, default_value_os_t = crate::paths::default_demo_dir())]
     pub data_dir: PathBuf,
     /// Machine-readable summary.
     #[arg(long)]
