@@ -106,9 +106,11 @@
 //! - **Closed sessions keep no SessionKey**: a session is `SessionState::Open(OpenState)` or
 //!   `Closed`; closing drops (and zeroizes) the SessionKey, MAC counter and SessionKeyLimit,
 //!   which nothing after close needs (Target Key References use the *current* session's key).
-//! - **Sealing**: the SQLite database stores secrets unencrypted (no CPU-resident master key,
-//!   §2.1 allows software containers); protect the file with OS permissions. One process owns a
-//!   database at a time (exclusive SQLite lock); other processes use `sks --connect`.
+//! - **Sealing**: there is no CPU-resident master key (§2.1 allows software containers). The
+//!   SQLite store (`sks-sqlite`) seals every record with AES-256-GCM under a storage key kept
+//!   outside the database (a 0600 key file), so a copied database alone reveals no key or PIN;
+//!   whoever can read both the database and the key file holds the keys. One process owns a
+//!   database at a time (exclusive SQLite lock); other processes use `sks --socket`.
 //! - **Persistence cost**: after every call the engine re-serializes the in-memory database and
 //!   writes the changed records in one transaction. This is O(total records) per call — simple
 //!   and obviously atomic, fine for hundreds of keys, not tuned for thousands.

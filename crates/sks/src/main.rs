@@ -17,7 +17,7 @@ use sks_core::api::{req, SksApi};
 use sks_core::consts::ALG_ECDSA_SHA256;
 use sks_core::secret::Secret;
 use sks_core::{Config, MemoryStorage, Sks};
-use sks_sqlite::SqliteStorage;
+use sks_sqlite::{SqliteStorage, StorageKey};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -27,6 +27,10 @@ struct Cli {
     /// SQLite credential database.
     #[arg(long, global = true, env = "SKS_DB")]
     db: Option<PathBuf>,
+    /// Storage key file sealing the database (default: the database path with `.key`
+    /// appended; created 0600 with a new database).
+    #[arg(long, global = true, env = "SKS_STORAGE_KEY_FILE")]
+    storage_key: Option<PathBuf>,
     /// Unix domain socket of a running `sks serve` (for `serve`: where to listen; default
     /// the database path with `.sock` appended).
     #[arg(long, global = true)]
@@ -117,8 +121,18 @@ enum KeyCmd {
     },
 }
 
-fn open_db(db: &Option<PathBuf>, config: Config) -> Result<Sks<SqliteStorage>> {
-    let path = db
+fn storage(cli: &Cli, path: &Path) -> Result<SqliteStorage> {
+    let key_file = cli
+        .storage_key
+        .clone()
+        .unwrap_or_else(|| StorageKey::default_path(path));
+    let key = StorageKey::load_or_create(&key_file)?;
+    Ok(SqliteStorage::open_with_key(path, key)?)
+}
+
+fn open_db(cli: &Cli, config: Config) -> Result<Sks<SqliteStorage>> {
+    let path = cli
+        .db
         .as_ref()
         .context("--db FILE (or --socket PATH, or --connect ADDR) is required")?;
     if !path.exists() {
@@ -128,7 +142,7 @@ fn open_db(db: &Option<PathBuf>, config: Config) -> Result<Sks<SqliteStorage>> {
             path.display()
         );
     }
-    Ok(Sks::open(SqliteStorage::open(path)?, config)?)
+    Ok(Sks::open(storage(cli, path)?, config)?)
 }
 
 fn token(cli: &Cli) -> Result<&Path> {
@@ -174,7 +188,7 @@ fn client(cli: &Cli) -> Result<Box<dyn SksApi>> {
     if let Some(path) = &cli.socket {
         return connect_unix(path);
     }
-    Ok(Box::new(open_db(&cli.db, Config::default())?))
+    Ok(Box::new(open_db(cli, Config::default())?))
 }
 
 /// Adapts a `dyn SksApi` to the typed `SksApi` functions (which need `Sized`).
@@ -190,7 +204,7 @@ fn main() -> Result<()> {
     match &cli.command {
         Command::Init => {
             let path = cli.db.as_ref().context("--db FILE is required")?;
-            let mut sks = Sks::initialize(SqliteStorage::open(path)?, Config::default())?;
+            let mut sks = Sks::initialize(storage(&cli, path)?, Config::default())?;
             let info = sks.get_device_info(req::GetDeviceInfo {})?;
             println!("initialized {}", path.display());
             print_cert("device certificate", &info.certificate_path.0[..]);
@@ -208,7 +222,7 @@ fn main() -> Result<()> {
                 session_timeout: Duration::from_secs(*session_timeout),
                 ..Config::default()
             };
-            let sks = open_db(&cli.db, config)?;
+            let sks = open_db(&cli, config)?;
             let listener = match listen {
                 Some(addr) => Listener::tcp(addr, Token::load_or_create(token(&cli)?)?)?,
                 None => unix_listener(&cli)?,

@@ -25,6 +25,7 @@ use sks_core::error::{ErrorCode, SksError};
 use sks_core::secret::Secret;
 use sks_core::wire::{decode_request, external};
 use sks_core::{Sks, Storage};
+use sks_sqlite::secret_file;
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -74,9 +75,6 @@ pub enum NetError {
     /// The server refused the connection.
     #[error("refused by server: {0}")]
     Refused(String),
-    /// The random generator failed.
-    #[error("random generator failure: {0}")]
-    Random(String),
 }
 
 fn file_error(path: &Path, reason: impl Into<String>) -> NetError {
@@ -166,34 +164,12 @@ impl Token {
     /// Reads a token file: a regular file of at most 1 KiB holding at least 32 characters,
     /// readable by its owner only (mode 0600 or stricter on Unix).
     pub fn load(path: &Path) -> Result<Self, NetError> {
-        let meta = std::fs::symlink_metadata(path).map_err(|e| file_error(path, e.to_string()))?;
-        if !meta.file_type().is_file() {
-            return Err(file_error(path, "token file is not a regular file"));
-        }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                return Err(file_error(
-                    path,
-                    format!("token file has mode {mode:o}; it must be 0600"),
-                ));
-            }
-        }
-        let mut bytes = Vec::new();
-        std::fs::File::open(path)
-            .and_then(|f| f.take(MAX_TOKEN_FILE + 1).read_to_end(&mut bytes))
-            .map_err(|e| file_error(path, e.to_string()))?;
-        let bytes = Secret::new(bytes);
-        if bytes.len() as u64 > MAX_TOKEN_FILE {
-            return Err(file_error(path, "token file is larger than 1 KiB"));
-        }
-        let token = bytes.expose().trim_ascii();
+        let token = secret_file::read(path, MAX_TOKEN_FILE)
+            .map_err(|reason| file_error(path, format!("token file: {reason}")))?;
         if token.len() < 32 {
             return Err(file_error(path, "token is shorter than 32 characters"));
         }
-        Ok(Self(Secret::from_slice(token)))
+        Ok(Self(Secret::from_slice(&token)))
     }
 
     /// Loads the token file, or creates it with a fresh random token (256 bits, hex) if it does
@@ -201,7 +177,8 @@ impl Token {
     /// replacing a file that appeared meanwhile).
     pub fn load_or_create(path: &Path) -> Result<Self, NetError> {
         if std::fs::symlink_metadata(path).is_err() {
-            create_token_file(path)?;
+            secret_file::create_random_hex(path, 32)
+                .map_err(|reason| file_error(path, format!("token file: {reason}")))?;
         }
         Self::load(path)
     }
@@ -211,38 +188,6 @@ impl Token {
         let mine = self.0.expose();
         mine.len() == presented.len() && bool::from(mine.ct_eq(presented))
     }
-}
-
-fn create_token_file(path: &Path) -> Result<(), NetError> {
-    use rand_core::RngCore;
-    let mut raw = zeroize::Zeroizing::new([0u8; 32]);
-    rand_core::OsRng
-        .try_fill_bytes(raw.as_mut())
-        .map_err(|e| NetError::Random(e.to_string()))?;
-    let text = Secret::new(hex::encode(raw.as_ref()).into_bytes());
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut suffix = [0u8; 8];
-    rand_core::OsRng
-        .try_fill_bytes(&mut suffix)
-        .map_err(|e| NetError::Random(e.to_string()))?;
-    let tmp = dir.join(format!(".sks-token-{}.tmp", hex::encode(suffix)));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let written = options.open(&tmp).and_then(|mut f| {
-        f.write_all(text.expose())?;
-        f.write_all(b"\n")?;
-        f.sync_all()
-    });
-    let linked = written.and_then(|()| std::fs::hard_link(&tmp, path));
-    let removed = std::fs::remove_file(&tmp);
-    linked.map_err(|e| file_error(path, format!("cannot create token file: {e}")))?;
-    removed.map_err(|e| file_error(&tmp, e.to_string()))?;
-    Ok(())
 }
 
 /// A bound listener with its access rule.
