@@ -86,7 +86,7 @@ fn puk_server(delay: Duration) -> (String, Token, tempfile::TempDir, u32) {
 
 #[test]
 fn puk_delay_stalls_only_its_caller() {
-    let delay = Duration::from_millis(600);
+    let delay = Duration::from_millis(800);
     let (addr, token, _dir, kh) = puk_server(delay);
     let mut other = TcpClient::connect_tcp(&addr, &token).unwrap();
     device_info(&mut other);
@@ -117,7 +117,7 @@ fn puk_delay_stalls_only_its_caller() {
     assert!(penalty >= delay, "the penalized caller waited the delay");
     assert!(calls >= 2);
     assert!(
-        slowest < delay / 4,
+        slowest < delay / 2,
         "another client's call took {slowest:?} during a {delay:?} PUK delay"
     );
 }
