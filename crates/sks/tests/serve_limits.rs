@@ -382,6 +382,61 @@ mod unix {
         device_info(&mut Client::connect_unix(&path).unwrap());
     }
 
+    /// `sks serve --db FILE` listens on `FILE.sock` (0600) and the CLI reaches it with --socket.
+    #[test]
+    fn cli_serves_on_the_default_socket() {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("sks.db");
+        let sks = |args: &[&std::ffi::OsStr]| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_sks"))
+                .args(args)
+                .env_remove("SKS_DB")
+                .output()
+                .unwrap()
+        };
+        assert!(sks(&["init".as_ref(), "--db".as_ref(), db.as_os_str()])
+            .status
+            .success());
+        let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_sks"))
+            .arg("serve")
+            .arg("--db")
+            .arg(&db)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(server.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let socket = dir.path().join("sks.db.sock");
+        assert_eq!(line.trim(), format!("sks serving on {}", socket.display()));
+        let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+        let out = sks(&[
+            "--socket".as_ref(),
+            socket.as_os_str(),
+            "device-info".as_ref(),
+        ]);
+        server.kill().unwrap();
+        server.wait().unwrap();
+        assert_eq!(mode, 0o600);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("APILevel:          100"),
+            "{text}"
+        );
+        // TCP without a token file is refused up front.
+        let out = sks(&[
+            "serve".as_ref(),
+            "--db".as_ref(),
+            db.as_os_str(),
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+        ]);
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--token-file"));
+    }
+
     fn nix_is_root() -> bool {
         std::fs::metadata("/proc/self")
             .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
