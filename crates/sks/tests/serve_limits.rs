@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use sks::net::{read_frame, serve, write_frame, Client, Listener, ServeOptions, TcpClient, Token};
+use sks::net::{read_frame, serve, write_frame, Listener, ServeOptions, TcpClient, Token};
 use sks_core::api::{req, Request, Response, SksApi};
 use sks_core::secret::Secret;
 use sks_core::{Config, ErrorCode, MemoryStorage, Sks};
@@ -312,6 +312,7 @@ fn tcp_refuses_clients_without_the_token() {
 #[cfg(unix)]
 mod unix {
     use super::*;
+    use sks::net::Client;
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
