@@ -20,8 +20,8 @@
 //!        ◀─ api::Response::encode ◀┘        │ diff of records after every call
 //!                                           ▼
 //!                       storage::Storage::apply(one atomic batch) (memory here | sks-sqlite)
-//!  sks (CLI): 4-byte big-endian length-prefixed frames over TCP (loopback) carry the same bytes
-//!  to wire::handle_frame.
+//!  sks (CLI): 4-byte big-endian length-prefixed frames over a Unix socket (or loopback TCP with
+//!  a token) carry the same bytes to the engine.
 //! ```
 //!
 //! Both sides of every MAC and attestation input are built by [`layout`] from the typed
@@ -76,7 +76,8 @@
 //! - **SessionKeyLimit / RetryLimit ≥ 0x8000** (item 19): unsigned.
 //! - **SessionLifeTime** (item 20): *enforced* — deviation from the proposal, so that an abandoned
 //!   session cannot be resumed forever. An open session whose SKS-clock age exceeds SessionLifeTime is
-//!   aborted at the start of the next call (any method); later calls see ERROR_NO_SESSION.
+//!   aborted at the start of the next call (any method), in the same atomic write as that call's
+//!   changes; later calls see ERROR_NO_SESSION.
 //!   ClientTime is stored and attested only (the SKS clock is used, not the client's).
 //! - **Device PIN / biometrics** (item 21): getDeviceInfo reports DevicePINSupport = false, so
 //!   DevicePINProtection = true aborts createKeyEntry (ERROR_OPTION). BiometricSupport is false
@@ -105,14 +106,23 @@
 //! - **Closed sessions keep no SessionKey**: a session is `SessionState::Open(OpenState)` or
 //!   `Closed`; closing drops (and zeroizes) the SessionKey, MAC counter and SessionKeyLimit,
 //!   which nothing after close needs (Target Key References use the *current* session's key).
-//! - **Sealing**: the SQLite database stores secrets unencrypted (no CPU-resident master key,
-//!   §2.1 allows software containers); protect the file with OS permissions. One process owns a
-//!   database at a time (exclusive SQLite lock); other processes use `sks --connect`.
+//! - **Sealing**: there is no CPU-resident master key (§2.1 allows software containers). The
+//!   SQLite store (`sks-sqlite`) seals every record with AES-256-GCM under a storage key kept
+//!   outside the database (a 0600 key file), so a copied database alone reveals no key or PIN;
+//!   whoever can read both the database and the key file holds the keys. One process owns a
+//!   database at a time (exclusive SQLite lock); other processes use `sks --socket`.
 //! - **Persistence cost**: after every call the engine re-serializes the in-memory database and
 //!   writes the changed records in one transaction. This is O(total records) per call — simple
 //!   and obviously atomic, fine for hundreds of keys, not tuned for thousands.
-//! - **PUK "no limit, delay"**: RetryLimit 0 sleeps [`Config::puk_delay`] (default 1 s) before
-//!   every PUK check and never locks.
+//! - **PUK "no limit, delay"**: RetryLimit 0 never locks; every PUK check of such a policy runs
+//!   only after [`Config::puk_delay`] (default 1 s). The engine never sleeps: it names the delay
+//!   ([`Core::puk_delay_for`]) and refuses an unpaced check; the caller waits without holding
+//!   what other callers need ([`Sks`]'s `call` waits in the calling thread; a server waits
+//!   outside its lock, one waiter per PUK policy at a time) and then calls
+//!   [`Core::execute_after_delay`].
+//! - **Resource bounds**: at most [`Config::max_open_sessions`] open provisioning sessions
+//!   (createProvisioningSession beyond it: ERROR_STORAGE); an open session older than
+//!   [`Config::session_timeout`] is aborted like one past its SessionLifeTime.
 //! - **InputMethod, AppUsage, EnablePINCaching** are stored and reported (getKeyProtectionInfo,
 //!   getKeyAttributes); their enforcement belongs to cooperative middleware (§5.4, §5.8).
 //! - **Getters on keys of open sessions** (getKeyAttributes, getKeyProtectionInfo,

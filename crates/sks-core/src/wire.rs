@@ -7,14 +7,13 @@ use crate::error::{ErrorCode, SksError};
 
 /// Server step: decodes a request, executes it, encodes the response. Never panics.
 pub fn handle_frame(sks: &mut impl SksApi, request: &[u8]) -> Vec<u8> {
-    let result = match Request::decode(request) {
-        Ok(req) => sks.call(req),
-        Err(e) => Err(SksError::new(
-            ErrorCode::External,
-            format!("Malformed request: {e}"),
-        )),
-    };
-    encode_result(&result)
+    encode_result(&decode_request(request).and_then(|req| sks.call(req)))
+}
+
+/// Decodes a request frame; a malformed one is ERROR_EXTERNAL naming the defect.
+pub fn decode_request(request: &[u8]) -> Result<Request, SksError> {
+    Request::decode(request)
+        .map_err(|e| SksError::new(ErrorCode::External, format!("Malformed request: {e}")))
 }
 
 /// ERROR_EXTERNAL for a failed transport (§7.3): the message names the failure.

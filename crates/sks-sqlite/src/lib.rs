@@ -5,14 +5,24 @@
 //!               ◀── Storage::load() (at open) ───────────────  records(kind, handle, data)
 //! ```
 //!
-//! Records are opaque to this crate: it stores what the engine hands it. It depends on
-//! `sks-core` for the [`Storage`] trait only and must not depend on the issuer or the CLI.
+//! Records are opaque to this crate: it stores what the engine hands it, each sealed with
+//! AES-256-GCM under a [`StorageKey`] kept outside the database (a 0600 key file, by default the
+//! database path with `.key` appended), so a copied database alone reveals no key or PIN. The
+//! record's (kind, handle) is authenticated with it, so records cannot be swapped. The database
+//! file is created 0600 (SQLite gives its `-wal`/`-shm`/`-journal` side files the same mode),
+//! and `secure_delete` overwrites deleted content.
+//!
+//! It depends on `sks-core` for the [`Storage`] trait only and must not depend on the issuer or
+//! the CLI.
 
 use sks_core::model::RecordId;
 use sks_core::secret::Secret;
 use sks_core::storage::{Change, Storage, StorageError};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+pub mod secret_file;
 
 fn sqlite(e: rusqlite::Error) -> StorageError {
     StorageError::Backend {
@@ -21,12 +31,170 @@ fn sqlite(e: rusqlite::Error) -> StorageError {
     }
 }
 
+/// Failures of the storage key and of sealed records.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SealError {
+    /// The key file is unusable.
+    #[error("storage key file {path}: {reason}")]
+    KeyFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A record does not open under the storage key (wrong key, or tampered).
+    #[error("record ({kind}, {handle}) does not open under the storage key")]
+    Open {
+        /// Record kind.
+        kind: u8,
+        /// Record handle.
+        handle: u32,
+    },
+    /// Sealing or drawing a nonce failed.
+    #[error("sealing failed")]
+    Seal,
+}
+
+fn sealing(e: SealError) -> StorageError {
+    StorageError::Backend {
+        backend: "sealing",
+        source: Box::new(e),
+    }
+}
+
+/// Format version of a sealed record: `[1][nonce 12][ciphertext][tag 16]`.
+const SEALED_V1: u8 = 1;
+
+/// The AES-256-GCM key sealing every record.
+pub struct StorageKey(ring::aead::LessSafeKey);
+
+impl std::fmt::Debug for StorageKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StorageKey(<redacted>)")
+    }
+}
+
+impl StorageKey {
+    /// A key from 32 bytes.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, SealError> {
+        ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, bytes)
+            .map(|k| Self(ring::aead::LessSafeKey::new(k)))
+            .map_err(|_| SealError::Seal)
+    }
+
+    /// The default key file of a database: its path with `.key` appended.
+    pub fn default_path(db: &Path) -> PathBuf {
+        let mut p = db.as_os_str().to_owned();
+        p.push(".key");
+        PathBuf::from(p)
+    }
+
+    /// Reads a key file (64 hex digits; a regular file of mode 0600 on Unix), creating it with
+    /// a fresh random key if it does not exist: written to a temporary file created 0600 in the
+    /// same call, then linked into place without replacing a file that appeared meanwhile.
+    pub fn load_or_create(path: &Path) -> Result<Self, SealError> {
+        if std::fs::symlink_metadata(path).is_err() {
+            secret_file::create_random_hex(path, 32).map_err(|reason| SealError::KeyFile {
+                path: path.to_owned(),
+                reason,
+            })?;
+        }
+        Self::load(path)
+    }
+
+    /// Reads a key file (see [`StorageKey::load_or_create`]).
+    pub fn load(path: &Path) -> Result<Self, SealError> {
+        let bad = |reason: String| SealError::KeyFile {
+            path: path.to_owned(),
+            reason,
+        };
+        let text = secret_file::read(path, 256).map_err(bad)?;
+        let mut key = Zeroizing::new([0u8; 32]);
+        hex::decode_to_slice(text.as_slice(), key.as_mut())
+            .map_err(|_| bad("not 64 hex digits".into()))?;
+        Self::from_bytes(&key)
+    }
+
+    fn aad(kind: u8, handle: u32) -> [u8; 15] {
+        let mut aad = *b"sks-record\0\0\0\0\0";
+        aad[10] = kind;
+        aad[11..].copy_from_slice(&handle.to_be_bytes());
+        aad
+    }
+
+    fn seal(&self, (kind, handle): RecordId, plain: &[u8]) -> Result<Vec<u8>, SealError> {
+        use ring::rand::SecureRandom;
+        let mut nonce = [0u8; 12];
+        ring::rand::SystemRandom::new()
+            .fill(&mut nonce)
+            .map_err(|_| SealError::Seal)?;
+        // Room for the tag up front: the buffer holding the plaintext is never reallocated,
+        // and sealing overwrites it in place.
+        let mut body = Vec::with_capacity(plain.len() + 16);
+        body.extend_from_slice(plain);
+        self.0
+            .seal_in_place_append_tag(
+                ring::aead::Nonce::assume_unique_for_key(nonce),
+                ring::aead::Aad::from(Self::aad(kind, handle)),
+                &mut body,
+            )
+            .map_err(|_| SealError::Seal)?;
+        let mut out = Vec::with_capacity(13 + body.len());
+        out.push(SEALED_V1);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    fn open(&self, (kind, handle): RecordId, sealed: &[u8]) -> Result<Secret, SealError> {
+        let fail = SealError::Open { kind, handle };
+        let (Some(&SEALED_V1), Some(nonce), Some(body)) =
+            (sealed.first(), sealed.get(1..13), sealed.get(13..))
+        else {
+            return Err(fail);
+        };
+        let nonce =
+            ring::aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError::Seal)?;
+        let mut work = Zeroizing::new(body.to_vec());
+        let plain = self
+            .0
+            .open_in_place(
+                nonce,
+                ring::aead::Aad::from(Self::aad(kind, handle)),
+                &mut work,
+            )
+            .map_err(|_| SealError::Open { kind, handle })?;
+        Ok(Secret::from_slice(plain))
+    }
+}
+
+/// Creates the database file 0600 (or tightens an existing one to 0600) before SQLite opens
+/// it; SQLite creates its side files with the database file's mode.
+#[cfg(unix)]
+fn prepare_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+}
+
+#[cfg(not(unix))]
+fn prepare_file(_: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
 /// SQLite storage (WAL, `synchronous=FULL`); each batch is one transaction.
 ///
 /// The connection holds an exclusive lock for its lifetime, so a second process cannot open
-/// the same database and silently diverge from the first (use `sks --connect` instead).
+/// the same database and silently diverge from the first (serve it with `sks serve` instead).
 pub struct SqliteStorage {
     conn: rusqlite::Connection,
+    key: StorageKey,
 }
 
 impl std::fmt::Debug for SqliteStorage {
@@ -36,13 +204,26 @@ impl std::fmt::Debug for SqliteStorage {
 }
 
 impl SqliteStorage {
-    /// Opens or creates the database file.
+    /// Opens or creates the database file, sealed under the key file next to it
+    /// ([`StorageKey::default_path`], created if missing).
     pub fn open(path: &Path) -> Result<Self, StorageError> {
-        Self::open_inner(path).map_err(sqlite)
+        let key = StorageKey::load_or_create(&StorageKey::default_path(path)).map_err(sealing)?;
+        Self::open_with_key(path, key)
     }
 
-    fn open_inner(path: &Path) -> Result<Self, rusqlite::Error> {
+    /// Opens or creates the database file, sealed under `key`.
+    pub fn open_with_key(path: &Path, key: StorageKey) -> Result<Self, StorageError> {
+        prepare_file(path).map_err(|e| StorageError::Backend {
+            backend: "sqlite",
+            source: Box::new(e),
+        })?;
+        let conn = Self::open_inner(path).map_err(sqlite)?;
+        Ok(Self { conn, key })
+    }
+
+    fn open_inner(path: &Path) -> Result<rusqlite::Connection, rusqlite::Error> {
         let conn = rusqlite::Connection::open(path)?;
+        conn.pragma_update(None, "secure_delete", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(2))?;
         conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -57,7 +238,7 @@ impl SqliteStorage {
                 PRIMARY KEY (kind, handle)
             );",
         )?;
-        Ok(Self { conn })
+        Ok(conn)
     }
 
     fn load_inner(&mut self) -> Result<BTreeMap<RecordId, Secret>, rusqlite::Error> {
@@ -102,10 +283,23 @@ impl SqliteStorage {
 
 impl Storage for SqliteStorage {
     fn load(&mut self) -> Result<BTreeMap<RecordId, Secret>, StorageError> {
-        self.load_inner().map_err(sqlite)
+        let sealed = self.load_inner().map_err(sqlite)?;
+        sealed
+            .into_iter()
+            .map(|(id, data)| Ok((id, self.key.open(id, data.expose()).map_err(sealing)?)))
+            .collect()
     }
 
     fn apply(&mut self, batch: &[Change<'_>]) -> Result<(), StorageError> {
-        self.apply_inner(batch).map_err(sqlite)
+        let mut sealed = Vec::with_capacity(batch.len());
+        for (id, data) in batch {
+            let data = match data {
+                Some(d) => Some(self.key.seal(*id, d).map_err(sealing)?),
+                None => None,
+            };
+            sealed.push((*id, data));
+        }
+        let changes: Vec<Change<'_>> = sealed.iter().map(|(id, d)| (*id, d.as_deref())).collect();
+        self.apply_inner(&changes).map_err(sqlite)
     }
 }

@@ -2,22 +2,24 @@
 //!
 //! ```text
 //! sks init --db FILE                      create the device key and certificate
-//! sks serve --db FILE --listen 127.0.0.1:PORT
-//! sks [--db FILE | --connect ADDR] device-info | keys | key show HANDLE
-//! sks [--db FILE | --connect ADDR] sign HANDLE --data-hex HEX [--alg URI] [--pin PIN]
-//! sks [--db FILE | --connect ADDR] change-pin HANDLE --old-pin PIN --new-pin PIN
-//! sks [--db FILE | --connect ADDR] demo   (in-memory SKS when neither is given)
+//! sks serve --db FILE [--socket PATH]      Unix domain socket (default FILE.sock), owner only
+//! sks serve --db FILE --listen 127.0.0.1:PORT --token-file TOKEN   loopback TCP + token
+//! sks [--db FILE | --socket PATH | --connect ADDR --token-file TOKEN] device-info | keys | key show HANDLE
+//! sks [...] sign HANDLE --data-hex HEX [--alg URI] [--pin PIN]
+//! sks [...] change-pin HANDLE --old-pin PIN --new-pin PIN
+//! sks [...] demo   (in-memory SKS when no store or server is given)
 //! ```
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use sks::net::{bind_loopback, serve, TcpClient};
+use sks::net::{serve, Client, Listener, ServeOptions, Token};
 use sks_core::api::{req, SksApi};
 use sks_core::consts::ALG_ECDSA_SHA256;
 use sks_core::secret::Secret;
 use sks_core::{Config, MemoryStorage, Sks};
-use sks_sqlite::SqliteStorage;
-use std::path::PathBuf;
+use sks_sqlite::{SqliteStorage, StorageKey};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(name = "sks", about = "Software Secure Key Store (SKS API 1.00)")]
@@ -25,9 +27,21 @@ struct Cli {
     /// SQLite credential database.
     #[arg(long, global = true, env = "SKS_DB")]
     db: Option<PathBuf>,
-    /// Address of a running `sks serve`.
-    #[arg(long, global = true, conflicts_with = "db")]
+    /// Storage key file sealing the database (default: the database path with `.key`
+    /// appended; created 0600 with a new database).
+    #[arg(long, global = true, env = "SKS_STORAGE_KEY_FILE")]
+    storage_key: Option<PathBuf>,
+    /// Unix domain socket of a running `sks serve` (for `serve`: where to listen; default
+    /// the database path with `.sock` appended).
+    #[arg(long, global = true)]
+    socket: Option<PathBuf>,
+    /// Loopback TCP address of a running `sks serve --listen` (needs --token-file).
+    #[arg(long, global = true, conflicts_with_all = ["db", "socket"], requires = "token_file")]
     connect: Option<String>,
+    /// Token file (mode 0600) authenticating TCP clients; `serve --listen` creates it with a
+    /// random token if it does not exist.
+    #[arg(long, global = true, env = "SKS_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -36,11 +50,29 @@ struct Cli {
 enum Command {
     /// Create the device key and certificate in --db.
     Init,
-    /// Serve the SKS over length-prefixed TCP frames (loopback only).
+    /// Serve the SKS over length-prefixed frames: on a Unix domain socket (mode 0600, only
+    /// the server's own user may connect) by default, or on loopback TCP with --listen, where
+    /// every client must present the token of --token-file.
     Serve {
-        /// 127.0.0.1:PORT
+        /// Serve on loopback TCP (127.0.0.1:PORT) instead of a Unix socket; requires --token-file.
         #[arg(long)]
-        listen: String,
+        listen: Option<String>,
+        /// Most connections served at once; the excess is refused.
+        #[arg(long, default_value_t = 32)]
+        max_connections: usize,
+        /// Seconds a connection may stay idle between requests.
+        #[arg(long, default_value_t = 60)]
+        idle_timeout: u64,
+        /// Seconds a started request (or the token) may take to arrive.
+        #[arg(long, default_value_t = 10)]
+        frame_timeout: u64,
+        /// Most provisioning sessions open at once.
+        #[arg(long, default_value_t = 64)]
+        max_open_sessions: usize,
+        /// Seconds after which an unfinished provisioning session is aborted (at most its
+        /// SessionLifeTime).
+        #[arg(long, default_value_t = 900)]
+        session_timeout: u64,
     },
     /// getDeviceInfo.
     DeviceInfo,
@@ -89,10 +121,20 @@ enum KeyCmd {
     },
 }
 
-fn open_db(db: &Option<PathBuf>) -> Result<Sks<SqliteStorage>> {
-    let path = db
+fn storage(cli: &Cli, path: &Path) -> Result<SqliteStorage> {
+    let key_file = cli
+        .storage_key
+        .clone()
+        .unwrap_or_else(|| StorageKey::default_path(path));
+    let key = StorageKey::load_or_create(&key_file)?;
+    Ok(SqliteStorage::open_with_key(path, key)?)
+}
+
+fn open_db(cli: &Cli, config: Config) -> Result<Sks<SqliteStorage>> {
+    let path = cli
+        .db
         .as_ref()
-        .context("--db FILE (or --connect ADDR) is required")?;
+        .context("--db FILE (or --socket PATH, or --connect ADDR) is required")?;
     if !path.exists() {
         bail!(
             "{} does not exist; run `sks init --db {}` first",
@@ -100,14 +142,53 @@ fn open_db(db: &Option<PathBuf>) -> Result<Sks<SqliteStorage>> {
             path.display()
         );
     }
-    Ok(Sks::open(SqliteStorage::open(path)?, Config::default())?)
+    Ok(Sks::open(storage(cli, path)?, config)?)
+}
+
+fn token(cli: &Cli) -> Result<&Path> {
+    cli.token_file
+        .as_deref()
+        .context("TCP needs --token-file FILE (a 0600 file holding the shared token)")
+}
+
+#[cfg(unix)]
+fn connect_unix(path: &Path) -> Result<Box<dyn SksApi>> {
+    Ok(Box::new(Client::connect_unix(path)?))
+}
+
+#[cfg(not(unix))]
+fn connect_unix(_: &Path) -> Result<Box<dyn SksApi>> {
+    bail!("Unix domain sockets are not available here; use --connect ADDR --token-file FILE")
+}
+
+#[cfg(unix)]
+fn unix_listener(cli: &Cli) -> Result<Listener> {
+    let path = match (&cli.socket, &cli.db) {
+        (Some(p), _) => p.clone(),
+        (None, Some(db)) => {
+            let mut p = db.clone().into_os_string();
+            p.push(".sock");
+            PathBuf::from(p)
+        }
+        (None, None) => bail!("--socket PATH or --db FILE is required"),
+    };
+    Ok(Listener::unix(&path)?)
+}
+
+#[cfg(not(unix))]
+fn unix_listener(_: &Cli) -> Result<Listener> {
+    bail!("Unix domain sockets are not available here; use --listen ADDR --token-file FILE")
 }
 
 fn client(cli: &Cli) -> Result<Box<dyn SksApi>> {
     if let Some(addr) = &cli.connect {
-        return Ok(Box::new(TcpClient::connect(addr)?));
+        let token = Token::load(token(cli)?)?;
+        return Ok(Box::new(Client::connect_tcp(addr, &token)?));
     }
-    Ok(Box::new(open_db(&cli.db)?))
+    if let Some(path) = &cli.socket {
+        return connect_unix(path);
+    }
+    Ok(Box::new(open_db(cli, Config::default())?))
 }
 
 /// Adapts a `dyn SksApi` to the typed `SksApi` functions (which need `Sized`).
@@ -123,16 +204,37 @@ fn main() -> Result<()> {
     match &cli.command {
         Command::Init => {
             let path = cli.db.as_ref().context("--db FILE is required")?;
-            let mut sks = Sks::initialize(SqliteStorage::open(path)?, Config::default())?;
+            let mut sks = Sks::initialize(storage(&cli, path)?, Config::default())?;
             let info = sks.get_device_info(req::GetDeviceInfo {})?;
             println!("initialized {}", path.display());
             print_cert("device certificate", &info.certificate_path.0[..]);
         }
-        Command::Serve { listen } => {
-            let sks = open_db(&cli.db)?;
-            let listener = bind_loopback(listen)?;
-            println!("sks serving on {}", listener.local_addr()?);
-            serve(listener, sks)?;
+        Command::Serve {
+            listen,
+            max_connections,
+            idle_timeout,
+            frame_timeout,
+            max_open_sessions,
+            session_timeout,
+        } => {
+            let config = Config {
+                max_open_sessions: *max_open_sessions,
+                session_timeout: Duration::from_secs(*session_timeout),
+                ..Config::default()
+            };
+            let sks = open_db(&cli, config)?;
+            let listener = match listen {
+                Some(addr) => Listener::tcp(addr, Token::load_or_create(token(&cli)?)?)?,
+                None => unix_listener(&cli)?,
+            };
+            let options = ServeOptions {
+                max_connections: *max_connections,
+                idle_timeout: Duration::from_secs(*idle_timeout),
+                frame_timeout: Duration::from_secs(*frame_timeout),
+                ..ServeOptions::default()
+            };
+            println!("sks serving on {}", listener.describe()?);
+            serve(listener, sks, options)?;
         }
         Command::DeviceInfo => {
             let mut c = client(&cli)?;
@@ -251,11 +353,12 @@ fn main() -> Result<()> {
             println!("PIN changed");
         }
         Command::Demo => {
-            let mut c: Box<dyn SksApi> = if cli.db.is_some() || cli.connect.is_some() {
-                client(&cli)?
-            } else {
-                Box::new(Sks::initialize(MemoryStorage::new(), Config::default())?)
-            };
+            let mut c: Box<dyn SksApi> =
+                if cli.db.is_some() || cli.connect.is_some() || cli.socket.is_some() {
+                    client(&cli)?
+                } else {
+                    Box::new(Sks::initialize(MemoryStorage::new(), Config::default())?)
+                };
             let rep = sks_issuer::demo::run(&mut Dyn(c.as_mut()))?;
             for s in &rep.steps {
                 println!("- {s}");

@@ -51,22 +51,24 @@ fn require_python_cryptography() {
 }
 
 /// `sks init --db DB`, then `sks serve` on a random loopback port.
-fn start_server(db: &Path) -> (Reaped, String) {
+fn start_server(db: &Path) -> (Reaped, String, std::path::PathBuf) {
     let init = Command::new(env!("CARGO_BIN_EXE_sks"))
         .args(["init", "--db"])
         .arg(db)
         .output()
         .unwrap();
     assert!(init.status.success(), "sks init: {init:?}");
-    let (child, addr) = start_serve(db);
-    (Reaped(child), addr)
+    let (child, addr, token) = start_serve(db);
+    (Reaped(child), addr, token)
 }
 
-/// Runs `python3 -m independent_issuer --connect ADDR`; returns (success, stdout, stderr).
-fn run_issuer(addr: &str) -> (bool, String, String) {
+/// Runs `python3 -m independent_issuer --connect ADDR --token-file FILE`; returns (success,
+/// stdout, stderr).
+fn run_issuer(addr: &str, token: &Path) -> (bool, String, String) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
     let mut child = Command::new(python())
-        .args(["-m", "independent_issuer", "--connect", addr])
+        .args(["-m", "independent_issuer", "--connect", addr, "--token-file"])
+        .arg(token)
         .current_dir(&dir)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("PYTHONPATH", &dir)
@@ -114,8 +116,8 @@ fn summary(out: &str) -> Option<(u32, u32)> {
 fn independent_issuer_agrees_with_sks_serve() {
     require_python_cryptography();
     let dir = tempfile::tempdir().unwrap();
-    let (_server, addr) = start_server(&dir.path().join("sks.db"));
-    let (ok, out, err) = run_issuer(&addr);
+    let (_server, addr, token) = start_server(&dir.path().join("sks.db"));
+    let (ok, out, err) = run_issuer(&addr, &token);
     assert!(ok, "independent issuer failed:\n{out}\n{err}");
     let (checks, sessions) =
         summary(&out).unwrap_or_else(|| panic!("no summary line in:\n{out}\n{err}"));

@@ -1,28 +1,43 @@
-//! `sks serve` transport: length-prefixed frames over loopback TCP, the TCP client running
-//! Appendix B, refusal of non-loopback addresses, and crash consistency when the server
-//! process is killed during closeProvisioningSession.
+//! `sks serve --listen` transport: length-prefixed frames over loopback TCP after the token
+//! handshake, the TCP client running Appendix B, refusal of non-loopback addresses, and crash
+//! consistency when the server process is killed during closeProvisioningSession.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use common::*;
 use rand_core::RngCore;
-use sks::net::{bind_loopback, read_frame, serve, write_frame, TcpClient};
+use sks::net::{read_frame, serve, write_frame, Listener, ServeOptions, TcpClient, Token};
 use sks_core::api::{req, Request, Response, SksApi};
 use sks_core::{Config, Sks};
 use sks_issuer::{KeyEntrySpec, PinPolicy};
 use sks_sqlite::SqliteStorage;
 use std::time::Duration;
 
+fn token_file(dir: &std::path::Path) -> (std::path::PathBuf, Token) {
+    let path = dir.join("sks.token");
+    let token = Token::load_or_create(&path).unwrap();
+    (path, token)
+}
+
 #[test]
 fn serve_and_tcp_client_run_appendix_b() {
-    let listener = bind_loopback("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    std::thread::spawn(move || serve(listener, memory_sks()));
-    let mut client = TcpClient::connect(&addr).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (path, token) = token_file(dir.path());
+    let listener = Listener::tcp("127.0.0.1:0", token).unwrap();
+    let addr = listener.describe().unwrap();
+    std::thread::spawn(move || serve(listener, memory_sks(), ServeOptions::default()));
+    let token = Token::load(&path).unwrap();
+    let mut client = TcpClient::connect_tcp(&addr, &token).unwrap();
     sks_issuer::demo::run(&mut client).unwrap();
     // A malformed frame gets an error response, and the connection stays usable.
     let mut raw = std::net::TcpStream::connect(&addr).unwrap();
+    write_frame(
+        &mut raw,
+        std::fs::read_to_string(&path).unwrap().trim().as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(read_frame(&mut raw).unwrap().unwrap(), [0]);
     write_frame(&mut raw, &[0xEE, 1, 2]).unwrap();
     let reply = read_frame(&mut raw).unwrap().unwrap();
     assert_eq!(reply[0], sks_core::ErrorCode::External.status());
@@ -40,7 +55,12 @@ fn serve_and_tcp_client_run_appendix_b() {
 
 #[test]
 fn non_loopback_listen_address_is_refused() {
-    assert!(bind_loopback("0.0.0.0:0").is_err());
+    let dir = tempfile::tempdir().unwrap();
+    let (_, token) = token_file(dir.path());
+    assert!(matches!(
+        Listener::tcp("0.0.0.0:0", token),
+        Err(sks::net::NetError::NotLoopback(_))
+    ));
 }
 
 /// Kills `sks serve` at random points during closeProvisioningSession of a session carrying
@@ -58,8 +78,9 @@ fn crash_during_close_leaves_old_or_new_state() {
                 Sks::initialize(SqliteStorage::open(&db).unwrap(), Config::default()).unwrap();
             pin_key_session(&mut s, &ident, PinPolicy::new("PIN.1"), "1234")
         };
-        let (mut child, addr) = start_serve(&db);
-        let mut client = TcpClient::connect(&addr).unwrap();
+        let (mut child, addr, token) = start_serve(&db);
+        let token = Token::load(&token).unwrap();
+        let mut client = TcpClient::connect_tcp(&addr, &token).unwrap();
         let mut iss = ident.session("https://issuer.example.com/x", "S2");
         open(&mut client, &mut iss);
         let new = key(&mut client, &mut iss, &KeyEntrySpec::new("New"));
@@ -71,7 +92,8 @@ fn crash_during_close_leaves_old_or_new_state() {
             )
             .unwrap();
         let close_req = Request::CloseProvisioningSession(iss.close(b"nonce").unwrap());
-        let mut raw = std::net::TcpStream::connect(&addr).unwrap();
+        // A second connection sends the close frame right after the token handshake.
+        let mut raw = TcpClient::connect_tcp(&addr, &token).unwrap().into_stream();
         let delay_us = if round == 0 {
             0
         } else {
@@ -123,8 +145,9 @@ fn pin_error_counter_survives_kill_after_reply() {
         let mut s = Sks::initialize(SqliteStorage::open(&db).unwrap(), Config::default()).unwrap();
         pin_key_session(&mut s, &identity(), PinPolicy::new("PIN.1"), "1234")
     };
-    let (mut child, addr) = start_serve(&db);
-    let mut client = TcpClient::connect(&addr).unwrap();
+    let (mut child, addr, token) = start_serve(&db);
+        let token = Token::load(&token).unwrap();
+    let mut client = TcpClient::connect_tcp(&addr, &token).unwrap();
     assert!(sign(&mut client, target.handle, "9999").is_err());
     child.kill().unwrap();
     child.wait().unwrap();

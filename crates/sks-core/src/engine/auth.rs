@@ -2,10 +2,31 @@
 //! lock-out, the PUK "no limit, delay" rule, and PIN synchronisation sets (§5.7).
 
 use super::Core;
+use crate::api::{Request, Response};
 use crate::consts::{BiometricProtection, Protection};
-use crate::error::{err, ErrorCode, SksResult};
+use crate::error::{err, ErrorCode, SksError, SksResult};
 use crate::pin::same_pin_group;
 use crate::secret::Secret;
+
+/// A PUK check that must wait before acting: the PUK policy handle and the delay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PukDelay {
+    puk: u32,
+    delay: std::time::Duration,
+}
+
+impl PukDelay {
+    /// The PUK policy whose check is delayed; checks of one policy must not overlap their
+    /// delays, or parallel attempts would multiply the search rate.
+    pub fn puk_policy(&self) -> u32 {
+        self.puk
+    }
+
+    /// How long to wait before acting.
+    pub fn delay(&self) -> std::time::Duration {
+        self.delay
+    }
+}
 
 impl Core {
     /// Keys sharing the PIN value and error counter of `kh` (byte layouts §8.4), incl. `kh`.
@@ -99,7 +120,7 @@ impl Core {
             .map(|p| p.puk)
             .filter(|h| *h != 0)
             .ok_or_else(|| err(ErrorCode::NotAllowed, format!("Key {kh} has no PUK")))?;
-        let delay = self.config.puk_delay;
+        let paced = self.puk_paced.take() == Some(puk_handle);
         let p = self
             .state
             .puks
@@ -111,9 +132,13 @@ impl Core {
                 "PUK locked, error count exceeded",
             ));
         }
-        if p.retry_limit == 0 {
-            // "No limit": an internal delay before acting thwarts exhaustive search.
-            std::thread::sleep(delay);
+        if p.retry_limit == 0 && !paced {
+            // "No limit": the caller must have waited the delay before acting (see
+            // `Core::puk_delay_for`); an unpaced attempt is refused without being checked.
+            return Err(err(
+                ErrorCode::Authorization,
+                "PUK attempt without the required delay",
+            ));
         }
         if p.value.ct_eq(puk.expose()) {
             p.error_count = 0;
@@ -124,6 +149,49 @@ impl Core {
             }
             Err(err(ErrorCode::Authorization, "Authorization error"))
         }
+    }
+
+    /// The PUK policy a request would check, if that policy has RetryLimit 0 ("no limit,
+    /// delay", §createPUKPolicy): such a check may only run after [`Config::puk_delay`] has
+    /// passed. The caller waits (without holding anything other callers need), then runs the
+    /// call with [`Core::execute_after_delay`].
+    ///
+    /// [`Config::puk_delay`]: super::Config::puk_delay
+    pub fn puk_delay_for(&self, request: &Request) -> Option<PukDelay> {
+        let puk_protected = |kh: u32, which: fn(&crate::model::KeyEntry) -> Protection| {
+            let k = self.state.keys.get(&kh)?;
+            (which(k) == Protection::Puk).then_some(kh)
+        };
+        let kh = match request {
+            Request::UnlockKey(a) => a.key_handle,
+            Request::SetPin(a) => a.key_handle,
+            Request::DeleteKey(a) => {
+                puk_protected(a.key_handle, |k| k.protection.delete_protection)?
+            }
+            Request::ExportKey(a) => {
+                puk_protected(a.key_handle, |k| k.protection.export_protection)?
+            }
+            _ => return None,
+        };
+        let k = self.state.keys.get(&kh)?;
+        let puk = self.state.pins.get(&k.pin_policy).map(|p| p.puk)?;
+        let policy = self.state.puks.get(&puk)?;
+        (policy.retry_limit == 0).then_some(PukDelay {
+            puk,
+            delay: self.config.puk_delay,
+        })
+    }
+
+    /// Executes `request` after its caller waited `waited.delay()` (see [`Core::puk_delay_for`]).
+    pub fn execute_after_delay(
+        &mut self,
+        request: Request,
+        waited: PukDelay,
+    ) -> Result<Response, SksError> {
+        self.puk_paced = Some(waited.puk);
+        let r = self.execute(request);
+        self.puk_paced = None;
+        r
     }
 
     /// Export/DeleteProtection authorization (§5.1, §5.2).

@@ -3,6 +3,7 @@
 //! changes of every call as one atomic batch before the call returns (§2.5).
 
 mod auth;
+pub use auth::PukDelay;
 mod close;
 mod key_entry;
 mod postops;
@@ -41,6 +42,12 @@ pub struct Config {
     pub puk_delay: Duration,
     /// Time source for SessionLifeTime enforcement.
     pub clock: Clock,
+    /// Most provisioning sessions open at once; createProvisioningSession beyond it fails
+    /// with ERROR_STORAGE, so replayed session creations cannot grow the database without bound.
+    pub max_open_sessions: usize,
+    /// An open session older than this (or than its SessionLifeTime, whichever is shorter) is
+    /// abandoned and aborted at the start of the next call.
+    pub session_timeout: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -49,6 +56,8 @@ impl std::fmt::Debug for Config {
             .field("vendor_name", &self.vendor_name)
             .field("biometric_support", &self.biometric_support)
             .field("puk_delay", &self.puk_delay)
+            .field("max_open_sessions", &self.max_open_sessions)
+            .field("session_timeout", &self.session_timeout)
             .finish()
     }
 }
@@ -70,6 +79,8 @@ impl Default for Config {
             biometric_support: false,
             puk_delay: Duration::from_secs(1),
             clock: Arc::new(system_clock),
+            max_open_sessions: 64,
+            session_timeout: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -79,6 +90,8 @@ pub struct Core {
     pub(crate) state: State,
     pub(crate) device: DeviceIdentity,
     pub(crate) config: Config,
+    /// The PUK policy whose delay the caller has waited for the current call.
+    pub(crate) puk_paced: Option<u32>,
 }
 
 impl std::fmt::Debug for Core {
@@ -97,6 +110,7 @@ impl Core {
             state,
             device,
             config,
+            puk_paced: None,
         }
     }
 
@@ -110,15 +124,19 @@ impl Core {
         (self.config.clock)()
     }
 
+    /// Aborts every open session past its SessionLifeTime or [`Config::session_timeout`]. The
+    /// aborts are part of the current call's changes, so they are stored in the same atomic batch.
     fn purge_expired(&mut self) {
         let now = self.now();
+        let timeout = self.config.session_timeout.as_secs();
         let expired: Vec<u32> = self
             .state
             .sessions
             .values()
             .filter(|s| {
                 s.open_state().is_some_and(|o| {
-                    now > o.opened_at.saturating_add(u64::from(s.session_life_time))
+                    let life = u64::from(s.session_life_time).min(timeout);
+                    now > o.opened_at.saturating_add(life)
                 })
             })
             .map(|s| s.handle)
@@ -491,8 +509,33 @@ impl<S: Storage> Sks<S> {
     }
 }
 
+impl<S: Storage> Sks<S> {
+    /// See [`Core::puk_delay_for`].
+    pub fn puk_delay_for(&self, request: &Request) -> Option<PukDelay> {
+        self.core.puk_delay_for(request)
+    }
+
+    /// Executes and stores a call whose PUK delay the caller has already waited for (a server
+    /// waits without holding the SKS, so one client's penalty does not stall the others).
+    pub fn call_after_delay(
+        &mut self,
+        request: Request,
+        waited: PukDelay,
+    ) -> Result<Response, SksError> {
+        let result = self.core.execute_after_delay(request, waited);
+        self.flush()?;
+        result
+    }
+}
+
 impl<S: Storage> SksApi for Sks<S> {
+    /// Executes and stores one call; a PUK check of a "no limit" policy first waits
+    /// [`Config::puk_delay`] in the calling thread.
     fn call(&mut self, request: Request) -> Result<Response, SksError> {
+        if let Some(d) = self.core.puk_delay_for(&request) {
+            std::thread::sleep(d.delay());
+            return self.call_after_delay(request, d);
+        }
         let result = self.core.execute(request);
         self.flush()?;
         result
@@ -501,6 +544,10 @@ impl<S: Storage> SksApi for Sks<S> {
 
 impl SksApi for Core {
     fn call(&mut self, request: Request) -> Result<Response, SksError> {
+        if let Some(d) = self.puk_delay_for(&request) {
+            std::thread::sleep(d.delay());
+            return self.execute_after_delay(request, d);
+        }
         self.execute(request)
     }
 }

@@ -63,6 +63,16 @@ impl Core {
             }
         }
         check_id_syntax(&a.server_session_id)?;
+        let open = self.state.sessions.values().filter(|s| s.is_open()).count();
+        if open >= self.config.max_open_sessions {
+            return Err(err(
+                ErrorCode::Storage,
+                format!(
+                    "Too many open provisioning sessions (limit {}); close or abort one first",
+                    self.config.max_open_sessions
+                ),
+            ));
+        }
 
         let client_session_id = loop {
             let mut id = String::from("C");

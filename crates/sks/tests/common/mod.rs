@@ -190,14 +190,17 @@ pub fn keys(sks: &mut impl SksApi) -> Vec<u32> {
     }
 }
 
-/// Starts `sks serve --db DB --listen 127.0.0.1:0` (the database must exist) and returns the
-/// process and the address from its first output line (`sks serving on ADDR`).
-pub fn start_serve(db: &std::path::Path) -> (std::process::Child, String) {
+/// Starts `sks serve --db DB --listen 127.0.0.1:0 --token-file DB.token` (the database must
+/// exist) and returns the process, the address from its first output line (`sks serving on
+/// ADDR`) and the token file the server created.
+pub fn start_serve(db: &std::path::Path) -> (std::process::Child, String, std::path::PathBuf) {
     use std::io::{BufRead, BufReader};
+    let token = db.with_extension("token");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sks"))
         .args(["serve", "--db"])
         .arg(db)
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--listen", "127.0.0.1:0", "--token-file"])
+        .arg(&token)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -210,5 +213,5 @@ pub fn start_serve(db: &std::path::Path) -> (std::process::Child, String) {
         .strip_prefix("sks serving on ")
         .unwrap_or_else(|| panic!("unexpected first line of sks serve: {line:?}"))
         .to_owned();
-    (child, addr)
+    (child, addr, token)
 }

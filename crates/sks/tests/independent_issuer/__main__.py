@@ -1,4 +1,4 @@
-"""`python3 -m independent_issuer --connect HOST:PORT`: runs every scenario once.
+"""`python3 -m independent_issuer --connect HOST:PORT --token-file FILE`: runs every scenario once.
 
 Prints one summary line `independent issuer: OK, N checks, M sessions` and exits 0, or
 prints the first discrepancy and exits 1.
@@ -16,9 +16,11 @@ from .wire import Connection, ProtocolError, SksError, connect
 def main():
     parser = argparse.ArgumentParser(prog="independent_issuer")
     parser.add_argument("--connect", required=True, help="address of `sks serve` (HOST:PORT)")
+    parser.add_argument("--token-file", required=True,
+                        help="the 0600 token file `sks serve --listen` requires")
     args = parser.parse_args()
     started = time.monotonic()
-    conn = Connection(connect(args.connect))
+    conn = Connection(connect(args.connect, args.token_file))
     run = None
     try:
         run = Run(Issuer(conn))

@@ -103,14 +103,34 @@ class Reader:
 
 # --- transport ------------------------------------------------------------------------------
 
-def connect(address):
+def connect(address, token_file):
     """Opens the transport to `sks serve`; `address` is `HOST:PORT` (loopback TCP).
 
-    The only place that knows how to reach the server: returns a connected stream socket.
+    The only place that knows how to reach the server: presents the token (the contents of the
+    server's token file) as the first frame, checks the `[0x00]` acceptance, and returns the
+    connected stream socket.
     """
     host, _, port = address.rpartition(":")
     sock = socket.create_connection((host, int(port)), timeout=60)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    with open(token_file, "rb") as f:
+        token = f.read(1024)
+    sock.sendall(struct.pack(">I", len(token)) + token)
+    header = b""
+    while len(header) < 4:
+        chunk = sock.recv(4 - len(header))
+        if not chunk:
+            raise ProtocolError("connection closed during the token handshake")
+        header += chunk
+    (length,) = struct.unpack(">I", header)
+    reply = b""
+    while len(reply) < length:
+        chunk = sock.recv(length - len(reply))
+        if not chunk:
+            raise ProtocolError("connection closed during the token handshake")
+        reply += chunk
+    if reply != b"\x00":
+        raise ProtocolError(f"token refused: {reply!r}")
     return sock
 
 

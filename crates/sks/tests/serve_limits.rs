@@ -1,0 +1,446 @@
+//! `sks serve` fit for a shared machine: a PUK penalty delays only its caller, the server's
+//! connections, timeouts, frame sizes and provisioning sessions are bounded, and only the
+//! owner (Unix socket) or a token holder (TCP) may connect.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use sks::net::{read_frame, serve, write_frame, Listener, ServeOptions, TcpClient, Token};
+use sks_core::api::{req, Request, Response, SksApi};
+use sks_core::secret::Secret;
+use sks_core::{Config, ErrorCode, MemoryStorage, Sks};
+use sks_issuer::{KeyEntrySpec, PinPolicy};
+use sks_sqlite::SqliteStorage;
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+/// Longest any test waits for a condition.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Serves `sks` on loopback TCP in a background thread; returns the address and the token.
+fn serve_tcp(sks: Sks<MemoryStorage>, opts: ServeOptions) -> (String, Token, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token");
+    let listener = Listener::tcp("127.0.0.1:0", Token::load_or_create(&path).unwrap()).unwrap();
+    let addr = listener.describe().unwrap();
+    std::thread::spawn(move || serve(listener, sks, opts));
+    (addr, Token::load(&path).unwrap(), dir)
+}
+
+/// A raw connection that passed the token handshake.
+fn raw(addr: &str, token: &Token) -> TcpStream {
+    TcpClient::connect_tcp(addr, token).unwrap().into_stream()
+}
+
+fn device_info(c: &mut impl SksApi) {
+    c.get_device_info(req::GetDeviceInfo {}).unwrap();
+}
+
+/// The SKS error carried by a reply frame.
+fn error_of(frame: &[u8]) -> sks_core::SksError {
+    Response::decode(1, frame).unwrap().unwrap_err()
+}
+
+/// A closed session with one key whose PUK policy has RetryLimit 0 ("no limit, delay").
+fn no_limit_puk_key(s: &mut impl SksApi) -> u32 {
+    let id = identity();
+    let mut iss = id.session("https://issuer.example.com/x", "S1");
+    open(s, &mut iss);
+    let ph = pin_and_puk(s, &mut iss, PinPolicy::new("PIN.1"), 0);
+    let mut spec = KeyEntrySpec::new("Key.1");
+    spec.pin_policy = Some((ph, "PIN.1".into(), true));
+    spec.pin_value = b"1234".to_vec();
+    let k = key(s, &mut iss, &spec);
+    close(s, &mut iss).unwrap();
+    k.handle
+}
+
+fn wrong_puk(c: &mut impl SksApi, kh: u32) -> Duration {
+    let t = Instant::now();
+    let r = c.unlock_key(req::UnlockKey {
+        key_handle: kh,
+        authorization: Secret::from("00000000"),
+    });
+    assert_eq!(r.unwrap_err().code(), ErrorCode::Authorization);
+    t.elapsed()
+}
+
+/// A server holding one key with a "no limit" PUK policy whose checks wait `delay`.
+fn puk_server(delay: Duration) -> (String, Token, tempfile::TempDir, u32) {
+    let mut sks = Sks::initialize(
+        MemoryStorage::new(),
+        Config {
+            puk_delay: delay,
+            ..Config::default()
+        },
+    )
+    .unwrap();
+    let kh = no_limit_puk_key(&mut sks);
+    let (addr, token, dir) = serve_tcp(sks, ServeOptions::default());
+    (addr, token, dir, kh)
+}
+
+#[test]
+fn puk_delay_stalls_only_its_caller() {
+    let delay = Duration::from_millis(800);
+    let (addr, token, _dir, kh) = puk_server(delay);
+    let mut other = TcpClient::connect_tcp(&addr, &token).unwrap();
+    device_info(&mut other);
+
+    let (tx, rx) = mpsc::channel();
+    let (a, t) = (
+        addr.clone(),
+        Token::load(&_dir.path().join("token")).unwrap(),
+    );
+    std::thread::spawn(move || {
+        let mut penalized = TcpClient::connect_tcp(&a, &t).unwrap();
+        tx.send(wrong_puk(&mut penalized, kh)).unwrap();
+    });
+    // Keep calling until the penalized call returns: every call overlaps its delay.
+    let (mut calls, mut slowest) = (0u32, Duration::ZERO);
+    let start = Instant::now();
+    let penalty = loop {
+        if let Ok(p) = rx.try_recv() {
+            break p;
+        }
+        assert!(start.elapsed() < PATIENCE, "PUK call never returned");
+        let t = Instant::now();
+        device_info(&mut other);
+        slowest = slowest.max(t.elapsed());
+        calls += 1;
+    };
+    eprintln!("PUK penalty {penalty:?}; other client: {calls} calls, slowest {slowest:?}");
+    assert!(penalty >= delay, "the penalized caller waited the delay");
+    assert!(calls >= 2);
+    assert!(
+        slowest < delay / 2,
+        "another client's call took {slowest:?} during a {delay:?} PUK delay"
+    );
+}
+
+#[test]
+fn parallel_puk_attempts_on_one_policy_are_serialized() {
+    let delay = Duration::from_millis(300);
+    let (addr, _token, dir, kh) = puk_server(delay);
+    let start = Instant::now();
+    let workers: Vec<_> = (0..3)
+        .map(|_| {
+            let a = addr.clone();
+            let t = Token::load(&dir.path().join("token")).unwrap();
+            std::thread::spawn(move || {
+                let mut c = TcpClient::connect_tcp(&a, &t).unwrap();
+                wrong_puk(&mut c, kh);
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let total = start.elapsed();
+    assert!(
+        total >= delay * 3,
+        "3 attempts on one PUK finished in {total:?}"
+    );
+}
+
+#[test]
+fn connection_cap_refuses_the_excess_and_frees_slots() {
+    let opts = ServeOptions {
+        max_connections: 2,
+        ..ServeOptions::default()
+    };
+    let (addr, token, _dir) = serve_tcp(memory_sks(), opts);
+    let mut a = TcpClient::connect_tcp(&addr, &token).unwrap();
+    let b = TcpClient::connect_tcp(&addr, &token).unwrap();
+    device_info(&mut a);
+    // The third connection gets one error frame (before any token) and is closed.
+    let mut c = TcpStream::connect(&addr).unwrap();
+    let e = error_of(&read_frame(&mut c).unwrap().unwrap());
+    assert_eq!(e.code(), ErrorCode::NotAllowed);
+    assert!(e.to_string().contains("limit 2"), "{e}");
+    assert!(read_frame(&mut c).unwrap().is_none());
+    // Closing one frees its slot once the server sees the end of stream.
+    drop(b);
+    let start = Instant::now();
+    loop {
+        if let Ok(mut d) = TcpClient::connect_tcp(&addr, &token) {
+            device_info(&mut d);
+            break;
+        }
+        assert!(start.elapsed() < PATIENCE, "slot never freed");
+    }
+    device_info(&mut a);
+}
+
+#[test]
+fn idle_and_slow_connections_are_closed() {
+    let opts = ServeOptions {
+        idle_timeout: Duration::from_millis(300),
+        frame_timeout: Duration::from_millis(300),
+        ..ServeOptions::default()
+    };
+    let (addr, token, _dir) = serve_tcp(memory_sks(), opts);
+    // Idle after the handshake: closed after the idle timeout.
+    let mut idle = raw(&addr, &token);
+    let t = Instant::now();
+    assert!(read_frame(&mut idle).unwrap().is_none());
+    let waited = t.elapsed();
+    assert!(waited >= Duration::from_millis(300) && waited < PATIENCE);
+    // A frame that never completes: closed after the frame timeout.
+    let mut slow = raw(&addr, &token);
+    slow.write_all(&100u32.to_be_bytes()).unwrap();
+    slow.write_all(&[0u8; 10]).unwrap();
+    let t = Instant::now();
+    assert!(read_frame(&mut slow).unwrap().is_none());
+    assert!(t.elapsed() < PATIENCE);
+    // No token at all: closed after the frame timeout.
+    let mut silent = TcpStream::connect(&addr).unwrap();
+    assert!(read_frame(&mut silent).unwrap().is_none());
+}
+
+#[test]
+fn oversized_frame_is_refused_from_its_length() {
+    let opts = ServeOptions {
+        max_frame: 4096,
+        ..ServeOptions::default()
+    };
+    let (addr, token, _dir) = serve_tcp(memory_sks(), opts);
+    for announced in [4097u32, u32::MAX] {
+        let mut s = raw(&addr, &token);
+        // Only the length is sent: the refusal cannot depend on reading (or allocating) a body.
+        s.write_all(&announced.to_be_bytes()).unwrap();
+        let e = error_of(&read_frame(&mut s).unwrap().unwrap());
+        assert_eq!(e.code(), ErrorCode::External);
+        assert!(e.to_string().contains("limit of 4096"), "{e}");
+        assert!(read_frame(&mut s).unwrap().is_none());
+    }
+    // A frame at the limit is read and answered (here: a malformed request).
+    let mut s = raw(&addr, &token);
+    write_frame(&mut s, &[0xEE; 4096]).unwrap();
+    let e = error_of(&read_frame(&mut s).unwrap().unwrap());
+    assert!(e.to_string().contains("Malformed request"), "{e}");
+}
+
+#[test]
+fn open_session_cap_gives_a_clear_error() {
+    let mut s = Sks::initialize(
+        MemoryStorage::new(),
+        Config {
+            max_open_sessions: 2,
+            ..Config::default()
+        },
+    )
+    .unwrap();
+    let id = identity();
+    let mut first = id.session("https://issuer.example.com/x", "S1");
+    let ph = open(&mut s, &mut first);
+    let mut second = id.session("https://issuer.example.com/x", "S2");
+    open(&mut s, &mut second);
+    let mut third = id.session("https://issuer.example.com/x", "S3");
+    let e = s
+        .create_provisioning_session(third.create_session_request().unwrap())
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Storage);
+    assert!(
+        e.to_string()
+            .contains("Too many open provisioning sessions"),
+        "{e}"
+    );
+    assert_eq!(session_count(&mut s, true), 2);
+    s.abort_provisioning_session(req::AbortProvisioningSession {
+        provisioning_handle: ph,
+    })
+    .unwrap();
+    open(&mut s, &mut third);
+}
+
+#[test]
+fn abandoned_sessions_expire_and_are_purged_from_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sks.db");
+    let now = Arc::new(AtomicU64::new(1_700_000_000));
+    let config = || Config {
+        session_timeout: Duration::from_secs(120),
+        ..common::config(Arc::clone(&now))
+    };
+    let mut s = Sks::initialize(SqliteStorage::open(&db).unwrap(), config()).unwrap();
+    let kept = pin_key_session(&mut s, &identity(), PinPolicy::new("PIN.1"), "1234");
+    let mut iss = identity().session("https://issuer.example.com/x", "S.abandoned");
+    iss.session_life_time = 86_400;
+    open(&mut s, &mut iss);
+    key(&mut s, &mut iss, &KeyEntrySpec::new("Pending"));
+    now.fetch_add(119, Ordering::SeqCst);
+    device_info(&mut s);
+    assert_eq!(session_count(&mut s, true), 1, "not yet expired");
+    now.fetch_add(2, Ordering::SeqCst);
+    device_info(&mut s);
+    drop(s);
+    // The purge was stored: a fresh process sees neither the session nor its key.
+    let mut s = Sks::open(SqliteStorage::open(&db).unwrap(), config()).unwrap();
+    assert_eq!(session_count(&mut s, true), 0);
+    assert_eq!(keys(&mut s), vec![kept.handle]);
+}
+
+#[test]
+fn tcp_refuses_clients_without_the_token() {
+    let (addr, token, dir) = serve_tcp(memory_sks(), ServeOptions::default());
+    // A request instead of the token.
+    let mut s = TcpStream::connect(&addr).unwrap();
+    write_frame(
+        &mut s,
+        &Request::GetDeviceInfo(req::GetDeviceInfo {}).encode(),
+    )
+    .unwrap();
+    let e = error_of(&read_frame(&mut s).unwrap().unwrap());
+    assert_eq!(e.code(), ErrorCode::Authorization);
+    assert!(read_frame(&mut s).unwrap().is_none());
+    // A wrong token of the right length.
+    let mut wrong = std::fs::read(dir.path().join("token")).unwrap();
+    wrong[0] ^= 1;
+    let mut s = TcpStream::connect(&addr).unwrap();
+    write_frame(&mut s, wrong.trim_ascii()).unwrap();
+    let e = error_of(&read_frame(&mut s).unwrap().unwrap());
+    assert_eq!(e.code(), ErrorCode::Authorization);
+    // The right one.
+    device_info(&mut TcpClient::connect_tcp(&addr, &token).unwrap());
+}
+
+#[cfg(unix)]
+mod unix {
+    use super::*;
+    use sks::net::Client;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn token_file_is_created_0600_and_looser_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        Token::load_or_create(&path).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert!(std::fs::read_to_string(&path).unwrap().trim().len() >= 64);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = Token::load(&path).unwrap_err().to_string();
+        assert!(e.contains("must be 0600"), "{e}");
+        // No leftover temporary files.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    fn serve_unix(dir: &std::path::Path) -> std::path::PathBuf {
+        let path = dir.join("sks.sock");
+        let listener = Listener::unix(&path).unwrap();
+        std::thread::spawn(move || serve(listener, memory_sks(), ServeOptions::default()));
+        path
+    }
+
+    #[test]
+    fn unix_socket_is_0600_and_serves_its_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = serve_unix(dir.path());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let mut c = Client::connect_unix(&path).unwrap();
+        sks_issuer::demo::run(&mut c).unwrap();
+        // A second server on the same live socket is refused.
+        assert!(Listener::unix(&path).is_err());
+    }
+
+    /// A client running as another user is refused by its peer credentials even when the
+    /// socket file's mode would let it connect.
+    #[test]
+    fn unix_socket_refuses_other_users() {
+        use std::os::unix::process::CommandExt;
+        if !nix_is_root() {
+            // Only root can run a client as another user; as a normal user the 0600 mode
+            // already keeps others out, checked above.
+            eprintln!("not root: skipping the other-user client");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = serve_unix(dir.path());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        // A copy of the client the other user can execute wherever the build tree lives.
+        let exe = dir.path().join("sks");
+        std::fs::copy(env!("CARGO_BIN_EXE_sks"), &exe).unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let out = std::process::Command::new(&exe)
+            .arg("--socket")
+            .arg(&path)
+            .arg("device-info")
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(stderr.contains("Peer is not the SKS owner"), "{stderr}");
+        // The owner still gets through.
+        device_info(&mut Client::connect_unix(&path).unwrap());
+    }
+
+    /// `sks serve --db FILE` listens on `FILE.sock` (0600) and the CLI reaches it with --socket.
+    #[test]
+    fn cli_serves_on_the_default_socket() {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("sks.db");
+        let sks = |args: &[&std::ffi::OsStr]| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_sks"))
+                .args(args)
+                .env_remove("SKS_DB")
+                .output()
+                .unwrap()
+        };
+        assert!(sks(&["init".as_ref(), "--db".as_ref(), db.as_os_str()])
+            .status
+            .success());
+        let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_sks"))
+            .arg("serve")
+            .arg("--db")
+            .arg(&db)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(server.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let socket = dir.path().join("sks.db.sock");
+        assert_eq!(line.trim(), format!("sks serving on {}", socket.display()));
+        let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+        let out = sks(&[
+            "--socket".as_ref(),
+            socket.as_os_str(),
+            "device-info".as_ref(),
+        ]);
+        server.kill().unwrap();
+        server.wait().unwrap();
+        assert_eq!(mode, 0o600);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("APILevel:          100"),
+            "{text}"
+        );
+        // TCP without a token file is refused up front.
+        let out = sks(&[
+            "serve".as_ref(),
+            "--db".as_ref(),
+            db.as_os_str(),
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+        ]);
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--token-file"));
+    }
+
+    fn nix_is_root() -> bool {
+        std::fs::metadata("/proc/self")
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+            .unwrap_or(false)
+    }
+}
