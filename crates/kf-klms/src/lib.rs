@@ -45,15 +45,16 @@ pub mod container_pool;
 pub mod content;
 pub mod ledger;
 mod ledger_writer;
+pub mod limits;
 pub mod pki;
 mod server;
 mod service;
 pub mod tls;
 pub mod wire;
 
+pub use limits::Limits;
 pub use server::{
-    serve, spawn_server, KlmsConfig, ServerError, ServerHandle, DEFAULT_BODY_LIMIT, DEFAULT_TTL,
-    DEFAULT_UID_LEN,
+    serve, spawn_server, KlmsConfig, ServerError, ServerHandle, DEFAULT_TTL, DEFAULT_UID_LEN,
 };
 
 /// KDF3 diversification of the three static keys as upper-case hex JSON

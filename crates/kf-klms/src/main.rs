@@ -6,6 +6,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use kf_klms::config::FileConfig;
 use kf_klms::pki::DevPki;
+use rand::RngCore;
 
 #[derive(Parser)]
 #[command(
@@ -163,22 +164,25 @@ fn pki_init(dir: &Path, stations: &[String]) -> anyhow::Result<()> {
             dir.display()
         );
     }
+    for station in stations {
+        kf_klms::wire::check_identifier(station)
+            .with_context(|| format!("--station {:?}", station.escape_debug().to_string()))?;
+    }
     let names: Vec<&str> = stations.iter().map(String::as_str).collect();
     let pki = DevPki::generate("KF Dev Station CA", &names)?;
     pki.write_to(dir)?;
-    let mut master = [0u8; 16];
-    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut master);
-    let master_hex = zeroize::Zeroizing::new(hex::encode_upper(master));
-    zeroize::Zeroize::zeroize(&mut master);
-    let master_path = dir.join("master-key.hex");
-    std::fs::write(&master_path, master_hex.as_bytes())?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&master_path, std::fs::Permissions::from_mode(0o600))?;
-    }
+    let mut master = zeroize::Zeroizing::new([0u8; 16]);
+    rand::rngs::OsRng
+        .try_fill_bytes(master.as_mut())
+        .context("no randomness for the master key")?;
+    let master_hex = zeroize::Zeroizing::new(hex::encode_upper(master.as_ref()));
+    kf_klms::pki::write_atomic(&dir.join("master-key.hex"), master_hex.as_bytes(), true)?;
     let config = FileConfig::dev_default(stations);
-    std::fs::write(dir.join("klms.toml"), toml::to_string_pretty(&config)?)?;
+    kf_klms::pki::write_atomic(
+        &dir.join("klms.toml"),
+        toml::to_string_pretty(&config)?.as_bytes(),
+        false,
+    )?;
     println!("development PKI written to {}", dir.display());
     println!(
         "  server:   kf-klms serve --config {}",

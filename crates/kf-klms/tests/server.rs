@@ -269,7 +269,7 @@ fn audit_body(txid: &str, uid: &str, result: &str) -> serde_json::Value {
             {"direction": "TX", "apdu_hex": "8050000008"},
             {"direction": "RX", "apdu_hex": "9000", "sw1": "90", "sw2": "00"}
         ],
-        "eol_station_id": "LINE-04-PC-12",
+        "eol_station_id": "station-01",
         "stage_durations_ms": {"ReadUid": 3}
     })
 }
