@@ -253,9 +253,11 @@ pub async fn serve(
     config: KlmsConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let listener = tokio::net::TcpListener::bind(config.bind).await?;
-    tracing::info!(addr = %listener.local_addr()?, "kf-klms listening (mutual TLS)");
+    // Configuration errors (keys, limits, ledger) are reported before binding.
+    let bind = config.bind;
     let prepared = prepare(config)?;
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    tracing::info!(addr = %listener.local_addr()?, "kf-klms listening (mutual TLS)");
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
