@@ -43,6 +43,101 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)].as_secs_f64() * 1000.0
 }
 
+/// How long an issuance run lasts.
+#[derive(Debug, Clone, Copy)]
+pub enum Budget {
+    /// This many requests in total.
+    Requests(usize),
+    /// Requests until this much time has passed.
+    Duration(Duration),
+}
+
+/// The mutual-TLS HTTP client of the benchmarks (pinned CA, station identity,
+/// keep-alive pool of `pool` connections).
+pub fn bench_http_client(client: &BenchClient<'_>, pool: usize) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(client.ca_pem.as_bytes()).map_err(|e| e.to_string())?,
+        )
+        .identity(
+            reqwest::Identity::from_pem(client.identity_pem.as_bytes())
+                .map_err(|e| e.to_string())?,
+        )
+        .pool_max_idle_per_host(pool)
+        .pool_idle_timeout(None)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// Issues packages for random UIDs from `concurrency` tasks sharing `http`
+/// until the budget is spent.
+pub async fn issue_loop(
+    http: &reqwest::Client,
+    base_url: &str,
+    concurrency: usize,
+    budget: Budget,
+    uid_len: usize,
+) -> Result<BenchReport, String> {
+    let url = format!("{base_url}/v1/key-packages");
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let more = move |next: &AtomicUsize| match budget {
+        Budget::Requests(n) => next.fetch_add(1, Ordering::Relaxed) < n,
+        Budget::Duration(d) => {
+            next.fetch_add(1, Ordering::Relaxed);
+            start.elapsed() < d
+        }
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency.max(1) {
+        let http = http.clone();
+        let url = url.clone();
+        let next = Arc::clone(&next);
+        tasks.spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0usize;
+            while more(&next) {
+                let mut uid = vec![0u8; uid_len];
+                rand::thread_rng().fill_bytes(&mut uid);
+                let body =
+                    serde_json::json!({"fob_uid": hex::encode_upper(&uid), "reader_id": "BENCH"});
+                let t0 = Instant::now();
+                let ok = match http.post(&url).json(&body).send().await {
+                    Ok(resp) => resp.status().is_success() && resp.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                if ok {
+                    latencies.push(t0.elapsed());
+                } else {
+                    errors += 1;
+                }
+            }
+            (latencies, errors)
+        });
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    while let Some(done) = tasks.join_next().await {
+        let (l, e) = done.map_err(|e| e.to_string())?;
+        latencies.extend(l);
+        errors += e;
+    }
+    let elapsed = start.elapsed();
+    latencies.sort();
+    Ok(BenchReport {
+        concurrency,
+        requests: latencies.len() + errors,
+        errors,
+        elapsed_s: elapsed.as_secs_f64(),
+        requests_per_sec: latencies.len() as f64 / elapsed.as_secs_f64().max(1e-9),
+        p50_ms: percentile(&latencies, 0.50),
+        p99_ms: percentile(&latencies, 0.99),
+    })
+}
+
 /// Sends `requests` issuance requests for random UIDs with `concurrency` tasks.
 pub fn run_issuance_bench(
     client: &BenchClient<'_>,
@@ -55,67 +150,111 @@ pub fn run_issuance_bench(
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let http = reqwest::Client::builder()
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(client.ca_pem.as_bytes()).map_err(|e| e.to_string())?,
-        )
-        .identity(
-            reqwest::Identity::from_pem(client.identity_pem.as_bytes())
-                .map_err(|e| e.to_string())?,
-        )
-        .pool_max_idle_per_host(concurrency)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let url = format!("{}/v1/key-packages", client.base_url);
-    runtime.block_on(async move {
-        let next = Arc::new(AtomicUsize::new(0));
-        let start = Instant::now();
+    let http = bench_http_client(client, concurrency)?;
+    runtime.block_on(issue_loop(
+        &http,
+        client.base_url,
+        concurrency,
+        Budget::Requests(requests),
+        uid_len,
+    ))
+}
+
+/// Hostile connections of the limits benchmark: each holds a TCP connection
+/// to `addr` open without completing a TLS handshake (every other one sends
+/// a ClientHello header one byte per second), and reconnects one second after
+/// the server closes it, until `stop` is set.
+pub struct Attack {
+    /// Attacker connections currently open (as seen by the attacker).
+    pub open: Arc<AtomicUsize>,
+    /// Connections the server closed (refused at the cap or timed out).
+    pub closed_by_server: Arc<AtomicUsize>,
+    /// Connect attempts that failed.
+    pub connect_errors: Arc<AtomicUsize>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl Attack {
+    /// Starts `connections` attacker tasks on the current runtime.
+    pub fn start(addr: std::net::SocketAddr, connections: usize) -> Attack {
+        use std::sync::atomic::AtomicBool;
+        let open = Arc::new(AtomicUsize::new(0));
+        let closed_by_server = Arc::new(AtomicUsize::new(0));
+        let connect_errors = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..concurrency.max(1) {
-            let http = http.clone();
-            let url = url.clone();
-            let next = Arc::clone(&next);
+        for i in 0..connections {
+            let (open, closed, errors, stop) = (
+                Arc::clone(&open),
+                Arc::clone(&closed_by_server),
+                Arc::clone(&connect_errors),
+                Arc::clone(&stop),
+            );
             tasks.spawn(async move {
-                let mut latencies = Vec::new();
-                let mut errors = 0usize;
-                while next.fetch_add(1, Ordering::Relaxed) < requests {
-                    let mut uid = vec![0u8; uid_len];
-                    rand::thread_rng().fill_bytes(&mut uid);
-                    let body = serde_json::json!({"fob_uid": hex::encode_upper(&uid), "reader_id": "BENCH"});
-                    let t0 = Instant::now();
-                    let ok = match http.post(&url).json(&body).send().await {
-                        Ok(resp) => resp.status().is_success() && resp.bytes().await.is_ok(),
-                        Err(_) => false,
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                // TLS record header + handshake header of a ClientHello.
+                const HELLO: [u8; 9] = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xFC];
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok(mut tcp) = tokio::net::TcpStream::connect(addr).await else {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
                     };
-                    if ok {
-                        latencies.push(t0.elapsed());
-                    } else {
-                        errors += 1;
+                    open.fetch_add(1, Ordering::Relaxed);
+                    let mut sent = 0;
+                    let mut buf = [0u8; 64];
+                    loop {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let tick = tokio::time::sleep(Duration::from_secs(1));
+                        tokio::select! {
+                            r = tcp.read(&mut buf) => {
+                                if matches!(r, Ok(0) | Err(_)) {
+                                    closed.fetch_add(1, Ordering::Relaxed);
+                                    break;
+                                }
+                            }
+                            _ = tick => {
+                                if i % 2 == 1 && sent < HELLO.len() {
+                                    if tcp.write_all(&HELLO[sent..=sent]).await.is_err() {
+                                        closed.fetch_add(1, Ordering::Relaxed);
+                                        break;
+                                    }
+                                    sent += 1;
+                                }
+                            }
+                        }
                     }
+                    open.fetch_sub(1, Ordering::Relaxed);
+                    drop(tcp);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
                 }
-                (latencies, errors)
             });
         }
-        let mut latencies = Vec::with_capacity(requests);
-        let mut errors = 0;
-        while let Some(done) = tasks.join_next().await {
-            let (l, e) = done.map_err(|e| e.to_string())?;
-            latencies.extend(l);
-            errors += e;
+        Attack {
+            open,
+            closed_by_server,
+            connect_errors,
+            stop,
+            tasks,
         }
-        let elapsed = start.elapsed();
-        latencies.sort();
-        Ok(BenchReport {
-            concurrency,
-            requests,
-            errors,
-            elapsed_s: elapsed.as_secs_f64(),
-            requests_per_sec: latencies.len() as f64 / elapsed.as_secs_f64().max(1e-9),
-            p50_ms: percentile(&latencies, 0.50),
-            p99_ms: percentile(&latencies, 0.99),
-        })
-    })
+    }
+
+    /// Stops the attack and closes every attacker connection.
+    pub async fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Resident set size of a process in KiB (Linux `/proc`; `None` elsewhere).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }

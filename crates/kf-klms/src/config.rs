@@ -3,6 +3,11 @@
 //! Relative paths are resolved against the file's directory. The master key
 //! comes from `master_key_file` (hex) or, when set, the environment variable
 //! `KF_KLMS_MASTER_KEY` (hex), which wins.
+//!
+//! Every file is read as a regular file (a FIFO, device or directory is
+//! refused before it is opened) with a size cap fitting its content:
+//! [`CONFIG_MAX_BYTES`] for this file, [`PEM_MAX_BYTES`] for certificates
+//! and keys, [`MASTER_KEY_MAX_BYTES`] for the master key.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,11 +20,18 @@ use zeroize::Zeroizing;
 
 use crate::container_pool::ContainerPoolContent;
 use crate::content::{ContentProvider, SynthesizedContent};
-use crate::server::{KlmsConfig, ServerError, DEFAULT_BODY_LIMIT, DEFAULT_TTL, DEFAULT_UID_LEN};
+use crate::limits::Limits;
+use crate::server::{KlmsConfig, ServerError, DEFAULT_TTL, DEFAULT_UID_LEN};
 use crate::tls::TlsMaterial;
 
 /// Environment variable that overrides `master_key_file`.
 pub const MASTER_KEY_ENV: &str = "KF_KLMS_MASTER_KEY";
+/// Largest configuration file.
+pub const CONFIG_MAX_BYTES: u64 = 64 * 1024;
+/// Largest PEM file (certificate chain or key).
+pub const PEM_MAX_BYTES: u64 = 1024 * 1024;
+/// Largest master key file (hex of an AES key and white space).
+pub const MASTER_KEY_MAX_BYTES: u64 = 1024;
 
 /// On-disk configuration.
 #[derive(Debug, Serialize, Deserialize)]
@@ -49,9 +61,9 @@ pub struct FileConfig {
     pub ttl_ms: u64,
     /// Ledger database path.
     pub ledger: PathBuf,
-    /// Request body limit in bytes.
-    #[serde(default = "default_body_limit")]
-    pub body_limit: usize,
+    /// Timeouts, connection cap and body limits (`[limits]`).
+    #[serde(default)]
+    pub limits: Limits,
     /// Per-fob content.
     pub content: ContentConfig,
 }
@@ -88,14 +100,50 @@ fn default_uid_len() -> usize {
 fn default_ttl_ms() -> u64 {
     DEFAULT_TTL.as_millis() as u64
 }
-fn default_body_limit() -> usize {
-    DEFAULT_BODY_LIMIT
+
+/// Reads `path` as a regular file of at most `cap` bytes of UTF-8 text.
+/// A FIFO, device or directory is refused without opening it (opening a FIFO
+/// would block); the type is checked again on the opened handle.
+pub fn read_regular_file(path: &Path, cap: u64) -> Result<String, ServerError> {
+    use std::io::Read;
+    let fail = |what: String| ServerError::Config(format!("{}: {what}", path.display()));
+    let not_regular = |ft: std::fs::FileType| {
+        let kind = if ft.is_dir() {
+            "a directory"
+        } else if ft.is_symlink() {
+            "a dangling symbolic link"
+        } else {
+            "not a regular file (FIFO, socket or device)"
+        };
+        fail(format!("{kind}; expected a regular file"))
+    };
+    let meta = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(not_regular(meta.file_type()));
+    }
+    if meta.len() > cap {
+        return Err(fail(format!(
+            "{} bytes, larger than the limit of {cap} bytes",
+            meta.len()
+        )));
+    }
+    let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| fail(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(not_regular(meta.file_type()));
+    }
+    let mut bytes = Vec::new();
+    file.take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(e.to_string()))?;
+    if bytes.len() as u64 > cap {
+        return Err(fail(format!("larger than the limit of {cap} bytes")));
+    }
+    String::from_utf8(bytes).map_err(|_| fail("not UTF-8 text".into()))
 }
 
-fn read(base: &Path, path: &Path) -> Result<String, ServerError> {
-    let full = base.join(path);
-    std::fs::read_to_string(&full)
-        .map_err(|e| ServerError::Config(format!("{}: {e}", full.display())))
+fn read(base: &Path, path: &Path, cap: u64) -> Result<String, ServerError> {
+    read_regular_file(&base.join(path), cap)
 }
 
 impl FileConfig {
@@ -112,7 +160,7 @@ impl FileConfig {
             uid_len: DEFAULT_UID_LEN,
             ttl_ms: default_ttl_ms(),
             ledger: "klms-ledger.db".into(),
-            body_limit: DEFAULT_BODY_LIMIT,
+            limits: Limits::default(),
             content: ContentConfig::Synthesized {
                 ica_cert: "fob-ica.pem".into(),
                 ica_key: "fob-ica.key".into(),
@@ -123,9 +171,19 @@ impl FileConfig {
 
     /// Reads and parses a configuration file.
     pub fn load(path: &Path) -> Result<FileConfig, ServerError> {
-        let text = std::fs::read_to_string(path)
+        let text = read_regular_file(path, CONFIG_MAX_BYTES)?;
+        let config: FileConfig = toml::from_str(&text)
             .map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))
+        config
+            .limits
+            .validate()
+            .map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))?;
+        for station in &config.allowed_stations {
+            crate::wire::check_identifier(station).map_err(|e| {
+                ServerError::Config(format!("{}: allowed_stations: {e}", path.display()))
+            })?;
+        }
+        Ok(config)
     }
 
     /// Ledger path resolved against `base`.
@@ -138,7 +196,7 @@ impl FileConfig {
         let master_hex = match std::env::var(MASTER_KEY_ENV) {
             Ok(v) => Zeroizing::new(v),
             Err(_) => match &self.master_key_file {
-                Some(p) => Zeroizing::new(read(base, p)?),
+                Some(p) => Zeroizing::new(read(base, p, MASTER_KEY_MAX_BYTES)?),
                 None => {
                     return Err(ServerError::Config(format!(
                         "no master key: set master_key_file or {MASTER_KEY_ENV}"
@@ -154,11 +212,11 @@ impl FileConfig {
                 ica_key,
                 root_cert,
             } => {
-                let key = Zeroizing::new(read(base, ica_key)?);
+                let key = Zeroizing::new(read(base, ica_key, PEM_MAX_BYTES)?);
                 Arc::new(SynthesizedContent::new(
-                    &read(base, ica_cert)?,
+                    &read(base, ica_cert, PEM_MAX_BYTES)?,
                     &key,
-                    &read(base, root_cert)?,
+                    &read(base, root_cert, PEM_MAX_BYTES)?,
                 )?)
             }
             ContentConfig::ContainerPool { dir } => {
@@ -168,9 +226,9 @@ impl FileConfig {
         Ok(KlmsConfig {
             bind: self.bind,
             tls: TlsMaterial {
-                client_ca_pem: read(base, &self.ca_cert)?,
-                server_cert_pem: read(base, &self.server_cert)?,
-                server_key_pem: read(base, &self.server_key)?,
+                client_ca_pem: read(base, &self.ca_cert, PEM_MAX_BYTES)?,
+                server_cert_pem: read(base, &self.server_cert, PEM_MAX_BYTES)?,
+                server_key_pem: read(base, &self.server_key, PEM_MAX_BYTES)?,
             },
             allowed_stations: self.allowed_stations.clone(),
             master_key,
@@ -179,7 +237,7 @@ impl FileConfig {
             ttl: Duration::from_millis(self.ttl_ms),
             ledger_path: self.ledger_path(base),
             content,
-            body_limit: self.body_limit,
+            limits: self.limits,
         })
     }
 }

@@ -4,6 +4,13 @@
 //! every earlier package expired without a successful audit, or an operator
 //! recorded a re-issue (`kf-klms reissue`), which the next issuance consumes.
 //!
+//! A `SUCCESS` audit is checked against the issuance it names: when a later
+//! package went to the same UID (the transaction expired and the UID was
+//! issued again, or an operator re-issued it) the record is stored with the
+//! flag `superseded` and does not complete anything; when it arrives after the
+//! package's expiry it completes the issuance (the fob holds those keys) but
+//! is stored with the flag `late`. See [`AuditFlag`].
+//!
 //! The server writes through [`Ledger::apply_batch`] (group commit: several
 //! requests' writes in one fsynced transaction, each in its own savepoint).
 
@@ -151,11 +158,34 @@ pub enum LedgerOutcome {
     Audit(AuditStored),
 }
 
+/// Why a `SUCCESS` audit was stored with a mark (column `audits.flag`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditFlag {
+    /// A later package was issued for the same UID: the record is kept but
+    /// does not complete the issuance (`superseded`).
+    Superseded,
+    /// Received after the package expired; it completes the issuance, marked
+    /// for review (`late`).
+    Late,
+}
+
+impl AuditFlag {
+    /// Value stored in `audits.flag`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditFlag::Superseded => "superseded",
+            AuditFlag::Late => "late",
+        }
+    }
+}
+
 /// Outcome of storing an audit record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditStored {
     /// First time this record was seen.
     New,
+    /// First time seen, a `SUCCESS` stored with a flag.
+    Flagged(AuditFlag),
     /// The identical record was already stored (idempotent re-upload).
     Duplicate,
 }
@@ -202,6 +232,14 @@ impl Ledger {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)?;
+        let has_flag: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('audits') WHERE name = 'flag'",
+            [],
+            |r| r.get(0),
+        )?;
+        if has_flag == 0 {
+            conn.execute_batch("ALTER TABLE audits ADD COLUMN flag TEXT")?;
+        }
         Ok(Ledger { conn })
     }
 
@@ -305,7 +343,7 @@ impl Ledger {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let stored = store_audit_in(&tx, record)?;
-        if stored == AuditStored::New {
+        if stored != AuditStored::Duplicate {
             tx.commit()?;
         }
         Ok(stored)
@@ -321,6 +359,32 @@ impl Ledger {
                 |r| r.get(0),
             )
             .optional()?)
+    }
+
+    /// The flag of a stored audit (`None` when unflagged or not stored).
+    pub fn audit_flag(&self, transaction_id: &str) -> Result<Option<String>, LedgerError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT flag FROM audits WHERE transaction_id = ?1",
+                params![transaction_id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
+    /// Whether a `SUCCESS` audit completed the issuance of a transaction.
+    pub fn is_completed(&self, transaction_id: &str) -> Result<bool, LedgerError> {
+        let completed: Option<Option<i64>> = self
+            .conn
+            .query_row(
+                "SELECT completed_at_ms FROM issuances WHERE transaction_id = ?1",
+                params![transaction_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(matches!(completed, Some(Some(_))))
     }
 
     /// Number of issuances recorded for a UID.
@@ -367,11 +431,16 @@ fn store_audit_in(conn: &Connection, record: &AuditRecord) -> Result<AuditStored
         body,
         now_ms,
     } = record;
-    let issued: Option<(String, String)> = conn
-        .prepare_cached("SELECT station, fob_uid FROM issuances WHERE transaction_id = ?1")?
-        .query_row(params![transaction_id], |r| Ok((r.get(0)?, r.get(1)?)))
+    let issued: Option<(String, String, i64, i64)> = conn
+        .prepare_cached(
+            "SELECT station, fob_uid, issued_at_ms, expires_at_ms FROM issuances
+             WHERE transaction_id = ?1",
+        )?
+        .query_row(params![transaction_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
         .optional()?;
-    let Some((issued_station, issued_uid)) = issued else {
+    let Some((issued_station, issued_uid, issued_at_ms, expires_at_ms)) = issued else {
         return Err(LedgerError::UnknownTransaction);
     };
     if issued_station != *station {
@@ -391,22 +460,39 @@ fn store_audit_in(conn: &Connection, record: &AuditRecord) -> Result<AuditStored
             Err(LedgerError::ConflictingAudit)
         };
     }
+    let success = overall_result == "SUCCESS";
+    let flag = if !success {
+        None
+    } else if conn
+        .prepare_cached(
+            "SELECT 1 FROM issuances WHERE fob_uid = ?1 AND issued_at_ms > ?2
+             AND transaction_id != ?3 LIMIT 1",
+        )?
+        .exists(params![issued_uid, issued_at_ms, transaction_id])?
+    {
+        Some(AuditFlag::Superseded)
+    } else if *now_ms > expires_at_ms {
+        Some(AuditFlag::Late)
+    } else {
+        None
+    };
     conn.prepare_cached(
-        "INSERT INTO audits (transaction_id, station, overall_result, body, received_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO audits (transaction_id, station, overall_result, body, received_at_ms, flag)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![
         transaction_id,
         station,
         overall_result,
         body,
-        now_ms
+        now_ms,
+        flag.map(AuditFlag::as_str)
     ])?;
-    if overall_result == "SUCCESS" {
+    if success && flag != Some(AuditFlag::Superseded) {
         conn.prepare_cached("UPDATE issuances SET completed_at_ms = ?2 WHERE transaction_id = ?1")?
             .execute(params![transaction_id, now_ms])?;
     }
-    Ok(AuditStored::New)
+    Ok(flag.map_or(AuditStored::New, AuditStored::Flagged))
 }
 
 /// `Ok(None)`: free; `Ok(Some(id))`: blocked but operator re-issue `id` may be
@@ -529,6 +615,78 @@ mod tests {
             Err(LedgerError::AlreadyIssued(_))
         ));
         assert_eq!(l.issuance_count(uid).unwrap(), 3);
+    }
+
+    #[test]
+    fn success_for_a_superseded_or_expired_package_is_flagged() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(dir.path().join("l.db")).unwrap();
+        let uid = "04112233445566778899";
+        l.try_issue(&issuance("t1", 1000)).unwrap();
+        // t1 expired (6000) without an audit; t2 goes to the same UID.
+        l.try_issue(&issuance("t2", 7000)).unwrap();
+        assert_eq!(
+            l.store_audit(&AuditRecord {
+                transaction_id: "t1".into(),
+                station: "station-01".into(),
+                fob_uid: uid.into(),
+                overall_result: "SUCCESS".into(),
+                body: "{}".into(),
+                now_ms: 7100
+            })
+            .unwrap(),
+            AuditStored::Flagged(AuditFlag::Superseded)
+        );
+        assert!(!l.is_completed("t1").unwrap());
+        assert_eq!(l.audit_flag("t1").unwrap().as_deref(), Some("superseded"));
+        // t2 is still open and its own success counts.
+        assert_eq!(
+            l.store_audit(&AuditRecord {
+                transaction_id: "t2".into(),
+                station: "station-01".into(),
+                fob_uid: uid.into(),
+                overall_result: "SUCCESS".into(),
+                body: "{}".into(),
+                now_ms: 7200
+            })
+            .unwrap(),
+            AuditStored::New
+        );
+        assert!(l.is_completed("t2").unwrap());
+        assert_eq!(l.audit_flag("t2").unwrap(), None);
+        // A success after expiry completes, flagged late.
+        let other = NewIssuance {
+            fob_uid: "04AABBCCDDEEFF001122",
+            ..issuance("t3", 20_000)
+        };
+        l.try_issue(&other).unwrap();
+        assert_eq!(
+            l.store_audit(&AuditRecord {
+                transaction_id: "t3".into(),
+                station: "station-01".into(),
+                fob_uid: other.fob_uid.into(),
+                overall_result: "SUCCESS".into(),
+                body: "{}".into(),
+                now_ms: 30_000
+            })
+            .unwrap(),
+            AuditStored::Flagged(AuditFlag::Late)
+        );
+        assert!(l.is_completed("t3").unwrap());
+        assert_eq!(l.audit_flag("t3").unwrap().as_deref(), Some("late"));
+        // Idempotent re-upload of a flagged record.
+        assert_eq!(
+            l.store_audit(&AuditRecord {
+                transaction_id: "t3".into(),
+                station: "station-01".into(),
+                fob_uid: other.fob_uid.into(),
+                overall_result: "SUCCESS".into(),
+                body: "{}".into(),
+                now_ms: 30_001
+            })
+            .unwrap(),
+            AuditStored::Duplicate
+        );
     }
 
     #[test]

@@ -27,17 +27,24 @@
 //! * `ford_payload` carries the STORE DATA header template `80E20000` and the
 //!   concatenation of all DGIs (`TAG ‖ len ‖ value`, seed 001 encoding); the
 //!   client checks it equals `personalization_dgis`.
-//! * Requests are strict (`deny_unknown_fields`); the audit record requires the
-//!   seed 000 fields and keeps extra fields verbatim (see [`wire`]).
+//! * Requests are strict (duplicate keys, unknown fields, wrong types → 400
+//!   naming the field); station and reader identifiers follow
+//!   [`wire::check_identifier`] (see [`wire`]).
+//! * Every connection phase is bounded (see [`limits`]): handshake, request
+//!   head, body (408), keep-alive idle; at most `max_connections`; per-route
+//!   body limits (413, before the body for a larger `Content-Length`); HTTP/1.1 only.
 //! * Status codes: 400 malformed JSON / missing or unknown field, 415 wrong
-//!   content type, 413 body over the limit, 422 well-formed but invalid value,
-//!   403 CN not allowed (or audit from another station), 404 audit for an
-//!   unknown transaction, 409 already issued / conflicting audit, 503 no content (`no_content`) or the ledger queue is full
-//!   (`ledger_busy`, retry).
+//!   content type, 413 body over the limit, 408 body not received in time,
+//!   422 well-formed but invalid value, 403 CN not allowed (or audit from
+//!   another station, or `eol_station_id` not the certificate's CN), 404 audit
+//!   for an unknown transaction, 409 already issued / conflicting audit, 202 a
+//!   `SUCCESS` audit stored with a flag, 503 no content (`no_content`) or the
+//!   ledger queue is full (`ledger_busy`, retry).
 //! * `GET /healthz` needs a verified client certificate but no allow-listed CN.
 //! * An audit must come from the station the package was issued to; a `SUCCESS`
 //!   audit marks the issuance completed, which blocks re-issuance for good
-//!   (until an operator re-issue).
+//!   (until an operator re-issue), unless a later package superseded it
+//!   (see [`ledger::AuditFlag`]).
 
 pub mod bench;
 pub mod config;
@@ -45,15 +52,16 @@ pub mod container_pool;
 pub mod content;
 pub mod ledger;
 mod ledger_writer;
+pub mod limits;
 pub mod pki;
 mod server;
 mod service;
 pub mod tls;
 pub mod wire;
 
+pub use limits::Limits;
 pub use server::{
-    serve, spawn_server, KlmsConfig, ServerError, ServerHandle, DEFAULT_BODY_LIMIT, DEFAULT_TTL,
-    DEFAULT_UID_LEN,
+    serve, spawn_server, KlmsConfig, ServerError, ServerHandle, DEFAULT_TTL, DEFAULT_UID_LEN,
 };
 
 /// KDF3 diversification of the three static keys as upper-case hex JSON

@@ -6,6 +6,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use kf_klms::config::FileConfig;
 use kf_klms::pki::DevPki;
+use rand::RngCore;
 
 #[derive(Parser)]
 #[command(
@@ -75,6 +76,22 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Issuance under attack: starts `kf-klms serve` as a child process on
+    /// loopback, measures issuance by `--clients` stations quiet and while
+    /// `--connections` idle or slow connections are held open, and the
+    /// server's RSS before, during and after (raise `ulimit -n` above
+    /// `--connections` first).
+    BenchLimits {
+        /// Hostile connections held open during the attack.
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
+        /// Stations issuing (one keep-alive connection each).
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Seconds of each measured phase.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -131,6 +148,11 @@ fn main() -> anyhow::Result<()> {
             requests,
             dir,
         } => bench(&concurrency, requests, dir),
+        Command::BenchLimits {
+            connections,
+            clients,
+            seconds,
+        } => bench_limits(connections, clients, seconds),
     }
 }
 
@@ -163,22 +185,25 @@ fn pki_init(dir: &Path, stations: &[String]) -> anyhow::Result<()> {
             dir.display()
         );
     }
+    for station in stations {
+        kf_klms::wire::check_identifier(station)
+            .with_context(|| format!("--station {:?}", station.escape_debug().to_string()))?;
+    }
     let names: Vec<&str> = stations.iter().map(String::as_str).collect();
     let pki = DevPki::generate("KF Dev Station CA", &names)?;
     pki.write_to(dir)?;
-    let mut master = [0u8; 16];
-    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut master);
-    let master_hex = zeroize::Zeroizing::new(hex::encode_upper(master));
-    zeroize::Zeroize::zeroize(&mut master);
-    let master_path = dir.join("master-key.hex");
-    std::fs::write(&master_path, master_hex.as_bytes())?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&master_path, std::fs::Permissions::from_mode(0o600))?;
-    }
+    let mut master = zeroize::Zeroizing::new([0u8; 16]);
+    rand::rngs::OsRng
+        .try_fill_bytes(master.as_mut())
+        .context("no randomness for the master key")?;
+    let master_hex = zeroize::Zeroizing::new(hex::encode_upper(master.as_ref()));
+    kf_klms::pki::write_atomic(&dir.join("master-key.hex"), master_hex.as_bytes(), true)?;
     let config = FileConfig::dev_default(stations);
-    std::fs::write(dir.join("klms.toml"), toml::to_string_pretty(&config)?)?;
+    kf_klms::pki::write_atomic(
+        &dir.join("klms.toml"),
+        toml::to_string_pretty(&config)?.as_bytes(),
+        false,
+    )?;
     println!("development PKI written to {}", dir.display());
     println!(
         "  server:   kf-klms serve --config {}",
@@ -248,5 +273,146 @@ fn bench(levels: &[usize], requests: usize, dir: Option<PathBuf>) -> anyhow::Res
     }
     server.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Kills the child server on every exit path.
+struct ChildServer(std::process::Child);
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.kill() {
+            tracing::debug!(error = %e, "server already stopped");
+        }
+        if let Err(e) = self.0.wait() {
+            tracing::debug!(error = %e, "server not reaped");
+        }
+    }
+}
+
+fn bench_limits(connections: usize, clients: usize, seconds: u64) -> anyhow::Result<()> {
+    use kf_klms::bench::{issue_loop, rss_kib, Attack, BenchReport, Budget};
+    use std::time::{Duration, Instant};
+    let dir = std::env::temp_dir().join(format!("kf-klms-bench-limits-{}", std::process::id()));
+    let pki_dir = dir.join("pki");
+    pki_init(&pki_dir, &["bench-station".to_owned()])?;
+    let ca = std::fs::read_to_string(pki_dir.join("ca.pem"))?;
+    let identity = format!(
+        "{}{}",
+        std::fs::read_to_string(pki_dir.join("bench-station.pem"))?,
+        std::fs::read_to_string(pki_dir.join("bench-station.key"))?
+    );
+    // A free loopback port for the child.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let child = std::process::Command::new(std::env::current_exe()?)
+        .args(["serve", "--config"])
+        .arg(pki_dir.join("klms.toml"))
+        .args(["--bind", &addr.to_string()])
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .spawn()?;
+    let pid = child.id();
+    let _server = ChildServer(child);
+    let base = format!("https://{addr}");
+    let client = kf_klms::bench::BenchClient {
+        base_url: &base,
+        ca_pem: &ca,
+        identity_pem: &identity,
+    };
+    let http = kf_klms::bench::bench_http_client(&client, clients).map_err(anyhow::Error::msg)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    // The attacker gets its own thread, so its tasks do not queue in front of
+    // the stations' requests inside this process.
+    let attack_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let uid_len = kf_klms::DEFAULT_UID_LEN;
+    let rss = || rss_kib(pid).map_or("n/a".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0));
+    let row = |label: &str, r: &BenchReport, rss: String| {
+        println!(
+            "{label:<22} {:>8} {:>6} {:>8.1} {:>8.2} {:>8.2} {:>9}",
+            r.requests, r.errors, r.requests_per_sec, r.p50_ms, r.p99_ms, rss
+        );
+    };
+    runtime.block_on(async {
+        // Up, and one keep-alive connection per station established.
+        let start = Instant::now();
+        loop {
+            match http.get(format!("{base}/healthz")).send().await {
+                Ok(r) if r.status().is_success() => break,
+                _ if start.elapsed() > Duration::from_secs(10) => {
+                    anyhow::bail!("the server did not come up on {addr}")
+                }
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        let phase = Budget::Duration(Duration::from_secs(seconds));
+        println!("phase                  requests errors    req/s   p50_ms   p99_ms   rss_MiB");
+        // The ledger and the allocator settle during a first quiet phase.
+        let warm = issue_loop(&http, &base, clients, phase, uid_len)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        row("warm-up", &warm, rss());
+        let quiet = issue_loop(&http, &base, clients, phase, uid_len)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        row("quiet", &quiet, rss());
+        let mut worst = f64::INFINITY;
+        for round in 1..=2 {
+            let attack = {
+                let _in_attack_runtime = attack_runtime.enter();
+                Attack::start(addr, connections)
+            };
+            // Let the attacker connections pile up before measuring.
+            let ramp = Instant::now();
+            while attack.open.load(std::sync::atomic::Ordering::Relaxed) < connections.min(1024)
+                && ramp.elapsed() < Duration::from_secs(10)
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let mut peak_rss = 0u64;
+            let measure = issue_loop(&http, &base, clients, phase, uid_len);
+            tokio::pin!(measure);
+            let under = loop {
+                tokio::select! {
+                    r = &mut measure => break r,
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                        peak_rss = peak_rss.max(rss_kib(pid).unwrap_or(0));
+                    }
+                }
+            }
+            .map_err(anyhow::Error::msg)?;
+            row(
+                &format!("attack #{round} ({connections})"),
+                &under,
+                format!("{:.1} peak", peak_rss as f64 / 1024.0),
+            );
+            println!(
+                "  attacker: {} connections open at the end, {} closed by the server, {} connect errors",
+                attack.open.load(std::sync::atomic::Ordering::Relaxed),
+                attack.closed_by_server.load(std::sync::atomic::Ordering::Relaxed),
+                attack.connect_errors.load(std::sync::atomic::Ordering::Relaxed)
+            );
+            worst = worst.min(under.requests_per_sec);
+            attack.stop().await;
+            let after = issue_loop(&http, &base, clients, phase, uid_len)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            row(&format!("after #{round}"), &after, rss());
+        }
+        println!(
+            "  issuance under attack: {:.0} % of the quiet rate (worst round)",
+            100.0 * worst / quiet.requests_per_sec.max(1e-9)
+        );
+        Ok(())
+    })?;
+    drop(_server);
+    if let Err(e) = std::fs::remove_dir_all(&dir) {
+        tracing::debug!(error = %e, "bench directory not removed");
+    }
     Ok(())
 }

@@ -2,7 +2,11 @@
 //! station client certificates, and the fob certificate hierarchy
 //! (`CN=FMC-NFC-ROOT` → `CN=FMC-NFC-ICA`) used for synthesized fob content.
 //!
-//! Development only: keys are written unencrypted (0600 on Unix).
+//! Development only: keys are written unencrypted. On Unix every key file is
+//! created 0600 by the call that creates it (a temporary file in the same
+//! directory, then renamed over the target), and the directory is created 0700.
+//! Station names become file names, so they must pass
+//! [`crate::wire::check_identifier`].
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +33,9 @@ pub enum PkiError {
     /// The directory already holds a PKI.
     #[error("{0} already contains a PKI (ca.pem); refusing to overwrite")]
     Exists(PathBuf),
+    /// A station name is not a valid identifier (it names files).
+    #[error("station name: {0}")]
+    InvalidStation(#[from] crate::wire::IdentifierError),
 }
 
 /// Subject CN of the fob root CA.
@@ -100,6 +107,9 @@ impl DevPki {
         server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let server_cert = server_params.signed_by(&server_key, &ca_cert, &ca_key)?;
 
+        for cn in stations {
+            crate::wire::check_identifier(cn)?;
+        }
         let mut station_certs = Vec::new();
         for cn in stations {
             let key = KeyPair::generate()?;
@@ -126,10 +136,10 @@ impl DevPki {
 
     /// Writes the PKI to `dir` (see [`PkiPaths`] for the layout).
     pub fn write_to(&self, dir: &Path) -> Result<PkiPaths, PkiError> {
-        std::fs::create_dir_all(dir).map_err(|source| PkiError::Io {
-            path: dir.to_owned(),
-            source,
-        })?;
+        for (cn, _) in &self.stations {
+            crate::wire::check_identifier(cn)?;
+        }
+        create_private_dir(dir)?;
         let paths = PkiPaths::in_dir(dir);
         write(&paths.ca_cert, &self.ca.cert_pem, false)?;
         write(&dir.join("ca.key"), &self.ca.key_pem, true)?;
@@ -178,17 +188,59 @@ impl PkiPaths {
 }
 
 fn write(path: &Path, content: &str, secret: bool) -> Result<(), PkiError> {
+    write_atomic(path, content.as_bytes(), secret)
+}
+
+/// Creates `dir` (and missing parents); on Unix the directories created are 0700.
+pub fn create_private_dir(dir: &Path) -> Result<(), PkiError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|source| PkiError::Io {
+        path: dir.to_owned(),
+        source,
+    })
+}
+
+/// Writes `bytes` to `path` atomically: a new temporary file in the same
+/// directory (created 0600 on Unix when `secret`, else 0644, by the call that
+/// creates it), synced, then renamed over `path`. On failure the temporary
+/// file is removed and `path` is untouched.
+pub fn write_atomic(path: &Path, bytes: &[u8], secret: bool) -> Result<(), PkiError> {
+    use std::io::Write;
     let io = |source| PkiError::Io {
         path: path.to_owned(),
         source,
     };
-    std::fs::write(path, content).map_err(io)?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| io(std::io::Error::other("no file name")))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{:016x}",
+        name.to_string_lossy(),
+        rand::random::<u64>()
+    ));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
     #[cfg(unix)]
-    if secret {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
-    }
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, if secret { 0o600 } else { 0o644 });
     #[cfg(not(unix))]
     let _ = secret;
+    let result = options.open(&tmp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    });
+    if let Err(e) = result {
+        if let Err(cleanup) = std::fs::remove_file(&tmp) {
+            tracing::debug!(error = %cleanup, "temporary file not removed");
+        }
+        return Err(io(e));
+    }
     Ok(())
 }

@@ -6,30 +6,31 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use kf_crypto::AesKey;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt;
 
 use crate::content::{ContentError, ContentProvider, SynthesizedContent};
 use crate::ledger::{Ledger, LedgerError};
 use crate::ledger_writer::LedgerWriter;
+use crate::limits::{ConnClock, Limits, WatchedIo};
 use crate::pki::DevPki;
 use crate::service::{router, AppState, StationIdentity};
 use crate::tls::{server_config, subject_common_name, TlsError, TlsMaterial};
 
 /// Default key-package lifetime (seed 000 "Items to Confirm": 5 seconds).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(5);
-/// Default request body limit.
-pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 /// Default UID length (JCOP 10-byte UID, seed 000 KDF3 context).
 pub const DEFAULT_UID_LEN: usize = 10;
 /// Ledger writes waiting for the writer thread before requests get 503.
 const LEDGER_QUEUE_LEN: usize = 4096;
 /// Most writes committed in one transaction (bounds a batch's latency).
 const LEDGER_MAX_BATCH: usize = 256;
-/// Time allowed for a TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request head (request line and headers) hyper buffers.
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// Most header fields in a request head.
+const MAX_HEADERS: usize = 64;
 
 /// Server errors.
 #[derive(Debug, thiserror::Error)]
@@ -72,8 +73,8 @@ pub struct KlmsConfig {
     pub ledger_path: PathBuf,
     /// Per-fob content.
     pub content: Arc<dyn ContentProvider>,
-    /// Request body limit in bytes (larger → 413).
-    pub body_limit: usize,
+    /// Timeouts, connection cap and body limits.
+    pub limits: Limits,
 }
 
 impl KlmsConfig {
@@ -103,7 +104,7 @@ impl KlmsConfig {
             ttl: DEFAULT_TTL,
             ledger_path,
             content: Arc::new(content),
-            body_limit: DEFAULT_BODY_LIMIT,
+            limits: Limits::default(),
         })
     }
 }
@@ -111,6 +112,7 @@ impl KlmsConfig {
 struct Prepared {
     acceptor: tokio_rustls::TlsAcceptor,
     app: axum::Router,
+    limits: Limits,
 }
 
 fn prepare(config: KlmsConfig) -> Result<Prepared, ServerError> {
@@ -119,6 +121,11 @@ fn prepare(config: KlmsConfig) -> Result<Prepared, ServerError> {
     }
     if config.uid_len == 0 || config.uid_len > 64 {
         return Err(ServerError::Config("uid_len must be 1..=64".into()));
+    }
+    config.limits.validate().map_err(ServerError::Config)?;
+    for station in &config.allowed_stations {
+        crate::wire::check_identifier(station)
+            .map_err(|e| ServerError::Config(format!("allowed_stations: {e}")))?;
     }
     let tls = server_config(&config.tls)?;
     // The writer connection creates the schema; the reader opens after it.
@@ -137,7 +144,8 @@ fn prepare(config: KlmsConfig) -> Result<Prepared, ServerError> {
     });
     Ok(Prepared {
         acceptor: tokio_rustls::TlsAcceptor::from(tls),
-        app: router(state, config.body_limit),
+        app: router(state, &config.limits),
+        limits: config.limits,
     })
 }
 
@@ -146,6 +154,8 @@ async fn accept_loop(
     prepared: Prepared,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let permits = Arc::new(Semaphore::new(prepared.limits.max_connections));
+    let mut refused: u64 = 0;
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -160,38 +170,22 @@ async fn accept_loop(
                 continue;
             }
         };
+        // Over the cap: closed before any TLS work is done for it.
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            refused += 1;
+            if refused.is_power_of_two() {
+                tracing::warn!(%peer, refused, max = prepared.limits.max_connections,
+                    "connection limit reached; closing new connections");
+            }
+            drop(tcp);
+            continue;
+        };
         let acceptor = prepared.acceptor.clone();
         let app = prepared.app.clone();
+        let limits = prepared.limits;
         connections.spawn(async move {
-            let _ = tcp.set_nodelay(true);
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::info!(%peer, error = %e, "TLS handshake refused");
-                    return;
-                }
-                Err(_) => {
-                    tracing::info!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let cn = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|chain| chain.first())
-                .and_then(|leaf| subject_common_name(leaf));
-            let identity = StationIdentity(cn);
-            let service = hyper::service::service_fn(
-                move |mut request: hyper::Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(identity.clone());
-                    app.clone().oneshot(request)
-                },
-            );
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
+            serve_connection(tcp, peer, acceptor, app, limits).await;
+            drop(permit);
         });
         // Reap finished connection tasks so the set does not grow without bound.
         while connections.try_join_next().is_some() {}
@@ -200,14 +194,70 @@ async fn accept_loop(
     while connections.join_next().await.is_some() {}
 }
 
+/// One connection: TLS handshake under its timeout, then HTTP/1.1 only (an
+/// HTTP/2 preface is a malformed request line and ends the connection) with
+/// the header and idle deadlines of [`ConnClock`].
+async fn serve_connection(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    acceptor: tokio_rustls::TlsAcceptor,
+    app: axum::Router,
+    limits: Limits,
+) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(%peer, error = %e, "TCP_NODELAY not set");
+    }
+    let tls = match tokio::time::timeout(limits.handshake_timeout(), acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::info!(%peer, error = %e, "TLS handshake refused");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let cn = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(|leaf| subject_common_name(leaf));
+    let identity = StationIdentity(cn);
+    let clock = ConnClock::new(&limits);
+    let io = TokioIo::new(WatchedIo::new(tls, Arc::clone(&clock)));
+    let service =
+        hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            let guard = clock.begin_request();
+            request.extensions_mut().insert(identity.clone());
+            let response = app.clone().oneshot(request);
+            async move {
+                let response = response.await;
+                drop(guard);
+                response
+            }
+        });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .max_buf_size(MAX_HEAD_BYTES)
+        .max_headers(MAX_HEADERS)
+        .keep_alive(true);
+    if let Err(e) = builder.serve_connection(io, service).await {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
 /// Runs the server on the current tokio runtime until `shutdown` resolves.
 pub async fn serve(
     config: KlmsConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let listener = tokio::net::TcpListener::bind(config.bind).await?;
-    tracing::info!(addr = %listener.local_addr()?, "kf-klms listening (mutual TLS)");
+    // Configuration errors (keys, limits, ledger) are reported before binding.
+    let bind = config.bind;
     let prepared = prepare(config)?;
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    tracing::info!(addr = %listener.local_addr()?, "kf-klms listening (mutual TLS)");
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;

@@ -13,15 +13,18 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use kf_crypto::AesKey;
 use time::OffsetDateTime;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 
 use crate::content::{ContentProvider, FobContent};
 use crate::ledger::{
     AuditRecord, AuditStored, Issuance, Ledger, LedgerError, LedgerOp, LedgerOutcome,
 };
 use crate::ledger_writer::LedgerWriter;
+use crate::limits::Limits;
 use crate::wire::{
-    AuditAck, AuditRecordCore, DgiJson, ErrorBody, FordPayload, KeyPackageRequest,
-    KeyPackageResponse, StaticKeysHex,
+    check_identifier, parse_strict, AuditAck, AuditRecordCore, DgiJson, ErrorBody, FordPayload,
+    KeyPackageRequest, KeyPackageResponse, StaticKeysHex,
 };
 
 /// Identity of the TLS peer, attached to each request by the connection layer.
@@ -78,13 +81,52 @@ impl IntoResponse for ApiError {
     }
 }
 
-pub(crate) fn router(state: Arc<AppState>, body_limit: usize) -> Router {
+/// Routes with their body limits (tower-http: a larger `Content-Length` is
+/// answered 413 before any body byte is read, a chunked body is cut at the
+/// limit) under the body read timeout (408).
+pub(crate) fn router(state: Arc<AppState>, limits: &Limits) -> Router {
+    let limited = |limit: usize| RequestBodyLimitLayer::new(limit);
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/v1/key-packages", post(key_packages))
-        .route("/v1/audit", post(audit))
-        .layer(DefaultBodyLimit::max(body_limit))
+        .route(
+            "/v1/key-packages",
+            post(key_packages).layer(limited(limits.key_package_body_limit)),
+        )
+        .route(
+            "/v1/audit",
+            post(audit).layer(limited(limits.audit_body_limit)),
+        )
+        .layer(DefaultBodyLimit::disable())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.body_read_timeout(),
+        ))
+        .layer(axum::middleware::map_response(json_for_bare_errors))
         .with_state(state)
+}
+
+/// The limit layers answer 408 and 413 with a plain or empty body; every
+/// error of the API carries the JSON error body.
+async fn json_for_bare_errors(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    match response.status() {
+        StatusCode::PAYLOAD_TOO_LARGE if !is_json => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "request body exceeds the limit of this route",
+        )
+        .into_response(),
+        StatusCode::REQUEST_TIMEOUT if !is_json => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            "the request body was not received in time",
+        )
+        .into_response(),
+        _ => response,
+    }
 }
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -142,8 +184,7 @@ async fn key_packages(
 ) -> Result<Json<KeyPackageResponse>, ApiError> {
     let station = authorize(&state, &identity)?;
     let body = json_body(&headers, body)?;
-    let request: KeyPackageRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
+    let request: KeyPackageRequest = parse_strict(&body).map_err(invalid_json)?;
     // Key derivation and content (which may read or claim files) run on the
     // blocking pool; the ledger write is awaited without holding a thread.
     let prepared = {
@@ -175,6 +216,15 @@ pub(crate) fn parse_uid(text: &str, uid_len: usize) -> Result<Vec<u8>, ApiError>
         ));
     }
     Ok(uid)
+}
+
+fn invalid_json(message: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", message)
+}
+
+fn check_id(field: &str, value: &str) -> Result<(), ApiError> {
+    check_identifier(value)
+        .map_err(|e| ApiError::unprocessable("invalid_identifier", format!("{field}: {e}")))
 }
 
 fn check_label(field: &str, value: &str) -> Result<(), ApiError> {
@@ -276,7 +326,7 @@ fn prepare_issue(
     request: KeyPackageRequest,
 ) -> Result<PreparedIssue, ApiError> {
     let uid = parse_uid(&request.fob_uid, state.uid_len)?;
-    check_label("reader_id", &request.reader_id)?;
+    check_id("reader_id", &request.reader_id)?;
     let keys = kf_crypto::kdf::diversify_static_keys(&state.master, &uid)
         .map_err(|e| ApiError::internal(format!("key diversification failed: {e}")))?;
     let uid_hex = hex::encode_upper(&uid);
@@ -365,7 +415,7 @@ impl PreparedIssue {
 
 fn validate_audit(core: &AuditRecordCore, uid_len: usize) -> Result<(), ApiError> {
     check_label("transaction_id", &core.transaction_id)?;
-    check_label("eol_station_id", &core.eol_station_id)?;
+    check_id("eol_station_id", &core.eol_station_id)?;
     check_label("overall_result", &core.overall_result)?;
     check_label("stage_reached", &core.stage_reached)?;
     parse_uid(&core.fob_uid, uid_len)?;
@@ -374,6 +424,17 @@ fn validate_audit(core: &AuditRecordCore, uid_len: usize) -> Result<(), ApiError
         &time::format_description::well_known::Rfc3339,
     )
     .map_err(|_| ApiError::unprocessable("invalid_field", "timestamp_iso8601 is not RFC 3339"))?;
+    if let Some(reason) = &core.failure_reason {
+        if reason.len() > 4096 || reason.chars().any(char::is_control) {
+            return Err(ApiError::unprocessable(
+                "invalid_field",
+                "failure_reason must be at most 4096 bytes without control characters",
+            ));
+        }
+    }
+    for stage in core.stage_durations_ms.iter().flat_map(|m| m.0.keys()) {
+        check_label("stage_durations_ms key", stage)?;
+    }
     for (i, entry) in core.apdu_trace.iter().enumerate() {
         let bad = |what: &str| {
             ApiError::unprocessable("invalid_trace", format!("apdu_trace[{i}]: {what}"))
@@ -401,18 +462,19 @@ async fn audit(
 ) -> Result<(StatusCode, Json<AuditAck>), ApiError> {
     let station = authorize(&state, &identity)?;
     let body = json_body(&headers, body)?;
-    let value: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
-    if !value.is_object() {
+    // Strict parse first (duplicates, unknown fields, types); the stored copy
+    // is the same text as a value, re-serialized.
+    let core: AuditRecordCore = parse_strict(&body).map_err(invalid_json)?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| invalid_json(e.to_string()))?;
+    validate_audit(&core, state.uid_len)?;
+    if core.eol_station_id != station {
         return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            "expected a JSON object",
+            StatusCode::FORBIDDEN,
+            "station_mismatch",
+            "eol_station_id differs from the CN of the client certificate",
         ));
     }
-    let core: AuditRecordCore = serde_json::from_value(value.clone())
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
-    validate_audit(&core, state.uid_len)?;
     let canonical = serde_json::to_string(&value).map_err(|e| ApiError::internal(e.to_string()))?;
     let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
     let transaction_id = core.transaction_id.clone();
@@ -456,6 +518,16 @@ async fn audit(
                 status: "stored",
             }),
         ),
+        AuditStored::Flagged(flag) => {
+            tracing::warn!(%transaction_id, flag = flag.as_str(), "SUCCESS audit stored with a flag");
+            (
+                StatusCode::ACCEPTED,
+                Json(AuditAck {
+                    transaction_id,
+                    status: "flagged",
+                }),
+            )
+        }
         AuditStored::Duplicate => (
             StatusCode::OK,
             Json(AuditAck {

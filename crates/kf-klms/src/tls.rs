@@ -11,12 +11,14 @@ use rustls::{RootCertStore, ServerConfig};
 #[non_exhaustive]
 pub enum TlsError {
     /// A PEM input held no usable item.
-    #[error("{what}: no {expected} found in PEM")]
+    #[error("{what}: no {expected} found in PEM (found: {found})")]
     EmptyPem {
         /// Which input.
         what: &'static str,
         /// What was looked for.
         expected: &'static str,
+        /// The PEM labels that were there (`nothing` when none).
+        found: String,
     },
     /// A PEM input could not be read.
     #[error("{what}: unreadable PEM: {source}")]
@@ -56,18 +58,43 @@ pub fn certs_from_pem(
         return Err(TlsError::EmptyPem {
             what,
             expected: "certificate",
+            found: pem_labels(pem),
         });
     }
     Ok(certs)
+}
+
+/// The kinds of the PEM items in a text, comma separated (for errors: says
+/// "certificate" when a key file holds a certificate).
+fn pem_labels(pem: &str) -> String {
+    use rustls_pemfile::Item;
+    let kinds: Vec<&str> = rustls_pemfile::read_all(&mut pem.as_bytes())
+        .take(8)
+        .map(|item| match item {
+            Ok(Item::X509Certificate(_)) => "certificate",
+            Ok(Item::Pkcs1Key(_) | Item::Pkcs8Key(_) | Item::Sec1Key(_)) => "private key",
+            Ok(Item::Crl(_)) => "CRL",
+            Ok(Item::Csr(_)) => "certificate request",
+            Ok(Item::SubjectPublicKeyInfo(_)) => "public key",
+            Ok(_) => "other item",
+            Err(_) => "unreadable item",
+        })
+        .collect();
+    if kinds.is_empty() {
+        "nothing".to_owned()
+    } else {
+        kinds.join(", ")
+    }
 }
 
 /// Parses the first private key of a PEM text.
 pub fn key_from_pem(what: &'static str, pem: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
     rustls_pemfile::private_key(&mut pem.as_bytes())
         .map_err(|source| TlsError::Pem { what, source })?
-        .ok_or(TlsError::EmptyPem {
+        .ok_or_else(|| TlsError::EmptyPem {
             what,
             expected: "private key",
+            found: pem_labels(pem),
         })
 }
 

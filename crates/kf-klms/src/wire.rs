@@ -1,12 +1,91 @@
 //! JSON shapes of the KLMS contract (seed 000 "KLMS API Contract", extended).
 //!
-//! Requests are parsed strictly (`deny_unknown_fields`): a station that sends a
-//! field the server does not know is a version mismatch, better caught at once.
-//! The audit record is the exception: the seed 000 fields are required and
-//! type-checked, further fields (stage durations, failure reason) are stored
-//! verbatim so the station can extend the record without a server release.
+//! Requests are parsed strictly: a duplicate key, a field the server does not
+//! know or a value of the wrong type is refused (400) with the field's path,
+//! since a station that sends them is a version mismatch, better caught at once.
+//! The audit record requires the seed 000 fields and accepts the station's
+//! extensions `stage_durations_ms` and `failure_reason`; the stored copy is the
+//! record as received, re-serialized.
+//!
+//! Station and reader identifiers (the client certificate CN, `reader_id`,
+//! `eol_station_id`, `kf-klms pki init --station`) follow [`check_identifier`].
 
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Longest station or reader identifier.
+pub const IDENTIFIER_MAX_LEN: usize = 64;
+
+/// Why an identifier was refused (the value itself is not repeated: it may
+/// be long or hold control characters).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentifierError {
+    /// Empty string.
+    #[error("identifier is empty")]
+    Empty,
+    /// Longer than [`IDENTIFIER_MAX_LEN`].
+    #[error("identifier has {0} bytes, at most {IDENTIFIER_MAX_LEN} allowed")]
+    TooLong(usize),
+    /// A character outside `A-Z a-z 0-9 . _ -`.
+    #[error(
+        "identifier has character U+{code:04X} at position {position}; allowed: A-Z a-z 0-9 . _ -"
+    )]
+    BadCharacter {
+        /// Unicode scalar value.
+        code: u32,
+        /// Character index (0-based).
+        position: usize,
+    },
+    /// Starts with `.`, `_` or `-`.
+    #[error("identifier must start with a letter or digit")]
+    BadStart,
+}
+
+/// Station and reader identifiers: 1 to [`IDENTIFIER_MAX_LEN`] characters
+/// from `A-Z a-z 0-9 . _ -`, the first a letter or digit (so an identifier is
+/// also a safe file name: no separator, no `..`, no hidden file).
+pub fn check_identifier(value: &str) -> Result<(), IdentifierError> {
+    if value.is_empty() {
+        return Err(IdentifierError::Empty);
+    }
+    if value.len() > IDENTIFIER_MAX_LEN {
+        return Err(IdentifierError::TooLong(value.len()));
+    }
+    if let Some((position, c)) = value
+        .chars()
+        .enumerate()
+        .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(IdentifierError::BadCharacter {
+            code: u32::from(c),
+            position,
+        });
+    }
+    if !value.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(IdentifierError::BadStart);
+    }
+    Ok(())
+}
+
+/// Parses a request body strictly into `T`; the error names the field path
+/// (e.g. `apdu_trace[2].sw1: invalid type: integer `1`, expected a string`).
+pub fn parse_strict<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Result<T, String> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            e.inner().to_string()
+        } else {
+            format!("{path}: {}", e.inner())
+        }
+    })?;
+    de.end().map_err(|e| e.to_string())?;
+    Ok(value)
+}
 
 /// `POST /v1/key-packages` request (seed 000).
 #[derive(Debug, Deserialize)]
@@ -71,8 +150,9 @@ pub struct KeyPackageResponse {
     pub expires_at: String,
 }
 
-/// Required part of the seed 000 audit record, for validation.
+/// The seed 000 audit record with the station's extensions (strict).
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuditRecordCore {
     /// Transaction id of the key package.
     pub transaction_id: String,
@@ -86,12 +166,50 @@ pub struct AuditRecordCore {
     pub stage_reached: String,
     /// Redacted APDU trace.
     pub apdu_trace: Vec<ApduTraceEntry>,
-    /// Station identifier.
+    /// Station identifier; must be the CN of the uploading station's certificate.
     pub eol_station_id: String,
+    /// Duration of each stage in milliseconds (station extension).
+    #[serde(default)]
+    pub stage_durations_ms: Option<UniqueKeyMap<f64>>,
+    /// Why the fob failed, `null` on success (station extension).
+    #[serde(default)]
+    pub failure_reason: Option<String>,
+}
+
+/// A JSON object whose keys must be unique (`serde_json` keeps the last of
+/// duplicate keys silently; a record with two values for one key is refused).
+#[derive(Debug, Default)]
+pub struct UniqueKeyMap<V>(pub BTreeMap<String, V>);
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for UniqueKeyMap<V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MapVisitor<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for MapVisitor<V> {
+            type Value = UniqueKeyMap<V>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object with unique keys")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some((key, value)) = map.next_entry::<String, V>()? {
+                    if out.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format_args!(
+                            "duplicate key `{}`",
+                            key.escape_debug()
+                        )));
+                    }
+                    out.insert(key, value);
+                }
+                Ok(UniqueKeyMap(out))
+            }
+        }
+        deserializer.deserialize_map(MapVisitor(std::marker::PhantomData))
+    }
 }
 
 /// One APDU trace entry of the audit record.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ApduTraceEntry {
     /// `TX` or `RX`.
     pub direction: String,
@@ -103,6 +221,9 @@ pub struct ApduTraceEntry {
     /// SW2 of a response, hex.
     #[serde(default)]
     pub sw2: Option<String>,
+    /// True when the command's data field was left out (sensitive command).
+    #[serde(default)]
+    pub redacted: bool,
 }
 
 /// `POST /v1/audit` response.
@@ -110,7 +231,9 @@ pub struct ApduTraceEntry {
 pub struct AuditAck {
     /// Transaction id of the stored record.
     pub transaction_id: String,
-    /// `stored` for a new record, `duplicate` for an identical re-upload.
+    /// `stored` for a new record, `duplicate` for an identical re-upload,
+    /// `flagged` for a `SUCCESS` the ledger keeps but marks (see
+    /// [`crate::ledger::AuditFlag`]).
     pub status: &'static str,
 }
 
@@ -121,4 +244,65 @@ pub struct ErrorBody {
     pub error: &'static str,
     /// Human-readable explanation (never contains key material).
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers() {
+        for ok in [
+            "station-01",
+            "LINE_04_READER_01",
+            "a",
+            "A.b-c_9",
+            &"x".repeat(64),
+        ] {
+            assert_eq!(check_identifier(ok), Ok(()), "{ok}");
+        }
+        assert_eq!(check_identifier(""), Err(IdentifierError::Empty));
+        assert_eq!(
+            check_identifier(&"x".repeat(100 * 1024)),
+            Err(IdentifierError::TooLong(100 * 1024))
+        );
+        for (bad, code) in [
+            ("a\0b", 0),
+            ("a\nb", 10),
+            ("a b", 32),
+            ("../x", 47),
+            ("é", 0xE9),
+        ] {
+            assert!(
+                matches!(check_identifier(bad), Err(IdentifierError::BadCharacter { code: c, .. }) if c == code),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(check_identifier(".."), Err(IdentifierError::BadStart));
+        assert_eq!(check_identifier("-x"), Err(IdentifierError::BadStart));
+    }
+
+    #[test]
+    fn strict_parse_names_the_field() {
+        let err = parse_strict::<KeyPackageRequest>(
+            br#"{"fob_uid":"00","fob_uid":"11","reader_id":"R"}"#,
+        )
+        .unwrap_err();
+        assert!(err.contains("duplicate field `fob_uid`"), "{err}");
+        let err = parse_strict::<AuditRecordCore>(
+            br#"{"transaction_id":"t","fob_uid":"00","timestamp_iso8601":"x","overall_result":"SUCCESS",
+                "stage_reached":"S","apdu_trace":[{"direction":"TX","apdu_hex":"00","sw1":1}],"eol_station_id":"s"}"#,
+        )
+        .unwrap_err();
+        assert!(err.starts_with("apdu_trace[0].sw1: invalid type"), "{err}");
+        let err = parse_strict::<AuditRecordCore>(
+            br#"{"transaction_id":"t","fob_uid":"00","timestamp_iso8601":"x","overall_result":"SUCCESS",
+                "stage_reached":"S","apdu_trace":[],"eol_station_id":"s","stage_durations_ms":{"A":1,"A":2}}"#,
+        )
+        .unwrap_err();
+        assert!(err.contains("duplicate key `A`"), "{err}");
+        let err = parse_strict::<KeyPackageRequest>(br#"{"fob_uid":"00","reader_id":"R"} x"#)
+            .unwrap_err();
+        assert!(err.contains("trailing characters"), "{err}");
+    }
 }

@@ -269,7 +269,7 @@ fn audit_body(txid: &str, uid: &str, result: &str) -> serde_json::Value {
             {"direction": "TX", "apdu_hex": "8050000008"},
             {"direction": "RX", "apdu_hex": "9000", "sw1": "90", "sw2": "00"}
         ],
-        "eol_station_id": "LINE-04-PC-12",
+        "eol_station_id": "station-01",
         "stage_durations_ms": {"ReadUid": 3}
     })
 }
@@ -455,4 +455,202 @@ fn hostile_and_malformed_requests_are_refused() {
         ),
         200
     );
+}
+
+fn post_raw(c: &Client, f: &Fixture, path: &str, body: String) -> (u16, serde_json::Value) {
+    let r = c
+        .post(url(f, path))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(serde_json::Value::Null))
+}
+
+#[test]
+fn request_json_is_strict_and_errors_name_the_field() {
+    let f = start(Duration::from_secs(5));
+    let c = station(&f, "station-01");
+    let record = audit_body("trx_x", UID, "SUCCESS").to_string();
+    let cases = [
+        // Duplicate key at the top level and in a nested object.
+        (
+            record.replacen('{', "{\"fob_uid\":\"00\",", 1),
+            "duplicate field `fob_uid`",
+        ),
+        (
+            record.replace("\"ReadUid\":3", "\"ReadUid\":3,\"ReadUid\":4"),
+            "stage_durations_ms: duplicate key `ReadUid`",
+        ),
+        // Unknown fields at the top level and in a trace entry.
+        (
+            record.replacen('{', "{\"admin\":true,", 1),
+            "unknown field `admin`",
+        ),
+        (
+            record.replace("\"direction\":\"TX\"", "\"direction\":\"TX\",\"x\":1"),
+            "apdu_trace[0].x: unknown field `x`",
+        ),
+        // Wrong types.
+        (
+            record.replace("\"sw1\":\"90\"", "\"sw1\":144"),
+            "apdu_trace[1].sw1: invalid type: integer `144`",
+        ),
+        (
+            record.replace("\"overall_result\":\"SUCCESS\"", "\"overall_result\":true"),
+            "overall_result: invalid type: boolean `true`",
+        ),
+    ];
+    for (body, expected) in cases {
+        let (status, reply) = post_raw(&c, &f, "/v1/audit", body.clone());
+        assert_eq!(status, 400, "{body}: {reply}");
+        assert_eq!(reply["error"], "invalid_json");
+        let message = reply["message"].as_str().unwrap();
+        assert!(message.contains(expected), "{message} lacks {expected}");
+    }
+    let (status, reply) = post_raw(
+        &c,
+        &f,
+        "/v1/key-packages",
+        format!("{{\"fob_uid\":\"{UID}\",\"reader_id\":\"R\",\"reader_id\":\"S\"}}"),
+    );
+    assert_eq!(status, 400);
+    assert!(reply["message"]
+        .as_str()
+        .unwrap()
+        .contains("duplicate field `reader_id`"));
+}
+
+#[test]
+fn identifiers_are_limited_to_their_charset_and_length() {
+    let f = start(Duration::from_secs(5));
+    let c = station(&f, "station-01");
+    for bad in ["", "R\u{0}1", "R\n1", "R 1", "../x", "-R", &"R".repeat(65)] {
+        let body = json!({"fob_uid": UID, "reader_id": bad}).to_string();
+        let (status, reply) = post_raw(&c, &f, "/v1/key-packages", body);
+        assert_eq!(status, 422, "{bad:?}: {reply}");
+        assert_eq!(reply["error"], "invalid_identifier");
+        assert!(reply["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("reader_id: identifier"));
+    }
+    // 100 KB is over the route's body limit before it is even parsed.
+    let body = json!({"fob_uid": UID, "reader_id": "R".repeat(100 * 1024)}).to_string();
+    assert_eq!(post_raw(&c, &f, "/v1/key-packages", body).0, 413);
+    let mut record = audit_body("trx_x", UID, "SUCCESS");
+    record["eol_station_id"] = json!("station 01");
+    let (status, reply) = post_raw(&c, &f, "/v1/audit", record.to_string());
+    assert_eq!(status, 422, "{reply}");
+}
+
+fn issue(c: &Client, f: &Fixture, uid: &str) -> serde_json::Value {
+    let r = c
+        .post(url(f, "/v1/key-packages"))
+        .json(&json!({"fob_uid": uid, "reader_id": "R1"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().unwrap()
+}
+
+#[test]
+fn audit_must_name_the_station_of_the_client_certificate() {
+    let f = start(Duration::from_secs(5));
+    let c = station(&f, "station-01");
+    let txid = issue(&c, &f, UID)["transaction_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut record = audit_body(&txid, UID, "SUCCESS");
+    record["eol_station_id"] = json!("station-99");
+    let (status, reply) = post_raw(&c, &f, "/v1/audit", record.to_string());
+    assert_eq!(status, 403, "{reply}");
+    assert_eq!(reply["error"], "station_mismatch");
+    // Nothing was stored: the genuine record is new.
+    let (status, reply) = post_raw(
+        &c,
+        &f,
+        "/v1/audit",
+        audit_body(&txid, UID, "SUCCESS").to_string(),
+    );
+    assert_eq!(status, 201, "{reply}");
+    assert_eq!(reply["status"], "stored");
+}
+
+/// Waits (bounded) until the package's `expires_at` has passed.
+fn wait_expired(pkg: &serde_json::Value) {
+    let expires = time::OffsetDateTime::parse(
+        pkg["expires_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while time::OffsetDateTime::now_utc() <= expires {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "package never expired"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn success_for_a_reissued_or_expired_package_is_flagged_not_silently_counted() {
+    let f = start(Duration::from_millis(200));
+    let c = station(&f, "station-01");
+    // Package 1 expires unused; package 2 goes to the same fob.
+    let first = issue(&c, &f, UID);
+    wait_expired(&first);
+    let second = issue(&c, &f, UID);
+    let tx1 = first["transaction_id"].as_str().unwrap();
+    let tx2 = second["transaction_id"].as_str().unwrap();
+    let (status, reply) = post_raw(
+        &c,
+        &f,
+        "/v1/audit",
+        audit_body(tx1, UID, "SUCCESS").to_string(),
+    );
+    assert_eq!((status, reply["status"].clone()), (202, json!("flagged")));
+    // The superseded success completed nothing: package 2's success is the one.
+    let (status, _) = post_raw(
+        &c,
+        &f,
+        "/v1/audit",
+        audit_body(tx2, UID, "SUCCESS").to_string(),
+    );
+    assert_eq!(status, 201);
+    // A success arriving after its package expired: counted, flagged late.
+    let uid_b = "04AABBCCDDEEFF001122";
+    let third = issue(&c, &f, uid_b);
+    wait_expired(&third);
+    let tx3 = third["transaction_id"].as_str().unwrap();
+    let (status, reply) = post_raw(
+        &c,
+        &f,
+        "/v1/audit",
+        audit_body(tx3, uid_b, "SUCCESS").to_string(),
+    );
+    assert_eq!((status, reply["status"].clone()), (202, json!("flagged")));
+    assert_eq!(
+        c.post(url(&f, "/v1/key-packages"))
+            .json(&json!({"fob_uid": uid_b, "reader_id": "R1"}))
+            .send()
+            .unwrap()
+            .status(),
+        409
+    );
+    let Fixture { _dir, server, .. } = f;
+    server.shutdown();
+    let ledger = kf_klms::ledger::Ledger::open(_dir.path().join("ledger.db")).unwrap();
+    assert_eq!(
+        ledger.audit_flag(tx1).unwrap().as_deref(),
+        Some("superseded")
+    );
+    assert!(!ledger.is_completed(tx1).unwrap());
+    assert_eq!(ledger.audit_flag(tx2).unwrap(), None);
+    assert!(ledger.is_completed(tx2).unwrap());
+    assert_eq!(ledger.audit_flag(tx3).unwrap().as_deref(), Some("late"));
+    assert!(ledger.is_completed(tx3).unwrap());
 }

@@ -19,7 +19,7 @@ fn audit_record(txid: &str, uid: &str) -> serde_json::Value {
         "overall_result": "SUCCESS",
         "stage_reached": "POST_PERSONALIZATION",
         "apdu_trace": [{"direction": "TX", "apdu_hex": "8050000008"}],
-        "eol_station_id": "LINE-04-PC-12"
+        "eol_station_id": "station-01"
     })
 }
 

@@ -635,3 +635,38 @@ fn klms_hands_out_container_pool_packages_once() {
         0
     );
 }
+
+#[test]
+fn key_file_holding_a_certificate_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = DevPki::generate("CA", &["station-01"]).unwrap();
+    let paths = pki.write_to(dir.path()).unwrap();
+    let cert = dir.path().join("station-01.pem");
+    let err = kf_source::klms::KlmsClientConfig::from_pem_files(
+        "https://127.0.0.1:1",
+        &paths.ca_cert,
+        &cert,
+        &cert,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("station-01.pem: no private key in this PEM file (found: CERTIFICATE)"),
+        "{err}"
+    );
+    let key = dir.path().join("station-01.key");
+    let err = kf_source::klms::KlmsClientConfig::from_pem_files(
+        "https://127.0.0.1:1",
+        &paths.ca_cert,
+        &key,
+        &key,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("no certificate in this PEM file (found: PRIVATE KEY)"),
+        "{err}"
+    );
+}

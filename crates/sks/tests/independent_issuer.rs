@@ -67,7 +67,13 @@ fn start_server(db: &Path) -> (Reaped, String, std::path::PathBuf) {
 fn run_issuer(addr: &str, token: &Path) -> (bool, String, String) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
     let mut child = Command::new(python())
-        .args(["-m", "independent_issuer", "--connect", addr, "--token-file"])
+        .args([
+            "-m",
+            "independent_issuer",
+            "--connect",
+            addr,
+            "--token-file",
+        ])
         .arg(token)
         .current_dir(&dir)
         .env("PYTHONDONTWRITEBYTECODE", "1")

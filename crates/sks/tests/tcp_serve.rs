@@ -146,7 +146,7 @@ fn pin_error_counter_survives_kill_after_reply() {
         pin_key_session(&mut s, &identity(), PinPolicy::new("PIN.1"), "1234")
     };
     let (mut child, addr, token) = start_serve(&db);
-        let token = Token::load(&token).unwrap();
+    let token = Token::load(&token).unwrap();
     let mut client = TcpClient::connect_tcp(&addr, &token).unwrap();
     assert!(sign(&mut client, target.handle, "9999").is_err());
     child.kill().unwrap();

@@ -62,12 +62,47 @@ impl KlmsClientConfig {
             std::fs::read(p).map_err(|e| KlmsError::Config(format!("{}: {e}", p.display())))
         };
         let mut identity = Zeroizing::new(read(client_cert)?);
+        expect_pem_label(client_cert, &identity, "certificate", |l| {
+            l == "CERTIFICATE"
+        })?;
         if !identity.ends_with(b"\n") {
             identity.push(b'\n');
         }
-        identity.extend_from_slice(&Zeroizing::new(read(client_key)?));
+        let key = Zeroizing::new(read(client_key)?);
+        expect_pem_label(client_key, &key, "private key", |l| {
+            l.ends_with("PRIVATE KEY")
+        })?;
+        identity.extend_from_slice(&key);
         Ok(KlmsClientConfig::new(base_url, read(ca)?, identity))
     }
+}
+
+/// Checks that a PEM file holds an item of the expected kind, naming what it
+/// holds otherwise (a certificate given as the key file, for instance).
+fn expect_pem_label(
+    path: &Path,
+    pem: &[u8],
+    expected: &str,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<(), KlmsError> {
+    let text = String::from_utf8_lossy(pem);
+    let labels: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("-----BEGIN "))
+        .filter_map(|l| l.strip_suffix("-----"))
+        .collect();
+    if labels.iter().any(|l| wanted(l)) {
+        return Ok(());
+    }
+    let found = if labels.is_empty() {
+        "no PEM item".to_owned()
+    } else {
+        labels.join(", ")
+    };
+    Err(KlmsError::Config(format!(
+        "{}: no {expected} in this PEM file (found: {found})",
+        path.display()
+    )))
 }
 
 /// `POST /v1/audit` acknowledgement.
@@ -106,7 +141,7 @@ impl std::fmt::Debug for KlmsClient {
 impl KlmsClient {
     /// Builds the client: rustls, pinned CA only, client identity, timeouts.
     pub fn new(config: KlmsClientConfig) -> Result<KlmsClient, KlmsError> {
-        let cfg = |e: reqwest::Error| KlmsError::Config(e.to_string());
+        let cfg = |e: reqwest::Error| KlmsError::Config(error_chain(&e));
         let base_url = config.base_url.trim_end_matches('/').to_owned();
         if !base_url.starts_with("https://") {
             return Err(KlmsError::Config("the KLMS URL must be https://".into()));
