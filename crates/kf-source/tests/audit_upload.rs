@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kf_audit::{Journal, UploadState, Uploader, UploaderConfig};
+use kf_audit::{Journal, JournalKey, JournalReader, UploadState, Uploader, UploaderConfig};
 use kf_klms::pki::DevPki;
 use kf_klms::{spawn_server, KlmsConfig};
 use kf_source::klms::{KlmsAuditSink, KlmsClient, KlmsClientConfig};
@@ -66,9 +66,11 @@ fn records_queue_while_klms_is_down_and_go_out_when_it_returns() {
 
     // KLMS down: the station keeps journaling.
     let journal_path = dir.path().join("journal.db");
-    let mut journal = Journal::open(&journal_path).unwrap();
+    let key = || JournalKey::from_bytes([0x11; 32]);
+    let mut journal = Journal::open(&journal_path, key()).unwrap();
     let uploader = Uploader::spawn(
         &journal_path,
+        key(),
         KlmsAuditSink::new(Arc::clone(&client)),
         UploaderConfig {
             initial_backoff: Duration::from_millis(50),
@@ -112,9 +114,16 @@ fn records_queue_while_klms_is_down_and_go_out_when_it_returns() {
         })
         .unwrap()
     {
-        assert!(matches!(r.upload, UploadState::Acknowledged(_)), "{r:?}");
+        assert!(
+            matches!(r.upload, UploadState::Acknowledged { .. }),
+            "{r:?}"
+        );
     }
-    assert!(journal.verify().unwrap().is_ok());
+    assert!(JournalReader::open(&journal_path)
+        .unwrap()
+        .verify(&key())
+        .unwrap()
+        .is_ok());
     // The KLMS stored them: a re-upload is a duplicate, and the fobs are completed.
     let again =
         serde_json::to_string(&audit_record(&txids[0], &hex::encode_upper(uids[0]))).unwrap();

@@ -45,11 +45,15 @@ pub fn source(client: &Arc<KlmsClient>, reader_id: &str) -> KlmsProvisioningSour
 }
 
 /// Starts the uploader that sends the journal's outcome records to the KLMS.
-pub fn uploader(journal: &Path, client: &Arc<KlmsClient>) -> anyhow::Result<Uploader> {
+pub fn uploader(
+    journal: &Path,
+    key: kf_audit::JournalKey,
+    client: &Arc<KlmsClient>,
+) -> anyhow::Result<Uploader> {
     let config = UploaderConfig {
         poll_interval: Duration::from_millis(500),
         ..UploaderConfig::default()
     };
-    Uploader::spawn(journal, KlmsAuditSink::new(client.clone()), config)
+    Uploader::spawn(journal, key, KlmsAuditSink::new(client.clone()), config)
         .context("cannot start the audit uploader")
 }

@@ -76,9 +76,11 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Opens (or creates) the journal.
+    /// Opens (or creates, with its key) the journal; its key is
+    /// `<journal>.key` ([`kf_audit::JournalKey`]).
     pub fn open(journal_path: &Path, audit_file: Option<&Path>) -> anyhow::Result<Recorder> {
-        let mut journal = kf_audit::Journal::open(journal_path)
+        let key_path = kf_audit::JournalKey::default_path(journal_path);
+        let mut journal = kf_audit::Journal::open_or_create(journal_path, &key_path)
             .with_context(|| format!("cannot open the journal {}", journal_path.display()))?;
         let interrupted = crate::journal::close_interrupted(&mut journal)?;
         if interrupted > 0 {
@@ -99,7 +101,9 @@ impl Recorder {
         &mut self,
         client: &std::sync::Arc<kf_source::klms::KlmsClient>,
     ) -> anyhow::Result<()> {
-        self.uploader = Some(crate::klms::uploader(&self.journal_path, client)?);
+        let key_path = kf_audit::JournalKey::default_path(&self.journal_path);
+        let key = kf_audit::JournalKey::load(&key_path)?;
+        self.uploader = Some(crate::klms::uploader(&self.journal_path, key, client)?);
         Ok(())
     }
 

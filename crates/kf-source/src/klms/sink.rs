@@ -23,9 +23,13 @@ impl KlmsAuditSink {
 }
 
 impl AuditSink for KlmsAuditSink {
-    fn upload(&mut self, record: &JournalRecord) -> Result<(), UploadError> {
+    fn upload(&mut self, record: &JournalRecord) -> Result<String, UploadError> {
         match self.client.post_audit(&record.body) {
-            Ok(_) => Ok(()),
+            Ok(ack) => Ok(serde_json::json!({
+                "transaction_id": ack.transaction_id,
+                "status": ack.status,
+            })
+            .to_string()),
             Err(e) => {
                 let transient = e.is_transient()
                     || matches!(e, KlmsError::Forbidden { .. })

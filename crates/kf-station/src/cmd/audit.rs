@@ -1,10 +1,15 @@
 //! `kf-station audit list | show | export | verify`: read the durable journal.
+//!
+//! Every subcommand opens the journal read-only (it never creates, migrates
+//! or writes it). `verify` exits 0 when the journal is intact, 1 with the
+//! first finding when it was tampered with or truncated, 2 when it cannot be
+//! checked (missing file, missing or wrong key, not a journal).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Subcommand;
-use kf_audit::{ExportFormat, Journal, ListFilter};
+use kf_audit::{ExportFormat, JournalKey, JournalReader, ListFilter};
 
 use crate::exit;
 
@@ -40,21 +45,28 @@ pub enum AuditCommand {
         #[arg(long, default_value = "json")]
         format: String,
     },
-    /// Check the hash chain; report the first broken link (exit 1).
+    /// Check the keyed chain, the head and the upload states; exit 1 with the
+    /// first finding when tampered or truncated, 2 when it cannot be checked.
     Verify {
         /// Journal database.
         #[arg(long, default_value = "station-journal.db")]
         journal: PathBuf,
+        /// Journal key file (default: the journal's path with `.key` appended).
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Check a journal of the earlier release (unkeyed chain, format 1).
+        #[arg(long, conflicts_with = "key")]
+        legacy: bool,
     },
 }
 
-/// Opens an existing journal; every error names the file (a missing,
-/// truncated or non-SQLite file is the operator's input: exit 2).
-fn open_journal(path: &std::path::Path) -> anyhow::Result<Journal> {
-    Journal::open_existing(path).with_context(|| at(path))
+/// Opens an existing journal read-only; every error names the file (a
+/// missing, truncated or non-SQLite file is the operator's input: exit 2).
+fn open_journal(path: &Path) -> anyhow::Result<JournalReader> {
+    JournalReader::open(path).with_context(|| at(path))
 }
 
-fn at(path: &std::path::Path) -> String {
+fn at(path: &Path) -> String {
     format!("journal {}", path.display())
 }
 
@@ -85,12 +97,16 @@ fn audit(command: AuditCommand) -> anyhow::Result<u8> {
             };
             for r in journal.list(&filter).with_context(|| at(&path))? {
                 outln!(
-                    "{:>6}  {}  {:<8} {}  {:?}",
+                    "{:>6}  {}  {:<8} {}  {}",
                     r.seq,
                     r.timestamp,
                     r.kind.as_str(),
                     r.transaction_id,
-                    r.upload
+                    match (&r.kind, &r.upload) {
+                        (kf_audit::RecordKind::Started, _) => "-".to_owned(),
+                        (_, kf_audit::UploadState::Rejected(why)) => format!("rejected: {why}"),
+                        (_, state) => state.name().to_owned(),
+                    }
                 );
             }
             Ok(exit::OK)
@@ -115,23 +131,56 @@ fn audit(command: AuditCommand) -> anyhow::Result<u8> {
                 .with_context(|| at(&path))?;
             Ok(exit::OK)
         }
-        AuditCommand::Verify { journal } => {
-            let report = open_journal(&journal)?
-                .verify()
-                .with_context(|| at(&journal))?;
-            match &report.first_broken {
+        AuditCommand::Verify {
+            journal,
+            key,
+            legacy,
+        } => {
+            if legacy {
+                return verify_legacy(&journal);
+            }
+            let key_path = key.unwrap_or_else(|| JournalKey::default_path(&journal));
+            let reader = open_journal(&journal)?;
+            let key = JournalKey::load(&key_path)?;
+            let report = reader.verify(&key).with_context(|| at(&journal))?;
+            match &report.finding {
                 None => {
-                    outln!("journal OK: {} records, hash chain intact", report.records);
+                    outln!(
+                        "journal OK: {} records, keyed chain intact, head at record {}, {} acknowledged by the KLMS",
+                        report.records,
+                        report.head_seq,
+                        report.acknowledged
+                    );
                     Ok(exit::OK)
                 }
-                Some(link) => {
+                Some(finding) => {
                     outln!(
-                        "journal BROKEN at record {link} ({} records checked)",
+                        "journal TAMPERED at {finding} ({} records intact before it)",
                         report.records
                     );
                     Ok(exit::FAILED)
                 }
             }
+        }
+    }
+}
+
+fn verify_legacy(journal: &Path) -> anyhow::Result<u8> {
+    let report = kf_audit::verify_legacy(journal).with_context(|| at(journal))?;
+    match report.first_broken {
+        None => {
+            outln!(
+                "format-1 journal: {} records, unkeyed hash chain intact (proves no tampering: anyone can recompute it)",
+                report.records
+            );
+            Ok(exit::OK)
+        }
+        Some(seq) => {
+            outln!(
+                "format-1 journal BROKEN at record {seq} ({} records before it)",
+                report.records
+            );
+            Ok(exit::FAILED)
         }
     }
 }
