@@ -9,7 +9,7 @@
 //! head    (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL,
 //!          link TEXT NOT NULL, mac TEXT NOT NULL)                           one row
 //! uploads (seq INTEGER PRIMARY KEY, state TEXT NOT NULL, updated_at TEXT NOT NULL,
-//!          detail TEXT NOT NULL, receipt TEXT NOT NULL, mac TEXT NOT NULL)  one row per outcome
+//!          detail TEXT NOT NULL, receipt TEXT NOT NULL, mac TEXT NOT NULL)  one row per record
 //! ```
 //!
 //! `records` is never updated (triggers refuse UPDATE and DELETE); upload
@@ -121,7 +121,7 @@ pub struct ListFilter {
     pub transaction_id: Option<String>,
     /// Only records of this kind.
     pub kind: Option<RecordKind>,
-    /// Only outcome records still waiting for upload.
+    /// Only records still waiting for upload.
     pub pending_only: bool,
     /// Skip records with a sequence number below this.
     pub from_seq: Option<i64>,
@@ -239,7 +239,7 @@ pub(crate) fn list(
         " AND ?3 IS NULL"
     });
     if filter.pending_only {
-        sql.push_str(" AND r.kind = 'outcome' AND (u.state IS NULL OR u.state = 'pending')");
+        sql.push_str(" AND (u.state IS NULL OR u.state = 'pending')");
     }
     sql.push_str(" ORDER BY r.seq LIMIT ?4");
     let limit = filter.limit.map_or(-1i64, i64::from);
@@ -504,9 +504,7 @@ impl Journal {
             body,
             link_hex
         ])?;
-        if kind == RecordKind::Outcome {
-            write_upload(&tx, &self.key, seq, &link, "pending", &timestamp, "", "")?;
-        }
+        write_upload(&tx, &self.key, seq, &link, "pending", &timestamp, "", "")?;
         tx.prepare_cached("UPDATE head SET seq = ?1, link = ?2, mac = ?3 WHERE id = 1")?
             .execute(params![
                 seq_i,
@@ -559,7 +557,8 @@ impl Journal {
         mac_eq(&expected, &link)
     }
 
-    /// Outcome records waiting for upload, oldest first.
+    /// Records waiting for upload (both kinds: the KLMS anchors every link;
+    /// only outcome bodies are audit records), oldest first.
     pub fn pending_uploads(&self, limit: u32) -> Result<Vec<JournalRecord>, AuditError> {
         query(
             &self.conn,
@@ -568,7 +567,7 @@ impl Journal {
         )
     }
 
-    /// Number of outcome records waiting for upload.
+    /// Number of records waiting for upload.
     pub fn pending_count(&self) -> Result<u64, AuditError> {
         let n: i64 = self.conn.query_row(
             "SELECT COUNT(*) FROM uploads WHERE state = 'pending'",

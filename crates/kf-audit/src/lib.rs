@@ -25,6 +25,7 @@ mod export;
 mod journal;
 mod key;
 mod legacy;
+pub mod receipt;
 pub mod record;
 mod uploader;
 mod verify;

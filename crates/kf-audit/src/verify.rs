@@ -16,11 +16,40 @@ use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OpenFlags};
 
 use crate::journal::{classify, list, show, ListFilter, FORMAT, TABLES};
+use crate::receipt::Receipt;
 use crate::record::{
     compute_head_mac, compute_link, compute_upload_mac, decode_mac, key_check, mac_eq, LinkInput,
     UploadInput, GENESIS_LINK,
 };
 use crate::{AuditError, JournalKey, JournalRecord, RecordKind};
+use p256::ecdsa::VerifyingKey;
+
+/// An acknowledgement's receipt: when present it must name its record; with
+/// the KLMS key it must be present and its signature must verify.
+fn check_receipt(
+    text: &str,
+    seq: u64,
+    link: &[u8; 32],
+    klms_key: Option<&VerifyingKey>,
+) -> Result<(), String> {
+    if text.is_empty() {
+        return match klms_key {
+            Some(_) => Err("acknowledged without a receipt".into()),
+            None => Ok(()),
+        };
+    }
+    let receipt = Receipt::parse(text)?;
+    if !receipt.covers(seq, link) {
+        return Err(format!(
+            "the receipt is for record {}, not this record and link",
+            receipt.seq
+        ));
+    }
+    match klms_key {
+        Some(k) if !receipt.verify(k) => Err("signature does not verify under the KLMS key".into()),
+        _ => Ok(()),
+    }
+}
 
 /// Kind of damage found by [`JournalReader::verify`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -57,8 +86,11 @@ pub enum Damage {
     },
     /// An upload-state row's MAC does not verify (ack or rejection edited or forged).
     UploadStateForged,
-    /// An upload-state row exists for something that is not an outcome record.
+    /// An upload-state row exists for a record that does not exist.
     UploadStateOrphan,
+    /// An acknowledgement's KLMS receipt is missing, names another record or
+    /// its signature does not verify under the KLMS receipt key.
+    ReceiptInvalid(String),
 }
 
 /// The first finding: where and what.
@@ -104,9 +136,8 @@ impl std::fmt::Display for Finding {
                 f,
                 "upload state does not verify (acknowledgement or rejection edited or forged)"
             ),
-            Damage::UploadStateOrphan => {
-                write!(f, "upload state for a record that is not an outcome")
-            }
+            Damage::UploadStateOrphan => write!(f, "upload state for a record that does not exist"),
+            Damage::ReceiptInvalid(why) => write!(f, "KLMS receipt invalid ({why})"),
         }
     }
 }
@@ -295,14 +326,29 @@ impl JournalReader {
     /// wrong key, unsupported format); every kind of damage an editor of the
     /// file can cause is a [`Finding`] in an `Ok` report.
     pub fn verify(&self, key: &JournalKey) -> Result<VerifyReport, AuditError> {
+        self.verify_with_receipts(key, None)
+    }
+
+    /// [`JournalReader::verify`], and with the KLMS receipt key every
+    /// acknowledgement must carry a receipt for its record whose signature
+    /// verifies. (Without it, receipts are checked to name their record.)
+    pub fn verify_with_receipts(
+        &self,
+        key: &JournalKey,
+        klms_key: Option<&VerifyingKey>,
+    ) -> Result<VerifyReport, AuditError> {
         // A read transaction gives one consistent snapshot while the station appends.
         self.conn.execute_batch("BEGIN")?;
-        let result = self.verify_in_snapshot(key);
+        let result = self.verify_in_snapshot(key, klms_key);
         self.conn.execute_batch("COMMIT")?;
         result
     }
 
-    fn verify_in_snapshot(&self, key: &JournalKey) -> Result<VerifyReport, AuditError> {
+    fn verify_in_snapshot(
+        &self,
+        key: &JournalKey,
+        klms_key: Option<&VerifyingKey>,
+    ) -> Result<VerifyReport, AuditError> {
         let mut report = VerifyReport {
             records: 0,
             acknowledged: 0,
@@ -310,7 +356,7 @@ impl JournalReader {
             head_link: hex::encode_upper(GENESIS_LINK),
             finding: None,
         };
-        if let Err(Stop(finding)) = self.check_all(key, &mut report)? {
+        if let Err(Stop(finding)) = self.check_all(key, klms_key, &mut report)? {
             report.finding = Some(finding);
         }
         Ok(report)
@@ -319,13 +365,14 @@ impl JournalReader {
     fn check_all(
         &self,
         key: &JournalKey,
+        klms_key: Option<&VerifyingKey>,
         report: &mut VerifyReport,
     ) -> Result<Check<()>, AuditError> {
         check!(self.check_schema());
         check!(self.check_meta(key));
         let outcomes = check!(self.check_records(key, report));
         check!(self.check_head(key, report));
-        check!(self.check_uploads(key, &outcomes, report));
+        check!(self.check_uploads(key, klms_key, &outcomes, report));
         Ok(Ok(()))
     }
 
@@ -386,7 +433,7 @@ impl JournalReader {
         }
     }
 
-    /// Walks the records; returns the outcome records' links by sequence number.
+    /// Walks the records; returns their links by sequence number.
     fn check_records(
         &self,
         key: &JournalKey,
@@ -426,9 +473,7 @@ impl JournalReader {
             if !mac_eq(&computed, &link) {
                 return Ok(stop(seq, Damage::LinkMismatch));
             }
-            if kind == RecordKind::Outcome {
-                outcomes.insert(seq, link);
-            }
+            outcomes.insert(seq, link);
             prev = link;
             report.records += 1;
             report.head_seq = seq;
@@ -477,6 +522,7 @@ impl JournalReader {
     fn check_uploads(
         &self,
         key: &JournalKey,
+        klms_key: Option<&VerifyingKey>,
         outcomes: &HashMap<i64, [u8; 32]>,
         report: &mut VerifyReport,
     ) -> Result<Check<()>, AuditError> {
@@ -501,7 +547,7 @@ impl JournalReader {
             if let Some(missing) = first_missing {
                 return Ok(stop(
                     missing,
-                    Damage::MissingRow("the upload state of this outcome record".into()),
+                    Damage::MissingRow("the upload state of this record".into()),
                 ));
             }
             let state = check!(text_at(row, 1, seq, "upload state"));
@@ -531,7 +577,12 @@ impl JournalReader {
                 return Ok(stop(seq, Damage::UploadStateForged));
             }
             match state.as_str() {
-                "acknowledged" => report.acknowledged += 1,
+                "acknowledged" => {
+                    if let Err(why) = check_receipt(&receipt, useq, link, klms_key) {
+                        return Ok(stop(seq, Damage::ReceiptInvalid(why)));
+                    }
+                    report.acknowledged += 1;
+                }
                 "pending" | "rejected" => {}
                 _ => {
                     return Ok(stop(
@@ -544,7 +595,7 @@ impl JournalReader {
         if let Some(&o) = next_outcome.next() {
             return Ok(stop(
                 o,
-                Damage::MissingRow("the upload state of this outcome record".into()),
+                Damage::MissingRow("the upload state of this record".into()),
             ));
         }
         Ok(Ok(()))

@@ -39,8 +39,7 @@ fn filled(n: usize) -> (tempfile::TempDir, PathBuf) {
             .append_outcome(&tx, &json!({"overall_result": "SUCCESS", "i": i}))
             .unwrap();
         if i % 2 == 0 {
-            j.mark_acknowledged(o.seq, &format!("{{\"seq\":{}}}", o.seq))
-                .unwrap();
+            j.mark_acknowledged(o.seq, "").unwrap();
         }
     }
     (dir, path)
@@ -759,7 +758,7 @@ fn crash_child_appender() {
             .unwrap();
         println!("APPENDED {} {}", rec.seq, rec.link);
         if i % 2 == 0 {
-            j.mark_acknowledged(rec.seq, "{}").unwrap();
+            j.mark_acknowledged(rec.seq, "").unwrap();
             println!("ACKED {}", rec.seq);
         }
         i += 1;
@@ -840,6 +839,9 @@ impl AuditSink for FakeSink {
         if !self.up.load(Ordering::SeqCst) {
             return Err(UploadError::Transient("connection refused".into()));
         }
+        if record.kind == RecordKind::Started {
+            return Ok(String::new());
+        }
         if self
             .refuse
             .lock()
@@ -853,8 +855,19 @@ impl AuditSink for FakeSink {
             .lock()
             .unwrap()
             .push(record.transaction_id.clone());
-        Ok(format!("{{\"seq\":{}}}", record.seq))
+        Ok(receipt_for(record))
     }
+}
+
+/// A receipt naming the record (signature not checked without a KLMS key).
+fn receipt_for(record: &JournalRecord) -> String {
+    kf_audit::receipt::Receipt {
+        station_id: "S".into(),
+        seq: record.seq as u64,
+        link: record.link.clone(),
+        signature: "00".repeat(64),
+    }
+    .to_json()
 }
 
 fn fast() -> UploaderConfig {
@@ -882,7 +895,7 @@ fn uploader_queues_while_down_and_drains_in_order() {
     }
     j.append_outcome("trx_bad", &json!({})).unwrap();
     assert!(!uploader.flush(Duration::from_millis(300)));
-    assert_eq!(j.pending_count().unwrap(), 6);
+    assert_eq!(j.pending_count().unwrap(), 11);
     assert!(uploader.stats().transient_failures >= 1);
     assert!(sink.received.lock().unwrap().is_empty());
 
@@ -893,7 +906,7 @@ fn uploader_queues_while_down_and_drains_in_order() {
         uploader.stats()
     );
     let stats = uploader.shutdown();
-    assert_eq!(stats.uploaded, 5);
+    assert_eq!(stats.uploaded, 10);
     assert_eq!(stats.rejected, 1);
     assert_eq!(
         *sink.received.lock().unwrap(),
@@ -901,15 +914,9 @@ fn uploader_queues_while_down_and_drains_in_order() {
     );
     assert_eq!(j.pending_count().unwrap(), 0);
     let outcome2 = j.show(4).unwrap();
-    assert_eq!(
-        outcome2.upload,
-        match &outcome2.upload {
-            UploadState::Acknowledged { at, .. } => UploadState::Acknowledged {
-                at: at.clone(),
-                receipt: "{\"seq\":4}".into()
-            },
-            other => panic!("{other:?}"),
-        }
+    assert!(
+        matches!(&outcome2.upload, UploadState::Acknowledged { receipt, .. } if *receipt == receipt_for(&outcome2)),
+        "{outcome2:?}"
     );
     let bad = j
         .list(&kf_audit::ListFilter {
@@ -971,8 +978,10 @@ fn pending_ack_reject_and_unfinished() {
         .iter()
         .map(|r| r.seq)
         .collect();
-    assert_eq!(pending, vec![o1.seq, o2.seq]);
-    j.mark_acknowledged(o1.seq, "r").unwrap();
+    assert_eq!(pending, vec![1, o1.seq, o2.seq, 4]);
+    j.mark_acknowledged(1, "").unwrap();
+    j.mark_acknowledged(4, "").unwrap();
+    j.mark_acknowledged(o1.seq, "").unwrap();
     j.mark_rejected(o2.seq, "400 bad record").unwrap();
     // Final states stay final.
     j.mark_acknowledged(o2.seq, "late").unwrap();
@@ -985,11 +994,6 @@ fn pending_ack_reject_and_unfinished() {
         j.mark_acknowledged(99, ""),
         Err(AuditError::NotFound(99))
     ));
-    // Started records have no upload state and cannot be acknowledged.
-    assert!(matches!(
-        j.mark_acknowledged(1, ""),
-        Err(AuditError::NotFound(1))
-    ));
     assert!(matches!(
         j.append_started("t", &json!([1])),
         Err(AuditError::InvalidBody(_))
@@ -997,5 +1001,15 @@ fn pending_ack_reject_and_unfinished() {
     let head = j.head().unwrap();
     assert_eq!(head.seq, 4);
     assert!(verify(&path).is_ok());
-    assert_eq!(verify(&path).acknowledged, 1);
+    assert_eq!(verify(&path).acknowledged, 3);
+    // A receipt for another record is a finding.
+    let other = j.show(2).unwrap();
+    let dir2 = tempfile::tempdir().unwrap();
+    let p2 = dir2.path().join("j.db");
+    let mut j2 = Journal::open(&p2, key()).unwrap();
+    let r = j2.append_outcome("t1", &json!({"n": 1})).unwrap();
+    j2.mark_acknowledged(r.seq, &receipt_for(&other)).unwrap();
+    let f = verify(&p2).finding.unwrap();
+    assert_eq!(f.seq, 1);
+    assert!(matches!(f.damage, Damage::ReceiptInvalid(_)), "{f:?}");
 }

@@ -39,6 +39,7 @@
 //!   audit marks the issuance completed, which blocks re-issuance for good
 //!   (until an operator re-issue).
 
+pub mod anchor;
 pub mod bench;
 pub mod config;
 pub mod container_pool;

@@ -63,6 +63,17 @@ enum Command {
         #[arg(long)]
         ledger: Option<PathBuf>,
     },
+    /// Station journal anchors: each station's last anchored record and alerts.
+    Chain {
+        #[command(subcommand)]
+        command: ChainCommand,
+    },
+    /// Print the public key that verifies journal receipts (PEM).
+    ReceiptKey {
+        /// Server configuration (for the master key the receipt key derives from).
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Issuance throughput over mutual TLS against an in-process server.
     Bench {
         /// Concurrency levels, comma separated.
@@ -74,6 +85,40 @@ enum Command {
         /// Directory for the ledger (default: a temporary directory).
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ChainCommand {
+    /// One line per station: last anchored sequence number, link, time, alerts.
+    State {
+        /// Server configuration (for the ledger path).
+        #[arg(long, conflicts_with = "ledger")]
+        config: Option<PathBuf>,
+        /// Ledger database, if no configuration is given.
+        #[arg(long)]
+        ledger: Option<PathBuf>,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Acknowledge a deliberate journal reset of a station: its next upload
+    /// starts at record 1 again (recorded as an alert with the reason).
+    Reset {
+        /// Station (client certificate CN).
+        station: String,
+        /// Why (kept in the ledger).
+        #[arg(long)]
+        reason: String,
+        /// Who.
+        #[arg(long, env = "USER", default_value = "operator")]
+        operator: String,
+        /// Server configuration (for the ledger path).
+        #[arg(long, conflicts_with = "ledger")]
+        config: Option<PathBuf>,
+        /// Ledger database, if no configuration is given.
+        #[arg(long)]
+        ledger: Option<PathBuf>,
     },
 }
 
@@ -131,6 +176,13 @@ fn main() -> anyhow::Result<()> {
             requests,
             dir,
         } => bench(&concurrency, requests, dir),
+        Command::Chain { command } => chain(command),
+        Command::ReceiptKey { config } => {
+            let resolved = FileConfig::load(&config)?.resolve(&base_dir(&config))?;
+            let signer = kf_klms::anchor::ReceiptSigner::derive(&resolved.master_key)?;
+            print!("{}", signer.public_key_pem()?);
+            Ok(())
+        }
     }
 }
 
@@ -217,6 +269,75 @@ fn reissue(
         serde_json::json!({"reissue_id": id, "fob_uid": hex::encode_upper(&uid_bytes), "ledger": ledger_path})
     );
     Ok(())
+}
+
+fn existing_ledger(config: Option<&Path>, ledger: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let path = match (config, ledger) {
+        (Some(c), _) => FileConfig::load(c)?.ledger_path(&base_dir(c)),
+        (None, Some(l)) => l.to_path_buf(),
+        (None, None) => bail!("give --config FILE or --ledger FILE"),
+    };
+    if !path.is_file() {
+        bail!("no ledger at {}", path.display());
+    }
+    Ok(path)
+}
+
+fn chain(command: ChainCommand) -> anyhow::Result<()> {
+    match command {
+        ChainCommand::State {
+            config,
+            ledger,
+            json,
+        } => {
+            let path = existing_ledger(config.as_deref(), ledger.as_deref())?;
+            let states = kf_klms::ledger::Ledger::open(&path)?.chain_states()?;
+            if !json {
+                println!(
+                    "{:<24} {:>8}  {:<64}  {:<24} alerts",
+                    "station", "seq", "link", "anchored"
+                );
+            }
+            for s in states {
+                if json {
+                    println!("{}", serde_json::to_string(&s)?);
+                } else {
+                    let at = time::OffsetDateTime::from_unix_timestamp_nanos(
+                        i128::from(s.updated_at_ms) * 1_000_000,
+                    )
+                    .ok()
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .unwrap_or_default();
+                    println!(
+                        "{:<24} {:>8}  {:<64}  {:<24} {}",
+                        s.station, s.seq, s.link, at, s.alerts
+                    );
+                }
+            }
+            Ok(())
+        }
+        ChainCommand::Reset {
+            station,
+            reason,
+            operator,
+            config,
+            ledger,
+        } => {
+            let path = existing_ledger(config.as_deref(), ledger.as_deref())?;
+            let now_ms =
+                (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+            let dropped = kf_klms::ledger::Ledger::open(&path)?
+                .reset_chain(&station, &reason, &operator, now_ms)?;
+            println!(
+                "{}",
+                serde_json::json!({"station": station, "dropped_head_seq": dropped, "ledger": path})
+            );
+            Ok(())
+        }
+    }
 }
 
 fn bench(levels: &[usize], requests: usize, dir: Option<PathBuf>) -> anyhow::Result<()> {

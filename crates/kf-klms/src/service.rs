@@ -24,6 +24,8 @@ use crate::wire::{
     KeyPackageResponse, StaticKeysHex,
 };
 
+mod chain;
+
 /// Identity of the TLS peer, attached to each request by the connection layer.
 #[derive(Clone, Debug)]
 pub(crate) struct StationIdentity(pub Option<String>);
@@ -39,6 +41,8 @@ pub(crate) struct AppState {
     pub uid_len: usize,
     pub ttl: Duration,
     pub allowed: HashSet<String>,
+    /// Signs journal anchor receipts.
+    pub receipts: crate::anchor::ReceiptSigner,
 }
 
 /// An error response: status + `{"error", "message"}`.
@@ -83,6 +87,8 @@ pub(crate) fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .route("/healthz", get(healthz))
         .route("/v1/key-packages", post(key_packages))
         .route("/v1/audit", post(audit))
+        .route("/v1/audit/chain", post(chain::upload))
+        .route("/v1/audit/chain/head", get(chain::head))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
@@ -393,16 +399,12 @@ fn validate_audit(core: &AuditRecordCore, uid_len: usize) -> Result<(), ApiError
     Ok(())
 }
 
-async fn audit(
-    State(state): State<Arc<AppState>>,
-    Extension(identity): Extension<StationIdentity>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<AuditAck>), ApiError> {
-    let station = authorize(&state, &identity)?;
-    let body = json_body(&headers, body)?;
-    let value: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
+/// Parses and validates a seed 000 audit record sent by `station`.
+fn audit_record(
+    state: &AppState,
+    station: String,
+    value: serde_json::Value,
+) -> Result<AuditRecord, ApiError> {
     if !value.is_object() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -414,37 +416,58 @@ async fn audit(
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
     validate_audit(&core, state.uid_len)?;
     let canonical = serde_json::to_string(&value).map_err(|e| ApiError::internal(e.to_string()))?;
-    let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-    let transaction_id = core.transaction_id.clone();
+    Ok(AuditRecord {
+        transaction_id: core.transaction_id,
+        station,
+        fob_uid: core.fob_uid,
+        overall_result: core.overall_result,
+        body: canonical,
+        now_ms: to_ms(OffsetDateTime::now_utc()),
+    })
+}
+
+/// HTTP status of a ledger error while storing an audit record.
+fn audit_ledger_error(e: LedgerError) -> ApiError {
+    match e {
+        LedgerError::ChainRefused(why) => {
+            ApiError::new(StatusCode::CONFLICT, why.code(), why.to_string())
+        }
+        LedgerError::UnknownTransaction => {
+            ApiError::new(StatusCode::NOT_FOUND, "unknown_transaction", e.to_string())
+        }
+        LedgerError::WrongStation => {
+            ApiError::new(StatusCode::FORBIDDEN, "wrong_station", e.to_string())
+        }
+        LedgerError::UidMismatch => ApiError::unprocessable("uid_mismatch", e.to_string()),
+        LedgerError::ConflictingAudit => {
+            ApiError::new(StatusCode::CONFLICT, "conflicting_audit", e.to_string())
+        }
+        LedgerError::Busy => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ledger_busy",
+            e.to_string(),
+        ),
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+async fn audit(
+    State(state): State<Arc<AppState>>,
+    Extension(identity): Extension<StationIdentity>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<AuditAck>), ApiError> {
+    let station = authorize(&state, &identity)?;
+    let body = json_body(&headers, body)?;
+    let value: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
+    let record = audit_record(&state, station, value)?;
+    let transaction_id = record.transaction_id.clone();
     let outcome = state
         .ledger_writer
-        .submit(LedgerOp::Audit(AuditRecord {
-            transaction_id: core.transaction_id,
-            station,
-            fob_uid: core.fob_uid,
-            overall_result: core.overall_result,
-            body: canonical,
-            now_ms,
-        }))
+        .submit(LedgerOp::Audit(record))
         .await
-        .map_err(|e| match e {
-            LedgerError::UnknownTransaction => {
-                ApiError::new(StatusCode::NOT_FOUND, "unknown_transaction", e.to_string())
-            }
-            LedgerError::WrongStation => {
-                ApiError::new(StatusCode::FORBIDDEN, "wrong_station", e.to_string())
-            }
-            LedgerError::UidMismatch => ApiError::unprocessable("uid_mismatch", e.to_string()),
-            LedgerError::ConflictingAudit => {
-                ApiError::new(StatusCode::CONFLICT, "conflicting_audit", e.to_string())
-            }
-            LedgerError::Busy => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ledger_busy",
-                e.to_string(),
-            ),
-            other => ApiError::internal(other.to_string()),
-        })?;
+        .map_err(audit_ledger_error)?;
     let LedgerOutcome::Audit(stored) = outcome else {
         return Err(ApiError::internal("unexpected ledger outcome"));
     };

@@ -93,7 +93,8 @@ fn records_queue_while_klms_is_down_and_go_out_when_it_returns() {
         !uploader.flush(Duration::from_millis(600)),
         "nothing can be uploaded while the KLMS is down"
     );
-    assert_eq!(journal.pending_count().unwrap(), 3);
+    // Started and outcome records: the KLMS anchors every link.
+    assert_eq!(journal.pending_count().unwrap(), 6);
     assert!(uploader.stats().transient_failures > 0);
 
     // KLMS back on the same address: the queue drains.
@@ -105,7 +106,7 @@ fn records_queue_while_klms_is_down_and_go_out_when_it_returns() {
     );
     assert_eq!(journal.pending_count().unwrap(), 0);
     let stats = uploader.shutdown();
-    assert_eq!(stats.uploaded, 3);
+    assert_eq!(stats.uploaded, 6);
     assert_eq!(stats.rejected, 0);
     for r in journal
         .list(&kf_audit::ListFilter {
@@ -119,15 +120,76 @@ fn records_queue_while_klms_is_down_and_go_out_when_it_returns() {
             "{r:?}"
         );
     }
-    assert!(JournalReader::open(&journal_path)
+    // Every acknowledgement carries a receipt signed by the KLMS.
+    let klms_key = kf_audit::receipt::klms_key_from_pem(
+        &kf_klms::anchor::ReceiptSigner::derive(&kf_crypto::AesKey::from_slice(&master).unwrap())
+            .unwrap()
+            .public_key_pem()
+            .unwrap(),
+    )
+    .unwrap();
+    let report = JournalReader::open(&journal_path)
         .unwrap()
-        .verify(&key())
+        .verify_with_receipts(&key(), Some(&klms_key))
+        .unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.acknowledged, 6);
+    let other_klms = kf_audit::receipt::klms_key_from_pem(
+        &kf_klms::anchor::ReceiptSigner::derive(&kf_crypto::AesKey::from_slice(&[1; 16]).unwrap())
+            .unwrap()
+            .public_key_pem()
+            .unwrap(),
+    )
+    .unwrap();
+    let report = JournalReader::open(&journal_path)
         .unwrap()
-        .is_ok());
+        .verify_with_receipts(&key(), Some(&other_klms))
+        .unwrap();
+    assert!(
+        matches!(
+            report.finding.map(|f| f.damage),
+            Some(kf_audit::Damage::ReceiptInvalid(_))
+        ),
+        "receipts verified under a foreign key"
+    );
+    let head = client.chain_head().unwrap();
+    assert_eq!(head.seq, 6);
+    assert_eq!(head.link, journal.head().unwrap().link);
     // The KLMS stored them: a re-upload is a duplicate, and the fobs are completed.
     let again =
         serde_json::to_string(&audit_record(&txids[0], &hex::encode_upper(uids[0]))).unwrap();
     let ack = client.post_audit(&again).unwrap();
     assert_eq!(ack.status, "duplicate");
+
+    // A forked journal (restored or rewritten: another chain under the same
+    // station identity) is refused by the KLMS with an alert.
+    let forked_path = dir.path().join("forked.db");
+    let mut forked = Journal::open(&forked_path, JournalKey::from_bytes([0x22; 32])).unwrap();
+    forked
+        .append_started(&txids[0], &serde_json::json!({"fob_uid": "00"}))
+        .unwrap();
+    let mut sink = KlmsAuditSink::new(Arc::clone(&client));
+    let refused = kf_audit::AuditSink::upload(&mut sink, &forked.show(1).unwrap()).unwrap_err();
+    assert!(
+        matches!(&refused, kf_audit::UploadError::Permanent(m) if m.contains("chain_fork")),
+        "{refused:?}"
+    );
+    // A gap is refused too; the same record again is idempotent.
+    let gap = kf_audit::receipt::ChainUpload {
+        seq: 9,
+        prev_link: "00".repeat(32),
+        link: "11".repeat(32),
+        kind: "started".into(),
+        record: None,
+    };
+    let err = client.post_chain(&gap).unwrap_err().to_string();
+    assert!(err.contains("409") && err.contains("chain_gap"), "{err}");
+    let again = kf_audit::AuditSink::upload(&mut sink, &journal.show(2).unwrap()).unwrap();
+    assert!(again.contains("\"seq\":2"), "{again}");
     server.shutdown();
+    let ledger = kf_klms::ledger::Ledger::open(dir.path().join("ledger.db")).unwrap();
+    let states = ledger.chain_states().unwrap();
+    assert_eq!(states.len(), 1);
+    assert_eq!(states[0].seq, 6);
+    assert_eq!(states[0].alerts, 2, "{states:?}");
 }

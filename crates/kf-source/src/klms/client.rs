@@ -190,6 +190,41 @@ impl KlmsClient {
         }
     }
 
+    /// `POST /v1/audit/chain`: anchors one journal record (with the audit
+    /// record of an outcome) and returns the KLMS's signed receipt.
+    pub fn post_chain(
+        &self,
+        upload: &kf_audit::receipt::ChainUpload,
+    ) -> Result<kf_audit::receipt::ChainUploadAck, KlmsError> {
+        let url = format!("{}/v1/audit/chain", self.base_url);
+        let body = serde_json::to_string(upload)
+            .map_err(|e| KlmsError::Config(format!("chain upload: {e}")))?;
+        let (status, bytes) = self.send_with_retries(&url, || {
+            self.http
+                .post(&url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone())
+        })?;
+        if status.is_success() {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| KlmsError::InvalidResponse(redacted_json_error(&e)))
+        } else {
+            Err(http_error(status, &bytes))
+        }
+    }
+
+    /// `GET /v1/audit/chain/head`: this station's anchored journal head.
+    pub fn chain_head(&self) -> Result<kf_audit::receipt::ChainHead, KlmsError> {
+        let url = format!("{}/v1/audit/chain/head", self.base_url);
+        let (status, bytes) = self.send_with_retries(&url, || self.http.get(&url))?;
+        if status.is_success() {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| KlmsError::InvalidResponse(redacted_json_error(&e)))
+        } else {
+            Err(http_error(status, &bytes))
+        }
+    }
+
     fn send_with_retries(
         &self,
         url: &str,
