@@ -260,9 +260,48 @@ fn a_rolled_back_journal_is_refused_at_start_up_until_the_klms_operator_resets()
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(anchored() > first);
+    // Offline verification with the KLMS receipt key and against the anchor.
+    let receipt_key = d.join("klms-receipt.pem");
+    std::fs::write(
+        &receipt_key,
+        kf_klms::anchor::ReceiptSigner::derive(
+            &kf_crypto::AesKey::from_slice(&[0x33; 16]).unwrap(),
+        )
+        .unwrap()
+        .public_key_pem()
+        .unwrap(),
+    )
+    .unwrap();
+    let verify = || {
+        run(station()
+            .args(["audit", "verify", "--journal"])
+            .arg(&journal)
+            .arg("--klms-key")
+            .arg(&receipt_key)
+            .arg("--against-klms")
+            .arg(&config))
+    };
+    let out = verify();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 
-    // Roll back: the older copy replaces the journal; the station refuses it.
+    // Roll back: the older copy replaces the journal. On its own it is a
+    // consistent journal; against the KLMS anchor it is truncated.
     std::fs::copy(&backup, &journal).unwrap();
+    let out = verify();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tail truncated"));
+    // The station refuses to run on it.
     let before = sha(&journal);
     let out = provision();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();

@@ -55,8 +55,17 @@ pub enum AuditCommand {
         #[arg(long)]
         key: Option<PathBuf>,
         /// Check a journal of the earlier release (unkeyed chain, format 1).
-        #[arg(long, conflicts_with = "key")]
+        #[arg(long, conflicts_with_all = ["key", "klms_key", "against_klms"])]
         legacy: bool,
+        /// KLMS receipt public key (PEM, from `kf-klms receipt-key`): every
+        /// acknowledgement must carry a receipt whose signature verifies.
+        #[arg(long)]
+        klms_key: Option<PathBuf>,
+        /// Also ask the KLMS (the `[klms]` settings of this station
+        /// configuration) for the anchored head: acknowledged records that
+        /// were removed, or a journal forked after them, are findings.
+        #[arg(long, value_name = "STATION_TOML")]
+        against_klms: Option<PathBuf>,
     },
 }
 
@@ -135,6 +144,8 @@ fn audit(command: AuditCommand) -> anyhow::Result<u8> {
             journal,
             key,
             legacy,
+            klms_key,
+            against_klms,
         } => {
             if legacy {
                 return verify_legacy(&journal);
@@ -142,7 +153,33 @@ fn audit(command: AuditCommand) -> anyhow::Result<u8> {
             let key_path = key.unwrap_or_else(|| JournalKey::default_path(&journal));
             let reader = open_journal(&journal)?;
             let key = JournalKey::load(&key_path)?;
-            let report = reader.verify(&key).with_context(|| at(&journal))?;
+            let klms_key = klms_key
+                .map(|p| -> anyhow::Result<_> {
+                    let pem = std::fs::read_to_string(&p)
+                        .with_context(|| format!("KLMS key {}", p.display()))?;
+                    kf_audit::receipt::klms_key_from_pem(&pem)
+                        .map_err(|e| anyhow::anyhow!("KLMS key {}: {e}", p.display()))
+                })
+                .transpose()?;
+            let anchored = against_klms
+                .map(|config| -> anyhow::Result<_> {
+                    let config = crate::config::StationConfig::load(Some(&config))?;
+                    Ok(config.klms.client()?.chain_head()?)
+                })
+                .transpose()?;
+            let mut report = reader
+                .verify_with_receipts(&key, klms_key.as_ref())
+                .with_context(|| at(&journal))?;
+            if let (None, Some(anchored)) = (&report.finding, &anchored) {
+                report.finding = against_anchor(&reader, &report, anchored)?;
+            }
+            if let Some(anchored) = &anchored {
+                outln!(
+                    "KLMS anchor for {}: record {}",
+                    anchored.station_id,
+                    anchored.seq
+                );
+            }
             match &report.finding {
                 None => {
                     outln!(
@@ -163,6 +200,32 @@ fn audit(command: AuditCommand) -> anyhow::Result<u8> {
             }
         }
     }
+}
+
+/// The journal against the KLMS's anchored head: the anchored record must be
+/// present with the anchored link.
+fn against_anchor(
+    reader: &JournalReader,
+    report: &kf_audit::VerifyReport,
+    anchored: &kf_audit::receipt::ChainHead,
+) -> anyhow::Result<Option<kf_audit::Finding>> {
+    let seq = i64::try_from(anchored.seq).context("anchored sequence number out of range")?;
+    if seq == 0 {
+        return Ok(None);
+    }
+    if report.head_seq < seq {
+        return Ok(Some(kf_audit::Finding {
+            seq: report.head_seq + 1,
+            damage: kf_audit::Damage::Truncated { head_seq: seq },
+        }));
+    }
+    let record = reader.show(seq)?;
+    Ok(
+        (!record.link.eq_ignore_ascii_case(&anchored.link)).then_some(kf_audit::Finding {
+            seq,
+            damage: kf_audit::Damage::LinkMismatch,
+        }),
+    )
 }
 
 fn verify_legacy(journal: &Path) -> anyhow::Result<u8> {
