@@ -36,6 +36,7 @@ cargo run -q -p kf-station --features pcsc -- bench --fobs 2 --transport both --
 
 step "kf-klms issuance over mTLS, tiny counts"
 cargo run -q -p kf-klms -- bench --concurrency 1,8 --requests 16
+cargo run -q -p kf-klms -- bench --audit --concurrency 1,8 --requests 16
 
 step "journal durable appends and recovery after kill -9, tiny counts"
 cargo run -q -p kf-audit --example append_rate -- 50

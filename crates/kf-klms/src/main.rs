@@ -85,6 +85,10 @@ enum Command {
         /// Directory for the ledger (default: a temporary directory).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Anchored audit ingest instead of issuance: as many stations as the
+        /// concurrency level, each uploading its own journal chain.
+        #[arg(long)]
+        audit: bool,
     },
 }
 
@@ -175,7 +179,8 @@ fn main() -> anyhow::Result<()> {
             concurrency,
             requests,
             dir,
-        } => bench(&concurrency, requests, dir),
+            audit,
+        } => bench(&concurrency, requests, dir, audit),
         Command::Chain { command } => chain(command),
         Command::ReceiptKey { config } => {
             let resolved = FileConfig::load(&config)?.resolve(&base_dir(&config))?;
@@ -340,12 +345,22 @@ fn chain(command: ChainCommand) -> anyhow::Result<()> {
     }
 }
 
-fn bench(levels: &[usize], requests: usize, dir: Option<PathBuf>) -> anyhow::Result<()> {
+fn bench(
+    levels: &[usize],
+    requests: usize,
+    dir: Option<PathBuf>,
+    audit: bool,
+) -> anyhow::Result<()> {
     let dir = dir.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("kf-klms-bench-{}", std::process::id()))
     });
     std::fs::create_dir_all(&dir)?;
-    let pki = DevPki::generate("KF Bench CA", &["bench-station"])?;
+    // Each anchored-ingest level gets its own stations (a chain starts at record 1).
+    let names: Vec<String> = (0..levels.iter().map(|c| (*c).max(1)).sum::<usize>().max(1))
+        .map(|i| format!("bench-station-{i}"))
+        .collect();
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let pki = DevPki::generate("KF Bench CA", &name_refs)?;
     let (_, station) = pki.stations.first().context("no station certificate")?;
     let identity = format!("{}{}", station.cert_pem, station.key_pem);
     let master = kf_crypto::AesKey::from_slice(&[0x42; 16])?;
@@ -358,10 +373,31 @@ fn bench(levels: &[usize], requests: usize, dir: Option<PathBuf>) -> anyhow::Res
         ca_pem: &pki.ca.cert_pem,
         identity_pem: &identity,
     };
+    let identities: Vec<String> = pki
+        .stations
+        .iter()
+        .map(|(_, s)| format!("{}{}", s.cert_pem, s.key_pem))
+        .collect();
+    if audit {
+        println!("anchored audit ingest (POST /v1/audit/chain), one station per concurrent client");
+    }
     println!("concurrency requests errors   req/s   p50_ms   p99_ms");
+    let mut next_station = 0;
     for &c in levels {
-        let r = kf_klms::bench::run_issuance_bench(&client, c, requests, kf_klms::DEFAULT_UID_LEN)
-            .map_err(anyhow::Error::msg)?;
+        let stations = next_station..(next_station + c.max(1)).min(identities.len());
+        next_station = stations.end;
+        let r = if audit {
+            kf_klms::bench::run_anchor_bench(
+                &base,
+                &pki.ca.cert_pem,
+                &identities[stations],
+                requests,
+                kf_klms::DEFAULT_UID_LEN,
+            )
+        } else {
+            kf_klms::bench::run_issuance_bench(&client, c, requests, kf_klms::DEFAULT_UID_LEN)
+        }
+        .map_err(anyhow::Error::msg)?;
         println!(
             "{:>11} {:>8} {:>6} {:>7.1} {:>8.2} {:>8.2}",
             r.concurrency, r.requests, r.errors, r.requests_per_sec, r.p50_ms, r.p99_ms
