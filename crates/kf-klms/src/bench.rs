@@ -99,24 +99,36 @@ pub fn run_issuance_bench(
                 (latencies, errors)
             });
         }
-        let mut latencies = Vec::with_capacity(requests);
-        let mut errors = 0;
-        while let Some(done) = tasks.join_next().await {
-            let (l, e) = done.map_err(|e| e.to_string())?;
-            latencies.extend(l);
-            errors += e;
-        }
-        let elapsed = start.elapsed();
-        latencies.sort();
-        Ok(BenchReport {
-            concurrency,
-            requests,
-            errors,
-            elapsed_s: elapsed.as_secs_f64(),
-            requests_per_sec: latencies.len() as f64 / elapsed.as_secs_f64().max(1e-9),
-            p50_ms: percentile(&latencies, 0.50),
-            p99_ms: percentile(&latencies, 0.99),
-        })
+        collect(tasks, start, concurrency, requests).await
+    })
+}
+
+type TaskResult = (Vec<Duration>, usize);
+
+/// Waits for the client tasks and summarizes their latencies and errors.
+async fn collect(
+    mut tasks: tokio::task::JoinSet<TaskResult>,
+    start: Instant,
+    concurrency: usize,
+    requests: usize,
+) -> Result<BenchReport, String> {
+    let mut latencies = Vec::with_capacity(requests);
+    let mut errors = 0;
+    while let Some(done) = tasks.join_next().await {
+        let (l, e) = done.map_err(|e| e.to_string())?;
+        latencies.extend(l);
+        errors += e;
+    }
+    let elapsed = start.elapsed();
+    latencies.sort();
+    Ok(BenchReport {
+        concurrency,
+        requests,
+        errors,
+        elapsed_s: elapsed.as_secs_f64(),
+        requests_per_sec: latencies.len() as f64 / elapsed.as_secs_f64().max(1e-9),
+        p50_ms: percentile(&latencies, 0.50),
+        p99_ms: percentile(&latencies, 0.99),
     })
 }
 
@@ -221,23 +233,6 @@ pub fn run_anchor_bench(
                 (latencies, errors)
             });
         }
-        let mut latencies = Vec::with_capacity(requests);
-        let mut errors = 0;
-        while let Some(done) = tasks.join_next().await {
-            let (l, e) = done.map_err(|e| e.to_string())?;
-            latencies.extend(l);
-            errors += e;
-        }
-        let elapsed = start.elapsed();
-        latencies.sort();
-        Ok(BenchReport {
-            concurrency: stations,
-            requests: per_station * stations,
-            errors,
-            elapsed_s: elapsed.as_secs_f64(),
-            requests_per_sec: latencies.len() as f64 / elapsed.as_secs_f64().max(1e-9),
-            p50_ms: percentile(&latencies, 0.50),
-            p99_ms: percentile(&latencies, 0.99),
-        })
+        collect(tasks, start, stations, per_station * stations).await
     })
 }

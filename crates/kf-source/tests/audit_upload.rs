@@ -23,6 +23,14 @@ fn audit_record(txid: &str, uid: &str) -> serde_json::Value {
     })
 }
 
+/// The receipt key a KLMS with this master key signs with, as published.
+fn receipt_key(master: &[u8]) -> p256::ecdsa::VerifyingKey {
+    let signer =
+        kf_klms::anchor::ReceiptSigner::derive(&kf_crypto::AesKey::from_slice(master).unwrap())
+            .unwrap();
+    kf_audit::receipt::klms_key_from_pem(&signer.public_key_pem().unwrap()).unwrap()
+}
+
 #[test]
 fn records_queue_while_klms_is_down_and_go_out_when_it_returns() {
     let dir = tempfile::tempdir().unwrap();
@@ -121,26 +129,14 @@ fn records_queue_while_klms_is_down_and_go_out_when_it_returns() {
         );
     }
     // Every acknowledgement carries a receipt signed by the KLMS.
-    let klms_key = kf_audit::receipt::klms_key_from_pem(
-        &kf_klms::anchor::ReceiptSigner::derive(&kf_crypto::AesKey::from_slice(&master).unwrap())
-            .unwrap()
-            .public_key_pem()
-            .unwrap(),
-    )
-    .unwrap();
+    let klms_key = receipt_key(&master);
     let report = JournalReader::open(&journal_path)
         .unwrap()
         .verify_with_receipts(&key(), Some(&klms_key))
         .unwrap();
     assert!(report.is_ok(), "{report:?}");
     assert_eq!(report.acknowledged, 6);
-    let other_klms = kf_audit::receipt::klms_key_from_pem(
-        &kf_klms::anchor::ReceiptSigner::derive(&kf_crypto::AesKey::from_slice(&[1; 16]).unwrap())
-            .unwrap()
-            .public_key_pem()
-            .unwrap(),
-    )
-    .unwrap();
+    let other_klms = receipt_key(&[1; 16]);
     let report = JournalReader::open(&journal_path)
         .unwrap()
         .verify_with_receipts(&key(), Some(&other_klms))

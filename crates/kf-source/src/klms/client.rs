@@ -174,20 +174,7 @@ impl KlmsClient {
 
     /// `POST /v1/audit` with one audit record (JSON text).
     pub fn post_audit(&self, record_json: &str) -> Result<AuditAck, KlmsError> {
-        let url = format!("{}/v1/audit", self.base_url);
-        let body = record_json.to_owned();
-        let (status, bytes) = self.send_with_retries(&url, || {
-            self.http
-                .post(&url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.clone())
-        })?;
-        if status.is_success() {
-            serde_json::from_slice(&bytes)
-                .map_err(|e| KlmsError::InvalidResponse(redacted_json_error(&e)))
-        } else {
-            Err(http_error(status, &bytes))
-        }
+        self.post_json("/v1/audit", record_json.to_owned())
     }
 
     /// `POST /v1/audit/chain`: anchors one journal record (with the audit
@@ -196,9 +183,18 @@ impl KlmsClient {
         &self,
         upload: &kf_audit::receipt::ChainUpload,
     ) -> Result<kf_audit::receipt::ChainUploadAck, KlmsError> {
-        let url = format!("{}/v1/audit/chain", self.base_url);
         let body = serde_json::to_string(upload)
             .map_err(|e| KlmsError::Config(format!("chain upload: {e}")))?;
+        self.post_json("/v1/audit/chain", body)
+    }
+
+    /// POSTs a JSON body and parses a success response.
+    fn post_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: String,
+    ) -> Result<T, KlmsError> {
+        let url = format!("{}{path}", self.base_url);
         let (status, bytes) = self.send_with_retries(&url, || {
             self.http
                 .post(&url)
