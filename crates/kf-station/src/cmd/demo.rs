@@ -255,7 +255,7 @@ impl Summary {
         }
         if let Some(u) = &self.upload {
             outln!(
-                "KLMS (mutual TLS): audit records uploaded {}, pending {}, rejected {}",
+                "KLMS (mutual TLS): journal records anchored {}, pending {}, rejected {}",
                 u.uploaded,
                 u.pending,
                 u.rejected
