@@ -32,6 +32,7 @@ step "kf-station bench (end to end vs floor), tiny counts"
 
 step "kf-klms issuance over mTLS, tiny counts"
 "$bin/kf-klms" bench --concurrency 1,8 --requests 16
+"$bin/kf-klms" bench --audit --concurrency 1,8 --requests 16
 
 step "journal durable appends and recovery after kill -9, tiny counts"
 "$bin/examples/append_rate" 50

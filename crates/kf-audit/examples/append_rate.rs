@@ -1,5 +1,6 @@
-//! Durable append rate of the journal (WAL, synchronous=FULL, one transaction
-//! per append). Usage: `cargo run -p kf-audit --release --example append_rate -- [N] [DIR]`.
+//! Durable append rate of the journal with the keyed chain (WAL,
+//! synchronous=FULL, one transaction per append) and the time of a full
+//! read-only verification of what was appended. Usage: `cargo run -p kf-audit --release --example append_rate -- [N] [DIR]`.
 
 use std::time::Instant;
 
@@ -11,7 +12,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
     let path = dir.join(format!("kf-audit-append-rate-{}.db", std::process::id()));
-    let mut journal = kf_audit::Journal::open(&path)?;
+    let key = || kf_audit::JournalKey::from_bytes([0x5A; 32]);
+    let mut journal = kf_audit::Journal::open(&path, key())?;
     let body = serde_json::json!({
         "transaction_id": "trx_0", "fob_uid": "04112233445566778899",
         "timestamp_iso8601": "2026-11-22T14:32:01.123Z", "overall_result": "SUCCESS",
@@ -37,8 +39,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         pct(0.99),
         path.display()
     );
+    // The floor: bare 4 KiB write + fsync on the same file system right now
+    // (the journal needs one fsync per append; shared disks vary a lot).
+    let probe = dir.join(format!("kf-audit-fsync-probe-{}", std::process::id()));
+    let mut file = std::fs::File::create(&probe)?;
+    let fsync_start = Instant::now();
+    for _ in 0..n.min(500) {
+        std::io::Write::write_all(&mut file, &[0u8; 4096])?;
+        file.sync_data()?;
+    }
+    let fsyncs = f64::from(n.min(500)) / fsync_start.elapsed().as_secs_f64();
+    drop(file);
+    std::fs::remove_file(&probe)?;
+    println!(
+        "bare fsync floor: {fsyncs:.0} fsyncs/s (appends/fsync floor = {:.2})",
+        f64::from(n) / elapsed.as_secs_f64() / fsyncs
+    );
     let verify_start = Instant::now();
-    let report = journal.verify()?;
+    let report = kf_audit::JournalReader::open(&path)?.verify(&key())?;
     println!(
         "verify: {} records, ok={}, {:.3} s",
         report.records,

@@ -2,7 +2,7 @@
 //!
 //! `recovery fill PATH N`: appends N durable records, prints `filled`, then keeps
 //! appending until killed. `recovery open PATH`: times opening the journal
-//! (SQLite WAL recovery) and verifying the whole hash chain, and prints JSON.
+//! (SQLite WAL recovery) and verifying the whole keyed chain, and prints JSON.
 //! `scripts/journal-recovery-bench.sh` drives both around a `kill -9`.
 
 use std::time::Instant;
@@ -16,12 +16,17 @@ fn body(i: u64) -> serde_json::Value {
     })
 }
 
+/// The benchmark's fixed journal key.
+fn key() -> kf_audit::JournalKey {
+    kf_audit::JournalKey::from_bytes([0x5A; 32])
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.as_slice() {
         [mode, path, n] if mode == "fill" => {
             let n: u64 = n.parse()?;
-            let mut journal = kf_audit::Journal::open(path)?;
+            let mut journal = kf_audit::Journal::open(path, key())?;
             let mut i = 0u64;
             loop {
                 journal.append_outcome(&format!("trx_{i}"), &body(i))?;
@@ -33,10 +38,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         [mode, path] if mode == "open" => {
             let t0 = Instant::now();
-            let journal = kf_audit::Journal::open_existing(path)?;
+            let journal = kf_audit::Journal::open(path, key())?;
             let opened = t0.elapsed();
             let t1 = Instant::now();
-            let report = journal.verify()?;
+            let report = kf_audit::JournalReader::open(path)?.verify(&key())?;
+            drop(journal);
             let verified = t1.elapsed();
             println!(
                 "{}",

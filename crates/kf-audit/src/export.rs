@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use crate::{AuditError, Journal, JournalRecord, ListFilter, UploadState};
+use crate::{AuditError, JournalReader, JournalRecord, ListFilter, UploadState};
 
 /// Export format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,8 +30,15 @@ impl std::str::FromStr for ExportFormat {
 fn upload_columns(state: &UploadState) -> (&'static str, &str) {
     match state {
         UploadState::Pending => ("pending", ""),
-        UploadState::Acknowledged(at) => ("acknowledged", at.as_str()),
+        UploadState::Acknowledged { at, .. } => ("acknowledged", at.as_str()),
         UploadState::Rejected(why) => ("rejected", why.as_str()),
+    }
+}
+
+fn receipt(state: &UploadState) -> &str {
+    match state {
+        UploadState::Acknowledged { receipt, .. } => receipt,
+        _ => "",
     }
 }
 
@@ -43,10 +50,11 @@ fn json_value(record: &JournalRecord) -> Result<serde_json::Value, AuditError> {
         "transaction_id": record.transaction_id,
         "kind": record.kind.as_str(),
         "body": record.body_json()?,
-        "prev_hash": record.prev_hash,
-        "hash": record.hash,
+        "prev_link": record.prev_link,
+        "link": record.link,
         "upload_state": state,
         "upload_detail": detail,
+        "receipt": receipt(&record.upload),
     }))
 }
 
@@ -61,7 +69,7 @@ fn csv_field(out: &mut impl Write, value: &str) -> std::io::Result<()> {
 /// Writes the records selected by `filter` to `out` in `format`.
 /// Returns the number of records written.
 pub fn export(
-    journal: &Journal,
+    journal: &JournalReader,
     filter: &ListFilter,
     format: ExportFormat,
     out: &mut impl Write,
@@ -80,7 +88,7 @@ pub fn export(
         ExportFormat::Csv => {
             writeln!(
                 out,
-                "seq,timestamp,transaction_id,kind,upload_state,upload_detail,prev_hash,hash,body"
+                "seq,timestamp,transaction_id,kind,upload_state,upload_detail,prev_link,link,receipt,body"
             )?;
             for r in &records {
                 let (state, detail) = upload_columns(&r.upload);
@@ -91,8 +99,9 @@ pub fn export(
                     r.kind.as_str(),
                     state,
                     detail,
-                    r.prev_hash.as_str(),
-                    r.hash.as_str(),
+                    r.prev_link.as_str(),
+                    r.link.as_str(),
+                    receipt(&r.upload),
                 ] {
                     csv_field(out, field)?;
                     out.write_all(b",")?;
@@ -113,12 +122,14 @@ mod tests {
     #[test]
     fn json_and_csv_exports() {
         let dir = tempfile::tempdir().unwrap();
-        let mut j = Journal::open(dir.path().join("j.db")).unwrap();
+        let path = dir.path().join("j.db");
+        let mut j = crate::Journal::open(&path, crate::JournalKey::from_bytes([1; 32])).unwrap();
         j.append_started("t,1", &json!({"note": "say \"hi\""}))
             .unwrap();
         j.append_outcome("t,1", &json!({"overall_result": "SUCCESS"}))
             .unwrap();
 
+        let j = JournalReader::open(&path).unwrap();
         let mut buf = Vec::new();
         assert_eq!(
             export(&j, &ListFilter::default(), ExportFormat::Json, &mut buf).unwrap(),

@@ -1,39 +1,117 @@
-//! The SQLite journal: appends, upload bookkeeping, queries and chain verification.
+//! The SQLite journal: appends, upload bookkeeping and queries.
+//!
+//! Tables (format 2):
+//!
+//! ```text
+//! meta    (name TEXT PRIMARY KEY, value TEXT NOT NULL)   format = "2", key_check, created_at
+//! records (seq INTEGER PRIMARY KEY, timestamp TEXT NOT NULL, transaction_id TEXT NOT NULL,
+//!          kind TEXT NOT NULL, body TEXT NOT NULL, link TEXT NOT NULL)      append-only
+//! head    (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL,
+//!          link TEXT NOT NULL, mac TEXT NOT NULL)                           one row
+//! uploads (seq INTEGER PRIMARY KEY, state TEXT NOT NULL, updated_at TEXT NOT NULL,
+//!          detail TEXT NOT NULL, receipt TEXT NOT NULL, mac TEXT NOT NULL)  one row per record
+//! ```
+//!
+//! `records` is never updated (triggers refuse UPDATE and DELETE); upload
+//! state lives in `uploads`, one MACed row per outcome record; `head` carries
+//! a MAC over the last sequence number and link, so a removed tail shows.
 
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
-use crate::record::{canonical_bytes, chain_hash, BreakReason, BrokenLink, GENESIS_HASH};
-use crate::{AuditError, JournalRecord, RecordKind, UploadState};
+use crate::record::{
+    compute_head_mac, compute_link, compute_upload_mac, decode_mac, key_check, mac_eq, LinkInput,
+    UploadInput, GENESIS_LINK, MAX_FIELD_BYTES,
+};
+use crate::{AuditError, JournalKey, JournalRecord, RecordKind, UploadState};
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS records (
+/// Value of `meta.format` written by this release.
+pub const FORMAT: &str = "2";
+
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE records (
     seq            INTEGER PRIMARY KEY,
     timestamp      TEXT NOT NULL,
     transaction_id TEXT NOT NULL,
     kind           TEXT NOT NULL,
     body           TEXT NOT NULL,
-    prev_hash      TEXT NOT NULL,
-    hash           TEXT NOT NULL,
-    acked_at       TEXT,
-    rejected       TEXT
+    link           TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS records_txid ON records(transaction_id);
-CREATE INDEX IF NOT EXISTS records_pending ON records(kind, acked_at, rejected);
+CREATE INDEX records_txid ON records(transaction_id);
+CREATE TRIGGER records_no_update BEFORE UPDATE ON records
+    BEGIN SELECT RAISE(ABORT, 'journal records are append-only'); END;
+CREATE TRIGGER records_no_delete BEFORE DELETE ON records
+    BEGIN SELECT RAISE(ABORT, 'journal records are append-only'); END;
+CREATE TABLE head (
+    id   INTEGER PRIMARY KEY CHECK (id = 1),
+    seq  INTEGER NOT NULL,
+    link TEXT NOT NULL,
+    mac  TEXT NOT NULL
+);
+CREATE TABLE uploads (
+    seq        INTEGER PRIMARY KEY,
+    state      TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    detail     TEXT NOT NULL,
+    receipt    TEXT NOT NULL,
+    mac        TEXT NOT NULL
+);
+CREATE INDEX uploads_state ON uploads(state);
 ";
 
-const COLUMNS: &str =
-    "seq, timestamp, transaction_id, kind, body, prev_hash, hash, acked_at, rejected";
+/// Expected columns (name, declared type) of each table, in order.
+pub(crate) const TABLES: &[(&str, &[(&str, &str)])] = &[
+    ("meta", &[("name", "TEXT"), ("value", "TEXT")]),
+    (
+        "records",
+        &[
+            ("seq", "INTEGER"),
+            ("timestamp", "TEXT"),
+            ("transaction_id", "TEXT"),
+            ("kind", "TEXT"),
+            ("body", "TEXT"),
+            ("link", "TEXT"),
+        ],
+    ),
+    (
+        "head",
+        &[
+            ("id", "INTEGER"),
+            ("seq", "INTEGER"),
+            ("link", "TEXT"),
+            ("mac", "TEXT"),
+        ],
+    ),
+    (
+        "uploads",
+        &[
+            ("seq", "INTEGER"),
+            ("state", "TEXT"),
+            ("updated_at", "TEXT"),
+            ("detail", "TEXT"),
+            ("receipt", "TEXT"),
+            ("mac", "TEXT"),
+        ],
+    ),
+];
 
-/// The durable audit journal.
+/// The record columns plus the previous link and the upload state.
+pub(crate) const SELECT: &str =
+    "SELECT r.seq, r.timestamp, r.transaction_id, r.kind, r.body, r.link,
+    p.link, u.state, u.updated_at, u.detail, u.receipt
+    FROM records r LEFT JOIN records p ON p.seq = r.seq - 1 LEFT JOIN uploads u ON u.seq = r.seq";
+
+/// The durable audit journal (read-write; the station and its uploader).
 ///
 /// One SQLite file in WAL mode with `synchronous=FULL`: every append is a
 /// committed, fsynced transaction when the call returns. Several `Journal`
 /// handles (e.g. the station and its [`crate::Uploader`]) may share a file.
 pub struct Journal {
     conn: Connection,
+    key: JournalKey,
 }
 
 /// Selection for [`Journal::list`].
@@ -51,25 +129,17 @@ pub struct ListFilter {
     pub limit: Option<u32>,
 }
 
-/// Result of [`Journal::verify`].
+/// The newest record's sequence number and link (`0` and the genesis link when empty).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct VerifyReport {
-    /// Number of records checked.
-    pub records: u64,
-    /// The first record at which the chain breaks, if any.
-    pub first_broken: Option<BrokenLink>,
-}
-
-impl VerifyReport {
-    /// True when the whole chain verified.
-    pub fn is_ok(&self) -> bool {
-        self.first_broken.is_none()
-    }
+pub struct Head {
+    /// Sequence number of the last record.
+    pub seq: i64,
+    /// Its link, upper-case hex.
+    pub link: String,
 }
 
 pub(crate) fn now_rfc3339() -> String {
     let now = time::OffsetDateTime::now_utc();
-    let millis = now.millisecond();
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
         now.year(),
@@ -78,7 +148,7 @@ pub(crate) fn now_rfc3339() -> String {
         now.hour(),
         now.minute(),
         now.second(),
-        millis
+        now.millisecond()
     )
 }
 
@@ -90,61 +160,289 @@ fn canonical_body(body: &serde_json::Value) -> Result<String, AuditError> {
     serde_json::to_string(body).map_err(|e| AuditError::InvalidBody(e.to_string()))
 }
 
-fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<JournalRecord, AuditError>> {
-    let seq: i64 = row.get(0)?;
-    let kind_text: String = row.get(3)?;
-    let acked: Option<String> = row.get(7)?;
-    let rejected: Option<String> = row.get(8)?;
-    let Some(kind) = RecordKind::parse(&kind_text) else {
-        return Ok(Err(AuditError::MalformedRow {
-            seq,
-            reason: "unknown record kind".into(),
-        }));
-    };
-    let upload = match (acked, rejected) {
-        (Some(at), _) => UploadState::Acknowledged(at),
-        (None, Some(why)) => UploadState::Rejected(why),
-        (None, None) => UploadState::Pending,
-    };
-    Ok(Ok(JournalRecord {
+fn malformed(seq: i64, reason: impl Into<String>) -> AuditError {
+    AuditError::MalformedRow {
         seq,
-        timestamp: row.get(1)?,
-        transaction_id: row.get(2)?,
-        kind,
-        body: row.get(4)?,
-        prev_hash: row.get(5)?,
-        hash: row.get(6)?,
-        upload,
-    }))
+        reason: reason.into(),
+    }
 }
 
-fn decode_hash(text: &str) -> Option<[u8; 32]> {
-    let bytes = hex::decode(text).ok()?;
-    bytes.try_into().ok()
+/// Reads one [`SELECT`] row; a wrong column type is a malformed row, not a panic.
+pub(crate) fn row_to_record(row: &rusqlite::Row<'_>) -> Result<JournalRecord, AuditError> {
+    let seq: i64 = row
+        .get(0)
+        .map_err(|_| malformed(0, "sequence number is not an integer"))?;
+    let text = |i: usize, name: &str| -> Result<String, AuditError> {
+        row.get::<_, String>(i)
+            .map_err(|_| malformed(seq, format!("{name} is not text")))
+    };
+    let opt = |i: usize, name: &str| -> Result<Option<String>, AuditError> {
+        row.get::<_, Option<String>>(i)
+            .map_err(|_| malformed(seq, format!("{name} is not text")))
+    };
+    let kind_text = text(3, "kind")?;
+    let kind =
+        RecordKind::parse(&kind_text).ok_or_else(|| malformed(seq, "unknown record kind"))?;
+    let prev_link = match opt(6, "previous link")? {
+        Some(l) => l,
+        None if seq == 1 => hex::encode_upper(GENESIS_LINK),
+        None => String::new(),
+    };
+    let upload = match opt(7, "upload state")?.as_deref() {
+        None | Some("pending") => UploadState::Pending,
+        Some("acknowledged") => UploadState::Acknowledged {
+            at: opt(8, "upload time")?.unwrap_or_default(),
+            receipt: opt(10, "receipt")?.unwrap_or_default(),
+        },
+        Some("rejected") => UploadState::Rejected(opt(9, "rejection")?.unwrap_or_default()),
+        Some(_) => return Err(malformed(seq, "unknown upload state")),
+    };
+    Ok(JournalRecord {
+        seq,
+        timestamp: text(1, "timestamp")?,
+        transaction_id: text(2, "transaction_id")?,
+        kind,
+        body: text(4, "body")?,
+        prev_link,
+        link: text(5, "link")?,
+        upload,
+    })
+}
+
+pub(crate) fn query(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<JournalRecord>, AuditError> {
+    let mut stmt = conn.prepare(sql)?;
+    let mut rows = stmt.query(params)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(row_to_record(row)?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn list(
+    conn: &Connection,
+    filter: &ListFilter,
+) -> Result<Vec<JournalRecord>, AuditError> {
+    let mut sql = format!("{SELECT} WHERE r.seq >= ?1");
+    sql.push_str(if filter.transaction_id.is_some() {
+        " AND r.transaction_id = ?2"
+    } else {
+        " AND ?2 IS NULL"
+    });
+    sql.push_str(if filter.kind.is_some() {
+        " AND r.kind = ?3"
+    } else {
+        " AND ?3 IS NULL"
+    });
+    if filter.pending_only {
+        sql.push_str(" AND (u.state IS NULL OR u.state = 'pending')");
+    }
+    sql.push_str(" ORDER BY r.seq LIMIT ?4");
+    let limit = filter.limit.map_or(-1i64, i64::from);
+    query(
+        conn,
+        &sql,
+        params![
+            filter.from_seq.unwrap_or(0),
+            filter.transaction_id,
+            filter.kind.map(RecordKind::as_str),
+            limit
+        ],
+    )
+}
+
+pub(crate) fn show(conn: &Connection, seq: i64) -> Result<JournalRecord, AuditError> {
+    query(conn, &format!("{SELECT} WHERE r.seq = ?1"), params![seq])?
+        .pop()
+        .ok_or(AuditError::NotFound(seq))
+}
+
+/// Tables present, and whether a `records` table has the format-1 columns.
+pub(crate) fn classify(conn: &Connection) -> Result<(), AuditError> {
+    let has = |table: &str| -> Result<bool, AuditError> {
+        Ok(conn
+            .query_row(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                params![table],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    };
+    if has("meta")? {
+        return Ok(());
+    }
+    if has("records")? {
+        let legacy = conn
+            .query_row(
+                "SELECT 1 FROM pragma_table_info('records') WHERE name = 'prev_hash'",
+                [],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if legacy {
+            return Err(AuditError::LegacyJournal);
+        }
+        return Ok(());
+    }
+    Err(AuditError::NotAJournal(
+        "no journal tables in this database".into(),
+    ))
+}
+
+fn meta_value(conn: &Connection, name: &str) -> Result<Option<String>, AuditError> {
+    Ok(conn
+        .query_row(
+            "SELECT value FROM meta WHERE name = ?1",
+            params![name],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()?)
+}
+
+fn read_head(conn: &Connection, key: &JournalKey) -> Result<(u64, [u8; 32]), AuditError> {
+    let row: Option<(i64, String, String)> = conn
+        .query_row("SELECT seq, link, mac FROM head WHERE id = 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()
+        .map_err(|_| AuditError::Tampered("the head row is malformed".into()))?;
+    let (seq, link, mac) =
+        row.ok_or_else(|| AuditError::Tampered("the head row is missing".into()))?;
+    let (Ok(seq), Some(link), Some(mac)) =
+        (u64::try_from(seq), decode_mac(&link), decode_mac(&mac))
+    else {
+        return Err(AuditError::Tampered("the head row is malformed".into()));
+    };
+    if !mac_eq(&compute_head_mac(key, seq, &link), &mac) {
+        return Err(AuditError::Tampered("the head MAC does not verify".into()));
+    }
+    let last: Option<(i64, String)> = conn
+        .query_row(
+            "SELECT seq, link FROM records ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(|_| AuditError::Tampered("the last record is malformed".into()))?;
+    let matches = match &last {
+        None => seq == 0,
+        Some((last_seq, last_link)) => {
+            u64::try_from(*last_seq).ok() == Some(seq) && decode_mac(last_link) == Some(link)
+        }
+    };
+    if !matches {
+        return Err(AuditError::Tampered(format!(
+            "the head (record {seq}) does not match the last record ({})",
+            last.map_or(0, |(s, _)| s)
+        )));
+    }
+    Ok((seq, link))
+}
+
+fn check_field(s: &str) -> Result<(), AuditError> {
+    if s.len() > MAX_FIELD_BYTES {
+        return Err(AuditError::FieldTooLong(s.len()));
+    }
+    Ok(())
 }
 
 impl Journal {
-    /// Opens (creating if needed) the journal at `path`.
-    pub fn open(path: impl AsRef<Path>) -> Result<Journal, AuditError> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.execute_batch(SCHEMA)?;
-        Ok(Journal { conn })
+    /// Opens the journal at `path`, creating it when the file does not exist.
+    ///
+    /// An existing file must be a format-2 journal whose key check value
+    /// matches `key`, with a head that verifies; a format-1 journal is
+    /// refused ([`AuditError::LegacyJournal`]) and left unchanged.
+    pub fn open(path: impl AsRef<Path>, key: JournalKey) -> Result<Journal, AuditError> {
+        let path = path.as_ref();
+        let exists = std::fs::metadata(path)
+            .map(|m| m.len() > 0)
+            .unwrap_or(false);
+        let conn = if exists {
+            let conn = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            conn.busy_timeout(Duration::from_secs(10))?;
+            // Nothing is written before the file is known to be a format-2 journal.
+            classify(&conn)?;
+            match meta_value(&conn, "format")? {
+                Some(f) if f == FORMAT => {}
+                Some(f) => return Err(AuditError::UnsupportedFormat(f)),
+                None => {
+                    return Err(AuditError::Tampered(
+                        "the journal format row is missing".into(),
+                    ))
+                }
+            }
+            let stored = meta_value(&conn, "key_check")?.and_then(|k| decode_mac(&k));
+            match stored {
+                Some(k) if mac_eq(&k, &key_check(&key)) => {}
+                Some(_) => return Err(AuditError::KeyMismatch),
+                None => {
+                    return Err(AuditError::Tampered(
+                        "the key check value is missing".into(),
+                    ))
+                }
+            }
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            read_head(&conn, &key)?;
+            conn
+        } else {
+            let mut conn = Connection::open(path)?;
+            conn.busy_timeout(Duration::from_secs(10))?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute_batch(SCHEMA)?;
+            tx.execute(
+                "INSERT INTO meta (name, value) VALUES ('format', ?1), ('key_check', ?2), ('created_at', ?3)",
+                params![FORMAT, hex::encode_upper(key_check(&key)), now_rfc3339()],
+            )?;
+            tx.execute(
+                "INSERT INTO head (id, seq, link, mac) VALUES (1, 0, ?1, ?2)",
+                params![
+                    hex::encode_upper(GENESIS_LINK),
+                    hex::encode_upper(compute_head_mac(&key, 0, &GENESIS_LINK))
+                ],
+            )?;
+            tx.commit()?;
+            conn
+        };
+        Ok(Journal { conn, key })
     }
 
-    /// Opens an existing journal; errors with `NotFound`-style I/O error
-    /// instead of creating an empty one (for `audit list|show|export|verify`).
-    pub fn open_existing(path: impl AsRef<Path>) -> Result<Journal, AuditError> {
-        let path = path.as_ref();
-        if !path.is_file() {
-            return Err(AuditError::Io(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("no audit journal at {}", path.display()),
-            )));
-        }
-        Journal::open(path)
+    /// Opens the journal at `journal` with the key at `key_path`. When
+    /// neither exists, a new key is created (0600) and then the journal; a
+    /// journal without its key, or a key without its journal, is refused.
+    pub fn open_or_create(journal: &Path, key_path: &Path) -> Result<Journal, AuditError> {
+        let key = match (journal.exists(), key_path.exists()) {
+            (true, true) => JournalKey::load(key_path)?,
+            (false, false) => JournalKey::create(key_path)?,
+            (true, false) => {
+                return Err(AuditError::Key {
+                    path: key_path.to_owned(),
+                    reason: "the journal exists but its key file is missing".into(),
+                })
+            }
+            (false, true) => {
+                return Err(AuditError::Key {
+                    path: key_path.to_owned(),
+                    reason: format!(
+                        "the key exists but its journal {} is missing (removed or moved); \
+                         restore the journal, or move the key aside to start a new journal",
+                        journal.display()
+                    ),
+                })
+            }
+        };
+        Journal::open(journal, key)
     }
 
     /// Appends a `started` record (commit it before the first STORE DATA).
@@ -173,98 +471,162 @@ impl Journal {
         body: &serde_json::Value,
     ) -> Result<JournalRecord, AuditError> {
         let body = canonical_body(body)?;
+        check_field(&body)?;
+        check_field(transaction_id)?;
         let timestamp = now_rfc3339();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let last: Option<(i64, String)> = tx
-            .query_row(
-                "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let (seq, prev_hash) = match last {
-            None => (1, GENESIS_HASH),
-            Some((seq, hash)) => {
-                let prev = decode_hash(&hash).ok_or_else(|| AuditError::MalformedRow {
-                    seq,
-                    reason: "stored hash is not 32 bytes of hex".into(),
-                })?;
-                (seq + 1, prev)
-            }
-        };
-        let canonical = canonical_bytes(seq, &timestamp, transaction_id, kind, &body);
-        let hash = chain_hash(&prev_hash, &canonical);
-        let record = JournalRecord {
-            seq,
+        let (head_seq, prev) = read_head(&tx, &self.key)?;
+        let seq = head_seq + 1;
+        let link = compute_link(
+            &self.key,
+            &prev,
+            &LinkInput {
+                seq,
+                timestamp: &timestamp,
+                transaction_id,
+                kind,
+                body: &body,
+            },
+        );
+        let seq_i = i64::try_from(seq).map_err(|_| malformed(i64::MAX, "sequence overflow"))?;
+        let link_hex = hex::encode_upper(link);
+        tx.prepare_cached(
+            "INSERT INTO records (seq, timestamp, transaction_id, kind, body, link)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            seq_i,
+            timestamp,
+            transaction_id,
+            kind.as_str(),
+            body,
+            link_hex
+        ])?;
+        write_upload(&tx, &self.key, seq, &link, "pending", &timestamp, "", "")?;
+        tx.prepare_cached("UPDATE head SET seq = ?1, link = ?2, mac = ?3 WHERE id = 1")?
+            .execute(params![
+                seq_i,
+                link_hex,
+                hex::encode_upper(compute_head_mac(&self.key, seq, &link))
+            ])?;
+        tx.commit()?;
+        Ok(JournalRecord {
+            seq: seq_i,
             timestamp,
             transaction_id: transaction_id.to_owned(),
             kind,
             body,
-            prev_hash: hex::encode_upper(prev_hash),
-            hash: hex::encode_upper(hash),
+            prev_link: hex::encode_upper(prev),
+            link: link_hex,
             upload: UploadState::Pending,
-        };
-        tx.execute(
-            "INSERT INTO records (seq, timestamp, transaction_id, kind, body, prev_hash, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                record.seq,
-                record.timestamp,
-                record.transaction_id,
-                kind.as_str(),
-                record.body,
-                record.prev_hash,
-                record.hash
-            ],
-        )?;
-        tx.commit()?;
-        Ok(record)
+        })
     }
 
-    /// Outcome records not yet acknowledged nor rejected, oldest first.
+    /// The head: last sequence number and link, after checking its MAC.
+    pub fn head(&self) -> Result<Head, AuditError> {
+        let (seq, link) = read_head(&self.conn, &self.key)?;
+        Ok(Head {
+            seq: i64::try_from(seq).map_err(|_| malformed(i64::MAX, "sequence overflow"))?,
+            link: hex::encode_upper(link),
+        })
+    }
+
+    /// True when `record`'s stored link is the MAC of its fields and its
+    /// previous link (checked by the uploader before a record leaves).
+    pub fn link_verifies(&self, record: &JournalRecord) -> bool {
+        let (Ok(seq), Some(prev), Some(link)) = (
+            u64::try_from(record.seq),
+            decode_mac(&record.prev_link),
+            decode_mac(&record.link),
+        ) else {
+            return false;
+        };
+        let expected = compute_link(
+            &self.key,
+            &prev,
+            &LinkInput {
+                seq,
+                timestamp: &record.timestamp,
+                transaction_id: &record.transaction_id,
+                kind: record.kind,
+                body: &record.body,
+            },
+        );
+        mac_eq(&expected, &link)
+    }
+
+    /// Records waiting for upload (both kinds: the KLMS anchors every link;
+    /// only outcome bodies are audit records), oldest first.
     pub fn pending_uploads(&self, limit: u32) -> Result<Vec<JournalRecord>, AuditError> {
-        self.query(
-            &format!(
-                "SELECT {COLUMNS} FROM records WHERE kind = 'outcome' AND acked_at IS NULL
-                 AND rejected IS NULL ORDER BY seq LIMIT ?1"
-            ),
+        query(
+            &self.conn,
+            &format!("{SELECT} WHERE u.state = 'pending' ORDER BY u.seq LIMIT ?1"),
             params![limit],
         )
     }
 
-    /// Number of outcome records waiting for upload.
+    /// Number of records waiting for upload.
     pub fn pending_count(&self) -> Result<u64, AuditError> {
         let n: i64 = self.conn.query_row(
-            "SELECT COUNT(*) FROM records WHERE kind = 'outcome' AND acked_at IS NULL AND rejected IS NULL",
+            "SELECT COUNT(*) FROM uploads WHERE state = 'pending'",
             [],
             |r| r.get(0),
         )?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    /// Records that the KLMS acknowledged `seq` (idempotent).
-    pub fn mark_acknowledged(&mut self, seq: i64) -> Result<(), AuditError> {
-        let n = self.conn.execute(
-            "UPDATE records SET acked_at = COALESCE(acked_at, ?2) WHERE seq = ?1",
-            params![seq, now_rfc3339()],
-        )?;
-        if n == 0 {
-            return Err(AuditError::NotFound(seq));
-        }
-        Ok(())
+    /// Records that the KLMS acknowledged `seq`, with its receipt (idempotent).
+    pub fn mark_acknowledged(&mut self, seq: i64, receipt: &str) -> Result<(), AuditError> {
+        check_field(receipt)?;
+        self.set_upload(seq, "acknowledged", "", receipt)
     }
 
     /// Records that the KLMS refused `seq` for good; it is not retried.
     pub fn mark_rejected(&mut self, seq: i64, reason: &str) -> Result<(), AuditError> {
-        let n = self.conn.execute(
-            "UPDATE records SET rejected = ?2 WHERE seq = ?1 AND acked_at IS NULL",
-            params![seq, reason],
-        )?;
-        if n == 0 {
+        check_field(reason)?;
+        self.set_upload(seq, "rejected", reason, "")
+    }
+
+    fn set_upload(
+        &mut self,
+        seq: i64,
+        state: &str,
+        detail: &str,
+        receipt: &str,
+    ) -> Result<(), AuditError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let row: Option<(String, String)> = tx
+            .query_row(
+                "SELECT r.link, u.state FROM records r JOIN uploads u ON u.seq = r.seq WHERE r.seq = ?1",
+                params![seq],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((link, current)) = row else {
             return Err(AuditError::NotFound(seq));
+        };
+        if current != "pending" {
+            // Acknowledged and rejected are final.
+            return Ok(());
         }
+        let link =
+            decode_mac(&link).ok_or_else(|| malformed(seq, "link is not 32 bytes of hex"))?;
+        let useq = u64::try_from(seq).map_err(|_| AuditError::NotFound(seq))?;
+        write_upload(
+            &tx,
+            &self.key,
+            useq,
+            &link,
+            state,
+            &now_rfc3339(),
+            detail,
+            receipt,
+        )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -282,242 +644,49 @@ impl Journal {
 
     /// One record by sequence number.
     pub fn show(&self, seq: i64) -> Result<JournalRecord, AuditError> {
-        self.query(
-            &format!("SELECT {COLUMNS} FROM records WHERE seq = ?1"),
-            params![seq],
-        )?
-        .pop()
-        .ok_or(AuditError::NotFound(seq))
+        show(&self.conn, seq)
     }
 
     /// Records matching `filter`, by sequence number.
     pub fn list(&self, filter: &ListFilter) -> Result<Vec<JournalRecord>, AuditError> {
-        let mut sql = format!("SELECT {COLUMNS} FROM records WHERE seq >= ?1");
-        if filter.transaction_id.is_some() {
-            sql.push_str(" AND transaction_id = ?2");
-        } else {
-            sql.push_str(" AND ?2 IS NULL");
-        }
-        if filter.kind.is_some() {
-            sql.push_str(" AND kind = ?3");
-        } else {
-            sql.push_str(" AND ?3 IS NULL");
-        }
-        if filter.pending_only {
-            sql.push_str(" AND kind = 'outcome' AND acked_at IS NULL AND rejected IS NULL");
-        }
-        sql.push_str(" ORDER BY seq LIMIT ?4");
-        let limit = filter.limit.map_or(-1i64, i64::from);
-        self.query(
-            &sql,
-            params![
-                filter.from_seq.unwrap_or(0),
-                filter.transaction_id,
-                filter.kind.map(RecordKind::as_str),
-                limit
-            ],
-        )
-    }
-
-    /// Walks the whole chain and reports the first broken link.
-    ///
-    /// Detects edited rows (hash mismatch), re-linked rows (previous-hash
-    /// mismatch) and deleted rows (sequence gap). Truncating the newest records
-    /// leaves a valid shorter chain; the uploaded copies at the KLMS cover that.
-    pub fn verify(&self) -> Result<VerifyReport, AuditError> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!("SELECT {COLUMNS} FROM records ORDER BY seq"))?;
-        let mut rows = stmt.query([])?;
-        let mut expected_seq = 1i64;
-        let mut prev = GENESIS_HASH;
-        let mut count = 0u64;
-        while let Some(row) = rows.next()? {
-            count += 1;
-            let seq: i64 = row.get(0)?;
-            let broken = |reason| {
-                Ok(VerifyReport {
-                    records: count,
-                    first_broken: Some(BrokenLink { seq, reason }),
-                })
-            };
-            if seq != expected_seq {
-                return broken(BreakReason::SequenceGap {
-                    expected: expected_seq,
-                });
-            }
-            let record = match row_to_record(row)? {
-                Ok(r) => r,
-                Err(e) => return broken(BreakReason::Malformed(e.to_string())),
-            };
-            let (Some(stored_prev), Some(stored_hash)) =
-                (decode_hash(&record.prev_hash), decode_hash(&record.hash))
-            else {
-                return broken(BreakReason::Malformed(
-                    "hash column is not 32 bytes of hex".into(),
-                ));
-            };
-            if stored_prev != prev {
-                return broken(BreakReason::PrevHashMismatch);
-            }
-            let canonical = canonical_bytes(
-                seq,
-                &record.timestamp,
-                &record.transaction_id,
-                record.kind,
-                &record.body,
-            );
-            if !kf_ct_eq(&chain_hash(&prev, &canonical), &stored_hash) {
-                return broken(BreakReason::HashMismatch);
-            }
-            prev = stored_hash;
-            expected_seq += 1;
-        }
-        Ok(VerifyReport {
-            records: count,
-            first_broken: None,
-        })
-    }
-
-    fn query(
-        &self,
-        sql: &str,
-        params: impl rusqlite::Params,
-    ) -> Result<Vec<JournalRecord>, AuditError> {
-        let mut stmt = self.conn.prepare(sql)?;
-        let rows = stmt.query_map(params, row_to_record)?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push(row??);
-        }
-        Ok(out)
+        list(&self.conn, filter)
     }
 }
 
-/// Hashes are public values; plain comparison is fine, named for clarity.
-fn kf_ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a == b
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn journal() -> (tempfile::TempDir, Journal) {
-        let dir = tempfile::tempdir().unwrap();
-        let j = Journal::open(dir.path().join("j.db")).unwrap();
-        (dir, j)
-    }
-
-    #[test]
-    fn append_chains_and_verifies() {
-        let (_d, mut j) = journal();
-        let a = j.append_started("trx_1", &json!({"b": 1, "a": 2})).unwrap();
-        let b = j
-            .append_outcome("trx_1", &json!({"overall_result": "SUCCESS"}))
-            .unwrap();
-        assert_eq!(a.seq, 1);
-        assert_eq!(b.seq, 2);
-        assert_eq!(a.body, r#"{"a":2,"b":1}"#);
-        assert_eq!(a.prev_hash, hex::encode_upper(GENESIS_HASH));
-        assert_eq!(b.prev_hash, a.hash);
-        let report = j.verify().unwrap();
-        assert_eq!(report.records, 2);
-        assert!(report.is_ok());
-    }
-
-    #[test]
-    fn pending_ack_and_reject() {
-        let (_d, mut j) = journal();
-        j.append_started("t1", &json!({})).unwrap();
-        let o1 = j.append_outcome("t1", &json!({"n": 1})).unwrap();
-        let o2 = j.append_outcome("t2", &json!({"n": 2})).unwrap();
-        let pending = j.pending_uploads(10).unwrap();
-        assert_eq!(
-            pending.iter().map(|r| r.seq).collect::<Vec<_>>(),
-            vec![o1.seq, o2.seq]
-        );
-        j.mark_acknowledged(o1.seq).unwrap();
-        j.mark_rejected(o2.seq, "400 bad record").unwrap();
-        assert!(j.pending_uploads(10).unwrap().is_empty());
-        assert!(matches!(
-            j.show(o1.seq).unwrap().upload,
-            UploadState::Acknowledged(_)
-        ));
-        assert_eq!(
-            j.show(o2.seq).unwrap().upload,
-            UploadState::Rejected("400 bad record".into())
-        );
-        assert!(matches!(
-            j.mark_acknowledged(99),
-            Err(AuditError::NotFound(99))
-        ));
-        // Upload bookkeeping is outside the hash.
-        assert!(j.verify().unwrap().is_ok());
-    }
-
-    #[test]
-    fn unfinished_lists_started_without_outcome() {
-        let (_d, mut j) = journal();
-        j.append_started("t1", &json!({})).unwrap();
-        j.append_outcome("t1", &json!({})).unwrap();
-        j.append_started("t2", &json!({})).unwrap();
-        assert_eq!(j.unfinished().unwrap(), vec!["t2".to_owned()]);
-    }
-
-    #[test]
-    fn list_filters() {
-        let (_d, mut j) = journal();
-        j.append_started("t1", &json!({})).unwrap();
-        j.append_outcome("t1", &json!({})).unwrap();
-        j.append_started("t2", &json!({})).unwrap();
-        let by_tx = j
-            .list(&ListFilter {
-                transaction_id: Some("t1".into()),
-                ..ListFilter::default()
-            })
-            .unwrap();
-        assert_eq!(by_tx.len(), 2);
-        let started = j
-            .list(&ListFilter {
-                kind: Some(RecordKind::Started),
-                ..ListFilter::default()
-            })
-            .unwrap();
-        assert_eq!(
-            started.iter().map(|r| r.seq).collect::<Vec<_>>(),
-            vec![1, 3]
-        );
-        let limited = j
-            .list(&ListFilter {
-                limit: Some(1),
-                from_seq: Some(2),
-                ..ListFilter::default()
-            })
-            .unwrap();
-        assert_eq!(limited.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![2]);
-    }
-
-    #[test]
-    fn open_existing_does_not_create() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("missing.db");
-        assert!(matches!(
-            Journal::open_existing(&path),
-            Err(AuditError::Io(_))
-        ));
-        assert!(!path.exists());
-        Journal::open(&path).unwrap();
-        Journal::open_existing(&path).unwrap();
-    }
-
-    #[test]
-    fn non_object_body_is_refused() {
-        let (_d, mut j) = journal();
-        assert!(matches!(
-            j.append_started("t", &json!([1, 2])),
-            Err(AuditError::InvalidBody(_))
-        ));
-    }
+#[allow(clippy::too_many_arguments)]
+fn write_upload(
+    conn: &Connection,
+    key: &JournalKey,
+    seq: u64,
+    link: &[u8; 32],
+    state: &str,
+    updated_at: &str,
+    detail: &str,
+    receipt: &str,
+) -> Result<(), AuditError> {
+    let mac = compute_upload_mac(
+        key,
+        &UploadInput {
+            seq,
+            link,
+            state,
+            updated_at,
+            detail,
+            receipt,
+        },
+    );
+    let seq = i64::try_from(seq).map_err(|_| AuditError::NotFound(i64::MAX))?;
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO uploads (seq, state, updated_at, detail, receipt, mac)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        seq,
+        state,
+        updated_at,
+        detail,
+        receipt,
+        hex::encode_upper(mac)
+    ])?;
+    Ok(())
 }

@@ -1,12 +1,42 @@
-//! Journal records and the hash chain over them.
+//! Journal records, their canonical encoding and the keyed chain over them.
+//!
+//! # Canonical encoding (format 2)
+//!
+//! Every MAC is HMAC-SHA-256 (RFC 2104, FIPS 198-1) under the station's
+//! 32-byte journal key ([`crate::JournalKey`]). Integers are big-endian, a
+//! *string* is its UTF-8 bytes prefixed by their length as a 32-bit
+//! big-endian integer, and each input starts with a NUL-terminated domain tag
+//! so that no two kinds of MAC share an input:
+//!
+//! ```text
+//! link(n)    = HMAC(key, "kf-audit/link/v2\0"   ‖ link(n-1) [32]  ‖ seq u64
+//!                        ‖ str(timestamp) ‖ str(transaction_id) ‖ str(kind) ‖ str(body))
+//! link(0)    = 32 zero bytes (genesis)
+//! head MAC   = HMAC(key, "kf-audit/head/v2\0"   ‖ seq u64 ‖ link(seq) [32])
+//! upload MAC = HMAC(key, "kf-audit/upload/v2\0" ‖ seq u64 ‖ link(seq) [32]
+//!                        ‖ str(state) ‖ str(updated_at) ‖ str(detail) ‖ str(receipt))
+//! key check  = HMAC(key, "kf-audit/key-check/v2\0")
+//! ```
+//!
+//! `seq` starts at 1 and grows by one per record. The record columns are
+//! exactly `seq, timestamp, transaction_id, kind, body, link`: each is either
+//! an input of the link or the link itself, so no stored value outside the
+//! MAC can change what the journal says. `body` is compact JSON with sorted
+//! keys, stored and MACed as the same text. The golden vectors in
+//! `tests/data/chain_v2.json` pin this encoding.
 
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
-/// Previous-hash value of the first record.
-pub const GENESIS_HASH: [u8; 32] = [0; 32];
+use crate::JournalKey;
 
-/// Domain separator of the canonical record encoding (version 1).
-const CANONICAL_TAG: &[u8] = b"kf-audit/record/v1\0";
+/// Link before the first record.
+pub const GENESIS_LINK: [u8; 32] = [0; 32];
+
+const LINK_TAG: &[u8] = b"kf-audit/link/v2\0";
+const HEAD_TAG: &[u8] = b"kf-audit/head/v2\0";
+const UPLOAD_TAG: &[u8] = b"kf-audit/upload/v2\0";
+const KEY_CHECK_TAG: &[u8] = b"kf-audit/key-check/v2\0";
 
 /// What a record says about its transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -19,7 +49,7 @@ pub enum RecordKind {
 }
 
 impl RecordKind {
-    /// The name stored in the database and exports.
+    /// The name stored in the database, MACed and exported.
     pub fn as_str(self) -> &'static str {
         match self {
             RecordKind::Started => "started",
@@ -37,16 +67,32 @@ impl RecordKind {
     }
 }
 
-/// Where a record stands with respect to the KLMS upload.
+/// Where an outcome record stands with respect to the KLMS upload.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UploadState {
-    /// Not uploaded (`started` records are never uploaded and stay here).
+    /// Not uploaded yet (`started` records are never uploaded and stay here).
     Pending,
-    /// The KLMS acknowledged it at this RFC 3339 time.
-    Acknowledged(String),
+    /// The KLMS acknowledged it.
+    Acknowledged {
+        /// RFC 3339 time of the acknowledgement.
+        at: String,
+        /// The KLMS receipt as received (JSON text; empty when the sink gives none).
+        receipt: String,
+    },
     /// The KLMS refused it permanently (kept for the operator, not retried).
     Rejected(String),
+}
+
+impl UploadState {
+    /// `pending`, `acknowledged` or `rejected`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            UploadState::Pending => "pending",
+            UploadState::Acknowledged { .. } => "acknowledged",
+            UploadState::Rejected(_) => "rejected",
+        }
+    }
 }
 
 /// One journal record as stored.
@@ -60,13 +106,13 @@ pub struct JournalRecord {
     pub transaction_id: String,
     /// Started or outcome.
     pub kind: RecordKind,
-    /// The JSON body exactly as hashed (canonical: compact, sorted keys).
+    /// The JSON body exactly as MACed (compact, sorted keys).
     pub body: String,
-    /// Hash of the previous record (hex), [`GENESIS_HASH`] for the first.
-    pub prev_hash: String,
-    /// SHA-256(prev_hash ‖ canonical bytes), hex.
-    pub hash: String,
-    /// Upload state (not covered by the hash: it changes after the append).
+    /// Link of the previous record (hex), [`GENESIS_LINK`] for the first.
+    pub prev_link: String,
+    /// This record's link (hex): the keyed MAC described in the module docs.
+    pub link: String,
+    /// Upload state (kept outside the chain in its own MACed table).
     pub upload: UploadState,
 }
 
@@ -77,84 +123,110 @@ impl JournalRecord {
     }
 }
 
-/// Canonical bytes of a record: a domain tag, the big-endian sequence number
-/// and each text field prefixed by its 32-bit big-endian length, so that no
-/// two different records share an encoding.
-pub(crate) fn canonical_bytes(
-    seq: i64,
-    timestamp: &str,
-    transaction_id: &str,
-    kind: RecordKind,
-    body: &str,
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(CANONICAL_TAG.len() + 8 + body.len() + 64);
-    out.extend_from_slice(CANONICAL_TAG);
-    out.extend_from_slice(&seq.to_be_bytes());
-    for field in [timestamp, transaction_id, kind.as_str(), body] {
-        out.extend_from_slice(&(field.len() as u32).to_be_bytes());
-        out.extend_from_slice(field.as_bytes());
+fn put_str(mac: &mut Hmac<Sha256>, s: &str) {
+    // Bodies are bounded far below 4 GiB by the journal (see `MAX_FIELD_BYTES`).
+    mac.update(&(s.len() as u32).to_be_bytes());
+    mac.update(s.as_bytes());
+}
+
+/// Largest stored text field; longer fields are refused at append.
+pub(crate) const MAX_FIELD_BYTES: usize = 16 * 1024 * 1024;
+
+fn hmac(key: &JournalKey) -> Hmac<Sha256> {
+    // RFC 2104 pads a key shorter than the block with zeros; doing it here
+    // uses the infallible fixed-size constructor.
+    let mut block = zeroize::Zeroizing::new([0u8; 64]);
+    block[..32].copy_from_slice(key.expose());
+    <Hmac<Sha256> as hmac::digest::KeyInit>::new(
+        hmac::digest::generic_array::GenericArray::from_slice(&block[..]),
+    )
+}
+
+/// The fields of a record that its link covers.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkInput<'a> {
+    /// Sequence number (≥ 1).
+    pub seq: u64,
+    /// Append time.
+    pub timestamp: &'a str,
+    /// Transaction id.
+    pub transaction_id: &'a str,
+    /// Record kind.
+    pub kind: RecordKind,
+    /// Canonical JSON body.
+    pub body: &'a str,
+}
+
+/// `link(n)` from `link(n-1)` and the record's fields.
+pub fn compute_link(key: &JournalKey, prev: &[u8; 32], record: &LinkInput<'_>) -> [u8; 32] {
+    let mut mac = hmac(key);
+    mac.update(LINK_TAG);
+    mac.update(prev);
+    mac.update(&record.seq.to_be_bytes());
+    put_str(&mut mac, record.timestamp);
+    put_str(&mut mac, record.transaction_id);
+    put_str(&mut mac, record.kind.as_str());
+    put_str(&mut mac, record.body);
+    mac.finalize().into_bytes().into()
+}
+
+/// MAC over the journal head (last sequence number and its link).
+pub fn compute_head_mac(key: &JournalKey, seq: u64, link: &[u8; 32]) -> [u8; 32] {
+    let mut mac = hmac(key);
+    mac.update(HEAD_TAG);
+    mac.update(&seq.to_be_bytes());
+    mac.update(link);
+    mac.finalize().into_bytes().into()
+}
+
+/// The fields of an upload-state row that its MAC covers.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadInput<'a> {
+    /// Sequence number of the outcome record.
+    pub seq: u64,
+    /// That record's link.
+    pub link: &'a [u8; 32],
+    /// `pending`, `acknowledged` or `rejected`.
+    pub state: &'a str,
+    /// Time of the last change.
+    pub updated_at: &'a str,
+    /// Rejection reason (empty otherwise).
+    pub detail: &'a str,
+    /// KLMS receipt (empty when none).
+    pub receipt: &'a str,
+}
+
+/// MAC of an upload-state row.
+pub fn compute_upload_mac(key: &JournalKey, row: &UploadInput<'_>) -> [u8; 32] {
+    let mut mac = hmac(key);
+    mac.update(UPLOAD_TAG);
+    mac.update(&row.seq.to_be_bytes());
+    mac.update(row.link);
+    put_str(&mut mac, row.state);
+    put_str(&mut mac, row.updated_at);
+    put_str(&mut mac, row.detail);
+    put_str(&mut mac, row.receipt);
+    mac.finalize().into_bytes().into()
+}
+
+/// Key check value stored in the journal: tells a wrong key from a tampered journal.
+pub fn key_check(key: &JournalKey) -> [u8; 32] {
+    let mut mac = hmac(key);
+    mac.update(KEY_CHECK_TAG);
+    mac.finalize().into_bytes().into()
+}
+
+/// Constant-time comparison of two MACs.
+pub(crate) fn mac_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    subtle::ConstantTimeEq::ct_eq(&a[..], &b[..]).into()
+}
+
+/// Decodes 64 hex digits.
+pub(crate) fn decode_mac(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 {
+        return None;
     }
-    out
-}
-
-/// SHA-256(prev_hash ‖ canonical bytes).
-pub(crate) fn chain_hash(prev_hash: &[u8; 32], canonical: &[u8]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(prev_hash);
-    h.update(canonical);
-    h.finalize().into()
-}
-
-/// Why the chain is broken at a record.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BreakReason {
-    /// The stored hash does not match the record's content (the row was edited).
-    HashMismatch,
-    /// The stored previous hash is not the hash of the record before it.
-    PrevHashMismatch,
-    /// A sequence number is missing (a row was deleted).
-    SequenceGap {
-        /// The sequence number that was expected here.
-        expected: i64,
-    },
-    /// A column could not be read (unknown kind, non-hex hash).
-    Malformed(String),
-}
-
-/// The first record at which the chain does not verify.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct BrokenLink {
-    /// Sequence number of the offending record.
-    pub seq: i64,
-    /// What is wrong.
-    pub reason: BreakReason,
-}
-
-impl std::fmt::Display for BrokenLink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.reason {
-            BreakReason::HashMismatch => {
-                write!(f, "record {}: content does not match its hash", self.seq)
-            }
-            BreakReason::PrevHashMismatch => {
-                write!(
-                    f,
-                    "record {}: previous-hash link does not match record {}",
-                    self.seq,
-                    self.seq - 1
-                )
-            }
-            BreakReason::SequenceGap { expected } => {
-                write!(
-                    f,
-                    "record {}: expected sequence number {expected} (records missing)",
-                    self.seq
-                )
-            }
-            BreakReason::Malformed(why) => write!(f, "record {}: malformed ({why})", self.seq),
-        }
-    }
+    hex::decode(text).ok()?.try_into().ok()
 }
 
 #[cfg(test)]
@@ -162,11 +234,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn canonical_encoding_separates_fields() {
-        let a = canonical_bytes(1, "t", "ab", RecordKind::Started, "{}");
-        let b = canonical_bytes(1, "ta", "b", RecordKind::Started, "{}");
-        assert_ne!(a, b);
-        assert_ne!(chain_hash(&GENESIS_HASH, &a), chain_hash(&GENESIS_HASH, &b));
+    fn length_prefixes_separate_fields() {
+        let key = JournalKey::from_bytes([7; 32]);
+        let a = LinkInput {
+            seq: 1,
+            timestamp: "t",
+            transaction_id: "ab",
+            kind: RecordKind::Started,
+            body: "{}",
+        };
+        let b = LinkInput {
+            transaction_id: "b",
+            timestamp: "ta",
+            ..a
+        };
+        assert_ne!(
+            compute_link(&key, &GENESIS_LINK, &a),
+            compute_link(&key, &GENESIS_LINK, &b)
+        );
+        let other = JournalKey::from_bytes([8; 32]);
+        assert_ne!(
+            compute_link(&key, &GENESIS_LINK, &a),
+            compute_link(&other, &GENESIS_LINK, &a)
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::{AuditError, Journal, JournalRecord};
+use crate::{AuditError, Journal, JournalKey, JournalRecord};
 
 /// Why an upload failed, and so whether to retry it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,8 +21,10 @@ pub enum UploadError {
 
 /// Where acknowledged records go (the KLMS `/v1/audit` endpoint in production).
 pub trait AuditSink: Send + 'static {
-    /// Uploads one outcome record; `Ok` means the far side has it durably.
-    fn upload(&mut self, record: &JournalRecord) -> Result<(), UploadError>;
+    /// Uploads one outcome record; `Ok` means the far side has it durably and
+    /// carries its receipt (JSON text, stored with the acknowledgement; empty
+    /// when the sink gives none).
+    fn upload(&mut self, record: &JournalRecord) -> Result<String, UploadError>;
 }
 
 /// Retry and polling policy of the [`Uploader`].
@@ -90,12 +92,13 @@ impl Uploader {
     /// Starts the uploader on its own journal connection to `journal_path`.
     pub fn spawn<S: AuditSink>(
         journal_path: impl AsRef<Path>,
+        key: JournalKey,
         sink: S,
         config: UploaderConfig,
     ) -> Result<Uploader, AuditError> {
         let path: PathBuf = journal_path.as_ref().to_owned();
         // Open here so a bad path is reported to the caller, not lost in the thread.
-        let journal = Journal::open(&path)?;
+        let journal = Journal::open(&path, key)?;
         let state: SharedState = Arc::default();
         let worker_state = Arc::clone(&state);
         let thread = std::thread::Builder::new()
@@ -254,12 +257,22 @@ fn upload_round<S: AuditSink>(
         if lock(state).stop {
             break;
         }
+        if !journal.link_verifies(&record) {
+            // A record edited after it was appended never leaves the station.
+            let why = format!(
+                "journal record {} does not verify against its link; uploads stopped",
+                record.seq
+            );
+            tracing::error!(seq = record.seq, "{why}");
+            lock(state).stats.last_error = Some(why);
+            return (RoundOutcome::Failed, pending_or_unknown(journal));
+        }
         let result = sink.upload(&record);
         let mut guard = lock(state);
         match result {
-            Ok(()) => {
+            Ok(receipt) => {
                 drop(guard);
-                if let Err(e) = journal.mark_acknowledged(record.seq) {
+                if let Err(e) = journal.mark_acknowledged(record.seq, &receipt) {
                     lock(state).stats.last_error = Some(e.to_string());
                     return (RoundOutcome::Failed, pending_or_unknown(journal));
                 }

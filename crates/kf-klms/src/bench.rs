@@ -160,6 +160,140 @@ pub fn run_issuance_bench(
     ))
 }
 
+type TaskResult = (Vec<Duration>, usize);
+
+/// Waits for the client tasks and summarizes their latencies and errors.
+async fn collect(
+    mut tasks: tokio::task::JoinSet<TaskResult>,
+    start: Instant,
+    concurrency: usize,
+    requests: usize,
+) -> Result<BenchReport, String> {
+    let mut latencies = Vec::with_capacity(requests);
+    let mut errors = 0;
+    while let Some(done) = tasks.join_next().await {
+        let (l, e) = done.map_err(|e| e.to_string())?;
+        latencies.extend(l);
+        errors += e;
+    }
+    let elapsed = start.elapsed();
+    latencies.sort();
+    Ok(BenchReport {
+        concurrency,
+        requests,
+        errors,
+        elapsed_s: elapsed.as_secs_f64(),
+        requests_per_sec: latencies.len() as f64 / elapsed.as_secs_f64().max(1e-9),
+        p50_ms: percentile(&latencies, 0.50),
+        p99_ms: percentile(&latencies, 0.99),
+    })
+}
+
+/// Anchored audit ingest (`kf-klms bench --audit`): `identities.len()`
+/// stations upload concurrently, each its own chain of outcome records with
+/// their audit records (`POST /v1/audit/chain`: chain check, audit storage,
+/// group commit, signed receipt). The key packages the audits refer to are
+/// issued first and not timed. Latencies are those of the chain uploads.
+pub fn run_anchor_bench(
+    base_url: &str,
+    ca_pem: &str,
+    identities: &[String],
+    requests: usize,
+    uid_len: usize,
+) -> Result<BenchReport, String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let stations = identities.len().max(1);
+    let per_station = requests.div_ceil(stations);
+    let mut clients = Vec::new();
+    for identity in identities {
+        clients.push(
+            reqwest::Client::builder()
+                .use_rustls_tls()
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(
+                    reqwest::Certificate::from_pem(ca_pem.as_bytes()).map_err(|e| e.to_string())?,
+                )
+                .identity(
+                    reqwest::Identity::from_pem(identity.as_bytes()).map_err(|e| e.to_string())?,
+                )
+                .timeout(Duration::from_secs(30))
+                .build()
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    let base = base_url.to_owned();
+    runtime.block_on(async move {
+        // Untimed: one key package per audit record to upload.
+        let mut issued: Vec<Vec<(String, String)>> = Vec::new();
+        for http in &clients {
+            let mut mine = Vec::with_capacity(per_station);
+            for _ in 0..per_station {
+                let mut uid = vec![0u8; uid_len];
+                rand::thread_rng().fill_bytes(&mut uid);
+                let uid = hex::encode_upper(&uid);
+                let body = serde_json::json!({"fob_uid": uid, "reader_id": "BENCH"});
+                let resp = http
+                    .post(format!("{base}/v1/key-packages"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let value: serde_json::Value = resp.json().await.map_err(|e| e.to_string())?;
+                let txid = value["transaction_id"]
+                    .as_str()
+                    .ok_or("no transaction_id in the key package")?
+                    .to_owned();
+                mine.push((txid, uid));
+            }
+            issued.push(mine);
+        }
+        let start = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for (http, mine) in clients.into_iter().zip(issued) {
+            let url = format!("{base}/v1/audit/chain");
+            tasks.spawn(async move {
+                let mut latencies = Vec::with_capacity(mine.len());
+                let mut errors = 0usize;
+                let mut prev = [0u8; 32];
+                for (i, (txid, uid)) in mine.into_iter().enumerate() {
+                    let mut link = [0u8; 32];
+                    rand::thread_rng().fill_bytes(&mut link);
+                    let upload = serde_json::json!({
+                        "seq": i + 1,
+                        "prev_link": hex::encode_upper(prev),
+                        "link": hex::encode_upper(link),
+                        "kind": "outcome",
+                        "record": {
+                            "transaction_id": txid, "fob_uid": uid,
+                            "timestamp_iso8601": "2026-11-22T14:32:01.123Z",
+                            "overall_result": "SUCCESS", "stage_reached": "ZEROIZE",
+                            "apdu_trace": [{"direction": "TX", "apdu_hex": "84E2000010"}],
+                            "eol_station_id": "BENCH"
+                        }
+                    });
+                    let t0 = Instant::now();
+                    let ok = match http.post(&url).json(&upload).send().await {
+                        Ok(resp) => resp.status().as_u16() == 201 && resp.bytes().await.is_ok(),
+                        Err(_) => false,
+                    };
+                    if ok {
+                        latencies.push(t0.elapsed());
+                        prev = link;
+                    } else {
+                        errors += 1;
+                    }
+                }
+                (latencies, errors)
+            });
+        }
+        collect(tasks, start, stations, per_station * stations).await
+    })
+}
+
 /// Hostile connections of the limits benchmark: each holds a TCP connection
 /// to `addr` open without completing a TLS handshake (every other one sends
 /// a ClientHello header one byte per second), and reconnects one second after

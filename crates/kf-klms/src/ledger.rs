@@ -54,6 +54,12 @@ pub enum LedgerError {
     /// The ledger writer has stopped.
     #[error("the ledger writer is not running")]
     WriterStopped,
+    /// A journal anchor upload was refused (gap, fork); an alert was recorded.
+    #[error("{0}")]
+    ChainRefused(crate::anchor::ChainRefusal),
+    /// A receipt could not be signed.
+    #[error("receipt: {0}")]
+    Receipt(String),
 }
 
 /// A new issuance to record.
@@ -147,6 +153,8 @@ pub enum LedgerOp {
     Issue(Issuance),
     /// Store an audit record.
     Audit(AuditRecord),
+    /// Anchor one journal record of a station (and store its audit record).
+    Anchor(crate::anchor::AnchorRequest),
 }
 
 /// Result of one [`LedgerOp`] whose batch committed.
@@ -156,6 +164,8 @@ pub enum LedgerOutcome {
     Issued,
     /// The audit was stored or recognised as a duplicate.
     Audit(AuditStored),
+    /// The journal record was anchored, or was the same record again.
+    Anchored(AuditStored),
 }
 
 /// Why a `SUCCESS` audit was stored with a mark (column `audits.flag`).
@@ -240,6 +250,7 @@ impl Ledger {
         if has_flag == 0 {
             conn.execute_batch("ALTER TABLE audits ADD COLUMN flag TEXT")?;
         }
+        conn.execute_batch(crate::anchor::SCHEMA)?;
         Ok(Ledger { conn })
     }
 
@@ -297,12 +308,26 @@ impl Ledger {
                     issue_in(&sp, &new.borrowed()).map(|()| LedgerOutcome::Issued)
                 }
                 LedgerOp::Audit(a) => store_audit_in(&sp, a).map(LedgerOutcome::Audit),
+                LedgerOp::Anchor(a) => {
+                    crate::anchor::anchor_in(&sp, a).map(LedgerOutcome::Anchored)
+                }
             };
             if result.is_ok() {
                 sp.commit()?;
             } else {
                 // Rolls back to the savepoint and releases it: only this op is undone.
                 sp.finish()?;
+            }
+            // A refused anchor leaves an alert, outside the rolled-back savepoint.
+            if let (LedgerOp::Anchor(a), Err(LedgerError::ChainRefused(why))) = (op, &result) {
+                crate::anchor::record_alert(
+                    &tx,
+                    &a.station,
+                    why.code(),
+                    a.seq,
+                    &why.to_string(),
+                    a.now_ms,
+                )?;
             }
             // Some SQLite errors (I/O, full disk) roll back the whole
             // transaction; later ops would then run in autocommit mode and
@@ -387,6 +412,33 @@ impl Ledger {
         Ok(matches!(completed, Some(Some(_))))
     }
 
+    /// Every station's anchored journal head ([`crate::anchor`]).
+    pub fn chain_states(&self) -> Result<Vec<crate::anchor::ChainState>, LedgerError> {
+        crate::anchor::chain_states(&self.conn)
+    }
+
+    /// The anchored head of one station: last sequence number and link.
+    pub fn chain_head(&self, station: &str) -> Result<(u64, [u8; 32]), LedgerError> {
+        crate::anchor::head(&self.conn, station)
+    }
+
+    /// Operator reset of a station's anchor (recorded as an alert); returns
+    /// the sequence number of the head that was dropped.
+    pub fn reset_chain(
+        &mut self,
+        station: &str,
+        reason: &str,
+        operator: &str,
+        now_ms: i64,
+    ) -> Result<u64, LedgerError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let seq = crate::anchor::reset_in(&tx, station, reason, operator, now_ms)?;
+        tx.commit()?;
+        Ok(seq)
+    }
+
     /// Number of issuances recorded for a UID.
     pub fn issuance_count(&self, fob_uid: &str) -> Result<u64, LedgerError> {
         let n: i64 = self.conn.query_row(
@@ -422,7 +474,10 @@ fn issue_in(conn: &Connection, new: &NewIssuance<'_>) -> Result<(), LedgerError>
 }
 
 /// Checks and stores one audit record inside the caller's transaction.
-fn store_audit_in(conn: &Connection, record: &AuditRecord) -> Result<AuditStored, LedgerError> {
+pub(crate) fn store_audit_in(
+    conn: &Connection,
+    record: &AuditRecord,
+) -> Result<AuditStored, LedgerError> {
     let AuditRecord {
         transaction_id,
         station,

@@ -46,6 +46,7 @@
 //!   (until an operator re-issue), unless a later package superseded it
 //!   (see [`ledger::AuditFlag`]).
 
+pub mod anchor;
 pub mod bench;
 pub mod config;
 pub mod container_pool;

@@ -64,6 +64,17 @@ enum Command {
         #[arg(long)]
         ledger: Option<PathBuf>,
     },
+    /// Station journal anchors: each station's last anchored record and alerts.
+    Chain {
+        #[command(subcommand)]
+        command: ChainCommand,
+    },
+    /// Print the public key that verifies journal receipts (PEM).
+    ReceiptKey {
+        /// Server configuration (for the master key the receipt key derives from).
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Issuance throughput over mutual TLS against an in-process server.
     Bench {
         /// Concurrency levels, comma separated.
@@ -75,6 +86,10 @@ enum Command {
         /// Directory for the ledger (default: a temporary directory).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Anchored audit ingest instead of issuance: as many stations as the
+        /// concurrency level, each uploading its own journal chain.
+        #[arg(long)]
+        audit: bool,
     },
     /// Issuance under attack: starts `kf-klms serve` as a child process on
     /// loopback, measures issuance by `--clients` stations quiet and while
@@ -91,6 +106,40 @@ enum Command {
         /// Seconds of each measured phase.
         #[arg(long, default_value_t = 20)]
         seconds: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum ChainCommand {
+    /// One line per station: last anchored sequence number, link, time, alerts.
+    State {
+        /// Server configuration (for the ledger path).
+        #[arg(long, conflicts_with = "ledger")]
+        config: Option<PathBuf>,
+        /// Ledger database, if no configuration is given.
+        #[arg(long)]
+        ledger: Option<PathBuf>,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Acknowledge a deliberate journal reset of a station: its next upload
+    /// starts at record 1 again (recorded as an alert with the reason).
+    Reset {
+        /// Station (client certificate CN).
+        station: String,
+        /// Why (kept in the ledger).
+        #[arg(long)]
+        reason: String,
+        /// Who.
+        #[arg(long, env = "USER", default_value = "operator")]
+        operator: String,
+        /// Server configuration (for the ledger path).
+        #[arg(long, conflicts_with = "ledger")]
+        config: Option<PathBuf>,
+        /// Ledger database, if no configuration is given.
+        #[arg(long)]
+        ledger: Option<PathBuf>,
     },
 }
 
@@ -147,12 +196,20 @@ fn main() -> anyhow::Result<()> {
             concurrency,
             requests,
             dir,
-        } => bench(&concurrency, requests, dir),
+            audit,
+        } => bench(&concurrency, requests, dir, audit),
         Command::BenchLimits {
             connections,
             clients,
             seconds,
         } => bench_limits(connections, clients, seconds),
+        Command::Chain { command } => chain(command),
+        Command::ReceiptKey { config } => {
+            let resolved = FileConfig::load(&config)?.resolve(&base_dir(&config))?;
+            let signer = kf_klms::anchor::ReceiptSigner::derive(&resolved.master_key)?;
+            print!("{}", signer.public_key_pem()?);
+            Ok(())
+        }
     }
 }
 
@@ -244,12 +301,91 @@ fn reissue(
     Ok(())
 }
 
-fn bench(levels: &[usize], requests: usize, dir: Option<PathBuf>) -> anyhow::Result<()> {
+fn existing_ledger(config: Option<&Path>, ledger: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let path = match (config, ledger) {
+        (Some(c), _) => FileConfig::load(c)?.ledger_path(&base_dir(c)),
+        (None, Some(l)) => l.to_path_buf(),
+        (None, None) => bail!("give --config FILE or --ledger FILE"),
+    };
+    if !path.is_file() {
+        bail!("no ledger at {}", path.display());
+    }
+    Ok(path)
+}
+
+fn chain(command: ChainCommand) -> anyhow::Result<()> {
+    match command {
+        ChainCommand::State {
+            config,
+            ledger,
+            json,
+        } => {
+            let path = existing_ledger(config.as_deref(), ledger.as_deref())?;
+            let states = kf_klms::ledger::Ledger::open(&path)?.chain_states()?;
+            if !json {
+                println!(
+                    "{:<24} {:>8}  {:<64}  {:<24} alerts",
+                    "station", "seq", "link", "anchored"
+                );
+            }
+            for s in states {
+                if json {
+                    println!("{}", serde_json::to_string(&s)?);
+                } else {
+                    let at = time::OffsetDateTime::from_unix_timestamp_nanos(
+                        i128::from(s.updated_at_ms) * 1_000_000,
+                    )
+                    .ok()
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .unwrap_or_default();
+                    println!(
+                        "{:<24} {:>8}  {:<64}  {:<24} {}",
+                        s.station, s.seq, s.link, at, s.alerts
+                    );
+                }
+            }
+            Ok(())
+        }
+        ChainCommand::Reset {
+            station,
+            reason,
+            operator,
+            config,
+            ledger,
+        } => {
+            let path = existing_ledger(config.as_deref(), ledger.as_deref())?;
+            let now_ms =
+                (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+            let dropped = kf_klms::ledger::Ledger::open(&path)?
+                .reset_chain(&station, &reason, &operator, now_ms)?;
+            println!(
+                "{}",
+                serde_json::json!({"station": station, "dropped_head_seq": dropped, "ledger": path})
+            );
+            Ok(())
+        }
+    }
+}
+
+fn bench(
+    levels: &[usize],
+    requests: usize,
+    dir: Option<PathBuf>,
+    audit: bool,
+) -> anyhow::Result<()> {
     let dir = dir.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("kf-klms-bench-{}", std::process::id()))
     });
     std::fs::create_dir_all(&dir)?;
-    let pki = DevPki::generate("KF Bench CA", &["bench-station"])?;
+    // Each anchored-ingest level gets its own stations (a chain starts at record 1).
+    let names: Vec<String> = (0..levels.iter().map(|c| (*c).max(1)).sum::<usize>().max(1))
+        .map(|i| format!("bench-station-{i}"))
+        .collect();
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let pki = DevPki::generate("KF Bench CA", &name_refs)?;
     let (_, station) = pki.stations.first().context("no station certificate")?;
     let identity = format!("{}{}", station.cert_pem, station.key_pem);
     let master = kf_crypto::AesKey::from_slice(&[0x42; 16])?;
@@ -262,10 +398,31 @@ fn bench(levels: &[usize], requests: usize, dir: Option<PathBuf>) -> anyhow::Res
         ca_pem: &pki.ca.cert_pem,
         identity_pem: &identity,
     };
+    let identities: Vec<String> = pki
+        .stations
+        .iter()
+        .map(|(_, s)| format!("{}{}", s.cert_pem, s.key_pem))
+        .collect();
+    if audit {
+        println!("anchored audit ingest (POST /v1/audit/chain), one station per concurrent client");
+    }
     println!("concurrency requests errors   req/s   p50_ms   p99_ms");
+    let mut next_station = 0;
     for &c in levels {
-        let r = kf_klms::bench::run_issuance_bench(&client, c, requests, kf_klms::DEFAULT_UID_LEN)
-            .map_err(anyhow::Error::msg)?;
+        let stations = next_station..(next_station + c.max(1)).min(identities.len());
+        next_station = stations.end;
+        let r = if audit {
+            kf_klms::bench::run_anchor_bench(
+                &base,
+                &pki.ca.cert_pem,
+                &identities[stations],
+                requests,
+                kf_klms::DEFAULT_UID_LEN,
+            )
+        } else {
+            kf_klms::bench::run_issuance_bench(&client, c, requests, kf_klms::DEFAULT_UID_LEN)
+        }
+        .map_err(anyhow::Error::msg)?;
         println!(
             "{:>11} {:>8} {:>6} {:>7.1} {:>8.2} {:>8.2}",
             r.concurrency, r.requests, r.errors, r.requests_per_sec, r.p50_ms, r.p99_ms

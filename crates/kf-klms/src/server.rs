@@ -132,7 +132,10 @@ fn prepare(config: KlmsConfig) -> Result<Prepared, ServerError> {
     let ledger = Ledger::open(&config.ledger_path)?;
     let ledger_reader = Ledger::open_reader(&config.ledger_path)?;
     let ledger_writer = LedgerWriter::start(ledger, LEDGER_QUEUE_LEN, LEDGER_MAX_BATCH)?;
+    let receipts = crate::anchor::ReceiptSigner::derive(&config.master_key)
+        .map_err(|e| ServerError::Config(e.to_string()))?;
     let state = Arc::new(AppState {
+        receipts,
         ledger_reader: Mutex::new(ledger_reader),
         ledger_writer,
         content: config.content,

@@ -27,6 +27,8 @@ use crate::wire::{
     KeyPackageRequest, KeyPackageResponse, StaticKeysHex,
 };
 
+mod chain;
+
 /// Identity of the TLS peer, attached to each request by the connection layer.
 #[derive(Clone, Debug)]
 pub(crate) struct StationIdentity(pub Option<String>);
@@ -42,6 +44,8 @@ pub(crate) struct AppState {
     pub uid_len: usize,
     pub ttl: Duration,
     pub allowed: HashSet<String>,
+    /// Signs journal anchor receipts.
+    pub receipts: crate::anchor::ReceiptSigner,
 }
 
 /// An error response: status + `{"error", "message"}`.
@@ -96,6 +100,11 @@ pub(crate) fn router(state: Arc<AppState>, limits: &Limits) -> Router {
             "/v1/audit",
             post(audit).layer(limited(limits.audit_body_limit)),
         )
+        .route(
+            "/v1/audit/chain",
+            post(chain::upload).layer(limited(limits.audit_body_limit)),
+        )
+        .route("/v1/audit/chain/head", get(chain::head))
         .layer(DefaultBodyLimit::disable())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -454,19 +463,13 @@ fn validate_audit(core: &AuditRecordCore, uid_len: usize) -> Result<(), ApiError
     Ok(())
 }
 
-async fn audit(
-    State(state): State<Arc<AppState>>,
-    Extension(identity): Extension<StationIdentity>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<AuditAck>), ApiError> {
-    let station = authorize(&state, &identity)?;
-    let body = json_body(&headers, body)?;
+/// Parses (strictly) and validates a seed 000 audit record sent by `station`.
+fn audit_record(state: &AppState, station: String, body: &[u8]) -> Result<AuditRecord, ApiError> {
     // Strict parse first (duplicates, unknown fields, types); the stored copy
     // is the same text as a value, re-serialized.
-    let core: AuditRecordCore = parse_strict(&body).map_err(invalid_json)?;
+    let core: AuditRecordCore = parse_strict(body).map_err(invalid_json)?;
     let value: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|e| invalid_json(e.to_string()))?;
+        serde_json::from_slice(body).map_err(|e| invalid_json(e.to_string()))?;
     validate_audit(&core, state.uid_len)?;
     if core.eol_station_id != station {
         return Err(ApiError::new(
@@ -476,37 +479,56 @@ async fn audit(
         ));
     }
     let canonical = serde_json::to_string(&value).map_err(|e| ApiError::internal(e.to_string()))?;
-    let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-    let transaction_id = core.transaction_id.clone();
+    Ok(AuditRecord {
+        transaction_id: core.transaction_id,
+        station,
+        fob_uid: core.fob_uid,
+        overall_result: core.overall_result,
+        body: canonical,
+        now_ms: to_ms(OffsetDateTime::now_utc()),
+    })
+}
+
+/// HTTP status of a ledger error while storing an audit record.
+fn audit_ledger_error(e: LedgerError) -> ApiError {
+    match e {
+        LedgerError::ChainRefused(why) => {
+            ApiError::new(StatusCode::CONFLICT, why.code(), why.to_string())
+        }
+        LedgerError::UnknownTransaction => {
+            ApiError::new(StatusCode::NOT_FOUND, "unknown_transaction", e.to_string())
+        }
+        LedgerError::WrongStation => {
+            ApiError::new(StatusCode::FORBIDDEN, "wrong_station", e.to_string())
+        }
+        LedgerError::UidMismatch => ApiError::unprocessable("uid_mismatch", e.to_string()),
+        LedgerError::ConflictingAudit => {
+            ApiError::new(StatusCode::CONFLICT, "conflicting_audit", e.to_string())
+        }
+        LedgerError::Busy => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ledger_busy",
+            e.to_string(),
+        ),
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+async fn audit(
+    State(state): State<Arc<AppState>>,
+    Extension(identity): Extension<StationIdentity>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<AuditAck>), ApiError> {
+    let station = authorize(&state, &identity)?;
+    let body = json_body(&headers, body)?;
+    let record = audit_record(&state, station, &body)?;
+    let transaction_id = record.transaction_id.clone();
     let outcome = state
         .ledger_writer
-        .submit(LedgerOp::Audit(AuditRecord {
-            transaction_id: core.transaction_id,
-            station,
-            fob_uid: core.fob_uid,
-            overall_result: core.overall_result,
-            body: canonical,
-            now_ms,
-        }))
+        .submit(LedgerOp::Audit(record))
         .await
-        .map_err(|e| match e {
-            LedgerError::UnknownTransaction => {
-                ApiError::new(StatusCode::NOT_FOUND, "unknown_transaction", e.to_string())
-            }
-            LedgerError::WrongStation => {
-                ApiError::new(StatusCode::FORBIDDEN, "wrong_station", e.to_string())
-            }
-            LedgerError::UidMismatch => ApiError::unprocessable("uid_mismatch", e.to_string()),
-            LedgerError::ConflictingAudit => {
-                ApiError::new(StatusCode::CONFLICT, "conflicting_audit", e.to_string())
-            }
-            LedgerError::Busy => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ledger_busy",
-                e.to_string(),
-            ),
-            other => ApiError::internal(other.to_string()),
-        })?;
+        .map_err(audit_ledger_error)?;
     let LedgerOutcome::Audit(stored) = outcome else {
         return Err(ApiError::internal("unexpected ledger outcome"));
     };

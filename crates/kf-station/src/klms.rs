@@ -45,11 +45,62 @@ pub fn source(client: &Arc<KlmsClient>, reader_id: &str) -> KlmsProvisioningSour
 }
 
 /// Starts the uploader that sends the journal's outcome records to the KLMS.
-pub fn uploader(journal: &Path, client: &Arc<KlmsClient>) -> anyhow::Result<Uploader> {
+pub fn uploader(
+    journal: &Path,
+    key: kf_audit::JournalKey,
+    client: &Arc<KlmsClient>,
+) -> anyhow::Result<Uploader> {
     let config = UploaderConfig {
         poll_interval: Duration::from_millis(500),
         ..UploaderConfig::default()
     };
-    Uploader::spawn(journal, KlmsAuditSink::new(client.clone()), config)
+    Uploader::spawn(journal, key, KlmsAuditSink::new(client.clone()), config)
         .context("cannot start the audit uploader")
+}
+
+/// Compares the journal with the head the KLMS anchored for this station:
+/// the journal must hold the anchored record with the same link. A journal
+/// that ends before it (restored from an older copy) or differs at it
+/// (forked, rewritten) is refused. When the KLMS cannot be reached the check
+/// is skipped with a warning: the KLMS refuses a rolled-back chain at upload.
+pub fn check_anchor(
+    journal: &kf_audit::Journal,
+    journal_path: &Path,
+    client: &Arc<KlmsClient>,
+) -> anyhow::Result<()> {
+    let anchored = match client.chain_head() {
+        Ok(head) => head,
+        Err(e) if e.is_transient() => {
+            tracing::warn!(error = %e, "KLMS unreachable: the journal head is not compared with its anchor");
+            return Ok(());
+        }
+        Err(e) => return Err(e).context("cannot read the journal anchor from the KLMS"),
+    };
+    if anchored.seq == 0 {
+        return Ok(());
+    }
+    let local = journal.head()?;
+    let how = format!(
+        "restore the current journal, or after a deliberate reset have the KLMS operator run \
+         `kf-klms chain reset {} --reason ...` and start with a new journal",
+        anchored.station_id
+    );
+    let seq = i64::try_from(anchored.seq).context("anchored sequence number out of range")?;
+    if local.seq < seq {
+        anyhow::bail!(
+            "journal {} was rolled back: the KLMS anchored record {} but the journal ends at record {}; {how}",
+            journal_path.display(),
+            anchored.seq,
+            local.seq
+        );
+    }
+    let record = journal.show(seq)?;
+    if !record.link.eq_ignore_ascii_case(&anchored.link) {
+        anyhow::bail!(
+            "journal {} forked: record {} differs from the one the KLMS anchored; {how}",
+            journal_path.display(),
+            anchored.seq
+        );
+    }
+    Ok(())
 }

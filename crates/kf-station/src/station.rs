@@ -70,40 +70,49 @@ pub fn sim_fob() -> anyhow::Result<VirtualFob> {
 /// and, optionally, a JSON-lines copy.
 pub struct Recorder {
     journal: kf_audit::Journal,
-    journal_path: PathBuf,
     audit_file: Option<AuditFile>,
     uploader: Option<kf_audit::Uploader>,
 }
 
 impl Recorder {
-    /// Opens (or creates) the journal.
-    pub fn open(journal_path: &Path, audit_file: Option<&Path>) -> anyhow::Result<Recorder> {
+    /// Opens (or creates, with its key) the journal; its key is
+    /// `<journal>.key` ([`kf_audit::JournalKey`]). With a KLMS client the
+    /// journal is first compared with the head the KLMS anchored (a journal
+    /// rolled back or forked is refused before anything is appended), then
+    /// an uploader sends its records to the KLMS in the background.
+    pub fn open(
+        journal_path: &Path,
+        audit_file: Option<&Path>,
+        klms: Option<&std::sync::Arc<kf_source::klms::KlmsClient>>,
+    ) -> anyhow::Result<Recorder> {
         crate::paths::prepare_default_dir(journal_path).with_context(|| {
             format!("cannot create the directory of {}", journal_path.display())
         })?;
-        let mut journal = kf_audit::Journal::open(journal_path)
+        let key_path = kf_audit::JournalKey::default_path(journal_path);
+        let mut journal = kf_audit::Journal::open_or_create(journal_path, &key_path)
             .with_context(|| format!("cannot open the journal {}", journal_path.display()))?;
+        if let Some(client) = klms {
+            crate::klms::check_anchor(&journal, journal_path, client)?;
+        }
         let interrupted = crate::journal::close_interrupted(&mut journal)?;
         if interrupted > 0 {
             errln!(
                 "journal: {interrupted} personalization(s) interrupted by a previous stop recorded as FAILURE"
             );
         }
+        let uploader = match klms {
+            Some(client) => Some(crate::klms::uploader(
+                journal_path,
+                kf_audit::JournalKey::load(&key_path)?,
+                client,
+            )?),
+            None => None,
+        };
         Ok(Recorder {
             journal,
-            journal_path: journal_path.to_path_buf(),
             audit_file: audit_file.map(AuditFile::new),
-            uploader: None,
+            uploader,
         })
-    }
-
-    /// Uploads outcome records to the KLMS in the background (store and forward).
-    pub fn upload_to(
-        &mut self,
-        client: &std::sync::Arc<kf_source::klms::KlmsClient>,
-    ) -> anyhow::Result<()> {
-        self.uploader = Some(crate::klms::uploader(&self.journal_path, client)?);
-        Ok(())
     }
 
     /// Waits up to `timeout` for pending uploads; returns the uploader's

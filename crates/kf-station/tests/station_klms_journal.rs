@@ -177,7 +177,7 @@ fn kill_9_during_a_run_leaves_a_verifiable_journal_and_closes_the_interrupted_fo
     assert!(verify.status.success());
     // Every record present before the restart is still there, unchanged.
     for (old, new) in before.iter().zip(&after) {
-        assert_eq!(old["hash"], new["hash"]);
+        assert_eq!(old["link"], new["link"]);
     }
     // No transaction is left without an outcome.
     let mut started = std::collections::BTreeSet::new();
@@ -194,4 +194,142 @@ fn kill_9_during_a_run_leaves_a_verifiable_journal_and_closes_the_interrupted_fo
         started.is_subset(&outcomes),
         "a started fob has no outcome after restart"
     );
+}
+
+fn sha(path: &Path) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(std::fs::read(path).unwrap()).to_vec()
+}
+
+/// A journal restored from an older copy is refused at start-up against the
+/// KLMS's anchor, unchanged; after an operator reset at the KLMS a new
+/// journal is accepted from record 1.
+#[test]
+fn a_rolled_back_journal_is_refused_at_start_up_until_the_klms_operator_resets() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pki = kf_klms::pki::DevPki::generate("test CA", &["STATION-T"]).unwrap();
+    let paths = pki.write_to(&d.join("pki")).unwrap();
+    let ledger = d.join("ledger.db");
+    let master = kf_crypto::AesKey::from_slice(&[0x33; 16]).unwrap();
+    let server =
+        kf_klms::spawn_server(kf_klms::KlmsConfig::dev(&pki, ledger.clone(), master).unwrap())
+            .unwrap();
+    let config = d.join("station.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "station_id = \"STATION-T\"\njournal = \"{}\"\n[source]\nkind = \"klms\"\n[klms]\nurl = \"{}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+            d.join("journal.db").display(),
+            server.base_url(),
+            paths.ca_cert.display(),
+            d.join("pki/STATION-T.pem").display(),
+            d.join("pki/STATION-T.key").display(),
+        ),
+    )
+    .unwrap();
+    let provision = || {
+        run(station()
+            .args(["provision", "--sim", "--json", "--config"])
+            .arg(&config))
+    };
+    let anchored = || {
+        kf_klms::ledger::Ledger::open(&ledger)
+            .unwrap()
+            .chain_head("STATION-T")
+            .unwrap()
+            .0
+    };
+    // The sim fob does not hold the KLMS's diversified keys: each run is a
+    // journaled FAILURE outcome, uploaded and anchored all the same.
+    let out = provision();
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let journal = d.join("journal.db");
+    let backup = d.join("backup.db");
+    std::fs::copy(&journal, &backup).unwrap();
+    let first = anchored();
+    assert!(first >= 1, "nothing anchored after the first run");
+    let out = provision();
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(anchored() > first);
+    // Offline verification with the KLMS receipt key and against the anchor.
+    let receipt_key = d.join("klms-receipt.pem");
+    std::fs::write(
+        &receipt_key,
+        kf_klms::anchor::ReceiptSigner::derive(
+            &kf_crypto::AesKey::from_slice(&[0x33; 16]).unwrap(),
+        )
+        .unwrap()
+        .public_key_pem()
+        .unwrap(),
+    )
+    .unwrap();
+    let verify = || {
+        run(station()
+            .args(["audit", "verify", "--journal"])
+            .arg(&journal)
+            .arg("--klms-key")
+            .arg(&receipt_key)
+            .arg("--against-klms")
+            .arg(&config))
+    };
+    let out = verify();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Roll back: the older copy replaces the journal. On its own it is a
+    // consistent journal; against the KLMS anchor it is truncated.
+    std::fs::copy(&backup, &journal).unwrap();
+    let out = verify();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tail truncated"));
+    // The station refuses to run on it.
+    let before = sha(&journal);
+    let out = provision();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("rolled back") && err.contains("kf-klms chain reset"),
+        "{err}"
+    );
+    assert_eq!(sha(&journal), before, "the refused journal was written to");
+
+    // The KLMS operator acknowledges the reset; the station starts a new journal.
+    kf_klms::ledger::Ledger::open(&ledger)
+        .unwrap()
+        .reset_chain("STATION-T", "journal disk replaced", "test", 1)
+        .unwrap();
+    std::fs::rename(&journal, d.join("old-journal.db")).unwrap();
+    std::fs::rename(d.join("journal.db.key"), d.join("old-journal.db.key")).unwrap();
+    let out = provision();
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(anchored() >= 1);
+    let states = kf_klms::ledger::Ledger::open(&ledger)
+        .unwrap()
+        .chain_states()
+        .unwrap();
+    assert_eq!(states[0].alerts, 1, "{states:?}");
+    server.shutdown();
 }

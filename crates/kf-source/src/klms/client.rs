@@ -209,14 +209,45 @@ impl KlmsClient {
 
     /// `POST /v1/audit` with one audit record (JSON text).
     pub fn post_audit(&self, record_json: &str) -> Result<AuditAck, KlmsError> {
-        let url = format!("{}/v1/audit", self.base_url);
-        let body = record_json.to_owned();
+        self.post_json("/v1/audit", record_json.to_owned())
+    }
+
+    /// `POST /v1/audit/chain`: anchors one journal record (with the audit
+    /// record of an outcome) and returns the KLMS's signed receipt.
+    pub fn post_chain(
+        &self,
+        upload: &kf_audit::receipt::ChainUpload,
+    ) -> Result<kf_audit::receipt::ChainUploadAck, KlmsError> {
+        let body = serde_json::to_string(upload)
+            .map_err(|e| KlmsError::Config(format!("chain upload: {e}")))?;
+        self.post_json("/v1/audit/chain", body)
+    }
+
+    /// POSTs a JSON body and parses a success response.
+    fn post_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: String,
+    ) -> Result<T, KlmsError> {
+        let url = format!("{}{path}", self.base_url);
         let (status, bytes) = self.send_with_retries(&url, || {
             self.http
                 .post(&url)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body.clone())
         })?;
+        if status.is_success() {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| KlmsError::InvalidResponse(redacted_json_error(&e)))
+        } else {
+            Err(http_error(status, &bytes))
+        }
+    }
+
+    /// `GET /v1/audit/chain/head`: this station's anchored journal head.
+    pub fn chain_head(&self) -> Result<kf_audit::receipt::ChainHead, KlmsError> {
+        let url = format!("{}/v1/audit/chain/head", self.base_url);
+        let (status, bytes) = self.send_with_retries(&url, || self.http.get(&url))?;
         if status.is_success() {
             serde_json::from_slice(&bytes)
                 .map_err(|e| KlmsError::InvalidResponse(redacted_json_error(&e)))

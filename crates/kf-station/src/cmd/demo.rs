@@ -132,14 +132,16 @@ fn demo(args: &DemoArgs, options: &PipelineOptions) -> anyhow::Result<bool> {
     std::fs::create_dir_all(&args.data_dir)?;
     let journal = args.data_dir.join("journal.db");
     let audit_file = args.data_dir.join("audit.jsonl");
-    let mut recorder = Recorder::open(&journal, Some(&audit_file))?;
     let klms = if args.source == "klms" {
-        let klms = EmbeddedKlms::start(&args.data_dir)?;
-        recorder.upload_to(&klms.client)?;
-        Some(klms)
+        Some(EmbeddedKlms::start(&args.data_dir)?)
     } else {
         None
     };
+    let mut recorder = Recorder::open(
+        &journal,
+        Some(&audit_file),
+        klms.as_ref().map(|k| &k.client),
+    )?;
     let mut source: Box<dyn kf_source::ProvisioningSource> = match &klms {
         Some(k) => Box::new(crate::klms::source(&k.client, "DEMO-READER-01")),
         None => Box::new(DevSampleSource::generated(args.fobs, None)?),
@@ -254,7 +256,7 @@ impl Summary {
         }
         if let Some(u) = &self.upload {
             outln!(
-                "KLMS (mutual TLS): audit records uploaded {}, pending {}, rejected {}",
+                "KLMS (mutual TLS): journal records anchored {}, pending {}, rejected {}",
                 u.uploaded,
                 u.pending,
                 u.rejected

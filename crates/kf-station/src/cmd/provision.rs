@@ -95,10 +95,11 @@ fn provision_one(args: &StationArgs) -> anyhow::Result<u8> {
     }
     let opened = open_source(&config)?;
     let mut source = opened.source;
-    let mut recorder = Recorder::open(&config.journal, config.audit_file.as_deref())?;
-    if let Some(client) = &opened.klms {
-        recorder.upload_to(client)?;
-    }
+    let mut recorder = Recorder::open(
+        &config.journal,
+        config.audit_file.as_deref(),
+        opened.klms.as_ref(),
+    )?;
     let outcome = if config.sim {
         let mut link = LoopbackTransport::new(sim_fob()?);
         recorder.provision(&mut link, source.as_mut(), &options)?

@@ -48,10 +48,11 @@ fn station_loop(args: &StationArgs) -> anyhow::Result<u8> {
     let context = PcscContext::establish()?;
     let opened = open_source(&config)?;
     let mut source = opened.source;
-    let mut recorder = Recorder::open(&config.journal, config.audit_file.as_deref())?;
-    if let Some(client) = &opened.klms {
-        recorder.upload_to(client)?;
-    }
+    let mut recorder = Recorder::open(
+        &config.journal,
+        config.audit_file.as_deref(),
+        opened.klms.as_ref(),
+    )?;
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();

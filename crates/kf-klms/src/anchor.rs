@@ -1,0 +1,410 @@
+//! Anchoring of station journals: per station, the last sequence number and
+//! link the KLMS accepted, the rule that every upload extends it by exactly
+//! one record, alerts for refused uploads, and signed receipts.
+//!
+//! ```text
+//! upload (station = client CN, seq, prev_link, link[, audit record])
+//!   head(station) = (s, L)  (0, 32 zero bytes before the first record)
+//!   seq = s + 1 and prev_link = L          → accepted: head = (seq, link), receipt
+//!   seq ≤ s and link(station, seq) = link  → the same record again: same receipt (idempotent)
+//!   seq > s + 1                            → refused: chain_gap   + alert
+//!   otherwise                              → refused: chain_fork  + alert (rollback, fork, replay of other content)
+//! receipt = ECDSA P-256 over kf_audit::receipt::receipt_message(station, seq, link)
+//! ```
+//!
+//! The KLMS cannot check a link (it has no journal key); it checks that the
+//! station's journal only ever grows along one chain, so a journal restored
+//! from an older copy, or rewritten, cannot be uploaded. An operator resets a
+//! station's anchor deliberately with `kf-klms chain reset` (recorded as an alert).
+
+use hmac::{Hmac, Mac};
+use p256::ecdsa::signature::Signer;
+use p256::ecdsa::{Signature, SigningKey};
+use rusqlite::{params, Connection, OptionalExtension};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+pub use kf_audit::receipt::{ChainHead, ChainUpload, ChainUploadAck};
+
+use crate::ledger::{store_audit_in, AuditRecord, AuditStored, LedgerError};
+
+/// Tables of the anchor (created with the ledger).
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS chain_heads (
+    station       TEXT PRIMARY KEY,
+    seq           INTEGER NOT NULL,
+    link          TEXT NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chain_links (
+    station TEXT NOT NULL,
+    seq     INTEGER NOT NULL,
+    link    TEXT NOT NULL,
+    PRIMARY KEY (station, seq)
+);
+CREATE TABLE IF NOT EXISTS chain_alerts (
+    id      INTEGER PRIMARY KEY,
+    station TEXT NOT NULL,
+    kind    TEXT NOT NULL,
+    seq     INTEGER NOT NULL,
+    detail  TEXT NOT NULL,
+    at_ms   INTEGER NOT NULL
+);
+";
+
+const GENESIS: [u8; 32] = [0; 32];
+
+/// One record of a station's journal offered for anchoring.
+#[derive(Debug, Clone)]
+pub struct AnchorRequest {
+    /// Client certificate CN of the uploader.
+    pub station: String,
+    /// The record's sequence number in the station's journal.
+    pub seq: u64,
+    /// The link of the record before it.
+    pub prev_link: [u8; 32],
+    /// The record's link.
+    pub link: [u8; 32],
+    /// The audit record carried by an `outcome` record.
+    pub audit: Option<AuditRecord>,
+    /// Receive time, Unix milliseconds.
+    pub now_ms: i64,
+}
+
+/// Why an anchor upload was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainRefusal {
+    /// The upload skips records.
+    Gap {
+        /// The sequence number the KLMS expects next.
+        expected: u64,
+    },
+    /// The upload does not extend the anchored chain (rollback, fork, or a
+    /// different record under an already anchored sequence number).
+    Fork {
+        /// The anchored head's sequence number.
+        head: u64,
+    },
+}
+
+impl ChainRefusal {
+    /// Machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ChainRefusal::Gap { .. } => "chain_gap",
+            ChainRefusal::Fork { .. } => "chain_fork",
+        }
+    }
+}
+
+impl std::fmt::Display for ChainRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChainRefusal::Gap { expected } => write!(
+                f,
+                "journal records are missing: the KLMS expects record {expected} next"
+            ),
+            ChainRefusal::Fork { head } => write!(
+                f,
+                "the record does not extend the journal chain anchored at record {head} \
+                 (journal rolled back, forked or rewritten)"
+            ),
+        }
+    }
+}
+
+/// A station's anchored head.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChainState {
+    /// Station (client certificate CN).
+    pub station: String,
+    /// Last anchored sequence number.
+    pub seq: u64,
+    /// Its link, upper-case hex.
+    pub link: String,
+    /// Time of the last anchor, Unix milliseconds.
+    pub updated_at_ms: i64,
+    /// Alerts recorded for the station (refusals, resets).
+    pub alerts: u64,
+}
+
+fn hex32(text: &str) -> Option<[u8; 32]> {
+    let v = hex::decode(text).ok()?;
+    v.try_into().ok()
+}
+
+/// The anchored head of `station` (`(0, zeros)` before its first record).
+pub fn head(conn: &Connection, station: &str) -> Result<(u64, [u8; 32]), LedgerError> {
+    let row: Option<(i64, String)> = conn
+        .prepare_cached("SELECT seq, link FROM chain_heads WHERE station = ?1")?
+        .query_row(params![station], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(match row {
+        None => (0, GENESIS),
+        Some((seq, link)) => (
+            u64::try_from(seq).unwrap_or(0),
+            hex32(&link).unwrap_or(GENESIS),
+        ),
+    })
+}
+
+/// Applies the anchor rule inside the caller's transaction.
+pub(crate) fn anchor_in(
+    conn: &Connection,
+    req: &AnchorRequest,
+) -> Result<AuditStored, LedgerError> {
+    let (seq, link) = head(conn, &req.station)?;
+    let link_hex = hex::encode_upper(req.link);
+    if req.seq <= seq && req.seq > 0 {
+        let stored: Option<String> = conn
+            .prepare_cached("SELECT link FROM chain_links WHERE station = ?1 AND seq = ?2")?
+            .query_row(params![req.station, req.seq as i64], |r| r.get(0))
+            .optional()?;
+        return if stored.as_deref() == Some(link_hex.as_str()) {
+            Ok(AuditStored::Duplicate)
+        } else {
+            Err(LedgerError::ChainRefused(ChainRefusal::Fork { head: seq }))
+        };
+    }
+    if req.seq != seq + 1 {
+        return Err(LedgerError::ChainRefused(ChainRefusal::Gap {
+            expected: seq + 1,
+        }));
+    }
+    if req.prev_link != link {
+        return Err(LedgerError::ChainRefused(ChainRefusal::Fork { head: seq }));
+    }
+    let stored = match &req.audit {
+        Some(a) => store_audit_in(conn, a)?,
+        None => AuditStored::New,
+    };
+    conn.prepare_cached("INSERT INTO chain_links (station, seq, link) VALUES (?1, ?2, ?3)")?
+        .execute(params![req.station, req.seq as i64, link_hex])?;
+    conn.prepare_cached(
+        "INSERT INTO chain_heads (station, seq, link, updated_at_ms) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(station) DO UPDATE SET seq = ?2, link = ?3, updated_at_ms = ?4",
+    )?
+    .execute(params![req.station, req.seq as i64, link_hex, req.now_ms])?;
+    Ok(stored)
+}
+
+/// Records an alert (a refused upload or an operator reset).
+pub(crate) fn record_alert(
+    conn: &Connection,
+    station: &str,
+    kind: &str,
+    seq: u64,
+    detail: &str,
+    now_ms: i64,
+) -> Result<(), LedgerError> {
+    tracing::warn!(%station, kind, seq, detail, "journal anchor alert");
+    conn.prepare_cached(
+        "INSERT INTO chain_alerts (station, kind, seq, detail, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![station, kind, seq as i64, detail, now_ms])?;
+    Ok(())
+}
+
+/// Every station's anchored head with its alert count.
+pub fn chain_states(conn: &Connection) -> Result<Vec<ChainState>, LedgerError> {
+    let mut stmt = conn.prepare(
+        "SELECT s.station, COALESCE(h.seq, 0), COALESCE(h.link, ?1), COALESCE(h.updated_at_ms, 0),
+                (SELECT COUNT(*) FROM chain_alerts a WHERE a.station = s.station)
+         FROM (SELECT station FROM chain_heads UNION SELECT station FROM chain_alerts) s
+         LEFT JOIN chain_heads h ON h.station = s.station ORDER BY s.station",
+    )?;
+    let rows = stmt.query_map(params![hex::encode_upper(GENESIS)], |r| {
+        Ok(ChainState {
+            station: r.get(0)?,
+            seq: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+            link: r.get(2)?,
+            updated_at_ms: r.get(3)?,
+            alerts: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Operator reset of a station's anchor: the next upload starts at record 1.
+pub(crate) fn reset_in(
+    conn: &Connection,
+    station: &str,
+    reason: &str,
+    operator: &str,
+    now_ms: i64,
+) -> Result<u64, LedgerError> {
+    if reason.trim().is_empty() {
+        return Err(LedgerError::MissingReason);
+    }
+    let (seq, _) = head(conn, station)?;
+    conn.execute(
+        "DELETE FROM chain_links WHERE station = ?1",
+        params![station],
+    )?;
+    conn.execute(
+        "DELETE FROM chain_heads WHERE station = ?1",
+        params![station],
+    )?;
+    record_alert(
+        conn,
+        station,
+        "reset",
+        seq,
+        &format!("anchor reset by {operator}: {reason}"),
+        now_ms,
+    )?;
+    Ok(seq)
+}
+
+/// Signs receipts with the KLMS receipt key.
+///
+/// The key is derived from the KLMS master key (HMAC-SHA-256 with the label
+/// `kf-klms/receipt-key/v1` and a counter, the first output below the curve
+/// order), so it needs no extra secret file and is stable across restarts;
+/// the public key is published with `kf-klms receipt-key`.
+pub struct ReceiptSigner {
+    key: SigningKey,
+}
+
+impl std::fmt::Debug for ReceiptSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReceiptSigner(..)")
+    }
+}
+
+impl ReceiptSigner {
+    /// Derives the receipt key from the master key.
+    pub fn derive(master: &kf_crypto::AesKey) -> Result<ReceiptSigner, LedgerError> {
+        for counter in 0u32..16 {
+            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(master.expose_secret())
+                .map_err(|_| LedgerError::Receipt("receipt key derivation failed".into()))?;
+            mac.update(b"kf-klms/receipt-key/v1\0");
+            mac.update(&counter.to_be_bytes());
+            let bytes = Zeroizing::new(<[u8; 32]>::from(mac.finalize().into_bytes()));
+            if let Ok(key) = SigningKey::from_slice(&bytes[..]) {
+                return Ok(ReceiptSigner { key });
+            }
+        }
+        Err(LedgerError::Receipt("receipt key derivation failed".into()))
+    }
+
+    /// The receipt for `(station, seq, link)`.
+    pub fn sign(&self, station: &str, seq: u64, link: &[u8; 32]) -> kf_audit::receipt::Receipt {
+        let message = kf_audit::receipt::receipt_message(station, seq, link);
+        let signature: Signature = self.key.sign(&message);
+        kf_audit::receipt::Receipt {
+            station_id: station.to_owned(),
+            seq,
+            link: hex::encode_upper(link),
+            signature: hex::encode_upper(signature.to_bytes()),
+        }
+    }
+
+    /// The public key, SubjectPublicKeyInfo PEM.
+    pub fn public_key_pem(&self) -> Result<String, LedgerError> {
+        use p256::pkcs8::EncodePublicKey;
+        self.key
+            .verifying_key()
+            .to_public_key_pem(p256::pkcs8::LineEnding::LF)
+            .map_err(|e| LedgerError::Receipt(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::{Ledger, LedgerOp, LedgerOutcome};
+
+    fn op(seq: u64, prev: u8, link: u8) -> LedgerOp {
+        LedgerOp::Anchor(AnchorRequest {
+            station: "S1".into(),
+            seq,
+            prev_link: [prev; 32],
+            link: [link; 32],
+            audit: None,
+            now_ms: 1,
+        })
+    }
+
+    #[test]
+    fn the_chain_only_grows_along_one_line_and_refusals_leave_alerts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(dir.path().join("l.db")).unwrap();
+        let results = l
+            .apply_batch(&[
+                op(1, 0, 1),
+                op(2, 1, 2),
+                op(2, 1, 2), // the same record again
+                op(4, 3, 4), // gap
+                op(3, 9, 3), // does not extend link 2: fork
+                op(1, 0, 7), // other content under an anchored number: fork / rollback
+                op(3, 2, 3),
+            ])
+            .unwrap();
+        assert!(matches!(
+            results[0],
+            Ok(LedgerOutcome::Anchored(AuditStored::New))
+        ));
+        assert!(matches!(
+            results[1],
+            Ok(LedgerOutcome::Anchored(AuditStored::New))
+        ));
+        assert!(matches!(
+            results[2],
+            Ok(LedgerOutcome::Anchored(AuditStored::Duplicate))
+        ));
+        assert!(matches!(
+            &results[3],
+            Err(LedgerError::ChainRefused(ChainRefusal::Gap { expected: 3 }))
+        ));
+        assert!(matches!(
+            &results[4],
+            Err(LedgerError::ChainRefused(ChainRefusal::Fork { head: 2 }))
+        ));
+        assert!(matches!(
+            &results[5],
+            Err(LedgerError::ChainRefused(ChainRefusal::Fork { head: 2 }))
+        ));
+        assert!(matches!(
+            results[6],
+            Ok(LedgerOutcome::Anchored(AuditStored::New))
+        ));
+        assert_eq!(l.chain_head("S1").unwrap(), (3, [3; 32]));
+        let states = l.chain_states().unwrap();
+        assert_eq!(states.len(), 1);
+        assert_eq!(states[0].alerts, 3);
+        // Another station has its own chain.
+        assert_eq!(l.chain_head("S2").unwrap(), (0, GENESIS));
+        // An operator reset needs a reason and restarts at record 1.
+        assert!(matches!(
+            l.reset_chain("S1", " ", "op", 2),
+            Err(LedgerError::MissingReason)
+        ));
+        assert_eq!(l.reset_chain("S1", "disk replaced", "op", 2).unwrap(), 3);
+        let r = l.apply_batch(&[op(1, 0, 5)]).unwrap();
+        assert!(matches!(
+            r[0],
+            Ok(LedgerOutcome::Anchored(AuditStored::New))
+        ));
+        assert_eq!(l.chain_states().unwrap()[0].alerts, 4);
+    }
+
+    #[test]
+    fn receipts_verify_under_the_published_key_only() {
+        let master = kf_crypto::AesKey::from_slice(&[7; 16]).unwrap();
+        let signer = ReceiptSigner::derive(&master).unwrap();
+        let again = ReceiptSigner::derive(&master).unwrap();
+        let key = kf_audit::receipt::klms_key_from_pem(&again.public_key_pem().unwrap()).unwrap();
+        let receipt = signer.sign("S1", 5, &[9; 32]);
+        assert!(receipt.verify(&key));
+        assert!(receipt.covers(5, &[9; 32]));
+        let mut forged = receipt.clone();
+        forged.seq = 6;
+        assert!(!forged.verify(&key));
+        let other =
+            ReceiptSigner::derive(&kf_crypto::AesKey::from_slice(&[8; 16]).unwrap()).unwrap();
+        let other_key =
+            kf_audit::receipt::klms_key_from_pem(&other.public_key_pem().unwrap()).unwrap();
+        assert!(!receipt.verify(&other_key));
+    }
+}
