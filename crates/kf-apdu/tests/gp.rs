@@ -227,3 +227,15 @@ fn split_store_data_numbers_blocks_and_marks_only_the_last() {
         .iter()
         .all(|c| c.is_sensitive()));
 }
+
+#[test]
+fn block_ranges_cover_the_data_in_order() {
+    assert_eq!(
+        gp::block_ranges(600, 245).unwrap(),
+        [0..245, 245..490, 490..600]
+    );
+    assert_eq!(gp::block_ranges(490, 245).unwrap(), [0..245, 245..490]);
+    assert_eq!(gp::block_ranges(3000, 1016).unwrap().len(), 3);
+    assert!(gp::block_ranges(0, 245).unwrap().is_empty());
+    assert!(gp::block_ranges(10, 0).is_err());
+}

@@ -11,6 +11,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
+use kf_apdu::Dgi;
 use kf_crypto::AesKey;
 use time::OffsetDateTime;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -264,18 +265,6 @@ pub(crate) fn rfc3339_millis(t: OffsetDateTime) -> String {
     )
 }
 
-/// Seed 001 DGI wire encoding: TAG(2) ‖ len (1 byte < 255, else FF ‖ 2 bytes) ‖ value.
-pub(crate) fn encode_dgi(tag: u16, value: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(&tag.to_be_bytes());
-    if value.len() < 0xFF {
-        out.push(value.len() as u8);
-    } else {
-        out.push(0xFF);
-        out.extend_from_slice(&(value.len() as u16).to_be_bytes());
-    }
-    out.extend_from_slice(value);
-}
-
 /// DGIs in personalization order; A003 is AES-CBC(static DEK, IV 0, ISO 9797-1 M2).
 fn build_dgis(dek: &AesKey, content: &FobContent) -> Vec<(u16, Vec<u8>, bool)> {
     let encrypted_scalar =
@@ -321,6 +310,8 @@ struct PreparedIssue {
     issuance: Issuance,
     keys: kf_crypto::StaticKeys,
     dgis: Vec<(u16, Vec<u8>, bool)>,
+    /// The DGIs encoded back to back (the `ford_payload` data).
+    payload: Vec<u8>,
     fesn: String,
     expires: OffsetDateTime,
 }
@@ -350,11 +341,20 @@ fn prepare_issue(
         .content_for(&uid)
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_content", e.to_string()))?;
     let dgis = build_dgis(&keys.dek, &content);
+    let mut payload = Vec::new();
     for (tag, value, _) in &dgis {
-        if let Some(dgi) = kf_profile::FobDgi::from_tag(*tag) {
+        let profile = kf_profile::FobDgi::from_tag(*tag);
+        if let Some(dgi) = profile {
             dgi.check_value(value)
                 .map_err(|e| ApiError::internal(format!("content does not fit the applet: {e}")))?;
         }
+        let wire = Dgi {
+            tag: *tag,
+            data: value.clone(),
+            sensitive: profile.is_some_and(kf_profile::FobDgi::is_secret),
+        };
+        wire.encode_into(&mut payload)
+            .map_err(|e| ApiError::internal(format!("content does not fit a DGI: {e}")))?;
     }
     let transaction_id = format!("trx_{}", uuid::Uuid::new_v4().simple());
     let now = OffsetDateTime::now_utc();
@@ -371,6 +371,7 @@ fn prepare_issue(
         },
         keys,
         dgis,
+        payload,
         fesn: content.fesn.clone(),
         expires,
     })
@@ -382,6 +383,7 @@ impl PreparedIssue {
             issuance,
             keys,
             dgis,
+            payload,
             fesn,
             expires,
         } = self;
@@ -392,10 +394,6 @@ impl PreparedIssue {
             %fesn,
             "key package issued"
         );
-        let mut payload = Vec::new();
-        for (tag, value, _) in &dgis {
-            encode_dgi(*tag, value, &mut payload);
-        }
         KeyPackageResponse {
             transaction_id: issuance.transaction_id,
             fob_uid: issuance.fob_uid,
@@ -563,17 +561,6 @@ async fn audit(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dgi_length_encoding() {
-        let mut out = Vec::new();
-        encode_dgi(0xA001, &[1, 2], &mut out);
-        assert_eq!(out, [0xA0, 0x01, 0x02, 1, 2]);
-        let mut out = Vec::new();
-        encode_dgi(0xA002, &[0u8; 300], &mut out);
-        assert_eq!(&out[..5], &[0xA0, 0x02, 0xFF, 0x01, 0x2C]);
-        assert_eq!(out.len(), 305);
-    }
 
     #[test]
     fn hex_upper_matches_the_hex_crate() {

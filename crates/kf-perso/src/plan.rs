@@ -11,36 +11,22 @@
 //! ## Block capacity
 //!
 //! The commands here are plaintext; the SCP03 host wraps each one, which
-//! grows the data field (GPC Amd D §6.2.4–§6.2.6). With a short Lc limit of
-//! 255 bytes and a MAC of `m` bytes (8 in S8 mode, 16 in S16 mode):
-//!
-//! | level | wrapped Lc of `n` plaintext bytes | largest `n` (S8) | (S16) |
-//! |---|---|---|---|
-//! | C-MAC (`01`, `11`) | `n + m` | 247 | 239 |
-//! | C-DEC + C-MAC (`03`, `13`, `33`) | `16·(⌊n/16⌋ + 1) + m` (padding always added) | 239 (→ 240 + 8 = 248) | 223 (→ 224 + 16 = 240) |
-//! | none (`00`) | `n` | 255 | 255 |
-//!
-//! For C-DEC the largest `n` is `16·⌊(limit − m)/16⌋ − 1`: one byte short of a
-//! block multiple, so the mandatory padding fits in the same block. Seed 001's
-//! 245 is replaced by these values (issue 4). Extended length (ISO 7816-3
+//! grows the data field. `kf_scp03::max_plain_data_len` answers how many
+//! plaintext bytes fit in one command at the channel's level and mode (its
+//! module documentation has the table). Extended length (ISO 7816-3
 //! §12.1.3) is used only when the caller says the reader supports it; the
 //! limit is then [`PlanOptions::max_extended_lc`].
 
 use std::ops::Range;
 
-use kf_apdu::{CommandApdu, Dgi};
-use kf_profile::{FobDgi, P1Style, INS_STORE_DATA};
-use kf_scp03::{Mode, SecurityLevel};
+use kf_apdu::{gp, CommandApdu, Dgi};
+use kf_profile::{FobDgi, P1Style};
+use kf_scp03::{max_plain_data_len, LengthForm, Mode, SecurityLevel};
 use kf_source::{PrivateKeyMaterial, ProvisioningInput};
 use zeroize::Zeroizing;
 
 use crate::PlanError;
 
-/// CLA of the plaintext STORE DATA commands (GP proprietary class; the SCP03
-/// wrap sets the secure-messaging bit → `84`).
-pub const CLA_GP: u8 = 0x80;
-/// Short-length Lc limit (ISO 7816-3 §12.1.3).
-pub const SHORT_LC_LIMIT: usize = 255;
 /// Default extended-length Lc limit when extended APDUs are enabled: a
 /// conservative size for JCOP 4 applet buffers.
 pub const DEFAULT_MAX_EXTENDED_LC: usize = 1024;
@@ -95,37 +81,14 @@ impl PlanOptions {
         if self.extended_length {
             self.max_extended_lc.min(kf_apdu::MAX_DATA_LEN)
         } else {
-            SHORT_LC_LIMIT
+            LengthForm::Short.lc_limit()
         }
     }
 
-    /// Largest plaintext block whose wrapped form fits the Lc limit (see the
-    /// module documentation for the arithmetic).
+    /// Largest plaintext block whose SCP03-wrapped form fits the Lc limit.
     pub fn block_capacity(&self) -> usize {
-        max_plaintext_len(self.security_level, self.mode, self.lc_limit())
+        max_plain_data_len(self.security_level, self.mode, self.lc_limit())
     }
-}
-
-/// Largest plaintext data length whose SCP03-wrapped form has Lc ≤ `lc_limit`.
-pub fn max_plaintext_len(level: SecurityLevel, mode: Mode, lc_limit: usize) -> usize {
-    let mac = if level.c_mac() { mode.byte_len() } else { 0 };
-    let room = lc_limit.saturating_sub(mac);
-    if level.c_dec() {
-        (room / 16 * 16).saturating_sub(1)
-    } else {
-        room
-    }
-}
-
-/// Length of the SCP03-wrapped data field for `plain_len` plaintext bytes.
-pub fn wrapped_len(level: SecurityLevel, mode: Mode, plain_len: usize) -> usize {
-    let mac = if level.c_mac() { mode.byte_len() } else { 0 };
-    let body = if level.c_dec() && plain_len > 0 {
-        (plain_len / 16 + 1) * 16
-    } else {
-        plain_len
-    };
-    body + mac
 }
 
 /// One STORE DATA block of the plan.
@@ -187,10 +150,7 @@ impl PersoPlan {
             dgi_ranges.push((dgi, start..stream.len()));
         }
 
-        let chunks: Vec<Range<usize>> = (0..stream.len())
-            .step_by(capacity)
-            .map(|s| s..(s + capacity).min(stream.len()))
-            .collect();
+        let chunks = gp::block_ranges(stream.len(), capacity)?;
         let separate = options.last_block == LastBlockStyle::SeparateEmptyBlock;
         let total = chunks.len() + usize::from(separate);
         if total > MAX_BLOCKS {
@@ -217,10 +177,9 @@ impl PersoPlan {
             let carries = overlaps(&encrypted_ranges, &range);
             let secret = overlaps(&secret_ranges, &range);
             let last = !separate && number + 1 == total;
-            let p1 = options.p1_style.p1(last, carries);
+            let p1 = options.p1_style.store_data_p1(last, carries);
             // number < MAX_BLOCKS, checked above.
-            let mut command = CommandApdu::new(CLA_GP, INS_STORE_DATA, p1, number as u8)
-                .try_with_data(stream[range.clone()].to_vec())?;
+            let mut command = gp::store_data(p1, number as u8, &stream[range.clone()]);
             if secret {
                 command = command.sensitive();
             }
@@ -231,11 +190,10 @@ impl PersoPlan {
             });
         }
         let lifecycle = separate.then(|| {
-            CommandApdu::new(
-                CLA_GP,
-                INS_STORE_DATA,
-                options.p1_style.p1(true, false),
+            gp::store_data(
+                options.p1_style.store_data_p1(true, false),
                 (total - 1) as u8,
+                [],
             )
         });
         Ok(PersoPlan {

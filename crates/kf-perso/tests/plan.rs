@@ -2,11 +2,10 @@
 //! root 722 B, P-256 key, SPID, IRK) for security levels 01 and 33.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use kf_apdu::Dgi;
-use kf_perso::plan::{max_plaintext_len, wrapped_len, SHORT_LC_LIMIT};
+use kf_apdu::{Dgi, MAX_SHORT_DATA_LEN as SHORT_LC_LIMIT};
 use kf_perso::{LastBlockStyle, PersoPlan, PlanError, PlanOptions};
 use kf_profile::P1Style;
-use kf_scp03::{Mode, SecurityLevel};
+use kf_scp03::{max_plain_data_len, wrapped_data_len, Mode, SecurityLevel};
 use kf_source::{
     BleIrk, CardKeys, EncryptedScalar, PersonalizationItems, PrivateKeyMaterial, PrivateScalar,
     ProvisioningInput, Spid,
@@ -84,21 +83,30 @@ const LEVELS: [SecurityLevel; 2] = [SecurityLevel::C_MAC, SecurityLevel::FULL];
 
 #[test]
 fn block_capacity_arithmetic_for_s8_and_s16() {
-    assert_eq!(max_plaintext_len(SecurityLevel::C_MAC, Mode::S8, 255), 247);
-    assert_eq!(max_plaintext_len(SecurityLevel::C_MAC, Mode::S16, 255), 239);
+    assert_eq!(max_plain_data_len(SecurityLevel::C_MAC, Mode::S8, 255), 247);
     assert_eq!(
-        max_plaintext_len(SecurityLevel::C_DEC_C_MAC, Mode::S8, 255),
+        max_plain_data_len(SecurityLevel::C_MAC, Mode::S16, 255),
         239
     );
-    assert_eq!(max_plaintext_len(SecurityLevel::FULL, Mode::S8, 255), 239);
-    assert_eq!(max_plaintext_len(SecurityLevel::FULL, Mode::S16, 255), 223);
-    assert_eq!(max_plaintext_len(SecurityLevel::NONE, Mode::S8, 255), 255);
+    assert_eq!(
+        max_plain_data_len(SecurityLevel::C_DEC_C_MAC, Mode::S8, 255),
+        239
+    );
+    assert_eq!(max_plain_data_len(SecurityLevel::FULL, Mode::S8, 255), 239);
+    assert_eq!(max_plain_data_len(SecurityLevel::FULL, Mode::S16, 255), 223);
+    assert_eq!(max_plain_data_len(SecurityLevel::NONE, Mode::S8, 255), 255);
     // The limits are tight: one more byte no longer fits.
     for level in SecurityLevel::ALL {
         for mode in [Mode::S8, Mode::S16] {
-            let n = max_plaintext_len(level, mode, 255);
-            assert!(wrapped_len(level, mode, n) <= 255, "{level:?} {mode:?}");
-            assert!(wrapped_len(level, mode, n + 1) > 255, "{level:?} {mode:?}");
+            let n = max_plain_data_len(level, mode, 255);
+            assert!(
+                wrapped_data_len(level, mode, n) <= 255,
+                "{level:?} {mode:?}"
+            );
+            assert!(
+                wrapped_data_len(level, mode, n + 1) > 255,
+                "{level:?} {mode:?}"
+            );
         }
     }
     assert_eq!(PlanOptions::default().block_capacity(), 247);
@@ -115,7 +123,7 @@ fn every_wrapped_block_fits_a_short_lc() {
             for (i, block) in plan.blocks().iter().enumerate() {
                 let len = block.command.data().len();
                 assert!(len <= capacity);
-                assert!(wrapped_len(level, mode, len) <= SHORT_LC_LIMIT);
+                assert!(wrapped_data_len(level, mode, len) <= SHORT_LC_LIMIT);
                 // Every block but the last is full.
                 if i + 1 < plan.blocks().len() {
                     assert_eq!(len, capacity);
@@ -326,7 +334,9 @@ fn plan_from_a_generated_container_package() {
             kf_crypto::cbc::decrypt_m2(&input.card_keys.keys.dek, &[0; 16], &dgis[0].data).unwrap();
         assert_eq!(clear.as_slice(), scalar.expose_secret());
         for block in plan.blocks() {
-            assert!(wrapped_len(level, Mode::S8, block.command.data().len()) <= SHORT_LC_LIMIT);
+            assert!(
+                wrapped_data_len(level, Mode::S8, block.command.data().len()) <= SHORT_LC_LIMIT
+            );
         }
     }
 }

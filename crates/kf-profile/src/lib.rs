@@ -9,6 +9,7 @@
 //! Sources: seed 001 (JCShell reference flow: applet AID, KVN 255, DGIs, post-perso
 //! commands) and GP Card Specification 2.3.1 §11.11 (STORE DATA, Table 11-89 for P1).
 
+use kf_apdu::gp::{StoreDataEncryption, StoreDataP1, StoreDataStructure};
 use thiserror::Error;
 
 /// Application identifier of the key-fob applet (seed 001, "Applet AID").
@@ -137,27 +138,7 @@ pub const ENCRYPTED_SCALAR_LEN: usize = 48;
 pub const MAX_CERTIFICATE_LEN: usize = 2048;
 
 /// STORE DATA instruction byte (GP Card Spec 2.3.1 §11.11; seed 001: E2, not DA).
-pub const INS_STORE_DATA: u8 = 0xE2;
-
-/// STORE DATA P1 (GP Card Spec 2.3.1 Table 11-89).
-pub mod p1 {
-    /// b8: last block.
-    pub const LAST_BLOCK: u8 = 0x80;
-    /// b7-b6 = 01: application-dependent encryption.
-    pub const ENC_APPLICATION_DEPENDENT: u8 = 0x20;
-    /// b7-b6 = 11: encrypted data.
-    pub const ENC_ENCRYPTED: u8 = 0x60;
-    /// Mask of the encryption bits b7-b6.
-    pub const ENC_MASK: u8 = 0x60;
-    /// b5-b4 = 01: DGI format.
-    pub const STRUCTURE_DGI: u8 = 0x08;
-    /// b5-b4 = 10: BER-TLV format.
-    pub const STRUCTURE_BER_TLV: u8 = 0x10;
-    /// Mask of the data-structure bits b5-b4.
-    pub const STRUCTURE_MASK: u8 = 0x18;
-    /// b3-b1 are RFU and must be zero.
-    pub const RFU_MASK: u8 = 0x07;
-}
+pub use kf_apdu::gp::ins::STORE_DATA as INS_STORE_DATA;
 
 /// How the station marks STORE DATA blocks in P1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -173,31 +154,45 @@ pub enum P1Style {
 }
 
 impl P1Style {
-    /// P1 for a block.
-    pub const fn p1(self, last: bool, carries_encrypted_dgi: bool) -> u8 {
-        let last_bit = if last { p1::LAST_BLOCK } else { 0 };
+    /// P1 for a block, as the `kf-apdu` STORE DATA P1 (GP Table 11-89).
+    pub const fn store_data_p1(self, last: bool, carries_encrypted_dgi: bool) -> StoreDataP1 {
         match self {
-            P1Style::JcShell => last_bit,
-            P1Style::GpDgi => {
-                let enc = if carries_encrypted_dgi {
-                    p1::ENC_APPLICATION_DEPENDENT
+            P1Style::JcShell => StoreDataP1 {
+                last_block: last,
+                encryption: StoreDataEncryption::None,
+                structure: StoreDataStructure::Unspecified,
+                expects_response: false,
+            },
+            P1Style::GpDgi => StoreDataP1 {
+                last_block: last,
+                encryption: if carries_encrypted_dgi {
+                    StoreDataEncryption::ApplicationDependent
                 } else {
-                    0
-                };
-                last_bit | p1::STRUCTURE_DGI | enc
-            }
+                    StoreDataEncryption::None
+                },
+                structure: StoreDataStructure::Dgi,
+                expects_response: false,
+            },
         }
+    }
+
+    /// P1 byte for a block.
+    pub const fn p1(self, last: bool, carries_encrypted_dgi: bool) -> u8 {
+        self.store_data_p1(last, carries_encrypted_dgi).to_byte()
     }
 }
 
-/// Checks a STORE DATA P1 as the applet does: RFU bits clear, structure "none"
-/// or "DGI". Returns whether the block is the last one.
+/// Checks a STORE DATA P1 as the applet does: RFU bits b3–b2 and the case 4
+/// bit b1 clear, structure "none" or "DGI" (GP Table 11-89); the encryption
+/// bits are not checked. Returns whether the block is the last one.
 pub fn parse_store_data_p1(p1_byte: u8) -> Result<bool, ProfileError> {
-    let structure = p1_byte & p1::STRUCTURE_MASK;
-    if p1_byte & p1::RFU_MASK != 0 || !(structure == 0 || structure == p1::STRUCTURE_DGI) {
+    let structure = p1_byte & StoreDataP1::STRUCTURE_MASK;
+    let allowed_structure = structure == StoreDataStructure::Unspecified.bits()
+        || structure == StoreDataStructure::Dgi.bits();
+    if p1_byte & (StoreDataP1::RFU_MASK | StoreDataP1::CASE_4) != 0 || !allowed_structure {
         return Err(ProfileError::BadP1(p1_byte));
     }
-    Ok(p1_byte & p1::LAST_BLOCK != 0)
+    Ok(p1_byte & StoreDataP1::LAST_BLOCK != 0)
 }
 
 /// Applet life cycle (seed 001: UNPERSONALIZED → PERSONALIZED after the last block).
@@ -232,7 +227,7 @@ impl TransportConfig {
     /// The raw post-perso command enabling this transport (sent outside the secure channel).
     pub const fn enable_command(self) -> [u8; 8] {
         [
-            0x00,
+            kf_apdu::gp::CLA_ISO,
             INS_PUT_CONFIG,
             0x00,
             0x00,
@@ -244,8 +239,9 @@ impl TransportConfig {
     }
 }
 
-/// INS of the post-perso configuration command (seed 001: `00 DB 00 00 ...`).
-pub const INS_PUT_CONFIG: u8 = 0xDB;
+/// INS of the post-perso configuration command (seed 001: `00 DB 00 00 ...`):
+/// PUT DATA with the odd instruction (ISO/IEC 7816-4 §11.4.6).
+pub use kf_apdu::gp::ins::PUT_DATA_ODD as INS_PUT_CONFIG;
 
 /// Key-pair verification command (this project's applet profile): ISO 7816-4
 /// INTERNAL AUTHENTICATE, `00 88 00 00 Lc challenge Le=00`, sent in plain after
@@ -306,6 +302,16 @@ mod tests {
         }
         assert_eq!(parse_store_data_p1(0x10), Err(ProfileError::BadP1(0x10)));
         assert_eq!(parse_store_data_p1(0x81), Err(ProfileError::BadP1(0x81)));
+        // The applet's rule over every byte, written out bit by bit.
+        for p1 in 0..=255u8 {
+            let ok = p1 & 0x07 == 0 && matches!(p1 & 0x18, 0x00 | 0x08);
+            let want = if ok {
+                Ok(p1 & 0x80 != 0)
+            } else {
+                Err(ProfileError::BadP1(p1))
+            };
+            assert_eq!(parse_store_data_p1(p1), want, "{p1:02X}");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! `CardSession` outlives channels: it holds the key sets and their
 //! pseudo-random challenge sequence counters (Amd D §6.2.2.1).
 
-use kf_apdu::{CommandApdu, ResponseApdu, StatusWord};
+use kf_apdu::{gp, CommandApdu, ResponseApdu, StatusWord};
 use kf_crypto::{ct_eq, StaticKeys};
 
 use crate::channel::{ChannelCore, DEFAULT_COMMAND_LIMIT};
@@ -163,7 +163,10 @@ impl CardSession {
             command: "INITIALIZE UPDATE",
             reason,
         };
-        if command.cla() & 0xFC != 0x80 || command.ins() != 0x50 || command.p2() != 0x00 {
+        if command.cla() & 0xFC != gp::CLA_GP
+            || command.ins() != gp::ins::INITIALIZE_UPDATE
+            || command.p2() != 0x00
+        {
             return Err(malformed("wrong CLA, INS or P2"));
         }
         let mode = self.config.mode;

@@ -7,7 +7,7 @@
 //! ```
 //! Explicit secure channel initiation: GPC §D.1.2 / Figure E-1, Amd D §5.2, §6.2.
 
-use kf_apdu::{CommandApdu, ResponseApdu};
+use kf_apdu::{gp, CommandApdu, ResponseApdu};
 use kf_crypto::{ct_eq, StaticKeys};
 
 use crate::channel::{ChannelCore, DEFAULT_COMMAND_LIMIT};
@@ -59,7 +59,7 @@ impl HostSession {
     }
 
     /// Builds INITIALIZE UPDATE (`80 50 KVN 00 Lc host-challenge 00`, GPC
-    /// §11.12 / Amd D §7.1.1). KVN '00' lets the card choose the key set. An
+    /// §D.4.1 / Amd D §7.1.1) with `kf_apdu::gp::initialize_update`. KVN '00' lets the card choose the key set. An
     /// 8-byte challenge selects S8, a 16-byte one S16.
     pub fn initialize_update(
         self,
@@ -67,9 +67,7 @@ impl HostSession {
         host_challenge: &[u8],
     ) -> Result<(CommandApdu, AwaitingCardResponse), Scp03Error> {
         let mode = Mode::from_challenge_len(host_challenge.len())?;
-        let command = CommandApdu::new(0x80, 0x50, key_version, 0x00)
-            .with_data(host_challenge.to_vec())
-            .with_le(256);
+        let command = gp::initialize_update(key_version, host_challenge)?;
         Ok((
             command,
             AwaitingCardResponse {
@@ -149,7 +147,7 @@ impl AwaitingCardResponse {
         }
         let host_crypto =
             host_cryptogram(&keys, self.mode, &self.host_challenge, &card.card_challenge)?;
-        let (command, chaining) = external_authenticate(&keys, self.mode, level, &host_crypto);
+        let (command, chaining) = external_authenticate(&keys, self.mode, level, &host_crypto)?;
         let core = ChannelCore::new(keys, self.mode, level, chaining, self.host.command_limit);
         Ok((command, AwaitingExternalAuthenticate { core, card }))
     }

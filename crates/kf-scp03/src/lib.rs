@@ -22,6 +22,7 @@
 //! implemented; R-MAC is fixed for the session by EXTERNAL AUTHENTICATE. Only
 //! explicit secure channel initiation exists (as Amd D §6.2.3 mandates).
 
+mod capacity;
 mod card;
 mod channel;
 mod error;
@@ -34,6 +35,7 @@ mod session;
 pub mod replay;
 pub mod sm;
 
+pub use capacity::{data_bytes_per_apdu, max_plain_data_len, wrapped_data_len, LengthForm};
 pub use card::{
     CardAwaitingAuthentication, CardChannel, CardConfig, CardKeySet, CardSession,
     MAX_SEQUENCE_COUNTER,

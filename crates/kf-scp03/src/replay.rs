@@ -176,7 +176,7 @@ pub fn replay(input_json: &str, show_session_keys: bool) -> Result<ReplayReport,
     .map_err(|e| field_err("static_keys", e))?;
     let host_challenge = hex_field("host_challenge", &input.host_challenge)?;
     let mode = Mode::from_challenge_len(host_challenge.len())
-        .map_err(|e| field_err("host_challenge", e))?;
+        .map_err(|e| field_err("security_level", e))?;
     let iu_data = hex_field(
         "initialize_update_response",
         &input.initialize_update_response,
@@ -217,7 +217,8 @@ pub fn replay(input_json: &str, show_session_keys: bool) -> Result<ReplayReport,
         .map_err(|e| field_err("static_keys", e))?;
     let host_crypto = host_cryptogram(&session, mode, &host_challenge, &card.card_challenge)
         .map_err(|e| field_err("static_keys", e))?;
-    let (ea, mut chaining) = external_authenticate(&session, mode, level, &host_crypto);
+    let (ea, mut chaining) = external_authenticate(&session, mode, level, &host_crypto)
+        .map_err(|e| field_err("security_level", e))?;
 
     let mut commands = Vec::with_capacity(input.commands.len());
     for (n, c) in input.commands.iter().enumerate() {

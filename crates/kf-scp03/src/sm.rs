@@ -6,11 +6,11 @@
 //! MAC and carry on.
 
 use kf_apdu::{
-    CommandApdu, ResponseApdu, StatusWord, MAX_DATA_LEN, MAX_SHORT_DATA_LEN, MAX_SHORT_LE,
+    gp, CommandApdu, ResponseApdu, StatusWord, MAX_DATA_LEN, MAX_SHORT_DATA_LEN, MAX_SHORT_LE,
 };
 use kf_crypto::{ct_eq, AesCipher, AesKey, CmacRun, BLOCK_LEN};
 
-use crate::{Mode, Scp03Error, SecurityLevel, SessionKeys, TerminationCause};
+use crate::{wrapped_data_len, Mode, Scp03Error, SecurityLevel, SessionKeys, TerminationCause};
 
 /// A 16-byte MAC chaining value (Amd D §5.3, §6.2.3): public, but part of the
 /// channel state.
@@ -158,30 +158,21 @@ fn c_mac(
     m.finalize()
 }
 
-/// Builds the EXTERNAL AUTHENTICATE command (Amd D §7.1.2, §6.2.3): CLA '84',
-/// INS '82', P1 = security level, data = host cryptogram ‖ C-MAC, MAC chained
-/// from 16 × '00'. Returns the command and the new chaining value.
+/// Builds the EXTERNAL AUTHENTICATE command (Amd D §7.1.2, §6.2.3): the
+/// plaintext command of `kf_apdu::gp::external_authenticate` (P1 = security
+/// level, data = host cryptogram) protected with a C-MAC only, chained from
+/// 16 × '00'. Returns the command (CLA '84') and the new chaining value.
 pub fn external_authenticate(
     keys: &SessionKeys,
     mode: Mode,
     level: SecurityLevel,
     host_cryptogram: &[u8],
-) -> (CommandApdu, ChainingValue) {
-    let header = [0x84, 0x82, level.value(), 0x00];
-    let lc = host_cryptogram.len() + mode.byte_len();
-    let mac = c_mac(
-        keys,
-        &[0u8; BLOCK_LEN],
-        header,
-        &LcField::new(lc, false),
-        host_cryptogram,
-    );
-    let mut data = host_cryptogram.to_vec();
-    data.extend_from_slice(&mac[..mode.byte_len()]);
-    (
-        CommandApdu::new(0x84, 0x82, level.value(), 0x00).with_data(data),
-        mac,
-    )
+) -> Result<(CommandApdu, ChainingValue), Scp03Error> {
+    let plain = gp::external_authenticate(level.value(), host_cryptogram)?;
+    let mut chaining = [0u8; BLOCK_LEN];
+    // No data is encrypted, so the encryption counter does not enter.
+    let command = protect_command(keys, mode, SecurityLevel::C_MAC, &mut chaining, 0, &plain)?;
+    Ok((command, chaining))
 }
 
 /// Verifies a received EXTERNAL AUTHENTICATE's C-MAC (card side) and returns
@@ -197,7 +188,7 @@ pub(crate) fn verify_external_authenticate(
     };
     let cmd = CommandApdu::parse(raw).map_err(|_| malformed("not a valid APDU"))?;
     let class = class_for_unwrap(cmd.cla()).ok_or(malformed("no secure messaging in CLA"))?;
-    if cmd.ins() != 0x82 || cmd.p2() != 0x00 {
+    if cmd.ins() != gp::ins::EXTERNAL_AUTHENTICATE || cmd.p2() != 0x00 {
         return Err(malformed("wrong INS or P2"));
     }
     if cmd.data().len() != 2 * mode.byte_len() {
@@ -240,12 +231,7 @@ pub fn protect_command(
     let class = class_for_wrap(command.cla())?;
     let data = command.data();
     let encrypt = level.c_dec() && !data.is_empty();
-    let body_len = if encrypt {
-        data.len() / BLOCK_LEN * BLOCK_LEN + BLOCK_LEN
-    } else {
-        data.len()
-    };
-    let lc = body_len + mode.byte_len();
+    let lc = wrapped_data_len(level, mode, data.len());
     if lc > MAX_DATA_LEN {
         return Err(Scp03Error::CommandTooLong(data.len()));
     }

@@ -73,7 +73,8 @@ fn handshake_wrong_host_cryptogram_is_rejected_by_card() {
             mode,
             SecurityLevel::C_MAC,
             &vec![0x42; mode.byte_len()],
-        );
+        )
+        .unwrap();
         let err = auth.external_authenticate(&ea.to_bytes()).unwrap_err();
         assert_eq!(err, Scp03Error::HostCryptogramMismatch);
         assert_eq!(err.card_status_word(), StatusWord::new(0x69, 0x82));
@@ -120,7 +121,7 @@ fn handshake_level_needing_r_enc_rejected_by_card_when_i_lacks_it() {
         &iu.card_challenge,
     )
     .unwrap();
-    let (ea, _) = sm::external_authenticate(&keys, Mode::S8, SecurityLevel::FULL, &crypto);
+    let (ea, _) = sm::external_authenticate(&keys, Mode::S8, SecurityLevel::FULL, &crypto).unwrap();
     assert_eq!(
         auth.external_authenticate(&ea.to_bytes()).unwrap_err(),
         Scp03Error::SecurityLevelNotAllowed {

@@ -13,7 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     use kf_transport::pcsc::PcscContext;
     use kf_transport::pcscd_harness::{free_port_pair, Pcscd};
     use kf_transport::vpcd::{BridgeHandle, VpcdConfig};
-    use kf_transport::{EchoCard, Transport};
+    use kf_transport::{EchoCard, RawApdu, Transport};
 
     let iterations: usize = std::env::args()
         .nth(1)
@@ -37,12 +37,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let data = vec![0x5Au8; data_len];
         let apdu = [&[0x80, 0x10, 0x00, 0x00, data_len as u8][..], &data].concat();
         for _ in 0..20 {
-            card.transmit(&apdu)?;
+            card.transmit(RawApdu::public(&apdu))?;
         }
         let mut samples = Vec::with_capacity(iterations);
         for _ in 0..iterations {
             let start = Instant::now();
-            let resp = card.transmit(&apdu)?;
+            let resp = card.transmit(RawApdu::public(&apdu))?;
             samples.push(start.elapsed());
             if resp.len() != data_len + 2 {
                 return Err(format!("unexpected response length {}", resp.len()).into());

@@ -1,25 +1,20 @@
 //! Typed APDUs over any [`Transport`], using the `kf-apdu` codec.
 //!
-//! The command's own sensitivity flag ([`CommandApdu::is_sensitive`]) selects
-//! [`Transport::transmit_sensitive`], so a trace recorder below redacts it
-//! without the caller repeating the flag.
+//! The command's own sensitivity flag ([`CommandApdu::is_sensitive`]) goes
+//! with its bytes ([`RawApdu`]), so a trace recorder below redacts it without
+//! the caller repeating the flag.
 
 use kf_apdu::{CommandApdu, ResponseApdu};
 
 use crate::error::TransportError;
-use crate::transport::{Sensitivity, Transport};
+use crate::transport::{RawApdu, Sensitivity, Transport};
 
 /// Sends [`CommandApdu`]s and parses [`ResponseApdu`]s on any transport.
 pub trait TransportExt: Transport {
     /// Encodes `command` (short form when it fits), sends it with its
     /// sensitivity and parses the response.
     fn transmit_apdu(&mut self, command: &CommandApdu) -> Result<ResponseApdu, TransportError> {
-        let sensitivity = if command.is_sensitive() {
-            Sensitivity::Sensitive
-        } else {
-            Sensitivity::Public
-        };
-        let raw = self.transmit_as(&command.to_bytes(), sensitivity)?;
+        let raw = self.transmit(RawApdu::new(&command.to_bytes(), Sensitivity::of(command)))?;
         ResponseApdu::parse(&raw)
             .map_err(|e| TransportError::Protocol(format!("malformed response APDU: {e}")))
     }

@@ -121,7 +121,7 @@ mod tests {
     use super::*;
     use crate::iso7816::{read_uid, Iso7816Driver};
     use crate::loopback::LoopbackTransport;
-    use crate::transport::Transport;
+    use crate::transport::{RawApdu, Transport};
 
     #[test]
     fn atr_check_byte_is_consistent() {
@@ -137,7 +137,8 @@ mod tests {
         let mut t = LoopbackTransport::new(EchoCard::new(&[1, 2, 3, 4]));
         assert_eq!(t.atr().unwrap(), ECHO_CARD_ATR.to_vec());
         assert_eq!(
-            t.transmit(&[0x80, 0x10, 0, 0, 2, 0xAB, 0xCD]).unwrap(),
+            t.transmit(RawApdu::public(&[0x80, 0x10, 0, 0, 2, 0xAB, 0xCD]))
+                .unwrap(),
             vec![0xAB, 0xCD, 0x90, 0]
         );
         assert_eq!(read_uid(&mut t).unwrap(), vec![1, 2, 3, 4]);
@@ -148,12 +149,12 @@ mod tests {
         let mut driver = Iso7816Driver::new(LoopbackTransport::new(EchoCard::default()));
         let data: Vec<u8> = (0..200u8).collect();
         let apdu = [&[0x80, 0x10, 0x01, 0x00, 200][..], &data].concat();
-        let raw = driver.inner_mut().transmit(&apdu).unwrap();
+        let raw = driver.inner_mut().transmit(RawApdu::public(&apdu)).unwrap();
         assert_eq!(raw, vec![0x61, 200]);
         driver.inner_mut().reset().unwrap();
         assert!(driver.was_reset());
         assert!(!driver.was_reset());
-        let resp = driver.transmit(&apdu).unwrap();
+        let resp = driver.transmit(RawApdu::public(&apdu)).unwrap();
         assert_eq!(resp, [data.as_slice(), &[0x90, 0x00]].concat());
     }
 
@@ -162,13 +163,15 @@ mod tests {
         let card: Box<dyn VirtualCard + Send> = Box::new(EchoCard::default());
         let mut boxed: Box<dyn Transport> = Box::new(LoopbackTransport::new(card));
         assert_eq!(
-            boxed.transmit(&[0, 0x10, 0, 0, 1, 7]).unwrap(),
+            boxed
+                .transmit(RawApdu::public(&[0, 0x10, 0, 0, 1, 7]))
+                .unwrap(),
             vec![7, 0x90, 0]
         );
         assert!(boxed.supports_extended());
         let mut short = LoopbackTransport::new(EchoCard::default()).with_max_apdu_len(261);
         assert!(!short.supports_extended());
-        let err = short.transmit(&[0u8; 262]).unwrap_err();
+        let err = short.transmit(RawApdu::public(&[0u8; 262])).unwrap_err();
         assert_eq!(
             err,
             crate::TransportError::ApduTooLong { len: 262, max: 261 }
@@ -181,10 +184,13 @@ mod tests {
         t.remove_card();
         assert!(!t.card().is_powered());
         assert_eq!(
-            t.transmit(&[0, 0x10, 0, 0]).unwrap_err(),
+            t.transmit(RawApdu::public(&[0, 0x10, 0, 0])).unwrap_err(),
             crate::TransportError::CardRemoved
         );
         t.reset().unwrap();
-        assert_eq!(t.transmit(&[0, 0x10, 0, 0]).unwrap(), vec![0x90, 0]);
+        assert_eq!(
+            t.transmit(RawApdu::public(&[0, 0x10, 0, 0])).unwrap(),
+            vec![0x90, 0]
+        );
     }
 }

@@ -4,7 +4,7 @@
 //! caller ──▶ FaultyTransport (plan: tear / corrupt / drop / delay at APDU n) ──▶ inner
 //! ```
 //!
-//! APDU indices count calls to `transmit`/`transmit_sensitive` on the wrapper,
+//! APDU indices count calls to `transmit` on the wrapper,
 //! from 0, including calls refused while the card is torn away. Each planned
 //! fault fires once.
 
@@ -12,7 +12,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::error::TransportError;
-use crate::transport::{Sensitivity, Transport};
+use crate::transport::{RawApdu, Transport};
 
 /// XOR `mask` into byte `byte` of the response to APDU `apdu`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,8 +131,10 @@ impl<T: Transport> FaultyTransport<T> {
     pub fn into_inner(self) -> T {
         self.inner
     }
+}
 
-    fn faulty(&mut self, apdu: &[u8], sensitivity: Sensitivity) -> Result<Vec<u8>, TransportError> {
+impl<T: Transport> Transport for FaultyTransport<T> {
+    fn transmit(&mut self, apdu: RawApdu<'_>) -> Result<Vec<u8>, TransportError> {
         let n = self.calls;
         self.calls += 1;
         if self.torn {
@@ -150,7 +152,7 @@ impl<T: Transport> FaultyTransport<T> {
             let (_, delay) = self.plan.delays.swap_remove(pos);
             thread::sleep(delay);
         }
-        let mut resp = self.inner.transmit_as(apdu, sensitivity)?;
+        let mut resp = self.inner.transmit(apdu)?;
         if self.plan.tear_after == Some(n) {
             self.plan.tear_after = None;
             self.torn = true;
@@ -166,15 +168,6 @@ impl<T: Transport> FaultyTransport<T> {
             }
         }
         Ok(resp)
-    }
-}
-
-impl<T: Transport> Transport for FaultyTransport<T> {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-        self.faulty(apdu, Sensitivity::Public)
-    }
-    fn transmit_sensitive(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-        self.faulty(apdu, Sensitivity::Sensitive)
     }
     /// Reinserts a torn card and resets it through the inner transport.
     fn reset(&mut self) -> Result<(), TransportError> {
@@ -214,15 +207,27 @@ mod tests {
     #[test]
     fn tear_before_n_never_reaches_the_card() {
         let mut t = FaultPlan::new().tear_before(1).build(echo());
-        assert_eq!(t.transmit(&PING).unwrap(), vec![0x5A, 0x90, 0x00]);
-        assert_eq!(t.transmit(&PING).unwrap_err(), TransportError::CardRemoved);
-        assert_eq!(t.transmit(&PING).unwrap_err(), TransportError::CardRemoved);
+        assert_eq!(
+            t.transmit(RawApdu::public(&PING)).unwrap(),
+            vec![0x5A, 0x90, 0x00]
+        );
+        assert_eq!(
+            t.transmit(RawApdu::public(&PING)).unwrap_err(),
+            TransportError::CardRemoved
+        );
+        assert_eq!(
+            t.transmit(RawApdu::public(&PING)).unwrap_err(),
+            TransportError::CardRemoved
+        );
         assert!(t.is_torn());
         assert_eq!(t.inner_mut().card().apdus_processed(), 1);
         assert_eq!(t.atr(), None);
         t.reset().unwrap();
         assert!(t.was_reset());
-        assert_eq!(t.transmit(&PING).unwrap(), vec![0x5A, 0x90, 0x00]);
+        assert_eq!(
+            t.transmit(RawApdu::public(&PING)).unwrap(),
+            vec![0x5A, 0x90, 0x00]
+        );
         assert_eq!(t.calls(), 4);
     }
 
@@ -230,14 +235,17 @@ mod tests {
     fn tear_after_n_reaches_the_card_but_loses_the_response() {
         let mut t = FaultPlan::new().tear_after(0).build(echo());
         assert_eq!(
-            t.transmit_sensitive(&PING).unwrap_err(),
+            t.transmit(RawApdu::sensitive(&PING)).unwrap_err(),
             TransportError::CardRemoved
         );
         assert_eq!(t.inner_mut().card().apdus_processed(), 1);
-        assert_eq!(t.transmit(&PING).unwrap_err(), TransportError::CardRemoved);
+        assert_eq!(
+            t.transmit(RawApdu::public(&PING)).unwrap_err(),
+            TransportError::CardRemoved
+        );
         assert_eq!(t.inner_mut().card().apdus_processed(), 1);
         t.reset().unwrap();
-        assert!(t.transmit(&PING).is_ok());
+        assert!(t.transmit(RawApdu::public(&PING)).is_ok());
     }
 
     #[test]
@@ -246,17 +254,32 @@ mod tests {
             .corrupt_response(1, 0, 0x01)
             .corrupt_response(2, 99, 0xFF)
             .build(echo());
-        assert_eq!(t.transmit(&PING).unwrap(), vec![0x5A, 0x90, 0x00]);
-        assert_eq!(t.transmit(&PING).unwrap(), vec![0x5B, 0x90, 0x00]);
-        assert_eq!(t.transmit(&PING).unwrap(), vec![0x5A, 0x90, 0x00]);
+        assert_eq!(
+            t.transmit(RawApdu::public(&PING)).unwrap(),
+            vec![0x5A, 0x90, 0x00]
+        );
+        assert_eq!(
+            t.transmit(RawApdu::public(&PING)).unwrap(),
+            vec![0x5B, 0x90, 0x00]
+        );
+        assert_eq!(
+            t.transmit(RawApdu::public(&PING)).unwrap(),
+            vec![0x5A, 0x90, 0x00]
+        );
     }
 
     #[test]
     fn dropped_response_is_a_timeout_and_the_card_stays() {
         let mut t = FaultPlan::new().drop_response(0).build(echo());
-        assert_eq!(t.transmit(&PING).unwrap_err(), TransportError::Timeout);
+        assert_eq!(
+            t.transmit(RawApdu::public(&PING)).unwrap_err(),
+            TransportError::Timeout
+        );
         assert_eq!(t.inner_mut().card().apdus_processed(), 1);
-        assert_eq!(t.transmit(&PING).unwrap(), vec![0x5A, 0x90, 0x00]);
+        assert_eq!(
+            t.transmit(RawApdu::public(&PING)).unwrap(),
+            vec![0x5A, 0x90, 0x00]
+        );
     }
 
     #[test]
@@ -265,15 +288,24 @@ mod tests {
             .delay(Duration::from_millis(1))
             .delay_at(0, Duration::from_millis(2))
             .build(echo());
-        assert_eq!(t.transmit(&PING).unwrap(), vec![0x5A, 0x90, 0x00]);
-        assert_eq!(t.transmit(&PING).unwrap(), vec![0x5A, 0x90, 0x00]);
+        assert_eq!(
+            t.transmit(RawApdu::public(&PING)).unwrap(),
+            vec![0x5A, 0x90, 0x00]
+        );
+        assert_eq!(
+            t.transmit(RawApdu::public(&PING)).unwrap(),
+            vec![0x5A, 0x90, 0x00]
+        );
     }
 
     #[test]
     fn manual_tear() {
         let mut t = FaultPlan::new().build(echo());
         t.tear_now();
-        assert_eq!(t.transmit(&PING).unwrap_err(), TransportError::CardRemoved);
+        assert_eq!(
+            t.transmit(RawApdu::public(&PING)).unwrap_err(),
+            TransportError::CardRemoved
+        );
         t.reset().unwrap();
         assert!(!t.is_torn());
     }

@@ -15,7 +15,7 @@
 
 use crate::apdu_shape::{with_ne, CommandShape};
 use crate::error::TransportError;
-use crate::transport::{Sensitivity, Transport};
+use crate::transport::{RawApdu, Transport};
 
 /// INS of GET RESPONSE (ISO/IEC 7816-4 §7.6.1).
 pub const INS_GET_RESPONSE: u8 = 0xC0;
@@ -83,23 +83,12 @@ impl<T: Transport> Iso7816Driver<T> {
     pub fn into_inner(self) -> T {
         self.inner
     }
-
-    /// Sends `apdu` and resolves `61xx`/`6Cxx`; returns data || SW1 SW2.
-    pub fn exchange(
-        &mut self,
-        apdu: &[u8],
-        sensitivity: Sensitivity,
-    ) -> Result<Vec<u8>, TransportError> {
-        transceive(&mut self.inner, apdu, sensitivity, &self.config)
-    }
 }
 
+/// Sends the command and resolves `61xx`/`6Cxx`; returns data || SW1 SW2.
 impl<T: Transport> Transport for Iso7816Driver<T> {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-        self.exchange(apdu, Sensitivity::Public)
-    }
-    fn transmit_sensitive(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-        self.exchange(apdu, Sensitivity::Sensitive)
+    fn transmit(&mut self, apdu: RawApdu<'_>) -> Result<Vec<u8>, TransportError> {
+        transceive(&mut self.inner, apdu, &self.config)
     }
     fn reset(&mut self) -> Result<(), TransportError> {
         self.inner.reset()
@@ -140,18 +129,17 @@ fn get_response_cla(cla: u8) -> u8 {
 /// Sends one command, re-issuing it once with the corrected Le on `6Cxx`.
 fn send_correcting_le<T: Transport + ?Sized>(
     transport: &mut T,
-    apdu: &[u8],
-    sensitivity: Sensitivity,
+    apdu: RawApdu<'_>,
     config: &DriverConfig,
 ) -> Result<Vec<u8>, TransportError> {
-    let resp = transport.transmit_as(apdu, sensitivity)?;
+    let resp = transport.transmit(apdu)?;
     let (_, sw1, sw2) = split_response(&resp)?;
     if sw1 != 0x6C || !config.reissue_on_wrong_le {
         return Ok(resp);
     }
     let ne = if sw2 == 0 { 256 } else { usize::from(sw2) };
-    let corrected = with_ne(apdu, ne)?;
-    let resp = transport.transmit_as(&corrected, sensitivity)?;
+    let corrected = with_ne(apdu.bytes(), ne)?;
+    let resp = transport.transmit(apdu.with_bytes(&corrected))?;
     split_response(&resp)?;
     Ok(resp)
 }
@@ -160,10 +148,10 @@ fn send_correcting_le<T: Transport + ?Sized>(
 /// loop and `6Cxx` with one re-issue. Returns the concatenated data || final SW.
 pub fn transceive<T: Transport + ?Sized>(
     transport: &mut T,
-    apdu: &[u8],
-    sensitivity: Sensitivity,
+    command: RawApdu<'_>,
     config: &DriverConfig,
 ) -> Result<Vec<u8>, TransportError> {
+    let apdu = command.bytes();
     let shape = CommandShape::parse(apdu)?;
     let max = transport.max_apdu_len();
     if apdu.len() > max || (shape.extended && !transport.supports_extended()) {
@@ -172,7 +160,7 @@ pub fn transceive<T: Transport + ?Sized>(
             max,
         });
     }
-    let first = send_correcting_le(transport, apdu, sensitivity, config)?;
+    let first = send_correcting_le(transport, command, config)?;
     let (data, mut sw1, mut sw2) = split_response(&first)?;
     let mut collected = data.to_vec();
     let mut rounds = 0usize;
@@ -185,7 +173,7 @@ pub fn transceive<T: Transport + ?Sized>(
             )));
         }
         let get_response = [get_response_cla(apdu[0]), INS_GET_RESPONSE, 0x00, 0x00, sw2];
-        let resp = send_correcting_le(transport, &get_response, sensitivity, config)?;
+        let resp = send_correcting_le(transport, command.with_bytes(&get_response), config)?;
         let (data, next_sw1, next_sw2) = split_response(&resp)?;
         if collected.len() + data.len() > config.max_response_len {
             return Err(TransportError::Protocol(format!(
@@ -209,8 +197,7 @@ pub fn transceive<T: Transport + ?Sized>(
 pub fn read_uid<T: Transport + ?Sized>(transport: &mut T) -> Result<Vec<u8>, TransportError> {
     let resp = transceive(
         transport,
-        &GET_UID_APDU,
-        Sensitivity::Public,
+        RawApdu::public(&GET_UID_APDU),
         &DriverConfig::default(),
     )?;
     let (data, sw1, sw2) = split_response(&resp)?;

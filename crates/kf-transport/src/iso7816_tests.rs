@@ -1,7 +1,7 @@
 use std::collections::VecDeque;
 
 use super::*;
-use crate::transport::{EXTENDED_APDU_MAX, SHORT_APDU_MAX};
+use crate::transport::{Sensitivity, EXTENDED_APDU_MAX, SHORT_APDU_MAX};
 
 /// A transport that checks each command against a script and replies.
 struct Scripted {
@@ -27,18 +27,15 @@ impl Scripted {
 }
 
 impl Transport for Scripted {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-        self.seen.push((apdu.to_vec(), Sensitivity::Public));
+    fn transmit(&mut self, apdu: RawApdu<'_>) -> Result<Vec<u8>, TransportError> {
+        self.seen.push((apdu.bytes().to_vec(), apdu.sensitivity()));
         let (expected, resp) = self.script.pop_front().expect("unexpected extra command");
-        assert_eq!(hex::encode(apdu), hex::encode(expected), "command mismatch");
+        assert_eq!(
+            hex::encode(apdu.bytes()),
+            hex::encode(expected),
+            "command mismatch"
+        );
         Ok(resp)
-    }
-    fn transmit_sensitive(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-        let out = self.transmit(apdu);
-        if let Some(last) = self.seen.last_mut() {
-            last.1 = Sensitivity::Sensitive;
-        }
-        out
     }
     fn reset(&mut self) -> Result<(), TransportError> {
         Ok(())
@@ -56,8 +53,7 @@ fn plain_9000_passes_through() {
     let mut t = Scripted::new(SHORT_APDU_MAX, &[(&[0, 0xA4, 4, 0, 1, 0xA0], &[0x90, 0])]);
     let resp = transceive(
         &mut t,
-        &[0, 0xA4, 4, 0, 1, 0xA0],
-        Sensitivity::Public,
+        RawApdu::new(&[0, 0xA4, 4, 0, 1, 0xA0], Sensitivity::Public),
         &DriverConfig::default(),
     )
     .unwrap();
@@ -76,7 +72,9 @@ fn get_response_loop_concatenates_chunks() {
         ],
     );
     let mut driver = Iso7816Driver::new(&mut t);
-    let resp = driver.transmit(&[0x84, 0xCA, 0, 0x66, 0]).unwrap();
+    let resp = driver
+        .transmit(RawApdu::public(&[0x84, 0xCA, 0, 0x66, 0]))
+        .unwrap();
     assert_eq!(resp, vec![0xAA, 0xBB, 0xCC, 0xDD, 0x90, 0x00]);
     assert!(t.finished());
 }
@@ -92,8 +90,7 @@ fn get_response_keeps_logical_channel() {
     );
     let resp = transceive(
         &mut t,
-        &[0x81, 0xCA, 0, 0x66, 0],
-        Sensitivity::Public,
+        RawApdu::new(&[0x81, 0xCA, 0, 0x66, 0], Sensitivity::Public),
         &DriverConfig::default(),
     )
     .unwrap();
@@ -115,7 +112,12 @@ fn get_response_loop_is_bounded() {
         max_get_response_rounds: 3,
         ..DriverConfig::default()
     };
-    let err = transceive(&mut t, &[0, 0xB0, 0, 0, 0], Sensitivity::Public, &config).unwrap_err();
+    let err = transceive(
+        &mut t,
+        RawApdu::new(&[0, 0xB0, 0, 0, 0], Sensitivity::Public),
+        &config,
+    )
+    .unwrap_err();
     assert!(
         matches!(err, TransportError::Protocol(ref m) if m.contains("after 3 GET RESPONSE")),
         "{err}"
@@ -134,7 +136,12 @@ fn total_response_length_is_bounded() {
         max_response_len: 300,
         ..DriverConfig::default()
     };
-    let err = transceive(&mut t, &[0, 0xB0, 0, 0, 0], Sensitivity::Public, &config).unwrap_err();
+    let err = transceive(
+        &mut t,
+        RawApdu::new(&[0, 0xB0, 0, 0, 0], Sensitivity::Public),
+        &config,
+    )
+    .unwrap_err();
     assert!(
         matches!(err, TransportError::Protocol(ref m) if m.contains("exceeds 300")),
         "{err}"
@@ -152,8 +159,7 @@ fn wrong_le_is_reissued_once_with_corrected_le() {
     );
     let resp = transceive(
         &mut t,
-        &[0, 0xB0, 0, 0, 0x10],
-        Sensitivity::Public,
+        RawApdu::new(&[0, 0xB0, 0, 0, 0x10], Sensitivity::Public),
         &DriverConfig::default(),
     )
     .unwrap();
@@ -172,8 +178,7 @@ fn second_wrong_le_is_returned_not_looped() {
     );
     let resp = transceive(
         &mut t,
-        &[0, 0xB0, 0, 0, 0x10],
-        Sensitivity::Public,
+        RawApdu::new(&[0, 0xB0, 0, 0, 0x10], Sensitivity::Public),
         &DriverConfig::default(),
     )
     .unwrap();
@@ -193,8 +198,7 @@ fn wrong_le_then_more_data() {
     );
     let resp = transceive(
         &mut t,
-        &[0, 0xCA, 0, 0x66, 0x01],
-        Sensitivity::Public,
+        RawApdu::new(&[0, 0xCA, 0, 0x66, 0x01], Sensitivity::Public),
         &DriverConfig::default(),
     )
     .unwrap();
@@ -212,8 +216,7 @@ fn sensitivity_is_kept_for_get_response() {
     );
     transceive(
         &mut t,
-        &[0x84, 0xE2, 0x80, 0, 1, 0x55],
-        Sensitivity::Sensitive,
+        RawApdu::new(&[0x84, 0xE2, 0x80, 0, 1, 0x55], Sensitivity::Sensitive),
         &DriverConfig::default(),
     )
     .unwrap();
@@ -227,8 +230,7 @@ fn extended_apdu_refused_on_short_only_transport() {
     let mut short = Scripted::new(SHORT_APDU_MAX, &[]);
     let err = transceive(
         &mut short,
-        &apdu,
-        Sensitivity::Public,
+        RawApdu::new(&apdu, Sensitivity::Public),
         &DriverConfig::default(),
     )
     .unwrap_err();
@@ -242,8 +244,7 @@ fn extended_apdu_refused_on_short_only_transport() {
     // A short-form case 2E (7 bytes) is also refused: the reader cannot carry it.
     let err = transceive(
         &mut short,
-        &[0, 0xB0, 0, 0, 0, 1, 0],
-        Sensitivity::Public,
+        RawApdu::new(&[0, 0xB0, 0, 0, 0, 1, 0], Sensitivity::Public),
         &DriverConfig::default(),
     )
     .unwrap_err();
@@ -254,8 +255,7 @@ fn extended_apdu_refused_on_short_only_transport() {
     assert_eq!(
         transceive(
             &mut ext,
-            &apdu,
-            Sensitivity::Public,
+            RawApdu::new(&apdu, Sensitivity::Public),
             &DriverConfig::default()
         )
         .unwrap(),
@@ -269,8 +269,7 @@ fn malformed_command_and_response_are_errors() {
     assert!(matches!(
         transceive(
             &mut t,
-            &[0, 0xA4],
-            Sensitivity::Public,
+            RawApdu::new(&[0, 0xA4], Sensitivity::Public),
             &DriverConfig::default()
         ),
         Err(TransportError::InvalidApdu(_))
@@ -278,8 +277,7 @@ fn malformed_command_and_response_are_errors() {
     assert!(matches!(
         transceive(
             &mut t,
-            &[0, 0xA4, 4, 0],
-            Sensitivity::Public,
+            RawApdu::new(&[0, 0xA4, 4, 0], Sensitivity::Public),
             &DriverConfig::default()
         ),
         Err(TransportError::Protocol(_))

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  kf-scp03 / kf-perso (protocol)
-//!         │ C-APDU bytes + Sensitivity
+//!         │ RawApdu (C-APDU bytes + Sensitivity)
 //!         ▼
 //!  Iso7816Driver ── 61xx GET RESPONSE loop, 6Cxx re-issue, extended-length check
 //!         ▼
@@ -24,13 +24,14 @@
 //! * [`TransportExt`]: typed `kf-apdu` commands over any transport.
 //!
 //! ```
-//! use kf_transport::{EchoCard, Iso7816Driver, LoopbackTransport, TracingTransport, Transport};
+//! use kf_transport::{EchoCard, Iso7816Driver, LoopbackTransport, RawApdu, TracingTransport, Transport};
 //!
 //! let tracer = TracingTransport::new(LoopbackTransport::new(EchoCard::default()));
 //! let trace = tracer.trace();
 //! let mut card = Iso7816Driver::new(tracer);
-//! assert_eq!(card.transmit(&[0x80, 0x10, 0x00, 0x00, 0x01, 0x42])?, [0x42, 0x90, 0x00]);
-//! card.transmit_sensitive(&[0x80, 0x10, 0x00, 0x00, 0x02, 0x0B, 0xAD])?;
+//! let public = [0x80, 0x10, 0x00, 0x00, 0x01, 0x42];
+//! assert_eq!(card.transmit(RawApdu::public(&public))?, [0x42, 0x90, 0x00]);
+//! card.transmit(RawApdu::sensitive(&[0x80, 0x10, 0x00, 0x00, 0x02, 0x0B, 0xAD]))?;
 //! let entries = trace.entries();
 //! assert_eq!(entries[2].apdu_hex, "80100000"); // header only
 //! # Ok::<(), kf_transport::TransportError>(())
@@ -60,5 +61,5 @@ pub use iso7816::{read_uid, transceive, DriverConfig, Iso7816Driver};
 pub use loopback::{LoopbackTransport, VirtualCard};
 pub use readers::{list_readers_with_status, ReaderInfo};
 pub use trace::{ApduTrace, Direction, TraceEntry, TracingTransport};
-pub use transport::{Sensitivity, Transport, EXTENDED_APDU_MAX, SHORT_APDU_MAX};
+pub use transport::{RawApdu, Sensitivity, Transport, EXTENDED_APDU_MAX, SHORT_APDU_MAX};
 pub use vpcd::{BridgeControl, BridgeHandle, VpcdConfig};

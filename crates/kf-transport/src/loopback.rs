@@ -8,7 +8,7 @@
 //! ([`crate::vpcd`]), so a virtual card is written once and used both ways.
 
 use crate::error::TransportError;
-use crate::transport::{Transport, EXTENDED_APDU_MAX};
+use crate::transport::{RawApdu, Transport, EXTENDED_APDU_MAX};
 
 /// A card simulated in process: the contract between a virtual card and the
 /// things that carry APDUs to it (loopback, vpcd bridge).
@@ -114,7 +114,8 @@ impl<C: VirtualCard> LoopbackTransport<C> {
 }
 
 impl<C: VirtualCard> Transport for LoopbackTransport<C> {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+    fn transmit(&mut self, apdu: RawApdu<'_>) -> Result<Vec<u8>, TransportError> {
+        let apdu = apdu.bytes();
         if self.atr.is_none() {
             return Err(TransportError::CardRemoved);
         }

@@ -1,7 +1,7 @@
 //! Redacting APDU trace recorder.
 //!
 //! ```text
-//! caller ──transmit / transmit_sensitive──▶ TracingTransport ──▶ inner Transport
+//! caller ──transmit(RawApdu)──▶ TracingTransport ──▶ inner Transport
 //!                                              │
 //!                                              └─▶ ApduTrace (TX/RX entries, redacted)
 //!                                                    └─▶ entries() → audit record (serde)
@@ -19,7 +19,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::error::TransportError;
-use crate::transport::{Sensitivity, Transport};
+use crate::transport::{RawApdu, Sensitivity, Transport};
 
 /// Direction of a trace entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -173,8 +173,9 @@ impl ApduTrace {
     }
 
     /// Records a command; a sensitive one keeps its 4-byte header only.
-    pub fn record_command(&self, apdu: &[u8], sensitivity: Sensitivity) {
-        let redacted = sensitivity == Sensitivity::Sensitive;
+    pub fn record_command(&self, command: RawApdu<'_>) {
+        let apdu = command.bytes();
+        let redacted = command.is_sensitive();
         let shown = if redacted {
             &apdu[..apdu.len().min(4)]
         } else {
@@ -258,21 +259,14 @@ impl<T: Transport> TracingTransport<T> {
     pub fn into_inner(self) -> T {
         self.inner
     }
-
-    fn traced(&mut self, apdu: &[u8], sensitivity: Sensitivity) -> Result<Vec<u8>, TransportError> {
-        self.trace.record_command(apdu, sensitivity);
-        let result = self.inner.transmit_as(apdu, sensitivity);
-        self.trace.record_response(&result, sensitivity);
-        result
-    }
 }
 
 impl<T: Transport> Transport for TracingTransport<T> {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-        self.traced(apdu, Sensitivity::Public)
-    }
-    fn transmit_sensitive(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-        self.traced(apdu, Sensitivity::Sensitive)
+    fn transmit(&mut self, apdu: RawApdu<'_>) -> Result<Vec<u8>, TransportError> {
+        self.trace.record_command(apdu);
+        let result = self.inner.transmit(apdu);
+        self.trace.record_response(&result, apdu.sensitivity());
+        result
     }
     fn reset(&mut self) -> Result<(), TransportError> {
         self.inner.reset()
@@ -301,10 +295,10 @@ mod tests {
     fn sensitive_exchange_keeps_header_and_lengths_only() {
         let mut t = TracingTransport::new(LoopbackTransport::new(EchoCard::default()));
         let trace = t.trace();
-        t.transmit(&[0x00, 0xA4, 0x04, 0x00, 0x02, 0xA0, 0x00])
+        t.transmit(RawApdu::public(&[0x00, 0xA4, 0x04, 0x00, 0x02, 0xA0, 0x00]))
             .unwrap();
         let sensitive = [&[0x84, 0xE2, 0x80, 0x00, 0x08][..], &SECRET].concat();
-        t.transmit_sensitive(&sensitive).unwrap();
+        t.transmit(RawApdu::sensitive(&sensitive)).unwrap();
 
         let entries = trace.entries();
         assert_eq!(entries.len(), 4);
@@ -349,7 +343,7 @@ mod tests {
         // P1 bit 0: the echo card answers 61xx and serves the data on GET RESPONSE.
         let apdu = [&[0x80, 0x10, 0x01, 0x00, 0x08][..], &SECRET].concat();
         assert_eq!(
-            driver.transmit_sensitive(&apdu).unwrap(),
+            driver.transmit(RawApdu::sensitive(&apdu)).unwrap(),
             [&SECRET[..], &[0x90, 0]].concat()
         );
         let entries = trace.entries();
@@ -359,11 +353,35 @@ mod tests {
     }
 
     #[test]
+    fn sensitivity_survives_every_wrapper_between_caller_and_tracer() {
+        let tracer = TracingTransport::new(LoopbackTransport::new(EchoCard::default()));
+        let trace = tracer.trace();
+        let faulty = crate::fault::FaultPlan::new().build(tracer);
+        let mut boxed: Box<dyn Transport> = Box::new(faulty);
+        let mut driver = Iso7816Driver::new(&mut boxed);
+        let apdu = [&[0x84, 0xE2, 0x00, 0x00, 0x08][..], &SECRET].concat();
+        driver.transmit(RawApdu::sensitive(&apdu)).unwrap();
+        let entries = trace.entries();
+        assert_eq!(entries.len(), 2);
+        assert!(entries.iter().all(|e| e.redacted), "{entries:?}");
+        assert_eq!(entries[0].apdu_hex, "84e20000");
+    }
+
+    #[test]
+    fn raw_apdu_debug_redacts_sensitive_bytes() {
+        let apdu = [&[0x84, 0xE2, 0x00, 0x00, 0x08][..], &SECRET].concat();
+        let shown = format!("{:?}", RawApdu::sensitive(&apdu));
+        assert_eq!(shown, "RawApdu(84e20000, 13 bytes, Sensitive)");
+        let public = format!("{:?}", RawApdu::public(&apdu));
+        assert!(public.contains("deadbeef"), "{public}");
+    }
+
+    #[test]
     fn transport_errors_are_recorded() {
         let mut inner = LoopbackTransport::new(EchoCard::default());
         inner.remove_card();
         let mut t = TracingTransport::new(inner);
-        assert!(t.transmit(&[0, 0x10, 0, 0]).is_err());
+        assert!(t.transmit(RawApdu::public(&[0, 0x10, 0, 0])).is_err());
         let entries = t.trace().entries();
         assert_eq!(
             entries[1].error.as_deref(),

@@ -4,6 +4,7 @@
 //! applets (sans protocol). The ISO 7816 T=0 conventions (61xx, 6Cxx) live in
 //! [`crate::iso7816`], above any transport.
 
+use kf_apdu::CommandApdu;
 use serde::Serialize;
 
 use crate::error::TransportError;
@@ -30,31 +31,90 @@ pub enum Sensitivity {
     Sensitive,
 }
 
+impl Sensitivity {
+    /// The sensitivity of a typed command ([`CommandApdu::is_sensitive`]).
+    pub fn of(command: &CommandApdu) -> Self {
+        if command.is_sensitive() {
+            Sensitivity::Sensitive
+        } else {
+            Sensitivity::Public
+        }
+    }
+}
+
+/// A command APDU on its way to the card: its encoded bytes together with
+/// their [`Sensitivity`].
+///
+/// The one argument of [`Transport::transmit`], so every layer that records
+/// or logs traffic sees the flag with the bytes and cannot drop it. `Debug`
+/// prints the 4-byte header and the length only for sensitive commands.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RawApdu<'a> {
+    bytes: &'a [u8],
+    sensitivity: Sensitivity,
+}
+
+impl<'a> RawApdu<'a> {
+    /// A command with the given sensitivity.
+    pub fn new(bytes: &'a [u8], sensitivity: Sensitivity) -> Self {
+        Self { bytes, sensitivity }
+    }
+
+    /// A command that may be logged in full.
+    pub fn public(bytes: &'a [u8]) -> Self {
+        Self::new(bytes, Sensitivity::Public)
+    }
+
+    /// A command that carries secrets (keys, PINs, private scalars).
+    pub fn sensitive(bytes: &'a [u8]) -> Self {
+        Self::new(bytes, Sensitivity::Sensitive)
+    }
+
+    /// The encoded command.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// Whether the command carries secrets.
+    pub fn sensitivity(&self) -> Sensitivity {
+        self.sensitivity
+    }
+
+    /// Whether traces must show the header and length only.
+    pub fn is_sensitive(&self) -> bool {
+        self.sensitivity == Sensitivity::Sensitive
+    }
+
+    /// Other bytes (a re-issued or follow-up command) with this sensitivity.
+    pub fn with_bytes<'b>(&self, bytes: &'b [u8]) -> RawApdu<'b> {
+        RawApdu::new(bytes, self.sensitivity)
+    }
+}
+
+impl std::fmt::Debug for RawApdu<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = if self.is_sensitive() {
+            &self.bytes[..self.bytes.len().min(4)]
+        } else {
+            self.bytes
+        };
+        write!(
+            f,
+            "RawApdu({}, {} bytes, {:?})",
+            hex::encode(shown),
+            self.bytes.len(),
+            self.sensitivity
+        )
+    }
+}
+
 /// A link to one card that moves raw APDU bytes.
 pub trait Transport {
     /// Sends one command APDU and returns the raw response (data || SW1 SW2).
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError>;
-
-    /// Sends one command APDU whose content is secret.
     ///
-    /// Wrappers that record or log traffic override this to redact; plain
-    /// transports keep the default, which is [`Transport::transmit`].
-    fn transmit_sensitive(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-        self.transmit(apdu)
-    }
-
-    /// Sends `apdu` with the given sensitivity, dispatching to
-    /// [`Transport::transmit`] or [`Transport::transmit_sensitive`].
-    fn transmit_as(
-        &mut self,
-        apdu: &[u8],
-        sensitivity: Sensitivity,
-    ) -> Result<Vec<u8>, TransportError> {
-        match sensitivity {
-            Sensitivity::Public => self.transmit(apdu),
-            Sensitivity::Sensitive => self.transmit_sensitive(apdu),
-        }
-    }
+    /// Layers that record or log traffic redact sensitive commands; plain
+    /// transports treat both kinds the same.
+    fn transmit(&mut self, apdu: RawApdu<'_>) -> Result<Vec<u8>, TransportError>;
 
     /// Warm-resets the card (or reconnects to it) so that a new session can
     /// start. Clears a torn/removed state where the backend can.
@@ -80,11 +140,8 @@ pub trait Transport {
 }
 
 impl<T: Transport + ?Sized> Transport for &mut T {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+    fn transmit(&mut self, apdu: RawApdu<'_>) -> Result<Vec<u8>, TransportError> {
         (**self).transmit(apdu)
-    }
-    fn transmit_sensitive(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-        (**self).transmit_sensitive(apdu)
     }
     fn reset(&mut self) -> Result<(), TransportError> {
         (**self).reset()
@@ -101,11 +158,8 @@ impl<T: Transport + ?Sized> Transport for &mut T {
 }
 
 impl<T: Transport + ?Sized> Transport for Box<T> {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+    fn transmit(&mut self, apdu: RawApdu<'_>) -> Result<Vec<u8>, TransportError> {
         (**self).transmit(apdu)
-    }
-    fn transmit_sensitive(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-        (**self).transmit_sensitive(apdu)
     }
     fn reset(&mut self) -> Result<(), TransportError> {
         (**self).reset()

@@ -17,7 +17,7 @@ use kf_transport::pcsc::{CardDisposition, ConnectOptions, PcscContext, ShareMode
 use kf_transport::pcscd_harness::{free_port_pair, Pcscd};
 use kf_transport::vpcd::{BridgeHandle, VpcdConfig};
 use kf_transport::{
-    list_readers_with_status, read_uid, EchoCard, Iso7816Driver, Transport, TransportError,
+    list_readers_with_status, read_uid, EchoCard, Iso7816Driver, RawApdu, Transport, TransportError,
 };
 
 const UID: [u8; 7] = [0x04, 0xA1, 0xB2, 0xC3, 0xD4, 0xE5, 0xF6];
@@ -170,12 +170,12 @@ fn reads_uid_transmits_and_holds_the_card_exclusively() {
     assert_eq!(card.atr().unwrap(), ECHO_CARD_ATR.to_vec());
     assert_eq!(card.uid().unwrap(), UID.to_vec());
     assert_eq!(
-        card.transmit(&echo_apdu(&[0x42])).unwrap(),
+        card.transmit(RawApdu::public(&echo_apdu(&[0x42]))).unwrap(),
         vec![0x42, 0x90, 0x00]
     );
     let big: Vec<u8> = (0..255u8).collect();
     assert_eq!(
-        card.transmit(&echo_apdu(&big)).unwrap(),
+        card.transmit(RawApdu::public(&echo_apdu(&big))).unwrap(),
         [big.as_slice(), &[0x90, 0x00]].concat()
     );
 
@@ -196,7 +196,7 @@ fn reads_uid_transmits_and_holds_the_card_exclusively() {
     apdu[2] = 0x01;
     let mut driver = Iso7816Driver::new(&mut card);
     assert_eq!(
-        driver.transmit(&apdu).unwrap(),
+        driver.transmit(RawApdu::public(&apdu)).unwrap(),
         [data.as_slice(), &[0x90, 0x00]].concat()
     );
 
@@ -209,14 +209,17 @@ fn reads_uid_transmits_and_holds_the_card_exclusively() {
     // A transaction is a Transport too.
     {
         let mut tx = card.transaction().unwrap();
-        assert_eq!(tx.transmit(&echo_apdu(&[7])).unwrap(), vec![7, 0x90, 0x00]);
+        assert_eq!(
+            tx.transmit(RawApdu::public(&echo_apdu(&[7]))).unwrap(),
+            vec![7, 0x90, 0x00]
+        );
         tx.end(CardDisposition::Leave).unwrap();
     }
     card.disconnect(CardDisposition::Unpower).unwrap();
     // Once released, the other context may connect.
     let mut second = other.connect(&reader).unwrap();
     assert_eq!(
-        second.transmit(&echo_apdu(&[9])).unwrap(),
+        second.transmit(RawApdu::public(&echo_apdu(&[9]))).unwrap(),
         vec![9, 0x90, 0x00]
     );
     second.disconnect(CardDisposition::Leave).unwrap();
@@ -237,13 +240,13 @@ fn extended_length_apdu_over_vpcd() {
     // Without an advertised limit the driver refuses before sending.
     let mut driver = Iso7816Driver::new(&mut card);
     assert!(matches!(
-        driver.transmit(&apdu),
+        driver.transmit(RawApdu::public(&apdu)),
         Err(TransportError::ApduTooLong { .. })
     ));
     card.set_max_apdu_len(kf_transport::EXTENDED_APDU_MAX);
     let mut driver = Iso7816Driver::new(&mut card);
     assert_eq!(
-        driver.transmit(&apdu).unwrap(),
+        driver.transmit(RawApdu::public(&apdu)).unwrap(),
         [data.as_slice(), &[0x90, 0x00]].concat()
     );
     drop(card);
@@ -259,13 +262,15 @@ fn killed_card_gives_card_removed_and_reset_recovers() {
     ctx.wait_for_card(&reader, WAIT).unwrap();
     let mut card = ctx.connect(&reader).unwrap();
     assert_eq!(
-        card.transmit(&echo_apdu(&[1])).unwrap(),
+        card.transmit(RawApdu::public(&echo_apdu(&[1]))).unwrap(),
         vec![1, 0x90, 0x00]
     );
 
     bridge.stop_and_join().unwrap();
     ctx.wait_for_removal(&reader, WAIT).unwrap();
-    let err = card.transmit(&echo_apdu(&[2])).unwrap_err();
+    let err = card
+        .transmit(RawApdu::public(&echo_apdu(&[2])))
+        .unwrap_err();
     assert!(
         matches!(err, TransportError::CardRemoved | TransportError::NoCard),
         "expected a removed-card error, got {err:?}"
@@ -277,7 +282,7 @@ fn killed_card_gives_card_removed_and_reset_recovers() {
     card.reset().unwrap();
     assert!(card.was_reset());
     assert_eq!(
-        card.transmit(&echo_apdu(&[3])).unwrap(),
+        card.transmit(RawApdu::public(&echo_apdu(&[3]))).unwrap(),
         vec![3, 0x90, 0x00]
     );
     drop(card);
@@ -293,7 +298,7 @@ fn pcscd_restart_is_survived_by_bridge_and_host() {
     ctx.wait_for_card(&reader, WAIT).unwrap();
     let mut card = ctx.connect(&reader).unwrap();
     assert_eq!(
-        card.transmit(&echo_apdu(&[1])).unwrap(),
+        card.transmit(RawApdu::public(&echo_apdu(&[1]))).unwrap(),
         vec![1, 0x90, 0x00]
     );
 
@@ -307,7 +312,9 @@ fn pcscd_restart_is_survived_by_bridge_and_host() {
         list_readers_with_status().unwrap_err(),
         TransportError::NoService
     );
-    let err = card.transmit(&echo_apdu(&[2])).unwrap_err();
+    let err = card
+        .transmit(RawApdu::public(&echo_apdu(&[2])))
+        .unwrap_err();
     assert_ne!(
         err,
         TransportError::Timeout,
@@ -328,7 +335,7 @@ fn pcscd_restart_is_survived_by_bridge_and_host() {
     );
     let mut card = ctx.connect(&reader).unwrap();
     assert_eq!(
-        card.transmit(&echo_apdu(&[3])).unwrap(),
+        card.transmit(RawApdu::public(&echo_apdu(&[3]))).unwrap(),
         vec![3, 0x90, 0x00]
     );
     drop(card);
@@ -350,13 +357,14 @@ fn reset_by_another_application_is_reported_once_then_recovered() {
     let other_ctx = PcscContext::establish().unwrap();
     let mut theirs = other_ctx.connect_with(&reader, shared).unwrap();
     assert_eq!(
-        ours.transmit(&echo_apdu(&[1])).unwrap(),
+        ours.transmit(RawApdu::public(&echo_apdu(&[1]))).unwrap(),
         vec![1, 0x90, 0x00]
     );
 
     theirs.reset().unwrap();
     assert_eq!(
-        ours.transmit(&echo_apdu(&[2])).unwrap_err(),
+        ours.transmit(RawApdu::public(&echo_apdu(&[2])))
+            .unwrap_err(),
         TransportError::CardReset
     );
     assert!(
@@ -364,7 +372,7 @@ fn reset_by_another_application_is_reported_once_then_recovered() {
         "the reset must be visible to the session owner"
     );
     assert_eq!(
-        ours.transmit(&echo_apdu(&[3])).unwrap(),
+        ours.transmit(RawApdu::public(&echo_apdu(&[3]))).unwrap(),
         vec![3, 0x90, 0x00]
     );
     theirs.disconnect(CardDisposition::Leave).unwrap();

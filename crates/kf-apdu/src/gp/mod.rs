@@ -13,7 +13,8 @@ pub use lifecycle::{
     CardLifeCycle, GetStatusScope,
 };
 pub use store_data::{
-    split_store_data, store_data, StoreDataEncryption, StoreDataP1, StoreDataStructure,
+    block_ranges, split_store_data, store_data, StoreDataEncryption, StoreDataP1,
+    StoreDataStructure,
 };
 
 use crate::command::CommandApdu;

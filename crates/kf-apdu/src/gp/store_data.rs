@@ -1,6 +1,8 @@
 //! STORE DATA (GPC 2.3.1 §11.11).
 
-use crate::command::CommandApdu;
+use std::ops::Range;
+
+use crate::command::{CommandApdu, MAX_SHORT_DATA_LEN};
 use crate::error::ApduError;
 use crate::gp::{ins, CLA_GP};
 
@@ -16,6 +18,17 @@ pub enum StoreDataEncryption {
     Encrypted,
 }
 
+impl StoreDataEncryption {
+    /// The bits b7–b6 of P1 for this value.
+    pub const fn bits(self) -> u8 {
+        match self {
+            StoreDataEncryption::None => 0x00,
+            StoreDataEncryption::ApplicationDependent => 0x20,
+            StoreDataEncryption::Encrypted => 0x60,
+        }
+    }
+}
+
 /// Data structure information, P1 b5–b4 (GPC 2.3.1 Table 11-89).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum StoreDataStructure {
@@ -26,6 +39,17 @@ pub enum StoreDataStructure {
     Dgi,
     /// `10` (P1 `10`): the data field holds BER-TLV objects.
     BerTlv,
+}
+
+impl StoreDataStructure {
+    /// The bits b5–b4 of P1 for this value.
+    pub const fn bits(self) -> u8 {
+        match self {
+            StoreDataStructure::Unspecified => 0x00,
+            StoreDataStructure::Dgi => 0x08,
+            StoreDataStructure::BerTlv => 0x10,
+        }
+    }
 }
 
 /// Reference control parameter P1 of STORE DATA (GPC 2.3.1 §11.11.2.1, Table 11-89).
@@ -50,24 +74,25 @@ pub struct StoreDataP1 {
 }
 
 impl StoreDataP1 {
+    /// b8: last block.
+    pub const LAST_BLOCK: u8 = 0x80;
+    /// b7–b6: encryption information.
+    pub const ENCRYPTION_MASK: u8 = 0x60;
+    /// b5–b4: data structure information.
+    pub const STRUCTURE_MASK: u8 = 0x18;
+    /// b3–b2: RFU.
+    pub const RFU_MASK: u8 = 0x06;
+    /// b1: ISO case 4 (response data may be returned).
+    pub const CASE_4: u8 = 0x01;
+
     /// The P1 byte.
-    pub fn to_byte(self) -> u8 {
-        let mut p1 = 0u8;
+    pub const fn to_byte(self) -> u8 {
+        let mut p1 = self.encryption.bits() | self.structure.bits();
         if self.last_block {
-            p1 |= 0x80;
+            p1 |= Self::LAST_BLOCK;
         }
-        p1 |= match self.encryption {
-            StoreDataEncryption::None => 0x00,
-            StoreDataEncryption::ApplicationDependent => 0x20,
-            StoreDataEncryption::Encrypted => 0x60,
-        };
-        p1 |= match self.structure {
-            StoreDataStructure::Unspecified => 0x00,
-            StoreDataStructure::Dgi => 0x08,
-            StoreDataStructure::BerTlv => 0x10,
-        };
         if self.expects_response {
-            p1 |= 0x01;
+            p1 |= Self::CASE_4;
         }
         p1
     }
@@ -75,7 +100,7 @@ impl StoreDataP1 {
     /// Decodes a P1 byte; RFU codings (b7–b6 = `10`, b5–b4 = `11`) are errors,
     /// the RFU bits b3–b2 are ignored as §11.1 prescribes for cards.
     pub fn from_byte(p1: u8) -> Result<Self, ApduError> {
-        let encryption = match (p1 >> 5) & 0b11 {
+        let encryption = match (p1 & Self::ENCRYPTION_MASK) >> 5 {
             0b00 => StoreDataEncryption::None,
             0b01 => StoreDataEncryption::ApplicationDependent,
             0b11 => StoreDataEncryption::Encrypted,
@@ -85,7 +110,7 @@ impl StoreDataP1 {
                 ))
             }
         };
-        let structure = match (p1 >> 3) & 0b11 {
+        let structure = match (p1 & Self::STRUCTURE_MASK) >> 3 {
             0b00 => StoreDataStructure::Unspecified,
             0b01 => StoreDataStructure::Dgi,
             0b10 => StoreDataStructure::BerTlv,
@@ -96,10 +121,10 @@ impl StoreDataP1 {
             }
         };
         Ok(Self {
-            last_block: p1 & 0x80 != 0,
+            last_block: p1 & Self::LAST_BLOCK != 0,
             encryption,
             structure,
-            expects_response: p1 & 0x01 != 0,
+            expects_response: p1 & Self::CASE_4 != 0,
         })
     }
 }
@@ -122,10 +147,25 @@ pub fn store_data(p1: StoreDataP1, block_number: u8, data: impl Into<Vec<u8>>) -
     apdu
 }
 
-/// Splits `data` into STORE DATA commands of at most `max_block_len` bytes,
-/// numbering blocks from `first_block` and setting P1.b8 (last block) on the
-/// final one only (GPC 2.3.1 §11.11.2.2–3: a DGI or TLV value may continue in
-/// the next block). `p1.last_block` is ignored.
+/// The byte ranges of `data_len` bytes cut into STORE DATA blocks of at most
+/// `max_block_len` bytes, in order (GPC 2.3.1 §11.11.2.2–3: a DGI or TLV
+/// value may continue in the next block). No data gives no range; a
+/// `max_block_len` of 0 is an error.
+pub fn block_ranges(data_len: usize, max_block_len: usize) -> Result<Vec<Range<usize>>, ApduError> {
+    if max_block_len == 0 {
+        return Err(ApduError::InvalidArgument(
+            "STORE DATA block length must not be 0",
+        ));
+    }
+    Ok((0..data_len)
+        .step_by(max_block_len)
+        .map(|start| start..(start + max_block_len).min(data_len))
+        .collect())
+}
+
+/// Splits `data` into STORE DATA commands of at most `max_block_len` bytes
+/// (see [`block_ranges`]), numbering blocks from `first_block` and setting
+/// P1.b8 (last block) on the final one only. `p1.last_block` is ignored.
 ///
 /// Empty `data` gives one last block without data. Fails when
 /// `max_block_len` is 0 or above 255 (short Lc; the caller subtracts room for
@@ -136,32 +176,31 @@ pub fn split_store_data(
     max_block_len: usize,
     first_block: u8,
 ) -> Result<Vec<CommandApdu>, ApduError> {
-    if !(1..=255).contains(&max_block_len) {
+    if max_block_len > MAX_SHORT_DATA_LEN {
         return Err(ApduError::InvalidArgument(
             "STORE DATA block length must be 1..=255",
         ));
     }
-    let chunks: Vec<&[u8]> = if data.is_empty() {
-        vec![&[]]
-    } else {
-        data.chunks(max_block_len).collect()
-    };
-    if chunks.len() > 256 - usize::from(first_block) {
+    let mut ranges = block_ranges(data.len(), max_block_len)?;
+    if ranges.is_empty() {
+        ranges.push(0..0);
+    }
+    if ranges.len() > 256 - usize::from(first_block) {
         return Err(ApduError::InvalidArgument(
             "STORE DATA block number would exceed FF",
         ));
     }
-    let last = chunks.len() - 1;
-    Ok(chunks
+    let last = ranges.len() - 1;
+    Ok(ranges
         .into_iter()
         .enumerate()
-        .map(|(i, chunk)| {
+        .map(|(i, range)| {
             let p1 = StoreDataP1 {
                 last_block: i == last,
                 ..p1
             };
             // i < 256 - first_block, so the sum fits in a u8.
-            store_data(p1, first_block.wrapping_add(i as u8), chunk)
+            store_data(p1, first_block.wrapping_add(i as u8), &data[range])
         })
         .collect())
 }

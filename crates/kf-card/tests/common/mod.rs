@@ -8,7 +8,7 @@ use kf_crypto::{AesKey, StaticKeys};
 use kf_profile::{FobDgi, P1Style, APPLET_AID};
 use kf_scp03::{HostSession, Mode, SecureChannel, SecurityLevel};
 use kf_transport::loopback::LoopbackTransport;
-use kf_transport::transport::Transport;
+use kf_transport::transport::{RawApdu, Transport};
 use p256::ecdsa::SigningKey;
 use rand_core::{OsRng, RngCore};
 
@@ -25,7 +25,7 @@ impl Link for VirtualFob {
 
 impl Link for LoopbackTransport<VirtualFob> {
     fn send(&mut self, apdu: &[u8]) -> Vec<u8> {
-        self.transmit(apdu).unwrap()
+        self.transmit(RawApdu::public(apdu)).unwrap()
     }
 }
 

@@ -23,7 +23,8 @@ use kf_scp03::{ChallengeSource, HostSession, OsRandom, SecureChannel};
 use kf_source::{ProvisioningInput, ProvisioningSource};
 use kf_transport::iso7816::Iso7816Driver;
 use kf_transport::trace::{ApduTrace, TraceEntry, TracingTransport};
-use kf_transport::transport::{Sensitivity, Transport};
+use kf_transport::transport::{RawApdu, Sensitivity, Transport};
+use kf_transport::TransportExt;
 use time::OffsetDateTime;
 
 pub use error::{HookError, PipelineError, StageError, VerifyError};
@@ -351,13 +352,7 @@ impl Run<'_, '_> {
 
     /// Sends a plain command and parses the response.
     fn exchange(&mut self, command: &CommandApdu) -> Result<ResponseApdu, PipelineError> {
-        let sensitivity = if command.is_sensitive() {
-            Sensitivity::Sensitive
-        } else {
-            Sensitivity::Public
-        };
-        let raw = self.link.exchange(&command.to_bytes(), sensitivity)?;
-        Ok(ResponseApdu::parse(&raw)?)
+        Ok(self.link.transmit_apdu(command)?)
     }
 
     /// Sends a plain command that must answer 9000.
@@ -383,18 +378,12 @@ impl Run<'_, '_> {
         command: CommandApdu,
         name: &'static str,
     ) -> Result<ResponseApdu, PipelineError> {
-        let sensitive = command.is_sensitive();
         let channel = self.channel.as_mut().ok_or(PipelineError::ChannelNotOpen)?;
-        let mut wrapped = channel.wrap(command)?;
-        if sensitive {
-            wrapped = wrapped.sensitive();
-        }
-        let sensitivity = if sensitive {
-            Sensitivity::Sensitive
-        } else {
-            Sensitivity::Public
-        };
-        let raw = self.link.exchange(&wrapped.to_bytes(), sensitivity)?;
+        // The wrapped command keeps the plaintext's sensitivity.
+        let wrapped = channel.wrap(command)?;
+        let raw = self
+            .link
+            .transmit(RawApdu::new(&wrapped.to_bytes(), Sensitivity::of(&wrapped)))?;
         let channel = self.channel.as_mut().ok_or(PipelineError::ChannelNotOpen)?;
         let response = channel.unwrap_bytes(&raw)?;
         if !response.sw().is_success() {

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use kf_apdu::Dgi;
 use kf_crypto::{AesKey, StaticKeys};
 use kf_profile::FobDgi;
 use serde::Deserialize;
@@ -153,18 +154,6 @@ fn printable(field: &str, value: &str) -> Result<(), KlmsError> {
     Ok(())
 }
 
-/// Seed 001 DGI wire encoding (TAG ‖ len ‖ value; len ≥ 255 → FF ‖ 2 bytes).
-fn encode_dgi(tag: u16, value: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(&tag.to_be_bytes());
-    if value.len() < 0xFF {
-        out.push(value.len() as u8);
-    } else {
-        out.push(0xFF);
-        out.extend_from_slice(&(value.len() as u16).to_be_bytes());
-    }
-    out.extend_from_slice(value);
-}
-
 impl KeyPackage {
     /// Validates a parsed response for the fob `expected_uid`.
     pub(crate) fn from_raw(
@@ -218,7 +207,13 @@ impl KeyPackage {
             let data = decode_hex(&format!("personalization_dgis[{i}].data_hex"), &d.data_hex)?;
             dgi.check_value(&data)
                 .map_err(|e| invalid(format!("personalization_dgis[{i}]: {e}")))?;
-            encode_dgi(tag, &data, &mut expected_payload);
+            let wire = Dgi {
+                tag,
+                data: data.to_vec(),
+                sensitive: dgi.is_secret(),
+            };
+            wire.encode_into(&mut expected_payload)
+                .map_err(|e| invalid(format!("personalization_dgis[{i}]: {e}")))?;
             dgis.push(PersonalizationDgi {
                 dgi,
                 data,

@@ -19,7 +19,7 @@ use kf_perso::pipeline::{provision_fob, NoHooks, PipelineOptions};
 use kf_source::DevSampleSource;
 use kf_transport::error::TransportError;
 use kf_transport::loopback::{LoopbackTransport, VirtualCard};
-use kf_transport::transport::Transport;
+use kf_transport::transport::{RawApdu, Transport};
 
 use crate::config::StationConfig;
 use crate::exit;
@@ -188,9 +188,10 @@ impl<T> Recorder<T> {
 }
 
 impl<T: Transport> Transport for Recorder<T> {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+    fn transmit(&mut self, command: RawApdu<'_>) -> Result<Vec<u8>, TransportError> {
+        let apdu = command.bytes();
         let start = Instant::now();
-        let resp = self.inner.transmit(apdu)?;
+        let resp = self.inner.transmit(command)?;
         self.log.push(Exchange {
             cmd: apdu.len(),
             resp: resp.len(),
@@ -253,7 +254,7 @@ fn replay_floor(transport: &mut dyn Transport, log: &[Exchange]) -> anyhow::Resu
         apdu.extend(std::iter::repeat_n(0x5Au8, data_len));
         apdu.push(0x00);
         let start = Instant::now();
-        transport.transmit(&apdu)?;
+        transport.transmit(RawApdu::public(&apdu))?;
         rtts.push(start.elapsed());
     }
     Ok(rtts)

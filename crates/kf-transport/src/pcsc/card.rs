@@ -6,7 +6,7 @@ use ::pcsc::{Attribute, Card, Context, Disposition, Protocols, MAX_BUFFER_SIZE_E
 
 use super::errors::map_pcsc_error;
 use crate::error::TransportError;
-use crate::transport::{Transport, EXTENDED_APDU_MAX, SHORT_APDU_MAX};
+use crate::transport::{RawApdu, Transport, EXTENDED_APDU_MAX, SHORT_APDU_MAX};
 
 /// How other applications may share the card.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -274,8 +274,8 @@ impl PcscTransport {
 }
 
 impl Transport for PcscTransport {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-        let result = transmit_raw(self.card()?, apdu);
+    fn transmit(&mut self, apdu: RawApdu<'_>) -> Result<Vec<u8>, TransportError> {
+        let result = transmit_raw(self.card()?, apdu.bytes());
         match result {
             Ok(resp) => Ok(resp),
             Err(::pcsc::Error::ResetCard) => {
@@ -357,8 +357,8 @@ impl PcscTransaction<'_> {
 }
 
 impl Transport for PcscTransaction<'_> {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-        transmit_raw(&self.tx, apdu).map_err(|e| {
+    fn transmit(&mut self, apdu: RawApdu<'_>) -> Result<Vec<u8>, TransportError> {
+        transmit_raw(&self.tx, apdu.bytes()).map_err(|e| {
             if e == ::pcsc::Error::ResetCard {
                 *self.reset_seen = true;
             }
