@@ -2,8 +2,8 @@
 //! benches (`cargo bench -p kf-bench`) and the same-run peer comparison with
 //! yubikit (`cargo run --release -p kf-bench --bin peer-compare`).
 //!
-//! Data flow of one measured APDU on the host side (issue 7, "per-APDU wrap +
-//! unwrap"):
+//! Data flow of one measured APDU on the host side (its wrap
+//! and unwrap):
 //!
 //! ```text
 //! fixtures::open_pair ── deterministic handshake (fixed keys and challenges) ──▶

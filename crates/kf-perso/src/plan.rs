@@ -22,7 +22,7 @@
 //!
 //! For C-DEC the largest `n` is `16·⌊(limit − m)/16⌋ − 1`: one byte short of a
 //! block multiple, so the mandatory padding fits in the same block. Seed 001's
-//! 245 is replaced by these values (issue 4). Extended length (ISO 7816-3
+//! 245 is replaced by these values. Extended length (ISO 7816-3
 //! §12.1.3) is used only when the caller says the reader supports it; the
 //! limit is then [`PlanOptions::max_extended_lc`].
 

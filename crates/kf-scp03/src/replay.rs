@@ -1,6 +1,6 @@
 //! Offline SCP03 calculator: recomputes a captured session from known static
-//! keys (the contract of issue 2, "Replay contract"; CLI `kf-station scp03
-//! replay --script FILE`).
+//! keys, for checking a capture against an independent calculation (CLI
+//! `kf-station scp03 replay --script FILE`).
 //!
 //! Input: static keys, host challenge (8 = S8, 16 = S16 bytes), the INITIALIZE
 //! UPDATE response data, the security level, an optional SD AID, and plaintext

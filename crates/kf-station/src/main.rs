@@ -72,7 +72,7 @@ enum Command {
     Provision(cmd::provision::StationArgs),
     /// The station loop: wait for a fob, provision, wait for removal, next.
     Run(cmd::provision::StationArgs),
-    /// End-to-end throughput against the transport floor (issue 7).
+    /// End-to-end throughput against the transport floor.
     Bench(cmd::bench::BenchArgs),
     /// Read and check the durable audit journal.
     #[command(subcommand)]

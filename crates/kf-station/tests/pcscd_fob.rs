@@ -1,5 +1,5 @@
 //! The virtual key fob through the real PC/SC stack: PC/SC backend → pcscd →
-//! vsmartcard vpcd driver → vpcd bridge → VirtualFob (issue 3 item 4).
+//! vsmartcard vpcd driver → vpcd bridge → VirtualFob.
 //!
 //! Needs root and the Debian packages `pcscd vsmartcard-vpcd libpcsclite-dev`
 //! (scripts/test.sh installs them). A missing piece FAILS the test loudly.

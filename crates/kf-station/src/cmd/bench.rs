@@ -1,5 +1,5 @@
 //! `kf-station bench`: end-to-end fobs through the full pipeline, against the
-//! floor of the same transport measured in the same run (issue 7).
+//! floor of the same transport measured in the same run.
 //!
 //! For every fob the pipeline runs against a fresh virtual fob; a recording
 //! wrapper keeps the size of every command and response. The floor replays
