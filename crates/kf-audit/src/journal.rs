@@ -367,7 +367,7 @@ impl Journal {
                 record.kind,
                 &record.body,
             );
-            if !kf_ct_eq(&chain_hash(&prev, &canonical), &stored_hash) {
+            if !chain_hash_eq(&chain_hash(&prev, &canonical), &stored_hash) {
                 return broken(BreakReason::HashMismatch);
             }
             prev = stored_hash;
@@ -394,9 +394,9 @@ impl Journal {
     }
 }
 
-/// Hashes are public values; plain comparison is fine, named for clarity.
-fn kf_ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a == b
+/// Compares a recomputed chain hash with the stored one in constant time.
+fn chain_hash_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    bool::from(subtle::ConstantTimeEq::ct_eq(&a[..], &b[..]))
 }
 
 #[cfg(test)]
