@@ -35,7 +35,7 @@ step "kf-station bench (end to end vs floor), tiny counts"
 cargo run -q -p kf-station --features pcsc -- bench --fobs 2 --transport both --json > /dev/null
 
 step "kf-klms issuance over mTLS, tiny counts"
-cargo run -q -p kf-klms -- bench --concurrency 1,8 --requests 16
+cargo run -q -p kf-bench --bin klms-bench -- --concurrency 1,8 --requests 16
 
 step "journal durable appends and recovery after kill -9, tiny counts"
 cargo run -q -p kf-audit --example append_rate -- 50

@@ -26,6 +26,10 @@ fi
 step "interop: opensc-tool and yubikit's SCP03 host against the virtual fob"
 scripts/interop.sh
 
+# Last of the Linux steps: it builds kf-station with another feature set.
+step "factory build: no virtual fob, KLMS server, bench or test crate"
+scripts/factory-check.sh
+
 if [ "${SKIP_WINDOWS_CHECK:-0}" != "1" ]; then
   step "Windows cross-check (x86_64-pc-windows-gnu)"
   scripts/windows-check.sh

@@ -1,5 +1,5 @@
-//! `kf-station bench`: end-to-end fobs through the full pipeline, against the
-//! floor of the same transport measured in the same run.
+//! End-to-end fobs through the full pipeline, against the floor of the same
+//! transport measured in the same run (`kf-station bench`).
 //!
 //! For every fob the pipeline runs against a fresh virtual fob; a recording
 //! wrapper keeps the size of every command and response. The floor replays
@@ -10,10 +10,16 @@
 //! both transports and reported beside it, so `pipeline − card / floor` is the
 //! station's share. Packages are generated before timing; the journal is not
 //! used (its own benchmark is separate).
+//!
+//! ```text
+//!  DevSampleSource ─▶ provision_fob ─▶ Recorder ─▶ transport ─▶ TimedCard(VirtualFob)
+//!                                         │ sizes
+//!                                         ▼
+//!                     replay_floor ─▶ same transport ─▶ EchoSizes
+//! ```
 
 use std::time::{Duration, Instant};
 
-use clap::Args;
 use kf_card::{FobConfig, VirtualFob};
 use kf_perso::pipeline::{provision_fob, NoHooks, PipelineOptions};
 use kf_source::DevSampleSource;
@@ -21,151 +27,140 @@ use kf_transport::error::TransportError;
 use kf_transport::loopback::{LoopbackTransport, VirtualCard};
 use kf_transport::transport::Transport;
 
-use crate::config::StationConfig;
-use crate::exit;
+use crate::stats::percentile;
+use crate::BenchError;
 
-/// Options of `bench`.
-#[derive(Args, Debug)]
-pub struct BenchArgs {
-    /// Fobs per transport and level.
-    #[arg(long, default_value_t = 100)]
-    pub fobs: usize,
-    /// Security levels, comma-separated.
-    #[arg(long, default_value = "01,33", value_delimiter = ',')]
-    pub level: Vec<String>,
-    /// loopback (in-process), vpcd (pcscd + vpcd, started by the bench), or both.
-    #[arg(long, default_value = "loopback", value_parser = ["loopback", "vpcd", "both"])]
-    pub transport: String,
-    /// Machine-readable output.
-    #[arg(long)]
-    pub json: bool,
+/// The link the fobs are provisioned over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// Host and card in this thread.
+    Loopback,
+    /// pcscd + vpcd, started by the bench (Linux, `pcsc` feature, root).
+    Vpcd,
 }
 
-/// Runs the benchmark.
-pub fn run(args: BenchArgs) -> u8 {
-    match bench(&args) {
-        Ok(()) => exit::OK,
-        Err(e) => {
-            errln!("error: {}", crate::out::error_line(&e));
-            exit::FAILED
-        }
+/// Provisions `fobs` fresh virtual fobs over `link` at the security level
+/// `level` (its name, for the report) with `options`, then replays the floor.
+pub fn run(
+    link: Link,
+    fobs: usize,
+    level: &str,
+    options: &PipelineOptions,
+) -> Result<Row, BenchError> {
+    match link {
+        Link::Loopback => loopback(fobs, level, options),
+        Link::Vpcd => vpcd::run(fobs, level, options),
     }
 }
 
 /// One row of results.
 #[derive(Debug, serde::Serialize)]
-struct Row {
-    transport: &'static str,
-    level: String,
-    fobs: usize,
-    apdus_per_fob: usize,
-    bytes_per_fob: usize,
-    fobs_per_s: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    cpu_us_per_fob: f64,
-    host_cpu_us_per_fob_excl_card: f64,
-    floor_p50_ms: f64,
-    ratio_p50: f64,
+pub struct Row {
+    /// `loopback` or `vpcd`.
+    pub transport: &'static str,
+    /// Security level, as given.
+    pub level: String,
+    /// Fobs provisioned.
+    pub fobs: usize,
+    /// APDUs exchanged with the first fob.
+    pub apdus_per_fob: usize,
+    /// Command and response bytes exchanged with the first fob.
+    pub bytes_per_fob: usize,
+    /// Throughput over the timed sessions.
+    pub fobs_per_s: f64,
+    /// Median pipeline time per fob.
+    pub p50_ms: f64,
+    /// 99th percentile pipeline time per fob.
+    pub p99_ms: f64,
+    /// Process CPU per fob (card emulation included).
+    pub cpu_us_per_fob: f64,
+    /// Process CPU per fob without the time spent in the card emulation.
+    pub host_cpu_us_per_fob_excl_card: f64,
+    /// Median of the floor: the same exchanges as echoes, per fob.
+    pub floor_p50_ms: f64,
+    /// `p50_ms / floor_p50_ms`.
+    pub ratio_p50: f64,
     /// Per fob: pipeline time minus the time spent inside the card emulation
     /// (on a real fob that time is the chip's).
-    p50_ms_excl_card: f64,
-    ratio_p50_excl_card: f64,
+    pub p50_ms_excl_card: f64,
+    /// `p50_ms_excl_card / floor_p50_ms`.
+    pub ratio_p50_excl_card: f64,
     /// Per fob: time outside the exchanges (host work between APDUs).
-    outside_exchanges_p50_ms: f64,
+    pub outside_exchanges_p50_ms: f64,
     /// Per fob: the exchanges' round trips summed, card work included.
-    exchanges_p50_ms: f64,
+    pub exchanges_p50_ms: f64,
     /// The largest wrapped STORE DATA command of the session: its Lc.
-    store_data_lc: usize,
+    pub store_data_lc: usize,
     /// Median round trip of those STORE DATA commands, card work included.
-    store_data_rtt_p50_us: f64,
+    pub store_data_rtt_p50_us: f64,
     /// Median time the card emulation spent on them.
-    store_data_card_p50_us: f64,
+    pub store_data_card_p50_us: f64,
     /// Median round trip of the floor's echo exchanges of the same sizes.
-    echo_same_size_rtt_p50_us: f64,
+    pub echo_same_size_rtt_p50_us: f64,
 }
 
-fn bench(args: &BenchArgs) -> anyhow::Result<()> {
-    if args.fobs == 0 {
-        anyhow::bail!("--fobs must be at least 1");
+/// The rows as a table for the terminal, with one line per row on where the
+/// time of a fob goes.
+pub fn table(rows: &[Row]) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{:<9} {:>5} {:>5} {:>6} {:>7} {:>8} {:>8} {:>8} {:>10} {:>14} {:>9} {:>7} {:>14} {:>11}\n",
+        "transport",
+        "level",
+        "fobs",
+        "APDUs",
+        "bytes",
+        "fobs/s",
+        "p50 ms",
+        "p99 ms",
+        "CPU µs/fob",
+        "host excl.card",
+        "floor p50",
+        "ratio",
+        "p50 excl.card",
+        "ratio excl."
+    ));
+    for r in rows {
+        out.push_str(&format!(
+            "{:<9} {:>5} {:>5} {:>6} {:>7} {:>8.1} {:>8.3} {:>8.3} {:>10.1} {:>14.1} {:>9.3} {:>7.2} {:>14.3} {:>11.2}\n",
+            r.transport,
+            r.level,
+            r.fobs,
+            r.apdus_per_fob,
+            r.bytes_per_fob,
+            r.fobs_per_s,
+            r.p50_ms,
+            r.p99_ms,
+            r.cpu_us_per_fob,
+            r.host_cpu_us_per_fob_excl_card,
+            r.floor_p50_ms,
+            r.ratio_p50,
+            r.p50_ms_excl_card,
+            r.ratio_p50_excl_card
+        ));
     }
-    let mut rows = Vec::new();
-    for level in &args.level {
-        let options = StationConfig {
-            security_level: level.clone(),
-            station_id: "BENCH".into(),
-            ..StationConfig::default()
-        }
-        .pipeline_options()?;
-        if args.transport != "vpcd" {
-            rows.push(loopback(args.fobs, level, &options)?);
-        }
-        if args.transport != "loopback" {
-            rows.push(vpcd::run(args.fobs, level, &options)?);
-        }
+    out.push('\n');
+    for r in rows {
+        out.push_str(&format!(
+            "{:<9} level {}: per fob p50 {:.3} ms in exchanges, {:.3} ms between them; \
+             STORE DATA Lc={} round trip p50 {:.1} µs (card emulation {:.1} µs); \
+             echo of the same size {:.1} µs\n",
+            r.transport,
+            r.level,
+            r.exchanges_p50_ms,
+            r.outside_exchanges_p50_ms,
+            r.store_data_lc,
+            r.store_data_rtt_p50_us,
+            r.store_data_card_p50_us,
+            r.echo_same_size_rtt_p50_us
+        ));
     }
-    if args.json {
-        outln!("{}", serde_json::to_string_pretty(&rows)?);
-    } else {
-        outln!(
-            "{:<9} {:>5} {:>5} {:>6} {:>7} {:>8} {:>8} {:>8} {:>10} {:>14} {:>9} {:>7} {:>14} {:>11}",
-            "transport",
-            "level",
-            "fobs",
-            "APDUs",
-            "bytes",
-            "fobs/s",
-            "p50 ms",
-            "p99 ms",
-            "CPU µs/fob",
-            "host excl.card",
-            "floor p50",
-            "ratio",
-            "p50 excl.card",
-            "ratio excl."
-        );
-        for r in &rows {
-            outln!(
-                "{:<9} {:>5} {:>5} {:>6} {:>7} {:>8.1} {:>8.3} {:>8.3} {:>10.1} {:>14.1} {:>9.3} {:>7.2} {:>14.3} {:>11.2}",
-                r.transport,
-                r.level,
-                r.fobs,
-                r.apdus_per_fob,
-                r.bytes_per_fob,
-                r.fobs_per_s,
-                r.p50_ms,
-                r.p99_ms,
-                r.cpu_us_per_fob,
-                r.host_cpu_us_per_fob_excl_card,
-                r.floor_p50_ms,
-                r.ratio_p50,
-                r.p50_ms_excl_card,
-                r.ratio_p50_excl_card
-            );
-        }
-        outln!();
-        for r in &rows {
-            outln!(
-                "{:<9} level {}: per fob p50 {:.3} ms in exchanges, {:.3} ms between them; \
-                 STORE DATA Lc={} round trip p50 {:.1} µs (card emulation {:.1} µs); \
-                 echo of the same size {:.1} µs",
-                r.transport,
-                r.level,
-                r.exchanges_p50_ms,
-                r.outside_exchanges_p50_ms,
-                r.store_data_lc,
-                r.store_data_rtt_p50_us,
-                r.store_data_card_p50_us,
-                r.echo_same_size_rtt_p50_us
-            );
-        }
-    }
-    Ok(())
+    out
 }
 
 /// One recorded exchange.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Exchange {
+struct Exchange {
     cmd: usize,
     resp: usize,
     ins: u8,
@@ -212,7 +207,7 @@ impl<T: Transport> Transport for Recorder<T> {
 
 /// The floor's card: answers every command with `len - 2` bytes and 9000,
 /// taking the response lengths from the recorded session in order.
-pub(crate) struct EchoSizes {
+struct EchoSizes {
     responses: std::collections::VecDeque<usize>,
 }
 
@@ -245,7 +240,10 @@ impl VirtualCard for EchoSizes {
 
 /// Replays the recorded command sizes (plain `80 10 00 00` echo commands) and
 /// returns the round trip of each.
-fn replay_floor(transport: &mut dyn Transport, log: &[Exchange]) -> anyhow::Result<Vec<Duration>> {
+fn replay_floor(
+    transport: &mut dyn Transport,
+    log: &[Exchange],
+) -> Result<Vec<Duration>, TransportError> {
     let mut rtts = Vec::with_capacity(log.len());
     for e in log {
         let data_len = e.cmd.saturating_sub(6).min(255);
@@ -261,7 +259,7 @@ fn replay_floor(transport: &mut dyn Transport, log: &[Exchange]) -> anyhow::Resu
 
 /// Measures the time spent inside the card emulation, in total and per
 /// STORE DATA command (by its Lc).
-pub(crate) struct TimedCard {
+struct TimedCard {
     card: VirtualFob,
     busy: Duration,
     store_data: Vec<(usize, Duration)>,
@@ -302,10 +300,10 @@ impl VirtualCard for TimedCard {
     }
 }
 
-const STORE_DATA_INS: u8 = 0xE2;
+const STORE_DATA_INS: u8 = kf_apdu::gp::ins::STORE_DATA;
 
 /// What one fob's session left for the report.
-pub(crate) struct FobRun {
+struct FobRun {
     elapsed: Duration,
     card_busy: Duration,
     log: Vec<Exchange>,
@@ -314,11 +312,9 @@ pub(crate) struct FobRun {
     floor_rtts: Vec<Duration>,
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+/// The `p` quantile of `samples`, 0 when there are none.
+fn quantile(samples: &[f64], p: f64) -> f64 {
+    percentile(samples, p).unwrap_or(0.0)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -332,7 +328,7 @@ fn cpu_now() -> Duration {
 }
 
 /// In-process loopback: host and card in this thread.
-fn loopback(fobs: usize, level: &str, options: &PipelineOptions) -> anyhow::Result<Row> {
+fn loopback(fobs: usize, level: &str, options: &PipelineOptions) -> Result<Row, BenchError> {
     let mut source = DevSampleSource::generated(fobs, None)?;
     let cards: Vec<VirtualFob> = (0..fobs)
         .map(|_| VirtualFob::new(FobConfig::dev_sample()))
@@ -346,7 +342,7 @@ fn loopback(fobs: usize, level: &str, options: &PipelineOptions) -> anyhow::Resu
         let outcome = provision_fob(&mut link, &mut source, options, &mut NoHooks);
         let elapsed = start.elapsed();
         if let Some(e) = outcome.error {
-            anyhow::bail!("fob failed during the bench: {e}");
+            return Err(BenchError::FobFailed(e));
         }
         let card = link.inner.card();
         runs.push(FobRun {
@@ -374,16 +370,13 @@ fn row(
     cpu: Duration,
 ) -> Row {
     let fobs = runs.len();
-    let sorted_ms = |f: &dyn Fn(&FobRun) -> Duration| {
-        let mut v: Vec<f64> = runs.iter().map(|r| ms(f(r))).collect();
-        v.sort_by(f64::total_cmp);
-        v
-    };
-    let times = sorted_ms(&|r| r.elapsed);
-    let floors = sorted_ms(&|r| r.floor_rtts.iter().sum());
-    let excl = sorted_ms(&|r| r.elapsed.saturating_sub(r.card_busy));
-    let exchanges = sorted_ms(&|r| r.log.iter().map(|e| e.rtt).sum());
-    let outside = sorted_ms(&|r| {
+    let per_fob_ms =
+        |f: &dyn Fn(&FobRun) -> Duration| -> Vec<f64> { runs.iter().map(|r| ms(f(r))).collect() };
+    let times = per_fob_ms(&|r| r.elapsed);
+    let floors = per_fob_ms(&|r| r.floor_rtts.iter().sum());
+    let excl = per_fob_ms(&|r| r.elapsed.saturating_sub(r.card_busy));
+    let exchanges = per_fob_ms(&|r| r.log.iter().map(|e| e.rtt).sum());
+    let outside = per_fob_ms(&|r| {
         r.elapsed
             .saturating_sub(r.log.iter().map(|e| e.rtt).sum::<Duration>())
     });
@@ -392,9 +385,9 @@ fn row(
     let per_fob = |d: Duration| d.as_secs_f64() * 1e6 / fobs as f64;
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
     let (p50, floor_p50, excl_p50) = (
-        percentile(&times, 0.5),
-        percentile(&floors, 0.5),
-        percentile(&excl, 0.5),
+        quantile(&times, 0.5),
+        quantile(&floors, 0.5),
+        quantile(&excl, 0.5),
     );
     // The largest STORE DATA of the sessions: its round trip, the card's share
     // of it, and the floor's echo of the same size at the same position.
@@ -405,10 +398,7 @@ fn row(
         .map(|e| e.cmd)
         .max()
         .unwrap_or(0);
-    let us = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        percentile(&v, 0.5)
-    };
+    let us = |v: Vec<f64>| quantile(&v, 0.5);
     let mut rtt = Vec::new();
     let mut echo = Vec::new();
     for r in runs {
@@ -435,14 +425,14 @@ fn row(
         bytes_per_fob: first.iter().map(|e| e.cmd + e.resp).sum(),
         fobs_per_s: fobs as f64 / wall.as_secs_f64(),
         p50_ms: p50,
-        p99_ms: percentile(&times, 0.99),
+        p99_ms: quantile(&times, 0.99),
         cpu_us_per_fob: per_fob(cpu),
         host_cpu_us_per_fob_excl_card: per_fob(cpu.saturating_sub(card_busy)),
         floor_p50_ms: floor_p50,
         ratio_p50: ratio(p50, floor_p50),
         p50_ms_excl_card: excl_p50,
-        outside_exchanges_p50_ms: percentile(&outside, 0.5),
-        exchanges_p50_ms: percentile(&exchanges, 0.5),
+        outside_exchanges_p50_ms: quantile(&outside, 0.5),
+        exchanges_p50_ms: quantile(&exchanges, 0.5),
         ratio_p50_excl_card: ratio(excl_p50, floor_p50),
         // Short APDU: CLA INS P1 P2 Lc data (no Le on STORE DATA).
         store_data_lc: largest.saturating_sub(5),
@@ -462,47 +452,45 @@ mod vpcd {
     use kf_card::{FobConfig, VirtualFob};
     use kf_perso::pipeline::{provision_fob, NoHooks, PipelineOptions};
     use kf_source::DevSampleSource;
+    use kf_testkit::VpcdStack;
     use kf_transport::pcsc::{CardDisposition, PcscContext};
-    use kf_transport::pcscd_harness::{free_port_pair, Pcscd};
-    use kf_transport::vpcd::{BridgeHandle, VpcdConfig};
+    use kf_transport::vpcd::BridgeHandle;
     use kf_transport::VirtualCard;
 
     use super::{cpu_now, replay_floor, row, EchoSizes, FobRun, Recorder, Row, TimedCard};
+    use crate::BenchError;
 
-    const WAIT: Option<Duration> = Some(Duration::from_secs(15));
+    const WAIT: Duration = Duration::from_secs(15);
 
+    /// Presents the card on slot 0 and waits until pcscd sees it.
     fn serve<C: VirtualCard + Send + 'static>(
-        pcscd: &Pcscd,
+        stack: &VpcdStack,
         context: &PcscContext,
         card: C,
-    ) -> anyhow::Result<BridgeHandle<C>> {
-        let config = VpcdConfig {
-            initial_backoff: Duration::from_millis(10),
-            max_backoff: Duration::from_millis(100),
-            poll_interval: Duration::from_millis(10),
-            ..VpcdConfig::new(pcscd.vpcd_addr(0))
-        };
-        let bridge = BridgeHandle::spawn(card, config)?;
-        context.wait_for_card(&pcscd.reader_name(0), WAIT)?;
+    ) -> Result<BridgeHandle<C>, BenchError> {
+        let bridge = stack.insert(card, WAIT).map_err(BenchError::Pcscd)?;
+        context.wait_for_card(&stack.reader_name(0), Some(WAIT))?;
         Ok(bridge)
     }
 
     /// Removes the card from the reader and returns it.
     fn swap<C: VirtualCard + Send + 'static>(
-        pcscd: &Pcscd,
+        stack: &VpcdStack,
         context: &PcscContext,
         bridge: BridgeHandle<C>,
-    ) -> anyhow::Result<C> {
+    ) -> Result<C, BenchError> {
         let card = bridge.stop_and_join()?;
-        context.wait_for_removal(&pcscd.reader_name(0), WAIT)?;
+        context.wait_for_removal(&stack.reader_name(0), Some(WAIT))?;
         Ok(card)
     }
 
-    pub(super) fn run(fobs: usize, level: &str, options: &PipelineOptions) -> anyhow::Result<Row> {
-        let dir = tempfile::tempdir()?;
-        let pcscd = Pcscd::start(dir.path(), free_port_pair()?)
-            .map_err(|e| anyhow::anyhow!("cannot start pcscd with the vpcd driver (root, packages pcscd vsmartcard-vpcd): {e}"))?;
-        let reader = pcscd.reader_name(0);
+    pub(super) fn run(
+        fobs: usize,
+        level: &str,
+        options: &PipelineOptions,
+    ) -> Result<Row, BenchError> {
+        let stack = VpcdStack::start().map_err(BenchError::Pcscd)?;
+        let reader = stack.reader_name(0);
         let context = PcscContext::establish()?;
         let mut source = DevSampleSource::generated(fobs, None)?;
         let mut runs = Vec::with_capacity(fobs);
@@ -511,7 +499,7 @@ mod vpcd {
         for _ in 0..fobs {
             // Insertion (bridge start, pcscd detection) is outside the timing.
             let fob = TimedCard::new(VirtualFob::new(FobConfig::dev_sample())?);
-            let bridge = serve(&pcscd, &context, fob)?;
+            let bridge = serve(&stack, &context, fob)?;
             let mut link = Recorder::new(context.connect(&reader)?);
             let (cpu0, start) = (cpu_now(), Instant::now());
             let outcome = provision_fob(&mut link, &mut source, options, &mut NoHooks);
@@ -520,16 +508,16 @@ mod vpcd {
             cpu += cpu_now().saturating_sub(cpu0);
             wall += elapsed;
             if let Some(e) = outcome.error {
-                anyhow::bail!("fob failed during the bench: {e}");
+                return Err(BenchError::FobFailed(e));
             }
             link.inner.disconnect(CardDisposition::Leave)?;
-            let card = swap(&pcscd, &context, bridge)?;
+            let card = swap(&stack, &context, bridge)?;
             // The floor: the same sizes as echo exchanges over the same path.
-            let bridge = serve(&pcscd, &context, EchoSizes::new(&link.log))?;
+            let bridge = serve(&stack, &context, EchoSizes::new(&link.log))?;
             let mut echo = context.connect(&reader)?;
             let floor_rtts = replay_floor(&mut echo, &link.log)?;
             echo.disconnect(CardDisposition::Leave)?;
-            swap(&pcscd, &context, bridge)?;
+            swap(&stack, &context, bridge)?;
             runs.push(FobRun {
                 elapsed,
                 card_busy: card.busy,
@@ -547,12 +535,13 @@ mod vpcd {
     use kf_perso::pipeline::PipelineOptions;
 
     use super::Row;
+    use crate::BenchError;
 
     pub(super) fn run(
         _fobs: usize,
         _level: &str,
         _options: &PipelineOptions,
-    ) -> anyhow::Result<Row> {
-        anyhow::bail!("the vpcd transport needs Linux with the `pcsc` feature (and root for pcscd)")
+    ) -> Result<Row, BenchError> {
+        Err(BenchError::VpcdUnavailable)
     }
 }

@@ -1,6 +1,8 @@
 //! Benchmark fixtures and the measurement loops shared by the criterion
-//! benches (`cargo bench -p kf-bench`) and the same-run peer comparison with
-//! yubikit (`cargo run --release -p kf-bench --bin peer-compare`).
+//! benches (`cargo bench -p kf-bench`), the same-run peer comparison with
+//! yubikit (`cargo run --release -p kf-bench --bin peer-compare`) and the
+//! end-to-end run against the transport floor ([`e2e`], `kf-station bench`)
+//! and the KLMS issuance load ([`klms`], `cargo run -p kf-bench --bin klms-bench`).
 //!
 //! Data flow of one measured APDU on the host side (its wrap
 //! and unwrap):
@@ -22,9 +24,11 @@
 //! [`floor`] times the bare AES block operations of the same APDU as a
 //! reference for what any implementation must spend.
 
+pub mod e2e;
 mod error;
 pub mod fixtures;
 pub mod floor;
+pub mod klms;
 pub mod lockstep;
 pub mod measure;
 pub mod stats;

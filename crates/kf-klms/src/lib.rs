@@ -39,7 +39,6 @@
 //!   audit marks the issuance completed, which blocks re-issuance for good
 //!   (until an operator re-issue).
 
-pub mod bench;
 pub mod config;
 pub mod container_pool;
 pub mod content;

@@ -63,18 +63,6 @@ enum Command {
         #[arg(long)]
         ledger: Option<PathBuf>,
     },
-    /// Issuance throughput over mutual TLS against an in-process server.
-    Bench {
-        /// Concurrency levels, comma separated.
-        #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
-        concurrency: Vec<usize>,
-        /// Requests per level.
-        #[arg(long, default_value_t = 500)]
-        requests: usize,
-        /// Directory for the ledger (default: a temporary directory).
-        #[arg(long)]
-        dir: Option<PathBuf>,
-    },
 }
 
 #[derive(Subcommand)]
@@ -126,11 +114,6 @@ fn main() -> anyhow::Result<()> {
             config.as_deref(),
             ledger.as_deref(),
         ),
-        Command::Bench {
-            concurrency,
-            requests,
-            dir,
-        } => bench(&concurrency, requests, dir),
     }
 }
 
@@ -216,37 +199,5 @@ fn reissue(
         "{}",
         serde_json::json!({"reissue_id": id, "fob_uid": hex::encode_upper(&uid_bytes), "ledger": ledger_path})
     );
-    Ok(())
-}
-
-fn bench(levels: &[usize], requests: usize, dir: Option<PathBuf>) -> anyhow::Result<()> {
-    let dir = dir.unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("kf-klms-bench-{}", std::process::id()))
-    });
-    std::fs::create_dir_all(&dir)?;
-    let pki = DevPki::generate("KF Bench CA", &["bench-station"])?;
-    let (_, station) = pki.stations.first().context("no station certificate")?;
-    let identity = format!("{}{}", station.cert_pem, station.key_pem);
-    let master = kf_crypto::AesKey::from_slice(&[0x42; 16])?;
-    let mut config = kf_klms::KlmsConfig::dev(&pki, dir.join("bench-ledger.db"), master)?;
-    config.ttl = std::time::Duration::from_secs(60);
-    let server = kf_klms::spawn_server(config)?;
-    let base = server.base_url();
-    let client = kf_klms::bench::BenchClient {
-        base_url: &base,
-        ca_pem: &pki.ca.cert_pem,
-        identity_pem: &identity,
-    };
-    println!("concurrency requests errors   req/s   p50_ms   p99_ms");
-    for &c in levels {
-        let r = kf_klms::bench::run_issuance_bench(&client, c, requests, kf_klms::DEFAULT_UID_LEN)
-            .map_err(anyhow::Error::msg)?;
-        println!(
-            "{:>11} {:>8} {:>6} {:>7.1} {:>8.2} {:>8.2}",
-            r.concurrency, r.requests, r.errors, r.requests_per_sec, r.p50_ms, r.p99_ms
-        );
-    }
-    server.shutdown();
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

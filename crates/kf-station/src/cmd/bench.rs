@@ -1,0 +1,65 @@
+//! `kf-station bench`: end-to-end fobs through the full pipeline against the
+//! floor of the same transport, measured in the same run. The measurement
+//! lives in `kf_bench::e2e`; this command turns the station's options into
+//! pipeline options and prints the rows.
+
+use clap::Args;
+use kf_bench::e2e::{self, Link};
+
+use crate::config::StationConfig;
+use crate::exit;
+
+/// Options of `bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Fobs per transport and level.
+    #[arg(long, default_value_t = 100)]
+    pub fobs: usize,
+    /// Security levels, comma-separated.
+    #[arg(long, default_value = "01,33", value_delimiter = ',')]
+    pub level: Vec<String>,
+    /// loopback (in-process), vpcd (pcscd + vpcd, started by the bench), or both.
+    #[arg(long, default_value = "loopback", value_parser = ["loopback", "vpcd", "both"])]
+    pub transport: String,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the benchmark.
+pub fn run(args: BenchArgs) -> u8 {
+    match bench(&args) {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            errln!("error: {}", crate::out::error_line(&e));
+            exit::FAILED
+        }
+    }
+}
+
+fn bench(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.fobs == 0 {
+        anyhow::bail!("--fobs must be at least 1");
+    }
+    let mut rows = Vec::new();
+    for level in &args.level {
+        let options = StationConfig {
+            security_level: level.clone(),
+            station_id: "BENCH".into(),
+            ..StationConfig::default()
+        }
+        .pipeline_options()?;
+        if args.transport != "vpcd" {
+            rows.push(e2e::run(Link::Loopback, args.fobs, level, &options)?);
+        }
+        if args.transport != "loopback" {
+            rows.push(e2e::run(Link::Vpcd, args.fobs, level, &options)?);
+        }
+    }
+    if args.json {
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        outln!("{}", e2e::table(&rows).trim_end());
+    }
+    Ok(())
+}
