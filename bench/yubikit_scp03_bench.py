@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Peer benchmark: yubikit's SCP03 host, per APDU (issue 7, item 5).
+"""Peer benchmark: yubikit's SCP03 host, per APDU.
 
 Measures what yubikit's ``ScpProcessor.send_apdu`` does for one APDU on the
 host side, with the transport replaced by a list of precomputed card

@@ -42,6 +42,10 @@ fi
 step "interop: opensc-tool and yubikit's SCP03 host against the virtual fob"
 scripts/interop.sh
 
+# It builds kf-station with a second feature set.
+step "factory build: no virtual fob, KLMS server, bench or test crate"
+scripts/factory-check.sh
+
 if [ "${SKIP_WINDOWS_E2E:-0}" != "1" ]; then
   step "Windows: kf-station.exe under Wine through WinSCard, pcscd + vpcd"
   scripts/windows-e2e.sh

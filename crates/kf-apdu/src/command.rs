@@ -17,7 +17,6 @@ use std::fmt;
 use zeroize::Zeroize;
 
 use crate::error::ApduError;
-use crate::hex::write_hex;
 
 /// Largest command data an extended Lc can announce.
 pub const MAX_DATA_LEN: usize = 65_535;
@@ -332,7 +331,7 @@ impl CommandApdu {
                 f.write_str(" [redacted]")?;
             } else {
                 f.write_str(" ")?;
-                write_hex(f, &self.data)?;
+                f.write_str(&hex::encode_upper(&self.data))?;
             }
         }
         if let Some(le) = self.le {

@@ -11,8 +11,6 @@ use std::fmt;
 use thiserror::Error;
 use zeroize::Zeroize;
 
-use crate::hex::write_hex;
-
 /// Largest DGI value (two-byte length).
 pub const MAX_DGI_LEN: usize = 65_535;
 
@@ -213,7 +211,7 @@ impl fmt::Debug for Dgi {
             f.write_str(", [redacted])")
         } else {
             f.write_str(", ")?;
-            write_hex(f, &self.data)?;
+            f.write_str(&hex::encode_upper(&self.data))?;
             f.write_str(")")
         }
     }

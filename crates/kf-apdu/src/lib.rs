@@ -45,7 +45,6 @@ mod command;
 pub mod dgi;
 mod error;
 pub mod gp;
-mod hex;
 mod response;
 mod status;
 pub mod tlv;

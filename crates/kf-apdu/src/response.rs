@@ -3,7 +3,6 @@
 use std::fmt;
 
 use crate::error::ApduError;
-use crate::hex::write_hex;
 use crate::status::StatusWord;
 
 /// A response APDU: response data and the status word.
@@ -65,7 +64,7 @@ impl ResponseApdu {
 impl fmt::Display for ResponseApdu {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if !self.data.is_empty() {
-            write_hex(f, &self.data)?;
+            f.write_str(&hex::encode_upper(&self.data))?;
             f.write_str(" ")?;
         }
         write!(f, "{}", self.sw)
@@ -76,7 +75,7 @@ impl fmt::Debug for ResponseApdu {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ResponseApdu(")?;
         if !self.data.is_empty() {
-            write_hex(f, &self.data)?;
+            f.write_str(&hex::encode_upper(&self.data))?;
             f.write_str(" ")?;
         }
         write!(f, "{:04X})", self.sw.as_u16())

@@ -1,4 +1,4 @@
-//! Recovery time of the journal after `kill -9` (issue 7 item 4).
+//! Recovery time of the journal after `kill -9`.
 //!
 //! `recovery fill PATH N`: appends N durable records, prints `filled`, then keeps
 //! appending until killed. `recovery open PATH`: times opening the journal

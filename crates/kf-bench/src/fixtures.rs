@@ -34,11 +34,11 @@ pub const PARAMETER_I: u8 = 0x60;
 /// AID of the benchmark Security Domain.
 pub const SD_AID: [u8; 8] = [0xA0, 0x00, 0x00, 0x01, 0x51, 0x00, 0x00, 0x00];
 
-/// Command payload sizes of issue 7 (239 is the largest STORE DATA payload
+/// Command payload sizes measured: small, medium and the largest (239 is the largest STORE DATA payload
 /// that still fits a short APDU at level '33' after padding and C-MAC).
 pub const PAYLOAD_SIZES: [usize; 3] = [16, 64, 239];
 
-/// Security levels of issue 7: '01' (C-MAC), '03' (C-DEC + C-MAC), '33'
+/// Security levels measured: '01' (C-MAC), '03' (C-DEC + C-MAC), '33'
 /// (C-DEC, C-MAC, R-MAC, R-ENC) (Amd D Table 7-3).
 pub const LEVELS: [SecurityLevel; 3] = [
     SecurityLevel::C_MAC,

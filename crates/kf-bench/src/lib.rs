@@ -1,9 +1,10 @@
 //! Benchmark fixtures and the measurement loops shared by the criterion
-//! benches (`cargo bench -p kf-bench`) and the same-run peer comparison with
-//! yubikit (`cargo run --release -p kf-bench --bin peer-compare`).
+//! benches (`cargo bench -p kf-bench`), the same-run peer comparison with
+//! yubikit (`cargo run --release -p kf-bench --bin peer-compare`) and the
+//! end-to-end run against the transport floor ([`e2e`], `kf-station bench`)
 //!
-//! Data flow of one measured APDU on the host side (issue 7, "per-APDU wrap +
-//! unwrap"):
+//! Data flow of one measured APDU on the host side (its wrap
+//! and unwrap):
 //!
 //! ```text
 //! fixtures::open_pair ── deterministic handshake (fixed keys and challenges) ──▶
@@ -22,6 +23,7 @@
 //! [`floor`] times the bare AES block operations of the same APDU as a
 //! reference for what any implementation must spend.
 
+pub mod e2e;
 mod error;
 pub mod fixtures;
 pub mod floor;

@@ -72,11 +72,6 @@ impl AesKey {
         }
     }
 
-    /// Same as [`AesKey::duplicate`], in `Result` form for call sites that expect a fallible copy.
-    pub fn try_clone(&self) -> Result<AesKey, CryptoError> {
-        Ok(self.duplicate())
-    }
-
     /// Constant-time comparison with another key.
     pub fn ct_eq(&self, other: &AesKey) -> bool {
         crate::ct_eq(self.expose_secret(), other.expose_secret())

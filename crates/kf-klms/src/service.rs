@@ -293,18 +293,6 @@ fn ledger_issue_error(e: LedgerError) -> ApiError {
     }
 }
 
-/// Upper-case hex of response fields. `hex::encode_upper` builds the string
-/// char by char through an iterator, which showed up in issuance profiles.
-fn hex_upper(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0F)]));
-    }
-    out
-}
-
 /// Everything of an issuance except its ledger record.
 struct PreparedIssue {
     issuance: Issuance,
@@ -399,19 +387,19 @@ impl PreparedIssue {
             fob_uid: issuance.fob_uid,
             key_version: state.key_version,
             scp03_static_keys: StaticKeysHex {
-                enc: hex_upper(keys.enc.expose_secret()),
-                mac: hex_upper(keys.mac.expose_secret()),
-                dek: hex_upper(keys.dek.expose_secret()),
+                enc: hex::encode_upper(keys.enc.expose_secret()),
+                mac: hex::encode_upper(keys.mac.expose_secret()),
+                dek: hex::encode_upper(keys.dek.expose_secret()),
             },
             ford_payload: FordPayload {
                 apdu_cla_ins_p1_p2: "80E20000".to_owned(),
-                data_hex: hex_upper(&payload),
+                data_hex: hex::encode_upper(&payload),
             },
             personalization_dgis: dgis
                 .iter()
                 .map(|(tag, value, encrypted)| DgiJson {
                     tag: format!("{tag:04X}"),
-                    data_hex: hex_upper(value),
+                    data_hex: hex::encode_upper(value),
                     encrypted: *encrypted,
                 })
                 .collect(),
@@ -561,13 +549,6 @@ async fn audit(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hex_upper_matches_the_hex_crate() {
-        let all: Vec<u8> = (0..=255u8).collect();
-        assert_eq!(hex_upper(&all), hex::encode_upper(&all));
-        assert_eq!(hex_upper(&[]), "");
-    }
 
     #[test]
     fn uid_parsing() {

@@ -1,6 +1,6 @@
 //! Offline SCP03 calculator: recomputes a captured session from known static
-//! keys (the contract of issue 2, "Replay contract"; CLI `kf-station scp03
-//! replay --script FILE`).
+//! keys, for checking a capture against an independent calculation (CLI
+//! `kf-station scp03 replay --script FILE`).
 //!
 //! Input: static keys, host challenge (8 = S8, 16 = S16 bytes), the INITIALIZE
 //! UPDATE response data, the security level, an optional SD AID, and plaintext
@@ -159,10 +159,6 @@ fn hex_field(field: &str, value: &str) -> Result<Vec<u8>, ReplayError> {
     kf_crypto::decode_hex(value).map_err(|e| field_err(field, e))
 }
 
-fn upper(bytes: &[u8]) -> String {
-    hex::encode_upper(bytes)
-}
-
 /// Runs the replay contract on `input_json`. Session keys are included only
 /// when `show_session_keys` is true.
 pub fn replay(input_json: &str, show_session_keys: bool) -> Result<ReplayReport, ReplayError> {
@@ -237,29 +233,29 @@ pub fn replay(input_json: &str, show_session_keys: bool) -> Result<ReplayReport,
                 let opened = sm::open_response(&session, mode, level, &chaining, counter, &resp);
                 (
                     opened.mac_valid,
-                    opened.plain.ok().map(|p| upper(&p.to_bytes())),
+                    opened.plain.ok().map(|p| hex::encode_upper(p.to_bytes())),
                 )
             }
         };
         commands.push(ReplayCommand {
-            wrapped: upper(&wrapped.to_bytes()),
+            wrapped: hex::encode_upper(wrapped.to_bytes()),
             response_valid,
             response_plain,
         });
     }
 
     let session_keys = show_session_keys.then(|| SessionKeysHex {
-        s_enc: upper(session.s_enc().expose_secret()),
-        s_mac: upper(session.s_mac().expose_secret()),
-        s_rmac: upper(session.s_rmac().expose_secret()),
+        s_enc: hex::encode_upper(session.s_enc().expose_secret()),
+        s_mac: hex::encode_upper(session.s_mac().expose_secret()),
+        s_rmac: hex::encode_upper(session.s_rmac().expose_secret()),
     });
     Ok(ReplayReport {
         scp_parameter_i: format!("{:02X}", card.parameter_i.value()),
         key_version: format!("{:02X}", card.key_version),
         card_cryptogram_valid: ct_eq(&expected_card, &card.card_cryptogram),
         card_challenge_valid,
-        host_cryptogram: upper(&host_crypto),
-        external_authenticate: upper(&ea.to_bytes()),
+        host_cryptogram: hex::encode_upper(&host_crypto),
+        external_authenticate: hex::encode_upper(ea.to_bytes()),
         commands,
         session_keys,
     })

@@ -5,6 +5,12 @@
 //! ```
 //!
 //! The binary only parses arguments and prints; the libraries own the logic.
+//!
+//! The default `sim` feature adds the virtual fob (`kf-card`), the embedded
+//! reference KLMS of `demo` (`kf-klms`) and `bench` (`kf-bench`). A factory
+//! build (`--no-default-features --features pcsc`) links none of them; its
+//! `demo`, `self-test`, `sim`, `bench` and `provision --sim` exit 2 and say
+//! how to get them.
 
 #[macro_use]
 mod out;
@@ -66,15 +72,27 @@ fn init_logging(format: &str) {
 #[derive(Subcommand)]
 enum Command {
     /// Provision N in-process virtual fobs end to end and summarize (the main job).
+    #[cfg(feature = "sim")]
     Demo(cmd::demo::DemoArgs),
+    /// Not in this factory build (needs the `sim` feature): virtual fobs end to end.
+    #[cfg(not(feature = "sim"))]
+    Demo(cmd::sim_only::NotInThisBuild),
     /// The full pipeline against an in-process virtual fob (quick check).
+    #[cfg(feature = "sim")]
     SelfTest,
+    /// Not in this factory build (needs the `sim` feature): pipeline self-test.
+    #[cfg(not(feature = "sim"))]
+    SelfTest(cmd::sim_only::NotInThisBuild),
     /// Provision one fob (reader or --sim).
     Provision(cmd::provision::StationArgs),
     /// The station loop: wait for a fob, provision, wait for removal, next.
     Run(cmd::provision::StationArgs),
-    /// End-to-end throughput against the transport floor (issue 7).
+    /// End-to-end throughput against the transport floor.
+    #[cfg(feature = "sim")]
     Bench(cmd::bench::BenchArgs),
+    /// Not in this factory build (needs the `sim` feature): end-to-end benchmark.
+    #[cfg(not(feature = "sim"))]
+    Bench(cmd::sim_only::NotInThisBuild),
     /// Read and check the durable audit journal.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
@@ -85,8 +103,12 @@ enum Command {
     #[command(subcommand)]
     Scp03(cmd::scp03::Scp03Command),
     /// Virtual key fobs for tests and dry runs.
+    #[cfg(feature = "sim")]
     #[command(subcommand)]
     Sim(cmd::sim::SimCommand),
+    /// Not in this factory build (needs the `sim` feature): virtual key fobs.
+    #[cfg(not(feature = "sim"))]
+    Sim(cmd::sim_only::NotInThisBuild),
     /// List PC/SC readers and whether a card is present.
     Readers {
         /// Machine-readable output.
@@ -99,16 +121,28 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log_format);
     let code = match cli.command {
+        #[cfg(feature = "sim")]
         Command::Demo(a) => cmd::demo::run(a),
+        #[cfg(feature = "sim")]
         Command::SelfTest => cmd::selftest::run(),
+        #[cfg(feature = "sim")]
+        Command::Bench(a) => cmd::bench::run(a),
+        #[cfg(feature = "sim")]
+        Command::Sim(c) => cmd::sim::run(c),
+        #[cfg(not(feature = "sim"))]
+        Command::Demo(_) => cmd::sim_only::refuse("demo"),
+        #[cfg(not(feature = "sim"))]
+        Command::SelfTest(_) => cmd::sim_only::refuse("self-test"),
+        #[cfg(not(feature = "sim"))]
+        Command::Bench(_) => cmd::sim_only::refuse("bench"),
+        #[cfg(not(feature = "sim"))]
+        Command::Sim(_) => cmd::sim_only::refuse("sim"),
         Command::Provision(a) => cmd::provision::run(a),
         Command::Run(a) => cmd::run::run(a),
         Command::Fixtures(c) => cmd::fixtures::run(c),
         Command::Audit(c) => cmd::audit::run(c),
-        Command::Bench(a) => cmd::bench::run(a),
         Command::Scp03(c) => cmd::scp03::run(c),
         Command::Readers { json } => cmd::readers::run(json),
-        Command::Sim(c) => cmd::sim::run(c),
     };
     ExitCode::from(code)
 }

@@ -5,7 +5,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use kf_card::{FobConfig, VirtualFob};
 use kf_perso::pipeline::FobOutcome;
 use kf_perso::AuditRecord;
 use kf_source::{CardKeys, ContainerSource, DevSampleSource, ProvisioningSource};
@@ -61,9 +60,43 @@ fn offline_source(config: &StationConfig) -> anyhow::Result<Box<dyn Provisioning
     }
 }
 
+/// Refuses `--sim` early (before any file is opened) in a factory build.
+#[cfg(feature = "sim")]
+pub fn ensure_sim(_what: &str) -> anyhow::Result<()> {
+    Ok(())
+}
+
+/// Refuses `--sim` early (before any file is opened) in a factory build.
+#[cfg(not(feature = "sim"))]
+pub fn ensure_sim(what: &str) -> anyhow::Result<()> {
+    Err(crate::cmd::sim_only::not_in_this_build(what))
+}
+
 /// A virtual fob with the dev-sample keys (for `--sim`).
-pub fn sim_fob() -> anyhow::Result<VirtualFob> {
-    Ok(VirtualFob::new(FobConfig::dev_sample())?)
+#[cfg(feature = "sim")]
+pub fn sim_fob() -> anyhow::Result<kf_card::VirtualFob> {
+    Ok(kf_card::VirtualFob::new(kf_card::FobConfig::dev_sample())?)
+}
+
+/// Provisions the in-process virtual fob (`--sim`).
+#[cfg(feature = "sim")]
+pub fn provision_sim(
+    recorder: &mut Recorder,
+    source: &mut dyn ProvisioningSource,
+    options: &kf_perso::pipeline::PipelineOptions,
+) -> anyhow::Result<FobOutcome> {
+    let mut link = kf_transport::loopback::LoopbackTransport::new(sim_fob()?);
+    recorder.provision(&mut link, source, options)
+}
+
+/// A factory build has no virtual fob: `--sim` is refused.
+#[cfg(not(feature = "sim"))]
+pub fn provision_sim(
+    _recorder: &mut Recorder,
+    _source: &mut dyn ProvisioningSource,
+    _options: &kf_perso::pipeline::PipelineOptions,
+) -> anyhow::Result<FobOutcome> {
+    Err(crate::cmd::sim_only::not_in_this_build("provision --sim"))
 }
 
 /// Where a fob's audit goes: the durable journal (started + outcome records)

@@ -3,6 +3,8 @@
 //! journals, a closed output pipe. Each must be one clear line on stderr, the
 //! documented exit code (2 bad input, 1 failed fob), no panic, no secret, and
 //! a refused invocation leaves no file behind.
+// They run the simulator commands (`demo`, `provision --sim`).
+#![cfg(feature = "sim")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};

@@ -1,12 +1,11 @@
 //! The virtual key fob through the real PC/SC stack: PC/SC backend → pcscd →
-//! vsmartcard vpcd driver → vpcd bridge → VirtualFob (issue 3 item 4).
+//! vsmartcard vpcd driver → vpcd bridge → VirtualFob.
 //!
 //! Needs root and the Debian packages `pcscd vsmartcard-vpcd libpcsclite-dev`
 //! (scripts/test.sh installs them). A missing piece FAILS the test loudly.
 #![cfg(all(unix, feature = "pcsc"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use kf_card::{FobConfig, Uid, VirtualFob};
@@ -16,45 +15,14 @@ use kf_perso::{PlanOptions, Stage};
 use kf_profile::AppletLifeCycle;
 use kf_scp03::SecurityLevel;
 use kf_source::{CardKeys, DevSampleSource, ProvisioningInput, ProvisioningSource, SourceError};
+use kf_testkit::VpcdStack;
 use kf_transport::pcsc::{CardDisposition, PcscContext};
-use kf_transport::pcscd_harness::{free_port_pair, Pcscd};
-use kf_transport::vpcd::{BridgeControl, BridgeHandle, VpcdConfig};
+use kf_transport::vpcd::{BridgeControl, BridgeHandle};
 
 const WAIT: Option<Duration> = Some(Duration::from_secs(15));
-static ONE_PCSCD: Mutex<()> = Mutex::new(());
 
-struct Stack {
-    pcscd: Pcscd,
-    _dir: tempfile::TempDir,
-    _guard: MutexGuard<'static, ()>,
-}
-
-fn start_stack() -> Stack {
-    let guard = ONE_PCSCD.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port_pair().unwrap();
-    let pcscd = Pcscd::start(dir.path(), port)
-        .unwrap_or_else(|e| panic!("cannot start pcscd with the vpcd driver: {e}"));
-    Stack {
-        pcscd,
-        _dir: dir,
-        _guard: guard,
-    }
-}
-
-fn insert(stack: &Stack, fob: VirtualFob) -> BridgeHandle<VirtualFob> {
-    let config = VpcdConfig {
-        initial_backoff: Duration::from_millis(20),
-        max_backoff: Duration::from_millis(200),
-        poll_interval: Duration::from_millis(20),
-        ..VpcdConfig::new(stack.pcscd.vpcd_addr(0))
-    };
-    let bridge = BridgeHandle::spawn(fob, config).unwrap();
-    assert!(
-        bridge.wait_connected(Duration::from_secs(15)),
-        "bridge did not reach vpcd"
-    );
-    bridge
+fn insert(stack: &VpcdStack, fob: VirtualFob) -> BridgeHandle<VirtualFob> {
+    stack.insert(fob, Duration::from_secs(15)).unwrap()
 }
 
 const AES256: (&str, &str, &str) = (
@@ -101,8 +69,8 @@ fn options(level: SecurityLevel) -> PipelineOptions {
 
 #[test]
 fn fob_is_personalized_through_pcscd_at_levels_01_03_33_with_aes128_and_aes256() {
-    let stack = start_stack();
-    let reader = stack.pcscd.reader_name(0);
+    let stack = VpcdStack::start().unwrap();
+    let reader = stack.reader_name(0);
     let context = PcscContext::establish().unwrap();
     assert!(context.list_readers().unwrap().contains(&reader));
     for aes256 in [false, true] {
@@ -165,8 +133,8 @@ impl PipelineHooks for PullAfter {
 
 #[test]
 fn fob_pulled_mid_session_is_a_removed_card_and_pcscd_restart_recovers() {
-    let mut stack = start_stack();
-    let reader = stack.pcscd.reader_name(0);
+    let mut stack = VpcdStack::start().unwrap();
+    let reader = stack.reader_name(0);
     let context = PcscContext::establish().unwrap();
     let fob = VirtualFob::new(FobConfig::dev_sample()).unwrap();
     let bridge = insert(&stack, fob);
@@ -198,7 +166,7 @@ fn fob_pulled_mid_session_is_a_removed_card_and_pcscd_restart_recovers() {
     assert!(fob.stored_dgi_tags().is_empty());
 
     // Restart pcscd; the re-presented fob is personalized on the new daemon.
-    stack.pcscd.restart().unwrap();
+    stack.pcscd_mut().restart().unwrap();
     let bridge = insert(&stack, fob);
     let context = PcscContext::establish().unwrap();
     context.wait_for_card(&reader, WAIT).unwrap();

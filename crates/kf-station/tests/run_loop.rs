@@ -7,7 +7,7 @@
 //! (scripts/test.sh installs them). A missing piece FAILS the test loudly.
 //! pcsc-lite has one socket per machine (`/run/pcscd/pcscd.comm`), so the
 //! child station inherits nothing special: it talks to the pcscd this test
-//! started. Tests in this binary take turns on that pcscd (ONE_PCSCD).
+//! started. Tests in this binary take turns on it (`kf_testkit::VpcdStack`).
 #![cfg(all(unix, feature = "pcsc"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -15,63 +15,39 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kf_card::{FobConfig, Uid, VirtualFob};
 use kf_crypto::StaticKeys;
 use kf_profile::{AppletLifeCycle, DEV_SAMPLE_KVN};
+use kf_testkit::VpcdStack;
 use kf_transport::pcsc::PcscContext;
-use kf_transport::pcscd_harness::{free_port_pair, Pcscd};
-use kf_transport::vpcd::{BridgeHandle, VpcdConfig};
+use kf_transport::vpcd::BridgeHandle;
 use serde_json::Value;
 
 /// Upper bound for any single step (a fob takes tens of milliseconds; pcscd
 /// notices insertion and removal within its ~400 ms poll).
 const STEP: Duration = Duration::from_secs(15);
-static ONE_PCSCD: Mutex<()> = Mutex::new(());
-
-struct Stack {
-    pcscd: Pcscd,
-    dir: tempfile::TempDir,
-    _guard: MutexGuard<'static, ()>,
-}
-
-fn start_stack() -> Stack {
-    let guard = ONE_PCSCD.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port_pair().unwrap();
-    let pcscd = Pcscd::start(dir.path(), port)
-        .unwrap_or_else(|e| panic!("cannot start pcscd with the vpcd driver: {e}"));
-    Stack {
-        pcscd,
-        dir,
-        _guard: guard,
-    }
-}
-
 /// Presents `fob` on vpcd slot 0 and waits until pcscd reports the card.
-fn insert(stack: &Stack, context: &PcscContext, fob: VirtualFob) -> BridgeHandle<VirtualFob> {
-    let config = VpcdConfig {
-        initial_backoff: Duration::from_millis(20),
-        max_backoff: Duration::from_millis(200),
-        poll_interval: Duration::from_millis(20),
-        ..VpcdConfig::new(stack.pcscd.vpcd_addr(0))
-    };
-    let bridge = BridgeHandle::spawn(fob, config).unwrap();
-    assert!(bridge.wait_connected(STEP), "bridge did not reach vpcd");
+fn insert(stack: &VpcdStack, context: &PcscContext, fob: VirtualFob) -> BridgeHandle<VirtualFob> {
+    let bridge = stack.insert(fob, STEP).unwrap();
     context
-        .wait_for_card(&stack.pcscd.reader_name(0), Some(STEP))
+        .wait_for_card(&stack.reader_name(0), Some(STEP))
         .unwrap();
     bridge
 }
 
 /// Takes the fob out of the field and waits until pcscd reports the reader
 /// empty (so the station's own removal wait sees it before the next fob).
-fn remove(stack: &Stack, context: &PcscContext, bridge: BridgeHandle<VirtualFob>) -> VirtualFob {
+fn remove(
+    stack: &VpcdStack,
+    context: &PcscContext,
+    bridge: BridgeHandle<VirtualFob>,
+) -> VirtualFob {
     let fob = bridge.stop_and_join().unwrap();
     context
-        .wait_for_removal(&stack.pcscd.reader_name(0), Some(STEP))
+        .wait_for_removal(&stack.reader_name(0), Some(STEP))
         .unwrap();
     fob
 }
@@ -290,18 +266,18 @@ struct Paths {
     audit_file: PathBuf,
 }
 
-fn paths(stack: &Stack) -> Paths {
+fn paths(stack: &VpcdStack) -> Paths {
     Paths {
-        journal: stack.dir.path().join("journal.db"),
-        audit_file: stack.dir.path().join("audit.jsonl"),
+        journal: stack.dir().join("journal.db"),
+        audit_file: stack.dir().join("audit.jsonl"),
     }
 }
 
 #[test]
 fn run_loop_provisions_two_fobs_fails_a_foreign_key_fob_and_stops_on_sigint() {
     let t0 = Instant::now();
-    let stack = start_stack();
-    let reader = stack.pcscd.reader_name(0);
+    let stack = VpcdStack::start().unwrap();
+    let reader = stack.reader_name(0);
     let context = PcscContext::establish().unwrap();
     let paths = paths(&stack);
     let mut station = Station::spawn(&reader, &paths.journal, &paths.audit_file);
@@ -415,8 +391,8 @@ fn run_loop_provisions_two_fobs_fails_a_foreign_key_fob_and_stops_on_sigint() {
 #[test]
 fn sigint_while_a_fob_is_still_in_the_field_stops_without_waiting_for_its_removal() {
     let t0 = Instant::now();
-    let stack = start_stack();
-    let reader = stack.pcscd.reader_name(0);
+    let stack = VpcdStack::start().unwrap();
+    let reader = stack.reader_name(0);
     let context = PcscContext::establish().unwrap();
     let paths = paths(&stack);
     let mut station = Station::spawn(&reader, &paths.journal, &paths.audit_file);

@@ -1,6 +1,8 @@
 //! No static key, private scalar or BLE IRK reaches an audit record, the
 //! journal, a log (RUST_LOG=trace) or stdout, for any source or level,
 //! including failing fobs.
+// They run the simulator commands (`demo`, `provision --sim`).
+#![cfg(feature = "sim")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;

@@ -1,6 +1,8 @@
 //! Station-level behaviour of the KLMS source and the durable journal:
 //! KLMS down → the fob is not touched beyond its UID; kill -9 mid-run → the
 //! journal verifies after restart and the interrupted fob gets a FAILURE outcome.
+// They run the simulator commands (`demo`, `provision --sim`).
+#![cfg(feature = "sim")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::TcpListener;

@@ -46,8 +46,6 @@ pub mod iso7816;
 pub mod loopback;
 #[cfg(any(feature = "pcsc", windows, target_os = "macos"))]
 pub mod pcsc;
-#[cfg(all(unix, feature = "pcsc"))]
-pub mod pcscd_harness;
 pub mod readers;
 pub mod trace;
 pub mod transport;

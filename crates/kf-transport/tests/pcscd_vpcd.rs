@@ -8,14 +8,13 @@
 #![cfg(all(unix, feature = "pcsc"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
 
+use kf_testkit::VpcdStack;
 use kf_transport::echo::ECHO_CARD_ATR;
 use kf_transport::pcsc::{CardDisposition, ConnectOptions, PcscContext, ShareMode};
-use kf_transport::pcscd_harness::{free_port_pair, Pcscd};
-use kf_transport::vpcd::{BridgeHandle, VpcdConfig};
+use kf_transport::vpcd::BridgeHandle;
 use kf_transport::{
     list_readers_with_status, read_uid, EchoCard, Iso7816Driver, RawApdu, Transport, TransportError,
 };
@@ -23,41 +22,14 @@ use kf_transport::{
 const UID: [u8; 7] = [0x04, 0xA1, 0xB2, 0xC3, 0xD4, 0xE5, 0xF6];
 const WAIT: Option<Duration> = Some(Duration::from_secs(10));
 
-static ONE_PCSCD: Mutex<()> = Mutex::new(());
-
-/// Fields drop in order: the daemon stops before the lock is released.
-struct Stack {
-    pcscd: Pcscd,
-    _dir: tempfile::TempDir,
-    _guard: MutexGuard<'static, ()>,
+fn start_stack() -> VpcdStack {
+    VpcdStack::start().unwrap()
 }
 
-fn start_stack() -> Stack {
-    let guard = ONE_PCSCD.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port_pair().unwrap();
-    let pcscd = Pcscd::start(dir.path(), port)
-        .unwrap_or_else(|e| panic!("cannot start pcscd with the vpcd driver: {e}"));
-    Stack {
-        pcscd,
-        _dir: dir,
-        _guard: guard,
-    }
-}
-
-fn start_card(stack: &Stack) -> BridgeHandle<EchoCard> {
-    let config = VpcdConfig {
-        initial_backoff: Duration::from_millis(20),
-        max_backoff: Duration::from_millis(200),
-        poll_interval: Duration::from_millis(20),
-        ..VpcdConfig::new(stack.pcscd.vpcd_addr(0))
-    };
-    let bridge = BridgeHandle::spawn(EchoCard::new(&UID), config).unwrap();
-    assert!(
-        bridge.wait_connected(Duration::from_secs(10)),
-        "bridge did not connect to vpcd"
-    );
-    bridge
+fn start_card(stack: &VpcdStack) -> BridgeHandle<EchoCard> {
+    stack
+        .insert(EchoCard::new(&UID), Duration::from_secs(10))
+        .unwrap()
 }
 
 fn echo_apdu(data: &[u8]) -> Vec<u8> {
@@ -67,14 +39,11 @@ fn echo_apdu(data: &[u8]) -> Vec<u8> {
 #[test]
 fn lists_virtual_readers_and_card_presence() {
     let stack = start_stack();
-    let reader = stack.pcscd.reader_name(0);
+    let reader = stack.reader_name(0);
     let ctx = PcscContext::establish().unwrap();
     let names = ctx.list_readers().unwrap();
     assert!(names.contains(&reader), "readers: {names:?}");
-    assert!(
-        names.contains(&stack.pcscd.reader_name(1)),
-        "readers: {names:?}"
-    );
+    assert!(names.contains(&stack.reader_name(1)), "readers: {names:?}");
     assert!(!ctx.reader_status(&reader).unwrap().card_present);
 
     let bridge = start_card(&stack);
@@ -86,10 +55,7 @@ fn lists_virtual_readers_and_card_presence() {
 
     let all = list_readers_with_status().unwrap();
     let slot0 = all.iter().find(|r| r.name == reader).unwrap();
-    let slot1 = all
-        .iter()
-        .find(|r| r.name == stack.pcscd.reader_name(1))
-        .unwrap();
+    let slot1 = all.iter().find(|r| r.name == stack.reader_name(1)).unwrap();
     assert!(slot0.card_present && !slot1.card_present, "{all:?}");
     let json = serde_json::to_value(&all).unwrap();
     assert_eq!(json[0]["name"], serde_json::json!(all[0].name));
@@ -103,10 +69,7 @@ fn lists_virtual_readers_and_card_presence() {
 
 #[test]
 fn no_readers_is_an_empty_list_and_no_service_is_typed() {
-    let guard = ONE_PCSCD.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = tempfile::tempdir().unwrap();
-    let mut pcscd = Pcscd::start_without_readers(dir.path())
-        .unwrap_or_else(|e| panic!("cannot start pcscd: {e}"));
+    let mut stack = VpcdStack::start_without_readers().unwrap();
     let ctx = PcscContext::establish().unwrap();
     assert_eq!(ctx.list_readers().unwrap(), Vec::<String>::new());
     assert_eq!(list_readers_with_status().unwrap(), vec![]);
@@ -114,7 +77,7 @@ fn no_readers_is_an_empty_list_and_no_service_is_typed() {
         ctx.connect("Virtual PCD 00 00"),
         Err(TransportError::NoReader(_))
     ));
-    pcscd.stop().unwrap();
+    stack.pcscd_mut().stop().unwrap();
     assert_eq!(
         PcscContext::establish().unwrap_err(),
         TransportError::NoService
@@ -123,14 +86,12 @@ fn no_readers_is_an_empty_list_and_no_service_is_typed() {
         list_readers_with_status().unwrap_err(),
         TransportError::NoService
     );
-    drop(pcscd);
-    drop(guard);
 }
 
 #[test]
 fn detects_insertion_and_removal_with_timeout_and_cancel() {
     let stack = start_stack();
-    let reader = stack.pcscd.reader_name(0);
+    let reader = stack.reader_name(0);
     let ctx = PcscContext::establish().unwrap();
     assert_eq!(
         ctx.wait_for_card(&reader, Some(Duration::from_millis(300)))
@@ -161,7 +122,7 @@ fn detects_insertion_and_removal_with_timeout_and_cancel() {
 #[test]
 fn reads_uid_transmits_and_holds_the_card_exclusively() {
     let stack = start_stack();
-    let reader = stack.pcscd.reader_name(0);
+    let reader = stack.reader_name(0);
     let bridge = start_card(&stack);
     let ctx = PcscContext::establish().unwrap();
     ctx.wait_for_card(&reader, WAIT).unwrap();
@@ -229,7 +190,7 @@ fn reads_uid_transmits_and_holds_the_card_exclusively() {
 #[test]
 fn extended_length_apdu_over_vpcd() {
     let stack = start_stack();
-    let reader = stack.pcscd.reader_name(0);
+    let reader = stack.reader_name(0);
     let bridge = start_card(&stack);
     let ctx = PcscContext::establish().unwrap();
     ctx.wait_for_card(&reader, WAIT).unwrap();
@@ -256,7 +217,7 @@ fn extended_length_apdu_over_vpcd() {
 #[test]
 fn killed_card_gives_card_removed_and_reset_recovers() {
     let stack = start_stack();
-    let reader = stack.pcscd.reader_name(0);
+    let reader = stack.reader_name(0);
     let bridge = start_card(&stack);
     let ctx = PcscContext::establish().unwrap();
     ctx.wait_for_card(&reader, WAIT).unwrap();
@@ -292,7 +253,7 @@ fn killed_card_gives_card_removed_and_reset_recovers() {
 #[test]
 fn pcscd_restart_is_survived_by_bridge_and_host() {
     let mut stack = start_stack();
-    let reader = stack.pcscd.reader_name(0);
+    let reader = stack.reader_name(0);
     let bridge = start_card(&stack);
     let ctx = PcscContext::establish().unwrap();
     ctx.wait_for_card(&reader, WAIT).unwrap();
@@ -302,8 +263,8 @@ fn pcscd_restart_is_survived_by_bridge_and_host() {
         vec![1, 0x90, 0x00]
     );
 
-    let old_pid = stack.pcscd.pid().unwrap();
-    stack.pcscd.stop().unwrap();
+    let old_pid = stack.pcscd().pid().unwrap();
+    stack.pcscd_mut().stop().unwrap();
     assert_eq!(
         PcscContext::establish().unwrap_err(),
         TransportError::NoService
@@ -323,10 +284,10 @@ fn pcscd_restart_is_survived_by_bridge_and_host() {
     drop(card);
 
     stack
-        .pcscd
+        .pcscd_mut()
         .restart()
         .unwrap_or_else(|e| panic!("pcscd restart failed: {e}"));
-    assert_ne!(stack.pcscd.pid().unwrap(), old_pid);
+    assert_ne!(stack.pcscd().pid().unwrap(), old_pid);
     let ctx = PcscContext::establish().unwrap();
     ctx.wait_for_card(&reader, WAIT).unwrap();
     assert!(
@@ -345,7 +306,7 @@ fn pcscd_restart_is_survived_by_bridge_and_host() {
 #[test]
 fn reset_by_another_application_is_reported_once_then_recovered() {
     let stack = start_stack();
-    let reader = stack.pcscd.reader_name(0);
+    let reader = stack.reader_name(0);
     let bridge = start_card(&stack);
     let ctx = PcscContext::establish().unwrap();
     ctx.wait_for_card(&reader, WAIT).unwrap();

@@ -16,7 +16,6 @@ mod tag;
 
 use thiserror::Error;
 
-use crate::hex::write_hex;
 pub use tag::{Tag, TagClass, MAX_TAG_LEN};
 
 /// Largest value length (three-byte long form `83`).
@@ -266,7 +265,7 @@ impl std::fmt::Debug for Tlv {
         match &self.value {
             TlvValue::Primitive(v) => {
                 write!(f, "{}[", self.tag)?;
-                write_hex(f, v)?;
+                f.write_str(&hex::encode_upper(v))?;
                 f.write_str("]")
             }
             TlvValue::Constructed(children) => {
@@ -282,7 +281,7 @@ impl std::fmt::Debug for TlvValue {
         match self {
             TlvValue::Primitive(v) => {
                 f.write_str("Primitive(")?;
-                write_hex(f, v)?;
+                f.write_str(&hex::encode_upper(v))?;
                 f.write_str(")")
             }
             TlvValue::Constructed(c) => f.debug_tuple("Constructed").field(c).finish(),

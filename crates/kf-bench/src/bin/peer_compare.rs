@@ -1,4 +1,4 @@
-//! Same-run comparison with yubikit's SCP03 (issue 7, item 5).
+//! Same-run comparison with yubikit's SCP03 host, per APDU.
 //!
 //! ```text
 //! cargo run --release -p kf-bench --bin peer-compare -- [--rounds 201] [--batch-us 500]
@@ -39,7 +39,7 @@ use kf_bench::stats::median;
 use kf_scp03::SecurityLevel;
 use serde_json::{json, Value};
 
-/// Issue 7 target: per-APDU wrap + unwrap at least this many times faster than yubikit.
+/// Target: per-APDU wrap + unwrap at least this many times faster than yubikit.
 const TARGET_RATIO: f64 = 50.0;
 /// APDUs in the pilot batch that calibrates our batch size.
 const PILOT_APDUS: usize = 200;

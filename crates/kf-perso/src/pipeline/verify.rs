@@ -21,7 +21,7 @@ pub fn verify_command(challenge: &[u8]) -> CommandApdu {
 /// `challenge` that verifies with `public_key`.
 ///
 /// The verification itself runs on `ring` (assembly P-256): it was 90 % of the
-/// station's CPU per fob with the pure-Rust `p256` verifier (issue 7 profile).
+/// station's CPU per fob with the pure-Rust `p256` verifier (callgrind profile).
 pub fn check_signature(
     public_key: &p256::PublicKey,
     challenge: &[u8],

@@ -194,12 +194,9 @@ pub struct Summary {
     upload: Option<kf_audit::UploaderStats>,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+/// Median, 0 when there are no samples.
+fn median(v: Vec<f64>) -> f64 {
+    kf_bench::stats::median(&v).unwrap_or(0.0)
 }
 
 impl Summary {

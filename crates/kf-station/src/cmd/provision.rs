@@ -3,11 +3,10 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use kf_transport::loopback::LoopbackTransport;
 
 use crate::config::StationConfig;
 use crate::exit;
-use crate::station::{open_source, outcome_json, outcome_line, sim_fob, Recorder};
+use crate::station::{open_source, outcome_json, outcome_line, provision_sim, Recorder};
 
 /// Options shared by `provision` and `run`.
 #[derive(Args, Debug, Clone)]
@@ -87,7 +86,9 @@ fn provision_one(args: &StationArgs) -> anyhow::Result<u8> {
     let options = config.pipeline_options()?;
     // Every refusal comes before the source and the journal are opened: a
     // refused invocation leaves no journal (nor claim marker) behind.
-    if !config.sim {
+    if config.sim {
+        crate::station::ensure_sim("provision --sim")?;
+    } else {
         if config.reader.is_empty() {
             anyhow::bail!("no reader: give --reader NAME (see `kf-station readers`) or --sim");
         }
@@ -101,8 +102,7 @@ fn provision_one(args: &StationArgs) -> anyhow::Result<u8> {
         opened.klms.as_ref(),
     )?;
     let outcome = if config.sim {
-        let mut link = LoopbackTransport::new(sim_fob()?);
-        recorder.provision(&mut link, source.as_mut(), &options)?
+        provision_sim(&mut recorder, source.as_mut(), &options)?
     } else {
         crate::reader::provision_on_reader(
             &config.reader,

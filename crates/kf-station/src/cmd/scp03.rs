@@ -1,4 +1,5 @@
-//! `kf-station scp03 replay`: the offline SCP03 calculator (issue 2 replay contract).
+//! `kf-station scp03 replay`: the offline SCP03 calculator: recomputes a captured
+//! session from known static keys.
 
 use std::path::PathBuf;
 

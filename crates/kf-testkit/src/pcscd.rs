@@ -1,10 +1,10 @@
-//! Test support: run a private `pcscd` with the vsmartcard vpcd driver.
+//! A private `pcscd` with the vsmartcard vpcd driver.
 //!
 //! ```text
 //! Pcscd::start(dir) ─▶ writes dir/reader.conf.d/vpcd (ports P, P+1)
 //!                  ─▶ spawns `pcscd --foreground --info -c dir/reader.conf.d`
 //!                  ─▶ waits until PC/SC lists "Virtual PCD 00 00" / "… 00 01"
-//! vpcd bridge (crate::vpcd) ──TCP 127.0.0.1:P──▶ slot 0 of that pcscd
+//! vpcd bridge (kf_transport::vpcd) ──TCP 127.0.0.1:P──▶ slot 0 of that pcscd
 //! ```
 //!
 //! pcsc-lite 1.9 always uses `/run/pcscd/pcscd.comm`, so only one pcscd can
@@ -24,7 +24,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::pcsc::PcscContext;
+use kf_transport::pcsc::PcscContext;
 
 /// Prefix of the reader names vpcd registers (`FRIENDLYNAME` in the config).
 pub const VPCD_READER_PREFIX: &str = "Virtual PCD";

@@ -3,16 +3,16 @@
 //!
 //! Starts its own pcscd (needs root, `pcscd`, `vsmartcard-vpcd`), like the
 //! integration tests. Run:
-//! `cargo run --release -p kf-transport --features pcsc --example vpcd_rtt [ITERATIONS]`
+//! `cargo run --release -p kf-bench --features pcsc --example vpcd_rtt [ITERATIONS]`
 #![allow(clippy::print_stdout)]
 
 #[cfg(all(unix, feature = "pcsc"))]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     use std::time::{Duration, Instant};
 
+    use kf_bench::stats::percentile;
+    use kf_testkit::VpcdStack;
     use kf_transport::pcsc::PcscContext;
-    use kf_transport::pcscd_harness::{free_port_pair, Pcscd};
-    use kf_transport::vpcd::{BridgeHandle, VpcdConfig};
     use kf_transport::{EchoCard, RawApdu, Transport};
 
     let iterations: usize = std::env::args()
@@ -20,15 +20,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|a| a.parse())
         .transpose()?
         .unwrap_or(1000);
-    let dir = std::env::temp_dir().join(format!("kf-vpcd-rtt-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let pcscd = Pcscd::start(&dir, free_port_pair()?)?;
-    let config = VpcdConfig {
-        poll_interval: Duration::from_millis(50),
-        ..VpcdConfig::new(pcscd.vpcd_addr(0))
-    };
-    let bridge = BridgeHandle::spawn(EchoCard::default(), config)?;
-    let reader = pcscd.reader_name(0);
+    let stack = VpcdStack::start()?;
+    let bridge = stack.insert(EchoCard::default(), Duration::from_secs(10))?;
+    let reader = stack.reader_name(0);
     let ctx = PcscContext::establish()?;
     ctx.wait_for_card(&reader, Some(Duration::from_secs(10)))?;
     let mut card = ctx.connect(&reader)?;
@@ -43,20 +37,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for _ in 0..iterations {
             let start = Instant::now();
             let resp = card.transmit(RawApdu::public(&apdu))?;
-            samples.push(start.elapsed());
+            samples.push(start.elapsed().as_secs_f64() * 1e6);
             if resp.len() != data_len + 2 {
                 return Err(format!("unexpected response length {}", resp.len()).into());
             }
         }
-        samples.sort();
-        let pct = |p: usize| samples[(samples.len() - 1) * p / 100];
+        let pct = |p: f64| percentile(&samples, p).unwrap_or(f64::NAN);
         println!(
-            "{label}: n={iterations} median={:?} p10={:?} p90={:?} min={:?} max={:?}",
-            pct(50),
-            pct(10),
-            pct(90),
-            samples[0],
-            samples[samples.len() - 1]
+            "{label}: n={iterations} median={:.1} µs p10={:.1} µs p90={:.1} µs min={:.1} µs max={:.1} µs",
+            pct(0.5),
+            pct(0.1),
+            pct(0.9),
+            pct(0.0),
+            pct(1.0)
         );
         Ok(())
     };
@@ -64,8 +57,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     measure("echo 255-byte APDU (260 bytes C-APDU)", 255)?;
     drop(card);
     bridge.stop_and_join()?;
-    drop(pcscd);
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The factory build of kf-station (`--no-default-features --features pcsc`)
+# links neither the virtual fob (kf-card) nor the reference KLMS server
+# (kf-klms), nor the benchmark and test crates; its simulator commands exit 2
+# and say how to get them. Called by scripts/test.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+absent=(kf-card kf-klms kf-bench kf-testkit)
+
+# Normal (linked) dependencies of kf-station, one package name a line.
+linked() {
+  cargo tree -q -p kf-station -e normal --prefix none --format '{p}' "$@" |
+    awk '{print $1}' | sort -u
+}
+
+default_tree="$(linked --features pcsc)"
+factory_tree="$(linked --no-default-features --features pcsc)"
+
+# Control: the default build does link them, so the check below can fail.
+for crate in kf-card kf-klms kf-bench; do
+  if ! grep -qx "$crate" <<<"$default_tree"; then
+    echo "factory check broken: $crate is not in the default build's tree" >&2
+    exit 1
+  fi
+done
+for crate in "${absent[@]}"; do
+  if grep -qx "$crate" <<<"$factory_tree"; then
+    echo "the factory build links $crate:" >&2
+    cargo tree -p kf-station --no-default-features --features pcsc -e normal -i "$crate" >&2
+    exit 1
+  fi
+done
+echo "factory build: $(wc -l <<<"$factory_tree") crates linked, none of ${absent[*]}"
+
+cargo test -q -p kf-station --no-default-features --features pcsc --test factory_build
