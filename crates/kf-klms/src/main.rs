@@ -230,7 +230,12 @@ fn serve(config_path: &Path, bind: Option<std::net::SocketAddr>) -> anyhow::Resu
         .enable_all()
         .build()?;
     runtime.block_on(kf_klms::serve(config, async {
-        let _ = tokio::signal::ctrl_c().await;
+        // Without a signal handler the server keeps serving (stopped by
+        // SIGTERM/SIGKILL) rather than shutting down at once.
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C; serving until killed");
+            std::future::pending::<()>().await;
+        }
     }))?;
     Ok(())
 }

@@ -114,7 +114,7 @@ def connect(address, token_file):
     sock = socket.create_connection((host, int(port)), timeout=60)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     with open(token_file, "rb") as f:
-        token = f.read(1024)
+        token = f.read(1024).strip()  # the server trims ASCII white space too
     sock.sendall(struct.pack(">I", len(token)) + token)
     header = b""
     while len(header) < 4:
