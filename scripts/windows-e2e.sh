@@ -248,7 +248,7 @@ pass
 begin "kf-station.exe demo --fobs 5 (embedded KLMS, mTLS upload)"
 expect_ok demo --fobs 5 --data-dir "$APP_WIN"'\demo data'
 expect_out "provisioned 5/5 fobs"
-expect_out "KLMS (mutual TLS): audit records uploaded 5, pending 0, rejected 0"
+expect_out "KLMS (mutual TLS): journal records anchored 10, pending 0, rejected 0"
 pass
 
 begin "kf-station.exe run: three fobs tapped one after another, Ctrl-C"
