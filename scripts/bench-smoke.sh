@@ -34,6 +34,9 @@ step "kf-klms issuance over mTLS, tiny counts"
 "$bin/kf-klms" bench --concurrency 1,8 --requests 16
 "$bin/kf-klms" bench --audit --concurrency 1,8 --requests 16
 
+step "sks serve under a connection attack, tiny counts"
+"$bin/sks" bench-limits --connections 200 --clients 2 --seconds 1
+
 step "journal durable appends and recovery after kill -9, tiny counts"
 "$bin/examples/append_rate" 50
 scripts/journal-recovery-bench.sh 200 --debug

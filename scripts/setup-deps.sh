@@ -5,6 +5,12 @@
 #   --wine     Wine 8.0 and winegcc (scripts/windows-e2e.sh), zip (scripts/package-windows.sh)
 set -euo pipefail
 need=(libpcsclite-dev pcscd vsmartcard-vpcd opensc pcsc-tools pkg-config)
+# SoftHSM2: the PKCS#11 token of the KLMS key-store tests (crates/kf-klms/tests/hsm.rs).
+need+=(softhsm2)
+# The KLMS ledger tests start a throwaway PostgreSQL (initdb + pg_ctl).
+need+=(postgresql)
+# chromium + chromium-driver: the operator console's browser test (headless, WebDriver).
+need+=(chromium chromium-driver)
 for arg in "$@"; do
   case "$arg" in
     --windows) need+=(rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64-win32) ;;

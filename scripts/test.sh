@@ -34,10 +34,18 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "cargo test"
 cargo test --workspace --all-features
 
+# The behavioural SKS suite again, on the durable SQLite store instead of memory.
+step "SKS behavioural tests on SQLite"
+SKS_TEST_STORAGE=sqlite cargo test -p sks --all-features --test pin_puk --test user_api \
+  --test post_provisioning --test provisioning_objects --test session_lifecycle --test extensions
+
 if [ -x scripts/bench-smoke.sh ]; then
   step "benchmark smoke runs"
   scripts/bench-smoke.sh
 fi
+
+step "fuzz smoke runs: every fuzz target for a few seconds"
+scripts/fuzz-smoke.sh
 
 step "interop: opensc-tool and yubikit's SCP03 host against the virtual fob"
 scripts/interop.sh

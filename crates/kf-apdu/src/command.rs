@@ -40,6 +40,16 @@ pub enum ApduCase {
     Case4,
 }
 
+/// How the length fields of an encoded command were written
+/// (ISO/IEC 7816-3 §12.1.3). A case 1 command has none and counts as short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LengthForm {
+    /// One-byte Lc and Le.
+    Short,
+    /// A `00` marker, then two-byte Lc and Le.
+    Extended,
+}
+
 /// A command APDU: header, optional data, optional Le, and a sensitivity flag.
 ///
 /// The sensitivity flag is not encoded on the wire; it makes `Debug` and
@@ -260,11 +270,20 @@ impl CommandApdu {
     /// cases 1, 2S, 3S, 4S, 2E, 3E, 4E (ISO/IEC 7816-3 §12.1.3). Lc 0 is
     /// rejected, as are bodies whose length disagrees with Lc.
     pub fn parse(bytes: &[u8]) -> Result<CommandApdu, ApduError> {
+        Self::parse_with_form(bytes).map(|(apdu, _)| apdu)
+    }
+
+    /// [`CommandApdu::parse`], also telling whether the bytes used the
+    /// extended length encoding (which a re-encoding may need to keep: a
+    /// reader that only takes extended commands on one path, or a 6Cxx
+    /// re-issue of an extended command, ISO/IEC 7816-4 §5.1.3).
+    pub fn parse_with_form(bytes: &[u8]) -> Result<(CommandApdu, LengthForm), ApduError> {
         let Some((header, body)) = bytes.split_first_chunk::<4>() else {
             return Err(ApduError::CommandTooShort { len: bytes.len() });
         };
         let [cla, ins, p1, p2] = *header;
         let mut apdu = CommandApdu::new(cla, ins, p1, p2);
+        let mut form = LengthForm::Short;
         let malformed = |reason| ApduError::MalformedBody {
             reason,
             body_len: body.len(),
@@ -276,6 +295,7 @@ impl CommandApdu {
             [le] => apdu.le = Some(short_le(*le)),
             // Extended: a leading 00 followed by at least two bytes.
             [0x00, rest @ ..] if rest.len() >= 2 => {
+                form = LengthForm::Extended;
                 let (lc_or_le, rest) = (u16::from_be_bytes([rest[0], rest[1]]), &rest[2..]);
                 if rest.is_empty() {
                     // Case 2E.
@@ -316,7 +336,7 @@ impl CommandApdu {
                 }
             }
         }
-        Ok(apdu)
+        Ok((apdu, form))
     }
 
     fn fmt_redactable(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -49,7 +49,9 @@ mod response;
 mod status;
 pub mod tlv;
 
-pub use command::{ApduCase, CommandApdu, MAX_DATA_LEN, MAX_LE, MAX_SHORT_DATA_LEN, MAX_SHORT_LE};
+pub use command::{
+    ApduCase, CommandApdu, LengthForm, MAX_DATA_LEN, MAX_LE, MAX_SHORT_DATA_LEN, MAX_SHORT_LE,
+};
 pub use dgi::{Dgi, DgiError, DgiStreamDecoder};
 pub use error::ApduError;
 pub use response::ResponseApdu;

@@ -202,7 +202,26 @@ fn response_parse_and_encode() {
         ResponseApdu::parse(&[0x90]).unwrap_err(),
         ApduError::ResponseTooShort { len: 1 }
     );
-    assert!(ResponseApdu::parse(&[]).is_err());
+    assert_eq!(
+        format!("{:?}", ResponseApdu::parse(&[]).unwrap_err()),
+        "ResponseTooShort { len: 0 }"
+    );
     assert_eq!(format!("{r:?}"), "ResponseApdu(010203 9000)");
     assert_eq!(r.to_string(), "010203 9000 (success)");
+}
+
+#[test]
+fn parse_with_form_tells_the_length_encoding() {
+    use kf_apdu::LengthForm::{Extended, Short};
+    let form = |b: &[u8]| CommandApdu::parse_with_form(b).map(|(_, f)| f);
+    assert_eq!(form(&[0, 0xA4, 4, 0]), Ok(Short));
+    assert_eq!(form(&[0, 0xB0, 0, 0, 0]), Ok(Short));
+    assert_eq!(form(&[0, 0xA4, 4, 0, 1, 0xA0, 0x10]), Ok(Short));
+    assert_eq!(form(&[0, 0xB0, 0, 0, 0, 0x00, 0x10]), Ok(Extended));
+    assert_eq!(form(&[0, 0xA4, 4, 0, 0, 0, 1, 0xA0]), Ok(Extended));
+    // The same command in both forms parses to equal values.
+    assert_eq!(
+        CommandApdu::parse(&[0, 0xB0, 0, 0, 0, 0x00, 0x10]),
+        CommandApdu::parse(&[0, 0xB0, 0, 0, 0x10])
+    );
 }

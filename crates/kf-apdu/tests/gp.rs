@@ -63,8 +63,14 @@ fn store_data_marks_encrypted_blocks_sensitive() {
 
 #[test]
 fn select_validates_aid_length() {
-    assert!(gp::select_by_aid(&[0xA0; 4]).is_err());
-    assert!(gp::select_by_aid(&[0xA0; 17]).is_err());
+    assert_eq!(
+        format!("{:?}", gp::select_by_aid(&[0xA0; 4]).unwrap_err()),
+        "InvalidArgument(\"AID must be 5 to 16 bytes\")"
+    );
+    assert_eq!(
+        format!("{:?}", gp::select_by_aid(&[0xA0; 17]).unwrap_err()),
+        "InvalidArgument(\"AID must be 5 to 16 bytes\")"
+    );
     assert_eq!(gp::select_by_aid(&[0xA0; 16]).unwrap().data().len(), 16);
     assert_eq!(gp::select_by_aid(&[0xA0; 5]).unwrap().to_bytes()[4], 5);
 }
@@ -90,9 +96,15 @@ fn external_authenticate_checks_level_and_cryptogram() {
         assert_eq!(apdu.to_bytes()[..5], [0x80, 0x82, level, 0x00, 0x08]);
         assert_eq!(apdu.le(), None);
     }
-    assert!(gp::external_authenticate(0x02, &[0; 8]).is_err());
-    assert!(gp::external_authenticate(0x31, &[0; 8]).is_err());
-    assert!(gp::external_authenticate(0x01, &[0; 12]).is_err());
+    assert_eq!(format!("{:?}", gp::external_authenticate(0x02, &[0; 8]).unwrap_err()), "InvalidArgument(\"security level must be one of 00, 01, 03, 11, 13, 33 (Amd D Table 7-3)\")");
+    assert_eq!(format!("{:?}", gp::external_authenticate(0x31, &[0; 8]).unwrap_err()), "InvalidArgument(\"security level must be one of 00, 01, 03, 11, 13, 33 (Amd D Table 7-3)\")");
+    assert_eq!(
+        format!(
+            "{:?}",
+            gp::external_authenticate(0x01, &[0; 12]).unwrap_err()
+        ),
+        "InvalidArgument(\"host cryptogram must be 8 (S8) or 16 (S16) bytes\")"
+    );
     assert!(gp::external_authenticate(0x33, &[0; 16]).is_ok());
 }
 
@@ -107,7 +119,13 @@ fn set_status_encodings() {
         Some(CardLifeCycle::CardLocked)
     );
     assert_eq!(CardLifeCycle::from_byte(0x10), None);
-    assert!(gp::set_application_status(&[0xA0; 3], 0x83).is_err());
+    assert_eq!(
+        format!(
+            "{:?}",
+            gp::set_application_status(&[0xA0; 3], 0x83).unwrap_err()
+        ),
+        "InvalidArgument(\"AID must be 5 to 16 bytes\")"
+    );
     let lock = gp::set_domain_and_applications_locked(&[0xA0, 0, 0, 1, 0x51], true).unwrap();
     assert_eq!(
         lock.to_bytes(),
@@ -124,8 +142,14 @@ fn get_status_rules() {
         by_prefix.to_bytes(),
         [0x80, 0xF2, 0x40, 0x02, 6, 0x4F, 4, 0xA0, 0, 0, 5, 0x00]
     );
-    assert!(gp::get_status(GetStatusScope::IssuerSecurityDomain, &[], true).is_err());
-    assert!(gp::get_status(GetStatusScope::LoadFiles, &[0; 17], false).is_err());
+    assert_eq!(format!("{:?}", gp::get_status(GetStatusScope::IssuerSecurityDomain, &[], true).unwrap_err()), "InvalidArgument(\"get next occurrence is rejected for the ISD scope (GPC 2.3.1 §11.4.2.2)\")");
+    assert_eq!(
+        format!(
+            "{:?}",
+            gp::get_status(GetStatusScope::LoadFiles, &[0; 17], false).unwrap_err()
+        ),
+        "InvalidArgument(\"AID search criterion is at most 16 bytes\")"
+    );
     assert_eq!(
         gp::get_status(GetStatusScope::LoadFilesAndModules, &[], false)
             .unwrap()
@@ -162,7 +186,10 @@ fn put_key_is_sensitive_and_checks_ranges() {
         vec![1]
     )
     .is_err());
-    assert!(gp::put_key(params, vec![]).is_err());
+    assert_eq!(
+        format!("{:?}", gp::put_key(params, vec![]).unwrap_err()),
+        "InvalidArgument(\"PUT KEY needs key data\")"
+    );
 }
 
 #[test]
@@ -176,7 +203,10 @@ fn get_response_and_get_data_shapes() {
         gp::get_data(0x00E0).to_bytes(),
         [0x80, 0xCA, 0x00, 0xE0, 0x00]
     );
-    assert!(gp::put_data_odd(0, 0, vec![]).is_err());
+    assert_eq!(
+        format!("{:?}", gp::put_data_odd(0, 0, vec![]).unwrap_err()),
+        "InvalidArgument(\"PUT DATA needs data\")"
+    );
 }
 
 #[test]
@@ -206,8 +236,14 @@ fn split_store_data_numbers_blocks_and_marks_only_the_last() {
     assert_eq!(empty.len(), 1);
     assert_eq!(empty[0].to_bytes(), [0x80, 0xE2, 0x88, 0x00]);
 
-    assert!(gp::split_store_data(p1, &data, 0, 0).is_err());
-    assert!(gp::split_store_data(p1, &data, 256, 0).is_err());
+    assert_eq!(
+        format!("{:?}", gp::split_store_data(p1, &data, 0, 0).unwrap_err()),
+        "InvalidArgument(\"STORE DATA block length must not be 0\")"
+    );
+    assert_eq!(
+        format!("{:?}", gp::split_store_data(p1, &data, 256, 0).unwrap_err()),
+        "InvalidArgument(\"STORE DATA block length must be 1..=255\")"
+    );
     // 256 blocks fit from block 0, not from block 1.
     assert_eq!(
         gp::split_store_data(p1, &[0; 256], 1, 0)
@@ -217,7 +253,13 @@ fn split_store_data_numbers_blocks_and_marks_only_the_last() {
             .p2(),
         0xFF
     );
-    assert!(gp::split_store_data(p1, &[0; 256], 1, 1).is_err());
+    assert_eq!(
+        format!(
+            "{:?}",
+            gp::split_store_data(p1, &[0; 256], 1, 1).unwrap_err()
+        ),
+        "InvalidArgument(\"STORE DATA block number would exceed FF\")"
+    );
     let enc = StoreDataP1 {
         encryption: StoreDataEncryption::Encrypted,
         ..p1
@@ -237,5 +279,8 @@ fn block_ranges_cover_the_data_in_order() {
     assert_eq!(gp::block_ranges(490, 245).unwrap(), [0..245, 245..490]);
     assert_eq!(gp::block_ranges(3000, 1016).unwrap().len(), 3);
     assert!(gp::block_ranges(0, 245).unwrap().is_empty());
-    assert!(gp::block_ranges(10, 0).is_err());
+    assert_eq!(
+        format!("{:?}", gp::block_ranges(10, 0).unwrap_err()),
+        "InvalidArgument(\"STORE DATA block length must not be 0\")"
+    );
 }

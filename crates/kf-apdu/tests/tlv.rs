@@ -60,7 +60,39 @@ fn non_minimal_lengths_are_optional_errors() {
         Tlv::parse_with(&wire, strict),
         Err(TlvError::NonMinimalLength(tag(0x4F)))
     );
-    assert!(Tlv::parse_with(&[0x4F, 0x82, 0x00, 0x80], strict).is_err());
+    assert_eq!(
+        format!(
+            "{:?}",
+            Tlv::parse_with(&[0x4F, 0x82, 0x00, 0x80], strict).unwrap_err()
+        ),
+        "NonMinimalLength(Tag(4F))"
+    );
+}
+
+/// Fuzz finding: a constructed object whose child used a non-minimal length
+/// re-encoded with the outer length it was read with, one byte too long for
+/// the minimal child encoding that followed.
+#[test]
+fn constructed_object_with_non_minimal_child_reencodes_consistently() {
+    let wire = [0xE0, 0x04, 0x4F, 0x81, 0x01, 0xAA];
+    let parsed = Tlv::parse(&wire).unwrap();
+    let encoded = parsed.encode();
+    assert_eq!(encoded, [0xE0, 0x03, 0x4F, 0x01, 0xAA]);
+    assert_eq!(encoded.len(), parsed.encoded_len());
+    assert_eq!(Tlv::parse(&encoded).unwrap(), parsed);
+    // The fuzzer's own input, with the option byte removed (lenient, depth 2).
+    let found = [
+        0xE0, 0x14, 0x00, 0x00, 0x00, 0x00, 0x00, 0x5F, 0x01, 0x81, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x01, 0x04, 0x00, 0x00, 0x02, 0x3B,
+    ];
+    let options = ParseOptions {
+        require_minimal_length: false,
+        max_depth: 2,
+    };
+    for t in Tlv::parse_all_with(&found, options).unwrap_or_default() {
+        assert_eq!(t.encode().len(), t.encoded_len());
+        assert_eq!(Tlv::parse(&t.encode()).unwrap(), t);
+    }
 }
 
 #[test]
@@ -123,7 +155,10 @@ fn depth_limit_boundary_is_exact() {
         ..ParseOptions::default()
     };
     assert!(Tlv::parse_with(&nested(2), two).is_ok());
-    assert!(Tlv::parse_with(&nested(3), two).is_err());
+    assert_eq!(
+        format!("{:?}", Tlv::parse_with(&nested(3), two).unwrap_err()),
+        "DepthExceeded(2)"
+    );
 }
 
 #[test]
@@ -182,5 +217,11 @@ fn malformed_inputs_give_specific_errors() {
         Err(TlvError::TagTooLong)
     );
     // A padding byte inside a template is not a TLV.
-    assert!(Tlv::parse(&[0xE0, 0x03, 0x4F, 0x00, 0x00]).is_err());
+    assert_eq!(
+        format!(
+            "{:?}",
+            Tlv::parse(&[0xE0, 0x03, 0x4F, 0x00, 0x00]).unwrap_err()
+        ),
+        "Truncated"
+    );
 }

@@ -642,6 +642,81 @@ impl Journal {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
+    /// The keyed fingerprint of `data` for `label` (upper-case hex of
+    /// [`crate::record::FINGERPRINT_LEN`] bytes), see [`crate::record`].
+    /// Neither the key nor `data` is stored or logged.
+    pub fn fingerprint(&self, label: &str, data: &[u8]) -> String {
+        hex::encode_upper(crate::record::fingerprint(&self.key, label, data))
+    }
+
+    /// The sequence number of the first `outcome` record whose body says
+    /// `"overall_result": "SUCCESS"` and has the top-level string field
+    /// `field` equal to `value`, if any. `field` is a plain name
+    /// (`A-Z a-z 0-9 _`); anything else is refused as an invalid body query.
+    pub fn successful_outcome_with(
+        &self,
+        field: &str,
+        value: &str,
+    ) -> Result<Option<i64>, AuditError> {
+        if field.is_empty()
+            || !field
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(AuditError::InvalidBody(format!(
+                "field name {field:?} is not a plain name"
+            )));
+        }
+        let path = format!("$.{field}");
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT seq FROM records WHERE kind = 'outcome'
+                 AND json_valid(body)
+                 AND json_extract(body, '$.overall_result') = 'SUCCESS'
+                 AND json_extract(body, ?1) = ?2
+                 ORDER BY seq LIMIT 1",
+                params![path, value],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?)
+    }
+
+    /// Every value of the top-level string field `field` in `outcome`
+    /// records saying `"overall_result": "SUCCESS"`, with the sequence number
+    /// of the first record carrying it: one scan, for a caller that keeps the
+    /// index in memory and extends it as it appends. `field` is a plain name
+    /// as for [`Journal::successful_outcome_with`].
+    pub fn successful_outcome_index(
+        &self,
+        field: &str,
+    ) -> Result<std::collections::HashMap<String, i64>, AuditError> {
+        if field.is_empty()
+            || !field
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(AuditError::InvalidBody(format!(
+                "field name {field:?} is not a plain name"
+            )));
+        }
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, json_extract(body, ?1) FROM records WHERE kind = 'outcome'
+             AND json_extract(body, '$.overall_result') = 'SUCCESS'
+             AND json_type(body, ?1) = 'text'
+             ORDER BY seq",
+        )?;
+        let rows = stmt.query_map(params![format!("$.{field}")], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut index = std::collections::HashMap::new();
+        for row in rows {
+            let (seq, value) = row?;
+            index.entry(value).or_insert(seq);
+        }
+        Ok(index)
+    }
+
     /// One record by sequence number.
     pub fn show(&self, seq: i64) -> Result<JournalRecord, AuditError> {
         show(&self.conn, seq)
@@ -689,4 +764,90 @@ fn write_upload(
         hex::encode_upper(mac)
     ])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `(journal_mode, synchronous)` of a connection; synchronous 2 is FULL.
+    fn durability(conn: &Connection) -> (String, i64) {
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        let sync: i64 = conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        (mode, sync)
+    }
+
+    /// The crash-durability claim (an append is on disk when it returns)
+    /// rests on WAL with synchronous=FULL on the writing connection; a kill -9
+    /// test cannot see the difference because the page cache survives it.
+    #[test]
+    fn a_created_and_a_reopened_journal_commit_with_wal_and_synchronous_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        let key = || JournalKey::from_bytes([0x5A; 32]);
+        let mut created = Journal::open(&path, key()).unwrap();
+        assert_eq!(durability(&created.conn), ("wal".to_string(), 2));
+        created
+            .append_started("trx_1", &serde_json::json!({"fob_uid": "04"}))
+            .unwrap();
+        drop(created);
+        let reopened = Journal::open(&path, key()).unwrap();
+        assert_eq!(durability(&reopened.conn), ("wal".to_string(), 2));
+    }
+
+    #[test]
+    fn successful_outcomes_are_found_by_a_body_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(
+            dir.path().join("journal.db"),
+            JournalKey::from_bytes([9; 32]),
+        )
+        .unwrap();
+        let fp = journal.fingerprint(crate::IRK_FINGERPRINT_LABEL, &[0x42; 16]);
+        assert_eq!(fp.len(), 2 * crate::FINGERPRINT_LEN);
+        assert_eq!(
+            journal
+                .successful_outcome_with("irk_fingerprint", &fp)
+                .unwrap(),
+            None
+        );
+        journal
+            .append_started("t1", &serde_json::json!({"irk_fingerprint": fp}))
+            .unwrap();
+        journal
+            .append_outcome(
+                "t1",
+                &serde_json::json!({"overall_result": "FAILURE", "irk_fingerprint": fp}),
+            )
+            .unwrap();
+        // Neither a started record nor a failure counts.
+        assert_eq!(
+            journal
+                .successful_outcome_with("irk_fingerprint", &fp)
+                .unwrap(),
+            None
+        );
+        let ok = journal
+            .append_outcome(
+                "t2",
+                &serde_json::json!({"overall_result": "SUCCESS", "irk_fingerprint": fp}),
+            )
+            .unwrap();
+        assert_eq!(
+            journal
+                .successful_outcome_with("irk_fingerprint", &fp)
+                .unwrap(),
+            Some(ok.seq)
+        );
+        let index = journal.successful_outcome_index("irk_fingerprint").unwrap();
+        assert_eq!(index.len(), 1);
+        assert_eq!(index.get(&fp), Some(&ok.seq));
+        assert!(journal.successful_outcome_index("a.b").is_err());
+        assert!(journal.successful_outcome_with("a.b", &fp).is_err());
+        assert!(journal.successful_outcome_with("", &fp).is_err());
+    }
 }

@@ -2,9 +2,10 @@
 //!
 //! 32 random bytes kept in a file beside the journal (`<journal>.key` unless
 //! configured otherwise) as 64 hex digits and a newline. The file is created
-//! with mode 0600 under a temporary name, synced and then linked to its final
-//! name without replacing an existing file, so a key file is either complete
-//! or absent and is never overwritten. The key is never written into the
+//! owner-only ([`kf_secret_file`]: mode 0600, or a protected owner /
+//! Administrators / SYSTEM ACL on Windows) under a temporary name, synced and
+//! then linked to its final name without replacing an existing file, so a key
+//! file is either complete or absent and is never overwritten. The key is never written into the
 //! journal; the journal holds only a key check value ([`crate::record::key_check`]).
 //!
 //! Anyone who can read the key can rewrite the journal undetectably on this
@@ -12,7 +13,6 @@
 //! (a copy, a SQLite shell on a shared account) but not against someone with
 //! the station's own file permissions. The KLMS anchor covers that case.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use zeroize::{Zeroize, Zeroizing};
@@ -59,11 +59,10 @@ impl JournalKey {
             path: path.to_owned(),
             reason: why.to_owned(),
         };
-        let meta = std::fs::metadata(path).map_err(|e| bad(&e.to_string()))?;
-        if !meta.is_file() || meta.len() > MAX_KEY_FILE {
-            return Err(bad("not a journal key file"));
-        }
-        let mut text = Zeroizing::new(std::fs::read(path).map_err(|e| bad(&e.to_string()))?);
+        let mut text = Zeroizing::new(
+            kf_files::read_regular(path, MAX_KEY_FILE, kf_files::Links::Follow)
+                .map_err(|e| bad(&e.kind().to_string()))?,
+        );
         let trimmed = text.trim_ascii();
         let mut bytes = Zeroizing::new([0u8; 32]);
         let decoded = trimmed.len() == 64 && hex::decode_to_slice(trimmed, &mut bytes[..]).is_ok();
@@ -83,32 +82,9 @@ impl JournalKey {
         };
         let mut bytes = Zeroizing::new([0u8; 32]);
         getrandom::getrandom(&mut bytes[..]).map_err(|e| err(&e))?;
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        // tempfile creates the file with O_EXCL and mode 0600 in one call.
-        let mut file = tempfile::Builder::new()
-            .prefix(".journal-key")
-            .tempfile_in(dir)
-            .map_err(|e| err(&e))?;
         let mut text = Zeroizing::new(hex::encode_upper(&bytes[..]));
         text.push('\n');
-        file.write_all(text.as_bytes()).map_err(|e| err(&e))?;
-        file.as_file().sync_all().map_err(|e| err(&e))?;
-        file.persist_noclobber(path).map_err(|e| err(&e.error))?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            // Make the new directory entry durable (Unix; a no-op error elsewhere).
-            d.sync_all().map_err(|e| err(&e)).or_else(
-                |e| {
-                    if cfg!(unix) {
-                        Err(e)
-                    } else {
-                        Ok(())
-                    }
-                },
-            )?;
-        }
+        kf_secret_file::write_new(path, text.as_bytes()).map_err(|e| err(&e))?;
         Ok(JournalKey { bytes })
     }
 }

@@ -35,6 +35,8 @@ pub use export::{export, ExportFormat};
 pub use journal::{Head, Journal, ListFilter, FORMAT};
 pub use key::JournalKey;
 pub use legacy::{verify_legacy, LegacyReport};
-pub use record::{JournalRecord, RecordKind, UploadState, GENESIS_LINK};
+pub use record::{
+    JournalRecord, RecordKind, UploadState, FINGERPRINT_LEN, GENESIS_LINK, IRK_FINGERPRINT_LABEL,
+};
 pub use uploader::{AuditSink, UploadError, Uploader, UploaderConfig, UploaderStats};
 pub use verify::{Damage, Finding, JournalReader, VerifyReport};

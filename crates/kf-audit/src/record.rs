@@ -16,7 +16,15 @@
 //! upload MAC = HMAC(key, "kf-audit/upload/v2\0" ‖ seq u64 ‖ link(seq) [32]
 //!                        ‖ str(state) ‖ str(updated_at) ‖ str(detail) ‖ str(receipt))
 //! key check  = HMAC(key, "kf-audit/key-check/v2\0")
+//! subkey(L)  = HMAC(key, "kf-audit/derive/v1\0" ‖ str(L))
+//! fingerprint(L, data) = first 16 bytes of HMAC(subkey(L), data)
 //! ```
+//!
+//! Fingerprints (e.g. of a BLE IRK, label [`IRK_FINGERPRINT_LABEL`]) let a
+//! record name a secret without holding it: only a holder of the journal key
+//! can compute or match one, and the derived subkey (never stored) separates
+//! them from every journal MAC. They are ordinary body fields, so they are
+//! covered by the link like any other field.
 //!
 //! `seq` starts at 1 and grows by one per record. The record columns are
 //! exactly `seq, timestamp, transaction_id, kind, body, link`: each is either
@@ -37,6 +45,12 @@ const LINK_TAG: &[u8] = b"kf-audit/link/v2\0";
 const HEAD_TAG: &[u8] = b"kf-audit/head/v2\0";
 const UPLOAD_TAG: &[u8] = b"kf-audit/upload/v2\0";
 const KEY_CHECK_TAG: &[u8] = b"kf-audit/key-check/v2\0";
+const DERIVE_TAG: &[u8] = b"kf-audit/derive/v1\0";
+
+/// Label of the BLE IRK fingerprint subkey.
+pub const IRK_FINGERPRINT_LABEL: &str = "kf-audit/irk-fingerprint/v1";
+/// Length of a fingerprint in bytes (HMAC-SHA-256 truncated to 128 bits).
+pub const FINGERPRINT_LEN: usize = 16;
 
 /// What a record says about its transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -133,10 +147,14 @@ fn put_str(mac: &mut Hmac<Sha256>, s: &str) {
 pub(crate) const MAX_FIELD_BYTES: usize = 16 * 1024 * 1024;
 
 fn hmac(key: &JournalKey) -> Hmac<Sha256> {
+    hmac_with(key.expose())
+}
+
+fn hmac_with(key: &[u8; 32]) -> Hmac<Sha256> {
     // RFC 2104 pads a key shorter than the block with zeros; doing it here
     // uses the infallible fixed-size constructor.
     let mut block = zeroize::Zeroizing::new([0u8; 64]);
-    block[..32].copy_from_slice(key.expose());
+    block[..32].copy_from_slice(key);
     <Hmac<Sha256> as hmac::digest::KeyInit>::new(
         hmac::digest::generic_array::GenericArray::from_slice(&block[..]),
     )
@@ -216,6 +234,26 @@ pub fn key_check(key: &JournalKey) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// A subkey for `label`, derived from the journal key (never stored).
+fn derive_subkey(key: &JournalKey, label: &str) -> zeroize::Zeroizing<[u8; 32]> {
+    let mut mac = hmac(key);
+    mac.update(DERIVE_TAG);
+    put_str(&mut mac, label);
+    zeroize::Zeroizing::new(mac.finalize().into_bytes().into())
+}
+
+/// The keyed fingerprint of `data` under the subkey of `label`: the first
+/// [`FINGERPRINT_LEN`] bytes of HMAC-SHA-256(subkey(label), data).
+pub fn fingerprint(key: &JournalKey, label: &str, data: &[u8]) -> [u8; FINGERPRINT_LEN] {
+    let subkey = derive_subkey(key, label);
+    let mut mac = hmac_with(&subkey);
+    mac.update(data);
+    let full = zeroize::Zeroizing::new(<[u8; 32]>::from(mac.finalize().into_bytes()));
+    let mut out = [0u8; FINGERPRINT_LEN];
+    out.copy_from_slice(&full[..FINGERPRINT_LEN]);
+    out
+}
+
 /// Constant-time comparison of two MACs.
 pub(crate) fn mac_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     subtle::ConstantTimeEq::ct_eq(&a[..], &b[..]).into()
@@ -256,6 +294,42 @@ mod tests {
         assert_ne!(
             compute_link(&key, &GENESIS_LINK, &a),
             compute_link(&other, &GENESIS_LINK, &a)
+        );
+    }
+
+    #[test]
+    fn fingerprints_depend_on_key_label_and_data() {
+        let key = JournalKey::from_bytes([7; 32]);
+        let irk = [0x11u8; 16];
+        let a = fingerprint(&key, IRK_FINGERPRINT_LABEL, &irk);
+        assert_eq!(a, fingerprint(&key, IRK_FINGERPRINT_LABEL, &irk));
+        assert_ne!(a, fingerprint(&key, "other", &irk));
+        assert_ne!(a, fingerprint(&key, IRK_FINGERPRINT_LABEL, &[0x12; 16]));
+        assert_ne!(
+            a,
+            fingerprint(
+                &JournalKey::from_bytes([8; 32]),
+                IRK_FINGERPRINT_LABEL,
+                &irk
+            )
+        );
+        // Not a plain HMAC under the journal key itself.
+        let mut plain = hmac(&key);
+        plain.update(&irk);
+        let plain: [u8; 32] = plain.finalize().into_bytes().into();
+        assert_ne!(&a[..], &plain[..FINGERPRINT_LEN]);
+    }
+
+    /// Pins the derivation for the back end (computed independently with
+    /// Python's `hmac`: subkey = HMAC(key, "kf-audit/derive/v1\0" ‖
+    /// u32be(len) ‖ label), fingerprint = HMAC(subkey, IRK)[..16]).
+    #[test]
+    fn irk_fingerprint_vector() {
+        let key = JournalKey::from_bytes([7; 32]);
+        let irk: Vec<u8> = (0u8..16).collect();
+        assert_eq!(
+            hex::encode_upper(fingerprint(&key, IRK_FINGERPRINT_LABEL, &irk)),
+            "D591FA1C31383A385C5298CF87E8B9D5"
         );
     }
 

@@ -25,7 +25,7 @@ use kf_perso::pipeline::{provision_fob, NoHooks, PipelineOptions};
 use kf_source::DevSampleSource;
 use kf_transport::error::TransportError;
 use kf_transport::loopback::{LoopbackTransport, VirtualCard};
-use kf_transport::transport::{RawApdu, Transport};
+use kf_transport::transport::{Layer, RawApdu, Transport};
 
 use crate::stats::percentile;
 use crate::BenchError;
@@ -182,8 +182,15 @@ impl<T> Recorder<T> {
     }
 }
 
-impl<T: Transport> Transport for Recorder<T> {
-    fn transmit(&mut self, command: RawApdu<'_>) -> Result<Vec<u8>, TransportError> {
+impl<T: Transport> Layer for Recorder<T> {
+    type Inner = T;
+    fn inner(&self) -> &T {
+        &self.inner
+    }
+    fn inner_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+    fn on_transmit(&mut self, command: RawApdu<'_>) -> Result<Vec<u8>, TransportError> {
         let apdu = command.bytes();
         let start = Instant::now();
         let resp = self.inner.transmit(command)?;
@@ -194,15 +201,6 @@ impl<T: Transport> Transport for Recorder<T> {
             rtt: start.elapsed(),
         });
         Ok(resp)
-    }
-    fn reset(&mut self) -> Result<(), TransportError> {
-        self.inner.reset()
-    }
-    fn max_apdu_len(&self) -> usize {
-        self.inner.max_apdu_len()
-    }
-    fn was_reset(&mut self) -> bool {
-        self.inner.was_reset()
     }
 }
 

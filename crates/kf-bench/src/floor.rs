@@ -67,6 +67,8 @@ pub fn host_block_operations(
 pub struct AesFloor {
     cipher: aes::Aes128Enc,
     blocks: usize,
+    /// The block after the last batch (kept so the work cannot be skipped).
+    last: [u8; BLOCK],
 }
 
 impl std::fmt::Debug for AesFloor {
@@ -83,13 +85,14 @@ impl AesFloor {
         AesFloor {
             cipher: aes::Aes128Enc::new(GenericArray::from_slice(&[0x40; BLOCK])),
             blocks,
+            last: [0x5A; BLOCK],
         }
     }
 }
 
 impl Batched for AesFloor {
     fn run_batch(&mut self, count: usize) -> Result<Duration, BenchError> {
-        let mut block = GenericArray::clone_from_slice(&[0x5A; BLOCK]);
+        let mut block = GenericArray::from([0x5A; BLOCK]);
         let start = Instant::now();
         for _ in 0..count {
             for i in 0..self.blocks {
@@ -98,7 +101,9 @@ impl Batched for AesFloor {
             }
             black_box(&block);
         }
-        Ok(start.elapsed())
+        let elapsed = start.elapsed();
+        self.last = block.into();
+        Ok(elapsed)
     }
 }
 
@@ -121,11 +126,28 @@ mod tests {
         assert_eq!(host_block_operations(SecurityLevel::NONE, 239, 239), 0);
     }
 
+    /// The block after `count` items of `blocks` dependent encryptions, by the
+    /// `aes` crate's one-shot block API, outside [`AesFloor`].
+    fn expected_last(blocks: usize, count: usize) -> [u8; BLOCK] {
+        let cipher = aes::Aes128::new(&[0x40; BLOCK].into());
+        let mut block: aes::Block = [0x5A; BLOCK].into();
+        for _ in 0..count {
+            for i in 0..blocks {
+                block[0] ^= i as u8;
+                cipher.encrypt_block(&mut block);
+            }
+        }
+        block.into()
+    }
+
     #[test]
-    fn the_floor_runs_and_reports_per_item_times() {
+    fn the_floor_chains_blocks_times_items_encryptions() {
         let mut floor = AesFloor::new(34);
         let samples = per_item_ns(&mut floor, 3, 5).unwrap();
         assert_eq!(samples.len(), 3);
-        assert!(samples.iter().all(|s| s.is_finite() && *s >= 0.0));
+        // Each batch starts from the same block: 5 items of 34 encryptions.
+        assert_eq!(floor.last, expected_last(34, 5));
+        assert_ne!(floor.last, expected_last(34, 4));
+        assert_ne!(floor.last, expected_last(33, 5));
     }
 }

@@ -159,9 +159,13 @@ mod tests {
     fn every_level_and_size_runs_in_lockstep() {
         for level in LEVELS {
             for len in PAYLOAD_SIZES {
-                let samples = host_apdu_ns(level, len, len, 3, 4).unwrap();
+                let mut bench = HostApduBench::new(level, len, len).unwrap();
+                let samples = per_item_ns(&mut bench, 3, 4).unwrap();
                 assert_eq!(samples.len(), 3);
-                assert!(samples.iter().all(|s| s.is_finite() && *s >= 0.0));
+                // The card side answered every measured APDU: 3 rounds of 4.
+                let answered = bench.responder.as_ref().map(|r| r.commands_answered());
+                let expected = level.r_mac().then_some(12);
+                assert_eq!(answered, expected, "{level:?}, {len} bytes");
             }
         }
     }
@@ -173,16 +177,71 @@ mod tests {
     }
 
     #[test]
-    fn calibration_scales_with_the_target() {
+    fn calibrated_batch_runs_at_least_one_apdu() {
         let level = SecurityLevel::FULL;
         let one = calibrated_batch(level, 16, 16, Duration::from_nanos(1), 10).unwrap();
         assert_eq!(one, 1, "a target below one APDU still runs one");
-        let many = calibrated_batch(level, 16, 16, Duration::from_secs(10), 10).unwrap();
-        assert!(many > 100, "10 s hold far more than 100 APDUs, got {many}");
         assert!(matches!(
             calibrated_batch(level, 16, 16, Duration::from_millis(1), 0),
             Err(BenchError::EmptyMeasurement)
         ));
+    }
+
+    /// A batch that takes `ns_per_item` per operation on a scripted clock and
+    /// records the batch sizes it was asked to run.
+    struct Scripted {
+        ns_per_item: u64,
+        batches: Vec<usize>,
+    }
+
+    impl Batched for Scripted {
+        fn run_batch(&mut self, count: usize) -> Result<Duration, BenchError> {
+            self.batches.push(count);
+            Ok(Duration::from_nanos(self.ns_per_item * count as u64))
+        }
+    }
+
+    fn scripted(ns_per_item: u64) -> Scripted {
+        Scripted {
+            ns_per_item,
+            batches: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn per_item_time_is_the_batch_time_divided_by_the_batch() {
+        let mut bench = scripted(250);
+        assert_eq!(per_item_ns(&mut bench, 3, 8).unwrap(), vec![250.0; 3]);
+        assert_eq!(bench.batches, vec![8, 8, 8], "one batch of 8 per round");
+    }
+
+    #[test]
+    fn calibration_divides_the_target_by_the_pilot_time() {
+        let mut bench = scripted(50);
+        let batch = calibrate(&mut bench, Duration::from_secs(10), 10).unwrap();
+        assert_eq!(batch, 200_000_000, "10 s / 50 ns");
+        assert_eq!(
+            bench.batches,
+            vec![10, 10],
+            "a warm-up then the timed pilot"
+        );
+        let mut bench = scripted(50);
+        assert_eq!(
+            calibrate(&mut bench, Duration::from_nanos(120), 7).unwrap(),
+            2
+        );
+        // A pilot too fast to time counts as 1 ns per item, not a division by zero.
+        let mut bench = scripted(0);
+        assert_eq!(
+            calibrate(&mut bench, Duration::from_micros(3), 4).unwrap(),
+            3_000
+        );
+        // A target below one item still runs one.
+        let mut bench = scripted(1_000);
+        assert_eq!(
+            calibrate(&mut bench, Duration::from_nanos(1), 4).unwrap(),
+            1
+        );
     }
 
     #[test]

@@ -64,14 +64,44 @@ impl VirtualFob {
         ResponseApdu::new(data, sw)
     }
 
-    /// GET DATA (GPC §11.3): `00E0` key information template (ISD), `0066`
-    /// card data and anything else → 6A88.
+    /// GET DATA (GPC §11.3): `00E0` key information template and `9F7F`
+    /// CPLC (ISD); `0066` card data and anything else → 6A88.
     pub(crate) fn get_data(&self, cmd: &CommandApdu) -> ResponseApdu {
         let tag = u16::from_be_bytes([cmd.p1(), cmd.p2()]);
         match (tag, self.selected) {
             (0x00E0, Selected::Isd) => ResponseApdu::new(self.key_information(), sw::OK),
+            (kf_apdu::gp::CPLC_TAG, Selected::Isd) => {
+                ResponseApdu::new(self.cplc().to_tlv(), sw::OK)
+            }
             _ => status(sw::REFERENCED_DATA_NOT_FOUND),
         }
+    }
+
+    /// The fob's CPLC (tag `9F7F`, see [`kf_apdu::gp::Cplc`]): NXP as IC
+    /// fabricator, a JCOP 4 IC type, and batch identifier and serial number
+    /// taken from the last six UID bytes, so every fob answers its own values
+    /// and the same fob always the same ones. The fabrication date comes
+    /// from the UID too (day 1..=366 of a year ending in 0..=9).
+    pub fn cplc(&self) -> kf_apdu::gp::Cplc {
+        let uid = self.data.uid.as_bytes();
+        let mut tail = [0u8; 6];
+        let n = uid.len().min(tail.len());
+        tail[6 - n..].copy_from_slice(&uid[uid.len() - n..]);
+        let seed = uid.iter().fold(0u16, |acc, b| {
+            acc.wrapping_mul(31).wrapping_add(u16::from(*b))
+        });
+        let year = seed % 10;
+        let day = seed % 366 + 1;
+        // YDDD in BCD-like digits, as cards code it.
+        let date = (year << 12) | ((day / 100) << 8) | (((day / 10) % 10) << 4) | (day % 10);
+        let mut raw = [0u8; kf_apdu::gp::CPLC_LEN];
+        raw[0..2].copy_from_slice(&[0x47, 0x90]); // IC fabricator: NXP
+        raw[2..4].copy_from_slice(&[0xD3, 0x21]); // IC type
+        raw[4..6].copy_from_slice(&[0x47, 0x00]); // operating system identifier
+        raw[10..12].copy_from_slice(&date.to_be_bytes());
+        raw[12..16].copy_from_slice(&tail[2..6]);
+        raw[16..18].copy_from_slice(&tail[0..2]);
+        kf_apdu::gp::Cplc::from_bytes(raw)
     }
 
     /// Key Information Template `E0` (GPC §11.3.3.1, Table 11-29): for each key
@@ -192,5 +222,47 @@ fn push_len(out: &mut Vec<u8>, len: usize) {
         out.extend_from_slice(&[0x81, len as u8]);
     } else {
         out.extend_from_slice(&[0x82, (len >> 8) as u8, len as u8]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{FobConfig, Uid};
+    use crate::VirtualFob;
+
+    fn fob(uid: &str) -> VirtualFob {
+        let config = FobConfig::dev_sample().with_uid(Uid::from_hex(uid).unwrap());
+        VirtualFob::new(config).unwrap()
+    }
+
+    #[test]
+    fn get_data_cplc_is_unique_per_fob_and_stable() {
+        let mut a = fob("04A1A2A3A4A5A6A7A8A9");
+        let mut b = fob("04A1A2A3A4A5A6A7A8AA");
+        a.power_on();
+        b.power_on();
+        let get = kf_apdu::gp::get_cplc().to_bytes();
+        let ra = a.process_apdu(&get);
+        let rb = b.process_apdu(&get);
+        assert_eq!(&ra[ra.len() - 2..], [0x90, 0x00]);
+        let ca = kf_apdu::gp::Cplc::parse(&ra[..ra.len() - 2]).unwrap();
+        let cb = kf_apdu::gp::Cplc::parse(&rb[..rb.len() - 2]).unwrap();
+        assert_eq!(ca.ic_serial(), "4790-D321-A4A5-A6A7A8A9");
+        assert_ne!(ca.ic_serial(), cb.ic_serial());
+        assert_eq!(ca, a.cplc());
+        assert_eq!(a.process_apdu(&get), ra);
+    }
+
+    #[test]
+    fn cplc_only_from_the_isd() {
+        let mut a = fob("04A1A2A3A4A5A6A7A8A9");
+        a.power_on();
+        let select = kf_apdu::gp::select_by_aid(kf_profile::APPLET_AID)
+            .unwrap()
+            .to_bytes();
+        let r = a.process_apdu(&select);
+        assert_eq!(&r[r.len() - 2..], [0x90, 0x00]);
+        let r = a.process_apdu(&kf_apdu::gp::get_cplc().to_bytes());
+        assert_eq!(r, [0x6A, 0x88]);
     }
 }

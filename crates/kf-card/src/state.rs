@@ -7,9 +7,9 @@
 //! card tear leaves either the previous or the new state, never a torn file.
 
 use std::collections::BTreeMap;
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::io;
+use std::path::Path;
 
 use kf_crypto::{AesKey, StaticKeys};
 use p256::ecdsa::SigningKey;
@@ -230,43 +230,8 @@ impl CardData {
     }
 }
 
-/// The temporary file a save writes before renaming it over `path`. A crash
-/// can leave it behind; loading ignores it and the next save overwrites it.
-pub fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".tmp");
-    path.with_file_name(name)
-}
-
 /// Replaces `path` with `bytes` so that readers see the old or the new content,
-/// never a mix: write a temporary file, fsync it, rename it over `path`, and
-/// (on Unix) fsync the directory so the rename itself is durable.
+/// never a mix, durably; owner-only, because the state holds keys in clear.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = temp_path(path);
-    {
-        let mut options = OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            // Keys in clear: owner-only.
-            options.mode(0o600);
-        }
-        let mut file = options.open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    #[cfg(unix)]
-    {
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-            _ => PathBuf::from("."),
-        };
-        fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    kf_secret_file::replace(path, bytes, kf_secret_file::Access::OwnerOnly)
 }

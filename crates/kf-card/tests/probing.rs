@@ -93,7 +93,7 @@ fn opensc_and_pcsc_scan_probes_get_sensible_status_words() {
         ("00A40000023F00", 0x6A82),     // SELECT MF by FID
         ("00A4000C023F00", 0x6A82),     // SELECT MF, no response data
         ("00A40804043F002F00", 0x6A82), // SELECT by path
-        ("00CA9F7F00", 0x6A88),         // GET DATA CPLC
+        ("00CA9F7F00", 0x9000),         // GET DATA CPLC (ISD)
         ("80CA006600", 0x6A88),         // GET DATA card data
         ("00C0000000", 0x6D00),         // GET RESPONSE
         ("0084000008", 0x6D00),         // GET CHALLENGE

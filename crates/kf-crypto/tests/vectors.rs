@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use kf_crypto::kdf::{self, LABEL_DEK, LABEL_ENC, LABEL_MAC};
-use kf_crypto::{aes_cmac, cbc, AesKey, StaticKeys};
+use kf_crypto::{aes_cmac, cbc, AesCipher, AesKey, StaticKeys};
 use serde_json::Value;
 
 fn vectors() -> Value {
@@ -17,6 +17,88 @@ fn h(v: &Value) -> Vec<u8> {
 
 fn hx(b: &[u8]) -> String {
     hex::encode_upper(b)
+}
+
+fn iv16(v: &Value) -> [u8; 16] {
+    h(v).try_into().expect("16-byte IV")
+}
+
+/// Asserts that every `(api, output)` equals `expected`, naming the case and API.
+fn expect_all(case: &str, expected: &[u8], outputs: &[(&str, Vec<u8>)]) {
+    for (api, got) in outputs {
+        assert_eq!(hx(got), hx(expected), "{case}: {api}");
+    }
+}
+
+#[test]
+fn vectors_cbc_aes_sp800_38a() {
+    let g = &vectors()["cbc_aes_sp800_38a"];
+    let iv = iv16(&g["iv"]);
+    let plain = h(&g["plaintext"]);
+    let cases = g["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 3);
+    for c in cases {
+        let case = c["section"].as_str().unwrap();
+        let key = AesKey::from_slice(&h(&c["key"])).unwrap();
+        let ct = h(&c["ciphertext"]);
+        let cipher = AesCipher::new(&key);
+        let (mut out, mut blocks) = (Vec::new(), Vec::new());
+        cipher
+            .cbc_encrypt_with(&iv, &plain, &mut out, |b| blocks.extend_from_slice(b))
+            .unwrap();
+        let one_shot = cbc::encrypt_no_pad(&key, &iv, &plain).unwrap();
+        expect_all(
+            case,
+            &ct,
+            &[
+                ("cbc_encrypt_with", out),
+                ("cbc_encrypt_with callback", blocks),
+                ("cbc::encrypt_no_pad", one_shot),
+            ],
+        );
+        let decrypted = [
+            ("cbc_decrypt", cipher.cbc_decrypt(&iv, &ct).unwrap()),
+            (
+                "cbc::decrypt_no_pad",
+                cbc::decrypt_no_pad(&key, &iv, &ct).unwrap(),
+            ),
+        ];
+        expect_all(case, &plain, &decrypted);
+    }
+}
+
+#[test]
+fn vectors_cbc_aes_iso9797_m2() {
+    let v = vectors();
+    let iv = iv16(&v["cbc_aes_sp800_38a"]["iv"]);
+    let plain = h(&v["cbc_aes_sp800_38a"]["plaintext"]);
+    let cases = v["cbc_aes_iso9797_m2"]["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 18);
+    for c in cases {
+        let key = AesKey::from_slice(&h(&c["key"])).unwrap();
+        let n = usize::try_from(c["plain_len"].as_u64().unwrap()).unwrap();
+        let msg = &plain[..n];
+        let ct = h(&c["ciphertext"]);
+        let case = format!("AES-{} with a {n} byte message", key.len() * 8);
+        let cipher = AesCipher::new(&key);
+        let (mut out, mut blocks) = (Vec::new(), Vec::new());
+        cipher.cbc_encrypt_m2_with(&iv, msg, &mut out, |b| blocks.extend_from_slice(b));
+        expect_all(
+            &case,
+            &ct,
+            &[
+                ("cbc_encrypt_m2", cipher.cbc_encrypt_m2(&iv, msg)),
+                ("cbc_encrypt_m2_with", out),
+                ("cbc_encrypt_m2_with callback", blocks),
+                ("cbc::encrypt_m2", cbc::encrypt_m2(&key, &iv, msg)),
+            ],
+        );
+        let decrypted = [
+            ("cbc_decrypt_m2", cipher.cbc_decrypt_m2(&iv, &ct).unwrap()),
+            ("cbc::decrypt_m2", cbc::decrypt_m2(&key, &iv, &ct).unwrap()),
+        ];
+        expect_all(&case, msg, &decrypted);
+    }
 }
 
 /// CMAC subkey doubling in GF(2^128) (SP 800-38B §6.1), test-side only.

@@ -17,12 +17,9 @@
 //! from an older copy, or rewritten, cannot be uploaded. An operator resets a
 //! station's anchor deliberately with `kf-klms chain reset` (recorded as an alert).
 
-use hmac::{Hmac, Mac};
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 use rusqlite::{params, Connection, OptionalExtension};
-use sha2::Sha256;
-use zeroize::Zeroizing;
 
 pub use kf_audit::receipt::{ChainHead, ChainUpload, ChainUploadAck};
 
@@ -52,7 +49,7 @@ CREATE TABLE IF NOT EXISTS chain_alerts (
 );
 ";
 
-const GENESIS: [u8; 32] = [0; 32];
+pub(crate) const GENESIS: [u8; 32] = [0; 32];
 
 /// One record of a station's journal offered for anchoring.
 #[derive(Debug, Clone)]
@@ -139,13 +136,53 @@ pub fn head(conn: &Connection, station: &str) -> Result<(u64, [u8; 32]), LedgerE
         .prepare_cached("SELECT seq, link FROM chain_heads WHERE station = ?1")?
         .query_row(params![station], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    Ok(match row {
+    Ok(parse_head(row))
+}
+
+/// What the anchor rule says about an upload, given the station's head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AnchorStep {
+    /// An already anchored number: the same record again if the stored link
+    /// at `req.seq` equals `req.link` (else a fork).
+    Replay,
+    /// Extends the head by one record.
+    Append,
+}
+
+/// The anchor rule (the table in the module documentation), the same on every backend.
+pub(crate) fn anchor_step(
+    head_seq: u64,
+    head_link: &[u8; 32],
+    req: &AnchorRequest,
+) -> Result<AnchorStep, ChainRefusal> {
+    if req.seq <= head_seq && req.seq > 0 {
+        return Ok(AnchorStep::Replay);
+    }
+    if req.seq != head_seq + 1 {
+        return Err(ChainRefusal::Gap {
+            expected: head_seq + 1,
+        });
+    }
+    if req.prev_link != *head_link {
+        return Err(ChainRefusal::Fork { head: head_seq });
+    }
+    Ok(AnchorStep::Append)
+}
+
+/// Hex form of a link as stored.
+pub(crate) fn link_hex(link: &[u8; 32]) -> String {
+    hex::encode_upper(link)
+}
+
+/// The head stored as `(seq, link hex)`, `(0, zeros)` when absent or unreadable.
+pub(crate) fn parse_head(row: Option<(i64, String)>) -> (u64, [u8; 32]) {
+    match row {
         None => (0, GENESIS),
         Some((seq, link)) => (
             u64::try_from(seq).unwrap_or(0),
             hex32(&link).unwrap_or(GENESIS),
         ),
-    })
+    }
 }
 
 /// Applies the anchor rule inside the caller's transaction.
@@ -154,8 +191,9 @@ pub(crate) fn anchor_in(
     req: &AnchorRequest,
 ) -> Result<AuditStored, LedgerError> {
     let (seq, link) = head(conn, &req.station)?;
-    let link_hex = hex::encode_upper(req.link);
-    if req.seq <= seq && req.seq > 0 {
+    let link_hex = link_hex(&req.link);
+    let step = anchor_step(seq, &link, req).map_err(LedgerError::ChainRefused)?;
+    if step == AnchorStep::Replay {
         let stored: Option<String> = conn
             .prepare_cached("SELECT link FROM chain_links WHERE station = ?1 AND seq = ?2")?
             .query_row(params![req.station, req.seq as i64], |r| r.get(0))
@@ -165,14 +203,6 @@ pub(crate) fn anchor_in(
         } else {
             Err(LedgerError::ChainRefused(ChainRefusal::Fork { head: seq }))
         };
-    }
-    if req.seq != seq + 1 {
-        return Err(LedgerError::ChainRefused(ChainRefusal::Gap {
-            expected: seq + 1,
-        }));
-    }
-    if req.prev_link != link {
-        return Err(LedgerError::ChainRefused(ChainRefusal::Fork { head: seq }));
     }
     let stored = match &req.audit {
         Some(a) => store_audit_in(conn, a)?,
@@ -197,12 +227,25 @@ pub(crate) fn record_alert(
     detail: &str,
     now_ms: i64,
 ) -> Result<(), LedgerError> {
-    tracing::warn!(%station, kind, seq, detail, "journal anchor alert");
+    log_alert(station, kind, seq, detail);
     conn.prepare_cached(
         "INSERT INTO chain_alerts (station, kind, seq, detail, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
     .execute(params![station, kind, seq as i64, detail, now_ms])?;
     Ok(())
+}
+
+/// Logs an anchor alert (every backend, before recording it).
+pub(crate) fn log_alert(station: &str, kind: &str, seq: u64, detail: &str) {
+    tracing::warn!(%station, kind, seq, detail, "journal anchor alert");
+}
+
+/// Detail text of an operator reset alert; `Err` without a reason.
+pub(crate) fn reset_detail(reason: &str, operator: &str) -> Result<String, LedgerError> {
+    if reason.trim().is_empty() {
+        return Err(LedgerError::MissingReason);
+    }
+    Ok(format!("anchor reset by {operator}: {reason}"))
 }
 
 /// Every station's anchored head with its alert count.
@@ -233,9 +276,7 @@ pub(crate) fn reset_in(
     operator: &str,
     now_ms: i64,
 ) -> Result<u64, LedgerError> {
-    if reason.trim().is_empty() {
-        return Err(LedgerError::MissingReason);
-    }
+    let detail = reset_detail(reason, operator)?;
     let (seq, _) = head(conn, station)?;
     conn.execute(
         "DELETE FROM chain_links WHERE station = ?1",
@@ -245,22 +286,15 @@ pub(crate) fn reset_in(
         "DELETE FROM chain_heads WHERE station = ?1",
         params![station],
     )?;
-    record_alert(
-        conn,
-        station,
-        "reset",
-        seq,
-        &format!("anchor reset by {operator}: {reason}"),
-        now_ms,
-    )?;
+    record_alert(conn, station, "reset", seq, &detail, now_ms)?;
     Ok(seq)
 }
 
 /// Signs receipts with the KLMS receipt key.
 ///
-/// The key is derived from the KLMS master key (HMAC-SHA-256 with the label
-/// `kf-klms/receipt-key/v1` and a counter, the first output below the curve
-/// order), so it needs no extra secret file and is stable across restarts;
+/// The key is derived from the KLMS master key through its key backend (a
+/// PRF over the label `kf-klms/receipt-key/v1` and a counter, the first
+/// output below the curve order, see [`crate::keystore::KeyBackend::receipt_seed`]), so it needs no extra secret file and is stable across restarts;
 /// the public key is published with `kf-klms receipt-key`.
 pub struct ReceiptSigner {
     key: SigningKey,
@@ -273,14 +307,20 @@ impl std::fmt::Debug for ReceiptSigner {
 }
 
 impl ReceiptSigner {
-    /// Derives the receipt key from the master key.
+    /// Derives the receipt key from a master key held in memory.
     pub fn derive(master: &kf_crypto::AesKey) -> Result<ReceiptSigner, LedgerError> {
+        Self::from_backend(&crate::keystore::FileKey::new(master.duplicate()))
+    }
+
+    /// Derives the receipt key through the master key's backend: the first
+    /// of the backend's receipt seeds (counter 0, 1, ..) below the curve order.
+    pub fn from_backend(
+        backend: &dyn crate::keystore::KeyBackend,
+    ) -> Result<ReceiptSigner, LedgerError> {
         for counter in 0u32..16 {
-            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(master.expose_secret())
-                .map_err(|_| LedgerError::Receipt("receipt key derivation failed".into()))?;
-            mac.update(b"kf-klms/receipt-key/v1\0");
-            mac.update(&counter.to_be_bytes());
-            let bytes = Zeroizing::new(<[u8; 32]>::from(mac.finalize().into_bytes()));
+            let bytes = backend
+                .receipt_seed(counter)
+                .map_err(|e| LedgerError::Receipt(format!("receipt key derivation: {e}")))?;
             if let Ok(key) = SigningKey::from_slice(&bytes[..]) {
                 return Ok(ReceiptSigner { key });
             }

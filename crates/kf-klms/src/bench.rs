@@ -73,39 +73,50 @@ pub fn bench_http_client(client: &BenchClient<'_>, pool: usize) -> Result<reqwes
 }
 
 /// Issues packages for random UIDs from `concurrency` tasks sharing `http`
-/// until the budget is spent.
+/// until the budget is spent; request `i` goes to `base_urls[i % len]`
+/// (round robin over several KLMS instances, as a load balancer would).
 pub async fn issue_loop(
     http: &reqwest::Client,
-    base_url: &str,
+    base_urls: &[&str],
     concurrency: usize,
     budget: Budget,
     uid_len: usize,
 ) -> Result<BenchReport, String> {
-    let url = format!("{base_url}/v1/key-packages");
+    if base_urls.is_empty() {
+        return Err("no server URL".into());
+    }
+    let urls: Arc<Vec<String>> = Arc::new(
+        base_urls
+            .iter()
+            .map(|b| format!("{b}/v1/key-packages"))
+            .collect(),
+    );
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
-    let more = move |next: &AtomicUsize| match budget {
-        Budget::Requests(n) => next.fetch_add(1, Ordering::Relaxed) < n,
-        Budget::Duration(d) => {
-            next.fetch_add(1, Ordering::Relaxed);
-            start.elapsed() < d
-        }
+    let more = move |next: &AtomicUsize| {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let go = match budget {
+            Budget::Requests(n) => i < n,
+            Budget::Duration(d) => start.elapsed() < d,
+        };
+        go.then_some(i)
     };
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..concurrency.max(1) {
         let http = http.clone();
-        let url = url.clone();
+        let urls = Arc::clone(&urls);
         let next = Arc::clone(&next);
         tasks.spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = 0usize;
-            while more(&next) {
+            while let Some(i) = more(&next) {
+                let url = &urls[i % urls.len()];
                 let mut uid = vec![0u8; uid_len];
                 rand::thread_rng().fill_bytes(&mut uid);
                 let body =
                     serde_json::json!({"fob_uid": hex::encode_upper(&uid), "reader_id": "BENCH"});
                 let t0 = Instant::now();
-                let ok = match http.post(&url).json(&body).send().await {
+                let ok = match http.post(url).json(&body).send().await {
                     Ok(resp) => resp.status().is_success() && resp.bytes().await.is_ok(),
                     Err(_) => false,
                 };
@@ -138,9 +149,11 @@ pub async fn issue_loop(
     })
 }
 
-/// Sends `requests` issuance requests for random UIDs with `concurrency` tasks.
+/// Sends `requests` issuance requests for random UIDs with `concurrency`
+/// tasks, round robin over `client.base_url` and `more_urls`.
 pub fn run_issuance_bench(
     client: &BenchClient<'_>,
+    more_urls: &[String],
     concurrency: usize,
     requests: usize,
     uid_len: usize,
@@ -151,9 +164,12 @@ pub fn run_issuance_bench(
         .build()
         .map_err(|e| e.to_string())?;
     let http = bench_http_client(client, concurrency)?;
+    let urls: Vec<&str> = std::iter::once(client.base_url)
+        .chain(more_urls.iter().map(String::as_str))
+        .collect();
     runtime.block_on(issue_loop(
         &http,
-        client.base_url,
+        &urls,
         concurrency,
         Budget::Requests(requests),
         uid_len,
@@ -190,14 +206,14 @@ async fn collect(
 }
 
 /// Anchored audit ingest (`kf-klms bench --audit`): `identities.len()`
-/// stations upload concurrently, each its own chain of outcome records with
+/// stations (station id, certificate + key PEM) upload concurrently, each its own chain of outcome records with
 /// their audit records (`POST /v1/audit/chain`: chain check, audit storage,
 /// group commit, signed receipt). The key packages the audits refer to are
 /// issued first and not timed. Latencies are those of the chain uploads.
 pub fn run_anchor_bench(
     base_url: &str,
     ca_pem: &str,
-    identities: &[String],
+    identities: &[(String, String)],
     requests: usize,
     uid_len: usize,
 ) -> Result<BenchReport, String> {
@@ -209,8 +225,9 @@ pub fn run_anchor_bench(
     let stations = identities.len().max(1);
     let per_station = requests.div_ceil(stations);
     let mut clients = Vec::new();
-    for identity in identities {
-        clients.push(
+    for (station, identity) in identities {
+        clients.push((
+            station.clone(),
             reqwest::Client::builder()
                 .use_rustls_tls()
                 .tls_built_in_root_certs(false)
@@ -223,13 +240,13 @@ pub fn run_anchor_bench(
                 .timeout(Duration::from_secs(30))
                 .build()
                 .map_err(|e| e.to_string())?,
-        );
+        ));
     }
     let base = base_url.to_owned();
     runtime.block_on(async move {
         // Untimed: one key package per audit record to upload.
         let mut issued: Vec<Vec<(String, String)>> = Vec::new();
-        for http in &clients {
+        for (_, http) in &clients {
             let mut mine = Vec::with_capacity(per_station);
             for _ in 0..per_station {
                 let mut uid = vec![0u8; uid_len];
@@ -253,7 +270,7 @@ pub fn run_anchor_bench(
         }
         let start = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
-        for (http, mine) in clients.into_iter().zip(issued) {
+        for ((station, http), mine) in clients.into_iter().zip(issued) {
             let url = format!("{base}/v1/audit/chain");
             tasks.spawn(async move {
                 let mut latencies = Vec::with_capacity(mine.len());
@@ -272,7 +289,7 @@ pub fn run_anchor_bench(
                             "timestamp_iso8601": "2026-11-22T14:32:01.123Z",
                             "overall_result": "SUCCESS", "stage_reached": "ZEROIZE",
                             "apdu_trace": [{"direction": "TX", "apdu_hex": "84E2000010"}],
-                            "eol_station_id": "BENCH"
+                            "eol_station_id": station
                         }
                     });
                     let t0 = Instant::now();

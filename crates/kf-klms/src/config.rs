@@ -2,7 +2,8 @@
 //!
 //! Relative paths are resolved against the file's directory. The master key
 //! comes from `master_key_file` (hex) or, when set, the environment variable
-//! `KF_KLMS_MASTER_KEY` (hex), which wins.
+//! `KF_KLMS_MASTER_KEY` (hex), which wins; with an `[hsm]` section it stays in
+//! a PKCS#11 token instead (see [`crate::keystore::HsmConfig`]).
 //!
 //! Every file is read as a regular file (a FIFO, device or directory is
 //! refused before it is opened) with a size cap fitting its content:
@@ -20,6 +21,9 @@ use zeroize::Zeroizing;
 
 use crate::container_pool::ContainerPoolContent;
 use crate::content::{ContentProvider, SynthesizedContent};
+use crate::keystore::{FileKey, KeyBackend};
+use crate::ledger::postgres::PgTarget;
+use crate::ledger::{LedgerLocation, LedgerUrl, LEDGER_URL_ENV};
 use crate::limits::Limits;
 use crate::server::{KlmsConfig, ServerError, DEFAULT_TTL, DEFAULT_UID_LEN};
 use crate::tls::TlsMaterial;
@@ -27,9 +31,9 @@ use crate::tls::TlsMaterial;
 /// Environment variable that overrides `master_key_file`.
 pub const MASTER_KEY_ENV: &str = "KF_KLMS_MASTER_KEY";
 /// Largest configuration file.
-pub const CONFIG_MAX_BYTES: u64 = 64 * 1024;
+pub const CONFIG_MAX_BYTES: u64 = kf_files::CONFIG_MAX_BYTES;
 /// Largest PEM file (certificate chain or key).
-pub const PEM_MAX_BYTES: u64 = 1024 * 1024;
+pub const PEM_MAX_BYTES: u64 = kf_files::PEM_MAX_BYTES;
 /// Largest master key file (hex of an AES key and white space).
 pub const MASTER_KEY_MAX_BYTES: u64 = 1024;
 
@@ -50,6 +54,9 @@ pub struct FileConfig {
     pub allowed_stations: Vec<String>,
     /// File holding the master key in hex.
     pub master_key_file: Option<PathBuf>,
+    /// Master key in a PKCS#11 token instead of `master_key_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hsm: Option<crate::keystore::HsmConfig>,
     /// Key version number.
     #[serde(default = "default_kvn")]
     pub key_version: u8,
@@ -59,8 +66,19 @@ pub struct FileConfig {
     /// Key-package lifetime in milliseconds.
     #[serde(default = "default_ttl_ms")]
     pub ttl_ms: u64,
-    /// Ledger database path.
+    /// SQLite ledger database path (the embedded default).
+    #[serde(default = "default_ledger")]
     pub ledger: PathBuf,
+    /// PostgreSQL ledger URL, e.g. `postgresql://klms@db.example/klms`; set
+    /// it (or the environment variable `KF_KLMS_LEDGER_URL`, which wins) to
+    /// run several instances on one database. `ledger` is then unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger_url: Option<LedgerUrl>,
+    /// CA certificate(s), PEM, of the PostgreSQL server: when set, the ledger
+    /// connection uses TLS (required, not merely preferred) and the server's
+    /// certificate must chain to this CA and name the URL's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger_ca_file: Option<PathBuf>,
     /// Timeouts, connection cap and body limits (`[limits]`).
     #[serde(default)]
     pub limits: Limits,
@@ -88,6 +106,10 @@ pub enum ContentConfig {
     },
 }
 
+fn default_ledger() -> PathBuf {
+    "klms-ledger.db".into()
+}
+
 fn default_bind() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8443))
 }
@@ -101,45 +123,12 @@ fn default_ttl_ms() -> u64 {
     DEFAULT_TTL.as_millis() as u64
 }
 
-/// Reads `path` as a regular file of at most `cap` bytes of UTF-8 text.
-/// A FIFO, device or directory is refused without opening it (opening a FIFO
-/// would block); the type is checked again on the opened handle.
+/// Reads `path` as a regular file of at most `cap` bytes of UTF-8 text
+/// (the shared rule of [`kf_files::read_regular`]: a FIFO, device or
+/// directory is refused without blocking).
 pub fn read_regular_file(path: &Path, cap: u64) -> Result<String, ServerError> {
-    use std::io::Read;
-    let fail = |what: String| ServerError::Config(format!("{}: {what}", path.display()));
-    let not_regular = |ft: std::fs::FileType| {
-        let kind = if ft.is_dir() {
-            "a directory"
-        } else if ft.is_symlink() {
-            "a dangling symbolic link"
-        } else {
-            "not a regular file (FIFO, socket or device)"
-        };
-        fail(format!("{kind}; expected a regular file"))
-    };
-    let meta = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?;
-    if !meta.is_file() {
-        return Err(not_regular(meta.file_type()));
-    }
-    if meta.len() > cap {
-        return Err(fail(format!(
-            "{} bytes, larger than the limit of {cap} bytes",
-            meta.len()
-        )));
-    }
-    let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
-    let meta = file.metadata().map_err(|e| fail(e.to_string()))?;
-    if !meta.is_file() {
-        return Err(not_regular(meta.file_type()));
-    }
-    let mut bytes = Vec::new();
-    file.take(cap + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| fail(e.to_string()))?;
-    if bytes.len() as u64 > cap {
-        return Err(fail(format!("larger than the limit of {cap} bytes")));
-    }
-    String::from_utf8(bytes).map_err(|_| fail("not UTF-8 text".into()))
+    kf_files::read_regular_text(path, cap, kf_files::Links::Follow)
+        .map_err(|e| ServerError::Config(e.to_string()))
 }
 
 fn read(base: &Path, path: &Path, cap: u64) -> Result<String, ServerError> {
@@ -156,10 +145,13 @@ impl FileConfig {
             server_key: "server.key".into(),
             allowed_stations: stations.to_vec(),
             master_key_file: Some("master-key.hex".into()),
+            hsm: None,
             key_version: default_kvn(),
             uid_len: DEFAULT_UID_LEN,
             ttl_ms: default_ttl_ms(),
-            ledger: "klms-ledger.db".into(),
+            ledger: default_ledger(),
+            ledger_url: None,
+            ledger_ca_file: None,
             limits: Limits::default(),
             content: ContentConfig::Synthesized {
                 ica_cert: "fob-ica.pem".into(),
@@ -191,8 +183,34 @@ impl FileConfig {
         base.join(&self.ledger)
     }
 
-    /// Loads every referenced file and builds the server configuration.
-    pub fn resolve(&self, base: &Path) -> Result<KlmsConfig, ServerError> {
+    /// The PostgreSQL ledger URL: `KF_KLMS_LEDGER_URL`, else `ledger_url`.
+    pub fn ledger_url(&self) -> Option<Zeroizing<String>> {
+        match std::env::var(LEDGER_URL_ENV) {
+            Ok(url) if !url.is_empty() => Some(Zeroizing::new(url)),
+            _ => self.ledger_url.as_ref().map(|u| u.0.clone()),
+        }
+    }
+
+    /// The PEM of `ledger_ca_file`, if set.
+    pub fn ledger_ca_pem(&self, base: &Path) -> Result<Option<String>, ServerError> {
+        self.ledger_ca_file
+            .as_ref()
+            .map(|p| read(base, p, PEM_MAX_BYTES))
+            .transpose()
+    }
+
+    /// The ledger this configuration names (PostgreSQL when a URL is set).
+    pub fn ledger_location(&self, base: &Path) -> Result<LedgerLocation, ServerError> {
+        Ok(match self.ledger_url() {
+            Some(url) => {
+                LedgerLocation::Postgres(PgTarget::new(url, self.ledger_ca_pem(base)?.as_deref())?)
+            }
+            None => LedgerLocation::Sqlite(self.ledger_path(base)),
+        })
+    }
+
+    /// The master key of the file backend: `KF_KLMS_MASTER_KEY` or `master_key_file`.
+    pub fn file_master_key(&self, base: &Path) -> Result<AesKey, ServerError> {
         let master_hex = match std::env::var(MASTER_KEY_ENV) {
             Ok(v) => Zeroizing::new(v),
             Err(_) => match &self.master_key_file {
@@ -204,8 +222,19 @@ impl FileConfig {
                 }
             },
         };
-        let master_key = AesKey::from_hex(master_hex.trim())
-            .map_err(|e| ServerError::Config(format!("master key: {e}")))?;
+        AesKey::from_hex(master_hex.trim())
+            .map_err(|e| ServerError::Config(format!("master key: {e}")))
+    }
+
+    /// Loads every referenced file and builds the server configuration.
+    pub fn resolve(&self, base: &Path) -> Result<KlmsConfig, ServerError> {
+        let key: Arc<dyn KeyBackend> = match &self.hsm {
+            Some(hsm) => Arc::new(
+                hsm.open(base)
+                    .map_err(|e| ServerError::Config(e.to_string()))?,
+            ),
+            None => Arc::new(FileKey::new(self.file_master_key(base)?)),
+        };
         let content: Arc<dyn ContentProvider> = match &self.content {
             ContentConfig::Synthesized {
                 ica_cert,
@@ -231,13 +260,16 @@ impl FileConfig {
                 server_key_pem: read(base, &self.server_key, PEM_MAX_BYTES)?,
             },
             allowed_stations: self.allowed_stations.clone(),
-            master_key,
+            key,
             key_version: self.key_version,
             uid_len: self.uid_len,
             ttl: Duration::from_millis(self.ttl_ms),
             ledger_path: self.ledger_path(base),
+            ledger_url: self.ledger_url(),
+            ledger_ca_pem: self.ledger_ca_pem(base)?,
             content,
             limits: self.limits,
+            clock: crate::clock::Clock::system(),
         })
     }
 }

@@ -11,8 +11,16 @@
 //! package's expiry it completes the issuance (the fob holds those keys) but
 //! is stored with the flag `late`. See [`AuditFlag`].
 //!
-//! The server writes through [`Ledger::apply_batch`] (group commit: several
-//! requests' writes in one fsynced transaction, each in its own savepoint).
+//! The server writes through [`LedgerStore::apply_batch`] (group commit:
+//! several requests' writes in one durable transaction, each in its own
+//! savepoint).
+//!
+//! Two backends implement [`LedgerStore`]: [`Ledger`] (embedded SQLite, the
+//! default; one KLMS process owns the file) and [`postgres::PgLedger`]
+//! (PostgreSQL; several KLMS instances share one database). [`LedgerLocation`]
+//! picks one from the configuration.
+
+pub mod postgres;
 
 use std::path::Path;
 use std::time::Duration;
@@ -26,6 +34,12 @@ pub enum LedgerError {
     /// SQLite failed.
     #[error("ledger database error: {0}")]
     Database(#[from] rusqlite::Error),
+    /// PostgreSQL failed (the message never holds the connection URL).
+    #[error("ledger database error: {}", postgres_message(.0))]
+    Postgres(#[from] ::postgres::Error),
+    /// The ledger URL cannot be used (the message never holds the URL).
+    #[error("ledger configuration: {0}")]
+    Config(String),
     /// The UID already has a package that blocks a new one.
     #[error("{0}")]
     AlreadyIssued(String),
@@ -200,7 +214,251 @@ pub enum AuditStored {
     Duplicate,
 }
 
-/// The ledger database.
+/// Environment variable with the PostgreSQL ledger URL (overrides `ledger_url`
+/// of the configuration file; keeps a password out of the file).
+pub const LEDGER_URL_ENV: &str = "KF_KLMS_LEDGER_URL";
+
+/// A PostgreSQL ledger URL as configured: zeroized on drop, and its `Debug`
+/// shows [`postgres::describe`] (never the password).
+#[derive(Clone)]
+pub struct LedgerUrl(pub zeroize::Zeroizing<String>);
+
+impl std::fmt::Debug for LedgerUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LedgerUrl({})", postgres::describe(&self.0))
+    }
+}
+
+impl serde::Serialize for LedgerUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for LedgerUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(|s| LedgerUrl(zeroize::Zeroizing::new(s)))
+    }
+}
+
+/// The client's error with its cause: the server's message and SQLSTATE for
+/// a database error (the client's own text is only "db error"), else the
+/// chain of sources (a TLS or I/O failure). Neither holds the URL.
+fn postgres_message(e: &::postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} ({}: {})", e, db.code().code(), db.message());
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Where the ledger lives (`ledger` path or `ledger_url` of the configuration).
+#[derive(Clone)]
+pub enum LedgerLocation {
+    /// Embedded SQLite database file (default).
+    Sqlite(std::path::PathBuf),
+    /// PostgreSQL (`postgresql://user:password@host:port/db` or the key=value
+    /// form, optionally over TLS); [`std::fmt::Display`] shows
+    /// [`postgres::PgTarget::describe`], never the password.
+    Postgres(postgres::PgTarget),
+}
+
+impl std::fmt::Debug for LedgerLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::fmt::Display for LedgerLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LedgerLocation::Sqlite(path) => write!(f, "SQLite {}", path.display()),
+            LedgerLocation::Postgres(target) => write!(f, "PostgreSQL {}", target.describe()),
+        }
+    }
+}
+
+impl LedgerLocation {
+    /// Opens the ledger for writing (creating or migrating its schema).
+    pub fn open(&self) -> Result<Box<dyn LedgerStore>, LedgerError> {
+        Ok(match self {
+            LedgerLocation::Sqlite(path) => Box::new(Ledger::open(path)?),
+            LedgerLocation::Postgres(target) => {
+                Box::new(off_runtime(|| postgres::PgLedger::connect(target))?)
+            }
+        })
+    }
+
+    /// Opens a second, read-only connection (after [`LedgerLocation::open`]).
+    pub fn open_reader(&self) -> Result<Box<dyn LedgerStore>, LedgerError> {
+        Ok(match self {
+            LedgerLocation::Sqlite(path) => Box::new(Ledger::open_reader(path)?),
+            LedgerLocation::Postgres(target) => {
+                Box::new(off_runtime(|| postgres::PgLedger::connect_reader(target))?)
+            }
+        })
+    }
+}
+
+/// Runs a blocking PostgreSQL call on a thread of its own: the synchronous
+/// client drives its connection with a runtime of its own, which cannot start
+/// on a thread that is inside the server's async runtime.
+fn off_runtime<T: Send>(
+    f: impl FnOnce() -> Result<T, LedgerError> + Send,
+) -> Result<T, LedgerError> {
+    std::thread::scope(|s| {
+        s.spawn(f).join().unwrap_or_else(|_| {
+            Err(LedgerError::Config(
+                "the ledger connection thread panicked".into(),
+            ))
+        })
+    })
+}
+
+/// The operations of the issuance ledger, the same on every backend (see
+/// the module documentation for the rules). Calls block: the server makes
+/// them from the ledger writer thread or the blocking pool, never from an
+/// async task.
+pub trait LedgerStore: Send {
+    /// Read-only pre-check of the one-time rule (the issuance itself re-checks
+    /// atomically); lets the server skip claiming content for a refused UID.
+    fn check_issuable(&mut self, fob_uid: &str, now_ms: i64) -> Result<(), LedgerError>;
+    /// Records an issuance if the one-time rule allows it (one durable transaction).
+    fn try_issue(&mut self, new: &NewIssuance<'_>) -> Result<(), LedgerError>;
+    /// Group commit: applies `ops` in order inside one transaction, each in
+    /// its own savepoint, and commits once. Per-op results count only when
+    /// the call returns `Ok`; on `Err` nothing of the batch is recorded.
+    fn apply_batch(
+        &mut self,
+        ops: &[LedgerOp],
+    ) -> Result<Vec<Result<LedgerOutcome, LedgerError>>, LedgerError>;
+    /// Records an operator re-issue for `fob_uid`; the next request consumes it.
+    fn record_reissue(
+        &mut self,
+        fob_uid: &str,
+        reason: &str,
+        operator: &str,
+        now_ms: i64,
+    ) -> Result<i64, LedgerError>;
+    /// Stores an audit record, idempotent by transaction id; a `SUCCESS`
+    /// marks the issuance completed.
+    fn store_audit(&mut self, record: &AuditRecord) -> Result<AuditStored, LedgerError>;
+    /// The stored audit body of a transaction, if any.
+    fn audit_body(&mut self, transaction_id: &str) -> Result<Option<String>, LedgerError>;
+    /// The flag of a stored audit (`None` when unflagged or not stored).
+    fn audit_flag(&mut self, transaction_id: &str) -> Result<Option<String>, LedgerError>;
+    /// Whether a `SUCCESS` audit completed the issuance of a transaction.
+    fn is_completed(&mut self, transaction_id: &str) -> Result<bool, LedgerError>;
+    /// Every station's anchored journal head ([`crate::anchor`]).
+    fn chain_states(&mut self) -> Result<Vec<crate::anchor::ChainState>, LedgerError>;
+    /// The anchored head of one station: last sequence number and link.
+    fn chain_head(&mut self, station: &str) -> Result<(u64, [u8; 32]), LedgerError>;
+    /// Operator reset of a station's anchor (recorded as an alert); returns
+    /// the sequence number of the head that was dropped.
+    fn reset_chain(
+        &mut self,
+        station: &str,
+        reason: &str,
+        operator: &str,
+        now_ms: i64,
+    ) -> Result<u64, LedgerError>;
+    /// Number of issuances recorded for a UID.
+    fn issuance_count(&mut self, fob_uid: &str) -> Result<u64, LedgerError>;
+}
+
+impl LedgerStore for Ledger {
+    fn check_issuable(&mut self, fob_uid: &str, now_ms: i64) -> Result<(), LedgerError> {
+        Ledger::check_issuable(self, fob_uid, now_ms)
+    }
+    fn try_issue(&mut self, new: &NewIssuance<'_>) -> Result<(), LedgerError> {
+        Ledger::try_issue(self, new)
+    }
+    fn apply_batch(
+        &mut self,
+        ops: &[LedgerOp],
+    ) -> Result<Vec<Result<LedgerOutcome, LedgerError>>, LedgerError> {
+        Ledger::apply_batch(self, ops)
+    }
+    fn record_reissue(
+        &mut self,
+        fob_uid: &str,
+        reason: &str,
+        operator: &str,
+        now_ms: i64,
+    ) -> Result<i64, LedgerError> {
+        Ledger::record_reissue(self, fob_uid, reason, operator, now_ms)
+    }
+    fn store_audit(&mut self, record: &AuditRecord) -> Result<AuditStored, LedgerError> {
+        Ledger::store_audit(self, record)
+    }
+    fn audit_body(&mut self, transaction_id: &str) -> Result<Option<String>, LedgerError> {
+        Ledger::audit_body(self, transaction_id)
+    }
+    fn audit_flag(&mut self, transaction_id: &str) -> Result<Option<String>, LedgerError> {
+        Ledger::audit_flag(self, transaction_id)
+    }
+    fn is_completed(&mut self, transaction_id: &str) -> Result<bool, LedgerError> {
+        Ledger::is_completed(self, transaction_id)
+    }
+    fn chain_states(&mut self) -> Result<Vec<crate::anchor::ChainState>, LedgerError> {
+        Ledger::chain_states(self)
+    }
+    fn chain_head(&mut self, station: &str) -> Result<(u64, [u8; 32]), LedgerError> {
+        Ledger::chain_head(self, station)
+    }
+    fn reset_chain(
+        &mut self,
+        station: &str,
+        reason: &str,
+        operator: &str,
+        now_ms: i64,
+    ) -> Result<u64, LedgerError> {
+        Ledger::reset_chain(self, station, reason, operator, now_ms)
+    }
+    fn issuance_count(&mut self, fob_uid: &str) -> Result<u64, LedgerError> {
+        Ledger::issuance_count(self, fob_uid)
+    }
+}
+
+/// The refusal of the one-time rule; `completed`: a `SUCCESS` audit
+/// completed the blocking issuance (else it is still valid).
+pub(crate) fn already_issued(completed: bool) -> LedgerError {
+    LedgerError::AlreadyIssued(
+        if completed {
+            "the fob was already provisioned successfully; an operator re-issue is required"
+        } else {
+            "a key package for this fob is still valid"
+        }
+        .to_owned(),
+    )
+}
+
+/// The flag of a new audit record: only a `SUCCESS` is flagged, `superseded`
+/// when a later package went to the same UID, else `late` after the expiry.
+pub(crate) fn audit_flag_for(
+    success: bool,
+    superseded: bool,
+    now_ms: i64,
+    expires_at_ms: i64,
+) -> Option<AuditFlag> {
+    if !success {
+        None
+    } else if superseded {
+        Some(AuditFlag::Superseded)
+    } else if now_ms > expires_at_ms {
+        Some(AuditFlag::Late)
+    } else {
+        None
+    }
+}
+
+/// The SQLite ledger database (embedded default).
 pub struct Ledger {
     conn: Connection,
 }
@@ -516,21 +774,14 @@ pub(crate) fn store_audit_in(
         };
     }
     let success = overall_result == "SUCCESS";
-    let flag = if !success {
-        None
-    } else if conn
-        .prepare_cached(
-            "SELECT 1 FROM issuances WHERE fob_uid = ?1 AND issued_at_ms > ?2
-             AND transaction_id != ?3 LIMIT 1",
-        )?
-        .exists(params![issued_uid, issued_at_ms, transaction_id])?
-    {
-        Some(AuditFlag::Superseded)
-    } else if *now_ms > expires_at_ms {
-        Some(AuditFlag::Late)
-    } else {
-        None
-    };
+    let superseded = success
+        && conn
+            .prepare_cached(
+                "SELECT 1 FROM issuances WHERE fob_uid = ?1 AND issued_at_ms > ?2
+                 AND transaction_id != ?3 LIMIT 1",
+            )?
+            .exists(params![issued_uid, issued_at_ms, transaction_id])?;
+    let flag = audit_flag_for(success, superseded, *now_ms, expires_at_ms);
     conn.prepare_cached(
         "INSERT INTO audits (transaction_id, station, overall_result, body, received_at_ms, flag)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -576,20 +827,36 @@ fn blocking_state(
         .optional()?;
     match reissue {
         Some(id) => Ok(Some(id)),
-        None => Err(LedgerError::AlreadyIssued(
-            if completed.is_some() {
-                "the fob was already provisioned successfully; an operator re-issue is required"
-            } else {
-                "a key package for this fob is still valid"
-            }
-            .to_owned(),
-        )),
+        None => Err(already_issued(completed.is_some())),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one-time rule survives a power cut only when each issuance commit
+    /// reaches the disk: WAL with synchronous=FULL (2) on every connection.
+    #[test]
+    fn writer_and_reader_connections_are_wal_with_synchronous_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        let durability = |l: &Ledger| {
+            let mode: String = l
+                .conn
+                .pragma_query_value(None, "journal_mode", |r| r.get(0))
+                .unwrap();
+            let sync: i64 = l
+                .conn
+                .pragma_query_value(None, "synchronous", |r| r.get(0))
+                .unwrap();
+            (mode, sync)
+        };
+        let writer = Ledger::open(&path).unwrap();
+        assert_eq!(durability(&writer), ("wal".to_string(), 2));
+        let reader = Ledger::open_reader(&path).unwrap();
+        assert_eq!(durability(&reader), ("wal".to_string(), 2));
+    }
 
     fn issuance<'a>(txid: &'a str, now: i64) -> NewIssuance<'a> {
         NewIssuance {

@@ -1,6 +1,6 @@
 //! Group commit: one thread owns the ledger's write connection; requests queue
 //! their writes and each batch of queued writes is committed in one fsynced
-//! transaction ([`Ledger::apply_batch`]). A reply is sent only after the
+//! transaction ([`LedgerStore::apply_batch`], SQLite or PostgreSQL). A reply is sent only after the
 //! commit returned, so "issued" always means durably recorded.
 
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
-use crate::ledger::{Ledger, LedgerError, LedgerOp, LedgerOutcome};
+use crate::ledger::{LedgerError, LedgerOp, LedgerOutcome, LedgerStore};
 
 type Reply = oneshot::Sender<Result<LedgerOutcome, LedgerError>>;
 
@@ -28,7 +28,7 @@ impl LedgerWriter {
     /// Starts the writer thread. `queue_len` bounds the waiting jobs (more →
     /// [`LedgerError::Busy`]); `max_batch` bounds the ops per transaction.
     pub(crate) fn start(
-        ledger: Ledger,
+        ledger: Box<dyn LedgerStore>,
         queue_len: usize,
         max_batch: usize,
     ) -> std::io::Result<LedgerWriter> {
@@ -67,7 +67,7 @@ impl Drop for LedgerWriter {
     }
 }
 
-fn run(mut ledger: Ledger, jobs: &Receiver<Job>, max_batch: usize) {
+fn run(mut ledger: Box<dyn LedgerStore>, jobs: &Receiver<Job>, max_batch: usize) {
     let mut ops = Vec::with_capacity(max_batch);
     let mut replies = Vec::with_capacity(max_batch);
     // No artificial wait: a lone request commits at once; requests arriving
@@ -113,7 +113,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::ledger::Issuance;
+    use crate::ledger::{Issuance, Ledger};
 
     fn op_issue(txid: String, uid: String) -> LedgerOp {
         LedgerOp::Issue(Issuance {
@@ -148,8 +148,9 @@ mod tests {
     async fn concurrent_submits_are_committed_and_same_uid_is_issued_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.db");
-        let writer =
-            Arc::new(LedgerWriter::start(Ledger::open(&path).unwrap(), 1024, 256).unwrap());
+        let writer = Arc::new(
+            LedgerWriter::start(Box::new(Ledger::open(&path).unwrap()), 1024, 256).unwrap(),
+        );
         let distinct = (0..100)
             .map(|i| op_issue(format!("d{i}"), format!("{i:020X}")))
             .collect();
@@ -181,7 +182,7 @@ mod tests {
         let path = dir.path().join("l.db");
         let ledger = Ledger::open(&path).unwrap();
         ledger.set_busy_timeout(Duration::from_millis(50)).unwrap();
-        let writer = Arc::new(LedgerWriter::start(ledger, 1024, 256).unwrap());
+        let writer = Arc::new(LedgerWriter::start(Box::new(ledger), 1024, 256).unwrap());
         let other = rusqlite::Connection::open(&path).unwrap();
         other.execute_batch("BEGIN IMMEDIATE").unwrap();
         let ops = (0..5)

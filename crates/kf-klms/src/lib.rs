@@ -48,9 +48,11 @@
 
 pub mod anchor;
 pub mod bench;
+pub mod clock;
 pub mod config;
 pub mod container_pool;
 pub mod content;
+pub mod keystore;
 pub mod ledger;
 mod ledger_writer;
 pub mod limits;

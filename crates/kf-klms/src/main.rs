@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use kf_klms::config::FileConfig;
+use kf_klms::ledger::LedgerLocation;
 use kf_klms::pki::DevPki;
 use rand::RngCore;
 
@@ -64,6 +65,11 @@ enum Command {
         #[arg(long)]
         ledger: Option<PathBuf>,
     },
+    /// Master key in a PKCS#11 token (the `[hsm]` section of the configuration).
+    Hsm {
+        #[command(subcommand)]
+        command: HsmCommand,
+    },
     /// Station journal anchors: each station's last anchored record and alerts.
     Chain {
         #[command(subcommand)]
@@ -90,6 +96,18 @@ enum Command {
         /// concurrency level, each uploading its own journal chain.
         #[arg(long)]
         audit: bool,
+        /// KLMS configuration whose `[hsm]` section holds the master key
+        /// (default: a master key in memory).
+        #[arg(long)]
+        hsm_config: Option<PathBuf>,
+        /// PostgreSQL ledger URL instead of a SQLite file in `--dir`
+        /// (default: the environment variable KF_KLMS_LEDGER_URL, if set).
+        #[arg(long, env = "KF_KLMS_LEDGER_URL", hide_env_values = true)]
+        ledger_url: Option<String>,
+        /// KLMS instances on the one ledger (needs `--ledger-url`); requests
+        /// go round robin over them.
+        #[arg(long, default_value_t = 1)]
+        instances: usize,
     },
     /// Issuance under attack: starts `kf-klms serve` as a child process on
     /// loopback, measures issuance by `--clients` stations quiet and while
@@ -106,6 +124,25 @@ enum Command {
         /// Seconds of each measured phase.
         #[arg(long, default_value_t = 20)]
         seconds: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum HsmCommand {
+    /// Create the master key in the token named by the `[hsm]` section:
+    /// generated inside the token, or imported with `--import-key-file`.
+    /// Prints the key check value; refuses an existing key label.
+    Init {
+        /// Server configuration with an `[hsm]` section.
+        #[arg(long)]
+        config: PathBuf,
+        /// AES key length of a generated key.
+        #[arg(long, default_value = "128", value_parser = ["128", "192", "256"])]
+        bits: String,
+        /// Import this master key (hex file, e.g. the old `master-key.hex`)
+        /// instead of generating one, to keep serving fobs personalized under it.
+        #[arg(long)]
+        import_key_file: Option<PathBuf>,
     },
 }
 
@@ -197,7 +234,26 @@ fn main() -> anyhow::Result<()> {
             requests,
             dir,
             audit,
-        } => bench(&concurrency, requests, dir, audit),
+            hsm_config,
+            ledger_url,
+            instances,
+        } => bench(
+            &concurrency,
+            requests,
+            dir,
+            audit,
+            hsm_config.as_deref(),
+            ledger_url.map(zeroize::Zeroizing::new),
+            instances,
+        ),
+        Command::Hsm {
+            command:
+                HsmCommand::Init {
+                    config,
+                    bits,
+                    import_key_file,
+                },
+        } => hsm_init(&config, &bits, import_key_file.as_deref()),
         Command::BenchLimits {
             connections,
             clients,
@@ -206,7 +262,7 @@ fn main() -> anyhow::Result<()> {
         Command::Chain { command } => chain(command),
         Command::ReceiptKey { config } => {
             let resolved = FileConfig::load(&config)?.resolve(&base_dir(&config))?;
-            let signer = kf_klms::anchor::ReceiptSigner::derive(&resolved.master_key)?;
+            let signer = kf_klms::anchor::ReceiptSigner::from_backend(resolved.key.as_ref())?;
             print!("{}", signer.public_key_pem()?);
             Ok(())
         }
@@ -237,6 +293,49 @@ fn serve(config_path: &Path, bind: Option<std::net::SocketAddr>) -> anyhow::Resu
             std::future::pending::<()>().await;
         }
     }))?;
+    Ok(())
+}
+
+fn hsm_init(config_path: &Path, bits: &str, import: Option<&Path>) -> anyhow::Result<()> {
+    let file = FileConfig::load(config_path)?;
+    let base = base_dir(config_path);
+    let hsm = file
+        .hsm
+        .as_ref()
+        .with_context(|| format!("{} has no [hsm] section", config_path.display()))?;
+    let imported = match import {
+        Some(path) => {
+            let hex = zeroize::Zeroizing::new(kf_klms::config::read_regular_file(
+                path,
+                kf_klms::config::MASTER_KEY_MAX_BYTES,
+            )?);
+            Some(
+                kf_crypto::AesKey::from_hex(hex.trim())
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let report = kf_klms::keystore::pkcs11::init_key(
+        &base.join(&hsm.module),
+        &hsm.token()?,
+        &hsm.key_label,
+        &hsm.pin(&base)?,
+        bits.parse()?,
+        imported.as_ref(),
+    )?;
+    println!(
+        "{} AES-{} master key {:?} in slot {}, KCV {}",
+        if imported.is_some() {
+            "imported"
+        } else {
+            "generated"
+        },
+        report.bits,
+        hsm.key_label,
+        report.slot,
+        hex::encode_upper(report.kcv)
+    );
     Ok(())
 }
 
@@ -284,38 +383,43 @@ fn reissue(
     config: Option<&Path>,
     ledger: Option<&Path>,
 ) -> anyhow::Result<()> {
-    let (ledger_path, uid_len) = match (config, ledger) {
+    let (location, uid_len) = match (config, ledger) {
         (Some(c), _) => {
             let file = FileConfig::load(c)?;
-            (file.ledger_path(&base_dir(c)), file.uid_len)
+            (file.ledger_location(&base_dir(c))?, file.uid_len)
         }
-        (None, Some(l)) => (l.to_path_buf(), kf_klms::DEFAULT_UID_LEN),
+        (None, Some(l)) => (
+            LedgerLocation::Sqlite(l.to_path_buf()),
+            kf_klms::DEFAULT_UID_LEN,
+        ),
         (None, None) => bail!("give --config FILE or --ledger FILE"),
     };
     let uid_bytes = hex::decode(uid).context("UID is not valid hex")?;
     if uid_bytes.len() != uid_len {
         bail!("UID has {} bytes, expected {uid_len}", uid_bytes.len());
     }
-    let mut ledger = kf_klms::ledger::Ledger::open(&ledger_path)?;
+    let mut ledger = location.open()?;
     let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
     let id = ledger.record_reissue(&hex::encode_upper(&uid_bytes), reason, operator, now_ms)?;
     println!(
         "{}",
-        serde_json::json!({"reissue_id": id, "fob_uid": hex::encode_upper(&uid_bytes), "ledger": ledger_path})
+        serde_json::json!({"reissue_id": id, "fob_uid": hex::encode_upper(&uid_bytes), "ledger": location.to_string()})
     );
     Ok(())
 }
 
-fn existing_ledger(config: Option<&Path>, ledger: Option<&Path>) -> anyhow::Result<PathBuf> {
-    let path = match (config, ledger) {
-        (Some(c), _) => FileConfig::load(c)?.ledger_path(&base_dir(c)),
-        (None, Some(l)) => l.to_path_buf(),
+fn existing_ledger(config: Option<&Path>, ledger: Option<&Path>) -> anyhow::Result<LedgerLocation> {
+    let location = match (config, ledger) {
+        (Some(c), _) => FileConfig::load(c)?.ledger_location(&base_dir(c))?,
+        (None, Some(l)) => LedgerLocation::Sqlite(l.to_path_buf()),
         (None, None) => bail!("give --config FILE or --ledger FILE"),
     };
-    if !path.is_file() {
-        bail!("no ledger at {}", path.display());
+    if let LedgerLocation::Sqlite(path) = &location {
+        if !path.is_file() {
+            bail!("no ledger at {}", path.display());
+        }
     }
-    Ok(path)
+    Ok(location)
 }
 
 fn chain(command: ChainCommand) -> anyhow::Result<()> {
@@ -325,8 +429,8 @@ fn chain(command: ChainCommand) -> anyhow::Result<()> {
             ledger,
             json,
         } => {
-            let path = existing_ledger(config.as_deref(), ledger.as_deref())?;
-            let states = kf_klms::ledger::Ledger::open(&path)?.chain_states()?;
+            let location = existing_ledger(config.as_deref(), ledger.as_deref())?;
+            let states = location.open()?.chain_states()?;
             if !json {
                 println!(
                     "{:<24} {:>8}  {:<64}  {:<24} alerts",
@@ -361,14 +465,15 @@ fn chain(command: ChainCommand) -> anyhow::Result<()> {
             config,
             ledger,
         } => {
-            let path = existing_ledger(config.as_deref(), ledger.as_deref())?;
+            let location = existing_ledger(config.as_deref(), ledger.as_deref())?;
             let now_ms =
                 (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-            let dropped = kf_klms::ledger::Ledger::open(&path)?
+            let dropped = location
+                .open()?
                 .reset_chain(&station, &reason, &operator, now_ms)?;
             println!(
                 "{}",
-                serde_json::json!({"station": station, "dropped_head_seq": dropped, "ledger": path})
+                serde_json::json!({"station": station, "dropped_head_seq": dropped, "ledger": location.to_string()})
             );
             Ok(())
         }
@@ -380,7 +485,13 @@ fn bench(
     requests: usize,
     dir: Option<PathBuf>,
     audit: bool,
+    hsm_config: Option<&Path>,
+    ledger_url: Option<zeroize::Zeroizing<String>>,
+    instances: usize,
 ) -> anyhow::Result<()> {
+    if instances == 0 || (instances > 1 && ledger_url.is_none()) {
+        bail!("--instances N needs N >= 1, and --ledger-url for N > 1 (one SQLite file has one owner)");
+    }
     let dir = dir.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("kf-klms-bench-{}", std::process::id()))
     });
@@ -394,25 +505,56 @@ fn bench(
     let (_, station) = pki.stations.first().context("no station certificate")?;
     let identity = format!("{}{}", station.cert_pem, station.key_pem);
     let master = kf_crypto::AesKey::from_slice(&[0x42; 16])?;
-    let mut config = kf_klms::KlmsConfig::dev(&pki, dir.join("bench-ledger.db"), master)?;
-    config.ttl = std::time::Duration::from_secs(60);
-    let server = kf_klms::spawn_server(config)?;
-    let base = server.base_url();
+    let key: Option<std::sync::Arc<dyn kf_klms::keystore::KeyBackend>> = match hsm_config {
+        Some(path) => {
+            let file = FileConfig::load(path)?;
+            let hsm = file
+                .hsm
+                .with_context(|| format!("{} has no [hsm] section", path.display()))?;
+            Some(std::sync::Arc::new(hsm.open(&base_dir(path))?))
+        }
+        None => None,
+    };
+    let mut servers = Vec::with_capacity(instances);
+    for _ in 0..instances {
+        let mut config =
+            kf_klms::KlmsConfig::dev(&pki, dir.join("bench-ledger.db"), master.duplicate())?;
+        config.ttl = std::time::Duration::from_secs(60);
+        config.ledger_url = ledger_url.clone();
+        if let Some(key) = &key {
+            config.key = key.clone();
+        }
+        if servers.is_empty() {
+            println!("key backend: {}", config.key.describe());
+        }
+        servers.push(kf_klms::spawn_server(config)?);
+    }
+    let mut urls: Vec<String> = servers.iter().map(|s| s.base_url()).collect();
+    let base = urls.remove(0);
+    println!(
+        "ledger: {}, {instances} instance(s)",
+        if ledger_url.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
+    );
     let client = kf_klms::bench::BenchClient {
         base_url: &base,
         ca_pem: &pki.ca.cert_pem,
         identity_pem: &identity,
     };
-    let identities: Vec<String> = pki
+    let identities: Vec<(String, String)> = pki
         .stations
         .iter()
-        .map(|(_, s)| format!("{}{}", s.cert_pem, s.key_pem))
+        .map(|(name, s)| (name.clone(), format!("{}{}", s.cert_pem, s.key_pem)))
         .collect();
     if audit {
         println!("anchored audit ingest (POST /v1/audit/chain), one station per concurrent client");
     }
     println!("concurrency requests errors   req/s   p50_ms   p99_ms");
     let mut next_station = 0;
+    let mut failed = 0;
     for &c in levels {
         let stations = next_station..(next_station + c.max(1)).min(identities.len());
         next_station = stations.end;
@@ -425,16 +567,30 @@ fn bench(
                 kf_klms::DEFAULT_UID_LEN,
             )
         } else {
-            kf_klms::bench::run_issuance_bench(&client, c, requests, kf_klms::DEFAULT_UID_LEN)
+            kf_klms::bench::run_issuance_bench(
+                &client,
+                &urls,
+                c,
+                requests,
+                kf_klms::DEFAULT_UID_LEN,
+            )
         }
         .map_err(anyhow::Error::msg)?;
         println!(
             "{:>11} {:>8} {:>6} {:>7.1} {:>8.2} {:>8.2}",
             r.concurrency, r.requests, r.errors, r.requests_per_sec, r.p50_ms, r.p99_ms
         );
+        failed += r.errors;
     }
-    server.shutdown();
-    let _ = std::fs::remove_dir_all(&dir);
+    for server in servers {
+        server.shutdown();
+    }
+    if let Err(e) = std::fs::remove_dir_all(&dir) {
+        tracing::debug!(error = %e, "bench directory not removed");
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} requests failed; the figures above do not count them");
+    }
     Ok(())
 }
 
@@ -476,6 +632,7 @@ fn bench_limits(connections: usize, clients: usize, seconds: u64) -> anyhow::Res
     let pid = child.id();
     let _server = ChildServer(child);
     let base = format!("https://{addr}");
+    let bases = [base.as_str()];
     let client = kf_klms::bench::BenchClient {
         base_url: &base,
         ca_pem: &ca,
@@ -515,11 +672,11 @@ fn bench_limits(connections: usize, clients: usize, seconds: u64) -> anyhow::Res
         let phase = Budget::Duration(Duration::from_secs(seconds));
         println!("phase                  requests errors    req/s   p50_ms   p99_ms   rss_MiB");
         // The ledger and the allocator settle during a first quiet phase.
-        let warm = issue_loop(&http, &base, clients, phase, uid_len)
+        let warm = issue_loop(&http, &bases, clients, phase, uid_len)
             .await
             .map_err(anyhow::Error::msg)?;
         row("warm-up", &warm, rss());
-        let quiet = issue_loop(&http, &base, clients, phase, uid_len)
+        let quiet = issue_loop(&http, &bases, clients, phase, uid_len)
             .await
             .map_err(anyhow::Error::msg)?;
         row("quiet", &quiet, rss());
@@ -537,7 +694,7 @@ fn bench_limits(connections: usize, clients: usize, seconds: u64) -> anyhow::Res
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             let mut peak_rss = 0u64;
-            let measure = issue_loop(&http, &base, clients, phase, uid_len);
+            let measure = issue_loop(&http, &bases, clients, phase, uid_len);
             tokio::pin!(measure);
             let under = loop {
                 tokio::select! {
@@ -561,7 +718,7 @@ fn bench_limits(connections: usize, clients: usize, seconds: u64) -> anyhow::Res
             );
             worst = worst.min(under.requests_per_sec);
             attack.stop().await;
-            let after = issue_loop(&http, &base, clients, phase, uid_len)
+            let after = issue_loop(&http, &bases, clients, phase, uid_len)
                 .await
                 .map_err(anyhow::Error::msg)?;
             row(&format!("after #{round}"), &after, rss());

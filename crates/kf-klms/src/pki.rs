@@ -193,54 +193,23 @@ fn write(path: &Path, content: &str, secret: bool) -> Result<(), PkiError> {
 
 /// Creates `dir` (and missing parents); on Unix the directories created are 0700.
 pub fn create_private_dir(dir: &Path) -> Result<(), PkiError> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(|source| PkiError::Io {
+    kf_secret_file::create_private_dir(dir).map_err(|source| PkiError::Io {
         path: dir.to_owned(),
         source,
     })
 }
 
-/// Writes `bytes` to `path` atomically: a new temporary file in the same
-/// directory (created 0600 on Unix when `secret`, else 0644, by the call that
-/// creates it), synced, then renamed over `path`. On failure the temporary
-/// file is removed and `path` is untouched.
+/// Writes `bytes` to `path` atomically ([`kf_secret_file::replace`]): owner-only
+/// from the creating call when `secret`, else readable by all; on failure
+/// `path` is untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8], secret: bool) -> Result<(), PkiError> {
-    use std::io::Write;
-    let io = |source| PkiError::Io {
+    let access = if secret {
+        kf_secret_file::Access::OwnerOnly
+    } else {
+        kf_secret_file::Access::Public
+    };
+    kf_secret_file::replace(path, bytes, access).map_err(|source| PkiError::Io {
         path: path.to_owned(),
         source,
-    };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io(std::io::Error::other("no file name")))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{:016x}",
-        name.to_string_lossy(),
-        rand::random::<u64>()
-    ));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, if secret { 0o600 } else { 0o644 });
-    #[cfg(not(unix))]
-    let _ = secret;
-    let result = options.open(&tmp).and_then(|mut file| {
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    });
-    if let Err(e) = result {
-        if let Err(cleanup) = std::fs::remove_file(&tmp) {
-            tracing::debug!(error = %cleanup, "temporary file not removed");
-        }
-        return Err(io(e));
-    }
-    Ok(())
+    })
 }

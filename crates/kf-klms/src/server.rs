@@ -8,11 +8,14 @@ use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use kf_crypto::AesKey;
+
+use crate::keystore::{FileKey, KeyBackend};
 use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt;
 
 use crate::content::{ContentError, ContentProvider, SynthesizedContent};
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::postgres::PgTarget;
+use crate::ledger::{LedgerError, LedgerLocation};
 use crate::ledger_writer::LedgerWriter;
 use crate::limits::{ConnClock, Limits, WatchedIo};
 use crate::pki::DevPki;
@@ -61,20 +64,28 @@ pub struct KlmsConfig {
     pub tls: TlsMaterial,
     /// Client certificate CNs allowed to call the API.
     pub allowed_stations: Vec<String>,
-    /// KDF3 master key.
-    pub master_key: AesKey,
+    /// Where the KDF3 master key lives.
+    pub key: Arc<dyn KeyBackend>,
     /// Key version number reported with the keys (1..=255).
     pub key_version: u8,
     /// Accepted UID length in bytes.
     pub uid_len: usize,
     /// Key-package lifetime.
     pub ttl: Duration,
-    /// Issuance ledger database.
+    /// Issuance ledger database (SQLite file; unused when `ledger_url` is set).
     pub ledger_path: PathBuf,
+    /// PostgreSQL ledger URL (may hold a password; never logged): several
+    /// instances share that database instead of the SQLite file.
+    pub ledger_url: Option<zeroize::Zeroizing<String>>,
+    /// CA certificate(s), PEM, that sign the PostgreSQL server's certificate:
+    /// when set, the ledger connection uses TLS verified against them.
+    pub ledger_ca_pem: Option<String>,
     /// Per-fob content.
     pub content: Arc<dyn ContentProvider>,
     /// Timeouts, connection cap and body limits.
     pub limits: Limits,
+    /// The wall clock for issuance times, expiry and audit times.
+    pub clock: crate::clock::Clock,
 }
 
 impl KlmsConfig {
@@ -98,11 +109,14 @@ impl KlmsConfig {
                 server_key_pem: pki.server.key_pem.clone(),
             },
             allowed_stations: pki.stations.iter().map(|(cn, _)| cn.clone()).collect(),
-            master_key,
+            key: Arc::new(FileKey::new(master_key)),
             key_version: 1,
             uid_len: DEFAULT_UID_LEN,
             ttl: DEFAULT_TTL,
+            clock: crate::clock::Clock::system(),
             ledger_path,
+            ledger_url: None,
+            ledger_ca_pem: None,
             content: Arc::new(content),
             limits: Limits::default(),
         })
@@ -129,20 +143,29 @@ fn prepare(config: KlmsConfig) -> Result<Prepared, ServerError> {
     }
     let tls = server_config(&config.tls)?;
     // The writer connection creates the schema; the reader opens after it.
-    let ledger = Ledger::open(&config.ledger_path)?;
-    let ledger_reader = Ledger::open_reader(&config.ledger_path)?;
+    let location = match &config.ledger_url {
+        Some(url) => {
+            LedgerLocation::Postgres(PgTarget::new(url.clone(), config.ledger_ca_pem.as_deref())?)
+        }
+        None => LedgerLocation::Sqlite(config.ledger_path.clone()),
+    };
+    tracing::info!(ledger = %location, "issuance ledger");
+    let ledger = location.open()?;
+    let ledger_reader = location.open_reader()?;
     let ledger_writer = LedgerWriter::start(ledger, LEDGER_QUEUE_LEN, LEDGER_MAX_BATCH)?;
-    let receipts = crate::anchor::ReceiptSigner::derive(&config.master_key)
+    let receipts = crate::anchor::ReceiptSigner::from_backend(config.key.as_ref())
         .map_err(|e| ServerError::Config(e.to_string()))?;
+    tracing::info!(key_backend = %config.key.describe(), "master key backend");
     let state = Arc::new(AppState {
         receipts,
         ledger_reader: Mutex::new(ledger_reader),
         ledger_writer,
         content: config.content,
-        master: config.master_key,
+        key: config.key,
         key_version: config.key_version,
         uid_len: config.uid_len,
         ttl: config.ttl,
+        clock: config.clock,
         allowed: config.allowed_stations.into_iter().collect::<HashSet<_>>(),
     });
     Ok(Prepared {
@@ -195,6 +218,11 @@ async fn accept_loop(
     }
     connections.abort_all();
     while connections.join_next().await.is_some() {}
+    // The ledger's PostgreSQL client closes its connection with a runtime of
+    // its own when dropped, which cannot run on this runtime's threads.
+    if let Err(e) = tokio::task::spawn_blocking(move || drop(prepared)).await {
+        tracing::warn!(error = %e, "server state not released cleanly");
+    }
 }
 
 /// One connection: TLS handshake under its timeout, then HTTP/1.1 only (an
@@ -292,6 +320,18 @@ impl ServerHandle {
     /// Stops accepting, closes connections and joins the server thread.
     pub fn shutdown(mut self) {
         self.stop_and_join();
+    }
+
+    /// Stops the server and reports whether its thread ended cleanly (an
+    /// `Err` holds the payload of a panic on that thread).
+    pub fn stop(mut self) -> std::thread::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+        }
+        match self.thread.take() {
+            Some(thread) => thread.join(),
+            None => Ok(()),
+        }
     }
 
     fn stop_and_join(&mut self) {

@@ -18,9 +18,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::content::{ContentProvider, FobContent};
-use crate::ledger::{
-    AuditRecord, AuditStored, Issuance, Ledger, LedgerError, LedgerOp, LedgerOutcome,
-};
+use crate::ledger::{AuditRecord, AuditStored, Issuance, LedgerError, LedgerOp, LedgerOutcome};
 use crate::ledger_writer::LedgerWriter;
 use crate::limits::Limits;
 use crate::wire::{
@@ -36,14 +34,15 @@ pub(crate) struct StationIdentity(pub Option<String>);
 
 pub(crate) struct AppState {
     /// Read connection for the advisory pre-check (never writes).
-    pub ledger_reader: Mutex<Ledger>,
+    pub ledger_reader: Mutex<Box<dyn crate::ledger::LedgerStore>>,
     /// All ledger writes go through the group-commit writer.
     pub ledger_writer: LedgerWriter,
     pub content: Arc<dyn ContentProvider>,
-    pub master: AesKey,
+    pub key: Arc<dyn crate::keystore::KeyBackend>,
     pub key_version: u8,
     pub uid_len: usize,
     pub ttl: Duration,
+    pub clock: crate::clock::Clock,
     pub allowed: HashSet<String>,
     /// Signs journal anchor receipts.
     pub receipts: crate::anchor::ReceiptSigner,
@@ -116,8 +115,24 @@ pub(crate) fn router(state: Arc<AppState>, limits: &Limits) -> Router {
 }
 
 /// The limit layers answer 408 and 413 with a plain or empty body; every
-/// error of the API carries the JSON error body.
+/// error of the API carries the JSON error body. Both leave the request body
+/// unread, so the connection is closed after them and says so
+/// (`Connection: close`): a client must not send its next request on it.
 async fn json_for_bare_errors(response: Response) -> Response {
+    let mut response = bare_error_as_json(response);
+    if matches!(
+        response.status(),
+        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
+    ) {
+        response.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
+    response
+}
+
+fn bare_error_as_json(response: Response) -> Response {
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
@@ -279,6 +294,18 @@ fn build_dgis(dek: &AesKey, content: &FobContent) -> Vec<(u16, Vec<u8>, bool)> {
     ]
 }
 
+/// A token that is not usable right now is 503 (retry later); anything else 500.
+fn key_error(e: crate::keystore::KeyError) -> ApiError {
+    match e {
+        crate::keystore::KeyError::Unavailable(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "key_store_unavailable",
+            e.to_string(),
+        ),
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
 fn ledger_issue_error(e: LedgerError) -> ApiError {
     match e {
         LedgerError::AlreadyIssued(why) => {
@@ -315,14 +342,13 @@ fn prepare_issue(
 ) -> Result<PreparedIssue, ApiError> {
     let uid = parse_uid(&request.fob_uid, state.uid_len)?;
     check_id("reader_id", &request.reader_id)?;
-    let keys = kf_crypto::kdf::diversify_static_keys(&state.master, &uid)
-        .map_err(|e| ApiError::internal(format!("key diversification failed: {e}")))?;
+    let keys = state.key.diversify(&uid).map_err(key_error)?;
     let uid_hex = hex::encode_upper(&uid);
     state
         .ledger_reader
         .lock()
         .map_err(|_| ApiError::internal("ledger lock poisoned"))?
-        .check_issuable(&uid_hex, to_ms(OffsetDateTime::now_utc()))
+        .check_issuable(&uid_hex, to_ms(state.clock.now()))
         .map_err(ledger_issue_error)?;
     let content = state
         .content
@@ -345,7 +371,7 @@ fn prepare_issue(
             .map_err(|e| ApiError::internal(format!("content does not fit a DGI: {e}")))?;
     }
     let transaction_id = format!("trx_{}", uuid::Uuid::new_v4().simple());
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let expires = now + state.ttl;
     Ok(PreparedIssue {
         issuance: Issuance {
@@ -427,6 +453,8 @@ fn validate_audit(core: &AuditRecordCore, uid_len: usize) -> Result<(), ApiError
             ));
         }
     }
+    check_identity(core)?;
+    check_irk_fingerprint(core)?;
     for stage in core.stage_durations_ms.iter().flat_map(|m| m.0.keys()) {
         check_label("stage_durations_ms key", stage)?;
     }
@@ -444,6 +472,44 @@ fn validate_audit(core: &AuditRecordCore, uid_len: usize) -> Result<(), ApiError
             if sw.len() != 2 || hex::decode(sw).is_err() {
                 return Err(bad("sw1/sw2 must be one hex byte"));
             }
+        }
+    }
+    Ok(())
+}
+
+/// The CPLC identity fields, when present: `ic_serial` is hex groups joined
+/// by `-` (at most 64 characters), `ic_fabrication_date` two hex bytes.
+fn check_identity(core: &AuditRecordCore) -> Result<(), ApiError> {
+    if let Some(serial) = &core.ic_serial {
+        let groups_ok = serial
+            .split('-')
+            .all(|g| !g.is_empty() && g.len() % 2 == 0 && hex::decode(g).is_ok());
+        if serial.len() > 64 || !groups_ok {
+            return Err(ApiError::unprocessable(
+                "invalid_field",
+                "ic_serial must be hex groups joined by '-', at most 64 characters",
+            ));
+        }
+    }
+    if let Some(date) = &core.ic_fabrication_date {
+        if date.len() != 4 || hex::decode(date).is_err() {
+            return Err(ApiError::unprocessable(
+                "invalid_field",
+                "ic_fabrication_date must be two hex bytes (YDDD)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The IRK fingerprint, when present: 16 bytes as 32 hex digits.
+fn check_irk_fingerprint(core: &AuditRecordCore) -> Result<(), ApiError> {
+    if let Some(fp) = &core.irk_fingerprint {
+        if fp.len() != 32 || !fp.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ApiError::unprocessable(
+                "invalid_field",
+                "irk_fingerprint must be 32 hex digits (16 bytes)",
+            ));
         }
     }
     Ok(())
@@ -471,7 +537,7 @@ fn audit_record(state: &AppState, station: String, body: &[u8]) -> Result<AuditR
         fob_uid: core.fob_uid,
         overall_result: core.overall_result,
         body: canonical,
-        now_ms: to_ms(OffsetDateTime::now_utc()),
+        now_ms: to_ms(state.clock.now()),
     })
 }
 
@@ -556,5 +622,40 @@ mod tests {
         assert!(parse_uid("0411223344556677889", 10).is_err());
         assert!(parse_uid("041122334455667788", 10).is_err());
         assert!(parse_uid("zz112233445566778899", 10).is_err());
+    }
+
+    #[test]
+    fn identity_fields_are_checked() {
+        let with = |serial: Option<&str>, date: Option<&str>| {
+            let mut body = serde_json::json!({"transaction_id":"t","fob_uid":"00",
+                "timestamp_iso8601":"x","overall_result":"SUCCESS","stage_reached":"S",
+                "apdu_trace":[],"eol_station_id":"s"});
+            body["ic_serial"] = serial.into();
+            body["ic_fabrication_date"] = date.into();
+            let core: AuditRecordCore = parse_strict(body.to_string().as_bytes()).unwrap();
+            check_identity(&core).is_ok()
+        };
+        assert!(with(None, None));
+        assert!(with(Some("4790-D321-A4A5-A6A7A8A9"), Some("3123")));
+        assert!(!with(Some("4790--A4A5"), None));
+        assert!(!with(Some("47G0"), None));
+        assert!(!with(Some(&"00".repeat(33)), None));
+        assert!(!with(None, Some("312")));
+        assert!(!with(None, Some("31ZZ")));
+    }
+
+    #[test]
+    fn irk_fingerprint_is_checked() {
+        let with = |fp: serde_json::Value| {
+            let body = serde_json::json!({"transaction_id":"t","fob_uid":"00",
+                "timestamp_iso8601":"x","overall_result":"SUCCESS","stage_reached":"S",
+                "apdu_trace":[],"eol_station_id":"s","irk_fingerprint": fp});
+            let core: AuditRecordCore = parse_strict(body.to_string().as_bytes()).unwrap();
+            check_irk_fingerprint(&core).is_ok()
+        };
+        assert!(with(serde_json::Value::Null));
+        assert!(with("00112233445566778899AABBCCDDEEFF".into()));
+        assert!(!with("00112233".into()));
+        assert!(!with("00112233445566778899AABBCCDDEEFG".into()));
     }
 }

@@ -120,6 +120,21 @@ pub fn server_config(material: &TlsMaterial) -> Result<Arc<ServerConfig>, TlsErr
     Ok(Arc::new(config))
 }
 
+/// The rustls client configuration for the PostgreSQL ledger connection:
+/// TLS 1.2/1.3 with ring, the server certificate verified against `ca_pem`
+/// only (not the system roots) and for the host name of the ledger URL.
+pub fn ledger_client_config(ca_pem: &str) -> Result<rustls::ClientConfig, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    for ca in certs_from_pem("ledger CA", ca_pem)? {
+        roots.add(ca)?;
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 /// Common name (OID 2.5.4.3) of a certificate's subject, if it has one.
 pub fn subject_common_name(cert_der: &[u8]) -> Option<String> {
     use der::asn1::{PrintableStringRef, Utf8StringRef};

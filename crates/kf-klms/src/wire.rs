@@ -4,8 +4,10 @@
 //! know or a value of the wrong type is refused (400) with the field's path,
 //! since a station that sends them is a version mismatch, better caught at once.
 //! The audit record requires the seed 000 fields and accepts the station's
-//! extensions `stage_durations_ms` and `failure_reason`; the stored copy is the
-//! record as received, re-serialized.
+//! extensions `stage_durations_ms`, `failure_reason`, `ic_serial`,
+//! `ic_fabrication_date` (the chip identity from its CPLC) and
+//! `irk_fingerprint` (a keyed fingerprint of the fob's BLE IRK, 32 hex
+//! digits); the stored copy is the record as received, re-serialized.
 //!
 //! Station and reader identifiers (the client certificate CN, `reader_id`,
 //! `eol_station_id`, `kf-klms pki init --station`) follow [`check_identifier`].
@@ -174,6 +176,18 @@ pub struct AuditRecordCore {
     /// Why the fob failed, `null` on success (station extension).
     #[serde(default)]
     pub failure_reason: Option<String>,
+    /// The chip's identity from its CPLC, `FFFF-TTTT-BBBB-SSSSSSSS` hex
+    /// (IC fabricator, type, batch, serial; station extension).
+    #[serde(default)]
+    pub ic_serial: Option<String>,
+    /// The chip's CPLC fabrication date, `YDDD` hex (station extension).
+    #[serde(default)]
+    pub ic_fabrication_date: Option<String>,
+    /// Keyed fingerprint of the fob's BLE IRK: 16 bytes as 32 hex digits
+    /// (HMAC-SHA-256 under a subkey of the station's journal key, truncated;
+    /// never the IRK itself; station extension).
+    #[serde(default)]
+    pub irk_fingerprint: Option<String>,
 }
 
 /// A JSON object whose keys must be unique (`serde_json` keeps the last of
@@ -301,6 +315,36 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("duplicate key `A`"), "{err}");
+        let core = parse_strict::<AuditRecordCore>(
+            br#"{"transaction_id":"t","fob_uid":"00","timestamp_iso8601":"x","overall_result":"SUCCESS",
+                "stage_reached":"S","apdu_trace":[],"eol_station_id":"s",
+                "ic_serial":"4790-D321-A4A5-A6A7A8A9","ic_fabrication_date":"3123"}"#,
+        )
+        .unwrap();
+        assert_eq!(core.ic_serial.as_deref(), Some("4790-D321-A4A5-A6A7A8A9"));
+        assert_eq!(core.ic_fabrication_date.as_deref(), Some("3123"));
+        let core = parse_strict::<AuditRecordCore>(
+            br#"{"transaction_id":"t","fob_uid":"00","timestamp_iso8601":"x","overall_result":"SUCCESS",
+                "stage_reached":"S","apdu_trace":[],"eol_station_id":"s",
+                "irk_fingerprint":"00112233445566778899AABBCCDDEEFF"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            core.irk_fingerprint.as_deref(),
+            Some("00112233445566778899AABBCCDDEEFF")
+        );
+        let err = parse_strict::<AuditRecordCore>(
+            br#"{"transaction_id":"t","fob_uid":"00","timestamp_iso8601":"x","overall_result":"SUCCESS",
+                "stage_reached":"S","apdu_trace":[],"eol_station_id":"s","irk_fingerprint":1}"#,
+        )
+        .unwrap_err();
+        assert!(err.starts_with("irk_fingerprint: invalid type"), "{err}");
+        let err = parse_strict::<AuditRecordCore>(
+            br#"{"transaction_id":"t","fob_uid":"00","timestamp_iso8601":"x","overall_result":"SUCCESS",
+                "stage_reached":"S","apdu_trace":[],"eol_station_id":"s","ic_serial":7}"#,
+        )
+        .unwrap_err();
+        assert!(err.starts_with("ic_serial: invalid type"), "{err}");
         let err = parse_strict::<KeyPackageRequest>(br#"{"fob_uid":"00","reader_id":"R"} x"#)
             .unwrap_err();
         assert!(err.contains("trailing characters"), "{err}");

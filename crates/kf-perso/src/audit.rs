@@ -179,6 +179,20 @@ pub struct AuditRecord {
     /// Why the fob failed (no secrets), `null` on success.
     #[serde(default)]
     pub failure_reason: Option<String>,
+    /// The chip's identity from its CPLC (see [`kf_apdu::gp::Cplc::ic_serial`]),
+    /// when it was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ic_serial: Option<String>,
+    /// The chip's CPLC fabrication date, `YDDD` hex, when it was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ic_fabrication_date: Option<String>,
+    /// Keyed fingerprint of the fob's BLE IRK (DGI A006): upper-case hex of
+    /// the first 16 bytes of HMAC-SHA-256 under a subkey of the station's
+    /// journal key (see `kf_audit::record`), never the IRK itself. Set once
+    /// the content is fetched; lets the back end match a fob to its IRK and
+    /// the station refuse an IRK it already personalized.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub irk_fingerprint: Option<String>,
 }
 
 impl AuditRecord {
@@ -200,6 +214,9 @@ impl AuditRecord {
             eol_station_id: eol_station_id.into(),
             stage_durations_ms: BTreeMap::new(),
             failure_reason: None,
+            ic_serial: None,
+            ic_fabrication_date: None,
+            irk_fingerprint: None,
         }
     }
 

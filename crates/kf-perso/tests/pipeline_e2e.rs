@@ -5,7 +5,7 @@
 use kf_card::{FobConfig, Uid, VirtualFob};
 use kf_perso::pipeline::{
     provision_fob, provision_fob_with_random, FobOutcome, HookError, IsdStatus, NoHooks,
-    PipelineError, PipelineHooks, PipelineOptions, VerifyMode,
+    PipelineError, PipelineHooks, PipelineOptions, RetryAdvice, VerifyMode,
 };
 use kf_perso::{AuditRecord, OverallResult, PlanOptions, Stage};
 use kf_profile::{AppletLifeCycle, P1Style};
@@ -198,6 +198,16 @@ fn an_already_personalized_fob_is_refused_at_payload_delivery() {
     }
 }
 
+/// How many commands a session sent.
+fn commands_sent(outcome: &FobOutcome) -> u64 {
+    outcome
+        .record
+        .apdu_trace
+        .iter()
+        .filter(|e| e.direction == kf_perso::Direction::Tx)
+        .count() as u64
+}
+
 #[test]
 fn a_tear_at_every_apdu_index_fails_cleanly_and_the_fob_can_be_provisioned_again() {
     // Count the APDUs of a full session first.
@@ -209,12 +219,7 @@ fn a_tear_at_every_apdu_index_fails_cleanly_and_the_fob_can_be_provisioned_again
         &mut NoHooks,
     );
     assert!(full.is_success());
-    let commands = full
-        .record
-        .apdu_trace
-        .iter()
-        .filter(|e| e.direction == kf_perso::Direction::Tx)
-        .count() as u64;
+    let commands = commands_sent(&full);
     assert!(commands > 10);
     for n in 0..commands {
         let mut torn = FaultPlan::new().tear_before(n).build(fob());
@@ -525,7 +530,8 @@ fn a_key_package_whose_scalar_does_not_match_its_certificate_is_refused_before_a
             }
             assert_eq!(outcome.record.overall_result, OverallResult::Failure);
             assert_eq!(outcome.record.stage_reached, Stage::FetchKeys);
-            // Only the UID was read: no SELECT, no channel, no STORE DATA.
+            // Only the identity was read (UID, SELECT ISD, CPLC): no applet
+            // SELECT, no channel, no STORE DATA.
             let sent: Vec<&str> = outcome
                 .record
                 .apdu_trace
@@ -533,7 +539,11 @@ fn a_key_package_whose_scalar_does_not_match_its_certificate_is_refused_before_a
                 .filter(|e| e.direction == kf_perso::Direction::Tx)
                 .map(|e| e.apdu_hex.as_str())
                 .collect();
-            assert_eq!(sent, vec!["FFCA000000"], "{sent:?}");
+            assert_eq!(
+                sent,
+                vec!["FFCA000000", "00A4040008A00000015100000000", "80CA9F7F00"],
+                "{sent:?}"
+            );
             assert_eq!(
                 link.card().applet_life_cycle(),
                 AppletLifeCycle::Unpersonalized
@@ -547,4 +557,197 @@ fn a_key_package_whose_scalar_does_not_match_its_certificate_is_refused_before_a
             assert!(!text.contains("4242424242"), "{text}");
         }
     }
+}
+
+/// A source whose package expires at its `expires_on`-th freshness check
+/// (1: before INITIALIZE UPDATE, 2: before the first STORE DATA), as a KLMS
+/// package whose TTL ends while the fob is in the field.
+struct ExpiresAt {
+    inner: DevSampleSource,
+    expires_on: usize,
+    checks: std::cell::Cell<usize>,
+}
+
+impl kf_source::ProvisioningSource for ExpiresAt {
+    fn name(&self) -> &str {
+        "expiring"
+    }
+    fn fetch(
+        &mut self,
+        uid: &[u8],
+    ) -> Result<kf_source::ProvisioningInput, kf_source::SourceError> {
+        self.inner.fetch(uid)
+    }
+    fn ensure_fresh(
+        &self,
+        _input: &kf_source::ProvisioningInput,
+    ) -> Result<(), kf_source::SourceError> {
+        let n = self.checks.get() + 1;
+        self.checks.set(n);
+        if n >= self.expires_on {
+            return Err(kf_source::klms::KlmsError::Expired {
+                transaction_id: "trx_expiring".into(),
+                expires_at: "2026-12-06T00:00:00Z".into(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+}
+
+fn provision_expiring(link: &mut LoopbackTransport<VirtualFob>, expires_on: usize) -> FobOutcome {
+    let mut source = ExpiresAt {
+        inner: dev_source(1),
+        expires_on,
+        checks: std::cell::Cell::new(0),
+    };
+    provision_fob(
+        link,
+        &mut source,
+        &options(SecurityLevel::FULL),
+        &mut NoHooks,
+    )
+}
+
+/// Nothing of the expired package stayed on the fob, and a fresh one provisions it.
+fn provisions_afterwards(link: &mut LoopbackTransport<VirtualFob>) {
+    assert!(link.card().stored_dgi_tags().is_empty());
+    assert_eq!(
+        link.card().applet_life_cycle(),
+        AppletLifeCycle::Unpersonalized
+    );
+    assert_success(&provision_fob(
+        link,
+        &mut dev_source(1),
+        &options(SecurityLevel::FULL),
+        &mut NoHooks,
+    ));
+    assert_personalized(link.card());
+}
+
+fn assert_expired(outcome: &FobOutcome, stage: Stage) {
+    let error = outcome
+        .error
+        .as_ref()
+        .expect("an expired package must fail");
+    assert_eq!(error.stage, stage);
+    match &error.error {
+        PipelineError::Source(kf_source::SourceError::Klms(
+            kf_source::klms::KlmsError::Expired { transaction_id, .. },
+        )) => assert_eq!(transaction_id, "trx_expiring"),
+        other => panic!("expected an expired package, got {other}"),
+    }
+    assert_eq!(outcome.record.overall_result, OverallResult::Failure);
+    assert_eq!(outcome.record.stage_reached, stage);
+    assert!(
+        outcome
+            .record
+            .failure_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("expired")),
+        "the operator is told the package expired: {:?}",
+        outcome.record.failure_reason
+    );
+}
+
+#[test]
+fn a_package_expired_before_initialize_update_opens_no_channel() {
+    let mut link = fob();
+    let outcome = provision_expiring(&mut link, 1);
+    assert_expired(&outcome, Stage::InitializeUpdate);
+    // No secure channel was opened with the expired keys.
+    assert!(!sent(&outcome, "8050"), "INITIALIZE UPDATE sent");
+    // A fresh package for the same fob then provisions it.
+    provisions_afterwards(&mut link);
+}
+
+#[test]
+fn a_package_expired_during_the_handshake_stores_nothing() {
+    let mut link = fob();
+    let outcome = provision_expiring(&mut link, 2);
+    assert_expired(&outcome, Stage::PayloadDelivery);
+    // The channel was opened, no STORE DATA was sent.
+    assert!(sent(&outcome, "8050"), "INITIALIZE UPDATE not sent");
+    assert!(!sent(&outcome, "80E2"), "STORE DATA sent");
+    assert!(!sent(&outcome, "84E2"), "STORE DATA sent");
+    provisions_afterwards(&mut link);
+}
+
+/// Where a session is cut: before the card sees APDU `n`, after it executed
+/// it (torn away before answering), or with its response lost on the way.
+#[derive(Debug, Clone, Copy)]
+enum Cut {
+    TearBefore,
+    TearAfter,
+    ResponseLost,
+}
+
+fn cut_at(cut: Cut, n: u64) -> FaultPlan {
+    match cut {
+        Cut::TearBefore => FaultPlan::new().tear_before(n),
+        Cut::TearAfter => FaultPlan::new().tear_after(n),
+        Cut::ResponseLost => FaultPlan::new().drop_response(n),
+    }
+}
+
+/// Every cut at every APDU index at levels 01, 03 and 33: the host never
+/// reports success, the record names the stage it failed in, and the advice
+/// to the operator is never "safe" when anything reached the fob's applet —
+/// the dangerous case being the card that executed the last STORE DATA or
+/// the life-cycle change while the host saw a failure.
+#[test]
+fn every_cut_at_every_apdu_fails_with_advice_that_matches_the_fob() {
+    let mut card_done_host_failed = 0;
+    for level in [
+        SecurityLevel::C_MAC,
+        SecurityLevel::C_DEC_C_MAC,
+        SecurityLevel::FULL,
+    ] {
+        let full = provision_fob(
+            &mut fob(),
+            &mut dev_source(1),
+            &options(level),
+            &mut NoHooks,
+        );
+        assert_success(&full);
+        let commands = commands_sent(&full);
+        for cut in [Cut::TearBefore, Cut::TearAfter, Cut::ResponseLost] {
+            for n in 0..commands {
+                let what = format!("{cut:?} at APDU {n}, level {level:?}");
+                let mut link = cut_at(cut, n).build(fob());
+                let outcome =
+                    provision_fob(&mut link, &mut dev_source(1), &options(level), &mut NoHooks);
+                let error = outcome
+                    .error
+                    .as_ref()
+                    .unwrap_or_else(|| panic!("{what}: reported success"));
+                assert_eq!(
+                    outcome.record.overall_result,
+                    OverallResult::Failure,
+                    "{what}"
+                );
+                assert_eq!(outcome.record.stage_reached, error.stage, "{what}");
+                assert_ne!(error.stage, Stage::Zeroize, "{what}");
+                let card = link.into_inner();
+                let touched = card.card().applet_life_cycle() != AppletLifeCycle::Unpersonalized
+                    || !card.card().stored_dgi_tags().is_empty();
+                let advice = outcome.retry_advice().unwrap();
+                if touched {
+                    assert_eq!(
+                        advice,
+                        RetryAdvice::CheckFob,
+                        "{what}: the fob holds content"
+                    );
+                }
+                if advice == RetryAdvice::RetrySafe {
+                    assert!(!sent(&outcome, "80E2") && !sent(&outcome, "84E2"), "{what}");
+                }
+                if card.card().applet_life_cycle() == AppletLifeCycle::Personalized {
+                    card_done_host_failed += 1;
+                }
+            }
+        }
+    }
+    // The cuts after the card's last write exist and were all advised CheckFob.
+    assert!(card_done_host_failed > 0);
 }

@@ -319,17 +319,22 @@ mod tests {
         assert!(FobDgi::Spid
             .check_value(b"59918C0096F859EC8BF6DA454E2E554A14DD4BD1")
             .is_ok());
-        assert!(FobDgi::Spid
-            .check_value(b"59918C0096F859EC8BF6DA454E2E554A14DD4BDZ")
-            .is_err());
+        let bad = |tag, len| Err(ProfileError::BadDgiValue { tag, len });
+        assert_eq!(
+            FobDgi::Spid.check_value(b"59918C0096F859EC8BF6DA454E2E554A14DD4BDZ"),
+            bad(0xA001, 40)
+        );
         assert!(FobDgi::PrivateKey.check_value(&[0u8; 48]).is_ok());
-        assert!(FobDgi::PrivateKey.check_value(&[0u8; 32]).is_err());
+        assert_eq!(FobDgi::PrivateKey.check_value(&[0u8; 32]), bad(0xA003, 32));
         assert!(FobDgi::BleIrk.check_value(&[0u8; 16]).is_ok());
-        assert!(FobDgi::BleIrk.check_value(&[0u8; 17]).is_err());
+        assert_eq!(FobDgi::BleIrk.check_value(&[0u8; 17]), bad(0xA006, 17));
         let mut cert = vec![0x30; 424];
         assert!(FobDgi::DeviceCertificate.check_value(&cert).is_ok());
         cert[0] = 0x31;
-        assert!(FobDgi::DeviceCertificate.check_value(&cert).is_err());
+        assert_eq!(
+            FobDgi::DeviceCertificate.check_value(&cert),
+            bad(0xA002, 424)
+        );
     }
 
     #[test]

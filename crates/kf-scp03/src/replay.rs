@@ -14,6 +14,10 @@ use kf_crypto::{ct_eq, StaticKeys};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
+/// Largest replay script accepted (hex JSON of a captured session; a
+/// session of a few hundred extended-length commands fits many times over).
+pub const SCRIPT_MAX_BYTES: u64 = 4 * 1024 * 1024;
+
 use crate::session::{card_cryptogram, host_cryptogram, pseudo_random_card_challenge};
 use crate::sm::{self, external_authenticate};
 use crate::{InitializeUpdateResponse, Mode, SecurityLevel, SessionKeys};

@@ -43,9 +43,14 @@ pub(crate) fn class_for_wrap(cla: u8) -> Result<ClassBytes, Scp03Error> {
             return Err(Scp03Error::UnsupportedClass(cla));
         }
         let mac = (cla & !0x0F) | 0x20;
+        let wire = mac | (cla & 0x0F);
+        // 'DF' (chaining, channel 19) would go out as the invalid 'FF'.
+        if wire == 0xFF {
+            return Err(Scp03Error::UnsupportedClass(cla));
+        }
         Ok(ClassBytes {
             mac,
-            wire: mac | (cla & 0x0F),
+            wire,
             plain: cla,
         })
     } else {

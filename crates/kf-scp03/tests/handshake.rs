@@ -357,7 +357,8 @@ fn channel_close_ends_the_session() {
 #[test]
 fn channel_plaintext_class_errors_do_not_terminate() {
     let (mut host, mut card) = open(SecurityLevel::C_MAC, 16, Mode::S8, 0x00);
-    for cla in [0x84u8, 0x88, 0xFF, 0x60] {
+    // 'DF' is a fuzz finding: it was wrapped into the invalid class 'FF'.
+    for cla in [0x84u8, 0x88, 0xFF, 0x60, 0xDF] {
         assert_eq!(
             host.wrap(CommandApdu::new(cla, 0xCA, 0, 0)).unwrap_err(),
             Scp03Error::UnsupportedClass(cla)
@@ -371,6 +372,28 @@ fn channel_plaintext_class_errors_do_not_terminate() {
         &ResponseApdu::status(StatusWord::SUCCESS),
         "after rejected plaintext",
     );
+}
+
+/// Whatever class byte the host agrees to wrap, the card unwraps to the same
+/// plaintext class.
+#[test]
+fn every_class_the_host_wraps_the_card_unwraps() {
+    let (mut host, mut card) = open(SecurityLevel::FULL, 16, Mode::S16, 0x70);
+    let mut wrapped = 0;
+    for cla in 0..=0xFFu8 {
+        let Ok(wire) = host.wrap(CommandApdu::new(cla, 0xCA, 0, 0).with_data(vec![1, 2])) else {
+            continue;
+        };
+        let plain = card
+            .unwrap_command(&wire.to_bytes())
+            .unwrap_or_else(|e| panic!("CLA {cla:02X}: {e}"));
+        assert_eq!(plain.cla(), cla);
+        assert_eq!(plain.data(), [1, 2]);
+        wrapped += 1;
+    }
+    // Classes with b7 = 0 and b3-b4 = 00 (32), and the further-interindustry
+    // classes without SM, 0x40-0x5F and 0xC0-0xDF, minus 'DF' (63).
+    assert_eq!(wrapped, 32 + 63);
 }
 
 #[test]

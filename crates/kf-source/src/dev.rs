@@ -12,7 +12,7 @@ use crate::container::{
 };
 use crate::fixtures::FixturePool;
 use crate::input::{CardKeys, ProvisioningInput};
-use crate::{ProvisioningSource, SourceError};
+use crate::{ProvisioningSource, Settlement, SourceError};
 
 /// Dev-sample keys plus package content.
 pub struct DevSampleSource {
@@ -32,7 +32,16 @@ enum Content {
 impl DevSampleSource {
     /// Dev keys with packages from a container pool directory (claim ledger included).
     pub fn with_pool(pool: impl Into<PathBuf>) -> Result<DevSampleSource, SourceError> {
-        let source = ContainerSource::open(pool, CardKeys::dev_sample()?)?.with_name("dev");
+        DevSampleSource::with_pool_options(pool, &crate::PoolOptions::default())
+    }
+
+    /// [`DevSampleSource::with_pool`] with the pool's options (done directory, kept packages).
+    pub fn with_pool_options(
+        pool: impl Into<PathBuf>,
+        options: &crate::PoolOptions,
+    ) -> Result<DevSampleSource, SourceError> {
+        let source =
+            ContainerSource::open_with(pool, CardKeys::dev_sample()?, options)?.with_name("dev");
         Ok(DevSampleSource {
             content: Content::Pool(source),
         })
@@ -73,6 +82,14 @@ impl DevSampleSource {
 impl ProvisioningSource for DevSampleSource {
     fn name(&self) -> &str {
         "dev"
+    }
+
+    fn settle(&mut self, origin: &str, settlement: Settlement) -> Result<(), SourceError> {
+        match &mut self.content {
+            Content::Pool(source) => source.settle(origin, settlement),
+            // In-memory packages are handed out once already.
+            Content::Memory { .. } => Ok(()),
+        }
     }
 
     fn fetch(&mut self, uid: &[u8]) -> Result<ProvisioningInput, SourceError> {

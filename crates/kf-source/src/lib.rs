@@ -25,6 +25,7 @@ pub mod klms;
 
 use thiserror::Error;
 
+pub use container::PoolOptions;
 pub use container::{ContainerError, ContainerErrorKind, ContainerSource};
 pub use dev::DevSampleSource;
 pub use input::{
@@ -49,6 +50,31 @@ pub trait ProvisioningSource {
     fn ensure_fresh(&self, _input: &ProvisioningInput) -> Result<(), SourceError> {
         Ok(())
     }
+
+    /// Called once the outcome of the fob that received the content named
+    /// `origin` ([`ProvisioningInput::origin`]) is durable in the journal,
+    /// with what becomes of that content. Sources without packages ignore it.
+    fn settle(&mut self, _origin: &str, _settlement: Settlement) -> Result<(), SourceError> {
+        Ok(())
+    }
+}
+
+/// What becomes of a fetched package once its fob's outcome is durable
+/// (see [`ContainerSource`] for what a pool does with each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Settlement {
+    /// The fob passed: the package is used up.
+    Done,
+    /// The fob failed before any STORE DATA: nothing of the package reached
+    /// a fob, so it may go to any fob.
+    Release,
+    /// The fob failed after a STORE DATA may have reached it: the package
+    /// stays bound to that fob (only it gets the package back).
+    Keep,
+    /// The content was refused (e.g. an IRK already personalized, a key pair
+    /// that does not match): the package is not handed out again.
+    Reject,
 }
 
 /// Errors of the provisioning sources. No variant carries secret bytes.
@@ -100,6 +126,32 @@ pub enum SourceError {
     /// The KLMS refused, was unreachable, or sent an invalid or expired package.
     #[error(transparent)]
     Klms(#[from] klms::KlmsError),
+    /// A file that is not a regular file, too large, or unreadable.
+    #[error(transparent)]
+    File(#[from] kf_files::FileError),
+    /// A finished package cannot be moved out of the pool because its
+    /// name is already taken in the done directory (nothing is replaced).
+    #[error(
+        "package {package} cannot be moved to {done_dir}: a package of that name is already there"
+    )]
+    AlreadyDone {
+        /// The package directory name.
+        package: String,
+        /// The done directory.
+        done_dir: String,
+    },
+    /// The fob in the reader already passed with a package of this pool (a
+    /// personalized fob presented again); no new package is claimed for it.
+    #[error("this fob already passed with package {package} (now in {done_dir}); no package is claimed for it again")]
+    FobAlreadyDone {
+        /// The package the fob received.
+        package: String,
+        /// The done directory.
+        done_dir: String,
+    },
+    /// Signed manifests are required but no producer key is configured.
+    #[error("signed package manifests are required but no producer public key is configured")]
+    ManifestKeyRequired,
     /// I/O outside a package (pool directory, ledger).
     #[error("I/O error on {path}: {source}")]
     Io {

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kf_klms::pki::DevPki;
 use kf_klms::{spawn_server, KlmsConfig, ServerHandle};
@@ -130,12 +130,24 @@ fn second_issuance_is_refused() {
 
 #[test]
 fn expired_package_is_refused() {
-    let f = start(Duration::from_millis(250));
+    let ttl = Duration::from_secs(60);
+    let f = start(ttl);
     let pkg = f.client().fetch_key_package(&UID, "R1").unwrap();
     pkg.ensure_fresh().unwrap();
-    std::thread::sleep(Duration::from_millis(350));
-    assert!(matches!(pkg.ensure_fresh(), Err(KlmsError::Expired { .. })));
-    assert_eq!(pkg.remaining(), Duration::ZERO);
+    assert!(pkg.remaining() <= ttl && pkg.remaining() > Duration::ZERO);
+    // Past the TTL by the monotonic clock, or by the wall clock alone.
+    let (now, wall) = (Instant::now(), time::OffsetDateTime::now_utc());
+    let later = ttl + Duration::from_secs(1);
+    assert!(matches!(
+        pkg.ensure_fresh_at(now + later, wall),
+        Err(KlmsError::Expired { .. })
+    ));
+    assert!(matches!(
+        pkg.ensure_fresh_at(now, wall + later),
+        Err(KlmsError::Expired { .. })
+    ));
+    pkg.ensure_fresh_at(now, wall).unwrap();
+    assert_eq!(pkg.remaining_at(now + later), Duration::ZERO);
 
     // A package that is already expired on arrival is never returned.
     let g = {

@@ -52,6 +52,15 @@ pub struct SourceConfig {
     pub kind: String,
     /// Container pool directory (container; optional for dev) (`KF_SOURCE_DIR`).
     pub dir: Option<PathBuf>,
+    /// Where packages of fobs that passed are moved (`KF_DONE_DIR`; default `<dir>/done`).
+    pub done_dir: Option<PathBuf>,
+    /// Keep the private-key file of finished packages (`KF_KEEP_PACKAGES`; debugging only).
+    pub keep_packages: bool,
+    /// The package producer's public key (PEM, EC P-256) that signs package
+    /// manifests (`KF_MANIFEST_KEY`).
+    pub manifest_key: Option<PathBuf>,
+    /// Refuse packages without a signed manifest (`KF_REQUIRE_MANIFEST`).
+    pub require_manifest: bool,
 }
 
 impl Default for SourceConfig {
@@ -59,6 +68,10 @@ impl Default for SourceConfig {
         SourceConfig {
             kind: "dev".into(),
             dir: None,
+            done_dir: None,
+            keep_packages: false,
+            manifest_key: None,
+            require_manifest: false,
         }
     }
 }
@@ -92,8 +105,12 @@ impl StationConfig {
         let default = crate::paths::default_config();
         let mut config = match path.or(default.as_deref()) {
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("config {}: cannot read", p.display()))?;
+                let text = kf_files::read_regular_text(
+                    p,
+                    kf_files::CONFIG_MAX_BYTES,
+                    kf_files::Links::Follow,
+                )
+                .with_context(|| format!("config {}: cannot read", p.display()))?;
                 toml::from_str(&text).map_err(|e| {
                     anyhow::anyhow!("config {}: {}", p.display(), one_line(&text, &e))
                 })?
@@ -151,6 +168,18 @@ impl StationConfig {
         }
         if let Some(v) = get("KF_SOURCE_DIR") {
             self.source.dir = Some(v.into());
+        }
+        if let Some(v) = get("KF_DONE_DIR") {
+            self.source.done_dir = Some(v.into());
+        }
+        if let Some(v) = get("KF_KEEP_PACKAGES") {
+            self.source.keep_packages = flag(v, "KF_KEEP_PACKAGES")?;
+        }
+        if let Some(v) = get("KF_MANIFEST_KEY") {
+            self.source.manifest_key = Some(v.into());
+        }
+        if let Some(v) = get("KF_REQUIRE_MANIFEST") {
+            self.source.require_manifest = flag(v, "KF_REQUIRE_MANIFEST")?;
         }
         Ok(())
     }

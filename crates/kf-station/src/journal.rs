@@ -4,20 +4,98 @@
 use kf_audit::Journal;
 use kf_perso::pipeline::{FobOutcome, HookError, PipelineHooks};
 use kf_perso::AuditRecord;
+use kf_source::ProvisioningInput;
+
+/// Why the journal refused a package's content.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ContentRefused {
+    /// The package's BLE IRK was already written to a fob that passed.
+    #[error(
+        "package {package}: BLE IRK already personalized (rule: an IRK is written to one fob \
+         only; journal record {seq} is a SUCCESS with IRK fingerprint {fingerprint})"
+    )]
+    IrkReused {
+        /// Where the content came from (package directory name).
+        package: String,
+        /// The journal record of the earlier fob.
+        seq: i64,
+        /// The keyed fingerprint (not the IRK).
+        fingerprint: String,
+    },
+}
+
+/// Name of the audit-record field holding the keyed IRK fingerprint.
+pub const IRK_FINGERPRINT_FIELD: &str = "irk_fingerprint";
+
+/// The IRK fingerprints of the journal's SUCCESS outcomes, each with the
+/// sequence number of its record: read once when the station opens the
+/// journal, extended as outcomes are appended, so a fob's check is a lookup
+/// rather than a scan of the whole journal.
+#[derive(Debug, Default)]
+pub struct IrkIndex(std::collections::HashMap<String, i64>);
+
+impl IrkIndex {
+    /// Reads the index from the journal.
+    pub fn load(journal: &Journal) -> anyhow::Result<IrkIndex> {
+        Ok(IrkIndex(
+            journal.successful_outcome_index(IRK_FINGERPRINT_FIELD)?,
+        ))
+    }
+
+    /// The record of the SUCCESS outcome with this fingerprint, if any.
+    pub fn get(&self, fingerprint: &str) -> Option<i64> {
+        self.0.get(fingerprint).copied()
+    }
+
+    /// Adds the fingerprint of an outcome just appended (when it is a SUCCESS).
+    pub fn note(&mut self, record: &AuditRecord, seq: i64) {
+        if record.overall_result == kf_perso::OverallResult::Success {
+            if let Some(fp) = &record.irk_fingerprint {
+                self.0.entry(fp.clone()).or_insert(seq);
+            }
+        }
+    }
+}
 
 /// Pipeline hooks that write the "started" record.
 pub struct JournalHooks<'a> {
     journal: &'a mut Journal,
+    irks: &'a IrkIndex,
 }
 
 impl<'a> JournalHooks<'a> {
-    /// Hooks writing to `journal`.
-    pub fn new(journal: &'a mut Journal) -> Self {
-        JournalHooks { journal }
+    /// Hooks writing to `journal`, checking IRKs against `irks`.
+    pub fn new(journal: &'a mut Journal, irks: &'a IrkIndex) -> Self {
+        JournalHooks { journal, irks }
     }
 }
 
 impl PipelineHooks for JournalHooks<'_> {
+    /// Fingerprints the BLE IRK (HMAC-SHA-256 under the journal key's IRK
+    /// subkey, truncated to 16 bytes; `kf_audit::record`) into the record and
+    /// refuses an IRK whose fingerprint a SUCCESS outcome of this journal
+    /// already carries (seed 001 "DGI Tags": A006 is per fob).
+    fn check_input(
+        &mut self,
+        input: &ProvisioningInput,
+        record: &mut AuditRecord,
+    ) -> Result<(), HookError> {
+        let fingerprint = self.journal.fingerprint(
+            kf_audit::IRK_FINGERPRINT_LABEL,
+            input.items.ble_irk.expose_secret(),
+        );
+        record.irk_fingerprint = Some(fingerprint.clone());
+        match self.irks.get(&fingerprint) {
+            Some(seq) => Err(HookError::new(ContentRefused::IrkReused {
+                package: input.origin.clone(),
+                seq,
+                fingerprint,
+            })),
+            None => Ok(()),
+        }
+    }
+
     fn before_first_store_data(&mut self, record: &AuditRecord) -> Result<(), HookError> {
         let body = serde_json::json!({
             "transaction_id": record.transaction_id,
@@ -25,6 +103,7 @@ impl PipelineHooks for JournalHooks<'_> {
             "timestamp_iso8601": record.timestamp_iso8601,
             "eol_station_id": record.eol_station_id,
             "stage_reached": record.stage_reached,
+            IRK_FINGERPRINT_FIELD: record.irk_fingerprint,
         });
         self.journal
             .append_started(&record.transaction_id, &body)
@@ -33,12 +112,18 @@ impl PipelineHooks for JournalHooks<'_> {
     }
 }
 
-/// Appends the outcome (the full audit record) to the journal.
-pub fn append_outcome(journal: &mut Journal, outcome: &FobOutcome) -> anyhow::Result<()> {
+/// Appends the outcome (the full audit record) to the journal; returns its
+/// sequence number.
+pub fn append_outcome(journal: &mut Journal, outcome: &FobOutcome) -> anyhow::Result<i64> {
     let body = serde_json::to_value(&outcome.record)?;
-    journal.append_outcome(&outcome.record.transaction_id, &body)?;
-    Ok(())
+    Ok(journal
+        .append_outcome(&outcome.record.transaction_id, &body)?
+        .seq)
 }
+
+/// The failure reason of a transaction closed by [`close_interrupted`].
+pub const INTERRUPTED_REASON: &str =
+    "station stopped during personalization; outcome unknown, re-present the fob";
 
 /// After a crash (kill -9, power loss) some fobs have a "started" record and
 /// no outcome: the station cannot know how far the card got. Each gets a
@@ -73,9 +158,134 @@ pub fn close_interrupted(journal: &mut Journal) -> anyhow::Result<usize> {
             "apdu_trace": [],
             "eol_station_id": field("eol_station_id"),
             "stage_durations_ms": {},
-            "failure_reason": "station stopped during personalization; outcome unknown, re-present the fob",
+            "failure_reason": INTERRUPTED_REASON,
+            IRK_FINGERPRINT_FIELD: field(IRK_FINGERPRINT_FIELD),
         });
         journal.append_outcome(transaction_id, &body)?;
     }
     Ok(unfinished.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kf_audit::{JournalKey, ListFilter, RecordKind};
+
+    fn outcomes(journal: &Journal, transaction_id: &str) -> Vec<serde_json::Value> {
+        let filter = ListFilter {
+            transaction_id: Some(transaction_id.to_string()),
+            kind: Some(RecordKind::Outcome),
+            ..ListFilter::default()
+        };
+        journal
+            .list(&filter)
+            .unwrap()
+            .iter()
+            .map(|r| r.body_json().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn close_interrupted_fails_only_unfinished_transactions_once_with_their_started_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(
+            dir.path().join("journal.db"),
+            JournalKey::from_bytes([3; 32]),
+        )
+        .unwrap();
+        let started = |uid: &str, stage: &str| {
+            serde_json::json!({
+                "fob_uid": uid,
+                "timestamp_iso8601": "2026-11-22T14:32:01.123Z",
+                "eol_station_id": "LINE-04-PC-12",
+                "stage_reached": stage,
+            })
+        };
+        journal
+            .append_started("trx_done", &started("04AA", "STORE_DATA"))
+            .unwrap();
+        journal
+            .append_outcome(
+                "trx_done",
+                &serde_json::json!({"overall_result": "SUCCESS"}),
+            )
+            .unwrap();
+        journal
+            .append_started("trx_cut", &started("04BB", "STORE_DATA"))
+            .unwrap();
+        assert_eq!(close_interrupted(&mut journal).unwrap(), 1);
+        assert!(journal.unfinished().unwrap().is_empty());
+
+        let cut = outcomes(&journal, "trx_cut");
+        assert_eq!(cut.len(), 1, "exactly one outcome for the interrupted fob");
+        let cut = &cut[0];
+        assert_eq!(cut["overall_result"], "FAILURE");
+        assert_eq!(cut["failure_reason"], INTERRUPTED_REASON);
+        assert_eq!(cut["transaction_id"], "trx_cut");
+        assert_eq!(cut["fob_uid"], "04BB");
+        assert_eq!(cut["stage_reached"], "STORE_DATA");
+        assert_eq!(cut["eol_station_id"], "LINE-04-PC-12");
+        assert_eq!(cut["timestamp_iso8601"], "2026-11-22T14:32:01.123Z");
+        assert_eq!(cut["apdu_trace"], serde_json::json!([]));
+
+        // The finished transaction keeps its single SUCCESS outcome.
+        let done = outcomes(&journal, "trx_done");
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0]["overall_result"], "SUCCESS");
+
+        // A second start after recovery closes nothing more.
+        assert_eq!(close_interrupted(&mut journal).unwrap(), 0);
+        assert_eq!(outcomes(&journal, "trx_cut").len(), 1);
+    }
+
+    /// Within one run (the `run` loop): the index learns each SUCCESS as it
+    /// is appended, and the next package with that IRK is refused.
+    #[test]
+    fn an_irk_is_refused_in_the_same_run_once_its_fob_passed() {
+        use kf_source::ProvisioningSource;
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(
+            dir.path().join("journal.db"),
+            JournalKey::from_bytes([5; 32]),
+        )
+        .unwrap();
+        let mut irks = IrkIndex::load(&journal).unwrap();
+        let mut source = kf_source::DevSampleSource::generated(1, Some(3)).unwrap();
+        let input = source.fetch(&[4, 1, 2, 3]).unwrap();
+        let mut record =
+            AuditRecord::new("t1", &[4, 1, 2, 3], "S", time::OffsetDateTime::UNIX_EPOCH);
+        JournalHooks::new(&mut journal, &irks)
+            .check_input(&input, &mut record)
+            .unwrap();
+        let fingerprint = record.irk_fingerprint.clone().unwrap();
+        assert_eq!(fingerprint.len(), 32);
+        // A failure does not make the IRK used; a success does.
+        irks.note(&record, 1);
+        assert_eq!(irks.get(&fingerprint), None);
+        record.succeed();
+        irks.note(&record, 2);
+        let mut again =
+            AuditRecord::new("t2", &[4, 1, 2, 3], "S", time::OffsetDateTime::UNIX_EPOCH);
+        let err = JournalHooks::new(&mut journal, &irks)
+            .check_input(&input, &mut again)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("already personalized") && err.contains("record 2"),
+            "{err}"
+        );
+        assert_eq!(again.irk_fingerprint.as_deref(), Some(fingerprint.as_str()));
+    }
+
+    #[test]
+    fn close_interrupted_on_a_journal_without_started_records_appends_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(
+            dir.path().join("journal.db"),
+            JournalKey::from_bytes([4; 32]),
+        )
+        .unwrap();
+        assert_eq!(close_interrupted(&mut journal).unwrap(), 0);
+        assert_eq!(journal.head().unwrap().seq, 0);
+    }
 }

@@ -17,6 +17,7 @@ mod out;
 
 mod cmd;
 mod config;
+mod console;
 mod journal;
 mod klms;
 mod paths;
@@ -86,7 +87,7 @@ enum Command {
     /// Provision one fob (reader or --sim).
     Provision(cmd::provision::StationArgs),
     /// The station loop: wait for a fob, provision, wait for removal, next.
-    Run(cmd::provision::StationArgs),
+    Run(cmd::run::RunArgs),
     /// End-to-end throughput against the transport floor.
     #[cfg(feature = "sim")]
     Bench(cmd::bench::BenchArgs),

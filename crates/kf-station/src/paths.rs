@@ -30,6 +30,7 @@ pub fn default_journal() -> PathBuf {
 }
 
 /// The default data directory of `demo`: `kf-demo` in [`data_dir`].
+#[cfg(any(feature = "sim", test))]
 pub fn default_demo_dir() -> PathBuf {
     data_dir().join("kf-demo")
 }

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use kf_perso::pipeline::FobOutcome;
 use kf_perso::AuditRecord;
-use kf_source::{CardKeys, ContainerSource, DevSampleSource, ProvisioningSource};
+use kf_source::{
+    CardKeys, ContainerSource, DevSampleSource, PoolOptions, ProvisioningSource, Settlement,
+};
 
 use crate::config::StationConfig;
 
@@ -41,9 +43,24 @@ pub fn open_source(config: &StationConfig) -> anyhow::Result<OpenedSource> {
 }
 
 fn offline_source(config: &StationConfig) -> anyhow::Result<Box<dyn ProvisioningSource>> {
+    let manifest_key = match &config.source.manifest_key {
+        Some(path) => Some(kf_source::container::manifest::load_producer_key(path)?),
+        None => None,
+    };
+    let pool_options = PoolOptions {
+        done_dir: config.source.done_dir.clone(),
+        keep_packages: config.source.keep_packages,
+        manifest: kf_source::container::manifest::ManifestPolicy {
+            key: manifest_key,
+            required: config.source.require_manifest,
+        },
+    };
     match config.source.kind.as_str() {
         "dev" => Ok(match &config.source.dir {
-            Some(dir) => Box::new(DevSampleSource::with_pool(dir.clone())?),
+            Some(dir) => Box::new(DevSampleSource::with_pool_options(
+                dir.clone(),
+                &pool_options,
+            )?),
             // Without a pool the dev source makes synthetic packages in memory.
             None => Box::new(DevSampleSource::generated(64, None)?),
         }),
@@ -51,9 +68,10 @@ fn offline_source(config: &StationConfig) -> anyhow::Result<Box<dyn Provisioning
             let Some(dir) = &config.source.dir else {
                 bail!("the container source needs a pool directory (--source-dir DIR)");
             };
-            Ok(Box::new(ContainerSource::open(
+            Ok(Box::new(ContainerSource::open_with(
                 dir.clone(),
                 CardKeys::dev_sample()?,
+                &pool_options,
             )?))
         }
         other => bail!("unknown source {other:?}: use dev, container or klms"),
@@ -75,7 +93,17 @@ pub fn ensure_sim(what: &str) -> anyhow::Result<()> {
 /// A virtual fob with the dev-sample keys (for `--sim`).
 #[cfg(feature = "sim")]
 pub fn sim_fob() -> anyhow::Result<kf_card::VirtualFob> {
-    Ok(kf_card::VirtualFob::new(kf_card::FobConfig::dev_sample())?)
+    sim_fob_with_uid(None)
+}
+
+/// [`sim_fob`] with this UID (hex) instead of a random one.
+#[cfg(feature = "sim")]
+fn sim_fob_with_uid(uid: Option<&str>) -> anyhow::Result<kf_card::VirtualFob> {
+    let mut config = kf_card::FobConfig::dev_sample();
+    if let Some(uid) = uid {
+        config = config.with_uid(kf_card::Uid::from_hex(uid)?);
+    }
+    Ok(kf_card::VirtualFob::new(config)?)
 }
 
 /// Provisions the in-process virtual fob (`--sim`).
@@ -84,9 +112,32 @@ pub fn provision_sim(
     recorder: &mut Recorder,
     source: &mut dyn ProvisioningSource,
     options: &kf_perso::pipeline::PipelineOptions,
+    uid: Option<&str>,
 ) -> anyhow::Result<FobOutcome> {
-    let mut link = kf_transport::loopback::LoopbackTransport::new(sim_fob()?);
+    let link = kf_transport::loopback::LoopbackTransport::new(sim_fob_with_uid(uid)?);
+    let mut link = sim_crash_plan()?.build(link);
     recorder.provision(&mut link, source, options)
+}
+
+/// Simulator builds only: `KF_STATION_SIM_ABORT=before:N` or `after:N` makes
+/// the station process abort before the virtual fob sees APDU N (0-based) or
+/// right after it executed it — the station losing power at that point, for
+/// the crash-recovery tests of the journal.
+#[cfg(feature = "sim")]
+fn sim_crash_plan() -> anyhow::Result<kf_transport::fault::FaultPlan> {
+    let plan = kf_transport::fault::FaultPlan::new();
+    let Some(spec) = std::env::var_os("KF_STATION_SIM_ABORT") else {
+        return Ok(plan);
+    };
+    let spec = spec.to_string_lossy();
+    let parsed = spec
+        .split_once(':')
+        .and_then(|(when, n)| Some((when, n.parse::<u64>().ok()?)));
+    match parsed {
+        Some(("before", n)) => Ok(plan.abort_before(n)),
+        Some(("after", n)) => Ok(plan.abort_after(n)),
+        _ => anyhow::bail!("KF_STATION_SIM_ABORT must be before:N or after:N, not {spec:?}"),
+    }
 }
 
 /// A factory build has no virtual fob: `--sim` is refused.
@@ -95,6 +146,7 @@ pub fn provision_sim(
     _recorder: &mut Recorder,
     _source: &mut dyn ProvisioningSource,
     _options: &kf_perso::pipeline::PipelineOptions,
+    _uid: Option<&str>,
 ) -> anyhow::Result<FobOutcome> {
     Err(crate::cmd::sim_only::not_in_this_build("provision --sim"))
 }
@@ -103,6 +155,7 @@ pub fn provision_sim(
 /// and, optionally, a JSON-lines copy.
 pub struct Recorder {
     journal: kf_audit::Journal,
+    irks: crate::journal::IrkIndex,
     audit_file: Option<AuditFile>,
     uploader: Option<kf_audit::Uploader>,
 }
@@ -133,6 +186,7 @@ impl Recorder {
                 "journal: {interrupted} personalization(s) interrupted by a previous stop recorded as FAILURE"
             );
         }
+        let irks = crate::journal::IrkIndex::load(&journal)?;
         let uploader = match klms {
             Some(client) => Some(crate::klms::uploader(
                 journal_path,
@@ -143,6 +197,7 @@ impl Recorder {
         };
         Ok(Recorder {
             journal,
+            irks,
             audit_file: audit_file.map(AuditFile::new),
             uploader,
         })
@@ -164,15 +219,49 @@ impl Recorder {
         source: &mut dyn ProvisioningSource,
         options: &kf_perso::pipeline::PipelineOptions,
     ) -> anyhow::Result<FobOutcome> {
-        let mut hooks = crate::journal::JournalHooks::new(&mut self.journal);
-        let outcome = kf_perso::pipeline::provision_fob(transport, source, options, &mut hooks);
+        self.provision_shown(transport, source, options, None)
+    }
+
+    /// [`Recorder::provision`], showing each stage and the outcome on the
+    /// reader's console tile (after the journal has the outcome).
+    pub fn provision_shown(
+        &mut self,
+        transport: &mut dyn kf_transport::transport::Transport,
+        source: &mut dyn ProvisioningSource,
+        options: &kf_perso::pipeline::PipelineOptions,
+        console: Option<&crate::console::ReaderConsole>,
+    ) -> anyhow::Result<FobOutcome> {
+        let mut journal_hooks = crate::journal::JournalHooks::new(&mut self.journal, &self.irks);
+        let outcome = match console {
+            Some(reader) => {
+                let mut hooks = reader.hooks(&mut journal_hooks);
+                kf_perso::pipeline::provision_fob(transport, source, options, &mut hooks)
+            }
+            None => {
+                kf_perso::pipeline::provision_fob(transport, source, options, &mut journal_hooks)
+            }
+        };
         self.finish(&outcome)?;
+        // Only now that the outcome is durable does the package leave the pool.
+        settle(source, &outcome);
+        if let Some(reader) = console {
+            reader.finished(&outcome);
+            if let Some(stats) = self.upload_stats() {
+                reader.console().upload_status(&stats);
+            }
+        }
         Ok(outcome)
+    }
+
+    /// The audit uploader's counters now (None without an uploader).
+    pub fn upload_stats(&self) -> Option<kf_audit::UploaderStats> {
+        self.uploader.as_ref().map(kf_audit::Uploader::stats)
     }
 
     /// Records the outcome (journal first: it is the record of truth).
     pub fn finish(&mut self, outcome: &FobOutcome) -> anyhow::Result<()> {
-        crate::journal::append_outcome(&mut self.journal, outcome)?;
+        let seq = crate::journal::append_outcome(&mut self.journal, outcome)?;
+        self.irks.note(&outcome.record, seq);
         if let Some(uploader) = &self.uploader {
             uploader.notify();
         }
@@ -180,6 +269,40 @@ impl Recorder {
             file.append(&outcome.record)?;
         }
         Ok(())
+    }
+}
+
+/// What becomes of the fob's package (see [`Settlement`]): done on success;
+/// kept bound to the fob when a STORE DATA was sent (part of the package may
+/// be on it); rejected when its content was refused at FetchKeys or does not
+/// fit the applet profile; otherwise released for the next fob.
+pub fn settlement(outcome: &FobOutcome) -> Option<(&str, Settlement)> {
+    let origin = outcome.origin.as_deref()?;
+    let Some(error) = &outcome.error else {
+        return Some((origin, Settlement::Done));
+    };
+    let settlement = if outcome.store_data_sent() {
+        Settlement::Keep
+    } else if error.stage == kf_perso::Stage::FetchKeys
+        || matches!(error.error, kf_perso::pipeline::PipelineError::Plan(_))
+    {
+        Settlement::Reject
+    } else {
+        Settlement::Release
+    };
+    Some((origin, settlement))
+}
+
+/// Settles the fob's package with its source. A failure does not change
+/// the fob's outcome (already in the journal) and leaves the package in the
+/// pool, where its claim marker and IRK fingerprint keep it from reuse; it
+/// is reported to the operator.
+fn settle(source: &mut dyn ProvisioningSource, outcome: &FobOutcome) {
+    if let Some((origin, settlement)) = settlement(outcome) {
+        if let Err(e) = source.settle(origin, settlement) {
+            tracing::warn!(package = origin, ?settlement, error = %e, "package not settled");
+            errln!("warning: package {origin} not settled ({settlement:?}): {e}");
+        }
     }
 }
 
@@ -224,7 +347,13 @@ pub fn outcome_line(outcome: &FobOutcome) -> String {
             "PASS  {uid}  {ms:.0} ms  {}",
             outcome.origin.as_deref().unwrap_or("")
         ),
-        Some(e) => format!("FAIL  {uid}  {ms:.0} ms  at {:?}: {}", e.stage, e.error),
+        Some(e) => {
+            let advice = outcome.retry_advice().map_or("", |a| a.as_str());
+            format!(
+                "FAIL  {uid}  {ms:.0} ms  at {:?}: {} ({advice})",
+                e.stage, e.error
+            )
+        }
     }
 }
 
@@ -237,6 +366,68 @@ pub fn outcome_json(outcome: &FobOutcome) -> serde_json::Value {
         "elapsed_ms": outcome.elapsed.as_secs_f64() * 1000.0,
         "stage": outcome.error.as_ref().map(|e| format!("{:?}", e.stage)),
         "error": outcome.error.as_ref().map(|e| e.error.to_string()),
+        "retry": outcome.retry_advice().map(|a| match a {
+            kf_perso::pipeline::RetryAdvice::RetrySafe => "safe",
+            kf_perso::pipeline::RetryAdvice::CheckFob => "check_fob",
+        }),
         "audit": outcome.record,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kf_perso::pipeline::{PipelineError, StageError};
+    use kf_perso::Stage;
+
+    fn outcome(failure: Option<(Stage, PipelineError)>, trace: &[&str]) -> FobOutcome {
+        let mut record = AuditRecord::new("t", &[4, 1], "S", time::OffsetDateTime::UNIX_EPOCH);
+        for apdu in trace {
+            record.trace_command(&hex::decode(apdu).unwrap_or_default(), true);
+        }
+        FobOutcome {
+            record,
+            error: failure.map(|(stage, error)| StageError { stage, error }),
+            uid: Some(vec![4, 1]),
+            origin: Some("PKG".into()),
+            elapsed: std::time::Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn the_package_of_a_fob_is_settled_by_how_far_it_got() {
+        let settled = |o: &FobOutcome| settlement(o).map(|(n, s)| (n.to_owned(), s));
+        let pkg = |s| Some(("PKG".to_owned(), s));
+        assert_eq!(
+            settled(&outcome(None, &["84E2000010"])),
+            pkg(Settlement::Done)
+        );
+        // Failed before any STORE DATA: released for the next fob.
+        let channel = outcome(
+            Some((Stage::ExternalAuthenticate, PipelineError::ChannelNotOpen)),
+            &["8050FF0008"],
+        );
+        assert_eq!(settled(&channel), pkg(Settlement::Release));
+        // A STORE DATA was sent: the package stays with this fob.
+        let cut = outcome(
+            Some((Stage::PayloadDelivery, PipelineError::ChannelNotOpen)),
+            &["8050FF0008", "84E2000010"],
+        );
+        assert_eq!(settled(&cut), pkg(Settlement::Keep));
+        // Content refused at FetchKeys or not fitting the profile: rejected.
+        let refused = outcome(Some((Stage::FetchKeys, PipelineError::NoInput)), &[]);
+        assert_eq!(settled(&refused), pkg(Settlement::Reject));
+        let plan = outcome(
+            Some((
+                Stage::PayloadDelivery,
+                PipelineError::Plan(kf_perso::PlanError::TooManyBlocks { blocks: 300 }),
+            )),
+            &[],
+        );
+        assert_eq!(settled(&plan), pkg(Settlement::Reject));
+        // Nothing fetched: nothing to settle.
+        let mut none = outcome(Some((Stage::ReadUid, PipelineError::NoInput)), &[]);
+        none.origin = None;
+        assert_eq!(settled(&none), None);
+    }
 }

@@ -479,7 +479,7 @@ fn a_missing_or_corrupt_package_file_fails_the_fob_with_one_line_and_exit_1() {
         (
             "IRK not base64",
             |pkg| std::fs::write(pkg.join("irk_keyfob.key"), "not base64!").unwrap(),
-            &["irk_keyfob.key", "not valid base64"],
+            &["irk_keyfob.key", "not strict Base64", "rule"],
         ),
     ];
     for (name, damage, needles) in cases {
@@ -530,7 +530,7 @@ fn a_missing_config_file_is_one_line_exit_2() {
         assert_bad_input(
             &out,
             &args,
-            &[&format!("config {shown}: cannot read"), "No such file"],
+            &[&format!("config {shown}: cannot read"), "file is missing"],
         );
         assert_clean(dir.path(), &args, &secrets(None));
     }

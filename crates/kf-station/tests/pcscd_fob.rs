@@ -119,14 +119,20 @@ fn fob_is_personalized_through_pcscd_at_levels_01_03_33_with_aes128_and_aes256()
 struct PullAfter {
     stage: Stage,
     control: BridgeControl,
+    context: PcscContext,
+    reader: String,
 }
 
 impl PipelineHooks for PullAfter {
     fn stage_finished(&mut self, stage: Stage, _elapsed: Duration) {
         if stage == self.stage {
             self.control.stop();
-            // Give vpcd time to report the removal to pcscd.
-            std::thread::sleep(Duration::from_millis(300));
+            // The next APDU goes out only once pcscd has seen the removal.
+            let state = self
+                .context
+                .wait_for_removal(&self.reader, WAIT)
+                .expect("pcscd reports the removal");
+            assert!(!state.card_present);
         }
     }
 }
@@ -143,6 +149,8 @@ fn fob_pulled_mid_session_is_a_removed_card_and_pcscd_restart_recovers() {
     let mut hooks = PullAfter {
         stage: Stage::ExternalAuthenticate,
         control: bridge.control().clone(),
+        context: context.clone(),
+        reader: reader.clone(),
     };
     let mut source = DevSampleSource::generated(2, None).unwrap();
     let outcome = provision_fob(

@@ -18,6 +18,11 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// How long a SIGINT may take to end the station before the test fails: a
+/// generous bound for a loaded machine (a station waiting for the fob to be
+/// removed never exits, since nobody removes it).
+const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
+
 use kf_card::{FobConfig, Uid, VirtualFob};
 use kf_crypto::StaticKeys;
 use kf_profile::{AppletLifeCycle, DEV_SAMPLE_KVN};
@@ -120,6 +125,7 @@ impl Station {
             .arg(journal)
             .arg("--audit-file")
             .arg(audit_file)
+            .args(["--console", "127.0.0.1:0"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -281,9 +287,24 @@ fn run_loop_provisions_two_fobs_fails_a_foreign_key_fob_and_stops_on_sigint() {
     let context = PcscContext::establish().unwrap();
     let paths = paths(&stack);
     let mut station = Station::spawn(&reader, &paths.journal, &paths.audit_file);
+    let console = station.expect(true, "the console address", |l| l.starts_with("console: "));
+    let console = console.trim_start_matches("console: ").to_owned();
     station.expect(false, "the `present a fob` prompt", |l| {
         l.contains("present a fob")
     });
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let get = |path: &str| {
+        http.get(format!("{console}{path}"))
+            .send()
+            .and_then(|r| r.text())
+            .unwrap()
+    };
+    let state: Value = serde_json::from_str(&get("state")).unwrap();
+    assert_eq!(state["readers"][0]["reader_id"], reader.as_str(), "{state}");
+    assert_eq!(state["readers"][0]["state"], "idle", "{state}");
 
     let uids: Vec<Uid> = (1..=3u8)
         .map(|n| Uid::new(&[0x04, 0x52, 0x55, 0x4E, 0, 0, 0, 0, 0, n]).unwrap())
@@ -310,13 +331,33 @@ fn run_loop_provisions_two_fobs_fails_a_foreign_key_fob_and_stops_on_sigint() {
     let line = station.expect_result("FAIL", &uids[2]);
     assert!(line.contains("at InitializeUpdate"), "{line}");
     assert!(line.ends_with("[good 2, failed 1]"), "{line}");
+    // The console shows it in operator words, and counts what the metrics count.
+    let state: Value = serde_json::from_str(&get("state")).unwrap();
+    let tile = &state["readers"][0];
+    assert_eq!(tile["state"], "fail", "{state}");
+    assert_eq!(
+        tile["reason"], "fob keys do not match — put it aside",
+        "{state}"
+    );
+    assert_eq!(
+        (tile["good"].as_u64(), tile["failed"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let metrics = get("metrics");
+    for outcome in [("pass", 2), ("fail", 1)] {
+        let want = format!(
+            "kf_station_fobs_total{{outcome=\"{}\",reader=\"{reader}\"}} {}",
+            outcome.0, outcome.1
+        );
+        assert!(metrics.contains(&want), "{want} not in\n{metrics}");
+    }
     let refused = remove(&stack, &context, bridge);
     assert_eq!(refused.applet_life_cycle(), AppletLifeCycle::Unpersonalized);
     assert!(refused.stored_dgi_tags().is_empty());
 
     // Ctrl-C on an empty reader: the station stops promptly; a failed fob
     // during the run makes the exit code 1 (exit::FAILED), as `run` documents.
-    let (status, took) = station.interrupt(Duration::from_secs(5));
+    let (status, took) = station.interrupt(EXIT_TIMEOUT);
     let (stdout, stderr) = station.finish_output();
     assert_eq!(
         status.code(),
@@ -407,7 +448,7 @@ fn sigint_while_a_fob_is_still_in_the_field_stops_without_waiting_for_its_remova
     });
 
     // The fob stays on the reader: Ctrl-C must not wait for it to be taken off.
-    let (status, took) = station.interrupt(Duration::from_secs(5));
+    let (status, took) = station.interrupt(EXIT_TIMEOUT);
     let (stdout, stderr) = station.finish_output();
     assert_eq!(
         status.code(),

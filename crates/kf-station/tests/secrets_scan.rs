@@ -1,4 +1,5 @@
-//! No static key, private scalar or BLE IRK reaches an audit record, the
+//! No static key (dev sample or KLMS-derived), KLMS master key, private scalar
+//! or BLE IRK reaches an audit record, the
 //! journal, a log (RUST_LOG=trace) or stdout, for any source or level,
 //! including failing fobs.
 // They run the simulator commands (`demo`, `provision --sim`).
@@ -11,31 +12,53 @@ use std::process::Command;
 use base64::Engine as _;
 use p256::pkcs8::DecodePrivateKey;
 
-fn station(args: &[&str], dir: &Path) -> (String, String) {
+/// Runs the station in `dir` with every log on; returns its exit code and
+/// output.
+fn station(args: &[&str], dir: &Path) -> (Option<i32>, Vec<u8>, Vec<u8>) {
     let out = Command::new(env!("CARGO_BIN_EXE_kf-station"))
         .args(args)
         .current_dir(dir)
         .env("RUST_LOG", "trace")
         .output()
         .unwrap();
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.code(), out.stdout, out.stderr)
 }
 
-/// Every file below `dir`, lossily as text (SQLite stores the JSON as text).
-fn all_files(dir: &Path, out: &mut Vec<(String, String)>) {
+/// Asserts that no secret appears in any output: as hex (either case),
+/// Base64 (padded or not) or raw bytes.
+fn assert_no_leak(outputs: &[(String, Vec<u8>)], secrets: &[(String, Vec<u8>)]) {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+    for (name, bytes) in outputs {
+        let text = String::from_utf8_lossy(bytes);
+        for (what, secret) in secrets {
+            let forms = [
+                ("hex", hex::encode_upper(secret)),
+                ("hex", hex::encode(secret)),
+                ("Base64", STANDARD.encode(secret)),
+                ("Base64", STANDARD_NO_PAD.encode(secret)),
+            ];
+            for (form, needle) in &forms {
+                assert!(
+                    !text.contains(needle.as_str()),
+                    "{what} leaked into {name} as {form}"
+                );
+            }
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_slice()),
+                "{what} leaked into {name} as raw bytes"
+            );
+        }
+    }
+}
+
+/// Every file below `dir`, as bytes.
+fn all_files(dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {
             all_files(&path, out);
         } else {
-            let bytes = std::fs::read(&path).unwrap();
-            out.push((
-                path.display().to_string(),
-                String::from_utf8_lossy(&bytes).into_owned(),
-            ));
+            out.push((path.display().to_string(), std::fs::read(&path).unwrap()));
         }
     }
 }
@@ -44,65 +67,72 @@ fn all_files(dir: &Path, out: &mut Vec<(String, String)>) {
 fn no_secret_in_audit_records_journals_logs_or_output() {
     let work = tempfile::tempdir().unwrap();
     let pool = work.path().join("pool");
-    let fixtures = kf_source::fixtures::generate(&pool, 3, Some(11)).unwrap();
+    let fixtures = kf_source::fixtures::generate(&pool, 1, Some(11)).unwrap();
     let run_dir = work.path().join("run");
     std::fs::create_dir_all(&run_dir).unwrap();
 
     let mut outputs = Vec::new();
-    for args in [
-        vec![
-            "demo",
-            "--fobs",
-            "2",
-            "--level",
-            "01",
-            "--source",
-            "dev",
-            "--data-dir",
-            "d1",
-        ],
-        vec!["demo", "--fobs", "2", "--level", "33", "--data-dir", "d2"],
-        vec![
-            "provision",
-            "--sim",
-            "--level",
-            "33",
-            "--journal",
-            "j.db",
-            "--audit-file",
-            "a.jsonl",
-        ],
-        vec![
-            "provision",
-            "--sim",
-            "--source",
-            "container",
-            "--source-dir",
-            pool.to_str().unwrap(),
-            "--journal",
-            "j.db",
-            "--audit-file",
-            "a.jsonl",
-            "--json",
-        ],
-        // A failing fob: the same package pool is now exhausted for new UIDs.
-        vec![
-            "provision",
-            "--sim",
-            "--source",
-            "container",
-            "--source-dir",
-            pool.to_str().unwrap(),
-            "--level",
-            "01",
-            "--journal",
-            "j.db",
-            "--audit-file",
-            "a.jsonl",
-        ],
-        vec!["audit", "export", "--journal", "j.db", "--format", "csv"],
-    ] {
-        let (stdout, stderr) = station(&args, &run_dir);
+    let pool = pool.to_str().unwrap();
+    let from_pool = [
+        "provision",
+        "--sim",
+        "--source",
+        "container",
+        "--source-dir",
+        pool,
+        "--journal",
+        "j.db",
+        "--audit-file",
+        "a.jsonl",
+    ];
+    let runs: [(i32, Vec<&str>); 6] = [
+        (
+            0,
+            vec![
+                "demo",
+                "--fobs",
+                "2",
+                "--level",
+                "01",
+                "--source",
+                "dev",
+                "--data-dir",
+                "d1",
+            ],
+        ),
+        (
+            0,
+            vec!["demo", "--fobs", "2", "--level", "33", "--data-dir", "d2"],
+        ),
+        (
+            0,
+            vec![
+                "provision",
+                "--sim",
+                "--level",
+                "33",
+                "--journal",
+                "j.db",
+                "--audit-file",
+                "a.jsonl",
+            ],
+        ),
+        (0, [&from_pool[..], &["--json"]].concat()),
+        // A failing fob: the pool of one package is now used up.
+        (1, [&from_pool[..], &["--level", "01"]].concat()),
+        (
+            0,
+            vec!["audit", "export", "--journal", "j.db", "--format", "csv"],
+        ),
+    ];
+    for (expected, args) in runs {
+        let (code, stdout, stderr) = station(&args, &run_dir);
+        assert_eq!(
+            code,
+            Some(expected),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&stderr)
+        );
         outputs.push((format!("stdout of {args:?}"), stdout));
         outputs.push((format!("stderr of {args:?}"), stderr));
     }
@@ -114,7 +144,7 @@ fn no_secret_in_audit_records_journals_logs_or_output() {
     assert!(
         outputs
             .iter()
-            .any(|(n, t)| n.starts_with("stderr") && t.contains("TRACE")),
+            .any(|(n, t)| n.starts_with("stderr") && String::from_utf8_lossy(t).contains("TRACE")),
         "RUST_LOG=trace produced no log to scan"
     );
 
@@ -131,11 +161,98 @@ fn no_secret_in_audit_records_journals_logs_or_output() {
             .unwrap();
         secrets.push((format!("IRK of {}", p.fesn), irk));
     }
-    for (name, text) in &outputs {
-        let upper = text.to_uppercase();
-        for (what, bytes) in &secrets {
-            let hex = hex::encode_upper(bytes);
-            assert!(!upper.contains(&hex), "{what} leaked into {name}");
-        }
+    assert_no_leak(&outputs, &secrets);
+}
+
+/// The static keys a KLMS derives for a fob (from a master key only the test
+/// and that KLMS know) never reach the station's output, logs, journal or
+/// audit file, nor the KLMS's ledger — on a fob whose keys do not match, so
+/// the derived keys are used for the card cryptogram check and the fob fails.
+#[test]
+fn no_klms_derived_key_in_station_output_journal_or_ledger() {
+    const UID: &str = "04D1E2F3A4B5C6D7E8F9";
+    const MASTER: [u8; 16] = [
+        0x3C, 0x91, 0x0E, 0x5A, 0x77, 0xB2, 0x48, 0xD6, 0x1F, 0xA3, 0x60, 0x2B, 0xC9, 0x84, 0x5E,
+        0x17,
+    ];
+    let work = tempfile::tempdir().unwrap();
+    let pki = kf_klms::pki::DevPki::generate("test CA", &["STATION-S"]).unwrap();
+    let paths = pki.write_to(&work.path().join("pki")).unwrap();
+    let ledger_dir = work.path().join("klms");
+    std::fs::create_dir_all(&ledger_dir).unwrap();
+    let server = kf_klms::spawn_server(
+        kf_klms::KlmsConfig::dev(
+            &pki,
+            ledger_dir.join("ledger.db"),
+            kf_crypto::AesKey::from_slice(&MASTER).unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let run_dir = work.path().join("run");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    std::fs::write(
+        run_dir.join("station.toml"),
+        format!(
+            "station_id = \"STATION-S\"\njournal = \"j.db\"\n[source]\nkind = \"klms\"\n[klms]\nurl = \"{}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+            server.base_url(),
+            paths.ca_cert.display(),
+            work.path().join("pki/STATION-S.pem").display(),
+            work.path().join("pki/STATION-S.key").display(),
+        ),
+    )
+    .unwrap();
+    let args = [
+        "provision",
+        "--sim",
+        "--sim-uid",
+        UID,
+        "--config",
+        "station.toml",
+        "--level",
+        "33",
+        "--audit-file",
+        "a.jsonl",
+        "--json",
+    ];
+    let (code, stdout, stderr) = station(&args, &run_dir);
+    assert_eq!(code, Some(1), "{}", String::from_utf8_lossy(&stderr));
+    let result: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
+    assert_eq!(result["stage"], "InitializeUpdate", "{result}");
+    drop(server);
+
+    let mut outputs = vec![("stdout".to_owned(), stdout), ("stderr".to_owned(), stderr)];
+    all_files(&run_dir, &mut outputs);
+    all_files(&ledger_dir, &mut outputs);
+    assert!(outputs.iter().any(|(n, _)| n.ends_with("ledger.db")));
+    let master = kf_crypto::AesKey::from_slice(&MASTER).unwrap();
+    let keys = kf_crypto::kdf::diversify_static_keys(&master, &hex::decode(UID).unwrap()).unwrap();
+    let secrets = vec![
+        ("KLMS master key".to_owned(), MASTER.to_vec()),
+        ("derived ENC".to_owned(), keys.enc.expose_secret().to_vec()),
+        ("derived MAC".to_owned(), keys.mac.expose_secret().to_vec()),
+        ("derived DEK".to_owned(), keys.dek.expose_secret().to_vec()),
+    ];
+    assert_no_leak(&outputs, &secrets);
+}
+
+/// The scan itself finds a secret in each form it claims to look for.
+#[test]
+fn the_scan_finds_hex_base64_and_raw_bytes() {
+    use base64::engine::general_purpose::STANDARD;
+    let secret = vec![0xA5, 0x01, 0xFE, 0x7C, 0x33, 0x90, 0x0B, 0xD4];
+    let secrets = [("s".to_owned(), secret.clone())];
+    let mut raw = b"prefix ".to_vec();
+    raw.extend_from_slice(&secret);
+    for leaked in [
+        format!("key={}", hex::encode_upper(&secret)).into_bytes(),
+        format!("key={}", hex::encode(&secret)).into_bytes(),
+        format!("key={}", STANDARD.encode(&secret)).into_bytes(),
+        raw,
+    ] {
+        let outputs = [("out".to_owned(), leaked)];
+        let found = std::panic::catch_unwind(|| assert_no_leak(&outputs, &secrets));
+        assert!(found.is_err(), "missed {:?}", outputs[0].1);
     }
+    assert_no_leak(&[("out".to_owned(), b"nothing here".to_vec())], &secrets);
 }

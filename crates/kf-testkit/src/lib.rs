@@ -11,11 +11,20 @@
 //! * [`VpcdStack`]: one such pcscd in a temporary directory, taken in turns
 //!   by the tests of one process (pcsc-lite has one socket per machine).
 //!
-//! Everything needs Unix and the `pcsc` feature; tests that use it carry
+//! * [`postgres`]: a throwaway PostgreSQL server (initdb + pg_ctl on a
+//!   temporary directory), shared by the tests of one process.
+//!
+//! * [`browser`]: headless Chromium through chromedriver (WebDriver), for
+//!   the console's browser test.
+//!
+//! The PC/SC parts need Unix and the `pcsc` feature; tests that use it carry
 //! `#![cfg(all(unix, feature = "pcsc"))]`.
 
+pub mod browser;
 #[cfg(all(unix, feature = "pcsc"))]
 pub mod pcscd;
+#[cfg(unix)]
+pub mod postgres;
 #[cfg(all(unix, feature = "pcsc"))]
 mod stack;
 

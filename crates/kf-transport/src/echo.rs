@@ -11,9 +11,9 @@
 //! | `00 C0 00 00 Le` (GET RESPONSE) | up to Le pending bytes, `9000` / `61 nn` |
 //! | when powered off | `6F00` |
 
-use crate::apdu_shape::CommandShape;
 use crate::iso7816::INS_GET_RESPONSE;
 use crate::loopback::VirtualCard;
+use kf_apdu::CommandApdu;
 
 /// ATR of the echo card, in the contactless layout of PC/SC Part 3
 /// §3.1.3.2.3 (`3B 8n 80 01` + historical bytes "KFECHO" + TCK, the XOR of
@@ -94,7 +94,7 @@ impl VirtualCard for EchoCard {
             return vec![0x6F, 0x00];
         }
         self.apdus_processed += 1;
-        let Ok(shape) = CommandShape::parse(apdu) else {
+        let Ok(command) = CommandApdu::parse(apdu) else {
             return vec![0x67, 0x00];
         };
         let (cla, ins, p1) = (apdu[0], apdu[1], apdu[2]);
@@ -105,9 +105,9 @@ impl VirtualCard for EchoCard {
             if self.pending.is_empty() {
                 return vec![0x6F, 0x00];
             }
-            return self.chunk_from_pending(shape.ne.unwrap_or(256));
+            return self.chunk_from_pending(command.le().unwrap_or(256));
         }
-        let data = shape.data(apdu);
+        let data = command.data();
         if p1 & 0x01 != 0 {
             self.pending = data.to_vec();
             return vec![0x61, data.len().min(256) as u8];
@@ -121,7 +121,7 @@ mod tests {
     use super::*;
     use crate::iso7816::{read_uid, Iso7816Driver};
     use crate::loopback::LoopbackTransport;
-    use crate::transport::{RawApdu, Transport};
+    use crate::transport::{Layer, RawApdu, Transport};
 
     #[test]
     fn atr_check_byte_is_consistent() {

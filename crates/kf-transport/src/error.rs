@@ -46,7 +46,7 @@ pub enum TransportError {
     ReaderUnavailable,
     /// The command APDU is malformed (bad header or length fields).
     #[error("malformed command APDU: {0}")]
-    InvalidApdu(&'static str),
+    InvalidApdu(#[from] kf_apdu::ApduError),
     /// The command APDU is longer than the transport can carry.
     #[error("command APDU of {len} bytes exceeds the transport limit of {max} bytes")]
     ApduTooLong {

@@ -12,7 +12,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::error::TransportError;
-use crate::transport::{RawApdu, Transport};
+use crate::transport::{Layer, RawApdu, Transport};
 
 /// XOR `mask` into byte `byte` of the response to APDU `apdu`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +31,8 @@ pub struct FaultPlan {
     drops: Vec<u64>,
     delay_every: Option<Duration>,
     delays: Vec<(u64, Duration)>,
+    abort_before: Option<u64>,
+    abort_after: Option<u64>,
 }
 
 impl FaultPlan {
@@ -69,6 +71,20 @@ impl FaultPlan {
     /// with [`TransportError::Timeout`]; the card stays present.
     pub fn drop_response(mut self, n: u64) -> Self {
         self.drops.push(n);
+        self
+    }
+
+    /// The whole process aborts before APDU `n` reaches the card: the host
+    /// loses power with the card untouched by that command.
+    pub fn abort_before(mut self, n: u64) -> Self {
+        self.abort_before = Some(n);
+        self
+    }
+
+    /// The whole process aborts right after the card executed APDU `n`,
+    /// before the host sees the response.
+    pub fn abort_after(mut self, n: u64) -> Self {
+        self.abort_after = Some(n);
         self
     }
 
@@ -122,23 +138,28 @@ impl<T: Transport> FaultyTransport<T> {
         self.torn = true;
     }
 
-    /// The wrapped transport.
-    pub fn inner_mut(&mut self) -> &mut T {
-        &mut self.inner
-    }
-
     /// Unwraps the transport.
     pub fn into_inner(self) -> T {
         self.inner
     }
 }
 
-impl<T: Transport> Transport for FaultyTransport<T> {
-    fn transmit(&mut self, apdu: RawApdu<'_>) -> Result<Vec<u8>, TransportError> {
+impl<T: Transport> Layer for FaultyTransport<T> {
+    type Inner = T;
+    fn inner(&self) -> &T {
+        &self.inner
+    }
+    fn inner_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+    fn on_transmit(&mut self, apdu: RawApdu<'_>) -> Result<Vec<u8>, TransportError> {
         let n = self.calls;
         self.calls += 1;
         if self.torn {
             return Err(TransportError::CardRemoved);
+        }
+        if self.plan.abort_before == Some(n) {
+            std::process::abort();
         }
         if self.plan.tear_before == Some(n) {
             self.plan.tear_before = None;
@@ -153,6 +174,9 @@ impl<T: Transport> Transport for FaultyTransport<T> {
             thread::sleep(delay);
         }
         let mut resp = self.inner.transmit(apdu)?;
+        if self.plan.abort_after == Some(n) {
+            std::process::abort();
+        }
         if self.plan.tear_after == Some(n) {
             self.plan.tear_after = None;
             self.torn = true;
@@ -170,20 +194,17 @@ impl<T: Transport> Transport for FaultyTransport<T> {
         Ok(resp)
     }
     /// Reinserts a torn card and resets it through the inner transport.
-    fn reset(&mut self) -> Result<(), TransportError> {
+    fn on_reset(&mut self) -> Result<(), TransportError> {
         self.inner.reset()?;
         self.torn = false;
         self.reset_seen = true;
         Ok(())
     }
-    fn max_apdu_len(&self) -> usize {
-        self.inner.max_apdu_len()
-    }
-    fn was_reset(&mut self) -> bool {
+    fn on_was_reset(&mut self) -> bool {
         let inner = self.inner.was_reset();
         std::mem::take(&mut self.reset_seen) || inner
     }
-    fn atr(&self) -> Option<Vec<u8>> {
+    fn on_atr(&self) -> Option<Vec<u8>> {
         if self.torn {
             None
         } else {

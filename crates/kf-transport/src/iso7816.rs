@@ -13,9 +13,10 @@
 //!        ◀─data||SW── (61xx/6Cxx resolved) ◀──────raw R-APDUs───────────────┘
 //! ```
 
-use crate::apdu_shape::{with_ne, CommandShape};
+use kf_apdu::{CommandApdu, LengthForm};
+
 use crate::error::TransportError;
-use crate::transport::{RawApdu, Transport};
+use crate::transport::{Layer, RawApdu, Sensitivity, Transport};
 
 /// INS of GET RESPONSE (ISO/IEC 7816-4 §7.6.1).
 pub const INS_GET_RESPONSE: u8 = 0xC0;
@@ -69,16 +70,6 @@ impl<T: Transport> Iso7816Driver<T> {
         Self { inner, config }
     }
 
-    /// The wrapped transport.
-    pub fn inner(&self) -> &T {
-        &self.inner
-    }
-
-    /// The wrapped transport, mutably.
-    pub fn inner_mut(&mut self) -> &mut T {
-        &mut self.inner
-    }
-
     /// Unwraps the transport.
     pub fn into_inner(self) -> T {
         self.inner
@@ -86,21 +77,16 @@ impl<T: Transport> Iso7816Driver<T> {
 }
 
 /// Sends the command and resolves `61xx`/`6Cxx`; returns data || SW1 SW2.
-impl<T: Transport> Transport for Iso7816Driver<T> {
-    fn transmit(&mut self, apdu: RawApdu<'_>) -> Result<Vec<u8>, TransportError> {
+impl<T: Transport> Layer for Iso7816Driver<T> {
+    type Inner = T;
+    fn inner(&self) -> &T {
+        &self.inner
+    }
+    fn inner_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+    fn on_transmit(&mut self, apdu: RawApdu<'_>) -> Result<Vec<u8>, TransportError> {
         transceive(&mut self.inner, apdu, &self.config)
-    }
-    fn reset(&mut self) -> Result<(), TransportError> {
-        self.inner.reset()
-    }
-    fn max_apdu_len(&self) -> usize {
-        self.inner.max_apdu_len()
-    }
-    fn was_reset(&mut self) -> bool {
-        self.inner.was_reset()
-    }
-    fn atr(&self) -> Option<Vec<u8>> {
-        self.inner.atr()
     }
 }
 
@@ -138,10 +124,31 @@ fn send_correcting_le<T: Transport + ?Sized>(
         return Ok(resp);
     }
     let ne = if sw2 == 0 { 256 } else { usize::from(sw2) };
-    let corrected = with_ne(apdu.bytes(), ne)?;
+    let corrected = with_ne(apdu, ne)?;
     let resp = transport.transmit(apdu.with_bytes(&corrected))?;
     split_response(&resp)?;
     Ok(resp)
+}
+
+/// Parses the command through the one APDU codec; a sensitive command's copy
+/// is marked sensitive so that it is wiped when dropped.
+fn parse(command: RawApdu<'_>) -> Result<(CommandApdu, LengthForm), TransportError> {
+    let (apdu, form) = CommandApdu::parse_with_form(command.bytes())?;
+    Ok(match command.sensitivity() {
+        Sensitivity::Sensitive => (apdu.sensitive(), form),
+        Sensitivity::Public => (apdu, form),
+    })
+}
+
+/// Re-encodes `command` with a new Ne (1..=65536), keeping header and data,
+/// in the extended form when the original used it or Ne needs it.
+fn with_ne(command: RawApdu<'_>, ne: usize) -> Result<Vec<u8>, TransportError> {
+    let (apdu, form) = parse(command)?;
+    let apdu = apdu.try_with_le(ne)?;
+    Ok(match form {
+        LengthForm::Extended => apdu.to_bytes_extended(),
+        LengthForm::Short => apdu.to_bytes(),
+    })
 }
 
 /// Sends `apdu` over `transport`, resolving `61xx` with a bounded GET RESPONSE
@@ -152,9 +159,9 @@ pub fn transceive<T: Transport + ?Sized>(
     config: &DriverConfig,
 ) -> Result<Vec<u8>, TransportError> {
     let apdu = command.bytes();
-    let shape = CommandShape::parse(apdu)?;
+    let (_, form) = parse(command)?;
     let max = transport.max_apdu_len();
-    if apdu.len() > max || (shape.extended && !transport.supports_extended()) {
+    if apdu.len() > max || (form == LengthForm::Extended && !transport.supports_extended()) {
         return Err(TransportError::ApduTooLong {
             len: apdu.len(),
             max,

@@ -1,7 +1,7 @@
 use std::collections::VecDeque;
 
 use super::*;
-use crate::transport::{Sensitivity, EXTENDED_APDU_MAX, SHORT_APDU_MAX};
+use crate::transport::{EXTENDED_APDU_MAX, SHORT_APDU_MAX};
 
 /// A transport that checks each command against a script and replies.
 struct Scripted {
@@ -298,4 +298,52 @@ fn read_uid_returns_data_or_typed_error() {
         read_uid(&mut t).unwrap_err(),
         TransportError::UidUnavailable { sw: 0x6A81 }
     );
+}
+
+#[test]
+fn with_ne_rewrites_le_and_keeps_the_length_form() {
+    let public = |b: &'static [u8]| RawApdu::new(b, Sensitivity::Public);
+    assert_eq!(
+        with_ne(public(&[0, 0xB0, 0, 0, 0]), 0x10).unwrap(),
+        [0, 0xB0, 0, 0, 0x10]
+    );
+    assert_eq!(
+        with_ne(public(&[0, 0xCA, 0, 0x66]), 256).unwrap(),
+        [0, 0xCA, 0, 0x66, 0]
+    );
+    assert_eq!(
+        with_ne(public(&[0, 0xA4, 4, 0, 1, 0xA0]), 8).unwrap(),
+        [0, 0xA4, 4, 0, 1, 0xA0, 8]
+    );
+    // Ne above 256 needs the extended form.
+    assert_eq!(
+        with_ne(public(&[0, 0xB0, 0, 0, 0]), 300).unwrap(),
+        [0, 0xB0, 0, 0, 0, 0x01, 0x2C]
+    );
+    // An extended command stays extended even when Ne would fit a short Le.
+    assert_eq!(
+        with_ne(public(&[0, 0xB0, 0, 0, 0, 0x01, 0x2C]), 0x10).unwrap(),
+        [0, 0xB0, 0, 0, 0, 0x00, 0x10]
+    );
+    assert!(matches!(
+        with_ne(public(&[0, 0xB0, 0, 0, 0]), 0),
+        Err(TransportError::InvalidApdu(
+            kf_apdu::ApduError::LeOutOfRange(0)
+        ))
+    ));
+}
+
+#[test]
+fn an_extended_command_is_refused_by_a_short_only_transport() {
+    let mut apdu = vec![0x80, 0xE2, 0, 0, 0, 0x00, 0x04];
+    apdu.extend([1, 2, 3, 4]);
+    let mut t = Scripted::new(SHORT_APDU_MAX, &[]);
+    assert!(matches!(
+        transceive(
+            &mut t,
+            RawApdu::new(&apdu, Sensitivity::Public),
+            &DriverConfig::default()
+        ),
+        Err(TransportError::ApduTooLong { len: 11, .. })
+    ));
 }

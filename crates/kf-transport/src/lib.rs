@@ -38,7 +38,6 @@
 //! ```
 
 mod apdu_ext;
-mod apdu_shape;
 pub mod echo;
 pub mod error;
 pub mod fault;
@@ -59,5 +58,5 @@ pub use iso7816::{read_uid, transceive, DriverConfig, Iso7816Driver};
 pub use loopback::{LoopbackTransport, VirtualCard};
 pub use readers::{list_readers_with_status, ReaderInfo};
 pub use trace::{ApduTrace, Direction, TraceEntry, TracingTransport};
-pub use transport::{RawApdu, Sensitivity, Transport, EXTENDED_APDU_MAX, SHORT_APDU_MAX};
+pub use transport::{Layer, RawApdu, Sensitivity, Transport, EXTENDED_APDU_MAX, SHORT_APDU_MAX};
 pub use vpcd::{BridgeControl, BridgeHandle, VpcdConfig};

@@ -19,7 +19,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::error::TransportError;
-use crate::transport::{RawApdu, Sensitivity, Transport};
+use crate::transport::{Layer, RawApdu, Sensitivity, Transport};
 
 /// Direction of a trace entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -250,35 +250,25 @@ impl<T: Transport> TracingTransport<T> {
         self.trace.clone()
     }
 
-    /// The wrapped transport.
-    pub fn inner_mut(&mut self) -> &mut T {
-        &mut self.inner
-    }
-
     /// Unwraps the transport.
     pub fn into_inner(self) -> T {
         self.inner
     }
 }
 
-impl<T: Transport> Transport for TracingTransport<T> {
-    fn transmit(&mut self, apdu: RawApdu<'_>) -> Result<Vec<u8>, TransportError> {
+impl<T: Transport> Layer for TracingTransport<T> {
+    type Inner = T;
+    fn inner(&self) -> &T {
+        &self.inner
+    }
+    fn inner_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+    fn on_transmit(&mut self, apdu: RawApdu<'_>) -> Result<Vec<u8>, TransportError> {
         self.trace.record_command(apdu);
         let result = self.inner.transmit(apdu);
         self.trace.record_response(&result, apdu.sensitivity());
         result
-    }
-    fn reset(&mut self) -> Result<(), TransportError> {
-        self.inner.reset()
-    }
-    fn max_apdu_len(&self) -> usize {
-        self.inner.max_apdu_len()
-    }
-    fn was_reset(&mut self) -> bool {
-        self.inner.was_reset()
-    }
-    fn atr(&self) -> Option<Vec<u8>> {
-        self.inner.atr()
     }
 }
 

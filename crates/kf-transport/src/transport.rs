@@ -139,38 +139,109 @@ pub trait Transport {
     }
 }
 
-impl<T: Transport + ?Sized> Transport for &mut T {
-    fn transmit(&mut self, apdu: RawApdu<'_>) -> Result<Vec<u8>, TransportError> {
-        (**self).transmit(apdu)
+/// A transport wrapped around another one (tracing, fault injection, the
+/// ISO 7816 driver, measurement). A layer names its inner transport and
+/// overrides only the calls it changes; every other call, and the APDU
+/// length limits, reach the inner transport through the one blanket
+/// [`Transport`] impl below, so no wrapper can drop a call (the ATR, the
+/// reset flag) by forgetting to forward it.
+///
+/// The hooks are named `on_*` so that a value which is both a [`Layer`] and
+/// a [`Transport`] has no ambiguous method names.
+pub trait Layer {
+    /// The wrapped transport.
+    type Inner: Transport + ?Sized;
+
+    /// The wrapped transport.
+    fn inner(&self) -> &Self::Inner;
+
+    /// The wrapped transport, mutably.
+    fn inner_mut(&mut self) -> &mut Self::Inner;
+
+    /// [`Transport::transmit`] through this layer.
+    fn on_transmit(&mut self, apdu: RawApdu<'_>) -> Result<Vec<u8>, TransportError> {
+        self.inner_mut().transmit(apdu)
     }
-    fn reset(&mut self) -> Result<(), TransportError> {
-        (**self).reset()
+
+    /// [`Transport::reset`] through this layer.
+    fn on_reset(&mut self) -> Result<(), TransportError> {
+        self.inner_mut().reset()
     }
-    fn max_apdu_len(&self) -> usize {
-        (**self).max_apdu_len()
+
+    /// [`Transport::was_reset`] through this layer.
+    fn on_was_reset(&mut self) -> bool {
+        self.inner_mut().was_reset()
     }
-    fn was_reset(&mut self) -> bool {
-        (**self).was_reset()
-    }
-    fn atr(&self) -> Option<Vec<u8>> {
-        (**self).atr()
+
+    /// [`Transport::atr`] through this layer.
+    fn on_atr(&self) -> Option<Vec<u8>> {
+        self.inner().atr()
     }
 }
 
-impl<T: Transport + ?Sized> Transport for Box<T> {
+impl<L: Layer> Transport for L {
     fn transmit(&mut self, apdu: RawApdu<'_>) -> Result<Vec<u8>, TransportError> {
-        (**self).transmit(apdu)
+        self.on_transmit(apdu)
     }
     fn reset(&mut self) -> Result<(), TransportError> {
-        (**self).reset()
+        self.on_reset()
     }
     fn max_apdu_len(&self) -> usize {
-        (**self).max_apdu_len()
+        self.inner().max_apdu_len()
+    }
+    fn supports_extended(&self) -> bool {
+        self.inner().supports_extended()
     }
     fn was_reset(&mut self) -> bool {
-        (**self).was_reset()
+        self.on_was_reset()
     }
     fn atr(&self) -> Option<Vec<u8>> {
-        (**self).atr()
+        self.on_atr()
+    }
+}
+
+impl<T: Transport + ?Sized> Layer for &mut T {
+    type Inner = T;
+    fn inner(&self) -> &T {
+        self
+    }
+    fn inner_mut(&mut self) -> &mut T {
+        self
+    }
+}
+
+impl<T: Transport + ?Sized> Layer for Box<T> {
+    type Inner = T;
+    fn inner(&self) -> &T {
+        self
+    }
+    fn inner_mut(&mut self) -> &mut T {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::echo::{EchoCard, ECHO_CARD_ATR};
+    use crate::fault::FaultPlan;
+    use crate::iso7816::Iso7816Driver;
+    use crate::loopback::LoopbackTransport;
+    use crate::trace::TracingTransport;
+
+    /// Every layer stack hands the card's ATR, reset flag and length limit
+    /// through, without each wrapper forwarding them by hand.
+    #[test]
+    fn layers_pass_atr_reset_and_limits_through() {
+        let card = LoopbackTransport::new(EchoCard::new(&[1, 2, 3, 4]));
+        let limit = card.max_apdu_len();
+        let mut stack = Iso7816Driver::new(TracingTransport::new(FaultPlan::new().build(card)));
+        assert_eq!(stack.atr().as_deref(), Some(&ECHO_CARD_ATR[..]));
+        assert_eq!(stack.max_apdu_len(), limit);
+        let mut boxed: Box<dyn Transport> = Box::new(&mut stack);
+        assert_eq!(boxed.atr().as_deref(), Some(&ECHO_CARD_ATR[..]));
+        boxed.reset().unwrap();
+        assert!(boxed.was_reset());
+        assert!(!boxed.was_reset());
     }
 }

@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kf_testkit::VpcdStack;
 use kf_transport::echo::ECHO_CARD_ATR;
@@ -111,8 +111,17 @@ fn detects_insertion_and_removal_with_timeout_and_cancel() {
         let reader = reader.clone();
         thread::spawn(move || ctx.wait_for_card(&reader, None))
     };
-    thread::sleep(Duration::from_millis(300));
-    canceller.cancel().unwrap();
+    // A cancel that lands before the waiter blocks is lost, so cancel until
+    // the waiter returns, failing loudly if it never does.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !waiter.is_finished() {
+        assert!(
+            Instant::now() < deadline,
+            "the cancelled wait did not return"
+        );
+        canceller.cancel().unwrap();
+        thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(
         waiter.join().unwrap().unwrap_err(),
         TransportError::Cancelled

@@ -1,4 +1,25 @@
 //! SKS status codes (§7.3) and the error type every API method returns (§7.2).
+//!
+//! ## Which code for which failure
+//!
+//! The seed's table (§7.3) names thirteen codes; the byte-layout supplement (§8.9, §10 items
+//! 15-17) fixes the provisioning cases. Every choice this SKS makes:
+//!
+//! | Code | Returned for | Why |
+//! |---|---|---|
+//! | ERROR_AUTHORIZATION 0x01 | wrong, missing or redundant PIN/PUK; locked key or PUK; PUK attempt without its delay; missing biometric verification; a rejected transport credential (`sks serve` token, peer UID) | §7.3 "something wrong with a supplied PIN or PUK"; a rejected client credential is the same kind of non-fatal failure |
+//! | ERROR_NOT_ALLOWED 0x02 | Export/DeleteProtection `not-allowed`; changePIN/setPIN/unlockKey on a key without a local PIN policy or PUK; a PIN that is not user modifiable | §7.3 "operation is not allowed" |
+//! | ERROR_STORAGE 0x03 | the durable write of a call failed (state reloaded, nothing applied); the open-session cap; object handles exhausted | §7.3 "no persistent storage available for the operation" |
+//! | ERROR_MAC 0x04 | a provisioning MAC mismatch (session aborted) | §7.3, byte layouts §4.1 |
+//! | ERROR_CRYPTO 0x05 | decryption of encrypted provisioning data (aborts, §10 item 17); malformed PKCS#8, certificates, key-management signatures; User API cryptographic failures | §7.3 "various cryptographic errors", §8.9 |
+//! | ERROR_NO_SESSION 0x06 | the session is missing or not open (no abort) | §7.3, §8.9 |
+//! | ERROR_NO_KEY 0x07 | unknown key handle, or a key in the wrong session state, in the User API and the key-handle methods; an unknown post-operation target (aborts) | §7.3, §8.9 |
+//! | ERROR_ALGORITHM 0x08 | unknown session algorithm or KeyAlgorithm; an algorithm the key does not support or endorse | §7.3, §8.9 |
+//! | ERROR_OPTION 0x09 | every other invalid argument: the default session-aborting code (§8.9); createProvisioningSession parameters (§10 item 16); RSA exponents outside 3..2^33-1 or even; SessionKeyLimit exhausted; a malformed request frame (unknown method, bad argument encoding: the frame arrived intact, so it is an invalid option, not a link failure) | §7.3 "invalid or unsupported option", §8.9 default |
+//! | ERROR_INTERNAL 0x0A | a key-generation or attestation-signing failure; stored data that no longer decodes; a reply that does not match its request; an undefined status byte from a peer | §7.3 "internal error", §8.9 |
+//! | ERROR_EXTERNAL 0x0B | transport failures only: a connection that breaks, a frame over the size limit, a reply that does not decode on the client | §7.3 "communication link failure" |
+//! | ERROR_USER_ABORT 0x0C | never: this SKS has no PIN dialog a user could cancel | §7.3 |
+//! | ERROR_NOT_AVAILABLE 0x0D | updateFirmware (UpdateURL is empty); the server's SKS is unusable after an earlier internal fault | §7.3 "a requested SKS is unavailable" |
 
 use std::fmt;
 

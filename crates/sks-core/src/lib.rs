@@ -81,9 +81,10 @@
 //!   ClientTime is stored and attested only (the SKS clock is used, not the client's).
 //! - **Device PIN / biometrics** (item 21): getDeviceInfo reports DevicePINSupport = false, so
 //!   DevicePINProtection = true aborts createKeyEntry (ERROR_OPTION). BiometricSupport is false
-//!   by default (same rule); [`Config::biometric_support`] enables the policy checks for tests, but
-//!   there is no sensor: `alternative` keys use the PIN, `combined`/`exclusive` keys cannot be
-//!   authorized (ERROR_AUTHORIZATION).
+//!   by default (same rule); [`Config::biometric_support`] enables it, and the sensor is the
+//!   embedder-supplied input [`Config::biometric`] (the seed's GPIO, §5.3), consulted by the
+//!   cryptographic User API calls only (see `Core::verify_user` for the alternative/combined/
+//!   exclusive rules); deleteKey, exportKey, changePIN and the PUK methods check PINs only.
 //! - **Empty user-defined PIN** (item 23): ERROR_OPTION ("PIN length error").
 //! - **Sequence on 1-octet PINs** (item 24): not a sequence.
 //! - **changePIN/setPIN without a local PIN policy** (item 25): ERROR_NOT_ALLOWED.

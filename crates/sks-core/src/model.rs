@@ -7,7 +7,7 @@ use crate::consts::{AppUsage, BiometricProtection, PinFormat, PostOperation, Pro
 use crate::crypto::SessionKey;
 use crate::pin::PinPolicy;
 use crate::secret::Secret;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 const RECORD_VERSION: u8 = 1;
 
@@ -230,20 +230,100 @@ impl KeyEntry {
     }
 }
 
+/// One table of the Credential Database: objects by handle, plus the handles changed since
+/// the last [`State::take_changes`]. Reads go through `Deref` to the map; every way to change
+/// an object is a method here that records its handle, so a call writes only the records it
+/// changed (there is no `DerefMut`: a mutation that bypasses the tracking does not compile).
+#[derive(Debug)]
+pub struct Table<T> {
+    map: BTreeMap<u32, T>,
+    dirty: BTreeSet<u32>,
+}
+
+impl<T> Default for Table<T> {
+    fn default() -> Self {
+        Self {
+            map: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Table<T> {
+    type Target = BTreeMap<u32, T>;
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl<T> Table<T> {
+    /// Mutable access to one object; marks it changed.
+    pub fn get_mut(&mut self, handle: &u32) -> Option<&mut T> {
+        let v = self.map.get_mut(handle)?;
+        self.dirty.insert(*handle);
+        Some(v)
+    }
+
+    /// Inserts or replaces an object; marks it changed.
+    pub fn insert(&mut self, handle: u32, value: T) -> Option<T> {
+        self.dirty.insert(handle);
+        self.map.insert(handle, value)
+    }
+
+    /// Removes an object; marks it changed (its record is deleted).
+    pub fn remove(&mut self, handle: &u32) -> Option<T> {
+        let v = self.map.remove(handle)?;
+        self.dirty.insert(*handle);
+        Some(v)
+    }
+
+    /// Keeps the objects `keep` accepts; marks the removed ones.
+    pub fn retain(&mut self, mut keep: impl FnMut(&u32, &T) -> bool) {
+        let dirty = &mut self.dirty;
+        self.map.retain(|h, v| {
+            let kept = keep(h, v);
+            if !kept {
+                dirty.insert(*h);
+            }
+            kept
+        });
+    }
+
+    /// Applies `f` to every object `select` accepts; marks those.
+    pub fn update_where(&mut self, select: impl Fn(&T) -> bool, mut f: impl FnMut(&mut T)) {
+        for (h, v) in &mut self.map {
+            if select(v) {
+                self.dirty.insert(*h);
+                f(v);
+            }
+        }
+    }
+
+    /// The changed handles since the last call, clearing the set.
+    fn take_dirty(&mut self) -> BTreeSet<u32> {
+        std::mem::take(&mut self.dirty)
+    }
+}
+
 /// The whole Credential Database in memory.
 #[derive(Debug, Default)]
 pub struct State {
     /// Next object handle (handles are never reused).
     pub next_handle: u32,
+    /// The `next_handle` value last written to storage.
+    stored_next_handle: u32,
     /// Sessions.
-    pub sessions: BTreeMap<u32, Session>,
+    pub sessions: Table<Session>,
     /// PUK policies.
-    pub puks: BTreeMap<u32, PukPolicy>,
+    pub puks: Table<PukPolicy>,
     /// PIN policies.
-    pub pins: BTreeMap<u32, PinPolicyEntry>,
+    pub pins: Table<PinPolicyEntry>,
     /// Keys.
-    pub keys: BTreeMap<u32, KeyEntry>,
+    pub keys: Table<KeyEntry>,
 }
+
+/// One record change: the new bytes, or `None` to delete the record.
+pub type RecordChange = (RecordId, Option<Secret>);
 
 /// Storage record id: (kind, handle).
 pub type RecordId = (u8, u32);
@@ -293,72 +373,127 @@ fn get_string(r: &mut Reader<'_>) -> Result<String, DecodeError> {
     String::from_utf8(r.blob()?).map_err(|_| DecodeError::InvalidUtf8)
 }
 
+fn encode_meta(next_handle: u32) -> Secret {
+    let mut w = Writer::new();
+    start(&mut w);
+    w.int(next_handle);
+    Secret::new(w.into_bytes())
+}
+
+fn encode_session(s: &Session) -> Result<Secret, DecodeError> {
+    let mut w = Writer::new();
+    start(&mut w);
+    w.int(s.handle).boolean(s.privacy_enabled);
+    w.blob(s.client_session_id.as_bytes())
+        .blob(s.server_session_id.as_bytes());
+    w.blob(s.issuer_uri.as_bytes()).blob(&s.key_management_key);
+    w.int(s.client_time).int(s.session_life_time);
+    match &s.state {
+        SessionState::Closed => {
+            w.boolean(false);
+        }
+        SessionState::Open(o) => {
+            w.boolean(true).short(o.key_ops_left).short(o.mac_counter);
+            w.blob(o.session_key.expose())
+                .verbatim(&o.opened_at.to_be_bytes());
+            put_count(&mut w, o.post_ops.len())?;
+            for op in &o.post_ops {
+                w.byte(op.method.into()).int(op.target).int(op.new_key);
+            }
+        }
+    }
+    Ok(Secret::new(w.into_bytes()))
+}
+
+fn encode_puk(p: &PukPolicy) -> Secret {
+    let mut w = Writer::new();
+    start(&mut w);
+    w.int(p.handle)
+        .int(p.session)
+        .blob(p.id.as_bytes())
+        .blob(p.value.expose());
+    w.byte(p.format.into())
+        .short(p.retry_limit)
+        .short(p.error_count);
+    Secret::new(w.into_bytes())
+}
+
+fn encode_pin(p: &PinPolicyEntry) -> Secret {
+    let mut w = Writer::new();
+    start(&mut w);
+    let q = &p.policy;
+    w.int(p.handle)
+        .int(p.session)
+        .blob(q.id.as_bytes())
+        .int(p.puk);
+    w.boolean(q.user_defined)
+        .boolean(q.user_modifiable)
+        .byte(q.format.into());
+    w.short(q.retry_limit)
+        .byte(q.grouping.into())
+        .byte(q.patterns);
+    w.short(q.min_length)
+        .short(q.max_length)
+        .byte(q.input_method.into());
+    Secret::new(w.into_bytes())
+}
+
+/// The record changes of one table: the current encoding of each changed object that still
+/// exists, a delete for each one that is gone.
+fn table_changes<T>(
+    table: &mut Table<T>,
+    record_kind: u8,
+    encode: impl Fn(&T) -> Result<Secret, DecodeError>,
+    out: &mut Vec<RecordChange>,
+) -> Result<(), DecodeError> {
+    for h in table.take_dirty() {
+        let data = match table.map.get(&h) {
+            Some(v) => Some(encode(v)?),
+            None => None,
+        };
+        out.push(((record_kind, h), data));
+    }
+    Ok(())
+}
+
 impl State {
     /// Serializes every object to its record (fails only on a list longer than 2^32 - 1).
     pub fn to_records(&self) -> Result<BTreeMap<RecordId, Secret>, DecodeError> {
         let mut out = BTreeMap::new();
-        let mut w = Writer::new();
-        start(&mut w);
-        w.int(self.next_handle);
-        out.insert((kind::META, 0), Secret::new(w.into_bytes()));
+        out.insert((kind::META, 0), encode_meta(self.next_handle));
         for s in self.sessions.values() {
-            let mut w = Writer::new();
-            start(&mut w);
-            w.int(s.handle).boolean(s.privacy_enabled);
-            w.blob(s.client_session_id.as_bytes())
-                .blob(s.server_session_id.as_bytes());
-            w.blob(s.issuer_uri.as_bytes()).blob(&s.key_management_key);
-            w.int(s.client_time).int(s.session_life_time);
-            match &s.state {
-                SessionState::Closed => {
-                    w.boolean(false);
-                }
-                SessionState::Open(o) => {
-                    w.boolean(true).short(o.key_ops_left).short(o.mac_counter);
-                    w.blob(o.session_key.expose())
-                        .verbatim(&o.opened_at.to_be_bytes());
-                    put_count(&mut w, o.post_ops.len())?;
-                    for op in &o.post_ops {
-                        w.byte(op.method.into()).int(op.target).int(op.new_key);
-                    }
-                }
-            }
-            out.insert((kind::SESSION, s.handle), Secret::new(w.into_bytes()));
+            out.insert((kind::SESSION, s.handle), encode_session(s)?);
         }
         for p in self.puks.values() {
-            let mut w = Writer::new();
-            start(&mut w);
-            w.int(p.handle)
-                .int(p.session)
-                .blob(p.id.as_bytes())
-                .blob(p.value.expose());
-            w.byte(p.format.into())
-                .short(p.retry_limit)
-                .short(p.error_count);
-            out.insert((kind::PUK, p.handle), Secret::new(w.into_bytes()));
+            out.insert((kind::PUK, p.handle), encode_puk(p));
         }
         for p in self.pins.values() {
-            let mut w = Writer::new();
-            start(&mut w);
-            let q = &p.policy;
-            w.int(p.handle)
-                .int(p.session)
-                .blob(q.id.as_bytes())
-                .int(p.puk);
-            w.boolean(q.user_defined)
-                .boolean(q.user_modifiable)
-                .byte(q.format.into());
-            w.short(q.retry_limit)
-                .byte(q.grouping.into())
-                .byte(q.patterns);
-            w.short(q.min_length)
-                .short(q.max_length)
-                .byte(q.input_method.into());
-            out.insert((kind::PIN, p.handle), Secret::new(w.into_bytes()));
+            out.insert((kind::PIN, p.handle), encode_pin(p));
         }
         for k in self.keys.values() {
             out.insert((kind::KEY, k.handle), Secret::new(encode_key(k)?));
         }
+        Ok(out)
+    }
+
+    /// The records changed since the last call (objects written, created or removed, and the
+    /// handle counter), clearing the change sets: a call costs storage work in proportion to
+    /// what it changed, not to the size of the database.
+    pub fn take_changes(&mut self) -> Result<Vec<RecordChange>, DecodeError> {
+        let mut out = Vec::new();
+        if self.next_handle != self.stored_next_handle {
+            out.push(((kind::META, 0), Some(encode_meta(self.next_handle))));
+            self.stored_next_handle = self.next_handle;
+        }
+        table_changes(&mut self.sessions, kind::SESSION, encode_session, &mut out)?;
+        table_changes(&mut self.puks, kind::PUK, |p| Ok(encode_puk(p)), &mut out)?;
+        table_changes(&mut self.pins, kind::PIN, |p| Ok(encode_pin(p)), &mut out)?;
+        table_changes(
+            &mut self.keys,
+            kind::KEY,
+            |k| encode_key(k).map(Secret::new),
+            &mut out,
+        )?;
         Ok(out)
     }
 
@@ -426,6 +561,12 @@ impl State {
             }
             r.finish()?;
         }
+        // What was just loaded is what storage holds.
+        st.stored_next_handle = st.next_handle;
+        st.sessions.take_dirty();
+        st.puks.take_dirty();
+        st.pins.take_dirty();
+        st.keys.take_dirty();
         Ok(st)
     }
 }

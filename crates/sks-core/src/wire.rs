@@ -10,10 +10,13 @@ pub fn handle_frame(sks: &mut impl SksApi, request: &[u8]) -> Vec<u8> {
     encode_result(&decode_request(request).and_then(|req| sks.call(req)))
 }
 
-/// Decodes a request frame; a malformed one is ERROR_EXTERNAL naming the defect.
+/// Decodes a request frame; a malformed one (unknown method ID, truncated or trailing argument
+/// bytes, an out-of-range value) is ERROR_OPTION naming the defect: the frame arrived intact
+/// over the link, so its arguments are an invalid option (§7.3), not a communication failure.
+/// Nothing is executed, so no session is aborted.
 pub fn decode_request(request: &[u8]) -> Result<Request, SksError> {
     Request::decode(request)
-        .map_err(|e| SksError::new(ErrorCode::External, format!("Malformed request: {e}")))
+        .map_err(|e| SksError::new(ErrorCode::Option, format!("Malformed request: {e}")))
 }
 
 /// ERROR_EXTERNAL for a failed transport (§7.3): the message names the failure.

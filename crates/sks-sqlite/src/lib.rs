@@ -195,7 +195,14 @@ fn prepare_file(_: &Path) -> std::io::Result<()> {
 pub struct SqliteStorage {
     conn: rusqlite::Connection,
     key: StorageKey,
+    hook: Option<StatementHook>,
 }
+
+/// Called inside a batch's transaction before each statement with its index (0-based; the
+/// commit is the last index, after every write). An error aborts the batch: the transaction
+/// rolls back and `apply` returns that error. Used to check that a failure at any point of a
+/// write leaves the previous state (crash atomicity).
+pub type StatementHook = Box<dyn FnMut(usize) -> Result<(), StorageError> + Send>;
 
 impl std::fmt::Debug for SqliteStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -218,7 +225,16 @@ impl SqliteStorage {
             source: Box::new(e),
         })?;
         let conn = Self::open_inner(path).map_err(sqlite)?;
-        Ok(Self { conn, key })
+        Ok(Self {
+            conn,
+            key,
+            hook: None,
+        })
+    }
+
+    /// Installs (or with `None` removes) the [`StatementHook`].
+    pub fn set_statement_hook(&mut self, hook: Option<StatementHook>) {
+        self.hook = hook;
     }
 
     fn open_inner(path: &Path) -> Result<rusqlite::Connection, rusqlite::Error> {
@@ -259,25 +275,30 @@ impl SqliteStorage {
         Ok(out)
     }
 
-    fn apply_inner(&mut self, batch: &[Change<'_>]) -> Result<(), rusqlite::Error> {
-        let tx = self.conn.transaction()?;
-        for ((kind, handle), data) in batch {
+    fn apply_inner(&mut self, batch: &[Change<'_>]) -> Result<(), StorageError> {
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        let mut hook = |i: usize| self.hook.as_mut().map_or(Ok(()), |h| h(i));
+        for (i, ((kind, handle), data)) in batch.iter().enumerate() {
+            hook(i)?;
             match data {
                 Some(d) => {
                     tx.execute(
                         "INSERT OR REPLACE INTO records (kind, handle, data) VALUES (?1, ?2, ?3)",
                         rusqlite::params![kind, handle, d],
-                    )?;
+                    )
+                    .map_err(sqlite)?;
                 }
                 None => {
                     tx.execute(
                         "DELETE FROM records WHERE kind = ?1 AND handle = ?2",
                         rusqlite::params![kind, handle],
-                    )?;
+                    )
+                    .map_err(sqlite)?;
                 }
             }
         }
-        tx.commit()
+        hook(batch.len())?;
+        tx.commit().map_err(sqlite)
     }
 }
 
@@ -300,6 +321,6 @@ impl Storage for SqliteStorage {
             sealed.push((*id, data));
         }
         let changes: Vec<Change<'_>> = sealed.iter().map(|(id, d)| (*id, d.as_deref())).collect();
-        self.apply_inner(&changes).map_err(sqlite)
+        self.apply_inner(&changes)
     }
 }

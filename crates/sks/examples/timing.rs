@@ -4,7 +4,7 @@
 use sks_core::api::{req, SksApi};
 use sks_core::consts::ALG_ECDSA_SHA256;
 use sks_core::secret::Secret;
-use sks_core::{Config, MemoryStorage, Sks};
+use sks_core::{Config, MemoryStorage, Sks, Storage};
 use sks_sqlite::SqliteStorage;
 
 // `Core` is the sans-IO engine; `Sks` adds the per-call persistence diff.
@@ -43,7 +43,21 @@ fn run(label: &str, sks: &mut impl SksApi, sessions: usize, signs: usize) -> any
     Ok(())
 }
 
+/// A store holding at least `keys` keys (Appendix B sessions repeated), as records.
+fn filled(keys: usize) -> anyhow::Result<MemoryStorage> {
+    let mut mem = Sks::initialize(MemoryStorage::new(), Config::default())?;
+    while mem.core().state().keys.len() < keys {
+        sks_issuer::demo::run(&mut mem)?;
+    }
+    Ok(mem.into_storage())
+}
+
 fn main() -> anyhow::Result<()> {
+    let large: usize = std::env::args()
+        .nth(1)
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(10_000);
     let device = sks_core::device::DeviceIdentity::generate("timing")?;
     let mut core =
         sks_core::Core::new(sks_core::model::State::default(), device, Config::default());
@@ -53,7 +67,32 @@ fn main() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("sks-timing-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let mut db = Sks::initialize(SqliteStorage::open(&dir.join("sks.db"))?, Config::default())?;
-    run("sqlite", &mut db, 5, 200)?;
+    run("sqlite", &mut db, 20, 200)?;
+    drop(db);
+
+    // The same figures with a store of `large` keys.
+    let mut store = filled(large)?;
+    let records = store.load()?;
+    let device = sks_core::device::DeviceIdentity::from_record(
+        records
+            .get(&(sks_core::model::kind::DEVICE, 0))
+            .ok_or_else(|| anyhow::anyhow!("no device record"))?
+            .expose(),
+    )?;
+    let state = sks_core::model::State::from_records(records.iter())?;
+    let keys = state.keys.len();
+    let mut core = sks_core::Core::new(state, device, Config::default());
+    run(&format!("core, {keys} keys"), &mut core, 20, 500)?;
+    let mut mem = Sks::open(store, Config::default())?;
+    run(&format!("memory, {keys} keys"), &mut mem, 20, 500)?;
+    let mut sqlite = SqliteStorage::open(&dir.join("large.db"))?;
+    let batch: Vec<sks_core::storage::Change<'_>> = records
+        .iter()
+        .map(|(id, data)| (*id, Some(data.expose())))
+        .collect();
+    sqlite.apply(&batch)?;
+    let mut db = Sks::open(sqlite, Config::default())?;
+    run(&format!("sqlite, {keys} keys"), &mut db, 20, 200)?;
     drop(db);
     std::fs::remove_dir_all(&dir)?;
     Ok(())

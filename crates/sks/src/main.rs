@@ -8,7 +8,10 @@
 //! sks [...] sign HANDLE --data-hex HEX [--alg URI] [--pin PIN]
 //! sks [...] change-pin HANDLE --old-pin PIN --new-pin PIN
 //! sks [...] demo   (in-memory SKS when no store or server is given)
+//! sks bench-limits [--connections N] [--clients N] [--seconds S]   `sks serve` under attack
 //! ```
+
+mod bench_limits;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -110,6 +113,20 @@ enum Command {
     },
     /// Run Appendix B end to end.
     Demo,
+    /// Measure `sks serve` (TCP, default limits, throwaway store) while an attacker holds
+    /// many idle and slow connections: call rate, p99 and server memory before, during and
+    /// after.
+    BenchLimits {
+        /// Attacker connections held open.
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
+        /// Authenticated clients calling getDeviceInfo throughout.
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// Seconds per phase.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -352,6 +369,11 @@ fn main() -> Result<()> {
             })?;
             println!("PIN changed");
         }
+        Command::BenchLimits {
+            connections,
+            clients,
+            seconds,
+        } => bench_limits::run(*connections, *clients, *seconds)?,
         Command::Demo => {
             let mut c: Box<dyn SksApi> =
                 if cli.db.is_some() || cli.connect.is_some() || cli.socket.is_some() {

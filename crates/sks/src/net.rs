@@ -354,7 +354,7 @@ impl<S: Storage> Shared<S> {
             Err(e) => return encode_result(&Err(e)),
         };
         let Ok(sks) = self.sks.lock() else {
-            return error_frame(ErrorCode::Internal, "SKS unavailable");
+            return error_frame(ErrorCode::NotAvailable, "SKS unavailable");
         };
         let Some(delay) = sks.puk_delay_for(&request) else {
             let mut sks = sks;
@@ -366,7 +366,7 @@ impl<S: Storage> Shared<S> {
 
     /// Waits the PUK delay holding only that PUK policy's gate, then runs the call.
     fn call_after_delay(&self, request: Request, delay: PukDelay) -> Result<Response, SksError> {
-        let unavailable = || SksError::new(ErrorCode::Internal, "SKS unavailable");
+        let unavailable = || SksError::new(ErrorCode::NotAvailable, "SKS unavailable");
         let gate = {
             let mut gates = self.puk_gates.lock().map_err(|_| unavailable())?;
             Arc::clone(gates.entry(delay.puk_policy()).or_default())

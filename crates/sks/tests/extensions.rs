@@ -17,6 +17,11 @@ fn session(s: &mut impl SksApi) -> Issuer {
     iss
 }
 
+/// The code and message of a refused call.
+fn refusal<T: std::fmt::Debug>(r: Result<T, sks_core::SksError>) -> (ErrorCode, String) {
+    let e = r.unwrap_err();
+    (e.code(), e.message().to_string())
+}
 #[test]
 fn add_extension_rules_and_get_extension() {
     let mut s = sks();
@@ -91,7 +96,10 @@ fn add_extension_rules_and_get_extension() {
         (logo.sub_type, logo.qualifier.as_str()),
         (u8::from(SubType::Logotype), "image/png")
     );
-    assert!(get(&mut s, "urn:ext:none").is_err());
+    assert_eq!(
+        refusal(get(&mut s, "urn:ext:none")),
+        (ErrorCode::Option, "No such extension: urn:ext:none".into())
+    );
     let a = s
         .get_key_attributes(req::GetKeyAttributes {
             key_handle: p.handle,
@@ -120,14 +128,21 @@ fn add_extension_rules_and_get_extension() {
         code(set(&mut s, "Digits")),
         ErrorCodeOf(ErrorCode::NotAllowed)
     );
-    assert!(set(&mut s, "Missing").is_err());
+    assert_eq!(
+        refusal(set(&mut s, "Missing")),
+        (ErrorCode::Option, "No such property: Missing".into())
+    );
     let r = s.set_property(req::SetProperty {
         key_handle: p.handle,
         type_uri: "urn:ext:plain".into(),
         name: "Counter".into(),
         value: "1".into(),
     });
-    assert!(r.is_err(), "setProperty needs a PropertyBag");
+    assert_eq!(
+        refusal(r),
+        (ErrorCode::Option, "No such PropertyBag".into()),
+        "setProperty needs a PropertyBag"
+    );
 }
 
 #[test]
@@ -169,10 +184,12 @@ fn add_extension_violations_abort() {
             .unwrap(),
     )
     .unwrap();
-    assert!(s
-        .add_extension(
-            iss.extension(p.handle, &p.ee, "urn:x", 0, "", b"b")
-                .unwrap()
-        )
-        .is_err());
+    let r = s.add_extension(
+        iss.extension(p.handle, &p.ee, "urn:x", 0, "", b"b")
+            .unwrap(),
+    );
+    assert_eq!(
+        refusal(r),
+        (ErrorCode::Option, "Duplicate extension: urn:x".into())
+    );
 }

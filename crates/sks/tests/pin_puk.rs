@@ -6,11 +6,12 @@
 mod common;
 
 use common::*;
-use sks_core::api::{req, SksApi};
+use sks_core::api::{req, Request, SksApi};
 use sks_core::consts::*;
 use sks_core::secret::Secret;
-use sks_core::ErrorCode;
+use sks_core::{Config, ErrorCode};
 use sks_issuer::{KeyEntrySpec, PinPolicy};
+use std::time::{Duration, Instant};
 
 fn policy(fmt: PinFormat, patterns: u8) -> PinPolicy {
     let mut p = PinPolicy::new("PIN.1");
@@ -150,7 +151,8 @@ fn grouping_run(grouping_value: Grouping, keys: &[(AppUsage, &str)]) -> usize {
         k.pin_policy = Some((ph, "PIN.1".into(), true));
         k.pin_value = pin.as_bytes().to_vec();
         k.protection.app_usage = *usage;
-        if s.create_key_entry(iss.key_entry(&k).unwrap()).is_err() {
+        if let Err(e) = s.create_key_entry(iss.key_entry(&k).unwrap()) {
+            assert_eq!(e.code(), ErrorCode::Option, "grouping violation: {e:?}");
             return i;
         }
     }
@@ -271,8 +273,12 @@ fn pin_lock_out_with_issuer_set_pin() {
     sign(&mut s, k.handle, "5829").unwrap();
     let info = protection(&mut s, k.handle);
     assert!(!info.user_defined && !info.user_modifiable && info.retry_limit == 2);
-    assert!(sign(&mut s, k.handle, "1111").is_err());
-    assert!(sign(&mut s, k.handle, "1111").is_err());
+    for _ in 0..2 {
+        assert_eq!(
+            code(sign(&mut s, k.handle, "1111")),
+            ErrorCodeOf(ErrorCode::Authorization)
+        );
+    }
     assert_eq!(
         code(sign(&mut s, k.handle, "5829")),
         ErrorCodeOf(ErrorCode::Authorization)
@@ -295,6 +301,15 @@ fn pin_lock_out_with_issuer_set_pin() {
 fn unlock_key_with_puk_and_puk_lock_out() {
     let mut s = sks();
     let k = pin_key_session(&mut s, &identity(), PinPolicy::new("PIN.1"), "1234");
+    let unlock = Request::UnlockKey(req::UnlockKey {
+        key_handle: k.handle,
+        authorization: Secret::from("0"),
+    });
+    assert_eq!(
+        s.inner.puk_delay_for(&unlock),
+        None,
+        "a limited PUK is not delayed"
+    );
     for _ in 0..3 {
         let _ = sign(&mut s, k.handle, "9999");
     }
@@ -333,7 +348,11 @@ fn unlock_key_with_puk_and_puk_lock_out() {
 
 #[test]
 fn puk_retry_limit_zero_means_no_limit_with_delay() {
-    let mut s = sks();
+    let delay = Duration::from_millis(300);
+    let mut s = sks_with_config(Config {
+        puk_delay: delay,
+        ..config(clock())
+    });
     let id = identity();
     let mut iss = id.session("https://issuer.example.com/x", "S1");
     open(&mut s, &mut iss);
@@ -343,22 +362,47 @@ fn puk_retry_limit_zero_means_no_limit_with_delay() {
     spec.pin_value = b"1234".to_vec();
     let k = key(&mut s, &mut iss, &spec);
     close(&mut s, &mut iss).unwrap();
+    let unlock = |puk: &str| {
+        Request::UnlockKey(req::UnlockKey {
+            key_handle: k.handle,
+            authorization: Secret::from(puk),
+        })
+    };
+    // Every check of this PUK must wait the configured delay first. The SKS names the
+    // delay; the test runs the paced call without waiting itself.
+    let paced = s
+        .inner
+        .puk_delay_for(&unlock("0"))
+        .expect("PUK check is delayed");
+    assert_eq!(paced.delay(), delay);
     for _ in 0..20 {
-        assert!(s
-            .unlock_key(req::UnlockKey {
-                key_handle: k.handle,
-                authorization: Secret::from("0")
-            })
-            .is_err());
+        assert_eq!(s.inner.puk_delay_for(&unlock("0")), Some(paced));
+        assert_eq!(
+            code(s.inner.call_after_delay(unlock("0"), paced)),
+            ErrorCodeOf(ErrorCode::Authorization)
+        );
     }
+    let set_pin = Request::SetPin(req::SetPin {
+        key_handle: k.handle,
+        authorization: Secret::from("12345678"),
+        new_pin: Secret::from("5678"),
+    });
+    assert_eq!(s.inner.puk_delay_for(&set_pin), Some(paced), "setPIN too");
     let p = protection(&mut s, k.handle);
     assert_eq!((p.puk_retry_limit, p.puk_error_count), (0, 0));
     assert_eq!(p.protection_status & protection_status::PUK_BLOCKED, 0);
+    // Through the API the call itself waits the delay before checking the right PUK.
+    let start = Instant::now();
     s.unlock_key(req::UnlockKey {
         key_handle: k.handle,
         authorization: Secret::from("12345678"),
     })
     .unwrap();
+    assert!(
+        start.elapsed() >= delay,
+        "unlockKey waited {:?}",
+        start.elapsed()
+    );
 }
 
 #[test]
@@ -385,7 +429,11 @@ fn set_pin_with_puk_unlocks_and_sets() {
     })
     .unwrap();
     sign(&mut s, k.handle, "7777").unwrap();
-    assert!(sign(&mut s, k.handle, "1234").is_err());
+    assert_eq!(
+        code(sign(&mut s, k.handle, "1234")),
+        ErrorCodeOf(ErrorCode::Authorization),
+        "the old PIN no longer works"
+    );
     let r = s.set_pin(req::SetPin {
         key_handle: k.handle,
         authorization: Secret::from("1"),
@@ -511,9 +559,7 @@ fn biometric_protection_rules_when_supported() {
     let mut cfg = config(clock);
     cfg.biometric_support = true;
     let run = |bio: BiometricProtection, with_pin: bool| -> bool {
-        let mut s = sks_core::wire::WireLoopback {
-            inner: sks_core::Sks::initialize(sks_core::MemoryStorage::new(), cfg.clone()).unwrap(),
-        };
+        let mut s = sks_with_config(cfg.clone());
         let id = identity();
         let mut iss = id.session("https://issuer.example.com/x", "S1");
         open(&mut s, &mut iss);
@@ -534,4 +580,199 @@ fn biometric_protection_rules_when_supported() {
     assert!(run(BiometricProtection::Combined, true));
     assert!(run(BiometricProtection::Exclusive, false));
     assert!(!run(BiometricProtection::Exclusive, true));
+}
+
+/// The biometric factor is the embedder's sensor input (§5.3) and applies to the
+/// cryptographic User API calls only; deleteKey, exportKey and changePIN check the PIN alone.
+#[test]
+fn biometric_factor_is_a_sensor_input_for_crypto_calls_only() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    let sensor = Arc::new(AtomicBool::new(false));
+    let mut cfg = config(clock());
+    cfg.biometric_support = true;
+    let reading = Arc::clone(&sensor);
+    cfg.biometric = Arc::new(move |_| reading.load(std::sync::atomic::Ordering::SeqCst));
+    let mut s = sks_with_config(cfg);
+    let id = identity();
+    let mut iss = id.session("https://issuer.example.com/x", "S1");
+    open(&mut s, &mut iss);
+    let ph = s
+        .create_pin_policy(iss.pin_policy(&PinPolicy::new("PIN.1"), None).unwrap())
+        .unwrap()
+        .pin_policy_handle;
+    let mut make = |name: &str, bio: BiometricProtection, with_pin: bool| {
+        let mut k = KeyEntrySpec::new(name);
+        k.protection.biometric = bio;
+        if with_pin {
+            k.pin_policy = Some((ph, "PIN.1".into(), true));
+            k.pin_value = b"1234".to_vec();
+            k.protection.export_protection = Protection::Pin;
+            k.protection.delete_protection = Protection::Pin;
+        }
+        key(&mut s, &mut iss, &k).handle
+    };
+    let alt = make("Key.alt", BiometricProtection::Alternative, true);
+    let comb = make("Key.comb", BiometricProtection::Combined, true);
+    let excl = make("Key.excl", BiometricProtection::Exclusive, false);
+    close(&mut s, &mut iss).unwrap();
+    let auth = ErrorCodeOf(ErrorCode::Authorization);
+    let set = |on: bool| sensor.store(on, std::sync::atomic::Ordering::SeqCst);
+
+    // No biometric verification.
+    set(false);
+    assert_eq!(code(sign(&mut s, alt, "")), auth);
+    sign(&mut s, alt, "1234").unwrap();
+    assert_eq!(code(sign(&mut s, comb, "1234")), auth);
+    assert_eq!(code(sign(&mut s, comb, "")), auth);
+    assert_eq!(
+        protection(&mut s, comb).pin_error_count,
+        0,
+        "a missing biometric never counts as a PIN error"
+    );
+    assert_eq!(code(sign(&mut s, excl, "")), auth);
+
+    // The sensor verified the user.
+    set(true);
+    sign(&mut s, alt, "").unwrap();
+    sign(&mut s, alt, "1234").unwrap();
+    assert_eq!(code(sign(&mut s, alt, "9999")), auth);
+    assert_eq!(protection(&mut s, alt).pin_error_count, 1);
+    sign(&mut s, comb, "1234").unwrap();
+    assert_eq!(
+        code(sign(&mut s, comb, "")),
+        auth,
+        "combined needs the PIN too"
+    );
+    sign(&mut s, excl, "").unwrap();
+    assert_eq!(
+        code(sign(&mut s, excl, "1234")),
+        auth,
+        "an exclusive key has no PIN"
+    );
+
+    // Management calls do not consult the sensor.
+    set(false);
+    s.change_pin(req::ChangePin {
+        key_handle: comb,
+        authorization: Secret::from("1234"),
+        new_pin: Secret::from("2580"),
+    })
+    .unwrap();
+    s.export_key(req::ExportKey {
+        key_handle: comb,
+        authorization: Secret::from("2580"),
+    })
+    .unwrap();
+    s.delete_key(req::DeleteKey {
+        key_handle: comb,
+        authorization: Secret::from("2580"),
+    })
+    .unwrap();
+    s.export_key(req::ExportKey {
+        key_handle: excl,
+        authorization: Secret::from(""),
+    })
+    .unwrap();
+    s.delete_key(req::DeleteKey {
+        key_handle: excl,
+        authorization: Secret::from(""),
+    })
+    .unwrap();
+    assert_eq!(keys(&mut s), vec![alt]);
+}
+
+/// Closed session with keys (AppUsage, PIN) under one PIN policy with `grouping`.
+fn grouped_keys(s: &mut impl SksApi, grouping: Grouping, keys: &[(AppUsage, &str)]) -> Vec<u32> {
+    let id = identity();
+    let mut iss = id.session("https://issuer.example.com/x", "S1");
+    open(s, &mut iss);
+    let mut p = PinPolicy::new("PIN.1");
+    p.grouping = grouping;
+    let ph = pin_and_puk(s, &mut iss, p, 3);
+    let mut handles = Vec::new();
+    for (i, (usage, pin)) in keys.iter().enumerate() {
+        let mut spec = KeyEntrySpec::new(&format!("Key.{i}"));
+        spec.pin_policy = Some((ph, "PIN.1".into(), true));
+        spec.pin_value = pin.as_bytes().to_vec();
+        spec.protection.app_usage = *usage;
+        handles.push(key(s, &mut iss, &spec).handle);
+    }
+    close(s, &mut iss).unwrap();
+    handles
+}
+
+fn error_counts(s: &mut impl SksApi, handles: &[u32]) -> Vec<u16> {
+    handles
+        .iter()
+        .map(|h| protection(s, *h).pin_error_count)
+        .collect()
+}
+
+#[test]
+fn signature_plus_standard_synchronises_signature_keys_and_the_rest_separately() {
+    use AppUsage::*;
+    let mut s = sks();
+    let k = grouped_keys(
+        &mut s,
+        Grouping::SignaturePlusStandard,
+        &[
+            (Signature, "1111"),
+            (Signature, "1111"),
+            (Authentication, "2222"),
+            (Encryption, "2222"),
+        ],
+    );
+    let auth = ErrorCodeOf(ErrorCode::Authorization);
+    assert_eq!(code(sign(&mut s, k[0], "9999")), auth);
+    assert_eq!(error_counts(&mut s, &k), [1, 1, 0, 0]);
+    assert_eq!(code(sign(&mut s, k[3], "9999")), auth);
+    assert_eq!(error_counts(&mut s, &k), [1, 1, 1, 1]);
+    sign(&mut s, k[1], "1111").unwrap();
+    assert_eq!(error_counts(&mut s, &k), [0, 0, 1, 1]);
+    s.change_pin(req::ChangePin {
+        key_handle: k[2],
+        authorization: Secret::from("2222"),
+        new_pin: Secret::from("3333"),
+    })
+    .unwrap();
+    assert_eq!(error_counts(&mut s, &k), [0, 0, 0, 0]);
+    sign(&mut s, k[3], "3333").unwrap();
+    assert_eq!(code(sign(&mut s, k[3], "2222")), auth);
+    sign(&mut s, k[0], "1111").unwrap();
+    assert_eq!(code(sign(&mut s, k[1], "3333")), auth);
+    assert_eq!(error_counts(&mut s, &k), [1, 1, 1, 1]);
+}
+
+#[test]
+fn unique_grouping_synchronises_keys_of_the_same_app_usage() {
+    use AppUsage::*;
+    let mut s = sks();
+    let k = grouped_keys(
+        &mut s,
+        Grouping::Unique,
+        &[
+            (Signature, "1111"),
+            (Signature, "1111"),
+            (Authentication, "2222"),
+            (Encryption, "3333"),
+        ],
+    );
+    let auth = ErrorCodeOf(ErrorCode::Authorization);
+    assert_eq!(code(sign(&mut s, k[1], "9999")), auth);
+    assert_eq!(error_counts(&mut s, &k), [1, 1, 0, 0]);
+    assert_eq!(code(sign(&mut s, k[2], "9999")), auth);
+    assert_eq!(error_counts(&mut s, &k), [1, 1, 1, 0]);
+    s.change_pin(req::ChangePin {
+        key_handle: k[0],
+        authorization: Secret::from("1111"),
+        new_pin: Secret::from("5555"),
+    })
+    .unwrap();
+    assert_eq!(error_counts(&mut s, &k), [0, 0, 1, 0]);
+    sign(&mut s, k[1], "5555").unwrap();
+    assert_eq!(code(sign(&mut s, k[1], "1111")), auth);
+    sign(&mut s, k[2], "2222").unwrap();
+    sign(&mut s, k[3], "3333").unwrap();
+    assert_eq!(error_counts(&mut s, &k), [1, 1, 0, 0]);
 }

@@ -13,7 +13,7 @@ use sks_core::ErrorCode;
 use sks_issuer::{IssuerIdentity, KeyEntrySpec, PinPolicy};
 
 struct Setup {
-    s: sks_core::wire::WireLoopback<sks_core::Sks<sks_core::MemoryStorage>>,
+    s: TestSks,
     ident: IssuerIdentity,
     target: Provisioned,
     old_session: u32,
@@ -83,8 +83,9 @@ fn post_unlock_key_resets_pin_and_puk_counters() {
     open(&mut s, &mut iss);
     s.post_unlock_key(iss.post_unlock_key(target.handle, &target.ee).unwrap())
         .unwrap();
-    assert!(
-        sign(&mut s, target.handle, "1234").is_err(),
+    assert_eq!(
+        code(sign(&mut s, target.handle, "1234")),
+        ErrorCodeOf(ErrorCode::Authorization),
         "still locked before close"
     );
     close(&mut s, &mut iss).unwrap();
@@ -226,7 +227,10 @@ fn post_clone_key_protection_links_the_pin() {
     close(&mut s, &mut iss).unwrap();
     assert_eq!(keys(&mut s).len(), 3);
     sign(&mut s, a.handle, "1234").unwrap();
-    assert!(sign(&mut s, b.handle, "").is_err());
+    assert_eq!(
+        code(sign(&mut s, b.handle, "")),
+        ErrorCodeOf(ErrorCode::Authorization)
+    );
     assert_eq!(
         protection(&mut s, target.handle).pin_error_count,
         1,
@@ -493,7 +497,10 @@ fn failed_close_rolls_back_queued_operations() {
             .unwrap(),
     )
     .unwrap();
-    assert!(close(&mut s, &mut iss).is_err());
+    assert_eq!(
+        code(close(&mut s, &mut iss)),
+        ErrorCodeOf(ErrorCode::Option)
+    );
     assert_eq!(keys(&mut s), vec![target.handle]);
     sign(&mut s, target.handle, "1234").unwrap();
 }

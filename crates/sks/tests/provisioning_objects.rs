@@ -117,12 +117,27 @@ fn create_key_entry_generates_p256_p384_rsa1024_rsa2048() {
         ("RSA1024", ALG_KEY_RSA1024, vec![]),
         ("RSA2048", ALG_KEY_RSA2048, vec![]),
         ("RSA1024e", ALG_KEY_RSA1024_EXP, vec![0x01, 0x00, 0x01]),
+        // The largest supported exponent, 2^33 - 1.
+        (
+            "RSA1024max",
+            ALG_KEY_RSA1024_EXP,
+            vec![0x01, 0xFF, 0xFF, 0xFF, 0xFF],
+        ),
     ] {
         let mut k = KeyEntrySpec::new(id);
         k.key_algorithm = alg.into();
-        k.key_parameters = params;
+        k.key_parameters = params.clone();
         let p = key(&mut s, &mut iss, &k);
         let pk = sks_core::crypto::keys::PublicKey::from_spki(&p.public_key).unwrap();
+        if let sks_core::crypto::keys::PublicKey::Rsa(rsa) = &pk {
+            use rsa::traits::PublicKeyParts;
+            let e = if params.is_empty() {
+                vec![0x01, 0x00, 0x01]
+            } else {
+                params.clone()
+            };
+            assert_eq!(rsa.e().to_bytes_be(), e, "{id}");
+        }
         match alg {
             ALG_KEY_RSA2048 => assert_eq!(pk.rsa_bits(), Some(2048)),
             ALG_KEY_RSA1024 | ALG_KEY_RSA1024_EXP => assert_eq!(pk.rsa_bits(), Some(1024)),
@@ -154,6 +169,22 @@ fn create_key_entry_rejects_bad_algorithms_and_parameters() {
             |k| {
                 k.key_algorithm = ALG_KEY_RSA1024_EXP.into();
                 k.key_parameters = vec![4];
+            },
+            ErrorCode::Option,
+        ),
+        (
+            // 2^33 + 1: odd and within 8 octets, but above the supported range; rejected at
+            // parameter validation (not an internal key-generation failure).
+            |k| {
+                k.key_algorithm = ALG_KEY_RSA1024_EXP.into();
+                k.key_parameters = vec![0x02, 0, 0, 0, 0x01];
+            },
+            ErrorCode::Option,
+        ),
+        (
+            |k| {
+                k.key_algorithm = ALG_KEY_RSA1024_EXP.into();
+                k.key_parameters = vec![0xFF; 8];
             },
             ErrorCode::Option,
         ),
@@ -639,4 +670,36 @@ fn import_private_key_replaces_generated_key() {
         code(s.import_private_key(r)),
         ErrorCodeOf(ErrorCode::Crypto)
     );
+}
+
+/// A malformed encrypted value (here an issuer-set PIN whose ciphertext is empty, not
+/// block-aligned or shorter than the IV) under a valid MAC aborts the session with
+/// ERROR_CRYPTO (byte layouts §5, §8.9), removing everything the session created.
+#[test]
+fn decryption_failure_aborts_the_session_with_error_crypto() {
+    for bad in [vec![0u8; 16], vec![0u8; 16 + 17], vec![0u8; 8]] {
+        let mut s = sks();
+        let mut iss = session(&mut s);
+        key(&mut s, &mut iss, &KeyEntrySpec::new("Key.0"));
+        let mut p = PinPolicy::new("PIN.1");
+        p.user_defined = false;
+        let ph = s
+            .create_pin_policy(iss.pin_policy(&p, None).unwrap())
+            .unwrap()
+            .pin_policy_handle;
+        let mut k = KeyEntrySpec::new("Key.1");
+        k.pin_policy = Some((ph, "PIN.1".into(), false));
+        k.pin_value = b"1234".to_vec();
+        let request = iss
+            .key_entry_with(&k, |r| r.pin_value = Secret::new(bad.clone()))
+            .unwrap();
+        assert_eq!(
+            code(s.create_key_entry(request)),
+            ErrorCodeOf(ErrorCode::Crypto),
+            "{} octets",
+            bad.len()
+        );
+        assert_eq!(session_count(&mut s, true), 0, "the session is aborted");
+        assert_eq!(session_count(&mut s, false), 0);
+    }
 }

@@ -86,39 +86,41 @@ fn puk_server(delay: Duration) -> (String, Token, tempfile::TempDir, u32) {
 
 #[test]
 fn puk_delay_stalls_only_its_caller() {
-    let delay = Duration::from_millis(800);
+    let delay = Duration::from_secs(2);
     let (addr, token, _dir, kh) = puk_server(delay);
     let mut other = TcpClient::connect_tcp(&addr, &token).unwrap();
     device_info(&mut other);
 
-    let (tx, rx) = mpsc::channel();
+    let (started_tx, started_rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel();
     let (a, t) = (
         addr.clone(),
         Token::load(&_dir.path().join("token")).unwrap(),
     );
     std::thread::spawn(move || {
         let mut penalized = TcpClient::connect_tcp(&a, &t).unwrap();
-        tx.send(wrong_puk(&mut penalized, kh)).unwrap();
+        started_tx.send(Instant::now()).unwrap();
+        let penalty = wrong_puk(&mut penalized, kh);
+        done_tx.send((penalty, Instant::now())).unwrap();
     });
-    // Keep calling until the penalized call returns: every call overlaps its delay.
-    let (mut calls, mut slowest) = (0u32, Duration::ZERO);
-    let start = Instant::now();
-    let penalty = loop {
-        if let Ok(p) = rx.try_recv() {
-            break p;
-        }
-        assert!(start.elapsed() < PATIENCE, "PUK call never returned");
-        let t = Instant::now();
-        device_info(&mut other);
-        slowest = slowest.max(t.elapsed());
-        calls += 1;
-    };
-    eprintln!("PUK penalty {penalty:?}; other client: {calls} calls, slowest {slowest:?}");
+    let penalized_start = started_rx.recv_timeout(PATIENCE).unwrap();
+    // Give the server a quarter of the delay to receive the PUK call and start waiting,
+    // then call from the other client: it must not queue behind the penalty.
+    std::thread::sleep(delay / 4);
+    let other_start = Instant::now();
+    device_info(&mut other);
+    let other_done = Instant::now();
+    let (penalty, penalized_done) = done_rx.recv_timeout(PATIENCE).unwrap();
     assert!(penalty >= delay, "the penalized caller waited the delay");
-    assert!(calls >= 2);
+    assert!(penalized_start < other_start);
+    // The PUK call cannot end before its start plus the delay: the other call ends before
+    // that point, so it overtook the penalty instead of queueing behind it.
+    let penalty_end = penalized_start + delay;
+    assert!(penalty_end <= penalized_done);
     assert!(
-        slowest < delay / 2,
-        "another client's call took {slowest:?} during a {delay:?} PUK delay"
+        other_done < penalty_end,
+        "another client's call ended {:?} after the earliest end of the PUK delay",
+        other_done.saturating_duration_since(penalty_end)
     );
 }
 
@@ -222,6 +224,7 @@ fn oversized_frame_is_refused_from_its_length() {
     let mut s = raw(&addr, &token);
     write_frame(&mut s, &[0xEE; 4096]).unwrap();
     let e = error_of(&read_frame(&mut s).unwrap().unwrap());
+    assert_eq!(e.code(), ErrorCode::Option);
     assert!(e.to_string().contains("Malformed request"), "{e}");
 }
 
@@ -312,7 +315,7 @@ fn tcp_refuses_clients_without_the_token() {
 #[cfg(unix)]
 mod unix {
     use super::*;
-    use sks::net::Client;
+    use sks::net::{Client, NetError};
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
@@ -346,7 +349,10 @@ mod unix {
         let mut c = Client::connect_unix(&path).unwrap();
         sks_issuer::demo::run(&mut c).unwrap();
         // A second server on the same live socket is refused.
-        assert!(Listener::unix(&path).is_err());
+        assert!(matches!(
+            Listener::unix(&path),
+            Err(NetError::File { reason, .. }) if reason == "another server is listening on this socket"
+        ));
     }
 
     /// A client running as another user is refused by its peer credentials even when the

@@ -10,7 +10,7 @@ use common::*;
 use sks_core::api::{req, SksApi};
 use sks_core::consts::*;
 use sks_core::ErrorCode;
-use sks_issuer::{KeyEntrySpec, PinPolicy};
+use sks_issuer::{IssuerError, KeyEntrySpec, PinPolicy};
 use std::sync::atomic::Ordering;
 
 #[test]
@@ -50,7 +50,10 @@ fn create_provisioning_session_e2es_attestation_verifies_with_device_certificate
     let out2 = s
         .create_provisioning_session(other.create_session_request().unwrap())
         .unwrap();
-    assert!(other.accept_session(&out2, &other_dc).is_err());
+    assert!(matches!(
+        other.accept_session(&out2, &other_dc),
+        Err(IssuerError::Attestation("session"))
+    ));
 }
 
 #[test]
@@ -132,7 +135,11 @@ fn id_syntax_rules() {
         "a b",
         "ä",
     ] {
-        assert!(sks_core::engine::check_id_syntax(bad).is_err(), "{bad:?}");
+        assert_eq!(
+            code(sks_core::engine::check_id_syntax(bad)),
+            ErrorCodeOf(ErrorCode::Option),
+            "{bad:?}"
+        );
     }
     // A bad key ID aborts the session.
     let mut s = sks();
@@ -159,11 +166,13 @@ fn duplicate_ids_share_one_namespace_and_abort() {
         .unwrap();
     let r = s.create_key_entry(iss.key_entry(&KeyEntrySpec::new("X")).unwrap());
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Option));
-    assert!(s
-        .abort_provisioning_session(req::AbortProvisioningSession {
+    assert_eq!(
+        code(s.abort_provisioning_session(req::AbortProvisioningSession {
             provisioning_handle: ph
-        })
-        .is_err());
+        })),
+        ErrorCodeOf(ErrorCode::NoSession),
+        "the duplicate aborted the session"
+    );
 }
 
 #[test]
@@ -362,12 +371,13 @@ fn get_key_handle_finds_keys_and_unknown_id_aborts() {
         .key_handle,
         k.handle
     );
-    assert!(s
-        .get_key_handle(req::GetKeyHandle {
+    assert_eq!(
+        code(s.get_key_handle(req::GetKeyHandle {
             provisioning_handle: ph,
             id: "Key.2".into()
-        })
-        .is_err());
+        })),
+        ErrorCodeOf(ErrorCode::Option)
+    );
     assert_eq!(session_count(&mut s, true), 0);
 }
 
@@ -462,4 +472,54 @@ fn closed_sessions_do_not_expire() {
     close(&mut s, &mut iss).unwrap();
     clock.fetch_add(1_000_000, Ordering::SeqCst);
     assert_eq!(keys(&mut s), vec![k.handle]);
+}
+
+#[test]
+fn enumerations_end_at_an_unknown_handle() {
+    fn sessions(s: &mut impl SksApi, h: u32) -> u32 {
+        s.enumerate_provisioning_sessions(req::EnumerateProvisioningSessions {
+            provisioning_handle: h,
+            provisioning_state: true,
+        })
+        .unwrap()
+        .provisioning_handle
+    }
+    fn next_key(s: &mut impl SksApi, h: u32) -> u32 {
+        s.enumerate_keys(req::EnumerateKeys { key_handle: h })
+            .unwrap()
+            .key_handle
+    }
+    let mut s = sks();
+    let id = identity();
+    let mut a = id.session("https://issuer.example.com/a", "A");
+    let ph_a = open(&mut s, &mut a);
+    let k1 = key(&mut s, &mut a, &KeyEntrySpec::new("Key.1")).handle;
+    let k2 = key(&mut s, &mut a, &KeyEntrySpec::new("Key.2")).handle;
+    close(&mut s, &mut a).unwrap();
+    let mut b = id.session("https://issuer.example.com/b", "B");
+    let ph_b = open(&mut s, &mut b);
+    // A known handle continues the walk after it.
+    assert_eq!(sessions(&mut s, ph_a), ph_b);
+    assert_eq!(next_key(&mut s, k1), k2);
+    // A handle that names no session (here a key's) ends the session walk.
+    assert_eq!(sessions(&mut s, k1), 0);
+    // An aborted session's handle is unknown from then on.
+    let mut c = id.session("https://issuer.example.com/c", "C");
+    let ph_c = open(&mut s, &mut c);
+    s.abort_provisioning_session(req::AbortProvisioningSession {
+        provisioning_handle: ph_b,
+    })
+    .unwrap();
+    assert_eq!(sessions(&mut s, 0), ph_c);
+    assert_eq!(sessions(&mut s, ph_b), 0);
+    // A deleted key's handle ends the key walk, although a later key exists.
+    s.delete_key(req::DeleteKey {
+        key_handle: k1,
+        authorization: Default::default(),
+    })
+    .unwrap();
+    assert_eq!(next_key(&mut s, 0), k2);
+    assert_eq!(next_key(&mut s, k1), 0);
+    // A handle never issued ends it too.
+    assert_eq!(next_key(&mut s, u32::MAX - 1), 0);
 }

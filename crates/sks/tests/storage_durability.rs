@@ -14,6 +14,8 @@ use sks_issuer::{KeyEntrySpec, PinPolicy};
 use sks_sqlite::SqliteStorage;
 use std::collections::BTreeMap;
 
+const AUTHORIZATION: ErrorCodeOf = ErrorCodeOf(ErrorCode::Authorization);
+
 #[test]
 fn open_session_survives_restart_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
@@ -51,20 +53,21 @@ fn pin_and_puk_error_counters_are_durable() {
         let mut s =
             Sks::initialize(SqliteStorage::open(&path).unwrap(), config(clock.clone())).unwrap();
         let k = pin_key_session(&mut s, &identity(), PinPolicy::new("PIN.1"), "1234");
-        assert!(sign(&mut s, k.handle, "0000").is_err());
-        assert!(s
-            .unlock_key(req::UnlockKey {
+        assert_eq!(code(sign(&mut s, k.handle, "0000")), AUTHORIZATION);
+        assert_eq!(
+            code(s.unlock_key(req::UnlockKey {
                 key_handle: k.handle,
                 authorization: sks_core::secret::Secret::from("0")
-            })
-            .is_err());
+            })),
+            AUTHORIZATION
+        );
         k
     };
     let mut s = Sks::open(SqliteStorage::open(&path).unwrap(), config(clock.clone())).unwrap();
     let p = protection(&mut s, k.handle);
     assert_eq!((p.pin_error_count, p.puk_error_count), (1, 1));
-    assert!(sign(&mut s, k.handle, "0000").is_err());
-    assert!(sign(&mut s, k.handle, "0000").is_err());
+    assert_eq!(code(sign(&mut s, k.handle, "0000")), AUTHORIZATION);
+    assert_eq!(code(sign(&mut s, k.handle, "0000")), AUTHORIZATION);
     drop(s);
     let mut s = Sks::open(SqliteStorage::open(&path).unwrap(), config(clock)).unwrap();
     assert_eq!(
@@ -100,43 +103,40 @@ fn storage_failure_returns_error_storage_and_keeps_durable_state() {
     let _ = k;
 }
 
-/// Records the batches applied.
-#[derive(Default)]
-struct Counting {
-    inner: MemoryStorage,
-    batches: Vec<usize>,
-}
-
-impl Storage for Counting {
-    fn load(&mut self) -> Result<BTreeMap<RecordId, sks_core::secret::Secret>, StorageError> {
-        self.inner.load()
-    }
-    fn apply(&mut self, batch: &[Change<'_>]) -> Result<(), StorageError> {
-        self.batches.push(batch.len());
-        self.inner.apply(batch)
-    }
-}
-
-#[test]
-fn close_with_post_operations_is_one_atomic_batch() {
-    let mut s = Sks::initialize(Counting::default(), config(clock())).unwrap();
-    let ident = identity();
-    let target = pin_key_session(&mut s, &ident, PinPolicy::new("PIN.1"), "1234");
+/// A closed session with a PIN-protected key, and an open second session holding a new key
+/// queued by postUpdateKey to replace it.
+fn key_and_pending_update(
+    s: &mut impl SksApi,
+    ident: &sks_issuer::IssuerIdentity,
+) -> (Provisioned, sks_issuer::Issuer) {
+    let target = pin_key_session(s, ident, PinPolicy::new("PIN.1"), "1234");
     let mut iss = ident.session("https://issuer.example.com/x", "S2");
-    open(&mut s, &mut iss);
-    let new = key(&mut s, &mut iss, &KeyEntrySpec::new("New"));
+    open(s, &mut iss);
+    let new = key(s, &mut iss, &KeyEntrySpec::new("New"));
     s.post_update_key(
         iss.post_update_key(new.handle, &new.ee, target.handle, &target.ee)
             .unwrap(),
     )
     .unwrap();
+    (target, iss)
+}
+
+#[test]
+fn close_with_post_operations_is_one_atomic_batch() {
+    let mut s = Sks::initialize(Recording::default(), config(clock())).unwrap();
+    let ident = identity();
+    let (_, mut iss) = key_and_pending_update(&mut s, &ident);
     let before = s.storage_mut().batches.len();
     close(&mut s, &mut iss).unwrap();
     let batches = &s.storage_mut().batches[before..];
     assert_eq!(batches.len(), 1, "one batch for the whole commit");
     // New key record moved to the target handle, old new-key record deleted, PIN/PUK moved,
     // old session deleted, new session closed.
-    assert!(batches[0] >= 5, "batch has {} changes", batches[0]);
+    assert!(
+        batches[0].len() >= 5,
+        "batch has {} changes",
+        batches[0].len()
+    );
     // Read-only calls write nothing.
     let n = s.storage_mut().batches.len();
     let _ = s.get_device_info(req::GetDeviceInfo {}).unwrap();
@@ -149,9 +149,392 @@ fn a_second_process_cannot_open_a_database_in_use() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sks.db");
     let first = Sks::initialize(SqliteStorage::open(&path).unwrap(), config(clock())).unwrap();
-    assert!(SqliteStorage::open(&path)
+    let refused = SqliteStorage::open(&path)
         .and_then(|mut s| s.load().map(|_| ()))
-        .is_err());
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            StorageError::Backend {
+                backend: "sqlite",
+                ..
+            }
+        ) && refused.to_string().contains("database is locked"),
+        "{refused}"
+    );
     drop(first);
     Sks::open(SqliteStorage::open(&path).unwrap(), config(clock())).unwrap();
+}
+
+/// Records the ids of every batch applied.
+#[derive(Default)]
+struct Recording {
+    inner: MemoryStorage,
+    batches: Vec<Vec<(RecordId, bool)>>,
+}
+
+impl Storage for Recording {
+    fn load(&mut self) -> Result<BTreeMap<RecordId, sks_core::secret::Secret>, StorageError> {
+        self.inner.load()
+    }
+    fn apply(&mut self, batch: &[Change<'_>]) -> Result<(), StorageError> {
+        self.batches
+            .push(batch.iter().map(|(id, d)| (*id, d.is_some())).collect());
+        self.inner.apply(batch)
+    }
+}
+
+/// An SKS whose storage is compared with the full encoding of its memory after every call:
+/// the incremental writes must leave exactly what a full rewrite would.
+struct Mirrored(Sks<Recording>);
+
+impl Mirrored {
+    fn check(&mut self) {
+        let mut stored = self.0.storage_mut().load().unwrap();
+        stored.remove(&(sks_core::model::kind::DEVICE, 0));
+        let mut memory = self.0.core().state().to_records().unwrap();
+        if self.0.core().state().next_handle == 0 {
+            // A fresh database has no handle counter record yet (absent = 0).
+            memory.remove(&(sks_core::model::kind::META, 0));
+        }
+        let stored: Vec<_> = stored
+            .iter()
+            .map(|(k, v)| (*k, v.expose().to_vec()))
+            .collect();
+        let memory: Vec<_> = memory
+            .iter()
+            .map(|(k, v)| (*k, v.expose().to_vec()))
+            .collect();
+        assert_eq!(stored, memory, "storage differs from memory");
+    }
+}
+
+impl SksApi for Mirrored {
+    fn call(
+        &mut self,
+        request: sks_core::Request,
+    ) -> Result<sks_core::Response, sks_core::SksError> {
+        let r = self.0.call(request);
+        self.check();
+        r
+    }
+}
+
+#[test]
+fn every_call_writes_only_what_it_changed_and_storage_mirrors_memory() {
+    use sks_core::model::kind;
+    let mut s = Mirrored(Sks::initialize(Recording::default(), config(clock())).unwrap());
+    // The Appendix B session and its user calls, then a PIN key, post-operations and aborts.
+    sks_issuer::demo::run(&mut s).unwrap();
+    let ident = identity();
+    let bulk = {
+        let mut iss = ident.session("https://issuer.example.com/x", "S.bulk");
+        open(&mut s, &mut iss);
+        let v: Vec<_> = (0..12)
+            .map(|i| key(&mut s, &mut iss, &KeyEntrySpec::new(&format!("K.{i}"))))
+            .collect();
+        close(&mut s, &mut iss).unwrap();
+        v
+    };
+    let (target, mut iss) = key_and_pending_update(&mut s, &ident);
+    close(&mut s, &mut iss).unwrap();
+    let mut aborted = ident.session("https://issuer.example.com/x", "S3");
+    open(&mut s, &mut aborted);
+    key(&mut s, &mut aborted, &KeyEntrySpec::new("Gone"));
+    s.0.abort_provisioning_session(req::AbortProvisioningSession {
+        provisioning_handle: aborted.provisioning_handle().unwrap(),
+    })
+    .unwrap();
+    s.check();
+
+    let last = |s: &mut Mirrored| s.0.storage_mut().batches.last().cloned().unwrap();
+    let count = |s: &mut Mirrored| s.0.storage_mut().batches.len();
+    // A successful signature changes nothing and writes nothing.
+    let n = count(&mut s);
+    sign(&mut s, target.handle, "1234").unwrap();
+    sign(&mut s, bulk[7].handle, "").unwrap();
+    assert_eq!(count(&mut s), n);
+    // A PIN error writes the one key record it changed, whatever the database size.
+    assert_eq!(code(sign(&mut s, target.handle, "0000")), AUTHORIZATION);
+    assert_eq!(last(&mut s), vec![((kind::KEY, target.handle), true)]);
+    // deleteKey deletes one record.
+    s.delete_key(req::DeleteKey {
+        key_handle: bulk[3].handle,
+        authorization: Default::default(),
+    })
+    .unwrap();
+    assert_eq!(last(&mut s), vec![((kind::KEY, bulk[3].handle), false)]);
+    // Creating a key writes the handle counter, the key and its session.
+    let mut iss = ident.session("https://issuer.example.com/x", "S4");
+    let ph = open(&mut s, &mut iss);
+    let k = s
+        .create_key_entry(iss.key_entry(&KeyEntrySpec::new("One")).unwrap())
+        .unwrap()
+        .key_handle;
+    let mut written = last(&mut s);
+    written.sort();
+    assert_eq!(
+        written,
+        vec![
+            ((kind::META, 0), true),
+            ((kind::SESSION, ph), true),
+            ((kind::KEY, k), true)
+        ]
+    );
+    // A restart reads back the same database.
+    let storage = s.0.into_storage();
+    let reopened = Sks::open(storage, config(clock())).unwrap();
+    assert_eq!(
+        reopened.core().state().to_records().unwrap().len(),
+        reopened.core().state().keys.len()
+            + reopened.core().state().sessions.len()
+            + reopened.core().state().pins.len()
+            + reopened.core().state().puks.len()
+            + 1
+    );
+}
+
+/// Runs every call of a scenario on the real SQLite store once per statement of its write
+/// transaction, failing at that statement (k = 0 .. commit), and then once without a fault.
+/// Each failed attempt must answer ERROR_STORAGE and leave the database and the engine's
+/// memory exactly at the state before the call (old state, never a mix); the successful run
+/// must leave them at the new state, equal to each other. A PIN or PUK attempt is therefore
+/// never answered unless its counter is stored, and a stored counter never goes back.
+struct FaultSweep {
+    sks: Option<Sks<SqliteStorage>>,
+    fail_at: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Calls run and failing attempts made, per method ID.
+    attempts: BTreeMap<u8, (usize, usize)>,
+}
+
+const NO_FAULT: usize = usize::MAX;
+
+/// Records by id, as SHA-256 digests.
+type Digests = Vec<(RecordId, String)>;
+
+fn digest(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+impl FaultSweep {
+    fn new(path: &std::path::Path) -> Self {
+        let fail_at = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(NO_FAULT));
+        let mut storage = SqliteStorage::open(path).unwrap();
+        let at = std::sync::Arc::clone(&fail_at);
+        storage.set_statement_hook(Some(Box::new(move |i| {
+            if i == at.load(std::sync::atomic::Ordering::SeqCst) {
+                Err(StorageError::Injected)
+            } else {
+                Ok(())
+            }
+        })));
+        Self {
+            sks: Some(Sks::initialize(storage, config(clock())).unwrap()),
+            fail_at,
+            attempts: BTreeMap::new(),
+        }
+    }
+
+    fn sks(&mut self) -> &mut Sks<SqliteStorage> {
+        self.sks.as_mut().unwrap()
+    }
+
+    /// (records on disk without the device record, the engine's memory encoded).
+    fn states(&mut self) -> (Digests, Digests) {
+        let sks = self.sks();
+        let mut disk = sks.storage_mut().load().unwrap();
+        disk.remove(&(sks_core::model::kind::DEVICE, 0));
+        let mut memory = sks.core().state().to_records().unwrap();
+        if sks.core().state().next_handle == 0 {
+            memory.remove(&(sks_core::model::kind::META, 0));
+        }
+        // Digests, so a failing comparison prints no key material.
+        let flat = |m: BTreeMap<RecordId, sks_core::secret::Secret>| {
+            m.iter().map(|(k, v)| (*k, digest(v.expose()))).collect()
+        };
+        (flat(disk), flat(memory))
+    }
+}
+
+impl SksApi for FaultSweep {
+    fn call(
+        &mut self,
+        request: sks_core::Request,
+    ) -> Result<sks_core::Response, sks_core::SksError> {
+        let method = request.method_id();
+        let bytes = request.encode();
+        let (before, memory) = self.states();
+        assert_eq!(
+            before, memory,
+            "memory and disk agree before method {method}"
+        );
+        let mut k = 0;
+        loop {
+            self.fail_at.store(k, std::sync::atomic::Ordering::SeqCst);
+            let r = self.sks().call(sks_core::Request::decode(&bytes).unwrap());
+            match r {
+                Err(e) if e.code() == ErrorCode::Storage => {
+                    let (disk, memory) = self.states();
+                    assert_eq!(
+                        disk, before,
+                        "method {method}, fault at statement {k}: disk"
+                    );
+                    assert_eq!(
+                        memory, before,
+                        "method {method}, fault at statement {k}: memory"
+                    );
+                    self.attempts.entry(method).or_default().1 += 1;
+                    k += 1;
+                }
+                other => {
+                    // No statement left to fail: the call ran to completion.
+                    self.fail_at
+                        .store(NO_FAULT, std::sync::atomic::Ordering::SeqCst);
+                    let (disk, memory) = self.states();
+                    assert_eq!(disk, memory, "method {method}: new state stored");
+                    self.attempts.entry(method).or_default().0 += 1;
+                    return other;
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_failure_at_any_statement_of_any_write_leaves_the_old_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sks.db");
+    let mut s = FaultSweep::new(&path);
+    // Appendix B: every provisioning method, postUpdateKey and the user calls of the demo.
+    sks_issuer::demo::run(&mut s).unwrap();
+    let ident = identity();
+    let k = pin_key_session(&mut s, &ident, PinPolicy::new("PIN.1"), "1234");
+    // PIN and PUK errors, a PIN reset by a correct PIN, unlockKey, changePIN, deleteKey.
+    assert_eq!(code(sign(&mut s, k.handle, "0000")), AUTHORIZATION);
+    sign(&mut s, k.handle, "1234").unwrap();
+    for _ in 0..3 {
+        assert_eq!(code(sign(&mut s, k.handle, "0000")), AUTHORIZATION);
+    }
+    assert_eq!(
+        code(s.unlock_key(req::UnlockKey {
+            key_handle: k.handle,
+            authorization: sks_core::secret::Secret::from("00000000"),
+        })),
+        AUTHORIZATION
+    );
+    s.unlock_key(req::UnlockKey {
+        key_handle: k.handle,
+        authorization: sks_core::secret::Secret::from("12345678"),
+    })
+    .unwrap();
+    s.change_pin(req::ChangePin {
+        key_handle: k.handle,
+        authorization: sks_core::secret::Secret::from("1234"),
+        new_pin: sks_core::secret::Secret::from("2580"),
+    })
+    .unwrap();
+    s.set_pin(req::SetPin {
+        key_handle: k.handle,
+        authorization: sks_core::secret::Secret::from("12345678"),
+        new_pin: sks_core::secret::Secret::from("1470"),
+    })
+    .unwrap();
+    s.export_key(req::ExportKey {
+        key_handle: k.handle,
+        authorization: sks_core::secret::Secret::default(),
+    })
+    .unwrap();
+    // Post-provisioning by the same issuer: postUnlockKey and postDeleteKey, with
+    // signProvisioningSessionData on the way.
+    for _ in 0..3 {
+        assert_eq!(code(sign(&mut s, k.handle, "0000")), AUTHORIZATION);
+    }
+    let victim = pin_key_session(&mut s, &ident, PinPolicy::new("PIN.1"), "1234");
+    let mut post = ident.session("https://issuer.example.com/x", "S.post");
+    let post_ph = open(&mut s, &mut post);
+    s.sign_provisioning_session_data(req::SignProvisioningSessionData {
+        provisioning_handle: post_ph,
+        data: vec![1; 32],
+    })
+    .unwrap();
+    s.post_unlock_key(post.post_unlock_key(k.handle, &k.ee).unwrap())
+        .unwrap();
+    s.post_delete_key(post.post_delete_key(victim.handle, &victim.ee).unwrap())
+        .unwrap();
+    let clone = key(&mut s, &mut post, &KeyEntrySpec::new("Clone"));
+    s.post_clone_key_protection(
+        post.post_clone_key_protection(clone.handle, &clone.ee, k.handle, &k.ee)
+            .unwrap(),
+    )
+    .unwrap();
+    // importPrivateKey replaces a generated key with an issued one.
+    let issued =
+        sks_core::crypto::keys::PrivateKey::generate(sks_core::crypto::keys::KeySpec::P256)
+            .unwrap();
+    let spki = issued.public_key().to_spki().unwrap();
+    let out = s
+        .create_key_entry(post.key_entry(&KeyEntrySpec::new("Imported")).unwrap())
+        .unwrap();
+    let ee = post.certify("imported", &spki).unwrap();
+    s.set_certificate_path(
+        post.certificate_path(
+            out.key_handle,
+            "Imported",
+            &out.public_key,
+            vec![ee.clone()],
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let pkcs8 = issued.to_pkcs8().unwrap();
+    s.import_private_key(
+        post.private_key(out.key_handle, &ee, pkcs8.expose())
+            .unwrap(),
+    )
+    .unwrap();
+    close(&mut s, &mut post).unwrap();
+    sign(&mut s, k.handle, "1470").unwrap();
+    sign(&mut s, clone.handle, "1470").unwrap();
+    // An aborted session and a deleted key.
+    let mut iss = ident.session("https://issuer.example.com/x", "S.abort");
+    let ph = open(&mut s, &mut iss);
+    key(&mut s, &mut iss, &KeyEntrySpec::new("Gone"));
+    s.abort_provisioning_session(req::AbortProvisioningSession {
+        provisioning_handle: ph,
+    })
+    .unwrap();
+    s.delete_key(req::DeleteKey {
+        key_handle: k.handle,
+        authorization: sks_core::secret::Secret::default(),
+    })
+    .unwrap();
+    // Every write method was swept at every statement; a restart reads the last state.
+    let failed: usize = s.attempts.values().map(|(_, f)| f).sum();
+    eprintln!(
+        "fault sweep: {:?} (method: calls, failed attempts)",
+        s.attempts
+    );
+    for method in [
+        2u8, 3, 5, 6, 7, 8, 9, 11, 12, 14, 50, 51, 52, 74, 80, 81, 82, 83, 84, 100,
+    ] {
+        assert!(
+            s.attempts.get(&method).is_some_and(|(_, f)| *f > 0),
+            "method {method} was not swept: {:?}",
+            s.attempts
+        );
+    }
+    assert!(failed > 50, "{failed}");
+    let (disk, _) = s.states();
+    drop(s.sks.take());
+    let reopened = Sks::open(SqliteStorage::open(&path).unwrap(), config(clock())).unwrap();
+    let memory: Vec<_> = reopened
+        .core()
+        .state()
+        .to_records()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (*k, digest(v.expose())))
+        .collect();
+    assert_eq!(memory, disk);
 }

@@ -9,7 +9,7 @@ use common::*;
 use rand_core::RngCore;
 use sks::net::{read_frame, serve, write_frame, Listener, ServeOptions, TcpClient, Token};
 use sks_core::api::{req, Request, Response, SksApi};
-use sks_core::{Config, Sks};
+use sks_core::{Config, ErrorCode, Sks};
 use sks_issuer::{KeyEntrySpec, PinPolicy};
 use sks_sqlite::SqliteStorage;
 use std::time::Duration;
@@ -40,7 +40,7 @@ fn serve_and_tcp_client_run_appendix_b() {
     assert_eq!(read_frame(&mut raw).unwrap().unwrap(), [0]);
     write_frame(&mut raw, &[0xEE, 1, 2]).unwrap();
     let reply = read_frame(&mut raw).unwrap().unwrap();
-    assert_eq!(reply[0], sks_core::ErrorCode::External.status());
+    assert_eq!(reply[0], sks_core::ErrorCode::Option.status());
     write_frame(
         &mut raw,
         &Request::GetDeviceInfo(req::GetDeviceInfo {}).encode(),
@@ -67,9 +67,10 @@ fn non_loopback_listen_address_is_refused() {
 /// a postUpdateKey and a new key; after restart the store holds the old state or the new one.
 #[test]
 fn crash_during_close_leaves_old_or_new_state() {
-    let mut seen_old = 0;
-    let mut seen_new = 0;
-    for round in 0..6u64 {
+    const LAST: u64 = 5;
+    let mut seen_old = Vec::new();
+    let mut seen_new = Vec::new();
+    for round in 0..=LAST {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("sks.db");
         let ident = identity();
@@ -94,13 +95,17 @@ fn crash_during_close_leaves_old_or_new_state() {
         let close_req = Request::CloseProvisioningSession(iss.close(b"nonce").unwrap());
         // A second connection sends the close frame right after the token handshake.
         let mut raw = TcpClient::connect_tcp(&addr, &token).unwrap().into_stream();
-        let delay_us = if round == 0 {
-            0
-        } else {
-            rand_core::OsRng.next_u64() % 4000
-        };
-        write_frame(&mut raw, &close_req.encode()).unwrap();
-        std::thread::sleep(Duration::from_micros(delay_us));
+        // The first round kills before the close is sent (must find the old state), the last
+        // after its reply arrived (must find the new one); the rounds between kill at a
+        // random moment while the close may be running.
+        if round == LAST {
+            write_frame(&mut raw, &close_req.encode()).unwrap();
+            let reply = read_frame(&mut raw).unwrap().unwrap();
+            assert_eq!(reply[0], 0, "close succeeded");
+        } else if round > 0 {
+            write_frame(&mut raw, &close_req.encode()).unwrap();
+            std::thread::sleep(Duration::from_micros(rand_core::OsRng.next_u64() % 4000));
+        }
         child.kill().unwrap();
         child.wait().unwrap();
 
@@ -122,17 +127,26 @@ fn crash_during_close_leaves_old_or_new_state() {
                 "old state: only the original key is usable"
             );
             assert_eq!(ee, target.ee);
-            seen_old += 1;
+            seen_old.push(round);
         } else {
             assert_eq!(open_sessions, 0);
             assert_eq!(key_list, vec![target.handle, extra.handle], "new state");
             assert_eq!(ee, new.ee);
-            seen_new += 1;
+            seen_new.push(round);
         }
         sign(&mut s, target.handle, "1234").unwrap();
     }
-    eprintln!("crash rounds: {seen_old} old state, {seen_new} new state");
-    assert_eq!(seen_old + seen_new, 6);
+    eprintln!("crash rounds: old state {seen_old:?}, new state {seen_new:?}");
+    assert_eq!(
+        seen_old.first(),
+        Some(&0),
+        "killed before the close: old state"
+    );
+    assert_eq!(
+        seen_new.last(),
+        Some(&LAST),
+        "killed after the reply: new state"
+    );
 }
 
 /// A PIN error reported over the wire is already durable: killing the server right after the
@@ -148,7 +162,10 @@ fn pin_error_counter_survives_kill_after_reply() {
     let (mut child, addr, token) = start_serve(&db);
     let token = Token::load(&token).unwrap();
     let mut client = TcpClient::connect_tcp(&addr, &token).unwrap();
-    assert!(sign(&mut client, target.handle, "9999").is_err());
+    assert_eq!(
+        code(sign(&mut client, target.handle, "9999")),
+        ErrorCodeOf(ErrorCode::Authorization)
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     let mut s = Sks::open(SqliteStorage::open(&db).unwrap(), Config::default()).unwrap();

@@ -15,12 +15,7 @@ use sks_core::secret::Secret;
 use sks_core::ErrorCode;
 use sks_issuer::{KeyEntrySpec, PinPolicy};
 
-fn one_key(
-    spec: KeyEntrySpec,
-) -> (
-    sks_core::wire::WireLoopback<sks_core::Sks<sks_core::MemoryStorage>>,
-    Provisioned,
-) {
+fn one_key(spec: KeyEntrySpec) -> (TestSks, Provisioned) {
     let mut s = sks();
     let id = identity();
     let mut iss = id.session("https://issuer.example.com/x", "S1");
@@ -252,13 +247,7 @@ fn perform_hmac_needs_a_symmetric_key() {
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Algorithm));
 }
 
-fn protected_key(
-    export: Protection,
-    delete: Protection,
-) -> (
-    sks_core::wire::WireLoopback<sks_core::Sks<sks_core::MemoryStorage>>,
-    Provisioned,
-) {
+fn protected_key(export: Protection, delete: Protection) -> (TestSks, Provisioned) {
     let mut s = sks();
     let id = identity();
     let mut iss = id.session("https://issuer.example.com/x", "S1");

@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use sks_core::api::{encode_error, method_id, req, resp, Request, Response, METHODS};
-use sks_core::codec::{Blob, List16, List8};
+use sks_core::codec::{Blob, DecodeError, List16, List8};
 use sks_core::secret::Secret;
 use sks_core::{ErrorCode, SksError};
 
@@ -141,11 +141,19 @@ fn complex_outputs_round_trip() {
 
 #[test]
 fn decoder_rejects_unknown_ids_trailing_bytes_and_bad_bools() {
-    assert!(Request::decode(&[]).is_err());
-    assert!(Request::decode(&[15]).is_err());
-    assert!(Request::decode(&[1, 0]).is_err());
-    assert!(Request::decode(&[5, 0, 0, 0]).is_err());
-    assert!(Request::decode(&[4, 0, 0, 0, 0, 2]).is_err());
+    let cases: [(&[u8], DecodeError); 5] = [
+        (&[], DecodeError::Truncated("byte")),
+        (&[15], DecodeError::UnknownMethod(15)),
+        // getDeviceInfo has no inputs.
+        (&[1, 0], DecodeError::Trailing(1)),
+        // abortProvisioningSession: a 4-byte handle.
+        (&[5, 0, 0, 0], DecodeError::Truncated("int")),
+        // enumerateProvisioningSessions: handle, then a bool.
+        (&[4, 0, 0, 0, 0, 2], DecodeError::InvalidBool),
+    ];
+    for (bytes, expected) in cases {
+        assert_eq!(Request::decode(bytes), Err(expected), "{bytes:02X?}");
+    }
 }
 
 proptest! {

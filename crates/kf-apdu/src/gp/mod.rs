@@ -5,8 +5,11 @@
 //! ISO class `00`); the SCP03 layer sets the secure-messaging bit and
 //! appends the MAC. Commands that carry key material are marked sensitive.
 
+mod cplc;
 mod lifecycle;
 mod store_data;
+
+pub use cplc::{get_cplc, Cplc, CplcError, CPLC_LEN, CPLC_TAG};
 
 pub use lifecycle::{
     get_status, set_application_status, set_card_status, set_domain_and_applications_locked,

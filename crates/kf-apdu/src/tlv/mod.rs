@@ -350,18 +350,21 @@ fn parse_one(bytes: &[u8], options: ParseOptions, depth: usize) -> Result<(Tlv, 
         });
     }
     let value_bytes = &bytes[start..start + value_len];
-    let (value, child_depth) = if tag.is_constructed() {
+    // A constructed value is re-encoded from its children with minimal
+    // lengths, so its length is theirs, not the (possibly longer) one read.
+    let (value, encoded_value_len, child_depth) = if tag.is_constructed() {
         let children = parse_sequence(value_bytes, options, depth + 1)?;
         let d = children.iter().map(|c| c.depth).max().unwrap_or(0);
-        (TlvValue::Constructed(children), d)
+        let len = children.iter().map(Tlv::encoded_len).sum();
+        (TlvValue::Constructed(children), len, d)
     } else {
-        (TlvValue::Primitive(value_bytes.to_vec()), 0)
+        (TlvValue::Primitive(value_bytes.to_vec()), value_len, 0)
     };
     Ok((
         Tlv {
             tag,
             value,
-            value_len,
+            value_len: encoded_value_len,
             depth: 1 + child_depth,
         },
         start + value_len,

@@ -152,7 +152,11 @@ pub fn blocks(
     style: P1Style,
     empty_last: bool,
 ) -> Vec<(u8, u8, Vec<u8>)> {
-    let chunks: Vec<&[u8]> = stream.chunks(block_len).collect();
+    let chunks: Vec<&[u8]> = kf_apdu::gp::block_ranges(stream.len(), block_len)
+        .unwrap()
+        .into_iter()
+        .map(|r| &stream[r])
+        .collect();
     let mut out = Vec::new();
     for (i, chunk) in chunks.iter().enumerate() {
         let last = !empty_last && i + 1 == chunks.len();
@@ -166,7 +170,8 @@ pub fn blocks(
 }
 
 pub fn store_data_cmd(p1: u8, p2: u8, data: &[u8]) -> CommandApdu {
-    CommandApdu::new(0x80, 0xE2, p1, p2).with_data(data.to_vec())
+    CommandApdu::new(kf_apdu::gp::CLA_GP, kf_apdu::gp::ins::STORE_DATA, p1, p2)
+        .with_data(data.to_vec())
 }
 
 /// Sends blocks until one fails; returns the SWs received.

@@ -9,7 +9,6 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
-use time::OffsetDateTime;
 
 use super::{
     audit_ledger_error, audit_record, authorize, json_body, to_ms, ApiError, AppState,
@@ -79,7 +78,7 @@ pub(super) async fn upload(
             prev_link,
             link: this_link,
             audit,
-            now_ms: to_ms(OffsetDateTime::now_utc()),
+            now_ms: to_ms(state.clock.now()),
         }))
         .await
         .map_err(audit_ledger_error)?;

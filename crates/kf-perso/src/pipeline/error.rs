@@ -65,6 +65,13 @@ pub enum PipelineError {
         /// UID the package was issued for (hex).
         delivered: String,
     },
+    /// The chip's CPLC (GET DATA `9F7F`) is malformed.
+    #[error("{0}")]
+    Cplc(#[from] kf_apdu::gp::CplcError),
+    /// The identity check refused the fob before anything was fetched or
+    /// written (e.g. it is already personalized).
+    #[error("{0}")]
+    Refused(HookError),
     /// The journal refused the "started" record; nothing was written to the fob.
     #[error("audit journal: {0}")]
     Journal(#[from] HookError),

@@ -2,7 +2,7 @@
 //! Verify and Zeroize, over any [`Transport`].
 //!
 //! ```text
-//!  ReadUid ─▶ FetchKeys (+ key-pair check) ─▶ InitializeUpdate ─▶ ExternalAuthenticate ─▶ [journal "started"]
+//!  ReadUid (UID, CPLC, identity check) ─▶ FetchKeys (+ key-pair check) ─▶ InitializeUpdate ─▶ ExternalAuthenticate ─▶ [journal "started"]
 //!   ─▶ PayloadDelivery (STORE DATA blocks) ─▶ LifecycleTransition (last block)
 //!   ─▶ PostPersonalization (raw 00 DB ..) ─▶ Verify (ECDSA over a fresh challenge)
 //!   ─▶ [optional ISD SET STATUS] ─▶ Zeroize (always, also after a failure)
@@ -79,8 +79,38 @@ impl Default for PipelineOptions {
     }
 }
 
+/// Who the fob is: its UID and its chip's CPLC, read before anything is
+/// fetched for it or written to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FobIdentity {
+    /// The UID (GET DATA `FF CA 00 00` through the reader).
+    pub uid: Vec<u8>,
+    /// The Card Production Life Cycle data (GPC 2.3.1 §11.3, tag `9F7F`).
+    pub cplc: kf_apdu::gp::Cplc,
+}
+
 /// Callbacks of the pipeline (journal, progress).
 pub trait PipelineHooks {
+    /// Called once the fob's identity is read, before its keys are fetched.
+    /// An error refuses the fob (e.g. already personalized): nothing is
+    /// fetched for it or written to it.
+    fn check_identity(&mut self, _identity: &FobIdentity) -> Result<(), HookError> {
+        Ok(())
+    }
+
+    /// Called once the content is fetched (and its key pair checked), before
+    /// any SCP03 command: the hook may add facts about the content to the
+    /// record (the station's journal sets `irk_fingerprint`) and may refuse
+    /// the content (e.g. an IRK already personalized on an earlier fob);
+    /// a refusal stops the fob at FetchKeys with nothing written to it.
+    fn check_input(
+        &mut self,
+        _input: &ProvisioningInput,
+        _record: &mut AuditRecord,
+    ) -> Result<(), HookError> {
+        Ok(())
+    }
+
     /// Called once the channel is open, before the first STORE DATA. An error
     /// stops the fob before anything is written to it (the journal must hold
     /// the "started" record first).
@@ -117,6 +147,51 @@ impl FobOutcome {
     /// True when every stage passed.
     pub fn is_success(&self) -> bool {
         self.error.is_none()
+    }
+
+    /// True when a STORE DATA went out: from then on part or all of the
+    /// content may be on the fob, whatever the host saw afterwards (a tear or
+    /// a lost response after the card executed a command looks the same to
+    /// the host as one before it).
+    pub fn store_data_sent(&self) -> bool {
+        self.record
+            .apdu_trace
+            .iter()
+            .any(|e| e.direction == crate::Direction::Tx && e.apdu_hex.get(2..4) == Some("E2"))
+    }
+
+    /// What to tell the operator about a failed fob; `None` on success.
+    pub fn retry_advice(&self) -> Option<RetryAdvice> {
+        self.error.as_ref()?;
+        Some(if self.store_data_sent() {
+            RetryAdvice::CheckFob
+        } else {
+            RetryAdvice::RetrySafe
+        })
+    }
+}
+
+/// What the operator may do with a fob that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryAdvice {
+    /// Nothing that writes the applet reached the fob: presenting it again
+    /// starts from scratch.
+    RetrySafe,
+    /// A STORE DATA went out and its outcome is not known to be a refusal:
+    /// the fob may be partly or fully personalized, so it goes to a check
+    /// (its life cycle and stored content) before it is used or retried.
+    CheckFob,
+}
+
+impl RetryAdvice {
+    /// The advice in the operator's words.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetryAdvice::RetrySafe => "nothing was written; the fob may be presented again",
+            RetryAdvice::CheckFob => {
+                "the fob may hold part of its content; set it aside for a check"
+            }
+        }
     }
 }
 
@@ -224,6 +299,23 @@ impl Run<'_, '_> {
         })?;
         self.record.fob_uid = hex::encode_upper(&uid);
         self.uid = Some(uid.clone());
+        self.stage(Stage::ReadUid, |run| {
+            run.exchange_ok(
+                &kf_apdu::gp::select_by_aid(kf_profile::ISD_AID)?,
+                "SELECT ISD",
+            )?;
+            let response = run.exchange_ok(&kf_apdu::gp::get_cplc(), "GET DATA (CPLC)")?;
+            let cplc = kf_apdu::gp::Cplc::parse(response.data())?;
+            run.record.ic_serial = Some(cplc.ic_serial());
+            run.record.ic_fabrication_date = Some(cplc.fabrication_date());
+            let identity = FobIdentity {
+                uid: uid.clone(),
+                cplc,
+            };
+            run.hooks
+                .check_identity(&identity)
+                .map_err(PipelineError::Refused)
+        })?;
 
         self.stage(Stage::FetchKeys, |run| {
             let input = source.fetch(&uid)?;
@@ -239,7 +331,10 @@ impl Run<'_, '_> {
             // Kept even when refused, so Zeroize drops it like any other input.
             run.input = Some(input);
             checked?;
-            Ok(())
+            let input = run.input.as_ref().ok_or(PipelineError::NoInput)?;
+            run.hooks
+                .check_input(input, &mut run.record)
+                .map_err(PipelineError::Refused)
         })?;
 
         let mut plan_options = self.options.plan;

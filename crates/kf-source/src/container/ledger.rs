@@ -8,6 +8,8 @@ use crate::SourceError;
 
 /// Ledger directory name inside the pool.
 pub(crate) const LEDGER_DIR: &str = ".used";
+/// Largest claim marker (a UID line, a time line and a status line).
+const MARKER_MAX_BYTES: u64 = 1024;
 
 /// A recorded claim.
 pub(crate) struct ClaimRecord {
@@ -22,6 +24,9 @@ pub(crate) enum Claim {
     Existing(String),
     /// A package newly claimed for the fob.
     New(String),
+    /// The fob already holds a claim on this package, which has left the
+    /// pool for the done directory (the fob passed with it).
+    Done(String),
     /// No unclaimed package is left.
     None,
 }
@@ -29,6 +34,7 @@ pub(crate) enum Claim {
 pub(crate) struct Ledger {
     pool: PathBuf,
     dir: PathBuf,
+    skip: Option<String>,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SourceError + '_ {
@@ -38,16 +44,17 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SourceError + '_ {
     }
 }
 
-/// Package directory names of a pool, sorted byte-wise; hidden entries and
-/// plain files are skipped.
-pub(crate) fn package_names(pool: &Path) -> Result<Vec<String>, SourceError> {
+/// Package directory names of a pool, sorted byte-wise; hidden entries,
+/// plain files and the directory named `skip` (the done directory when it
+/// lies inside the pool) are skipped.
+pub(crate) fn package_names(pool: &Path, skip: Option<&str>) -> Result<Vec<String>, SourceError> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(pool).map_err(io_err(pool))? {
         let entry = entry.map_err(io_err(pool))?;
         let is_dir = entry.file_type().map_err(io_err(pool))?.is_dir();
         // Non-UTF-8 names cannot be packages (FESN and SPID are ASCII).
         if let Some(name) = entry.file_name().to_str() {
-            if is_dir && !name.starts_with('.') {
+            if is_dir && !name.starts_with('.') && Some(name) != skip {
                 names.push(name.to_owned());
             }
         }
@@ -57,10 +64,36 @@ pub(crate) fn package_names(pool: &Path) -> Result<Vec<String>, SourceError> {
 }
 
 impl Ledger {
-    pub(crate) fn new(pool: &Path) -> Ledger {
+    /// The ledger of `pool`; `skip` names a directory of the pool that is
+    /// not a package (the done directory).
+    pub(crate) fn new(pool: &Path, skip: Option<&str>) -> Ledger {
         Ledger {
             pool: pool.to_path_buf(),
             dir: pool.join(LEDGER_DIR),
+            skip: skip.map(str::to_owned),
+        }
+    }
+
+    /// Package directory names of the pool (see [`package_names`]).
+    pub(crate) fn package_names(&self) -> Result<Vec<String>, SourceError> {
+        package_names(&self.pool, self.skip.as_deref())
+    }
+
+    /// Releases the claim on `name` (its marker is removed) unless the
+    /// package was rejected; a missing marker is not an error.
+    pub(crate) fn release(&self, name: &str) -> Result<(), SourceError> {
+        let marker = kf_files::confined_join(&self.dir, name)?;
+        let rejected = self
+            .claims()?
+            .iter()
+            .any(|c| c.package == name && c.rejected);
+        if rejected {
+            return Ok(());
+        }
+        match std::fs::remove_file(&marker) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(&marker)(e)),
         }
     }
 
@@ -80,7 +113,11 @@ impl Ledger {
             if name.starts_with('.') {
                 continue; // temporary files of an interrupted writer
             }
-            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            // A marker is a few short lines; anything else in its place (a
+            // FIFO, a link, a large file) stops the pool with a clear error.
+            let path = entry.path();
+            let bytes = kf_files::read_regular(&path, MARKER_MAX_BYTES, kf_files::Links::Refuse)?;
+            let text = String::from_utf8_lossy(&bytes);
             let uid_hex = text
                 .lines()
                 .find_map(|l| l.strip_prefix("uid="))
@@ -97,19 +134,22 @@ impl Ledger {
 
     /// Claims a package for `uid`: the one it already holds, else the next
     /// unclaimed one in sorted order.
-    pub(crate) fn claim(&self, uid: &[u8]) -> Result<Claim, SourceError> {
+    pub(crate) fn claim(&self, uid: &[u8], done_dir: &Path) -> Result<Claim, SourceError> {
         let uid_hex = hex::encode_upper(uid);
         let claims = self.claims()?;
-        if let Some(own) = claims
+        for own in claims
             .iter()
-            .find(|c| !c.rejected && c.uid_hex.as_deref() == Some(uid_hex.as_str()))
+            .filter(|c| !c.rejected && c.uid_hex.as_deref() == Some(uid_hex.as_str()))
         {
             if self.pool.join(&own.package).is_dir() {
                 return Ok(Claim::Existing(own.package.clone()));
             }
+            if done_dir.join(&own.package).is_dir() {
+                return Ok(Claim::Done(own.package.clone()));
+            }
         }
         std::fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
-        for name in package_names(&self.pool)? {
+        for name in self.package_names()? {
             if claims.iter().any(|c| c.package == name) {
                 continue;
             }
@@ -135,13 +175,7 @@ impl Ledger {
 
     /// Marks a claimed package as rejected (it failed validation).
     pub(crate) fn mark_rejected(&self, name: &str) -> Result<(), SourceError> {
-        let marker = self.dir.join(name);
-        let mut file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&marker)
-            .map_err(io_err(&marker))?;
-        file.write_all(b"status=rejected\n")
-            .and_then(|()| file.sync_all())
-            .map_err(io_err(&marker))
+        let marker = kf_files::confined_join(&self.dir, name)?;
+        Ok(kf_files::append_regular(&marker, b"status=rejected\n")?)
     }
 }

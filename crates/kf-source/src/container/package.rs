@@ -27,6 +27,18 @@ pub const ROOT_CERT_FILE: &str = "cms_root_cert.der";
 /// Longest FESN accepted (seed FESNs are 8 characters).
 const MAX_FESN_LEN: usize = 16;
 
+/// Size caps of the package files. The seed's format fixes the sizes
+/// (`FESN.txt` 8 bytes, `irk_keyfob.key` 24 Base64 characters,
+/// `keyfob_private.der` 138 bytes, certificates 422–722 bytes); each cap
+/// leaves room for line ends, SEC 1 keys and longer certificate chains.
+pub const FESN_MAX_BYTES: u64 = 64;
+/// Cap of `irk_keyfob.key`.
+pub const IRK_MAX_BYTES: u64 = 128;
+/// Cap of `keyfob_private.der`.
+pub const PRIVATE_KEY_MAX_BYTES: u64 = 1024;
+/// Cap of each certificate file (device, ICA, root).
+pub const CERT_MAX_BYTES: u64 = 8 * 1024;
+
 /// The raw bytes of a package's four files.
 pub struct PackageFiles {
     /// `FESN.txt`.
@@ -42,28 +54,38 @@ pub struct PackageFiles {
 impl PackageFiles {
     /// Reads the four files of a package directory; a missing file is
     /// [`ContainerErrorKind::MissingFile`].
+    ///
+    /// The directory must be a real directory and each file a regular file
+    /// (no symbolic links, FIFOs or devices) within its cap.
     pub fn read(dir: &Path) -> Result<PackageFiles, ContainerError> {
+        kf_files::check_plain_dir(dir).map_err(file_error)?;
         Ok(PackageFiles {
-            fesn_txt: read_file(&dir.join(FESN_FILE))?,
-            irk_key: Zeroizing::new(read_file(&dir.join(IRK_FILE))?),
-            private_key_der: Zeroizing::new(read_file(&dir.join(PRIVATE_KEY_FILE))?),
-            device_cert_der: read_file(&dir.join(DEVICE_CERT_FILE))?,
+            fesn_txt: read_file(&dir.join(FESN_FILE), FESN_MAX_BYTES)?,
+            irk_key: Zeroizing::new(read_file(&dir.join(IRK_FILE), IRK_MAX_BYTES)?),
+            private_key_der: Zeroizing::new(read_file(
+                &dir.join(PRIVATE_KEY_FILE),
+                PRIVATE_KEY_MAX_BYTES,
+            )?),
+            device_cert_der: read_file(&dir.join(DEVICE_CERT_FILE), CERT_MAX_BYTES)?,
         })
     }
 }
 
-/// Reads a whole file, mapping "not found" to `MissingFile`.
-pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, ContainerError> {
-    std::fs::read(path).map_err(|e| {
-        let kind = if e.kind() == std::io::ErrorKind::NotFound {
-            ContainerErrorKind::MissingFile
-        } else {
-            ContainerErrorKind::Io {
-                reason: e.to_string(),
-            }
-        };
-        ContainerError::new(path, kind)
-    })
+/// Reads a pool file as a regular file (symbolic links refused, so nothing
+/// is read from outside the pool) of at most `cap` bytes, mapping "not
+/// found" to `MissingFile`.
+pub(crate) fn read_file(path: &Path, cap: u64) -> Result<Vec<u8>, ContainerError> {
+    kf_files::read_regular(path, cap, kf_files::Links::Refuse).map_err(file_error)
+}
+
+fn file_error(e: kf_files::FileError) -> ContainerError {
+    let kind = match e.kind() {
+        kf_files::FileErrorKind::Missing => ContainerErrorKind::MissingFile,
+        other => ContainerErrorKind::Io {
+            reason: other.to_string(),
+        },
+    };
+    ContainerError::new(e.path(), kind)
 }
 
 /// The factory-wide certificates (DGIs A004 and A005), with the ICA checked
@@ -79,8 +101,8 @@ impl SharedCertificates {
     pub fn load(pool: &Path) -> Result<SharedCertificates, ContainerError> {
         let ica_path = pool.join(ICA_CERT_FILE);
         let root_path = pool.join(ROOT_CERT_FILE);
-        let ica_der = read_file(&ica_path)?;
-        let root_der = read_file(&root_path)?;
+        let ica_der = read_file(&ica_path, CERT_MAX_BYTES)?;
+        let root_der = read_file(&root_path, CERT_MAX_BYTES)?;
         SharedCertificates::from_der(ica_der, root_der, &ica_path, &root_path)
     }
 
@@ -233,15 +255,86 @@ pub fn validate_package(
     })
 }
 
-fn decode_irk(text: &[u8]) -> Result<BleIrk, ContainerErrorKind> {
-    let trimmed = text.trim_ascii();
+/// Decodes `irk_keyfob.key` strictly (seed 001 "Container Directory Format":
+/// "Base64 (24 chars)", "BLE IRK (16 bytes decoded)").
+///
+/// Rules, each refused with its own [`ContainerErrorKind`]:
+/// - the file is exactly 24 characters of the standard Base64 alphabet
+///   (RFC 4648 §4) with canonical `=` padding and zero trailing bits,
+///   optionally followed by one line end (`\n` or `\r\n`); any other
+///   whitespace (leading, inner, trailing blanks, several line ends) is
+///   refused ([`ContainerErrorKind::BadIrkBase64`]);
+/// - it decodes to exactly 16 bytes ([`ContainerErrorKind::BadIrkLength`]);
+/// - the 16 bytes are not all zero ([`ContainerErrorKind::ZeroIrk`]).
+pub(crate) fn decode_irk(text: &[u8]) -> Result<BleIrk, ContainerErrorKind> {
+    let body = text
+        .strip_suffix(b"\r\n")
+        .or_else(|| text.strip_suffix(b"\n"))
+        .unwrap_or(text);
+    // The STANDARD engine refuses any byte outside the alphabet (whitespace
+    // included), non-canonical padding and non-zero trailing bits.
     let bytes = Zeroizing::new(
         base64::engine::general_purpose::STANDARD
-            .decode(trimmed)
+            .decode(body)
             .map_err(|_| ContainerErrorKind::BadIrkBase64)?,
     );
     if bytes.len() != IRK_LEN {
         return Err(ContainerErrorKind::BadIrkLength { len: bytes.len() });
     }
+    if bytes.iter().all(|b| *b == 0) {
+        return Err(ContainerErrorKind::ZeroIrk);
+    }
     BleIrk::from_bytes(&bytes).map_err(|_| ContainerErrorKind::BadIrkLength { len: bytes.len() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(text: &[u8]) -> Option<ContainerErrorKind> {
+        decode_irk(text).err()
+    }
+
+    #[test]
+    fn irk_decoding_is_strict() {
+        let good = base64::engine::general_purpose::STANDARD.encode([0x5Au8; 16]);
+        for ok in [good.clone(), format!("{good}\n"), format!("{good}\r\n")] {
+            assert_eq!(
+                decode_irk(ok.as_bytes()).map(|k| *k.expose_secret()).ok(),
+                Some([0x5A; 16]),
+                "{ok:?}"
+            );
+        }
+        for bad in [
+            format!(" {good}"),
+            format!("{good} "),
+            format!("{good}\n\n"),
+            format!("{}\n{}", &good[..12], &good[12..]),
+            format!("\t{good}"),
+            good.trim_end_matches('=').to_owned(),
+            format!("{good}="),
+            // Non-zero trailing bits: 'x' instead of 'w' before the padding.
+            format!("{}x==", &good[..21]),
+            good.replace('W', "-"),
+        ] {
+            assert_eq!(
+                kind(bad.as_bytes()),
+                Some(ContainerErrorKind::BadIrkBase64),
+                "{bad:?}"
+            );
+        }
+        let b64 = |n: usize, v: u8| base64::engine::general_purpose::STANDARD.encode(vec![v; n]);
+        assert_eq!(
+            kind(b64(15, 1).as_bytes()),
+            Some(ContainerErrorKind::BadIrkLength { len: 15 })
+        );
+        assert_eq!(
+            kind(b64(17, 1).as_bytes()),
+            Some(ContainerErrorKind::BadIrkLength { len: 17 })
+        );
+        assert_eq!(
+            kind(b64(16, 0).as_bytes()),
+            Some(ContainerErrorKind::ZeroIrk)
+        );
+    }
 }

@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use super::package::{KeyPackage, RawKeyPackage};
+use super::package::KeyPackage;
 use super::KlmsError;
 
 /// Largest response body accepted (a key package is about 5 KiB).
@@ -59,7 +59,8 @@ impl KlmsClientConfig {
         client_key: &Path,
     ) -> Result<Self, KlmsError> {
         let read = |p: &Path| {
-            std::fs::read(p).map_err(|e| KlmsError::Config(format!("{}: {e}", p.display())))
+            kf_files::read_regular(p, kf_files::PEM_MAX_BYTES, kf_files::Links::Follow)
+                .map_err(|e| KlmsError::Config(e.to_string()))
         };
         let mut identity = Zeroizing::new(read(client_cert)?);
         expect_pem_label(client_cert, &identity, "certificate", |l| {
@@ -195,11 +196,7 @@ impl KlmsClient {
         let (status, bytes) = self.send_with_retries(&url, || self.http.post(&url).json(&body))?;
         let bytes = Zeroizing::new(bytes);
         match status {
-            s if s.is_success() => {
-                let raw: RawKeyPackage = serde_json::from_slice(&bytes)
-                    .map_err(|e| KlmsError::InvalidResponse(redacted_json_error(&e)))?;
-                KeyPackage::from_raw(raw, fob_uid)
-            }
+            s if s.is_success() => KeyPackage::from_json(&bytes, fob_uid),
             StatusCode::CONFLICT => Err(KlmsError::AlreadyIssued {
                 message: error_message(&bytes),
             }),
@@ -338,7 +335,7 @@ impl KlmsClient {
 }
 
 /// serde_json errors can quote the offending value; keep only the category and position.
-fn redacted_json_error(e: &serde_json::Error) -> String {
+pub(crate) fn redacted_json_error(e: &serde_json::Error) -> String {
     let msg = e.to_string();
     // Field-level messages ("missing field `x`", "unknown field `x`") carry no values.
     if msg.starts_with("missing field")

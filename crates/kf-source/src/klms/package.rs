@@ -155,6 +155,15 @@ fn printable(field: &str, value: &str) -> Result<(), KlmsError> {
 }
 
 impl KeyPackage {
+    /// Parses and validates a `POST /v1/key-packages` response body for the fob
+    /// `expected_uid`. A JSON error names the field or the position, never a
+    /// value: the body carries the fob's keys.
+    pub fn from_json(body: &[u8], expected_uid: &[u8]) -> Result<KeyPackage, KlmsError> {
+        let raw: RawKeyPackage = serde_json::from_slice(body)
+            .map_err(|e| KlmsError::InvalidResponse(super::client::redacted_json_error(&e)))?;
+        KeyPackage::from_raw(raw, expected_uid)
+    }
+
     /// Validates a parsed response for the fob `expected_uid`.
     pub(crate) fn from_raw(
         raw: RawKeyPackage,
@@ -256,7 +265,13 @@ impl KeyPackage {
     /// (by the wall clock or by the monotonic clock measured from receipt).
     /// Call it right before the keys are used.
     pub fn ensure_fresh(&self) -> Result<(), KlmsError> {
-        if Instant::now() >= self.deadline || OffsetDateTime::now_utc() >= self.expires_at {
+        self.ensure_fresh_at(Instant::now(), OffsetDateTime::now_utc())
+    }
+
+    /// [`KeyPackage::ensure_fresh`] at the given monotonic and wall-clock
+    /// times.
+    pub fn ensure_fresh_at(&self, now: Instant, wall: OffsetDateTime) -> Result<(), KlmsError> {
+        if now >= self.deadline || wall >= self.expires_at {
             return Err(KlmsError::Expired {
                 transaction_id: self.transaction_id.clone(),
                 expires_at: self.expires_at_rfc3339(),
@@ -267,7 +282,12 @@ impl KeyPackage {
 
     /// Time left before expiry (zero when expired).
     pub fn remaining(&self) -> Duration {
-        self.deadline.saturating_duration_since(Instant::now())
+        self.remaining_at(Instant::now())
+    }
+
+    /// Time left before expiry at the monotonic time `now`.
+    pub fn remaining_at(&self, now: Instant) -> Duration {
+        self.deadline.saturating_duration_since(now)
     }
 
     /// Transaction id to echo in the audit record.

@@ -155,8 +155,12 @@ fn audit(command: AuditCommand) -> anyhow::Result<u8> {
             let key = JournalKey::load(&key_path)?;
             let klms_key = klms_key
                 .map(|p| -> anyhow::Result<_> {
-                    let pem = std::fs::read_to_string(&p)
-                        .with_context(|| format!("KLMS key {}", p.display()))?;
+                    let pem = kf_files::read_regular_text(
+                        &p,
+                        kf_files::PEM_MAX_BYTES,
+                        kf_files::Links::Follow,
+                    )
+                    .with_context(|| format!("KLMS key {}", p.display()))?;
                     kf_audit::receipt::klms_key_from_pem(&pem)
                         .map_err(|e| anyhow::anyhow!("KLMS key {}: {e}", p.display()))
                 })

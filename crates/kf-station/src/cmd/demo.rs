@@ -38,6 +38,13 @@ pub struct DemoArgs {
     /// or dev (seed dev-sample keys, in-memory packages).
     #[arg(long, default_value = "klms", value_parser = ["klms", "dev"])]
     pub source: String,
+    #[command(flatten)]
+    pub console: crate::console::ConsoleArgs,
+    /// With --console: wait for a line on standard input before the first
+    /// fob, and keep the console up after the last one until standard input
+    /// closes (for a supervised demo, or a test driving a browser).
+    #[arg(long, requires = "console")]
+    pub console_hold: bool,
 }
 
 /// The embedded reference KLMS of the demo: dev PKI in the data directory,
@@ -96,6 +103,7 @@ impl EmbeddedKlms {
 }
 
 const STATION_ID: &str = "DEMO-STATION";
+const DEMO_READER: &str = "DEMO-READER-01";
 
 /// Runs the demo.
 pub fn run(args: DemoArgs) -> u8 {
@@ -143,9 +151,16 @@ fn demo(args: &DemoArgs, options: &PipelineOptions) -> anyhow::Result<bool> {
         klms.as_ref().map(|k| &k.client),
     )?;
     let mut source: Box<dyn kf_source::ProvisioningSource> = match &klms {
-        Some(k) => Box::new(crate::klms::source(&k.client, "DEMO-READER-01")),
+        Some(k) => Box::new(crate::klms::source(&k.client, DEMO_READER)),
         None => Box::new(DevSampleSource::generated(args.fobs, None)?),
     };
+    let console = args.console.start(args.json)?;
+    let reader = console.as_ref().map(|(c, _)| c.reader(DEMO_READER));
+    if args.console_hold {
+        errln!("console up: press Enter to start the fobs");
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+    }
     let bar = ProgressBar::new(args.fobs as u64);
     if args.json {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -162,7 +177,11 @@ fn demo(args: &DemoArgs, options: &PipelineOptions) -> anyhow::Result<bool> {
             None => sim_fob()?,
         };
         let mut link = LoopbackTransport::new(fob);
-        let outcome = recorder.provision(&mut link, source.as_mut(), options)?;
+        if let Some(reader) = &reader {
+            reader.fob_present();
+        }
+        let outcome =
+            recorder.provision_shown(&mut link, source.as_mut(), options, reader.as_ref())?;
         bar.set_message(crate::station::outcome_line(&outcome));
         bar.inc(1);
         outcomes.push(outcome);
@@ -170,6 +189,16 @@ fn demo(args: &DemoArgs, options: &PipelineOptions) -> anyhow::Result<bool> {
     bar.finish_and_clear();
     let wall = started.elapsed();
     let upload = recorder.close(Duration::from_secs(10));
+    if let Some((console, server)) = console {
+        if let Some(stats) = &upload {
+            console.upload_status(stats);
+        }
+        if args.console_hold {
+            errln!("console up: close standard input to stop");
+            std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink())?;
+        }
+        server.shutdown();
+    }
     if let Some(k) = klms {
         k.server.shutdown();
     }

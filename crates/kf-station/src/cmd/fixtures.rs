@@ -40,7 +40,10 @@ pub fn run(command: FixturesCommand) -> u8 {
                     // A target path that cannot be written (a file, an existing
                     // pool, no permission) is the operator's input, like any
                     // other bad file argument; a generation failure is not.
-                    if matches!(e, kf_source::SourceError::Io { .. }) {
+                    if matches!(
+                        e,
+                        kf_source::SourceError::Io { .. } | kf_source::SourceError::File(_)
+                    ) {
                         exit::BAD_INPUT
                     } else {
                         exit::FAILED

@@ -20,12 +20,30 @@ pub struct StationArgs {
     /// Use an in-process virtual fob (dev-sample keys) instead of a reader.
     #[arg(long)]
     pub sim: bool,
+    /// UID of the virtual fob, hex (default: a random one); the same UID
+    /// presents the same fob to the source again.
+    #[arg(long, requires = "sim", value_name = "HEX")]
+    pub sim_uid: Option<String>,
     /// Provisioning source: dev, container, klms (klms reads `[klms]` from --config).
     #[arg(long)]
     pub source: Option<String>,
     /// Container pool directory (for --source container; optional for dev).
     #[arg(long)]
     pub source_dir: Option<PathBuf>,
+    /// Where the packages of fobs that passed are moved (default: DIR/done of --source-dir).
+    #[arg(long)]
+    pub done_dir: Option<PathBuf>,
+    /// Keep the private-key file of packages of fobs that passed (debugging only;
+    /// by default it is overwritten with zeros and removed).
+    #[arg(long)]
+    pub keep_packages: bool,
+    /// The package producer's public key (PEM, EC P-256): a package's
+    /// `manifest.json` is verified with it.
+    #[arg(long)]
+    pub manifest_key: Option<PathBuf>,
+    /// Refuse packages without a signed `manifest.json` (needs --manifest-key).
+    #[arg(long)]
+    pub require_manifest: bool,
     /// SCP03 security level (01, 03, 11, 13, 33).
     #[arg(long)]
     pub level: Option<String>,
@@ -56,6 +74,18 @@ impl StationArgs {
         }
         if let Some(d) = &self.source_dir {
             config.source.dir = Some(d.clone());
+        }
+        if let Some(d) = &self.done_dir {
+            config.source.done_dir = Some(d.clone());
+        }
+        if self.keep_packages {
+            config.source.keep_packages = true;
+        }
+        if let Some(k) = &self.manifest_key {
+            config.source.manifest_key = Some(k.clone());
+        }
+        if self.require_manifest {
+            config.source.require_manifest = true;
         }
         if let Some(l) = &self.level {
             config.security_level = l.clone();
@@ -102,7 +132,12 @@ fn provision_one(args: &StationArgs) -> anyhow::Result<u8> {
         opened.klms.as_ref(),
     )?;
     let outcome = if config.sim {
-        provision_sim(&mut recorder, source.as_mut(), &options)?
+        provision_sim(
+            &mut recorder,
+            source.as_mut(),
+            &options,
+            args.sim_uid.as_deref(),
+        )?
     } else {
         crate::reader::provision_on_reader(
             &config.reader,

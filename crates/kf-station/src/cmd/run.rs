@@ -4,8 +4,17 @@
 use crate::cmd::provision::StationArgs;
 use crate::exit;
 
+/// Options of `run`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub station: StationArgs,
+    #[command(flatten)]
+    pub console: crate::console::ConsoleArgs,
+}
+
 /// Runs the loop until Ctrl-C.
-pub fn run(args: StationArgs) -> u8 {
+pub fn run(args: RunArgs) -> u8 {
     match station_loop(&args) {
         Ok(code) => code,
         Err(e) => {
@@ -32,7 +41,7 @@ fn checked_config(
 }
 
 #[cfg(any(feature = "pcsc", windows, target_os = "macos"))]
-fn station_loop(args: &StationArgs) -> anyhow::Result<u8> {
+fn station_loop(args: &RunArgs) -> anyhow::Result<u8> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     use std::time::Duration;
@@ -42,7 +51,7 @@ fn station_loop(args: &StationArgs) -> anyhow::Result<u8> {
 
     use crate::station::{open_source, outcome_line, Recorder};
 
-    let (config, options) = checked_config(args)?;
+    let (config, options) = checked_config(&args.station)?;
     // PC/SC before the source and the journal: without pcscd the station is
     // refused without leaving a journal behind.
     let context = PcscContext::establish()?;
@@ -53,6 +62,13 @@ fn station_loop(args: &StationArgs) -> anyhow::Result<u8> {
         config.audit_file.as_deref(),
         opened.klms.as_ref(),
     )?;
+    let console = args.console.start(args.station.json)?;
+    let reader_id = config
+        .klms
+        .reader_id
+        .clone()
+        .unwrap_or_else(|| config.reader.clone());
+    let tile = console.as_ref().map(|(c, _)| c.reader(&reader_id));
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -74,13 +90,23 @@ fn station_loop(args: &StationArgs) -> anyhow::Result<u8> {
     let poll = Some(Duration::from_millis(500));
     while !stop.load(Ordering::SeqCst) {
         match context.wait_for_card(&config.reader, poll) {
-            Ok(_) => {}
+            Ok(_) => {
+                if let Some(tile) = &tile {
+                    tile.fob_present();
+                }
+            }
             Err(TransportError::Timeout | TransportError::Cancelled) => continue,
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                if let Some(tile) = &tile {
+                    tile.offline(crate::console::words::transport_words(&e));
+                }
+                return Err(e.into());
+            }
         }
         let outcome = match context.connect(&config.reader) {
             Ok(mut card) => {
-                let outcome = recorder.provision(&mut card, source.as_mut(), &options);
+                let outcome =
+                    recorder.provision_shown(&mut card, source.as_mut(), &options, tile.as_ref());
                 // The outcome is recorded already; a reader that fails to
                 // reset shows up on the next connect.
                 let _ = card.disconnect(CardDisposition::Reset);
@@ -88,6 +114,9 @@ fn station_loop(args: &StationArgs) -> anyhow::Result<u8> {
             }
             Err(e) => {
                 errln!("FAIL  -  cannot connect: {e}");
+                if let Some(tile) = &tile {
+                    tile.fail(crate::console::words::transport_words(&e));
+                }
                 failed += 1;
                 wait_removed(&context, &config.reader, &stop);
                 continue;
@@ -104,8 +133,14 @@ fn station_loop(args: &StationArgs) -> anyhow::Result<u8> {
         );
         errln!("remove the fob");
         wait_removed(&context, &config.reader, &stop);
+        if let Some(tile) = &tile {
+            tile.idle();
+        }
     }
     outln!("stopped: good {good}, failed {failed}");
+    if let Some((_, server)) = console {
+        server.shutdown();
+    }
     if let Some(stats) = recorder.close(Duration::from_secs(5)) {
         outln!(
             "audit upload: {} sent, {} pending",
@@ -133,9 +168,9 @@ fn wait_removed(
 }
 
 #[cfg(not(any(feature = "pcsc", windows, target_os = "macos")))]
-fn station_loop(args: &StationArgs) -> anyhow::Result<u8> {
+fn station_loop(args: &RunArgs) -> anyhow::Result<u8> {
     // The configuration's own errors first, as with PC/SC support.
-    checked_config(args)?;
+    checked_config(&args.station)?;
     anyhow::bail!(
         "this build has no PC/SC support: rebuild with `--features pcsc` (needs libpcsclite-dev)"
     )

@@ -32,19 +32,27 @@ pub fn run(command: Scp03Command) -> u8 {
 }
 
 fn replay(script: &std::path::Path, show_session_keys: bool) -> u8 {
-    let text = if script.as_os_str() == "-" {
-        let mut s = String::new();
-        match std::io::Read::read_to_string(&mut std::io::stdin(), &mut s) {
-            Ok(_) => Ok(s),
-            Err(e) => Err(e),
-        }
+    let bytes = if script.as_os_str() == "-" {
+        kf_files::read_capped(
+            std::io::stdin().lock(),
+            kf_scp03::replay::SCRIPT_MAX_BYTES,
+            std::path::Path::new("<standard input>"),
+        )
     } else {
-        std::fs::read_to_string(script)
+        kf_files::read_regular(
+            script,
+            kf_scp03::replay::SCRIPT_MAX_BYTES,
+            kf_files::Links::Follow,
+        )
     };
-    let text = match text {
-        Ok(t) => t,
+    let text = match bytes.map(String::from_utf8) {
+        Ok(Ok(t)) => t,
+        Ok(Err(_)) => {
+            errln!("error: cannot read {}: not UTF-8 text", script.display());
+            return exit::BAD_INPUT;
+        }
         Err(e) => {
-            errln!("error: cannot read {}: {e}", script.display());
+            errln!("error: cannot read {e}");
             return exit::BAD_INPUT;
         }
     };

@@ -127,6 +127,12 @@ impl std::fmt::Debug for PrivateKey {
     }
 }
 
+/// Largest RSA public exponent this SKS generates and uses: 2^33 - 1, the bound the RSA
+/// implementation accepts for every public-key operation. createKeyEntry rejects a larger
+/// `.exp` KeyParameters value at parameter validation (ERROR_OPTION, byte layouts §10 item 15)
+/// instead of failing during key generation.
+pub const MAX_RSA_EXPONENT: u64 = RsaPublicKey::MAX_PUB_EXPONENT;
+
 /// Key generation parameters (createKeyEntry KeyAlgorithm, §4.1/§4.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeySpec {

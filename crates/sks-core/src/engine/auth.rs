@@ -61,6 +61,50 @@ impl Core {
         }
     }
 
+    /// Authorization of a cryptographic User API call (signHashedData, asymmetricKeyDecrypt,
+    /// keyAgreement, symmetricKeyEncrypt, performHMAC): the key's BiometricProtection (§5.3)
+    /// combined with the PIN check. The biometric factor is the sensor input
+    /// [`Config::biometric`](super::Config::biometric); it applies to these calls only
+    /// ("only intended to be applied to User API methods like signHashedData"), so deleteKey,
+    /// exportKey and changePIN use [`Core::verify_pin`] alone.
+    ///
+    /// | BiometricProtection | Authorized when |
+    /// |---|---|
+    /// | none | the PIN check passes |
+    /// | alternative | the sensor verified the user and no PIN is supplied, or the PIN check passes |
+    /// | combined | the sensor verified the user **and** the PIN check passes |
+    /// | exclusive | the sensor verified the user (the key has no PIN; a supplied one is redundant) |
+    ///
+    /// A missing biometric verification is ERROR_AUTHORIZATION and is checked before the PIN,
+    /// so it never touches the PIN error counter.
+    pub(crate) fn verify_user(&mut self, kh: u32, pin: &Secret) -> SksResult<()> {
+        let bio = self
+            .state
+            .keys
+            .get(&kh)
+            .ok_or_else(|| err(ErrorCode::NoKey, "Key not found"))?
+            .protection
+            .biometric;
+        let sensed = || (self.config.biometric)(kh);
+        match bio {
+            BiometricProtection::None => {}
+            BiometricProtection::Alternative => {
+                if pin.is_empty() && sensed() {
+                    return Ok(());
+                }
+            }
+            BiometricProtection::Combined | BiometricProtection::Exclusive => {
+                if !sensed() {
+                    return Err(err(
+                        ErrorCode::Authorization,
+                        "Biometric verification missing",
+                    ));
+                }
+            }
+        }
+        self.verify_pin(kh, pin)
+    }
+
     /// PIN check. Keys without a local PIN policy accept only an empty authorization.
     pub(crate) fn verify_pin(&mut self, kh: u32, pin: &Secret) -> SksResult<()> {
         let k = self
@@ -68,16 +112,6 @@ impl Core {
             .keys
             .get(&kh)
             .ok_or_else(|| err(ErrorCode::NoKey, "Key not found"))?;
-        if matches!(
-            k.protection.biometric,
-            BiometricProtection::Combined | BiometricProtection::Exclusive
-        ) {
-            // No biometric sensor: the biometric factor can never be presented.
-            return Err(err(
-                ErrorCode::Authorization,
-                "Biometric authorization unavailable",
-            ));
-        }
         let Some(policy) = self.state.pins.get(&k.pin_policy) else {
             if pin.is_empty() {
                 return Ok(());

@@ -194,15 +194,15 @@ impl Core {
             }
         }
         for old in old_sessions {
-            for k in self.state.keys.values_mut().filter(|k| k.session == old) {
-                k.session = ph;
-            }
-            for p in self.state.pins.values_mut().filter(|p| p.session == old) {
-                p.session = ph;
-            }
-            for p in self.state.puks.values_mut().filter(|p| p.session == old) {
-                p.session = ph;
-            }
+            self.state
+                .keys
+                .update_where(|k| k.session == old, |k| k.session = ph);
+            self.state
+                .pins
+                .update_where(|p| p.session == old, |p| p.session = ph);
+            self.state
+                .puks
+                .update_where(|p| p.session == old, |p| p.session = ph);
             self.state.sessions.remove(&old);
         }
         if let Some(s) = self.state.sessions.get_mut(&ph) {

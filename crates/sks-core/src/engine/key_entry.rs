@@ -4,7 +4,7 @@
 use super::Core;
 use crate::api::{req, resp};
 use crate::consts::*;
-use crate::crypto::keys::{KeySpec, PrivateKey, PublicKey};
+use crate::crypto::keys::{KeySpec, PrivateKey, PublicKey, MAX_RSA_EXPONENT};
 use crate::error::{err, ErrorCode, SksError, SksResult};
 use crate::layout::{self, PinReference};
 use crate::model::{KeyEntry, KeyProtection, PinPolicyEntry};
@@ -68,6 +68,9 @@ fn key_spec(uri: &str, params: &[u8]) -> SksResult<KeySpec> {
         .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
     if e < 3 || e % 2 == 0 {
         return Err(option("Invalid RSA exponent"));
+    }
+    if e > MAX_RSA_EXPONENT {
+        return Err(option("Unsupported RSA exponent: larger than 2^33-1"));
     }
     match spec {
         KeySpec::Rsa { bits, .. } => Ok(KeySpec::Rsa { bits, exponent: e }),
@@ -229,7 +232,7 @@ impl Core {
             .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
         let attestation = self.attest(ph, &layout::key_attestation(&a.id, &public_key))?;
 
-        let handle = self.alloc_handle();
+        let handle = self.alloc_handle()?;
         self.state.keys.insert(
             handle,
             KeyEntry {

@@ -18,15 +18,20 @@ use crate::crypto::CryptoError;
 use crate::device::DeviceIdentity;
 use crate::error::{err, ErrorCode, SksError, SksResult};
 use crate::layout::MacInput;
-use crate::model::{kind, KeyEntry, OpenState, RecordId, Session, State};
+use crate::model::{kind, KeyEntry, OpenState, Session, State};
 use crate::secret::Secret;
 use crate::storage::{Change, Storage};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// A clock returning UNIX seconds (injectable for session-expiry tests).
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The biometric sensor input (§5.3: "there is no API support for biometric authentication,
+/// such information is typically provided through GPIO"): called with the key handle of a
+/// User API cryptographic call, it answers whether the sensor has verified the user for that
+/// call. The embedder supplies it; without a sensor it always answers `false`.
+pub type BiometricInput = Arc<dyn Fn(u32) -> bool + Send + Sync>;
 
 /// Static device properties and policies.
 #[derive(Clone)]
@@ -35,9 +40,12 @@ pub struct Config {
     pub vendor_name: String,
     /// getDeviceInfo VendorDescription.
     pub vendor_description: String,
-    /// getDeviceInfo BiometricSupport. This software SKS has no sensor: with support
-    /// enabled, biometric policies are accepted but biometrics are never presented.
+    /// getDeviceInfo BiometricSupport: whether createKeyEntry accepts a BiometricProtection
+    /// other than `none` (§createKeyEntry remarks).
     pub biometric_support: bool,
+    /// The biometric sensor consulted by the cryptographic User API methods for keys with
+    /// BiometricProtection (§5.3). The default has no sensor and never verifies.
+    pub biometric: BiometricInput,
     /// Delay before acting on a PUK of a policy with RetryLimit 0 (§createPUKPolicy: 1-10 s).
     pub puk_delay: Duration,
     /// Time source for SessionLifeTime enforcement.
@@ -77,6 +85,7 @@ impl Default for Config {
             vendor_description: "Software SKS (Secure Key Store API 1.00), TYPE_SOFTWARE"
                 .to_owned(),
             biometric_support: false,
+            biometric: Arc::new(|_| false),
             puk_delay: Duration::from_secs(1),
             clock: Arc::new(system_clock),
             max_open_sessions: 64,
@@ -103,6 +112,10 @@ impl std::fmt::Debug for Core {
     }
 }
 
+/// `next_handle` value meaning every handle has been handed out; it is never a handle itself
+/// (0xFFFFFFFF ends the enumerations), so handles run from 1 to 0xFFFFFFFE.
+const HANDLE_EXHAUSTED: u32 = u32::MAX;
+
 impl Core {
     /// A core over a state.
     pub fn new(state: State, device: DeviceIdentity, config: Config) -> Self {
@@ -112,6 +125,11 @@ impl Core {
             config,
             puk_paced: None,
         }
+    }
+
+    /// The Credential Database (read-only).
+    pub fn state(&self) -> &State {
+        &self.state
     }
 
     /// Executes one call. Expired open sessions are aborted first (SessionLifeTime).
@@ -146,11 +164,18 @@ impl Core {
         }
     }
 
-    pub(crate) fn alloc_handle(&mut self) -> u32 {
-        self.state.next_handle = self.state.next_handle.max(1);
-        let h = self.state.next_handle;
-        self.state.next_handle = h.wrapping_add(1).max(1);
-        h
+    /// A fresh object handle. Handles are never reused: the counter only grows and, once the
+    /// last handle (0xFFFFFFFE) has been handed out, every further creation fails with
+    /// ERROR_STORAGE ("no persistent storage available for the operation", §7.3) instead of
+    /// wrapping to a handle that may still name, or once named, another object. 0 is never a
+    /// handle (it starts and ends the enumerations, byte layouts §8.8).
+    pub(crate) fn alloc_handle(&mut self) -> SksResult<u32> {
+        let h = self.state.next_handle.max(1);
+        if h == HANDLE_EXHAUSTED {
+            return Err(err(ErrorCode::Storage, "Object handles exhausted"));
+        }
+        self.state.next_handle = h.saturating_add(1);
+        Ok(h)
     }
 
     /// Device ID of §2.7 for the given mode.
@@ -401,7 +426,8 @@ delegate! {
 pub struct Sks<S: Storage> {
     core: Core,
     storage: S,
-    image: BTreeMap<RecordId, Secret>,
+    /// Set when a failed write could not be rolled back by reloading storage.
+    poisoned: bool,
 }
 
 impl<S: Storage> std::fmt::Debug for Sks<S> {
@@ -445,7 +471,7 @@ impl<S: Storage> Sks<S> {
         Ok(Self {
             core: Core::new(state, device, config),
             storage,
-            image,
+            poisoned: false,
         })
     }
 
@@ -464,46 +490,48 @@ impl<S: Storage> Sks<S> {
         self.storage
     }
 
+    /// Writes the records the last call changed, as one atomic batch (byte layouts §8.9;
+    /// storage module docs). Only changed objects are encoded and written, so the cost follows
+    /// the call, not the database size. If the write fails, the in-memory state is reloaded
+    /// from storage, so memory never runs ahead of what is durable.
     fn flush(&mut self) -> SksResult<()> {
-        let mut records = self.core.state.to_records().map_err(storage_error)?;
-        // The device record is not part of State; keep it.
-        if let Some(dev) = self.image.get(&(kind::DEVICE, 0)) {
-            records.insert((kind::DEVICE, 0), dev.duplicate());
-        }
-        let mut batch: Vec<Change<'_>> = Vec::new();
-        for (id, data) in &records {
-            if self
-                .image
-                .get(id)
-                .map(|old| old.expose() != data.expose())
-                .unwrap_or(true)
-            {
-                batch.push((*id, Some(data.expose())));
-            }
-        }
-        for id in self.image.keys() {
-            if !records.contains_key(id) {
-                batch.push((*id, None));
-            }
-        }
-        if batch.is_empty() {
+        let changes = match self.core.state.take_changes() {
+            Ok(c) => c,
+            Err(e) => return Err(self.reload_after(storage_error(e))),
+        };
+        if changes.is_empty() {
             return Ok(());
         }
+        let batch: Vec<Change<'_>> = changes
+            .iter()
+            .map(|(id, data)| (*id, data.as_ref().map(Secret::expose)))
+            .collect();
         match self.storage.apply(&batch) {
-            Ok(()) => {
-                self.image = records;
-                Ok(())
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.reload_after(storage_error(e))),
+        }
+    }
+
+    /// Returns to the durable state after a failed write; `e` is the error to report.
+    fn reload_after(&mut self, e: SksError) -> SksError {
+        match self
+            .storage
+            .load()
+            .map_err(storage_error)
+            .and_then(|image| State::from_records(image.iter()).map_err(storage_error))
+        {
+            Ok(state) => {
+                self.core.state = state;
+                e
             }
-            Err(e) => {
-                let msg = storage_error(&e);
-                // Return to the durable state so memory never runs ahead of storage.
-                if let Ok(image) = self.storage.load() {
-                    if let Ok(state) = State::from_records(image.iter()) {
-                        self.core.state = state;
-                        self.image = image;
-                    }
-                }
-                Err(msg)
+            // Storage cannot even be read back: refuse to go on with a state that may be
+            // ahead of it. Every later call fails until the process is restarted.
+            Err(reload) => {
+                self.poisoned = true;
+                err(
+                    ErrorCode::Storage,
+                    format!("{}; reload failed: {}", e.message(), reload.message()),
+                )
             }
         }
     }
@@ -522,9 +550,20 @@ impl<S: Storage> Sks<S> {
         request: Request,
         waited: PukDelay,
     ) -> Result<Response, SksError> {
+        self.usable()?;
         let result = self.core.execute_after_delay(request, waited);
         self.flush()?;
         result
+    }
+
+    fn usable(&self) -> SksResult<()> {
+        if self.poisoned {
+            return Err(err(
+                ErrorCode::Storage,
+                "Storage failed and could not be read back; restart the SKS",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -536,6 +575,7 @@ impl<S: Storage> SksApi for Sks<S> {
             std::thread::sleep(d.delay());
             return self.call_after_delay(request, d);
         }
+        self.usable()?;
         let result = self.core.execute(request);
         self.flush()?;
         result
@@ -549,5 +589,30 @@ impl SksApi for Core {
             return self.execute_after_delay(request, d);
         }
         self.execute(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn handles_never_wrap_or_repeat() {
+        let mut state = State::default();
+        state.next_handle = u32::MAX - 2;
+        let device = DeviceIdentity::generate("handles").unwrap();
+        let mut core = Core::new(state, device, Config::default());
+        assert_eq!(core.alloc_handle().unwrap(), u32::MAX - 2);
+        assert_eq!(core.alloc_handle().unwrap(), u32::MAX - 1);
+        for _ in 0..3 {
+            let e = core.alloc_handle().unwrap_err();
+            assert_eq!(e.code(), ErrorCode::Storage);
+        }
+        // A fresh database starts at 1; 0 is never a handle.
+        let device = DeviceIdentity::generate("fresh").unwrap();
+        let mut core = Core::new(State::default(), device, Config::default());
+        assert_eq!(core.alloc_handle().unwrap(), 1);
+        assert_eq!(core.alloc_handle().unwrap(), 2);
     }
 }

@@ -73,7 +73,7 @@ impl Core {
             }
             pin::check_syntax(format, value.expose()).map_err(|e| option(e.to_string()))?;
             c.check_new_id(ph, &a.id)?;
-            let handle = c.alloc_handle();
+            let handle = c.alloc_handle()?;
             c.state.puks.insert(
                 handle,
                 PukPolicy {
@@ -136,7 +136,7 @@ impl Core {
             let mac_input = layout::create_pin_policy(&a, puk_id.as_deref());
             c.verify_mac(ph, &mac_input, &a.mac)?;
             c.check_new_id(ph, &a.id)?;
-            let handle = c.alloc_handle();
+            let handle = c.alloc_handle()?;
             c.state.pins.insert(
                 handle,
                 PinPolicyEntry {

@@ -111,7 +111,7 @@ impl Core {
                 .map_err(|_| err(ErrorCode::Internal, "Attestation signing failed"))?
         };
 
-        let handle = self.alloc_handle();
+        let handle = self.alloc_handle()?;
         let opened_at = self.now();
         self.state.sessions.insert(
             handle,
@@ -146,6 +146,10 @@ impl Core {
         &mut self,
         a: req::EnumerateProvisioningSessions,
     ) -> SksResult<resp::EnumerateProvisioningSessions> {
+        // An unknown handle (never issued, or its session is gone) ends the walk (§8.8).
+        if a.provisioning_handle != 0 && !self.state.sessions.contains_key(&a.provisioning_handle) {
+            return Ok(resp::EnumerateProvisioningSessions::default());
+        }
         let next = self
             .state
             .sessions
@@ -208,12 +212,14 @@ impl Core {
         })
     }
 
-    /// enumerateKeys \[70\]: keys of closed sessions, in handle order.
+    /// enumerateKeys \[70\]: keys of closed sessions, in handle order; an unknown handle ends
+    /// the walk (byte layouts §8.8).
     pub(crate) fn enumerate_keys(
         &mut self,
         a: req::EnumerateKeys,
     ) -> SksResult<resp::EnumerateKeys> {
-        if a.key_handle == u32::MAX {
+        // An unknown handle (never issued, or its key is deleted) ends the walk (§8.8).
+        if a.key_handle != 0 && !self.state.keys.contains_key(&a.key_handle) {
             return Ok(resp::EnumerateKeys::default());
         }
         let sessions = &self.state.sessions;

@@ -33,7 +33,7 @@ impl Core {
         wanted: fn(&AlgClass) -> bool,
     ) -> SksResult<(AlgClass, Material)> {
         self.closed_key(kh)?;
-        self.verify_pin(kh, auth)?;
+        self.verify_user(kh, auth)?;
         if data_len > MAX_LENGTH_CRYPTO_DATA {
             return Err(err(ErrorCode::Option, "Data exceeds CryptoDataSize"));
         }

@@ -5,8 +5,9 @@ use sks_core::api::{req, resp, SksApi};
 use sks_core::consts::*;
 use sks_core::crypto::keys::KeySpec;
 use sks_core::secret::Secret;
+use sks_core::storage::StorageError;
 use sks_core::wire::WireLoopback;
-use sks_core::{Config, MemoryStorage, Sks};
+use sks_core::{Config, MemoryStorage, Sks, Storage};
 use sks_issuer::{Issuer, IssuerIdentity, KeyEntrySpec, PinPolicy};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,18 +30,58 @@ pub fn memory_sks() -> Sks<MemoryStorage> {
     Sks::initialize(MemoryStorage::new(), config(clock())).unwrap()
 }
 
-/// The SKS every behavioural test uses: each call is encoded to bytes, decoded, executed,
-/// and the response encoded and decoded again (the §7.4 wire format).
-pub fn sks() -> WireLoopback<Sks<MemoryStorage>> {
-    WireLoopback {
-        inner: memory_sks(),
+/// The storage the behavioural tests run on: in memory, or with `SKS_TEST_STORAGE=sqlite` the
+/// durable SQLite store in a fresh temporary directory (CI runs the suite both ways).
+pub type TestStorage = Box<dyn Storage + Send>;
+
+/// An SQLite store that removes its directory when dropped.
+struct TempSqlite {
+    storage: sks_sqlite::SqliteStorage,
+    _dir: tempfile::TempDir,
+}
+
+impl Storage for TempSqlite {
+    fn load(
+        &mut self,
+    ) -> Result<std::collections::BTreeMap<sks_core::model::RecordId, Secret>, StorageError> {
+        self.storage.load()
+    }
+    fn apply(&mut self, batch: &[sks_core::storage::Change<'_>]) -> Result<(), StorageError> {
+        self.storage.apply(batch)
     }
 }
 
+/// A fresh, empty [`TestStorage`].
+pub fn test_storage() -> TestStorage {
+    match std::env::var("SKS_TEST_STORAGE").as_deref() {
+        Ok("sqlite") => {
+            let dir = tempfile::tempdir().unwrap();
+            let storage = sks_sqlite::SqliteStorage::open(&dir.path().join("sks.db")).unwrap();
+            Box::new(TempSqlite { storage, _dir: dir })
+        }
+        Ok("memory") | Err(_) => Box::new(MemoryStorage::new()),
+        Ok(other) => panic!("SKS_TEST_STORAGE must be memory or sqlite, not {other}"),
+    }
+}
+
+/// The SKS of the behavioural tests, on [`TestStorage`].
+pub type TestSks = WireLoopback<Sks<TestStorage>>;
+
+/// The SKS every behavioural test uses: each call is encoded to bytes, decoded, executed,
+/// and the response encoded and decoded again (the §7.4 wire format).
+pub fn sks() -> TestSks {
+    sks_with_config(config(clock()))
+}
+
 /// Like [`sks`] with a caller-held clock.
-pub fn sks_with_clock(clock: Arc<AtomicU64>) -> WireLoopback<Sks<MemoryStorage>> {
+pub fn sks_with_clock(clock: Arc<AtomicU64>) -> TestSks {
+    sks_with_config(config(clock))
+}
+
+/// Like [`sks`] with a caller-made configuration.
+pub fn sks_with_config(config: Config) -> TestSks {
     WireLoopback {
-        inner: Sks::initialize(MemoryStorage::new(), config(clock)).unwrap(),
+        inner: Sks::initialize(test_storage(), config).unwrap(),
     }
 }
 

@@ -1,0 +1,198 @@
+//! BLE IRK checks of container packages (seed 001 "Container Directory
+//! Format", DGI A006): a malformed or all-zero IRK is refused at FetchKeys
+//! before any SCP03 command, an IRK already written to a fob that passed is
+//! refused, and the journal keeps only a keyed fingerprint of each IRK.
+// They run the simulator (`provision --sim`).
+#![cfg(feature = "sim")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use base64::Engine as _;
+use kf_source::container::IRK_FILE;
+use serde_json::Value;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// `provision --sim` on the container pool, journal `j.db` in `dir`:
+/// (exit code, the `--json` outcome, stderr).
+fn provision(pool: &Path, dir: &Path) -> (i32, Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_kf-station"))
+        .args([
+            "provision",
+            "--sim",
+            "--source",
+            "container",
+            "--source-dir",
+        ])
+        .arg(pool)
+        .args(["--journal", "j.db", "--json"])
+        .current_dir(dir)
+        .env_remove("KF_SOURCE")
+        .env_remove("KF_SOURCE_DIR")
+        .env_remove("KF_JOURNAL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON outcome ({e}); stderr: {stderr}"));
+    (out.status.code().unwrap_or(-1), json, stderr)
+}
+
+/// A pool of `count` generated packages; their directory names, sorted.
+fn pool(root: &Path, count: usize, seed: u64) -> (PathBuf, Vec<String>) {
+    let pool = root.join("pool");
+    let fixtures = kf_source::fixtures::generate(&pool, count, Some(seed)).unwrap();
+    let mut names: Vec<String> = fixtures.packages.iter().map(|p| p.dir_name()).collect();
+    names.sort();
+    (pool, names)
+}
+
+/// No SCP03 command (INITIALIZE UPDATE, EXTERNAL AUTHENTICATE, STORE DATA)
+/// in the record's trace, and the fob stopped at FETCH_KEYS.
+fn assert_stopped_before_scp03(outcome: &Value) {
+    let audit = &outcome["audit"];
+    assert_eq!(audit["overall_result"], "FAILURE", "{outcome:#}");
+    assert_eq!(audit["stage_reached"], "FETCH_KEYS", "{outcome:#}");
+    for entry in audit["apdu_trace"].as_array().unwrap() {
+        if entry["direction"] != "TX" {
+            continue;
+        }
+        let apdu = entry["apdu_hex"].as_str().unwrap();
+        let ins = &apdu[2..4];
+        assert!(
+            !matches!(ins, "50" | "82" | "E2"),
+            "an SCP03 command reached the fob: {apdu}"
+        );
+    }
+}
+
+#[test]
+fn malformed_or_zero_irks_are_refused_before_any_scp03_command() {
+    let good = B64.encode([0x3Cu8; 16]);
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("15 bytes", B64.encode([7u8; 15]), "decodes to 15 bytes"),
+        ("17 bytes", B64.encode([7u8; 17]), "decodes to 17 bytes"),
+        (
+            "non-zero trailing bits",
+            format!("{}x==", &good[..21]),
+            "not strict Base64",
+        ),
+        (
+            "missing padding",
+            good.trim_end_matches('=').to_owned(),
+            "not strict Base64",
+        ),
+        ("leading blank", format!(" {good}"), "not strict Base64"),
+        (
+            "inner line break",
+            format!("{}\n{}", &good[..12], &good[12..]),
+            "not strict Base64",
+        ),
+        ("all zero", B64.encode([0u8; 16]), "all zero"),
+    ];
+    for (i, (what, irk, message)) in cases.into_iter().enumerate() {
+        let work = tempfile::tempdir().unwrap();
+        let (pool, names) = pool(work.path(), 1, 100 + i as u64);
+        std::fs::write(pool.join(&names[0]).join(IRK_FILE), &irk).unwrap();
+        let (code, outcome, stderr) = provision(&pool, work.path());
+        assert_eq!(code, 1, "{what}: {outcome:#} {stderr}");
+        assert_eq!(outcome["result"], "FAIL", "{what}");
+        assert_stopped_before_scp03(&outcome);
+        let error = outcome["error"].as_str().unwrap();
+        assert!(
+            error.contains(&names[0]),
+            "{what}: package not named: {error}"
+        );
+        assert!(error.contains(IRK_FILE), "{what}: file not named: {error}");
+        assert!(error.contains("rule"), "{what}: rule not named: {error}");
+        assert!(error.contains(message), "{what}: {error}");
+    }
+}
+
+#[test]
+fn an_irk_personalized_once_is_refused_in_another_package_and_never_stored() {
+    let work = tempfile::tempdir().unwrap();
+    let (pool, names) = pool(work.path(), 2, 77);
+    // The second package carries the first one's IRK.
+    let irk_text = std::fs::read(pool.join(&names[0]).join(IRK_FILE)).unwrap();
+    std::fs::write(pool.join(&names[1]).join(IRK_FILE), &irk_text).unwrap();
+    let irk = B64.decode(irk_text.trim_ascii()).unwrap();
+    assert_eq!(irk.len(), 16);
+
+    let (code, first, stderr) = provision(&pool, work.path());
+    assert_eq!(code, 0, "{first:#} {stderr}");
+    assert_eq!(first["origin"], names[0].as_str());
+    let fingerprint = first["audit"]["irk_fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(fingerprint.len(), 32, "16 bytes as hex");
+    assert!(fingerprint.bytes().all(|b| b.is_ascii_hexdigit()));
+
+    // The next fob (a new virtual fob) is handed the second package.
+    let (code, second, stderr) = provision(&pool, work.path());
+    assert_eq!(code, 1, "{second:#} {stderr}");
+    assert_stopped_before_scp03(&second);
+    let error = second["error"].as_str().unwrap();
+    assert!(error.contains("already personalized"), "{error}");
+    assert!(error.contains(&names[1]), "{error}");
+    assert!(error.contains("rule"), "{error}");
+    assert_eq!(second["audit"]["irk_fingerprint"], fingerprint.as_str());
+
+    // The journal holds the fingerprint in the SUCCESS outcome, never the IRK.
+    let db = rusqlite::Connection::open_with_flags(
+        work.path().join("j.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let bodies: Vec<String> = db
+        .prepare("SELECT body FROM records WHERE kind = 'outcome' ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(bodies.len(), 2);
+    let success: Value = serde_json::from_str(&bodies[0]).unwrap();
+    assert_eq!(success["overall_result"], "SUCCESS");
+    assert_eq!(success["irk_fingerprint"], fingerprint.as_str());
+    drop(db);
+    let irk_forms = [
+        irk.clone(),
+        hex::encode_upper(&irk).into_bytes(),
+        hex::encode(&irk).into_bytes(),
+        irk_text.trim_ascii().to_vec(),
+    ];
+    let mut scanned = 0;
+    for entry in std::fs::read_dir(work.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("j.db") || name.ends_with(".key") {
+            continue;
+        }
+        let raw = std::fs::read(&path).unwrap();
+        scanned += 1;
+        for form in &irk_forms {
+            assert!(
+                !raw.windows(form.len()).any(|w| w == form.as_slice()),
+                "IRK bytes found in {name}"
+            );
+        }
+    }
+    assert!(scanned >= 1, "no journal file scanned");
+
+    // The journal with the new field still verifies.
+    let out = Command::new(env!("CARGO_BIN_EXE_kf-station"))
+        .args(["audit", "verify", "--journal", "j.db"])
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,34 @@
+//! `station.toml`: the station's configuration, read through the station's own
+//! loader (TOML, error location, `KF_*` overrides) and turned into pipeline
+//! options. The station is a binary crate, so its configuration modules are
+//! compiled into this target from their source files.
+#![no_main]
+#![allow(dead_code)]
+use std::sync::OnceLock;
+
+use libfuzzer_sys::fuzz_target;
+
+#[path = "../../crates/kf-station/src/config.rs"]
+mod config;
+#[path = "../../crates/kf-station/src/klms.rs"]
+mod klms;
+#[path = "../../crates/kf-station/src/paths.rs"]
+mod paths;
+
+fn dir() -> &'static tempfile::TempDir {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"))
+}
+
+fuzz_target!(|data: &[u8]| {
+    let path = dir().path().join("station.toml");
+    std::fs::write(&path, data).expect("write the input");
+    match config::StationConfig::load(Some(&path)) {
+        Ok(cfg) => {
+            let _ = cfg.pipeline_options();
+        }
+        Err(e) => {
+            let _ = format!("{e:#}");
+        }
+    }
+});

@@ -1,0 +1,29 @@
+//! Card side of SCP03 (GP Amd D §6.2.4/§6.2.6): C-MAC checking and C-DEC
+//! decryption of a command from the host. Raw hostile bytes are refused
+//! without panicking; a command the host wrapped unwraps to the plaintext.
+#![no_main]
+use kf_apdu::CommandApdu;
+use libfuzzer_sys::fuzz_target;
+
+#[path = "common/scp03.rs"]
+mod common;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let (level, s16, aes256) = common::params(first);
+    let (mut host, mut card) = common::open(level, s16, aes256);
+    if first & 0x10 == 0 {
+        let _ = card.unwrap_command(rest);
+        let _ = card.unwrap_command(rest);
+    } else if let Ok(cmd) = CommandApdu::parse(rest) {
+        if let Ok(wrapped) = host.wrap(cmd.clone()) {
+            let plain = card
+                .unwrap_command(&wrapped.to_bytes())
+                .expect("card unwraps the host's command");
+            assert_eq!(plain.data(), cmd.data());
+            assert_eq!(plain.ins(), cmd.ins());
+        }
+    }
+});
