@@ -24,6 +24,7 @@ use kf_card::{FobConfig, VirtualFob};
 use kf_perso::pipeline::{provision_fob, NoHooks, PipelineOptions};
 use kf_source::DevSampleSource;
 use kf_transport::error::TransportError;
+use kf_transport::link::ApduShape;
 use kf_transport::loopback::{LoopbackTransport, VirtualCard};
 use kf_transport::transport::{Layer, RawApdu, Transport};
 
@@ -160,21 +161,23 @@ pub fn table(rows: &[Row]) -> String {
 
 /// One recorded exchange.
 #[derive(Debug, Clone, Copy)]
-struct Exchange {
-    cmd: usize,
-    resp: usize,
-    ins: u8,
+pub(crate) struct Exchange {
+    pub(crate) cmd: usize,
+    pub(crate) resp: usize,
+    pub(crate) ins: u8,
+    /// Class, instruction and lengths; never the data.
+    pub(crate) shape: ApduShape,
     rtt: Duration,
 }
 
 /// Records the size, INS and round-trip time of every exchange.
-struct Recorder<T> {
+pub(crate) struct Recorder<T> {
     inner: T,
-    log: Vec<Exchange>,
+    pub(crate) log: Vec<Exchange>,
 }
 
 impl<T> Recorder<T> {
-    fn new(inner: T) -> Self {
+    pub(crate) fn new(inner: T) -> Self {
         Recorder {
             inner,
             log: Vec::new(),
@@ -198,6 +201,7 @@ impl<T: Transport> Layer for Recorder<T> {
             cmd: apdu.len(),
             resp: resp.len(),
             ins: apdu.get(1).copied().unwrap_or(0),
+            shape: ApduShape::of(apdu),
             rtt: start.elapsed(),
         });
         Ok(resp)

@@ -113,8 +113,13 @@ pub fn provision_sim(
     source: &mut dyn ProvisioningSource,
     options: &kf_perso::pipeline::PipelineOptions,
     uid: Option<&str>,
+    rate: Option<kf_transport::BitRate>,
 ) -> anyhow::Result<FobOutcome> {
-    let link = kf_transport::loopback::LoopbackTransport::new(sim_fob_with_uid(uid)?);
+    let fob = kf_transport::PacedCard::new(
+        sim_fob_with_uid(uid)?,
+        rate.map(kf_transport::LinkModel::new),
+    );
+    let link = kf_transport::loopback::LoopbackTransport::new(fob);
     let mut link = sim_crash_plan()?.build(link);
     recorder.provision(&mut link, source, options)
 }
@@ -147,6 +152,7 @@ pub fn provision_sim(
     _source: &mut dyn ProvisioningSource,
     _options: &kf_perso::pipeline::PipelineOptions,
     _uid: Option<&str>,
+    _rate: Option<kf_transport::BitRate>,
 ) -> anyhow::Result<FobOutcome> {
     Err(crate::cmd::sim_only::not_in_this_build("provision --sim"))
 }

@@ -126,7 +126,9 @@ fn klms_down_fails_at_fetch_keys_and_only_the_identity_was_read() {
 #[cfg(unix)]
 #[test]
 fn kill_9_during_a_run_leaves_a_verifiable_journal_and_closes_the_interrupted_fob() {
-    // A run journals two records per fob (started, outcome).
+    // A run journals two records per fob (started, outcome). The virtual
+    // fobs answer at the modeled speed of a 106 kbit/s link (about a quarter
+    // of a second a fob), so the kill falls mid-run on any machine.
     const FOBS: usize = 100;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("demo");
@@ -138,6 +140,8 @@ fn kill_9_during_a_run_leaves_a_verifiable_journal_and_closes_the_interrupted_fo
             "--fobs",
             &FOBS.to_string(),
             "--json",
+            "--link",
+            "106k",
             "--data-dir",
         ])
         .arg(&data)

@@ -17,6 +17,7 @@
 //! * [`Transport`]: the trait every backend implements.
 //! * [`iso7816`]: the ISO/IEC 7816-3/-4 transmission conventions.
 //! * [`loopback`]: [`VirtualCard`] and the in-process transport.
+//! * [`link`]: the ISO/IEC 14443-4 timing model and [`PacedCard`].
 //! * [`trace`]: redacting recorder; [`fault`]: fault injector.
 //! * [`vpcd`]: serves a [`VirtualCard`] to pcscd via vsmartcard's vpcd.
 //! * `pcsc` (feature `pcsc` on Linux, always on Windows/macOS): PC/SC backend.
@@ -42,6 +43,7 @@ pub mod echo;
 pub mod error;
 pub mod fault;
 pub mod iso7816;
+pub mod link;
 pub mod loopback;
 #[cfg(any(feature = "pcsc", windows, target_os = "macos"))]
 pub mod pcsc;
@@ -55,6 +57,7 @@ pub use echo::EchoCard;
 pub use error::TransportError;
 pub use fault::{FaultPlan, FaultyTransport};
 pub use iso7816::{read_uid, transceive, DriverConfig, Iso7816Driver};
+pub use link::{BitRate, LinkModel, PacedCard};
 pub use loopback::{LoopbackTransport, VirtualCard};
 pub use readers::{list_readers_with_status, ReaderInfo};
 pub use trace::{ApduTrace, Direction, TraceEntry, TracingTransport};

@@ -5,6 +5,7 @@
 
 use clap::Args;
 use kf_bench::e2e::{self, Link};
+use kf_bench::link_model::LinkRow;
 
 use crate::config::StationConfig;
 use crate::exit;
@@ -21,6 +22,11 @@ pub struct BenchArgs {
     /// loopback (in-process), vpcd (pcscd + vpcd, started by the bench), or both.
     #[arg(long, default_value = "loopback", value_parser = ["loopback", "vpcd", "both"])]
     pub transport: String,
+    /// Instead of measuring: the modeled time per fob on a real ISO/IEC
+    /// 14443-4 link at every bit rate, for short and extended-length STORE
+    /// DATA (one row per plan, rate and level).
+    #[arg(long)]
+    pub link_model: bool,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -42,6 +48,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         anyhow::bail!("--fobs must be at least 1");
     }
     let mut rows = Vec::new();
+    let mut link_rows = Vec::new();
     for level in &args.level {
         let options = StationConfig {
             security_level: level.clone(),
@@ -49,6 +56,14 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             ..StationConfig::default()
         }
         .pipeline_options()?;
+        if args.link_model {
+            link_rows.extend(
+                kf_bench::link_model::model(&options)?
+                    .into_iter()
+                    .map(|row| (level.clone(), row)),
+            );
+            continue;
+        }
         if args.transport != "vpcd" {
             rows.push(e2e::run(Link::Loopback, args.fobs, level, &options)?);
         }
@@ -56,10 +71,36 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             rows.push(e2e::run(Link::Vpcd, args.fobs, level, &options)?);
         }
     }
+    if args.link_model {
+        return print_link_model(&link_rows, args.json);
+    }
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         outln!("{}", e2e::table(&rows).trim_end());
+    }
+    Ok(())
+}
+
+fn print_link_model(rows: &[(String, LinkRow)], json: bool) -> anyhow::Result<()> {
+    if json {
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|(level, row)| serde_json::json!({ "level": level, "model": row }))
+            .collect();
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    let mut levels: Vec<&String> = rows.iter().map(|(level, _)| level).collect();
+    levels.dedup();
+    for level in levels {
+        let of_level: Vec<LinkRow> = rows
+            .iter()
+            .filter(|(l, _)| l == level)
+            .map(|(_, row)| row.clone())
+            .collect();
+        outln!("security level {level}, modeled per fob:");
+        outln!("{}", kf_bench::link_model::table(&of_level).trim_end());
     }
     Ok(())
 }

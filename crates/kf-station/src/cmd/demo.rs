@@ -45,6 +45,10 @@ pub struct DemoArgs {
     /// closes (for a supervised demo, or a test driving a browser).
     #[arg(long, requires = "console")]
     pub console_hold: bool,
+    /// Make each virtual fob answer at the modeled speed of a real fob on an
+    /// ISO/IEC 14443-4 link at this bit rate (106k, 212k, 424k, 848k).
+    #[arg(long, value_name = "RATE")]
+    pub link: Option<kf_transport::BitRate>,
 }
 
 /// The embedded reference KLMS of the demo: dev PKI in the data directory,
@@ -176,6 +180,7 @@ fn demo(args: &DemoArgs, options: &PipelineOptions) -> anyhow::Result<bool> {
             Some(k) => k.fob()?,
             None => sim_fob()?,
         };
+        let fob = kf_transport::PacedCard::new(fob, args.link.map(kf_transport::LinkModel::new));
         let mut link = LoopbackTransport::new(fob);
         if let Some(reader) = &reader {
             reader.fob_present();

@@ -24,6 +24,10 @@ pub struct StationArgs {
     /// presents the same fob to the source again.
     #[arg(long, requires = "sim", value_name = "HEX")]
     pub sim_uid: Option<String>,
+    /// Make the virtual fob answer at the modeled speed of a real fob at
+    /// this ISO/IEC 14443-4 bit rate (106k, 212k, 424k, 848k).
+    #[arg(long, requires = "sim", value_name = "RATE")]
+    pub sim_link: Option<kf_transport::BitRate>,
     /// Provisioning source: dev, container, klms (klms reads `[klms]` from --config).
     #[arg(long)]
     pub source: Option<String>,
@@ -137,6 +141,7 @@ fn provision_one(args: &StationArgs) -> anyhow::Result<u8> {
             source.as_mut(),
             &options,
             args.sim_uid.as_deref(),
+            args.sim_link,
         )?
     } else {
         crate::reader::provision_on_reader(

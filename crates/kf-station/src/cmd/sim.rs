@@ -42,6 +42,10 @@ pub struct ServeArgs {
     /// Persist the fob's state in this file (survives restarts).
     #[arg(long)]
     pub state: Option<PathBuf>,
+    /// Answer at the modeled speed of a real fob at this ISO/IEC 14443-4
+    /// bit rate (106k, 212k, 424k, 848k); the PC/SC path adds its own time.
+    #[arg(long, value_name = "RATE")]
+    pub link: Option<kf_transport::BitRate>,
 }
 
 /// Runs a simulator subcommand.
@@ -92,7 +96,7 @@ fn serve_fob(args: ServeArgs) -> anyhow::Result<()> {
         fob.uid(),
         args.vpcd
     );
-    let mut fob = fob;
+    let mut fob = kf_transport::PacedCard::new(fob, args.link.map(kf_transport::LinkModel::new));
     serve(&mut fob, &VpcdConfig::new(args.vpcd.clone()), &control)?;
     errln!("stopped after {} APDUs", control.apdus());
     Ok(())
