@@ -437,6 +437,9 @@ impl PreparedIssue {
 fn validate_audit(core: &AuditRecordCore, uid_len: usize) -> Result<(), ApiError> {
     check_label("transaction_id", &core.transaction_id)?;
     check_id("eol_station_id", &core.eol_station_id)?;
+    if let Some(reader) = &core.reader_id {
+        check_id("reader_id", reader)?;
+    }
     check_label("overall_result", &core.overall_result)?;
     check_label("stage_reached", &core.stage_reached)?;
     parse_uid(&core.fob_uid, uid_len)?;
@@ -657,5 +660,26 @@ mod tests {
         assert!(with("00112233445566778899AABBCCDDEEFF".into()));
         assert!(!with("00112233".into()));
         assert!(!with("00112233445566778899AABBCCDDEEFG".into()));
+    }
+
+    #[test]
+    fn reader_id_is_an_identifier() {
+        let with = |reader: serde_json::Value| {
+            let body = serde_json::json!({"transaction_id":"t","fob_uid":"04112233",
+                "timestamp_iso8601":"2026-12-06T08:00:00.000Z","overall_result":"SUCCESS",
+                "stage_reached":"S","apdu_trace":[],"eol_station_id":"s","reader_id": reader});
+            let core: AuditRecordCore = parse_strict(body.to_string().as_bytes()).unwrap();
+            validate_audit(&core, 4).map_err(|e| (e.code, e.message))
+        };
+        assert_eq!(with(serde_json::Value::Null), Ok(()));
+        assert_eq!(with("LINE_04_READER_01".into()), Ok(()));
+        assert_eq!(
+            with("ACS ACR1252 PICC 0".into()),
+            Err((
+                "invalid_identifier",
+                "reader_id: identifier has character U+0020 at position 3; allowed: A-Z a-z 0-9 . _ -"
+                    .to_string()
+            ))
+        );
     }
 }

@@ -4,7 +4,7 @@
 //! know or a value of the wrong type is refused (400) with the field's path,
 //! since a station that sends them is a version mismatch, better caught at once.
 //! The audit record requires the seed 000 fields and accepts the station's
-//! extensions `stage_durations_ms`, `failure_reason`, `ic_serial`,
+//! extensions `reader_id`, `stage_durations_ms`, `failure_reason`, `ic_serial`,
 //! `ic_fabrication_date` (the chip identity from its CPLC) and
 //! `irk_fingerprint` (a keyed fingerprint of the fob's BLE IRK, 32 hex
 //! digits); the stored copy is the record as received, re-serialized.
@@ -170,6 +170,9 @@ pub struct AuditRecordCore {
     pub apdu_trace: Vec<ApduTraceEntry>,
     /// Station identifier; must be the CN of the uploading station's certificate.
     pub eol_station_id: String,
+    /// The reader the fob was on (station extension; an identifier).
+    #[serde(default)]
+    pub reader_id: Option<String>,
     /// Duration of each stage in milliseconds (station extension).
     #[serde(default)]
     pub stage_durations_ms: Option<UniqueKeyMap<f64>>,

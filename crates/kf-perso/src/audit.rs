@@ -173,6 +173,10 @@ pub struct AuditRecord {
     pub apdu_trace: Vec<ApduTraceEntry>,
     /// Station identifier.
     pub eol_station_id: String,
+    /// The reader the fob was on (seed 001: `"LINE_04_READER_01"`), when the
+    /// station names its readers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reader_id: Option<String>,
     /// Duration of each completed or failed stage, in milliseconds.
     #[serde(default)]
     pub stage_durations_ms: BTreeMap<Stage, f64>,
@@ -212,6 +216,7 @@ impl AuditRecord {
             stage_reached: Stage::ReadUid,
             apdu_trace: Vec::new(),
             eol_station_id: eol_station_id.into(),
+            reader_id: None,
             stage_durations_ms: BTreeMap::new(),
             failure_reason: None,
             ic_serial: None,

@@ -22,6 +22,7 @@ pub mod dev;
 pub mod fixtures;
 pub mod input;
 pub mod klms;
+mod shared;
 
 use thiserror::Error;
 
@@ -32,6 +33,7 @@ pub use input::{
     BleIrk, CardKeys, EncryptedScalar, PersonalizationItems, PrivateKeyMaterial, PrivateScalar,
     ProvisioningInput, Spid,
 };
+pub use shared::SharedSource;
 
 /// A source of per-fob provisioning inputs.
 ///
@@ -90,6 +92,9 @@ pub enum SourceError {
         /// The pool directory (or `memory` for in-memory pools).
         pool: String,
     },
+    /// Another reader's worker failed while it held the shared source.
+    #[error("the shared provisioning source is unusable: a reader worker failed while using it")]
+    Poisoned,
     /// The UID is empty or longer than 10 bytes.
     #[error("invalid fob UID length {len} (expected 1..=10 bytes)")]
     InvalidUid {

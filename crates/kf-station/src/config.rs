@@ -184,6 +184,12 @@ impl StationConfig {
         Ok(())
     }
 
+    /// The reader's identifier in audit records: `[klms] reader_id` (an
+    /// identifier the KLMS accepts, unlike most PC/SC reader names).
+    pub fn reader_id(&self) -> Option<String> {
+        self.klms.reader_id.clone()
+    }
+
     /// The pipeline options this configuration describes.
     pub fn pipeline_options(&self) -> anyhow::Result<PipelineOptions> {
         let level = u8::from_str_radix(&self.security_level, 16)
@@ -214,6 +220,7 @@ impl StationConfig {
         };
         Ok(PipelineOptions {
             station_id: self.station_id.clone(),
+            reader_id: self.reader_id(),
             plan: PlanOptions {
                 security_level: level,
                 mode,

@@ -58,16 +58,34 @@ impl IrkIndex {
     }
 }
 
+/// The journal and the index built from it, shared by every reader.
+pub struct JournalState {
+    /// The journal.
+    pub journal: Journal,
+    /// Its SUCCESS outcomes' IRK fingerprints.
+    pub irks: IrkIndex,
+}
+
+/// Takes the journal lock. A worker that panicked while holding it may have
+/// left an append half done in memory (never on disk: each append is one
+/// transaction), so the station stops rather than go on.
+pub fn lock(
+    state: &std::sync::Mutex<JournalState>,
+) -> anyhow::Result<std::sync::MutexGuard<'_, JournalState>> {
+    state
+        .lock()
+        .map_err(|_| anyhow::anyhow!("journal lock poisoned by a failed reader worker"))
+}
+
 /// Pipeline hooks that write the "started" record.
 pub struct JournalHooks<'a> {
-    journal: &'a mut Journal,
-    irks: &'a IrkIndex,
+    state: &'a std::sync::Mutex<JournalState>,
 }
 
 impl<'a> JournalHooks<'a> {
-    /// Hooks writing to `journal`, checking IRKs against `irks`.
-    pub fn new(journal: &'a mut Journal, irks: &'a IrkIndex) -> Self {
-        JournalHooks { journal, irks }
+    /// Hooks writing to the shared journal and checking its IRK index.
+    pub fn new(state: &'a std::sync::Mutex<JournalState>) -> Self {
+        JournalHooks { state }
     }
 }
 
@@ -81,12 +99,13 @@ impl PipelineHooks for JournalHooks<'_> {
         input: &ProvisioningInput,
         record: &mut AuditRecord,
     ) -> Result<(), HookError> {
-        let fingerprint = self.journal.fingerprint(
+        let state = lock(self.state).map_err(|e| HookError::new(e.to_string()))?;
+        let fingerprint = state.journal.fingerprint(
             kf_audit::IRK_FINGERPRINT_LABEL,
             input.items.ble_irk.expose_secret(),
         );
         record.irk_fingerprint = Some(fingerprint.clone());
-        match self.irks.get(&fingerprint) {
+        match state.irks.get(&fingerprint) {
             Some(seq) => Err(HookError::new(ContentRefused::IrkReused {
                 package: input.origin.clone(),
                 seq,
@@ -105,7 +124,9 @@ impl PipelineHooks for JournalHooks<'_> {
             "stage_reached": record.stage_reached,
             IRK_FINGERPRINT_FIELD: record.irk_fingerprint,
         });
-        self.journal
+        lock(self.state)
+            .map_err(|e| HookError::new(e.to_string()))?
+            .journal
             .append_started(&record.transaction_id, &body)
             .map(|_| ())
             .map_err(HookError::new)
@@ -244,29 +265,33 @@ mod tests {
     fn an_irk_is_refused_in_the_same_run_once_its_fob_passed() {
         use kf_source::ProvisioningSource;
         let dir = tempfile::tempdir().unwrap();
-        let mut journal = Journal::open(
+        let journal = Journal::open(
             dir.path().join("journal.db"),
             JournalKey::from_bytes([5; 32]),
         )
         .unwrap();
-        let mut irks = IrkIndex::load(&journal).unwrap();
+        let irks = IrkIndex::load(&journal).unwrap();
+        let state = std::sync::Mutex::new(JournalState { journal, irks });
         let mut source = kf_source::DevSampleSource::generated(1, Some(3)).unwrap();
         let input = source.fetch(&[4, 1, 2, 3]).unwrap();
         let mut record =
             AuditRecord::new("t1", &[4, 1, 2, 3], "S", time::OffsetDateTime::UNIX_EPOCH);
-        JournalHooks::new(&mut journal, &irks)
+        JournalHooks::new(&state)
             .check_input(&input, &mut record)
             .unwrap();
         let fingerprint = record.irk_fingerprint.clone().unwrap();
         assert_eq!(fingerprint.len(), 32);
         // A failure does not make the IRK used; a success does.
-        irks.note(&record, 1);
-        assert_eq!(irks.get(&fingerprint), None);
-        record.succeed();
-        irks.note(&record, 2);
+        {
+            let irks = &mut state.lock().unwrap().irks;
+            irks.note(&record, 1);
+            assert_eq!(irks.get(&fingerprint), None);
+            record.succeed();
+            irks.note(&record, 2);
+        }
         let mut again =
             AuditRecord::new("t2", &[4, 1, 2, 3], "S", time::OffsetDateTime::UNIX_EPOCH);
-        let err = JournalHooks::new(&mut journal, &irks)
+        let err = JournalHooks::new(&state)
             .check_input(&input, &mut again)
             .unwrap_err()
             .to_string();

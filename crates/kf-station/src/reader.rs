@@ -26,7 +26,7 @@ pub fn provision_on_reader(
     reader: &str,
     source: &mut dyn ProvisioningSource,
     options: &PipelineOptions,
-    recorder: &mut Recorder,
+    recorder: &Recorder,
 ) -> anyhow::Result<FobOutcome> {
     use kf_transport::pcsc::{CardDisposition, PcscContext};
     let context = PcscContext::establish()?;
@@ -45,7 +45,7 @@ pub fn provision_on_reader(
     _reader: &str,
     _source: &mut dyn ProvisioningSource,
     _options: &PipelineOptions,
-    _recorder: &mut Recorder,
+    _recorder: &Recorder,
 ) -> anyhow::Result<FobOutcome> {
     anyhow::bail!(
         "this build has no PC/SC support: rebuild with `--features pcsc` (needs libpcsclite-dev)"

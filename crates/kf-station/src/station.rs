@@ -109,7 +109,7 @@ fn sim_fob_with_uid(uid: Option<&str>) -> anyhow::Result<kf_card::VirtualFob> {
 /// Provisions the in-process virtual fob (`--sim`).
 #[cfg(feature = "sim")]
 pub fn provision_sim(
-    recorder: &mut Recorder,
+    recorder: &Recorder,
     source: &mut dyn ProvisioningSource,
     options: &kf_perso::pipeline::PipelineOptions,
     uid: Option<&str>,
@@ -148,7 +148,7 @@ fn sim_crash_plan() -> anyhow::Result<kf_transport::fault::FaultPlan> {
 /// A factory build has no virtual fob: `--sim` is refused.
 #[cfg(not(feature = "sim"))]
 pub fn provision_sim(
-    _recorder: &mut Recorder,
+    _recorder: &Recorder,
     _source: &mut dyn ProvisioningSource,
     _options: &kf_perso::pipeline::PipelineOptions,
     _uid: Option<&str>,
@@ -159,9 +159,12 @@ pub fn provision_sim(
 
 /// Where a fob's audit goes: the durable journal (started + outcome records)
 /// and, optionally, a JSON-lines copy.
+///
+/// One recorder serves every reader of the station: the journal and its IRK
+/// index sit behind one lock, taken per append, so the records of all
+/// readers form one ordered chain while their fobs run in parallel.
 pub struct Recorder {
-    journal: kf_audit::Journal,
-    irks: crate::journal::IrkIndex,
+    state: std::sync::Mutex<crate::journal::JournalState>,
     audit_file: Option<AuditFile>,
     uploader: Option<kf_audit::Uploader>,
 }
@@ -202,8 +205,7 @@ impl Recorder {
             None => None,
         };
         Ok(Recorder {
-            journal,
-            irks,
+            state: std::sync::Mutex::new(crate::journal::JournalState { journal, irks }),
             audit_file: audit_file.map(AuditFile::new),
             uploader,
         })
@@ -220,7 +222,7 @@ impl Recorder {
 
     /// Provisions one fob with the journal's "started" hook.
     pub fn provision(
-        &mut self,
+        &self,
         transport: &mut dyn kf_transport::transport::Transport,
         source: &mut dyn ProvisioningSource,
         options: &kf_perso::pipeline::PipelineOptions,
@@ -231,13 +233,13 @@ impl Recorder {
     /// [`Recorder::provision`], showing each stage and the outcome on the
     /// reader's console tile (after the journal has the outcome).
     pub fn provision_shown(
-        &mut self,
+        &self,
         transport: &mut dyn kf_transport::transport::Transport,
         source: &mut dyn ProvisioningSource,
         options: &kf_perso::pipeline::PipelineOptions,
         console: Option<&crate::console::ReaderConsole>,
     ) -> anyhow::Result<FobOutcome> {
-        let mut journal_hooks = crate::journal::JournalHooks::new(&mut self.journal, &self.irks);
+        let mut journal_hooks = crate::journal::JournalHooks::new(&self.state);
         let outcome = match console {
             Some(reader) => {
                 let mut hooks = reader.hooks(&mut journal_hooks);
@@ -265,14 +267,17 @@ impl Recorder {
     }
 
     /// Records the outcome (journal first: it is the record of truth).
-    pub fn finish(&mut self, outcome: &FobOutcome) -> anyhow::Result<()> {
-        let seq = crate::journal::append_outcome(&mut self.journal, outcome)?;
-        self.irks.note(&outcome.record, seq);
-        if let Some(uploader) = &self.uploader {
-            uploader.notify();
-        }
+    pub fn finish(&self, outcome: &FobOutcome) -> anyhow::Result<()> {
+        let mut state = crate::journal::lock(&self.state)?;
+        let seq = crate::journal::append_outcome(&mut state.journal, outcome)?;
+        state.irks.note(&outcome.record, seq);
+        // The copy is written under the same lock, in the journal's order.
         if let Some(file) = &self.audit_file {
             file.append(&outcome.record)?;
+        }
+        drop(state);
+        if let Some(uploader) = &self.uploader {
+            uploader.notify();
         }
         Ok(())
     }

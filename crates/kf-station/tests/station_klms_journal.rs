@@ -551,3 +551,72 @@ fn a_crash_at_every_apdu_leaves_one_interrupted_record_once_a_store_data_was_due
         }
     }
 }
+
+#[test]
+fn three_readers_share_one_journal_chain_and_the_klms_anchors_all_of_it() {
+    const FOBS: usize = 12;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let out = run(station()
+        .args([
+            "demo",
+            "--readers",
+            "3",
+            "--fobs",
+            &FOBS.to_string(),
+            // Each fob takes tens of milliseconds, so every reader gets fobs.
+            "--link",
+            "848k",
+            "--json",
+            "--data-dir",
+        ])
+        .arg(&data));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["fobs"], FOBS);
+    assert_eq!(summary["readers"], 3);
+    assert_eq!(summary["failed"], 0);
+    // Every journal record reached the KLMS and was anchored there in order.
+    assert_eq!(summary["audit_uploaded"], 2 * FOBS);
+    assert_eq!(summary["audit_pending"], 0);
+
+    let journal = data.join("journal.db");
+    let verify = run(station()
+        .args(["audit", "verify", "--journal"])
+        .arg(&journal));
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    let records = journal_records(&journal);
+    assert_eq!(records.len(), 2 * FOBS);
+    let mut per_reader = std::collections::BTreeMap::<String, usize>::new();
+    let mut uids = std::collections::BTreeSet::new();
+    for record in records.iter().filter(|r| r["kind"] == "outcome") {
+        assert_eq!(record["body"]["overall_result"], "SUCCESS");
+        let reader = record["body"]["reader_id"].as_str().unwrap().to_string();
+        *per_reader.entry(reader).or_default() += 1;
+        assert!(uids.insert(record["body"]["fob_uid"].as_str().unwrap().to_string()));
+    }
+    assert_eq!(
+        per_reader.keys().collect::<Vec<_>>(),
+        ["DEMO-READER-01", "DEMO-READER-02", "DEMO-READER-03"]
+    );
+    assert_eq!(per_reader.values().sum::<usize>(), FOBS);
+    // Each fob's "started" record precedes its outcome in the one chain.
+    for outcome in records.iter().filter(|r| r["kind"] == "outcome") {
+        let tx = &outcome["transaction_id"];
+        assert!(tx.is_string());
+        let started = records
+            .iter()
+            .position(|r| r["kind"] == "started" && &r["transaction_id"] == tx)
+            .unwrap();
+        let done = records.iter().position(|r| r == outcome).unwrap();
+        assert!(started < done);
+    }
+}

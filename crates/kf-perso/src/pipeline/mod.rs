@@ -57,6 +57,8 @@ pub enum IsdStatus {
 pub struct PipelineOptions {
     /// Station identifier written into every audit record.
     pub station_id: String,
+    /// The reader's name in audit records (seed 001 `reader_id`).
+    pub reader_id: Option<String>,
     /// Security level, S8/S16, P1 style, extended length, last-block style.
     pub plan: PlanOptions,
     /// Raw post-perso commands, in order (seed 001: UICC then BLE).
@@ -71,6 +73,7 @@ impl Default for PipelineOptions {
     fn default() -> Self {
         PipelineOptions {
             station_id: "EOL-STATION".into(),
+            reader_id: None,
             plan: PlanOptions::default(),
             post_perso: vec![TransportConfig::Uicc, TransportConfig::Ble],
             verify: VerifyMode::Require,
@@ -233,9 +236,11 @@ pub fn provision_fob_with_random(
             Some(e),
         ),
     };
+    let mut record = AuditRecord::new(transaction_id, &[], options.station_id.clone(), started);
+    record.reader_id = options.reader_id.clone();
     let mut run = Run {
         link: Iso7816Driver::new(TracingTransport::with_trace(transport, trace.clone())),
-        record: AuditRecord::new(transaction_id, &[], options.station_id.clone(), started),
+        record,
         options,
         hooks,
         random,

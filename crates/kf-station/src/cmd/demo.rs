@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -13,6 +14,7 @@ use kf_perso::pipeline::{FobOutcome, PipelineOptions};
 use kf_perso::Stage;
 use kf_source::DevSampleSource;
 use kf_transport::loopback::LoopbackTransport;
+use kf_transport::LinkModel;
 
 use crate::config::StationConfig;
 use crate::exit;
@@ -45,6 +47,10 @@ pub struct DemoArgs {
     /// closes (for a supervised demo, or a test driving a browser).
     #[arg(long, requires = "console")]
     pub console_hold: bool,
+    /// Virtual readers working in parallel, as on a line station: each takes
+    /// the next fob as soon as it is free; one journal, one key source.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub readers: u16,
     /// Make each virtual fob answer at the modeled speed of a real fob on an
     /// ISO/IEC 14443-4 link at this bit rate (106k, 212k, 424k, 848k).
     #[arg(long, value_name = "RATE")]
@@ -106,6 +112,31 @@ impl EmbeddedKlms {
     }
 }
 
+/// Where the demo's keys come from.
+enum DemoKeys {
+    /// The embedded KLMS: diversified keys, one source per reader (each
+    /// names its reader in its requests).
+    Klms(EmbeddedKlms),
+    /// The dev-sample keys and one in-memory pool for every reader.
+    Dev(kf_source::SharedSource),
+}
+
+impl DemoKeys {
+    fn client(&self) -> Option<&std::sync::Arc<kf_source::klms::KlmsClient>> {
+        match self {
+            DemoKeys::Klms(k) => Some(&k.client),
+            DemoKeys::Dev(_) => None,
+        }
+    }
+
+    fn source_for(&self, reader_id: &str) -> Box<dyn kf_source::ProvisioningSource + Send> {
+        match self {
+            DemoKeys::Klms(k) => Box::new(crate::klms::source(&k.client, reader_id)),
+            DemoKeys::Dev(pool) => Box::new(pool.clone()),
+        }
+    }
+}
+
 const STATION_ID: &str = "DEMO-STATION";
 const DEMO_READER: &str = "DEMO-READER-01";
 
@@ -144,22 +175,25 @@ fn demo(args: &DemoArgs, options: &PipelineOptions) -> anyhow::Result<bool> {
     std::fs::create_dir_all(&args.data_dir)?;
     let journal = args.data_dir.join("journal.db");
     let audit_file = args.data_dir.join("audit.jsonl");
-    let klms = if args.source == "klms" {
-        Some(EmbeddedKlms::start(&args.data_dir)?)
+    let keys = if args.source == "klms" {
+        DemoKeys::Klms(EmbeddedKlms::start(&args.data_dir)?)
     } else {
-        None
+        DemoKeys::Dev(kf_source::SharedSource::new(Box::new(
+            DevSampleSource::generated(args.fobs, None)?,
+        )))
     };
-    let mut recorder = Recorder::open(
-        &journal,
-        Some(&audit_file),
-        klms.as_ref().map(|k| &k.client),
-    )?;
-    let mut source: Box<dyn kf_source::ProvisioningSource> = match &klms {
-        Some(k) => Box::new(crate::klms::source(&k.client, DEMO_READER)),
-        None => Box::new(DevSampleSource::generated(args.fobs, None)?),
-    };
+    let recorder = Recorder::open(&journal, Some(&audit_file), keys.client())?;
     let console = args.console.start(args.json)?;
-    let reader = console.as_ref().map(|(c, _)| c.reader(DEMO_READER));
+    let readers: Vec<String> = (1..=args.readers)
+        .map(|n| match args.readers {
+            1 => DEMO_READER.to_string(),
+            _ => format!("DEMO-READER-{n:02}"),
+        })
+        .collect();
+    let tiles: Vec<_> = readers
+        .iter()
+        .map(|id| console.as_ref().map(|(c, _)| c.reader(id)))
+        .collect();
     if args.console_hold {
         errln!("console up: press Enter to start the fobs");
         let mut line = String::new();
@@ -173,23 +207,38 @@ fn demo(args: &DemoArgs, options: &PipelineOptions) -> anyhow::Result<bool> {
         ProgressStyle::with_template("{bar:40} {pos}/{len} fobs  {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    let line = Line {
+        args,
+        keys: &keys,
+        recorder: &recorder,
+        bar: &bar,
+        next: AtomicUsize::new(0),
+        stop: AtomicBool::new(false),
+    };
     let started = Instant::now();
+    let results: Vec<anyhow::Result<Vec<FobOutcome>>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = readers
+            .iter()
+            .zip(tiles)
+            .map(|(reader_id, tile)| {
+                let source = keys.source_for(reader_id);
+                let mut options = options.clone();
+                options.reader_id = Some(reader_id.clone());
+                let line = &line;
+                scope.spawn(move || line.reader(source, &options, tile))
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a reader worker panicked")))
+            })
+            .collect()
+    });
     let mut outcomes = Vec::with_capacity(args.fobs);
-    for _ in 0..args.fobs {
-        let fob = match &klms {
-            Some(k) => k.fob()?,
-            None => sim_fob()?,
-        };
-        let fob = kf_transport::PacedCard::new(fob, args.link.map(kf_transport::LinkModel::new));
-        let mut link = LoopbackTransport::new(fob);
-        if let Some(reader) = &reader {
-            reader.fob_present();
-        }
-        let outcome =
-            recorder.provision_shown(&mut link, source.as_mut(), options, reader.as_ref())?;
-        bar.set_message(crate::station::outcome_line(&outcome));
-        bar.inc(1);
-        outcomes.push(outcome);
+    for result in results {
+        outcomes.extend(result?);
     }
     bar.finish_and_clear();
     let wall = started.elapsed();
@@ -204,10 +253,11 @@ fn demo(args: &DemoArgs, options: &PipelineOptions) -> anyhow::Result<bool> {
         }
         server.shutdown();
     }
-    if let Some(k) = klms {
+    if let DemoKeys::Klms(k) = keys {
         k.server.shutdown();
     }
     let mut summary = Summary::of(&outcomes, wall);
+    summary.readers = args.readers;
     summary.upload = upload;
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&summary.to_json())?);
@@ -217,8 +267,66 @@ fn demo(args: &DemoArgs, options: &PipelineOptions) -> anyhow::Result<bool> {
     Ok(summary.failed == 0)
 }
 
+/// What the demo's reader workers share.
+struct Line<'a> {
+    args: &'a DemoArgs,
+    keys: &'a DemoKeys,
+    recorder: &'a Recorder,
+    bar: &'a ProgressBar,
+    /// Fobs handed out so far.
+    next: AtomicUsize,
+    /// Set when a worker fails: the others stop after their current fob.
+    stop: AtomicBool,
+}
+
+impl Line<'_> {
+    /// One reader: takes fobs until none is left, returns their outcomes.
+    fn reader(
+        &self,
+        mut source: Box<dyn kf_source::ProvisioningSource + Send>,
+        options: &PipelineOptions,
+        tile: Option<crate::console::ReaderConsole>,
+    ) -> anyhow::Result<Vec<FobOutcome>> {
+        let result = self.fobs(source.as_mut(), options, tile.as_ref());
+        if result.is_err() {
+            self.stop.store(true, Ordering::SeqCst);
+        }
+        result
+    }
+
+    fn fobs(
+        &self,
+        source: &mut dyn kf_source::ProvisioningSource,
+        options: &PipelineOptions,
+        tile: Option<&crate::console::ReaderConsole>,
+    ) -> anyhow::Result<Vec<FobOutcome>> {
+        let mut outcomes = Vec::new();
+        while !self.stop.load(Ordering::SeqCst)
+            && self.next.fetch_add(1, Ordering::SeqCst) < self.args.fobs
+        {
+            let fob = match self.keys {
+                DemoKeys::Klms(k) => k.fob()?,
+                DemoKeys::Dev(_) => sim_fob()?,
+            };
+            let fob = kf_transport::PacedCard::new(fob, self.args.link.map(LinkModel::new));
+            let mut link = LoopbackTransport::new(fob);
+            if let Some(tile) = tile {
+                tile.fob_present();
+            }
+            let outcome = self
+                .recorder
+                .provision_shown(&mut link, source, options, tile)?;
+            self.bar.set_message(crate::station::outcome_line(&outcome));
+            self.bar.inc(1);
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    }
+}
+
 /// Yield, per-stage medians and failures by stage.
 pub struct Summary {
+    readers: u16,
     total: usize,
     failed: usize,
     wall: Duration,
@@ -247,6 +355,7 @@ impl Summary {
             }
         }
         Summary {
+            readers: 1,
             total: outcomes.len(),
             failed: outcomes.iter().filter(|o| !o.is_success()).count(),
             wall,
@@ -265,13 +374,15 @@ impl Summary {
     fn print(&self, journal: &std::path::Path, audit: &std::path::Path) {
         let good = self.total - self.failed;
         outln!(
-            "provisioned {good}/{} fobs ({:.1}% yield) in {:.2} s; per fob median {:.2} ms",
+            "provisioned {good}/{} fobs ({:.1}% yield) on {} reader{} in {:.2} s; per fob median {:.2} ms",
             self.total,
             if self.total == 0 {
                 0.0
             } else {
                 100.0 * good as f64 / self.total as f64
             },
+            self.readers,
+            if self.readers == 1 { "" } else { "s" },
             self.wall.as_secs_f64(),
             self.per_fob_median_ms
         );
@@ -303,6 +414,7 @@ impl Summary {
     fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "fobs": self.total,
+            "readers": self.readers,
             "failed": self.failed,
             "wall_s": self.wall.as_secs_f64(),
             "per_fob_median_ms": self.per_fob_median_ms,

@@ -130,26 +130,21 @@ fn provision_one(args: &StationArgs) -> anyhow::Result<u8> {
     }
     let opened = open_source(&config)?;
     let mut source = opened.source;
-    let mut recorder = Recorder::open(
+    let recorder = Recorder::open(
         &config.journal,
         config.audit_file.as_deref(),
         opened.klms.as_ref(),
     )?;
     let outcome = if config.sim {
         provision_sim(
-            &mut recorder,
+            &recorder,
             source.as_mut(),
             &options,
             args.sim_uid.as_deref(),
             args.sim_link,
         )?
     } else {
-        crate::reader::provision_on_reader(
-            &config.reader,
-            source.as_mut(),
-            &options,
-            &mut recorder,
-        )?
+        crate::reader::provision_on_reader(&config.reader, source.as_mut(), &options, &recorder)?
     };
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&outcome_json(&outcome))?);

@@ -57,17 +57,13 @@ fn station_loop(args: &RunArgs) -> anyhow::Result<u8> {
     let context = PcscContext::establish()?;
     let opened = open_source(&config)?;
     let mut source = opened.source;
-    let mut recorder = Recorder::open(
+    let recorder = Recorder::open(
         &config.journal,
         config.audit_file.as_deref(),
         opened.klms.as_ref(),
     )?;
     let console = args.console.start(args.station.json)?;
-    let reader_id = config
-        .klms
-        .reader_id
-        .clone()
-        .unwrap_or_else(|| config.reader.clone());
+    let reader_id = config.reader_id().unwrap_or_else(|| config.reader.clone());
     let tile = console.as_ref().map(|(c, _)| c.reader(&reader_id));
     let stop = Arc::new(AtomicBool::new(false));
     {
