@@ -22,6 +22,7 @@
 
 mod error;
 mod export;
+pub mod identifier;
 mod journal;
 mod key;
 mod legacy;

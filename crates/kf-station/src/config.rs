@@ -18,6 +18,9 @@ pub struct StationConfig {
     pub station_id: String,
     /// PC/SC reader name (`KF_READER`); empty with `sim = true`.
     pub reader: String,
+    /// The readers `run` drives at once (`[[readers]]`); when empty, `run`
+    /// drives the one `reader`.
+    pub readers: Vec<ReaderSpec>,
     /// Use an in-process virtual fob instead of a reader (`KF_SIM`).
     pub sim: bool,
     /// SCP03 security level, hex: 01, 03, 11, 13, 33 (`KF_SECURITY_LEVEL`).
@@ -42,6 +45,18 @@ pub struct StationConfig {
     pub source: SourceConfig,
     /// KLMS connection (for `source.kind = "klms"`).
     pub klms: crate::klms::KlmsSettings,
+}
+
+/// One `[[readers]]` entry: which PC/SC readers, and their name in audit
+/// records and KLMS requests.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReaderSpec {
+    /// PC/SC reader name; `*` matches any run of characters, `?` one.
+    pub name: String,
+    /// The reader's identifier (`A-Z a-z 0-9 . _ -`, at most 64). A pattern
+    /// that matches several readers numbers them: `ID`, `ID-2`, `ID-3` …
+    pub reader_id: String,
 }
 
 /// `[source]` table.
@@ -81,6 +96,7 @@ impl Default for StationConfig {
         StationConfig {
             station_id: "EOL-STATION-01".into(),
             reader: String::new(),
+            readers: Vec::new(),
             sim: false,
             security_level: "01".into(),
             scp_mode: "S8".into(),
@@ -118,7 +134,24 @@ impl StationConfig {
             None => StationConfig::default(),
         };
         config.apply_env(|k| std::env::var(k).ok())?;
+        config.check_readers()?;
         Ok(config)
+    }
+
+    /// Every `[[readers]]` entry has a name and a valid, unique identifier.
+    fn check_readers(&self) -> anyhow::Result<()> {
+        let mut seen = std::collections::BTreeSet::new();
+        for (n, spec) in self.readers.iter().enumerate() {
+            if spec.name.trim().is_empty() {
+                bail!("readers[{n}]: name is empty");
+            }
+            kf_audit::identifier::check_identifier(&spec.reader_id)
+                .with_context(|| format!("readers[{n}]: reader_id"))?;
+            if !seen.insert(spec.reader_id.as_str()) {
+                bail!("readers[{n}]: reader_id {:?} is used twice", spec.reader_id);
+            }
+        }
+        Ok(())
     }
 
     /// Applies overrides from an environment lookup.

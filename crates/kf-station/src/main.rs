@@ -20,6 +20,7 @@ mod config;
 mod console;
 mod journal;
 mod klms;
+mod line;
 mod paths;
 mod reader;
 mod station;

@@ -17,7 +17,7 @@ use crate::config::StationConfig;
 /// (the audit uploader needs it too).
 pub struct OpenedSource {
     /// The source.
-    pub source: Box<dyn ProvisioningSource>,
+    pub source: Box<dyn ProvisioningSource + Send>,
     /// The KLMS client, for `--source klms`.
     pub klms: Option<std::sync::Arc<kf_source::klms::KlmsClient>>,
 }
@@ -42,7 +42,7 @@ pub fn open_source(config: &StationConfig) -> anyhow::Result<OpenedSource> {
     })
 }
 
-fn offline_source(config: &StationConfig) -> anyhow::Result<Box<dyn ProvisioningSource>> {
+fn offline_source(config: &StationConfig) -> anyhow::Result<Box<dyn ProvisioningSource + Send>> {
     let manifest_key = match &config.source.manifest_key {
         Some(path) => Some(kf_source::container::manifest::load_producer_key(path)?),
         None => None,

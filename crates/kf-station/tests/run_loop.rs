@@ -112,6 +112,11 @@ fn collect(
 
 impl Station {
     fn spawn(reader: &str, journal: &Path, audit_file: &Path) -> Station {
+        Station::spawn_with(&["--reader", reader], journal, audit_file)
+    }
+
+    /// `run --source dev` with `readers` (the reader arguments or a config).
+    fn spawn_with(readers: &[&str], journal: &Path, audit_file: &Path) -> Station {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kf-station"));
         // Only this test's settings: no KF_* override from the caller's shell.
         for (key, _) in std::env::vars_os() {
@@ -121,7 +126,9 @@ impl Station {
         }
         let mut child = cmd
             .env("KF_STATION_ID", "RUN-LOOP-TEST")
-            .args(["run", "--source", "dev", "--reader", reader, "--journal"])
+            .args(["run", "--source", "dev"])
+            .args(readers)
+            .arg("--journal")
             .arg(journal)
             .arg("--audit-file")
             .arg(audit_file)
@@ -303,7 +310,10 @@ fn run_loop_provisions_two_fobs_fails_a_foreign_key_fob_and_stops_on_sigint() {
             .unwrap()
     };
     let state: Value = serde_json::from_str(&get("state")).unwrap();
-    assert_eq!(state["readers"][0]["reader_id"], reader.as_str(), "{state}");
+    // A PC/SC name becomes an identifier (the KLMS's charset) for the
+    // console, the audit records and the KLMS requests.
+    let reader_id = reader.replace(' ', "_");
+    assert_eq!(state["readers"][0]["reader_id"], reader_id, "{state}");
     assert_eq!(state["readers"][0]["state"], "idle", "{state}");
 
     let uids: Vec<Uid> = (1..=3u8)
@@ -316,7 +326,7 @@ fn run_loop_provisions_two_fobs_fails_a_foreign_key_fob_and_stops_on_sigint() {
         let bridge = insert(&stack, &context, good_fob(uid));
         let line = station.expect_result("PASS", uid);
         assert!(
-            line.ends_with(&format!("[good {}, failed 0]", n + 1)),
+            line.ends_with(&format!("[{reader_id}; good {}, failed 0]", n + 1)),
             "{line}"
         );
         personalized.push(remove(&stack, &context, bridge));
@@ -330,7 +340,7 @@ fn run_loop_provisions_two_fobs_fails_a_foreign_key_fob_and_stops_on_sigint() {
     let bridge = insert(&stack, &context, foreign_key_fob(&uids[2]));
     let line = station.expect_result("FAIL", &uids[2]);
     assert!(line.contains("at InitializeUpdate"), "{line}");
-    assert!(line.ends_with("[good 2, failed 1]"), "{line}");
+    assert!(line.ends_with("; good 2, failed 1]"), "{line}");
     // The console shows it in operator words, and counts what the metrics count.
     let state: Value = serde_json::from_str(&get("state")).unwrap();
     let tile = &state["readers"][0];
@@ -346,7 +356,7 @@ fn run_loop_provisions_two_fobs_fails_a_foreign_key_fob_and_stops_on_sigint() {
     let metrics = get("metrics");
     for outcome in [("pass", 2), ("fail", 1)] {
         let want = format!(
-            "kf_station_fobs_total{{outcome=\"{}\",reader=\"{reader}\"}} {}",
+            "kf_station_fobs_total{{outcome=\"{}\",reader=\"{reader_id}\"}} {}",
             outcome.0, outcome.1
         );
         assert!(metrics.contains(&want), "{want} not in\n{metrics}");
@@ -386,6 +396,7 @@ fn run_loop_provisions_two_fobs_fails_a_foreign_key_fob_and_stops_on_sigint() {
         .iter()
         .map(|r| {
             assert_eq!(r["body"]["eol_station_id"], "RUN-LOOP-TEST");
+            assert_eq!(r["body"]["reader_id"], reader_id.as_str());
             (
                 r["body"]["fob_uid"].as_str().unwrap().to_owned(),
                 r["body"]["overall_result"].as_str().unwrap().to_owned(),
@@ -467,5 +478,190 @@ fn sigint_while_a_fob_is_still_in_the_field_stops_without_waiting_for_its_remova
     eprintln!(
         "fob left in the field: SIGINT to exit {took:?}, whole test {:?}",
         t0.elapsed()
+    );
+}
+
+/// A good fob that takes at least 100 ms an APDU (a slow chip): two of them
+/// on two readers overlap in time, whatever pcscd's polling adds.
+fn slow_fob(uid: &Uid) -> kf_transport::PacedCard<VirtualFob> {
+    use kf_transport::link::{BitRate, ChipCosts, LinkModel};
+    let model = LinkModel {
+        chip: ChipCosts {
+            dispatch: Duration::from_millis(100),
+            ..ChipCosts::JCOP4_ESTIMATE
+        },
+        ..LinkModel::new(BitRate::K106)
+    };
+    kf_transport::PacedCard::new(good_fob(uid), Some(model))
+}
+
+/// Waits for one stdout line starting with `result  UID` for each of `uids`,
+/// in whatever order they come; returns them in the order of `uids`.
+fn expect_results(station: &mut Station, result: &str, uids: &[&Uid]) -> Vec<String> {
+    let prefixes: Vec<String> = uids
+        .iter()
+        .map(|uid| format!("{result}  {}  ", hex_uid(uid)))
+        .collect();
+    let mut found: Vec<Option<String>> = vec![None; uids.len()];
+    while found.iter().any(Option::is_none) {
+        let line = station.expect(true, &format!("{result} lines for {prefixes:?}"), |l| {
+            prefixes.iter().any(|p| l.starts_with(p))
+        });
+        let at = prefixes.iter().position(|p| line.starts_with(p)).unwrap();
+        found[at] = Some(line);
+    }
+    found.into_iter().map(Option::unwrap).collect()
+}
+
+#[test]
+fn two_readers_work_at_once_and_a_fob_torn_away_on_one_leaves_the_other_working() {
+    let stack = VpcdStack::start().expect("pcscd + vpcd");
+    let context = PcscContext::establish().unwrap();
+    let paths = paths(&stack);
+    let config = stack.dir().join("line.toml");
+    std::fs::write(
+        &config,
+        "[[readers]]\nname = \"Virtual PCD 00 0?\"\nreader_id = \"LINE_01_R\"\n",
+    )
+    .unwrap();
+    let config = config.to_string_lossy().into_owned();
+    let mut station =
+        Station::spawn_with(&["--config", &config], &paths.journal, &paths.audit_file);
+    let console = station.expect(true, "the console address", |l| l.starts_with("console: "));
+    let console = console.trim_start_matches("console: ").to_string();
+    for reader_id in ["LINE_01_R", "LINE_01_R-2"] {
+        station.expect(false, &format!("{reader_id}'s prompt"), |l| {
+            l.starts_with(&format!("reader {reader_id} (")) && l.contains("present a fob")
+        });
+    }
+    let uids: Vec<Uid> = (1..=4u8)
+        .map(|n| Uid::new(&[0x04, 0x4C, 0x49, 0x4E, 0, 0, 0, 0, 0, n]).unwrap())
+        .collect();
+
+    // One fob on each reader at the same time: both pass, in parallel.
+    let a = match stack.insert_at(0, slow_fob(&uids[0]), STEP) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("PCSCD LOG:\n{}", stack.pcscd().log_tail());
+            station.fail(&format!("{e}"));
+        }
+    };
+    let b = stack.insert_at(1, slow_fob(&uids[1]), STEP).unwrap();
+    let lines = expect_results(&mut station, "PASS", &[&uids[0], &uids[1]]);
+    assert!(lines[0].contains("[LINE_01_R; "), "{lines:?}");
+    assert!(lines[1].contains("[LINE_01_R-2; "), "{lines:?}");
+    for (bridge, slot) in [(a, 0), (b, 1)] {
+        let fob = bridge.stop_and_join().unwrap();
+        assert_eq!(
+            fob.card().applet_life_cycle(),
+            AppletLifeCycle::Personalized
+        );
+        context
+            .wait_for_removal(&stack.reader_name(slot), Some(STEP))
+            .unwrap();
+    }
+
+    // A fob torn away in the middle of its personalization on reader 1: it
+    // fails and is journaled; the fob on reader 2 passes all the same.
+    let c = stack.insert_at(0, slow_fob(&uids[2]), STEP).unwrap();
+    let d = stack.insert_at(1, slow_fob(&uids[3]), STEP).unwrap();
+    let deadline = Instant::now() + STEP;
+    while c.control().apdus() < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "the station never talked to fob C"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let torn = c.stop_and_join().unwrap();
+    let failed = expect_results(&mut station, "FAIL", &[&uids[2]]);
+    assert!(failed[0].contains("[LINE_01_R; "), "{failed:?}");
+    expect_results(&mut station, "PASS", &[&uids[3]]);
+    assert_ne!(
+        torn.card().applet_life_cycle(),
+        AppletLifeCycle::Personalized
+    );
+    assert_eq!(
+        d.stop_and_join().unwrap().card().applet_life_cycle(),
+        AppletLifeCycle::Personalized
+    );
+
+    // The console has one tile per reader with its own counters.
+    let state: Value = reqwest::blocking::get(format!("{console}state"))
+        .and_then(|r| r.json())
+        .unwrap();
+    let tiles: Vec<(String, u64, u64)> = state["readers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["reader_id"].as_str().unwrap().to_string(),
+                t["good"].as_u64().unwrap(),
+                t["failed"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tiles,
+        [
+            ("LINE_01_R".to_string(), 1, 1),
+            ("LINE_01_R-2".to_string(), 2, 0)
+        ],
+        "{state}"
+    );
+
+    let (status, _) = station.interrupt(EXIT_TIMEOUT);
+    let (stdout, stderr) = station.finish_output();
+    assert_eq!(status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("stopped: good 3, failed 1"), "{stdout}");
+    assert_no_panic(&stdout, &stderr);
+
+    // One chain for both readers; each fob's records name its reader; the
+    // first two fobs overlapped (both started before either finished).
+    let records = journal_records(&paths.journal);
+    let kinds: Vec<(String, String, String)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap().to_string(),
+                r["body"]["fob_uid"].as_str().unwrap().to_string(),
+                r["body"]["reader_id"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let first_outcome = kinds.iter().position(|k| k.0 == "outcome").unwrap();
+    let started_before: Vec<&String> = kinds[..first_outcome].iter().map(|k| &k.1).collect();
+    assert_eq!(
+        started_before.len(),
+        2,
+        "both fobs start before either ends: {kinds:?}"
+    );
+    let outcomes: Vec<(String, String, String)> = records
+        .iter()
+        .filter(|r| r["kind"] == "outcome")
+        .map(|r| {
+            (
+                r["body"]["fob_uid"].as_str().unwrap().to_string(),
+                r["body"]["reader_id"].as_str().unwrap().to_string(),
+                r["body"]["overall_result"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (uid, reader, result) in [
+        (&uids[0], "LINE_01_R", "SUCCESS"),
+        (&uids[1], "LINE_01_R-2", "SUCCESS"),
+        (&uids[2], "LINE_01_R", "FAILURE"),
+        (&uids[3], "LINE_01_R-2", "SUCCESS"),
+    ] {
+        let want = (hex_uid(uid), reader.to_string(), result.to_string());
+        assert!(outcomes.contains(&want), "{want:?} not in {outcomes:?}");
+    }
+    assert_eq!(outcomes.len(), 4);
+    let verify = station_cli(&["audit", "verify"], &paths.journal);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
     );
 }

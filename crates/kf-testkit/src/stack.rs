@@ -78,7 +78,17 @@ impl VpcdStack {
         card: C,
         timeout: Duration,
     ) -> io::Result<BridgeHandle<C>> {
-        let bridge = BridgeHandle::spawn(card, fast_vpcd_config(self.pcscd.vpcd_addr(0)))
+        self.insert_at(0, card, timeout)
+    }
+
+    /// [`VpcdStack::insert`] on vpcd slot `slot` (0 or 1).
+    pub fn insert_at<C: VirtualCard + Send + 'static>(
+        &self,
+        slot: u16,
+        card: C,
+        timeout: Duration,
+    ) -> io::Result<BridgeHandle<C>> {
+        let bridge = BridgeHandle::spawn(card, fast_vpcd_config(self.pcscd.vpcd_addr(slot)))
             .map_err(|e| io::Error::other(format!("cannot start the vpcd bridge: {e}")))?;
         if bridge.wait_connected(timeout) {
             Ok(bridge)

@@ -1,5 +1,6 @@
-//! `kf-station run`: the station loop. Wait for a fob, provision it, print a
-//! PASS/FAIL line, wait for its removal, next. Ctrl-C stops after the current fob.
+//! `kf-station run`: the station loop over one reader or many ([`crate::line`]):
+//! wait for a fob, provision it, print a PASS/FAIL line, next. Ctrl-C stops
+//! after the fobs in flight.
 
 use crate::cmd::provision::StationArgs;
 use crate::exit;
@@ -9,6 +10,10 @@ use crate::exit;
 pub struct RunArgs {
     #[command(flatten)]
     pub station: StationArgs,
+    /// `all`: drive every reader present, each named after its PC/SC name
+    /// (instead of `--reader` or the configuration's `[[readers]]`).
+    #[arg(long, value_parser = ["all"], conflicts_with = "reader")]
+    pub readers: Option<String>,
     #[command(flatten)]
     pub console: crate::console::ConsoleArgs,
 }
@@ -24,115 +29,98 @@ pub fn run(args: RunArgs) -> u8 {
     }
 }
 
-/// The configuration and the pipeline options, or the operator's error
-/// (checked before anything is opened or created).
+/// The configuration, the pipeline options and the readers to drive, or
+/// the operator's error (checked before anything is opened or created).
+#[cfg_attr(
+    not(any(feature = "pcsc", windows, target_os = "macos")),
+    allow(dead_code)
+)]
 fn checked_config(
-    args: &StationArgs,
+    args: &RunArgs,
 ) -> anyhow::Result<(
     crate::config::StationConfig,
     kf_perso::pipeline::PipelineOptions,
+    crate::line::ReaderSelection,
 )> {
-    let config = args.config()?;
-    if config.reader.is_empty() {
-        anyhow::bail!("`run` needs a reader: --reader NAME or `reader = ...` in the config");
-    }
+    use crate::line::ReaderSelection;
+    let config = args.station.config()?;
+    let selection = if args.readers.is_some() {
+        ReaderSelection::All
+    } else if args.station.reader.is_none() && !config.readers.is_empty() {
+        ReaderSelection::Configured(config.readers.clone())
+    } else if !config.reader.is_empty() {
+        ReaderSelection::One {
+            name: config.reader.clone(),
+            reader_id: config
+                .reader_id()
+                .unwrap_or_else(|| crate::line::identifier_from_name(&config.reader)),
+        }
+    } else {
+        anyhow::bail!(
+            "`run` needs readers: --reader NAME, --readers all, or `[[readers]]` in the config"
+        );
+    };
     let options = config.pipeline_options()?;
-    Ok((config, options))
+    Ok((config, options, selection))
 }
 
 #[cfg(any(feature = "pcsc", windows, target_os = "macos"))]
 fn station_loop(args: &RunArgs) -> anyhow::Result<u8> {
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
-    use kf_transport::error::TransportError;
-    use kf_transport::pcsc::{CardDisposition, PcscContext};
+    use kf_transport::pcsc::PcscContext;
 
-    use crate::station::{open_source, outcome_line, Recorder};
+    use crate::line::{Line, Sources};
+    use crate::station::{open_source, Recorder};
 
-    let (config, options) = checked_config(&args.station)?;
+    let (config, options, selection) = checked_config(args)?;
     // PC/SC before the source and the journal: without pcscd the station is
     // refused without leaving a journal behind.
     let context = PcscContext::establish()?;
     let opened = open_source(&config)?;
-    let mut source = opened.source;
     let recorder = Recorder::open(
         &config.journal,
         config.audit_file.as_deref(),
         opened.klms.as_ref(),
     )?;
+    let sources = match &opened.klms {
+        Some(client) => Sources::Klms(client),
+        None => Sources::Shared(kf_source::SharedSource::new(opened.source)),
+    };
     let console = args.console.start(args.station.json)?;
-    let reader_id = config.reader_id().unwrap_or_else(|| config.reader.clone());
-    let tile = console.as_ref().map(|(c, _)| c.reader(&reader_id));
     let stop = Arc::new(AtomicBool::new(false));
+    let cancellers = Arc::new(Mutex::new(vec![context.canceller()]));
     {
         let stop = stop.clone();
-        let canceller = context.canceller();
+        let cancellers = cancellers.clone();
         ctrlc::set_handler(move || {
             stop.store(true, Ordering::SeqCst);
-            // Best effort: it only wakes a pending wait early; the loop
-            // also sees `stop` once the wait times out.
-            let _ = canceller.cancel();
+            // Best effort: it only wakes pending waits early; every wait
+            // also returns to look at `stop` twice a second.
+            if let Ok(cancellers) = cancellers.lock() {
+                for canceller in cancellers.iter() {
+                    let _ = canceller.cancel();
+                }
+            }
         })?;
     }
-    let (mut good, mut failed) = (0u64, 0u64);
     errln!(
-        "station {} on {:?}: present a fob (Ctrl-C to stop)",
-        config.station_id,
-        config.reader
+        "station {}: present fobs (Ctrl-C to stop)",
+        config.station_id
     );
-    // A short poll keeps Ctrl-C responsive even if cancel is not delivered.
-    let poll = Some(Duration::from_millis(500));
-    while !stop.load(Ordering::SeqCst) {
-        match context.wait_for_card(&config.reader, poll) {
-            Ok(_) => {
-                if let Some(tile) = &tile {
-                    tile.fob_present();
-                }
-            }
-            Err(TransportError::Timeout | TransportError::Cancelled) => continue,
-            Err(e) => {
-                if let Some(tile) = &tile {
-                    tile.offline(crate::console::words::transport_words(&e));
-                }
-                return Err(e.into());
-            }
-        }
-        let outcome = match context.connect(&config.reader) {
-            Ok(mut card) => {
-                let outcome =
-                    recorder.provision_shown(&mut card, source.as_mut(), &options, tile.as_ref());
-                // The outcome is recorded already; a reader that fails to
-                // reset shows up on the next connect.
-                let _ = card.disconnect(CardDisposition::Reset);
-                outcome?
-            }
-            Err(e) => {
-                errln!("FAIL  -  cannot connect: {e}");
-                if let Some(tile) = &tile {
-                    tile.fail(crate::console::words::transport_words(&e));
-                }
-                failed += 1;
-                wait_removed(&context, &config.reader, &stop);
-                continue;
-            }
-        };
-        if outcome.is_success() {
-            good += 1;
-        } else {
-            failed += 1;
-        }
-        outln!(
-            "{}   [good {good}, failed {failed}]",
-            outcome_line(&outcome)
-        );
-        errln!("remove the fob");
-        wait_removed(&context, &config.reader, &stop);
-        if let Some(tile) = &tile {
-            tile.idle();
-        }
-    }
+    let line = Line::new(
+        selection,
+        &recorder,
+        &options,
+        sources,
+        console.as_ref().map(|(c, _)| c),
+        &stop,
+        &cancellers,
+    );
+    let result = line.run(&context);
+    let (good, failed) = line.counts();
     outln!("stopped: good {good}, failed {failed}");
     if let Some((_, server)) = console {
         server.shutdown();
@@ -144,29 +132,14 @@ fn station_loop(args: &RunArgs) -> anyhow::Result<u8> {
             stats.pending
         );
     }
+    result?;
     Ok(if failed == 0 { exit::OK } else { exit::FAILED })
-}
-
-#[cfg(any(feature = "pcsc", windows, target_os = "macos"))]
-fn wait_removed(
-    context: &kf_transport::pcsc::PcscContext,
-    reader: &str,
-    stop: &std::sync::atomic::AtomicBool,
-) {
-    use kf_transport::error::TransportError;
-    let poll = Some(std::time::Duration::from_millis(500));
-    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-        match context.wait_for_removal(reader, poll) {
-            Err(TransportError::Timeout | TransportError::Cancelled) => continue,
-            _ => return,
-        }
-    }
 }
 
 #[cfg(not(any(feature = "pcsc", windows, target_os = "macos")))]
 fn station_loop(args: &RunArgs) -> anyhow::Result<u8> {
     // The configuration's own errors first, as with PC/SC support.
-    checked_config(&args.station)?;
+    checked_config(args)?;
     anyhow::bail!(
         "this build has no PC/SC support: rebuild with `--features pcsc` (needs libpcsclite-dev)"
     )

@@ -483,16 +483,6 @@ impl ReaderConsole {
         self.console.fob_finished(&self.reader_id, outcome);
     }
 
-    /// A fob failed before the pipeline could start (e.g. it could not be
-    /// connected to); `reason` in operator words.
-    pub fn fail(&self, reason: &str) {
-        self.set(ReaderState::Fail {
-            uid: None,
-            reason: reason.to_owned(),
-            stage: None,
-        });
-    }
-
     /// The reader is gone or failed; `reason` in operator words.
     pub fn offline(&self, reason: &str) {
         self.set(ReaderState::Offline {

@@ -43,7 +43,7 @@ impl PcscCanceller {
     }
 }
 
-fn reader_cstring(reader: &str) -> Result<CString, TransportError> {
+pub(super) fn reader_cstring(reader: &str) -> Result<CString, TransportError> {
     CString::new(reader).map_err(|_| TransportError::NoReader(reader.to_owned()))
 }
 
@@ -166,6 +166,28 @@ impl PcscContext {
                 return Err(TransportError::Timeout);
             }
             states[0].sync_current_state();
+        }
+    }
+
+    /// The `pcsc` crate's context, for the other PC/SC types of this module.
+    pub(super) fn raw(&self) -> &Context {
+        &self.ctx
+    }
+
+    /// Blocks until a reader is added or removed (PC/SC's PnP notification),
+    /// up to `timeout`; [`TransportError::Timeout`] when nothing changed or
+    /// the service has no PnP notification (then poll the reader list).
+    pub fn wait_for_reader_change(&self, timeout: Duration) -> Result<(), TransportError> {
+        let mut states = [ReaderState::new(::pcsc::PNP_NOTIFICATION(), State::UNAWARE)];
+        // The first call only learns the current state (and its count).
+        self.ctx
+            .get_status_change(Duration::ZERO, &mut states)
+            .map_err(|e| map_pcsc_error(e, None))?;
+        states[0].sync_current_state();
+        match self.ctx.get_status_change(timeout, &mut states) {
+            Ok(()) => Ok(()),
+            Err(::pcsc::Error::Timeout) => Err(TransportError::Timeout),
+            Err(e) => Err(map_pcsc_error(e, None)),
         }
     }
 

@@ -14,9 +14,11 @@
 mod card;
 mod context;
 mod errors;
+mod watch;
 
 pub use card::{
     CardDisposition, ConnectOptions, PcscProtocol, PcscTransaction, PcscTransport, ShareMode,
 };
 pub use context::{PcscCanceller, PcscContext};
 pub use errors::map_pcsc_error;
+pub use watch::{CardWatch, ReaderEvent};

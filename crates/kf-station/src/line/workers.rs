@@ -1,0 +1,312 @@
+//! The reader workers of the line station (PC/SC builds).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use kf_perso::pipeline::{FobOutcome, PipelineOptions};
+use kf_source::ProvisioningSource;
+use kf_transport::error::TransportError;
+use kf_transport::pcsc::{CardDisposition, CardWatch, PcscCanceller, PcscContext, ReaderEvent};
+use kf_transport::transport::{RawApdu, Transport, SHORT_APDU_MAX};
+
+use super::ReaderSelection;
+use crate::console::{Console, ReaderConsole};
+use crate::station::{outcome_line, Recorder};
+
+/// Where each reader's keys come from.
+pub enum Sources<'a> {
+    /// One source for every reader (a pool handed out under one lock).
+    Shared(kf_source::SharedSource),
+    /// A KLMS source per reader, naming it in its requests.
+    Klms(&'a std::sync::Arc<kf_source::klms::KlmsClient>),
+}
+
+impl Sources<'_> {
+    fn for_reader(&self, reader_id: &str) -> Box<dyn ProvisioningSource + Send> {
+        match self {
+            Sources::Shared(pool) => Box::new(pool.clone()),
+            Sources::Klms(client) => Box::new(crate::klms::source(client, reader_id)),
+        }
+    }
+}
+
+/// What every worker shares.
+pub struct Line<'a> {
+    /// The readers to drive.
+    pub selection: ReaderSelection,
+    /// The journal (and audit copy, and uploader).
+    pub recorder: &'a Recorder,
+    /// Pipeline options; each worker sets its `reader_id`.
+    pub options: &'a PipelineOptions,
+    /// Key sources.
+    pub sources: Sources<'a>,
+    /// The operator console, if served.
+    pub console: Option<&'a Console>,
+    /// Set by Ctrl-C (or a journal failure): workers stop after their fob.
+    pub stop: &'a AtomicBool,
+    /// Cancellers of every blocking PC/SC wait, for Ctrl-C.
+    pub cancellers: &'a Mutex<Vec<PcscCanceller>>,
+    good: AtomicU64,
+    failed: AtomicU64,
+    fatal: Mutex<Option<anyhow::Error>>,
+}
+
+/// How often a wait returns to look at the stop flag, when the cancel of a
+/// blocking wait is not delivered.
+const LOOK: Duration = Duration::from_millis(500);
+
+impl<'a> Line<'a> {
+    /// A line with no fob done yet.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        selection: ReaderSelection,
+        recorder: &'a Recorder,
+        options: &'a PipelineOptions,
+        sources: Sources<'a>,
+        console: Option<&'a Console>,
+        stop: &'a AtomicBool,
+        cancellers: &'a Mutex<Vec<PcscCanceller>>,
+    ) -> Self {
+        Line {
+            selection,
+            recorder,
+            options,
+            sources,
+            console,
+            stop,
+            cancellers,
+            good: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            fatal: Mutex::new(None),
+        }
+    }
+
+    /// Fobs passed and failed so far, over all readers.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.good.load(Ordering::SeqCst),
+            self.failed.load(Ordering::SeqCst),
+        )
+    }
+
+    /// Runs until the stop flag is set: starts a worker for each selected
+    /// reader present, again for one that comes back. Returns the first
+    /// error that stopped the line (a journal that cannot be written).
+    pub fn run(&self, context: &PcscContext) -> anyhow::Result<()> {
+        std::thread::scope(|scope| {
+            let mut workers: BTreeMap<String, std::thread::ScopedJoinHandle<'_, ()>> =
+                BTreeMap::new();
+            let mut waiting_shown = false;
+            while !self.stop.load(Ordering::SeqCst) {
+                workers.retain(|_, w| !w.is_finished());
+                let present = match context.list_readers() {
+                    Ok(present) => present,
+                    Err(e) => {
+                        self.fail_line(anyhow::Error::new(e).context("cannot list the readers"));
+                        break;
+                    }
+                };
+                for (name, reader_id) in self.selection.assign(&present) {
+                    if workers.contains_key(&name) {
+                        continue;
+                    }
+                    let worker = scope.spawn({
+                        let name = name.clone();
+                        move || self.worker(&name, &reader_id)
+                    });
+                    workers.insert(name, worker);
+                }
+                if workers.is_empty() && !waiting_shown {
+                    errln!("waiting for a reader ({})", self.describe());
+                    waiting_shown = true;
+                } else if !workers.is_empty() {
+                    waiting_shown = false;
+                }
+                // A reader plugged in or out wakes this at once; without PnP
+                // notification the list is read again every `LOOK`.
+                match context.wait_for_reader_change(LOOK) {
+                    Ok(()) | Err(TransportError::Timeout | TransportError::Cancelled) => {}
+                    Err(_) => std::thread::sleep(LOOK),
+                }
+            }
+            self.cancel_waits();
+        });
+        match self.fatal.lock() {
+            Ok(mut fatal) => fatal.take().map_or(Ok(()), Err),
+            Err(_) => Err(anyhow::anyhow!(
+                "a reader worker failed while stopping the line"
+            )),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match &self.selection {
+            ReaderSelection::One { name, .. } => format!("{name:?}"),
+            ReaderSelection::Configured(specs) => specs
+                .iter()
+                .map(|s| format!("{:?}", s.name))
+                .collect::<Vec<_>>()
+                .join(", "),
+            ReaderSelection::All => "any".into(),
+        }
+    }
+
+    /// Stops the line for an error no worker can go on after.
+    fn fail_line(&self, error: anyhow::Error) {
+        if let Ok(mut fatal) = self.fatal.lock() {
+            fatal.get_or_insert(error);
+        }
+        self.stop.store(true, Ordering::SeqCst);
+        self.cancel_waits();
+    }
+
+    /// Wakes every blocking wait (best effort: each also returns every `LOOK`).
+    pub fn cancel_waits(&self) {
+        if let Ok(cancellers) = self.cancellers.lock() {
+            for canceller in cancellers.iter() {
+                if canceller.cancel().is_err() {
+                    tracing::debug!("a PC/SC wait could not be cancelled; it ends at its timeout");
+                }
+            }
+        }
+    }
+
+    /// One reader: fobs until Ctrl-C or until the reader goes away.
+    fn worker(&self, name: &str, reader_id: &str) {
+        let tile = self.console.map(|c| c.reader(reader_id));
+        if let Err(e) = self.serve_reader(name, reader_id, tile.as_ref()) {
+            self.fail_line(e);
+        }
+    }
+
+    fn serve_reader(
+        &self,
+        name: &str,
+        reader_id: &str,
+        tile: Option<&ReaderConsole>,
+    ) -> anyhow::Result<()> {
+        let context = PcscContext::establish()?;
+        if let Ok(mut cancellers) = self.cancellers.lock() {
+            cancellers.push(context.canceller());
+        }
+        let mut watch = CardWatch::new(&context, name)?;
+        let mut source = self.sources.for_reader(reader_id);
+        let mut options = self.options.clone();
+        options.reader_id = Some(reader_id.to_string());
+        errln!("reader {reader_id} ({name}): present a fob (Ctrl-C to stop)");
+        while !self.stop.load(Ordering::SeqCst) {
+            match watch.next(Some(LOOK)) {
+                Ok(ReaderEvent::Inserted { .. }) => {}
+                Ok(ReaderEvent::Removed) => {
+                    if let Some(tile) = tile {
+                        tile.idle();
+                    }
+                    continue;
+                }
+                Err(TransportError::Timeout | TransportError::Cancelled) => continue,
+                Err(e) => {
+                    errln!("reader {reader_id} ({name}): {e}; its worker stops");
+                    if let Some(tile) = tile {
+                        tile.offline(crate::console::words::transport_words(&e));
+                    }
+                    return Ok(());
+                }
+            }
+            if let Some(tile) = tile {
+                tile.fob_present();
+            }
+            let outcome = self.fob(&context, name, source.as_mut(), &options, tile)?;
+            let counter = if outcome.is_success() {
+                &self.good
+            } else {
+                &self.failed
+            };
+            counter.fetch_add(1, Ordering::SeqCst);
+            let (good, failed) = self.counts();
+            outln!(
+                "{}   [{reader_id}; good {good}, failed {failed}]",
+                outcome_line(&outcome)
+            );
+            errln!("reader {reader_id}: remove the fob");
+        }
+        Ok(())
+    }
+
+    /// One fob: connect, provision, reset. A fob that cannot be connected to
+    /// goes through the pipeline over the reader's error, so the attempt is
+    /// journaled (FAILURE at READ_UID) like any other.
+    fn fob(
+        &self,
+        context: &PcscContext,
+        name: &str,
+        source: &mut dyn ProvisioningSource,
+        options: &PipelineOptions,
+        tile: Option<&ReaderConsole>,
+    ) -> anyhow::Result<FobOutcome> {
+        match context.connect(name) {
+            Ok(mut card) => {
+                let outcome = self
+                    .recorder
+                    .provision_shown(&mut card, source, options, tile);
+                // The outcome is journaled already; a reader that fails to
+                // reset shows up at the next connect.
+                if let Err(e) = card.disconnect(CardDisposition::Reset) {
+                    tracing::warn!(reader = name, error = %e, "card reset failed");
+                }
+                outcome
+            }
+            Err(e) => {
+                let mut link = NotConnected(e);
+                self.recorder
+                    .provision_shown(&mut link, source, options, tile)
+            }
+        }
+    }
+}
+
+/// The link to a fob the reader could not connect to: every exchange fails
+/// with the reader's error.
+struct NotConnected(TransportError);
+
+impl Transport for NotConnected {
+    fn transmit(&mut self, _apdu: RawApdu<'_>) -> Result<Vec<u8>, TransportError> {
+        Err(self.0.clone())
+    }
+
+    fn reset(&mut self) -> Result<(), TransportError> {
+        Err(self.0.clone())
+    }
+
+    fn max_apdu_len(&self) -> usize {
+        SHORT_APDU_MAX
+    }
+
+    fn was_reset(&mut self) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fob_that_cannot_be_connected_to_fails_at_read_uid_with_the_readers_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let recorder = Recorder::open(&dir.path().join("journal.db"), None, None).unwrap();
+        let mut source = kf_source::DevSampleSource::generated(1, None).unwrap();
+        let mut link = NotConnected(TransportError::NoCard);
+        let outcome = recorder
+            .provision(&mut link, &mut source, &PipelineOptions::default())
+            .unwrap();
+        let error = outcome.error.as_ref().unwrap();
+        assert_eq!(error.stage, kf_perso::Stage::ReadUid);
+        assert_eq!(
+            outcome.record.failure_reason.as_deref(),
+            Some(error.error.to_string().as_str())
+        );
+        assert!(!outcome.store_data_sent());
+    }
+}
