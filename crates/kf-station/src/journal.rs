@@ -2,14 +2,29 @@
 //! record committed before the first STORE DATA, the outcome after.
 
 use kf_audit::Journal;
-use kf_perso::pipeline::{FobOutcome, HookError, PipelineHooks};
+use kf_perso::pipeline::{FobIdentity, FobOutcome, HookError, PipelineHooks};
 use kf_perso::AuditRecord;
 use kf_source::ProvisioningInput;
 
-/// Why the journal refused a package's content.
+/// Why the journal refused a fob or a package's content.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ContentRefused {
+    /// A SUCCESS outcome already names this fob.
+    #[error(
+        "fob already personalized: {identity} passed at {when} on reader {reader} (journal \
+         record {seq}); set it aside, or give --repersonalize to personalize it again"
+    )]
+    AlreadyPersonalized {
+        /// What identified the fob: `IC serial …` or `UID …`.
+        identity: String,
+        /// The journal record of the earlier SUCCESS.
+        seq: i64,
+        /// When the earlier fob started.
+        when: String,
+        /// The reader of the earlier fob, when recorded.
+        reader: String,
+    },
     /// The package's BLE IRK was already written to a fob that passed.
     #[error(
         "package {package}: BLE IRK already personalized (rule: an IRK is written to one fob \
@@ -28,42 +43,83 @@ pub enum ContentRefused {
 /// Name of the audit-record field holding the keyed IRK fingerprint.
 pub const IRK_FINGERPRINT_FIELD: &str = "irk_fingerprint";
 
-/// The IRK fingerprints of the journal's SUCCESS outcomes, each with the
-/// sequence number of its record: read once when the station opens the
+/// One field of the journal's SUCCESS outcomes, each value with the sequence
+/// number of its first record: read once when the station opens the
 /// journal, extended as outcomes are appended, so a fob's check is a lookup
 /// rather than a scan of the whole journal.
-#[derive(Debug, Default)]
-pub struct IrkIndex(std::collections::HashMap<String, i64>);
+#[derive(Debug)]
+pub struct SuccessIndex {
+    of: fn(&AuditRecord) -> Option<&str>,
+    seqs: std::collections::HashMap<String, i64>,
+}
 
-impl IrkIndex {
-    /// Reads the index from the journal.
-    pub fn load(journal: &Journal) -> anyhow::Result<IrkIndex> {
-        Ok(IrkIndex(
-            journal.successful_outcome_index(IRK_FINGERPRINT_FIELD)?,
-        ))
+impl SuccessIndex {
+    /// Reads the index of `field` (read from new records with `of`).
+    pub fn load(
+        journal: &Journal,
+        field: &'static str,
+        of: fn(&AuditRecord) -> Option<&str>,
+    ) -> anyhow::Result<SuccessIndex> {
+        Ok(SuccessIndex {
+            of,
+            seqs: journal.successful_outcome_index(field)?,
+        })
     }
 
-    /// The record of the SUCCESS outcome with this fingerprint, if any.
-    pub fn get(&self, fingerprint: &str) -> Option<i64> {
-        self.0.get(fingerprint).copied()
+    /// The record of the SUCCESS outcome with this value, if any.
+    pub fn get(&self, value: &str) -> Option<i64> {
+        self.seqs.get(value).copied()
     }
 
-    /// Adds the fingerprint of an outcome just appended (when it is a SUCCESS).
+    /// Adds the value of an outcome just appended (when it is a SUCCESS).
     pub fn note(&mut self, record: &AuditRecord, seq: i64) {
         if record.overall_result == kf_perso::OverallResult::Success {
-            if let Some(fp) = &record.irk_fingerprint {
-                self.0.entry(fp.clone()).or_insert(seq);
+            if let Some(value) = (self.of)(record) {
+                self.seqs.entry(value.to_owned()).or_insert(seq);
             }
         }
     }
 }
 
-/// The journal and the index built from it, shared by every reader.
+/// The indexes the station checks each fob against.
+#[derive(Debug)]
+pub struct Indexes {
+    /// IRK fingerprints: an IRK goes to one fob only.
+    pub irks: SuccessIndex,
+    /// Chip serials (CPLC): a personalized fob is not personalized again.
+    pub ic_serials: SuccessIndex,
+    /// UIDs, for fobs whose CPLC was not read.
+    pub uids: SuccessIndex,
+}
+
+impl Indexes {
+    /// Reads every index from the journal.
+    pub fn load(journal: &Journal) -> anyhow::Result<Indexes> {
+        Ok(Indexes {
+            irks: SuccessIndex::load(journal, IRK_FINGERPRINT_FIELD, |r| {
+                r.irk_fingerprint.as_deref()
+            })?,
+            ic_serials: SuccessIndex::load(journal, "ic_serial", |r| r.ic_serial.as_deref())?,
+            uids: SuccessIndex::load(journal, "fob_uid", |r| Some(r.fob_uid.as_str()))?,
+        })
+    }
+
+    /// Adds an outcome just appended.
+    pub fn note(&mut self, record: &AuditRecord, seq: i64) {
+        self.irks.note(record, seq);
+        self.ic_serials.note(record, seq);
+        self.uids.note(record, seq);
+    }
+}
+
+/// The journal and the indexes built from it, shared by every reader.
 pub struct JournalState {
     /// The journal.
     pub journal: Journal,
-    /// Its SUCCESS outcomes' IRK fingerprints.
-    pub irks: IrkIndex,
+    /// Its SUCCESS outcomes' IRK fingerprints, chip serials and UIDs.
+    pub indexes: Indexes,
+    /// Personalize a fob again although a SUCCESS names it (`--repersonalize`).
+    pub repersonalize: bool,
 }
 
 /// Takes the journal lock. A worker that panicked while holding it may have
@@ -90,6 +146,48 @@ impl<'a> JournalHooks<'a> {
 }
 
 impl PipelineHooks for JournalHooks<'_> {
+    /// Refuses a fob a SUCCESS outcome of this journal already names, by its
+    /// chip serial (CPLC) or its UID, unless the station re-personalizes.
+    fn check_identity(&mut self, identity: &FobIdentity) -> Result<(), HookError> {
+        let state = lock(self.state).map_err(|e| HookError::new(e.to_string()))?;
+        if state.repersonalize {
+            return Ok(());
+        }
+        let serial = identity.cplc.ic_serial();
+        let uid = hex::encode_upper(&identity.uid);
+        let found = state
+            .indexes
+            .ic_serials
+            .get(&serial)
+            .map(|seq| (format!("IC serial {serial}"), seq))
+            .or_else(|| {
+                state
+                    .indexes
+                    .uids
+                    .get(&uid)
+                    .map(|seq| (format!("UID {uid}"), seq))
+            });
+        let Some((identity, seq)) = found else {
+            return Ok(());
+        };
+        let earlier = state
+            .journal
+            .show(seq)
+            .map_err(|e| HookError::new(e.to_string()))?;
+        let body: serde_json::Value = serde_json::from_str(&earlier.body).unwrap_or_default();
+        let text = |key: &str| {
+            body[key]
+                .as_str()
+                .map_or_else(|| "(not recorded)".to_string(), str::to_owned)
+        };
+        Err(HookError::new(ContentRefused::AlreadyPersonalized {
+            identity,
+            seq,
+            when: text("timestamp_iso8601"),
+            reader: text("reader_id"),
+        }))
+    }
+
     /// Fingerprints the BLE IRK (HMAC-SHA-256 under the journal key's IRK
     /// subkey, truncated to 16 bytes; `kf_audit::record`) into the record and
     /// refuses an IRK whose fingerprint a SUCCESS outcome of this journal
@@ -105,7 +203,7 @@ impl PipelineHooks for JournalHooks<'_> {
             input.items.ble_irk.expose_secret(),
         );
         record.irk_fingerprint = Some(fingerprint.clone());
-        match state.irks.get(&fingerprint) {
+        match state.indexes.irks.get(&fingerprint) {
             Some(seq) => Err(HookError::new(ContentRefused::IrkReused {
                 package: input.origin.clone(),
                 seq,
@@ -270,8 +368,12 @@ mod tests {
             JournalKey::from_bytes([5; 32]),
         )
         .unwrap();
-        let irks = IrkIndex::load(&journal).unwrap();
-        let state = std::sync::Mutex::new(JournalState { journal, irks });
+        let indexes = Indexes::load(&journal).unwrap();
+        let state = std::sync::Mutex::new(JournalState {
+            journal,
+            indexes,
+            repersonalize: false,
+        });
         let mut source = kf_source::DevSampleSource::generated(1, Some(3)).unwrap();
         let input = source.fetch(&[4, 1, 2, 3]).unwrap();
         let mut record =
@@ -283,7 +385,7 @@ mod tests {
         assert_eq!(fingerprint.len(), 32);
         // A failure does not make the IRK used; a success does.
         {
-            let irks = &mut state.lock().unwrap().irks;
+            let irks = &mut state.lock().unwrap().indexes.irks;
             irks.note(&record, 1);
             assert_eq!(irks.get(&fingerprint), None);
             record.succeed();

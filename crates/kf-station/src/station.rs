@@ -195,7 +195,7 @@ impl Recorder {
                 "journal: {interrupted} personalization(s) interrupted by a previous stop recorded as FAILURE"
             );
         }
-        let irks = crate::journal::IrkIndex::load(&journal)?;
+        let indexes = crate::journal::Indexes::load(&journal)?;
         let uploader = match klms {
             Some(client) => Some(crate::klms::uploader(
                 journal_path,
@@ -205,10 +205,21 @@ impl Recorder {
             None => None,
         };
         Ok(Recorder {
-            state: std::sync::Mutex::new(crate::journal::JournalState { journal, irks }),
+            state: std::sync::Mutex::new(crate::journal::JournalState {
+                journal,
+                indexes,
+                repersonalize: false,
+            }),
             audit_file: audit_file.map(AuditFile::new),
             uploader,
         })
+    }
+
+    /// Lets fobs that a SUCCESS outcome already names be personalized again
+    /// (`--repersonalize`; by default they are refused at ReadUid).
+    pub fn repersonalize(self, allow: bool) -> anyhow::Result<Recorder> {
+        crate::journal::lock(&self.state)?.repersonalize = allow;
+        Ok(self)
     }
 
     /// Waits up to `timeout` for pending uploads; returns the uploader's
@@ -270,7 +281,7 @@ impl Recorder {
     pub fn finish(&self, outcome: &FobOutcome) -> anyhow::Result<()> {
         let mut state = crate::journal::lock(&self.state)?;
         let seq = crate::journal::append_outcome(&mut state.journal, outcome)?;
-        state.irks.note(&outcome.record, seq);
+        state.indexes.note(&outcome.record, seq);
         // The copy is written under the same lock, in the journal's order.
         if let Some(file) = &self.audit_file {
             file.append(&outcome.record)?;

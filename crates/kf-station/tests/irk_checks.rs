@@ -1,7 +1,9 @@
 //! BLE IRK checks of container packages (seed 001 "Container Directory
 //! Format", DGI A006): a malformed or all-zero IRK is refused at FetchKeys
 //! before any SCP03 command, an IRK already written to a fob that passed is
-//! refused, and the journal keeps only a keyed fingerprint of each IRK.
+//! refused, and the journal keeps only a keyed fingerprint of each IRK. A fob
+//! the journal already records as personalized (by chip serial or UID) is
+//! refused before its keys are fetched, unless `--repersonalize`.
 // They run the simulator (`provision --sim`).
 #![cfg(feature = "sim")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -195,4 +197,75 @@ fn an_irk_personalized_once_is_refused_in_another_package_and_never_stored() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `provision --sim --sim-uid UID --source dev` with journal `j.db` in `dir`.
+fn provision_uid(dir: &Path, uid: &str, extra: &[&str]) -> (i32, Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_kf-station"))
+        .args(["provision", "--sim", "--sim-uid", uid, "--source", "dev"])
+        .args(["--journal", "j.db", "--json"])
+        .args(extra)
+        .current_dir(dir)
+        .env_remove("KF_SOURCE")
+        .env_remove("KF_JOURNAL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON outcome ({e}); stderr: {stderr}"));
+    (out.status.code().unwrap_or(-1), json)
+}
+
+#[test]
+fn a_fob_already_personalized_is_refused_before_its_keys_unless_repersonalized() {
+    let dir = tempfile::tempdir().unwrap();
+    let uid = "04C1C2C3C4C5C6";
+    let (code, first) = provision_uid(dir.path(), uid, &[]);
+    assert_eq!(code, 0, "{first}");
+
+    let (code, again) = provision_uid(dir.path(), uid, &[]);
+    assert_eq!(code, 1, "{again}");
+    assert_eq!(again["result"], "FAIL", "{again}");
+    assert_eq!(again["stage"], "ReadUid", "{again}");
+    let reason = again["error"].as_str().unwrap();
+    let want = format!(
+        "fob already personalized: IC serial 4790-D321-C1C2-C3C4C5C6 passed at {} on reader \
+         (not recorded) (journal record 2); set it aside, or give --repersonalize to \
+         personalize it again",
+        first_time(dir.path())
+    );
+    assert!(reason.ends_with(&want), "{reason}\nwant …{want}");
+    // Nothing but the identity was read: no key fetch, no SCP03.
+    assert_eq!(again["retry"], "safe", "{again}");
+    assert_eq!(again["origin"], Value::Null, "{again}");
+    let sent: Vec<&str> = again["audit"]["apdu_trace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["direction"] == "TX")
+        .map(|e| e["apdu_hex"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sent,
+        ["FFCA000000", "00A4040008A00000015100000000", "80CA9F7F00"]
+    );
+
+    // Another fob passes; the same one passes with --repersonalize.
+    assert_eq!(provision_uid(dir.path(), "04D1D2D3D4D5D6", &[]).0, 0);
+    let (code, forced) = provision_uid(dir.path(), uid, &["--repersonalize"]);
+    assert_eq!(code, 0, "{forced}");
+}
+
+/// The start time of the first fob of the journal `j.db` in `dir`.
+fn first_time(dir: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_kf-station"))
+        .args(["audit", "export", "--format", "json", "--journal", "j.db"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let records: Value = serde_json::from_slice(&out.stdout).unwrap();
+    records[1]["body"]["timestamp_iso8601"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }

@@ -100,6 +100,11 @@ impl HookError {
     pub fn new(error: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> HookError {
         HookError(error.into())
     }
+
+    /// The hook's own error, if it is a `T` (to tell refusals apart).
+    pub fn downcast_ref<T: std::error::Error + 'static>(&self) -> Option<&T> {
+        self.0.downcast_ref::<T>()
+    }
 }
 
 /// A pipeline error with the stage it happened in.

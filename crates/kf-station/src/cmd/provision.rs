@@ -48,6 +48,11 @@ pub struct StationArgs {
     /// Refuse packages without a signed `manifest.json` (needs --manifest-key).
     #[arg(long)]
     pub require_manifest: bool,
+    /// Personalize a fob although the journal holds a SUCCESS for its chip
+    /// serial or UID (by default such a fob is refused: "already
+    /// personalized").
+    #[arg(long)]
+    pub repersonalize: bool,
     /// SCP03 security level (01, 03, 11, 13, 33).
     #[arg(long)]
     pub level: Option<String>,
@@ -134,7 +139,8 @@ fn provision_one(args: &StationArgs) -> anyhow::Result<u8> {
         &config.journal,
         config.audit_file.as_deref(),
         opened.klms.as_ref(),
-    )?;
+    )?
+    .repersonalize(args.repersonalize)?;
     let outcome = if config.sim {
         provision_sim(
             &recorder,

@@ -31,10 +31,6 @@ pub fn run(args: RunArgs) -> u8 {
 
 /// The configuration, the pipeline options and the readers to drive, or
 /// the operator's error (checked before anything is opened or created).
-#[cfg_attr(
-    not(any(feature = "pcsc", windows, target_os = "macos")),
-    allow(dead_code)
-)]
 fn checked_config(
     args: &RunArgs,
 ) -> anyhow::Result<(
@@ -84,7 +80,8 @@ fn station_loop(args: &RunArgs) -> anyhow::Result<u8> {
         &config.journal,
         config.audit_file.as_deref(),
         opened.klms.as_ref(),
-    )?;
+    )?
+    .repersonalize(args.station.repersonalize)?;
     let sources = match &opened.klms {
         Some(client) => Sources::Klms(client),
         None => Sources::Shared(kf_source::SharedSource::new(opened.source)),

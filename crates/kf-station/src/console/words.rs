@@ -2,6 +2,7 @@
 //! the people at the line (tiles of the console, outcome list). Each reason
 //! says what happened and what to do, in a few words.
 
+use crate::journal::ContentRefused;
 use kf_perso::pipeline::{PipelineError, StageError};
 use kf_perso::Stage;
 use kf_source::klms::KlmsError;
@@ -36,6 +37,15 @@ pub fn failure_words(error: &StageError) -> &'static str {
         PipelineError::Apdu(_) => "fob answered nonsense — put it aside",
         PipelineError::Verify(_) => "fob failed the final check — put it aside",
         PipelineError::Journal(_) => "audit journal unavailable — call maintenance",
+        PipelineError::Refused(refusal) => match refusal.downcast_ref::<ContentRefused>() {
+            Some(ContentRefused::AlreadyPersonalized { .. }) => {
+                "fob already personalized — put it aside"
+            }
+            Some(ContentRefused::IrkReused { .. }) => {
+                "key package used before — call the line lead"
+            }
+            None => "audit journal unavailable — call maintenance",
+        },
         _ => "station fault — call maintenance",
     }
 }
