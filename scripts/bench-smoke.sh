@@ -29,6 +29,9 @@ step "peer-compare (runs the yubikit peer script), tiny counts"
 
 step "kf-station bench (end to end vs floor), tiny counts"
 "$bin/kf-station" bench --fobs 2 --transport both --json > /dev/null
+step "kf-station bench: two vpcd readers at once, modeled link; and the link model"
+"$bin/kf-station" bench --transport vpcd --readers 1,2 --fobs 2 --link 848k --level 33
+"$bin/kf-station" bench --link-model --level 33
 
 step "kf-klms issuance over mTLS, tiny counts"
 "$bin/kf-klms" bench --concurrency 1,8 --requests 16

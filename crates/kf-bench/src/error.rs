@@ -35,6 +35,9 @@ pub enum BenchError {
     /// could not reach it.
     #[error("pcscd + vpcd (needs root and the packages pcscd vsmartcard-vpcd): {0}")]
     Pcscd(std::io::Error),
+    /// A reader thread of the line bench panicked.
+    #[error("a reader thread of the bench panicked")]
+    ReaderPanicked,
     /// The vpcd transport was asked for in a build without it.
     #[error("the vpcd transport needs Linux with the `pcsc` feature (and root for pcscd)")]
     VpcdUnavailable,

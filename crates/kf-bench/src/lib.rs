@@ -27,6 +27,7 @@ pub mod e2e;
 mod error;
 pub mod fixtures;
 pub mod floor;
+pub mod line;
 pub mod link_model;
 pub mod lockstep;
 pub mod measure;

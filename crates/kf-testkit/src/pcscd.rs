@@ -30,6 +30,18 @@ use kf_transport::pcsc::PcscContext;
 pub const VPCD_READER_PREFIX: &str = "Virtual PCD";
 const PID_FILE: &str = "/run/pcscd/pcscd.pid";
 
+/// The `FRIENDLYNAME` of vpcd entry `n`: `Virtual PCD`, then `Virtual PCD
+/// B`, `Virtual PCD C`, … (all start with [`VPCD_READER_PREFIX`]).
+fn entry_name(n: usize) -> String {
+    match n {
+        0 => VPCD_READER_PREFIX.to_string(),
+        n => format!(
+            "{VPCD_READER_PREFIX} {}",
+            char::from(b'A' + u8::try_from(n % 26).unwrap_or(0))
+        ),
+    }
+}
+
 fn other(msg: String) -> io::Error {
     io::Error::other(msg)
 }
@@ -95,7 +107,8 @@ pub struct Pcscd {
     pcscd: PathBuf,
     conf_dir: PathBuf,
     log_path: PathBuf,
-    port: u16,
+    /// The first port of each vpcd entry (slots `2n` and `2n + 1`).
+    ports: Vec<u16>,
     readers: usize,
 }
 
@@ -103,6 +116,25 @@ impl Pcscd {
     /// Starts pcscd with vpcd slots on `port` and `port + 1`, configuration and
     /// log under `work_dir`, and waits until both virtual readers are listed.
     pub fn start(work_dir: &Path, port: u16) -> io::Result<Self> {
+        Self::start_entries(work_dir, &[port])
+    }
+
+    /// Starts pcscd with at least `slots` vpcd slots (one vpcd entry, two
+    /// slots, per free port pair): slot `n` is reader `Virtual PCD EE SS`
+    /// with `EE = n / 2`, `SS = n % 2`.
+    pub fn start_slots(work_dir: &Path, slots: usize) -> io::Result<Self> {
+        let mut ports: Vec<u16> = Vec::new();
+        while ports.len() < slots.div_ceil(2).max(1) {
+            // Each pair is free on its own; it must not overlap another.
+            let port = free_port_pair()?;
+            if ports.iter().all(|p| port.abs_diff(*p) > 1) {
+                ports.push(port);
+            }
+        }
+        Self::start_entries(work_dir, &ports)
+    }
+
+    fn start_entries(work_dir: &Path, ports: &[u16]) -> io::Result<Self> {
         let pcscd = find_pcscd().ok_or_else(|| {
             other("pcscd not found: install the `pcscd` package (or set KF_PCSCD)".into())
         })?;
@@ -115,18 +147,33 @@ impl Pcscd {
         fs::create_dir_all(&conf_dir)?;
         // DEVICENAME /dev/null:PORT puts the driver in server mode on PORT
         // (slot n listens on PORT + n), like the package's own config.
-        let conf = format!(
-            "FRIENDLYNAME \"{VPCD_READER_PREFIX}\"\nDEVICENAME   /dev/null:0x{port:04X}\nLIBPATH      {}\nCHANNELID    0x{port:04X}\n",
-            driver.display()
-        );
-        fs::write(conf_dir.join("vpcd"), conf)?;
+        // Each entry after the first gets a name of its own, so that its
+        // readers' names say which ports they use.
+        // The vpcd driver keeps its two slots in globals, so every entry
+        // after the first loads its own copy of the library.
+        for (n, port) in ports.iter().enumerate() {
+            let library = match n {
+                0 => driver.clone(),
+                n => {
+                    let copy = work_dir.join(format!("libifdvpcd-{n}.so"));
+                    fs::copy(&driver, &copy)?;
+                    copy
+                }
+            };
+            let conf = format!(
+                "FRIENDLYNAME \"{}\"\nDEVICENAME   /dev/null:0x{port:04X}\nLIBPATH      {}\nCHANNELID    0x{port:04X}\n",
+                entry_name(n),
+                library.display()
+            );
+            fs::write(conf_dir.join(format!("vpcd{n}")), conf)?;
+        }
         let mut daemon = Self {
             child: None,
             pcscd,
             conf_dir,
             log_path: work_dir.join("pcscd.log"),
-            port,
-            readers: 2,
+            ports: ports.to_vec(),
+            readers: 2 * ports.len(),
         };
         daemon.spawn()?;
         Ok(daemon)
@@ -144,7 +191,7 @@ impl Pcscd {
             pcscd,
             conf_dir,
             log_path: work_dir.join("pcscd.log"),
-            port: 0,
+            ports: Vec::new(),
             readers: 0,
         };
         daemon.spawn()?;
@@ -227,14 +274,20 @@ impl Pcscd {
         self.child.as_ref().map(Child::id)
     }
 
-    /// `127.0.0.1:port` of vpcd slot `slot` (0 or 1).
+    /// `127.0.0.1:port` of vpcd slot `slot`.
     pub fn vpcd_addr(&self, slot: u16) -> String {
-        format!("127.0.0.1:{}", self.port + slot)
+        let first = self.ports.get(usize::from(slot / 2)).copied().unwrap_or(0);
+        format!("127.0.0.1:{}", first + slot % 2)
     }
 
     /// PC/SC name of vpcd slot `slot`.
     pub fn reader_name(&self, slot: u8) -> String {
-        format!("{VPCD_READER_PREFIX} 00 {slot:02X}")
+        format!("{} 00 {:02X}", entry_name(usize::from(slot / 2)), slot % 2)
+    }
+
+    /// Number of vpcd slots.
+    pub fn slots(&self) -> usize {
+        self.readers
     }
 
     /// Stops the daemon by PID: SIGTERM, then SIGKILL after 5 s.

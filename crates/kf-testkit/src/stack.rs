@@ -31,6 +31,11 @@ impl VpcdStack {
         Self::start_with(|dir| Pcscd::start(dir, free_port_pair()?))
     }
 
+    /// Like [`VpcdStack::start`], with at least `slots` vpcd readers.
+    pub fn start_slots(slots: usize) -> io::Result<VpcdStack> {
+        Self::start_with(|dir| Pcscd::start_slots(dir, slots))
+    }
+
     /// Like [`VpcdStack::start`], with an empty reader configuration: pcscd
     /// runs and lists no readers at all.
     pub fn start_without_readers() -> io::Result<VpcdStack> {
@@ -66,7 +71,7 @@ impl VpcdStack {
         self.dir.path()
     }
 
-    /// PC/SC name of vpcd slot `slot` (0 or 1).
+    /// PC/SC name of vpcd slot `slot`.
     pub fn reader_name(&self, slot: u8) -> String {
         self.pcscd.reader_name(slot)
     }
@@ -81,7 +86,7 @@ impl VpcdStack {
         self.insert_at(0, card, timeout)
     }
 
-    /// [`VpcdStack::insert`] on vpcd slot `slot` (0 or 1).
+    /// [`VpcdStack::insert`] on vpcd slot `slot`.
     pub fn insert_at<C: VirtualCard + Send + 'static>(
         &self,
         slot: u16,

@@ -22,6 +22,15 @@ pub struct BenchArgs {
     /// loopback (in-process), vpcd (pcscd + vpcd, started by the bench), or both.
     #[arg(long, default_value = "loopback", value_parser = ["loopback", "vpcd", "both"])]
     pub transport: String,
+    /// With `--transport vpcd`: N readers provisioning at once, for each N
+    /// given (e.g. 1,2,4,8; `--fobs` per reader): fobs/s and the scaling
+    /// efficiency, fobs/s ÷ (N × fobs/s of the first N).
+    #[arg(long, value_delimiter = ',', value_name = "N,…")]
+    pub readers: Vec<usize>,
+    /// With `--readers`: virtual fobs answer at the modeled speed of a real
+    /// fob at this bit rate (106k, 212k, 424k, 848k).
+    #[arg(long, value_name = "RATE", requires = "readers")]
+    pub link: Option<kf_transport::BitRate>,
     /// Instead of measuring: the modeled time per fob on a real ISO/IEC
     /// 14443-4 link at every bit rate, for short and extended-length STORE
     /// DATA (one row per plan, rate and level).
@@ -56,6 +65,22 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             ..StationConfig::default()
         }
         .pipeline_options()?;
+        if !args.readers.is_empty() {
+            if args.transport != "vpcd" {
+                anyhow::bail!("--readers needs --transport vpcd");
+            }
+            if args.readers.contains(&0) {
+                anyhow::bail!("--readers: every count must be at least 1");
+            }
+            let rows = kf_bench::line::scaling(&args.readers, args.fobs, &options, args.link)?;
+            outln!("security level {level}, {} fobs per reader:", args.fobs);
+            if args.json {
+                outln!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                outln!("{}", kf_bench::line::table(&rows).trim_end());
+            }
+            continue;
+        }
         if args.link_model {
             link_rows.extend(
                 kf_bench::link_model::model(&options)?
@@ -73,6 +98,9 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if args.link_model {
         return print_link_model(&link_rows, args.json);
+    }
+    if !args.readers.is_empty() {
+        return Ok(());
     }
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&rows)?);
