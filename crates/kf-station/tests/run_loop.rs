@@ -112,11 +112,15 @@ fn collect(
 
 impl Station {
     fn spawn(reader: &str, journal: &Path, audit_file: &Path) -> Station {
-        Station::spawn_with(&["--reader", reader], journal, audit_file)
+        Station::spawn_with(
+            &["--source", "dev", "--reader", reader],
+            journal,
+            audit_file,
+        )
     }
 
-    /// `run --source dev` with `readers` (the reader arguments or a config).
-    fn spawn_with(readers: &[&str], journal: &Path, audit_file: &Path) -> Station {
+    /// `run ARGS --journal … --audit-file … --console 127.0.0.1:0`.
+    fn spawn_with(args: &[&str], journal: &Path, audit_file: &Path) -> Station {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kf-station"));
         // Only this test's settings: no KF_* override from the caller's shell.
         for (key, _) in std::env::vars_os() {
@@ -126,8 +130,8 @@ impl Station {
         }
         let mut child = cmd
             .env("KF_STATION_ID", "RUN-LOOP-TEST")
-            .args(["run", "--source", "dev"])
-            .args(readers)
+            .arg("run")
+            .args(args)
             .arg("--journal")
             .arg(journal)
             .arg("--audit-file")
@@ -495,6 +499,24 @@ fn slow_fob(uid: &Uid) -> kf_transport::PacedCard<VirtualFob> {
     kf_transport::PacedCard::new(good_fob(uid), Some(model))
 }
 
+/// Waits for the "present a fob" prompt of each of `reader_ids`, in
+/// whatever order the reader workers print them.
+fn expect_prompts(station: &mut Station, reader_ids: &[&str]) {
+    let prefixes: Vec<String> = reader_ids
+        .iter()
+        .map(|id| format!("reader {id} ("))
+        .collect();
+    let mut seen = vec![false; reader_ids.len()];
+    while seen.contains(&false) {
+        let line = station.expect(false, &format!("the prompts of {reader_ids:?}"), |l| {
+            l.contains("present a fob") && prefixes.iter().any(|p| l.starts_with(p))
+        });
+        if let Some(at) = prefixes.iter().position(|p| line.starts_with(p)) {
+            seen[at] = true;
+        }
+    }
+}
+
 /// Waits for one stdout line starting with `result  UID` for each of `uids`,
 /// in whatever order they come; returns them in the order of `uids`.
 fn expect_results(station: &mut Station, result: &str, uids: &[&Uid]) -> Vec<String> {
@@ -525,15 +547,14 @@ fn two_readers_work_at_once_and_a_fob_torn_away_on_one_leaves_the_other_working(
     )
     .unwrap();
     let config = config.to_string_lossy().into_owned();
-    let mut station =
-        Station::spawn_with(&["--config", &config], &paths.journal, &paths.audit_file);
+    let mut station = Station::spawn_with(
+        &["--source", "dev", "--config", &config],
+        &paths.journal,
+        &paths.audit_file,
+    );
     let console = station.expect(true, "the console address", |l| l.starts_with("console: "));
     let console = console.trim_start_matches("console: ").to_string();
-    for reader_id in ["LINE_01_R", "LINE_01_R-2"] {
-        station.expect(false, &format!("{reader_id}'s prompt"), |l| {
-            l.starts_with(&format!("reader {reader_id} (")) && l.contains("present a fob")
-        });
-    }
+    expect_prompts(&mut station, &["LINE_01_R", "LINE_01_R-2"]);
     let uids: Vec<Uid> = (1..=4u8)
         .map(|n| Uid::new(&[0x04, 0x4C, 0x49, 0x4E, 0, 0, 0, 0, 0, n]).unwrap())
         .collect();
@@ -664,4 +685,115 @@ fn two_readers_work_at_once_and_a_fob_torn_away_on_one_leaves_the_other_working(
         "{}",
         String::from_utf8_lossy(&verify.stdout)
     );
+}
+
+#[cfg(feature = "sim")]
+/// A slow fob (see [`slow_fob`]) carrying the keys the KLMS diversifies from
+/// `master` for its UID.
+fn slow_klms_fob(
+    uid: &Uid,
+    master: &kf_crypto::AesKey,
+    key_version: u8,
+) -> kf_transport::PacedCard<VirtualFob> {
+    let keys = kf_crypto::kdf::diversify_static_keys(master, uid.as_bytes()).unwrap();
+    let fob = VirtualFob::new(
+        FobConfig::dev_sample()
+            .with_uid(uid.clone())
+            .with_only_key_set(key_version, keys),
+    )
+    .unwrap();
+    let paced = slow_fob(uid);
+    kf_transport::PacedCard::new(fob, paced.model().copied())
+}
+
+#[cfg(feature = "sim")]
+#[test]
+fn klms_source_on_two_readers_and_ctrl_c_during_store_data_lets_both_fobs_finish() {
+    let stack = VpcdStack::start().expect("pcscd + vpcd");
+    let paths = paths(&stack);
+    let work = stack.dir().join("klms");
+    std::fs::create_dir_all(&work).unwrap();
+    // The station's identity is the KF_STATION_ID `Station` sets.
+    let pki = kf_klms::pki::DevPki::generate("line CA", &["RUN-LOOP-TEST"]).unwrap();
+    let pki_paths = pki.write_to(&work.join("pki")).unwrap();
+    let master = kf_crypto::AesKey::from_slice(&[0x5A; 16]).unwrap();
+    let klms = kf_klms::KlmsConfig::dev(&pki, work.join("ledger.db"), master.duplicate()).unwrap();
+    let key_version = klms.key_version;
+    let server = kf_klms::spawn_server(klms).unwrap();
+    let config = work.join("station.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "station_id = \"RUN-LOOP-TEST\"\nsecurity_level = \"33\"\n[source]\nkind = \"klms\"\n\
+             [klms]\nurl = \"{}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n\
+             [[readers]]\nname = \"Virtual PCD 00 00\"\nreader_id = \"LINE_02_R1\"\n\
+             [[readers]]\nname = \"Virtual PCD 00 01\"\nreader_id = \"LINE_02_R2\"\n",
+            server.base_url(),
+            pki_paths.ca_cert.display(),
+            work.join("pki/RUN-LOOP-TEST.pem").display(),
+            work.join("pki/RUN-LOOP-TEST.key").display(),
+        ),
+    )
+    .unwrap();
+    let config = config.to_string_lossy().into_owned();
+    let mut station =
+        Station::spawn_with(&["--config", &config], &paths.journal, &paths.audit_file);
+    expect_prompts(&mut station, &["LINE_02_R1", "LINE_02_R2"]);
+    let uids: Vec<Uid> = (1..=2u8)
+        .map(|n| Uid::new(&[0x04, 0x4B, 0x4C, 0x4D, 0x53, 0, 0, 0, 0, n]).unwrap())
+        .collect();
+    let a = stack
+        .insert_at(0, slow_klms_fob(&uids[0], &master, key_version), STEP)
+        .unwrap();
+    let b = stack
+        .insert_at(1, slow_klms_fob(&uids[1], &master, key_version), STEP)
+        .unwrap();
+    // SELECT, GET DATA (UID, CPLC), SELECT, INITIALIZE UPDATE, EXTERNAL
+    // AUTHENTICATE come first: past 8 commands fob A is in its STORE DATA.
+    let deadline = Instant::now() + STEP;
+    while a.control().apdus() < 9 {
+        assert!(Instant::now() < deadline, "fob A never reached STORE DATA");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (status, _) = station.interrupt(EXIT_TIMEOUT);
+    let (stdout, stderr) = station.finish_output();
+    assert_no_panic(&stdout, &stderr);
+    // Both fobs in flight finish; nothing is left half personalized.
+    assert_eq!(status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("stopped: good 2, failed 0"), "{stdout}");
+    assert!(
+        stdout.contains("audit upload: 4 sent, 0 pending"),
+        "{stdout}"
+    );
+    for bridge in [a, b] {
+        let fob = bridge.stop_and_join().unwrap();
+        assert_eq!(
+            fob.card().applet_life_cycle(),
+            AppletLifeCycle::Personalized
+        );
+    }
+    let records = journal_records(&paths.journal);
+    let outcomes: Vec<(String, String, String)> = records
+        .iter()
+        .filter(|r| r["kind"] == "outcome")
+        .map(|r| {
+            let body = &r["body"];
+            (
+                body["fob_uid"].as_str().unwrap().to_string(),
+                body["reader_id"].as_str().unwrap().to_string(),
+                body["overall_result"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+    for (uid, reader) in [(&uids[0], "LINE_02_R1"), (&uids[1], "LINE_02_R2")] {
+        let want = (hex_uid(uid), reader.to_string(), "SUCCESS".to_string());
+        assert!(outcomes.contains(&want), "{want:?} not in {outcomes:?}");
+    }
+    // Each package came from the KLMS (its transaction id, not a local one).
+    for record in &records {
+        let tx = record["transaction_id"].as_str().unwrap();
+        assert!(!tx.starts_with("local-"), "{tx}");
+    }
+    server.shutdown();
 }
