@@ -12,7 +12,7 @@ use kf_testkit::browser::{wait_for, Browser};
 use serde_json::Value;
 
 /// Virtual readers of the demo.
-const READERS: usize = 1;
+const READERS: usize = 2;
 /// Fobs per reader.
 const FOBS: usize = 4;
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -38,7 +38,9 @@ impl Demo {
             .arg("--data-dir")
             .arg(data_dir);
         if readers > 1 {
+            // Fobs at the speed of a real link, so every reader gets some.
             command.arg("--readers").arg(readers.to_string());
+            command.args(["--link", "848k"]);
         }
         let mut child = command
             .stdin(Stdio::piped())
