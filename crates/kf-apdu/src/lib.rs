@@ -13,6 +13,7 @@
 //! Modules: [`CommandApdu`] / [`ResponseApdu`] (ISO/IEC 7816-3 §12.1 cases
 //! 1–4, short and extended), [`StatusWord`] (ISO/IEC 7816-4 §5.6, GPC 2.3.1
 //! §11.1.3), [`gp`] (GPC 2.3.1 chapter 11 and Appendix D builders),
+//! [`atr`] (ISO/IEC 7816-3 §8.2 ATR, historical card capabilities),
 //! [`dgi`] (GPC 2.3.1 §11.1.12), [`tlv`] (ISO/IEC 8825-1 BER-TLV).
 //!
 //! Parsers never panic and reject every malformed length combination.
@@ -41,6 +42,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod atr;
 mod command;
 pub mod dgi;
 mod error;

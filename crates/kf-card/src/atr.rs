@@ -12,7 +12,7 @@
 /// Historical bytes of the virtual fob (ISO/IEC 7816-4 §8.1.1, compact TLV):
 /// category `80`; card capabilities `73 C0 01 C0` (selection by full and
 /// partial DF name; command chaining and extended Lc/Le); card issuer's data
-/// `55` "JCOP4".
+/// `54` "JCOP".
 pub const JCOP4_HISTORICAL_BYTES: [u8; 10] =
     [0x80, 0x73, 0xC0, 0x01, 0xC0, 0x54, b'J', b'C', b'O', b'P'];
 
