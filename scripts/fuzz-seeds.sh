@@ -57,6 +57,10 @@ for case in replay["cases"]:
     if ea:
         commands.append(unhex(ea))
 
+# ATRs: the virtual fob's contactless ATR, a T=0 ATR, one with every interface byte.
+for atr in ["3B8A80018073C001C0544A434F50BB", "3B021450", "3B7111 00FF80", "3BF71100008131FE45A0000000"]:
+    seed("atr", unhex(atr))
+
 for c in commands:
     seed("apdu_command", c)
     for flags in (0x10, 0x11, 0x12, 0x13, 0x17, 0x1B, 0x00, 0x03):

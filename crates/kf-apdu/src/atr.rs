@@ -147,7 +147,10 @@ mod tests {
     #[test]
     fn a_t0_atr_has_no_check_byte() {
         // 3B 02 14 50: T0 = 02 (no interface bytes, two historical bytes).
-        assert_eq!(historical_bytes(&[0x3B, 0x02, 0x14, 0x50]), Ok(&[0x14, 0x50][..]));
+        assert_eq!(
+            historical_bytes(&[0x3B, 0x02, 0x14, 0x50]),
+            Ok(&[0x14, 0x50][..])
+        );
         // TA1 TB1 TC1 present, no TD1: T=0 only, no TCK.
         assert_eq!(
             historical_bytes(&[0x3B, 0x71, 0x11, 0x00, 0xFF, 0x80]),
@@ -194,7 +197,10 @@ mod tests {
             Some(true)
         );
         // Nothing announced, a proprietary category, a short or cut object.
-        assert_eq!(card_capabilities(&[0x80, 0x54, 0x4A, 0x43, 0x4F, 0x50]), None);
+        assert_eq!(
+            card_capabilities(&[0x80, 0x54, 0x4A, 0x43, 0x4F, 0x50]),
+            None
+        );
         assert_eq!(card_capabilities(&[0x4A, 0x43]), None);
         assert_eq!(card_capabilities(&[0x80, 0x72, 0x00, 0x00]), None);
         assert_eq!(card_capabilities(&[0x80, 0x73, 0x00]), None);

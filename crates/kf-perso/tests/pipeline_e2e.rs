@@ -751,3 +751,65 @@ fn every_cut_at_every_apdu_fails_with_advice_that_matches_the_fob() {
     // The cuts after the card's last write exist and were all advised CheckFob.
     assert!(card_done_host_failed > 0);
 }
+
+/// The virtual fob behind an ATR whose historical bytes announce no card
+/// capabilities (no extended Lc/Le).
+struct SilentAtr(VirtualFob);
+
+impl kf_transport::VirtualCard for SilentAtr {
+    fn power_on(&mut self) -> Vec<u8> {
+        self.0.power_on();
+        self.atr()
+    }
+    fn power_off(&mut self) {
+        self.0.power_off()
+    }
+    fn reset(&mut self) -> Vec<u8> {
+        self.0.reset();
+        self.atr()
+    }
+    fn atr(&self) -> Vec<u8> {
+        kf_card::atr::contactless_atr(&[0x80, 0x54, b'J', b'C', b'O', b'P'])
+    }
+    fn process_apdu(&mut self, apdu: &[u8]) -> Vec<u8> {
+        self.0.process_apdu(apdu)
+    }
+}
+
+/// STORE DATA commands the fob received (from the audit trace).
+fn store_data_count(outcome: &FobOutcome) -> usize {
+    outcome
+        .record
+        .apdu_trace
+        .iter()
+        .filter(|e| e.direction == kf_perso::Direction::Tx && e.apdu_hex.get(2..4) == Some("E2"))
+        .count()
+}
+
+#[test]
+fn extended_store_data_needs_the_fobs_atr_to_announce_it_unless_the_reader_alone_decides() {
+    let mut options = options(SecurityLevel::C_MAC);
+    options.plan.extended_length = true;
+    // The virtual fob's ATR announces extended Lc/Le: long blocks.
+    let outcome = provision_fob(&mut fob(), &mut dev_source(1), &options, &mut NoHooks);
+    assert_success(&outcome);
+    let announced = store_data_count(&outcome);
+    // Short blocks carry at most 247 bytes at C-MAC: 1,710 bytes need 8.
+    assert!(announced < 8, "{announced} STORE DATA");
+
+    // The same fob behind an ATR that says nothing: short blocks.
+    let silent = || {
+        let fob = VirtualFob::new(FobConfig::dev_sample().with_uid(Uid::from_hex(UID).unwrap()));
+        LoopbackTransport::new(SilentAtr(fob.unwrap()))
+    };
+    let outcome = provision_fob(&mut silent(), &mut dev_source(1), &options, &mut NoHooks);
+    assert_success(&outcome);
+    let short = store_data_count(&outcome);
+    assert!(short >= 8, "{short} STORE DATA");
+
+    // Trusting the reader alone: long blocks again.
+    options.extended_length_needs_atr = false;
+    let outcome = provision_fob(&mut silent(), &mut dev_source(1), &options, &mut NoHooks);
+    assert_success(&outcome);
+    assert_eq!(store_data_count(&outcome), announced);
+}

@@ -31,8 +31,10 @@ pub struct StationConfig {
     pub p1_style: String,
     /// Set b8 on the last data block instead of a separate empty block.
     pub last_block_on_data: bool,
-    /// Use extended-length STORE DATA where the reader supports it.
-    pub extended_length: bool,
+    /// Extended-length STORE DATA: `auto` (when the reader carries extended
+    /// APDUs and the fob's ATR announces extended Lc/Le), `on` (whenever the
+    /// reader carries them), `off`; `true`/`false` mean `on`/`off`.
+    pub extended_length: ExtendedLength,
     /// Verify the key pair with a fresh challenge (`KF_VERIFY`).
     pub verify: bool,
     /// Final ISD SET STATUS: `none`, `secured` or `locked` (`KF_ISD_STATUS`).
@@ -45,6 +47,40 @@ pub struct StationConfig {
     pub source: SourceConfig,
     /// KLMS connection (for `source.kind = "klms"`).
     pub klms: crate::klms::KlmsSettings,
+}
+
+/// When STORE DATA goes in extended-length APDUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExtendedLength {
+    /// When the reader carries them and the fob's ATR announces them.
+    Auto,
+    /// Whenever the reader carries them.
+    On,
+    /// Never.
+    Off,
+}
+
+impl<'de> Deserialize<'de> for ExtendedLength {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Flag(bool),
+            Word(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Flag(true) => Ok(ExtendedLength::On),
+            Raw::Flag(false) => Ok(ExtendedLength::Off),
+            Raw::Word(word) => match word.as_str() {
+                "auto" => Ok(ExtendedLength::Auto),
+                "on" => Ok(ExtendedLength::On),
+                "off" => Ok(ExtendedLength::Off),
+                _ => Err(serde::de::Error::custom(
+                    "extended_length must be \"auto\", \"on\", \"off\", true or false",
+                )),
+            },
+        }
+    }
 }
 
 /// One `[[readers]]` entry: which PC/SC readers, and their name in audit
@@ -102,7 +138,7 @@ impl Default for StationConfig {
             scp_mode: "S8".into(),
             p1_style: "jcshell".into(),
             last_block_on_data: false,
-            extended_length: false,
+            extended_length: ExtendedLength::Auto,
             verify: true,
             isd_status: "none".into(),
             journal: crate::paths::default_journal(),
@@ -254,11 +290,12 @@ impl StationConfig {
         Ok(PipelineOptions {
             station_id: self.station_id.clone(),
             reader_id: self.reader_id(),
+            extended_length_needs_atr: self.extended_length == ExtendedLength::Auto,
             plan: PlanOptions {
                 security_level: level,
                 mode,
                 p1_style,
-                extended_length: self.extended_length,
+                extended_length: self.extended_length != ExtendedLength::Off,
                 last_block: if self.last_block_on_data {
                     LastBlockStyle::OnLastDataBlock
                 } else {
@@ -363,6 +400,41 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         let error = StationConfig::load(Some(&path)).unwrap_err();
         format!("{error:#}").replace(&path.display().to_string(), "PATH")
+    }
+
+    #[test]
+    fn extended_length_takes_auto_on_off_and_booleans() {
+        let parse = |value: &str| {
+            toml::from_str::<StationConfig>(&format!("extended_length = {value}"))
+                .map(|c| c.extended_length)
+                .map_err(|e| e.message().to_string())
+        };
+        assert_eq!(parse("\"auto\""), Ok(ExtendedLength::Auto));
+        assert_eq!(parse("\"on\""), Ok(ExtendedLength::On));
+        assert_eq!(parse("\"off\""), Ok(ExtendedLength::Off));
+        assert_eq!(parse("true"), Ok(ExtendedLength::On));
+        assert_eq!(parse("false"), Ok(ExtendedLength::Off));
+        assert_eq!(
+            parse("\"yes\""),
+            Err("extended_length must be \"auto\", \"on\", \"off\", true or false".into())
+        );
+        assert_eq!(
+            StationConfig::default().extended_length,
+            ExtendedLength::Auto
+        );
+        let options = |e| {
+            StationConfig {
+                extended_length: e,
+                ..StationConfig::default()
+            }
+            .pipeline_options()
+            .unwrap()
+        };
+        let auto = options(ExtendedLength::Auto);
+        assert!(auto.plan.extended_length && auto.extended_length_needs_atr);
+        let on = options(ExtendedLength::On);
+        assert!(on.plan.extended_length && !on.extended_length_needs_atr);
+        assert!(!options(ExtendedLength::Off).plan.extended_length);
     }
 
     #[test]

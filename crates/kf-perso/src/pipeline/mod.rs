@@ -57,6 +57,11 @@ pub enum IsdStatus {
 pub struct PipelineOptions {
     /// Station identifier written into every audit record.
     pub station_id: String,
+    /// With `plan.extended_length`: use extended-length STORE DATA only when
+    /// the card's ATR announces extended Lc/Le (ISO/IEC 7816-4 §8.1.1.2.7)
+    /// as well as the reader carrying such APDUs; `false` trusts the reader
+    /// alone (a card known to take them although its ATR does not say so).
+    pub extended_length_needs_atr: bool,
     /// The reader's name in audit records (seed 001 `reader_id`).
     pub reader_id: Option<String>,
     /// Security level, S8/S16, P1 style, extended length, last-block style.
@@ -73,6 +78,7 @@ impl Default for PipelineOptions {
     fn default() -> Self {
         PipelineOptions {
             station_id: "EOL-STATION".into(),
+            extended_length_needs_atr: true,
             reader_id: None,
             plan: PlanOptions::default(),
             post_perso: vec![TransportConfig::Uicc, TransportConfig::Ble],
@@ -343,7 +349,12 @@ impl Run<'_, '_> {
         })?;
 
         let mut plan_options = self.options.plan;
-        plan_options.extended_length &= self.link.supports_extended();
+        plan_options.extended_length &= self.link.supports_extended()
+            && (!self.options.extended_length_needs_atr
+                || self
+                    .link
+                    .atr()
+                    .is_some_and(|atr| kf_apdu::atr::announces_extended_length(&atr)));
         let plan = self.stage(Stage::PayloadDelivery, |run| {
             Ok(PersoPlan::build(run.input()?, &plan_options)?)
         });
