@@ -1,5 +1,5 @@
-//! No static key (dev sample or KLMS-derived), KLMS master key, private scalar
-//! or BLE IRK reaches an audit record, the
+//! No static key (dev sample or KLMS-derived), SCP03 session key, KLMS master
+//! key, private scalar or BLE IRK reaches an audit record, the
 //! journal, a log (RUST_LOG=trace) or stdout, for any source or level,
 //! including failing fobs.
 // They run the simulator commands (`demo`, `provision --sim`).
@@ -49,6 +49,44 @@ fn assert_no_leak(outputs: &[(String, Vec<u8>)], secrets: &[(String, Vec<u8>)]) 
             );
         }
     }
+}
+
+/// S-ENC, S-MAC and S-RMAC of every fob in the JSON-lines audit `records`
+/// whose INITIALIZE UPDATE was answered, derived under `keys`.
+fn session_keys(records: &[u8], keys: &kf_crypto::StaticKeys) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for line in String::from_utf8_lossy(records).lines() {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        let trace = record["apdu_trace"].as_array().unwrap();
+        let Some(at) = trace
+            .iter()
+            .position(|e| e["direction"] == "TX" && e["apdu_hex"].as_str().unwrap()[2..4] == *"50")
+        else {
+            continue;
+        };
+        let command = hex::decode(trace[at]["apdu_hex"].as_str().unwrap()).unwrap();
+        let response = hex::decode(trace[at + 1]["apdu_hex"].as_str().unwrap()).unwrap();
+        let host_challenge = &command[5..5 + usize::from(command[4])];
+        let mode = kf_scp03::Mode::from_challenge_len(host_challenge.len()).unwrap();
+        let iu = kf_scp03::InitializeUpdateResponse::parse(&response[..response.len() - 2], mode)
+            .unwrap();
+        let session =
+            kf_scp03::SessionKeys::derive(keys, host_challenge, &iu.card_challenge).unwrap();
+        // These are the fob's session keys: they reproduce its cryptogram.
+        assert_eq!(
+            kf_scp03::card_cryptogram(&session, mode, host_challenge, &iu.card_challenge).unwrap(),
+            iu.card_cryptogram
+        );
+        let fob = record["fob_uid"].as_str().unwrap();
+        for (name, key) in [
+            ("S-ENC", session.s_enc()),
+            ("S-MAC", session.s_mac()),
+            ("S-RMAC", session.s_rmac()),
+        ] {
+            out.push((format!("{name} of {fob}"), key.expose_secret().to_vec()));
+        }
+    }
+    out
 }
 
 /// Every file below `dir`, as bytes.
@@ -153,6 +191,24 @@ fn no_secret_in_audit_records_journals_logs_or_output() {
         ("dev MAC".into(), kf_profile::DEV_SAMPLE_MAC.to_vec()),
         ("dev DEK".into(), kf_profile::DEV_SAMPLE_DEK.to_vec()),
     ];
+    // The SCP03 session keys of every fob with the dev keys, recomputed from
+    // the challenges its audit record shows (they are public) and the
+    // static keys the test knows.
+    let dev = kf_crypto::StaticKeys::from_hex(
+        &hex::encode(kf_profile::DEV_SAMPLE_ENC),
+        &hex::encode(kf_profile::DEV_SAMPLE_MAC),
+        &hex::encode(kf_profile::DEV_SAMPLE_DEK),
+    )
+    .unwrap();
+    for (audit, fobs) in [("a.jsonl", 2), ("d1/audit.jsonl", 2)] {
+        let sessions = session_keys(&std::fs::read(run_dir.join(audit)).unwrap(), &dev);
+        assert_eq!(
+            sessions.len(),
+            3 * fobs,
+            "session keys of the fobs in {audit}"
+        );
+        secrets.extend(sessions);
+    }
     for p in &fixtures.packages {
         let key = p256::SecretKey::from_pkcs8_der(&p.private_key_der).unwrap();
         secrets.push((format!("scalar of {}", p.fesn), key.to_bytes().to_vec()));
