@@ -2,7 +2,9 @@
 //! KLMS down → the fob is not touched beyond its UID; kill -9 mid-run → the
 //! journal verifies after restart and the interrupted fob gets a FAILURE outcome;
 //! a crash before or after every APDU (`KF_STATION_SIM_ABORT`) → the same, at
-//! exactly that point; KLMS refusals (409, 503) → FetchKeys, retry is safe.
+//! exactly that point; KLMS refusals (409, 503), a KLMS that does not answer
+//! and a KLMS killed during its ledger commit → FetchKeys, retry is safe, and
+//! the fob gets its package once the KLMS is back.
 // They run the simulator commands (`demo`, `provision --sim`).
 #![cfg(feature = "sim")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -619,4 +621,261 @@ fn three_readers_share_one_journal_chain_and_the_klms_anchors_all_of_it() {
         let done = records.iter().position(|r| r == outcome).unwrap();
         assert!(started < done);
     }
+}
+
+/// A KLMS that accepts the request and does not answer (its ledger is held
+/// by another writer): the station gives up after its request timeout, at
+/// FetchKeys, with only the identity read from the fob, and says so.
+#[test]
+fn a_klms_that_does_not_answer_times_out_at_fetch_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pki = kf_klms::pki::DevPki::generate("test CA", &["STATION-T"]).unwrap();
+    let ledger = d.join("ledger.db");
+    let master = kf_crypto::AesKey::from_slice(&[0x44; 16]).unwrap();
+    let server =
+        kf_klms::spawn_server(kf_klms::KlmsConfig::dev(&pki, ledger.clone(), master).unwrap())
+            .unwrap();
+    let config = write_klms_config_for(d, &server.base_url(), &pki);
+    // Another writer holds the ledger: the KLMS waits for it (up to its busy
+    // timeout of 10 s), longer than the station's 5 s request timeout.
+    let holder = rusqlite::Connection::open(&ledger).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    const UID: &str = "04A0A1A2A3A4A5A6A7A8";
+    let provision = || {
+        run(station()
+            .args(["provision", "--sim", "--sim-uid", UID, "--json", "--config"])
+            .arg(&config))
+    };
+    let out = provision();
+    holder.execute_batch("COMMIT").unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["stage"], "FetchKeys", "{result}");
+    let error = result["error"].as_str().unwrap();
+    assert!(error.contains("did not answer within 5000 ms"), "{error}");
+    assert_eq!(result["retry"], "safe", "{result}");
+    let tx: Vec<&str> = result["audit"]["apdu_trace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["direction"] == "TX")
+        .map(|e| e["apdu_hex"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tx,
+        vec!["FFCA000000", "00A4040008A00000015100000000", "80CA9F7F00"]
+    );
+
+    // The KLMS finishes the request it was holding once the ledger is free;
+    // the fob presented again gets its package (and, being a dev-key
+    // simulator, fails later, at INITIALIZE UPDATE: the KLMS key set is not
+    // on it). A timed-out fetch does not lock the fob out.
+    let deadline = Instant::now() + WAIT;
+    while holder
+        .query_row(
+            "SELECT COUNT(*) FROM issuances WHERE fob_uid = ?1",
+            [UID],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap()
+        == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the KLMS never issued the package"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let again: Value = serde_json::from_slice(&provision().stdout).unwrap();
+    assert_eq!(again["stage"], "InitializeUpdate", "{again}");
+    server.shutdown();
+}
+
+/// `kf-klms`, built beside `kf-station` by the workspace build.
+fn klms_binary() -> std::path::PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_kf-station")).with_file_name(if cfg!(windows) {
+        "kf-klms.exe"
+    } else {
+        "kf-klms"
+    });
+    assert!(
+        path.is_file(),
+        "{} is missing: build the workspace (`cargo build --workspace --all-features`)",
+        path.display()
+    );
+    path
+}
+
+/// `kf-klms serve` on a free loopback port; killed (SIGKILL) when dropped.
+struct KlmsProcess {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl KlmsProcess {
+    fn start(config: &Path) -> KlmsProcess {
+        let port = closed_port();
+        let mut child = Command::new(klms_binary())
+            .args(["serve", "--config"])
+            .arg(config)
+            .arg("--bind")
+            .arg(format!("127.0.0.1:{port}"))
+            .env_remove("KF_KLMS_MASTER_KEY")
+            .env_remove("KF_KLMS_LEDGER_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(child.try_wait().unwrap().is_none(), "kf-klms serve exited");
+            assert!(Instant::now() < deadline, "kf-klms serve never listened");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        KlmsProcess { child, port }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for KlmsProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Established TCP connections to `port` on loopback (Linux /proc/net/tcp).
+#[cfg(target_os = "linux")]
+fn established_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            cols.len() > 3 && cols[2].ends_with(&format!(":{port:04X}")) && cols[3] == "01"
+        })
+        .count()
+}
+
+/// Whether a thread of process `pid` is in `nanosleep`/`clock_nanosleep`
+/// (x86-64 syscalls 35 and 230): SQLite's busy handler waiting for a lock.
+/// The runtime's idle threads wait in `epoll_wait` or `futex` instead.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+fn sleeping_in_a_syscall(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        std::fs::read_to_string(task.path().join("syscall"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+            .is_some_and(|n| n == "35" || n == "230")
+    })
+}
+
+/// The KLMS process killed while the station's request waits in its ledger
+/// commit: the station fails the fob at FetchKeys (retry safe), the ledger
+/// stays intact, and the fob presented again to a restarted KLMS gets its
+/// package.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[test]
+fn the_klms_killed_during_a_commit_fails_the_fob_safely_and_recovers_on_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let init = run(Command::new(klms_binary())
+        .args(["pki", "init"])
+        .arg(d.join("klms"))
+        .args(["--station", "STATION-T"]));
+    assert!(init.status.success(), "{init:?}");
+    let klms_config = d.join("klms/klms.toml");
+    let ledger = d.join("klms/klms-ledger.db");
+    let station_config = |port: u16| {
+        let path = d.join("station.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "station_id = \"STATION-T\"\njournal = \"{}\"\n[source]\nkind = \"klms\"\n[klms]\nurl = \"https://127.0.0.1:{port}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+                d.join("journal.db").display(),
+                d.join("klms/ca.pem").display(),
+                d.join("klms/STATION-T.pem").display(),
+                d.join("klms/STATION-T.key").display(),
+            ),
+        )
+        .unwrap();
+        path
+    };
+    const UID: &str = "04B0B1B2B3B4B5B6B7B8";
+    let provision = |config: &Path| {
+        station()
+            .args(["provision", "--sim", "--sim-uid", UID, "--json", "--config"])
+            .arg(config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+
+    let mut klms = KlmsProcess::start(&klms_config);
+    // The ledger exists once the KLMS runs; hold it so the commit waits.
+    let holder = rusqlite::Connection::open(&ledger).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let baseline = established_to(klms.port);
+    let fetching = provision(&station_config(klms.port));
+    // Wait until a KLMS thread sleeps in SQLite's busy handler: the
+    // station's request is then inside the ledger commit.
+    let deadline = Instant::now() + WAIT;
+    while established_to(klms.port) <= baseline || !sleeping_in_a_syscall(klms.child.id()) {
+        assert!(
+            Instant::now() < deadline,
+            "the station's request never reached the KLMS ledger"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    klms.kill();
+    holder.execute_batch("COMMIT").unwrap();
+    let out = fetching.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["stage"], "FetchKeys", "{result}");
+    assert_eq!(result["retry"], "safe", "{result}");
+    let error = result["error"].as_str().unwrap();
+    // Sent once, not retried: the KLMS may have acted on it.
+    assert!(
+        error.contains("KLMS unreachable") && error.contains("after 1 attempt(s)"),
+        "{error}"
+    );
+    let tx = result["audit"]["apdu_trace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["direction"] == "TX")
+        .count();
+    assert_eq!(tx, 3, "nothing but the identity read: {result}");
+    let check: String = holder
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    drop(holder);
+
+    // A new KLMS on the same ledger: the fob gets its package.
+    let klms = KlmsProcess::start(&klms_config);
+    let again = provision(&station_config(klms.port))
+        .wait_with_output()
+        .unwrap();
+    let again: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["stage"], "InitializeUpdate", "{again}");
+    let verify = run(station()
+        .args(["audit", "verify", "--journal"])
+        .arg(d.join("journal.db")));
+    assert!(verify.status.success(), "{verify:?}");
 }
