@@ -44,6 +44,26 @@ fn run(cmd: &mut Command) -> Output {
     }
 }
 
+/// The commands a `--json` outcome says were sent to the fob, in order.
+fn sent(result: &Value) -> Vec<String> {
+    result["audit"]["apdu_trace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["direction"] == "TX")
+        .map(|e| e["apdu_hex"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Asserts that only the fob's identity was read (UID, SELECT, CPLC).
+fn assert_only_identity_read(result: &Value) {
+    assert_eq!(
+        sent(result),
+        ["FFCA000000", "00A4040008A00000015100000000", "80CA9F7F00"],
+        "nothing but the identity read (UID, CPLC) may reach the fob: {result}"
+    );
+}
+
 /// A port on which nothing listens.
 fn closed_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -107,17 +127,7 @@ fn klms_down_fails_at_fetch_keys_and_only_the_identity_was_read() {
     assert_eq!(result["stage"], "FetchKeys");
     let error = result["error"].as_str().unwrap();
     assert!(error.contains("unreachable"), "{error}");
-    let trace = result["audit"]["apdu_trace"].as_array().unwrap();
-    let tx: Vec<&str> = trace
-        .iter()
-        .filter(|e| e["direction"] == "TX")
-        .map(|e| e["apdu_hex"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        tx,
-        vec!["FFCA000000", "00A4040008A00000015100000000", "80CA9F7F00"],
-        "nothing but the identity read (UID, CPLC) may reach the fob"
-    );
+    assert_only_identity_read(&result);
     // The failure is journaled (outcome only: no STORE DATA was attempted).
     let records = journal_records(&dir.path().join("journal.db"));
     assert_eq!(records.len(), 1);
@@ -421,16 +431,7 @@ fn assert_refused_at_fetch_keys(result: &Value, code: Option<i32>, reason: &str)
     let error = result["error"].as_str().unwrap();
     assert!(error.contains(reason), "{error}");
     assert_eq!(result["retry"], "safe");
-    let tx = result["audit"]["apdu_trace"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["direction"] == "TX")
-        .count();
-    assert_eq!(
-        tx, 3,
-        "only the identity read (UID, SELECT, CPLC): {result}"
-    );
+    assert_only_identity_read(result);
 }
 
 #[test]
@@ -502,13 +503,7 @@ fn a_crash_at_every_apdu_leaves_one_interrupted_record_once_a_store_data_was_due
         String::from_utf8_lossy(&full.stderr)
     );
     let result: Value = serde_json::from_slice(&full.stdout).unwrap();
-    let tx: Vec<String> = result["audit"]["apdu_trace"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["direction"] == "TX")
-        .map(|e| e["apdu_hex"].as_str().unwrap().to_owned())
-        .collect();
+    let tx = sent(&result);
     let first_store = tx.iter().position(|a| a.get(2..4) == Some("E2")).unwrap();
     for when in ["before", "after"] {
         for (n, apdu) in tx.iter().enumerate() {
@@ -660,17 +655,7 @@ fn a_klms_that_does_not_answer_times_out_at_fetch_keys() {
     let error = result["error"].as_str().unwrap();
     assert!(error.contains("did not answer within 5000 ms"), "{error}");
     assert_eq!(result["retry"], "safe", "{result}");
-    let tx: Vec<&str> = result["audit"]["apdu_trace"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["direction"] == "TX")
-        .map(|e| e["apdu_hex"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        tx,
-        vec!["FFCA000000", "00A4040008A00000015100000000", "80CA9F7F00"]
-    );
+    assert_only_identity_read(&result);
 
     // The KLMS finishes the request it was holding once the ledger is free;
     // the fob presented again gets its package (and, being a dev-key
@@ -854,13 +839,7 @@ fn the_klms_killed_during_a_commit_fails_the_fob_safely_and_recovers_on_restart(
         error.contains("KLMS unreachable") && error.contains("after 1 attempt(s)"),
         "{error}"
     );
-    let tx = result["audit"]["apdu_trace"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["direction"] == "TX")
-        .count();
-    assert_eq!(tx, 3, "nothing but the identity read: {result}");
+    assert_only_identity_read(&result);
     let check: String = holder
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
