@@ -797,3 +797,90 @@ fn klms_source_on_two_readers_and_ctrl_c_during_store_data_lets_both_fobs_finish
     }
     server.shutdown();
 }
+
+/// The smart card service going away (Windows stops it when the last reader
+/// is unplugged) takes every reader with it: the fob on the way fails and is
+/// journaled, the station waits, and when the service and its readers come
+/// back a worker starts on each and the next fob passes.
+#[test]
+fn readers_that_vanish_with_the_service_come_back_to_work_when_it_returns() {
+    let mut stack = VpcdStack::start().expect("pcscd + vpcd");
+    let context = PcscContext::establish().unwrap();
+    let paths = paths(&stack);
+    let config = stack.dir().join("line.toml");
+    std::fs::write(
+        &config,
+        "[[readers]]\nname = \"Virtual PCD 00 0?\"\nreader_id = \"LINE_03_R\"\n",
+    )
+    .unwrap();
+    let config = config.to_string_lossy().into_owned();
+    let mut station = Station::spawn_with(
+        &["--source", "dev", "--config", &config],
+        &paths.journal,
+        &paths.audit_file,
+    );
+    expect_prompts(&mut station, &["LINE_03_R", "LINE_03_R-2"]);
+    let uids: Vec<Uid> = (1..=2u8)
+        .map(|n| Uid::new(&[0x04, 0x53, 0x56, 0x43, 0, 0, 0, 0, 0, n]).unwrap())
+        .collect();
+
+    // The service stops while a fob is being personalized on reader 1.
+    let a = stack.insert_at(0, slow_fob(&uids[0]), STEP).unwrap();
+    let deadline = Instant::now() + STEP;
+    while a.control().apdus() < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "the station never talked to fob A"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(context);
+    stack.pcscd_mut().stop().unwrap();
+    let failed = expect_results(&mut station, "FAIL", &[&uids[0]]);
+    assert!(
+        failed[0].contains("[LINE_03_R; good 0, failed 1]"),
+        "{failed:?}"
+    );
+    station.expect(false, "the wait for the service", |l| {
+        l.contains("smart card service stopped")
+    });
+    a.stop_and_join().unwrap();
+
+    // Back again: both readers work, a fob on reader 2 passes.
+    stack.pcscd_mut().restart().unwrap();
+    station.expect(false, "the service back", |l| {
+        l.contains("smart card service running again")
+    });
+    expect_prompts(&mut station, &["LINE_03_R", "LINE_03_R-2"]);
+    let b = stack.insert_at(1, slow_fob(&uids[1]), STEP).unwrap();
+    let passed = expect_results(&mut station, "PASS", &[&uids[1]]);
+    assert!(
+        passed[0].contains("[LINE_03_R-2; good 1, failed 1]"),
+        "{passed:?}"
+    );
+    b.stop_and_join().unwrap();
+
+    let (status, _) = station.interrupt(EXIT_TIMEOUT);
+    let (stdout, stderr) = station.finish_output();
+    assert_no_panic(&stdout, &stderr);
+    assert_eq!(status.code(), Some(1), "{stdout}{stderr}");
+    let outcomes: Vec<(String, String)> = journal_records(&paths.journal)
+        .iter()
+        .filter(|r| r["kind"] == "outcome")
+        .map(|r| {
+            (
+                r["body"]["fob_uid"].as_str().unwrap().to_string(),
+                r["body"]["overall_result"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (hex_uid(&uids[0]), "FAILURE".to_string()),
+            (hex_uid(&uids[1]), "SUCCESS".to_string())
+        ]
+    );
+    let verify = station_cli(&["audit", "verify"], &paths.journal);
+    assert!(verify.status.success(), "{verify:?}");
+}

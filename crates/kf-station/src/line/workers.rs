@@ -99,10 +99,23 @@ impl<'a> Line<'a> {
             let mut workers: BTreeMap<String, std::thread::ScopedJoinHandle<'_, ()>> =
                 BTreeMap::new();
             let mut waiting_shown = false;
+            let mut context = Some(context.clone());
             while !self.stop.load(Ordering::SeqCst) {
                 workers.retain(|_, w| !w.is_finished());
-                let present = match context.list_readers() {
+                // The smart card service can stop and start again (Windows
+                // stops it when the last reader is unplugged): wait for it.
+                let Some(live) = context.as_ref() else {
+                    std::thread::sleep(LOOK);
+                    context = self.reconnect();
+                    continue;
+                };
+                let present = match live.list_readers() {
                     Ok(present) => present,
+                    Err(TransportError::NoService) => {
+                        errln!("smart card service stopped: waiting for it to come back");
+                        context = None;
+                        continue;
+                    }
                     Err(e) => {
                         self.fail_line(anyhow::Error::new(e).context("cannot list the readers"));
                         break;
@@ -126,7 +139,7 @@ impl<'a> Line<'a> {
                 }
                 // A reader plugged in or out wakes this at once; without PnP
                 // notification the list is read again every `LOOK`.
-                match context.wait_for_reader_change(LOOK) {
+                match live.wait_for_reader_change(LOOK) {
                     Ok(()) | Err(TransportError::Timeout | TransportError::Cancelled) => {}
                     Err(_) => std::thread::sleep(LOOK),
                 }
@@ -139,6 +152,17 @@ impl<'a> Line<'a> {
                 "a reader worker failed while stopping the line"
             )),
         }
+    }
+
+    /// A new context once the smart card service runs again (its waits
+    /// cancelled by Ctrl-C like the others); `None` while it does not.
+    fn reconnect(&self) -> Option<PcscContext> {
+        let context = PcscContext::establish().ok()?;
+        if let Ok(mut cancellers) = self.cancellers.lock() {
+            cancellers.push(context.canceller());
+        }
+        errln!("smart card service running again");
+        Some(context)
     }
 
     fn describe(&self) -> String {
@@ -187,11 +211,19 @@ impl<'a> Line<'a> {
         reader_id: &str,
         tile: Option<&ReaderConsole>,
     ) -> anyhow::Result<()> {
-        let context = PcscContext::establish()?;
+        // Without the service or the reader this worker ends; the
+        // supervisor starts another when the reader is back.
+        let (context, mut watch) =
+            match PcscContext::establish().and_then(|c| CardWatch::new(&c, name).map(|w| (c, w))) {
+                Ok(found) => found,
+                Err(e) => {
+                    errln!("reader {reader_id} ({name}): {e}");
+                    return Ok(());
+                }
+            };
         if let Ok(mut cancellers) = self.cancellers.lock() {
             cancellers.push(context.canceller());
         }
-        let mut watch = CardWatch::new(&context, name)?;
         let mut source = self.sources.for_reader(reader_id);
         let mut options = self.options.clone();
         options.reader_id = Some(reader_id.to_string());
