@@ -535,15 +535,14 @@ fn expect_results(station: &mut Station, result: &str, uids: &[&Uid]) -> Vec<Str
     found.into_iter().map(Option::unwrap).collect()
 }
 
-#[test]
-fn two_readers_work_at_once_and_a_fob_torn_away_on_one_leaves_the_other_working() {
-    let stack = VpcdStack::start().expect("pcscd + vpcd");
-    let context = PcscContext::establish().unwrap();
-    let paths = paths(&stack);
+/// `run --source dev` on both vpcd readers of `stack` (`[[readers]]`
+/// pattern `Virtual PCD 00 0?` named `reader_id`, `reader_id-2`), once both
+/// have said they wait for a fob.
+fn two_reader_station(stack: &VpcdStack, paths: &Paths, reader_id: &str) -> Station {
     let config = stack.dir().join("line.toml");
     std::fs::write(
         &config,
-        "[[readers]]\nname = \"Virtual PCD 00 0?\"\nreader_id = \"LINE_01_R\"\n",
+        format!("[[readers]]\nname = \"Virtual PCD 00 0?\"\nreader_id = \"{reader_id}\"\n"),
     )
     .unwrap();
     let config = config.to_string_lossy().into_owned();
@@ -552,9 +551,18 @@ fn two_readers_work_at_once_and_a_fob_torn_away_on_one_leaves_the_other_working(
         &paths.journal,
         &paths.audit_file,
     );
+    expect_prompts(&mut station, &[reader_id, &format!("{reader_id}-2")]);
+    station
+}
+
+#[test]
+fn two_readers_work_at_once_and_a_fob_torn_away_on_one_leaves_the_other_working() {
+    let stack = VpcdStack::start().expect("pcscd + vpcd");
+    let context = PcscContext::establish().unwrap();
+    let paths = paths(&stack);
+    let mut station = two_reader_station(&stack, &paths, "LINE_01_R");
     let console = station.expect(true, "the console address", |l| l.starts_with("console: "));
     let console = console.trim_start_matches("console: ").to_string();
-    expect_prompts(&mut station, &["LINE_01_R", "LINE_01_R-2"]);
     let uids: Vec<Uid> = (1..=4u8)
         .map(|n| Uid::new(&[0x04, 0x4C, 0x49, 0x4E, 0, 0, 0, 0, 0, n]).unwrap())
         .collect();
@@ -807,19 +815,7 @@ fn readers_that_vanish_with_the_service_come_back_to_work_when_it_returns() {
     let mut stack = VpcdStack::start().expect("pcscd + vpcd");
     let context = PcscContext::establish().unwrap();
     let paths = paths(&stack);
-    let config = stack.dir().join("line.toml");
-    std::fs::write(
-        &config,
-        "[[readers]]\nname = \"Virtual PCD 00 0?\"\nreader_id = \"LINE_03_R\"\n",
-    )
-    .unwrap();
-    let config = config.to_string_lossy().into_owned();
-    let mut station = Station::spawn_with(
-        &["--source", "dev", "--config", &config],
-        &paths.journal,
-        &paths.audit_file,
-    );
-    expect_prompts(&mut station, &["LINE_03_R", "LINE_03_R-2"]);
+    let mut station = two_reader_station(&stack, &paths, "LINE_03_R");
     let uids: Vec<Uid> = (1..=2u8)
         .map(|n| Uid::new(&[0x04, 0x53, 0x56, 0x43, 0, 0, 0, 0, 0, n]).unwrap())
         .collect();
