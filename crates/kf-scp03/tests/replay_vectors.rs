@@ -180,16 +180,17 @@ fn replay_malformed_input_is_a_one_line_error() {
     }
 }
 
-/// AES-192 and AES-256 at every security level, and commands whose wrapped
-/// form is extended, against an implementation written separately from the
-/// specification (`tests/independent/scp03_vectors.py`, Python
+/// AES-192 and AES-256 at every security level, S16, and commands whose
+/// wrapped form is extended, against an implementation written separately
+/// from the specification (`tests/independent/scp03_vectors.py`, Python
 /// `cryptography`): no published transcript covers them.
 #[test]
-fn independent_vectors_aes192_aes256_and_extended_length() {
+fn independent_vectors_aes192_aes256_s16_and_extended_length() {
     let v: Value = serde_json::from_str(include_str!("data/scp03-independent.json")).unwrap();
     let cases = v["cases"].as_array().unwrap();
-    assert_eq!(cases.len(), 11);
+    assert_eq!(cases.len(), 13);
     let mut key_lengths = std::collections::BTreeSet::new();
+    let mut s16 = 0;
     let mut extended = 0;
     for case in cases {
         let name = case["source"].as_str().unwrap();
@@ -197,6 +198,7 @@ fn independent_vectors_aes192_aes256_and_extended_length() {
         let report = replay(&input, false).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_subset(name, "$", &case["expected"], &report.to_json_value());
         key_lengths.insert(case["input"]["static_keys"]["enc"].as_str().unwrap().len() / 2);
+        s16 += usize::from(case["input"]["host_challenge"].as_str().unwrap().len() == 32);
         extended += case["expected"]["commands"]
             .as_array()
             .unwrap()
@@ -205,6 +207,7 @@ fn independent_vectors_aes192_aes256_and_extended_length() {
             .count();
     }
     assert_eq!(key_lengths.into_iter().collect::<Vec<_>>(), [16, 24, 32]);
+    assert_eq!(s16, 2);
     assert!(extended >= 3 * cases.len(), "{extended} extended commands");
 }
 
