@@ -253,10 +253,13 @@ impl StationConfig {
         Ok(())
     }
 
-    /// The reader's identifier in audit records: `[klms] reader_id` (an
-    /// identifier the KLMS accepts, unlike most PC/SC reader names).
+    /// The reader's identifier in audit records and KLMS requests: `[klms]
+    /// reader_id`, else the PC/SC reader name made an identifier (most
+    /// names have spaces, which the KLMS refuses); none for a virtual fob.
     pub fn reader_id(&self) -> Option<String> {
-        self.klms.reader_id.clone()
+        self.klms.reader_id.clone().or_else(|| {
+            (!self.reader.is_empty()).then(|| crate::line::identifier_from_name(&self.reader))
+        })
     }
 
     /// The pipeline options this configuration describes.

@@ -27,9 +27,7 @@ pub fn open_source(config: &StationConfig) -> anyhow::Result<OpenedSource> {
     if config.source.kind == "klms" {
         let client = config.klms.client()?;
         let reader_id = config
-            .klms
-            .reader_id
-            .clone()
+            .reader_id()
             .unwrap_or_else(|| config.station_id.clone());
         return Ok(OpenedSource {
             source: Box::new(crate::klms::source(&client, &reader_id)),
