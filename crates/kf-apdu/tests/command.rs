@@ -135,20 +135,36 @@ fn extended_encoding_of_short_commands_parses_back() {
 
 #[test]
 fn parse_rejects_each_malformed_length_shape() {
-    let cases: &[&[u8]] = &[
-        &[],
-        &[0x80],
-        &[0x80, 0xCA, 0x00],
-        &[0x80, 0xE2, 0, 0, 0x00, 0x01], // 2-byte body starting 00
-        &[0x80, 0xE2, 0, 0, 0x00, 0xAA], // short Lc 00
-        &[0x80, 0xE2, 0, 0, 0x02, 0xAA], // Lc > data
-        &[0x80, 0xE2, 0, 0, 0x01, 0xAA, 0, 0], // Lc < data - 1
-        &[0x80, 0xE2, 0, 0, 0, 0, 0, 0xAA], // extended Lc 0000
-        &[0x80, 0xE2, 0, 0, 0, 0, 2, 0xAA], // extended Lc > data
-        &[0x80, 0xE2, 0, 0, 0, 0, 1, 0xAA, 0], // extended with 1-byte Le
+    let too_short = |len| ApduError::CommandTooShort { len };
+    let malformed = |reason, body_len| ApduError::MalformedBody { reason, body_len };
+    let short_lc_00 = "short Lc of 00 or truncated extended length field";
+    let short_lc = "short Lc disagrees with the body length";
+    let ext_lc_0000 = "extended Lc of 0000 followed by more bytes";
+    let ext_lc = "extended Lc disagrees with the body length";
+    let cases: &[(&[u8], ApduError)] = &[
+        (&[], too_short(0)),
+        (&[0x80], too_short(1)),
+        (&[0x80, 0xCA, 0x00], too_short(3)),
+        (&[0x80, 0xE2, 0, 0, 0x00, 0x01], malformed(short_lc_00, 2)), // 2-byte body starting 00
+        (&[0x80, 0xE2, 0, 0, 0x00, 0xAA], malformed(short_lc_00, 2)), // short Lc 00
+        (&[0x80, 0xE2, 0, 0, 0x02, 0xAA], malformed(short_lc, 2)),    // Lc > data
+        (
+            &[0x80, 0xE2, 0, 0, 0x01, 0xAA, 0, 0],
+            malformed(short_lc, 4),
+        ), // Lc < data - 1
+        (
+            &[0x80, 0xE2, 0, 0, 0, 0, 0, 0xAA],
+            malformed(ext_lc_0000, 4),
+        ), // extended Lc 0000
+        (&[0x80, 0xE2, 0, 0, 0, 0, 2, 0xAA], malformed(ext_lc, 4)),   // extended Lc > data
+        (&[0x80, 0xE2, 0, 0, 0, 0, 1, 0xAA, 0], malformed(ext_lc, 5)), // extended with 1-byte Le
     ];
-    for bytes in cases {
-        assert!(CommandApdu::parse(bytes).is_err(), "accepted {bytes:02X?}");
+    for (bytes, expected) in cases {
+        assert_eq!(
+            CommandApdu::parse(bytes).as_ref(),
+            Err(expected),
+            "{bytes:02X?}"
+        );
     }
     assert_eq!(
         CommandApdu::parse(&[0x80, 0xCA]).unwrap_err(),

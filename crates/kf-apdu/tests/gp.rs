@@ -34,7 +34,16 @@ fn store_data_p1_bits_follow_table_11_89() {
     for b in 0..=u8::MAX {
         match StoreDataP1::from_byte(b) {
             Ok(p) => assert_eq!(p.to_byte(), b & !0x06, "P1 {b:02X}"),
-            Err(_) => assert!(b & 0x60 == 0x40 || b & 0x18 == 0x18, "P1 {b:02X} rejected"),
+            Err(e) => {
+                let reason = if b & 0x60 == 0x40 {
+                    "STORE DATA P1 b7-b6 = 10 is RFU"
+                } else if b & 0x18 == 0x18 {
+                    "STORE DATA P1 b5-b4 = 11 is RFU"
+                } else {
+                    panic!("P1 {b:02X} rejected: {e:?}")
+                };
+                assert_eq!(e, ApduError::InvalidArgument(reason), "P1 {b:02X}");
+            }
         }
     }
 }
@@ -170,22 +179,28 @@ fn put_key_is_sensitive_and_checks_ranges() {
     assert!(apdu.is_sensitive());
     assert_eq!((apdu.p1(), apdu.p2()), (0x80, 0x81));
     assert!(!apdu.to_string().contains("DEAD"));
-    assert!(gp::put_key(
-        PutKeyParams {
-            current_key_version: 0x80,
-            ..params
-        },
-        vec![1]
-    )
-    .is_err());
-    assert!(gp::put_key(
-        PutKeyParams {
-            first_key_id: 0x80,
-            ..params
-        },
-        vec![1]
-    )
-    .is_err());
+    assert_eq!(
+        gp::put_key(
+            PutKeyParams {
+                current_key_version: 0x80,
+                ..params
+            },
+            vec![1]
+        )
+        .unwrap_err(),
+        ApduError::InvalidArgument("key version must be 00..7F")
+    );
+    assert_eq!(
+        gp::put_key(
+            PutKeyParams {
+                first_key_id: 0x80,
+                ..params
+            },
+            vec![1]
+        )
+        .unwrap_err(),
+        ApduError::InvalidArgument("key identifier must be 00..7F")
+    );
     assert_eq!(
         format!("{:?}", gp::put_key(params, vec![]).unwrap_err()),
         "InvalidArgument(\"PUT KEY needs key data\")"

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use kf_apdu::tlv::ParseOptions;
-use kf_apdu::{CommandApdu, Dgi, DgiStreamDecoder, ResponseApdu, StatusWord, Tag, Tlv};
+use kf_apdu::{ApduError, CommandApdu, Dgi, DgiStreamDecoder, ResponseApdu, StatusWord, Tag, Tlv};
 use proptest::prelude::*;
 
 fn command() -> impl Strategy<Value = CommandApdu> {
@@ -87,7 +87,10 @@ proptest! {
                 prop_assert_eq!(&short, &c.to_bytes());
                 prop_assert_eq!(&CommandApdu::parse(&short).unwrap(), &c);
             }
-            Err(_) => prop_assert!(c.is_extended()),
+            Err(e) => {
+                prop_assert!(c.is_extended());
+                prop_assert_eq!(e, ApduError::NeedsExtendedLength { lc: c.data().len(), le: c.le() });
+            }
         }
     }
 
@@ -110,7 +113,10 @@ proptest! {
                 prop_assert_eq!(r.to_bytes(), bytes.clone());
                 prop_assert_eq!(r.sw(), StatusWord::new(bytes[bytes.len() - 2], bytes[bytes.len() - 1]));
             }
-            Err(_) => prop_assert!(bytes.len() < 2),
+            Err(e) => {
+                prop_assert!(bytes.len() < 2);
+                prop_assert_eq!(e, ApduError::ResponseTooShort { len: bytes.len() });
+            }
         }
     }
 

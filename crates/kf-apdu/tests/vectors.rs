@@ -31,6 +31,29 @@ fn label(v: &Value) -> String {
     format!("vector '{}' (source: {})", v["name"], v["source"])
 }
 
+/// Checks that `result` is the error the vector names: its `Debug` form
+/// under `error_key` and its message under `message_key`.
+fn assert_rejected<T: std::fmt::Debug, E: std::fmt::Debug + std::fmt::Display>(
+    v: &Value,
+    error_key: &str,
+    message_key: &str,
+    result: Result<T, E>,
+) {
+    let id = label(v);
+    let err = match result {
+        Ok(parsed) => panic!("{id}: parsed as {parsed:?}"),
+        Err(e) => e,
+    };
+    let text = |key: &str| {
+        v[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id}: missing {key}"))
+            .to_owned()
+    };
+    assert_eq!(format!("{err:?}"), text(error_key), "{id}: error");
+    assert_eq!(err.to_string(), text(message_key), "{id}: message");
+}
+
 #[test]
 fn command_vectors_parse_and_encode() {
     let all = vectors();
@@ -72,7 +95,7 @@ fn malformed_command_vectors_are_rejected() {
     for v in items(&all, "malformed_commands") {
         let bytes = unhex(v["hex"].as_str().unwrap());
         let result = CommandApdu::parse(&bytes);
-        assert!(result.is_err(), "{}: parsed as {:?}", label(v), result);
+        assert_rejected(v, "error", "message", result);
     }
 }
 
@@ -198,11 +221,12 @@ fn malformed_dgi_vectors_are_rejected() {
     let all = vectors();
     for v in items(&all, "dgi_malformed") {
         let wire = unhex(v["hex"].as_str().unwrap());
-        assert!(Dgi::decode(&wire).is_err(), "{}", label(v));
-        assert!(
-            Dgi::decode_sequence(&wire).is_err() || v["name"] == "trailing byte",
-            "{}",
-            label(v)
+        assert_rejected(v, "error", "message", Dgi::decode(&wire));
+        assert_rejected(
+            v,
+            "sequence_error",
+            "sequence_message",
+            Dgi::decode_sequence(&wire),
         );
     }
 }
@@ -230,6 +254,6 @@ fn malformed_tlv_vectors_are_rejected() {
     for v in items(&all, "tlv_malformed") {
         let wire = unhex(v["hex"].as_str().unwrap());
         let result = Tlv::parse(&wire);
-        assert!(result.is_err(), "{}: parsed as {:?}", label(v), result);
+        assert_rejected(v, "error", "message", result);
     }
 }

@@ -148,6 +148,9 @@ mod tests {
         assert!(text.contains("\"t,1\""));
         assert!(text.contains(r#""{""note"":""say \""hi\""""}""#));
         assert_eq!("CSV".parse::<ExportFormat>().unwrap(), ExportFormat::Csv);
-        assert!("xml".parse::<ExportFormat>().is_err());
+        assert_eq!(
+            "xml".parse::<ExportFormat>(),
+            Err("unknown export format \"xml\" (expected json or csv)".to_owned())
+        );
     }
 }

@@ -846,8 +846,22 @@ mod tests {
         let index = journal.successful_outcome_index("irk_fingerprint").unwrap();
         assert_eq!(index.len(), 1);
         assert_eq!(index.get(&fp), Some(&ok.seq));
-        assert!(journal.successful_outcome_index("a.b").is_err());
-        assert!(journal.successful_outcome_with("a.b", &fp).is_err());
-        assert!(journal.successful_outcome_with("", &fp).is_err());
+        let not_plain = |e: AuditError, name: &str| {
+            assert!(
+                matches!(&e, AuditError::InvalidBody(m)
+                    if *m == format!("field name {name:?} is not a plain name")),
+                "{e:?}"
+            );
+            assert_eq!(
+                e.to_string(),
+                format!("audit record body is not a JSON object: field name {name:?} is not a plain name")
+            );
+        };
+        not_plain(journal.successful_outcome_index("a.b").unwrap_err(), "a.b");
+        not_plain(
+            journal.successful_outcome_with("a.b", &fp).unwrap_err(),
+            "a.b",
+        );
+        not_plain(journal.successful_outcome_with("", &fp).unwrap_err(), "");
     }
 }

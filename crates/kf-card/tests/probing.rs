@@ -2,7 +2,7 @@
 //! APDUs tools such as opensc-tool and pcsc_scan send. None may panic.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use kf_card::{FobConfig, IsdLifeCycle, Selected, Uid, VirtualFob};
+use kf_card::{FobConfig, FobError, IsdLifeCycle, Selected, Uid, VirtualFob};
 use proptest::prelude::*;
 
 fn fob() -> VirtualFob {
@@ -60,7 +60,10 @@ fn default_uid_is_ten_random_bytes() {
 #[test]
 fn invalid_uid_lengths_are_rejected() {
     for len in [0usize, 3, 5, 8, 11] {
-        assert!(Uid::new(&vec![1u8; len]).is_err(), "{len}");
+        assert!(
+            matches!(Uid::new(&vec![1u8; len]), Err(FobError::InvalidUid { len: l }) if l == len),
+            "{len}"
+        );
     }
 }
 

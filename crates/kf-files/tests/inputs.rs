@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use kf_files::{confined_join, read_capped, read_regular, read_regular_text, Links};
+use kf_files::{confined_join, read_capped, read_regular, read_regular_text, FileErrorKind, Links};
 
 #[cfg(unix)]
 fn mkfifo(path: &Path) {
@@ -118,10 +118,26 @@ impl TakeBytes for std::io::Repeat {
 fn confined_join_refuses_escapes() {
     let d = Path::new("/srv/pki");
     assert_eq!(confined_join(d, "st-1").unwrap(), d.join("st-1"));
-    for bad in [
-        "", "..", ".", "../x", "../../x", "a/b", "/etc", "a\\b", "a\0b",
+    let separator = "contains a path separator or NUL";
+    let not_plain = "is not a plain file name";
+    for (bad, why) in [
+        ("", "is empty"),
+        ("..", not_plain),
+        (".", not_plain),
+        ("../x", separator),
+        ("../../x", separator),
+        ("a/b", separator),
+        ("/etc", separator),
+        ("a\\b", separator),
+        ("a\0b", separator),
     ] {
-        assert!(confined_join(d, bad).is_err(), "{bad:?}");
+        let err = confined_join(d, bad).unwrap_err();
+        let expected = format!("name {bad:?} {why}");
+        assert!(
+            matches!(err.kind(), FileErrorKind::BadName(m) if *m == expected),
+            "{bad:?}: {err:?}"
+        );
+        assert_eq!(err.path(), d.join(bad), "{bad:?}");
     }
 }
 
@@ -142,11 +158,23 @@ fn wipe_and_remove_zeroes_the_content_before_removing_and_refuses_links() {
     std::fs::write(&target, b"secret").unwrap();
     let link = dir.path().join("link");
     std::os::unix::fs::symlink(&target, &link).unwrap();
-    assert!(kf_files::wipe_and_remove(&link).is_err());
+    // O_NOFOLLOW: opening the link itself fails with ELOOP.
+    let err = kf_files::wipe_and_remove(&link).unwrap_err();
+    assert!(
+        matches!(err.kind(), FileErrorKind::Io(e) if e.raw_os_error() == Some(libc::ELOOP)),
+        "{err:?}"
+    );
+    assert_eq!(err.path(), link);
     assert_eq!(std::fs::read(&target).unwrap(), b"secret");
     let fifo = dir.path().join("fifo");
     mkfifo(&fifo);
-    assert!(kf_files::wipe_and_remove(&fifo).is_err());
+    // A write-only, non-blocking open of a FIFO without a reader fails with ENXIO.
+    let err = kf_files::wipe_and_remove(&fifo).unwrap_err();
+    assert!(
+        matches!(err.kind(), FileErrorKind::Io(e) if e.raw_os_error() == Some(libc::ENXIO)),
+        "{err:?}"
+    );
+    assert_eq!(err.path(), fifo);
     assert!(matches!(
         kf_files::wipe_and_remove(&dir.path().join("missing"))
             .unwrap_err()

@@ -312,8 +312,8 @@ mod tests {
     use kf_crypto::StaticKeys;
 
     use crate::{
-        CardConfig, CardKeySet, CardSession, HostSession, Mode, ParameterI, SecurityLevel,
-        TerminationCause,
+        CardConfig, CardKeySet, CardSession, HostSession, Mode, ParameterI, Scp03Error,
+        SecurityLevel, TerminationCause,
     };
 
     fn keys() -> StaticKeys {
@@ -350,7 +350,10 @@ mod tests {
             .unwrap();
         let mut bytes = r.to_bytes();
         bytes[0] ^= 1;
-        assert!(host.unwrap_bytes(&bytes).is_err());
+        assert_eq!(
+            host.unwrap_bytes(&bytes),
+            Err(Scp03Error::Terminated(TerminationCause::RMacMismatch))
+        );
         assert!(!host.has_session_keys());
         assert_eq!(host.termination(), Some(TerminationCause::RMacMismatch));
     }

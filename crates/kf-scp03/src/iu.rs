@@ -108,7 +108,13 @@ mod tests {
         let mut data = vec![0u8; 29];
         data[11] = 0x03;
         data[12] = 0x10; // pseudo-random announced, counter missing
-        assert!(InitializeUpdateResponse::parse(&data, Mode::S8).is_err());
+        assert_eq!(
+            InitializeUpdateResponse::parse(&data, Mode::S8),
+            Err(Scp03Error::InvalidInitializeUpdateResponse {
+                len: 29,
+                mode: Mode::S8.name()
+            })
+        );
         data[12] = 0x00;
         assert!(InitializeUpdateResponse::parse(&data, Mode::S8).is_ok());
         data[11] = 0x02;

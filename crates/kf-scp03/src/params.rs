@@ -196,9 +196,14 @@ mod tests {
     #[test]
     fn parameter_i_accepts_exactly_the_amd_d_values() {
         for v in 0..=255u8 {
+            let expected = if ParameterI::ALL.contains(&v) {
+                Ok(v)
+            } else {
+                Err(Scp03Error::UnsupportedParameterI(v))
+            };
             assert_eq!(
-                ParameterI::new(v).is_ok(),
-                ParameterI::ALL.contains(&v),
+                ParameterI::new(v).map(|i| i.value()),
+                expected,
                 "i = {v:02X}"
             );
         }
@@ -207,10 +212,14 @@ mod tests {
     #[test]
     fn security_level_accepts_exactly_table_7_3() {
         for v in 0..=255u8 {
-            let ok = SecurityLevel::new(v).is_ok();
+            let expected = if [0x00, 0x01, 0x03, 0x11, 0x13, 0x33].contains(&v) {
+                Ok(v)
+            } else {
+                Err(Scp03Error::UnsupportedSecurityLevel(v))
+            };
             assert_eq!(
-                ok,
-                [0x00, 0x01, 0x03, 0x11, 0x13, 0x33].contains(&v),
+                SecurityLevel::new(v).map(|l| l.value()),
+                expected,
                 "{v:02X}"
             );
         }

@@ -212,8 +212,10 @@ fn tamper_reordered_commands_are_rejected() {
     let b = host
         .wrap(CommandApdu::new(0x80, 0xE2, 0, 0).with_data(vec![2]))
         .unwrap();
-    assert!(card.unwrap_command(&b.to_bytes()).is_err());
-    assert!(card.unwrap_command(&a.to_bytes()).is_err());
+    let mismatch = Err(Scp03Error::Terminated(TerminationCause::CMacMismatch));
+    assert_eq!(card.unwrap_command(&b.to_bytes()), mismatch);
+    // The channel stays terminated: the right command no longer gets through.
+    assert_eq!(card.unwrap_command(&a.to_bytes()), mismatch);
 }
 
 #[test]

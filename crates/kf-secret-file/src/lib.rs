@@ -233,7 +233,12 @@ mod tests {
         let blocked = dir.path().join("blocked");
         std::fs::create_dir(&blocked).unwrap();
         std::fs::write(blocked.join("x"), b"x").unwrap();
-        assert!(replace(&blocked, b"data", Access::OwnerOnly).is_err());
+        let err = replace(&blocked, b"data", Access::OwnerOnly).unwrap_err();
+        // rename(2) onto a directory: EISDIR.
+        #[cfg(unix)]
+        assert_eq!(err.kind(), std::io::ErrorKind::IsADirectory, "{err}");
+        #[cfg(not(unix))]
+        drop(err);
         let mut names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())

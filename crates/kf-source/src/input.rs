@@ -286,7 +286,10 @@ mod tests {
             Spid::new("59918C"),
             Err(SourceError::InvalidSpid { len: 6 })
         ));
-        assert!(Spid::new("59918C0096F859EC8BF6DA454E2E554A14DD4BDG").is_err());
+        assert!(matches!(
+            Spid::new("59918C0096F859EC8BF6DA454E2E554A14DD4BDG"),
+            Err(SourceError::InvalidSpid { len: 40 })
+        ));
     }
 
     #[test]

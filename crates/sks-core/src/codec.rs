@@ -300,11 +300,17 @@ mod tests {
 
     #[test]
     fn reader_rejects_truncation_bad_bool_and_trailing() {
-        assert!(Reader::new(&[0, 5, 1]).array().is_err());
+        assert_eq!(
+            Reader::new(&[0, 5, 1]).array(),
+            Err(DecodeError::Truncated("byte[]"))
+        );
         assert_eq!(Reader::new(&[2]).boolean(), Err(DecodeError::InvalidBool));
         let mut r = Reader::new(&[0, 0, 9]);
         assert_eq!(r.array().unwrap(), Vec::<u8>::new());
         assert_eq!(r.finish(), Err(DecodeError::Trailing(1)));
-        assert!(Reader::new(&[0xFF, 0xFF, 0xFF, 0xFF]).blob().is_err());
+        assert_eq!(
+            Reader::new(&[0xFF, 0xFF, 0xFF, 0xFF]).blob(),
+            Err(DecodeError::Truncated("blob"))
+        );
     }
 }

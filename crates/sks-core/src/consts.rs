@@ -399,7 +399,13 @@ mod tests {
                 value: 4
             })
         );
-        assert!(InputMethod::try_from(0).is_err());
+        assert_eq!(
+            InputMethod::try_from(0),
+            Err(UnknownValue {
+                field: "InputMethod",
+                value: 0
+            })
+        );
         assert_eq!(InputMethod::try_from(2), Ok(InputMethod::TrustedGui));
         assert_eq!(
             UnknownValue {

@@ -274,24 +274,33 @@ mod tests {
             [(Signature, &b"1111"[..])]
         )
         .is_ok());
-        assert!(check_grouping(
-            Grouping::Shared,
-            Encryption,
-            b"1112",
-            [(Signature, &b"1111"[..])]
-        )
-        .is_err());
+        assert_eq!(
+            check_grouping(
+                Grouping::Shared,
+                Encryption,
+                b"1112",
+                [(Signature, &b"1111"[..])]
+            ),
+            Err(PinRuleError::Grouping)
+        );
         assert!(
             check_grouping(Grouping::SignaturePlusStandard, Encryption, b"2222", others).is_ok()
         );
-        assert!(
-            check_grouping(Grouping::SignaturePlusStandard, Encryption, b"1111", others).is_err()
+        assert_eq!(
+            check_grouping(Grouping::SignaturePlusStandard, Encryption, b"1111", others),
+            Err(PinRuleError::Grouping)
         );
         assert!(
             check_grouping(Grouping::SignaturePlusStandard, Signature, b"1111", others).is_ok()
         );
-        assert!(check_grouping(Grouping::Unique, Encryption, b"2222", others).is_err());
+        assert_eq!(
+            check_grouping(Grouping::Unique, Encryption, b"2222", others),
+            Err(PinRuleError::Grouping)
+        );
         assert!(check_grouping(Grouping::Unique, Encryption, b"3333", others).is_ok());
-        assert!(check_grouping(Grouping::Unique, Authentication, b"3333", others).is_err());
+        assert_eq!(
+            check_grouping(Grouping::Unique, Authentication, b"3333", others),
+            Err(PinRuleError::Grouping)
+        );
     }
 }

@@ -9,7 +9,7 @@ use common::*;
 use sks_core::api::{req, Request, SksApi};
 use sks_core::consts::*;
 use sks_core::secret::Secret;
-use sks_core::{Config, ErrorCode};
+use sks_core::{Config, ErrorCode, SksError};
 use sks_issuer::{KeyEntrySpec, PinPolicy};
 use std::time::{Duration, Instant};
 
@@ -549,7 +549,18 @@ fn enable_pin_caching_requires_trusted_gui() {
         k.pin_policy = Some((ph, "PIN.1".into(), true));
         k.pin_value = b"1234".to_vec();
         k.protection.enable_pin_caching = true;
-        assert_eq!(s.create_key_entry(iss.key_entry(&k).unwrap()).is_ok(), ok);
+        let r = s.create_key_entry(iss.key_entry(&k).unwrap());
+        if ok {
+            r.unwrap();
+        } else {
+            assert_eq!(
+                r.unwrap_err(),
+                SksError::new(
+                    ErrorCode::Option,
+                    "\"EnablePINCaching\" requires \"trusted-gui\""
+                )
+            );
+        }
     }
 }
 

@@ -12,8 +12,12 @@ use sks_core::codec::Blob;
 use sks_core::consts::*;
 use sks_core::crypto::keys::{KeySpec, PrivateKey};
 use sks_core::secret::Secret;
-use sks_core::ErrorCode;
+use sks_core::{ErrorCode, SksError};
 use sks_issuer::{Issuer, KeyEntrySpec, PinPolicy};
+
+fn option(message: &str) -> SksError {
+    SksError::new(ErrorCode::Option, message)
+}
 
 fn session(s: &mut impl SksApi) -> Issuer {
     let id = identity();
@@ -24,34 +28,41 @@ fn session(s: &mut impl SksApi) -> Issuer {
 
 #[test]
 fn create_puk_policy_retry_limit_bounds() {
-    for (limit, ok) in [(0u16, true), (10000, true), (10001, false)] {
+    for (limit, expected) in [
+        (0u16, Ok(())),
+        (10000, Ok(())),
+        (10001, Err(option("PUK \"RetryLimit\" out of range"))),
+    ] {
         let mut s = sks();
         let mut iss = session(&mut s);
         let r = s.create_puk_policy(
             iss.puk_policy("PUK.1", b"1234", PinFormat::Numeric, limit)
                 .unwrap(),
         );
-        assert_eq!(r.is_ok(), ok, "PUK RetryLimit {limit}");
+        assert_eq!(r.map(drop), expected, "PUK RetryLimit {limit}");
     }
 }
 
 #[test]
 fn create_puk_policy_format_and_length() {
-    let cases: [(&[u8], PinFormat, bool); 6] = [
-        (b"12A4", PinFormat::Numeric, false),
-        (b"12A4", PinFormat::Alphanumeric, true),
-        (b"12a4", PinFormat::Alphanumeric, false),
-        (b"", PinFormat::String, false),
-        (&[0u8; 129], PinFormat::Binary, false),
-        (&[0u8; 128], PinFormat::Binary, true),
+    let syntax = || Err(option("PIN syntax error"));
+    let length = || Err(option("PUK length error"));
+    let cases: [(&[u8], PinFormat, Result<(), SksError>); 6] = [
+        (b"12A4", PinFormat::Numeric, syntax()),
+        (b"12A4", PinFormat::Alphanumeric, Ok(())),
+        (b"12a4", PinFormat::Alphanumeric, syntax()),
+        (b"", PinFormat::String, length()),
+        (&[0u8; 129], PinFormat::Binary, length()),
+        (&[0u8; 128], PinFormat::Binary, Ok(())),
     ];
-    for (puk, fmt, ok) in cases {
+    for (puk, fmt, expected) in cases {
         let mut s = sks();
         let mut iss = session(&mut s);
         assert_eq!(
             s.create_puk_policy(iss.puk_policy("PUK.1", puk, fmt, 3).unwrap())
-                .is_ok(),
-            ok
+                .map(drop),
+            expected,
+            "{puk:02X?} {fmt:?}"
         );
     }
 }
@@ -60,38 +71,52 @@ fn create_puk_policy_format_and_length() {
 fn create_pin_policy_retry_limit_and_length_bounds() {
     /// Grouping and InputMethod bytes sent instead of the policy's.
     type WireBytes = Option<(u8, u8)>;
-    let mut cases: Vec<(PinPolicy, WireBytes, bool)> = Vec::new();
-    for (limit, ok) in [(0u16, false), (1, true), (10000, true), (10001, false)] {
+    let mut cases: Vec<(PinPolicy, WireBytes, Result<(), SksError>)> = Vec::new();
+    let retry_limit = || Err(option("PIN \"RetryLimit\" out of range"));
+    for (limit, expected) in [
+        (0u16, retry_limit()),
+        (1, Ok(())),
+        (10000, Ok(())),
+        (10001, retry_limit()),
+    ] {
         let mut p = PinPolicy::new("PIN.1");
         p.retry_limit = limit;
-        cases.push((p, None, ok));
+        cases.push((p, None, expected));
     }
-    for (min, max, ok) in [
-        (0u16, 8u16, false),
-        (1, 128, true),
-        (1, 129, false),
-        (5, 4, false),
+    let length_limits = || Err(option("PIN length limits out of range"));
+    for (min, max, expected) in [
+        (0u16, 8u16, length_limits()),
+        (1, 128, Ok(())),
+        (1, 129, length_limits()),
+        (5, 4, length_limits()),
     ] {
         let mut p = PinPolicy::new("PIN.1");
         p.min_length = min;
         p.max_length = max;
-        cases.push((p, None, ok));
+        cases.push((p, None, expected));
     }
-    for (g, im, ok) in [
-        (4u8, 3u8, false),
-        (3, 0, false),
-        (3, 4, false),
-        (0, 1, true),
+    let input_method = || Err(option("Invalid \"InputMethod\""));
+    for (g, im, expected) in [
+        (4u8, 3u8, Err(option("Invalid \"Grouping\""))),
+        (3, 0, input_method()),
+        (3, 4, input_method()),
+        (0, 1, Ok(())),
     ] {
-        cases.push((PinPolicy::new("PIN.1"), Some((g, im)), ok));
+        cases.push((PinPolicy::new("PIN.1"), Some((g, im)), expected));
     }
     let mut p = PinPolicy::new("PIN.1");
     p.patterns = pattern::MISSING_GROUP; // numeric + missing-group is invalid
-    cases.push((p, None, false));
+    cases.push((
+        p,
+        None,
+        Err(option(
+            "\"missing-group\" requires alphanumeric or string format",
+        )),
+    ));
     let mut p = PinPolicy::new("PIN.1");
     p.patterns = 0x20;
-    cases.push((p, None, false));
-    for (p, wire, ok) in cases {
+    cases.push((p, None, Err(option("Invalid \"PatternRestrictions\""))));
+    for (p, wire, expected) in cases {
         let mut s = sks();
         let mut iss = session(&mut s);
         let request = iss
@@ -102,7 +127,11 @@ fn create_pin_policy_retry_limit_and_length_bounds() {
                 }
             })
             .unwrap();
-        assert_eq!(s.create_pin_policy(request).is_ok(), ok, "{p:?} {wire:?}");
+        assert_eq!(
+            s.create_pin_policy(request).map(drop),
+            expected,
+            "{p:?} {wire:?}"
+        );
     }
 }
 
@@ -242,28 +271,40 @@ fn create_key_entry_server_seed_is_accepted() {
 
 #[test]
 fn endorsed_algorithms_must_be_sorted_unique_and_known() {
-    let cases: [(Vec<&str>, bool); 6] = [
-        (vec![ALG_ECDSA_SHA256, ALG_RSA_SHA256], true),
-        (vec![ALG_RSA_SHA256, ALG_ECDSA_SHA256], false),
-        (vec![ALG_ECDSA_SHA256, ALG_ECDSA_SHA256], false),
-        (vec!["urn:nope"], false),
-        (vec![ALG_KEY_EC_P256], false),
-        (vec![ALG_NONE, ALG_HMAC_SHA1], false),
+    let sorting = || Err(option("Duplicate or incorrectly sorted algorithm"));
+    let cases: [(Vec<&str>, Result<(), SksError>); 7] = [
+        (vec![ALG_ECDSA_SHA256, ALG_RSA_SHA256], Ok(())),
+        (vec![ALG_RSA_SHA256, ALG_ECDSA_SHA256], sorting()),
+        (vec![ALG_ECDSA_SHA256, ALG_ECDSA_SHA256], sorting()),
+        (
+            vec!["urn:nope"],
+            Err(option("Unsupported algorithm: urn:nope")),
+        ),
+        (
+            vec![ALG_KEY_EC_P256],
+            Err(option(&format!("Unsupported algorithm: {ALG_KEY_EC_P256}"))),
+        ),
+        // ALG_NONE sorts after ALG_HMAC_SHA1, so this list fails the order check.
+        (vec![ALG_NONE, ALG_HMAC_SHA1], sorting()),
+        (
+            vec![ALG_HMAC_SHA1, ALG_NONE],
+            Err(option("\"none\" must be the only endorsed algorithm")),
+        ),
     ];
-    for (list, ok) in cases {
+    for (list, expected) in cases {
         let mut s = sks();
         let mut iss = session(&mut s);
         let mut k = KeyEntrySpec::new("Key.1");
         k.endorsed = list.iter().map(|x| x.to_string()).collect();
         assert_eq!(
-            s.create_key_entry(iss.key_entry(&k).unwrap()).is_ok(),
-            ok,
+            s.create_key_entry(iss.key_entry(&k).unwrap()).map(drop),
+            expected,
             "{list:?}"
         );
     }
 }
 
-fn close_with_endorsed(alg: &str, rsa: bool, symmetric: Option<&[u8]>) -> bool {
+fn close_with_endorsed(alg: &str, rsa: bool, symmetric: Option<&[u8]>) -> Result<(), SksError> {
     let mut s = sks();
     let mut iss = session(&mut s);
     let mut k = KeyEntrySpec::new("Key.1");
@@ -276,32 +317,56 @@ fn close_with_endorsed(alg: &str, rsa: bool, symmetric: Option<&[u8]>) -> bool {
         s.import_symmetric_key(iss.symmetric_key(p.handle, &p.ee, sym).unwrap())
             .unwrap();
     }
-    close(&mut s, &mut iss).is_ok()
+    close(&mut s, &mut iss)
 }
 
 #[test]
 fn endorsed_algorithms_are_checked_against_key_material_at_close() {
-    assert!(close_with_endorsed(ALG_ECDSA_SHA256, false, None));
-    assert!(!close_with_endorsed(ALG_RSA_SHA256, false, None));
-    assert!(close_with_endorsed(ALG_RSA_SHA256, true, None));
-    assert!(!close_with_endorsed(ALG_ECDSA_SHA256, true, None));
-    assert!(close_with_endorsed(ALG_ECDH_RAW, false, None));
-    assert!(!close_with_endorsed(ALG_RSA_1_5, false, None));
-    assert!(!close_with_endorsed(ALG_HMAC_SHA1, false, None));
-    assert!(close_with_endorsed(ALG_HMAC_SHA1, false, Some(&[1; 20])));
-    assert!(close_with_endorsed(ALG_AES128_CBC, false, Some(&[1; 16])));
-    assert!(!close_with_endorsed(ALG_AES256_CBC, false, Some(&[1; 16])));
-    assert!(close_with_endorsed(
-        ALG_AES_ECB_NOPAD,
-        false,
-        Some(&[1; 24])
-    ));
-    assert!(!close_with_endorsed(
-        ALG_ECDSA_SHA256,
-        false,
-        Some(&[1; 16])
-    ));
-    assert!(close_with_endorsed(ALG_NONE, false, Some(&[1; 5])));
+    let mismatch = |kind: &str, alg: &str| {
+        Err(option(&format!(
+            "{kind} key Key.1 does not match algorithm: {alg}"
+        )))
+    };
+    assert_eq!(close_with_endorsed(ALG_ECDSA_SHA256, false, None), Ok(()));
+    assert_eq!(
+        close_with_endorsed(ALG_RSA_SHA256, false, None),
+        mismatch("EC", ALG_RSA_SHA256)
+    );
+    assert_eq!(close_with_endorsed(ALG_RSA_SHA256, true, None), Ok(()));
+    assert_eq!(
+        close_with_endorsed(ALG_ECDSA_SHA256, true, None),
+        mismatch("RSA", ALG_ECDSA_SHA256)
+    );
+    assert_eq!(close_with_endorsed(ALG_ECDH_RAW, false, None), Ok(()));
+    assert_eq!(
+        close_with_endorsed(ALG_RSA_1_5, false, None),
+        mismatch("EC", ALG_RSA_1_5)
+    );
+    assert_eq!(
+        close_with_endorsed(ALG_HMAC_SHA1, false, None),
+        mismatch("EC", ALG_HMAC_SHA1)
+    );
+    assert_eq!(
+        close_with_endorsed(ALG_HMAC_SHA1, false, Some(&[1; 20])),
+        Ok(())
+    );
+    assert_eq!(
+        close_with_endorsed(ALG_AES128_CBC, false, Some(&[1; 16])),
+        Ok(())
+    );
+    assert_eq!(
+        close_with_endorsed(ALG_AES256_CBC, false, Some(&[1; 16])),
+        mismatch("Symmetric", ALG_AES256_CBC)
+    );
+    assert_eq!(
+        close_with_endorsed(ALG_AES_ECB_NOPAD, false, Some(&[1; 24])),
+        Ok(())
+    );
+    assert_eq!(
+        close_with_endorsed(ALG_ECDSA_SHA256, false, Some(&[1; 16])),
+        mismatch("Symmetric", ALG_ECDSA_SHA256)
+    );
+    assert_eq!(close_with_endorsed(ALG_NONE, false, Some(&[1; 5])), Ok(()));
 }
 
 #[test]

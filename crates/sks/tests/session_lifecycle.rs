@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use sks_core::api::{req, SksApi};
 use sks_core::consts::*;
-use sks_core::ErrorCode;
+use sks_core::{ErrorCode, SksError};
 use sks_issuer::{IssuerError, KeyEntrySpec, PinPolicy};
 use std::sync::atomic::Ordering;
 
@@ -382,7 +382,7 @@ fn get_key_handle_finds_keys_and_unknown_id_aborts() {
 }
 
 /// Byte layouts §4.4 / [T] test47: one PIN policy, one key, close.
-fn session_key_limit_run(limit: u16, issuer_set: bool) -> bool {
+fn session_key_limit_run(limit: u16, issuer_set: bool) -> Result<(), SksError> {
     let mut s = sks();
     let id = identity();
     let mut iss = id.session("https://issuer.example.com/x", "S1");
@@ -390,34 +390,27 @@ fn session_key_limit_run(limit: u16, issuer_set: bool) -> bool {
     open(&mut s, &mut iss);
     let mut p = PinPolicy::new("PIN.1");
     p.user_defined = !issuer_set;
-    let Ok(pin) = s.create_pin_policy(iss.pin_policy(&p, None).unwrap()) else {
-        return false;
-    };
+    let pin = s.create_pin_policy(iss.pin_policy(&p, None).unwrap())?;
     let mut k = KeyEntrySpec::new("Key.1");
     k.pin_policy = Some((pin.pin_policy_handle, "PIN.1".into(), !issuer_set));
     k.pin_value = b"1234".to_vec();
-    let Ok(out) = s.create_key_entry(iss.key_entry(&k).unwrap()) else {
-        return false;
-    };
+    let out = s.create_key_entry(iss.key_entry(&k).unwrap())?;
     let ee = iss.certify("k", &out.public_key).unwrap();
-    if s.set_certificate_path(
+    s.set_certificate_path(
         iss.certificate_path(out.key_handle, "Key.1", &out.public_key, vec![ee])
             .unwrap(),
-    )
-    .is_err()
-    {
-        return false;
-    }
-    close(&mut s, &mut iss).is_ok()
+    )?;
+    close(&mut s, &mut iss)
 }
 
 #[test]
 fn session_key_limit_exhaustion() {
-    assert!(!session_key_limit_run(5, false));
-    assert!(session_key_limit_run(6, false));
-    assert!(session_key_limit_run(7, false));
-    assert!(!session_key_limit_run(6, true));
-    assert!(session_key_limit_run(7, true));
+    let exceeded = Err(SksError::new(ErrorCode::Option, "SessionKeyLimit exceeded"));
+    assert_eq!(session_key_limit_run(5, false), exceeded);
+    assert_eq!(session_key_limit_run(6, false), Ok(()));
+    assert_eq!(session_key_limit_run(7, false), Ok(()));
+    assert_eq!(session_key_limit_run(6, true), exceeded);
+    assert_eq!(session_key_limit_run(7, true), Ok(()));
 }
 
 #[test]
