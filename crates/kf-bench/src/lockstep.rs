@@ -90,7 +90,15 @@ mod tests {
         // Skipping a command moves the chaining value: the R-MAC must fail.
         host.wrap(store_data(16)).unwrap();
         host.wrap(store_data(16)).unwrap();
-        assert!(host.unwrap_bytes(&answers[0]).is_err());
+        assert!(
+            matches!(
+                host.unwrap_bytes(&answers[0]),
+                Err(kf_scp03::Scp03Error::Terminated(
+                    kf_scp03::TerminationCause::RMacMismatch
+                ))
+            ),
+            "the skipped response must fail its R-MAC"
+        );
         assert!(host.is_terminated());
     }
 }

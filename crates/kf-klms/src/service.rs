@@ -622,9 +622,26 @@ mod tests {
     #[test]
     fn uid_parsing() {
         assert_eq!(parse_uid("04112233445566778899", 10).unwrap().len(), 10);
-        assert!(parse_uid("0411223344556677889", 10).is_err());
-        assert!(parse_uid("041122334455667788", 10).is_err());
-        assert!(parse_uid("zz112233445566778899", 10).is_err());
+        let refused = |text: &str| {
+            let e = parse_uid(text, 10).unwrap_err();
+            (e.status, e.code, e.message)
+        };
+        let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+        let not_hex = (
+            unprocessable,
+            "invalid_uid",
+            "fob_uid is not valid hex".to_string(),
+        );
+        assert_eq!(refused("0411223344556677889"), not_hex);
+        assert_eq!(refused("zz112233445566778899"), not_hex);
+        assert_eq!(
+            refused("041122334455667788"),
+            (
+                unprocessable,
+                "invalid_uid",
+                "fob_uid has 9 bytes, expected 10".to_string()
+            )
+        );
     }
 
     #[test]

@@ -480,21 +480,39 @@ mod tests {
 
     #[test]
     fn bad_values_are_clear_errors() {
-        assert!(toml::from_str::<StationConfig>("unknown_key = 1").is_err());
-        for (k, v) in [
-            ("KF_SECURITY_LEVEL", "00"),
-            ("KF_SECURITY_LEVEL", "zz"),
-            ("KF_P1_STYLE", "x"),
-            ("KF_ISD_STATUS", "gone"),
+        let unknown = toml::from_str::<StationConfig>("unknown_key = 1").unwrap_err();
+        assert!(
+            unknown.message().starts_with("unknown field `unknown_key`"),
+            "{unknown}"
+        );
+        for (k, v, message) in [
+            (
+                "KF_SECURITY_LEVEL",
+                "00",
+                "security level \"00\": use 01, 03, 11, 13 or 33 (STORE DATA needs C-MAC)",
+            ),
+            (
+                "KF_SECURITY_LEVEL",
+                "zz",
+                "security level \"zz\": use 01, 03, 11, 13 or 33 (STORE DATA needs C-MAC)",
+            ),
+            ("KF_P1_STYLE", "x", "p1_style \"x\": use jcshell or gp-dgi"),
+            (
+                "KF_ISD_STATUS",
+                "gone",
+                "isd_status \"gone\": use none, secured or locked",
+            ),
         ] {
             let mut c = StationConfig::default();
             c.apply_env(|key| (key == k).then(|| v.to_string()))
                 .unwrap();
-            assert!(c.pipeline_options().is_err(), "{k}={v}");
+            let error = c.pipeline_options().unwrap_err();
+            assert_eq!(error.to_string(), message, "{k}={v}");
         }
         let mut c = StationConfig::default();
-        assert!(c
+        let error = c
             .apply_env(|k| (k == "KF_SIM").then(|| "maybe".into()))
-            .is_err());
+            .unwrap_err();
+        assert_eq!(error.to_string(), "KF_SIM must be true or false");
     }
 }

@@ -371,7 +371,10 @@ mod tests {
         let mut inner = LoopbackTransport::new(EchoCard::default());
         inner.remove_card();
         let mut t = TracingTransport::new(inner);
-        assert!(t.transmit(RawApdu::public(&[0, 0x10, 0, 0])).is_err());
+        assert_eq!(
+            t.transmit(RawApdu::public(&[0, 0x10, 0, 0])),
+            Err(TransportError::CardRemoved)
+        );
         let entries = t.trace().entries();
         assert_eq!(
             entries[1].error.as_deref(),
