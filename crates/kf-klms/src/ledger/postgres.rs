@@ -457,11 +457,7 @@ fn anchor_in(
             .query_opt(&st.link_at, &[&req.station, &req_seq])?
             .map(|r| r.try_get(0))
             .transpose()?;
-        return if stored.as_deref() == Some(link_hex.as_str()) {
-            Ok(AuditStored::Duplicate)
-        } else {
-            Err(LedgerError::ChainRefused(ChainRefusal::Fork { head: seq }))
-        };
+        return anchor::replay_outcome(stored.as_deref(), &link_hex, seq);
     }
     let stored = match &req.audit {
         Some(a) => store_audit_in(tx, st, a)?,
