@@ -55,6 +55,20 @@ fn assert_echoes(card: &mut impl Transport, byte: u8) {
     );
 }
 
+/// Stops pcscd; PC/SC then reports that no service runs.
+#[track_caller]
+fn stop_pcscd(stack: &mut VpcdStack) {
+    stack.pcscd_mut().stop().unwrap();
+    assert_eq!(
+        PcscContext::establish().unwrap_err(),
+        TransportError::NoService
+    );
+    assert_eq!(
+        list_readers_with_status().unwrap_err(),
+        TransportError::NoService
+    );
+}
+
 #[test]
 fn lists_virtual_readers_and_card_presence() {
     let stack = start_stack();
@@ -96,15 +110,7 @@ fn no_readers_is_an_empty_list_and_no_service_is_typed() {
         ctx.connect("Virtual PCD 00 00"),
         Err(TransportError::NoReader(_))
     ));
-    stack.pcscd_mut().stop().unwrap();
-    assert_eq!(
-        PcscContext::establish().unwrap_err(),
-        TransportError::NoService
-    );
-    assert_eq!(
-        list_readers_with_status().unwrap_err(),
-        TransportError::NoService
-    );
+    stop_pcscd(&mut stack);
 }
 
 #[test]
@@ -258,15 +264,7 @@ fn pcscd_restart_is_survived_by_bridge_and_host() {
     assert_echoes(&mut card, 1);
 
     let old_pid = stack.pcscd().pid().unwrap();
-    stack.pcscd_mut().stop().unwrap();
-    assert_eq!(
-        PcscContext::establish().unwrap_err(),
-        TransportError::NoService
-    );
-    assert_eq!(
-        list_readers_with_status().unwrap_err(),
-        TransportError::NoService
-    );
+    stop_pcscd(&mut stack);
     let err = card
         .transmit(RawApdu::public(&echo_apdu(&[2])))
         .unwrap_err();
