@@ -21,6 +21,19 @@ fn klms(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `kf-klms derive` of a fixed master key for the 7-byte UID 04112233445566,
+/// with `extra` arguments.
+fn derive_7_byte_uid(extra: &[&str]) -> Output {
+    let args = [
+        "derive",
+        "--master-key",
+        "000102030405060708090A0B0C0D0E0F",
+        "--uid",
+        "04112233445566",
+    ];
+    klms(&[&args[..], extra].concat())
+}
+
 /// The command succeeded; else its standard error is the failure message.
 #[track_caller]
 fn assert_success(out: &Output) {
@@ -61,13 +74,7 @@ fn derive_matches_kdf3_vectors() {
 
 #[test]
 fn derive_refuses_wrong_uid_length() {
-    let out = klms(&[
-        "derive",
-        "--master-key",
-        "000102030405060708090A0B0C0D0E0F",
-        "--uid",
-        "04112233445566",
-    ]);
+    let out = derive_7_byte_uid(&[]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected 10"));
     assert!(out.stdout.is_empty());
@@ -75,15 +82,7 @@ fn derive_refuses_wrong_uid_length() {
 
 #[test]
 fn derive_accepts_configured_uid_length() {
-    let out = klms(&[
-        "derive",
-        "--master-key",
-        "000102030405060708090A0B0C0D0E0F",
-        "--uid",
-        "04112233445566",
-        "--uid-len",
-        "7",
-    ]);
+    let out = derive_7_byte_uid(&["--uid-len", "7"]);
     assert!(out.status.success());
     let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for k in ["enc", "mac", "dek"] {
