@@ -108,6 +108,24 @@ fn journal_records(journal: &Path) -> Vec<Value> {
         .clone()
 }
 
+/// `kf-station audit verify` of `journal`, run to completion.
+fn verify_journal(journal: &Path) -> Output {
+    run(station()
+        .args(["audit", "verify", "--journal"])
+        .arg(journal))
+}
+
+/// The journal verifies; else the verifier's report is the failure message.
+#[track_caller]
+fn assert_journal_verifies(journal: &Path) {
+    let verify = verify_journal(journal);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}
+
 #[test]
 fn klms_down_fails_at_fetch_keys_and_only_the_identity_was_read() {
     let dir = tempfile::tempdir().unwrap();
@@ -189,14 +207,7 @@ fn kill_9_during_a_run_leaves_a_verifiable_journal_and_closes_the_interrupted_fo
     assert!(status.success());
     let _ = child.wait();
 
-    let verify = run(station()
-        .args(["audit", "verify", "--journal"])
-        .arg(&journal));
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
+    assert_journal_verifies(&journal);
     let before = journal_records(&journal);
     assert!(
         (2..2 * FOBS).contains(&before.len()),
@@ -225,9 +236,7 @@ fn kill_9_during_a_run_leaves_a_verifiable_journal_and_closes_the_interrupted_fo
     );
     let after = journal_records(&journal);
     assert!(after.len() > before.len());
-    let verify = run(station()
-        .args(["audit", "verify", "--journal"])
-        .arg(&journal));
+    let verify = verify_journal(&journal);
     assert!(verify.status.success());
     // Every record present before the restart is still there, unchanged.
     for (old, new) in before.iter().zip(&after) {
@@ -519,9 +528,7 @@ fn a_crash_at_every_apdu_leaves_one_interrupted_record_once_a_store_data_was_due
                 "{what}: the next start failed: {}",
                 String::from_utf8_lossy(&next.stderr)
             );
-            let verify = run(station()
-                .args(["audit", "verify", "--journal"])
-                .arg(&journal));
+            let verify = verify_journal(&journal);
             assert!(verify.status.success(), "{what}: journal does not verify");
             let records = journal_records(&journal);
             let interrupted: Vec<&Value> = records
@@ -582,14 +589,7 @@ fn three_readers_share_one_journal_chain_and_the_klms_anchors_all_of_it() {
     assert_eq!(summary["audit_pending"], 0);
 
     let journal = data.join("journal.db");
-    let verify = run(station()
-        .args(["audit", "verify", "--journal"])
-        .arg(&journal));
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
+    assert_journal_verifies(&journal);
     let records = journal_records(&journal);
     assert_eq!(records.len(), 2 * FOBS);
     let mut per_reader = std::collections::BTreeMap::<String, usize>::new();
@@ -853,8 +853,6 @@ fn the_klms_killed_during_a_commit_fails_the_fob_safely_and_recovers_on_restart(
         .unwrap();
     let again: Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(again["stage"], "InitializeUpdate", "{again}");
-    let verify = run(station()
-        .args(["audit", "verify", "--journal"])
-        .arg(d.join("journal.db")));
+    let verify = verify_journal(&d.join("journal.db"));
     assert!(verify.status.success(), "{verify:?}");
 }
