@@ -96,16 +96,22 @@ fn journal_records(journal: &Path) -> Vec<Value> {
     let out = run(station()
         .args(["audit", "export", "--format", "json", "--journal"])
         .arg(journal));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     serde_json::from_slice::<Value>(&out.stdout)
         .unwrap()
         .as_array()
         .unwrap()
         .clone()
+}
+
+/// The station exited successfully; else its standard error is the failure message.
+#[track_caller]
+fn assert_succeeded(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `kf-station audit verify` of `journal`, run to completion.
@@ -229,11 +235,7 @@ fn kill_9_during_a_run_leaves_a_verifiable_journal_and_closes_the_interrupted_fo
             "--data-dir",
         ])
         .arg(&data));
-    assert!(
-        again.status.success(),
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
-    );
+    assert_succeeded(&again);
     let after = journal_records(&journal);
     assert!(after.len() > before.len());
     let verify = verify_journal(&journal);
@@ -506,11 +508,7 @@ fn a_crash_at_every_apdu_leaves_one_interrupted_record_once_a_store_data_was_due
     };
     // A full session: its commands, and where the first STORE DATA is.
     let full = run(&mut provision(&dir.path().join("full.db"), CRASHED));
-    assert!(
-        full.status.success(),
-        "{}",
-        String::from_utf8_lossy(&full.stderr)
-    );
+    assert_succeeded(&full);
     let result: Value = serde_json::from_slice(&full.stdout).unwrap();
     let tx = sent(&result);
     let first_store = tx.iter().position(|a| a.get(2..4) == Some("E2")).unwrap();
@@ -575,11 +573,7 @@ fn three_readers_share_one_journal_chain_and_the_klms_anchors_all_of_it() {
             "--data-dir",
         ])
         .arg(&data));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["fobs"], FOBS);
     assert_eq!(summary["readers"], 3);
