@@ -28,9 +28,7 @@ fn key() -> JournalKey {
 /// 2·n records (started + outcome per transaction); outcomes of even
 /// transactions acknowledged with a receipt.
 fn filled(n: usize) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("journal.db");
-    let mut j = Journal::open(&path, key()).unwrap();
+    let (dir, path, mut j) = new_journal("journal.db");
     for i in 0..n {
         let tx = format!("trx_{i}");
         j.append_started(&tx, &json!({"fob_uid": "04112233445566778899"}))
@@ -45,6 +43,14 @@ fn filled(n: usize) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
+/// An empty journal named `file` in a fresh directory.
+fn new_journal(file: &str) -> (tempfile::TempDir, PathBuf, Journal) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(file);
+    let journal = Journal::open(&path, key()).unwrap();
+    (dir, path, journal)
+}
+
 fn verify(path: &Path) -> kf_audit::VerifyReport {
     JournalReader::open(path).unwrap().verify(&key()).unwrap()
 }
@@ -56,6 +62,11 @@ fn shell(path: &Path) -> rusqlite::Connection {
     c.execute_batch("DROP TRIGGER records_no_update; DROP TRIGGER records_no_delete;")
         .unwrap();
     c
+}
+
+/// Runs `sql` on the journal at `path` through an insider's [`shell`].
+fn tamper(path: &Path, sql: &str) {
+    shell(path).execute_batch(sql).unwrap();
 }
 
 /// Recomputes links from `from` on with the attacker's own key (the
@@ -119,11 +130,10 @@ const ATTACKS: &[Attack] = &[
     Attack {
         name: "truncate the unacknowledged tail",
         apply: |p| {
-            let c = shell(p);
-            c.execute_batch(
+            tamper(
+                p,
                 "DELETE FROM records WHERE seq > 8; DELETE FROM uploads WHERE seq > 8;",
             )
-            .unwrap();
         },
         first_bad: 9,
         damage: |d| matches!(d, Damage::Truncated { head_seq: 10 }),
@@ -131,11 +141,10 @@ const ATTACKS: &[Attack] = &[
     Attack {
         name: "truncate acknowledged records",
         apply: |p| {
-            let c = shell(p);
-            c.execute_batch(
+            tamper(
+                p,
                 "DELETE FROM records WHERE seq > 6; DELETE FROM uploads WHERE seq > 6;",
             )
-            .unwrap();
         },
         first_bad: 7,
         damage: |d| matches!(d, Damage::Truncated { head_seq: 10 }),
@@ -143,12 +152,11 @@ const ATTACKS: &[Attack] = &[
     Attack {
         name: "truncate and copy the last remaining link into the head",
         apply: |p| {
-            let c = shell(p);
-            c.execute_batch(
+            tamper(
+                p,
                 "DELETE FROM records WHERE seq > 8; DELETE FROM uploads WHERE seq > 8;
                  UPDATE head SET seq = 8, link = (SELECT link FROM records WHERE seq = 8);",
             )
-            .unwrap();
         },
         first_bad: 8,
         damage: |d| matches!(d, Damage::HeadMismatch),
@@ -156,11 +164,10 @@ const ATTACKS: &[Attack] = &[
     Attack {
         name: "delete a middle record",
         apply: |p| {
-            shell(p)
-                .execute_batch(
-                    "DELETE FROM records WHERE seq = 5; DELETE FROM uploads WHERE seq = 5;",
-                )
-                .unwrap();
+            tamper(
+                p,
+                "DELETE FROM records WHERE seq = 5; DELETE FROM uploads WHERE seq = 5;",
+            )
         },
         first_bad: 5,
         damage: |d| matches!(d, Damage::SequenceGap),
@@ -209,39 +216,29 @@ const ATTACKS: &[Attack] = &[
     Attack {
         name: "swap two records",
         apply: |p| {
-            let c = shell(p);
-            c.execute_batch(
+            tamper(
+                p,
                 "UPDATE records SET seq = -2 WHERE seq = 2;
                  UPDATE records SET seq = 2 WHERE seq = 4;
                  UPDATE records SET seq = 4 WHERE seq = -2;",
             )
-            .unwrap();
         },
         first_bad: 2,
         damage: |d| matches!(d, Damage::LinkMismatch),
     },
     Attack {
         name: "mark a pending record acknowledged",
-        apply: |p| {
-            shell(p)
-                .execute(
-                    "UPDATE uploads SET state = 'acknowledged' WHERE seq = 4",
-                    [],
-                )
-                .unwrap();
-        },
+        apply: |p| tamper(p, "UPDATE uploads SET state = 'acknowledged' WHERE seq = 4"),
         first_bad: 4,
         damage: |d| matches!(d, Damage::UploadStateForged),
     },
     Attack {
         name: "mark a pending record rejected",
         apply: |p| {
-            shell(p)
-                .execute(
-                    "UPDATE uploads SET state = 'rejected', detail = 'x' WHERE seq = 8",
-                    [],
-                )
-                .unwrap();
+            tamper(
+                p,
+                "UPDATE uploads SET state = 'rejected', detail = 'x' WHERE seq = 8",
+            )
         },
         first_bad: 8,
         damage: |d| matches!(d, Damage::UploadStateForged),
@@ -249,11 +246,10 @@ const ATTACKS: &[Attack] = &[
     Attack {
         name: "move an acknowledgement to another record",
         apply: |p| {
-            let c = shell(p);
-            c.execute_batch(
+            tamper(
+                p,
                 "DELETE FROM uploads WHERE seq = 4; UPDATE uploads SET seq = 4 WHERE seq = 2;",
             )
-            .unwrap();
         },
         first_bad: 2,
         damage: |d| matches!(d, Damage::MissingRow(_)),
@@ -271,51 +267,42 @@ const ATTACKS: &[Attack] = &[
     Attack {
         name: "drop and recreate the records table",
         apply: |p| {
-            shell(p)
-                .execute_batch(
-                    "DROP TABLE records;
+            tamper(
+                p,
+                "DROP TABLE records;
                      CREATE TABLE records (seq INTEGER PRIMARY KEY, timestamp TEXT NOT NULL,
                         transaction_id TEXT NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL,
                         link TEXT NOT NULL);",
-                )
-                .unwrap();
+            )
         },
         first_bad: 1,
         damage: |d| matches!(d, Damage::Truncated { head_seq: 10 }),
     },
     Attack {
         name: "drop the uploads table",
-        apply: |p| {
-            shell(p).execute_batch("DROP TABLE uploads;").unwrap();
-        },
+        apply: |p| tamper(p, "DROP TABLE uploads;"),
         first_bad: 0,
         damage: |d| matches!(d, Damage::MissingTable(t) if t == "uploads"),
     },
     Attack {
         name: "drop the head",
-        apply: |p| {
-            shell(p).execute_batch("DELETE FROM head;").unwrap();
-        },
+        apply: |p| tamper(p, "DELETE FROM head;"),
         first_bad: 11,
         damage: |d| matches!(d, Damage::MissingRow(_)),
     },
     Attack {
         name: "drop the meta table",
-        apply: |p| {
-            shell(p).execute_batch("DROP TABLE meta;").unwrap();
-        },
+        apply: |p| tamper(p, "DROP TABLE meta;"),
         first_bad: 0,
         damage: |d| matches!(d, Damage::MissingTable(t) if t == "meta"),
     },
     Attack {
         name: "a BLOB where text belongs",
         apply: |p| {
-            shell(p)
-                .execute(
-                    "UPDATE records SET body = CAST(body AS BLOB) WHERE seq = 3",
-                    [],
-                )
-                .unwrap();
+            tamper(
+                p,
+                "UPDATE records SET body = CAST(body AS BLOB) WHERE seq = 3",
+            )
         },
         first_bad: 3,
         damage: |d| matches!(d, Damage::WrongColumnType(_)),
@@ -340,14 +327,10 @@ const ATTACKS: &[Attack] = &[
     Attack {
         name: "a column retyped to BLOB",
         apply: |p| {
-            shell(p)
-                .execute_batch(
-                    "CREATE TABLE r2 (seq INTEGER PRIMARY KEY, timestamp TEXT NOT NULL,
+            tamper(p, "CREATE TABLE r2 (seq INTEGER PRIMARY KEY, timestamp TEXT NOT NULL,
                         transaction_id TEXT NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL, link BLOB);
                      INSERT INTO r2 SELECT * FROM records; DROP TABLE records;
-                     ALTER TABLE r2 RENAME TO records;",
-                )
-                .unwrap();
+                     ALTER TABLE r2 RENAME TO records;")
         },
         first_bad: 0,
         damage: |d| matches!(d, Damage::SchemaAltered(_)),
@@ -881,9 +864,7 @@ fn fast() -> UploaderConfig {
 
 #[test]
 fn uploader_queues_while_down_and_drains_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("journal.db");
-    let mut j = Journal::open(&path, key()).unwrap();
+    let (_dir, path, mut j) = new_journal("journal.db");
     let sink = FakeSink::default();
     sink.refuse.lock().unwrap().push_back("trx_bad".into());
     let uploader = Uploader::spawn(&path, key(), sink.clone(), fast()).unwrap();
@@ -930,9 +911,7 @@ fn uploader_queues_while_down_and_drains_in_order() {
 
 #[test]
 fn the_uploader_never_sends_a_record_edited_after_its_append() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("journal.db");
-    let mut j = Journal::open(&path, key()).unwrap();
+    let (_dir, path, mut j) = new_journal("journal.db");
     j.append_outcome("trx_0", &json!({"overall_result": "SUCCESS"}))
         .unwrap();
     j.append_outcome("trx_1", &json!({"overall_result": "FAILURE"}))
@@ -961,9 +940,7 @@ fn the_uploader_never_sends_a_record_edited_after_its_append() {
 
 #[test]
 fn pending_ack_reject_and_unfinished() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("j.db");
-    let mut j = Journal::open(&path, key()).unwrap();
+    let (_dir, path, mut j) = new_journal("j.db");
     let s = j.append_started("t1", &json!({"b": 1, "a": 2})).unwrap();
     assert_eq!(s.body, r#"{"a":2,"b":1}"#);
     assert_eq!(s.prev_link, hex::encode_upper(kf_audit::GENESIS_LINK));

@@ -17,10 +17,11 @@
 //!   and 68 at level '33' (plus R-MAC 17 + 1, ICV 1, R-DEC 15).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::hint::black_box;
-use std::time::Duration;
+mod common;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput};
 use kf_crypto::{aes_cmac, cbc, kdf, AesKey};
 
 fn key() -> AesKey {
@@ -100,15 +101,4 @@ fn bench_floor(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(2))
-}
-
-criterion_group! {
-    name = benches;
-    config = config();
-    targets = bench_cmac, bench_cbc, bench_ecb_and_kdf, bench_floor
-}
-criterion_main!(benches);
+common::benchmarks!(bench_cmac, bench_cbc, bench_ecb_and_kdf, bench_floor);

@@ -6,10 +6,11 @@
 //! and '33' (the level sets the STORE DATA block capacity).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::hint::black_box;
-use std::time::Duration;
+mod common;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion};
 use kf_perso::{PersoPlan, PlanOptions};
 use kf_scp03::SecurityLevel;
 use kf_source::{DevSampleSource, ProvisioningInput, ProvisioningSource};
@@ -44,15 +45,4 @@ fn bench_plan(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(2))
-}
-
-criterion_group! {
-    name = benches;
-    config = config();
-    targets = bench_plan
-}
-criterion_main!(benches);
+common::benchmarks!(bench_plan);

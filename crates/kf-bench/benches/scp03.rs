@@ -14,10 +14,12 @@
 //!   EXTERNAL AUTHENTICATE C-MAC on both sides).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use kf_bench::fixtures::{
     card_session, handshake, open_pair, plain_response, static_keys, store_data, LEVELS,
     PAYLOAD_SIZES,
@@ -105,15 +107,9 @@ fn bench_open(c: &mut Criterion) {
     });
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(2))
-}
-
-criterion_group! {
-    name = benches;
-    config = config();
-    targets = bench_round_trip, bench_host_apdu, bench_host_wrap, bench_open
-}
-criterion_main!(benches);
+common::benchmarks!(
+    bench_round_trip,
+    bench_host_apdu,
+    bench_host_wrap,
+    bench_open
+);

@@ -224,18 +224,19 @@ pub fn confined_join(dir: &Path, name: &str) -> Result<PathBuf, FileError> {
     }
 }
 
-/// Appends `bytes` to an existing regular file and syncs it; a FIFO, device
-/// or symbolic link in its place is refused without blocking.
-pub fn append_regular(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.append(true);
+/// Opens an existing regular file with `options` (plus, on Unix, no blocking
+/// and no following of a final symbolic link), refusing whatever else is in
+/// its place; returns it with its metadata.
+fn open_existing_regular(
+    path: &Path,
+    options: &mut std::fs::OpenOptions,
+) -> Result<(std::fs::File, std::fs::Metadata), FileError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW);
     }
-    let mut file = options.open(path).map_err(io(path))?;
+    let file = options.open(path).map_err(io(path))?;
     let meta = file.metadata().map_err(io(path))?;
     if !meta.is_file() {
         return Err(FileError::new(
@@ -243,6 +244,14 @@ pub fn append_regular(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
             FileErrorKind::NotRegular(describe(meta.file_type())),
         ));
     }
+    Ok((file, meta))
+}
+
+/// Appends `bytes` to an existing regular file and syncs it; a FIFO, device
+/// or symbolic link in its place is refused without blocking.
+pub fn append_regular(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    use std::io::Write;
+    let (mut file, _) = open_existing_regular(path, std::fs::OpenOptions::new().append(true))?;
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .map_err(io(path))
@@ -259,21 +268,7 @@ pub fn append_regular(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
 /// key from the file's live content, not from the medium.
 pub fn wipe_and_remove(path: &Path) -> Result<(), FileError> {
     use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW);
-    }
-    let mut file = options.open(path).map_err(io(path))?;
-    let meta = file.metadata().map_err(io(path))?;
-    if !meta.is_file() {
-        return Err(FileError::new(
-            path,
-            FileErrorKind::NotRegular(describe(meta.file_type())),
-        ));
-    }
+    let (mut file, meta) = open_existing_regular(path, std::fs::OpenOptions::new().write(true))?;
     let mut left = meta.len();
     let zeros = [0u8; 4096];
     while left > 0 {

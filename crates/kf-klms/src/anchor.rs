@@ -185,6 +185,20 @@ pub(crate) fn parse_head(row: Option<(i64, String)>) -> (u64, [u8; 32]) {
     }
 }
 
+/// A record sent again at an anchored sequence number: the same link as
+/// stored is a duplicate, another one a fork of the chain at `head`.
+pub(crate) fn replay_outcome(
+    stored_link: Option<&str>,
+    link_hex: &str,
+    head: u64,
+) -> Result<AuditStored, LedgerError> {
+    if stored_link == Some(link_hex) {
+        Ok(AuditStored::Duplicate)
+    } else {
+        Err(LedgerError::ChainRefused(ChainRefusal::Fork { head }))
+    }
+}
+
 /// Applies the anchor rule inside the caller's transaction.
 pub(crate) fn anchor_in(
     conn: &Connection,
@@ -198,11 +212,7 @@ pub(crate) fn anchor_in(
             .prepare_cached("SELECT link FROM chain_links WHERE station = ?1 AND seq = ?2")?
             .query_row(params![req.station, req.seq as i64], |r| r.get(0))
             .optional()?;
-        return if stored.as_deref() == Some(link_hex.as_str()) {
-            Ok(AuditStored::Duplicate)
-        } else {
-            Err(LedgerError::ChainRefused(ChainRefusal::Fork { head: seq }))
-        };
+        return replay_outcome(stored.as_deref(), &link_hex, seq);
     }
     let stored = match &req.audit {
         Some(a) => store_audit_in(conn, a)?,

@@ -52,19 +52,31 @@ pub enum Budget {
     Duration(Duration),
 }
 
-/// The mutual-TLS HTTP client of the benchmarks (pinned CA, station identity,
-/// keep-alive pool of `pool` connections).
-pub fn bench_http_client(client: &BenchClient<'_>, pool: usize) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
+/// A client builder that trusts only `ca_pem` and presents `identity_pem`
+/// (certificate and key, concatenated PEM).
+fn mutual_tls_builder(ca_pem: &str, identity_pem: &str) -> Result<reqwest::ClientBuilder, String> {
+    Ok(reqwest::Client::builder()
         .use_rustls_tls()
         .tls_built_in_root_certs(false)
         .add_root_certificate(
-            reqwest::Certificate::from_pem(client.ca_pem.as_bytes()).map_err(|e| e.to_string())?,
+            reqwest::Certificate::from_pem(ca_pem.as_bytes()).map_err(|e| e.to_string())?,
         )
-        .identity(
-            reqwest::Identity::from_pem(client.identity_pem.as_bytes())
-                .map_err(|e| e.to_string())?,
-        )
+        .identity(reqwest::Identity::from_pem(identity_pem.as_bytes()).map_err(|e| e.to_string())?))
+}
+
+/// The runtime the blocking benchmark entry points run their client tasks on.
+fn bench_runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// The mutual-TLS HTTP client of the benchmarks (pinned CA, station identity,
+/// keep-alive pool of `pool` connections).
+pub fn bench_http_client(client: &BenchClient<'_>, pool: usize) -> Result<reqwest::Client, String> {
+    mutual_tls_builder(client.ca_pem, client.identity_pem)?
         .pool_max_idle_per_host(pool)
         .pool_idle_timeout(None)
         .timeout(Duration::from_secs(30))
@@ -129,24 +141,7 @@ pub async fn issue_loop(
             (latencies, errors)
         });
     }
-    let mut latencies = Vec::new();
-    let mut errors = 0;
-    while let Some(done) = tasks.join_next().await {
-        let (l, e) = done.map_err(|e| e.to_string())?;
-        latencies.extend(l);
-        errors += e;
-    }
-    let elapsed = start.elapsed();
-    latencies.sort();
-    Ok(BenchReport {
-        concurrency,
-        requests: latencies.len() + errors,
-        errors,
-        elapsed_s: elapsed.as_secs_f64(),
-        requests_per_sec: latencies.len() as f64 / elapsed.as_secs_f64().max(1e-9),
-        p50_ms: percentile(&latencies, 0.50),
-        p99_ms: percentile(&latencies, 0.99),
-    })
+    collect(tasks, start, concurrency, None).await
 }
 
 /// Sends `requests` issuance requests for random UIDs with `concurrency`
@@ -158,11 +153,7 @@ pub fn run_issuance_bench(
     requests: usize,
     uid_len: usize,
 ) -> Result<BenchReport, String> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = bench_runtime()?;
     let http = bench_http_client(client, concurrency)?;
     let urls: Vec<&str> = std::iter::once(client.base_url)
         .chain(more_urls.iter().map(String::as_str))
@@ -178,14 +169,15 @@ pub fn run_issuance_bench(
 
 type TaskResult = (Vec<Duration>, usize);
 
-/// Waits for the client tasks and summarizes their latencies and errors.
+/// Waits for the client tasks and summarizes their latencies and errors;
+/// `requests` is the number planned, `None` for as many as the tasks sent.
 async fn collect(
     mut tasks: tokio::task::JoinSet<TaskResult>,
     start: Instant,
     concurrency: usize,
-    requests: usize,
+    requests: Option<usize>,
 ) -> Result<BenchReport, String> {
-    let mut latencies = Vec::with_capacity(requests);
+    let mut latencies = Vec::with_capacity(requests.unwrap_or(0));
     let mut errors = 0;
     while let Some(done) = tasks.join_next().await {
         let (l, e) = done.map_err(|e| e.to_string())?;
@@ -196,7 +188,7 @@ async fn collect(
     latencies.sort();
     Ok(BenchReport {
         concurrency,
-        requests,
+        requests: requests.unwrap_or(latencies.len() + errors),
         errors,
         elapsed_s: elapsed.as_secs_f64(),
         requests_per_sec: latencies.len() as f64 / elapsed.as_secs_f64().max(1e-9),
@@ -217,26 +209,14 @@ pub fn run_anchor_bench(
     requests: usize,
     uid_len: usize,
 ) -> Result<BenchReport, String> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = bench_runtime()?;
     let stations = identities.len().max(1);
     let per_station = requests.div_ceil(stations);
     let mut clients = Vec::new();
     for (station, identity) in identities {
         clients.push((
             station.clone(),
-            reqwest::Client::builder()
-                .use_rustls_tls()
-                .tls_built_in_root_certs(false)
-                .add_root_certificate(
-                    reqwest::Certificate::from_pem(ca_pem.as_bytes()).map_err(|e| e.to_string())?,
-                )
-                .identity(
-                    reqwest::Identity::from_pem(identity.as_bytes()).map_err(|e| e.to_string())?,
-                )
+            mutual_tls_builder(ca_pem, identity)?
                 .timeout(Duration::from_secs(30))
                 .build()
                 .map_err(|e| e.to_string())?,
@@ -307,7 +287,7 @@ pub fn run_anchor_bench(
                 (latencies, errors)
             });
         }
-        collect(tasks, start, stations, per_station * stations).await
+        collect(tasks, start, stations, Some(per_station * stations)).await
     })
 }
 

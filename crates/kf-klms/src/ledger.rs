@@ -731,6 +731,32 @@ fn issue_in(conn: &Connection, new: &NewIssuance<'_>) -> Result<(), LedgerError>
     Ok(())
 }
 
+/// Refuses an audit from another station than the one its transaction was
+/// issued to, or naming another fob.
+pub(crate) fn check_audit_issuance(
+    record: &AuditRecord,
+    issued_station: &str,
+    issued_uid: &str,
+) -> Result<(), LedgerError> {
+    if issued_station != record.station {
+        return Err(LedgerError::WrongStation);
+    }
+    if !issued_uid.eq_ignore_ascii_case(&record.fob_uid) {
+        return Err(LedgerError::UidMismatch);
+    }
+    Ok(())
+}
+
+/// An audit sent again for a transaction that has one stored: the same body
+/// is a duplicate, another body a conflict.
+pub(crate) fn audit_stored_again(existing: &str, body: &str) -> Result<AuditStored, LedgerError> {
+    if existing == body {
+        Ok(AuditStored::Duplicate)
+    } else {
+        Err(LedgerError::ConflictingAudit)
+    }
+}
+
 /// Checks and stores one audit record inside the caller's transaction.
 pub(crate) fn store_audit_in(
     conn: &Connection,
@@ -739,10 +765,10 @@ pub(crate) fn store_audit_in(
     let AuditRecord {
         transaction_id,
         station,
-        fob_uid,
         overall_result,
         body,
         now_ms,
+        ..
     } = record;
     let issued: Option<(String, String, i64, i64)> = conn
         .prepare_cached(
@@ -756,22 +782,13 @@ pub(crate) fn store_audit_in(
     let Some((issued_station, issued_uid, issued_at_ms, expires_at_ms)) = issued else {
         return Err(LedgerError::UnknownTransaction);
     };
-    if issued_station != *station {
-        return Err(LedgerError::WrongStation);
-    }
-    if !issued_uid.eq_ignore_ascii_case(fob_uid) {
-        return Err(LedgerError::UidMismatch);
-    }
+    check_audit_issuance(record, &issued_station, &issued_uid)?;
     let existing: Option<String> = conn
         .prepare_cached("SELECT body FROM audits WHERE transaction_id = ?1")?
         .query_row(params![transaction_id], |r| r.get(0))
         .optional()?;
     if let Some(existing) = existing {
-        return if existing == *body {
-            Ok(AuditStored::Duplicate)
-        } else {
-            Err(LedgerError::ConflictingAudit)
-        };
+        return audit_stored_again(&existing, body);
     }
     let success = overall_result == "SUCCESS";
     let superseded = success

@@ -2,7 +2,7 @@
 //! `kf-klms derive` against the NXP KDF3 vectors (kf-crypto's
 //! tests/data/crypto-vectors.json, group `nxp_kdf3_project_layout`).
 
-use std::process::Command;
+use std::process::{Command, Output};
 
 fn vectors() -> serde_json::Value {
     let text = std::fs::read_to_string(concat!(
@@ -13,24 +13,48 @@ fn vectors() -> serde_json::Value {
     serde_json::from_str(&text).unwrap()
 }
 
-#[test]
-fn derive_matches_kdf3_vectors() {
-    let v = &vectors()["nxp_kdf3_project_layout"];
-    let out = Command::new(env!("CARGO_BIN_EXE_kf-klms"))
-        .args([
-            "derive",
-            "--master-key",
-            v["master_key"].as_str().unwrap(),
-            "--uid",
-            v["uid"].as_str().unwrap(),
-        ])
+/// Runs `kf-klms` with `args` to completion.
+fn klms(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kf-klms"))
+        .args(args)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// `kf-klms derive` of a fixed master key for the 7-byte UID 04112233445566,
+/// with `extra` arguments.
+fn derive_7_byte_uid(extra: &[&str]) -> Output {
+    let args = [
+        "derive",
+        "--master-key",
+        "000102030405060708090A0B0C0D0E0F",
+        "--uid",
+        "04112233445566",
+    ];
+    klms(&[&args[..], extra].concat())
+}
+
+/// The command succeeded; else its standard error is the failure message.
+#[track_caller]
+fn assert_success(out: &Output) {
     assert!(
         out.status.success(),
         "stderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn derive_matches_kdf3_vectors() {
+    let v = &vectors()["nxp_kdf3_project_layout"];
+    let out = klms(&[
+        "derive",
+        "--master-key",
+        v["master_key"].as_str().unwrap(),
+        "--uid",
+        v["uid"].as_str().unwrap(),
+    ]);
+    assert_success(&out);
     let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let keys = &v["keys"];
     assert_eq!(
@@ -50,16 +74,7 @@ fn derive_matches_kdf3_vectors() {
 
 #[test]
 fn derive_refuses_wrong_uid_length() {
-    let out = Command::new(env!("CARGO_BIN_EXE_kf-klms"))
-        .args([
-            "derive",
-            "--master-key",
-            "000102030405060708090A0B0C0D0E0F",
-            "--uid",
-            "04112233445566",
-        ])
-        .output()
-        .unwrap();
+    let out = derive_7_byte_uid(&[]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected 10"));
     assert!(out.stdout.is_empty());
@@ -67,18 +82,7 @@ fn derive_refuses_wrong_uid_length() {
 
 #[test]
 fn derive_accepts_configured_uid_length() {
-    let out = Command::new(env!("CARGO_BIN_EXE_kf-klms"))
-        .args([
-            "derive",
-            "--master-key",
-            "000102030405060708090A0B0C0D0E0F",
-            "--uid",
-            "04112233445566",
-            "--uid-len",
-            "7",
-        ])
-        .output()
-        .unwrap();
+    let out = derive_7_byte_uid(&["--uid-len", "7"]);
     assert!(out.status.success());
     let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for k in ["enc", "mac", "dek"] {
@@ -92,23 +96,16 @@ fn derive_accepts_configured_uid_length() {
 fn pki_init_writes_a_loadable_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let pki_dir = dir.path().join("pki");
-    let out = Command::new(env!("CARGO_BIN_EXE_kf-klms"))
-        .args([
-            "pki",
-            "init",
-            pki_dir.to_str().unwrap(),
-            "--station",
-            "station-01",
-            "--station",
-            "station-02",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = klms(&[
+        "pki",
+        "init",
+        pki_dir.to_str().unwrap(),
+        "--station",
+        "station-01",
+        "--station",
+        "station-02",
+    ]);
+    assert_success(&out);
     for f in [
         "ca.pem",
         "server.pem",
@@ -128,39 +125,26 @@ fn pki_init_writes_a_loadable_configuration() {
     assert_eq!(resolved.ttl, std::time::Duration::from_secs(5));
     assert!(resolved.bind.ip().is_loopback());
     // A second init must not overwrite the CA.
-    let again = Command::new(env!("CARGO_BIN_EXE_kf-klms"))
-        .args(["pki", "init", pki_dir.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let again = klms(&["pki", "init", pki_dir.to_str().unwrap()]);
     assert!(!again.status.success());
     // Re-issue writes to the configured ledger.
-    let reissue = Command::new(env!("CARGO_BIN_EXE_kf-klms"))
-        .args([
-            "reissue",
-            "04112233445566778899",
-            "--reason",
-            "fob replaced",
-            "--config",
-            pki_dir.join("klms.toml").to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        reissue.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&reissue.stderr)
-    );
+    let reissue = klms(&[
+        "reissue",
+        "04112233445566778899",
+        "--reason",
+        "fob replaced",
+        "--config",
+        pki_dir.join("klms.toml").to_str().unwrap(),
+    ]);
+    assert_success(&reissue);
     assert!(pki_dir.join("klms-ledger.db").exists());
-    let no_reason = Command::new(env!("CARGO_BIN_EXE_kf-klms"))
-        .args([
-            "reissue",
-            "04112233445566778899",
-            "--reason",
-            "",
-            "--config",
-            pki_dir.join("klms.toml").to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let no_reason = klms(&[
+        "reissue",
+        "04112233445566778899",
+        "--reason",
+        "",
+        "--config",
+        pki_dir.join("klms.toml").to_str().unwrap(),
+    ]);
     assert!(!no_reason.status.success());
 }

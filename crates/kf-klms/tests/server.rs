@@ -95,6 +95,32 @@ fn url(f: &Fixture, path: &str) -> String {
     format!("{}{path}", f.server.base_url())
 }
 
+/// The request fails in the TLS handshake, before any HTTP status.
+#[track_caller]
+fn assert_handshake_refused(f: &Fixture, c: Client) {
+    let err = c.get(url(f, "/healthz")).send().unwrap_err();
+    assert!(
+        err.status().is_none(),
+        "expected a transport error, got {err:?}"
+    );
+}
+
+/// Asks for the key package of `uid` from reader "R1".
+fn request_package(c: &Client, f: &Fixture, uid: &str) -> reqwest::blocking::Response {
+    c.post(url(f, "/v1/key-packages"))
+        .json(&json!({"fob_uid": uid, "reader_id": "R1"}))
+        .send()
+        .unwrap()
+}
+
+/// Stops the server and opens its ledger afresh (with the directory that holds it).
+fn stopped_ledger(f: Fixture) -> (tempfile::TempDir, kf_klms::ledger::Ledger) {
+    let Fixture { _dir, server, .. } = f;
+    server.shutdown();
+    let ledger = kf_klms::ledger::Ledger::open(_dir.path().join("ledger.db")).unwrap();
+    (_dir, ledger)
+}
+
 #[test]
 fn health_over_mutual_tls() {
     let f = start(Duration::from_secs(5));
@@ -111,14 +137,7 @@ fn health_over_mutual_tls() {
 #[test]
 fn handshake_without_client_certificate_is_refused() {
     let f = start(Duration::from_secs(5));
-    let err = client(&f.pki.ca.cert_pem, None)
-        .get(url(&f, "/healthz"))
-        .send()
-        .unwrap_err();
-    assert!(
-        err.status().is_none(),
-        "expected a transport error, got {err:?}"
-    );
+    assert_handshake_refused(&f, client(&f.pki.ca.cert_pem, None));
 }
 
 #[test]
@@ -127,13 +146,9 @@ fn client_certificate_from_another_ca_is_refused() {
     let other = DevPki::generate("Foreign CA", &["station-01"]).unwrap();
     let (_, s) = &other.stations[0];
     // Same CN as an allowed station, but issued by a foreign CA.
-    let err = client(&f.pki.ca.cert_pem, Some((&s.cert_pem, &s.key_pem)))
-        .get(url(&f, "/healthz"))
-        .send()
-        .unwrap_err();
-    assert!(
-        err.status().is_none(),
-        "expected a transport error, got {err:?}"
+    assert_handshake_refused(
+        &f,
+        client(&f.pki.ca.cert_pem, Some((&s.cert_pem, &s.key_pem))),
     );
 }
 
@@ -212,11 +227,7 @@ fn issuance_returns_contract_shape_and_second_request_is_409() {
             > time::OffsetDateTime::now_utc()
     );
 
-    let again = c
-        .post(url(&f, "/v1/key-packages"))
-        .json(&json!({"fob_uid": UID, "reader_id": "R1"}))
-        .send()
-        .unwrap();
+    let again = request_package(&c, &f, UID);
     assert_eq!(again.status(), 409);
     assert_eq!(
         again.json::<serde_json::Value>().unwrap()["error"],
@@ -269,10 +280,8 @@ fn concurrent_issuances_of_distinct_uids_are_all_durable() {
         assert_eq!(*status, 200, "{uid}: {body}");
         assert_eq!(body["fob_uid"], *uid);
     }
-    let Fixture { _dir, server, .. } = f;
-    server.shutdown();
     // A fresh connection after the server (and its writer) stopped.
-    let ledger = kf_klms::ledger::Ledger::open(_dir.path().join("ledger.db")).unwrap();
+    let (_dir, ledger) = stopped_ledger(f);
     for uid in &uids {
         assert_eq!(ledger.issuance_count(uid).unwrap(), 1, "{uid}");
     }
@@ -289,9 +298,7 @@ fn concurrent_requests_for_one_uid_issue_exactly_once() {
         assert_eq!(*status, 409);
         assert_eq!(body["error"], "already_issued");
     }
-    let Fixture { _dir, server, .. } = f;
-    server.shutdown();
-    let ledger = kf_klms::ledger::Ledger::open(_dir.path().join("ledger.db")).unwrap();
+    let (_dir, ledger) = stopped_ledger(f);
     assert_eq!(ledger.issuance_count(UID).unwrap(), 1);
 }
 
@@ -315,13 +322,7 @@ fn audit_body(txid: &str, uid: &str, result: &str) -> serde_json::Value {
 fn audit_ingest_is_idempotent_and_completes_issuance() {
     let f = start(TTL);
     let c = station(&f, "station-01");
-    let pkg: serde_json::Value = c
-        .post(url(&f, "/v1/key-packages"))
-        .json(&json!({"fob_uid": UID, "reader_id": "R1"}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let pkg: serde_json::Value = request_package(&c, &f, UID).json().unwrap();
     let txid = pkg["transaction_id"].as_str().unwrap();
     let record = audit_body(txid, UID, "SUCCESS");
     let first = c.post(url(&f, "/v1/audit")).json(&record).send().unwrap();
@@ -344,14 +345,7 @@ fn audit_ingest_is_idempotent_and_completes_issuance() {
     );
     // Completed: refused even after the TTL.
     f.advance(TTL + Duration::from_secs(1));
-    assert_eq!(
-        c.post(url(&f, "/v1/key-packages"))
-            .json(&json!({"fob_uid": UID, "reader_id": "R1"}))
-            .send()
-            .unwrap()
-            .status(),
-        409
-    );
+    assert_eq!(request_package(&c, &f, UID).status(), 409);
     // Unknown transaction and wrong station.
     assert_eq!(
         c.post(url(&f, "/v1/audit"))
@@ -367,32 +361,10 @@ fn audit_ingest_is_idempotent_and_completes_issuance() {
 fn expired_package_without_success_can_be_issued_again() {
     let f = start(TTL);
     let c = station(&f, "station-01");
-    let req = json!({"fob_uid": UID, "reader_id": "R1"});
-    assert_eq!(
-        c.post(url(&f, "/v1/key-packages"))
-            .json(&req)
-            .send()
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        c.post(url(&f, "/v1/key-packages"))
-            .json(&req)
-            .send()
-            .unwrap()
-            .status(),
-        409
-    );
+    assert_eq!(request_package(&c, &f, UID).status(), 200);
+    assert_eq!(request_package(&c, &f, UID).status(), 409);
     f.advance(TTL + Duration::from_secs(1));
-    assert_eq!(
-        c.post(url(&f, "/v1/key-packages"))
-            .json(&req)
-            .send()
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(request_package(&c, &f, UID).status(), 200);
 }
 
 #[test]
@@ -505,6 +477,10 @@ fn post_raw(c: &Client, f: &Fixture, path: &str, body: String) -> (u16, serde_js
     (status, r.json().unwrap_or(serde_json::Value::Null))
 }
 
+fn post_audit(c: &Client, f: &Fixture, record: &serde_json::Value) -> (u16, serde_json::Value) {
+    post_raw(c, f, "/v1/audit", record.to_string())
+}
+
 #[test]
 fn request_json_is_strict_and_errors_name_the_field() {
     let f = start(Duration::from_secs(5));
@@ -588,16 +564,12 @@ fn identifiers_are_limited_to_their_charset_and_length() {
     assert_eq!(r.headers()["connection"], "close");
     let mut record = audit_body("trx_x", UID, "SUCCESS");
     record["eol_station_id"] = json!("station 01");
-    let (status, reply) = post_raw(&c, &f, "/v1/audit", record.to_string());
+    let (status, reply) = post_audit(&c, &f, &record);
     assert_eq!(status, 422, "{reply}");
 }
 
 fn issue(c: &Client, f: &Fixture, uid: &str) -> serde_json::Value {
-    let r = c
-        .post(url(f, "/v1/key-packages"))
-        .json(&json!({"fob_uid": uid, "reader_id": "R1"}))
-        .send()
-        .unwrap();
+    let r = request_package(c, f, uid);
     assert_eq!(r.status(), 200);
     r.json().unwrap()
 }
@@ -612,16 +584,11 @@ fn audit_must_name_the_station_of_the_client_certificate() {
         .to_owned();
     let mut record = audit_body(&txid, UID, "SUCCESS");
     record["eol_station_id"] = json!("station-99");
-    let (status, reply) = post_raw(&c, &f, "/v1/audit", record.to_string());
+    let (status, reply) = post_audit(&c, &f, &record);
     assert_eq!(status, 403, "{reply}");
     assert_eq!(reply["error"], "station_mismatch");
     // Nothing was stored: the genuine record is new.
-    let (status, reply) = post_raw(
-        &c,
-        &f,
-        "/v1/audit",
-        audit_body(&txid, UID, "SUCCESS").to_string(),
-    );
+    let (status, reply) = post_audit(&c, &f, &audit_body(&txid, UID, "SUCCESS"));
     assert_eq!(status, 201, "{reply}");
     assert_eq!(reply["status"], "stored");
 }
@@ -636,44 +603,20 @@ fn success_for_a_reissued_or_expired_package_is_flagged_not_silently_counted() {
     let second = issue(&c, &f, UID);
     let tx1 = first["transaction_id"].as_str().unwrap();
     let tx2 = second["transaction_id"].as_str().unwrap();
-    let (status, reply) = post_raw(
-        &c,
-        &f,
-        "/v1/audit",
-        audit_body(tx1, UID, "SUCCESS").to_string(),
-    );
+    let (status, reply) = post_audit(&c, &f, &audit_body(tx1, UID, "SUCCESS"));
     assert_eq!((status, reply["status"].clone()), (202, json!("flagged")));
     // The superseded success completed nothing: package 2's success is the one.
-    let (status, _) = post_raw(
-        &c,
-        &f,
-        "/v1/audit",
-        audit_body(tx2, UID, "SUCCESS").to_string(),
-    );
+    let (status, _) = post_audit(&c, &f, &audit_body(tx2, UID, "SUCCESS"));
     assert_eq!(status, 201);
     // A success arriving after its package expired: counted, flagged late.
     let uid_b = "04AABBCCDDEEFF001122";
     let third = issue(&c, &f, uid_b);
     f.expire(&third);
     let tx3 = third["transaction_id"].as_str().unwrap();
-    let (status, reply) = post_raw(
-        &c,
-        &f,
-        "/v1/audit",
-        audit_body(tx3, uid_b, "SUCCESS").to_string(),
-    );
+    let (status, reply) = post_audit(&c, &f, &audit_body(tx3, uid_b, "SUCCESS"));
     assert_eq!((status, reply["status"].clone()), (202, json!("flagged")));
-    assert_eq!(
-        c.post(url(&f, "/v1/key-packages"))
-            .json(&json!({"fob_uid": uid_b, "reader_id": "R1"}))
-            .send()
-            .unwrap()
-            .status(),
-        409
-    );
-    let Fixture { _dir, server, .. } = f;
-    server.shutdown();
-    let ledger = kf_klms::ledger::Ledger::open(_dir.path().join("ledger.db")).unwrap();
+    assert_eq!(request_package(&c, &f, uid_b).status(), 409);
+    let (_dir, ledger) = stopped_ledger(f);
     assert_eq!(
         ledger.audit_flag(tx1).unwrap().as_deref(),
         Some("superseded")

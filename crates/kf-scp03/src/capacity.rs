@@ -102,38 +102,33 @@ mod tests {
     #[test]
     fn extended_capacities() {
         let ext = LengthForm::Extended;
-        assert_eq!(
-            data_bytes_per_apdu(SecurityLevel::NONE, Mode::S8, ext),
-            65_535
-        );
-        assert_eq!(
-            data_bytes_per_apdu(SecurityLevel::C_MAC, Mode::S8, ext),
-            65_527
-        );
-        assert_eq!(
-            data_bytes_per_apdu(SecurityLevel::C_MAC, Mode::S16, ext),
-            65_519
-        );
-        // 65535 - 8 = 65527 → 4095 blocks = 65520 → 65519.
-        assert_eq!(
-            data_bytes_per_apdu(SecurityLevel::FULL, Mode::S8, ext),
-            65_519
-        );
-        // 65535 - 16 = 65519 → 4094 blocks = 65504 → 65503.
-        assert_eq!(
-            data_bytes_per_apdu(SecurityLevel::FULL, Mode::S16, ext),
-            65_503
-        );
-        // The station's default extended limit of 1024 bytes.
-        assert_eq!(
-            max_plain_data_len(SecurityLevel::C_MAC, Mode::S8, 1024),
-            1016
-        );
-        assert_eq!(
-            max_plain_data_len(SecurityLevel::FULL, Mode::S8, 1024),
-            1007
-        );
-        assert_eq!(max_plain_data_len(SecurityLevel::FULL, Mode::S16, 8), 0);
+        for (level, mode, want) in [
+            (SecurityLevel::NONE, Mode::S8, 65_535),
+            (SecurityLevel::C_MAC, Mode::S8, 65_527),
+            (SecurityLevel::C_MAC, Mode::S16, 65_519),
+            // 65535 - 8 = 65527 → 4095 blocks = 65520 → 65519.
+            (SecurityLevel::FULL, Mode::S8, 65_519),
+            // 65535 - 16 = 65519 → 4094 blocks = 65504 → 65503.
+            (SecurityLevel::FULL, Mode::S16, 65_503),
+        ] {
+            assert_eq!(
+                data_bytes_per_apdu(level, mode, ext),
+                want,
+                "{level:?} {mode:?}"
+            );
+        }
+        for (level, mode, limit, want) in [
+            // The station's default extended limit of 1024 bytes.
+            (SecurityLevel::C_MAC, Mode::S8, 1024, 1016),
+            (SecurityLevel::FULL, Mode::S8, 1024, 1007),
+            (SecurityLevel::FULL, Mode::S16, 8, 0),
+        ] {
+            assert_eq!(
+                max_plain_data_len(level, mode, limit),
+                want,
+                "{level:?} {mode:?} {limit}"
+            );
+        }
     }
 
     #[test]

@@ -96,16 +96,40 @@ fn journal_records(journal: &Path) -> Vec<Value> {
     let out = run(station()
         .args(["audit", "export", "--format", "json", "--journal"])
         .arg(journal));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     serde_json::from_slice::<Value>(&out.stdout)
         .unwrap()
         .as_array()
         .unwrap()
         .clone()
+}
+
+/// The station exited successfully; else its standard error is the failure message.
+#[track_caller]
+fn assert_succeeded(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `kf-station audit verify` of `journal`, run to completion.
+fn verify_journal(journal: &Path) -> Output {
+    run(station()
+        .args(["audit", "verify", "--journal"])
+        .arg(journal))
+}
+
+/// The journal verifies; else the verifier's report is the failure message.
+#[track_caller]
+fn assert_journal_verifies(journal: &Path) {
+    let verify = verify_journal(journal);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
 }
 
 #[test]
@@ -189,14 +213,7 @@ fn kill_9_during_a_run_leaves_a_verifiable_journal_and_closes_the_interrupted_fo
     assert!(status.success());
     let _ = child.wait();
 
-    let verify = run(station()
-        .args(["audit", "verify", "--journal"])
-        .arg(&journal));
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
+    assert_journal_verifies(&journal);
     let before = journal_records(&journal);
     assert!(
         (2..2 * FOBS).contains(&before.len()),
@@ -218,16 +235,10 @@ fn kill_9_during_a_run_leaves_a_verifiable_journal_and_closes_the_interrupted_fo
             "--data-dir",
         ])
         .arg(&data));
-    assert!(
-        again.status.success(),
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
-    );
+    assert_succeeded(&again);
     let after = journal_records(&journal);
     assert!(after.len() > before.len());
-    let verify = run(station()
-        .args(["audit", "verify", "--journal"])
-        .arg(&journal));
+    let verify = verify_journal(&journal);
     assert!(verify.status.success());
     // Every record present before the restart is still there, unchanged.
     for (old, new) in before.iter().zip(&after) {
@@ -497,11 +508,7 @@ fn a_crash_at_every_apdu_leaves_one_interrupted_record_once_a_store_data_was_due
     };
     // A full session: its commands, and where the first STORE DATA is.
     let full = run(&mut provision(&dir.path().join("full.db"), CRASHED));
-    assert!(
-        full.status.success(),
-        "{}",
-        String::from_utf8_lossy(&full.stderr)
-    );
+    assert_succeeded(&full);
     let result: Value = serde_json::from_slice(&full.stdout).unwrap();
     let tx = sent(&result);
     let first_store = tx.iter().position(|a| a.get(2..4) == Some("E2")).unwrap();
@@ -519,9 +526,7 @@ fn a_crash_at_every_apdu_leaves_one_interrupted_record_once_a_store_data_was_due
                 "{what}: the next start failed: {}",
                 String::from_utf8_lossy(&next.stderr)
             );
-            let verify = run(station()
-                .args(["audit", "verify", "--journal"])
-                .arg(&journal));
+            let verify = verify_journal(&journal);
             assert!(verify.status.success(), "{what}: journal does not verify");
             let records = journal_records(&journal);
             let interrupted: Vec<&Value> = records
@@ -568,11 +573,7 @@ fn three_readers_share_one_journal_chain_and_the_klms_anchors_all_of_it() {
             "--data-dir",
         ])
         .arg(&data));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["fobs"], FOBS);
     assert_eq!(summary["readers"], 3);
@@ -582,14 +583,7 @@ fn three_readers_share_one_journal_chain_and_the_klms_anchors_all_of_it() {
     assert_eq!(summary["audit_pending"], 0);
 
     let journal = data.join("journal.db");
-    let verify = run(station()
-        .args(["audit", "verify", "--journal"])
-        .arg(&journal));
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
+    assert_journal_verifies(&journal);
     let records = journal_records(&journal);
     assert_eq!(records.len(), 2 * FOBS);
     let mut per_reader = std::collections::BTreeMap::<String, usize>::new();
@@ -853,8 +847,6 @@ fn the_klms_killed_during_a_commit_fails_the_fob_safely_and_recovers_on_restart(
         .unwrap();
     let again: Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(again["stage"], "InitializeUpdate", "{again}");
-    let verify = run(station()
-        .args(["audit", "verify", "--journal"])
-        .arg(d.join("journal.db")));
+    let verify = verify_journal(&d.join("journal.db"));
     assert!(verify.status.success(), "{verify:?}");
 }

@@ -221,34 +221,31 @@ mod tests {
 
     const PING: [u8; 6] = [0x80, 0x10, 0x00, 0x00, 0x01, 0x5A];
 
+    /// The echo card's answer to [`PING`].
+    const PONG: [u8; 3] = [0x5A, 0x90, 0x00];
+
+    type FaultyEcho = FaultyTransport<LoopbackTransport<EchoCard>>;
+
     fn echo() -> LoopbackTransport<EchoCard> {
         LoopbackTransport::new(EchoCard::default())
+    }
+
+    fn ping(t: &mut FaultyEcho) -> Result<Vec<u8>, TransportError> {
+        t.transmit(RawApdu::public(&PING))
     }
 
     #[test]
     fn tear_before_n_never_reaches_the_card() {
         let mut t = FaultPlan::new().tear_before(1).build(echo());
-        assert_eq!(
-            t.transmit(RawApdu::public(&PING)).unwrap(),
-            vec![0x5A, 0x90, 0x00]
-        );
-        assert_eq!(
-            t.transmit(RawApdu::public(&PING)).unwrap_err(),
-            TransportError::CardRemoved
-        );
-        assert_eq!(
-            t.transmit(RawApdu::public(&PING)).unwrap_err(),
-            TransportError::CardRemoved
-        );
+        assert_eq!(ping(&mut t).unwrap(), PONG);
+        assert_eq!(ping(&mut t).unwrap_err(), TransportError::CardRemoved);
+        assert_eq!(ping(&mut t).unwrap_err(), TransportError::CardRemoved);
         assert!(t.is_torn());
         assert_eq!(t.inner_mut().card().apdus_processed(), 1);
         assert_eq!(t.atr(), None);
         t.reset().unwrap();
         assert!(t.was_reset());
-        assert_eq!(
-            t.transmit(RawApdu::public(&PING)).unwrap(),
-            vec![0x5A, 0x90, 0x00]
-        );
+        assert_eq!(ping(&mut t).unwrap(), PONG);
         assert_eq!(t.calls(), 4);
     }
 
@@ -260,13 +257,10 @@ mod tests {
             TransportError::CardRemoved
         );
         assert_eq!(t.inner_mut().card().apdus_processed(), 1);
-        assert_eq!(
-            t.transmit(RawApdu::public(&PING)).unwrap_err(),
-            TransportError::CardRemoved
-        );
+        assert_eq!(ping(&mut t).unwrap_err(), TransportError::CardRemoved);
         assert_eq!(t.inner_mut().card().apdus_processed(), 1);
         t.reset().unwrap();
-        assert!(t.transmit(RawApdu::public(&PING)).is_ok());
+        assert!(ping(&mut t).is_ok());
     }
 
     #[test]
@@ -275,32 +269,17 @@ mod tests {
             .corrupt_response(1, 0, 0x01)
             .corrupt_response(2, 99, 0xFF)
             .build(echo());
-        assert_eq!(
-            t.transmit(RawApdu::public(&PING)).unwrap(),
-            vec![0x5A, 0x90, 0x00]
-        );
-        assert_eq!(
-            t.transmit(RawApdu::public(&PING)).unwrap(),
-            vec![0x5B, 0x90, 0x00]
-        );
-        assert_eq!(
-            t.transmit(RawApdu::public(&PING)).unwrap(),
-            vec![0x5A, 0x90, 0x00]
-        );
+        assert_eq!(ping(&mut t).unwrap(), PONG);
+        assert_eq!(ping(&mut t).unwrap(), vec![0x5B, 0x90, 0x00]);
+        assert_eq!(ping(&mut t).unwrap(), PONG);
     }
 
     #[test]
     fn dropped_response_is_a_timeout_and_the_card_stays() {
         let mut t = FaultPlan::new().drop_response(0).build(echo());
-        assert_eq!(
-            t.transmit(RawApdu::public(&PING)).unwrap_err(),
-            TransportError::Timeout
-        );
+        assert_eq!(ping(&mut t).unwrap_err(), TransportError::Timeout);
         assert_eq!(t.inner_mut().card().apdus_processed(), 1);
-        assert_eq!(
-            t.transmit(RawApdu::public(&PING)).unwrap(),
-            vec![0x5A, 0x90, 0x00]
-        );
+        assert_eq!(ping(&mut t).unwrap(), PONG);
     }
 
     #[test]
@@ -309,24 +288,15 @@ mod tests {
             .delay(Duration::from_millis(1))
             .delay_at(0, Duration::from_millis(2))
             .build(echo());
-        assert_eq!(
-            t.transmit(RawApdu::public(&PING)).unwrap(),
-            vec![0x5A, 0x90, 0x00]
-        );
-        assert_eq!(
-            t.transmit(RawApdu::public(&PING)).unwrap(),
-            vec![0x5A, 0x90, 0x00]
-        );
+        assert_eq!(ping(&mut t).unwrap(), PONG);
+        assert_eq!(ping(&mut t).unwrap(), PONG);
     }
 
     #[test]
     fn manual_tear() {
         let mut t = FaultPlan::new().build(echo());
         t.tear_now();
-        assert_eq!(
-            t.transmit(RawApdu::public(&PING)).unwrap_err(),
-            TransportError::CardRemoved
-        );
+        assert_eq!(ping(&mut t).unwrap_err(), TransportError::CardRemoved);
         t.reset().unwrap();
         assert!(!t.is_torn());
     }

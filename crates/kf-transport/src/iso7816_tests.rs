@@ -48,29 +48,40 @@ impl Transport for Scripted {
     }
 }
 
+/// A short-APDU transport running `script`.
+fn short_transport(script: &[(&[u8], &[u8])]) -> Scripted {
+    Scripted::new(SHORT_APDU_MAX, script)
+}
+
+/// Sends a public command through the driver with `config`.
+fn send_public_with(
+    t: &mut Scripted,
+    apdu: &[u8],
+    config: &DriverConfig,
+) -> Result<Vec<u8>, TransportError> {
+    transceive(t, RawApdu::new(apdu, Sensitivity::Public), config)
+}
+
+/// Sends a public command through the driver with the default configuration.
+fn send_public(t: &mut Scripted, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+    send_public_with(t, apdu, &DriverConfig::default())
+}
+
 #[test]
 fn plain_9000_passes_through() {
-    let mut t = Scripted::new(SHORT_APDU_MAX, &[(&[0, 0xA4, 4, 0, 1, 0xA0], &[0x90, 0])]);
-    let resp = transceive(
-        &mut t,
-        RawApdu::new(&[0, 0xA4, 4, 0, 1, 0xA0], Sensitivity::Public),
-        &DriverConfig::default(),
-    )
-    .unwrap();
+    let mut t = short_transport(&[(&[0, 0xA4, 4, 0, 1, 0xA0], &[0x90, 0])]);
+    let resp = send_public(&mut t, &[0, 0xA4, 4, 0, 1, 0xA0]).unwrap();
     assert_eq!(resp, vec![0x90, 0]);
     assert!(t.finished());
 }
 
 #[test]
 fn get_response_loop_concatenates_chunks() {
-    let mut t = Scripted::new(
-        SHORT_APDU_MAX,
-        &[
-            (&[0x84, 0xCA, 0, 0x66, 0], &[0xAA, 0x61, 0x02]),
-            (&[0x00, 0xC0, 0, 0, 0x02], &[0xBB, 0xCC, 0x61, 0x00]),
-            (&[0x00, 0xC0, 0, 0, 0x00], &[0xDD, 0x90, 0x00]),
-        ],
-    );
+    let mut t = short_transport(&[
+        (&[0x84, 0xCA, 0, 0x66, 0], &[0xAA, 0x61, 0x02]),
+        (&[0x00, 0xC0, 0, 0, 0x02], &[0xBB, 0xCC, 0x61, 0x00]),
+        (&[0x00, 0xC0, 0, 0, 0x00], &[0xDD, 0x90, 0x00]),
+    ]);
     let mut driver = Iso7816Driver::new(&mut t);
     let resp = driver
         .transmit(RawApdu::public(&[0x84, 0xCA, 0, 0x66, 0]))
@@ -81,19 +92,11 @@ fn get_response_loop_concatenates_chunks() {
 
 #[test]
 fn get_response_keeps_logical_channel() {
-    let mut t = Scripted::new(
-        SHORT_APDU_MAX,
-        &[
-            (&[0x81, 0xCA, 0, 0x66, 0], &[0x61, 0x01]),
-            (&[0x01, 0xC0, 0, 0, 0x01], &[0x42, 0x90, 0]),
-        ],
-    );
-    let resp = transceive(
-        &mut t,
-        RawApdu::new(&[0x81, 0xCA, 0, 0x66, 0], Sensitivity::Public),
-        &DriverConfig::default(),
-    )
-    .unwrap();
+    let mut t = short_transport(&[
+        (&[0x81, 0xCA, 0, 0x66, 0], &[0x61, 0x01]),
+        (&[0x01, 0xC0, 0, 0, 0x01], &[0x42, 0x90, 0]),
+    ]);
+    let resp = send_public(&mut t, &[0x81, 0xCA, 0, 0x66, 0]).unwrap();
     assert_eq!(resp, vec![0x42, 0x90, 0]);
 }
 
@@ -107,17 +110,12 @@ fn get_response_loop_is_bounded() {
         .iter()
         .map(|(c, r)| (c.as_slice(), r.as_slice()))
         .collect();
-    let mut t = Scripted::new(SHORT_APDU_MAX, &refs);
+    let mut t = short_transport(&refs);
     let config = DriverConfig {
         max_get_response_rounds: 3,
         ..DriverConfig::default()
     };
-    let err = transceive(
-        &mut t,
-        RawApdu::new(&[0, 0xB0, 0, 0, 0], Sensitivity::Public),
-        &config,
-    )
-    .unwrap_err();
+    let err = send_public_with(&mut t, &[0, 0xB0, 0, 0, 0], &config).unwrap_err();
     assert!(
         matches!(err, TransportError::Protocol(ref m) if m.contains("after 3 GET RESPONSE")),
         "{err}"
@@ -128,20 +126,12 @@ fn get_response_loop_is_bounded() {
 #[test]
 fn total_response_length_is_bounded() {
     let big = [vec![0u8; 200], vec![0x61, 0x00]].concat();
-    let mut t = Scripted::new(
-        SHORT_APDU_MAX,
-        &[(&[0, 0xB0, 0, 0, 0], &big), (&[0, 0xC0, 0, 0, 0], &big)],
-    );
+    let mut t = short_transport(&[(&[0, 0xB0, 0, 0, 0], &big), (&[0, 0xC0, 0, 0, 0], &big)]);
     let config = DriverConfig {
         max_response_len: 300,
         ..DriverConfig::default()
     };
-    let err = transceive(
-        &mut t,
-        RawApdu::new(&[0, 0xB0, 0, 0, 0], Sensitivity::Public),
-        &config,
-    )
-    .unwrap_err();
+    let err = send_public_with(&mut t, &[0, 0xB0, 0, 0, 0], &config).unwrap_err();
     assert!(
         matches!(err, TransportError::Protocol(ref m) if m.contains("exceeds 300")),
         "{err}"
@@ -150,70 +140,43 @@ fn total_response_length_is_bounded() {
 
 #[test]
 fn wrong_le_is_reissued_once_with_corrected_le() {
-    let mut t = Scripted::new(
-        SHORT_APDU_MAX,
-        &[
-            (&[0, 0xB0, 0, 0, 0x10], &[0x6C, 0x04]),
-            (&[0, 0xB0, 0, 0, 0x04], &[1, 2, 3, 4, 0x90, 0]),
-        ],
-    );
-    let resp = transceive(
-        &mut t,
-        RawApdu::new(&[0, 0xB0, 0, 0, 0x10], Sensitivity::Public),
-        &DriverConfig::default(),
-    )
-    .unwrap();
+    let mut t = short_transport(&[
+        (&[0, 0xB0, 0, 0, 0x10], &[0x6C, 0x04]),
+        (&[0, 0xB0, 0, 0, 0x04], &[1, 2, 3, 4, 0x90, 0]),
+    ]);
+    let resp = send_public(&mut t, &[0, 0xB0, 0, 0, 0x10]).unwrap();
     assert_eq!(resp, vec![1, 2, 3, 4, 0x90, 0]);
     assert!(t.finished());
 }
 
 #[test]
 fn second_wrong_le_is_returned_not_looped() {
-    let mut t = Scripted::new(
-        SHORT_APDU_MAX,
-        &[
-            (&[0, 0xB0, 0, 0, 0x10], &[0x6C, 0x04]),
-            (&[0, 0xB0, 0, 0, 0x04], &[0x6C, 0x05]),
-        ],
-    );
-    let resp = transceive(
-        &mut t,
-        RawApdu::new(&[0, 0xB0, 0, 0, 0x10], Sensitivity::Public),
-        &DriverConfig::default(),
-    )
-    .unwrap();
+    let mut t = short_transport(&[
+        (&[0, 0xB0, 0, 0, 0x10], &[0x6C, 0x04]),
+        (&[0, 0xB0, 0, 0, 0x04], &[0x6C, 0x05]),
+    ]);
+    let resp = send_public(&mut t, &[0, 0xB0, 0, 0, 0x10]).unwrap();
     assert_eq!(resp, vec![0x6C, 0x05]);
     assert!(t.finished());
 }
 
 #[test]
 fn wrong_le_then_more_data() {
-    let mut t = Scripted::new(
-        SHORT_APDU_MAX,
-        &[
-            (&[0, 0xCA, 0, 0x66, 0x01], &[0x6C, 0x00]),
-            (&[0, 0xCA, 0, 0x66, 0x00], &[0xAB, 0x61, 0x01]),
-            (&[0, 0xC0, 0, 0, 0x01], &[0xCD, 0x90, 0x00]),
-        ],
-    );
-    let resp = transceive(
-        &mut t,
-        RawApdu::new(&[0, 0xCA, 0, 0x66, 0x01], Sensitivity::Public),
-        &DriverConfig::default(),
-    )
-    .unwrap();
+    let mut t = short_transport(&[
+        (&[0, 0xCA, 0, 0x66, 0x01], &[0x6C, 0x00]),
+        (&[0, 0xCA, 0, 0x66, 0x00], &[0xAB, 0x61, 0x01]),
+        (&[0, 0xC0, 0, 0, 0x01], &[0xCD, 0x90, 0x00]),
+    ]);
+    let resp = send_public(&mut t, &[0, 0xCA, 0, 0x66, 0x01]).unwrap();
     assert_eq!(resp, vec![0xAB, 0xCD, 0x90, 0x00]);
 }
 
 #[test]
 fn sensitivity_is_kept_for_get_response() {
-    let mut t = Scripted::new(
-        SHORT_APDU_MAX,
-        &[
-            (&[0x84, 0xE2, 0x80, 0, 1, 0x55], &[0x61, 0x01]),
-            (&[0, 0xC0, 0, 0, 1], &[0x01, 0x90, 0]),
-        ],
-    );
+    let mut t = short_transport(&[
+        (&[0x84, 0xE2, 0x80, 0, 1, 0x55], &[0x61, 0x01]),
+        (&[0, 0xC0, 0, 0, 1], &[0x01, 0x90, 0]),
+    ]);
     transceive(
         &mut t,
         RawApdu::new(&[0x84, 0xE2, 0x80, 0, 1, 0x55], Sensitivity::Sensitive),
@@ -227,13 +190,8 @@ fn sensitivity_is_kept_for_get_response() {
 fn extended_apdu_refused_on_short_only_transport() {
     let mut apdu = vec![0x80, 0xE2, 0, 0, 0, 0x01, 0x2C];
     apdu.extend(std::iter::repeat_n(0x11, 300));
-    let mut short = Scripted::new(SHORT_APDU_MAX, &[]);
-    let err = transceive(
-        &mut short,
-        RawApdu::new(&apdu, Sensitivity::Public),
-        &DriverConfig::default(),
-    )
-    .unwrap_err();
+    let mut short = short_transport(&[]);
+    let err = send_public(&mut short, &apdu).unwrap_err();
     assert_eq!(
         err,
         TransportError::ApduTooLong {
@@ -242,57 +200,33 @@ fn extended_apdu_refused_on_short_only_transport() {
         }
     );
     // A short-form case 2E (7 bytes) is also refused: the reader cannot carry it.
-    let err = transceive(
-        &mut short,
-        RawApdu::new(&[0, 0xB0, 0, 0, 0, 1, 0], Sensitivity::Public),
-        &DriverConfig::default(),
-    )
-    .unwrap_err();
+    let err = send_public(&mut short, &[0, 0xB0, 0, 0, 0, 1, 0]).unwrap_err();
     assert!(matches!(err, TransportError::ApduTooLong { .. }));
     assert!(short.seen.is_empty());
 
     let mut ext = Scripted::new(EXTENDED_APDU_MAX, &[(&apdu, &[0x90, 0])]);
-    assert_eq!(
-        transceive(
-            &mut ext,
-            RawApdu::new(&apdu, Sensitivity::Public),
-            &DriverConfig::default()
-        )
-        .unwrap(),
-        vec![0x90, 0]
-    );
+    assert_eq!(send_public(&mut ext, &apdu).unwrap(), vec![0x90, 0]);
 }
 
 #[test]
 fn malformed_command_and_response_are_errors() {
-    let mut t = Scripted::new(SHORT_APDU_MAX, &[(&[0, 0xA4, 4, 0], &[0x90])]);
+    let mut t = short_transport(&[(&[0, 0xA4, 4, 0], &[0x90])]);
     assert!(matches!(
-        transceive(
-            &mut t,
-            RawApdu::new(&[0, 0xA4], Sensitivity::Public),
-            &DriverConfig::default()
-        ),
+        send_public(&mut t, &[0, 0xA4]),
         Err(TransportError::InvalidApdu(_))
     ));
     assert!(matches!(
-        transceive(
-            &mut t,
-            RawApdu::new(&[0, 0xA4, 4, 0], Sensitivity::Public),
-            &DriverConfig::default()
-        ),
+        send_public(&mut t, &[0, 0xA4, 4, 0]),
         Err(TransportError::Protocol(_))
     ));
 }
 
 #[test]
 fn read_uid_returns_data_or_typed_error() {
-    let mut t = Scripted::new(
-        SHORT_APDU_MAX,
-        &[
-            (&GET_UID_APDU, &[1, 2, 3, 4, 0x90, 0]),
-            (&GET_UID_APDU, &[0x6A, 0x81]),
-        ],
-    );
+    let mut t = short_transport(&[
+        (&GET_UID_APDU, &[1, 2, 3, 4, 0x90, 0]),
+        (&GET_UID_APDU, &[0x6A, 0x81]),
+    ]);
     assert_eq!(read_uid(&mut t).unwrap(), vec![1, 2, 3, 4]);
     assert_eq!(
         read_uid(&mut t).unwrap_err(),
@@ -337,13 +271,9 @@ fn with_ne_rewrites_le_and_keeps_the_length_form() {
 fn an_extended_command_is_refused_by_a_short_only_transport() {
     let mut apdu = vec![0x80, 0xE2, 0, 0, 0, 0x00, 0x04];
     apdu.extend([1, 2, 3, 4]);
-    let mut t = Scripted::new(SHORT_APDU_MAX, &[]);
+    let mut t = short_transport(&[]);
     assert!(matches!(
-        transceive(
-            &mut t,
-            RawApdu::new(&apdu, Sensitivity::Public),
-            &DriverConfig::default()
-        ),
+        send_public(&mut t, &apdu),
         Err(TransportError::ApduTooLong { len: 11, .. })
     ));
 }

@@ -26,41 +26,30 @@ pub trait VirtualCard {
     fn process_apdu(&mut self, apdu: &[u8]) -> Vec<u8>;
 }
 
-impl<C: VirtualCard + ?Sized> VirtualCard for Box<C> {
-    fn power_on(&mut self) -> Vec<u8> {
-        (**self).power_on()
-    }
-    fn power_off(&mut self) {
-        (**self).power_off()
-    }
-    fn reset(&mut self) -> Vec<u8> {
-        (**self).reset()
-    }
-    fn atr(&self) -> Vec<u8> {
-        (**self).atr()
-    }
-    fn process_apdu(&mut self, apdu: &[u8]) -> Vec<u8> {
-        (**self).process_apdu(apdu)
-    }
+/// A boxed or borrowed card is that card.
+macro_rules! forward_virtual_card {
+    ($($pointer:ty),*) => {$(
+        impl<C: VirtualCard + ?Sized> VirtualCard for $pointer {
+            fn power_on(&mut self) -> Vec<u8> {
+                (**self).power_on()
+            }
+            fn power_off(&mut self) {
+                (**self).power_off()
+            }
+            fn reset(&mut self) -> Vec<u8> {
+                (**self).reset()
+            }
+            fn atr(&self) -> Vec<u8> {
+                (**self).atr()
+            }
+            fn process_apdu(&mut self, apdu: &[u8]) -> Vec<u8> {
+                (**self).process_apdu(apdu)
+            }
+        }
+    )*};
 }
 
-impl<C: VirtualCard + ?Sized> VirtualCard for &mut C {
-    fn power_on(&mut self) -> Vec<u8> {
-        (**self).power_on()
-    }
-    fn power_off(&mut self) {
-        (**self).power_off()
-    }
-    fn reset(&mut self) -> Vec<u8> {
-        (**self).reset()
-    }
-    fn atr(&self) -> Vec<u8> {
-        (**self).atr()
-    }
-    fn process_apdu(&mut self, apdu: &[u8]) -> Vec<u8> {
-        (**self).process_apdu(apdu)
-    }
-}
+forward_virtual_card!(Box<C>, &mut C);
 
 /// A [`Transport`] that calls a [`VirtualCard`] directly.
 #[derive(Debug)]

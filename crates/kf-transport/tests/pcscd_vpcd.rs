@@ -36,6 +36,39 @@ fn echo_apdu(data: &[u8]) -> Vec<u8> {
     [&[0x80, 0x10, 0x00, 0x00, data.len() as u8][..], data].concat()
 }
 
+/// A stack with an EchoCard in reader 0, once a context sees it there.
+fn stack_with_card() -> (VpcdStack, String, BridgeHandle<EchoCard>, PcscContext) {
+    let stack = start_stack();
+    let reader = stack.reader_name(0);
+    let bridge = start_card(&stack);
+    let ctx = PcscContext::establish().unwrap();
+    ctx.wait_for_card(&reader, WAIT).unwrap();
+    (stack, reader, bridge, ctx)
+}
+
+/// The EchoCard answers a one-byte echo with that byte and 90 00.
+#[track_caller]
+fn assert_echoes(card: &mut impl Transport, byte: u8) {
+    assert_eq!(
+        card.transmit(RawApdu::public(&echo_apdu(&[byte]))).unwrap(),
+        vec![byte, 0x90, 0x00]
+    );
+}
+
+/// Stops pcscd; PC/SC then reports that no service runs.
+#[track_caller]
+fn stop_pcscd(stack: &mut VpcdStack) {
+    stack.pcscd_mut().stop().unwrap();
+    assert_eq!(
+        PcscContext::establish().unwrap_err(),
+        TransportError::NoService
+    );
+    assert_eq!(
+        list_readers_with_status().unwrap_err(),
+        TransportError::NoService
+    );
+}
+
 #[test]
 fn lists_virtual_readers_and_card_presence() {
     let stack = start_stack();
@@ -77,15 +110,7 @@ fn no_readers_is_an_empty_list_and_no_service_is_typed() {
         ctx.connect("Virtual PCD 00 00"),
         Err(TransportError::NoReader(_))
     ));
-    stack.pcscd_mut().stop().unwrap();
-    assert_eq!(
-        PcscContext::establish().unwrap_err(),
-        TransportError::NoService
-    );
-    assert_eq!(
-        list_readers_with_status().unwrap_err(),
-        TransportError::NoService
-    );
+    stop_pcscd(&mut stack);
 }
 
 #[test]
@@ -130,19 +155,12 @@ fn detects_insertion_and_removal_with_timeout_and_cancel() {
 
 #[test]
 fn reads_uid_transmits_and_holds_the_card_exclusively() {
-    let stack = start_stack();
-    let reader = stack.reader_name(0);
-    let bridge = start_card(&stack);
-    let ctx = PcscContext::establish().unwrap();
-    ctx.wait_for_card(&reader, WAIT).unwrap();
+    let (_stack, reader, bridge, ctx) = stack_with_card();
 
     let mut card = ctx.connect(&reader).unwrap();
     assert_eq!(card.atr().unwrap(), ECHO_CARD_ATR.to_vec());
     assert_eq!(card.uid().unwrap(), UID.to_vec());
-    assert_eq!(
-        card.transmit(RawApdu::public(&echo_apdu(&[0x42]))).unwrap(),
-        vec![0x42, 0x90, 0x00]
-    );
+    assert_echoes(&mut card, 0x42);
     let big: Vec<u8> = (0..255u8).collect();
     assert_eq!(
         card.transmit(RawApdu::public(&echo_apdu(&big))).unwrap(),
@@ -179,30 +197,20 @@ fn reads_uid_transmits_and_holds_the_card_exclusively() {
     // A transaction is a Transport too.
     {
         let mut tx = card.transaction().unwrap();
-        assert_eq!(
-            tx.transmit(RawApdu::public(&echo_apdu(&[7]))).unwrap(),
-            vec![7, 0x90, 0x00]
-        );
+        assert_echoes(&mut tx, 7);
         tx.end(CardDisposition::Leave).unwrap();
     }
     card.disconnect(CardDisposition::Unpower).unwrap();
     // Once released, the other context may connect.
     let mut second = other.connect(&reader).unwrap();
-    assert_eq!(
-        second.transmit(RawApdu::public(&echo_apdu(&[9]))).unwrap(),
-        vec![9, 0x90, 0x00]
-    );
+    assert_echoes(&mut second, 9);
     second.disconnect(CardDisposition::Leave).unwrap();
     bridge.stop_and_join().unwrap();
 }
 
 #[test]
 fn extended_length_apdu_over_vpcd() {
-    let stack = start_stack();
-    let reader = stack.reader_name(0);
-    let bridge = start_card(&stack);
-    let ctx = PcscContext::establish().unwrap();
-    ctx.wait_for_card(&reader, WAIT).unwrap();
+    let (_stack, reader, bridge, ctx) = stack_with_card();
     let mut card = ctx.connect(&reader).unwrap();
     let data: Vec<u8> = (0..600u32).map(|i| i as u8).collect();
     let mut apdu = vec![0x80, 0x10, 0x00, 0x00, 0x00, 0x02, 0x58];
@@ -225,16 +233,9 @@ fn extended_length_apdu_over_vpcd() {
 
 #[test]
 fn killed_card_gives_card_removed_and_reset_recovers() {
-    let stack = start_stack();
-    let reader = stack.reader_name(0);
-    let bridge = start_card(&stack);
-    let ctx = PcscContext::establish().unwrap();
-    ctx.wait_for_card(&reader, WAIT).unwrap();
+    let (stack, reader, bridge, ctx) = stack_with_card();
     let mut card = ctx.connect(&reader).unwrap();
-    assert_eq!(
-        card.transmit(RawApdu::public(&echo_apdu(&[1]))).unwrap(),
-        vec![1, 0x90, 0x00]
-    );
+    assert_echoes(&mut card, 1);
 
     bridge.stop_and_join().unwrap();
     ctx.wait_for_removal(&reader, WAIT).unwrap();
@@ -251,37 +252,19 @@ fn killed_card_gives_card_removed_and_reset_recovers() {
     ctx.wait_for_card(&reader, WAIT).unwrap();
     card.reset().unwrap();
     assert!(card.was_reset());
-    assert_eq!(
-        card.transmit(RawApdu::public(&echo_apdu(&[3]))).unwrap(),
-        vec![3, 0x90, 0x00]
-    );
+    assert_echoes(&mut card, 3);
     drop(card);
     bridge.stop_and_join().unwrap();
 }
 
 #[test]
 fn pcscd_restart_is_survived_by_bridge_and_host() {
-    let mut stack = start_stack();
-    let reader = stack.reader_name(0);
-    let bridge = start_card(&stack);
-    let ctx = PcscContext::establish().unwrap();
-    ctx.wait_for_card(&reader, WAIT).unwrap();
+    let (mut stack, reader, bridge, ctx) = stack_with_card();
     let mut card = ctx.connect(&reader).unwrap();
-    assert_eq!(
-        card.transmit(RawApdu::public(&echo_apdu(&[1]))).unwrap(),
-        vec![1, 0x90, 0x00]
-    );
+    assert_echoes(&mut card, 1);
 
     let old_pid = stack.pcscd().pid().unwrap();
-    stack.pcscd_mut().stop().unwrap();
-    assert_eq!(
-        PcscContext::establish().unwrap_err(),
-        TransportError::NoService
-    );
-    assert_eq!(
-        list_readers_with_status().unwrap_err(),
-        TransportError::NoService
-    );
+    stop_pcscd(&mut stack);
     let err = card
         .transmit(RawApdu::public(&echo_apdu(&[2])))
         .unwrap_err();
@@ -304,21 +287,14 @@ fn pcscd_restart_is_survived_by_bridge_and_host() {
         "bridge did not reconnect"
     );
     let mut card = ctx.connect(&reader).unwrap();
-    assert_eq!(
-        card.transmit(RawApdu::public(&echo_apdu(&[3]))).unwrap(),
-        vec![3, 0x90, 0x00]
-    );
+    assert_echoes(&mut card, 3);
     drop(card);
     bridge.stop_and_join().unwrap();
 }
 
 #[test]
 fn reset_by_another_application_is_reported_once_then_recovered() {
-    let stack = start_stack();
-    let reader = stack.reader_name(0);
-    let bridge = start_card(&stack);
-    let ctx = PcscContext::establish().unwrap();
-    ctx.wait_for_card(&reader, WAIT).unwrap();
+    let (_stack, reader, bridge, ctx) = stack_with_card();
     let shared = ConnectOptions {
         share: ShareMode::Shared,
         ..Default::default()
@@ -326,10 +302,7 @@ fn reset_by_another_application_is_reported_once_then_recovered() {
     let mut ours = ctx.connect_with(&reader, shared).unwrap();
     let other_ctx = PcscContext::establish().unwrap();
     let mut theirs = other_ctx.connect_with(&reader, shared).unwrap();
-    assert_eq!(
-        ours.transmit(RawApdu::public(&echo_apdu(&[1]))).unwrap(),
-        vec![1, 0x90, 0x00]
-    );
+    assert_echoes(&mut ours, 1);
 
     theirs.reset().unwrap();
     assert_eq!(
@@ -341,10 +314,7 @@ fn reset_by_another_application_is_reported_once_then_recovered() {
         ours.was_reset(),
         "the reset must be visible to the session owner"
     );
-    assert_eq!(
-        ours.transmit(RawApdu::public(&echo_apdu(&[3]))).unwrap(),
-        vec![3, 0x90, 0x00]
-    );
+    assert_echoes(&mut ours, 3);
     theirs.disconnect(CardDisposition::Leave).unwrap();
     ours.disconnect(CardDisposition::Leave).unwrap();
     bridge.stop_and_join().unwrap();

@@ -11,10 +11,24 @@ use sks_core::ErrorCode;
 use sks_issuer::{property_bag, Issuer, KeyEntrySpec};
 
 fn session(s: &mut impl SksApi) -> Issuer {
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    open(s, &mut iss);
-    iss
+    open_session(s, &identity(), "S1").0
+}
+
+/// addExtension of `data` to key `p`.
+fn add_extension(
+    s: &mut TestSks,
+    iss: &mut Issuer,
+    p: &Provisioned,
+    type_uri: &str,
+    sub_type: u8,
+    qualifier: &str,
+    data: &[u8],
+) -> Result<(), sks_core::SksError> {
+    s.add_extension(
+        iss.extension(p.handle, &p.ee, type_uri, sub_type, qualifier, data)
+            .unwrap(),
+    )
+    .map(|_| ())
 }
 
 /// The code and message of a refused call.
@@ -27,55 +41,30 @@ fn add_extension_rules_and_get_extension() {
     let mut s = sks();
     let mut iss = session(&mut s);
     let p = key(&mut s, &mut iss, &KeyEntrySpec::new("K"));
-    s.add_extension(
-        iss.extension(
-            p.handle,
-            &p.ee,
-            "urn:ext:plain",
-            u8::from(SubType::Extension),
-            "",
-            b"plain",
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    s.add_extension(
-        iss.extension(
-            p.handle,
-            &p.ee,
+    let bag = property_bag(&[("Counter", "0", true), ("Digits", "8", false)]);
+    let extensions: [(&str, SubType, &str, &[u8]); 4] = [
+        ("urn:ext:plain", SubType::Extension, "", b"plain"),
+        (
             "urn:ext:enc",
-            u8::from(SubType::EncryptedExtension),
+            SubType::EncryptedExtension,
             "",
             b"secret ext",
+        ),
+        ("urn:ext:bag", SubType::PropertyBag, "", &bag),
+        ("urn:ext:logo", SubType::Logotype, "image/png", b"PNG"),
+    ];
+    for (type_uri, sub_type, qualifier, data) in extensions {
+        add_extension(
+            &mut s,
+            &mut iss,
+            &p,
+            type_uri,
+            u8::from(sub_type),
+            qualifier,
+            data,
         )
-        .unwrap(),
-    )
-    .unwrap();
-    let bag = property_bag(&[("Counter", "0", true), ("Digits", "8", false)]);
-    s.add_extension(
-        iss.extension(
-            p.handle,
-            &p.ee,
-            "urn:ext:bag",
-            u8::from(SubType::PropertyBag),
-            "",
-            &bag,
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    s.add_extension(
-        iss.extension(
-            p.handle,
-            &p.ee,
-            "urn:ext:logo",
-            u8::from(SubType::Logotype),
-            "image/png",
-            b"PNG",
-        )
-        .unwrap(),
-    )
-    .unwrap();
+        .unwrap();
+    }
     close(&mut s, &mut iss).unwrap();
     let get = |s: &mut _, t: &str| {
         SksApi::get_extension(
@@ -167,7 +156,7 @@ fn add_extension_violations_abort() {
         let mut s = sks();
         let mut iss = session(&mut s);
         let p = key(&mut s, &mut iss, &KeyEntrySpec::new("K"));
-        let r = s.add_extension(iss.extension(p.handle, &p.ee, t, st, q, &data).unwrap());
+        let r = add_extension(&mut s, &mut iss, &p, t, st, q, &data);
         assert_eq!(
             code(r),
             ErrorCodeOf(ErrorCode::Option),
@@ -179,15 +168,8 @@ fn add_extension_violations_abort() {
     let mut s = sks();
     let mut iss = session(&mut s);
     let p = key(&mut s, &mut iss, &KeyEntrySpec::new("K"));
-    s.add_extension(
-        iss.extension(p.handle, &p.ee, "urn:x", 0, "", b"a")
-            .unwrap(),
-    )
-    .unwrap();
-    let r = s.add_extension(
-        iss.extension(p.handle, &p.ee, "urn:x", 0, "", b"b")
-            .unwrap(),
-    );
+    add_extension(&mut s, &mut iss, &p, "urn:x", 0, "", b"a").unwrap();
+    let r = add_extension(&mut s, &mut iss, &p, "urn:x", 0, "", b"b");
     assert_eq!(
         refusal(r),
         (ErrorCode::Option, "Duplicate extension: urn:x".into())

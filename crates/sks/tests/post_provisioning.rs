@@ -10,7 +10,8 @@ use sks_core::api::{req, SksApi};
 use sks_core::consts::*;
 use sks_core::crypto::keys::KeySpec;
 use sks_core::ErrorCode;
-use sks_issuer::{IssuerIdentity, KeyEntrySpec, PinPolicy};
+use sks_core::SksError;
+use sks_issuer::{Issuer, IssuerIdentity, KeyEntrySpec, PinPolicy};
 
 struct Setup {
     s: TestSks,
@@ -42,18 +43,53 @@ fn setup_with(ident: IssuerIdentity) -> Setup {
     }
 }
 
+/// [`setup`], then a second session "S2" of the same issuer, open.
+fn setup_and_open() -> (Setup, Issuer) {
+    let mut st = setup();
+    let (iss, _) = open_session(&mut st.s, &st.ident, "S2");
+    (st, iss)
+}
+
+fn post_delete(s: &mut TestSks, iss: &mut Issuer, target: &Provisioned) -> Result<(), SksError> {
+    s.post_delete_key(iss.post_delete_key(target.handle, &target.ee).unwrap())
+        .map(|_| ())
+}
+
+fn post_unlock(s: &mut TestSks, iss: &mut Issuer, target: &Provisioned) -> Result<(), SksError> {
+    s.post_unlock_key(iss.post_unlock_key(target.handle, &target.ee).unwrap())
+        .map(|_| ())
+}
+
+fn post_update(
+    s: &mut TestSks,
+    iss: &mut Issuer,
+    new: &Provisioned,
+    target: &Provisioned,
+) -> Result<(), SksError> {
+    s.post_update_key(
+        iss.post_update_key(new.handle, &new.ee, target.handle, &target.ee)
+            .unwrap(),
+    )
+    .map(|_| ())
+}
+
+fn post_clone(
+    s: &mut TestSks,
+    iss: &mut Issuer,
+    new: &Provisioned,
+    target: &Provisioned,
+) -> Result<(), SksError> {
+    s.post_clone_key_protection(
+        iss.post_clone_key_protection(new.handle, &new.ee, target.handle, &target.ee)
+            .unwrap(),
+    )
+    .map(|_| ())
+}
+
 #[test]
 fn post_delete_key_is_deferred_to_close() {
-    let Setup {
-        mut s,
-        ident,
-        target,
-        ..
-    } = setup();
-    let mut iss = ident.session("https://issuer.example.com/x", "S2");
-    open(&mut s, &mut iss);
-    s.post_delete_key(iss.post_delete_key(target.handle, &target.ee).unwrap())
-        .unwrap();
+    let (Setup { mut s, target, .. }, mut iss) = setup_and_open();
+    post_delete(&mut s, &mut iss, &target).unwrap();
     sign(&mut s, target.handle, "1234").expect("not deleted before close");
     close(&mut s, &mut iss).unwrap();
     assert!(keys(&mut s).is_empty());
@@ -79,10 +115,8 @@ fn post_unlock_key_resets_pin_and_puk_counters() {
         key_handle: target.handle,
         authorization: sks_core::secret::Secret::from("1"),
     });
-    let mut iss = ident.session("https://issuer.example.com/x", "S2");
-    open(&mut s, &mut iss);
-    s.post_unlock_key(iss.post_unlock_key(target.handle, &target.ee).unwrap())
-        .unwrap();
+    let (mut iss, _) = open_session(&mut s, &ident, "S2");
+    post_unlock(&mut s, &mut iss, &target).unwrap();
     assert_eq!(
         code(sign(&mut s, target.handle, "1234")),
         ErrorCodeOf(ErrorCode::Authorization),
@@ -98,14 +132,12 @@ fn post_unlock_key_resets_pin_and_puk_counters() {
 fn post_unlock_key_requires_a_pin_protected_target() {
     let ident = identity();
     let mut s = sks();
-    let mut iss = ident.session("https://issuer.example.com/x", "S1");
-    open(&mut s, &mut iss);
+    let (mut iss, _) = open_session(&mut s, &ident, "S1");
     let k = key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
     close(&mut s, &mut iss).unwrap();
-    let mut iss = ident.session("https://issuer.example.com/x", "S2");
-    open(&mut s, &mut iss);
+    let (mut iss, _) = open_session(&mut s, &ident, "S2");
     assert_eq!(
-        code(s.post_unlock_key(iss.post_unlock_key(k.handle, &k.ee).unwrap())),
+        code(post_unlock(&mut s, &mut iss, &k)),
         ErrorCodeOf(ErrorCode::Option)
     );
 }
@@ -118,16 +150,11 @@ fn post_update_key_replaces_key_and_transfers_ownership() {
         target,
         old_session,
     } = setup();
-    let mut iss = ident.session("https://issuer.example.com/x", "S2");
-    let new_session = open(&mut s, &mut iss);
+    let (mut iss, new_session) = open_session(&mut s, &ident, "S2");
     let mut spec = KeyEntrySpec::new("New");
     spec.friendly_name = "renewed".into();
     let new = key(&mut s, &mut iss, &spec);
-    s.post_update_key(
-        iss.post_update_key(new.handle, &new.ee, target.handle, &target.ee)
-            .unwrap(),
-    )
-    .unwrap();
+    post_update(&mut s, &mut iss, &new, &target).unwrap();
     close(&mut s, &mut iss).unwrap();
     assert_eq!(
         keys(&mut s),
@@ -162,31 +189,14 @@ fn post_update_key_replaces_key_and_transfers_ownership() {
 #[test]
 fn post_update_key_rules() {
     // Different AppUsage.
-    let Setup {
-        mut s,
-        ident,
-        target,
-        ..
-    } = setup();
-    let mut iss = ident.session("https://issuer.example.com/x", "S2");
-    open(&mut s, &mut iss);
+    let (Setup { mut s, target, .. }, mut iss) = setup_and_open();
     let mut spec = KeyEntrySpec::new("New");
     spec.protection.app_usage = AppUsage::Signature;
     let new = key(&mut s, &mut iss, &spec);
-    let r = s.post_update_key(
-        iss.post_update_key(new.handle, &new.ee, target.handle, &target.ee)
-            .unwrap(),
-    );
+    let r = post_update(&mut s, &mut iss, &new, &target);
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Option));
     // New key must not be PIN protected.
-    let Setup {
-        mut s,
-        ident,
-        target,
-        ..
-    } = setup();
-    let mut iss = ident.session("https://issuer.example.com/x", "S2");
-    open(&mut s, &mut iss);
+    let (Setup { mut s, target, .. }, mut iss) = setup_and_open();
     let ph = s
         .create_pin_policy(iss.pin_policy(&PinPolicy::new("PIN.2"), None).unwrap())
         .unwrap()
@@ -195,35 +205,17 @@ fn post_update_key_rules() {
     spec.pin_policy = Some((ph, "PIN.2".into(), true));
     spec.pin_value = b"5555".to_vec();
     let new = key(&mut s, &mut iss, &spec);
-    let r = s.post_update_key(
-        iss.post_update_key(new.handle, &new.ee, target.handle, &target.ee)
-            .unwrap(),
-    );
+    let r = post_update(&mut s, &mut iss, &new, &target);
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Option));
 }
 
 #[test]
 fn post_clone_key_protection_links_the_pin() {
-    let Setup {
-        mut s,
-        ident,
-        target,
-        ..
-    } = setup();
-    let mut iss = ident.session("https://issuer.example.com/x", "S2");
-    open(&mut s, &mut iss);
+    let (Setup { mut s, target, .. }, mut iss) = setup_and_open();
     let a = key(&mut s, &mut iss, &KeyEntrySpec::new("A"));
     let b = key(&mut s, &mut iss, &KeyEntrySpec::new("B"));
-    s.post_clone_key_protection(
-        iss.post_clone_key_protection(a.handle, &a.ee, target.handle, &target.ee)
-            .unwrap(),
-    )
-    .unwrap();
-    s.post_clone_key_protection(
-        iss.post_clone_key_protection(b.handle, &b.ee, target.handle, &target.ee)
-            .unwrap(),
-    )
-    .unwrap();
+    post_clone(&mut s, &mut iss, &a, &target).unwrap();
+    post_clone(&mut s, &mut iss, &b, &target).unwrap();
     close(&mut s, &mut iss).unwrap();
     assert_eq!(keys(&mut s).len(), 3);
     sign(&mut s, a.handle, "1234").unwrap();
@@ -245,83 +237,32 @@ fn post_clone_requires_shared_grouping() {
     let mut p = PinPolicy::new("PIN.1");
     p.grouping = Grouping::None;
     let target = pin_key_session(&mut s, &ident, p, "1234");
-    let mut iss = ident.session("https://issuer.example.com/x", "S2");
-    open(&mut s, &mut iss);
+    let (mut iss, _) = open_session(&mut s, &ident, "S2");
     let a = key(&mut s, &mut iss, &KeyEntrySpec::new("A"));
-    let r = s.post_clone_key_protection(
-        iss.post_clone_key_protection(a.handle, &a.ee, target.handle, &target.ee)
-            .unwrap(),
-    );
+    let r = post_clone(&mut s, &mut iss, &a, &target);
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Option));
 }
 
 #[test]
 fn allowed_combination_update_plus_clones_plus_unlock() {
-    let Setup {
-        mut s,
-        ident,
-        target,
-        ..
-    } = setup();
-    let mut iss = ident.session("https://issuer.example.com/x", "S2");
-    open(&mut s, &mut iss);
+    let (Setup { mut s, target, .. }, mut iss) = setup_and_open();
     let u = key(&mut s, &mut iss, &KeyEntrySpec::new("U"));
     let c = key(&mut s, &mut iss, &KeyEntrySpec::new("C"));
-    s.post_unlock_key(iss.post_unlock_key(target.handle, &target.ee).unwrap())
-        .unwrap();
-    s.post_clone_key_protection(
-        iss.post_clone_key_protection(c.handle, &c.ee, target.handle, &target.ee)
-            .unwrap(),
-    )
-    .unwrap();
-    s.post_update_key(
-        iss.post_update_key(u.handle, &u.ee, target.handle, &target.ee)
-            .unwrap(),
-    )
-    .unwrap();
+    post_unlock(&mut s, &mut iss, &target).unwrap();
+    post_clone(&mut s, &mut iss, &c, &target).unwrap();
+    post_update(&mut s, &mut iss, &u, &target).unwrap();
     close(&mut s, &mut iss).unwrap();
     assert_eq!(keys(&mut s), vec![target.handle, c.handle]);
 }
 
 #[test]
 fn conflicting_post_operations_abort() {
-    type Step =
-        fn(&mut Setup, &mut sks_issuer::Issuer, &[Provisioned]) -> Result<(), sks_core::SksError>;
-    let del: Step = |st, iss, _| {
-        st.s.post_delete_key(
-            iss.post_delete_key(st.target.handle, &st.target.ee)
-                .unwrap(),
-        )
-        .map(|_| ())
-    };
-    let unl: Step = |st, iss, _| {
-        st.s.post_unlock_key(
-            iss.post_unlock_key(st.target.handle, &st.target.ee)
-                .unwrap(),
-        )
-        .map(|_| ())
-    };
-    let upd0: Step = |st, iss, n| {
-        st.s.post_update_key(
-            iss.post_update_key(n[0].handle, &n[0].ee, st.target.handle, &st.target.ee)
-                .unwrap(),
-        )
-        .map(|_| ())
-    };
-    let upd1: Step = |st, iss, n| {
-        st.s.post_update_key(
-            iss.post_update_key(n[1].handle, &n[1].ee, st.target.handle, &st.target.ee)
-                .unwrap(),
-        )
-        .map(|_| ())
-    };
-    let cln0: Step = |st, iss, n| {
-        st.s.post_clone_key_protection(
-            iss.post_clone_key_protection(n[0].handle, &n[0].ee, st.target.handle, &st.target.ee)
-                .unwrap(),
-        )
-        .map(|_| ())
-    };
+    type Step = fn(&mut Setup, &mut Issuer, &[Provisioned]) -> Result<(), SksError>;
+    let del: Step = |st, iss, _| post_delete(&mut st.s, iss, &st.target);
+    let unl: Step = |st, iss, _| post_unlock(&mut st.s, iss, &st.target);
+    let upd0: Step = |st, iss, n| post_update(&mut st.s, iss, &n[0], &st.target);
+    let upd1: Step = |st, iss, n| post_update(&mut st.s, iss, &n[1], &st.target);
+    let cln0: Step = |st, iss, n| post_clone(&mut st.s, iss, &n[0], &st.target);
     let cases: Vec<(&str, Step, Step)> = vec![
         ("delete+delete", del, del),
         ("delete+unlock", del, unl),
@@ -333,9 +274,7 @@ fn conflicting_post_operations_abort() {
         ("same new key: update+clone", upd0, cln0),
     ];
     for (name, first, second) in cases {
-        let mut st = setup();
-        let mut iss = st.ident.session("https://issuer.example.com/x", "S2");
-        open(&mut st.s, &mut iss);
+        let (mut st, mut iss) = setup_and_open();
         let news = vec![
             key(&mut st.s, &mut iss, &KeyEntrySpec::new("N0")),
             key(&mut st.s, &mut iss, &KeyEntrySpec::new("N1")),
@@ -356,9 +295,8 @@ fn conflicting_post_operations_abort() {
 fn wrong_key_management_key_is_rejected() {
     let Setup { mut s, target, .. } = setup();
     let other = identity(); // a different KMK
-    let mut iss = other.session("https://issuer.example.com/x", "S2");
-    open(&mut s, &mut iss);
-    let r = s.post_delete_key(iss.post_delete_key(target.handle, &target.ee).unwrap());
+    let (mut iss, _) = open_session(&mut s, &other, "S2");
+    let r = post_delete(&mut s, &mut iss, &target);
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Option));
     assert_eq!(keys(&mut s), vec![target.handle]);
     // RSA KeyManagementKey of the right owner works; of a wrong owner does not.
@@ -376,38 +314,35 @@ fn wrong_key_management_key_is_rejected() {
         target,
         ..
     } = setup_with(rsa);
-    let mut iss = ident.session("https://issuer.example.com/x", "S2");
-    open(&mut s, &mut iss);
-    s.post_delete_key(iss.post_delete_key(target.handle, &target.ee).unwrap())
-        .unwrap();
+    let (mut iss, _) = open_session(&mut s, &ident, "S2");
+    post_delete(&mut s, &mut iss, &target).unwrap();
     close(&mut s, &mut iss).unwrap();
     assert!(keys(&mut s).is_empty());
 }
 
 #[test]
 fn malformed_authorization_is_a_crypto_error_and_session_without_kmk_is_not_updatable() {
-    let Setup {
-        mut s,
-        ident,
-        target,
-        ..
-    } = setup();
-    let mut iss = ident.session("https://issuer.example.com/x", "S2");
-    open(&mut s, &mut iss);
+    let (
+        Setup {
+            mut s,
+            ident,
+            target,
+            ..
+        },
+        mut iss,
+    ) = setup_and_open();
     let r = iss
         .post_delete_key_with(target.handle, vec![1, 2, 3])
         .unwrap();
     assert_eq!(code(s.post_delete_key(r)), ErrorCodeOf(ErrorCode::Crypto));
     assert_eq!(keys(&mut s), vec![target.handle]);
     // A valid signature over the wrong target certificate does not verify.
-    let mut iss = ident.session("https://issuer.example.com/x", "S3");
-    open(&mut s, &mut iss);
+    let (mut iss, _) = open_session(&mut s, &ident, "S3");
     let auth = iss.authorization(b"some other certificate").unwrap();
     let r = iss.post_delete_key_with(target.handle, auth).unwrap();
     assert_eq!(code(s.post_delete_key(r)), ErrorCodeOf(ErrorCode::Option));
     // A tampered MAC is ERROR_MAC.
-    let mut iss = ident.session("https://issuer.example.com/x", "S4");
-    open(&mut s, &mut iss);
+    let (mut iss, _) = open_session(&mut s, &ident, "S4");
     let mut r = iss.post_delete_key(target.handle, &target.ee).unwrap();
     r.mac[5] ^= 0x40;
     assert_eq!(code(s.post_delete_key(r)), ErrorCodeOf(ErrorCode::Mac));
@@ -415,30 +350,28 @@ fn malformed_authorization_is_a_crypto_error_and_session_without_kmk_is_not_upda
     let no_kmk = IssuerIdentity::generate("CN=No KMK", None).unwrap();
     let Setup { mut s, target, .. } = setup_with(no_kmk);
     let any = identity();
-    let mut iss = any.session("https://issuer.example.com/x", "S2");
-    open(&mut s, &mut iss);
-    let r = s.post_delete_key(iss.post_delete_key(target.handle, &target.ee).unwrap());
-    let e = r.unwrap_err();
+    let (mut iss, _) = open_session(&mut s, &any, "S2");
+    let e = post_delete(&mut s, &mut iss, &target).unwrap_err();
     assert_eq!(e.code(), ErrorCode::Option);
     assert!(e.message().contains("not updatable"), "{e}");
 }
 
 #[test]
 fn unknown_target_and_open_session_targets() {
-    let Setup {
-        mut s,
-        ident,
-        target,
-        ..
-    } = setup();
-    let mut iss = ident.session("https://issuer.example.com/x", "S2");
-    open(&mut s, &mut iss);
+    let (
+        Setup {
+            mut s,
+            ident,
+            target,
+            ..
+        },
+        mut iss,
+    ) = setup_and_open();
     let r = s.post_delete_key(iss.post_delete_key(424242, &target.ee).unwrap());
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::NoKey));
-    let mut iss = ident.session("https://issuer.example.com/x", "S3");
-    open(&mut s, &mut iss);
+    let (mut iss, _) = open_session(&mut s, &ident, "S3");
     let own = key(&mut s, &mut iss, &KeyEntrySpec::new("Own"));
-    let r = s.post_delete_key(iss.post_delete_key(own.handle, &own.ee).unwrap());
+    let r = post_delete(&mut s, &mut iss, &own);
     assert_eq!(
         code(r),
         ErrorCodeOf(ErrorCode::Option),
@@ -454,11 +387,10 @@ fn privacy_enabled_flag_must_match_between_sessions() {
         target,
         ..
     } = setup();
-    let mut iss = ident.session("https://issuer.example.com/x", "S2");
+    let mut iss = ident.session(ISSUER_URI, "S2");
     iss.privacy_enabled = true;
     open(&mut s, &mut iss);
-    let r = s.post_delete_key(iss.post_delete_key(target.handle, &target.ee).unwrap());
-    let e = r.unwrap_err();
+    let e = post_delete(&mut s, &mut iss, &target).unwrap_err();
     assert!(e.message().contains("PrivacyEnabled"), "{e}");
 }
 
@@ -466,32 +398,23 @@ fn privacy_enabled_flag_must_match_between_sessions() {
 fn privacy_enabled_post_operations_work_between_pep_sessions() {
     let ident = identity();
     let mut s = sks();
-    let mut iss = ident.session("https://issuer.example.com/x", "S1");
+    let mut iss = ident.session(ISSUER_URI, "S1");
     iss.privacy_enabled = true;
     open(&mut s, &mut iss);
     let k = key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
     close(&mut s, &mut iss).unwrap();
-    let mut iss = ident.session("https://issuer.example.com/x", "S2");
+    let mut iss = ident.session(ISSUER_URI, "S2");
     iss.privacy_enabled = true;
     open(&mut s, &mut iss);
-    s.post_delete_key(iss.post_delete_key(k.handle, &k.ee).unwrap())
-        .unwrap();
+    post_delete(&mut s, &mut iss, &k).unwrap();
     close(&mut s, &mut iss).unwrap();
     assert!(keys(&mut s).is_empty());
 }
 
 #[test]
 fn failed_close_rolls_back_queued_operations() {
-    let Setup {
-        mut s,
-        ident,
-        target,
-        ..
-    } = setup();
-    let mut iss = ident.session("https://issuer.example.com/x", "S2");
-    open(&mut s, &mut iss);
-    s.post_delete_key(iss.post_delete_key(target.handle, &target.ee).unwrap())
-        .unwrap();
+    let (Setup { mut s, target, .. }, mut iss) = setup_and_open();
+    post_delete(&mut s, &mut iss, &target).unwrap();
     s.create_pin_policy(
         iss.pin_policy(&PinPolicy::new("Unreferenced"), None)
             .unwrap(),
@@ -509,15 +432,12 @@ fn failed_close_rolls_back_queued_operations() {
 fn user_delete_of_target_before_close_fails_the_close() {
     let ident = identity();
     let mut s = sks();
-    let mut iss = ident.session("https://issuer.example.com/x", "S1");
-    open(&mut s, &mut iss);
+    let (mut iss, _) = open_session(&mut s, &ident, "S1");
     let a = key(&mut s, &mut iss, &KeyEntrySpec::new("A"));
     let b = key(&mut s, &mut iss, &KeyEntrySpec::new("B"));
     close(&mut s, &mut iss).unwrap();
-    let mut iss = ident.session("https://issuer.example.com/x", "S2");
-    open(&mut s, &mut iss);
-    s.post_delete_key(iss.post_delete_key(a.handle, &a.ee).unwrap())
-        .unwrap();
+    let (mut iss, _) = open_session(&mut s, &ident, "S2");
+    post_delete(&mut s, &mut iss, &a).unwrap();
     s.delete_key(req::DeleteKey {
         key_handle: a.handle,
         authorization: sks_core::secret::Secret::default(),

@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use hmac::Mac;
-use sks_core::api::{req, SksApi};
+use sks_core::api::{req, resp, SksApi};
 use sks_core::codec::Blob;
 use sks_core::consts::*;
 use sks_core::crypto::keys::{KeySpec, PrivateKey};
@@ -19,11 +19,66 @@ fn option(message: &str) -> SksError {
     SksError::new(ErrorCode::Option, message)
 }
 
-fn session(s: &mut impl SksApi) -> Issuer {
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    open(s, &mut iss);
-    iss
+/// A fresh SKS with session "S1" of a fresh issuer open on it.
+fn sks_and_session() -> (TestSks, Issuer) {
+    let mut s = sks();
+    let (iss, _) = open_session(&mut s, &identity(), "S1");
+    (s, iss)
+}
+
+/// createKeyEntry `id` without its certificate path.
+fn key_entry(s: &mut TestSks, iss: &mut Issuer, id: &str) -> resp::CreateKeyEntry {
+    s.create_key_entry(iss.key_entry(&KeyEntrySpec::new(id)).unwrap())
+        .unwrap()
+}
+
+/// setCertificatePath of `path` for key entry `id`, created as `out`.
+fn set_path(
+    s: &mut TestSks,
+    iss: &mut Issuer,
+    out: &resp::CreateKeyEntry,
+    id: &str,
+    path: Vec<Vec<u8>>,
+) -> Result<(), SksError> {
+    s.set_certificate_path(
+        iss.certificate_path(out.key_handle, id, &out.public_key, path)
+            .unwrap(),
+    )
+    .map(|_| ())
+}
+
+/// symmetricKeyEncrypt with `key_handle` and no authorization; `encrypt` is its mode.
+fn symmetric_encrypt(
+    s: &mut TestSks,
+    key_handle: u32,
+    algorithm: &str,
+    encrypt: bool,
+    parameters: Vec<u8>,
+    data: Blob,
+) -> Result<resp::SymmetricKeyEncrypt, SksError> {
+    s.symmetric_key_encrypt(req::SymmetricKeyEncrypt {
+        key_handle,
+        algorithm: algorithm.into(),
+        mode: encrypt,
+        parameters,
+        authorization: Secret::default(),
+        data,
+    })
+}
+
+fn perform_hmac(
+    s: &mut TestSks,
+    key_handle: u32,
+    algorithm: &str,
+    data: &[u8],
+) -> Result<resp::PerformHmac, SksError> {
+    s.perform_hmac(req::PerformHmac {
+        key_handle,
+        algorithm: algorithm.into(),
+        parameters: vec![],
+        authorization: Secret::default(),
+        data: Blob(data.to_vec()),
+    })
 }
 
 #[test]
@@ -33,8 +88,7 @@ fn create_puk_policy_retry_limit_bounds() {
         (10000, Ok(())),
         (10001, Err(option("PUK \"RetryLimit\" out of range"))),
     ] {
-        let mut s = sks();
-        let mut iss = session(&mut s);
+        let (mut s, mut iss) = sks_and_session();
         let r = s.create_puk_policy(
             iss.puk_policy("PUK.1", b"1234", PinFormat::Numeric, limit)
                 .unwrap(),
@@ -56,8 +110,7 @@ fn create_puk_policy_format_and_length() {
         (&[0u8; 128], PinFormat::Binary, Ok(())),
     ];
     for (puk, fmt, expected) in cases {
-        let mut s = sks();
-        let mut iss = session(&mut s);
+        let (mut s, mut iss) = sks_and_session();
         assert_eq!(
             s.create_puk_policy(iss.puk_policy("PUK.1", puk, fmt, 3).unwrap())
                 .map(drop),
@@ -117,8 +170,7 @@ fn create_pin_policy_retry_limit_and_length_bounds() {
     p.patterns = 0x20;
     cases.push((p, None, Err(option("Invalid \"PatternRestrictions\""))));
     for (p, wire, expected) in cases {
-        let mut s = sks();
-        let mut iss = session(&mut s);
+        let (mut s, mut iss) = sks_and_session();
         let request = iss
             .pin_policy_with(&p, None, |r| {
                 if let Some((g, im)) = wire {
@@ -137,8 +189,7 @@ fn create_pin_policy_retry_limit_and_length_bounds() {
 
 #[test]
 fn create_key_entry_generates_p256_p384_rsa1024_rsa2048() {
-    let mut s = sks();
-    let mut iss = session(&mut s);
+    let (mut s, mut iss) = sks_and_session();
     let mut handles = Vec::new();
     for (id, alg, params) in [
         ("EC256", ALG_KEY_EC_P256, vec![]),
@@ -238,8 +289,7 @@ fn create_key_entry_rejects_bad_algorithms_and_parameters() {
         (|k| k.friendly_name = "x".repeat(129), ErrorCode::Option),
     ];
     for (edit, expected) in cases {
-        let mut s = sks();
-        let mut iss = session(&mut s);
+        let (mut s, mut iss) = sks_and_session();
         let mut k = KeyEntrySpec::new("Key.1");
         edit(&mut k);
         let r = s.create_key_entry(iss.key_entry(&k).unwrap());
@@ -247,8 +297,7 @@ fn create_key_entry_rejects_bad_algorithms_and_parameters() {
         assert_eq!(session_count(&mut s, true), 0, "the session is aborted");
     }
     // An AppUsage byte outside the enumeration, as a faulty issuer may send it.
-    let mut s = sks();
-    let mut iss = session(&mut s);
+    let (mut s, mut iss) = sks_and_session();
     let request = iss
         .key_entry_with(&KeyEntrySpec::new("Key.1"), |r| r.app_usage = 4)
         .unwrap();
@@ -261,8 +310,7 @@ fn create_key_entry_rejects_bad_algorithms_and_parameters() {
 
 #[test]
 fn create_key_entry_server_seed_is_accepted() {
-    let mut s = sks();
-    let mut iss = session(&mut s);
+    let (mut s, mut iss) = sks_and_session();
     let mut k = KeyEntrySpec::new("Key.1");
     k.server_seed = vec![0xAB; 32];
     key(&mut s, &mut iss, &k);
@@ -292,8 +340,7 @@ fn endorsed_algorithms_must_be_sorted_unique_and_known() {
         ),
     ];
     for (list, expected) in cases {
-        let mut s = sks();
-        let mut iss = session(&mut s);
+        let (mut s, mut iss) = sks_and_session();
         let mut k = KeyEntrySpec::new("Key.1");
         k.endorsed = list.iter().map(|x| x.to_string()).collect();
         assert_eq!(
@@ -305,8 +352,7 @@ fn endorsed_algorithms_must_be_sorted_unique_and_known() {
 }
 
 fn close_with_endorsed(alg: &str, rsa: bool, symmetric: Option<&[u8]>) -> Result<(), SksError> {
-    let mut s = sks();
-    let mut iss = session(&mut s);
+    let (mut s, mut iss) = sks_and_session();
     let mut k = KeyEntrySpec::new("Key.1");
     k.endorsed = vec![alg.to_owned()];
     if rsa {
@@ -371,11 +417,8 @@ fn endorsed_algorithms_are_checked_against_key_material_at_close() {
 
 #[test]
 fn set_certificate_path_rules() {
-    let mut s = sks();
-    let mut iss = session(&mut s);
-    let out = s
-        .create_key_entry(iss.key_entry(&KeyEntrySpec::new("Key.1")).unwrap())
-        .unwrap();
+    let (mut s, mut iss) = sks_and_session();
+    let out = key_entry(&mut s, &mut iss, "Key.1");
     let ee = iss.certify("k", &out.public_key).unwrap();
     // Unknown key handle: ERROR_NO_KEY without abort.
     let r = iss
@@ -387,56 +430,33 @@ fn set_certificate_path_rules() {
     );
     assert_eq!(session_count(&mut s, true), 1);
     // (The issuer consumed a counter value for the rejected call; use a fresh session.)
-    let mut s = sks();
-    let mut iss = session(&mut s);
-    let out = s
-        .create_key_entry(iss.key_entry(&KeyEntrySpec::new("Key.1")).unwrap())
-        .unwrap();
+    let (mut s, mut iss) = sks_and_session();
+    let out = key_entry(&mut s, &mut iss, "Key.1");
     let ee = iss.certify("k", &out.public_key).unwrap();
     let ordered = vec![ee.clone(), iss.ca_certificate().to_vec()];
-    s.set_certificate_path(
-        iss.certificate_path(out.key_handle, "Key.1", &out.public_key, ordered.clone())
-            .unwrap(),
-    )
-    .unwrap();
-    let second = iss
-        .certificate_path(out.key_handle, "Key.1", &out.public_key, vec![ee])
-        .unwrap();
+    set_path(&mut s, &mut iss, &out, "Key.1", ordered.clone()).unwrap();
     assert_eq!(
-        code(s.set_certificate_path(second)),
+        code(set_path(&mut s, &mut iss, &out, "Key.1", vec![ee])),
         ErrorCodeOf(ErrorCode::Option),
         "multiple calls abort"
     );
     assert_eq!(session_count(&mut s, true), 0);
     // Empty path aborts.
-    let mut s = sks();
-    let mut iss = session(&mut s);
-    let out = s
-        .create_key_entry(iss.key_entry(&KeyEntrySpec::new("Key.1")).unwrap())
-        .unwrap();
-    let r = iss
-        .certificate_path(out.key_handle, "Key.1", &out.public_key, vec![])
-        .unwrap();
+    let (mut s, mut iss) = sks_and_session();
+    let out = key_entry(&mut s, &mut iss, "Key.1");
     assert_eq!(
-        code(s.set_certificate_path(r)),
+        code(set_path(&mut s, &mut iss, &out, "Key.1", vec![])),
         ErrorCodeOf(ErrorCode::Option)
     );
 }
 
 #[test]
 fn set_certificate_path_keeps_the_ordered_path() {
-    let mut s = sks();
-    let mut iss = session(&mut s);
-    let out = s
-        .create_key_entry(iss.key_entry(&KeyEntrySpec::new("Key.1")).unwrap())
-        .unwrap();
+    let (mut s, mut iss) = sks_and_session();
+    let out = key_entry(&mut s, &mut iss, "Key.1");
     let ee = iss.certify("k", &out.public_key).unwrap();
     let path = vec![ee, iss.ca_certificate().to_vec()];
-    s.set_certificate_path(
-        iss.certificate_path(out.key_handle, "Key.1", &out.public_key, path.clone())
-            .unwrap(),
-    )
-    .unwrap();
+    set_path(&mut s, &mut iss, &out, "Key.1", path.clone()).unwrap();
     close(&mut s, &mut iss).unwrap();
     let a = s
         .get_key_attributes(req::GetKeyAttributes {
@@ -449,33 +469,19 @@ fn set_certificate_path_keeps_the_ordered_path() {
 #[test]
 fn duplicate_end_entity_certificates_fail_close() {
     // Within one session.
-    let mut s = sks();
-    let mut iss = session(&mut s);
-    let a = s
-        .create_key_entry(iss.key_entry(&KeyEntrySpec::new("A")).unwrap())
-        .unwrap();
-    let b = s
-        .create_key_entry(iss.key_entry(&KeyEntrySpec::new("B")).unwrap())
-        .unwrap();
+    let (mut s, mut iss) = sks_and_session();
+    let a = key_entry(&mut s, &mut iss, "A");
+    let b = key_entry(&mut s, &mut iss, "B");
     let ee = iss.certify("a", &a.public_key).unwrap();
-    s.set_certificate_path(
-        iss.certificate_path(a.key_handle, "A", &a.public_key, vec![ee.clone()])
-            .unwrap(),
-    )
-    .unwrap();
-    s.set_certificate_path(
-        iss.certificate_path(b.key_handle, "B", &b.public_key, vec![ee.clone()])
-            .unwrap(),
-    )
-    .unwrap();
+    set_path(&mut s, &mut iss, &a, "A", vec![ee.clone()]).unwrap();
+    set_path(&mut s, &mut iss, &b, "B", vec![ee.clone()]).unwrap();
     let e = close(&mut s, &mut iss).unwrap_err();
     assert!(
         e.message().contains("Duplicate certificate") || e.message().contains("mismatch"),
         "{e}"
     );
     // Across sessions: a second session importing the same certificate and private key.
-    let mut s = sks();
-    let mut iss = session(&mut s);
+    let (mut s, mut iss) = sks_and_session();
     let issued = PrivateKey::generate(KeySpec::P256).unwrap();
     let pkcs8 = issued.to_pkcs8().unwrap();
     let spki = issued.public_key().to_spki().unwrap();
@@ -508,22 +514,15 @@ fn duplicate_end_entity_certificates_fail_close() {
 
 #[test]
 fn certificate_must_match_generated_key_at_close() {
-    let mut s = sks();
-    let mut iss = session(&mut s);
-    let out = s
-        .create_key_entry(iss.key_entry(&KeyEntrySpec::new("Key.1")).unwrap())
-        .unwrap();
+    let (mut s, mut iss) = sks_and_session();
+    let out = key_entry(&mut s, &mut iss, "Key.1");
     let other = PrivateKey::generate(KeySpec::P256)
         .unwrap()
         .public_key()
         .to_spki()
         .unwrap();
     let ee = iss.certify("k", &other).unwrap();
-    s.set_certificate_path(
-        iss.certificate_path(out.key_handle, "Key.1", &out.public_key, vec![ee])
-            .unwrap(),
-    )
-    .unwrap();
+    set_path(&mut s, &mut iss, &out, "Key.1", vec![ee]).unwrap();
     assert!(close(&mut s, &mut iss)
         .unwrap_err()
         .message()
@@ -532,8 +531,7 @@ fn certificate_must_match_generated_key_at_close() {
 
 #[test]
 fn import_symmetric_key_hmac_and_aes_match_rustcrypto() {
-    let mut s = sks();
-    let mut iss = session(&mut s);
+    let (mut s, mut iss) = sks_and_session();
     let hkey = [0x0bu8; 32];
     let akey = [0x2bu8; 16];
     let mut k1 = KeyEntrySpec::new("HMAC");
@@ -547,101 +545,61 @@ fn import_symmetric_key_hmac_and_aes_match_rustcrypto() {
     close(&mut s, &mut iss).unwrap();
 
     let data = b"The quick brown fox".to_vec();
-    let out = s
-        .perform_hmac(req::PerformHmac {
-            key_handle: p1.handle,
-            algorithm: ALG_HMAC_SHA256.into(),
-            parameters: vec![],
-            authorization: Secret::default(),
-            data: Blob(data.clone()),
-        })
-        .unwrap();
+    let out = perform_hmac(&mut s, p1.handle, ALG_HMAC_SHA256, &data).unwrap();
     let mut m = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&hkey).unwrap();
     m.update(&data);
     assert_eq!(out.result, m.finalize().into_bytes().to_vec());
     // Endorsement: HMAC-SHA1 is not endorsed for this key.
-    let r = s.perform_hmac(req::PerformHmac {
-        key_handle: p1.handle,
-        algorithm: ALG_HMAC_SHA1.into(),
-        parameters: vec![],
-        authorization: Secret::default(),
-        data: Blob(data.clone()),
-    });
+    let r = perform_hmac(&mut s, p1.handle, ALG_HMAC_SHA1, &data);
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Algorithm));
 
     // AES-ECB against the aes crate, AES-CBC round trip with the pkcs5 variant and IV.
     use aes::cipher::{BlockEncrypt, KeyInit};
     let block = [0x6bu8; 16];
-    let ecb = s
-        .symmetric_key_encrypt(req::SymmetricKeyEncrypt {
-            key_handle: p2.handle,
-            algorithm: ALG_AES_ECB_NOPAD.into(),
-            mode: true,
-            parameters: vec![],
-            authorization: Secret::default(),
-            data: Blob(block.to_vec()),
-        })
-        .unwrap();
+    let ecb = symmetric_encrypt(
+        &mut s,
+        p2.handle,
+        ALG_AES_ECB_NOPAD,
+        true,
+        vec![],
+        Blob(block.to_vec()),
+    )
+    .unwrap();
     let mut expected = aes::Block::clone_from_slice(&block);
     aes::Aes128::new_from_slice(&akey)
         .unwrap()
         .encrypt_block(&mut expected);
     assert_eq!(ecb.result.0, expected.to_vec());
     let iv = vec![7u8; 16];
-    let enc = s
-        .symmetric_key_encrypt(req::SymmetricKeyEncrypt {
-            key_handle: p2.handle,
-            algorithm: ALG_AES_CBC_PKCS5.into(),
-            mode: true,
-            parameters: iv.clone(),
-            authorization: Secret::default(),
-            data: Blob(data.clone()),
-        })
-        .unwrap();
+    let enc = symmetric_encrypt(
+        &mut s,
+        p2.handle,
+        ALG_AES_CBC_PKCS5,
+        true,
+        iv.clone(),
+        Blob(data.clone()),
+    )
+    .unwrap();
     assert_eq!(enc.result.0.len(), 32);
-    let dec = s
-        .symmetric_key_encrypt(req::SymmetricKeyEncrypt {
-            key_handle: p2.handle,
-            algorithm: ALG_AES_CBC_PKCS5.into(),
-            mode: false,
-            parameters: iv,
-            authorization: Secret::default(),
-            data: enc.result,
-        })
-        .unwrap();
+    let dec =
+        symmetric_encrypt(&mut s, p2.handle, ALG_AES_CBC_PKCS5, false, iv, enc.result).unwrap();
     assert_eq!(dec.result.0, data);
     // xmlenc aes128-cbc: IV prepended.
-    let enc = s
-        .symmetric_key_encrypt(req::SymmetricKeyEncrypt {
-            key_handle: p2.handle,
-            algorithm: ALG_AES128_CBC.into(),
-            mode: true,
-            parameters: vec![],
-            authorization: Secret::default(),
-            data: Blob(data.clone()),
-        })
-        .unwrap();
+    let enc = symmetric_encrypt(
+        &mut s,
+        p2.handle,
+        ALG_AES128_CBC,
+        true,
+        vec![],
+        Blob(data.clone()),
+    )
+    .unwrap();
     assert_eq!(enc.result.0.len(), 16 + 32);
-    let dec = s
-        .symmetric_key_encrypt(req::SymmetricKeyEncrypt {
-            key_handle: p2.handle,
-            algorithm: ALG_AES128_CBC.into(),
-            mode: false,
-            parameters: vec![],
-            authorization: Secret::default(),
-            data: enc.result,
-        })
-        .unwrap();
+    let dec =
+        symmetric_encrypt(&mut s, p2.handle, ALG_AES128_CBC, false, vec![], enc.result).unwrap();
     assert_eq!(dec.result.0, data);
     // Wrong key length for aes256-cbc.
-    let r = s.symmetric_key_encrypt(req::SymmetricKeyEncrypt {
-        key_handle: p2.handle,
-        algorithm: ALG_AES256_CBC.into(),
-        mode: true,
-        parameters: vec![],
-        authorization: Secret::default(),
-        data: Blob(data),
-    });
+    let r = symmetric_encrypt(&mut s, p2.handle, ALG_AES256_CBC, true, vec![], Blob(data));
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Option));
     let attrs = s
         .get_key_attributes(req::GetKeyAttributes {
@@ -654,16 +612,14 @@ fn import_symmetric_key_hmac_and_aes_match_rustcrypto() {
 
 #[test]
 fn import_symmetric_key_limits_and_single_import() {
-    let mut s = sks();
-    let mut iss = session(&mut s);
+    let (mut s, mut iss) = sks_and_session();
     let p = key(&mut s, &mut iss, &KeyEntrySpec::new("K"));
     let r = iss.symmetric_key(p.handle, &p.ee, &[1u8; 129]).unwrap();
     assert_eq!(
         code(s.import_symmetric_key(r)),
         ErrorCodeOf(ErrorCode::Option)
     );
-    let mut s = sks();
-    let mut iss = session(&mut s);
+    let (mut s, mut iss) = sks_and_session();
     let p = key(&mut s, &mut iss, &KeyEntrySpec::new("K"));
     s.import_symmetric_key(iss.symmetric_key(p.handle, &p.ee, &[1u8; 16]).unwrap())
         .unwrap();
@@ -674,11 +630,8 @@ fn import_symmetric_key_limits_and_single_import() {
         "multiple key imports"
     );
     // Without a certificate the session aborts.
-    let mut s = sks();
-    let mut iss = session(&mut s);
-    let out = s
-        .create_key_entry(iss.key_entry(&KeyEntrySpec::new("K")).unwrap())
-        .unwrap();
+    let (mut s, mut iss) = sks_and_session();
+    let out = key_entry(&mut s, &mut iss, "K");
     let r = iss
         .symmetric_key(out.key_handle, b"no cert", &[1u8; 16])
         .unwrap();
@@ -691,8 +644,7 @@ fn import_symmetric_key_limits_and_single_import() {
 
 #[test]
 fn import_private_key_replaces_generated_key() {
-    let mut s = sks();
-    let mut iss = session(&mut s);
+    let (mut s, mut iss) = sks_and_session();
     let issued = PrivateKey::generate(KeySpec::Rsa {
         bits: 1024,
         exponent: 65537,
@@ -703,11 +655,7 @@ fn import_private_key_replaces_generated_key() {
     k.protection.export_protection = Protection::None;
     let out = s.create_key_entry(iss.key_entry(&k).unwrap()).unwrap();
     let ee = iss.certify("imported", &spki).unwrap();
-    s.set_certificate_path(
-        iss.certificate_path(out.key_handle, "K", &out.public_key, vec![ee.clone()])
-            .unwrap(),
-    )
-    .unwrap();
+    set_path(&mut s, &mut iss, &out, "K", vec![ee.clone()]).unwrap();
     let pkcs8 = issued.to_pkcs8().unwrap();
     s.import_private_key(
         iss.private_key(out.key_handle, &ee, pkcs8.expose())
@@ -727,8 +675,7 @@ fn import_private_key_replaces_generated_key() {
         key_backup::SERVER | key_backup::LOCAL
     );
     // Garbage PKCS#8 aborts with ERROR_CRYPTO.
-    let mut s = sks();
-    let mut iss = session(&mut s);
+    let (mut s, mut iss) = sks_and_session();
     let p = key(&mut s, &mut iss, &KeyEntrySpec::new("K"));
     let r = iss.private_key(p.handle, &p.ee, b"not pkcs8").unwrap();
     assert_eq!(
@@ -743,8 +690,7 @@ fn import_private_key_replaces_generated_key() {
 #[test]
 fn decryption_failure_aborts_the_session_with_error_crypto() {
     for bad in [vec![0u8; 16], vec![0u8; 16 + 17], vec![0u8; 8]] {
-        let mut s = sks();
-        let mut iss = session(&mut s);
+        let (mut s, mut iss) = sks_and_session();
         key(&mut s, &mut iss, &KeyEntrySpec::new("Key.0"));
         let mut p = PinPolicy::new("PIN.1");
         p.user_defined = false;

@@ -10,8 +10,30 @@ use common::*;
 use sks_core::api::{req, SksApi};
 use sks_core::consts::*;
 use sks_core::{ErrorCode, SksError};
-use sks_issuer::{IssuerError, KeyEntrySpec, PinPolicy};
+use sks_issuer::{Issuer, IssuerError, KeyEntrySpec, PinPolicy};
 use std::sync::atomic::Ordering;
+
+/// A fresh SKS with session "S1" of a fresh issuer open on it, and that session's handle.
+fn sks_with_open_session() -> (TestSks, Issuer, u32) {
+    let mut s = sks();
+    let (iss, ph) = open_session(&mut s, &identity(), "S1");
+    (s, iss, ph)
+}
+
+fn abort(s: &mut TestSks, ph: u32) -> Result<(), SksError> {
+    s.abort_provisioning_session(req::AbortProvisioningSession {
+        provisioning_handle: ph,
+    })
+    .map(|_| ())
+}
+
+fn get_key_handle(s: &mut TestSks, ph: u32, id: &str) -> Result<u32, SksError> {
+    s.get_key_handle(req::GetKeyHandle {
+        provisioning_handle: ph,
+        id: id.into(),
+    })
+    .map(|out| out.key_handle)
+}
 
 #[test]
 fn get_device_info_reports_software_sks_1_00() {
@@ -34,7 +56,7 @@ fn create_provisioning_session_e2es_attestation_verifies_with_device_certificate
     let mut s = sks();
     let dc = device_cert(&mut s);
     let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
+    let mut iss = id.session(ISSUER_URI, "S1");
     let out = s
         .create_provisioning_session(iss.create_session_request().unwrap())
         .unwrap();
@@ -45,7 +67,7 @@ fn create_provisioning_session_e2es_attestation_verifies_with_device_certificate
     );
     iss.accept_session(&out, &dc).unwrap();
     // A different device certificate must not verify it.
-    let mut other = id.session("https://issuer.example.com/x", "S1");
+    let mut other = id.session(ISSUER_URI, "S1");
     let other_dc = device_cert(&mut sks());
     let out2 = s
         .create_provisioning_session(other.create_session_request().unwrap())
@@ -60,7 +82,7 @@ fn create_provisioning_session_e2es_attestation_verifies_with_device_certificate
 fn create_provisioning_session_privacy_enabled_uses_anonymous_device_id() {
     let mut s = sks();
     let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
+    let mut iss = id.session(ISSUER_URI, "S1");
     iss.privacy_enabled = true;
     let out = s
         .create_provisioning_session(iss.create_session_request().unwrap())
@@ -87,7 +109,7 @@ fn create_provisioning_session_privacy_enabled_uses_anonymous_device_id() {
 fn create_provisioning_session_parameter_errors() {
     let mut s = sks();
     let id = identity();
-    let iss = id.session("https://issuer.example.com/x", "S1");
+    let iss = id.session(ISSUER_URI, "S1");
     let mut r = iss.create_session_request().unwrap();
     r.algorithm = ALG_KEY_K1.into();
     assert_eq!(
@@ -142,34 +164,21 @@ fn id_syntax_rules() {
         );
     }
     // A bad key ID aborts the session.
-    let mut s = sks();
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    let ph = open(&mut s, &mut iss);
+    let (mut s, mut iss, ph) = sks_with_open_session();
     let r = s.create_key_entry(iss.key_entry(&KeyEntrySpec::new("1abc")).unwrap());
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Option));
-    assert_eq!(
-        code(s.abort_provisioning_session(req::AbortProvisioningSession {
-            provisioning_handle: ph
-        })),
-        ErrorCodeOf(ErrorCode::NoSession)
-    );
+    assert_eq!(code(abort(&mut s, ph)), ErrorCodeOf(ErrorCode::NoSession));
 }
 
 #[test]
 fn duplicate_ids_share_one_namespace_and_abort() {
-    let mut s = sks();
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    let ph = open(&mut s, &mut iss);
+    let (mut s, mut iss, ph) = sks_with_open_session();
     s.create_puk_policy(iss.puk_policy("X", b"1234", PinFormat::Numeric, 3).unwrap())
         .unwrap();
     let r = s.create_key_entry(iss.key_entry(&KeyEntrySpec::new("X")).unwrap());
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Option));
     assert_eq!(
-        code(s.abort_provisioning_session(req::AbortProvisioningSession {
-            provisioning_handle: ph
-        })),
+        code(abort(&mut s, ph)),
         ErrorCodeOf(ErrorCode::NoSession),
         "the duplicate aborted the session"
     );
@@ -177,10 +186,7 @@ fn duplicate_ids_share_one_namespace_and_abort() {
 
 #[test]
 fn close_provisioning_session_fails_on_unreferenced_pin_policy() {
-    let mut s = sks();
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    open(&mut s, &mut iss);
+    let (mut s, mut iss, _) = sks_with_open_session();
     s.create_pin_policy(iss.pin_policy(&PinPolicy::new("PIN.1"), None).unwrap())
         .unwrap();
     key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
@@ -197,10 +203,7 @@ fn close_provisioning_session_fails_on_unreferenced_pin_policy() {
 
 #[test]
 fn close_provisioning_session_fails_on_unreferenced_puk_policy() {
-    let mut s = sks();
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    open(&mut s, &mut iss);
+    let (mut s, mut iss, _) = sks_with_open_session();
     s.create_puk_policy(
         iss.puk_policy("PUK.1", b"1234", PinFormat::Numeric, 3)
             .unwrap(),
@@ -213,10 +216,7 @@ fn close_provisioning_session_fails_on_unreferenced_puk_policy() {
 
 #[test]
 fn close_provisioning_session_fails_without_set_certificate_path() {
-    let mut s = sks();
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    open(&mut s, &mut iss);
+    let (mut s, mut iss, _) = sks_with_open_session();
     s.create_key_entry(iss.key_entry(&KeyEntrySpec::new("Key.1")).unwrap())
         .unwrap();
     let e = close(&mut s, &mut iss).unwrap_err();
@@ -227,10 +227,7 @@ fn close_provisioning_session_fails_without_set_certificate_path() {
 
 #[test]
 fn close_provisioning_session_with_tampered_mac_fails_and_aborts() {
-    let mut s = sks();
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    let ph = open(&mut s, &mut iss);
+    let (mut s, mut iss, ph) = sks_with_open_session();
     key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
     let mut r = iss.close(b"n").unwrap();
     r.mac[0] ^= 1;
@@ -238,27 +235,20 @@ fn close_provisioning_session_with_tampered_mac_fails_and_aborts() {
         code(s.close_provisioning_session(r)),
         ErrorCodeOf(ErrorCode::Mac)
     );
-    assert_eq!(
-        code(s.abort_provisioning_session(req::AbortProvisioningSession {
-            provisioning_handle: ph
-        })),
-        ErrorCodeOf(ErrorCode::NoSession)
-    );
+    assert_eq!(code(abort(&mut s, ph)), ErrorCodeOf(ErrorCode::NoSession));
 }
 
 #[test]
 fn tampered_mac_on_any_provisioning_call_aborts_the_session() {
     let mut s = sks();
     let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    let ph = open(&mut s, &mut iss);
+    let (mut iss, ph) = open_session(&mut s, &id, "S1");
     let mut r = iss.pin_policy(&PinPolicy::new("PIN.1"), None).unwrap();
     r.retry_limit = 4; // data changed after MACing
     assert_eq!(code(s.create_pin_policy(r)), ErrorCodeOf(ErrorCode::Mac));
     assert_eq!(session_count(&mut s, true), 0);
     // Replaying a request with a stale counter also fails.
-    let mut iss = id.session("https://issuer.example.com/x", "S2");
-    open(&mut s, &mut iss);
+    let (mut iss, _) = open_session(&mut s, &id, "S2");
     let r1 = iss.pin_policy(&PinPolicy::new("PIN.1"), None).unwrap();
     let r2 = iss.pin_policy(&PinPolicy::new("PIN.2"), None).unwrap();
     assert_eq!(
@@ -271,10 +261,7 @@ fn tampered_mac_on_any_provisioning_call_aborts_the_session() {
 
 #[test]
 fn close_nonce_must_be_1_to_32_bytes() {
-    let mut s = sks();
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    open(&mut s, &mut iss);
+    let (mut s, mut iss, _) = sks_with_open_session();
     key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
     let r = iss.close(&[0u8; 33]).unwrap();
     assert_eq!(
@@ -285,27 +272,13 @@ fn close_nonce_must_be_1_to_32_bytes() {
 
 #[test]
 fn abort_provisioning_session_removes_everything() {
-    let mut s = sks();
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    let ph = open(&mut s, &mut iss);
+    let (mut s, mut iss, ph) = sks_with_open_session();
     key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
-    s.abort_provisioning_session(req::AbortProvisioningSession {
-        provisioning_handle: ph,
-    })
-    .unwrap();
+    abort(&mut s, ph).unwrap();
     assert_eq!(session_count(&mut s, true), 0);
+    assert_eq!(code(abort(&mut s, ph)), ErrorCodeOf(ErrorCode::NoSession));
     assert_eq!(
-        code(s.abort_provisioning_session(req::AbortProvisioningSession {
-            provisioning_handle: ph
-        })),
-        ErrorCodeOf(ErrorCode::NoSession)
-    );
-    assert_eq!(
-        code(s.get_key_handle(req::GetKeyHandle {
-            provisioning_handle: ph,
-            id: "Key.1".into()
-        })),
+        code(get_key_handle(&mut s, ph, "Key.1")),
         ErrorCodeOf(ErrorCode::NoSession)
     );
 }
@@ -336,10 +309,7 @@ fn enumerate_provisioning_sessions_walks_open_and_closed() {
 
 #[test]
 fn sign_provisioning_session_data_matches_issuer() {
-    let mut s = sks();
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    let ph = open(&mut s, &mut iss);
+    let (mut s, mut iss, ph) = sks_with_open_session();
     let out = s
         .sign_provisioning_session_data(req::SignProvisioningSessionData {
             provisioning_handle: ph,
@@ -357,25 +327,11 @@ fn sign_provisioning_session_data_matches_issuer() {
 
 #[test]
 fn get_key_handle_finds_keys_and_unknown_id_aborts() {
-    let mut s = sks();
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    let ph = open(&mut s, &mut iss);
+    let (mut s, mut iss, ph) = sks_with_open_session();
     let k = key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
+    assert_eq!(get_key_handle(&mut s, ph, "Key.1").unwrap(), k.handle);
     assert_eq!(
-        s.get_key_handle(req::GetKeyHandle {
-            provisioning_handle: ph,
-            id: "Key.1".into()
-        })
-        .unwrap()
-        .key_handle,
-        k.handle
-    );
-    assert_eq!(
-        code(s.get_key_handle(req::GetKeyHandle {
-            provisioning_handle: ph,
-            id: "Key.2".into()
-        })),
+        code(get_key_handle(&mut s, ph, "Key.2")),
         ErrorCodeOf(ErrorCode::Option)
     );
     assert_eq!(session_count(&mut s, true), 0);
@@ -385,7 +341,7 @@ fn get_key_handle_finds_keys_and_unknown_id_aborts() {
 fn session_key_limit_run(limit: u16, issuer_set: bool) -> Result<(), SksError> {
     let mut s = sks();
     let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
+    let mut iss = id.session(ISSUER_URI, "S1");
     iss.session_key_limit = limit;
     open(&mut s, &mut iss);
     let mut p = PinPolicy::new("PIN.1");
@@ -417,7 +373,7 @@ fn session_key_limit_exhaustion() {
 fn session_key_limit_error_code_is_option() {
     let mut s = sks();
     let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
+    let mut iss = id.session(ISSUER_URI, "S1");
     iss.session_key_limit = 1;
     open(&mut s, &mut iss);
     s.create_pin_policy(iss.pin_policy(&PinPolicy::new("PIN.1"), None).unwrap())
@@ -433,7 +389,7 @@ fn session_life_time_expiry_aborts_open_session() {
     let clock = clock();
     let mut s = sks_with_clock(clock.clone());
     let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
+    let mut iss = id.session(ISSUER_URI, "S1");
     iss.session_life_time = 60;
     let ph = open(&mut s, &mut iss);
     clock.fetch_add(60, Ordering::SeqCst);
@@ -444,10 +400,7 @@ fn session_life_time_expiry_aborts_open_session() {
         ErrorCodeOf(ErrorCode::NoSession)
     );
     assert_eq!(
-        code(s.get_key_handle(req::GetKeyHandle {
-            provisioning_handle: ph,
-            id: "Key.1".into()
-        })),
+        code(get_key_handle(&mut s, ph, "Key.1")),
         ErrorCodeOf(ErrorCode::NoSession)
     );
     assert_eq!(session_count(&mut s, true), 0);
@@ -458,7 +411,7 @@ fn closed_sessions_do_not_expire() {
     let clock = clock();
     let mut s = sks_with_clock(clock.clone());
     let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
+    let mut iss = id.session(ISSUER_URI, "S1");
     iss.session_life_time = 10;
     open(&mut s, &mut iss);
     let k = key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
@@ -499,10 +452,7 @@ fn enumerations_end_at_an_unknown_handle() {
     // An aborted session's handle is unknown from then on.
     let mut c = id.session("https://issuer.example.com/c", "C");
     let ph_c = open(&mut s, &mut c);
-    s.abort_provisioning_session(req::AbortProvisioningSession {
-        provisioning_handle: ph_b,
-    })
-    .unwrap();
+    abort(&mut s, ph_b).unwrap();
     assert_eq!(sessions(&mut s, 0), ph_c);
     assert_eq!(sessions(&mut s, ph_b), 0);
     // A deleted key's handle ends the key walk, although a later key exists.

@@ -38,8 +38,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use zeroize::Zeroizing;
 
 use super::{
-    already_issued, audit_flag_for, AuditRecord, AuditStored, LedgerError, LedgerOp, LedgerOutcome,
-    LedgerStore, NewIssuance,
+    already_issued, audit_flag_for, audit_stored_again, check_audit_issuance, AuditRecord,
+    AuditStored, LedgerError, LedgerOp, LedgerOutcome, LedgerStore, NewIssuance,
 };
 use crate::anchor::{self, AnchorRequest, AnchorStep, ChainRefusal, ChainState};
 
@@ -413,12 +413,7 @@ fn store_audit_in(
     let issued_uid: String = row.try_get(1)?;
     let expires_at_ms: i64 = row.try_get(2)?;
     let later_issuance: bool = row.try_get(3)?;
-    if issued_station != record.station {
-        return Err(LedgerError::WrongStation);
-    }
-    if !issued_uid.eq_ignore_ascii_case(&record.fob_uid) {
-        return Err(LedgerError::UidMismatch);
-    }
+    check_audit_issuance(record, &issued_station, &issued_uid)?;
     let success = record.overall_result == "SUCCESS";
     let flag = audit_flag_for(success, later_issuance, record.now_ms, expires_at_ms);
     let inserted = tx.execute(
@@ -436,11 +431,7 @@ fn store_audit_in(
         let existing: String = tx
             .query_one(&st.stored_body, &[&record.transaction_id])?
             .try_get(0)?;
-        return if existing == record.body {
-            Ok(AuditStored::Duplicate)
-        } else {
-            Err(LedgerError::ConflictingAudit)
-        };
+        return audit_stored_again(&existing, &record.body);
     }
     if success && flag != Some(super::AuditFlag::Superseded) {
         tx.execute(&st.complete, &[&record.transaction_id, &record.now_ms])?;
@@ -466,11 +457,7 @@ fn anchor_in(
             .query_opt(&st.link_at, &[&req.station, &req_seq])?
             .map(|r| r.try_get(0))
             .transpose()?;
-        return if stored.as_deref() == Some(link_hex.as_str()) {
-            Ok(AuditStored::Duplicate)
-        } else {
-            Err(LedgerError::ChainRefused(ChainRefusal::Fork { head: seq }))
-        };
+        return anchor::replay_outcome(stored.as_deref(), &link_hex, seq);
     }
     let stored = match &req.audit {
         Some(a) => store_audit_in(tx, st, a)?,

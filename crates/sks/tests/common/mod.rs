@@ -107,6 +107,20 @@ pub fn open(sks: &mut impl SksApi, iss: &mut Issuer) -> u32 {
     out.provisioning_handle
 }
 
+/// The issuer URI of the tests' provisioning sessions.
+pub const ISSUER_URI: &str = "https://issuer.example.com/x";
+
+/// Opens session `server_session_id` of `ident` at [`ISSUER_URI`]; returns it and its handle.
+pub fn open_session(
+    sks: &mut impl SksApi,
+    ident: &IssuerIdentity,
+    server_session_id: &str,
+) -> (Issuer, u32) {
+    let mut iss = ident.session(ISSUER_URI, server_session_id);
+    let handle = open(sks, &mut iss);
+    (iss, handle)
+}
+
 /// A provisioned key: handle, EE certificate, public key.
 pub struct Provisioned {
     pub handle: u32,
@@ -159,8 +173,7 @@ pub fn pin_key_session(
     pin: PinPolicy,
     pin_value: &str,
 ) -> Provisioned {
-    let mut iss = ident.session("https://issuer.example.com/x", "S.pinkey");
-    open(sks, &mut iss);
+    let (mut iss, _) = open_session(sks, ident, "S.pinkey");
     let id = pin.id.clone();
     let user_defined = pin.user_defined;
     let ph = pin_and_puk(sks, &mut iss, pin, 3);
