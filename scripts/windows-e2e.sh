@@ -8,7 +8,8 @@
 #                  ─▶ libpcsclite.so.1 ─▶ pcscd ─▶ vpcd ─TCP─▶ sim serve (virtual fob)
 #
 # Steps: --version, readers, the bridge's own check (bridge-check.c), provision
-# (PASS, then the same fob again: refused by the fob), container packages with CRLF files from a path with spaces and non-ASCII
+# (PASS, then the same fob again: refused by the journal, and with
+# --repersonalize by the fob), container packages with CRLF files from a path with spaces and non-ASCII
 # characters, self-test, demo --fobs 5 (embedded KLMS, mTLS upload), run with
 # three fobs tapped one after another then Ctrl-C, the %ProgramData% default
 # journal, audit verify on every journal the exe wrote. Each step prints
@@ -204,12 +205,23 @@ expect_out "PASS"
 expect_out "$UID1"
 pass
 
-# The station keeps no list of done fobs: the fob itself refuses a second
-# personalization (its applet is no longer in the state that accepts STORE DATA).
-begin "kf-station.exe provision of the same fob again: refused"
+# The journal knows the fob by its chip serial: a second personalization is
+# refused before any key is fetched, naming the earlier record and reader.
+begin "kf-station.exe provision of the same fob again: refused by the journal"
 rc=0
 winrun provision --reader "$READER" --journal "$J_PROV" || rc=$?
 [ $rc -eq 1 ] || fail "exit code $rc (expected 1) for a second personalization"
+expect_out "FAIL  $UID1"
+expect_out "fob already personalized"
+expect_out "on reader Virtual_PCD_00_00"
+pass
+
+# Forced with --repersonalize, the fob itself refuses: its applet no longer
+# accepts STORE DATA.
+begin "kf-station.exe provision --repersonalize of that fob: refused by the fob"
+rc=0
+winrun provision --reader "$READER" --journal "$J_PROV" --repersonalize || rc=$?
+[ $rc -eq 1 ] || fail "exit code $rc (expected 1) for a forced second personalization"
 expect_out "FAIL  $UID1"
 expect_out "6985"
 pass

@@ -16,8 +16,6 @@
 //!        └─ provision_fob ◀── SharedSource (one pool)
 //! ```
 
-use std::time::Duration;
-
 use kf_card::{FobConfig, Uid, VirtualFob};
 use kf_transport::link::{BitRate, LinkModel, PacedCard};
 use kf_transport::loopback::VirtualCard;
@@ -118,10 +116,6 @@ pub fn table(rows: &[ScalingRow]) -> String {
     out
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 #[cfg(all(unix, feature = "pcsc"))]
 pub use vpcd::scaling;
 
@@ -136,10 +130,14 @@ mod vpcd {
     use kf_transport::link::BitRate;
     use kf_transport::pcsc::{CardDisposition, PcscContext};
 
-    use super::{ms, FreshOnReset, ScalingRow};
+    use super::{FreshOnReset, ScalingRow};
     use crate::BenchError;
 
     const WAIT: Duration = Duration::from_secs(15);
+
+    fn ms(d: Duration) -> f64 {
+        d.as_secs_f64() * 1000.0
+    }
 
     /// Runs `fobs_per_reader` fobs on each of N readers at once, for each N
     /// of `counts`; the efficiency is relative to the first count's fobs/s
