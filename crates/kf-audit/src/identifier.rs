@@ -56,3 +56,29 @@ pub fn check_identifier(value: &str) -> Result<(), IdentifierError> {
     }
     Ok(())
 }
+
+/// A reader identifier made from a PC/SC name: characters outside
+/// `A-Z a-z 0-9 . _ -` become `_`, leading punctuation is dropped, at most
+/// 56 characters (room for a `-N` suffix).
+pub fn from_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let trimmed: String = cleaned
+        .trim_start_matches(|c: char| !c.is_ascii_alphanumeric())
+        .chars()
+        .take(56)
+        .collect();
+    if trimmed.is_empty() {
+        "READER".to_string()
+    } else {
+        trimmed
+    }
+}

@@ -258,7 +258,7 @@ impl StationConfig {
     /// names have spaces, which the KLMS refuses); none for a virtual fob.
     pub fn reader_id(&self) -> Option<String> {
         self.klms.reader_id.clone().or_else(|| {
-            (!self.reader.is_empty()).then(|| crate::line::identifier_from_name(&self.reader))
+            (!self.reader.is_empty()).then(|| kf_audit::identifier::from_name(&self.reader))
         })
     }
 

@@ -49,7 +49,7 @@ fn checked_config(
             name: config.reader.clone(),
             reader_id: config
                 .reader_id()
-                .unwrap_or_else(|| crate::line::identifier_from_name(&config.reader)),
+                .unwrap_or_else(|| kf_audit::identifier::from_name(&config.reader)),
         }
     } else {
         anyhow::bail!(

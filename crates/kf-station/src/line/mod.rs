@@ -75,7 +75,7 @@ impl ReaderSelection {
                 present
                     .iter()
                     .map(|name| {
-                        let base = identifier_from_name(name);
+                        let base = kf_audit::identifier::from_name(name);
                         let n = ids.entry(base.clone()).or_default();
                         *n += 1;
                         let id = match *n {
@@ -87,32 +87,6 @@ impl ReaderSelection {
                     .collect()
             }
         }
-    }
-}
-
-/// A reader identifier made from a PC/SC name: characters outside
-/// `A-Z a-z 0-9 . _ -` become `_`, leading punctuation is dropped, at most
-/// 56 characters (room for a `-N` suffix).
-pub fn identifier_from_name(name: &str) -> String {
-    let cleaned: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let trimmed: String = cleaned
-        .trim_start_matches(|c: char| !c.is_ascii_alphanumeric())
-        .chars()
-        .take(56)
-        .collect();
-    if trimmed.is_empty() {
-        "READER".to_string()
-    } else {
-        trimmed
     }
 }
 
