@@ -357,7 +357,11 @@ fn only_http1_is_offered_and_an_http2_preface_is_refused() {
     assert_eq!(tls.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
     assert_preface_refused(tls);
     // Offering h2 only: no protocol in common, the handshake fails.
-    assert!(try_connect(&f, &[b"h2"]).is_err());
+    let refused = try_connect(&f, &[b"h2"]).err().unwrap();
+    assert!(
+        refused.to_string().contains("NoApplicationProtocol"),
+        "{refused}"
+    );
     // Without ALPN the preface is refused all the same.
     let tls = try_connect(&f, &[]).unwrap();
     assert_eq!(tls.conn.alpn_protocol(), None);
