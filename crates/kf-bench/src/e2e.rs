@@ -186,13 +186,7 @@ impl<T> Recorder<T> {
 }
 
 impl<T: Transport> Layer for Recorder<T> {
-    type Inner = T;
-    fn inner(&self) -> &T {
-        &self.inner
-    }
-    fn inner_mut(&mut self) -> &mut T {
-        &mut self.inner
-    }
+    kf_transport::layer_inner!(inner: T);
     fn on_transmit(&mut self, command: RawApdu<'_>) -> Result<Vec<u8>, TransportError> {
         let apdu = command.bytes();
         let start = Instant::now();

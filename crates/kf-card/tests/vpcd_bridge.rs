@@ -5,48 +5,21 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::time::Duration;
 
 use common::*;
 use kf_card::{FobConfig, Uid, VirtualFob};
 use kf_profile::{AppletLifeCycle, P1Style, DEV_SAMPLE_KVN};
-use kf_transport::vpcd::{BridgeHandle, VpcdConfig, CTRL_GET_ATR, CTRL_POWER_ON};
+use kf_transport::vpcd::{BridgeHandle, VpcdConfig, VpcdPeer, CTRL_GET_ATR, CTRL_POWER_ON};
 
-/// The vpcd side of one bridge connection.
-struct FakeVpcd {
-    stream: TcpStream,
+fn accept(listener: &TcpListener) -> VpcdPeer {
+    VpcdPeer::accept(listener, Duration::from_secs(10)).unwrap()
 }
 
-impl FakeVpcd {
-    fn accept(listener: &TcpListener) -> FakeVpcd {
-        let (stream, _) = listener.accept().unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        FakeVpcd { stream }
-    }
-
-    fn write(&mut self, payload: &[u8]) {
-        let mut msg = (payload.len() as u16).to_be_bytes().to_vec();
-        msg.extend_from_slice(payload);
-        self.stream.write_all(&msg).unwrap();
-    }
-
-    fn read(&mut self) -> Vec<u8> {
-        let mut len = [0u8; 2];
-        self.stream.read_exact(&mut len).unwrap();
-        let mut payload = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        self.stream.read_exact(&mut payload).unwrap();
-        payload
-    }
-}
-
-impl Link for FakeVpcd {
+impl Link for VpcdPeer {
     fn send(&mut self, apdu: &[u8]) -> Vec<u8> {
-        self.write(apdu);
-        self.read()
+        self.exchange(apdu).unwrap()
     }
 }
 
@@ -62,10 +35,9 @@ fn fob_personalizes_through_the_vpcd_bridge_and_survives_a_dropped_connection() 
     let all = blocks(&data.encoded(), 200, P1Style::JcShell, true);
 
     // First connection: ATR, UID, then a tear after two blocks.
-    let mut vpcd = FakeVpcd::accept(&listener);
-    vpcd.write(&[CTRL_POWER_ON]);
-    vpcd.write(&[CTRL_GET_ATR]);
-    let atr = vpcd.read();
+    let mut vpcd = accept(&listener);
+    VpcdPeer::send(&mut vpcd, &[CTRL_POWER_ON]).unwrap();
+    let atr = vpcd.exchange(&[CTRL_GET_ATR]).unwrap();
     assert_eq!(&atr[..4], &[0x3B, 0x8A, 0x80, 0x01]);
     assert_eq!(
         send_hex(&mut vpcd, "FFCA000000"),
@@ -76,8 +48,8 @@ fn fob_personalizes_through_the_vpcd_bridge_and_survives_a_dropped_connection() 
     drop(vpcd);
 
     // The bridge reconnects (pcscd restarted); the staged blocks are gone.
-    let mut vpcd = FakeVpcd::accept(&listener);
-    vpcd.write(&[CTRL_POWER_ON]);
+    let mut vpcd = accept(&listener);
+    VpcdPeer::send(&mut vpcd, &[CTRL_POWER_ON]).unwrap();
     let mut ch = applet_channel(&mut vpcd, DEV_SAMPLE_KVN, &keys);
     let (_, sw) = send_secured(
         &mut vpcd,

@@ -145,13 +145,7 @@ impl<T: Transport> FaultyTransport<T> {
 }
 
 impl<T: Transport> Layer for FaultyTransport<T> {
-    type Inner = T;
-    fn inner(&self) -> &T {
-        &self.inner
-    }
-    fn inner_mut(&mut self) -> &mut T {
-        &mut self.inner
-    }
+    crate::layer_inner!(inner: T);
     fn on_transmit(&mut self, apdu: RawApdu<'_>) -> Result<Vec<u8>, TransportError> {
         let n = self.calls;
         self.calls += 1;

@@ -78,13 +78,7 @@ impl<T: Transport> Iso7816Driver<T> {
 
 /// Sends the command and resolves `61xx`/`6Cxx`; returns data || SW1 SW2.
 impl<T: Transport> Layer for Iso7816Driver<T> {
-    type Inner = T;
-    fn inner(&self) -> &T {
-        &self.inner
-    }
-    fn inner_mut(&mut self) -> &mut T {
-        &mut self.inner
-    }
+    crate::layer_inner!(inner: T);
     fn on_transmit(&mut self, apdu: RawApdu<'_>) -> Result<Vec<u8>, TransportError> {
         transceive(&mut self.inner, apdu, &self.config)
     }

@@ -257,13 +257,7 @@ impl<T: Transport> TracingTransport<T> {
 }
 
 impl<T: Transport> Layer for TracingTransport<T> {
-    type Inner = T;
-    fn inner(&self) -> &T {
-        &self.inner
-    }
-    fn inner_mut(&mut self) -> &mut T {
-        &mut self.inner
-    }
+    crate::layer_inner!(inner: T);
     fn on_transmit(&mut self, apdu: RawApdu<'_>) -> Result<Vec<u8>, TransportError> {
         self.trace.record_command(apdu);
         let result = self.inner.transmit(apdu);

@@ -139,6 +139,22 @@ pub trait Transport {
     }
 }
 
+/// The three [`Layer`] items that name a wrapper's inner transport, for a
+/// wrapper that keeps it in a field: `layer_inner!(inner: T);` inside the
+/// `impl Layer` block stands for `type Inner = T;` and the two accessors.
+#[macro_export]
+macro_rules! layer_inner {
+    ($field:ident: $inner:ty) => {
+        type Inner = $inner;
+        fn inner(&self) -> &$inner {
+            &self.$field
+        }
+        fn inner_mut(&mut self) -> &mut $inner {
+            &mut self.$field
+        }
+    };
+}
+
 /// A transport wrapped around another one (tracing, fault injection, the
 /// ISO 7816 driver, measurement). A layer names its inner transport and
 /// overrides only the calls it changes; every other call, and the APDU

@@ -16,7 +16,7 @@
 //! exponential backoff until stopped through its [`BridgeControl`].
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -353,6 +353,47 @@ impl<C: VirtualCard + Send + 'static> BridgeHandle<C> {
             .join()
             .map_err(|_| TransportError::Other("vpcd bridge thread panicked".into()))?;
         result.map(|()| card)
+    }
+}
+
+/// The vpcd side of one bridge connection: what vsmartcard's vpcd does, for
+/// tests and tools that stand in for it with a local TCP listener.
+#[derive(Debug)]
+pub struct VpcdPeer {
+    stream: TcpStream,
+}
+
+impl VpcdPeer {
+    /// Accepts the bridge's next connection; reads wait at most `read_timeout`.
+    pub fn accept(listener: &TcpListener, read_timeout: Duration) -> io::Result<Self> {
+        let (stream, _) = listener.accept()?;
+        stream.set_read_timeout(Some(read_timeout))?;
+        Ok(Self { stream })
+    }
+
+    /// Sends one message (a control code or a command APDU).
+    pub fn send(&mut self, payload: &[u8]) -> io::Result<()> {
+        write_frame(&mut self.stream, payload)
+    }
+
+    /// Reads the bridge's next message.
+    pub fn recv(&mut self) -> io::Result<Vec<u8>> {
+        let mut len = [0u8; 2];
+        self.stream.read_exact(&mut len)?;
+        let mut payload = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        self.stream.read_exact(&mut payload)?;
+        Ok(payload)
+    }
+
+    /// Sends one message and reads the answer.
+    pub fn exchange(&mut self, payload: &[u8]) -> io::Result<Vec<u8>> {
+        self.send(payload)?;
+        self.recv()
+    }
+
+    /// The raw connection, for writing bytes outside the framing.
+    pub fn stream_mut(&mut self) -> &mut TcpStream {
+        &mut self.stream
     }
 }
 

@@ -1,7 +1,7 @@
 //! vpcd protocol tests against a fake vpcd (a TcpListener in this process).
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 
 use super::*;
 use crate::echo::{EchoCard, ECHO_CARD_ATR};
@@ -15,35 +15,8 @@ fn fast_config(addr: String) -> VpcdConfig {
     }
 }
 
-/// The vpcd side of one connection.
-struct FakeVpcd {
-    stream: TcpStream,
-}
-
-impl FakeVpcd {
-    fn accept(listener: &TcpListener) -> Self {
-        let (stream, _) = listener.accept().unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        Self { stream }
-    }
-    fn send(&mut self, payload: &[u8]) {
-        let mut msg = (payload.len() as u16).to_be_bytes().to_vec();
-        msg.extend_from_slice(payload);
-        self.stream.write_all(&msg).unwrap();
-    }
-    fn recv(&mut self) -> Vec<u8> {
-        let mut len = [0u8; 2];
-        self.stream.read_exact(&mut len).unwrap();
-        let mut payload = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        self.stream.read_exact(&mut payload).unwrap();
-        payload
-    }
-    fn exchange(&mut self, payload: &[u8]) -> Vec<u8> {
-        self.send(payload);
-        self.recv()
-    }
+fn accept(listener: &TcpListener) -> VpcdPeer {
+    VpcdPeer::accept(listener, Duration::from_secs(5)).unwrap()
 }
 
 fn listener() -> (TcpListener, String) {
@@ -56,38 +29,44 @@ fn listener() -> (TcpListener, String) {
 fn control_codes_and_apdus_follow_the_vpcd_protocol() {
     let (l, addr) = listener();
     let bridge = BridgeHandle::spawn(EchoCard::new(&[9, 8, 7, 6]), fast_config(addr)).unwrap();
-    let mut vpcd = FakeVpcd::accept(&l);
+    let mut vpcd = accept(&l);
 
-    assert_eq!(vpcd.exchange(&[CTRL_GET_ATR]), ECHO_CARD_ATR.to_vec());
+    assert_eq!(
+        vpcd.exchange(&[CTRL_GET_ATR]).unwrap(),
+        ECHO_CARD_ATR.to_vec()
+    );
     // Not powered yet: the echo card refuses APDUs.
     assert_eq!(
-        vpcd.exchange(&[0x80, 0x10, 0, 0, 1, 0x33]),
+        vpcd.exchange(&[0x80, 0x10, 0, 0, 1, 0x33]).unwrap(),
         vec![0x6F, 0x00]
     );
-    vpcd.send(&[CTRL_POWER_ON]);
+    vpcd.send(&[CTRL_POWER_ON]).unwrap();
     assert_eq!(
-        vpcd.exchange(&[0x80, 0x10, 0, 0, 1, 0x33]),
+        vpcd.exchange(&[0x80, 0x10, 0, 0, 1, 0x33]).unwrap(),
         vec![0x33, 0x90, 0x00]
     );
     assert_eq!(
-        vpcd.exchange(&[0xFF, 0xCA, 0, 0, 0]),
+        vpcd.exchange(&[0xFF, 0xCA, 0, 0, 0]).unwrap(),
         vec![9, 8, 7, 6, 0x90, 0x00]
     );
-    vpcd.send(&[CTRL_RESET]);
+    vpcd.send(&[CTRL_RESET]).unwrap();
     let big: Vec<u8> = (0..255u8).collect();
     let apdu = [&[0x80, 0x10, 0, 0, 0xFF][..], &big].concat();
     assert_eq!(
-        vpcd.exchange(&apdu),
+        vpcd.exchange(&apdu).unwrap(),
         [big.as_slice(), &[0x90, 0x00]].concat()
     );
-    vpcd.send(&[CTRL_POWER_OFF]);
+    vpcd.send(&[CTRL_POWER_OFF]).unwrap();
     assert_eq!(
-        vpcd.exchange(&[0x80, 0x10, 0, 0, 1, 0x33]),
+        vpcd.exchange(&[0x80, 0x10, 0, 0, 1, 0x33]).unwrap(),
         vec![0x6F, 0x00]
     );
     // Unknown control code: ignored, the link stays usable.
-    vpcd.send(&[0x07]);
-    assert_eq!(vpcd.exchange(&[CTRL_GET_ATR]), ECHO_CARD_ATR.to_vec());
+    vpcd.send(&[0x07]).unwrap();
+    assert_eq!(
+        vpcd.exchange(&[CTRL_GET_ATR]).unwrap(),
+        ECHO_CARD_ATR.to_vec()
+    );
 
     assert_eq!(bridge.control().apdus(), 5);
     let card = bridge.stop_and_join().unwrap();
@@ -98,19 +77,19 @@ fn control_codes_and_apdus_follow_the_vpcd_protocol() {
 fn frames_split_across_writes_are_reassembled() {
     let (l, addr) = listener();
     let bridge = BridgeHandle::spawn(EchoCard::default(), fast_config(addr)).unwrap();
-    let mut vpcd = FakeVpcd::accept(&l);
-    vpcd.send(&[CTRL_POWER_ON]);
+    let mut vpcd = accept(&l);
+    vpcd.send(&[CTRL_POWER_ON]).unwrap();
     let apdu = [0x80, 0x10, 0, 0, 2, 0xAA, 0xBB];
-    vpcd.stream.write_all(&[0x00]).unwrap();
+    vpcd.stream_mut().write_all(&[0x00]).unwrap();
     thread::sleep(Duration::from_millis(30));
-    vpcd.stream.write_all(&[0x07, 0x80, 0x10]).unwrap();
+    vpcd.stream_mut().write_all(&[0x07, 0x80, 0x10]).unwrap();
     thread::sleep(Duration::from_millis(30));
     // The rest of this frame plus a whole second frame in one write.
     let mut tail = apdu[2..].to_vec();
     tail.extend_from_slice(&[0x00, 0x01, CTRL_GET_ATR]);
-    vpcd.stream.write_all(&tail).unwrap();
-    assert_eq!(vpcd.recv(), vec![0xAA, 0xBB, 0x90, 0x00]);
-    assert_eq!(vpcd.recv(), ECHO_CARD_ATR.to_vec());
+    vpcd.stream_mut().write_all(&tail).unwrap();
+    assert_eq!(vpcd.recv().unwrap(), vec![0xAA, 0xBB, 0x90, 0x00]);
+    assert_eq!(vpcd.recv().unwrap(), ECHO_CARD_ATR.to_vec());
     bridge.stop_and_join().unwrap();
 }
 
@@ -118,16 +97,25 @@ fn frames_split_across_writes_are_reassembled() {
 fn reconnects_after_the_connection_drops_and_powers_the_card_off() {
     let (l, addr) = listener();
     let bridge = BridgeHandle::spawn(EchoCard::default(), fast_config(addr)).unwrap();
-    let mut first = FakeVpcd::accept(&l);
-    first.send(&[CTRL_POWER_ON]);
-    assert_eq!(first.exchange(&[0x80, 0x10, 0, 0, 1, 1]), vec![1, 0x90, 0]);
+    let mut first = accept(&l);
+    first.send(&[CTRL_POWER_ON]).unwrap();
+    assert_eq!(
+        first.exchange(&[0x80, 0x10, 0, 0, 1, 1]).unwrap(),
+        vec![1, 0x90, 0]
+    );
     drop(first);
 
-    let mut second = FakeVpcd::accept(&l);
+    let mut second = accept(&l);
     // The drop powered the card off: a new power-on is needed.
-    assert_eq!(second.exchange(&[0x80, 0x10, 0, 0, 1, 2]), vec![0x6F, 0x00]);
-    second.send(&[CTRL_POWER_ON]);
-    assert_eq!(second.exchange(&[0x80, 0x10, 0, 0, 1, 2]), vec![2, 0x90, 0]);
+    assert_eq!(
+        second.exchange(&[0x80, 0x10, 0, 0, 1, 2]).unwrap(),
+        vec![0x6F, 0x00]
+    );
+    second.send(&[CTRL_POWER_ON]).unwrap();
+    assert_eq!(
+        second.exchange(&[0x80, 0x10, 0, 0, 1, 2]).unwrap(),
+        vec![2, 0x90, 0]
+    );
     assert!(bridge.wait_connected(Duration::from_secs(5)));
     assert_eq!(bridge.control().connections(), 2);
     let card = bridge.stop_and_join().unwrap();
@@ -142,8 +130,11 @@ fn reconnects_when_vpcd_comes_back_on_the_same_port() {
     thread::sleep(Duration::from_millis(100));
     assert!(!bridge.control().is_connected());
     let l = TcpListener::bind(&addr).unwrap();
-    let mut vpcd = FakeVpcd::accept(&l);
-    assert_eq!(vpcd.exchange(&[CTRL_GET_ATR]), ECHO_CARD_ATR.to_vec());
+    let mut vpcd = accept(&l);
+    assert_eq!(
+        vpcd.exchange(&[CTRL_GET_ATR]).unwrap(),
+        ECHO_CARD_ATR.to_vec()
+    );
     bridge.stop_and_join().unwrap();
 }
 
@@ -151,12 +142,12 @@ fn reconnects_when_vpcd_comes_back_on_the_same_port() {
 fn stop_returns_while_connected_and_while_disconnected() {
     let (l, addr) = listener();
     let bridge = BridgeHandle::spawn(EchoCard::default(), fast_config(addr)).unwrap();
-    let mut vpcd = FakeVpcd::accept(&l);
+    let mut vpcd = accept(&l);
     assert!(bridge.wait_connected(Duration::from_secs(5)));
     bridge.stop_and_join().unwrap();
     // The bridge closed its side: vpcd reads EOF.
     let mut buf = [0u8; 1];
-    assert_eq!(vpcd.stream.read(&mut buf).unwrap(), 0);
+    assert_eq!(vpcd.stream_mut().read(&mut buf).unwrap(), 0);
 
     let (l2, addr2) = listener();
     drop(l2);
