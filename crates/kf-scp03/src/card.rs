@@ -315,24 +315,11 @@ impl CardChannel {
     /// bad padding, command limit) terminates the channel (Amd D §5.6); answer
     /// with [`Scp03Error::card_status_word`] ('6982').
     pub fn unwrap_command(&mut self, raw_command: &[u8]) -> Result<CommandApdu, Scp03Error> {
-        let counter = self.core.next_counter()?;
-        let keys = self.core.keys()?;
-        let mut chaining = self.core.chaining;
-        match sm::verify_command(
-            keys,
-            self.core.mode,
-            self.core.level,
-            &mut chaining,
-            counter,
-            raw_command,
-        ) {
-            Ok(plain) => {
-                self.core.chaining = chaining;
-                self.core.counter = counter;
-                Ok(plain)
-            }
-            Err(cause) => Err(self.core.terminate(cause)),
-        }
+        self.core
+            .next_command(|keys, mode, level, chaining, counter| {
+                sm::verify_command(keys, mode, level, chaining, counter, raw_command)
+            })?
+            .map_err(|cause| self.core.terminate(cause))
     }
 
     /// [`Self::unwrap_command`] for an already parsed command (assumes the
@@ -348,13 +335,8 @@ impl CardChannel {
     /// SWs other than '62xx'/'63xx' are returned alone; otherwise R-ENC and R-MAC
     /// as the level requires.
     pub fn wrap_response(&mut self, response: ResponseApdu) -> Result<ResponseApdu, Scp03Error> {
-        let keys = self.core.keys()?;
         Ok(sm::protect_response(
-            keys,
-            self.core.mode,
-            self.core.level,
-            &self.core.chaining,
-            self.core.counter,
+            &self.core.response_context()?,
             &response,
         ))
     }

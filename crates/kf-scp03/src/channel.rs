@@ -4,7 +4,7 @@
 
 use zeroize::Zeroize;
 
-use crate::sm::ChainingValue;
+use crate::sm::{ChainingValue, ResponseContext};
 use crate::{Mode, Scp03Error, SecurityLevel, SessionKeys, TerminationCause};
 
 /// Default per-session command limit: 2^20 commands.
@@ -71,6 +71,36 @@ impl ChannelCore {
             return Err(self.terminate(TerminationCause::CommandLimitReached));
         }
         Ok(self.counter + 1)
+    }
+
+    /// Runs one command's secure messaging with the next encryption counter
+    /// and a working copy of the chaining value; the channel keeps both only
+    /// when `step` succeeds. The outer error is the channel's own (terminated,
+    /// command limit), the inner one is `step`'s.
+    pub(crate) fn next_command<T, E>(
+        &mut self,
+        step: impl FnOnce(&SessionKeys, Mode, SecurityLevel, &mut ChainingValue, u64) -> Result<T, E>,
+    ) -> Result<Result<T, E>, Scp03Error> {
+        let counter = self.next_counter()?;
+        let keys = self.keys()?;
+        let mut chaining = self.chaining;
+        let result = step(keys, self.mode, self.level, &mut chaining, counter);
+        if result.is_ok() {
+            self.chaining = chaining;
+            self.counter = counter;
+        }
+        Ok(result)
+    }
+
+    /// The context of the response to the last command.
+    pub(crate) fn response_context(&self) -> Result<ResponseContext<'_>, Scp03Error> {
+        Ok(ResponseContext {
+            keys: self.keys()?,
+            mode: self.mode,
+            level: self.level,
+            chaining: &self.chaining,
+            counter: self.counter,
+        })
     }
 
     pub(crate) fn termination(&self) -> Option<TerminationCause> {

@@ -217,38 +217,18 @@ impl SecureChannel {
     /// length) leave the channel untouched; a terminated channel returns its
     /// termination error.
     pub fn wrap(&mut self, command: CommandApdu) -> Result<CommandApdu, Scp03Error> {
-        let counter = self.core.next_counter()?;
-        let keys = self.core.keys()?;
-        let mut chaining = self.core.chaining;
-        let wrapped = sm::protect_command(
-            keys,
-            self.core.mode,
-            self.core.level,
-            &mut chaining,
-            counter,
-            &command,
-        )?;
-        self.core.chaining = chaining;
-        self.core.counter = counter;
-        Ok(wrapped)
+        self.core
+            .next_command(|keys, mode, level, chaining, counter| {
+                sm::protect_command(keys, mode, level, chaining, counter, &command)
+            })?
     }
 
     /// Verifies and decrypts the response to the last wrapped command. Error SWs
     /// other than '62xx'/'63xx' carry no R-MAC and pass through as the bare SW
     /// without terminating. A bad R-MAC or layout terminates the channel.
     pub fn unwrap(&mut self, response: ResponseApdu) -> Result<ResponseApdu, Scp03Error> {
-        let keys = self.core.keys()?;
-        match sm::verify_response(
-            keys,
-            self.core.mode,
-            self.core.level,
-            &self.core.chaining,
-            self.core.counter,
-            &response,
-        ) {
-            Ok(plain) => Ok(plain),
-            Err(cause) => Err(self.core.terminate(cause)),
-        }
+        let ctx = self.core.response_context()?;
+        sm::verify_response(&ctx, &response).map_err(|cause| self.core.terminate(cause))
     }
 
     /// [`Self::unwrap`] for raw response bytes (data ‖ SW).

@@ -234,7 +234,14 @@ pub fn replay(input_json: &str, show_session_keys: bool) -> Result<ReplayReport,
                 let resp_field = format!("commands[{n}].response");
                 let bytes = hex_field(&resp_field, r)?;
                 let resp = ResponseApdu::parse(&bytes).map_err(|e| field_err(&resp_field, e))?;
-                let opened = sm::open_response(&session, mode, level, &chaining, counter, &resp);
+                let ctx = sm::ResponseContext {
+                    keys: &session,
+                    mode,
+                    level,
+                    chaining: &chaining,
+                    counter,
+                };
+                let opened = sm::open_response(&ctx, &resp);
                 (
                     opened.mac_valid,
                     opened.plain.ok().map(|p| hex::encode_upper(p.to_bytes())),

@@ -321,6 +321,23 @@ pub fn verify_command(
     Ok(out)
 }
 
+/// What protects the response to one command: the session keys, mode and
+/// level, the chaining value after that command's C-MAC, and its encryption
+/// counter. The card protects and the host verifies with the same context.
+#[derive(Clone, Copy)]
+pub struct ResponseContext<'a> {
+    /// Session keys (S-ENC, S-RMAC).
+    pub keys: &'a SessionKeys,
+    /// MAC length.
+    pub mode: Mode,
+    /// Whether R-MAC and R-ENCRYPTION apply.
+    pub level: SecurityLevel,
+    /// Chaining value of the command the response answers.
+    pub chaining: &'a ChainingValue,
+    /// Encryption counter of that command.
+    pub counter: u64,
+}
+
 /// Whether a status word gets R-MAC protection: '9000' and the warnings
 /// '62xx'/'63xx'; every other SW is an error and carries no R-MAC (Amd D §6.2.5).
 pub fn sw_is_protected(sw: StatusWord) -> bool {
@@ -329,27 +346,21 @@ pub fn sw_is_protected(sw: StatusWord) -> bool {
 
 /// Protects a response (card side), for the command that had `counter`.
 /// Error status words are returned alone, without data or R-MAC.
-pub fn protect_response(
-    keys: &SessionKeys,
-    mode: Mode,
-    level: SecurityLevel,
-    chaining: &ChainingValue,
-    counter: u64,
-    response: &ResponseApdu,
-) -> ResponseApdu {
-    if !level.r_mac() {
+pub fn protect_response(ctx: &ResponseContext<'_>, response: &ResponseApdu) -> ResponseApdu {
+    let (keys, mode) = (ctx.keys, ctx.mode);
+    if !ctx.level.r_mac() {
         return response.clone();
     }
     let sw = response.sw();
     if !sw_is_protected(sw) {
         return ResponseApdu::status(sw);
     }
-    let mut m = r_mac_start(keys, chaining);
+    let mut m = r_mac_start(keys, ctx.chaining);
     let mut body = Vec::with_capacity(response.data().len() + BLOCK_LEN + mode.byte_len());
-    if level.r_enc() && !response.data().is_empty() {
+    if ctx.level.r_enc() && !response.data().is_empty() {
         let cipher = keys.enc_cipher();
         cipher.cbc_encrypt_m2_with(
-            &icv(cipher, counter, true),
+            &icv(cipher, ctx.counter, true),
             response.data(),
             &mut body,
             |block| m.update(block),
@@ -396,14 +407,14 @@ pub struct OpenedResponse {
 }
 
 /// Checks the R-MAC and decrypts, reporting both results separately.
-pub fn open_response(
-    keys: &SessionKeys,
-    mode: Mode,
-    level: SecurityLevel,
-    chaining: &ChainingValue,
-    counter: u64,
-    response: &ResponseApdu,
-) -> OpenedResponse {
+pub fn open_response(ctx: &ResponseContext<'_>, response: &ResponseApdu) -> OpenedResponse {
+    let ResponseContext {
+        keys,
+        mode,
+        level,
+        chaining,
+        counter,
+    } = *ctx;
     let sw = response.sw();
     if !level.r_mac() {
         return OpenedResponse {
@@ -454,14 +465,10 @@ pub fn open_response(
 /// than '62xx'/'63xx' pass through when they come alone; with data beside them
 /// they are rejected as tampered.
 pub fn verify_response(
-    keys: &SessionKeys,
-    mode: Mode,
-    level: SecurityLevel,
-    chaining: &ChainingValue,
-    counter: u64,
+    ctx: &ResponseContext<'_>,
     response: &ResponseApdu,
 ) -> Result<ResponseApdu, TerminationCause> {
-    let opened = open_response(keys, mode, level, chaining, counter, response);
+    let opened = open_response(ctx, response);
     match (opened.mac_valid, opened.plain) {
         (
             Some(false),
