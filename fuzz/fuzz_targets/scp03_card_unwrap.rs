@@ -9,12 +9,17 @@ use libfuzzer_sys::fuzz_target;
 mod common;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&first, rest)) = data.split_first() else {
+    let Some(common::Input {
+        mut host,
+        mut card,
+        raw,
+        rest,
+        ..
+    }) = common::input(data)
+    else {
         return;
     };
-    let (level, s16, aes256) = common::params(first);
-    let (mut host, mut card) = common::open(level, s16, aes256);
-    if first & 0x10 == 0 {
+    if raw {
         let _ = card.unwrap_command(rest);
         let _ = card.unwrap_command(rest);
     } else if let Ok(cmd) = CommandApdu::parse(rest) {

@@ -61,3 +61,28 @@ pub fn params(first: u8) -> (SecurityLevel, bool, bool) {
         first & 8 != 0,
     )
 }
+
+/// A channel target's input: the first byte picks the channel parameters
+/// (bits 0-3) and whether the rest goes in as raw hostile bytes (bit 4
+/// clear) or as a well-formed message sent through the channel pair.
+pub struct Input<'a> {
+    pub host: SecureChannel,
+    pub card: CardChannel,
+    pub level: SecurityLevel,
+    pub raw: bool,
+    pub rest: &'a [u8],
+}
+
+/// Opens the channel pair that `data`'s first byte asks for; `None` when empty.
+pub fn input(data: &[u8]) -> Option<Input<'_>> {
+    let (&first, rest) = data.split_first()?;
+    let (level, s16, aes256) = params(first);
+    let (host, card) = open(level, s16, aes256);
+    Some(Input {
+        host,
+        card,
+        level,
+        raw: first & 0x10 == 0,
+        rest,
+    })
+}
