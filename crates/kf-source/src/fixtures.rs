@@ -91,6 +91,13 @@ pub struct FixturePool {
 }
 
 impl FixturePool {
+    /// The packages' directory names, sorted (the order a pool serves them).
+    pub fn dir_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.packages.iter().map(|p| p.dir_name()).collect();
+        names.sort();
+        names
+    }
+
     /// Writes the pool into `dir` (created if needed). Refuses to overwrite an
     /// existing pool's certificates or packages.
     pub fn write(&self, dir: &Path) -> Result<(), SourceError> {

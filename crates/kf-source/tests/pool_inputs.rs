@@ -27,9 +27,9 @@ fn within_limit<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T 
 /// A pool of `count` fixture packages; returns it and its first package name.
 fn pool(count: usize) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
-    let fixture = fixtures::generate(dir.path(), count, Some(7)).unwrap();
-    let mut names: Vec<String> = fixture.packages.iter().map(|p| p.dir_name()).collect();
-    names.sort();
+    let mut names = fixtures::generate(dir.path(), count, Some(7))
+        .unwrap()
+        .dir_names();
     (dir, names.remove(0))
 }
 

@@ -13,9 +13,9 @@ const UID_B: [u8; 7] = [0x04, 9, 9, 9, 9, 9, 9];
 fn pool(count: usize, seed: u64) -> (tempfile::TempDir, PathBuf, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let pool = dir.path().join("pool");
-    let fixtures = kf_source::fixtures::generate(&pool, count, Some(seed)).unwrap();
-    let mut names: Vec<String> = fixtures.packages.iter().map(|p| p.dir_name()).collect();
-    names.sort();
+    let names = kf_source::fixtures::generate(&pool, count, Some(seed))
+        .unwrap()
+        .dir_names();
     (dir, pool, names)
 }
 

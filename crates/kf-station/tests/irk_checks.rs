@@ -8,8 +8,11 @@
 #![cfg(feature = "sim")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use std::path::Path;
+
+use common::{assert_no_scp03_command, json_outcome, pool, provision_container, station};
 
 use base64::Engine as _;
 use kf_source::container::IRK_FILE;
@@ -17,57 +20,16 @@ use serde_json::Value;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
-/// `provision --sim` on the container pool, journal `j.db` in `dir`:
-/// (exit code, the `--json` outcome, stderr).
 fn provision(pool: &Path, dir: &Path) -> (i32, Value, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kf-station"))
-        .args([
-            "provision",
-            "--sim",
-            "--source",
-            "container",
-            "--source-dir",
-        ])
-        .arg(pool)
-        .args(["--journal", "j.db", "--json"])
-        .current_dir(dir)
-        .env_remove("KF_SOURCE")
-        .env_remove("KF_SOURCE_DIR")
-        .env_remove("KF_JOURNAL")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let json = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("no JSON outcome ({e}); stderr: {stderr}"));
-    (out.status.code().unwrap_or(-1), json, stderr)
+    provision_container(pool, dir, &[])
 }
 
-/// A pool of `count` generated packages; their directory names, sorted.
-fn pool(root: &Path, count: usize, seed: u64) -> (PathBuf, Vec<String>) {
-    let pool = root.join("pool");
-    let fixtures = kf_source::fixtures::generate(&pool, count, Some(seed)).unwrap();
-    let mut names: Vec<String> = fixtures.packages.iter().map(|p| p.dir_name()).collect();
-    names.sort();
-    (pool, names)
-}
-
-/// No SCP03 command (INITIALIZE UPDATE, EXTERNAL AUTHENTICATE, STORE DATA)
-/// in the record's trace, and the fob stopped at FETCH_KEYS.
+/// No SCP03 command in the record's trace, and the fob stopped at FETCH_KEYS.
 fn assert_stopped_before_scp03(outcome: &Value) {
     let audit = &outcome["audit"];
     assert_eq!(audit["overall_result"], "FAILURE", "{outcome:#}");
     assert_eq!(audit["stage_reached"], "FETCH_KEYS", "{outcome:#}");
-    for entry in audit["apdu_trace"].as_array().unwrap() {
-        if entry["direction"] != "TX" {
-            continue;
-        }
-        let apdu = entry["apdu_hex"].as_str().unwrap();
-        let ins = &apdu[2..4];
-        assert!(
-            !matches!(ins, "50" | "82" | "E2"),
-            "an SCP03 command reached the fob: {apdu}"
-        );
-    }
+    assert_no_scp03_command(outcome);
 }
 
 #[test]
@@ -186,7 +148,7 @@ fn an_irk_personalized_once_is_refused_in_another_package_and_never_stored() {
     assert!(scanned >= 1, "no journal file scanned");
 
     // The journal with the new field still verifies.
-    let out = Command::new(env!("CARGO_BIN_EXE_kf-station"))
+    let out = station()
         .args(["audit", "verify", "--journal", "j.db"])
         .current_dir(work.path())
         .output()
@@ -201,19 +163,16 @@ fn an_irk_personalized_once_is_refused_in_another_package_and_never_stored() {
 
 /// `provision --sim --sim-uid UID --source dev` with journal `j.db` in `dir`.
 fn provision_uid(dir: &Path, uid: &str, extra: &[&str]) -> (i32, Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kf-station"))
-        .args(["provision", "--sim", "--sim-uid", uid, "--source", "dev"])
-        .args(["--journal", "j.db", "--json"])
-        .args(extra)
-        .current_dir(dir)
-        .env_remove("KF_SOURCE")
-        .env_remove("KF_JOURNAL")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let json = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("no JSON outcome ({e}); stderr: {stderr}"));
-    (out.status.code().unwrap_or(-1), json)
+    let (code, json, _) = json_outcome(
+        station()
+            .args(["provision", "--sim", "--sim-uid", uid, "--source", "dev"])
+            .args(["--journal", "j.db", "--json"])
+            .args(extra)
+            .current_dir(dir)
+            .env_remove("KF_SOURCE")
+            .env_remove("KF_JOURNAL"),
+    );
+    (code, json)
 }
 
 #[test]
@@ -258,7 +217,7 @@ fn a_fob_already_personalized_is_refused_before_its_keys_unless_repersonalized()
 
 /// The start time of the first fob of the journal `j.db` in `dir`.
 fn first_time(dir: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_kf-station"))
+    let out = station()
         .args(["audit", "export", "--format", "json", "--journal", "j.db"])
         .current_dir(dir)
         .output()

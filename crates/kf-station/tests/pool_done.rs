@@ -5,43 +5,18 @@
 #![cfg(feature = "sim")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use std::path::Path;
+
+use common::{assert_no_scp03_command, pool, provision_container};
 
 use kf_source::container::PRIVATE_KEY_FILE;
 use serde_json::Value;
 
-/// `provision --sim` on the container pool with extra flags, journal `j.db`
-/// in `dir`: (exit code, the `--json` outcome).
 fn provision(pool: &Path, dir: &Path, extra: &[&str]) -> (i32, Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kf-station"))
-        .args([
-            "provision",
-            "--sim",
-            "--source",
-            "container",
-            "--source-dir",
-        ])
-        .arg(pool)
-        .args(["--journal", "j.db", "--json"])
-        .args(extra)
-        .current_dir(dir)
-        .env_remove("KF_DONE_DIR")
-        .env_remove("KF_KEEP_PACKAGES")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let json = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("no JSON outcome ({e}); stderr: {stderr}"));
-    (out.status.code().unwrap_or(-1), json)
-}
-
-fn pool(root: &Path, count: usize, seed: u64) -> (PathBuf, Vec<String>) {
-    let pool = root.join("pool");
-    let fixtures = kf_source::fixtures::generate(&pool, count, Some(seed)).unwrap();
-    let mut names: Vec<String> = fixtures.packages.iter().map(|p| p.dir_name()).collect();
-    names.sort();
-    (pool, names)
+    let (code, outcome, _) = provision_container(pool, dir, extra);
+    (code, outcome)
 }
 
 fn assert_refused_at_fetch_keys(outcome: &Value, message: &str) {
@@ -52,13 +27,7 @@ fn assert_refused_at_fetch_keys(outcome: &Value, message: &str) {
     );
     let error = outcome["error"].as_str().unwrap();
     assert!(error.contains(message), "{error}");
-    for entry in outcome["audit"]["apdu_trace"].as_array().unwrap() {
-        let apdu = entry["apdu_hex"].as_str().unwrap();
-        assert!(
-            entry["direction"] != "TX" || !matches!(&apdu[2..4], "50" | "82" | "E2"),
-            "an SCP03 command reached the fob: {apdu}"
-        );
-    }
+    assert_no_scp03_command(outcome);
 }
 
 /// Each `provision --sim` is a new virtual fob with its own random UID (the

@@ -9,15 +9,25 @@
 #![cfg(feature = "sim")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::station;
 use serde_json::Value;
 
-fn station() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_kf-station"))
+/// The `--json` outcome of a station run that failed (exit code 1).
+fn failed_outcome(out: &Output) -> Value {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// Overall bound of every wait in these tests: generous for a loaded 2-core
@@ -139,14 +149,8 @@ fn klms_down_fails_at_fetch_keys_and_only_the_identity_was_read() {
     let out = run(station()
         .args(["provision", "--sim", "--json", "--config"])
         .arg(&config));
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     // Bounded retries: `run` fails the test if the station never gives up.
-    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let result = failed_outcome(&out);
     assert_eq!(result["result"], "FAIL");
     assert_eq!(result["stage"], "FetchKeys");
     let error = result["error"].as_str().unwrap();
@@ -638,13 +642,7 @@ fn a_klms_that_does_not_answer_times_out_at_fetch_keys() {
     };
     let out = provision();
     holder.execute_batch("COMMIT").unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let result = failed_outcome(&out);
     assert_eq!(result["stage"], "FetchKeys", "{result}");
     let error = result["error"].as_str().unwrap();
     assert!(error.contains("did not answer within 5000 ms"), "{error}");
