@@ -53,6 +53,33 @@ pub struct Line<'a> {
     fatal: Mutex<Option<anyhow::Error>>,
 }
 
+/// Lists an item (a canceller for Ctrl-C) while the registration lives:
+/// dropping it takes the item off the list again, so a worker or context
+/// that ended leaves nothing behind.
+struct Registration<'a, T: PartialEq> {
+    list: &'a Mutex<Vec<T>>,
+    item: T,
+}
+
+impl<'a, T: PartialEq + Clone> Registration<'a, T> {
+    fn new(list: &'a Mutex<Vec<T>>, item: T) -> Self {
+        if let Ok(mut listed) = list.lock() {
+            listed.push(item.clone());
+        }
+        Registration { list, item }
+    }
+}
+
+impl<T: PartialEq> Drop for Registration<'_, T> {
+    fn drop(&mut self) {
+        if let Ok(mut listed) = self.list.lock() {
+            if let Some(at) = listed.iter().position(|x| *x == self.item) {
+                listed.remove(at);
+            }
+        }
+    }
+}
+
 /// How often a wait returns to look at the stop flag, when the cancel of a
 /// blocking wait is not delivered.
 const LOOK: Duration = Duration::from_millis(500);
@@ -100,20 +127,22 @@ impl<'a> Line<'a> {
                 BTreeMap::new();
             let mut waiting_shown = false;
             let mut context = Some(context.clone());
+            // The canceller of a context opened here, listed while it is in use.
+            let mut _registration = None;
             while !self.stop.load(Ordering::SeqCst) {
                 workers.retain(|_, w| !w.is_finished());
                 // The smart card service can stop and start again (Windows
                 // stops it when the last reader is unplugged): wait for it.
                 let Some(live) = context.as_ref() else {
                     std::thread::sleep(LOOK);
-                    context = self.reconnect();
+                    (context, _registration) = self.reconnect().unzip();
                     continue;
                 };
                 let present = match live.list_readers() {
                     Ok(present) => present,
                     Err(TransportError::NoService) => {
                         errln!("smart card service stopped: waiting for it to come back");
-                        context = None;
+                        (context, _registration) = (None, None);
                         continue;
                     }
                     Err(e) => {
@@ -156,13 +185,11 @@ impl<'a> Line<'a> {
 
     /// A new context once the smart card service runs again (its waits
     /// cancelled by Ctrl-C like the others); `None` while it does not.
-    fn reconnect(&self) -> Option<PcscContext> {
+    fn reconnect(&self) -> Option<(PcscContext, Registration<'a, PcscCanceller>)> {
         let context = PcscContext::establish().ok()?;
-        if let Ok(mut cancellers) = self.cancellers.lock() {
-            cancellers.push(context.canceller());
-        }
+        let registration = Registration::new(self.cancellers, context.canceller());
         errln!("smart card service running again");
-        Some(context)
+        Some((context, registration))
     }
 
     fn describe(&self) -> String {
@@ -221,9 +248,7 @@ impl<'a> Line<'a> {
                     return Ok(());
                 }
             };
-        if let Ok(mut cancellers) = self.cancellers.lock() {
-            cancellers.push(context.canceller());
-        }
+        let _registration = Registration::new(self.cancellers, context.canceller());
         let mut source = self.sources.for_reader(reader_id);
         let mut options = self.options.clone();
         options.reader_id = Some(reader_id.to_string());
@@ -340,5 +365,18 @@ mod tests {
             Some(error.error.to_string().as_str())
         );
         assert!(!outcome.store_data_sent());
+    }
+
+    #[test]
+    fn a_canceller_is_listed_only_while_its_registration_lives() {
+        let list = Mutex::new(vec![0u32]);
+        let first = Registration::new(&list, 1);
+        {
+            let _second = Registration::new(&list, 2);
+            assert_eq!(*list.lock().unwrap(), [0, 1, 2]);
+        }
+        assert_eq!(*list.lock().unwrap(), [0, 1]);
+        drop(first);
+        assert_eq!(*list.lock().unwrap(), [0]);
     }
 }

@@ -2,6 +2,7 @@
 //! removal (SCardGetStatusChange), cancellation and connecting.
 
 use std::ffi::CString;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ::pcsc::{Context, ReaderState, Scope, State};
@@ -25,10 +26,23 @@ impl std::fmt::Debug for PcscContext {
 
 /// Cancels blocking waits of a [`PcscContext`] from another thread
 /// (`SCardCancel`); the wait returns [`TransportError::Cancelled`].
+///
+/// Two handles are equal when they come from the same
+/// [`PcscContext::canceller`] call (one is a clone of the other), so a list
+/// of cancellers can drop the one it was given.
 #[derive(Clone)]
 pub struct PcscCanceller {
     ctx: Context,
+    id: u64,
 }
+
+impl PartialEq for PcscCanceller {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for PcscCanceller {}
 
 impl std::fmt::Debug for PcscCanceller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -68,8 +82,10 @@ impl PcscContext {
 
     /// A handle that cancels this context's blocking waits.
     pub fn canceller(&self) -> PcscCanceller {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         PcscCanceller {
             ctx: self.ctx.clone(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
 
