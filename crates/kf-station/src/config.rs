@@ -149,6 +149,57 @@ impl Default for StationConfig {
     }
 }
 
+/// A configuration field an environment variable overrides.
+enum EnvField {
+    Text(fn(&mut StationConfig) -> &mut String),
+    Path(fn(&mut StationConfig) -> &mut PathBuf),
+    OptionalPath(fn(&mut StationConfig) -> &mut Option<PathBuf>),
+    /// `1`/`true`/`yes` or `0`/`false`/`no`.
+    Flag(fn(&mut StationConfig) -> &mut bool),
+}
+
+/// The `KF_*` environment overrides and the fields they set.
+const ENV_OVERRIDES: &[(&str, EnvField)] = &[
+    ("KF_STATION_ID", EnvField::Text(|c| &mut c.station_id)),
+    ("KF_READER", EnvField::Text(|c| &mut c.reader)),
+    ("KF_SIM", EnvField::Flag(|c| &mut c.sim)),
+    (
+        "KF_SECURITY_LEVEL",
+        EnvField::Text(|c| &mut c.security_level),
+    ),
+    ("KF_SCP_MODE", EnvField::Text(|c| &mut c.scp_mode)),
+    ("KF_P1_STYLE", EnvField::Text(|c| &mut c.p1_style)),
+    ("KF_VERIFY", EnvField::Flag(|c| &mut c.verify)),
+    ("KF_ISD_STATUS", EnvField::Text(|c| &mut c.isd_status)),
+    (
+        "KF_AUDIT_FILE",
+        EnvField::OptionalPath(|c| &mut c.audit_file),
+    ),
+    ("KF_JOURNAL", EnvField::Path(|c| &mut c.journal)),
+    ("KF_SOURCE", EnvField::Text(|c| &mut c.source.kind)),
+    ("KF_KLMS_URL", EnvField::Text(|c| &mut c.klms.url)),
+    (
+        "KF_SOURCE_DIR",
+        EnvField::OptionalPath(|c| &mut c.source.dir),
+    ),
+    (
+        "KF_DONE_DIR",
+        EnvField::OptionalPath(|c| &mut c.source.done_dir),
+    ),
+    (
+        "KF_KEEP_PACKAGES",
+        EnvField::Flag(|c| &mut c.source.keep_packages),
+    ),
+    (
+        "KF_MANIFEST_KEY",
+        EnvField::OptionalPath(|c| &mut c.source.manifest_key),
+    ),
+    (
+        "KF_REQUIRE_MANIFEST",
+        EnvField::Flag(|c| &mut c.source.require_manifest),
+    ),
+];
+
 impl StationConfig {
     /// Reads a TOML file (when `path` is `None`: the default one of
     /// [`crate::paths::default_config`], else the defaults), then applies the
@@ -190,65 +241,23 @@ impl StationConfig {
         Ok(())
     }
 
-    /// Applies overrides from an environment lookup.
+    /// Applies overrides from an environment lookup ([`ENV_OVERRIDES`], in
+    /// that order).
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
-        let flag = |v: String, name: &str| -> anyhow::Result<bool> {
-            match v.as_str() {
-                "1" | "true" | "yes" => Ok(true),
-                "0" | "false" | "no" => Ok(false),
-                _ => bail!("{name} must be true or false"),
+        for (name, field) in ENV_OVERRIDES {
+            let Some(v) = get(name) else { continue };
+            match field {
+                EnvField::Text(f) => *f(self) = v,
+                EnvField::Path(f) => *f(self) = v.into(),
+                EnvField::OptionalPath(f) => *f(self) = Some(v.into()),
+                EnvField::Flag(f) => {
+                    *f(self) = match v.as_str() {
+                        "1" | "true" | "yes" => true,
+                        "0" | "false" | "no" => false,
+                        _ => bail!("{name} must be true or false"),
+                    }
+                }
             }
-        };
-        if let Some(v) = get("KF_STATION_ID") {
-            self.station_id = v;
-        }
-        if let Some(v) = get("KF_READER") {
-            self.reader = v;
-        }
-        if let Some(v) = get("KF_SIM") {
-            self.sim = flag(v, "KF_SIM")?;
-        }
-        if let Some(v) = get("KF_SECURITY_LEVEL") {
-            self.security_level = v;
-        }
-        if let Some(v) = get("KF_SCP_MODE") {
-            self.scp_mode = v;
-        }
-        if let Some(v) = get("KF_P1_STYLE") {
-            self.p1_style = v;
-        }
-        if let Some(v) = get("KF_VERIFY") {
-            self.verify = flag(v, "KF_VERIFY")?;
-        }
-        if let Some(v) = get("KF_ISD_STATUS") {
-            self.isd_status = v;
-        }
-        if let Some(v) = get("KF_AUDIT_FILE") {
-            self.audit_file = Some(v.into());
-        }
-        if let Some(v) = get("KF_JOURNAL") {
-            self.journal = v.into();
-        }
-        if let Some(v) = get("KF_SOURCE") {
-            self.source.kind = v;
-        }
-        if let Some(v) = get("KF_KLMS_URL") {
-            self.klms.url = v;
-        }
-        if let Some(v) = get("KF_SOURCE_DIR") {
-            self.source.dir = Some(v.into());
-        }
-        if let Some(v) = get("KF_DONE_DIR") {
-            self.source.done_dir = Some(v.into());
-        }
-        if let Some(v) = get("KF_KEEP_PACKAGES") {
-            self.source.keep_packages = flag(v, "KF_KEEP_PACKAGES")?;
-        }
-        if let Some(v) = get("KF_MANIFEST_KEY") {
-            self.source.manifest_key = Some(v.into());
-        }
-        if let Some(v) = get("KF_REQUIRE_MANIFEST") {
-            self.source.require_manifest = flag(v, "KF_REQUIRE_MANIFEST")?;
         }
         Ok(())
     }
