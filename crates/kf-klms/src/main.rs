@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use kf_klms::config::FileConfig;
 use kf_klms::ledger::LedgerLocation;
 use kf_klms::pki::DevPki;
@@ -52,18 +52,10 @@ enum Command {
     Reissue {
         /// Fob UID, hex.
         uid: String,
-        /// Why (kept in the ledger).
-        #[arg(long)]
-        reason: String,
-        /// Who.
-        #[arg(long, env = "USER", default_value = "operator")]
-        operator: String,
-        /// Server configuration (for the ledger path and UID length).
-        #[arg(long, conflicts_with = "ledger")]
-        config: Option<PathBuf>,
-        /// Ledger database, if no configuration is given.
-        #[arg(long)]
-        ledger: Option<PathBuf>,
+        #[command(flatten)]
+        action: OperatorAction,
+        #[command(flatten)]
+        ledger: LedgerArgs,
     },
     /// Master key in a PKCS#11 token (the `[hsm]` section of the configuration).
     Hsm {
@@ -150,12 +142,8 @@ enum HsmCommand {
 enum ChainCommand {
     /// One line per station: last anchored sequence number, link, time, alerts.
     State {
-        /// Server configuration (for the ledger path).
-        #[arg(long, conflicts_with = "ledger")]
-        config: Option<PathBuf>,
-        /// Ledger database, if no configuration is given.
-        #[arg(long)]
-        ledger: Option<PathBuf>,
+        #[command(flatten)]
+        ledger: LedgerArgs,
         /// JSON lines instead of a table.
         #[arg(long)]
         json: bool,
@@ -165,19 +153,33 @@ enum ChainCommand {
     Reset {
         /// Station (client certificate CN).
         station: String,
-        /// Why (kept in the ledger).
-        #[arg(long)]
-        reason: String,
-        /// Who.
-        #[arg(long, env = "USER", default_value = "operator")]
-        operator: String,
-        /// Server configuration (for the ledger path).
-        #[arg(long, conflicts_with = "ledger")]
-        config: Option<PathBuf>,
-        /// Ledger database, if no configuration is given.
-        #[arg(long)]
-        ledger: Option<PathBuf>,
+        #[command(flatten)]
+        action: OperatorAction,
+        #[command(flatten)]
+        ledger: LedgerArgs,
     },
+}
+
+/// An operator's decision recorded in the ledger.
+#[derive(Args)]
+struct OperatorAction {
+    /// Why (kept in the ledger).
+    #[arg(long)]
+    reason: String,
+    /// Who.
+    #[arg(long, env = "USER", default_value = "operator")]
+    operator: String,
+}
+
+/// Where the ledger is.
+#[derive(Args)]
+struct LedgerArgs {
+    /// Server configuration (for the ledger path; for `reissue`, also the UID length).
+    #[arg(long, conflicts_with = "ledger")]
+    config: Option<PathBuf>,
+    /// Ledger database, if no configuration is given.
+    #[arg(long)]
+    ledger: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -218,17 +220,9 @@ fn main() -> anyhow::Result<()> {
         } => pki_init(&dir, &stations),
         Command::Reissue {
             uid,
-            reason,
-            operator,
-            config,
+            action,
             ledger,
-        } => reissue(
-            &uid,
-            &reason,
-            &operator,
-            config.as_deref(),
-            ledger.as_deref(),
-        ),
+        } => reissue(&uid, &action, &ledger),
         Command::Bench {
             concurrency,
             requests,
@@ -376,14 +370,8 @@ fn pki_init(dir: &Path, stations: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn reissue(
-    uid: &str,
-    reason: &str,
-    operator: &str,
-    config: Option<&Path>,
-    ledger: Option<&Path>,
-) -> anyhow::Result<()> {
-    let (location, uid_len) = match (config, ledger) {
+fn reissue(uid: &str, action: &OperatorAction, ledger: &LedgerArgs) -> anyhow::Result<()> {
+    let (location, uid_len) = match (ledger.config.as_deref(), ledger.ledger.as_deref()) {
         (Some(c), _) => {
             let file = FileConfig::load(c)?;
             (file.ledger_location(&base_dir(c))?, file.uid_len)
@@ -399,8 +387,12 @@ fn reissue(
         bail!("UID has {} bytes, expected {uid_len}", uid_bytes.len());
     }
     let mut ledger = location.open()?;
-    let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-    let id = ledger.record_reissue(&hex::encode_upper(&uid_bytes), reason, operator, now_ms)?;
+    let id = ledger.record_reissue(
+        &hex::encode_upper(&uid_bytes),
+        &action.reason,
+        &action.operator,
+        now_ms(),
+    )?;
     println!(
         "{}",
         serde_json::json!({"reissue_id": id, "fob_uid": hex::encode_upper(&uid_bytes), "ledger": location.to_string()})
@@ -408,8 +400,14 @@ fn reissue(
     Ok(())
 }
 
-fn existing_ledger(config: Option<&Path>, ledger: Option<&Path>) -> anyhow::Result<LedgerLocation> {
-    let location = match (config, ledger) {
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The ledger `args` name; an SQLite one must exist already.
+fn existing_ledger(args: &LedgerArgs) -> anyhow::Result<LedgerLocation> {
+    let location = match (args.config.as_deref(), args.ledger.as_deref()) {
         (Some(c), _) => FileConfig::load(c)?.ledger_location(&base_dir(c))?,
         (None, Some(l)) => LedgerLocation::Sqlite(l.to_path_buf()),
         (None, None) => bail!("give --config FILE or --ledger FILE"),
@@ -424,12 +422,8 @@ fn existing_ledger(config: Option<&Path>, ledger: Option<&Path>) -> anyhow::Resu
 
 fn chain(command: ChainCommand) -> anyhow::Result<()> {
     match command {
-        ChainCommand::State {
-            config,
-            ledger,
-            json,
-        } => {
-            let location = existing_ledger(config.as_deref(), ledger.as_deref())?;
+        ChainCommand::State { ledger, json } => {
+            let location = existing_ledger(&ledger)?;
             let states = location.open()?.chain_states()?;
             if !json {
                 println!(
@@ -460,17 +454,16 @@ fn chain(command: ChainCommand) -> anyhow::Result<()> {
         }
         ChainCommand::Reset {
             station,
-            reason,
-            operator,
-            config,
+            action,
             ledger,
         } => {
-            let location = existing_ledger(config.as_deref(), ledger.as_deref())?;
-            let now_ms =
-                (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-            let dropped = location
-                .open()?
-                .reset_chain(&station, &reason, &operator, now_ms)?;
+            let location = existing_ledger(&ledger)?;
+            let dropped = location.open()?.reset_chain(
+                &station,
+                &action.reason,
+                &action.operator,
+                now_ms(),
+            )?;
             println!(
                 "{}",
                 serde_json::json!({"station": station, "dropped_head_seq": dropped, "ledger": location.to_string()})
