@@ -35,53 +35,35 @@ fn warnings_are_62xx_and_63xx() {
 
 #[test]
 fn parameterized_kinds_carry_their_value() {
-    assert_eq!(
-        StatusWord::new(0x61, 0x00).kind(),
-        StatusKind::BytesAvailable(0)
-    );
-    assert_eq!(StatusWord::new(0x6C, 0x08).kind(), StatusKind::WrongLe(8));
-    assert_eq!(
-        StatusWord::new(0x63, 0xCF).kind(),
-        StatusKind::VerifyFailed { retries: 15 }
-    );
-    // Only the C nibble carries a retry counter.
-    assert_eq!(
-        StatusWord::new(0x63, 0xD1).kind(),
-        StatusKind::Unknown(0x63D1)
-    );
-    assert_eq!(
-        StatusWord::new(0x63, 0x81).kind(),
-        StatusKind::Unknown(0x6381)
-    );
-    // 63 00 is a warning without retry counter, not a verify failure.
-    assert_eq!(
-        StatusWord::new(0x63, 0x00).kind(),
-        StatusKind::Unknown(0x6300)
-    );
+    for (sw1, sw2, kind) in [
+        (0x61, 0x00, StatusKind::BytesAvailable(0)),
+        (0x6C, 0x08, StatusKind::WrongLe(8)),
+        (0x63, 0xCF, StatusKind::VerifyFailed { retries: 15 }),
+        // Only the C nibble carries a retry counter.
+        (0x63, 0xD1, StatusKind::Unknown(0x63D1)),
+        (0x63, 0x81, StatusKind::Unknown(0x6381)),
+        // 63 00 is a warning without retry counter, not a verify failure.
+        (0x63, 0x00, StatusKind::Unknown(0x6300)),
+    ] {
+        assert_eq!(StatusWord::new(sw1, sw2).kind(), kind, "{sw1:02X}{sw2:02X}");
+    }
 }
 
 #[test]
 fn display_has_hex_and_meaning() {
-    assert_eq!(
-        StatusWord::new(0x69, 0x82).to_string(),
-        "6982 (security status not satisfied)"
-    );
-    assert_eq!(
-        StatusWord::new(0x63, 0xC2).to_string(),
-        "63C2 (verification failed, 2 retries left)"
-    );
-    assert_eq!(
-        StatusWord::new(0x63, 0xC0).to_string(),
-        "63C0 (verification failed, no retries left (blocked))"
-    );
-    assert_eq!(
-        StatusWord::new(0x61, 0x20).to_string(),
-        "6120 (32 response bytes available)"
-    );
-    assert_eq!(
-        StatusWord::new(0x12, 0x34).to_string(),
-        "1234 (unknown status)"
-    );
+    for (sw1, sw2, text) in [
+        (0x69, 0x82, "6982 (security status not satisfied)"),
+        (0x63, 0xC2, "63C2 (verification failed, 2 retries left)"),
+        (
+            0x63,
+            0xC0,
+            "63C0 (verification failed, no retries left (blocked))",
+        ),
+        (0x61, 0x20, "6120 (32 response bytes available)"),
+        (0x12, 0x34, "1234 (unknown status)"),
+    ] {
+        assert_eq!(StatusWord::new(sw1, sw2).to_string(), text);
+    }
     assert_eq!(format!("{:?}", StatusWord::SUCCESS), "StatusWord(9000)");
 }
 

@@ -41,6 +41,14 @@ fn set_isd_secured(fob: &mut VirtualFob) -> u16 {
     .1
 }
 
+/// A fob keeping its state in `path`, personalized with `data`.
+fn personalized_fob(path: &std::path::Path, data: &PersoData) -> VirtualFob {
+    let mut fob = VirtualFob::new(config(path)).unwrap();
+    let mut ch = applet_channel(&mut fob, DEV_SAMPLE_KVN, &keys());
+    personalize(&mut fob, &mut ch, data);
+    fob
+}
+
 #[test]
 fn tear_mid_store_data_then_repersonalize() {
     let dir = tempfile::tempdir().unwrap();
@@ -98,9 +106,7 @@ fn state_file_survives_restart() {
     let path = dir.path().join("fob.json");
     let data = PersoData::new(&keys().dek);
     {
-        let mut fob = VirtualFob::new(config(&path)).unwrap();
-        let mut ch = applet_channel(&mut fob, DEV_SAMPLE_KVN, &keys());
-        personalize(&mut fob, &mut ch, &data);
+        let mut fob = personalized_fob(&path, &data);
         send_plain(&mut fob, &TransportConfig::Ble.enable_command());
         // One failed authentication, counted and persisted.
         select(&mut fob, ISD_AID);
@@ -172,11 +178,7 @@ fn interrupted_write_never_corrupts_the_state_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fob.json");
     let data = PersoData::new(&keys().dek);
-    {
-        let mut fob = VirtualFob::new(config(&path)).unwrap();
-        let mut ch = applet_channel(&mut fob, DEV_SAMPLE_KVN, &keys());
-        personalize(&mut fob, &mut ch, &data);
-    }
+    drop(personalized_fob(&path, &data));
     let good = std::fs::read(&path).unwrap();
     // A crash while writing leaves a truncated temporary file; the state file is intact.
     let tmp = dir.path().join(".fob.json.00112233aabbccdd.tmp");

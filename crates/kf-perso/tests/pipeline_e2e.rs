@@ -13,6 +13,7 @@ use kf_scp03::{Mode, SecurityLevel};
 use kf_source::{CardKeys, ContainerSource, DevSampleSource};
 use kf_transport::fault::FaultPlan;
 use kf_transport::loopback::LoopbackTransport;
+use kf_transport::transport::Transport;
 
 const UID: &str = "04112233445566778899";
 
@@ -151,12 +152,7 @@ fn wrong_keys_fail_at_initialize_update_and_nothing_is_written() {
     let mut link = LoopbackTransport::new(
         VirtualFob::new(FobConfig::dev_sample().with_only_key_set(0xFF, other)).unwrap(),
     );
-    let outcome = provision_fob(
-        &mut link,
-        &mut dev_source(1),
-        &options(SecurityLevel::C_MAC),
-        &mut NoHooks,
-    );
+    let outcome = provision_dev(&mut link, SecurityLevel::C_MAC);
     let error = outcome.error.as_ref().unwrap();
     // The host notices first: the card cryptogram does not verify.
     assert_eq!(error.stage, Stage::InitializeUpdate);
@@ -184,18 +180,18 @@ fn an_already_personalized_fob_is_refused_at_payload_delivery() {
         &mut NoHooks
     )
     .is_success());
-    let outcome = provision_fob(
-        &mut link,
-        &mut dev_source(1),
-        &options(SecurityLevel::C_MAC),
-        &mut NoHooks,
-    );
+    let outcome = provision_dev(&mut link, SecurityLevel::C_MAC);
     let error = outcome.error.unwrap();
     assert_eq!(error.stage, Stage::PayloadDelivery);
     match error.error {
         PipelineError::Card { sw, .. } => assert_eq!(sw.as_u16(), 0x6985),
         other => panic!("{other}"),
     }
+}
+
+/// One fob through the pipeline with a development key package and no hooks.
+fn provision_dev(link: &mut dyn Transport, level: SecurityLevel) -> FobOutcome {
+    provision_fob(link, &mut dev_source(1), &options(level), &mut NoHooks)
 }
 
 /// How many commands a session sent.
@@ -212,23 +208,13 @@ fn commands_sent(outcome: &FobOutcome) -> u64 {
 fn a_tear_at_every_apdu_index_fails_cleanly_and_the_fob_can_be_provisioned_again() {
     // Count the APDUs of a full session first.
     let mut link = fob();
-    let full = provision_fob(
-        &mut link,
-        &mut dev_source(1),
-        &options(SecurityLevel::FULL),
-        &mut NoHooks,
-    );
+    let full = provision_dev(&mut link, SecurityLevel::FULL);
     assert!(full.is_success());
     let commands = commands_sent(&full);
     assert!(commands > 10);
     for n in 0..commands {
         let mut torn = FaultPlan::new().tear_before(n).build(fob());
-        let outcome = provision_fob(
-            &mut torn,
-            &mut dev_source(1),
-            &options(SecurityLevel::FULL),
-            &mut NoHooks,
-        );
+        let outcome = provision_dev(&mut torn, SecurityLevel::FULL);
         let error = outcome
             .error
             .as_ref()
@@ -240,12 +226,7 @@ fn a_tear_at_every_apdu_index_fails_cleanly_and_the_fob_can_be_provisioned_again
         let mut link = torn.into_inner();
         kf_transport::transport::Transport::reset(&mut link).unwrap();
         let already = link.card().applet_life_cycle() == AppletLifeCycle::Personalized;
-        let again = provision_fob(
-            &mut link,
-            &mut dev_source(1),
-            &options(SecurityLevel::FULL),
-            &mut NoHooks,
-        );
+        let again = provision_dev(&mut link, SecurityLevel::FULL);
         if already {
             assert_eq!(
                 again.error.unwrap().stage,
@@ -267,12 +248,7 @@ fn a_tear_at_every_apdu_index_fails_cleanly_and_the_fob_can_be_provisioned_again
 fn a_corrupted_response_terminates_the_channel() {
     // Response 6 is inside the STORE DATA sequence at level 33 (R-MAC).
     let mut link = FaultPlan::new().corrupt_response(6, 0, 0x01).build(fob());
-    let outcome = provision_fob(
-        &mut link,
-        &mut dev_source(1),
-        &options(SecurityLevel::FULL),
-        &mut NoHooks,
-    );
+    let outcome = provision_dev(&mut link, SecurityLevel::FULL);
     let error = outcome.error.unwrap();
     assert!(
         matches!(error.error, PipelineError::SecureChannel(_)),
@@ -616,12 +592,7 @@ fn provisions_afterwards(link: &mut LoopbackTransport<VirtualFob>) {
         link.card().applet_life_cycle(),
         AppletLifeCycle::Unpersonalized
     );
-    assert_success(&provision_fob(
-        link,
-        &mut dev_source(1),
-        &options(SecurityLevel::FULL),
-        &mut NoHooks,
-    ));
+    assert_success(&provision_dev(link, SecurityLevel::FULL));
     assert_personalized(link.card());
 }
 
