@@ -9,22 +9,16 @@ use libfuzzer_sys::fuzz_target;
 mod common;
 
 fuzz_target!(|data: &[u8]| {
-    let Some(common::Input {
-        mut host,
-        mut card,
-        raw,
-        rest,
-        ..
-    }) = common::input(data)
-    else {
+    let Some(mut io) = common::input(data) else {
         return;
     };
-    if raw {
-        let _ = card.unwrap_command(rest);
-        let _ = card.unwrap_command(rest);
-    } else if let Ok(cmd) = CommandApdu::parse(rest) {
-        if let Ok(wrapped) = host.wrap(cmd.clone()) {
-            let plain = card
+    if io.raw {
+        let _ = io.card.unwrap_command(io.rest);
+        let _ = io.card.unwrap_command(io.rest);
+    } else if let Ok(cmd) = CommandApdu::parse(io.rest) {
+        if let Ok(wrapped) = io.host.wrap(cmd.clone()) {
+            let plain = io
+                .card
                 .unwrap_command(&wrapped.to_bytes())
                 .expect("card unwraps the host's command");
             assert_eq!(plain.data(), cmd.data());
