@@ -1,9 +1,12 @@
 //! Signed package manifests: verified when present, required by policy.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
+use common::pool;
 use kf_source::container::manifest::{sign_manifest, ManifestPolicy, MANIFEST_FILE};
 use kf_source::container::{ContainerSource, PackageFiles, IRK_FILE};
 use kf_source::{CardKeys, ContainerErrorKind, PoolOptions, SourceError};
@@ -11,15 +14,6 @@ use p256::ecdsa::SigningKey;
 
 fn producer(seed: u8) -> SigningKey {
     SigningKey::from_bytes(&[seed; 32].into()).unwrap()
-}
-
-fn pool(count: usize, seed: u64) -> (tempfile::TempDir, PathBuf, Vec<String>) {
-    let dir = tempfile::tempdir().unwrap();
-    let pool = dir.path().join("pool");
-    let names = kf_source::fixtures::generate(&pool, count, Some(seed))
-        .unwrap()
-        .dir_names();
-    (dir, pool, names)
 }
 
 fn sign(pool: &Path, name: &str, key: &SigningKey) {

@@ -2,22 +2,16 @@
 //! durable: done (moved out, key wiped), released, kept for the fob, rejected.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::path::Path;
+
+use common::pool;
 use kf_source::container::{ContainerSource, PRIVATE_KEY_FILE};
 use kf_source::{CardKeys, PoolOptions, ProvisioningSource, Settlement, SourceError};
 
 const UID_A: [u8; 7] = [0x04, 1, 2, 3, 4, 5, 6];
 const UID_B: [u8; 7] = [0x04, 9, 9, 9, 9, 9, 9];
-
-fn pool(count: usize, seed: u64) -> (tempfile::TempDir, PathBuf, Vec<String>) {
-    let dir = tempfile::tempdir().unwrap();
-    let pool = dir.path().join("pool");
-    let names = kf_source::fixtures::generate(&pool, count, Some(seed))
-        .unwrap()
-        .dir_names();
-    (dir, pool, names)
-}
 
 fn open(pool: &Path, options: &PoolOptions) -> ContainerSource {
     ContainerSource::open_with(pool, CardKeys::dev_sample().unwrap(), options).unwrap()
