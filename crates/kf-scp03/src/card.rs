@@ -298,13 +298,9 @@ pub struct CardChannel {
 
 impl std::fmt::Debug for CardChannel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CardChannel")
-            .field("level", &self.core.level)
-            .field("mode", &self.core.mode)
-            .field("kvn", &self.kvn)
-            .field("commands", &self.core.counter)
-            .field("terminated", &self.core.termination())
-            .finish_non_exhaustive()
+        let mut d = self.core.debug_struct(f, "CardChannel");
+        d.field("kvn", &self.kvn);
+        self.core.finish_debug(&mut d)
     }
 }
 

@@ -103,6 +103,26 @@ impl ChannelCore {
         })
     }
 
+    /// A `Debug` view of a channel named `name`, starting with its level
+    /// and mode (never the keys).
+    pub(crate) fn debug_struct<'a, 'b>(
+        &self,
+        f: &'a mut std::fmt::Formatter<'b>,
+        name: &str,
+    ) -> std::fmt::DebugStruct<'a, 'b> {
+        let mut d = f.debug_struct(name);
+        d.field("level", &self.level).field("mode", &self.mode);
+        d
+    }
+
+    /// Ends the `Debug` view of an open channel with its command count and
+    /// termination.
+    pub(crate) fn finish_debug(&self, d: &mut std::fmt::DebugStruct<'_, '_>) -> std::fmt::Result {
+        d.field("commands", &self.counter)
+            .field("terminated", &self.terminated)
+            .finish_non_exhaustive()
+    }
+
     pub(crate) fn termination(&self) -> Option<TerminationCause> {
         self.terminated
     }

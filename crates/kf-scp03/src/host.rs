@@ -161,9 +161,8 @@ pub struct AwaitingExternalAuthenticate {
 
 impl std::fmt::Debug for AwaitingExternalAuthenticate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AwaitingExternalAuthenticate")
-            .field("level", &self.core.level)
-            .field("mode", &self.core.mode)
+        self.core
+            .debug_struct(f, "AwaitingExternalAuthenticate")
             .finish_non_exhaustive()
     }
 }
@@ -201,12 +200,8 @@ pub struct SecureChannel {
 
 impl std::fmt::Debug for SecureChannel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecureChannel")
-            .field("level", &self.core.level)
-            .field("mode", &self.core.mode)
-            .field("commands", &self.core.counter)
-            .field("terminated", &self.core.termination())
-            .finish_non_exhaustive()
+        let mut d = self.core.debug_struct(f, "SecureChannel");
+        self.core.finish_debug(&mut d)
     }
 }
 
