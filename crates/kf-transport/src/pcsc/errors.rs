@@ -34,31 +34,17 @@ mod tests {
     #[test]
     fn maps_the_session_relevant_codes() {
         use ::pcsc::Error as E;
-        assert_eq!(
-            map_pcsc_error(E::RemovedCard, None),
-            TransportError::CardRemoved
-        );
-        assert_eq!(
-            map_pcsc_error(E::ResetCard, None),
-            TransportError::CardReset
-        );
-        assert_eq!(
-            map_pcsc_error(E::NoService, None),
-            TransportError::NoService
-        );
-        assert_eq!(
-            map_pcsc_error(E::ServiceStopped, None),
-            TransportError::NoService
-        );
-        assert_eq!(map_pcsc_error(E::Timeout, None), TransportError::Timeout);
-        assert_eq!(
-            map_pcsc_error(E::SharingViolation, None),
-            TransportError::SharingViolation
-        );
-        assert_eq!(
-            map_pcsc_error(E::Cancelled, None),
-            TransportError::Cancelled
-        );
+        for (code, mapped) in [
+            (E::RemovedCard, TransportError::CardRemoved),
+            (E::ResetCard, TransportError::CardReset),
+            (E::NoService, TransportError::NoService),
+            (E::ServiceStopped, TransportError::NoService),
+            (E::Timeout, TransportError::Timeout),
+            (E::SharingViolation, TransportError::SharingViolation),
+            (E::Cancelled, TransportError::Cancelled),
+        ] {
+            assert_eq!(map_pcsc_error(code, None), mapped, "{code:?}");
+        }
         assert_eq!(
             map_pcsc_error(E::UnknownReader, Some("Virtual PCD 00 00")),
             TransportError::NoReader("Virtual PCD 00 00".into())
