@@ -386,16 +386,12 @@ fn reissue(uid: &str, action: &OperatorAction, ledger: &LedgerArgs) -> anyhow::R
     if uid_bytes.len() != uid_len {
         bail!("UID has {} bytes, expected {uid_len}", uid_bytes.len());
     }
+    let fob_uid = hex::encode_upper(&uid_bytes);
     let mut ledger = location.open()?;
-    let id = ledger.record_reissue(
-        &hex::encode_upper(&uid_bytes),
-        &action.reason,
-        &action.operator,
-        now_ms(),
-    )?;
+    let id = ledger.record_reissue(&fob_uid, &action.reason, &action.operator, now_ms())?;
     println!(
         "{}",
-        serde_json::json!({"reissue_id": id, "fob_uid": hex::encode_upper(&uid_bytes), "ledger": location.to_string()})
+        serde_json::json!({"reissue_id": id, "fob_uid": fob_uid, "ledger": location.to_string()})
     );
     Ok(())
 }
