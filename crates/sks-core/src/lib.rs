@@ -112,9 +112,12 @@
 //!   outside the database (a 0600 key file), so a copied database alone reveals no key or PIN;
 //!   whoever can read both the database and the key file holds the keys. One process owns a
 //!   database at a time (exclusive SQLite lock); other processes use `sks --socket`.
-//! - **Persistence cost**: after every call the engine re-serializes the in-memory database and
-//!   writes the changed records in one transaction. This is O(total records) per call — simple
-//!   and obviously atomic, fine for hundreds of keys, not tuned for thousands.
+//! - **Persistence cost**: after every call the engine encodes only the records the call
+//!   changed and hands them to storage as one atomic batch, so the cost follows the call, not
+//!   the database size. Steps inside an open provisioning session are written
+//!   [`storage::Durability::Ordered`] (they survive a crash of the process, and a power loss
+//!   once anything later is synced); everything final is [`storage::Durability::Synced`]
+//!   ([`engine::durability_of`]).
 //! - **PUK "no limit, delay"**: RetryLimit 0 never locks; every PUK check of such a policy runs
 //!   only after [`Config::puk_delay`] (default 1 s). The engine never sleeps: it names the delay
 //!   ([`Core::puk_delay_for`]) and refuses an unpaced check; the caller waits without holding

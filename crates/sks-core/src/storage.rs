@@ -4,6 +4,15 @@
 //! - closeProvisioningSession commits all its effects in one batch (old state or new state);
 //! - PIN/PUK error counters are durable before the result is returned;
 //! - open provisioning sessions survive a restart.
+//!
+//! How far "durable" reaches is the call's [`Durability`]: every batch survives a crash of the
+//! process; batches that change user-visible state (closeProvisioningSession, PIN/PUK error
+//! counters, every User API write, abort, signProvisioningSessionData's key-use counter) also
+//! survive a power loss before the call returns. The intermediate steps of an open provisioning
+//! session are written [`Durability::Ordered`]: a power loss may take back the last of them,
+//! never a later one without the earlier, and never past a synced batch. The issuer then sees
+//! its session fail at the next call and starts a new one, which it must be ready for anyway
+//! (an open session can also be aborted by its timeout).
 
 use crate::model::RecordId;
 use crate::secret::Secret;
@@ -29,12 +38,33 @@ pub enum StorageError {
 /// One change of a batch: `Some(bytes)` writes the record, `None` deletes it.
 pub type Change<'a> = (RecordId, Option<&'a [u8]>);
 
+/// How far a batch must have reached when [`Storage::apply_with`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// On stable storage: survives a power loss.
+    Synced,
+    /// Survives a crash of the process; after a power loss it is there if any later
+    /// [`Durability::Synced`] batch is, and batches are never kept out of order.
+    Ordered,
+}
+
 /// Record store with atomic batches.
 pub trait Storage {
     /// All records.
     fn load(&mut self) -> Result<BTreeMap<RecordId, Secret>, StorageError>;
-    /// Applies every change or none.
+    /// Applies every change or none, [`Durability::Synced`].
     fn apply(&mut self, batch: &[Change<'_>]) -> Result<(), StorageError>;
+    /// Applies every change or none, at least as durably as `durability` asks. A store that
+    /// cannot tell the two apart (memory, wrappers) syncs every batch.
+    fn apply_with(
+        &mut self,
+        batch: &[Change<'_>],
+        durability: Durability,
+    ) -> Result<(), StorageError> {
+        match durability {
+            Durability::Synced | Durability::Ordered => self.apply(batch),
+        }
+    }
 }
 
 /// In-memory storage. `fail_after` makes the n-th next `apply` fail (fault injection).
@@ -90,5 +120,12 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
     }
     fn apply(&mut self, batch: &[Change<'_>]) -> Result<(), StorageError> {
         (**self).apply(batch)
+    }
+    fn apply_with(
+        &mut self,
+        batch: &[Change<'_>],
+        durability: Durability,
+    ) -> Result<(), StorageError> {
+        (**self).apply_with(batch, durability)
     }
 }

@@ -17,7 +17,7 @@
 
 use sks_core::model::RecordId;
 use sks_core::secret::Secret;
-use sks_core::storage::{Change, Storage, StorageError};
+use sks_core::storage::{Change, Durability, Storage, StorageError};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
@@ -188,7 +188,11 @@ fn prepare_file(_: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// SQLite storage (WAL, `synchronous=FULL`); each batch is one transaction.
+/// SQLite storage; each batch is one transaction in WAL mode, committed with
+/// `synchronous=FULL` ([`Durability::Synced`]: the WAL is synced before the commit returns) or
+/// `synchronous=NORMAL` ([`Durability::Ordered`]: written to the WAL, synced by the next FULL
+/// commit or checkpoint; the WAL is append-only and checksummed frame by frame, so a power loss
+/// keeps a prefix of the commits and never a later one without an earlier).
 ///
 /// The connection holds an exclusive lock for its lifetime, so a second process cannot open
 /// the same database and silently diverge from the first (serve it with `sks serve` instead).
@@ -196,6 +200,8 @@ pub struct SqliteStorage {
     conn: rusqlite::Connection,
     key: StorageKey,
     hook: Option<StatementHook>,
+    /// The connection's current `synchronous` setting.
+    durability: Durability,
 }
 
 /// Called inside a batch's transaction before each statement with its index (0-based; the
@@ -229,6 +235,7 @@ impl SqliteStorage {
             conn,
             key,
             hook: None,
+            durability: Durability::Synced,
         })
     }
 
@@ -275,7 +282,21 @@ impl SqliteStorage {
         Ok(out)
     }
 
-    fn apply_inner(&mut self, batch: &[Change<'_>]) -> Result<(), StorageError> {
+    fn apply_inner(
+        &mut self,
+        batch: &[Change<'_>],
+        durability: Durability,
+    ) -> Result<(), StorageError> {
+        if durability != self.durability {
+            let level = match durability {
+                Durability::Synced => "FULL",
+                Durability::Ordered => "NORMAL",
+            };
+            self.conn
+                .pragma_update(None, "synchronous", level)
+                .map_err(sqlite)?;
+            self.durability = durability;
+        }
         let tx = self.conn.transaction().map_err(sqlite)?;
         let mut hook = |i: usize| self.hook.as_mut().map_or(Ok(()), |h| h(i));
         for (i, ((kind, handle), data)) in batch.iter().enumerate() {
@@ -312,6 +333,14 @@ impl Storage for SqliteStorage {
     }
 
     fn apply(&mut self, batch: &[Change<'_>]) -> Result<(), StorageError> {
+        self.apply_with(batch, Durability::Synced)
+    }
+
+    fn apply_with(
+        &mut self,
+        batch: &[Change<'_>],
+        durability: Durability,
+    ) -> Result<(), StorageError> {
         let mut sealed = Vec::with_capacity(batch.len());
         for (id, data) in batch {
             let data = match data {
@@ -321,6 +350,42 @@ impl Storage for SqliteStorage {
             sealed.push((*id, data));
         }
         let changes: Vec<Change<'_>> = sealed.iter().map(|(id, d)| (*id, d.as_deref())).collect();
-        self.apply_inner(&changes)
+        self.apply_inner(&changes, durability)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn synchronous(s: &SqliteStorage) -> i64 {
+        s.conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn each_batch_commits_with_the_synchronous_level_of_its_durability() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SqliteStorage::open(&dir.path().join("sks.db")).unwrap();
+        const NORMAL: i64 = 1;
+        const FULL: i64 = 2;
+        assert_eq!(synchronous(&s), FULL);
+        let mut seen = Vec::new();
+        s.apply_with(&[((1, 1), Some(b"a"))], Durability::Ordered)
+            .unwrap();
+        seen.push(synchronous(&s));
+        s.apply_with(&[((1, 2), Some(b"b"))], Durability::Ordered)
+            .unwrap();
+        seen.push(synchronous(&s));
+        s.apply(&[((1, 1), None)]).unwrap();
+        seen.push(synchronous(&s));
+        assert_eq!(seen, vec![NORMAL, NORMAL, FULL]);
+        drop(s);
+        let mut s = SqliteStorage::open(&dir.path().join("sks.db")).unwrap();
+        let records = s.load().unwrap();
+        assert_eq!(records.keys().copied().collect::<Vec<_>>(), vec![(1, 2)]);
+        assert_eq!(records[&(1, 2)].expose(), b"b");
     }
 }

@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use sks_core::api::{req, SksApi};
 use sks_core::model::RecordId;
-use sks_core::storage::{Change, StorageError};
+use sks_core::storage::{Change, Durability, StorageError};
 use sks_core::{ErrorCode, MemoryStorage, Sks, Storage};
 use sks_issuer::{KeyEntrySpec, PinPolicy};
 use sks_sqlite::SqliteStorage;
@@ -166,11 +166,12 @@ fn a_second_process_cannot_open_a_database_in_use() {
     Sks::open(SqliteStorage::open(&path).unwrap(), config(clock())).unwrap();
 }
 
-/// Records the ids of every batch applied.
+/// Records the ids and the durability of every batch applied.
 #[derive(Default)]
 struct Recording {
     inner: MemoryStorage,
     batches: Vec<Vec<(RecordId, bool)>>,
+    durability: Vec<Durability>,
 }
 
 impl Storage for Recording {
@@ -178,8 +179,16 @@ impl Storage for Recording {
         self.inner.load()
     }
     fn apply(&mut self, batch: &[Change<'_>]) -> Result<(), StorageError> {
+        self.apply_with(batch, Durability::Synced)
+    }
+    fn apply_with(
+        &mut self,
+        batch: &[Change<'_>],
+        durability: Durability,
+    ) -> Result<(), StorageError> {
         self.batches
             .push(batch.iter().map(|(id, d)| (*id, d.is_some())).collect());
+        self.durability.push(durability);
         self.inner.apply(batch)
     }
 }
@@ -224,6 +233,9 @@ impl SksApi for Mirrored {
 fn every_call_writes_only_what_it_changed_and_storage_mirrors_memory() {
     use sks_core::model::kind;
     let mut s = Mirrored(Sks::initialize(Recording::default(), config(clock())).unwrap());
+    let synced = |s: &mut Mirrored| {
+        s.0.storage_mut().durability.last().copied().unwrap() == Durability::Synced
+    };
     // The Appendix B session and its user calls, then a PIN key, post-operations and aborts.
     sks_issuer::demo::run(&mut s).unwrap();
     let ident = identity();
@@ -233,7 +245,12 @@ fn every_call_writes_only_what_it_changed_and_storage_mirrors_memory() {
         let v: Vec<_> = (0..12)
             .map(|i| key(&mut s, &mut iss, &KeyEntrySpec::new(&format!("K.{i}"))))
             .collect();
+        assert!(
+            !synced(&mut s),
+            "a step inside an open session need not be synced"
+        );
         close(&mut s, &mut iss).unwrap();
+        assert!(synced(&mut s), "closeProvisioningSession is synced");
         v
     };
     let (target, mut iss) = key_and_pending_update(&mut s, &ident);
@@ -241,11 +258,16 @@ fn every_call_writes_only_what_it_changed_and_storage_mirrors_memory() {
     let mut aborted = ident.session("https://issuer.example.com/x", "S3");
     open(&mut s, &mut aborted);
     key(&mut s, &mut aborted, &KeyEntrySpec::new("Gone"));
+    assert!(
+        !synced(&mut s),
+        "a step inside an open session need not be synced"
+    );
     s.0.abort_provisioning_session(req::AbortProvisioningSession {
         provisioning_handle: aborted.provisioning_handle().unwrap(),
     })
     .unwrap();
     s.check();
+    assert!(synced(&mut s), "abortProvisioningSession is synced");
 
     let last = |s: &mut Mirrored| s.0.storage_mut().batches.last().cloned().unwrap();
     let count = |s: &mut Mirrored| s.0.storage_mut().batches.len();
@@ -257,6 +279,7 @@ fn every_call_writes_only_what_it_changed_and_storage_mirrors_memory() {
     // A PIN error writes the one key record it changed, whatever the database size.
     assert_eq!(code(sign(&mut s, target.handle, "0000")), AUTHORIZATION);
     assert_eq!(last(&mut s), vec![((kind::KEY, target.handle), true)]);
+    assert!(synced(&mut s), "a PIN error counter is synced");
     // deleteKey deletes one record.
     s.delete_key(req::DeleteKey {
         key_handle: bulk[3].handle,
@@ -264,6 +287,7 @@ fn every_call_writes_only_what_it_changed_and_storage_mirrors_memory() {
     })
     .unwrap();
     assert_eq!(last(&mut s), vec![((kind::KEY, bulk[3].handle), false)]);
+    assert!(synced(&mut s), "a User API write is synced");
     // Creating a key writes the handle counter, the key and its session.
     let mut iss = ident.session("https://issuer.example.com/x", "S4");
     let ph = open(&mut s, &mut iss);
@@ -281,6 +305,7 @@ fn every_call_writes_only_what_it_changed_and_storage_mirrors_memory() {
             ((kind::KEY, k), true)
         ]
     );
+    assert!(!synced(&mut s), "createKeyEntry inside an open session");
     // A restart reads back the same database.
     let storage = s.0.into_storage();
     let reopened = Sks::open(storage, config(clock())).unwrap();

@@ -20,7 +20,7 @@ use crate::error::{err, ErrorCode, SksError, SksResult};
 use crate::layout::MacInput;
 use crate::model::{kind, KeyEntry, OpenState, Session, State};
 use crate::secret::Secret;
-use crate::storage::{Change, Storage};
+use crate::storage::{Change, Durability, Storage};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -494,7 +494,7 @@ impl<S: Storage> Sks<S> {
     /// storage module docs). Only changed objects are encoded and written, so the cost follows
     /// the call, not the database size. If the write fails, the in-memory state is reloaded
     /// from storage, so memory never runs ahead of what is durable.
-    fn flush(&mut self) -> SksResult<()> {
+    fn flush(&mut self, durability: Durability) -> SksResult<()> {
         let changes = match self.core.state.take_changes() {
             Ok(c) => c,
             Err(e) => return Err(self.reload_after(storage_error(e))),
@@ -506,7 +506,7 @@ impl<S: Storage> Sks<S> {
             .iter()
             .map(|(id, data)| (*id, data.as_ref().map(Secret::expose)))
             .collect();
-        match self.storage.apply(&batch) {
+        match self.storage.apply_with(&batch, durability) {
             Ok(()) => Ok(()),
             Err(e) => Err(self.reload_after(storage_error(e))),
         }
@@ -551,8 +551,9 @@ impl<S: Storage> Sks<S> {
         waited: PukDelay,
     ) -> Result<Response, SksError> {
         self.usable()?;
+        let durability = durability_of(&request);
         let result = self.core.execute_after_delay(request, waited);
-        self.flush()?;
+        self.flush(durability)?;
         result
     }
 
@@ -567,6 +568,31 @@ impl<S: Storage> Sks<S> {
     }
 }
 
+/// How durable a call's writes must be before it returns (storage module docs). The steps
+/// inside an open provisioning session need only survive a crash of the process: after a power
+/// loss the issuer's next call fails and it starts again, and replaying its messages can only
+/// redo what it asked for. Everything the user or the issuer is told is final —
+/// closeProvisioningSession, abort, PIN/PUK error counters, every User API write — and
+/// signProvisioningSessionData, whose key uses the SessionKeyLimit counts, is synced.
+pub fn durability_of(request: &Request) -> Durability {
+    match request {
+        Request::CreateProvisioningSession(_)
+        | Request::CreatePukPolicy(_)
+        | Request::CreatePinPolicy(_)
+        | Request::CreateKeyEntry(_)
+        | Request::GetKeyHandle(_)
+        | Request::SetCertificatePath(_)
+        | Request::ImportSymmetricKey(_)
+        | Request::ImportPrivateKey(_)
+        | Request::AddExtension(_)
+        | Request::PostDeleteKey(_)
+        | Request::PostUnlockKey(_)
+        | Request::PostUpdateKey(_)
+        | Request::PostCloneKeyProtection(_) => Durability::Ordered,
+        _ => Durability::Synced,
+    }
+}
+
 impl<S: Storage> SksApi for Sks<S> {
     /// Executes and stores one call; a PUK check of a "no limit" policy first waits
     /// [`Config::puk_delay`] in the calling thread.
@@ -576,8 +602,9 @@ impl<S: Storage> SksApi for Sks<S> {
             return self.call_after_delay(request, d);
         }
         self.usable()?;
+        let durability = durability_of(&request);
         let result = self.core.execute(request);
-        self.flush()?;
+        self.flush(durability)?;
         result
     }
 }

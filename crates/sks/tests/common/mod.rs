@@ -49,6 +49,13 @@ impl Storage for TempSqlite {
     fn apply(&mut self, batch: &[sks_core::storage::Change<'_>]) -> Result<(), StorageError> {
         self.storage.apply(batch)
     }
+    fn apply_with(
+        &mut self,
+        batch: &[sks_core::storage::Change<'_>],
+        durability: sks_core::storage::Durability,
+    ) -> Result<(), StorageError> {
+        self.storage.apply_with(batch, durability)
+    }
 }
 
 /// A fresh, empty [`TestStorage`].
