@@ -299,6 +299,19 @@ impl<T> Table<T> {
         }
     }
 
+    /// The objects with a handle above `handle`. Handles are handed out in increasing order and
+    /// never reused, so an object created after another has a larger handle: the objects of an
+    /// open session, and the objects referring to a given PIN or PUK policy (a reference can
+    /// only name an object that already exists), are all found here.
+    pub fn after(&self, handle: u32) -> impl Iterator<Item = &T> {
+        self.map
+            .range((
+                std::ops::Bound::Excluded(handle),
+                std::ops::Bound::Unbounded,
+            ))
+            .map(|(_, v)| v)
+    }
+
     /// The changed handles since the last call, clearing the set.
     fn take_dirty(&mut self) -> BTreeSet<u32> {
         std::mem::take(&mut self.dirty)

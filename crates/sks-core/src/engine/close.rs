@@ -77,14 +77,20 @@ impl Core {
     }
 
     fn check_close(&self, ph: u32) -> SksResult<()> {
+        // The session is open, so each of its objects was created in it, after its handle; an
+        // object referring to another was created after the one it refers to (`Table::after`).
         let st = &self.state;
-        for puk in st.puks.values().filter(|p| p.session == ph) {
-            if !st.pins.values().any(|p| p.puk == puk.handle) {
+        for puk in st.puks.after(ph).filter(|p| p.session == ph) {
+            if !st.pins.after(puk.handle).any(|p| p.puk == puk.handle) {
                 return Err(option(format!("Unreferenced object \"{}\"", puk.id)));
             }
         }
-        for pin in st.pins.values().filter(|p| p.session == ph) {
-            if !st.keys.values().any(|k| k.pin_policy == pin.handle) {
+        for pin in st.pins.after(ph).filter(|p| p.session == ph) {
+            if !st
+                .keys
+                .after(pin.handle)
+                .any(|k| k.pin_policy == pin.handle)
+            {
                 return Err(option(format!("Unreferenced object \"{}\"", pin.policy.id)));
             }
         }
@@ -105,7 +111,7 @@ impl Core {
             })
             .map(|o| o.target)
             .collect();
-        for k in st.keys.values().filter(|k| k.session == ph) {
+        for k in st.keys.after(ph).filter(|k| k.session == ph) {
             let ee = k
                 .ee_certificate()
                 .ok_or_else(|| option(format!("Missing \"setCertificatePath\" for: {}", k.id)))?;
@@ -209,7 +215,10 @@ impl Core {
             // Dropping the open state zeroizes the SessionKey.
             s.state = SessionState::Closed;
         }
-        if !self.state.keys.values().any(|k| k.session == ph) {
+        // Keys taken over from older sessions have smaller handles: look there only if the
+        // session created none.
+        let keys = &self.state.keys;
+        if !(keys.after(ph).any(|k| k.session == ph) || keys.values().any(|k| k.session == ph)) {
             self.state.sessions.remove(&ph);
         }
     }

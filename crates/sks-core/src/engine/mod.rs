@@ -101,6 +101,9 @@ pub struct Core {
     pub(crate) config: Config,
     /// The PUK policy whose delay the caller has waited for the current call.
     pub(crate) puk_paced: Option<u32>,
+    /// The clock reading of the last expiry sweep over the open sessions: within the same
+    /// second no further session can have expired, so the sweep is skipped.
+    swept_at: Option<u64>,
 }
 
 impl std::fmt::Debug for Core {
@@ -124,7 +127,14 @@ impl Core {
             device,
             config,
             puk_paced: None,
+            swept_at: None,
         }
+    }
+
+    /// Replaces the state (a reload from storage); the next call sweeps expired sessions again.
+    pub(crate) fn replace_state(&mut self, state: State) {
+        self.state = state;
+        self.swept_at = None;
     }
 
     /// The Credential Database (read-only).
@@ -146,6 +156,10 @@ impl Core {
     /// aborts are part of the current call's changes, so they are stored in the same atomic batch.
     fn purge_expired(&mut self) {
         let now = self.now();
+        if self.swept_at == Some(now) {
+            return;
+        }
+        self.swept_at = Some(now);
         let timeout = self.config.session_timeout.as_secs();
         let expired: Vec<u32> = self
             .state
@@ -338,21 +352,14 @@ impl Core {
     /// Checks an ID (byte layouts §8.1) and its uniqueness in the session's namespace.
     pub(crate) fn check_new_id(&self, ph: u32, id: &str) -> SksResult<()> {
         check_id_syntax(id)?;
-        let dup = self
-            .state
-            .keys
-            .values()
-            .any(|k| k.session == ph && k.id == id)
-            || self
-                .state
+        // Every object of an open session was created in it, after the session's handle.
+        let st = &self.state;
+        let dup = st.keys.after(ph).any(|k| k.session == ph && k.id == id)
+            || st
                 .pins
-                .values()
+                .after(ph)
                 .any(|p| p.session == ph && p.policy.id == id)
-            || self
-                .state
-                .puks
-                .values()
-                .any(|p| p.session == ph && p.id == id);
+            || st.puks.after(ph).any(|p| p.session == ph && p.id == id);
         if dup {
             return Err(err(ErrorCode::Option, format!("Duplicate \"ID\": {id}")));
         }
@@ -521,7 +528,7 @@ impl<S: Storage> Sks<S> {
             .and_then(|image| State::from_records(image.iter()).map_err(storage_error))
         {
             Ok(state) => {
-                self.core.state = state;
+                self.core.replace_state(state);
                 e
             }
             // Storage cannot even be read back: refuse to go on with a state that may be
