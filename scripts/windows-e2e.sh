@@ -351,8 +351,8 @@ to_win() { local p="${1#"$WINEPREFIX"/drive_c/}"; printf 'C:\\%s' "${p//\//\\}";
 SDDL="$(sed -n 's/^pub const WINDOWS_SDDL: &str = "\(.*\)";$/\1/p' crates/kf-secret-file/src/lib.rs)"
 [ -n "$SDDL" ] || fail "WINDOWS_SDDL not found in kf-secret-file"
 mapfile -t KEYS < <(find "$APP_UNIX" "$PD" -name '*.key' -not -path "$POOL_UNIX/*" | sort)
-# A journal key per journal (4 + 4 runs, provision, container, demo, two in
-# %ProgramData%' default) and the demo's KLMS keys.
+# A journal key per journal (provision, container, the %ProgramData% default,
+# demo, five runs) and the demo's KLMS keys.
 [ ${#KEYS[@]} -ge 10 ] || fail "only ${#KEYS[@]} key files: ${KEYS[*]}"
 WIN_KEYS=()
 for k in "${KEYS[@]}"; do
