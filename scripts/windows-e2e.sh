@@ -280,8 +280,9 @@ run_start() {
 }
 # Taps fob $1 on the running `run` and waits for its PASS line (the $2-th).
 run_tap() {
+  local want=$2
   insert_fob "$1"
-  tapped() { [ "$(grep -c '^PASS' "$WORK/run.out" 2>/dev/null || true)" -ge "$2" ]; }
+  tapped() { [ "$(grep -c '^PASS' "$WORK/run.out" 2>/dev/null || true)" -ge "$want" ]; }
   wait_until 60 tapped || { cat "$WORK/run.out" "$WORK/run.err" > "$WORK/out"; fail "fob $1: no PASS"; }
   grep -q "$1" "$WORK/run.out" || { cp "$WORK/run.out" "$WORK/out"; fail "fob $1 not in the output"; }
   remove_fob
@@ -361,7 +362,7 @@ for k in "${KEYS[@]}"; do
   WIN_KEYS+=("$(to_win "$k")")
 done
 "$WINE" "$WORK/bridge/acl-check.exe" "$SDDL" "${WIN_KEYS[@]}" > "$WORK/out" 2>&1 || fail "a secret file is not owner-only"
-RULE="$(sed -n 's/^acl-check: .* owner-only (\(.*\))$/\1/p' "$WORK/out")"
+RULE="$(tr -d '\r' < "$WORK/out" | sed -n 's/^acl-check: .* owner-only (\(.*\))$/\1/p')"
 CA_PEM="$(find "$APP_UNIX/demo data" -name ca.pem | head -1)"
 [ -n "$CA_PEM" ] || fail "no ca.pem in the demo data"
 "$WINE" "$WORK/bridge/acl-check.exe" "$SDDL" --open "$(to_win "$APP_UNIX/data/run journal.db")" "$(to_win "$CA_PEM")" \
