@@ -48,11 +48,34 @@ extern "system" fn handler_routine(ctrl_type: u32) -> BOOL {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use windows_sys::Win32::Foundation::{FALSE, TRUE};
     use windows_sys::Win32::System::Console::{
         CTRL_BREAK_EVENT, CTRL_CLOSE_EVENT, CTRL_C_EVENT, CTRL_LOGOFF_EVENT, CTRL_SHUTDOWN_EVENT,
     };
 
-    use crate::ConsoleEvent;
+    use super::handler_routine;
+    use crate::{on_stop, ConsoleEvent, Error};
+
+    #[test]
+    fn the_registered_routine_takes_the_five_events_and_passes_others_on() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let guard = on_stop(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+        assert!(matches!(on_stop(|| {}), Err(Error::AlreadyRegistered)));
+        assert_eq!(handler_routine(CTRL_BREAK_EVENT), TRUE);
+        assert_eq!(handler_routine(3), FALSE);
+        guard.finished();
+        // Finished: close returns at once.
+        assert_eq!(handler_routine(CTRL_CLOSE_EVENT), TRUE);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
 
     #[test]
     fn codes_match_the_sdk() {
