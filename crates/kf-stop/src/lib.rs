@@ -351,9 +351,9 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
-    #[cfg(unix)]
-    #[test]
-    fn one_registration_per_process_and_sigterm_reaches_the_handler() {
+    /// The process's one registration, counting its calls; a second one is
+    /// refused.
+    pub(crate) fn register_counting() -> (StopGuard, Arc<AtomicUsize>) {
         let calls = Arc::new(AtomicUsize::new(0));
         let counter = calls.clone();
         let guard = on_stop(move || {
@@ -361,6 +361,13 @@ mod tests {
         })
         .unwrap();
         assert!(matches!(on_stop(|| {}), Err(Error::AlreadyRegistered)));
+        (guard, calls)
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn one_registration_per_process_and_sigterm_reaches_the_handler() {
+        let (guard, calls) = register_counting();
         let status = std::process::Command::new("kill")
             .args(["-TERM", &std::process::id().to_string()])
             .status()

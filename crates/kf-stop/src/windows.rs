@@ -48,9 +48,7 @@ extern "system" fn handler_routine(ctrl_type: u32) -> BOOL {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
 
     use windows_sys::Win32::Foundation::{FALSE, TRUE};
     use windows_sys::Win32::System::Console::{
@@ -58,17 +56,11 @@ mod tests {
     };
 
     use super::handler_routine;
-    use crate::{on_stop, ConsoleEvent, Error};
+    use crate::ConsoleEvent;
 
     #[test]
     fn the_registered_routine_takes_the_five_events_and_passes_others_on() {
-        let calls = Arc::new(AtomicUsize::new(0));
-        let counter = calls.clone();
-        let guard = on_stop(move || {
-            counter.fetch_add(1, Ordering::SeqCst);
-        })
-        .unwrap();
-        assert!(matches!(on_stop(|| {}), Err(Error::AlreadyRegistered)));
+        let (guard, calls) = crate::tests::register_counting();
         assert_eq!(handler_routine(CTRL_BREAK_EVENT), TRUE);
         assert_eq!(handler_routine(3), FALSE);
         guard.finished();
