@@ -15,6 +15,7 @@ target_dir="${WIN_TARGET_DIR:-target/win-gnu}"
   /usr/bin/cargo build --release -q -p kf-station --features pcsc \
     --target x86_64-pc-windows-gnu -Zbuild-std=std,panic_abort --target-dir "$target_dir" >&2
 )
-exe="$PWD/$target_dir/x86_64-pc-windows-gnu/release/kf-station.exe"
+case "$target_dir" in /*) ;; *) target_dir="$PWD/$target_dir" ;; esac
+exe="$target_dir/x86_64-pc-windows-gnu/release/kf-station.exe"
 [ -f "$exe" ] || { echo "windows-build: no $exe" >&2; exit 1; }
 echo "$exe"

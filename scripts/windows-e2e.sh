@@ -11,9 +11,12 @@
 # (PASS, then the same fob again: refused by the journal, and with
 # --repersonalize by the fob), container packages with CRLF files from a path with spaces and non-ASCII
 # characters, self-test, demo --fobs 5 (embedded KLMS, mTLS upload), run with
-# three fobs tapped one after another then Ctrl-C, the %ProgramData% default
-# journal, audit verify on every journal the exe wrote. Each step prints
-# PASS/FAIL and its time; the script exits non-zero on the first failure.
+# three fobs tapped one after another then Ctrl-C, run stopped by each other
+# console event (Ctrl-Break, close, logoff, shutdown: console-event.c), the
+# %ProgramData% default journal, audit verify on every journal the exe wrote,
+# every secret file the exe wrote owner-only (acl-check.c) while a journal and
+# a certificate are not. Each step prints PASS/FAIL and its time; the script
+# exits non-zero on the first failure.
 #
 # Needs root (apt packages, pcscd's /run/pcscd socket) on Debian 12. Environment:
 #   WIN_TARGET_DIR   cargo target dir of the Windows build (default target/win-gnu)
@@ -87,7 +90,9 @@ echo "      kf-station.exe: $(stat -c %s "$EXE_BUILT") bytes"
 
 begin "cargo build kf-station (Linux, pcsc: the virtual fob)"
 cargo build -q -p kf-station --features pcsc || fail "Linux build failed"
-LIN="$ROOT/${CARGO_TARGET_DIR:-target}/debug/kf-station"
+LIN_TARGET="${CARGO_TARGET_DIR:-target}"
+case "$LIN_TARGET" in /*) ;; *) LIN_TARGET="$ROOT/$LIN_TARGET" ;; esac
+LIN="$LIN_TARGET/debug/kf-station"
 pass
 
 WORK="$(mktemp -d /tmp/kf-windows-e2e.XXXXXX)"
@@ -97,7 +102,7 @@ WINESERVER=/usr/lib/wine/wineserver
 [ -x "$WINESERVER" ] || WINESERVER="$(command -v wineserver)"
 export PATH="/usr/lib/wine:$PATH"
 
-begin "test bridge: winscard.dll + bcryptprimitives.dll (winegcc), bridge-check.exe"
+begin "test bridge and tools (winegcc, mingw): bridge-check, console-event, acl-check"
 mkdir -p "$WORK/bridge"
 for m in winscard bcryptprimitives; do
   winegcc -O2 -Wall -Wextra -Werror -shared -o "$WORK/bridge/$m.dll" \
@@ -105,8 +110,10 @@ for m in winscard bcryptprimitives; do
     > "$WORK/out" 2>&1 || fail "winegcc $m failed"
   [ -f "$WORK/bridge/$m.dll.so" ] || fail "no $m.dll.so"
 done
-x86_64-w64-mingw32-gcc -O2 -Wall -Wextra -Werror -o "$WORK/bridge/bridge-check.exe" \
-  scripts/windows-bridge/bridge-check.c -lwinscard > "$WORK/out" 2>&1 || fail "bridge-check.exe build failed"
+mingw() { x86_64-w64-mingw32-gcc -O2 -Wall -Wextra -Werror -o "$WORK/bridge/$1.exe" "${@:2}" > "$WORK/out" 2>&1 || fail "$1.exe build failed"; }
+mingw bridge-check scripts/windows-bridge/bridge-check.c -lwinscard
+mingw console-event scripts/windows-bridge/console-event.c
+mingw acl-check -municode scripts/windows-bridge/acl-check.c -ladvapi32
 pass
 
 export WINEPREFIX="$WORK/prefix" WINEDEBUG=-all WINEARCH=win64
@@ -263,36 +270,104 @@ expect_out "provisioned 5/5 fobs"
 expect_out "KLMS (mutual TLS): journal records anchored 10, pending 0, rejected 0"
 pass
 
+# `run` in the background on journal $1 (a Windows path): output in run.out/run.err.
+run_start() {
+  : > "$WORK/run.out"
+  "$WINE" "$EXE" run --reader "$READER" --journal "$1" > "$WORK/run.out" 2> "$WORK/run.err" &
+  RUN_PID=$!
+  waiting() { grep -q 'present a fob' "$WORK/run.err"; }
+  wait_until 60 waiting || { cp "$WORK/run.err" "$WORK/out"; fail "run did not start"; }
+}
+# Taps fob $1 on the running `run` and waits for its PASS line (the $2-th).
+run_tap() {
+  local want=$2
+  insert_fob "$1"
+  tapped() { [ "$(grep -c '^PASS' "$WORK/run.out" 2>/dev/null || true)" -ge "$want" ]; }
+  wait_until 60 tapped || { cat "$WORK/run.out" "$WORK/run.err" > "$WORK/out"; fail "fob $1: no PASS"; }
+  grep -q "$1" "$WORK/run.out" || { cp "$WORK/run.out" "$WORK/out"; fail "fob $1 not in the output"; }
+  remove_fob
+}
+# Waits for the stopped `run`: exit code 0 and the summary "stopped: good $1, failed 0".
+run_stopped() {
+  local rc=0
+  wait "$RUN_PID" || rc=$?
+  RUN_PID=""
+  cat "$WORK/run.out" "$WORK/run.err" > "$WORK/out"
+  [ $rc -eq 0 ] || fail "run exited with $rc after $2"
+  expect_out "stopped: good $1, failed 0"
+}
+
 begin "kf-station.exe run: three fobs tapped one after another, Ctrl-C"
 J_RUN="$APP_WIN"'\data\run journal.db'
-"$WINE" "$EXE" run --reader "$READER" --journal "$J_RUN" > "$WORK/run.out" 2> "$WORK/run.err" &
-RUN_PID=$!
-passes() { grep -c '^PASS' "$WORK/run.out" 2>/dev/null || true; }
-waiting() { grep -q 'present a fob' "$WORK/run.err"; }
-wait_until 60 waiting || { cp "$WORK/run.err" "$WORK/out"; fail "run did not start"; }
+run_start "$J_RUN"
 n=0
 for uid in 04E2E000000000000011 04E2E000000000000012 04E2E000000000000013; do
-  insert_fob "$uid"
   n=$((n + 1))
-  tapped() { [ "$(passes)" -ge "$n" ]; }
-  wait_until 60 tapped || { cat "$WORK/run.out" "$WORK/run.err" > "$WORK/out"; fail "fob $uid: no PASS"; }
-  grep -q "$uid" "$WORK/run.out" || { cp "$WORK/run.out" "$WORK/out"; fail "fob $uid not in the output"; }
-  remove_fob
+  run_tap "$uid" "$n"
 done
 # Ctrl-C: Wine turns SIGINT into CTRL_C_EVENT for the console handler.
 kill -INT "$RUN_PID"
-rc=0
-wait "$RUN_PID" || rc=$?
-RUN_PID=""
-cat "$WORK/run.out" "$WORK/run.err" > "$WORK/out"
-[ $rc -eq 0 ] || fail "run exited with $rc after Ctrl-C"
-expect_out "stopped: good 3, failed 0"
+run_stopped 3 Ctrl-C
 pass
+
+# The other console events, one run each. Wine 8.0 makes CTRL_C_EVENT only
+# (from SIGINT) and its GenerateConsoleCtrlEvent refuses CTRL_BREAK_EVENT, so
+# console-event.exe delivers each as Windows does: a thread in the station at
+# kernelbase!CtrlRoutine. Close, logoff and shutdown end the process when the
+# handler returns: the station must finish the fob and close the journal first.
+J_EVENTS=()
+n=20
+for event in ctrl-break close logoff shutdown; do
+  begin "kf-station.exe run: one fob, then $event (console-event.exe)"
+  J_EVENTS+=("$APP_WIN"'\data\run '"$event"'.db')
+  run_start "${J_EVENTS[-1]}"
+  n=$((n + 1))
+  run_tap "04E2E0000000000000$n" 1
+  "$WINE" "$WORK/bridge/console-event.exe" kf-station.exe "$event" > "$WORK/event.out" 2>&1 \
+    || { cp "$WORK/event.out" "$WORK/out"; fail "console-event.exe $event failed"; }
+  run_stopped 1 "$event"
+  expect_ok audit verify --journal "${J_EVENTS[-1]}"
+  pass
+done
 
 begin "kf-station.exe audit verify (provision, container, demo, run journals)"
 for j in "$J_PROV" "$APP_WIN"'\data\container.db' "$APP_WIN"'\demo data\journal.db' "$J_RUN"; do
   expect_ok audit verify --journal "$j"
 done
 pass
+
+# Every secret file the exe wrote (journal keys, storage keys, the demo's KLMS
+# private keys: all *.key, outside the pool that the Linux tool generated) must
+# be owner-only. acl-check.exe probes whether this Wine keeps a DACL as written
+# (wine-staging) and then demands exactly kf-secret-file's DACL; Debian's Wine
+# 8.0 keeps only Unix mode bits and rebuilds the DACL from them (server/file.c:
+# sd_to_mode when creating, mode_to_sd when queried), so there the DACL must
+# name no one but the owner and SYSTEM, and the mode no "other" bits (Everyone).
+# The group bits never appear in Wine's DACL: sd_to_mode gives a SID of the
+# creating token (here Administrators) user+group bits, hence 750 for 770 & ~022.
+# A journal and a certificate (created without a DACL) must come out open: the
+# check can fail.
+begin "secret files owner-only (acl-check.exe, mode); journal, certificate not"
+to_win() { local p="${1#"$WINEPREFIX"/drive_c/}"; printf 'C:\\%s' "${p//\//\\}"; }
+SDDL="$(sed -n 's/^pub const WINDOWS_SDDL: &str = "\(.*\)";$/\1/p' crates/kf-secret-file/src/lib.rs)"
+[ -n "$SDDL" ] || fail "WINDOWS_SDDL not found in kf-secret-file"
+mapfile -t KEYS < <(find "$APP_UNIX" "$PD" -name '*.key' -not -path "$POOL_UNIX/*" | sort)
+# A journal key per journal (provision, container, the %ProgramData% default,
+# demo, five runs) and the demo's KLMS keys.
+[ ${#KEYS[@]} -ge 10 ] || fail "only ${#KEYS[@]} key files: ${KEYS[*]}"
+WIN_KEYS=()
+for k in "${KEYS[@]}"; do
+  mode=$(stat -c %a "$k")
+  [ $((8#$mode & 7)) -eq 0 ] || fail "$k: mode $mode gives others access"
+  WIN_KEYS+=("$(to_win "$k")")
+done
+"$WINE" "$WORK/bridge/acl-check.exe" "$SDDL" "${WIN_KEYS[@]}" > "$WORK/out" 2>&1 || fail "a secret file is not owner-only"
+RULE="$(tr -d '\r' < "$WORK/out" | sed -n 's/^acl-check: .* owner-only (\(.*\))$/\1/p')"
+CA_PEM="$(find "$APP_UNIX/demo data" -name ca.pem | head -1)"
+[ -n "$CA_PEM" ] || fail "no ca.pem in the demo data"
+"$WINE" "$WORK/bridge/acl-check.exe" "$SDDL" --open "$(to_win "$APP_UNIX/data/run journal.db")" "$(to_win "$CA_PEM")" \
+  > "$WORK/out" 2>&1 || fail "the negative control (journal, certificate) was reported owner-only"
+pass
+echo "      ${#KEYS[@]} key files, rule: $RULE, modes: $(stat -c %a "${KEYS[@]}" | sort -u | tr '\n' ' ')"
 
 echo "windows-e2e: all steps passed"

@@ -1,6 +1,7 @@
 //! `kf-station run`: the station loop over one reader or many ([`crate::line`]):
-//! wait for a fob, provision it, print a PASS/FAIL line, next. Ctrl-C stops
-//! after the fobs in flight.
+//! wait for a fob, provision it, print a PASS/FAIL line, next. Ctrl-C (on
+//! Windows also Ctrl-Break, closing the console window, logoff, shutdown)
+//! stops after the fobs in flight, with the journal closed.
 
 use crate::cmd::provision::StationArgs;
 use crate::exit;
@@ -89,10 +90,13 @@ fn station_loop(args: &RunArgs) -> anyhow::Result<u8> {
     let console = args.console.start(args.station.json)?;
     let stop = Arc::new(AtomicBool::new(false));
     let cancellers = Arc::new(Mutex::new(vec![context.canceller()]));
-    {
+    // Ctrl-C, and on Windows also closing the console window, logoff and
+    // shutdown: the fobs in flight finish and the journal is closed before
+    // the process ends (`finished` below).
+    let stopping = {
         let stop = stop.clone();
         let cancellers = cancellers.clone();
-        ctrlc::set_handler(move || {
+        kf_stop::on_stop(move || {
             stop.store(true, Ordering::SeqCst);
             // Best effort: it only wakes pending waits early; every wait
             // also returns to look at `stop` twice a second.
@@ -101,8 +105,8 @@ fn station_loop(args: &RunArgs) -> anyhow::Result<u8> {
                     let _ = canceller.cancel();
                 }
             }
-        })?;
-    }
+        })?
+    };
     errln!(
         "station {}: present fobs (Ctrl-C to stop)",
         config.station_id
@@ -129,6 +133,7 @@ fn station_loop(args: &RunArgs) -> anyhow::Result<u8> {
             stats.pending
         );
     }
+    stopping.finished();
     result?;
     Ok(if failed == 0 { exit::OK } else { exit::FAILED })
 }

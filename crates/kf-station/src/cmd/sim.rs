@@ -90,7 +90,7 @@ fn serve_fob(args: ServeArgs) -> anyhow::Result<()> {
     let fob = VirtualFob::new(fob_config(&args)?)?;
     let control = BridgeControl::new();
     let stopper = control.clone();
-    ctrlc::set_handler(move || stopper.stop())?;
+    let _stopping = kf_stop::on_stop(move || stopper.stop())?;
     errln!(
         "virtual fob UID {} serving vpcd at {} (Ctrl-C to stop)",
         fob.uid(),
