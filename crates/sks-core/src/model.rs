@@ -333,6 +333,54 @@ pub struct State {
     pub pins: Table<PinPolicyEntry>,
     /// Keys.
     pub keys: Table<KeyEntry>,
+    /// Keys by end-entity certificate.
+    pub(crate) certificates: CertificateIndex,
+}
+
+/// Keys by the SHA-256 digest of their end-entity certificate, so closeProvisioningSession's
+/// duplicate-certificate check looks at the keys holding that certificate, not at every key.
+/// A key's certificate path is set once (setCertificatePath) and never changed. Entries of
+/// removed keys are dropped when the removal is stored ([`State::take_changes`]); until then
+/// [`CertificateIndex::holders`] may still name them, so callers look each holder up.
+#[derive(Debug, Default)]
+pub(crate) struct CertificateIndex {
+    by_digest: BTreeMap<[u8; 32], BTreeSet<u32>>,
+    digest_of: BTreeMap<u32, [u8; 32]>,
+}
+
+impl CertificateIndex {
+    fn digest(certificate: &[u8]) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(certificate).into()
+    }
+
+    /// Records that key `handle` holds end-entity certificate `ee`.
+    pub(crate) fn add(&mut self, handle: u32, ee: &[u8]) {
+        let d = Self::digest(ee);
+        self.by_digest.entry(d).or_default().insert(handle);
+        self.digest_of.insert(handle, d);
+    }
+
+    fn forget(&mut self, handle: u32) {
+        let Some(d) = self.digest_of.remove(&handle) else {
+            return;
+        };
+        if let Some(set) = self.by_digest.get_mut(&d) {
+            set.remove(&handle);
+            if set.is_empty() {
+                self.by_digest.remove(&d);
+            }
+        }
+    }
+
+    /// Handles of the keys given certificate `ee` (possibly removed since).
+    pub(crate) fn holders(&self, ee: &[u8]) -> impl Iterator<Item = u32> + '_ {
+        self.by_digest
+            .get(&Self::digest(ee))
+            .into_iter()
+            .flatten()
+            .copied()
+    }
 }
 
 /// One record change: the new bytes, or `None` to delete the record.
@@ -501,6 +549,11 @@ impl State {
         table_changes(&mut self.sessions, kind::SESSION, encode_session, &mut out)?;
         table_changes(&mut self.puks, kind::PUK, |p| Ok(encode_puk(p)), &mut out)?;
         table_changes(&mut self.pins, kind::PIN, |p| Ok(encode_pin(p)), &mut out)?;
+        for h in &self.keys.dirty {
+            if !self.keys.map.contains_key(h) {
+                self.certificates.forget(*h);
+            }
+        }
         table_changes(
             &mut self.keys,
             kind::KEY,
@@ -568,6 +621,9 @@ impl State {
                 kind::KEY => {
                     check_version(&mut r)?;
                     let k = decode_key(&mut r)?;
+                    if let Some(ee) = k.ee_certificate() {
+                        st.certificates.add(k.handle, ee);
+                    }
                     st.keys.insert(k.handle, k);
                 }
                 _ => continue,

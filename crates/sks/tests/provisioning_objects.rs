@@ -504,12 +504,29 @@ fn duplicate_end_entity_certificates_fail_close() {
     };
     import(&mut s, &mut iss, "K1");
     close(&mut s, &mut iss).unwrap();
+    let k1 = keys(&mut s);
+    // After a restart the certificate is known from the stored key alone.
+    let storage = s.inner.into_storage();
+    let mut s = sks_core::wire::WireLoopback {
+        inner: sks_core::Sks::open(storage, config(clock())).unwrap(),
+    };
     let id2 = identity();
-    let mut iss2 = id2.session("https://issuer.example.com/y", "S2");
-    open(&mut s, &mut iss2);
-    import(&mut s, &mut iss2, "K2");
-    let e = close(&mut s, &mut iss2).unwrap_err();
+    let again = |s: &mut TestSks, session: &str| {
+        let mut iss2 = id2.session("https://issuer.example.com/y", session);
+        open(s, &mut iss2);
+        import(s, &mut iss2, "K2");
+        close(s, &mut iss2)
+    };
+    let e = again(&mut s, "S2").unwrap_err();
     assert!(e.message().contains("Duplicate certificate"), "{e}");
+    // Once the first key is deleted, its certificate is free again.
+    assert_eq!(k1.len(), 1);
+    s.delete_key(req::DeleteKey {
+        key_handle: k1[0],
+        authorization: Default::default(),
+    })
+    .unwrap();
+    again(&mut s, "S3").unwrap();
 }
 
 #[test]

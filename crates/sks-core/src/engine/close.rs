@@ -132,10 +132,10 @@ impl Core {
                     k.id
                 )));
             }
-            let duplicate = st.keys.values().any(|other| {
-                other.handle != k.handle
-                    && other.ee_certificate() == Some(ee)
-                    && !replaced.contains(&other.handle)
+            let duplicate = st.certificates.holders(ee).any(|other| {
+                other != k.handle
+                    && !replaced.contains(&other)
+                    && st.keys.get(&other).and_then(KeyEntry::ee_certificate) == Some(ee)
             });
             if duplicate {
                 return Err(option(format!("Duplicate certificate in: {}", k.id)));

@@ -10,7 +10,7 @@ use crate::consts::*;
 use crate::crypto::keys::{PrivateKey, PublicKey};
 use crate::error::{err, ErrorCode, SksError, SksResult};
 use crate::layout;
-use crate::model::{Extension, PinPolicyEntry, PukPolicy};
+use crate::model::{Extension, KeyEntry, PinPolicyEntry, PukPolicy};
 use crate::pin::{self, PinPolicy};
 
 fn option(msg: impl Into<String>) -> SksError {
@@ -198,6 +198,14 @@ impl Core {
                 return Err(option("Multiple calls to \"setCertificatePath\""));
             }
             k.certificate_path = a.certificate_path.0;
+            let st = &mut c.state;
+            if let Some(ee) = st
+                .keys
+                .get(&a.key_handle)
+                .and_then(KeyEntry::ee_certificate)
+            {
+                st.certificates.add(a.key_handle, ee);
+            }
             Ok(resp::SetCertificatePath {})
         })
     }
