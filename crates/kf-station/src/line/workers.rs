@@ -129,6 +129,8 @@ impl<'a> Line<'a> {
             let mut context = Some(context.clone());
             // The canceller of a context opened here, listed while it is in use.
             let mut _registration = None;
+            // No reader list read yet with this context.
+            let mut fresh = true;
             while !self.stop.load(Ordering::SeqCst) {
                 workers.retain(|_, w| !w.is_finished());
                 // The smart card service can stop and start again (Windows
@@ -136,6 +138,7 @@ impl<'a> Line<'a> {
                 let Some(live) = context.as_ref() else {
                     std::thread::sleep(LOOK);
                     (context, _registration) = self.reconnect().unzip();
+                    fresh = true;
                     continue;
                 };
                 let present = match live.list_readers() {
@@ -145,11 +148,21 @@ impl<'a> Line<'a> {
                         (context, _registration) = (None, None);
                         continue;
                     }
+                    // A context that has worked can fail otherwise while the service
+                    // restarts (pcsc-lite has answered a context of the stopped daemon
+                    // with a security violation, 0x8010006A): take a new one. An error
+                    // with a new context stops the line.
+                    Err(e) if !fresh => {
+                        errln!("smart card service error ({e}): connecting again");
+                        (context, _registration) = (None, None);
+                        continue;
+                    }
                     Err(e) => {
                         self.fail_line(anyhow::Error::new(e).context("cannot list the readers"));
                         break;
                     }
                 };
+                fresh = false;
                 for (name, reader_id) in self.selection.assign(&present) {
                     if workers.contains_key(&name) {
                         continue;
