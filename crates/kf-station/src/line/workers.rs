@@ -84,6 +84,11 @@ impl<T: PartialEq> Drop for Registration<'_, T> {
 /// blocking wait is not delivered.
 const LOOK: Duration = Duration::from_millis(500);
 
+/// Reader-list errors in a row (other than "no service") taken for a service
+/// that is stopping or restarting before the line stops: with one `LOOK`
+/// between new contexts, a lasting error stops the line within 2 s.
+const LIST_ERRORS_TOLERATED: u32 = 3;
+
 impl<'a> Line<'a> {
     /// A line with no fob done yet.
     #[allow(clippy::too_many_arguments)]
@@ -129,8 +134,8 @@ impl<'a> Line<'a> {
             let mut context = Some(context.clone());
             // The canceller of a context opened here, listed while it is in use.
             let mut _registration = None;
-            // No reader list read yet with this context.
-            let mut fresh = true;
+            // Reader-list errors in a row, other than "no service".
+            let mut list_errors = 0u32;
             while !self.stop.load(Ordering::SeqCst) {
                 workers.retain(|_, w| !w.is_finished());
                 // The smart card service can stop and start again (Windows
@@ -138,7 +143,6 @@ impl<'a> Line<'a> {
                 let Some(live) = context.as_ref() else {
                     std::thread::sleep(LOOK);
                     (context, _registration) = self.reconnect().unzip();
-                    fresh = true;
                     continue;
                 };
                 let present = match live.list_readers() {
@@ -148,12 +152,13 @@ impl<'a> Line<'a> {
                         (context, _registration) = (None, None);
                         continue;
                     }
-                    // A context that has worked can fail otherwise while the service
-                    // restarts (pcsc-lite has answered a context of the stopped daemon
-                    // with a security violation, 0x8010006A): take a new one. An error
-                    // with a new context stops the line.
-                    Err(e) if !fresh => {
-                        errln!("smart card service error ({e}): connecting again");
+                    // While the service stops or restarts, pcsc-lite can answer with
+                    // other errors too (seen: a security violation, 0x8010006A, for a
+                    // context of the stopping daemon): take a new context. An error
+                    // that outlives LIST_ERRORS_TOLERATED new contexts stops the line.
+                    Err(e) if list_errors < LIST_ERRORS_TOLERATED => {
+                        list_errors += 1;
+                        errln!("smart card service stopped ({e}): waiting for it to come back");
                         (context, _registration) = (None, None);
                         continue;
                     }
@@ -162,7 +167,7 @@ impl<'a> Line<'a> {
                         break;
                     }
                 };
-                fresh = false;
+                list_errors = 0;
                 for (name, reader_id) in self.selection.assign(&present) {
                     if workers.contains_key(&name) {
                         continue;
