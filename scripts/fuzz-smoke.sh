@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Short smoke run of every fuzz target (FUZZING.md): builds the fuzz crate with
 # cargo-fuzz (installed when missing), seeds the corpora from the test vectors
-# and runs each target for FUZZ_SECONDS (default 2) seconds. Any crash, leak,
+# and runs each target for FUZZ_SECONDS (default 2) seconds, FUZZ_JOBS (default: one per
+# core) targets at a time. Any crash, leak,
 # timeout or out-of-memory fails the run and leaves the input in
 # fuzz/artifacts/TARGET/.
 #
@@ -24,14 +25,36 @@ export RUSTC_BOOTSTRAP=1
 scripts/fuzz-seeds.sh >/dev/null
 cd fuzz
 cargo fuzz build "${dir_args[@]}" --sanitizer "$sanitizer"
+bin_dir="${FUZZ_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for target in $(cargo fuzz list); do
-  mkdir -p "$work/$target"
+# The built binaries run directly (what `cargo fuzz run` does after its own no-op build), one
+# per core at a time; each records its exit status for the check at the end.
+smoke() {
+  local target=$1 start rc=0 runs
+  mkdir -p "$work/$target" "artifacts/$target"
   start=$(date +%s)
-  cargo fuzz run "${dir_args[@]}" --sanitizer "$sanitizer" "$target" "$work/$target" "corpus/$target" -- \
+  "$bin_dir/$target" -artifact_prefix="artifacts/$target/" "$work/$target" "corpus/$target" \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-    >"$work/$target.log" 2>&1 || { cat "$work/$target.log"; echo "fuzz target $target failed"; exit 1; }
+    >"$work/$target.log" 2>&1 || rc=$?
+  echo "$rc" >"$work/$target.rc"
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$target.log")
-  printf '%-22s %8s runs  %3d s\n' "$target" "${runs:-?}" $(( $(date +%s) - start ))
+  printf '%-22s %8s runs  %3d s%s\n' "$target" "${runs:-?}" $(( $(date +%s) - start )) \
+    "$([ "$rc" = 0 ] || echo "  FAILED (exit $rc)")"
+}
+parallel="${FUZZ_JOBS:-$(nproc)}"
+targets=$(cargo fuzz list)
+for target in $targets; do
+  while [ "$(jobs -rp | wc -l)" -ge "$parallel" ]; do wait -n || true; done
+  smoke "$target" &
 done
+wait
+failed=0
+for target in $targets; do
+  if [ "$(cat "$work/$target.rc" 2>/dev/null)" != 0 ]; then
+    cat "$work/$target.log"
+    echo "fuzz target $target failed; its input is in fuzz/artifacts/$target/"
+    failed=1
+  fi
+done
+exit "$failed"

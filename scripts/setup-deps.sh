@@ -11,6 +11,8 @@ need+=(softhsm2)
 need+=(postgresql)
 # chromium + chromium-driver: the operator console's browser test (headless, WebDriver).
 need+=(chromium chromium-driver)
+# mold: the linker of the Linux builds in scripts/test.sh (scripts/cc-mold.sh).
+need+=(mold)
 for arg in "$@"; do
   case "$arg" in
     --windows) need+=(rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64-win32) ;;

@@ -14,14 +14,23 @@ step() {
 }
 summary() {
   local rc=$? now; now=$(date +%s)
+  # A Windows build still running in the background (a failed step ended the run) goes too.
+  [ -n "${win_build:-}" ] && kill -- "-$win_build" 2>/dev/null
   [ -n "$name" ] && times+=("$(printf '%6d s  %s' $((now - t_step)) "$name")")
   printf '\n==> step times (exit %d)\n' "$rc"; printf '%s\n' "${times[@]}"
   printf '%6d s  total\n' $((now - t0))
 }
 trap summary EXIT
 
+windows=1
+[ "${SKIP_WINDOWS_E2E:-0}" = "1" ] && windows=0
 step "system packages"
-scripts/setup-deps.sh
+if [ "$windows" = 1 ]; then scripts/setup-deps.sh --windows --wine; else scripts/setup-deps.sh; fi
+# Link the Linux builds with mold (installed above): the test build alone links about a
+# hundred binaries. Every later step, cargo-fuzz's build included, inherits the setting.
+if [ "$(uname -sm)" = "Linux x86_64" ]; then
+  export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER="$PWD/scripts/cc-mold.sh"
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -31,12 +40,26 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 # One feature set for the whole run (--workspace --all-features): every later
 # script reuses these binaries through scripts/build-bins.sh.
-step "cargo test"
+step "cargo test: build"
+cargo test --workspace --all-features --no-run
+
+# The Windows release build has nothing to check until the Windows step: it runs beside the
+# test runs and smoke steps at the lowest priority, on the cores they leave idle, in its own
+# process group (stopped at exit), and the Windows step waits for it.
+if [ "$windows" = 1 ]; then
+  win_log=$(mktemp)
+  setsid nice -n 19 scripts/windows-build.sh >/dev/null 2>"$win_log" &
+  win_build=$!
+fi
+
+step "cargo test: run"
 cargo test --workspace --all-features
 
 # The behavioural SKS suite again, on the durable SQLite store instead of memory.
 step "SKS behavioural tests on SQLite"
-SKS_TEST_STORAGE=sqlite cargo test -p sks --all-features --test pin_puk --test user_api \
+# `--workspace --all-features` as above, so the test build is reused, not rebuilt with the
+# feature set `-p sks` alone would resolve.
+SKS_TEST_STORAGE=sqlite cargo test --workspace --all-features --test pin_puk --test user_api \
   --test post_provisioning --test provisioning_objects --test session_lifecycle --test extensions
 
 if [ -x scripts/bench-smoke.sh ]; then
@@ -54,7 +77,12 @@ scripts/interop.sh
 step "factory build: no virtual fob, KLMS server, bench or test crate"
 scripts/factory-check.sh
 
-if [ "${SKIP_WINDOWS_E2E:-0}" != "1" ]; then
+if [ "$windows" = 1 ]; then
+  step "Windows: waiting for the background build of kf-station.exe"
+  if ! wait "$win_build"; then
+    cat "$win_log"; echo "the Windows build failed" >&2; exit 1
+  fi
+  win_build=""
   step "Windows: kf-station.exe under Wine through WinSCard, pcscd + vpcd"
   scripts/windows-e2e.sh
   step "Windows: release zip"
