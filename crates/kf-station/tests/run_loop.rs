@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 /// removed never exits, since nobody removes it).
 const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
 
+use kf_apdu::gp::ins::STORE_DATA;
 use kf_card::{FobConfig, Uid, VirtualFob};
 use kf_crypto::StaticKeys;
 use kf_profile::{AppletLifeCycle, DEV_SAMPLE_KVN};
@@ -756,10 +757,10 @@ fn klms_source_on_two_readers_and_ctrl_c_during_store_data_lets_both_fobs_finish
     let b = stack
         .insert_at(1, slow_klms_fob(&uids[1], &master, key_version), STEP)
         .unwrap();
-    // SELECT, GET DATA (UID, CPLC), SELECT, INITIALIZE UPDATE, EXTERNAL
-    // AUTHENTICATE come first: past 8 commands fob A is in its STORE DATA.
+    // The interrupt comes while fob A is inside its STORE DATA sequence (the paced fob takes
+    // a while over each command, so the station cannot be past it when the signal lands).
     let deadline = Instant::now() + STEP;
-    while a.control().apdus() < 9 {
+    while a.control().last_ins() != Some(STORE_DATA) {
         assert!(Instant::now() < deadline, "fob A never reached STORE DATA");
         std::thread::sleep(Duration::from_millis(5));
     }

@@ -17,7 +17,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -77,6 +77,8 @@ struct ControlInner {
     connected: AtomicBool,
     connections: AtomicU64,
     apdus: AtomicU64,
+    /// `0x100 | INS` of the last command APDU served; 0 before the first.
+    last_ins: AtomicU16,
 }
 
 /// Shared stop switch and status of a running bridge (clone freely; e.g. set
@@ -110,6 +112,12 @@ impl BridgeControl {
     /// Number of command APDUs served so far.
     pub fn apdus(&self) -> u64 {
         self.inner.apdus.load(Ordering::SeqCst)
+    }
+    /// The instruction byte of the last command APDU served (it stays in the clear under
+    /// secure messaging), so a test can act while the card is inside a given command.
+    pub fn last_ins(&self) -> Option<u8> {
+        let v = self.inner.last_ins.load(Ordering::SeqCst);
+        (v != 0).then_some((v & 0xFF) as u8)
     }
 }
 
@@ -199,6 +207,12 @@ fn handle_message<C: VirtualCard + ?Sized>(
             None
         }
         apdu => {
+            if let Some(&ins) = apdu.get(1) {
+                control
+                    .inner
+                    .last_ins
+                    .store(0x100 | u16::from(ins), Ordering::SeqCst);
+            }
             control.inner.apdus.fetch_add(1, Ordering::SeqCst);
             let resp = card.process_apdu(apdu);
             if resp.len() > usize::from(u16::MAX) {
