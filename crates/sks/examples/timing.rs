@@ -1,5 +1,7 @@
 //! Timing of the Appendix B session (P-256) and of signHashedData, in memory and on SQLite.
-//! Run: `cargo run -p sks --example timing` (add `--release` for optimized numbers).
+//! Run: `cargo run -p sks --example timing -- [KEYS] [SESSIONS]` (add `--release` for
+//! optimized numbers): KEYS for the large store (default 10,000), SESSIONS per median
+//! (default 100).
 //!
 //! A session's time is shown twice: whole (the issuer emulation runs in the same process and
 //! does its own P-256 work: certificate signing, attestation checks) and the SKS's share, the
@@ -96,22 +98,54 @@ fn filled(keys: usize) -> anyhow::Result<MemoryStorage> {
     Ok(mem.into_storage())
 }
 
+/// The P-256 operations a session is made of, one by one: the SKS does an ephemeral key
+/// generation, an ECDH and (without privacy) an attestation signature at
+/// createProvisioningSession, and a key generation at createKeyEntry.
+fn p256_primitives(runs: usize) -> anyhow::Result<()> {
+    let device = sks_core::device::DeviceIdentity::generate("timing")?;
+    let peer = p256::SecretKey::random(&mut rand_core::OsRng).public_key();
+    let (mut keygen, mut ecdh, mut sign) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let t = Instant::now();
+        let k = p256::SecretKey::random(&mut rand_core::OsRng);
+        keygen.push(t.elapsed());
+        let t = Instant::now();
+        let z = p256::ecdh::diffie_hellman(k.to_nonzero_scalar(), peer.as_affine());
+        ecdh.push(t.elapsed());
+        std::hint::black_box(z.raw_secret_bytes());
+        let t = Instant::now();
+        std::hint::black_box(device.sign(&[7; 32])?);
+        sign.push(t.elapsed());
+    }
+    let us = |v: Vec<Duration>| median(v).as_secs_f64() * 1e6;
+    println!(
+        "P-256 medians ({runs} runs): key generation {:.0} µs, ECDH {:.0} µs, ECDSA signature {:.0} µs",
+        us(keygen),
+        us(ecdh),
+        us(sign)
+    );
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
-    let large: usize = std::env::args()
-        .nth(1)
+    let mut args = std::env::args().skip(1);
+    let large: usize = args
+        .next()
         .map(|a| a.parse())
         .transpose()?
         .unwrap_or(10_000);
+    let sessions: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(100);
+    p256_primitives(500)?;
     let device = sks_core::device::DeviceIdentity::generate("timing")?;
     let mut core =
         sks_core::Core::new(sks_core::model::State::default(), device, Config::default());
-    run("core (no persistence)", &mut core, 20, 500)?;
+    run("core (no persistence)", &mut core, sessions, 500)?;
     let mut mem = Sks::initialize(MemoryStorage::new(), Config::default())?;
-    run("memory", &mut mem, 20, 500)?;
+    run("memory", &mut mem, sessions, 500)?;
     let dir = std::env::temp_dir().join(format!("sks-timing-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let mut db = Sks::initialize(SqliteStorage::open(&dir.join("sks.db"))?, Config::default())?;
-    run("sqlite", &mut db, 20, 200)?;
+    run("sqlite", &mut db, sessions, 200)?;
     drop(db);
 
     // The same figures with a store of `large` keys.
@@ -126,9 +160,9 @@ fn main() -> anyhow::Result<()> {
     let state = sks_core::model::State::from_records(records.iter())?;
     let keys = state.keys.len();
     let mut core = sks_core::Core::new(state, device, Config::default());
-    run(&format!("core, {keys} keys"), &mut core, 20, 500)?;
+    run(&format!("core, {keys} keys"), &mut core, sessions, 500)?;
     let mut mem = Sks::open(store, Config::default())?;
-    run(&format!("memory, {keys} keys"), &mut mem, 20, 500)?;
+    run(&format!("memory, {keys} keys"), &mut mem, sessions, 500)?;
     let mut sqlite = SqliteStorage::open(&dir.join("large.db"))?;
     let batch: Vec<sks_core::storage::Change<'_>> = records
         .iter()
@@ -136,7 +170,7 @@ fn main() -> anyhow::Result<()> {
         .collect();
     sqlite.apply(&batch)?;
     let mut db = Sks::open(sqlite, Config::default())?;
-    run(&format!("sqlite, {keys} keys"), &mut db, 20, 200)?;
+    run(&format!("sqlite, {keys} keys"), &mut db, sessions, 200)?;
     drop(db);
     std::fs::remove_dir_all(&dir)?;
     Ok(())
