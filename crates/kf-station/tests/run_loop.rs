@@ -28,6 +28,9 @@ use kf_card::{FobConfig, Uid, VirtualFob};
 use kf_crypto::StaticKeys;
 use kf_profile::{AppletLifeCycle, DEV_SAMPLE_KVN};
 use kf_testkit::VpcdStack;
+
+mod common;
+use common::secrets::{all_files, assert_no_leak, session_keys};
 use kf_transport::pcsc::PcscContext;
 use kf_transport::vpcd::BridgeHandle;
 use serde_json::Value;
@@ -122,7 +125,15 @@ impl Station {
 
     /// `run ARGS --journal … --audit-file … --console 127.0.0.1:0`.
     fn spawn_with(args: &[&str], journal: &Path, audit_file: &Path) -> Station {
+        Station::spawn_logging(args, journal, audit_file, "")
+    }
+
+    /// [`Station::spawn_with`] with `RUST_LOG=log` (the caller's `RUST_LOG` when empty).
+    fn spawn_logging(args: &[&str], journal: &Path, audit_file: &Path, log: &str) -> Station {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kf-station"));
+        if !log.is_empty() {
+            cmd.env("RUST_LOG", log);
+        }
         // Only this test's settings: no KF_* override from the caller's shell.
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("KF_") {
@@ -745,8 +756,13 @@ fn klms_source_on_two_readers_and_ctrl_c_during_store_data_lets_both_fobs_finish
     )
     .unwrap();
     let config = config.to_string_lossy().into_owned();
-    let mut station =
-        Station::spawn_with(&["--config", &config], &paths.journal, &paths.audit_file);
+    // Every log on: the scan at the end looks through it for keys.
+    let mut station = Station::spawn_logging(
+        &["--config", &config],
+        &paths.journal,
+        &paths.audit_file,
+        "trace",
+    );
     expect_prompts(&mut station, &["LINE_02_R1", "LINE_02_R2"]);
     let uids: Vec<Uid> = (1..=2u8)
         .map(|n| Uid::new(&[0x04, 0x4B, 0x4C, 0x4D, 0x53, 0, 0, 0, 0, n]).unwrap())
@@ -805,6 +821,36 @@ fn klms_source_on_two_readers_and_ctrl_c_during_store_data_lets_both_fobs_finish
         assert!(!tx.starts_with("local-"), "{tx}");
     }
     server.shutdown();
+
+    // No key of these KLMS-keyed fobs reached the station's output, its log, journal or audit
+    // file, or the KLMS's ledger: neither the master key, nor the static keys derived from it,
+    // nor the session keys of either fob (recomputed from the challenges in the audit records).
+    assert!(
+        stderr.contains("TRACE"),
+        "RUST_LOG=trace produced no log to scan"
+    );
+    let derived = |uid: &[u8]| kf_crypto::kdf::diversify_static_keys(&master, uid).unwrap();
+    let audit = std::fs::read(&paths.audit_file).unwrap();
+    let sessions = session_keys(&audit, |fob| derived(&hex::decode(fob).unwrap()));
+    assert_eq!(sessions.len(), 3 * uids.len(), "session keys of both fobs");
+    let mut secrets = sessions;
+    secrets.push(("KLMS master key".into(), master.expose_secret().to_vec()));
+    for uid in &uids {
+        let keys = derived(uid.as_bytes());
+        for (name, key) in [("ENC", &keys.enc), ("MAC", &keys.mac), ("DEK", &keys.dek)] {
+            secrets.push((
+                format!("derived {name} of {}", hex_uid(uid)),
+                key.expose_secret().to_vec(),
+            ));
+        }
+    }
+    let mut outputs = vec![
+        ("stdout".to_owned(), stdout.into_bytes()),
+        ("stderr".to_owned(), stderr.into_bytes()),
+    ];
+    all_files(stack.dir(), &mut outputs);
+    assert!(outputs.iter().any(|(n, _)| n.ends_with("ledger.db")));
+    assert_no_leak(&outputs, &secrets);
 }
 
 /// The smart card service going away (Windows stops it when the last reader

@@ -12,6 +12,9 @@ use std::process::Command;
 use base64::Engine as _;
 use p256::pkcs8::DecodePrivateKey;
 
+mod common;
+use common::secrets::{all_files, assert_no_leak, session_keys};
+
 /// Runs the station in `dir` with every log on; returns its exit code and
 /// output.
 fn station(args: &[&str], dir: &Path) -> (Option<i32>, Vec<u8>, Vec<u8>) {
@@ -22,83 +25,6 @@ fn station(args: &[&str], dir: &Path) -> (Option<i32>, Vec<u8>, Vec<u8>) {
         .output()
         .unwrap();
     (out.status.code(), out.stdout, out.stderr)
-}
-
-/// Asserts that no secret appears in any output: as hex (either case),
-/// Base64 (padded or not) or raw bytes.
-fn assert_no_leak(outputs: &[(String, Vec<u8>)], secrets: &[(String, Vec<u8>)]) {
-    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
-    for (name, bytes) in outputs {
-        let text = String::from_utf8_lossy(bytes);
-        for (what, secret) in secrets {
-            let forms = [
-                ("hex", hex::encode_upper(secret)),
-                ("hex", hex::encode(secret)),
-                ("Base64", STANDARD.encode(secret)),
-                ("Base64", STANDARD_NO_PAD.encode(secret)),
-            ];
-            for (form, needle) in &forms {
-                assert!(
-                    !text.contains(needle.as_str()),
-                    "{what} leaked into {name} as {form}"
-                );
-            }
-            assert!(
-                !bytes.windows(secret.len()).any(|w| w == secret.as_slice()),
-                "{what} leaked into {name} as raw bytes"
-            );
-        }
-    }
-}
-
-/// S-ENC, S-MAC and S-RMAC of every fob in the JSON-lines audit `records`
-/// whose INITIALIZE UPDATE was answered, derived under `keys`.
-fn session_keys(records: &[u8], keys: &kf_crypto::StaticKeys) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    for line in String::from_utf8_lossy(records).lines() {
-        let record: serde_json::Value = serde_json::from_str(line).unwrap();
-        let trace = record["apdu_trace"].as_array().unwrap();
-        let Some(at) = trace
-            .iter()
-            .position(|e| e["direction"] == "TX" && e["apdu_hex"].as_str().unwrap()[2..4] == *"50")
-        else {
-            continue;
-        };
-        let command = hex::decode(trace[at]["apdu_hex"].as_str().unwrap()).unwrap();
-        let response = hex::decode(trace[at + 1]["apdu_hex"].as_str().unwrap()).unwrap();
-        let host_challenge = &command[5..5 + usize::from(command[4])];
-        let mode = kf_scp03::Mode::from_challenge_len(host_challenge.len()).unwrap();
-        let iu = kf_scp03::InitializeUpdateResponse::parse(&response[..response.len() - 2], mode)
-            .unwrap();
-        let session =
-            kf_scp03::SessionKeys::derive(keys, host_challenge, &iu.card_challenge).unwrap();
-        // These are the fob's session keys: they reproduce its cryptogram.
-        assert_eq!(
-            kf_scp03::card_cryptogram(&session, mode, host_challenge, &iu.card_challenge).unwrap(),
-            iu.card_cryptogram
-        );
-        let fob = record["fob_uid"].as_str().unwrap();
-        for (name, key) in [
-            ("S-ENC", session.s_enc()),
-            ("S-MAC", session.s_mac()),
-            ("S-RMAC", session.s_rmac()),
-        ] {
-            out.push((format!("{name} of {fob}"), key.expose_secret().to_vec()));
-        }
-    }
-    out
-}
-
-/// Every file below `dir`, as bytes.
-fn all_files(dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            all_files(&path, out);
-        } else {
-            out.push((path.display().to_string(), std::fs::read(&path).unwrap()));
-        }
-    }
 }
 
 #[test]
@@ -201,7 +127,9 @@ fn no_secret_in_audit_records_journals_logs_or_output() {
     )
     .unwrap();
     for (audit, fobs) in [("a.jsonl", 2), ("d1/audit.jsonl", 2)] {
-        let sessions = session_keys(&std::fs::read(run_dir.join(audit)).unwrap(), &dev);
+        let sessions = session_keys(&std::fs::read(run_dir.join(audit)).unwrap(), |_| {
+            dev.duplicate()
+        });
         assert_eq!(
             sessions.len(),
             3 * fobs,

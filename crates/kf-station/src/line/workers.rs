@@ -89,6 +89,43 @@ const LOOK: Duration = Duration::from_millis(500);
 /// between new contexts, a lasting error stops the line within 2 s.
 const LIST_ERRORS_TOLERATED: u32 = 3;
 
+/// What the line does with one reading of the reader list.
+#[derive(Debug)]
+enum ListReading {
+    /// The readers present.
+    Readers(Vec<String>),
+    /// The service is gone or going (`None`: it said so; `Some`: another error taken for a
+    /// stopping or restarting service): drop the context and wait for a new one.
+    ServiceGone(Option<TransportError>),
+    /// An error that lasted through `LIST_ERRORS_TOLERATED` new contexts: stop the line.
+    Fatal(TransportError),
+}
+
+/// Reader-list errors in a row, other than "no service".
+#[derive(Debug, Default)]
+struct ListErrors(u32);
+
+impl ListErrors {
+    /// Judges one reading. While the service stops or restarts, pcsc-lite can answer with
+    /// other errors than "no service" (seen: a security violation, 0x8010006A, for a context
+    /// of the stopping daemon), so those are taken for a stopping service too, until one
+    /// outlives `LIST_ERRORS_TOLERATED` new contexts.
+    fn judge(&mut self, reading: Result<Vec<String>, TransportError>) -> ListReading {
+        match reading {
+            Ok(present) => {
+                self.0 = 0;
+                ListReading::Readers(present)
+            }
+            Err(TransportError::NoService) => ListReading::ServiceGone(None),
+            Err(e) if self.0 < LIST_ERRORS_TOLERATED => {
+                self.0 += 1;
+                ListReading::ServiceGone(Some(e))
+            }
+            Err(e) => ListReading::Fatal(e),
+        }
+    }
+}
+
 impl<'a> Line<'a> {
     /// A line with no fob done yet.
     #[allow(clippy::too_many_arguments)]
@@ -134,8 +171,7 @@ impl<'a> Line<'a> {
             let mut context = Some(context.clone());
             // The canceller of a context opened here, listed while it is in use.
             let mut _registration = None;
-            // Reader-list errors in a row, other than "no service".
-            let mut list_errors = 0u32;
+            let mut list_errors = ListErrors::default();
             while !self.stop.load(Ordering::SeqCst) {
                 workers.retain(|_, w| !w.is_finished());
                 // The smart card service can stop and start again (Windows
@@ -145,29 +181,25 @@ impl<'a> Line<'a> {
                     (context, _registration) = self.reconnect().unzip();
                     continue;
                 };
-                let present = match live.list_readers() {
-                    Ok(present) => present,
-                    Err(TransportError::NoService) => {
-                        errln!("smart card service stopped: waiting for it to come back");
+                let present = match list_errors.judge(live.list_readers()) {
+                    ListReading::Readers(present) => present,
+                    ListReading::ServiceGone(why) => {
+                        match why {
+                            None => {
+                                errln!("smart card service stopped: waiting for it to come back")
+                            }
+                            Some(e) => errln!(
+                                "smart card service stopped ({e}): waiting for it to come back"
+                            ),
+                        }
                         (context, _registration) = (None, None);
                         continue;
                     }
-                    // While the service stops or restarts, pcsc-lite can answer with
-                    // other errors too (seen: a security violation, 0x8010006A, for a
-                    // context of the stopping daemon): take a new context. An error
-                    // that outlives LIST_ERRORS_TOLERATED new contexts stops the line.
-                    Err(e) if list_errors < LIST_ERRORS_TOLERATED => {
-                        list_errors += 1;
-                        errln!("smart card service stopped ({e}): waiting for it to come back");
-                        (context, _registration) = (None, None);
-                        continue;
-                    }
-                    Err(e) => {
+                    ListReading::Fatal(e) => {
                         self.fail_line(anyhow::Error::new(e).context("cannot list the readers"));
                         break;
                     }
                 };
-                list_errors = 0;
                 for (name, reader_id) in self.selection.assign(&present) {
                     if workers.contains_key(&name) {
                         continue;
@@ -383,6 +415,42 @@ mod tests {
             Some(error.error.to_string().as_str())
         );
         assert!(!outcome.store_data_sent());
+    }
+
+    #[test]
+    fn list_errors_other_than_no_service_are_a_stopping_service_until_they_last() {
+        let security = || TransportError::Other("security violation (0x8010006A)".into());
+        let gone = |r: &ListReading| matches!(r, ListReading::ServiceGone(_));
+        let mut errors = ListErrors::default();
+        // "No service" never stops the line, however long it lasts.
+        for _ in 0..2 * LIST_ERRORS_TOLERATED {
+            assert!(matches!(
+                errors.judge(Err(TransportError::NoService)),
+                ListReading::ServiceGone(None)
+            ));
+        }
+        // Other errors: a new context each time, up to the tolerance; then the line stops.
+        for _ in 0..LIST_ERRORS_TOLERATED {
+            assert!(gone(&errors.judge(Err(security()))));
+        }
+        assert!(matches!(
+            errors.judge(Err(security())),
+            ListReading::Fatal(TransportError::Other(_))
+        ));
+        // A good reading starts the count again.
+        let mut errors = ListErrors::default();
+        for _ in 0..LIST_ERRORS_TOLERATED {
+            assert!(gone(&errors.judge(Err(security()))));
+        }
+        let readers = errors.judge(Ok(vec!["Reader 0".into()]));
+        assert!(matches!(&readers, ListReading::Readers(r) if r == &["Reader 0"]));
+        for _ in 0..LIST_ERRORS_TOLERATED {
+            assert!(gone(&errors.judge(Err(security()))));
+        }
+        assert!(matches!(
+            errors.judge(Err(security())),
+            ListReading::Fatal(_)
+        ));
     }
 
     #[test]

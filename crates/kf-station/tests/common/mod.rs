@@ -3,6 +3,8 @@
 //! reached the fob.
 #![allow(dead_code)]
 
+pub mod secrets;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
