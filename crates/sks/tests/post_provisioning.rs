@@ -50,16 +50,22 @@ fn setup_and_open() -> (Setup, Issuer) {
     (st, iss)
 }
 
+/// One unprotected key per id, in the open session of `iss`.
+fn plain_keys<const N: usize>(
+    s: &mut TestSks,
+    iss: &mut Issuer,
+    ids: [&str; N],
+) -> [Provisioned; N] {
+    ids.map(|id| key(s, iss, &KeyEntrySpec::new(id)))
+}
+
 /// Session "S1" with one unprotected key per id, closed; then a second
 /// session "S2" of the same issuer, open.
-fn plain_keys_then_open(ids: &[&str]) -> (TestSks, Issuer, Vec<Provisioned>) {
+fn plain_keys_then_open<const N: usize>(ids: [&str; N]) -> (TestSks, Issuer, [Provisioned; N]) {
     let ident = identity();
     let mut s = sks();
     let (mut iss, _) = open_session(&mut s, &ident, "S1");
-    let made = ids
-        .iter()
-        .map(|id| key(&mut s, &mut iss, &KeyEntrySpec::new(id)))
-        .collect();
+    let made = plain_keys(&mut s, &mut iss, ids);
     close(&mut s, &mut iss).unwrap();
     let (iss, _) = open_session(&mut s, &ident, "S2");
     (s, iss, made)
@@ -146,8 +152,8 @@ fn post_unlock_key_resets_pin_and_puk_counters() {
 
 #[test]
 fn post_unlock_key_requires_a_pin_protected_target() {
-    let (mut s, mut iss, made) = plain_keys_then_open(&["Key.1"]);
-    let k = &made[0];
+    let (mut s, mut iss, made) = plain_keys_then_open(["Key.1"]);
+    let [k] = &made;
     assert_eq!(
         code(post(&mut s, &mut iss, Post::Unlock, k)),
         ErrorCodeOf(ErrorCode::Option)
@@ -224,8 +230,7 @@ fn post_update_key_rules() {
 #[test]
 fn post_clone_key_protection_links_the_pin() {
     let (Setup { mut s, target, .. }, mut iss) = setup_and_open();
-    let a = key(&mut s, &mut iss, &KeyEntrySpec::new("A"));
-    let b = key(&mut s, &mut iss, &KeyEntrySpec::new("B"));
+    let [a, b] = plain_keys(&mut s, &mut iss, ["A", "B"]);
     post(&mut s, &mut iss, Post::Clone(&a), &target).unwrap();
     post(&mut s, &mut iss, Post::Clone(&b), &target).unwrap();
     close(&mut s, &mut iss).unwrap();
@@ -258,8 +263,7 @@ fn post_clone_requires_shared_grouping() {
 #[test]
 fn allowed_combination_update_plus_clones_plus_unlock() {
     let (Setup { mut s, target, .. }, mut iss) = setup_and_open();
-    let u = key(&mut s, &mut iss, &KeyEntrySpec::new("U"));
-    let c = key(&mut s, &mut iss, &KeyEntrySpec::new("C"));
+    let [u, c] = plain_keys(&mut s, &mut iss, ["U", "C"]);
     post(&mut s, &mut iss, Post::Unlock, &target).unwrap();
     post(&mut s, &mut iss, Post::Clone(&c), &target).unwrap();
     post(&mut s, &mut iss, Post::Update(&u), &target).unwrap();
@@ -287,10 +291,7 @@ fn conflicting_post_operations_abort() {
     ];
     for (name, first, second) in cases {
         let (mut st, mut iss) = setup_and_open();
-        let news = vec![
-            key(&mut st.s, &mut iss, &KeyEntrySpec::new("N0")),
-            key(&mut st.s, &mut iss, &KeyEntrySpec::new("N1")),
-        ];
+        let news = plain_keys(&mut st.s, &mut iss, ["N0", "N1"]);
         first(&mut st, &mut iss, &news).unwrap();
         let r = second(&mut st, &mut iss, &news);
         assert_eq!(code(r), ErrorCodeOf(ErrorCode::Option), "{name}");
@@ -442,8 +443,8 @@ fn failed_close_rolls_back_queued_operations() {
 
 #[test]
 fn user_delete_of_target_before_close_fails_the_close() {
-    let (mut s, mut iss, made) = plain_keys_then_open(&["A", "B"]);
-    let (a, b) = (&made[0], &made[1]);
+    let (mut s, mut iss, made) = plain_keys_then_open(["A", "B"]);
+    let [a, b] = &made;
     post(&mut s, &mut iss, Post::Delete, a).unwrap();
     s.delete_key(req::DeleteKey {
         key_handle: a.handle,
