@@ -22,6 +22,21 @@ fn policy(fmt: PinFormat, patterns: u8) -> PinPolicy {
     p
 }
 
+/// changePIN \[83\] of `key_handle` from `pin` to `new_pin`.
+fn change_pin(
+    s: &mut impl SksApi,
+    key_handle: u32,
+    pin: &str,
+    new_pin: &str,
+) -> Result<(), SksError> {
+    s.change_pin(req::ChangePin {
+        key_handle,
+        authorization: Secret::from(pin),
+        new_pin: Secret::from(new_pin),
+    })
+    .map(drop)
+}
+
 /// createKeyEntry with a user-defined PIN under `p`; Ok if the key was created.
 fn create_with_pin(p: PinPolicy, pin: &[u8]) -> bool {
     let mut s = sks();
@@ -76,62 +91,33 @@ fn pin_formats_at_create_key_entry() {
 
 #[test]
 fn pin_patterns_at_create_key_entry() {
-    assert!(!create_with_pin(
-        policy(PinFormat::Numeric, pattern::TWO_IN_A_ROW),
-        b"1124"
-    ));
-    assert!(create_with_pin(
-        policy(PinFormat::Numeric, pattern::TWO_IN_A_ROW),
-        b"1214"
-    ));
-    assert!(!create_with_pin(
-        policy(PinFormat::Numeric, pattern::THREE_IN_A_ROW),
-        b"1114"
-    ));
-    assert!(create_with_pin(
-        policy(PinFormat::Numeric, pattern::THREE_IN_A_ROW),
-        b"1124"
-    ));
-    assert!(!create_with_pin(
-        policy(PinFormat::Numeric, pattern::SEQUENCE),
-        b"1234"
-    ));
-    assert!(!create_with_pin(
-        policy(PinFormat::Numeric, pattern::SEQUENCE),
-        b"9876"
-    ));
-    assert!(create_with_pin(
-        policy(PinFormat::Numeric, pattern::SEQUENCE),
-        b"1243"
-    ));
-    assert!(!create_with_pin(
-        policy(PinFormat::Numeric, pattern::REPEATED),
-        b"1213"
-    ));
-    assert!(create_with_pin(
-        policy(PinFormat::Numeric, pattern::REPEATED),
-        b"1293"
-    ));
-    assert!(!create_with_pin(
-        policy(PinFormat::Alphanumeric, pattern::MISSING_GROUP),
-        b"ABCD"
-    ));
-    assert!(create_with_pin(
-        policy(PinFormat::Alphanumeric, pattern::MISSING_GROUP),
-        b"AB12"
-    ));
-    assert!(!create_with_pin(
-        policy(PinFormat::String, pattern::MISSING_GROUP),
-        b"AB12"
-    ));
-    assert!(create_with_pin(
-        policy(PinFormat::String, pattern::MISSING_GROUP),
-        b"Ab1!"
-    ));
-    assert!(!create_with_pin(
-        policy(PinFormat::Numeric, pattern::SEQUENCE | pattern::REPEATED),
-        b"1231"
-    ));
+    use pattern::*;
+    use PinFormat::{Alphanumeric, Numeric};
+    // (format, pattern restrictions, user PIN, accepted)
+    let cases: [(PinFormat, u8, &[u8], bool); 14] = [
+        (Numeric, TWO_IN_A_ROW, b"1124", false),
+        (Numeric, TWO_IN_A_ROW, b"1214", true),
+        (Numeric, THREE_IN_A_ROW, b"1114", false),
+        (Numeric, THREE_IN_A_ROW, b"1124", true),
+        (Numeric, SEQUENCE, b"1234", false),
+        (Numeric, SEQUENCE, b"9876", false),
+        (Numeric, SEQUENCE, b"1243", true),
+        (Numeric, REPEATED, b"1213", false),
+        (Numeric, REPEATED, b"1293", true),
+        (Alphanumeric, MISSING_GROUP, b"ABCD", false),
+        (Alphanumeric, MISSING_GROUP, b"AB12", true),
+        (PinFormat::String, MISSING_GROUP, b"AB12", false),
+        (PinFormat::String, MISSING_GROUP, b"Ab1!", true),
+        (Numeric, SEQUENCE | REPEATED, b"1231", false),
+    ];
+    for (format, patterns, pin, accepted) in cases {
+        assert_eq!(
+            create_with_pin(policy(format, patterns), pin),
+            accepted,
+            "{format:?} with patterns 0x{patterns:02X}: PIN {:?}",
+            String::from_utf8_lossy(pin)
+        );
+    }
 }
 
 /// Creates keys with (AppUsage, PIN) under one policy with `grouping`; returns how many were created.
@@ -289,11 +275,7 @@ fn pin_lock_out_with_issuer_set_pin() {
         authorization: Secret::from("12345678"),
     })
     .unwrap();
-    let r = s.change_pin(req::ChangePin {
-        key_handle: k.handle,
-        authorization: Secret::from("5829"),
-        new_pin: Secret::from("4711"),
-    });
+    let r = change_pin(&mut s, k.handle, "5829", "4711");
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::NotAllowed));
 }
 
@@ -448,25 +430,12 @@ fn change_pin_checks_old_pin_and_policy() {
     let mut p = PinPolicy::new("PIN.1");
     p.patterns = pattern::SEQUENCE;
     let k = pin_key_session(&mut s, &identity(), p, "1357");
-    let r = s.change_pin(req::ChangePin {
-        key_handle: k.handle,
-        authorization: Secret::from("0000"),
-        new_pin: Secret::from("2468"),
-    });
+    let r = change_pin(&mut s, k.handle, "0000", "2468");
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Authorization));
     assert_eq!(protection(&mut s, k.handle).pin_error_count, 1);
-    let r = s.change_pin(req::ChangePin {
-        key_handle: k.handle,
-        authorization: Secret::from("1357"),
-        new_pin: Secret::from("3456"),
-    });
+    let r = change_pin(&mut s, k.handle, "1357", "3456");
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Option), "sequence pattern");
-    s.change_pin(req::ChangePin {
-        key_handle: k.handle,
-        authorization: Secret::from("1357"),
-        new_pin: Secret::from("2468"),
-    })
-    .unwrap();
+    change_pin(&mut s, k.handle, "1357", "2468").unwrap();
     sign(&mut s, k.handle, "2468").unwrap();
 }
 
@@ -495,12 +464,7 @@ fn shared_pin_changes_and_errors_propagate_to_all_keys() {
         1,
         "one virtual counter"
     );
-    s.change_pin(req::ChangePin {
-        key_handle: handles[0],
-        authorization: Secret::from("1234"),
-        new_pin: Secret::from("4321"),
-    })
-    .unwrap();
+    change_pin(&mut s, handles[0], "1234", "4321").unwrap();
     sign(&mut s, handles[1], "4321").unwrap();
 }
 
@@ -519,11 +483,7 @@ fn device_pin_and_keys_without_pin() {
         "redundant PIN"
     );
     assert_eq!(protection(&mut s, k.handle).protection_status, 0);
-    let r = s.change_pin(req::ChangePin {
-        key_handle: k.handle,
-        authorization: Secret::default(),
-        new_pin: Secret::from("1234"),
-    });
+    let r = change_pin(&mut s, k.handle, "", "1234");
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::NotAllowed));
     let r = s.unlock_key(req::UnlockKey {
         key_handle: k.handle,
@@ -664,12 +624,7 @@ fn biometric_factor_is_a_sensor_input_for_crypto_calls_only() {
 
     // Management calls do not consult the sensor.
     set(false);
-    s.change_pin(req::ChangePin {
-        key_handle: comb,
-        authorization: Secret::from("1234"),
-        new_pin: Secret::from("2580"),
-    })
-    .unwrap();
+    change_pin(&mut s, comb, "1234", "2580").unwrap();
     s.export_key(req::ExportKey {
         key_handle: comb,
         authorization: Secret::from("2580"),
@@ -741,12 +696,7 @@ fn signature_plus_standard_synchronises_signature_keys_and_the_rest_separately()
     assert_eq!(error_counts(&mut s, &k), [1, 1, 1, 1]);
     sign(&mut s, k[1], "1111").unwrap();
     assert_eq!(error_counts(&mut s, &k), [0, 0, 1, 1]);
-    s.change_pin(req::ChangePin {
-        key_handle: k[2],
-        authorization: Secret::from("2222"),
-        new_pin: Secret::from("3333"),
-    })
-    .unwrap();
+    change_pin(&mut s, k[2], "2222", "3333").unwrap();
     assert_eq!(error_counts(&mut s, &k), [0, 0, 0, 0]);
     sign(&mut s, k[3], "3333").unwrap();
     assert_eq!(code(sign(&mut s, k[3], "2222")), auth);
@@ -774,12 +724,7 @@ fn unique_grouping_synchronises_keys_of_the_same_app_usage() {
     assert_eq!(error_counts(&mut s, &k), [1, 1, 0, 0]);
     assert_eq!(code(sign(&mut s, k[2], "9999")), auth);
     assert_eq!(error_counts(&mut s, &k), [1, 1, 1, 0]);
-    s.change_pin(req::ChangePin {
-        key_handle: k[0],
-        authorization: Secret::from("1111"),
-        new_pin: Secret::from("5555"),
-    })
-    .unwrap();
+    change_pin(&mut s, k[0], "1111", "5555").unwrap();
     assert_eq!(error_counts(&mut s, &k), [0, 0, 1, 0]);
     sign(&mut s, k[1], "5555").unwrap();
     assert_eq!(code(sign(&mut s, k[1], "1111")), auth);
