@@ -40,9 +40,7 @@ fn change_pin(
 /// createKeyEntry with a user-defined PIN under `p`; Ok if the key was created.
 fn create_with_pin(p: PinPolicy, pin: &[u8]) -> bool {
     let mut s = sks();
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    open(&mut s, &mut iss);
+    let mut iss = open_s1(&mut s);
     let ph = s
         .create_pin_policy(iss.pin_policy(&p, None).unwrap())
         .unwrap()
@@ -123,9 +121,7 @@ fn pin_patterns_at_create_key_entry() {
 /// Creates keys with (AppUsage, PIN) under one policy with `grouping`; returns how many were created.
 fn grouping_run(grouping_value: Grouping, keys: &[(AppUsage, &str)]) -> usize {
     let mut s = sks();
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    open(&mut s, &mut iss);
+    let mut iss = open_s1(&mut s);
     let mut p = policy(PinFormat::Numeric, 0);
     p.grouping = grouping_value;
     let ph = s
@@ -133,9 +129,7 @@ fn grouping_run(grouping_value: Grouping, keys: &[(AppUsage, &str)]) -> usize {
         .unwrap()
         .pin_policy_handle;
     for (i, (usage, pin)) in keys.iter().enumerate() {
-        let mut k = KeyEntrySpec::new(&format!("Key.{i}"));
-        k.pin_policy = Some((ph, "PIN.1".into(), true));
-        k.pin_value = pin.as_bytes().to_vec();
+        let mut k = pin_spec(&format!("Key.{i}"), ph, pin.as_bytes());
         k.protection.app_usage = *usage;
         if let Err(e) = s.create_key_entry(iss.key_entry(&k).unwrap()) {
             assert_eq!(e.code(), ErrorCode::Option, "grouping violation: {e:?}");
@@ -335,13 +329,9 @@ fn puk_retry_limit_zero_means_no_limit_with_delay() {
         puk_delay: delay,
         ..config(clock())
     });
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    open(&mut s, &mut iss);
+    let mut iss = open_s1(&mut s);
     let ph = pin_and_puk(&mut s, &mut iss, PinPolicy::new("PIN.1"), 0);
-    let mut spec = KeyEntrySpec::new("Key.1");
-    spec.pin_policy = Some((ph, "PIN.1".into(), true));
-    spec.pin_value = b"1234".to_vec();
+    let spec = pin_spec("Key.1", ph, b"1234");
     let k = key(&mut s, &mut iss, &spec);
     close(&mut s, &mut iss).unwrap();
     let unlock = |puk: &str| {
@@ -442,18 +432,14 @@ fn change_pin_checks_old_pin_and_policy() {
 #[test]
 fn shared_pin_changes_and_errors_propagate_to_all_keys() {
     let mut s = sks();
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    open(&mut s, &mut iss);
+    let mut iss = open_s1(&mut s);
     let ph = pin_and_puk(&mut s, &mut iss, PinPolicy::new("PIN.1"), 3);
     let mut handles = Vec::new();
     for (i, usage) in [AppUsage::Signature, AppUsage::Encryption]
         .into_iter()
         .enumerate()
     {
-        let mut spec = KeyEntrySpec::new(&format!("Key.{i}"));
-        spec.pin_policy = Some((ph, "PIN.1".into(), true));
-        spec.pin_value = b"1234".to_vec();
+        let mut spec = pin_spec(&format!("Key.{i}"), ph, b"1234");
         spec.protection.app_usage = usage;
         handles.push(key(&mut s, &mut iss, &spec).handle);
     }
@@ -471,9 +457,7 @@ fn shared_pin_changes_and_errors_propagate_to_all_keys() {
 #[test]
 fn device_pin_and_keys_without_pin() {
     let mut s = sks();
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    open(&mut s, &mut iss);
+    let mut iss = open_s1(&mut s);
     let k = key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
     close(&mut s, &mut iss).unwrap();
     sign(&mut s, k.handle, "").unwrap();
@@ -496,18 +480,14 @@ fn device_pin_and_keys_without_pin() {
 fn enable_pin_caching_requires_trusted_gui() {
     for (im, ok) in [(InputMethod::TrustedGui, true), (InputMethod::Any, false)] {
         let mut s = sks();
-        let id = identity();
-        let mut iss = id.session("https://issuer.example.com/x", "S1");
-        open(&mut s, &mut iss);
+        let mut iss = open_s1(&mut s);
         let mut p = PinPolicy::new("PIN.1");
         p.input_method = im;
         let ph = s
             .create_pin_policy(iss.pin_policy(&p, None).unwrap())
             .unwrap()
             .pin_policy_handle;
-        let mut k = KeyEntrySpec::new("Key.1");
-        k.pin_policy = Some((ph, "PIN.1".into(), true));
-        k.pin_value = b"1234".to_vec();
+        let mut k = pin_spec("Key.1", ph, b"1234");
         k.protection.enable_pin_caching = true;
         let r = s.create_key_entry(iss.key_entry(&k).unwrap());
         if ok {
@@ -531,9 +511,7 @@ fn biometric_protection_rules_when_supported() {
     cfg.biometric_support = true;
     let run = |bio: BiometricProtection, with_pin: bool| -> bool {
         let mut s = sks_with_config(cfg.clone());
-        let id = identity();
-        let mut iss = id.session("https://issuer.example.com/x", "S1");
-        open(&mut s, &mut iss);
+        let mut iss = open_s1(&mut s);
         let mut k = KeyEntrySpec::new("Key.1");
         k.protection.biometric = bio;
         if with_pin {
@@ -565,9 +543,7 @@ fn biometric_factor_is_a_sensor_input_for_crypto_calls_only() {
     let reading = Arc::clone(&sensor);
     cfg.biometric = Arc::new(move |_| reading.load(std::sync::atomic::Ordering::SeqCst));
     let mut s = sks_with_config(cfg);
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    open(&mut s, &mut iss);
+    let mut iss = open_s1(&mut s);
     let ph = s
         .create_pin_policy(iss.pin_policy(&PinPolicy::new("PIN.1"), None).unwrap())
         .unwrap()
@@ -650,17 +626,13 @@ fn biometric_factor_is_a_sensor_input_for_crypto_calls_only() {
 
 /// Closed session with keys (AppUsage, PIN) under one PIN policy with `grouping`.
 fn grouped_keys(s: &mut impl SksApi, grouping: Grouping, keys: &[(AppUsage, &str)]) -> Vec<u32> {
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    open(s, &mut iss);
+    let mut iss = open_s1(s);
     let mut p = PinPolicy::new("PIN.1");
     p.grouping = grouping;
     let ph = pin_and_puk(s, &mut iss, p, 3);
     let mut handles = Vec::new();
     for (i, (usage, pin)) in keys.iter().enumerate() {
-        let mut spec = KeyEntrySpec::new(&format!("Key.{i}"));
-        spec.pin_policy = Some((ph, "PIN.1".into(), true));
-        spec.pin_value = pin.as_bytes().to_vec();
+        let mut spec = pin_spec(&format!("Key.{i}"), ph, pin.as_bytes());
         spec.protection.app_usage = *usage;
         handles.push(key(s, &mut iss, &spec).handle);
     }

@@ -17,9 +17,7 @@ use sks_issuer::{KeyEntrySpec, PinPolicy};
 
 fn one_key(spec: KeyEntrySpec) -> (TestSks, Provisioned) {
     let mut s = sks();
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    open(&mut s, &mut iss);
+    let mut iss = open_s1(&mut s);
     let k = key(&mut s, &mut iss, &spec);
     close(&mut s, &mut iss).unwrap();
     (s, k)
@@ -249,13 +247,9 @@ fn perform_hmac_needs_a_symmetric_key() {
 
 fn protected_key(export: Protection, delete: Protection) -> (TestSks, Provisioned) {
     let mut s = sks();
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    open(&mut s, &mut iss);
+    let mut iss = open_s1(&mut s);
     let ph = pin_and_puk(&mut s, &mut iss, PinPolicy::new("PIN.1"), 3);
-    let mut spec = KeyEntrySpec::new("Key.1");
-    spec.pin_policy = Some((ph, "PIN.1".into(), true));
-    spec.pin_value = b"1234".to_vec();
+    let mut spec = pin_spec("Key.1", ph, b"1234");
     spec.protection.export_protection = export;
     spec.protection.delete_protection = delete;
     let k = key(&mut s, &mut iss, &spec);
@@ -344,9 +338,7 @@ fn delete_protection_and_automatic_cleanup() {
 #[test]
 fn user_api_refuses_keys_of_open_sessions() {
     let mut s = sks();
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    open(&mut s, &mut iss);
+    let mut iss = open_s1(&mut s);
     let k = key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
     assert_eq!(
         code(sign(&mut s, k.handle, "")),

@@ -128,6 +128,11 @@ pub fn open_session(
     (iss, handle)
 }
 
+/// Opens session "S1" of a new issuer identity.
+pub fn open_s1(sks: &mut impl SksApi) -> Issuer {
+    open_session(sks, &identity(), "S1").0
+}
+
 /// A provisioned key: handle, EE certificate, public key.
 pub struct Provisioned {
     pub handle: u32,
@@ -171,6 +176,14 @@ pub fn pin_and_puk(sks: &mut impl SksApi, iss: &mut Issuer, pin: PinPolicy, puk_
     sks.create_pin_policy(iss.pin_policy(&pin, puk).unwrap())
         .unwrap()
         .pin_policy_handle
+}
+
+/// Key `id` under PIN policy "PIN.1" (handle `ph`, user-defined PIN) with `pin_value`.
+pub fn pin_spec(id: &str, ph: u32, pin_value: &[u8]) -> KeyEntrySpec {
+    let mut spec = KeyEntrySpec::new(id);
+    spec.pin_policy = Some((ph, "PIN.1".into(), true));
+    spec.pin_value = pin_value.to_vec();
+    spec
 }
 
 /// One closed session with one PIN+PUK protected P-256 key (PIN "1234", PUK "12345678").
