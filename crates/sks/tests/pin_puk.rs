@@ -41,10 +41,7 @@ fn change_pin(
 fn create_with_pin(p: PinPolicy, pin: &[u8]) -> bool {
     let mut s = sks();
     let mut iss = open_s1(&mut s);
-    let ph = s
-        .create_pin_policy(iss.pin_policy(&p, None).unwrap())
-        .unwrap()
-        .pin_policy_handle;
+    let ph = pin_policy(&mut s, &mut iss, &p);
     let mut k = KeyEntrySpec::new("Key.1");
     k.pin_policy = Some((ph, "PIN.1".into(), p.user_defined));
     k.pin_value = pin.to_vec();
@@ -124,10 +121,7 @@ fn grouping_run(grouping_value: Grouping, keys: &[(AppUsage, &str)]) -> usize {
     let mut iss = open_s1(&mut s);
     let mut p = policy(PinFormat::Numeric, 0);
     p.grouping = grouping_value;
-    let ph = s
-        .create_pin_policy(iss.pin_policy(&p, None).unwrap())
-        .unwrap()
-        .pin_policy_handle;
+    let ph = pin_policy(&mut s, &mut iss, &p);
     for (i, (usage, pin)) in keys.iter().enumerate() {
         let mut k = pin_spec(&format!("Key.{i}"), ph, pin.as_bytes());
         k.protection.app_usage = *usage;
@@ -483,10 +477,7 @@ fn enable_pin_caching_requires_trusted_gui() {
         let mut iss = open_s1(&mut s);
         let mut p = PinPolicy::new("PIN.1");
         p.input_method = im;
-        let ph = s
-            .create_pin_policy(iss.pin_policy(&p, None).unwrap())
-            .unwrap()
-            .pin_policy_handle;
+        let ph = pin_policy(&mut s, &mut iss, &p);
         let mut k = pin_spec("Key.1", ph, b"1234");
         k.protection.enable_pin_caching = true;
         let r = s.create_key_entry(iss.key_entry(&k).unwrap());
@@ -515,10 +506,7 @@ fn biometric_protection_rules_when_supported() {
         let mut k = KeyEntrySpec::new("Key.1");
         k.protection.biometric = bio;
         if with_pin {
-            let ph = s
-                .create_pin_policy(iss.pin_policy(&PinPolicy::new("PIN.1"), None).unwrap())
-                .unwrap()
-                .pin_policy_handle;
+            let ph = pin_policy(&mut s, &mut iss, &PinPolicy::new("PIN.1"));
             k.pin_policy = Some((ph, "PIN.1".into(), true));
             k.pin_value = b"1234".to_vec();
         }
@@ -544,10 +532,7 @@ fn biometric_factor_is_a_sensor_input_for_crypto_calls_only() {
     cfg.biometric = Arc::new(move |_| reading.load(std::sync::atomic::Ordering::SeqCst));
     let mut s = sks_with_config(cfg);
     let mut iss = open_s1(&mut s);
-    let ph = s
-        .create_pin_policy(iss.pin_policy(&PinPolicy::new("PIN.1"), None).unwrap())
-        .unwrap()
-        .pin_policy_handle;
+    let ph = pin_policy(&mut s, &mut iss, &PinPolicy::new("PIN.1"));
     let mut make = |name: &str, bio: BiometricProtection, with_pin: bool| {
         let mut k = KeyEntrySpec::new(name);
         k.protection.biometric = bio;

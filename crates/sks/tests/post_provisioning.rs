@@ -215,10 +215,7 @@ fn post_update_key_rules() {
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Option));
     // New key must not be PIN protected.
     let (Setup { mut s, target, .. }, mut iss) = setup_and_open();
-    let ph = s
-        .create_pin_policy(iss.pin_policy(&PinPolicy::new("PIN.2"), None).unwrap())
-        .unwrap()
-        .pin_policy_handle;
+    let ph = pin_policy(&mut s, &mut iss, &PinPolicy::new("PIN.2"));
     let mut spec = KeyEntrySpec::new("New");
     spec.pin_policy = Some((ph, "PIN.2".into(), true));
     spec.pin_value = b"5555".to_vec();

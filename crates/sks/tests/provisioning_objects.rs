@@ -711,10 +711,7 @@ fn decryption_failure_aborts_the_session_with_error_crypto() {
         key(&mut s, &mut iss, &KeyEntrySpec::new("Key.0"));
         let mut p = PinPolicy::new("PIN.1");
         p.user_defined = false;
-        let ph = s
-            .create_pin_policy(iss.pin_policy(&p, None).unwrap())
-            .unwrap()
-            .pin_policy_handle;
+        let ph = pin_policy(&mut s, &mut iss, &p);
         let mut k = KeyEntrySpec::new("Key.1");
         k.pin_policy = Some((ph, "PIN.1".into(), false));
         k.pin_value = b"1234".to_vec();

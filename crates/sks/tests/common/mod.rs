@@ -164,6 +164,13 @@ pub fn close(sks: &mut impl SksApi, iss: &mut Issuer) -> Result<(), sks_core::Sk
     Ok(())
 }
 
+/// A PIN policy from `pin` without a PUK; returns its handle.
+pub fn pin_policy(sks: &mut impl SksApi, iss: &mut Issuer, pin: &PinPolicy) -> u32 {
+    sks.create_pin_policy(iss.pin_policy(pin, None).unwrap())
+        .unwrap()
+        .pin_policy_handle
+}
+
 /// PUK "PUK.1" (retry `puk_retry`) + PIN policy "PIN.1" from `pin` (puk filled in).
 pub fn pin_and_puk(sks: &mut impl SksApi, iss: &mut Issuer, pin: PinPolicy, puk_retry: u16) -> u32 {
     let puk = sks
