@@ -7,12 +7,12 @@ mod common;
 
 use common::*;
 use sha2::Digest;
-use sks_core::api::{req, SksApi};
+use sks_core::api::{req, resp, SksApi};
 use sks_core::codec::Blob;
 use sks_core::consts::*;
 use sks_core::crypto::keys::{KeySpec, PrivateKey, PublicKey};
 use sks_core::secret::Secret;
-use sks_core::ErrorCode;
+use sks_core::{ErrorCode, SksError};
 use sks_issuer::{KeyEntrySpec, PinPolicy};
 
 fn one_key(spec: KeyEntrySpec) -> (TestSks, Provisioned) {
@@ -21,6 +21,21 @@ fn one_key(spec: KeyEntrySpec) -> (TestSks, Provisioned) {
     let k = key(&mut s, &mut iss, &spec);
     close(&mut s, &mut iss).unwrap();
     (s, k)
+}
+
+/// signHashedData with `algorithm` over `data` by a key without a PIN.
+fn sign_with(
+    s: &mut impl SksApi,
+    key_handle: u32,
+    algorithm: &str,
+    data: Vec<u8>,
+) -> Result<resp::SignHashedData, SksError> {
+    s.sign_hashed_data(req::SignHashedData {
+        key_handle,
+        algorithm: algorithm.into(),
+        data,
+        ..Default::default()
+    })
 }
 
 fn rsa_spec() -> KeyEntrySpec {
@@ -36,18 +51,7 @@ fn sign_hashed_data_rsa_variants_verify_with_rustcrypto() {
         panic!()
     };
     let digest = sha2::Sha256::digest(b"data").to_vec();
-    let sig = |s: &mut _, alg: &str, data: Vec<u8>| {
-        SksApi::sign_hashed_data(
-            s,
-            req::SignHashedData {
-                key_handle: k.handle,
-                algorithm: alg.into(),
-                parameters: vec![],
-                authorization: Secret::default(),
-                data,
-            },
-        )
-    };
+    let sig = |s: &mut _, alg: &str, data: Vec<u8>| sign_with(s, k.handle, alg, data);
     let r = sig(&mut s, ALG_RSA_SHA256, digest.clone()).unwrap();
     pk.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &digest, &r.result)
         .unwrap();
@@ -102,15 +106,7 @@ fn sign_hashed_data_ecdsa_and_p384() {
         panic!()
     };
     let d = sha2::Sha384::digest(b"x").to_vec();
-    let r = s
-        .sign_hashed_data(req::SignHashedData {
-            key_handle: k.handle,
-            algorithm: ALG_ECDSA_SHA384.into(),
-            parameters: vec![],
-            authorization: Secret::default(),
-            data: d.clone(),
-        })
-        .unwrap();
+    let r = sign_with(&mut s, k.handle, ALG_ECDSA_SHA384, d.clone()).unwrap();
     let sig = p384::ecdsa::Signature::from_der(&r.result).unwrap();
     p384::ecdsa::VerifyingKey::from(&pk)
         .verify_prehash(&d, &sig)
@@ -205,13 +201,7 @@ fn endorsed_algorithms_are_enforced_by_the_user_api() {
     spec.endorsed = vec![ALG_ECDSA_SHA256.into()];
     let (mut s, k) = one_key(spec);
     sign(&mut s, k.handle, "").unwrap();
-    let r = s.sign_hashed_data(req::SignHashedData {
-        key_handle: k.handle,
-        algorithm: ALG_ECDSA_NONE.into(),
-        parameters: vec![],
-        authorization: Secret::default(),
-        data: vec![1; 32],
-    });
+    let r = sign_with(&mut s, k.handle, ALG_ECDSA_NONE, vec![1; 32]);
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Algorithm));
     let mut spec = KeyEntrySpec::new("EC");
     spec.endorsed = vec![ALG_NONE.into()];
@@ -396,15 +386,7 @@ fn rsa_2048_generation_and_signature() {
         panic!()
     };
     let d = sha2::Sha256::digest(b"x").to_vec();
-    let r = s
-        .sign_hashed_data(req::SignHashedData {
-            key_handle: k.handle,
-            algorithm: ALG_RSA_SHA256.into(),
-            parameters: vec![],
-            authorization: Secret::default(),
-            data: d.clone(),
-        })
-        .unwrap();
+    let r = sign_with(&mut s, k.handle, ALG_RSA_SHA256, d.clone()).unwrap();
     assert_eq!(r.result.len(), 256);
     pk.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &d, &r.result)
         .unwrap();
@@ -418,15 +400,9 @@ fn rsa_2048_generation_and_signature() {
 fn ecdsa_none_signs_data_of_any_length() {
     use p256::ecdsa::signature::hazmat::PrehashVerifier;
     fn sign_none(s: &mut impl SksApi, key_handle: u32, data: &[u8]) -> Vec<u8> {
-        s.sign_hashed_data(req::SignHashedData {
-            key_handle,
-            algorithm: ALG_ECDSA_NONE.into(),
-            parameters: vec![],
-            authorization: Secret::default(),
-            data: data.to_vec(),
-        })
-        .unwrap_or_else(|e| panic!("{} bytes: {e}", data.len()))
-        .result
+        sign_with(s, key_handle, ALG_ECDSA_NONE, data.to_vec())
+            .unwrap_or_else(|e| panic!("{} bytes: {e}", data.len()))
+            .result
     }
     fn left_padded(data: &[u8], field_len: usize) -> Vec<u8> {
         let mut e = vec![0u8; field_len.saturating_sub(data.len())];
