@@ -368,51 +368,37 @@ fn close_with_endorsed(alg: &str, rsa: bool, symmetric: Option<&[u8]>) -> Result
 
 #[test]
 fn endorsed_algorithms_are_checked_against_key_material_at_close() {
-    let mismatch = |kind: &str, alg: &str| {
-        Err(option(&format!(
-            "{kind} key Key.1 does not match algorithm: {alg}"
-        )))
-    };
-    assert_eq!(close_with_endorsed(ALG_ECDSA_SHA256, false, None), Ok(()));
-    assert_eq!(
-        close_with_endorsed(ALG_RSA_SHA256, false, None),
-        mismatch("EC", ALG_RSA_SHA256)
+    /// (endorsed algorithm, RSA key, imported symmetric key, mismatching key kind)
+    type Case = (
+        &'static str,
+        bool,
+        Option<&'static [u8]>,
+        Option<&'static str>,
     );
-    assert_eq!(close_with_endorsed(ALG_RSA_SHA256, true, None), Ok(()));
-    assert_eq!(
-        close_with_endorsed(ALG_ECDSA_SHA256, true, None),
-        mismatch("RSA", ALG_ECDSA_SHA256)
-    );
-    assert_eq!(close_with_endorsed(ALG_ECDH_RAW, false, None), Ok(()));
-    assert_eq!(
-        close_with_endorsed(ALG_RSA_1_5, false, None),
-        mismatch("EC", ALG_RSA_1_5)
-    );
-    assert_eq!(
-        close_with_endorsed(ALG_HMAC_SHA1, false, None),
-        mismatch("EC", ALG_HMAC_SHA1)
-    );
-    assert_eq!(
-        close_with_endorsed(ALG_HMAC_SHA1, false, Some(&[1; 20])),
-        Ok(())
-    );
-    assert_eq!(
-        close_with_endorsed(ALG_AES128_CBC, false, Some(&[1; 16])),
-        Ok(())
-    );
-    assert_eq!(
-        close_with_endorsed(ALG_AES256_CBC, false, Some(&[1; 16])),
-        mismatch("Symmetric", ALG_AES256_CBC)
-    );
-    assert_eq!(
-        close_with_endorsed(ALG_AES_ECB_NOPAD, false, Some(&[1; 24])),
-        Ok(())
-    );
-    assert_eq!(
-        close_with_endorsed(ALG_ECDSA_SHA256, false, Some(&[1; 16])),
-        mismatch("Symmetric", ALG_ECDSA_SHA256)
-    );
-    assert_eq!(close_with_endorsed(ALG_NONE, false, Some(&[1; 5])), Ok(()));
+    let cases: [Case; 13] = [
+        (ALG_ECDSA_SHA256, false, None, None),
+        (ALG_RSA_SHA256, false, None, Some("EC")),
+        (ALG_RSA_SHA256, true, None, None),
+        (ALG_ECDSA_SHA256, true, None, Some("RSA")),
+        (ALG_ECDH_RAW, false, None, None),
+        (ALG_RSA_1_5, false, None, Some("EC")),
+        (ALG_HMAC_SHA1, false, None, Some("EC")),
+        (ALG_HMAC_SHA1, false, Some(&[1; 20]), None),
+        (ALG_AES128_CBC, false, Some(&[1; 16]), None),
+        (ALG_AES256_CBC, false, Some(&[1; 16]), Some("Symmetric")),
+        (ALG_AES_ECB_NOPAD, false, Some(&[1; 24]), None),
+        (ALG_ECDSA_SHA256, false, Some(&[1; 16]), Some("Symmetric")),
+        (ALG_NONE, false, Some(&[1; 5]), None),
+    ];
+    for (alg, rsa, symmetric, mismatch) in cases {
+        let expected = match mismatch {
+            None => Ok(()),
+            Some(kind) => Err(option(&format!(
+                "{kind} key Key.1 does not match algorithm: {alg}"
+            ))),
+        };
+        assert_eq!(close_with_endorsed(alg, rsa, symmetric), expected, "{alg}");
+    }
 }
 
 #[test]
