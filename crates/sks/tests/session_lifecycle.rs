@@ -11,7 +11,8 @@ use sks_core::api::{req, SksApi};
 use sks_core::consts::*;
 use sks_core::{ErrorCode, SksError};
 use sks_issuer::{Issuer, IssuerError, KeyEntrySpec, PinPolicy};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// A fresh SKS with session "S1" of a fresh issuer open on it, and that session's handle.
 fn sks_with_open_session() -> (TestSks, Issuer, u32) {
@@ -384,14 +385,20 @@ fn session_key_limit_error_code_is_option() {
     assert!(e.message().contains("SessionKeyLimit"));
 }
 
-#[test]
-fn session_life_time_expiry_aborts_open_session() {
+/// An SKS on a test clock with session "S1" open for `life_time` seconds;
+/// returns the clock, the SKS, the issuer and the session handle.
+fn open_for(life_time: u32) -> (Arc<AtomicU64>, TestSks, Issuer, u32) {
     let clock = clock();
     let mut s = sks_with_clock(clock.clone());
-    let id = identity();
-    let mut iss = id.session(ISSUER_URI, "S1");
-    iss.session_life_time = 60;
+    let mut iss = identity().session(ISSUER_URI, "S1");
+    iss.session_life_time = life_time;
     let ph = open(&mut s, &mut iss);
+    (clock, s, iss, ph)
+}
+
+#[test]
+fn session_life_time_expiry_aborts_open_session() {
+    let (clock, mut s, mut iss, ph) = open_for(60);
     clock.fetch_add(60, Ordering::SeqCst);
     key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1")); // still inside the lifetime
     clock.fetch_add(1, Ordering::SeqCst);
@@ -408,12 +415,7 @@ fn session_life_time_expiry_aborts_open_session() {
 
 #[test]
 fn closed_sessions_do_not_expire() {
-    let clock = clock();
-    let mut s = sks_with_clock(clock.clone());
-    let id = identity();
-    let mut iss = id.session(ISSUER_URI, "S1");
-    iss.session_life_time = 10;
-    open(&mut s, &mut iss);
+    let (clock, mut s, mut iss, _) = open_for(10);
     let k = key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
     close(&mut s, &mut iss).unwrap();
     clock.fetch_add(1_000_000, Ordering::SeqCst);
