@@ -258,11 +258,7 @@ fn pin_lock_out_with_issuer_set_pin() {
         ErrorCodeOf(ErrorCode::Authorization)
     );
     // Not user modifiable: changePIN is refused even with the right PIN after unlock.
-    s.unlock_key(req::UnlockKey {
-        key_handle: k.handle,
-        authorization: Secret::from("12345678"),
-    })
-    .unwrap();
+    unlock_key(&mut s, k.handle, "12345678").unwrap();
     let r = change_pin(&mut s, k.handle, "5829", "4711");
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::NotAllowed));
 }
@@ -284,35 +280,22 @@ fn unlock_key_with_puk_and_puk_lock_out() {
         let _ = sign(&mut s, k.handle, "9999");
     }
     assert_eq!(
-        code(s.unlock_key(req::UnlockKey {
-            key_handle: k.handle,
-            authorization: Secret::from("00000000")
-        })),
+        code(unlock_key(&mut s, k.handle, "00000000")),
         ErrorCodeOf(ErrorCode::Authorization)
     );
     assert_eq!(protection(&mut s, k.handle).puk_error_count, 1);
-    s.unlock_key(req::UnlockKey {
-        key_handle: k.handle,
-        authorization: Secret::from("12345678"),
-    })
-    .unwrap();
+    unlock_key(&mut s, k.handle, "12345678").unwrap();
     let p = protection(&mut s, k.handle);
     assert_eq!((p.pin_error_count, p.puk_error_count), (0, 0));
     sign(&mut s, k.handle, "1234").unwrap();
     for _ in 0..3 {
-        let _ = s.unlock_key(req::UnlockKey {
-            key_handle: k.handle,
-            authorization: Secret::from("0"),
-        });
+        let _ = unlock_key(&mut s, k.handle, "0");
     }
     assert_ne!(
         protection(&mut s, k.handle).protection_status & protection_status::PUK_BLOCKED,
         0
     );
-    let r = s.unlock_key(req::UnlockKey {
-        key_handle: k.handle,
-        authorization: Secret::from("12345678"),
-    });
+    let r = unlock_key(&mut s, k.handle, "12345678");
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Authorization), "PUK locked");
 }
 
@@ -359,11 +342,7 @@ fn puk_retry_limit_zero_means_no_limit_with_delay() {
     assert_eq!(p.protection_status & protection_status::PUK_BLOCKED, 0);
     // Through the API the call itself waits the delay before checking the right PUK.
     let start = Instant::now();
-    s.unlock_key(req::UnlockKey {
-        key_handle: k.handle,
-        authorization: Secret::from("12345678"),
-    })
-    .unwrap();
+    unlock_key(&mut s, k.handle, "12345678").unwrap();
     assert!(
         start.elapsed() >= delay,
         "unlockKey waited {:?}",
@@ -463,10 +442,7 @@ fn device_pin_and_keys_without_pin() {
     assert_eq!(protection(&mut s, k.handle).protection_status, 0);
     let r = change_pin(&mut s, k.handle, "", "1234");
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::NotAllowed));
-    let r = s.unlock_key(req::UnlockKey {
-        key_handle: k.handle,
-        authorization: Secret::from("1"),
-    });
+    let r = unlock_key(&mut s, k.handle, "1");
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::NotAllowed));
 }
 
@@ -586,26 +562,10 @@ fn biometric_factor_is_a_sensor_input_for_crypto_calls_only() {
     // Management calls do not consult the sensor.
     set(false);
     change_pin(&mut s, comb, "1234", "2580").unwrap();
-    s.export_key(req::ExportKey {
-        key_handle: comb,
-        authorization: Secret::from("2580"),
-    })
-    .unwrap();
-    s.delete_key(req::DeleteKey {
-        key_handle: comb,
-        authorization: Secret::from("2580"),
-    })
-    .unwrap();
-    s.export_key(req::ExportKey {
-        key_handle: excl,
-        authorization: Secret::from(""),
-    })
-    .unwrap();
-    s.delete_key(req::DeleteKey {
-        key_handle: excl,
-        authorization: Secret::from(""),
-    })
-    .unwrap();
+    export_key(&mut s, comb, "2580").unwrap();
+    delete_key(&mut s, comb, "2580").unwrap();
+    export_key(&mut s, excl, "").unwrap();
+    delete_key(&mut s, excl, "").unwrap();
     assert_eq!(keys(&mut s), vec![alt]);
 }
 

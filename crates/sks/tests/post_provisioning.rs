@@ -133,10 +133,7 @@ fn post_unlock_key_resets_pin_and_puk_counters() {
     for _ in 0..3 {
         let _ = sign(&mut s, target.handle, "0000");
     }
-    let _ = s.unlock_key(req::UnlockKey {
-        key_handle: target.handle,
-        authorization: sks_core::secret::Secret::from("1"),
-    });
+    let _ = unlock_key(&mut s, target.handle, "1");
     let (mut iss, _) = open_session(&mut s, &ident, "S2");
     post(&mut s, &mut iss, Post::Unlock, &target).unwrap();
     assert_eq!(
@@ -443,11 +440,7 @@ fn user_delete_of_target_before_close_fails_the_close() {
     let (mut s, mut iss, made) = plain_keys_then_open(["A", "B"]);
     let [a, b] = &made;
     post(&mut s, &mut iss, Post::Delete, a).unwrap();
-    s.delete_key(req::DeleteKey {
-        key_handle: a.handle,
-        authorization: sks_core::secret::Secret::default(),
-    })
-    .unwrap();
+    delete_key(&mut s, a.handle, "").unwrap();
     assert_eq!(code(close(&mut s, &mut iss)), ErrorCodeOf(ErrorCode::NoKey));
     assert_eq!(keys(&mut s), vec![b.handle]);
 }

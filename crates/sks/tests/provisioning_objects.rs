@@ -507,11 +507,7 @@ fn duplicate_end_entity_certificates_fail_close() {
     assert!(e.message().contains("Duplicate certificate"), "{e}");
     // Once the first key is deleted, its certificate is free again.
     assert_eq!(k1.len(), 1);
-    s.delete_key(req::DeleteKey {
-        key_handle: k1[0],
-        authorization: Default::default(),
-    })
-    .unwrap();
+    delete_key(&mut s, k1[0], "").unwrap();
     again(&mut s, "S3").unwrap();
 }
 
@@ -666,12 +662,7 @@ fn import_private_key_replaces_generated_key() {
     )
     .unwrap();
     close(&mut s, &mut iss).unwrap();
-    let exported = s
-        .export_key(req::ExportKey {
-            key_handle: out.key_handle,
-            authorization: Secret::default(),
-        })
-        .unwrap();
+    let exported = export_key(&mut s, out.key_handle, "").unwrap();
     assert_eq!(exported.key.expose(), pkcs8.expose());
     assert_eq!(
         protection(&mut s, out.key_handle).key_backup,

@@ -458,11 +458,7 @@ fn enumerations_end_at_an_unknown_handle() {
     assert_eq!(sessions(&mut s, 0), ph_c);
     assert_eq!(sessions(&mut s, ph_b), 0);
     // A deleted key's handle ends the key walk, although a later key exists.
-    s.delete_key(req::DeleteKey {
-        key_handle: k1,
-        authorization: Default::default(),
-    })
-    .unwrap();
+    delete_key(&mut s, k1, "").unwrap();
     assert_eq!(next_key(&mut s, 0), k2);
     assert_eq!(next_key(&mut s, k1), 0);
     // A handle never issued ends it too.

@@ -249,64 +249,46 @@ fn protected_key(export: Protection, delete: Protection) -> (TestSks, Provisione
 
 #[test]
 fn export_protection_none_pin_puk_not_allowed() {
-    let export = |s: &mut _, kh: u32, a: &str| {
-        SksApi::export_key(
-            s,
-            req::ExportKey {
-                key_handle: kh,
-                authorization: Secret::from(a),
-            },
-        )
-    };
     let (mut s, k) = protected_key(Protection::None, Protection::None);
-    let pkcs8 = export(&mut s, k.handle, "").unwrap().key;
+    let pkcs8 = export_key(&mut s, k.handle, "").unwrap().key;
     let key = PrivateKey::from_pkcs8(pkcs8.expose()).unwrap();
     assert_eq!(key.public_key().to_spki().unwrap(), k.public_key);
     assert_eq!(protection(&mut s, k.handle).key_backup, key_backup::LOCAL);
     let (mut s, k) = protected_key(Protection::Pin, Protection::None);
     assert_eq!(
-        code(export(&mut s, k.handle, "0000")),
+        code(export_key(&mut s, k.handle, "0000")),
         ErrorCodeOf(ErrorCode::Authorization)
     );
     assert_eq!(protection(&mut s, k.handle).pin_error_count, 1);
-    export(&mut s, k.handle, "1234").unwrap();
+    export_key(&mut s, k.handle, "1234").unwrap();
     let (mut s, k) = protected_key(Protection::Puk, Protection::None);
     assert_eq!(
-        code(export(&mut s, k.handle, "1234")),
+        code(export_key(&mut s, k.handle, "1234")),
         ErrorCodeOf(ErrorCode::Authorization),
         "a PIN is not the PUK"
     );
     assert_eq!(protection(&mut s, k.handle).puk_error_count, 1);
-    export(&mut s, k.handle, "12345678").unwrap();
+    export_key(&mut s, k.handle, "12345678").unwrap();
     let (mut s, k) = protected_key(Protection::NotAllowed, Protection::None);
     assert_eq!(
-        code(export(&mut s, k.handle, "1234")),
+        code(export_key(&mut s, k.handle, "1234")),
         ErrorCodeOf(ErrorCode::NotAllowed)
     );
 }
 
 #[test]
 fn delete_protection_and_automatic_cleanup() {
-    let delete = |s: &mut _, kh: u32, a: &str| {
-        SksApi::delete_key(
-            s,
-            req::DeleteKey {
-                key_handle: kh,
-                authorization: Secret::from(a),
-            },
-        )
-    };
     let (mut s, k) = protected_key(Protection::None, Protection::NotAllowed);
     assert_eq!(
-        code(delete(&mut s, k.handle, "1234")),
+        code(delete_key(&mut s, k.handle, "1234")),
         ErrorCodeOf(ErrorCode::NotAllowed)
     );
     let (mut s, k) = protected_key(Protection::None, Protection::Puk);
     assert_eq!(
-        code(delete(&mut s, k.handle, "1234")),
+        code(delete_key(&mut s, k.handle, "1234")),
         ErrorCodeOf(ErrorCode::Authorization)
     );
-    delete(&mut s, k.handle, "12345678").unwrap();
+    delete_key(&mut s, k.handle, "12345678").unwrap();
     assert!(keys(&mut s).is_empty());
     assert_eq!(
         session_count(&mut s, false),
@@ -315,12 +297,12 @@ fn delete_protection_and_automatic_cleanup() {
     );
     let (mut s, k) = protected_key(Protection::None, Protection::Pin);
     assert_eq!(
-        code(delete(&mut s, k.handle, "")),
+        code(delete_key(&mut s, k.handle, "")),
         ErrorCodeOf(ErrorCode::Authorization)
     );
-    delete(&mut s, k.handle, "1234").unwrap();
+    delete_key(&mut s, k.handle, "1234").unwrap();
     assert_eq!(
-        code(delete(&mut s, k.handle, "1234")),
+        code(delete_key(&mut s, k.handle, "1234")),
         ErrorCodeOf(ErrorCode::NoKey)
     );
 }

@@ -226,6 +226,33 @@ pub fn sign(
     })
 }
 
+/// User-API calls that take a key handle and its authorization (empty, PIN
+/// or PUK), one function each: `name(sks, kh, authorization)`.
+macro_rules! keyed_calls {
+    ($($(#[$doc:meta])* $name:ident $req:ident;)*) => {$(
+        $(#[$doc])*
+        pub fn $name(
+            sks: &mut impl SksApi,
+            kh: u32,
+            authorization: &str,
+        ) -> Result<resp::$req, sks_core::SksError> {
+            sks.$name(req::$req {
+                key_handle: kh,
+                authorization: Secret::from(authorization),
+            })
+        }
+    )*};
+}
+
+keyed_calls! {
+    /// deleteKey \[80\].
+    delete_key DeleteKey;
+    /// exportKey \[81\].
+    export_key ExportKey;
+    /// unlockKey \[82\].
+    unlock_key UnlockKey;
+}
+
 pub fn protection(sks: &mut impl SksApi, kh: u32) -> resp::GetKeyProtectionInfo {
     sks.get_key_protection_info(req::GetKeyProtectionInfo { key_handle: kh })
         .unwrap()
