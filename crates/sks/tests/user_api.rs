@@ -38,6 +38,17 @@ fn sign_with(
     })
 }
 
+/// [`one_key`] with key `id` of `key_algorithm`.
+fn one_key_of(id: &str, key_algorithm: &str) -> (TestSks, Provisioned) {
+    let mut spec = KeyEntrySpec::new(id);
+    spec.key_algorithm = key_algorithm.into();
+    one_key(spec)
+}
+
+fn public_key(k: &Provisioned) -> PublicKey {
+    PublicKey::from_spki(&k.public_key).unwrap()
+}
+
 fn rsa_spec() -> KeyEntrySpec {
     let mut k = KeyEntrySpec::new("RSA");
     k.key_algorithm = ALG_KEY_RSA1024.into();
@@ -47,7 +58,7 @@ fn rsa_spec() -> KeyEntrySpec {
 #[test]
 fn sign_hashed_data_rsa_variants_verify_with_rustcrypto() {
     let (mut s, k) = one_key(rsa_spec());
-    let PublicKey::Rsa(pk) = PublicKey::from_spki(&k.public_key).unwrap() else {
+    let PublicKey::Rsa(pk) = public_key(&k) else {
         panic!()
     };
     let digest = sha2::Sha256::digest(b"data").to_vec();
@@ -91,7 +102,7 @@ fn sign_hashed_data_rsa_variants_verify_with_rustcrypto() {
 fn sign_hashed_data_ecdsa_and_p384() {
     use p256::ecdsa::signature::hazmat::PrehashVerifier;
     let (mut s, k) = one_key(KeyEntrySpec::new("EC"));
-    let PublicKey::P256(pk) = PublicKey::from_spki(&k.public_key).unwrap() else {
+    let PublicKey::P256(pk) = public_key(&k) else {
         panic!()
     };
     let r = sign(&mut s, k.handle, "").unwrap();
@@ -99,10 +110,8 @@ fn sign_hashed_data_ecdsa_and_p384() {
     p256::ecdsa::VerifyingKey::from(&pk)
         .verify_prehash(&[7u8; 32], &sig)
         .unwrap();
-    let mut spec = KeyEntrySpec::new("EC384");
-    spec.key_algorithm = ALG_KEY_EC_P384.into();
-    let (mut s, k) = one_key(spec);
-    let PublicKey::P384(pk) = PublicKey::from_spki(&k.public_key).unwrap() else {
+    let (mut s, k) = one_key_of("EC384", ALG_KEY_EC_P384);
+    let PublicKey::P384(pk) = public_key(&k) else {
         panic!()
     };
     let d = sha2::Sha384::digest(b"x").to_vec();
@@ -116,7 +125,7 @@ fn sign_hashed_data_ecdsa_and_p384() {
 #[test]
 fn asymmetric_key_decrypt_pkcs1_and_raw() {
     let (mut s, k) = one_key(rsa_spec());
-    let PublicKey::Rsa(pk) = PublicKey::from_spki(&k.public_key).unwrap() else {
+    let PublicKey::Rsa(pk) = public_key(&k) else {
         panic!()
     };
     let ct = pk
@@ -177,7 +186,7 @@ fn key_agreement_matches_rustcrypto_ecdh() {
             public_key: peer_spki,
         })
         .unwrap();
-    let PublicKey::P256(pk) = PublicKey::from_spki(&k.public_key).unwrap() else {
+    let PublicKey::P256(pk) = public_key(&k) else {
         panic!()
     };
     let z = p256::ecdh::diffie_hellman(peer.to_nonzero_scalar(), pk.as_affine());
@@ -361,10 +370,8 @@ fn update_firmware_is_not_available() {
 
 #[test]
 fn rsa_2048_generation_and_signature() {
-    let mut spec = KeyEntrySpec::new("RSA2048");
-    spec.key_algorithm = ALG_KEY_RSA2048.into();
-    let (mut s, k) = one_key(spec);
-    let PublicKey::Rsa(pk) = PublicKey::from_spki(&k.public_key).unwrap() else {
+    let (mut s, k) = one_key_of("RSA2048", ALG_KEY_RSA2048);
+    let PublicKey::Rsa(pk) = public_key(&k) else {
         panic!()
     };
     let d = sha2::Sha256::digest(b"x").to_vec();
@@ -392,7 +399,7 @@ fn ecdsa_none_signs_data_of_any_length() {
         e
     }
     let (mut s, k) = one_key(KeyEntrySpec::new("EC"));
-    let PublicKey::P256(pk) = PublicKey::from_spki(&k.public_key).unwrap() else {
+    let PublicKey::P256(pk) = public_key(&k) else {
         panic!()
     };
     for len in [0usize, 1, 8, 15, 16, 32, 40] {
@@ -402,10 +409,8 @@ fn ecdsa_none_signs_data_of_any_length() {
             .verify_prehash(&left_padded(&data, 32), &sig)
             .unwrap_or_else(|err| panic!("{len} bytes: {err}"));
     }
-    let mut spec = KeyEntrySpec::new("EC384");
-    spec.key_algorithm = ALG_KEY_EC_P384.into();
-    let (mut s, k) = one_key(spec);
-    let PublicKey::P384(pk) = PublicKey::from_spki(&k.public_key).unwrap() else {
+    let (mut s, k) = one_key_of("EC384", ALG_KEY_EC_P384);
+    let PublicKey::P384(pk) = public_key(&k) else {
         panic!()
     };
     let data = vec![0xA5; 20];
