@@ -28,13 +28,7 @@ fn setup() -> Setup {
 fn setup_with(ident: IssuerIdentity) -> Setup {
     let mut s = sks();
     let target = pin_key_session(&mut s, &ident, PinPolicy::new("PIN.1"), "1234");
-    let old_session = s
-        .enumerate_provisioning_sessions(req::EnumerateProvisioningSessions {
-            provisioning_handle: 0,
-            provisioning_state: false,
-        })
-        .unwrap()
-        .provisioning_handle;
+    let old_session = next_session(&mut s, 0, false).provisioning_handle;
     Setup {
         s,
         ident,
@@ -190,12 +184,7 @@ fn post_update_key_replaces_key_and_transfers_ownership() {
         "PIN protection inherited"
     );
     sign(&mut s, target.handle, "1234").unwrap();
-    let e = s
-        .enumerate_provisioning_sessions(req::EnumerateProvisioningSessions {
-            provisioning_handle: 0,
-            provisioning_state: false,
-        })
-        .unwrap();
+    let e = next_session(&mut s, 0, false);
     assert_eq!(e.provisioning_handle, new_session);
     assert_ne!(e.provisioning_handle, old_session);
     assert_eq!(session_count(&mut s, false), 1);

@@ -96,12 +96,7 @@ fn create_provisioning_session_privacy_enabled_uses_anonymous_device_id() {
     iss.accept_session(&out, b"ignored").unwrap();
     let k = key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
     close(&mut s, &mut iss).unwrap();
-    let e = s
-        .enumerate_provisioning_sessions(req::EnumerateProvisioningSessions {
-            provisioning_handle: 0,
-            provisioning_state: false,
-        })
-        .unwrap();
+    let e = next_session(&mut s, 0, false);
     assert!(e.privacy_enabled);
     assert!(keys(&mut s).contains(&k.handle));
 }
@@ -296,12 +291,7 @@ fn enumerate_provisioning_sessions_walks_open_and_closed() {
     let ph_b = open(&mut s, &mut b);
     assert_eq!(session_count(&mut s, true), 1);
     assert_eq!(session_count(&mut s, false), 1);
-    let e = s
-        .enumerate_provisioning_sessions(req::EnumerateProvisioningSessions {
-            provisioning_handle: 0,
-            provisioning_state: true,
-        })
-        .unwrap();
+    let e = next_session(&mut s, 0, true);
     assert_eq!(e.provisioning_handle, ph_b);
     assert_eq!(e.server_session_id, "B");
     assert_eq!(e.issuer_uri, "https://issuer.example.com/b");
@@ -425,12 +415,7 @@ fn closed_sessions_do_not_expire() {
 #[test]
 fn enumerations_end_at_an_unknown_handle() {
     fn sessions(s: &mut impl SksApi, h: u32) -> u32 {
-        s.enumerate_provisioning_sessions(req::EnumerateProvisioningSessions {
-            provisioning_handle: h,
-            provisioning_state: true,
-        })
-        .unwrap()
-        .provisioning_handle
+        next_session(s, h, true).provisioning_handle
     }
     fn next_key(s: &mut impl SksApi, h: u32) -> u32 {
         s.enumerate_keys(req::EnumerateKeys { key_handle: h })

@@ -265,16 +265,25 @@ pub fn code<T: std::fmt::Debug>(r: Result<T, sks_core::SksError>) -> ErrorCodeOf
 #[derive(Debug, PartialEq, Eq)]
 pub struct ErrorCodeOf(pub sks_core::ErrorCode);
 
+/// enumerateProvisioningSessions: the session after handle `after` (0: the
+/// first) among the open (`open_state`) or closed ones.
+pub fn next_session(
+    sks: &mut impl SksApi,
+    after: u32,
+    open_state: bool,
+) -> resp::EnumerateProvisioningSessions {
+    sks.enumerate_provisioning_sessions(req::EnumerateProvisioningSessions {
+        provisioning_handle: after,
+        provisioning_state: open_state,
+    })
+    .unwrap()
+}
+
 pub fn session_count(sks: &mut impl SksApi, open_state: bool) -> usize {
     let mut n = 0;
     let mut h = 0;
     loop {
-        let out = sks
-            .enumerate_provisioning_sessions(req::EnumerateProvisioningSessions {
-                provisioning_handle: h,
-                provisioning_state: open_state,
-            })
-            .unwrap();
+        let out = next_session(sks, h, open_state);
         if out.provisioning_handle == 0 {
             return n;
         }
