@@ -126,11 +126,7 @@ fn create_provisioning_session_parameter_errors() {
     );
     let mut r = iss.create_session_request().unwrap();
     r.issuer_uri = String::new();
-    assert_eq!(
-        code(s.create_provisioning_session(r)),
-        ErrorCodeOf(ErrorCode::Option)
-    );
-    assert_eq!(session_count(&mut s, true), 0);
+    assert_aborts(s.create_provisioning_session(r), ErrorCode::Option, &mut s);
 }
 
 #[test]
@@ -241,8 +237,7 @@ fn tampered_mac_on_any_provisioning_call_aborts_the_session() {
     let (mut iss, ph) = open_session(&mut s, &id, "S1");
     let mut r = iss.pin_policy(&PinPolicy::new("PIN.1"), None).unwrap();
     r.retry_limit = 4; // data changed after MACing
-    assert_eq!(code(s.create_pin_policy(r)), ErrorCodeOf(ErrorCode::Mac));
-    assert_eq!(session_count(&mut s, true), 0);
+    assert_aborts(s.create_pin_policy(r), ErrorCode::Mac, &mut s);
     // Replaying a request with a stale counter also fails.
     let (mut iss, _) = open_session(&mut s, &id, "S2");
     let r1 = iss.pin_policy(&PinPolicy::new("PIN.1"), None).unwrap();
@@ -321,11 +316,11 @@ fn get_key_handle_finds_keys_and_unknown_id_aborts() {
     let (mut s, mut iss, ph) = sks_with_open_session();
     let k = key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
     assert_eq!(get_key_handle(&mut s, ph, "Key.1").unwrap(), k.handle);
-    assert_eq!(
-        code(get_key_handle(&mut s, ph, "Key.2")),
-        ErrorCodeOf(ErrorCode::Option)
+    assert_aborts(
+        get_key_handle(&mut s, ph, "Key.2"),
+        ErrorCode::Option,
+        &mut s,
     );
-    assert_eq!(session_count(&mut s, true), 0);
 }
 
 /// Byte layouts §4.4 / [T] test47: one PIN policy, one key, close.
@@ -396,11 +391,11 @@ fn session_life_time_expiry_aborts_open_session() {
         code(close(&mut s, &mut iss)),
         ErrorCodeOf(ErrorCode::NoSession)
     );
-    assert_eq!(
-        code(get_key_handle(&mut s, ph, "Key.1")),
-        ErrorCodeOf(ErrorCode::NoSession)
+    assert_aborts(
+        get_key_handle(&mut s, ph, "Key.1"),
+        ErrorCode::NoSession,
+        &mut s,
     );
-    assert_eq!(session_count(&mut s, true), 0);
 }
 
 #[test]

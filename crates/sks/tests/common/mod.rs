@@ -265,6 +265,16 @@ pub fn code<T: std::fmt::Debug>(r: Result<T, sks_core::SksError>) -> ErrorCodeOf
 #[derive(Debug, PartialEq, Eq)]
 pub struct ErrorCodeOf(pub sks_core::ErrorCode);
 
+/// `r` failed with `expected`, and the failure aborted the open session.
+pub fn assert_aborts<T: std::fmt::Debug>(
+    r: Result<T, sks_core::SksError>,
+    expected: sks_core::ErrorCode,
+    sks: &mut impl SksApi,
+) {
+    assert_eq!(code(r), ErrorCodeOf(expected));
+    assert_eq!(session_count(sks, true), 0, "the session is aborted");
+}
+
 /// enumerateProvisioningSessions: the session after handle `after` (0: the
 /// first) among the open (`open_state`) or closed ones.
 pub fn next_session(
