@@ -137,9 +137,8 @@ fn asymmetric_key_decrypt_pkcs1_and_raw() {
             req::AsymmetricKeyDecrypt {
                 key_handle: k.handle,
                 algorithm: alg.into(),
-                parameters: vec![],
-                authorization: Secret::default(),
                 data,
+                ..Default::default()
             },
         )
     };
@@ -165,9 +164,8 @@ fn asymmetric_key_decrypt_pkcs1_and_raw() {
     let r = s.asymmetric_key_decrypt(req::AsymmetricKeyDecrypt {
         key_handle: k.handle,
         algorithm: ALG_RSA_1_5.into(),
-        parameters: vec![],
-        authorization: Secret::default(),
         data: vec![0; 128],
+        ..Default::default()
     });
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Algorithm));
 }
@@ -228,18 +226,16 @@ fn perform_hmac_needs_a_symmetric_key() {
     let r = s.perform_hmac(req::PerformHmac {
         key_handle: k.handle,
         algorithm: ALG_HMAC_SHA256.into(),
-        parameters: vec![],
-        authorization: Secret::default(),
         data: Blob(vec![1]),
+        ..Default::default()
     });
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Algorithm));
     let r = s.symmetric_key_encrypt(req::SymmetricKeyEncrypt {
         key_handle: k.handle,
         algorithm: ALG_AES128_CBC.into(),
         mode: true,
-        parameters: vec![],
-        authorization: Secret::default(),
         data: Blob(vec![1]),
+        ..Default::default()
     });
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Algorithm));
 }
