@@ -551,14 +551,7 @@ impl Ledger {
             }
             // A refused anchor leaves an alert, outside the rolled-back savepoint.
             if let (LedgerOp::Anchor(a), Err(LedgerError::ChainRefused(why))) = (op, &result) {
-                crate::anchor::record_alert(
-                    &tx,
-                    &a.station,
-                    why.code(),
-                    a.seq,
-                    &why.to_string(),
-                    a.now_ms,
-                )?;
+                crate::anchor::record_alert(&tx, &crate::anchor::Alert::refused(a, why))?;
             }
             // Some SQLite errors (I/O, full disk) roll back the whole
             // transaction; later ops would then run in autocommit mode and
