@@ -45,6 +45,13 @@ fn one_key_of(id: &str, key_algorithm: &str) -> (TestSks, Provisioned) {
     one_key(spec)
 }
 
+/// [`one_key`] with EC key "EC" endorsing only `algorithm`.
+fn ec_key_endorsing(algorithm: &str) -> (TestSks, Provisioned) {
+    let mut spec = KeyEntrySpec::new("EC");
+    spec.endorsed = vec![algorithm.into()];
+    one_key(spec)
+}
+
 fn public_key(k: &Provisioned) -> PublicKey {
     PublicKey::from_spki(&k.public_key).unwrap()
 }
@@ -204,15 +211,11 @@ fn key_agreement_matches_rustcrypto_ecdh() {
 
 #[test]
 fn endorsed_algorithms_are_enforced_by_the_user_api() {
-    let mut spec = KeyEntrySpec::new("EC");
-    spec.endorsed = vec![ALG_ECDSA_SHA256.into()];
-    let (mut s, k) = one_key(spec);
+    let (mut s, k) = ec_key_endorsing(ALG_ECDSA_SHA256);
     sign(&mut s, k.handle, "").unwrap();
     let r = sign_with(&mut s, k.handle, ALG_ECDSA_NONE, vec![1; 32]);
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Algorithm));
-    let mut spec = KeyEntrySpec::new("EC");
-    spec.endorsed = vec![ALG_NONE.into()];
-    let (mut s, k) = one_key(spec);
+    let (mut s, k) = ec_key_endorsing(ALG_NONE);
     assert_eq!(
         code(sign(&mut s, k.handle, "")),
         ErrorCodeOf(ErrorCode::Algorithm),
