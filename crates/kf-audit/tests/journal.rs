@@ -69,6 +69,17 @@ fn tamper(path: &Path, sql: &str) {
     shell(path).execute_batch(sql).unwrap();
 }
 
+/// Rewrites the body of record 4 (a good fob) as a failure.
+const EDIT_RECORD_4: &str =
+    r#"UPDATE records SET body = '{"i":1,"overall_result":"FAILURE"}' WHERE seq = 4"#;
+
+/// [`tamper`], then [`rechain_without_key`] from `from` on.
+fn tamper_and_rechain(path: &Path, sql: &str, from: i64) {
+    let c = shell(path);
+    c.execute_batch(sql).unwrap();
+    rechain_without_key(&c, from);
+}
+
 /// Recomputes links from `from` on with the attacker's own key (the
 /// insider does not have the station's key) and rewrites the head.
 fn rechain_without_key(c: &rusqlite::Connection, from: i64) {
@@ -174,41 +185,24 @@ const ATTACKS: &[Attack] = &[
     },
     Attack {
         name: "edit a field",
-        apply: |p| {
-            shell(p)
-                .execute(
-                    "UPDATE records SET body = ?1 WHERE seq = 4",
-                    [r#"{"i":1,"overall_result":"FAILURE"}"#],
-                )
-                .unwrap();
-        },
+        apply: |p| tamper(p, EDIT_RECORD_4),
         first_bad: 4,
         damage: |d| matches!(d, Damage::LinkMismatch),
     },
     Attack {
         name: "edit a field and rehash everything after it",
-        apply: |p| {
-            let c = shell(p);
-            c.execute(
-                "UPDATE records SET body = ?1 WHERE seq = 4",
-                [r#"{"i":1,"overall_result":"FAILURE"}"#],
-            )
-            .unwrap();
-            rechain_without_key(&c, 4);
-        },
+        apply: |p| tamper_and_rechain(p, EDIT_RECORD_4, 4),
         first_bad: 4,
         damage: |d| matches!(d, Damage::LinkMismatch),
     },
     Attack {
         name: "forge an appended record with a recomputed chain",
         apply: |p| {
-            let c = shell(p);
-            c.execute(
+            tamper_and_rechain(
+                p,
                 "INSERT INTO records VALUES (11, '2026-11-22T14:32:01.123Z', 'trx_forged', 'outcome', '{}', '')",
-                [],
+                11,
             )
-            .unwrap();
-            rechain_without_key(&c, 11);
         },
         first_bad: 11,
         damage: |d| matches!(d, Damage::LinkMismatch),
@@ -256,11 +250,7 @@ const ATTACKS: &[Attack] = &[
     },
     Attack {
         name: "delete the upload state of an outcome",
-        apply: |p| {
-            shell(p)
-                .execute("DELETE FROM uploads WHERE seq = 6", [])
-                .unwrap();
-        },
+        apply: |p| tamper(p, "DELETE FROM uploads WHERE seq = 6"),
         first_bad: 6,
         damage: |d| matches!(d, Damage::MissingRow(_)),
     },

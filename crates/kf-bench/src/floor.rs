@@ -43,24 +43,23 @@ pub fn host_block_operations(
 ) -> usize {
     let mut ops = 0;
     if level.c_mac() {
-        let body = if level.c_dec() && payload_len > 0 {
-            ops += 1 + padded_len(payload_len) / BLOCK;
-            padded_len(payload_len)
-        } else {
-            payload_len
-        };
-        ops += cmac_blocks(C_MAC_PREFIX + body);
+        ops += direction_operations(level.c_dec(), payload_len, C_MAC_PREFIX);
     }
     if level.r_mac() {
-        let body = if level.r_enc() && response_len > 0 {
-            ops += 1 + padded_len(response_len) / BLOCK;
-            padded_len(response_len)
-        } else {
-            response_len
-        };
-        ops += cmac_blocks(R_MAC_OVERHEAD + body);
+        ops += direction_operations(level.r_enc(), response_len, R_MAC_OVERHEAD);
     }
     ops
+}
+
+/// Block operations for one MACed direction of an APDU: with `encrypted`
+/// and data, the IV block and the CBC blocks of the padded data, then the
+/// CMAC over `mac_overhead` bytes and the (padded) data.
+fn direction_operations(encrypted: bool, len: usize, mac_overhead: usize) -> usize {
+    if encrypted && len > 0 {
+        1 + padded_len(len) / BLOCK + cmac_blocks(mac_overhead + padded_len(len))
+    } else {
+        cmac_blocks(mac_overhead + len)
+    }
 }
 
 /// `blocks` dependent AES-128 encryptions with a prepared key schedule.

@@ -228,26 +228,66 @@ pub(crate) fn anchor_in(
     Ok(stored)
 }
 
-/// Records an alert (a refused upload or an operator reset).
-pub(crate) fn record_alert(
-    conn: &Connection,
-    station: &str,
-    kind: &str,
-    seq: u64,
-    detail: &str,
-    now_ms: i64,
-) -> Result<(), LedgerError> {
-    log_alert(station, kind, seq, detail);
+/// An anchor alert (a refused upload or an operator reset), as every
+/// backend logs and records it.
+pub(crate) struct Alert<'a> {
+    pub station: &'a str,
+    pub kind: &'static str,
+    pub seq: u64,
+    pub detail: String,
+    pub now_ms: i64,
+}
+
+impl<'a> Alert<'a> {
+    /// The alert of the upload `req`, refused for `why`.
+    pub(crate) fn refused(req: &'a AnchorRequest, why: &ChainRefusal) -> Self {
+        Alert {
+            station: &req.station,
+            kind: why.code(),
+            seq: req.seq,
+            detail: why.to_string(),
+            now_ms: req.now_ms,
+        }
+    }
+
+    /// The alert of an operator reset that dropped head `seq` (`detail`
+    /// from [`reset_detail`]).
+    pub(crate) fn reset(station: &'a str, seq: u64, detail: String, now_ms: i64) -> Self {
+        Alert {
+            station,
+            kind: "reset",
+            seq,
+            detail,
+            now_ms,
+        }
+    }
+
+    /// Logs the alert (every backend, before recording it).
+    pub(crate) fn log(&self) {
+        tracing::warn!(
+            station = %self.station,
+            kind = self.kind,
+            seq = self.seq,
+            detail = self.detail.as_str(),
+            "journal anchor alert"
+        );
+    }
+}
+
+/// Logs and records an alert.
+pub(crate) fn record_alert(conn: &Connection, alert: &Alert<'_>) -> Result<(), LedgerError> {
+    alert.log();
     conn.prepare_cached(
         "INSERT INTO chain_alerts (station, kind, seq, detail, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![station, kind, seq as i64, detail, now_ms])?;
+    .execute(params![
+        alert.station,
+        alert.kind,
+        alert.seq as i64,
+        alert.detail,
+        alert.now_ms
+    ])?;
     Ok(())
-}
-
-/// Logs an anchor alert (every backend, before recording it).
-pub(crate) fn log_alert(station: &str, kind: &str, seq: u64, detail: &str) {
-    tracing::warn!(%station, kind, seq, detail, "journal anchor alert");
 }
 
 /// Detail text of an operator reset alert; `Err` without a reason.
@@ -296,7 +336,7 @@ pub(crate) fn reset_in(
         "DELETE FROM chain_heads WHERE station = ?1",
         params![station],
     )?;
-    record_alert(conn, station, "reset", seq, &detail, now_ms)?;
+    record_alert(conn, &Alert::reset(station, seq, detail, now_ms))?;
     Ok(seq)
 }
 

@@ -372,58 +372,31 @@ pub trait LedgerStore: Send {
     fn issuance_count(&mut self, fob_uid: &str) -> Result<u64, LedgerError>;
 }
 
-impl LedgerStore for Ledger {
-    fn check_issuable(&mut self, fob_uid: &str, now_ms: i64) -> Result<(), LedgerError> {
-        Ledger::check_issuable(self, fob_uid, now_ms)
-    }
-    fn try_issue(&mut self, new: &NewIssuance<'_>) -> Result<(), LedgerError> {
-        Ledger::try_issue(self, new)
-    }
-    fn apply_batch(
-        &mut self,
-        ops: &[LedgerOp],
-    ) -> Result<Vec<Result<LedgerOutcome, LedgerError>>, LedgerError> {
-        Ledger::apply_batch(self, ops)
-    }
-    fn record_reissue(
-        &mut self,
-        fob_uid: &str,
-        reason: &str,
-        operator: &str,
-        now_ms: i64,
-    ) -> Result<i64, LedgerError> {
-        Ledger::record_reissue(self, fob_uid, reason, operator, now_ms)
-    }
-    fn store_audit(&mut self, record: &AuditRecord) -> Result<AuditStored, LedgerError> {
-        Ledger::store_audit(self, record)
-    }
-    fn audit_body(&mut self, transaction_id: &str) -> Result<Option<String>, LedgerError> {
-        Ledger::audit_body(self, transaction_id)
-    }
-    fn audit_flag(&mut self, transaction_id: &str) -> Result<Option<String>, LedgerError> {
-        Ledger::audit_flag(self, transaction_id)
-    }
-    fn is_completed(&mut self, transaction_id: &str) -> Result<bool, LedgerError> {
-        Ledger::is_completed(self, transaction_id)
-    }
-    fn chain_states(&mut self) -> Result<Vec<crate::anchor::ChainState>, LedgerError> {
-        Ledger::chain_states(self)
-    }
-    fn chain_head(&mut self, station: &str) -> Result<(u64, [u8; 32]), LedgerError> {
-        Ledger::chain_head(self, station)
-    }
-    fn reset_chain(
-        &mut self,
-        station: &str,
-        reason: &str,
-        operator: &str,
-        now_ms: i64,
-    ) -> Result<u64, LedgerError> {
-        Ledger::reset_chain(self, station, reason, operator, now_ms)
-    }
-    fn issuance_count(&mut self, fob_uid: &str) -> Result<u64, LedgerError> {
-        Ledger::issuance_count(self, fob_uid)
-    }
+/// Implements [`LedgerStore`] for [`Ledger`] by calling its inherent
+/// methods of the same name, which stay callable without the trait.
+macro_rules! forward_to_inherent {
+    ($(fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
+        impl LedgerStore for Ledger {
+            $(fn $name(&mut self, $($arg: $ty),*) -> Result<$ret, LedgerError> {
+                Ledger::$name(self, $($arg),*)
+            })*
+        }
+    };
+}
+
+forward_to_inherent! {
+    fn check_issuable(fob_uid: &str, now_ms: i64) -> ();
+    fn try_issue(new: &NewIssuance<'_>) -> ();
+    fn apply_batch(ops: &[LedgerOp]) -> Vec<Result<LedgerOutcome, LedgerError>>;
+    fn record_reissue(fob_uid: &str, reason: &str, operator: &str, now_ms: i64) -> i64;
+    fn store_audit(record: &AuditRecord) -> AuditStored;
+    fn audit_body(transaction_id: &str) -> Option<String>;
+    fn audit_flag(transaction_id: &str) -> Option<String>;
+    fn is_completed(transaction_id: &str) -> bool;
+    fn chain_states() -> Vec<crate::anchor::ChainState>;
+    fn chain_head(station: &str) -> (u64, [u8; 32]);
+    fn reset_chain(station: &str, reason: &str, operator: &str, now_ms: i64) -> u64;
+    fn issuance_count(fob_uid: &str) -> u64;
 }
 
 /// The refusal of the one-time rule; `completed`: a `SUCCESS` audit
@@ -578,14 +551,7 @@ impl Ledger {
             }
             // A refused anchor leaves an alert, outside the rolled-back savepoint.
             if let (LedgerOp::Anchor(a), Err(LedgerError::ChainRefused(why))) = (op, &result) {
-                crate::anchor::record_alert(
-                    &tx,
-                    &a.station,
-                    why.code(),
-                    a.seq,
-                    &why.to_string(),
-                    a.now_ms,
-                )?;
+                crate::anchor::record_alert(&tx, &crate::anchor::Alert::refused(a, why))?;
             }
             // Some SQLite errors (I/O, full disk) roll back the whole
             // transaction; later ops would then run in autocommit mode and

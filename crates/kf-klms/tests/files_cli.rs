@@ -3,7 +3,7 @@
 //! bounded size only, a key file that holds no key says so, `pki init` keeps
 //! station names inside its directory and creates keys 0600 in 0700.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -35,17 +35,33 @@ fn finish_within(mut child: Child, limit: Duration) -> Output {
     }
 }
 
-fn serve(config: &Path) -> (bool, String) {
+/// Runs `serve` with `config`, which must refuse to start; returns its stderr.
+fn serve_refused(config: &Path) -> String {
     let child = kf_klms()
         .args(["serve", "--config", config.to_str().unwrap()])
         .args(["--bind", "127.0.0.1:0"])
         .spawn()
         .unwrap();
     let out = finish_within(child, Duration::from_secs(10));
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "the server started: {err}");
+    err
+}
+
+/// The config written by `pki init` (station "station-01") under `dir`:
+/// its path and text.
+fn initial_config(dir: &Path) -> (PathBuf, String) {
+    let pki = dir.join("pki");
+    assert!(pki_init(&pki, &["station-01"]).status.success());
+    let toml = pki.join("klms.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    (toml, text)
+}
+
+/// Writes `text` with `from` replaced by `to` to `toml`, then [`serve_refused`].
+fn serve_edited(toml: &Path, text: &str, from: &str, to: &str) -> String {
+    std::fs::write(toml, text.replace(from, to)).unwrap();
+    serve_refused(toml)
 }
 
 fn pki_init(dir: &Path, stations: &[&str]) -> Output {
@@ -60,8 +76,7 @@ fn pki_init(dir: &Path, stations: &[&str]) -> Output {
 #[test]
 fn config_must_be_a_bounded_regular_file() {
     let dir = tempfile::tempdir().unwrap();
-    let (ok, err) = serve(Path::new("/dev/zero"));
-    assert!(!ok);
+    let err = serve_refused(Path::new("/dev/zero"));
     assert!(
         err.contains("/dev/zero") && err.contains("not a regular file"),
         "{err}"
@@ -73,21 +88,18 @@ fn config_must_be_a_bounded_regular_file() {
         .status()
         .unwrap()
         .success());
-    let (ok, err) = serve(&fifo);
-    assert!(!ok);
+    let err = serve_refused(&fifo);
     assert!(
         err.contains("klms.toml") && err.contains("not a regular file"),
         "{err}"
     );
 
-    let (ok, err) = serve(dir.path());
-    assert!(!ok);
+    let err = serve_refused(dir.path());
     assert!(err.contains("a directory"), "{err}");
 
     let big = dir.path().join("big.toml");
     std::fs::write(&big, vec![b'#'; 100 * 1024]).unwrap();
-    let (ok, err) = serve(&big);
-    assert!(!ok);
+    let err = serve_refused(&big);
     assert!(
         err.contains("big.toml") && err.contains("limit of 65536 bytes"),
         "{err}"
@@ -97,17 +109,13 @@ fn config_must_be_a_bounded_regular_file() {
 #[test]
 fn key_file_holding_a_certificate_is_named_as_such() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = dir.path().join("pki");
-    assert!(pki_init(&pki, &["station-01"]).status.success());
-    let toml = pki.join("klms.toml");
-    let text = std::fs::read_to_string(&toml).unwrap();
-    std::fs::write(
+    let (toml, text) = initial_config(dir.path());
+    let err = serve_edited(
         &toml,
-        text.replace("server_key = \"server.key\"", "server_key = \"server.pem\""),
-    )
-    .unwrap();
-    let (ok, err) = serve(&toml);
-    assert!(!ok);
+        &text,
+        "server_key = \"server.key\"",
+        "server_key = \"server.pem\"",
+    );
     assert!(
         err.contains("server key: no private key found in PEM (found: certificate)"),
         "{err}"
@@ -117,38 +125,28 @@ fn key_file_holding_a_certificate_is_named_as_such() {
 #[test]
 fn limits_and_station_names_of_the_config_are_checked() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = dir.path().join("pki");
-    assert!(pki_init(&pki, &["station-01"]).status.success());
-    let toml = pki.join("klms.toml");
-    let text = std::fs::read_to_string(&toml).unwrap();
+    let (toml, text) = initial_config(dir.path());
     assert!(text.contains("[limits]"), "{text}");
-    std::fs::write(
-        &toml,
-        text.replace("idle_timeout_ms = 60000", "idle_timeout_ms = 0"),
-    )
-    .unwrap();
-    let (ok, err) = serve(&toml);
-    assert!(!ok);
-    assert!(err.contains("limits.idle_timeout_ms"), "{err}");
-    std::fs::write(
-        &toml,
-        text.replace("idle_timeout_ms = 60000", "send_timeout_ms = 5"),
-    )
-    .unwrap();
-    let (ok, err) = serve(&toml);
-    assert!(!ok);
-    assert!(err.contains("unknown field `send_timeout_ms`"), "{err}");
-    std::fs::write(
-        &toml,
-        text.replace("\"station-01\"", "\"station-01\", \"../x\""),
-    )
-    .unwrap();
-    let (ok, err) = serve(&toml);
-    assert!(!ok);
-    assert!(
-        err.contains("allowed_stations: identifier has character"),
-        "{err}"
-    );
+    for (from, to, expected) in [
+        (
+            "idle_timeout_ms = 60000",
+            "idle_timeout_ms = 0",
+            "limits.idle_timeout_ms",
+        ),
+        (
+            "idle_timeout_ms = 60000",
+            "send_timeout_ms = 5",
+            "unknown field `send_timeout_ms`",
+        ),
+        (
+            "\"station-01\"",
+            "\"station-01\", \"../x\"",
+            "allowed_stations: identifier has character",
+        ),
+    ] {
+        let err = serve_edited(&toml, &text, from, to);
+        assert!(err.contains(expected), "{to}: {err}");
+    }
 }
 
 #[test]

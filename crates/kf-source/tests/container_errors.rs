@@ -9,7 +9,7 @@ use kf_source::container::{
     ROOT_CERT_FILE,
 };
 use kf_source::fixtures::{self, FixturePool};
-use kf_source::{CardKeys, ContainerErrorKind, ProvisioningSource, SourceError};
+use kf_source::{CardKeys, ContainerError, ContainerErrorKind, ProvisioningSource, SourceError};
 use p256::pkcs8::DecodePrivateKey;
 
 struct Pool {
@@ -28,11 +28,16 @@ impl Pool {
         self.dir.path()
     }
 
-    /// The first package in sorted order (the one fetch hands out first).
-    fn first(&self) -> String {
+    /// The package names in sorted order (the order fetch hands them out).
+    fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.fixture.packages.iter().map(|p| p.dir_name()).collect();
         names.sort();
-        names.remove(0)
+        names
+    }
+
+    /// The first package in sorted order (the one fetch hands out first).
+    fn first(&self) -> String {
+        self.names().remove(0)
     }
 
     fn file(&self, name: &str, file: &str) -> PathBuf {
@@ -48,6 +53,29 @@ impl Pool {
         let err = self.source().load_package(name).unwrap_err();
         (err.kind().clone(), err.path().to_path_buf())
     }
+
+    /// Applies `damage` to `file` of the first package and loads it; the
+    /// error must name that file. Returns the error kind.
+    fn damaged_err(&self, file: &str, damage: impl FnOnce(&Path)) -> ContainerErrorKind {
+        let name = self.first();
+        damage(&self.file(&name, file));
+        let (kind, path) = self.load_err(&name);
+        assert!(path.ends_with(file), "{kind:?} names {}", path.display());
+        kind
+    }
+
+    /// Opening the pool fails with a container error; returns it.
+    fn open_err(&self) -> ContainerError {
+        match ContainerSource::open(self.path(), CardKeys::dev_sample().unwrap()) {
+            Err(SourceError::Container(err)) => err,
+            Err(err) => panic!("{err:?}"),
+            Ok(_) => panic!("the pool opened"),
+        }
+    }
+}
+
+fn write(path: &Path, contents: impl AsRef<[u8]>) {
+    std::fs::write(path, contents).unwrap();
 }
 
 fn truncate(path: &Path, keep: usize) {
@@ -64,36 +92,26 @@ fn an_untouched_package_loads() {
 }
 
 #[test]
-fn truncated_private_key_der() {
-    let pool = Pool::new(1, 12);
-    let name = pool.first();
-    truncate(&pool.file(&name, PRIVATE_KEY_FILE), 60);
-    let (kind, path) = pool.load_err(&name);
-    assert!(
-        matches!(kind, ContainerErrorKind::BadPrivateKey { .. }),
-        "{kind:?}"
-    );
-    assert!(path.ends_with(PRIVATE_KEY_FILE));
-}
-
-#[test]
-fn truncated_device_certificate() {
-    let pool = Pool::new(1, 13);
-    let name = pool.first();
-    truncate(&pool.file(&name, DEVICE_CERT_FILE), 300);
-    let (kind, path) = pool.load_err(&name);
-    assert!(
-        matches!(kind, ContainerErrorKind::BadCertificate { .. }),
-        "{kind:?}"
-    );
-    assert!(path.ends_with(DEVICE_CERT_FILE));
+fn truncated_private_key_der_and_device_certificate() {
+    type Expected = fn(&ContainerErrorKind) -> bool;
+    let cases: [(u64, &str, usize, Expected); 2] = [
+        (12, PRIVATE_KEY_FILE, 60, |k| {
+            matches!(k, ContainerErrorKind::BadPrivateKey { .. })
+        }),
+        (13, DEVICE_CERT_FILE, 300, |k| {
+            matches!(k, ContainerErrorKind::BadCertificate { .. })
+        }),
+    ];
+    for (seed, file, keep, expected) in cases {
+        let kind = Pool::new(1, seed).damaged_err(file, |f| truncate(f, keep));
+        assert!(expected(&kind), "{file}: {kind:?}");
+    }
 }
 
 #[test]
 fn private_key_of_another_fob() {
     let pool = Pool::new(2, 14);
-    let mut names: Vec<String> = pool.fixture.packages.iter().map(|p| p.dir_name()).collect();
-    names.sort();
+    let names = pool.names();
     std::fs::copy(
         pool.file(&names[1], PRIVATE_KEY_FILE),
         pool.file(&names[0], PRIVATE_KEY_FILE),
@@ -162,12 +180,7 @@ fn ica_not_signed_by_the_root() {
         pool.path().join(ROOT_CERT_FILE),
     )
     .unwrap();
-    let err = ContainerSource::open(pool.path(), CardKeys::dev_sample().unwrap())
-        .err()
-        .unwrap();
-    let SourceError::Container(err) = err else {
-        panic!("{err:?}")
-    };
+    let err = pool.open_err();
     assert_eq!(err.kind(), &ContainerErrorKind::BadSignature);
     assert!(err.path().ends_with(ICA_CERT_FILE));
 }
@@ -176,12 +189,7 @@ fn ica_not_signed_by_the_root() {
 fn missing_shared_certificate() {
     let pool = Pool::new(1, 21);
     std::fs::remove_file(pool.path().join(ROOT_CERT_FILE)).unwrap();
-    let err = ContainerSource::open(pool.path(), CardKeys::dev_sample().unwrap())
-        .err()
-        .unwrap();
-    let SourceError::Container(err) = err else {
-        panic!("{err:?}")
-    };
+    let err = pool.open_err();
     assert_eq!(err.kind(), &ContainerErrorKind::MissingFile);
     assert!(err.path().ends_with(ROOT_CERT_FILE));
     assert!(err.to_string().contains(ROOT_CERT_FILE));
@@ -201,15 +209,11 @@ fn missing_package_files() {
 
 #[test]
 fn fesn_file_disagrees_with_the_directory() {
-    let pool = Pool::new(1, 23);
-    let name = pool.first();
-    std::fs::write(pool.file(&name, FESN_FILE), "1KM99999").unwrap();
-    let (kind, path) = pool.load_err(&name);
+    let kind = Pool::new(1, 23).damaged_err(FESN_FILE, |f| write(f, "1KM99999"));
     assert!(
         matches!(&kind, ContainerErrorKind::FesnMismatch { file, .. } if file == "1KM99999"),
         "{kind:?}"
     );
-    assert!(path.ends_with(FESN_FILE));
 }
 
 #[test]
@@ -223,12 +227,8 @@ fn fesn_file_with_a_trailing_newline_is_accepted() {
 
 #[test]
 fn garbage_fesn_file() {
-    let pool = Pool::new(1, 25);
-    let name = pool.first();
-    std::fs::write(pool.file(&name, FESN_FILE), [0xFF, 0xFE, 0x00]).unwrap();
-    let (kind, path) = pool.load_err(&name);
+    let kind = Pool::new(1, 25).damaged_err(FESN_FILE, |f| write(f, [0xFF, 0xFE, 0x00]));
     assert_eq!(kind, ContainerErrorKind::BadFesn);
-    assert!(path.ends_with(FESN_FILE));
 }
 
 #[test]
@@ -249,23 +249,15 @@ fn certificate_cn_is_not_the_fesn() {
 
 #[test]
 fn irk_that_is_not_base64() {
-    let pool = Pool::new(1, 27);
-    let name = pool.first();
-    std::fs::write(pool.file(&name, IRK_FILE), "not*base64*at*all*!!!!==").unwrap();
-    let (kind, path) = pool.load_err(&name);
+    let kind = Pool::new(1, 27).damaged_err(IRK_FILE, |f| write(f, "not*base64*at*all*!!!!=="));
     assert_eq!(kind, ContainerErrorKind::BadIrkBase64);
-    assert!(path.ends_with(IRK_FILE));
 }
 
 #[test]
 fn irk_of_the_wrong_length() {
-    let pool = Pool::new(1, 28);
-    let name = pool.first();
     let b64 = base64::engine::general_purpose::STANDARD.encode([7u8; 15]);
-    std::fs::write(pool.file(&name, IRK_FILE), format!("{b64}\n")).unwrap();
-    let (kind, path) = pool.load_err(&name);
+    let kind = Pool::new(1, 28).damaged_err(IRK_FILE, |f| write(f, format!("{b64}\n")));
     assert_eq!(kind, ContainerErrorKind::BadIrkLength { len: 15 });
-    assert!(path.ends_with(IRK_FILE));
 }
 
 #[test]
@@ -318,8 +310,7 @@ fn a_broken_package_is_reported_once_and_skipped() {
 #[test]
 fn errors_do_not_leak_key_bytes() {
     let pool = Pool::new(2, 32);
-    let mut names: Vec<String> = pool.fixture.packages.iter().map(|p| p.dir_name()).collect();
-    names.sort();
+    let names = pool.names();
     let key_der = std::fs::read(pool.file(&names[1], PRIVATE_KEY_FILE)).unwrap();
     let scalar = p256::SecretKey::from_pkcs8_der(&key_der)
         .unwrap()

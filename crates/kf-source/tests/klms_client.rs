@@ -346,6 +346,12 @@ fn fetch_with_body(body: &serde_json::Value) -> Result<kf_source::klms::KeyPacka
 
 type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
 
+/// A mutation that replaces the value at JSON pointer `at` (which must exist).
+fn set(at: &'static str, value: impl Into<serde_json::Value>) -> Mutation {
+    let value = value.into();
+    Box::new(move |v| *v.pointer_mut(at).unwrap_or_else(|| panic!("no {at}")) = value.clone())
+}
+
 #[test]
 fn hostile_responses_are_rejected() {
     let valid = valid_body();
@@ -391,52 +397,15 @@ fn hostile_responses_are_rejected() {
         ),
         (
             "mixed key lengths",
-            Box::new(|v| {
-                v["scp03_static_keys"]["dek"] = "00".repeat(24).into();
-            }),
+            set("/scp03_static_keys/dek", "00".repeat(24)),
         ),
-        (
-            "key_version 0",
-            Box::new(|v| {
-                v["key_version"] = 0.into();
-            }),
-        ),
-        (
-            "key_version 256",
-            Box::new(|v| {
-                v["key_version"] = 256.into();
-            }),
-        ),
-        (
-            "empty transaction id",
-            Box::new(|v| {
-                v["transaction_id"] = "".into();
-            }),
-        ),
-        (
-            "other UID",
-            Box::new(|v| {
-                v["fob_uid"] = "00112233445566778899".into();
-            }),
-        ),
-        (
-            "expired",
-            Box::new(|v| {
-                v["expires_at"] = "2020-01-01T00:00:00Z".into();
-            }),
-        ),
-        (
-            "bad time",
-            Box::new(|v| {
-                v["expires_at"] = "soon".into();
-            }),
-        ),
-        (
-            "unknown DGI",
-            Box::new(|v| {
-                v["personalization_dgis"][1]["tag"] = "A009".into();
-            }),
-        ),
+        ("key_version 0", set("/key_version", 0)),
+        ("key_version 256", set("/key_version", 256)),
+        ("empty transaction id", set("/transaction_id", "")),
+        ("other UID", set("/fob_uid", "00112233445566778899")),
+        ("expired", set("/expires_at", "2020-01-01T00:00:00Z")),
+        ("bad time", set("/expires_at", "soon")),
+        ("unknown DGI", set("/personalization_dgis/1/tag", "A009")),
         (
             "missing DGI",
             Box::new(|v| {
@@ -445,34 +414,21 @@ fn hostile_responses_are_rejected() {
         ),
         (
             "plaintext A003",
-            Box::new(|v| {
-                v["personalization_dgis"][0]["encrypted"] = false.into();
-            }),
+            set("/personalization_dgis/0/encrypted", false),
         ),
         (
             "short A003",
-            Box::new(|v| {
-                v["personalization_dgis"][0]["data_hex"] = "00".repeat(32).into();
-            }),
+            set("/personalization_dgis/0/data_hex", "00".repeat(32)),
         ),
         (
             "payload mismatch",
-            Box::new(|v| {
-                v["ford_payload"]["data_hex"] = "A0010100".into();
-            }),
+            set("/ford_payload/data_hex", "A0010100"),
         ),
         (
             "header not 4 bytes",
-            Box::new(|v| {
-                v["ford_payload"]["apdu_cla_ins_p1_p2"] = "80E200".into();
-            }),
+            set("/ford_payload/apdu_cla_ins_p1_p2", "80E200"),
         ),
-        (
-            "key as number",
-            Box::new(|v| {
-                v["scp03_static_keys"]["enc"] = 5.into();
-            }),
-        ),
+        ("key as number", set("/scp03_static_keys/enc", 5)),
     ];
     for (name, mutate) in cases {
         let mut body = valid.clone();

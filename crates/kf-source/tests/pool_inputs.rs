@@ -33,6 +33,14 @@ fn pool(count: usize) -> (tempfile::TempDir, String) {
     (dir, names.remove(0))
 }
 
+/// The error `err` names the file at `path` and says `what` about it.
+fn assert_names(err: &str, path: &Path, what: impl AsRef<str>) {
+    assert!(
+        err.contains(&path.display().to_string()) && err.contains(what.as_ref()),
+        "{err}"
+    );
+}
+
 fn fetch_error(pool: PathBuf) -> String {
     within_limit(move || {
         let mut source = ContainerSource::open(&pool, CardKeys::dev_sample().unwrap()).unwrap();
@@ -63,10 +71,7 @@ fn a_fifo_as_the_ica_certificate_is_refused() {
             .unwrap()
             .to_string()
     });
-    assert!(
-        err.contains(&ica.display().to_string()) && err.contains("FIFO"),
-        "{err}"
-    );
+    assert_names(&err, &ica, "FIFO");
 }
 
 #[cfg(unix)]
@@ -78,10 +83,7 @@ fn a_fifo_as_a_claim_marker_is_refused() {
     let marker = used.join(&first);
     mkfifo(&marker);
     let err = fetch_error(dir.path().to_path_buf());
-    assert!(
-        err.contains(&marker.display().to_string()) && err.contains("FIFO"),
-        "{err}"
-    );
+    assert_names(&err, &marker, "FIFO");
 }
 
 #[cfg(unix)]
@@ -91,10 +93,7 @@ fn a_fifo_inside_a_package_is_refused() {
     let irk = dir.path().join(&first).join(IRK_FILE);
     mkfifo(&irk);
     let err = fetch_error(dir.path().to_path_buf());
-    assert!(
-        err.contains(&irk.display().to_string()) && err.contains("FIFO"),
-        "{err}"
-    );
+    assert_names(&err, &irk, "FIFO");
 }
 
 #[cfg(unix)]
@@ -110,10 +109,7 @@ fn a_symbolic_link_inside_a_package_is_not_followed_out_of_the_pool() {
     std::fs::remove_file(&irk).unwrap();
     std::os::unix::fs::symlink(&target, &irk).unwrap();
     let err = fetch_error(dir.path().to_path_buf());
-    assert!(
-        err.contains(&irk.display().to_string()) && err.contains("symbolic link"),
-        "{err}"
-    );
+    assert_names(&err, &irk, "symbolic link");
 }
 
 #[cfg(unix)]
@@ -129,10 +125,7 @@ fn a_symbolic_link_to_a_package_outside_the_pool_is_not_a_package() {
     assert!(err.contains("no unused package left"), "{err}");
     let source = ContainerSource::open(dir.path(), CardKeys::dev_sample().unwrap()).unwrap();
     let err = source.load_package(&other_first).unwrap_err().to_string();
-    assert!(
-        err.contains(&link.display().to_string()) && err.contains("symbolic link"),
-        "{err}"
-    );
+    assert_names(&err, &link, "symbolic link");
 }
 
 #[test]
@@ -141,9 +134,5 @@ fn an_oversize_package_file_names_the_limit() {
     let irk = dir.path().join(&first).join(IRK_FILE);
     std::fs::write(&irk, vec![b'A'; IRK_MAX_BYTES as usize + 1]).unwrap();
     let err = fetch_error(dir.path().to_path_buf());
-    assert!(
-        err.contains(&irk.display().to_string())
-            && err.contains(&format!("limit of {IRK_MAX_BYTES} bytes")),
-        "{err}"
-    );
+    assert_names(&err, &irk, format!("limit of {IRK_MAX_BYTES} bytes"));
 }

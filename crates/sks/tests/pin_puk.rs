@@ -22,16 +22,26 @@ fn policy(fmt: PinFormat, patterns: u8) -> PinPolicy {
     p
 }
 
+/// changePIN \[83\] of `key_handle` from `pin` to `new_pin`.
+fn change_pin(
+    s: &mut impl SksApi,
+    key_handle: u32,
+    pin: &str,
+    new_pin: &str,
+) -> Result<(), SksError> {
+    s.change_pin(req::ChangePin {
+        key_handle,
+        authorization: Secret::from(pin),
+        new_pin: Secret::from(new_pin),
+    })
+    .map(drop)
+}
+
 /// createKeyEntry with a user-defined PIN under `p`; Ok if the key was created.
 fn create_with_pin(p: PinPolicy, pin: &[u8]) -> bool {
     let mut s = sks();
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    open(&mut s, &mut iss);
-    let ph = s
-        .create_pin_policy(iss.pin_policy(&p, None).unwrap())
-        .unwrap()
-        .pin_policy_handle;
+    let mut iss = open_s1(&mut s);
+    let ph = pin_policy(&mut s, &mut iss, &p);
     let mut k = KeyEntrySpec::new("Key.1");
     k.pin_policy = Some((ph, "PIN.1".into(), p.user_defined));
     k.pin_value = pin.to_vec();
@@ -76,80 +86,44 @@ fn pin_formats_at_create_key_entry() {
 
 #[test]
 fn pin_patterns_at_create_key_entry() {
-    assert!(!create_with_pin(
-        policy(PinFormat::Numeric, pattern::TWO_IN_A_ROW),
-        b"1124"
-    ));
-    assert!(create_with_pin(
-        policy(PinFormat::Numeric, pattern::TWO_IN_A_ROW),
-        b"1214"
-    ));
-    assert!(!create_with_pin(
-        policy(PinFormat::Numeric, pattern::THREE_IN_A_ROW),
-        b"1114"
-    ));
-    assert!(create_with_pin(
-        policy(PinFormat::Numeric, pattern::THREE_IN_A_ROW),
-        b"1124"
-    ));
-    assert!(!create_with_pin(
-        policy(PinFormat::Numeric, pattern::SEQUENCE),
-        b"1234"
-    ));
-    assert!(!create_with_pin(
-        policy(PinFormat::Numeric, pattern::SEQUENCE),
-        b"9876"
-    ));
-    assert!(create_with_pin(
-        policy(PinFormat::Numeric, pattern::SEQUENCE),
-        b"1243"
-    ));
-    assert!(!create_with_pin(
-        policy(PinFormat::Numeric, pattern::REPEATED),
-        b"1213"
-    ));
-    assert!(create_with_pin(
-        policy(PinFormat::Numeric, pattern::REPEATED),
-        b"1293"
-    ));
-    assert!(!create_with_pin(
-        policy(PinFormat::Alphanumeric, pattern::MISSING_GROUP),
-        b"ABCD"
-    ));
-    assert!(create_with_pin(
-        policy(PinFormat::Alphanumeric, pattern::MISSING_GROUP),
-        b"AB12"
-    ));
-    assert!(!create_with_pin(
-        policy(PinFormat::String, pattern::MISSING_GROUP),
-        b"AB12"
-    ));
-    assert!(create_with_pin(
-        policy(PinFormat::String, pattern::MISSING_GROUP),
-        b"Ab1!"
-    ));
-    assert!(!create_with_pin(
-        policy(PinFormat::Numeric, pattern::SEQUENCE | pattern::REPEATED),
-        b"1231"
-    ));
+    use pattern::*;
+    use PinFormat::{Alphanumeric, Numeric};
+    // (format, pattern restrictions, user PIN, accepted)
+    let cases: [(PinFormat, u8, &[u8], bool); 14] = [
+        (Numeric, TWO_IN_A_ROW, b"1124", false),
+        (Numeric, TWO_IN_A_ROW, b"1214", true),
+        (Numeric, THREE_IN_A_ROW, b"1114", false),
+        (Numeric, THREE_IN_A_ROW, b"1124", true),
+        (Numeric, SEQUENCE, b"1234", false),
+        (Numeric, SEQUENCE, b"9876", false),
+        (Numeric, SEQUENCE, b"1243", true),
+        (Numeric, REPEATED, b"1213", false),
+        (Numeric, REPEATED, b"1293", true),
+        (Alphanumeric, MISSING_GROUP, b"ABCD", false),
+        (Alphanumeric, MISSING_GROUP, b"AB12", true),
+        (PinFormat::String, MISSING_GROUP, b"AB12", false),
+        (PinFormat::String, MISSING_GROUP, b"Ab1!", true),
+        (Numeric, SEQUENCE | REPEATED, b"1231", false),
+    ];
+    for (format, patterns, pin, accepted) in cases {
+        assert_eq!(
+            create_with_pin(policy(format, patterns), pin),
+            accepted,
+            "{format:?} with patterns 0x{patterns:02X}: PIN {:?}",
+            String::from_utf8_lossy(pin)
+        );
+    }
 }
 
 /// Creates keys with (AppUsage, PIN) under one policy with `grouping`; returns how many were created.
 fn grouping_run(grouping_value: Grouping, keys: &[(AppUsage, &str)]) -> usize {
     let mut s = sks();
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    open(&mut s, &mut iss);
+    let mut iss = open_s1(&mut s);
     let mut p = policy(PinFormat::Numeric, 0);
     p.grouping = grouping_value;
-    let ph = s
-        .create_pin_policy(iss.pin_policy(&p, None).unwrap())
-        .unwrap()
-        .pin_policy_handle;
+    let ph = pin_policy(&mut s, &mut iss, &p);
     for (i, (usage, pin)) in keys.iter().enumerate() {
-        let mut k = KeyEntrySpec::new(&format!("Key.{i}"));
-        k.pin_policy = Some((ph, "PIN.1".into(), true));
-        k.pin_value = pin.as_bytes().to_vec();
+        let mut k = pin_spec(&format!("Key.{i}"), ph, pin.as_bytes());
         k.protection.app_usage = *usage;
         if let Err(e) = s.create_key_entry(iss.key_entry(&k).unwrap()) {
             assert_eq!(e.code(), ErrorCode::Option, "grouping violation: {e:?}");
@@ -284,16 +258,8 @@ fn pin_lock_out_with_issuer_set_pin() {
         ErrorCodeOf(ErrorCode::Authorization)
     );
     // Not user modifiable: changePIN is refused even with the right PIN after unlock.
-    s.unlock_key(req::UnlockKey {
-        key_handle: k.handle,
-        authorization: Secret::from("12345678"),
-    })
-    .unwrap();
-    let r = s.change_pin(req::ChangePin {
-        key_handle: k.handle,
-        authorization: Secret::from("5829"),
-        new_pin: Secret::from("4711"),
-    });
+    unlock_key(&mut s, k.handle, "12345678").unwrap();
+    let r = change_pin(&mut s, k.handle, "5829", "4711");
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::NotAllowed));
 }
 
@@ -314,35 +280,22 @@ fn unlock_key_with_puk_and_puk_lock_out() {
         let _ = sign(&mut s, k.handle, "9999");
     }
     assert_eq!(
-        code(s.unlock_key(req::UnlockKey {
-            key_handle: k.handle,
-            authorization: Secret::from("00000000")
-        })),
+        code(unlock_key(&mut s, k.handle, "00000000")),
         ErrorCodeOf(ErrorCode::Authorization)
     );
     assert_eq!(protection(&mut s, k.handle).puk_error_count, 1);
-    s.unlock_key(req::UnlockKey {
-        key_handle: k.handle,
-        authorization: Secret::from("12345678"),
-    })
-    .unwrap();
+    unlock_key(&mut s, k.handle, "12345678").unwrap();
     let p = protection(&mut s, k.handle);
     assert_eq!((p.pin_error_count, p.puk_error_count), (0, 0));
     sign(&mut s, k.handle, "1234").unwrap();
     for _ in 0..3 {
-        let _ = s.unlock_key(req::UnlockKey {
-            key_handle: k.handle,
-            authorization: Secret::from("0"),
-        });
+        let _ = unlock_key(&mut s, k.handle, "0");
     }
     assert_ne!(
         protection(&mut s, k.handle).protection_status & protection_status::PUK_BLOCKED,
         0
     );
-    let r = s.unlock_key(req::UnlockKey {
-        key_handle: k.handle,
-        authorization: Secret::from("12345678"),
-    });
+    let r = unlock_key(&mut s, k.handle, "12345678");
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Authorization), "PUK locked");
 }
 
@@ -353,13 +306,9 @@ fn puk_retry_limit_zero_means_no_limit_with_delay() {
         puk_delay: delay,
         ..config(clock())
     });
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    open(&mut s, &mut iss);
+    let mut iss = open_s1(&mut s);
     let ph = pin_and_puk(&mut s, &mut iss, PinPolicy::new("PIN.1"), 0);
-    let mut spec = KeyEntrySpec::new("Key.1");
-    spec.pin_policy = Some((ph, "PIN.1".into(), true));
-    spec.pin_value = b"1234".to_vec();
+    let spec = pin_spec("Key.1", ph, b"1234");
     let k = key(&mut s, &mut iss, &spec);
     close(&mut s, &mut iss).unwrap();
     let unlock = |puk: &str| {
@@ -393,11 +342,7 @@ fn puk_retry_limit_zero_means_no_limit_with_delay() {
     assert_eq!(p.protection_status & protection_status::PUK_BLOCKED, 0);
     // Through the API the call itself waits the delay before checking the right PUK.
     let start = Instant::now();
-    s.unlock_key(req::UnlockKey {
-        key_handle: k.handle,
-        authorization: Secret::from("12345678"),
-    })
-    .unwrap();
+    unlock_key(&mut s, k.handle, "12345678").unwrap();
     assert!(
         start.elapsed() >= delay,
         "unlockKey waited {:?}",
@@ -448,43 +393,26 @@ fn change_pin_checks_old_pin_and_policy() {
     let mut p = PinPolicy::new("PIN.1");
     p.patterns = pattern::SEQUENCE;
     let k = pin_key_session(&mut s, &identity(), p, "1357");
-    let r = s.change_pin(req::ChangePin {
-        key_handle: k.handle,
-        authorization: Secret::from("0000"),
-        new_pin: Secret::from("2468"),
-    });
+    let r = change_pin(&mut s, k.handle, "0000", "2468");
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Authorization));
     assert_eq!(protection(&mut s, k.handle).pin_error_count, 1);
-    let r = s.change_pin(req::ChangePin {
-        key_handle: k.handle,
-        authorization: Secret::from("1357"),
-        new_pin: Secret::from("3456"),
-    });
+    let r = change_pin(&mut s, k.handle, "1357", "3456");
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Option), "sequence pattern");
-    s.change_pin(req::ChangePin {
-        key_handle: k.handle,
-        authorization: Secret::from("1357"),
-        new_pin: Secret::from("2468"),
-    })
-    .unwrap();
+    change_pin(&mut s, k.handle, "1357", "2468").unwrap();
     sign(&mut s, k.handle, "2468").unwrap();
 }
 
 #[test]
 fn shared_pin_changes_and_errors_propagate_to_all_keys() {
     let mut s = sks();
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    open(&mut s, &mut iss);
+    let mut iss = open_s1(&mut s);
     let ph = pin_and_puk(&mut s, &mut iss, PinPolicy::new("PIN.1"), 3);
     let mut handles = Vec::new();
     for (i, usage) in [AppUsage::Signature, AppUsage::Encryption]
         .into_iter()
         .enumerate()
     {
-        let mut spec = KeyEntrySpec::new(&format!("Key.{i}"));
-        spec.pin_policy = Some((ph, "PIN.1".into(), true));
-        spec.pin_value = b"1234".to_vec();
+        let mut spec = pin_spec(&format!("Key.{i}"), ph, b"1234");
         spec.protection.app_usage = usage;
         handles.push(key(&mut s, &mut iss, &spec).handle);
     }
@@ -495,21 +423,14 @@ fn shared_pin_changes_and_errors_propagate_to_all_keys() {
         1,
         "one virtual counter"
     );
-    s.change_pin(req::ChangePin {
-        key_handle: handles[0],
-        authorization: Secret::from("1234"),
-        new_pin: Secret::from("4321"),
-    })
-    .unwrap();
+    change_pin(&mut s, handles[0], "1234", "4321").unwrap();
     sign(&mut s, handles[1], "4321").unwrap();
 }
 
 #[test]
 fn device_pin_and_keys_without_pin() {
     let mut s = sks();
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    open(&mut s, &mut iss);
+    let mut iss = open_s1(&mut s);
     let k = key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
     close(&mut s, &mut iss).unwrap();
     sign(&mut s, k.handle, "").unwrap();
@@ -519,16 +440,9 @@ fn device_pin_and_keys_without_pin() {
         "redundant PIN"
     );
     assert_eq!(protection(&mut s, k.handle).protection_status, 0);
-    let r = s.change_pin(req::ChangePin {
-        key_handle: k.handle,
-        authorization: Secret::default(),
-        new_pin: Secret::from("1234"),
-    });
+    let r = change_pin(&mut s, k.handle, "", "1234");
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::NotAllowed));
-    let r = s.unlock_key(req::UnlockKey {
-        key_handle: k.handle,
-        authorization: Secret::from("1"),
-    });
+    let r = unlock_key(&mut s, k.handle, "1");
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::NotAllowed));
 }
 
@@ -536,18 +450,11 @@ fn device_pin_and_keys_without_pin() {
 fn enable_pin_caching_requires_trusted_gui() {
     for (im, ok) in [(InputMethod::TrustedGui, true), (InputMethod::Any, false)] {
         let mut s = sks();
-        let id = identity();
-        let mut iss = id.session("https://issuer.example.com/x", "S1");
-        open(&mut s, &mut iss);
+        let mut iss = open_s1(&mut s);
         let mut p = PinPolicy::new("PIN.1");
         p.input_method = im;
-        let ph = s
-            .create_pin_policy(iss.pin_policy(&p, None).unwrap())
-            .unwrap()
-            .pin_policy_handle;
-        let mut k = KeyEntrySpec::new("Key.1");
-        k.pin_policy = Some((ph, "PIN.1".into(), true));
-        k.pin_value = b"1234".to_vec();
+        let ph = pin_policy(&mut s, &mut iss, &p);
+        let mut k = pin_spec("Key.1", ph, b"1234");
         k.protection.enable_pin_caching = true;
         let r = s.create_key_entry(iss.key_entry(&k).unwrap());
         if ok {
@@ -571,16 +478,11 @@ fn biometric_protection_rules_when_supported() {
     cfg.biometric_support = true;
     let run = |bio: BiometricProtection, with_pin: bool| -> bool {
         let mut s = sks_with_config(cfg.clone());
-        let id = identity();
-        let mut iss = id.session("https://issuer.example.com/x", "S1");
-        open(&mut s, &mut iss);
+        let mut iss = open_s1(&mut s);
         let mut k = KeyEntrySpec::new("Key.1");
         k.protection.biometric = bio;
         if with_pin {
-            let ph = s
-                .create_pin_policy(iss.pin_policy(&PinPolicy::new("PIN.1"), None).unwrap())
-                .unwrap()
-                .pin_policy_handle;
+            let ph = pin_policy(&mut s, &mut iss, &PinPolicy::new("PIN.1"));
             k.pin_policy = Some((ph, "PIN.1".into(), true));
             k.pin_value = b"1234".to_vec();
         }
@@ -605,13 +507,8 @@ fn biometric_factor_is_a_sensor_input_for_crypto_calls_only() {
     let reading = Arc::clone(&sensor);
     cfg.biometric = Arc::new(move |_| reading.load(std::sync::atomic::Ordering::SeqCst));
     let mut s = sks_with_config(cfg);
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    open(&mut s, &mut iss);
-    let ph = s
-        .create_pin_policy(iss.pin_policy(&PinPolicy::new("PIN.1"), None).unwrap())
-        .unwrap()
-        .pin_policy_handle;
+    let mut iss = open_s1(&mut s);
+    let ph = pin_policy(&mut s, &mut iss, &PinPolicy::new("PIN.1"));
     let mut make = |name: &str, bio: BiometricProtection, with_pin: bool| {
         let mut k = KeyEntrySpec::new(name);
         k.protection.biometric = bio;
@@ -664,48 +561,23 @@ fn biometric_factor_is_a_sensor_input_for_crypto_calls_only() {
 
     // Management calls do not consult the sensor.
     set(false);
-    s.change_pin(req::ChangePin {
-        key_handle: comb,
-        authorization: Secret::from("1234"),
-        new_pin: Secret::from("2580"),
-    })
-    .unwrap();
-    s.export_key(req::ExportKey {
-        key_handle: comb,
-        authorization: Secret::from("2580"),
-    })
-    .unwrap();
-    s.delete_key(req::DeleteKey {
-        key_handle: comb,
-        authorization: Secret::from("2580"),
-    })
-    .unwrap();
-    s.export_key(req::ExportKey {
-        key_handle: excl,
-        authorization: Secret::from(""),
-    })
-    .unwrap();
-    s.delete_key(req::DeleteKey {
-        key_handle: excl,
-        authorization: Secret::from(""),
-    })
-    .unwrap();
+    change_pin(&mut s, comb, "1234", "2580").unwrap();
+    export_key(&mut s, comb, "2580").unwrap();
+    delete_key(&mut s, comb, "2580").unwrap();
+    export_key(&mut s, excl, "").unwrap();
+    delete_key(&mut s, excl, "").unwrap();
     assert_eq!(keys(&mut s), vec![alt]);
 }
 
 /// Closed session with keys (AppUsage, PIN) under one PIN policy with `grouping`.
 fn grouped_keys(s: &mut impl SksApi, grouping: Grouping, keys: &[(AppUsage, &str)]) -> Vec<u32> {
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    open(s, &mut iss);
+    let mut iss = open_s1(s);
     let mut p = PinPolicy::new("PIN.1");
     p.grouping = grouping;
     let ph = pin_and_puk(s, &mut iss, p, 3);
     let mut handles = Vec::new();
     for (i, (usage, pin)) in keys.iter().enumerate() {
-        let mut spec = KeyEntrySpec::new(&format!("Key.{i}"));
-        spec.pin_policy = Some((ph, "PIN.1".into(), true));
-        spec.pin_value = pin.as_bytes().to_vec();
+        let mut spec = pin_spec(&format!("Key.{i}"), ph, pin.as_bytes());
         spec.protection.app_usage = *usage;
         handles.push(key(s, &mut iss, &spec).handle);
     }
@@ -741,12 +613,7 @@ fn signature_plus_standard_synchronises_signature_keys_and_the_rest_separately()
     assert_eq!(error_counts(&mut s, &k), [1, 1, 1, 1]);
     sign(&mut s, k[1], "1111").unwrap();
     assert_eq!(error_counts(&mut s, &k), [0, 0, 1, 1]);
-    s.change_pin(req::ChangePin {
-        key_handle: k[2],
-        authorization: Secret::from("2222"),
-        new_pin: Secret::from("3333"),
-    })
-    .unwrap();
+    change_pin(&mut s, k[2], "2222", "3333").unwrap();
     assert_eq!(error_counts(&mut s, &k), [0, 0, 0, 0]);
     sign(&mut s, k[3], "3333").unwrap();
     assert_eq!(code(sign(&mut s, k[3], "2222")), auth);
@@ -774,12 +641,7 @@ fn unique_grouping_synchronises_keys_of_the_same_app_usage() {
     assert_eq!(error_counts(&mut s, &k), [1, 1, 0, 0]);
     assert_eq!(code(sign(&mut s, k[2], "9999")), auth);
     assert_eq!(error_counts(&mut s, &k), [1, 1, 1, 0]);
-    s.change_pin(req::ChangePin {
-        key_handle: k[0],
-        authorization: Secret::from("1111"),
-        new_pin: Secret::from("5555"),
-    })
-    .unwrap();
+    change_pin(&mut s, k[0], "1111", "5555").unwrap();
     assert_eq!(error_counts(&mut s, &k), [0, 0, 1, 0]);
     sign(&mut s, k[1], "5555").unwrap();
     assert_eq!(code(sign(&mut s, k[1], "1111")), auth);

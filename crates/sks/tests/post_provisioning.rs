@@ -28,13 +28,7 @@ fn setup() -> Setup {
 fn setup_with(ident: IssuerIdentity) -> Setup {
     let mut s = sks();
     let target = pin_key_session(&mut s, &ident, PinPolicy::new("PIN.1"), "1234");
-    let old_session = s
-        .enumerate_provisioning_sessions(req::EnumerateProvisioningSessions {
-            provisioning_handle: 0,
-            provisioning_state: false,
-        })
-        .unwrap()
-        .provisioning_handle;
+    let old_session = next_session(&mut s, 0, false).provisioning_handle;
     Setup {
         s,
         ident,
@@ -50,46 +44,68 @@ fn setup_and_open() -> (Setup, Issuer) {
     (st, iss)
 }
 
-fn post_delete(s: &mut TestSks, iss: &mut Issuer, target: &Provisioned) -> Result<(), SksError> {
-    s.post_delete_key(iss.post_delete_key(target.handle, &target.ee).unwrap())
-        .map(|_| ())
-}
-
-fn post_unlock(s: &mut TestSks, iss: &mut Issuer, target: &Provisioned) -> Result<(), SksError> {
-    s.post_unlock_key(iss.post_unlock_key(target.handle, &target.ee).unwrap())
-        .map(|_| ())
-}
-
-fn post_update(
+/// One unprotected key per id, in the open session of `iss`.
+fn plain_keys<const N: usize>(
     s: &mut TestSks,
     iss: &mut Issuer,
-    new: &Provisioned,
-    target: &Provisioned,
-) -> Result<(), SksError> {
-    s.post_update_key(
-        iss.post_update_key(new.handle, &new.ee, target.handle, &target.ee)
-            .unwrap(),
-    )
-    .map(|_| ())
+    ids: [&str; N],
+) -> [Provisioned; N] {
+    ids.map(|id| key(s, iss, &KeyEntrySpec::new(id)))
 }
 
-fn post_clone(
+/// Session "S1" with one unprotected key per id, closed; then a second
+/// session "S2" of the same issuer, open.
+fn plain_keys_then_open<const N: usize>(ids: [&str; N]) -> (TestSks, Issuer, [Provisioned; N]) {
+    let ident = identity();
+    let mut s = sks();
+    let (mut iss, _) = open_session(&mut s, &ident, "S1");
+    let made = plain_keys(&mut s, &mut iss, ids);
+    close(&mut s, &mut iss).unwrap();
+    let (iss, _) = open_session(&mut s, &ident, "S2");
+    (s, iss, made)
+}
+
+/// The four post-operations; `Update` and `Clone` name the new key that
+/// takes over the target.
+#[derive(Clone, Copy)]
+enum Post<'a> {
+    Delete,
+    Unlock,
+    Update(&'a Provisioned),
+    Clone(&'a Provisioned),
+}
+
+/// Runs `op` on `target` in the open session of `iss`.
+fn post(
     s: &mut TestSks,
     iss: &mut Issuer,
-    new: &Provisioned,
+    op: Post<'_>,
     target: &Provisioned,
 ) -> Result<(), SksError> {
-    s.post_clone_key_protection(
-        iss.post_clone_key_protection(new.handle, &new.ee, target.handle, &target.ee)
-            .unwrap(),
-    )
-    .map(|_| ())
+    let (h, ee) = (target.handle, &target.ee);
+    match op {
+        Post::Delete => s
+            .post_delete_key(iss.post_delete_key(h, ee).unwrap())
+            .map(drop),
+        Post::Unlock => s
+            .post_unlock_key(iss.post_unlock_key(h, ee).unwrap())
+            .map(drop),
+        Post::Update(new) => s
+            .post_update_key(iss.post_update_key(new.handle, &new.ee, h, ee).unwrap())
+            .map(drop),
+        Post::Clone(new) => s
+            .post_clone_key_protection(
+                iss.post_clone_key_protection(new.handle, &new.ee, h, ee)
+                    .unwrap(),
+            )
+            .map(drop),
+    }
 }
 
 #[test]
 fn post_delete_key_is_deferred_to_close() {
     let (Setup { mut s, target, .. }, mut iss) = setup_and_open();
-    post_delete(&mut s, &mut iss, &target).unwrap();
+    post(&mut s, &mut iss, Post::Delete, &target).unwrap();
     sign(&mut s, target.handle, "1234").expect("not deleted before close");
     close(&mut s, &mut iss).unwrap();
     assert!(keys(&mut s).is_empty());
@@ -111,12 +127,9 @@ fn post_unlock_key_resets_pin_and_puk_counters() {
     for _ in 0..3 {
         let _ = sign(&mut s, target.handle, "0000");
     }
-    let _ = s.unlock_key(req::UnlockKey {
-        key_handle: target.handle,
-        authorization: sks_core::secret::Secret::from("1"),
-    });
+    let _ = unlock_key(&mut s, target.handle, "1");
     let (mut iss, _) = open_session(&mut s, &ident, "S2");
-    post_unlock(&mut s, &mut iss, &target).unwrap();
+    post(&mut s, &mut iss, Post::Unlock, &target).unwrap();
     assert_eq!(
         code(sign(&mut s, target.handle, "1234")),
         ErrorCodeOf(ErrorCode::Authorization),
@@ -130,14 +143,10 @@ fn post_unlock_key_resets_pin_and_puk_counters() {
 
 #[test]
 fn post_unlock_key_requires_a_pin_protected_target() {
-    let ident = identity();
-    let mut s = sks();
-    let (mut iss, _) = open_session(&mut s, &ident, "S1");
-    let k = key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
-    close(&mut s, &mut iss).unwrap();
-    let (mut iss, _) = open_session(&mut s, &ident, "S2");
+    let (mut s, mut iss, made) = plain_keys_then_open(["Key.1"]);
+    let [k] = &made;
     assert_eq!(
-        code(post_unlock(&mut s, &mut iss, &k)),
+        code(post(&mut s, &mut iss, Post::Unlock, k)),
         ErrorCodeOf(ErrorCode::Option)
     );
 }
@@ -154,7 +163,7 @@ fn post_update_key_replaces_key_and_transfers_ownership() {
     let mut spec = KeyEntrySpec::new("New");
     spec.friendly_name = "renewed".into();
     let new = key(&mut s, &mut iss, &spec);
-    post_update(&mut s, &mut iss, &new, &target).unwrap();
+    post(&mut s, &mut iss, Post::Update(&new), &target).unwrap();
     close(&mut s, &mut iss).unwrap();
     assert_eq!(
         keys(&mut s),
@@ -175,12 +184,7 @@ fn post_update_key_replaces_key_and_transfers_ownership() {
         "PIN protection inherited"
     );
     sign(&mut s, target.handle, "1234").unwrap();
-    let e = s
-        .enumerate_provisioning_sessions(req::EnumerateProvisioningSessions {
-            provisioning_handle: 0,
-            provisioning_state: false,
-        })
-        .unwrap();
+    let e = next_session(&mut s, 0, false);
     assert_eq!(e.provisioning_handle, new_session);
     assert_ne!(e.provisioning_handle, old_session);
     assert_eq!(session_count(&mut s, false), 1);
@@ -193,29 +197,25 @@ fn post_update_key_rules() {
     let mut spec = KeyEntrySpec::new("New");
     spec.protection.app_usage = AppUsage::Signature;
     let new = key(&mut s, &mut iss, &spec);
-    let r = post_update(&mut s, &mut iss, &new, &target);
+    let r = post(&mut s, &mut iss, Post::Update(&new), &target);
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Option));
     // New key must not be PIN protected.
     let (Setup { mut s, target, .. }, mut iss) = setup_and_open();
-    let ph = s
-        .create_pin_policy(iss.pin_policy(&PinPolicy::new("PIN.2"), None).unwrap())
-        .unwrap()
-        .pin_policy_handle;
+    let ph = pin_policy(&mut s, &mut iss, &PinPolicy::new("PIN.2"));
     let mut spec = KeyEntrySpec::new("New");
     spec.pin_policy = Some((ph, "PIN.2".into(), true));
     spec.pin_value = b"5555".to_vec();
     let new = key(&mut s, &mut iss, &spec);
-    let r = post_update(&mut s, &mut iss, &new, &target);
+    let r = post(&mut s, &mut iss, Post::Update(&new), &target);
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Option));
 }
 
 #[test]
 fn post_clone_key_protection_links_the_pin() {
     let (Setup { mut s, target, .. }, mut iss) = setup_and_open();
-    let a = key(&mut s, &mut iss, &KeyEntrySpec::new("A"));
-    let b = key(&mut s, &mut iss, &KeyEntrySpec::new("B"));
-    post_clone(&mut s, &mut iss, &a, &target).unwrap();
-    post_clone(&mut s, &mut iss, &b, &target).unwrap();
+    let [a, b] = plain_keys(&mut s, &mut iss, ["A", "B"]);
+    post(&mut s, &mut iss, Post::Clone(&a), &target).unwrap();
+    post(&mut s, &mut iss, Post::Clone(&b), &target).unwrap();
     close(&mut s, &mut iss).unwrap();
     assert_eq!(keys(&mut s).len(), 3);
     sign(&mut s, a.handle, "1234").unwrap();
@@ -239,18 +239,17 @@ fn post_clone_requires_shared_grouping() {
     let target = pin_key_session(&mut s, &ident, p, "1234");
     let (mut iss, _) = open_session(&mut s, &ident, "S2");
     let a = key(&mut s, &mut iss, &KeyEntrySpec::new("A"));
-    let r = post_clone(&mut s, &mut iss, &a, &target);
+    let r = post(&mut s, &mut iss, Post::Clone(&a), &target);
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Option));
 }
 
 #[test]
 fn allowed_combination_update_plus_clones_plus_unlock() {
     let (Setup { mut s, target, .. }, mut iss) = setup_and_open();
-    let u = key(&mut s, &mut iss, &KeyEntrySpec::new("U"));
-    let c = key(&mut s, &mut iss, &KeyEntrySpec::new("C"));
-    post_unlock(&mut s, &mut iss, &target).unwrap();
-    post_clone(&mut s, &mut iss, &c, &target).unwrap();
-    post_update(&mut s, &mut iss, &u, &target).unwrap();
+    let [u, c] = plain_keys(&mut s, &mut iss, ["U", "C"]);
+    post(&mut s, &mut iss, Post::Unlock, &target).unwrap();
+    post(&mut s, &mut iss, Post::Clone(&c), &target).unwrap();
+    post(&mut s, &mut iss, Post::Update(&u), &target).unwrap();
     close(&mut s, &mut iss).unwrap();
     assert_eq!(keys(&mut s), vec![target.handle, c.handle]);
 }
@@ -258,11 +257,11 @@ fn allowed_combination_update_plus_clones_plus_unlock() {
 #[test]
 fn conflicting_post_operations_abort() {
     type Step = fn(&mut Setup, &mut Issuer, &[Provisioned]) -> Result<(), SksError>;
-    let del: Step = |st, iss, _| post_delete(&mut st.s, iss, &st.target);
-    let unl: Step = |st, iss, _| post_unlock(&mut st.s, iss, &st.target);
-    let upd0: Step = |st, iss, n| post_update(&mut st.s, iss, &n[0], &st.target);
-    let upd1: Step = |st, iss, n| post_update(&mut st.s, iss, &n[1], &st.target);
-    let cln0: Step = |st, iss, n| post_clone(&mut st.s, iss, &n[0], &st.target);
+    let del: Step = |st, iss, _| post(&mut st.s, iss, Post::Delete, &st.target);
+    let unl: Step = |st, iss, _| post(&mut st.s, iss, Post::Unlock, &st.target);
+    let upd0: Step = |st, iss, n| post(&mut st.s, iss, Post::Update(&n[0]), &st.target);
+    let upd1: Step = |st, iss, n| post(&mut st.s, iss, Post::Update(&n[1]), &st.target);
+    let cln0: Step = |st, iss, n| post(&mut st.s, iss, Post::Clone(&n[0]), &st.target);
     let cases: Vec<(&str, Step, Step)> = vec![
         ("delete+delete", del, del),
         ("delete+unlock", del, unl),
@@ -275,10 +274,7 @@ fn conflicting_post_operations_abort() {
     ];
     for (name, first, second) in cases {
         let (mut st, mut iss) = setup_and_open();
-        let news = vec![
-            key(&mut st.s, &mut iss, &KeyEntrySpec::new("N0")),
-            key(&mut st.s, &mut iss, &KeyEntrySpec::new("N1")),
-        ];
+        let news = plain_keys(&mut st.s, &mut iss, ["N0", "N1"]);
         first(&mut st, &mut iss, &news).unwrap();
         let r = second(&mut st, &mut iss, &news);
         assert_eq!(code(r), ErrorCodeOf(ErrorCode::Option), "{name}");
@@ -296,7 +292,7 @@ fn wrong_key_management_key_is_rejected() {
     let Setup { mut s, target, .. } = setup();
     let other = identity(); // a different KMK
     let (mut iss, _) = open_session(&mut s, &other, "S2");
-    let r = post_delete(&mut s, &mut iss, &target);
+    let r = post(&mut s, &mut iss, Post::Delete, &target);
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Option));
     assert_eq!(keys(&mut s), vec![target.handle]);
     // RSA KeyManagementKey of the right owner works; of a wrong owner does not.
@@ -315,7 +311,7 @@ fn wrong_key_management_key_is_rejected() {
         ..
     } = setup_with(rsa);
     let (mut iss, _) = open_session(&mut s, &ident, "S2");
-    post_delete(&mut s, &mut iss, &target).unwrap();
+    post(&mut s, &mut iss, Post::Delete, &target).unwrap();
     close(&mut s, &mut iss).unwrap();
     assert!(keys(&mut s).is_empty());
 }
@@ -351,7 +347,7 @@ fn malformed_authorization_is_a_crypto_error_and_session_without_kmk_is_not_upda
     let Setup { mut s, target, .. } = setup_with(no_kmk);
     let any = identity();
     let (mut iss, _) = open_session(&mut s, &any, "S2");
-    let e = post_delete(&mut s, &mut iss, &target).unwrap_err();
+    let e = post(&mut s, &mut iss, Post::Delete, &target).unwrap_err();
     assert_eq!(e.code(), ErrorCode::Option);
     assert!(e.message().contains("not updatable"), "{e}");
 }
@@ -371,7 +367,7 @@ fn unknown_target_and_open_session_targets() {
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::NoKey));
     let (mut iss, _) = open_session(&mut s, &ident, "S3");
     let own = key(&mut s, &mut iss, &KeyEntrySpec::new("Own"));
-    let r = post_delete(&mut s, &mut iss, &own);
+    let r = post(&mut s, &mut iss, Post::Delete, &own);
     assert_eq!(
         code(r),
         ErrorCodeOf(ErrorCode::Option),
@@ -390,7 +386,7 @@ fn privacy_enabled_flag_must_match_between_sessions() {
     let mut iss = ident.session(ISSUER_URI, "S2");
     iss.privacy_enabled = true;
     open(&mut s, &mut iss);
-    let e = post_delete(&mut s, &mut iss, &target).unwrap_err();
+    let e = post(&mut s, &mut iss, Post::Delete, &target).unwrap_err();
     assert!(e.message().contains("PrivacyEnabled"), "{e}");
 }
 
@@ -406,7 +402,7 @@ fn privacy_enabled_post_operations_work_between_pep_sessions() {
     let mut iss = ident.session(ISSUER_URI, "S2");
     iss.privacy_enabled = true;
     open(&mut s, &mut iss);
-    post_delete(&mut s, &mut iss, &k).unwrap();
+    post(&mut s, &mut iss, Post::Delete, &k).unwrap();
     close(&mut s, &mut iss).unwrap();
     assert!(keys(&mut s).is_empty());
 }
@@ -414,7 +410,7 @@ fn privacy_enabled_post_operations_work_between_pep_sessions() {
 #[test]
 fn failed_close_rolls_back_queued_operations() {
     let (Setup { mut s, target, .. }, mut iss) = setup_and_open();
-    post_delete(&mut s, &mut iss, &target).unwrap();
+    post(&mut s, &mut iss, Post::Delete, &target).unwrap();
     s.create_pin_policy(
         iss.pin_policy(&PinPolicy::new("Unreferenced"), None)
             .unwrap(),
@@ -430,19 +426,10 @@ fn failed_close_rolls_back_queued_operations() {
 
 #[test]
 fn user_delete_of_target_before_close_fails_the_close() {
-    let ident = identity();
-    let mut s = sks();
-    let (mut iss, _) = open_session(&mut s, &ident, "S1");
-    let a = key(&mut s, &mut iss, &KeyEntrySpec::new("A"));
-    let b = key(&mut s, &mut iss, &KeyEntrySpec::new("B"));
-    close(&mut s, &mut iss).unwrap();
-    let (mut iss, _) = open_session(&mut s, &ident, "S2");
-    post_delete(&mut s, &mut iss, &a).unwrap();
-    s.delete_key(req::DeleteKey {
-        key_handle: a.handle,
-        authorization: sks_core::secret::Secret::default(),
-    })
-    .unwrap();
+    let (mut s, mut iss, made) = plain_keys_then_open(["A", "B"]);
+    let [a, b] = &made;
+    post(&mut s, &mut iss, Post::Delete, a).unwrap();
+    delete_key(&mut s, a.handle, "").unwrap();
     assert_eq!(code(close(&mut s, &mut iss)), ErrorCodeOf(ErrorCode::NoKey));
     assert_eq!(keys(&mut s), vec![b.handle]);
 }

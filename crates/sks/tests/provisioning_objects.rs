@@ -368,51 +368,37 @@ fn close_with_endorsed(alg: &str, rsa: bool, symmetric: Option<&[u8]>) -> Result
 
 #[test]
 fn endorsed_algorithms_are_checked_against_key_material_at_close() {
-    let mismatch = |kind: &str, alg: &str| {
-        Err(option(&format!(
-            "{kind} key Key.1 does not match algorithm: {alg}"
-        )))
-    };
-    assert_eq!(close_with_endorsed(ALG_ECDSA_SHA256, false, None), Ok(()));
-    assert_eq!(
-        close_with_endorsed(ALG_RSA_SHA256, false, None),
-        mismatch("EC", ALG_RSA_SHA256)
+    /// (endorsed algorithm, RSA key, imported symmetric key, mismatching key kind)
+    type Case = (
+        &'static str,
+        bool,
+        Option<&'static [u8]>,
+        Option<&'static str>,
     );
-    assert_eq!(close_with_endorsed(ALG_RSA_SHA256, true, None), Ok(()));
-    assert_eq!(
-        close_with_endorsed(ALG_ECDSA_SHA256, true, None),
-        mismatch("RSA", ALG_ECDSA_SHA256)
-    );
-    assert_eq!(close_with_endorsed(ALG_ECDH_RAW, false, None), Ok(()));
-    assert_eq!(
-        close_with_endorsed(ALG_RSA_1_5, false, None),
-        mismatch("EC", ALG_RSA_1_5)
-    );
-    assert_eq!(
-        close_with_endorsed(ALG_HMAC_SHA1, false, None),
-        mismatch("EC", ALG_HMAC_SHA1)
-    );
-    assert_eq!(
-        close_with_endorsed(ALG_HMAC_SHA1, false, Some(&[1; 20])),
-        Ok(())
-    );
-    assert_eq!(
-        close_with_endorsed(ALG_AES128_CBC, false, Some(&[1; 16])),
-        Ok(())
-    );
-    assert_eq!(
-        close_with_endorsed(ALG_AES256_CBC, false, Some(&[1; 16])),
-        mismatch("Symmetric", ALG_AES256_CBC)
-    );
-    assert_eq!(
-        close_with_endorsed(ALG_AES_ECB_NOPAD, false, Some(&[1; 24])),
-        Ok(())
-    );
-    assert_eq!(
-        close_with_endorsed(ALG_ECDSA_SHA256, false, Some(&[1; 16])),
-        mismatch("Symmetric", ALG_ECDSA_SHA256)
-    );
-    assert_eq!(close_with_endorsed(ALG_NONE, false, Some(&[1; 5])), Ok(()));
+    let cases: [Case; 13] = [
+        (ALG_ECDSA_SHA256, false, None, None),
+        (ALG_RSA_SHA256, false, None, Some("EC")),
+        (ALG_RSA_SHA256, true, None, None),
+        (ALG_ECDSA_SHA256, true, None, Some("RSA")),
+        (ALG_ECDH_RAW, false, None, None),
+        (ALG_RSA_1_5, false, None, Some("EC")),
+        (ALG_HMAC_SHA1, false, None, Some("EC")),
+        (ALG_HMAC_SHA1, false, Some(&[1; 20]), None),
+        (ALG_AES128_CBC, false, Some(&[1; 16]), None),
+        (ALG_AES256_CBC, false, Some(&[1; 16]), Some("Symmetric")),
+        (ALG_AES_ECB_NOPAD, false, Some(&[1; 24]), None),
+        (ALG_ECDSA_SHA256, false, Some(&[1; 16]), Some("Symmetric")),
+        (ALG_NONE, false, Some(&[1; 5]), None),
+    ];
+    for (alg, rsa, symmetric, mismatch) in cases {
+        let expected = match mismatch {
+            None => Ok(()),
+            Some(kind) => Err(option(&format!(
+                "{kind} key Key.1 does not match algorithm: {alg}"
+            ))),
+        };
+        assert_eq!(close_with_endorsed(alg, rsa, symmetric), expected, "{alg}");
+    }
 }
 
 #[test]
@@ -521,11 +507,7 @@ fn duplicate_end_entity_certificates_fail_close() {
     assert!(e.message().contains("Duplicate certificate"), "{e}");
     // Once the first key is deleted, its certificate is free again.
     assert_eq!(k1.len(), 1);
-    s.delete_key(req::DeleteKey {
-        key_handle: k1[0],
-        authorization: Default::default(),
-    })
-    .unwrap();
+    delete_key(&mut s, k1[0], "").unwrap();
     again(&mut s, "S3").unwrap();
 }
 
@@ -652,11 +634,7 @@ fn import_symmetric_key_limits_and_single_import() {
     let r = iss
         .symmetric_key(out.key_handle, b"no cert", &[1u8; 16])
         .unwrap();
-    assert_eq!(
-        code(s.import_symmetric_key(r)),
-        ErrorCodeOf(ErrorCode::Option)
-    );
-    assert_eq!(session_count(&mut s, true), 0);
+    assert_aborts(s.import_symmetric_key(r), ErrorCode::Option, &mut s);
 }
 
 #[test]
@@ -680,12 +658,7 @@ fn import_private_key_replaces_generated_key() {
     )
     .unwrap();
     close(&mut s, &mut iss).unwrap();
-    let exported = s
-        .export_key(req::ExportKey {
-            key_handle: out.key_handle,
-            authorization: Secret::default(),
-        })
-        .unwrap();
+    let exported = export_key(&mut s, out.key_handle, "").unwrap();
     assert_eq!(exported.key.expose(), pkcs8.expose());
     assert_eq!(
         protection(&mut s, out.key_handle).key_backup,
@@ -711,10 +684,7 @@ fn decryption_failure_aborts_the_session_with_error_crypto() {
         key(&mut s, &mut iss, &KeyEntrySpec::new("Key.0"));
         let mut p = PinPolicy::new("PIN.1");
         p.user_defined = false;
-        let ph = s
-            .create_pin_policy(iss.pin_policy(&p, None).unwrap())
-            .unwrap()
-            .pin_policy_handle;
+        let ph = pin_policy(&mut s, &mut iss, &p);
         let mut k = KeyEntrySpec::new("Key.1");
         k.pin_policy = Some((ph, "PIN.1".into(), false));
         k.pin_value = b"1234".to_vec();

@@ -6,9 +6,7 @@
 mod common;
 
 use common::*;
-use sks_core::api::{req, SksApi};
 use sks_core::consts::Protection;
-use sks_core::secret::Secret;
 use sks_core::{Config, ErrorCode, Sks};
 use sks_issuer::{KeyEntrySpec, PinPolicy};
 use sks_sqlite::{SqliteStorage, StorageKey};
@@ -63,13 +61,7 @@ fn database_files_hold_no_key_or_pin_bytes() {
     spec.protection.export_protection = Protection::None;
     let k = key(&mut s, &mut iss, &spec);
     close(&mut s, &mut iss).unwrap();
-    let pkcs8 = s
-        .export_key(req::ExportKey {
-            key_handle: k.handle,
-            authorization: Secret::default(),
-        })
-        .unwrap()
-        .key;
+    let pkcs8 = export_key(&mut s, k.handle, "").unwrap().key;
     let scalar = {
         use p256::pkcs8::DecodePrivateKey;
         p256::SecretKey::from_pkcs8_der(pkcs8.expose())

@@ -47,13 +47,9 @@ fn error_of(frame: &[u8]) -> sks_core::SksError {
 
 /// A closed session with one key whose PUK policy has RetryLimit 0 ("no limit, delay").
 fn no_limit_puk_key(s: &mut impl SksApi) -> u32 {
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    open(s, &mut iss);
+    let mut iss = open_s1(s);
     let ph = pin_and_puk(s, &mut iss, PinPolicy::new("PIN.1"), 0);
-    let mut spec = KeyEntrySpec::new("Key.1");
-    spec.pin_policy = Some((ph, "PIN.1".into(), true));
-    spec.pin_value = b"1234".to_vec();
+    let spec = pin_spec("Key.1", ph, b"1234");
     let k = key(s, &mut iss, &spec);
     close(s, &mut iss).unwrap();
     k.handle

@@ -11,7 +11,8 @@ use sks_core::api::{req, SksApi};
 use sks_core::consts::*;
 use sks_core::{ErrorCode, SksError};
 use sks_issuer::{Issuer, IssuerError, KeyEntrySpec, PinPolicy};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// A fresh SKS with session "S1" of a fresh issuer open on it, and that session's handle.
 fn sks_with_open_session() -> (TestSks, Issuer, u32) {
@@ -95,12 +96,7 @@ fn create_provisioning_session_privacy_enabled_uses_anonymous_device_id() {
     iss.accept_session(&out, b"ignored").unwrap();
     let k = key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
     close(&mut s, &mut iss).unwrap();
-    let e = s
-        .enumerate_provisioning_sessions(req::EnumerateProvisioningSessions {
-            provisioning_handle: 0,
-            provisioning_state: false,
-        })
-        .unwrap();
+    let e = next_session(&mut s, 0, false);
     assert!(e.privacy_enabled);
     assert!(keys(&mut s).contains(&k.handle));
 }
@@ -130,11 +126,7 @@ fn create_provisioning_session_parameter_errors() {
     );
     let mut r = iss.create_session_request().unwrap();
     r.issuer_uri = String::new();
-    assert_eq!(
-        code(s.create_provisioning_session(r)),
-        ErrorCodeOf(ErrorCode::Option)
-    );
-    assert_eq!(session_count(&mut s, true), 0);
+    assert_aborts(s.create_provisioning_session(r), ErrorCode::Option, &mut s);
 }
 
 #[test]
@@ -245,8 +237,7 @@ fn tampered_mac_on_any_provisioning_call_aborts_the_session() {
     let (mut iss, ph) = open_session(&mut s, &id, "S1");
     let mut r = iss.pin_policy(&PinPolicy::new("PIN.1"), None).unwrap();
     r.retry_limit = 4; // data changed after MACing
-    assert_eq!(code(s.create_pin_policy(r)), ErrorCodeOf(ErrorCode::Mac));
-    assert_eq!(session_count(&mut s, true), 0);
+    assert_aborts(s.create_pin_policy(r), ErrorCode::Mac, &mut s);
     // Replaying a request with a stale counter also fails.
     let (mut iss, _) = open_session(&mut s, &id, "S2");
     let r1 = iss.pin_policy(&PinPolicy::new("PIN.1"), None).unwrap();
@@ -295,12 +286,7 @@ fn enumerate_provisioning_sessions_walks_open_and_closed() {
     let ph_b = open(&mut s, &mut b);
     assert_eq!(session_count(&mut s, true), 1);
     assert_eq!(session_count(&mut s, false), 1);
-    let e = s
-        .enumerate_provisioning_sessions(req::EnumerateProvisioningSessions {
-            provisioning_handle: 0,
-            provisioning_state: true,
-        })
-        .unwrap();
+    let e = next_session(&mut s, 0, true);
     assert_eq!(e.provisioning_handle, ph_b);
     assert_eq!(e.server_session_id, "B");
     assert_eq!(e.issuer_uri, "https://issuer.example.com/b");
@@ -330,11 +316,11 @@ fn get_key_handle_finds_keys_and_unknown_id_aborts() {
     let (mut s, mut iss, ph) = sks_with_open_session();
     let k = key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
     assert_eq!(get_key_handle(&mut s, ph, "Key.1").unwrap(), k.handle);
-    assert_eq!(
-        code(get_key_handle(&mut s, ph, "Key.2")),
-        ErrorCodeOf(ErrorCode::Option)
+    assert_aborts(
+        get_key_handle(&mut s, ph, "Key.2"),
+        ErrorCode::Option,
+        &mut s,
     );
-    assert_eq!(session_count(&mut s, true), 0);
 }
 
 /// Byte layouts §4.4 / [T] test47: one PIN policy, one key, close.
@@ -384,14 +370,20 @@ fn session_key_limit_error_code_is_option() {
     assert!(e.message().contains("SessionKeyLimit"));
 }
 
-#[test]
-fn session_life_time_expiry_aborts_open_session() {
+/// An SKS on a test clock with session "S1" open for `life_time` seconds;
+/// returns the clock, the SKS, the issuer and the session handle.
+fn open_for(life_time: u32) -> (Arc<AtomicU64>, TestSks, Issuer, u32) {
     let clock = clock();
     let mut s = sks_with_clock(clock.clone());
-    let id = identity();
-    let mut iss = id.session(ISSUER_URI, "S1");
-    iss.session_life_time = 60;
+    let mut iss = identity().session(ISSUER_URI, "S1");
+    iss.session_life_time = life_time;
     let ph = open(&mut s, &mut iss);
+    (clock, s, iss, ph)
+}
+
+#[test]
+fn session_life_time_expiry_aborts_open_session() {
+    let (clock, mut s, mut iss, ph) = open_for(60);
     clock.fetch_add(60, Ordering::SeqCst);
     key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1")); // still inside the lifetime
     clock.fetch_add(1, Ordering::SeqCst);
@@ -399,21 +391,16 @@ fn session_life_time_expiry_aborts_open_session() {
         code(close(&mut s, &mut iss)),
         ErrorCodeOf(ErrorCode::NoSession)
     );
-    assert_eq!(
-        code(get_key_handle(&mut s, ph, "Key.1")),
-        ErrorCodeOf(ErrorCode::NoSession)
+    assert_aborts(
+        get_key_handle(&mut s, ph, "Key.1"),
+        ErrorCode::NoSession,
+        &mut s,
     );
-    assert_eq!(session_count(&mut s, true), 0);
 }
 
 #[test]
 fn closed_sessions_do_not_expire() {
-    let clock = clock();
-    let mut s = sks_with_clock(clock.clone());
-    let id = identity();
-    let mut iss = id.session(ISSUER_URI, "S1");
-    iss.session_life_time = 10;
-    open(&mut s, &mut iss);
+    let (clock, mut s, mut iss, _) = open_for(10);
     let k = key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
     close(&mut s, &mut iss).unwrap();
     clock.fetch_add(1_000_000, Ordering::SeqCst);
@@ -423,12 +410,7 @@ fn closed_sessions_do_not_expire() {
 #[test]
 fn enumerations_end_at_an_unknown_handle() {
     fn sessions(s: &mut impl SksApi, h: u32) -> u32 {
-        s.enumerate_provisioning_sessions(req::EnumerateProvisioningSessions {
-            provisioning_handle: h,
-            provisioning_state: true,
-        })
-        .unwrap()
-        .provisioning_handle
+        next_session(s, h, true).provisioning_handle
     }
     fn next_key(s: &mut impl SksApi, h: u32) -> u32 {
         s.enumerate_keys(req::EnumerateKeys { key_handle: h })
@@ -456,11 +438,7 @@ fn enumerations_end_at_an_unknown_handle() {
     assert_eq!(sessions(&mut s, 0), ph_c);
     assert_eq!(sessions(&mut s, ph_b), 0);
     // A deleted key's handle ends the key walk, although a later key exists.
-    s.delete_key(req::DeleteKey {
-        key_handle: k1,
-        authorization: Default::default(),
-    })
-    .unwrap();
+    delete_key(&mut s, k1, "").unwrap();
     assert_eq!(next_key(&mut s, 0), k2);
     assert_eq!(next_key(&mut s, k1), 0);
     // A handle never issued ends it too.

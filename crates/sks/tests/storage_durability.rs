@@ -54,13 +54,7 @@ fn pin_and_puk_error_counters_are_durable() {
             Sks::initialize(SqliteStorage::open(&path).unwrap(), config(clock.clone())).unwrap();
         let k = pin_key_session(&mut s, &identity(), PinPolicy::new("PIN.1"), "1234");
         assert_eq!(code(sign(&mut s, k.handle, "0000")), AUTHORIZATION);
-        assert_eq!(
-            code(s.unlock_key(req::UnlockKey {
-                key_handle: k.handle,
-                authorization: sks_core::secret::Secret::from("0")
-            })),
-            AUTHORIZATION
-        );
+        assert_eq!(code(unlock_key(&mut s, k.handle, "0")), AUTHORIZATION);
         k
     };
     let mut s = Sks::open(SqliteStorage::open(&path).unwrap(), config(clock.clone())).unwrap();
@@ -281,11 +275,7 @@ fn every_call_writes_only_what_it_changed_and_storage_mirrors_memory() {
     assert_eq!(last(&mut s), vec![((kind::KEY, target.handle), true)]);
     assert!(synced(&mut s), "a PIN error counter is synced");
     // deleteKey deletes one record.
-    s.delete_key(req::DeleteKey {
-        key_handle: bulk[3].handle,
-        authorization: Default::default(),
-    })
-    .unwrap();
+    delete_key(&mut s, bulk[3].handle, "").unwrap();
     assert_eq!(last(&mut s), vec![((kind::KEY, bulk[3].handle), false)]);
     assert!(synced(&mut s), "a User API write is synced");
     // Creating a key writes the handle counter, the key and its session.
@@ -442,17 +432,10 @@ fn a_failure_at_any_statement_of_any_write_leaves_the_old_state() {
         assert_eq!(code(sign(&mut s, k.handle, "0000")), AUTHORIZATION);
     }
     assert_eq!(
-        code(s.unlock_key(req::UnlockKey {
-            key_handle: k.handle,
-            authorization: sks_core::secret::Secret::from("00000000"),
-        })),
+        code(unlock_key(&mut s, k.handle, "00000000")),
         AUTHORIZATION
     );
-    s.unlock_key(req::UnlockKey {
-        key_handle: k.handle,
-        authorization: sks_core::secret::Secret::from("12345678"),
-    })
-    .unwrap();
+    unlock_key(&mut s, k.handle, "12345678").unwrap();
     s.change_pin(req::ChangePin {
         key_handle: k.handle,
         authorization: sks_core::secret::Secret::from("1234"),
@@ -465,11 +448,7 @@ fn a_failure_at_any_statement_of_any_write_leaves_the_old_state() {
         new_pin: sks_core::secret::Secret::from("1470"),
     })
     .unwrap();
-    s.export_key(req::ExportKey {
-        key_handle: k.handle,
-        authorization: sks_core::secret::Secret::default(),
-    })
-    .unwrap();
+    export_key(&mut s, k.handle, "").unwrap();
     // Post-provisioning by the same issuer: postUnlockKey and postDeleteKey, with
     // signProvisioningSessionData on the way.
     for _ in 0..3 {
@@ -529,11 +508,7 @@ fn a_failure_at_any_statement_of_any_write_leaves_the_old_state() {
         provisioning_handle: ph,
     })
     .unwrap();
-    s.delete_key(req::DeleteKey {
-        key_handle: k.handle,
-        authorization: sks_core::secret::Secret::default(),
-    })
-    .unwrap();
+    delete_key(&mut s, k.handle, "").unwrap();
     // Every write method was swept at every statement; a restart reads the last state.
     let failed: usize = s.attempts.values().map(|(_, f)| f).sum();
     eprintln!(

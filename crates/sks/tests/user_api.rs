@@ -7,22 +7,53 @@ mod common;
 
 use common::*;
 use sha2::Digest;
-use sks_core::api::{req, SksApi};
+use sks_core::api::{req, resp, SksApi};
 use sks_core::codec::Blob;
 use sks_core::consts::*;
 use sks_core::crypto::keys::{KeySpec, PrivateKey, PublicKey};
 use sks_core::secret::Secret;
-use sks_core::ErrorCode;
+use sks_core::{ErrorCode, SksError};
 use sks_issuer::{KeyEntrySpec, PinPolicy};
 
 fn one_key(spec: KeyEntrySpec) -> (TestSks, Provisioned) {
     let mut s = sks();
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    open(&mut s, &mut iss);
+    let mut iss = open_s1(&mut s);
     let k = key(&mut s, &mut iss, &spec);
     close(&mut s, &mut iss).unwrap();
     (s, k)
+}
+
+/// signHashedData with `algorithm` over `data` by a key without a PIN.
+fn sign_with(
+    s: &mut impl SksApi,
+    key_handle: u32,
+    algorithm: &str,
+    data: Vec<u8>,
+) -> Result<resp::SignHashedData, SksError> {
+    s.sign_hashed_data(req::SignHashedData {
+        key_handle,
+        algorithm: algorithm.into(),
+        data,
+        ..Default::default()
+    })
+}
+
+/// [`one_key`] with key `id` of `key_algorithm`.
+fn one_key_of(id: &str, key_algorithm: &str) -> (TestSks, Provisioned) {
+    let mut spec = KeyEntrySpec::new(id);
+    spec.key_algorithm = key_algorithm.into();
+    one_key(spec)
+}
+
+/// [`one_key`] with EC key "EC" endorsing only `algorithm`.
+fn ec_key_endorsing(algorithm: &str) -> (TestSks, Provisioned) {
+    let mut spec = KeyEntrySpec::new("EC");
+    spec.endorsed = vec![algorithm.into()];
+    one_key(spec)
+}
+
+fn public_key(k: &Provisioned) -> PublicKey {
+    PublicKey::from_spki(&k.public_key).unwrap()
 }
 
 fn rsa_spec() -> KeyEntrySpec {
@@ -34,22 +65,11 @@ fn rsa_spec() -> KeyEntrySpec {
 #[test]
 fn sign_hashed_data_rsa_variants_verify_with_rustcrypto() {
     let (mut s, k) = one_key(rsa_spec());
-    let PublicKey::Rsa(pk) = PublicKey::from_spki(&k.public_key).unwrap() else {
+    let PublicKey::Rsa(pk) = public_key(&k) else {
         panic!()
     };
     let digest = sha2::Sha256::digest(b"data").to_vec();
-    let sig = |s: &mut _, alg: &str, data: Vec<u8>| {
-        SksApi::sign_hashed_data(
-            s,
-            req::SignHashedData {
-                key_handle: k.handle,
-                algorithm: alg.into(),
-                parameters: vec![],
-                authorization: Secret::default(),
-                data,
-            },
-        )
-    };
+    let sig = |s: &mut _, alg: &str, data: Vec<u8>| sign_with(s, k.handle, alg, data);
     let r = sig(&mut s, ALG_RSA_SHA256, digest.clone()).unwrap();
     pk.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &digest, &r.result)
         .unwrap();
@@ -89,7 +109,7 @@ fn sign_hashed_data_rsa_variants_verify_with_rustcrypto() {
 fn sign_hashed_data_ecdsa_and_p384() {
     use p256::ecdsa::signature::hazmat::PrehashVerifier;
     let (mut s, k) = one_key(KeyEntrySpec::new("EC"));
-    let PublicKey::P256(pk) = PublicKey::from_spki(&k.public_key).unwrap() else {
+    let PublicKey::P256(pk) = public_key(&k) else {
         panic!()
     };
     let r = sign(&mut s, k.handle, "").unwrap();
@@ -97,22 +117,12 @@ fn sign_hashed_data_ecdsa_and_p384() {
     p256::ecdsa::VerifyingKey::from(&pk)
         .verify_prehash(&[7u8; 32], &sig)
         .unwrap();
-    let mut spec = KeyEntrySpec::new("EC384");
-    spec.key_algorithm = ALG_KEY_EC_P384.into();
-    let (mut s, k) = one_key(spec);
-    let PublicKey::P384(pk) = PublicKey::from_spki(&k.public_key).unwrap() else {
+    let (mut s, k) = one_key_of("EC384", ALG_KEY_EC_P384);
+    let PublicKey::P384(pk) = public_key(&k) else {
         panic!()
     };
     let d = sha2::Sha384::digest(b"x").to_vec();
-    let r = s
-        .sign_hashed_data(req::SignHashedData {
-            key_handle: k.handle,
-            algorithm: ALG_ECDSA_SHA384.into(),
-            parameters: vec![],
-            authorization: Secret::default(),
-            data: d.clone(),
-        })
-        .unwrap();
+    let r = sign_with(&mut s, k.handle, ALG_ECDSA_SHA384, d.clone()).unwrap();
     let sig = p384::ecdsa::Signature::from_der(&r.result).unwrap();
     p384::ecdsa::VerifyingKey::from(&pk)
         .verify_prehash(&d, &sig)
@@ -122,7 +132,7 @@ fn sign_hashed_data_ecdsa_and_p384() {
 #[test]
 fn asymmetric_key_decrypt_pkcs1_and_raw() {
     let (mut s, k) = one_key(rsa_spec());
-    let PublicKey::Rsa(pk) = PublicKey::from_spki(&k.public_key).unwrap() else {
+    let PublicKey::Rsa(pk) = public_key(&k) else {
         panic!()
     };
     let ct = pk
@@ -134,9 +144,8 @@ fn asymmetric_key_decrypt_pkcs1_and_raw() {
             req::AsymmetricKeyDecrypt {
                 key_handle: k.handle,
                 algorithm: alg.into(),
-                parameters: vec![],
-                authorization: Secret::default(),
                 data,
+                ..Default::default()
             },
         )
     };
@@ -162,9 +171,8 @@ fn asymmetric_key_decrypt_pkcs1_and_raw() {
     let r = s.asymmetric_key_decrypt(req::AsymmetricKeyDecrypt {
         key_handle: k.handle,
         algorithm: ALG_RSA_1_5.into(),
-        parameters: vec![],
-        authorization: Secret::default(),
         data: vec![0; 128],
+        ..Default::default()
     });
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Algorithm));
 }
@@ -183,7 +191,7 @@ fn key_agreement_matches_rustcrypto_ecdh() {
             public_key: peer_spki,
         })
         .unwrap();
-    let PublicKey::P256(pk) = PublicKey::from_spki(&k.public_key).unwrap() else {
+    let PublicKey::P256(pk) = public_key(&k) else {
         panic!()
     };
     let z = p256::ecdh::diffie_hellman(peer.to_nonzero_scalar(), pk.as_affine());
@@ -203,21 +211,11 @@ fn key_agreement_matches_rustcrypto_ecdh() {
 
 #[test]
 fn endorsed_algorithms_are_enforced_by_the_user_api() {
-    let mut spec = KeyEntrySpec::new("EC");
-    spec.endorsed = vec![ALG_ECDSA_SHA256.into()];
-    let (mut s, k) = one_key(spec);
+    let (mut s, k) = ec_key_endorsing(ALG_ECDSA_SHA256);
     sign(&mut s, k.handle, "").unwrap();
-    let r = s.sign_hashed_data(req::SignHashedData {
-        key_handle: k.handle,
-        algorithm: ALG_ECDSA_NONE.into(),
-        parameters: vec![],
-        authorization: Secret::default(),
-        data: vec![1; 32],
-    });
+    let r = sign_with(&mut s, k.handle, ALG_ECDSA_NONE, vec![1; 32]);
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Algorithm));
-    let mut spec = KeyEntrySpec::new("EC");
-    spec.endorsed = vec![ALG_NONE.into()];
-    let (mut s, k) = one_key(spec);
+    let (mut s, k) = ec_key_endorsing(ALG_NONE);
     assert_eq!(
         code(sign(&mut s, k.handle, "")),
         ErrorCodeOf(ErrorCode::Algorithm),
@@ -231,31 +229,25 @@ fn perform_hmac_needs_a_symmetric_key() {
     let r = s.perform_hmac(req::PerformHmac {
         key_handle: k.handle,
         algorithm: ALG_HMAC_SHA256.into(),
-        parameters: vec![],
-        authorization: Secret::default(),
         data: Blob(vec![1]),
+        ..Default::default()
     });
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Algorithm));
     let r = s.symmetric_key_encrypt(req::SymmetricKeyEncrypt {
         key_handle: k.handle,
         algorithm: ALG_AES128_CBC.into(),
         mode: true,
-        parameters: vec![],
-        authorization: Secret::default(),
         data: Blob(vec![1]),
+        ..Default::default()
     });
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Algorithm));
 }
 
 fn protected_key(export: Protection, delete: Protection) -> (TestSks, Provisioned) {
     let mut s = sks();
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    open(&mut s, &mut iss);
+    let mut iss = open_s1(&mut s);
     let ph = pin_and_puk(&mut s, &mut iss, PinPolicy::new("PIN.1"), 3);
-    let mut spec = KeyEntrySpec::new("Key.1");
-    spec.pin_policy = Some((ph, "PIN.1".into(), true));
-    spec.pin_value = b"1234".to_vec();
+    let mut spec = pin_spec("Key.1", ph, b"1234");
     spec.protection.export_protection = export;
     spec.protection.delete_protection = delete;
     let k = key(&mut s, &mut iss, &spec);
@@ -265,64 +257,46 @@ fn protected_key(export: Protection, delete: Protection) -> (TestSks, Provisione
 
 #[test]
 fn export_protection_none_pin_puk_not_allowed() {
-    let export = |s: &mut _, kh: u32, a: &str| {
-        SksApi::export_key(
-            s,
-            req::ExportKey {
-                key_handle: kh,
-                authorization: Secret::from(a),
-            },
-        )
-    };
     let (mut s, k) = protected_key(Protection::None, Protection::None);
-    let pkcs8 = export(&mut s, k.handle, "").unwrap().key;
+    let pkcs8 = export_key(&mut s, k.handle, "").unwrap().key;
     let key = PrivateKey::from_pkcs8(pkcs8.expose()).unwrap();
     assert_eq!(key.public_key().to_spki().unwrap(), k.public_key);
     assert_eq!(protection(&mut s, k.handle).key_backup, key_backup::LOCAL);
     let (mut s, k) = protected_key(Protection::Pin, Protection::None);
     assert_eq!(
-        code(export(&mut s, k.handle, "0000")),
+        code(export_key(&mut s, k.handle, "0000")),
         ErrorCodeOf(ErrorCode::Authorization)
     );
     assert_eq!(protection(&mut s, k.handle).pin_error_count, 1);
-    export(&mut s, k.handle, "1234").unwrap();
+    export_key(&mut s, k.handle, "1234").unwrap();
     let (mut s, k) = protected_key(Protection::Puk, Protection::None);
     assert_eq!(
-        code(export(&mut s, k.handle, "1234")),
+        code(export_key(&mut s, k.handle, "1234")),
         ErrorCodeOf(ErrorCode::Authorization),
         "a PIN is not the PUK"
     );
     assert_eq!(protection(&mut s, k.handle).puk_error_count, 1);
-    export(&mut s, k.handle, "12345678").unwrap();
+    export_key(&mut s, k.handle, "12345678").unwrap();
     let (mut s, k) = protected_key(Protection::NotAllowed, Protection::None);
     assert_eq!(
-        code(export(&mut s, k.handle, "1234")),
+        code(export_key(&mut s, k.handle, "1234")),
         ErrorCodeOf(ErrorCode::NotAllowed)
     );
 }
 
 #[test]
 fn delete_protection_and_automatic_cleanup() {
-    let delete = |s: &mut _, kh: u32, a: &str| {
-        SksApi::delete_key(
-            s,
-            req::DeleteKey {
-                key_handle: kh,
-                authorization: Secret::from(a),
-            },
-        )
-    };
     let (mut s, k) = protected_key(Protection::None, Protection::NotAllowed);
     assert_eq!(
-        code(delete(&mut s, k.handle, "1234")),
+        code(delete_key(&mut s, k.handle, "1234")),
         ErrorCodeOf(ErrorCode::NotAllowed)
     );
     let (mut s, k) = protected_key(Protection::None, Protection::Puk);
     assert_eq!(
-        code(delete(&mut s, k.handle, "1234")),
+        code(delete_key(&mut s, k.handle, "1234")),
         ErrorCodeOf(ErrorCode::Authorization)
     );
-    delete(&mut s, k.handle, "12345678").unwrap();
+    delete_key(&mut s, k.handle, "12345678").unwrap();
     assert!(keys(&mut s).is_empty());
     assert_eq!(
         session_count(&mut s, false),
@@ -331,12 +305,12 @@ fn delete_protection_and_automatic_cleanup() {
     );
     let (mut s, k) = protected_key(Protection::None, Protection::Pin);
     assert_eq!(
-        code(delete(&mut s, k.handle, "")),
+        code(delete_key(&mut s, k.handle, "")),
         ErrorCodeOf(ErrorCode::Authorization)
     );
-    delete(&mut s, k.handle, "1234").unwrap();
+    delete_key(&mut s, k.handle, "1234").unwrap();
     assert_eq!(
-        code(delete(&mut s, k.handle, "1234")),
+        code(delete_key(&mut s, k.handle, "1234")),
         ErrorCodeOf(ErrorCode::NoKey)
     );
 }
@@ -344,9 +318,7 @@ fn delete_protection_and_automatic_cleanup() {
 #[test]
 fn user_api_refuses_keys_of_open_sessions() {
     let mut s = sks();
-    let id = identity();
-    let mut iss = id.session("https://issuer.example.com/x", "S1");
-    open(&mut s, &mut iss);
+    let mut iss = open_s1(&mut s);
     let k = key(&mut s, &mut iss, &KeyEntrySpec::new("Key.1"));
     assert_eq!(
         code(sign(&mut s, k.handle, "")),
@@ -397,22 +369,12 @@ fn update_firmware_is_not_available() {
 
 #[test]
 fn rsa_2048_generation_and_signature() {
-    let mut spec = KeyEntrySpec::new("RSA2048");
-    spec.key_algorithm = ALG_KEY_RSA2048.into();
-    let (mut s, k) = one_key(spec);
-    let PublicKey::Rsa(pk) = PublicKey::from_spki(&k.public_key).unwrap() else {
+    let (mut s, k) = one_key_of("RSA2048", ALG_KEY_RSA2048);
+    let PublicKey::Rsa(pk) = public_key(&k) else {
         panic!()
     };
     let d = sha2::Sha256::digest(b"x").to_vec();
-    let r = s
-        .sign_hashed_data(req::SignHashedData {
-            key_handle: k.handle,
-            algorithm: ALG_RSA_SHA256.into(),
-            parameters: vec![],
-            authorization: Secret::default(),
-            data: d.clone(),
-        })
-        .unwrap();
+    let r = sign_with(&mut s, k.handle, ALG_RSA_SHA256, d.clone()).unwrap();
     assert_eq!(r.result.len(), 256);
     pk.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &d, &r.result)
         .unwrap();
@@ -426,15 +388,9 @@ fn rsa_2048_generation_and_signature() {
 fn ecdsa_none_signs_data_of_any_length() {
     use p256::ecdsa::signature::hazmat::PrehashVerifier;
     fn sign_none(s: &mut impl SksApi, key_handle: u32, data: &[u8]) -> Vec<u8> {
-        s.sign_hashed_data(req::SignHashedData {
-            key_handle,
-            algorithm: ALG_ECDSA_NONE.into(),
-            parameters: vec![],
-            authorization: Secret::default(),
-            data: data.to_vec(),
-        })
-        .unwrap_or_else(|e| panic!("{} bytes: {e}", data.len()))
-        .result
+        sign_with(s, key_handle, ALG_ECDSA_NONE, data.to_vec())
+            .unwrap_or_else(|e| panic!("{} bytes: {e}", data.len()))
+            .result
     }
     fn left_padded(data: &[u8], field_len: usize) -> Vec<u8> {
         let mut e = vec![0u8; field_len.saturating_sub(data.len())];
@@ -442,7 +398,7 @@ fn ecdsa_none_signs_data_of_any_length() {
         e
     }
     let (mut s, k) = one_key(KeyEntrySpec::new("EC"));
-    let PublicKey::P256(pk) = PublicKey::from_spki(&k.public_key).unwrap() else {
+    let PublicKey::P256(pk) = public_key(&k) else {
         panic!()
     };
     for len in [0usize, 1, 8, 15, 16, 32, 40] {
@@ -452,10 +408,8 @@ fn ecdsa_none_signs_data_of_any_length() {
             .verify_prehash(&left_padded(&data, 32), &sig)
             .unwrap_or_else(|err| panic!("{len} bytes: {err}"));
     }
-    let mut spec = KeyEntrySpec::new("EC384");
-    spec.key_algorithm = ALG_KEY_EC_P384.into();
-    let (mut s, k) = one_key(spec);
-    let PublicKey::P384(pk) = PublicKey::from_spki(&k.public_key).unwrap() else {
+    let (mut s, k) = one_key_of("EC384", ALG_KEY_EC_P384);
+    let PublicKey::P384(pk) = public_key(&k) else {
         panic!()
     };
     let data = vec![0xA5; 20];

@@ -41,7 +41,7 @@ use super::{
     already_issued, audit_flag_for, audit_stored_again, check_audit_issuance, AuditRecord,
     AuditStored, LedgerError, LedgerOp, LedgerOutcome, LedgerStore, NewIssuance,
 };
-use crate::anchor::{self, AnchorRequest, AnchorStep, ChainRefusal, ChainState};
+use crate::anchor::{self, Alert, AnchorRequest, AnchorStep, ChainRefusal, ChainState};
 
 /// The migrations, in order: (version, SQL).
 const MIGRATIONS: &[(i32, &str)] =
@@ -336,15 +336,7 @@ impl PgLedger {
                 sp.rollback()?;
             }
             if let (LedgerOp::Anchor(a), Err(LedgerError::ChainRefused(why))) = (op, &result) {
-                record_alert(
-                    &mut tx,
-                    st,
-                    &a.station,
-                    why.code(),
-                    a.seq,
-                    &why.to_string(),
-                    a.now_ms,
-                )?;
+                record_alert(&mut tx, st, &Alert::refused(a, why))?;
             }
             results.push(result);
         }
@@ -471,18 +463,24 @@ fn anchor_in(
     Ok(stored)
 }
 
+/// Logs and records an alert.
 fn record_alert(
     tx: &mut Transaction<'_>,
     st: &Statements,
-    station: &str,
-    kind: &str,
-    seq: u64,
-    detail: &str,
-    now_ms: i64,
+    alert: &Alert<'_>,
 ) -> Result<(), LedgerError> {
-    anchor::log_alert(station, kind, seq, detail);
-    let seq = i64::try_from(seq).unwrap_or(i64::MAX);
-    tx.execute(&st.insert_alert, &[&station, &kind, &seq, &detail, &now_ms])?;
+    alert.log();
+    let seq = i64::try_from(alert.seq).unwrap_or(i64::MAX);
+    tx.execute(
+        &st.insert_alert,
+        &[
+            &alert.station,
+            &alert.kind,
+            &seq,
+            &alert.detail,
+            &alert.now_ms,
+        ],
+    )?;
     Ok(())
 }
 
@@ -648,7 +646,7 @@ impl LedgerStore for PgLedger {
         let (seq, _) = anchor::parse_head(Some((row.try_get(0)?, row.try_get(1)?)));
         tx.execute("DELETE FROM chain_links WHERE station = $1", &[&station])?;
         tx.execute("DELETE FROM chain_heads WHERE station = $1", &[&station])?;
-        record_alert(&mut tx, st, station, "reset", seq, &detail, now_ms)?;
+        record_alert(&mut tx, st, &Alert::reset(station, seq, detail, now_ms))?;
         tx.commit()?;
         Ok(seq)
     }

@@ -128,6 +128,11 @@ pub fn open_session(
     (iss, handle)
 }
 
+/// Opens session "S1" of a new issuer identity.
+pub fn open_s1(sks: &mut impl SksApi) -> Issuer {
+    open_session(sks, &identity(), "S1").0
+}
+
 /// A provisioned key: handle, EE certificate, public key.
 pub struct Provisioned {
     pub handle: u32,
@@ -159,6 +164,13 @@ pub fn close(sks: &mut impl SksApi, iss: &mut Issuer) -> Result<(), sks_core::Sk
     Ok(())
 }
 
+/// A PIN policy from `pin` without a PUK; returns its handle.
+pub fn pin_policy(sks: &mut impl SksApi, iss: &mut Issuer, pin: &PinPolicy) -> u32 {
+    sks.create_pin_policy(iss.pin_policy(pin, None).unwrap())
+        .unwrap()
+        .pin_policy_handle
+}
+
 /// PUK "PUK.1" (retry `puk_retry`) + PIN policy "PIN.1" from `pin` (puk filled in).
 pub fn pin_and_puk(sks: &mut impl SksApi, iss: &mut Issuer, pin: PinPolicy, puk_retry: u16) -> u32 {
     let puk = sks
@@ -171,6 +183,14 @@ pub fn pin_and_puk(sks: &mut impl SksApi, iss: &mut Issuer, pin: PinPolicy, puk_
     sks.create_pin_policy(iss.pin_policy(&pin, puk).unwrap())
         .unwrap()
         .pin_policy_handle
+}
+
+/// Key `id` under PIN policy "PIN.1" (handle `ph`, user-defined PIN) with `pin_value`.
+pub fn pin_spec(id: &str, ph: u32, pin_value: &[u8]) -> KeyEntrySpec {
+    let mut spec = KeyEntrySpec::new(id);
+    spec.pin_policy = Some((ph, "PIN.1".into(), true));
+    spec.pin_value = pin_value.to_vec();
+    spec
 }
 
 /// One closed session with one PIN+PUK protected P-256 key (PIN "1234", PUK "12345678").
@@ -206,6 +226,33 @@ pub fn sign(
     })
 }
 
+/// User-API calls that take a key handle and its authorization (empty, PIN
+/// or PUK), one function each: `name(sks, kh, authorization)`.
+macro_rules! keyed_calls {
+    ($($(#[$doc:meta])* $name:ident $req:ident;)*) => {$(
+        $(#[$doc])*
+        pub fn $name(
+            sks: &mut impl SksApi,
+            kh: u32,
+            authorization: &str,
+        ) -> Result<resp::$req, sks_core::SksError> {
+            sks.$name(req::$req {
+                key_handle: kh,
+                authorization: Secret::from(authorization),
+            })
+        }
+    )*};
+}
+
+keyed_calls! {
+    /// deleteKey \[80\].
+    delete_key DeleteKey;
+    /// exportKey \[81\].
+    export_key ExportKey;
+    /// unlockKey \[82\].
+    unlock_key UnlockKey;
+}
+
 pub fn protection(sks: &mut impl SksApi, kh: u32) -> resp::GetKeyProtectionInfo {
     sks.get_key_protection_info(req::GetKeyProtectionInfo { key_handle: kh })
         .unwrap()
@@ -218,16 +265,35 @@ pub fn code<T: std::fmt::Debug>(r: Result<T, sks_core::SksError>) -> ErrorCodeOf
 #[derive(Debug, PartialEq, Eq)]
 pub struct ErrorCodeOf(pub sks_core::ErrorCode);
 
+/// `r` failed with `expected`, and the failure aborted the open session.
+pub fn assert_aborts<T: std::fmt::Debug>(
+    r: Result<T, sks_core::SksError>,
+    expected: sks_core::ErrorCode,
+    sks: &mut impl SksApi,
+) {
+    assert_eq!(code(r), ErrorCodeOf(expected));
+    assert_eq!(session_count(sks, true), 0, "the session is aborted");
+}
+
+/// enumerateProvisioningSessions: the session after handle `after` (0: the
+/// first) among the open (`open_state`) or closed ones.
+pub fn next_session(
+    sks: &mut impl SksApi,
+    after: u32,
+    open_state: bool,
+) -> resp::EnumerateProvisioningSessions {
+    sks.enumerate_provisioning_sessions(req::EnumerateProvisioningSessions {
+        provisioning_handle: after,
+        provisioning_state: open_state,
+    })
+    .unwrap()
+}
+
 pub fn session_count(sks: &mut impl SksApi, open_state: bool) -> usize {
     let mut n = 0;
     let mut h = 0;
     loop {
-        let out = sks
-            .enumerate_provisioning_sessions(req::EnumerateProvisioningSessions {
-                provisioning_handle: h,
-                provisioning_state: open_state,
-            })
-            .unwrap();
+        let out = next_session(sks, h, open_state);
         if out.provisioning_handle == 0 {
             return n;
         }
