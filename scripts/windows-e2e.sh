@@ -88,11 +88,11 @@ EXE_BUILT="$(scripts/windows-build.sh)" || fail "Windows build failed"
 pass
 echo "      kf-station.exe: $(stat -c %s "$EXE_BUILT") bytes"
 
+# The workspace's own debug build (one feature set for the whole test run: nothing to
+# rebuild after scripts/test.sh's test build).
 begin "cargo build kf-station (Linux, pcsc: the virtual fob)"
-cargo build -q -p kf-station --features pcsc || fail "Linux build failed"
-LIN_TARGET="${CARGO_TARGET_DIR:-target}"
-case "$LIN_TARGET" in /*) ;; *) LIN_TARGET="$ROOT/$LIN_TARGET" ;; esac
-LIN="$LIN_TARGET/debug/kf-station"
+LIN_DIR="$(scripts/build-bins.sh)" || fail "Linux build failed"
+LIN="$LIN_DIR/kf-station"
 pass
 
 WORK="$(mktemp -d /tmp/kf-windows-e2e.XXXXXX)"

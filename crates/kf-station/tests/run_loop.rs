@@ -233,6 +233,20 @@ impl Station {
         ))
     }
 
+    /// SIGINT, then checks the exit: code `code` and no panic; returns
+    /// stdout and how long the station took to exit.
+    fn interrupt_expecting(&mut self, code: i32) -> (String, Duration) {
+        let (status, took) = self.interrupt(EXIT_TIMEOUT);
+        let (stdout, stderr) = self.finish_output();
+        assert_eq!(
+            status.code(),
+            Some(code),
+            "--- stdout ---\n{stdout}--- stderr ---\n{stderr}"
+        );
+        assert_no_panic(&stdout, &stderr);
+        (stdout, took)
+    }
+
     /// The rest of the output after the child exited (reader threads drain).
     fn finish_output(&self) -> (String, String) {
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -265,6 +279,14 @@ fn station_cli(args: &[&str], journal: &Path) -> std::process::Output {
         .arg(journal)
         .output()
         .unwrap()
+}
+
+/// Runs `audit verify` on `journal`, asserts it passed; returns its stdout.
+fn verify_journal(journal: &Path) -> String {
+    let verify = station_cli(&["audit", "verify"], journal);
+    let stdout = String::from_utf8_lossy(&verify.stdout).into_owned();
+    assert!(verify.status.success(), "{stdout}");
+    stdout
 }
 
 fn journal_records(journal: &Path) -> Vec<Value> {
@@ -383,18 +405,11 @@ fn run_loop_provisions_two_fobs_fails_a_foreign_key_fob_and_stops_on_sigint() {
 
     // Ctrl-C on an empty reader: the station stops promptly; a failed fob
     // during the run makes the exit code 1 (exit::FAILED), as `run` documents.
-    let (status, took) = station.interrupt(EXIT_TIMEOUT);
-    let (stdout, stderr) = station.finish_output();
-    assert_eq!(
-        status.code(),
-        Some(1),
-        "--- stdout ---\n{stdout}--- stderr ---\n{stderr}"
-    );
+    let (stdout, took) = station.interrupt_expecting(1);
     assert!(
         stdout.contains("stopped: good 2, failed 1"),
         "--- stdout ---\n{stdout}"
     );
-    assert_no_panic(&stdout, &stderr);
     assert_eq!(
         stdout.lines().filter(|l| l.starts_with("PASS  ")).count(),
         2
@@ -439,13 +454,7 @@ fn run_loop_provisions_two_fobs_fails_a_foreign_key_fob_and_stops_on_sigint() {
         .collect();
     assert_eq!(started, succeeded);
     assert_eq!(records.len(), 5);
-    let verify = station_cli(&["audit", "verify"], &paths.journal);
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
-    assert!(String::from_utf8_lossy(&verify.stdout).contains("journal OK: 5 records"));
+    assert!(verify_journal(&paths.journal).contains("journal OK: 5 records"));
     // The JSON-lines copy holds the three outcomes.
     let copy = std::fs::read_to_string(&paths.audit_file).unwrap();
     assert_eq!(copy.lines().count(), 3, "{copy}");
@@ -475,22 +484,14 @@ fn sigint_while_a_fob_is_still_in_the_field_stops_without_waiting_for_its_remova
     });
 
     // The fob stays on the reader: Ctrl-C must not wait for it to be taken off.
-    let (status, took) = station.interrupt(EXIT_TIMEOUT);
-    let (stdout, stderr) = station.finish_output();
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "--- stdout ---\n{stdout}--- stderr ---\n{stderr}"
-    );
+    let (stdout, took) = station.interrupt_expecting(0);
     assert!(
         stdout.contains("stopped: good 1, failed 0"),
         "--- stdout ---\n{stdout}"
     );
-    assert_no_panic(&stdout, &stderr);
     let fob = remove(&stack, &context, bridge);
     assert_eq!(fob.applet_life_cycle(), AppletLifeCycle::Personalized);
-    let verify = station_cli(&["audit", "verify"], &paths.journal);
-    assert!(String::from_utf8_lossy(&verify.stdout).contains("journal OK: 2 records"));
+    assert!(verify_journal(&paths.journal).contains("journal OK: 2 records"));
     eprintln!(
         "fob left in the field: SIGINT to exit {took:?}, whole test {:?}",
         t0.elapsed()
@@ -652,11 +653,8 @@ fn two_readers_work_at_once_and_a_fob_torn_away_on_one_leaves_the_other_working(
         "{state}"
     );
 
-    let (status, _) = station.interrupt(EXIT_TIMEOUT);
-    let (stdout, stderr) = station.finish_output();
-    assert_eq!(status.code(), Some(1), "{stdout}{stderr}");
+    let (stdout, _) = station.interrupt_expecting(1);
     assert!(stdout.contains("stopped: good 3, failed 1"), "{stdout}");
-    assert_no_panic(&stdout, &stderr);
 
     // One chain for both readers; each fob's records name its reader; the
     // first two fobs overlapped (both started before either finished).
@@ -699,12 +697,7 @@ fn two_readers_work_at_once_and_a_fob_torn_away_on_one_leaves_the_other_working(
         assert!(outcomes.contains(&want), "{want:?} not in {outcomes:?}");
     }
     assert_eq!(outcomes.len(), 4);
-    let verify = station_cli(&["audit", "verify"], &paths.journal);
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
+    verify_journal(&paths.journal);
 }
 
 #[cfg(feature = "sim")]
@@ -780,11 +773,9 @@ fn klms_source_on_two_readers_and_ctrl_c_during_store_data_lets_both_fobs_finish
         assert!(Instant::now() < deadline, "fob A never reached STORE DATA");
         std::thread::sleep(Duration::from_millis(5));
     }
-    let (status, _) = station.interrupt(EXIT_TIMEOUT);
-    let (stdout, stderr) = station.finish_output();
-    assert_no_panic(&stdout, &stderr);
     // Both fobs in flight finish; nothing is left half personalized.
-    assert_eq!(status.code(), Some(0), "{stdout}{stderr}");
+    let (stdout, _) = station.interrupt_expecting(0);
+    let (_, stderr) = station.output();
     assert!(stdout.contains("stopped: good 2, failed 0"), "{stdout}");
     assert!(
         stdout.contains("audit upload: 4 sent, 0 pending"),
@@ -903,10 +894,7 @@ fn readers_that_vanish_with_the_service_come_back_to_work_when_it_returns() {
     );
     b.stop_and_join().unwrap();
 
-    let (status, _) = station.interrupt(EXIT_TIMEOUT);
-    let (stdout, stderr) = station.finish_output();
-    assert_no_panic(&stdout, &stderr);
-    assert_eq!(status.code(), Some(1), "{stdout}{stderr}");
+    station.interrupt_expecting(1);
     let outcomes: Vec<(String, String)> = journal_records(&paths.journal)
         .iter()
         .filter(|r| r["kind"] == "outcome")
@@ -924,6 +912,5 @@ fn readers_that_vanish_with_the_service_come_back_to_work_when_it_returns() {
             (hex_uid(&uids[1]), "SUCCESS".to_string())
         ]
     );
-    let verify = station_cli(&["audit", "verify"], &paths.journal);
-    assert!(verify.status.success(), "{verify:?}");
+    verify_journal(&paths.journal);
 }

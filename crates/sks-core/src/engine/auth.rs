@@ -37,9 +37,10 @@ impl Core {
         let Some(p) = self.state.pins.get(&k.pin_policy) else {
             return vec![kh];
         };
+        // Keys naming the policy were created after it (`Table::after`).
         self.state
             .keys
-            .values()
+            .after(p.handle)
             .filter(|o| {
                 o.handle == kh
                     || (o.pin_policy == p.handle

@@ -208,10 +208,11 @@ impl Core {
         };
         if let Some(p) = &policy {
             pin::check_pin(&p.policy, pin_value.expose()).map_err(|e| option(e.to_string()))?;
+            // Keys naming the policy were created after it (`Table::after`).
             let others: Vec<(AppUsage, &[u8])> = self
                 .state
                 .keys
-                .values()
+                .after(p.handle)
                 .filter(|k| k.pin_policy == p.handle)
                 .map(|k| (k.protection.app_usage, k.pin_value.expose()))
                 .collect();

@@ -200,10 +200,12 @@ impl Core {
     /// getKeyHandle \[10\]: an unknown ID aborts the session.
     pub(crate) fn get_key_handle(&mut self, a: req::GetKeyHandle) -> SksResult<resp::GetKeyHandle> {
         let ph = a.provisioning_handle;
+        // An open session's keys are the ones created in it, after it (`Table::after`); keys
+        // of older sessions join it only when it closes.
         self.in_open_session(ph, |c| {
             c.state
                 .keys
-                .values()
+                .after(ph)
                 .find(|k| k.session == ph && k.id == a.id)
                 .map(|k| resp::GetKeyHandle {
                     key_handle: k.handle,
