@@ -1,7 +1,7 @@
 //! Timing of the Appendix B session (P-256) and of signHashedData, in memory and on SQLite.
-//! Run: `cargo run -p sks --example timing -- [KEYS] [SESSIONS]` (add `--release` for
-//! optimized numbers): KEYS for the large store (default 10,000), SESSIONS per median
-//! (default 100).
+//! Run: `cargo run -p sks --example timing -- [KEYS] [SESSIONS] [ROUNDS]` (add `--release`
+//! for optimized numbers): KEYS for the large store (default 10,000), SESSIONS per median
+//! (default 20), ROUNDS of all six stores one after the other (default 5).
 //!
 //! A session's time is shown twice: whole (the issuer emulation runs in the same process and
 //! does its own P-256 work: certificate signing, attestation checks) and the SKS's share, the
@@ -134,21 +134,18 @@ fn main() -> anyhow::Result<()> {
         .map(|a| a.parse())
         .transpose()?
         .unwrap_or(10_000);
-    let sessions: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(100);
+    let sessions: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(20);
+    let rounds: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(5);
     p256_primitives(500)?;
     let device = sks_core::device::DeviceIdentity::generate("timing")?;
     let mut core =
         sks_core::Core::new(sks_core::model::State::default(), device, Config::default());
-    run("core (no persistence)", &mut core, sessions, 500)?;
     let mut mem = Sks::initialize(MemoryStorage::new(), Config::default())?;
-    run("memory", &mut mem, sessions, 500)?;
     let dir = std::env::temp_dir().join(format!("sks-timing-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let mut db = Sks::initialize(SqliteStorage::open(&dir.join("sks.db"))?, Config::default())?;
-    run("sqlite", &mut db, sessions, 200)?;
-    drop(db);
 
-    // The same figures with a store of `large` keys.
+    // The same stores with `large` keys.
     let mut store = filled(large)?;
     let records = store.load()?;
     let device = sks_core::device::DeviceIdentity::from_record(
@@ -159,19 +156,43 @@ fn main() -> anyhow::Result<()> {
     )?;
     let state = sks_core::model::State::from_records(records.iter())?;
     let keys = state.keys.len();
-    let mut core = sks_core::Core::new(state, device, Config::default());
-    run(&format!("core, {keys} keys"), &mut core, sessions, 500)?;
-    let mut mem = Sks::open(store, Config::default())?;
-    run(&format!("memory, {keys} keys"), &mut mem, sessions, 500)?;
+    let mut core_large = sks_core::Core::new(state, device, Config::default());
     let mut sqlite = SqliteStorage::open(&dir.join("large.db"))?;
     let batch: Vec<sks_core::storage::Change<'_>> = records
         .iter()
         .map(|(id, data)| (*id, Some(data.expose())))
         .collect();
     sqlite.apply(&batch)?;
-    let mut db = Sks::open(sqlite, Config::default())?;
-    run(&format!("sqlite, {keys} keys"), &mut db, sessions, 200)?;
-    drop(db);
+    let mut db_large = Sks::open(sqlite, Config::default())?;
+    let mut mem_large = Sks::open(store, Config::default())?;
+
+    // Rounds of all six, one after the other: the machine's speed drifts (a shared VM), and a
+    // comparison within a round of a few seconds is not blurred by it.
+    for round in 1..=rounds {
+        println!("round {round}/{rounds}");
+        run("core (no persistence)", &mut core, sessions, 200)?;
+        run(
+            &format!("core, {keys} keys"),
+            &mut core_large,
+            sessions,
+            200,
+        )?;
+        run("memory", &mut mem, sessions, 200)?;
+        run(
+            &format!("memory, {keys} keys"),
+            &mut mem_large,
+            sessions,
+            200,
+        )?;
+        run("sqlite", &mut db, sessions, 100)?;
+        run(
+            &format!("sqlite, {keys} keys"),
+            &mut db_large,
+            sessions,
+            100,
+        )?;
+    }
+    drop((db, db_large));
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
