@@ -184,14 +184,8 @@ impl<'a> Line<'a> {
                 let present = match list_errors.judge(live.list_readers()) {
                     ListReading::Readers(present) => present,
                     ListReading::ServiceGone(why) => {
-                        match why {
-                            None => {
-                                errln!("smart card service stopped: waiting for it to come back")
-                            }
-                            Some(e) => errln!(
-                                "smart card service stopped ({e}): waiting for it to come back"
-                            ),
-                        }
+                        let why = why.map(|e| format!(" ({e})")).unwrap_or_default();
+                        errln!("smart card service stopped{why}: waiting for it to come back");
                         (context, _registration) = (None, None);
                         continue;
                     }
