@@ -43,8 +43,12 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "cargo test: build"
 cargo test --workspace --all-features --no-run
 
+step "cargo test: run"
+cargo test --workspace --all-features
+
 # The Windows release build has nothing to check until the Windows step: it runs beside the
-# test runs and smoke steps at the lowest priority, on the cores they leave idle, and the
+# smoke steps at the lowest priority (not beside the test runs: some of them wait on
+# timeouts that a loaded machine can miss), on the cores they leave idle, and the
 # Windows step waits for it. It gets a process group of its own (job control, stopped at exit)
 # but stays in this session: with the kernel's autogroup scheduling a new session (setsid)
 # would be a group of its own that takes half the CPU whatever its nice value.
@@ -55,9 +59,6 @@ if [ "$windows" = 1 ]; then
   win_build=$!
   set +m
 fi
-
-step "cargo test: run"
-cargo test --workspace --all-features
 
 # The behavioural SKS suite again, on the durable SQLite store instead of memory.
 step "SKS behavioural tests on SQLite"
