@@ -287,8 +287,14 @@ impl std::fmt::Display for LedgerLocation {
 impl LedgerLocation {
     /// Opens the ledger for writing (creating or migrating its schema).
     pub fn open(&self) -> Result<Box<dyn LedgerStore>, LedgerError> {
+        self.open_waiting(DEFAULT_LOCK_WAIT)
+    }
+
+    /// [`LedgerLocation::open`]; a SQLite ledger waits up to `lock_wait` for
+    /// a lock another connection holds (PostgreSQL queues row locks itself).
+    pub fn open_waiting(&self, lock_wait: Duration) -> Result<Box<dyn LedgerStore>, LedgerError> {
         Ok(match self {
-            LedgerLocation::Sqlite(path) => Box::new(Ledger::open(path)?),
+            LedgerLocation::Sqlite(path) => Box::new(Ledger::open_waiting(path, lock_wait)?),
             LedgerLocation::Postgres(target) => {
                 Box::new(off_runtime(|| postgres::PgLedger::connect(target))?)
             }
@@ -465,11 +471,23 @@ CREATE TABLE IF NOT EXISTS audits (
 );
 ";
 
+/// How long a SQLite ledger call waits, by default, for a lock that another
+/// connection holds (a backup, an `sqlite3` shell, a second KLMS process)
+/// before it fails, in milliseconds.
+pub const DEFAULT_LOCK_WAIT_MS: u64 = 10_000;
+const DEFAULT_LOCK_WAIT: Duration = Duration::from_millis(DEFAULT_LOCK_WAIT_MS);
+
 impl Ledger {
     /// Opens (creating if needed) the ledger at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Ledger, LedgerError> {
+        Ledger::open_waiting(path, DEFAULT_LOCK_WAIT)
+    }
+
+    /// [`Ledger::open`], waiting up to `lock_wait` for a lock another
+    /// connection holds.
+    pub fn open_waiting(path: impl AsRef<Path>, lock_wait: Duration) -> Result<Ledger, LedgerError> {
         let conn = Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.busy_timeout(lock_wait)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)?;
@@ -491,12 +509,6 @@ impl Ledger {
         let ledger = Ledger::open(path)?;
         ledger.conn.pragma_update(None, "query_only", "ON")?;
         Ok(ledger)
-    }
-
-    /// Shortens the wait for a lock held by another connection (tests).
-    #[cfg(test)]
-    pub(crate) fn set_busy_timeout(&self, timeout: Duration) -> Result<(), LedgerError> {
-        Ok(self.conn.busy_timeout(timeout)?)
     }
 
     /// Read-only pre-check of the one-time rule (the issuance itself re-checks
@@ -1120,8 +1132,7 @@ mod tests {
     fn batch_that_cannot_start_records_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.db");
-        let mut l = Ledger::open(&path).unwrap();
-        l.set_busy_timeout(Duration::from_millis(50)).unwrap();
+        let mut l = Ledger::open_waiting(&path, Duration::from_millis(50)).unwrap();
         let other = Connection::open(&path).unwrap();
         other.execute_batch("BEGIN IMMEDIATE").unwrap();
         assert!(matches!(

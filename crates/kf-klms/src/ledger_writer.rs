@@ -180,8 +180,7 @@ mod tests {
     async fn failed_commit_is_reported_to_every_job() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.db");
-        let ledger = Ledger::open(&path).unwrap();
-        ledger.set_busy_timeout(Duration::from_millis(50)).unwrap();
+        let ledger = Ledger::open_waiting(&path, Duration::from_millis(50)).unwrap();
         let writer = Arc::new(LedgerWriter::start(Box::new(ledger), 1024, 256).unwrap());
         let other = rusqlite::Connection::open(&path).unwrap();
         other.execute_batch("BEGIN IMMEDIATE").unwrap();

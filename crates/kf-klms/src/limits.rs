@@ -50,6 +50,9 @@ pub struct Limits {
     pub key_package_body_limit: usize,
     /// Body limit of `POST /v1/audit` in bytes.
     pub audit_body_limit: usize,
+    /// Time a write waits for a SQLite ledger that another process holds
+    /// locked (a backup, an `sqlite3` shell) before it fails.
+    pub ledger_lock_wait_ms: u64,
 }
 
 impl Default for Limits {
@@ -64,6 +67,7 @@ impl Default for Limits {
             key_package_body_limit: 4 * 1024,
             // A full personalization trace is ≈ 20 KiB of hex.
             audit_body_limit: 256 * 1024,
+            ledger_lock_wait_ms: crate::ledger::DEFAULT_LOCK_WAIT_MS,
         }
     }
 }
@@ -76,6 +80,7 @@ impl Limits {
             ("header_read_timeout_ms", self.header_read_timeout_ms),
             ("body_read_timeout_ms", self.body_read_timeout_ms),
             ("idle_timeout_ms", self.idle_timeout_ms),
+            ("ledger_lock_wait_ms", self.ledger_lock_wait_ms),
         ];
         for (name, value) in timeouts {
             if value == 0 || value > 3_600_000 {
@@ -99,6 +104,11 @@ impl Limits {
     /// [`Limits::handshake_timeout_ms`] as a duration.
     pub fn handshake_timeout(&self) -> Duration {
         Duration::from_millis(self.handshake_timeout_ms)
+    }
+
+    /// [`Limits::ledger_lock_wait_ms`] as a duration.
+    pub fn ledger_lock_wait(&self) -> Duration {
+        Duration::from_millis(self.ledger_lock_wait_ms)
     }
 
     /// [`Limits::body_read_timeout_ms`] as a duration.

@@ -150,7 +150,7 @@ fn prepare(config: KlmsConfig) -> Result<Prepared, ServerError> {
         None => LedgerLocation::Sqlite(config.ledger_path.clone()),
     };
     tracing::info!(ledger = %location, "issuance ledger");
-    let ledger = location.open()?;
+    let ledger = location.open_waiting(config.limits.ledger_lock_wait())?;
     let ledger_reader = location.open_reader()?;
     let ledger_writer = LedgerWriter::start(ledger, LEDGER_QUEUE_LEN, LEDGER_MAX_BATCH)?;
     let receipts = crate::anchor::ReceiptSigner::from_backend(config.key.as_ref())

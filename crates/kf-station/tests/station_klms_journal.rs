@@ -626,12 +626,14 @@ fn a_klms_that_does_not_answer_times_out_at_fetch_keys() {
     let pki = kf_klms::pki::DevPki::generate("test CA", &["STATION-T"]).unwrap();
     let ledger = d.join("ledger.db");
     let master = kf_crypto::AesKey::from_slice(&[0x44; 16]).unwrap();
-    let server =
-        kf_klms::spawn_server(kf_klms::KlmsConfig::dev(&pki, ledger.clone(), master).unwrap())
-            .unwrap();
+    let mut klms = kf_klms::KlmsConfig::dev(&pki, ledger.clone(), master).unwrap();
+    // The KLMS waits for the ledger for as long as the test does, so the
+    // held request survives however slowly the station reaches its timeout.
+    klms.limits.ledger_lock_wait_ms = WAIT.as_millis().try_into().unwrap();
+    let server = kf_klms::spawn_server(klms).unwrap();
     let config = write_klms_config_for(d, &server.base_url(), &pki);
-    // Another writer holds the ledger: the KLMS waits for it (up to its busy
-    // timeout of 10 s), longer than the station's 5 s request timeout.
+    // Another writer holds the ledger until the station has given up: the
+    // KLMS waits for it, the station's request times out after 5 s.
     let holder = rusqlite::Connection::open(&ledger).unwrap();
     holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
     const UID: &str = "04A0A1A2A3A4A5A6A7A8";
