@@ -4,9 +4,18 @@
 //! The reader state is kept between calls, so a change that happens while
 //! nobody waits is reported at the next call. PC/SC counts card insertions
 //! and removals in the upper 16 bits of the event state (pcsc-lite and
-//! WinSCard alike); a card that is present with a count not seen before is a
-//! new insertion even when no absence was observed, so two fobs swapped
-//! faster than the station looks are two fobs, never one.
+//! WinSCard alike), one step for each. A card that is present with a count
+//! at least two steps past the one reported (a removal and an insertion) is
+//! a new insertion even when no absence was observed, so two fobs swapped
+//! faster than the station looks are two fobs, never one. A single step
+//! while present is the same card: pcscd publishes the new reader state of
+//! an insertion before it increments the count, and a look between the two
+//! writes sees the card with the count of its removal.
+//!
+//! Some WinSCard implementations ignore the current state passed in (Wine's
+//! forwards only the reader names to pcsc-lite) and return at once; a call
+//! that returns the same state as the one before is followed by a short
+//! pause, so such a reader is polled instead of spun on.
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +24,12 @@ use ::pcsc::{Context, ReaderState, State};
 use super::context::{reader_cstring, PcscContext};
 use super::errors::map_pcsc_error;
 use crate::error::TransportError;
+
+/// Pause after a status call that returned without a change.
+const UNCHANGED_PAUSE: Duration = Duration::from_millis(20);
+
+/// The event count is 16 bits wide and wraps.
+const COUNT_MASK: u32 = 0xFFFF;
 
 /// What happened in the reader.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +54,9 @@ pub struct CardWatch {
     /// Event count of the insertion reported last, while that card is there.
     reported: Option<u32>,
     present: bool,
+    /// Event state, count and ATR of the last return, to tell a call that
+    /// returned without a change.
+    last_seen: Option<(State, u32, Vec<u8>)>,
 }
 
 impl std::fmt::Debug for CardWatch {
@@ -61,6 +79,7 @@ impl CardWatch {
             state: ReaderState::new(reader_cstring(reader)?, State::UNAWARE),
             reported: None,
             present: false,
+            last_seen: None,
         })
     }
 
@@ -89,6 +108,9 @@ impl CardWatch {
             let count = self.state.event_count();
             let atr = self.state.atr().to_vec();
             self.state.sync_current_state();
+            let seen = (event.difference(State::CHANGED), count, atr.clone());
+            let unchanged = self.last_seen.as_ref() == Some(&seen);
+            self.last_seen = Some(seen);
             if event.intersects(State::UNKNOWN | State::IGNORE | State::UNAVAILABLE) {
                 return Err(TransportError::NoReader(self.reader.clone()));
             }
@@ -103,6 +125,12 @@ impl CardWatch {
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(TransportError::Timeout);
+            }
+            if unchanged {
+                let pause = deadline.map_or(UNCHANGED_PAUSE, |d| {
+                    d.saturating_duration_since(Instant::now()).min(UNCHANGED_PAUSE)
+                });
+                std::thread::sleep(pause);
             }
         }
     }
@@ -127,12 +155,21 @@ fn step(
     count: u32,
 ) -> Option<Step> {
     if present {
-        if *reported == Some(count) && *was_present {
-            return None;
+        if let (Some(last), true) = (*reported, *was_present) {
+            match count.wrapping_sub(last) & COUNT_MASK {
+                0 => return None,
+                // The insertion's own step, seen after its state.
+                1 => {
+                    *reported = Some(count);
+                    return None;
+                }
+                _ => {}
+            }
         }
-        // A count not reported yet: a new card, even without an absence in
-        // between. (A reader that never counts reports 0 every time; the
-        // removal below clears `reported`, so each insertion is still seen.)
+        // A removal and an insertion since the card reported: a new card,
+        // even without an absence in between. (A reader that never counts
+        // reports 0 every time; the removal below clears `reported`, so each
+        // insertion is still seen.)
         *reported = Some(count);
         *was_present = true;
         return Some(Step::Inserted);
@@ -183,6 +220,23 @@ mod tests {
         // Removed and another card inserted before the next look: count 1 → 3.
         assert_eq!(w.see(true, 3), Some(Step::Inserted));
         assert_eq!(w.see(true, 3), None);
+    }
+
+    #[test]
+    fn the_count_step_of_an_insertion_seen_late_is_the_same_card() {
+        let mut w = watch();
+        assert_eq!(w.see(false, 4), None);
+        // pcscd publishes the present state, then increments the count.
+        assert_eq!(w.see(true, 4), Some(Step::Inserted));
+        assert_eq!(w.see(true, 5), None);
+        assert_eq!(w.see(true, 5), None);
+        // A swap from there is still two steps: a new card.
+        assert_eq!(w.see(true, 7), Some(Step::Inserted));
+        // The same across the 16-bit wrap.
+        let mut w = watch();
+        assert_eq!(w.see(true, 0xFFFF), Some(Step::Inserted));
+        assert_eq!(w.see(true, 0), None);
+        assert_eq!(w.see(true, 2), Some(Step::Inserted));
     }
 
     #[test]
