@@ -914,3 +914,182 @@ fn readers_that_vanish_with_the_service_come_back_to_work_when_it_returns() {
     );
     verify_journal(&paths.journal);
 }
+
+/// Whether a held command reaches the fob before the station dies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Crash {
+    /// The fob never executes the command.
+    Before,
+    /// The fob executes it; its response never reaches the station.
+    After,
+}
+
+/// The state of a held command: reached, then released by the test.
+#[derive(Default)]
+struct Hold {
+    reached: bool,
+    released: bool,
+}
+
+type HoldGate = Arc<(Mutex<Hold>, std::sync::Condvar)>;
+
+/// A good fob that records the INS of each command and holds command number
+/// `at` (from 0) without answering until the test releases it, so the test
+/// can kill the station at that exact point of the session.
+fn held_fob(
+    uid: &Uid,
+    at: Option<(usize, Crash)>,
+) -> (
+    impl kf_transport::VirtualCard + Send + 'static,
+    Arc<Mutex<Vec<u8>>>,
+    HoldGate,
+) {
+    let ins: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let hold: HoldGate = Arc::default();
+    let (seen, gate) = (ins.clone(), hold.clone());
+    let fob =
+        kf_transport::Intercepted::new(good_fob(uid), move |fob: &mut VirtualFob, apdu: &[u8]| {
+            let n = {
+                let mut seen = seen.lock().unwrap();
+                seen.push(apdu.get(1).copied().unwrap_or(0));
+                seen.len() - 1
+            };
+            let Some((_, crash)) = at.filter(|(at, _)| *at == n) else {
+                return fob.process_apdu(apdu);
+            };
+            let response = match crash {
+                Crash::After => fob.process_apdu(apdu),
+                Crash::Before => vec![0x6F, 0x00],
+            };
+            let (state, cv) = &*gate;
+            state.lock().unwrap().reached = true;
+            cv.notify_all();
+            drop(
+                cv.wait_while(state.lock().unwrap(), |h| !h.released)
+                    .unwrap(),
+            );
+            response
+        });
+    (fob, ins, hold)
+}
+
+/// Waits until the held command arrived (and, for [`Crash::After`], ran).
+fn wait_reached(hold: &HoldGate) {
+    let (state, cv) = &**hold;
+    let (guard, timeout) = cv
+        .wait_timeout_while(state.lock().unwrap(), STEP, |h| !h.reached)
+        .unwrap();
+    assert!(
+        !timeout.timed_out() && guard.reached,
+        "the station never sent the command to crash at"
+    );
+}
+
+fn release(hold: &HoldGate) {
+    hold.0.lock().unwrap().released = true;
+    hold.1.notify_all();
+}
+
+/// The station dies (SIGKILL: power loss, a killed process) at a command of
+/// each kind in the session, before the fob sees it or right after the fob
+/// executed it, and `run` is started again on the same journal with the fob
+/// still on the reader. The restart records exactly one interrupted outcome
+/// for the fob once its "started" record was due (right before the first
+/// STORE DATA), none before, says so on stderr, and then gives the fob a
+/// definite outcome of its own: PASS while the fob can still take its
+/// content, FAIL with "set it aside" once it cannot; the journal verifies.
+#[test]
+fn run_killed_at_each_stage_closes_the_fob_as_interrupted_on_restart() {
+    let stack = VpcdStack::start().expect("pcscd + vpcd");
+    let reader = stack.reader_name(0);
+    let context = PcscContext::establish().unwrap();
+
+    // One full session, to learn its commands.
+    let reference = Uid::new(&[0x04, 0x4B, 0x49, 0x4C, 0, 0, 0, 0, 0, 0]).unwrap();
+    let journal = stack.dir().join("reference.db");
+    let audit_file = stack.dir().join("reference.jsonl");
+    let mut station = Station::spawn(&reader, &journal, &audit_file);
+    let (fob, ins, _) = held_fob(&reference, None);
+    let bridge = stack.insert(fob, STEP).unwrap();
+    station.expect_result("PASS", &reference);
+    bridge.stop_and_join().unwrap();
+    context.wait_for_removal(&reader, Some(STEP)).unwrap();
+    station.interrupt_expecting(0);
+    let ins = ins.lock().unwrap().clone();
+    let first_store = ins.iter().position(|&i| i == STORE_DATA).unwrap();
+    let last_store = ins.iter().rposition(|&i| i == STORE_DATA).unwrap();
+
+    // Crash points: the first command of each kind, the last STORE DATA, and
+    // after execution the last STORE DATA and the session's last command.
+    let mut points: Vec<(usize, Crash)> = Vec::new();
+    for (n, i) in ins.iter().enumerate() {
+        if ins[..n].iter().all(|seen| seen != i) {
+            points.push((n, Crash::Before));
+        }
+    }
+    points.push((last_store, Crash::Before));
+    points.push((last_store, Crash::After));
+    points.push((ins.len() - 1, Crash::After));
+
+    for (k, &(n, crash)) in points.iter().enumerate() {
+        let what = format!("crash {crash:?} command {n} (INS {:02X})", ins[n]);
+        let uid = Uid::new(&[0x04, 0x4B, 0x49, 0x4C, 0, 0, 0, 0, 1, k as u8]).unwrap();
+        let journal = stack.dir().join(format!("crash-{k}.db"));
+        let audit_file = stack.dir().join(format!("crash-{k}.jsonl"));
+        let mut station = Station::spawn(&reader, &journal, &audit_file);
+        station.expect(false, "the `present a fob` prompt", |l| {
+            l.contains("present a fob")
+        });
+        let (fob, _, hold) = held_fob(&uid, Some((n, crash)));
+        let bridge = stack.insert(fob, STEP).unwrap();
+        wait_reached(&hold);
+        station.child.kill().unwrap();
+        station.child.wait().unwrap();
+        release(&hold);
+
+        // The restart finds the fob still on the reader.
+        let mut station = Station::spawn(&reader, &journal, &audit_file);
+        let interrupted_line = "journal: 1 personalization(s) interrupted";
+        let outcome = station.expect(true, &format!("{what}: an outcome"), |l| {
+            l.starts_with(&format!("PASS  {}  ", hex_uid(&uid)))
+                || l.starts_with(&format!("FAIL  {}  ", hex_uid(&uid)))
+        });
+        bridge.stop_and_join().unwrap();
+        context.wait_for_removal(&reader, Some(STEP)).unwrap();
+        let code = if outcome.starts_with("PASS") { 0 } else { 1 };
+        station.interrupt_expecting(code);
+        let (_, stderr) = station.output();
+        let records = journal_records(&journal);
+        let interrupted: Vec<&Value> = records
+            .iter()
+            .filter(|r| r["kind"] == "outcome" && r["body"]["failure_reason"] == INTERRUPTED)
+            .collect();
+        if n >= first_store {
+            assert_eq!(interrupted.len(), 1, "{what}");
+            assert_eq!(interrupted[0]["body"]["fob_uid"], hex_uid(&uid), "{what}");
+            assert!(stderr.contains(interrupted_line), "{what}: {stderr}");
+        } else {
+            assert!(interrupted.is_empty(), "{what}");
+            assert!(!stderr.contains(interrupted_line), "{what}: {stderr}");
+        }
+        // Until the last STORE DATA has run, the fob takes its content
+        // again; from then on it refuses it, and the operator is told to set
+        // it aside, never shown a PASS.
+        if n < last_store || (n == last_store && crash == Crash::Before) {
+            assert!(outcome.starts_with("PASS"), "{what}: {outcome}");
+        } else {
+            assert!(outcome.starts_with("FAIL"), "{what}: {outcome}");
+            assert!(
+                outcome.contains("set it aside for a check"),
+                "{what}: {outcome}"
+            );
+        }
+        verify_journal(&journal);
+        eprintln!("{what}: restart gave `{outcome}`");
+    }
+}
+
+/// The failure reason of a personalization the station was stopped in
+/// (`kf-station`'s `journal::INTERRUPTED_REASON`).
+const INTERRUPTED: &str =
+    "station stopped during personalization; outcome unknown, re-present the fob";

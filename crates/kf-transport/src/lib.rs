@@ -58,7 +58,7 @@ pub use error::TransportError;
 pub use fault::{FaultPlan, FaultyTransport};
 pub use iso7816::{read_uid, transceive, DriverConfig, Iso7816Driver};
 pub use link::{BitRate, LinkModel, PacedCard};
-pub use loopback::{LoopbackTransport, VirtualCard};
+pub use loopback::{Intercepted, LoopbackTransport, VirtualCard};
 pub use readers::{list_readers_with_status, ReaderInfo};
 pub use trace::{ApduTrace, Direction, TraceEntry, TracingTransport};
 pub use transport::{Layer, RawApdu, Sensitivity, Transport, EXTENDED_APDU_MAX, SHORT_APDU_MAX};

@@ -367,18 +367,7 @@ impl<C: VirtualCard> PacedCard<C> {
 }
 
 impl<C: VirtualCard> VirtualCard for PacedCard<C> {
-    fn power_on(&mut self) -> Vec<u8> {
-        self.card.power_on()
-    }
-    fn power_off(&mut self) {
-        self.card.power_off()
-    }
-    fn reset(&mut self) -> Vec<u8> {
-        self.card.reset()
-    }
-    fn atr(&self) -> Vec<u8> {
-        self.card.atr()
-    }
+    crate::loopback::card_power_and_atr!();
     fn process_apdu(&mut self, apdu: &[u8]) -> Vec<u8> {
         let arrived = Instant::now();
         let response = self.card.process_apdu(apdu);

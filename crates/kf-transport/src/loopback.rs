@@ -51,6 +51,61 @@ macro_rules! forward_virtual_card {
 
 forward_virtual_card!(Box<C>, &mut C);
 
+/// A card whose commands go through `on_apdu` (given the card and the
+/// command, it returns the response): for tests and benches that watch,
+/// alter or hold a session's commands. Power, reset and ATR go to the card.
+pub struct Intercepted<C, F> {
+    card: C,
+    on_apdu: F,
+}
+
+impl<C, F> Intercepted<C, F>
+where
+    C: VirtualCard,
+    F: FnMut(&mut C, &[u8]) -> Vec<u8>,
+{
+    /// `card`, its commands handled by `on_apdu`.
+    pub fn new(card: C, on_apdu: F) -> Self {
+        Self { card, on_apdu }
+    }
+
+    /// The card.
+    pub fn card(&self) -> &C {
+        &self.card
+    }
+}
+
+/// The [`VirtualCard`] methods a wrapper hands to its `card` field as they
+/// are: all but `process_apdu`.
+macro_rules! card_power_and_atr {
+    () => {
+        fn power_on(&mut self) -> Vec<u8> {
+            self.card.power_on()
+        }
+        fn power_off(&mut self) {
+            self.card.power_off()
+        }
+        fn reset(&mut self) -> Vec<u8> {
+            self.card.reset()
+        }
+        fn atr(&self) -> Vec<u8> {
+            self.card.atr()
+        }
+    };
+}
+pub(crate) use card_power_and_atr;
+
+impl<C, F> VirtualCard for Intercepted<C, F>
+where
+    C: VirtualCard,
+    F: FnMut(&mut C, &[u8]) -> Vec<u8>,
+{
+    card_power_and_atr!();
+    fn process_apdu(&mut self, apdu: &[u8]) -> Vec<u8> {
+        (self.on_apdu)(&mut self.card, apdu)
+    }
+}
+
 /// A [`Transport`] that calls a [`VirtualCard`] directly.
 #[derive(Debug)]
 pub struct LoopbackTransport<C> {

@@ -128,7 +128,8 @@ impl CardWatch {
             }
             if unchanged {
                 let pause = deadline.map_or(UNCHANGED_PAUSE, |d| {
-                    d.saturating_duration_since(Instant::now()).min(UNCHANGED_PAUSE)
+                    d.saturating_duration_since(Instant::now())
+                        .min(UNCHANGED_PAUSE)
                 });
                 std::thread::sleep(pause);
             }
