@@ -22,6 +22,8 @@ fi
 # cargo-fuzz passes -Z flags (the sanitizer); the stable toolchain accepts them
 # with RUSTC_BOOTSTRAP=1, for this build only.
 export RUSTC_BOOTSTRAP=1
+# An instrumented build of its own: without the clippy wrapper scripts/test.sh sets.
+unset RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
 scripts/fuzz-seeds.sh >/dev/null
 cd fuzz
 cargo fuzz build "${dir_args[@]}" --sanitizer "$sanitizer"

@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-deps.sh --windows >&2
 target_dir="${WIN_TARGET_DIR:-target/win-gnu}"
+# Built by another compiler: without the clippy wrapper scripts/test.sh sets.
+unset RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
 (
   export PATH=/usr/bin:$PATH RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
   export CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_STRIP=symbols

@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-deps.sh --windows
+# Another compiler: without the clippy wrapper scripts/test.sh sets.
+unset RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
 export PATH=/usr/bin:$PATH RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
 exec /usr/bin/cargo check --workspace --target x86_64-pc-windows-gnu \
   -Zbuild-std=std,panic_abort --target-dir "${WIN_TARGET_DIR:-target/win-gnu}" "$@"
