@@ -7,7 +7,7 @@ use crate::consts::{AppUsage, BiometricProtection, PinFormat, PostOperation, Pro
 use crate::crypto::SessionKey;
 use crate::pin::PinPolicy;
 use crate::secret::Secret;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 const RECORD_VERSION: u8 = 1;
 
@@ -312,9 +312,105 @@ impl<T> Table<T> {
             .map(|(_, v)| v)
     }
 
+    /// Removes the objects above `handle` that `select` accepts (see [`Table::after`]).
+    pub fn remove_after(&mut self, handle: u32, select: impl Fn(&T) -> bool) {
+        let gone: Vec<u32> = self
+            .map
+            .range((
+                std::ops::Bound::Excluded(handle),
+                std::ops::Bound::Unbounded,
+            ))
+            .filter(|(_, v)| select(v))
+            .map(|(h, _)| *h)
+            .collect();
+        for h in gone {
+            self.remove(&h);
+        }
+    }
+
     /// The changed handles since the last call, clearing the set.
     fn take_dirty(&mut self) -> BTreeSet<u32> {
         std::mem::take(&mut self.dirty)
+    }
+}
+
+/// The sessions [`Table`] with the two facts createProvisioningSession needs on every call
+/// kept alongside it: which sessions are open (the open-session limit, the expiry sweep) and
+/// which ClientSessionIDs are taken, so neither visits every session of a large store. Every
+/// change goes through a method here that keeps them right; a session's open state is only
+/// reachable through [`Sessions::open_state_mut`], which cannot close it.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    table: Table<Session>,
+    open: BTreeSet<u32>,
+    client_ids: HashMap<String, u32>,
+}
+
+impl std::ops::Deref for Sessions {
+    type Target = BTreeMap<u32, Session>;
+    fn deref(&self) -> &Self::Target {
+        &self.table.map
+    }
+}
+
+impl Sessions {
+    /// Inserts or replaces a session under its handle; marks it changed.
+    pub fn insert(&mut self, session: Session) {
+        let handle = session.handle;
+        self.forget(handle);
+        if session.is_open() {
+            self.open.insert(handle);
+        }
+        self.client_ids
+            .insert(session.client_session_id.clone(), handle);
+        self.table.insert(handle, session);
+    }
+
+    /// Removes a session; marks it changed (its record is deleted).
+    pub fn remove(&mut self, handle: &u32) -> Option<Session> {
+        self.forget(*handle);
+        self.table.remove(handle)
+    }
+
+    fn forget(&mut self, handle: u32) {
+        self.open.remove(&handle);
+        if let Some(s) = self.table.get(&handle) {
+            if self.client_ids.get(&s.client_session_id) == Some(&handle) {
+                self.client_ids.remove(&s.client_session_id);
+            }
+        }
+    }
+
+    /// The open state of session `handle`, if it is open; marks it changed.
+    pub fn open_state_mut(&mut self, handle: &u32) -> Option<&mut OpenState> {
+        if !self.open.contains(handle) {
+            return None;
+        }
+        self.table.get_mut(handle)?.open_state_mut()
+    }
+
+    /// Closes session `handle` (dropping its open state, which zeroizes the SessionKey).
+    pub fn close(&mut self, handle: &u32) {
+        if self.open.remove(handle) {
+            if let Some(s) = self.table.get_mut(handle) {
+                s.state = SessionState::Closed;
+            }
+        }
+    }
+
+    /// How many sessions are open.
+    pub fn open_count(&self) -> usize {
+        self.open.len()
+    }
+
+    /// The handles of the open sessions, in order.
+    pub fn open_handles(&self) -> impl Iterator<Item = u32> + '_ {
+        self.open.iter().copied()
+    }
+
+    /// True if a session with this ClientSessionID exists.
+    pub fn has_client_session_id(&self, id: &str) -> bool {
+        self.client_ids.contains_key(id)
     }
 }
 
@@ -326,7 +422,7 @@ pub struct State {
     /// The `next_handle` value last written to storage.
     stored_next_handle: u32,
     /// Sessions.
-    pub sessions: Table<Session>,
+    pub sessions: Sessions,
     /// PUK policies.
     pub puks: Table<PukPolicy>,
     /// PIN policies.
@@ -546,7 +642,12 @@ impl State {
             out.push(((kind::META, 0), Some(encode_meta(self.next_handle))));
             self.stored_next_handle = self.next_handle;
         }
-        table_changes(&mut self.sessions, kind::SESSION, encode_session, &mut out)?;
+        table_changes(
+            &mut self.sessions.table,
+            kind::SESSION,
+            encode_session,
+            &mut out,
+        )?;
         table_changes(&mut self.puks, kind::PUK, |p| Ok(encode_puk(p)), &mut out)?;
         table_changes(&mut self.pins, kind::PIN, |p| Ok(encode_pin(p)), &mut out)?;
         for h in &self.keys.dirty {
@@ -579,7 +680,7 @@ impl State {
                 kind::SESSION => {
                     check_version(&mut r)?;
                     let s = decode_session(&mut r)?;
-                    st.sessions.insert(s.handle, s);
+                    st.sessions.insert(s);
                 }
                 kind::PUK => {
                     check_version(&mut r)?;
@@ -632,7 +733,7 @@ impl State {
         }
         // What was just loaded is what storage holds.
         st.stored_next_handle = st.next_handle;
-        st.sessions.take_dirty();
+        st.sessions.table.take_dirty();
         st.puks.take_dirty();
         st.pins.take_dirty();
         st.keys.take_dirty();
@@ -785,4 +886,77 @@ fn decode_key(r: &mut Reader<'_>) -> Result<KeyEntry, DecodeError> {
         extensions,
         key_backup,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn session(handle: u32, id: &str, open: bool) -> Session {
+        Session {
+            handle,
+            privacy_enabled: false,
+            client_session_id: id.to_owned(),
+            server_session_id: "S".to_owned(),
+            issuer_uri: "https://issuer.example.com".to_owned(),
+            key_management_key: Vec::new(),
+            client_time: 0,
+            session_life_time: 3600,
+            state: if open {
+                SessionState::Open(OpenState {
+                    session_key: SessionKey::from_bytes(&[7; 32]).unwrap(),
+                    mac_counter: 0,
+                    key_ops_left: 10,
+                    opened_at: 0,
+                    post_ops: Vec::new(),
+                })
+            } else {
+                SessionState::Closed
+            },
+        }
+    }
+
+    /// The open set and the ClientSessionID index agree with a walk over the sessions.
+    fn assert_indexed(s: &Sessions) {
+        let open: Vec<u32> = s
+            .values()
+            .filter(|x| x.is_open())
+            .map(|x| x.handle)
+            .collect();
+        assert_eq!(s.open_handles().collect::<Vec<_>>(), open);
+        assert_eq!(s.open_count(), open.len());
+        assert_eq!(s.client_ids.len(), s.len());
+        for x in s.values() {
+            assert!(s.has_client_session_id(&x.client_session_id));
+        }
+    }
+
+    #[test]
+    fn session_index_follows_every_change_and_a_reload() {
+        let mut st = State::default();
+        st.sessions.insert(session(1, "C1", true));
+        st.sessions.insert(session(2, "C2", false));
+        st.sessions.insert(session(3, "C3", true));
+        assert_indexed(&st.sessions);
+        assert_eq!(st.sessions.open_count(), 2);
+
+        st.sessions.close(&1);
+        assert!(st.sessions.open_state_mut(&1).is_none());
+        assert!(st.sessions.open_state_mut(&3).is_some());
+        st.sessions.remove(&2);
+        assert!(!st.sessions.has_client_session_id("C2"));
+        // A replaced session takes its new state and ID.
+        st.sessions.insert(session(3, "C3b", false));
+        assert!(!st.sessions.has_client_session_id("C3"));
+        assert_indexed(&st.sessions);
+        assert_eq!(st.sessions.open_count(), 0);
+
+        st.sessions.insert(session(4, "C4", true));
+        let records = st.to_records().unwrap();
+        let loaded = State::from_records(records.iter()).unwrap();
+        assert_indexed(&loaded.sessions);
+        assert_eq!(loaded.sessions.open_handles().collect::<Vec<_>>(), vec![4]);
+        assert!(loaded.sessions.has_client_session_id("C1"));
+    }
 }
