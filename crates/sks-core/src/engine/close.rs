@@ -119,7 +119,7 @@ impl Core {
                 .map_err(|_| err(ErrorCode::Crypto, "Malformed certificate"))?;
             let public =
                 PublicKey::from_spki(&spki).map_err(|_| option("Unsupported certificate key"))?;
-            let private = PrivateKey::from_pkcs8(k.private_key.expose())
+            let private = PrivateKey::from_stored_pkcs8(k.private_key.expose())
                 .map_err(|_| err(ErrorCode::Internal, "Stored private key unreadable"))?;
             if private.public_key() != public {
                 let msg = match (private.public_key().is_rsa(), public.is_rsa()) {
