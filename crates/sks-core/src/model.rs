@@ -230,14 +230,54 @@ impl KeyEntry {
     }
 }
 
+/// What a [`Table`] files its objects under besides their handle: the provisioning session
+/// that owns them, so the objects of one session are found without a walk over the table.
+pub trait Owned {
+    /// The owning session's handle (a session is filed under its own handle).
+    fn owner(&self) -> u32;
+}
+
+/// An object whose ownership closeProvisioningSession can hand to another session (byte
+/// layouts §8.7).
+pub trait Transferable: Owned {
+    /// Sets the owning session.
+    fn set_owner(&mut self, owner: u32);
+}
+
+macro_rules! owned_by_session_field {
+    ($($t:ty),*) => {$(
+        impl Owned for $t {
+            fn owner(&self) -> u32 {
+                self.session
+            }
+        }
+        impl Transferable for $t {
+            fn set_owner(&mut self, owner: u32) {
+                self.session = owner;
+            }
+        }
+    )*};
+}
+owned_by_session_field!(KeyEntry, PinPolicyEntry, PukPolicy);
+
+impl Owned for Session {
+    fn owner(&self) -> u32 {
+        self.handle
+    }
+}
+
 /// One table of the Credential Database: objects by handle, plus the handles changed since
-/// the last [`State::take_changes`]. Reads go through `Deref` to the map; every way to change
-/// an object is a method here that records its handle, so a call writes only the records it
-/// changed (there is no `DerefMut`: a mutation that bypasses the tracking does not compile).
+/// the last [`State::take_changes`] and an index of the objects by owning session. Reads go
+/// through `Deref` to the map; every way to change an object is a method here that records
+/// its handle, so a call writes only the records it changed (there is no `DerefMut`: a
+/// mutation that bypasses the tracking does not compile). The owner changes only through
+/// [`Table::transfer`].
 #[derive(Debug)]
 pub struct Table<T> {
     map: BTreeMap<u32, T>,
     dirty: BTreeSet<u32>,
+    /// (owner, handle) of every object.
+    by_owner: BTreeSet<(u32, u32)>,
 }
 
 impl<T> Default for Table<T> {
@@ -245,6 +285,7 @@ impl<T> Default for Table<T> {
         Self {
             map: BTreeMap::new(),
             dirty: BTreeSet::new(),
+            by_owner: BTreeSet::new(),
         }
     }
 }
@@ -256,7 +297,7 @@ impl<T> std::ops::Deref for Table<T> {
     }
 }
 
-impl<T> Table<T> {
+impl<T: Owned> Table<T> {
     /// Mutable access to one object; marks it changed.
     pub fn get_mut(&mut self, handle: &u32) -> Option<&mut T> {
         let v = self.map.get_mut(handle)?;
@@ -267,36 +308,33 @@ impl<T> Table<T> {
     /// Inserts or replaces an object; marks it changed.
     pub fn insert(&mut self, handle: u32, value: T) -> Option<T> {
         self.dirty.insert(handle);
-        self.map.insert(handle, value)
+        let owner = value.owner();
+        let old = self.map.insert(handle, value);
+        if let Some(o) = &old {
+            self.by_owner.remove(&(o.owner(), handle));
+        }
+        self.by_owner.insert((owner, handle));
+        old
     }
 
     /// Removes an object; marks it changed (its record is deleted).
     pub fn remove(&mut self, handle: &u32) -> Option<T> {
         let v = self.map.remove(handle)?;
         self.dirty.insert(*handle);
+        self.by_owner.remove(&(v.owner(), *handle));
         Some(v)
     }
 
-    /// Keeps the objects `keep` accepts; marks the removed ones.
-    pub fn retain(&mut self, mut keep: impl FnMut(&u32, &T) -> bool) {
-        let dirty = &mut self.dirty;
-        self.map.retain(|h, v| {
-            let kept = keep(h, v);
-            if !kept {
-                dirty.insert(*h);
-            }
-            kept
-        });
+    /// The objects of session `owner`, in handle order.
+    pub fn owned_by(&self, owner: u32) -> impl Iterator<Item = &T> {
+        self.handles_owned_by(owner)
+            .filter_map(|h| self.map.get(&h))
     }
 
-    /// Applies `f` to every object `select` accepts; marks those.
-    pub fn update_where(&mut self, select: impl Fn(&T) -> bool, mut f: impl FnMut(&mut T)) {
-        for (h, v) in &mut self.map {
-            if select(v) {
-                self.dirty.insert(*h);
-                f(v);
-            }
-        }
+    fn handles_owned_by(&self, owner: u32) -> impl Iterator<Item = u32> + '_ {
+        self.by_owner
+            .range((owner, 0)..=(owner, u32::MAX))
+            .map(|(_, h)| *h)
     }
 
     /// The objects with a handle above `handle`. Handles are handed out in increasing order and
@@ -312,17 +350,9 @@ impl<T> Table<T> {
             .map(|(_, v)| v)
     }
 
-    /// Removes the objects above `handle` that `select` accepts (see [`Table::after`]).
-    pub fn remove_after(&mut self, handle: u32, select: impl Fn(&T) -> bool) {
-        let gone: Vec<u32> = self
-            .map
-            .range((
-                std::ops::Bound::Excluded(handle),
-                std::ops::Bound::Unbounded,
-            ))
-            .filter(|(_, v)| select(v))
-            .map(|(h, _)| *h)
-            .collect();
+    /// Removes every object of session `owner`; marks those.
+    pub fn remove_owned_by(&mut self, owner: u32) {
+        let gone: Vec<u32> = self.handles_owned_by(owner).collect();
         for h in gone {
             self.remove(&h);
         }
@@ -330,7 +360,28 @@ impl<T> Table<T> {
 
     /// The changed handles since the last call, clearing the set.
     fn take_dirty(&mut self) -> BTreeSet<u32> {
+        // Every changed object is still filed under its owner (no owner changed behind
+        // `transfer`'s back through `get_mut`).
+        debug_assert!(self.dirty.iter().all(|h| self
+            .map
+            .get(h)
+            .is_none_or(|v| self.by_owner.contains(&(v.owner(), *h)))));
         std::mem::take(&mut self.dirty)
+    }
+}
+
+impl<T: Transferable> Table<T> {
+    /// Hands every object of session `from` to session `to`; marks those.
+    pub fn transfer(&mut self, from: u32, to: u32) {
+        let moved: Vec<u32> = self.handles_owned_by(from).collect();
+        for h in moved {
+            if let Some(v) = self.map.get_mut(&h) {
+                v.set_owner(to);
+                self.dirty.insert(h);
+                self.by_owner.remove(&(from, h));
+                self.by_owner.insert((to, h));
+            }
+        }
     }
 }
 
@@ -597,7 +648,7 @@ fn encode_pin(p: &PinPolicyEntry) -> Secret {
 
 /// The record changes of one table: the current encoding of each changed object that still
 /// exists, a delete for each one that is gone.
-fn table_changes<T>(
+fn table_changes<T: Owned>(
     table: &mut Table<T>,
     record_kind: u8,
     encode: impl Fn(&T) -> Result<Secret, DecodeError>,
@@ -930,6 +981,45 @@ mod tests {
         for x in s.values() {
             assert!(s.has_client_session_id(&x.client_session_id));
         }
+    }
+
+    fn puk(handle: u32, session: u32) -> PukPolicy {
+        PukPolicy {
+            handle,
+            session,
+            id: format!("PUK.{handle}"),
+            value: Secret::from_slice(b"1234"),
+            format: PinFormat::try_from(0).unwrap(),
+            retry_limit: 3,
+            error_count: 0,
+        }
+    }
+
+    fn owned(t: &Table<PukPolicy>, owner: u32) -> Vec<u32> {
+        t.owned_by(owner).map(|p| p.handle).collect()
+    }
+
+    #[test]
+    fn owner_index_follows_every_change_and_a_reload() {
+        let mut st = State::default();
+        for (h, s) in [(2, 1), (3, 1), (5, 4), (6, 4), (8, 7)] {
+            st.puks.insert(h, puk(h, s));
+        }
+        st.puks.transfer(1, 7);
+        assert_eq!(owned(&st.puks, 1), Vec::<u32>::new());
+        assert_eq!(owned(&st.puks, 7), vec![2, 3, 8]);
+        assert_eq!(st.puks.get(&2).unwrap().session, 7);
+        st.puks.remove_owned_by(4);
+        assert_eq!(st.puks.keys().copied().collect::<Vec<_>>(), vec![2, 3, 8]);
+        // Replaced under the same handle with another owner.
+        st.puks.insert(3, puk(3, 9));
+        st.puks.remove(&8);
+        assert_eq!(owned(&st.puks, 7), vec![2]);
+        assert_eq!(owned(&st.puks, 9), vec![3]);
+        st.take_changes().unwrap();
+        let loaded = State::from_records(st.to_records().unwrap().iter()).unwrap();
+        assert_eq!(owned(&loaded.puks, 7), vec![2]);
+        assert_eq!(owned(&loaded.puks, 9), vec![3]);
     }
 
     #[test]

@@ -195,22 +195,13 @@ impl Core {
             }
         }
         for old in old_sessions {
-            self.state
-                .keys
-                .update_where(|k| k.session == old, |k| k.session = ph);
-            self.state
-                .pins
-                .update_where(|p| p.session == old, |p| p.session = ph);
-            self.state
-                .puks
-                .update_where(|p| p.session == old, |p| p.session = ph);
+            self.state.keys.transfer(old, ph);
+            self.state.pins.transfer(old, ph);
+            self.state.puks.transfer(old, ph);
             self.state.sessions.remove(&old);
         }
         self.state.sessions.close(&ph);
-        // Keys taken over from older sessions have smaller handles: look there only if the
-        // session created none.
-        let keys = &self.state.keys;
-        if !(keys.after(ph).any(|k| k.session == ph) || keys.values().any(|k| k.session == ph)) {
+        if self.state.keys.owned_by(ph).next().is_none() {
             self.state.sessions.remove(&ph);
         }
     }
@@ -259,7 +250,7 @@ impl Core {
             .get(&k.session)
             .map(|s| !s.is_open())
             .unwrap_or(false);
-        if closed && !self.state.keys.values().any(|o| o.session == k.session) {
+        if closed && self.state.keys.owned_by(k.session).next().is_none() {
             self.state.sessions.remove(&k.session);
         }
     }

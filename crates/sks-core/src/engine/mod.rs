@@ -270,11 +270,10 @@ impl Core {
     }
 
     /// Removes an open session and everything it created (§createProvisioningSession remarks).
-    /// An open session owns only what it created, after its handle (`Table::after`).
     pub(crate) fn abort_session(&mut self, ph: u32) {
-        self.state.keys.remove_after(ph, |k| k.session == ph);
-        self.state.pins.remove_after(ph, |p| p.session == ph);
-        self.state.puks.remove_after(ph, |p| p.session == ph);
+        self.state.keys.remove_owned_by(ph);
+        self.state.pins.remove_owned_by(ph);
+        self.state.puks.remove_owned_by(ph);
         self.state.sessions.remove(&ph);
     }
 
