@@ -7,7 +7,7 @@ use crate::consts::{AppUsage, BiometricProtection, PinFormat, PostOperation, Pro
 use crate::crypto::SessionKey;
 use crate::pin::PinPolicy;
 use crate::secret::Secret;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 const RECORD_VERSION: u8 = 1;
 
@@ -230,14 +230,54 @@ impl KeyEntry {
     }
 }
 
+/// What a [`Table`] files its objects under besides their handle: the provisioning session
+/// that owns them, so the objects of one session are found without a walk over the table.
+pub trait Owned {
+    /// The owning session's handle (a session is filed under its own handle).
+    fn owner(&self) -> u32;
+}
+
+/// An object whose ownership closeProvisioningSession can hand to another session (byte
+/// layouts §8.7).
+pub trait Transferable: Owned {
+    /// Sets the owning session.
+    fn set_owner(&mut self, owner: u32);
+}
+
+macro_rules! owned_by_session_field {
+    ($($t:ty),*) => {$(
+        impl Owned for $t {
+            fn owner(&self) -> u32 {
+                self.session
+            }
+        }
+        impl Transferable for $t {
+            fn set_owner(&mut self, owner: u32) {
+                self.session = owner;
+            }
+        }
+    )*};
+}
+owned_by_session_field!(KeyEntry, PinPolicyEntry, PukPolicy);
+
+impl Owned for Session {
+    fn owner(&self) -> u32 {
+        self.handle
+    }
+}
+
 /// One table of the Credential Database: objects by handle, plus the handles changed since
-/// the last [`State::take_changes`]. Reads go through `Deref` to the map; every way to change
-/// an object is a method here that records its handle, so a call writes only the records it
-/// changed (there is no `DerefMut`: a mutation that bypasses the tracking does not compile).
+/// the last [`State::take_changes`] and an index of the objects by owning session. Reads go
+/// through `Deref` to the map; every way to change an object is a method here that records
+/// its handle, so a call writes only the records it changed (there is no `DerefMut`: a
+/// mutation that bypasses the tracking does not compile). The owner changes only through
+/// [`Table::transfer`].
 #[derive(Debug)]
 pub struct Table<T> {
     map: BTreeMap<u32, T>,
     dirty: BTreeSet<u32>,
+    /// (owner, handle) of every object.
+    by_owner: BTreeSet<(u32, u32)>,
 }
 
 impl<T> Default for Table<T> {
@@ -245,6 +285,7 @@ impl<T> Default for Table<T> {
         Self {
             map: BTreeMap::new(),
             dirty: BTreeSet::new(),
+            by_owner: BTreeSet::new(),
         }
     }
 }
@@ -256,7 +297,7 @@ impl<T> std::ops::Deref for Table<T> {
     }
 }
 
-impl<T> Table<T> {
+impl<T: Owned> Table<T> {
     /// Mutable access to one object; marks it changed.
     pub fn get_mut(&mut self, handle: &u32) -> Option<&mut T> {
         let v = self.map.get_mut(handle)?;
@@ -267,36 +308,33 @@ impl<T> Table<T> {
     /// Inserts or replaces an object; marks it changed.
     pub fn insert(&mut self, handle: u32, value: T) -> Option<T> {
         self.dirty.insert(handle);
-        self.map.insert(handle, value)
+        let owner = value.owner();
+        let old = self.map.insert(handle, value);
+        if let Some(o) = &old {
+            self.by_owner.remove(&(o.owner(), handle));
+        }
+        self.by_owner.insert((owner, handle));
+        old
     }
 
     /// Removes an object; marks it changed (its record is deleted).
     pub fn remove(&mut self, handle: &u32) -> Option<T> {
         let v = self.map.remove(handle)?;
         self.dirty.insert(*handle);
+        self.by_owner.remove(&(v.owner(), *handle));
         Some(v)
     }
 
-    /// Keeps the objects `keep` accepts; marks the removed ones.
-    pub fn retain(&mut self, mut keep: impl FnMut(&u32, &T) -> bool) {
-        let dirty = &mut self.dirty;
-        self.map.retain(|h, v| {
-            let kept = keep(h, v);
-            if !kept {
-                dirty.insert(*h);
-            }
-            kept
-        });
+    /// The objects of session `owner`, in handle order.
+    pub fn owned_by(&self, owner: u32) -> impl Iterator<Item = &T> {
+        self.handles_owned_by(owner)
+            .filter_map(|h| self.map.get(&h))
     }
 
-    /// Applies `f` to every object `select` accepts; marks those.
-    pub fn update_where(&mut self, select: impl Fn(&T) -> bool, mut f: impl FnMut(&mut T)) {
-        for (h, v) in &mut self.map {
-            if select(v) {
-                self.dirty.insert(*h);
-                f(v);
-            }
-        }
+    fn handles_owned_by(&self, owner: u32) -> impl Iterator<Item = u32> + '_ {
+        self.by_owner
+            .range((owner, 0)..=(owner, u32::MAX))
+            .map(|(_, h)| *h)
     }
 
     /// The objects with a handle above `handle`. Handles are handed out in increasing order and
@@ -312,9 +350,118 @@ impl<T> Table<T> {
             .map(|(_, v)| v)
     }
 
+    /// Removes every object of session `owner`; marks those.
+    pub fn remove_owned_by(&mut self, owner: u32) {
+        let gone: Vec<u32> = self.handles_owned_by(owner).collect();
+        for h in gone {
+            self.remove(&h);
+        }
+    }
+
     /// The changed handles since the last call, clearing the set.
     fn take_dirty(&mut self) -> BTreeSet<u32> {
+        // Every changed object is still filed under its owner (no owner changed behind
+        // `transfer`'s back through `get_mut`).
+        debug_assert!(self.dirty.iter().all(|h| self
+            .map
+            .get(h)
+            .is_none_or(|v| self.by_owner.contains(&(v.owner(), *h)))));
         std::mem::take(&mut self.dirty)
+    }
+}
+
+impl<T: Transferable> Table<T> {
+    /// Hands every object of session `from` to session `to`; marks those.
+    pub fn transfer(&mut self, from: u32, to: u32) {
+        let moved: Vec<u32> = self.handles_owned_by(from).collect();
+        for h in moved {
+            if let Some(v) = self.map.get_mut(&h) {
+                v.set_owner(to);
+                self.dirty.insert(h);
+                self.by_owner.remove(&(from, h));
+                self.by_owner.insert((to, h));
+            }
+        }
+    }
+}
+
+/// The sessions [`Table`] with the two facts createProvisioningSession needs on every call
+/// kept alongside it: which sessions are open (the open-session limit, the expiry sweep) and
+/// which ClientSessionIDs are taken, so neither visits every session of a large store. Every
+/// change goes through a method here that keeps them right; a session's open state is only
+/// reachable through [`Sessions::open_state_mut`], which cannot close it.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    table: Table<Session>,
+    open: BTreeSet<u32>,
+    client_ids: HashMap<String, u32>,
+}
+
+impl std::ops::Deref for Sessions {
+    type Target = BTreeMap<u32, Session>;
+    fn deref(&self) -> &Self::Target {
+        &self.table.map
+    }
+}
+
+impl Sessions {
+    /// Inserts or replaces a session under its handle; marks it changed.
+    pub fn insert(&mut self, session: Session) {
+        let handle = session.handle;
+        self.forget(handle);
+        if session.is_open() {
+            self.open.insert(handle);
+        }
+        self.client_ids
+            .insert(session.client_session_id.clone(), handle);
+        self.table.insert(handle, session);
+    }
+
+    /// Removes a session; marks it changed (its record is deleted).
+    pub fn remove(&mut self, handle: &u32) -> Option<Session> {
+        self.forget(*handle);
+        self.table.remove(handle)
+    }
+
+    fn forget(&mut self, handle: u32) {
+        self.open.remove(&handle);
+        if let Some(s) = self.table.get(&handle) {
+            if self.client_ids.get(&s.client_session_id) == Some(&handle) {
+                self.client_ids.remove(&s.client_session_id);
+            }
+        }
+    }
+
+    /// The open state of session `handle`, if it is open; marks it changed.
+    pub fn open_state_mut(&mut self, handle: &u32) -> Option<&mut OpenState> {
+        if !self.open.contains(handle) {
+            return None;
+        }
+        self.table.get_mut(handle)?.open_state_mut()
+    }
+
+    /// Closes session `handle` (dropping its open state, which zeroizes the SessionKey).
+    pub fn close(&mut self, handle: &u32) {
+        if self.open.remove(handle) {
+            if let Some(s) = self.table.get_mut(handle) {
+                s.state = SessionState::Closed;
+            }
+        }
+    }
+
+    /// How many sessions are open.
+    pub fn open_count(&self) -> usize {
+        self.open.len()
+    }
+
+    /// The handles of the open sessions, in order.
+    pub fn open_handles(&self) -> impl Iterator<Item = u32> + '_ {
+        self.open.iter().copied()
+    }
+
+    /// True if a session with this ClientSessionID exists.
+    pub fn has_client_session_id(&self, id: &str) -> bool {
+        self.client_ids.contains_key(id)
     }
 }
 
@@ -326,7 +473,7 @@ pub struct State {
     /// The `next_handle` value last written to storage.
     stored_next_handle: u32,
     /// Sessions.
-    pub sessions: Table<Session>,
+    pub sessions: Sessions,
     /// PUK policies.
     pub puks: Table<PukPolicy>,
     /// PIN policies.
@@ -501,7 +648,7 @@ fn encode_pin(p: &PinPolicyEntry) -> Secret {
 
 /// The record changes of one table: the current encoding of each changed object that still
 /// exists, a delete for each one that is gone.
-fn table_changes<T>(
+fn table_changes<T: Owned>(
     table: &mut Table<T>,
     record_kind: u8,
     encode: impl Fn(&T) -> Result<Secret, DecodeError>,
@@ -546,7 +693,12 @@ impl State {
             out.push(((kind::META, 0), Some(encode_meta(self.next_handle))));
             self.stored_next_handle = self.next_handle;
         }
-        table_changes(&mut self.sessions, kind::SESSION, encode_session, &mut out)?;
+        table_changes(
+            &mut self.sessions.table,
+            kind::SESSION,
+            encode_session,
+            &mut out,
+        )?;
         table_changes(&mut self.puks, kind::PUK, |p| Ok(encode_puk(p)), &mut out)?;
         table_changes(&mut self.pins, kind::PIN, |p| Ok(encode_pin(p)), &mut out)?;
         for h in &self.keys.dirty {
@@ -579,7 +731,7 @@ impl State {
                 kind::SESSION => {
                     check_version(&mut r)?;
                     let s = decode_session(&mut r)?;
-                    st.sessions.insert(s.handle, s);
+                    st.sessions.insert(s);
                 }
                 kind::PUK => {
                     check_version(&mut r)?;
@@ -632,7 +784,7 @@ impl State {
         }
         // What was just loaded is what storage holds.
         st.stored_next_handle = st.next_handle;
-        st.sessions.take_dirty();
+        st.sessions.table.take_dirty();
         st.puks.take_dirty();
         st.pins.take_dirty();
         st.keys.take_dirty();
@@ -785,4 +937,116 @@ fn decode_key(r: &mut Reader<'_>) -> Result<KeyEntry, DecodeError> {
         extensions,
         key_backup,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn session(handle: u32, id: &str, open: bool) -> Session {
+        Session {
+            handle,
+            privacy_enabled: false,
+            client_session_id: id.to_owned(),
+            server_session_id: "S".to_owned(),
+            issuer_uri: "https://issuer.example.com".to_owned(),
+            key_management_key: Vec::new(),
+            client_time: 0,
+            session_life_time: 3600,
+            state: if open {
+                SessionState::Open(OpenState {
+                    session_key: SessionKey::from_bytes(&[7; 32]).unwrap(),
+                    mac_counter: 0,
+                    key_ops_left: 10,
+                    opened_at: 0,
+                    post_ops: Vec::new(),
+                })
+            } else {
+                SessionState::Closed
+            },
+        }
+    }
+
+    /// The open set and the ClientSessionID index agree with a walk over the sessions.
+    fn assert_indexed(s: &Sessions) {
+        let open: Vec<u32> = s
+            .values()
+            .filter(|x| x.is_open())
+            .map(|x| x.handle)
+            .collect();
+        assert_eq!(s.open_handles().collect::<Vec<_>>(), open);
+        assert_eq!(s.open_count(), open.len());
+        assert_eq!(s.client_ids.len(), s.len());
+        for x in s.values() {
+            assert!(s.has_client_session_id(&x.client_session_id));
+        }
+    }
+
+    fn puk(handle: u32, session: u32) -> PukPolicy {
+        PukPolicy {
+            handle,
+            session,
+            id: format!("PUK.{handle}"),
+            value: Secret::from_slice(b"1234"),
+            format: PinFormat::try_from(0).unwrap(),
+            retry_limit: 3,
+            error_count: 0,
+        }
+    }
+
+    fn owned(t: &Table<PukPolicy>, owner: u32) -> Vec<u32> {
+        t.owned_by(owner).map(|p| p.handle).collect()
+    }
+
+    #[test]
+    fn owner_index_follows_every_change_and_a_reload() {
+        let mut st = State::default();
+        for (h, s) in [(2, 1), (3, 1), (5, 4), (6, 4), (8, 7)] {
+            st.puks.insert(h, puk(h, s));
+        }
+        st.puks.transfer(1, 7);
+        assert_eq!(owned(&st.puks, 1), Vec::<u32>::new());
+        assert_eq!(owned(&st.puks, 7), vec![2, 3, 8]);
+        assert_eq!(st.puks.get(&2).unwrap().session, 7);
+        st.puks.remove_owned_by(4);
+        assert_eq!(st.puks.keys().copied().collect::<Vec<_>>(), vec![2, 3, 8]);
+        // Replaced under the same handle with another owner.
+        st.puks.insert(3, puk(3, 9));
+        st.puks.remove(&8);
+        assert_eq!(owned(&st.puks, 7), vec![2]);
+        assert_eq!(owned(&st.puks, 9), vec![3]);
+        st.take_changes().unwrap();
+        let loaded = State::from_records(st.to_records().unwrap().iter()).unwrap();
+        assert_eq!(owned(&loaded.puks, 7), vec![2]);
+        assert_eq!(owned(&loaded.puks, 9), vec![3]);
+    }
+
+    #[test]
+    fn session_index_follows_every_change_and_a_reload() {
+        let mut st = State::default();
+        st.sessions.insert(session(1, "C1", true));
+        st.sessions.insert(session(2, "C2", false));
+        st.sessions.insert(session(3, "C3", true));
+        assert_indexed(&st.sessions);
+        assert_eq!(st.sessions.open_count(), 2);
+
+        st.sessions.close(&1);
+        assert!(st.sessions.open_state_mut(&1).is_none());
+        assert!(st.sessions.open_state_mut(&3).is_some());
+        st.sessions.remove(&2);
+        assert!(!st.sessions.has_client_session_id("C2"));
+        // A replaced session takes its new state and ID.
+        st.sessions.insert(session(3, "C3b", false));
+        assert!(!st.sessions.has_client_session_id("C3"));
+        assert_indexed(&st.sessions);
+        assert_eq!(st.sessions.open_count(), 0);
+
+        st.sessions.insert(session(4, "C4", true));
+        let records = st.to_records().unwrap();
+        let loaded = State::from_records(records.iter()).unwrap();
+        assert_indexed(&loaded.sessions);
+        assert_eq!(loaded.sessions.open_handles().collect::<Vec<_>>(), vec![4]);
+        assert!(loaded.sessions.has_client_session_id("C1"));
+    }
 }

@@ -257,6 +257,62 @@ fn open_session_cap_gives_a_clear_error() {
     open(&mut s, &mut third);
 }
 
+/// Opens session `name`, or the error code createProvisioningSession gives.
+fn try_open(sks: &mut impl SksApi, name: &str) -> Result<(sks_issuer::Issuer, u32), ErrorCode> {
+    let mut iss = identity().session(ISSUER_URI, name);
+    let dc = device_cert(sks);
+    let out = sks
+        .create_provisioning_session(iss.create_session_request().unwrap())
+        .map_err(|e| e.code())?;
+    iss.accept_session(&out, &dc).unwrap();
+    Ok((iss, out.provisioning_handle))
+}
+
+#[test]
+fn open_session_cap_follows_every_way_a_session_ends() {
+    let now = clock();
+    let config = || Config {
+        max_open_sessions: 2,
+        session_timeout: Duration::from_secs(120),
+        ..common::config(Arc::clone(&now))
+    };
+    let mut s = Sks::initialize(MemoryStorage::new(), config()).unwrap();
+    let full = |s: &mut Sks<MemoryStorage>| {
+        assert_eq!(try_open(s, "S.over").unwrap_err(), ErrorCode::Storage);
+    };
+    let (mut a, _) = try_open(&mut s, "S.a").unwrap();
+    let (_, b) = try_open(&mut s, "S.b").unwrap();
+    full(&mut s);
+    // Closed.
+    close(&mut s, &mut a).unwrap();
+    let (_, c) = try_open(&mut s, "S.c").unwrap();
+    full(&mut s);
+    // Aborted by the issuer.
+    s.abort_provisioning_session(req::AbortProvisioningSession {
+        provisioning_handle: b,
+    })
+    .unwrap();
+    try_open(&mut s, "S.d").unwrap();
+    full(&mut s);
+    // Aborted by a failing call (an unknown key ID).
+    s.get_key_handle(req::GetKeyHandle {
+        provisioning_handle: c,
+        id: "Nothing".into(),
+    })
+    .unwrap_err();
+    try_open(&mut s, "S.e").unwrap();
+    full(&mut s);
+    // Reloaded from storage: the two open sessions still count.
+    let mut s = Sks::open(s.into_storage(), config()).unwrap();
+    full(&mut s);
+    // Expired.
+    now.fetch_add(121, Ordering::SeqCst);
+    try_open(&mut s, "S.f").unwrap();
+    try_open(&mut s, "S.g").unwrap();
+    full(&mut s);
+    assert_eq!(session_count(&mut s, true), 2);
+}
+
 #[test]
 fn abandoned_sessions_expire_and_are_purged_from_the_database() {
     let dir = tempfile::tempdir().unwrap();

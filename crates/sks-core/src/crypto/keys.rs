@@ -3,11 +3,21 @@
 //! scheme used by attestations and Target Key References (§6.4, byte layouts §3, §7).
 
 use crate::secret::Secret;
+use ecdsa::elliptic_curve::generic_array::ArrayLength;
+use ecdsa::elliptic_curve::ops::Invert;
+use ecdsa::elliptic_curve::subtle::CtOption;
+use ecdsa::elliptic_curve::{
+    self as elliptic_curve, CurveArithmetic, FieldBytesSize, PrimeCurve, Scalar,
+};
+use ecdsa::hazmat::{bits2field, DigestPrimitive, SignPrimitive};
+use ecdsa::SignatureSize;
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use rand_core::OsRng;
 use rsa::traits::PublicKeyParts;
 use rsa::{BigUint, Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
 use sha2::{Digest, Sha256};
+use std::ops::Add;
+use zeroize::Zeroizing;
 
 /// Why a key could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -184,6 +194,32 @@ impl PrivateKey {
             .map_err(|_| KeyError::Encoding)
     }
 
+    /// Parses a PKCS#8 key this SKS encoded itself ([`PrivateKey::to_pkcs8`], at createKeyEntry
+    /// or importPrivateKey). An EC key's embedded public point was derived from its scalar
+    /// when it was encoded, so it is not derived again to compare (a scalar multiplication,
+    /// as long as the signature that follows); anything else is read by
+    /// [`PrivateKey::from_pkcs8`].
+    pub fn from_stored_pkcs8(der: &[u8]) -> Result<Self, KeyError> {
+        use p256::pkcs8::{AssociatedOid, PrivateKeyInfo};
+        let info = PrivateKeyInfo::try_from(der).map_err(|_| KeyError::Encoding)?;
+        if info.algorithm.oid == elliptic_curve::ALGORITHM_OID {
+            let curve = info.algorithm.parameters_oid().ok();
+            let ec =
+                sec1::EcPrivateKey::try_from(info.private_key).map_err(|_| KeyError::Encoding)?;
+            if curve == Some(p256::NistP256::OID) {
+                return p256::SecretKey::from_slice(ec.private_key)
+                    .map(Self::P256)
+                    .map_err(|_| KeyError::Encoding);
+            }
+            if curve == Some(p384::NistP384::OID) {
+                return p384::SecretKey::from_slice(ec.private_key)
+                    .map(Self::P384)
+                    .map_err(|_| KeyError::Encoding);
+            }
+        }
+        Self::from_pkcs8(der)
+    }
+
     /// PKCS#8 DER (exportKey).
     pub fn to_pkcs8(&self) -> Result<Secret, KeyError> {
         let doc = match self {
@@ -225,6 +261,28 @@ fn field_prehash(data: &[u8], field_len: usize) -> std::borrow::Cow<'_, [u8]> {
     }
 }
 
+/// ECDSA (DER) of a prehash with the secret scalar itself: the RFC 6979 nonce and the
+/// unnormalized S of `ecdsa::SigningKey::sign_prehash`, so the same bytes, without the public
+/// key a `SigningKey` computes first (a scalar multiplication the signature does not use).
+fn ecdsa_sign_prehash<C>(
+    key: &elliptic_curve::SecretKey<C>,
+    prehash: &[u8],
+) -> Result<Vec<u8>, KeyError>
+where
+    C: PrimeCurve + CurveArithmetic + DigestPrimitive,
+    Scalar<C>: Invert<Output = CtOption<Scalar<C>>> + SignPrimitive<C>,
+    SignatureSize<C>: ArrayLength<u8>,
+    ecdsa::der::MaxSize<C>: ArrayLength<u8>,
+    <FieldBytesSize<C> as Add>::Output: Add<ecdsa::der::MaxOverhead> + ArrayLength<u8>,
+{
+    let d = Zeroizing::new(key.to_nonzero_scalar());
+    let z = bits2field::<C>(prehash).map_err(|_| KeyError::Signature)?;
+    let (sig, _) = d
+        .try_sign_prehashed_rfc6979::<C::Digest>(&z, &[])
+        .map_err(|_| KeyError::Signature)?;
+    Ok(sig.to_der().as_bytes().to_vec())
+}
+
 /// Which DigestInfo an RSA signature carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HashId {
@@ -239,20 +297,9 @@ pub enum HashId {
 impl PrivateKey {
     /// Signs already-hashed data: RSA PKCS#1 v1.5 (with the DigestInfo of `hash`) or ECDSA (DER).
     pub fn sign_prehashed(&self, data: &[u8], hash: HashId) -> Result<Vec<u8>, KeyError> {
-        use p256::ecdsa::signature::hazmat::PrehashSigner;
         match self {
-            PrivateKey::P256(k) => {
-                let sig: p256::ecdsa::Signature = p256::ecdsa::SigningKey::from(k)
-                    .sign_prehash(&field_prehash(data, 32))
-                    .map_err(|_| KeyError::Signature)?;
-                Ok(sig.to_der().as_bytes().to_vec())
-            }
-            PrivateKey::P384(k) => {
-                let sig: p384::ecdsa::Signature = p384::ecdsa::SigningKey::from(k)
-                    .sign_prehash(&field_prehash(data, 48))
-                    .map_err(|_| KeyError::Signature)?;
-                Ok(sig.to_der().as_bytes().to_vec())
-            }
+            PrivateKey::P256(k) => ecdsa_sign_prehash(k, &field_prehash(data, 32)),
+            PrivateKey::P384(k) => ecdsa_sign_prehash(k, &field_prehash(data, 48)),
             PrivateKey::Rsa(k) => {
                 let scheme = match hash {
                     HashId::Sha1 => Pkcs1v15Sign::new::<sha1::Sha1>(),
@@ -262,6 +309,77 @@ impl PrivateKey {
                 k.sign_with_rng(&mut OsRng, scheme, data)
                     .map_err(|_| KeyError::Signature)
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use p256::ecdsa::signature::hazmat::PrehashSigner;
+
+    /// What `SigningKey::sign_prehash` gives for `key` (DER).
+    fn signing_key_signature(key: &PrivateKey, data: &[u8]) -> Vec<u8> {
+        let der = match key {
+            PrivateKey::P256(k) => p256::ecdsa::SigningKey::from(k)
+                .sign_prehash(&field_prehash(data, 32))
+                .map(|s: p256::ecdsa::Signature| s.to_der().as_bytes().to_vec()),
+            PrivateKey::P384(k) => p384::ecdsa::SigningKey::from(k)
+                .sign_prehash(&field_prehash(data, 48))
+                .map(|s: p384::ecdsa::Signature| s.to_der().as_bytes().to_vec()),
+            PrivateKey::Rsa(_) => unreachable!("an EC key"),
+        };
+        der.unwrap()
+    }
+
+    /// The scalar signer gives the bytes of `SigningKey::sign_prehash`, at every data length.
+    #[test]
+    fn ecdsa_signatures_match_signing_key() {
+        for _ in 0..3 {
+            for key in [KeySpec::P256, KeySpec::P384].map(|s| PrivateKey::generate(s).unwrap()) {
+                for len in [1, 20, 32, 48, 64, 100] {
+                    let data: Vec<u8> = (0..len).map(|i| (i as u8) ^ 0x5a).collect();
+                    let ours = key.sign_prehashed(&data, HashId::None).unwrap();
+                    assert_eq!(ours, signing_key_signature(&key, &data));
+                }
+            }
+        }
+    }
+
+    /// A stored key reads back as the key that was stored.
+    #[test]
+    fn stored_pkcs8_reads_back() {
+        for spec in [
+            KeySpec::P256,
+            KeySpec::P384,
+            KeySpec::Rsa {
+                bits: 1024,
+                exponent: 65537,
+            },
+        ] {
+            let key = PrivateKey::generate(spec).unwrap();
+            let der = key.to_pkcs8().unwrap();
+            let back = PrivateKey::from_stored_pkcs8(der.expose()).unwrap();
+            assert_eq!(back.to_pkcs8().unwrap().expose(), der.expose());
+            assert_eq!(back.public_key(), key.public_key());
+        }
+        assert!(PrivateKey::from_stored_pkcs8(b"junk").is_err());
+    }
+
+    /// RFC 6979 A.2.5: P-256, SHA-256, messages "sample" and "test".
+    #[test]
+    fn ecdsa_p256_rfc6979_vectors() {
+        let x = hex::decode("c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721")
+            .unwrap();
+        let key = PrivateKey::P256(p256::SecretKey::from_slice(&x).unwrap());
+        for (msg, rs) in [
+            (&b"sample"[..], "efd48b2aacb6a8fd1140dd9cd45e81d69d2c877b56aaf991c34d0ea84eaf3716f7cb1c942d657c41d436c7a1b6e29f65f3e900dbb9aff4064dc4ab2f843acda8"),
+            (&b"test"[..], "f1abb023518351cd71d881567b1ea663ed3efcf6c5132b354f28d3b0b7d38367019f4113742a2b14bd25926b49c649155f267e60d3814b4c0cc84250e46f0083"),
+        ] {
+            let der = key.sign_sha256(msg).unwrap();
+            let sig = p256::ecdsa::Signature::from_der(&der).unwrap();
+            assert_eq!(hex::encode(sig.to_bytes()), rs);
         }
     }
 }

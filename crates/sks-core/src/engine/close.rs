@@ -8,7 +8,7 @@ use crate::consts::{algorithm_class, AlgClass, PostOperation, ALG_NONE};
 use crate::crypto::keys::{PrivateKey, PublicKey};
 use crate::error::{err, ErrorCode, SksError, SksResult};
 use crate::layout;
-use crate::model::{KeyEntry, PostOp, SessionState};
+use crate::model::{KeyEntry, PostOp};
 use std::collections::BTreeSet;
 
 fn option(msg: impl Into<String>) -> SksError {
@@ -57,7 +57,7 @@ impl Core {
                 return Err(option("\"Nonce\" must be 1-32 bytes"));
             }
             let mac_input = {
-                let s = c.session_mut(ph)?;
+                let s = c.session(ph)?;
                 layout::close_provisioning_session(
                     &a,
                     &s.client_session_id,
@@ -119,7 +119,7 @@ impl Core {
                 .map_err(|_| err(ErrorCode::Crypto, "Malformed certificate"))?;
             let public =
                 PublicKey::from_spki(&spki).map_err(|_| option("Unsupported certificate key"))?;
-            let private = PrivateKey::from_pkcs8(k.private_key.expose())
+            let private = PrivateKey::from_stored_pkcs8(k.private_key.expose())
                 .map_err(|_| err(ErrorCode::Internal, "Stored private key unreadable"))?;
             if private.public_key() != public {
                 let msg = match (private.public_key().is_rsa(), public.is_rsa()) {
@@ -151,12 +151,7 @@ impl Core {
     /// Executes the queued operations and transfers ownership (byte layouts §8.7 steps 7-10).
     /// Contains no failure points.
     fn commit(&mut self, ph: u32) {
-        let ops: Vec<PostOp> = match self
-            .state
-            .sessions
-            .get_mut(&ph)
-            .and_then(|s| s.open_state_mut())
-        {
+        let ops: Vec<PostOp> = match self.state.sessions.open_state_mut(&ph) {
             Some(o) => std::mem::take(&mut o.post_ops),
             None => return,
         };
@@ -200,25 +195,13 @@ impl Core {
             }
         }
         for old in old_sessions {
-            self.state
-                .keys
-                .update_where(|k| k.session == old, |k| k.session = ph);
-            self.state
-                .pins
-                .update_where(|p| p.session == old, |p| p.session = ph);
-            self.state
-                .puks
-                .update_where(|p| p.session == old, |p| p.session = ph);
+            self.state.keys.transfer(old, ph);
+            self.state.pins.transfer(old, ph);
+            self.state.puks.transfer(old, ph);
             self.state.sessions.remove(&old);
         }
-        if let Some(s) = self.state.sessions.get_mut(&ph) {
-            // Dropping the open state zeroizes the SessionKey.
-            s.state = SessionState::Closed;
-        }
-        // Keys taken over from older sessions have smaller handles: look there only if the
-        // session created none.
-        let keys = &self.state.keys;
-        if !(keys.after(ph).any(|k| k.session == ph) || keys.values().any(|k| k.session == ph)) {
+        self.state.sessions.close(&ph);
+        if self.state.keys.owned_by(ph).next().is_none() {
             self.state.sessions.remove(&ph);
         }
     }
@@ -247,15 +230,16 @@ impl Core {
         let Some(k) = self.state.keys.remove(&kh) else {
             return;
         };
+        // A reference names an older object, so the referrers are after it (`Table::after`).
         if k.pin_policy != 0
             && !self
                 .state
                 .keys
-                .values()
+                .after(k.pin_policy)
                 .any(|o| o.pin_policy == k.pin_policy)
         {
             if let Some(p) = self.state.pins.remove(&k.pin_policy) {
-                if p.puk != 0 && !self.state.pins.values().any(|o| o.puk == p.puk) {
+                if p.puk != 0 && !self.state.pins.after(p.puk).any(|o| o.puk == p.puk) {
                     self.state.puks.remove(&p.puk);
                 }
             }
@@ -266,7 +250,7 @@ impl Core {
             .get(&k.session)
             .map(|s| !s.is_open())
             .unwrap_or(false);
-        if closed && !self.state.keys.values().any(|o| o.session == k.session) {
+        if closed && self.state.keys.owned_by(k.session).next().is_none() {
             self.state.sessions.remove(&k.session);
         }
     }

@@ -161,17 +161,17 @@ impl Core {
         }
         self.swept_at = Some(now);
         let timeout = self.config.session_timeout.as_secs();
-        let expired: Vec<u32> = self
-            .state
-            .sessions
-            .values()
-            .filter(|s| {
-                s.open_state().is_some_and(|o| {
-                    let life = u64::from(s.session_life_time).min(timeout);
-                    now > o.opened_at.saturating_add(life)
+        let sessions = &self.state.sessions;
+        let expired: Vec<u32> = sessions
+            .open_handles()
+            .filter(|h| {
+                sessions.get(h).is_some_and(|s| {
+                    s.open_state().is_some_and(|o| {
+                        let life = u64::from(s.session_life_time).min(timeout);
+                        now > o.opened_at.saturating_add(life)
+                    })
                 })
             })
-            .map(|s| s.handle)
             .collect();
         for h in expired {
             self.abort_session(h);
@@ -212,8 +212,8 @@ impl Core {
         }
     }
 
-    pub(crate) fn session_mut(&mut self, ph: u32) -> SksResult<&mut Session> {
-        self.state.sessions.get_mut(&ph).ok_or_else(|| {
+    pub(crate) fn session(&self, ph: u32) -> SksResult<&Session> {
+        self.state.sessions.get(&ph).ok_or_else(|| {
             err(
                 ErrorCode::NoSession,
                 format!("No provisioning session {ph}"),
@@ -223,16 +223,12 @@ impl Core {
 
     /// The open state of session `ph` (ERROR_NO_SESSION if it is not open).
     pub(crate) fn open_state_mut(&mut self, ph: u32) -> SksResult<&mut OpenState> {
-        self.state
-            .sessions
-            .get_mut(&ph)
-            .and_then(Session::open_state_mut)
-            .ok_or_else(|| {
-                err(
-                    ErrorCode::NoSession,
-                    format!("No open provisioning session {ph}"),
-                )
-            })
+        self.state.sessions.open_state_mut(&ph).ok_or_else(|| {
+            err(
+                ErrorCode::NoSession,
+                format!("No open provisioning session {ph}"),
+            )
+        })
     }
 
     /// Key `kh` if its session is open (`open` true) or closed (`open` false); ERROR_NO_KEY
@@ -275,9 +271,9 @@ impl Core {
 
     /// Removes an open session and everything it created (§createProvisioningSession remarks).
     pub(crate) fn abort_session(&mut self, ph: u32) {
-        self.state.keys.retain(|_, k| k.session != ph);
-        self.state.pins.retain(|_, p| p.session != ph);
-        self.state.puks.retain(|_, p| p.session != ph);
+        self.state.keys.remove_owned_by(ph);
+        self.state.pins.remove_owned_by(ph);
+        self.state.puks.remove_owned_by(ph);
         self.state.sessions.remove(&ph);
     }
 

@@ -72,10 +72,10 @@ impl Core {
         let target = call.target;
         let owner = self.target_key(target)?;
         let (owner_privacy, kmk) = {
-            let o = self.session_mut(owner)?;
+            let o = self.session(owner)?;
             (o.privacy_enabled, o.key_management_key.clone())
         };
-        let privacy = self.session_mut(ph)?.privacy_enabled;
+        let privacy = self.session(ph)?.privacy_enabled;
         if privacy != owner_privacy {
             return Err(option(
                 "Inconsistent use of the \"PrivacyEnabled\" attribute",

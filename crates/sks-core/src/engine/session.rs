@@ -63,8 +63,7 @@ impl Core {
             }
         }
         check_id_syntax(&a.server_session_id)?;
-        let open = self.state.sessions.values().filter(|s| s.is_open()).count();
-        if open >= self.config.max_open_sessions {
+        if self.state.sessions.open_count() >= self.config.max_open_sessions {
             return Err(err(
                 ErrorCode::Storage,
                 format!(
@@ -79,12 +78,7 @@ impl Core {
             for b in random_bytes(31)? {
                 id.push(char::from(ID_ALPHABET[usize::from(b & 63)]));
             }
-            if !self
-                .state
-                .sessions
-                .values()
-                .any(|s| s.client_session_id == id)
-            {
+            if !self.state.sessions.has_client_session_id(&id) {
                 break id;
             }
         };
@@ -113,26 +107,23 @@ impl Core {
 
         let handle = self.alloc_handle()?;
         let opened_at = self.now();
-        self.state.sessions.insert(
+        self.state.sessions.insert(Session {
             handle,
-            Session {
-                handle,
-                privacy_enabled: a.privacy_enabled,
-                client_session_id: client_session_id.clone(),
-                server_session_id: a.server_session_id,
-                issuer_uri: a.issuer_uri,
-                key_management_key: a.key_management_key,
-                client_time: a.client_time,
-                session_life_time: a.session_life_time,
-                state: SessionState::Open(OpenState {
-                    session_key,
-                    mac_counter: 0,
-                    key_ops_left: a.session_key_limit,
-                    opened_at,
-                    post_ops: Vec::new(),
-                }),
-            },
-        );
+            privacy_enabled: a.privacy_enabled,
+            client_session_id: client_session_id.clone(),
+            server_session_id: a.server_session_id,
+            issuer_uri: a.issuer_uri,
+            key_management_key: a.key_management_key,
+            client_time: a.client_time,
+            session_life_time: a.session_life_time,
+            state: SessionState::Open(OpenState {
+                session_key,
+                mac_counter: 0,
+                key_ops_left: a.session_key_limit,
+                opened_at,
+                post_ops: Vec::new(),
+            }),
+        });
         Ok(resp::CreateProvisioningSession {
             client_session_id,
             client_ephemeral_key,

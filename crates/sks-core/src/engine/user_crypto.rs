@@ -53,7 +53,7 @@ impl Core {
         let material = match &k.symmetric_key {
             Some(s) => Material::Symmetric(s.duplicate()),
             None => Material::Private(
-                PrivateKey::from_pkcs8(k.private_key.expose())
+                PrivateKey::from_stored_pkcs8(k.private_key.expose())
                     .map_err(|_| err(ErrorCode::Internal, "Stored private key unreadable"))?,
             ),
         };
