@@ -141,42 +141,34 @@ fn tamper_responses_for(level: u8, key_len: usize, mode: Mode) {
     }
 }
 
+/// Every protected level with AES-128 and S8 and with AES-256 and S16;
+/// level 33 with AES-192 and S8.
 #[test]
-fn tamper_command_any_bit_detected_by_card_all_protected_levels_aes128_s8() {
-    for level in PROTECTED_LEVELS {
-        tamper_commands_for(level, 16, Mode::S8);
+fn tamper_command_any_bit_detected_by_card() {
+    for (levels, key_len, mode) in [
+        (&PROTECTED_LEVELS[..], 16, Mode::S8),
+        (&PROTECTED_LEVELS[..], 32, Mode::S16),
+        (&[0x33][..], 24, Mode::S8),
+    ] {
+        for &level in levels {
+            tamper_commands_for(level, key_len, mode);
+        }
     }
 }
 
+/// The R-MAC levels with AES-128 and S8 and with AES-256 and S16; level 33
+/// with AES-192 and S16.
 #[test]
-fn tamper_command_any_bit_detected_by_card_all_protected_levels_aes256_s16() {
-    for level in PROTECTED_LEVELS {
-        tamper_commands_for(level, 32, Mode::S16);
+fn tamper_response_any_bit_detected_by_host() {
+    for (levels, key_len, mode) in [
+        (&[0x11, 0x13, 0x33][..], 16, Mode::S8),
+        (&[0x11, 0x13, 0x33][..], 32, Mode::S16),
+        (&[0x33][..], 24, Mode::S16),
+    ] {
+        for &level in levels {
+            tamper_responses_for(level, key_len, mode);
+        }
     }
-}
-
-#[test]
-fn tamper_command_any_bit_detected_by_card_level_33_aes192_s8() {
-    tamper_commands_for(0x33, 24, Mode::S8);
-}
-
-#[test]
-fn tamper_response_any_bit_detected_by_host_r_mac_levels_aes128_s8() {
-    for level in [0x11, 0x13, 0x33] {
-        tamper_responses_for(level, 16, Mode::S8);
-    }
-}
-
-#[test]
-fn tamper_response_any_bit_detected_by_host_r_mac_levels_aes256_s16() {
-    for level in [0x11, 0x13, 0x33] {
-        tamper_responses_for(level, 32, Mode::S16);
-    }
-}
-
-#[test]
-fn tamper_response_any_bit_detected_by_host_level_33_aes192_s16() {
-    tamper_responses_for(0x33, 24, Mode::S16);
 }
 
 #[test]
