@@ -119,7 +119,10 @@ fn second_issuance_is_refused() {
     // An operator re-issue lets exactly one more through.
     let mut ledger = kf_klms::ledger::Ledger::open(f.dir.path().join("ledger.db")).unwrap();
     ledger
-        .record_reissue(&hex::encode_upper(UID), "fob replaced", "test", 0)
+        .record_reissue(
+            &hex::encode_upper(UID),
+            &kf_klms::ledger::OperatorAction::new("fob replaced", "test", 0),
+        )
         .unwrap();
     c.fetch_key_package(&UID, "R1").unwrap();
     assert!(matches!(
