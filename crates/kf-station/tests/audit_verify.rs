@@ -5,36 +5,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use sha2::Digest;
+mod common;
+use common::{digest, listing, station_in};
 
 fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kf-station"))
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .env_remove("KF_JOURNAL")
-        .env_remove("KF_SOURCE")
-        .args(args)
-        .output()
-        .unwrap()
+    station_in(dir).args(args).output().unwrap()
 }
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-fn digest(path: &Path) -> Vec<u8> {
-    sha2::Sha256::digest(std::fs::read(path).unwrap()).to_vec()
-}
-
-fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 fn journal_with_three_fobs(dir: &Path) {

@@ -9,17 +9,16 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+mod common;
+use common::station_in;
+
 /// A hung command fails the test instead of hanging it.
 const LIMIT: Duration = Duration::from_secs(20);
 const BAD_INPUT: i32 = 2;
 
 /// Runs `kf-station ARGS` with `stdin` fed from `input` (when given).
 fn station(dir: &Path, args: &[&str], input: Option<Vec<u8>>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kf-station"))
-        .current_dir(dir)
-        .env_remove("KF_JOURNAL")
-        .env_remove("KF_SOURCE")
-        .env_remove("KF_SOURCE_DIR")
+    let mut child = station_in(dir)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
