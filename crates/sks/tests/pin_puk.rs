@@ -588,6 +588,16 @@ fn grouped_keys(s: &mut impl SksApi, grouping: Grouping, pins: [&str; 4]) -> Vec
     handles
 }
 
+/// A wrong PIN on key `i` of `keys`: refused, and the PIN error counts of
+/// all of them are `counts` after it.
+fn wrong_pin(s: &mut impl SksApi, keys: &[u32], i: usize, counts: [u16; 4]) {
+    assert_eq!(
+        code(sign(s, keys[i], "9999")),
+        ErrorCodeOf(ErrorCode::Authorization)
+    );
+    assert_eq!(error_counts(s, keys), counts);
+}
+
 fn error_counts(s: &mut impl SksApi, handles: &[u32]) -> Vec<u16> {
     handles
         .iter()
@@ -601,10 +611,8 @@ fn signature_plus_standard_synchronises_signature_keys_and_the_rest_separately()
     let pins = ["1111", "1111", "2222", "2222"];
     let k = grouped_keys(&mut s, Grouping::SignaturePlusStandard, pins);
     let auth = ErrorCodeOf(ErrorCode::Authorization);
-    assert_eq!(code(sign(&mut s, k[0], "9999")), auth);
-    assert_eq!(error_counts(&mut s, &k), [1, 1, 0, 0]);
-    assert_eq!(code(sign(&mut s, k[3], "9999")), auth);
-    assert_eq!(error_counts(&mut s, &k), [1, 1, 1, 1]);
+    wrong_pin(&mut s, &k, 0, [1, 1, 0, 0]);
+    wrong_pin(&mut s, &k, 3, [1, 1, 1, 1]);
     sign(&mut s, k[1], "1111").unwrap();
     assert_eq!(error_counts(&mut s, &k), [0, 0, 1, 1]);
     change_pin(&mut s, k[2], "2222", "3333").unwrap();
@@ -621,10 +629,8 @@ fn unique_grouping_synchronises_keys_of_the_same_app_usage() {
     let mut s = sks();
     let k = grouped_keys(&mut s, Grouping::Unique, ["1111", "1111", "2222", "3333"]);
     let auth = ErrorCodeOf(ErrorCode::Authorization);
-    assert_eq!(code(sign(&mut s, k[1], "9999")), auth);
-    assert_eq!(error_counts(&mut s, &k), [1, 1, 0, 0]);
-    assert_eq!(code(sign(&mut s, k[2], "9999")), auth);
-    assert_eq!(error_counts(&mut s, &k), [1, 1, 1, 0]);
+    wrong_pin(&mut s, &k, 1, [1, 1, 0, 0]);
+    wrong_pin(&mut s, &k, 2, [1, 1, 1, 0]);
     change_pin(&mut s, k[0], "1111", "5555").unwrap();
     assert_eq!(error_counts(&mut s, &k), [0, 0, 1, 0]);
     sign(&mut s, k[1], "5555").unwrap();
