@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -57,8 +57,15 @@ fn assert_refused(out: &Output, needles: &[&str]) {
 }
 
 #[cfg(unix)]
-fn mkfifo(path: &Path) {
-    assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
+/// Makes the FIFO `dir/name`.
+fn mkfifo(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    assert!(Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .unwrap()
+        .success());
+    path
 }
 
 #[cfg(unix)]
@@ -77,8 +84,7 @@ fn replay_script_from_a_device_is_refused() {
 #[test]
 fn replay_script_from_a_fifo_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("script.json");
-    mkfifo(&fifo);
+    let fifo = mkfifo(dir.path(), "script.json");
     let shown = fifo.display().to_string();
     let out = station(dir.path(), &["scp03", "replay", "--script", &shown], None);
     assert_refused(&out, &[&shown, "FIFO"]);
@@ -115,8 +121,7 @@ fn an_endless_replay_script_on_standard_input_is_cut_at_the_limit() {
 #[test]
 fn a_config_from_a_device_or_fifo_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("station.toml");
-    mkfifo(&fifo);
+    let fifo = mkfifo(dir.path(), "station.toml");
     for config in ["/dev/zero".to_owned(), fifo.display().to_string()] {
         let out = station(dir.path(), &["run", "--config", &config], None);
         assert_refused(&out, &[&config, "expected a regular file"]);
