@@ -167,16 +167,22 @@ fn handshake_key_version_zero_selects_the_first_key_set() {
     assert_eq!(ea.card_info().key_version, KVN);
 }
 
-#[test]
-fn handshake_key_version_mismatch_is_detected_by_host() {
+/// The host's refusal of a card's INITIALIZE UPDATE answer (AES-128, S8,
+/// "i" 00) whose byte `index` was changed to `value`.
+fn refusal_of_altered_answer(index: usize, value: u8) -> Scp03Error {
     let mut card = card(16, Mode::S8, 0x00);
     let (awaiting, resp, _) = start(host(16, SecurityLevel::C_MAC), &mut card, Mode::S8);
     let mut data = resp.data().to_vec();
-    data[10] = 0x31;
+    data[index] = value;
+    awaiting
+        .process_response(&ResponseApdu::new(data, StatusWord::SUCCESS))
+        .unwrap_err()
+}
+
+#[test]
+fn handshake_key_version_mismatch_is_detected_by_host() {
     assert_eq!(
-        awaiting
-            .process_response(&ResponseApdu::new(data, StatusWord::SUCCESS))
-            .unwrap_err(),
+        refusal_of_altered_answer(10, 0x31),
         Scp03Error::KeyVersionMismatch {
             requested: 0x30,
             returned: 0x31
@@ -186,14 +192,8 @@ fn handshake_key_version_mismatch_is_detected_by_host() {
 
 #[test]
 fn handshake_non_scp03_identifier_is_rejected() {
-    let mut card = card(16, Mode::S8, 0x00);
-    let (awaiting, resp, _) = start(host(16, SecurityLevel::C_MAC), &mut card, Mode::S8);
-    let mut data = resp.data().to_vec();
-    data[11] = 0x02;
     assert_eq!(
-        awaiting
-            .process_response(&ResponseApdu::new(data, StatusWord::SUCCESS))
-            .unwrap_err(),
+        refusal_of_altered_answer(11, 0x02),
         Scp03Error::UnexpectedScpIdentifier(0x02)
     );
 }

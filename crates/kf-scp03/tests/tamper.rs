@@ -25,6 +25,21 @@ fn i_for(level: SecurityLevel) -> u8 {
     }
 }
 
+/// A fresh channel pair after one good GET DATA exchange, so that the MAC
+/// chaining value is not zero.
+fn open_after_one_command(
+    level: SecurityLevel,
+    key_len: usize,
+    mode: Mode,
+) -> (kf_scp03::SecureChannel, kf_scp03::CardChannel) {
+    let (mut host, mut card) = open(level, key_len, mode, i_for(level));
+    let first = host
+        .wrap(CommandApdu::new(0x80, 0xCA, 0x00, 0x66).with_le(256))
+        .unwrap();
+    card.unwrap_command(&first.to_bytes()).unwrap();
+    (host, card)
+}
+
 /// Byte ranges of `wire` covered by the C-MAC (everything but Le and CLA's channel bits).
 fn protected_bits(wire: &[u8], command: &CommandApdu) -> Vec<(usize, u8)> {
     let le_len = match (command.le(), wire.len() > 5 && wire[4] == 0) {
@@ -58,20 +73,13 @@ fn tamper_commands_for(level: u8, key_len: usize, mode: Mode) {
     for command in &commands {
         // Wrap once with a fresh pair to learn the wire bytes, then replay each
         // single-bit flip on a fresh pair (same deterministic challenges).
-        let (mut host, _) = open(level, key_len, mode, i_for(level));
-        host.wrap(CommandApdu::new(0x80, 0xCA, 0x00, 0x66).with_le(256))
-            .unwrap();
+        let (mut host, _) = open_after_one_command(level, key_len, mode);
         let wire = host.wrap(command.clone()).unwrap().to_bytes();
         let bits = protected_bits(&wire, command);
         // Extended encodings make exhaustive flipping slow; sample every 7th bit there.
         let step = if wire.len() > 64 { 7 } else { 1 };
         for &(byte, mask) in bits.iter().step_by(step) {
-            let (mut host, mut card) = open(level, key_len, mode, i_for(level));
-            // One good exchange first so the MAC chaining value is non-zero.
-            let first = host
-                .wrap(CommandApdu::new(0x80, 0xCA, 0x00, 0x66).with_le(256))
-                .unwrap();
-            card.unwrap_command(&first.to_bytes()).unwrap();
+            let (mut host, mut card) = open_after_one_command(level, key_len, mode);
             let good = host.wrap(command.clone()).unwrap().to_bytes();
             assert_eq!(good, wire);
             let mut bad = good.clone();
@@ -105,19 +113,11 @@ fn tamper_responses_for(level: u8, key_len: usize, mode: Mode) {
         ResponseApdu::new(vec![0x01, 0x02], StatusWord::new(0x63, 0xC2)),
     ];
     for response in &responses {
-        let (mut host, mut card) = open(level, key_len, mode, i_for(level));
-        let cmd = host
-            .wrap(CommandApdu::new(0x80, 0xCA, 0x00, 0x66).with_le(256))
-            .unwrap();
-        card.unwrap_command(&cmd.to_bytes()).unwrap();
+        let (_, mut card) = open_after_one_command(level, key_len, mode);
         let wire = card.wrap_response(response.clone()).unwrap().to_bytes();
         for byte in 0..wire.len() {
             for bit in 0..8u8 {
-                let (mut host, mut card) = open(level, key_len, mode, i_for(level));
-                let cmd = host
-                    .wrap(CommandApdu::new(0x80, 0xCA, 0x00, 0x66).with_le(256))
-                    .unwrap();
-                card.unwrap_command(&cmd.to_bytes()).unwrap();
+                let (mut host, mut card) = open_after_one_command(level, key_len, mode);
                 let good = card.wrap_response(response.clone()).unwrap().to_bytes();
                 assert_eq!(good, wire);
                 let mut bad = good.clone();
