@@ -24,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     for i in 0..n {
         let t0 = Instant::now();
-        journal.append_outcome(&format!("trx_{i}"), &body)?;
+        journal.append(&format!("trx_{i}"), kf_audit::RecordKind::Outcome, &body)?;
         latencies.push(t0.elapsed());
     }
     let elapsed = start.elapsed();

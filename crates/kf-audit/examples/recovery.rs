@@ -29,7 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut journal = kf_audit::Journal::open(path, key())?;
             let mut i = 0u64;
             loop {
-                journal.append_outcome(&format!("trx_{i}"), &body(i))?;
+                journal.append(&format!("trx_{i}"), kf_audit::RecordKind::Outcome, &body(i))?;
                 i += 1;
                 if i == n {
                     println!("filled {n}");

@@ -117,6 +117,7 @@ pub fn export(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::RecordKind;
     use serde_json::json;
 
     #[test]
@@ -124,10 +125,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.db");
         let mut j = crate::Journal::open(&path, crate::JournalKey::from_bytes([1; 32])).unwrap();
-        j.append_started("t,1", &json!({"note": "say \"hi\""}))
+        j.append("t,1", RecordKind::Started, &json!({"note": "say \"hi\""}))
             .unwrap();
-        j.append_outcome("t,1", &json!({"overall_result": "SUCCESS"}))
-            .unwrap();
+        j.append(
+            "t,1",
+            RecordKind::Outcome,
+            &json!({"overall_result": "SUCCESS"}),
+        )
+        .unwrap();
 
         let j = JournalReader::open(&path).unwrap();
         let mut buf = Vec::new();

@@ -345,6 +345,21 @@ fn read_head(conn: &Connection, key: &JournalKey) -> Result<(u64, [u8; 32]), Aud
     Ok((seq, link))
 }
 
+/// The JSON path `$.field` of a top-level body field; `field` must be a
+/// plain name (`A-Z a-z 0-9 _`), anything else is an invalid body query.
+fn field_path(field: &str) -> Result<String, AuditError> {
+    if field.is_empty()
+        || !field
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(AuditError::InvalidBody(format!(
+            "field name {field:?} is not a plain name"
+        )));
+    }
+    Ok(format!("$.{field}"))
+}
+
 fn check_field(s: &str) -> Result<(), AuditError> {
     if s.len() > MAX_FIELD_BYTES {
         return Err(AuditError::FieldTooLong(s.len()));
@@ -445,25 +460,9 @@ impl Journal {
         Journal::open(journal, key)
     }
 
-    /// Appends a `started` record (commit it before the first STORE DATA).
-    pub fn append_started(
-        &mut self,
-        transaction_id: &str,
-        body: &serde_json::Value,
-    ) -> Result<JournalRecord, AuditError> {
-        self.append(transaction_id, RecordKind::Started, body)
-    }
-
-    /// Appends an `outcome` record (the audit record to upload).
-    pub fn append_outcome(
-        &mut self,
-        transaction_id: &str,
-        body: &serde_json::Value,
-    ) -> Result<JournalRecord, AuditError> {
-        self.append(transaction_id, RecordKind::Outcome, body)
-    }
-
-    /// Appends a record of any kind; durable when this returns.
+    /// Appends a record; durable when this returns. A `started` record is
+    /// committed before the first STORE DATA, an `outcome` record is the
+    /// audit record to upload.
     pub fn append(
         &mut self,
         transaction_id: &str,
@@ -658,16 +657,7 @@ impl Journal {
         field: &str,
         value: &str,
     ) -> Result<Option<i64>, AuditError> {
-        if field.is_empty()
-            || !field
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
-            return Err(AuditError::InvalidBody(format!(
-                "field name {field:?} is not a plain name"
-            )));
-        }
-        let path = format!("$.{field}");
+        let path = field_path(field)?;
         Ok(self
             .conn
             .query_row(
@@ -691,22 +681,14 @@ impl Journal {
         &self,
         field: &str,
     ) -> Result<std::collections::HashMap<String, i64>, AuditError> {
-        if field.is_empty()
-            || !field
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
-            return Err(AuditError::InvalidBody(format!(
-                "field name {field:?} is not a plain name"
-            )));
-        }
+        let path = field_path(field)?;
         let mut stmt = self.conn.prepare(
             "SELECT seq, json_extract(body, ?1) FROM records WHERE kind = 'outcome'
              AND json_extract(body, '$.overall_result') = 'SUCCESS'
              AND json_type(body, ?1) = 'text'
              ORDER BY seq",
         )?;
-        let rows = stmt.query_map(params![format!("$.{field}")], |r| {
+        let rows = stmt.query_map(params![path], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
         })?;
         let mut index = std::collections::HashMap::new();
@@ -792,7 +774,11 @@ mod tests {
         let mut created = Journal::open(&path, key()).unwrap();
         assert_eq!(durability(&created.conn), ("wal".to_string(), 2));
         created
-            .append_started("trx_1", &serde_json::json!({"fob_uid": "04"}))
+            .append(
+                "trx_1",
+                RecordKind::Started,
+                &serde_json::json!({"fob_uid": "04"}),
+            )
             .unwrap();
         drop(created);
         let reopened = Journal::open(&path, key()).unwrap();
@@ -809,40 +795,32 @@ mod tests {
         .unwrap();
         let fp = journal.fingerprint(crate::IRK_FINGERPRINT_LABEL, &[0x42; 16]);
         assert_eq!(fp.len(), 2 * crate::FINGERPRINT_LEN);
-        assert_eq!(
-            journal
-                .successful_outcome_with("irk_fingerprint", &fp)
-                .unwrap(),
-            None
-        );
+        let found = |j: &Journal| j.successful_outcome_with("irk_fingerprint", &fp).unwrap();
+        assert_eq!(found(&journal), None);
         journal
-            .append_started("t1", &serde_json::json!({"irk_fingerprint": fp}))
+            .append(
+                "t1",
+                RecordKind::Started,
+                &serde_json::json!({"irk_fingerprint": fp}),
+            )
             .unwrap();
         journal
-            .append_outcome(
+            .append(
                 "t1",
+                RecordKind::Outcome,
                 &serde_json::json!({"overall_result": "FAILURE", "irk_fingerprint": fp}),
             )
             .unwrap();
         // Neither a started record nor a failure counts.
-        assert_eq!(
-            journal
-                .successful_outcome_with("irk_fingerprint", &fp)
-                .unwrap(),
-            None
-        );
+        assert_eq!(found(&journal), None);
         let ok = journal
-            .append_outcome(
+            .append(
                 "t2",
+                RecordKind::Outcome,
                 &serde_json::json!({"overall_result": "SUCCESS", "irk_fingerprint": fp}),
             )
             .unwrap();
-        assert_eq!(
-            journal
-                .successful_outcome_with("irk_fingerprint", &fp)
-                .unwrap(),
-            Some(ok.seq)
-        );
+        assert_eq!(found(&journal), Some(ok.seq));
         let index = journal.successful_outcome_index("irk_fingerprint").unwrap();
         assert_eq!(index.len(), 1);
         assert_eq!(index.get(&fp), Some(&ok.seq));

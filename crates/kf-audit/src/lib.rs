@@ -3,8 +3,8 @@
 //! Data flow:
 //!
 //! ```text
-//! pipeline ──append_started (before the first STORE DATA)──▶ ┐
-//! pipeline ──append_outcome (after the last stage)─────────▶ ├─ Journal (SQLite, WAL, synchronous=FULL)
+//! pipeline ──append(started) (before the first STORE DATA)─▶ ┐
+//! pipeline ──append(outcome) (after the last stage)────────▶ ├─ Journal (SQLite, WAL, synchronous=FULL)
 //!                                                           ┘   records: seq ‖ timestamp ‖ txid ‖ kind ‖ body ‖ link
 //!                                                               link = HMAC-SHA-256(journal key, prev link ‖ seq ‖ fields)
 //!                                                               head = (seq, link, MAC)  uploads = MACed state per outcome

@@ -227,6 +227,13 @@ fn stop<T>(seq: i64, damage: Damage) -> Check<T> {
     Err(Stop(Finding { seq, damage }))
 }
 
+fn wrong_type<T>(seq: i64, what: &str, value: ValueRef<'_>) -> Check<T> {
+    stop(
+        seq,
+        Damage::WrongColumnType(format!("{what} is {}", type_name(value))),
+    )
+}
+
 fn int_at(
     row: &rusqlite::Row<'_>,
     i: usize,
@@ -235,10 +242,7 @@ fn int_at(
 ) -> Result<Check<i64>, AuditError> {
     Ok(match row.get_ref(i)? {
         ValueRef::Integer(v) => Ok(v),
-        other => stop(
-            seq,
-            Damage::WrongColumnType(format!("{what} is {}", type_name(other))),
-        ),
+        other => wrong_type(seq, what, other),
     })
 }
 
@@ -253,10 +257,7 @@ fn text_at(
             Ok(s) => Ok(s.to_owned()),
             Err(_) => stop(seq, Damage::MalformedValue(format!("{what} is not UTF-8"))),
         },
-        other => stop(
-            seq,
-            Damage::WrongColumnType(format!("{what} is {}", type_name(other))),
-        ),
+        other => wrong_type(seq, what, other),
     })
 }
 

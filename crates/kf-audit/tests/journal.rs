@@ -31,10 +31,18 @@ fn filled(n: usize) -> (tempfile::TempDir, PathBuf) {
     let (dir, path, mut j) = new_journal("journal.db");
     for i in 0..n {
         let tx = format!("trx_{i}");
-        j.append_started(&tx, &json!({"fob_uid": "04112233445566778899"}))
-            .unwrap();
+        j.append(
+            &tx,
+            RecordKind::Started,
+            &json!({"fob_uid": "04112233445566778899"}),
+        )
+        .unwrap();
         let o = j
-            .append_outcome(&tx, &json!({"overall_result": "SUCCESS", "i": i}))
+            .append(
+                &tx,
+                RecordKind::Outcome,
+                &json!({"overall_result": "SUCCESS", "i": i}),
+            )
             .unwrap();
         if i % 2 == 0 {
             j.mark_acknowledged(o.seq, "").unwrap();
@@ -357,7 +365,7 @@ fn every_attack_is_found_with_the_first_bad_sequence_number() {
         // The station refuses to append to a tampered journal, or finds it
         // when the damage is not in the head (verify is the full check).
         if let Ok(mut j) = Journal::open(&path, key()) {
-            let appended = j.append_outcome("trx_next", &json!({}));
+            let appended = j.append("trx_next", RecordKind::Outcome, &json!({}));
             if matches!(
                 report.finding.as_ref().map(|f| &f.damage),
                 Some(Damage::Truncated { .. } | Damage::HeadMismatch)
@@ -609,7 +617,8 @@ fn the_key_file_is_private_atomic_and_never_replaced() {
     let journal = dir.path().join("j.db");
     let key_path = JournalKey::default_path(&journal);
     let mut j = Journal::open_or_create(&journal, &key_path).unwrap();
-    j.append_outcome("t", &json!({"a": 1})).unwrap();
+    j.append("t", RecordKind::Outcome, &json!({"a": 1}))
+        .unwrap();
     drop(j);
     #[cfg(unix)]
     {
@@ -727,7 +736,11 @@ fn crash_child_appender() {
     loop {
         let tx = format!("trx_{i}");
         let rec = j
-            .append_outcome(&tx, &json!({"overall_result": "SUCCESS", "i": i}))
+            .append(
+                &tx,
+                RecordKind::Outcome,
+                &json!({"overall_result": "SUCCESS", "i": i}),
+            )
             .unwrap();
         println!("APPENDED {} {}", rec.seq, rec.link);
         if i % 2 == 0 {
@@ -860,11 +873,13 @@ fn uploader_queues_while_down_and_drains_in_order() {
     let uploader = Uploader::spawn(&path, key(), sink.clone(), fast()).unwrap();
     for i in 0..5 {
         let tx = format!("trx_{i}");
-        j.append_started(&tx, &json!({})).unwrap();
-        j.append_outcome(&tx, &json!({"i": i})).unwrap();
+        j.append(&tx, RecordKind::Started, &json!({})).unwrap();
+        j.append(&tx, RecordKind::Outcome, &json!({"i": i}))
+            .unwrap();
         uploader.notify();
     }
-    j.append_outcome("trx_bad", &json!({})).unwrap();
+    j.append("trx_bad", RecordKind::Outcome, &json!({}))
+        .unwrap();
     assert!(!uploader.flush(Duration::from_millis(300)));
     assert_eq!(j.pending_count().unwrap(), 11);
     assert!(uploader.stats().transient_failures >= 1);
@@ -902,10 +917,18 @@ fn uploader_queues_while_down_and_drains_in_order() {
 #[test]
 fn the_uploader_never_sends_a_record_edited_after_its_append() {
     let (_dir, path, mut j) = new_journal("journal.db");
-    j.append_outcome("trx_0", &json!({"overall_result": "SUCCESS"}))
-        .unwrap();
-    j.append_outcome("trx_1", &json!({"overall_result": "FAILURE"}))
-        .unwrap();
+    j.append(
+        "trx_0",
+        RecordKind::Outcome,
+        &json!({"overall_result": "SUCCESS"}),
+    )
+    .unwrap();
+    j.append(
+        "trx_1",
+        RecordKind::Outcome,
+        &json!({"overall_result": "FAILURE"}),
+    )
+    .unwrap();
     shell(&path)
         .execute(
             "UPDATE records SET body = ?1 WHERE seq = 2",
@@ -931,13 +954,19 @@ fn the_uploader_never_sends_a_record_edited_after_its_append() {
 #[test]
 fn pending_ack_reject_and_unfinished() {
     let (_dir, path, mut j) = new_journal("j.db");
-    let s = j.append_started("t1", &json!({"b": 1, "a": 2})).unwrap();
+    let s = j
+        .append("t1", RecordKind::Started, &json!({"b": 1, "a": 2}))
+        .unwrap();
     assert_eq!(s.body, r#"{"a":2,"b":1}"#);
     assert_eq!(s.prev_link, hex::encode_upper(kf_audit::GENESIS_LINK));
-    let o1 = j.append_outcome("t1", &json!({"n": 1})).unwrap();
+    let o1 = j
+        .append("t1", RecordKind::Outcome, &json!({"n": 1}))
+        .unwrap();
     assert_eq!(o1.prev_link, s.link);
-    let o2 = j.append_outcome("t2", &json!({"n": 2})).unwrap();
-    j.append_started("t3", &json!({})).unwrap();
+    let o2 = j
+        .append("t2", RecordKind::Outcome, &json!({"n": 2}))
+        .unwrap();
+    j.append("t3", RecordKind::Started, &json!({})).unwrap();
     assert_eq!(j.unfinished().unwrap(), vec!["t3".to_owned()]);
     let pending: Vec<i64> = j
         .pending_uploads(10)
@@ -962,7 +991,7 @@ fn pending_ack_reject_and_unfinished() {
         Err(AuditError::NotFound(99))
     ));
     assert!(matches!(
-        j.append_started("t", &json!([1])),
+        j.append("t", RecordKind::Started, &json!([1])),
         Err(AuditError::InvalidBody(_))
     ));
     let head = j.head().unwrap();
@@ -974,7 +1003,9 @@ fn pending_ack_reject_and_unfinished() {
     let dir2 = tempfile::tempdir().unwrap();
     let p2 = dir2.path().join("j.db");
     let mut j2 = Journal::open(&p2, key()).unwrap();
-    let r = j2.append_outcome("t1", &json!({"n": 1})).unwrap();
+    let r = j2
+        .append("t1", RecordKind::Outcome, &json!({"n": 1}))
+        .unwrap();
     j2.mark_acknowledged(r.seq, &receipt_for(&other)).unwrap();
     let f = verify(&p2).finding.unwrap();
     assert_eq!(f.seq, 1);

@@ -14,7 +14,7 @@ use std::path::Path;
 use kf_crypto::{AesKey, StaticKeys};
 use p256::ecdsa::SigningKey;
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::config::Uid;
 use crate::error::FobError;
@@ -55,20 +55,14 @@ const FORMAT: &str = "kf-card state v1";
 const WARNING: &str =
     "TEST ARTIFACT of the kf-card simulator: holds secret keys in clear; never use production keys";
 
-#[derive(Serialize, Deserialize)]
+/// The keys are wiped when dropped.
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 struct KeySetFile {
+    #[zeroize(skip)]
     kvn: u8,
     enc: String,
     mac: String,
     dek: String,
-}
-
-impl Drop for KeySetFile {
-    fn drop(&mut self) {
-        self.enc.zeroize();
-        self.mac.zeroize();
-        self.dek.zeroize();
-    }
 }
 
 #[derive(Serialize, Deserialize)]

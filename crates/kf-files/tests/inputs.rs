@@ -6,13 +6,16 @@ use std::path::Path;
 
 use kf_files::{confined_join, read_capped, read_regular, read_regular_text, FileErrorKind, Links};
 
+/// Makes the FIFO `dir/name`.
 #[cfg(unix)]
-fn mkfifo(path: &Path) {
+fn mkfifo(dir: &Path, name: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
     let status = std::process::Command::new("mkfifo")
-        .arg(path)
+        .arg(&path)
         .status()
         .unwrap();
     assert!(status.success());
+    path
 }
 
 #[test]
@@ -40,8 +43,7 @@ fn oversize_file_names_file_and_limit() {
 #[test]
 fn fifo_is_refused_without_blocking() {
     let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("pipe");
-    mkfifo(&p);
+    let p = mkfifo(dir.path(), "pipe");
     let e = read_regular(&p, 10, Links::Follow).unwrap_err().to_string();
     assert!(e.contains("pipe") && e.contains("FIFO"), "{e}");
 }
@@ -83,8 +85,7 @@ fn symlink_refused_when_asked_followed_otherwise() {
 #[test]
 fn symlink_to_fifo_followed_is_still_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("fifo");
-    mkfifo(&fifo);
+    let fifo = mkfifo(dir.path(), "fifo");
     let link = dir.path().join("cfg.toml");
     std::os::unix::fs::symlink(&fifo, &link).unwrap();
     let e = read_regular(&link, 10, Links::Follow)
@@ -166,8 +167,7 @@ fn wipe_and_remove_zeroes_the_content_before_removing_and_refuses_links() {
     );
     assert_eq!(err.path(), link);
     assert_eq!(std::fs::read(&target).unwrap(), b"secret");
-    let fifo = dir.path().join("fifo");
-    mkfifo(&fifo);
+    let fifo = mkfifo(dir.path(), "fifo");
     // A write-only, non-blocking open of a FIFO without a reader fails with ENXIO.
     let err = kf_files::wipe_and_remove(&fifo).unwrap_err();
     assert!(

@@ -23,7 +23,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 pub use kf_audit::receipt::{ChainHead, ChainUpload, ChainUploadAck};
 
-use crate::ledger::{store_audit_in, AuditRecord, AuditStored, LedgerError};
+use crate::ledger::{store_audit_in, AuditRecord, AuditStored, LedgerError, OperatorAction};
 
 /// Tables of the anchor (created with the ledger).
 pub(crate) const SCHEMA: &str = "
@@ -291,11 +291,12 @@ pub(crate) fn record_alert(conn: &Connection, alert: &Alert<'_>) -> Result<(), L
 }
 
 /// Detail text of an operator reset alert; `Err` without a reason.
-pub(crate) fn reset_detail(reason: &str, operator: &str) -> Result<String, LedgerError> {
-    if reason.trim().is_empty() {
-        return Err(LedgerError::MissingReason);
-    }
-    Ok(format!("anchor reset by {operator}: {reason}"))
+pub(crate) fn reset_detail(action: &OperatorAction<'_>) -> Result<String, LedgerError> {
+    action.check_reason()?;
+    Ok(format!(
+        "anchor reset by {}: {}",
+        action.operator, action.reason
+    ))
 }
 
 /// Every station's anchored head with its alert count.
@@ -322,11 +323,9 @@ pub fn chain_states(conn: &Connection) -> Result<Vec<ChainState>, LedgerError> {
 pub(crate) fn reset_in(
     conn: &Connection,
     station: &str,
-    reason: &str,
-    operator: &str,
-    now_ms: i64,
+    action: &OperatorAction<'_>,
 ) -> Result<u64, LedgerError> {
-    let detail = reset_detail(reason, operator)?;
+    let detail = reset_detail(action)?;
     let (seq, _) = head(conn, station)?;
     conn.execute(
         "DELETE FROM chain_links WHERE station = ?1",
@@ -336,7 +335,7 @@ pub(crate) fn reset_in(
         "DELETE FROM chain_heads WHERE station = ?1",
         params![station],
     )?;
-    record_alert(conn, &Alert::reset(station, seq, detail, now_ms))?;
+    record_alert(conn, &Alert::reset(station, seq, detail, action.now_ms))?;
     Ok(seq)
 }
 
@@ -403,81 +402,6 @@ impl ReceiptSigner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::{Ledger, LedgerOp, LedgerOutcome};
-
-    fn op(seq: u64, prev: u8, link: u8) -> LedgerOp {
-        LedgerOp::Anchor(AnchorRequest {
-            station: "S1".into(),
-            seq,
-            prev_link: [prev; 32],
-            link: [link; 32],
-            audit: None,
-            now_ms: 1,
-        })
-    }
-
-    #[test]
-    fn the_chain_only_grows_along_one_line_and_refusals_leave_alerts() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut l = Ledger::open(dir.path().join("l.db")).unwrap();
-        let results = l
-            .apply_batch(&[
-                op(1, 0, 1),
-                op(2, 1, 2),
-                op(2, 1, 2), // the same record again
-                op(4, 3, 4), // gap
-                op(3, 9, 3), // does not extend link 2: fork
-                op(1, 0, 7), // other content under an anchored number: fork / rollback
-                op(3, 2, 3),
-            ])
-            .unwrap();
-        assert!(matches!(
-            results[0],
-            Ok(LedgerOutcome::Anchored(AuditStored::New))
-        ));
-        assert!(matches!(
-            results[1],
-            Ok(LedgerOutcome::Anchored(AuditStored::New))
-        ));
-        assert!(matches!(
-            results[2],
-            Ok(LedgerOutcome::Anchored(AuditStored::Duplicate))
-        ));
-        assert!(matches!(
-            &results[3],
-            Err(LedgerError::ChainRefused(ChainRefusal::Gap { expected: 3 }))
-        ));
-        assert!(matches!(
-            &results[4],
-            Err(LedgerError::ChainRefused(ChainRefusal::Fork { head: 2 }))
-        ));
-        assert!(matches!(
-            &results[5],
-            Err(LedgerError::ChainRefused(ChainRefusal::Fork { head: 2 }))
-        ));
-        assert!(matches!(
-            results[6],
-            Ok(LedgerOutcome::Anchored(AuditStored::New))
-        ));
-        assert_eq!(l.chain_head("S1").unwrap(), (3, [3; 32]));
-        let states = l.chain_states().unwrap();
-        assert_eq!(states.len(), 1);
-        assert_eq!(states[0].alerts, 3);
-        // Another station has its own chain.
-        assert_eq!(l.chain_head("S2").unwrap(), (0, GENESIS));
-        // An operator reset needs a reason and restarts at record 1.
-        assert!(matches!(
-            l.reset_chain("S1", " ", "op", 2),
-            Err(LedgerError::MissingReason)
-        ));
-        assert_eq!(l.reset_chain("S1", "disk replaced", "op", 2).unwrap(), 3);
-        let r = l.apply_batch(&[op(1, 0, 5)]).unwrap();
-        assert!(matches!(
-            r[0],
-            Ok(LedgerOutcome::Anchored(AuditStored::New))
-        ));
-        assert_eq!(l.chain_states().unwrap()[0].alerts, 4);
-    }
 
     #[test]
     fn receipts_verify_under_the_published_key_only() {

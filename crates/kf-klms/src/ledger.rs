@@ -27,6 +27,37 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+/// An operator action on the ledger (a re-issue, a chain reset): why, by
+/// whom and when. An action without a reason is refused.
+#[derive(Debug, Clone, Copy)]
+pub struct OperatorAction<'a> {
+    /// Why; blank is refused with [`LedgerError::MissingReason`].
+    pub reason: &'a str,
+    /// Who.
+    pub operator: &'a str,
+    /// When, in milliseconds since the Unix epoch.
+    pub now_ms: i64,
+}
+
+impl<'a> OperatorAction<'a> {
+    /// The action `reason`, by `operator`, at `now_ms`.
+    pub fn new(reason: &'a str, operator: &'a str, now_ms: i64) -> Self {
+        OperatorAction {
+            reason,
+            operator,
+            now_ms,
+        }
+    }
+
+    /// `Err(MissingReason)` when the reason is blank.
+    pub(crate) fn check_reason(&self) -> Result<(), LedgerError> {
+        if self.reason.trim().is_empty() {
+            return Err(LedgerError::MissingReason);
+        }
+        Ok(())
+    }
+}
+
 /// Ledger errors.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -348,9 +379,7 @@ pub trait LedgerStore: Send {
     fn record_reissue(
         &mut self,
         fob_uid: &str,
-        reason: &str,
-        operator: &str,
-        now_ms: i64,
+        action: &OperatorAction<'_>,
     ) -> Result<i64, LedgerError>;
     /// Stores an audit record, idempotent by transaction id; a `SUCCESS`
     /// marks the issuance completed.
@@ -370,9 +399,7 @@ pub trait LedgerStore: Send {
     fn reset_chain(
         &mut self,
         station: &str,
-        reason: &str,
-        operator: &str,
-        now_ms: i64,
+        action: &OperatorAction<'_>,
     ) -> Result<u64, LedgerError>;
     /// Number of issuances recorded for a UID.
     fn issuance_count(&mut self, fob_uid: &str) -> Result<u64, LedgerError>;
@@ -394,14 +421,14 @@ forward_to_inherent! {
     fn check_issuable(fob_uid: &str, now_ms: i64) -> ();
     fn try_issue(new: &NewIssuance<'_>) -> ();
     fn apply_batch(ops: &[LedgerOp]) -> Vec<Result<LedgerOutcome, LedgerError>>;
-    fn record_reissue(fob_uid: &str, reason: &str, operator: &str, now_ms: i64) -> i64;
+    fn record_reissue(fob_uid: &str, action: &OperatorAction<'_>) -> i64;
     fn store_audit(record: &AuditRecord) -> AuditStored;
     fn audit_body(transaction_id: &str) -> Option<String>;
     fn audit_flag(transaction_id: &str) -> Option<String>;
     fn is_completed(transaction_id: &str) -> bool;
     fn chain_states() -> Vec<crate::anchor::ChainState>;
     fn chain_head(station: &str) -> (u64, [u8; 32]);
-    fn reset_chain(station: &str, reason: &str, operator: &str, now_ms: i64) -> u64;
+    fn reset_chain(station: &str, action: &OperatorAction<'_>) -> u64;
     fn issuance_count(fob_uid: &str) -> u64;
 }
 
@@ -583,16 +610,12 @@ impl Ledger {
     pub fn record_reissue(
         &mut self,
         fob_uid: &str,
-        reason: &str,
-        operator: &str,
-        now_ms: i64,
+        action: &OperatorAction<'_>,
     ) -> Result<i64, LedgerError> {
-        if reason.trim().is_empty() {
-            return Err(LedgerError::MissingReason);
-        }
+        action.check_reason()?;
         self.conn.execute(
             "INSERT INTO reissues (fob_uid, reason, operator, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![fob_uid, reason, operator, now_ms],
+            params![fob_uid, action.reason, action.operator, action.now_ms],
         )?;
         Ok(self.conn.last_insert_rowid())
     }
@@ -663,14 +686,12 @@ impl Ledger {
     pub fn reset_chain(
         &mut self,
         station: &str,
-        reason: &str,
-        operator: &str,
-        now_ms: i64,
+        action: &OperatorAction<'_>,
     ) -> Result<u64, LedgerError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let seq = crate::anchor::reset_in(&tx, station, reason, operator, now_ms)?;
+        let seq = crate::anchor::reset_in(&tx, station, action)?;
         tx.commit()?;
         Ok(seq)
     }
@@ -865,189 +886,12 @@ mod tests {
         }
     }
 
-    /// A SUCCESS audit from station-01 for the UID of [`issuance`].
-    fn audit(txid: &str) -> AuditRecord {
-        AuditRecord {
-            transaction_id: txid.to_owned(),
-            station: "station-01".to_owned(),
-            fob_uid: "04112233445566778899".to_owned(),
-            overall_result: "SUCCESS".to_owned(),
-            body: "{}".to_owned(),
-            now_ms: 1,
-        }
-    }
-
-    #[test]
-    fn one_time_rule_expiry_success_and_reissue() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut l = Ledger::open(dir.path().join("l.db")).unwrap();
-        l.try_issue(&issuance("t1", 1000)).unwrap();
-        // Still valid → refused.
-        assert!(matches!(
-            l.try_issue(&issuance("t2", 2000)),
-            Err(LedgerError::AlreadyIssued(_))
-        ));
-        // Expired without a successful audit → allowed.
-        l.try_issue(&issuance("t3", 7000)).unwrap();
-        let uid = "04112233445566778899";
-        assert_eq!(
-            l.store_audit(&AuditRecord {
-                now_ms: 7100,
-                ..audit("t3")
-            })
-            .unwrap(),
-            AuditStored::New
-        );
-        assert_eq!(
-            l.store_audit(&AuditRecord {
-                now_ms: 7200,
-                ..audit("t3")
-            })
-            .unwrap(),
-            AuditStored::Duplicate
-        );
-        assert!(matches!(
-            l.store_audit(&AuditRecord {
-                body: "{\"x\":1}".to_owned(),
-                now_ms: 7200,
-                ..audit("t3")
-            }),
-            Err(LedgerError::ConflictingAudit)
-        ));
-        // Completed → refused even long after expiry.
-        assert!(matches!(
-            l.try_issue(&issuance("t4", 99_000)),
-            Err(LedgerError::AlreadyIssued(_))
-        ));
-        // Operator re-issue is consumed once.
-        assert!(matches!(
-            l.record_reissue(uid, " ", "op", 1),
-            Err(LedgerError::MissingReason)
-        ));
-        l.record_reissue(uid, "fob replaced", "op", 100_000)
-            .unwrap();
-        l.try_issue(&issuance("t5", 100_001)).unwrap();
-        assert!(matches!(
-            l.try_issue(&issuance("t6", 100_002)),
-            Err(LedgerError::AlreadyIssued(_))
-        ));
-        assert_eq!(l.issuance_count(uid).unwrap(), 3);
-    }
-
-    #[test]
-    fn success_for_a_superseded_or_expired_package_is_flagged() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut l = Ledger::open(dir.path().join("l.db")).unwrap();
-        let uid = "04112233445566778899";
-        l.try_issue(&issuance("t1", 1000)).unwrap();
-        // t1 expired (6000) without an audit; t2 goes to the same UID.
-        l.try_issue(&issuance("t2", 7000)).unwrap();
-        assert_eq!(
-            l.store_audit(&AuditRecord {
-                transaction_id: "t1".into(),
-                station: "station-01".into(),
-                fob_uid: uid.into(),
-                overall_result: "SUCCESS".into(),
-                body: "{}".into(),
-                now_ms: 7100
-            })
-            .unwrap(),
-            AuditStored::Flagged(AuditFlag::Superseded)
-        );
-        assert!(!l.is_completed("t1").unwrap());
-        assert_eq!(l.audit_flag("t1").unwrap().as_deref(), Some("superseded"));
-        // t2 is still open and its own success counts.
-        assert_eq!(
-            l.store_audit(&AuditRecord {
-                transaction_id: "t2".into(),
-                station: "station-01".into(),
-                fob_uid: uid.into(),
-                overall_result: "SUCCESS".into(),
-                body: "{}".into(),
-                now_ms: 7200
-            })
-            .unwrap(),
-            AuditStored::New
-        );
-        assert!(l.is_completed("t2").unwrap());
-        assert_eq!(l.audit_flag("t2").unwrap(), None);
-        // A success after expiry completes, flagged late.
-        let other = NewIssuance {
-            fob_uid: "04AABBCCDDEEFF001122",
-            ..issuance("t3", 20_000)
-        };
-        l.try_issue(&other).unwrap();
-        assert_eq!(
-            l.store_audit(&AuditRecord {
-                transaction_id: "t3".into(),
-                station: "station-01".into(),
-                fob_uid: other.fob_uid.into(),
-                overall_result: "SUCCESS".into(),
-                body: "{}".into(),
-                now_ms: 30_000
-            })
-            .unwrap(),
-            AuditStored::Flagged(AuditFlag::Late)
-        );
-        assert!(l.is_completed("t3").unwrap());
-        assert_eq!(l.audit_flag("t3").unwrap().as_deref(), Some("late"));
-        // Idempotent re-upload of a flagged record.
-        assert_eq!(
-            l.store_audit(&AuditRecord {
-                transaction_id: "t3".into(),
-                station: "station-01".into(),
-                fob_uid: other.fob_uid.into(),
-                overall_result: "SUCCESS".into(),
-                body: "{}".into(),
-                now_ms: 30_001
-            })
-            .unwrap(),
-            AuditStored::Duplicate
-        );
-    }
-
-    #[test]
-    fn audit_checks_transaction_station_and_uid() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut l = Ledger::open(dir.path().join("l.db")).unwrap();
-        l.try_issue(&issuance("t1", 1000)).unwrap();
-        assert!(matches!(
-            l.store_audit(&audit("nope")),
-            Err(LedgerError::UnknownTransaction)
-        ));
-        assert!(matches!(
-            l.store_audit(&AuditRecord {
-                station: "station-02".to_owned(),
-                ..audit("t1")
-            }),
-            Err(LedgerError::WrongStation)
-        ));
-        assert!(matches!(
-            l.store_audit(&AuditRecord {
-                fob_uid: "00".to_owned(),
-                ..audit("t1")
-            }),
-            Err(LedgerError::UidMismatch)
-        ));
-        // A failure audit does not complete the issuance.
-        l.store_audit(&AuditRecord {
-            overall_result: "FAILURE".to_owned(),
-            ..audit("t1")
-        })
-        .unwrap();
-        l.try_issue(&issuance("t2", 9000)).unwrap();
-    }
-
     fn op_issue(txid: &str, uid: &str, now: i64) -> LedgerOp {
-        LedgerOp::Issue(Issuance {
-            transaction_id: txid.to_owned(),
-            fob_uid: uid.to_owned(),
-            station: "station-01".to_owned(),
-            reader_id: "R1".to_owned(),
-            key_version: 1,
-            issued_at_ms: now,
-            expires_at_ms: now + 5000,
-        })
+        let new = NewIssuance {
+            fob_uid: uid,
+            ..issuance(txid, now)
+        };
+        LedgerOp::Issue(new.to_owned_issuance())
     }
 
     fn op_audit(txid: &str, uid: &str, result: &str) -> LedgerOp {
@@ -1098,7 +942,8 @@ mod tests {
         let path = dir.path().join("l.db");
         let mut l = Ledger::open(&path).unwrap();
         l.try_issue(&issuance("t0", 1000)).unwrap();
-        l.record_reissue(UID_A, "fob replaced", "op", 1100).unwrap();
+        l.record_reissue(UID_A, &OperatorAction::new("fob replaced", "op", 1100))
+            .unwrap();
         let results = l
             .apply_batch(&[
                 // Consumes the re-issue, then fails on the duplicate primary

@@ -127,6 +127,13 @@ mod tests {
         })
     }
 
+    /// `n` issuances `{prefix}{i}`, each for its own UID (`i` as 20 hex digits).
+    fn issues_to_distinct_uids(prefix: &str, n: usize) -> Vec<LedgerOp> {
+        (0..n)
+            .map(|i| op_issue(format!("{prefix}{i}"), format!("{i:020X}")))
+            .collect()
+    }
+
     async fn submit_all(
         writer: &Arc<LedgerWriter>,
         ops: Vec<LedgerOp>,
@@ -151,10 +158,7 @@ mod tests {
         let writer = Arc::new(
             LedgerWriter::start(Box::new(Ledger::open(&path).unwrap()), 1024, 256).unwrap(),
         );
-        let distinct = (0..100)
-            .map(|i| op_issue(format!("d{i}"), format!("{i:020X}")))
-            .collect();
-        let results = submit_all(&writer, distinct).await;
+        let results = submit_all(&writer, issues_to_distinct_uids("d", 100)).await;
         assert!(results
             .iter()
             .all(|r| matches!(r, Ok(LedgerOutcome::Issued))));
@@ -184,10 +188,7 @@ mod tests {
         let writer = Arc::new(LedgerWriter::start(Box::new(ledger), 1024, 256).unwrap());
         let other = rusqlite::Connection::open(&path).unwrap();
         other.execute_batch("BEGIN IMMEDIATE").unwrap();
-        let ops = (0..5)
-            .map(|i| op_issue(format!("f{i}"), format!("{i:020X}")))
-            .collect();
-        let results = submit_all(&writer, ops).await;
+        let results = submit_all(&writer, issues_to_distinct_uids("f", 5)).await;
         assert!(results
             .iter()
             .all(|r| matches!(r, Err(LedgerError::CommitFailed(_)))));

@@ -171,6 +171,13 @@ struct OperatorAction {
     operator: String,
 }
 
+impl OperatorAction {
+    /// This decision, taken at `now_ms`, as the ledger records it.
+    fn at(&self, now_ms: i64) -> kf_klms::ledger::OperatorAction<'_> {
+        kf_klms::ledger::OperatorAction::new(&self.reason, &self.operator, now_ms)
+    }
+}
+
 /// Where the ledger is.
 #[derive(Args)]
 struct LedgerArgs {
@@ -388,7 +395,7 @@ fn reissue(uid: &str, action: &OperatorAction, ledger: &LedgerArgs) -> anyhow::R
     }
     let fob_uid = hex::encode_upper(&uid_bytes);
     let mut ledger = location.open()?;
-    let id = ledger.record_reissue(&fob_uid, &action.reason, &action.operator, now_ms())?;
+    let id = ledger.record_reissue(&fob_uid, &action.at(now_ms()))?;
     println!(
         "{}",
         serde_json::json!({"reissue_id": id, "fob_uid": fob_uid, "ledger": location.to_string()})
@@ -454,12 +461,9 @@ fn chain(command: ChainCommand) -> anyhow::Result<()> {
             ledger,
         } => {
             let location = existing_ledger(&ledger)?;
-            let dropped = location.open()?.reset_chain(
-                &station,
-                &action.reason,
-                &action.operator,
-                now_ms(),
-            )?;
+            let dropped = location
+                .open()?
+                .reset_chain(&station, &action.at(now_ms()))?;
             println!(
                 "{}",
                 serde_json::json!({"station": station, "dropped_head_seq": dropped, "ledger": location.to_string()})

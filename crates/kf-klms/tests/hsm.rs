@@ -6,6 +6,8 @@
 //! errors are clear, and a server on the token issues packages over mutual
 //! TLS, answers 503 while the token is gone and recovers without a restart.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -18,7 +20,7 @@ use kf_crypto::AesKey;
 use kf_klms::keystore::pkcs11::{find_slot, key_template, load_module};
 use kf_klms::keystore::{FileKey, HsmConfig, KeyBackend, TokenSelector};
 use kf_klms::pki::DevPki;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// Debian's SoftHSM2 module (package `softhsm2`, installed by scripts/setup-deps.sh).
 const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
@@ -145,25 +147,12 @@ fn printed_kcv(out: &Output) -> String {
 
 fn client(pki: &DevPki) -> reqwest::blocking::Client {
     let (_, s) = &pki.stations[0];
-    reqwest::blocking::Client::builder()
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(pki.ca.cert_pem.as_bytes()).unwrap())
-        .identity(
-            reqwest::Identity::from_pem(format!("{}{}", s.cert_pem, s.key_pem).as_bytes()).unwrap(),
-        )
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
+    let identity = format!("{}{}", s.cert_pem, s.key_pem);
+    common::https_client(&pki.ca.cert_pem, Some(&identity), Duration::from_secs(10))
 }
 
 fn issue(http: &reqwest::blocking::Client, base: &str, uid: &str) -> (u16, Value) {
-    let r = http
-        .post(format!("{base}/v1/key-packages"))
-        .json(&json!({"fob_uid": uid, "reader_id": "reader-1"}))
-        .send()
-        .unwrap();
-    (r.status().as_u16(), r.json().unwrap())
+    common::request_package(http, base, uid, "reader-1")
 }
 
 fn hex_keys(keys: &kf_crypto::StaticKeys) -> [String; 3] {

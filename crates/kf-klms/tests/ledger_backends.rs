@@ -7,14 +7,16 @@
 //! One PostgreSQL server serves the whole test binary (each test its own
 //! database); it stops when the last test using it ends.
 
+mod common;
+
 use std::any::Any;
 use std::sync::Barrier;
 
 use kf_klms::anchor::AnchorRequest;
 use kf_klms::ledger::postgres::{PgLedger, PgTarget};
 use kf_klms::ledger::{
-    AuditFlag, AuditRecord, AuditStored, Issuance, Ledger, LedgerError, LedgerOp, LedgerOutcome,
-    LedgerStore, NewIssuance,
+    AuditFlag, AuditRecord, AuditStored, Ledger, LedgerError, LedgerOp, LedgerOutcome, LedgerStore,
+    NewIssuance, OperatorAction,
 };
 use kf_testkit::postgres::Postgres;
 use zeroize::Zeroizing;
@@ -74,15 +76,11 @@ fn audit(txid: &str, uid: &str, now_ms: i64) -> AuditRecord {
 }
 
 fn op_issue(txid: &str, uid: &str, now: i64) -> LedgerOp {
-    LedgerOp::Issue(Issuance {
-        transaction_id: txid.to_owned(),
-        fob_uid: uid.to_owned(),
-        station: "station-01".to_owned(),
-        reader_id: "R1".to_owned(),
-        key_version: 1,
-        issued_at_ms: now,
-        expires_at_ms: now + 5000,
-    })
+    let new = NewIssuance {
+        fob_uid: uid,
+        ..issuance(txid, now)
+    };
+    LedgerOp::Issue(new.to_owned_issuance())
 }
 
 fn op_anchor(seq: u64, prev: u8, link: u8) -> LedgerOp {
@@ -131,10 +129,10 @@ fn one_time_rule_expiry_success_and_reissue(t: &Target) {
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        l.record_reissue(UID_A, " ", "op", 1),
+        l.record_reissue(UID_A, &OperatorAction::new(" ", "op", 1)),
         Err(LedgerError::MissingReason)
     ));
-    l.record_reissue(UID_A, "fob replaced", "op", 100_000)
+    l.record_reissue(UID_A, &OperatorAction::new("fob replaced", "op", 100_000))
         .unwrap();
     assert!(l.check_issuable(UID_A, 100_001).is_ok());
     l.try_issue(&issuance("t5", 100_001)).unwrap();
@@ -214,7 +212,8 @@ fn audit_checks_transaction_station_and_uid(t: &Target) {
 fn batch_applies_rules_in_order_and_rolls_back_only_the_failing_op(t: &Target) {
     let mut l = (t.open)();
     l.try_issue(&issuance("t0", 1000)).unwrap();
-    l.record_reissue(UID_A, "fob replaced", "op", 1100).unwrap();
+    l.record_reissue(UID_A, &OperatorAction::new("fob replaced", "op", 1100))
+        .unwrap();
     let results = l
         .apply_batch(&[
             // Consumes the re-issue, then fails on the duplicate transaction
@@ -259,10 +258,10 @@ fn chain_grows_along_one_line_and_reset_is_recorded(t: &Target) {
         .apply_batch(&[
             op_anchor(1, 0, 1),
             op_anchor(2, 1, 2),
-            op_anchor(2, 1, 2),
-            op_anchor(4, 3, 4),
-            op_anchor(3, 9, 3),
-            op_anchor(1, 0, 7),
+            op_anchor(2, 1, 2), // the same record again
+            op_anchor(4, 3, 4), // gap
+            op_anchor(3, 9, 3), // does not extend link 2: fork
+            op_anchor(1, 0, 7), // other content under an anchored number: fork / rollback
             op_anchor(3, 2, 3),
         ])
         .unwrap();
@@ -270,7 +269,7 @@ fn chain_grows_along_one_line_and_reset_is_recorded(t: &Target) {
         .iter()
         .map(|r| match r {
             Ok(LedgerOutcome::Anchored(s)) => format!("{s:?}"),
-            Err(LedgerError::ChainRefused(why)) => why.code().to_owned(),
+            Err(LedgerError::ChainRefused(why)) => format!("{} {why:?}", why.code()),
             other => format!("{other:?}"),
         })
         .collect();
@@ -280,22 +279,27 @@ fn chain_grows_along_one_line_and_reset_is_recorded(t: &Target) {
             "New",
             "New",
             "Duplicate",
-            "chain_gap",
-            "chain_fork",
-            "chain_fork",
+            "chain_gap Gap { expected: 3 }",
+            "chain_fork Fork { head: 2 }",
+            "chain_fork Fork { head: 2 }",
             "New"
         ]
     );
     assert_eq!(l.chain_head("S1").unwrap(), (3, [3; 32]));
+    // Another station has its own chain.
     assert_eq!(l.chain_head("S2").unwrap(), (0, [0; 32]));
     let states = l.chain_states().unwrap();
     assert_eq!(states.len(), 1);
     assert_eq!((states[0].seq, states[0].alerts), (3, 3));
     assert!(matches!(
-        l.reset_chain("S1", " ", "op", 2),
+        l.reset_chain("S1", &OperatorAction::new(" ", "op", 2)),
         Err(LedgerError::MissingReason)
     ));
-    assert_eq!(l.reset_chain("S1", "disk replaced", "op", 2).unwrap(), 3);
+    assert_eq!(
+        l.reset_chain("S1", &OperatorAction::new("disk replaced", "op", 2))
+            .unwrap(),
+        3
+    );
     let r = l.apply_batch(&[op_anchor(1, 0, 5)]).unwrap();
     assert!(matches!(
         r[0],
@@ -491,21 +495,9 @@ fn three_serve_processes_on_one_postgres_issue_each_fob_once() {
         std::fs::read_to_string(pki.join("station-01.pem")).unwrap(),
         std::fs::read_to_string(pki.join("station-01.key")).unwrap()
     );
-    let client = reqwest::blocking::Client::builder()
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
-        .identity(reqwest::Identity::from_pem(identity.as_bytes()).unwrap())
-        .timeout(std::time::Duration::from_secs(30))
-        .build()
-        .unwrap();
+    let client = common::https_client(&ca, Some(&identity), std::time::Duration::from_secs(30));
     let issue = |base: &str, uid: &str| -> (u16, Value) {
-        let r = client
-            .post(format!("{base}/v1/key-packages"))
-            .json(&json!({"fob_uid": uid, "reader_id": "R1"}))
-            .send()
-            .unwrap();
-        (r.status().as_u16(), r.json().unwrap())
+        common::request_package(&client, base, uid, "R1")
     };
     // Concurrent requests for the same fob at all three instances (three each).
     const PER_INSTANCE: usize = 3;
@@ -553,16 +545,8 @@ fn three_serve_processes_on_one_postgres_issue_each_fob_once() {
         1
     );
     // The same audit record at two instances at once: stored once.
-    let record = json!({
-        "transaction_id": txid,
-        "fob_uid": uid,
-        "timestamp_iso8601": "2026-11-22T14:32:01.123Z",
-        "overall_result": "SUCCESS",
-        "stage_reached": "POST_PERSONALIZATION",
-        "apdu_trace": [{"direction": "TX", "apdu_hex": "8050000008"}],
-        "eol_station_id": "station-01",
-        "stage_durations_ms": {"ReadUid": 3}
-    });
+    let mut record = kf_testkit::audit::success_record(&txid, &uid);
+    record["stage_durations_ms"] = json!({"ReadUid": 3});
     let barrier = Barrier::new(2);
     let mut statuses: Vec<u16> = std::thread::scope(|s| {
         let handles: Vec<_> = bases[..2]
@@ -598,18 +582,16 @@ fn three_serve_processes_on_one_postgres_issue_each_fob_once() {
     for base in &bases {
         assert_eq!(issue(base, &uid).0, 409);
     }
-    let out = klms(
-        &[
-            "reissue",
-            &uid,
-            "--reason",
-            "fob replaced",
-            "--config",
-            config.to_str().unwrap(),
-        ],
-        &url,
-    );
-    assert!(out.status.success(), "{out:?}");
+    // An operator command on the shared ledger, named by the configuration.
+    let operator = |args: &[&str]| {
+        let out = klms(
+            &[args, &["--config", config.to_str().unwrap()]].concat(),
+            &url,
+        );
+        assert!(out.status.success(), "{out:?}");
+        out
+    };
+    let out = operator(&["reissue", &uid, "--reason", "fob replaced"]);
     assert!(!String::from_utf8_lossy(&out.stdout).contains("never-logged-pw"));
     assert_eq!(issue(&bases[2], &uid).0, 200);
     assert_eq!(issue(&bases[1], &uid).0, 409);
@@ -622,17 +604,7 @@ fn three_serve_processes_on_one_postgres_issue_each_fob_once() {
         2
     );
     // The chain commands read the shared ledger.
-    let out = klms(
-        &[
-            "chain",
-            "state",
-            "--json",
-            "--config",
-            config.to_str().unwrap(),
-        ],
-        &url,
-    );
-    assert!(out.status.success(), "{out:?}");
+    operator(&["chain", "state", "--json"]);
     drop(instances);
 }
 

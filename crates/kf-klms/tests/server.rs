@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod common;
+
 use kf_klms::clock::Clock;
 use kf_klms::pki::DevPki;
 use kf_klms::{spawn_server, KlmsConfig, ServerHandle};
@@ -75,15 +77,8 @@ fn start(ttl: Duration) -> Fixture {
 }
 
 fn client(ca_pem: &str, identity: Option<(&str, &str)>) -> Client {
-    let mut b = Client::builder()
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
-        .timeout(Duration::from_secs(10));
-    if let Some((cert, key)) = identity {
-        b = b.identity(reqwest::Identity::from_pem(format!("{cert}{key}").as_bytes()).unwrap());
-    }
-    b.build().unwrap()
+    let identity = identity.map(|(cert, key)| format!("{cert}{key}"));
+    common::https_client(ca_pem, identity.as_deref(), Duration::from_secs(10))
 }
 
 fn station(f: &Fixture, cn: &str) -> Client {

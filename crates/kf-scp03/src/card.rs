@@ -13,7 +13,7 @@ use kf_crypto::{ct_eq, StaticKeys};
 
 use crate::channel::{ChannelCore, DEFAULT_COMMAND_LIMIT};
 use crate::iu::{InitializeUpdateResponse, KDD_LEN};
-use crate::session::{card_cryptogram, host_cryptogram, pseudo_random_card_challenge};
+use crate::session::{pseudo_random_card_challenge, Cryptogram};
 use crate::sm;
 use crate::{
     ChallengeSource, Mode, OsRandom, ParameterI, Scp03Error, SecurityLevel, SessionKeys,
@@ -200,7 +200,8 @@ impl CardSession {
         };
         let set = &self.key_sets[index];
         let keys = SessionKeys::derive(&set.keys, &host_challenge, &card_challenge)?;
-        let card_crypto = card_cryptogram(&keys, mode, &host_challenge, &card_challenge)?;
+        let card_crypto =
+            Cryptogram::Card.compute(&keys, mode, &host_challenge, &card_challenge)?;
         let response = InitializeUpdateResponse {
             key_diversification_data: self.config.key_diversification_data,
             key_version: set.kvn,
@@ -263,7 +264,7 @@ impl CardAwaitingAuthentication {
     ) -> Result<(ResponseApdu, CardChannel), Scp03Error> {
         let (command, host_crypto, chaining) =
             sm::verify_external_authenticate(&self.keys, self.mode, raw_command)?;
-        let expected = host_cryptogram(
+        let expected = Cryptogram::Host.compute(
             &self.keys,
             self.mode,
             &self.host_challenge,

@@ -12,7 +12,7 @@ use kf_crypto::{ct_eq, StaticKeys};
 
 use crate::channel::{ChannelCore, DEFAULT_COMMAND_LIMIT};
 use crate::iu::InitializeUpdateResponse;
-use crate::session::{card_cryptogram, host_cryptogram, pseudo_random_card_challenge};
+use crate::session::{pseudo_random_card_challenge, Cryptogram};
 use crate::sm::{self, external_authenticate};
 use crate::{
     ChallengeSource, Mode, ParameterI, Scp03Error, SecurityLevel, SessionKeys, TerminationCause,
@@ -140,13 +140,21 @@ impl AwaitingCardResponse {
         }
         let keys =
             SessionKeys::derive(&self.host.keys, &self.host_challenge, &card.card_challenge)?;
-        let expected =
-            card_cryptogram(&keys, self.mode, &self.host_challenge, &card.card_challenge)?;
+        let expected = Cryptogram::Card.compute(
+            &keys,
+            self.mode,
+            &self.host_challenge,
+            &card.card_challenge,
+        )?;
         if !ct_eq(&expected, &card.card_cryptogram) {
             return Err(Scp03Error::CardCryptogramMismatch);
         }
-        let host_crypto =
-            host_cryptogram(&keys, self.mode, &self.host_challenge, &card.card_challenge)?;
+        let host_crypto = Cryptogram::Host.compute(
+            &keys,
+            self.mode,
+            &self.host_challenge,
+            &card.card_challenge,
+        )?;
         let (command, chaining) = external_authenticate(&keys, self.mode, level, &host_crypto)?;
         let core = ChannelCore::new(keys, self.mode, level, chaining, self.host.command_limit);
         Ok((command, AwaitingExternalAuthenticate { core, card }))

@@ -46,4 +46,4 @@ pub use host::{AwaitingCardResponse, AwaitingExternalAuthenticate, HostSession, 
 pub use iu::{InitializeUpdateResponse, KDD_LEN, SCP_IDENTIFIER};
 pub use params::{Mode, ParameterI, SecurityLevel};
 pub use rng::{ChallengeSource, OsRandom};
-pub use session::{card_cryptogram, host_cryptogram, pseudo_random_card_challenge, SessionKeys};
+pub use session::{pseudo_random_card_challenge, Cryptogram, SessionKeys};

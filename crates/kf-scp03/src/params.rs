@@ -193,36 +193,42 @@ impl Mode {
 mod tests {
     use super::*;
 
-    #[test]
-    fn parameter_i_accepts_exactly_the_amd_d_values() {
+    /// `parse` accepts exactly the bytes in `valid` and refuses every other
+    /// byte with `refusal` of it.
+    fn accepts_exactly(
+        what: &str,
+        valid: &[u8],
+        parse: impl Fn(u8) -> Result<u8, Scp03Error>,
+        refusal: fn(u8) -> Scp03Error,
+    ) {
         for v in 0..=255u8 {
-            let expected = if ParameterI::ALL.contains(&v) {
+            let expected = if valid.contains(&v) {
                 Ok(v)
             } else {
-                Err(Scp03Error::UnsupportedParameterI(v))
+                Err(refusal(v))
             };
-            assert_eq!(
-                ParameterI::new(v).map(|i| i.value()),
-                expected,
-                "i = {v:02X}"
-            );
+            assert_eq!(parse(v), expected, "{what} = {v:02X}");
         }
     }
 
     #[test]
+    fn parameter_i_accepts_exactly_the_amd_d_values() {
+        accepts_exactly(
+            "i",
+            &ParameterI::ALL,
+            |v| ParameterI::new(v).map(|i| i.value()),
+            Scp03Error::UnsupportedParameterI,
+        );
+    }
+
+    #[test]
     fn security_level_accepts_exactly_table_7_3() {
-        for v in 0..=255u8 {
-            let expected = if [0x00, 0x01, 0x03, 0x11, 0x13, 0x33].contains(&v) {
-                Ok(v)
-            } else {
-                Err(Scp03Error::UnsupportedSecurityLevel(v))
-            };
-            assert_eq!(
-                SecurityLevel::new(v).map(|l| l.value()),
-                expected,
-                "{v:02X}"
-            );
-        }
+        accepts_exactly(
+            "level",
+            &[0x00, 0x01, 0x03, 0x11, 0x13, 0x33],
+            |v| SecurityLevel::new(v).map(|l| l.value()),
+            Scp03Error::UnsupportedSecurityLevel,
+        );
     }
 
     #[test]

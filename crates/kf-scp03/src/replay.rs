@@ -12,13 +12,13 @@
 use kf_apdu::{CommandApdu, ResponseApdu};
 use kf_crypto::{ct_eq, StaticKeys};
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// Largest replay script accepted (hex JSON of a captured session; a
 /// session of a few hundred extended-length commands fits many times over).
 pub const SCRIPT_MAX_BYTES: u64 = 4 * 1024 * 1024;
 
-use crate::session::{card_cryptogram, host_cryptogram, pseudo_random_card_challenge};
+use crate::session::{pseudo_random_card_challenge, Cryptogram};
 use crate::sm::{self, external_authenticate};
 use crate::{InitializeUpdateResponse, Mode, SecurityLevel, SessionKeys};
 
@@ -61,20 +61,13 @@ struct Input {
     commands: Vec<InputCommand>,
 }
 
-#[derive(Deserialize)]
+/// The keys are wiped when dropped.
+#[derive(Deserialize, Zeroize, ZeroizeOnDrop)]
 #[serde(deny_unknown_fields)]
 struct InputKeys {
     enc: String,
     mac: String,
     dek: String,
-}
-
-impl Drop for InputKeys {
-    fn drop(&mut self) {
-        self.enc.zeroize();
-        self.mac.zeroize();
-        self.dek.zeroize();
-    }
 }
 
 #[derive(Deserialize)]
@@ -122,7 +115,7 @@ pub struct ReplayCommand {
 
 /// Session keys in hex (only produced with `show_session_keys`). Wiped on drop;
 /// `Debug` is redacted.
-#[derive(Serialize)]
+#[derive(Serialize, Zeroize, ZeroizeOnDrop)]
 pub struct SessionKeysHex {
     /// S-ENC.
     pub s_enc: String,
@@ -135,14 +128,6 @@ pub struct SessionKeysHex {
 impl std::fmt::Debug for SessionKeysHex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SessionKeysHex([redacted])")
-    }
-}
-
-impl Drop for SessionKeysHex {
-    fn drop(&mut self) {
-        self.s_enc.zeroize();
-        self.s_mac.zeroize();
-        self.s_rmac.zeroize();
     }
 }
 
@@ -213,9 +198,11 @@ pub fn replay(input_json: &str, show_session_keys: bool) -> Result<ReplayReport,
     };
     let session = SessionKeys::derive(&keys, &host_challenge, &card.card_challenge)
         .map_err(|e| field_err("static_keys", e))?;
-    let expected_card = card_cryptogram(&session, mode, &host_challenge, &card.card_challenge)
+    let expected_card = Cryptogram::Card
+        .compute(&session, mode, &host_challenge, &card.card_challenge)
         .map_err(|e| field_err("static_keys", e))?;
-    let host_crypto = host_cryptogram(&session, mode, &host_challenge, &card.card_challenge)
+    let host_crypto = Cryptogram::Host
+        .compute(&session, mode, &host_challenge, &card.card_challenge)
         .map_err(|e| field_err("static_keys", e))?;
     let (ea, mut chaining) = external_authenticate(&session, mode, level, &host_crypto)
         .map_err(|e| field_err("security_level", e))?;

@@ -91,51 +91,34 @@ impl SessionKeys {
     }
 }
 
-fn cryptogram(
-    s_mac: &AesKey,
-    constant: u8,
-    mode: Mode,
-    host_challenge: &[u8],
-    card_challenge: &[u8],
-) -> Result<Vec<u8>, Scp03Error> {
-    let mut context = Vec::with_capacity(host_challenge.len() + card_challenge.len());
-    context.extend_from_slice(host_challenge);
-    context.extend_from_slice(card_challenge);
-    Ok(scp03_kdf(s_mac, constant, mode.l_bits(), &context)?.to_vec())
+/// The two authentication cryptograms: KDF(S-MAC, constant, L = 64 or 128,
+/// host challenge ‖ card challenge), told apart by their derivation constant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cryptogram {
+    /// Card authentication cryptogram, constant '00' (Amd D §6.2.2.2).
+    Card,
+    /// Host authentication cryptogram, constant '01' (Amd D §6.2.2.3).
+    Host,
 }
 
-/// Card authentication cryptogram: KDF(S-MAC, '00', L = 64 or 128,
-/// host challenge ‖ card challenge) (Amd D §6.2.2.2).
-pub fn card_cryptogram(
-    keys: &SessionKeys,
-    mode: Mode,
-    host_challenge: &[u8],
-    card_challenge: &[u8],
-) -> Result<Vec<u8>, Scp03Error> {
-    cryptogram(
-        keys.s_mac(),
-        CONST_CARD_CRYPTOGRAM,
-        mode,
-        host_challenge,
-        card_challenge,
-    )
-}
-
-/// Host authentication cryptogram: KDF(S-MAC, '01', L = 64 or 128,
-/// host challenge ‖ card challenge) (Amd D §6.2.2.3).
-pub fn host_cryptogram(
-    keys: &SessionKeys,
-    mode: Mode,
-    host_challenge: &[u8],
-    card_challenge: &[u8],
-) -> Result<Vec<u8>, Scp03Error> {
-    cryptogram(
-        keys.s_mac(),
-        CONST_HOST_CRYPTOGRAM,
-        mode,
-        host_challenge,
-        card_challenge,
-    )
+impl Cryptogram {
+    /// Computes this cryptogram under the session's S-MAC.
+    pub fn compute(
+        self,
+        keys: &SessionKeys,
+        mode: Mode,
+        host_challenge: &[u8],
+        card_challenge: &[u8],
+    ) -> Result<Vec<u8>, Scp03Error> {
+        let constant = match self {
+            Cryptogram::Card => CONST_CARD_CRYPTOGRAM,
+            Cryptogram::Host => CONST_HOST_CRYPTOGRAM,
+        };
+        let mut context = Vec::with_capacity(host_challenge.len() + card_challenge.len());
+        context.extend_from_slice(host_challenge);
+        context.extend_from_slice(card_challenge);
+        Ok(scp03_kdf(keys.s_mac(), constant, mode.l_bits(), &context)?.to_vec())
+    }
 }
 
 /// Pseudo-random card challenge: KDF(static Key-ENC, '02', L = 64 or 128,

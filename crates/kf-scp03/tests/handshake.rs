@@ -13,14 +13,20 @@ use kf_scp03::{
     Scp03Error, SecurityLevel, SessionKeys, TerminationCause,
 };
 
+/// The host's refusal of the INITIALIZE UPDATE answer of a card with
+/// `key_len`-byte keys, `mode` and "i" parameter `i`.
+fn host_refusal(host: HostSession, key_len: usize, mode: Mode, i: u8) -> Scp03Error {
+    let mut card = card(key_len, mode, i);
+    let (awaiting, resp, _) = start(host, &mut card, mode);
+    awaiting.process_response(&resp).unwrap_err()
+}
+
 #[test]
 fn handshake_wrong_static_mac_key_gives_card_cryptogram_mismatch() {
     for mode in MODES {
-        let mut card = card(16, mode, 0x00);
         let host = HostSession::new(static_keys(16, 2)).security_level(SecurityLevel::C_MAC);
-        let (awaiting, resp, _auth) = start(host, &mut card, mode);
         assert_eq!(
-            awaiting.process_response(&resp).unwrap_err(),
+            host_refusal(host, 16, mode, 0x00),
             Scp03Error::CardCryptogramMismatch
         );
     }
@@ -28,24 +34,20 @@ fn handshake_wrong_static_mac_key_gives_card_cryptogram_mismatch() {
 
 #[test]
 fn handshake_wrong_static_enc_key_gives_card_challenge_mismatch_with_pseudo_random_i() {
-    let mut card = card(16, Mode::S8, 0x10);
     let mut keys = static_keys(16, 1);
     keys.enc = kf_crypto::AesKey::from_slice(&[0xEE; 16]).unwrap();
     let host = HostSession::new(keys).sd_aid(SD_AID.to_vec());
-    let (awaiting, resp, _) = start(host, &mut card, Mode::S8);
     assert_eq!(
-        awaiting.process_response(&resp).unwrap_err(),
+        host_refusal(host, 16, Mode::S8, 0x10),
         Scp03Error::CardChallengeMismatch
     );
 }
 
 #[test]
 fn handshake_wrong_sd_aid_gives_card_challenge_mismatch() {
-    let mut card = card(24, Mode::S16, 0x70);
     let host = HostSession::new(static_keys(24, 1)).sd_aid(vec![0xA0, 0, 0, 0, 0x03]);
-    let (awaiting, resp, _) = start(host, &mut card, Mode::S16);
     assert_eq!(
-        awaiting.process_response(&resp).unwrap_err(),
+        host_refusal(host, 24, Mode::S16, 0x70),
         Scp03Error::CardChallengeMismatch
     );
 }
@@ -97,10 +99,8 @@ fn handshake_tampered_external_authenticate_mac_is_rejected_by_card() {
 
 #[test]
 fn handshake_level_needing_r_mac_rejected_by_host_when_i_lacks_it() {
-    let mut card = card(16, Mode::S8, 0x10);
-    let (awaiting, resp, _) = start(host(16, SecurityLevel::C_MAC_R_MAC), &mut card, Mode::S8);
     assert_eq!(
-        awaiting.process_response(&resp).unwrap_err(),
+        host_refusal(host(16, SecurityLevel::C_MAC_R_MAC), 16, Mode::S8, 0x10),
         Scp03Error::SecurityLevelNotAllowed {
             level: 0x11,
             i: 0x10
@@ -114,13 +114,14 @@ fn handshake_level_needing_r_enc_rejected_by_card_when_i_lacks_it() {
     let (_, resp, auth) = start(host(16, SecurityLevel::C_MAC), &mut card, Mode::S8);
     let keys = card_side_keys(16, Mode::S8, &resp);
     let iu = InitializeUpdateResponse::parse(resp.data(), Mode::S8).unwrap();
-    let crypto = kf_scp03::host_cryptogram(
-        &keys,
-        Mode::S8,
-        &host_challenge(Mode::S8, 0x5A),
-        &iu.card_challenge,
-    )
-    .unwrap();
+    let crypto = kf_scp03::Cryptogram::Host
+        .compute(
+            &keys,
+            Mode::S8,
+            &host_challenge(Mode::S8, 0x5A),
+            &iu.card_challenge,
+        )
+        .unwrap();
     let (ea, _) = sm::external_authenticate(&keys, Mode::S8, SecurityLevel::FULL, &crypto).unwrap();
     assert_eq!(
         auth.external_authenticate(&ea.to_bytes()).unwrap_err(),
@@ -166,16 +167,22 @@ fn handshake_key_version_zero_selects_the_first_key_set() {
     assert_eq!(ea.card_info().key_version, KVN);
 }
 
-#[test]
-fn handshake_key_version_mismatch_is_detected_by_host() {
+/// The host's refusal of a card's INITIALIZE UPDATE answer (AES-128, S8,
+/// "i" 00) whose byte `index` was changed to `value`.
+fn refusal_of_altered_answer(index: usize, value: u8) -> Scp03Error {
     let mut card = card(16, Mode::S8, 0x00);
     let (awaiting, resp, _) = start(host(16, SecurityLevel::C_MAC), &mut card, Mode::S8);
     let mut data = resp.data().to_vec();
-    data[10] = 0x31;
+    data[index] = value;
+    awaiting
+        .process_response(&ResponseApdu::new(data, StatusWord::SUCCESS))
+        .unwrap_err()
+}
+
+#[test]
+fn handshake_key_version_mismatch_is_detected_by_host() {
     assert_eq!(
-        awaiting
-            .process_response(&ResponseApdu::new(data, StatusWord::SUCCESS))
-            .unwrap_err(),
+        refusal_of_altered_answer(10, 0x31),
         Scp03Error::KeyVersionMismatch {
             requested: 0x30,
             returned: 0x31
@@ -185,14 +192,8 @@ fn handshake_key_version_mismatch_is_detected_by_host() {
 
 #[test]
 fn handshake_non_scp03_identifier_is_rejected() {
-    let mut card = card(16, Mode::S8, 0x00);
-    let (awaiting, resp, _) = start(host(16, SecurityLevel::C_MAC), &mut card, Mode::S8);
-    let mut data = resp.data().to_vec();
-    data[11] = 0x02;
     assert_eq!(
-        awaiting
-            .process_response(&ResponseApdu::new(data, StatusWord::SUCCESS))
-            .unwrap_err(),
+        refusal_of_altered_answer(11, 0x02),
         Scp03Error::UnexpectedScpIdentifier(0x02)
     );
 }

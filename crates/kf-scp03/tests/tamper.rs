@@ -25,6 +25,21 @@ fn i_for(level: SecurityLevel) -> u8 {
     }
 }
 
+/// A fresh channel pair after one good GET DATA exchange, so that the MAC
+/// chaining value is not zero.
+fn open_after_one_command(
+    level: SecurityLevel,
+    key_len: usize,
+    mode: Mode,
+) -> (kf_scp03::SecureChannel, kf_scp03::CardChannel) {
+    let (mut host, mut card) = open(level, key_len, mode, i_for(level));
+    let first = host
+        .wrap(CommandApdu::new(0x80, 0xCA, 0x00, 0x66).with_le(256))
+        .unwrap();
+    card.unwrap_command(&first.to_bytes()).unwrap();
+    (host, card)
+}
+
 /// Byte ranges of `wire` covered by the C-MAC (everything but Le and CLA's channel bits).
 fn protected_bits(wire: &[u8], command: &CommandApdu) -> Vec<(usize, u8)> {
     let le_len = match (command.le(), wire.len() > 5 && wire[4] == 0) {
@@ -58,20 +73,13 @@ fn tamper_commands_for(level: u8, key_len: usize, mode: Mode) {
     for command in &commands {
         // Wrap once with a fresh pair to learn the wire bytes, then replay each
         // single-bit flip on a fresh pair (same deterministic challenges).
-        let (mut host, _) = open(level, key_len, mode, i_for(level));
-        host.wrap(CommandApdu::new(0x80, 0xCA, 0x00, 0x66).with_le(256))
-            .unwrap();
+        let (mut host, _) = open_after_one_command(level, key_len, mode);
         let wire = host.wrap(command.clone()).unwrap().to_bytes();
         let bits = protected_bits(&wire, command);
         // Extended encodings make exhaustive flipping slow; sample every 7th bit there.
         let step = if wire.len() > 64 { 7 } else { 1 };
         for &(byte, mask) in bits.iter().step_by(step) {
-            let (mut host, mut card) = open(level, key_len, mode, i_for(level));
-            // One good exchange first so the MAC chaining value is non-zero.
-            let first = host
-                .wrap(CommandApdu::new(0x80, 0xCA, 0x00, 0x66).with_le(256))
-                .unwrap();
-            card.unwrap_command(&first.to_bytes()).unwrap();
+            let (mut host, mut card) = open_after_one_command(level, key_len, mode);
             let good = host.wrap(command.clone()).unwrap().to_bytes();
             assert_eq!(good, wire);
             let mut bad = good.clone();
@@ -105,19 +113,11 @@ fn tamper_responses_for(level: u8, key_len: usize, mode: Mode) {
         ResponseApdu::new(vec![0x01, 0x02], StatusWord::new(0x63, 0xC2)),
     ];
     for response in &responses {
-        let (mut host, mut card) = open(level, key_len, mode, i_for(level));
-        let cmd = host
-            .wrap(CommandApdu::new(0x80, 0xCA, 0x00, 0x66).with_le(256))
-            .unwrap();
-        card.unwrap_command(&cmd.to_bytes()).unwrap();
+        let (_, mut card) = open_after_one_command(level, key_len, mode);
         let wire = card.wrap_response(response.clone()).unwrap().to_bytes();
         for byte in 0..wire.len() {
             for bit in 0..8u8 {
-                let (mut host, mut card) = open(level, key_len, mode, i_for(level));
-                let cmd = host
-                    .wrap(CommandApdu::new(0x80, 0xCA, 0x00, 0x66).with_le(256))
-                    .unwrap();
-                card.unwrap_command(&cmd.to_bytes()).unwrap();
+                let (mut host, mut card) = open_after_one_command(level, key_len, mode);
                 let good = card.wrap_response(response.clone()).unwrap().to_bytes();
                 assert_eq!(good, wire);
                 let mut bad = good.clone();
@@ -141,42 +141,34 @@ fn tamper_responses_for(level: u8, key_len: usize, mode: Mode) {
     }
 }
 
+/// Every protected level with AES-128 and S8 and with AES-256 and S16;
+/// level 33 with AES-192 and S8.
 #[test]
-fn tamper_command_any_bit_detected_by_card_all_protected_levels_aes128_s8() {
-    for level in PROTECTED_LEVELS {
-        tamper_commands_for(level, 16, Mode::S8);
+fn tamper_command_any_bit_detected_by_card() {
+    for (levels, key_len, mode) in [
+        (&PROTECTED_LEVELS[..], 16, Mode::S8),
+        (&PROTECTED_LEVELS[..], 32, Mode::S16),
+        (&[0x33][..], 24, Mode::S8),
+    ] {
+        for &level in levels {
+            tamper_commands_for(level, key_len, mode);
+        }
     }
 }
 
+/// The R-MAC levels with AES-128 and S8 and with AES-256 and S16; level 33
+/// with AES-192 and S16.
 #[test]
-fn tamper_command_any_bit_detected_by_card_all_protected_levels_aes256_s16() {
-    for level in PROTECTED_LEVELS {
-        tamper_commands_for(level, 32, Mode::S16);
+fn tamper_response_any_bit_detected_by_host() {
+    for (levels, key_len, mode) in [
+        (&[0x11, 0x13, 0x33][..], 16, Mode::S8),
+        (&[0x11, 0x13, 0x33][..], 32, Mode::S16),
+        (&[0x33][..], 24, Mode::S16),
+    ] {
+        for &level in levels {
+            tamper_responses_for(level, key_len, mode);
+        }
     }
-}
-
-#[test]
-fn tamper_command_any_bit_detected_by_card_level_33_aes192_s8() {
-    tamper_commands_for(0x33, 24, Mode::S8);
-}
-
-#[test]
-fn tamper_response_any_bit_detected_by_host_r_mac_levels_aes128_s8() {
-    for level in [0x11, 0x13, 0x33] {
-        tamper_responses_for(level, 16, Mode::S8);
-    }
-}
-
-#[test]
-fn tamper_response_any_bit_detected_by_host_r_mac_levels_aes256_s16() {
-    for level in [0x11, 0x13, 0x33] {
-        tamper_responses_for(level, 32, Mode::S16);
-    }
-}
-
-#[test]
-fn tamper_response_any_bit_detected_by_host_level_33_aes192_s16() {
-    tamper_responses_for(0x33, 24, Mode::S16);
 }
 
 #[test]

@@ -5,23 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kf_audit::{Journal, JournalKey, JournalReader, UploadState, Uploader, UploaderConfig};
+use kf_audit::{
+    Journal, JournalKey, JournalReader, RecordKind, UploadState, Uploader, UploaderConfig,
+};
 use kf_klms::pki::DevPki;
 use kf_klms::{spawn_server, KlmsConfig};
 use kf_source::klms::{KlmsAuditSink, KlmsClient, KlmsClientConfig};
+use kf_testkit::audit::success_record;
 use zeroize::Zeroizing;
-
-fn audit_record(txid: &str, uid: &str) -> serde_json::Value {
-    serde_json::json!({
-        "transaction_id": txid,
-        "fob_uid": uid,
-        "timestamp_iso8601": "2026-11-22T14:32:01.123Z",
-        "overall_result": "SUCCESS",
-        "stage_reached": "POST_PERSONALIZATION",
-        "apdu_trace": [{"direction": "TX", "apdu_hex": "8050000008"}],
-        "eol_station_id": "station-01"
-    })
-}
 
 /// The receipt key a KLMS with this master key signs with, as published.
 fn receipt_key(master: &[u8]) -> p256::ecdsa::VerifyingKey {
@@ -90,10 +81,18 @@ fn records_queue_while_klms_is_down_and_go_out_when_it_returns() {
     .unwrap();
     for (u, t) in uids.iter().zip(&txids) {
         journal
-            .append_started(t, &serde_json::json!({"fob_uid": hex::encode_upper(u)}))
+            .append(
+                t,
+                RecordKind::Started,
+                &serde_json::json!({"fob_uid": hex::encode_upper(u)}),
+            )
             .unwrap();
         journal
-            .append_outcome(t, &audit_record(t, &hex::encode_upper(u)))
+            .append(
+                t,
+                RecordKind::Outcome,
+                &success_record(t, &hex::encode_upper(u)),
+            )
             .unwrap();
         uploader.notify();
     }
@@ -153,7 +152,7 @@ fn records_queue_while_klms_is_down_and_go_out_when_it_returns() {
     assert_eq!(head.link, journal.head().unwrap().link);
     // The KLMS stored them: a re-upload is a duplicate, and the fobs are completed.
     let again =
-        serde_json::to_string(&audit_record(&txids[0], &hex::encode_upper(uids[0]))).unwrap();
+        serde_json::to_string(&success_record(&txids[0], &hex::encode_upper(uids[0]))).unwrap();
     let ack = client.post_audit(&again).unwrap();
     assert_eq!(ack.status, "duplicate");
 
@@ -162,7 +161,11 @@ fn records_queue_while_klms_is_down_and_go_out_when_it_returns() {
     let forked_path = dir.path().join("forked.db");
     let mut forked = Journal::open(&forked_path, JournalKey::from_bytes([0x22; 32])).unwrap();
     forked
-        .append_started(&txids[0], &serde_json::json!({"fob_uid": "00"}))
+        .append(
+            &txids[0],
+            RecordKind::Started,
+            &serde_json::json!({"fob_uid": "00"}),
+        )
         .unwrap();
     let mut sink = KlmsAuditSink::new(Arc::clone(&client));
     let refused = kf_audit::AuditSink::upload(&mut sink, &forked.show(1).unwrap()).unwrap_err();

@@ -57,6 +57,14 @@ fn client_for(base_url: &str, ca_pem: &str, identity: Zeroizing<Vec<u8>>) -> Klm
     KlmsClient::new(cfg).unwrap()
 }
 
+/// The error of fetching the test fob's package from `base_url`, trusting
+/// `ca_pem` and presenting `identity`.
+fn fetch_refused(base_url: &str, ca_pem: &str, identity: Zeroizing<Vec<u8>>) -> KlmsError {
+    client_for(base_url, ca_pem, identity)
+        .fetch_key_package(&UID, "R1")
+        .unwrap_err()
+}
+
 impl Fixture {
     fn base_url(&self) -> String {
         self.server.as_ref().unwrap().base_url()
@@ -119,7 +127,10 @@ fn second_issuance_is_refused() {
     // An operator re-issue lets exactly one more through.
     let mut ledger = kf_klms::ledger::Ledger::open(f.dir.path().join("ledger.db")).unwrap();
     ledger
-        .record_reissue(&hex::encode_upper(UID), "fob replaced", "test", 0)
+        .record_reissue(
+            &hex::encode_upper(UID),
+            &kf_klms::ledger::OperatorAction::new("fob replaced", "test", 0),
+        )
         .unwrap();
     c.fetch_key_package(&UID, "R1").unwrap();
     assert!(matches!(
@@ -167,12 +178,11 @@ fn expired_package_is_refused() {
 #[test]
 fn unlisted_station_is_forbidden() {
     let f = start(Duration::from_secs(5));
-    let c = client_for(
+    let err = fetch_refused(
         &f.base_url(),
         &f.pki.ca.cert_pem,
         identity(&f.pki, "station-99"),
     );
-    let err = c.fetch_key_package(&UID, "R1").unwrap_err();
     assert!(matches!(err, KlmsError::Forbidden { .. }), "{err:?}");
 }
 
@@ -181,12 +191,11 @@ fn server_certificate_from_another_ca_is_refused() {
     let f = start(Duration::from_secs(5));
     let other = DevPki::generate("Other CA", &["station-01"]).unwrap();
     // Pinned to a CA that did not issue the server certificate.
-    let c = client_for(
+    let err = fetch_refused(
         &f.base_url(),
         &other.ca.cert_pem,
         identity(&f.pki, "station-01"),
     );
-    let err = c.fetch_key_package(&UID, "R1").unwrap_err();
     assert!(matches!(err, KlmsError::Unreachable { .. }), "{err:?}");
     assert!(
         err.to_string().to_lowercase().contains("certificate"),
@@ -200,12 +209,11 @@ fn server_certificate_from_another_ca_is_refused() {
 fn client_certificate_from_another_ca_is_refused_by_the_server() {
     let f = start(Duration::from_secs(5));
     let other = DevPki::generate("Other CA", &["station-01"]).unwrap();
-    let c = client_for(
+    let err = fetch_refused(
         &f.base_url(),
         &f.pki.ca.cert_pem,
         identity(&other, "station-01"),
     );
-    let err = c.fetch_key_package(&UID, "R1").unwrap_err();
     assert!(matches!(err, KlmsError::Unreachable { .. }), "{err:?}");
 }
 
@@ -217,12 +225,11 @@ fn klms_down_gives_a_clear_error_after_bounded_retries() {
         .unwrap()
         .port();
     let pki = DevPki::generate("CA", &["station-01"]).unwrap();
-    let c = client_for(
+    let err = fetch_refused(
         &format!("https://127.0.0.1:{port}"),
         &pki.ca.cert_pem,
         identity(&pki, "station-01"),
     );
-    let err = c.fetch_key_package(&UID, "R1").unwrap_err();
     match &err {
         KlmsError::Unreachable { attempts, url, .. } => {
             assert_eq!(*attempts, 3);

@@ -58,6 +58,15 @@ fn mkfifo(path: &Path) {
         .success());
 }
 
+/// With a FIFO at `fifo` (in place of the file there, if any), fetching from
+/// `pool` fails naming it.
+#[cfg(unix)]
+fn assert_fetch_refuses_fifo(pool: &Path, fifo: &Path) {
+    mkfifo(fifo);
+    let err = fetch_error(pool.to_path_buf());
+    assert_names(&err, fifo, "FIFO");
+}
+
 #[cfg(unix)]
 #[test]
 fn a_fifo_as_the_ica_certificate_is_refused() {
@@ -80,20 +89,14 @@ fn a_fifo_as_a_claim_marker_is_refused() {
     let (dir, first) = pool(2);
     let used = dir.path().join(".used");
     std::fs::create_dir(&used).unwrap();
-    let marker = used.join(&first);
-    mkfifo(&marker);
-    let err = fetch_error(dir.path().to_path_buf());
-    assert_names(&err, &marker, "FIFO");
+    assert_fetch_refuses_fifo(dir.path(), &used.join(&first));
 }
 
 #[cfg(unix)]
 #[test]
 fn a_fifo_inside_a_package_is_refused() {
     let (dir, first) = pool(1);
-    let irk = dir.path().join(&first).join(IRK_FILE);
-    mkfifo(&irk);
-    let err = fetch_error(dir.path().to_path_buf());
-    assert_names(&err, &irk, "FIFO");
+    assert_fetch_refuses_fifo(dir.path(), &dir.path().join(&first).join(IRK_FILE));
 }
 
 #[cfg(unix)]

@@ -332,13 +332,7 @@ impl StationConfig {
 /// the station's one-line error convention (logs, the operator's terminal).
 /// Example: `unknown field `foo`, expected one of … (key `foo` at line 3 column 1)`.
 fn one_line(text: &str, error: &toml::de::Error) -> String {
-    let message = error
-        .message()
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ");
+    let message = crate::out::join_lines(error.message());
     let Some(span) = error.span() else {
         return message;
     };
@@ -451,40 +445,34 @@ mod tests {
 
     #[test]
     fn toml_errors_are_one_line_with_file_key_and_position() {
-        let unknown = load_text("station_id = \"L\"\n\nfoo = 1\n");
-        assert!(!unknown.contains('\n'), "{unknown}");
-        assert!(
-            unknown.starts_with("config PATH: unknown field `foo`"),
-            "{unknown}"
-        );
-        assert!(
-            unknown.ends_with("(key `foo` at line 3 column 1)"),
-            "{unknown}"
-        );
-
-        let typed = load_text("station_id = \"L\"\nverify = \"yes\"\n");
-        assert!(!typed.contains('\n'), "{typed}");
-        assert!(
-            typed.starts_with("config PATH: invalid type: string \"yes\", expected a boolean"),
-            "{typed}"
-        );
-        assert!(
-            typed.ends_with("(key `verify` at line 2 column 10)"),
-            "{typed}"
-        );
-
-        let nested = load_text("[source]\nkind = \"dev\"\ndri = \"/pool\"\n");
-        assert!(!nested.contains('\n'), "{nested}");
-        assert!(nested.contains("unknown field `dri`"), "{nested}");
-        assert!(
-            nested.ends_with("(key `source.dri` at line 3 column 1)"),
-            "{nested}"
-        );
-
-        let syntax = load_text("station_id = \n");
-        assert!(!syntax.contains('\n'), "{syntax}");
-        assert!(syntax.starts_with("config PATH: "), "{syntax}");
-        assert!(syntax.contains("line 1"), "{syntax}");
+        // (config text, the line starts with, contains, ends with); "" checks nothing.
+        for (text, starts, contains, ends) in [
+            (
+                "station_id = \"L\"\n\nfoo = 1\n",
+                "config PATH: unknown field `foo`",
+                "",
+                "(key `foo` at line 3 column 1)",
+            ),
+            (
+                "station_id = \"L\"\nverify = \"yes\"\n",
+                "config PATH: invalid type: string \"yes\", expected a boolean",
+                "",
+                "(key `verify` at line 2 column 10)",
+            ),
+            (
+                "[source]\nkind = \"dev\"\ndri = \"/pool\"\n",
+                "",
+                "unknown field `dri`",
+                "(key `source.dri` at line 3 column 1)",
+            ),
+            ("station_id = \n", "config PATH: ", "line 1", ""),
+        ] {
+            let line = load_text(text);
+            assert!(!line.contains('\n'), "{line}");
+            assert!(line.starts_with(starts), "{line}");
+            assert!(line.contains(contains), "{line}");
+            assert!(line.ends_with(ends), "{line}");
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The station side of the durable audit journal (kf-audit): a "started"
 //! record committed before the first STORE DATA, the outcome after.
 
-use kf_audit::Journal;
+use kf_audit::{Journal, RecordKind};
 use kf_perso::pipeline::{FobIdentity, FobOutcome, HookError, PipelineHooks};
 use kf_perso::AuditRecord;
 use kf_source::ProvisioningInput;
@@ -225,7 +225,7 @@ impl PipelineHooks for JournalHooks<'_> {
         lock(self.state)
             .map_err(|e| HookError::new(e.to_string()))?
             .journal
-            .append_started(&record.transaction_id, &body)
+            .append(&record.transaction_id, RecordKind::Started, &body)
             .map(|_| ())
             .map_err(HookError::new)
     }
@@ -236,7 +236,7 @@ impl PipelineHooks for JournalHooks<'_> {
 pub fn append_outcome(journal: &mut Journal, outcome: &FobOutcome) -> anyhow::Result<i64> {
     let body = serde_json::to_value(&outcome.record)?;
     Ok(journal
-        .append_outcome(&outcome.record.transaction_id, &body)?
+        .append(&outcome.record.transaction_id, RecordKind::Outcome, &body)?
         .seq)
 }
 
@@ -253,7 +253,7 @@ pub fn close_interrupted(journal: &mut Journal) -> anyhow::Result<usize> {
     for transaction_id in &unfinished {
         let filter = kf_audit::ListFilter {
             transaction_id: Some(transaction_id.clone()),
-            kind: Some(kf_audit::RecordKind::Started),
+            kind: Some(RecordKind::Started),
             ..kf_audit::ListFilter::default()
         };
         let started = journal
@@ -280,7 +280,7 @@ pub fn close_interrupted(journal: &mut Journal) -> anyhow::Result<usize> {
             "failure_reason": INTERRUPTED_REASON,
             IRK_FINGERPRINT_FIELD: field(IRK_FINGERPRINT_FIELD),
         });
-        journal.append_outcome(transaction_id, &body)?;
+        journal.append(transaction_id, RecordKind::Outcome, &body)?;
     }
     Ok(unfinished.len())
 }
@@ -288,7 +288,18 @@ pub fn close_interrupted(journal: &mut Journal) -> anyhow::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kf_audit::{JournalKey, ListFilter, RecordKind};
+    use kf_audit::{JournalKey, ListFilter};
+
+    /// A new journal in a temporary folder, keyed with `key_byte` repeated.
+    fn temp_journal(key_byte: u8) -> (tempfile::TempDir, Journal) {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(
+            dir.path().join("journal.db"),
+            JournalKey::from_bytes([key_byte; 32]),
+        )
+        .unwrap();
+        (dir, journal)
+    }
 
     fn outcomes(journal: &Journal, transaction_id: &str) -> Vec<serde_json::Value> {
         let filter = ListFilter {
@@ -306,12 +317,7 @@ mod tests {
 
     #[test]
     fn close_interrupted_fails_only_unfinished_transactions_once_with_their_started_fields() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut journal = Journal::open(
-            dir.path().join("journal.db"),
-            JournalKey::from_bytes([3; 32]),
-        )
-        .unwrap();
+        let (_dir, mut journal) = temp_journal(3);
         let started = |uid: &str, stage: &str| {
             serde_json::json!({
                 "fob_uid": uid,
@@ -321,16 +327,25 @@ mod tests {
             })
         };
         journal
-            .append_started("trx_done", &started("04AA", "STORE_DATA"))
+            .append(
+                "trx_done",
+                RecordKind::Started,
+                &started("04AA", "STORE_DATA"),
+            )
             .unwrap();
         journal
-            .append_outcome(
+            .append(
                 "trx_done",
+                RecordKind::Outcome,
                 &serde_json::json!({"overall_result": "SUCCESS"}),
             )
             .unwrap();
         journal
-            .append_started("trx_cut", &started("04BB", "STORE_DATA"))
+            .append(
+                "trx_cut",
+                RecordKind::Started,
+                &started("04BB", "STORE_DATA"),
+            )
             .unwrap();
         assert_eq!(close_interrupted(&mut journal).unwrap(), 1);
         assert!(journal.unfinished().unwrap().is_empty());
@@ -362,12 +377,7 @@ mod tests {
     #[test]
     fn an_irk_is_refused_in_the_same_run_once_its_fob_passed() {
         use kf_source::ProvisioningSource;
-        let dir = tempfile::tempdir().unwrap();
-        let journal = Journal::open(
-            dir.path().join("journal.db"),
-            JournalKey::from_bytes([5; 32]),
-        )
-        .unwrap();
+        let (_dir, journal) = temp_journal(5);
         let indexes = Indexes::load(&journal).unwrap();
         let state = std::sync::Mutex::new(JournalState {
             journal,
@@ -406,12 +416,7 @@ mod tests {
 
     #[test]
     fn close_interrupted_on_a_journal_without_started_records_appends_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut journal = Journal::open(
-            dir.path().join("journal.db"),
-            JournalKey::from_bytes([4; 32]),
-        )
-        .unwrap();
+        let (_dir, mut journal) = temp_journal(4);
         assert_eq!(close_interrupted(&mut journal).unwrap(), 0);
         assert_eq!(journal.head().unwrap().seq, 0);
     }

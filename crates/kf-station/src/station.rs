@@ -104,8 +104,8 @@ fn sim_fob_with_uid(uid: Option<&str>) -> anyhow::Result<kf_card::VirtualFob> {
     Ok(kf_card::VirtualFob::new(config)?)
 }
 
-/// Provisions the in-process virtual fob (`--sim`).
-#[cfg(feature = "sim")]
+/// Provisions the in-process virtual fob (`--sim`). A factory build has no
+/// virtual fob: there `--sim` is refused.
 pub fn provision_sim(
     recorder: &Recorder,
     source: &mut dyn ProvisioningSource,
@@ -113,13 +113,21 @@ pub fn provision_sim(
     uid: Option<&str>,
     rate: Option<kf_transport::BitRate>,
 ) -> anyhow::Result<FobOutcome> {
-    let fob = kf_transport::PacedCard::new(
-        sim_fob_with_uid(uid)?,
-        rate.map(kf_transport::LinkModel::new),
-    );
-    let link = kf_transport::loopback::LoopbackTransport::new(fob);
-    let mut link = sim_crash_plan()?.build(link);
-    recorder.provision(&mut link, source, options)
+    #[cfg(feature = "sim")]
+    {
+        let fob = kf_transport::PacedCard::new(
+            sim_fob_with_uid(uid)?,
+            rate.map(kf_transport::LinkModel::new),
+        );
+        let link = kf_transport::loopback::LoopbackTransport::new(fob);
+        let mut link = sim_crash_plan()?.build(link);
+        recorder.provision(&mut link, source, options)
+    }
+    #[cfg(not(feature = "sim"))]
+    {
+        let _ = (recorder, source, options, uid, rate);
+        Err(crate::cmd::sim_only::not_in_this_build("provision --sim"))
+    }
 }
 
 /// Simulator builds only: `KF_STATION_SIM_ABORT=before:N` or `after:N` makes
@@ -141,18 +149,6 @@ fn sim_crash_plan() -> anyhow::Result<kf_transport::fault::FaultPlan> {
         Some(("after", n)) => Ok(plan.abort_after(n)),
         _ => anyhow::bail!("KF_STATION_SIM_ABORT must be before:N or after:N, not {spec:?}"),
     }
-}
-
-/// A factory build has no virtual fob: `--sim` is refused.
-#[cfg(not(feature = "sim"))]
-pub fn provision_sim(
-    _recorder: &Recorder,
-    _source: &mut dyn ProvisioningSource,
-    _options: &kf_perso::pipeline::PipelineOptions,
-    _uid: Option<&str>,
-    _rate: Option<kf_transport::BitRate>,
-) -> anyhow::Result<FobOutcome> {
-    Err(crate::cmd::sim_only::not_in_this_build("provision --sim"))
 }
 
 /// Where a fob's audit goes: the durable journal (started + outcome records)

@@ -5,36 +5,30 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use sha2::Digest;
+mod common;
+use common::{digest, listing, station_in};
 
 fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kf-station"))
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .env_remove("KF_JOURNAL")
-        .env_remove("KF_SOURCE")
-        .args(args)
-        .output()
-        .unwrap()
+    station_in(dir).args(args).output().unwrap()
+}
+
+/// [`run`], asserting that it exits with `code` (both outputs name a failure).
+fn run_expecting(dir: &Path, args: &[&str], code: i32) -> Output {
+    let out = run(dir, args);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{args:?}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    out
 }
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-fn digest(path: &Path) -> Vec<u8> {
-    sha2::Sha256::digest(std::fs::read(path).unwrap()).to_vec()
-}
-
-fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 fn journal_with_three_fobs(dir: &Path) {
@@ -66,13 +60,7 @@ fn verify_exit_codes_and_read_only_access() {
         vec!["audit", "show", "--journal", "j.db", "2"],
         vec!["audit", "export", "--journal", "j.db", "--format", "csv"],
     ] {
-        let out = run(d, &args);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
+        run_expecting(d, &args, 0);
     }
     let out = run(d, &["audit", "verify", "--journal", "j.db"]);
     assert!(
@@ -131,13 +119,7 @@ fn verify_exit_codes_and_read_only_access() {
     ] {
         let mut full = vec!["audit", "verify"];
         full.extend(&args);
-        let out = run(d, &full);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            text(&out.stdout)
-        );
+        let out = run_expecting(d, &full, 2);
         assert!(
             text(&out.stderr).contains(says),
             "{args:?}: {}",
@@ -173,13 +155,7 @@ fn an_earlier_release_journal_is_refused_unchanged_with_how_to_proceed() {
         vec!["audit", "list", "--journal", "old.db"],
         vec!["provision", "--sim", "--journal", "old.db"],
     ] {
-        let out = run(d, &args);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
+        let out = run_expecting(d, &args, 2);
         let err = text(&out.stderr);
         assert!(
             err.contains("earlier release") && err.contains("--legacy"),

@@ -13,26 +13,15 @@ use std::process::{Command, Output, Stdio};
 use base64::Engine as _;
 use p256::pkcs8::DecodePrivateKey;
 
+mod common;
+use common::station_in;
+
 const BAD_INPUT: i32 = 2;
 const FAILED: i32 = 1;
 const BROKEN_PIPE: i32 = 141;
 
-fn station(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_kf-station"));
-    command
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .env_remove("KF_JOURNAL")
-        .env_remove("KF_SOURCE")
-        .env_remove("KF_SOURCE_DIR")
-        .env_remove("KF_READER")
-        .env_remove("KF_SIM")
-        .env_remove("KF_SECURITY_LEVEL");
-    command
-}
-
 fn run(dir: &Path, args: &[&str]) -> Output {
-    station(dir).args(args).output().unwrap()
+    station_in(dir).args(args).output().unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -82,7 +71,7 @@ fn secrets(pool: Option<&kf_source::fixtures::FixturePool>) -> Vec<(String, Stri
 /// No panic and no secret in either stream, also with every log enabled.
 fn assert_clean(dir: &Path, args: &[&str], secrets: &[(String, String)]) {
     let quiet = run(dir, args);
-    let traced = station(dir)
+    let traced = station_in(dir)
         .args(args)
         .env("RUST_LOG", "trace")
         .output()
@@ -276,7 +265,7 @@ fn run_into_closed_pipe(dir: &Path, args: &[&str]) -> Output {
     let mut sink = Command::new("true").stdin(Stdio::piped()).spawn().unwrap();
     let writer = sink.stdin.take().unwrap();
     sink.wait().unwrap();
-    station(dir)
+    station_in(dir)
         .args(args)
         .stdout(Stdio::from(writer))
         .stderr(Stdio::piped())
@@ -330,7 +319,7 @@ fn a_pipe_closed_after_the_first_line_exits_141_without_a_panic() {
         &["demo", "--fobs", "40", "--source", "dev", "--data-dir", "d"],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let mut child = station(dir.path())
+    let mut child = station_in(dir.path())
         .args([
             "audit",
             "export",
@@ -381,6 +370,49 @@ fn provision_container(pool: &Path) -> Vec<String> {
     .to_vec()
 }
 
+/// Reads the file at `path`, lets `edit` change its bytes and writes them back.
+fn rewrite(path: &Path, edit: impl FnOnce(&mut Vec<u8>)) {
+    let mut bytes = std::fs::read(path).unwrap();
+    edit(&mut bytes);
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// `provision --sim` over a fresh one-package container pool, run in its own
+/// folder after `damage(pool, package folder)` changed the pool.
+struct ContainerRun {
+    _work: tempfile::TempDir,
+    run_dir: PathBuf,
+    fixtures: kf_source::fixtures::FixturePool,
+    args: Vec<String>,
+    out: Output,
+}
+
+impl ContainerRun {
+    fn after(damage: impl FnOnce(&Path, &Path)) -> ContainerRun {
+        let work = tempfile::tempdir().unwrap();
+        let (pool, fixtures, package) = pool(work.path());
+        damage(&pool, &package);
+        let run_dir = work.path().join("run");
+        std::fs::create_dir(&run_dir).unwrap();
+        let args = provision_container(&pool);
+        let out = run(
+            &run_dir,
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        ContainerRun {
+            _work: work,
+            run_dir,
+            fixtures,
+            args,
+            out,
+        }
+    }
+
+    fn args(&self) -> Vec<&str> {
+        self.args.iter().map(String::as_str).collect()
+    }
+}
+
 #[test]
 fn missing_or_corrupt_shared_container_files_are_refused_with_exit_2() {
     type Damage = fn(&Path);
@@ -398,44 +430,33 @@ fn missing_or_corrupt_shared_container_files_are_refused_with_exit_2() {
         (
             "ICA certificate truncated",
             |pool| {
-                let p = pool.join("ica_cert.der");
-                let der = std::fs::read(&p).unwrap();
-                std::fs::write(&p, &der[..der.len() / 2]).unwrap();
+                rewrite(&pool.join("ica_cert.der"), |der| {
+                    der.truncate(der.len() / 2)
+                })
             },
             &["ica_cert.der", "certificate is invalid"],
         ),
         (
             "root certificate with a wrong DER tag",
-            |pool| {
-                let p = pool.join("cms_root_cert.der");
-                let mut der = std::fs::read(&p).unwrap();
-                der[0] = 0x31;
-                std::fs::write(&p, der).unwrap();
-            },
+            |pool| rewrite(&pool.join("cms_root_cert.der"), |der| der[0] = 0x31),
             &["cms_root_cert.der", "certificate is invalid"],
         ),
         (
             "root certificate in PEM instead of DER",
             |pool| {
-                let p = pool.join("cms_root_cert.der");
-                std::fs::write(&p, "-----BEGIN CERTIFICATE-----\nMIIB\n").unwrap();
+                let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n";
+                std::fs::write(pool.join("cms_root_cert.der"), pem).unwrap();
             },
             &["cms_root_cert.der", "certificate is invalid"],
         ),
     ];
     for (name, damage, needles) in cases {
-        let work = tempfile::tempdir().unwrap();
-        let (pool, fixtures, _) = pool(work.path());
-        damage(&pool);
-        let run_dir = work.path().join("run");
-        std::fs::create_dir(&run_dir).unwrap();
-        let args = provision_container(&pool);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = run(&run_dir, &args);
-        let line = assert_bad_input(&out, &args, needles);
+        let r = ContainerRun::after(|pool, _| damage(pool));
+        let (run_dir, args, out) = (&r.run_dir, r.args(), &r.out);
+        let line = assert_bad_input(out, &args, needles);
         assert!(!line.is_empty(), "{name}");
         assert!(!run_dir.join("j.db").exists(), "{name}: journal created");
-        assert_clean(&run_dir, &args, &secrets(Some(&fixtures)));
+        assert_clean(run_dir, &args, &secrets(Some(&r.fixtures)));
     }
 }
 
@@ -451,29 +472,20 @@ fn a_missing_or_corrupt_package_file_fails_the_fob_with_one_line_and_exit_1() {
         (
             "private key truncated",
             |pkg| {
-                let p = pkg.join("keyfob_private.der");
-                let der = std::fs::read(&p).unwrap();
-                std::fs::write(&p, &der[..der.len() - 20]).unwrap();
+                rewrite(&pkg.join("keyfob_private.der"), |der| {
+                    der.truncate(der.len() - 20)
+                })
             },
             &["keyfob_private.der", "private key is invalid"],
         ),
         (
             "private key with a wrong DER tag",
-            |pkg| {
-                let p = pkg.join("keyfob_private.der");
-                let mut der = std::fs::read(&p).unwrap();
-                der[0] = 0x04;
-                std::fs::write(&p, der).unwrap();
-            },
+            |pkg| rewrite(&pkg.join("keyfob_private.der"), |der| der[0] = 0x04),
             &["keyfob_private.der", "private key is invalid"],
         ),
         (
             "device certificate truncated",
-            |pkg| {
-                let p = pkg.join("keyfob_public.der");
-                let der = std::fs::read(&p).unwrap();
-                std::fs::write(&p, &der[..100]).unwrap();
-            },
+            |pkg| rewrite(&pkg.join("keyfob_public.der"), |der| der.truncate(100)),
             &["keyfob_public.der", "certificate is invalid"],
         ),
         (
@@ -483,14 +495,8 @@ fn a_missing_or_corrupt_package_file_fails_the_fob_with_one_line_and_exit_1() {
         ),
     ];
     for (name, damage, needles) in cases {
-        let work = tempfile::tempdir().unwrap();
-        let (pool, fixtures, package) = pool(work.path());
-        damage(&package);
-        let run_dir = work.path().join("run");
-        std::fs::create_dir(&run_dir).unwrap();
-        let args = provision_container(&pool);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = run(&run_dir, &args);
+        let r = ContainerRun::after(|_, package| damage(package));
+        let (run_dir, args, out) = (&r.run_dir, r.args(), &r.out);
         assert_eq!(
             out.status.code(),
             Some(FAILED),
@@ -515,7 +521,7 @@ fn a_missing_or_corrupt_package_file_fails_the_fob_with_one_line_and_exit_1() {
             text(&out.stderr)
         );
         assert!(!text(&out.stderr).contains("panicked"), "{name}");
-        assert_clean(&run_dir, &args, &secrets(Some(&fixtures)));
+        assert_clean(run_dir, &args, &secrets(Some(&r.fixtures)));
     }
 }
 

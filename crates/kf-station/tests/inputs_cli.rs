@@ -4,10 +4,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+
+mod common;
+use common::station_in;
 
 /// A hung command fails the test instead of hanging it.
 const LIMIT: Duration = Duration::from_secs(20);
@@ -15,11 +18,7 @@ const BAD_INPUT: i32 = 2;
 
 /// Runs `kf-station ARGS` with `stdin` fed from `input` (when given).
 fn station(dir: &Path, args: &[&str], input: Option<Vec<u8>>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kf-station"))
-        .current_dir(dir)
-        .env_remove("KF_JOURNAL")
-        .env_remove("KF_SOURCE")
-        .env_remove("KF_SOURCE_DIR")
+    let mut child = station_in(dir)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -58,8 +57,15 @@ fn assert_refused(out: &Output, needles: &[&str]) {
 }
 
 #[cfg(unix)]
-fn mkfifo(path: &Path) {
-    assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
+/// Makes the FIFO `dir/name`.
+fn mkfifo(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    assert!(Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .unwrap()
+        .success());
+    path
 }
 
 #[cfg(unix)]
@@ -78,8 +84,7 @@ fn replay_script_from_a_device_is_refused() {
 #[test]
 fn replay_script_from_a_fifo_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("script.json");
-    mkfifo(&fifo);
+    let fifo = mkfifo(dir.path(), "script.json");
     let shown = fifo.display().to_string();
     let out = station(dir.path(), &["scp03", "replay", "--script", &shown], None);
     assert_refused(&out, &[&shown, "FIFO"]);
@@ -116,8 +121,7 @@ fn an_endless_replay_script_on_standard_input_is_cut_at_the_limit() {
 #[test]
 fn a_config_from_a_device_or_fifo_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("station.toml");
-    mkfifo(&fifo);
+    let fifo = mkfifo(dir.path(), "station.toml");
     for config in ["/dev/zero".to_owned(), fifo.display().to_string()] {
         let out = station(dir.path(), &["run", "--config", &config], None);
         assert_refused(&out, &[&config, "expected a regular file"]);

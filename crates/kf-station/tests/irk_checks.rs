@@ -12,7 +12,9 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_no_scp03_command, json_outcome, pool, provision_container, station};
+use common::{
+    assert_no_scp03_command, json_outcome, pool, provision_container, station, station_in,
+};
 
 use base64::Engine as _;
 use kf_source::container::IRK_FILE;
@@ -164,13 +166,10 @@ fn an_irk_personalized_once_is_refused_in_another_package_and_never_stored() {
 /// `provision --sim --sim-uid UID --source dev` with journal `j.db` in `dir`.
 fn provision_uid(dir: &Path, uid: &str, extra: &[&str]) -> (i32, Value) {
     let (code, json, _) = json_outcome(
-        station()
+        station_in(dir)
             .args(["provision", "--sim", "--sim-uid", uid, "--source", "dev"])
             .args(["--journal", "j.db", "--json"])
-            .args(extra)
-            .current_dir(dir)
-            .env_remove("KF_SOURCE")
-            .env_remove("KF_JOURNAL"),
+            .args(extra),
     );
     (code, json)
 }

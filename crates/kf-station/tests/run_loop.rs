@@ -324,14 +324,21 @@ fn paths(stack: &VpcdStack) -> Paths {
     }
 }
 
-#[test]
-fn run_loop_provisions_two_fobs_fails_a_foreign_key_fob_and_stops_on_sigint() {
-    let t0 = Instant::now();
+/// pcscd with one vpcd reader and a station running on it.
+fn one_reader_station() -> (VpcdStack, PcscContext, Paths, Station) {
     let stack = VpcdStack::start().unwrap();
     let reader = stack.reader_name(0);
     let context = PcscContext::establish().unwrap();
     let paths = paths(&stack);
-    let mut station = Station::spawn(&reader, &paths.journal, &paths.audit_file);
+    let station = Station::spawn(&reader, &paths.journal, &paths.audit_file);
+    (stack, context, paths, station)
+}
+
+#[test]
+fn run_loop_provisions_two_fobs_fails_a_foreign_key_fob_and_stops_on_sigint() {
+    let t0 = Instant::now();
+    let (stack, context, paths, mut station) = one_reader_station();
+    let reader = stack.reader_name(0);
     let console = station.expect(true, "the console address", |l| l.starts_with("console: "));
     let console = console.trim_start_matches("console: ").to_owned();
     station.expect(false, "the `present a fob` prompt", |l| {
@@ -468,11 +475,7 @@ fn run_loop_provisions_two_fobs_fails_a_foreign_key_fob_and_stops_on_sigint() {
 #[test]
 fn sigint_while_a_fob_is_still_in_the_field_stops_without_waiting_for_its_removal() {
     let t0 = Instant::now();
-    let stack = VpcdStack::start().unwrap();
-    let reader = stack.reader_name(0);
-    let context = PcscContext::establish().unwrap();
-    let paths = paths(&stack);
-    let mut station = Station::spawn(&reader, &paths.journal, &paths.audit_file);
+    let (stack, context, paths, mut station) = one_reader_station();
     station.expect(false, "the `present a fob` prompt", |l| {
         l.contains("present a fob")
     });

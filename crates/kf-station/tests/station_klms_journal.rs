@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::station;
+use common::{digest, station};
 use serde_json::Value;
 
 /// The `--json` outcome of a station run that failed (exit code 1).
@@ -87,19 +87,43 @@ fn write_klms_config(dir: &Path, url: &str) -> std::path::PathBuf {
 
 fn write_klms_config_for(dir: &Path, url: &str, pki: &kf_klms::pki::DevPki) -> std::path::PathBuf {
     let paths = pki.write_to(&dir.join("pki")).unwrap();
+    write_station_config(dir, url, &paths.ca_cert, &dir.join("pki"))
+}
+
+/// `dir/station.toml`: station `STATION-T` with its journal in `dir`, on the
+/// KLMS at `url` trusted through `ca`, with the certificate and key of
+/// `STATION-T` in `pki`.
+fn write_station_config(dir: &Path, url: &str, ca: &Path, pki: &Path) -> std::path::PathBuf {
     let config = dir.join("station.toml");
     std::fs::write(
         &config,
         format!(
             "station_id = \"STATION-T\"\njournal = \"{}\"\n[source]\nkind = \"klms\"\n[klms]\nurl = \"{url}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
             dir.join("journal.db").display(),
-            paths.ca_cert.display(),
-            dir.join("pki/STATION-T.pem").display(),
-            dir.join("pki/STATION-T.key").display(),
+            ca.display(),
+            pki.join("STATION-T.pem").display(),
+            pki.join("STATION-T.key").display(),
         ),
     )
     .unwrap();
     config
+}
+
+/// A dev KLMS with the master key `master` repeated and its ledger at
+/// `dir/ledger.db`, changed by `adjust` before it starts, and the station's
+/// configuration for it (under `dir`).
+fn klms_and_config(
+    dir: &Path,
+    master: u8,
+    adjust: impl FnOnce(&mut kf_klms::KlmsConfig),
+) -> (kf_klms::ServerHandle, std::path::PathBuf) {
+    let pki = kf_klms::pki::DevPki::generate("test CA", &["STATION-T"]).unwrap();
+    let master = kf_crypto::AesKey::from_slice(&[master; 16]).unwrap();
+    let mut klms = kf_klms::KlmsConfig::dev(&pki, dir.join("ledger.db"), master).unwrap();
+    adjust(&mut klms);
+    let server = kf_klms::spawn_server(klms).unwrap();
+    let config = write_klms_config_for(dir, &server.base_url(), &pki);
+    (server, config)
 }
 
 fn journal_records(journal: &Path) -> Vec<Value> {
@@ -265,11 +289,6 @@ fn kill_9_during_a_run_leaves_a_verifiable_journal_and_closes_the_interrupted_fo
     );
 }
 
-fn sha(path: &Path) -> Vec<u8> {
-    use sha2::Digest;
-    sha2::Sha256::digest(std::fs::read(path).unwrap()).to_vec()
-}
-
 /// A journal restored from an older copy is refused at start-up against the
 /// KLMS's anchor, unchanged; after an operator reset at the KLMS a new
 /// journal is accepted from record 1.
@@ -277,26 +296,8 @@ fn sha(path: &Path) -> Vec<u8> {
 fn a_rolled_back_journal_is_refused_at_start_up_until_the_klms_operator_resets() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let pki = kf_klms::pki::DevPki::generate("test CA", &["STATION-T"]).unwrap();
-    let paths = pki.write_to(&d.join("pki")).unwrap();
+    let (server, config) = klms_and_config(d, 0x33, |_| {});
     let ledger = d.join("ledger.db");
-    let master = kf_crypto::AesKey::from_slice(&[0x33; 16]).unwrap();
-    let server =
-        kf_klms::spawn_server(kf_klms::KlmsConfig::dev(&pki, ledger.clone(), master).unwrap())
-            .unwrap();
-    let config = d.join("station.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "station_id = \"STATION-T\"\njournal = \"{}\"\n[source]\nkind = \"klms\"\n[klms]\nurl = \"{}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
-            d.join("journal.db").display(),
-            server.base_url(),
-            paths.ca_cert.display(),
-            d.join("pki/STATION-T.pem").display(),
-            d.join("pki/STATION-T.key").display(),
-        ),
-    )
-    .unwrap();
     let provision = || {
         run(station()
             .args(["provision", "--sim", "--json", "--config"])
@@ -371,7 +372,7 @@ fn a_rolled_back_journal_is_refused_at_start_up_until_the_klms_operator_resets()
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("tail truncated"));
     // The station refuses to run on it.
-    let before = sha(&journal);
+    let before = digest(&journal);
     let out = provision();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(2), "{err}");
@@ -379,12 +380,19 @@ fn a_rolled_back_journal_is_refused_at_start_up_until_the_klms_operator_resets()
         err.contains("rolled back") && err.contains("kf-klms chain reset"),
         "{err}"
     );
-    assert_eq!(sha(&journal), before, "the refused journal was written to");
+    assert_eq!(
+        digest(&journal),
+        before,
+        "the refused journal was written to"
+    );
 
     // The KLMS operator acknowledges the reset; the station starts a new journal.
     kf_klms::ledger::Ledger::open(&ledger)
         .unwrap()
-        .reset_chain("STATION-T", "journal disk replaced", "test", 1)
+        .reset_chain(
+            "STATION-T",
+            &kf_klms::ledger::OperatorAction::new("journal disk replaced", "test", 1),
+        )
         .unwrap();
     std::fs::rename(&journal, d.join("old-journal.db")).unwrap();
     std::fs::rename(d.join("journal.db.key"), d.join("old-journal.db.key")).unwrap();
@@ -452,13 +460,7 @@ fn assert_refused_at_fetch_keys(result: &Value, code: Option<i32>, reason: &str)
 #[test]
 fn a_fob_already_issued_and_a_klms_without_content_are_refused_at_fetch_keys() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = kf_klms::pki::DevPki::generate("test CA", &["STATION-T"]).unwrap();
-    let master = kf_crypto::AesKey::from_slice(&[0x42; 16]).unwrap();
-    let server = kf_klms::spawn_server(
-        kf_klms::KlmsConfig::dev(&pki, dir.path().join("ledger.db"), master).unwrap(),
-    )
-    .unwrap();
-    let config = write_klms_config_for(dir.path(), &server.base_url(), &pki);
+    let (server, config) = klms_and_config(dir.path(), 0x42, |_| {});
     // The first request for the sim fob's UID gets its package (whatever the
     // fob then does with keys it does not hold); the second is refused 409.
     let (first, _) = provision_with_klms(&config);
@@ -474,15 +476,9 @@ fn a_fob_already_issued_and_a_klms_without_content_are_refused_at_fetch_keys() {
 
     // 503 from the KLMS: retried a bounded number of times, then refused.
     let dir = tempfile::tempdir().unwrap();
-    let mut klms = kf_klms::KlmsConfig::dev(
-        &pki,
-        dir.path().join("ledger.db"),
-        kf_crypto::AesKey::from_slice(&[0x42; 16]).unwrap(),
-    )
-    .unwrap();
-    klms.content = std::sync::Arc::new(NoContent);
-    let server = kf_klms::spawn_server(klms).unwrap();
-    let config = write_klms_config_for(dir.path(), &server.base_url(), &pki);
+    let (_server, config) = klms_and_config(dir.path(), 0x42, |klms| {
+        klms.content = std::sync::Arc::new(NoContent);
+    });
     let (result, code) = provision_with_klms(&config);
     assert_refused_at_fetch_keys(&result, code, "503");
 }
@@ -623,15 +619,12 @@ fn three_readers_share_one_journal_chain_and_the_klms_anchors_all_of_it() {
 fn a_klms_that_does_not_answer_times_out_at_fetch_keys() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let pki = kf_klms::pki::DevPki::generate("test CA", &["STATION-T"]).unwrap();
-    let ledger = d.join("ledger.db");
-    let master = kf_crypto::AesKey::from_slice(&[0x44; 16]).unwrap();
-    let mut klms = kf_klms::KlmsConfig::dev(&pki, ledger.clone(), master).unwrap();
     // The KLMS waits for the ledger for as long as the test does, so the
     // held request survives however slowly the station reaches its timeout.
-    klms.limits.ledger_lock_wait_ms = WAIT.as_millis().try_into().unwrap();
-    let server = kf_klms::spawn_server(klms).unwrap();
-    let config = write_klms_config_for(d, &server.base_url(), &pki);
+    let (server, config) = klms_and_config(d, 0x44, |klms| {
+        klms.limits.ledger_lock_wait_ms = WAIT.as_millis().try_into().unwrap();
+    });
+    let ledger = d.join("ledger.db");
     // Another writer holds the ledger until the station has given up: the
     // KLMS waits for it, the station's request times out after 5 s.
     let holder = rusqlite::Connection::open(&ledger).unwrap();
@@ -779,19 +772,8 @@ fn the_klms_killed_during_a_commit_fails_the_fob_safely_and_recovers_on_restart(
     let klms_config = d.join("klms/klms.toml");
     let ledger = d.join("klms/klms-ledger.db");
     let station_config = |port: u16| {
-        let path = d.join("station.toml");
-        std::fs::write(
-            &path,
-            format!(
-                "station_id = \"STATION-T\"\njournal = \"{}\"\n[source]\nkind = \"klms\"\n[klms]\nurl = \"https://127.0.0.1:{port}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
-                d.join("journal.db").display(),
-                d.join("klms/ca.pem").display(),
-                d.join("klms/STATION-T.pem").display(),
-                d.join("klms/STATION-T.key").display(),
-            ),
-        )
-        .unwrap();
-        path
+        let url = format!("https://127.0.0.1:{port}");
+        write_station_config(d, &url, &d.join("klms/ca.pem"), &d.join("klms"))
     };
     const UID: &str = "04B0B1B2B3B4B5B6B7B8";
     let provision = |config: &Path| {

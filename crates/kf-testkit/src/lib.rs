@@ -14,12 +14,15 @@
 //! * [`postgres`]: a throwaway PostgreSQL server (initdb + pg_ctl on a
 //!   temporary directory), shared by the tests of one process.
 //!
+//! * [`audit`]: audit records as a station uploads them.
+//!
 //! * [`browser`]: headless Chromium through chromedriver (WebDriver), for
 //!   the console's browser test.
 //!
 //! The PC/SC parts need Unix and the `pcsc` feature; tests that use it carry
 //! `#![cfg(all(unix, feature = "pcsc"))]`.
 
+pub mod audit;
 pub mod browser;
 #[cfg(all(unix, feature = "pcsc"))]
 pub mod pcscd;

@@ -67,12 +67,21 @@ fn send_public(t: &mut Scripted, apdu: &[u8]) -> Result<Vec<u8>, TransportError>
     send_public_with(t, apdu, &DriverConfig::default())
 }
 
+/// Sends `command` over a transport that plays `script`: the driver answers
+/// `response` after running through the whole script.
+fn assert_exchange(script: &[(&[u8], &[u8])], command: &[u8], response: &[u8]) {
+    let mut t = short_transport(script);
+    assert_eq!(send_public(&mut t, command).unwrap(), response);
+    assert!(t.finished());
+}
+
 #[test]
 fn plain_9000_passes_through() {
-    let mut t = short_transport(&[(&[0, 0xA4, 4, 0, 1, 0xA0], &[0x90, 0])]);
-    let resp = send_public(&mut t, &[0, 0xA4, 4, 0, 1, 0xA0]).unwrap();
-    assert_eq!(resp, vec![0x90, 0]);
-    assert!(t.finished());
+    assert_exchange(
+        &[(&[0, 0xA4, 4, 0, 1, 0xA0], &[0x90, 0])],
+        &[0, 0xA4, 4, 0, 1, 0xA0],
+        &[0x90, 0],
+    );
 }
 
 #[test]
@@ -92,12 +101,14 @@ fn get_response_loop_concatenates_chunks() {
 
 #[test]
 fn get_response_keeps_logical_channel() {
-    let mut t = short_transport(&[
-        (&[0x81, 0xCA, 0, 0x66, 0], &[0x61, 0x01]),
-        (&[0x01, 0xC0, 0, 0, 0x01], &[0x42, 0x90, 0]),
-    ]);
-    let resp = send_public(&mut t, &[0x81, 0xCA, 0, 0x66, 0]).unwrap();
-    assert_eq!(resp, vec![0x42, 0x90, 0]);
+    assert_exchange(
+        &[
+            (&[0x81, 0xCA, 0, 0x66, 0], &[0x61, 0x01]),
+            (&[0x01, 0xC0, 0, 0, 0x01], &[0x42, 0x90, 0]),
+        ],
+        &[0x81, 0xCA, 0, 0x66, 0],
+        &[0x42, 0x90, 0],
+    );
 }
 
 #[test]
@@ -140,35 +151,39 @@ fn total_response_length_is_bounded() {
 
 #[test]
 fn wrong_le_is_reissued_once_with_corrected_le() {
-    let mut t = short_transport(&[
-        (&[0, 0xB0, 0, 0, 0x10], &[0x6C, 0x04]),
-        (&[0, 0xB0, 0, 0, 0x04], &[1, 2, 3, 4, 0x90, 0]),
-    ]);
-    let resp = send_public(&mut t, &[0, 0xB0, 0, 0, 0x10]).unwrap();
-    assert_eq!(resp, vec![1, 2, 3, 4, 0x90, 0]);
-    assert!(t.finished());
+    assert_exchange(
+        &[
+            (&[0, 0xB0, 0, 0, 0x10], &[0x6C, 0x04]),
+            (&[0, 0xB0, 0, 0, 0x04], &[1, 2, 3, 4, 0x90, 0]),
+        ],
+        &[0, 0xB0, 0, 0, 0x10],
+        &[1, 2, 3, 4, 0x90, 0],
+    );
 }
 
 #[test]
 fn second_wrong_le_is_returned_not_looped() {
-    let mut t = short_transport(&[
-        (&[0, 0xB0, 0, 0, 0x10], &[0x6C, 0x04]),
-        (&[0, 0xB0, 0, 0, 0x04], &[0x6C, 0x05]),
-    ]);
-    let resp = send_public(&mut t, &[0, 0xB0, 0, 0, 0x10]).unwrap();
-    assert_eq!(resp, vec![0x6C, 0x05]);
-    assert!(t.finished());
+    assert_exchange(
+        &[
+            (&[0, 0xB0, 0, 0, 0x10], &[0x6C, 0x04]),
+            (&[0, 0xB0, 0, 0, 0x04], &[0x6C, 0x05]),
+        ],
+        &[0, 0xB0, 0, 0, 0x10],
+        &[0x6C, 0x05],
+    );
 }
 
 #[test]
 fn wrong_le_then_more_data() {
-    let mut t = short_transport(&[
-        (&[0, 0xCA, 0, 0x66, 0x01], &[0x6C, 0x00]),
-        (&[0, 0xCA, 0, 0x66, 0x00], &[0xAB, 0x61, 0x01]),
-        (&[0, 0xC0, 0, 0, 0x01], &[0xCD, 0x90, 0x00]),
-    ]);
-    let resp = send_public(&mut t, &[0, 0xCA, 0, 0x66, 0x01]).unwrap();
-    assert_eq!(resp, vec![0xAB, 0xCD, 0x90, 0x00]);
+    assert_exchange(
+        &[
+            (&[0, 0xCA, 0, 0x66, 0x01], &[0x6C, 0x00]),
+            (&[0, 0xCA, 0, 0x66, 0x00], &[0xAB, 0x61, 0x01]),
+            (&[0, 0xC0, 0, 0, 0x01], &[0xCD, 0x90, 0x00]),
+        ],
+        &[0, 0xCA, 0, 0x66, 0x01],
+        &[0xAB, 0xCD, 0x90, 0x00],
+    );
 }
 
 #[test]

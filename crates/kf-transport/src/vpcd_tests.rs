@@ -25,6 +25,15 @@ fn listener() -> (TcpListener, String) {
     (l, addr)
 }
 
+/// The echo card refuses the echo of `byte` ('6F00') until it is powered on,
+/// and echoes it then.
+fn assert_refused_until_powered_on(peer: &mut VpcdPeer, byte: u8) {
+    let echo = [0x80, 0x10, 0, 0, 1, byte];
+    assert_eq!(peer.exchange(&echo).unwrap(), vec![0x6F, 0x00]);
+    peer.send(&[CTRL_POWER_ON]).unwrap();
+    assert_eq!(peer.exchange(&echo).unwrap(), vec![byte, 0x90, 0x00]);
+}
+
 #[test]
 fn control_codes_and_apdus_follow_the_vpcd_protocol() {
     let (l, addr) = listener();
@@ -36,15 +45,7 @@ fn control_codes_and_apdus_follow_the_vpcd_protocol() {
         ECHO_CARD_ATR.to_vec()
     );
     // Not powered yet: the echo card refuses APDUs.
-    assert_eq!(
-        vpcd.exchange(&[0x80, 0x10, 0, 0, 1, 0x33]).unwrap(),
-        vec![0x6F, 0x00]
-    );
-    vpcd.send(&[CTRL_POWER_ON]).unwrap();
-    assert_eq!(
-        vpcd.exchange(&[0x80, 0x10, 0, 0, 1, 0x33]).unwrap(),
-        vec![0x33, 0x90, 0x00]
-    );
+    assert_refused_until_powered_on(&mut vpcd, 0x33);
     assert_eq!(
         vpcd.exchange(&[0xFF, 0xCA, 0, 0, 0]).unwrap(),
         vec![9, 8, 7, 6, 0x90, 0x00]
@@ -107,15 +108,7 @@ fn reconnects_after_the_connection_drops_and_powers_the_card_off() {
 
     let mut second = accept(&l);
     // The drop powered the card off: a new power-on is needed.
-    assert_eq!(
-        second.exchange(&[0x80, 0x10, 0, 0, 1, 2]).unwrap(),
-        vec![0x6F, 0x00]
-    );
-    second.send(&[CTRL_POWER_ON]).unwrap();
-    assert_eq!(
-        second.exchange(&[0x80, 0x10, 0, 0, 1, 2]).unwrap(),
-        vec![2, 0x90, 0]
-    );
+    assert_refused_until_powered_on(&mut second, 2);
     assert!(bridge.wait_connected(Duration::from_secs(5)));
     assert_eq!(bridge.control().connections(), 2);
     let card = bridge.stop_and_join().unwrap();

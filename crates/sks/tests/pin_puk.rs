@@ -569,20 +569,33 @@ fn biometric_factor_is_a_sensor_input_for_crypto_calls_only() {
     assert_eq!(keys(&mut s), vec![alt]);
 }
 
-/// Closed session with keys (AppUsage, PIN) under one PIN policy with `grouping`.
-fn grouped_keys(s: &mut impl SksApi, grouping: Grouping, keys: &[(AppUsage, &str)]) -> Vec<u32> {
+/// Closed session with four keys under one PIN policy with `grouping`: two
+/// signature keys, an authentication key and an encryption key, with `pins`.
+fn grouped_keys(s: &mut impl SksApi, grouping: Grouping, pins: [&str; 4]) -> Vec<u32> {
+    use AppUsage::*;
+    let usages = [Signature, Signature, Authentication, Encryption];
     let mut iss = open_s1(s);
     let mut p = PinPolicy::new("PIN.1");
     p.grouping = grouping;
     let ph = pin_and_puk(s, &mut iss, p, 3);
     let mut handles = Vec::new();
-    for (i, (usage, pin)) in keys.iter().enumerate() {
+    for (i, (usage, pin)) in usages.into_iter().zip(pins).enumerate() {
         let mut spec = pin_spec(&format!("Key.{i}"), ph, pin.as_bytes());
-        spec.protection.app_usage = *usage;
+        spec.protection.app_usage = usage;
         handles.push(key(s, &mut iss, &spec).handle);
     }
     close(s, &mut iss).unwrap();
     handles
+}
+
+/// A wrong PIN on key `i` of `keys`: refused, and the PIN error counts of
+/// all of them are `counts` after it.
+fn wrong_pin(s: &mut impl SksApi, keys: &[u32], i: usize, counts: [u16; 4]) {
+    assert_eq!(
+        code(sign(s, keys[i], "9999")),
+        ErrorCodeOf(ErrorCode::Authorization)
+    );
+    assert_eq!(error_counts(s, keys), counts);
 }
 
 fn error_counts(s: &mut impl SksApi, handles: &[u32]) -> Vec<u16> {
@@ -594,23 +607,12 @@ fn error_counts(s: &mut impl SksApi, handles: &[u32]) -> Vec<u16> {
 
 #[test]
 fn signature_plus_standard_synchronises_signature_keys_and_the_rest_separately() {
-    use AppUsage::*;
     let mut s = sks();
-    let k = grouped_keys(
-        &mut s,
-        Grouping::SignaturePlusStandard,
-        &[
-            (Signature, "1111"),
-            (Signature, "1111"),
-            (Authentication, "2222"),
-            (Encryption, "2222"),
-        ],
-    );
+    let pins = ["1111", "1111", "2222", "2222"];
+    let k = grouped_keys(&mut s, Grouping::SignaturePlusStandard, pins);
     let auth = ErrorCodeOf(ErrorCode::Authorization);
-    assert_eq!(code(sign(&mut s, k[0], "9999")), auth);
-    assert_eq!(error_counts(&mut s, &k), [1, 1, 0, 0]);
-    assert_eq!(code(sign(&mut s, k[3], "9999")), auth);
-    assert_eq!(error_counts(&mut s, &k), [1, 1, 1, 1]);
+    wrong_pin(&mut s, &k, 0, [1, 1, 0, 0]);
+    wrong_pin(&mut s, &k, 3, [1, 1, 1, 1]);
     sign(&mut s, k[1], "1111").unwrap();
     assert_eq!(error_counts(&mut s, &k), [0, 0, 1, 1]);
     change_pin(&mut s, k[2], "2222", "3333").unwrap();
@@ -624,23 +626,11 @@ fn signature_plus_standard_synchronises_signature_keys_and_the_rest_separately()
 
 #[test]
 fn unique_grouping_synchronises_keys_of_the_same_app_usage() {
-    use AppUsage::*;
     let mut s = sks();
-    let k = grouped_keys(
-        &mut s,
-        Grouping::Unique,
-        &[
-            (Signature, "1111"),
-            (Signature, "1111"),
-            (Authentication, "2222"),
-            (Encryption, "3333"),
-        ],
-    );
+    let k = grouped_keys(&mut s, Grouping::Unique, ["1111", "1111", "2222", "3333"]);
     let auth = ErrorCodeOf(ErrorCode::Authorization);
-    assert_eq!(code(sign(&mut s, k[1], "9999")), auth);
-    assert_eq!(error_counts(&mut s, &k), [1, 1, 0, 0]);
-    assert_eq!(code(sign(&mut s, k[2], "9999")), auth);
-    assert_eq!(error_counts(&mut s, &k), [1, 1, 1, 0]);
+    wrong_pin(&mut s, &k, 1, [1, 1, 0, 0]);
+    wrong_pin(&mut s, &k, 2, [1, 1, 1, 0]);
     change_pin(&mut s, k[0], "1111", "5555").unwrap();
     assert_eq!(error_counts(&mut s, &k), [0, 0, 1, 0]);
     sign(&mut s, k[1], "5555").unwrap();

@@ -318,15 +318,8 @@ fn wrong_key_management_key_is_rejected() {
 
 #[test]
 fn malformed_authorization_is_a_crypto_error_and_session_without_kmk_is_not_updatable() {
-    let (
-        Setup {
-            mut s,
-            ident,
-            target,
-            ..
-        },
-        mut iss,
-    ) = setup_and_open();
+    let (setup, mut iss) = setup_and_open();
+    let (mut s, ident, target) = (setup.s, setup.ident, setup.target);
     let r = iss
         .post_delete_key_with(target.handle, vec![1, 2, 3])
         .unwrap();
@@ -354,15 +347,8 @@ fn malformed_authorization_is_a_crypto_error_and_session_without_kmk_is_not_upda
 
 #[test]
 fn unknown_target_and_open_session_targets() {
-    let (
-        Setup {
-            mut s,
-            ident,
-            target,
-            ..
-        },
-        mut iss,
-    ) = setup_and_open();
+    let (setup, mut iss) = setup_and_open();
+    let (mut s, ident, target) = (setup.s, setup.ident, setup.target);
     let r = s.post_delete_key(iss.post_delete_key(424242, &target.ee).unwrap());
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::NoKey));
     let (mut iss, _) = open_session(&mut s, &ident, "S3");

@@ -39,7 +39,7 @@ use zeroize::Zeroizing;
 
 use super::{
     already_issued, audit_flag_for, audit_stored_again, check_audit_issuance, AuditRecord,
-    AuditStored, LedgerError, LedgerOp, LedgerOutcome, LedgerStore, NewIssuance,
+    AuditStored, LedgerError, LedgerOp, LedgerOutcome, LedgerStore, NewIssuance, OperatorAction,
 };
 use crate::anchor::{self, Alert, AnchorRequest, AnchorStep, ChainRefusal, ChainState};
 
@@ -532,18 +532,14 @@ impl LedgerStore for PgLedger {
     fn record_reissue(
         &mut self,
         fob_uid: &str,
-        reason: &str,
-        operator: &str,
-        now_ms: i64,
+        action: &OperatorAction<'_>,
     ) -> Result<i64, LedgerError> {
-        if reason.trim().is_empty() {
-            return Err(LedgerError::MissingReason);
-        }
+        action.check_reason()?;
         self.ensure_connected()?;
         let row = self.client.query_one(
             "INSERT INTO reissues (fob_uid, reason, operator, created_at_ms)
              VALUES ($1, $2, $3, $4) RETURNING id",
-            &[&fob_uid, &reason, &operator, &now_ms],
+            &[&fob_uid, &action.reason, &action.operator, &action.now_ms],
         )?;
         Ok(row.try_get(0)?)
     }
@@ -633,11 +629,9 @@ impl LedgerStore for PgLedger {
     fn reset_chain(
         &mut self,
         station: &str,
-        reason: &str,
-        operator: &str,
-        now_ms: i64,
+        action: &OperatorAction<'_>,
     ) -> Result<u64, LedgerError> {
-        let detail = anchor::reset_detail(reason, operator)?;
+        let detail = anchor::reset_detail(action)?;
         self.ensure_connected()?;
         let st = &self.st;
         let mut tx = self.client.transaction()?;
@@ -646,7 +640,11 @@ impl LedgerStore for PgLedger {
         let (seq, _) = anchor::parse_head(Some((row.try_get(0)?, row.try_get(1)?)));
         tx.execute("DELETE FROM chain_links WHERE station = $1", &[&station])?;
         tx.execute("DELETE FROM chain_heads WHERE station = $1", &[&station])?;
-        record_alert(&mut tx, st, &Alert::reset(station, seq, detail, now_ms))?;
+        record_alert(
+            &mut tx,
+            st,
+            &Alert::reset(station, seq, detail, action.now_ms),
+        )?;
         tx.commit()?;
         Ok(seq)
     }

@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use kf_apdu::{CommandApdu, ResponseApdu};
 use kf_profile::TransportConfig;
-use kf_scp03::{ChallengeSource, HostSession, OsRandom, SecureChannel};
+use kf_scp03::{
+    AwaitingExternalAuthenticate, ChallengeSource, HostSession, OsRandom, SecureChannel,
+};
 use kf_source::{ProvisioningInput, ProvisioningSource};
 use kf_transport::iso7816::Iso7816Driver;
 use kf_transport::trace::{ApduTrace, TraceEntry, TracingTransport};
@@ -364,19 +366,7 @@ impl Run<'_, '_> {
         let awaiting = self.stage(Stage::InitializeUpdate, |run| {
             // A KLMS package has a TTL: never open a channel with expired keys.
             source.ensure_fresh(run.input()?)?;
-            run.exchange_ok(
-                &kf_apdu::gp::select_by_aid(kf_profile::APPLET_AID)?,
-                "SELECT",
-            )?;
-            let input = run.input()?;
-            let host = HostSession::new(input.card_keys.keys.duplicate())
-                .security_level(plan_options.security_level)
-                .sd_aid(kf_profile::APPLET_AID);
-            let kvn = input.card_keys.kvn;
-            let (command, awaiting) =
-                host.initialize_update_random(kvn, plan_options.mode, &mut *run.random)?;
-            let response = run.exchange(&command)?;
-            Ok(awaiting.process_response(&response)?)
+            run.initialize_update(kf_profile::APPLET_AID, "SELECT", &plan_options)
         })?;
 
         self.stage(Stage::ExternalAuthenticate, |run| {
@@ -461,6 +451,28 @@ impl Run<'_, '_> {
         self.input.as_ref().map(|i| i.origin.clone())
     }
 
+    /// SELECT the security domain `aid` (the command named `select` in
+    /// errors), then INITIALIZE UPDATE with the input's keys at the level and
+    /// mode of `plan`; returns EXTERNAL AUTHENTICATE once the card's answer
+    /// checked out.
+    fn initialize_update(
+        &mut self,
+        aid: &[u8],
+        select: &'static str,
+        plan: &PlanOptions,
+    ) -> Result<(CommandApdu, AwaitingExternalAuthenticate), PipelineError> {
+        self.exchange_ok(&kf_apdu::gp::select_by_aid(aid)?, select)?;
+        let input = self.input()?;
+        let host = HostSession::new(input.card_keys.keys.duplicate())
+            .security_level(plan.security_level)
+            .sd_aid(aid);
+        let kvn = input.card_keys.kvn;
+        let (command, awaiting) =
+            host.initialize_update_random(kvn, plan.mode, &mut *self.random)?;
+        let response = self.exchange(&command)?;
+        Ok(awaiting.process_response(&response)?)
+    }
+
     /// Sends a plain command and parses the response.
     fn exchange(&mut self, command: &CommandApdu) -> Result<ResponseApdu, PipelineError> {
         Ok(self.link.transmit_apdu(command)?)
@@ -511,21 +523,9 @@ impl Run<'_, '_> {
         if let Some(mut applet_channel) = self.channel.take() {
             applet_channel.close();
         }
-        self.exchange_ok(
-            &kf_apdu::gp::select_by_aid(kf_profile::ISD_AID)?,
-            "SELECT ISD",
-        )?;
-        let input = self.input()?;
-        let host = HostSession::new(input.card_keys.keys.duplicate())
-            .security_level(self.options.plan.security_level)
-            .sd_aid(kf_profile::ISD_AID);
-        let (command, awaiting) = host.initialize_update_random(
-            input.card_keys.kvn,
-            self.options.plan.mode,
-            &mut *self.random,
-        )?;
-        let response = self.exchange(&command)?;
-        let (command, awaiting) = awaiting.process_response(&response)?;
+        let plan_options = self.options.plan;
+        let (command, awaiting) =
+            self.initialize_update(kf_profile::ISD_AID, "SELECT ISD", &plan_options)?;
         let response = self.exchange(&command)?;
         self.channel = Some(awaiting.complete(&response)?);
         let state = match status {

@@ -15,6 +15,35 @@ pub fn station() -> Command {
     Command::new(env!("CARGO_BIN_EXE_kf-station"))
 }
 
+/// The station binary run in `dir`, with no `KF_*` setting and no `RUST_LOG`
+/// from the caller's shell: only what the test passes counts.
+pub fn station_in(dir: &Path) -> Command {
+    let mut command = station();
+    command.current_dir(dir).env_remove("RUST_LOG");
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("KF_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+/// SHA-256 of the file at `path` (to show that it did not change).
+pub fn digest(path: &Path) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(std::fs::read(path).unwrap()).to_vec()
+}
+
+/// The names in `dir`, sorted (to show that no file came or went).
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
 /// Runs `cmd` (a `--json` command): (exit code, the JSON outcome, stderr).
 pub fn json_outcome(cmd: &mut Command) -> (i32, Value, String) {
     let out = cmd.output().unwrap();
@@ -28,7 +57,7 @@ pub fn json_outcome(cmd: &mut Command) -> (i32, Value, String) {
 /// in `dir`: (exit code, the `--json` outcome, stderr).
 pub fn provision_container(pool: &Path, dir: &Path, extra: &[&str]) -> (i32, Value, String) {
     json_outcome(
-        station()
+        station_in(dir)
             .args([
                 "provision",
                 "--sim",
@@ -38,13 +67,7 @@ pub fn provision_container(pool: &Path, dir: &Path, extra: &[&str]) -> (i32, Val
             ])
             .arg(pool)
             .args(["--journal", "j.db", "--json"])
-            .args(extra)
-            .current_dir(dir)
-            .env_remove("KF_SOURCE")
-            .env_remove("KF_SOURCE_DIR")
-            .env_remove("KF_JOURNAL")
-            .env_remove("KF_DONE_DIR")
-            .env_remove("KF_KEEP_PACKAGES"),
+            .args(extra),
     )
 }
 

@@ -5,6 +5,7 @@ use super::Core;
 use crate::api::{Request, Response};
 use crate::consts::{BiometricProtection, Protection};
 use crate::error::{err, ErrorCode, SksError, SksResult};
+use crate::model::KeyEntry;
 use crate::pin::same_pin_group;
 use crate::secret::Secret;
 
@@ -79,13 +80,7 @@ impl Core {
     /// A missing biometric verification is ERROR_AUTHORIZATION and is checked before the PIN,
     /// so it never touches the PIN error counter.
     pub(crate) fn verify_user(&mut self, kh: u32, pin: &Secret) -> SksResult<()> {
-        let bio = self
-            .state
-            .keys
-            .get(&kh)
-            .ok_or_else(|| err(ErrorCode::NoKey, "Key not found"))?
-            .protection
-            .biometric;
+        let bio = self.auth_key(kh)?.protection.biometric;
         let sensed = || (self.config.biometric)(kh);
         match bio {
             BiometricProtection::None => {}
@@ -106,13 +101,17 @@ impl Core {
         self.verify_pin(kh, pin)
     }
 
-    /// PIN check. Keys without a local PIN policy accept only an empty authorization.
-    pub(crate) fn verify_pin(&mut self, kh: u32, pin: &Secret) -> SksResult<()> {
-        let k = self
-            .state
+    /// The key an authorization is checked for.
+    fn auth_key(&self, kh: u32) -> SksResult<&KeyEntry> {
+        self.state
             .keys
             .get(&kh)
-            .ok_or_else(|| err(ErrorCode::NoKey, "Key not found"))?;
+            .ok_or_else(|| err(ErrorCode::NoKey, "Key not found"))
+    }
+
+    /// PIN check. Keys without a local PIN policy accept only an empty authorization.
+    pub(crate) fn verify_pin(&mut self, kh: u32, pin: &Secret) -> SksResult<()> {
+        let k = self.auth_key(kh)?;
         let Some(policy) = self.state.pins.get(&k.pin_policy) else {
             if pin.is_empty() {
                 return Ok(());
@@ -143,11 +142,7 @@ impl Core {
 
     /// PUK check of the key's PIN policy's PUK policy.
     pub(crate) fn verify_puk(&mut self, kh: u32, puk: &Secret) -> SksResult<()> {
-        let k = self
-            .state
-            .keys
-            .get(&kh)
-            .ok_or_else(|| err(ErrorCode::NoKey, "Key not found"))?;
+        let k = self.auth_key(kh)?;
         let puk_handle = self
             .state
             .pins

@@ -138,15 +138,9 @@ impl Core {
         a: req::EnumerateProvisioningSessions,
     ) -> SksResult<resp::EnumerateProvisioningSessions> {
         // An unknown handle (never issued, or its session is gone) ends the walk (§8.8).
-        if a.provisioning_handle != 0 && !self.state.sessions.contains_key(&a.provisioning_handle) {
-            return Ok(resp::EnumerateProvisioningSessions::default());
-        }
-        let next = self
-            .state
-            .sessions
-            .range(a.provisioning_handle.saturating_add(1)..)
-            .map(|(_, s)| s)
-            .find(|s| s.is_open() == a.provisioning_state);
+        let next = walk_after(&self.state.sessions, a.provisioning_handle, |s| {
+            s.is_open() == a.provisioning_state
+        });
         let Some(s) = next.filter(|_| a.provisioning_handle != u32::MAX) else {
             return Ok(resp::EnumerateProvisioningSessions::default());
         };
@@ -212,21 +206,13 @@ impl Core {
         a: req::EnumerateKeys,
     ) -> SksResult<resp::EnumerateKeys> {
         // An unknown handle (never issued, or its key is deleted) ends the walk (§8.8).
-        if a.key_handle != 0 && !self.state.keys.contains_key(&a.key_handle) {
-            return Ok(resp::EnumerateKeys::default());
-        }
         let sessions = &self.state.sessions;
-        let next = self
-            .state
-            .keys
-            .range(a.key_handle.saturating_add(1)..)
-            .map(|(_, k)| k)
-            .find(|k| {
-                sessions
-                    .get(&k.session)
-                    .map(|s| !s.is_open())
-                    .unwrap_or(false)
-            });
+        let next = walk_after(&self.state.keys, a.key_handle, |k| {
+            sessions
+                .get(&k.session)
+                .map(|s| !s.is_open())
+                .unwrap_or(false)
+        });
         Ok(next
             .map(|k| resp::EnumerateKeys {
                 key_handle: k.handle,
@@ -245,4 +231,19 @@ impl Core {
             "Firmware update is not available (UpdateURL is empty)",
         ))
     }
+}
+
+/// One step of a §8.8 walk over `map`: the first entry after `handle` that
+/// `keep` accepts. A `handle` that is neither 0 nor in `map` ends the walk.
+fn walk_after<V>(
+    map: &std::collections::BTreeMap<u32, V>,
+    handle: u32,
+    keep: impl Fn(&V) -> bool,
+) -> Option<&V> {
+    if handle != 0 && !map.contains_key(&handle) {
+        return None;
+    }
+    map.range(handle.saturating_add(1)..)
+        .map(|(_, v)| v)
+        .find(|v| keep(v))
 }
