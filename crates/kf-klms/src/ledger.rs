@@ -512,7 +512,10 @@ impl Ledger {
 
     /// [`Ledger::open`], waiting up to `lock_wait` for a lock another
     /// connection holds.
-    pub fn open_waiting(path: impl AsRef<Path>, lock_wait: Duration) -> Result<Ledger, LedgerError> {
+    pub fn open_waiting(
+        path: impl AsRef<Path>,
+        lock_wait: Duration,
+    ) -> Result<Ledger, LedgerError> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(lock_wait)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
