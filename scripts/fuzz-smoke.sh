@@ -8,6 +8,7 @@
 #
 # FUZZ_SANITIZER: `none` (default: a fast build, libFuzzer's coverage guidance
 # without ASan; a panic still fails) or `address` (ASan, as in the long runs).
+# FUZZ_OPT_LEVEL: the build's optimization level (default 1; 3 as in the long runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-2}"
@@ -26,7 +27,10 @@ export RUSTC_BOOTSTRAP=1
 unset RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
 scripts/fuzz-seeds.sh >/dev/null
 cd fuzz
-cargo fuzz build "${dir_args[@]}" --sanitizer "$sanitizer"
+# A smoke run needs working fuzzers, not fast ones: optimization level FUZZ_OPT_LEVEL (default 1;
+# the long runs use cargo-fuzz's release default, 3) cuts the cold build of every dependency
+# (cargo-fuzz compiles each crate as one codegen unit).
+CARGO_PROFILE_RELEASE_OPT_LEVEL="${FUZZ_OPT_LEVEL:-1}" cargo fuzz build "${dir_args[@]}" --sanitizer "$sanitizer"
 bin_dir="${FUZZ_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -14,6 +14,8 @@ mod config;
 mod klms;
 #[path = "../../crates/kf-station/src/paths.rs"]
 mod paths;
+#[path = "../../crates/kf-station/src/text.rs"]
+mod text;
 
 fn dir() -> &'static tempfile::TempDir {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();

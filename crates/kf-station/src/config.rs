@@ -332,7 +332,7 @@ impl StationConfig {
 /// the station's one-line error convention (logs, the operator's terminal).
 /// Example: `unknown field `foo`, expected one of … (key `foo` at line 3 column 1)`.
 fn one_line(text: &str, error: &toml::de::Error) -> String {
-    let message = crate::out::join_lines(error.message());
+    let message = crate::text::join_lines(error.message());
     let Some(span) = error.span() else {
         return message;
     };

@@ -24,6 +24,7 @@ mod line;
 mod paths;
 mod reader;
 mod station;
+mod text;
 
 use std::process::ExitCode;
 

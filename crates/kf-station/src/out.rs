@@ -92,15 +92,6 @@ fn exit_on_broken_pipe(e: io::Error) -> io::Error {
     e
 }
 
-/// The non-empty lines of `text`, trimmed and joined with `; `.
-pub(crate) fn join_lines(text: &str) -> String {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
 /// An error and its causes as one line, `context: cause: root cause`. A cause
 /// whose text the message before it already contains is skipped (thiserror
 /// messages often embed their source, which `{:#}` would print twice), and
@@ -108,7 +99,7 @@ pub(crate) fn join_lines(text: &str) -> String {
 pub fn error_line(error: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in error.chain() {
-        let text = join_lines(&cause.to_string());
+        let text = crate::text::join_lines(&cause.to_string());
         if text.is_empty() || parts.last().is_some_and(|p| p.contains(&text)) {
             continue;
         }
