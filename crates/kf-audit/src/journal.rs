@@ -139,17 +139,7 @@ pub struct Head {
 }
 
 pub(crate) fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second(),
-        now.millisecond()
-    )
+    crate::format_timestamp(time::OffsetDateTime::now_utc())
 }
 
 fn canonical_body(body: &serde_json::Value) -> Result<String, AuditError> {

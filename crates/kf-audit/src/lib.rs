@@ -28,6 +28,7 @@ mod key;
 mod legacy;
 pub mod receipt;
 pub mod record;
+mod timestamp;
 mod uploader;
 mod verify;
 
@@ -39,5 +40,6 @@ pub use legacy::{verify_legacy, LegacyReport};
 pub use record::{
     JournalRecord, RecordKind, UploadState, FINGERPRINT_LEN, GENESIS_LINK, IRK_FINGERPRINT_LABEL,
 };
+pub use timestamp::format_timestamp;
 pub use uploader::{AuditSink, UploadError, Uploader, UploaderConfig, UploaderStats};
 pub use verify::{Damage, Finding, JournalReader, VerifyReport};

@@ -266,20 +266,6 @@ fn check_label(field: &str, value: &str) -> Result<(), ApiError> {
     }
 }
 
-pub(crate) fn rfc3339_millis(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    )
-}
-
 /// DGIs in personalization order; A003 is AES-CBC(static DEK, IV 0, ISO 9797-1 M2).
 fn build_dgis(dek: &AesKey, content: &FobContent) -> Vec<(u16, Vec<u8>, bool)> {
     let encrypted_scalar =
@@ -429,7 +415,7 @@ impl PreparedIssue {
                     encrypted: *encrypted,
                 })
                 .collect(),
-            expires_at: rfc3339_millis(expires),
+            expires_at: kf_audit::format_timestamp(expires),
         }
     }
 }

@@ -20,6 +20,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+/// The record's timestamp text, shared with the journal and the KLMS.
+pub use kf_audit::format_timestamp;
+
 /// The pipeline stages (seed 001 "Provisioning Pipeline Stages" plus Verify and Zeroize).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -264,19 +267,4 @@ impl AuditRecord {
     pub fn to_json_line(&self) -> Result<String, serde_json::Error> {
         serde_json::to_string(self)
     }
-}
-
-/// `2023-10-27T14:32:01.123Z`: RFC 3339, UTC, milliseconds.
-pub fn format_timestamp(at: OffsetDateTime) -> String {
-    let utc = at.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        utc.year(),
-        u8::from(utc.month()),
-        utc.day(),
-        utc.hour(),
-        utc.minute(),
-        utc.second(),
-        utc.millisecond()
-    )
 }

@@ -48,6 +48,12 @@ fn assert_personalized(fob: &VirtualFob) {
     assert!(flags.uicc && flags.ble);
 }
 
+/// Nothing was written: the applet is still unpersonalized and holds no DGI.
+fn assert_untouched(fob: &VirtualFob) {
+    assert_eq!(fob.applet_life_cycle(), AppletLifeCycle::Unpersonalized);
+    assert!(fob.stored_dgi_tags().is_empty());
+}
+
 fn assert_success(outcome: &FobOutcome) {
     assert!(outcome.is_success(), "failed: {:?}", outcome.error);
     let r = &outcome.record;
@@ -163,11 +169,7 @@ fn wrong_keys_fail_at_initialize_update_and_nothing_is_written() {
     assert_eq!(outcome.record.overall_result, OverallResult::Failure);
     assert_eq!(outcome.record.stage_reached, Stage::InitializeUpdate);
     assert!(outcome.record.failure_reason.is_some());
-    assert_eq!(
-        link.card().applet_life_cycle(),
-        AppletLifeCycle::Unpersonalized
-    );
-    assert!(link.card().stored_dgi_tags().is_empty());
+    assert_untouched(link.card());
 }
 
 #[test]
@@ -410,32 +412,46 @@ fn no_secret_reaches_the_audit_record() {
     }
 }
 
-/// A source whose A003 is a pre-encrypted blob that does not decrypt to a
-/// valid padded scalar under the fob's DEK: the plan accepts it (48 bytes),
-/// the card must refuse it.
-struct GarbageA003(DevSampleSource);
+/// The dev source with each input changed by `alter` before the pipeline sees it.
+struct Altered {
+    name: &'static str,
+    inner: DevSampleSource,
+    alter: fn(&mut kf_source::ProvisioningInput) -> Result<(), kf_source::SourceError>,
+}
 
-impl kf_source::ProvisioningSource for GarbageA003 {
+impl kf_source::ProvisioningSource for Altered {
     fn name(&self) -> &str {
-        "garbage-a003"
+        self.name
     }
     fn fetch(
         &mut self,
         uid: &[u8],
     ) -> Result<kf_source::ProvisioningInput, kf_source::SourceError> {
-        let mut input = self.0.fetch(uid)?;
-        input.items.private_key = kf_source::PrivateKeyMaterial::DekEncrypted(
-            kf_source::EncryptedScalar::from_bytes(&[0x55; 48])?,
-        );
+        let mut input = self.inner.fetch(uid)?;
+        (self.alter)(&mut input)?;
         Ok(input)
     }
+}
+
+/// A003 as a pre-encrypted blob that does not decrypt to a valid padded
+/// scalar under the fob's DEK: the plan accepts it (48 bytes), the card must
+/// refuse it.
+fn garbage_a003(input: &mut kf_source::ProvisioningInput) -> Result<(), kf_source::SourceError> {
+    input.items.private_key = kf_source::PrivateKeyMaterial::DekEncrypted(
+        kf_source::EncryptedScalar::from_bytes(&[0x55; 48])?,
+    );
+    Ok(())
 }
 
 #[test]
 fn a_malformed_dgi_is_rejected_by_the_card_and_nothing_is_stored() {
     for level in [SecurityLevel::C_MAC, SecurityLevel::FULL] {
         let mut link = fob();
-        let mut source = GarbageA003(dev_source(1));
+        let mut source = Altered {
+            name: "garbage-a003",
+            inner: dev_source(1),
+            alter: garbage_a003,
+        };
         let outcome = provision_fob(&mut link, &mut source, &options(level), &mut NoHooks);
         let error = outcome.error.unwrap();
         assert_eq!(error.stage, Stage::PayloadDelivery);
@@ -445,54 +461,48 @@ fn a_malformed_dgi_is_rejected_by_the_card_and_nothing_is_stored() {
         }
         assert_eq!(outcome.record.overall_result, OverallResult::Failure);
         assert_eq!(outcome.record.stage_reached, Stage::PayloadDelivery);
-        assert_eq!(
-            link.card().applet_life_cycle(),
-            AppletLifeCycle::Unpersonalized
-        );
-        assert!(link.card().stored_dgi_tags().is_empty());
+        assert_untouched(link.card());
     }
-}
-
-/// A source whose package carries a valid P-256 scalar that is not the one of
-/// its device certificate (or, with `verification_key`, a Verify key that is
-/// not the certificate's).
-struct MismatchedKeyPair {
-    inner: DevSampleSource,
-    verification_key: bool,
 }
 
 const OTHER_SCALAR: [u8; 32] = [0x42; 32];
 
-impl kf_source::ProvisioningSource for MismatchedKeyPair {
-    fn name(&self) -> &str {
-        "mismatched"
-    }
-    fn fetch(
-        &mut self,
-        uid: &[u8],
-    ) -> Result<kf_source::ProvisioningInput, kf_source::SourceError> {
-        let mut input = self.inner.fetch(uid)?;
-        let other = kf_source::PrivateScalar::from_bytes(&OTHER_SCALAR)?;
-        if self.verification_key {
-            input.device_public_key = other.public_key()?;
-        } else {
-            input.items.private_key = kf_source::PrivateKeyMaterial::Scalar(other);
-        }
-        Ok(input)
-    }
+/// A valid P-256 scalar that is not the one of the device certificate.
+fn other_private_key(
+    input: &mut kf_source::ProvisioningInput,
+) -> Result<(), kf_source::SourceError> {
+    let other = kf_source::PrivateScalar::from_bytes(&OTHER_SCALAR)?;
+    input.items.private_key = kf_source::PrivateKeyMaterial::Scalar(other);
+    Ok(())
+}
+
+/// A Verify key that is not the certificate's.
+fn other_verification_key(
+    input: &mut kf_source::ProvisioningInput,
+) -> Result<(), kf_source::SourceError> {
+    let other = kf_source::PrivateScalar::from_bytes(&OTHER_SCALAR)?;
+    input.device_public_key = other.public_key()?;
+    Ok(())
 }
 
 #[test]
 fn a_key_package_whose_scalar_does_not_match_its_certificate_is_refused_before_any_store_data() {
-    for (verification_key, expected) in [
-        (false, kf_perso::KeyPairError::PrivateKeyMismatch),
-        (true, kf_perso::KeyPairError::VerificationKeyMismatch),
+    for (alter, expected) in [
+        (
+            other_private_key as fn(&mut _) -> _,
+            kf_perso::KeyPairError::PrivateKeyMismatch,
+        ),
+        (
+            other_verification_key,
+            kf_perso::KeyPairError::VerificationKeyMismatch,
+        ),
     ] {
         for level in [SecurityLevel::C_MAC, SecurityLevel::FULL] {
             let mut link = fob();
-            let mut source = MismatchedKeyPair {
+            let mut source = Altered {
+                name: "mismatched",
                 inner: dev_source(1),
-                verification_key,
+                alter,
             };
             let outcome = provision_fob(&mut link, &mut source, &options(level), &mut NoHooks);
             let error = outcome
@@ -520,11 +530,7 @@ fn a_key_package_whose_scalar_does_not_match_its_certificate_is_refused_before_a
                 vec!["FFCA000000", "00A4040008A00000015100000000", "80CA9F7F00"],
                 "{sent:?}"
             );
-            assert_eq!(
-                link.card().applet_life_cycle(),
-                AppletLifeCycle::Unpersonalized
-            );
-            assert!(link.card().stored_dgi_tags().is_empty());
+            assert_untouched(link.card());
             // The reason names the DGIs, never the key.
             let reason = outcome.record.failure_reason.clone().unwrap();
             assert!(reason.contains("A002"), "{reason}");
@@ -587,11 +593,7 @@ fn provision_expiring(link: &mut LoopbackTransport<VirtualFob>, expires_on: usiz
 
 /// Nothing of the expired package stayed on the fob, and a fresh one provisions it.
 fn provisions_afterwards(link: &mut LoopbackTransport<VirtualFob>) {
-    assert!(link.card().stored_dgi_tags().is_empty());
-    assert_eq!(
-        link.card().applet_life_cycle(),
-        AppletLifeCycle::Unpersonalized
-    );
+    assert_untouched(link.card());
     assert_success(&provision_dev(link, SecurityLevel::FULL));
     assert_personalized(link.card());
 }

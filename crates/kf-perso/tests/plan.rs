@@ -253,14 +253,19 @@ fn only_blocks_with_secret_dgi_bytes_are_sensitive() {
     assert!(!format!("{plan:?}").contains(&enc_hex));
 }
 
+/// The default options with extended length and commands of at most `max_lc` data bytes.
+fn extended(max_lc: usize) -> PlanOptions {
+    PlanOptions {
+        extended_length: true,
+        max_extended_lc: max_lc,
+        ..PlanOptions::default()
+    }
+}
+
 #[test]
 fn a003_split_across_blocks_marks_both() {
     // Extended length with a 40-byte limit: A003 (51 bytes) spans two blocks.
-    let opts = PlanOptions {
-        extended_length: true,
-        max_extended_lc: 40,
-        ..PlanOptions::default()
-    };
+    let opts = extended(40);
     let plan = PersoPlan::build(&seed_input(), &opts).unwrap();
     assert_eq!(opts.block_capacity(), 32);
     let flags: Vec<bool> = plan
@@ -274,10 +279,8 @@ fn a003_split_across_blocks_marks_both() {
 #[test]
 fn extended_length_gives_larger_blocks() {
     let opts = PlanOptions {
-        extended_length: true,
-        max_extended_lc: 1024,
         security_level: SecurityLevel::FULL,
-        ..PlanOptions::default()
+        ..extended(1024)
     };
     let plan = PersoPlan::build(&seed_input(), &opts).unwrap();
     assert_eq!(opts.block_capacity(), 1007);
@@ -287,11 +290,7 @@ fn extended_length_gives_larger_blocks() {
 
 #[test]
 fn oversized_plans_and_invalid_items_are_refused() {
-    let tiny = PlanOptions {
-        extended_length: true,
-        max_extended_lc: 9,
-        ..PlanOptions::default()
-    };
+    let tiny = extended(9);
     assert!(matches!(
         PersoPlan::build(&seed_input(), &tiny),
         Err(PlanError::TooManyBlocks { .. })

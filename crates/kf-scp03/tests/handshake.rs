@@ -9,8 +9,9 @@ use common::*;
 use kf_apdu::{CommandApdu, ResponseApdu, StatusWord};
 use kf_scp03::sm;
 use kf_scp03::{
-    CardConfig, CardKeySet, CardSession, HostSession, InitializeUpdateResponse, Mode, ParameterI,
-    Scp03Error, SecurityLevel, SessionKeys, TerminationCause,
+    AwaitingCardResponse, CardConfig, CardKeySet, CardSession, HostSession,
+    InitializeUpdateResponse, Mode, ParameterI, Scp03Error, SecurityLevel, SessionKeys,
+    TerminationCause,
 };
 
 /// The host's refusal of the INITIALIZE UPDATE answer of a card with
@@ -145,12 +146,18 @@ fn handshake_card_minimum_level_is_enforced() {
     ));
 }
 
+/// The host's INITIALIZE UPDATE for key version `kvn` (AES-128, C-MAC, S8)
+/// and the host waiting for its answer.
+fn s8_initialize_update(kvn: u8) -> (CommandApdu, AwaitingCardResponse) {
+    host(16, SecurityLevel::C_MAC)
+        .initialize_update(kvn, &host_challenge(Mode::S8, 1))
+        .unwrap()
+}
+
 #[test]
 fn handshake_unknown_key_version_gives_6a88() {
     let mut card = card(16, Mode::S8, 0x00);
-    let (iu, _) = host(16, SecurityLevel::C_MAC)
-        .initialize_update(0x31, &host_challenge(Mode::S8, 1))
-        .unwrap();
+    let (iu, _) = s8_initialize_update(0x31);
     let err = card.initialize_update(&iu).unwrap_err();
     assert_eq!(err, Scp03Error::UnknownKeyVersion(0x31));
     assert_eq!(err.card_status_word(), StatusWord::new(0x6A, 0x88));
@@ -159,9 +166,7 @@ fn handshake_unknown_key_version_gives_6a88() {
 #[test]
 fn handshake_key_version_zero_selects_the_first_key_set() {
     let mut card = card(16, Mode::S8, 0x00);
-    let (iu, awaiting) = host(16, SecurityLevel::C_MAC)
-        .initialize_update(0x00, &host_challenge(Mode::S8, 1))
-        .unwrap();
+    let (iu, awaiting) = s8_initialize_update(0x00);
     let (resp, _) = card.initialize_update(&iu).unwrap();
     let (_, ea) = awaiting.process_response(&resp).unwrap();
     assert_eq!(ea.card_info().key_version, KVN);
@@ -200,9 +205,7 @@ fn handshake_non_scp03_identifier_is_rejected() {
 
 #[test]
 fn handshake_card_error_status_is_reported() {
-    let (_, awaiting) = host(16, SecurityLevel::C_MAC)
-        .initialize_update(KVN, &host_challenge(Mode::S8, 1))
-        .unwrap();
+    let (_, awaiting) = s8_initialize_update(KVN);
     assert_eq!(
         awaiting
             .process_response(&ResponseApdu::status(StatusWord::new(0x6A, 0x88)))
@@ -294,9 +297,7 @@ fn handshake_sequence_counter_exhaustion_gives_6985() {
         cfg,
         vec![CardKeySet::new(KVN, static_keys(16, 1)).with_sequence_counter(0xFF_FFFE)],
     );
-    let (iu, _) = host(16, SecurityLevel::C_MAC)
-        .initialize_update(KVN, &host_challenge(Mode::S8, 1))
-        .unwrap();
+    let (iu, _) = s8_initialize_update(KVN);
     let (resp, _) = card.initialize_update(&iu).unwrap();
     assert_eq!(&resp.data()[29..], &[0xFF, 0xFF, 0xFF]);
     let err = card.initialize_update(&iu).unwrap_err();

@@ -40,6 +40,15 @@ fn open_after_one_command(
     (host, card)
 }
 
+/// Names a tampering case in assertion messages: the channel, then `change`.
+fn case(level: SecurityLevel, key_len: usize, mode: Mode, change: String) -> String {
+    format!(
+        "level {:02X} AES-{} {mode:?} {change}",
+        level.value(),
+        key_len * 8
+    )
+}
+
 /// Byte ranges of `wire` covered by the C-MAC (everything but Le and CLA's channel bits).
 fn protected_bits(wire: &[u8], command: &CommandApdu) -> Vec<(usize, u8)> {
     let le_len = match (command.le(), wire.len() > 5 && wire[4] == 0) {
@@ -84,11 +93,7 @@ fn tamper_commands_for(level: u8, key_len: usize, mode: Mode) {
             assert_eq!(good, wire);
             let mut bad = good.clone();
             bad[byte] ^= mask;
-            let what = format!(
-                "level {:02X} AES-{} {mode:?} byte {byte} mask {mask:02X}",
-                level.value(),
-                key_len * 8
-            );
+            let what = case(level, key_len, mode, format!("byte {byte} mask {mask:02X}"));
             let err = card.unwrap_command(&bad).expect_err(&what);
             assert!(matches!(err, Scp03Error::Terminated(_)), "{what}: {err}");
             assert!(card.is_terminated(), "{what}");
@@ -122,10 +127,11 @@ fn tamper_responses_for(level: u8, key_len: usize, mode: Mode) {
                 assert_eq!(good, wire);
                 let mut bad = good.clone();
                 bad[byte] ^= 1 << bit;
-                let what = format!(
-                    "level {:02X} AES-{} {mode:?} response byte {byte} bit {bit}",
-                    level.value(),
-                    key_len * 8
+                let what = case(
+                    level,
+                    key_len,
+                    mode,
+                    format!("response byte {byte} bit {bit}"),
                 );
                 let err = host.unwrap_bytes(&bad).expect_err(&what);
                 assert!(matches!(err, Scp03Error::Terminated(_)), "{what}: {err}");

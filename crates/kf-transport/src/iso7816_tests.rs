@@ -126,11 +126,7 @@ fn get_response_loop_is_bounded() {
         max_get_response_rounds: 3,
         ..DriverConfig::default()
     };
-    let err = send_public_with(&mut t, &[0, 0xB0, 0, 0, 0], &config).unwrap_err();
-    assert!(
-        matches!(err, TransportError::Protocol(ref m) if m.contains("after 3 GET RESPONSE")),
-        "{err}"
-    );
+    assert_read_binary_refused(&mut t, &config, "after 3 GET RESPONSE");
     assert!(t.finished());
 }
 
@@ -142,9 +138,14 @@ fn total_response_length_is_bounded() {
         max_response_len: 300,
         ..DriverConfig::default()
     };
-    let err = send_public_with(&mut t, &[0, 0xB0, 0, 0, 0], &config).unwrap_err();
+    assert_read_binary_refused(&mut t, &config, "exceeds 300");
+}
+
+/// READ BINARY under `config` fails with a protocol error that names `why`.
+fn assert_read_binary_refused(t: &mut Scripted, config: &DriverConfig, why: &str) {
+    let err = send_public_with(t, &[0, 0xB0, 0, 0, 0], config).unwrap_err();
     assert!(
-        matches!(err, TransportError::Protocol(ref m) if m.contains("exceeds 300")),
+        matches!(err, TransportError::Protocol(ref m) if m.contains(why)),
         "{err}"
     );
 }

@@ -25,6 +25,14 @@ fn listener() -> (TcpListener, String) {
     (l, addr)
 }
 
+/// A bridge serving `card` to a fake vpcd, and that vpcd's end of the connection.
+fn bridged(card: EchoCard) -> (TcpListener, BridgeHandle<EchoCard>, VpcdPeer) {
+    let (l, addr) = listener();
+    let bridge = BridgeHandle::spawn(card, fast_config(addr)).unwrap();
+    let peer = accept(&l);
+    (l, bridge, peer)
+}
+
 /// The echo card refuses the echo of `byte` ('6F00') until it is powered on,
 /// and echoes it then.
 fn assert_refused_until_powered_on(peer: &mut VpcdPeer, byte: u8) {
@@ -36,9 +44,7 @@ fn assert_refused_until_powered_on(peer: &mut VpcdPeer, byte: u8) {
 
 #[test]
 fn control_codes_and_apdus_follow_the_vpcd_protocol() {
-    let (l, addr) = listener();
-    let bridge = BridgeHandle::spawn(EchoCard::new(&[9, 8, 7, 6]), fast_config(addr)).unwrap();
-    let mut vpcd = accept(&l);
+    let (_l, bridge, mut vpcd) = bridged(EchoCard::new(&[9, 8, 7, 6]));
 
     assert_eq!(
         vpcd.exchange(&[CTRL_GET_ATR]).unwrap(),
@@ -76,9 +82,7 @@ fn control_codes_and_apdus_follow_the_vpcd_protocol() {
 
 #[test]
 fn frames_split_across_writes_are_reassembled() {
-    let (l, addr) = listener();
-    let bridge = BridgeHandle::spawn(EchoCard::default(), fast_config(addr)).unwrap();
-    let mut vpcd = accept(&l);
+    let (_l, bridge, mut vpcd) = bridged(EchoCard::default());
     vpcd.send(&[CTRL_POWER_ON]).unwrap();
     let apdu = [0x80, 0x10, 0, 0, 2, 0xAA, 0xBB];
     vpcd.stream_mut().write_all(&[0x00]).unwrap();
@@ -96,9 +100,7 @@ fn frames_split_across_writes_are_reassembled() {
 
 #[test]
 fn reconnects_after_the_connection_drops_and_powers_the_card_off() {
-    let (l, addr) = listener();
-    let bridge = BridgeHandle::spawn(EchoCard::default(), fast_config(addr)).unwrap();
-    let mut first = accept(&l);
+    let (l, bridge, mut first) = bridged(EchoCard::default());
     first.send(&[CTRL_POWER_ON]).unwrap();
     assert_eq!(
         first.exchange(&[0x80, 0x10, 0, 0, 1, 1]).unwrap(),
@@ -133,9 +135,7 @@ fn reconnects_when_vpcd_comes_back_on_the_same_port() {
 
 #[test]
 fn stop_returns_while_connected_and_while_disconnected() {
-    let (l, addr) = listener();
-    let bridge = BridgeHandle::spawn(EchoCard::default(), fast_config(addr)).unwrap();
-    let mut vpcd = accept(&l);
+    let (_l, bridge, mut vpcd) = bridged(EchoCard::default());
     assert!(bridge.wait_connected(Duration::from_secs(5)));
     bridge.stop_and_join().unwrap();
     // The bridge closed its side: vpcd reads EOF.
