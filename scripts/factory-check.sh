@@ -3,7 +3,13 @@
 # links neither the virtual fob (kf-card) nor the reference KLMS server
 # (kf-klms), nor the benchmark and test crates; its simulator commands exit 2
 # and say how to get them. Called by scripts/test.sh.
+#
+# --tree-only: the dependency tree alone. The Windows exe is the factory build, and
+# scripts/windows-e2e.sh checks its contents and its simulator commands under Wine;
+# scripts/test.sh passes it when that step runs, saving a build with other features.
 set -euo pipefail
+tree_only=0
+[ "${1:-}" = "--tree-only" ] && tree_only=1
 cd "$(dirname "$0")/.."
 
 absent=(kf-card kf-klms kf-bench kf-testkit)
@@ -32,5 +38,6 @@ for crate in "${absent[@]}"; do
   fi
 done
 echo "factory build: $(wc -l <<<"$factory_tree") crates linked, none of ${absent[*]}"
+[ "$tree_only" = 1 ] && exit 0
 
 cargo test -q -p kf-station --no-default-features --features pcsc --test factory_build

@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
 # The Windows station end to end: builds the release kf-station.exe
-# (x86_64-pc-windows-gnu, no debug info) and runs it under Wine against the real
-# PC/SC stack — pcscd + vsmartcard vpcd + the virtual fob (`kf-station sim serve`,
-# the Linux build) — through WinSCard:
+# (x86_64-pc-windows-gnu, the factory build: no simulators, no debug info) and
+# runs it under Wine against the real PC/SC stack — pcscd + vsmartcard vpcd + the
+# virtual fob (`kf-station sim serve`, the Linux build) — through WinSCard, and
+# against the reference KLMS (`kf-klms serve`, the Linux build) over mutual TLS:
 #
 #   kf-station.exe ─WinSCard─▶ winscard.dll (test bridge, scripts/windows-bridge/)
 #                  ─▶ libpcsclite.so.1 ─▶ pcscd ─▶ vpcd ─TCP─▶ sim serve (virtual fob)
+#   kf-station.exe ─HTTPS, client certificate─▶ kf-klms serve
 #
-# Steps: --version, readers, the bridge's own check (bridge-check.c), provision
-# (PASS, then the same fob again: refused by the journal, and with
-# --repersonalize by the fob), container packages with CRLF files from a path with spaces and non-ASCII
-# characters, self-test, demo --fobs 5 (embedded KLMS, mTLS upload), run with
+# Steps: --version, the factory build (no simulator crate in the exe; its
+# simulator commands exit 2 and say so), readers, the bridge's own check
+# (bridge-check.c), provision (PASS, then the same fob again: refused by the
+# journal, and with --repersonalize by the fob), container packages with CRLF
+# files from a path with spaces and non-ASCII characters, the %ProgramData%
+# defaults (journal, the shipped station.toml naming the reader), the KLMS
+# source (keys per fob from the KLMS, journal uploaded and anchored), run with
 # three fobs tapped one after another then Ctrl-C, run stopped by each other
-# console event (Ctrl-Break, close, logoff, shutdown: console-event.c), the
-# %ProgramData% default journal, audit verify on every journal the exe wrote,
-# every secret file the exe wrote owner-only (acl-check.c) while a journal and
-# a certificate are not. Each step prints PASS/FAIL and its time; the script
-# exits non-zero on the first failure.
+# console event (Ctrl-Break, close, logoff, shutdown: console-event.c), audit
+# verify on every journal the exe wrote, every secret file the exe wrote
+# owner-only (acl-check.c) while a journal and an audit file are not. Each step
+# prints PASS/FAIL and its time; the script exits non-zero on the first failure.
 #
 # Needs root (apt packages, pcscd's /run/pcscd socket) on Debian 12. Environment:
 #   WIN_TARGET_DIR   cargo target dir of the Windows build (default target/win-gnu)
@@ -34,10 +38,12 @@ WORK=""
 PCSCD_PID=""
 SIM_PID=""
 RUN_PID=""
+KLMS_PID=""
 cleanup() {
   local rc=$?
   [ -n "$RUN_PID" ] && kill -TERM "$RUN_PID" 2>/dev/null || true
   [ -n "$SIM_PID" ] && kill -INT "$SIM_PID" 2>/dev/null || true
+  [ -n "$KLMS_PID" ] && kill -TERM "$KLMS_PID" 2>/dev/null || true
   [ -n "$PCSCD_PID" ] && kill -TERM "$PCSCD_PID" 2>/dev/null || true
   if [ -n "$WORK" ] && [ -d "$WORK/prefix" ]; then
     WINEPREFIX="$WORK/prefix" "$WINESERVER" -k 2>/dev/null || true
@@ -90,9 +96,22 @@ echo "      kf-station.exe: $(stat -c %s "$EXE_BUILT") bytes"
 
 # The workspace's own debug build (one feature set for the whole test run: nothing to
 # rebuild after scripts/test.sh's test build).
-begin "cargo build kf-station (Linux, pcsc: the virtual fob)"
+begin "cargo build kf-station, kf-klms (Linux: the virtual fob, the KLMS)"
 LIN_DIR="$(scripts/build-bins.sh)" || fail "Linux build failed"
 LIN="$LIN_DIR/kf-station"
+KLMS="$LIN_DIR/kf-klms"
+pass
+
+# Crate paths survive in the exe (panic locations, log call sites): a crate that is
+# not linked leaves none. The linked ones are the control that the search works.
+begin "factory build: no virtual fob, KLMS server, bench or test crate in the exe"
+crate_paths="$(grep -a -o 'crates[/\\]kf-[a-z0-9-]*' "$EXE_BUILT" | sort | uniq -c)"
+for linked in kf-transport kf-perso kf-source kf-audit kf-station; do
+  grep -q " crates.$linked\$" <<<"$crate_paths" || fail "$linked not found in the exe: the check is broken"
+done
+for absent in kf-card kf-klms kf-bench kf-testkit; do
+  if grep -q " crates.$absent\$" <<<"$crate_paths"; then fail "the exe links $absent"; fi
+done
 pass
 
 WORK="$(mktemp -d /tmp/kf-windows-e2e.XXXXXX)"
@@ -193,6 +212,30 @@ expect_ok --version
 expect_out "kf-station $VERSION"
 pass
 
+# The factory build's simulator commands: exit 2, nothing on stdout, one line on stderr that
+# says how to get them, no file written (each runs in an empty folder).
+begin "factory build: simulator commands exit 2 and say how to get them"
+mkdir -p "$WORK/refused"
+for args in "demo" "demo --fobs 3 --data-dir d" "self-test" "sim serve --vpcd 127.0.0.1:35963" \
+  "bench --fobs 2 --transport loopback" "provision --sim --journal j.db"; do
+  rc=0
+  # shellcheck disable=SC2086 # one word per argument
+  (cd "$WORK/refused" && "$WINE" "$EXE" $args > "$WORK/refused.out" 2> "$WORK/out") || rc=$?
+  [ $rc -eq 2 ] || fail "kf-station.exe $args: exit code $rc (expected 2)"
+  [ ! -s "$WORK/refused.out" ] || fail "kf-station.exe $args wrote to stdout"
+  [ "$(tr -d '\r' < "$WORK/out" | grep -c .)" -eq 1 ] || fail "kf-station.exe $args: not one line on stderr"
+  tr -d '\r' < "$WORK/out" | grep -q '^error: `.*factory build.*`sim` feature' || fail "kf-station.exe $args: no hint"
+done
+[ -z "$(ls -A "$WORK/refused")" ] || fail "a refused command left files: $(ls -A "$WORK/refused")"
+expect_ok --help
+for command in demo self-test bench sim; do
+  tr -d '\r' < "$WORK/out" | grep -q "^ *$command .*Not in this factory build" || fail "--help does not mark $command"
+done
+for command in provision run audit fixtures scp03 readers; do
+  tr -d '\r' < "$WORK/out" | grep -q "^ *$command " || fail "no $command in --help"
+done
+pass
+
 UID1=04E2E000000000000001
 insert_fob "$UID1"
 begin "kf-station.exe readers (WinSCard -> pcscd)"
@@ -241,33 +284,84 @@ for f in "$POOL_UNIX"/*/FESN.txt "$POOL_UNIX"/*/irk_keyfob.key; do
   printf '%s\r\n' "$(tr -d '\r\n' < "$f")" > "$f.crlf" && mv "$f.crlf" "$f"
 done
 grep -q $'\r$' "$(ls "$POOL_UNIX"/*/FESN.txt | head -1)" || fail "FESN.txt has no CRLF"
-expect_ok provision --sim --source container --source-dir "$APP_WIN"'\pool ü' --journal "$APP_WIN"'\data\container.db'
+insert_fob 04E2E000000000000002
+expect_ok provision --reader "$READER" --source container --source-dir "$APP_WIN"'\pool ü' --journal "$APP_WIN"'\data\container.db'
 expect_out "PASS"
-pass
-
-begin "kf-station.exe self-test"
-expect_ok self-test
+remove_fob
 pass
 
 begin "defaults under %ProgramData%\\keyfob-station: journal, station.toml (CRLF)"
 PD="$WINEPREFIX/drive_c/ProgramData/keyfob-station"
 [ ! -e "$PD" ] || fail "$PD exists before the first run"
-expect_ok provision --sim
+insert_fob 04E2E000000000000003
+expect_ok provision --reader "$READER"
 expect_out "PASS"
+remove_fob
 [ -f "$PD/station-journal.db" ] || fail "no station-journal.db in $PD"
 expect_ok audit verify
-# The sample configuration of the release zip, as shipped (CRLF), read by default.
-sed 's/\r$//; s/^station_id = .*/station_id = "E2E-WINE-01"/; s/$/\r/' packaging/windows/station.toml > "$PD/station.toml"
-expect_ok provision --sim
+# The sample configuration of the release zip, as shipped (CRLF), read by default, with
+# this line's station id and reader: `provision` takes the reader from it.
+sed 's/\r$//; s/^station_id = .*/station_id = "E2E-WINE-01"/; s/^reader = .*/reader = "'"$READER"'"/; s/$/\r/' \
+  packaging/windows/station.toml > "$PD/station.toml"
+grep -q "^reader = \"$READER\"" "$PD/station.toml" || fail "no reader line in the sample station.toml"
+insert_fob 04E2E000000000000004
+expect_ok provision
 expect_out "PASS"
+remove_fob
 expect_ok audit export --format json
 expect_out 'E2E-WINE-01'
 pass
 
-begin "kf-station.exe demo --fobs 5 (embedded KLMS, mTLS upload)"
-expect_ok demo --fobs 5 --data-dir "$APP_WIN"'\demo data'
-expect_out "provisioned 5/5 fobs"
-expect_out "KLMS (mutual TLS): journal records anchored 10, pending 0, rejected 0"
+# The reference KLMS (the Linux build) with its development PKI: the exe takes each fob's
+# keys from it over mutual TLS and uploads and anchors its journal there.
+begin "KLMS source: keys per fob over mutual TLS, journal uploaded and anchored"
+PKI="$WORK/pki"
+"$KLMS" pki init "$PKI" --station E2E-WINE-01 > "$WORK/out" 2>&1 || fail "kf-klms pki init failed"
+KLMS_PORT=0
+for _ in $(seq 50); do
+  p=$((20000 + RANDOM % 40000))
+  if port_free "$p"; then KLMS_PORT=$p; break; fi
+done
+[ "$KLMS_PORT" -ne 0 ] || fail "no free TCP port for the KLMS"
+sed -i "s/^bind = .*/bind = \"127.0.0.1:$KLMS_PORT\"/" "$PKI/klms.toml"
+"$KLMS" serve --config "$PKI/klms.toml" > "$WORK/klms.log" 2>&1 &
+KLMS_PID=$!
+klms_listening() { ! port_free "$KLMS_PORT"; }
+wait_until 30 klms_listening || { cp "$WORK/klms.log" "$WORK/out"; fail "kf-klms serve did not listen"; }
+# The station's identity and the KLMS CA, where a line PC keeps them.
+mkdir -p "$APP_UNIX/pki"
+cp -p "$PKI/ca.pem" "$PKI/E2E-WINE-01.pem" "$PKI/E2E-WINE-01.key" "$APP_UNIX/pki/"
+printf '%s\r\n' 'station_id = "E2E-WINE-01"' '[source]' 'kind = "klms"' '[klms]' \
+  "url = \"https://127.0.0.1:$KLMS_PORT\"" \
+  "ca = '$APP_WIN\\pki\\ca.pem'" "cert = '$APP_WIN\\pki\\E2E-WINE-01.pem'" \
+  "key = '$APP_WIN\\pki\\E2E-WINE-01.key'" 'reader_id = "LINE_E2E_READER_01"' > "$APP_UNIX/klms station.toml"
+J_KLMS="$APP_WIN"'\data\klms journal.db'
+AUDIT_FILE="$APP_UNIX/data/klms audit.jsonl"
+MASTER="$(tr -d '\r\n' < "$PKI/master-key.hex")"
+for uid in 04E2E000000000000041 04E2E000000000000042; do
+  # A fob whose static keys are the KLMS's KDF3 keys for its UID (key version 1).
+  "$KLMS" derive --master-key "$MASTER" --uid "$uid" > "$WORK/keys.json" 2>&1 || fail "kf-klms derive failed"
+  keys="$(python3 -c 'import json,sys; k=json.load(open(sys.argv[1])); print(k["enc"]+":"+k["mac"]+":"+k["dek"])' "$WORK/keys.json")"
+  "$LIN" sim serve --vpcd "127.0.0.1:$PORT" --uid "$uid" --kvn 1 --keys "$keys" > "$WORK/sim-$uid.log" 2>&1 &
+  SIM_PID=$!
+  wait_until 20 fob_present || fail "fob $uid not seen in $READER"
+  expect_ok provision --reader "$READER" --config "$APP_WIN"'\klms station.toml' --journal "$J_KLMS" \
+    --audit-file "$APP_WIN"'\data\klms audit.jsonl'
+  expect_out "PASS  $uid"
+  remove_fob
+done
+# Both outcomes uploaded (acknowledged, none pending), and the KLMS anchored the journal's
+# last record.
+expect_ok audit list --journal "$J_KLMS"
+tr -d '\r' < "$WORK/out" > "$WORK/list"
+[ "$(grep -c '  outcome  .*  acknowledged$' "$WORK/list")" -eq 2 ] || fail "the two outcomes are not acknowledged by the KLMS"
+last_seq=$(tail -1 "$WORK/list" | awk '{print $1}')
+"$KLMS" chain state --config "$PKI/klms.toml" > "$WORK/out" 2>&1 || fail "kf-klms chain state failed"
+grep -q "^E2E-WINE-01 *$last_seq " "$WORK/out" || fail "the KLMS did not anchor record $last_seq of E2E-WINE-01"
+[ "$(grep -c . "$AUDIT_FILE")" -ge 2 ] || fail "no audit records in $AUDIT_FILE"
+kill -TERM "$KLMS_PID"
+wait "$KLMS_PID" || true
+KLMS_PID=""
 pass
 
 # `run` in the background on journal $1 (a Windows path): output in run.out/run.err.
@@ -330,14 +424,14 @@ for event in ctrl-break close logoff shutdown; do
   pass
 done
 
-begin "kf-station.exe audit verify (provision, container, demo, run journals)"
-for j in "$J_PROV" "$APP_WIN"'\data\container.db' "$APP_WIN"'\demo data\journal.db' "$J_RUN"; do
+begin "kf-station.exe audit verify (provision, container, KLMS, run journals)"
+for j in "$J_PROV" "$APP_WIN"'\data\container.db' "$J_KLMS" "$J_RUN"; do
   expect_ok audit verify --journal "$j"
 done
 pass
 
-# Every secret file the exe wrote (journal keys, storage keys, the demo's KLMS
-# private keys: all *.key, outside the pool that the Linux tool generated) must
+# Every secret file the exe wrote (journal keys: all *.key, outside the pool and the
+# station's KLMS identity that the Linux tools wrote) must
 # be owner-only. acl-check.exe probes whether this Wine keeps a DACL as written
 # (wine-staging) and then demands exactly kf-secret-file's DACL; Debian's Wine
 # 8.0 keeps only Unix mode bits and rebuilds the DACL from them (server/file.c:
@@ -345,16 +439,16 @@ pass
 # name no one but the owner and SYSTEM, and the mode no "other" bits (Everyone).
 # The group bits never appear in Wine's DACL: sd_to_mode gives a SID of the
 # creating token (here Administrators) user+group bits, hence 750 for 770 & ~022.
-# A journal and a certificate (created without a DACL) must come out open: the
+# A journal and an audit file (created without a DACL) must come out open: the
 # check can fail.
-begin "secret files owner-only (acl-check.exe, mode); journal, certificate not"
+begin "secret files owner-only (acl-check.exe, mode); journal, audit file not"
 to_win() { local p="${1#"$WINEPREFIX"/drive_c/}"; printf 'C:\\%s' "${p//\//\\}"; }
 SDDL="$(sed -n 's/^pub const WINDOWS_SDDL: &str = "\(.*\)";$/\1/p' crates/kf-secret-file/src/lib.rs)"
 [ -n "$SDDL" ] || fail "WINDOWS_SDDL not found in kf-secret-file"
-mapfile -t KEYS < <(find "$APP_UNIX" "$PD" -name '*.key' -not -path "$POOL_UNIX/*" | sort)
-# A journal key per journal (provision, container, the %ProgramData% default,
-# demo, five runs) and the demo's KLMS keys.
-[ ${#KEYS[@]} -ge 10 ] || fail "only ${#KEYS[@]} key files: ${KEYS[*]}"
+mapfile -t KEYS < <(find "$APP_UNIX" "$PD" -name '*.key' -not -path "$POOL_UNIX/*" -not -path "$APP_UNIX/pki/*" | sort)
+# A journal key per journal: provision, container, the %ProgramData% default, KLMS,
+# five runs.
+[ ${#KEYS[@]} -ge 9 ] || fail "only ${#KEYS[@]} key files: ${KEYS[*]}"
 WIN_KEYS=()
 for k in "${KEYS[@]}"; do
   mode=$(stat -c %a "$k")
@@ -363,10 +457,8 @@ for k in "${KEYS[@]}"; do
 done
 "$WINE" "$WORK/bridge/acl-check.exe" "$SDDL" "${WIN_KEYS[@]}" > "$WORK/out" 2>&1 || fail "a secret file is not owner-only"
 RULE="$(tr -d '\r' < "$WORK/out" | sed -n 's/^acl-check: .* owner-only (\(.*\))$/\1/p')"
-CA_PEM="$(find "$APP_UNIX/demo data" -name ca.pem | head -1)"
-[ -n "$CA_PEM" ] || fail "no ca.pem in the demo data"
-"$WINE" "$WORK/bridge/acl-check.exe" "$SDDL" --open "$(to_win "$APP_UNIX/data/run journal.db")" "$(to_win "$CA_PEM")" \
-  > "$WORK/out" 2>&1 || fail "the negative control (journal, certificate) was reported owner-only"
+"$WINE" "$WORK/bridge/acl-check.exe" "$SDDL" --open "$(to_win "$APP_UNIX/data/run journal.db")" "$(to_win "$AUDIT_FILE")" \
+  > "$WORK/out" 2>&1 || fail "the negative control (journal, audit file) was reported owner-only"
 pass
 echo "      ${#KEYS[@]} key files, rule: $RULE, modes: $(stat -c %a "${KEYS[@]}" | sort -u | tr '\n' ' ')"
 
