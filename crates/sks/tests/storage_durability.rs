@@ -172,9 +172,6 @@ impl Storage for Recording {
     fn load(&mut self) -> Result<BTreeMap<RecordId, sks_core::secret::Secret>, StorageError> {
         self.inner.load()
     }
-    fn apply(&mut self, batch: &[Change<'_>]) -> Result<(), StorageError> {
-        self.apply_with(batch, Durability::Synced)
-    }
     fn apply_with(
         &mut self,
         batch: &[Change<'_>],

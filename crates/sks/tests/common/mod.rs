@@ -46,9 +46,6 @@ impl Storage for TempSqlite {
     ) -> Result<std::collections::BTreeMap<sks_core::model::RecordId, Secret>, StorageError> {
         self.storage.load()
     }
-    fn apply(&mut self, batch: &[sks_core::storage::Change<'_>]) -> Result<(), StorageError> {
-        self.storage.apply(batch)
-    }
     fn apply_with(
         &mut self,
         batch: &[sks_core::storage::Change<'_>],
