@@ -2,7 +2,7 @@
 //! entries, plus their record encoding for [`crate::storage`]. Records use the §7.1 codec
 //! with a leading format version byte.
 
-use crate::codec::{DecodeError, Reader, Writer};
+use crate::codec::{DecodeError, Reader, WireType, Writer};
 use crate::consts::{AppUsage, BiometricProtection, PinFormat, PostOperation, Protection, SubType};
 use crate::crypto::SessionKey;
 use crate::pin::PinPolicy;
@@ -653,15 +653,8 @@ fn encode_pin(p: &PinPolicyEntry) -> Secret {
     let q = &p.policy;
     let mut w = object_record(p.handle, p.session, &q.id);
     w.int(p.puk);
-    w.boolean(q.user_defined)
-        .boolean(q.user_modifiable)
-        .byte(q.format.into());
-    w.short(q.retry_limit)
-        .byte(q.grouping.into())
-        .byte(q.patterns);
-    w.short(q.min_length)
-        .short(q.max_length)
-        .byte(q.input_method.into());
+    // The attributes in their wire order (§7.4 createPINPolicy).
+    q.attributes().put(&mut w);
     Secret::new(w.into_bytes())
 }
 

@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use hmac::Mac;
-use sks_core::api::{req, resp, SksApi};
+use sks_core::api::{req, resp, KeyUse, SksApi};
 use sks_core::codec::Blob;
 use sks_core::consts::*;
 use sks_core::crypto::keys::{KeySpec, PrivateKey};
@@ -73,10 +73,12 @@ fn perform_hmac(
     data: &[u8],
 ) -> Result<resp::PerformHmac, SksError> {
     s.perform_hmac(req::PerformHmac {
-        key_handle,
-        algorithm: algorithm.into(),
-        parameters: vec![],
-        authorization: Secret::default(),
+        key: KeyUse {
+            key_handle,
+            algorithm: algorithm.into(),
+            parameters: vec![],
+            authorization: Secret::default(),
+        },
         data: Blob(data.to_vec()),
     })
 }
@@ -174,8 +176,8 @@ fn create_pin_policy_retry_limit_and_length_bounds() {
         let request = iss
             .pin_policy_with(&p, None, |r| {
                 if let Some((g, im)) = wire {
-                    r.grouping = g;
-                    r.input_method = im;
+                    r.policy.grouping = g;
+                    r.policy.input_method = im;
                 }
             })
             .unwrap();

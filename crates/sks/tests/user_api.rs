@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use sha2::Digest;
-use sks_core::api::{req, resp, SksApi};
+use sks_core::api::{req, resp, KeyUse, SksApi};
 use sks_core::codec::Blob;
 use sks_core::consts::*;
 use sks_core::crypto::keys::{KeySpec, PrivateKey, PublicKey};
@@ -31,10 +31,12 @@ fn sign_with(
     data: Vec<u8>,
 ) -> Result<resp::SignHashedData, SksError> {
     s.sign_hashed_data(req::SignHashedData {
-        key_handle,
-        algorithm: algorithm.into(),
+        key: KeyUse {
+            key_handle,
+            algorithm: algorithm.into(),
+            ..Default::default()
+        },
         data,
-        ..Default::default()
     })
 }
 
@@ -142,10 +144,12 @@ fn asymmetric_key_decrypt_pkcs1_and_raw() {
         SksApi::asymmetric_key_decrypt(
             s,
             req::AsymmetricKeyDecrypt {
-                key_handle: k.handle,
-                algorithm: alg.into(),
+                key: KeyUse {
+                    key_handle: k.handle,
+                    algorithm: alg.into(),
+                    ..Default::default()
+                },
                 data,
-                ..Default::default()
             },
         )
     };
@@ -169,10 +173,12 @@ fn asymmetric_key_decrypt_pkcs1_and_raw() {
     );
     let (mut s, k) = one_key(KeyEntrySpec::new("EC"));
     let r = s.asymmetric_key_decrypt(req::AsymmetricKeyDecrypt {
-        key_handle: k.handle,
-        algorithm: ALG_RSA_1_5.into(),
+        key: KeyUse {
+            key_handle: k.handle,
+            algorithm: ALG_RSA_1_5.into(),
+            ..Default::default()
+        },
         data: vec![0; 128],
-        ..Default::default()
     });
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Algorithm));
 }
@@ -184,10 +190,12 @@ fn key_agreement_matches_rustcrypto_ecdh() {
     let peer_spki = PublicKey::P256(peer.public_key()).to_spki().unwrap();
     let out = s
         .key_agreement(req::KeyAgreement {
-            key_handle: k.handle,
-            algorithm: ALG_ECDH_RAW.into(),
-            parameters: vec![],
-            authorization: Secret::default(),
+            key: KeyUse {
+                key_handle: k.handle,
+                algorithm: ALG_ECDH_RAW.into(),
+                parameters: vec![],
+                authorization: Secret::default(),
+            },
             public_key: peer_spki,
         })
         .unwrap();
@@ -200,10 +208,12 @@ fn key_agreement_matches_rustcrypto_ecdh() {
         .to_spki()
         .unwrap();
     let r = s.key_agreement(req::KeyAgreement {
-        key_handle: k.handle,
-        algorithm: ALG_ECDH_RAW.into(),
-        parameters: vec![],
-        authorization: Secret::default(),
+        key: KeyUse {
+            key_handle: k.handle,
+            algorithm: ALG_ECDH_RAW.into(),
+            parameters: vec![],
+            authorization: Secret::default(),
+        },
         public_key: p384_peer,
     });
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Option), "curve mismatch");
@@ -227,10 +237,12 @@ fn endorsed_algorithms_are_enforced_by_the_user_api() {
 fn perform_hmac_needs_a_symmetric_key() {
     let (mut s, k) = one_key(KeyEntrySpec::new("EC"));
     let r = s.perform_hmac(req::PerformHmac {
-        key_handle: k.handle,
-        algorithm: ALG_HMAC_SHA256.into(),
+        key: KeyUse {
+            key_handle: k.handle,
+            algorithm: ALG_HMAC_SHA256.into(),
+            ..Default::default()
+        },
         data: Blob(vec![1]),
-        ..Default::default()
     });
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Algorithm));
     let r = s.symmetric_key_encrypt(req::SymmetricKeyEncrypt {

@@ -129,16 +129,16 @@ impl Core {
         a: req::CreatePinPolicy,
     ) -> SksResult<resp::CreatePinPolicy> {
         self.in_open_session(a.provisioning_handle, |c, ph| {
-            let grouping =
-                Grouping::try_from(a.grouping).map_err(|_| option("Invalid \"Grouping\""))?;
-            let input_method = InputMethod::try_from(a.input_method)
+            let grouping = Grouping::try_from(a.policy.grouping)
+                .map_err(|_| option("Invalid \"Grouping\""))?;
+            let input_method = InputMethod::try_from(a.policy.input_method)
                 .map_err(|_| option("Invalid \"InputMethod\""))?;
-            let format =
-                PinFormat::try_from(a.format).map_err(|_| option("Invalid PIN \"Format\""))?;
-            if a.retry_limit == 0 || a.retry_limit > MAX_RETRY_LIMIT {
+            let format = PinFormat::try_from(a.policy.format)
+                .map_err(|_| option("Invalid PIN \"Format\""))?;
+            if a.policy.retry_limit == 0 || a.policy.retry_limit > MAX_RETRY_LIMIT {
                 return Err(option("PIN \"RetryLimit\" out of range"));
             }
-            if a.pattern_restrictions & !0x1F != 0 {
+            if a.policy.pattern_restrictions & !0x1F != 0 {
                 return Err(option("Invalid \"PatternRestrictions\""));
             }
             let puk_id = if a.puk_policy_handle == 0 {
@@ -149,7 +149,7 @@ impl Core {
                     _ => return Err(option("Referenced PUK policy object not found")),
                 }
             };
-            if a.pattern_restrictions & pattern::MISSING_GROUP != 0
+            if a.policy.pattern_restrictions & pattern::MISSING_GROUP != 0
                 && format != PinFormat::Alphanumeric
                 && format != PinFormat::String
             {
@@ -157,9 +157,9 @@ impl Core {
                     "\"missing-group\" requires alphanumeric or string format",
                 ));
             }
-            if a.min_length < 1
-                || usize::from(a.max_length) > MAX_LENGTH_PIN_PUK
-                || a.max_length < a.min_length
+            if a.policy.min_length < 1
+                || usize::from(a.policy.max_length) > MAX_LENGTH_PIN_PUK
+                || a.policy.max_length < a.policy.min_length
             {
                 return Err(option("PIN length limits out of range"));
             }
@@ -172,14 +172,14 @@ impl Core {
                 puk: a.puk_policy_handle,
                 policy: PinPolicy {
                     id: a.id,
-                    user_defined: a.user_defined,
-                    user_modifiable: a.user_modifiable,
+                    user_defined: a.policy.user_defined,
+                    user_modifiable: a.policy.user_modifiable,
                     format,
-                    retry_limit: a.retry_limit,
+                    retry_limit: a.policy.retry_limit,
                     grouping,
-                    patterns: a.pattern_restrictions,
-                    min_length: a.min_length,
-                    max_length: a.max_length,
+                    patterns: a.policy.pattern_restrictions,
+                    min_length: a.policy.min_length,
+                    max_length: a.policy.max_length,
                     input_method,
                 },
             })?;

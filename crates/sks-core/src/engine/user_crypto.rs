@@ -116,23 +116,24 @@ impl Core {
     }
 }
 
-/// One table of the five methods: what each holds against CryptoDataSize, the algorithm
-/// class it performs, the kind of key it needs ([`Material::private`] or
+/// One table of the five methods: where the request keeps its [`crate::api::KeyUse`]
+/// arguments (symmetricKeyEncrypt: in itself), what each holds against CryptoDataSize, the
+/// algorithm class it performs, the kind of key it needs ([`Material::private`] or
 /// [`Material::symmetric`]) and its operation, whose value is the method's Result.
 macro_rules! user_crypto_methods {
     ($(
-        $(#[$doc:meta])* $fname:ident($name:ident)
+        $(#[$doc:meta])* $fname:ident($name:ident $(.$via:ident)?)
         data |$a:pat_param| $len:expr, class $class:pat, key $kind:ident => $op:ident;
     )*) => {
         $(impl CryptoRequest for req::$name {
             fn key_handle(&self) -> u32 {
-                self.key_handle
+                self$(.$via)?.key_handle
             }
             fn algorithm(&self) -> &str {
-                &self.algorithm
+                &self$(.$via)?.algorithm
             }
             fn authorization(&self) -> &Secret {
-                &self.authorization
+                &self$(.$via)?.authorization
             }
             fn data_len(&self) -> usize {
                 let $a = self;
@@ -157,16 +158,16 @@ macro_rules! user_crypto_methods {
 
 user_crypto_methods! {
     /// signHashedData \[100\].
-    sign_hashed_data(SignHashedData)
+    sign_hashed_data(SignHashedData.key)
         data |a| a.data.len(), class AlgClass::Signature { .. }, key private => sign;
     /// asymmetricKeyDecrypt \[101\].
-    asymmetric_key_decrypt(AsymmetricKeyDecrypt)
+    asymmetric_key_decrypt(AsymmetricKeyDecrypt.key)
         data |a| a.data.len(), class AlgClass::AsymmetricDecryption, key private => decrypt;
     /// keyAgreement \[102\].
-    key_agreement(KeyAgreement)
+    key_agreement(KeyAgreement.key)
         data |_| 0, class AlgClass::KeyAgreement, key private => agree;
     /// performHMAC \[103\].
-    perform_hmac(PerformHmac)
+    perform_hmac(PerformHmac.key)
         data |a| a.data.0.len(), class AlgClass::Hmac, key symmetric => hmac;
     /// symmetricKeyEncrypt \[104\].
     symmetric_key_encrypt(SymmetricKeyEncrypt)
@@ -181,16 +182,16 @@ fn sign(a: &req::SignHashedData, class: AlgClass, key: PrivateKey) -> SksResult<
     if rsa != matches!(key, PrivateKey::Rsa(_)) {
         return Err(alg_err(format!(
             "Key {} is incompatible with: {}",
-            a.key_handle, a.algorithm
+            a.key.key_handle, a.key.algorithm
         )));
     }
-    no_parameters(&a.parameters)?;
+    no_parameters(&a.key.parameters)?;
     if let Some(n) = hash_len {
         if a.data.len() != n {
             return Err(err(ErrorCode::Option, "Incorrect length of \"Data\""));
         }
     }
-    let hash = match a.algorithm.as_str() {
+    let hash = match a.key.algorithm.as_str() {
         ALG_RSA_SHA1 => HashId::Sha1,
         ALG_RSA_SHA256 => HashId::Sha256,
         _ => HashId::None,
@@ -202,8 +203,8 @@ fn sign(a: &req::SignHashedData, class: AlgClass, key: PrivateKey) -> SksResult<
 /// The operation of asymmetricKeyDecrypt.
 fn decrypt(a: &req::AsymmetricKeyDecrypt, _: AlgClass, key: PrivateKey) -> SksResult<Secret> {
     key_family(&key, true, a)?;
-    no_parameters(&a.parameters)?;
-    let result = if a.algorithm == ALG_RSA_RAW {
+    no_parameters(&a.key.parameters)?;
+    let result = if a.key.algorithm == ALG_RSA_RAW {
         ops::rsa_decrypt_raw(&key, &a.data)
     } else {
         ops::rsa_decrypt_pkcs1(&key, &a.data)
@@ -214,7 +215,7 @@ fn decrypt(a: &req::AsymmetricKeyDecrypt, _: AlgClass, key: PrivateKey) -> SksRe
 /// The operation of keyAgreement.
 fn agree(a: &req::KeyAgreement, _: AlgClass, key: PrivateKey) -> SksResult<Secret> {
     key_family(&key, false, a)?;
-    no_parameters(&a.parameters)?;
+    no_parameters(&a.key.parameters)?;
     let peer = PublicKey::from_spki(&a.public_key)
         .map_err(|_| err(ErrorCode::Crypto, "Malformed \"PublicKey\""))?;
     ops::ecdh(&key, &peer).ok_or_else(|| {
@@ -227,8 +228,8 @@ fn agree(a: &req::KeyAgreement, _: AlgClass, key: PrivateKey) -> SksResult<Secre
 
 /// The operation of performHMAC.
 fn hmac(a: &req::PerformHmac, _: AlgClass, key: Secret) -> SksResult<Vec<u8>> {
-    no_parameters(&a.parameters)?;
-    let hash = match a.algorithm.as_str() {
+    no_parameters(&a.key.parameters)?;
+    let hash = match a.key.algorithm.as_str() {
         ALG_HMAC_SHA1 => "sha1",
         ALG_HMAC_SHA256 => "sha256",
         ALG_HMAC_SHA384 => "sha384",

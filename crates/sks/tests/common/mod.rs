@@ -1,7 +1,7 @@
 //! Shared test helpers: SKS construction and a standard issuer-driven provisioning flow.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use sks_core::api::{req, resp, SksApi};
+use sks_core::api::{req, resp, KeyUse, SksApi};
 use sks_core::consts::*;
 use sks_core::crypto::keys::KeySpec;
 use sks_core::secret::Secret;
@@ -215,10 +215,12 @@ pub fn sign(
     pin: &str,
 ) -> Result<resp::SignHashedData, sks_core::SksError> {
     sks.sign_hashed_data(req::SignHashedData {
-        key_handle: kh,
-        algorithm: ALG_ECDSA_SHA256.into(),
-        parameters: vec![],
-        authorization: Secret::from(pin),
+        key: KeyUse {
+            key_handle: kh,
+            algorithm: ALG_ECDSA_SHA256.into(),
+            parameters: vec![],
+            authorization: Secret::from(pin),
+        },
         data: vec![7u8; 32],
     })
 }
