@@ -11,7 +11,6 @@ use sks_core::api::{req, resp, KeyUse, SksApi};
 use sks_core::codec::Blob;
 use sks_core::consts::*;
 use sks_core::crypto::keys::{KeySpec, PrivateKey, PublicKey};
-use sks_core::secret::Secret;
 use sks_core::{ErrorCode, SksError};
 use sks_issuer::{KeyEntrySpec, PinPolicy};
 
@@ -188,17 +187,20 @@ fn key_agreement_matches_rustcrypto_ecdh() {
     let (mut s, k) = one_key(KeyEntrySpec::new("EC"));
     let peer = p256::SecretKey::random(&mut rand_core::OsRng);
     let peer_spki = PublicKey::P256(peer.public_key()).to_spki().unwrap();
-    let out = s
-        .key_agreement(req::KeyAgreement {
-            key: KeyUse {
-                key_handle: k.handle,
-                algorithm: ALG_ECDH_RAW.into(),
-                parameters: vec![],
-                authorization: Secret::default(),
+    let agree = |s: &mut _, public_key| {
+        SksApi::key_agreement(
+            s,
+            req::KeyAgreement {
+                key: KeyUse {
+                    key_handle: k.handle,
+                    algorithm: ALG_ECDH_RAW.into(),
+                    ..Default::default()
+                },
+                public_key,
             },
-            public_key: peer_spki,
-        })
-        .unwrap();
+        )
+    };
+    let out = agree(&mut s, peer_spki).unwrap();
     let PublicKey::P256(pk) = public_key(&k) else {
         panic!()
     };
@@ -207,15 +209,7 @@ fn key_agreement_matches_rustcrypto_ecdh() {
     let p384_peer = PublicKey::P384(p384::SecretKey::random(&mut rand_core::OsRng).public_key())
         .to_spki()
         .unwrap();
-    let r = s.key_agreement(req::KeyAgreement {
-        key: KeyUse {
-            key_handle: k.handle,
-            algorithm: ALG_ECDH_RAW.into(),
-            parameters: vec![],
-            authorization: Secret::default(),
-        },
-        public_key: p384_peer,
-    });
+    let r = agree(&mut s, p384_peer);
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Option), "curve mismatch");
 }
 
@@ -236,22 +230,16 @@ fn endorsed_algorithms_are_enforced_by_the_user_api() {
 #[test]
 fn perform_hmac_needs_a_symmetric_key() {
     let (mut s, k) = one_key(KeyEntrySpec::new("EC"));
-    let r = s.perform_hmac(req::PerformHmac {
-        key: KeyUse {
-            key_handle: k.handle,
-            algorithm: ALG_HMAC_SHA256.into(),
-            ..Default::default()
-        },
-        data: Blob(vec![1]),
-    });
+    let r = perform_hmac(&mut s, k.handle, ALG_HMAC_SHA256, &[1]);
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Algorithm));
-    let r = s.symmetric_key_encrypt(req::SymmetricKeyEncrypt {
-        key_handle: k.handle,
-        algorithm: ALG_AES128_CBC.into(),
-        mode: true,
-        data: Blob(vec![1]),
-        ..Default::default()
-    });
+    let r = symmetric_encrypt(
+        &mut s,
+        k.handle,
+        ALG_AES128_CBC,
+        true,
+        vec![],
+        Blob(vec![1]),
+    );
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Algorithm));
 }
 

@@ -252,6 +252,61 @@ keyed_calls! {
     unlock_key UnlockKey;
 }
 
+/// symmetricKeyEncrypt with `key_handle` and no authorization; `encrypt` is its mode.
+pub fn symmetric_encrypt(
+    s: &mut impl SksApi,
+    key_handle: u32,
+    algorithm: &str,
+    encrypt: bool,
+    parameters: Vec<u8>,
+    data: sks_core::codec::Blob,
+) -> Result<resp::SymmetricKeyEncrypt, sks_core::SksError> {
+    s.symmetric_key_encrypt(req::SymmetricKeyEncrypt {
+        key_handle,
+        algorithm: algorithm.into(),
+        mode: encrypt,
+        parameters,
+        data,
+        ..Default::default()
+    })
+}
+
+/// performHMAC with `key_handle` and no authorization.
+pub fn perform_hmac(
+    s: &mut impl SksApi,
+    key_handle: u32,
+    algorithm: &str,
+    data: &[u8],
+) -> Result<resp::PerformHmac, sks_core::SksError> {
+    s.perform_hmac(req::PerformHmac {
+        key: KeyUse {
+            key_handle,
+            algorithm: algorithm.into(),
+            ..Default::default()
+        },
+        data: sks_core::codec::Blob(data.to_vec()),
+    })
+}
+
+/// A key entry of `spec` in the open session of `iss` whose generated key is replaced by
+/// `issued`: certificate path `[ee]`, then importPrivateKey.
+pub fn import_issued_key(
+    sks: &mut impl SksApi,
+    iss: &mut Issuer,
+    spec: &KeyEntrySpec,
+    ee: &[u8],
+    issued: &sks_core::crypto::keys::PrivateKey,
+) -> resp::CreateKeyEntry {
+    let out = sks.create_key_entry(iss.key_entry(spec).unwrap()).unwrap();
+    let path = vec![ee.to_vec()];
+    let path = iss.certificate_path(out.key_handle, &spec.id, &out.public_key, path);
+    sks.set_certificate_path(path.unwrap()).unwrap();
+    let pkcs8 = issued.to_pkcs8().unwrap();
+    let import = iss.private_key(out.key_handle, ee, pkcs8.expose()).unwrap();
+    sks.import_private_key(import).unwrap();
+    out
+}
+
 pub fn protection(sks: &mut impl SksApi, kh: u32) -> resp::GetKeyProtectionInfo {
     sks.get_key_protection_info(req::GetKeyProtectionInfo { key_handle: kh })
         .unwrap()
