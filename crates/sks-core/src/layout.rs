@@ -13,7 +13,7 @@
 //! ```
 
 use crate::api::req;
-use crate::codec::Writer;
+use crate::codec::{WireType, Writer};
 use crate::consts::{ALG_SESSION_S1, DEVICE_PIN, NOT_AVAILABLE};
 
 /// The Data of one method MAC and the MethodName that keys it (byte layouts §4.1, §6).
@@ -96,17 +96,8 @@ pub fn create_puk_policy(a: &req::CreatePukPolicy) -> MacInput {
 /// createPINPolicy \[8\] (byte layouts §6.5); `puk_id` is the governing PUK policy's ID.
 pub fn create_pin_policy(a: &req::CreatePinPolicy, puk_id: Option<&str>) -> MacInput {
     let mut w = Writer::new();
-    w.string(&a.id)
-        .string(puk_id.unwrap_or(NOT_AVAILABLE))
-        .boolean(a.user_defined)
-        .boolean(a.user_modifiable)
-        .byte(a.format)
-        .short(a.retry_limit)
-        .byte(a.grouping)
-        .byte(a.pattern_restrictions)
-        .short(a.min_length)
-        .short(a.max_length)
-        .byte(a.input_method);
+    w.string(&a.id).string(puk_id.unwrap_or(NOT_AVAILABLE));
+    a.policy.put(&mut w);
     MacInput::new("createPINPolicy", w)
 }
 
@@ -220,6 +211,7 @@ pub fn post_clone_key_protection(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::PinPolicyAttributes;
     use crate::crypto::SessionKey;
 
     /// Byte layouts Appendix A.1, A.4 and A.5 (author-computed illustrative values): the shared
@@ -230,15 +222,17 @@ mod tests {
         let key = crate::test_vectors::session_key();
         let pin = req::CreatePinPolicy {
             id: "PIN.1".into(),
-            user_defined: true,
-            user_modifiable: false,
-            format: 0,
-            retry_limit: 3,
-            grouping: 1,
-            pattern_restrictions: 0,
-            min_length: 4,
-            max_length: 8,
-            input_method: 3,
+            policy: PinPolicyAttributes {
+                user_defined: true,
+                user_modifiable: false,
+                format: 0,
+                retry_limit: 3,
+                grouping: 1,
+                pattern_restrictions: 0,
+                min_length: 4,
+                max_length: 8,
+                input_method: 3,
+            },
             ..Default::default()
         };
         let a1 = create_pin_policy(&pin, None);

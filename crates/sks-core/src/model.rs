@@ -2,7 +2,7 @@
 //! entries, plus their record encoding for [`crate::storage`]. Records use the §7.1 codec
 //! with a leading format version byte.
 
-use crate::codec::{DecodeError, Reader, Writer};
+use crate::codec::{DecodeError, Reader, WireType, Writer};
 use crate::consts::{AppUsage, BiometricProtection, PinFormat, PostOperation, Protection, SubType};
 use crate::crypto::SessionKey;
 use crate::pin::PinPolicy;
@@ -259,6 +259,24 @@ macro_rules! owned_by_session_field {
     )*};
 }
 owned_by_session_field!(KeyEntry, PinPolicyEntry, PukPolicy);
+
+/// An object kept in one of the [`State`]'s tables.
+pub(crate) trait InState: Owned + Sized {
+    /// Its table.
+    fn table(state: &mut State) -> &mut Table<Self>;
+}
+
+macro_rules! in_state {
+    ($($t:ty => $table:ident),*) => {$(
+        impl InState for $t {
+            fn table(state: &mut State) -> &mut Table<Self> {
+                &mut state.$table
+            }
+        }
+    )*};
+}
+
+in_state!(PukPolicy => puks, PinPolicyEntry => pins, KeyEntry => keys);
 
 impl Owned for Session {
     fn owner(&self) -> u32 {
@@ -540,6 +558,15 @@ fn start(w: &mut Writer) {
     w.byte(RECORD_VERSION);
 }
 
+/// The start of a provisioning object's record (PUK policy, PIN policy, key entry): its
+/// handle, its session and its ID.
+fn object_record(handle: u32, session: u32, id: &str) -> Writer {
+    let mut w = Writer::new();
+    start(&mut w);
+    w.int(handle).int(session).blob(id.as_bytes());
+    w
+}
+
 fn check_version(r: &mut Reader<'_>) -> Result<(), DecodeError> {
     match r.byte()? {
         RECORD_VERSION => Ok(()),
@@ -614,12 +641,8 @@ fn encode_session(s: &Session) -> Result<Secret, DecodeError> {
 }
 
 fn encode_puk(p: &PukPolicy) -> Secret {
-    let mut w = Writer::new();
-    start(&mut w);
-    w.int(p.handle)
-        .int(p.session)
-        .blob(p.id.as_bytes())
-        .blob(p.value.expose());
+    let mut w = object_record(p.handle, p.session, &p.id);
+    w.blob(p.value.expose());
     w.byte(p.format.into())
         .short(p.retry_limit)
         .short(p.error_count);
@@ -627,22 +650,11 @@ fn encode_puk(p: &PukPolicy) -> Secret {
 }
 
 fn encode_pin(p: &PinPolicyEntry) -> Secret {
-    let mut w = Writer::new();
-    start(&mut w);
     let q = &p.policy;
-    w.int(p.handle)
-        .int(p.session)
-        .blob(q.id.as_bytes())
-        .int(p.puk);
-    w.boolean(q.user_defined)
-        .boolean(q.user_modifiable)
-        .byte(q.format.into());
-    w.short(q.retry_limit)
-        .byte(q.grouping.into())
-        .byte(q.patterns);
-    w.short(q.min_length)
-        .short(q.max_length)
-        .byte(q.input_method.into());
+    let mut w = object_record(p.handle, p.session, &q.id);
+    w.int(p.puk);
+    // The attributes in their wire order (§7.4 createPINPolicy).
+    q.attributes().put(&mut w);
     Secret::new(w.into_bytes())
 }
 
@@ -842,12 +854,8 @@ fn decode_session(r: &mut Reader<'_>) -> Result<Session, DecodeError> {
 }
 
 fn encode_key(k: &KeyEntry) -> Result<Vec<u8>, DecodeError> {
-    let mut w = Writer::new();
-    start(&mut w);
-    w.int(k.handle)
-        .int(k.session)
-        .blob(k.id.as_bytes())
-        .blob(k.key_algorithm.as_bytes());
+    let mut w = object_record(k.handle, k.session, &k.id);
+    w.blob(k.key_algorithm.as_bytes());
     w.int(k.pin_policy)
         .boolean(k.device_pin)
         .blob(k.pin_value.expose());

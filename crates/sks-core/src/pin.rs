@@ -3,7 +3,7 @@
 //! policy: the issuer sends it ([`PinPolicy::to_request`]), the SKS stores and enforces it, and
 //! getKeyProtectionInfo reports it. The checks are pure functions on decoded PIN octets.
 
-use crate::api::req;
+use crate::api::{req, PinPolicyAttributes};
 use crate::consts::{pattern, AppUsage, Grouping, InputMethod, PinFormat};
 
 /// A PIN policy (createPINPolicy, §5.4–§5.7).
@@ -49,6 +49,21 @@ impl PinPolicy {
         }
     }
 
+    /// The policy's attributes as the wire carries them.
+    pub fn attributes(&self) -> PinPolicyAttributes {
+        PinPolicyAttributes {
+            user_defined: self.user_defined,
+            user_modifiable: self.user_modifiable,
+            format: self.format.into(),
+            retry_limit: self.retry_limit,
+            grouping: self.grouping.into(),
+            pattern_restrictions: self.patterns,
+            min_length: self.min_length,
+            max_length: self.max_length,
+            input_method: self.input_method.into(),
+        }
+    }
+
     /// The createPINPolicy request for this policy, without its MAC.
     pub fn to_request(
         &self,
@@ -59,15 +74,7 @@ impl PinPolicy {
             provisioning_handle,
             id: self.id.clone(),
             puk_policy_handle,
-            user_defined: self.user_defined,
-            user_modifiable: self.user_modifiable,
-            format: self.format.into(),
-            retry_limit: self.retry_limit,
-            grouping: self.grouping.into(),
-            pattern_restrictions: self.patterns,
-            min_length: self.min_length,
-            max_length: self.max_length,
-            input_method: self.input_method.into(),
+            policy: self.attributes(),
             mac: Vec::new(),
         }
     }

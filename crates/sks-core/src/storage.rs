@@ -48,12 +48,15 @@ pub enum Durability {
     Ordered,
 }
 
-/// Record store with atomic batches.
+/// Record store with atomic batches. An implementation provides [`Storage::apply`],
+/// [`Storage::apply_with`] or both: each defaults to the other.
 pub trait Storage {
     /// All records.
     fn load(&mut self) -> Result<BTreeMap<RecordId, Secret>, StorageError>;
     /// Applies every change or none, [`Durability::Synced`].
-    fn apply(&mut self, batch: &[Change<'_>]) -> Result<(), StorageError>;
+    fn apply(&mut self, batch: &[Change<'_>]) -> Result<(), StorageError> {
+        self.apply_with(batch, Durability::Synced)
+    }
     /// Applies every change or none, at least as durably as `durability` asks. A store that
     /// cannot tell the two apart (memory, wrappers) syncs every batch.
     fn apply_with(

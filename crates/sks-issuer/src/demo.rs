@@ -5,7 +5,7 @@
 
 use crate::{property_bag, Issuer, IssuerIdentity, KeyEntrySpec, PinPolicy};
 use sha2::{Digest, Sha256};
-use sks_core::api::{req, resp, SksApi};
+use sks_core::api::{req, resp, KeyUse, SksApi};
 use sks_core::codec::Blob;
 use sks_core::consts::*;
 use sks_core::crypto::keys::{KeySpec, PublicKey};
@@ -144,10 +144,12 @@ fn close_session(
 /// signHashedData with ECDSA-SHA256 and the demo PIN.
 fn sign(sks: &mut impl SksApi, key_handle: u32, digest: &[u8]) -> Result<Vec<u8>, DemoError> {
     sks.sign_hashed_data(req::SignHashedData {
-        key_handle,
-        algorithm: ALG_ECDSA_SHA256.into(),
-        parameters: vec![],
-        authorization: Secret::from(DEMO_PIN),
+        key: KeyUse {
+            key_handle,
+            algorithm: ALG_ECDSA_SHA256.into(),
+            parameters: vec![],
+            authorization: Secret::from(DEMO_PIN),
+        },
         data: digest.to_vec(),
     })
     .map(|out| out.result)
@@ -259,10 +261,11 @@ pub fn run(sks: &mut impl SksApi) -> Result<DemoReport, DemoError> {
         .push("signHashedData: ECDSA signature verified against the end-entity certificate".into());
     let mac = sks
         .perform_hmac(req::PerformHmac {
-            key_handle: key2.key_handle,
-            algorithm: ALG_HMAC_SHA1.into(),
-            parameters: vec![],
-            authorization: Secret::default(),
+            key: KeyUse {
+                key_handle: key2.key_handle,
+                algorithm: ALG_HMAC_SHA1.into(),
+                ..Default::default()
+            },
             data: Blob(0u64.to_be_bytes().to_vec()),
         })
         .map_err(at("performHMAC"))?;

@@ -89,6 +89,83 @@ pub struct Issuer {
     live: Option<LiveSession>,
 }
 
+/// A request whose last argument is the MAC over the others (§6).
+trait Macced {
+    fn mac_mut(&mut self) -> &mut Vec<u8>;
+}
+
+macro_rules! macced {
+    ($($name:ident),*) => {
+        $(impl Macced for req::$name {
+            fn mac_mut(&mut self) -> &mut Vec<u8> {
+                &mut self.mac
+            }
+        })*
+    };
+}
+
+macced!(
+    CreatePukPolicy,
+    CreatePinPolicy,
+    CreateKeyEntry,
+    SetCertificatePath,
+    ImportSymmetricKey,
+    ImportPrivateKey,
+    AddExtension,
+    PostDeleteKey,
+    PostUnlockKey,
+    PostUpdateKey,
+    PostCloneKeyProtection
+);
+
+/// The key imports: the key material is encrypted with the session key, and the MAC covers
+/// the key's end-entity certificate `ee` (byte layouts §6.8, §6.9).
+macro_rules! import_builders {
+    ($($(#[$doc:meta])* $fname:ident($arg:ident) -> $req:ident.$field:ident, $layout:ident;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $fname(
+                &mut self,
+                key_handle: u32,
+                ee: &[u8],
+                $arg: &[u8],
+            ) -> Result<req::$req, IssuerError> {
+                let request = req::$req {
+                    key_handle,
+                    $field: self.encrypt($arg)?,
+                    mac: Vec::new(),
+                };
+                self.with_mac(request, |r| layout::$layout(r, ee))
+            }
+        )*
+    };
+}
+
+/// The post-provisioning operations that bind a new key to a target key: authorised by the
+/// target's end-entity certificate, MACed over the new key's (§7.4 \[52\], \[53\]).
+macro_rules! new_key_post_ops {
+    ($($(#[$doc:meta])* $fname:ident -> $req:ident;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $fname(
+                &mut self,
+                new_key: u32,
+                new_ee: &[u8],
+                target: u32,
+                target_ee: &[u8],
+            ) -> Result<req::$req, IssuerError> {
+                let request = req::$req {
+                    key_handle: new_key,
+                    target_key_handle: target,
+                    authorization: self.authorization(target_ee)?,
+                    mac: Vec::new(),
+                };
+                self.with_mac(request, |r| layout::$fname(r, new_ee))
+            }
+        )*
+    };
+}
+
 impl std::fmt::Debug for Issuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Issuer")
@@ -110,6 +187,17 @@ impl Issuer {
         let n = l.mac_counter;
         l.mac_counter = n.wrapping_add(1);
         Ok(l.session_key.mac(input.method, n, &input.data)?.to_vec())
+    }
+
+    /// Fills in the MAC of `request` over the layout `input` builds from it (§6), with the
+    /// next counter value.
+    fn with_mac<R: Macced>(
+        &mut self,
+        mut request: R,
+        input: impl FnOnce(&R) -> MacInput,
+    ) -> Result<R, IssuerError> {
+        *request.mac_mut() = self.mac(&input(&request))?;
+        Ok(request)
     }
 
     /// Reserves the next counter value for an attestation the SKS will return (§4.3).
@@ -221,7 +309,7 @@ impl Issuer {
         format: PinFormat,
         retry_limit: u16,
     ) -> Result<req::CreatePukPolicy, IssuerError> {
-        let mut request = req::CreatePukPolicy {
+        let request = req::CreatePukPolicy {
             provisioning_handle: self.provisioning_handle()?,
             id: id.to_owned(),
             puk_value: self.encrypt(puk)?,
@@ -229,8 +317,7 @@ impl Issuer {
             retry_limit,
             mac: Vec::new(),
         };
-        request.mac = self.mac(&layout::create_puk_policy(&request))?;
-        Ok(request)
+        self.with_mac(request, layout::create_puk_policy)
     }
 
     /// createPINPolicy.
@@ -255,8 +342,7 @@ impl Issuer {
         let mut request = p.to_request(self.provisioning_handle()?, puk_handle);
         edit(&mut request);
         let puk_id = puk.map(|(_, id)| id);
-        request.mac = self.mac(&layout::create_pin_policy(&request, puk_id))?;
-        Ok(request)
+        self.with_mac(request, |r| layout::create_pin_policy(r, puk_id))
     }
 
     /// createKeyEntry; reserves the next counter value for the key attestation.
@@ -304,7 +390,7 @@ impl Issuer {
             mac: Vec::new(),
         };
         edit(&mut request);
-        request.mac = self.mac(&layout::create_key_entry(&request, pin_reference))?;
+        let request = self.with_mac(request, |r| layout::create_key_entry(r, pin_reference))?;
         let n = self.reserve_attestation()?;
         self.live()?.pending_attestations.insert(k.id.clone(), n);
         Ok(request)
@@ -356,45 +442,19 @@ impl Issuer {
         public_key: &[u8],
         path: Vec<Vec<u8>>,
     ) -> Result<req::SetCertificatePath, IssuerError> {
-        let mut request = req::SetCertificatePath {
+        let request = req::SetCertificatePath {
             key_handle,
             certificate_path: List8(path),
             mac: Vec::new(),
         };
-        request.mac = self.mac(&layout::set_certificate_path(&request, public_key, id))?;
-        Ok(request)
+        self.with_mac(request, |r| layout::set_certificate_path(r, public_key, id))
     }
 
-    /// importSymmetricKey.
-    pub fn symmetric_key(
-        &mut self,
-        key_handle: u32,
-        ee: &[u8],
-        key: &[u8],
-    ) -> Result<req::ImportSymmetricKey, IssuerError> {
-        let mut request = req::ImportSymmetricKey {
-            key_handle,
-            symmetric_key: self.encrypt(key)?,
-            mac: Vec::new(),
-        };
-        request.mac = self.mac(&layout::import_symmetric_key(&request, ee))?;
-        Ok(request)
-    }
-
-    /// importPrivateKey.
-    pub fn private_key(
-        &mut self,
-        key_handle: u32,
-        ee: &[u8],
-        pkcs8: &[u8],
-    ) -> Result<req::ImportPrivateKey, IssuerError> {
-        let mut request = req::ImportPrivateKey {
-            key_handle,
-            private_key: self.encrypt(pkcs8)?,
-            mac: Vec::new(),
-        };
-        request.mac = self.mac(&layout::import_private_key(&request, ee))?;
-        Ok(request)
+    import_builders! {
+        /// importSymmetricKey.
+        symmetric_key(key) -> ImportSymmetricKey.symmetric_key, import_symmetric_key;
+        /// importPrivateKey.
+        private_key(pkcs8) -> ImportPrivateKey.private_key, import_private_key;
     }
 
     /// addExtension; SubType 0x01 data is encrypted here. `sub_type_value` is the byte as sent
@@ -413,7 +473,7 @@ impl Issuer {
         } else {
             data.to_vec()
         };
-        let mut request = req::AddExtension {
+        let request = req::AddExtension {
             key_handle,
             type_uri: type_uri.to_owned(),
             sub_type: sub_type_value,
@@ -421,8 +481,7 @@ impl Issuer {
             extension_data: Blob(data),
             mac: Vec::new(),
         };
-        request.mac = self.mac(&layout::add_extension(&request, ee))?;
-        Ok(request)
+        self.with_mac(request, |r| layout::add_extension(r, ee))
     }
 
     /// Target Key Reference (§6.4): Sign(KMK, HMAC(SessionKey || DeviceID, target EE cert)).
@@ -455,14 +514,13 @@ impl Issuer {
         target: u32,
         authorization: Vec<u8>,
     ) -> Result<req::PostDeleteKey, IssuerError> {
-        let mut request = req::PostDeleteKey {
+        let request = req::PostDeleteKey {
             provisioning_handle: self.provisioning_handle()?,
             target_key_handle: target,
             authorization,
             mac: Vec::new(),
         };
-        request.mac = self.mac(&layout::post_delete_key(&request))?;
-        Ok(request)
+        self.with_mac(request, layout::post_delete_key)
     }
 
     /// postUnlockKey.
@@ -471,50 +529,20 @@ impl Issuer {
         target: u32,
         target_ee: &[u8],
     ) -> Result<req::PostUnlockKey, IssuerError> {
-        let mut request = req::PostUnlockKey {
+        let request = req::PostUnlockKey {
             provisioning_handle: self.provisioning_handle()?,
             target_key_handle: target,
             authorization: self.authorization(target_ee)?,
             mac: Vec::new(),
         };
-        request.mac = self.mac(&layout::post_unlock_key(&request))?;
-        Ok(request)
+        self.with_mac(request, layout::post_unlock_key)
     }
 
-    /// postUpdateKey.
-    pub fn post_update_key(
-        &mut self,
-        new_key: u32,
-        new_ee: &[u8],
-        target: u32,
-        target_ee: &[u8],
-    ) -> Result<req::PostUpdateKey, IssuerError> {
-        let mut request = req::PostUpdateKey {
-            key_handle: new_key,
-            target_key_handle: target,
-            authorization: self.authorization(target_ee)?,
-            mac: Vec::new(),
-        };
-        request.mac = self.mac(&layout::post_update_key(&request, new_ee))?;
-        Ok(request)
-    }
-
-    /// postCloneKeyProtection.
-    pub fn post_clone_key_protection(
-        &mut self,
-        new_key: u32,
-        new_ee: &[u8],
-        target: u32,
-        target_ee: &[u8],
-    ) -> Result<req::PostCloneKeyProtection, IssuerError> {
-        let mut request = req::PostCloneKeyProtection {
-            key_handle: new_key,
-            target_key_handle: target,
-            authorization: self.authorization(target_ee)?,
-            mac: Vec::new(),
-        };
-        request.mac = self.mac(&layout::post_clone_key_protection(&request, new_ee))?;
-        Ok(request)
+    new_key_post_ops! {
+        /// postUpdateKey.
+        post_update_key -> PostUpdateKey;
+        /// postCloneKeyProtection.
+        post_clone_key_protection -> PostCloneKeyProtection;
     }
 
     /// closeProvisioningSession; reserves the next counter value for the close attestation.

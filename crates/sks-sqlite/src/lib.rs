@@ -332,10 +332,6 @@ impl Storage for SqliteStorage {
             .collect()
     }
 
-    fn apply(&mut self, batch: &[Change<'_>]) -> Result<(), StorageError> {
-        self.apply_with(batch, Durability::Synced)
-    }
-
     fn apply_with(
         &mut self,
         batch: &[Change<'_>],

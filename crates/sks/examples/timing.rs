@@ -7,7 +7,7 @@
 //! does its own P-256 work: certificate signing, attestation checks) and the SKS's share, the
 //! time spent inside the SKS's calls (engine, and storage where there is one).
 
-use sks_core::api::{req, SksApi};
+use sks_core::api::{req, KeyUse, SksApi};
 use sks_core::consts::ALG_ECDSA_SHA256;
 use sks_core::secret::Secret;
 use sks_core::{Config, MemoryStorage, Sks, Storage};
@@ -72,10 +72,12 @@ fn run(label: &str, sks: &mut impl SksApi, sessions: usize, signs: usize) -> any
     for _ in 0..signs {
         let t = Instant::now();
         sks.sign_hashed_data(req::SignHashedData {
-            key_handle: key,
-            algorithm: ALG_ECDSA_SHA256.into(),
-            parameters: vec![],
-            authorization: Secret::from(sks_issuer::demo::DEMO_PIN),
+            key: KeyUse {
+                key_handle: key,
+                algorithm: ALG_ECDSA_SHA256.into(),
+                parameters: vec![],
+                authorization: Secret::from(sks_issuer::demo::DEMO_PIN),
+            },
             data: vec![1; 32],
         })?;
         sign_times.push(t.elapsed());

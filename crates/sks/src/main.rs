@@ -16,7 +16,7 @@ mod bench_limits;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use sks::net::{serve, Client, Listener, ServeOptions, Token};
-use sks_core::api::{req, SksApi};
+use sks_core::api::{req, KeyUse, SksApi};
 use sks_core::consts::ALG_ECDSA_SHA256;
 use sks_core::secret::Secret;
 use sks_core::{Config, MemoryStorage, Sks};
@@ -322,13 +322,13 @@ fn main() -> Result<()> {
             println!("ProtectionStatus:   0x{:02X}", p.protection_status);
             println!(
                 "PIN: format {} retry {} errors {} grouping {} patterns 0x{:02X} length {}..{}",
-                p.format,
-                p.retry_limit,
+                p.pin_policy.format,
+                p.pin_policy.retry_limit,
                 p.pin_error_count,
-                p.grouping,
-                p.pattern_restrictions,
-                p.min_length,
-                p.max_length
+                p.pin_policy.grouping,
+                p.pin_policy.pattern_restrictions,
+                p.pin_policy.min_length,
+                p.pin_policy.max_length
             );
             println!(
                 "PUK: format {} retry {} errors {}",
@@ -348,10 +348,12 @@ fn main() -> Result<()> {
             let mut c = client(&cli)?;
             let data = hex::decode(data_hex.trim()).context("--data-hex is not hex")?;
             let out = Dyn(c.as_mut()).sign_hashed_data(req::SignHashedData {
-                key_handle: *handle,
-                algorithm: alg.clone(),
-                parameters: vec![],
-                authorization: Secret::from(pin.as_str()),
+                key: KeyUse {
+                    key_handle: *handle,
+                    algorithm: alg.clone(),
+                    parameters: vec![],
+                    authorization: Secret::from(pin.as_str()),
+                },
                 data,
             })?;
             println!("{}", hex::encode(out.result));

@@ -246,7 +246,8 @@ fn pin_lock_out_with_issuer_set_pin() {
     let k = pin_key_session(&mut s, &identity(), p, "5829");
     sign(&mut s, k.handle, "5829").unwrap();
     let info = protection(&mut s, k.handle);
-    assert!(!info.user_defined && !info.user_modifiable && info.retry_limit == 2);
+    let q = info.pin_policy;
+    assert!(!q.user_defined && !q.user_modifiable && q.retry_limit == 2);
     for _ in 0..2 {
         assert_eq!(
             code(sign(&mut s, k.handle, "1111")),

@@ -53,6 +53,13 @@ fn plain_keys<const N: usize>(
     ids.map(|id| key(s, iss, &KeyEntrySpec::new(id)))
 }
 
+/// [`setup_and_open`] with one unprotected key per id in the open session.
+fn setup_and_open_with<const N: usize>(ids: [&str; N]) -> (Setup, Issuer, [Provisioned; N]) {
+    let (mut st, mut iss) = setup_and_open();
+    let made = plain_keys(&mut st.s, &mut iss, ids);
+    (st, iss, made)
+}
+
 /// Session "S1" with one unprotected key per id, closed; then a second
 /// session "S2" of the same issuer, open.
 fn plain_keys_then_open<const N: usize>(ids: [&str; N]) -> (TestSks, Issuer, [Provisioned; N]) {
@@ -100,6 +107,14 @@ fn post(
             )
             .map(drop),
     }
+}
+
+/// Runs each of `ops` on `target` in the open session of `iss`, then closes that session.
+fn post_and_close(s: &mut TestSks, iss: &mut Issuer, ops: &[Post<'_>], target: &Provisioned) {
+    for op in ops {
+        post(s, iss, *op, target).unwrap();
+    }
+    close(s, iss).unwrap();
 }
 
 #[test]
@@ -163,8 +178,7 @@ fn post_update_key_replaces_key_and_transfers_ownership() {
     let mut spec = KeyEntrySpec::new("New");
     spec.friendly_name = "renewed".into();
     let new = key(&mut s, &mut iss, &spec);
-    post(&mut s, &mut iss, Post::Update(&new), &target).unwrap();
-    close(&mut s, &mut iss).unwrap();
+    post_and_close(&mut s, &mut iss, &[Post::Update(&new)], &target);
     assert_eq!(
         keys(&mut s),
         vec![target.handle],
@@ -212,11 +226,13 @@ fn post_update_key_rules() {
 
 #[test]
 fn post_clone_key_protection_links_the_pin() {
-    let (Setup { mut s, target, .. }, mut iss) = setup_and_open();
-    let [a, b] = plain_keys(&mut s, &mut iss, ["A", "B"]);
-    post(&mut s, &mut iss, Post::Clone(&a), &target).unwrap();
-    post(&mut s, &mut iss, Post::Clone(&b), &target).unwrap();
-    close(&mut s, &mut iss).unwrap();
+    let (Setup { mut s, target, .. }, mut iss, [a, b]) = setup_and_open_with(["A", "B"]);
+    post_and_close(
+        &mut s,
+        &mut iss,
+        &[Post::Clone(&a), Post::Clone(&b)],
+        &target,
+    );
     assert_eq!(keys(&mut s).len(), 3);
     sign(&mut s, a.handle, "1234").unwrap();
     assert_eq!(
@@ -245,12 +261,9 @@ fn post_clone_requires_shared_grouping() {
 
 #[test]
 fn allowed_combination_update_plus_clones_plus_unlock() {
-    let (Setup { mut s, target, .. }, mut iss) = setup_and_open();
-    let [u, c] = plain_keys(&mut s, &mut iss, ["U", "C"]);
-    post(&mut s, &mut iss, Post::Unlock, &target).unwrap();
-    post(&mut s, &mut iss, Post::Clone(&c), &target).unwrap();
-    post(&mut s, &mut iss, Post::Update(&u), &target).unwrap();
-    close(&mut s, &mut iss).unwrap();
+    let (Setup { mut s, target, .. }, mut iss, [u, c]) = setup_and_open_with(["U", "C"]);
+    let ops = [Post::Unlock, Post::Clone(&c), Post::Update(&u)];
+    post_and_close(&mut s, &mut iss, &ops, &target);
     assert_eq!(keys(&mut s), vec![target.handle, c.handle]);
 }
 
@@ -273,8 +286,7 @@ fn conflicting_post_operations_abort() {
         ("same new key: update+clone", upd0, cln0),
     ];
     for (name, first, second) in cases {
-        let (mut st, mut iss) = setup_and_open();
-        let news = plain_keys(&mut st.s, &mut iss, ["N0", "N1"]);
+        let (mut st, mut iss, news) = setup_and_open_with(["N0", "N1"]);
         first(&mut st, &mut iss, &news).unwrap();
         let r = second(&mut st, &mut iss, &news);
         assert_eq!(code(r), ErrorCodeOf(ErrorCode::Option), "{name}");
@@ -311,8 +323,7 @@ fn wrong_key_management_key_is_rejected() {
         ..
     } = setup_with(rsa);
     let (mut iss, _) = open_session(&mut s, &ident, "S2");
-    post(&mut s, &mut iss, Post::Delete, &target).unwrap();
-    close(&mut s, &mut iss).unwrap();
+    post_and_close(&mut s, &mut iss, &[Post::Delete], &target);
     assert!(keys(&mut s).is_empty());
 }
 
@@ -388,8 +399,7 @@ fn privacy_enabled_post_operations_work_between_pep_sessions() {
     let mut iss = ident.session(ISSUER_URI, "S2");
     iss.privacy_enabled = true;
     open(&mut s, &mut iss);
-    post(&mut s, &mut iss, Post::Delete, &k).unwrap();
-    close(&mut s, &mut iss).unwrap();
+    post_and_close(&mut s, &mut iss, &[Post::Delete], &k);
     assert!(keys(&mut s).is_empty());
 }
 

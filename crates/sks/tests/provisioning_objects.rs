@@ -47,40 +47,6 @@ fn set_path(
     .map(|_| ())
 }
 
-/// symmetricKeyEncrypt with `key_handle` and no authorization; `encrypt` is its mode.
-fn symmetric_encrypt(
-    s: &mut TestSks,
-    key_handle: u32,
-    algorithm: &str,
-    encrypt: bool,
-    parameters: Vec<u8>,
-    data: Blob,
-) -> Result<resp::SymmetricKeyEncrypt, SksError> {
-    s.symmetric_key_encrypt(req::SymmetricKeyEncrypt {
-        key_handle,
-        algorithm: algorithm.into(),
-        mode: encrypt,
-        parameters,
-        authorization: Secret::default(),
-        data,
-    })
-}
-
-fn perform_hmac(
-    s: &mut TestSks,
-    key_handle: u32,
-    algorithm: &str,
-    data: &[u8],
-) -> Result<resp::PerformHmac, SksError> {
-    s.perform_hmac(req::PerformHmac {
-        key_handle,
-        algorithm: algorithm.into(),
-        parameters: vec![],
-        authorization: Secret::default(),
-        data: Blob(data.to_vec()),
-    })
-}
-
 #[test]
 fn create_puk_policy_retry_limit_bounds() {
     for (limit, expected) in [
@@ -174,8 +140,8 @@ fn create_pin_policy_retry_limit_and_length_bounds() {
         let request = iss
             .pin_policy_with(&p, None, |r| {
                 if let Some((g, im)) = wire {
-                    r.grouping = g;
-                    r.input_method = im;
+                    r.policy.grouping = g;
+                    r.policy.input_method = im;
                 }
             })
             .unwrap();
@@ -469,24 +435,10 @@ fn duplicate_end_entity_certificates_fail_close() {
     // Across sessions: a second session importing the same certificate and private key.
     let (mut s, mut iss) = sks_and_session();
     let issued = PrivateKey::generate(KeySpec::P256).unwrap();
-    let pkcs8 = issued.to_pkcs8().unwrap();
     let spki = issued.public_key().to_spki().unwrap();
     let ee = iss.certify("shared", &spki).unwrap();
-    let import = |s: &mut _, iss: &mut Issuer, id: &str| {
-        let out =
-            SksApi::create_key_entry(s, iss.key_entry(&KeyEntrySpec::new(id)).unwrap()).unwrap();
-        SksApi::set_certificate_path(
-            s,
-            iss.certificate_path(out.key_handle, id, &out.public_key, vec![ee.clone()])
-                .unwrap(),
-        )
-        .unwrap();
-        SksApi::import_private_key(
-            s,
-            iss.private_key(out.key_handle, &ee, pkcs8.expose())
-                .unwrap(),
-        )
-        .unwrap();
+    let import = |s: &mut TestSks, iss: &mut Issuer, id: &str| {
+        import_issued_key(s, iss, &KeyEntrySpec::new(id), &ee, &issued);
     };
     import(&mut s, &mut iss, "K1");
     close(&mut s, &mut iss).unwrap();
@@ -648,15 +600,9 @@ fn import_private_key_replaces_generated_key() {
     let spki = issued.public_key().to_spki().unwrap();
     let mut k = KeyEntrySpec::new("K");
     k.protection.export_protection = Protection::None;
-    let out = s.create_key_entry(iss.key_entry(&k).unwrap()).unwrap();
     let ee = iss.certify("imported", &spki).unwrap();
-    set_path(&mut s, &mut iss, &out, "K", vec![ee.clone()]).unwrap();
+    let out = import_issued_key(&mut s, &mut iss, &k, &ee, &issued);
     let pkcs8 = issued.to_pkcs8().unwrap();
-    s.import_private_key(
-        iss.private_key(out.key_handle, &ee, pkcs8.expose())
-            .unwrap(),
-    )
-    .unwrap();
     close(&mut s, &mut iss).unwrap();
     let exported = export_key(&mut s, out.key_handle, "").unwrap();
     assert_eq!(exported.key.expose(), pkcs8.expose());

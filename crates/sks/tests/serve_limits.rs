@@ -31,6 +31,13 @@ fn serve_tcp(sks: Sks<MemoryStorage>, opts: ServeOptions) -> (String, Token, tem
     (addr, Token::load(&path).unwrap(), dir)
 }
 
+/// [`serve_tcp`] of a fresh in-memory SKS with the default options as `edit` leaves them.
+fn serve_memory(edit: impl FnOnce(&mut ServeOptions)) -> (String, Token, tempfile::TempDir) {
+    let mut opts = ServeOptions::default();
+    edit(&mut opts);
+    serve_tcp(memory_sks(), opts)
+}
+
 /// A raw connection that passed the token handshake.
 fn raw(addr: &str, token: &Token) -> TcpStream {
     TcpClient::connect_tcp(addr, token).unwrap().into_stream()
@@ -147,11 +154,9 @@ fn parallel_puk_attempts_on_one_policy_are_serialized() {
 
 #[test]
 fn connection_cap_refuses_the_excess_and_frees_slots() {
-    let opts = ServeOptions {
-        max_connections: 2,
-        ..ServeOptions::default()
-    };
-    let (addr, token, _dir) = serve_tcp(memory_sks(), opts);
+    let (addr, token, _dir) = serve_memory(|o| {
+        o.max_connections = 2;
+    });
     let mut a = TcpClient::connect_tcp(&addr, &token).unwrap();
     let b = TcpClient::connect_tcp(&addr, &token).unwrap();
     device_info(&mut a);
@@ -176,12 +181,10 @@ fn connection_cap_refuses_the_excess_and_frees_slots() {
 
 #[test]
 fn idle_and_slow_connections_are_closed() {
-    let opts = ServeOptions {
-        idle_timeout: Duration::from_millis(300),
-        frame_timeout: Duration::from_millis(300),
-        ..ServeOptions::default()
-    };
-    let (addr, token, _dir) = serve_tcp(memory_sks(), opts);
+    let (addr, token, _dir) = serve_memory(|o| {
+        o.idle_timeout = Duration::from_millis(300);
+        o.frame_timeout = Duration::from_millis(300);
+    });
     // Idle after the handshake: closed after the idle timeout.
     let mut idle = raw(&addr, &token);
     let t = Instant::now();
@@ -202,11 +205,9 @@ fn idle_and_slow_connections_are_closed() {
 
 #[test]
 fn oversized_frame_is_refused_from_its_length() {
-    let opts = ServeOptions {
-        max_frame: 4096,
-        ..ServeOptions::default()
-    };
-    let (addr, token, _dir) = serve_tcp(memory_sks(), opts);
+    let (addr, token, _dir) = serve_memory(|o| {
+        o.max_frame = 4096;
+    });
     for announced in [4097u32, u32::MAX] {
         let mut s = raw(&addr, &token);
         // Only the length is sent: the refusal cannot depend on reading (or allocating) a body.
@@ -342,7 +343,7 @@ fn abandoned_sessions_expire_and_are_purged_from_the_database() {
 
 #[test]
 fn tcp_refuses_clients_without_the_token() {
-    let (addr, token, dir) = serve_tcp(memory_sks(), ServeOptions::default());
+    let (addr, token, dir) = serve_memory(|_| {});
     // A request instead of the token.
     let mut s = TcpStream::connect(&addr).unwrap();
     write_frame(

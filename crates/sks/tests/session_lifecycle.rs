@@ -236,7 +236,7 @@ fn tampered_mac_on_any_provisioning_call_aborts_the_session() {
     let id = identity();
     let (mut iss, ph) = open_session(&mut s, &id, "S1");
     let mut r = iss.pin_policy(&PinPolicy::new("PIN.1"), None).unwrap();
-    r.retry_limit = 4; // data changed after MACing
+    r.policy.retry_limit = 4; // data changed after MACing
     assert_aborts(s.create_pin_policy(r), ErrorCode::Mac, &mut s);
     // Replaying a request with a stale counter also fails.
     let (mut iss, _) = open_session(&mut s, &id, "S2");

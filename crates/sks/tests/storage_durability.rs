@@ -66,7 +66,7 @@ fn pin_and_puk_error_counters_are_durable() {
     let mut s = Sks::open(SqliteStorage::open(&path).unwrap(), config(clock)).unwrap();
     assert_eq!(
         code(sign(&mut s, k.handle, "1234")),
-        ErrorCodeOf(ErrorCode::Authorization),
+        AUTHORIZATION,
         "still locked after restart"
     );
 }
@@ -171,9 +171,6 @@ struct Recording {
 impl Storage for Recording {
     fn load(&mut self) -> Result<BTreeMap<RecordId, sks_core::secret::Secret>, StorageError> {
         self.inner.load()
-    }
-    fn apply(&mut self, batch: &[Change<'_>]) -> Result<(), StorageError> {
-        self.apply_with(batch, Durability::Synced)
     }
     fn apply_with(
         &mut self,
@@ -477,26 +474,14 @@ fn a_failure_at_any_statement_of_any_write_leaves_the_old_state() {
         sks_core::crypto::keys::PrivateKey::generate(sks_core::crypto::keys::KeySpec::P256)
             .unwrap();
     let spki = issued.public_key().to_spki().unwrap();
-    let out = s
-        .create_key_entry(post.key_entry(&KeyEntrySpec::new("Imported")).unwrap())
-        .unwrap();
     let ee = post.certify("imported", &spki).unwrap();
-    s.set_certificate_path(
-        post.certificate_path(
-            out.key_handle,
-            "Imported",
-            &out.public_key,
-            vec![ee.clone()],
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let pkcs8 = issued.to_pkcs8().unwrap();
-    s.import_private_key(
-        post.private_key(out.key_handle, &ee, pkcs8.expose())
-            .unwrap(),
-    )
-    .unwrap();
+    import_issued_key(
+        &mut s,
+        &mut post,
+        &KeyEntrySpec::new("Imported"),
+        &ee,
+        &issued,
+    );
     close(&mut s, &mut post).unwrap();
     sign(&mut s, k.handle, "1470").unwrap();
     sign(&mut s, clone.handle, "1470").unwrap();

@@ -7,11 +7,10 @@ mod common;
 
 use common::*;
 use sha2::Digest;
-use sks_core::api::{req, resp, SksApi};
+use sks_core::api::{req, resp, KeyUse, SksApi};
 use sks_core::codec::Blob;
 use sks_core::consts::*;
 use sks_core::crypto::keys::{KeySpec, PrivateKey, PublicKey};
-use sks_core::secret::Secret;
 use sks_core::{ErrorCode, SksError};
 use sks_issuer::{KeyEntrySpec, PinPolicy};
 
@@ -31,10 +30,12 @@ fn sign_with(
     data: Vec<u8>,
 ) -> Result<resp::SignHashedData, SksError> {
     s.sign_hashed_data(req::SignHashedData {
-        key_handle,
-        algorithm: algorithm.into(),
+        key: KeyUse {
+            key_handle,
+            algorithm: algorithm.into(),
+            ..Default::default()
+        },
         data,
-        ..Default::default()
     })
 }
 
@@ -142,10 +143,12 @@ fn asymmetric_key_decrypt_pkcs1_and_raw() {
         SksApi::asymmetric_key_decrypt(
             s,
             req::AsymmetricKeyDecrypt {
-                key_handle: k.handle,
-                algorithm: alg.into(),
+                key: KeyUse {
+                    key_handle: k.handle,
+                    algorithm: alg.into(),
+                    ..Default::default()
+                },
                 data,
-                ..Default::default()
             },
         )
     };
@@ -169,10 +172,12 @@ fn asymmetric_key_decrypt_pkcs1_and_raw() {
     );
     let (mut s, k) = one_key(KeyEntrySpec::new("EC"));
     let r = s.asymmetric_key_decrypt(req::AsymmetricKeyDecrypt {
-        key_handle: k.handle,
-        algorithm: ALG_RSA_1_5.into(),
+        key: KeyUse {
+            key_handle: k.handle,
+            algorithm: ALG_RSA_1_5.into(),
+            ..Default::default()
+        },
         data: vec![0; 128],
-        ..Default::default()
     });
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Algorithm));
 }
@@ -182,15 +187,20 @@ fn key_agreement_matches_rustcrypto_ecdh() {
     let (mut s, k) = one_key(KeyEntrySpec::new("EC"));
     let peer = p256::SecretKey::random(&mut rand_core::OsRng);
     let peer_spki = PublicKey::P256(peer.public_key()).to_spki().unwrap();
-    let out = s
-        .key_agreement(req::KeyAgreement {
-            key_handle: k.handle,
-            algorithm: ALG_ECDH_RAW.into(),
-            parameters: vec![],
-            authorization: Secret::default(),
-            public_key: peer_spki,
-        })
-        .unwrap();
+    let agree = |s: &mut _, public_key| {
+        SksApi::key_agreement(
+            s,
+            req::KeyAgreement {
+                key: KeyUse {
+                    key_handle: k.handle,
+                    algorithm: ALG_ECDH_RAW.into(),
+                    ..Default::default()
+                },
+                public_key,
+            },
+        )
+    };
+    let out = agree(&mut s, peer_spki).unwrap();
     let PublicKey::P256(pk) = public_key(&k) else {
         panic!()
     };
@@ -199,13 +209,7 @@ fn key_agreement_matches_rustcrypto_ecdh() {
     let p384_peer = PublicKey::P384(p384::SecretKey::random(&mut rand_core::OsRng).public_key())
         .to_spki()
         .unwrap();
-    let r = s.key_agreement(req::KeyAgreement {
-        key_handle: k.handle,
-        algorithm: ALG_ECDH_RAW.into(),
-        parameters: vec![],
-        authorization: Secret::default(),
-        public_key: p384_peer,
-    });
+    let r = agree(&mut s, p384_peer);
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Option), "curve mismatch");
 }
 
@@ -226,20 +230,16 @@ fn endorsed_algorithms_are_enforced_by_the_user_api() {
 #[test]
 fn perform_hmac_needs_a_symmetric_key() {
     let (mut s, k) = one_key(KeyEntrySpec::new("EC"));
-    let r = s.perform_hmac(req::PerformHmac {
-        key_handle: k.handle,
-        algorithm: ALG_HMAC_SHA256.into(),
-        data: Blob(vec![1]),
-        ..Default::default()
-    });
+    let r = perform_hmac(&mut s, k.handle, ALG_HMAC_SHA256, &[1]);
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Algorithm));
-    let r = s.symmetric_key_encrypt(req::SymmetricKeyEncrypt {
-        key_handle: k.handle,
-        algorithm: ALG_AES128_CBC.into(),
-        mode: true,
-        data: Blob(vec![1]),
-        ..Default::default()
-    });
+    let r = symmetric_encrypt(
+        &mut s,
+        k.handle,
+        ALG_AES128_CBC,
+        true,
+        vec![],
+        Blob(vec![1]),
+    );
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Algorithm));
 }
 

@@ -141,3 +141,22 @@ macro_rules! sks_methods {
         }
     };
 }
+
+/// A group of arguments that several methods carry in the same order: a struct whose wire
+/// encoding is its fields', one after the other (§7.1), so grouping changes no byte.
+macro_rules! wire_struct {
+    ($(#[$doc:meta])* $name:ident { $( $(#[$fdoc:meta])* $field:ident : $fty:ty ),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Default, PartialEq, Eq)]
+        pub struct $name { $( $(#[$fdoc])* pub $field: $fty, )* }
+
+        impl WireType for $name {
+            fn put(&self, w: &mut Writer) {
+                $( self.$field.put(w); )*
+            }
+            fn get(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+                Ok(Self { $( $field: <$fty>::get(r)?, )* })
+            }
+        }
+    };
+}

@@ -25,6 +25,48 @@ pub fn encode_result(r: &Result<Response, SksError>) -> Vec<u8> {
     }
 }
 
+wire_struct! {
+    /// A PIN policy's attributes in wire order (§5.4–§5.7): createPINPolicy sends them and
+    /// getKeyProtectionInfo returns them.
+    #[derive(Clone, Copy)]
+    PinPolicyAttributes {
+        /// PINs set by the user.
+        user_defined: bool,
+        /// PINs changeable after provisioning.
+        user_modifiable: bool,
+        /// PIN format.
+        format: u8,
+        /// Retry limit 1..10000.
+        retry_limit: u16,
+        /// PIN grouping.
+        grouping: u8,
+        /// Pattern restriction bits.
+        pattern_restrictions: u8,
+        /// Minimum PIN length.
+        min_length: u16,
+        /// Maximum PIN length.
+        max_length: u16,
+        /// Input method.
+        input_method: u8,
+    }
+}
+
+wire_struct! {
+    /// The arguments that open signHashedData, asymmetricKeyDecrypt, keyAgreement and
+    /// performHMAC (§7.4 \[100\]–\[103\]); symmetricKeyEncrypt sends Mode between Algorithm
+    /// and Parameters and so carries them one by one.
+    KeyUse {
+        /// Key.
+        key_handle: u32,
+        /// Algorithm URI.
+        algorithm: String,
+        /// Parameters (empty for every algorithm these methods take).
+        parameters: Vec<u8>,
+        /// PIN or empty.
+        authorization: Secret,
+    }
+}
+
 sks_methods! {
     /// getDeviceInfo \[1\]: core characteristics of the SKS.
     1 GetDeviceInfo get_device_info {} -> {
@@ -160,24 +202,8 @@ sks_methods! {
         id: String,
         /// Governing PUK policy or 0.
         puk_policy_handle: u32,
-        /// PINs set by the user.
-        user_defined: bool,
-        /// PINs changeable after provisioning.
-        user_modifiable: bool,
-        /// PIN format.
-        format: u8,
-        /// Retry limit 1..10000.
-        retry_limit: u16,
-        /// PIN grouping.
-        grouping: u8,
-        /// Pattern restriction bits.
-        pattern_restrictions: u8,
-        /// Minimum PIN length.
-        min_length: u16,
-        /// Maximum PIN length.
-        max_length: u16,
-        /// Input method.
-        input_method: u8,
+        /// The policy's attributes.
+        policy: PinPolicyAttributes,
         /// MAC.
         mac: Vec<u8>,
     } -> {
@@ -365,24 +391,8 @@ sks_methods! {
         puk_retry_limit: u16,
         /// PUK error count.
         puk_error_count: u16,
-        /// PIN user defined.
-        user_defined: bool,
-        /// PIN user modifiable.
-        user_modifiable: bool,
-        /// PIN format.
-        format: u8,
-        /// PIN retry limit.
-        retry_limit: u16,
-        /// PIN grouping.
-        grouping: u8,
-        /// Pattern restrictions.
-        pattern_restrictions: u8,
-        /// PIN minimum length.
-        min_length: u16,
-        /// PIN maximum length.
-        max_length: u16,
-        /// Input method.
-        input_method: u8,
+        /// The PIN policy's attributes.
+        pin_policy: PinPolicyAttributes,
         /// PIN error count.
         pin_error_count: u16,
         /// PIN caching.
@@ -473,14 +483,8 @@ sks_methods! {
     };
     /// signHashedData \[100\].
     100 SignHashedData sign_hashed_data {
-        /// Key.
-        key_handle: u32,
-        /// Signature algorithm.
-        algorithm: String,
-        /// Parameters (empty).
-        parameters: Vec<u8>,
-        /// PIN or empty.
-        authorization: Secret,
+        /// Key, signature algorithm, Parameters, PIN.
+        key: KeyUse,
         /// Hashed data.
         data: Vec<u8>,
     } -> {
@@ -489,14 +493,8 @@ sks_methods! {
     };
     /// asymmetricKeyDecrypt \[101\].
     101 AsymmetricKeyDecrypt asymmetric_key_decrypt {
-        /// Key.
-        key_handle: u32,
-        /// Decryption algorithm.
-        algorithm: String,
-        /// Parameters (empty).
-        parameters: Vec<u8>,
-        /// PIN or empty.
-        authorization: Secret,
+        /// Key, decryption algorithm, Parameters, PIN.
+        key: KeyUse,
         /// Encrypted data.
         data: Vec<u8>,
     } -> {
@@ -505,14 +503,8 @@ sks_methods! {
     };
     /// keyAgreement \[102\].
     102 KeyAgreement key_agreement {
-        /// Key.
-        key_handle: u32,
-        /// Key agreement algorithm.
-        algorithm: String,
-        /// Parameters (empty).
-        parameters: Vec<u8>,
-        /// PIN or empty.
-        authorization: Secret,
+        /// Key, key agreement algorithm, Parameters, PIN.
+        key: KeyUse,
         /// Peer public key (SPKI DER).
         public_key: Vec<u8>,
     } -> {
@@ -521,14 +513,8 @@ sks_methods! {
     };
     /// performHMAC \[103\].
     103 PerformHmac perform_hmac {
-        /// Key.
-        key_handle: u32,
-        /// HMAC algorithm.
-        algorithm: String,
-        /// Parameters (empty).
-        parameters: Vec<u8>,
-        /// PIN or empty.
-        authorization: Secret,
+        /// Key, HMAC algorithm, Parameters, PIN.
+        key: KeyUse,
         /// Data.
         data: Blob,
     } -> {

@@ -52,7 +52,7 @@ impl Core {
         a: req::CloseProvisioningSession,
     ) -> SksResult<resp::CloseProvisioningSession> {
         let ph = a.provisioning_handle;
-        let attestation = self.in_open_session(ph, |c| {
+        let attestation = self.in_open_session(ph, |c, _| {
             if a.nonce.is_empty() || a.nonce.len() > 32 {
                 return Err(option("\"Nonce\" must be 1-32 bytes"));
             }

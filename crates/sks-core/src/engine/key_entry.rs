@@ -116,8 +116,9 @@ impl Core {
         &mut self,
         a: req::CreateKeyEntry,
     ) -> SksResult<resp::CreateKeyEntry> {
-        let ph = a.provisioning_handle;
-        self.in_open_session(ph, |c| c.create_key_entry_inner(ph, a))
+        self.in_open_session(a.provisioning_handle, |c, ph| {
+            c.create_key_entry_inner(ph, a)
+        })
     }
 
     fn create_key_entry_inner(
@@ -233,35 +234,31 @@ impl Core {
             .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
         let attestation = self.attest(ph, &layout::key_attestation(&a.id, &public_key))?;
 
-        let handle = self.alloc_handle()?;
-        self.state.keys.insert(
+        let handle = self.add_object(|handle| KeyEntry {
             handle,
-            KeyEntry {
-                handle,
-                session: ph,
-                id: a.id,
-                key_algorithm: a.key_algorithm,
-                pin_policy: a.pin_policy_handle,
-                device_pin: false,
-                pin_value,
-                pin_error_count: 0,
-                protection: KeyProtection {
-                    enable_pin_caching: a.enable_pin_caching,
-                    biometric,
-                    export_protection,
-                    delete_protection,
-                    app_usage,
-                },
-                friendly_name: a.friendly_name,
-                public_key: public_key.clone(),
-                private_key: pkcs8,
-                symmetric_key: None,
-                certificate_path: Vec::new(),
-                endorsed: a.endorsed_algorithms.0,
-                extensions: Vec::new(),
-                key_backup: 0,
+            session: ph,
+            id: a.id,
+            key_algorithm: a.key_algorithm,
+            pin_policy: a.pin_policy_handle,
+            device_pin: false,
+            pin_value,
+            pin_error_count: 0,
+            protection: KeyProtection {
+                enable_pin_caching: a.enable_pin_caching,
+                biometric,
+                export_protection,
+                delete_protection,
+                app_usage,
             },
-        );
+            friendly_name: a.friendly_name,
+            public_key: public_key.clone(),
+            private_key: pkcs8,
+            symmetric_key: None,
+            certificate_path: Vec::new(),
+            endorsed: a.endorsed_algorithms.0,
+            extensions: Vec::new(),
+            key_backup: 0,
+        })?;
         Ok(resp::CreateKeyEntry {
             key_handle: handle,
             public_key,

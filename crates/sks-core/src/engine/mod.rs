@@ -18,7 +18,7 @@ use crate::crypto::CryptoError;
 use crate::device::DeviceIdentity;
 use crate::error::{err, ErrorCode, SksError, SksResult};
 use crate::layout::MacInput;
-use crate::model::{kind, KeyEntry, OpenState, Session, State};
+use crate::model::{kind, InState, KeyEntry, OpenState, Session, State};
 use crate::secret::Secret;
 use crate::storage::{Change, Durability, Storage};
 use std::sync::Arc;
@@ -192,6 +192,13 @@ impl Core {
         Ok(h)
     }
 
+    /// Files a new object in its table under a fresh handle; `make` builds it from that handle.
+    pub(crate) fn add_object<T: InState>(&mut self, make: impl FnOnce(u32) -> T) -> SksResult<u32> {
+        let handle = self.alloc_handle()?;
+        T::table(&mut self.state).insert(handle, make(handle));
+        Ok(handle)
+    }
+
     /// Device ID of §2.7 for the given mode.
     pub(crate) fn device_id(&self, privacy_enabled: bool) -> Vec<u8> {
         if privacy_enabled {
@@ -277,15 +284,15 @@ impl Core {
         self.state.sessions.remove(&ph);
     }
 
-    /// Session `ph` must be open (ERROR_NO_SESSION otherwise, no abort); then runs `f`, and any
-    /// error of `f` aborts the session (byte layouts §8.9).
+    /// Session `ph` must be open (ERROR_NO_SESSION otherwise, no abort); then runs `f` on it,
+    /// and any error of `f` aborts the session (byte layouts §8.9).
     pub(crate) fn in_open_session<T>(
         &mut self,
         ph: u32,
-        f: impl FnOnce(&mut Self) -> SksResult<T>,
+        f: impl FnOnce(&mut Self, u32) -> SksResult<T>,
     ) -> SksResult<T> {
         self.open_session(ph)?;
-        self.guarded(ph, f)
+        self.guarded(ph, |c| f(c, ph))
     }
 
     /// Runs `f`; any error aborts the session `ph` (byte layouts §8.9).

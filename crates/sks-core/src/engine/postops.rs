@@ -38,6 +38,22 @@ macro_rules! post_call {
     };
 }
 
+/// The four post-operation methods: each names its [`PostOperation`], the key whose session
+/// queues it (the open session's handle, or the new key's) and its MAC input.
+macro_rules! post_methods {
+    ($($(#[$doc:meta])* $fname:ident($a:ident: $name:ident, $op:ident)
+        => $how:ident($key:expr, $mac:expr);)*) => {
+        $(
+            $(#[$doc])*
+            pub(crate) fn $fname(&mut self, $a: req::$name) -> SksResult<resp::$name> {
+                let call = post_call!(PostOperation::$op, $a);
+                self.$how($key, call, $mac)?;
+                Ok(resp::$name {})
+            }
+        )*
+    };
+}
+
 impl Core {
     /// `getTargetKey` (byte layouts §8.6): exists, closed, owner session has a KeyManagementKey.
     pub(crate) fn target_key(&self, target: u32) -> SksResult<u32> {
@@ -137,7 +153,7 @@ impl Core {
         mac_input: MacInput,
     ) -> SksResult<()> {
         let (method, target) = (call.method, call.target);
-        self.in_open_session(ph, |c| {
+        self.in_open_session(ph, |c, _| {
             c.target_key(target)?;
             if method == PostOperation::UnlockKey
                 && c.state
@@ -210,45 +226,18 @@ impl Core {
         })
     }
 
-    /// postDeleteKey \[50\].
-    pub(crate) fn post_delete_key(
-        &mut self,
-        a: req::PostDeleteKey,
-    ) -> SksResult<resp::PostDeleteKey> {
-        let call = post_call!(PostOperation::DeleteKey, a);
-        self.delete_or_unlock(a.provisioning_handle, call, layout::post_delete_key(&a))?;
-        Ok(resp::PostDeleteKey {})
-    }
-
-    /// postUnlockKey \[51\].
-    pub(crate) fn post_unlock_key(
-        &mut self,
-        a: req::PostUnlockKey,
-    ) -> SksResult<resp::PostUnlockKey> {
-        let call = post_call!(PostOperation::UnlockKey, a);
-        self.delete_or_unlock(a.provisioning_handle, call, layout::post_unlock_key(&a))?;
-        Ok(resp::PostUnlockKey {})
-    }
-
-    /// postUpdateKey \[52\].
-    pub(crate) fn post_update_key(
-        &mut self,
-        a: req::PostUpdateKey,
-    ) -> SksResult<resp::PostUpdateKey> {
-        let call = post_call!(PostOperation::UpdateKey, a);
-        self.update_or_clone(a.key_handle, call, |ee| layout::post_update_key(&a, ee))?;
-        Ok(resp::PostUpdateKey {})
-    }
-
-    /// postCloneKeyProtection \[53\].
-    pub(crate) fn post_clone_key_protection(
-        &mut self,
-        a: req::PostCloneKeyProtection,
-    ) -> SksResult<resp::PostCloneKeyProtection> {
-        let call = post_call!(PostOperation::CloneKeyProtection, a);
-        self.update_or_clone(a.key_handle, call, |ee| {
-            layout::post_clone_key_protection(&a, ee)
-        })?;
-        Ok(resp::PostCloneKeyProtection {})
+    post_methods! {
+        /// postDeleteKey \[50\].
+        post_delete_key(a: PostDeleteKey, DeleteKey)
+            => delete_or_unlock(a.provisioning_handle, layout::post_delete_key(&a));
+        /// postUnlockKey \[51\].
+        post_unlock_key(a: PostUnlockKey, UnlockKey)
+            => delete_or_unlock(a.provisioning_handle, layout::post_unlock_key(&a));
+        /// postUpdateKey \[52\].
+        post_update_key(a: PostUpdateKey, UpdateKey)
+            => update_or_clone(a.key_handle, |ee| layout::post_update_key(&a, ee));
+        /// postCloneKeyProtection \[53\].
+        post_clone_key_protection(a: PostCloneKeyProtection, CloneKeyProtection)
+            => update_or_clone(a.key_handle, |ee| layout::post_clone_key_protection(&a, ee));
     }
 }

@@ -12,6 +12,7 @@ use crate::error::{err, ErrorCode, SksError, SksResult};
 use crate::layout;
 use crate::model::{Extension, KeyEntry, PinPolicyEntry, PukPolicy};
 use crate::pin::{self, PinPolicy};
+use crate::secret::Secret;
 
 fn option(msg: impl Into<String>) -> SksError {
     err(ErrorCode::Option, msg)
@@ -45,6 +46,41 @@ pub(crate) fn encode_property_bag(props: &[Property]) -> Vec<u8> {
     w.into_bytes()
 }
 
+/// importSymmetricKey and importPrivateKey: the key, its encrypted value and the MAC.
+trait ImportRequest {
+    /// Longest plain value; the encrypted one may add [`AES_CBC_PKCS5_PADDING`].
+    const LIMIT: usize;
+    fn key_handle(&self) -> u32;
+    fn encrypted(&self) -> &[u8];
+    fn mac(&self) -> &[u8];
+    fn mac_input(&self, ee_certificate: &[u8]) -> layout::MacInput;
+}
+
+macro_rules! import_request {
+    ($($name:ident.$field:ident: $limit:expr, $layout:ident;)*) => {
+        $(impl ImportRequest for req::$name {
+            const LIMIT: usize = $limit;
+            fn key_handle(&self) -> u32 {
+                self.key_handle
+            }
+            fn encrypted(&self) -> &[u8] {
+                &self.$field
+            }
+            fn mac(&self) -> &[u8] {
+                &self.mac
+            }
+            fn mac_input(&self, ee_certificate: &[u8]) -> layout::MacInput {
+                layout::$layout(self, ee_certificate)
+            }
+        })*
+    };
+}
+
+import_request! {
+    ImportSymmetricKey.symmetric_key: MAX_LENGTH_SYMMETRIC_KEY, import_symmetric_key;
+    ImportPrivateKey.private_key: MAX_LENGTH_CRYPTO_DATA, import_private_key;
+}
+
 impl Core {
     fn ee_certificate(&self, kh: u32) -> SksResult<Vec<u8>> {
         self.state
@@ -59,8 +95,7 @@ impl Core {
         &mut self,
         a: req::CreatePukPolicy,
     ) -> SksResult<resp::CreatePukPolicy> {
-        let ph = a.provisioning_handle;
-        self.in_open_session(ph, |c| {
+        self.in_open_session(a.provisioning_handle, |c, ph| {
             let format =
                 PinFormat::try_from(a.format).map_err(|_| option("Invalid PUK \"Format\""))?;
             if a.retry_limit > MAX_RETRY_LIMIT {
@@ -73,19 +108,15 @@ impl Core {
             }
             pin::check_syntax(format, value.expose()).map_err(|e| option(e.to_string()))?;
             c.check_new_id(ph, &a.id)?;
-            let handle = c.alloc_handle()?;
-            c.state.puks.insert(
+            let handle = c.add_object(|handle| PukPolicy {
                 handle,
-                PukPolicy {
-                    handle,
-                    session: ph,
-                    id: a.id,
-                    value,
-                    format,
-                    retry_limit: a.retry_limit,
-                    error_count: 0,
-                },
-            );
+                session: ph,
+                id: a.id,
+                value,
+                format,
+                retry_limit: a.retry_limit,
+                error_count: 0,
+            })?;
             Ok(resp::CreatePukPolicy {
                 puk_policy_handle: handle,
             })
@@ -97,18 +128,17 @@ impl Core {
         &mut self,
         a: req::CreatePinPolicy,
     ) -> SksResult<resp::CreatePinPolicy> {
-        let ph = a.provisioning_handle;
-        self.in_open_session(ph, |c| {
-            let grouping =
-                Grouping::try_from(a.grouping).map_err(|_| option("Invalid \"Grouping\""))?;
-            let input_method = InputMethod::try_from(a.input_method)
+        self.in_open_session(a.provisioning_handle, |c, ph| {
+            let grouping = Grouping::try_from(a.policy.grouping)
+                .map_err(|_| option("Invalid \"Grouping\""))?;
+            let input_method = InputMethod::try_from(a.policy.input_method)
                 .map_err(|_| option("Invalid \"InputMethod\""))?;
-            let format =
-                PinFormat::try_from(a.format).map_err(|_| option("Invalid PIN \"Format\""))?;
-            if a.retry_limit == 0 || a.retry_limit > MAX_RETRY_LIMIT {
+            let format = PinFormat::try_from(a.policy.format)
+                .map_err(|_| option("Invalid PIN \"Format\""))?;
+            if a.policy.retry_limit == 0 || a.policy.retry_limit > MAX_RETRY_LIMIT {
                 return Err(option("PIN \"RetryLimit\" out of range"));
             }
-            if a.pattern_restrictions & !0x1F != 0 {
+            if a.policy.pattern_restrictions & !0x1F != 0 {
                 return Err(option("Invalid \"PatternRestrictions\""));
             }
             let puk_id = if a.puk_policy_handle == 0 {
@@ -119,7 +149,7 @@ impl Core {
                     _ => return Err(option("Referenced PUK policy object not found")),
                 }
             };
-            if a.pattern_restrictions & pattern::MISSING_GROUP != 0
+            if a.policy.pattern_restrictions & pattern::MISSING_GROUP != 0
                 && format != PinFormat::Alphanumeric
                 && format != PinFormat::String
             {
@@ -127,36 +157,32 @@ impl Core {
                     "\"missing-group\" requires alphanumeric or string format",
                 ));
             }
-            if a.min_length < 1
-                || usize::from(a.max_length) > MAX_LENGTH_PIN_PUK
-                || a.max_length < a.min_length
+            if a.policy.min_length < 1
+                || usize::from(a.policy.max_length) > MAX_LENGTH_PIN_PUK
+                || a.policy.max_length < a.policy.min_length
             {
                 return Err(option("PIN length limits out of range"));
             }
             let mac_input = layout::create_pin_policy(&a, puk_id.as_deref());
             c.verify_mac(ph, &mac_input, &a.mac)?;
             c.check_new_id(ph, &a.id)?;
-            let handle = c.alloc_handle()?;
-            c.state.pins.insert(
+            let handle = c.add_object(|handle| PinPolicyEntry {
                 handle,
-                PinPolicyEntry {
-                    handle,
-                    session: ph,
-                    puk: a.puk_policy_handle,
-                    policy: PinPolicy {
-                        id: a.id,
-                        user_defined: a.user_defined,
-                        user_modifiable: a.user_modifiable,
-                        format,
-                        retry_limit: a.retry_limit,
-                        grouping,
-                        patterns: a.pattern_restrictions,
-                        min_length: a.min_length,
-                        max_length: a.max_length,
-                        input_method,
-                    },
+                session: ph,
+                puk: a.puk_policy_handle,
+                policy: PinPolicy {
+                    id: a.id,
+                    user_defined: a.policy.user_defined,
+                    user_modifiable: a.policy.user_modifiable,
+                    format,
+                    retry_limit: a.policy.retry_limit,
+                    grouping,
+                    patterns: a.policy.pattern_restrictions,
+                    min_length: a.policy.min_length,
+                    max_length: a.policy.max_length,
+                    input_method,
                 },
-            );
+            })?;
             Ok(resp::CreatePinPolicy {
                 pin_policy_handle: handle,
             })
@@ -210,16 +236,32 @@ impl Core {
         })
     }
 
-    fn begin_import(&mut self, kh: u32, encrypted_len: usize, limit: usize) -> SksResult<Vec<u8>> {
-        let ee = self.ee_certificate(kh)?;
-        if encrypted_len > limit {
-            return Err(option("Imported key too long"));
-        }
-        let k = self.key_mut(kh)?;
-        if k.key_backup & key_backup::SERVER != 0 {
-            return Err(option("Multiple key imports"));
-        }
-        Ok(ee)
+    /// The steps importSymmetricKey and importPrivateKey share (byte layouts §6.8, §6.9): an
+    /// open key without an earlier import, an encrypted value within the request's limit, the
+    /// MAC over the key's EE certificate, decryption; `store` checks the plain value and puts
+    /// it in the key entry, which is then marked as backed up by the server.
+    fn import_key<A: ImportRequest>(
+        &mut self,
+        a: &A,
+        store: impl FnOnce(Secret, &mut KeyEntry) -> SksResult<()>,
+    ) -> SksResult<()> {
+        let kh = a.key_handle();
+        let ph = self.open_key(kh)?;
+        self.guarded(ph, |c| {
+            let ee = c.ee_certificate(kh)?;
+            if a.encrypted().len() > A::LIMIT + AES_CBC_PKCS5_PADDING {
+                return Err(option("Imported key too long"));
+            }
+            if c.key_mut(kh)?.key_backup & key_backup::SERVER != 0 {
+                return Err(option("Multiple key imports"));
+            }
+            c.verify_mac(ph, &a.mac_input(&ee), a.mac())?;
+            let value = c.decrypt(ph, a.encrypted())?;
+            let k = c.key_mut(kh)?;
+            store(value, k)?;
+            k.key_backup |= key_backup::SERVER;
+            Ok(())
+        })
     }
 
     /// importSymmetricKey \[12\] (byte layouts §6.8).
@@ -227,20 +269,14 @@ impl Core {
         &mut self,
         a: req::ImportSymmetricKey,
     ) -> SksResult<resp::ImportSymmetricKey> {
-        let ph = self.open_key(a.key_handle)?;
-        self.guarded(ph, |c| {
-            let limit = MAX_LENGTH_SYMMETRIC_KEY + AES_CBC_PKCS5_PADDING;
-            let ee = c.begin_import(a.key_handle, a.symmetric_key.len(), limit)?;
-            c.verify_mac(ph, &layout::import_symmetric_key(&a, &ee), &a.mac)?;
-            let key = c.decrypt(ph, &a.symmetric_key)?;
+        self.import_key(&a, |key, k| {
             if key.is_empty() || key.len() > MAX_LENGTH_SYMMETRIC_KEY {
                 return Err(option("Symmetric key length error"));
             }
-            let k = c.key_mut(a.key_handle)?;
             k.symmetric_key = Some(key);
-            k.key_backup |= key_backup::SERVER;
-            Ok(resp::ImportSymmetricKey {})
-        })
+            Ok(())
+        })?;
+        Ok(resp::ImportSymmetricKey {})
     }
 
     /// importPrivateKey \[13\] (byte layouts §6.9).
@@ -248,25 +284,18 @@ impl Core {
         &mut self,
         a: req::ImportPrivateKey,
     ) -> SksResult<resp::ImportPrivateKey> {
-        let ph = self.open_key(a.key_handle)?;
-        self.guarded(ph, |c| {
-            let limit = MAX_LENGTH_CRYPTO_DATA + AES_CBC_PKCS5_PADDING;
-            let ee = c.begin_import(a.key_handle, a.private_key.len(), limit)?;
-            c.verify_mac(ph, &layout::import_private_key(&a, &ee), &a.mac)?;
-            let der = c.decrypt(ph, &a.private_key)?;
+        self.import_key(&a, |der, k| {
             let private = PrivateKey::from_pkcs8(der.expose())
                 .map_err(|_| err(ErrorCode::Crypto, "Malformed PKCS#8 private key"))?;
             if !supported_key(&private.public_key()) {
                 return Err(option("Unsupported imported key"));
             }
-            let pkcs8 = private
+            k.private_key = private
                 .to_pkcs8()
                 .map_err(|e| err(ErrorCode::Crypto, e.to_string()))?;
-            let k = c.key_mut(a.key_handle)?;
-            k.private_key = pkcs8;
-            k.key_backup |= key_backup::SERVER;
-            Ok(resp::ImportPrivateKey {})
-        })
+            Ok(())
+        })?;
+        Ok(resp::ImportPrivateKey {})
     }
 
     /// addExtension \[14\] (byte layouts §6.10).

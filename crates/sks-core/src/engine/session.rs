@@ -172,8 +172,7 @@ impl Core {
         &mut self,
         a: req::SignProvisioningSessionData,
     ) -> SksResult<resp::SignProvisioningSessionData> {
-        let ph = a.provisioning_handle;
-        self.in_open_session(ph, |c| {
+        self.in_open_session(a.provisioning_handle, |c, ph| {
             c.key_op(ph)?;
             let s = c.open_state_mut(ph)?;
             Ok(resp::SignProvisioningSessionData {
@@ -187,7 +186,7 @@ impl Core {
         let ph = a.provisioning_handle;
         // An open session's keys are the ones created in it, after it (`Table::after`); keys
         // of older sessions join it only when it closes.
-        self.in_open_session(ph, |c| {
+        self.in_open_session(ph, |c, _| {
             c.state
                 .keys
                 .after(ph)

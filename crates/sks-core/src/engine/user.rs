@@ -56,15 +56,7 @@ impl Core {
             if k.pin_error_count >= q.retry_limit {
                 out.protection_status |= ps::PIN_BLOCKED;
             }
-            out.user_defined = q.user_defined;
-            out.user_modifiable = q.user_modifiable;
-            out.format = q.format.into();
-            out.retry_limit = q.retry_limit;
-            out.grouping = q.grouping.into();
-            out.pattern_restrictions = q.patterns;
-            out.min_length = q.min_length;
-            out.max_length = q.max_length;
-            out.input_method = q.input_method.into();
+            out.pin_policy = q.attributes();
             out.pin_error_count = k.pin_error_count;
             if let Some(puk) = self.state.puks.get(&p.puk) {
                 out.protection_status |= ps::PUK_PROTECTED;

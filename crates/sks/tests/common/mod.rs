@@ -1,7 +1,7 @@
 //! Shared test helpers: SKS construction and a standard issuer-driven provisioning flow.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use sks_core::api::{req, resp, SksApi};
+use sks_core::api::{req, resp, KeyUse, SksApi};
 use sks_core::consts::*;
 use sks_core::crypto::keys::KeySpec;
 use sks_core::secret::Secret;
@@ -45,9 +45,6 @@ impl Storage for TempSqlite {
         &mut self,
     ) -> Result<std::collections::BTreeMap<sks_core::model::RecordId, Secret>, StorageError> {
         self.storage.load()
-    }
-    fn apply(&mut self, batch: &[sks_core::storage::Change<'_>]) -> Result<(), StorageError> {
-        self.storage.apply(batch)
     }
     fn apply_with(
         &mut self,
@@ -218,10 +215,12 @@ pub fn sign(
     pin: &str,
 ) -> Result<resp::SignHashedData, sks_core::SksError> {
     sks.sign_hashed_data(req::SignHashedData {
-        key_handle: kh,
-        algorithm: ALG_ECDSA_SHA256.into(),
-        parameters: vec![],
-        authorization: Secret::from(pin),
+        key: KeyUse {
+            key_handle: kh,
+            algorithm: ALG_ECDSA_SHA256.into(),
+            parameters: vec![],
+            authorization: Secret::from(pin),
+        },
         data: vec![7u8; 32],
     })
 }
@@ -251,6 +250,61 @@ keyed_calls! {
     export_key ExportKey;
     /// unlockKey \[82\].
     unlock_key UnlockKey;
+}
+
+/// symmetricKeyEncrypt with `key_handle` and no authorization; `encrypt` is its mode.
+pub fn symmetric_encrypt(
+    s: &mut impl SksApi,
+    key_handle: u32,
+    algorithm: &str,
+    encrypt: bool,
+    parameters: Vec<u8>,
+    data: sks_core::codec::Blob,
+) -> Result<resp::SymmetricKeyEncrypt, sks_core::SksError> {
+    s.symmetric_key_encrypt(req::SymmetricKeyEncrypt {
+        key_handle,
+        algorithm: algorithm.into(),
+        mode: encrypt,
+        parameters,
+        data,
+        ..Default::default()
+    })
+}
+
+/// performHMAC with `key_handle` and no authorization.
+pub fn perform_hmac(
+    s: &mut impl SksApi,
+    key_handle: u32,
+    algorithm: &str,
+    data: &[u8],
+) -> Result<resp::PerformHmac, sks_core::SksError> {
+    s.perform_hmac(req::PerformHmac {
+        key: KeyUse {
+            key_handle,
+            algorithm: algorithm.into(),
+            ..Default::default()
+        },
+        data: sks_core::codec::Blob(data.to_vec()),
+    })
+}
+
+/// A key entry of `spec` in the open session of `iss` whose generated key is replaced by
+/// `issued`: certificate path `[ee]`, then importPrivateKey.
+pub fn import_issued_key(
+    sks: &mut impl SksApi,
+    iss: &mut Issuer,
+    spec: &KeyEntrySpec,
+    ee: &[u8],
+    issued: &sks_core::crypto::keys::PrivateKey,
+) -> resp::CreateKeyEntry {
+    let out = sks.create_key_entry(iss.key_entry(spec).unwrap()).unwrap();
+    let path = vec![ee.to_vec()];
+    let path = iss.certificate_path(out.key_handle, &spec.id, &out.public_key, path);
+    sks.set_certificate_path(path.unwrap()).unwrap();
+    let pkcs8 = issued.to_pkcs8().unwrap();
+    let import = iss.private_key(out.key_handle, ee, pkcs8.expose()).unwrap();
+    sks.import_private_key(import).unwrap();
+    out
 }
 
 pub fn protection(sks: &mut impl SksApi, kh: u32) -> resp::GetKeyProtectionInfo {
