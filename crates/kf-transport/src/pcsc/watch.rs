@@ -207,7 +207,10 @@ mod tests {
     /// What a fresh watch reports for each look (present, event count).
     fn steps(looks: &[(bool, u32)]) -> Vec<Option<Step>> {
         let mut w = watch();
-        looks.iter().map(|&(present, count)| w.see(present, count)).collect()
+        looks
+            .iter()
+            .map(|&(present, count)| w.see(present, count))
+            .collect()
     }
 
     const IN: Option<Step> = Some(Step::Inserted);
