@@ -4,8 +4,6 @@
 //! compiled into this target from their source files.
 #![no_main]
 #![allow(dead_code)]
-use std::sync::OnceLock;
-
 use libfuzzer_sys::fuzz_target;
 
 #[path = "../../crates/kf-station/src/config.rs"]
@@ -17,14 +15,11 @@ mod paths;
 #[path = "../../crates/kf-station/src/text.rs"]
 mod text;
 
-fn dir() -> &'static tempfile::TempDir {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"))
-}
+#[path = "common/scratch.rs"]
+mod scratch;
 
 fuzz_target!(|data: &[u8]| {
-    let path = dir().path().join("station.toml");
-    std::fs::write(&path, data).expect("write the input");
+    let path = scratch::write("station.toml", data);
     match config::StationConfig::load(Some(&path)) {
         Ok(cfg) => {
             let _ = cfg.pipeline_options();

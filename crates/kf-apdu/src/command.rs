@@ -393,14 +393,8 @@ impl PartialEq for CommandApdu {
 
 impl Eq for CommandApdu {}
 
-/// Sensitive commands wipe their data when dropped.
-impl Drop for CommandApdu {
-    fn drop(&mut self) {
-        if self.sensitive {
-            self.data.zeroize();
-        }
-    }
-}
+// Sensitive commands wipe their data when dropped.
+wipe_sensitive_data_on_drop!(CommandApdu);
 
 /// `80 E2 00 01 Lc=3 010203 Le=256`; sensitive: `80 D8 01 81 Lc=67 [redacted]`.
 impl fmt::Display for CommandApdu {

@@ -196,13 +196,7 @@ impl PartialEq for Dgi {
 
 impl Eq for Dgi {}
 
-impl Drop for Dgi {
-    fn drop(&mut self) {
-        if self.sensitive {
-            self.data.zeroize();
-        }
-    }
-}
+wipe_sensitive_data_on_drop!(Dgi);
 
 impl fmt::Debug for Dgi {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -42,6 +42,20 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+/// A sensitive value wipes its bytes when dropped: the one rule for every type
+/// that carries a `data: Vec<u8>` and a `sensitive` flag.
+macro_rules! wipe_sensitive_data_on_drop {
+    ($ty:ty) => {
+        impl Drop for $ty {
+            fn drop(&mut self) {
+                if self.sensitive {
+                    zeroize::Zeroize::zeroize(&mut self.data);
+                }
+            }
+        }
+    };
+}
+
 pub mod atr;
 mod command;
 pub mod dgi;

@@ -31,6 +31,21 @@ fn label(v: &Value) -> String {
     format!("vector '{}' (source: {})", v["name"], v["source"])
 }
 
+/// Runs `check` on each vector of section `key`, which must hold at least
+/// `min`, with the vector's label for failure messages.
+fn each_vector(key: &str, min: usize, mut check: impl FnMut(&str, &Value)) {
+    let all = vectors();
+    let list = items(&all, key);
+    assert!(
+        list.len() >= min,
+        "{key}: {} vectors, expected at least {min}",
+        list.len()
+    );
+    for v in list {
+        check(&label(v), v);
+    }
+}
+
 /// Checks that `result` is the error the vector names: its `Debug` form
 /// under `error_key` and its message under `message_key`.
 fn assert_rejected<T: std::fmt::Debug, E: std::fmt::Debug + std::fmt::Display>(
@@ -54,13 +69,20 @@ fn assert_rejected<T: std::fmt::Debug, E: std::fmt::Debug + std::fmt::Display>(
     assert_eq!(err.to_string(), text(message_key), "{id}: message");
 }
 
+/// Each vector of section `key` is refused by `parse` with the error it names.
+fn each_rejected<T: std::fmt::Debug, E: std::fmt::Debug + std::fmt::Display>(
+    key: &str,
+    parse: impl Fn(&[u8]) -> Result<T, E>,
+) {
+    each_vector(key, 1, |_, v| {
+        let bytes = unhex(v["hex"].as_str().unwrap());
+        assert_rejected(v, "error", "message", parse(&bytes));
+    });
+}
+
 #[test]
 fn command_vectors_parse_and_encode() {
-    let all = vectors();
-    let list = items(&all, "commands");
-    assert!(list.len() >= 15);
-    for v in list {
-        let id = label(v);
+    each_vector("commands", 15, |id, v| {
         let bytes = unhex(v["hex"].as_str().unwrap());
         let apdu = CommandApdu::parse(&bytes).unwrap_or_else(|e| panic!("{id}: parse failed: {e}"));
         assert_eq!(apdu.cla(), byte(&v["cla"]), "{id}: CLA");
@@ -86,17 +108,12 @@ fn command_vectors_parse_and_encode() {
             "{id}: extended"
         );
         assert_eq!(apdu.to_bytes(), bytes, "{id}: re-encoding");
-    }
+    });
 }
 
 #[test]
 fn malformed_command_vectors_are_rejected() {
-    let all = vectors();
-    for v in items(&all, "malformed_commands") {
-        let bytes = unhex(v["hex"].as_str().unwrap());
-        let result = CommandApdu::parse(&bytes);
-        assert_rejected(v, "error", "message", result);
-    }
+    each_rejected("malformed_commands", CommandApdu::parse);
 }
 
 fn build(v: &Value) -> CommandApdu {
@@ -123,12 +140,7 @@ fn build(v: &Value) -> CommandApdu {
             gp::set_application_status(&hex_arg("aid"), byte_arg("state")).unwrap()
         }
         "get_status" => {
-            let scope = match byte_arg("scope") {
-                0x80 => GetStatusScope::IssuerSecurityDomain,
-                0x40 => GetStatusScope::Applications,
-                0x20 => GetStatusScope::LoadFiles,
-                _ => GetStatusScope::LoadFilesAndModules,
-            };
+            let scope = GetStatusScope::from_byte(byte_arg("scope")).unwrap();
             gp::get_status(scope, &hex_arg("aid"), a["next"].as_bool().unwrap()).unwrap()
         }
         "get_data" => {
@@ -155,11 +167,7 @@ fn build(v: &Value) -> CommandApdu {
 
 #[test]
 fn builder_vectors_match_expected_encoding() {
-    let all = vectors();
-    let list = items(&all, "builders");
-    assert!(list.len() >= 20);
-    for v in list {
-        let id = label(v);
+    each_vector("builders", 20, |id, v| {
         let apdu = build(v);
         assert_eq!(
             hex::encode_upper(apdu.to_bytes()),
@@ -171,7 +179,7 @@ fn builder_vectors_match_expected_encoding() {
             v["sensitive"].as_bool().unwrap(),
             "{id}: sensitivity"
         );
-    }
+    });
 }
 
 fn kind_name(kind: StatusKind) -> String {
@@ -186,8 +194,7 @@ fn kind_name(kind: StatusKind) -> String {
 
 #[test]
 fn status_word_vectors_classify() {
-    let all = vectors();
-    for v in items(&all, "status_words") {
+    each_vector("status_words", 1, |_, v| {
         let raw = unhex(v["sw"].as_str().unwrap());
         let sw = StatusWord::new(raw[0], raw[1]);
         assert_eq!(
@@ -197,14 +204,12 @@ fn status_word_vectors_classify() {
             v["sw"],
             v["source"]
         );
-    }
+    });
 }
 
 #[test]
 fn dgi_vectors_encode_and_decode() {
-    let all = vectors();
-    for v in items(&all, "dgi") {
-        let id = label(v);
+    each_vector("dgi", 1, |id, v| {
         let t = unhex(v["tag"].as_str().unwrap());
         let dgi = Dgi::new(
             u16::from_be_bytes([t[0], t[1]]),
@@ -213,13 +218,12 @@ fn dgi_vectors_encode_and_decode() {
         let wire = unhex(v["hex"].as_str().unwrap());
         assert_eq!(dgi.encode().unwrap(), wire, "{id}: encode");
         assert_eq!(Dgi::decode(&wire).unwrap(), dgi, "{id}: decode");
-    }
+    });
 }
 
 #[test]
 fn malformed_dgi_vectors_are_rejected() {
-    let all = vectors();
-    for v in items(&all, "dgi_malformed") {
+    each_vector("dgi_malformed", 1, |_, v| {
         let wire = unhex(v["hex"].as_str().unwrap());
         assert_rejected(v, "error", "message", Dgi::decode(&wire));
         assert_rejected(
@@ -228,14 +232,12 @@ fn malformed_dgi_vectors_are_rejected() {
             "sequence_message",
             Dgi::decode_sequence(&wire),
         );
-    }
+    });
 }
 
 #[test]
 fn tlv_vectors_round_trip_and_find_tags() {
-    let all = vectors();
-    for v in items(&all, "tlv") {
-        let id = label(v);
+    each_vector("tlv", 1, |id, v| {
         let wire = unhex(v["hex"].as_str().unwrap());
         let tlv = Tlv::parse(&wire).unwrap_or_else(|e| panic!("{id}: {e}"));
         assert_eq!(tlv.encode(), wire, "{id}: re-encoding");
@@ -245,15 +247,10 @@ fn tlv_vectors_round_trip_and_find_tags() {
             let tag = Tag::new(value).unwrap();
             assert!(tlv.find(tag).is_some(), "{id}: tag {tag} not found");
         }
-    }
+    });
 }
 
 #[test]
 fn malformed_tlv_vectors_are_rejected() {
-    let all = vectors();
-    for v in items(&all, "tlv_malformed") {
-        let wire = unhex(v["hex"].as_str().unwrap());
-        let result = Tlv::parse(&wire);
-        assert_rejected(v, "error", "message", result);
-    }
+    each_rejected("tlv_malformed", Tlv::parse);
 }

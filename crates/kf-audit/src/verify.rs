@@ -234,49 +234,50 @@ fn wrong_type<T>(seq: i64, what: &str, value: ValueRef<'_>) -> Check<T> {
     )
 }
 
-fn int_at(
-    row: &rusqlite::Row<'_>,
-    i: usize,
+/// The columns of one row, read with the sequence number a finding about
+/// them names.
+struct Cells<'r, 's> {
+    row: &'r rusqlite::Row<'s>,
     seq: i64,
-    what: &str,
-) -> Result<Check<i64>, AuditError> {
-    Ok(match row.get_ref(i)? {
-        ValueRef::Integer(v) => Ok(v),
-        other => wrong_type(seq, what, other),
-    })
 }
 
-fn text_at(
-    row: &rusqlite::Row<'_>,
-    i: usize,
-    seq: i64,
-    what: &str,
-) -> Result<Check<String>, AuditError> {
-    Ok(match row.get_ref(i)? {
-        ValueRef::Text(t) => match std::str::from_utf8(t) {
-            Ok(s) => Ok(s.to_owned()),
-            Err(_) => stop(seq, Damage::MalformedValue(format!("{what} is not UTF-8"))),
-        },
-        other => wrong_type(seq, what, other),
-    })
-}
+impl<'r, 's> Cells<'r, 's> {
+    fn new(row: &'r rusqlite::Row<'s>, seq: i64) -> Self {
+        Cells { row, seq }
+    }
 
-fn mac_at(
-    row: &rusqlite::Row<'_>,
-    i: usize,
-    seq: i64,
-    what: &str,
-) -> Result<Check<[u8; 32]>, AuditError> {
-    Ok(match text_at(row, i, seq, what)? {
-        Ok(t) => match decode_mac(&t) {
-            Some(m) => Ok(m),
-            None => stop(
-                seq,
-                Damage::MalformedValue(format!("{what} is not 64 hex digits")),
-            ),
-        },
-        Err(e) => Err(e),
-    })
+    fn int(&self, i: usize, what: &str) -> Result<Check<i64>, AuditError> {
+        Ok(match self.row.get_ref(i)? {
+            ValueRef::Integer(v) => Ok(v),
+            other => wrong_type(self.seq, what, other),
+        })
+    }
+
+    fn text(&self, i: usize, what: &str) -> Result<Check<String>, AuditError> {
+        Ok(match self.row.get_ref(i)? {
+            ValueRef::Text(t) => match std::str::from_utf8(t) {
+                Ok(s) => Ok(s.to_owned()),
+                Err(_) => stop(
+                    self.seq,
+                    Damage::MalformedValue(format!("{what} is not UTF-8")),
+                ),
+            },
+            other => wrong_type(self.seq, what, other),
+        })
+    }
+
+    fn mac(&self, i: usize, what: &str) -> Result<Check<[u8; 32]>, AuditError> {
+        Ok(match self.text(i, what)? {
+            Ok(t) => match decode_mac(&t) {
+                Some(m) => Ok(m),
+                None => stop(
+                    self.seq,
+                    Damage::MalformedValue(format!("{what} is not 64 hex digits")),
+                ),
+            },
+            Err(e) => Err(e),
+        })
+    }
 }
 
 macro_rules! check {
@@ -413,7 +414,9 @@ impl JournalReader {
             let mut rows = stmt.query(params![name])?;
             match rows.next()? {
                 None => Ok(Ok(None)),
-                Some(row) => Ok(text_at(row, 0, 0, &format!("meta {name}"))?.map(Some)),
+                Some(row) => Ok(Cells::new(row, 0)
+                    .text(0, &format!("meta {name}"))?
+                    .map(Some)),
             }
         };
         match check!(value("format")) {
@@ -448,15 +451,17 @@ impl JournalReader {
         let mut expected: i64 = 1;
         let mut outcomes = HashMap::new();
         while let Some(row) = rows.next()? {
-            let seq = check!(int_at(row, 0, expected, "seq"));
+            // Findings about this row name the number it should have.
+            let cells = Cells::new(row, expected);
+            let seq = check!(cells.int(0, "seq"));
             if seq != expected {
                 return Ok(stop(expected, Damage::SequenceGap));
             }
-            let timestamp = check!(text_at(row, 1, seq, "timestamp"));
-            let transaction_id = check!(text_at(row, 2, seq, "transaction_id"));
-            let kind_text = check!(text_at(row, 3, seq, "kind"));
-            let body = check!(text_at(row, 4, seq, "body"));
-            let link = check!(mac_at(row, 5, seq, "link"));
+            let timestamp = check!(cells.text(1, "timestamp"));
+            let transaction_id = check!(cells.text(2, "transaction_id"));
+            let kind_text = check!(cells.text(3, "kind"));
+            let body = check!(cells.text(4, "body"));
+            let link = check!(cells.mac(5, "link"));
             let Some(kind) = RecordKind::parse(&kind_text) else {
                 return Ok(stop(seq, Damage::MalformedValue("unknown kind".into())));
             };
@@ -500,10 +505,11 @@ impl JournalReader {
         let Some(row) = rows.next()? else {
             return Ok(stop(next, Damage::MissingRow("the head row".into())));
         };
-        check!(int_at(row, 0, 0, "head id"));
-        let head_seq = check!(int_at(row, 1, 0, "head seq"));
-        let head_link = check!(mac_at(row, 2, 0, "head link"));
-        let head_mac = check!(mac_at(row, 3, 0, "head mac"));
+        let cells = Cells::new(row, 0);
+        check!(cells.int(0, "head id"));
+        let head_seq = check!(cells.int(1, "head seq"));
+        let head_link = check!(cells.mac(2, "head link"));
+        let head_mac = check!(cells.mac(3, "head mac"));
         let Ok(useq) = u64::try_from(head_seq) else {
             return Ok(stop(0, Damage::HeadMismatch));
         };
@@ -536,7 +542,7 @@ impl JournalReader {
         sorted.sort_unstable();
         let mut next_outcome = sorted.iter().peekable();
         while let Some(row) = rows.next()? {
-            let seq = check!(int_at(row, 0, 0, "upload seq"));
+            let seq = check!(Cells::new(row, 0).int(0, "upload seq"));
             // Outcome records skipped by the upload rows have no state row.
             while let Some(&&o) = next_outcome.peek() {
                 if o >= seq {
@@ -551,11 +557,12 @@ impl JournalReader {
                     Damage::MissingRow("the upload state of this record".into()),
                 ));
             }
-            let state = check!(text_at(row, 1, seq, "upload state"));
-            let updated_at = check!(text_at(row, 2, seq, "upload time"));
-            let detail = check!(text_at(row, 3, seq, "upload detail"));
-            let receipt = check!(text_at(row, 4, seq, "receipt"));
-            let mac = check!(mac_at(row, 5, seq, "upload mac"));
+            let cells = Cells::new(row, seq);
+            let state = check!(cells.text(1, "upload state"));
+            let updated_at = check!(cells.text(2, "upload time"));
+            let detail = check!(cells.text(3, "upload detail"));
+            let receipt = check!(cells.text(4, "receipt"));
+            let mac = check!(cells.mac(5, "upload mac"));
             let Some(link) = outcomes.get(&seq) else {
                 return Ok(stop(seq, Damage::UploadStateOrphan));
             };

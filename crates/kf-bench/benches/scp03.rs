@@ -19,7 +19,8 @@ mod common;
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{BenchmarkId, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use kf_bench::fixtures::{
     card_session, handshake, open_pair, plain_response, static_keys, store_data, LEVELS,
     PAYLOAD_SIZES,
@@ -34,63 +35,70 @@ fn level_name(level: SecurityLevel) -> String {
     format!("level_{:02X}", level.value())
 }
 
-fn bench_round_trip(c: &mut Criterion) {
-    let mut group = c.benchmark_group("scp03_round_trip");
+/// A benchmark group `name` with one benchmark per security level and
+/// payload size, each with the payload as its throughput; `bench` sets one up.
+fn per_level_and_size(
+    c: &mut Criterion,
+    name: &str,
+    mut bench: impl FnMut(&mut BenchmarkGroup<'_, WallTime>, BenchmarkId, SecurityLevel, usize),
+) {
+    let mut group = c.benchmark_group(name);
     for level in LEVELS {
         for len in PAYLOAD_SIZES {
             group.throughput(Throughput::Bytes(len as u64));
-            let (mut host, mut card) = open_pair(level).unwrap();
-            let command = store_data(len);
-            let response = plain_response(len);
-            group.bench_function(BenchmarkId::new(level_name(level), len), |b| {
-                b.iter(|| {
-                    let wire = host.wrap(command.clone()).unwrap().to_bytes();
-                    card.unwrap_command(&wire).unwrap();
-                    let protected = card.wrap_response(response.clone()).unwrap();
-                    host.unwrap(protected).unwrap()
-                })
-            });
+            bench(
+                &mut group,
+                BenchmarkId::new(level_name(level), len),
+                level,
+                len,
+            );
         }
     }
     group.finish();
+}
+
+fn bench_round_trip(c: &mut Criterion) {
+    per_level_and_size(c, "scp03_round_trip", |group, id, level, len| {
+        let (mut host, mut card) = open_pair(level).unwrap();
+        let command = store_data(len);
+        let response = plain_response(len);
+        group.bench_function(id, |b| {
+            b.iter(|| {
+                let wire = host.wrap(command.clone()).unwrap().to_bytes();
+                card.unwrap_command(&wire).unwrap();
+                let protected = card.wrap_response(response.clone()).unwrap();
+                host.unwrap(protected).unwrap()
+            })
+        });
+    });
 }
 
 fn bench_host_apdu(c: &mut Criterion) {
-    let mut group = c.benchmark_group("scp03_host_apdu");
-    for level in LEVELS {
-        for len in PAYLOAD_SIZES {
-            group.throughput(Throughput::Bytes(len as u64));
-            let mut bench = HostApduBench::new(level, len, len).unwrap();
-            group.bench_function(BenchmarkId::new(level_name(level), len), |b| {
-                b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    let mut left = iters;
-                    while left > 0 {
-                        let n = left.min(LOCKSTEP_CHUNK);
-                        total += bench.run_batch(n as usize).unwrap();
-                        left -= n;
-                    }
-                    total
-                })
-            });
-        }
-    }
-    group.finish();
+    per_level_and_size(c, "scp03_host_apdu", |group, id, level, len| {
+        let mut bench = HostApduBench::new(level, len, len).unwrap();
+        group.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let n = left.min(LOCKSTEP_CHUNK);
+                    total += bench.run_batch(n as usize).unwrap();
+                    left -= n;
+                }
+                total
+            })
+        });
+    });
 }
 
 fn bench_host_wrap(c: &mut Criterion) {
-    let mut group = c.benchmark_group("scp03_host_wrap");
-    for level in LEVELS {
-        for len in PAYLOAD_SIZES {
-            group.throughput(Throughput::Bytes(len as u64));
-            let (mut host, _card) = open_pair(level).unwrap();
-            let command = store_data(len);
-            group.bench_function(BenchmarkId::new(level_name(level), len), |b| {
-                b.iter(|| host.wrap(command.clone()).unwrap().to_bytes())
-            });
-        }
-    }
-    group.finish();
+    per_level_and_size(c, "scp03_host_wrap", |group, id, level, len| {
+        let (mut host, _card) = open_pair(level).unwrap();
+        let command = store_data(len);
+        group.bench_function(id, |b| {
+            b.iter(|| host.wrap(command.clone()).unwrap().to_bytes())
+        });
+    });
 }
 
 fn bench_open(c: &mut Criterion) {

@@ -23,6 +23,29 @@ fn dev_keys() -> kf_crypto::StaticKeys {
     kf_card::dev_sample_keys().unwrap()
 }
 
+/// A dev-sample fob personalized with a fresh set over the applet channel.
+struct Personalized {
+    fob: VirtualFob,
+    keys: kf_crypto::StaticKeys,
+    data: PersoData,
+    /// The channel the set went through, still open.
+    ch: kf_scp03::SecureChannel,
+}
+
+fn personalized_fob() -> Personalized {
+    let mut fob = dev_fob();
+    let keys = dev_keys();
+    let data = PersoData::new(&keys.dek);
+    let mut ch = applet_channel(&mut fob, DEV_SAMPLE_KVN, &keys);
+    personalize(&mut fob, &mut ch, &data);
+    Personalized {
+        fob,
+        keys,
+        data,
+        ch,
+    }
+}
+
 fn assert_nothing_stored(fob: &VirtualFob) {
     assert_eq!(fob.applet_life_cycle(), AppletLifeCycle::Unpersonalized);
     assert!(fob.stored_dgi_tags().is_empty());
@@ -133,89 +156,46 @@ fn each_dgi_validation_failure_gives_its_status_word_and_stores_nothing() {
     not_minimal.extend_from_slice(&[0xA0, 0x06, 0xFF, 0x00, 0x10]);
     not_minimal.extend_from_slice(&[0x5A; 16]);
 
-    type Edit = Box<dyn Fn(&mut PersoData)>;
-    let cases: Vec<(&str, Edit, u16)> = vec![
-        (
-            "unknown DGI A007",
-            Box::new(|d| d.set(0xA007, vec![1, 2, 3])),
-            0x6A88,
-        ),
-        (
-            "unknown DGI 0101",
-            Box::new(|d| d.set(0x0101, vec![0; 8])),
-            0x6A88,
-        ),
-        (
-            "IRK 17 bytes",
-            Box::new(|d| d.set(0xA006, vec![0x5A; 17])),
-            0x6A80,
-        ),
-        (
-            "IRK 15 bytes",
-            Box::new(|d| d.set(0xA006, vec![0x5A; 15])),
-            0x6A80,
-        ),
+    let mut cert_not_sequence = fake_cert(424, 1);
+    cert_not_sequence[0] = 0x31;
+    // One DGI given a bad value: its tag, the value and the status word.
+    let bad_values: Vec<(&str, u16, Vec<u8>, u16)> = vec![
+        ("unknown DGI A007", 0xA007, vec![1, 2, 3], 0x6A88),
+        ("unknown DGI 0101", 0x0101, vec![0; 8], 0x6A88),
+        ("IRK 17 bytes", 0xA006, vec![0x5A; 17], 0x6A80),
+        ("IRK 15 bytes", 0xA006, vec![0x5A; 15], 0x6A80),
         (
             "SPID not hex",
-            Box::new(|d| d.set(0xA001, b"59918C0096F859EC8BF6DA454E2E554A14DD4BDZ".to_vec())),
+            0xA001,
+            b"59918C0096F859EC8BF6DA454E2E554A14DD4BDZ".to_vec(),
             0x6A80,
         ),
         (
             "SPID 39 chars",
-            Box::new(|d| d.set(0xA001, b"59918C0096F859EC8BF6DA454E2E554A14DD4BD".to_vec())),
+            0xA001,
+            b"59918C0096F859EC8BF6DA454E2E554A14DD4BD".to_vec(),
             0x6A80,
         ),
-        (
-            "cert not DER SEQUENCE",
-            Box::new(|d| {
-                let mut c = fake_cert(424, 1);
-                c[0] = 0x31;
-                d.set(0xA002, c)
-            }),
-            0x6A80,
-        ),
-        (
-            "cert too long",
-            Box::new(|d| d.set(0xA005, fake_cert(2049, 1))),
-            0x6A80,
-        ),
-        (
-            "A003 plain 32 bytes",
-            Box::new(move |d| d.set(a003, vec![0x11; 32])),
-            0x6A80,
-        ),
-        (
-            "A003 bad M2 padding",
-            Box::new(move |d| d.set(a003, bad_padding.clone())),
-            0x6A80,
-        ),
-        (
-            "A003 31-byte scalar",
-            Box::new(move |d| d.set(a003, short_scalar.clone())),
-            0x6A80,
-        ),
-        (
-            "A003 zero scalar",
-            Box::new(move |d| d.set(a003, zero_scalar.clone())),
-            0x6A80,
-        ),
-        (
-            "A003 scalar = n",
-            Box::new(move |d| d.set(a003, order_n.clone())),
-            0x6A80,
-        ),
-        (
-            "duplicate DGI",
-            Box::new(|d| d.dgis.push(Dgi::new(0xA006, vec![0x5A; 16]))),
-            0x6A80,
-        ),
-        ("missing DGI", Box::new(|d| d.remove(0xA004)), 0x6985),
+        ("cert not DER SEQUENCE", 0xA002, cert_not_sequence, 0x6A80),
+        ("cert too long", 0xA005, fake_cert(2049, 1), 0x6A80),
+        ("A003 plain 32 bytes", a003, vec![0x11; 32], 0x6A80),
+        ("A003 bad M2 padding", a003, bad_padding, 0x6A80),
+        ("A003 31-byte scalar", a003, short_scalar, 0x6A80),
+        ("A003 zero scalar", a003, zero_scalar, 0x6A80),
+        ("A003 scalar = n", a003, order_n, 0x6A80),
     ];
-    for (name, edit, want) in cases {
+    for (name, tag, value, want) in bad_values {
         let mut data = PersoData::new(&dek);
-        edit(&mut data);
+        data.set(tag, value);
         expect_failure(name, &data, P1Style::JcShell, want);
     }
+    // The set itself broken.
+    let mut duplicate = PersoData::new(&dek);
+    duplicate.dgis.push(Dgi::new(0xA006, vec![0x5A; 16]));
+    expect_failure("duplicate DGI", &duplicate, P1Style::JcShell, 0x6A80);
+    let mut missing = PersoData::new(&dek);
+    missing.remove(0xA004);
+    expect_failure("missing DGI", &missing, P1Style::JcShell, 0x6985);
 
     // Non-minimal DGI length encoding (FF 0010 for 16 bytes).
     let mut fob = dev_fob();
@@ -269,27 +249,19 @@ fn out_of_order_block_numbers_are_6a86_and_discard_the_sequence() {
         assert_eq!(*sws.last().unwrap(), 0x6A86, "{name}: {sws:04X?}");
         assert_nothing_stored(&fob);
         // Continuing with the next expected block is refused too: the sequence is gone.
-        let (_, sw) = send_secured(
-            &mut fob,
-            &mut ch,
-            store_data_cmd(all[2].0, all[2].1, &all[2].2),
-        );
-        assert_eq!(sw, 0x6A86, "{name}: continuation");
-        let sws = personalize(&mut fob, &mut ch, &data);
-        assert!(
-            sws.iter().all(|sw| *sw == 0x9000),
-            "{name} retry: {sws:04X?}"
-        );
+        let continuation = format!("{name}: continuation");
+        assert_block_2_refused_then_personalized(&mut fob, &mut ch, &all, &data, &continuation);
     }
 }
 
 #[test]
 fn personalization_is_refused_once_personalized() {
-    let mut fob = dev_fob();
-    let keys = dev_keys();
-    let data = PersoData::new(&keys.dek);
-    let mut ch = applet_channel(&mut fob, DEV_SAMPLE_KVN, &keys);
-    personalize(&mut fob, &mut ch, &data);
+    let Personalized {
+        mut fob,
+        keys,
+        data,
+        mut ch,
+    } = personalized_fob();
     let other = PersoData::new(&keys.dek);
     let (_, sw) = send_secured(
         &mut fob,
@@ -378,11 +350,7 @@ fn wrong_host_cryptogram_is_6982_and_counted() {
 
 #[test]
 fn post_perso_commands_set_transport_flags() {
-    let mut fob = dev_fob();
-    let keys = dev_keys();
-    let data = PersoData::new(&keys.dek);
-    let mut ch = applet_channel(&mut fob, DEV_SAMPLE_KVN, &keys);
-    personalize(&mut fob, &mut ch, &data);
+    let Personalized { mut fob, .. } = personalized_fob();
     assert_eq!(fob.transport_flags(), TransportFlags::default());
     assert_eq!(
         send_plain(&mut fob, &TransportConfig::Uicc.enable_command()).1,
@@ -427,11 +395,12 @@ fn post_perso_commands_set_transport_flags() {
 
 #[test]
 fn verification_signature_verifies_against_the_provisioned_public_key() {
-    let mut fob = dev_fob();
-    let keys = dev_keys();
-    let data = PersoData::new(&keys.dek);
-    let mut ch = applet_channel(&mut fob, DEV_SAMPLE_KVN, &keys);
-    personalize(&mut fob, &mut ch, &data);
+    let Personalized {
+        mut fob,
+        data,
+        mut ch,
+        ..
+    } = personalized_fob();
     let public = data.signing_key.verifying_key();
     for len in [16usize, 32, 64] {
         let challenge: Vec<u8> = (0..len as u8).collect();

@@ -51,14 +51,8 @@ fn fob_personalizes_through_the_vpcd_bridge_and_survives_a_dropped_connection() 
     let mut vpcd = accept(&listener);
     VpcdPeer::send(&mut vpcd, &[CTRL_POWER_ON]).unwrap();
     let mut ch = applet_channel(&mut vpcd, DEV_SAMPLE_KVN, &keys);
-    let (_, sw) = send_secured(
-        &mut vpcd,
-        &mut ch,
-        store_data_cmd(all[2].0, all[2].1, &all[2].2),
-    );
-    assert_eq!(sw, 0x6A86, "block 2 without blocks 0 and 1");
-    let sws = personalize(&mut vpcd, &mut ch, &data);
-    assert!(sws.iter().all(|sw| *sw == 0x9000), "{sws:04X?}");
+    let gap = "block 2 without blocks 0 and 1";
+    assert_block_2_refused_then_personalized(&mut vpcd, &mut ch, &all, &data, gap);
 
     let fob = bridge.stop_and_join().unwrap();
     assert_eq!(fob.applet_life_cycle(), AppletLifeCycle::Personalized);

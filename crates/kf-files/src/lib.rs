@@ -57,38 +57,44 @@ pub enum FileErrorKind {
 }
 
 /// A file that could not be read, with the file it concerns.
-#[derive(Debug)]
-pub struct FileError {
+pub type FileError = PathError<FileErrorKind>;
+
+/// An error about one file or directory: the path at fault and what is wrong
+/// with it, shown as `PATH: KIND`. Readers of other formats use it with a kind
+/// of their own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathError<K> {
     path: PathBuf,
-    kind: FileErrorKind,
+    kind: K,
 }
 
-impl FileError {
-    fn new(path: &Path, kind: FileErrorKind) -> FileError {
-        FileError {
-            path: path.to_path_buf(),
+impl<K> PathError<K> {
+    /// An error of `kind` about `path`.
+    pub fn new(path: impl Into<PathBuf>, kind: K) -> PathError<K> {
+        PathError {
+            path: path.into(),
             kind,
         }
     }
 
-    /// The file at fault.
+    /// The file or directory at fault.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// What is wrong with it.
-    pub fn kind(&self) -> &FileErrorKind {
+    pub fn kind(&self) -> &K {
         &self.kind
     }
 }
 
-impl fmt::Display for FileError {
+impl<K: fmt::Display> fmt::Display for PathError<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.path.display(), self.kind)
     }
 }
 
-impl std::error::Error for FileError {}
+impl<K: fmt::Debug + fmt::Display> std::error::Error for PathError<K> {}
 
 fn describe(ft: std::fs::FileType) -> &'static str {
     if ft.is_dir() {
@@ -207,7 +213,7 @@ pub fn check_plain_dir(path: &Path) -> Result<(), FileError> {
 pub fn confined_join(dir: &Path, name: &str) -> Result<PathBuf, FileError> {
     let bad = |why: &str| {
         FileError::new(
-            &dir.join(name),
+            dir.join(name),
             FileErrorKind::BadName(format!("name {name:?} {why}")),
         )
     };

@@ -18,6 +18,19 @@ fn mkfifo(dir: &Path, name: &str) -> std::path::PathBuf {
     path
 }
 
+/// Makes the symbolic link `dir/name` to `target`.
+#[cfg(unix)]
+fn symlink(dir: &Path, name: &str, target: &Path) -> std::path::PathBuf {
+    let link = dir.join(name);
+    std::os::unix::fs::symlink(target, &link).unwrap();
+    link
+}
+
+/// The message of a refused read of `path` with a 10-byte cap.
+fn refusal(path: &Path, links: Links) -> String {
+    read_regular(path, 10, links).unwrap_err().to_string()
+}
+
 #[test]
 fn regular_file_within_cap_is_read() {
     let dir = tempfile::tempdir().unwrap();
@@ -44,25 +57,21 @@ fn oversize_file_names_file_and_limit() {
 fn fifo_is_refused_without_blocking() {
     let dir = tempfile::tempdir().unwrap();
     let p = mkfifo(dir.path(), "pipe");
-    let e = read_regular(&p, 10, Links::Follow).unwrap_err().to_string();
+    let e = refusal(&p, Links::Follow);
     assert!(e.contains("pipe") && e.contains("FIFO"), "{e}");
 }
 
 #[cfg(unix)]
 #[test]
 fn device_is_refused() {
-    let e = read_regular(Path::new("/dev/zero"), 10, Links::Follow)
-        .unwrap_err()
-        .to_string();
+    let e = refusal(Path::new("/dev/zero"), Links::Follow);
     assert!(e.contains("/dev/zero") && e.contains("regular file"), "{e}");
 }
 
 #[test]
 fn directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let e = read_regular(dir.path(), 10, Links::Follow)
-        .unwrap_err()
-        .to_string();
+    let e = refusal(dir.path(), Links::Follow);
     assert!(e.contains("a directory"), "{e}");
 }
 
@@ -72,11 +81,8 @@ fn symlink_refused_when_asked_followed_otherwise() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("target");
     std::fs::write(&target, b"x").unwrap();
-    let link = dir.path().join("link");
-    std::os::unix::fs::symlink(&target, &link).unwrap();
-    let e = read_regular(&link, 10, Links::Refuse)
-        .unwrap_err()
-        .to_string();
+    let link = symlink(dir.path(), "link", &target);
+    let e = refusal(&link, Links::Refuse);
     assert!(e.contains("link") && e.contains("symbolic link"), "{e}");
     assert_eq!(read_regular(&link, 10, Links::Follow).unwrap(), b"x");
 }
@@ -86,11 +92,8 @@ fn symlink_refused_when_asked_followed_otherwise() {
 fn symlink_to_fifo_followed_is_still_refused() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = mkfifo(dir.path(), "fifo");
-    let link = dir.path().join("cfg.toml");
-    std::os::unix::fs::symlink(&fifo, &link).unwrap();
-    let e = read_regular(&link, 10, Links::Follow)
-        .unwrap_err()
-        .to_string();
+    let link = symlink(dir.path(), "cfg.toml", &fifo);
+    let e = refusal(&link, Links::Follow);
     assert!(e.contains("cfg.toml") && e.contains("FIFO"), "{e}");
 }
 

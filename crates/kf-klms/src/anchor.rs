@@ -125,6 +125,25 @@ pub struct ChainState {
     pub alerts: u64,
 }
 
+impl ChainState {
+    /// A state from a row of the chain-states query of either ledger backend,
+    /// read through its typed column getters: station, seq, link,
+    /// updated_at_ms and alert count, in that order. A negative count (never
+    /// written) reads as 0.
+    pub(crate) fn from_row<E>(
+        text: impl Fn(usize) -> Result<String, E>,
+        int: impl Fn(usize) -> Result<i64, E>,
+    ) -> Result<ChainState, E> {
+        Ok(ChainState {
+            station: text(0)?,
+            seq: u64::try_from(int(1)?).unwrap_or(0),
+            link: text(2)?,
+            updated_at_ms: int(3)?,
+            alerts: u64::try_from(int(4)?).unwrap_or(0),
+        })
+    }
+}
+
 fn hex32(text: &str) -> Option<[u8; 32]> {
     let v = hex::decode(text).ok()?;
     v.try_into().ok()
@@ -308,13 +327,7 @@ pub fn chain_states(conn: &Connection) -> Result<Vec<ChainState>, LedgerError> {
          LEFT JOIN chain_heads h ON h.station = s.station ORDER BY s.station",
     )?;
     let rows = stmt.query_map(params![hex::encode_upper(GENESIS)], |r| {
-        Ok(ChainState {
-            station: r.get(0)?,
-            seq: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
-            link: r.get(2)?,
-            updated_at_ms: r.get(3)?,
-            alerts: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
-        })
+        ChainState::from_row(|i| r.get(i), |i| r.get(i))
     })?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }

@@ -940,43 +940,6 @@ mod tests {
     }
 
     #[test]
-    fn failing_op_in_a_batch_rolls_back_only_itself() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("l.db");
-        let mut l = Ledger::open(&path).unwrap();
-        l.try_issue(&issuance("t0", 1000)).unwrap();
-        l.record_reissue(UID_A, &OperatorAction::new("fob replaced", "op", 1100))
-            .unwrap();
-        let results = l
-            .apply_batch(&[
-                // Consumes the re-issue, then fails on the duplicate primary
-                // key: the consumption must be undone with it.
-                op_issue("t0", UID_A, 1200),
-                op_audit("nope", UID_A, "SUCCESS"),
-                // Gets the re-issue the failed op gave back.
-                op_issue("t1", UID_A, 1201),
-                op_issue("t2", UID_B, 1202),
-                // The re-issue is consumed now.
-                op_issue("t3", UID_A, 1203),
-            ])
-            .unwrap();
-        assert!(matches!(results[0], Err(LedgerError::Database(_))));
-        assert!(matches!(results[1], Err(LedgerError::UnknownTransaction)));
-        assert!(matches!(results[2], Ok(LedgerOutcome::Issued)));
-        assert!(matches!(results[3], Ok(LedgerOutcome::Issued)));
-        assert!(matches!(results[4], Err(LedgerError::AlreadyIssued(_))));
-        drop(l);
-        let l = Ledger::open(&path).unwrap();
-        assert_eq!(l.issuance_count(UID_A).unwrap(), 2);
-        assert_eq!(l.issuance_count(UID_B).unwrap(), 1);
-        let consumed_by: Option<String> = l
-            .conn
-            .query_row("SELECT consumed_by FROM reissues", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(consumed_by.as_deref(), Some("t1"));
-    }
-
-    #[test]
     fn batch_that_cannot_start_records_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.db");

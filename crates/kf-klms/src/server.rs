@@ -10,7 +10,7 @@ use hyper_util::rt::TokioIo;
 use kf_crypto::AesKey;
 
 use crate::keystore::{FileKey, KeyBackend};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tower::ServiceExt;
 
 use crate::content::{ContentError, ContentProvider, SynthesizedContent};
@@ -176,48 +176,31 @@ fn prepare(config: KlmsConfig) -> Result<Prepared, ServerError> {
 }
 
 async fn accept_loop(
-    listener: tokio::net::TcpListener,
+    listener: std::net::TcpListener,
     prepared: Prepared,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let permits = Arc::new(Semaphore::new(prepared.limits.max_connections));
+    let max = prepared.limits.max_connections;
     let mut refused: u64 = 0;
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.changed() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        // Over the cap: closed before any TLS work is done for it.
-        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+    kf_accept::accept_capped(
+        "klms",
+        listener,
+        max,
+        shutdown,
+        |peer| {
             refused += 1;
             if refused.is_power_of_two() {
-                tracing::warn!(%peer, refused, max = prepared.limits.max_connections,
+                tracing::warn!(%peer, refused, max,
                     "connection limit reached; closing new connections");
             }
-            drop(tcp);
-            continue;
-        };
-        let acceptor = prepared.acceptor.clone();
-        let app = prepared.app.clone();
-        let limits = prepared.limits;
-        connections.spawn(async move {
-            serve_connection(tcp, peer, acceptor, app, limits).await;
-            drop(permit);
-        });
-        // Reap finished connection tasks so the set does not grow without bound.
-        while connections.try_join_next().is_some() {}
-    }
-    connections.abort_all();
-    while connections.join_next().await.is_some() {}
+        },
+        |tcp, peer| {
+            let acceptor = prepared.acceptor.clone();
+            let app = prepared.app.clone();
+            serve_connection(tcp, peer, acceptor, app, prepared.limits)
+        },
+    )
+    .await;
     // The ledger's PostgreSQL client closes its connection with a runtime of
     // its own when dropped, which cannot run on this runtime's threads.
     if let Err(e) = tokio::task::spawn_blocking(move || drop(prepared)).await {
@@ -294,7 +277,7 @@ pub async fn serve(
         shutdown.await;
         let _ = tx.send(true);
     });
-    accept_loop(listener, prepared, rx).await;
+    accept_loop(listener.into_std()?, prepared, rx).await;
     Ok(())
 }
 
@@ -366,12 +349,7 @@ pub fn spawn_server(config: KlmsConfig) -> Result<ServerHandle, ServerError> {
     let thread = std::thread::Builder::new()
         .name("kf-klms-server".into())
         .spawn(move || {
-            runtime.block_on(async move {
-                match tokio::net::TcpListener::from_std(std_listener) {
-                    Ok(listener) => accept_loop(listener, prepared, rx).await,
-                    Err(e) => tracing::error!(error = %e, "listener could not be registered"),
-                }
-            });
+            runtime.block_on(accept_loop(std_listener, prepared, rx));
             runtime.shutdown_timeout(Duration::from_secs(2));
         })?;
     Ok(ServerHandle {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -201,14 +201,36 @@ fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result
     Ok(body)
 }
 
+/// A station's POST: the station its client certificate names, which must be
+/// allowed, and the request body, which must be within its limit and
+/// declared `application/json` (checked in that order).
+pub(crate) struct StationPost {
+    station: String,
+    body: Bytes,
+}
+
+#[axum::async_trait]
+impl FromRequest<Arc<AppState>> for StationPost {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &Arc<AppState>) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let Extension(identity) =
+            Extension::<StationIdentity>::from_request_parts(&mut parts, state)
+                .await
+                .map_err(IntoResponse::into_response)?;
+        let headers = parts.headers.clone();
+        let body = Bytes::from_request(Request::from_parts(parts, body), state).await;
+        let station = authorize(state, &identity).map_err(IntoResponse::into_response)?;
+        let body = json_body(&headers, body).map_err(IntoResponse::into_response)?;
+        Ok(StationPost { station, body })
+    }
+}
+
 async fn key_packages(
     State(state): State<Arc<AppState>>,
-    Extension(identity): Extension<StationIdentity>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    StationPost { station, body }: StationPost,
 ) -> Result<Json<KeyPackageResponse>, ApiError> {
-    let station = authorize(&state, &identity)?;
-    let body = json_body(&headers, body)?;
     let request: KeyPackageRequest = parse_strict(&body).map_err(invalid_json)?;
     // Key derivation and content (which may read or claim files) run on the
     // blocking pool; the ledger write is awaited without holding a thread.
@@ -557,12 +579,8 @@ fn audit_ledger_error(e: LedgerError) -> ApiError {
 
 async fn audit(
     State(state): State<Arc<AppState>>,
-    Extension(identity): Extension<StationIdentity>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    StationPost { station, body }: StationPost,
 ) -> Result<(StatusCode, Json<AuditAck>), ApiError> {
-    let station = authorize(&state, &identity)?;
-    let body = json_body(&headers, body)?;
     let record = audit_record(&state, station, &body)?;
     let transaction_id = record.transaction_id.clone();
     let outcome = state

@@ -4,6 +4,8 @@
 
 use std::process::{Command, Output};
 
+use kf_testkit::process::assert_success;
+
 fn vectors() -> serde_json::Value {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -32,16 +34,6 @@ fn derive_7_byte_uid(extra: &[&str]) -> Output {
         "04112233445566",
     ];
     klms(&[&args[..], extra].concat())
-}
-
-/// The command succeeded; else its standard error is the failure message.
-#[track_caller]
-fn assert_success(out: &Output) {
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]

@@ -36,6 +36,13 @@ fn long_limits() -> Limits {
     }
 }
 
+/// A server with [`long_limits`] as changed by `edit`.
+fn start_with(edit: impl FnOnce(&mut Limits)) -> Fixture {
+    let mut limits = long_limits();
+    edit(&mut limits);
+    start(limits)
+}
+
 fn start(limits: Limits) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let pki = DevPki::generate("Limits CA", &["station-01"]).unwrap();
@@ -135,14 +142,19 @@ fn read_health_response(tls: &mut Tls) -> String {
     String::from_utf8(got).unwrap()
 }
 
+/// Sends `request`, then reads until the server closes: what it answered.
+fn send_until_closed(tls: &mut Tls, request: &[u8]) -> String {
+    tls.write_all(request).unwrap();
+    tls.flush().unwrap();
+    let (got, _) = wait_closed(tls);
+    String::from_utf8_lossy(&got).into_owned()
+}
+
 const HEALTH: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 
 #[test]
 fn silent_tcp_connection_is_closed_at_the_handshake_timeout() {
-    let f = start(Limits {
-        handshake_timeout_ms: SHORT_MS,
-        ..long_limits()
-    });
+    let f = start_with(|l| l.handshake_timeout_ms = SHORT_MS);
     let mut tcp = TcpStream::connect(f.server.addr()).unwrap();
     tcp.set_read_timeout(Some(OVERALL)).unwrap();
     let (got, after) = wait_closed(&mut tcp);
@@ -152,30 +164,21 @@ fn silent_tcp_connection_is_closed_at_the_handshake_timeout() {
 
 #[test]
 fn incomplete_first_head_is_closed_at_the_header_timeout() {
-    let f = start(Limits {
-        header_read_timeout_ms: SHORT_MS,
-        ..long_limits()
-    });
+    let f = start_with(|l| l.header_read_timeout_ms = SHORT_MS);
     // Nothing at all after the handshake.
     let mut silent = connect(&f);
     let (got, _) = wait_closed(&mut silent);
     assert!(got.is_empty());
     // Half a head.
     let mut slow = connect(&f);
-    slow.write_all(b"POST /v1/key-packages HTTP/1.1\r\nHost: x\r\n")
-        .unwrap();
-    slow.flush().unwrap();
-    let (got, _) = wait_closed(&mut slow);
-    assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
+    let text = send_until_closed(&mut slow, b"POST /v1/key-packages HTTP/1.1\r\nHost: x\r\n");
+    assert!(text.is_empty(), "{text}");
 }
 
 #[test]
 fn keep_alive_waits_use_the_idle_timeout_and_heads_the_header_timeout() {
     // Idle short, header long: the connection closes after the first answer.
-    let f = start(Limits {
-        idle_timeout_ms: SHORT_MS,
-        ..long_limits()
-    });
+    let f = start_with(|l| l.idle_timeout_ms = SHORT_MS);
     let mut tls = connect(&f);
     tls.write_all(HEALTH).unwrap();
     assert!(read_health_response(&mut tls).starts_with("HTTP/1.1 200"));
@@ -185,10 +188,7 @@ fn keep_alive_waits_use_the_idle_timeout_and_heads_the_header_timeout() {
 
     // Header short, idle long: an idle keep-alive connection stays open past
     // the header timeout, but a started head must complete within it.
-    let f = start(Limits {
-        header_read_timeout_ms: SHORT_MS,
-        ..long_limits()
-    });
+    let f = start_with(|l| l.header_read_timeout_ms = SHORT_MS);
     let mut tls = connect(&f);
     tls.write_all(HEALTH).unwrap();
     read_health_response(&mut tls);
@@ -210,19 +210,13 @@ fn keep_alive_waits_use_the_idle_timeout_and_heads_the_header_timeout() {
 
 #[test]
 fn stalled_body_gets_408_and_the_connection_closes() {
-    let f = start(Limits {
-        body_read_timeout_ms: SHORT_MS,
-        ..long_limits()
-    });
+    let f = start_with(|l| l.body_read_timeout_ms = SHORT_MS);
     let mut tls = connect(&f);
-    tls.write_all(
+    let text = send_until_closed(
+        &mut tls,
         b"POST /v1/audit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
           Content-Length: 1000\r\n\r\n{\"transac",
-    )
-    .unwrap();
-    tls.flush().unwrap();
-    let (got, _) = wait_closed(&mut tls);
-    let text = String::from_utf8_lossy(&got);
+    );
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains("\"body_timeout\""), "{text}");
 }
@@ -231,16 +225,13 @@ fn stalled_body_gets_408_and_the_connection_closes() {
 fn announced_oversized_body_gets_413_before_it_is_sent() {
     let f = start(long_limits());
     let mut tls = connect(&f);
-    tls.write_all(
+    // No body byte is sent and the body timeout is long: only an up-front
+    // refusal answers within the wait.
+    let text = send_until_closed(
+        &mut tls,
         b"POST /v1/key-packages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
           Content-Length: 100000000\r\n\r\n",
-    )
-    .unwrap();
-    tls.flush().unwrap();
-    // No body byte was sent and the body timeout is long: only an up-front
-    // refusal answers within the wait.
-    let (got, _) = wait_closed(&mut tls);
-    let text = String::from_utf8_lossy(&got);
+    );
     assert!(text.starts_with("HTTP/1.1 413"), "{text}");
     assert!(text.contains("\"body_too_large\""), "{text}");
 }
@@ -269,10 +260,9 @@ fn chunked_post(tls: &mut Tls, path: &str, total: usize) {
 
 #[test]
 fn chunked_body_is_cut_at_the_route_limit() {
-    let f = start(Limits {
-        key_package_body_limit: 1024,
-        audit_body_limit: 8192,
-        ..long_limits()
+    let f = start_with(|l| {
+        l.key_package_body_limit = 1024;
+        l.audit_body_limit = 8192;
     });
     let mut tls = connect(&f);
     chunked_post(&mut tls, "/v1/key-packages", 4096);
@@ -290,10 +280,7 @@ fn chunked_body_is_cut_at_the_route_limit() {
 
 #[test]
 fn connections_over_the_cap_are_closed_at_once_and_slots_come_back() {
-    let f = start(Limits {
-        max_connections: 3,
-        ..long_limits()
-    });
+    let f = start_with(|l| l.max_connections = 3);
     let mut open: Vec<Tls> = (0..3)
         .map(|_| {
             let mut tls = connect(&f);

@@ -187,8 +187,8 @@ impl P1Style {
 /// bits are not checked. Returns whether the block is the last one.
 pub fn parse_store_data_p1(p1_byte: u8) -> Result<bool, ProfileError> {
     let structure = p1_byte & StoreDataP1::STRUCTURE_MASK;
-    let allowed_structure = structure == StoreDataStructure::Unspecified.bits()
-        || structure == StoreDataStructure::Dgi.bits();
+    let allowed_structure = structure == StoreDataStructure::Unspecified.as_byte()
+        || structure == StoreDataStructure::Dgi.as_byte();
     if p1_byte & (StoreDataP1::RFU_MASK | StoreDataP1::CASE_4) != 0 || !allowed_structure {
         return Err(ProfileError::BadP1(p1_byte));
     }

@@ -72,7 +72,6 @@ pub mod manifest;
 mod package;
 mod pki;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use package::{
@@ -100,39 +99,9 @@ pub struct PoolOptions {
     pub manifest: manifest::ManifestPolicy,
 }
 
-/// A malformed or inconsistent container file, with the file it concerns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContainerError {
-    path: PathBuf,
-    kind: ContainerErrorKind,
-}
-
-impl ContainerError {
-    pub(crate) fn new(path: impl Into<PathBuf>, kind: ContainerErrorKind) -> ContainerError {
-        ContainerError {
-            path: path.into(),
-            kind,
-        }
-    }
-
-    /// The file or directory at fault.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// What is wrong with it.
-    pub fn kind(&self) -> &ContainerErrorKind {
-        &self.kind
-    }
-}
-
-impl fmt::Display for ContainerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path.display(), self.kind)
-    }
-}
-
-impl std::error::Error for ContainerError {}
+/// A malformed or inconsistent container file, with the file (or package
+/// directory) it concerns.
+pub type ContainerError = kf_files::PathError<ContainerErrorKind>;
 
 /// What is wrong with a container file. Messages never contain key bytes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -335,20 +335,16 @@ fn ca_params(
     key: &p256::SecretKey,
     serial: &[u8],
 ) -> Result<CertificateParams, rcgen::Error> {
-    let mut params = CertificateParams::default();
-    params.distinguished_name = dn;
-    params.not_before = rcgen::date_time_ymd(2024, 1, 1);
-    params.not_after = rcgen::date_time_ymd(2049, 12, 31);
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    params.key_identifier_method = KeyIdMethod::PreSpecified(key_id(key));
-    params.use_authority_key_identifier_extension = true;
-    knob.apply(&mut params, serial);
-    Ok(params)
+    let profile = Profile {
+        validity: ((2024, 1, 1), (2049, 12, 31)),
+        is_ca: IsCa::Ca(BasicConstraints::Constrained(path_len)),
+        key_usages: vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ],
+    };
+    Ok(profile.params(dn, knob, key, serial))
 }
 
 fn device_params(
@@ -357,21 +353,49 @@ fn device_params(
     key: &p256::SecretKey,
     serial: &[u8],
 ) -> Result<CertificateParams, rcgen::Error> {
-    let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, fesn);
-    params.distinguished_name = dn;
-    params.not_before = rcgen::date_time_ymd(2025, 6, 1);
-    params.not_after = rcgen::date_time_ymd(2045, 5, 31);
-    params.is_ca = IsCa::NoCa;
-    params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyAgreement,
-    ];
-    params.key_identifier_method = KeyIdMethod::PreSpecified(key_id(key));
-    params.use_authority_key_identifier_extension = true;
-    knob.apply(&mut params, serial);
-    Ok(params)
+    let profile = Profile {
+        validity: ((2025, 6, 1), (2045, 5, 31)),
+        is_ca: IsCa::NoCa,
+        key_usages: vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyAgreement,
+        ],
+    };
+    Ok(profile.params(dn, knob, key, serial))
+}
+
+/// What sets a CA certificate apart from a device certificate.
+struct Profile {
+    /// First and last valid day, (year, month, day).
+    validity: ((i32, u8, u8), (i32, u8, u8)),
+    is_ca: IsCa,
+    key_usages: Vec<KeyUsagePurpose>,
+}
+
+impl Profile {
+    /// The certificate's parameters: this profile, the key identifier of
+    /// `key` with an authority key identifier, then the knob's defect.
+    fn params(
+        self,
+        dn: DistinguishedName,
+        knob: Knob,
+        key: &p256::SecretKey,
+        serial: &[u8],
+    ) -> CertificateParams {
+        let ((y0, m0, d0), (y1, m1, d1)) = self.validity;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = dn;
+        params.not_before = rcgen::date_time_ymd(y0, m0, d0);
+        params.not_after = rcgen::date_time_ymd(y1, m1, d1);
+        params.is_ca = self.is_ca;
+        params.key_usages = self.key_usages;
+        params.key_identifier_method = KeyIdMethod::PreSpecified(key_id(key));
+        params.use_authority_key_identifier_extension = true;
+        knob.apply(&mut params, serial);
+        params
+    }
 }
 
 /// certificatePolicies (RFC 5280 §4.2.1.4) with one policy and a CPS URI of

@@ -2,6 +2,8 @@
 //! full round trip through `ContainerSource`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use kf_source::container::{ContainerSource, ICA_CERT_FILE, ROOT_CERT_FILE};
 use kf_source::fixtures;
 use kf_source::{CardKeys, PrivateKeyMaterial, ProvisioningSource, SourceError};
@@ -96,17 +98,11 @@ fn generated_pool_round_trips_through_the_container_source() {
     // A re-presented fob gets its own package back; a new fob finds the pool empty.
     let again = source.fetch(&[2; 7]).unwrap();
     assert_eq!(again.origin, names[1]);
-    assert!(matches!(
-        source.fetch(&[9; 10]),
-        Err(SourceError::PoolExhausted { .. })
-    ));
+    common::assert_exhausted(&mut source, &[9; 10]);
 
     // The ledger survives a reopen: nothing is handed out twice.
     let mut reopened = ContainerSource::open(dir.path(), CardKeys::dev_sample().unwrap()).unwrap();
-    assert!(matches!(
-        reopened.fetch(&[8; 10]),
-        Err(SourceError::PoolExhausted { .. })
-    ));
+    common::assert_exhausted(&mut reopened, &[8; 10]);
 }
 
 #[test]

@@ -76,6 +76,11 @@ impl Fixture {
             identity(&self.pki, "station-01"),
         )
     }
+    /// A fetch from this server that fails: the client pins the CA of
+    /// `pinned` and presents the certificate `cn` issued by `issuer`.
+    fn refused(&self, pinned: &DevPki, issuer: &DevPki, cn: &str) -> KlmsError {
+        fetch_refused(&self.base_url(), &pinned.ca.cert_pem, identity(issuer, cn))
+    }
 }
 
 #[test]
@@ -178,11 +183,7 @@ fn expired_package_is_refused() {
 #[test]
 fn unlisted_station_is_forbidden() {
     let f = start(Duration::from_secs(5));
-    let err = fetch_refused(
-        &f.base_url(),
-        &f.pki.ca.cert_pem,
-        identity(&f.pki, "station-99"),
-    );
+    let err = f.refused(&f.pki, &f.pki, "station-99");
     assert!(matches!(err, KlmsError::Forbidden { .. }), "{err:?}");
 }
 
@@ -191,11 +192,7 @@ fn server_certificate_from_another_ca_is_refused() {
     let f = start(Duration::from_secs(5));
     let other = DevPki::generate("Other CA", &["station-01"]).unwrap();
     // Pinned to a CA that did not issue the server certificate.
-    let err = fetch_refused(
-        &f.base_url(),
-        &other.ca.cert_pem,
-        identity(&f.pki, "station-01"),
-    );
+    let err = f.refused(&other, &f.pki, "station-01");
     assert!(matches!(err, KlmsError::Unreachable { .. }), "{err:?}");
     assert!(
         err.to_string().to_lowercase().contains("certificate"),
@@ -209,11 +206,7 @@ fn server_certificate_from_another_ca_is_refused() {
 fn client_certificate_from_another_ca_is_refused_by_the_server() {
     let f = start(Duration::from_secs(5));
     let other = DevPki::generate("Other CA", &["station-01"]).unwrap();
-    let err = fetch_refused(
-        &f.base_url(),
-        &f.pki.ca.cert_pem,
-        identity(&other, "station-01"),
-    );
+    let err = f.refused(&f.pki, &other, "station-01");
     assert!(matches!(err, KlmsError::Unreachable { .. }), "{err:?}");
 }
 
@@ -616,30 +609,25 @@ fn key_file_holding_a_certificate_is_named_as_such() {
     let dir = tempfile::tempdir().unwrap();
     let pki = DevPki::generate("CA", &["station-01"]).unwrap();
     let paths = pki.write_to(dir.path()).unwrap();
-    let cert = dir.path().join("station-01.pem");
-    let err = kf_source::klms::KlmsClientConfig::from_pem_files(
-        "https://127.0.0.1:1",
-        &paths.ca_cert,
-        &cert,
-        &cert,
-    )
-    .err()
-    .unwrap()
-    .to_string();
+    // The same file given as both the certificate and the key.
+    let refused = |name: &str| {
+        let both = dir.path().join(name);
+        kf_source::klms::KlmsClientConfig::from_pem_files(
+            "https://127.0.0.1:1",
+            &paths.ca_cert,
+            &both,
+            &both,
+        )
+        .err()
+        .unwrap()
+        .to_string()
+    };
+    let err = refused("station-01.pem");
     assert!(
         err.contains("station-01.pem: no private key in this PEM file (found: CERTIFICATE)"),
         "{err}"
     );
-    let key = dir.path().join("station-01.key");
-    let err = kf_source::klms::KlmsClientConfig::from_pem_files(
-        "https://127.0.0.1:1",
-        &paths.ca_cert,
-        &key,
-        &key,
-    )
-    .err()
-    .unwrap()
-    .to_string();
+    let err = refused("station-01.key");
     assert!(
         err.contains("no certificate in this PEM file (found: PRIVATE KEY)"),
         "{err}"

@@ -334,6 +334,16 @@ fn one_reader_station() -> (VpcdStack, PcscContext, Paths, Station) {
     (stack, context, paths, station)
 }
 
+/// Polls `done` every `pause` until it holds; fails with `what` after [`STEP`].
+#[track_caller]
+fn wait_until(what: &str, pause: Duration, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + STEP;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(pause);
+    }
+}
+
 #[test]
 fn run_loop_provisions_two_fobs_fails_a_foreign_key_fob_and_stops_on_sigint() {
     let t0 = Instant::now();
@@ -610,14 +620,11 @@ fn two_readers_work_at_once_and_a_fob_torn_away_on_one_leaves_the_other_working(
     // fails and is journaled; the fob on reader 2 passes all the same.
     let c = stack.insert_at(0, slow_fob(&uids[2]), STEP).unwrap();
     let d = stack.insert_at(1, slow_fob(&uids[3]), STEP).unwrap();
-    let deadline = Instant::now() + STEP;
-    while c.control().apdus() < 4 {
-        assert!(
-            Instant::now() < deadline,
-            "the station never talked to fob C"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until(
+        "the station never talked to fob C",
+        Duration::from_millis(10),
+        || c.control().apdus() >= 4,
+    );
     let torn = c.stop_and_join().unwrap();
     let failed = expect_results(&mut station, "FAIL", &[&uids[2]]);
     assert!(failed[0].contains("[LINE_01_R; "), "{failed:?}");
@@ -771,11 +778,11 @@ fn klms_source_on_two_readers_and_ctrl_c_during_store_data_lets_both_fobs_finish
         .unwrap();
     // The interrupt comes while fob A is inside its STORE DATA sequence (the paced fob takes
     // a while over each command, so the station cannot be past it when the signal lands).
-    let deadline = Instant::now() + STEP;
-    while a.control().last_ins() != Some(STORE_DATA) {
-        assert!(Instant::now() < deadline, "fob A never reached STORE DATA");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until(
+        "fob A never reached STORE DATA",
+        Duration::from_millis(5),
+        || a.control().last_ins() == Some(STORE_DATA),
+    );
     // Both fobs in flight finish; nothing is left half personalized.
     let (stdout, _) = station.interrupt_expecting(0);
     let (_, stderr) = station.output();
@@ -863,14 +870,11 @@ fn readers_that_vanish_with_the_service_come_back_to_work_when_it_returns() {
 
     // The service stops while a fob is being personalized on reader 1.
     let a = stack.insert_at(0, slow_fob(&uids[0]), STEP).unwrap();
-    let deadline = Instant::now() + STEP;
-    while a.control().apdus() < 4 {
-        assert!(
-            Instant::now() < deadline,
-            "the station never talked to fob A"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until(
+        "the station never talked to fob A",
+        Duration::from_millis(10),
+        || a.control().apdus() >= 4,
+    );
     drop(context);
     stack.pcscd_mut().stop().unwrap();
     let failed = expect_results(&mut station, "FAIL", &[&uids[0]]);

@@ -17,6 +17,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{digest, station};
+use kf_testkit::process::assert_success;
 use serde_json::Value;
 
 /// The `--json` outcome of a station run that failed (exit code 1).
@@ -130,22 +131,12 @@ fn journal_records(journal: &Path) -> Vec<Value> {
     let out = run(station()
         .args(["audit", "export", "--format", "json", "--journal"])
         .arg(journal));
-    assert_succeeded(&out);
+    assert_success(&out);
     serde_json::from_slice::<Value>(&out.stdout)
         .unwrap()
         .as_array()
         .unwrap()
         .clone()
-}
-
-/// The station exited successfully; else its standard error is the failure message.
-#[track_caller]
-fn assert_succeeded(out: &Output) {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// `kf-station audit verify` of `journal`, run to completion.
@@ -158,12 +149,7 @@ fn verify_journal(journal: &Path) -> Output {
 /// The journal verifies; else the verifier's report is the failure message.
 #[track_caller]
 fn assert_journal_verifies(journal: &Path) {
-    let verify = verify_journal(journal);
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
+    assert_success(&verify_journal(journal));
 }
 
 #[test]
@@ -263,7 +249,7 @@ fn kill_9_during_a_run_leaves_a_verifiable_journal_and_closes_the_interrupted_fo
             "--data-dir",
         ])
         .arg(&data));
-    assert_succeeded(&again);
+    assert_success(&again);
     let after = journal_records(&journal);
     assert!(after.len() > before.len());
     let verify = verify_journal(&journal);
@@ -508,7 +494,7 @@ fn a_crash_at_every_apdu_leaves_one_interrupted_record_once_a_store_data_was_due
     };
     // A full session: its commands, and where the first STORE DATA is.
     let full = run(&mut provision(&dir.path().join("full.db"), CRASHED));
-    assert_succeeded(&full);
+    assert_success(&full);
     let result: Value = serde_json::from_slice(&full.stdout).unwrap();
     let tx = sent(&result);
     let first_store = tx.iter().position(|a| a.get(2..4) == Some("E2")).unwrap();
@@ -573,7 +559,7 @@ fn three_readers_share_one_journal_chain_and_the_klms_anchors_all_of_it() {
             "--data-dir",
         ])
         .arg(&data));
-    assert_succeeded(&out);
+    assert_success(&out);
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["fobs"], FOBS);
     assert_eq!(summary["readers"], 3);

@@ -16,6 +16,8 @@
 //!
 //! * [`audit`]: audit records as a station uploads them.
 //!
+//! * [`process`]: checks on finished child processes.
+//!
 //! * [`browser`]: headless Chromium through chromedriver (WebDriver), for
 //!   the console's browser test.
 //!
@@ -28,6 +30,7 @@ pub mod browser;
 pub mod pcscd;
 #[cfg(unix)]
 pub mod postgres;
+pub mod process;
 #[cfg(all(unix, feature = "pcsc"))]
 mod stack;
 

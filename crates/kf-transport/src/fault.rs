@@ -25,14 +25,25 @@ struct Corruption {
 /// Builder of the faults a [`FaultyTransport`] injects.
 #[derive(Debug, Clone, Default)]
 pub struct FaultPlan {
-    tear_before: Option<u64>,
-    tear_after: Option<u64>,
+    /// The APDU index of each [`Event`], at most one each.
+    events: [Option<u64>; Event::COUNT],
     corruptions: Vec<Corruption>,
     drops: Vec<u64>,
     delay_every: Option<Duration>,
     delays: Vec<(u64, Duration)>,
-    abort_before: Option<u64>,
-    abort_after: Option<u64>,
+}
+
+/// A fault planned at one APDU index, on one side of the card's processing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Event {
+    TearBefore,
+    TearAfter,
+    AbortBefore,
+    AbortAfter,
+}
+
+impl Event {
+    const COUNT: usize = 4;
 }
 
 impl FaultPlan {
@@ -43,17 +54,15 @@ impl FaultPlan {
 
     /// Tear the card away before APDU `n` reaches it: call `n` and every later
     /// call fail with [`TransportError::CardRemoved`] until [`Transport::reset`].
-    pub fn tear_before(mut self, n: u64) -> Self {
-        self.tear_before = Some(n);
-        self
+    pub fn tear_before(self, n: u64) -> Self {
+        self.at(Event::TearBefore, n)
     }
 
     /// Tear the card away after it processed APDU `n`: the card sees the
     /// command, the host gets [`TransportError::CardRemoved`] instead of the
     /// response, and later calls fail the same way until [`Transport::reset`].
-    pub fn tear_after(mut self, n: u64) -> Self {
-        self.tear_after = Some(n);
-        self
+    pub fn tear_after(self, n: u64) -> Self {
+        self.at(Event::TearAfter, n)
     }
 
     /// XOR `mask` into byte `byte` (0-based, from the start, SW included) of the
@@ -76,16 +85,14 @@ impl FaultPlan {
 
     /// The whole process aborts before APDU `n` reaches the card: the host
     /// loses power with the card untouched by that command.
-    pub fn abort_before(mut self, n: u64) -> Self {
-        self.abort_before = Some(n);
-        self
+    pub fn abort_before(self, n: u64) -> Self {
+        self.at(Event::AbortBefore, n)
     }
 
     /// The whole process aborts right after the card executed APDU `n`,
     /// before the host sees the response.
-    pub fn abort_after(mut self, n: u64) -> Self {
-        self.abort_after = Some(n);
-        self
+    pub fn abort_after(self, n: u64) -> Self {
+        self.at(Event::AbortAfter, n)
     }
 
     /// Delay every exchange by `delay` (before forwarding).
@@ -98,6 +105,21 @@ impl FaultPlan {
     pub fn delay_at(mut self, n: u64, delay: Duration) -> Self {
         self.delays.push((n, delay));
         self
+    }
+
+    fn at(mut self, event: Event, n: u64) -> Self {
+        self.events[event as usize] = Some(n);
+        self
+    }
+
+    /// True when `event` is planned at APDU `n`; the event is used up.
+    fn fires(&mut self, event: Event, n: u64) -> bool {
+        let slot = &mut self.events[event as usize];
+        let due = *slot == Some(n);
+        if due {
+            *slot = None;
+        }
+        due
     }
 
     /// Wraps `inner` with this plan.
@@ -142,6 +164,18 @@ impl<T: Transport> FaultyTransport<T> {
     pub fn into_inner(self) -> T {
         self.inner
     }
+
+    /// Aborts the process or tears the card away when planned at APDU `n`.
+    fn abort_or_tear(&mut self, abort: Event, tear: Event, n: u64) -> Result<(), TransportError> {
+        if self.plan.fires(abort, n) {
+            std::process::abort();
+        }
+        if self.plan.fires(tear, n) {
+            self.torn = true;
+            return Err(TransportError::CardRemoved);
+        }
+        Ok(())
+    }
 }
 
 impl<T: Transport> Layer for FaultyTransport<T> {
@@ -152,14 +186,7 @@ impl<T: Transport> Layer for FaultyTransport<T> {
         if self.torn {
             return Err(TransportError::CardRemoved);
         }
-        if self.plan.abort_before == Some(n) {
-            std::process::abort();
-        }
-        if self.plan.tear_before == Some(n) {
-            self.plan.tear_before = None;
-            self.torn = true;
-            return Err(TransportError::CardRemoved);
-        }
+        self.abort_or_tear(Event::AbortBefore, Event::TearBefore, n)?;
         if let Some(delay) = self.plan.delay_every {
             thread::sleep(delay);
         }
@@ -168,14 +195,7 @@ impl<T: Transport> Layer for FaultyTransport<T> {
             thread::sleep(delay);
         }
         let mut resp = self.inner.transmit(apdu)?;
-        if self.plan.abort_after == Some(n) {
-            std::process::abort();
-        }
-        if self.plan.tear_after == Some(n) {
-            self.plan.tear_after = None;
-            self.torn = true;
-            return Err(TransportError::CardRemoved);
-        }
+        self.abort_or_tear(Event::AbortAfter, Event::TearAfter, n)?;
         if let Some(pos) = self.plan.drops.iter().position(|at| *at == n) {
             self.plan.drops.swap_remove(pos);
             return Err(TransportError::Timeout);

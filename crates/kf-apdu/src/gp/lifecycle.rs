@@ -4,38 +4,19 @@ use crate::command::CommandApdu;
 use crate::error::ApduError;
 use crate::gp::{check_aid, ins, CLA_GP};
 
-/// Card life cycle states, the P2 of SET STATUS for the ISD (GPC 2.3.1 Table 11-6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum CardLifeCycle {
-    /// `01`.
-    OpReady = 0x01,
-    /// `07`.
-    Initialized = 0x07,
-    /// `0F`.
-    Secured = 0x0F,
-    /// `7F`.
-    CardLocked = 0x7F,
-    /// `FF`: irreversible.
-    Terminated = 0xFF,
-}
-
-impl CardLifeCycle {
-    /// The coded state byte.
-    pub fn as_byte(self) -> u8 {
-        self as u8
-    }
-
-    /// Decodes a card life cycle byte.
-    pub fn from_byte(b: u8) -> Option<Self> {
-        Some(match b {
-            0x01 => Self::OpReady,
-            0x07 => Self::Initialized,
-            0x0F => Self::Secured,
-            0x7F => Self::CardLocked,
-            0xFF => Self::Terminated,
-            _ => return None,
-        })
+coded_enum! {
+    /// Card life cycle states, the P2 of SET STATUS for the ISD (GPC 2.3.1 Table 11-6).
+    pub enum CardLifeCycle {
+        /// `01`.
+        OpReady = 0x01,
+        /// `07`.
+        Initialized = 0x07,
+        /// `0F`.
+        Secured = 0x0F,
+        /// `7F`.
+        CardLocked = 0x7F,
+        /// `FF`: irreversible.
+        Terminated = 0xFF,
     }
 }
 
@@ -64,18 +45,18 @@ pub fn set_domain_and_applications_locked(
     Ok(CommandApdu::new(CLA_GP, ins::SET_STATUS, 0x60, p2).with_data(sd_aid))
 }
 
-/// The subset GET STATUS reports, its P1 (GPC 2.3.1 Table 11-33).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum GetStatusScope {
-    /// `80`: the Issuer Security Domain only.
-    IssuerSecurityDomain = 0x80,
-    /// `40`: applications and supplementary security domains.
-    Applications = 0x40,
-    /// `20`: executable load files.
-    LoadFiles = 0x20,
-    /// `10`: executable load files and their modules.
-    LoadFilesAndModules = 0x10,
+coded_enum! {
+    /// The subset GET STATUS reports, its P1 (GPC 2.3.1 Table 11-33).
+    pub enum GetStatusScope {
+        /// `80`: the Issuer Security Domain only.
+        IssuerSecurityDomain = 0x80,
+        /// `40`: applications and supplementary security domains.
+        Applications = 0x40,
+        /// `20`: executable load files.
+        LoadFiles = 0x20,
+        /// `10`: executable load files and their modules.
+        LoadFilesAndModules = 0x10,
+    }
 }
 
 /// GET STATUS: `80 F2 P1 P2 Lc 4F len AID-prefix 00` (GPC 2.3.1 §11.4.2,
@@ -104,7 +85,9 @@ pub fn get_status(
     data.push(aid_prefix.len() as u8);
     data.extend_from_slice(aid_prefix);
     let p2 = if next_occurrence { 0x03 } else { 0x02 };
-    Ok(CommandApdu::new(CLA_GP, ins::GET_STATUS, scope as u8, p2)
-        .with_data(data)
-        .with_le(256))
+    Ok(
+        CommandApdu::new(CLA_GP, ins::GET_STATUS, scope.as_byte(), p2)
+            .with_data(data)
+            .with_le(256),
+    )
 }

@@ -5,6 +5,40 @@
 //! ISO class `00`); the SCP03 layer sets the secure-messaging bit and
 //! appends the MAC. Commands that carry key material are marked sensitive.
 
+/// A spec enumeration coded as a byte, or as a field of a byte with its bits
+/// in place: the variants, the encoding and the checked decoding come from
+/// one table, so the two directions cannot disagree.
+macro_rules! coded_enum {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident = $code:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        $vis enum $name {
+            $( $(#[$vmeta])* $variant = $code, )+
+        }
+
+        impl $name {
+            /// The coded byte (for a field of a byte: its bits in place).
+            pub const fn as_byte(self) -> u8 {
+                self as u8
+            }
+
+            /// Decodes a coded byte; `None` for a coding the table does not list.
+            pub const fn from_byte(b: u8) -> Option<Self> {
+                match b {
+                    $( $code => Some(Self::$variant), )+
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
 mod cplc;
 mod lifecycle;
 mod store_data;

@@ -6,49 +6,27 @@ use crate::command::{CommandApdu, MAX_SHORT_DATA_LEN};
 use crate::error::ApduError;
 use crate::gp::{ins, CLA_GP};
 
-/// Encryption information, P1 b7–b6 (GPC 2.3.1 Table 11-89).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum StoreDataEncryption {
-    /// `00`: no general encryption information, or plaintext data.
-    #[default]
-    None,
-    /// `01` (P1 `20`): encryption of the value fields is application dependent.
-    ApplicationDependent,
-    /// `11` (P1 `60`): the value fields of all data structures are encrypted.
-    Encrypted,
-}
-
-impl StoreDataEncryption {
-    /// The bits b7–b6 of P1 for this value.
-    pub const fn bits(self) -> u8 {
-        match self {
-            StoreDataEncryption::None => 0x00,
-            StoreDataEncryption::ApplicationDependent => 0x20,
-            StoreDataEncryption::Encrypted => 0x60,
-        }
+coded_enum! {
+    /// Encryption information, P1 b7–b6 (GPC 2.3.1 Table 11-89); `10` is RFU.
+    pub enum StoreDataEncryption {
+        /// `00`: no general encryption information, or plaintext data.
+        None = 0x00,
+        /// `01` (P1 `20`): encryption of the value fields is application dependent.
+        ApplicationDependent = 0x20,
+        /// `11` (P1 `60`): the value fields of all data structures are encrypted.
+        Encrypted = 0x60,
     }
 }
 
-/// Data structure information, P1 b5–b4 (GPC 2.3.1 Table 11-89).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum StoreDataStructure {
-    /// `00`: no general data structure information (application dependent).
-    #[default]
-    Unspecified,
-    /// `01` (P1 `08`): the data field holds DGIs.
-    Dgi,
-    /// `10` (P1 `10`): the data field holds BER-TLV objects.
-    BerTlv,
-}
-
-impl StoreDataStructure {
-    /// The bits b5–b4 of P1 for this value.
-    pub const fn bits(self) -> u8 {
-        match self {
-            StoreDataStructure::Unspecified => 0x00,
-            StoreDataStructure::Dgi => 0x08,
-            StoreDataStructure::BerTlv => 0x10,
-        }
+coded_enum! {
+    /// Data structure information, P1 b5–b4 (GPC 2.3.1 Table 11-89); `11` is RFU.
+    pub enum StoreDataStructure {
+        /// `00`: no general data structure information (application dependent).
+        Unspecified = 0x00,
+        /// `01` (P1 `08`): the data field holds DGIs.
+        Dgi = 0x08,
+        /// `10` (P1 `10`): the data field holds BER-TLV objects.
+        BerTlv = 0x10,
     }
 }
 
@@ -61,7 +39,7 @@ impl StoreDataStructure {
 /// | b5–b4 | data structure information |
 /// | b3–b2 | RFU (zero) |
 /// | b1 | ISO case 4 (response data may be returned) |
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct StoreDataP1 {
     /// b8: this is the last block of the personalization session.
     pub last_block: bool,
@@ -71,6 +49,18 @@ pub struct StoreDataP1 {
     pub structure: StoreDataStructure,
     /// b1: case 4 command; the builder then adds Le `00`.
     pub expects_response: bool,
+}
+
+/// P1 `00`: not the last block, no encryption or structure information, case 3.
+impl Default for StoreDataP1 {
+    fn default() -> Self {
+        StoreDataP1 {
+            last_block: false,
+            encryption: StoreDataEncryption::None,
+            structure: StoreDataStructure::Unspecified,
+            expects_response: false,
+        }
+    }
 }
 
 impl StoreDataP1 {
@@ -87,7 +77,7 @@ impl StoreDataP1 {
 
     /// The P1 byte.
     pub const fn to_byte(self) -> u8 {
-        let mut p1 = self.encryption.bits() | self.structure.bits();
+        let mut p1 = self.encryption.as_byte() | self.structure.as_byte();
         if self.last_block {
             p1 |= Self::LAST_BLOCK;
         }
@@ -100,26 +90,12 @@ impl StoreDataP1 {
     /// Decodes a P1 byte; RFU codings (b7–b6 = `10`, b5–b4 = `11`) are errors,
     /// the RFU bits b3–b2 are ignored as §11.1 prescribes for cards.
     pub fn from_byte(p1: u8) -> Result<Self, ApduError> {
-        let encryption = match (p1 & Self::ENCRYPTION_MASK) >> 5 {
-            0b00 => StoreDataEncryption::None,
-            0b01 => StoreDataEncryption::ApplicationDependent,
-            0b11 => StoreDataEncryption::Encrypted,
-            _ => {
-                return Err(ApduError::InvalidArgument(
-                    "STORE DATA P1 b7-b6 = 10 is RFU",
-                ))
-            }
-        };
-        let structure = match (p1 & Self::STRUCTURE_MASK) >> 3 {
-            0b00 => StoreDataStructure::Unspecified,
-            0b01 => StoreDataStructure::Dgi,
-            0b10 => StoreDataStructure::BerTlv,
-            _ => {
-                return Err(ApduError::InvalidArgument(
-                    "STORE DATA P1 b5-b4 = 11 is RFU",
-                ))
-            }
-        };
+        let encryption = StoreDataEncryption::from_byte(p1 & Self::ENCRYPTION_MASK).ok_or(
+            ApduError::InvalidArgument("STORE DATA P1 b7-b6 = 10 is RFU"),
+        )?;
+        let structure = StoreDataStructure::from_byte(p1 & Self::STRUCTURE_MASK).ok_or(
+            ApduError::InvalidArgument("STORE DATA P1 b5-b4 = 11 is RFU"),
+        )?;
         Ok(Self {
             last_block: p1 & Self::LAST_BLOCK != 0,
             encryption,

@@ -169,6 +169,26 @@ pub fn blocks(
     out
 }
 
+/// Block 2 of `all` sent now, out of sequence, is refused with 6A86 (`what`
+/// names the case); the whole set then goes through on the same channel.
+#[track_caller]
+pub fn assert_block_2_refused_then_personalized(
+    link: &mut impl Link,
+    channel: &mut SecureChannel,
+    all: &[(u8, u8, Vec<u8>)],
+    data: &PersoData,
+    what: &str,
+) {
+    let (p1, p2, block) = &all[2];
+    let (_, sw) = send_secured(link, channel, store_data_cmd(*p1, *p2, block));
+    assert_eq!(sw, 0x6A86, "{what}");
+    let sws = personalize(link, channel, data);
+    assert!(
+        sws.iter().all(|sw| *sw == 0x9000),
+        "{what}, then the whole set: {sws:04X?}"
+    );
+}
+
 pub fn store_data_cmd(p1: u8, p2: u8, data: &[u8]) -> CommandApdu {
     CommandApdu::new(kf_apdu::gp::CLA_GP, kf_apdu::gp::ins::STORE_DATA, p1, p2)
         .with_data(data.to_vec())

@@ -601,15 +601,7 @@ impl LedgerStore for PgLedger {
             &[&genesis],
         )?;
         rows.iter()
-            .map(|r| {
-                Ok(ChainState {
-                    station: r.try_get(0)?,
-                    seq: u64::try_from(r.try_get::<_, i64>(1)?).unwrap_or(0),
-                    link: r.try_get(2)?,
-                    updated_at_ms: r.try_get(3)?,
-                    alerts: u64::try_from(r.try_get::<_, i64>(4)?).unwrap_or(0),
-                })
-            })
+            .map(|r| Ok(ChainState::from_row(|i| r.try_get(i), |i| r.try_get(i))?))
             .collect()
     }
 

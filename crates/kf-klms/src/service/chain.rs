@@ -4,15 +4,13 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::{Extension, Json};
 
 use super::{
-    audit_ledger_error, audit_record, authorize, json_body, to_ms, ApiError, AppState,
-    StationIdentity,
+    audit_ledger_error, audit_record, authorize, to_ms, ApiError, AppState, StationIdentity,
+    StationPost,
 };
 use crate::anchor::{AnchorRequest, ChainHead, ChainUpload, ChainUploadAck};
 use crate::ledger::{AuditStored, LedgerOp, LedgerOutcome};
@@ -28,12 +26,8 @@ fn link(field: &str, text: &str) -> Result<[u8; 32], ApiError> {
 
 pub(super) async fn upload(
     State(state): State<Arc<AppState>>,
-    Extension(identity): Extension<StationIdentity>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    StationPost { station, body }: StationPost,
 ) -> Result<(StatusCode, Json<ChainUploadAck>), ApiError> {
-    let station = authorize(&state, &identity)?;
-    let body = json_body(&headers, body)?;
     let request: ChainUpload = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
     if request.seq == 0 || request.seq > i64::MAX as u64 {

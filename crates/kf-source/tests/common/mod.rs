@@ -13,3 +13,14 @@ pub fn pool(count: usize, seed: u64) -> (tempfile::TempDir, PathBuf, Vec<String>
         .dir_names();
     (dir, pool, names)
 }
+
+/// The source has nothing left for the fob `uid`.
+#[track_caller]
+pub fn assert_exhausted(source: &mut impl kf_source::ProvisioningSource, uid: &[u8]) {
+    let result = source.fetch(uid);
+    assert!(
+        matches!(result, Err(kf_source::SourceError::PoolExhausted { .. })),
+        "{:?}",
+        result.map(|input| input.origin)
+    );
+}

@@ -11,7 +11,6 @@
 //! Every asset is compiled into the binary; the page loads nothing else.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -71,14 +70,7 @@ impl ConsoleServer {
         let app = router(console);
         let thread = std::thread::Builder::new()
             .name("kf-console".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    match tokio::net::TcpListener::from_std(listener) {
-                        Ok(listener) => accept_loop(listener, app, stopped).await,
-                        Err(e) => tracing::error!(error = %e, "console listener unusable"),
-                    }
-                });
-            })
+            .spawn(move || runtime.block_on(accept_loop(listener, app, stopped)))
             .context("cannot start the console thread")?;
         Ok(ConsoleServer {
             addr,
@@ -135,48 +127,34 @@ fn router(console: Console) -> Router {
 }
 
 async fn accept_loop(
-    listener: tokio::net::TcpListener,
+    listener: std::net::TcpListener,
     app: Router,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            _ = stop.changed() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "console accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
+    kf_accept::accept_capped(
+        "console",
+        listener,
+        MAX_CONNECTIONS,
+        stop,
+        |peer| tracing::warn!(%peer, max = MAX_CONNECTIONS, "console connection limit reached"),
+        |tcp, peer| {
+            let app = app.clone();
+            async move {
+                let service =
+                    hyper::service::service_fn(move |request| app.clone().oneshot(request));
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                builder
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEAD_TIMEOUT)
+                    .max_buf_size(MAX_HEAD_BYTES)
+                    .keep_alive(true);
+                if let Err(e) = builder.serve_connection(TokioIo::new(tcp), service).await {
+                    tracing::debug!(%peer, error = %e, "console connection ended with an error");
+                }
             }
-        };
-        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-            tracing::warn!(%peer, max = MAX_CONNECTIONS, "console connection limit reached");
-            drop(tcp);
-            continue;
-        };
-        let app = app.clone();
-        connections.spawn(async move {
-            let service = hyper::service::service_fn(move |request| app.clone().oneshot(request));
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEAD_TIMEOUT)
-                .max_buf_size(MAX_HEAD_BYTES)
-                .keep_alive(true);
-            if let Err(e) = builder.serve_connection(TokioIo::new(tcp), service).await {
-                tracing::debug!(%peer, error = %e, "console connection ended with an error");
-            }
-            drop(permit);
-        });
-        while connections.try_join_next().is_some() {}
-    }
-    connections.abort_all();
-    while connections.join_next().await.is_some() {}
+        },
+    )
+    .await;
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

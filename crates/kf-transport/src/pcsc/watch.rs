@@ -204,48 +204,44 @@ mod tests {
         }
     }
 
+    /// What a fresh watch reports for each look (present, event count).
+    fn steps(looks: &[(bool, u32)]) -> Vec<Option<Step>> {
+        let mut w = watch();
+        looks
+            .iter()
+            .map(|&(present, count)| w.see(present, count))
+            .collect()
+    }
+
+    const IN: Option<Step> = Some(Step::Inserted);
+    const OUT: Option<Step> = Some(Step::Removed);
+
     #[test]
     fn a_card_present_at_start_is_reported_once() {
-        let mut w = watch();
-        assert_eq!(w.see(true, 3), Some(Step::Inserted));
-        assert_eq!(w.see(true, 3), None);
-        assert_eq!(w.see(false, 4), Some(Step::Removed));
-        assert_eq!(w.see(false, 4), None);
-        assert_eq!(w.see(true, 5), Some(Step::Inserted));
+        let looks = [(true, 3), (true, 3), (false, 4), (false, 4), (true, 5)];
+        assert_eq!(steps(&looks), [IN, None, OUT, None, IN]);
     }
 
     #[test]
     fn a_swap_between_two_looks_is_a_new_card() {
-        let mut w = watch();
-        assert_eq!(w.see(true, 1), Some(Step::Inserted));
         // Removed and another card inserted before the next look: count 1 → 3.
-        assert_eq!(w.see(true, 3), Some(Step::Inserted));
-        assert_eq!(w.see(true, 3), None);
+        assert_eq!(steps(&[(true, 1), (true, 3), (true, 3)]), [IN, IN, None]);
     }
 
     #[test]
     fn the_count_step_of_an_insertion_seen_late_is_the_same_card() {
-        let mut w = watch();
-        assert_eq!(w.see(false, 4), None);
-        // pcscd publishes the present state, then increments the count.
-        assert_eq!(w.see(true, 4), Some(Step::Inserted));
-        assert_eq!(w.see(true, 5), None);
-        assert_eq!(w.see(true, 5), None);
-        // A swap from there is still two steps: a new card.
-        assert_eq!(w.see(true, 7), Some(Step::Inserted));
+        // pcscd publishes the present state, then increments the count; a
+        // swap from there is still two steps: a new card.
+        let looks = [(false, 4), (true, 4), (true, 5), (true, 5), (true, 7)];
+        assert_eq!(steps(&looks), [None, IN, None, None, IN]);
         // The same across the 16-bit wrap.
-        let mut w = watch();
-        assert_eq!(w.see(true, 0xFFFF), Some(Step::Inserted));
-        assert_eq!(w.see(true, 0), None);
-        assert_eq!(w.see(true, 2), Some(Step::Inserted));
+        let looks = [(true, 0xFFFF), (true, 0), (true, 2)];
+        assert_eq!(steps(&looks), [IN, None, IN]);
     }
 
     #[test]
     fn a_reader_without_event_counts_still_reports_each_insertion() {
-        let mut w = watch();
-        assert_eq!(w.see(true, 0), Some(Step::Inserted));
-        assert_eq!(w.see(true, 0), None);
-        assert_eq!(w.see(false, 0), Some(Step::Removed));
-        assert_eq!(w.see(true, 0), Some(Step::Inserted));
+        let looks = [(true, 0), (true, 0), (false, 0), (true, 0)];
+        assert_eq!(steps(&looks), [IN, None, OUT, IN]);
     }
 }
