@@ -13,9 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-2}"
 sanitizer="${FUZZ_SANITIZER:-none}"
-# FUZZ_TARGET_DIR: a build directory other than fuzz/target (e.g. to time a cold build).
-dir_args=()
-[ -n "${FUZZ_TARGET_DIR:-}" ] && dir_args=(--target-dir "$FUZZ_TARGET_DIR")
+# FUZZ_TARGET_DIR: a build directory other than fuzz/target (e.g. to time a cold build;
+# relative to fuzz/).
+target_dir="$(cd fuzz && realpath -m "${FUZZ_TARGET_DIR:-target}")"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install --locked cargo-fuzz
@@ -26,12 +26,29 @@ export RUSTC_BOOTSTRAP=1
 # An instrumented build of its own: without the clippy wrapper scripts/test.sh sets.
 unset RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
 scripts/fuzz-seeds.sh >/dev/null
-cd fuzz
 # A smoke run needs working fuzzers, not fast ones: optimization level FUZZ_OPT_LEVEL (default 1;
 # the long runs use cargo-fuzz's release default, 3) cuts the cold build of every dependency
-# (cargo-fuzz compiles each crate as one codegen unit).
-CARGO_PROFILE_RELEASE_OPT_LEVEL="${FUZZ_OPT_LEVEL:-1}" cargo fuzz build "${dir_args[@]}" --sanitizer "$sanitizer"
-bin_dir="${FUZZ_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release"
+# (cargo-fuzz compiles each crate as one codegen unit). The network, database, HSM and CLI
+# stacks that the station and KLMS crates link but no parser runs are not optimized at all.
+# Cargo reads per-package settings from the working directory's .cargo/config.toml, so the
+# build runs from a scratch directory holding one (the long runs build without it).
+config_dir=$(mktemp -d)
+mkdir "$config_dir/.cargo"
+{
+  for crate in tokio tokio-util tokio-rustls tokio-postgres tokio-postgres-rustls postgres \
+    postgres-protocol postgres-types hyper hyper-util h2 http http-body http-body-util axum \
+    axum-core tower tower-http reqwest rustls rustls-webpki cryptoki cryptoki-sys clap \
+    clap_builder tracing-subscriber regex-automata regex-syntax rcgen url idna \
+    icu_normalizer icu_properties icu_collections icu_locale_core mio socket2 futures-util; do
+    printf '[profile.release.package.%s]\nopt-level = 0\n' "$crate"
+  done
+} > "$config_dir/.cargo/config.toml"
+fuzz_dir="$PWD/fuzz"
+(cd "$config_dir" && CARGO_PROFILE_RELEASE_OPT_LEVEL="${FUZZ_OPT_LEVEL:-1}" \
+  cargo fuzz build --fuzz-dir "$fuzz_dir" --target-dir "$target_dir" --sanitizer "$sanitizer")
+rm -rf "$config_dir"
+cd fuzz
+bin_dir="$target_dir/x86_64-unknown-linux-gnu/release"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # The built binaries run directly (what `cargo fuzz run` does after its own no-op build), one

@@ -49,15 +49,13 @@ export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 step "cargo test: build every target, clippy -D warnings"
 cargo test --workspace --all-features --all-targets --no-run
 
-step "cargo test: run"
-cargo test --workspace --all-features
-
-# The Windows release build has nothing to check until the Windows step: it runs beside the
-# smoke steps at the lowest priority (not beside the test runs: some of them wait on
-# timeouts that a loaded machine can miss), on the cores they leave idle, and the
-# Windows step waits for it. It gets a process group of its own (job control, stopped at exit)
-# but stays in this session: with the kernel's autogroup scheduling a new session (setsid)
-# would be a group of its own that takes half the CPU whatever its nice value.
+# The Windows release build has nothing to check until the Windows step: it runs in the
+# background at the lowest priority from here on, on the cores the test run leaves idle (the
+# tests wait on daemons, timeouts and fsync far more than they compute; a nice-19 process
+# yields the CPU to them at once) and beside the smoke steps, and the Windows step waits for it.
+# It gets a process group of its own (job control, stopped at exit) but stays in this
+# session: with the kernel's autogroup scheduling a new session (setsid) would be a group of
+# its own that takes half the CPU whatever its nice value.
 if [ "$windows" = 1 ]; then
   win_log=$(mktemp)
   set -m
@@ -65,6 +63,9 @@ if [ "$windows" = 1 ]; then
   win_build=$!
   set +m
 fi
+
+step "cargo test: run"
+cargo test --workspace --all-features
 
 # The behavioural SKS suite again, on the durable SQLite store instead of memory.
 step "SKS behavioural tests on SQLite"
