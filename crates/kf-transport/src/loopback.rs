@@ -68,11 +68,6 @@ where
     pub fn new(card: C, on_apdu: F) -> Self {
         Self { card, on_apdu }
     }
-
-    /// The card.
-    pub fn card(&self) -> &C {
-        &self.card
-    }
 }
 
 /// The [`VirtualCard`] methods a wrapper hands to its `card` field as they

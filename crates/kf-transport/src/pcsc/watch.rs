@@ -10,7 +10,9 @@
 //! faster than the station looks are two fobs, never one. A single step
 //! while present is the same card: pcscd publishes the new reader state of
 //! an insertion before it increments the count, and a look between the two
-//! writes sees the card with the count of its removal.
+//! writes sees the card with the count of its removal; and a failed
+//! `SCARD_RESET_CARD` at disconnect, as the card leaves, writes "present"
+//! back after the removal was counted.
 //!
 //! Some WinSCard implementations ignore the current state passed in (Wine's
 //! forwards only the reader names to pcsc-lite) and return at once; a call
