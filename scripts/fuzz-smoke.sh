@@ -33,6 +33,7 @@ scripts/fuzz-seeds.sh >/dev/null
 # Cargo reads per-package settings from the working directory's .cargo/config.toml, so the
 # build runs from a scratch directory holding one (the long runs build without it).
 config_dir=$(mktemp -d)
+trap 'rm -rf "$config_dir"' EXIT
 mkdir "$config_dir/.cargo"
 {
   for crate in tokio tokio-util tokio-rustls tokio-postgres tokio-postgres-rustls postgres \
@@ -50,7 +51,7 @@ rm -rf "$config_dir"
 cd fuzz
 bin_dir="$target_dir/x86_64-unknown-linux-gnu/release"
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work" "$config_dir"' EXIT
 # The built binaries run directly (what `cargo fuzz run` does after its own no-op build), one
 # per core at a time; each records its exit status for the check at the end.
 smoke() {

@@ -52,14 +52,15 @@ cargo test --workspace --all-features --all-targets --no-run
 # The Windows release build has nothing to check until the Windows step: it runs in the
 # background at the lowest priority from here on, on the cores the test run leaves idle (the
 # tests wait on daemons, timeouts and fsync far more than they compute; a nice-19 process
-# yields the CPU to them at once) and beside the smoke steps, and the Windows step waits for it.
+# yields the CPU to them at once; idle I/O class for its disk writes) and beside the smoke
+# steps, and the Windows step waits for it.
 # It gets a process group of its own (job control, stopped at exit) but stays in this
 # session: with the kernel's autogroup scheduling a new session (setsid) would be a group of
 # its own that takes half the CPU whatever its nice value.
 if [ "$windows" = 1 ]; then
   win_log=$(mktemp)
   set -m
-  nice -n 19 scripts/windows-build.sh >/dev/null 2>"$win_log" &
+  nice -n 19 ionice -c 3 scripts/windows-build.sh >/dev/null 2>"$win_log" &
   win_build=$!
   set +m
 fi

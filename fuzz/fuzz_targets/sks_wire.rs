@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use sks_core::model::RecordId;
 use sks_core::secret::Secret;
-use sks_core::storage::{Change, StorageError};
+use sks_core::storage::{Change, Durability, StorageError};
 use sks_core::{Config, Response, Sks, Storage};
 
 /// A store that starts from a snapshot of an initialized one.
@@ -26,7 +26,7 @@ impl Storage for Snapshot {
             .collect())
     }
 
-    fn apply(&mut self, batch: &[Change<'_>]) -> Result<(), StorageError> {
+    fn apply_with(&mut self, batch: &[Change<'_>], _: Durability) -> Result<(), StorageError> {
         for (id, data) in batch {
             match data {
                 Some(d) => self.0.insert(*id, d.to_vec()),
@@ -44,16 +44,6 @@ fn initialized() -> &'static BTreeMap<RecordId, Vec<u8>> {
         Sks::initialize(&mut store, Config::default()).expect("initialize");
         store.0
     })
-}
-
-impl Storage for &mut Snapshot {
-    fn load(&mut self) -> Result<BTreeMap<RecordId, Secret>, StorageError> {
-        (**self).load()
-    }
-
-    fn apply(&mut self, batch: &[Change<'_>]) -> Result<(), StorageError> {
-        (**self).apply(batch)
-    }
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -2,8 +2,9 @@
 //! the binary links neither the virtual fob, nor the reference KLMS server,
 //! nor the benchmark or test crates, and the simulator commands say how to get
 //! them (exit 2, one line) without touching any file. Run by
-//! `scripts/factory-check.sh` (from `scripts/test.sh`), which also checks the
-//! dependency tree with `cargo tree`.
+//! `scripts/factory-check.sh`, which also checks the dependency tree with
+//! `cargo tree`; `scripts/test.sh` runs it only when the Windows step is
+//! skipped, since `scripts/windows-e2e.sh` checks the same of the Windows exe.
 #![cfg(not(feature = "sim"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

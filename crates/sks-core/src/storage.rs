@@ -48,8 +48,8 @@ pub enum Durability {
     Ordered,
 }
 
-/// Record store with atomic batches. An implementation provides [`Storage::apply`],
-/// [`Storage::apply_with`] or both: each defaults to the other.
+/// Record store with atomic batches. An implementation provides [`Storage::apply_with`];
+/// [`Storage::apply`] is that at [`Durability::Synced`].
 pub trait Storage {
     /// All records.
     fn load(&mut self) -> Result<BTreeMap<RecordId, Secret>, StorageError>;
@@ -63,11 +63,7 @@ pub trait Storage {
         &mut self,
         batch: &[Change<'_>],
         durability: Durability,
-    ) -> Result<(), StorageError> {
-        match durability {
-            Durability::Synced | Durability::Ordered => self.apply(batch),
-        }
-    }
+    ) -> Result<(), StorageError>;
 }
 
 /// In-memory storage. `fail_after` makes the n-th next `apply` fail (fault injection).
@@ -94,7 +90,12 @@ impl Storage for MemoryStorage {
             .collect())
     }
 
-    fn apply(&mut self, batch: &[Change<'_>]) -> Result<(), StorageError> {
+    /// Memory has one durability.
+    fn apply_with(
+        &mut self,
+        batch: &[Change<'_>],
+        _durability: Durability,
+    ) -> Result<(), StorageError> {
         match self.fail_after {
             Some(0) => {
                 self.fail_after = None;
@@ -117,18 +118,25 @@ impl Storage for MemoryStorage {
     }
 }
 
-impl<S: Storage + ?Sized> Storage for Box<S> {
-    fn load(&mut self) -> Result<BTreeMap<RecordId, Secret>, StorageError> {
-        (**self).load()
-    }
-    fn apply(&mut self, batch: &[Change<'_>]) -> Result<(), StorageError> {
-        (**self).apply(batch)
-    }
-    fn apply_with(
-        &mut self,
-        batch: &[Change<'_>],
-        durability: Durability,
-    ) -> Result<(), StorageError> {
-        (**self).apply_with(batch, durability)
-    }
+/// A store behind a box or a mutable reference is the store itself.
+macro_rules! forward_storage {
+    ($($outer:ty),*) => {$(
+        impl<S: Storage + ?Sized> Storage for $outer {
+            fn load(&mut self) -> Result<BTreeMap<RecordId, Secret>, StorageError> {
+                (**self).load()
+            }
+            fn apply(&mut self, batch: &[Change<'_>]) -> Result<(), StorageError> {
+                (**self).apply(batch)
+            }
+            fn apply_with(
+                &mut self,
+                batch: &[Change<'_>],
+                durability: Durability,
+            ) -> Result<(), StorageError> {
+                (**self).apply_with(batch, durability)
+            }
+        }
+    )*};
 }
+
+forward_storage!(Box<S>, &mut S);
