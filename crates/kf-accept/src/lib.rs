@@ -23,14 +23,14 @@ use tokio::sync::{watch, Semaphore};
 /// Pause after a failed accept before the next one.
 const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
-/// Accepts connections on `listener` (bound and non-blocking) until `stop`
+/// Accepts connections on `listener` until `stop`
 /// changes and runs `serve(tcp, peer)` for each in its own task, at most
 /// `max_connections` at once; one over the cap is dropped after
 /// `on_refused(peer)`. `server` names the server in the log. Returns once
 /// every connection task has ended.
 pub async fn accept_capped<S, F>(
     server: &'static str,
-    listener: std::net::TcpListener,
+    listener: TcpListener,
     max_connections: usize,
     mut stop: watch::Receiver<bool>,
     mut on_refused: impl FnMut(SocketAddr),
@@ -39,13 +39,6 @@ pub async fn accept_capped<S, F>(
     S: FnMut(TcpStream, SocketAddr) -> F,
     F: Future<Output = ()> + Send + 'static,
 {
-    let listener = match TcpListener::from_std(listener) {
-        Ok(listener) => listener,
-        Err(e) => {
-            tracing::error!(server, error = %e, "listener could not be registered");
-            return;
-        }
-    };
     let permits = Arc::new(Semaphore::new(max_connections));
     let mut connections = tokio::task::JoinSet::new();
     loop {
@@ -87,8 +80,7 @@ mod tests {
 
     #[tokio::test]
     async fn serves_up_to_the_cap_and_closes_the_rest() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop_tx, stop) = watch::channel(false);
         let (refused_tx, mut refused) = tokio::sync::mpsc::unbounded_channel();

@@ -176,7 +176,7 @@ fn prepare(config: KlmsConfig) -> Result<Prepared, ServerError> {
 }
 
 async fn accept_loop(
-    listener: std::net::TcpListener,
+    listener: tokio::net::TcpListener,
     prepared: Prepared,
     shutdown: watch::Receiver<bool>,
 ) {
@@ -201,8 +201,13 @@ async fn accept_loop(
         },
     )
     .await;
-    // The ledger's PostgreSQL client closes its connection with a runtime of
-    // its own when dropped, which cannot run on this runtime's threads.
+    release(prepared).await;
+}
+
+/// Drops the server state off the runtime's threads: the ledger's PostgreSQL
+/// client closes its connection with a runtime of its own when dropped, which
+/// cannot run on a thread inside this runtime.
+async fn release(prepared: Prepared) {
     if let Err(e) = tokio::task::spawn_blocking(move || drop(prepared)).await {
         tracing::warn!(error = %e, "server state not released cleanly");
     }
@@ -268,16 +273,29 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     // Configuration errors (keys, limits, ledger) are reported before binding.
+    // The state is built off the runtime's threads, like its release: a
+    // PostgreSQL ledger opened before a later step fails is dropped there.
     let bind = config.bind;
-    let prepared = prepare(config)?;
-    let listener = tokio::net::TcpListener::bind(bind).await?;
-    tracing::info!(addr = %listener.local_addr()?, "kf-klms listening (mutual TLS)");
+    let prepared = tokio::task::spawn_blocking(move || prepare(config))
+        .await
+        .map_err(|e| ServerError::Io(std::io::Error::other(format!("server set-up: {e}"))))??;
+    let listener = match tokio::net::TcpListener::bind(bind).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            release(prepared).await;
+            return Err(ServerError::Io(e));
+        }
+    };
+    match listener.local_addr() {
+        Ok(addr) => tracing::info!(%addr, "kf-klms listening (mutual TLS)"),
+        Err(e) => tracing::warn!(error = %e, "kf-klms listening; its address is unknown"),
+    }
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
         let _ = tx.send(true);
     });
-    accept_loop(listener.into_std()?, prepared, rx).await;
+    accept_loop(listener, prepared, rx).await;
     Ok(())
 }
 
@@ -345,11 +363,16 @@ pub fn spawn_server(config: KlmsConfig) -> Result<ServerHandle, ServerError> {
         .thread_name("kf-klms")
         .enable_all()
         .build()?;
+    // Registered with the runtime here, so that a failure is this call's error.
+    let listener = {
+        let _entered = runtime.enter();
+        tokio::net::TcpListener::from_std(std_listener)?
+    };
     let (tx, rx) = watch::channel(false);
     let thread = std::thread::Builder::new()
         .name("kf-klms-server".into())
         .spawn(move || {
-            runtime.block_on(accept_loop(std_listener, prepared, rx));
+            runtime.block_on(accept_loop(listener, prepared, rx));
             runtime.shutdown_timeout(Duration::from_secs(2));
         })?;
     Ok(ServerHandle {

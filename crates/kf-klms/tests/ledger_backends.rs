@@ -403,6 +403,67 @@ impl Drop for Instances {
     }
 }
 
+/// A port already taken ends `serve` with a clear error once the PostgreSQL
+/// ledger is open: the ledger's client is released off the server's runtime
+/// (its drop runs a runtime of its own), never a panic.
+#[test]
+fn serve_on_a_taken_port_with_a_postgres_ledger_exits_with_a_clear_error() {
+    let pg = Postgres::shared().unwrap();
+    let url = pg.fresh_database().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    let out = klms(
+        &[
+            "pki",
+            "init",
+            pki.to_str().unwrap(),
+            "--station",
+            "station-01",
+        ],
+        &url,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let log = dir.path().join("serve.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kf-klms"))
+        .args([
+            "serve",
+            "--config",
+            pki.join("klms.toml").to_str().unwrap(),
+            "--bind",
+        ])
+        .arg(format!("127.0.0.1:{port}"))
+        .env("KF_KLMS_LEDGER_URL", &url)
+        .env_remove("KF_KLMS_MASTER_KEY")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("serve on a taken port did not exit within 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    drop(taken);
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("PostgreSQL host=127.0.0.1"),
+        "the ledger was not opened: {log}"
+    );
+    assert!(log.contains("in use"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+}
+
 fn klms(args: &[&str], ledger_url: &str) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_kf-klms"))
         .args(args)

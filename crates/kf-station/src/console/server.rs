@@ -66,6 +66,12 @@ impl ConsoleServer {
             .enable_all()
             .build()
             .context("cannot start the console's runtime")?;
+        // Registered with the runtime here, so that a failure is this call's error.
+        let listener = {
+            let _entered = runtime.enter();
+            tokio::net::TcpListener::from_std(listener)
+                .context("cannot register the console's listener")?
+        };
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let app = router(console);
         let thread = std::thread::Builder::new()
@@ -127,7 +133,7 @@ fn router(console: Console) -> Router {
 }
 
 async fn accept_loop(
-    listener: std::net::TcpListener,
+    listener: tokio::net::TcpListener,
     app: Router,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
