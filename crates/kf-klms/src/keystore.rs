@@ -27,7 +27,7 @@ pub mod pkcs11;
 
 pub use pkcs11::{Pkcs11Key, Pkcs11Settings, TokenSelector};
 
-/// Label of the journal receipt key derivation (see [`crate::anchor::ReceiptSigner`]).
+/// Label of the journal receipt key derivation (see [`crate::receipt::ReceiptSigner`]).
 pub const RECEIPT_LABEL: &[u8] = b"kf-klms/receipt-key/v1\0";
 
 /// Key backend errors.
@@ -127,7 +127,7 @@ impl HsmConfig {
                 let path = base.join(file);
                 check_private(&path)?;
                 Zeroizing::new(
-                    crate::config::read_regular_file(&path, PIN_FILE_MAX_BYTES)
+                    kf_files::read_regular_text(&path, PIN_FILE_MAX_BYTES, kf_files::Links::Follow)
                         .map_err(|e| KeyError::Config(format!("[hsm] pin_file: {e}")))?,
                 )
             }

@@ -20,6 +20,7 @@
 //! (PostgreSQL; several KLMS instances share one database). [`LedgerLocation`]
 //! picks one from the configuration.
 
+mod anchoring;
 pub mod postgres;
 
 use std::path::Path;
@@ -191,6 +192,23 @@ pub struct AuditRecord {
     pub now_ms: i64,
 }
 
+/// One record of a station's journal offered for anchoring.
+#[derive(Debug, Clone)]
+pub struct AnchorRequest {
+    /// Client certificate CN of the uploader.
+    pub station: String,
+    /// The record's sequence number in the station's journal.
+    pub seq: u64,
+    /// The link of the record before it.
+    pub prev_link: [u8; 32],
+    /// The record's link.
+    pub link: [u8; 32],
+    /// The audit record carried by an `outcome` record.
+    pub audit: Option<AuditRecord>,
+    /// Receive time, Unix milliseconds.
+    pub now_ms: i64,
+}
+
 /// One write of a group commit ([`Ledger::apply_batch`]).
 #[derive(Debug, Clone)]
 pub enum LedgerOp {
@@ -199,7 +217,7 @@ pub enum LedgerOp {
     /// Store an audit record.
     Audit(AuditRecord),
     /// Anchor one journal record of a station (and store its audit record).
-    Anchor(crate::anchor::AnchorRequest),
+    Anchor(AnchorRequest),
 }
 
 /// Result of one [`LedgerOp`] whose batch committed.
@@ -529,7 +547,7 @@ impl Ledger {
         if has_flag == 0 {
             conn.execute_batch("ALTER TABLE audits ADD COLUMN flag TEXT")?;
         }
-        conn.execute_batch(crate::anchor::SCHEMA)?;
+        conn.execute_batch(anchoring::SCHEMA)?;
         Ok(Ledger { conn })
     }
 
@@ -581,9 +599,7 @@ impl Ledger {
                     issue_in(&sp, &new.borrowed()).map(|()| LedgerOutcome::Issued)
                 }
                 LedgerOp::Audit(a) => store_audit_in(&sp, a).map(LedgerOutcome::Audit),
-                LedgerOp::Anchor(a) => {
-                    crate::anchor::anchor_in(&sp, a).map(LedgerOutcome::Anchored)
-                }
+                LedgerOp::Anchor(a) => anchoring::anchor_in(&sp, a).map(LedgerOutcome::Anchored),
             };
             if result.is_ok() {
                 sp.commit()?;
@@ -593,7 +609,10 @@ impl Ledger {
             }
             // A refused anchor leaves an alert, outside the rolled-back savepoint.
             if let (LedgerOp::Anchor(a), Err(LedgerError::ChainRefused(why))) = (op, &result) {
-                crate::anchor::record_alert(&tx, &crate::anchor::Alert::refused(a, why))?;
+                anchoring::record_alert(
+                    &tx,
+                    &crate::anchor::Alert::refused(&a.station, a.seq, why, a.now_ms),
+                )?;
             }
             // Some SQLite errors (I/O, full disk) roll back the whole
             // transaction; later ops would then run in autocommit mode and
@@ -676,12 +695,12 @@ impl Ledger {
 
     /// Every station's anchored journal head ([`crate::anchor`]).
     pub fn chain_states(&self) -> Result<Vec<crate::anchor::ChainState>, LedgerError> {
-        crate::anchor::chain_states(&self.conn)
+        anchoring::chain_states(&self.conn)
     }
 
     /// The anchored head of one station: last sequence number and link.
     pub fn chain_head(&self, station: &str) -> Result<(u64, [u8; 32]), LedgerError> {
-        crate::anchor::head(&self.conn, station)
+        anchoring::head(&self.conn, station)
     }
 
     /// Operator reset of a station's anchor (recorded as an alert); returns
@@ -694,7 +713,7 @@ impl Ledger {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let seq = crate::anchor::reset_in(&tx, station, action)?;
+        let seq = anchoring::reset_in(&tx, station, action)?;
         tx.commit()?;
         Ok(seq)
     }

@@ -57,6 +57,7 @@ pub mod ledger;
 mod ledger_writer;
 pub mod limits;
 pub mod pki;
+pub mod receipt;
 mod server;
 mod service;
 pub mod tls;

@@ -263,7 +263,7 @@ fn main() -> anyhow::Result<()> {
         Command::Chain { command } => chain(command),
         Command::ReceiptKey { config } => {
             let resolved = FileConfig::load(&config)?.resolve(&base_dir(&config))?;
-            let signer = kf_klms::anchor::ReceiptSigner::from_backend(resolved.key.as_ref())?;
+            let signer = kf_klms::receipt::ReceiptSigner::from_backend(resolved.key.as_ref())?;
             print!("{}", signer.public_key_pem()?);
             Ok(())
         }

@@ -153,7 +153,7 @@ fn prepare(config: KlmsConfig) -> Result<Prepared, ServerError> {
     let ledger = location.open_waiting(config.limits.ledger_lock_wait())?;
     let ledger_reader = location.open_reader()?;
     let ledger_writer = LedgerWriter::start(ledger, LEDGER_QUEUE_LEN, LEDGER_MAX_BATCH)?;
-    let receipts = crate::anchor::ReceiptSigner::from_backend(config.key.as_ref())
+    let receipts = crate::receipt::ReceiptSigner::from_backend(config.key.as_ref())
         .map_err(|e| ServerError::Config(e.to_string()))?;
     tracing::info!(key_backend = %config.key.describe(), "master key backend");
     let state = Arc::new(AppState {

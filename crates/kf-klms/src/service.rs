@@ -45,7 +45,7 @@ pub(crate) struct AppState {
     pub clock: crate::clock::Clock,
     pub allowed: HashSet<String>,
     /// Signs journal anchor receipts.
-    pub receipts: crate::anchor::ReceiptSigner,
+    pub receipts: crate::receipt::ReceiptSigner,
 }
 
 /// An error response: status + `{"error", "message"}`.

@@ -3,7 +3,7 @@
 
 use std::process::{Command, Output};
 
-use kf_klms::anchor::AnchorRequest;
+use kf_klms::ledger::AnchorRequest;
 use kf_klms::ledger::{Ledger, LedgerOp};
 
 fn klms(args: &[&str]) -> Output {
@@ -110,7 +110,7 @@ fn receipt_key_is_the_public_key_of_the_configured_master_key() {
     let pem = String::from_utf8(out.stdout).unwrap();
     let key = kf_audit::receipt::klms_key_from_pem(&pem).unwrap();
     let master = std::fs::read_to_string(pki_dir.join("master-key.hex")).unwrap();
-    let signer = kf_klms::anchor::ReceiptSigner::derive(
+    let signer = kf_klms::receipt::ReceiptSigner::derive(
         &kf_crypto::AesKey::from_hex(master.trim()).unwrap(),
     )
     .unwrap();

@@ -12,8 +12,8 @@ mod common;
 use std::any::Any;
 use std::sync::Barrier;
 
-use kf_klms::anchor::AnchorRequest;
 use kf_klms::ledger::postgres::{PgLedger, PgTarget};
+use kf_klms::ledger::AnchorRequest;
 use kf_klms::ledger::{
     AuditFlag, AuditRecord, AuditStored, Ledger, LedgerError, LedgerOp, LedgerOutcome, LedgerStore,
     NewIssuance, OperatorAction,
@@ -412,35 +412,11 @@ fn serve_on_a_taken_port_with_a_postgres_ledger_exits_with_a_clear_error() {
     let url = pg.fresh_database().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let pki = dir.path().join("pki");
-    let out = klms(
-        &[
-            "pki",
-            "init",
-            pki.to_str().unwrap(),
-            "--station",
-            "station-01",
-        ],
-        &url,
-    );
-    assert!(out.status.success(), "{out:?}");
+    pki_init(&pki, &url);
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let log = dir.path().join("serve.log");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kf-klms"))
-        .args([
-            "serve",
-            "--config",
-            pki.join("klms.toml").to_str().unwrap(),
-            "--bind",
-        ])
-        .arg(format!("127.0.0.1:{port}"))
-        .env("KF_KLMS_LEDGER_URL", &url)
-        .env_remove("KF_KLMS_MASTER_KEY")
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_serve(&pki.join("klms.toml"), port, &url, &log);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -462,6 +438,40 @@ fn serve_on_a_taken_port_with_a_postgres_ledger_exits_with_a_clear_error() {
     );
     assert!(log.contains("in use"), "{log}");
     assert!(!log.contains("panicked"), "{log}");
+}
+
+/// `kf-klms pki init DIR --station station-01` against the ledger at `url`.
+fn pki_init(dir: &std::path::Path, url: &str) {
+    let out = klms(
+        &[
+            "pki",
+            "init",
+            dir.to_str().unwrap(),
+            "--station",
+            "station-01",
+        ],
+        url,
+    );
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// `kf-klms serve` on 127.0.0.1:`port` with the ledger at `url`, its log in `log`.
+fn spawn_serve(
+    config: &std::path::Path,
+    port: u16,
+    url: &str,
+    log: &std::path::Path,
+) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_kf-klms"))
+        .args(["serve", "--config", config.to_str().unwrap(), "--bind"])
+        .arg(format!("127.0.0.1:{port}"))
+        .env("KF_KLMS_LEDGER_URL", url)
+        .env_remove("KF_KLMS_MASTER_KEY")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
 }
 
 fn klms(args: &[&str], ledger_url: &str) -> std::process::Output {
@@ -506,17 +516,7 @@ fn three_serve_processes_on_one_postgres_issue_each_fob_once() {
     let url = format!("{} password=never-logged-pw", pg.fresh_database().unwrap());
     let dir = tempfile::tempdir().unwrap();
     let pki = dir.path().join("pki");
-    let out = klms(
-        &[
-            "pki",
-            "init",
-            pki.to_str().unwrap(),
-            "--station",
-            "station-01",
-        ],
-        &url,
-    );
-    assert!(out.status.success(), "{out:?}");
+    pki_init(&pki, &url);
     let config = pki.join("klms.toml");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let mut instances = Instances(Vec::new());
@@ -528,16 +528,7 @@ fn three_serve_processes_on_one_postgres_issue_each_fob_once() {
             .unwrap()
             .port();
         let log = dir.path().join(format!("serve-{i}.log"));
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kf-klms"))
-            .args(["serve", "--config", config.to_str().unwrap(), "--bind"])
-            .arg(format!("127.0.0.1:{port}"))
-            .env("KF_KLMS_LEDGER_URL", &url)
-            .env_remove("KF_KLMS_MASTER_KEY")
-            .env("RUST_LOG", "info")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_serve(&config, port, &url, &log);
         wait_listening(port, &mut child, &log, deadline);
         instances.0.push(child);
         bases.push(format!("https://127.0.0.1:{port}"));

@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 /// The receipt key a KLMS with this master key signs with, as published.
 fn receipt_key(master: &[u8]) -> p256::ecdsa::VerifyingKey {
     let signer =
-        kf_klms::anchor::ReceiptSigner::derive(&kf_crypto::AesKey::from_slice(master).unwrap())
+        kf_klms::receipt::ReceiptSigner::derive(&kf_crypto::AesKey::from_slice(master).unwrap())
             .unwrap();
     kf_audit::receipt::klms_key_from_pem(&signer.public_key_pem().unwrap()).unwrap()
 }

@@ -320,7 +320,7 @@ fn a_rolled_back_journal_is_refused_at_start_up_until_the_klms_operator_resets()
     let receipt_key = d.join("klms-receipt.pem");
     std::fs::write(
         &receipt_key,
-        kf_klms::anchor::ReceiptSigner::derive(
+        kf_klms::receipt::ReceiptSigner::derive(
             &kf_crypto::AesKey::from_slice(&[0x33; 16]).unwrap(),
         )
         .unwrap()

@@ -38,10 +38,11 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use zeroize::Zeroizing;
 
 use super::{
-    already_issued, audit_flag_for, audit_stored_again, check_audit_issuance, AuditRecord,
-    AuditStored, LedgerError, LedgerOp, LedgerOutcome, LedgerStore, NewIssuance, OperatorAction,
+    already_issued, audit_flag_for, audit_stored_again, check_audit_issuance, AnchorRequest,
+    AuditRecord, AuditStored, LedgerError, LedgerOp, LedgerOutcome, LedgerStore, NewIssuance,
+    OperatorAction,
 };
-use crate::anchor::{self, Alert, AnchorRequest, AnchorStep, ChainRefusal, ChainState};
+use crate::anchor::{self, Alert, AnchorStep, ChainRefusal, ChainState};
 
 /// The migrations, in order: (version, SQL).
 const MIGRATIONS: &[(i32, &str)] =
@@ -336,7 +337,11 @@ impl PgLedger {
                 sp.rollback()?;
             }
             if let (LedgerOp::Anchor(a), Err(LedgerError::ChainRefused(why))) = (op, &result) {
-                record_alert(&mut tx, st, &Alert::refused(a, why))?;
+                record_alert(
+                    &mut tx,
+                    st,
+                    &Alert::refused(&a.station, a.seq, why, a.now_ms),
+                )?;
             }
             results.push(result);
         }
@@ -443,13 +448,14 @@ fn anchor_in(
     let link_hex = anchor::link_hex(&req.link);
     let req_seq = i64::try_from(req.seq)
         .map_err(|_| LedgerError::ChainRefused(ChainRefusal::Gap { expected: seq + 1 }))?;
-    let step = anchor::anchor_step(seq, &link, req).map_err(LedgerError::ChainRefused)?;
+    let step = anchor::anchor_step(seq, &link, req.seq, &req.prev_link)
+        .map_err(LedgerError::ChainRefused)?;
     if step == AnchorStep::Replay {
         let stored: Option<String> = tx
             .query_opt(&st.link_at, &[&req.station, &req_seq])?
             .map(|r| r.try_get(0))
             .transpose()?;
-        return anchor::replay_outcome(stored.as_deref(), &link_hex, seq);
+        return super::anchoring::replay_outcome(stored.as_deref(), &link_hex, seq);
     }
     let stored = match &req.audit {
         Some(a) => store_audit_in(tx, st, a)?,
@@ -623,7 +629,7 @@ impl LedgerStore for PgLedger {
         station: &str,
         action: &OperatorAction<'_>,
     ) -> Result<u64, LedgerError> {
-        let detail = anchor::reset_detail(action)?;
+        let detail = super::anchoring::reset_detail(action)?;
         self.ensure_connected()?;
         let st = &self.st;
         let mut tx = self.client.transaction()?;

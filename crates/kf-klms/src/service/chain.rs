@@ -12,7 +12,8 @@ use super::{
     audit_ledger_error, audit_record, authorize, to_ms, ApiError, AppState, StationIdentity,
     StationPost,
 };
-use crate::anchor::{AnchorRequest, ChainHead, ChainUpload, ChainUploadAck};
+use crate::anchor::{ChainHead, ChainUpload, ChainUploadAck};
+use crate::ledger::AnchorRequest;
 use crate::ledger::{AuditStored, LedgerOp, LedgerOutcome};
 
 fn link(field: &str, text: &str) -> Result<[u8; 32], ApiError> {

@@ -235,7 +235,7 @@ impl KlmsClient {
         })?;
         if status.is_success() {
             serde_json::from_slice(&bytes)
-                .map_err(|e| KlmsError::InvalidResponse(redacted_json_error(&e)))
+                .map_err(|e| KlmsError::InvalidResponse(super::error::redacted_json_error(&e)))
         } else {
             Err(http_error(status, &bytes))
         }
@@ -247,7 +247,7 @@ impl KlmsClient {
         let (status, bytes) = self.send_with_retries(&url, || self.http.get(&url))?;
         if status.is_success() {
             serde_json::from_slice(&bytes)
-                .map_err(|e| KlmsError::InvalidResponse(redacted_json_error(&e)))
+                .map_err(|e| KlmsError::InvalidResponse(super::error::redacted_json_error(&e)))
         } else {
             Err(http_error(status, &bytes))
         }
@@ -332,24 +332,6 @@ impl KlmsClient {
         }
         Ok(body)
     }
-}
-
-/// serde_json errors can quote the offending value; keep only the category and position.
-pub(crate) fn redacted_json_error(e: &serde_json::Error) -> String {
-    let msg = e.to_string();
-    // Field-level messages ("missing field `x`", "unknown field `x`") carry no values.
-    if msg.starts_with("missing field")
-        || msg.starts_with("unknown field")
-        || msg.starts_with("duplicate field")
-    {
-        return msg;
-    }
-    format!(
-        "malformed JSON ({:?} error at line {} column {})",
-        e.classify(),
-        e.line(),
-        e.column()
-    )
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

@@ -71,3 +71,21 @@ impl KlmsError {
         }
     }
 }
+
+/// serde_json errors can quote the offending value; keep only the category and position.
+pub(crate) fn redacted_json_error(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    // Field-level messages ("missing field `x`", "unknown field `x`") carry no values.
+    if msg.starts_with("missing field")
+        || msg.starts_with("unknown field")
+        || msg.starts_with("duplicate field")
+    {
+        return msg;
+    }
+    format!(
+        "malformed JSON ({:?} error at line {} column {})",
+        e.classify(),
+        e.line(),
+        e.column()
+    )
+}

@@ -160,7 +160,7 @@ impl KeyPackage {
     /// value: the body carries the fob's keys.
     pub fn from_json(body: &[u8], expected_uid: &[u8]) -> Result<KeyPackage, KlmsError> {
         let raw: RawKeyPackage = serde_json::from_slice(body)
-            .map_err(|e| KlmsError::InvalidResponse(super::client::redacted_json_error(&e)))?;
+            .map_err(|e| KlmsError::InvalidResponse(super::error::redacted_json_error(&e)))?;
         KeyPackage::from_raw(raw, expected_uid)
     }
 
