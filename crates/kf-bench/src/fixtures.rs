@@ -8,7 +8,7 @@
 //! drawn from a fixed source), S8 mode, no sequence counter in the
 //! INITIALIZE UPDATE response: the layout yubikit parses.
 
-use kf_apdu::{CommandApdu, ResponseApdu, StatusWord};
+use kf_apdu::{gp, CommandApdu, ResponseApdu, StatusWord};
 use kf_crypto::StaticKeys;
 use kf_scp03::{
     CardChannel, CardConfig, CardKeySet, CardSession, HostSession, Mode, ParameterI, SecureChannel,
@@ -119,7 +119,8 @@ pub fn initialize_update_response_data() -> Result<Vec<u8>, BenchError> {
 /// The plaintext command of every benchmark APDU: STORE DATA (`80 E2 90 00`)
 /// with `payload_len` bytes, no Le (GPC §11.11).
 pub fn store_data(payload_len: usize) -> CommandApdu {
-    CommandApdu::new(0x80, 0xE2, 0x90, 0x00).with_data(vec![COMMAND_FILL; payload_len])
+    CommandApdu::new(gp::CLA_GP, gp::ins::STORE_DATA, 0x90, 0x00)
+        .with_data(vec![COMMAND_FILL; payload_len])
 }
 
 /// The plaintext response of every benchmark APDU: `payload_len` bytes and '9000'.

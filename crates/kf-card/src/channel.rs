@@ -28,11 +28,6 @@ use crate::selected::Selected;
 use crate::state::CardData;
 use crate::sw;
 
-/// INITIALIZE UPDATE (GPC Amd D §7.1.1).
-pub(crate) const INS_INITIALIZE_UPDATE: u8 = 0x50;
-/// EXTERNAL AUTHENTICATE (GPC Amd D §7.1.2).
-pub(crate) const INS_EXTERNAL_AUTHENTICATE: u8 = 0x82;
-
 /// The secure-messaging state of the fob: both security domains' SCP03
 /// endpoints and the one channel that may be in progress.
 pub(crate) struct SecureMessaging {

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use kf_apdu::gp::ins;
 use kf_apdu::{CommandApdu, ResponseApdu, StatusWord};
 use kf_profile::AppletLifeCycle;
 use p256::ecdsa::VerifyingKey;
@@ -155,8 +156,8 @@ impl VirtualFob {
             return status(sw::CONDITIONS_NOT_SATISFIED);
         }
         match cmd.ins() {
-            crate::channel::INS_INITIALIZE_UPDATE => self.initialize_update(&cmd),
-            crate::channel::INS_EXTERNAL_AUTHENTICATE => self.external_authenticate(raw),
+            ins::INITIALIZE_UPDATE => self.initialize_update(&cmd),
+            ins::EXTERNAL_AUTHENTICATE => self.external_authenticate(raw),
             _ if cla & 0x04 != 0 => self.process_secured(raw),
             _ => self.dispatch(&cmd, false),
         }
@@ -231,11 +232,11 @@ impl VirtualFob {
     /// came through the secure channel with at least C-MAC.
     fn dispatch(&mut self, cmd: &CommandApdu, secured: bool) -> ResponseApdu {
         match (cmd.ins(), self.selected) {
-            (0xA4, _) => self.select(cmd),
-            (0xCA | 0xCB, _) => self.get_data(cmd),
-            (0xF0, Selected::Isd) => self.set_status(cmd, secured),
-            (0xF2, Selected::Isd) => self.get_status(cmd, secured),
-            (kf_profile::INS_STORE_DATA, Selected::Applet) => self.store_data(cmd, secured),
+            (ins::SELECT, _) => self.select(cmd),
+            (ins::GET_DATA | ins::GET_DATA_ODD, _) => self.get_data(cmd),
+            (ins::SET_STATUS, Selected::Isd) => self.set_status(cmd, secured),
+            (ins::GET_STATUS, Selected::Isd) => self.get_status(cmd, secured),
+            (ins::STORE_DATA, Selected::Applet) => self.store_data(cmd, secured),
             (kf_profile::INS_PUT_CONFIG, Selected::Applet) => self.put_config(cmd),
             (kf_profile::verify::INS, Selected::Applet) => self.verify(cmd),
             _ => status(sw::INS_NOT_SUPPORTED),

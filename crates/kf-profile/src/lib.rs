@@ -248,10 +248,10 @@ pub use kf_apdu::gp::ins::PUT_DATA_ODD as INS_PUT_CONFIG;
 /// personalization. The fob returns an ECDSA P-256 / SHA-256 signature over the
 /// challenge, DER-encoded (as JavaCard `Signature.ALG_ECDSA_SHA_256` produces).
 pub mod verify {
-    /// CLA of the verification command.
-    pub const CLA: u8 = 0x00;
     /// INS of the verification command (ISO 7816-4 INTERNAL AUTHENTICATE).
-    pub const INS: u8 = 0x88;
+    pub use kf_apdu::gp::ins::INTERNAL_AUTHENTICATE as INS;
+    /// CLA of the verification command.
+    pub use kf_apdu::gp::CLA_ISO as CLA;
     /// Accepted challenge lengths.
     pub const CHALLENGE_LEN: core::ops::RangeInclusive<usize> = 16..=64;
     /// Challenge length the station sends.

@@ -6,7 +6,8 @@
 //! MAC and carry on.
 
 use kf_apdu::{
-    gp, CommandApdu, ResponseApdu, StatusWord, MAX_DATA_LEN, MAX_SHORT_DATA_LEN, MAX_SHORT_LE,
+    gp, CommandApdu, LengthForm, ResponseApdu, StatusWord, MAX_DATA_LEN, MAX_SHORT_DATA_LEN,
+    MAX_SHORT_LE,
 };
 use kf_crypto::{ct_eq, AesCipher, AesKey, CmacRun, BLOCK_LEN};
 
@@ -191,7 +192,8 @@ pub(crate) fn verify_external_authenticate(
         command: "EXTERNAL AUTHENTICATE",
         reason,
     };
-    let cmd = CommandApdu::parse(raw).map_err(|_| malformed("not a valid APDU"))?;
+    let (cmd, form) =
+        CommandApdu::parse_with_form(raw).map_err(|_| malformed("not a valid APDU"))?;
     let class = class_for_unwrap(cmd.cla()).ok_or(malformed("no secure messaging in CLA"))?;
     if cmd.ins() != gp::ins::EXTERNAL_AUTHENTICATE || cmd.p2() != 0x00 {
         return Err(malformed("wrong INS or P2"));
@@ -200,7 +202,7 @@ pub(crate) fn verify_external_authenticate(
         return Err(malformed("data is not host cryptogram ‖ C-MAC"));
     }
     let (crypto, mac) = cmd.data().split_at(mode.byte_len());
-    let extended = raw.len() > 5 && raw[4] == 0;
+    let extended = form == LengthForm::Extended;
     let computed = c_mac(
         keys,
         &[0u8; BLOCK_LEN],
@@ -280,7 +282,8 @@ pub fn verify_command(
     counter: u64,
     raw: &[u8],
 ) -> Result<CommandApdu, TerminationCause> {
-    let command = CommandApdu::parse(raw).map_err(|_| TerminationCause::MalformedCommand)?;
+    let (command, form) =
+        CommandApdu::parse_with_form(raw).map_err(|_| TerminationCause::MalformedCommand)?;
     if !level.c_mac() {
         return Ok(command);
     }
@@ -290,7 +293,7 @@ pub fn verify_command(
         return Err(TerminationCause::MissingMac);
     }
     let (body, mac) = data.split_at(data.len() - mode.byte_len());
-    let extended = raw.len() > 5 && raw[4] == 0;
+    let extended = form == LengthForm::Extended;
     let computed = c_mac(
         keys,
         chaining,

@@ -11,7 +11,6 @@
 //! | `00 C0 00 00 Le` (GET RESPONSE) | up to Le pending bytes, `9000` / `61 nn` |
 //! | when powered off | `6F00` |
 
-use crate::iso7816::INS_GET_RESPONSE;
 use crate::loopback::VirtualCard;
 use kf_apdu::CommandApdu;
 
@@ -101,7 +100,7 @@ impl VirtualCard for EchoCard {
         if cla == 0xFF && ins == 0xCA {
             return [self.uid.as_slice(), &[0x90, 0x00]].concat();
         }
-        if ins == INS_GET_RESPONSE {
+        if ins == kf_apdu::gp::ins::GET_RESPONSE {
             if self.pending.is_empty() {
                 return vec![0x6F, 0x00];
             }

@@ -13,13 +13,10 @@
 //!        ◀─data||SW── (61xx/6Cxx resolved) ◀──────raw R-APDUs───────────────┘
 //! ```
 
-use kf_apdu::{CommandApdu, LengthForm};
+use kf_apdu::{gp, CommandApdu, LengthForm};
 
 use crate::error::TransportError;
 use crate::transport::{Layer, RawApdu, Sensitivity, Transport};
-
-/// INS of GET RESPONSE (ISO/IEC 7816-4 §7.6.1).
-pub const INS_GET_RESPONSE: u8 = 0xC0;
 
 /// PC/SC pseudo-APDU GET DATA for the contactless UID (PC/SC Part 3
 /// Supplement, §3.2.2.1.3): `FF CA 00 00 00`.
@@ -173,7 +170,13 @@ pub fn transceive<T: Transport + ?Sized>(
                 config.max_get_response_rounds
             )));
         }
-        let get_response = [get_response_cla(apdu[0]), INS_GET_RESPONSE, 0x00, 0x00, sw2];
+        let get_response = [
+            get_response_cla(apdu[0]),
+            gp::ins::GET_RESPONSE,
+            0x00,
+            0x00,
+            sw2,
+        ];
         let resp = send_correcting_le(transport, command.with_bytes(&get_response), config)?;
         let (data, next_sw1, next_sw2) = split_response(&resp)?;
         if collected.len() + data.len() > config.max_response_len {

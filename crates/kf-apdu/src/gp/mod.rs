@@ -73,6 +73,10 @@ pub mod ins {
     pub const GET_RESPONSE: u8 = 0xC0;
     /// GET DATA (GPC 2.3.1 §11.3).
     pub const GET_DATA: u8 = 0xCA;
+    /// GET DATA, odd instruction (BER-TLV data field, ISO/IEC 7816-4 §11.4.3).
+    pub const GET_DATA_ODD: u8 = 0xCB;
+    /// INTERNAL AUTHENTICATE (ISO/IEC 7816-4 §11.5.2).
+    pub const INTERNAL_AUTHENTICATE: u8 = 0x88;
     /// GET STATUS (GPC 2.3.1 §11.4).
     pub const GET_STATUS: u8 = 0xF2;
     /// SET STATUS (GPC 2.3.1 §11.10).
