@@ -11,6 +11,8 @@
 //! A connection over the cap is closed before any work (TLS, HTTP) is done
 //! for it. A failed accept (e.g. out of file descriptors) is logged and
 //! retried after a pause instead of ending the server.
+//!
+//! Depends on tokio alone; knows nothing of TLS, HTTP or what a connection serves.
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -19,6 +19,9 @@
 //! outcome is the evidence of an interrupted run ([`Journal::unfinished`]).
 //! The encoding of every MAC is documented in [`record`] and pinned by golden
 //! vectors; the key handling in [`JournalKey`].
+//!
+//! Depends on `kf-files` and `kf-secret-file` only; never on HTTP, the KLMS or the
+//! pipeline (the KLMS client that uploads records lives in `kf-source`).
 
 mod error;
 mod export;

@@ -22,6 +22,9 @@
 //! Only the measured host's wrap and unwrap are inside the timed region.
 //! [`floor`] times the bare AES block operations of the same APDU as a
 //! reference for what any implementation must spend.
+//!
+//! A tool crate: it may depend on every key-fob crate and on `kf-testkit`; no product
+//! crate depends on it but the station's simulator build (`kf-station` feature `sim`).
 
 pub mod e2e;
 mod error;

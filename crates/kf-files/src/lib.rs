@@ -15,6 +15,8 @@
 //! opened handle (no check-then-use race). Standard input is read through
 //! [`read_capped`]. [`confined_join`] keeps a name derived from user input
 //! inside its directory.
+//!
+//! Depends on no other crate of the workspace and knows no file format.
 
 use std::fmt;
 use std::io::Read;

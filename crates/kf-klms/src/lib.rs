@@ -45,6 +45,10 @@
 //!   audit marks the issuance completed, which blocks re-issuance for good
 //!   (until an operator re-issue), unless a later package superseded it
 //!   (see [`ledger::AuditFlag`]).
+//!
+//! Depends on the primitives (`kf-crypto`, `kf-apdu`, `kf-profile`, `kf-audit`, `kf-files`,
+//! `kf-secret-file`, `kf-accept`); never on the station, the pipeline, the transports or
+//! the virtual fob.
 
 pub mod anchor;
 pub mod bench;

@@ -1,4 +1,13 @@
 //! `kf-klms`: reference KLMS server and tools.
+//!
+//! ```text
+//! klms.toml ──FileConfig::load──▶ KlmsConfig ──serve──▶ REST over mTLS (kf_klms::serve)
+//! pki init ──▶ CA, server and station certificates, klms.toml
+//! derive | reissue | chain state | chain reset | receipt-key | hsm init ──▶ the key backend or the ledger
+//! bench | bench-limits ──▶ timings of KDF3 and the ledger, the server under attack
+//! ```
+//!
+//! A thin command layer: every rule lives in the `kf_klms` library.
 
 use std::path::{Path, PathBuf};
 

@@ -8,6 +8,8 @@
 //!
 //! Sources: seed 001 (JCShell reference flow: applet AID, KVN 255, DGIs, post-perso
 //! commands) and GP Card Specification 2.3.1 §11.11 (STORE DATA, Table 11-89 for P1).
+//!
+//! Depends on `kf-apdu` only: the profile names bytes, it never sends them.
 
 use kf_apdu::gp::{StoreDataEncryption, StoreDataP1, StoreDataStructure};
 use thiserror::Error;

@@ -15,6 +15,8 @@
 //!
 //! Reading back is the caller's job (it knows the format and its size cap);
 //! [`check_owner_only`] tells whether an existing file is still owner-only.
+//!
+//! Depends on no other crate of the workspace and knows no secret's format.
 
 use std::fs::File;
 use std::io::{self, Write};

@@ -16,6 +16,9 @@
 //! device certificate, the device certificate is signed by the ICA, the ICA by
 //! the root, the FESN agrees across directory name, `FESN.txt` and the
 //! certificate CN. Every malformed file gives a [`ContainerError`] naming it.
+//!
+//! Depends on the primitives (`kf-apdu`, `kf-crypto`, `kf-profile`, `kf-audit`, `kf-files`);
+//! never on a transport, the pipeline or the KLMS server.
 
 pub mod container;
 pub mod dev;

@@ -16,6 +16,8 @@
 //!   function": the system allows about 5 s for close, then terminates), so
 //!   the routine calls the handler and then waits until the guard is
 //!   finished or dropped, at most [`CLOSE_GRACE`].
+//!
+//! Depends on no other crate of the workspace and knows nothing of the loop it stops.
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};

@@ -10,6 +10,9 @@
 //! sks [...] demo   (in-memory SKS when no store or server is given)
 //! sks bench-limits [--connections N] [--clients N] [--seconds S]   `sks serve` under attack
 //! ```
+//!
+//! A thin command layer over `sks-core`, `sks-sqlite` and `sks-issuer`; it uses no
+//! key-fob crate.
 
 mod bench_limits;
 
