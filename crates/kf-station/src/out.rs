@@ -3,7 +3,7 @@
 //! `kf-station audit list | head -1` closes the pipe after one line. Rust
 //! ignores SIGPIPE, so the next write fails with EPIPE and `println!` panics
 //! ("failed printing to stdout: Broken pipe"). Every stdout write of the
-//! station goes through [`outln!`] or [`Stdout`] instead: on a broken pipe the
+//! station goes through `outln!` or [`Stdout`] instead: on a broken pipe the
 //! process exits at once, silently, with [`crate::exit::BROKEN_PIPE`] (141 =
 //! 128 + SIGPIPE, what a shell reports for a command killed by SIGPIPE, so a
 //! script with `pipefail` learns the output was cut short instead of seeing a
@@ -32,7 +32,7 @@ macro_rules! errln {
     };
 }
 
-/// Writes one line to stdout (the [`outln!`] macro).
+/// Writes one line to stdout (the `outln!` macro).
 pub fn print_line(args: std::fmt::Arguments<'_>) {
     let mut stdout = io::stdout().lock();
     if let Err(e) = stdout
@@ -65,7 +65,7 @@ fn write_failed(e: &io::Error) -> ! {
 }
 
 /// Standard output as a writer for bulk output (`audit export`): a broken pipe
-/// ends the process like [`outln!`]; other errors are returned to the caller.
+/// ends the process like `outln!`; other errors are returned to the caller.
 pub struct Stdout(io::StdoutLock<'static>);
 
 impl Stdout {
