@@ -158,7 +158,11 @@ impl Uploader {
         lock(&self.state).stop = true;
         self.state.1.notify_all();
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            // A panic on the upload thread has nothing to return to; it is said,
+            // and the journal keeps every record it did not upload.
+            if t.join().is_err() {
+                tracing::error!("the journal upload thread panicked; its records stay pending");
+            }
         }
     }
 }

@@ -340,7 +340,9 @@ impl ServerHandle {
             let _ = stop.send(true);
         }
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            if thread.join().is_err() {
+                tracing::error!("the KLMS server thread panicked");
+            }
         }
     }
 }

@@ -27,7 +27,7 @@ pub struct StationConfig {
     pub security_level: String,
     /// S8 or S16 (`KF_SCP_MODE`).
     pub scp_mode: String,
-    /// STORE DATA P1 style: `jcshell` (seed 001 script) or `gp-dgi` (`KF_P1_STYLE`).
+    /// STORE DATA P1 style: `jcshell` (the reference JCShell script) or `gp-dgi` (`KF_P1_STYLE`).
     pub p1_style: String,
     /// Set b8 on the last data block instead of a separate empty block.
     pub last_block_on_data: bool,

@@ -9,7 +9,7 @@ use crate::exit;
 /// Fixture subcommands.
 #[derive(Subcommand)]
 pub enum FixturesCommand {
-    /// Write N container packages (seed 001 format) plus the shared ICA and root certificates.
+    /// Write N container packages (the reference container format) plus the shared ICA and root certificates.
     Generate {
         /// Target directory (created when missing).
         dir: PathBuf,

@@ -364,7 +364,10 @@ mod tests {
             assert_eq!(back.to_pkcs8().unwrap().expose(), der.expose());
             assert_eq!(back.public_key(), key.public_key());
         }
-        assert!(PrivateKey::from_stored_pkcs8(b"junk").is_err());
+        assert!(matches!(
+            PrivateKey::from_stored_pkcs8(b"junk"),
+            Err(KeyError::Encoding)
+        ));
     }
 
     /// RFC 6979 A.2.5: P-256, SHA-256, messages "sample" and "test".
