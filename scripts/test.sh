@@ -66,7 +66,9 @@ if [ "$windows" = 1 ]; then
 fi
 
 step "cargo test: run"
-cargo test --workspace --all-features
+# Every test that starts a process bounds its own waits; this bound catches any other hang
+# (the test harness names a test running for over 60 s in the log).
+timeout --kill-after=30 1800 cargo test --workspace --all-features
 
 # The behavioural SKS suite again, on the durable SQLite store instead of memory.
 step "SKS behavioural tests on SQLite"

@@ -18,12 +18,13 @@ use common::secrets::{all_files, assert_no_leak, session_keys};
 /// Runs the station in `dir` with every log on; returns its exit code and
 /// output.
 fn station(args: &[&str], dir: &Path) -> (Option<i32>, Vec<u8>, Vec<u8>) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kf-station"))
-        .args(args)
-        .current_dir(dir)
-        .env("RUST_LOG", "trace")
-        .output()
-        .unwrap();
+    let out = kf_testkit::process::output_within(
+        Command::new(env!("CARGO_BIN_EXE_kf-station"))
+            .args(args)
+            .current_dir(dir)
+            .env("RUST_LOG", "trace"),
+        std::time::Duration::from_secs(600),
+    );
     (out.status.code(), out.stdout, out.stderr)
 }
 

@@ -38,21 +38,7 @@ const WAIT: Duration = Duration::from_secs(600);
 /// Runs `cmd` to completion; a station that does not exit within [`WAIT`]
 /// (a hang, unbounded retries) is killed and fails the test.
 fn run(cmd: &mut Command) -> Output {
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait_with_output()));
-    match rx.recv_timeout(WAIT) {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            panic!("the station did not exit within {WAIT:?}");
-        }
-    }
+    kf_testkit::process::output_within(cmd, WAIT)
 }
 
 /// The commands a `--json` outcome says were sent to the fob, in order.
@@ -790,7 +776,7 @@ fn the_klms_killed_during_a_commit_fails_the_fob_safely_and_recovers_on_restart(
     }
     klms.kill();
     holder.execute_batch("COMMIT").unwrap();
-    let out = fetching.wait_with_output().unwrap();
+    let out = kf_testkit::process::wait_output_within(fetching, WAIT);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let result: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(result["stage"], "FetchKeys", "{result}");
@@ -810,9 +796,8 @@ fn the_klms_killed_during_a_commit_fails_the_fob_safely_and_recovers_on_restart(
 
     // A new KLMS on the same ledger: the fob gets its package.
     let klms = KlmsProcess::start(&klms_config);
-    let again = provision(&station_config(klms.port))
-        .wait_with_output()
-        .unwrap();
+    let again =
+        kf_testkit::process::wait_output_within(provision(&station_config(klms.port)), WAIT);
     let again: Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(again["stage"], "InitializeUpdate", "{again}");
     let verify = verify_journal(&d.join("journal.db"));

@@ -445,7 +445,6 @@ mod unix {
     /// `sks serve --db FILE` listens on `FILE.sock` (0600) and the CLI reaches it with --socket.
     #[test]
     fn cli_serves_on_the_default_socket() {
-        use std::io::BufRead;
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("sks.db");
         let sks = |args: &[&std::ffi::OsStr]| {
@@ -465,10 +464,7 @@ mod unix {
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(server.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let line = first_line_within(&mut server, std::time::Duration::from_secs(120));
         let socket = dir.path().join("sks.db.sock");
         assert_eq!(line.trim(), format!("sks serving on {}", socket.display()));
         let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;

@@ -375,7 +375,6 @@ pub fn keys(sks: &mut impl SksApi) -> Vec<u32> {
 /// exist) and returns the process, the address from its first output line (`sks serving on
 /// ADDR`) and the token file the server created.
 pub fn start_serve(db: &std::path::Path) -> (std::process::Child, String, std::path::PathBuf) {
-    use std::io::{BufRead, BufReader};
     let token = db.with_extension("token");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sks"))
         .args(["serve", "--db"])
@@ -385,14 +384,32 @@ pub fn start_serve(db: &std::path::Path) -> (std::process::Child, String, std::p
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let line = first_line_within(&mut child, std::time::Duration::from_secs(120));
     let addr = line
         .trim()
         .strip_prefix("sks serving on ")
         .unwrap_or_else(|| panic!("unexpected first line of sks serve: {line:?}"))
         .to_owned();
     (child, addr, token)
+}
+
+/// The first line `child` writes to its piped standard output; a child that
+/// writes none within `limit` (a hang at start-up) is killed and fails the test.
+pub fn first_line_within(child: &mut std::process::Child, limit: std::time::Duration) -> String {
+    use std::io::{BufRead, BufReader};
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let read = BufReader::new(stdout).read_line(&mut line).map(|_| line);
+        let _ = tx.send(read);
+    });
+    match rx.recv_timeout(limit) {
+        Ok(read) => read.expect("reading the first line"),
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no first line within {limit:?}");
+        }
+    }
 }
