@@ -36,8 +36,9 @@ apt_install() {
 }
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 
-# The independent SKS issuer (crates/sks/tests/independent_issuer) and the
-# independent SCP03 vector generator (crates/kf-scp03/tests/independent) need Python's
+# The independent journal vector generator (crates/kf-audit/tests/independent) needs
+# Python 3; the independent SKS issuer (crates/sks/tests/independent_issuer) and the
+# independent SCP03 vector generator (crates/kf-scp03/tests/independent) also need Python's
 # `cryptography` (PyPI); Debian's python3-cryptography when pip may not install into
 # the system interpreter.
 PYTHON="${PYTHON:-python3}"

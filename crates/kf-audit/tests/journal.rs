@@ -611,6 +611,17 @@ fn golden_vectors_pin_the_canonical_encoding() {
     assert_eq!(report.acknowledged, 1);
 }
 
+/// The committed golden vectors are exactly what their independent generator
+/// prints (Python 3 standard library only; `PYTHON` names another interpreter).
+#[test]
+fn the_golden_vectors_are_what_their_generator_prints() {
+    kf_testkit::process::assert_generator_prints(
+        env!("CARGO_MANIFEST_DIR"),
+        "tests/independent/chain_vectors.py",
+        "tests/data/chain_v2.json",
+    );
+}
+
 #[test]
 fn the_key_file_is_private_atomic_and_never_replaced() {
     let dir = tempfile::tempdir().unwrap();

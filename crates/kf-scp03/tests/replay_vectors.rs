@@ -216,19 +216,9 @@ fn independent_vectors_aes192_aes256_s16_and_extended_length() {
 /// names another interpreter).
 #[test]
 fn the_independent_vectors_are_what_their_generator_prints() {
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = std::process::Command::new(&python)
-        .arg("tests/independent/scp03_vectors.py")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
-    assert!(
-        out.status.success(),
-        "{python} tests/independent/scp03_vectors.py: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.stdout == include_bytes!("data/scp03-independent.json"),
-        "tests/data/scp03-independent.json differs from what the generator prints"
+    kf_testkit::process::assert_generator_prints(
+        env!("CARGO_MANIFEST_DIR"),
+        "tests/independent/scp03_vectors.py",
+        "tests/data/scp03-independent.json",
     );
 }

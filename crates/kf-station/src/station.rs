@@ -120,7 +120,7 @@ pub fn provision_sim(
             rate.map(kf_transport::LinkModel::new),
         );
         let link = kf_transport::loopback::LoopbackTransport::new(fob);
-        let mut link = sim_crash_plan()?.build(link);
+        let mut link = sim_fault_plan()?.build(link);
         recorder.provision(&mut link, source, options)
     }
     #[cfg(not(feature = "sim"))]
@@ -130,25 +130,55 @@ pub fn provision_sim(
     }
 }
 
-/// Simulator builds only: `KF_STATION_SIM_ABORT=before:N` or `after:N` makes
-/// the station process abort before the virtual fob sees APDU N (0-based) or
-/// right after it executed it — the station losing power at that point, for
-/// the crash-recovery tests of the journal.
+/// Simulator builds only, for the journal's fault tests (APDU N counted
+/// from 0):
+/// * `KF_STATION_SIM_ABORT=before:N` or `after:N` makes the station process
+///   abort before the virtual fob sees APDU N or right after it executed it:
+///   the station losing power at that point.
+/// * `KF_STATION_SIM_TEAR=before:N`, `after:N` or `lost:N` takes the fob away
+///   before it sees APDU N, after it executed it, or loses its response: the
+///   fob torn from the reader, or a link that drops the answer.
 #[cfg(feature = "sim")]
-fn sim_crash_plan() -> anyhow::Result<kf_transport::fault::FaultPlan> {
-    let plan = kf_transport::fault::FaultPlan::new();
-    let Some(spec) = std::env::var_os("KF_STATION_SIM_ABORT") else {
-        return Ok(plan);
-    };
-    let spec = spec.to_string_lossy();
-    let parsed = spec
-        .split_once(':')
-        .and_then(|(when, n)| Some((when, n.parse::<u64>().ok()?)));
-    match parsed {
-        Some(("before", n)) => Ok(plan.abort_before(n)),
-        Some(("after", n)) => Ok(plan.abort_after(n)),
-        _ => anyhow::bail!("KF_STATION_SIM_ABORT must be before:N or after:N, not {spec:?}"),
+fn sim_fault_plan() -> anyhow::Result<kf_transport::fault::FaultPlan> {
+    use kf_transport::fault::FaultPlan;
+    type AddFault = fn(FaultPlan, u64) -> FaultPlan;
+    let mut plan = FaultPlan::new();
+    let faults: [(&str, &[(&str, AddFault)]); 2] = [
+        (
+            "KF_STATION_SIM_ABORT",
+            &[
+                ("before", FaultPlan::abort_before),
+                ("after", FaultPlan::abort_after),
+            ],
+        ),
+        (
+            "KF_STATION_SIM_TEAR",
+            &[
+                ("before", FaultPlan::tear_before),
+                ("after", FaultPlan::tear_after),
+                ("lost", FaultPlan::drop_response),
+            ],
+        ),
+    ];
+    for (var, kinds) in faults {
+        let Some(spec) = std::env::var_os(var) else {
+            continue;
+        };
+        let spec = spec.to_string_lossy();
+        let parsed = spec.split_once(':').and_then(|(when, n)| {
+            let add = kinds.iter().find(|(name, _)| *name == when)?.1;
+            Some((add, n.parse::<u64>().ok()?))
+        });
+        let Some((add, n)) = parsed else {
+            let names: Vec<&str> = kinds.iter().map(|(name, _)| *name).collect();
+            anyhow::bail!(
+                "{var} must be one of {}, then :N; not {spec:?}",
+                names.join(", ")
+            );
+        };
+        plan = add(plan, n);
     }
+    Ok(plan)
 }
 
 /// Where a fob's audit goes: the durable journal (started + outcome records)

@@ -2,7 +2,9 @@
 //! KLMS down → the fob is not touched beyond its UID; kill -9 mid-run → the
 //! journal verifies after restart and the interrupted fob gets a FAILURE outcome;
 //! a crash before or after every APDU (`KF_STATION_SIM_ABORT`) → the same, at
-//! exactly that point; KLMS refusals (409, 503), a KLMS that does not answer
+//! exactly that point; the fob torn away before or after every APDU, or its
+//! answer lost (`KF_STATION_SIM_TEAR`) → a FAILURE at that APDU's stage, in the
+//! journal and on screen, with the advice the fob's state calls for; KLMS refusals (409, 503), a KLMS that does not answer
 //! and a KLMS killed during its ledger commit → FetchKeys, retry is safe, and
 //! the fob gets its package once the KLMS is back.
 // They run the simulator commands (`demo`, `provision --sim`).
@@ -524,6 +526,120 @@ fn a_crash_at_every_apdu_leaves_one_interrupted_record_once_a_store_data_was_due
             }
         }
     }
+}
+
+/// The stage an APDU of a full session belongs to, as the README documents
+/// the stages (not as the pipeline computes them): the identity read (UID,
+/// SELECT of the ISD, CPLC) is ReadUid; SELECT of the applet and INITIALIZE
+/// UPDATE are InitializeUpdate; the last STORE DATA (P1 `80`) is the
+/// LifecycleTransition, the others PayloadDelivery.
+fn documented_stage(tx: &[String], n: usize) -> &'static str {
+    let apdu = tx[n].as_str();
+    let last_store = tx.iter().rposition(|a| a.get(2..4) == Some("E2"));
+    match apdu.get(..4).unwrap_or_default() {
+        "FFCA" | "80CA" => "ReadUid",
+        "00A4" if apdu.contains("A000000151") => "ReadUid",
+        "00A4" | "8050" => "InitializeUpdate",
+        "8482" => "ExternalAuthenticate",
+        _ if apdu.get(2..4) == Some("E2") && Some(n) == last_store => "LifecycleTransition",
+        _ if apdu.get(2..4) == Some("E2") => "PayloadDelivery",
+        _ if apdu.get(2..4) == Some("DB") => "PostPersonalization",
+        _ if apdu.get(2..4) == Some("88") => "Verify",
+        other => panic!("APDU {n} ({other}) is in no documented stage"),
+    }
+}
+
+/// The fob torn away before each APDU, after the fob executed it, or its
+/// answer lost, at levels 01, 03 and 33, with the journal: the station never
+/// reports success; the line the operator reads and the journal's outcome name
+/// the stage of that APDU; the advice is "presented again" only while no
+/// STORE DATA was sent, and "set aside for a check" from the first one on
+/// (the card may have executed it: the dangerous case is the last STORE DATA
+/// or the life-cycle change done by the card while the host saw a failure);
+/// a started record precedes the outcome exactly when a STORE DATA was due.
+#[test]
+fn a_tear_at_every_apdu_is_journaled_at_its_stage_with_the_advice_the_fob_needs() {
+    const SAFE: &str = "(nothing was written; the fob may be presented again)";
+    const CHECK: &str = "(the fob may hold part of its content; set it aside for a check)";
+    let dir = tempfile::tempdir().unwrap();
+    let provision = |journal: &Path, level: &str, uid: &str| {
+        let mut cmd = station();
+        cmd.args(["provision", "--sim", "--sim-uid", uid, "--source", "dev"])
+            .args(["--level", level, "--journal"])
+            .arg(journal);
+        cmd
+    };
+    let check_level = |level: &str| -> usize {
+        let mut checked = 0;
+        let full = run(provision(
+            &dir.path().join(format!("full-{level}.db")),
+            level,
+            "04C0FFEE112233440000",
+        )
+        .arg("--json"));
+        assert_success(&full);
+        let tx = sent(&serde_json::from_slice(&full.stdout).unwrap());
+        let first_store = tx.iter().position(|a| a.get(2..4) == Some("E2")).unwrap();
+        for cut in ["before", "after", "lost"] {
+            let journal = dir.path().join(format!("{level}-{cut}.db"));
+            let mut expected = Vec::new();
+            for (n, apdu) in tx.iter().enumerate() {
+                let what = format!("level {level}, {cut}:{n} ({})", &apdu[..4]);
+                let uid = format!("04C0FFEE11223344{n:04X}");
+                let out = run(provision(&journal, level, &uid)
+                    .env("KF_STATION_SIM_TEAR", format!("{cut}:{n}")));
+                let line = String::from_utf8_lossy(&out.stdout).into_owned();
+                assert_eq!(out.status.code(), Some(1), "{what}: {line}");
+                let stage = documented_stage(&tx, n);
+                assert!(line.starts_with("FAIL"), "{what}: {line}");
+                assert!(line.contains(&format!(" at {stage}: ")), "{what}: {line}");
+                let advice = if n >= first_store { CHECK } else { SAFE };
+                assert!(line.trim_end().ends_with(advice), "{what}: {line}");
+                // Cut at the UID read itself, the fob is journaled without a UID.
+                let journaled_uid = if n == 0 { String::new() } else { uid };
+                expected.push((journaled_uid, stage, n >= first_store));
+                checked += 1;
+            }
+            assert_journal_verifies(&journal);
+            let records = journal_records(&journal);
+            for (uid, stage, started) in expected {
+                let kinds: Vec<(&str, &str)> = records
+                    .iter()
+                    .filter(|r| r["body"]["fob_uid"] == uid.as_str())
+                    .map(|r| {
+                        (
+                            r["kind"].as_str().unwrap(),
+                            r["body"]["overall_result"].as_str().unwrap_or("-"),
+                        )
+                    })
+                    .collect();
+                let want: &[(&str, &str)] = if started {
+                    &[("started", "-"), ("outcome", "FAILURE")]
+                } else {
+                    &[("outcome", "FAILURE")]
+                };
+                assert_eq!(kinds, want, "level {level}, {cut}, fob {uid}");
+                let outcome = records
+                    .iter()
+                    .find(|r| r["kind"] == "outcome" && r["body"]["fob_uid"] == uid.as_str())
+                    .unwrap();
+                let journaled = outcome["body"]["stage_reached"].as_str().unwrap();
+                assert_eq!(
+                    journaled.replace('_', ""),
+                    stage.to_uppercase(),
+                    "level {level}, {cut}, fob {uid}"
+                );
+            }
+        }
+        checked
+    };
+    // The levels side by side: each run is a process of its own.
+    let checked: usize = std::thread::scope(|s| {
+        let levels = ["01", "03", "33"].map(|level| s.spawn(move || check_level(level)));
+        levels.into_iter().map(|l| l.join().unwrap()).sum()
+    });
+    // 3 levels × 3 cuts × every APDU of a session (12 at each level).
+    assert_eq!(checked, 3 * 3 * 12);
 }
 
 #[test]

@@ -76,3 +76,26 @@ pub fn assert_success(out: &Output) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The committed vector file `committed` (a path under `crate_dir`) holds
+/// exactly what the independent generator `script` (a Python 3 script under
+/// `crate_dir`) prints; `PYTHON` names another interpreter than `python3`.
+#[track_caller]
+pub fn assert_generator_prints(crate_dir: &str, script: &str, committed: &str) {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = output_within(
+        Command::new(&python).arg(script).current_dir(crate_dir),
+        Duration::from_secs(300),
+    );
+    assert!(
+        out.status.success(),
+        "{python} {script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = std::path::Path::new(crate_dir).join(committed);
+    let file = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(
+        out.stdout == file,
+        "{committed} differs from what {script} prints"
+    );
+}
