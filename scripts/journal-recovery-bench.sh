@@ -18,11 +18,13 @@ trap 'rm -rf "$dir"' EXIT
 "$bin" fill "$dir/journal.db" "$n" > "$dir/fill.log" &
 pid=$!
 start=$(date +%s)
-until grep -q filled "$dir/fill.log" 2>/dev/null; do
-  sleep 0.5
+# Killed once it appends past N (mid-append), within an hour at most.
+deadline=$((start + 3600))
+until grep -q "appending past" "$dir/fill.log" 2>/dev/null; do
+  sleep 0.2
   kill -0 "$pid" 2>/dev/null || { echo "filler died" >&2; exit 1; }
+  [ "$(date +%s)" -lt "$deadline" ] || { kill -9 "$pid"; echo "filler still filling after an hour" >&2; exit 1; }
 done
-sleep 0.3
 kill -9 "$pid"
 wait "$pid" 2>/dev/null || true
 echo "filled $n records in $(( $(date +%s) - start )) s, killed with -9 mid-append"

@@ -1,7 +1,7 @@
 //! Recovery time of the journal after `kill -9`.
 //!
 //! `recovery fill PATH N`: appends N durable records, prints `filled`, then keeps
-//! appending until killed. `recovery open PATH`: times opening the journal
+//! appending until killed (`appending past N` after 100 more). `recovery open PATH`: times opening the journal
 //! (SQLite WAL recovery) and verifying the whole keyed chain, and prints JSON.
 //! `scripts/journal-recovery-bench.sh` drives both around a `kill -9`.
 
@@ -33,6 +33,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 i += 1;
                 if i == n {
                     println!("filled {n}");
+                }
+                // The bench kills the process once it is this far into the appends.
+                if i == n + 100 {
+                    println!("appending past {n}");
                 }
             }
         }

@@ -76,6 +76,7 @@ struct ControlInner {
     stop: AtomicBool,
     connected: AtomicBool,
     connections: AtomicU64,
+    failed_connects: AtomicU64,
     apdus: AtomicU64,
     /// `0x100 | INS` of the last command APDU served; 0 before the first.
     last_ins: AtomicU16,
@@ -108,6 +109,10 @@ impl BridgeControl {
     /// Number of successful connections so far.
     pub fn connections(&self) -> u64 {
         self.inner.connections.load(Ordering::SeqCst)
+    }
+    /// Number of connection attempts that found no vpcd listening so far.
+    pub fn failed_connects(&self) -> u64 {
+        self.inner.failed_connects.load(Ordering::SeqCst)
     }
     /// Number of command APDUs served so far.
     pub fn apdus(&self) -> u64 {
@@ -299,6 +304,7 @@ pub fn serve<C: VirtualCard + ?Sized>(
             .iter()
             .find_map(|a| TcpStream::connect_timeout(a, config.connect_timeout).ok());
         let Some(mut stream) = connected else {
+            control.inner.failed_connects.fetch_add(1, Ordering::SeqCst);
             sleep_unless_stopped(backoff, config.poll_interval, control);
             backoff = (backoff * 2).min(config.max_backoff);
             continue;

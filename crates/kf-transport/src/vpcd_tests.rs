@@ -122,7 +122,7 @@ fn reconnects_when_vpcd_comes_back_on_the_same_port() {
     let (l, addr) = listener();
     drop(l);
     let bridge = BridgeHandle::spawn(EchoCard::default(), fast_config(addr.clone())).unwrap();
-    thread::sleep(Duration::from_millis(100));
+    wait_for_failed_connect(&bridge);
     assert!(!bridge.control().is_connected());
     let l = TcpListener::bind(&addr).unwrap();
     let mut vpcd = accept(&l);
@@ -145,8 +145,20 @@ fn stop_returns_while_connected_and_while_disconnected() {
     let (l2, addr2) = listener();
     drop(l2);
     let bridge = BridgeHandle::spawn(EchoCard::default(), fast_config(addr2)).unwrap();
-    thread::sleep(Duration::from_millis(50));
+    wait_for_failed_connect(&bridge);
     bridge.stop_and_join().unwrap();
+}
+
+/// Waits until the bridge found no vpcd listening at least once.
+fn wait_for_failed_connect(bridge: &BridgeHandle<EchoCard>) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while bridge.control().failed_connects() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bridge never tried to connect"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
 }
 
 #[test]

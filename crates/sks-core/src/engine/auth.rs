@@ -129,10 +129,12 @@ impl Core {
                 "Key locked, PIN error count exceeded",
             ));
         }
+        // Both outcomes write the counter, even a right PIN whose count is already 0: a
+        // store that refuses writes then fails every attempt alike (ERROR_STORAGE), instead
+        // of answering OK to the right PIN and ERROR_STORAGE to the wrong ones, which would
+        // let PINs be tried without limit while the counter cannot be written.
         if k.pin_value.ct_eq(pin.expose()) {
-            if count != 0 {
-                self.set_pin_error_count(kh, 0);
-            }
+            self.set_pin_error_count(kh, 0);
             Ok(())
         } else {
             self.set_pin_error_count(kh, count + 1);
