@@ -234,6 +234,10 @@ fn connect_client(target: &PgTarget, read_only: bool) -> Result<Client, LedgerEr
     let mut client = target.connect()?;
     if read_only {
         client.batch_execute("SET default_transaction_read_only = on")?;
+    } else {
+        // An issuance is answered only once its commit is on disk, whatever the server's
+        // default (`synchronous_commit = off` would answer before the flush).
+        client.batch_execute("SET synchronous_commit = on")?;
     }
     Ok(client)
 }
@@ -657,5 +661,33 @@ impl LedgerStore for PgLedger {
             )?
             .try_get(0)?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    /// The writer commits durably even on a server whose default is not to (the test
+    /// server runs with `synchronous_commit = off`).
+    #[test]
+    fn the_writer_session_commits_synchronously() {
+        let pg = kf_testkit::postgres::Postgres::shared().unwrap();
+        let target = PgTarget::new(Zeroizing::new(pg.fresh_database().unwrap()), None).unwrap();
+        let mut default = target.connect().unwrap();
+        let server_default: String = default
+            .query_one("SHOW synchronous_commit", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(server_default, "off", "the control: the server's default");
+        let mut ledger = PgLedger::connect(&target).unwrap();
+        let writer: String = ledger
+            .client
+            .query_one("SHOW synchronous_commit", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(writer, "on");
     }
 }
