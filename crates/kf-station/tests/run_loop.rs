@@ -710,6 +710,124 @@ fn two_readers_work_at_once_and_a_fob_torn_away_on_one_leaves_the_other_working(
     verify_journal(&paths.journal);
 }
 
+/// A virtual fob that holds its answer to the first command with instruction `ins`
+/// for `stall` (a chip that takes that long over it).
+#[cfg(feature = "sim")]
+struct StallAt {
+    fob: VirtualFob,
+    ins: u8,
+    stall: Duration,
+    stalled: bool,
+}
+
+#[cfg(feature = "sim")]
+impl kf_transport::VirtualCard for StallAt {
+    fn power_on(&mut self) -> Vec<u8> {
+        self.fob.power_on()
+    }
+    fn power_off(&mut self) {
+        self.fob.power_off()
+    }
+    fn reset(&mut self) -> Vec<u8> {
+        self.fob.reset()
+    }
+    fn atr(&self) -> Vec<u8> {
+        kf_transport::VirtualCard::atr(&self.fob)
+    }
+    fn process_apdu(&mut self, apdu: &[u8]) -> Vec<u8> {
+        if !self.stalled && apdu.get(1) == Some(&self.ins) {
+            self.stalled = true;
+            std::thread::sleep(self.stall);
+        }
+        self.fob.process_apdu(apdu)
+    }
+}
+
+/// `run` with the KLMS source, a package TTL of 1.5 s, and a fob that answers EXTERNAL
+/// AUTHENTICATE only after 3 s: the package expired before the first STORE DATA, so the
+/// fob fails at PayloadDelivery with "expired", is told it may be presented again, and
+/// holds nothing (no STORE DATA reached it); the journal has its FAILURE outcome and no
+/// started record.
+#[cfg(feature = "sim")]
+#[test]
+fn a_klms_package_expiring_before_store_data_fails_the_fob_before_any_store_data() {
+    let stack = VpcdStack::start().expect("pcscd + vpcd");
+    let paths = paths(&stack);
+    let work = stack.dir().join("klms");
+    std::fs::create_dir_all(&work).unwrap();
+    let pki = kf_klms::pki::DevPki::generate("line CA", &["RUN-LOOP-TEST"]).unwrap();
+    let pki_paths = pki.write_to(&work.join("pki")).unwrap();
+    let master = kf_crypto::AesKey::from_slice(&[0x5B; 16]).unwrap();
+    let mut klms =
+        kf_klms::KlmsConfig::dev(&pki, work.join("ledger.db"), master.duplicate()).unwrap();
+    klms.ttl = Duration::from_millis(1500);
+    let key_version = klms.key_version;
+    let server = kf_klms::spawn_server(klms).unwrap();
+    let config = work.join("station.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "station_id = \"RUN-LOOP-TEST\"\n[source]\nkind = \"klms\"\n\
+             [klms]\nurl = \"{}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n\
+             [[readers]]\nname = \"Virtual PCD 00 00\"\nreader_id = \"LINE_04_R1\"\n",
+            server.base_url(),
+            pki_paths.ca_cert.display(),
+            work.join("pki/RUN-LOOP-TEST.pem").display(),
+            work.join("pki/RUN-LOOP-TEST.key").display(),
+        ),
+    )
+    .unwrap();
+    let config = config.to_string_lossy().into_owned();
+    let mut station =
+        Station::spawn_with(&["--config", &config], &paths.journal, &paths.audit_file);
+    expect_prompts(&mut station, &["LINE_04_R1"]);
+    let uid = Uid::new(&[0x04, 0x45, 0x58, 0x50, 0x49, 0x52, 0x45, 0, 0, 1]).unwrap();
+    let keys = kf_crypto::kdf::diversify_static_keys(&master, uid.as_bytes()).unwrap();
+    let fob = VirtualFob::new(
+        FobConfig::dev_sample()
+            .with_uid(uid.clone())
+            .with_only_key_set(key_version, keys),
+    )
+    .unwrap();
+    let stalling = StallAt {
+        fob,
+        ins: kf_apdu::gp::ins::EXTERNAL_AUTHENTICATE,
+        stall: Duration::from_secs(3),
+        stalled: false,
+    };
+    let bridge = stack.insert_at(0, stalling, STEP).unwrap();
+    let failed = expect_results(&mut station, "FAIL", &[&uid]);
+    let line = &failed[0];
+    assert!(line.contains(" at PayloadDelivery: "), "{line}");
+    assert!(line.contains("expired"), "{line}");
+    assert!(
+        line.contains("(nothing was written; the fob may be presented again)"),
+        "{line}"
+    );
+    let card = bridge.stop_and_join().unwrap();
+    assert!(card.stalled, "the fob never saw EXTERNAL AUTHENTICATE");
+    assert_eq!(
+        card.fob.applet_life_cycle(),
+        AppletLifeCycle::Unpersonalized
+    );
+    assert!(card.fob.stored_dgi_tags().is_empty());
+    station.interrupt_expecting(1);
+    let records = journal_records(&paths.journal);
+    let kinds: Vec<(&str, &str)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap(),
+                r["body"]["stage_reached"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect();
+    assert_eq!(kinds, [("outcome", "PAYLOAD_DELIVERY")], "{records:?}");
+    assert_eq!(records[0]["body"]["overall_result"], "FAILURE");
+    verify_journal(&paths.journal);
+    server.shutdown();
+}
+
 #[cfg(feature = "sim")]
 /// A slow fob (see [`slow_fob`]) carrying the keys the KLMS diversifies from
 /// `master` for its UID.
