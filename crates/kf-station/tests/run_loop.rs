@@ -710,6 +710,62 @@ fn two_readers_work_at_once_and_a_fob_torn_away_on_one_leaves_the_other_working(
     verify_journal(&paths.journal);
 }
 
+/// A KLMS in this process and a station configuration for it: the KLMS source, the
+/// station settings `settings` (TOML lines), and one reader per id in `reader_ids`
+/// (vpcd slots 0, 1, …).
+#[cfg(feature = "sim")]
+struct KlmsLine {
+    server: kf_klms::ServerHandle,
+    master: kf_crypto::AesKey,
+    key_version: u8,
+    config: String,
+}
+
+#[cfg(feature = "sim")]
+impl KlmsLine {
+    fn start(
+        stack: &VpcdStack,
+        master: [u8; 16],
+        settings: &str,
+        reader_ids: &[&str],
+        adjust: impl FnOnce(&mut kf_klms::KlmsConfig),
+    ) -> KlmsLine {
+        let work = stack.dir().join("klms");
+        std::fs::create_dir_all(&work).unwrap();
+        // The station's identity is the KF_STATION_ID `Station` sets.
+        let pki = kf_klms::pki::DevPki::generate("line CA", &["RUN-LOOP-TEST"]).unwrap();
+        let pki_paths = pki.write_to(&work.join("pki")).unwrap();
+        let master = kf_crypto::AesKey::from_slice(&master).unwrap();
+        let mut klms =
+            kf_klms::KlmsConfig::dev(&pki, work.join("ledger.db"), master.duplicate()).unwrap();
+        adjust(&mut klms);
+        let key_version = klms.key_version;
+        let server = kf_klms::spawn_server(klms).unwrap();
+        let mut toml = format!(
+            "station_id = \"RUN-LOOP-TEST\"\n{settings}[source]\nkind = \"klms\"\n\
+             [klms]\nurl = \"{}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+            server.base_url(),
+            pki_paths.ca_cert.display(),
+            work.join("pki/RUN-LOOP-TEST.pem").display(),
+            work.join("pki/RUN-LOOP-TEST.key").display(),
+        );
+        for (slot, id) in reader_ids.iter().enumerate() {
+            toml.push_str(&format!(
+                "[[readers]]\nname = \"{}\"\nreader_id = \"{id}\"\n",
+                stack.reader_name(slot as u8)
+            ));
+        }
+        let config = work.join("station.toml");
+        std::fs::write(&config, toml).unwrap();
+        KlmsLine {
+            server,
+            master,
+            key_version,
+            config: config.to_string_lossy().into_owned(),
+        }
+    }
+}
+
 /// A virtual fob that holds its answer to the first command with instruction `ins`
 /// for `stall` (a chip that takes that long over it).
 #[cfg(feature = "sim")]
@@ -753,31 +809,11 @@ impl kf_transport::VirtualCard for StallAt {
 fn a_klms_package_expiring_before_store_data_fails_the_fob_before_any_store_data() {
     let stack = VpcdStack::start().expect("pcscd + vpcd");
     let paths = paths(&stack);
-    let work = stack.dir().join("klms");
-    std::fs::create_dir_all(&work).unwrap();
-    let pki = kf_klms::pki::DevPki::generate("line CA", &["RUN-LOOP-TEST"]).unwrap();
-    let pki_paths = pki.write_to(&work.join("pki")).unwrap();
-    let master = kf_crypto::AesKey::from_slice(&[0x5B; 16]).unwrap();
-    let mut klms =
-        kf_klms::KlmsConfig::dev(&pki, work.join("ledger.db"), master.duplicate()).unwrap();
-    klms.ttl = Duration::from_millis(1500);
-    let key_version = klms.key_version;
-    let server = kf_klms::spawn_server(klms).unwrap();
-    let config = work.join("station.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "station_id = \"RUN-LOOP-TEST\"\n[source]\nkind = \"klms\"\n\
-             [klms]\nurl = \"{}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n\
-             [[readers]]\nname = \"Virtual PCD 00 00\"\nreader_id = \"LINE_04_R1\"\n",
-            server.base_url(),
-            pki_paths.ca_cert.display(),
-            work.join("pki/RUN-LOOP-TEST.pem").display(),
-            work.join("pki/RUN-LOOP-TEST.key").display(),
-        ),
-    )
-    .unwrap();
-    let config = config.to_string_lossy().into_owned();
+    let line = KlmsLine::start(&stack, [0x5B; 16], "", &["LINE_04_R1"], |klms| {
+        klms.ttl = Duration::from_millis(1500);
+    });
+    let (server, master, key_version, config) =
+        (line.server, line.master, line.key_version, line.config);
     let mut station =
         Station::spawn_with(&["--config", &config], &paths.journal, &paths.audit_file);
     expect_prompts(&mut station, &["LINE_04_R1"]);
@@ -852,31 +888,15 @@ fn slow_klms_fob(
 fn klms_source_on_two_readers_and_ctrl_c_during_store_data_lets_both_fobs_finish() {
     let stack = VpcdStack::start().expect("pcscd + vpcd");
     let paths = paths(&stack);
-    let work = stack.dir().join("klms");
-    std::fs::create_dir_all(&work).unwrap();
-    // The station's identity is the KF_STATION_ID `Station` sets.
-    let pki = kf_klms::pki::DevPki::generate("line CA", &["RUN-LOOP-TEST"]).unwrap();
-    let pki_paths = pki.write_to(&work.join("pki")).unwrap();
-    let master = kf_crypto::AesKey::from_slice(&[0x5A; 16]).unwrap();
-    let klms = kf_klms::KlmsConfig::dev(&pki, work.join("ledger.db"), master.duplicate()).unwrap();
-    let key_version = klms.key_version;
-    let server = kf_klms::spawn_server(klms).unwrap();
-    let config = work.join("station.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "station_id = \"RUN-LOOP-TEST\"\nsecurity_level = \"33\"\n[source]\nkind = \"klms\"\n\
-             [klms]\nurl = \"{}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n\
-             [[readers]]\nname = \"Virtual PCD 00 00\"\nreader_id = \"LINE_02_R1\"\n\
-             [[readers]]\nname = \"Virtual PCD 00 01\"\nreader_id = \"LINE_02_R2\"\n",
-            server.base_url(),
-            pki_paths.ca_cert.display(),
-            work.join("pki/RUN-LOOP-TEST.pem").display(),
-            work.join("pki/RUN-LOOP-TEST.key").display(),
-        ),
-    )
-    .unwrap();
-    let config = config.to_string_lossy().into_owned();
+    let line = KlmsLine::start(
+        &stack,
+        [0x5A; 16],
+        "security_level = \"33\"\n",
+        &["LINE_02_R1", "LINE_02_R2"],
+        |_| {},
+    );
+    let (server, master, key_version, config) =
+        (line.server, line.master, line.key_version, line.config);
     // Every log on: the scan at the end looks through it for keys.
     let mut station = Station::spawn_logging(
         &["--config", &config],
