@@ -208,6 +208,17 @@ pub fn post_clone_key_protection(
     )
 }
 
+/// ExtensionData of a PropertyBag extension (byte layouts §6.10.1): for each property its Name
+/// (`string`), Writable (`bool`) and Value (`string`), in order. The engine re-encodes a bag
+/// after setProperty with it; the issuer emulation builds the bags it adds with it.
+pub fn property_bag<'a>(props: impl IntoIterator<Item = (&'a [u8], bool, &'a [u8])>) -> Vec<u8> {
+    let mut w = Writer::new();
+    for (name, writable, value) in props {
+        w.array(name).boolean(writable).array(value);
+    }
+    w.into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

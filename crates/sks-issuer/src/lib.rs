@@ -27,7 +27,7 @@ pub use sks_core::pin::PinPolicy;
 pub use spec::KeyEntrySpec;
 
 use sks_core::api::{req, resp};
-use sks_core::codec::{Blob, List8, Writer};
+use sks_core::codec::{Blob, List8};
 use sks_core::consts::*;
 use sks_core::crypto::keys::{PrivateKey, PublicKey};
 use sks_core::crypto::{CryptoError, SessionKey};
@@ -595,9 +595,9 @@ impl Issuer {
 
 /// Builds PropertyBag ExtensionData from (name, value, writable) triples.
 pub fn property_bag(props: &[(&str, &str, bool)]) -> Vec<u8> {
-    let mut w = Writer::new();
-    for (name, value, writable) in props {
-        w.string(name).boolean(*writable).string(value);
-    }
-    w.into_bytes()
+    sks_core::layout::property_bag(
+        props
+            .iter()
+            .map(|(name, value, writable)| (name.as_bytes(), *writable, value.as_bytes())),
+    )
 }

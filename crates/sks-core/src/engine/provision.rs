@@ -5,7 +5,7 @@
 use super::key_entry::supported_key;
 use super::Core;
 use crate::api::{req, resp};
-use crate::codec::{Reader, Writer};
+use crate::codec::Reader;
 use crate::consts::*;
 use crate::crypto::keys::{PrivateKey, PublicKey};
 use crate::error::{err, ErrorCode, SksError, SksResult};
@@ -39,11 +39,7 @@ pub(crate) fn parse_property_bag(data: &[u8]) -> Option<Vec<Property>> {
 
 /// Serializes a PropertyBag.
 pub(crate) fn encode_property_bag(props: &[Property]) -> Vec<u8> {
-    let mut w = Writer::new();
-    for (n, wr, v) in props {
-        w.array(n).boolean(*wr).array(v);
-    }
-    w.into_bytes()
+    crate::layout::property_bag(props.iter().map(|(n, wr, v)| (&n[..], *wr, &v[..])))
 }
 
 /// importSymmetricKey and importPrivateKey: the key, its encrypted value and the MAC.
