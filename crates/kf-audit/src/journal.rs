@@ -493,7 +493,18 @@ impl Journal {
             body,
             link_hex
         ])?;
-        write_upload(&tx, &self.key, seq, &link, "pending", &timestamp, "", "")?;
+        write_upload(
+            &tx,
+            &self.key,
+            &UploadInput {
+                seq,
+                link: &link,
+                state: "pending",
+                updated_at: &timestamp,
+                detail: "",
+                receipt: "",
+            },
+        )?;
         tx.prepare_cached("UPDATE head SET seq = ?1, link = ?2, mac = ?3 WHERE id = 1")?
             .execute(params![
                 seq_i,
@@ -608,12 +619,14 @@ impl Journal {
         write_upload(
             &tx,
             &self.key,
-            useq,
-            &link,
-            state,
-            &now_rfc3339(),
-            detail,
-            receipt,
+            &UploadInput {
+                seq: useq,
+                link: &link,
+                state,
+                updated_at: &now_rfc3339(),
+                detail,
+                receipt,
+            },
         )?;
         tx.commit()?;
         Ok(())
@@ -700,39 +713,24 @@ impl Journal {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Writes the upload-state row of `row.seq` with its MAC.
 fn write_upload(
     conn: &Connection,
     key: &JournalKey,
-    seq: u64,
-    link: &[u8; 32],
-    state: &str,
-    updated_at: &str,
-    detail: &str,
-    receipt: &str,
+    row: &UploadInput<'_>,
 ) -> Result<(), AuditError> {
-    let mac = compute_upload_mac(
-        key,
-        &UploadInput {
-            seq,
-            link,
-            state,
-            updated_at,
-            detail,
-            receipt,
-        },
-    );
-    let seq = i64::try_from(seq).map_err(|_| AuditError::NotFound(i64::MAX))?;
+    let mac = compute_upload_mac(key, row);
+    let seq = i64::try_from(row.seq).map_err(|_| AuditError::NotFound(i64::MAX))?;
     conn.prepare_cached(
         "INSERT OR REPLACE INTO uploads (seq, state, updated_at, detail, receipt, mac)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![
         seq,
-        state,
-        updated_at,
-        detail,
-        receipt,
+        row.state,
+        row.updated_at,
+        row.detail,
+        row.receipt,
         hex::encode_upper(mac)
     ])?;
     Ok(())

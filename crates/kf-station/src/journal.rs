@@ -149,7 +149,7 @@ impl PipelineHooks for JournalHooks<'_> {
     /// Refuses a fob a SUCCESS outcome of this journal already names, by its
     /// chip serial (CPLC) or its UID, unless the station re-personalizes.
     fn check_identity(&mut self, identity: &FobIdentity) -> Result<(), HookError> {
-        let state = lock(self.state).map_err(|e| HookError::new(e.to_string()))?;
+        let state = lock(self.state).map_err(HookError::new)?;
         if state.repersonalize {
             return Ok(());
         }
@@ -170,10 +170,7 @@ impl PipelineHooks for JournalHooks<'_> {
         let Some((identity, seq)) = found else {
             return Ok(());
         };
-        let earlier = state
-            .journal
-            .show(seq)
-            .map_err(|e| HookError::new(e.to_string()))?;
+        let earlier = state.journal.show(seq).map_err(HookError::new)?;
         let body: serde_json::Value = serde_json::from_str(&earlier.body).unwrap_or_default();
         let text = |key: &str| {
             body[key]
@@ -197,7 +194,7 @@ impl PipelineHooks for JournalHooks<'_> {
         input: &ProvisioningInput,
         record: &mut AuditRecord,
     ) -> Result<(), HookError> {
-        let state = lock(self.state).map_err(|e| HookError::new(e.to_string()))?;
+        let state = lock(self.state).map_err(HookError::new)?;
         let fingerprint = state.journal.fingerprint(
             kf_audit::IRK_FINGERPRINT_LABEL,
             input.items.ble_irk.expose_secret(),
@@ -223,7 +220,7 @@ impl PipelineHooks for JournalHooks<'_> {
             IRK_FINGERPRINT_FIELD: record.irk_fingerprint,
         });
         lock(self.state)
-            .map_err(|e| HookError::new(e.to_string()))?
+            .map_err(HookError::new)?
             .journal
             .append(&record.transaction_id, RecordKind::Started, &body)
             .map(|_| ())

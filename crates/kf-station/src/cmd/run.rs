@@ -69,7 +69,7 @@ fn station_loop(args: &RunArgs) -> anyhow::Result<u8> {
 
     use kf_transport::pcsc::PcscContext;
 
-    use crate::line::{Line, Sources};
+    use crate::line::{Line, LineSetup, Sources};
     use crate::station::{open_source, Recorder};
 
     let (config, options, selection) = checked_config(args)?;
@@ -111,15 +111,15 @@ fn station_loop(args: &RunArgs) -> anyhow::Result<u8> {
         "station {}: present fobs (Ctrl-C to stop)",
         config.station_id
     );
-    let line = Line::new(
+    let line = Line::new(LineSetup {
         selection,
-        &recorder,
-        &options,
+        recorder: &recorder,
+        options: &options,
         sources,
-        console.as_ref().map(|(c, _)| c),
-        &stop,
-        &cancellers,
-    );
+        console: console.as_ref().map(|(c, _)| c),
+        stop: &stop,
+        cancellers: &cancellers,
+    });
     let result = line.run(&context);
     let (good, failed) = line.counts();
     outln!("stopped: good {good}, failed {failed}");

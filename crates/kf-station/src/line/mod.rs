@@ -23,7 +23,7 @@ use crate::config::ReaderSpec;
 #[cfg(any(feature = "pcsc", windows, target_os = "macos"))]
 mod workers;
 #[cfg(any(feature = "pcsc", windows, target_os = "macos"))]
-pub use workers::{Line, Sources};
+pub use workers::{Line, LineSetup, Sources};
 
 /// Which readers `run` drives.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -34,6 +34,14 @@ impl Sources<'_> {
 
 /// What every worker shares.
 pub struct Line<'a> {
+    setup: LineSetup<'a>,
+    good: AtomicU64,
+    failed: AtomicU64,
+    fatal: Mutex<Option<anyhow::Error>>,
+}
+
+/// What a [`Line`] runs with.
+pub struct LineSetup<'a> {
     /// The readers to drive.
     pub selection: ReaderSelection,
     /// The journal (and audit copy, and uploader).
@@ -48,9 +56,6 @@ pub struct Line<'a> {
     pub stop: &'a AtomicBool,
     /// Cancellers of every blocking PC/SC wait, for Ctrl-C.
     pub cancellers: &'a Mutex<Vec<PcscCanceller>>,
-    good: AtomicU64,
-    failed: AtomicU64,
-    fatal: Mutex<Option<anyhow::Error>>,
 }
 
 /// Lists an item (a canceller for Ctrl-C) while the registration lives:
@@ -128,24 +133,9 @@ impl ListErrors {
 
 impl<'a> Line<'a> {
     /// A line with no fob done yet.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        selection: ReaderSelection,
-        recorder: &'a Recorder,
-        options: &'a PipelineOptions,
-        sources: Sources<'a>,
-        console: Option<&'a Console>,
-        stop: &'a AtomicBool,
-        cancellers: &'a Mutex<Vec<PcscCanceller>>,
-    ) -> Self {
+    pub fn new(setup: LineSetup<'a>) -> Self {
         Line {
-            selection,
-            recorder,
-            options,
-            sources,
-            console,
-            stop,
-            cancellers,
+            setup,
             good: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             fatal: Mutex::new(None),
@@ -172,7 +162,7 @@ impl<'a> Line<'a> {
             // The canceller of a context opened here, listed while it is in use.
             let mut _registration = None;
             let mut list_errors = ListErrors::default();
-            while !self.stop.load(Ordering::SeqCst) {
+            while !self.setup.stop.load(Ordering::SeqCst) {
                 workers.retain(|_, w| !w.is_finished());
                 // The smart card service can stop and start again (Windows
                 // stops it when the last reader is unplugged): wait for it.
@@ -194,7 +184,7 @@ impl<'a> Line<'a> {
                         break;
                     }
                 };
-                for (name, reader_id) in self.selection.assign(&present) {
+                for (name, reader_id) in self.setup.selection.assign(&present) {
                     if workers.contains_key(&name) {
                         continue;
                     }
@@ -231,13 +221,13 @@ impl<'a> Line<'a> {
     /// cancelled by Ctrl-C like the others); `None` while it does not.
     fn reconnect(&self) -> Option<(PcscContext, Registration<'a, PcscCanceller>)> {
         let context = PcscContext::establish().ok()?;
-        let registration = Registration::new(self.cancellers, context.canceller());
+        let registration = Registration::new(self.setup.cancellers, context.canceller());
         errln!("smart card service running again");
         Some((context, registration))
     }
 
     fn describe(&self) -> String {
-        match &self.selection {
+        match &self.setup.selection {
             ReaderSelection::One { name, .. } => format!("{name:?}"),
             ReaderSelection::Configured(specs) => specs
                 .iter()
@@ -253,13 +243,13 @@ impl<'a> Line<'a> {
         if let Ok(mut fatal) = self.fatal.lock() {
             fatal.get_or_insert(error);
         }
-        self.stop.store(true, Ordering::SeqCst);
+        self.setup.stop.store(true, Ordering::SeqCst);
         self.cancel_waits();
     }
 
     /// Wakes every blocking wait (best effort: each also returns every `LOOK`).
     pub fn cancel_waits(&self) {
-        if let Ok(cancellers) = self.cancellers.lock() {
+        if let Ok(cancellers) = self.setup.cancellers.lock() {
             for canceller in cancellers.iter() {
                 if canceller.cancel().is_err() {
                     tracing::debug!("a PC/SC wait could not be cancelled; it ends at its timeout");
@@ -270,7 +260,7 @@ impl<'a> Line<'a> {
 
     /// One reader: fobs until Ctrl-C or until the reader goes away.
     fn worker(&self, name: &str, reader_id: &str) {
-        let tile = self.console.map(|c| c.reader(reader_id));
+        let tile = self.setup.console.map(|c| c.reader(reader_id));
         if let Err(e) = self.serve_reader(name, reader_id, tile.as_ref()) {
             self.fail_line(e);
         }
@@ -292,12 +282,12 @@ impl<'a> Line<'a> {
                     return Ok(());
                 }
             };
-        let _registration = Registration::new(self.cancellers, context.canceller());
-        let mut source = self.sources.for_reader(reader_id);
-        let mut options = self.options.clone();
+        let _registration = Registration::new(self.setup.cancellers, context.canceller());
+        let mut source = self.setup.sources.for_reader(reader_id);
+        let mut options = self.setup.options.clone();
         options.reader_id = Some(reader_id.to_string());
         errln!("reader {reader_id} ({name}): present a fob (Ctrl-C to stop)");
-        while !self.stop.load(Ordering::SeqCst) {
+        while !self.setup.stop.load(Ordering::SeqCst) {
             match watch.next(Some(LOOK)) {
                 Ok(ReaderEvent::Inserted { .. }) => {}
                 Ok(ReaderEvent::Removed) => {
@@ -349,7 +339,7 @@ impl<'a> Line<'a> {
         match context.connect(name) {
             Ok(mut card) => {
                 let outcome = self
-                    .recorder
+                    .setup.recorder
                     .provision_shown(&mut card, source, options, tile);
                 // The outcome is journaled already; a reader that fails to
                 // reset shows up at the next connect.
@@ -360,7 +350,8 @@ impl<'a> Line<'a> {
             }
             Err(e) => {
                 let mut link = NotConnected(e);
-                self.recorder
+                self.setup
+                    .recorder
                     .provision_shown(&mut link, source, options, tile)
             }
         }
