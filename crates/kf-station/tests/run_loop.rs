@@ -1135,9 +1135,8 @@ fn release(hold: &HoldGate) {
     hold.1.notify_all();
 }
 
-/// The station dies (SIGKILL: power loss, a killed process) at a command of
-/// each kind in the session, before the fob sees it or right after the fob
-/// executed it, and `run` is started again on the same journal with the fob
+/// The station dies (SIGKILL: power loss, a killed process) at every command
+/// of the session, before the fob sees it or right after the fob executed it, and `run` is started again on the same journal with the fob
 /// still on the reader. The restart records exactly one interrupted outcome
 /// for the fob once its "started" record was due (right before the first
 /// STORE DATA), none before, says so on stderr, and then gives the fob a
@@ -1164,17 +1163,10 @@ fn run_killed_at_each_stage_closes_the_fob_as_interrupted_on_restart() {
     let first_store = ins.iter().position(|&i| i == STORE_DATA).unwrap();
     let last_store = ins.iter().rposition(|&i| i == STORE_DATA).unwrap();
 
-    // Crash points: the first command of each kind, the last STORE DATA, and
-    // after execution the last STORE DATA and the session's last command.
-    let mut points: Vec<(usize, Crash)> = Vec::new();
-    for (n, i) in ins.iter().enumerate() {
-        if ins[..n].iter().all(|seen| seen != i) {
-            points.push((n, Crash::Before));
-        }
-    }
-    points.push((last_store, Crash::Before));
-    points.push((last_store, Crash::After));
-    points.push((ins.len() - 1, Crash::After));
+    // Crash points: before and after every command of the session.
+    let points: Vec<(usize, Crash)> = (0..ins.len())
+        .flat_map(|n| [(n, Crash::Before), (n, Crash::After)])
+        .collect();
 
     for (k, &(n, crash)) in points.iter().enumerate() {
         let what = format!("crash {crash:?} command {n} (INS {:02X})", ins[n]);
