@@ -194,6 +194,8 @@ impl PipelineHooks for JournalHooks<'_> {
         input: &ProvisioningInput,
         record: &mut AuditRecord,
     ) -> Result<(), HookError> {
+        #[cfg(feature = "test-hooks")]
+        crate::test_hooks::record_secrets(input).map_err(HookError::new)?;
         let state = lock(self.state).map_err(HookError::new)?;
         let fingerprint = state.journal.fingerprint(
             kf_audit::IRK_FINGERPRINT_LABEL,

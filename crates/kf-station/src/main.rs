@@ -24,6 +24,8 @@ mod line;
 mod paths;
 mod reader;
 mod station;
+#[cfg(feature = "test-hooks")]
+mod test_hooks;
 mod text;
 
 use std::process::ExitCode;

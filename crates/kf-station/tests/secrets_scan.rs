@@ -16,16 +16,55 @@ mod common;
 use common::secrets::{all_files, assert_no_leak, session_keys};
 
 /// Runs the station in `dir` with every log on; returns its exit code and
-/// output.
+/// output. The secrets each fob used go to `secrets.txt` beside `dir` (the test hook,
+/// [`used_secrets`]), out of the scanned directory.
 fn station(args: &[&str], dir: &Path) -> (Option<i32>, Vec<u8>, Vec<u8>) {
     let out = kf_testkit::process::output_within(
         Command::new(env!("CARGO_BIN_EXE_kf-station"))
             .args(args)
             .current_dir(dir)
-            .env("RUST_LOG", "trace"),
+            .env("RUST_LOG", "trace")
+            .env("KF_STATION_TEST_SECRETS", secrets_file(dir)),
         std::time::Duration::from_secs(600),
     );
     (out.status.code(), out.stdout, out.stderr)
+}
+
+fn secrets_file(dir: &Path) -> std::path::PathBuf {
+    dir.parent().unwrap().join("secrets.txt")
+}
+
+/// What the station's test hook recorded: every fob's static keys by UID, and every
+/// secret (keys, clear scalar, IRK) with a label.
+type UsedSecrets = (
+    std::collections::HashMap<String, kf_crypto::StaticKeys>,
+    Vec<(String, Vec<u8>)>,
+);
+
+fn used_secrets(dir: &Path) -> UsedSecrets {
+    let text = std::fs::read_to_string(secrets_file(dir)).expect("the test hook recorded nothing");
+    let mut keys: std::collections::HashMap<String, [String; 3]> = Default::default();
+    let mut secrets = Vec::new();
+    for line in text.lines() {
+        let [uid, label, value] = line.split(' ').collect::<Vec<_>>()[..] else {
+            panic!("a line of the test hook: {line}")
+        };
+        let slot = ["ENC", "MAC", "DEK"].iter().position(|l| *l == label);
+        if let Some(slot) = slot {
+            keys.entry(uid.to_owned()).or_default()[slot] = value.to_owned();
+        }
+        secrets.push((format!("{label} of {uid}"), hex::decode(value).unwrap()));
+    }
+    let keys = keys
+        .into_iter()
+        .map(|(uid, [enc, mac, dek])| {
+            (
+                uid,
+                kf_crypto::StaticKeys::from_hex(&enc, &mac, &dek).unwrap(),
+            )
+        })
+        .collect();
+    (keys, secrets)
 }
 
 #[test]
@@ -118,18 +157,17 @@ fn no_secret_in_audit_records_journals_logs_or_output() {
         ("dev MAC".into(), kf_profile::DEV_SAMPLE_MAC.to_vec()),
         ("dev DEK".into(), kf_profile::DEV_SAMPLE_DEK.to_vec()),
     ];
-    // The SCP03 session keys of every fob with the dev keys, recomputed from
-    // the challenges its audit record shows (they are public) and the
-    // static keys the test knows.
-    let dev = kf_crypto::StaticKeys::from_hex(
-        &hex::encode(kf_profile::DEV_SAMPLE_ENC),
-        &hex::encode(kf_profile::DEV_SAMPLE_MAC),
-        &hex::encode(kf_profile::DEV_SAMPLE_DEK),
-    )
-    .unwrap();
-    for (audit, fobs) in [("a.jsonl", 2), ("d1/audit.jsonl", 2)] {
-        let sessions = session_keys(&std::fs::read(run_dir.join(audit)).unwrap(), |_| {
-            dev.duplicate()
+    // Every secret a fob used, as the station's test hook recorded it: the static keys
+    // (the embedded KLMS's derived ones too), and the generated scalars and IRKs.
+    let (keys, used) = used_secrets(&run_dir);
+    // Six fobs reached the key source: 2 + 2 demo fobs, provision --sim, the pool's package.
+    assert_eq!(keys.len(), 6, "fobs the test hook recorded");
+    secrets.extend(used);
+    // The SCP03 session keys of every fob, recomputed from the challenges its audit record
+    // shows (they are public) and the static keys it used.
+    for (audit, fobs) in [("a.jsonl", 2), ("d1/audit.jsonl", 2), ("d2/audit.jsonl", 2)] {
+        let sessions = session_keys(&std::fs::read(run_dir.join(audit)).unwrap(), |fob| {
+            keys[fob].duplicate()
         });
         assert_eq!(
             sessions.len(),

@@ -339,7 +339,8 @@ impl<'a> Line<'a> {
         match context.connect(name) {
             Ok(mut card) => {
                 let outcome = self
-                    .setup.recorder
+                    .setup
+                    .recorder
                     .provision_shown(&mut card, source, options, tile);
                 // The outcome is journaled already; a reader that fails to
                 // reset shows up at the next connect.
