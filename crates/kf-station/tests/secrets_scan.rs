@@ -189,7 +189,7 @@ fn no_secret_in_audit_records_journals_logs_or_output() {
 
 /// The static keys a KLMS derives for a fob (from a master key only the test
 /// and that KLMS know) never reach the station's output, logs, journal or
-/// audit file, nor the KLMS's ledger — on a fob whose keys do not match, so
+/// audit file, nor the KLMS's ledger or log — on a fob whose keys do not match, so
 /// the derived keys are used for the card cryptogram check and the fob fails.
 #[test]
 fn no_klms_derived_key_in_station_output_journal_or_ledger() {
@@ -198,6 +198,14 @@ fn no_klms_derived_key_in_station_output_journal_or_ledger() {
         0x3C, 0x91, 0x0E, 0x5A, 0x77, 0xB2, 0x48, 0xD6, 0x1F, 0xA3, 0x60, 0x2B, 0xC9, 0x84, 0x5E,
         0x17,
     ];
+    // The KLMS runs in this process: its log, every level, goes to `klms_log`.
+    let klms_log = Captured::default();
+    let writer = klms_log.clone();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .init();
     let work = tempfile::tempdir().unwrap();
     let pki = kf_klms::pki::DevPki::generate("test CA", &["STATION-S"]).unwrap();
     let paths = pki.write_to(&work.path().join("pki")).unwrap();
@@ -244,19 +252,46 @@ fn no_klms_derived_key_in_station_output_journal_or_ledger() {
     assert_eq!(result["stage"], "InitializeUpdate", "{result}");
     drop(server);
 
-    let mut outputs = vec![("stdout".to_owned(), stdout), ("stderr".to_owned(), stderr)];
+    let klms_log = klms_log.0.lock().unwrap().clone();
+    assert!(
+        String::from_utf8_lossy(&klms_log).contains("issuance ledger"),
+        "no KLMS log to scan"
+    );
+    let mut outputs = vec![
+        ("stdout".to_owned(), stdout),
+        ("stderr".to_owned(), stderr),
+        ("the KLMS's log".to_owned(), klms_log),
+    ];
     all_files(&run_dir, &mut outputs);
     all_files(&ledger_dir, &mut outputs);
     assert!(outputs.iter().any(|(n, _)| n.ends_with("ledger.db")));
     let master = kf_crypto::AesKey::from_slice(&MASTER).unwrap();
     let keys = kf_crypto::kdf::diversify_static_keys(&master, &hex::decode(UID).unwrap()).unwrap();
-    let secrets = vec![
+    let mut secrets = vec![
         ("KLMS master key".to_owned(), MASTER.to_vec()),
         ("derived ENC".to_owned(), keys.enc.expose_secret().to_vec()),
         ("derived MAC".to_owned(), keys.mac.expose_secret().to_vec()),
         ("derived DEK".to_owned(), keys.dek.expose_secret().to_vec()),
     ];
+    // What the station itself recorded as used: the same keys, and the package's IRK.
+    let (used_keys, used) = used_secrets(&run_dir);
+    assert_eq!(used_keys[UID].enc.expose_secret(), keys.enc.expose_secret());
+    secrets.extend(used);
     assert_no_leak(&outputs, &secrets);
+}
+
+/// A log sink shared between the subscriber and the test.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The scan itself finds a secret in each form it claims to look for.
