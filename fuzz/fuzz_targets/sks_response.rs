@@ -10,12 +10,16 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(Ok(resp)) = Response::decode(method, bytes) {
         assert_eq!(
-            resp.encode(),
+            resp.encode().expect("a decoded response fits its encoding"),
             bytes,
             "a decoded response re-encodes exactly"
         );
     }
     if let Ok(req) = Request::decode(bytes) {
-        assert_eq!(req.encode(), bytes, "a decoded request re-encodes exactly");
+        assert_eq!(
+            req.encode().expect("a decoded request fits its encoding"),
+            bytes,
+            "a decoded request re-encodes exactly"
+        );
     }
 });

@@ -34,10 +34,12 @@ pub enum DecodeError {
     UnknownValue(#[from] crate::consts::UnknownValue),
 }
 
-/// Serializer for §7.1 data types.
+/// Serializer for §7.1 data types. A value longer than its length prefix can say is not
+/// written, and makes [`Writer::into_bytes`] fail: nothing is ever cut to fit.
 #[derive(Default)]
 pub struct Writer {
     buf: Vec<u8>,
+    too_long: bool,
 }
 
 impl Writer {
@@ -64,20 +66,25 @@ impl Writer {
         self.buf.extend_from_slice(&v.to_be_bytes());
         self
     }
-    /// `byte[]`: 2-byte length then the bytes. Values over 65535 bytes are cut to 65535;
-    /// callers validate lengths first (see [`Writer::try_array`]).
+    /// `byte[]`: 2-byte length then the bytes (at most 65535 of them).
     pub fn array(&mut self, v: &[u8]) -> &mut Self {
-        let len = u16::try_from(v.len()).unwrap_or(u16::MAX);
-        self.short(len);
-        self.buf.extend_from_slice(&v[..usize::from(len)]);
-        self
+        self.length_prefixed(v, Self::short)
     }
-    /// `byte[]` that fails instead of truncating.
-    pub fn try_array(&mut self, v: &[u8]) -> Result<&mut Self, DecodeError> {
-        if v.len() > usize::from(u16::MAX) {
-            return Err(DecodeError::TooLong);
+    /// `v` after its length written by `put`, or no bytes and a failed
+    /// [`Writer::into_bytes`] when the length does not fit.
+    fn length_prefixed<N: TryFrom<usize>>(
+        &mut self,
+        v: &[u8],
+        put: fn(&mut Self, N) -> &mut Self,
+    ) -> &mut Self {
+        match N::try_from(v.len()) {
+            Ok(len) => {
+                put(self, len);
+                self.buf.extend_from_slice(v);
+            }
+            Err(_) => self.too_long = true,
         }
-        Ok(self.array(v))
+        self
     }
     /// `string`, `uri` or `id`.
     pub fn string(&mut self, v: &str) -> &mut Self {
@@ -85,23 +92,19 @@ impl Writer {
     }
     /// `blob`: 4-byte length then the bytes.
     pub fn blob(&mut self, v: &[u8]) -> &mut Self {
-        let len = u32::try_from(v.len()).unwrap_or(u32::MAX);
-        self.int(len);
-        self.buf.extend_from_slice(v);
-        self
+        self.length_prefixed(v, Self::int)
     }
     /// Raw bytes without a length.
     pub fn verbatim(&mut self, v: &[u8]) -> &mut Self {
         self.buf.extend_from_slice(v);
         self
     }
-    /// The encoded bytes.
-    pub fn into_bytes(self) -> Vec<u8> {
-        self.buf
-    }
-    /// The bytes so far.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.buf
+    /// The encoded bytes; [`DecodeError::TooLong`] if a value did not fit its length prefix.
+    pub fn into_bytes(self) -> Result<Vec<u8>, DecodeError> {
+        if self.too_long {
+            return Err(DecodeError::TooLong);
+        }
+        Ok(self.buf)
     }
 }
 
@@ -293,7 +296,7 @@ mod tests {
             .array(b"ab")
             .blob(b"c");
         assert_eq!(
-            w.into_bytes(),
+            w.into_bytes().unwrap(),
             [1, 1, 2, 3, 4, 5, 6, 7, 0, 2, b'a', b'b', 0, 0, 0, 1, b'c']
         );
     }

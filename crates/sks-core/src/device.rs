@@ -95,7 +95,7 @@ impl DeviceIdentity {
         for c in &self.issuers {
             w.blob(c);
         }
-        Ok(Secret::new(w.into_bytes()))
+        Ok(Secret::new(w.into_bytes()?))
     }
 
     /// Parses a stored record.

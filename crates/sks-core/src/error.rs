@@ -125,6 +125,17 @@ impl SksError {
     }
 }
 
+/// A value that does not fit its wire encoding (a field over its length prefix): the call's
+/// data cannot be encoded as the protocol requires, so the call is refused.
+impl From<crate::codec::DecodeError> for SksError {
+    fn from(e: crate::codec::DecodeError) -> Self {
+        SksError::new(
+            ErrorCode::Option,
+            format!("Cannot encode the call's data: {e}"),
+        )
+    }
+}
+
 impl fmt::Display for SksError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

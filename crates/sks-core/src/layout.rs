@@ -13,7 +13,7 @@
 //! ```
 
 use crate::api::req;
-use crate::codec::{WireType, Writer};
+use crate::codec::{DecodeError, WireType, Writer};
 use crate::consts::{ALG_SESSION_S1, DEVICE_PIN, NOT_AVAILABLE};
 
 /// The Data of one method MAC and the MethodName that keys it (byte layouts §4.1, §6).
@@ -26,11 +26,11 @@ pub struct MacInput {
 }
 
 impl MacInput {
-    fn new(method: &'static str, w: Writer) -> Self {
-        Self {
+    fn new(method: &'static str, w: Writer) -> Result<Self, DecodeError> {
+        Ok(Self {
             method,
-            data: w.into_bytes(),
-        }
+            data: w.into_bytes()?,
+        })
     }
 }
 
@@ -48,7 +48,7 @@ pub struct PinReference<'a> {
 pub fn session_attestation(
     a: &req::CreateProvisioningSession,
     client_ephemeral_key: &[u8],
-) -> Vec<u8> {
+) -> Result<Vec<u8>, DecodeError> {
     let mut w = Writer::new();
     w.string(ALG_SESSION_S1)
         .boolean(a.privacy_enabled)
@@ -67,7 +67,7 @@ pub fn close_provisioning_session(
     client_session_id: &str,
     server_session_id: &str,
     issuer_uri: &str,
-) -> MacInput {
+) -> Result<MacInput, DecodeError> {
     let mut w = Writer::new();
     w.string(client_session_id)
         .string(server_session_id)
@@ -77,14 +77,14 @@ pub fn close_provisioning_session(
 }
 
 /// Close attestation data `Nonce || sks.s1` (byte layouts §6.2).
-pub fn close_attestation(nonce: &[u8]) -> Vec<u8> {
+pub fn close_attestation(nonce: &[u8]) -> Result<Vec<u8>, DecodeError> {
     let mut w = Writer::new();
     w.array(nonce).string(ALG_SESSION_S1);
     w.into_bytes()
 }
 
 /// createPUKPolicy \[7\] (byte layouts §6.4); PUKValue as encrypted.
-pub fn create_puk_policy(a: &req::CreatePukPolicy) -> MacInput {
+pub fn create_puk_policy(a: &req::CreatePukPolicy) -> Result<MacInput, DecodeError> {
     let mut w = Writer::new();
     w.string(&a.id)
         .array(&a.puk_value)
@@ -94,7 +94,10 @@ pub fn create_puk_policy(a: &req::CreatePukPolicy) -> MacInput {
 }
 
 /// createPINPolicy \[8\] (byte layouts §6.5); `puk_id` is the governing PUK policy's ID.
-pub fn create_pin_policy(a: &req::CreatePinPolicy, puk_id: Option<&str>) -> MacInput {
+pub fn create_pin_policy(
+    a: &req::CreatePinPolicy,
+    puk_id: Option<&str>,
+) -> Result<MacInput, DecodeError> {
     let mut w = Writer::new();
     w.string(&a.id).string(puk_id.unwrap_or(NOT_AVAILABLE));
     a.policy.put(&mut w);
@@ -102,7 +105,10 @@ pub fn create_pin_policy(a: &req::CreatePinPolicy, puk_id: Option<&str>) -> MacI
 }
 
 /// createKeyEntry \[9\] (byte layouts §6.6, PIN references §6.6.1).
-pub fn create_key_entry(a: &req::CreateKeyEntry, pin_policy: Option<PinReference<'_>>) -> MacInput {
+pub fn create_key_entry(
+    a: &req::CreateKeyEntry,
+    pin_policy: Option<PinReference<'_>>,
+) -> Result<MacInput, DecodeError> {
     let policy_reference = match pin_policy {
         _ if a.device_pin_protection => DEVICE_PIN,
         Some(p) => p.id,
@@ -132,14 +138,18 @@ pub fn create_key_entry(a: &req::CreateKeyEntry, pin_policy: Option<PinReference
 }
 
 /// Key attestation data `ID || PublicKey` (byte layouts §6.6.2).
-pub fn key_attestation(id: &str, public_key: &[u8]) -> Vec<u8> {
+pub fn key_attestation(id: &str, public_key: &[u8]) -> Result<Vec<u8>, DecodeError> {
     let mut w = Writer::new();
     w.string(id).array(public_key);
     w.into_bytes()
 }
 
 /// setCertificatePath \[11\] (byte layouts §6.7): the generated key and its ID, then the path.
-pub fn set_certificate_path(a: &req::SetCertificatePath, public_key: &[u8], id: &str) -> MacInput {
+pub fn set_certificate_path(
+    a: &req::SetCertificatePath,
+    public_key: &[u8],
+    id: &str,
+) -> Result<MacInput, DecodeError> {
     let mut w = Writer::new();
     w.array(public_key).string(id);
     for cert in &a.certificate_path.0 {
@@ -148,24 +158,37 @@ pub fn set_certificate_path(a: &req::SetCertificatePath, public_key: &[u8], id: 
     MacInput::new("setCertificatePath", w)
 }
 
-fn certificate_and(method: &'static str, ee_certificate: &[u8], value: &[u8]) -> MacInput {
+fn certificate_and(
+    method: &'static str,
+    ee_certificate: &[u8],
+    value: &[u8],
+) -> Result<MacInput, DecodeError> {
     let mut w = Writer::new();
     w.array(ee_certificate).array(value);
     MacInput::new(method, w)
 }
 
 /// importSymmetricKey \[12\] (byte layouts §6.8): EE certificate, encrypted key.
-pub fn import_symmetric_key(a: &req::ImportSymmetricKey, ee_certificate: &[u8]) -> MacInput {
+pub fn import_symmetric_key(
+    a: &req::ImportSymmetricKey,
+    ee_certificate: &[u8],
+) -> Result<MacInput, DecodeError> {
     certificate_and("importSymmetricKey", ee_certificate, &a.symmetric_key)
 }
 
 /// importPrivateKey \[13\] (byte layouts §6.9): EE certificate, encrypted PKCS#8.
-pub fn import_private_key(a: &req::ImportPrivateKey, ee_certificate: &[u8]) -> MacInput {
+pub fn import_private_key(
+    a: &req::ImportPrivateKey,
+    ee_certificate: &[u8],
+) -> Result<MacInput, DecodeError> {
     certificate_and("importPrivateKey", ee_certificate, &a.private_key)
 }
 
 /// addExtension \[14\] (byte layouts §6.10); ExtensionData as sent (encrypted for SubType 1).
-pub fn add_extension(a: &req::AddExtension, ee_certificate: &[u8]) -> MacInput {
+pub fn add_extension(
+    a: &req::AddExtension,
+    ee_certificate: &[u8],
+) -> Result<MacInput, DecodeError> {
     let mut w = Writer::new();
     w.array(ee_certificate)
         .string(&a.type_uri)
@@ -175,24 +198,27 @@ pub fn add_extension(a: &req::AddExtension, ee_certificate: &[u8]) -> MacInput {
     MacInput::new("addExtension", w)
 }
 
-fn authorization_only(method: &'static str, authorization: &[u8]) -> MacInput {
+fn authorization_only(method: &'static str, authorization: &[u8]) -> Result<MacInput, DecodeError> {
     let mut w = Writer::new();
     w.array(authorization);
     MacInput::new(method, w)
 }
 
 /// postDeleteKey \[50\] (byte layouts §6.11).
-pub fn post_delete_key(a: &req::PostDeleteKey) -> MacInput {
+pub fn post_delete_key(a: &req::PostDeleteKey) -> Result<MacInput, DecodeError> {
     authorization_only("postDeleteKey", &a.authorization)
 }
 
 /// postUnlockKey \[51\] (byte layouts §6.11).
-pub fn post_unlock_key(a: &req::PostUnlockKey) -> MacInput {
+pub fn post_unlock_key(a: &req::PostUnlockKey) -> Result<MacInput, DecodeError> {
     authorization_only("postUnlockKey", &a.authorization)
 }
 
 /// postUpdateKey \[52\] (byte layouts §6.12): the new key's EE certificate, Authorization.
-pub fn post_update_key(a: &req::PostUpdateKey, new_ee_certificate: &[u8]) -> MacInput {
+pub fn post_update_key(
+    a: &req::PostUpdateKey,
+    new_ee_certificate: &[u8],
+) -> Result<MacInput, DecodeError> {
     certificate_and("postUpdateKey", new_ee_certificate, &a.authorization)
 }
 
@@ -200,7 +226,7 @@ pub fn post_update_key(a: &req::PostUpdateKey, new_ee_certificate: &[u8]) -> Mac
 pub fn post_clone_key_protection(
     a: &req::PostCloneKeyProtection,
     new_ee_certificate: &[u8],
-) -> MacInput {
+) -> Result<MacInput, DecodeError> {
     certificate_and(
         "postCloneKeyProtection",
         new_ee_certificate,
@@ -211,7 +237,9 @@ pub fn post_clone_key_protection(
 /// ExtensionData of a PropertyBag extension (byte layouts §6.10.1): for each property its Name
 /// (`string`), Writable (`bool`) and Value (`string`), in order. The engine re-encodes a bag
 /// after setProperty with it; the issuer emulation builds the bags it adds with it.
-pub fn property_bag<'a>(props: impl IntoIterator<Item = (&'a [u8], bool, &'a [u8])>) -> Vec<u8> {
+pub fn property_bag<'a>(
+    props: impl IntoIterator<Item = (&'a [u8], bool, &'a [u8])>,
+) -> Result<Vec<u8>, DecodeError> {
     let mut w = Writer::new();
     for (name, writable, value) in props {
         w.array(name).boolean(writable).array(value);
@@ -224,6 +252,21 @@ mod tests {
     use super::*;
     use crate::api::PinPolicyAttributes;
     use crate::crypto::SessionKey;
+
+    /// A value over its length prefix is an error, never cut: two certificates that differ
+    /// only past byte 65535 must not share a MAC input.
+    #[test]
+    fn a_value_over_its_length_prefix_is_refused() {
+        let long = vec![0x30; 65536];
+        assert!(matches!(
+            key_attestation("Key.1", &long),
+            Err(DecodeError::TooLong)
+        ));
+        assert_eq!(
+            key_attestation("Key.1", &long[..65535]).unwrap().len(),
+            2 + 5 + 2 + 65535
+        );
+    }
 
     /// Byte layouts Appendix A.1, A.4 and A.5 (author-computed illustrative values): the shared
     /// layouts under SessionKey 00 01 .. 1F.
@@ -246,16 +289,17 @@ mod tests {
             },
             ..Default::default()
         };
-        let a1 = create_pin_policy(&pin, None);
+        let a1 = create_pin_policy(&pin, None).unwrap();
         assert_eq!(a1.data.len(), 25);
         assert_eq!(hex::encode(mac(&key, &a1, 0)), v["A.1"]);
         let close = req::CloseProvisioningSession {
             nonce: vec![0, 1, 2, 3],
             ..Default::default()
         };
-        let a4 = close_provisioning_session(&close, "C-1", "S-1", "https://issuer.example.com/x");
+        let a4 = close_provisioning_session(&close, "C-1", "S-1", "https://issuer.example.com/x")
+            .unwrap();
         assert_eq!(hex::encode(mac(&key, &a4, 1)), v["A.4"]);
-        let a5 = close_attestation(&close.nonce);
+        let a5 = close_attestation(&close.nonce).unwrap();
         assert_eq!(a5.len(), 2 + 4 + 2 + 52, "Nonce:byte[] || sks.s1:string");
         assert_eq!(hex::encode(key.attest(2, &a5).unwrap()), v["A.5"]);
     }

@@ -608,11 +608,11 @@ fn get_string(r: &mut Reader<'_>) -> Result<String, DecodeError> {
     String::from_utf8(r.blob()?).map_err(|_| DecodeError::InvalidUtf8)
 }
 
-fn encode_meta(next_handle: u32) -> Secret {
+fn encode_meta(next_handle: u32) -> Result<Secret, DecodeError> {
     let mut w = Writer::new();
     start(&mut w);
     w.int(next_handle);
-    Secret::new(w.into_bytes())
+    Ok(Secret::new(w.into_bytes()?))
 }
 
 fn encode_session(s: &Session) -> Result<Secret, DecodeError> {
@@ -637,25 +637,25 @@ fn encode_session(s: &Session) -> Result<Secret, DecodeError> {
             }
         }
     }
-    Ok(Secret::new(w.into_bytes()))
+    Ok(Secret::new(w.into_bytes()?))
 }
 
-fn encode_puk(p: &PukPolicy) -> Secret {
+fn encode_puk(p: &PukPolicy) -> Result<Secret, DecodeError> {
     let mut w = object_record(p.handle, p.session, &p.id);
     w.blob(p.value.expose());
     w.byte(p.format.into())
         .short(p.retry_limit)
         .short(p.error_count);
-    Secret::new(w.into_bytes())
+    Ok(Secret::new(w.into_bytes()?))
 }
 
-fn encode_pin(p: &PinPolicyEntry) -> Secret {
+fn encode_pin(p: &PinPolicyEntry) -> Result<Secret, DecodeError> {
     let q = &p.policy;
     let mut w = object_record(p.handle, p.session, &q.id);
     w.int(p.puk);
     // The attributes in their wire order (§7.4 createPINPolicy).
     q.attributes().put(&mut w);
-    Secret::new(w.into_bytes())
+    Ok(Secret::new(w.into_bytes()?))
 }
 
 /// The record changes of one table: the current encoding of each changed object that still
@@ -677,18 +677,19 @@ fn table_changes<T: Owned>(
 }
 
 impl State {
-    /// Serializes every object to its record (fails only on a list longer than 2^32 - 1).
+    /// Serializes every object to its record (fails only on a list longer than 2^32 - 1 or a
+    /// value longer than its length prefix).
     pub fn to_records(&self) -> Result<BTreeMap<RecordId, Secret>, DecodeError> {
         let mut out = BTreeMap::new();
-        out.insert((kind::META, 0), encode_meta(self.next_handle));
+        out.insert((kind::META, 0), encode_meta(self.next_handle)?);
         for s in self.sessions.values() {
             out.insert((kind::SESSION, s.handle), encode_session(s)?);
         }
         for p in self.puks.values() {
-            out.insert((kind::PUK, p.handle), encode_puk(p));
+            out.insert((kind::PUK, p.handle), encode_puk(p)?);
         }
         for p in self.pins.values() {
-            out.insert((kind::PIN, p.handle), encode_pin(p));
+            out.insert((kind::PIN, p.handle), encode_pin(p)?);
         }
         for k in self.keys.values() {
             out.insert((kind::KEY, k.handle), Secret::new(encode_key(k)?));
@@ -702,7 +703,7 @@ impl State {
     pub fn take_changes(&mut self) -> Result<Vec<RecordChange>, DecodeError> {
         let mut out = Vec::new();
         if self.next_handle != self.stored_next_handle {
-            out.push(((kind::META, 0), Some(encode_meta(self.next_handle))));
+            out.push(((kind::META, 0), Some(encode_meta(self.next_handle)?)));
             self.stored_next_handle = self.next_handle;
         }
         table_changes(
@@ -711,8 +712,8 @@ impl State {
             encode_session,
             &mut out,
         )?;
-        table_changes(&mut self.puks, kind::PUK, |p| Ok(encode_puk(p)), &mut out)?;
-        table_changes(&mut self.pins, kind::PIN, |p| Ok(encode_pin(p)), &mut out)?;
+        table_changes(&mut self.puks, kind::PUK, encode_puk, &mut out)?;
+        table_changes(&mut self.pins, kind::PIN, encode_pin, &mut out)?;
         for h in &self.keys.dirty {
             if !self.keys.map.contains_key(h) {
                 self.certificates.forget(*h);
@@ -883,7 +884,7 @@ fn encode_key(k: &KeyEntry) -> Result<Vec<u8>, DecodeError> {
         w.blob(&e.data);
     }
     w.byte(k.key_backup);
-    Ok(w.into_bytes())
+    w.into_bytes()
 }
 
 fn decode_key(r: &mut Reader<'_>) -> Result<KeyEntry, DecodeError> {

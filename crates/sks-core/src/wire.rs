@@ -34,7 +34,7 @@ pub struct WireLoopback<A: SksApi> {
 impl<A: SksApi> SksApi for WireLoopback<A> {
     fn call(&mut self, request: Request) -> Result<Response, SksError> {
         let id = request.method_id();
-        let bytes = request.encode();
+        let bytes = request.encode()?;
         let reply = handle_frame(&mut self.inner, &bytes);
         Response::decode(id, &reply).map_err(external)?
     }

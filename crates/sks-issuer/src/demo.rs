@@ -214,7 +214,8 @@ pub fn run(sks: &mut impl SksApi) -> Result<DemoReport, DemoError> {
             .map_err(at("sym"))?,
     )
     .map_err(at("importSymmetricKey"))?;
-    let bag = property_bag(&[("Counter", "0", true), ("Digits", "8", false)]);
+    let bag = property_bag(&[("Counter", "0", true), ("Digits", "8", false)])
+        .map_err(at("PropertyBag"))?;
     let hotp_type = "http://xmlns.webpki.org/keygen2/1.0#provider.ietf-hotp";
     sks.add_extension(
         iss.extension(

@@ -54,6 +54,9 @@ pub enum IssuerError {
     /// A session primitive failed.
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+    /// A value did not fit its length prefix in the wire or MAC encoding.
+    #[error("issuer encoding: {0}")]
+    Encoding(#[from] sks_core::codec::DecodeError),
 }
 
 struct LiveSession {
@@ -194,9 +197,9 @@ impl Issuer {
     fn with_mac<R: Macced>(
         &mut self,
         mut request: R,
-        input: impl FnOnce(&R) -> MacInput,
+        input: impl FnOnce(&R) -> Result<MacInput, sks_core::codec::DecodeError>,
     ) -> Result<R, IssuerError> {
-        *request.mac_mut() = self.mac(&input(&request))?;
+        *request.mac_mut() = self.mac(&input(&request)?)?;
         Ok(request)
     }
 
@@ -273,7 +276,7 @@ impl Issuer {
         let h = session_key.plain_hmac(&layout::session_attestation(
             &request,
             &out.client_ephemeral_key,
-        ))?;
+        )?)?;
         let ok = if self.privacy_enabled {
             ct_eq(&h, &out.attestation)
         } else {
@@ -407,7 +410,7 @@ impl Issuer {
             .pending_attestations
             .remove(id)
             .ok_or(IssuerError::State("no such key request"))?;
-        let data = layout::key_attestation(id, &out.public_key);
+        let data = layout::key_attestation(id, &out.public_key)?;
         if ct_eq(&l.session_key.attest(n, &data)?, &out.attestation) {
             Ok(())
         } else {
@@ -561,7 +564,7 @@ impl Issuer {
             &csid,
             &self.server_session_id,
             &self.issuer_uri,
-        );
+        )?;
         request.mac = self.mac(&mac_input)?;
         let n = self.reserve_attestation()?;
         self.live()?.close_attestation = Some(n);
@@ -578,7 +581,7 @@ impl Issuer {
         let n = l
             .close_attestation
             .ok_or(IssuerError::State("close not requested"))?;
-        let data = layout::close_attestation(nonce);
+        let data = layout::close_attestation(nonce)?;
         if ct_eq(&l.session_key.attest(n, &data)?, &out.attestation) {
             Ok(())
         } else {
@@ -594,10 +597,8 @@ impl Issuer {
 }
 
 /// Builds PropertyBag ExtensionData from (name, value, writable) triples.
-pub fn property_bag(props: &[(&str, &str, bool)]) -> Vec<u8> {
-    sks_core::layout::property_bag(
-        props
-            .iter()
-            .map(|(name, value, writable)| (name.as_bytes(), *writable, value.as_bytes())),
-    )
+pub fn property_bag(props: &[(&str, &str, bool)]) -> Result<Vec<u8>, IssuerError> {
+    Ok(sks_core::layout::property_bag(props.iter().map(
+        |(name, value, writable)| (name.as_bytes(), *writable, value.as_bytes()),
+    ))?)
 }

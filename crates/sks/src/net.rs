@@ -593,7 +593,7 @@ impl<T> Client<T> {
 impl<T: Read + Write> SksApi for Client<T> {
     fn call(&mut self, request: Request) -> Result<Response, SksError> {
         let id = request.method_id();
-        write_frame(&mut self.stream, &request.encode()).map_err(external)?;
+        write_frame(&mut self.stream, &request.encode()?).map_err(external)?;
         let reply = read_frame(&mut self.stream)
             .map_err(external)?
             .ok_or_else(|| external("connection closed"))?;

@@ -41,7 +41,7 @@ fn add_extension_rules_and_get_extension() {
     let mut s = sks();
     let mut iss = session(&mut s);
     let p = key(&mut s, &mut iss, &KeyEntrySpec::new("K"));
-    let bag = property_bag(&[("Counter", "0", true), ("Digits", "8", false)]);
+    let bag = property_bag(&[("Counter", "0", true), ("Digits", "8", false)]).unwrap();
     let extensions: [(&str, SubType, &str, &[u8]); 4] = [
         ("urn:ext:plain", SubType::Extension, "", b"plain"),
         (
@@ -111,7 +111,7 @@ fn add_extension_rules_and_get_extension() {
     set(&mut s, "Counter").unwrap();
     assert_eq!(
         get(&mut s, "urn:ext:bag").unwrap().extension_data.0,
-        property_bag(&[("Counter", "17", true), ("Digits", "8", false)])
+        property_bag(&[("Counter", "17", true), ("Digits", "8", false)]).unwrap()
     );
     assert_eq!(
         code(set(&mut s, "Digits")),

@@ -360,7 +360,9 @@ fn tcp_refuses_clients_without_the_token() {
     let mut s = TcpStream::connect(&addr).unwrap();
     write_frame(
         &mut s,
-        &Request::GetDeviceInfo(req::GetDeviceInfo {}).encode(),
+        &Request::GetDeviceInfo(req::GetDeviceInfo {})
+            .encode()
+            .unwrap(),
     )
     .unwrap();
     let e = error_of(&read_frame(&mut s).unwrap().unwrap());

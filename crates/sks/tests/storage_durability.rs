@@ -474,7 +474,7 @@ impl SksApi for FaultSweep {
         request: sks_core::Request,
     ) -> Result<sks_core::Response, sks_core::SksError> {
         let method = request.method_id();
-        let bytes = request.encode();
+        let bytes = request.encode().unwrap();
         let (before, memory) = self.states();
         assert_eq!(
             before, memory,

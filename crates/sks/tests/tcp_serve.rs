@@ -43,7 +43,9 @@ fn serve_and_tcp_client_run_appendix_b() {
     assert_eq!(reply[0], sks_core::ErrorCode::Option.status());
     write_frame(
         &mut raw,
-        &Request::GetDeviceInfo(req::GetDeviceInfo {}).encode(),
+        &Request::GetDeviceInfo(req::GetDeviceInfo {})
+            .encode()
+            .unwrap(),
     )
     .unwrap();
     let reply = read_frame(&mut raw).unwrap().unwrap();
@@ -99,11 +101,11 @@ fn crash_during_close_leaves_old_or_new_state() {
         // after its reply arrived (must find the new one); the rounds between kill at a
         // random moment while the close may be running.
         if round == LAST {
-            write_frame(&mut raw, &close_req.encode()).unwrap();
+            write_frame(&mut raw, &close_req.encode().unwrap()).unwrap();
             let reply = read_frame(&mut raw).unwrap().unwrap();
             assert_eq!(reply[0], 0, "close succeeded");
         } else if round > 0 {
-            write_frame(&mut raw, &close_req.encode()).unwrap();
+            write_frame(&mut raw, &close_req.encode().unwrap()).unwrap();
             std::thread::sleep(Duration::from_micros(rand_core::OsRng.next_u64() % 4000));
         }
         child.kill().unwrap();

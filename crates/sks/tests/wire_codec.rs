@@ -68,16 +68,16 @@ fn request_layout_is_method_id_then_arguments() {
         id: "Key.1".into(),
     });
     assert_eq!(
-        r.encode(),
+        r.encode().unwrap(),
         [10, 1, 2, 3, 4, 0, 5, b'K', b'e', b'y', b'.', b'1']
     );
-    assert_eq!(Request::decode(&r.encode()).unwrap(), r);
+    assert_eq!(Request::decode(&r.encode().unwrap()).unwrap(), r);
     let r = Request::SetPin(req::SetPin {
         key_handle: 9,
         authorization: Secret::from("1234"),
         new_pin: Secret::from("5678"),
     });
-    assert_eq!(Request::decode(&r.encode()).unwrap(), r);
+    assert_eq!(Request::decode(&r.encode().unwrap()).unwrap(), r);
     assert!(
         !format!("{r:?}").contains("1234"),
         "PINs must be redacted in Debug output"
@@ -87,9 +87,9 @@ fn request_layout_is_method_id_then_arguments() {
 #[test]
 fn response_layout_is_status_then_outputs_or_error_string() {
     let ok = Response::GetKeyHandle(resp::GetKeyHandle { key_handle: 7 });
-    assert_eq!(ok.encode(), [0, 0, 0, 0, 7]);
+    assert_eq!(ok.encode().unwrap(), [0, 0, 0, 0, 7]);
     assert_eq!(
-        Response::decode(method_id::GetKeyHandle, &ok.encode())
+        Response::decode(method_id::GetKeyHandle, &ok.encode().unwrap())
             .unwrap()
             .unwrap(),
         ok
@@ -123,7 +123,7 @@ fn complex_outputs_round_trip() {
         biometric_support: true,
     });
     assert_eq!(
-        Response::decode(method_id::GetDeviceInfo, &r.encode())
+        Response::decode(method_id::GetDeviceInfo, &r.encode().unwrap())
             .unwrap()
             .unwrap(),
         r
@@ -136,7 +136,7 @@ fn complex_outputs_round_trip() {
         extension_data: Blob(vec![0; 70000]),
         mac: vec![1; 32],
     });
-    assert_eq!(Request::decode(&r.encode()).unwrap(), r);
+    assert_eq!(Request::decode(&r.encode().unwrap()).unwrap(), r);
 }
 
 #[test]
@@ -162,7 +162,7 @@ proptest! {
     #[test]
     fn request_decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
         if let Ok(r) = Request::decode(&bytes) {
-            prop_assert_eq!(r.encode(), bytes);
+            prop_assert_eq!(r.encode().unwrap(), bytes);
         }
     }
 
@@ -172,7 +172,7 @@ proptest! {
         let mut bytes = vec![id];
         bytes.extend(tail);
         if let Ok(r) = Request::decode(&bytes) {
-            prop_assert_eq!(r.encode(), bytes);
+            prop_assert_eq!(r.encode().unwrap(), bytes);
         }
     }
 

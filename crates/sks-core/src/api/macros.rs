@@ -58,8 +58,8 @@ macro_rules! sks_methods {
             pub fn method_name(&self) -> &'static str {
                 match self { $( Request::$name(_) => stringify!($fname), )* }
             }
-            /// `[method id][arguments]`.
-            pub fn encode(&self) -> Vec<u8> {
+            /// `[method id][arguments]`; fails if an argument does not fit its length prefix.
+            pub fn encode(&self) -> Result<Vec<u8>, DecodeError> {
                 let mut w = Writer::new();
                 match self {
                     $( Request::$name(_a) => { w.byte($id); $( _a.$field.put(&mut w); )* } )*
@@ -84,8 +84,8 @@ macro_rules! sks_methods {
             pub fn method_id(&self) -> u8 {
                 match self { $( Response::$name(_) => $id, )* }
             }
-            /// `[0x00][outputs]`.
-            pub fn encode(&self) -> Vec<u8> {
+            /// `[0x00][outputs]`; fails if an output does not fit its length prefix.
+            pub fn encode(&self) -> Result<Vec<u8>, DecodeError> {
                 let mut w = Writer::new();
                 w.byte(0);
                 match self {

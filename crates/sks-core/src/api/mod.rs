@@ -14,13 +14,19 @@ mod macros;
 pub fn encode_error(e: &SksError) -> Vec<u8> {
     let mut w = Writer::new();
     w.byte(e.code().status()).string(e.message());
+    // `SksError::new` caps the message at MAX_ERROR_STRING bytes, well within a string's
+    // 65535; were it ever longer, the frame is the same error without its description.
     w.into_bytes()
+        .unwrap_or_else(|_| vec![e.code().status(), 0, 0])
 }
 
 /// Encodes a call result as a response frame.
 pub fn encode_result(r: &Result<Response, SksError>) -> Vec<u8> {
     match r {
-        Ok(resp) => resp.encode(),
+        // An output over its length prefix is refused as an error, never cut to fit.
+        Ok(resp) => resp
+            .encode()
+            .unwrap_or_else(|e| encode_error(&SksError::from(e))),
         Err(e) => encode_error(e),
     }
 }

@@ -31,6 +31,9 @@ pub enum CryptoError {
     /// §6.1 encrypted data with a bad length or padding.
     #[error("decryption of encrypted data failed")]
     Decrypt,
+    /// An input did not fit its length prefix in the KDF's encoding.
+    #[error("key derivation input too long")]
+    InputTooLong,
 }
 
 /// A failed primitive is an internal error (the message names the primitive, never data).
@@ -90,7 +93,8 @@ impl SessionKey {
             .string(server_session_id)
             .string(issuer_uri)
             .array(device_id);
-        hmac_sha256(z, w.as_bytes()).map(Self)
+        let data = w.into_bytes().map_err(|_| CryptoError::InputTooLong)?;
+        hmac_sha256(z, &data).map(Self)
     }
 
     /// Rebuilds a stored key.

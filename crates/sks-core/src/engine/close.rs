@@ -63,10 +63,10 @@ impl Core {
                     &s.client_session_id,
                     &s.server_session_id,
                     &s.issuer_uri,
-                )
+                )?
             };
             c.verify_mac(ph, &mac_input, &a.mac)?;
-            let attestation = c.attest(ph, &layout::close_attestation(&a.nonce))?;
+            let attestation = c.attest(ph, &layout::close_attestation(&a.nonce)?)?;
             c.check_close(ph)?;
             Ok(attestation)
         })?;

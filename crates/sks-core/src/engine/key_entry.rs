@@ -199,7 +199,7 @@ impl Core {
             id: &p.policy.id,
             user_defined: p.policy.user_defined,
         });
-        let mac_input = layout::create_key_entry(&a, pin_reference);
+        let mac_input = layout::create_key_entry(&a, pin_reference)?;
         self.verify_mac(ph, &mac_input, &a.mac)?;
 
         let pin_value = if issuer_set {
@@ -232,7 +232,7 @@ impl Core {
         let pkcs8 = private
             .to_pkcs8()
             .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
-        let attestation = self.attest(ph, &layout::key_attestation(&a.id, &public_key))?;
+        let attestation = self.attest(ph, &layout::key_attestation(&a.id, &public_key)?)?;
 
         let handle = self.add_object(|handle| KeyEntry {
             handle,

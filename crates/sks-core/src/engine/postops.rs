@@ -4,6 +4,7 @@
 
 use super::Core;
 use crate::api::{req, resp};
+use crate::codec::DecodeError;
 use crate::consts::{Grouping, PostOperation};
 use crate::crypto::keys::{KeyError, PublicKey};
 use crate::error::{err, ErrorCode, SksError, SksResult};
@@ -180,7 +181,7 @@ impl Core {
         &mut self,
         new_key: u32,
         call: PostCall<'_>,
-        mac_input: impl FnOnce(&[u8]) -> MacInput,
+        mac_input: impl FnOnce(&[u8]) -> Result<MacInput, DecodeError>,
     ) -> SksResult<()> {
         let (method, target) = (call.method, call.target);
         let ph = self.open_key(new_key)?;
@@ -214,7 +215,7 @@ impl Core {
                 }
             }
             let ee = new_ee.ok_or_else(|| option("Missing \"setCertificatePath\""))?;
-            c.authorize_post_op(ph, &call, &mac_input(&ee))?;
+            c.authorize_post_op(ph, &call, &mac_input(&ee)?)?;
             c.queue_post_op(
                 ph,
                 PostOp {
@@ -229,10 +230,10 @@ impl Core {
     post_methods! {
         /// postDeleteKey \[50\].
         post_delete_key(a: PostDeleteKey, DeleteKey)
-            => delete_or_unlock(a.provisioning_handle, layout::post_delete_key(&a));
+            => delete_or_unlock(a.provisioning_handle, layout::post_delete_key(&a)?);
         /// postUnlockKey \[51\].
         post_unlock_key(a: PostUnlockKey, UnlockKey)
-            => delete_or_unlock(a.provisioning_handle, layout::post_unlock_key(&a));
+            => delete_or_unlock(a.provisioning_handle, layout::post_unlock_key(&a)?);
         /// postUpdateKey \[52\].
         post_update_key(a: PostUpdateKey, UpdateKey)
             => update_or_clone(a.key_handle, |ee| layout::post_update_key(&a, ee));

@@ -5,7 +5,7 @@
 use super::key_entry::supported_key;
 use super::Core;
 use crate::api::{req, resp};
-use crate::codec::Reader;
+use crate::codec::{DecodeError, Reader};
 use crate::consts::*;
 use crate::crypto::keys::{PrivateKey, PublicKey};
 use crate::error::{err, ErrorCode, SksError, SksResult};
@@ -38,7 +38,7 @@ pub(crate) fn parse_property_bag(data: &[u8]) -> Option<Vec<Property>> {
 }
 
 /// Serializes a PropertyBag.
-pub(crate) fn encode_property_bag(props: &[Property]) -> Vec<u8> {
+pub(crate) fn encode_property_bag(props: &[Property]) -> Result<Vec<u8>, DecodeError> {
     crate::layout::property_bag(props.iter().map(|(n, wr, v)| (&n[..], *wr, &v[..])))
 }
 
@@ -49,7 +49,7 @@ trait ImportRequest {
     fn key_handle(&self) -> u32;
     fn encrypted(&self) -> &[u8];
     fn mac(&self) -> &[u8];
-    fn mac_input(&self, ee_certificate: &[u8]) -> layout::MacInput;
+    fn mac_input(&self, ee_certificate: &[u8]) -> Result<layout::MacInput, DecodeError>;
 }
 
 macro_rules! import_request {
@@ -65,7 +65,7 @@ macro_rules! import_request {
             fn mac(&self) -> &[u8] {
                 &self.mac
             }
-            fn mac_input(&self, ee_certificate: &[u8]) -> layout::MacInput {
+            fn mac_input(&self, ee_certificate: &[u8]) -> Result<layout::MacInput, DecodeError> {
                 layout::$layout(self, ee_certificate)
             }
         })*
@@ -97,7 +97,7 @@ impl Core {
             if a.retry_limit > MAX_RETRY_LIMIT {
                 return Err(option("PUK \"RetryLimit\" out of range"));
             }
-            c.verify_mac(ph, &layout::create_puk_policy(&a), &a.mac)?;
+            c.verify_mac(ph, &layout::create_puk_policy(&a)?, &a.mac)?;
             let value = c.decrypt(ph, &a.puk_value)?;
             if value.is_empty() || value.len() > MAX_LENGTH_PIN_PUK {
                 return Err(option("PUK length error"));
@@ -159,7 +159,7 @@ impl Core {
             {
                 return Err(option("PIN length limits out of range"));
             }
-            let mac_input = layout::create_pin_policy(&a, puk_id.as_deref());
+            let mac_input = layout::create_pin_policy(&a, puk_id.as_deref())?;
             c.verify_mac(ph, &mac_input, &a.mac)?;
             c.check_new_id(ph, &a.id)?;
             let handle = c.add_object(|handle| PinPolicyEntry {
@@ -206,7 +206,7 @@ impl Core {
                 let k = c.key_mut(a.key_handle)?;
                 (k.public_key.clone(), k.id.clone())
             };
-            let mac_input = layout::set_certificate_path(&a, &public_key, &id);
+            let mac_input = layout::set_certificate_path(&a, &public_key, &id)?;
             c.verify_mac(ph, &mac_input, &a.mac)?;
             let spki = crate::x509::certificate_spki(&path[0])
                 .map_err(|_| err(ErrorCode::Crypto, "Malformed end-entity certificate"))?;
@@ -251,7 +251,7 @@ impl Core {
             if c.key_mut(kh)?.key_backup & key_backup::SERVER != 0 {
                 return Err(option("Multiple key imports"));
             }
-            c.verify_mac(ph, &a.mac_input(&ee), a.mac())?;
+            c.verify_mac(ph, &a.mac_input(&ee)?, a.mac())?;
             let value = c.decrypt(ph, a.encrypted())?;
             let k = c.key_mut(kh)?;
             store(value, k)?;
@@ -325,7 +325,7 @@ impl Core {
                 return Err(option("Malformed PropertyBag"));
             }
             let ee = c.ee_certificate(a.key_handle)?;
-            c.verify_mac(ph, &layout::add_extension(&a, &ee), &a.mac)?;
+            c.verify_mac(ph, &layout::add_extension(&a, &ee)?, &a.mac)?;
             let data = if encrypted {
                 let d = c.decrypt(ph, &a.extension_data.0)?;
                 if d.len() > MAX_LENGTH_EXTENSION_DATA {

@@ -96,7 +96,7 @@ impl Core {
             &device_id,
         )?;
 
-        let h = session_key.plain_hmac(&layout::session_attestation(&a, &client_ephemeral_key))?;
+        let h = session_key.plain_hmac(&layout::session_attestation(&a, &client_ephemeral_key)?)?;
         let attestation = if a.privacy_enabled {
             h.to_vec()
         } else {

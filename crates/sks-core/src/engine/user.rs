@@ -113,7 +113,7 @@ impl Core {
             ));
         }
         prop.2 = a.value.into_bytes();
-        let data = encode_property_bag(&props);
+        let data = encode_property_bag(&props)?;
         if data.len() > MAX_LENGTH_EXTENSION_DATA || prop_too_long(&props) {
             return Err(err(ErrorCode::Option, "Property value too long"));
         }
