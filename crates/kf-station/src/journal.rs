@@ -195,7 +195,10 @@ impl PipelineHooks for JournalHooks<'_> {
         record: &mut AuditRecord,
     ) -> Result<(), HookError> {
         #[cfg(feature = "test-hooks")]
-        crate::test_hooks::record_secrets(input).map_err(HookError::new)?;
+        {
+            crate::test_hooks::record_secrets(input).map_err(HookError::new)?;
+            crate::test_hooks::stall_after_fetch().map_err(HookError::new)?;
+        }
         let state = lock(self.state).map_err(HookError::new)?;
         let fingerprint = state.journal.fingerprint(
             kf_audit::IRK_FINGERPRINT_LABEL,

@@ -4,6 +4,10 @@
 //!
 //! With `KF_STATION_TEST_SECRETS=FILE`, each fob's static ENC/MAC/DEK, clear private
 //! scalar and BLE IRK are appended to FILE as lines `UID LABEL HEX`.
+//!
+//! With `KF_STATION_TEST_STALL_MS=MS`, the station waits MS milliseconds once a fob's key
+//! package is in hand, before the first card command that uses it: a package with a shorter
+//! time to live expires right there.
 
 use std::io::Write;
 
@@ -37,4 +41,22 @@ pub fn record_secrets(input: &ProvisioningInput) -> std::io::Result<()> {
         .append(true)
         .open(path)?
         .write_all(text.as_bytes())
+}
+
+/// The variable naming the wait after each key fetch, in milliseconds.
+pub const STALL_ENV: &str = "KF_STATION_TEST_STALL_MS";
+
+/// Waits as long as `KF_STATION_TEST_STALL_MS` says, if set.
+pub fn stall_after_fetch() -> std::io::Result<()> {
+    let Some(ms) = std::env::var_os(STALL_ENV) else {
+        return Ok(());
+    };
+    let ms: u64 = ms.to_string_lossy().parse().map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{STALL_ENV} must be a number of milliseconds"),
+        )
+    })?;
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    Ok(())
 }

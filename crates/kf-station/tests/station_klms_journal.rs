@@ -457,6 +457,44 @@ fn a_fob_already_issued_and_a_klms_without_content_are_refused_at_fetch_keys() {
     assert_refused_at_fetch_keys(&result, code, "503");
 }
 
+/// A key package that expires after it was fetched and before INITIALIZE UPDATE (its time
+/// to live 1.5 s, the station held 3 s after the fetch by its test hook): the fob fails at
+/// InitializeUpdate with "expired", retry is safe, nothing but the identity read reached the
+/// fob (no SELECT of the applet, no INITIALIZE UPDATE with keys past their time), and the
+/// FAILURE outcome is journaled.
+#[test]
+fn a_klms_package_expiring_before_initialize_update_never_reaches_the_fob() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, config) = klms_and_config(dir.path(), 0x42, |klms| {
+        klms.ttl = Duration::from_millis(1500);
+    });
+    let out = run(station()
+        .args([
+            "provision",
+            "--sim",
+            "--sim-uid",
+            "04A1B2C3D4E5F6070809",
+            "--json",
+        ])
+        .arg("--config")
+        .arg(&config)
+        .env("KF_STATION_TEST_STALL_MS", "3000"));
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{result}");
+    assert_eq!(result["stage"], "InitializeUpdate", "{result}");
+    assert!(
+        result["error"].as_str().unwrap().contains("expired"),
+        "{result}"
+    );
+    assert_eq!(result["retry"], "safe", "{result}");
+    assert_only_identity_read(&result);
+    let records = journal_records(&dir.path().join("journal.db"));
+    let outcome = records.last().unwrap();
+    assert_eq!(outcome["kind"], "outcome");
+    assert_eq!(outcome["body"]["stage_reached"], "INITIALIZE_UPDATE");
+    assert_eq!(outcome["body"]["overall_result"], "FAILURE");
+}
+
 /// The failure reason the next start gives a fob the station crashed on
 /// (`kf-station`'s `journal::INTERRUPTED_REASON`).
 const INTERRUPTED: &str =
