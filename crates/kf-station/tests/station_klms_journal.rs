@@ -400,6 +400,11 @@ impl kf_klms::content::ContentProvider for NoContent {
 /// Runs `provision --sim --json` (always the same fob) against the KLMS of
 /// `config`; returns the result line and the exit code.
 fn provision_with_klms(config: &Path) -> (Value, Option<i32>) {
+    provision_with_klms_env(config, &[])
+}
+
+/// [`provision_with_klms`] with these variables set.
+fn provision_with_klms_env(config: &Path, env: &[(&str, &str)]) -> (Value, Option<i32>) {
     let out = run(station()
         .args([
             "provision",
@@ -409,7 +414,8 @@ fn provision_with_klms(config: &Path) -> (Value, Option<i32>) {
             "--json",
         ])
         .arg("--config")
-        .arg(config));
+        .arg(config)
+        .envs(env.iter().copied()));
     let result: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "no JSON result ({e}): {}",
@@ -468,19 +474,8 @@ fn a_klms_package_expiring_before_initialize_update_never_reaches_the_fob() {
     let (_server, config) = klms_and_config(dir.path(), 0x42, |klms| {
         klms.ttl = Duration::from_millis(1500);
     });
-    let out = run(station()
-        .args([
-            "provision",
-            "--sim",
-            "--sim-uid",
-            "04A1B2C3D4E5F6070809",
-            "--json",
-        ])
-        .arg("--config")
-        .arg(&config)
-        .env("KF_STATION_TEST_STALL_MS", "3000"));
-    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(out.status.code(), Some(1), "{result}");
+    let (result, code) = provision_with_klms_env(&config, &[("KF_STATION_TEST_STALL_MS", "3000")]);
+    assert_eq!(code, Some(1), "{result}");
     assert_eq!(result["stage"], "InitializeUpdate", "{result}");
     assert!(
         result["error"].as_str().unwrap().contains("expired"),
