@@ -157,12 +157,10 @@ impl Uploader {
     fn stop_and_join(&mut self) {
         lock(&self.state).stop = true;
         self.state.1.notify_all();
-        if let Some(t) = self.thread.take() {
-            // A panic on the upload thread has nothing to return to; it is said,
-            // and the journal keeps every record it did not upload.
-            if t.join().is_err() {
-                tracing::error!("the journal upload thread panicked; its records stay pending");
-            }
+        // A panic on the upload thread has nothing to return to; it is said, and the
+        // journal keeps every record it did not upload.
+        if let Some(Err(_)) = self.thread.take().map(std::thread::JoinHandle::join) {
+            tracing::error!("the journal upload thread panicked; its records stay pending");
         }
     }
 }

@@ -339,10 +339,8 @@ impl ServerHandle {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(true);
         }
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                tracing::error!("the KLMS server thread panicked");
-            }
+        if let Some(Err(_)) = self.thread.take().map(std::thread::JoinHandle::join) {
+            tracing::error!("the KLMS server thread panicked");
         }
     }
 }

@@ -766,39 +766,6 @@ impl KlmsLine {
     }
 }
 
-/// A virtual fob that holds its answer to the first command with instruction `ins`
-/// for `stall` (a chip that takes that long over it).
-#[cfg(feature = "sim")]
-struct StallAt {
-    fob: VirtualFob,
-    ins: u8,
-    stall: Duration,
-    stalled: bool,
-}
-
-#[cfg(feature = "sim")]
-impl kf_transport::VirtualCard for StallAt {
-    fn power_on(&mut self) -> Vec<u8> {
-        self.fob.power_on()
-    }
-    fn power_off(&mut self) {
-        self.fob.power_off()
-    }
-    fn reset(&mut self) -> Vec<u8> {
-        self.fob.reset()
-    }
-    fn atr(&self) -> Vec<u8> {
-        kf_transport::VirtualCard::atr(&self.fob)
-    }
-    fn process_apdu(&mut self, apdu: &[u8]) -> Vec<u8> {
-        if !self.stalled && apdu.get(1) == Some(&self.ins) {
-            self.stalled = true;
-            std::thread::sleep(self.stall);
-        }
-        self.fob.process_apdu(apdu)
-    }
-}
-
 /// `run` with the KLMS source, a package TTL of 1.5 s, and a fob that answers EXTERNAL
 /// AUTHENTICATE only after 3 s: the package expired before the first STORE DATA, so the
 /// fob fails at PayloadDelivery with "expired", is told it may be presented again, and
@@ -825,12 +792,17 @@ fn a_klms_package_expiring_before_store_data_fails_the_fob_before_any_store_data
             .with_only_key_set(key_version, keys),
     )
     .unwrap();
-    let stalling = StallAt {
-        fob,
-        ins: kf_apdu::gp::ins::EXTERNAL_AUTHENTICATE,
-        stall: Duration::from_secs(3),
-        stalled: false,
-    };
+    // The fob takes 3 s over EXTERNAL AUTHENTICATE (a slow chip), the first time.
+    let stalled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = Arc::clone(&stalled);
+    let stalling = kf_transport::Intercepted::new(fob, move |fob: &mut VirtualFob, apdu: &[u8]| {
+        if apdu.get(1) == Some(&kf_apdu::gp::ins::EXTERNAL_AUTHENTICATE)
+            && !seen.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            std::thread::sleep(Duration::from_secs(3));
+        }
+        kf_transport::VirtualCard::process_apdu(fob, apdu)
+    });
     let bridge = stack.insert_at(0, stalling, STEP).unwrap();
     let failed = expect_results(&mut station, "FAIL", &[&uid]);
     let line = &failed[0];
@@ -840,13 +812,13 @@ fn a_klms_package_expiring_before_store_data_fails_the_fob_before_any_store_data
         line.contains("(nothing was written; the fob may be presented again)"),
         "{line}"
     );
-    let card = bridge.stop_and_join().unwrap();
-    assert!(card.stalled, "the fob never saw EXTERNAL AUTHENTICATE");
-    assert_eq!(
-        card.fob.applet_life_cycle(),
-        AppletLifeCycle::Unpersonalized
+    let fob = bridge.stop_and_join().unwrap().into_inner();
+    assert!(
+        stalled.load(std::sync::atomic::Ordering::SeqCst),
+        "the fob never saw EXTERNAL AUTHENTICATE"
     );
-    assert!(card.fob.stored_dgi_tags().is_empty());
+    assert_eq!(fob.applet_life_cycle(), AppletLifeCycle::Unpersonalized);
+    assert!(fob.stored_dgi_tags().is_empty());
     station.interrupt_expecting(1);
     let records = journal_records(&paths.journal);
     let kinds: Vec<(&str, &str)> = records

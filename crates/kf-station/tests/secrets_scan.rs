@@ -55,16 +55,12 @@ fn used_secrets(dir: &Path) -> UsedSecrets {
         }
         secrets.push((format!("{label} of {uid}"), hex::decode(value).unwrap()));
     }
-    let keys = keys
-        .into_iter()
-        .map(|(uid, [enc, mac, dek])| {
-            (
-                uid,
-                kf_crypto::StaticKeys::from_hex(&enc, &mac, &dek).unwrap(),
-            )
-        })
-        .collect();
-    (keys, secrets)
+    let mut static_keys = std::collections::HashMap::new();
+    for (uid, [enc, mac, dek]) in keys {
+        let parsed = kf_crypto::StaticKeys::from_hex(&enc, &mac, &dek).unwrap();
+        static_keys.insert(uid, parsed);
+    }
+    (static_keys, secrets)
 }
 
 #[test]

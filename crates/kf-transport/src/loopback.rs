@@ -68,6 +68,11 @@ where
     pub fn new(card: C, on_apdu: F) -> Self {
         Self { card, on_apdu }
     }
+
+    /// The card, to look at its state after the session.
+    pub fn into_inner(self) -> C {
+        self.card
+    }
 }
 
 /// The [`VirtualCard`] methods a wrapper hands to its `card` field as they

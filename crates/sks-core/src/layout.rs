@@ -34,6 +34,9 @@ impl MacInput {
     }
 }
 
+/// A layout, or [`DecodeError::TooLong`] when a value does not fit its length prefix.
+pub type MacResult = Result<MacInput, DecodeError>;
+
 /// The PIN policy a key entry refers to, as the createKeyEntry MAC needs it (§6.6.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PinReference<'a> {
@@ -67,7 +70,7 @@ pub fn close_provisioning_session(
     client_session_id: &str,
     server_session_id: &str,
     issuer_uri: &str,
-) -> Result<MacInput, DecodeError> {
+) -> MacResult {
     let mut w = Writer::new();
     w.string(client_session_id)
         .string(server_session_id)
@@ -84,7 +87,7 @@ pub fn close_attestation(nonce: &[u8]) -> Result<Vec<u8>, DecodeError> {
 }
 
 /// createPUKPolicy \[7\] (byte layouts §6.4); PUKValue as encrypted.
-pub fn create_puk_policy(a: &req::CreatePukPolicy) -> Result<MacInput, DecodeError> {
+pub fn create_puk_policy(a: &req::CreatePukPolicy) -> MacResult {
     let mut w = Writer::new();
     w.string(&a.id)
         .array(&a.puk_value)
@@ -94,10 +97,7 @@ pub fn create_puk_policy(a: &req::CreatePukPolicy) -> Result<MacInput, DecodeErr
 }
 
 /// createPINPolicy \[8\] (byte layouts §6.5); `puk_id` is the governing PUK policy's ID.
-pub fn create_pin_policy(
-    a: &req::CreatePinPolicy,
-    puk_id: Option<&str>,
-) -> Result<MacInput, DecodeError> {
+pub fn create_pin_policy(a: &req::CreatePinPolicy, puk_id: Option<&str>) -> MacResult {
     let mut w = Writer::new();
     w.string(&a.id).string(puk_id.unwrap_or(NOT_AVAILABLE));
     a.policy.put(&mut w);
@@ -108,7 +108,7 @@ pub fn create_pin_policy(
 pub fn create_key_entry(
     a: &req::CreateKeyEntry,
     pin_policy: Option<PinReference<'_>>,
-) -> Result<MacInput, DecodeError> {
+) -> MacResult {
     let policy_reference = match pin_policy {
         _ if a.device_pin_protection => DEVICE_PIN,
         Some(p) => p.id,
@@ -145,11 +145,7 @@ pub fn key_attestation(id: &str, public_key: &[u8]) -> Result<Vec<u8>, DecodeErr
 }
 
 /// setCertificatePath \[11\] (byte layouts §6.7): the generated key and its ID, then the path.
-pub fn set_certificate_path(
-    a: &req::SetCertificatePath,
-    public_key: &[u8],
-    id: &str,
-) -> Result<MacInput, DecodeError> {
+pub fn set_certificate_path(a: &req::SetCertificatePath, public_key: &[u8], id: &str) -> MacResult {
     let mut w = Writer::new();
     w.array(public_key).string(id);
     for cert in &a.certificate_path.0 {
@@ -158,37 +154,24 @@ pub fn set_certificate_path(
     MacInput::new("setCertificatePath", w)
 }
 
-fn certificate_and(
-    method: &'static str,
-    ee_certificate: &[u8],
-    value: &[u8],
-) -> Result<MacInput, DecodeError> {
+fn certificate_and(method: &'static str, ee_certificate: &[u8], value: &[u8]) -> MacResult {
     let mut w = Writer::new();
     w.array(ee_certificate).array(value);
     MacInput::new(method, w)
 }
 
 /// importSymmetricKey \[12\] (byte layouts §6.8): EE certificate, encrypted key.
-pub fn import_symmetric_key(
-    a: &req::ImportSymmetricKey,
-    ee_certificate: &[u8],
-) -> Result<MacInput, DecodeError> {
+pub fn import_symmetric_key(a: &req::ImportSymmetricKey, ee_certificate: &[u8]) -> MacResult {
     certificate_and("importSymmetricKey", ee_certificate, &a.symmetric_key)
 }
 
 /// importPrivateKey \[13\] (byte layouts §6.9): EE certificate, encrypted PKCS#8.
-pub fn import_private_key(
-    a: &req::ImportPrivateKey,
-    ee_certificate: &[u8],
-) -> Result<MacInput, DecodeError> {
+pub fn import_private_key(a: &req::ImportPrivateKey, ee_certificate: &[u8]) -> MacResult {
     certificate_and("importPrivateKey", ee_certificate, &a.private_key)
 }
 
 /// addExtension \[14\] (byte layouts §6.10); ExtensionData as sent (encrypted for SubType 1).
-pub fn add_extension(
-    a: &req::AddExtension,
-    ee_certificate: &[u8],
-) -> Result<MacInput, DecodeError> {
+pub fn add_extension(a: &req::AddExtension, ee_certificate: &[u8]) -> MacResult {
     let mut w = Writer::new();
     w.array(ee_certificate)
         .string(&a.type_uri)
@@ -198,27 +181,24 @@ pub fn add_extension(
     MacInput::new("addExtension", w)
 }
 
-fn authorization_only(method: &'static str, authorization: &[u8]) -> Result<MacInput, DecodeError> {
+fn authorization_only(method: &'static str, authorization: &[u8]) -> MacResult {
     let mut w = Writer::new();
     w.array(authorization);
     MacInput::new(method, w)
 }
 
 /// postDeleteKey \[50\] (byte layouts §6.11).
-pub fn post_delete_key(a: &req::PostDeleteKey) -> Result<MacInput, DecodeError> {
+pub fn post_delete_key(a: &req::PostDeleteKey) -> MacResult {
     authorization_only("postDeleteKey", &a.authorization)
 }
 
 /// postUnlockKey \[51\] (byte layouts §6.11).
-pub fn post_unlock_key(a: &req::PostUnlockKey) -> Result<MacInput, DecodeError> {
+pub fn post_unlock_key(a: &req::PostUnlockKey) -> MacResult {
     authorization_only("postUnlockKey", &a.authorization)
 }
 
 /// postUpdateKey \[52\] (byte layouts §6.12): the new key's EE certificate, Authorization.
-pub fn post_update_key(
-    a: &req::PostUpdateKey,
-    new_ee_certificate: &[u8],
-) -> Result<MacInput, DecodeError> {
+pub fn post_update_key(a: &req::PostUpdateKey, new_ee_certificate: &[u8]) -> MacResult {
     certificate_and("postUpdateKey", new_ee_certificate, &a.authorization)
 }
 
@@ -226,7 +206,7 @@ pub fn post_update_key(
 pub fn post_clone_key_protection(
     a: &req::PostCloneKeyProtection,
     new_ee_certificate: &[u8],
-) -> Result<MacInput, DecodeError> {
+) -> MacResult {
     certificate_and(
         "postCloneKeyProtection",
         new_ee_certificate,
