@@ -397,6 +397,27 @@ impl kf_klms::content::ContentProvider for NoContent {
     }
 }
 
+/// A master key whose derivations fail (the KLMS answers 500); its receipt key works, so
+/// the server starts.
+struct BrokenDerivation(kf_klms::keystore::FileKey);
+
+impl kf_klms::keystore::KeyBackend for BrokenDerivation {
+    fn describe(&self) -> String {
+        "a key whose derivations fail".into()
+    }
+    fn diversify(&self, _uid: &[u8]) -> Result<kf_crypto::StaticKeys, kf_klms::keystore::KeyError> {
+        Err(kf_klms::keystore::KeyError::Failed(
+            "the test's broken key".into(),
+        ))
+    }
+    fn receipt_seed(
+        &self,
+        counter: u32,
+    ) -> Result<zeroize::Zeroizing<[u8; 32]>, kf_klms::keystore::KeyError> {
+        kf_klms::keystore::KeyBackend::receipt_seed(&self.0, counter)
+    }
+}
+
 /// Runs `provision --sim --json` (always the same fob) against the KLMS of
 /// `config`; returns the result line and the exit code.
 fn provision_with_klms(config: &Path) -> (Value, Option<i32>) {
@@ -438,7 +459,7 @@ fn assert_refused_at_fetch_keys(result: &Value, code: Option<i32>, reason: &str)
 }
 
 #[test]
-fn a_fob_already_issued_and_a_klms_without_content_are_refused_at_fetch_keys() {
+fn a_fob_already_issued_a_klms_without_content_and_a_failing_klms_are_refused_at_fetch_keys() {
     let dir = tempfile::tempdir().unwrap();
     let (server, config) = klms_and_config(dir.path(), 0x42, |_| {});
     // The first request for the sim fob's UID gets its package (whatever the
@@ -461,6 +482,15 @@ fn a_fob_already_issued_and_a_klms_without_content_are_refused_at_fetch_keys() {
     });
     let (result, code) = provision_with_klms(&config);
     assert_refused_at_fetch_keys(&result, code, "503");
+
+    // 500 from the KLMS (its key derivation fails): refused at once, not retried.
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, config) = klms_and_config(dir.path(), 0x42, |klms| {
+        let master = kf_crypto::AesKey::from_slice(&[0x42; 16]).unwrap();
+        klms.key = std::sync::Arc::new(BrokenDerivation(kf_klms::keystore::FileKey::new(master)));
+    });
+    let (result, code) = provision_with_klms(&config);
+    assert_refused_at_fetch_keys(&result, code, "HTTP 500");
 }
 
 /// A key package that expires after it was fetched and before INITIALIZE UPDATE (its time
