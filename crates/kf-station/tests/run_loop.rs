@@ -776,11 +776,14 @@ impl KlmsLine {
 fn a_klms_package_expiring_before_store_data_fails_the_fob_before_any_store_data() {
     let stack = VpcdStack::start().expect("pcscd + vpcd");
     let paths = paths(&stack);
-    let line = KlmsLine::start(&stack, [0x5B; 16], "", &["LINE_04_R1"], |klms| {
+    let KlmsLine {
+        server,
+        master,
+        key_version,
+        config,
+    } = KlmsLine::start(&stack, [0x5B; 16], "", &["LINE_04_R1"], |klms| {
         klms.ttl = Duration::from_millis(1500);
     });
-    let (server, master, key_version, config) =
-        (line.server, line.master, line.key_version, line.config);
     let mut station =
         Station::spawn_with(&["--config", &config], &paths.journal, &paths.audit_file);
     expect_prompts(&mut station, &["LINE_04_R1"]);
@@ -860,15 +863,18 @@ fn slow_klms_fob(
 fn klms_source_on_two_readers_and_ctrl_c_during_store_data_lets_both_fobs_finish() {
     let stack = VpcdStack::start().expect("pcscd + vpcd");
     let paths = paths(&stack);
-    let line = KlmsLine::start(
+    let KlmsLine {
+        server,
+        master,
+        key_version,
+        config,
+    } = KlmsLine::start(
         &stack,
         [0x5A; 16],
         "security_level = \"33\"\n",
         &["LINE_02_R1", "LINE_02_R2"],
         |_| {},
     );
-    let (server, master, key_version, config) =
-        (line.server, line.master, line.key_version, line.config);
     // Every log on: the scan at the end looks through it for keys.
     let mut station = Station::spawn_logging(
         &["--config", &config],
@@ -1108,8 +1114,9 @@ fn release(hold: &HoldGate) {
 }
 
 /// The station dies (SIGKILL: power loss, a killed process) at every command
-/// of the session, before the fob sees it or right after the fob executed it, and `run` is started again on the same journal with the fob
-/// still on the reader. The restart records exactly one interrupted outcome
+/// of the session, before the fob sees it or right after the fob executed it,
+/// and `run` is started again on the same journal with the fob still on the
+/// reader. The restart records exactly one interrupted outcome
 /// for the fob once its "started" record was due (right before the first
 /// STORE DATA), none before, says so on stderr, and then gives the fob a
 /// definite outcome of its own: PASS while the fob can still take its

@@ -4,9 +4,11 @@
 //! a crash before or after every APDU (`KF_STATION_SIM_ABORT`) → the same, at
 //! exactly that point; the fob torn away before or after every APDU, or its
 //! answer lost (`KF_STATION_SIM_TEAR`) → a FAILURE at that APDU's stage, in the
-//! journal and on screen, with the advice the fob's state calls for; KLMS refusals (409, 503), a KLMS that does not answer
-//! and a KLMS killed during its ledger commit → FetchKeys, retry is safe, and
-//! the fob gets its package once the KLMS is back.
+//! journal and on screen, with the advice the fob's state calls for; KLMS
+//! refusals (409, 500, 503), a KLMS that does not answer and a KLMS killed
+//! during its ledger commit → FetchKeys, retry is safe, and the fob gets its
+//! package once the KLMS is back; a package that expires before INITIALIZE
+//! UPDATE never reaches the fob.
 // They run the simulator commands (`demo`, `provision --sim`).
 #![cfg(feature = "sim")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -483,7 +485,7 @@ fn a_fob_already_issued_a_klms_without_content_and_a_failing_klms_are_refused_at
     let (result, code) = provision_with_klms(&config);
     assert_refused_at_fetch_keys(&result, code, "503");
 
-    // 500 from the KLMS (its key derivation fails): refused at once, not retried.
+    // 500 from the KLMS (its key derivation fails): refused at FetchKeys.
     let dir = tempfile::tempdir().unwrap();
     let (_server, config) = klms_and_config(dir.path(), 0x42, |klms| {
         let master = kf_crypto::AesKey::from_slice(&[0x42; 16]).unwrap();

@@ -197,7 +197,7 @@ impl Issuer {
     fn with_mac<R: Macced>(
         &mut self,
         mut request: R,
-        input: impl FnOnce(&R) -> Result<MacInput, sks_core::codec::DecodeError>,
+        input: impl FnOnce(&R) -> layout::MacResult,
     ) -> Result<R, IssuerError> {
         *request.mac_mut() = self.mac(&input(&request)?)?;
         Ok(request)

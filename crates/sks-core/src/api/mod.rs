@@ -23,10 +23,10 @@ pub fn encode_error(e: &SksError) -> Vec<u8> {
 /// Encodes a call result as a response frame.
 pub fn encode_result(r: &Result<Response, SksError>) -> Vec<u8> {
     match r {
-        // An output over its length prefix is refused as an error, never cut to fit.
+        // An output over its length prefix is an internal error, never cut to fit.
         Ok(resp) => resp
             .encode()
-            .unwrap_or_else(|e| encode_error(&SksError::from(e))),
+            .unwrap_or_else(|e| encode_error(&SksError::new(ErrorCode::Internal, e.to_string()))),
         Err(e) => encode_error(e),
     }
 }

@@ -4,7 +4,6 @@
 
 use super::Core;
 use crate::api::{req, resp};
-use crate::codec::DecodeError;
 use crate::consts::{Grouping, PostOperation};
 use crate::crypto::keys::{KeyError, PublicKey};
 use crate::error::{err, ErrorCode, SksError, SksResult};
@@ -181,7 +180,7 @@ impl Core {
         &mut self,
         new_key: u32,
         call: PostCall<'_>,
-        mac_input: impl FnOnce(&[u8]) -> Result<MacInput, DecodeError>,
+        mac_input: impl FnOnce(&[u8]) -> layout::MacResult,
     ) -> SksResult<()> {
         let (method, target) = (call.method, call.target);
         let ph = self.open_key(new_key)?;

@@ -49,7 +49,7 @@ trait ImportRequest {
     fn key_handle(&self) -> u32;
     fn encrypted(&self) -> &[u8];
     fn mac(&self) -> &[u8];
-    fn mac_input(&self, ee_certificate: &[u8]) -> Result<layout::MacInput, DecodeError>;
+    fn mac_input(&self, ee_certificate: &[u8]) -> layout::MacResult;
 }
 
 macro_rules! import_request {
@@ -65,7 +65,7 @@ macro_rules! import_request {
             fn mac(&self) -> &[u8] {
                 &self.mac
             }
-            fn mac_input(&self, ee_certificate: &[u8]) -> Result<layout::MacInput, DecodeError> {
+            fn mac_input(&self, ee_certificate: &[u8]) -> layout::MacResult {
                 layout::$layout(self, ee_certificate)
             }
         })*
