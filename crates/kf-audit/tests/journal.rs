@@ -137,9 +137,27 @@ fn rechain_without_key(c: &rusqlite::Connection, from: i64) {
     .unwrap();
 }
 
+/// What an insider runs through a [`shell`].
+enum Edit {
+    Sql(&'static str),
+    /// The statements, then the chain recomputed from this sequence number
+    /// on without the station's key.
+    SqlThenRechain(&'static str, i64),
+}
+use Edit::{Sql, SqlThenRechain};
+
+impl Edit {
+    fn apply(&self, path: &Path) {
+        match *self {
+            Sql(sql) => tamper(path, sql),
+            SqlThenRechain(sql, from) => tamper_and_rechain(path, sql, from),
+        }
+    }
+}
+
 struct Attack {
     name: &'static str,
-    apply: fn(&Path),
+    edit: Edit,
     first_bad: i64,
     damage: fn(&Damage) -> bool,
 }
@@ -148,198 +166,135 @@ struct Attack {
 const ATTACKS: &[Attack] = &[
     Attack {
         name: "truncate the unacknowledged tail",
-        apply: |p| {
-            tamper(
-                p,
-                "DELETE FROM records WHERE seq > 8; DELETE FROM uploads WHERE seq > 8;",
-            )
-        },
+        edit: Sql("DELETE FROM records WHERE seq > 8; DELETE FROM uploads WHERE seq > 8;"),
         first_bad: 9,
         damage: |d| matches!(d, Damage::Truncated { head_seq: 10 }),
     },
     Attack {
         name: "truncate acknowledged records",
-        apply: |p| {
-            tamper(
-                p,
-                "DELETE FROM records WHERE seq > 6; DELETE FROM uploads WHERE seq > 6;",
-            )
-        },
+        edit: Sql("DELETE FROM records WHERE seq > 6; DELETE FROM uploads WHERE seq > 6;"),
         first_bad: 7,
         damage: |d| matches!(d, Damage::Truncated { head_seq: 10 }),
     },
     Attack {
         name: "truncate and copy the last remaining link into the head",
-        apply: |p| {
-            tamper(
-                p,
-                "DELETE FROM records WHERE seq > 8; DELETE FROM uploads WHERE seq > 8;
-                 UPDATE head SET seq = 8, link = (SELECT link FROM records WHERE seq = 8);",
-            )
-        },
+        edit: Sql("DELETE FROM records WHERE seq > 8; DELETE FROM uploads WHERE seq > 8;
+                 UPDATE head SET seq = 8, link = (SELECT link FROM records WHERE seq = 8);"),
         first_bad: 8,
         damage: |d| matches!(d, Damage::HeadMismatch),
     },
     Attack {
         name: "delete a middle record",
-        apply: |p| {
-            tamper(
-                p,
-                "DELETE FROM records WHERE seq = 5; DELETE FROM uploads WHERE seq = 5;",
-            )
-        },
+        edit: Sql("DELETE FROM records WHERE seq = 5; DELETE FROM uploads WHERE seq = 5;"),
         first_bad: 5,
         damage: |d| matches!(d, Damage::SequenceGap),
     },
     Attack {
         name: "edit a field",
-        apply: |p| tamper(p, EDIT_RECORD_4),
+        edit: Sql(EDIT_RECORD_4),
         first_bad: 4,
         damage: |d| matches!(d, Damage::LinkMismatch),
     },
     Attack {
         name: "edit a field and rehash everything after it",
-        apply: |p| tamper_and_rechain(p, EDIT_RECORD_4, 4),
+        edit: SqlThenRechain(EDIT_RECORD_4, 4),
         first_bad: 4,
         damage: |d| matches!(d, Damage::LinkMismatch),
     },
     Attack {
         name: "forge an appended record with a recomputed chain",
-        apply: |p| {
-            tamper_and_rechain(
-                p,
-                "INSERT INTO records VALUES (11, '2026-11-22T14:32:01.123Z', 'trx_forged', 'outcome', '{}', '')",
-                11,
-            )
-        },
+        edit: SqlThenRechain("INSERT INTO records VALUES (11, '2026-11-22T14:32:01.123Z', 'trx_forged', 'outcome', '{}', '')", 11),
         first_bad: 11,
         damage: |d| matches!(d, Damage::LinkMismatch),
     },
     Attack {
         name: "swap two records",
-        apply: |p| {
-            tamper(
-                p,
-                "UPDATE records SET seq = -2 WHERE seq = 2;
+        edit: Sql("UPDATE records SET seq = -2 WHERE seq = 2;
                  UPDATE records SET seq = 2 WHERE seq = 4;
-                 UPDATE records SET seq = 4 WHERE seq = -2;",
-            )
-        },
+                 UPDATE records SET seq = 4 WHERE seq = -2;"),
         first_bad: 2,
         damage: |d| matches!(d, Damage::LinkMismatch),
     },
     Attack {
         name: "mark a pending record acknowledged",
-        apply: |p| tamper(p, "UPDATE uploads SET state = 'acknowledged' WHERE seq = 4"),
+        edit: Sql("UPDATE uploads SET state = 'acknowledged' WHERE seq = 4"),
         first_bad: 4,
         damage: |d| matches!(d, Damage::UploadStateForged),
     },
     Attack {
         name: "mark a pending record rejected",
-        apply: |p| {
-            tamper(
-                p,
-                "UPDATE uploads SET state = 'rejected', detail = 'x' WHERE seq = 8",
-            )
-        },
+        edit: Sql("UPDATE uploads SET state = 'rejected', detail = 'x' WHERE seq = 8"),
         first_bad: 8,
         damage: |d| matches!(d, Damage::UploadStateForged),
     },
     Attack {
         name: "move an acknowledgement to another record",
-        apply: |p| {
-            tamper(
-                p,
-                "DELETE FROM uploads WHERE seq = 4; UPDATE uploads SET seq = 4 WHERE seq = 2;",
-            )
-        },
+        edit: Sql("DELETE FROM uploads WHERE seq = 4; UPDATE uploads SET seq = 4 WHERE seq = 2;"),
         first_bad: 2,
         damage: |d| matches!(d, Damage::MissingRow(_)),
     },
     Attack {
         name: "delete the upload state of an outcome",
-        apply: |p| tamper(p, "DELETE FROM uploads WHERE seq = 6"),
+        edit: Sql("DELETE FROM uploads WHERE seq = 6"),
         first_bad: 6,
         damage: |d| matches!(d, Damage::MissingRow(_)),
     },
     Attack {
         name: "drop and recreate the records table",
-        apply: |p| {
-            tamper(
-                p,
-                "DROP TABLE records;
+        edit: Sql("DROP TABLE records;
                      CREATE TABLE records (seq INTEGER PRIMARY KEY, timestamp TEXT NOT NULL,
                         transaction_id TEXT NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL,
-                        link TEXT NOT NULL);",
-            )
-        },
+                        link TEXT NOT NULL);"),
         first_bad: 1,
         damage: |d| matches!(d, Damage::Truncated { head_seq: 10 }),
     },
     Attack {
         name: "drop the uploads table",
-        apply: |p| tamper(p, "DROP TABLE uploads;"),
+        edit: Sql("DROP TABLE uploads;"),
         first_bad: 0,
         damage: |d| matches!(d, Damage::MissingTable(t) if t == "uploads"),
     },
     Attack {
         name: "drop the head",
-        apply: |p| tamper(p, "DELETE FROM head;"),
+        edit: Sql("DELETE FROM head;"),
         first_bad: 11,
         damage: |d| matches!(d, Damage::MissingRow(_)),
     },
     Attack {
         name: "drop the meta table",
-        apply: |p| tamper(p, "DROP TABLE meta;"),
+        edit: Sql("DROP TABLE meta;"),
         first_bad: 0,
         damage: |d| matches!(d, Damage::MissingTable(t) if t == "meta"),
     },
     Attack {
         name: "a BLOB where text belongs",
-        apply: |p| {
-            tamper(
-                p,
-                "UPDATE records SET body = CAST(body AS BLOB) WHERE seq = 3",
-            )
-        },
+        edit: Sql("UPDATE records SET body = CAST(body AS BLOB) WHERE seq = 3"),
         first_bad: 3,
         damage: |d| matches!(d, Damage::WrongColumnType(_)),
     },
     Attack {
         name: "an integer where text belongs",
-        apply: |p| {
-            let c = shell(p);
-            // TEXT affinity would turn 7 into '7'; a retyped table keeps it.
-            c.execute_batch(
-                "ALTER TABLE uploads RENAME TO u2;
+        // TEXT affinity would turn 7 into '7'; a retyped table keeps it.
+        edit: Sql("ALTER TABLE uploads RENAME TO u2;
                  CREATE TABLE uploads (seq INTEGER PRIMARY KEY, state TEXT NOT NULL,
                     updated_at TEXT NOT NULL, detail TEXT NOT NULL, receipt TEXT NOT NULL, mac TEXT NOT NULL);
                  INSERT INTO uploads SELECT * FROM u2; DROP TABLE u2;
-                 ALTER TABLE records RENAME COLUMN kind TO kind_old;",
-            )
-            .unwrap();
-        },
+                 ALTER TABLE records RENAME COLUMN kind TO kind_old;"),
         first_bad: 0,
         damage: |d| matches!(d, Damage::SchemaAltered(_)),
     },
     Attack {
         name: "a column retyped to BLOB",
-        apply: |p| {
-            tamper(p, "CREATE TABLE r2 (seq INTEGER PRIMARY KEY, timestamp TEXT NOT NULL,
+        edit: Sql("CREATE TABLE r2 (seq INTEGER PRIMARY KEY, timestamp TEXT NOT NULL,
                         transaction_id TEXT NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL, link BLOB);
                      INSERT INTO r2 SELECT * FROM records; DROP TABLE records;
-                     ALTER TABLE r2 RENAME TO records;")
-        },
+                     ALTER TABLE r2 RENAME TO records;"),
         first_bad: 0,
         damage: |d| matches!(d, Damage::SchemaAltered(_)),
     },
     Attack {
         name: "a column added outside the chain",
-        apply: |p| {
-            shell(p)
-                .execute_batch("ALTER TABLE records ADD COLUMN acked_at TEXT;")
-                .unwrap();
-        },
+        edit: Sql("ALTER TABLE records ADD COLUMN acked_at TEXT;"),
         first_bad: 0,
         damage: |d| matches!(d, Damage::SchemaAltered(_)),
     },
@@ -354,7 +309,7 @@ fn every_attack_is_found_with_the_first_bad_sequence_number() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.db");
         std::fs::copy(&pristine, &path).unwrap();
-        (attack.apply)(&path);
+        attack.edit.apply(&path);
         let report = verify(&path);
         match &report.finding {
             Some(f) if f.seq == attack.first_bad && (attack.damage)(&f.damage) => {

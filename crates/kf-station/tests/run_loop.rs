@@ -788,13 +788,7 @@ fn a_klms_package_expiring_before_store_data_fails_the_fob_before_any_store_data
         Station::spawn_with(&["--config", &config], &paths.journal, &paths.audit_file);
     expect_prompts(&mut station, &["LINE_04_R1"]);
     let uid = Uid::new(&[0x04, 0x45, 0x58, 0x50, 0x49, 0x52, 0x45, 0, 0, 1]).unwrap();
-    let keys = kf_crypto::kdf::diversify_static_keys(&master, uid.as_bytes()).unwrap();
-    let fob = VirtualFob::new(
-        FobConfig::dev_sample()
-            .with_uid(uid.clone())
-            .with_only_key_set(key_version, keys),
-    )
-    .unwrap();
+    let fob = klms_fob(&uid, &master, key_version);
     // The fob takes 3 s over EXTERNAL AUTHENTICATE (a slow chip), the first time.
     let stalled = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let seen = Arc::clone(&stalled);
@@ -840,6 +834,18 @@ fn a_klms_package_expiring_before_store_data_fails_the_fob_before_any_store_data
 }
 
 #[cfg(feature = "sim")]
+/// A fob carrying only the keys the KLMS diversifies from `master` for `uid`.
+fn klms_fob(uid: &Uid, master: &kf_crypto::AesKey, key_version: u8) -> VirtualFob {
+    let keys = kf_crypto::kdf::diversify_static_keys(master, uid.as_bytes()).unwrap();
+    VirtualFob::new(
+        FobConfig::dev_sample()
+            .with_uid(uid.clone())
+            .with_only_key_set(key_version, keys),
+    )
+    .unwrap()
+}
+
+#[cfg(feature = "sim")]
 /// A slow fob (see [`slow_fob`]) carrying the keys the KLMS diversifies from
 /// `master` for its UID.
 fn slow_klms_fob(
@@ -847,15 +853,8 @@ fn slow_klms_fob(
     master: &kf_crypto::AesKey,
     key_version: u8,
 ) -> kf_transport::PacedCard<VirtualFob> {
-    let keys = kf_crypto::kdf::diversify_static_keys(master, uid.as_bytes()).unwrap();
-    let fob = VirtualFob::new(
-        FobConfig::dev_sample()
-            .with_uid(uid.clone())
-            .with_only_key_set(key_version, keys),
-    )
-    .unwrap();
     let paced = slow_fob(uid);
-    kf_transport::PacedCard::new(fob, paced.model().copied())
+    kf_transport::PacedCard::new(klms_fob(uid, master, key_version), paced.model().copied())
 }
 
 #[cfg(feature = "sim")]
