@@ -1,4 +1,4 @@
-//! Container packages (the pool format of the seed documents): directory name,
+//! Container packages (the specified pool format): directory name,
 //! `FESN.txt`, the Base64 IRK, the PKCS#8 device key, the device certificate and
 //! the shared ICA/root certificates, validated in memory exactly as the
 //! container source does after reading them.

@@ -1,5 +1,5 @@
 //! Data Grouping Identifier (DGI) codec (GPC 2.3.1 §11.1.12, §11.11.2.3;
-//! GP Scripting Language; seed 001 "DGI Wire Encoding").
+//! GP Scripting Language; provisioning specification, "DGI Wire Encoding").
 //!
 //! A DGI is `tag (2 bytes) ‖ length ‖ value`, where the length is one byte
 //! for 0–254 and `FF` followed by two big-endian bytes for 255–65535.

@@ -114,7 +114,7 @@ fn sensitive_dgi_debug_is_redacted() {
     assert_ne!(secret, Dgi::new(0xA003, vec![0xDE, 0xAD, 0xBE]));
 }
 
-/// Splits like seed 001 does (245-byte blocks, DGIs crossing blocks).
+/// Splits like the provisioning specification does (245-byte blocks, DGIs crossing blocks).
 fn blocks(wire: &[u8], size: usize) -> Vec<&[u8]> {
     wire.chunks(size).collect()
 }

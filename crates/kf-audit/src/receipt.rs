@@ -100,7 +100,7 @@ pub struct ChainUpload {
     pub prev_link: String,
     /// This record's link, hex.
     pub link: String,
-    /// `started` (no audit record) or `outcome` (with the seed 000 audit record).
+    /// `started` (no audit record) or `outcome` (with the KLMS contract's audit record).
     pub kind: String,
     /// The audit record of an outcome.
     #[serde(default)]

@@ -1,5 +1,5 @@
 //! Criterion micro benchmark of the DGI plan (kf-perso `PersoPlan::build`)
-//! for a seed-sized personalization: device certificate ~424 B, ICA 435 B,
+//! for a specification-sized personalization: device certificate ~424 B, ICA 435 B,
 //! root 722 B, a 32-byte private key (DEK-encrypted into DGI A003), a
 //! 40-character SPID and a 16-byte IRK, from kf-source's in-memory dev
 //! fixtures (generated once, outside the timed loop), at security levels '01'
@@ -17,13 +17,13 @@ use kf_source::{DevSampleSource, ProvisioningInput, ProvisioningSource};
 
 const FOB_UID: [u8; 7] = [0x04, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66];
 
-fn seed_sized_input() -> ProvisioningInput {
+fn specification_sized_input() -> ProvisioningInput {
     let mut source = DevSampleSource::generated(1, Some(7)).unwrap();
     source.fetch(&FOB_UID).unwrap()
 }
 
 fn bench_plan(c: &mut Criterion) {
-    let input = seed_sized_input();
+    let input = specification_sized_input();
     let mut group = c.benchmark_group("perso_plan_build");
     for level in [SecurityLevel::C_MAC, SecurityLevel::FULL] {
         let options = PlanOptions {

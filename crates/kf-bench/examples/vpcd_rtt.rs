@@ -10,7 +10,7 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     use std::time::{Duration, Instant};
 
-    use kf_bench::stats::percentile;
+    use kf_stats::percentile;
     use kf_testkit::VpcdStack;
     use kf_transport::pcsc::PcscContext;
     use kf_transport::{EchoCard, RawApdu, Transport};

@@ -28,8 +28,8 @@ use kf_transport::link::ApduShape;
 use kf_transport::loopback::{LoopbackTransport, VirtualCard};
 use kf_transport::transport::{Layer, RawApdu, Transport};
 
-use crate::stats::percentile;
 use crate::BenchError;
+use kf_stats::percentile;
 
 /// The link the fobs are provisioned over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -34,6 +34,5 @@ pub mod line;
 pub mod link_model;
 pub mod lockstep;
 pub mod measure;
-pub mod stats;
 
 pub use error::BenchError;

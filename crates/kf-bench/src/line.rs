@@ -225,7 +225,7 @@ mod vpcd {
                 wall_s: wall.as_secs_f64(),
                 fobs_per_s,
                 efficiency: fobs_per_s / (n as f64 * base),
-                p50_ms: crate::stats::median(&times).unwrap_or(0.0),
+                p50_ms: kf_stats::median(&times).unwrap_or(0.0),
             });
         }
         for bridge in bridges {

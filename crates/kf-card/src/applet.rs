@@ -1,5 +1,5 @@
 //! Key-fob applet commands: STORE DATA personalization (GPC 2.3.1 §11.11,
-//! seed 001), the post-perso transport configuration (`00 DB`, seed 001) and
+//! provisioning specification), the post-perso transport configuration (`00 DB`, provisioning specification) and
 //! the key-pair verification (`00 88`, `kf_profile::verify`).
 
 use kf_apdu::{CommandApdu, ResponseApdu};

@@ -95,7 +95,7 @@ pub struct FobConfig {
 }
 
 impl FobConfig {
-    /// The seed 001 development-sample configuration: dev-sample keys at KVN
+    /// The provisioning specification's development-sample configuration: dev-sample keys at KVN
     /// 0xFF, i = 70, S8, random 10-byte UID, ISD in OP_READY, no state file.
     pub fn dev_sample() -> FobConfig {
         let mut key_sets = BTreeMap::new();
@@ -177,7 +177,7 @@ impl fmt::Debug for FobConfig {
     }
 }
 
-/// The seed 001 development-sample key set (KVN 0xFF).
+/// The provisioning specification's development-sample key set (KVN 0xFF).
 pub fn dev_sample_keys() -> Result<StaticKeys, FobError> {
     Ok(StaticKeys::new(
         AesKey::from_slice(&DEV_SAMPLE_ENC)?,

@@ -1,5 +1,5 @@
 //! A virtual NXP JCOP 4 key fob: the Issuer Security Domain and the key-fob
-//! applet of seed 001, behind GlobalPlatform SCP03, for tests without hardware
+//! applet of the provisioning specification, behind GlobalPlatform SCP03, for tests without hardware
 //! (in-process loopback) and for a real pcscd through vsmartcard's vpcd.
 //!
 //! Simulator only: it must not be linked into production paths except behind

@@ -1,5 +1,5 @@
 //! Reassembly and validation of the key-fob applet's STORE DATA sequence
-//! (GPC 2.3.1 §11.11; seed 001 "STORE DATA Block Protocol").
+//! (GPC 2.3.1 §11.11; provisioning specification, "STORE DATA Block Protocol").
 //!
 //! ```text
 //! block P2=00,01,… ──DgiStreamDecoder──▶ DGI ──FobDgi::from_tag / check_value──▶ staged
@@ -120,7 +120,7 @@ impl Drop for PersoSession {
 }
 
 /// DGI A003: AES-CBC decryption with the static DEK and IV 0, strict ISO
-/// 9797-1 method 2 unpadding (GPC Amd D §6.2.8 for DEK use; seed 001), then a
+/// 9797-1 method 2 unpadding (GPC Amd D §6.2.8 for DEK use; provisioning specification), then a
 /// 32-byte scalar in `1..n-1` (SEC 1 §2.3.6 via `p256`).
 fn decrypt_private_key(value: &[u8], dek: &AesKey) -> Result<SigningKey, StatusWord> {
     let mut plain =

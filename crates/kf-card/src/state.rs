@@ -21,7 +21,7 @@ use crate::error::FobError;
 use crate::life_cycle::IsdLifeCycle;
 
 /// Transport configuration flags set by the post-perso commands
-/// `00 DB 00 00 03 <id> 01 <value>` (seed 001).
+/// `00 DB 00 00 03 <id> 01 <value>` (provisioning specification).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct TransportFlags {
     /// `0A`: UICC transport enabled.

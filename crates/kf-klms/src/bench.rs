@@ -35,12 +35,10 @@ pub struct BenchClient<'a> {
     pub identity_pem: &'a str,
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)].as_secs_f64() * 1000.0
+/// The `p` quantile of `latencies` in milliseconds, 0 when there are none.
+fn percentile_ms(latencies: &[Duration], p: f64) -> f64 {
+    let ms: Vec<f64> = latencies.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    kf_stats::percentile(&ms, p).unwrap_or(0.0)
 }
 
 /// How long an issuance run lasts.
@@ -185,15 +183,14 @@ async fn collect(
         errors += e;
     }
     let elapsed = start.elapsed();
-    latencies.sort();
     Ok(BenchReport {
         concurrency,
         requests: requests.unwrap_or(latencies.len() + errors),
         errors,
         elapsed_s: elapsed.as_secs_f64(),
         requests_per_sec: latencies.len() as f64 / elapsed.as_secs_f64().max(1e-9),
-        p50_ms: percentile(&latencies, 0.50),
-        p99_ms: percentile(&latencies, 0.99),
+        p50_ms: percentile_ms(&latencies, 0.50),
+        p99_ms: percentile_ms(&latencies, 0.99),
     })
 }
 

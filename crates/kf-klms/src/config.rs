@@ -99,7 +99,7 @@ pub enum ContentConfig {
         /// Fob root certificate (PEM).
         root_cert: PathBuf,
     },
-    /// Hand out seed 001 container packages from a pool directory, each once.
+    /// Hand out container packages from a pool directory, each once.
     ContainerPool {
         /// Pool directory.
         dir: PathBuf,

@@ -1,4 +1,4 @@
-//! Content from a pool of seed 001 container package directories.
+//! Content from a pool of container package directories.
 //!
 //! Layout: `DIR/<FESN>-<SPID_HEX>/{FESN.txt, irk_keyfob.key, keyfob_private.der,
 //! keyfob_public.der}` plus the shared `DIR/ica_cert.der` and

@@ -1,4 +1,4 @@
-//! Per-fob personalization content (seed 001 DGIs A001–A006) behind a trait.
+//! Per-fob personalization content (the DGIs A001–A006) behind a trait.
 //!
 //! [`SynthesizedContent`] makes realistic content per request: a fresh P-256
 //! key, a device certificate with CN = FESN signed by the fob ICA, a 40-hex

@@ -1,4 +1,4 @@
-//! Reference KLMS ("Clypeum" contract, seed 000) for integration tests and
+//! Reference KLMS ("Clypeum" contract) for integration tests and
 //! factory dry runs: REST over mutual TLS, KDF3 key diversification, a
 //! one-time issuance ledger, key-package TTL and audit ingest.
 //!
@@ -16,16 +16,16 @@
 //!   │     in one fsynced transaction (group commit); the reply waits for it
 //!   └─▶ {transaction_id, key_version, scp03_static_keys, ford_payload,
 //!        personalization_dgis, expires_at = now + TTL}
-//! POST /v1/audit {seed 000 record} ──validate──▶ Ledger (idempotent by
+//! POST /v1/audit {audit record} ──validate──▶ Ledger (idempotent by
 //!   transaction_id; SUCCESS completes the issuance)
 //! ```
 //!
-//! Decisions (the seed leaves them open):
+//! Decisions (the contract leaves them open):
 //! * The private scalar never leaves the server in clear: the station receives
 //!   A003 already encrypted under the fob's static DEK (AES-CBC, IV 0,
 //!   ISO 9797-1 M2) and writes it as is.
 //! * `ford_payload` carries the STORE DATA header template `80E20000` and the
-//!   concatenation of all DGIs (`TAG ‖ len ‖ value`, seed 001 encoding); the
+//!   concatenation of all DGIs (`TAG ‖ len ‖ value`, the DGI encoding); the
 //!   client checks it equals `personalization_dgis`.
 //! * Requests are strict (duplicate keys, unknown fields, wrong types → 400
 //!   naming the field); station and reader identifiers follow

@@ -40,7 +40,7 @@ pub enum PkiError {
 
 /// Subject CN of the fob root CA.
 pub const FOB_ROOT_CN: &str = "FMC-NFC-ROOT";
-/// Subject CN of the fob intermediate CA (seed 001, DGI A004).
+/// Subject CN of the fob intermediate CA (provisioning specification, DGI A004).
 pub const FOB_ICA_CN: &str = "FMC-NFC-ICA";
 
 /// A certificate with its key, PEM.

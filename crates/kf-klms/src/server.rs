@@ -22,9 +22,9 @@ use crate::pki::DevPki;
 use crate::service::{router, AppState, StationIdentity};
 use crate::tls::{server_config, subject_common_name, TlsError, TlsMaterial};
 
-/// Default key-package lifetime (seed 000 "Items to Confirm": 5 seconds).
+/// Default key-package lifetime (KLMS contract, "Items to Confirm": 5 seconds).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(5);
-/// Default UID length (JCOP 10-byte UID, seed 000 KDF3 context).
+/// Default UID length (JCOP 10-byte UID, KLMS contract, KDF3 context).
 pub const DEFAULT_UID_LEN: usize = 10;
 /// Ledger writes waiting for the writer thread before requests get 503.
 const LEDGER_QUEUE_LEN: usize = 4096;

@@ -526,7 +526,7 @@ fn check_irk_fingerprint(core: &AuditRecordCore) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Parses (strictly) and validates a seed 000 audit record sent by `station`.
+/// Parses (strictly) and validates an audit record of the KLMS contract sent by `station`.
 fn audit_record(state: &AppState, station: String, body: &[u8]) -> Result<AuditRecord, ApiError> {
     // Strict parse first (duplicates, unknown fields, types); the stored copy
     // is the same text as a value, re-serialized.

@@ -1,9 +1,9 @@
-//! JSON shapes of the KLMS contract (seed 000 "KLMS API Contract", extended).
+//! JSON shapes of the KLMS contract ("KLMS API Contract", extended).
 //!
 //! Requests are parsed strictly: a duplicate key, a field the server does not
 //! know or a value of the wrong type is refused (400) with the field's path,
 //! since a station that sends them is a version mismatch, better caught at once.
-//! The audit record requires the seed 000 fields and accepts the station's
+//! The audit record requires the KLMS contract's fields and accepts the station's
 //! extensions `reader_id`, `stage_durations_ms`, `failure_reason`, `ic_serial`,
 //! `ic_fabrication_date` (the chip identity from its CPLC) and
 //! `irk_fingerprint` (a keyed fingerprint of the fob's BLE IRK, 32 hex
@@ -36,7 +36,7 @@ pub fn parse_strict<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Result<T, Stri
     Ok(value)
 }
 
-/// `POST /v1/key-packages` request (seed 000).
+/// `POST /v1/key-packages` request (KLMS contract).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyPackageRequest {
@@ -57,7 +57,7 @@ pub struct StaticKeysHex {
     pub dek: String,
 }
 
-/// Seed 000 `ford_payload`: the STORE DATA header template and the
+/// The KLMS contract's `ford_payload`: the STORE DATA header template and the
 /// concatenated DGI encoding of all personalization items (same order as
 /// `personalization_dgis`).
 #[derive(Serialize)]
@@ -79,7 +79,7 @@ pub struct DgiJson {
     pub encrypted: bool,
 }
 
-/// `POST /v1/key-packages` response (seed 000 plus `fob_uid`,
+/// `POST /v1/key-packages` response (the KLMS contract plus `fob_uid`,
 /// `personalization_dgis` and `expires_at`).
 #[derive(Serialize)]
 pub struct KeyPackageResponse {
@@ -91,7 +91,7 @@ pub struct KeyPackageResponse {
     pub key_version: u8,
     /// Diversified static keys.
     pub scp03_static_keys: StaticKeysHex,
-    /// Seed 000 payload.
+    /// The KLMS contract's payload.
     pub ford_payload: FordPayload,
     /// DGIs A003, A001, A002, A004, A005, A006.
     pub personalization_dgis: Vec<DgiJson>,
@@ -99,7 +99,7 @@ pub struct KeyPackageResponse {
     pub expires_at: String,
 }
 
-/// The seed 000 audit record with the station's extensions (strict).
+/// The KLMS contract's audit record with the station's extensions (strict).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditRecordCore {

@@ -1,4 +1,4 @@
-//! The per-fob audit record, in the JSON shape of seed 000 ("Audit Response"),
+//! The per-fob audit record, in the JSON shape of the KLMS contract ("Audit Response"),
 //! extended with per-stage durations and the failure reason.
 //!
 //! ```json
@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 /// The record's timestamp text, shared with the journal and the KLMS.
 pub use kf_audit::format_timestamp;
 
-/// The pipeline stages (seed 001 "Provisioning Pipeline Stages" plus Verify and Zeroize).
+/// The pipeline stages (provisioning specification, "Provisioning Pipeline Stages" plus Verify and Zeroize).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[non_exhaustive]
@@ -176,7 +176,7 @@ pub struct AuditRecord {
     pub apdu_trace: Vec<ApduTraceEntry>,
     /// Station identifier.
     pub eol_station_id: String,
-    /// The reader the fob was on (seed 001: `"LINE_04_READER_01"`), when the
+    /// The reader the fob was on (provisioning specification: `"LINE_04_READER_01"`), when the
     /// station names its readers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reader_id: Option<String>,

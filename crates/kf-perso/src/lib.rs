@@ -3,7 +3,7 @@
 //! ```text
 //! kf-source ──ProvisioningInput──▶ PersoPlan::build (DGIs, DEK-encrypted A003, STORE DATA blocks)
 //!   ──plaintext CommandApdus──▶ [SCP03 host wrap, transport: pipeline driver]
-//!   every exchange ──▶ AuditRecord (seed 000 shape, redacted TX, stage durations)
+//!   every exchange ──▶ AuditRecord (the KLMS contract's shape, redacted TX, stage durations)
 //! ```
 //!
 //! This crate is sans-IO: it builds commands and records, and never owns a

@@ -1,11 +1,11 @@
 //! The DGI personalization plan: items → DGIs → STORE DATA blocks.
 //!
 //! ```text
-//! ProvisioningInput ──encode (seed 001 order A003, A001, A002, A004, A005, A006)──▶ DGI stream
+//! ProvisioningInput ──encode (the specified order A003, A001, A002, A004, A005, A006)──▶ DGI stream
 //!   A003 = AES-CBC(static DEK, IV 0, ISO 9797-1 M2 pad(scalar))   (GPC Amd D §6.2.8: IV 0 for DEK data)
 //! DGI stream ──split (block capacity below)──▶ STORE DATA 80 E2 P1 P2 (GPC 2.3.1 §11.11)
 //!   P1 = kf_profile::P1Style (Table 11-89), P2 = block number from 00
-//! optional last step: empty STORE DATA with P1.b8 set (seed 001 JCShell "lifecycle transition")
+//! optional last step: empty STORE DATA with P1.b8 set (the JCShell reference flow's "lifecycle transition")
 //! ```
 //!
 //! ## Block capacity
@@ -37,7 +37,7 @@ pub const MAX_BLOCKS: usize = 256;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum LastBlockStyle {
-    /// Seed 001 JCShell flow: every data block without b8, then a separate
+    /// The provisioning specification's JCShell flow: every data block without b8, then a separate
     /// empty STORE DATA with b8 (`80 E2 80 P2`) as the life-cycle step.
     #[default]
     SeparateEmptyBlock,
@@ -48,7 +48,7 @@ pub enum LastBlockStyle {
 /// Options of a plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlanOptions {
-    /// Security level the channel will run at (default `01`, C-MAC, seed 001).
+    /// Security level the channel will run at (default `01`, C-MAC, provisioning specification).
     pub security_level: SecurityLevel,
     /// MAC length mode of the channel (default S8).
     pub mode: Mode,

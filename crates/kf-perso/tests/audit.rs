@@ -1,11 +1,11 @@
-//! Audit record: the seed 000 JSON shape, redaction of sensitive commands.
+//! Audit record: the KLMS contract's JSON shape, redaction of sensitive commands.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
 
 use kf_perso::{ApduTraceEntry, AuditRecord, Direction, OverallResult, Stage};
 
-/// The "Audit Response" example of seed 000 (see tests/data/README.md).
+/// The "Audit Response" example of the KLMS contract (see tests/data/README.md).
 const SEED_000_AUDIT: &str = include_str!("data/seed000_audit_example.json");
 
 #[test]

@@ -1,4 +1,4 @@
-//! DGI plan at seed sizes (seed 001: device certificate 424 B, ICA 435 B,
+//! DGI plan at seed sizes (provisioning specification: device certificate 424 B, ICA 435 B,
 //! root 722 B, P-256 key, SPID, IRK) for security levels 01 and 33.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -6,7 +6,7 @@
 //!  card:    STORE DATA blocks ──reassemble──▶ DGIs ──validate (rules here)──▶ stored, PERSONALIZED
 //! ```
 //!
-//! Sources: seed 001 (JCShell reference flow: applet AID, KVN 255, DGIs, post-perso
+//! Sources: the provisioning specification (JCShell reference flow: applet AID, KVN 255, DGIs, post-perso
 //! commands) and GP Card Specification 2.3.1 §11.11 (STORE DATA, Table 11-89 for P1).
 //!
 //! Depends on `kf-apdu` only: the profile names bytes, it never sends them.
@@ -14,26 +14,26 @@
 use kf_apdu::gp::{StoreDataEncryption, StoreDataP1, StoreDataStructure};
 use thiserror::Error;
 
-/// Application identifier of the key-fob applet (seed 001, "Applet AID").
+/// Application identifier of the key-fob applet (provisioning specification, "Applet AID").
 pub const APPLET_AID: &[u8] = &[0xA0, 0x00, 0x00, 0x08, 0x57];
 /// Application identifier of the Issuer Security Domain (GP default ISD AID).
 pub const ISD_AID: &[u8] = &[0xA0, 0x00, 0x00, 0x01, 0x51, 0x00, 0x00, 0x00];
-/// Key version number of the development-sample static keys (seed 001).
+/// Key version number of the development-sample static keys (provisioning specification).
 pub const DEV_SAMPLE_KVN: u8 = 0xFF;
-/// Development-sample static ENC key (seed 001; public test key of OEF B212 samples).
+/// Development-sample static ENC key (provisioning specification; public test key of OEF B212 samples).
 pub const DEV_SAMPLE_ENC: [u8; 16] = [
     0x8b, 0x4b, 0x8d, 0x7e, 0xc4, 0x5d, 0xfa, 0x50, 0x3a, 0x35, 0xf6, 0xdf, 0x8f, 0x6b, 0xbd, 0xd9,
 ];
-/// Development-sample static MAC key (seed 001).
+/// Development-sample static MAC key (provisioning specification).
 pub const DEV_SAMPLE_MAC: [u8; 16] = [
     0x42, 0xfd, 0x95, 0xe8, 0x38, 0x21, 0x26, 0x0c, 0x5b, 0x90, 0x46, 0x3a, 0xf7, 0x99, 0x63, 0x13,
 ];
-/// Development-sample static DEK (seed 001).
+/// Development-sample static DEK (provisioning specification).
 pub const DEV_SAMPLE_DEK: [u8; 16] = [
     0x1b, 0x98, 0x8a, 0x47, 0xac, 0x94, 0x63, 0x2f, 0x70, 0x20, 0x73, 0x4c, 0xa1, 0x72, 0xee, 0xd8,
 ];
 
-/// The personalization DGIs of the key-fob applet (seed 001, "DGI Tags").
+/// The personalization DGIs of the key-fob applet (provisioning specification, "DGI Tags").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum FobDgi {
@@ -52,7 +52,7 @@ pub enum FobDgi {
 }
 
 impl FobDgi {
-    /// Every DGI, in the order the station writes them (seed 001 JCShell order).
+    /// Every DGI, in the order the station writes them (the JCShell reference order).
     pub const ALL: [FobDgi; 6] = [
         FobDgi::PrivateKey,
         FobDgi::Spid,
@@ -139,14 +139,14 @@ pub const ENCRYPTED_SCALAR_LEN: usize = 48;
 /// Largest certificate the applet stores (JCOP 4 applet buffer; seed sizes are 422–722 B).
 pub const MAX_CERTIFICATE_LEN: usize = 2048;
 
-/// STORE DATA instruction byte (GP Card Spec 2.3.1 §11.11; seed 001: E2, not DA).
+/// STORE DATA instruction byte (GP Card Spec 2.3.1 §11.11; provisioning specification: E2, not DA).
 pub use kf_apdu::gp::ins::STORE_DATA as INS_STORE_DATA;
 
 /// How the station marks STORE DATA blocks in P1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum P1Style {
-    /// Exactly the JCShell reference script (seed 001): `00` for data blocks,
+    /// Exactly the JCShell reference script (provisioning specification): `00` for data blocks,
     /// `80` for the last block; no structure or encryption information.
     #[default]
     JcShell,
@@ -197,7 +197,7 @@ pub fn parse_store_data_p1(p1_byte: u8) -> Result<bool, ProfileError> {
     Ok(p1_byte & StoreDataP1::LAST_BLOCK != 0)
 }
 
-/// Applet life cycle (seed 001: UNPERSONALIZED → PERSONALIZED after the last block).
+/// Applet life cycle (provisioning specification: UNPERSONALIZED → PERSONALIZED after the last block).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AppletLifeCycle {
@@ -207,7 +207,7 @@ pub enum AppletLifeCycle {
     Personalized,
 }
 
-/// Post-personalization transport configuration (seed 001: raw `00 DB 00 00 03 <id> 01 01`).
+/// Post-personalization transport configuration (provisioning specification: raw `00 DB 00 00 03 <id> 01 01`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TransportConfig {
@@ -241,7 +241,7 @@ impl TransportConfig {
     }
 }
 
-/// INS of the post-perso configuration command (seed 001: `00 DB 00 00 ...`):
+/// INS of the post-perso configuration command (provisioning specification: `00 DB 00 00 ...`):
 /// PUT DATA with the odd instruction (ISO/IEC 7816-4 §11.4.6).
 pub use kf_apdu::gp::ins::PUT_DATA_ODD as INS_PUT_CONFIG;
 

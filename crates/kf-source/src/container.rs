@@ -1,4 +1,4 @@
-//! Container package pools (seed 001 "Container Directory Format").
+//! Container package pools (provisioning specification, "Container Directory Format").
 //!
 //! ```text
 //! POOL/
@@ -139,7 +139,7 @@ pub enum ContainerErrorKind {
         /// FESN from the file.
         file: String,
     },
-    /// `irk_keyfob.key` is not strict standard Base64 (seed 001 "Container Directory Format").
+    /// `irk_keyfob.key` is not strict standard Base64 (provisioning specification, "Container Directory Format").
     #[error(
         "BLE IRK is not strict Base64 (rule: 24 characters of the standard alphabet with \
          canonical '=' padding and zero trailing bits, at most one final line end, \

@@ -1,4 +1,4 @@
-//! Development samples (seed 001 "Development Samples (OEF B212)"): the chip
+//! Development samples (provisioning specification, "Development Samples (OEF B212)"): the chip
 //! carries the published static key set at KVN 255, so no KLMS is involved;
 //! the personalization content comes from a container pool or from fixtures
 //! generated in memory.

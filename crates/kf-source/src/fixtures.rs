@@ -10,7 +10,7 @@
 //!
 //! Certificates are built with `rcgen`; signatures are deterministic ECDSA
 //! P-256/SHA-256 (RFC 6979) from the `p256` crate, so a given seed always
-//! produces the same pool byte for byte. Sizes are brought close to the seed
+//! produces the same pool byte for byte. Sizes are brought close to the specification's
 //! 001 packages with a certificate-policies extension whose CPS URI length is
 //! tuned.
 
@@ -33,7 +33,7 @@ use crate::container::{
 };
 use crate::SourceError;
 
-/// Target DER sizes (seed 001: device 422/424, ICA 435, root 722 bytes).
+/// Target DER sizes (provisioning specification: device 422/424, ICA 435, root 722 bytes).
 const DEVICE_CERT_TARGET: usize = 423;
 const ICA_CERT_TARGET: usize = 435;
 const ROOT_CERT_TARGET: usize = 722;

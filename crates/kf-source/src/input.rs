@@ -14,7 +14,7 @@ use crate::SourceError;
 pub const SCALAR_LEN: usize = 32;
 /// Length of a BLE identity resolving key (Bluetooth Core Spec Vol 3 Part H §2.4.2.1).
 pub const IRK_LEN: usize = 16;
-/// Length of the SPID as written in DGI A001: 40 ASCII hex characters (seed 001).
+/// Length of the SPID as written in DGI A001: 40 ASCII hex characters (provisioning specification).
 pub const SPID_LEN: usize = 40;
 
 /// A P-256 private scalar (secret). Guaranteed to be a valid scalar in `1..n`.
@@ -176,7 +176,7 @@ pub struct CardKeys {
 }
 
 impl CardKeys {
-    /// The development-sample keys of seed 001 at KVN 255 (public test keys).
+    /// The development-sample keys of the provisioning specification at KVN 255 (public test keys).
     pub fn dev_sample() -> Result<CardKeys, SourceError> {
         let keys = StaticKeys::new(
             AesKey::from_slice(&kf_profile::DEV_SAMPLE_ENC)?,
@@ -198,7 +198,7 @@ impl CardKeys {
     }
 }
 
-/// The items written into the key-fob applet's DGIs (seed 001 "DGI Tags").
+/// The items written into the key-fob applet's DGIs (provisioning specification, "DGI Tags").
 #[derive(Debug)]
 pub struct PersonalizationItems {
     /// A001.

@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! fob UID ──▶ ProvisioningSource::fetch ──▶ ProvisioningInput ──▶ kf-perso (DGI plan, pipeline)
-//!              ├─ DevSampleSource: seed 001 dev keys (KVN 255) + packages (pool dir or in memory)
-//!              ├─ ContainerSource: `<FESN>-<SPID>/` package directories (seed 001), verified
+//!              ├─ DevSampleSource: the specified dev keys (KVN 255) + packages (pool dir or in memory)
+//!              ├─ ContainerSource: `<FESN>-<SPID>/` package directories (provisioning specification), verified
 //!              └─ klms::KlmsClient (REST, mutual TLS, pinned CA) ──▶ validated KeyPackage
 //!                 (static keys as AesKey, DGIs A001–A006, expires_at)
 //! audit journal ──klms::KlmsAuditSink──▶ KLMS /v1/audit

@@ -1,4 +1,4 @@
-//! Dev-sample source: seed 001 static keys at KVN 255 plus package content.
+//! Dev-sample source: the specified static keys at KVN 255 plus package content.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

@@ -1,4 +1,4 @@
-//! Synthetic pools: sizes close to seed 001, deterministic with a seed, and a
+//! Synthetic pools: sizes close to the specification's, deterministic with a seed, and a
 //! full round trip through `ContainerSource`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

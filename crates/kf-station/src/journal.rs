@@ -188,7 +188,7 @@ impl PipelineHooks for JournalHooks<'_> {
     /// Fingerprints the BLE IRK (HMAC-SHA-256 under the journal key's IRK
     /// subkey, truncated to 16 bytes; `kf_audit::record`) into the record and
     /// refuses an IRK whose fingerprint a SUCCESS outcome of this journal
-    /// already carries (seed 001 "DGI Tags": A006 is per fob).
+    /// already carries (provisioning specification, "DGI Tags": A006 is per fob).
     fn check_input(
         &mut self,
         input: &ProvisioningInput,

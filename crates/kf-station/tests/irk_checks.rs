@@ -1,4 +1,4 @@
-//! BLE IRK checks of container packages (seed 001 "Container Directory
+//! BLE IRK checks of container packages (provisioning specification, "Container Directory
 //! Format", DGI A006): a malformed or all-zero IRK is refused at FetchKeys
 //! before any SCP03 command, an IRK already written to a fob that passed is
 //! refused, and the journal keeps only a keyed fingerprint of each IRK. A fob

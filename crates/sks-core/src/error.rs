@@ -2,7 +2,7 @@
 //!
 //! ## Which code for which failure
 //!
-//! The seed's table (§7.3) names thirteen codes; the byte-layout supplement (§8.9, §10 items
+//! The SKS API's table (§7.3) names thirteen codes; the byte-layout supplement (§8.9, §10 items
 //! 15-17) fixes the provisioning cases. Every choice this SKS makes:
 //!
 //! | Code | Returned for | Why |

@@ -82,7 +82,7 @@
 //! - **Device PIN / biometrics** (item 21): getDeviceInfo reports DevicePINSupport = false, so
 //!   DevicePINProtection = true aborts createKeyEntry (ERROR_OPTION). BiometricSupport is false
 //!   by default (same rule); [`Config::biometric_support`] enables it, and the sensor is the
-//!   embedder-supplied input [`Config::biometric`] (the seed's GPIO, §5.3), consulted by the
+//!   embedder-supplied input [`Config::biometric`] (the SKS API's GPIO, §5.3), consulted by the
 //!   cryptographic User API calls only (see `Core::verify_user` for the alternative/combined/
 //!   exclusive rules); deleteKey, exportKey, changePIN and the PUK methods check PINs only.
 //! - **Empty user-defined PIN** (item 23): ERROR_OPTION ("PIN length error").

@@ -16,9 +16,10 @@ use sks_sqlite::SqliteStorage;
 // `Core` is the sans-IO engine; `Sks` adds the per-call persistence diff.
 use std::time::{Duration, Instant};
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
+/// Median of `v` (the mean of the two middle ones for an even count).
+fn median(v: Vec<Duration>) -> Duration {
+    let secs: Vec<f64> = v.iter().map(Duration::as_secs_f64).collect();
+    Duration::from_secs_f64(kf_stats::median(&secs).unwrap_or(0.0))
 }
 
 /// Adds up the time spent inside the wrapped SKS's calls from the first

@@ -229,7 +229,7 @@ pub fn put_key(
 /// PUT DATA with the odd instruction: `00 DB P1 P2 Lc data` (ISO/IEC 7816-4
 /// §11.4.6), sent outside the secure channel.
 ///
-/// Seed 001 uses it after personalization to configure the applet, e.g.
+/// The provisioning specification uses it after personalization to configure the applet, e.g.
 /// `00 DB 00 00 03 0A 01 01` (enable UICC transport).
 pub fn put_data_odd(p1: u8, p2: u8, data: impl Into<Vec<u8>>) -> Result<CommandApdu, ApduError> {
     let data = data.into();

@@ -110,7 +110,7 @@ impl StoreDataP1 {
 /// Case 3, or case 4 with Le `00` when `p1.expects_response`. The command is
 /// marked sensitive when P1 says the data is (or may be) encrypted, so DEK
 /// encrypted key material never reaches logs. An empty data field is allowed
-/// (seed 001 closes personalization with `80 E2 80 P2` and no data).
+/// (the provisioning specification closes personalization with `80 E2 80 P2` and no data).
 pub fn store_data(p1: StoreDataP1, block_number: u8, data: impl Into<Vec<u8>>) -> CommandApdu {
     let mut apdu =
         CommandApdu::new(CLA_GP, ins::STORE_DATA, p1.to_byte(), block_number).with_data(data);

@@ -35,8 +35,8 @@ use kf_bench::fixtures::{
 };
 use kf_bench::floor::{host_block_operations, AesFloor};
 use kf_bench::measure::{calibrate, calibrated_batch, host_apdu_ns, per_item_ns};
-use kf_bench::stats::median;
 use kf_scp03::SecurityLevel;
+use kf_stats::median;
 use serde_json::{json, Value};
 
 /// Target: per-APDU wrap + unwrap at least this many times faster than yubikit.

@@ -106,7 +106,7 @@ pub struct PersoData {
 }
 
 impl PersoData {
-    /// A valid set: fresh P-256 key (A003 DEK-encrypted), the seed's sizes.
+    /// A valid set: fresh P-256 key (A003 DEK-encrypted), the specification's sizes.
     pub fn new(dek: &AesKey) -> PersoData {
         let signing_key = SigningKey::random(&mut OsRng);
         let encrypted = kf_crypto::cbc::encrypt_m2(dek, &[0u8; 16], &signing_key.to_bytes());
@@ -144,7 +144,7 @@ impl PersoData {
 }
 
 /// Splits a DGI stream into STORE DATA (P1, P2, data) blocks of at most
-/// `block_len` bytes. `empty_last`: the seed's empty final block; otherwise
+/// `block_len` bytes. `empty_last`: the specification's empty final block; otherwise
 /// the last data block carries b8.
 pub fn blocks(
     stream: &[u8],

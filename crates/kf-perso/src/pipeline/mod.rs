@@ -1,4 +1,4 @@
-//! The provisioning pipeline driver: one fob, every stage of seed 001 plus
+//! The provisioning pipeline driver: one fob, every stage of the provisioning specification plus
 //! Verify and Zeroize, over any [`Transport`].
 //!
 //! ```text
@@ -10,7 +10,7 @@
 //!
 //! The SCP03 state machine and the plan are sans-IO; this module is the thin
 //! driver that moves their bytes over the transport, times every stage and
-//! fills the audit record (seed 000 shape) from a redacting trace.
+//! fills the audit record (the KLMS contract's shape) from a redacting trace.
 
 mod error;
 mod verify;
@@ -64,11 +64,11 @@ pub struct PipelineOptions {
     /// as well as the reader carrying such APDUs; `false` trusts the reader
     /// alone (a card known to take them although its ATR does not say so).
     pub extended_length_needs_atr: bool,
-    /// The reader's name in audit records (seed 001 `reader_id`).
+    /// The reader's name in audit records (provisioning specification, `reader_id`).
     pub reader_id: Option<String>,
     /// Security level, S8/S16, P1 style, extended length, last-block style.
     pub plan: PlanOptions,
-    /// Raw post-perso commands, in order (seed 001: UICC then BLE).
+    /// Raw post-perso commands, in order (provisioning specification: UICC then BLE).
     pub post_perso: Vec<TransportConfig>,
     /// Key-pair verification.
     pub verify: VerifyMode,
@@ -549,7 +549,7 @@ fn local_transaction_id(random: &mut dyn ChallengeSource) -> Result<String, Pipe
     Ok(format!("local-{}", hex::encode(bytes)))
 }
 
-/// Converts a transport trace entry (already redacted) to the seed 000 shape.
+/// Converts a transport trace entry (already redacted) to the KLMS contract's shape.
 fn audit_entry(entry: &TraceEntry) -> ApduTraceEntry {
     let direction = match entry.direction {
         kf_transport::trace::Direction::Tx => Direction::Tx,

@@ -1,5 +1,5 @@
 //! The optional signed manifest of a container package (`manifest.json`
-//! beside the four files of seed 001 "Container Directory Format").
+//! beside the four files of the specified "Container Directory Format").
 //!
 //! ```json
 //! {"format": "kf-package-manifest/v1",

@@ -1,4 +1,4 @@
-//! One container package (seed 001 "Container Directory Format") and the
+//! One container package (provisioning specification, "Container Directory Format") and the
 //! factory-wide certificates, parsed and cross-checked.
 
 use std::path::{Path, PathBuf};
@@ -27,7 +27,7 @@ pub const ROOT_CERT_FILE: &str = "cms_root_cert.der";
 /// Longest FESN accepted (seed FESNs are 8 characters).
 const MAX_FESN_LEN: usize = 16;
 
-/// Size caps of the package files. The seed's format fixes the sizes
+/// Size caps of the package files. The specified format fixes the sizes
 /// (`FESN.txt` 8 bytes, `irk_keyfob.key` 24 Base64 characters,
 /// `keyfob_private.der` 138 bytes, certificates 422–722 bytes); each cap
 /// leaves room for line ends, SEC 1 keys and longer certificate chains.
@@ -255,7 +255,7 @@ pub fn validate_package(
     })
 }
 
-/// Decodes `irk_keyfob.key` strictly (seed 001 "Container Directory Format":
+/// Decodes `irk_keyfob.key` strictly (provisioning specification, "Container Directory Format":
 /// "Base64 (24 chars)", "BLE IRK (16 bytes decoded)").
 ///
 /// Rules, each refused with its own [`ContainerErrorKind`]:

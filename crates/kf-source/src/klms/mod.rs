@@ -1,4 +1,4 @@
-//! KLMS client (seed 000 "KLMS API Contract", mutual TLS).
+//! KLMS client ("KLMS API Contract", mutual TLS).
 //!
 //! * The server is authenticated against the pinned CA only: no system or
 //!   built-in roots.

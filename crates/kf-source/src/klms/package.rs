@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 
 use super::KlmsError;
 
-/// Response as sent (seed 000 plus extensions); unknown fields are refused.
+/// Response as sent (the KLMS contract plus extensions); unknown fields are refused.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawKeyPackage {
@@ -49,7 +49,7 @@ struct RawDgi {
     encrypted: bool,
 }
 
-/// Seed 000 `ford_payload`: STORE DATA header template and the concatenated DGIs.
+/// The KLMS contract's `ford_payload`: STORE DATA header template and the concatenated DGIs.
 pub struct FordPayload {
     /// CLA INS P1 P2.
     pub cla_ins_p1_p2: [u8; 4],
@@ -68,7 +68,7 @@ impl fmt::Debug for FordPayload {
     }
 }
 
-/// One personalization DGI (seed 001 table), value as written to the card.
+/// One personalization DGI (provisioning specification table), value as written to the card.
 pub struct PersonalizationDgi {
     /// The DGI.
     pub dgi: FobDgi,
@@ -310,7 +310,7 @@ impl KeyPackage {
         &self.static_keys
     }
 
-    /// Seed 000 payload.
+    /// The KLMS contract's payload.
     pub fn ford_payload(&self) -> &FordPayload {
         &self.ford_payload
     }

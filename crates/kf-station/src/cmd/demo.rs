@@ -338,7 +338,7 @@ pub struct Summary {
 
 /// Median, 0 when there are no samples.
 fn median(v: Vec<f64>) -> f64 {
-    kf_bench::stats::median(&v).unwrap_or(0.0)
+    kf_stats::median(&v).unwrap_or(0.0)
 }
 
 impl Summary {

@@ -1,5 +1,5 @@
 //! `kf-station self-test`: the full pipeline against an in-process virtual fob,
-//! at the seed's level (01) and at level 33, with a container package written
+//! at the specification's level (01) and at level 33, with a container package written
 //! to a temporary directory.
 
 use kf_perso::pipeline::{provision_fob, NoHooks};

@@ -30,7 +30,7 @@ pub struct ServeArgs {
     /// Key version of the static key set given with --keys.
     #[arg(long, default_value_t = kf_profile::DEV_SAMPLE_KVN, requires = "keys")]
     pub kvn: u8,
-    /// Static keys ENC:MAC:DEK in hex (default: the seed's dev-sample keys at KVN 255).
+    /// Static keys ENC:MAC:DEK in hex (default: the specification's dev-sample keys at KVN 255).
     #[arg(long)]
     pub keys: Option<String>,
     /// SCP03 "i" parameter in hex (00, 10, 20, 30, 60, 70).

@@ -396,7 +396,8 @@ impl Console {
             .stage_samples
             .iter()
             .filter_map(|(stage, samples)| {
-                median(samples.iter().copied()).map(|m| (stage.as_str(), m))
+                let samples: Vec<f64> = samples.iter().copied().collect();
+                kf_stats::median(&samples).map(|m| (stage.as_str(), m))
             })
             .collect();
         serde_json::json!({
@@ -434,18 +435,6 @@ fn tile<'a>(line: &'a mut LineState, reader_id: &str) -> &'a mut Tile {
             good: 0,
             failed: 0,
         })
-}
-
-/// Median of the samples (mean of the two middle ones for an even count).
-fn median(samples: impl Iterator<Item = f64>) -> Option<f64> {
-    let mut v: Vec<f64> = samples.filter(|s| !s.is_nan()).collect();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    match n {
-        0 => None,
-        _ if n % 2 == 1 => v.get(n / 2).copied(),
-        _ => Some((v.get(n / 2 - 1)? + v.get(n / 2)?) / 2.0),
-    }
 }
 
 /// One reader's view of the console: what its worker calls.
@@ -545,13 +534,6 @@ impl PipelineHooks for ConsoleHooks<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn median_of_odd_even_and_empty() {
-        assert_eq!(median([3.0, 1.0, 2.0].into_iter()), Some(2.0));
-        assert_eq!(median([4.0, 1.0, 2.0, 3.0].into_iter()), Some(2.5));
-        assert_eq!(median(std::iter::empty()), None);
-    }
 
     #[test]
     fn handles_cross_threads() {

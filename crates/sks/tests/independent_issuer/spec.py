@@ -1,5 +1,5 @@
 """SKS 1.00 constants and the issuer-side cryptography, written from the byte-layout
-document (SKS-1.00-byte-layouts.md, cited as "layouts") and the SKS API text (the seed).
+document (SKS-1.00-byte-layouts.md, cited as "layouts") and the SKS API text.
 """
 
 import hashlib

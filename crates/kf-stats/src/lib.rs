@@ -1,5 +1,10 @@
 //! Order statistics for noisy runs: medians and percentiles, never lone
-//! absolute times. The one implementation every benchmark report uses.
+//! absolute times. The one implementation every report uses: the benchmarks,
+//! the KLMS's issuance benchmark, the station's console and `demo` summary,
+//! and the SKS timing example.
+//!
+//! Data flow: samples in, one number out. Depends on nothing; everything
+//! that reports times may depend on it.
 
 /// The `p` quantile of `samples` (`p` in 0..=1), interpolated linearly
 /// between the two nearest ranks (Hyndman & Fan type 7, the default of R and
