@@ -204,10 +204,13 @@ pub struct SqliteStorage {
     durability: Durability,
 }
 
-/// Called inside a batch's transaction before each statement with its index (0-based; the
-/// commit is the last index, after every write). An error aborts the batch: the transaction
-/// rolls back and `apply` returns that error. Used to check that a failure at any point of a
-/// write leaves the previous state (crash atomicity).
+/// Called inside a batch's transaction before each statement with its index (0-based): the
+/// writes are `0..n`, index `n` comes after every write and before the COMMIT, and index
+/// `n + 1` is the COMMIT itself. An error at an index up to `n` aborts the batch there: the
+/// transaction rolls back and `apply` returns that error. An error at `n + 1` makes SQLite's
+/// COMMIT fail (its commit hook turns the COMMIT into a rollback, as a full disk or an I/O
+/// error at commit time would) and `apply` returns SQLite's error. Used to check that a
+/// failure at any point of a write leaves the previous state (crash atomicity).
 pub type StatementHook = Box<dyn FnMut(usize) -> Result<(), StorageError> + Send>;
 
 impl std::fmt::Debug for SqliteStorage {
@@ -319,7 +322,17 @@ impl SqliteStorage {
             }
         }
         hook(batch.len())?;
-        tx.commit().map_err(sqlite)
+        let fail_commit = hook(batch.len() + 1).is_err();
+        if !fail_commit {
+            return tx.commit().map_err(sqlite);
+        }
+        tx.commit_hook(Some(|| true));
+        let committed = tx.commit();
+        self.conn.commit_hook(None::<fn() -> bool>);
+        match committed {
+            Ok(()) => Err(StorageError::Injected),
+            Err(e) => Err(sqlite(e)),
+        }
     }
 }
 

@@ -334,7 +334,9 @@ fn every_call_writes_only_what_it_changed_and_storage_mirrors_memory() {
 }
 
 /// Runs every call of a scenario on the real SQLite store once per statement of its write
-/// transaction, failing at that statement (k = 0 .. commit), and then once without a fault.
+/// transaction, failing at that statement (k = 0 .. n - 1, the writes; n, before the COMMIT;
+/// n + 1, the COMMIT statement itself, which SQLite then rolls back), and then once without a
+/// fault.
 /// Each failed attempt must answer ERROR_STORAGE and leave the database and the engine's
 /// memory exactly at the state before the call (old state, never a mix); the successful run
 /// must leave them at the new state, equal to each other. A PIN or PUK attempt is therefore
