@@ -18,6 +18,8 @@ mod common;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{digest, station};
@@ -388,26 +390,28 @@ fn a_rolled_back_journal_is_refused_at_start_up_until_the_klms_operator_resets()
 }
 
 /// A KLMS with nothing left to hand out: every key-package request gets 503.
-struct NoContent;
+struct NoContent(Arc<AtomicUsize>);
 
 impl kf_klms::content::ContentProvider for NoContent {
     fn content_for(
         &self,
         _fob_uid: &[u8],
     ) -> Result<kf_klms::content::FobContent, kf_klms::content::ContentError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
         Err(kf_klms::content::ContentError::Exhausted)
     }
 }
 
-/// A master key whose derivations fail (the KLMS answers 500); its receipt key works, so
-/// the server starts.
-struct BrokenDerivation(kf_klms::keystore::FileKey);
+/// A master key whose derivations fail (the KLMS answers 500) and are counted; its receipt
+/// key works, so the server starts.
+struct BrokenDerivation(kf_klms::keystore::FileKey, Arc<AtomicUsize>);
 
 impl kf_klms::keystore::KeyBackend for BrokenDerivation {
     fn describe(&self) -> String {
         "a key whose derivations fail".into()
     }
     fn diversify(&self, _uid: &[u8]) -> Result<kf_crypto::StaticKeys, kf_klms::keystore::KeyError> {
+        self.1.fetch_add(1, Ordering::SeqCst);
         Err(kf_klms::keystore::KeyError::Failed(
             "the test's broken key".into(),
         ))
@@ -477,22 +481,39 @@ fn a_fob_already_issued_a_klms_without_content_and_a_failing_klms_are_refused_at
     );
     drop(server);
 
-    // 503 from the KLMS: retried a bounded number of times, then refused.
+    // 503 from the KLMS: retried, three attempts in all (the client's default), then
+    // refused.
     let dir = tempfile::tempdir().unwrap();
+    let asked = Arc::new(AtomicUsize::new(0));
     let (_server, config) = klms_and_config(dir.path(), 0x42, |klms| {
-        klms.content = std::sync::Arc::new(NoContent);
+        klms.content = Arc::new(NoContent(Arc::clone(&asked)));
     });
     let (result, code) = provision_with_klms(&config);
     assert_refused_at_fetch_keys(&result, code, "503");
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        3,
+        "attempts at a KLMS answering 503"
+    );
 
-    // 500 from the KLMS (its key derivation fails): refused at FetchKeys.
+    // 500 from the KLMS (its key derivation fails): refused at FetchKeys after one request
+    // (a server error is not retried: only 502 to 504 are).
     let dir = tempfile::tempdir().unwrap();
+    let derivations = Arc::new(AtomicUsize::new(0));
     let (_server, config) = klms_and_config(dir.path(), 0x42, |klms| {
         let master = kf_crypto::AesKey::from_slice(&[0x42; 16]).unwrap();
-        klms.key = std::sync::Arc::new(BrokenDerivation(kf_klms::keystore::FileKey::new(master)));
+        klms.key = Arc::new(BrokenDerivation(
+            kf_klms::keystore::FileKey::new(master),
+            Arc::clone(&derivations),
+        ));
     });
     let (result, code) = provision_with_klms(&config);
     assert_refused_at_fetch_keys(&result, code, "HTTP 500");
+    assert_eq!(
+        derivations.load(Ordering::SeqCst),
+        1,
+        "requests to a KLMS answering 500"
+    );
 }
 
 /// A key package that expires after it was fetched and before INITIALIZE UPDATE (its time
