@@ -142,14 +142,30 @@ pub(crate) fn link_hex(link: &[u8; 32]) -> String {
     hex::encode_upper(link)
 }
 
-/// The head stored as `(seq, link hex)`, `(0, zeros)` when absent or unreadable.
-pub(crate) fn parse_head(row: Option<(i64, String)>) -> (u64, [u8; 32]) {
+/// A stored chain head that no anchor write produces (a negative sequence number, a link
+/// that is not 32 bytes of hex): the ledger was edited or damaged. Anchoring that station
+/// stops, rather than starting its chain again from the genesis link, until an operator
+/// resets the chain.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the stored chain head is corrupt ({0}); anchoring stops until an operator resets the chain"
+)]
+pub struct CorruptHead(&'static str);
+
+/// The sequence number a reset reports for the head it clears: the stored one, or 0 when
+/// there is none or it is corrupt (a reset is how an operator clears a corrupt head).
+pub(crate) fn reset_seq(stored: Option<i64>) -> u64 {
+    stored.and_then(|s| u64::try_from(s).ok()).unwrap_or(0)
+}
+
+/// The head stored as `(seq, link hex)`; `(0, zeros)` when absent.
+pub(crate) fn parse_head(row: Option<(i64, String)>) -> Result<(u64, [u8; 32]), CorruptHead> {
     match row {
-        None => (0, GENESIS),
-        Some((seq, link)) => (
-            u64::try_from(seq).unwrap_or(0),
-            hex32(&link).unwrap_or(GENESIS),
-        ),
+        None => Ok((0, GENESIS)),
+        Some((seq, link)) => Ok((
+            u64::try_from(seq).map_err(|_| CorruptHead("negative sequence number"))?,
+            hex32(&link).ok_or(CorruptHead("link is not 32 bytes of hex"))?,
+        )),
     }
 }
 

@@ -25,29 +25,45 @@ const UID_A: &str = "04112233445566778899";
 const UID_B: &str = "04AABBCCDDEEFF001122";
 
 /// One ledger of one backend; `open` connects again to the same ledger (a
-/// restart, or another instance).
+/// restart, or another instance); `sql` runs statements on it as someone with
+/// the database's password would (no ledger open meanwhile).
 struct Target {
     _keep: Box<dyn Any>,
     open: Box<dyn Fn() -> Box<dyn LedgerStore>>,
+    sql: Box<dyn Fn(&str)>,
 }
 
 fn sqlite() -> Target {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("l.db");
+    let raw = path.clone();
     Target {
         _keep: Box::new(dir),
         open: Box::new(move || Box::new(Ledger::open(&path).unwrap())),
+        sql: Box::new(move |sql| {
+            rusqlite::Connection::open(&raw)
+                .unwrap()
+                .execute_batch(sql)
+                .unwrap()
+        }),
     }
 }
 
 fn postgres() -> Target {
     let pg = Postgres::shared().unwrap();
     let url = pg.fresh_database().unwrap();
+    let raw = url.clone();
     Target {
         _keep: Box::new(pg),
         open: Box::new(move || {
             let target = PgTarget::new(Zeroizing::new(url.clone()), None).unwrap();
             Box::new(PgLedger::connect(&target).unwrap())
+        }),
+        sql: Box::new(move |sql| {
+            postgres::Client::connect(&raw, postgres::NoTls)
+                .unwrap()
+                .batch_execute(sql)
+                .unwrap()
         }),
     }
 }
@@ -309,6 +325,46 @@ fn chain_grows_along_one_line_and_reset_is_recorded(t: &Target) {
     assert_eq!((states[0].seq, states[0].alerts), (1, 4));
 }
 
+/// A stored head no anchor write produces (a negative number, a link that is
+/// not 32 bytes of hex) stops anchoring for that station instead of starting
+/// its chain again from the genesis link; an operator reset clears it.
+fn a_corrupt_chain_head_refuses_uploads_until_a_reset(t: &Target) {
+    for corruption in [
+        "UPDATE chain_heads SET seq = -1",
+        "UPDATE chain_heads SET link = 'not hex'",
+        "UPDATE chain_heads SET link = '00'",
+    ] {
+        let mut l = (t.open)();
+        l.reset_chain("S1", &OperatorAction::new("start over", "op", 1))
+            .unwrap();
+        let r = l
+            .apply_batch(&[op_anchor(1, 0, 1), op_anchor(2, 1, 2)])
+            .unwrap();
+        assert!(r.iter().all(|r| r.is_ok()), "{r:?}");
+        drop(l);
+        (t.sql)(corruption);
+        let mut l = (t.open)();
+        for op in [op_anchor(1, 0, 1), op_anchor(3, 2, 3), op_anchor(1, 0, 9)] {
+            let r = l.apply_batch(&[op]).unwrap();
+            assert!(
+                matches!(r[0], Err(LedgerError::CorruptHead(_))),
+                "{corruption}: {r:?}"
+            );
+        }
+        assert!(
+            matches!(l.chain_head("S1"), Err(LedgerError::CorruptHead(_))),
+            "{corruption}"
+        );
+        l.reset_chain("S1", &OperatorAction::new("head repaired", "op", 2))
+            .unwrap();
+        let r = l.apply_batch(&[op_anchor(1, 0, 5)]).unwrap();
+        assert!(
+            matches!(r[0], Ok(LedgerOutcome::Anchored(AuditStored::New))),
+            "{corruption}: {r:?}"
+        );
+    }
+}
+
 /// Several connections (as several instances would hold) race for one UID
 /// and upload one audit record twice: one issuance, one stored record.
 fn concurrent_connections_issue_once_and_store_an_audit_once(t: &Target) {
@@ -388,6 +444,7 @@ both_backends!(
     audit_checks_transaction_station_and_uid,
     batch_applies_rules_in_order_and_rolls_back_only_the_failing_op,
     chain_grows_along_one_line_and_reset_is_recorded,
+    a_corrupt_chain_head_refuses_uploads_until_a_reset,
     concurrent_connections_issue_once_and_store_an_audit_once,
 );
 

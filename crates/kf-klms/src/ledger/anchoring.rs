@@ -6,7 +6,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{store_audit_in, AnchorRequest, AuditStored, LedgerError, OperatorAction};
 use crate::anchor::{
-    anchor_step, link_hex, parse_head, Alert, AnchorStep, ChainRefusal, ChainState, GENESIS,
+    anchor_step, link_hex, parse_head, reset_seq, Alert, AnchorStep, ChainRefusal, ChainState,
+    GENESIS,
 };
 
 /// Tables of the anchor (created with the ledger).
@@ -39,7 +40,7 @@ pub fn head(conn: &Connection, station: &str) -> Result<(u64, [u8; 32]), LedgerE
         .prepare_cached("SELECT seq, link FROM chain_heads WHERE station = ?1")?
         .query_row(params![station], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    Ok(parse_head(row))
+    Ok(parse_head(row)?)
 }
 
 /// A record sent again at an anchored sequence number: the same link as
@@ -132,7 +133,11 @@ pub(crate) fn reset_in(
     action: &OperatorAction<'_>,
 ) -> Result<u64, LedgerError> {
     let detail = reset_detail(action)?;
-    let (seq, _) = head(conn, station)?;
+    let stored: Option<i64> = conn
+        .prepare_cached("SELECT seq FROM chain_heads WHERE station = ?1")?
+        .query_row(params![station], |r| r.get(0))
+        .optional()?;
+    let seq = reset_seq(stored);
     conn.execute(
         "DELETE FROM chain_links WHERE station = ?1",
         params![station],

@@ -448,7 +448,7 @@ fn anchor_in(
 ) -> Result<AuditStored, LedgerError> {
     let genesis = anchor::link_hex(&anchor::GENESIS);
     let row = tx.query_one(&st.lock_head, &[&req.station, &genesis])?;
-    let (seq, link) = anchor::parse_head(Some((row.try_get(0)?, row.try_get(1)?)));
+    let (seq, link) = anchor::parse_head(Some((row.try_get(0)?, row.try_get(1)?)))?;
     let link_hex = anchor::link_hex(&req.link);
     let req_seq = i64::try_from(req.seq)
         .map_err(|_| LedgerError::ChainRefused(ChainRefusal::Gap { expected: seq + 1 }))?;
@@ -625,7 +625,7 @@ impl LedgerStore for PgLedger {
             Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
             None => None,
         };
-        Ok(anchor::parse_head(row))
+        Ok(anchor::parse_head(row)?)
     }
 
     fn reset_chain(
@@ -639,7 +639,7 @@ impl LedgerStore for PgLedger {
         let mut tx = self.client.transaction()?;
         let genesis = anchor::link_hex(&anchor::GENESIS);
         let row = tx.query_one(&st.lock_head, &[&station, &genesis])?;
-        let (seq, _) = anchor::parse_head(Some((row.try_get(0)?, row.try_get(1)?)));
+        let seq = anchor::reset_seq(Some(row.try_get(0)?));
         tx.execute("DELETE FROM chain_links WHERE station = $1", &[&station])?;
         tx.execute("DELETE FROM chain_heads WHERE station = $1", &[&station])?;
         record_alert(
