@@ -32,7 +32,7 @@ pub const LABEL_DEK: [u8; 4] = [0x00, 0x00, 0x00, 0x03];
 
 /// Number of PRF blocks for `l_bits`, validating the SP 800-108 limits
 /// (1-byte counter, whole bytes).
-fn block_count(l_bits: u32) -> Result<usize, CryptoError> {
+pub fn block_count(l_bits: u32) -> Result<usize, CryptoError> {
     if l_bits == 0 || l_bits % 8 != 0 || l_bits > 255 * 128 {
         return Err(CryptoError::InvalidKdfLength { bits: l_bits });
     }
@@ -112,22 +112,43 @@ pub fn scp03_derive_key(key: &AesKey, constant: u8, context: &[u8]) -> Result<Ae
 /// two differ, so the UID length is pinned by the caller's data model, not here.
 pub fn nxp_kdf3(master: &AesKey, label: [u8; 4], uid: &[u8]) -> Result<AesKey, CryptoError> {
     let l_bits = master.bits();
+    let fixed = kdf3_fixed_input(label, uid, l_bits);
+    let bytes = sp800_108_counter_before(master, &fixed, u32::from(l_bits))?;
+    AesKey::from_slice(&bytes)
+}
+
+/// The fixed input data of [`nxp_kdf3`]: `label(4) ‖ '00' ‖ UID ‖ L(2)`, `L` the master key
+/// length in bits.
+pub fn kdf3_fixed_input(label: [u8; 4], uid: &[u8], l_bits: u16) -> Vec<u8> {
     let mut fixed = Vec::with_capacity(4 + 1 + uid.len() + 2);
     fixed.extend_from_slice(&label);
     fixed.push(0x00);
     fixed.extend_from_slice(uid);
     fixed.extend_from_slice(&l_bits.to_be_bytes());
-    let bytes = sp800_108_counter_before(master, &fixed, u32::from(l_bits))?;
-    AesKey::from_slice(&bytes)
+    fixed
 }
+
+/// The PRF input of [`nxp_kdf3`]'s block `i` (1-based; the counter comes before the fixed
+/// data): `i ‖ label(4) ‖ '00' ‖ UID ‖ L(2)`. For a PRF computed elsewhere, such as
+/// `CKM_AES_CMAC` in a PKCS#11 token holding the master key.
+pub fn kdf3_prf_input(i: u8, label: [u8; 4], uid: &[u8], l_bits: u16) -> Vec<u8> {
+    let mut m = Vec::with_capacity(1 + 4 + 1 + uid.len() + 2);
+    m.push(i);
+    m.extend_from_slice(&kdf3_fixed_input(label, uid, l_bits));
+    m
+}
+
+/// The static-key labels in the order of [`StaticKeys::new`] (ENC, MAC, DEK).
+pub const STATIC_KEY_LABELS: [[u8; 4]; 3] = [LABEL_ENC, LABEL_MAC, LABEL_DEK];
 
 /// Diversifies a fob's static key set from a master key and UID with
 /// [`nxp_kdf3`] and the labels [`LABEL_ENC`], [`LABEL_MAC`], [`LABEL_DEK`].
 pub fn diversify_static_keys(master: &AesKey, uid: &[u8]) -> Result<StaticKeys, CryptoError> {
+    let [enc, mac, dek] = STATIC_KEY_LABELS;
     StaticKeys::new(
-        nxp_kdf3(master, LABEL_ENC, uid)?,
-        nxp_kdf3(master, LABEL_MAC, uid)?,
-        nxp_kdf3(master, LABEL_DEK, uid)?,
+        nxp_kdf3(master, enc, uid)?,
+        nxp_kdf3(master, mac, uid)?,
+        nxp_kdf3(master, dek, uid)?,
     )
 }
 

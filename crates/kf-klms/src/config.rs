@@ -135,6 +135,17 @@ fn read(base: &Path, path: &Path, cap: u64) -> Result<String, ServerError> {
     read_regular_file(&base.join(path), cap)
 }
 
+/// A master key from a file of 32, 48 or 64 hex digits (surrounding white space ignored).
+/// Errors name the file, never its content.
+pub fn read_master_key_file(path: &Path) -> Result<AesKey, ServerError> {
+    let hex = Zeroizing::new(read_regular_file(path, MASTER_KEY_MAX_BYTES)?);
+    master_key_from_hex(&hex).map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))
+}
+
+fn master_key_from_hex(hex: &str) -> Result<AesKey, ServerError> {
+    AesKey::from_hex(hex.trim()).map_err(|e| ServerError::Config(format!("master key: {e}")))
+}
+
 impl FileConfig {
     /// The development configuration written by `kf-klms pki init`.
     pub fn dev_default(stations: &[String]) -> FileConfig {
@@ -211,19 +222,15 @@ impl FileConfig {
 
     /// The master key of the file backend: `KF_KLMS_MASTER_KEY` or `master_key_file`.
     pub fn file_master_key(&self, base: &Path) -> Result<AesKey, ServerError> {
-        let master_hex = match std::env::var(MASTER_KEY_ENV) {
-            Ok(v) => Zeroizing::new(v),
+        match std::env::var(MASTER_KEY_ENV) {
+            Ok(v) => master_key_from_hex(&Zeroizing::new(v)),
             Err(_) => match &self.master_key_file {
-                Some(p) => Zeroizing::new(read(base, p, MASTER_KEY_MAX_BYTES)?),
-                None => {
-                    return Err(ServerError::Config(format!(
-                        "no master key: set master_key_file or {MASTER_KEY_ENV}"
-                    )))
-                }
+                Some(p) => read_master_key_file(&base.join(p)),
+                None => Err(ServerError::Config(format!(
+                    "no master key: set master_key_file or {MASTER_KEY_ENV}"
+                ))),
             },
-        };
-        AesKey::from_hex(master_hex.trim())
-            .map_err(|e| ServerError::Config(format!("master key: {e}")))
+        }
     }
 
     /// Loads every referenced file and builds the server configuration.

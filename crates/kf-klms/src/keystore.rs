@@ -11,13 +11,12 @@
 //!
 //! Both compute exactly [`kf_crypto::kdf::nxp_kdf3`]: the PRF input of block
 //! `i` is `i ‖ label(4) ‖ '00' ‖ UID ‖ L(2)` (SP 800-108 counter mode, counter
-//! before the fixed data); the layout is built by [`kdf3_prf_input`] here and
-//! checked against the kf-crypto implementation and the published vectors.
+//! before the fixed data); the token is given [`kf_crypto::kdf::kdf3_prf_input`], the layout
+//! `nxp_kdf3` itself uses, and the result is checked against the published vectors.
 
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
-use kf_crypto::kdf::{LABEL_DEK, LABEL_ENC, LABEL_MAC};
 use kf_crypto::{AesKey, StaticKeys};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -54,28 +53,13 @@ pub trait KeyBackend: Send + Sync {
     fn describe(&self) -> String;
 
     /// The three KDF3-diversified static keys of `uid` (labels
-    /// [`LABEL_ENC`], [`LABEL_MAC`], [`LABEL_DEK`]).
+    /// [`kf_crypto::kdf::STATIC_KEY_LABELS`]).
     fn diversify(&self, uid: &[u8]) -> Result<StaticKeys, KeyError>;
 
     /// 32 bytes of receipt-key candidate number `counter`, a PRF of the master
     /// key over [`RECEIPT_LABEL`] and the counter.
     fn receipt_seed(&self, counter: u32) -> Result<Zeroizing<[u8; 32]>, KeyError>;
 }
-
-/// The KDF3 PRF input of block `i` (SP 800-108 counter before the fixed data):
-/// `i ‖ label ‖ '00' ‖ UID ‖ L(2)`, `L` = master key length in bits.
-pub fn kdf3_prf_input(i: u8, label: [u8; 4], uid: &[u8], l_bits: u16) -> Vec<u8> {
-    let mut m = Vec::with_capacity(1 + 4 + 1 + uid.len() + 2);
-    m.push(i);
-    m.extend_from_slice(&label);
-    m.push(0x00);
-    m.extend_from_slice(uid);
-    m.extend_from_slice(&l_bits.to_be_bytes());
-    m
-}
-
-/// The three static-key labels in the order of [`StaticKeys::new`].
-pub const STATIC_KEY_LABELS: [[u8; 4]; 3] = [LABEL_ENC, LABEL_MAC, LABEL_DEK];
 
 /// Largest PIN file.
 pub const PIN_FILE_MAX_BYTES: u64 = 1024;
@@ -219,6 +203,7 @@ impl KeyBackend for FileKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kf_crypto::kdf::{kdf3_prf_input, STATIC_KEY_LABELS};
 
     #[test]
     fn prf_input_layout_matches_kf_crypto() {

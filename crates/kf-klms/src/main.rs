@@ -313,19 +313,9 @@ fn hsm_init(config_path: &Path, bits: &str, import: Option<&Path>) -> anyhow::Re
         .hsm
         .as_ref()
         .with_context(|| format!("{} has no [hsm] section", config_path.display()))?;
-    let imported = match import {
-        Some(path) => {
-            let hex = zeroize::Zeroizing::new(kf_klms::config::read_regular_file(
-                path,
-                kf_klms::config::MASTER_KEY_MAX_BYTES,
-            )?);
-            Some(
-                kf_crypto::AesKey::from_hex(hex.trim())
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
-            )
-        }
-        None => None,
-    };
+    let imported = import
+        .map(kf_klms::config::read_master_key_file)
+        .transpose()?;
     let report = kf_klms::keystore::pkcs11::init_key(
         &base.join(&hsm.module),
         &hsm.token()?,

@@ -293,6 +293,7 @@ pub async fn serve(
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
+        // Fails only when every receiver is gone: nothing is left to stop.
         let _ = tx.send(true);
     });
     accept_loop(listener, prepared, rx).await;
@@ -327,6 +328,7 @@ impl ServerHandle {
     /// `Err` holds the payload of a panic on that thread).
     pub fn stop(mut self) -> std::thread::Result<()> {
         if let Some(stop) = self.stop.take() {
+            // Fails only when the server already ended: nothing is left to stop.
             let _ = stop.send(true);
         }
         match self.thread.take() {
@@ -337,6 +339,7 @@ impl ServerHandle {
 
     fn stop_and_join(&mut self) {
         if let Some(stop) = self.stop.take() {
+            // Fails only when the server already ended: nothing is left to stop.
             let _ = stop.send(true);
         }
         if let Some(Err(_)) = self.thread.take().map(std::thread::JoinHandle::join) {

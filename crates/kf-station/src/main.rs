@@ -67,6 +67,7 @@ fn init_logging(format: &str) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    // Fails only when a subscriber is already installed (a test harness's): keep that one.
     let _ = if format == "json" {
         builder.json().try_init()
     } else {

@@ -32,7 +32,8 @@ use cryptoki::types::{AuthPin, Ulong};
 use kf_crypto::{AesKey, StaticKeys};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::{kdf3_prf_input, KeyBackend, KeyError, RECEIPT_LABEL, STATIC_KEY_LABELS};
+use super::{KeyBackend, KeyError, RECEIPT_LABEL};
+use kf_crypto::kdf::{kdf3_prf_input, STATIC_KEY_LABELS};
 
 /// How long a request waits for a free session before it gets 503.
 const SESSION_WAIT: Duration = Duration::from_secs(5);
@@ -513,7 +514,8 @@ impl KeyBackend for Pkcs11Key {
 
     fn diversify(&self, uid: &[u8]) -> Result<StaticKeys, KeyError> {
         let keys = self.with_session(|session, key, bits| {
-            let blocks = (bits / 128).max(1) as u8 + u8::from(bits % 128 != 0);
+            // One CMAC block per 128 bits of the key (an AES key has 128, 192 or 256).
+            let blocks = u8::try_from(bits.div_ceil(128)).unwrap_or(u8::MAX);
             let mut out = Vec::with_capacity(3);
             for label in STATIC_KEY_LABELS {
                 let mut bytes = cmac_blocks(session, key, blocks, |i| {
