@@ -6,8 +6,8 @@
 //! ```text
 //! host:  gp::* builders ──CommandApdu──▶ [SCP03 wrap] ──▶ to_bytes() ──▶ transport
 //!        transport ──bytes──▶ ResponseApdu::parse ──▶ sw().kind(), data()
-//! perso: Dgi::encode_sequence ──▶ split into blocks ──▶ gp::store_data(P1, n, block)
-//! card:  CommandApdu::parse ──▶ StoreDataP1::from_byte ──▶ DgiStreamDecoder::feed ──▶ Dgi
+//! perso: Dgi::encode_into ──▶ gp::block_ranges ──▶ gp::store_data(P1, n, block)
+//! card:  CommandApdu::parse ──▶ StoreDataP1::from_byte_strict ──▶ DgiStreamDecoder::feed ──▶ Dgi
 //! ```
 //!
 //! Modules: [`CommandApdu`] / [`ResponseApdu`] (ISO/IEC 7816-3 §12.1 cases

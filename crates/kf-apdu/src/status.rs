@@ -77,9 +77,75 @@ pub enum StatusKind {
     Unknown(u16),
 }
 
+/// The status words with a fixed value, named once: [`StatusWord::kind`]
+/// classifies by them and card emulations answer with them.
 impl StatusWord {
-    /// `9000`.
+    /// `9000`: normal processing.
     pub const SUCCESS: StatusWord = StatusWord(0x9000);
+    /// `6200`: warning, no information given.
+    pub const WARNING_NO_INFORMATION: StatusWord = StatusWord(0x6200);
+    /// `6282`: end of data reached before Le bytes (ISO/IEC 7816-4 §5.6
+    /// Table 6; PC/SC Part 3 §3.2.2.1.3 GET DATA). Not classified by
+    /// [`StatusWord::kind`].
+    pub const END_OF_DATA: StatusWord = StatusWord(0x6282);
+    /// `6283`: selected file or application invalidated; GP: card or
+    /// application locked (GPC 2.3.1 Table 11-83).
+    pub const SELECTED_FILE_INVALIDATED: StatusWord = StatusWord(0x6283);
+    /// `6310`: more data available (GP GET STATUS, GET DATA).
+    pub const MORE_DATA_AVAILABLE: StatusWord = StatusWord(0x6310);
+    /// `6400`: execution error, state of non-volatile memory unchanged.
+    pub const EXECUTION_ERROR: StatusWord = StatusWord(0x6400);
+    /// `6581`: memory failure.
+    pub const MEMORY_FAILURE: StatusWord = StatusWord(0x6581);
+    /// `6700`: wrong length (Lc or Le).
+    pub const WRONG_LENGTH: StatusWord = StatusWord(0x6700);
+    /// `6881`: logical channel not supported.
+    pub const LOGICAL_CHANNEL_NOT_SUPPORTED: StatusWord = StatusWord(0x6881);
+    /// `6882`: secure messaging not supported.
+    pub const SECURE_MESSAGING_NOT_SUPPORTED: StatusWord = StatusWord(0x6882);
+    /// `6884`: command chaining not supported (ISO/IEC 7816-4 §5.6 Table 6).
+    /// Not classified by [`StatusWord::kind`].
+    pub const CHAINING_NOT_SUPPORTED: StatusWord = StatusWord(0x6884);
+    /// `6982`: security status not satisfied (wrong MAC, no secure channel).
+    pub const SECURITY_STATUS_NOT_SATISFIED: StatusWord = StatusWord(0x6982);
+    /// `6983`: authentication method blocked.
+    pub const AUTHENTICATION_METHOD_BLOCKED: StatusWord = StatusWord(0x6983);
+    /// `6984`: referenced data not usable / invalidated.
+    pub const REFERENCED_DATA_INVALIDATED: StatusWord = StatusWord(0x6984);
+    /// `6985`: conditions of use not satisfied.
+    pub const CONDITIONS_NOT_SATISFIED: StatusWord = StatusWord(0x6985);
+    /// `6986`: command not allowed.
+    pub const COMMAND_NOT_ALLOWED: StatusWord = StatusWord(0x6986);
+    /// `6988`: incorrect secure messaging data objects (GP: invalid MAC / cryptogram).
+    pub const INCORRECT_SECURE_MESSAGING_DATA: StatusWord = StatusWord(0x6988);
+    /// `6999`: applet selection failed (Java Card `SW_APPLET_SELECT_FAILED`).
+    pub const APPLET_SELECT_FAILED: StatusWord = StatusWord(0x6999);
+    /// `6A80`: incorrect values in the command data.
+    pub const INCORRECT_DATA: StatusWord = StatusWord(0x6A80);
+    /// `6A81`: function not supported.
+    pub const FUNCTION_NOT_SUPPORTED: StatusWord = StatusWord(0x6A81);
+    /// `6A82`: file or application not found.
+    pub const FILE_NOT_FOUND: StatusWord = StatusWord(0x6A82);
+    /// `6A84`: not enough memory space.
+    pub const NOT_ENOUGH_MEMORY: StatusWord = StatusWord(0x6A84);
+    /// `6A86`: incorrect P1 P2.
+    pub const INCORRECT_P1P2: StatusWord = StatusWord(0x6A86);
+    /// `6A88`: referenced data (key, data object) not found.
+    pub const REFERENCED_DATA_NOT_FOUND: StatusWord = StatusWord(0x6A88);
+    /// `6B00`: wrong parameters P1-P2.
+    pub const WRONG_P1P2: StatusWord = StatusWord(0x6B00);
+    /// `6D00`: instruction not supported or invalid.
+    pub const INS_NOT_SUPPORTED: StatusWord = StatusWord(0x6D00);
+    /// `6E00`: class not supported.
+    pub const CLA_NOT_SUPPORTED: StatusWord = StatusWord(0x6E00);
+    /// `6F00`: no precise diagnosis.
+    pub const NO_PRECISE_DIAGNOSIS: StatusWord = StatusWord(0x6F00);
+
+    /// `6Cxx`: wrong Le, `available` bytes ready; xx is `available` modulo
+    /// 256, so 256 gives `6C00` (ISO/IEC 7816-4 §5.6 Table 6).
+    pub const fn wrong_le(available: usize) -> StatusWord {
+        StatusWord::new(0x6C, (available & 0xFF) as u8)
+    }
 
     /// Builds a status word from SW1 and SW2.
     pub const fn new(sw1: u8, sw2: u8) -> Self {
@@ -125,37 +191,40 @@ impl StatusWord {
     /// Classifies the status word.
     pub const fn kind(self) -> StatusKind {
         use StatusKind as K;
-        match (self.sw1(), self.sw2()) {
-            (0x90, 0x00) => K::Success,
-            (0x61, n) => K::BytesAvailable(n),
-            (0x62, 0x00) => K::WarningNoInformation,
-            (0x62, 0x83) => K::SelectedFileInvalidated,
-            (0x63, 0x10) => K::MoreDataAvailable,
-            (0x63, n) if n & 0xF0 == 0xC0 => K::VerifyFailed { retries: n & 0x0F },
-            (0x64, 0x00) => K::ExecutionError,
-            (0x65, 0x81) => K::MemoryFailure,
-            (0x67, 0x00) => K::WrongLength,
-            (0x68, 0x81) => K::LogicalChannelNotSupported,
-            (0x68, 0x82) => K::SecureMessagingNotSupported,
-            (0x69, 0x82) => K::SecurityStatusNotSatisfied,
-            (0x69, 0x83) => K::AuthenticationMethodBlocked,
-            (0x69, 0x84) => K::ReferencedDataInvalidated,
-            (0x69, 0x85) => K::ConditionsNotSatisfied,
-            (0x69, 0x86) => K::CommandNotAllowed,
-            (0x69, 0x88) => K::IncorrectSecureMessagingData,
-            (0x69, 0x99) => K::AppletSelectFailed,
-            (0x6A, 0x80) => K::IncorrectData,
-            (0x6A, 0x81) => K::FunctionNotSupported,
-            (0x6A, 0x82) => K::FileNotFound,
-            (0x6A, 0x84) => K::NotEnoughMemory,
-            (0x6A, 0x86) => K::IncorrectP1P2,
-            (0x6A, 0x88) => K::ReferencedDataNotFound,
-            (0x6B, 0x00) => K::WrongP1P2,
-            (0x6C, n) => K::WrongLe(n),
-            (0x6D, 0x00) => K::InsNotSupported,
-            (0x6E, 0x00) => K::ClaNotSupported,
-            (0x6F, 0x00) => K::NoPreciseDiagnosis,
-            _ => K::Unknown(self.0),
+        match self {
+            Self::SUCCESS => K::Success,
+            Self::WARNING_NO_INFORMATION => K::WarningNoInformation,
+            Self::SELECTED_FILE_INVALIDATED => K::SelectedFileInvalidated,
+            Self::MORE_DATA_AVAILABLE => K::MoreDataAvailable,
+            Self::EXECUTION_ERROR => K::ExecutionError,
+            Self::MEMORY_FAILURE => K::MemoryFailure,
+            Self::WRONG_LENGTH => K::WrongLength,
+            Self::LOGICAL_CHANNEL_NOT_SUPPORTED => K::LogicalChannelNotSupported,
+            Self::SECURE_MESSAGING_NOT_SUPPORTED => K::SecureMessagingNotSupported,
+            Self::SECURITY_STATUS_NOT_SATISFIED => K::SecurityStatusNotSatisfied,
+            Self::AUTHENTICATION_METHOD_BLOCKED => K::AuthenticationMethodBlocked,
+            Self::REFERENCED_DATA_INVALIDATED => K::ReferencedDataInvalidated,
+            Self::CONDITIONS_NOT_SATISFIED => K::ConditionsNotSatisfied,
+            Self::COMMAND_NOT_ALLOWED => K::CommandNotAllowed,
+            Self::INCORRECT_SECURE_MESSAGING_DATA => K::IncorrectSecureMessagingData,
+            Self::APPLET_SELECT_FAILED => K::AppletSelectFailed,
+            Self::INCORRECT_DATA => K::IncorrectData,
+            Self::FUNCTION_NOT_SUPPORTED => K::FunctionNotSupported,
+            Self::FILE_NOT_FOUND => K::FileNotFound,
+            Self::NOT_ENOUGH_MEMORY => K::NotEnoughMemory,
+            Self::INCORRECT_P1P2 => K::IncorrectP1P2,
+            Self::REFERENCED_DATA_NOT_FOUND => K::ReferencedDataNotFound,
+            Self::WRONG_P1P2 => K::WrongP1P2,
+            Self::INS_NOT_SUPPORTED => K::InsNotSupported,
+            Self::CLA_NOT_SUPPORTED => K::ClaNotSupported,
+            Self::NO_PRECISE_DIAGNOSIS => K::NoPreciseDiagnosis,
+            // The families that carry a count in SW2.
+            _ => match (self.sw1(), self.sw2()) {
+                (0x61, n) => K::BytesAvailable(n),
+                (0x63, n) if n & 0xF0 == 0xC0 => K::VerifyFailed { retries: n & 0x0F },
+                (0x6C, n) => K::WrongLe(n),
+                _ => K::Unknown(self.0),
+            },
         }
     }
 }
@@ -227,5 +296,40 @@ impl fmt::Display for StatusWord {
 impl fmt::Debug for StatusWord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "StatusWord({:04X})", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_named_status_words_are_the_ones_kind_classifies() {
+        let classified = [
+            StatusWord::SUCCESS,
+            StatusWord::SELECTED_FILE_INVALIDATED,
+            StatusWord::MEMORY_FAILURE,
+            StatusWord::WRONG_LENGTH,
+            StatusWord::SECURITY_STATUS_NOT_SATISFIED,
+            StatusWord::INCORRECT_P1P2,
+            StatusWord::WRONG_P1P2,
+            StatusWord::NO_PRECISE_DIAGNOSIS,
+        ];
+        assert!(classified
+            .iter()
+            .all(|sw| sw.kind() != StatusKind::Unknown(sw.as_u16())));
+        assert_eq!(StatusWord::INCORRECT_P1P2.kind(), StatusKind::IncorrectP1P2);
+        // Named for the card emulations, left unclassified.
+        assert_eq!(StatusWord::END_OF_DATA.kind(), StatusKind::Unknown(0x6282));
+        assert_eq!(
+            StatusWord::CHAINING_NOT_SUPPORTED.kind(),
+            StatusKind::Unknown(0x6884)
+        );
+    }
+
+    #[test]
+    fn wrong_le_announces_the_available_length_modulo_256() {
+        assert_eq!(StatusWord::wrong_le(10), StatusWord::new(0x6C, 0x0A));
+        assert_eq!(StatusWord::wrong_le(256), StatusWord::new(0x6C, 0x00));
     }
 }

@@ -164,7 +164,6 @@ pub fn table(rows: &[Row]) -> String {
 pub(crate) struct Exchange {
     pub(crate) cmd: usize,
     pub(crate) resp: usize,
-    pub(crate) ins: u8,
     /// Class, instruction and lengths; never the data.
     pub(crate) shape: ApduShape,
     rtt: Duration,
@@ -194,7 +193,6 @@ impl<T: Transport> Layer for Recorder<T> {
         self.log.push(Exchange {
             cmd: apdu.len(),
             resp: resp.len(),
-            ins: apdu.get(1).copied().unwrap_or(0),
             shape: ApduShape::of(apdu),
             rtt: start.elapsed(),
         });
@@ -391,7 +389,7 @@ fn row(
     let largest = runs
         .iter()
         .flat_map(|r| r.log.iter())
-        .filter(|e| e.ins == STORE_DATA_INS)
+        .filter(|e| e.shape.ins == STORE_DATA_INS)
         .map(|e| e.cmd)
         .max()
         .unwrap_or(0);
@@ -400,7 +398,7 @@ fn row(
     let mut echo = Vec::new();
     for r in runs {
         for (i, e) in r.log.iter().enumerate() {
-            if e.ins == STORE_DATA_INS && e.cmd == largest {
+            if e.shape.ins == STORE_DATA_INS && e.cmd == largest {
                 rtt.push(e.rtt.as_secs_f64() * 1e6);
                 if let Some(f) = r.floor_rtts.get(i) {
                     echo.push(f.as_secs_f64() * 1e6);

@@ -11,8 +11,8 @@
 use kf_apdu::{gp, CommandApdu, ResponseApdu, StatusWord};
 use kf_crypto::StaticKeys;
 use kf_scp03::{
-    CardChannel, CardConfig, CardKeySet, CardSession, HostSession, Mode, ParameterI, SecureChannel,
-    SecurityLevel,
+    data_bytes_per_apdu, CardChannel, CardConfig, CardKeySet, CardSession, HostSession, LengthForm,
+    Mode, ParameterI, SecureChannel, SecurityLevel,
 };
 
 use crate::BenchError;
@@ -34,9 +34,14 @@ pub const PARAMETER_I: u8 = 0x60;
 /// AID of the benchmark Security Domain.
 pub const SD_AID: [u8; 8] = [0xA0, 0x00, 0x00, 0x01, 0x51, 0x00, 0x00, 0x00];
 
-/// Command payload sizes measured: small, medium and the largest (239 is the largest STORE DATA payload
-/// that still fits a short APDU at level '33' after padding and C-MAC).
-pub const PAYLOAD_SIZES: [usize; 3] = [16, 64, 239];
+/// Command payload sizes measured: small, medium and the largest STORE DATA
+/// payload that still fits a short APDU at level '33' in S8 mode after
+/// padding and C-MAC (239 bytes).
+pub const PAYLOAD_SIZES: [usize; 3] = [
+    16,
+    64,
+    data_bytes_per_apdu(SecurityLevel::FULL, Mode::S8, LengthForm::Short),
+];
 
 /// Security levels measured: '01' (C-MAC), '03' (C-DEC + C-MAC), '33'
 /// (C-DEC, C-MAC, R-MAC, R-ENC) (Amd D Table 7-3).
@@ -164,7 +169,8 @@ mod tests {
 
     #[test]
     fn largest_payload_fits_a_short_apdu_at_level_33() {
-        let wire = first_wrapped_command(SecurityLevel::FULL, 239).unwrap();
+        assert_eq!(PAYLOAD_SIZES[2], 239);
+        let wire = first_wrapped_command(SecurityLevel::FULL, PAYLOAD_SIZES[2]).unwrap();
         // header (4) + Lc (1) + 240 encrypted + 8 C-MAC
         assert_eq!(wire.len(), 4 + 1 + 240 + 8);
         assert_eq!(wire[4] as usize, 248);

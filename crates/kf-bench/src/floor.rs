@@ -14,7 +14,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use aes::cipher::{generic_array::GenericArray, BlockEncrypt, KeyInit};
-use kf_scp03::SecurityLevel;
+use kf_scp03::{encrypted_len, SecurityLevel};
 
 use crate::measure::Batched;
 use crate::BenchError;
@@ -27,10 +27,6 @@ const R_MAC_OVERHEAD: usize = 16 + 2;
 
 fn cmac_blocks(message_len: usize) -> usize {
     message_len.div_ceil(BLOCK).max(1) + 1
-}
-
-fn padded_len(len: usize) -> usize {
-    (len / BLOCK + 1) * BLOCK
 }
 
 /// AES-128 block operations the host performs for one APDU (wrap a command
@@ -55,11 +51,13 @@ pub fn host_block_operations(
 /// and data, the IV block and the CBC blocks of the padded data, then the
 /// CMAC over `mac_overhead` bytes and the (padded) data.
 fn direction_operations(encrypted: bool, len: usize, mac_overhead: usize) -> usize {
-    if encrypted && len > 0 {
-        1 + padded_len(len) / BLOCK + cmac_blocks(mac_overhead + padded_len(len))
+    let body = if encrypted { encrypted_len(len) } else { len };
+    let cipher = if encrypted && body > 0 {
+        1 + body / BLOCK
     } else {
-        cmac_blocks(mac_overhead + len)
-    }
+        0
+    };
+    cipher + cmac_blocks(mac_overhead + body)
 }
 
 /// `blocks` dependent AES-128 encryptions with a prepared key schedule.

@@ -251,7 +251,7 @@ mod tests {
     use super::*;
 
     fn uid(card: &mut FreshOnReset) -> Vec<u8> {
-        card.process_apdu(&[0xFF, 0xCA, 0x00, 0x00, 0x00])
+        card.process_apdu(&kf_apdu::gp::pcsc::GET_UID)
     }
 
     #[test]

@@ -2,13 +2,12 @@
 //! provisioning specification), the post-perso transport configuration (`00 DB`, provisioning specification) and
 //! the key-pair verification (`00 88`, `kf_profile::verify`).
 
-use kf_apdu::{CommandApdu, ResponseApdu};
+use kf_apdu::{CommandApdu, ResponseApdu, StatusWord};
 use kf_profile::{verify, TransportConfig};
 use p256::ecdsa::{signature::Signer, Signature};
 
 use crate::fob::{status, VirtualFob};
 use crate::perso::{BlockOutcome, PersoSession};
-use crate::sw;
 
 impl VirtualFob {
     /// STORE DATA (INS E2) inside the secure channel (at least C-MAC).
@@ -26,30 +25,30 @@ impl VirtualFob {
             if let Some(open) = open {
                 open.perso = None;
             }
-            return status(sw::SECURITY_STATUS);
+            return status(StatusWord::SECURITY_STATUS_NOT_SATISFIED);
         }
         if self.data.personalization.is_some() {
-            return status(sw::CONDITIONS_NOT_SATISFIED);
+            return status(StatusWord::CONDITIONS_NOT_SATISFIED);
         }
         let Some(open) = open else {
-            return status(sw::SECURITY_STATUS);
+            return status(StatusWord::SECURITY_STATUS_NOT_SATISFIED);
         };
         let Some(keys) = self.data.key_sets.get(&open.kvn()) else {
-            return status(sw::SECURITY_STATUS);
+            return status(StatusWord::SECURITY_STATUS_NOT_SATISFIED);
         };
         let mut session = open.perso.take().unwrap_or_else(PersoSession::new);
         match session.block(cmd.p1(), cmd.p2(), cmd.data(), &keys.dek) {
             Ok(BlockOutcome::Continue) => {
                 open.perso = Some(session);
-                status(sw::OK)
+                status(StatusWord::SUCCESS)
             }
             Ok(BlockOutcome::Complete(personalization)) => {
                 self.data.personalization = Some(personalization);
                 if self.persist().is_err() {
                     self.data.personalization = None;
-                    return status(sw::MEMORY_FAILURE);
+                    return status(StatusWord::MEMORY_FAILURE);
                 }
-                status(sw::OK)
+                status(StatusWord::SUCCESS)
             }
             Err(sw) => status(sw),
         }
@@ -61,16 +60,16 @@ impl VirtualFob {
     /// length byte ≠ 01 or value not 00/01 → 6A80; unknown id → 6A88.
     pub(crate) fn put_config(&mut self, cmd: &CommandApdu) -> ResponseApdu {
         if (cmd.p1(), cmd.p2()) != (0, 0) {
-            return status(sw::WRONG_P1P2);
+            return status(StatusWord::INCORRECT_P1P2);
         }
         if self.data.personalization.is_none() {
-            return status(sw::CONDITIONS_NOT_SATISFIED);
+            return status(StatusWord::CONDITIONS_NOT_SATISFIED);
         }
         let [id, len, value] = cmd.data() else {
-            return status(sw::WRONG_LENGTH);
+            return status(StatusWord::WRONG_LENGTH);
         };
         if *len != 0x01 || *value > 0x01 {
-            return status(sw::WRONG_DATA);
+            return status(StatusWord::INCORRECT_DATA);
         }
         let enable = *value == 0x01;
         let previous = self.data.transport;
@@ -79,13 +78,13 @@ impl VirtualFob {
         } else if *id == TransportConfig::Ble.id() {
             self.data.transport.ble = enable;
         } else {
-            return status(sw::REFERENCED_DATA_NOT_FOUND);
+            return status(StatusWord::REFERENCED_DATA_NOT_FOUND);
         }
         if self.persist().is_err() {
             self.data.transport = previous;
-            return status(sw::MEMORY_FAILURE);
+            return status(StatusWord::MEMORY_FAILURE);
         }
-        status(sw::OK)
+        status(StatusWord::SUCCESS)
     }
 
     /// `00 88 00 00 Lc challenge 00` (`kf_profile::verify`): ECDSA P-256 /
@@ -94,15 +93,15 @@ impl VirtualFob {
     /// length outside 16..=64 → 6700.
     pub(crate) fn verify(&self, cmd: &CommandApdu) -> ResponseApdu {
         if (cmd.p1(), cmd.p2()) != (0, 0) {
-            return status(sw::WRONG_P1P2);
+            return status(StatusWord::INCORRECT_P1P2);
         }
         let Some(personalization) = self.data.personalization.as_ref() else {
-            return status(sw::CONDITIONS_NOT_SATISFIED);
+            return status(StatusWord::CONDITIONS_NOT_SATISFIED);
         };
         if !verify::CHALLENGE_LEN.contains(&cmd.data().len()) {
-            return status(sw::WRONG_LENGTH);
+            return status(StatusWord::WRONG_LENGTH);
         }
         let signature: Signature = personalization.signing_key.sign(cmd.data());
-        ResponseApdu::new(signature.to_der().as_bytes().to_vec(), sw::OK)
+        ResponseApdu::new(signature.to_der().as_bytes().to_vec(), StatusWord::SUCCESS)
     }
 }

@@ -16,7 +16,7 @@
 //! status words; persisting counters is the fob's job, and it must not
 //! depend on the fob.
 
-use kf_apdu::{CommandApdu, ResponseApdu, StatusWord};
+use kf_apdu::{gp, CommandApdu, ResponseApdu, StatusWord};
 use kf_scp03::{
     CardAwaitingAuthentication, CardChannel, CardConfig, CardKeySet, CardSession, Mode, ParameterI,
     Scp03Error, KDD_LEN,
@@ -26,7 +26,6 @@ use crate::error::FobError;
 use crate::perso::PersoSession;
 use crate::selected::Selected;
 use crate::state::CardData;
-use crate::sw;
 
 /// The secure-messaging state of the fob: both security domains' SCP03
 /// endpoints and the one channel that may be in progress.
@@ -143,8 +142,8 @@ impl SecureMessaging {
         cmd: &CommandApdu,
     ) -> Result<InitializeUpdated, StatusWord> {
         self.close();
-        if cmd.cla() & 0x80 == 0 {
-            return Err(sw::CLA_NOT_SUPPORTED);
+        if !gp::cla_is_proprietary(cmd.cla()) {
+            return Err(StatusWord::CLA_NOT_SUPPORTED);
         }
         let session = match sd {
             Selected::Isd => &mut self.isd,
@@ -173,7 +172,9 @@ impl SecureMessaging {
         let ChannelState::Awaiting(awaiting) =
             std::mem::replace(&mut self.state, ChannelState::Closed)
         else {
-            return Err(AuthenticateRefused::Refused(sw::CONDITIONS_NOT_SATISFIED));
+            return Err(AuthenticateRefused::Refused(
+                StatusWord::CONDITIONS_NOT_SATISFIED,
+            ));
         };
         match awaiting.external_authenticate(raw) {
             Ok((response, channel)) => {
@@ -199,7 +200,7 @@ impl SecureMessaging {
                 .channel
                 .unwrap_command(raw)
                 .map_err(|e| e.card_status_word()),
-            _ => Err(sw::SECURITY_STATUS),
+            _ => Err(StatusWord::SECURITY_STATUS_NOT_SATISFIED),
         };
         if result.is_err() {
             self.close();
@@ -217,7 +218,7 @@ impl SecureMessaging {
                 .channel
                 .wrap_response(response)
                 .map_err(|e| e.card_status_word()),
-            ChannelState::Awaiting(_) => Err(sw::SECURITY_STATUS),
+            ChannelState::Awaiting(_) => Err(StatusWord::SECURITY_STATUS_NOT_SATISFIED),
         };
         result.unwrap_or_else(|sw| {
             self.close();

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kf_apdu::gp::ins;
+use kf_apdu::gp::{self, ins, pcsc};
 use kf_apdu::{CommandApdu, ResponseApdu, StatusWord};
 use kf_profile::AppletLifeCycle;
 use p256::ecdsa::VerifyingKey;
@@ -15,7 +15,6 @@ use crate::error::FobError;
 use crate::life_cycle::IsdLifeCycle;
 use crate::selected::Selected;
 use crate::state::{CardData, TransportFlags};
-use crate::sw;
 
 /// A virtual JCOP 4 key fob: ISD + key-fob applet (see the crate doc for the
 /// command set). Plugs into `kf_transport`'s loopback and the vpcd bridge
@@ -141,24 +140,25 @@ impl VirtualFob {
     fn process(&mut self, raw: &[u8]) -> ResponseApdu {
         let cmd = match CommandApdu::parse(raw) {
             Ok(cmd) => cmd,
-            Err(_) => return status(sw::WRONG_LENGTH),
+            Err(_) => return status(StatusWord::WRONG_LENGTH),
         };
         let cla = cmd.cla();
-        if cla == 0xFF {
+        if cla == pcsc::CLA {
             return self.pcsc_pseudo_apdu(&cmd);
         }
         if let Err(sw) = screen_cla(cla) {
             return status(sw);
         }
-        if self.data.isd_life_cycle == IsdLifeCycle::Terminated && !matches!(cmd.ins(), 0xCA | 0xCB)
+        if self.data.isd_life_cycle == IsdLifeCycle::Terminated
+            && !matches!(cmd.ins(), ins::GET_DATA | ins::GET_DATA_ODD)
         {
             // GPC §5.1.1.5: only GET DATA is processed once TERMINATED.
-            return status(sw::CONDITIONS_NOT_SATISFIED);
+            return status(StatusWord::CONDITIONS_NOT_SATISFIED);
         }
         match cmd.ins() {
             ins::INITIALIZE_UPDATE => self.initialize_update(&cmd),
             ins::EXTERNAL_AUTHENTICATE => self.external_authenticate(raw),
-            _ if cla & 0x04 != 0 => self.process_secured(raw),
+            _ if gp::cla_indicates_secure_messaging(cla) => self.process_secured(raw),
             _ => self.dispatch(&cmd, false),
         }
     }
@@ -185,7 +185,7 @@ impl VirtualFob {
         self.sm.close();
         if self.auth_failures_unsaved {
             if self.persist().is_err() {
-                return status(sw::MEMORY_FAILURE);
+                return status(StatusWord::MEMORY_FAILURE);
             }
             self.auth_failures_unsaved = false;
         }
@@ -200,7 +200,7 @@ impl VirtualFob {
                 self.data.set_sequence_counter(name, updated.kvn, counter);
                 if self.persist().is_err() {
                     self.sm.close();
-                    return status(sw::MEMORY_FAILURE);
+                    return status(StatusWord::MEMORY_FAILURE);
                 }
             }
         }
@@ -221,7 +221,7 @@ impl VirtualFob {
                 self.data.auth_failures = self.data.auth_failures.saturating_add(1);
                 if self.persist().is_err() {
                     self.auth_failures_unsaved = true;
-                    return status(sw::MEMORY_FAILURE);
+                    return status(StatusWord::MEMORY_FAILURE);
                 }
                 status(sw)
             }
@@ -239,7 +239,7 @@ impl VirtualFob {
             (ins::STORE_DATA, Selected::Applet) => self.store_data(cmd, secured),
             (kf_profile::INS_PUT_CONFIG, Selected::Applet) => self.put_config(cmd),
             (kf_profile::verify::INS, Selected::Applet) => self.verify(cmd),
-            _ => status(sw::INS_NOT_SUPPORTED),
+            _ => status(StatusWord::INS_NOT_SUPPORTED),
         }
     }
 
@@ -346,19 +346,19 @@ fn screen_cla(cla: u8) -> Result<(), StatusWord> {
     match cla {
         // First interindustry (00-0F) and GP proprietary (80-8F) classes.
         0x00..=0x0F | 0x80..=0x8F => {
-            if cla & 0x03 != 0 {
-                Err(sw::LOGICAL_CHANNEL_NOT_SUPPORTED)
-            } else if cla & 0x08 != 0 {
+            if cla & gp::CLA_CHANNEL_MASK != 0 {
+                Err(StatusWord::LOGICAL_CHANNEL_NOT_SUPPORTED)
+            } else if cla & gp::CLA_ISO_SECURE_MESSAGING != 0 {
                 // ISO secure messaging (b4): not GP SCP03.
-                Err(sw::SM_NOT_SUPPORTED)
+                Err(StatusWord::SECURE_MESSAGING_NOT_SUPPORTED)
             } else {
                 Ok(())
             }
         }
-        0x10..=0x1F | 0x90..=0x9F => Err(sw::CHAINING_NOT_SUPPORTED),
+        0x10..=0x1F | 0x90..=0x9F => Err(StatusWord::CHAINING_NOT_SUPPORTED),
         // Further interindustry / GP classes: logical channels 4-19.
-        0x40..=0x7F | 0xC0..=0xCF | 0xE0..=0xEF => Err(sw::LOGICAL_CHANNEL_NOT_SUPPORTED),
-        _ => Err(sw::CLA_NOT_SUPPORTED),
+        0x40..=0x7F | 0xC0..=0xCF | 0xE0..=0xEF => Err(StatusWord::LOGICAL_CHANNEL_NOT_SUPPORTED),
+        _ => Err(StatusWord::CLA_NOT_SUPPORTED),
     }
 }
 impl kf_transport::loopback::VirtualCard for VirtualFob {

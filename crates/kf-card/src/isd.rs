@@ -1,13 +1,12 @@
 //! Issuer Security Domain commands: SELECT (GPC 2.3.1 §11.9), GET DATA
 //! (§11.3), SET STATUS (§11.10), GET STATUS (§11.4).
 
-use kf_apdu::{CommandApdu, ResponseApdu};
+use kf_apdu::{CommandApdu, ResponseApdu, StatusWord};
 use kf_profile::{APPLET_AID, ISD_AID};
 
 use crate::fob::{status, VirtualFob};
 use crate::life_cycle::IsdLifeCycle;
 use crate::selected::Selected;
-use crate::sw;
 
 /// Privileges of the ISD in GET STATUS (GPC Table 11-7): Security Domain,
 /// Card Lock, Card Terminate, Card Reset, CVM Management; Trusted Path,
@@ -27,15 +26,15 @@ impl VirtualFob {
     pub(crate) fn select(&mut self, cmd: &CommandApdu) -> ResponseApdu {
         match cmd.p1() {
             0x04 => {}
-            0x00..=0x02 | 0x08 | 0x09 => return status(sw::NOT_FOUND),
-            _ => return status(sw::WRONG_P1P2),
+            0x00..=0x02 | 0x08 | 0x09 => return status(StatusWord::FILE_NOT_FOUND),
+            _ => return status(StatusWord::INCORRECT_P1P2),
         }
         let want_fci = match cmd.p2() {
             0x00 => true,
             0x0C => false,
             // Next occurrence: the registry has a single match per AID prefix here.
-            0x02 => return status(sw::NOT_FOUND),
-            _ => return status(sw::WRONG_P1P2),
+            0x02 => return status(StatusWord::FILE_NOT_FOUND),
+            _ => return status(StatusWord::INCORRECT_P1P2),
         };
         let aid = cmd.data();
         let target = if aid.is_empty() || matches_aid(aid, ISD_AID) {
@@ -43,11 +42,11 @@ impl VirtualFob {
         } else if matches_aid(aid, APPLET_AID) {
             Selected::Applet
         } else {
-            return status(sw::NOT_FOUND);
+            return status(StatusWord::FILE_NOT_FOUND);
         };
         let locked = self.data.isd_life_cycle == IsdLifeCycle::CardLocked;
         if locked && target == Selected::Applet {
-            return status(sw::FUNCTION_NOT_SUPPORTED);
+            return status(StatusWord::FUNCTION_NOT_SUPPORTED);
         }
         self.sm.close();
         self.selected = target;
@@ -57,9 +56,9 @@ impl VirtualFob {
             Vec::new()
         };
         let sw = if locked {
-            sw::CARD_LOCKED_WARNING
+            StatusWord::SELECTED_FILE_INVALIDATED
         } else {
-            sw::OK
+            StatusWord::SUCCESS
         };
         ResponseApdu::new(data, sw)
     }
@@ -69,11 +68,13 @@ impl VirtualFob {
     pub(crate) fn get_data(&self, cmd: &CommandApdu) -> ResponseApdu {
         let tag = u16::from_be_bytes([cmd.p1(), cmd.p2()]);
         match (tag, self.selected) {
-            (0x00E0, Selected::Isd) => ResponseApdu::new(self.key_information(), sw::OK),
-            (kf_apdu::gp::CPLC_TAG, Selected::Isd) => {
-                ResponseApdu::new(self.cplc().to_tlv(), sw::OK)
+            (0x00E0, Selected::Isd) => {
+                ResponseApdu::new(self.key_information(), StatusWord::SUCCESS)
             }
-            _ => status(sw::REFERENCED_DATA_NOT_FOUND),
+            (kf_apdu::gp::CPLC_TAG, Selected::Isd) => {
+                ResponseApdu::new(self.cplc().to_tlv(), StatusWord::SUCCESS)
+            }
+            _ => status(StatusWord::REFERENCED_DATA_NOT_FOUND),
         }
     }
 
@@ -130,26 +131,26 @@ impl VirtualFob {
     /// the secure channel → 6982.
     pub(crate) fn set_status(&mut self, cmd: &CommandApdu, secured: bool) -> ResponseApdu {
         if !secured {
-            return status(sw::SECURITY_STATUS);
+            return status(StatusWord::SECURITY_STATUS_NOT_SATISFIED);
         }
         match cmd.p1() {
             0x80 => {}
-            0x40 | 0x60 => return status(sw::REFERENCED_DATA_NOT_FOUND),
-            _ => return status(sw::WRONG_P1P2),
+            0x40 | 0x60 => return status(StatusWord::REFERENCED_DATA_NOT_FOUND),
+            _ => return status(StatusWord::INCORRECT_P1P2),
         }
         let Some(target) = IsdLifeCycle::from_code(cmd.p2()) else {
-            return status(sw::WRONG_DATA);
+            return status(StatusWord::INCORRECT_DATA);
         };
         let previous = self.data.isd_life_cycle;
         if !previous.may_transition_to(target) {
-            return status(sw::CONDITIONS_NOT_SATISFIED);
+            return status(StatusWord::CONDITIONS_NOT_SATISFIED);
         }
         self.data.isd_life_cycle = target;
         if self.persist().is_err() {
             self.data.isd_life_cycle = previous;
-            return status(sw::MEMORY_FAILURE);
+            return status(StatusWord::MEMORY_FAILURE);
         }
-        status(sw::OK)
+        status(StatusWord::SUCCESS)
     }
 
     /// GET STATUS (§11.4) inside the secure channel: P1 80 (ISD) or 40
@@ -157,15 +158,15 @@ impl VirtualFob {
     /// (match all). Other P1 → 6A88, other P2 → 6A86, other data → 6A80.
     pub(crate) fn get_status(&self, cmd: &CommandApdu, secured: bool) -> ResponseApdu {
         if !secured {
-            return status(sw::SECURITY_STATUS);
+            return status(StatusWord::SECURITY_STATUS_NOT_SATISFIED);
         }
         let tlv = match cmd.p2() {
             0x00 => false,
             0x02 => true,
-            _ => return status(sw::WRONG_P1P2),
+            _ => return status(StatusWord::INCORRECT_P1P2),
         };
         if cmd.data() != [0x4F, 0x00] {
-            return status(sw::WRONG_DATA);
+            return status(StatusWord::INCORRECT_DATA);
         }
         let entries: Vec<(&[u8], u8, &[u8])> = match cmd.p1() {
             0x80 => vec![(
@@ -174,7 +175,7 @@ impl VirtualFob {
                 &ISD_PRIVILEGES[..],
             )],
             0x40 => vec![(APPLET_AID, APPLET_SELECTABLE, &[0x00, 0x00, 0x00][..])],
-            _ => return status(sw::REFERENCED_DATA_NOT_FOUND),
+            _ => return status(StatusWord::REFERENCED_DATA_NOT_FOUND),
         };
         let mut out = Vec::new();
         for (aid, life_cycle, privileges) in entries {
@@ -194,7 +195,7 @@ impl VirtualFob {
                 out.push(privileges.first().copied().unwrap_or(0));
             }
         }
-        ResponseApdu::new(out, sw::OK)
+        ResponseApdu::new(out, StatusWord::SUCCESS)
     }
 }
 

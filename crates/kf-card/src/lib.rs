@@ -56,7 +56,6 @@ mod pcsc;
 mod perso;
 mod selected;
 pub mod state;
-pub mod sw;
 
 pub use config::{dev_sample_keys, FobConfig, Uid, DEFAULT_SCP_I};
 pub use error::FobError;

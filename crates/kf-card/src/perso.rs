@@ -19,7 +19,6 @@ use p256::ecdsa::SigningKey;
 use zeroize::Zeroize;
 
 use crate::state::Personalization;
-use crate::sw;
 
 /// Largest number of bytes the decoder may hold for one incomplete DGI: the
 /// largest value the profile accepts plus a 5-byte DGI header. A stream that
@@ -61,14 +60,21 @@ impl PersoSession {
         data: &[u8],
         dek: &AesKey,
     ) -> Result<BlockOutcome, StatusWord> {
-        let last = kf_profile::parse_store_data_p1(p1).map_err(|_| sw::WRONG_P1P2)?;
+        let last = kf_apdu::gp::StoreDataP1::from_byte_strict(p1)
+            .ok()
+            .filter(kf_profile::accepts_store_data_p1)
+            .ok_or(StatusWord::INCORRECT_P1P2)?
+            .last_block;
         if u16::from(p2) != self.next_block {
-            return Err(sw::WRONG_P1P2);
+            return Err(StatusWord::INCORRECT_P1P2);
         }
         self.next_block += 1;
-        let dgis = self.decoder.feed(data).map_err(|_| sw::WRONG_DATA)?;
+        let dgis = self
+            .decoder
+            .feed(data)
+            .map_err(|_| StatusWord::INCORRECT_DATA)?;
         if self.decoder.pending_len() > MAX_PENDING {
-            return Err(sw::WRONG_DATA);
+            return Err(StatusWord::INCORRECT_DATA);
         }
         for dgi in dgis {
             self.stage(dgi.tag, &dgi.data, dek)?;
@@ -78,18 +84,18 @@ impl PersoSession {
         }
         if !self.decoder.is_idle() {
             // The last block ends inside a DGI.
-            return Err(sw::WRONG_DATA);
+            return Err(StatusWord::INCORRECT_DATA);
         }
         if FobDgi::ALL
             .iter()
             .any(|d| !self.staged.contains_key(&d.tag()))
         {
-            return Err(sw::CONDITIONS_NOT_SATISFIED);
+            return Err(StatusWord::CONDITIONS_NOT_SATISFIED);
         }
         let signing_key = self
             .signing_key
             .take()
-            .ok_or(sw::CONDITIONS_NOT_SATISFIED)?;
+            .ok_or(StatusWord::CONDITIONS_NOT_SATISFIED)?;
         Ok(BlockOutcome::Complete(Personalization {
             dgis: std::mem::take(&mut self.staged),
             signing_key,
@@ -97,11 +103,12 @@ impl PersoSession {
     }
 
     fn stage(&mut self, tag: u16, value: &[u8], dek: &AesKey) -> Result<(), StatusWord> {
-        let dgi = FobDgi::from_tag(tag).ok_or(sw::REFERENCED_DATA_NOT_FOUND)?;
-        dgi.check_value(value).map_err(|_| sw::WRONG_DATA)?;
+        let dgi = FobDgi::from_tag(tag).ok_or(StatusWord::REFERENCED_DATA_NOT_FOUND)?;
+        dgi.check_value(value)
+            .map_err(|_| StatusWord::INCORRECT_DATA)?;
         if self.staged.contains_key(&tag) {
             // A DGI written twice in one sequence is a station bug, not an update.
-            return Err(sw::WRONG_DATA);
+            return Err(StatusWord::INCORRECT_DATA);
         }
         if dgi == FobDgi::PrivateKey {
             self.signing_key = Some(decrypt_private_key(value, dek)?);
@@ -123,12 +130,12 @@ impl Drop for PersoSession {
 /// 9797-1 method 2 unpadding (GPC Amd D §6.2.8 for DEK use; provisioning specification), then a
 /// 32-byte scalar in `1..n-1` (SEC 1 §2.3.6 via `p256`).
 fn decrypt_private_key(value: &[u8], dek: &AesKey) -> Result<SigningKey, StatusWord> {
-    let mut plain =
-        kf_crypto::cbc::decrypt_m2(dek, &[0u8; 16], value).map_err(|_| sw::WRONG_DATA)?;
+    let mut plain = kf_crypto::cbc::decrypt_m2(dek, &[0u8; 16], value)
+        .map_err(|_| StatusWord::INCORRECT_DATA)?;
     let key = if plain.len() == 32 {
-        SigningKey::from_slice(&plain).map_err(|_| sw::WRONG_DATA)
+        SigningKey::from_slice(&plain).map_err(|_| StatusWord::INCORRECT_DATA)
     } else {
-        Err(sw::WRONG_DATA)
+        Err(StatusWord::INCORRECT_DATA)
     };
     plain.zeroize();
     key

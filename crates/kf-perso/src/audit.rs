@@ -11,12 +11,15 @@
 //!  "stage_durations_ms": {"READ_UID": 1.2}, "failure_reason": null}
 //! ```
 //!
-//! Sensitive commands are recorded as header and length field only
-//! (ARCHITECTURE convention 6), with `"redacted": true`.
+//! Sensitive commands are recorded as the transport's trace records them
+//! ([`ApduTrace::record_command`]: the 4-byte header only), with
+//! `"redacted": true`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use kf_transport::trace::ApduTrace;
+use kf_transport::transport::{RawApdu, Sensitivity};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -110,7 +113,7 @@ pub enum Direction {
 pub struct ApduTraceEntry {
     /// TX or RX.
     pub direction: Direction,
-    /// Upper-case hex; for redacted commands only the header and length field.
+    /// Upper-case hex; for redacted commands only the header.
     pub apdu_hex: String,
     /// First status byte (RX only), two hex digits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -124,26 +127,9 @@ pub struct ApduTraceEntry {
 }
 
 impl ApduTraceEntry {
-    /// A command as sent. Sensitive commands keep only the 4-byte header and
-    /// the length field (1 byte short, 3 bytes extended).
-    pub fn command(bytes: &[u8], sensitive: bool) -> ApduTraceEntry {
-        let kept = if sensitive {
-            let lc_len = match bytes.get(4) {
-                Some(0) if bytes.len() > 7 => 3,
-                Some(_) => 1,
-                None => 0,
-            };
-            &bytes[..(4 + lc_len).min(bytes.len())]
-        } else {
-            bytes
-        };
-        ApduTraceEntry {
-            direction: Direction::Tx,
-            apdu_hex: hex::encode_upper(kept),
-            sw1: None,
-            sw2: None,
-            redacted: sensitive,
-        }
+    /// A status byte as the contract writes it: two upper-case hex digits.
+    pub(crate) fn status_byte_hex(byte: u8) -> String {
+        format!("{byte:02X}")
     }
 
     /// A response as received (data and status word).
@@ -152,8 +138,8 @@ impl ApduTraceEntry {
         ApduTraceEntry {
             direction: Direction::Rx,
             apdu_hex: hex::encode_upper(bytes),
-            sw1: sw.map(|s| format!("{:02X}", s[0])),
-            sw2: sw.map(|s| format!("{:02X}", s[1])),
+            sw1: sw.map(|s| Self::status_byte_hex(s[0])),
+            sw2: sw.map(|s| Self::status_byte_hex(s[1])),
             redacted: false,
         }
     }
@@ -239,10 +225,24 @@ impl AuditRecord {
         *self.stage_durations_ms.entry(stage).or_insert(0.0) += (ms * 1000.0).round() / 1000.0;
     }
 
-    /// Appends a traced command.
+    /// Appends a traced command, redacted by the transport's trace, so a
+    /// record built here shows a sensitive command as the pipeline's do.
     pub fn trace_command(&mut self, bytes: &[u8], sensitive: bool) {
+        let sensitivity = if sensitive {
+            Sensitivity::Sensitive
+        } else {
+            Sensitivity::Public
+        };
+        let trace = ApduTrace::new();
+        trace.record_command(RawApdu::new(bytes, sensitivity));
         self.apdu_trace
-            .push(ApduTraceEntry::command(bytes, sensitive));
+            .extend(trace.entries().into_iter().map(|entry| ApduTraceEntry {
+                direction: Direction::Tx,
+                apdu_hex: entry.apdu_hex.to_uppercase(),
+                sw1: None,
+                sw2: None,
+                redacted: entry.redacted,
+            }));
     }
 
     /// Appends a traced response.

@@ -261,7 +261,7 @@ fn a_corrupted_response_terminates_the_channel() {
 struct RefusingJournal;
 impl PipelineHooks for RefusingJournal {
     fn before_first_store_data(&mut self, _record: &AuditRecord) -> Result<(), HookError> {
-        Err(HookError::new("disk full"))
+        Err(HookError::failed("disk full"))
     }
 }
 

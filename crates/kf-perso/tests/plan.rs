@@ -229,7 +229,8 @@ fn p1_follows_the_style() {
     assert_eq!(last.command.p1(), 0x88);
     assert!(rest.iter().all(|b| b.command.p1() & 0x80 == 0));
     for b in plan.blocks() {
-        assert!(kf_profile::parse_store_data_p1(b.command.p1()).is_ok());
+        let p1 = kf_apdu::gp::StoreDataP1::from_byte_strict(b.command.p1()).unwrap();
+        assert!(kf_profile::accepts_store_data_p1(&p1));
     }
 }
 

@@ -74,17 +74,17 @@ impl FobDgi {
         }
     }
 
-    /// The DGI for a tag, or `None` when the applet does not know it.
+    /// The DGI for a tag, or `None` when the applet does not know it: the
+    /// inverse of [`FobDgi::tag`] over [`FobDgi::ALL`], so the two cannot disagree.
     pub const fn from_tag(tag: u16) -> Option<FobDgi> {
-        match tag {
-            0xA001 => Some(FobDgi::Spid),
-            0xA002 => Some(FobDgi::DeviceCertificate),
-            0xA003 => Some(FobDgi::PrivateKey),
-            0xA004 => Some(FobDgi::IcaCertificate),
-            0xA005 => Some(FobDgi::RootCertificate),
-            0xA006 => Some(FobDgi::BleIrk),
-            _ => None,
+        let mut i = 0;
+        while i < Self::ALL.len() {
+            if Self::ALL[i].tag() == tag {
+                return Some(Self::ALL[i]);
+            }
+            i += 1;
         }
+        None
     }
 
     /// Whether the DGI content is encrypted with the static DEK (and must be
@@ -184,17 +184,17 @@ impl P1Style {
     }
 }
 
-/// Checks a STORE DATA P1 as the applet does: RFU bits b3–b2 and the case 4
-/// bit b1 clear, structure "none" or "DGI" (GP Table 11-89); the encryption
-/// bits are not checked. Returns whether the block is the last one.
-pub fn parse_store_data_p1(p1_byte: u8) -> Result<bool, ProfileError> {
-    let structure = p1_byte & StoreDataP1::STRUCTURE_MASK;
-    let allowed_structure = structure == StoreDataStructure::Unspecified.as_byte()
-        || structure == StoreDataStructure::Dgi.as_byte();
-    if p1_byte & (StoreDataP1::RFU_MASK | StoreDataP1::CASE_4) != 0 || !allowed_structure {
-        return Err(ProfileError::BadP1(p1_byte));
-    }
-    Ok(p1_byte & StoreDataP1::LAST_BLOCK != 0)
+/// Whether the applet takes a STORE DATA P1 decoded by
+/// [`StoreDataP1::from_byte_strict`] (GP Table 11-89): case 3 only, as the
+/// applet returns no data, and structure "none" or "DGI", the only layout
+/// it parses. Any defined encryption information is taken: the applet
+/// knows which DGI (A003) is encrypted.
+pub const fn accepts_store_data_p1(p1: &StoreDataP1) -> bool {
+    !p1.expects_response
+        && matches!(
+            p1.structure,
+            StoreDataStructure::Unspecified | StoreDataStructure::Dgi
+        )
 }
 
 /// Applet life cycle (provisioning specification: UNPERSONALIZED → PERSONALIZED after the last block).
@@ -272,9 +272,6 @@ pub enum ProfileError {
         /// Length received.
         len: usize,
     },
-    /// A STORE DATA P1 with RFU or unsupported structure bits.
-    #[error("STORE DATA P1 {0:02X} is not supported (RFU or BER-TLV structure bits)")]
-    BadP1(u8),
 }
 
 #[cfg(test)]
@@ -297,22 +294,23 @@ mod tests {
         assert_eq!(P1Style::GpDgi.p1(false, false), 0x08);
         assert_eq!(P1Style::GpDgi.p1(false, true), 0x28);
         assert_eq!(P1Style::GpDgi.p1(true, false), 0x88);
+        let accepted = |p1| {
+            StoreDataP1::from_byte_strict(p1)
+                .ok()
+                .filter(accepts_store_data_p1)
+                .map(|p1| p1.last_block)
+        };
         for style in [P1Style::JcShell, P1Style::GpDgi] {
             for last in [false, true] {
-                assert_eq!(parse_store_data_p1(style.p1(last, true)), Ok(last));
+                assert_eq!(accepted(style.p1(last, true)), Some(last));
             }
         }
-        assert_eq!(parse_store_data_p1(0x10), Err(ProfileError::BadP1(0x10)));
-        assert_eq!(parse_store_data_p1(0x81), Err(ProfileError::BadP1(0x81)));
+        assert_eq!(accepted(0x10), None);
+        assert_eq!(accepted(0x81), None);
         // The applet's rule over every byte, written out bit by bit.
         for p1 in 0..=255u8 {
-            let ok = p1 & 0x07 == 0 && matches!(p1 & 0x18, 0x00 | 0x08);
-            let want = if ok {
-                Ok(p1 & 0x80 != 0)
-            } else {
-                Err(ProfileError::BadP1(p1))
-            };
-            assert_eq!(parse_store_data_p1(p1), want, "{p1:02X}");
+            let ok = p1 & 0x07 == 0 && matches!(p1 & 0x18, 0x00 | 0x08) && p1 & 0x60 != 0x40;
+            assert_eq!(accepted(p1), ok.then_some(p1 & 0x80 != 0), "{p1:02X}");
         }
     }
 

@@ -32,7 +32,7 @@ pub enum LengthForm {
 
 impl LengthForm {
     /// The largest Lc of this form.
-    pub fn lc_limit(self) -> usize {
+    pub const fn lc_limit(self) -> usize {
         match self {
             LengthForm::Short => MAX_SHORT_DATA_LEN,
             LengthForm::Extended => MAX_DATA_LEN,
@@ -40,14 +40,25 @@ impl LengthForm {
     }
 }
 
-/// Length of the wrapped data field for `plain_len` plaintext bytes: the
-/// padded ciphertext when the level encrypts and there is data (Amd D
-/// §6.2.6; padding is always added), then the C-MAC when the level has one
-/// (§6.2.4).
-pub fn wrapped_data_len(level: SecurityLevel, mode: Mode, plain_len: usize) -> usize {
-    let mac = if level.c_mac() { mode.byte_len() } else { 0 };
-    let body = if level.c_dec() && plain_len > 0 {
+/// Length of `plain_len` bytes once encrypted, for command data (Amd D
+/// §6.2.6) and response data (§6.2.7) alike: ISO/IEC 9797-1 method 2
+/// padding is always added, so the next block multiple above `plain_len`;
+/// no data is not encrypted and stays empty.
+pub const fn encrypted_len(plain_len: usize) -> usize {
+    if plain_len == 0 {
+        0
+    } else {
         (plain_len / BLOCK_LEN + 1) * BLOCK_LEN
+    }
+}
+
+/// Length of the wrapped data field for `plain_len` plaintext bytes: the
+/// padded ciphertext when the level encrypts (see [`encrypted_len`]), then
+/// the C-MAC when the level has one (§6.2.4).
+pub const fn wrapped_data_len(level: SecurityLevel, mode: Mode, plain_len: usize) -> usize {
+    let mac = if level.c_mac() { mode.byte_len() } else { 0 };
+    let body = if level.c_dec() {
+        encrypted_len(plain_len)
     } else {
         plain_len
     };
@@ -56,7 +67,7 @@ pub fn wrapped_data_len(level: SecurityLevel, mode: Mode, plain_len: usize) -> u
 
 /// Largest plaintext data length whose wrapped form has Lc ≤ `lc_limit`
 /// (0 when not even one byte fits).
-pub fn max_plain_data_len(level: SecurityLevel, mode: Mode, lc_limit: usize) -> usize {
+pub const fn max_plain_data_len(level: SecurityLevel, mode: Mode, lc_limit: usize) -> usize {
     let mac = if level.c_mac() { mode.byte_len() } else { 0 };
     let room = lc_limit.saturating_sub(mac);
     if level.c_dec() {
@@ -68,7 +79,7 @@ pub fn max_plain_data_len(level: SecurityLevel, mode: Mode, lc_limit: usize) -> 
 
 /// How many plaintext data bytes fit in one command at this level, mode and
 /// length form.
-pub fn data_bytes_per_apdu(level: SecurityLevel, mode: Mode, form: LengthForm) -> usize {
+pub const fn data_bytes_per_apdu(level: SecurityLevel, mode: Mode, form: LengthForm) -> usize {
     max_plain_data_len(level, mode, form.lc_limit())
 }
 
@@ -129,6 +140,18 @@ mod tests {
                 "{level:?} {mode:?} {limit}"
             );
         }
+    }
+
+    #[test]
+    fn encryption_always_pads_to_the_next_block() {
+        for (plain, want) in [(0, 0), (1, 16), (15, 16), (16, 32), (239, 240), (240, 256)] {
+            assert_eq!(encrypted_len(plain), want, "{plain}");
+        }
+        assert_eq!(wrapped_data_len(SecurityLevel::C_DEC_C_MAC, Mode::S8, 0), 8);
+        assert_eq!(
+            wrapped_data_len(SecurityLevel::C_DEC_C_MAC, Mode::S8, 16),
+            40
+        );
     }
 
     #[test]

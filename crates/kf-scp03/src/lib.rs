@@ -35,7 +35,9 @@ mod session;
 pub mod replay;
 pub mod sm;
 
-pub use capacity::{data_bytes_per_apdu, max_plain_data_len, wrapped_data_len, LengthForm};
+pub use capacity::{
+    data_bytes_per_apdu, encrypted_len, max_plain_data_len, wrapped_data_len, LengthForm,
+};
 pub use card::{
     CardAwaitingAuthentication, CardChannel, CardConfig, CardKeySet, CardSession,
     MAX_SEQUENCE_COUNTER,

@@ -113,12 +113,12 @@ impl SecurityLevel {
     }
 
     /// Commands carry a C-MAC.
-    pub fn c_mac(self) -> bool {
+    pub const fn c_mac(self) -> bool {
         self.0 & 0x01 != 0
     }
 
     /// Command data is encrypted.
-    pub fn c_dec(self) -> bool {
+    pub const fn c_dec(self) -> bool {
         self.0 & 0x02 != 0
     }
 
@@ -159,7 +159,7 @@ pub enum Mode {
 
 impl Mode {
     /// Length in bytes of challenges, cryptograms and MACs.
-    pub fn byte_len(self) -> usize {
+    pub const fn byte_len(self) -> usize {
         match self {
             Mode::S8 => 8,
             Mode::S16 => 16,

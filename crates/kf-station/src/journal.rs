@@ -149,7 +149,7 @@ impl PipelineHooks for JournalHooks<'_> {
     /// Refuses a fob a SUCCESS outcome of this journal already names, by its
     /// chip serial (CPLC) or its UID, unless the station re-personalizes.
     fn check_identity(&mut self, identity: &FobIdentity) -> Result<(), HookError> {
-        let state = lock(self.state).map_err(HookError::new)?;
+        let state = lock(self.state).map_err(HookError::failed)?;
         if state.repersonalize {
             return Ok(());
         }
@@ -170,14 +170,14 @@ impl PipelineHooks for JournalHooks<'_> {
         let Some((identity, seq)) = found else {
             return Ok(());
         };
-        let earlier = state.journal.show(seq).map_err(HookError::new)?;
+        let earlier = state.journal.show(seq).map_err(HookError::failed)?;
         let body: serde_json::Value = serde_json::from_str(&earlier.body).unwrap_or_default();
         let text = |key: &str| {
             body[key]
                 .as_str()
                 .map_or_else(|| "(not recorded)".to_string(), str::to_owned)
         };
-        Err(HookError::new(ContentRefused::AlreadyPersonalized {
+        Err(HookError::refused(ContentRefused::AlreadyPersonalized {
             identity,
             seq,
             when: text("timestamp_iso8601"),
@@ -196,17 +196,17 @@ impl PipelineHooks for JournalHooks<'_> {
     ) -> Result<(), HookError> {
         #[cfg(feature = "test-hooks")]
         {
-            crate::test_hooks::record_secrets(input).map_err(HookError::new)?;
-            crate::test_hooks::stall_after_fetch().map_err(HookError::new)?;
+            crate::test_hooks::record_secrets(input).map_err(HookError::failed)?;
+            crate::test_hooks::stall_after_fetch().map_err(HookError::failed)?;
         }
-        let state = lock(self.state).map_err(HookError::new)?;
+        let state = lock(self.state).map_err(HookError::failed)?;
         let fingerprint = state.journal.fingerprint(
             kf_audit::IRK_FINGERPRINT_LABEL,
             input.items.ble_irk.expose_secret(),
         );
         record.irk_fingerprint = Some(fingerprint.clone());
         match state.indexes.irks.get(&fingerprint) {
-            Some(seq) => Err(HookError::new(ContentRefused::IrkReused {
+            Some(seq) => Err(HookError::refused(ContentRefused::IrkReused {
                 package: input.origin.clone(),
                 seq,
                 fingerprint,
@@ -225,11 +225,11 @@ impl PipelineHooks for JournalHooks<'_> {
             IRK_FINGERPRINT_FIELD: record.irk_fingerprint,
         });
         lock(self.state)
-            .map_err(HookError::new)?
+            .map_err(HookError::failed)?
             .journal
             .append(&record.transaction_id, RecordKind::Started, &body)
             .map(|_| ())
-            .map_err(HookError::new)
+            .map_err(HookError::failed)
     }
 }
 

@@ -12,6 +12,7 @@
 //! | when powered off | `6F00` |
 
 use crate::loopback::VirtualCard;
+use kf_apdu::gp::{ins, pcsc};
 use kf_apdu::CommandApdu;
 
 /// ATR of the echo card, in the contactless layout of PC/SC Part 3
@@ -96,18 +97,17 @@ impl VirtualCard for EchoCard {
         let Ok(command) = CommandApdu::parse(apdu) else {
             return vec![0x67, 0x00];
         };
-        let (cla, ins, p1) = (apdu[0], apdu[1], apdu[2]);
-        if cla == 0xFF && ins == 0xCA {
+        if command.cla() == pcsc::CLA && command.ins() == ins::GET_DATA {
             return [self.uid.as_slice(), &[0x90, 0x00]].concat();
         }
-        if ins == kf_apdu::gp::ins::GET_RESPONSE {
+        if command.ins() == ins::GET_RESPONSE {
             if self.pending.is_empty() {
                 return vec![0x6F, 0x00];
             }
             return self.chunk_from_pending(command.le().unwrap_or(256));
         }
         let data = command.data();
-        if p1 & 0x01 != 0 {
+        if command.p1() & 0x01 != 0 {
             self.pending = data.to_vec();
             return vec![0x61, data.len().min(256) as u8];
         }

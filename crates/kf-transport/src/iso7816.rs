@@ -20,7 +20,7 @@ use crate::transport::{Layer, RawApdu, Sensitivity, Transport};
 
 /// PC/SC pseudo-APDU GET DATA for the contactless UID (PC/SC Part 3
 /// Supplement, §3.2.2.1.3): `FF CA 00 00 00`.
-pub const GET_UID_APDU: [u8; 5] = [0xFF, 0xCA, 0x00, 0x00, 0x00];
+pub const GET_UID_APDU: [u8; 5] = gp::pcsc::GET_UID;
 
 /// Bounds of the driver's loops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,10 +96,10 @@ fn split_response(resp: &[u8]) -> Result<(&[u8], u8, u8), TransportError> {
 /// chaining bits (ISO/IEC 7816-4 §5.4.1). Proprietary classes (GlobalPlatform
 /// `80`/`84`) map to the interindustry class of the same channel.
 fn get_response_cla(cla: u8) -> u8 {
-    if cla & 0x40 != 0 {
-        cla & 0x4F
+    if cla & gp::CLA_FURTHER_INTERINDUSTRY != 0 {
+        gp::CLA_FURTHER_INTERINDUSTRY | (cla & gp::CLA_FURTHER_CHANNEL_MASK)
     } else {
-        cla & 0x03
+        cla & gp::CLA_CHANNEL_MASK
     }
 }
 
@@ -150,7 +150,8 @@ pub fn transceive<T: Transport + ?Sized>(
     config: &DriverConfig,
 ) -> Result<Vec<u8>, TransportError> {
     let apdu = command.bytes();
-    let (_, form) = parse(command)?;
+    // Only the class byte is kept; the parsed copy is dropped (and wiped when sensitive) here.
+    let (cla, form) = parse(command).map(|(parsed, form)| (parsed.cla(), form))?;
     let max = transport.max_apdu_len();
     if apdu.len() > max || (form == LengthForm::Extended && !transport.supports_extended()) {
         return Err(TransportError::ApduTooLong {
@@ -170,13 +171,9 @@ pub fn transceive<T: Transport + ?Sized>(
                 config.max_get_response_rounds
             )));
         }
-        let get_response = [
-            get_response_cla(apdu[0]),
-            gp::ins::GET_RESPONSE,
-            0x00,
-            0x00,
-            sw2,
-        ];
+        let mut get_response = gp::get_response(usize::from(sw2));
+        get_response.set_cla(get_response_cla(cla));
+        let get_response = get_response.to_bytes();
         let resp = send_correcting_le(transport, command.with_bytes(&get_response), config)?;
         let (data, next_sw1, next_sw2) = split_response(&resp)?;
         if collected.len() + data.len() > config.max_response_len {

@@ -31,6 +31,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use kf_apdu::gp::{self, ins};
+use kf_apdu::CommandApdu;
 use serde::Serialize;
 
 use crate::loopback::VirtualCard;
@@ -125,7 +127,7 @@ impl FromStr for BitRate {
 /// What the chip spends on a command, by kind of command.
 ///
 /// Every command pays `dispatch`; a command inside the secure channel
-/// (class byte with bit 3 set, GP §11.1.4) also pays `secure_messaging`
+/// (class byte with bit 3 set, GPC 2.3.1 §11.1.4) also pays `secure_messaging`
 /// for its C-MAC check and response protection.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct ChipCosts {
@@ -163,12 +165,12 @@ impl ChipCosts {
             total += self.secure_messaging;
         }
         total += match command.ins {
-            0x50 => self.initialize_update,
-            0x82 => self.external_authenticate,
-            // STORE DATA, PUT KEY: the data is written to NVM.
-            0xE2 | 0xD8 => self.nvm_pages(command.data_len.max(1)),
-            // SET STATUS: one life-cycle byte.
-            0xF0 => self.nvm_pages(1),
+            ins::INITIALIZE_UPDATE => self.initialize_update,
+            ins::EXTERNAL_AUTHENTICATE => self.external_authenticate,
+            // The data is written to NVM.
+            ins::STORE_DATA | ins::PUT_KEY => self.nvm_pages(command.data_len.max(1)),
+            // One life-cycle byte.
+            ins::SET_STATUS => self.nvm_pages(1),
             _ => Duration::ZERO,
         };
         total
@@ -195,28 +197,24 @@ pub struct ApduShape {
 }
 
 impl ApduShape {
-    /// The shape of `command`, short or extended (ISO/IEC 7816-4 §5.1). A
-    /// malformed command gets its length and no data field.
+    /// The shape of `command`, short or extended (ISO/IEC 7816-4 §5.1), as
+    /// kf-apdu's command parser reads it. A malformed command gets its
+    /// length and no data field.
     pub fn of(command: &[u8]) -> Self {
-        let len = command.len();
-        let data_len = match command {
-            [_, _, _, _, 0, hi, lo, ..] if len > 7 => {
-                usize::from(u16::from_be_bytes([*hi, *lo])).min(len - 7)
-            }
-            [_, _, _, _, lc, _, ..] if *lc != 0 => usize::from(*lc).min(len - 5),
-            _ => 0,
-        };
+        // The parser copies the data field, which may hold keys: the copy is
+        // marked sensitive so that it is wiped when dropped.
+        let data_len = CommandApdu::parse(command).map_or(0, |apdu| apdu.sensitive().data().len());
         Self {
             cla: command.first().copied().unwrap_or(0),
             ins: command.get(1).copied().unwrap_or(0),
             data_len,
-            len,
+            len: command.len(),
         }
     }
 
-    /// Whether the class byte announces secure messaging (bit 3, GP §11.1.4).
+    /// Whether the class byte announces secure messaging (GPC 2.3.1 §11.1.4).
     pub fn secure_messaging(&self) -> bool {
-        self.cla & 0x04 != 0
+        gp::cla_indicates_secure_messaging(self.cla)
     }
 }
 
@@ -502,6 +500,8 @@ mod tests {
             &[0x84],
             &[0x84, 0xE2, 0, 0, 0, 0xFF],
             &[0x84, 0xE2, 0, 0, 9],
+            // Lc disagrees with the body: no data field.
+            &[0x84, 0xE2, 0, 0, 5, 1, 2],
         ] {
             let shape = ApduShape::of(apdu);
             assert_eq!(shape.data_len, 0, "{apdu:02X?}");

@@ -77,14 +77,28 @@ impl Writer {
         v: &[u8],
         put: fn(&mut Self, N) -> &mut Self,
     ) -> &mut Self {
-        match N::try_from(v.len()) {
-            Ok(len) => {
-                put(self, len);
-                self.buf.extend_from_slice(v);
-            }
-            Err(_) => self.too_long = true,
+        if self.prefix(v.len(), put) {
+            self.buf.extend_from_slice(v);
         }
         self
+    }
+    /// Writes `len` with `put` and returns true; when `len` does not fit, writes nothing,
+    /// makes [`Writer::into_bytes`] fail and returns false (the caller then writes no items).
+    fn prefix<N: TryFrom<usize>>(
+        &mut self,
+        len: usize,
+        put: fn(&mut Self, N) -> &mut Self,
+    ) -> bool {
+        match N::try_from(len) {
+            Ok(n) => {
+                put(self, n);
+                true
+            }
+            Err(_) => {
+                self.too_long = true;
+                false
+            }
+        }
     }
     /// `string`, `uri` or `id`.
     pub fn string(&mut self, v: &str) -> &mut Self {
@@ -237,7 +251,9 @@ impl WireType for Blob {
 }
 
 /// A list type preceded by a count of type `$count` (written with `Writer::$put`, read with
-/// `Reader::$get`); longer lists are cut to the count's maximum, as [`Writer::array`] does.
+/// `Reader::$get`). A list longer than the count can say is refused, as [`Writer::array`]
+/// refuses a long value: nothing is written and [`Writer::into_bytes`] fails with
+/// [`DecodeError::TooLong`], so no list is ever cut to fit.
 macro_rules! counted_list {
     ($(#[$doc:meta])* $name:ident, $count:ty, $put:ident, $get:ident) => {
         $(#[$doc])*
@@ -246,10 +262,10 @@ macro_rules! counted_list {
 
         impl<T: WireType> WireType for $name<T> {
             fn put(&self, w: &mut Writer) {
-                let n = <$count>::try_from(self.0.len()).unwrap_or(<$count>::MAX);
-                w.$put(n);
-                for item in self.0.iter().take(usize::from(n)) {
-                    item.put(w);
+                if w.prefix(self.0.len(), Writer::$put) {
+                    for item in &self.0 {
+                        item.put(w);
+                    }
                 }
             }
             fn get(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -299,6 +315,19 @@ mod tests {
             w.into_bytes().unwrap(),
             [1, 1, 2, 3, 4, 5, 6, 7, 0, 2, b'a', b'b', 0, 0, 0, 1, b'c']
         );
+    }
+
+    #[test]
+    fn a_list_over_its_count_is_refused() {
+        let mut w = Writer::new();
+        List8(vec![0u8; 255]).put(&mut w);
+        assert_eq!(w.into_bytes().map(|b| b.len()), Ok(1 + 255));
+        let mut w = Writer::new();
+        List8(vec![0u8; 256]).put(&mut w);
+        assert_eq!(w.into_bytes(), Err(DecodeError::TooLong));
+        let mut w = Writer::new();
+        List16(vec![String::new(); 65536]).put(&mut w);
+        assert_eq!(w.into_bytes(), Err(DecodeError::TooLong));
     }
 
     #[test]

@@ -204,6 +204,8 @@ pub mod pattern {
     pub const REPEATED: u8 = 0x08;
     /// Letters and digits (and for string also lowercase and other) required.
     pub const MISSING_GROUP: u8 = 0x10;
+    /// Every bit §5.5 defines; createPINPolicy refuses any other.
+    pub const DEFINED: u8 = TWO_IN_A_ROW | THREE_IN_A_ROW | SEQUENCE | REPEATED | MISSING_GROUP;
 }
 
 /// A byte that is not one of the values the spec enumerates for its field.
@@ -216,8 +218,9 @@ pub struct UnknownValue {
     pub value: u8,
 }
 
-/// A `byte` field whose values the spec enumerates: the enum, its byte (`u8::from`) and the
-/// checked conversion back (`TryFrom<u8>`, failing with [`UnknownValue`]).
+/// A `byte` field whose values the spec enumerates: the enum, its byte (`u8::from`), the
+/// checked conversion back (`TryFrom<u8>`, failing with [`UnknownValue`]) and its wire
+/// encoding (that byte, checked when read).
 macro_rules! byte_enum {
     ($(#[$doc:meta])* $name:ident = $field:literal {
         $($(#[$vdoc:meta])* $variant:ident = $value:literal,)*
@@ -242,6 +245,15 @@ macro_rules! byte_enum {
                     $($value => Ok(Self::$variant),)*
                     _ => Err(UnknownValue { field: $field, value }),
                 }
+            }
+        }
+
+        impl crate::codec::WireType for $name {
+            fn put(&self, w: &mut crate::codec::Writer) {
+                w.byte(u8::from(*self));
+            }
+            fn get(r: &mut crate::codec::Reader<'_>) -> Result<Self, crate::codec::DecodeError> {
+                Ok(Self::try_from(r.byte()?)?)
             }
         }
     };

@@ -230,7 +230,7 @@ pub fn property_bag<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::PinPolicyAttributes;
+    use crate::api::PinPolicyBytes;
     use crate::crypto::SessionKey;
 
     /// A value over its length prefix is an error, never cut: two certificates that differ
@@ -256,7 +256,7 @@ mod tests {
         let key = crate::test_vectors::session_key();
         let pin = req::CreatePinPolicy {
             id: "PIN.1".into(),
-            policy: PinPolicyAttributes {
+            policy: PinPolicyBytes {
                 user_defined: true,
                 user_modifiable: false,
                 format: 0,

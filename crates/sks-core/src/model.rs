@@ -588,13 +588,6 @@ fn put_list(w: &mut Writer, items: &[Vec<u8>]) -> Result<(), DecodeError> {
     Ok(())
 }
 
-/// One enumerated `byte`, checked against the values the spec defines.
-fn get_enum<T: TryFrom<u8, Error = crate::consts::UnknownValue>>(
-    r: &mut Reader<'_>,
-) -> Result<T, DecodeError> {
-    Ok(T::try_from(r.byte()?)?)
-}
-
 fn get_list(r: &mut Reader<'_>) -> Result<Vec<Vec<u8>>, DecodeError> {
     let n = r.int()?;
     let mut v = Vec::new();
@@ -653,8 +646,8 @@ fn encode_pin(p: &PinPolicyEntry) -> Result<Secret, DecodeError> {
     let q = &p.policy;
     let mut w = object_record(p.handle, p.session, &q.id);
     w.int(p.puk);
-    // The attributes in their wire order (§7.4 createPINPolicy).
-    q.attributes().put(&mut w);
+    // The attributes in their wire order (§7.4 createPINPolicy), read back by the same type.
+    q.attributes.put(&mut w);
     Ok(Secret::new(w.into_bytes()?))
 }
 
@@ -753,7 +746,7 @@ impl State {
                         session: r.int()?,
                         id: get_string(&mut r)?,
                         value: Secret::new(r.blob()?),
-                        format: get_enum(&mut r)?,
+                        format: WireType::get(&mut r)?,
                         retry_limit: r.short()?,
                         error_count: r.short()?,
                     };
@@ -770,15 +763,7 @@ impl State {
                         puk: r.int()?,
                         policy: PinPolicy {
                             id,
-                            user_defined: r.boolean()?,
-                            user_modifiable: r.boolean()?,
-                            format: get_enum(&mut r)?,
-                            retry_limit: r.short()?,
-                            grouping: get_enum(&mut r)?,
-                            patterns: r.byte()?,
-                            min_length: r.short()?,
-                            max_length: r.short()?,
-                            input_method: get_enum(&mut r)?,
+                            attributes: WireType::get(&mut r)?,
                         },
                     };
                     st.pins.insert(p.handle, p);
@@ -826,7 +811,7 @@ fn decode_session(r: &mut Reader<'_>) -> Result<Session, DecodeError> {
         let mut post_ops = Vec::new();
         for _ in 0..n {
             post_ops.push(PostOp {
-                method: get_enum(r)?,
+                method: WireType::get(r)?,
                 target: r.int()?,
                 new_key: r.int()?,
             });
@@ -898,10 +883,10 @@ fn decode_key(r: &mut Reader<'_>) -> Result<KeyEntry, DecodeError> {
     let pin_error_count = r.short()?;
     let protection = KeyProtection {
         enable_pin_caching: r.boolean()?,
-        biometric: get_enum(r)?,
-        export_protection: get_enum(r)?,
-        delete_protection: get_enum(r)?,
-        app_usage: get_enum(r)?,
+        biometric: WireType::get(r)?,
+        export_protection: WireType::get(r)?,
+        delete_protection: WireType::get(r)?,
+        app_usage: WireType::get(r)?,
     };
     let friendly_name = get_string(r)?;
     let public_key = r.blob()?;
@@ -921,7 +906,7 @@ fn decode_key(r: &mut Reader<'_>) -> Result<KeyEntry, DecodeError> {
     for _ in 0..n {
         extensions.push(Extension {
             type_uri: get_string(r)?,
-            sub_type: get_enum(r)?,
+            sub_type: WireType::get(r)?,
             qualifier: get_string(r)?,
             data: r.blob()?,
         });

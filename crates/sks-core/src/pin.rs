@@ -1,34 +1,149 @@
 //! PIN policies and their rules: formats (§5.6), pattern restrictions (§5.5) and grouping
-//! (§5.7), as refined by byte layouts §8.3 and §8.4. [`PinPolicy`] is the one description of a
-//! policy: the issuer sends it ([`PinPolicy::to_request`]), the SKS stores and enforces it, and
+//! (§5.7), as refined by byte layouts §8.3 and §8.4. [`PinPolicyAttributes`] is the one
+//! description of a policy's attributes: the issuer sends them (as [`PinPolicyBytes`]), the SKS
+//! checks them into their typed form, stores that in the same byte order, enforces it, and
 //! getKeyProtectionInfo reports it. The checks are pure functions on decoded PIN octets.
 
-use crate::api::{req, PinPolicyAttributes};
-use crate::consts::{pattern, AppUsage, Grouping, InputMethod, PinFormat};
+use crate::api::req;
+use crate::codec::{DecodeError, Reader, WireType, Writer};
+use crate::consts::{pattern, AppUsage, Grouping, InputMethod, PinFormat, UnknownValue};
+use std::convert::Infallible;
 
-/// A PIN policy (createPINPolicy, §5.4–§5.7).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PinPolicy {
-    /// ID.
-    pub id: String,
+/// A PIN policy's attributes in wire order (§5.4–§5.7, §7.4 createPINPolicy). The type
+/// parameters say how the three enumerated bytes are held: by default as their checked enums
+/// (what the SKS stores and enforces); as plain bytes in [`PinPolicyBytes`], the form the wire
+/// carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PinPolicyAttributes<Format = PinFormat, Group = Grouping, Input = InputMethod> {
     /// UserDefined: the user chooses the PIN (else the issuer sets it, encrypted).
     pub user_defined: bool,
     /// UserModifiable: changePIN/setPIN allowed.
     pub user_modifiable: bool,
     /// Format.
-    pub format: PinFormat,
+    pub format: Format,
     /// RetryLimit, 1..10000.
     pub retry_limit: u16,
     /// Grouping.
-    pub grouping: Grouping,
+    pub grouping: Group,
     /// PatternRestrictions bits ([`crate::consts::pattern`]).
-    pub patterns: u8,
+    pub pattern_restrictions: u8,
     /// MinLength.
     pub min_length: u16,
     /// MaxLength.
     pub max_length: u16,
     /// InputMethod.
-    pub input_method: InputMethod,
+    pub input_method: Input,
+}
+
+/// The attributes as createPINPolicy sends them and getKeyProtectionInfo returns them: the
+/// enumerated bytes unchecked, because createPINPolicy must refuse an undefined one inside its
+/// session (ERROR_OPTION, aborting the session, byte layouts §8.9), not while decoding the frame.
+pub type PinPolicyBytes = PinPolicyAttributes<u8, u8, u8>;
+
+impl Default for PinPolicyBytes {
+    /// All zeros: what getKeyProtectionInfo reports for a key without a PIN policy.
+    fn default() -> Self {
+        Self {
+            user_defined: false,
+            user_modifiable: false,
+            format: 0,
+            retry_limit: 0,
+            grouping: 0,
+            pattern_restrictions: 0,
+            min_length: 0,
+            max_length: 0,
+            input_method: 0,
+        }
+    }
+}
+
+impl<Format, Group, Input> PinPolicyAttributes<Format, Group, Input> {
+    /// The same attributes with the enumerated fields converted. The conversions run in the
+    /// order createPINPolicy reports undefined values in: Grouping, InputMethod, Format.
+    fn convert<F, G, I, E>(
+        self,
+        format: impl FnOnce(Format) -> Result<F, E>,
+        grouping: impl FnOnce(Group) -> Result<G, E>,
+        input_method: impl FnOnce(Input) -> Result<I, E>,
+    ) -> Result<PinPolicyAttributes<F, G, I>, E> {
+        let grouping = grouping(self.grouping)?;
+        let input_method = input_method(self.input_method)?;
+        Ok(PinPolicyAttributes {
+            user_defined: self.user_defined,
+            user_modifiable: self.user_modifiable,
+            format: format(self.format)?,
+            retry_limit: self.retry_limit,
+            grouping,
+            pattern_restrictions: self.pattern_restrictions,
+            min_length: self.min_length,
+            max_length: self.max_length,
+            input_method,
+        })
+    }
+}
+
+impl From<PinPolicyAttributes> for PinPolicyBytes {
+    fn from(a: PinPolicyAttributes) -> Self {
+        fn byte<T: Into<u8>>(v: T) -> Result<u8, Infallible> {
+            Ok(v.into())
+        }
+        match a.convert(byte, byte, byte) {
+            Ok(bytes) => bytes,
+            Err(never) => match never {},
+        }
+    }
+}
+
+/// The checked conversion at the wire boundary: fails on the first undefined enumerated byte.
+impl TryFrom<PinPolicyBytes> for PinPolicyAttributes {
+    type Error = UnknownValue;
+    fn try_from(b: PinPolicyBytes) -> Result<Self, UnknownValue> {
+        b.convert(
+            PinFormat::try_from,
+            Grouping::try_from,
+            InputMethod::try_from,
+        )
+    }
+}
+
+/// Both forms encode to the same bytes; decoding the typed form refuses an undefined value
+/// ([`DecodeError::UnknownValue`]).
+impl<Format: WireType, Group: WireType, Input: WireType> WireType
+    for PinPolicyAttributes<Format, Group, Input>
+{
+    fn put(&self, w: &mut Writer) {
+        self.user_defined.put(w);
+        self.user_modifiable.put(w);
+        self.format.put(w);
+        self.retry_limit.put(w);
+        self.grouping.put(w);
+        self.pattern_restrictions.put(w);
+        self.min_length.put(w);
+        self.max_length.put(w);
+        self.input_method.put(w);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            user_defined: WireType::get(r)?,
+            user_modifiable: WireType::get(r)?,
+            format: WireType::get(r)?,
+            retry_limit: WireType::get(r)?,
+            grouping: WireType::get(r)?,
+            pattern_restrictions: WireType::get(r)?,
+            min_length: WireType::get(r)?,
+            max_length: WireType::get(r)?,
+            input_method: WireType::get(r)?,
+        })
+    }
+}
+
+/// A PIN policy object (createPINPolicy, §5.4–§5.7): its ID and its attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinPolicy {
+    /// ID.
+    pub id: String,
+    /// The policy's attributes.
+    pub attributes: PinPolicyAttributes,
 }
 
 impl PinPolicy {
@@ -37,30 +152,17 @@ impl PinPolicy {
     pub fn new(id: &str) -> Self {
         Self {
             id: id.to_owned(),
-            user_defined: true,
-            user_modifiable: true,
-            format: PinFormat::Numeric,
-            retry_limit: 3,
-            grouping: Grouping::Shared,
-            patterns: 0,
-            min_length: 4,
-            max_length: 8,
-            input_method: InputMethod::Any,
-        }
-    }
-
-    /// The policy's attributes as the wire carries them.
-    pub fn attributes(&self) -> PinPolicyAttributes {
-        PinPolicyAttributes {
-            user_defined: self.user_defined,
-            user_modifiable: self.user_modifiable,
-            format: self.format.into(),
-            retry_limit: self.retry_limit,
-            grouping: self.grouping.into(),
-            pattern_restrictions: self.patterns,
-            min_length: self.min_length,
-            max_length: self.max_length,
-            input_method: self.input_method.into(),
+            attributes: PinPolicyAttributes {
+                user_defined: true,
+                user_modifiable: true,
+                format: PinFormat::Numeric,
+                retry_limit: 3,
+                grouping: Grouping::Shared,
+                pattern_restrictions: 0,
+                min_length: 4,
+                max_length: 8,
+                input_method: InputMethod::Any,
+            },
         }
     }
 
@@ -74,7 +176,7 @@ impl PinPolicy {
             provisioning_handle,
             id: self.id.clone(),
             puk_policy_handle,
-            policy: self.attributes(),
+            policy: self.attributes.into(),
             mac: Vec::new(),
         }
     }
@@ -127,13 +229,13 @@ pub fn check_syntax(fmt: PinFormat, value: &[u8]) -> Result<(), PinRuleError> {
 }
 
 /// Length, syntax and pattern checks of byte layouts §8.3 (steps 1-6).
-pub fn check_pin(policy: &PinPolicy, pin: &[u8]) -> Result<(), PinRuleError> {
+pub fn check_pin(policy: &PinPolicyAttributes, pin: &[u8]) -> Result<(), PinRuleError> {
     let len = pin.len();
     if len < usize::from(policy.min_length) || len > usize::from(policy.max_length) {
         return Err(PinRuleError::Length);
     }
     check_syntax(policy.format, pin)?;
-    let p = policy.patterns;
+    let p = policy.pattern_restrictions;
     if p & pattern::MISSING_GROUP != 0 {
         let upper = pin.iter().any(u8::is_ascii_uppercase);
         let lower = pin.iter().any(u8::is_ascii_lowercase);
@@ -208,15 +310,56 @@ pub fn check_grouping<'a>(
 mod tests {
     use super::*;
 
-    fn policy(fmt: PinFormat, patterns: u8) -> PinPolicy {
-        PinPolicy {
+    fn policy(fmt: PinFormat, pattern_restrictions: u8) -> PinPolicyAttributes {
+        PinPolicyAttributes {
             format: fmt,
             grouping: Grouping::None,
-            patterns,
+            pattern_restrictions,
             min_length: 1,
             max_length: 128,
-            ..PinPolicy::new("PIN")
+            ..PinPolicy::new("PIN").attributes
         }
+    }
+
+    /// The typed and the byte form are one encoding; the checked conversion refuses an undefined
+    /// byte, Grouping before InputMethod before Format.
+    #[test]
+    fn attributes_convert_and_encode_alike() {
+        let typed = PinPolicy::new("PIN").attributes;
+        let bytes = PinPolicyBytes::from(typed);
+        let encode = |v: &dyn Fn(&mut Writer)| {
+            let mut w = Writer::new();
+            v(&mut w);
+            w.into_bytes()
+        };
+        let encoded = encode(&|w| typed.put(w));
+        assert_eq!(encoded, encode(&|w| bytes.put(w)));
+        let decoded = encoded.map(|e| <PinPolicyAttributes>::get(&mut Reader::new(&e)));
+        assert_eq!(decoded, Ok(Ok(typed)));
+        assert_eq!(<PinPolicyAttributes>::try_from(bytes), Ok(typed));
+        let undefined = PinPolicyBytes {
+            format: 4,
+            grouping: 4,
+            input_method: 0,
+            ..bytes
+        };
+        let field = |b| <PinPolicyAttributes>::try_from(b).map_err(|e: UnknownValue| e.field);
+        assert_eq!(field(undefined), Err("Grouping"));
+        assert_eq!(
+            field(PinPolicyBytes {
+                grouping: 0,
+                ..undefined
+            }),
+            Err("InputMethod")
+        );
+        assert_eq!(
+            field(PinPolicyBytes {
+                grouping: 0,
+                input_method: 1,
+                ..undefined
+            }),
+            Err("Format")
+        );
     }
 
     /// Examples from byte layouts §8.3 ([T] test13).

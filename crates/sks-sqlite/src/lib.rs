@@ -22,8 +22,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
-pub mod secret_file;
-
 fn sqlite(e: rusqlite::Error) -> StorageError {
     StorageError::Backend {
         backend: "sqlite",
@@ -54,6 +52,13 @@ pub enum SealError {
     /// Sealing or drawing a nonce failed.
     #[error("sealing failed")]
     Seal,
+}
+
+fn key_file(path: &Path, reason: impl std::fmt::Display) -> SealError {
+    SealError::KeyFile {
+        path: path.to_owned(),
+        reason: reason.to_string(),
+    }
 }
 
 fn sealing(e: SealError) -> StorageError {
@@ -91,28 +96,31 @@ impl StorageKey {
     }
 
     /// Reads a key file (64 hex digits; a regular file of mode 0600 on Unix), creating it with
-    /// a fresh random key if it does not exist: written to a temporary file created 0600 in the
-    /// same call, then linked into place without replacing a file that appeared meanwhile.
+    /// a fresh random key if it does not exist ([`kf_secret_file::write_new`]: owner-only from
+    /// the creating call, linked into place without replacing a file that appeared meanwhile).
     pub fn load_or_create(path: &Path) -> Result<Self, SealError> {
         if std::fs::symlink_metadata(path).is_err() {
-            secret_file::create_random_hex(path, 32).map_err(|reason| SealError::KeyFile {
-                path: path.to_owned(),
-                reason,
-            })?;
+            let text = sks_core::crypto::random_hex_line(32).map_err(|e| key_file(path, e))?;
+            kf_secret_file::write_new(path, text.expose())
+                .map_err(|e| key_file(path, format!("cannot create: {e}")))?;
         }
         Self::load(path)
     }
 
-    /// Reads a key file (see [`StorageKey::load_or_create`]).
+    /// Reads a key file (see [`StorageKey::load_or_create`]): a regular file, not a link, of at
+    /// most 256 bytes, that only its owner can read.
     pub fn load(path: &Path) -> Result<Self, SealError> {
-        let bad = |reason: String| SealError::KeyFile {
-            path: path.to_owned(),
-            reason,
-        };
-        let text = secret_file::read(path, 256).map_err(bad)?;
+        let text = kf_files::read_regular(path, 256, kf_files::Links::Refuse)
+            .map(Secret::new)
+            .map_err(|e| key_file(path, e.kind()))?;
+        match kf_secret_file::check_owner_only(path) {
+            Ok(true) => {}
+            Ok(false) => return Err(key_file(path, "others may read it; it must be 0600")),
+            Err(e) => return Err(key_file(path, e)),
+        }
         let mut key = Zeroizing::new([0u8; 32]);
-        hex::decode_to_slice(text.as_slice(), key.as_mut())
-            .map_err(|_| bad("not 64 hex digits".into()))?;
+        hex::decode_to_slice(text.expose().trim_ascii(), key.as_mut())
+            .map_err(|_| key_file(path, "not 64 hex digits"))?;
         Self::from_bytes(&key)
     }
 

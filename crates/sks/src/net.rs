@@ -25,7 +25,6 @@ use sks_core::error::{ErrorCode, SksError};
 use sks_core::secret::Secret;
 use sks_core::wire::{decode_request, external};
 use sks_core::{Sks, Storage};
-use sks_sqlite::secret_file;
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -161,32 +160,39 @@ impl std::fmt::Debug for Token {
 }
 
 impl Token {
-    /// Reads a token file: a regular file of at most 1 KiB holding at least 32 characters,
-    /// readable by its owner only (mode 0600 or stricter on Unix).
+    /// Reads a token file: a regular file (not a link) of at most 1 KiB holding at least 32
+    /// characters, readable by its owner only (mode 0600 or stricter on Unix).
     pub fn load(path: &Path) -> Result<Self, NetError> {
-        let token = secret_file::read(path, MAX_TOKEN_FILE)
-            .map_err(|reason| file_error(path, format!("token file: {reason}")))?;
+        let token_file =
+            |reason: &dyn std::fmt::Display| file_error(path, format!("token file: {reason}"));
+        let text = kf_files::read_regular(path, MAX_TOKEN_FILE, kf_files::Links::Refuse)
+            .map(Secret::new)
+            .map_err(|e| token_file(e.kind()))?;
+        if !kf_secret_file::check_owner_only(path).map_err(|e| token_file(&e))? {
+            return Err(token_file(&"others may read it; it must be 0600"));
+        }
+        let token = text.expose().trim_ascii();
         if token.len() < 32 {
             return Err(file_error(path, "token is shorter than 32 characters"));
         }
-        Ok(Self(Secret::from_slice(&token)))
+        Ok(Self(Secret::from_slice(token)))
     }
 
     /// Loads the token file, or creates it with a fresh random token (256 bits, hex) if it does
-    /// not exist: written to a temporary file created 0600, then linked into place (never
-    /// replacing a file that appeared meanwhile).
+    /// not exist ([`kf_secret_file::write_new`]: owner-only from the creating call, linked into
+    /// place without replacing a file that appeared meanwhile).
     pub fn load_or_create(path: &Path) -> Result<Self, NetError> {
         if std::fs::symlink_metadata(path).is_err() {
-            secret_file::create_random_hex(path, 32)
-                .map_err(|reason| file_error(path, format!("token file: {reason}")))?;
+            let text = sks_core::crypto::random_hex_line(32)
+                .map_err(|e| file_error(path, format!("token file: {e}")))?;
+            kf_secret_file::write_new(path, text.expose())
+                .map_err(|e| file_error(path, format!("token file: cannot create: {e}")))?;
         }
         Self::load(path)
     }
 
     fn matches(&self, presented: &[u8]) -> bool {
-        use subtle::ConstantTimeEq;
-        let mine = self.0.expose();
-        mine.len() == presented.len() && bool::from(mine.ct_eq(presented))
+        self.0.ct_eq(presented)
     }
 }
 

@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 fn policy(fmt: PinFormat, patterns: u8) -> PinPolicy {
     let mut p = PinPolicy::new("PIN.1");
-    p.format = fmt;
-    p.patterns = patterns;
-    p.min_length = 1;
-    p.max_length = 16;
+    p.attributes.format = fmt;
+    p.attributes.pattern_restrictions = patterns;
+    p.attributes.min_length = 1;
+    p.attributes.max_length = 16;
     p
 }
 
@@ -43,7 +43,7 @@ fn create_with_pin(p: PinPolicy, pin: &[u8]) -> bool {
     let mut iss = open_s1(&mut s);
     let ph = pin_policy(&mut s, &mut iss, &p);
     let mut k = KeyEntrySpec::new("Key.1");
-    k.pin_policy = Some((ph, "PIN.1".into(), p.user_defined));
+    k.pin_policy = Some((ph, "PIN.1".into(), p.attributes.user_defined));
     k.pin_value = pin.to_vec();
     let r = s.create_key_entry(iss.key_entry(&k).unwrap());
     if let Err(e) = r {
@@ -73,8 +73,8 @@ fn pin_formats_at_create_key_entry() {
     ));
     assert!(create_with_pin(policy(PinFormat::Binary, 0), &[0x00, 0xFF]));
     let mut p = policy(PinFormat::Numeric, 0);
-    p.min_length = 4;
-    p.max_length = 6;
+    p.attributes.min_length = 4;
+    p.attributes.max_length = 6;
     assert!(!create_with_pin(p.clone(), b"123"));
     assert!(!create_with_pin(p.clone(), b"1234567"));
     assert!(create_with_pin(p, b"123456"));
@@ -120,7 +120,7 @@ fn grouping_run(grouping_value: Grouping, keys: &[(AppUsage, &str)]) -> usize {
     let mut s = sks();
     let mut iss = open_s1(&mut s);
     let mut p = policy(PinFormat::Numeric, 0);
-    p.grouping = grouping_value;
+    p.attributes.grouping = grouping_value;
     let ph = pin_policy(&mut s, &mut iss, &p);
     for (i, (usage, pin)) in keys.iter().enumerate() {
         let mut k = pin_spec(&format!("Key.{i}"), ph, pin.as_bytes());
@@ -240,9 +240,9 @@ fn pin_lock_out_with_user_defined_pin() {
 fn pin_lock_out_with_issuer_set_pin() {
     let mut s = sks();
     let mut p = PinPolicy::new("PIN.1");
-    p.user_defined = false;
-    p.user_modifiable = false;
-    p.retry_limit = 2;
+    p.attributes.user_defined = false;
+    p.attributes.user_modifiable = false;
+    p.attributes.retry_limit = 2;
     let k = pin_key_session(&mut s, &identity(), p, "5829");
     sign(&mut s, k.handle, "5829").unwrap();
     let info = protection(&mut s, k.handle);
@@ -392,7 +392,7 @@ fn set_pin_with_puk_unlocks_and_sets() {
 fn change_pin_checks_old_pin_and_policy() {
     let mut s = sks();
     let mut p = PinPolicy::new("PIN.1");
-    p.patterns = pattern::SEQUENCE;
+    p.attributes.pattern_restrictions = pattern::SEQUENCE;
     let k = pin_key_session(&mut s, &identity(), p, "1357");
     let r = change_pin(&mut s, k.handle, "0000", "2468");
     assert_eq!(code(r), ErrorCodeOf(ErrorCode::Authorization));
@@ -453,7 +453,7 @@ fn enable_pin_caching_requires_trusted_gui() {
         let mut s = sks();
         let mut iss = open_s1(&mut s);
         let mut p = PinPolicy::new("PIN.1");
-        p.input_method = im;
+        p.attributes.input_method = im;
         let ph = pin_policy(&mut s, &mut iss, &p);
         let mut k = pin_spec("Key.1", ph, b"1234");
         k.protection.enable_pin_caching = true;
@@ -577,7 +577,7 @@ fn grouped_keys(s: &mut impl SksApi, grouping: Grouping, pins: [&str; 4]) -> Vec
     let usages = [Signature, Signature, Authentication, Encryption];
     let mut iss = open_s1(s);
     let mut p = PinPolicy::new("PIN.1");
-    p.grouping = grouping;
+    p.attributes.grouping = grouping;
     let ph = pin_and_puk(s, &mut iss, p, 3);
     let mut handles = Vec::new();
     for (i, (usage, pin)) in usages.into_iter().zip(pins).enumerate() {

@@ -251,7 +251,7 @@ fn post_clone_requires_shared_grouping() {
     let ident = identity();
     let mut s = sks();
     let mut p = PinPolicy::new("PIN.1");
-    p.grouping = Grouping::None;
+    p.attributes.grouping = Grouping::None;
     let target = pin_key_session(&mut s, &ident, p, "1234");
     let (mut iss, _) = open_session(&mut s, &ident, "S2");
     let a = key(&mut s, &mut iss, &KeyEntrySpec::new("A"));

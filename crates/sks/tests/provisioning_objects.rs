@@ -99,7 +99,7 @@ fn create_pin_policy_retry_limit_and_length_bounds() {
         (10001, retry_limit()),
     ] {
         let mut p = PinPolicy::new("PIN.1");
-        p.retry_limit = limit;
+        p.attributes.retry_limit = limit;
         cases.push((p, None, expected));
     }
     let length_limits = || Err(option("PIN length limits out of range"));
@@ -110,8 +110,8 @@ fn create_pin_policy_retry_limit_and_length_bounds() {
         (5, 4, length_limits()),
     ] {
         let mut p = PinPolicy::new("PIN.1");
-        p.min_length = min;
-        p.max_length = max;
+        p.attributes.min_length = min;
+        p.attributes.max_length = max;
         cases.push((p, None, expected));
     }
     let input_method = || Err(option("Invalid \"InputMethod\""));
@@ -124,7 +124,7 @@ fn create_pin_policy_retry_limit_and_length_bounds() {
         cases.push((PinPolicy::new("PIN.1"), Some((g, im)), expected));
     }
     let mut p = PinPolicy::new("PIN.1");
-    p.patterns = pattern::MISSING_GROUP; // numeric + missing-group is invalid
+    p.attributes.pattern_restrictions = pattern::MISSING_GROUP; // numeric + missing-group is invalid
     cases.push((
         p,
         None,
@@ -133,7 +133,7 @@ fn create_pin_policy_retry_limit_and_length_bounds() {
         )),
     ));
     let mut p = PinPolicy::new("PIN.1");
-    p.patterns = 0x20;
+    p.attributes.pattern_restrictions = 0x20;
     cases.push((p, None, Err(option("Invalid \"PatternRestrictions\""))));
     for (p, wire, expected) in cases {
         let (mut s, mut iss) = sks_and_session();
@@ -629,7 +629,7 @@ fn decryption_failure_aborts_the_session_with_error_crypto() {
         let (mut s, mut iss) = sks_and_session();
         key(&mut s, &mut iss, &KeyEntrySpec::new("Key.0"));
         let mut p = PinPolicy::new("PIN.1");
-        p.user_defined = false;
+        p.attributes.user_defined = false;
         let ph = pin_policy(&mut s, &mut iss, &p);
         let mut k = KeyEntrySpec::new("Key.1");
         k.pin_policy = Some((ph, "PIN.1".into(), false));

@@ -331,7 +331,7 @@ fn session_key_limit_run(limit: u16, issuer_set: bool) -> Result<(), SksError> {
     iss.session_key_limit = limit;
     open(&mut s, &mut iss);
     let mut p = PinPolicy::new("PIN.1");
-    p.user_defined = !issuer_set;
+    p.attributes.user_defined = !issuer_set;
     let pin = s.create_pin_policy(iss.pin_policy(&p, None).unwrap())?;
     let mut k = KeyEntrySpec::new("Key.1");
     k.pin_policy = Some((pin.pin_policy_handle, "PIN.1".into(), !issuer_set));

@@ -41,6 +41,7 @@ macro_rules! coded_enum {
 
 mod cplc;
 mod lifecycle;
+pub mod pcsc;
 mod store_data;
 
 pub use cplc::{get_cplc, Cplc, CplcError, CPLC_LEN, CPLC_TAG};
@@ -63,7 +64,39 @@ pub const CLA_ISO: u8 = 0x00;
 /// messaging (GPC 2.3.1 §11.1.4).
 pub const CLA_GP: u8 = 0x80;
 /// Class byte of GlobalPlatform commands carrying secure messaging (GPC 2.3.1 §11.1.4).
-pub const CLA_GP_SECURE: u8 = 0x84;
+pub const CLA_GP_SECURE: u8 = CLA_GP | CLA_SECURE_MESSAGING;
+
+/// Class bit b3: secure messaging, GlobalPlatform format (GPC 2.3.1 §11.1.4;
+/// ISO/IEC 7816-4 §5.4.1 "proprietary SM" in the first interindustry class).
+pub const CLA_SECURE_MESSAGING: u8 = 0x04;
+/// Class bit b4: ISO/IEC 7816-4 secure messaging, command header
+/// authenticated (ISO/IEC 7816-4 §5.4.1, Table 2).
+pub const CLA_ISO_SECURE_MESSAGING: u8 = 0x08;
+/// Class bits b2–b1: logical channel 0–3 of the first interindustry and
+/// GlobalPlatform classes (ISO/IEC 7816-4 §5.4.1, GPC 2.3.1 §11.1.4).
+pub const CLA_CHANNEL_MASK: u8 = 0x03;
+/// Class bit b7: the further interindustry class, logical channels 4–19
+/// (ISO/IEC 7816-4 §5.4.1, Table 3).
+pub const CLA_FURTHER_INTERINDUSTRY: u8 = 0x40;
+/// Class bits b4–b1 of the further interindustry class: logical channel
+/// number minus 4 (ISO/IEC 7816-4 §5.4.1, Table 3).
+pub const CLA_FURTHER_CHANNEL_MASK: u8 = 0x0F;
+/// Class bit b8: a proprietary class such as GlobalPlatform's, rather than an
+/// interindustry one (ISO/IEC 7816-4 §5.4.1).
+pub const CLA_PROPRIETARY: u8 = 0x80;
+
+/// Whether `cla` announces GlobalPlatform secure messaging (b3, GPC 2.3.1
+/// §11.1.4): the command carries a C-MAC and goes through the secure channel.
+pub const fn cla_indicates_secure_messaging(cla: u8) -> bool {
+    cla & CLA_SECURE_MESSAGING != 0
+}
+
+/// Whether `cla` is a proprietary class (b8 set, ISO/IEC 7816-4 §5.4.1).
+/// GlobalPlatform commands such as INITIALIZE UPDATE need one; the ISO class
+/// `00` does not carry them (GPC 2.3.1 §11.1.4).
+pub const fn cla_is_proprietary(cla: u8) -> bool {
+    cla & CLA_PROPRIETARY != 0
+}
 
 /// Instruction bytes.
 pub mod ins {
@@ -71,7 +104,8 @@ pub mod ins {
     pub const SELECT: u8 = 0xA4;
     /// GET RESPONSE (ISO/IEC 7816-4 §11.7.1).
     pub const GET_RESPONSE: u8 = 0xC0;
-    /// GET DATA (GPC 2.3.1 §11.3).
+    /// GET DATA, even instruction (GPC 2.3.1 §11.3; also the PC/SC
+    /// pseudo-APDU of [`super::pcsc`]).
     pub const GET_DATA: u8 = 0xCA;
     /// GET DATA, odd instruction (BER-TLV data field, ISO/IEC 7816-4 §11.4.3).
     pub const GET_DATA_ODD: u8 = 0xCB;

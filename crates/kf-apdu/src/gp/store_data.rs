@@ -89,6 +89,7 @@ impl StoreDataP1 {
 
     /// Decodes a P1 byte; RFU codings (b7–b6 = `10`, b5–b4 = `11`) are errors,
     /// the RFU bits b3–b2 are ignored as §11.1 prescribes for cards.
+    /// [`Self::from_byte_strict`] refuses them instead.
     pub fn from_byte(p1: u8) -> Result<Self, ApduError> {
         let encryption = StoreDataEncryption::from_byte(p1 & Self::ENCRYPTION_MASK).ok_or(
             ApduError::InvalidArgument("STORE DATA P1 b7-b6 = 10 is RFU"),
@@ -102,6 +103,18 @@ impl StoreDataP1 {
             structure,
             expects_response: p1 & Self::CASE_4 != 0,
         })
+    }
+
+    /// [`Self::from_byte`] that also refuses the RFU bits b3–b2, so every
+    /// accepted byte is exactly [`Self::to_byte`] of its decoding: for a card
+    /// that answers any P1 it does not define with "incorrect P1 P2", as the
+    /// key-fob applet does.
+    pub fn from_byte_strict(p1: u8) -> Result<Self, ApduError> {
+        let decoded = Self::from_byte(p1)?;
+        if p1 & Self::RFU_MASK != 0 {
+            return Err(ApduError::InvalidArgument("STORE DATA P1 b3-b2 are RFU"));
+        }
+        Ok(decoded)
     }
 }
 
@@ -179,4 +192,25 @@ pub fn split_store_data(
             store_data(p1, first_block.wrapping_add(i as u8), &data[range])
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_decoding_accepts_exactly_the_bytes_it_encodes() {
+        for b in 0..=u8::MAX {
+            let strict = StoreDataP1::from_byte_strict(b);
+            match StoreDataP1::from_byte(b) {
+                Ok(p1) if p1.to_byte() == b => assert_eq!(strict, Ok(p1), "P1 {b:02X}"),
+                Ok(_) => assert_eq!(
+                    strict,
+                    Err(ApduError::InvalidArgument("STORE DATA P1 b3-b2 are RFU")),
+                    "P1 {b:02X}"
+                ),
+                Err(e) => assert_eq!(strict, Err(e), "P1 {b:02X}"),
+            }
+        }
+    }
 }

@@ -68,13 +68,28 @@ pub enum PipelineError {
     /// The chip's CPLC (GET DATA `9F7F`) is malformed.
     #[error("{0}")]
     Cplc(#[from] kf_apdu::gp::CplcError),
-    /// The identity check refused the fob before anything was fetched or
-    /// written (e.g. it is already personalized).
+    /// A hook refused the fob or its content (e.g. already personalized, an
+    /// IRK used before) before anything was written to it. The hook's own
+    /// reason, which the station tells apart by its type.
     #[error("{0}")]
-    Refused(HookError),
-    /// The journal refused the "started" record; nothing was written to the fob.
+    Refused(BoxedError),
+    /// A hook could not do its work (the journal could not make the "started"
+    /// record durable, or could not be read): the station is at fault, not the
+    /// fob; nothing was written to the fob.
     #[error("audit journal: {0}")]
-    Journal(#[from] HookError),
+    Journal(BoxedError),
+}
+
+/// A hook's own error, of the hook's type.
+pub type BoxedError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+impl From<HookError> for PipelineError {
+    fn from(error: HookError) -> Self {
+        match error {
+            HookError::Refused(reason) => PipelineError::Refused(reason),
+            HookError::Failed(error) => PipelineError::Journal(error),
+        }
+    }
 }
 
 /// Why the fob's signature over the verification challenge was refused.
@@ -89,21 +104,28 @@ pub enum VerifyError {
     SignatureMismatch,
 }
 
-/// Why a pipeline hook stopped the fob (for the journal hook: the "started"
-/// record could not be made durable). Wraps the hook's own error.
+/// Why a pipeline hook stopped the fob: a decision about the fob, or a
+/// failure of the hook itself. Either way nothing more is written to the fob.
 #[derive(Debug, Error)]
-#[error("{0}")]
-pub struct HookError(Box<dyn std::error::Error + Send + Sync + 'static>);
+pub enum HookError {
+    /// The fob or its content is refused (the operator sets the fob aside or
+    /// calls the line lead); the reason is the hook's own error type.
+    #[error("{0}")]
+    Refused(BoxedError),
+    /// The hook could not do its work (its journal or its index failed).
+    #[error("{0}")]
+    Failed(BoxedError),
+}
 
 impl HookError {
-    /// Wraps the hook's error (any error type, or a message).
-    pub fn new(error: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> HookError {
-        HookError(error.into())
+    /// A refusal of the fob or its content, for `reason`.
+    pub fn refused(reason: impl Into<BoxedError>) -> HookError {
+        HookError::Refused(reason.into())
     }
 
-    /// The hook's own error, if it is a `T` (to tell refusals apart).
-    pub fn downcast_ref<T: std::error::Error + 'static>(&self) -> Option<&T> {
-        self.0.downcast_ref::<T>()
+    /// A failure of the hook itself.
+    pub fn failed(error: impl Into<BoxedError>) -> HookError {
+        HookError::Failed(error.into())
     }
 }
 

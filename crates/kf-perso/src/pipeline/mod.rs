@@ -25,11 +25,11 @@ use kf_scp03::{
 use kf_source::{ProvisioningInput, ProvisioningSource};
 use kf_transport::iso7816::Iso7816Driver;
 use kf_transport::trace::{ApduTrace, TraceEntry, TracingTransport};
-use kf_transport::transport::{RawApdu, Sensitivity, Transport};
+use kf_transport::transport::Transport;
 use kf_transport::TransportExt;
 use time::OffsetDateTime;
 
-pub use error::{HookError, PipelineError, StageError, VerifyError};
+pub use error::{BoxedError, HookError, PipelineError, StageError, VerifyError};
 pub use verify::{check_signature, verify_command};
 
 use crate::{ApduTraceEntry, AuditRecord, Direction, PersoPlan, PlanOptions, Stage};
@@ -325,9 +325,7 @@ impl Run<'_, '_> {
                 uid: uid.clone(),
                 cplc,
             };
-            run.hooks
-                .check_identity(&identity)
-                .map_err(PipelineError::Refused)
+            Ok(run.hooks.check_identity(&identity)?)
         })?;
 
         self.stage(Stage::FetchKeys, |run| {
@@ -345,9 +343,7 @@ impl Run<'_, '_> {
             run.input = Some(input);
             checked?;
             let input = run.input.as_ref().ok_or(PipelineError::NoInput)?;
-            run.hooks
-                .check_input(input, &mut run.record)
-                .map_err(PipelineError::Refused)
+            Ok(run.hooks.check_input(input, &mut run.record)?)
         })?;
 
         let mut plan_options = self.options.plan;
@@ -378,9 +374,7 @@ impl Run<'_, '_> {
 
         self.stage(Stage::PayloadDelivery, |run| {
             source.ensure_fresh(run.input()?)?;
-            run.hooks
-                .before_first_store_data(&run.record)
-                .map_err(PipelineError::Journal)?;
+            run.hooks.before_first_store_data(&run.record)?;
             for block in plan.blocks() {
                 run.exchange_secure(block.command.clone(), "STORE DATA")?;
             }
@@ -504,11 +498,9 @@ impl Run<'_, '_> {
         let channel = self.channel.as_mut().ok_or(PipelineError::ChannelNotOpen)?;
         // The wrapped command keeps the plaintext's sensitivity.
         let wrapped = channel.wrap(command)?;
-        let raw = self
-            .link
-            .transmit(RawApdu::new(&wrapped.to_bytes(), Sensitivity::of(&wrapped)))?;
+        let raw = self.exchange(&wrapped)?;
         let channel = self.channel.as_mut().ok_or(PipelineError::ChannelNotOpen)?;
-        let response = channel.unwrap_bytes(&raw)?;
+        let response = channel.unwrap(raw)?;
         if !response.sw().is_success() {
             return Err(PipelineError::Card {
                 command: name,
@@ -562,8 +554,8 @@ fn audit_entry(entry: &TraceEntry) -> ApduTraceEntry {
     ApduTraceEntry {
         direction,
         apdu_hex,
-        sw1: entry.sw1.map(|b| format!("{b:02X}")),
-        sw2: entry.sw2.map(|b| format!("{b:02X}")),
+        sw1: entry.sw1.map(ApduTraceEntry::status_byte_hex),
+        sw2: entry.sw2.map(ApduTraceEntry::status_byte_hex),
         redacted: entry.redacted,
     }
 }

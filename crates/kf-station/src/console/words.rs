@@ -44,7 +44,7 @@ pub fn failure_words(error: &StageError) -> &'static str {
             Some(ContentRefused::IrkReused { .. }) => {
                 "key package used before — call the line lead"
             }
-            None => "audit journal unavailable — call maintenance",
+            None => "fob refused by the station — put it aside",
         },
         _ => "station fault — call maintenance",
     }

@@ -5,6 +5,7 @@
 
 use crate::codec::{Blob, DecodeError, List16, List8, Reader, WireType, Writer};
 use crate::error::{ErrorCode, SksError};
+pub use crate::pin::PinPolicyBytes;
 use crate::secret::Secret;
 
 #[macro_use]
@@ -28,32 +29,6 @@ pub fn encode_result(r: &Result<Response, SksError>) -> Vec<u8> {
             .encode()
             .unwrap_or_else(|e| encode_error(&SksError::new(ErrorCode::Internal, e.to_string()))),
         Err(e) => encode_error(e),
-    }
-}
-
-wire_struct! {
-    /// A PIN policy's attributes in wire order (§5.4–§5.7): createPINPolicy sends them and
-    /// getKeyProtectionInfo returns them.
-    #[derive(Clone, Copy)]
-    PinPolicyAttributes {
-        /// PINs set by the user.
-        user_defined: bool,
-        /// PINs changeable after provisioning.
-        user_modifiable: bool,
-        /// PIN format.
-        format: u8,
-        /// Retry limit 1..10000.
-        retry_limit: u16,
-        /// PIN grouping.
-        grouping: u8,
-        /// Pattern restriction bits.
-        pattern_restrictions: u8,
-        /// Minimum PIN length.
-        min_length: u16,
-        /// Maximum PIN length.
-        max_length: u16,
-        /// Input method.
-        input_method: u8,
     }
 }
 
@@ -209,7 +184,7 @@ sks_methods! {
         /// Governing PUK policy or 0.
         puk_policy_handle: u32,
         /// The policy's attributes.
-        policy: PinPolicyAttributes,
+        policy: PinPolicyBytes,
         /// MAC.
         mac: Vec<u8>,
     } -> {
@@ -398,7 +373,7 @@ sks_methods! {
         /// PUK error count.
         puk_error_count: u16,
         /// The PIN policy's attributes.
-        pin_policy: PinPolicyAttributes,
+        pin_policy: PinPolicyBytes,
         /// PIN error count.
         pin_error_count: u16,
         /// PIN caching.

@@ -59,6 +59,21 @@ pub fn random_bytes(n: usize) -> Result<Vec<u8>, CryptoError> {
     Ok(v)
 }
 
+/// A fresh secret of `n` random bytes as the text of a key or token file: lowercase hex and a
+/// newline. The text is built in a buffer of its final size, so no copy of it is left behind
+/// unzeroized.
+pub fn random_hex_line(n: usize) -> Result<Secret, CryptoError> {
+    const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let bytes = Secret::new(random_bytes(n)?);
+    let mut text = Vec::with_capacity(2 * n + 1);
+    for b in bytes.expose() {
+        text.push(HEX_DIGITS[usize::from(b >> 4)]);
+        text.push(HEX_DIGITS[usize::from(b & 0x0F)]);
+    }
+    text.push(b'\n');
+    Ok(Secret::new(text))
+}
+
 /// `N` random bytes from the operating system.
 pub fn random_array<const N: usize>() -> Result<[u8; N], CryptoError> {
     let mut v = [0u8; N];

@@ -46,7 +46,7 @@ impl Core {
                 o.handle == kh
                     || (o.pin_policy == p.handle
                         && same_pin_group(
-                            p.policy.grouping,
+                            p.policy.attributes.grouping,
                             k.protection.app_usage,
                             o.protection.app_usage,
                         ))
@@ -121,7 +121,7 @@ impl Core {
                 "Redundant authorization information",
             ));
         };
-        let limit = policy.policy.retry_limit;
+        let limit = policy.policy.attributes.retry_limit;
         let count = k.pin_error_count;
         if count >= limit {
             return Err(err(

@@ -154,7 +154,7 @@ impl Core {
                 Some(p) => p,
                 None => return Err(option("Referenced PIN policy object not found")),
             };
-            if a.enable_pin_caching && p.policy.input_method != InputMethod::TrustedGui {
+            if a.enable_pin_caching && p.policy.attributes.input_method != InputMethod::TrustedGui {
                 return Err(option("\"EnablePINCaching\" requires \"trusted-gui\""));
             }
             Some(p)
@@ -194,10 +194,12 @@ impl Core {
         }
         check_endorsed(&a.endorsed_algorithms.0)?;
 
-        let issuer_set = policy.as_ref().is_some_and(|p| !p.policy.user_defined);
+        let issuer_set = policy
+            .as_ref()
+            .is_some_and(|p| !p.policy.attributes.user_defined);
         let pin_reference = policy.as_ref().map(|p| PinReference {
             id: &p.policy.id,
-            user_defined: p.policy.user_defined,
+            user_defined: p.policy.attributes.user_defined,
         });
         let mac_input = layout::create_key_entry(&a, pin_reference)?;
         self.verify_mac(ph, &mac_input, &a.mac)?;
@@ -208,7 +210,8 @@ impl Core {
             a.pin_value
         };
         if let Some(p) = &policy {
-            pin::check_pin(&p.policy, pin_value.expose()).map_err(|e| option(e.to_string()))?;
+            pin::check_pin(&p.policy.attributes, pin_value.expose())
+                .map_err(|e| option(e.to_string()))?;
             // Keys naming the policy were created after it (`Table::after`).
             let others: Vec<(AppUsage, &[u8])> = self
                 .state
@@ -217,8 +220,13 @@ impl Core {
                 .filter(|k| k.pin_policy == p.handle)
                 .map(|k| (k.protection.app_usage, k.pin_value.expose()))
                 .collect();
-            pin::check_grouping(p.policy.grouping, app_usage, pin_value.expose(), others)
-                .map_err(|e| option(e.to_string()))?;
+            pin::check_grouping(
+                p.policy.attributes.grouping,
+                app_usage,
+                pin_value.expose(),
+                others,
+            )
+            .map_err(|e| option(e.to_string()))?;
         }
         self.check_new_id(ph, &a.id)?;
 

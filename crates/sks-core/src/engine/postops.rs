@@ -206,7 +206,11 @@ impl Core {
                 return Err(option("Updated keys must have the same \"AppUsage\""));
             }
             if method == PostOperation::CloneKeyProtection && t_pin != 0 {
-                let g = c.state.pins.get(&t_pin).map(|p| p.policy.grouping);
+                let g = c
+                    .state
+                    .pins
+                    .get(&t_pin)
+                    .map(|p| p.policy.attributes.grouping);
                 if g != Some(Grouping::Shared) {
                     return Err(option(
                         "Cloned key protection must have PIN grouping \"shared\"",

@@ -11,7 +11,7 @@ use crate::crypto::keys::{PrivateKey, PublicKey};
 use crate::error::{err, ErrorCode, SksError, SksResult};
 use crate::layout;
 use crate::model::{Extension, KeyEntry, PinPolicyEntry, PukPolicy};
-use crate::pin::{self, PinPolicy};
+use crate::pin::{self, PinPolicy, PinPolicyAttributes};
 use crate::secret::Secret;
 
 fn option(msg: impl Into<String>) -> SksError {
@@ -125,16 +125,15 @@ impl Core {
         a: req::CreatePinPolicy,
     ) -> SksResult<resp::CreatePinPolicy> {
         self.in_open_session(a.provisioning_handle, |c, ph| {
-            let grouping = Grouping::try_from(a.policy.grouping)
-                .map_err(|_| option("Invalid \"Grouping\""))?;
-            let input_method = InputMethod::try_from(a.policy.input_method)
-                .map_err(|_| option("Invalid \"InputMethod\""))?;
-            let format = PinFormat::try_from(a.policy.format)
-                .map_err(|_| option("Invalid PIN \"Format\""))?;
-            if a.policy.retry_limit == 0 || a.policy.retry_limit > MAX_RETRY_LIMIT {
+            // A PUK policy has a Format too: the message says whose.
+            let policy = <PinPolicyAttributes>::try_from(a.policy).map_err(|e| match e.field {
+                "Format" => option("Invalid PIN \"Format\""),
+                field => option(format!("Invalid \"{field}\"")),
+            })?;
+            if policy.retry_limit == 0 || policy.retry_limit > MAX_RETRY_LIMIT {
                 return Err(option("PIN \"RetryLimit\" out of range"));
             }
-            if a.policy.pattern_restrictions & !0x1F != 0 {
+            if policy.pattern_restrictions & !pattern::DEFINED != 0 {
                 return Err(option("Invalid \"PatternRestrictions\""));
             }
             let puk_id = if a.puk_policy_handle == 0 {
@@ -145,17 +144,17 @@ impl Core {
                     _ => return Err(option("Referenced PUK policy object not found")),
                 }
             };
-            if a.policy.pattern_restrictions & pattern::MISSING_GROUP != 0
-                && format != PinFormat::Alphanumeric
-                && format != PinFormat::String
+            if policy.pattern_restrictions & pattern::MISSING_GROUP != 0
+                && policy.format != PinFormat::Alphanumeric
+                && policy.format != PinFormat::String
             {
                 return Err(option(
                     "\"missing-group\" requires alphanumeric or string format",
                 ));
             }
-            if a.policy.min_length < 1
-                || usize::from(a.policy.max_length) > MAX_LENGTH_PIN_PUK
-                || a.policy.max_length < a.policy.min_length
+            if policy.min_length < 1
+                || usize::from(policy.max_length) > MAX_LENGTH_PIN_PUK
+                || policy.max_length < policy.min_length
             {
                 return Err(option("PIN length limits out of range"));
             }
@@ -168,15 +167,7 @@ impl Core {
                 puk: a.puk_policy_handle,
                 policy: PinPolicy {
                     id: a.id,
-                    user_defined: a.policy.user_defined,
-                    user_modifiable: a.policy.user_modifiable,
-                    format,
-                    retry_limit: a.policy.retry_limit,
-                    grouping,
-                    patterns: a.policy.pattern_restrictions,
-                    min_length: a.policy.min_length,
-                    max_length: a.policy.max_length,
-                    input_method,
+                    attributes: policy,
                 },
             })?;
             Ok(resp::CreatePinPolicy {

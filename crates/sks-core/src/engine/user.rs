@@ -52,11 +52,11 @@ impl Core {
             out.protection_status = ps::DEVICE_PIN;
         } else if let Some(p) = self.state.pins.get(&k.pin_policy) {
             out.protection_status = ps::PIN_PROTECTED;
-            let q = &p.policy;
+            let q = p.policy.attributes;
             if k.pin_error_count >= q.retry_limit {
                 out.protection_status |= ps::PIN_BLOCKED;
             }
-            out.pin_policy = q.attributes();
+            out.pin_policy = q.into();
             out.pin_error_count = k.pin_error_count;
             if let Some(puk) = self.state.puks.get(&p.puk) {
                 out.protection_status |= ps::PUK_PROTECTED;
@@ -166,10 +166,10 @@ impl Core {
 
     fn store_new_pin(&mut self, kh: u32, new_pin: &Secret, reset: bool) -> SksResult<()> {
         let policy = self.local_policy(kh)?;
-        if !policy.policy.user_modifiable {
+        if !policy.policy.attributes.user_modifiable {
             return Err(err(ErrorCode::NotAllowed, "PIN is not user modifiable"));
         }
-        pin::check_pin(&policy.policy, new_pin.expose())
+        pin::check_pin(&policy.policy.attributes, new_pin.expose())
             .map_err(|e| err(ErrorCode::Option, e.to_string()))?;
         let set = self.pin_sync_set(kh);
         let usage = self.closed_key(kh)?.protection.app_usage;
@@ -182,8 +182,13 @@ impl Core {
             .filter(|k| k.pin_value.ct_eq(new_pin.expose()))
             .map(|k| (k.protection.app_usage, k.pin_value.expose()))
             .collect();
-        pin::check_grouping(policy.policy.grouping, usage, new_pin.expose(), others)
-            .map_err(|e| err(ErrorCode::Option, e.to_string()))?;
+        pin::check_grouping(
+            policy.policy.attributes.grouping,
+            usage,
+            new_pin.expose(),
+            others,
+        )
+        .map_err(|e| err(ErrorCode::Option, e.to_string()))?;
         for h in set {
             if let Some(k) = self.state.keys.get_mut(&h) {
                 k.pin_value = new_pin.duplicate();

@@ -7,13 +7,18 @@ use crate::codec::Blob;
 use crate::consts::*;
 use crate::crypto::keys::HashId;
 use crate::crypto::keys::{PrivateKey, PublicKey};
-use crate::crypto::ops;
+use crate::crypto::ops::{self, OpError};
 use crate::crypto::random_bytes;
 use crate::error::{err, ErrorCode, SksError, SksResult};
 use crate::secret::Secret;
 
 fn alg_err(msg: impl Into<String>) -> SksError {
     err(ErrorCode::Algorithm, msg)
+}
+
+/// ERROR_CRYPTO for a failed operation, saying which and why.
+fn op_failed(operation: &'static str) -> impl Fn(OpError) -> SksError {
+    move |e| err(ErrorCode::Crypto, format!("{operation} failed: {e}"))
 }
 
 /// Refuses Parameters where the algorithm takes none.
@@ -209,7 +214,7 @@ fn decrypt(a: &req::AsymmetricKeyDecrypt, _: AlgClass, key: PrivateKey) -> SksRe
     } else {
         ops::rsa_decrypt_pkcs1(&key, &a.data)
     };
-    result.ok_or_else(|| err(ErrorCode::Crypto, "Decryption failed"))
+    result.map_err(op_failed("Decryption"))
 }
 
 /// The operation of keyAgreement.
@@ -218,10 +223,10 @@ fn agree(a: &req::KeyAgreement, _: AlgClass, key: PrivateKey) -> SksResult<Secre
     no_parameters(&a.key.parameters)?;
     let peer = PublicKey::from_spki(&a.public_key)
         .map_err(|_| err(ErrorCode::Crypto, "Malformed \"PublicKey\""))?;
-    ops::ecdh(&key, &peer).ok_or_else(|| {
+    ops::ecdh(&key, &peer).map_err(|e| {
         err(
             ErrorCode::Option,
-            "\"PublicKey\" curve does not match the key",
+            format!("\"PublicKey\" does not fit the key: {e}"),
         )
     })
 }
@@ -235,7 +240,7 @@ fn hmac(a: &req::PerformHmac, _: AlgClass, key: Secret) -> SksResult<Vec<u8>> {
         ALG_HMAC_SHA384 => "sha384",
         _ => "sha512",
     };
-    ops::hmac(hash, key.expose(), &a.data.0).ok_or_else(|| err(ErrorCode::Crypto, "HMAC failed"))
+    ops::hmac(hash, key.expose(), &a.data.0).map_err(op_failed("HMAC"))
 }
 
 /// The operation of symmetricKeyEncrypt.
@@ -248,7 +253,7 @@ fn encrypt(a: &req::SymmetricKeyEncrypt, class: AlgClass, key: Secret) -> SksRes
             ));
         }
     }
-    let crypto = || err(ErrorCode::Crypto, "Encryption/decryption failed");
+    let crypto = op_failed("Encryption/decryption");
     let result = match a.algorithm.as_str() {
         ALG_AES_CBC_PKCS5 => {
             if a.parameters.len() != 16 {
@@ -257,25 +262,28 @@ fn encrypt(a: &req::SymmetricKeyEncrypt, class: AlgClass, key: Secret) -> SksRes
                     "\"Parameters\" must hold a 16-byte IV",
                 ));
             }
-            ops::aes_cbc(key.expose(), &a.parameters, a.mode, &a.data.0).ok_or_else(crypto)?
+            ops::aes_cbc(key.expose(), &a.parameters, a.mode, &a.data.0).map_err(&crypto)?
         }
         ALG_AES_ECB_NOPAD => {
             no_parameters(&a.parameters)?;
-            ops::aes_ecb(key.expose(), a.mode, &a.data.0).ok_or_else(crypto)?
+            ops::aes_ecb(key.expose(), a.mode, &a.data.0).map_err(&crypto)?
         }
         _ => {
             no_parameters(&a.parameters)?;
             if a.mode {
                 let iv = random_bytes(16)?;
                 let mut out = iv.clone();
-                out.extend(ops::aes_cbc(key.expose(), &iv, true, &a.data.0).ok_or_else(crypto)?);
+                out.extend(ops::aes_cbc(key.expose(), &iv, true, &a.data.0).map_err(&crypto)?);
                 out
             } else {
-                if a.data.0.len() < 32 || a.data.0.len() % 16 != 0 {
-                    return Err(crypto());
+                if a.data.0.len() < 32 {
+                    return Err(err(
+                        ErrorCode::Crypto,
+                        "Encryption/decryption failed: data shorter than an IV and one block",
+                    ));
                 }
                 let (iv, ct) = a.data.0.split_at(16);
-                ops::aes_cbc(key.expose(), iv, false, ct).ok_or_else(crypto)?
+                ops::aes_cbc(key.expose(), iv, false, ct).map_err(&crypto)?
             }
         }
     };

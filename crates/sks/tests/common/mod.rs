@@ -199,7 +199,7 @@ pub fn pin_key_session(
 ) -> Provisioned {
     let (mut iss, _) = open_session(sks, ident, "S.pinkey");
     let id = pin.id.clone();
-    let user_defined = pin.user_defined;
+    let user_defined = pin.attributes.user_defined;
     let ph = pin_and_puk(sks, &mut iss, pin, 3);
     let mut spec = KeyEntrySpec::new("Key.1");
     spec.pin_policy = Some((ph, id, user_defined));
