@@ -225,67 +225,6 @@ fn get_response_and_get_data_shapes() {
 }
 
 #[test]
-fn split_store_data_numbers_blocks_and_marks_only_the_last() {
-    let p1 = StoreDataP1 {
-        structure: StoreDataStructure::Dgi,
-        ..Default::default()
-    };
-    let data: Vec<u8> = (0..600u32).map(|i| i as u8).collect();
-    let cmds = gp::split_store_data(p1, &data, 245, 3).unwrap();
-    assert_eq!(cmds.len(), 3);
-    let lens: Vec<usize> = cmds.iter().map(|c| c.data().len()).collect();
-    assert_eq!(lens, [245, 245, 110]);
-    assert_eq!(cmds.iter().map(|c| c.p2()).collect::<Vec<_>>(), [3, 4, 5]);
-    assert_eq!(
-        cmds.iter().map(|c| c.p1()).collect::<Vec<_>>(),
-        [0x08, 0x08, 0x88]
-    );
-    assert_eq!(
-        cmds.iter()
-            .flat_map(|c| c.data().to_vec())
-            .collect::<Vec<_>>(),
-        data
-    );
-
-    let empty = gp::split_store_data(p1, &[], 245, 0).unwrap();
-    assert_eq!(empty.len(), 1);
-    assert_eq!(empty[0].to_bytes(), [0x80, 0xE2, 0x88, 0x00]);
-
-    assert_eq!(
-        format!("{:?}", gp::split_store_data(p1, &data, 0, 0).unwrap_err()),
-        "InvalidArgument(\"STORE DATA block length must not be 0\")"
-    );
-    assert_eq!(
-        format!("{:?}", gp::split_store_data(p1, &data, 256, 0).unwrap_err()),
-        "InvalidArgument(\"STORE DATA block length must be 1..=255\")"
-    );
-    // 256 blocks fit from block 0, not from block 1.
-    assert_eq!(
-        gp::split_store_data(p1, &[0; 256], 1, 0)
-            .unwrap()
-            .last()
-            .unwrap()
-            .p2(),
-        0xFF
-    );
-    assert_eq!(
-        format!(
-            "{:?}",
-            gp::split_store_data(p1, &[0; 256], 1, 1).unwrap_err()
-        ),
-        "InvalidArgument(\"STORE DATA block number would exceed FF\")"
-    );
-    let enc = StoreDataP1 {
-        encryption: StoreDataEncryption::Encrypted,
-        ..p1
-    };
-    assert!(gp::split_store_data(enc, &data, 245, 0)
-        .unwrap()
-        .iter()
-        .all(|c| c.is_sensitive()));
-}
-
-#[test]
 fn block_ranges_cover_the_data_in_order() {
     assert_eq!(
         gp::block_ranges(600, 245).unwrap(),

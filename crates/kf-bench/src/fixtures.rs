@@ -31,8 +31,6 @@ pub const HOST_CHALLENGE: [u8; 8] = [0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0
 pub const CARD_CHALLENGE: [u8; 8] = [0xC1, 0xC2, 0xC3, 0xC4, 0xC5, 0xC6, 0xC7, 0xC8];
 /// The "i" parameter the benchmark card announces: R-MAC and R-ENC supported.
 pub const PARAMETER_I: u8 = 0x60;
-/// AID of the benchmark Security Domain.
-pub const SD_AID: [u8; 8] = [0xA0, 0x00, 0x00, 0x01, 0x51, 0x00, 0x00, 0x00];
 
 /// Command payload sizes measured: small, medium and the largest STORE DATA
 /// payload that still fits a short APDU at level '33' in S8 mode after
@@ -71,7 +69,11 @@ pub fn card_session() -> Result<CardSession, BenchError> {
     let config = CardConfig {
         command_limit: u64::MAX,
         minimum_level: SecurityLevel::C_MAC,
-        ..CardConfig::new(ParameterI::new(PARAMETER_I)?, Mode::S8, SD_AID.to_vec())
+        ..CardConfig::new(
+            ParameterI::new(PARAMETER_I)?,
+            Mode::S8,
+            kf_profile::ISD_AID.to_vec(),
+        )
     };
     Ok(
         CardSession::new(config, vec![CardKeySet::new(KEY_VERSION, static_keys()?)])

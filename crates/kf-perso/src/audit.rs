@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use kf_transport::trace::ApduTrace;
-use kf_transport::transport::{RawApdu, Sensitivity};
+use kf_transport::transport::RawApdu;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -227,14 +227,9 @@ impl AuditRecord {
 
     /// Appends a traced command, redacted by the transport's trace, so a
     /// record built here shows a sensitive command as the pipeline's do.
-    pub fn trace_command(&mut self, bytes: &[u8], sensitive: bool) {
-        let sensitivity = if sensitive {
-            Sensitivity::Sensitive
-        } else {
-            Sensitivity::Public
-        };
+    pub fn trace_command(&mut self, command: RawApdu<'_>) {
         let trace = ApduTrace::new();
-        trace.record_command(RawApdu::new(bytes, sensitivity));
+        trace.record_command(command);
         self.apdu_trace
             .extend(trace.entries().into_iter().map(|entry| ApduTraceEntry {
                 direction: Direction::Tx,

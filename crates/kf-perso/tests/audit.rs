@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use kf_perso::{AuditRecord, Direction, OverallResult, Stage};
+use kf_transport::RawApdu;
 
 /// The "Audit Response" example of the KLMS contract (see tests/data/README.md).
 const SEED_000_AUDIT: &str = include_str!("data/seed000_audit_example.json");
@@ -41,12 +42,9 @@ fn field_names_and_stage_names() {
     record.enter(Stage::ExternalAuthenticate);
     record.record_duration(Stage::ReadUid, Duration::from_micros(1500));
     record.record_duration(Stage::ExternalAuthenticate, Duration::from_millis(12));
-    record.trace_command(
-        &[
-            0x84, 0x82, 0x01, 0x00, 0x10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
-        ],
-        false,
-    );
+    record.trace_command(RawApdu::public(&[
+        0x84, 0x82, 0x01, 0x00, 0x10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+    ]));
     record.trace_response(&[0x69, 0x82]);
     record.fail(
         Stage::ExternalAuthenticate,
@@ -127,7 +125,11 @@ fn field_names_and_stage_names() {
 fn sensitive_commands_keep_only_the_header() {
     let trace = |bytes: &[u8], sensitive| {
         let mut record = AuditRecord::new("t", &[1], "S", time::OffsetDateTime::UNIX_EPOCH);
-        record.trace_command(bytes, sensitive);
+        record.trace_command(if sensitive {
+            RawApdu::sensitive(bytes)
+        } else {
+            RawApdu::public(bytes)
+        });
         record.apdu_trace.remove(0)
     };
     let mut short = vec![0x84, 0xE2, 0x00, 0x00, 0x3B];

@@ -429,7 +429,8 @@ mod tests {
     fn outcome(failure: Option<(Stage, PipelineError)>, trace: &[&str]) -> FobOutcome {
         let mut record = AuditRecord::new("t", &[4, 1], "S", time::OffsetDateTime::UNIX_EPOCH);
         for apdu in trace {
-            record.trace_command(&hex::decode(apdu).unwrap_or_default(), true);
+            let bytes = hex::decode(apdu).unwrap_or_default();
+            record.trace_command(kf_transport::RawApdu::sensitive(&bytes));
         }
         FobOutcome {
             record,

@@ -51,7 +51,7 @@ pub use lifecycle::{
     CardLifeCycle, GetStatusScope,
 };
 pub use store_data::{
-    block_ranges, split_store_data, store_data, StoreDataEncryption, StoreDataP1,
+    block_ranges, store_data, StoreDataEncryption, StoreDataP1,
     StoreDataStructure,
 };
 

@@ -2,7 +2,7 @@
 
 use std::ops::Range;
 
-use crate::command::{CommandApdu, MAX_SHORT_DATA_LEN};
+use crate::command::CommandApdu;
 use crate::error::ApduError;
 use crate::gp::{ins, CLA_GP};
 
@@ -149,48 +149,6 @@ pub fn block_ranges(data_len: usize, max_block_len: usize) -> Result<Vec<Range<u
     Ok((0..data_len)
         .step_by(max_block_len)
         .map(|start| start..(start + max_block_len).min(data_len))
-        .collect())
-}
-
-/// Splits `data` into STORE DATA commands of at most `max_block_len` bytes
-/// (see [`block_ranges`]), numbering blocks from `first_block` and setting
-/// P1.b8 (last block) on the final one only. `p1.last_block` is ignored.
-///
-/// Empty `data` gives one last block without data. Fails when
-/// `max_block_len` is 0 or above 255 (short Lc; the caller subtracts room for
-/// the C-MAC), or when the block number would pass `FF`.
-pub fn split_store_data(
-    p1: StoreDataP1,
-    data: &[u8],
-    max_block_len: usize,
-    first_block: u8,
-) -> Result<Vec<CommandApdu>, ApduError> {
-    if max_block_len > MAX_SHORT_DATA_LEN {
-        return Err(ApduError::InvalidArgument(
-            "STORE DATA block length must be 1..=255",
-        ));
-    }
-    let mut ranges = block_ranges(data.len(), max_block_len)?;
-    if ranges.is_empty() {
-        ranges.push(0..0);
-    }
-    if ranges.len() > 256 - usize::from(first_block) {
-        return Err(ApduError::InvalidArgument(
-            "STORE DATA block number would exceed FF",
-        ));
-    }
-    let last = ranges.len() - 1;
-    Ok(ranges
-        .into_iter()
-        .enumerate()
-        .map(|(i, range)| {
-            let p1 = StoreDataP1 {
-                last_block: i == last,
-                ..p1
-            };
-            // i < 256 - first_block, so the sum fits in a u8.
-            store_data(p1, first_block.wrapping_add(i as u8), &data[range])
-        })
         .collect())
 }
 
