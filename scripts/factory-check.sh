@@ -37,7 +37,22 @@ for crate in "${absent[@]}"; do
     exit 1
   fi
 done
-echo "factory build: $(wc -l <<<"$factory_tree") crates linked, none of ${absent[*]}"
+# kf-transport's simulated cards and links (feature `sim`) stay out too; the
+# default build turns the feature on, so the check can fail.
+transport_features() {
+  cargo tree -q -p kf-station -e features,normal -i kf-transport --prefix none "$@" |
+    grep -o 'kf-transport feature "[a-z0-9-]*"' | sort -u
+}
+if ! transport_features --features pcsc | grep -q '"sim"'; then
+  echo "factory check broken: the default build does not turn on kf-transport/sim" >&2
+  exit 1
+fi
+if transport_features --no-default-features --features pcsc | grep -q '"sim"'; then
+  echo "the factory build turns on kf-transport/sim:" >&2
+  cargo tree -p kf-station --no-default-features --features pcsc -e features -i kf-transport >&2
+  exit 1
+fi
+echo "factory build: $(wc -l <<<"$factory_tree") crates linked, none of ${absent[*]}, no simulated links"
 [ "$tree_only" = 1 ] && exit 0
 
 cargo test -q -p kf-station --no-default-features --features pcsc --test factory_build

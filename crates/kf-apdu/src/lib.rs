@@ -41,6 +41,9 @@
 //! assert_eq!(rsp.sw().kind(), StatusKind::SecurityStatusNotSatisfied);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! Depends on no other crate of the workspace: it encodes and decodes bytes and never sends
+//! them, so it must not depend on a transport, a channel or a card.
 
 /// A sensitive value wipes its bytes when dropped: the one rule for every type
 /// that carries a `data: Vec<u8>` and a `sensitive` flag.

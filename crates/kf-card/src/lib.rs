@@ -43,6 +43,10 @@
 //! atomically after every committed change (personalization, transport flags,
 //! life cycle, failed authentication). See [`state`] for the format; the file
 //! is a test artifact holding keys in clear.
+//!
+//! Depends on `kf-apdu`, `kf-crypto`, `kf-scp03`, `kf-profile`, `kf-secret-file` and
+//! `kf-transport`'s `VirtualCard` (feature `sim`); never on the pipeline, the sources or
+//! the station.
 
 mod applet;
 pub mod atr;

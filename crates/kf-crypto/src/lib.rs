@@ -11,6 +11,9 @@
 //! Secret material lives in [`AesKey`]: zeroized on drop, redacted `Debug`,
 //! constant-time equality, no `Clone` (use [`AesKey::duplicate`] when a copy is
 //! really needed). Nothing in this crate does I/O.
+//!
+//! Depends on no other crate of the workspace (RustCrypto only); it must not depend on
+//! APDUs, channels or key stores.
 
 mod cipher;
 mod error;

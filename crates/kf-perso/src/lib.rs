@@ -8,6 +8,10 @@
 //!
 //! This crate is sans-IO: it builds commands and records, and never owns a
 //! transport, an HTTP client or a database (ARCHITECTURE "crate map").
+//!
+//! Depends on the protocol crates and the inputs (`kf-apdu`, `kf-crypto`, `kf-scp03`,
+//! `kf-profile`, `kf-transport`'s trait and driver, `kf-source`, `kf-audit`); never on the
+//! virtual fob, the KLMS server or the station.
 
 pub mod audit;
 pub mod keypair;

@@ -21,6 +21,9 @@
 //! Scope notes: BEGIN/END R-MAC SESSION (Amd D §7.1.3–7.1.4) are not
 //! implemented; R-MAC is fixed for the session by EXTERNAL AUTHENTICATE. Only
 //! explicit secure channel initiation exists (as Amd D §6.2.3 mandates).
+//!
+//! Depends on `kf-crypto` and `kf-apdu` only; it must not depend on a transport, the pipeline
+//! or a card implementation (the virtual fob drives `CardSession`, not the other way round).
 
 mod capacity;
 mod card;

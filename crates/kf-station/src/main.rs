@@ -5,6 +5,7 @@
 //! ```
 //!
 //! The binary only parses arguments and prints; the libraries own the logic.
+//! No crate may depend on it.
 //!
 //! The default `sim` feature adds the virtual fob (`kf-card`), the embedded
 //! reference KLMS of `demo` (`kf-klms`) and `bench` (`kf-bench`). A factory

@@ -23,6 +23,9 @@
 //!
 //! The PC/SC parts need Unix and the `pcsc` feature; tests that use it carry
 //! `#![cfg(all(unix, feature = "pcsc"))]`.
+//!
+//! Depends on `kf-transport` (feature `sim`) alone; no product crate may depend on it
+//! except `kf-bench`, whose `bench --transport vpcd` starts pcscd + vpcd.
 
 pub mod audit;
 pub mod browser;

@@ -10,6 +10,21 @@
 //! | any command with P1 bit 0 set | `61 nn`; the data follows on GET RESPONSE |
 //! | `00 C0 00 00 Le` (GET RESPONSE) | up to Le pending bytes, `9000` / `61 nn` |
 //! | when powered off | `6F00` |
+//!
+//! The driver, the redacting trace and a loopback link to an echo card:
+//! ```
+//! use kf_transport::{EchoCard, Iso7816Driver, LoopbackTransport, RawApdu, TracingTransport, Transport};
+//!
+//! let tracer = TracingTransport::new(LoopbackTransport::new(EchoCard::default()));
+//! let trace = tracer.trace();
+//! let mut card = Iso7816Driver::new(tracer);
+//! let public = [0x80, 0x10, 0x00, 0x00, 0x01, 0x42];
+//! assert_eq!(card.transmit(RawApdu::public(&public))?, [0x42, 0x90, 0x00]);
+//! card.transmit(RawApdu::sensitive(&[0x80, 0x10, 0x00, 0x00, 0x02, 0x0B, 0xAD]))?;
+//! let entries = trace.entries();
+//! assert_eq!(entries[2].apdu_hex, "80100000"); // header only
+//! # Ok::<(), kf_transport::TransportError>(())
+//! ```
 
 use crate::loopback::VirtualCard;
 use kf_apdu::gp::{ins, pcsc};

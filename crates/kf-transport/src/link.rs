@@ -29,12 +29,13 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kf_apdu::gp::{self, ins};
 use kf_apdu::CommandApdu;
 use serde::Serialize;
 
+#[cfg(any(test, feature = "sim"))]
 use crate::loopback::VirtualCard;
 
 /// The RF carrier frequency, fc (ISO/IEC 14443-2 §6.1).
@@ -336,12 +337,14 @@ fn count(n: usize) -> u32 {
 /// link would: each response is held back until the modeled air and chip
 /// time of the exchange has passed since the command arrived. Without a
 /// model it answers at once.
+#[cfg(any(test, feature = "sim"))]
 #[derive(Debug)]
 pub struct PacedCard<C> {
     card: C,
     model: Option<LinkModel>,
 }
 
+#[cfg(any(test, feature = "sim"))]
 impl<C: VirtualCard> PacedCard<C> {
     /// Paces `card` by `model`, or not at all.
     pub fn new(card: C, model: Option<LinkModel>) -> Self {
@@ -364,10 +367,11 @@ impl<C: VirtualCard> PacedCard<C> {
     }
 }
 
+#[cfg(any(test, feature = "sim"))]
 impl<C: VirtualCard> VirtualCard for PacedCard<C> {
     crate::loopback::card_power_and_atr!();
     fn process_apdu(&mut self, apdu: &[u8]) -> Vec<u8> {
-        let arrived = Instant::now();
+        let arrived = std::time::Instant::now();
         let response = self.card.process_apdu(apdu);
         if let Some(model) = &self.model {
             let due = model.exchange(&ApduShape::of(apdu), response.len()).card();
@@ -469,7 +473,7 @@ mod tests {
         let model = model(BitRate::K106);
         let mut paced = PacedCard::new(crate::EchoCard::default(), Some(model));
         paced.power_on();
-        let start = Instant::now();
+        let start = std::time::Instant::now();
         let response = paced.process_apdu(&command);
         let due = model
             .exchange(&ApduShape::of(&command), response.len())
