@@ -238,3 +238,94 @@ fn block_ranges_cover_the_data_in_order() {
         "InvalidArgument(\"STORE DATA block length must not be 0\")"
     );
 }
+
+#[test]
+fn card_life_cycle_codes_round_trip() {
+    use CardLifeCycle::*;
+    for s in [OpReady, Initialized, Secured, CardLocked, Terminated] {
+        assert_eq!(CardLifeCycle::from_byte(s.as_byte()), Some(s));
+    }
+    assert_eq!(CardLifeCycle::from_byte(0x03), None);
+}
+
+#[test]
+fn card_life_cycle_transitions_follow_figure_5_1() {
+    use CardLifeCycle::*;
+    assert!(OpReady.may_transition_to(Secured));
+    assert!(Secured.may_transition_to(CardLocked));
+    assert!(CardLocked.may_transition_to(Secured));
+    assert!(!Secured.may_transition_to(Secured));
+    assert!(!Secured.may_transition_to(OpReady));
+    assert!(!OpReady.may_transition_to(CardLocked));
+    assert!(!Terminated.may_transition_to(Secured));
+    assert!(!Terminated.may_transition_to(Terminated));
+    assert!(CardLocked.may_transition_to(Terminated));
+}
+
+#[test]
+fn select_and_status_p1_p2_codings() {
+    use gp::{GetStatusFormat, SelectP1, SelectP2, SetStatusScope};
+    assert_eq!(
+        gp::select_by_aid(&[0xA0; 5]).unwrap().to_bytes()[..4],
+        [
+            0x00,
+            0xA4,
+            SelectP1::ByName.as_byte(),
+            SelectP2::FirstOccurrence.as_byte()
+        ]
+    );
+    assert_eq!(SelectP1::from_byte(0x04), Some(SelectP1::ByName));
+    assert_eq!(SelectP1::from_byte(0x03), Some(SelectP1::ParentDf));
+    assert_eq!(SelectP1::from_byte(0x05), None);
+    assert_eq!(
+        SelectP2::from_byte(0x0C),
+        Some(SelectP2::FirstOccurrenceNoData)
+    );
+    assert_eq!(SelectP2::from_byte(0x01), None);
+    assert_eq!(
+        SetStatusScope::from_byte(0x60),
+        Some(SetStatusScope::DomainAndApplications)
+    );
+    assert_eq!(SetStatusScope::from_byte(0x20), None);
+    assert_eq!(
+        GetStatusFormat::from_byte(0x02),
+        Some(GetStatusFormat::Tagged)
+    );
+    assert_eq!(
+        GetStatusFormat::from_byte(0x02 | gp::GET_STATUS_NEXT_OCCURRENCE),
+        None
+    );
+    let next = gp::get_status(GetStatusScope::Applications, &[], true).unwrap();
+    assert_eq!(next.p2(), 0x03);
+    assert_eq!(next.data(), [gp::tag::AID, 0x00]);
+}
+
+#[test]
+fn registry_and_fci_tags_have_their_ber_form() {
+    use gp::tag;
+    use kf_apdu::Tag;
+    let constructed = |t: u32| Tag::new(t).unwrap().is_constructed();
+    for t in [
+        tag::REGISTRY_ENTRY,
+        tag::FCI_TEMPLATE,
+        tag::FCI_PROPRIETARY_DATA,
+        tag::KEY_INFORMATION_TEMPLATE,
+    ] {
+        assert!(constructed(t.into()), "{t:02X}");
+    }
+    for t in [
+        tag::AID,
+        tag::PRIVILEGES,
+        tag::DF_NAME,
+        tag::KEY_INFORMATION_DATA,
+    ] {
+        assert!(!constructed(t.into()), "{t:02X}");
+    }
+    for t in [tag::LIFE_CYCLE_STATE, tag::MAX_COMMAND_DATA_LEN] {
+        assert!(!constructed(t.into()), "{t:04X}");
+    }
+    assert_eq!(
+        gp::get_data(gp::KEY_INFORMATION_TAG).to_bytes(),
+        [0x80, 0xCA, 0x00, 0xE0, 0x00]
+    );
+}

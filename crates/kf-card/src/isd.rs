@@ -1,20 +1,19 @@
 //! Issuer Security Domain commands: SELECT (GPC 2.3.1 §11.9), GET DATA
 //! (§11.3), SET STATUS (§11.10), GET STATUS (§11.4).
 
+use kf_apdu::gp::{
+    self, tag, CardLifeCycle, GetStatusFormat, GetStatusScope, SelectP1, SelectP2, SetStatusScope,
+};
 use kf_apdu::{CommandApdu, ResponseApdu, StatusWord};
 use kf_profile::{APPLET_AID, ISD_AID};
 
 use crate::fob::{status, VirtualFob};
-use crate::life_cycle::IsdLifeCycle;
 use crate::selected::Selected;
 
 /// Privileges of the ISD in GET STATUS (GPC Table 11-7): Security Domain,
 /// Card Lock, Card Terminate, Card Reset, CVM Management; Trusted Path,
 /// Authorized Management, Global Delete/Lock/Registry, Final Application; Receipt Generation.
 const ISD_PRIVILEGES: [u8; 3] = [0x9E, 0xFE, 0x80];
-
-/// Application life cycle the applet reports in GET STATUS (SELECTABLE, Table 11-4).
-const APPLET_SELECTABLE: u8 = 0x07;
 
 impl VirtualFob {
     /// SELECT by name (GPC §11.9, §6.4.2.1.2): full or partial (≥ 5 bytes) AID
@@ -24,17 +23,20 @@ impl VirtualFob {
     /// applet gets 6A81 (Table 11-83, 11-84). Selecting ends the secure
     /// channel and any STORE DATA sequence.
     pub(crate) fn select(&mut self, cmd: &CommandApdu) -> ResponseApdu {
-        match cmd.p1() {
-            0x04 => {}
-            0x00..=0x02 | 0x08 | 0x09 => return status(StatusWord::FILE_NOT_FOUND),
-            _ => return status(StatusWord::INCORRECT_P1P2),
+        use SelectP1::*;
+        match SelectP1::from_byte(cmd.p1()) {
+            Some(ByName) => {}
+            Some(FileIdentifier | ChildDf | ElementaryFile | PathFromMf | PathFromCurrentDf) => {
+                return status(StatusWord::FILE_NOT_FOUND)
+            }
+            Some(ParentDf) | None => return status(StatusWord::INCORRECT_P1P2),
         }
-        let want_fci = match cmd.p2() {
-            0x00 => true,
-            0x0C => false,
-            // Next occurrence: the registry has a single match per AID prefix here.
-            0x02 => return status(StatusWord::FILE_NOT_FOUND),
-            _ => return status(StatusWord::INCORRECT_P1P2),
+        let want_fci = match SelectP2::from_byte(cmd.p2()) {
+            Some(SelectP2::FirstOccurrence) => true,
+            Some(SelectP2::FirstOccurrenceNoData) => false,
+            // The registry has a single match per AID prefix here.
+            Some(SelectP2::NextOccurrence) => return status(StatusWord::FILE_NOT_FOUND),
+            None => return status(StatusWord::INCORRECT_P1P2),
         };
         let aid = cmd.data();
         let target = if aid.is_empty() || matches_aid(aid, ISD_AID) {
@@ -44,7 +46,7 @@ impl VirtualFob {
         } else {
             return status(StatusWord::FILE_NOT_FOUND);
         };
-        let locked = self.data.isd_life_cycle == IsdLifeCycle::CardLocked;
+        let locked = self.data.isd_life_cycle == CardLifeCycle::CardLocked;
         if locked && target == Selected::Applet {
             return status(StatusWord::FUNCTION_NOT_SUPPORTED);
         }
@@ -68,7 +70,7 @@ impl VirtualFob {
     pub(crate) fn get_data(&self, cmd: &CommandApdu) -> ResponseApdu {
         let tag = u16::from_be_bytes([cmd.p1(), cmd.p2()]);
         match (tag, self.selected) {
-            (0x00E0, Selected::Isd) => {
+            (gp::KEY_INFORMATION_TAG, Selected::Isd) => {
                 ResponseApdu::new(self.key_information(), StatusWord::SUCCESS)
             }
             (kf_apdu::gp::CPLC_TAG, Selected::Isd) => {
@@ -115,10 +117,17 @@ impl VirtualFob {
                 (2, keys.mac.len()),
                 (3, keys.dek.len()),
             ] {
-                body.extend_from_slice(&[0xC0, 0x04, id, *kvn, 0x88, len as u8]);
+                body.extend_from_slice(&[
+                    tag::KEY_INFORMATION_DATA,
+                    0x04,
+                    id,
+                    *kvn,
+                    gp::KEY_TYPE_AES,
+                    len as u8,
+                ]);
             }
         }
-        let mut out = vec![0xE0];
+        let mut out = vec![tag::KEY_INFORMATION_TEMPLATE];
         push_len(&mut out, body.len());
         out.extend_from_slice(&body);
         out
@@ -133,12 +142,14 @@ impl VirtualFob {
         if !secured {
             return status(StatusWord::SECURITY_STATUS_NOT_SATISFIED);
         }
-        match cmd.p1() {
-            0x80 => {}
-            0x40 | 0x60 => return status(StatusWord::REFERENCED_DATA_NOT_FOUND),
-            _ => return status(StatusWord::INCORRECT_P1P2),
+        match SetStatusScope::from_byte(cmd.p1()) {
+            Some(SetStatusScope::IssuerSecurityDomain) => {}
+            Some(SetStatusScope::Application | SetStatusScope::DomainAndApplications) => {
+                return status(StatusWord::REFERENCED_DATA_NOT_FOUND)
+            }
+            None => return status(StatusWord::INCORRECT_P1P2),
         }
-        let Some(target) = IsdLifeCycle::from_code(cmd.p2()) else {
+        let Some(target) = CardLifeCycle::from_byte(cmd.p2()) else {
             return status(StatusWord::INCORRECT_DATA);
         };
         let previous = self.data.isd_life_cycle;
@@ -160,32 +171,38 @@ impl VirtualFob {
         if !secured {
             return status(StatusWord::SECURITY_STATUS_NOT_SATISFIED);
         }
-        let tlv = match cmd.p2() {
-            0x00 => false,
-            0x02 => true,
-            _ => return status(StatusWord::INCORRECT_P1P2),
+        let tlv = match GetStatusFormat::from_byte(cmd.p2()) {
+            Some(GetStatusFormat::Legacy) => false,
+            Some(GetStatusFormat::Tagged) => true,
+            None => return status(StatusWord::INCORRECT_P1P2),
         };
-        if cmd.data() != [0x4F, 0x00] {
+        // Empty search criterion: match all (§11.4.2.3).
+        if cmd.data() != [tag::AID, 0x00] {
             return status(StatusWord::INCORRECT_DATA);
         }
-        let entries: Vec<(&[u8], u8, &[u8])> = match cmd.p1() {
-            0x80 => vec![(
+        let entries: Vec<(&[u8], u8, &[u8])> = match GetStatusScope::from_byte(cmd.p1()) {
+            Some(GetStatusScope::IssuerSecurityDomain) => vec![(
                 ISD_AID,
-                self.data.isd_life_cycle.code(),
+                self.data.isd_life_cycle.as_byte(),
                 &ISD_PRIVILEGES[..],
             )],
-            0x40 => vec![(APPLET_AID, APPLET_SELECTABLE, &[0x00, 0x00, 0x00][..])],
+            Some(GetStatusScope::Applications) => vec![(
+                APPLET_AID,
+                gp::APPLICATION_SELECTABLE,
+                &[0x00, 0x00, 0x00][..],
+            )],
             _ => return status(StatusWord::REFERENCED_DATA_NOT_FOUND),
         };
         let mut out = Vec::new();
         for (aid, life_cycle, privileges) in entries {
             if tlv {
-                let mut body = vec![0x4F, aid.len() as u8];
+                let mut body = vec![tag::AID, aid.len() as u8];
                 body.extend_from_slice(aid);
-                body.extend_from_slice(&[0x9F, 0x70, 0x01, life_cycle]);
-                body.extend_from_slice(&[0xC5, privileges.len() as u8]);
+                body.extend_from_slice(&tag::LIFE_CYCLE_STATE.to_be_bytes());
+                body.extend_from_slice(&[0x01, life_cycle]);
+                body.extend_from_slice(&[tag::PRIVILEGES, privileges.len() as u8]);
                 body.extend_from_slice(privileges);
-                out.push(0xE3);
+                out.push(tag::REGISTRY_ENTRY);
                 push_len(&mut out, body.len());
                 out.extend_from_slice(&body);
             } else {
@@ -206,11 +223,12 @@ fn matches_aid(requested: &[u8], aid: &[u8]) -> bool {
 
 /// FCI template (GPC Table 11-82): `6F { 84 AID, A5 { 9F65 01 FF } }`.
 fn fci(aid: &[u8]) -> Vec<u8> {
-    let proprietary = [0xA5, 0x04, 0x9F, 0x65, 0x01, 0xFF];
-    let mut body = vec![0x84, aid.len() as u8];
+    let [max_hi, max_lo] = tag::MAX_COMMAND_DATA_LEN.to_be_bytes();
+    let proprietary = [tag::FCI_PROPRIETARY_DATA, 0x04, max_hi, max_lo, 0x01, 0xFF];
+    let mut body = vec![tag::DF_NAME, aid.len() as u8];
     body.extend_from_slice(aid);
     body.extend_from_slice(&proprietary);
-    let mut out = vec![0x6F, body.len() as u8];
+    let mut out = vec![tag::FCI_TEMPLATE, body.len() as u8];
     out.extend_from_slice(&body);
     out
 }

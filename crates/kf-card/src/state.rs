@@ -65,12 +65,26 @@ struct KeySetFile {
     dek: String,
 }
 
+/// The state file's form of the card life cycle: the GPC state names (§5.1.1)
+/// in upper snake case, as format v1 has always written them. A serde remote
+/// definition, so the compiler checks it against [`IsdLifeCycle`] both ways.
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "IsdLifeCycle", rename_all = "SCREAMING_SNAKE_CASE")]
+enum LifeCycleName {
+    OpReady,
+    Initialized,
+    Secured,
+    CardLocked,
+    Terminated,
+}
+
 #[derive(Serialize, Deserialize)]
 struct StateFile {
     format: String,
     warning: String,
     uid: String,
     key_sets: Vec<KeySetFile>,
+    #[serde(with = "LifeCycleName")]
     isd_life_cycle: IsdLifeCycle,
     personalized: bool,
     dgis: BTreeMap<String, String>,
@@ -228,4 +242,28 @@ impl CardData {
 /// never a mix, durably; owner-only, because the state holds keys in clear.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     kf_secret_file::replace(path, bytes, kf_secret_file::Access::OwnerOnly)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize, Deserialize)]
+    struct Named(#[serde(with = "LifeCycleName")] IsdLifeCycle);
+
+    #[test]
+    fn life_cycle_names_are_those_of_format_v1() {
+        for (state, name) in [
+            (IsdLifeCycle::OpReady, "\"OP_READY\""),
+            (IsdLifeCycle::Initialized, "\"INITIALIZED\""),
+            (IsdLifeCycle::Secured, "\"SECURED\""),
+            (IsdLifeCycle::CardLocked, "\"CARD_LOCKED\""),
+            (IsdLifeCycle::Terminated, "\"TERMINATED\""),
+        ] {
+            assert_eq!(serde_json::to_string(&Named(state)).unwrap(), name);
+            let back: Named = serde_json::from_str(name).unwrap();
+            assert_eq!(back.0, state);
+        }
+        assert!(serde_json::from_str::<Named>("\"LOCKED\"").is_err());
+    }
 }

@@ -2,7 +2,7 @@
 
 use crate::command::CommandApdu;
 use crate::error::ApduError;
-use crate::gp::{check_aid, ins, CLA_GP};
+use crate::gp::{check_aid, ins, tag, CLA_GP};
 
 coded_enum! {
     /// Card life cycle states, the P2 of SET STATUS for the ISD (GPC 2.3.1 Table 11-6).
@@ -20,10 +20,51 @@ coded_enum! {
     }
 }
 
+impl CardLifeCycle {
+    /// Whether SET STATUS may move the card from `self` to `to` (GPC 2.3.1
+    /// §5.1.1, Figure 5-1): forward through OP_READY → INITIALIZED → SECURED
+    /// (skipping allowed, irreversible), SECURED ⇄ CARD_LOCKED, anything
+    /// except TERMINATED → TERMINATED. A transition to the current state is
+    /// rejected (§11.10.2.2).
+    pub const fn may_transition_to(self, to: CardLifeCycle) -> bool {
+        use CardLifeCycle::*;
+        matches!(
+            (self, to),
+            (OpReady, Initialized)
+                | (OpReady, Secured)
+                | (Initialized, Secured)
+                | (Secured, CardLocked)
+                | (CardLocked, Secured)
+                | (OpReady | Initialized | Secured | CardLocked, Terminated)
+        )
+    }
+}
+
+/// Application life cycle SELECTABLE (GPC 2.3.1 §11.1.1, Table 11-4): what an
+/// installed application that can be selected reports in GET STATUS.
+pub const APPLICATION_SELECTABLE: u8 = 0x07;
+
+coded_enum! {
+    /// What SET STATUS changes, its P1 "status type" (GPC 2.3.1 §11.10.2.1).
+    pub enum SetStatusScope {
+        /// `80`: the Issuer Security Domain, i.e. the card life cycle.
+        IssuerSecurityDomain = 0x80,
+        /// `40`: an application or supplementary security domain.
+        Application = 0x40,
+        /// `60`: a security domain and its associated applications.
+        DomainAndApplications = 0x60,
+    }
+}
+
 /// SET STATUS for the card (ISD): `80 F0 80 state` (GPC 2.3.1 §11.10.2,
 /// Tables 11-85/86). The data field is ignored for P1 `80`, so none is sent.
 pub fn set_card_status(state: CardLifeCycle) -> CommandApdu {
-    CommandApdu::new(CLA_GP, ins::SET_STATUS, 0x80, state.as_byte())
+    CommandApdu::new(
+        CLA_GP,
+        ins::SET_STATUS,
+        SetStatusScope::IssuerSecurityDomain.as_byte(),
+        state.as_byte(),
+    )
 }
 
 /// SET STATUS for an application or supplementary SD: `80 F0 40 state Lc AID`
@@ -31,7 +72,13 @@ pub fn set_card_status(state: CardLifeCycle) -> CommandApdu {
 /// 11-5 (security domain); e.g. `07` SELECTABLE, `0F` PERSONALIZED, `83` LOCKED.
 pub fn set_application_status(aid: &[u8], state: u8) -> Result<CommandApdu, ApduError> {
     check_aid(aid)?;
-    Ok(CommandApdu::new(CLA_GP, ins::SET_STATUS, 0x40, state).with_data(aid))
+    Ok(CommandApdu::new(
+        CLA_GP,
+        ins::SET_STATUS,
+        SetStatusScope::Application.as_byte(),
+        state,
+    )
+    .with_data(aid))
 }
 
 /// SET STATUS for a security domain and its applications: `80 F0 60 80|00 Lc AID`
@@ -42,7 +89,13 @@ pub fn set_domain_and_applications_locked(
 ) -> Result<CommandApdu, ApduError> {
     check_aid(sd_aid)?;
     let p2 = if locked { 0x80 } else { 0x00 };
-    Ok(CommandApdu::new(CLA_GP, ins::SET_STATUS, 0x60, p2).with_data(sd_aid))
+    Ok(CommandApdu::new(
+        CLA_GP,
+        ins::SET_STATUS,
+        SetStatusScope::DomainAndApplications.as_byte(),
+        p2,
+    )
+    .with_data(sd_aid))
 }
 
 coded_enum! {
@@ -58,6 +111,21 @@ coded_enum! {
         LoadFilesAndModules = 0x10,
     }
 }
+
+coded_enum! {
+    /// Response data structure of GET STATUS, P2 b2 (GPC 2.3.1 §11.4.2.2,
+    /// Table 11-34).
+    pub enum GetStatusFormat {
+        /// `00`: fixed fields without tags, kept for older hosts.
+        Legacy = 0x00,
+        /// `02`: tagged, one GlobalPlatform Registry entry `E3` each (Table 11-36).
+        Tagged = 0x02,
+    }
+}
+
+/// GET STATUS P2 b1: the next occurrence rather than the first (GPC 2.3.1
+/// §11.4.2.2, Table 11-34).
+pub const GET_STATUS_NEXT_OCCURRENCE: u8 = 0x01;
 
 /// GET STATUS: `80 F2 P1 P2 Lc 4F len AID-prefix 00` (GPC 2.3.1 §11.4.2,
 /// Tables 11-32..11-35).
@@ -81,10 +149,13 @@ pub fn get_status(
         ));
     }
     let mut data = Vec::with_capacity(2 + aid_prefix.len());
-    data.push(0x4F);
+    data.push(tag::AID);
     data.push(aid_prefix.len() as u8);
     data.extend_from_slice(aid_prefix);
-    let p2 = if next_occurrence { 0x03 } else { 0x02 };
+    let mut p2 = GetStatusFormat::Tagged.as_byte();
+    if next_occurrence {
+        p2 |= GET_STATUS_NEXT_OCCURRENCE;
+    }
     Ok(
         CommandApdu::new(CLA_GP, ins::GET_STATUS, scope.as_byte(), p2)
             .with_data(data)

@@ -48,11 +48,11 @@ pub use cplc::{get_cplc, Cplc, CplcError, CPLC_LEN, CPLC_TAG};
 
 pub use lifecycle::{
     get_status, set_application_status, set_card_status, set_domain_and_applications_locked,
-    CardLifeCycle, GetStatusScope,
+    CardLifeCycle, GetStatusFormat, GetStatusScope, SetStatusScope, APPLICATION_SELECTABLE,
+    GET_STATUS_NEXT_OCCURRENCE,
 };
 pub use store_data::{
-    block_ranges, store_data, StoreDataEncryption, StoreDataP1,
-    StoreDataStructure,
+    block_ranges, store_data, StoreDataEncryption, StoreDataP1, StoreDataStructure,
 };
 
 use crate::command::CommandApdu;
@@ -127,6 +127,80 @@ pub mod ins {
     pub const PUT_DATA_ODD: u8 = 0xDB;
 }
 
+/// Tags of the GlobalPlatform data objects in commands and responses (GPC
+/// 2.3.1 §11.1.11 tag ranges). One-byte tags are `u8`, two-byte tags `u16`.
+pub mod tag {
+    /// Application identifier: the GET STATUS search criterion and the AID of
+    /// each GET STATUS entry (GPC 2.3.1 §11.4.2.3, Table 11-36).
+    pub const AID: u8 = 0x4F;
+    /// GlobalPlatform Registry related data, one per GET STATUS entry in the
+    /// tagged format (GPC 2.3.1 §11.4.3.1, Table 11-36).
+    pub const REGISTRY_ENTRY: u8 = 0xE3;
+    /// Life cycle state of a GET STATUS entry (GPC 2.3.1 Table 11-36).
+    pub const LIFE_CYCLE_STATE: u16 = 0x9F70;
+    /// Privileges of a GET STATUS entry (GPC 2.3.1 Table 11-36).
+    pub const PRIVILEGES: u8 = 0xC5;
+    /// File Control Information template, the SELECT response (GPC 2.3.1
+    /// §11.9.3.1, Table 11-82).
+    pub const FCI_TEMPLATE: u8 = 0x6F;
+    /// Application / file AID in the FCI (GPC 2.3.1 Table 11-82).
+    pub const DF_NAME: u8 = 0x84;
+    /// Proprietary data in the FCI (GPC 2.3.1 Table 11-82).
+    pub const FCI_PROPRIETARY_DATA: u8 = 0xA5;
+    /// Maximum length of the data field in a command message, in the FCI
+    /// proprietary data (GPC 2.3.1 Table 11-82).
+    pub const MAX_COMMAND_DATA_LEN: u16 = 0x9F65;
+    /// Key Information Template, answered to GET DATA `00E0` (GPC 2.3.1
+    /// §11.3.3.1).
+    pub const KEY_INFORMATION_TEMPLATE: u8 = 0xE0;
+    /// Key information data, one per key in the template (GPC 2.3.1
+    /// §11.3.3.1).
+    pub const KEY_INFORMATION_DATA: u8 = 0xC0;
+}
+
+/// The GET DATA tag (P1-P2) of the Key Information Template (GPC 2.3.1
+/// §11.3.2, §11.3.3.1).
+pub const KEY_INFORMATION_TAG: u16 = tag::KEY_INFORMATION_TEMPLATE as u16;
+
+/// Key type AES in key information and PUT KEY data (GPC 2.3.1 §11.1.8,
+/// Table 11-16).
+pub const KEY_TYPE_AES: u8 = 0x88;
+
+coded_enum! {
+    /// SELECT P1, the selection method (ISO/IEC 7816-4 §11.1.1). GlobalPlatform
+    /// selects by name only (GPC 2.3.1 §11.9.2.1); the file selections are
+    /// listed so a card can tell them from codings that mean nothing.
+    pub enum SelectP1 {
+        /// `00`: MF, DF or EF by file identifier.
+        FileIdentifier = 0x00,
+        /// `01`: child DF.
+        ChildDf = 0x01,
+        /// `02`: EF under the current DF.
+        ElementaryFile = 0x02,
+        /// `03`: parent DF of the current DF.
+        ParentDf = 0x03,
+        /// `04`: by DF name, i.e. AID (GPC 2.3.1 §11.9.2.1).
+        ByName = 0x04,
+        /// `08`: by path from the MF.
+        PathFromMf = 0x08,
+        /// `09`: by path from the current DF.
+        PathFromCurrentDf = 0x09,
+    }
+}
+
+coded_enum! {
+    /// SELECT P2: which occurrence and whether the FCI is returned (GPC 2.3.1
+    /// §11.9.2.2; `0C` from ISO/IEC 7816-4 §11.1.1).
+    pub enum SelectP2 {
+        /// `00`: first or only occurrence, FCI returned.
+        FirstOccurrence = 0x00,
+        /// `02`: next occurrence of a partial AID.
+        NextOccurrence = 0x02,
+        /// `0C`: first or only occurrence, no response data.
+        FirstOccurrenceNoData = 0x0C,
+    }
+}
+
 /// Shortest AID allowed by ISO/IEC 7816-5 (5-byte RID).
 pub const MIN_AID_LEN: usize = 5;
 /// Longest AID allowed by ISO/IEC 7816-5.
@@ -148,9 +222,14 @@ pub fn select_by_aid(aid: &[u8]) -> Result<CommandApdu, ApduError> {
     if !aid.is_empty() {
         check_aid(aid)?;
     }
-    Ok(CommandApdu::new(CLA_ISO, ins::SELECT, 0x04, 0x00)
-        .with_data(aid)
-        .with_le(256))
+    Ok(CommandApdu::new(
+        CLA_ISO,
+        ins::SELECT,
+        SelectP1::ByName.as_byte(),
+        SelectP2::FirstOccurrence.as_byte(),
+    )
+    .with_data(aid)
+    .with_le(256))
 }
 
 /// INITIALIZE UPDATE: `80 50 KVN 00 Lc challenge 00` (GPC 2.3.1 §D.4.1,

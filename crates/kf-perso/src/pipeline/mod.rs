@@ -478,14 +478,7 @@ impl Run<'_, '_> {
         command: &CommandApdu,
         name: &'static str,
     ) -> Result<ResponseApdu, PipelineError> {
-        let response = self.exchange(command)?;
-        if !response.sw().is_success() {
-            return Err(PipelineError::Card {
-                command: name,
-                sw: response.sw(),
-            });
-        }
-        Ok(response)
+        succeeded(self.exchange(command)?, name)
     }
 
     /// Wraps, sends, unwraps (checking the R-MAC where the level has one) a
@@ -500,14 +493,7 @@ impl Run<'_, '_> {
         let wrapped = channel.wrap(command)?;
         let raw = self.exchange(&wrapped)?;
         let channel = self.channel.as_mut().ok_or(PipelineError::ChannelNotOpen)?;
-        let response = channel.unwrap(raw)?;
-        if !response.sw().is_success() {
-            return Err(PipelineError::Card {
-                command: name,
-                sw: response.sw(),
-            });
-        }
-        Ok(response)
+        succeeded(channel.unwrap(raw)?, name)
     }
 
     /// SELECT the ISD, open a channel with it and SET STATUS (GPC 2.3.1 §11.10).
@@ -539,6 +525,18 @@ fn local_transaction_id(random: &mut dyn ChallengeSource) -> Result<String, Pipe
             source,
         })?;
     Ok(format!("local-{}", hex::encode(bytes)))
+}
+
+/// `response` when it answers 9000, else the card's refusal of command `name`.
+fn succeeded(response: ResponseApdu, name: &'static str) -> Result<ResponseApdu, PipelineError> {
+    if response.sw().is_success() {
+        Ok(response)
+    } else {
+        Err(PipelineError::Card {
+            command: name,
+            sw: response.sw(),
+        })
+    }
 }
 
 /// Converts a transport trace entry (already redacted) to the KLMS contract's shape.

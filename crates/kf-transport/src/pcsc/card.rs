@@ -151,6 +151,35 @@ fn card_state(card: &Card) -> Result<(Vec<u8>, Option<PcscProtocol>), ::pcsc::Er
     Ok((status.atr().to_vec(), protocol))
 }
 
+/// Re-attaches to a card after a reset, the one way [`PcscTransport`] and
+/// [`PcscTransaction`] do it: `reconnect` runs `SCardReconnect` with the
+/// caller's share mode, our protocols and `init` as disposition, and returns
+/// the live handle; then the ATR and protocol are read again (a reset may
+/// change both) and the reset is recorded for [`Transport::was_reset`].
+///
+/// `reconnect` is the caller's because the two differ on purpose in what a
+/// failed `SCardReconnect` means: the transport connects anew (the card was
+/// removed and put back), a transaction cannot leave its handle and reports
+/// the error.
+fn reattach<'c>(
+    reader: &str,
+    share: ShareMode,
+    init: CardDisposition,
+    atr: &mut Vec<u8>,
+    reset_seen: &mut bool,
+    reconnect: impl FnOnce(
+        ::pcsc::ShareMode,
+        Protocols,
+        Disposition,
+    ) -> Result<&'c Card, TransportError>,
+) -> Result<Option<PcscProtocol>, TransportError> {
+    let card = reconnect(share.to_pcsc(), protocols(), init.to_pcsc())?;
+    let (new_atr, protocol) = card_state(card).map_err(|e| map_pcsc_error(e, Some(reader)))?;
+    *atr = new_atr;
+    *reset_seen = true;
+    Ok(protocol)
+}
+
 /// Reader limit from `SCARD_ATTR_MAXINPUT` (CCID: max APDU size), if known.
 fn reader_max_input(card: &Card) -> Option<usize> {
     let raw = card.get_attribute_owned(Attribute::Maxinput).ok()?;
@@ -217,30 +246,44 @@ impl PcscTransport {
     /// or a reset was asked for; falls back to a fresh connect when the old
     /// handle is dead (card removed and reinserted).
     fn reconnect(&mut self, init: CardDisposition) -> Result<(), TransportError> {
-        let share = self.options.share.to_pcsc();
-        let reconnected = match self.card.as_mut() {
-            Some(card) => card.reconnect(share, protocols(), init.to_pcsc()),
-            None => Err(::pcsc::Error::InvalidHandle),
-        };
-        if let Err(err) = reconnected {
-            tracing::debug!(reader = %self.reader, %err, "reconnect failed; connecting anew");
-            if let Some(old) = self.card.take() {
-                // The handle is dead; its disconnect result carries no information.
-                let _ = old.disconnect(Disposition::LeaveCard);
-            }
-            let name = CString::new(self.reader.as_str())
-                .map_err(|_| TransportError::NoReader(self.reader.clone()))?;
-            let card = self
-                .ctx
-                .connect(&name, share, protocols())
-                .map_err(|e| map_pcsc_error(e, Some(&self.reader)))?;
-            self.card = Some(card);
-        }
-        let (atr, protocol) =
-            card_state(self.card()?).map_err(|e| map_pcsc_error(e, Some(&self.reader)))?;
-        self.atr = atr;
+        let Self {
+            ctx,
+            card,
+            reader,
+            options,
+            atr,
+            reset_seen,
+            ..
+        } = self;
+        let reader = reader.as_str();
+        let protocol = reattach(
+            reader,
+            options.share,
+            init,
+            atr,
+            reset_seen,
+            |share, protocols, init| {
+                let reconnected = match card.as_mut() {
+                    Some(card) => card.reconnect(share, protocols, init),
+                    None => Err(::pcsc::Error::InvalidHandle),
+                };
+                if let Err(err) = reconnected {
+                    tracing::debug!(reader = %reader, %err, "reconnect failed; connecting anew");
+                    if let Some(old) = card.take() {
+                        // The handle is dead; its disconnect result carries no information.
+                        let _ = old.disconnect(Disposition::LeaveCard);
+                    }
+                    let name = CString::new(reader)
+                        .map_err(|_| TransportError::NoReader(reader.to_owned()))?;
+                    let fresh = ctx
+                        .connect(&name, share, protocols)
+                        .map_err(|e| map_pcsc_error(e, Some(reader)))?;
+                    *card = Some(fresh);
+                }
+                card.as_ref().ok_or(TransportError::CardRemoved)
+            },
+        )?;
         self.protocol = protocol;
-        self.reset_seen = true;
         Ok(())
     }
 
@@ -366,13 +409,25 @@ impl Transport for PcscTransaction<'_> {
         })
     }
 
+    /// Warm reset through `SCardReconnect(SCARD_RESET_CARD)` inside the
+    /// transaction. No fresh connect as a fallback: a new handle would be
+    /// outside the transaction, so the failure is reported instead.
     fn reset(&mut self) -> Result<(), TransportError> {
-        self.tx
-            .reconnect(self.share.to_pcsc(), protocols(), Disposition::ResetCard)
-            .map_err(|e| map_pcsc_error(e, Some(self.reader)))?;
-        let (atr, _) = card_state(&self.tx).map_err(|e| map_pcsc_error(e, Some(self.reader)))?;
-        *self.atr = atr;
-        *self.reset_seen = true;
+        let reader = self.reader;
+        let tx = &mut self.tx;
+        // The transaction keeps no protocol: it is the transport's to report.
+        reattach(
+            reader,
+            self.share,
+            CardDisposition::Reset,
+            self.atr,
+            self.reset_seen,
+            |share, protocols, init| {
+                tx.reconnect(share, protocols, init)
+                    .map_err(|e| map_pcsc_error(e, Some(reader)))?;
+                Ok(&**tx)
+            },
+        )?;
         Ok(())
     }
 
