@@ -144,7 +144,7 @@ fn with_ne(command: RawApdu<'_>, ne: usize) -> Result<Vec<u8>, TransportError> {
 
 /// Sends `apdu` over `transport`, resolving `61xx` with a bounded GET RESPONSE
 /// loop and `6Cxx` with one re-issue. Returns the concatenated data || final SW.
-pub fn transceive<T: Transport + ?Sized>(
+pub(crate) fn transceive<T: Transport + ?Sized>(
     transport: &mut T,
     command: RawApdu<'_>,
     config: &DriverConfig,

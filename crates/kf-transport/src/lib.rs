@@ -52,7 +52,7 @@ pub use echo::EchoCard;
 pub use error::TransportError;
 #[cfg(any(test, feature = "sim"))]
 pub use fault::{FaultPlan, FaultyTransport};
-pub use iso7816::{read_uid, transceive, DriverConfig, Iso7816Driver};
+pub use iso7816::{read_uid, DriverConfig, Iso7816Driver};
 #[cfg(any(test, feature = "sim"))]
 pub use link::PacedCard;
 pub use link::{BitRate, LinkModel};
