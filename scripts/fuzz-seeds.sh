@@ -122,7 +122,7 @@ package = {
 seed("klms_package_json", json.dumps(package))
 seed("klms_package_json", json.dumps(dict(package, key_version=0)))
 
-audit = text("crates/kf-perso/tests/data/seed000_audit_example.json")
+audit = text("crates/kf-perso/tests/data/klms_contract_audit_example.json")
 seed("audit_json", audit)
 chain = load("crates/kf-audit/tests/data/chain_v2.json")
 for rec in chain["records"]:

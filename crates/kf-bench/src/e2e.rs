@@ -190,11 +190,12 @@ impl<T: Transport> Layer for Recorder<T> {
         let apdu = command.bytes();
         let start = Instant::now();
         let resp = self.inner.transmit(command)?;
+        let rtt = start.elapsed();
         self.log.push(Exchange {
             cmd: apdu.len(),
             resp: resp.len(),
             shape: ApduShape::of(apdu),
-            rtt: start.elapsed(),
+            rtt,
         });
         Ok(resp)
     }

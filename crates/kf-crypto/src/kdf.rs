@@ -3,7 +3,7 @@
 //!
 //! * SCP03 (GPC Amd D §4.1.5): `11 × '00' ‖ constant ‖ '00' ‖ L(2) ‖ i ‖ context`,
 //!   the counter `i` sits *after* L.
-//! * NXP KDF3 (project seed layout): `i ‖ label(4) ‖ '00' ‖ UID ‖ L(2)`, the
+//! * NXP KDF3 (the provisioning specification's layout): `i ‖ label(4) ‖ '00' ‖ UID ‖ L(2)`, the
 //!   counter sits *first* ("counter before fixed data").
 
 use zeroize::Zeroizing;
@@ -32,7 +32,7 @@ pub const LABEL_DEK: [u8; 4] = [0x00, 0x00, 0x00, 0x03];
 
 /// Number of PRF blocks for `l_bits`, validating the SP 800-108 limits
 /// (1-byte counter, whole bytes).
-pub fn block_count(l_bits: u32) -> Result<usize, CryptoError> {
+fn block_count(l_bits: u32) -> Result<usize, CryptoError> {
     if l_bits == 0 || l_bits % 8 != 0 || l_bits > 255 * 128 {
         return Err(CryptoError::InvalidKdfLength { bits: l_bits });
     }

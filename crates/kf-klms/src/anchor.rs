@@ -38,6 +38,14 @@ pub enum ChainRefusal {
         /// The anchored head's sequence number.
         head: u64,
     },
+    /// The stored head is one no anchor write produces (a negative sequence
+    /// number, a link that is not 32 bytes of hex): the ledger was edited or
+    /// damaged. Anchoring that station stops, rather than starting its chain
+    /// again from the genesis link, until an operator resets the chain.
+    CorruptHead {
+        /// What is wrong with the stored head.
+        reason: &'static str,
+    },
 }
 
 impl ChainRefusal {
@@ -46,6 +54,7 @@ impl ChainRefusal {
         match self {
             ChainRefusal::Gap { .. } => "chain_gap",
             ChainRefusal::Fork { .. } => "chain_fork",
+            ChainRefusal::CorruptHead { .. } => "chain_head_corrupt",
         }
     }
 }
@@ -61,6 +70,11 @@ impl std::fmt::Display for ChainRefusal {
                 f,
                 "the record does not extend the journal chain anchored at record {head} \
                  (journal rolled back, forked or rewritten)"
+            ),
+            ChainRefusal::CorruptHead { reason } => write!(
+                f,
+                "the KLMS's stored chain head for this station is corrupt ({reason}); \
+                 anchoring stops until an operator resets the chain"
             ),
         }
     }
@@ -142,16 +156,6 @@ pub(crate) fn link_hex(link: &[u8; 32]) -> String {
     hex::encode_upper(link)
 }
 
-/// A stored chain head that no anchor write produces (a negative sequence number, a link
-/// that is not 32 bytes of hex): the ledger was edited or damaged. Anchoring that station
-/// stops, rather than starting its chain again from the genesis link, until an operator
-/// resets the chain.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "the stored chain head is corrupt ({0}); anchoring stops until an operator resets the chain"
-)]
-pub struct CorruptHead(&'static str);
-
 /// The sequence number a reset reports for the head it clears: the stored one, or 0 when
 /// there is none or it is corrupt (a reset is how an operator clears a corrupt head).
 pub(crate) fn reset_seq(stored: Option<i64>) -> u64 {
@@ -159,12 +163,13 @@ pub(crate) fn reset_seq(stored: Option<i64>) -> u64 {
 }
 
 /// The head stored as `(seq, link hex)`; `(0, zeros)` when absent.
-pub(crate) fn parse_head(row: Option<(i64, String)>) -> Result<(u64, [u8; 32]), CorruptHead> {
+pub(crate) fn parse_head(row: Option<(i64, String)>) -> Result<(u64, [u8; 32]), ChainRefusal> {
+    let corrupt = |reason| ChainRefusal::CorruptHead { reason };
     match row {
         None => Ok((0, GENESIS)),
         Some((seq, link)) => Ok((
-            u64::try_from(seq).map_err(|_| CorruptHead("negative sequence number"))?,
-            hex32(&link).ok_or(CorruptHead("link is not 32 bytes of hex"))?,
+            u64::try_from(seq).map_err(|_| corrupt("negative sequence number"))?,
+            hex32(&link).ok_or(corrupt("link is not 32 bytes of hex"))?,
         )),
     }
 }

@@ -106,9 +106,6 @@ pub enum LedgerError {
     /// A receipt could not be signed.
     #[error("receipt: {0}")]
     Receipt(String),
-    /// A station's stored chain head is corrupt; its uploads are refused.
-    #[error(transparent)]
-    CorruptHead(#[from] crate::anchor::CorruptHead),
 }
 
 /// A new issuance to record.

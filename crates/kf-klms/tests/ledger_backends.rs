@@ -12,6 +12,7 @@ mod common;
 use std::any::Any;
 use std::sync::Barrier;
 
+use kf_klms::anchor::ChainRefusal;
 use kf_klms::ledger::postgres::{PgLedger, PgTarget};
 use kf_klms::ledger::AnchorRequest;
 use kf_klms::ledger::{
@@ -347,16 +348,30 @@ fn a_corrupt_chain_head_refuses_uploads_until_a_reset(t: &Target) {
         for op in [op_anchor(1, 0, 1), op_anchor(3, 2, 3), op_anchor(1, 0, 9)] {
             let r = l.apply_batch(&[op]).unwrap();
             assert!(
-                matches!(r[0], Err(LedgerError::CorruptHead(_))),
+                matches!(
+                    &r[0],
+                    Err(LedgerError::ChainRefused(why)) if why.code() == "chain_head_corrupt"
+                ),
                 "{corruption}: {r:?}"
             );
         }
         assert!(
-            matches!(l.chain_head("S1"), Err(LedgerError::CorruptHead(_))),
+            matches!(
+                l.chain_head("S1"),
+                Err(LedgerError::ChainRefused(ChainRefusal::CorruptHead { .. }))
+            ),
             "{corruption}"
         );
+        // Each refused upload left an alert for the operator.
+        let alerts = l.chain_states().unwrap()[0].alerts;
+        assert!(alerts >= 3, "{corruption}: {alerts} alerts");
         l.reset_chain("S1", &OperatorAction::new("head repaired", "op", 2))
             .unwrap();
+        assert_eq!(
+            l.chain_states().unwrap()[0].alerts,
+            alerts + 1,
+            "the reset's alert"
+        );
         let r = l.apply_batch(&[op_anchor(1, 0, 5)]).unwrap();
         assert!(
             matches!(r[0], Ok(LedgerOutcome::Anchored(AuditStored::New))),

@@ -7,11 +7,11 @@ use kf_perso::{AuditRecord, Direction, OverallResult, Stage};
 use kf_transport::RawApdu;
 
 /// The "Audit Response" example of the KLMS contract (see tests/data/README.md).
-const SEED_000_AUDIT: &str = include_str!("data/seed000_audit_example.json");
+const CONTRACT_AUDIT_EXAMPLE: &str = include_str!("data/klms_contract_audit_example.json");
 
 #[test]
-fn the_seed_example_parses_and_round_trips() {
-    let record: AuditRecord = serde_json::from_str(SEED_000_AUDIT).unwrap();
+fn the_contract_example_parses_and_round_trips() {
+    let record: AuditRecord = serde_json::from_str(CONTRACT_AUDIT_EXAMPLE).unwrap();
     assert_eq!(record.overall_result, OverallResult::Success);
     assert_eq!(record.stage_reached, Stage::PayloadDelivery);
     assert_eq!(record.apdu_trace[0].direction, Direction::Tx);
@@ -21,9 +21,9 @@ fn the_seed_example_parses_and_round_trips() {
     assert_eq!(record.failure_reason, None);
 
     let json = serde_json::to_value(&record).unwrap();
-    let seed: serde_json::Value = serde_json::from_str(SEED_000_AUDIT).unwrap();
-    // Every seed field is present with the same value; TX entries keep no sw1/sw2.
-    for (k, v) in seed.as_object().unwrap() {
+    let example: serde_json::Value = serde_json::from_str(CONTRACT_AUDIT_EXAMPLE).unwrap();
+    // Every field of the example is present with the same value; TX entries keep no sw1/sw2.
+    for (k, v) in example.as_object().unwrap() {
         assert_eq!(&json[k], v, "field {k}");
     }
     let again: AuditRecord = serde_json::from_value(json).unwrap();

@@ -1,4 +1,4 @@
-//! DGI plan at seed sizes (provisioning specification: device certificate 424 B, ICA 435 B,
+//! DGI plan at the specified sizes (provisioning specification: device certificate 424 B, ICA 435 B,
 //! root 722 B, P-256 key, SPID, IRK) for security levels 01 and 33.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -28,7 +28,7 @@ fn cert_like(len: usize, fill: u8) -> Vec<u8> {
     v
 }
 
-fn seed_input() -> ProvisioningInput {
+fn specified_input() -> ProvisioningInput {
     let scalar = PrivateScalar::from_bytes(&SCALAR).unwrap();
     let device_public_key = scalar.public_key().unwrap();
     ProvisioningInput {
@@ -114,7 +114,7 @@ fn block_capacity_arithmetic_for_s8_and_s16() {
 
 #[test]
 fn every_wrapped_block_fits_a_short_lc() {
-    let input = seed_input();
+    let input = specified_input();
     for level in LEVELS {
         for mode in [Mode::S8, Mode::S16] {
             let opts = options(level, mode, P1Style::JcShell);
@@ -138,7 +138,7 @@ fn every_wrapped_block_fits_a_short_lc() {
 
 #[test]
 fn blocks_reassemble_to_the_exact_dgi_stream() {
-    let input = seed_input();
+    let input = specified_input();
     for level in LEVELS {
         let plan = PersoPlan::build(&input, &options(level, Mode::S8, P1Style::JcShell)).unwrap();
         let joined: Vec<u8> = plan
@@ -159,7 +159,7 @@ fn blocks_reassemble_to_the_exact_dgi_stream() {
 
 #[test]
 fn a003_decrypts_to_the_scalar_with_the_static_dek() {
-    let plan = PersoPlan::build(&seed_input(), &PlanOptions::default()).unwrap();
+    let plan = PersoPlan::build(&specified_input(), &PlanOptions::default()).unwrap();
     let dgis = Dgi::decode_sequence(plan.expose_stream()).unwrap();
     let a003 = dgis.iter().find(|d| d.tag == 0xA003).unwrap();
     assert_eq!(a003.data.len(), 48);
@@ -178,7 +178,7 @@ fn a003_decrypts_to_the_scalar_with_the_static_dek() {
 
 #[test]
 fn pre_encrypted_a003_is_written_unchanged() {
-    let mut input = seed_input();
+    let mut input = specified_input();
     let blob: Vec<u8> = (0u8..48).collect();
     input.items.private_key =
         PrivateKeyMaterial::DekEncrypted(EncryptedScalar::from_bytes(&blob).unwrap());
@@ -189,7 +189,7 @@ fn pre_encrypted_a003_is_written_unchanged() {
 
 #[test]
 fn p2_counts_from_zero_and_the_lifecycle_block_comes_last() {
-    let plan = PersoPlan::build(&seed_input(), &PlanOptions::default()).unwrap();
+    let plan = PersoPlan::build(&specified_input(), &PlanOptions::default()).unwrap();
     let n = plan.blocks().len();
     for (i, block) in plan.blocks().iter().enumerate() {
         assert_eq!(block.command.cla(), 0x80);
@@ -205,7 +205,7 @@ fn p2_counts_from_zero_and_the_lifecycle_block_comes_last() {
 
 #[test]
 fn p1_follows_the_style() {
-    let input = seed_input();
+    let input = specified_input();
     // JCShell: 00 on data blocks, 80 on the separate empty block.
     let plan = PersoPlan::build(&input, &PlanOptions::default()).unwrap();
     assert!(plan.blocks().iter().all(|b| b.command.p1() == 0x00));
@@ -236,7 +236,7 @@ fn p1_follows_the_style() {
 
 #[test]
 fn only_blocks_with_secret_dgi_bytes_are_sensitive() {
-    let plan = PersoPlan::build(&seed_input(), &PlanOptions::default()).unwrap();
+    let plan = PersoPlan::build(&specified_input(), &PlanOptions::default()).unwrap();
     let enc_hex = hex::encode_upper(&encrypted_scalar()[..8]);
     let last = plan.blocks().len() - 1;
     for (i, block) in plan.blocks().iter().enumerate() {
@@ -267,7 +267,7 @@ fn extended(max_lc: usize) -> PlanOptions {
 fn a003_split_across_blocks_marks_both() {
     // Extended length with a 40-byte limit: A003 (51 bytes) spans two blocks.
     let opts = extended(40);
-    let plan = PersoPlan::build(&seed_input(), &opts).unwrap();
+    let plan = PersoPlan::build(&specified_input(), &opts).unwrap();
     assert_eq!(opts.block_capacity(), 32);
     let flags: Vec<bool> = plan
         .blocks()
@@ -283,7 +283,7 @@ fn extended_length_gives_larger_blocks() {
         security_level: SecurityLevel::FULL,
         ..extended(1024)
     };
-    let plan = PersoPlan::build(&seed_input(), &opts).unwrap();
+    let plan = PersoPlan::build(&specified_input(), &opts).unwrap();
     assert_eq!(opts.block_capacity(), 1007);
     assert_eq!(plan.blocks().len(), 2);
     assert!(plan.blocks()[0].command.is_extended());
@@ -293,7 +293,7 @@ fn extended_length_gives_larger_blocks() {
 fn oversized_plans_and_invalid_items_are_refused() {
     let tiny = extended(9);
     assert!(matches!(
-        PersoPlan::build(&seed_input(), &tiny),
+        PersoPlan::build(&specified_input(), &tiny),
         Err(PlanError::TooManyBlocks { .. })
     ));
     let none = PlanOptions {
@@ -301,10 +301,10 @@ fn oversized_plans_and_invalid_items_are_refused() {
         ..tiny
     };
     assert!(matches!(
-        PersoPlan::build(&seed_input(), &none),
+        PersoPlan::build(&specified_input(), &none),
         Err(PlanError::NoRoomForData { lc_limit: 8 })
     ));
-    let mut input = seed_input();
+    let mut input = specified_input();
     input.items.device_certificate = vec![0x31; 424];
     assert!(matches!(
         PersoPlan::build(&input, &PlanOptions::default()),

@@ -136,7 +136,7 @@ impl FobDgi {
 
 /// Length of the DEK-encrypted private scalar: 32 bytes + ISO 9797-1 M2 padding.
 pub const ENCRYPTED_SCALAR_LEN: usize = 48;
-/// Largest certificate the applet stores (JCOP 4 applet buffer; seed sizes are 422–722 B).
+/// Largest certificate the applet stores (JCOP 4 applet buffer; the specified sizes are 422–722 B).
 pub const MAX_CERTIFICATE_LEN: usize = 2048;
 
 /// STORE DATA instruction byte (GP Card Spec 2.3.1 §11.11; provisioning specification: E2, not DA).
@@ -338,7 +338,7 @@ mod tests {
     }
 
     #[test]
-    fn post_perso_commands_match_the_seed() {
+    fn post_perso_commands_match_the_specification() {
         assert_eq!(
             TransportConfig::Uicc.enable_command(),
             [0x00, 0xDB, 0x00, 0x00, 0x03, 0x0A, 0x01, 0x01]

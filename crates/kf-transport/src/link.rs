@@ -1,5 +1,5 @@
 //! A timing model of the contactless link between a reader and a JCOP 4
-//! class fob, and a [`PacedCard`] that makes a virtual card answer at the
+//! class fob, and a `PacedCard` that makes a virtual card answer at the
 //! modeled speed.
 //!
 //! One command/response exchange costs three parts:
@@ -21,11 +21,11 @@
 //!   as such wherever the model prints figures.
 //! * **host**: the PC/SC call and the CCID round trip over USB, one bulk-out
 //!   and one bulk-in transfer in 1 ms full-speed frames (USB 2.0 §5.8). It
-//!   exists on a real line and on the vpcd path alike, so [`PacedCard`]
+//!   exists on a real line and on the vpcd path alike, so `PacedCard`
 //!   does not add it.
 //!
 //! The model is sans-IO: [`LinkModel::exchange`] returns durations; only
-//! [`PacedCard`] sleeps.
+//! `PacedCard` sleeps.
 
 use std::fmt;
 use std::str::FromStr;
@@ -333,7 +333,7 @@ fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// A [`VirtualCard`] that answers no sooner than a real fob on `model`'s
+/// A `VirtualCard` that answers no sooner than a real fob on `model`'s
 /// link would: each response is held back until the modeled air and chip
 /// time of the exchange has passed since the command arrived. Without a
 /// model it answers at once.

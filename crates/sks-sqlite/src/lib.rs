@@ -115,7 +115,12 @@ impl StorageKey {
             .map_err(|e| key_file(path, e.kind()))?;
         match kf_secret_file::check_owner_only(path) {
             Ok(true) => {}
-            Ok(false) => return Err(key_file(path, "others may read it; it must be 0600")),
+            Ok(false) => {
+                return Err(key_file(
+                    path,
+                    "its mode gives other users access; it must be 0600",
+                ))
+            }
             Err(e) => return Err(key_file(path, e)),
         }
         let mut key = Zeroizing::new([0u8; 32]);

@@ -169,7 +169,9 @@ impl Token {
             .map(Secret::new)
             .map_err(|e| token_file(e.kind()))?;
         if !kf_secret_file::check_owner_only(path).map_err(|e| token_file(&e))? {
-            return Err(token_file(&"others may read it; it must be 0600"));
+            return Err(token_file(
+                &"its mode gives other users access; it must be 0600",
+            ));
         }
         let token = text.expose().trim_ascii();
         if token.len() < 32 {

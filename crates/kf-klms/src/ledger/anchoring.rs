@@ -40,7 +40,7 @@ pub fn head(conn: &Connection, station: &str) -> Result<(u64, [u8; 32]), LedgerE
         .prepare_cached("SELECT seq, link FROM chain_heads WHERE station = ?1")?
         .query_row(params![station], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    Ok(parse_head(row)?)
+    parse_head(row).map_err(LedgerError::ChainRefused)
 }
 
 /// A record sent again at an anchored sequence number: the same link as

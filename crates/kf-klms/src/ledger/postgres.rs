@@ -448,7 +448,8 @@ fn anchor_in(
 ) -> Result<AuditStored, LedgerError> {
     let genesis = anchor::link_hex(&anchor::GENESIS);
     let row = tx.query_one(&st.lock_head, &[&req.station, &genesis])?;
-    let (seq, link) = anchor::parse_head(Some((row.try_get(0)?, row.try_get(1)?)))?;
+    let (seq, link) = anchor::parse_head(Some((row.try_get(0)?, row.try_get(1)?)))
+        .map_err(LedgerError::ChainRefused)?;
     let link_hex = anchor::link_hex(&req.link);
     let req_seq = i64::try_from(req.seq)
         .map_err(|_| LedgerError::ChainRefused(ChainRefusal::Gap { expected: seq + 1 }))?;
@@ -625,7 +626,7 @@ impl LedgerStore for PgLedger {
             Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
             None => None,
         };
-        Ok(anchor::parse_head(row)?)
+        anchor::parse_head(row).map_err(LedgerError::ChainRefused)
     }
 
     fn reset_chain(

@@ -108,7 +108,7 @@ pub(super) async fn head(
         .lock()
         .map_err(|_| ApiError::internal("ledger lock poisoned"))?
         .chain_head(&station)
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+        .map_err(audit_ledger_error)?;
     Ok(Json(ChainHead {
         station_id: station,
         seq,

@@ -103,8 +103,9 @@ pub struct FobIdentity {
 /// Callbacks of the pipeline (journal, progress).
 pub trait PipelineHooks {
     /// Called once the fob's identity is read, before its keys are fetched.
-    /// An error refuses the fob (e.g. already personalized): nothing is
-    /// fetched for it or written to it.
+    /// [`HookError::Refused`] refuses the fob (e.g. already personalized),
+    /// [`HookError::Failed`] stops it for a fault of the hook; either way
+    /// nothing is fetched for it or written to it.
     fn check_identity(&mut self, _identity: &FobIdentity) -> Result<(), HookError> {
         Ok(())
     }
@@ -113,7 +114,8 @@ pub trait PipelineHooks {
     /// any SCP03 command: the hook may add facts about the content to the
     /// record (the station's journal sets `irk_fingerprint`) and may refuse
     /// the content (e.g. an IRK already personalized on an earlier fob);
-    /// a refusal stops the fob at FetchKeys with nothing written to it.
+    /// a refusal or a failure stops the fob at FetchKeys with nothing written
+    /// to it.
     fn check_input(
         &mut self,
         _input: &ProvisioningInput,

@@ -24,7 +24,7 @@ pub const ICA_CERT_FILE: &str = "ica_cert.der";
 /// Shared CMS/root certificate, in the pool root.
 pub const ROOT_CERT_FILE: &str = "cms_root_cert.der";
 
-/// Longest FESN accepted (seed FESNs are 8 characters).
+/// Longest FESN accepted (the specified FESNs are 8 characters).
 const MAX_FESN_LEN: usize = 16;
 
 /// Size caps of the package files. The specified format fixes the sizes

@@ -37,7 +37,7 @@ pub struct DemoArgs {
     #[arg(long)]
     pub json: bool,
     /// Key source: klms (embedded reference KLMS over mTLS, diversified keys)
-    /// or dev (seed dev-sample keys, in-memory packages).
+    /// or dev (the specification's dev-sample keys, in-memory packages).
     #[arg(long, default_value = "klms", value_parser = ["klms", "dev"])]
     pub source: String,
     #[command(flatten)]
