@@ -297,33 +297,22 @@ fn select_and_status_p1_p2_codings() {
     );
     let next = gp::get_status(GetStatusScope::Applications, &[], true).unwrap();
     assert_eq!(next.p2(), 0x03);
-    assert_eq!(next.data(), [gp::tag::AID, 0x00]);
+    assert_eq!(next.data(), [0x4F, 0x00]);
 }
 
 #[test]
 fn registry_and_fci_tags_have_their_ber_form() {
     use gp::tag;
     use kf_apdu::Tag;
-    let constructed = |t: u32| Tag::new(t).unwrap().is_constructed();
-    for t in [
-        tag::REGISTRY_ENTRY,
-        tag::FCI_TEMPLATE,
-        tag::FCI_PROPRIETARY_DATA,
-        tag::KEY_INFORMATION_TEMPLATE,
-    ] {
-        assert!(constructed(t.into()), "{t:02X}");
+    for t in tag::ALL {
+        assert_eq!(Tag::new(t.as_u32()).ok(), Some(t), "{t} is a valid tag");
     }
-    for t in [
-        tag::AID,
-        tag::PRIVILEGES,
-        tag::DF_NAME,
-        tag::KEY_INFORMATION_DATA,
-    ] {
-        assert!(!constructed(t.into()), "{t:02X}");
-    }
-    for t in [tag::LIFE_CYCLE_STATE, tag::MAX_COMMAND_DATA_LEN] {
-        assert!(!constructed(t.into()), "{t:04X}");
-    }
+    let constructed: Vec<u32> = tag::ALL
+        .iter()
+        .filter(|t| t.is_constructed())
+        .map(|t| t.as_u32())
+        .collect();
+    assert_eq!(constructed, [0xE3, 0x6F, 0xA5, 0xE0]);
     assert_eq!(
         gp::get_data(gp::KEY_INFORMATION_TAG).to_bytes(),
         [0x80, 0xCA, 0x00, 0xE0, 0x00]

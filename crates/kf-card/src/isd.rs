@@ -4,7 +4,7 @@
 use kf_apdu::gp::{
     self, tag, CardLifeCycle, GetStatusFormat, GetStatusScope, SelectP1, SelectP2, SetStatusScope,
 };
-use kf_apdu::{CommandApdu, ResponseApdu, StatusWord};
+use kf_apdu::{CommandApdu, ResponseApdu, StatusWord, Tlv, TlvError};
 use kf_profile::{APPLET_AID, ISD_AID};
 
 use crate::fob::{status, VirtualFob};
@@ -53,7 +53,10 @@ impl VirtualFob {
         self.sm.close();
         self.selected = target;
         let data = if want_fci {
-            fci(target.aid())
+            match fci(target.aid()) {
+                Ok(fci) => fci,
+                Err(_) => return status(StatusWord::NO_PRECISE_DIAGNOSIS),
+            }
         } else {
             Vec::new()
         };
@@ -70,9 +73,10 @@ impl VirtualFob {
     pub(crate) fn get_data(&self, cmd: &CommandApdu) -> ResponseApdu {
         let tag = u16::from_be_bytes([cmd.p1(), cmd.p2()]);
         match (tag, self.selected) {
-            (gp::KEY_INFORMATION_TAG, Selected::Isd) => {
-                ResponseApdu::new(self.key_information(), StatusWord::SUCCESS)
-            }
+            (gp::KEY_INFORMATION_TAG, Selected::Isd) => match self.key_information() {
+                Ok(data) => ResponseApdu::new(data, StatusWord::SUCCESS),
+                Err(_) => status(StatusWord::NO_PRECISE_DIAGNOSIS),
+            },
             (kf_apdu::gp::CPLC_TAG, Selected::Isd) => {
                 ResponseApdu::new(self.cplc().to_tlv(), StatusWord::SUCCESS)
             }
@@ -109,28 +113,17 @@ impl VirtualFob {
 
     /// Key Information Template `E0` (GPC §11.3.3.1, Table 11-29): for each key
     /// set, the ENC/MAC/DEK keys (id 1, 2, 3) as AES keys (type 88).
-    fn key_information(&self) -> Vec<u8> {
-        let mut body = Vec::new();
-        for (kvn, keys) in &self.data.key_sets {
-            for (id, len) in [
-                (1u8, keys.enc.len()),
-                (2, keys.mac.len()),
-                (3, keys.dek.len()),
-            ] {
-                body.extend_from_slice(&[
-                    tag::KEY_INFORMATION_DATA,
-                    0x04,
-                    id,
-                    *kvn,
-                    gp::KEY_TYPE_AES,
-                    len as u8,
-                ]);
+    fn key_information(&self) -> Result<Vec<u8>, TlvError> {
+        let mut keys = Vec::new();
+        for (kvn, set) in &self.data.key_sets {
+            for (id, len) in [(1u8, set.enc.len()), (2, set.mac.len()), (3, set.dek.len())] {
+                // An AES key is 16, 24 or 32 bytes: its length fits the one-byte field.
+                let len = u8::try_from(len).unwrap_or(u8::MAX);
+                let data = [id, *kvn, gp::KEY_TYPE_AES, len];
+                keys.push(Tlv::primitive(tag::KEY_INFORMATION_DATA, data)?);
             }
         }
-        let mut out = vec![tag::KEY_INFORMATION_TEMPLATE];
-        push_len(&mut out, body.len());
-        out.extend_from_slice(&body);
-        out
+        Ok(Tlv::constructed(tag::KEY_INFORMATION_TEMPLATE, keys)?.encode())
     }
 
     /// SET STATUS for the ISD (P1 80, §11.10) inside the secure channel:
@@ -177,7 +170,8 @@ impl VirtualFob {
             None => return status(StatusWord::INCORRECT_P1P2),
         };
         // Empty search criterion: match all (§11.4.2.3).
-        if cmd.data() != [tag::AID, 0x00] {
+        let match_all = Tlv::primitive(tag::AID, Vec::new()).map(|t| t.encode());
+        if match_all.as_deref() != Ok(cmd.data()) {
             return status(StatusWord::INCORRECT_DATA);
         }
         let entries: Vec<(&[u8], u8, &[u8])> = match GetStatusScope::from_byte(cmd.p1()) {
@@ -196,15 +190,11 @@ impl VirtualFob {
         let mut out = Vec::new();
         for (aid, life_cycle, privileges) in entries {
             if tlv {
-                let mut body = vec![tag::AID, aid.len() as u8];
-                body.extend_from_slice(aid);
-                body.extend_from_slice(&tag::LIFE_CYCLE_STATE.to_be_bytes());
-                body.extend_from_slice(&[0x01, life_cycle]);
-                body.extend_from_slice(&[tag::PRIVILEGES, privileges.len() as u8]);
-                body.extend_from_slice(privileges);
-                out.push(tag::REGISTRY_ENTRY);
-                push_len(&mut out, body.len());
-                out.extend_from_slice(&body);
+                let entry = registry_entry(aid, life_cycle, privileges);
+                match entry {
+                    Ok(entry) => entry.encode_into(&mut out),
+                    Err(_) => return status(StatusWord::NO_PRECISE_DIAGNOSIS),
+                }
             } else {
                 out.push(aid.len() as u8);
                 out.extend_from_slice(aid);
@@ -221,27 +211,30 @@ fn matches_aid(requested: &[u8], aid: &[u8]) -> bool {
     requested == aid || (requested.len() >= 5 && aid.starts_with(requested))
 }
 
-/// FCI template (GPC Table 11-82): `6F { 84 AID, A5 { 9F65 01 FF } }`.
-fn fci(aid: &[u8]) -> Vec<u8> {
-    let [max_hi, max_lo] = tag::MAX_COMMAND_DATA_LEN.to_be_bytes();
-    let proprietary = [tag::FCI_PROPRIETARY_DATA, 0x04, max_hi, max_lo, 0x01, 0xFF];
-    let mut body = vec![tag::DF_NAME, aid.len() as u8];
-    body.extend_from_slice(aid);
-    body.extend_from_slice(&proprietary);
-    let mut out = vec![tag::FCI_TEMPLATE, body.len() as u8];
-    out.extend_from_slice(&body);
-    out
+/// One GET STATUS entry in the tagged format (GPC Table 11-36):
+/// `E3 { 4F AID, 9F70 life cycle, C5 privileges }`.
+fn registry_entry(aid: &[u8], life_cycle: u8, privileges: &[u8]) -> Result<Tlv, TlvError> {
+    Tlv::constructed(
+        tag::REGISTRY_ENTRY,
+        vec![
+            Tlv::primitive(tag::AID, aid)?,
+            Tlv::primitive(tag::LIFE_CYCLE_STATE, [life_cycle])?,
+            Tlv::primitive(tag::PRIVILEGES, privileges)?,
+        ],
+    )
 }
 
-/// BER-TLV definite length (ISO/IEC 8825-1 §8.1.3).
-fn push_len(out: &mut Vec<u8>, len: usize) {
-    if len < 0x80 {
-        out.push(len as u8);
-    } else if len < 0x100 {
-        out.extend_from_slice(&[0x81, len as u8]);
-    } else {
-        out.extend_from_slice(&[0x82, (len >> 8) as u8, len as u8]);
-    }
+/// FCI template (GPC Table 11-82): `6F { 84 AID, A5 { 9F65 01 FF } }`.
+fn fci(aid: &[u8]) -> Result<Vec<u8>, TlvError> {
+    let max_command_data = Tlv::primitive(tag::MAX_COMMAND_DATA_LEN, [0xFF])?;
+    let fci = Tlv::constructed(
+        tag::FCI_TEMPLATE,
+        vec![
+            Tlv::primitive(tag::DF_NAME, aid)?,
+            Tlv::constructed(tag::FCI_PROPRIETARY_DATA, vec![max_command_data])?,
+        ],
+    )?;
+    Ok(fci.encode())
 }
 
 #[cfg(test)]

@@ -148,10 +148,9 @@ pub fn get_status(
             "get next occurrence is rejected for the ISD scope (GPC 2.3.1 §11.4.2.2)",
         ));
     }
-    let mut data = Vec::with_capacity(2 + aid_prefix.len());
-    data.push(tag::AID);
-    data.push(aid_prefix.len() as u8);
-    data.extend_from_slice(aid_prefix);
+    let data = crate::Tlv::primitive(tag::AID, aid_prefix)
+        .map_err(|_| ApduError::InvalidArgument("AID search criterion"))?
+        .encode();
     let mut p2 = GetStatusFormat::Tagged.as_byte();
     if next_occurrence {
         p2 |= GET_STATUS_NEXT_OCCURRENCE;

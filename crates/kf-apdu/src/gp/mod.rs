@@ -128,39 +128,55 @@ pub mod ins {
 }
 
 /// Tags of the GlobalPlatform data objects in commands and responses (GPC
-/// 2.3.1 §11.1.11 tag ranges). One-byte tags are `u8`, two-byte tags `u16`.
+/// 2.3.1 §11.1.11 tag ranges), as BER-TLV [`Tag`](crate::Tag)s.
 pub mod tag {
+    use crate::Tag;
+
     /// Application identifier: the GET STATUS search criterion and the AID of
     /// each GET STATUS entry (GPC 2.3.1 §11.4.2.3, Table 11-36).
-    pub const AID: u8 = 0x4F;
+    pub const AID: Tag = Tag::known(0x4F);
     /// GlobalPlatform Registry related data, one per GET STATUS entry in the
     /// tagged format (GPC 2.3.1 §11.4.3.1, Table 11-36).
-    pub const REGISTRY_ENTRY: u8 = 0xE3;
+    pub const REGISTRY_ENTRY: Tag = Tag::known(0xE3);
     /// Life cycle state of a GET STATUS entry (GPC 2.3.1 Table 11-36).
-    pub const LIFE_CYCLE_STATE: u16 = 0x9F70;
+    pub const LIFE_CYCLE_STATE: Tag = Tag::known(0x9F70);
     /// Privileges of a GET STATUS entry (GPC 2.3.1 Table 11-36).
-    pub const PRIVILEGES: u8 = 0xC5;
+    pub const PRIVILEGES: Tag = Tag::known(0xC5);
     /// File Control Information template, the SELECT response (GPC 2.3.1
     /// §11.9.3.1, Table 11-82).
-    pub const FCI_TEMPLATE: u8 = 0x6F;
+    pub const FCI_TEMPLATE: Tag = Tag::known(0x6F);
     /// Application / file AID in the FCI (GPC 2.3.1 Table 11-82).
-    pub const DF_NAME: u8 = 0x84;
+    pub const DF_NAME: Tag = Tag::known(0x84);
     /// Proprietary data in the FCI (GPC 2.3.1 Table 11-82).
-    pub const FCI_PROPRIETARY_DATA: u8 = 0xA5;
+    pub const FCI_PROPRIETARY_DATA: Tag = Tag::known(0xA5);
     /// Maximum length of the data field in a command message, in the FCI
     /// proprietary data (GPC 2.3.1 Table 11-82).
-    pub const MAX_COMMAND_DATA_LEN: u16 = 0x9F65;
+    pub const MAX_COMMAND_DATA_LEN: Tag = Tag::known(0x9F65);
     /// Key Information Template, answered to GET DATA `00E0` (GPC 2.3.1
     /// §11.3.3.1).
-    pub const KEY_INFORMATION_TEMPLATE: u8 = 0xE0;
+    pub const KEY_INFORMATION_TEMPLATE: Tag = Tag::known(0xE0);
     /// Key information data, one per key in the template (GPC 2.3.1
     /// §11.3.3.1).
-    pub const KEY_INFORMATION_DATA: u8 = 0xC0;
+    pub const KEY_INFORMATION_DATA: Tag = Tag::known(0xC0);
+
+    /// Every tag above, for the check that each is a valid BER-TLV tag.
+    pub const ALL: [Tag; 10] = [
+        AID,
+        REGISTRY_ENTRY,
+        LIFE_CYCLE_STATE,
+        PRIVILEGES,
+        FCI_TEMPLATE,
+        DF_NAME,
+        FCI_PROPRIETARY_DATA,
+        MAX_COMMAND_DATA_LEN,
+        KEY_INFORMATION_TEMPLATE,
+        KEY_INFORMATION_DATA,
+    ];
 }
 
 /// The GET DATA tag (P1-P2) of the Key Information Template (GPC 2.3.1
 /// §11.3.2, §11.3.3.1).
-pub const KEY_INFORMATION_TAG: u16 = tag::KEY_INFORMATION_TEMPLATE as u16;
+pub const KEY_INFORMATION_TAG: u16 = tag::KEY_INFORMATION_TEMPLATE.as_u32() as u16;
 
 /// Key type AES in key information and PUT KEY data (GPC 2.3.1 §11.1.8,
 /// Table 11-16).

@@ -65,8 +65,15 @@ impl Tag {
         }
     }
 
+    /// A tag whose value this crate's own constants fix (the GlobalPlatform
+    /// data objects of [`crate::gp::tag`]); a unit test checks each against
+    /// [`Tag::new`]. Not public: outside values go through [`Tag::new`].
+    pub(crate) const fn known(value: u32) -> Tag {
+        Tag(value)
+    }
+
     /// The tag value, e.g. `0x5F50`.
-    pub fn as_u32(self) -> u32 {
+    pub const fn as_u32(self) -> u32 {
         self.0
     }
 
