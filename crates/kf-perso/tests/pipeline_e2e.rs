@@ -288,6 +288,94 @@ fn a_journal_failure_stops_before_the_first_store_data() {
     );
 }
 
+/// Identity and content checks that refuse, or fail, with the given error.
+struct Checks {
+    identity: Option<fn() -> HookError>,
+    input: Option<fn() -> HookError>,
+}
+
+impl PipelineHooks for Checks {
+    fn check_identity(
+        &mut self,
+        _identity: &kf_perso::pipeline::FobIdentity,
+    ) -> Result<(), HookError> {
+        self.identity.map_or(Ok(()), |e| Err(e()))
+    }
+    fn check_input(
+        &mut self,
+        _input: &kf_source::ProvisioningInput,
+        _record: &mut AuditRecord,
+    ) -> Result<(), HookError> {
+        self.input.map_or(Ok(()), |e| Err(e()))
+    }
+}
+
+/// A refusal by a hook is the fob's (`Refused`), a failure of the hook the station's
+/// (`Journal`), at whichever check it happens; neither lets a secure command reach the fob.
+#[test]
+fn a_hook_refusal_and_a_hook_failure_are_told_apart_at_each_check() {
+    let refused: fn() -> HookError = || HookError::refused("already personalized");
+    let failed: fn() -> HookError = || HookError::failed("journal unreadable");
+    for (checks, stage, want_refused) in [
+        (
+            Checks {
+                identity: Some(refused),
+                input: None,
+            },
+            Stage::ReadUid,
+            true,
+        ),
+        (
+            Checks {
+                identity: Some(failed),
+                input: None,
+            },
+            Stage::ReadUid,
+            false,
+        ),
+        (
+            Checks {
+                identity: None,
+                input: Some(refused),
+            },
+            Stage::FetchKeys,
+            true,
+        ),
+        (
+            Checks {
+                identity: None,
+                input: Some(failed),
+            },
+            Stage::FetchKeys,
+            false,
+        ),
+    ] {
+        let mut checks = checks;
+        let mut link = fob();
+        let outcome = provision_fob(
+            &mut link,
+            &mut dev_source(1),
+            &options(SecurityLevel::C_MAC),
+            &mut checks,
+        );
+        let error = outcome.error.unwrap();
+        assert_eq!(error.stage, stage, "{error}");
+        if want_refused {
+            assert!(matches!(error.error, PipelineError::Refused(_)), "{error}");
+        } else {
+            assert!(matches!(error.error, PipelineError::Journal(_)), "{error}");
+        }
+        assert!(
+            !outcome
+                .record
+                .apdu_trace
+                .iter()
+                .any(|e| e.apdu_hex.starts_with("84")),
+            "no secure command after a stopped check: {error}"
+        );
+    }
+}
+
 /// A random source that fails once it has served `left` draws.
 struct RunsDry {
     left: usize,
