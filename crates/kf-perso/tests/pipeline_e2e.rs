@@ -196,6 +196,16 @@ fn provision_dev(link: &mut dyn Transport, level: SecurityLevel) -> FobOutcome {
     provision_fob(link, &mut dev_source(1), &options(level), &mut NoHooks)
 }
 
+/// One dev-sample fob at level 01 through `hooks`.
+fn provision_with_hooks(link: &mut dyn Transport, hooks: &mut dyn PipelineHooks) -> FobOutcome {
+    provision_fob(
+        link,
+        &mut dev_source(1),
+        &options(SecurityLevel::C_MAC),
+        hooks,
+    )
+}
+
 /// How many commands a session sent.
 fn commands_sent(outcome: &FobOutcome) -> u64 {
     outcome
@@ -268,12 +278,7 @@ impl PipelineHooks for RefusingJournal {
 #[test]
 fn a_journal_failure_stops_before_the_first_store_data() {
     let mut link = fob();
-    let outcome = provision_fob(
-        &mut link,
-        &mut dev_source(1),
-        &options(SecurityLevel::C_MAC),
-        &mut RefusingJournal,
-    );
+    let outcome = provision_with_hooks(&mut link, &mut RefusingJournal);
     let error = outcome.error.unwrap();
     assert_eq!(error.stage, Stage::PayloadDelivery);
     assert!(matches!(error.error, PipelineError::Journal(_)));
@@ -352,12 +357,7 @@ fn a_hook_refusal_and_a_hook_failure_are_told_apart_at_each_check() {
     ] {
         let mut checks = checks;
         let mut link = fob();
-        let outcome = provision_fob(
-            &mut link,
-            &mut dev_source(1),
-            &options(SecurityLevel::C_MAC),
-            &mut checks,
-        );
+        let outcome = provision_with_hooks(&mut link, &mut checks);
         let error = outcome.error.unwrap();
         assert_eq!(error.stage, stage, "{error}");
         if want_refused {
