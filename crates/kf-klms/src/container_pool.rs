@@ -10,9 +10,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use base64::Engine;
-use der::Decode;
-use p256::pkcs8::DecodePrivateKey;
+use kf_source::container::{
+    parse_directory_name, validate_package, PackageFiles, SharedCertificates,
+};
 use zeroize::Zeroizing;
 
 use crate::content::{ContentError, ContentProvider, FobContent};
@@ -22,51 +22,28 @@ const CLAIM_FILE: &str = ".klms-claimed";
 /// A pool of container packages.
 pub struct ContainerPoolContent {
     dir: PathBuf,
-    ica_cert_der: Vec<u8>,
-    root_cert_der: Vec<u8>,
+    shared: SharedCertificates,
     packages: Mutex<Vec<PathBuf>>,
 }
 
-fn config_err(path: &Path, what: impl std::fmt::Display) -> ContentError {
-    ContentError::Config(format!("{}: {what}", path.display()))
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, ContentError> {
-    std::fs::read(path).map_err(|e| config_err(path, e))
-}
-
-fn split_name(name: &str) -> Option<(&str, &str)> {
-    let (fesn, spid) = name.rsplit_once('-')?;
-    let ok = !fesn.is_empty()
-        && fesn.chars().all(|c| c.is_ascii_alphanumeric())
-        && spid.len() == 40
-        && spid.chars().all(|c| c.is_ascii_hexdigit());
-    ok.then_some((fesn, spid))
-}
-
-fn cert_public_point(path: &Path, der: &[u8]) -> Result<Vec<u8>, ContentError> {
-    let cert = x509_cert::Certificate::from_der(der)
-        .map_err(|_| config_err(path, "not a DER certificate"))?;
-    cert.tbs_certificate
-        .subject_public_key_info
-        .subject_public_key
-        .as_bytes()
-        .map(<[u8]>::to_vec)
-        .ok_or_else(|| config_err(path, "bad public key bit string"))
-}
-
 impl ContainerPoolContent {
-    /// Scans `dir` for package directories and loads the shared certificates.
+    /// Scans `dir` for package directories and loads the shared certificates (with the
+    /// station's own reader: regular files under size caps, certificates checked).
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, ContentError> {
         let dir = dir.into();
-        let ica_cert_der = read(&dir.join("ica_cert.der"))?;
-        let root_cert_der = read(&dir.join("cms_root_cert.der"))?;
+        let config_err = |what: &dyn std::fmt::Display| {
+            ContentError::Config(format!("{}: {what}", dir.display()))
+        };
+        let shared = SharedCertificates::load(&dir).map_err(|e| config_err(&e))?;
         let mut packages = Vec::new();
-        for entry in std::fs::read_dir(&dir).map_err(|e| config_err(&dir, e))? {
-            let entry = entry.map_err(|e| config_err(&dir, e))?;
+        for entry in std::fs::read_dir(&dir).map_err(|e| config_err(&e))? {
+            let entry = entry.map_err(|e| config_err(&e))?;
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
-            if path.is_dir() && split_name(&name).is_some() && !path.join(CLAIM_FILE).exists() {
+            if path.is_dir()
+                && parse_directory_name(&path, &name).is_ok()
+                && !path.join(CLAIM_FILE).exists()
+            {
                 packages.push(path);
             }
         }
@@ -74,8 +51,7 @@ impl ContainerPoolContent {
         packages.reverse(); // pop() hands out in name order
         Ok(ContainerPoolContent {
             dir,
-            ica_cert_der,
-            root_cert_der,
+            shared,
             packages: Mutex::new(packages),
         })
     }
@@ -85,62 +61,25 @@ impl ContainerPoolContent {
         self.packages.lock().map(|p| p.len()).unwrap_or(0)
     }
 
+    /// Reads and validates one package as the station's container source does (provisioning
+    /// specification, "Container Directory Format"): file caps, FESN, strict IRK, the key
+    /// matching the device certificate, its CN and its issuer (the pool's ICA).
     fn load(&self, path: &Path) -> Result<FobContent, ContentError> {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let (fesn, spid) = split_name(&name).ok_or_else(|| config_err(path, "bad package name"))?;
-        let fesn_txt = String::from_utf8(read(&path.join("FESN.txt"))?)
-            .map_err(|_| config_err(path, "FESN.txt is not text"))?;
-        if fesn_txt.trim() != fesn {
-            return Err(config_err(
-                path,
-                "FESN.txt does not match the directory name",
-            ));
-        }
-        let irk_text = Zeroizing::new(read(&path.join("irk_keyfob.key"))?);
-        let irk_bytes = Zeroizing::new(
-            base64::engine::general_purpose::STANDARD
-                .decode(irk_text.trim_ascii())
-                .map_err(|_| config_err(&path.join("irk_keyfob.key"), "not base64"))?,
-        );
-        let mut irk = Zeroizing::new([0u8; 16]);
-        if irk_bytes.len() != 16 {
-            return Err(config_err(
-                &path.join("irk_keyfob.key"),
-                "IRK is not 16 bytes",
-            ));
-        }
-        irk.copy_from_slice(&irk_bytes);
-        let key_path = path.join("keyfob_private.der");
-        let key_der = Zeroizing::new(read(&key_path)?);
-        let secret = p256::SecretKey::from_pkcs8_der(&key_der)
-            .or_else(|_| p256::SecretKey::from_sec1_der(&key_der))
-            .map_err(|_| config_err(&key_path, "not a PKCS#8 or SEC1 P-256 private key"))?;
-        let cert_path = path.join("keyfob_public.der");
-        let device_cert_der = read(&cert_path)?;
-        let point = cert_public_point(&cert_path, &device_cert_der)?;
-        let expected = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(
-            &secret.public_key(),
-            false,
-        );
-        if point != expected.as_bytes() {
-            return Err(config_err(
-                path,
-                "private key does not match the device certificate",
-            ));
-        }
-        let mut scalar = Zeroizing::new([0u8; 32]);
-        scalar.copy_from_slice(&secret.to_bytes());
+        let invalid = |e: kf_source::ContainerError| ContentError::Config(e.to_string());
+        let files = PackageFiles::read(path).map_err(invalid)?;
+        let package = validate_package(path, &name, &files, &self.shared).map_err(invalid)?;
         Ok(FobContent {
-            fesn: fesn.to_owned(),
-            spid_hex: spid.to_ascii_uppercase(),
-            device_cert_der,
-            private_scalar: scalar,
-            ica_cert_der: self.ica_cert_der.clone(),
-            root_cert_der: self.root_cert_der.clone(),
-            irk,
+            fesn: package.fesn,
+            spid_hex: package.spid.as_str().to_ascii_uppercase(),
+            device_cert_der: package.device_certificate,
+            private_scalar: Zeroizing::new(*package.scalar.expose_secret()),
+            ica_cert_der: self.shared.ica_der().to_vec(),
+            root_cert_der: self.shared.root_der().to_vec(),
+            irk: Zeroizing::new(*package.irk.expose_secret()),
         })
     }
 }
@@ -206,6 +145,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = record_claim(&mut full, dir.path(), &[0x04, 0x11]).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(28), "{err}");
+    }
+
+    /// A package the station's container source refuses (here an IRK file with a leading
+    /// blank, which a lax reader would trim) is claimed and skipped, never handed out.
+    #[test]
+    fn a_package_the_station_would_refuse_is_never_handed_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = kf_source::fixtures::generate(dir.path(), 2, Some(3)).unwrap();
+        // Handed out in name order: the first is the broken one.
+        let mut names = pool.dir_names();
+        names.sort();
+        let irk = dir.path().join(&names[0]).join("irk_keyfob.key");
+        let text = std::fs::read(&irk).unwrap();
+        std::fs::write(&irk, [b" ".as_slice(), &text].concat()).unwrap();
+        let content = ContainerPoolContent::open(dir.path()).unwrap();
+        assert_eq!(content.remaining(), 2);
+        let served = content.content_for(&[0x04, 1]).unwrap();
+        let (_, spid) = names[1].rsplit_once('-').unwrap();
+        assert_eq!(served.spid_hex, spid.to_ascii_uppercase());
+        assert!(matches!(
+            content.content_for(&[0x04, 2]),
+            Err(ContentError::Exhausted)
+        ));
+        assert!(dir.path().join(&names[0]).join(CLAIM_FILE).exists());
     }
 
     #[test]

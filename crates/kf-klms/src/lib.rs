@@ -47,8 +47,9 @@
 //!   (see [`ledger::AuditFlag`]).
 //!
 //! Depends on the primitives (`kf-crypto`, `kf-apdu`, `kf-profile`, `kf-audit`, `kf-files`,
-//! `kf-secret-file`, `kf-accept`); never on the station, the pipeline, the transports or
-//! the virtual fob.
+//! `kf-secret-file`, `kf-accept`, `kf-stats`) and on `kf-source` for the container package
+//! format its pool shares with the station; never on the station, the pipeline, the
+//! transports or the virtual fob.
 
 pub mod anchor;
 pub mod bench;

@@ -241,6 +241,17 @@ direct_wire_type! {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Blob(pub Vec<u8>);
 
+/// A spec-enumerated byte ([`crate::consts::ByteEnum`]) is that byte on the wire; an
+/// undefined value read is refused with the field's name.
+impl<T: crate::consts::ByteEnum> WireType for T {
+    fn put(&self, w: &mut Writer) {
+        w.byte((*self).into());
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(T::try_from(r.byte()?)?)
+    }
+}
+
 impl WireType for Blob {
     fn put(&self, w: &mut Writer) {
         w.blob(&self.0);

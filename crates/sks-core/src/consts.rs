@@ -218,9 +218,12 @@ pub struct UnknownValue {
     pub value: u8,
 }
 
-/// A `byte` field whose values the spec enumerates: the enum, its byte (`u8::from`), the
-/// checked conversion back (`TryFrom<u8>`, failing with [`UnknownValue`]) and its wire
-/// encoding (that byte, checked when read).
+/// A `byte` field whose values the spec enumerates: its byte (`u8::from`) and the checked
+/// conversion back (`TryFrom<u8>`, failing with [`UnknownValue`]). `codec` gives every such
+/// type its wire encoding (that byte, checked when read), so this module needs no codec.
+pub trait ByteEnum: Copy + Into<u8> + TryFrom<u8, Error = UnknownValue> {}
+
+/// Declares a [`ByteEnum`]: the enum, `u8::from` and the checked `TryFrom<u8>`.
 macro_rules! byte_enum {
     ($(#[$doc:meta])* $name:ident = $field:literal {
         $($(#[$vdoc:meta])* $variant:ident = $value:literal,)*
@@ -248,14 +251,7 @@ macro_rules! byte_enum {
             }
         }
 
-        impl crate::codec::WireType for $name {
-            fn put(&self, w: &mut crate::codec::Writer) {
-                w.byte(u8::from(*self));
-            }
-            fn get(r: &mut crate::codec::Reader<'_>) -> Result<Self, crate::codec::DecodeError> {
-                Ok(Self::try_from(r.byte()?)?)
-            }
-        }
+        impl ByteEnum for $name {}
     };
 }
 
