@@ -24,6 +24,9 @@ pub enum FobError {
     /// A key could not be built.
     #[error("invalid key: {0}")]
     Key(#[from] kf_crypto::CryptoError),
+    /// The state file could not be read (missing is not an error: the fob starts fresh).
+    #[error("state file {0}")]
+    StateRead(#[source] kf_files::FileError),
     /// The state file could not be read or written.
     #[error("state file {path}: {source}")]
     StateIo {

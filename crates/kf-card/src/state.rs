@@ -7,7 +7,6 @@
 //! card tear leaves either the previous or the new state, never a torn file.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io;
 use std::path::Path;
 
@@ -77,6 +76,10 @@ enum LifeCycleName {
     CardLocked,
     Terminated,
 }
+
+/// Largest state file read: a few key sets and the personalization data take a few
+/// kilobytes.
+pub const STATE_FILE_MAX_BYTES: u64 = 1 << 20;
 
 #[derive(Serialize, Deserialize)]
 struct StateFile {
@@ -210,18 +213,16 @@ impl CardData {
         })
     }
 
-    /// Loads the state file, `Ok(None)` when it does not exist.
+    /// Loads the state file, `Ok(None)` when it does not exist. It must be a regular file of
+    /// at most [`STATE_FILE_MAX_BYTES`].
     pub fn load(path: &Path) -> Result<Option<CardData>, FobError> {
-        match fs::read(path) {
+        match kf_files::read_regular(path, STATE_FILE_MAX_BYTES, kf_files::Links::Follow) {
             Ok(bytes) => {
                 let bytes = zeroize::Zeroizing::new(bytes);
                 CardData::from_json(&bytes, path).map(Some)
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(FobError::StateIo {
-                path: path.to_owned(),
-                source,
-            }),
+            Err(e) if matches!(e.kind(), kf_files::FileErrorKind::Missing) => Ok(None),
+            Err(e) => Err(FobError::StateRead(e)),
         }
     }
 
