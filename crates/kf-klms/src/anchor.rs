@@ -74,7 +74,7 @@ impl std::fmt::Display for ChainRefusal {
             ChainRefusal::CorruptHead { reason } => write!(
                 f,
                 "the KLMS's stored chain head for this station is corrupt ({reason}); \
-                 anchoring stops until an operator resets the chain"
+                 anchoring stops until the KLMS operator runs `kf-klms chain reset`"
             ),
         }
     }

@@ -389,6 +389,61 @@ fn a_rolled_back_journal_is_refused_at_start_up_until_the_klms_operator_resets()
     server.shutdown();
 }
 
+/// A KLMS whose stored chain head for the station was damaged (a link that is not hex):
+/// the station does not start on it, says why and that the KLMS operator resets the chain,
+/// and writes nothing to its journal; after the reset it runs again.
+#[test]
+fn a_corrupt_chain_head_at_the_klms_stops_the_station_until_the_operator_resets() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (server, config) = klms_and_config(d, 0x34, |_| {});
+    let ledger = d.join("ledger.db");
+    let provision = || {
+        run(station()
+            .args(["provision", "--sim", "--json", "--config"])
+            .arg(&config))
+    };
+    let out = provision();
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    rusqlite::Connection::open(&ledger)
+        .unwrap()
+        .execute_batch("UPDATE chain_heads SET link = 'not hex' WHERE station = 'STATION-T'")
+        .unwrap();
+    let journal = d.join("journal.db");
+    let before = digest(&journal);
+    let out = provision();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("chain head")
+            && err.contains("corrupt")
+            && err.contains("kf-klms chain reset"),
+        "{err}"
+    );
+    assert_eq!(digest(&journal), before, "the journal was written to");
+
+    kf_klms::ledger::Ledger::open(&ledger)
+        .unwrap()
+        .reset_chain(
+            "STATION-T",
+            &kf_klms::ledger::OperatorAction::new("ledger restored", "test", 1),
+        )
+        .unwrap();
+    std::fs::rename(&journal, d.join("old-journal.db")).unwrap();
+    std::fs::rename(d.join("journal.db.key"), d.join("old-journal.db.key")).unwrap();
+    let out = provision();
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.shutdown();
+}
+
 /// A KLMS with nothing left to hand out: every key-package request gets 503.
 struct NoContent(Arc<AtomicUsize>);
 
