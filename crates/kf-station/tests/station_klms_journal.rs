@@ -267,6 +267,40 @@ fn kill_9_during_a_run_leaves_a_verifiable_journal_and_closes_the_interrupted_fo
     );
 }
 
+/// `provision --sim --json` against the KLMS of `config`, which must run to a PASS or FAIL
+/// (exit 0 or 1: the sim fob does not hold the KLMS's diversified keys, and either way the
+/// outcome is journaled, uploaded and anchored).
+fn provision_to_an_outcome(config: &Path) -> Output {
+    let out = provision_sim(config);
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `provision --sim --json` against the KLMS of `config`, whatever its exit code.
+fn provision_sim(config: &Path) -> Output {
+    run(station()
+        .args(["provision", "--sim", "--json", "--config"])
+        .arg(config))
+}
+
+/// The KLMS operator resets the station's chain in the ledger of `d` for `reason`, and the
+/// station sets its journal (and key) in `d` aside to start a new one from record 1.
+fn reset_chain_and_set_the_journal_aside(d: &Path, reason: &str) {
+    kf_klms::ledger::Ledger::open(d.join("ledger.db"))
+        .unwrap()
+        .reset_chain(
+            "STATION-T",
+            &kf_klms::ledger::OperatorAction::new(reason, "test", 1),
+        )
+        .unwrap();
+    std::fs::rename(d.join("journal.db"), d.join("old-journal.db")).unwrap();
+    std::fs::rename(d.join("journal.db.key"), d.join("old-journal.db.key")).unwrap();
+}
+
 /// A journal restored from an older copy is refused at start-up against the
 /// KLMS's anchor, unchanged; after an operator reset at the KLMS a new
 /// journal is accepted from record 1.
@@ -276,11 +310,7 @@ fn a_rolled_back_journal_is_refused_at_start_up_until_the_klms_operator_resets()
     let d = dir.path();
     let (server, config) = klms_and_config(d, 0x33, |_| {});
     let ledger = d.join("ledger.db");
-    let provision = || {
-        run(station()
-            .args(["provision", "--sim", "--json", "--config"])
-            .arg(&config))
-    };
+    let provision = || provision_sim(&config);
     let anchored = || {
         kf_klms::ledger::Ledger::open(&ledger)
             .unwrap()
@@ -288,25 +318,13 @@ fn a_rolled_back_journal_is_refused_at_start_up_until_the_klms_operator_resets()
             .unwrap()
             .0
     };
-    // The sim fob does not hold the KLMS's diversified keys: each run is a
-    // journaled FAILURE outcome, uploaded and anchored all the same.
-    let out = provision();
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    provision_to_an_outcome(&config);
     let journal = d.join("journal.db");
     let backup = d.join("backup.db");
     std::fs::copy(&journal, &backup).unwrap();
     let first = anchored();
     assert!(first >= 1, "nothing anchored after the first run");
-    let out = provision();
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    provision_to_an_outcome(&config);
     assert!(anchored() > first);
     // Offline verification with the KLMS receipt key and against the anchor.
     let receipt_key = d.join("klms-receipt.pem");
@@ -365,21 +383,8 @@ fn a_rolled_back_journal_is_refused_at_start_up_until_the_klms_operator_resets()
     );
 
     // The KLMS operator acknowledges the reset; the station starts a new journal.
-    kf_klms::ledger::Ledger::open(&ledger)
-        .unwrap()
-        .reset_chain(
-            "STATION-T",
-            &kf_klms::ledger::OperatorAction::new("journal disk replaced", "test", 1),
-        )
-        .unwrap();
-    std::fs::rename(&journal, d.join("old-journal.db")).unwrap();
-    std::fs::rename(d.join("journal.db.key"), d.join("old-journal.db.key")).unwrap();
-    let out = provision();
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    reset_chain_and_set_the_journal_aside(d, "journal disk replaced");
+    provision_to_an_outcome(&config);
     assert!(anchored() >= 1);
     let states = kf_klms::ledger::Ledger::open(&ledger)
         .unwrap()
@@ -398,24 +403,14 @@ fn a_corrupt_chain_head_at_the_klms_stops_the_station_until_the_operator_resets(
     let d = dir.path();
     let (server, config) = klms_and_config(d, 0x34, |_| {});
     let ledger = d.join("ledger.db");
-    let provision = || {
-        run(station()
-            .args(["provision", "--sim", "--json", "--config"])
-            .arg(&config))
-    };
-    let out = provision();
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    provision_to_an_outcome(&config);
     rusqlite::Connection::open(&ledger)
         .unwrap()
         .execute_batch("UPDATE chain_heads SET link = 'not hex' WHERE station = 'STATION-T'")
         .unwrap();
     let journal = d.join("journal.db");
     let before = digest(&journal);
-    let out = provision();
+    let out = provision_sim(&config);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
@@ -426,21 +421,8 @@ fn a_corrupt_chain_head_at_the_klms_stops_the_station_until_the_operator_resets(
     );
     assert_eq!(digest(&journal), before, "the journal was written to");
 
-    kf_klms::ledger::Ledger::open(&ledger)
-        .unwrap()
-        .reset_chain(
-            "STATION-T",
-            &kf_klms::ledger::OperatorAction::new("ledger restored", "test", 1),
-        )
-        .unwrap();
-    std::fs::rename(&journal, d.join("old-journal.db")).unwrap();
-    std::fs::rename(d.join("journal.db.key"), d.join("old-journal.db.key")).unwrap();
-    let out = provision();
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    reset_chain_and_set_the_journal_aside(d, "ledger restored");
+    provision_to_an_outcome(&config);
     server.shutdown();
 }
 
