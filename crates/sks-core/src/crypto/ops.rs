@@ -22,8 +22,8 @@ pub enum OpError {
     /// The key is not of the family the operation needs.
     #[error("the key is not {0}")]
     KeyFamily(&'static str),
-    /// ECDH between keys on different curves.
-    #[error("the public key is on another curve than the private key")]
+    /// ECDH with a public key that is not an EC key on the private key's curve.
+    #[error("the public key is not an EC key on the private key's curve")]
     CurveMismatch,
     /// A hash name that [`hmac`] does not know.
     #[error("unsupported hash \"{0}\"")]

@@ -223,11 +223,16 @@ fn agree(a: &req::KeyAgreement, _: AlgClass, key: PrivateKey) -> SksResult<Secre
     no_parameters(&a.key.parameters)?;
     let peer = PublicKey::from_spki(&a.public_key)
         .map_err(|_| err(ErrorCode::Crypto, "Malformed \"PublicKey\""))?;
-    ops::ecdh(&key, &peer).map_err(|e| {
-        err(
+    // The same ErrorString as before the typed errors: clients may match it.
+    ops::ecdh(&key, &peer).map_err(|e| match e {
+        ops::OpError::CurveMismatch => err(
+            ErrorCode::Option,
+            "\"PublicKey\" curve does not match the key",
+        ),
+        e => err(
             ErrorCode::Option,
             format!("\"PublicKey\" does not fit the key: {e}"),
-        )
+        ),
     })
 }
 
