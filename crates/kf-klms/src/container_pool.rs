@@ -40,7 +40,9 @@ impl ContainerPoolContent {
             let entry = entry.map_err(|e| config_err(&e))?;
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
-            if path.is_dir()
+            // As the station lists a pool: a link to a directory elsewhere is not a package.
+            let is_dir = entry.file_type().map_err(|e| config_err(&e))?.is_dir();
+            if is_dir
                 && parse_directory_name(&path, &name).is_ok()
                 && !path.join(CLAIM_FILE).exists()
             {
@@ -169,6 +171,25 @@ mod tests {
             Err(ContentError::Exhausted)
         ));
         assert!(dir.path().join(&names[0]).join(CLAIM_FILE).exists());
+    }
+
+    /// A link in the pool to a package directory elsewhere is not a package (the station
+    /// lists a pool the same way).
+    #[cfg(unix)]
+    #[test]
+    fn a_linked_package_directory_is_not_listed() {
+        let outside = tempfile::tempdir().unwrap();
+        let pool = kf_source::fixtures::generate(outside.path(), 1, Some(4)).unwrap();
+        let name = &pool.dir_names()[0];
+        let dir = tempfile::tempdir().unwrap();
+        for shared in ["ica_cert.der", "cms_root_cert.der"] {
+            std::fs::copy(outside.path().join(shared), dir.path().join(shared)).unwrap();
+        }
+        std::os::unix::fs::symlink(outside.path().join(name), dir.path().join(name)).unwrap();
+        assert_eq!(
+            ContainerPoolContent::open(dir.path()).unwrap().remaining(),
+            0
+        );
     }
 
     #[test]
