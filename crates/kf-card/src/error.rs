@@ -24,10 +24,7 @@ pub enum FobError {
     /// A key could not be built.
     #[error("invalid key: {0}")]
     Key(#[from] kf_crypto::CryptoError),
-    /// The state file could not be read (missing is not an error: the fob starts fresh).
-    #[error("state file {0}")]
-    StateRead(#[source] kf_files::FileError),
-    /// The state file could not be read or written.
+    /// The state file could not be written.
     #[error("state file {path}: {source}")]
     StateIo {
         /// The state file.
@@ -36,6 +33,9 @@ pub enum FobError {
         #[source]
         source: std::io::Error,
     },
+    /// The state file could not be read (missing is not an error: the fob starts fresh).
+    #[error("state file {0}")]
+    StateRead(#[source] kf_files::FileError),
     /// The state file exists but is not a valid fob state.
     #[error("state file {path} is not a valid fob state: {reason}")]
     CorruptState {

@@ -402,9 +402,8 @@ fn a_corrupt_chain_head_at_the_klms_stops_the_station_until_the_operator_resets(
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (server, config) = klms_and_config(d, 0x34, |_| {});
-    let ledger = d.join("ledger.db");
     provision_to_an_outcome(&config);
-    rusqlite::Connection::open(&ledger)
+    rusqlite::Connection::open(d.join("ledger.db"))
         .unwrap()
         .execute_batch("UPDATE chain_heads SET link = 'not hex' WHERE station = 'STATION-T'")
         .unwrap();
